@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): static checks, unit tests, then integration tests against
+# real services. Services come from the environment if set, else `scripts/services.sh up`
+# installs and starts them natively (and this script stops what it started, unless
+# KEEP_SERVICES=1). If they cannot be had, the run fails and says how to get them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "typecheck"
+tsc -p tsconfig.json --noEmit
+step "lint"
+eslint .
+
+step "unit tests"
+vitest run --project unit
+
+step "services"
+started_here=()
+if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" ]]; then
+  already=$(scripts/services.sh status 2>/dev/null | awk '$2=="running"{print $1}' || true)
+  if ! env_lines=$(scripts/services.sh up); then
+    echo "test: could not start the real services the integration tests need." >&2
+    echo "test: run 'scripts/services.sh up' to see why (it needs apt, Maven Central and PyPI), or set" >&2
+    echo "test: RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL, DCGM_EXPORTER_URL." >&2
+    exit 1
+  fi
+  while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[A-Z0-9_]+$ ]] && export "$key=$value"
+  done <<<"$env_lines"
+  for svc in rabbitmq kafka sqs prometheus; do
+    grep -qx "$svc" <<<"$already" || started_here+=("$svc")
+  done
+fi
+cleanup() {
+  if [[ ${#started_here[@]} -gt 0 && "${KEEP_SERVICES:-0}" != "1" ]]; then
+    step "stopping services started by this run: ${started_here[*]}"
+    scripts/services.sh down "${started_here[@]}" >&2 || true
+  fi
+}
+trap cleanup EXIT
+
+step "integration tests"
+vitest run --project integration

@@ -1,0 +1,123 @@
+// One read per source identity per interval, however many triggers and calls ask: fresh values
+// are served from memory, concurrent callers share the in-flight query, and every query has a
+// deadline. Failures are remembered for the same interval, so a broker that is down is not
+// hammered by every caller; they are never turned into a value.
+import { SourceTimeout, SourceUnavailable, ScalerError, errorMessage } from '../errors.ts';
+import type { Source, SourceReading } from '../sources/source.ts';
+
+export interface Observation {
+  readonly reading: SourceReading;
+  /** When the query that produced the reading finished (clock ms). */
+  readonly atMs: number;
+}
+
+export interface ReadCacheOptions {
+  /** How long a reading (or an error) is served before the source is asked again. */
+  readonly ttlMs: number;
+  /** Deadline of one source query. */
+  readonly timeoutMs: number;
+  readonly now?: () => number;
+  /** Called after every real query (not cache hits), for metrics. */
+  readonly onQuery?: (source: Source, durationMs: number, error: unknown) => void;
+  /** Called with every fresh reading, in order, once per query: the hook for rate estimation. */
+  readonly onReading?: (source: Source, observation: Observation) => void;
+  /** Entries not asked for during this long are dropped. */
+  readonly idleEvictMs?: number;
+}
+
+type Settled = { ok: true; value: Observation } | { ok: false; error: unknown };
+
+interface Entry {
+  settled?: Settled;
+  settledAtMs: number;
+  inflight?: Promise<Observation>;
+  lastAskedMs: number;
+}
+
+export class ReadCache {
+  private readonly entries = new Map<string, Entry>();
+  private readonly now: () => number;
+  private queries = 0;
+  private lastSweepMs = 0;
+
+  private readonly options: ReadCacheOptions;
+
+  constructor(options: ReadCacheOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Total real source queries made so far. */
+  get queryCount(): number {
+    return this.queries;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Latest reading of `source`, at most ttlMs old; rejects with the source's error. */
+  read(source: Source, maxAgeMs = this.options.ttlMs): Promise<Observation> {
+    const now = this.now();
+    this.sweep(now);
+    let entry = this.entries.get(source.identity);
+    if (entry === undefined) {
+      entry = { settledAtMs: -Infinity, lastAskedMs: now };
+      this.entries.set(source.identity, entry);
+    }
+    entry.lastAskedMs = now;
+    const settled = entry.settled;
+    if (settled !== undefined && now - entry.settledAtMs < maxAgeMs) {
+      return settled.ok ? Promise.resolve(settled.value) : Promise.reject(settled.error);
+    }
+    if (entry.inflight === undefined) entry.inflight = this.query(source, entry);
+    return entry.inflight;
+  }
+
+  private async query(source: Source, entry: Entry): Promise<Observation> {
+    this.queries++;
+    const started = this.now();
+    const controller = new AbortController();
+    const timeoutMs = this.options.timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const err = new SourceTimeout(`${source.label}: no answer within ${timeoutMs} ms`);
+        controller.abort(err);
+        reject(err);
+      }, timeoutMs);
+    });
+    let settled: Settled;
+    try {
+      const reading = await Promise.race([source.read(controller.signal), deadline]);
+      settled = { ok: true, value: { reading, atMs: this.now() } };
+    } catch (err) {
+      settled = { ok: false, error: asScalerError(source, err) };
+    } finally {
+      clearTimeout(timer);
+    }
+    const finished = this.now();
+    entry.settled = settled;
+    entry.settledAtMs = finished;
+    entry.inflight = undefined;
+    this.options.onQuery?.(source, finished - started, settled.ok ? undefined : settled.error);
+    if (!settled.ok) throw settled.error;
+    this.options.onReading?.(source, settled.value);
+    return settled.value;
+  }
+
+  private sweep(now: number): void {
+    const idle = this.options.idleEvictMs ?? 10 * 60_000;
+    if (now - this.lastSweepMs < idle / 4) return;
+    this.lastSweepMs = now;
+    for (const [key, entry] of this.entries) {
+      if (entry.inflight === undefined && now - entry.lastAskedMs > idle) this.entries.delete(key);
+    }
+  }
+}
+
+/** Errors that are not already typed become UNAVAILABLE, labelled with the source. */
+function asScalerError(source: Source, err: unknown): ScalerError {
+  if (err instanceof ScalerError) return err;
+  return new SourceUnavailable(`${source.label}: ${errorMessage(err)}`);
+}

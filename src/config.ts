@@ -1,0 +1,103 @@
+// The scaler's own configuration: environment variables, plus an optional file (YAML or JSON)
+// with connection profiles. Validated once at start-up; a bad value stops the process with a
+// message naming the variable.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { sourceFields, sourceKinds } from './trigger/fields.ts';
+import type { ConnectionProfiles } from './trigger/types.ts';
+
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveMs = z.coerce.number().int().positive();
+
+const envSchema = z.object({
+  GRPC_PORT: port.default(9090),
+  METRICS_PORT: port.default(8080),
+  /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
+  HEALTH_PORT: port.default(0),
+  BIND_ADDRESS: z.string().min(1).default('0.0.0.0'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  CACHE_TTL_MS: positiveMs.default(1000),
+  SOURCE_TIMEOUT_MS: positiveMs.default(2000),
+  STREAM_INTERVAL_MS: positiveMs.default(1000),
+  SHUTDOWN_TIMEOUT_MS: positiveMs.default(10_000),
+  GRPC_MAX_CONNECTION_AGE_MS: positiveMs.default(5 * 60_000),
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
+  /** CA that client certificates must chain to; setting it turns on mutual TLS. */
+  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
+  CONFIG_FILE: z.string().min(1).optional(),
+});
+
+export type EnvConfig = z.infer<typeof envSchema>;
+
+export interface Config extends EnvConfig {
+  readonly profiles: ConnectionProfiles;
+}
+
+export class ConfigError extends Error {}
+
+function formatIssues(error: z.ZodError, where: string): string {
+  return error.issues.map((i) => `${where}${i.path.join('.')}: ${i.message}`).join('; ');
+}
+
+/**
+ * Connection profiles: `connections.<kind>.<name>.<key>`, keys as in trigger metadata without
+ * the prefix. `<key>FromEnv: VAR` reads the value from the scaler's environment (a mounted Secret).
+ */
+export function parseProfiles(raw: unknown, env: Readonly<Record<string, string | undefined>>): ConnectionProfiles {
+  const shape = z.object({
+    connections: z
+      .partialRecord(z.enum(sourceKinds as [string, ...string[]]), z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))))
+      .default({}),
+  });
+  const parsed = shape.safeParse(raw ?? {});
+  if (!parsed.success) throw new ConfigError(`config file: ${formatIssues(parsed.error, '')}`);
+  const profiles: ConnectionProfiles = {};
+  for (const [kind, named] of Object.entries(parsed.data.connections)) {
+    const table = sourceFields[kind as keyof typeof sourceFields] as Record<string, { fromEnv?: boolean }>;
+    const out: Record<string, Record<string, string>> = {};
+    for (const [name, values] of Object.entries(named ?? {})) {
+      const profile: Record<string, string> = {};
+      for (const [key, value] of Object.entries(values)) {
+        const base = key.endsWith('FromEnv') ? key.slice(0, -'FromEnv'.length) : key;
+        const where = `connections.${kind}.${name}.${key}`;
+        if (!(base in table) || base === 'connection') {
+          throw new ConfigError(`config file: ${where}: unknown key; allowed: ${Object.keys(table).filter((k) => k !== 'connection').join(', ')}`);
+        }
+        if (key !== base) {
+          const resolved = env[String(value)];
+          if (resolved === undefined) throw new ConfigError(`config file: ${where}: environment variable ${String(value)} is not set`);
+          profile[base] = resolved;
+        } else {
+          profile[base] = String(value);
+        }
+      }
+      out[name] = profile;
+    }
+    profiles[kind as keyof ConnectionProfiles] = out;
+  }
+  return profiles;
+}
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) throw new ConfigError(`environment: ${formatIssues(parsed.error, '')}`);
+  const config = parsed.data;
+  if ((config.TLS_CERT_FILE === undefined) !== (config.TLS_KEY_FILE === undefined)) {
+    throw new ConfigError('environment: TLS_CERT_FILE and TLS_KEY_FILE go together');
+  }
+  if (config.TLS_CLIENT_CA_FILE !== undefined && config.TLS_CERT_FILE === undefined) {
+    throw new ConfigError('environment: TLS_CLIENT_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE');
+  }
+  let raw: unknown = {};
+  if (config.CONFIG_FILE !== undefined) {
+    try {
+      raw = parseYaml(readFileSync(config.CONFIG_FILE, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`CONFIG_FILE ${config.CONFIG_FILE}: ${(err as Error).message}`);
+    }
+  }
+  return { ...config, profiles: parseProfiles(raw, env) };
+}
+

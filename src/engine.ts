@@ -1,0 +1,198 @@
+// The scaler's core path: request metadata -> trigger (schema) -> readings (cache -> sources)
+// -> decision (model). The gRPC layer only translates; the simulator calls the model directly.
+import { type Observation, ReadCache } from './cache/readCache.ts';
+import { decide, emptyHistory } from './model/decide.ts';
+import { type RateState, updateRates } from './model/rates.ts';
+import type { Decision, Signals, TriggerHistory } from './model/types.ts';
+import type { SourceRegistry } from './sources/index.ts';
+import type { Source } from './sources/source.ts';
+import type { Logger } from './telemetry/logger.ts';
+import type { ScalerMetrics } from './telemetry/metrics.ts';
+import { parseTrigger } from './trigger/schema.ts';
+import type { ConnectionProfiles, GpuSourceConfig, Trigger } from './trigger/types.ts';
+import { statusName, toServiceError } from './errors.ts';
+
+export interface TriggerRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface Evaluation {
+  readonly trigger: Trigger;
+  readonly decision: Decision;
+  /** Metric value that makes the HPA's AverageValue rule (target 1) land on the desired count. */
+  readonly metricValue: number;
+}
+
+export interface EngineOptions {
+  readonly registry: SourceRegistry;
+  readonly cacheTtlMs: number;
+  readonly sourceTimeoutMs: number;
+  readonly logger: Logger;
+  readonly metrics: ScalerMetrics;
+  readonly profiles?: ConnectionProfiles;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly now?: () => number;
+  /** Triggers not evaluated for this long lose their history and metric series. */
+  readonly triggerIdleMs?: number;
+}
+
+const MAX_PARSED = 20_000;
+
+interface TriggerState {
+  trigger: Trigger;
+  history: TriggerHistory;
+  lastEvaluation?: Evaluation;
+  lastSeenMs: number;
+}
+
+export class Engine {
+  readonly cache: ReadCache;
+  private readonly options: EngineOptions;
+  private readonly now: () => number;
+  private readonly parsed = new Map<string, Trigger | Error>();
+  private readonly rates = new Map<string, RateState>();
+  private readonly triggers = new Map<string, TriggerState>();
+  private lastSweepMs = 0;
+
+  constructor(options: EngineOptions) {
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    const { metrics } = options;
+    this.cache = new ReadCache({
+      ttlMs: options.cacheTtlMs,
+      timeoutMs: options.sourceTimeoutMs,
+      now: this.now,
+      onQuery: (source, durationMs, error) => {
+        metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
+        metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);
+        if (error !== undefined) {
+          const { code, details } = toServiceError(error);
+          metrics.sourceErrors.inc({ kind: source.kind, code: statusName(code) });
+          options.logger.warn({ source: source.label, code: statusName(code), err: details }, 'source query failed');
+        }
+      },
+      onReading: (source, observation) => this.observeRates(source, observation),
+    });
+  }
+
+  /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */
+  trigger(ref: TriggerRef): Trigger {
+    const key = memoKey(ref);
+    let result = this.parsed.get(key);
+    if (result === undefined) {
+      try {
+        result = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
+      } catch (err) {
+        result = err instanceof Error ? err : new Error(String(err));
+      }
+      if (this.parsed.size >= MAX_PARSED) this.parsed.clear();
+      this.parsed.set(key, result);
+    }
+    if (result instanceof Error) throw result;
+    return result;
+  }
+
+  /** Reads every source of the trigger (through the cache) and runs the model. */
+  async evaluate(ref: TriggerRef, options: { maxAgeMs?: number } = {}): Promise<Evaluation> {
+    const trigger = this.trigger(ref);
+    const sources = trigger.sources.map((config) => ({ config, source: this.options.registry.sourceFor(config) }));
+    // All or nothing: a partial sum would look smaller than the truth.
+    const observations = await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
+    const signals = this.signals(sources, observations);
+    const nowMs = this.now();
+    this.sweep(nowMs);
+    const state = this.triggers.get(trigger.id) ?? { trigger, history: emptyHistory(), lastSeenMs: nowMs };
+    const { decision, history } = decide({ signals, scaling: trigger.scaling, history: state.history, nowMs });
+    const evaluation: Evaluation = { trigger, decision, metricValue: decision.desiredReplicas };
+    state.history = history;
+    state.lastSeenMs = nowMs;
+    state.lastEvaluation = evaluation;
+    this.triggers.set(trigger.id, state);
+    this.options.metrics.recordDecision(trigger, decision);
+    if (this.options.logger.isLevelEnabled('debug')) {
+      this.options.logger.debug(
+        { trigger: trigger.id, desiredReplicas: decision.desiredReplicas, active: decision.active, explanation: decision.explanation },
+        'decision',
+      );
+    }
+    return evaluation;
+  }
+
+  /** Labels (no credentials) of the trigger's sources. */
+  sourceLabels(trigger: Trigger): string[] {
+    return trigger.sources.map((config) => this.options.registry.sourceFor(config).label);
+  }
+
+  /** The last evaluation of every trigger seen, for the explain endpoint. */
+  lastEvaluations(): Evaluation[] {
+    return [...this.triggers.values()].flatMap((s) => (s.lastEvaluation ? [s.lastEvaluation] : []));
+  }
+
+  private signals(
+    sources: readonly { config: Trigger['sources'][number]; source: Source }[],
+    observations: readonly Observation[],
+  ): Signals {
+    let backlog = 0;
+    let busyGpus: number | undefined;
+    let gpu: GpuSourceConfig | undefined;
+    let consumers: number | undefined;
+    let arrival: number | undefined = 0;
+    let service: number | undefined = 0;
+    let cap: number | undefined = 0;
+    let queueSources = 0;
+    sources.forEach(({ config, source }, i) => {
+      const reading = observations[i]!.reading;
+      if (config.kind === 'gpu') {
+        busyGpus = (busyGpus ?? 0) + (reading.busyGpus ?? 0);
+        gpu ??= config;
+        return;
+      }
+      queueSources++;
+      backlog += reading.backlog;
+      if (reading.consumers !== undefined) consumers = Math.max(consumers ?? 0, reading.consumers);
+      const rates = this.rates.get(source.identity);
+      arrival = arrival === undefined || rates?.arrivalRatePerSecond === undefined ? undefined : arrival + rates.arrivalRatePerSecond;
+      service = service === undefined || rates?.serviceRatePerSecond === undefined ? undefined : service + rates.serviceRatePerSecond;
+      cap = cap === undefined || reading.replicaCap === undefined ? undefined : cap + reading.replicaCap;
+    });
+    const gpuConfig = gpu as GpuSourceConfig | undefined;
+    return {
+      backlog,
+      ...(queueSources > 0 && arrival !== undefined ? { arrivalRatePerSecond: arrival } : {}),
+      ...(queueSources > 0 && service !== undefined ? { serviceRatePerSecond: service } : {}),
+      ...(consumers !== undefined ? { consumers } : {}),
+      ...(queueSources > 0 && cap !== undefined ? { replicaCap: cap } : {}),
+      ...(gpuConfig !== undefined
+        ? {
+            busyGpus,
+            gpuTargetUtilization: gpuConfig.targetUtilization,
+            gpuActivationThreshold: gpuConfig.activationThreshold,
+          }
+        : {}),
+    };
+  }
+
+  private observeRates(source: Source, observation: Observation): void {
+    this.rates.set(source.identity, updateRates(this.rates.get(source.identity), observation.reading, observation.atMs));
+  }
+
+  private sweep(nowMs: number): void {
+    const idle = this.options.triggerIdleMs ?? 30 * 60_000;
+    if (nowMs - this.lastSweepMs < idle / 10) return;
+    this.lastSweepMs = nowMs;
+    for (const [id, state] of this.triggers) {
+      if (nowMs - state.lastSeenMs > idle) {
+        this.triggers.delete(id);
+        this.options.metrics.forgetTrigger(state.trigger);
+      }
+    }
+  }
+}
+
+function memoKey(ref: TriggerRef): string {
+  const entries = Object.entries(ref.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([ref.name, ref.namespace, entries]);
+}
+

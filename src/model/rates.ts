@@ -1,0 +1,62 @@
+// Online rate estimation per source: arrival and service rates from broker counters or
+// broker-reported rates, smoothed with a time-based EWMA so that the polling cadence does not
+// change the estimate. Pure: the caller keeps the state and passes the time.
+
+/** What a rate estimate can be made from (a SourceReading fits). */
+export interface RateSample {
+  readonly backlog: number;
+  readonly arrivedTotal?: number;
+  readonly servedTotal?: number;
+  readonly arrivalRatePerSecond?: number;
+  readonly serviceRatePerSecond?: number;
+}
+
+export interface RateState {
+  readonly atMs: number;
+  readonly backlog: number;
+  readonly arrivedTotal?: number;
+  readonly servedTotal?: number;
+  readonly arrivalRatePerSecond?: number;
+  readonly serviceRatePerSecond?: number;
+}
+
+/** Smoothing time constant: rates follow a change within about this many seconds. */
+export const RATE_TIME_CONSTANT_SECONDS = 30;
+
+function smooth(previous: number | undefined, sample: number | undefined, dtSeconds: number): number | undefined {
+  if (sample === undefined || !Number.isFinite(sample)) return previous;
+  if (previous === undefined) return Math.max(0, sample);
+  const alpha = 1 - Math.exp(-dtSeconds / RATE_TIME_CONSTANT_SECONDS);
+  return Math.max(0, previous + alpha * (sample - previous));
+}
+
+function counterRate(prev: number | undefined, next: number | undefined, dtSeconds: number): number | undefined {
+  if (prev === undefined || next === undefined || dtSeconds <= 0) return undefined;
+  const delta = next - prev;
+  // A counter that went backwards was reset (topic recreated, broker restarted): no sample.
+  return delta >= 0 ? delta / dtSeconds : undefined;
+}
+
+export function updateRates(prev: RateState | undefined, sample: RateSample, atMs: number): RateState {
+  if (prev === undefined || atMs <= prev.atMs) {
+    return {
+      atMs,
+      backlog: sample.backlog,
+      arrivedTotal: sample.arrivedTotal,
+      servedTotal: sample.servedTotal,
+      arrivalRatePerSecond: sample.arrivalRatePerSecond,
+      serviceRatePerSecond: sample.serviceRatePerSecond,
+    };
+  }
+  const dt = (atMs - prev.atMs) / 1000;
+  const arrival = sample.arrivalRatePerSecond ?? counterRate(prev.arrivedTotal, sample.arrivedTotal, dt);
+  const service = sample.serviceRatePerSecond ?? counterRate(prev.servedTotal, sample.servedTotal, dt);
+  return {
+    atMs,
+    backlog: sample.backlog,
+    arrivedTotal: sample.arrivedTotal,
+    servedTotal: sample.servedTotal,
+    arrivalRatePerSecond: smooth(prev.arrivalRatePerSecond, arrival, dt),
+    serviceRatePerSecond: smooth(prev.serviceRatePerSecond, service, dt),
+  };
+}

@@ -1,0 +1,10 @@
+// The source drivers the server runs with. New source kinds register here.
+import { RabbitmqDriver } from '../sources/rabbitmq.ts';
+import type { SourceDriver } from '../sources/source.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { ServerConfig } from './server.ts';
+
+export function defaultDrivers(logger: Logger, config: ServerConfig): SourceDriver[] {
+  const timeoutMs = config.SOURCE_TIMEOUT_MS;
+  return [new RabbitmqDriver({ logger, timeoutMs })] as SourceDriver[];
+}

@@ -1,0 +1,58 @@
+// The HTTP side port: /metrics for Prometheus, /healthz and /readyz for humans and probes that
+// do not speak gRPC, and /explain for the `explain` CLI.
+import { type Server, createServer } from 'node:http';
+import type { Engine, Evaluation } from '../engine.ts';
+import type { ScalerMetrics } from '../telemetry/metrics.ts';
+
+/** An evaluation as shown to people: source labels instead of configs, so no secret leaves. */
+export function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
+  const { trigger, decision } = evaluation;
+  return {
+    trigger: { id: trigger.id, namespace: trigger.namespace, name: trigger.name, sources: sourceLabels, scaling: trigger.scaling },
+    desiredReplicas: decision.desiredReplicas,
+    active: decision.active,
+    metricValue: evaluation.metricValue,
+    explanation: decision.explanation,
+  };
+}
+
+export interface HttpOptions {
+  readonly metrics: ScalerMetrics;
+  readonly engine: Engine;
+  readonly ready: () => boolean;
+  readonly sourceLabels: (evaluation: Evaluation) => readonly string[];
+}
+
+export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpOptions): Server {
+  return createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
+      res.writeHead(code, { 'content-type': type });
+      res.end(body);
+    };
+    if (req.method !== 'GET') return send(405, 'method not allowed\n');
+    switch (url.pathname) {
+      case '/metrics':
+        metrics.registry.metrics().then(
+          (text) => send(200, text, metrics.registry.contentType),
+          (err: unknown) => send(500, `${String(err)}\n`),
+        );
+        return;
+      case '/healthz':
+        return send(200, 'ok\n');
+      case '/readyz':
+        return ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
+      case '/explain': {
+        const namespace = url.searchParams.get('namespace');
+        const name = url.searchParams.get('name');
+        const matches = engine
+          .lastEvaluations()
+          .filter((e) => (namespace === null || e.trigger.namespace === namespace) && (name === null || e.trigger.name === name))
+          .map((e) => explainView(e, sourceLabels(e)));
+        return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
+      }
+      default:
+        return send(404, 'not found\n');
+    }
+  });
+}

@@ -1,0 +1,138 @@
+// Assembles the process: gRPC server (ExternalScaler, health, reflection, TLS), the HTTP side
+// port, the engine and the sources, and stops them in order on shutdown.
+import { readFileSync } from 'node:fs';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import type { Config } from '../config.ts';
+import { Engine } from '../engine.ts';
+import { SourceRegistry } from '../sources/index.ts';
+import type { SourceDriver } from '../sources/source.ts';
+import { type Logger, silentLogger } from '../telemetry/logger.ts';
+import { ScalerMetrics } from '../telemetry/metrics.ts';
+import { ExternalScalerService } from './externalScaler.ts';
+import { createHttpServer } from './http.ts';
+import { SERVICE_NAME, externalScalerService, packageDefinition } from './protocol.ts';
+import { defaultDrivers } from './drivers.ts';
+
+export type ServerConfig = Omit<Config, 'LOG_LEVEL' | 'CONFIG_FILE'>;
+
+export interface RunningScaler {
+  readonly grpcPort: number;
+  readonly metricsPort: number;
+  readonly healthPort: number | undefined;
+  readonly engine: Engine;
+  readonly metrics: ScalerMetrics;
+  /** Graceful stop: NOT_SERVING, end streams, drain, then force. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly logger?: Logger;
+  readonly drivers?: (logger: Logger, config: ServerConfig) => SourceDriver[];
+  readonly env?: Readonly<Record<string, string | undefined>>;
+}
+
+function serverCredentials(config: ServerConfig): grpc.ServerCredentials {
+  if (config.TLS_CERT_FILE === undefined || config.TLS_KEY_FILE === undefined) return grpc.ServerCredentials.createInsecure();
+  const keyCert = { cert_chain: readFileSync(config.TLS_CERT_FILE), private_key: readFileSync(config.TLS_KEY_FILE) };
+  if (config.TLS_CLIENT_CA_FILE === undefined) return grpc.ServerCredentials.createSsl(null, [keyCert], false);
+  // Mutual TLS: the private CA must be given explicitly; a null CA would accept any public-CA client.
+  return grpc.ServerCredentials.createSsl(readFileSync(config.TLS_CLIENT_CA_FILE), [keyCert], true);
+}
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+  });
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function startScaler(config: ServerConfig, options: StartOptions = {}): Promise<RunningScaler> {
+  const logger = options.logger ?? silentLogger();
+  const metrics = new ScalerMetrics();
+  const registry = new SourceRegistry((options.drivers ?? defaultDrivers)(logger, config));
+  const engine = new Engine({
+    registry,
+    cacheTtlMs: config.CACHE_TTL_MS,
+    sourceTimeoutMs: config.SOURCE_TIMEOUT_MS,
+    logger,
+    metrics,
+    profiles: config.profiles,
+    env: options.env ?? process.env,
+  });
+  const scaler = new ExternalScalerService({ engine, logger, metrics, streamIntervalMs: config.STREAM_INTERVAL_MS });
+  const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
+
+  const grpcServer = new grpc.Server({
+    // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
+    'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_grace_ms': 30_000,
+    'grpc.keepalive_time_ms': 60_000,
+    'grpc.keepalive_timeout_ms': 20_000,
+    'grpc.keepalive_permit_without_calls': 1,
+  });
+  grpcServer.addService(externalScalerService, scaler.handlers());
+  health.addToServer(grpcServer);
+  new ReflectionService(packageDefinition).addToServer(grpcServer);
+  const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), serverCredentials(config));
+
+  let healthServer: grpc.Server | undefined;
+  let healthPort: number | undefined;
+  if (config.HEALTH_PORT > 0) {
+    healthServer = new grpc.Server();
+    health.addToServer(healthServer);
+    healthPort = await bind(healthServer, hostPort(config.BIND_ADDRESS, config.HEALTH_PORT), grpc.ServerCredentials.createInsecure());
+  }
+
+  let serving = true;
+  const http: HttpServer = createHttpServer({ metrics, engine, ready: () => serving, sourceLabels: (e) => engine.sourceLabels(e.trigger) });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.METRICS_PORT, config.BIND_ADDRESS, () => resolve());
+  });
+  const metricsPort = (http.address() as AddressInfo).port;
+  logger.info(
+    { grpcPort, metricsPort, healthPort, tls: config.TLS_CERT_FILE !== undefined, mutualTls: config.TLS_CLIENT_CA_FILE !== undefined },
+    'keda-inference-scaler listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      serving = false;
+      health.setStatus('', 'NOT_SERVING');
+      health.setStatus(SERVICE_NAME, 'NOT_SERVING');
+      // tryShutdown waits for open server streams: end them first (KEDA re-opens them elsewhere).
+      scaler.endStreams();
+      await shutdown(grpcServer, config.SHUTDOWN_TIMEOUT_MS);
+      if (healthServer !== undefined) await shutdown(healthServer, 1000);
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
+      await registry.close();
+      logger.info('keda-inference-scaler stopped');
+    })();
+    return stopping;
+  };
+  return { grpcPort, metricsPort, healthPort, engine, metrics, stop };
+}
+
+function shutdown(server: grpc.Server, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, timeoutMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,234 @@
+// RabbitMQ backlog. amqp: passive queue declare (checkQueue) on a shared connection per broker,
+// ready messages and consumers, freshest for waking. http: the management API's queue object,
+// ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
+// statistics interval.
+import amqplib, { type Channel, type ChannelModel } from 'amqplib';
+import {
+  SourceBadAnswer,
+  SourceNotFound,
+  SourceUnauthenticated,
+  SourceUnavailable,
+  errorMessage,
+  redact,
+} from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { RabbitmqSourceConfig } from '../trigger/types.ts';
+import { secretHash } from './index.ts';
+import type { Source, SourceDriver, SourceReading } from './source.ts';
+
+const HEARTBEAT_SECONDS = 10;
+
+/** The AMQP URL with the trigger's vhost applied (the URL path is the vhost). */
+export function amqpUrl(config: Pick<RabbitmqSourceConfig, 'host' | 'vhostName'>): string {
+  const url = new URL(config.host);
+  if (config.vhostName !== undefined) url.pathname = `/${encodeURIComponent(config.vhostName)}`;
+  if (!url.searchParams.has('heartbeat')) url.searchParams.set('heartbeat', String(HEARTBEAT_SECONDS));
+  return url.toString();
+}
+
+/** Management API URL of one queue: {base}/api/queues/{vhost}/{queue}, vhost from the path unless overridden. */
+export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | 'vhostName' | 'queueName'>): {
+  url: string;
+  authorization: string | undefined;
+} {
+  const base = new URL(config.host);
+  const path = base.pathname.replace(/\/+$/, '');
+  const vhost = config.vhostName ?? (path === '' ? '/' : decodeURIComponent(path.slice(1)));
+  const authorization =
+    base.username !== ''
+      ? `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`
+      : undefined;
+  const url = `${base.protocol}//${base.host}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(config.queueName)}`;
+  return { url, authorization };
+}
+
+function vhostOf(config: RabbitmqSourceConfig): string {
+  if (config.vhostName !== undefined) return config.vhostName;
+  const path = new URL(config.host).pathname;
+  return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
+}
+
+function label(config: RabbitmqSourceConfig): string {
+  const url = new URL(config.host);
+  return `rabbitmq queue "${config.queueName}" (vhost "${vhostOf(config)}") at ${url.protocol}//${url.host}`;
+}
+
+/** Maps amqplib's connection and channel errors to typed errors. */
+function amqpError(where: string, err: unknown): Error {
+  const message = errorMessage(err);
+  const code = (err as { code?: unknown }).code;
+  if (code === 404 || /NOT_FOUND/.test(message)) return new SourceNotFound(`${where}: not found (${message})`);
+  if (code === 403 || /ACCESS.REFUSED/.test(message)) return new SourceUnauthenticated(`${where}: access refused (${message})`);
+  if (/530|NOT_ALLOWED|vhost/i.test(message)) return new SourceNotFound(`${where}: virtual host not allowed or missing (${message})`);
+  return new SourceUnavailable(`${where}: ${message}`);
+}
+
+/** One AMQP connection per broker URL, re-made lazily after it drops, with a pool of idle channels. */
+class AmqpConnection {
+  private connecting: Promise<ChannelModel> | undefined;
+  private readonly idle: Channel[] = [];
+  private readonly url: string;
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+
+  constructor(url: string, logger: Logger, timeoutMs: number) {
+    this.url = url;
+    this.logger = logger;
+    this.timeoutMs = timeoutMs;
+  }
+
+  private connection(): Promise<ChannelModel> {
+    if (this.connecting === undefined) {
+      const attempt = amqplib.connect(this.url, { timeout: this.timeoutMs }).then((conn) => {
+        const forget = (err?: unknown) => {
+          if (this.connecting === attempt) this.connecting = undefined;
+          this.idle.length = 0;
+          if (err !== undefined) this.logger.warn({ broker: redact(this.url), err: errorMessage(err) }, 'rabbitmq connection lost');
+        };
+        conn.on('error', forget);
+        conn.on('close', () => forget());
+        conn.on('blocked', (reason: unknown) => this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'));
+        return conn;
+      });
+      attempt.catch(() => {
+        if (this.connecting === attempt) this.connecting = undefined;
+      });
+      this.connecting = attempt;
+    }
+    return this.connecting;
+  }
+
+  /** checkQueue on a pooled channel; a 404 closes that channel, so it is never pooled again. */
+  async checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
+    const conn = await this.connection();
+    let channel = this.idle.pop();
+    if (channel === undefined) {
+      channel = await conn.createChannel();
+      // Without an 'error' listener, a channel error takes the whole connection down.
+      channel.on('error', () => undefined);
+      const created = channel;
+      channel.on('close', () => {
+        const i = this.idle.indexOf(created);
+        if (i >= 0) this.idle.splice(i, 1);
+      });
+    }
+    const reply = await channel.checkQueue(queue);
+    this.idle.push(channel);
+    return reply;
+  }
+
+  async close(): Promise<void> {
+    const pending = this.connecting;
+    this.connecting = undefined;
+    this.idle.length = 0;
+    if (pending === undefined) return;
+    try {
+      await (await pending).close();
+    } catch {
+      // already closed or never opened
+    }
+  }
+}
+
+interface ManagementQueue {
+  messages_ready?: unknown;
+  messages_unacknowledged?: unknown;
+  consumers?: unknown;
+  message_stats?: {
+    publish_details?: { rate?: unknown };
+    ack_details?: { rate?: unknown };
+    deliver_get_details?: { rate?: unknown };
+  };
+}
+
+function finite(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
+  readonly kind = 'rabbitmq' as const;
+  private readonly connections = new Map<string, AmqpConnection>();
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+
+  constructor(options: { logger: Logger; timeoutMs: number }) {
+    this.logger = options.logger;
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  identity(config: RabbitmqSourceConfig): string {
+    return [
+      'rabbitmq',
+      config.protocol,
+      secretHash(config.host),
+      vhostOf(config),
+      config.queueName,
+      config.excludeUnacknowledged ? 'ready' : 'all',
+    ].join('|');
+  }
+
+  create(config: RabbitmqSourceConfig): Source {
+    const where = label(config);
+    const read =
+      config.protocol === 'amqp' ? this.amqpReader(config, where) : (signal: AbortSignal) => this.readHttp(config, where, signal);
+    return { identity: this.identity(config), label: where, kind: 'rabbitmq', read };
+  }
+
+  private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
+    const url = amqpUrl(config);
+    return async () => {
+      let connection = this.connections.get(url);
+      if (connection === undefined) {
+        connection = new AmqpConnection(url, this.logger, this.timeoutMs);
+        this.connections.set(url, connection);
+      }
+      try {
+        const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
+        return { backlog: messageCount, consumers: consumerCount };
+      } catch (err) {
+        throw amqpError(where, err);
+      }
+    };
+  }
+
+  private async readHttp(config: RabbitmqSourceConfig, where: string, signal: AbortSignal): Promise<SourceReading> {
+    const { url, authorization } = managementQueueUrl(config);
+    let response: Response;
+    try {
+      response = await fetch(url, {
+        signal,
+        headers: { accept: 'application/json', ...(authorization ? { authorization } : {}) },
+      });
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      throw new SourceUnavailable(`${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`);
+    }
+    if (response.status === 404) throw new SourceNotFound(`${where}: queue or vhost not found (HTTP 404)`);
+    if (response.status === 401 || response.status === 403) {
+      throw new SourceUnauthenticated(`${where}: management API refused the credentials (HTTP ${response.status})`);
+    }
+    if (!response.ok) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
+    const body = (await response.json()) as ManagementQueue;
+    const ready = finite(body.messages_ready);
+    const unacked = finite(body.messages_unacknowledged) ?? 0;
+    if (ready === undefined) {
+      // A queue just declared may not have statistics yet; a missing count is not a 0.
+      throw new SourceBadAnswer(`${where}: management API gave no messages_ready (statistics not collected yet?)`);
+    }
+    const stats = body.message_stats;
+    const publish = finite(stats?.publish_details?.rate);
+    const served = finite(stats?.ack_details?.rate) ?? finite(stats?.deliver_get_details?.rate);
+    return {
+      backlog: config.excludeUnacknowledged ? ready : ready + unacked,
+      consumers: finite(body.consumers),
+      ...(publish !== undefined ? { arrivalRatePerSecond: publish } : {}),
+      ...(served !== undefined ? { serviceRatePerSecond: served } : {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.connections.values()];
+    this.connections.clear();
+    await Promise.allSettled(all.map((c) => c.close()));
+  }
+}

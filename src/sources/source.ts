@@ -1,0 +1,43 @@
+// The contract every source meets: read one broker (or Prometheus) and report what it saw. A
+// source knows nothing about scaling. Errors are the typed errors of ../errors.ts, never a 0.
+import type { SourceConfig } from '../trigger/types.ts';
+
+/** One reading of one source. Counters are cumulative; rates are per second. */
+export interface SourceReading {
+  /** Messages waiting, by the source's formula (0 for sources without a queue, e.g. GPU). */
+  readonly backlog: number;
+  /** Busy GPU-equivalents (GPU source only). */
+  readonly busyGpus?: number;
+  /** Consumers the broker sees on the queue (RabbitMQ) or members of the group (Kafka). */
+  readonly consumers?: number;
+  /** Replicas beyond this count cannot help (Kafka partitions when idle consumers are not allowed). */
+  readonly replicaCap?: number;
+  /** Cumulative count of messages that arrived (e.g. sum of Kafka log-end offsets). */
+  readonly arrivedTotal?: number;
+  /** Cumulative count of messages served (e.g. sum of Kafka committed offsets). */
+  readonly servedTotal?: number;
+  /** Arrival rate as the broker reports it (RabbitMQ management publish rate). */
+  readonly arrivalRatePerSecond?: number;
+  /** Service rate as the broker reports it (RabbitMQ management ack/deliver rate). */
+  readonly serviceRatePerSecond?: number;
+}
+
+export interface Source {
+  /** Cache identity: equal for every trigger that names the same thing with the same credentials. */
+  readonly identity: string;
+  /** Safe to log and to use in errors (no credentials). */
+  readonly label: string;
+  readonly kind: SourceConfig['kind'];
+  /** One query. Must honour `signal` (the cache aborts it on timeout). */
+  read(signal: AbortSignal): Promise<SourceReading>;
+}
+
+/** Creates sources of one kind and owns their shared connections. */
+export interface SourceDriver<C extends SourceConfig = SourceConfig> {
+  readonly kind: C['kind'];
+  /** Same identity for configs that read the same thing. */
+  identity(config: C): string;
+  create(config: C): Source;
+  /** Closes every connection the driver holds. */
+  close(): Promise<void>;
+}

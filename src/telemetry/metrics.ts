@@ -1,0 +1,144 @@
+// Prometheus metrics of the scaler, on an injected Registry (no global state).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Decision } from '../model/types.ts';
+import type { Trigger } from '../trigger/types.ts';
+
+const PREFIX = 'keda_inference_scaler_';
+
+export class ScalerMetrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'method' | 'code'>;
+  readonly requestSeconds: Histogram<'method'>;
+  readonly openStreams: Gauge<'method'>;
+  readonly sourceQueries: Counter<'kind' | 'result'>;
+  readonly sourceQuerySeconds: Histogram<'kind'>;
+  readonly sourceErrors: Counter<'kind' | 'code'>;
+  readonly triggerBacklog: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly triggerDesiredReplicas: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly triggerActive: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly triggerDemand: Gauge<'namespace' | 'scaled_object' | 'trigger' | 'term'>;
+  readonly triggerWinner: Gauge<'namespace' | 'scaled_object' | 'trigger' | 'term'>;
+  readonly triggerBusyGpus: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly triggerArrivalRate: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+
+  constructor(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
+    this.registry = registry;
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PREFIX });
+    const registers = [registry];
+    const triggerLabels = ['namespace', 'scaled_object', 'trigger'] as const;
+    this.requests = new Counter({
+      name: `${PREFIX}grpc_requests_total`,
+      help: 'gRPC requests answered, by method and status code.',
+      labelNames: ['method', 'code'],
+      registers,
+    });
+    this.requestSeconds = new Histogram({
+      name: `${PREFIX}grpc_request_duration_seconds`,
+      help: 'Latency of unary gRPC requests.',
+      labelNames: ['method'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.openStreams = new Gauge({
+      name: `${PREFIX}grpc_open_streams`,
+      help: 'Server streams open now, by method.',
+      labelNames: ['method'],
+      registers,
+    });
+    this.sourceQueries = new Counter({
+      name: `${PREFIX}source_queries_total`,
+      help: 'Queries sent to sources (brokers, Prometheus), cache hits excluded.',
+      labelNames: ['kind', 'result'],
+      registers,
+    });
+    this.sourceQuerySeconds = new Histogram({
+      name: `${PREFIX}source_query_duration_seconds`,
+      help: 'Latency of source queries.',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5],
+      registers,
+    });
+    this.sourceErrors = new Counter({
+      name: `${PREFIX}source_errors_total`,
+      help: 'Failed source queries, by gRPC status code they map to.',
+      labelNames: ['kind', 'code'],
+      registers,
+    });
+    this.triggerBacklog = new Gauge({
+      name: `${PREFIX}trigger_backlog`,
+      help: 'Backlog (messages) of the trigger at its last evaluation.',
+      labelNames: triggerLabels,
+      registers,
+    });
+    this.triggerDesiredReplicas = new Gauge({
+      name: `${PREFIX}trigger_desired_replicas`,
+      help: 'Desired replicas (D) answered for the trigger.',
+      labelNames: triggerLabels,
+      registers,
+    });
+    this.triggerActive = new Gauge({
+      name: `${PREFIX}trigger_active`,
+      help: '1 when the trigger is active (KEDA keeps at least one replica).',
+      labelNames: triggerLabels,
+      registers,
+    });
+    this.triggerDemand = new Gauge({
+      name: `${PREFIX}trigger_demand_replicas`,
+      help: 'Replica demand of each model term before bounds.',
+      labelNames: [...triggerLabels, 'term'],
+      registers,
+    });
+    this.triggerWinner = new Gauge({
+      name: `${PREFIX}trigger_winning_term`,
+      help: '1 for the term that fixed the desired replica count.',
+      labelNames: [...triggerLabels, 'term'],
+      registers,
+    });
+    this.triggerBusyGpus = new Gauge({
+      name: `${PREFIX}trigger_busy_gpus`,
+      help: 'Busy GPU-equivalents seen for the trigger.',
+      labelNames: triggerLabels,
+      registers,
+    });
+    this.triggerArrivalRate = new Gauge({
+      name: `${PREFIX}trigger_arrival_rate_per_second`,
+      help: 'Estimated arrival rate (messages per second) for the trigger.',
+      labelNames: triggerLabels,
+      registers,
+    });
+  }
+
+  recordDecision(trigger: Trigger, decision: Decision): void {
+    const labels = triggerLabels(trigger);
+    const { signals, demands, winner } = decision.explanation;
+    this.triggerBacklog.set(labels, signals.backlog);
+    this.triggerDesiredReplicas.set(labels, decision.desiredReplicas);
+    this.triggerActive.set(labels, decision.active ? 1 : 0);
+    for (const [term, value] of Object.entries(demands)) this.triggerDemand.set({ ...labels, term }, value);
+    for (const term of ['backlog', 'gpu', 'minReplicas', 'maxReplicas', 'replicaCap']) {
+      this.triggerWinner.set({ ...labels, term }, term === winner ? 1 : 0);
+    }
+    if (signals.busyGpus !== undefined) this.triggerBusyGpus.set(labels, signals.busyGpus);
+    if (signals.arrivalRatePerSecond !== undefined) this.triggerArrivalRate.set(labels, signals.arrivalRatePerSecond);
+  }
+
+  /** Drops the series of a trigger nobody asks about any more. */
+  forgetTrigger(trigger: Trigger): void {
+    const labels = triggerLabels(trigger);
+    for (const gauge of [this.triggerBacklog, this.triggerDesiredReplicas, this.triggerActive, this.triggerBusyGpus, this.triggerArrivalRate]) {
+      gauge.remove(labels);
+    }
+    for (const gauge of [this.triggerDemand, this.triggerWinner]) {
+      for (const term of ['backlog', 'gpu', 'minReplicas', 'maxReplicas', 'replicaCap']) gauge.remove({ ...labels, term });
+    }
+  }
+}
+
+/** Labels never carry URLs or secrets: the trigger label is the metadata hash from its id. */
+function triggerLabels(trigger: Trigger) {
+  return {
+    namespace: trigger.namespace,
+    scaled_object: trigger.name,
+    trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1),
+  };
+}

@@ -1,0 +1,287 @@
+// Declarative field tables for trigger metadata: one entry per key, with its value schema, its
+// default and the words that tell a user what is allowed. The parser (schema.ts) and the docs'
+// metadata table are both driven from these tables, so they cannot drift apart.
+import { z } from 'zod';
+
+export interface Field<T = unknown> {
+  /** Value schema for the raw string; must reject what is not allowed. */
+  readonly schema: z.ZodType<T, string>;
+  /** Human words for what is allowed, quoted in INVALID_ARGUMENT messages. */
+  readonly allowed: string;
+  readonly description: string;
+  /** Used when the key is absent. Fields without a default are optional (undefined) unless required. */
+  readonly default?: T;
+  readonly required?: boolean;
+  /** `<key>FromEnv` is accepted: KEDA resolves it from the workload's environment. */
+  readonly fromEnv?: boolean;
+  /** Never echoed back in errors or logs. */
+  readonly secret?: boolean;
+}
+
+const text = z.string().trim().min(1, 'must not be empty');
+
+function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
+  // z.coerce.number() turns "" into 0; metadata strings need a stricter reading.
+  return z
+    .string()
+    .trim()
+    .regex(/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/)
+    .transform(Number)
+    .refine((n) => Number.isFinite(n) && check(n));
+}
+
+export const kinds = {
+  positiveNumber: numberFrom((n) => n > 0),
+  nonNegativeNumber: numberFrom((n) => n >= 0),
+  nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
+  positiveInt: numberFrom((n) => n > 0 && Number.isInteger(n)),
+  fraction: numberFrom((n) => n > 0 && n <= 1),
+  bool: z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] }),
+  text,
+  url: (schemes: readonly string[]) =>
+    text.refine((s) => {
+      try {
+        return schemes.includes(new URL(s).protocol.replace(/:$/, ''));
+      } catch {
+        return false;
+      }
+    }),
+  oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values),
+  list: text.transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)).refine((l) => l.length > 0),
+};
+
+function field<T>(f: Field<T>): Field<T> {
+  return f;
+}
+
+const bool = (description: string, dflt: boolean) =>
+  field({ schema: kinds.bool, allowed: 'true or false', default: dflt, description });
+
+const connection = field({
+  schema: kinds.text,
+  allowed: "the name of a connection profile in the scaler's configuration",
+  description: "Connection profile from the scaler's configuration; its keys act as defaults for this source.",
+});
+
+/** Keys without a source prefix: how backlog and GPU demand become a replica count. */
+export const scalingFields = {
+  messagesPerReplica: field({
+    schema: kinds.positiveNumber,
+    allowed: 'a number > 0',
+    default: 5,
+    description: "Backlog one replica should hold (KEDA's queueLength / lagThreshold); used while rates are unknown.",
+  }),
+  throughputPerReplica: field({
+    schema: kinds.positiveNumber,
+    allowed: 'a number > 0 (messages per second)',
+    description: 'Messages per second one warm replica serves. Learned from the brokers when absent.',
+  }),
+  coldStartSeconds: field({
+    schema: kinds.nonNegativeNumber,
+    allowed: 'a number >= 0 (seconds)',
+    default: 60,
+    description: 'Time from "replica asked for" to "replica serving" (pod start and model load).',
+  }),
+  drainSeconds: field({
+    schema: kinds.positiveNumber,
+    allowed: 'a number > 0 (seconds)',
+    default: 60,
+    description: 'Latency objective: a backlog should be gone within this many seconds.',
+  }),
+  activationBacklog: field({
+    schema: kinds.nonNegativeNumber,
+    allowed: 'a number >= 0',
+    default: 0,
+    description: 'Backlog above which a workload scaled to zero wakes.',
+  }),
+  minReplicas: field({
+    schema: kinds.positiveInt,
+    allowed: 'an integer >= 1',
+    default: 1,
+    description: 'Lower bound on the desired replica count while active (scale to zero is decided by activity).',
+  }),
+  maxReplicas: field({
+    schema: kinds.positiveInt,
+    allowed: 'an integer >= 1',
+    default: 100,
+    description: 'Upper bound on the desired replica count.',
+  }),
+  keepWarm: field({
+    schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
+    allowed: '"auto" or a number of seconds >= 0',
+    default: 'auto' as const,
+    description: 'How long to stay active after the last work: learned from idle gaps (auto) or fixed seconds.',
+  }),
+} as const;
+
+export const rabbitmqFields = {
+  connection,
+  host: field({
+    schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
+    allowed: 'an amqp://, amqps://, http:// or https:// URL',
+    description: 'Broker URL: AMQP, or the management API for protocol http.',
+    fromEnv: true,
+    secret: true,
+  }),
+  queueName: field({ schema: kinds.text, allowed: 'a queue name', required: true, description: 'Queue to watch.' }),
+  vhostName: field({
+    schema: z.string(),
+    allowed: 'a virtual host name',
+    description: 'Virtual host; overrides the one in the host URL.',
+  }),
+  protocol: field({
+    schema: kinds.oneOf(['auto', 'amqp', 'http']),
+    allowed: 'auto, amqp or http',
+    default: 'auto' as const,
+    description: 'auto picks amqp or http from the host URL scheme.',
+  }),
+  excludeUnacknowledged: bool('http only: count ready messages only, not unacknowledged ones.', false),
+} as const;
+
+export const sqsFields = {
+  connection,
+  queueURL: field({
+    schema: kinds.url(['http', 'https']),
+    allowed: 'an https:// queue URL',
+    description: 'Queue URL.',
+    fromEnv: true,
+  }),
+  awsRegion: field({
+    schema: kinds.text,
+    allowed: 'an AWS region such as eu-west-1',
+    description: 'Region; taken from the queue URL when absent.',
+  }),
+  awsEndpoint: field({
+    schema: kinds.url(['http', 'https']),
+    allowed: 'an http(s):// URL',
+    description: 'Custom endpoint (local or private).',
+  }),
+  scaleOnInFlight: bool('Count in-flight (received, not deleted) messages.', true),
+  scaleOnDelayed: bool('Count delayed messages.', false),
+} as const;
+
+export const kafkaFields = {
+  connection,
+  bootstrapServers: field({
+    schema: kinds.list,
+    allowed: 'a comma-separated list of host:port',
+    description: 'Broker list.',
+    fromEnv: true,
+  }),
+  topic: field({
+    schema: kinds.list,
+    allowed: 'a topic name or a comma-separated list',
+    description: 'Topic(s); all topics the group has offsets for when absent.',
+  }),
+  consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', description: 'Consumer group.' }),
+  offsetResetPolicy: field({
+    schema: kinds.oneOf(['latest', 'earliest']),
+    allowed: 'latest or earliest',
+    default: 'latest' as const,
+    description: 'How a partition without a committed offset counts: earliest = whole log, latest = 1.',
+  }),
+  allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
+  scaleToZeroOnInvalidOffset: bool('With latest: a partition without a committed offset counts 0, not 1.', false),
+  sasl: field({
+    schema: kinds.oneOf(['none', 'plain', 'scram_sha256', 'scram_sha512']),
+    allowed: 'none, plain, scram_sha256 or scram_sha512',
+    default: 'none' as const,
+    description: 'SASL mechanism.',
+  }),
+  username: field({ schema: kinds.text, allowed: 'a user name', description: 'SASL user.', fromEnv: true }),
+  password: field({
+    schema: kinds.text,
+    allowed: 'a password',
+    description: 'SASL password.',
+    fromEnv: true,
+    secret: true,
+  }),
+  tls: field({
+    schema: kinds.oneOf(['enable', 'disable']),
+    allowed: 'enable or disable',
+    default: 'disable' as const,
+    description: 'TLS to the brokers.',
+  }),
+  ca: field({ schema: kinds.text, allowed: 'a PEM CA certificate', description: 'CA for the brokers.', fromEnv: true }),
+  cert: field({ schema: kinds.text, allowed: 'a PEM certificate', description: 'Client certificate.', fromEnv: true }),
+  key: field({
+    schema: kinds.text,
+    allowed: 'a PEM private key',
+    description: 'Client key.',
+    fromEnv: true,
+    secret: true,
+  }),
+  unsafeSsl: bool('Skip verification of the brokers\' certificates.', false),
+} as const;
+
+export const gpuFields = {
+  connection,
+  serverAddress: field({
+    schema: kinds.url(['http', 'https']),
+    allowed: 'an http(s):// Prometheus base URL',
+    description: 'Prometheus base URL.',
+    fromEnv: true,
+  }),
+  query: field({
+    schema: kinds.text,
+    allowed: 'a PromQL expression returning one series',
+    description: 'PromQL giving busy GPU-equivalents; built from namespace and podSelector when absent.',
+  }),
+  namespace: field({ schema: kinds.text, allowed: 'a namespace', description: 'Namespace of the workload pods.' }),
+  podSelector: field({
+    schema: kinds.text,
+    allowed: 'a regular expression over pod names',
+    description: "Pods of the workload (PromQL =~ on the exporter's pod label).",
+  }),
+  targetUtilization: field({
+    schema: kinds.fraction,
+    allowed: 'a number > 0 and <= 1',
+    default: 0.8,
+    description: 'Target busy share per GPU.',
+  }),
+  activationThreshold: field({
+    schema: kinds.nonNegativeNumber,
+    allowed: 'a number >= 0 (busy GPU-equivalents)',
+    default: 0.2,
+    description: 'Busy GPU-equivalents above which the workload counts as active (idle GPUs read a few percent).',
+  }),
+  ignoreNullValues: bool('An empty query result counts as 0 (true) or is an error (false).', true),
+  bearerToken: field({
+    schema: kinds.text,
+    allowed: 'a token',
+    description: 'Bearer token for Prometheus.',
+    fromEnv: true,
+    secret: true,
+  }),
+  username: field({ schema: kinds.text, allowed: 'a user name', description: 'Basic auth user.', fromEnv: true }),
+  password: field({
+    schema: kinds.text,
+    allowed: 'a password',
+    description: 'Basic auth password.',
+    fromEnv: true,
+    secret: true,
+  }),
+  ca: field({ schema: kinds.text, allowed: 'a PEM CA certificate', description: 'CA for Prometheus.', fromEnv: true }),
+  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false),
+} as const;
+
+export const sourceFields = {
+  rabbitmq: rabbitmqFields,
+  sqs: sqsFields,
+  kafka: kafkaFields,
+  gpu: gpuFields,
+} as const;
+
+export type SourceKind = keyof typeof sourceFields;
+export const sourceKinds = Object.keys(sourceFields) as SourceKind[];
+
+/** Keys KEDA itself reads from the trigger; accepted and ignored. */
+export const kedaKeys: ReadonlySet<string> = new Set([
+  'scalerAddress',
+  'enableTLS',
+  'unsafeSsl',
+  'tlsCertFile',
+  'caCert',
+  'tlsClientCert',
+  'tlsClientKey',
+]);

@@ -1,0 +1,81 @@
+// The typed trigger that the schema produces from KEDA's string metadata.
+
+export interface RabbitmqSourceConfig {
+  readonly kind: 'rabbitmq';
+  readonly host: string;
+  readonly queueName: string;
+  /** Explicit vhost (overrides the URL's); undefined keeps the URL's. */
+  readonly vhostName: string | undefined;
+  readonly protocol: 'amqp' | 'http';
+  readonly excludeUnacknowledged: boolean;
+}
+
+export interface SqsSourceConfig {
+  readonly kind: 'sqs';
+  readonly queueURL: string;
+  readonly awsRegion: string;
+  readonly awsEndpoint: string | undefined;
+  readonly scaleOnInFlight: boolean;
+  readonly scaleOnDelayed: boolean;
+}
+
+export interface KafkaSourceConfig {
+  readonly kind: 'kafka';
+  readonly bootstrapServers: readonly string[];
+  /** Empty: every topic the group has committed offsets for. */
+  readonly topics: readonly string[];
+  readonly consumerGroup: string;
+  readonly offsetResetPolicy: 'latest' | 'earliest';
+  readonly allowIdleConsumers: boolean;
+  readonly scaleToZeroOnInvalidOffset: boolean;
+  readonly sasl: 'none' | 'plain' | 'scram_sha256' | 'scram_sha512';
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly tls: boolean;
+  readonly ca: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  readonly unsafeSsl: boolean;
+}
+
+export interface GpuSourceConfig {
+  readonly kind: 'gpu';
+  readonly serverAddress: string;
+  /** PromQL returning busy GPU-equivalents (one series or a scalar). */
+  readonly query: string;
+  readonly targetUtilization: number;
+  readonly activationThreshold: number;
+  readonly ignoreNullValues: boolean;
+  readonly bearerToken: string | undefined;
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  readonly ca: string | undefined;
+  readonly unsafeSsl: boolean;
+}
+
+export type SourceConfig = RabbitmqSourceConfig | SqsSourceConfig | KafkaSourceConfig | GpuSourceConfig;
+
+export interface ScalingConfig {
+  readonly messagesPerReplica: number;
+  readonly throughputPerReplica: number | undefined;
+  readonly coldStartSeconds: number;
+  readonly drainSeconds: number;
+  readonly activationBacklog: number;
+  readonly minReplicas: number;
+  readonly maxReplicas: number;
+  readonly keepWarm: 'auto' | number;
+}
+
+export interface Trigger {
+  /** Stable identity of this trigger: namespace/name plus a hash of its metadata. */
+  readonly id: string;
+  readonly name: string;
+  readonly namespace: string;
+  /** Name returned by GetMetricSpec (KEDA prefixes it with sN- for the HPA). */
+  readonly metricName: string;
+  readonly sources: readonly SourceConfig[];
+  readonly scaling: ScalingConfig;
+}
+
+/** Connection profiles from the scaler's configuration: kind -> profile name -> key -> value. */
+export type ConnectionProfiles = Partial<Record<SourceConfig['kind'], Record<string, Record<string, string>>>>;

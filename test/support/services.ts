@@ -1,0 +1,43 @@
+// Where the real services for integration tests are: environment variables, or the file that
+// `scripts/services.sh up` writes. Never a mock: a missing service fails the run with directions.
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const SERVICE_KEYS = [
+  'RABBITMQ_URL',
+  'RABBITMQ_MANAGEMENT_URL',
+  'KAFKA_BROKERS',
+  'SQS_ENDPOINT',
+  'PROMETHEUS_URL',
+  'DCGM_EXPORTER_URL',
+] as const;
+export type ServiceKey = (typeof SERVICE_KEYS)[number];
+export type ServiceEnv = Partial<Record<ServiceKey, string>>;
+
+export const servicesEnvFile = fileURLToPath(new URL('../../.services/env', import.meta.url));
+
+export function parseEnvLines(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** Services from the environment first, then from .services/env. */
+export function discoverServices(env: Readonly<Record<string, string | undefined>> = process.env): ServiceEnv {
+  const file = process.env.SERVICES_DIR ? `${process.env.SERVICES_DIR}/env` : servicesEnvFile;
+  const fromFile = existsSync(file) ? parseEnvLines(readFileSync(file, 'utf8')) : {};
+  const out: ServiceEnv = {};
+  for (const key of SERVICE_KEYS) {
+    const value = env[key] ?? fromFile[key];
+    if (value) out[key] = value;
+  }
+  return out;
+}
+
+export const HOW_TO_GET_SERVICES =
+  'integration tests need real services: run `scripts/services.sh up` (installs and starts RabbitMQ, Kafka, ' +
+  'an SQS-compatible server and Prometheus natively), or run on a machine with a Docker engine (testcontainers), ' +
+  'or set RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL and DCGM_EXPORTER_URL';

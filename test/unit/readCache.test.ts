@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ReadCache } from '../../src/cache/readCache.ts';
+import { SourceNotFound, SourceTimeout, SourceUnavailable } from '../../src/errors.ts';
+import type { Source, SourceReading } from '../../src/sources/source.ts';
+
+function fakeSource(read: (signal: AbortSignal) => Promise<SourceReading>, identity = 'q'): Source & { calls: number } {
+  const source = {
+    identity,
+    label: `fake ${identity}`,
+    kind: 'rabbitmq' as const,
+    calls: 0,
+    read: (signal: AbortSignal) => {
+      source.calls++;
+      return read(signal);
+    },
+  };
+  return source;
+}
+
+describe('ReadCache', () => {
+  it('asks the source once for concurrent callers and shares the answer', async () => {
+    let release: (r: SourceReading) => void = () => undefined;
+    const source = fakeSource(() => new Promise((resolve) => (release = resolve)));
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000 });
+    const reads = Array.from({ length: 50 }, () => cache.read(source));
+    release({ backlog: 7 });
+    const results = await Promise.all(reads);
+    expect(source.calls).toBe(1);
+    expect(results.every((r) => r.reading.backlog === 7)).toBe(true);
+  });
+
+  it('serves a fresh value from memory and asks again once it is older than the ttl', async () => {
+    let now = 0;
+    let backlog = 1;
+    const source = fakeSource(async () => ({ backlog: backlog++ }));
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000, now: () => now });
+    expect((await cache.read(source)).reading.backlog).toBe(1);
+    now = 999;
+    expect((await cache.read(source)).reading.backlog).toBe(1);
+    now = 1000;
+    expect((await cache.read(source)).reading.backlog).toBe(2);
+    expect(source.calls).toBe(2);
+  });
+
+  it('remembers a failure for the ttl instead of hammering the source', async () => {
+    let now = 0;
+    const source = fakeSource(async () => {
+      throw new SourceNotFound('no such queue');
+    });
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000, now: () => now });
+    await expect(cache.read(source)).rejects.toBeInstanceOf(SourceNotFound);
+    await expect(cache.read(source)).rejects.toBeInstanceOf(SourceNotFound);
+    expect(source.calls).toBe(1);
+    now = 1500;
+    await expect(cache.read(source)).rejects.toBeInstanceOf(SourceNotFound);
+    expect(source.calls).toBe(2);
+  });
+
+  it('times a query out, aborts it and reports DEADLINE_EXCEEDED', async () => {
+    let aborted = false;
+    const source = fakeSource(
+      (signal) =>
+        new Promise((_, reject) => {
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(signal.reason);
+          });
+        }),
+    );
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 20 });
+    await expect(cache.read(source)).rejects.toBeInstanceOf(SourceTimeout);
+    expect(aborted).toBe(true);
+  });
+
+  it('wraps untyped errors as UNAVAILABLE with the source label, credentials stripped', async () => {
+    const source = fakeSource(async () => {
+      throw new Error('connect ECONNREFUSED amqp://user:pw@10.0.0.1:5672');
+    });
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000 });
+    const err = await cache.read(source).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SourceUnavailable);
+    expect((err as Error).message).toBe('fake q: connect ECONNREFUSED amqp://user:***@10.0.0.1:5672');
+  });
+
+  it('keeps separate entries per identity', async () => {
+    const a = fakeSource(async () => ({ backlog: 1 }), 'a');
+    const b = fakeSource(async () => ({ backlog: 2 }), 'b');
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000 });
+    expect((await cache.read(a)).reading.backlog).toBe(1);
+    expect((await cache.read(b)).reading.backlog).toBe(2);
+    expect(cache.queryCount).toBe(2);
+  });
+});

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidTrigger } from '../../src/errors.ts';
+import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
+
+const parse = (metadata: Record<string, string>, options = {}) => parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
+
+function issuesOf(metadata: Record<string, string>, options = {}): string[] {
+  try {
+    parse(metadata, options);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidTrigger);
+    return [...(err as InvalidTrigger).issues];
+  }
+  throw new Error('expected InvalidTrigger');
+}
+
+const rabbit = { 'rabbitmq.host': 'amqp://guest:secret@rabbit:5672/', 'rabbitmq.queueName': 'jobs' };
+
+describe('trigger schema', () => {
+  it('parses a RabbitMQ trigger with defaults', () => {
+    const t = parse(rabbit);
+    expect(t.sources).toEqual([
+      { kind: 'rabbitmq', host: rabbit['rabbitmq.host'], queueName: 'jobs', vhostName: undefined, protocol: 'amqp', excludeUnacknowledged: false },
+    ]);
+    expect(t.scaling).toMatchObject({ messagesPerReplica: 5, activationBacklog: 0, minReplicas: 1, maxReplicas: 100, coldStartSeconds: 60, drainSeconds: 60, keepWarm: 'auto' });
+    expect(t.metricName).toBe('inference-desired-replicas');
+  });
+
+  it('picks the protocol from the host scheme under auto', () => {
+    const t = parse({ ...rabbit, 'rabbitmq.host': 'http://guest:guest@rabbit:15672/' });
+    expect(t.sources[0]).toMatchObject({ protocol: 'http' });
+  });
+
+  it('accepts and ignores KEDA keys', () => {
+    expect(() => parse({ ...rabbit, scalerAddress: 'x:9090', enableTLS: 'false', unsafeSsl: 'true' })).not.toThrow();
+  });
+
+  it('folds <key>FromEnv into the key', () => {
+    const t = parse({ 'rabbitmq.hostFromEnv': 'amqp://u:p@h:5672/v', 'rabbitmq.queueName': 'q' });
+    expect(t.sources[0]).toMatchObject({ host: 'amqp://u:p@h:5672/v' });
+  });
+
+  it('names the unknown key and lists the allowed ones', () => {
+    const [issue] = issuesOf({ ...rabbit, 'rabbitmq.queue': 'x' });
+    expect(issue).toMatch(/^rabbitmq\.queue: unknown key; allowed rabbitmq keys: .*queueName/);
+    expect(issuesOf({ ...rabbit, queueLength: '5' })[0]).toMatch(/^queueLength: unknown key; allowed: .*messagesPerReplica/);
+  });
+
+  it.each([
+    ['messagesPerReplica', 'abc', /messagesPerReplica: got "abc"; allowed: a number > 0/],
+    ['messagesPerReplica', '', /messagesPerReplica: got ""; allowed: a number > 0/],
+    ['messagesPerReplica', '0', /allowed: a number > 0/],
+    ['minReplicas', '1.5', /minReplicas: got "1.5"; allowed: an integer >= 1/],
+    ['maxReplicas', '-3', /maxReplicas: got "-3"/],
+    ['activationBacklog', 'NaN', /activationBacklog: got "NaN"/],
+    ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" or a number of seconds/],
+    ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
+    ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
+  ])('rejects %s=%j', (key, value, pattern) => {
+    expect(issuesOf({ ...rabbit, [key]: value }).join('\n')).toMatch(pattern);
+  });
+
+  it('reads booleans strictly ("false" is false)', () => {
+    const t = parse({ ...rabbit, 'rabbitmq.host': 'http://h:15672/', 'rabbitmq.excludeUnacknowledged': 'false' });
+    expect(t.sources[0]).toMatchObject({ excludeUnacknowledged: false });
+  });
+
+  it('rejects a trigger without a source', () => {
+    expect(issuesOf({ messagesPerReplica: '3' })[0]).toMatch(/no source; allowed: keys prefixed rabbitmq\., sqs\., kafka\., gpu\./);
+  });
+
+  it('requires the queue name and a host', () => {
+    const issues = issuesOf({ 'rabbitmq.vhostName': 'v' });
+    expect(issues).toContainEqual(expect.stringMatching(/^rabbitmq\.host: is required/));
+    expect(issues).toContainEqual(expect.stringMatching(/^rabbitmq\.queueName: is required/));
+  });
+
+  it('never echoes secrets in errors', () => {
+    const text = issuesOf({ 'rabbitmq.host': 'ftp://u:hunter2@h', 'rabbitmq.queueName': 'q' }).join('\n');
+    expect(text).toMatch(/rabbitmq\.host: got \(redacted\)/);
+    expect(text).not.toContain('hunter2');
+  });
+
+  it('rejects minReplicas above maxReplicas', () => {
+    expect(issuesOf({ ...rabbit, minReplicas: '5', maxReplicas: '2' })[0]).toMatch(/minReplicas: got 5, above maxReplicas 2/);
+  });
+
+  it('takes defaults from a connection profile, trigger keys winning', () => {
+    const profiles = { rabbitmq: { main: { host: 'amqp://p:p@main:5672/', queueName: 'from-profile' } } };
+    const t = parse({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'jobs' }, { profiles });
+    expect(t.sources[0]).toMatchObject({ host: 'amqp://p:p@main:5672/', queueName: 'jobs' });
+    expect(issuesOf({ 'rabbitmq.connection': 'other', 'rabbitmq.queueName': 'q' }, { profiles })[0]).toMatch(
+      /rabbitmq\.connection: got "other"; allowed: main/,
+    );
+  });
+
+  it('parses SQS with the region from the URL', () => {
+    const t = parse({ 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs' });
+    expect(t.sources[0]).toMatchObject({ kind: 'sqs', awsRegion: 'eu-west-1', scaleOnInFlight: true, scaleOnDelayed: false });
+    expect(issuesOf({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' })[0]).toMatch(/sqs\.awsRegion: is required/);
+  });
+
+  it('parses Kafka topic lists and requires credentials with SASL', () => {
+    const t = parse({ 'kafka.bootstrapServers': 'a:9092, b:9092', 'kafka.topic': 't1,t2', 'kafka.consumerGroup': 'g' });
+    expect(t.sources[0]).toMatchObject({ kind: 'kafka', bootstrapServers: ['a:9092', 'b:9092'], topics: ['t1', 't2'], offsetResetPolicy: 'latest' });
+    expect(issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.sasl': 'plain' })).toContainEqual(
+      expect.stringMatching(/^kafka\.username: is required/),
+    );
+  });
+
+  it('builds the default GPU query from namespace and pod selector', () => {
+    const t = parse({ 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vllm-.*' });
+    expect(t.sources[0]).toMatchObject({ kind: 'gpu', query: defaultGpuQuery('ml', 'vllm-.*'), targetUtilization: 0.8 });
+    expect(defaultGpuQuery('ml', 'vllm-.*')).toBe('sum(DCGM_FI_DEV_GPU_UTIL{namespace="ml",pod=~"vllm-.*"}) / 100');
+    expect(issuesOf({ 'gpu.serverAddress': 'http://prom:9090', 'gpu.targetUtilization': '1.5' })).toContainEqual(
+      expect.stringMatching(/gpu\.targetUtilization: got "1.5"; allowed: a number > 0 and <= 1/),
+    );
+  });
+
+  it('gives the same id to the same metadata in any order, ignoring KEDA keys', () => {
+    const a = parse({ ...rabbit, scalerAddress: 'a:1' }).id;
+    const b = parse({ 'rabbitmq.queueName': 'jobs', 'rabbitmq.host': rabbit['rabbitmq.host'] }).id;
+    expect(a).toBe(b);
+    expect(parse({ ...rabbit, 'rabbitmq.queueName': 'other' }).id).not.toBe(a);
+  });
+});
