@@ -5,7 +5,8 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation } from 'grpc-health-check';
+import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import * as protoLoader from '@grpc/proto-loader';
 import type { Config } from '../config.ts';
 import { Engine } from '../engine.ts';
 import { SourceRegistry } from '../sources/index.ts';
@@ -14,7 +15,7 @@ import { type Logger, silentLogger } from '../telemetry/logger.ts';
 import { ScalerMetrics } from '../telemetry/metrics.ts';
 import { ExternalScalerService } from './externalScaler.ts';
 import { createHttpServer } from './http.ts';
-import { SERVICE_NAME, externalScalerService, packageDefinition } from './protocol.ts';
+import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { defaultDrivers } from './drivers.ts';
 
 export type ServerConfig = Omit<Config, 'LOG_LEVEL' | 'CONFIG_FILE'>;
@@ -79,7 +80,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   });
   grpcServer.addService(externalScalerService, scaler.handlers());
   health.addToServer(grpcServer);
-  new ReflectionService(packageDefinition).addToServer(grpcServer);
+  // Reflection describes every service served here, health included (grpcurl, grpc_cli).
+  new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(grpcServer);
   const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), serverCredentials(config));
 
   let healthServer: grpc.Server | undefined;

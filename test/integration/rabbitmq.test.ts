@@ -1,0 +1,221 @@
+// The scaler core against a real RabbitMQ, driven over gRPC exactly as KEDA drives it.
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RabbitFixture } from '../support/rabbitmq.ts';
+import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
+
+let rabbit: RabbitFixture;
+let t: TestScaler;
+let amqpUrl: string;
+let managementUrl: string;
+
+beforeAll(async () => {
+  amqpUrl = requireService('RABBITMQ_URL');
+  managementUrl = requireService('RABBITMQ_MANAGEMENT_URL');
+  rabbit = await RabbitFixture.connect(amqpUrl);
+  t = await startTestScaler();
+});
+
+afterAll(async () => {
+  await t?.[Symbol.asyncDispose]();
+  await rabbit?.[Symbol.asyncDispose]();
+});
+
+const trigger = (queue: string, extra: Record<string, string> = {}) => ({
+  scalerAddress: 'keda-inference-scaler.keda:9090',
+  'rabbitmq.host': amqpUrl,
+  'rabbitmq.queueName': queue,
+  keepWarm: '0',
+  ...extra,
+});
+
+async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
+  const err = await promise.then(
+    (value) => {
+      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
+    },
+    (e: unknown) => e,
+  );
+  return err as ServiceError;
+}
+
+describe('GetMetricSpec', () => {
+  it('answers from the metadata alone with target 1 in both fields', async () => {
+    const spec = await t.client.getMetricSpec(ref(trigger('no-io-needed-for-spec')));
+    expect(spec.metricSpecs).toEqual([{ metricName: 'inference-desired-replicas', targetSize: 1, targetSizeFloat: 1 }]);
+  });
+});
+
+describe('GetMetrics and IsActive over amqp', () => {
+  it.each([
+    [0, 1, false],
+    [1, 1, true],
+    [23, 5, true],
+    [1000, 100, true],
+  ])('%d messages -> %d desired replicas, active %s', async (messages, desired, active) => {
+    const queue = await rabbit.queue(messages);
+    const metadata = trigger(queue);
+    const metrics = await t.client.getMetrics(ref(metadata, `so-${messages}`));
+    expect(metrics.metricValues).toEqual([{ metricName: 'inference-desired-replicas', metricValue: desired, metricValueFloat: desired }]);
+    // What KEDA's HPA computes with the AverageValue target from GetMetricSpec.
+    const [spec] = (await t.client.getMetricSpec(ref(metadata))).metricSpecs;
+    expect(Math.ceil(metrics.metricValues[0]!.metricValueFloat / spec!.targetSizeFloat)).toBe(desired);
+    expect((await t.client.isActive(ref(metadata, `so-${messages}`))).result).toBe(active);
+    const evaluation = t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === `so-${messages}`);
+    expect(evaluation?.decision.explanation.signals.backlog).toBe(messages);
+  });
+
+  it('honours messagesPerReplica, activationBacklog and the bounds', async () => {
+    const queue = await rabbit.queue(7);
+    const metadata = trigger(queue, { messagesPerReplica: '0.7', activationBacklog: '7', maxReplicas: '50' });
+    expect((await t.client.getMetrics(ref(metadata))).metricValues[0]!.metricValueFloat).toBe(10);
+    expect((await t.client.isActive(ref(metadata))).result).toBe(false);
+    const capped = trigger(queue, { messagesPerReplica: '1', minReplicas: '2', maxReplicas: '3' });
+    expect((await t.client.getMetrics(ref(capped))).metricValues[0]!.metricValueFloat).toBe(3);
+  });
+
+  it('reads a vhost given by rabbitmq.vhostName', async () => {
+    const queue = await rabbit.queue(3);
+    const metadata = trigger(queue, { 'rabbitmq.host': amqpUrl.replace(/\/?$/, '/nonexistent'), 'rabbitmq.vhostName': '/' });
+    await t.client.getMetrics(ref(metadata, 'vhost'));
+    expect(t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === 'vhost')?.decision.explanation.signals.backlog).toBe(3);
+  });
+});
+
+describe('GetMetrics over the management API (protocol http)', () => {
+  it('counts ready and unacknowledged messages unless excluded', async () => {
+    const queue = await rabbit.queue(12);
+    const all = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
+    const ready = { ...all, 'rabbitmq.excludeUnacknowledged': 'true' };
+    // The management API's figures lag by the statistics interval.
+    await eventually(async () => {
+      await t.client.getMetrics(ref(all, 'http-all'));
+      const e = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-all');
+      return e?.decision.explanation.signals.backlog === 12 ? true : undefined;
+    }, 15_000, 300);
+    await t.client.getMetrics(ref(ready, 'http-ready'));
+    expect(t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-ready')?.decision.explanation.signals.backlog).toBe(12);
+    expect((await t.client.isActive(ref(all, 'http-all'))).result).toBe(true);
+  });
+
+  it('gives NOT_FOUND for a missing queue and UNAUTHENTICATED for a wrong password', async () => {
+    const missing = trigger('no-such-queue-http', { 'rabbitmq.host': managementUrl });
+    const err = await grpcError(t.client.getMetrics(ref(missing)));
+    expect(err.code).toBe(status.NOT_FOUND);
+    const bad = new URL(managementUrl);
+    bad.password = 'wrong-password';
+    const err2 = await grpcError(t.client.getMetrics(ref(trigger('q', { 'rabbitmq.host': bad.toString() }))));
+    expect(err2.code).toBe(status.UNAUTHENTICATED);
+    expect(err2.details).not.toContain('wrong-password');
+  });
+});
+
+describe('StreamIsActive', () => {
+  it('sends the current answer at once, then true within 2 s of a message arriving', async () => {
+    const queue = await rabbit.queue(0);
+    const stream = t.client.streamIsActive(ref(trigger(queue), 'stream'));
+    const answers: { result: boolean; atMs: number }[] = [];
+    stream.on('data', (m: { result: boolean }) => answers.push({ result: m.result, atMs: Date.now() }));
+    stream.on('error', () => undefined);
+    await eventually(async () => (answers.length > 0 ? true : undefined), 5000, 20);
+    expect(answers[0]!.result).toBe(false);
+    const publishedAt = Date.now();
+    await rabbit.publish(queue, 1);
+    const woke = await eventually(async () => answers.find((a) => a.result), 5000, 10);
+    expect(woke.atMs - publishedAt).toBeLessThan(2000);
+    // A change, not every tick: no further true while the queue stays non-empty.
+    await new Promise((r) => setTimeout(r, 800));
+    expect(answers.filter((a) => a.result)).toHaveLength(1);
+    stream.cancel();
+  });
+
+  it('ends with INVALID_ARGUMENT for bad metadata', async () => {
+    const stream = t.client.streamIsActive(ref({ 'rabbitmq.queueName': 'q', 'rabbitmq.bogus': 'x' }));
+    const err = await new Promise<ServiceError>((resolve) => stream.on('error', resolve));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/rabbitmq\.bogus: unknown key/);
+  });
+});
+
+describe('StreamMetricSpec', () => {
+  it('sends the current specs as soon as the stream opens, equal to GetMetricSpec', async () => {
+    const metadata = trigger('spec-stream');
+    const stream = t.client.streamMetricSpec(ref(metadata));
+    const first = await new Promise((resolve, reject) => stream.once('data', resolve).once('error', reject));
+    expect(first).toEqual(await t.client.getMetricSpec(ref(metadata)));
+    stream.cancel();
+  });
+});
+
+describe('bad metadata', () => {
+  it.each([
+    [{ 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', messagesPerReplica: 'lots' }, /messagesPerReplica: got "lots"; allowed: a number > 0/],
+    [{ 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', 'rabbitmq.protocol': 'mqtt' }, /rabbitmq\.protocol: got "mqtt"; allowed: auto, amqp or http/],
+    [{ queueName: 'q' }, /queueName: unknown key/],
+    [{ scalerAddress: 'x:9090' }, /no source/],
+  ])('answers INVALID_ARGUMENT naming the key on every RPC (%j)', async (metadata, pattern) => {
+    for (const call of [t.client.getMetricSpec(ref(metadata)), t.client.getMetrics(ref(metadata)), t.client.isActive(ref(metadata))]) {
+      const err = await grpcError(call);
+      expect(err.code).toBe(status.INVALID_ARGUMENT);
+      expect(err.details).toMatch(pattern);
+    }
+  });
+});
+
+describe('a source that cannot be read', () => {
+  it('gives NOT_FOUND for a missing queue, never 0', async () => {
+    const err = await grpcError(t.client.getMetrics(ref(trigger('kis-missing-queue'))));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/kis-missing-queue/);
+    expect((await grpcError(t.client.isActive(ref(trigger('kis-missing-queue'))))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('gives UNAUTHENTICATED for a wrong password, without echoing it', async () => {
+    const url = new URL(amqpUrl);
+    url.password = 'not-the-password';
+    const err = await grpcError(t.client.getMetrics(ref(trigger('q', { 'rabbitmq.host': url.toString() }))));
+    expect(err.code).toBe(status.UNAUTHENTICATED);
+    expect(err.details).not.toContain('not-the-password');
+  });
+
+  it('gives UNAVAILABLE while the broker is down and recovers by itself when it is back', async () => {
+    await using proxy = TcpProxy.forUrl(amqpUrl);
+    await proxy.start();
+    const queue = await rabbit.queue(4);
+    const metadata = trigger(queue, { 'rabbitmq.host': proxy.rewrite(amqpUrl), messagesPerReplica: '1' });
+    expect((await t.client.getMetrics(ref(metadata, 'flaky'))).metricValues[0]!.metricValueFloat).toBe(4);
+
+    await proxy.stop();
+    const down = await eventually(async () => {
+      const err = await t.client.getMetrics(ref(metadata, 'flaky')).then(() => undefined, (e: ServiceError) => e);
+      return err;
+    }, 10_000, 200);
+    expect(down.code).toBe(status.UNAVAILABLE);
+    expect(down.details).toMatch(/rabbitmq queue/);
+    expect((await grpcError(t.client.isActive(ref(metadata, 'flaky')))).code).toBe(status.UNAVAILABLE);
+
+    await proxy.start();
+    const value = await eventually(
+      async () => (await t.client.getMetrics(ref(metadata, 'flaky')).catch(() => undefined))?.metricValues[0]?.metricValueFloat,
+      15_000,
+      250,
+    );
+    expect(value).toBe(4);
+  });
+});
+
+describe('the read cache', () => {
+  it('asks the broker once for 50 triggers on the same queue', async () => {
+    const queue = await rabbit.queue(9);
+    const before = t.scaler.engine.cache.queryCount;
+    const answers = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => t.client.getMetrics(ref(trigger(queue, { messagesPerReplica: String(1 + (i % 5)) }), `so-${i}`, `ns-${i % 7}`))),
+    );
+    expect(t.scaler.engine.cache.queryCount - before).toBe(1);
+    expect(answers.map((a) => a.metricValues[0]!.metricValueFloat)).toContain(9);
+    const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/keda_inference_scaler_source_queries_total\{kind="rabbitmq",result="ok"\} \d+/);
+    expect(text).toMatch(/keda_inference_scaler_grpc_requests_total\{method="GetMetrics",code="OK"\} \d+/);
+  });
+});
