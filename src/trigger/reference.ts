@@ -1,0 +1,54 @@
+// Renders the trigger metadata reference (docs/metadata.md) from the field tables, so the docs
+// say exactly what the schema accepts. `npm run docs:metadata` writes it; a unit test checks it.
+import { type Field, kedaKeys, scalingFields, sourceFields } from './fields.ts';
+
+function defaultText(field: Field): string {
+  if (field.default !== undefined) return `\`${String(field.default)}\``;
+  return field.required ? 'required' : '';
+}
+
+function table(prefix: string, fields: Readonly<Record<string, Field>>): string {
+  const rows = Object.entries(fields).map(([name, f]) => {
+    const key = `\`${prefix}${name}\`${f.fromEnv ? ` (or \`${prefix}${name}FromEnv\`)` : ''}`;
+    return `| ${key} | ${f.description} | ${f.allowed} | ${defaultText(f)} |`;
+  });
+  return ['| key | meaning | allowed | default |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+const titles: Record<keyof typeof sourceFields, string> = {
+  rabbitmq: 'RabbitMQ (`rabbitmq.*`)',
+  sqs: 'AWS SQS (`sqs.*`)',
+  kafka: 'Kafka consumer-group lag (`kafka.*`)',
+  gpu: 'GPU saturation from Prometheus / DCGM (`gpu.*`)',
+};
+
+export function metadataReference(): string {
+  const sections = Object.entries(sourceFields).map(
+    ([kind, fields]) => `### ${titles[kind as keyof typeof sourceFields]}\n\n${table(`${kind}.`, fields)}`,
+  );
+  return [
+    '# Trigger metadata reference',
+    '',
+    '<!-- Generated from src/trigger/fields.ts by `npm run docs:metadata`; do not edit by hand. -->',
+    '',
+    'Every key of a `type: external` or `type: external-push` trigger\'s `metadata`. Unknown keys, bad values and a trigger',
+    'without a source are answered with gRPC `INVALID_ARGUMENT`, one line per problem, naming the key, the value (secrets',
+    'redacted) and what is allowed. A trigger names at least one source; several sources add up their backlogs.',
+    '',
+    'Keys marked "or `...FromEnv`" may instead name an environment variable of the scaled workload: KEDA resolves it and',
+    'sends the value (KEDA does not forward TriggerAuthentication values to external scalers). `<source>.connection` names',
+    "a connection profile from the scaler's own configuration file (`CONFIG_FILE`); the profile's keys act as defaults,",
+    'so credentials can live in Kubernetes Secrets mounted into the scaler instead of the ScaledObject.',
+    '',
+    `KEDA's own keys are accepted and ignored: ${[...kedaKeys].map((k) => `\`${k}\``).join(', ')}.`,
+    '',
+    '## Scaling (no prefix)',
+    '',
+    table('', scalingFields),
+    '',
+    '## Sources',
+    '',
+    sections.join('\n\n'),
+    '',
+  ].join('\n');
+}
