@@ -261,7 +261,12 @@ export const gpuFields = {
     fromEnv: true,
     secret: true,
   }),
-  ca: field({ schema: kinds.text, allowed: 'a PEM CA certificate', description: 'CA for Prometheus.', fromEnv: true }),
+  ca: field({
+    schema: kinds.text.refine((s) => s.includes('-----BEGIN CERTIFICATE-----')),
+    allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
+    description: "CA that signed Prometheus' certificate (added to the public roots).",
+    fromEnv: true,
+  }),
   unsafeSsl: bool("Skip verification of Prometheus' certificate.", false),
 } as const;
 

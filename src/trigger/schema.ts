@@ -230,6 +230,11 @@ function buildGpu(v: Values, issues: Issues): GpuSourceConfig {
   } else if (v.namespace !== undefined || v.podSelector !== undefined) {
     issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both');
   }
+  if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
+    issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both');
+  } else if ((v.username === undefined) !== (v.password === undefined)) {
+    issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
+  }
   return {
     kind: 'gpu',
     serverAddress: (v.serverAddress as string | undefined) ?? '',

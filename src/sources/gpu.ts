@@ -1,0 +1,240 @@
+// Busy GPU-equivalents from Prometheus (e.g. the NVIDIA DCGM exporter's utilisation): one instant
+// query through the HTTP API per read. Anything but one finite, non-negative number is a typed
+// error, never a 0; only an empty result may count as 0, and only with ignoreNullValues (KEDA's meaning).
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import {
+  InvalidTrigger,
+  SourceBadAnswer,
+  SourceNotFound,
+  SourceTimeout,
+  SourceUnauthenticated,
+  SourceUnavailable,
+  errorMessage,
+} from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { GpuSourceConfig } from '../trigger/types.ts';
+import { secretHash } from './index.ts';
+import type { Source, SourceDriver } from './source.ts';
+
+/** Answers larger than this are refused: a query meant to give one number does not need more. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+const MAX_QUERY_IN_LABEL = 160;
+
+export interface PrometheusRequest {
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** The instant-query URL and headers for a source: `{serverAddress}/api/v1/query?query=...`. */
+export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): PrometheusRequest {
+  const base = new URL(config.serverAddress);
+  // Basic auth written into the URL is taken out of it: it must not travel in logs or labels.
+  const urlUser = base.username !== '' ? decodeURIComponent(base.username) : undefined;
+  const urlPassword = decodeURIComponent(base.password);
+  base.username = '';
+  base.password = '';
+  const url = new URL(`${base.pathname.replace(/\/+$/, '')}/api/v1/query`, base);
+  url.searchParams.set('query', config.query);
+  // Lets Prometheus stop evaluating when we stop waiting.
+  if (timeoutMs !== undefined) url.searchParams.set('timeout', `${Math.max(1, Math.round(timeoutMs))}ms`);
+  const headers: Record<string, string> = { accept: 'application/json' };
+  const user = config.username ?? urlUser;
+  if (config.bearerToken !== undefined) headers.authorization = `Bearer ${config.bearerToken}`;
+  else if (user !== undefined) {
+    const password = config.password ?? urlPassword;
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+  }
+  return { url, headers };
+}
+
+function label(config: GpuSourceConfig): string {
+  const { protocol, host, pathname } = new URL(config.serverAddress);
+  const query = config.query.length > MAX_QUERY_IN_LABEL ? `${config.query.slice(0, MAX_QUERY_IN_LABEL)}...` : config.query;
+  return `prometheus query ${JSON.stringify(query)} at ${protocol}//${host}${pathname.replace(/\/+$/, '')}`;
+}
+
+export interface PrometheusAnswer {
+  readonly httpStatus: number;
+  readonly body: string;
+}
+
+interface ApiAnswer {
+  status?: unknown;
+  errorType?: unknown;
+  error?: unknown;
+  data?: { resultType?: unknown; result?: unknown };
+}
+
+interface VectorSample {
+  metric?: Record<string, string>;
+  value?: unknown;
+}
+
+/** Why Prometheus (or a proxy in front of it) refused the query, as a typed error. */
+function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined): Error {
+  const type = typeof body?.errorType === 'string' ? body.errorType : undefined;
+  const text = typeof body?.error === 'string' ? body.error : undefined;
+  const said = text !== undefined ? `${type ?? 'error'}: ${text}` : `HTTP ${httpStatus}`;
+  if (httpStatus === 401 || httpStatus === 403) {
+    return new SourceUnauthenticated(`${where}: Prometheus refused the credentials (HTTP ${httpStatus}); check gpu.bearerToken or gpu.username/gpu.password`);
+  }
+  // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's
+  // metadata is wrong, and only the user can fix it.
+  if (type === 'bad_data') return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said})`]);
+  if (type === 'timeout') return new SourceTimeout(`${where}: Prometheus gave up evaluating the query (${said})`);
+  // execution: the query parsed but failed on the current data (e.g. many-to-many matching).
+  if (type === 'execution') return new SourceBadAnswer(`${where}: the query failed in Prometheus (${said})`);
+  if (httpStatus === 404) {
+    return new SourceNotFound(`${where}: no Prometheus query API at this address (HTTP 404); check gpu.serverAddress and its path prefix`);
+  }
+  if (httpStatus === 400 || httpStatus === 422) return new SourceBadAnswer(`${where}: Prometheus refused the query (${said})`);
+  return new SourceUnavailable(`${where}: Prometheus answered ${said}`);
+}
+
+/** One sample's value ([time, "text"]) as a number of busy GPU-equivalents. */
+function sampleValue(where: string, value: unknown): number {
+  if (!Array.isArray(value) || value.length !== 2 || typeof value[1] !== 'string') {
+    throw new SourceBadAnswer(`${where}: the sample is not [time, "value"] (got ${JSON.stringify(value)?.slice(0, 80)})`);
+  }
+  const text = value[1];
+  const n = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isFinite(n)) {
+    throw new SourceBadAnswer(`${where}: the query gave ${JSON.stringify(text)}, not a finite number (a division by zero?)`);
+  }
+  if (n < 0) {
+    throw new SourceBadAnswer(`${where}: the query gave ${n}; busy GPU-equivalents cannot be negative (wrap it in clamp_min(..., 0) if that is meant)`);
+  }
+  return n;
+}
+
+function seriesName(sample: VectorSample): string {
+  const labels = Object.entries(sample.metric ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return `{${labels.join(',')}}`;
+}
+
+/**
+ * Reads one /api/v1/query answer: the busy GPU-equivalents, or a typed error. A scalar or a
+ * one-element vector is a value; an empty vector is 0 with ignoreNullValues, else NOT_FOUND.
+ */
+export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): number {
+  let body: ApiAnswer | undefined;
+  try {
+    body = JSON.parse(answer.body) as ApiAnswer;
+  } catch {
+    body = undefined;
+  }
+  const ok = answer.httpStatus >= 200 && answer.httpStatus < 300;
+  if (!ok || body?.status === 'error') throw apiError(where, answer.httpStatus, body);
+  if (body === null || typeof body !== 'object' || body.status !== 'success') {
+    throw new SourceBadAnswer(`${where}: the answer is not a Prometheus API answer (is gpu.serverAddress a Prometheus base URL?)`);
+  }
+  const resultType = body.data?.resultType;
+  const result = body.data?.result;
+  if (resultType === 'scalar') return sampleValue(where, result);
+  if (resultType === 'matrix') {
+    throw new SourceBadAnswer(`${where}: the query gives a range vector; use an instant vector (e.g. avg_over_time(x[1m]) instead of x[1m])`);
+  }
+  if (resultType !== 'vector' || !Array.isArray(result)) {
+    throw new SourceBadAnswer(`${where}: the query gives a ${String(resultType)}, not a number (allowed: a scalar or one series)`);
+  }
+  if (result.length === 0) {
+    if (ignoreNullValues) return 0;
+    throw new SourceNotFound(`${where}: the query matched no series (set gpu.ignoreNullValues=true to count that as 0)`);
+  }
+  if (result.length > 1) {
+    const names = (result as VectorSample[]).slice(0, 3).map(seriesName).join(', ');
+    throw new SourceBadAnswer(`${where}: the query gave ${result.length} series (${names}${result.length > 3 ? ', ...' : ''}); allowed: one, e.g. wrap it in sum(...)`);
+  }
+  return sampleValue(where, (result[0] as VectorSample).value);
+}
+
+const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
+
+/** GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came. */
+function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string): Promise<PrometheusAnswer> {
+  const client = request.url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const fail = (err: unknown) => {
+      if (signal.aborted) return reject(signal.reason);
+      const code = String((err as { code?: unknown }).code ?? '');
+      const hint = tlsFailure.test(code) ? '; set gpu.ca to the CA that signed its certificate (or gpu.unsafeSsl=true)' : '';
+      reject(new SourceUnavailable(`${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`));
+    };
+    const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) {
+          res.destroy();
+          reject(new SourceBadAnswer(`${where}: the answer is larger than ${MAX_ANSWER_BYTES} bytes (a query giving many series?)`));
+        } else chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ httpStatus: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+  });
+}
+
+export class GpuDriver implements SourceDriver<GpuSourceConfig> {
+  readonly kind = 'gpu' as const;
+  /** Keep-alive agents, one per TLS setting (CA, verification), shared by every query. */
+  private readonly agents = new Map<string, http.Agent>();
+  private readonly logger: Logger;
+  private readonly timeoutMs: number;
+
+  constructor(options: { logger: Logger; timeoutMs: number }) {
+    this.logger = options.logger;
+    this.timeoutMs = options.timeoutMs;
+  }
+
+  identity(config: GpuSourceConfig): string {
+    // targetUtilization and activationThreshold shape the decision, not the read: left out, so
+    // triggers that differ only there share one query.
+    const secrets = secretHash(config.serverAddress, config.bearerToken, config.username, config.password, config.ca, String(config.unsafeSsl));
+    return ['gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query].join('|');
+  }
+
+  create(config: GpuSourceConfig): Source {
+    const where = label(config);
+    const request = prometheusRequest(config, this.timeoutMs);
+    const agent = this.agentFor(request.url.protocol, config);
+    return {
+      identity: this.identity(config),
+      label: where,
+      kind: 'gpu',
+      read: async (signal) => {
+        const answer = await httpGet(request, agent, signal, where);
+        const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
+        this.logger.trace({ source: where, busyGpus }, 'gpu reading');
+        return { backlog: 0, busyGpus };
+      },
+    };
+  }
+
+  private agentFor(protocol: string, config: GpuSourceConfig): http.Agent {
+    const key = protocol === 'https:' ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
+    let agent = this.agents.get(key);
+    if (agent === undefined) {
+      agent =
+        protocol === 'https:'
+          ? new https.Agent({
+              keepAlive: true,
+              // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
+              ...(config.ca !== undefined ? { ca: [...rootCertificates, config.ca] } : {}),
+              rejectUnauthorized: !config.unsafeSsl,
+            })
+          : new http.Agent({ keepAlive: true });
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+}

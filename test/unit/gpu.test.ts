@@ -1,0 +1,290 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, toServiceError } from '../../src/errors.ts';
+import { GpuDriver, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
+import { parseTrigger } from '../../src/trigger/schema.ts';
+import type { GpuSourceConfig } from '../../src/trigger/types.ts';
+
+const where = 'prometheus query "q" at http://prom:9090';
+const success = (data: unknown) => JSON.stringify({ status: 'success', data });
+const vector = (...values: string[]) =>
+  success({ resultType: 'vector', result: values.map((v, i) => ({ metric: { pod: `p${i}` }, value: [1700000000.5, v] })) });
+const failure = (errorType: string, error: string) => JSON.stringify({ status: 'error', errorType, error });
+
+function read(httpStatus: number, body: string, ignoreNullValues = true): number {
+  return interpretAnswer(where, { httpStatus, body }, ignoreNullValues);
+}
+
+function codeOf(fn: () => unknown): { code: status; details: string } {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ScalerError);
+    return toServiceError(err);
+  }
+  throw new Error('expected an error');
+}
+
+const config = (overrides: Partial<GpuSourceConfig> = {}): GpuSourceConfig => ({
+  kind: 'gpu',
+  serverAddress: 'http://prom:9090',
+  query: 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="ml"}) / 100',
+  targetUtilization: 0.8,
+  activationThreshold: 0.2,
+  ignoreNullValues: true,
+  bearerToken: undefined,
+  username: undefined,
+  password: undefined,
+  ca: undefined,
+  unsafeSsl: false,
+  ...overrides,
+});
+
+describe('Prometheus answers', () => {
+  it.each([
+    ['a one-element vector', vector('1.5'), 1.5],
+    ['a scalar', success({ resultType: 'scalar', result: [1700000000, '7'] }), 7],
+    ['an exponent', vector('1e+01'), 10],
+    ['zero', vector('0'), 0],
+  ])('reads %s', (_name, body, expected) => {
+    expect(read(200, body)).toBe(expected);
+  });
+
+  it('counts an empty result as 0 with ignoreNullValues', () => {
+    expect(read(200, vector())).toBe(0);
+  });
+
+  it('reports an empty result as NOT_FOUND without ignoreNullValues', () => {
+    const err = codeOf(() => read(200, vector(), false));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/matched no series.*ignoreNullValues/);
+  });
+
+  it('refuses several series and names them', () => {
+    const err = codeOf(() => read(200, vector('0.5', '0.25')));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/gave 2 series \(\{pod="p0"\}, \{pod="p1"\}\).*sum\(/);
+  });
+
+  it.each([
+    ['NaN', /"NaN", not a finite number/],
+    ['+Inf', /"\+Inf", not a finite number/],
+    ['-Inf', /"-Inf", not a finite number/],
+    ['busy', /"busy", not a finite number/],
+    ['', /"", not a finite number/],
+    ['-0.5', /cannot be negative.*clamp_min/],
+  ])('refuses the value %j, even with ignoreNullValues', (value, pattern) => {
+    const err = codeOf(() => read(200, vector(value), true));
+    expect(err.code).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(pattern);
+  });
+
+  it('refuses a range vector and says how to fix it', () => {
+    const body = success({ resultType: 'matrix', result: [{ metric: {}, values: [[1, '1']] }] });
+    expect(codeOf(() => read(200, body)).details).toMatch(/range vector.*avg_over_time/);
+  });
+
+  it.each([
+    ['a string result', success({ resultType: 'string', result: [1, 'abc'] })],
+    ['a sample without a value', success({ resultType: 'vector', result: [{ metric: {} }] })],
+    ['a sample with a numeric value', success({ resultType: 'vector', result: [{ metric: {}, value: [1, 2] }] })],
+    ['a success without data', JSON.stringify({ status: 'success' })],
+    ['JSON that is not an API answer', '[1,2]'],
+    ['a page that is not JSON', '<html>Grafana</html>'],
+  ])('refuses %s as a bad answer', (_name, body) => {
+    expect(() => read(200, body)).toThrow(SourceBadAnswer);
+  });
+
+  it('turns a syntax error (bad_data) into INVALID_ARGUMENT that names gpu.query', () => {
+    const body = failure('bad_data', 'invalid parameter "query": 1:25: parse error: unclosed left parenthesis');
+    expect(() => read(400, body)).toThrow(InvalidTrigger);
+    const err = codeOf(() => read(400, body));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(/gpu\.query: Prometheus rejected the query .*unclosed left parenthesis/);
+  });
+
+  it.each([
+    [422, failure('execution', 'many-to-many matching not allowed'), status.FAILED_PRECONDITION, /many-to-many/],
+    [503, failure('timeout', 'query timed out in expression evaluation'), status.DEADLINE_EXCEEDED, /timed out/],
+    [503, failure('unavailable', 'TSDB not ready'), status.UNAVAILABLE, /TSDB not ready/],
+    [500, failure('internal', 'boom'), status.UNAVAILABLE, /internal: boom/],
+    [502, '<html>Bad Gateway</html>', status.UNAVAILABLE, /HTTP 502/],
+    [401, 'Unauthorized', status.UNAUTHENTICATED, /refused the credentials \(HTTP 401\)/],
+    [403, '', status.UNAUTHENTICATED, /HTTP 403/],
+    [404, '404 page not found', status.NOT_FOUND, /no Prometheus query API.*gpu\.serverAddress/],
+    [200, failure('execution', 'odd proxy'), status.FAILED_PRECONDITION, /odd proxy/],
+  ])('maps HTTP %i %s to its gRPC code', (httpStatus, body, code, pattern) => {
+    const err = codeOf(() => read(httpStatus, body));
+    expect(err.code).toBe(code);
+    expect(err.details).toMatch(pattern);
+  });
+});
+
+describe('the instant-query request', () => {
+  it('queries {serverAddress}/api/v1/query, keeping a path prefix, with the query encoded', () => {
+    const { url, headers } = prometheusRequest(config({ serverAddress: 'https://thanos.example:9091/prom/', query: 'sum(x{a="b"}) / 100' }), 2000);
+    expect(url.origin + url.pathname).toBe('https://thanos.example:9091/prom/api/v1/query');
+    expect(url.searchParams.get('query')).toBe('sum(x{a="b"}) / 100');
+    expect(url.searchParams.get('timeout')).toBe('2000ms');
+    expect(headers.authorization).toBeUndefined();
+  });
+
+  it('sends a bearer token', () => {
+    expect(prometheusRequest(config({ bearerToken: 'tok' })).headers.authorization).toBe('Bearer tok');
+  });
+
+  it('sends basic auth, also when written into the URL, and takes it out of the URL', () => {
+    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    expect(prometheusRequest(config({ username: 'u', password: 'p w' })).headers.authorization).toBe(basic('u', 'p w'));
+    const fromUrl = prometheusRequest(config({ serverAddress: 'http://alice:s%40cret@prom:9090' }));
+    expect(fromUrl.headers.authorization).toBe(basic('alice', 's@cret'));
+    expect(fromUrl.url.toString()).not.toContain('alice');
+  });
+});
+
+describe('GpuDriver', () => {
+  const logger = pino({ level: 'silent' });
+  let server: http.Server;
+  let address = '';
+  const seen: http.IncomingHttpHeaders[] = [];
+  let answer = { status: 200, body: vector('2.5') };
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  it('reads busy GPU-equivalents and no backlog, sending the credentials', async () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    answer = { status: 200, body: vector('2.5') };
+    const source = driver.create(config({ serverAddress: address, bearerToken: 'tok' }));
+    expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 2.5 });
+    expect(seen.at(-1)?.authorization).toBe('Bearer tok');
+    await driver.close();
+  });
+
+  it('shares the identity between triggers that differ only in target and activation, and keeps secrets out', () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const a = config({ bearerToken: 'secret-token' });
+    expect(driver.identity(a)).toBe(driver.identity({ ...a, targetUtilization: 0.5, activationThreshold: 1 }));
+    expect(driver.identity(a)).not.toBe(driver.identity({ ...a, bearerToken: 'other' }));
+    expect(driver.identity(a)).not.toBe(driver.identity({ ...a, ignoreNullValues: false }));
+    const withPassword = config({ serverAddress: 'http://u:hunter2@prom:9090', bearerToken: 'secret-token' });
+    const source = driver.create(withPassword);
+    expect(`${source.identity} ${source.label}`).not.toMatch(/hunter2|secret-token/);
+    expect(source.label).toBe('prometheus query "sum(DCGM_FI_DEV_GPU_UTIL{namespace=\\"ml\\"}) / 100" at http://prom:9090');
+  });
+
+  it('reports a refused connection as UNAVAILABLE', async () => {
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${port}` }));
+    const err = await source.read(AbortSignal.timeout(5000)).catch((e: unknown) => e);
+    expect(toServiceError(err)).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringMatching(/unreachable.*ECONNREFUSED/) });
+    await driver.close();
+  });
+
+  it('rejects with the abort reason when the cache gives up', async () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const hanging = http.createServer(() => undefined);
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}` }));
+    const controller = new AbortController();
+    const reading = source.read(controller.signal);
+    const reason = new SourceNotFound('stand-in reason');
+    setTimeout(() => controller.abort(reason), 50);
+    await expect(reading).rejects.toBe(reason);
+    await driver.close();
+    hanging.closeAllConnections();
+    await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  });
+
+  describe('over https with a private CA', () => {
+    let dir = '';
+    let tlsServer: https.Server;
+    let tlsAddress = '';
+    let ca = '';
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), 'gpu-tls-'));
+      const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+      const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+      ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
+      ssl('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
+      writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+      ssl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '1', '-extfile', 'san.ext');
+      ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
+      tlsServer = https.createServer({ key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.pem')) }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(vector('3'));
+      });
+      await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+      tlsAddress = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
+    });
+    afterAll(async () => {
+      tlsServer.closeAllConnections();
+      await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('trusts the configured CA', async () => {
+      const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+      const reading = await driver.create(config({ serverAddress: tlsAddress, ca })).read(AbortSignal.timeout(5000));
+      expect(reading.busyGpus).toBe(3);
+      await driver.close();
+    });
+
+    it('refuses an unknown CA with a hint, unless unsafeSsl', async () => {
+      const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+      const err = await driver.create(config({ serverAddress: tlsAddress })).read(AbortSignal.timeout(5000)).catch((e: unknown) => e);
+      expect(toServiceError(err)).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringMatching(/set gpu\.ca/) });
+      const unsafe = await driver.create(config({ serverAddress: tlsAddress, unsafeSsl: true })).read(AbortSignal.timeout(5000));
+      expect(unsafe.busyGpus).toBe(3);
+      await driver.close();
+    });
+  });
+});
+
+describe('GPU trigger metadata', () => {
+  const parse = (metadata: Record<string, string>) => parseTrigger({ name: 'so', namespace: 'ns', metadata });
+  const issues = (metadata: Record<string, string>) => {
+    try {
+      parse(metadata);
+    } catch (err) {
+      return (err as InvalidTrigger).issues.join('\n');
+    }
+    throw new Error('expected InvalidTrigger');
+  };
+  const gpu = { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml' };
+
+  it('allows a GPU-only trigger with KEDA-like defaults', () => {
+    const t = parse(gpu);
+    expect(t.sources).toHaveLength(1);
+    expect(t.sources[0]).toMatchObject({ kind: 'gpu', targetUtilization: 0.8, activationThreshold: 0.2, ignoreNullValues: true, unsafeSsl: false });
+  });
+
+  it('refuses a bearer token together with basic auth, and half of basic auth', () => {
+    expect(issues({ ...gpu, 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' })).toMatch(/gpu\.bearerToken: set either/);
+    expect(issues({ ...gpu, 'gpu.username': 'u' })).toMatch(/gpu\.password: gpu\.username and gpu\.password go together/);
+  });
+
+  it('refuses a CA that is not PEM, without echoing a secret', () => {
+    expect(issues({ ...gpu, 'gpu.ca': '/etc/ssl/ca.pem' })).toMatch(/gpu\.ca: got "\/etc\/ssl\/ca\.pem"; allowed: a PEM CA certificate/);
+    expect(issues({ ...gpu, 'gpu.password': 'hunter2', 'gpu.username': 'u', 'gpu.targetUtilization': '0' })).not.toMatch(/hunter2/);
+  });
+});
