@@ -1,6 +1,5 @@
 // Assembles the process: gRPC server (ExternalScaler, health, reflection, TLS), the HTTP side
 // port, the engine and the sources, and stops them in order on shutdown.
-import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
@@ -17,6 +16,7 @@ import { ExternalScalerService } from './externalScaler.ts';
 import { createHttpServer } from './http.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { defaultDrivers } from './drivers.ts';
+import { ReloadingServerCredentials } from './tls.ts';
 
 export type ServerConfig = Omit<Config, 'LOG_LEVEL' | 'CONFIG_FILE'>;
 
@@ -34,14 +34,16 @@ export interface StartOptions {
   readonly logger?: Logger;
   readonly drivers?: (logger: Logger, config: ServerConfig) => SourceDriver[];
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /** How often TLS files are re-read for a rotated certificate (default 30 s). */
+  readonly tlsReloadIntervalMs?: number;
 }
 
-function serverCredentials(config: ServerConfig): grpc.ServerCredentials {
+function serverCredentials(config: ServerConfig, logger: Logger): grpc.ServerCredentials {
   if (config.TLS_CERT_FILE === undefined || config.TLS_KEY_FILE === undefined) return grpc.ServerCredentials.createInsecure();
-  const keyCert = { cert_chain: readFileSync(config.TLS_CERT_FILE), private_key: readFileSync(config.TLS_KEY_FILE) };
-  if (config.TLS_CLIENT_CA_FILE === undefined) return grpc.ServerCredentials.createSsl(null, [keyCert], false);
-  // Mutual TLS: the private CA must be given explicitly; a null CA would accept any public-CA client.
-  return grpc.ServerCredentials.createSsl(readFileSync(config.TLS_CLIENT_CA_FILE), [keyCert], true);
+  return new ReloadingServerCredentials(
+    { certFile: config.TLS_CERT_FILE, keyFile: config.TLS_KEY_FILE, clientCaFile: config.TLS_CLIENT_CA_FILE },
+    logger,
+  );
 }
 
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
@@ -82,7 +84,9 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   health.addToServer(grpcServer);
   // Reflection describes every service served here, health included (grpcurl, grpc_cli).
   new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(grpcServer);
-  const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), serverCredentials(config));
+  const credentials = serverCredentials(config, logger);
+  const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials);
+  if (credentials instanceof ReloadingServerCredentials) credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
 
   let healthServer: grpc.Server | undefined;
   let healthPort: number | undefined;
@@ -108,6 +112,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   const stop = () => {
     stopping ??= (async () => {
       serving = false;
+      if (credentials instanceof ReloadingServerCredentials) credentials.stopWatching();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(SERVICE_NAME, 'NOT_SERVING');
       // tryShutdown waits for open server streams: end them first (KEDA re-opens them elsewhere).

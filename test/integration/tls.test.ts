@@ -1,0 +1,168 @@
+// TLS and mutual TLS on the gRPC port, as the Helm chart configures them, with real certificates
+// made by the openssl CLI; the plaintext health port for kubelet probes; certificate reload.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startScaler } from '../../src/server/server.ts';
+import { KedaClient, eventually, ref, testConfig } from '../support/scaler.ts';
+
+// GetMetricSpec answers from the metadata alone (no broker I/O): a pure check of the channel.
+const metadata = { 'rabbitmq.host': 'amqp://127.0.0.1:1', 'rabbitmq.queueName': 'tls-check' };
+
+let dir: string;
+const file = (name: string) => join(dir, name);
+
+function openssl(...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+function makeCa(name: string): void {
+  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
+    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`);
+}
+
+function makeLeaf(name: string, ca: string, extensions: string): void {
+  writeFileSync(file(`${name}.ext`), extensions);
+  openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
+    '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+}
+
+const pem = (name: string) => readFileSync(file(name));
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kis-tls-'));
+  makeCa('ca');
+  makeCa('other-ca');
+  const serverExt = 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n';
+  makeLeaf('server', 'ca', serverExt);
+  makeLeaf('server-other', 'other-ca', serverExt);
+  makeLeaf('client', 'ca', 'extendedKeyUsage=clientAuth\n');
+  makeLeaf('client-other', 'other-ca', 'extendedKeyUsage=clientAuth\n');
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** One GetMetricSpec on a fresh channel; resolves to the gRPC status code (0 = OK). */
+async function callStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {
+  const client = new KedaClient(address, credentials);
+  try {
+    const response = await client.getMetricSpec(ref(metadata));
+    expect(response.metricSpecs[0]?.metricName).toBe('inference-desired-replicas');
+    return grpc.status.OK;
+  } catch (err) {
+    return (err as grpc.ServiceError).code;
+  } finally {
+    client.close();
+  }
+}
+
+const tlsTo = (ca: string, client?: string) =>
+  client === undefined
+    ? grpc.credentials.createSsl(pem(`${ca}.crt`))
+    : grpc.credentials.createSsl(pem(`${ca}.crt`), pem(`${client}.key`), pem(`${client}.crt`));
+
+describe('TLS on the gRPC port', () => {
+  it('serves a client that trusts the CA, by IP and by name, and refuses a plaintext client', async () => {
+    const scaler = await startScaler(testConfig({ TLS_CERT_FILE: file('server.crt'), TLS_KEY_FILE: file('server.key') }));
+    try {
+      expect(await callStatus(`127.0.0.1:${scaler.grpcPort}`, tlsTo('ca'))).toBe(grpc.status.OK);
+      expect(await callStatus(`localhost:${scaler.grpcPort}`, tlsTo('ca'))).toBe(grpc.status.OK);
+      expect(await callStatus(`127.0.0.1:${scaler.grpcPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNAVAILABLE);
+      // A client that does not trust the server's CA (KEDA without caCert) cannot connect either.
+      expect(await callStatus(`127.0.0.1:${scaler.grpcPort}`, tlsTo('other-ca'))).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      await scaler.stop();
+    }
+  });
+});
+
+describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert and tlsClientKey', () => {
+  it('serves only clients whose certificate chains to the client CA', async () => {
+    const scaler = await startScaler(
+      testConfig({ TLS_CERT_FILE: file('server.crt'), TLS_KEY_FILE: file('server.key'), TLS_CLIENT_CA_FILE: file('ca.crt') }),
+    );
+    const address = `127.0.0.1:${scaler.grpcPort}`;
+    try {
+      expect(await callStatus(address, tlsTo('ca', 'client'))).toBe(grpc.status.OK);
+      expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.UNAVAILABLE);
+      expect(await callStatus(address, tlsTo('ca', 'client-other'))).toBe(grpc.status.UNAVAILABLE);
+      expect(await callStatus(address, grpc.credentials.createInsecure())).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      await scaler.stop();
+    }
+  });
+
+  it('answers grpc.health.v1 Check in plaintext on HEALTH_PORT (kubelet probes cannot speak TLS)', async () => {
+    const healthPort = await freePort();
+    const scaler = await startScaler(
+      testConfig({
+        TLS_CERT_FILE: file('server.crt'),
+        TLS_KEY_FILE: file('server.key'),
+        TLS_CLIENT_CA_FILE: file('ca.crt'),
+        HEALTH_PORT: healthPort,
+      }),
+    );
+    const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
+    const health = new Health(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+      Check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
+    };
+    const check = (service: string) =>
+      new Promise<string>((resolve, reject) =>
+        health.Check({ service }, { deadline: Date.now() + 3000 }, (err, res) => (err ? reject(err) : resolve(res.status))),
+      );
+    try {
+      expect(scaler.healthPort).toBe(healthPort);
+      expect(await check('')).toBe('SERVING');
+      expect(await check('externalscaler.ExternalScaler')).toBe('SERVING');
+      // Only health is served there: the scaler itself stays behind mutual TLS.
+      expect(await callStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNIMPLEMENTED);
+    } finally {
+      health.close();
+      await scaler.stop();
+    }
+  });
+});
+
+describe('certificate reload', () => {
+  it('serves a rotated certificate to new connections and ignores a half-written one', async () => {
+    const live = (name: string) => join(dir, `live-${name}`);
+    copyFileSync(file('server.crt'), live('tls.crt'));
+    copyFileSync(file('server.key'), live('tls.key'));
+    const scaler = await startScaler(testConfig({ TLS_CERT_FILE: live('tls.crt'), TLS_KEY_FILE: live('tls.key') }), {
+      tlsReloadIntervalMs: 100,
+    });
+    const address = `127.0.0.1:${scaler.grpcPort}`;
+    try {
+      expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.OK);
+
+      // Certificate replaced, key not yet: the pair does not match, the old certificate stays.
+      copyFileSync(file('server-other.crt'), live('tls.crt'));
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.OK);
+
+      copyFileSync(file('server-other.key'), live('tls.key'));
+      await eventually(async () => ((await callStatus(address, tlsTo('other-ca'))) === grpc.status.OK ? true : undefined), 5000);
+      expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      await scaler.stop();
+    }
+  });
+});
