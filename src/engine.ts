@@ -140,6 +140,7 @@ export class Engine {
     let consumers: number | undefined;
     let arrival: number | undefined = 0;
     let service: number | undefined = 0;
+    let servedTotal: number | undefined = 0;
     let cap: number | undefined = 0;
     let queueSources = 0;
     sources.forEach(({ config, source }, i) => {
@@ -155,6 +156,7 @@ export class Engine {
       const rates = this.rates.get(source.identity);
       arrival = arrival === undefined || rates?.arrivalRatePerSecond === undefined ? undefined : arrival + rates.arrivalRatePerSecond;
       service = service === undefined || rates?.serviceRatePerSecond === undefined ? undefined : service + rates.serviceRatePerSecond;
+      servedTotal = servedTotal === undefined || reading.servedTotal === undefined ? undefined : servedTotal + reading.servedTotal;
       cap = cap === undefined || reading.replicaCap === undefined ? undefined : cap + reading.replicaCap;
     });
     const gpuConfig = gpu as GpuSourceConfig | undefined;
@@ -162,6 +164,7 @@ export class Engine {
       backlog,
       ...(queueSources > 0 && arrival !== undefined ? { arrivalRatePerSecond: arrival } : {}),
       ...(queueSources > 0 && service !== undefined ? { serviceRatePerSecond: service } : {}),
+      ...(queueSources > 0 && servedTotal !== undefined ? { servedTotal } : {}),
       ...(consumers !== undefined ? { consumers } : {}),
       ...(queueSources > 0 && cap !== undefined ? { replicaCap: cap } : {}),
       ...(gpuConfig !== undefined

@@ -1,6 +1,17 @@
 // The scaling model: signals + trigger + history -> desired replicas, activity, explanation.
 // Pure (no I/O, no clock): the server and the simulator call this same function.
-import type { DemandTerm, ModelInput, ModelOutput, TriggerHistory } from './types.ts';
+//
+// D_backlog, cold-start aware: a replica asked for now serves only after C seconds, so project
+// the backlog to then with the fleet that is running or already starting,
+//   B' = B + λ·C − μ·(ready·C + Σ_starting (C − time left to start)),
+// add no replica when B' <= 0, else size the fleet to carry λ and drain B' within T:
+//   D = ceil((λ + B'/T) / μ).
+// Without μ, KEDA's rule ceil(B / messagesPerReplica). D_gpu = ceil(G / u*).
+// Scale-down waits one cold start (removing a replica that is needed again within C costs more
+// than keeping it), and scale to zero waits for the learned keep-warm window (keepWarm.ts).
+import { MAX_GAPS, appendBounded, keepWarmWindow, predictGap } from './keepWarm.ts';
+import type { BusyStretch, DemandTerm, ModelInput, ModelOutput, ReplicaMark, Signals, TriggerHistory } from './types.ts';
+import type { ScalingConfig } from '../trigger/types.ts';
 
 /** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
 export function ceilSafe(x: number): number {
@@ -12,16 +23,221 @@ export function emptyHistory(): TriggerHistory {
   return { idleGapsSeconds: [] };
 }
 
+/** Learned μ forgets evidence older than about this many seconds of saturated fleet. */
+export const THROUGHPUT_TIME_CONSTANT_SECONDS = 600;
+/** Busy periods whose peaks are remembered for prewarming. */
+const MAX_PEAKS = 8;
+
+type Details = Record<string, number | string | boolean>;
+
+/** Whether the fleet is saturated: it holds at least its nominal share of the backlog. */
+export function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
+  const { consumers } = signals;
+  return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
+}
+
+/** Shortest saturated stretch that gives a throughput sample. */
+export const MIN_STRETCH_SECONDS = 5;
+/** Messages served while saturated before a learned μ is trusted. */
+export const MIN_SERVED_TO_LEARN = 50;
+
+export interface Throughput {
+  readonly learned: number | undefined;
+  readonly evidence: TriggerHistory['throughputEvidence'];
+  readonly stretch: BusyStretch | undefined;
+}
+
+/**
+ * μ learned from the brokers. Only a saturated fleet shows its capacity (an idle one serves just
+ * what arrives), so evidence is the served-counter delta and the replica-seconds over whole
+ * stretches during which the fleet stayed saturated with the same consumers, each closed at the
+ * first decision that sees it otherwise (so the completions that ended it count too). μ is the
+ * ratio of the two, old evidence fading over THROUGHPUT_TIME_CONSTANT_SECONDS of saturated time,
+ * and is trusted once MIN_SERVED_TO_LEARN messages back it. Without counters: the smoothed
+ * service rate per consumer while saturated stands in for the stretches.
+ */
+export function learnThroughput(signals: Signals, scaling: ScalingConfig, history: TriggerHistory, nowMs: number): Throughput {
+  const busy = fleetBusy(signals, scaling);
+  let evidence = history.throughputEvidence;
+  const add = (served: number, replicaSeconds: number, seconds: number) => {
+    const keep = Math.exp(-seconds / THROUGHPUT_TIME_CONSTANT_SECONDS);
+    evidence = { served: (evidence?.served ?? 0) * keep + served, replicaSeconds: (evidence?.replicaSeconds ?? 0) * keep + replicaSeconds };
+  };
+  let stretch: BusyStretch | undefined;
+  if (signals.servedTotal === undefined) {
+    const rate = signals.serviceRatePerSecond;
+    const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
+    if (busy && rate !== undefined && rate > 0) add(rate * dtSeconds, signals.consumers! * dtSeconds, dtSeconds);
+  } else {
+    const open = history.busyStretch;
+    if (busy && open !== undefined && open.consumers === signals.consumers) {
+      stretch = open;
+    } else {
+      if (open !== undefined) {
+        const seconds = (nowMs - open.startMs) / 1000;
+        const served = signals.servedTotal - open.servedTotal;
+        if (seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
+      }
+      if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
+    }
+  }
+  const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
+  const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
+  return { learned, evidence, stretch };
+}
+
+interface FleetView {
+  readonly ready: number;
+  /** Seconds each starting replica still needs before it serves. */
+  readonly startingSecondsLeft: readonly number[];
+}
+
+/** Ready replicas (brokers' consumers when known) and the starting ones the model asked for. */
+export function fleetView(signals: Signals, askedFleet: number, asks: readonly ReplicaMark[], coldStartSeconds: number, nowMs: number): FleetView {
+  const asked = asks.reduce((n, a) => n + a.replicas, 0);
+  const starting = signals.consumers !== undefined ? Math.max(0, askedFleet - signals.consumers) : Math.min(askedFleet, asked);
+  const ready = signals.consumers ?? askedFleet - starting;
+  const left: number[] = [];
+  for (const ask of [...asks].reverse()) {
+    for (let i = 0; i < ask.replicas && left.length < starting; i++) {
+      left.push(Math.max(0, (ask.atMs - nowMs) / 1000 + coldStartSeconds));
+    }
+  }
+  // Starting replicas older than any remembered ask are late: count no help from them.
+  while (left.length < starting) left.push(coldStartSeconds);
+  return { ready, startingSecondsLeft: left };
+}
+
+/** D_backlog and the figures behind it. */
+export function backlogDemand(signals: Signals, scaling: ScalingConfig, mu: number | undefined, fleet: FleetView, details: Details): number {
+  const backlog = Math.max(0, signals.backlog);
+  if (mu === undefined || !(mu > 0)) {
+    details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
+    return ceilSafe(backlog / scaling.messagesPerReplica);
+  }
+  const C = scaling.coldStartSeconds;
+  const T = scaling.drainSeconds;
+  const lambda = Math.max(0, signals.arrivalRatePerSecond ?? 0);
+  const fleetSize = fleet.ready + fleet.startingSecondsLeft.length;
+  const servedInHorizon = mu * (fleet.ready * C + fleet.startingSecondsLeft.reduce((s, left) => s + Math.max(0, C - left), 0));
+  const projected = backlog + lambda * C - servedInHorizon;
+  // Replicas already there that the current backlog needs to be gone within T.
+  const keep = Math.min(fleetSize, ceilSafe((lambda + backlog / T) / mu));
+  const add = projected > 0 ? ceilSafe((lambda + projected / T) / mu) : 0;
+  Object.assign(details, {
+    rule: projected > 0 ? 'ceil((λ + B′/T) / μ)' : 'fleet drains B before a new replica could serve: add none',
+    arrivalRatePerSecond: round(lambda),
+    projectedBacklog: round(projected),
+    readyReplicas: fleet.ready,
+    startingReplicas: fleet.startingSecondsLeft.length,
+  });
+  return Math.max(keep, add);
+}
+
 export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelOutput {
-  const backlogDemand = ceilSafe(Math.max(0, signals.backlog) / scaling.messagesPerReplica);
-  const demands: { backlog: number; gpu?: number } = { backlog: backlogDemand };
-  let desired = backlogDemand;
-  let winner: DemandTerm = 'backlog';
+  const C = scaling.coldStartSeconds;
+  const details: Details = {};
+  const backlogActive = signals.backlog > scaling.activationBacklog;
+  const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
+  const working = backlogActive || gpuActive;
+
+  // Idle gaps: one ends when work resumes; a busy period ends when work stops.
+  let idleSinceMs = history.idleSinceMs;
+  let gaps = history.idleGapsSeconds;
+  let busyPeaks = history.busyPeaks ?? [];
+  let busyPeak = history.busyPeakReplicas;
+  if (working && idleSinceMs !== undefined) {
+    gaps = appendBounded(gaps, (nowMs - idleSinceMs) / 1000, MAX_GAPS);
+    idleSinceMs = undefined;
+  } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
+    idleSinceMs = nowMs;
+    if (busyPeak !== undefined) busyPeaks = appendBounded(busyPeaks, busyPeak, MAX_PEAKS);
+    busyPeak = undefined;
+  }
+
+  const { learned, evidence, stretch } = learnThroughput(signals, scaling, history, nowMs);
+  const mu = scaling.throughputPerReplica ?? learned;
+  if (mu !== undefined) {
+    details.throughputPerReplica = round(mu);
+    details.throughputSource = scaling.throughputPerReplica !== undefined ? 'configured' : 'learned';
+  }
+  const askedFleet = history.lastActive === true ? (history.lastDesiredReplicas ?? 0) : 0;
+  const asks = (history.recentAsks ?? []).filter((a) => nowMs - a.atMs < C * 1000);
+  const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
+
+  const demands: { backlog: number; gpu?: number; hold?: number; prewarm?: number } = {
+    backlog: backlogDemand(signals, scaling, mu, fleet, details),
+  };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
-    if (demands.gpu > desired) {
-      desired = demands.gpu;
-      winner = 'gpu';
+  }
+  const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
+  if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
+
+  // Scale down only after the demand stayed lower for one cold start.
+  const recentDemands = [...(history.recentDemands ?? []).filter((d) => nowMs - d.atMs < C * 1000), { atMs: nowMs, replicas: unheld }];
+  const held = Math.max(...recentDemands.map((d) => d.replicas));
+  if (held > unheld) demands.hold = held;
+
+  const window = keepWarmWindow(scaling.keepWarm, gaps, C);
+  details.keepWarmSeconds = round(window.seconds);
+  details.keepWarmSource = window.source;
+  const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
+  let activeReason: string;
+  let active = true;
+  if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
+  else if (gpuActive) activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
+  else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
+    activeReason = `idle ${round(idleSeconds)} s < keep-warm ${round(window.seconds)} s (${window.source})`;
+  } else {
+    const next = idleSeconds === undefined || scaling.keepWarm !== 'auto' ? undefined : predictGap(gaps, C);
+    if (next !== undefined && idleSeconds! >= next.expectedGapSeconds - C && idleSeconds! <= next.giveUpAfterSeconds) {
+      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${C} s`;
+      demands.prewarm = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
+      if (!Number.isFinite(demands.prewarm)) demands.prewarm = 1;
+      details.expectedGapSeconds = round(next.expectedGapSeconds);
+    } else {
+      active = false;
+      activeReason =
+        idleSeconds === undefined
+          ? `backlog ${signals.backlog} <= activationBacklog ${scaling.activationBacklog}`
+          : `idle ${round(idleSeconds)} s >= keep-warm ${round(window.seconds)} s (${window.source})`;
+    }
+  }
+
+  const { desired, winner } = bound(demands, signals, scaling);
+  const asked = active ? desired : 0;
+  const nextAsks = asked > askedFleet ? [...asks, { atMs: nowMs, replicas: asked - askedFleet }] : asks;
+  return {
+    decision: { desiredReplicas: desired, active, explanation: { signals, demands, winner, activeReason, details } },
+    history: {
+      ...history,
+      lastWorkAtMs: working ? nowMs : history.lastWorkAtMs,
+      idleSinceMs,
+      idleGapsSeconds: gaps,
+      lastDesiredReplicas: desired,
+      lastDecisionAtMs: nowMs,
+      lastActive: active,
+      recentAsks: nextAsks,
+      recentDemands,
+      learnedThroughputPerReplica: learned,
+      busyStretch: stretch,
+      throughputEvidence: evidence,
+      busyPeakReplicas: busyPeak,
+      busyPeaks,
+    },
+  };
+}
+
+/** The largest demand, then the replica cap and minReplicas/maxReplicas. */
+function bound(demands: Partial<Record<'backlog' | 'gpu' | 'hold' | 'prewarm', number>>, signals: Signals, scaling: ScalingConfig) {
+  let desired = 0;
+  let winner: DemandTerm = 'backlog';
+  for (const term of ['backlog', 'gpu', 'hold', 'prewarm'] as const) {
+    const value = demands[term];
+    if (value !== undefined && value > desired) {
+      desired = value;
+      winner = term;
     }
   }
   if (signals.replicaCap !== undefined && desired > signals.replicaCap) {
@@ -36,27 +252,9 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     desired = scaling.minReplicas;
     winner = 'minReplicas';
   }
+  return { desired, winner };
+}
 
-  const backlogActive = signals.backlog > scaling.activationBacklog;
-  const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
-  const active = backlogActive || gpuActive;
-  const activeReason = backlogActive
-    ? `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`
-    : gpuActive
-      ? `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`
-      : `backlog ${signals.backlog} <= activationBacklog ${scaling.activationBacklog}`;
-
-  return {
-    decision: {
-      desiredReplicas: desired,
-      active,
-      explanation: { signals, demands, winner, activeReason, details: {} },
-    },
-    history: {
-      ...history,
-      lastWorkAtMs: active ? nowMs : history.lastWorkAtMs,
-      lastDesiredReplicas: desired,
-      lastDecisionAtMs: nowMs,
-    },
-  };
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
 }

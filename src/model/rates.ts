@@ -37,6 +37,16 @@ function counterRate(prev: number | undefined, next: number | undefined, dtSecon
   return delta >= 0 ? delta / dtSeconds : undefined;
 }
 
+/**
+ * Arrivals from backlog deltas, for sources without counters (SQS, RabbitMQ amqp): growth plus
+ * what was served. Without a service rate this is the net growth only, a lower bound that is
+ * exact while the workload is scaled to zero (the moment that matters for waking).
+ */
+export function backlogArrivalRate(prevBacklog: number, backlog: number, servicePerSecond: number | undefined, dtSeconds: number): number | undefined {
+  if (dtSeconds <= 0) return undefined;
+  return Math.max(0, (backlog - prevBacklog) / dtSeconds + (servicePerSecond ?? 0));
+}
+
 export function updateRates(prev: RateState | undefined, sample: RateSample, atMs: number): RateState {
   if (prev === undefined || atMs <= prev.atMs) {
     return {
@@ -49,8 +59,11 @@ export function updateRates(prev: RateState | undefined, sample: RateSample, atM
     };
   }
   const dt = (atMs - prev.atMs) / 1000;
-  const arrival = sample.arrivalRatePerSecond ?? counterRate(prev.arrivedTotal, sample.arrivedTotal, dt);
   const service = sample.serviceRatePerSecond ?? counterRate(prev.servedTotal, sample.servedTotal, dt);
+  const arrival =
+    sample.arrivalRatePerSecond ??
+    counterRate(prev.arrivedTotal, sample.arrivedTotal, dt) ??
+    (sample.arrivedTotal === undefined ? backlogArrivalRate(prev.backlog, sample.backlog, service, dt) : undefined);
   return {
     atMs,
     backlog: sample.backlog,

@@ -9,6 +9,8 @@ export interface Signals {
   readonly arrivalRatePerSecond?: number;
   /** Messages served per second by the whole fleet (smoothed), when known. */
   readonly serviceRatePerSecond?: number;
+  /** Messages served so far (cumulative counter summed over sources), when every source counts them. */
+  readonly servedTotal?: number;
   /** Replicas the brokers see consuming (consumers / group members), when known. */
   readonly consumers?: number;
   /** G: busy GPU-equivalents, when the trigger has a GPU source. */
@@ -19,6 +21,19 @@ export interface Signals {
   readonly gpuActivationThreshold?: number;
   /** Replicas beyond this cannot help (Kafka partitions). */
   readonly replicaCap?: number;
+}
+
+/** A replica count at a moment: what the model asked for, or a busy period's peak. */
+export interface ReplicaMark {
+  readonly atMs: number;
+  readonly replicas: number;
+}
+
+/** Since when the fleet has been saturated with the same consumers, and the served counter then. */
+export interface BusyStretch {
+  readonly startMs: number;
+  readonly servedTotal: number;
+  readonly consumers: number;
 }
 
 /** Per-trigger memory the model keeps between calls. Owned and updated by the model only. */
@@ -32,16 +47,33 @@ export interface TriggerHistory {
   /** Desired replicas of the previous decision, and when it was made. */
   readonly lastDesiredReplicas?: number;
   readonly lastDecisionAtMs?: number;
+  /** Whether the previous decision was active (an inactive trigger's fleet is at zero). */
+  readonly lastActive?: boolean;
+  /** Replicas added by recent decisions (within one cold start): they are still starting. */
+  readonly recentAsks?: readonly ReplicaMark[];
+  /** Unheld backlog/GPU demand of recent decisions, for the scale-down hold. */
+  readonly recentDemands?: readonly ReplicaMark[];
+  /** μ learned from the brokers (messages per second per replica) while the fleet was busy. */
+  readonly learnedThroughputPerReplica?: number;
+  /** Evidence behind it: messages served and replica-seconds spent while saturated (decayed). */
+  readonly throughputEvidence?: { readonly served: number; readonly replicaSeconds: number };
+  /** The current stretch of saturated fleet, for the next throughput sample. */
+  readonly busyStretch?: BusyStretch;
+  /** Peak demand of the current busy period, and of recent finished ones (newest last). */
+  readonly busyPeakReplicas?: number;
+  readonly busyPeaks?: readonly number[];
   /** Model-specific extra state (kept opaque to the server). */
   readonly extra?: Readonly<Record<string, unknown>>;
 }
 
-export type DemandTerm = 'backlog' | 'gpu' | 'minReplicas' | 'maxReplicas' | 'replicaCap';
+/** Every term that can fix the desired count, in the order the explanation lists them. */
+export const DEMAND_TERMS = ['backlog', 'gpu', 'hold', 'prewarm', 'minReplicas', 'maxReplicas', 'replicaCap'] as const;
+export type DemandTerm = (typeof DEMAND_TERMS)[number];
 
 export interface Explanation {
   readonly signals: Signals;
   /** Replica demand computed by each term before bounds. */
-  readonly demands: Readonly<Partial<Record<'backlog' | 'gpu', number>>>;
+  readonly demands: Readonly<Partial<Record<'backlog' | 'gpu' | 'hold' | 'prewarm', number>>>;
   /** The term that fixed the final count. */
   readonly winner: DemandTerm;
   /** Why active is what it is, in words. */

@@ -1,6 +1,6 @@
 // Prometheus metrics of the scaler, on an injected Registry (no global state).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Decision } from '../model/types.ts';
+import { DEMAND_TERMS, type Decision } from '../model/types.ts';
 import type { Trigger } from '../trigger/types.ts';
 
 const PREFIX = 'keda_inference_scaler_';
@@ -115,7 +115,7 @@ export class ScalerMetrics {
     this.triggerDesiredReplicas.set(labels, decision.desiredReplicas);
     this.triggerActive.set(labels, decision.active ? 1 : 0);
     for (const [term, value] of Object.entries(demands)) this.triggerDemand.set({ ...labels, term }, value);
-    for (const term of ['backlog', 'gpu', 'minReplicas', 'maxReplicas', 'replicaCap']) {
+    for (const term of DEMAND_TERMS) {
       this.triggerWinner.set({ ...labels, term }, term === winner ? 1 : 0);
     }
     if (signals.busyGpus !== undefined) this.triggerBusyGpus.set(labels, signals.busyGpus);
@@ -129,7 +129,7 @@ export class ScalerMetrics {
       gauge.remove(labels);
     }
     for (const gauge of [this.triggerDemand, this.triggerWinner]) {
-      for (const term of ['backlog', 'gpu', 'minReplicas', 'maxReplicas', 'replicaCap']) gauge.remove({ ...labels, term });
+      for (const term of DEMAND_TERMS) gauge.remove({ ...labels, term });
     }
   }
 }

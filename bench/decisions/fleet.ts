@@ -1,0 +1,153 @@
+// The GPU fleet: replicas that serve `concurrency` requests at a time after a cold start, a FIFO
+// queue in front of them, and the bill. A replica costs GPU-seconds from the moment it is asked
+// for (the model loads on the GPU) until it is gone; a removed replica that still serves finishes
+// its requests first (graceful termination) and is billed until then. Removal order follows the
+// ReplicaSet controller: not-ready pods first, then the least busy.
+
+export interface Request {
+  readonly arrivalS: number;
+  readonly serviceS: number;
+}
+
+export interface Replica {
+  readonly id: number;
+  readonly askedS: number;
+  readonly readyS: number;
+  ready: boolean;
+  busy: number;
+  removing: boolean;
+}
+
+export interface FleetHooks {
+  /** Schedules a callback in simulated time. */
+  at(atS: number, run: () => void): void;
+}
+
+export class Fleet {
+  readonly concurrency: number;
+  private readonly hooks: FleetHooks;
+  private readonly live = new Map<number, Replica>();
+  private readonly queue: Request[] = [];
+  private queueHead = 0;
+  private nextId = 0;
+  gpuSeconds = 0;
+  coldStarts = 0;
+  arrived = 0;
+  served = 0;
+  inService = 0;
+  readonly waits: number[] = [];
+
+  constructor(concurrency: number, hooks: FleetHooks) {
+    this.concurrency = concurrency;
+    this.hooks = hooks;
+  }
+
+  /** Replicas asked for and not being removed: what Deployment.spec.replicas says. */
+  get size(): number {
+    let n = 0;
+    for (const r of this.live.values()) if (!r.removing) n++;
+    return n;
+  }
+
+  get readyCount(): number {
+    let n = 0;
+    for (const r of this.live.values()) if (r.ready && !r.removing) n++;
+    return n;
+  }
+
+  get waiting(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  /** Busy share of each ready GPU, summed: busy GPU-equivalents. */
+  get busyGpus(): number {
+    let sum = 0;
+    for (const r of this.live.values()) if (r.ready) sum += r.busy / this.concurrency;
+    return sum;
+  }
+
+  arrive(nowS: number, request: Request): void {
+    this.arrived++;
+    this.queue.push(request);
+    this.dispatch(nowS);
+  }
+
+  /** Sets the replica count (spec.replicas), drawing cold starts for new replicas. */
+  scaleTo(nowS: number, replicas: number, coldStartS: () => number): void {
+    let size = this.size;
+    while (size < replicas) {
+      this.add(nowS, coldStartS());
+      size++;
+    }
+    if (size > replicas) {
+      const victims = [...this.live.values()]
+        .filter((r) => !r.removing)
+        .sort((a, b) => Number(a.ready) - Number(b.ready) || a.busy - b.busy || b.askedS - a.askedS)
+        .slice(0, size - replicas);
+      for (const r of victims) this.remove(nowS, r);
+    }
+  }
+
+  add(nowS: number, coldStartS: number): Replica {
+    const replica: Replica = { id: this.nextId++, askedS: nowS, readyS: nowS + coldStartS, ready: false, busy: 0, removing: false };
+    this.live.set(replica.id, replica);
+    this.coldStarts++;
+    this.hooks.at(replica.readyS, () => {
+      if (!this.live.has(replica.id) || replica.removing) return;
+      replica.ready = true;
+      this.dispatch(replica.readyS);
+    });
+    return replica;
+  }
+
+  remove(nowS: number, replica: Replica): void {
+    replica.removing = true;
+    if (replica.busy === 0) this.retire(nowS, replica);
+  }
+
+  /** Bills every replica still alive up to `endS`. */
+  close(endS: number): void {
+    for (const r of this.live.values()) this.gpuSeconds += Math.max(0, endS - r.askedS);
+    this.live.clear();
+    for (let i = this.queueHead; i < this.queue.length; i++) this.waits.push(endS - this.queue[i]!.arrivalS);
+    this.queueHead = this.queue.length;
+  }
+
+  private retire(nowS: number, replica: Replica): void {
+    this.gpuSeconds += nowS - replica.askedS;
+    this.live.delete(replica.id);
+  }
+
+  private dispatch(nowS: number): void {
+    while (this.queueHead < this.queue.length) {
+      let best: Replica | undefined;
+      for (const r of this.live.values()) {
+        if (r.ready && !r.removing && r.busy < this.concurrency && (best === undefined || r.busy < best.busy)) best = r;
+      }
+      if (best === undefined) return;
+      const request = this.queue[this.queueHead++]!;
+      if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+        this.queue.splice(0, this.queueHead);
+        this.queueHead = 0;
+      }
+      this.start(nowS, best, request);
+    }
+  }
+
+  private start(nowS: number, replica: Replica, request: Request): void {
+    replica.busy++;
+    this.inService++;
+    this.waits.push(nowS - request.arrivalS);
+    this.hooks.at(nowS + request.serviceS, () => {
+      const doneS = nowS + request.serviceS;
+      replica.busy--;
+      this.inService--;
+      this.served++;
+      if (replica.removing) {
+        if (replica.busy === 0) this.retire(doneS, replica);
+      } else {
+        this.dispatch(doneS);
+      }
+    });
+  }
+}

@@ -1,0 +1,130 @@
+// The baseline policies: KEDA's built-in queue trigger (alone, and with a GPU-utilization
+// Prometheus trigger), and an always-on fleet sized for the peak. Each KEDA policy is the same
+// machinery (KedaLoop for 0 <-> 1, Hpa for 1 <-> N) around a different set of triggers.
+import { DEFAULT_BEHAVIOR, Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
+import { KedaLoop } from './keda.ts';
+import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
+import { CONCURRENCY } from './traces.ts';
+
+export const POLLING_INTERVAL_S = 30;
+export const HPA_SYNC_S = 15;
+/** Prometheus scrapes DCGM every 15 s; a query sees the last scrape. */
+export const SCRAPE_INTERVAL_S = 15;
+
+/** What a ScaledObject's triggers answer, together. */
+export interface Triggers {
+  isActive(): Promise<boolean> | boolean;
+  metrics(): Promise<MetricSample[]> | MetricSample[];
+  /** external-push: checked every intervalS; a change to true acts at once. */
+  readonly stream?: { readonly intervalS: number; check(): Promise<boolean> };
+}
+
+export interface ScaledObjectSetup {
+  readonly cooldownSeconds: number;
+  readonly behavior?: HpaBehavior;
+  readonly maxReplicas?: number;
+}
+
+/** KEDA + HPA around `triggers`, created per run by `makeTriggers`. */
+export function kedaPolicy(
+  name: string,
+  setup: string,
+  so: ScaledObjectSetup,
+  makeTriggers: (ctx: SimContext) => Triggers | Promise<Triggers>,
+): Policy {
+  return {
+    name,
+    setup,
+    async start(ctx) {
+      const triggers = await makeTriggers(ctx);
+      const keda = new KedaLoop({ pollingIntervalSeconds: POLLING_INTERVAL_S, cooldownSeconds: so.cooldownSeconds, minReplicaCount: 0 });
+      const hpa = new Hpa({ minReplicas: 1, maxReplicas: so.maxReplicas ?? MAX_REPLICAS, behavior: so.behavior ?? DEFAULT_BEHAVIOR });
+      const { fleet } = ctx;
+      const apply = (replicas: number | undefined) => {
+        if (replicas !== undefined && replicas !== fleet.size) fleet.scaleTo(ctx.now(), replicas, () => ctx.coldStart());
+      };
+      ctx.every(1, POLLING_INTERVAL_S, async () => apply(keda.check(ctx.now(), fleet.size, await triggers.isActive())));
+      ctx.every(7, HPA_SYNC_S, async () => {
+        if (fleet.size === 0) return;
+        apply(hpa.sync(ctx.now(), fleet.size, await triggers.metrics()));
+      });
+      const stream = triggers.stream;
+      if (stream !== undefined) {
+        let last = false;
+        ctx.every(0.5, stream.intervalS, async () => {
+          const active = await stream.check();
+          if (active && !last) apply(keda.check(ctx.now(), fleet.size, true));
+          last = active;
+        });
+      }
+    },
+  };
+}
+
+/** Backlog as KEDA's queue triggers count it: waiting plus in flight (unacknowledged). */
+function backlog(ctx: SimContext): number {
+  return ctx.fleet.waiting + ctx.fleet.inService;
+}
+
+export const QUEUE_LENGTH = 5;
+
+export function kedaQueue(): Policy {
+  return kedaPolicy(
+    'keda-queue',
+    `built-in queue trigger: queueLength ${QUEUE_LENGTH}, activationQueueLength 0; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod 300 s, default HPA behavior`,
+    { cooldownSeconds: 300 },
+    (ctx) => ({
+      isActive: () => backlog(ctx) > 0,
+      metrics: () => [{ value: backlog(ctx), target: QUEUE_LENGTH }],
+    }),
+  );
+}
+
+export const GPU_UTILIZATION_THRESHOLD = 70;
+
+export function kedaQueueGpu(): Policy {
+  return kedaPolicy(
+    'keda-queue-gpu',
+    `keda-queue plus a prometheus trigger: sum(DCGM_FI_DEV_GPU_UTIL) threshold ${GPU_UTILIZATION_THRESHOLD} (scraped every ${SCRAPE_INTERVAL_S} s)`,
+    { cooldownSeconds: 300 },
+    (ctx) => {
+      let scraped = 0;
+      ctx.every(0, SCRAPE_INTERVAL_S, () => {
+        scraped = ctx.fleet.busyGpus * 100;
+      });
+      return {
+        isActive: () => backlog(ctx) > 0 || scraped > 0,
+        metrics: () => [
+          { value: backlog(ctx), target: QUEUE_LENGTH },
+          { value: scraped, target: GPU_UTILIZATION_THRESHOLD },
+        ],
+      };
+    },
+  );
+}
+
+/** Replicas that serve the busiest minute of the trace without a queue. */
+export function peakReplicas(ctx: SimContext, windowS = 60): number {
+  const reqs = ctx.trace.requests;
+  let peak = 0;
+  let work = 0;
+  let j = 0;
+  for (let i = 0; i < reqs.length; i++) {
+    work += reqs[i]!.serviceS;
+    while (reqs[j]!.arrivalS < reqs[i]!.arrivalS - windowS) work -= reqs[j++]!.serviceS;
+    peak = Math.max(peak, work);
+  }
+  return Math.max(1, Math.ceil(peak / (windowS * CONCURRENCY)));
+}
+
+export function alwaysOn(): Policy {
+  return {
+    name: 'always-on',
+    setup: 'fixed fleet sized for the busiest minute of the trace, warm from the start',
+    start(ctx) {
+      const n = peakReplicas(ctx);
+      for (let i = 0; i < n; i++) ctx.fleet.add(0, 0);
+      ctx.fleet.coldStarts = 0;
+    },
+  };
+}
