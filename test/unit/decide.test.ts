@@ -63,3 +63,97 @@ describe('decide without rates (KEDA queue rule)', () => {
     expect(run({ backlog: 0, busyGpus: 0.1, gpuTargetUtilization: 0.7, gpuActivationThreshold: 0.2 }).active).toBe(false);
   });
 });
+
+describe('decide with rates (cold-start aware)', () => {
+  const withRates = { ...scaling, throughputPerReplica: 2 };
+  // One decision from a history where the fleet of `asked` replicas was asked for at `askedAtMs`.
+  const at = (signals: Signals, asked: number, askedAtMs: number, nowMs: number, overrides: Partial<ScalingConfig> = {}) =>
+    decide({
+      signals,
+      scaling: { ...withRates, ...overrides },
+      history: { ...emptyHistory(), lastActive: asked > 0, lastDesiredReplicas: asked, recentAsks: asked > 0 ? [{ atMs: askedAtMs, replicas: asked }] : [] },
+      nowMs,
+    }).decision;
+
+  it.each([
+    // B, λ, ready consumers, μ=2, C=60, T=60: B' = B + λC − μ·ready·C; D = ceil((λ + B'/T) / μ)
+    { B: 100, lambda: 0, ready: 0, projected: 100, desired: 1 }, // ceil((0 + 100/60) / 2) = 1
+    { B: 100, lambda: 4, ready: 0, projected: 340, desired: 5 }, // ceil((4 + 340/60) / 2) = ceil(4.83)
+    { B: 600, lambda: 0, ready: 0, projected: 600, desired: 5 }, // ceil(10 / 2)
+    { B: 100, lambda: 4, ready: 1, projected: 220, desired: 4 }, // 100 + 240 − 120; ceil((4 + 3.67) / 2)
+  ])('B $B, λ $lambda, ready $ready: B′ = $projected, D = $desired', ({ B, lambda, ready, projected, desired }) => {
+    const d = at({ backlog: B, arrivalRatePerSecond: lambda, consumers: ready }, ready, -3_600_000, 0);
+    expect(d.explanation.details.projectedBacklog).toBe(projected);
+    expect(d.desiredReplicas).toBe(desired);
+  });
+
+  it('adds no replica when the running fleet drains the backlog before a new one could serve', () => {
+    // 3 ready replicas serve 360 in C = 60 s; B + λC = 50 + 60 = 110: B' < 0.
+    const d = at({ backlog: 50, arrivalRatePerSecond: 1, consumers: 3 }, 3, -3_600_000, 0);
+    expect(d.explanation.details.projectedBacklog).toBeLessThan(0);
+    expect(d.desiredReplicas).toBeLessThanOrEqual(3);
+  });
+
+  it('does not ask again for replicas that are still starting', () => {
+    // 5 asked 30 s ago, none ready yet: they serve the last 30 s of the horizon.
+    const d = at({ backlog: 400, arrivalRatePerSecond: 4, consumers: 0 }, 5, -30_000, 0);
+    // B' = 400 + 240 − 2·5·30 = 340 -> ceil((4 + 340/60) / 2) = 5: nothing new.
+    expect(d.explanation.details.startingReplicas).toBe(5);
+    expect(d.desiredReplicas).toBe(5);
+  });
+
+  it('falls back to KEDA’s rule while the throughput is unknown', () => {
+    const d = run({ backlog: 23, arrivalRatePerSecond: 3 });
+    expect(d.desiredReplicas).toBe(5);
+    expect(String(d.explanation.details.rule)).toContain('messagesPerReplica');
+  });
+
+  it('learns μ from served counters while the fleet is saturated', () => {
+    let history = emptyHistory();
+    const cfg = { ...scaling, keepWarm: 'auto' as const };
+    // 2 consumers, backlog >= 2·5 all along, 3 messages per second served: μ = 1.5.
+    for (let s = 0; s <= 60; s++) {
+      history = decide({ signals: { backlog: 30, servedTotal: 3 * s, consumers: 2 }, scaling: cfg, history, nowMs: s * 1000 }).history;
+    }
+    const out = decide({ signals: { backlog: 0, servedTotal: 183, consumers: 2 }, scaling: cfg, history, nowMs: 61_000 });
+    expect(out.decision.explanation.details.throughputPerReplica).toBe(1.5);
+  });
+});
+
+describe('keep-warm and prewarm', () => {
+  const auto = { ...scaling, keepWarm: 'auto' as const, coldStartSeconds: 60 };
+  const replay = (busyIdle: readonly [number, number][]) => {
+    let history = emptyHistory();
+    let t = 0;
+    for (const [busy, idle] of busyIdle) {
+      history = decide({ signals: { backlog: 5 }, scaling: auto, history, nowMs: t * 1000 }).history;
+      t += busy;
+      history = decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: t * 1000 }).history;
+      t += idle;
+    }
+    return { history, t };
+  };
+
+  it('keeps warm for the break-even C until it has seen enough gaps', () => {
+    const { history, t } = replay([[10, 0]]);
+    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 59) * 1000 }).decision.active).toBe(true);
+    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 61) * 1000 }).decision.active).toBe(false);
+  });
+
+  it('keeps warm through short gaps it has learned and scales to zero at once after long ones', () => {
+    const short = replay([[10, 20], [10, 25], [10, 30], [10, 0]]);
+    const d = decide({ signals: { backlog: 0 }, scaling: auto, history: short.history, nowMs: (short.t + 29) * 1000 }).decision;
+    expect(d.active).toBe(true);
+    expect(d.explanation.details.keepWarmSeconds).toBe(30);
+    const long = replay([[10, 900], [10, 1300], [10, 2000], [10, 0]]);
+    expect(decide({ signals: { backlog: 0 }, scaling: auto, history: long.history, nowMs: (long.t + 1) * 1000 }).decision.active).toBe(false);
+  });
+
+  it('prewarms one cold start before a regular gap ends', () => {
+    const { history, t } = replay([[10, 590], [10, 590], [10, 590], [10, 0]]);
+    const ask = (idle: number) => decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + idle) * 1000 }).decision;
+    expect(ask(500).active).toBe(false);
+    expect(ask(535).active).toBe(true);
+    expect(ask(535).explanation.activeReason).toContain('prewarm');
+  });
+});

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { EventQueue } from './eventQueue.ts';
+import { Fleet } from './fleet.ts';
+import { Hpa, averageValueReplicas } from './hpa.ts';
+import { KedaLoop } from './keda.ts';
+import { lognormalFromP50P99 } from './random.ts';
+import { coldStartSampler, percentile } from './simulate.ts';
+import { parseAzureCsv, serviceSeconds } from './traces.ts';
+
+describe('EventQueue', () => {
+  it('pops by time, and in insertion order at equal times', () => {
+    const q = new EventQueue<string>();
+    for (const [t, e] of [[5, 'c'], [1, 'a'], [5, 'd'], [3, 'b'], [5, 'e'], [0, 'z']] as const) q.push(t, e);
+    const out: string[] = [];
+    for (let e = q.pop(); e !== undefined; e = q.pop()) out.push(e.event);
+    expect(out).toEqual(['z', 'a', 'b', 'c', 'd', 'e']);
+  });
+});
+
+describe('HPA AverageValue rule', () => {
+  it.each([
+    // value, target, current, expected
+    [100, 5, 4, 20], // ceil(100 / 5)
+    [21, 5, 4, 4], // ratio 1.05 within 10 % tolerance: keep 4
+    [22.5, 5, 4, 5], // ratio 1.125: ceil(4.5) = 5
+    [18.2, 5, 4, 4], // ratio 0.91 within tolerance
+    [7, 0.7, 3, 10], // milli-quantities: no float noise
+    [0, 5, 3, 0],
+  ])('value %d, target %d, current %d -> %d', (value, target, current, expected) => {
+    expect(averageValueReplicas({ value, target }, current)).toBe(expected);
+  });
+
+  it('holds scale-down for the 300 s stabilization window', () => {
+    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 100 });
+    expect(hpa.sync(0, 4, [{ value: 40, target: 5 }])).toBe(8);
+    expect(hpa.sync(15, 8, [{ value: 5, target: 5 }])).toBe(8);
+    expect(hpa.sync(299, 8, [{ value: 5, target: 5 }])).toBe(8);
+    expect(hpa.sync(301, 8, [{ value: 5, target: 5 }])).toBe(1);
+  });
+
+  it('limits scale-up to max(+100 %, +4 pods) per 15 s', () => {
+    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 100 });
+    expect(hpa.sync(0, 1, [{ value: 500, target: 5 }])).toBe(5); // 1 + 4 > 2 x 1
+    expect(hpa.sync(15, 5, [{ value: 500, target: 5 }])).toBe(10); // 2 x 5
+    expect(hpa.sync(20, 10, [{ value: 500, target: 5 }])).toBe(10); // already +5 in this period from 5
+    expect(hpa.sync(30, 10, [{ value: 500, target: 5 }])).toBe(20);
+  });
+
+  it('takes the largest metric and respects maxReplicas', () => {
+    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 6, behavior: undefined });
+    expect(hpa.sync(0, 4, [{ value: 10, target: 5 }, { value: 350, target: 70 }])).toBe(5);
+    expect(hpa.sync(15, 5, [{ value: 100, target: 5 }])).toBe(6);
+  });
+
+  it('leaves a workload at zero to KEDA', () => {
+    expect(new Hpa({ minReplicas: 1, maxReplicas: 10 }).sync(0, 0, [{ value: 50, target: 5 }])).toBe(0);
+  });
+});
+
+describe('KEDA loop', () => {
+  it('wakes 0 -> 1 on an active answer and scales to 0 only after cooldown', () => {
+    const keda = new KedaLoop({ pollingIntervalSeconds: 30, cooldownSeconds: 300, minReplicaCount: 0 });
+    expect(keda.check(0, 0, false)).toBeUndefined();
+    expect(keda.check(30, 0, true)).toBe(1);
+    expect(keda.check(60, 3, true)).toBeUndefined(); // the HPA's
+    expect(keda.check(90, 3, false)).toBeUndefined();
+    expect(keda.check(359, 3, false)).toBeUndefined();
+    expect(keda.check(360, 3, false)).toBe(0);
+  });
+});
+
+describe('Fleet', () => {
+  const harness = () => {
+    const q = new EventQueue<() => void>();
+    const fleet = new Fleet(2, { at: (t, run) => q.push(t, run) });
+    const runUntil = (t: number) => {
+      for (let e = q.peek(); e !== undefined && e.atS <= t; e = q.peek()) q.pop()!.event();
+    };
+    return { fleet, runUntil };
+  };
+
+  it('serves only after the cold start and bills from the ask', () => {
+    const { fleet, runUntil } = harness();
+    fleet.scaleTo(0, 1, () => 30);
+    fleet.arrive(5, { arrivalS: 5, serviceS: 10 });
+    runUntil(29);
+    expect(fleet.inService).toBe(0);
+    runUntil(30);
+    expect(fleet.inService).toBe(1);
+    expect(fleet.waits).toEqual([25]);
+    runUntil(40);
+    fleet.scaleTo(40, 0, () => 30);
+    fleet.close(100);
+    expect(fleet.gpuSeconds).toBe(40);
+    expect(fleet.coldStarts).toBe(1);
+  });
+
+  it('removes starting replicas before ready ones, and drains a busy one before billing stops', () => {
+    const { fleet, runUntil } = harness();
+    fleet.scaleTo(0, 1, () => 10);
+    runUntil(10);
+    fleet.arrive(10, { arrivalS: 10, serviceS: 20 });
+    fleet.scaleTo(10, 2, () => 10);
+    fleet.scaleTo(12, 1, () => 10); // the starting one goes
+    expect(fleet.size).toBe(1);
+    fleet.scaleTo(15, 0, () => 10); // the busy one finishes first
+    runUntil(100);
+    fleet.close(100);
+    expect(fleet.gpuSeconds).toBe(30 + 2); // busy one until its request ends at 30, starting one 10..12
+  });
+});
+
+describe('traces and draws', () => {
+  it('reads the Azure format with CRLF and derives service time from tokens', () => {
+    const t = parseAzureCsv('x', 'TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:04.5000000,4000,25\r\n2023-11-16 18:17:03.5000000,0,50\r\n');
+    expect(t.requests).toEqual([
+      { arrivalS: 0, serviceS: serviceSeconds(0, 50) },
+      { arrivalS: 1, serviceS: serviceSeconds(4000, 25) },
+    ]);
+  });
+
+  it('draws cold starts with p50 about 23 s and p99 about 52 s', () => {
+    const draw = coldStartSampler(7);
+    const xs = Array.from({ length: 20_000 }, draw).sort((a, b) => a - b);
+    expect(percentile(xs, 50)).toBeGreaterThan(21.5);
+    expect(percentile(xs, 50)).toBeLessThan(24.5);
+    expect(percentile(xs, 99)).toBeGreaterThan(47);
+    expect(percentile(xs, 99)).toBeLessThan(57);
+    expect(lognormalFromP50P99(23, 52).mu).toBeCloseTo(Math.log(23));
+  });
+});
