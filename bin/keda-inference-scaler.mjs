@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080]
+// Asks a running scaler (its metrics port, /explain) why it answers what it answers for a
+// ScaledObject's triggers, and prints the inputs, each demand, the winner and activity.
+import { argv, exit, stdout, stderr } from 'node:process';
+
+const USAGE = 'usage: keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080] [--json]';
+
+export function parseArgs(args) {
+  const [command, ...rest] = args;
+  if (command !== 'explain') throw new Error(USAGE);
+  const out = { url: 'http://127.0.0.1:8080', json: false };
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i];
+    if (a === '--json') out.json = true;
+    else if (a === '--namespace' || a === '--name' || a === '--url') {
+      const v = rest[++i];
+      if (v === undefined) throw new Error(`${a} needs a value\n${USAGE}`);
+      out[a.slice(2)] = v;
+    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+  }
+  if (out.namespace === undefined || out.name === undefined) throw new Error(USAGE);
+  return out;
+}
+
+const fmt = (v) => (typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : String(v));
+
+export function render(view) {
+  const e = view.explanation;
+  const lines = [
+    `${view.trigger.namespace}/${view.trigger.name}  trigger ${view.trigger.id}`,
+    `  sources: ${view.trigger.sources.join('; ')}`,
+    `  answer:  desired replicas ${view.desiredReplicas} (metric value ${fmt(view.metricValue)}, target 1), active ${view.active}`,
+    `  why active: ${e.activeReason}`,
+    '  inputs:',
+    ...Object.entries(e.signals).map(([k, v]) => `    ${k} = ${fmt(v)}`),
+    '  demands (replicas, before bounds):',
+    ...Object.entries(e.demands).map(([k, v]) => `    ${k === e.winner ? '*' : ' '} ${k} = ${fmt(v)}`),
+    `  winner: ${e.winner}`,
+    '  details:',
+    ...Object.entries(e.details).map(([k, v]) => `    ${k} = ${fmt(v)}`),
+  ];
+  return lines.join('\n');
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseArgs(argv.slice(2));
+  } catch (err) {
+    stderr.write(`${err.message}\n`);
+    exit(2);
+  }
+  const url = new URL('/explain', args.url);
+  url.searchParams.set('namespace', args.namespace);
+  url.searchParams.set('name', args.name);
+  let views;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    views = await res.json();
+  } catch (err) {
+    stderr.write(`cannot ask the scaler at ${url.origin}: ${err.cause?.message ?? err.message}\n`);
+    exit(1);
+  }
+  if (args.json) {
+    stdout.write(`${JSON.stringify(views, null, 2)}\n`);
+    return;
+  }
+  if (views.length === 0) {
+    stdout.write(`no decision yet for ${args.namespace}/${args.name} (the scaler explains a trigger after KEDA has asked about it)\n`);
+    exit(3);
+  }
+  stdout.write(`${views.map(render).join('\n\n')}\n`);
+}
+
+await main();

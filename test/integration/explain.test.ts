@@ -1,0 +1,60 @@
+// The `explain` CLI against a real running scaler that has answered KEDA for a RabbitMQ trigger.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RabbitFixture } from '../support/rabbitmq.ts';
+import { type TestScaler, ref, requireService, startTestScaler } from '../support/scaler.ts';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../../bin/keda-inference-scaler.mjs', import.meta.url));
+
+let rabbit: RabbitFixture;
+let t: TestScaler;
+
+beforeAll(async () => {
+  rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
+  t = await startTestScaler();
+});
+
+afterAll(async () => {
+  await t?.[Symbol.asyncDispose]();
+  await rabbit?.[Symbol.asyncDispose]();
+});
+
+const explain = (...args: string[]) =>
+  run(process.execPath, [cli, 'explain', '--url', `http://127.0.0.1:${t.scaler.metricsPort}`, ...args], { timeout: 15_000 });
+
+describe('keda-inference-scaler explain', () => {
+  it('prints the inputs, each demand, the winner and why the trigger is active', async () => {
+    const queue = await rabbit.queue(23);
+    const metadata = { 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': queue, keepWarm: '0' };
+    const metrics = await t.client.getMetrics(ref(metadata, 'explain-so', 'explain-ns'));
+    expect(metrics.metricValues[0]?.metricValueFloat).toBe(5);
+
+    const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'explain-so');
+    expect(stdout).toContain('explain-ns/explain-so');
+    expect(stdout).toContain('desired replicas 5');
+    expect(stdout).toContain('active true');
+    expect(stdout).toContain('backlog = 23');
+    expect(stdout).toMatch(/\* backlog = 5/);
+    expect(stdout).toContain('winner: backlog');
+    expect(stdout).toContain('why active: backlog 23 > activationBacklog 0');
+    expect(stdout).not.toContain(requireService('RABBITMQ_URL'));
+
+    const json = JSON.parse((await explain('--namespace', 'explain-ns', '--name', 'explain-so', '--json')).stdout) as { desiredReplicas: number }[];
+    expect(json.map((v) => v.desiredReplicas)).toEqual([5]);
+  });
+
+  it('says so, with exit code 3, for a ScaledObject it has not been asked about', async () => {
+    const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as { code: number; stdout: string };
+    expect(err.code).toBe(3);
+    expect(err.stdout).toContain('no decision yet for nowhere/nothing');
+  });
+
+  it('fails with usage and exit code 2 on bad arguments', async () => {
+    const err = (await run(process.execPath, [cli, 'explain', '--name', 'x']).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(err.code).toBe(2);
+    expect(err.stderr).toContain('usage: keda-inference-scaler explain');
+  });
+});
