@@ -163,14 +163,15 @@ export const sqsFields = {
 export const kafkaFields = {
   connection,
   bootstrapServers: field({
-    schema: kinds.list,
+    schema: kinds.list.refine((l) => l.every((b) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/@]+):\d{1,5}$/.test(b))),
     allowed: 'a comma-separated list of host:port',
     description: 'Broker list.',
     fromEnv: true,
   }),
   topic: field({
-    schema: kinds.list,
-    allowed: 'a topic name or a comma-separated list',
+    // Kafka's own rule for topic names: a mistyped one fails here, not as a broker error.
+    schema: kinds.list.refine((l) => l.every((t) => /^[a-zA-Z0-9._-]{1,249}$/.test(t) && t !== '.' && t !== '..')),
+    allowed: 'a topic name (letters, digits, ".", "_", "-"; at most 249) or a comma-separated list of them',
     description: 'Topic(s); all topics the group has offsets for when absent.',
   }),
   consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', description: 'Consumer group.' }),
@@ -178,10 +179,10 @@ export const kafkaFields = {
     schema: kinds.oneOf(['latest', 'earliest']),
     allowed: 'latest or earliest',
     default: 'latest' as const,
-    description: 'How a partition without a committed offset counts: earliest = whole log, latest = 1.',
+    description: 'How a partition without a committed offset counts: earliest = its whole retained log, latest = 1.',
   }),
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
-  scaleToZeroOnInvalidOffset: bool('With latest: a partition without a committed offset counts 0, not 1.', false),
+  scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),
   sasl: field({
     schema: kinds.oneOf(['none', 'plain', 'scram_sha256', 'scram_sha512']),
     allowed: 'none, plain, scram_sha256 or scram_sha512',

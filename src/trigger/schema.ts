@@ -187,6 +187,12 @@ function buildKafka(v: Values, issues: Issues): KafkaSourceConfig {
   if ((v.cert === undefined) !== (v.key === undefined)) {
     issues.add(v.cert === undefined ? 'kafka.cert' : 'kafka.key', 'kafka.cert and kafka.key go together; allowed: both or neither');
   }
+  if (v.tls !== 'enable') {
+    // Certificates given without TLS would be silently ignored.
+    for (const key of ['ca', 'cert', 'key'] as const) {
+      if (v[key] !== undefined) issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
+    }
+  }
   return {
     kind: 'kafka',
     bootstrapServers: (v.bootstrapServers as string[] | undefined) ?? [],

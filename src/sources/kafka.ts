@@ -1,0 +1,143 @@
+// Kafka consumer-group lag: B = sum over the topics' partitions of (log-end - committed offset),
+// with KEDA's rules for partitions the group has not committed on. One kafkajs admin client per
+// broker list + credentials, kept connected (kafkajs reconnects by itself); the pure lag rules
+// live in ./kafkaLag.ts.
+import type { ISocketFactory } from 'kafkajs';
+import { SourceBadAnswer, SourceNotFound, errorMessage } from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { KafkaSourceConfig } from '../trigger/types.ts';
+import { secretHash } from './index.ts';
+import { KafkaAdminPool, type KafkaAdminClient, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
+import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
+import type { Source, SourceDriver, SourceReading } from './source.ts';
+
+export { kafkaReading, partitionLag, type PartitionOffsets } from './kafkaLag.ts';
+export type { KafkaAdminClient } from './kafkaAdmin.ts';
+
+type KafkaConnection = Pick<
+  KafkaSourceConfig,
+  'bootstrapServers' | 'sasl' | 'username' | 'password' | 'tls' | 'ca' | 'cert' | 'key' | 'unsafeSsl'
+>;
+
+/** Same key for every trigger that reaches the same brokers with the same credentials. */
+export function connectionKey(config: KafkaConnection): string {
+  return secretHash(
+    [...config.bootstrapServers].sort().join(','),
+    config.sasl,
+    config.username,
+    config.password,
+    String(config.tls),
+    config.ca,
+    config.cert,
+    config.key,
+    String(config.unsafeSsl),
+  );
+}
+
+function label(config: KafkaSourceConfig): string {
+  const topics = config.topics.length > 0 ? `topic(s) ${config.topics.join(',')}` : 'all topics it has committed on';
+  return `kafka group "${config.consumerGroup}" on ${topics} at ${config.bootstrapServers.join(',')}`;
+}
+
+/** Offsets of every partition of the trigger's topics, plus the group's member count. */
+async function readOffsets(
+  admin: KafkaAdminClient,
+  config: KafkaSourceConfig,
+  where: string,
+): Promise<{ partitions: PartitionOffsets[]; consumers: number | undefined }> {
+  const group = config.consumerGroup;
+  let topics = [...config.topics];
+  let committedByTopic: Awaited<ReturnType<KafkaAdminClient['groupOffsets']>> | undefined;
+  if (topics.length === 0) {
+    // No topic list: every topic the group has committed offsets on (as KEDA does).
+    committedByTopic = await admin.groupOffsets(group);
+    topics = committedByTopic.map((t) => t.topic);
+    if (topics.length === 0) {
+      throw new SourceNotFound(
+        `${where}: consumer group "${group}" has no committed offsets on any topic, so there is nothing to measure; ` +
+          'set kafka.topic to the topic(s) it consumes',
+      );
+    }
+  }
+  const members = admin.groupMembers(group).catch(() => undefined);
+  const [ends, committed] = await Promise.all([
+    Promise.all(topics.map(async (topic) => ({ topic, partitions: await admin.topicOffsets(topic) }))),
+    committedByTopic ?? admin.groupOffsets(group, topics),
+  ]);
+  const committedAt = new Map<string, number | undefined>();
+  for (const t of committed) {
+    for (const p of t.partitions) committedAt.set(`${t.topic}/${p.partition}`, parseOffset(p.offset, where));
+  }
+  const partitions = ends.flatMap(({ topic, partitions: list }) =>
+    list.map((p) => ({
+      topic,
+      partition: p.partition,
+      logStart: parseOffset(p.low, where) ?? 0,
+      logEnd: parseOffset(p.high, where) ?? 0,
+      committed: committedAt.get(`${topic}/${p.partition}`),
+    })),
+  );
+  if (partitions.length === 0) throw new SourceBadAnswer(`${where}: the brokers listed no partitions for ${topics.join(',')}`);
+  return { partitions, consumers: await members };
+}
+
+export interface KafkaDriverOptions {
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  /** Test seam: replaces kafkajs's socket factory (e.g. to route through a proxy). */
+  readonly socketFactory?: ISocketFactory;
+  /** Test seam: replaces the kafkajs admin client. */
+  readonly adminFactory?: (config: KafkaConnection) => KafkaAdminClient;
+}
+
+export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
+  readonly kind = 'kafka' as const;
+  private readonly pool: KafkaAdminPool<KafkaConnection>;
+
+  constructor(options: KafkaDriverOptions) {
+    this.pool = new KafkaAdminPool(options, connectionKey);
+  }
+
+  identity(config: KafkaSourceConfig): string {
+    return [
+      'kafka',
+      connectionKey(config),
+      config.consumerGroup,
+      [...config.topics].sort().join(','),
+      config.offsetResetPolicy,
+      config.scaleToZeroOnInvalidOffset ? 'zero-on-invalid' : 'one-on-invalid',
+      config.allowIdleConsumers ? 'idle-ok' : 'cap',
+    ].join('|');
+  }
+
+  create(config: KafkaSourceConfig): Source {
+    const where = label(config);
+    const read = async (signal: AbortSignal): Promise<SourceReading> => {
+      // kafkajs takes no AbortSignal: race it, so a timed-out read gives its slot back at once.
+      const aborted = new Promise<never>((_, reject) => {
+        if (signal.aborted) reject(signal.reason);
+        signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      });
+      aborted.catch(() => undefined);
+      const attempt = async () => {
+        try {
+          const { partitions, consumers } = await this.pool.withAdmin(config, (admin) => readOffsets(admin, config, where));
+          return kafkaReading(partitions, config, consumers);
+        } catch (err) {
+          if (err instanceof UnknownTopics) {
+            throw new SourceNotFound(`${where}: topic(s) ${err.topics.map((t) => `"${t}"`).join(', ')} do not exist`);
+          }
+          throw kafkaError(where, err);
+        }
+      };
+      return Promise.race([attempt(), aborted]);
+    };
+    return { identity: this.identity(config), label: where, kind: 'kafka', read };
+  }
+
+  close(): Promise<void> {
+    return this.pool.close().catch((err: unknown) => {
+      throw new Error(`closing kafka admin clients: ${errorMessage(err)}`);
+    });
+  }
+}

@@ -1,0 +1,268 @@
+// kafkajs behind a narrow client interface (the testing seam), one admin client per broker list +
+// credentials, kafkajs's logs routed to ours, and kafkajs errors mapped to typed errors.
+//
+// kafkajs traps handled here: fetchOffsets returns string offsets ("-1" = none committed) and is
+// never called with resolveOffsets (that would commit offsets for the group); a topic deleted
+// after an admin client read it stays in the client's metadata targets, and from then on every
+// metadata refresh of that client fails with UNKNOWN_TOPIC_OR_PARTITION, for every topic: the
+// pool detects that and replaces the client.
+import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel } from 'kafkajs';
+import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { KafkaSourceConfig } from '../trigger/types.ts';
+
+/** The calls the Kafka source makes; offsets as kafkajs gives them (strings, "-1" = none). */
+export interface KafkaAdminClient {
+  /** Earliest (low) and log-end (high) offsets of every partition of `topic`. */
+  topicOffsets(topic: string): Promise<readonly { partition: number; high: string; low: string }[]>;
+  /** The group's committed offsets on `topics` (every partition), or on every topic it committed on. */
+  groupOffsets(
+    groupId: string,
+    topics?: readonly string[],
+  ): Promise<readonly { topic: string; partitions: readonly { partition: number; offset: string }[] }[]>;
+  /** Members of the group now (undefined when the broker does not say). */
+  groupMembers(groupId: string): Promise<number | undefined>;
+  listTopics(): Promise<readonly string[]>;
+  close(): Promise<void>;
+}
+
+type KafkaConnection = Pick<
+  KafkaSourceConfig,
+  'bootstrapServers' | 'sasl' | 'username' | 'password' | 'tls' | 'ca' | 'cert' | 'key' | 'unsafeSsl'
+>;
+
+/** Topics a read named that the cluster does not have. */
+export class UnknownTopics extends Error {
+  readonly topics: readonly string[];
+  constructor(topics: readonly string[]) {
+    super(`unknown topic(s): ${topics.join(', ')}`);
+    this.topics = topics;
+  }
+}
+
+/** Every name and protocol error type along an error's cause chain. */
+function errorTags(err: unknown): string[] {
+  const tags: string[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== null && typeof e === 'object' && depth < 6; depth++) {
+    const { name, type, code } = e as { name?: unknown; type?: unknown; code?: unknown };
+    for (const t of [name, type, code]) if (typeof t === 'string') tags.push(t);
+    e = (e as { cause?: unknown; originalError?: unknown }).cause ?? (e as { originalError?: unknown }).originalError;
+  }
+  return tags;
+}
+
+export function isUnknownTopic(err: unknown): boolean {
+  return errorTags(err).includes('UNKNOWN_TOPIC_OR_PARTITION');
+}
+
+const authTags = /SASL|AUTHORIZATION_FAILED|AUTHENTICATION|UNSUPPORTED_SASL_MECHANISM/;
+
+/** Maps a kafkajs error to a typed error; `where` names group, topics and brokers (never credentials). */
+export function kafkaError(where: string, err: unknown): Error {
+  if (err instanceof ScalerError) return err;
+  const tags = errorTags(err);
+  const message = errorMessage(err);
+  if (tags.some((t) => authTags.test(t)))
+    return new SourceUnauthenticated(`${where}: brokers refused the credentials (${message})`);
+  if (tags.includes('UNKNOWN_TOPIC_OR_PARTITION')) return new SourceNotFound(`${where}: topic not found (${message})`);
+  if (tags.includes('GROUP_ID_NOT_FOUND') || tags.includes('INVALID_GROUP_ID')) {
+    return new SourceNotFound(`${where}: consumer group not found (${message})`);
+  }
+  return new SourceUnavailable(`${where}: brokers unreachable or failing (${message})`);
+}
+
+/** kafkajs's log lines into ours, at warn; per-request protocol errors (which we report as typed errors) at debug. */
+export function kafkajsLogCreator(logger: Logger): () => (entry: LogEntry) => void {
+  const log = logger.child({ component: 'kafkajs' });
+  return () =>
+    ({ namespace, level, log: { message, timestamp: _ts, ...extra } }) => {
+      const text = `${namespace ? `[${namespace}] ` : ''}${message}`;
+      const fields = { ...extra, ...(typeof extra.error === 'string' ? { error: errorMessage(extra.error) } : {}) };
+      if (level >= logLevel.INFO || namespace === 'Connection' || namespace === 'BrokerPool') log.debug(fields, text);
+      else log.warn(fields, text);
+    };
+}
+
+function sasl(config: KafkaConnection): SASLOptions | undefined {
+  const credentials = { username: config.username ?? '', password: config.password ?? '' };
+  switch (config.sasl) {
+    case 'plain':
+      return { mechanism: 'plain', ...credentials };
+    case 'scram_sha256':
+      return { mechanism: 'scram-sha-256', ...credentials };
+    case 'scram_sha512':
+      return { mechanism: 'scram-sha-512', ...credentials };
+    default:
+      return undefined;
+  }
+}
+
+export interface KafkajsOptions {
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  readonly socketFactory?: ISocketFactory;
+}
+
+/** The real client: a kafkajs admin, connected on first use; kafkajs reconnects by itself after a broker outage. */
+export function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): KafkaAdminClient {
+  const kafka = new Kafka({
+    clientId: 'keda-inference-scaler',
+    brokers: [...config.bootstrapServers],
+    ...(config.tls
+      ? {
+          ssl: {
+            rejectUnauthorized: !config.unsafeSsl,
+            ...(config.ca !== undefined ? { ca: [config.ca] } : {}),
+            ...(config.cert !== undefined && config.key !== undefined ? { cert: config.cert, key: config.key } : {}),
+          },
+        }
+      : {}),
+    ...(sasl(config) !== undefined ? { sasl: sasl(config) } : {}),
+    connectionTimeout: options.timeoutMs,
+    requestTimeout: options.timeoutMs,
+    // Short: the read cache asks again on its own clock, and a read must end inside KEDA's 3 s.
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+    logLevel: logLevel.WARN,
+    logCreator: kafkajsLogCreator(options.logger),
+    ...(options.socketFactory !== undefined ? { socketFactory: options.socketFactory } : {}),
+  });
+  const admin = kafka.admin();
+  let connected: Promise<void> | undefined;
+  const ready = (): Promise<void> => {
+    connected ??= admin.connect().catch((err: unknown) => {
+      connected = undefined;
+      throw err;
+    });
+    return connected;
+  };
+  return {
+    async topicOffsets(topic) {
+      await ready();
+      return admin.fetchTopicOffsets(topic);
+    },
+    async groupOffsets(groupId, topics) {
+      await ready();
+      // Never resolveOffsets: it commits offsets for the group.
+      return admin.fetchOffsets({ groupId, ...(topics !== undefined ? { topics: [...topics] } : {}) });
+    },
+    async groupMembers(groupId) {
+      await ready();
+      const { groups } = await admin.describeGroups([groupId]);
+      return groups.find((g) => g.groupId === groupId)?.members.length;
+    },
+    async listTopics() {
+      await ready();
+      return admin.listTopics();
+    },
+    close: () => admin.disconnect(),
+  };
+}
+
+interface PooledAdmin {
+  readonly client: KafkaAdminClient;
+  /** Topics this client has read: if one disappears, the client's metadata refreshes fail for all. */
+  readonly seen: Set<string>;
+}
+
+export interface KafkaAdminPoolOptions extends KafkajsOptions {
+  readonly adminFactory?: (config: KafkaConnection) => KafkaAdminClient;
+}
+
+/** One admin client per connection key, replaced when a deleted topic poisons its metadata. */
+export class KafkaAdminPool<C extends KafkaConnection> {
+  private readonly admins = new Map<string, PooledAdmin>();
+  private readonly options: KafkaAdminPoolOptions;
+  private readonly keyOf: (config: C) => string;
+  /** Replaced clients, closed once reads still running on them have had time to finish. */
+  private readonly retiring = new Map<KafkaAdminClient, NodeJS.Timeout>();
+
+  constructor(options: KafkaAdminPoolOptions, keyOf: (config: C) => string) {
+    this.options = options;
+    this.keyOf = keyOf;
+  }
+
+  get size(): number {
+    return this.admins.size;
+  }
+
+  private entry(config: C): PooledAdmin {
+    const key = this.keyOf(config);
+    let entry = this.admins.get(key);
+    if (entry === undefined) {
+      const client = this.options.adminFactory?.(config) ?? kafkajsAdmin(config, this.options);
+      entry = { client, seen: new Set() };
+      this.admins.set(key, entry);
+    }
+    return entry;
+  }
+
+  /**
+   * Runs `fn` on the shared client for `config`. On UNKNOWN_TOPIC_OR_PARTITION it lists the
+   * cluster's topics: topics the read named that are missing become UnknownTopics; topics the
+   * client had read that are gone mean its metadata is poisoned, so it is replaced and `fn` runs
+   * once more on a fresh client.
+   */
+  async withAdmin<T>(
+    config: C & { readonly topics: readonly string[] },
+    fn: (client: KafkaAdminClient) => Promise<T>,
+  ): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const entry = this.entry(config);
+      try {
+        const result = await fn(this.recording(entry));
+        return result;
+      } catch (err) {
+        if (!isUnknownTopic(err)) throw err;
+        const existing = new Set(await entry.client.listTopics());
+        const missing = config.topics.filter((t) => !existing.has(t));
+        const gone = [...entry.seen].filter((t) => !existing.has(t));
+        if (gone.length > 0) this.replace(config, entry);
+        if (missing.length > 0) throw new UnknownTopics(missing);
+        if (attempt > 0) throw err;
+      }
+    }
+  }
+
+  /** The client, noting every topic it reads successfully. */
+  private recording(entry: PooledAdmin): KafkaAdminClient {
+    const { client, seen } = entry;
+    return {
+      topicOffsets: async (topic) => {
+        const offsets = await client.topicOffsets(topic);
+        seen.add(topic);
+        return offsets;
+      },
+      groupOffsets: (groupId, topics) => client.groupOffsets(groupId, topics),
+      groupMembers: (groupId) => client.groupMembers(groupId),
+      listTopics: () => client.listTopics(),
+      close: () => client.close(),
+    };
+  }
+
+  private replace(config: C, entry: PooledAdmin): void {
+    const key = this.keyOf(config);
+    if (this.admins.get(key) === entry) this.admins.delete(key);
+    this.options.logger.info(
+      { brokers: config.bootstrapServers.join(',') },
+      'kafka admin client replaced after a topic was deleted',
+    );
+    const timer = setTimeout(() => {
+      this.retiring.delete(entry.client);
+      entry.client.close().catch(() => undefined);
+    }, this.options.timeoutMs);
+    timer.unref();
+    this.retiring.set(entry.client, timer);
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.admins.values()].map((a) => a.client);
+    for (const [client, timer] of this.retiring) {
+      clearTimeout(timer);
+      all.push(client);
+    }
+    this.admins.clear();
+    this.retiring.clear();
+    await Promise.allSettled(all.map((c) => c.close()));
+  }
+}

@@ -1,0 +1,67 @@
+// The Kafka lag rules, pure: partition offsets + trigger flags -> one SourceReading.
+//
+// Per partition, with E = log-end offset, S = earliest retained offset, C = committed offset:
+//   committed:        lag = E - max(C, S), never negative (messages deleted by retention are not work)
+//   nothing committed: scaleToZeroOnInvalidOffset -> 0; else earliest -> E - S (the whole retained
+//                      log, what a new consumer would read); latest -> 1 (so the workload wakes and
+//                      commits), as KEDA's Kafka scaler does.
+import { SourceBadAnswer } from '../errors.ts';
+import type { KafkaSourceConfig } from '../trigger/types.ts';
+import type { SourceReading } from './source.ts';
+
+export interface PartitionOffsets {
+  readonly topic: string;
+  readonly partition: number;
+  /** Earliest offset still retained (low watermark). */
+  readonly logStart: number;
+  /** Log-end offset (high watermark): the offset the next message will get. */
+  readonly logEnd: number;
+  /** The group's committed offset; undefined when it has committed nothing on this partition. */
+  readonly committed: number | undefined;
+}
+
+export type LagRules = Pick<KafkaSourceConfig, 'offsetResetPolicy' | 'scaleToZeroOnInvalidOffset' | 'allowIdleConsumers'>;
+
+export function partitionLag(p: PartitionOffsets, rules: Omit<LagRules, 'allowIdleConsumers'>): number {
+  if (p.committed === undefined) {
+    if (rules.scaleToZeroOnInvalidOffset) return 0;
+    return rules.offsetResetPolicy === 'earliest' ? Math.max(0, p.logEnd - p.logStart) : 1;
+  }
+  return Math.max(0, p.logEnd - Math.max(p.committed, p.logStart));
+}
+
+/**
+ * Where the group stands in the log, as a cumulative "served" counter: the committed offset, or
+ * where a new consumer would start (S under earliest, E under latest, whose arrivals it skips).
+ */
+function servedOffset(p: PartitionOffsets, rules: Pick<LagRules, 'offsetResetPolicy'>): number {
+  if (p.committed !== undefined) return p.committed;
+  return rules.offsetResetPolicy === 'earliest' ? p.logStart : p.logEnd;
+}
+
+/** B, the partition cap and the arrival/service counters for one read. */
+export function kafkaReading(partitions: readonly PartitionOffsets[], rules: LagRules, consumers?: number): SourceReading {
+  let backlog = 0;
+  let arrivedTotal = 0;
+  let servedTotal = 0;
+  for (const p of partitions) {
+    backlog += partitionLag(p, rules);
+    arrivedTotal += p.logEnd;
+    servedTotal += servedOffset(p, rules);
+  }
+  return {
+    backlog,
+    arrivedTotal,
+    servedTotal,
+    ...(rules.allowIdleConsumers ? {} : { replicaCap: partitions.length }),
+    ...(consumers !== undefined ? { consumers } : {}),
+  };
+}
+
+/** kafkajs gives offsets as strings, "-1" for "none committed". */
+export function parseOffset(raw: string, where: string): number | undefined {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isSafeInteger(n))
+    throw new SourceBadAnswer(`${where}: broker gave offset ${JSON.stringify(raw)}`);
+  return n < 0 ? undefined : n;
+}

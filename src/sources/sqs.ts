@@ -1,0 +1,198 @@
+// SQS backlog: one GetQueueAttributes call per read, B = ApproximateNumberOfMessages (+ NotVisible
+// when scaleOnInFlight, + Delayed when scaleOnDelayed). Credentials come from the AWS SDK's default
+// chain (env, web identity / IRSA, EKS pod identity, profile), never from trigger metadata. One
+// SQSClient per (region, endpoint), shared by every queue that names them.
+import { GetQueueAttributesCommand, type QueueAttributeName, SQSClient } from '@aws-sdk/client-sqs';
+import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { SqsSourceConfig } from '../trigger/types.ts';
+import type { Source, SourceDriver, SourceReading } from './source.ts';
+
+const VISIBLE: QueueAttributeName = 'ApproximateNumberOfMessages';
+const IN_FLIGHT: QueueAttributeName = 'ApproximateNumberOfMessagesNotVisible';
+const DELAYED: QueueAttributeName = 'ApproximateNumberOfMessagesDelayed';
+
+/** The one call the source makes: the testing seam (as KEDA's SqsWrapperClient). */
+export interface SqsAttributesClient {
+  getQueueAttributes(
+    queueUrl: string,
+    attributeNames: readonly QueueAttributeName[],
+    signal: AbortSignal,
+  ): Promise<Readonly<Record<string, string>> | undefined>;
+  /** Releases sockets (optional for fakes). */
+  destroy?(): void;
+}
+
+export type SqsClientFactory = (region: string, endpoint: string | undefined) => SqsAttributesClient;
+
+type SqsFlags = Pick<SqsSourceConfig, 'scaleOnInFlight' | 'scaleOnDelayed'>;
+
+/** Attributes a read asks for: only those the flags count. */
+export function sqsAttributeNames(flags: SqsFlags): QueueAttributeName[] {
+  return [VISIBLE, ...(flags.scaleOnInFlight ? [IN_FLIGHT] : []), ...(flags.scaleOnDelayed ? [DELAYED] : [])];
+}
+
+/** B from the queue's attributes. A missing or non-numeric count is an error, never a 0. */
+export function sqsBacklog(attributes: Readonly<Record<string, string>> | undefined, flags: SqsFlags, where: string): number {
+  let backlog = 0;
+  for (const name of sqsAttributeNames(flags)) {
+    const raw = attributes?.[name];
+    const count = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
+    if (!Number.isInteger(count) || count < 0) {
+      throw new SourceBadAnswer(`${where}: GetQueueAttributes gave ${name}=${JSON.stringify(raw ?? null)}, not a count`);
+    }
+    backlog += count;
+  }
+  return backlog;
+}
+
+const notFoundNames = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue', 'InvalidAddress']);
+const credentialNames = new Set([
+  'CredentialsProviderError',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'InvalidSecurity',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'AccessDenied',
+  'AccessDeniedException',
+  'KMS.AccessDeniedException',
+]);
+
+interface AwsErrorShape {
+  name?: unknown;
+  Code?: unknown;
+  code?: unknown;
+  $fault?: unknown;
+  $metadata?: { httpStatusCode?: unknown };
+}
+
+/** Maps an AWS SDK error to a typed error: missing queue, refused credentials, or unreachable. */
+export function sqsError(where: string, err: unknown): Error {
+  const e = (err ?? {}) as AwsErrorShape;
+  const names = [e.name, e.Code].filter((n): n is string => typeof n === 'string');
+  const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
+  const message = errorMessage(err);
+  if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
+  if (names.some((n) => credentialNames.has(n)) || status === 401 || status === 403) {
+    return new SourceUnauthenticated(`${where}: AWS refused or found no credentials (${names[0] ?? status}: ${message})`);
+  }
+  if (status !== undefined && status >= 400 && status < 500 && !/Throttl|RequestThrottled|OverLimit/i.test(names.join(' '))) {
+    return new SourceBadAnswer(`${where}: SQS rejected the request (${names[0] ?? status}: ${message})`);
+  }
+  const code = typeof e.code === 'string' ? `${e.code}: ` : '';
+  return new SourceUnavailable(`${where}: SQS unreachable or failing (${code}${message})`);
+}
+
+/**
+ * The endpoint a read goes to: sqs.awsEndpoint, else the queue URL's own origin when it is not an
+ * AWS host (a local or private server), else the SDK's regional endpoint.
+ */
+export function sqsEndpoint(config: Pick<SqsSourceConfig, 'queueURL' | 'awsEndpoint'>): string | undefined {
+  if (config.awsEndpoint !== undefined) return config.awsEndpoint;
+  const url = new URL(config.queueURL);
+  return /(^|\.)amazonaws\.com(\.cn)?$/.test(url.hostname) ? undefined : url.origin;
+}
+
+/** The real client: @aws-sdk/client-sqs with the default credential chain. */
+export function awsSqsClient(
+  region: string,
+  endpoint: string | undefined,
+  timeoutMs: number,
+  logger: Logger,
+): SqsAttributesClient {
+  const sdkLog = logger.child({ component: 'aws-sdk' });
+  const quiet = () => undefined;
+  const client = new SQSClient({
+    region,
+    ...(endpoint !== undefined ? { endpoint } : { useQueueUrlAsEndpoint: false }),
+    // The SDK logs every call at info and its warnings to the console unless given a logger.
+    logger: {
+      trace: quiet,
+      debug: quiet,
+      info: quiet,
+      warn: (...a: unknown[]) => sdkLog.warn(a.map(String).join(' ')),
+      error: (...a: unknown[]) => sdkLog.warn(a.map(String).join(' ')),
+    },
+    // The read cache retries on its own clock; one quick retry covers a dropped keep-alive socket.
+    maxAttempts: 2,
+    requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },
+  });
+  return {
+    async getQueueAttributes(queueUrl, attributeNames, signal) {
+      const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: [...attributeNames] }), {
+        abortSignal: signal,
+      });
+      return out.Attributes;
+    },
+    destroy: () => client.destroy(),
+  };
+}
+
+function queueName(queueURL: string): string {
+  const path = new URL(queueURL).pathname.replace(/\/+$/, '');
+  return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
+}
+
+function label(config: SqsSourceConfig): string {
+  const endpoint = sqsEndpoint(config);
+  const via = endpoint !== undefined ? ` via ${new URL(endpoint).host}` : '';
+  return `sqs queue "${queueName(config.queueURL)}" (${config.awsRegion}${via})`;
+}
+
+export class SqsDriver implements SourceDriver<SqsSourceConfig> {
+  readonly kind = 'sqs' as const;
+  private readonly clients = new Map<string, SqsAttributesClient>();
+  private readonly factory: SqsClientFactory;
+  private readonly logger: Logger;
+
+  constructor(options: { logger: Logger; timeoutMs: number; clientFactory?: SqsClientFactory }) {
+    this.logger = options.logger;
+    const timeoutMs = options.timeoutMs;
+    const logger = options.logger;
+    this.factory = options.clientFactory ?? ((region, endpoint) => awsSqsClient(region, endpoint, timeoutMs, logger));
+  }
+
+  identity(config: SqsSourceConfig): string {
+    const counted = `${config.scaleOnInFlight ? '+inflight' : ''}${config.scaleOnDelayed ? '+delayed' : ''}`;
+    return ['sqs', config.awsRegion, sqsEndpoint(config) ?? '', config.queueURL, `visible${counted}`].join('|');
+  }
+
+  /** The shared client for (region, endpoint), made on first use. */
+  client(region: string, endpoint: string | undefined): SqsAttributesClient {
+    const key = `${region}|${endpoint ?? ''}`;
+    let client = this.clients.get(key);
+    if (client === undefined) {
+      client = this.factory(region, endpoint);
+      this.clients.set(key, client);
+      this.logger.debug({ region, endpoint }, 'sqs client created');
+    }
+    return client;
+  }
+
+  create(config: SqsSourceConfig): Source {
+    const where = label(config);
+    const attributeNames = sqsAttributeNames(config);
+    const endpoint = sqsEndpoint(config);
+    const read = async (signal: AbortSignal): Promise<SourceReading> => {
+      let attributes: Readonly<Record<string, string>> | undefined;
+      try {
+        attributes = await this.client(config.awsRegion, endpoint).getQueueAttributes(config.queueURL, attributeNames, signal);
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        throw sqsError(where, err);
+      }
+      return { backlog: sqsBacklog(attributes, config, where) };
+    };
+    return { identity: this.identity(config), label: where, kind: 'sqs', read };
+  }
+
+  close(): Promise<void> {
+    for (const client of this.clients.values()) client.destroy?.();
+    this.clients.clear();
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,269 @@
+// The Kafka source against a real Kafka (KRaft), driven over gRPC exactly as KEDA drives it:
+// lag over partitions with partial commits, groups with no commits under both policies, topic
+// lists, the partition cap, and the errors KEDA must see (never a 0).
+import { connect } from 'node:net';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import type { ISocketFactory } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KafkaDriver } from '../../src/sources/kafka.ts';
+import { KafkaFixture } from '../support/kafka.ts';
+import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
+
+let kafka: KafkaFixture;
+let t: TestScaler;
+let brokers: string;
+
+beforeAll(async () => {
+  brokers = requireService('KAFKA_BROKERS');
+  kafka = await KafkaFixture.connect(brokers);
+  t = await startTestScaler();
+});
+
+afterAll(async () => {
+  await t?.[Symbol.asyncDispose]();
+  await kafka?.[Symbol.asyncDispose]();
+});
+
+const trigger = (topic: string, group: string, extra: Record<string, string> = {}) => ({
+  scalerAddress: 'keda-inference-scaler.keda:9090',
+  'kafka.bootstrapServers': brokers,
+  'kafka.topic': topic,
+  'kafka.consumerGroup': group,
+  keepWarm: '0',
+  ...extra,
+});
+
+async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
+  const err = await promise.then(
+    (value) => {
+      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
+    },
+    (e: unknown) => e,
+  );
+  return err as ServiceError;
+}
+
+/** Desired replicas and the backlog behind them, as KEDA and the explain endpoint see them. */
+async function metrics(scaler: TestScaler, metadata: Record<string, string>, name: string) {
+  const { metricValues } = await scaler.client.getMetrics(ref(metadata, name));
+  expect(metricValues).toHaveLength(1);
+  const evaluation = scaler.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name);
+  return {
+    desired: metricValues[0]!.metricValueFloat,
+    backlog: evaluation?.decision.explanation.signals.backlog,
+    cap: evaluation?.decision.explanation.signals.replicaCap,
+  };
+}
+
+describe('Kafka consumer-group lag', () => {
+  it('sums log-end minus committed over 3 partitions, counting an uncommitted one by the policy', async () => {
+    const topic = await kafka.topic([10, 20, 5]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    await kafka.commit(group, topic, [4, 20, undefined]);
+    // partition 0: 10-4, partition 1: 20-20, partition 2: nothing committed
+    const latest = trigger(topic, group, { messagesPerReplica: '1', 'kafka.allowIdleConsumers': 'true' });
+    expect(await metrics(t, latest, 'k-partial-latest')).toEqual({ desired: 6 + 0 + 1, backlog: 7, cap: undefined });
+    const earliest = { ...latest, 'kafka.offsetResetPolicy': 'earliest' };
+    expect(await metrics(t, earliest, 'k-partial-earliest')).toEqual({ desired: 6 + 0 + 5, backlog: 11, cap: undefined });
+    // Default metadata: KEDA's rule ceil(B / 5), within the 3-partition cap.
+    expect(await metrics(t, trigger(topic, group), 'k-partial-default')).toEqual({ desired: 2, backlog: 7, cap: 3 });
+    expect((await t.client.isActive(ref(trigger(topic, group), 'k-partial-default'))).result).toBe(true);
+
+    // The group consumes more: the lag follows (after the cache interval).
+    await kafka.commit(group, topic, [10, 20, 5]);
+    await eventually(
+      async () => ((await metrics(t, earliest, 'k-partial-earliest')).backlog === 0 ? true : undefined),
+      5000,
+      200,
+    );
+    expect((await t.client.isActive(ref(earliest, 'k-partial-earliest'))).result).toBe(false);
+  });
+
+  it('reads a group that never committed by the policy: 1 per partition (latest), the whole log (earliest), or 0', async () => {
+    const topic = await kafka.topic([3, 0, 4]);
+    const group = KafkaFixture.uniqueName('kis-new-group');
+    const idle = { messagesPerReplica: '1', 'kafka.allowIdleConsumers': 'true' };
+    expect(await metrics(t, trigger(topic, group, idle), 'k-new-latest')).toMatchObject({ desired: 3, backlog: 3 });
+    const earliest = trigger(topic, group, { ...idle, 'kafka.offsetResetPolicy': 'earliest' });
+    expect(await metrics(t, earliest, 'k-new-earliest')).toMatchObject({ desired: 7, backlog: 7 });
+    const zero = trigger(topic, group, { ...idle, 'kafka.scaleToZeroOnInvalidOffset': 'true' });
+    expect(await metrics(t, zero, 'k-new-zero')).toMatchObject({ desired: 1, backlog: 0 });
+    expect((await t.client.isActive(ref(zero, 'k-new-zero'))).result).toBe(false);
+    expect((await t.client.isActive(ref(earliest, 'k-new-earliest'))).result).toBe(true);
+    // Reading committed nothing on the group's behalf (kafkajs's resolveOffsets would have).
+    expect(await kafka.committed(group, topic)).toEqual(['-1', '-1', '-1']);
+  });
+
+  it('sums a topic list, and reads every topic the group committed on when no topic is given', async () => {
+    const a = await kafka.topic([5, 5]);
+    const b = await kafka.topic([2, 2, 2]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    await kafka.commit(group, a, [1, 2]);
+    await kafka.commit(group, b, [0, 2, 2]);
+    const both = trigger(`${a},${b}`, group, { messagesPerReplica: '1' });
+    expect(await metrics(t, both, 'k-list')).toEqual({ desired: 5, backlog: 4 + 3 + 2, cap: 5 });
+    const all = { ...both, 'kafka.topic': '' };
+    delete (all as Record<string, string>)['kafka.topic'];
+    expect(await metrics(t, all, 'k-all-topics')).toEqual({ desired: 5, backlog: 9, cap: 5 });
+  });
+
+  it('caps the desired replicas at the partition count unless idle consumers are allowed', async () => {
+    const topic = await kafka.topic([12, 12, 12]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    await kafka.commit(group, topic, [0, 0, 0]);
+    expect(await metrics(t, trigger(topic, group, { messagesPerReplica: '1' }), 'k-cap')).toEqual({
+      desired: 3,
+      backlog: 36,
+      cap: 3,
+    });
+    const idle = trigger(topic, group, { messagesPerReplica: '1', 'kafka.allowIdleConsumers': 'true' });
+    expect(await metrics(t, idle, 'k-no-cap')).toEqual({ desired: 36, backlog: 36, cap: undefined });
+  });
+
+  it('counts the members of the group', async () => {
+    const topic = await kafka.topic([1, 1, 1]);
+    const group = KafkaFixture.uniqueName('kis-live-group');
+    const consumer = kafka.kafka.consumer({ groupId: group });
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic, fromBeginning: true });
+      let consumed = 0;
+      await consumer.run({
+        eachMessage: () => {
+          consumed++;
+          return Promise.resolve();
+        },
+      });
+      await eventually(async () => (consumed === 3 ? true : undefined), 30_000, 200);
+      const metadata = trigger(topic, group);
+      const signals = await eventually(
+        async () => {
+          await t.client.getMetrics(ref(metadata, 'k-members'));
+          const s = t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === 'k-members')?.decision.explanation.signals;
+          return s?.consumers === 1 && s.backlog === 0 ? s : undefined;
+        },
+        15_000,
+        300,
+      );
+      expect(signals).toMatchObject({ consumers: 1, backlog: 0 });
+    } finally {
+      await consumer.disconnect();
+    }
+  });
+});
+
+describe('Kafka errors', () => {
+  it('gives NOT_FOUND naming a missing topic, and keeps serving the others', async () => {
+    const topic = await kafka.topic([2]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    const missing = KafkaFixture.uniqueName('kis-no-such-topic');
+    const err = await grpcError(t.client.getMetrics(ref(trigger(`${topic},${missing}`, group), 'k-missing')));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toContain(`topic(s) "${missing}" do not exist`);
+    expect((await grpcError(t.client.isActive(ref(trigger(missing, group), 'k-missing-2')))).code).toBe(status.NOT_FOUND);
+    expect(await metrics(t, trigger(topic, group), 'k-beside-missing')).toMatchObject({ backlog: 1 });
+  });
+
+  it('keeps reading a topic after another topic read on the same brokers is deleted', async () => {
+    const keep = await kafka.topic([4]);
+    const doomed = await kafka.topic([4]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    const idle = { messagesPerReplica: '1' };
+    expect(await metrics(t, trigger(keep, group, idle), 'k-keep')).toMatchObject({ backlog: 1 });
+    expect(await metrics(t, trigger(doomed, group, idle), 'k-doomed')).toMatchObject({ backlog: 1 });
+    await kafka.commit(group, keep, [1]);
+    await kafka.deleteTopic(doomed);
+    // A kafkajs admin that read a deleted topic fails every metadata refresh: the pool replaces it.
+    await eventually(
+      async () => ((await metrics(t, trigger(keep, group, idle), 'k-keep')).backlog === 3 ? true : undefined),
+      10_000,
+      300,
+    );
+    const gone = await eventually(
+      async () => {
+        const e = await grpcError(t.client.getMetrics(ref(trigger(doomed, group, idle), 'k-doomed')));
+        return e.code === status.NOT_FOUND ? e : undefined;
+      },
+      10_000,
+      300,
+    );
+    expect(gone.details).toContain(`"${doomed}" do not exist`);
+  });
+
+  it('gives NOT_FOUND when no topic is given and the group has committed on none', async () => {
+    const metadata = trigger('x', KafkaFixture.uniqueName('kis-empty-group'));
+    delete (metadata as Record<string, string>)['kafka.topic'];
+    const err = await grpcError(t.client.getMetrics(ref(metadata, 'k-no-topics')));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/has no committed offsets on any topic.*set kafka\.topic/);
+  });
+
+  it('gives INVALID_ARGUMENT for metadata that is wrong, before any broker I/O', async () => {
+    const bad = await grpcError(
+      t.client.getMetricSpec(ref(trigger('bad topic!', 'g', { 'kafka.offsetResetPolicy': 'smallest' }))),
+    );
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+    expect(bad.details).toMatch(/kafka\.topic: got "bad topic!"/);
+    expect(bad.details).toMatch(/kafka\.offsetResetPolicy: got "smallest"; allowed: latest or earliest/);
+    const noGroup = { ...trigger('t', 'g') } as Record<string, string>;
+    delete noGroup['kafka.consumerGroup'];
+    expect((await grpcError(t.client.getMetrics(ref(noGroup)))).details).toMatch(/kafka\.consumerGroup: is required/);
+    const secret = await grpcError(
+      t.client.getMetrics(
+        ref(
+          trigger('t', 'g', { 'kafka.sasl': 'plain', 'kafka.username': 'u', 'kafka.password': 's3cret', 'kafka.tls': 'maybe' }),
+        ),
+      ),
+    );
+    expect(secret.code).toBe(status.INVALID_ARGUMENT);
+    expect(secret.details).not.toContain('s3cret');
+  });
+
+  it('gives UNAVAILABLE naming the brokers, never 0, when nothing listens there', async () => {
+    const proxy = TcpProxy.forUrl(`kafka://${brokers.split(',')[0]!}`);
+    await proxy.start();
+    const dead = `127.0.0.1:${proxy.port}`;
+    await proxy.stop();
+    const metadata = trigger('jobs', 'g', {
+      'kafka.bootstrapServers': dead,
+      'kafka.sasl': 'plain',
+      'kafka.username': 'u',
+      'kafka.password': 'p4ss',
+    });
+    const started = Date.now();
+    const err = await grpcError(t.client.getMetrics(ref(metadata, 'k-dead')));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toContain(dead);
+    expect(err.details).not.toContain('p4ss');
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect((await grpcError(t.client.isActive(ref(metadata, 'k-dead')))).code).toBe(status.UNAVAILABLE);
+  });
+
+  it('gives UNAVAILABLE while the broker is cut off, and reads again by itself once it is back', async () => {
+    // Kafka clients dial the advertised broker address after bootstrap, so the proxy sits in the
+    // socket factory: every connection the scaler makes goes through it.
+    await using proxy = TcpProxy.forUrl(`kafka://${brokers.split(',')[0]!}`);
+    await proxy.start();
+    const socketFactory: ISocketFactory = ({ onConnect }) => connect({ host: '127.0.0.1', port: proxy.port }, onConnect);
+    await using scaler = await startTestScaler(
+      {},
+      { drivers: (logger, config) => [new KafkaDriver({ logger, timeoutMs: config.SOURCE_TIMEOUT_MS, socketFactory })] },
+    );
+    const topic = await kafka.topic([2, 2, 2]);
+    const group = KafkaFixture.uniqueName('kis-group');
+    const metadata = trigger(topic, group, { 'kafka.offsetResetPolicy': 'earliest', messagesPerReplica: '1' });
+    expect(await metrics(scaler, metadata, 'k-proxy')).toMatchObject({ desired: 3, backlog: 6 });
+
+    await proxy.stop();
+    const err = await eventually(async () => {
+      const e = await grpcError(scaler.client.getMetrics(ref(metadata, 'k-proxy')));
+      return e.code === status.UNAVAILABLE ? e : undefined;
+    });
+    expect(err.details).toContain(brokers.split(',')[0]!);
+
+    await proxy.start();
+    await kafka.produce(topic, [1, 0, 0]);
+    await eventually(async () => ((await metrics(scaler, metadata, 'k-proxy')).backlog === 7 ? true : undefined), 15_000, 300);
+  });
+});

@@ -1,0 +1,357 @@
+// Kafka lag rules (table-driven, as in docs/sources.md) and the driver over a fake admin client:
+// topic discovery, missing topics, a poisoned client replaced, error mapping, one client per
+// broker list + credentials.
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
+import {
+  type KafkaAdminClient,
+  KafkaDriver,
+  type PartitionOffsets,
+  kafkaReading,
+  partitionLag,
+} from '../../src/sources/kafka.ts';
+import { kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
+import { parseOffset } from '../../src/sources/kafkaLag.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
+
+const p = (logStart: number, logEnd: number, committed: number | undefined, partition = 0, topic = 't'): PartitionOffsets => ({
+  topic,
+  partition,
+  logStart,
+  logEnd,
+  committed,
+});
+
+describe('partitionLag', () => {
+  const latest = { offsetResetPolicy: 'latest', scaleToZeroOnInvalidOffset: false } as const;
+  const earliest = { offsetResetPolicy: 'earliest', scaleToZeroOnInvalidOffset: false } as const;
+  const latestZero = { offsetResetPolicy: 'latest', scaleToZeroOnInvalidOffset: true } as const;
+  const earliestZero = { offsetResetPolicy: 'earliest', scaleToZeroOnInvalidOffset: true } as const;
+  it.each([
+    // committed: E - C, whatever the policy
+    ['committed', p(0, 10, 4), latest, 6],
+    ['committed', p(0, 10, 4), earliest, 6],
+    ['committed', p(0, 10, 4), latestZero, 6],
+    ['caught up', p(0, 10, 10), latest, 0],
+    ['committed past the log end (topic re-created)', p(0, 3, 8), earliest, 0],
+    ['committed below the retained log (retention deleted the rest)', p(50, 80, 10), latest, 30],
+    // nothing committed: the policy decides
+    ['no commit, latest', p(0, 10, undefined), latest, 1],
+    ['no commit, latest, empty partition', p(0, 0, undefined), latest, 1],
+    ['no commit, earliest', p(0, 10, undefined), earliest, 10],
+    ['no commit, earliest, trimmed log', p(40, 100, undefined), earliest, 60],
+    ['no commit, earliest, empty partition', p(0, 0, undefined), earliest, 0],
+    ['no commit, latest, scaleToZeroOnInvalidOffset', p(0, 10, undefined), latestZero, 0],
+    ['no commit, earliest, scaleToZeroOnInvalidOffset', p(0, 10, undefined), earliestZero, 0],
+  ] as const)('%s: %o under %o -> %d', (_, offsets, rules, lag) => {
+    expect(partitionLag(offsets, rules)).toBe(lag);
+  });
+});
+
+describe('kafkaReading', () => {
+  const parts = [p(0, 10, 4, 0), p(0, 5, undefined, 1), p(2, 2, 2, 2), p(0, 1, 9, 3)];
+  const rules = { offsetResetPolicy: 'earliest', scaleToZeroOnInvalidOffset: false, allowIdleConsumers: false } as const;
+
+  it('sums the partitions, never negative, and caps replicas at the partition count', () => {
+    expect(kafkaReading(parts, rules, 2)).toEqual({
+      backlog: 6 + 5 + 0 + 0,
+      arrivedTotal: 10 + 5 + 2 + 1,
+      servedTotal: 4 + 0 + 2 + 9,
+      replicaCap: 4,
+      consumers: 2,
+    });
+  });
+
+  it('sets no cap with allowIdleConsumers, and counts an uncommitted partition as served up to its end under latest', () => {
+    const reading = kafkaReading(parts, { ...rules, offsetResetPolicy: 'latest', allowIdleConsumers: true });
+    expect(reading).toEqual({ backlog: 6 + 1 + 0 + 0, arrivedTotal: 18, servedTotal: 4 + 5 + 2 + 9 });
+  });
+});
+
+describe('parseOffset', () => {
+  it('reads kafkajs string offsets, "-1" meaning none committed', () => {
+    expect(parseOffset('42', 'w')).toBe(42);
+    expect(parseOffset('-1', 'w')).toBeUndefined();
+    expect(() => parseOffset('', 'w')).toThrow(SourceBadAnswer);
+    expect(() => parseOffset('12x', 'w')).toThrow(SourceBadAnswer);
+  });
+});
+
+function protocolError(type: string): Error {
+  return Object.assign(new Error(`protocol ${type}`), { name: 'KafkaJSProtocolError', type });
+}
+
+interface FakeCluster {
+  topics: Map<string, { high: number; low: number }[]>;
+  commits: Map<string, Map<string, number>>;
+  members: Map<string, number>;
+}
+
+/** A fake admin over an in-memory cluster; `poisoned` mimics kafkajs after a topic it read was deleted. */
+class FakeAdmin implements KafkaAdminClient {
+  readonly cluster: FakeCluster;
+  readonly read = new Set<string>();
+  fail: Error | undefined;
+  closed = false;
+  calls = 0;
+
+  constructor(cluster: FakeCluster) {
+    this.cluster = cluster;
+  }
+
+  private check(): void {
+    this.calls++;
+    if (this.fail) throw this.fail;
+    if ([...this.read].some((t) => !this.cluster.topics.has(t))) throw protocolError('UNKNOWN_TOPIC_OR_PARTITION');
+  }
+
+  topicOffsets(topic: string) {
+    this.check();
+    const parts = this.cluster.topics.get(topic);
+    if (!parts) return Promise.reject(protocolError('UNKNOWN_TOPIC_OR_PARTITION'));
+    this.read.add(topic);
+    return Promise.resolve(parts.map((o, partition) => ({ partition, high: String(o.high), low: String(o.low) })));
+  }
+
+  groupOffsets(groupId: string, topics?: readonly string[]) {
+    this.check();
+    const commits = this.cluster.commits.get(groupId) ?? new Map<string, number>();
+    const names = topics ?? [...new Set([...commits.keys()].map((k) => k.split('/')[0]!))];
+    return Promise.resolve(
+      names.map((topic) => ({
+        topic,
+        partitions: (this.cluster.topics.get(topic) ?? [])
+          .map((_, partition) => ({ partition, offset: String(commits.get(`${topic}/${partition}`) ?? -1) }))
+          .filter((x) => topics !== undefined || x.offset !== '-1'),
+      })),
+    );
+  }
+
+  groupMembers(groupId: string) {
+    this.check();
+    return Promise.resolve(this.cluster.members.get(groupId));
+  }
+
+  listTopics() {
+    if (this.fail) return Promise.reject(this.fail);
+    return Promise.resolve([...this.cluster.topics.keys()]);
+  }
+
+  close() {
+    this.closed = true;
+    return Promise.resolve();
+  }
+}
+
+function kafkaConfig(overrides: Partial<KafkaSourceConfig> = {}): KafkaSourceConfig {
+  return {
+    kind: 'kafka',
+    bootstrapServers: ['b1:9092', 'b2:9092'],
+    topics: ['jobs'],
+    consumerGroup: 'workers',
+    offsetResetPolicy: 'latest',
+    allowIdleConsumers: false,
+    scaleToZeroOnInvalidOffset: false,
+    sasl: 'none',
+    username: undefined,
+    password: undefined,
+    tls: false,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    unsafeSsl: false,
+    ...overrides,
+  };
+}
+
+function setup() {
+  const cluster: FakeCluster = {
+    topics: new Map([
+      [
+        'jobs',
+        [
+          { low: 0, high: 10 },
+          { low: 0, high: 20 },
+          { low: 5, high: 5 },
+        ],
+      ],
+      ['other', [{ low: 0, high: 7 }]],
+    ]),
+    commits: new Map([
+      [
+        'workers',
+        new Map([
+          ['jobs/0', 4],
+          ['jobs/2', 5],
+        ]),
+      ],
+    ]),
+    members: new Map([['workers', 2]]),
+  };
+  const admins: FakeAdmin[] = [];
+  const driver = new KafkaDriver({
+    logger: silentLogger(),
+    timeoutMs: 50,
+    adminFactory: () => {
+      const admin = new FakeAdmin(cluster);
+      admins.push(admin);
+      return admin;
+    },
+  });
+  const read = (config: KafkaSourceConfig) => driver.create(config).read(new AbortController().signal);
+  return { cluster, admins, driver, read };
+}
+
+describe('KafkaDriver', () => {
+  it('reads lag over every partition of the topic, with the group size and the partition cap', async () => {
+    const { read } = setup();
+    // jobs/0: 10-4, jobs/1: no commit under latest = 1, jobs/2: 5-5
+    expect(await read(kafkaConfig())).toEqual({
+      backlog: 7,
+      arrivedTotal: 35,
+      servedTotal: 4 + 20 + 5,
+      replicaCap: 3,
+      consumers: 2,
+    });
+    expect((await read(kafkaConfig({ offsetResetPolicy: 'earliest' }))).backlog).toBe(6 + 20 + 0);
+  });
+
+  it('sums a topic list and caps at the partitions of all of them', async () => {
+    const { read } = setup();
+    const reading = await read(kafkaConfig({ topics: ['jobs', 'other'], offsetResetPolicy: 'earliest' }));
+    expect(reading).toMatchObject({ backlog: 26 + 7, replicaCap: 4 });
+  });
+
+  it('without a topic list, reads the topics the group committed on; none is a clear NOT_FOUND', async () => {
+    const { read } = setup();
+    expect(await read(kafkaConfig({ topics: [] }))).toMatchObject({ backlog: 7, replicaCap: 3 });
+    const none = read(kafkaConfig({ topics: [], consumerGroup: 'never-ran' }));
+    await expect(none).rejects.toThrow(SourceNotFound);
+    await expect(none).rejects.toThrow(/consumer group "never-ran" has no committed offsets on any topic.*set kafka.topic/);
+  });
+
+  it('treats a group that never committed on the listed topics by the policy rules, as KEDA does', async () => {
+    const { read } = setup();
+    const reading = await read(kafkaConfig({ consumerGroup: 'new-group' }));
+    expect(reading).toMatchObject({ backlog: 3, replicaCap: 3 });
+    expect(reading).not.toHaveProperty('consumers');
+    expect((await read(kafkaConfig({ consumerGroup: 'new-group', scaleToZeroOnInvalidOffset: true }))).backlog).toBe(0);
+  });
+
+  it('names a missing topic in a NOT_FOUND and keeps the shared client', async () => {
+    const { read, admins } = setup();
+    await read(kafkaConfig());
+    const missing = read(kafkaConfig({ topics: ['jobs', 'nope'] }));
+    await expect(missing).rejects.toThrow(SourceNotFound);
+    await expect(missing).rejects.toThrow(/topic\(s\) "nope" do not exist/);
+    expect(await read(kafkaConfig())).toMatchObject({ backlog: 7 });
+    expect(admins).toHaveLength(1);
+  });
+
+  it('replaces a client whose metadata a deleted topic poisoned, and answers for the live topics at once', async () => {
+    const { read, admins, cluster } = setup();
+    await read(kafkaConfig({ topics: ['other'] }));
+    await read(kafkaConfig());
+    cluster.topics.delete('other');
+    expect(await read(kafkaConfig())).toMatchObject({ backlog: 7 });
+    expect(admins).toHaveLength(2);
+    await expect(read(kafkaConfig({ topics: ['other'] }))).rejects.toThrow(/"other" do not exist/);
+    expect(admins).toHaveLength(2);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(admins[0]!.closed).toBe(true);
+  });
+
+  it('keeps one client per broker list + credentials', async () => {
+    const { read, admins, driver } = setup();
+    await read(kafkaConfig());
+    await read(kafkaConfig({ topics: ['other'], consumerGroup: 'g2' }));
+    await read(kafkaConfig({ bootstrapServers: ['b2:9092', 'b1:9092'] }));
+    expect(admins).toHaveLength(1);
+    await read(kafkaConfig({ sasl: 'plain', username: 'u', password: 'p1' }));
+    await read(kafkaConfig({ sasl: 'plain', username: 'u', password: 'p2' }));
+    expect(admins).toHaveLength(3);
+    await driver.close();
+    expect(admins.every((a) => a.closed)).toBe(true);
+  });
+
+  it('maps a broker outage to UNAVAILABLE naming the brokers, and refused credentials to UNAUTHENTICATED', async () => {
+    const { read, admins } = setup();
+    await read(kafkaConfig());
+    admins[0]!.fail = Object.assign(new Error('Connection error: connect ECONNREFUSED 10.0.0.1:9092'), {
+      name: 'KafkaJSConnectionError',
+    });
+    const down = read(kafkaConfig());
+    await expect(down).rejects.toThrow(SourceUnavailable);
+    await expect(down).rejects.toThrow(/at b1:9092,b2:9092: brokers unreachable/);
+    admins[0]!.fail = protocolError('SASL_AUTHENTICATION_FAILED');
+    await expect(read(kafkaConfig())).rejects.toThrow(SourceUnauthenticated);
+  });
+
+  it('answers without the group size when describing the group fails', async () => {
+    const { read, admins } = setup();
+    await read(kafkaConfig());
+    admins[0]!.groupMembers = () => Promise.reject(new Error('describe failed'));
+    const reading = await read(kafkaConfig());
+    expect(reading).toMatchObject({ backlog: 7 });
+    expect(reading).not.toHaveProperty('consumers');
+  });
+
+  it('rejects with the abort reason when the cache gives up, however long kafkajs takes', async () => {
+    const { driver, admins } = setup();
+    const source = driver.create(kafkaConfig());
+    await source.read(new AbortController().signal);
+    admins[0]!.topicOffsets = () => new Promise(() => undefined);
+    const controller = new AbortController();
+    const pending = source.read(controller.signal);
+    controller.abort(new Error('deadline'));
+    await expect(pending).rejects.toThrow('deadline');
+  });
+});
+
+describe('kafkaError', () => {
+  it.each([
+    [
+      Object.assign(new Error('retries'), {
+        name: 'KafkaJSNumberOfRetriesExceeded',
+        cause: protocolError('UNKNOWN_TOPIC_OR_PARTITION'),
+      }),
+      SourceNotFound,
+    ],
+    [protocolError('GROUP_AUTHORIZATION_FAILED'), SourceUnauthenticated],
+    [
+      Object.assign(new Error('SASL PLAIN authentication failed'), { name: 'KafkaJSSASLAuthenticationError' }),
+      SourceUnauthenticated,
+    ],
+    [Object.assign(new Error('Request timed out'), { name: 'KafkaJSRequestTimeoutError' }), SourceUnavailable],
+    [protocolError('COORDINATOR_NOT_AVAILABLE'), SourceUnavailable],
+  ])('%s -> %o', (err, type) => {
+    expect(kafkaError('kafka group "g"', err)).toBeInstanceOf(type);
+  });
+});
+
+describe('kafkajsLogCreator', () => {
+  it("routes kafkajs's log lines into ours: warnings at warn, per-request protocol noise at debug", () => {
+    const lines: { level: number; msg: string; component?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const log = kafkajsLogCreator(pino({ level: 'debug' }, sink))();
+    log({ namespace: 'Admin', level: 2, label: 'WARN', log: { timestamp: 'x', message: 'something odd' } });
+    log({
+      namespace: 'Connection',
+      level: 1,
+      label: 'ERROR',
+      log: { timestamp: 'x', message: 'Response Metadata', error: 'boom' },
+    });
+    expect(lines.map((l) => [l.level, l.msg, l.component])).toEqual([
+      [40, '[Admin] something odd', 'kafkajs'],
+      [20, '[Connection] Response Metadata', 'kafkajs'],
+    ]);
+  });
+});

@@ -1,0 +1,187 @@
+// SQS source with a fake client behind the one-call interface: the backlog formula per flag,
+// error mapping, and one client per (region, endpoint).
+import { describe, expect, it } from 'vitest';
+import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
+import {
+  type SqsAttributesClient,
+  SqsDriver,
+  sqsAttributeNames,
+  sqsBacklog,
+  sqsEndpoint,
+  sqsError,
+} from '../../src/sources/sqs.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import type { SqsSourceConfig } from '../../src/trigger/types.ts';
+
+const counts = {
+  ApproximateNumberOfMessages: '7',
+  ApproximateNumberOfMessagesNotVisible: '3',
+  ApproximateNumberOfMessagesDelayed: '2',
+};
+
+function config(overrides: Partial<SqsSourceConfig> = {}): SqsSourceConfig {
+  return {
+    kind: 'sqs',
+    queueURL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs',
+    awsRegion: 'eu-west-1',
+    awsEndpoint: undefined,
+    scaleOnInFlight: true,
+    scaleOnDelayed: false,
+    ...overrides,
+  };
+}
+
+function awsError(name: string, httpStatusCode?: number, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode }, ...extra });
+}
+
+describe('sqsBacklog', () => {
+  it.each([
+    [false, false, 7, ['ApproximateNumberOfMessages']],
+    [true, false, 10, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
+    [false, true, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed']],
+    [
+      true,
+      true,
+      12,
+      ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    ],
+  ])('scaleOnInFlight %s, scaleOnDelayed %s -> B = %d from %j', (scaleOnInFlight, scaleOnDelayed, backlog, names) => {
+    const flags = { scaleOnInFlight, scaleOnDelayed };
+    expect(sqsAttributeNames(flags)).toEqual(names);
+    expect(sqsBacklog(counts, flags, 'q')).toBe(backlog);
+  });
+
+  it('fails on a missing or non-numeric count instead of reading it as 0', () => {
+    const flags = { scaleOnInFlight: true, scaleOnDelayed: false };
+    expect(() => sqsBacklog({ ApproximateNumberOfMessages: '4' }, flags, 'q')).toThrow(SourceBadAnswer);
+    expect(() => sqsBacklog({ ...counts, ApproximateNumberOfMessages: 'x' }, flags, 'q')).toThrow(
+      /ApproximateNumberOfMessages="x"/,
+    );
+    expect(() => sqsBacklog({ ...counts, ApproximateNumberOfMessages: '' }, flags, 'q')).toThrow(SourceBadAnswer);
+    expect(() => sqsBacklog(undefined, flags, 'q')).toThrow(SourceBadAnswer);
+  });
+});
+
+describe('sqsEndpoint', () => {
+  it('uses sqs.awsEndpoint, else the origin of a non-AWS queue URL, else the regional AWS endpoint', () => {
+    const aws = 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs';
+    expect(sqsEndpoint({ queueURL: aws, awsEndpoint: undefined })).toBeUndefined();
+    expect(sqsEndpoint({ queueURL: 'https://sqs.cn-north-1.amazonaws.com.cn/1/jobs', awsEndpoint: undefined })).toBeUndefined();
+    expect(sqsEndpoint({ queueURL: 'http://127.0.0.1:9324/000000000000/jobs', awsEndpoint: undefined })).toBe(
+      'http://127.0.0.1:9324',
+    );
+    expect(sqsEndpoint({ queueURL: aws, awsEndpoint: 'https://vpce-1.sqs.eu-west-1.vpce.amazonaws.com' })).toBe(
+      'https://vpce-1.sqs.eu-west-1.vpce.amazonaws.com',
+    );
+  });
+});
+
+describe('sqsError', () => {
+  it.each([
+    [awsError('QueueDoesNotExist', 400, { Code: 'AWS.SimpleQueueService.NonExistentQueue' }), SourceNotFound],
+    [awsError('AWS.SimpleQueueService.NonExistentQueue', 400), SourceNotFound],
+    [awsError('CredentialsProviderError'), SourceUnauthenticated],
+    [awsError('InvalidClientTokenId', 403), SourceUnauthenticated],
+    [awsError('AccessDenied', 403), SourceUnauthenticated],
+    [awsError('SomethingForbidden', 403), SourceUnauthenticated],
+    [awsError('InvalidParameterValue', 400), SourceBadAnswer],
+    [awsError('ThrottlingException', 400), SourceUnavailable],
+    [awsError('InternalFailure', 500), SourceUnavailable],
+    [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', $metadata: {} }), SourceUnavailable],
+    [awsError('TimeoutError'), SourceUnavailable],
+  ])('%s -> %o', (err, type) => {
+    const mapped = sqsError('sqs queue "jobs" (eu-west-1)', err);
+    expect(mapped).toBeInstanceOf(type);
+    expect(mapped.message).toMatch(/^sqs queue "jobs" \(eu-west-1\): /);
+  });
+});
+
+class FakeSqs implements SqsAttributesClient {
+  readonly calls: { queueUrl: string; names: readonly string[] }[] = [];
+  answer: () => Promise<Record<string, string> | undefined> = () => Promise.resolve(counts);
+  destroyed = false;
+  getQueueAttributes(queueUrl: string, names: readonly string[]) {
+    this.calls.push({ queueUrl, names });
+    return this.answer();
+  }
+  destroy() {
+    this.destroyed = true;
+  }
+}
+
+function driverWithFakes() {
+  const made: { region: string; endpoint: string | undefined; client: FakeSqs }[] = [];
+  const driver = new SqsDriver({
+    logger: silentLogger(),
+    timeoutMs: 1000,
+    clientFactory: (region, endpoint) => {
+      const client = new FakeSqs();
+      made.push({ region, endpoint, client });
+      return client;
+    },
+  });
+  return { driver, made };
+}
+
+describe('SqsDriver', () => {
+  it('makes ONE GetQueueAttributes call per read, asking only for the counted attributes', async () => {
+    const { driver, made } = driverWithFakes();
+    const source = driver.create(config({ scaleOnDelayed: true }));
+    expect(await source.read(new AbortController().signal)).toEqual({ backlog: 12 });
+    expect(made).toHaveLength(1);
+    expect(made[0]!.client.calls).toEqual([
+      {
+        queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs',
+        names: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      },
+    ]);
+  });
+
+  it('keeps one client per (region, endpoint), shared by the queues that name them', async () => {
+    const { driver, made } = driverWithFakes();
+    const signal = new AbortController().signal;
+    await driver.create(config()).read(signal);
+    await driver.create(config({ queueURL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/other' })).read(signal);
+    await driver.create(config({ awsEndpoint: 'http://127.0.0.1:9324' })).read(signal);
+    await driver.create(config({ awsRegion: 'us-east-1', queueURL: 'https://sqs.us-east-1.amazonaws.com/1/jobs' })).read(signal);
+    expect(made.map((m) => [m.region, m.endpoint])).toEqual([
+      ['eu-west-1', undefined],
+      ['eu-west-1', 'http://127.0.0.1:9324'],
+      ['us-east-1', undefined],
+    ]);
+    expect(made[0]!.client.calls).toHaveLength(2);
+    await driver.close();
+    expect(made.every((m) => m.client.destroyed)).toBe(true);
+  });
+
+  it('gives the same identity only to triggers that count the same thing', () => {
+    const { driver } = driverWithFakes();
+    expect(driver.identity(config())).toBe(driver.identity(config()));
+    expect(driver.identity(config())).not.toBe(driver.identity(config({ scaleOnDelayed: true })));
+    expect(driver.identity(config())).not.toBe(driver.identity(config({ scaleOnInFlight: false })));
+    expect(driver.identity(config())).not.toBe(driver.identity(config({ awsEndpoint: 'http://127.0.0.1:9324' })));
+  });
+
+  it('turns client errors into typed errors that name the queue', async () => {
+    const { driver, made } = driverWithFakes();
+    const source = driver.create(config());
+    expect(source.label).toBe('sqs queue "jobs" (eu-west-1)');
+    await source.read(new AbortController().signal);
+    made[0]!.client.answer = () => Promise.reject(awsError('QueueDoesNotExist', 400));
+    await expect(source.read(new AbortController().signal)).rejects.toThrow(SourceNotFound);
+    await expect(source.read(new AbortController().signal)).rejects.toThrow(/sqs queue "jobs"/);
+  });
+
+  it('rejects with the abort reason when the cache gives up on the read', async () => {
+    const { driver, made } = driverWithFakes();
+    const source = driver.create(config());
+    await source.read(new AbortController().signal);
+    const controller = new AbortController();
+    made[0]!.client.answer = () => {
+      controller.abort(new Error('deadline'));
+      return Promise.reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+    };
+    await expect(source.read(controller.signal)).rejects.toThrow('deadline');
+  });
+});
