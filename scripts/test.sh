@@ -41,5 +41,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
+step "deployment tools (helm, validators, hadolint; cached)" && scripts/tools.sh >/dev/null
 step "integration tests"
 vitest run --project integration

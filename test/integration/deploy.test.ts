@@ -1,0 +1,303 @@
+// The shipping files: the Helm chart (helm lint, helm template with the default and the full
+// values, the rendered manifests against Kubernetes' types and schemas, values.schema.json
+// rejecting wrong values), the compose file against the compose specification, and the
+// Dockerfile (hadolint, its COPY sources, and its entry point built and started as the image does).
+// Tools come from scripts/tools.sh: helm (Go module proxy), test/tools/validate (k8s.io/api strict
+// decoding, compose-go's loader) and hadolint (PyPI).
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { parseProfiles } from '../../src/config.ts';
+import { sourceFields } from '../../src/trigger/fields.ts';
+import { eventually } from '../support/scaler.ts';
+import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const chart = join(root, 'deploy/helm/keda-inference-scaler');
+const fullValues = join(chart, 'ci/full-values.yaml');
+const composeFile = join(root, 'deploy/compose/docker-compose.yaml');
+const KUBE_VERSION = '1.33.0';
+
+let tools: Record<'HELM' | 'VALIDATE' | 'HADOLINT', string>;
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+function run(command: string, args: string[], input?: string): Run {
+  const r = spawnSync(command, args, { cwd: root, encoding: 'utf8', input, maxBuffer: 16 << 20 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+beforeAll(() => {
+  // Cached after the first run; scripts/test.sh builds them before the integration step.
+  const out = execFileSync('bash', ['scripts/tools.sh'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  tools = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string])) as typeof tools;
+}, 900_000);
+
+function template(...args: string[]): Run {
+  return run(tools.HELM, ['template', 'keda-inference-scaler', chart, '--namespace', 'keda', '--kube-version', KUBE_VERSION, ...args]);
+}
+function rendered(...args: string[]): Manifest[] {
+  const r = template(...args);
+  expect(r.stderr).toBe('');
+  expect(r.status).toBe(0);
+  return parseManifests(r.stdout);
+}
+const find = (ms: Manifest[], kind: string) => {
+  const m = ms.find((x) => x.kind === kind);
+  if (m === undefined) throw new Error(`no ${kind} rendered`);
+  return m as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+};
+
+describe('Helm chart', () => {
+  it.each([['default values', []], ['ci/full-values.yaml', ['-f', fullValues]]])('passes helm lint --strict with %s', (_l, args) => {
+    const r = run(tools.HELM, ['lint', chart, '--strict', ...(args as string[])]);
+    expect(r.stdout + r.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
+    expect(r.status).toBe(0);
+  });
+
+  it.each([['default values', []], ['ci/full-values.yaml', ['-f', fullValues]]])(
+    'renders with %s to manifests that pass Kubernetes schema validation',
+    (_l, args) => {
+      const r = template(...(args as string[]));
+      expect(r.status).toBe(0);
+      // Strict decoding into k8s.io/api types: unknown fields, wrong types, duplicate keys.
+      const strict = run(tools.VALIDATE, ['k8s', '-'], r.stdout);
+      expect(strict.stderr).toBe('');
+      expect(strict.status).toBe(0);
+      // OpenAPI schemas (kubernetes-models): required fields, enums, formats; CRDs included.
+      const manifests = parseManifests(r.stdout);
+      for (const m of manifests) expect(schemaProblems(m), name(m)).toEqual([]);
+      const kinds = manifests.map((m) => m.kind).sort();
+      expect(kinds).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']));
+    },
+  );
+
+  it('the strict validation catches an unknown field (the check can fail)', () => {
+    const r = template();
+    const broken = r.stdout.replace('revisionHistoryLimit: 5', 'revisionHistoryLimit: 5\n  replicasTypo: 3');
+    const strict = run(tools.VALIDATE, ['k8s', '-'], broken);
+    expect(strict.status).toBe(1);
+    expect(strict.stderr).toMatch(/unknown field "spec.replicasTypo"/);
+  });
+
+  it('defaults: 2 replicas, a PDB, hardened pods, native gRPC probes on the main port, a headless Service', () => {
+    const ms = rendered();
+    const deployment = find(ms, 'Deployment');
+    expect(deployment.metadata.name).toBe('keda-inference-scaler');
+    expect(deployment.spec.replicas).toBe(2);
+    expect(find(ms, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0];
+    expect(container.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      runAsNonRoot: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 1000 });
+    expect(container.livenessProbe.grpc).toEqual({ port: 9090 });
+    expect(container.readinessProbe.grpc).toEqual({ port: 9090, service: 'externalscaler.ExternalScaler' });
+    expect(container.ports.map((p: { containerPort: number }) => p.containerPort)).toEqual([9090, 8080]);
+    expect(container.resources.requests).toBeDefined();
+    const shutdownMs = Number(container.env.find((e: { name: string }) => e.name === 'SHUTDOWN_TIMEOUT_MS').value);
+    expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(shutdownMs);
+    expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([
+      'topology.kubernetes.io/zone',
+      'kubernetes.io/hostname',
+    ]);
+    const service = find(ms, 'Service');
+    expect(service.spec.clusterIP).toBe('None');
+    expect(service.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)).toEqual(['grpc:9090', 'metrics:8080']);
+    expect(ms.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
+  });
+
+  it('NetworkPolicy lets KEDA reach gRPC and Prometheus reach metrics, nothing else', () => {
+    const policy = find(rendered(), 'NetworkPolicy');
+    const [keda, prometheus, ...rest] = policy.spec.ingress;
+    expect(rest).toEqual([]);
+    expect(keda.ports).toEqual([{ port: 'grpc', protocol: 'TCP' }]);
+    expect(keda.from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'keda' });
+    expect(keda.from[0].podSelector.matchExpressions[0].values).toEqual(['keda-operator', 'keda-operator-metrics-apiserver']);
+    expect(prometheus.ports).toEqual([{ port: 'metrics', protocol: 'TCP' }]);
+  });
+
+  it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor', () => {
+    const ms = rendered('-f', fullValues);
+    const pod = find(ms, 'Deployment').spec.template.spec;
+    const container = pod.containers[0];
+    const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.TLS_CERT_FILE).toBe('/etc/keda-inference-scaler/tls/tls.crt');
+    expect(env.TLS_KEY_FILE).toBe('/etc/keda-inference-scaler/tls/tls.key');
+    expect(env.TLS_CLIENT_CA_FILE).toBe('/etc/keda-inference-scaler/client-ca/ca.crt');
+    expect(env.HEALTH_PORT).toBe('9091');
+    expect(env.KAFKA_PASSWORD).toEqual({ secretKeyRef: { name: 'kafka-scaler', key: 'password' } });
+    expect(container.livenessProbe.grpc).toEqual({ port: 9091 });
+    expect(container.readinessProbe.grpc.port).toBe(9091);
+    const volumes = Object.fromEntries(pod.volumes.map((v: { name: string; secret?: { secretName: string } }) => [v.name, v.secret?.secretName]));
+    expect(volumes).toMatchObject({ tls: 'keda-inference-scaler-tls', 'client-ca': 'keda-clients-ca' });
+    // Whole-directory mounts: a subPath mount would never see a renewed certificate.
+    for (const mount of container.volumeMounts) expect(mount.subPath).toBeUndefined();
+    expect(find(ms, 'ServiceAccount').metadata.annotations).toEqual({
+      'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/keda-inference-scaler',
+    });
+    expect(find(ms, 'ServiceMonitor').spec.endpoints[0].port).toBe('metrics');
+    expect(find(ms, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
+  });
+
+  it('the rendered profile file loads in the scaler with the env the Deployment provides', () => {
+    const ms = rendered('-f', fullValues);
+    const configYaml = (find(ms, 'ConfigMap').data as Record<string, string>)['config.yaml']!;
+    const envNames = find(ms, 'Deployment').spec.template.spec.containers[0].env.map((e: { name: string }) => e.name) as string[];
+    const env = Object.fromEntries(envNames.map((n) => [n, `value-of-${n}`]));
+    const profiles = parseProfiles(parseYaml(configYaml), env);
+    expect(Object.keys(profiles).sort()).toEqual(['gpu', 'kafka', 'rabbitmq', 'sqs']);
+    expect(profiles.kafka?.events?.password).toBe('value-of-KAFKA_PASSWORD');
+    // And a profile naming a variable the Deployment does not set is caught by the same check.
+    expect(() => parseProfiles({ connections: { rabbitmq: { x: { hostFromEnv: 'NOT_PROVIDED' } } } }, env)).toThrow(/NOT_PROVIDED/);
+  });
+
+  it.each([
+    ['a wrong type', ['--set', 'replicaCount=two'], /replicaCount/],
+    ['an unknown top-level key', ['--set', 'replicas=3'], /replicas/],
+    ['an unknown log level', ['--set', 'config.logLevel=loud'], /logLevel/],
+    ['an unknown profile key', ['--set', 'connections.rabbitmq.main.queue=q'], /queue/],
+    ['TLS without a Secret', ['--set', 'tls.enabled=true'], /secretName/],
+    ['mutual TLS without TLS', ['--set', 'tls.clientCA.enabled=true'], /tls/],
+    ['a grace period below the shutdown timeout', ['--set', 'terminationGracePeriodSeconds=5'], /terminationGracePeriodSeconds/],
+    ['a bad image digest', ['--set', 'image.digest=latest'], /digest/],
+  ])('rejects %s at install time', (_l, args, message) => {
+    const r = template(...(args as string[]));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it("values.schema.json allows exactly the profile keys that the scaler's config accepts", () => {
+    const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'));
+    for (const [kind, table] of Object.entries(sourceFields)) {
+      const keys = Object.keys(table).filter((k) => k !== 'connection');
+      const pattern = schema.properties.connections.properties[kind].additionalProperties.propertyNames.pattern;
+      expect(pattern, kind).toBe(`^(${keys.join('|')})(FromEnv)?$`);
+    }
+  });
+});
+
+describe('docker compose trial', () => {
+  it('validates against the compose specification (compose-go loader)', () => {
+    const r = run(tools.VALIDATE, ['compose', composeFile]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const services = r.stdout.match(/^ok service (\S+)$/gm)?.map((l) => l.slice('ok service '.length));
+    expect(services).toEqual(
+      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'scaler', 'worker', 'producer', 'keda-probe']),
+    );
+  });
+
+  it('the compose check fails on a file that breaks the specification', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-compose-'));
+    try {
+      const broken = readFileSync(composeFile, 'utf8').replace('  scaler:\n', '  scaler:\n    restart_policy: always\n');
+      writeFileSync(join(dir, 'docker-compose.yaml'), broken);
+      const r = run(tools.VALIDATE, ['compose', join(dir, 'docker-compose.yaml')]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/restart_policy/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('every file the compose services mount or build from exists', () => {
+    const compose = parseYaml(readFileSync(composeFile, 'utf8')) as {
+      services: Record<string, { volumes?: string[]; build?: string | { context: string; dockerfile?: string } }>;
+    };
+    const base = join(root, 'deploy/compose');
+    for (const [svc, s] of Object.entries(compose.services)) {
+      for (const v of s.volumes ?? []) expect(existsSync(join(base, v.split(':')[0]!)), `${svc}: ${v}`).toBe(true);
+      if (s.build !== undefined) {
+        const context = typeof s.build === 'string' ? s.build : s.build.context;
+        const dockerfile = typeof s.build === 'string' ? 'Dockerfile' : (s.build.dockerfile ?? 'Dockerfile');
+        expect(existsSync(join(base, context, dockerfile)), `${svc}: build ${context}`).toBe(true);
+      }
+    }
+  });
+});
+
+describe('Dockerfile', () => {
+  const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
+
+  it('passes hadolint', () => {
+    const r = run(tools.HADOLINT, ['Dockerfile', 'examples/worker/Dockerfile']);
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('runs as a non-root user, exposes gRPC and metrics, has a health check, builds from allowed files only', () => {
+    expect(dockerfile).toMatch(/^USER 1000:1000$/m);
+    expect(dockerfile).toMatch(/^EXPOSE 9090 8080$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    const allowed = readFileSync(join(root, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('!'))
+      .map((l) => l.slice(1).replace(/\/$/, ''));
+    const sources = [...dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => m[1]!.split(/\s+/));
+    expect(sources.length).toBeGreaterThan(0);
+    for (const source of sources) {
+      expect(existsSync(join(root, source)), source).toBe(true);
+      expect(allowed, `${source} is excluded by .dockerignore`).toContain(source.replace(/\/$/, ''));
+    }
+    for (const secretish of ['.env', 'test', '.git', 'node_modules', '.services']) expect(allowed).not.toContain(secretish);
+  });
+
+  describe('the image layout, built and started as the Dockerfile does', () => {
+    let dir: string;
+    let child: ChildProcess | undefined;
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'kis-image-'));
+      // build stage: tsc -p tsconfig.build.json -> dist/; runtime: dist/ + proto/ side by side.
+      execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')], {
+        cwd: root,
+      });
+      cpSync(join(root, 'proto'), join(dir, 'proto'), { recursive: true });
+      cpSync(join(root, 'package.json'), join(dir, 'package.json'));
+      symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    }, 120_000);
+    afterAll(() => {
+      child?.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('starts from dist/main.js, reports ready on /readyz, and stops on SIGTERM', async () => {
+      const entrypoint = /^ENTRYPOINT \["node", "--enable-source-maps", "(dist\/main\.js)"\]$/m.exec(dockerfile)?.[1];
+      expect(entrypoint).toBe('dist/main.js');
+      child = spawn(process.execPath, ['--enable-source-maps', entrypoint!], {
+        cwd: dir,
+        env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+      const listening = await eventually(async () => {
+        const line = output.split('\n').find((l) => l.includes('keda-inference-scaler listening'));
+        return line === undefined ? undefined : (JSON.parse(line) as { grpcPort: number; metricsPort: number });
+      }, 20_000);
+      expect(listening.grpcPort).toBeGreaterThan(0);
+      // The HEALTHCHECK's request.
+      const ready = await fetch(`http://127.0.0.1:${listening.metricsPort}/readyz`);
+      expect(ready.status).toBe(200);
+      const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(output).toMatch(/keda-inference-scaler stopped/);
+      child = undefined;
+    });
+  });
+});
