@@ -13,7 +13,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { parseProfiles } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
-import { eventually } from '../support/scaler.ts';
+import { KafkaFixture } from '../support/kafka.ts';
+import { RabbitFixture } from '../support/rabbitmq.ts';
+import { eventually, requireService, startTestScaler } from '../support/scaler.ts';
+import { SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
 import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -32,6 +35,18 @@ interface Run {
 function run(command: string, args: string[], input?: string): Run {
   const r = spawnSync(command, args, { cwd: root, encoding: 'utf8', input, maxBuffer: 16 << 20 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function runAsync(command: string, args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 beforeAll(() => {
@@ -225,6 +240,58 @@ describe('docker compose trial', () => {
         const dockerfile = typeof s.build === 'string' ? 'Dockerfile' : (s.build.dockerfile ?? 'Dockerfile');
         expect(existsSync(join(base, context, dockerfile)), `${svc}: build ${context}`).toBe(true);
       }
+    }
+  });
+});
+
+describe('compose trial content against the real brokers (what `docker compose up` runs)', () => {
+  it('keda-probe gets an answer for every compose ScaledObject from a scaler using the compose profiles', async () => {
+    useLocalAwsCredentials();
+    await using rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
+    await using sqs = new SqsFixture(requireService('SQS_ENDPOINT'));
+    await using kafka = await KafkaFixture.connect(requireService('KAFKA_BROKERS'));
+    const queue = await rabbit.queue(30, 'compose-trial');
+    const queueURL = await sqs.queue('compose-trial');
+    await sqs.send(queueURL, 25);
+    const topic = await kafka.topic([10, 10, 10, 10], 'compose-trial');
+
+    // The compose files, with the compose host names swapped for the test bed's addresses.
+    const config = parseYaml(readFileSync(join(root, 'deploy/compose/scaler-config.yaml'), 'utf8'));
+    config.connections.kafka.local.bootstrapServers = requireService('KAFKA_BROKERS');
+    config.connections.sqs.local = { awsEndpoint: requireService('SQS_ENDPOINT'), awsRegion: 'us-east-1' };
+    config.connections.gpu.local.serverAddress = requireService('PROMETHEUS_URL');
+    const profiles = parseProfiles(config, { RABBITMQ_MAIN_URL: requireService('RABBITMQ_URL') });
+    const objects = parseManifests(readFileSync(join(root, 'deploy/compose/scaledobjects.yaml'), 'utf8'));
+    for (const so of objects) {
+      for (const t of (so.spec as { triggers: { metadata: Record<string, string> }[] }).triggers) {
+        if (t.metadata['rabbitmq.queueName'] !== undefined) t.metadata['rabbitmq.queueName'] = queue;
+        if (t.metadata['sqs.queueURL'] !== undefined) t.metadata['sqs.queueURL'] = queueURL;
+        if (t.metadata['kafka.topic'] !== undefined) t.metadata['kafka.topic'] = topic;
+        if (t.metadata['kafka.consumerGroup'] !== undefined) t.metadata['kafka.consumerGroup'] = KafkaFixture.uniqueName('compose-trial');
+      }
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'kis-probe-'));
+    await using scaler = await startTestScaler({ profiles });
+    try {
+      const file = join(dir, 'scaledobjects.yaml');
+      writeFileSync(file, objects.map((o) => JSON.stringify(o)).join('\n---\n'));
+      // Asynchronously: the scaler answering it runs in this process.
+      const probe = await runAsync(process.execPath, ['examples/keda-probe/probe.mjs', file], {
+        ONCE: '1',
+        SCALER_ADDRESS: scaler.address,
+        PROTO: join(root, 'proto/externalscaler.proto'),
+      });
+      expect(probe.stdout).not.toMatch(/ error /);
+      expect(probe.status).toBe(0);
+      const lines = probe.stdout.trim().split('\n');
+      expect(lines).toHaveLength(objects.length);
+      for (const line of lines) expect(line).toMatch(/active=true\s+desired replicas=[1-9]/);
+      // Before any rate is learned, backlog / messagesPerReplica (10): 30 -> 3, 25 -> 3, Kafka lag 40 -> 4.
+      expect(probe.stdout).toMatch(/demo\/worker\s+active=true\s+desired replicas=3 /);
+      expect(probe.stdout).toMatch(/demo\/batch-jobs\s+active=true\s+desired replicas=3 /);
+      expect(probe.stdout).toMatch(/demo\/event-scorer\s+active=true\s+desired replicas=4 /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
