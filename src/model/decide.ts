@@ -9,7 +9,7 @@
 // Without μ, KEDA's rule ceil(B / messagesPerReplica). D_gpu = ceil(G / u*).
 // Scale-down waits one cold start (removing a replica that is needed again within C costs more
 // than keeping it), and scale to zero waits for the learned keep-warm window (keepWarm.ts).
-import { MAX_GAPS, appendBounded, keepWarmWindow, predictGap } from './keepWarm.ts';
+import { MAX_GAPS, appendBounded, coldStartCost, keepWarmWindow, predictGap } from './keepWarm.ts';
 import type { BusyStretch, DemandTerm, ModelInput, ModelOutput, ReplicaMark, Signals, TriggerHistory } from './types.ts';
 import type { ScalingConfig } from '../trigger/types.ts';
 
@@ -174,14 +174,17 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
   if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
 
+  const K = coldStartCost(C, scaling.drainSeconds);
+  const window = keepWarmWindow(scaling.keepWarm, gaps, K);
+  details.coldStartCostSeconds = round(K);
+  details.keepWarmSeconds = round(window.seconds);
+  details.keepWarmSource = window.source;
+
   // Scale down only after the demand stayed lower for one cold start.
   const recentDemands = [...(history.recentDemands ?? []).filter((d) => nowMs - d.atMs < C * 1000), { atMs: nowMs, replicas: unheld }];
   const held = Math.max(...recentDemands.map((d) => d.replicas));
   if (held > unheld) demands.hold = held;
 
-  const window = keepWarmWindow(scaling.keepWarm, gaps, C);
-  details.keepWarmSeconds = round(window.seconds);
-  details.keepWarmSource = window.source;
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   let activeReason: string;
   let active = true;

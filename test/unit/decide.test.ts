@@ -134,10 +134,38 @@ describe('keep-warm and prewarm', () => {
     return { history, t };
   };
 
-  it('keeps warm for the break-even C until it has seen enough gaps', () => {
-    const { history, t } = replay([[10, 0]]);
-    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 59) * 1000 }).decision.active).toBe(true);
-    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 61) * 1000 }).decision.active).toBe(false);
+  it.each([
+    // Few gaps seen: keep warm for the break-even K = C + C·max(1, C/T).
+    { T: 60, K: 120 }, // C within the objective: 2C
+    { T: 30, K: 180 },
+    { T: 15, K: 300 }, // a cold start that breaks a 15 s objective is worth 5 cold-start-seconds
+  ])('keeps warm for the break-even K until it has seen enough gaps (objective $T s: $K s)', ({ T, K }) => {
+    const cfg = { ...auto, drainSeconds: T };
+    let history = decide({ signals: { backlog: 5 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
+    history = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 10_000 }).history;
+    const at = (idle: number) => decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: (10 + idle) * 1000 }).decision;
+    expect(at(K - 1).active).toBe(true);
+    expect(at(K - 1).explanation.details).toMatchObject({ coldStartCostSeconds: K, keepWarmSeconds: K, keepWarmSource: 'break-even' });
+    expect(at(K + 1).active).toBe(false);
+  });
+
+  it('bridges gaps that a tight objective makes worth bridging', () => {
+    // Gaps of 150 s: a cold start costs K = 120 at T = 60 (scale to zero at once), 300 at T = 15 (bridge).
+    const gaps = [150, 150, 150, 900];
+    const idleAfter = (T: number, idle: number) => {
+      const cfg = { ...auto, drainSeconds: T };
+      return decide({ signals: { backlog: 0 }, scaling: cfg, history: { ...emptyHistory(), lastWorkAtMs: 0, idleSinceMs: 0, idleGapsSeconds: gaps }, nowMs: idle * 1000 }).decision;
+    };
+    expect(idleAfter(60, 1).active).toBe(false);
+    expect(idleAfter(15, 149).active).toBe(true);
+    expect(idleAfter(15, 151).active).toBe(false);
+  });
+
+  it('keeps warm for a fixed keepWarm whatever the objective', () => {
+    const cfg = { ...auto, keepWarm: 45, drainSeconds: 15 };
+    const history = { ...emptyHistory(), lastWorkAtMs: 0, idleSinceMs: 0 };
+    expect(decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 44_000 }).decision.active).toBe(true);
+    expect(decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 46_000 }).decision.active).toBe(false);
   });
 
   it('keeps warm through short gaps it has learned and scales to zero at once after long ones', () => {
@@ -149,11 +177,17 @@ describe('keep-warm and prewarm', () => {
     expect(decide({ signals: { backlog: 0 }, scaling: auto, history: long.history, nowMs: (long.t + 1) * 1000 }).decision.active).toBe(false);
   });
 
-  it('prewarms one cold start before a regular gap ends', () => {
-    const { history, t } = replay([[10, 590], [10, 590], [10, 590], [10, 0]]);
+  it('prewarms one cold start before a regular gap ends, from the second regular gap on', () => {
+    const { history, t } = replay([[10, 590], [10, 590], [10, 0]]);
     const ask = (idle: number) => decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + idle) * 1000 }).decision;
     expect(ask(500).active).toBe(false);
     expect(ask(535).active).toBe(true);
     expect(ask(535).explanation.activeReason).toContain('prewarm');
+    expect(ask(651).active).toBe(false); // gave up one cold start after the longest gap
+  });
+
+  it('does not prewarm after irregular gaps', () => {
+    const { history, t } = replay([[10, 400], [10, 590], [10, 0]]);
+    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 535) * 1000 }).decision.active).toBe(false);
   });
 });

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { parseArgs, policies } from './main.ts';
+import { OBJECTIVE_S } from './simulate.ts';
+
+describe('bench:decisions arguments', () => {
+  it('defaults to the built-in traces, seed 1 and the 60 s objective', () => {
+    expect(parseArgs([])).toEqual({ traces: [], json: undefined, seed: 1, objectiveS: OBJECTIVE_S });
+    expect(OBJECTIVE_S).toBe(60);
+  });
+
+  it('reads every flag, traces repeated', () => {
+    const args = parseArgs(['--trace', 'a.csv', '--objective', '15', '--trace', 'b.csv', '--seed', '3', '--json', 'out.json']);
+    expect(args).toEqual({ traces: ['a.csv', 'b.csv'], json: 'out.json', seed: 3, objectiveS: 15 });
+    expect(parseArgs(['--objective', '2.5']).objectiveS).toBe(2.5);
+  });
+
+  it.each([
+    [['--objective'], '--objective needs a value'],
+    [['--objective', '--seed', '2'], '--objective needs a value'],
+    [['--objective', '0'], '--objective "0": want a number of seconds > 0'],
+    [['--objective', '-5'], '--objective "-5": want a number of seconds > 0'],
+    [['--objective', 'soon'], '--objective "soon": want a number of seconds > 0'],
+    [['--objective', ''], '--objective "": want a number of seconds > 0'],
+    [['--seed', '1.5'], '--seed "1.5": want an integer'],
+    [['--objectve', '15'], 'unknown argument --objectve'],
+  ])('rejects %j: %s', (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(message);
+  });
+
+  it('hands the objective to the model as drainSeconds, and to no other policy', () => {
+    const setups = Object.fromEntries(policies(15).map((p) => [p.name, p.setup]));
+    expect(setups.model).toContain('drainSeconds 15');
+    expect(setups['keda-queue']).not.toContain('15');
+    expect(policies().find((p) => p.name === 'model')!.setup).toContain('drainSeconds 60');
+  });
+});
