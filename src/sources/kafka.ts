@@ -3,11 +3,11 @@
 // broker list + credentials, kept connected (kafkajs reconnects by itself); the pure lag rules
 // live in ./kafkaLag.ts.
 import type { ISocketFactory } from 'kafkajs';
-import { SourceBadAnswer, SourceNotFound, errorMessage } from '../errors.ts';
+import { SourceBadAnswer, SourceNotFound, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { secretHash } from './index.ts';
-import { KafkaAdminPool, type KafkaAdminClient, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
+import { KafkaAdminPool, type KafkaAdminClient, TopicsNotReady, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
 import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
@@ -60,10 +60,10 @@ async function readOffsets(
     }
   }
   const members = admin.groupMembers(group).catch(() => undefined);
-  const [ends, committed] = await Promise.all([
-    Promise.all(topics.map(async (topic) => ({ topic, partitions: await admin.topicOffsets(topic) }))),
-    committedByTopic ?? admin.groupOffsets(group, topics),
-  ]);
+  // Topics first, the group's offsets after: kafkajs can keep a missing topic in its metadata for
+  // good when the two look it up at the same time.
+  const ends = await Promise.all(topics.map(async (topic) => ({ topic, partitions: await admin.topicOffsets(topic) })));
+  const committed = committedByTopic ?? (await admin.groupOffsets(group, topics));
   const committedAt = new Map<string, number | undefined>();
   for (const t of committed) {
     for (const p of t.partitions) committedAt.set(`${t.topic}/${p.partition}`, parseOffset(p.offset, where));
@@ -127,6 +127,7 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
           if (err instanceof UnknownTopics) {
             throw new SourceNotFound(`${where}: topic(s) ${err.topics.map((t) => `"${t}"`).join(', ')} do not exist`);
           }
+          if (err instanceof TopicsNotReady) throw new SourceUnavailable(`${where}: topic not served yet (${err.message})`);
           throw kafkaError(where, err);
         }
       };

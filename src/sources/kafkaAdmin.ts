@@ -2,10 +2,11 @@
 // credentials, kafkajs's logs routed to ours, and kafkajs errors mapped to typed errors.
 //
 // kafkajs traps handled here: fetchOffsets returns string offsets ("-1" = none committed) and is
-// never called with resolveOffsets (that would commit offsets for the group); a topic deleted
-// after an admin client read it stays in the client's metadata targets, and from then on every
-// metadata refresh of that client fails with UNKNOWN_TOPIC_OR_PARTITION, for every topic: the
-// pool detects that and replaces the client.
+// never called with resolveOffsets (that would commit offsets for the group). And a kafkajs client
+// can keep a topic that does not exist (any more) among its metadata targets: a topic deleted after
+// the client read it, or a missing topic read concurrently with others. From then on every
+// metadata refresh of that client fails with UNKNOWN_TOPIC_OR_PARTITION, for every topic. The pool
+// detects that (the topics the read named all exist) and replaces the client.
 import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel } from 'kafkajs';
 import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -39,6 +40,9 @@ export class UnknownTopics extends Error {
     this.topics = topics;
   }
 }
+
+/** The topics exist, but the brokers do not serve them yet (just created, or moving). */
+export class TopicsNotReady extends Error {}
 
 /** Every name and protocol error type along an error's cause chain. */
 function errorTags(err: unknown): string[] {
@@ -161,8 +165,6 @@ export function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): 
 
 interface PooledAdmin {
   readonly client: KafkaAdminClient;
-  /** Topics this client has read: if one disappears, the client's metadata refreshes fail for all. */
-  readonly seen: Set<string>;
 }
 
 export interface KafkaAdminPoolOptions extends KafkajsOptions {
@@ -191,7 +193,7 @@ export class KafkaAdminPool<C extends KafkaConnection> {
     let entry = this.admins.get(key);
     if (entry === undefined) {
       const client = this.options.adminFactory?.(config) ?? kafkajsAdmin(config, this.options);
-      entry = { client, seen: new Set() };
+      entry = { client };
       this.admins.set(key, entry);
     }
     return entry;
@@ -199,9 +201,10 @@ export class KafkaAdminPool<C extends KafkaConnection> {
 
   /**
    * Runs `fn` on the shared client for `config`. On UNKNOWN_TOPIC_OR_PARTITION it lists the
-   * cluster's topics: topics the read named that are missing become UnknownTopics; topics the
-   * client had read that are gone mean its metadata is poisoned, so it is replaced and `fn` runs
-   * once more on a fresh client.
+   * cluster's topics: topics the read named that are missing become UnknownTopics. If they all
+   * exist, the client's metadata is poisoned (see above) or a topic is not served yet (just
+   * created): the client is replaced and `fn` runs again, then once more after a pause, before
+   * giving up with TopicsNotReady.
    */
   async withAdmin<T>(
     config: C & { readonly topics: readonly string[] },
@@ -210,34 +213,17 @@ export class KafkaAdminPool<C extends KafkaConnection> {
     for (let attempt = 0; ; attempt++) {
       const entry = this.entry(config);
       try {
-        const result = await fn(this.recording(entry));
-        return result;
+        return await fn(entry.client);
       } catch (err) {
         if (!isUnknownTopic(err)) throw err;
         const existing = new Set(await entry.client.listTopics());
         const missing = config.topics.filter((t) => !existing.has(t));
-        const gone = [...entry.seen].filter((t) => !existing.has(t));
-        if (gone.length > 0) this.replace(config, entry);
         if (missing.length > 0) throw new UnknownTopics(missing);
-        if (attempt > 0) throw err;
+        if (attempt >= 2) throw new TopicsNotReady(errorMessage(err));
+        if (attempt === 0) this.replace(config, entry);
+        else await new Promise((r) => setTimeout(r, 200));
       }
     }
-  }
-
-  /** The client, noting every topic it reads successfully. */
-  private recording(entry: PooledAdmin): KafkaAdminClient {
-    const { client, seen } = entry;
-    return {
-      topicOffsets: async (topic) => {
-        const offsets = await client.topicOffsets(topic);
-        seen.add(topic);
-        return offsets;
-      },
-      groupOffsets: (groupId, topics) => client.groupOffsets(groupId, topics),
-      groupMembers: (groupId) => client.groupMembers(groupId),
-      listTopics: () => client.listTopics(),
-      close: () => client.close(),
-    };
   }
 
   private replace(config: C, entry: PooledAdmin): void {

@@ -163,6 +163,17 @@ describe('Kafka errors', () => {
     expect(err.details).toContain(`topic(s) "${missing}" do not exist`);
     expect((await grpcError(t.client.isActive(ref(trigger(missing, group), 'k-missing-2')))).code).toBe(status.NOT_FOUND);
     expect(await metrics(t, trigger(topic, group), 'k-beside-missing')).toMatchObject({ backlog: 1 });
+    // Missing and existing topics read at the same moment on the shared client (kafkajs can keep
+    // a missing topic in its metadata then): the existing ones still answer.
+    const other = await kafka.topic([3]);
+    const answers = await Promise.allSettled([
+      t.client.getMetrics(ref(trigger(`${other},${missing}-2`, group), 'k-race-1')),
+      t.client.getMetrics(ref(trigger(other, group, { messagesPerReplica: '1' }), 'k-race-2')),
+      t.client.getMetrics(ref(trigger(`${missing}-3`, group), 'k-race-3')),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual(['rejected', 'fulfilled', 'rejected']);
+    expect(await metrics(t, trigger(other, group, { messagesPerReplica: '2' }), 'k-after-race')).toMatchObject({ backlog: 1 });
+    expect(await metrics(t, trigger(topic, group, { messagesPerReplica: '2' }), 'k-after-race-2')).toMatchObject({ backlog: 1 });
   });
 
   it('keeps reading a topic after another topic read on the same brokers is deleted', async () => {

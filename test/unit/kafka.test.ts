@@ -15,6 +15,7 @@ import {
 import { kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
 import { parseOffset } from '../../src/sources/kafkaLag.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
+import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
 
 const p = (logStart: number, logEnd: number, committed: number | undefined, partition = 0, topic = 't'): PartitionOffsets => ({
@@ -88,6 +89,8 @@ interface FakeCluster {
   topics: Map<string, { high: number; low: number }[]>;
   commits: Map<string, Map<string, number>>;
   members: Map<string, number>;
+  /** Topics that exist but answer UNKNOWN_TOPIC_OR_PARTITION this many more times (just created). */
+  notReady: Map<string, number>;
 }
 
 /** A fake admin over an in-memory cluster; `poisoned` mimics kafkajs after a topic it read was deleted. */
@@ -111,7 +114,9 @@ class FakeAdmin implements KafkaAdminClient {
   topicOffsets(topic: string) {
     this.check();
     const parts = this.cluster.topics.get(topic);
-    if (!parts) return Promise.reject(protocolError('UNKNOWN_TOPIC_OR_PARTITION'));
+    const pending = this.cluster.notReady.get(topic) ?? 0;
+    if (pending > 0) this.cluster.notReady.set(topic, pending - 1);
+    if (!parts || pending > 0) return Promise.reject(protocolError('UNKNOWN_TOPIC_OR_PARTITION'));
     this.read.add(topic);
     return Promise.resolve(parts.map((o, partition) => ({ partition, high: String(o.high), low: String(o.low) })));
   }
@@ -190,6 +195,7 @@ function setup() {
       ],
     ]),
     members: new Map([['workers', 2]]),
+    notReady: new Map(),
   };
   const admins: FakeAdmin[] = [];
   const driver = new KafkaDriver({
@@ -252,6 +258,7 @@ describe('KafkaDriver', () => {
   });
 
   it('replaces a client whose metadata a deleted topic poisoned, and answers for the live topics at once', async () => {
+    // The fake fails every call once a topic it read is gone, as kafkajs does.
     const { read, admins, cluster } = setup();
     await read(kafkaConfig({ topics: ['other'] }));
     await read(kafkaConfig());
@@ -262,6 +269,17 @@ describe('KafkaDriver', () => {
     expect(admins).toHaveLength(2);
     await new Promise((r) => setTimeout(r, 80));
     expect(admins[0]!.closed).toBe(true);
+  });
+
+  it('retries a topic that exists but is not served yet, then calls it UNAVAILABLE, not NOT_FOUND', async () => {
+    const { read, cluster } = setup();
+    await read(kafkaConfig());
+    cluster.notReady.set('jobs', 2);
+    expect(await read(kafkaConfig())).toMatchObject({ backlog: 7 });
+    cluster.notReady.set('jobs', 100);
+    const stuck = read(kafkaConfig());
+    await expect(stuck).rejects.toThrow(SourceUnavailable);
+    await expect(stuck).rejects.toThrow(/topic not served yet/);
   });
 
   it('keeps one client per broker list + credentials', async () => {
@@ -353,5 +371,60 @@ describe('kafkajsLogCreator', () => {
       [40, '[Admin] something odd', 'kafkajs'],
       [20, '[Connection] Response Metadata', 'kafkajs'],
     ]);
+  });
+});
+
+describe('kafka trigger metadata', () => {
+  const base = { 'kafka.bootstrapServers': 'b1:9092,[::1]:9093', 'kafka.topic': 'jobs', 'kafka.consumerGroup': 'workers' };
+  const parse = (metadata: Record<string, string>, profiles = {}) =>
+    parseTrigger({ name: 'so', namespace: 'ns', metadata }, { profiles });
+  const issues = (metadata: Record<string, string>) => {
+    try {
+      parse(metadata);
+    } catch (err) {
+      return (err as { issues: string[] }).issues;
+    }
+    return [];
+  };
+
+  it('accepts host:port brokers and Kafka topic names, with the documented defaults', () => {
+    expect(parse(base).sources[0]).toMatchObject({
+      bootstrapServers: ['b1:9092', '[::1]:9093'],
+      topics: ['jobs'],
+      offsetResetPolicy: 'latest',
+      allowIdleConsumers: false,
+      scaleToZeroOnInvalidOffset: false,
+      sasl: 'none',
+      tls: false,
+    });
+  });
+
+  it.each([
+    [{ 'kafka.topic': 'jobs,bad topic' }, /^kafka\.topic: got "jobs,bad topic"; allowed: a topic name/],
+    [
+      { 'kafka.bootstrapServers': 'kafka://b1:9092' },
+      /^kafka\.bootstrapServers: got .*allowed: a comma-separated list of host:port/,
+    ],
+    [{ 'kafka.bootstrapServers': 'b1' }, /^kafka\.bootstrapServers: got "b1"/],
+    [{ 'kafka.ca': '-----BEGIN CERTIFICATE-----' }, /^kafka\.ca: applies only with kafka\.tls: enable/],
+    [{ 'kafka.sasl': 'scram_sha512', 'kafka.username': 'u' }, /^kafka\.password: is required/],
+  ])('rejects %o', (extra, message) => {
+    expect(issues({ ...base, ...extra })).toContainEqual(expect.stringMatching(message));
+  });
+
+  it('takes brokers and SASL credentials from a connection profile, the trigger naming only the profile', () => {
+    const profiles = {
+      kafka: {
+        main: { bootstrapServers: 'k1:9092', sasl: 'scram_sha512', username: 'svc', password: 'from-secret', tls: 'enable' },
+      },
+    };
+    const trigger = parse({ 'kafka.connection': 'main', 'kafka.topic': 'jobs', 'kafka.consumerGroup': 'workers' }, profiles);
+    expect(trigger.sources[0]).toMatchObject({
+      bootstrapServers: ['k1:9092'],
+      sasl: 'scram_sha512',
+      username: 'svc',
+      password: 'from-secret',
+      tls: true,
+    });
   });
 });
