@@ -75,6 +75,7 @@ export class Engine {
       },
       onReading: (source, observation) => this.observeRates(source, observation),
     });
+    metrics.observeCacheSize(() => this.cache.size);
   }
 
   /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */

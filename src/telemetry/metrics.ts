@@ -20,6 +20,8 @@ export class ScalerMetrics {
   readonly triggerWinner: Gauge<'namespace' | 'scaled_object' | 'trigger' | 'term'>;
   readonly triggerBusyGpus: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
   readonly triggerArrivalRate: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly cachedSources: Gauge;
+  private cacheSize: () => number = () => 0;
 
   constructor(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -106,6 +108,20 @@ export class ScalerMetrics {
       labelNames: triggerLabels,
       registers,
     });
+    const cacheSize = () => this.cacheSize();
+    this.cachedSources = new Gauge({
+      name: `${PREFIX}cached_sources`,
+      help: 'Distinct sources (queues, topics, queries) in the read cache: one broker query per source per interval.',
+      registers,
+      collect() {
+        this.set(cacheSize());
+      },
+    });
+  }
+
+  /** Where cachedSources reads the read cache's size at scrape time. */
+  observeCacheSize(size: () => number): void {
+    this.cacheSize = size;
   }
 
   recordDecision(trigger: Trigger, decision: Decision): void {

@@ -1,0 +1,254 @@
+// Load benchmark of the scaler server (`npm run bench:server -- --help`). Starts the scaler
+// (node src/main.ts) and a bare constant-answering grpc-js server (the floor) as processes,
+// declares real RabbitMQ queues, and drives KEDA's call pattern from a separate load-generator
+// process: a fixed-rate run, a search for the highest rate taken, wake latency on open streams,
+// and resident memory with many triggers. See docs/performance.md.
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { type LoadGenerator, type ScalerProcess, startFloorProcess, startLoadGenerator, startScalerProcess } from './children.ts';
+import { USAGE, type BenchFlags, parseFlags } from './flags.ts';
+import type { RunResult } from './loadgen.ts';
+import { cpuCores, sampleProcess, sumMetric } from './procStats.ts';
+import { BenchBroker, rabbitmqUrl } from './rabbit.ts';
+import { type Measured, type SearchStep, fixedRateTable, median, searchTable, wakeLine } from './report.ts';
+import { rateSteps } from './stats.ts';
+import type { TriggerSpec } from './triggers.ts';
+import { measureWake } from './wake.ts';
+
+const QUERIES = 'keda_inference_scaler_source_queries_total';
+const CACHED_SOURCES = 'keda_inference_scaler_cached_sources';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+interface Target {
+  readonly pid: number;
+  readonly address: string;
+  readonly scaler?: ScalerProcess;
+}
+
+async function measure(loadgen: LoadGenerator, target: Target, spec: TriggerSpec, rate: number, durationMs: number, ttlMs: number): Promise<Measured> {
+  const queriesBefore = target.scaler ? await target.scaler.metric(QUERIES) : 0;
+  const before = sampleProcess(target.pid);
+  const run = await loadgen.send<RunResult>({ cmd: 'run', spec, rate, durationMs });
+  const after = sampleProcess(target.pid);
+  if (target.scaler === undefined) return { run, cpuCores: cpuCores(before, after), rssMb: after.rssMb };
+  const queries = (await target.scaler.metric(QUERIES)) - queriesBefore;
+  const seconds = (after.atMs - before.atMs) / 1000;
+  return {
+    run,
+    cpuCores: cpuCores(before, after),
+    rssMb: after.rssMb,
+    brokerQueriesPerSecond: queries / seconds,
+    brokerQueriesPerInterval: queries / (seconds * (ttlMs / 1000)),
+    distinctSources: await target.scaler.metric(CACHED_SOURCES),
+  };
+}
+
+/** Connects the load generator to `target` and opens the streams; returns a closer. */
+async function withStreams<T>(loadgen: LoadGenerator, target: Target, flags: BenchFlags, spec: TriggerSpec, body: () => Promise<T>): Promise<T> {
+  await loadgen.send({ cmd: 'connect', target: target.address, connections: flags.connections });
+  if (flags.streams > 0) {
+    const s = await loadgen.send<{ opened: number; answered: number; ms: number }>({ cmd: 'streams', spec, count: flags.streams });
+    if (s.answered < s.opened) log(`only ${s.answered} of ${s.opened} streams answered`);
+    await sleep(Math.max(1000, flags.streamIntervalMs)); // let the streams' first ticks spread out
+  }
+  try {
+    return await body();
+  } finally {
+    await loadgen.send({ cmd: 'closeStreams' });
+  }
+}
+
+async function search(loadgen: LoadGenerator, target: Target, flags: BenchFlags, spec: TriggerSpec): Promise<SearchStep[]> {
+  const steps: SearchStep[] = [];
+  for (const rate of rateSteps(flags.rate, 1.5, flags.maxRate)) {
+    const m = await measure(loadgen, target, spec, rate, flags.stepSeconds * 1000, flags.cacheTtlMs);
+    const passed =
+      m.run.errors === 0 && m.run.streamErrors === 0 && m.run.latency.p99Ms < flags.maxP99Ms && m.run.achievedRps >= 0.95 * rate;
+    steps.push({ offeredRps: rate, achievedRps: m.run.achievedRps, p50Ms: m.run.latency.p50Ms, p99Ms: m.run.latency.p99Ms, errors: m.run.errors, cpuCores: m.cpuCores, passed });
+    log(`  ${rate} req/s: achieved ${m.run.achievedRps.toFixed(0)}, p99 ${m.run.latency.p99Ms.toFixed(2)} ms, errors ${m.run.errors}`);
+    if (!passed) break;
+    await sleep(1000);
+  }
+  return steps;
+}
+
+function machine(): Record<string, string | number> {
+  return {
+    nproc: availableParallelism(),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    node: process.version,
+    loadavg: loadavg().map((l) => l.toFixed(2)).join(' '),
+  };
+}
+
+/** Children started so far, killed on abort or on a signal so none outlives the benchmark. */
+const live: { readonly pid: number; stop(): Promise<void> }[] = [];
+
+function abort(reason: string): never {
+  process.stderr.write(`bench:server aborted: ${reason}\n`);
+  for (const child of live) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  process.exit(1);
+}
+
+process.on('SIGINT', () => abort('interrupted'));
+process.on('SIGTERM', () => abort('terminated'));
+
+async function main(): Promise<void> {
+  const flags = parseFlags(process.argv.slice(2));
+  if (flags.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
+  const info = machine();
+  log(`machine: ${JSON.stringify(info)}`);
+  const url = rabbitmqUrl();
+  const broker = await BenchBroker.connect(url, (reason) => abort(`RabbitMQ connection lost (${reason}); did the broker restart?`));
+  const runId = randomBytes(3).toString('hex');
+  const spec: TriggerSpec = { rabbitmqUrl: url, queuePrefix: `bench-${runId}-q`, namePrefix: `bench-${runId}-so-`, triggers: flags.triggers, queues: flags.queues };
+  const children = live;
+  try {
+    log(`declaring ${flags.queues} queues (bench-${runId}-q*)`);
+    for (let i = 0; i < flags.queues; i++) await broker.declare(`${spec.queuePrefix}${i}`, i % 4);
+
+    const scaler = await startScalerProcess({ cacheTtlMs: flags.cacheTtlMs, streamIntervalMs: flags.streamIntervalMs, profileDir: flags.profileDir });
+    children.push(scaler);
+    const floorProcess = await startFloorProcess();
+    children.push(floorProcess);
+    const loadgen = startLoadGenerator();
+    children.push(loadgen);
+    const scalerTarget: Target = { pid: scaler.pid, address: `127.0.0.1:${scaler.grpcPort}`, scaler };
+    const floorTarget: Target = { pid: floorProcess.pid, address: `127.0.0.1:${floorProcess.grpcPort}` };
+
+    await loadgen.send({ cmd: 'connect', target: scalerTarget.address, connections: flags.connections });
+    const reg = await loadgen.send<{ triggers: number; errors: number; ms: number }>({ cmd: 'register', spec, concurrency: 32 });
+    log(`registered ${reg.triggers} triggers in ${reg.ms.toFixed(0)} ms (${reg.errors} errors)`);
+    if (reg.errors > 0) throw new Error('registering triggers failed: is RabbitMQ up? (scripts/services.sh status)');
+
+    const durationMs = flags.durationSeconds * 1000;
+    const pairs: { scaler: Measured; floor: Measured }[] = [];
+    for (let r = 0; r < flags.repeats; r++) {
+      log(`fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s, ${flags.streams} streams: scaler (run ${r + 1}/${flags.repeats})`);
+      const s = await withStreams(loadgen, scalerTarget, flags, spec, () => measure(loadgen, scalerTarget, spec, flags.rate, durationMs, flags.cacheTtlMs));
+      log(`fixed rate: floor`);
+      const f = await withStreams(loadgen, floorTarget, flags, spec, () => measure(loadgen, floorTarget, spec, flags.rate, durationMs, flags.cacheTtlMs));
+      pairs.push({ scaler: s, floor: f });
+    }
+
+    let scalerSteps: SearchStep[] = [];
+    let floorSteps: SearchStep[] = [];
+    if (flags.stepSeconds > 0) {
+      log('highest rate: scaler');
+      scalerSteps = await withStreams(loadgen, scalerTarget, flags, spec, () => search(loadgen, scalerTarget, flags, spec));
+      log('highest rate: floor');
+      floorSteps = await withStreams(loadgen, floorTarget, flags, spec, () => search(loadgen, floorTarget, flags, spec));
+    }
+
+    let wake;
+    if (flags.wakeTries > 0) {
+      const parallel = 5;
+      const loadMs = Math.ceil(flags.wakeTries / parallel) * (flags.streamIntervalMs * 1.5 + 500) + 3000;
+      log(`wake latency: ${flags.wakeTries} tries, ${parallel} at a time, under ${flags.rate} req/s and ${flags.streams} streams`);
+      wake = await withStreams(loadgen, scalerTarget, flags, spec, async () => {
+        const background = loadgen.send<RunResult>({ cmd: 'run', spec, rate: flags.rate, durationMs: loadMs });
+        const result = await measureWake({ target: scalerTarget.address, broker, rabbitmqUrl: url, runId, tries: flags.wakeTries, parallel, streamIntervalMs: flags.streamIntervalMs, log });
+        await background;
+        return result;
+      });
+    }
+    await loadgen.send({ cmd: 'connect', target: scalerTarget.address, connections: flags.connections });
+    await scaler.stop();
+    if (flags.profileDir !== undefined) log(`scaler CPU profile written to ${flags.profileDir}`);
+
+    let memory: { triggers: number; rssMb: number; peakRssMb: number; heapUsedMb: number; heapTotalMb: number; series: number; registerMs: number } | undefined;
+    if (flags.memoryTriggers > 0) {
+      log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues`);
+      const fresh = await startScalerProcess({ cacheTtlMs: flags.cacheTtlMs, streamIntervalMs: flags.streamIntervalMs });
+      children.push(fresh);
+      await loadgen.send({ cmd: 'connect', target: `127.0.0.1:${fresh.grpcPort}`, connections: flags.connections });
+      const memSpec: TriggerSpec = { ...spec, namePrefix: `bench-${runId}-mem-`, triggers: flags.memoryTriggers };
+      const r = await loadgen.send<{ triggers: number; errors: number; ms: number }>({ cmd: 'register', spec: memSpec, concurrency: 32 });
+      // V8 shrinks its heap only some seconds after allocation stops (its memory reducer): sample
+      // RSS each second for 15 s and report the last sample (settled) and the peak.
+      let peakRssMb = 0;
+      let rssMb = 0;
+      for (let i = 0; i < 15; i++) {
+        await sleep(1000);
+        rssMb = sampleProcess(fresh.pid).rssMb;
+        peakRssMb = Math.max(peakRssMb, rssMb);
+        log(`  RSS ${rssMb.toFixed(1)} MB`);
+      }
+      // Scraped after the RSS sample: rendering every trigger's series takes memory of its own.
+      const text = await fresh.scrape();
+      const heapUsedMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_used_bytes') / 2 ** 20;
+      const heapTotalMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_total_bytes') / 2 ** 20;
+      const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+      memory = { triggers: flags.memoryTriggers, rssMb, peakRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms };
+      if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
+      await fresh.stop();
+    }
+
+    process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
+    process.stdout.write(
+      `T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
+    );
+    process.stdout.write(`fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`);
+    if (scalerSteps.length) process.stdout.write(`${searchTable('highest rate, scaler', scalerSteps)}\n${searchTable('highest rate, floor', floorSteps)}\n\n`);
+    if (wake) process.stdout.write(`${wakeLine(wake)}\n`);
+    if (memory) process.stdout.write(`memory: ${memory.rssMb.toFixed(1)} MB resident (peak ${memory.peakRssMb.toFixed(1)} MB) with ${memory.triggers} triggers evaluated (heap ${memory.heapUsedMb.toFixed(0)} MB used of ${memory.heapTotalMb.toFixed(0)} MB; ${memory.series} metric series; registered in ${(memory.registerMs / 1000).toFixed(1)} s)\n`);
+
+    const med = (pick: (p: { scaler: Measured; floor: Measured }) => number) => median(pairs.map(pick));
+    const summary = {
+      rps: med((p) => p.scaler.run.achievedRps),
+      p50Ms: med((p) => p.scaler.run.latency.p50Ms),
+      p99Ms: med((p) => p.scaler.run.latency.p99Ms),
+      p999Ms: med((p) => p.scaler.run.latency.p999Ms),
+      errors: pairs.reduce((n, p) => n + p.scaler.run.errors + p.scaler.run.streamErrors, 0),
+      brokerQueriesPerInterval: med((p) => p.scaler.brokerQueriesPerInterval ?? Number.NaN),
+      distinctSources: med((p) => p.scaler.distinctSources ?? Number.NaN),
+      rssMb: med((p) => p.scaler.rssMb),
+      cpuCores: med((p) => p.scaler.cpuCores),
+      floorP50Ms: med((p) => p.floor.run.latency.p50Ms),
+      floorP99Ms: med((p) => p.floor.run.latency.p99Ms),
+      wakeP50Ms: wake?.latency.p50Ms ?? null,
+      wakeP99Ms: wake?.latency.p99Ms ?? null,
+      memoryTriggers: memory?.triggers ?? null,
+      memoryRssMb: memory?.rssMb ?? null,
+      maxRps: scalerSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
+      floorMaxRps: floorSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
+      flags: { ...flags, json: undefined, help: undefined },
+      machine: info,
+    };
+    const checks = [
+      [`p99 ${summary.p99Ms.toFixed(2)} ms < 5 ms at ${flags.rate} req/s`, summary.p99Ms < 5],
+      [`no errors (${summary.errors})`, summary.errors === 0],
+      [`p50 ${summary.p50Ms.toFixed(3)} ms within 1.5x of floor ${summary.floorP50Ms.toFixed(3)} ms`, summary.p50Ms <= 1.5 * summary.floorP50Ms],
+      [`broker queries per interval ${summary.brokerQueriesPerInterval.toFixed(1)} ~ Q = ${flags.queues}`, Math.abs(summary.brokerQueriesPerInterval - flags.queues) <= 0.05 * flags.queues],
+      ...(memory ? [[`RSS ${memory.rssMb.toFixed(0)} MB < 200 MB at T = ${memory.triggers}`, memory.rssMb < 200] as const] : []),
+      ...(wake ? [[`wake p99 ${wake.latency.p99Ms.toFixed(0)} ms < 2000 ms`, wake.latency.p99Ms < 2000 && wake.failures === 0] as const] : []),
+    ] as const;
+    process.stdout.write(`\ntargets:\n${checks.map(([text, ok]) => `  ${ok ? 'PASS' : 'MISS'}  ${text}`).join('\n')}\n`);
+    if (flags.json !== undefined) {
+      writeFileSync(flags.json, `${JSON.stringify(summary, null, 2)}\n`);
+      log(`wrote ${flags.json}`);
+    }
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    await broker.close();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:server failed: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { parseFlags } from './flags.ts';
+import { labelValues, parseStatCpuSeconds, parseStatusRssMb, sumMetric } from './procStats.ts';
+import { median } from './report.ts';
+import { OpenLoopSchedule, Samples, percentile, rateSteps, summarize } from './stats.ts';
+import { queueOf, triggerRef } from './triggers.ts';
+
+describe('percentile (nearest rank)', () => {
+  const sorted = Float64Array.from({ length: 1000 }, (_, i) => i + 1); // 1..1000
+  it.each([
+    [50, 500],
+    [99, 990],
+    [99.9, 999],
+    [100, 1000],
+    [0, 1],
+  ])('p%s of 1..1000 is %s', (p, expected) => {
+    expect(percentile(sorted, p)).toBe(expected);
+  });
+  it('is NaN for no samples', () => expect(percentile([], 50)).toBeNaN());
+  it('takes the single sample for any p', () => expect(percentile([7], 99.9)).toBe(7));
+});
+
+describe('summarize', () => {
+  it('sorts a copy and reports percentiles, max and mean', () => {
+    const samples = [5, 1, 4, 2, 3];
+    const s = summarize(samples);
+    expect(s).toMatchObject({ count: 5, p50Ms: 3, p99Ms: 5, maxMs: 5, meanMs: 3 });
+    expect(samples).toEqual([5, 1, 4, 2, 3]);
+  });
+});
+
+describe('OpenLoopSchedule', () => {
+  it('spaces sends evenly from the start, whatever the answers do', () => {
+    const s = new OpenLoopSchedule(1000, 500, 2000); // 500/s for 2 s
+    expect(s.total).toBe(1000);
+    expect(s.intendedMs(0)).toBe(1000);
+    expect(s.intendedMs(1)).toBe(1002);
+    expect(s.intendedMs(500)).toBe(2000);
+  });
+  it('counts sends due by a time, capped at the total', () => {
+    const s = new OpenLoopSchedule(1000, 1000, 1000);
+    expect(s.dueBy(999)).toBe(0);
+    expect(s.dueBy(1000)).toBe(1);
+    expect(s.dueBy(1000.5)).toBe(1);
+    expect(s.dueBy(1010)).toBe(11);
+    // a stalled sender catches up: everything due goes out at once
+    expect(s.dueBy(1500)).toBe(501);
+    expect(s.dueBy(10_000)).toBe(1000);
+  });
+  it('rejects a rate that is not positive', () => {
+    expect(() => new OpenLoopSchedule(0, 0, 1000)).toThrow(RangeError);
+  });
+});
+
+describe('Samples', () => {
+  it('grows past its first buffer and keeps every value', () => {
+    const s = new Samples();
+    for (let i = 0; i < 5000; i++) s.push(i);
+    expect(s.length).toBe(5000);
+    expect(s.values()[4999]).toBe(4999);
+  });
+});
+
+describe('rateSteps', () => {
+  it('multiplies from the start up to the maximum, rounded to 100/s', () => {
+    expect(rateSteps(2000, 1.5, 12_000)).toEqual([2000, 3000, 4500, 6800, 10100]);
+  });
+  it('gives the start alone when it is the maximum', () => expect(rateSteps(500, 2, 500)).toEqual([500]));
+});
+
+describe('median', () => {
+  it('takes the middle value, or the mean of the two middle ones', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 2, 3])).toBe(2.5);
+  });
+});
+
+describe('/proc parsing', () => {
+  it('reads utime + stime from a stat line whose name holds spaces and parens', () => {
+    const stat = '1234 (node (main) x) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 11 0 300 1000 200';
+    expect(parseStatCpuSeconds(stat)).toBe(3);
+  });
+  it('reads VmRSS in MB', () => {
+    expect(parseStatusRssMb('Name:\tnode\nVmRSS:\t  102400 kB\nThreads: 7\n')).toBe(100);
+  });
+});
+
+describe('Prometheus text', () => {
+  const text = [
+    '# HELP keda_inference_scaler_source_queries_total Queries',
+    '# TYPE keda_inference_scaler_source_queries_total counter',
+    'keda_inference_scaler_source_queries_total{kind="rabbitmq",result="ok"} 120',
+    'keda_inference_scaler_source_queries_total{kind="rabbitmq",result="error"} 3',
+    'keda_inference_scaler_source_queries_total_other 99',
+    'keda_inference_scaler_cached_sources 100',
+  ].join('\n');
+  it('sums every series of one metric and no other', () => {
+    expect(sumMetric(text, 'keda_inference_scaler_source_queries_total')).toBe(123);
+    expect(sumMetric(text, 'keda_inference_scaler_cached_sources')).toBe(100);
+  });
+  it('groups values by a label', () => {
+    expect(labelValues(text, 'keda_inference_scaler_source_queries_total', 'result')).toEqual(new Map([['ok', 120], ['error', 3]]));
+  });
+});
+
+describe('flags', () => {
+  it('defaults to the issue targets', () => {
+    expect(parseFlags([])).toMatchObject({ triggers: 1000, queues: 100, streams: 1000, rate: 2000, memoryTriggers: 10_000, wakeTries: 50 });
+  });
+  it('reads numbers and the JSON path', () => {
+    expect(parseFlags(['--triggers', '10', '--queues', '2', '--json', 'out.json'])).toMatchObject({ triggers: 10, queues: 2, json: 'out.json' });
+  });
+  it('rejects a bad number, naming the flag', () => {
+    expect(() => parseFlags(['--rate', 'fast'])).toThrow(/--rate: got "fast"/);
+    expect(() => parseFlags(['--queues', '20', '--triggers', '10'])).toThrow(/--queues/);
+  });
+});
+
+describe('trigger spec', () => {
+  const spec = { rabbitmqUrl: 'amqp://h', queuePrefix: 'q', namePrefix: 'so-', triggers: 10, queues: 3 };
+  it('spreads triggers over queues round robin with distinct names', () => {
+    expect([0, 1, 2, 3, 9].map((j) => queueOf(spec, j))).toEqual(['q0', 'q1', 'q2', 'q0', 'q0']);
+    expect(triggerRef(spec, 4)).toMatchObject({ name: 'so-4', scalerMetadata: { 'rabbitmq.queueName': 'q1', 'rabbitmq.host': 'amqp://h' } });
+  });
+});
