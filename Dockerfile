@@ -37,6 +37,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 # Loaded at run time from ../../proto relative to dist/server/protocol.js.
 COPY proto ./proto
+# The explain CLI (plain Node, no dependencies): docker exec ... node bin/keda-inference-scaler.mjs explain
+COPY bin ./bin
 COPY package.json ./
 # The `node` user of the base image, by number so that Kubernetes' runAsNonRoot can verify it.
 USER 1000:1000
