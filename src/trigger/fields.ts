@@ -86,7 +86,7 @@ export const scalingFields = {
     schema: kinds.positiveNumber,
     allowed: 'a number > 0 (seconds)',
     default: 60,
-    description: 'Latency objective: a backlog should be gone within this many seconds.',
+    description: 'Latency objective: a backlog should be gone within this many seconds; also prices a cold start for keep-warm.',
   }),
   activationBacklog: field({
     schema: kinds.nonNegativeNumber,
@@ -110,7 +110,8 @@ export const scalingFields = {
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
     allowed: '"auto" or a number of seconds >= 0',
     default: 'auto' as const,
-    description: 'How long to stay active after the last work: learned from idle gaps (auto) or fixed seconds.',
+    description:
+      'How long to stay active after the last work: learned from idle gaps, with a cold start priced by the objective (auto), or fixed seconds.',
   }),
 } as const;
 
