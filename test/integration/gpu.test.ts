@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
 interface Gpu {
@@ -86,15 +86,6 @@ const gpuTrigger = (namespace: string, extra: Record<string, string> = {}) => ({
   keepWarm: '0',
   ...extra,
 });
-
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  return promise.then(
-    (value) => {
-      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
-    },
-    (e: unknown) => e as ServiceError,
-  );
-}
 
 function lastDecision(name: string) {
   return t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision;

@@ -2,12 +2,12 @@
 // lag over partitions with partial commits, groups with no commits under both policies, topic
 // lists, the partition cap, and the errors KEDA must see (never a 0).
 import { connect } from 'node:net';
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { ISocketFactory } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaDriver } from '../../src/sources/kafka.ts';
 import { KafkaFixture } from '../support/kafka.ts';
-import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
 let kafka: KafkaFixture;
@@ -34,15 +34,6 @@ const trigger = (topic: string, group: string, extra: Record<string, string> = {
   ...extra,
 });
 
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  const err = await promise.then(
-    (value) => {
-      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
-    },
-    (e: unknown) => e,
-  );
-  return err as ServiceError;
-}
 
 /** Desired replicas and the backlog behind them, as KEDA and the explain endpoint see them. */
 async function metrics(scaler: TestScaler, metadata: Record<string, string>, name: string) {

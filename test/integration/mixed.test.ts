@@ -1,10 +1,10 @@
 // One trigger over RabbitMQ + SQS + Kafka at once, against the real servers: its backlog is the
 // sum of the three, and an error in any one of them fails the whole call (never a partial sum).
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KafkaFixture } from '../support/kafka.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { type TestScaler, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { SQS_TEST_REGION, SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -31,15 +31,6 @@ afterAll(async () => {
   await Promise.allSettled([rabbit?.[Symbol.asyncDispose](), sqs?.[Symbol.asyncDispose](), kafka?.[Symbol.asyncDispose]()]);
 });
 
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  const err = await promise.then(
-    (value) => {
-      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
-    },
-    (e: unknown) => e,
-  );
-  return err as ServiceError;
-}
 
 /** A RabbitMQ queue with 4 messages, an SQS queue with 3 visible + 2 in flight, a Kafka topic with lag 6. */
 async function threeSources(): Promise<Record<string, string>> {

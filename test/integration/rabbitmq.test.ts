@@ -2,7 +2,7 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
 let rabbit: RabbitFixture;
@@ -30,15 +30,6 @@ const trigger = (queue: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  const err = await promise.then(
-    (value) => {
-      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
-    },
-    (e: unknown) => e,
-  );
-  return err as ServiceError;
-}
 
 describe('GetMetricSpec', () => {
   it('answers from the metadata alone with target 1 in both fields', async () => {

@@ -1,8 +1,8 @@
 // The SQS source against a real SQS-compatible server, driven over gRPC exactly as KEDA drives it.
 // Credentials reach the scaler only through the AWS SDK's default chain (here: the environment).
-import { status, type ServiceError } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { SQS_TEST_REGION, SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -31,15 +31,6 @@ const trigger = (queueURL: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
-  const err = await promise.then(
-    (value) => {
-      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
-    },
-    (e: unknown) => e,
-  );
-  return err as ServiceError;
-}
 
 function backlogSeen(name: string): number | undefined {
   return t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision.explanation.signals.backlog;

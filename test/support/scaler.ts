@@ -114,3 +114,14 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+/** The gRPC error a call must fail with; fails the test if the call answers instead. */
+export async function grpcError(promise: Promise<unknown>): Promise<grpc.ServiceError> {
+  const err = await promise.then(
+    (value) => {
+      throw new Error(`expected an error, got ${JSON.stringify(value)}`);
+    },
+    (e: unknown) => e,
+  );
+  return err as grpc.ServiceError;
+}
