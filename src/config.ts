@@ -62,7 +62,7 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
       for (const [key, value] of Object.entries(values)) {
         const base = key.endsWith('FromEnv') ? key.slice(0, -'FromEnv'.length) : key;
         const where = `connections.${kind}.${name}.${key}`;
-        if (!(base in table) || base === 'connection') {
+        if (!Object.hasOwn(table, base) || base === 'connection') {
           throw new ConfigError(`config file: ${where}: unknown key; allowed: ${Object.keys(table).filter((k) => k !== 'connection').join(', ')}`);
         }
         if (key !== base) {

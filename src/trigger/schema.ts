@@ -82,14 +82,14 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
           continue;
         }
       }
-      if (!(name in table)) {
+      if (!Object.hasOwn(table, name)) {
         issues.add(rawKey, `unknown key; allowed ${kind} keys: ${allowedKeys(table).join(', ')}`);
         continue;
       }
       const group = groups.get(kind) ?? {};
       group[name] = value;
       groups.set(kind, group);
-    } else if (rawKey in scalingFields) {
+    } else if (Object.hasOwn(scalingFields, rawKey)) {
       top[rawKey] = value;
     } else {
       issues.add(
@@ -115,7 +115,8 @@ function withProfile(
 ): Record<string, string> {
   const name = group.connection;
   if (name === undefined) return group;
-  const profile = profiles?.[kind]?.[name];
+  const named = profiles?.[kind] ?? {};
+  const profile = Object.hasOwn(named, name) ? named[name] : undefined;
   if (profile === undefined) {
     const known = Object.keys(profiles?.[kind] ?? {});
     issues.add(

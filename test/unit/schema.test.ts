@@ -60,6 +60,19 @@ describe('trigger schema', () => {
     expect(issuesOf({ ...rabbit, [key]: value }).join('\n')).toMatch(pattern);
   });
 
+  it.each(['toString', '__proto__', 'constructor', 'rabbitmq.constructor', 'rabbitmq.hasOwnProperty'])(
+    'treats the inherited object key %s as unknown',
+    (key) => {
+      expect(issuesOf({ ...rabbit, [key]: 'x' })).toContainEqual(expect.stringMatching(new RegExp(`^${key.replace('.', '\\.')}: unknown key`)));
+    },
+  );
+
+  it('does not take an inherited object key for a connection profile', () => {
+    expect(issuesOf({ 'rabbitmq.connection': 'constructor', 'rabbitmq.queueName': 'q' })[0]).toMatch(
+      /rabbitmq\.connection: got "constructor"; allowed: no rabbitmq profiles are configured/,
+    );
+  });
+
   it('reads booleans strictly ("false" is false)', () => {
     const t = parse({ ...rabbit, 'rabbitmq.host': 'http://h:15672/', 'rabbitmq.excludeUnacknowledged': 'false' });
     expect(t.sources[0]).toMatchObject({ excludeUnacknowledged: false });
