@@ -40,6 +40,11 @@ export interface EngineOptions {
 
 const MAX_PARSED = 20_000;
 
+interface TriggerSource {
+  readonly config: Trigger['sources'][number];
+  readonly source: Source;
+}
+
 interface TriggerState {
   trigger: Trigger;
   history: TriggerHistory;
@@ -54,6 +59,7 @@ export class Engine {
   private readonly parsed = new Map<string, Trigger | Error>();
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
+  private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
   private lastSweepMs = 0;
 
   constructor(options: EngineOptions) {
@@ -98,7 +104,7 @@ export class Engine {
   /** Reads every source of the trigger (through the cache) and runs the model. */
   async evaluate(ref: TriggerRef, options: { maxAgeMs?: number } = {}): Promise<Evaluation> {
     const trigger = this.trigger(ref);
-    const sources = trigger.sources.map((config) => ({ config, source: this.options.registry.sourceFor(config) }));
+    const sources = this.sourcesOf(trigger);
     // All or nothing: a partial sum would look smaller than the truth.
     const observations = await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
     const signals = this.signals(sources, observations);
@@ -121,6 +127,19 @@ export class Engine {
     return evaluation;
   }
 
+  /**
+   * The trigger's sources, looked up once per parsed trigger: a lookup hashes the connection
+   * (secretHash), which is too costly for every call.
+   */
+  private sourcesOf(trigger: Trigger): readonly TriggerSource[] {
+    let sources = this.triggerSources.get(trigger);
+    if (sources === undefined) {
+      sources = trigger.sources.map((config) => ({ config, source: this.options.registry.sourceFor(config) }));
+      this.triggerSources.set(trigger, sources);
+    }
+    return sources;
+  }
+
   /** Labels (no credentials) of the trigger's sources. */
   sourceLabels(trigger: Trigger): string[] {
     return trigger.sources.map((config) => this.options.registry.sourceFor(config).label);
@@ -132,7 +151,7 @@ export class Engine {
   }
 
   private signals(
-    sources: readonly { config: Trigger['sources'][number]; source: Source }[],
+    sources: readonly TriggerSource[],
     observations: readonly Observation[],
   ): Signals {
     let backlog = 0;

@@ -1,7 +1,8 @@
 // The benchmark's child processes: the scaler (node src/main.ts), the floor server and the load
 // generator, each its own process so the load generator never shares an event loop with what it
 // measures. Stopped by pid with SIGTERM (the scaler then writes its --cpu-prof profile).
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from './loadgen.ts';
@@ -54,10 +55,35 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-export async function startScalerProcess(options: { cacheTtlMs: number; streamIntervalMs: number; profileDir?: string }): Promise<ScalerProcess> {
-  const args = options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [];
-  const child = spawn(process.execPath, [...args, 'src/main.ts'], {
-    cwd: ROOT,
+export interface ScalerOptions {
+  readonly cacheTtlMs: number;
+  readonly streamIntervalMs: number;
+  readonly profileDir?: string;
+  readonly nodeArgs?: readonly string[];
+  /** Directory holding a compiled dist/main.js (see buildScaler); src/main.ts when absent. */
+  readonly compiledDir?: string;
+}
+
+/**
+ * Compiles src/ with tsconfig.build.json into DIR/dist, with links to proto/ and node_modules/
+ * so it runs as the image does (node dist/main.js). Type errors elsewhere do not stop the emit.
+ */
+export function buildScaler(dir: string): string {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  symlinkSync(`${ROOT}proto`, `${dir}/proto`);
+  symlinkSync(`${ROOT}node_modules`, `${dir}/node_modules`);
+  copyFileSync(`${ROOT}package.json`, `${dir}/package.json`);
+  const tsc = spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json', '--outDir', `${dir}/dist`], { cwd: ROOT, encoding: 'utf8' });
+  if (!existsSync(`${dir}/dist/main.js`)) throw new Error(`tsc produced no dist/main.js: ${tsc.stdout}${tsc.stderr}`);
+  return dir;
+}
+
+export async function startScalerProcess(options: ScalerOptions): Promise<ScalerProcess> {
+  const args = [...(options.nodeArgs ?? []), ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [])];
+  const entry = options.compiledDir !== undefined ? 'dist/main.js' : 'src/main.ts';
+  const child = spawn(process.execPath, [...args, entry], {
+    cwd: options.compiledDir ?? ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       PATH: process.env.PATH,

@@ -31,6 +31,10 @@ export interface BenchFlags {
   readonly json: string | undefined;
   /** Directory for a --cpu-prof profile of the scaler process during the fixed-rate runs. */
   readonly profileDir: string | undefined;
+  /** Extra node flags for the scaler process (e.g. a heap cap, as a container limit sets). */
+  readonly nodeArgs: readonly string[];
+  /** Run the compiled scaler (tsc to a temporary dist/, as the image ships) instead of src/main.ts. */
+  readonly compiled: boolean;
   readonly help: boolean;
 }
 
@@ -51,6 +55,8 @@ export const USAGE = `npm run bench:server -- [flags]
   --connections N     gRPC channels of the load generator                  (default 1)
   --json FILE         also write the fixed-rate figures as JSON
   --profile DIR       run the scaler under node --cpu-prof, profile into DIR
+  --node-args=ARGS    extra node flags for the scaler, e.g. --node-args="--max-old-space-size=160"
+  --compiled          run the scaler compiled to JavaScript (as the image does), not src/main.ts
 `;
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
@@ -81,6 +87,8 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       connections: { type: 'string' },
       json: { type: 'string' },
       profile: { type: 'string' },
+      'node-args': { type: 'string' },
+      compiled: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -104,6 +112,8 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     connections: int('connections', values.connections, 1, 1),
     json: values.json,
     profileDir: values.profile,
+    nodeArgs: (values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
+    compiled: values.compiled ?? false,
     help: values.help ?? false,
   };
 }

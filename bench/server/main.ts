@@ -4,9 +4,10 @@
 // process: a fixed-rate run, a search for the highest rate taken, wake latency on open streams,
 // and resident memory with many triggers. See docs/performance.md.
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, loadavg } from 'node:os';
-import { type LoadGenerator, type ScalerProcess, startFloorProcess, startLoadGenerator, startScalerProcess } from './children.ts';
+import { rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type LoadGenerator, type ScalerOptions, type ScalerProcess, buildScaler, startFloorProcess, startLoadGenerator, startScalerProcess } from './children.ts';
 import { USAGE, type BenchFlags, parseFlags } from './flags.ts';
 import type { RunResult } from './loadgen.ts';
 import { cpuCores, sampleProcess, sumMetric } from './procStats.ts';
@@ -114,11 +115,18 @@ async function main(): Promise<void> {
   const runId = randomBytes(3).toString('hex');
   const spec: TriggerSpec = { rabbitmqUrl: url, queuePrefix: `bench-${runId}-q`, namePrefix: `bench-${runId}-so-`, triggers: flags.triggers, queues: flags.queues };
   const children = live;
+  const compiledDir = join(tmpdir(), `bench-server-${runId}`);
   try {
     log(`declaring ${flags.queues} queues (bench-${runId}-q*)`);
     for (let i = 0; i < flags.queues; i++) await broker.declare(`${spec.queuePrefix}${i}`, i % 4);
 
-    const scaler = await startScalerProcess({ cacheTtlMs: flags.cacheTtlMs, streamIntervalMs: flags.streamIntervalMs, profileDir: flags.profileDir });
+    const scalerOptions: ScalerOptions = {
+      cacheTtlMs: flags.cacheTtlMs,
+      streamIntervalMs: flags.streamIntervalMs,
+      nodeArgs: flags.nodeArgs,
+      ...(flags.compiled ? { compiledDir: buildScaler(compiledDir) } : {}),
+    };
+    const scaler = await startScalerProcess({ ...scalerOptions, profileDir: flags.profileDir });
     children.push(scaler);
     const floorProcess = await startFloorProcess();
     children.push(floorProcess);
@@ -170,7 +178,7 @@ async function main(): Promise<void> {
     let memory: { triggers: number; rssMb: number; peakRssMb: number; heapUsedMb: number; heapTotalMb: number; series: number; registerMs: number } | undefined;
     if (flags.memoryTriggers > 0) {
       log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues`);
-      const fresh = await startScalerProcess({ cacheTtlMs: flags.cacheTtlMs, streamIntervalMs: flags.streamIntervalMs });
+      const fresh = await startScalerProcess(scalerOptions);
       children.push(fresh);
       await loadgen.send({ cmd: 'connect', target: `127.0.0.1:${fresh.grpcPort}`, connections: flags.connections });
       const memSpec: TriggerSpec = { ...spec, namePrefix: `bench-${runId}-mem-`, triggers: flags.memoryTriggers };
@@ -197,7 +205,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
+      `scaler: ${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
     );
     process.stdout.write(`fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`);
     if (scalerSteps.length) process.stdout.write(`${searchTable('highest rate, scaler', scalerSteps)}\n${searchTable('highest rate, floor', floorSteps)}\n\n`);
@@ -242,6 +250,7 @@ async function main(): Promise<void> {
   } finally {
     for (const child of children.reverse()) await child.stop();
     await broker.close();
+    if (flags.compiled) rmSync(compiledDir, { recursive: true, force: true });
   }
 }
 

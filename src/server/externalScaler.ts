@@ -136,7 +136,17 @@ export class ExternalScalerService {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     let lastError: string | undefined;
+    let checkedAtMs = -Infinity;
     const tick = async () => {
+      // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
+      // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
+      // see the old value for one more whole interval (a wake 2 s late instead of 1 s).
+      const earlyMs = checkedAtMs + streamIntervalMs - Date.now();
+      // (More than an interval early means the wall clock stepped back: check now.)
+      if (earlyMs > 0 && earlyMs <= streamIntervalMs) {
+        if (!stopped) timer = setTimeout(tick, earlyMs);
+        return;
+      }
       try {
         const { decision } = await engine.evaluate(ref);
         lastError = undefined;
@@ -151,6 +161,7 @@ export class ExternalScalerService {
           lastError = message;
         }
       }
+      checkedAtMs = Date.now();
       if (!stopped) timer = setTimeout(tick, streamIntervalMs);
     };
     this.track('StreamIsActive', call, () => {

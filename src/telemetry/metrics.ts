@@ -1,6 +1,6 @@
 // Prometheus metrics of the scaler, on an injected Registry (no global state).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { DEMAND_TERMS, type Decision } from '../model/types.ts';
+import { DEMAND_TERMS, type Decision, type DemandTerm } from '../model/types.ts';
 import type { Trigger } from '../trigger/types.ts';
 
 const PREFIX = 'keda_inference_scaler_';
@@ -22,6 +22,7 @@ export class ScalerMetrics {
   readonly triggerArrivalRate: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
   readonly cachedSources: Gauge;
   private cacheSize: () => number = () => 0;
+  private readonly triggerSeries = new Map<string, TriggerSeries>();
 
   constructor(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -124,22 +125,34 @@ export class ScalerMetrics {
     this.cacheSize = size;
   }
 
+  /**
+   * Exports the decision as the trigger's gauges. Called on every evaluation (thousands a
+   * second), so the label objects are made once per trigger and a series is written only when
+   * its value changed: prom-client hashes the labels and allocates an entry on every set.
+   */
   recordDecision(trigger: Trigger, decision: Decision): void {
-    const labels = triggerLabels(trigger);
-    const { signals, demands, winner } = decision.explanation;
-    this.triggerBacklog.set(labels, signals.backlog);
-    this.triggerDesiredReplicas.set(labels, decision.desiredReplicas);
-    this.triggerActive.set(labels, decision.active ? 1 : 0);
-    for (const [term, value] of Object.entries(demands)) this.triggerDemand.set({ ...labels, term }, value);
-    for (const term of DEMAND_TERMS) {
-      this.triggerWinner.set({ ...labels, term }, term === winner ? 1 : 0);
+    let series = this.triggerSeries.get(trigger.id);
+    if (series === undefined) {
+      series = new TriggerSeries(triggerLabels(trigger));
+      this.triggerSeries.set(trigger.id, series);
     }
-    if (signals.busyGpus !== undefined) this.triggerBusyGpus.set(labels, signals.busyGpus);
-    if (signals.arrivalRatePerSecond !== undefined) this.triggerArrivalRate.set(labels, signals.arrivalRatePerSecond);
+    const { signals, demands, winner } = decision.explanation;
+    series.set(this.triggerBacklog, SLOT_BACKLOG, series.labels, signals.backlog);
+    series.set(this.triggerDesiredReplicas, SLOT_DESIRED, series.labels, decision.desiredReplicas);
+    series.set(this.triggerActive, SLOT_ACTIVE, series.labels, decision.active ? 1 : 0);
+    if (signals.busyGpus !== undefined) series.set(this.triggerBusyGpus, SLOT_BUSY_GPUS, series.labels, signals.busyGpus);
+    if (signals.arrivalRatePerSecond !== undefined) series.set(this.triggerArrivalRate, SLOT_ARRIVAL, series.labels, signals.arrivalRatePerSecond);
+    for (const [term, value] of Object.entries(demands) as [DemandTerm, number][]) {
+      const i = DEMAND_TERMS.indexOf(term);
+      if (i < 0) this.triggerDemand.set({ ...series.labels, term }, value);
+      else series.set(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i), value);
+    }
+    DEMAND_TERMS.forEach((term, i) => series.set(this.triggerWinner, SLOT_WINNER + i, series.termLabels(i), term === winner ? 1 : 0));
   }
 
   /** Drops the series of a trigger nobody asks about any more. */
   forgetTrigger(trigger: Trigger): void {
+    this.triggerSeries.delete(trigger.id);
     const labels = triggerLabels(trigger);
     for (const gauge of [this.triggerBacklog, this.triggerDesiredReplicas, this.triggerActive, this.triggerBusyGpus, this.triggerArrivalRate]) {
       gauge.remove(labels);
@@ -147,6 +160,44 @@ export class ScalerMetrics {
     for (const gauge of [this.triggerDemand, this.triggerWinner]) {
       for (const term of DEMAND_TERMS) gauge.remove({ ...labels, term });
     }
+  }
+}
+
+type TriggerLabels = ReturnType<typeof triggerLabels>;
+
+// Slots of TriggerSeries.values: the plain gauges, then one per demand term for the demand
+// gauge and one per term for the winner gauge.
+const SLOT_BACKLOG = 0;
+const SLOT_DESIRED = 1;
+const SLOT_ACTIVE = 2;
+const SLOT_BUSY_GPUS = 3;
+const SLOT_ARRIVAL = 4;
+const SLOT_DEMAND = 5;
+const SLOT_WINNER = SLOT_DEMAND + DEMAND_TERMS.length;
+
+/**
+ * One trigger's label objects (shared by its series) and the last value written to each series,
+ * kept small: with 10,000 triggers this is per-trigger memory.
+ */
+class TriggerSeries {
+  readonly labels: TriggerLabels;
+  private readonly byTerm: (TriggerLabels & { term: string })[] = [];
+  /** Last value written per slot; a hole (undefined) for a series not written yet. */
+  private readonly values: (number | undefined)[] = [];
+
+  constructor(labels: TriggerLabels) {
+    this.labels = labels;
+  }
+
+  termLabels(i: number): TriggerLabels & { term: string } {
+    return (this.byTerm[i] ??= { ...this.labels, term: DEMAND_TERMS[i]! });
+  }
+
+  /** gauge.set unless this series already holds `value`. */
+  set<L extends string>(gauge: Gauge<L>, slot: number, labels: Partial<Record<L, string>>, value: number): void {
+    if (Object.is(this.values[slot], value)) return;
+    gauge.set(labels, value);
+    this.values[slot] = value;
   }
 }
 

@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import type { Decision } from '../../src/model/types.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { Trigger } from '../../src/trigger/types.ts';
+
+const trigger = {
+  id: 'ns/so/abc123',
+  name: 'so',
+  namespace: 'ns',
+  metricName: 'inference-desired-replicas',
+  sources: [],
+  scaling: {
+    messagesPerReplica: 5,
+    throughputPerReplica: undefined,
+    coldStartSeconds: 60,
+    drainSeconds: 60,
+    activationBacklog: 0,
+    minReplicas: 1,
+    maxReplicas: 100,
+    keepWarm: 'auto',
+  },
+} as unknown as Trigger;
+
+function decision(backlog: number, desiredReplicas: number, winner: 'backlog' | 'minReplicas', arrival?: number): Decision {
+  return {
+    desiredReplicas,
+    active: backlog > 0,
+    explanation: {
+      signals: { backlog, ...(arrival !== undefined ? { arrivalRatePerSecond: arrival } : {}) },
+      demands: { backlog: Math.ceil(backlog / 5) },
+      winner,
+      activeReason: '',
+      details: {},
+    },
+  } as Decision;
+}
+
+/** Value of each series of a metric, keyed by its labels' term (or '' without one). */
+async function values(metrics: ScalerMetrics, name: string): Promise<Record<string, number>> {
+  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === `keda_inference_scaler_${name}`);
+  const out: Record<string, number> = {};
+  for (const v of (metric?.values ?? []) as { labels: Record<string, string | number>; value: number }[]) {
+    out[String(v.labels.term ?? '')] = v.value;
+  }
+  return out;
+}
+
+describe('ScalerMetrics.recordDecision', () => {
+  it('exports the latest decision, also when a later one repeats or changes values', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    metrics.recordDecision(trigger, decision(12, 3, 'backlog', 2));
+    metrics.recordDecision(trigger, decision(12, 3, 'backlog', 2));
+    expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 12 });
+    metrics.recordDecision(trigger, decision(0, 1, 'minReplicas', 0));
+    expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 0 });
+    expect(await values(metrics, 'trigger_desired_replicas')).toEqual({ '': 1 });
+    expect(await values(metrics, 'trigger_active')).toEqual({ '': 0 });
+    expect(await values(metrics, 'trigger_arrival_rate_per_second')).toEqual({ '': 0 });
+    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0 });
+    const winners = await values(metrics, 'trigger_winning_term');
+    expect(winners.minReplicas).toBe(1);
+    expect(winners.backlog).toBe(0);
+  });
+
+  it('labels series with namespace, ScaledObject and the metadata hash only', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    metrics.recordDecision(trigger, decision(4, 1, 'backlog'));
+    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_backlog');
+    expect(text).toContain('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4');
+  });
+
+  it('writes the series again after forgetTrigger removed them, even with unchanged values', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    metrics.recordDecision(trigger, decision(7, 2, 'backlog'));
+    metrics.forgetTrigger(trigger);
+    expect(await values(metrics, 'trigger_backlog')).toEqual({});
+    expect(await values(metrics, 'trigger_winning_term')).toEqual({});
+    metrics.recordDecision(trigger, decision(7, 2, 'backlog'));
+    expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 7 });
+    expect((await values(metrics, 'trigger_winning_term')).backlog).toBe(1);
+  });
+
+  it('reports the read cache size as cached_sources', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    metrics.observeCacheSize(() => 42);
+    expect(await values(metrics, 'cached_sources')).toEqual({ '': 42 });
+  });
+});
