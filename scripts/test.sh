@@ -13,8 +13,11 @@ tsc -p tsconfig.json --noEmit
 step "lint"
 eslint .
 
+results=.test-results
+rm -rf "$results" && mkdir -p "$results"
+
 step "unit tests"
-vitest run --project unit
+vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
 
 step "services"
 started_here=()
@@ -43,4 +46,8 @@ trap cleanup EXIT
 
 step "deployment tools (helm, validators, hadolint; cached)" && scripts/tools.sh >/dev/null
 step "integration tests"
-vitest run --project integration
+status=0
+vitest run --project integration --reporter=default --reporter=json --outputFile.json="$results/integration.json" || status=$?
+# One plain closing line over both projects, for readers of CI logs.
+node scripts/test-summary.mjs "$results/unit.json" "$results/integration.json" || true
+exit "$status"
