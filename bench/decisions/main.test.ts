@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { parseArgs, policies } from './main.ts';
+import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 import { OBJECTIVE_S } from './simulate.ts';
 
 describe('bench:decisions arguments', () => {
   it('defaults to the built-in traces, seed 1 and the 60 s objective', () => {
-    expect(parseArgs([])).toEqual({ traces: [], json: undefined, seed: 1, objectiveS: OBJECTIVE_S });
+    expect(parseArgs([])).toEqual({ traces: [], json: undefined, seed: 1, objectiveS: OBJECTIVE_S, ablation: false });
     expect(OBJECTIVE_S).toBe(60);
   });
 
   it('reads every flag, traces repeated', () => {
     const args = parseArgs(['--trace', 'a.csv', '--objective', '15', '--trace', 'b.csv', '--seed', '3', '--json', 'out.json']);
-    expect(args).toEqual({ traces: ['a.csv', 'b.csv'], json: 'out.json', seed: 3, objectiveS: 15 });
+    expect(args).toEqual({ traces: ['a.csv', 'b.csv'], json: 'out.json', seed: 3, objectiveS: 15, ablation: false });
+    expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectiveS).toBe(2.5);
   });
 
@@ -32,5 +34,20 @@ describe('bench:decisions arguments', () => {
     expect(setups.model).toContain('drainSeconds 15');
     expect(setups['keda-queue']).not.toContain('15');
     expect(policies().find((p) => p.name === 'model')!.setup).toContain('drainSeconds 60');
+  });
+
+  it('runs the five policies of the comparison, and keda-queue-tuned only with --ablation', () => {
+    expect(policies().map((p) => p.name)).toEqual(['keda-queue', 'keda-queue-gpu', 'model', 'always-on', 'oracle']);
+    expect(policies(30, true).map((p) => p.name)).toEqual(['keda-queue', 'keda-queue-gpu', 'keda-queue-tuned', 'model', 'always-on', 'oracle']);
+  });
+
+  it('runs the model and the ablation with the recommended ScaledObject settings, keda-queue with KEDA\'s defaults', () => {
+    const setups = Object.fromEntries(policies(OBJECTIVE_S, true).map((p) => [p.name, p.setup]));
+    const recommended = describeScaledObject(RECOMMENDED_SCALED_OBJECT);
+    expect(recommended).toBe('cooldownPeriod 30 s; HPA scale-up stabilization 0 s, 1000 %/15 s; scale-down stabilization 0 s, 100 %/15 s');
+    expect(setups.model).toContain(recommended);
+    expect(setups['keda-queue-tuned']).toContain(recommended);
+    expect(setups['keda-queue-tuned']).toContain('queueLength 5');
+    expect(setups['keda-queue']).toContain('cooldownPeriod 300 s, default HPA behavior');
   });
 });

@@ -1,7 +1,9 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--ablation]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective. The objective is also the model's
 // drainSeconds (the product's latency objective); KEDA's triggers have no such knob.
+// --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with the model's ScaledObject
+// settings), to separate what the model wins from what the cooldown and HPA behavior win.
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
 // AzurePublicDataset, CC-BY 4.0: Patel et al., "Splitwise: Efficient generative LLM inference
@@ -10,14 +12,22 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
-import { alwaysOn, kedaQueue, kedaQueueGpu } from './policies.ts';
+import { alwaysOn, kedaQueue, kedaQueueGpu, kedaQueueTuned } from './policies.ts';
 import { OBJECTIVE_S, type Policy, type Result, simulate } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND, type Trace, diurnal, loadAzureCsv, onOff, periodicBatch, poissonSteady } from './traces.ts';
 
 export const AZURE_TRACE = fileURLToPath(new URL('../../../shared/data/azure-llm-2023-code.csv', import.meta.url));
 
-export function policies(objectiveS = OBJECTIVE_S): Policy[] {
-  return [kedaQueue(), kedaQueueGpu(), modelPolicy({ drainSeconds: String(objectiveS) }), alwaysOn(), oracle()];
+/** The five policies of the comparison; with `ablation`, also keda-queue-tuned. */
+export function policies(objectiveS = OBJECTIVE_S, ablation = false): Policy[] {
+  return [
+    kedaQueue(),
+    kedaQueueGpu(),
+    ...(ablation ? [kedaQueueTuned()] : []),
+    modelPolicy({ drainSeconds: String(objectiveS) }),
+    alwaysOn(),
+    oracle(),
+  ];
 }
 
 export function builtInTraces(seed: number): Trace[] {
@@ -34,15 +44,17 @@ export interface Args {
   readonly json: string | undefined;
   readonly seed: number;
   readonly objectiveS: number;
+  readonly ablation: boolean;
 }
 
-const USAGE = 'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS]';
+const USAGE = 'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--ablation]';
 
 export function parseArgs(argv: readonly string[]): Args {
   const traces: string[] = [];
   let json: string | undefined;
   let seed = 1;
   let objectiveS = OBJECTIVE_S;
+  let ablation = false;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -60,9 +72,10 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (a === '--json') json = value();
     else if (a === '--seed') seed = number(Number.isSafeInteger, 'an integer');
     else if (a === '--objective') objectiveS = number((n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0');
+    else if (a === '--ablation') ablation = true;
     else throw new Error(`unknown argument ${a}; ${USAGE}`);
   }
-  return { traces, json, seed, objectiveS };
+  return { traces, json, seed, objectiveS, ablation };
 }
 
 function table(results: readonly Result[], objectiveS: number): string {
@@ -82,12 +95,18 @@ function table(results: readonly Result[], objectiveS: number): string {
   return [line(head), `|${widths.map((w, i) => (i < 2 ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
 }
 
-/** (c) against (a) and (e), per trace. */
+/** (c) against (a) and (e), per trace; and against keda-queue-tuned when it ran. */
 function verdicts(results: readonly Result[]): string[] {
   const out: string[] = [];
   for (const trace of new Set(results.map((r) => r.trace))) {
     const get = (p: string) => results.find((r) => r.trace === trace && r.policy === p);
-    const [a, c, e] = [get('keda-queue'), get('model'), get('oracle')];
+    const [a, c, e, t] = [get('keda-queue'), get('model'), get('oracle'), get('keda-queue-tuned')];
+    if (t && c) {
+      out.push(
+        `${trace}: model vs keda-queue-tuned (same ScaledObject settings): GPU-s ${pct(c.gpuSeconds / t.gpuSeconds - 1)}, cold starts ${t.coldStarts} -> ${c.coldStarts}, ` +
+          `wait p95 ${t.waitP95.toFixed(1)} -> ${c.waitP95.toFixed(1)} s, over-objective share ${(t.overObjectiveShare * 100).toFixed(2)} % -> ${(c.overObjectiveShare * 100).toFixed(2)} %`,
+      );
+    }
     if (!a || !c || !e) continue;
     const gpu = 1 - c.gpuSeconds / a.gpuSeconds;
     const ok = c.gpuSeconds <= a.gpuSeconds && c.overObjectiveShare <= a.overObjectiveShare;
@@ -108,9 +127,9 @@ function pct(x: number): string {
 }
 
 async function main(): Promise<void> {
-  const { traces: files, json, seed, objectiveS } = parseArgs(process.argv.slice(2));
+  const { traces: files, json, seed, objectiveS, ablation } = parseArgs(process.argv.slice(2));
   const traces = files.length > 0 ? files.map((f) => loadAzureCsv(f)) : builtInTraces(seed);
-  const list = policies(objectiveS);
+  const list = policies(objectiveS, ablation);
   const results: Result[] = [];
   for (const trace of traces) {
     for (const policy of list) results.push(await simulate(trace, policy, seed, objectiveS));

@@ -10,8 +10,8 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import type { Fleet } from './fleet.ts';
-import type { HpaBehavior } from './hpa.ts';
 import { kedaPolicy } from './policies.ts';
+import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 
 /** A broker that reports the simulated queue: backlog (waiting + unacknowledged), counters, consumers. */
@@ -45,36 +45,29 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
   async close(): Promise<void> {}
 }
 
-/** The ScaledObject this scaler recommends, as the simulator runs it. */
-export const RECOMMENDED = {
-  type: 'external-push',
-  cooldownSeconds: 0,
-  streamIntervalMs: 1000,
-  metadata: {
-    'rabbitmq.host': 'http://simulated:15672',
-    'rabbitmq.queueName': 'requests',
-    coldStartSeconds: '60',
-    drainSeconds: '60',
-    keepWarm: 'auto',
-    maxReplicas: String(MAX_REPLICAS),
-  } as Record<string, string>,
-  behavior: {
-    // The model paces itself (cold-start projection, scale-down hold): the HPA should follow D.
-    scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 1000, periodSeconds: 15 }] },
-    scaleDown: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }] },
-  } satisfies HpaBehavior,
+/** The trigger's metadata in the simulator (the defaults, on a simulated RabbitMQ queue). */
+export const MODEL_METADATA: Readonly<Record<string, string>> = {
+  'rabbitmq.host': 'http://simulated:15672',
+  'rabbitmq.queueName': 'requests',
+  coldStartSeconds: '60',
+  drainSeconds: '60',
+  keepWarm: 'auto',
+  maxReplicas: String(MAX_REPLICAS),
 };
 
-export function modelPolicy(overrides: Record<string, string> = {}): Policy {
-  const metadata = { ...RECOMMENDED.metadata, ...overrides };
+/** external-push: KEDA's stream; the server re-evaluates every second. */
+export const STREAM_INTERVAL_MS = 1000;
+
+export function modelPolicy(overrides: Record<string, string> = {}, so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT, name = 'model'): Policy {
+  const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
     .filter(([k]) => !k.startsWith('rabbitmq.'))
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   return kedaPolicy(
-    'model',
-    `this scaler (Engine + model), ${RECOMMENDED.type}, cooldownPeriod ${RECOMMENDED.cooldownSeconds} s, ${shown}; HPA behavior: no stabilization, scale-up 1000 %/15 s`,
-    { cooldownSeconds: RECOMMENDED.cooldownSeconds, behavior: RECOMMENDED.behavior },
+    name,
+    `this scaler (Engine + model), external-push, ${shown}; ${describeScaledObject(so)}`,
+    { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => {
       const engine = new Engine({
         registry: new SourceRegistry([new SimulatedQueueDriver(ctx.fleet) as SourceDriver]),
@@ -89,7 +82,7 @@ export function modelPolicy(overrides: Record<string, string> = {}): Policy {
       return {
         isActive: active,
         metrics: async () => [{ value: (await engine.evaluate(ref)).metricValue, target: 1 }],
-        stream: { intervalS: RECOMMENDED.streamIntervalMs / 1000, check: active },
+        stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: active },
       };
     },
   );

@@ -3,6 +3,7 @@
 // machinery (KedaLoop for 0 <-> 1, Hpa for 1 <-> N) around a different set of triggers.
 import { DEFAULT_BEHAVIOR, Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
+import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 import { CONCURRENCY } from './traces.ts';
 
@@ -20,6 +21,8 @@ export interface Triggers {
 }
 
 export interface ScaledObjectSetup {
+  /** KEDA's pollingInterval (default POLLING_INTERVAL_S, KEDA's own default). */
+  readonly pollingIntervalSeconds?: number;
   readonly cooldownSeconds: number;
   readonly behavior?: HpaBehavior;
   readonly maxReplicas?: number;
@@ -37,13 +40,14 @@ export function kedaPolicy(
     setup,
     async start(ctx) {
       const triggers = await makeTriggers(ctx);
-      const keda = new KedaLoop({ pollingIntervalSeconds: POLLING_INTERVAL_S, cooldownSeconds: so.cooldownSeconds, minReplicaCount: 0 });
+      const polling = so.pollingIntervalSeconds ?? POLLING_INTERVAL_S;
+      const keda = new KedaLoop({ pollingIntervalSeconds: polling, cooldownSeconds: so.cooldownSeconds, minReplicaCount: 0 });
       const hpa = new Hpa({ minReplicas: 1, maxReplicas: so.maxReplicas ?? MAX_REPLICAS, behavior: so.behavior ?? DEFAULT_BEHAVIOR });
       const { fleet } = ctx;
       const apply = (replicas: number | undefined) => {
         if (replicas !== undefined && replicas !== fleet.size) fleet.scaleTo(ctx.now(), replicas, () => ctx.coldStart());
       };
-      ctx.every(1, POLLING_INTERVAL_S, async () => apply(keda.check(ctx.now(), fleet.size, await triggers.isActive())));
+      ctx.every(1, polling, async () => apply(keda.check(ctx.now(), fleet.size, await triggers.isActive())));
       ctx.every(7, HPA_SYNC_S, async () => {
         if (fleet.size === 0) return;
         apply(hpa.sync(ctx.now(), fleet.size, await triggers.metrics()));
@@ -73,6 +77,22 @@ export function kedaQueue(): Policy {
     'keda-queue',
     `built-in queue trigger: queueLength ${QUEUE_LENGTH}, activationQueueLength 0; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod 300 s, default HPA behavior`,
     { cooldownSeconds: 300 },
+    (ctx) => ({
+      isActive: () => backlog(ctx) > 0,
+      metrics: () => [{ value: backlog(ctx), target: QUEUE_LENGTH }],
+    }),
+  );
+}
+
+/**
+ * Ablation: KEDA's queue trigger (as keda-queue) with the ScaledObject settings recommended for
+ * this scaler (cooldownPeriod and HPA behavior). What is left between it and 'model' is the model.
+ */
+export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT): Policy {
+  return kedaPolicy(
+    'keda-queue-tuned',
+    `keda-queue's trigger (queueLength ${QUEUE_LENGTH}, activationQueueLength 0) with the model's ScaledObject settings: ${describeScaledObject(so)}`,
+    { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => ({
       isActive: () => backlog(ctx) > 0,
       metrics: () => [{ value: backlog(ctx), target: QUEUE_LENGTH }],

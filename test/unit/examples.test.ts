@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
+import { RECOMMENDED_SCALED_OBJECT } from '../../bench/decisions/recommended.ts';
 import { parseProfiles } from '../../src/config.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { ConnectionProfiles } from '../../src/trigger/types.ts';
@@ -91,17 +92,31 @@ describe('examples', () => {
   });
 });
 
-describe('recommended ScaledObject settings (examples/README.md)', () => {
+// One recommended ScaledObject: the one the decisions simulator runs the model with. Every example,
+// and the YAML in examples/README.md and docs/model.md, must say exactly that.
+describe('recommended ScaledObject settings (examples/README.md, docs/model.md, bench/decisions)', () => {
+  const expected = { cooldownPeriod: RECOMMENDED_SCALED_OBJECT.cooldownSeconds, behavior: RECOMMENDED_SCALED_OBJECT.behavior };
+  const settingsOf = (spec: Record<string, unknown> | undefined) => ({
+    cooldownPeriod: spec?.cooldownPeriod,
+    behavior: (spec?.advanced as { horizontalPodAutoscalerConfig?: { behavior?: unknown } } | undefined)?.horizontalPodAutoscalerConfig?.behavior,
+  });
+
+  it('the simulator runs cooldownPeriod 30 and an HPA without stabilization windows', () => {
+    expect(expected.cooldownPeriod).toBe(30);
+    expect(expected.behavior.scaleUp.stabilizationWindowSeconds).toBe(0);
+    expect(expected.behavior.scaleDown.stabilizationWindowSeconds).toBe(0);
+  });
+
   const recommended = scaledObjects.filter(({ file }) => file.startsWith('examples'));
-  it.each(recommended.map(({ m }) => [name(m), m] as const))('%s: short cooldown, immediate scale-up, short scale-down window', (_l, m) => {
-    const spec = m.spec as {
-      cooldownPeriod: number;
-      advanced: { horizontalPodAutoscalerConfig: { behavior: { scaleUp: { stabilizationWindowSeconds: number }; scaleDown: { stabilizationWindowSeconds: number } } } };
-    };
-    expect(spec.cooldownPeriod).toBeLessThanOrEqual(30);
-    const behavior = spec.advanced.horizontalPodAutoscalerConfig.behavior;
-    expect(behavior.scaleUp.stabilizationWindowSeconds).toBe(0);
-    expect(behavior.scaleDown.stabilizationWindowSeconds).toBeLessThan(300);
+  it.each(recommended.map(({ file, m }) => [`${file}: ${name(m)}`, m] as const))('%s: cooldownPeriod and HPA behavior are the simulated ones', (_l, m) => {
+    expect(settingsOf(m.spec)).toEqual(expected);
+  });
+
+  it.each(['examples/README.md', 'docs/model.md'])('%s shows the same cooldownPeriod and HPA behavior', (doc) => {
+    const blocks = [...read(doc).matchAll(/```yaml\n([\s\S]*?)```/g)].map((b) => b[1]!).filter((b) => b.includes('horizontalPodAutoscalerConfig'));
+    expect(blocks.length).toBe(1);
+    const parsed = parseYaml(blocks[0]!) as { spec?: Record<string, unknown> };
+    expect(settingsOf(parsed.spec)).toEqual(expected);
   });
 });
 
