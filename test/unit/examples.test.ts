@@ -93,7 +93,7 @@ describe('examples', () => {
 });
 
 // One recommended ScaledObject: the one the decisions simulator runs the model with. Every example,
-// and the YAML in examples/README.md and docs/model.md, must say exactly that.
+// and the YAML in examples/README.md, docs/model.md, README.md and docs/gpu.md, must say exactly that.
 describe('recommended ScaledObject settings (examples/README.md, docs/model.md, bench/decisions)', () => {
   const expected = { cooldownPeriod: RECOMMENDED_SCALED_OBJECT.cooldownSeconds, behavior: RECOMMENDED_SCALED_OBJECT.behavior };
   const settingsOf = (spec: Record<string, unknown> | undefined) => ({
@@ -112,7 +112,7 @@ describe('recommended ScaledObject settings (examples/README.md, docs/model.md, 
     expect(settingsOf(m.spec)).toEqual(expected);
   });
 
-  it.each(['examples/README.md', 'docs/model.md'])('%s shows the same cooldownPeriod and HPA behavior', (doc) => {
+  it.each(['examples/README.md', 'docs/model.md', 'README.md', 'docs/gpu.md'])('%s shows the same cooldownPeriod and HPA behavior', (doc) => {
     const blocks = [...read(doc).matchAll(/```yaml\n([\s\S]*?)```/g)].map((b) => b[1]!).filter((b) => b.includes('horizontalPodAutoscalerConfig'));
     expect(blocks.length).toBe(1);
     const parsed = parseYaml(blocks[0]!) as { spec?: Record<string, unknown> };
