@@ -7,6 +7,7 @@
 // the client read it, or a missing topic read concurrently with others. From then on every
 // metadata refresh of that client fails with UNKNOWN_TOPIC_OR_PARTITION, for every topic. The pool
 // detects that (the topics the read named all exist) and replaces the client.
+import { rootCertificates } from 'node:tls';
 import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel } from 'kafkajs';
 import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -61,6 +62,12 @@ export function isUnknownTopic(err: unknown): boolean {
 }
 
 const authTags = /SASL|AUTHORIZATION_FAILED|AUTHENTICATION|UNSUPPORTED_SASL_MECHANISM/;
+/** Node's codes for a broker certificate that fails verification (unknown CA, wrong name, expired). */
+const untrustedCertTag =
+  /^(UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|SIGNATURE_FAILURE|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
+/** TLS alerts the brokers send when they refuse our client certificate (or want one). */
+const refusedClientCertTag =
+  /ALERT_(CERTIFICATE_UNKNOWN|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
 
 /** Maps a kafkajs error to a typed error; `where` names group, topics and brokers (never credentials). */
 export function kafkaError(where: string, err: unknown): Error {
@@ -69,6 +76,20 @@ export function kafkaError(where: string, err: unknown): Error {
   const message = errorMessage(err);
   if (tags.some((t) => authTags.test(t)))
     return new SourceUnauthenticated(`${where}: brokers refused the credentials (${message})`);
+  const untrusted = tags.find((t) => untrustedCertTag.test(t));
+  if (untrusted !== undefined) {
+    return new SourceUnavailable(
+      `${where}: TLS: the brokers' certificate failed verification (${untrusted}); ` +
+        'set kafka.ca to the PEM of the CA that signed it (or kafka.unsafeSsl to true to skip verification)',
+    );
+  }
+  const refused = tags.find((t) => refusedClientCertTag.test(t));
+  if (refused !== undefined) {
+    return new SourceUnauthenticated(
+      `${where}: TLS: the brokers refused the client certificate (${refused}); ` +
+        'set kafka.cert and kafka.key to a certificate signed by a CA the brokers trust',
+    );
+  }
   if (tags.includes('UNKNOWN_TOPIC_OR_PARTITION')) return new SourceNotFound(`${where}: topic not found (${message})`);
   if (tags.includes('GROUP_ID_NOT_FOUND') || tags.includes('INVALID_GROUP_ID')) {
     return new SourceNotFound(`${where}: consumer group not found (${message})`);
@@ -117,7 +138,8 @@ export function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): 
       ? {
           ssl: {
             rejectUnauthorized: !config.unsafeSsl,
-            ...(config.ca !== undefined ? { ca: [config.ca] } : {}),
+            // A private CA is added to the public roots (as for gpu.ca), not put in their place.
+            ...(config.ca !== undefined ? { ca: [...rootCertificates, config.ca] } : {}),
             ...(config.cert !== undefined && config.key !== undefined ? { cert: config.cert, key: config.key } : {}),
           },
         }

@@ -1,7 +1,52 @@
-// Real Kafka helpers for tests: fresh topics with a known number of messages per partition, and
-// consumer-group commits made on the broker (OffsetCommit, as a consumer would).
+// Real Kafka helpers for tests: fresh topics with a known number of messages per partition,
+// consumer-group commits made on the broker (OffsetCommit, as a consumer would), and the test
+// broker's SASL and TLS listeners.
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { type Admin, Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
+import type { ServiceEnv } from './services.ts';
+
+/** The test broker's SASL_PLAINTEXT and SSL listeners, with the user and the PEM material for them. */
+export interface SecureKafka {
+  readonly saslBrokers: string;
+  readonly username: string;
+  readonly password: string;
+  readonly tlsBrokers: string;
+  readonly ca: string;
+  readonly clientCert: string;
+  readonly clientKey: string;
+}
+
+const secureKeys = [
+  'KAFKA_SASL_BROKERS',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+  'KAFKA_TLS_BROKERS',
+  'KAFKA_TLS_CA_FILE',
+  'KAFKA_TLS_CLIENT_CERT_FILE',
+  'KAFKA_TLS_CLIENT_KEY_FILE',
+] as const;
+
+/** The secure listeners from `scripts/services.sh up`; fails with directions when they are not there. */
+export function secureKafka(services: ServiceEnv): SecureKafka {
+  const missing = secureKeys.filter((k) => services[k] === undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `missing ${missing.join(', ')}: the test Kafka has no SASL/SSL listeners. Run \`scripts/services.sh up kafka\` ` +
+        '(it restarts a broker started with an older configuration), or set these variables',
+    );
+  }
+  const get = (key: (typeof secureKeys)[number]) => services[key]!;
+  return {
+    saslBrokers: get('KAFKA_SASL_BROKERS'),
+    username: get('KAFKA_SASL_USERNAME'),
+    password: get('KAFKA_SASL_PASSWORD'),
+    tlsBrokers: get('KAFKA_TLS_BROKERS'),
+    ca: readFileSync(get('KAFKA_TLS_CA_FILE'), 'utf8'),
+    clientCert: readFileSync(get('KAFKA_TLS_CLIENT_CERT_FILE'), 'utf8'),
+    clientKey: readFileSync(get('KAFKA_TLS_CLIENT_KEY_FILE'), 'utf8'),
+  };
+}
 
 export class KafkaFixture implements AsyncDisposable {
   readonly kafka: Kafka;

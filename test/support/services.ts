@@ -11,7 +11,17 @@ export const SERVICE_KEYS = [
   'PROMETHEUS_URL',
   'DCGM_EXPORTER_URL',
 ] as const;
-export type ServiceKey = (typeof SERVICE_KEYS)[number];
+/** Read when present, not required: the tests that use them fail with directions when absent. */
+export const OPTIONAL_SERVICE_KEYS = [
+  'KAFKA_SASL_BROKERS',
+  'KAFKA_SASL_USERNAME',
+  'KAFKA_SASL_PASSWORD',
+  'KAFKA_TLS_BROKERS',
+  'KAFKA_TLS_CA_FILE',
+  'KAFKA_TLS_CLIENT_CERT_FILE',
+  'KAFKA_TLS_CLIENT_KEY_FILE',
+] as const;
+export type ServiceKey = (typeof SERVICE_KEYS)[number] | (typeof OPTIONAL_SERVICE_KEYS)[number];
 export type ServiceEnv = Partial<Record<ServiceKey, string>>;
 
 export const servicesEnvFile = fileURLToPath(new URL('../../.services/env', import.meta.url));
@@ -30,7 +40,7 @@ export function discoverServices(env: Readonly<Record<string, string | undefined
   const file = process.env.SERVICES_DIR ? `${process.env.SERVICES_DIR}/env` : servicesEnvFile;
   const fromFile = existsSync(file) ? parseEnvLines(readFileSync(file, 'utf8')) : {};
   const out: ServiceEnv = {};
-  for (const key of SERVICE_KEYS) {
+  for (const key of [...SERVICE_KEYS, ...OPTIONAL_SERVICE_KEYS]) {
     const value = env[key] ?? fromFile[key];
     if (value) out[key] = value;
   }
