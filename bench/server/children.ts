@@ -62,6 +62,8 @@ export interface ScalerOptions {
   readonly nodeArgs?: readonly string[];
   /** Directory holding a compiled dist/main.js (see buildScaler); src/main.ts when absent. */
   readonly compiledDir?: string;
+  /** Checkout whose src/main.ts runs (default: this one). */
+  readonly scalerDir?: string;
 }
 
 /**
@@ -74,16 +76,23 @@ export function buildScaler(dir: string): string {
   symlinkSync(`${ROOT}proto`, `${dir}/proto`);
   symlinkSync(`${ROOT}node_modules`, `${dir}/node_modules`);
   copyFileSync(`${ROOT}package.json`, `${dir}/package.json`);
-  const tsc = spawnSync(process.execPath, [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json', '--outDir', `${dir}/dist`], { cwd: ROOT, encoding: 'utf8' });
+  const tsc = spawnSync(
+    process.execPath,
+    [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json', '--outDir', `${dir}/dist`],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   if (!existsSync(`${dir}/dist/main.js`)) throw new Error(`tsc produced no dist/main.js: ${tsc.stdout}${tsc.stderr}`);
   return dir;
 }
 
 export async function startScalerProcess(options: ScalerOptions): Promise<ScalerProcess> {
-  const args = [...(options.nodeArgs ?? []), ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : [])];
+  const args = [
+    ...(options.nodeArgs ?? []),
+    ...(options.profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', options.profileDir] : []),
+  ];
   const entry = options.compiledDir !== undefined ? 'dist/main.js' : 'src/main.ts';
   const child = spawn(process.execPath, [...args, entry], {
-    cwd: options.compiledDir ?? ROOT,
+    cwd: options.compiledDir ?? options.scalerDir ?? ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
       PATH: process.env.PATH,
@@ -112,7 +121,12 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
   };
 }
 
-export async function startFloorProcess(): Promise<{ child: ChildProcess; pid: number; grpcPort: number; stop(): Promise<void> }> {
+export async function startFloorProcess(): Promise<{
+  child: ChildProcess;
+  pid: number;
+  grpcPort: number;
+  stop(): Promise<void>;
+}> {
   const child = spawn(process.execPath, ['bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await firstJsonLine(child, 'grpcPort', 'floor server');
   child.stdout!.resume();
@@ -127,7 +141,11 @@ export interface LoadGenerator {
 
 /** Forks the load generator; commands run one at a time and each resolves with its reply. */
 export function startLoadGenerator(): LoadGenerator {
-  const child = fork(`${ROOT}bench/server/loadgen.ts`, [], { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(`${ROOT}bench/server/loadgen.ts`, [], {
+    cwd: ROOT,
+    execArgv: (process.env.BENCH_LOADGEN_NODE_ARGS ?? '').split(' ').filter(Boolean),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let pending: { resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
   child.on('message', (message: { ok: boolean; reply?: unknown; error?: string }) => {
     const p = pending;

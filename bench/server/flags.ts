@@ -35,6 +35,8 @@ export interface BenchFlags {
   readonly nodeArgs: readonly string[];
   /** Run the compiled scaler (tsc to a temporary dist/, as the image ships) instead of src/main.ts. */
   readonly compiled: boolean;
+  /** Another checkout whose src/main.ts to run (compare a change against this one's bench). */
+  readonly scalerDir: string | undefined;
   readonly help: boolean;
 }
 
@@ -57,12 +59,14 @@ export const USAGE = `npm run bench:server -- [flags]
   --profile DIR       run the scaler under node --cpu-prof, profile into DIR
   --node-args=ARGS    extra node flags for the scaler, e.g. --node-args="--max-old-space-size=160"
   --compiled          run the scaler compiled to JavaScript (as the image does), not src/main.ts
+  --scaler-dir DIR    run DIR/src/main.ts (another checkout, e.g. git archive of an older commit)
 `;
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
   if (raw === undefined) return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || raw.trim() === '') throw new Error(`--${name}: got ${JSON.stringify(raw)}; allowed: a number >= ${min}`);
+  if (!Number.isFinite(value) || value < min || raw.trim() === '')
+    throw new Error(`--${name}: got ${JSON.stringify(raw)}; allowed: a number >= ${min}`);
   return value;
 }
 
@@ -89,6 +93,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       profile: { type: 'string' },
       'node-args': { type: 'string' },
       compiled: { type: 'boolean' },
+      'scaler-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -114,6 +119,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     profileDir: values.profile,
     nodeArgs: (values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
     compiled: values.compiled ?? false,
+    scalerDir: values['scaler-dir'],
     help: values.help ?? false,
   };
 }

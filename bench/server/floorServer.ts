@@ -7,7 +7,8 @@ const server = new grpc.Server();
 const streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
 
 server.addService(externalScalerService, {
-  IsActive: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, { result: false }),
+  IsActive: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+    callback(null, { result: false }),
   GetMetricSpec: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
     callback(null, { metricSpecs: [{ metricName: 'inference-desired-replicas', targetSize: 1, targetSizeFloat: 1 }] }),
   GetMetrics: (call: grpc.ServerUnaryCall<{ metricName: string }, unknown>, callback: grpc.sendUnaryData<unknown>) =>

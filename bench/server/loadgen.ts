@@ -3,6 +3,7 @@
 // GetMetricsAndActivity does) is due at a fixed time whatever earlier answers did, and latency
 // counts from that intended time, so a stalled server cannot hide its stall (no coordinated
 // omission). Commands arrive over IPC; each gets one reply.
+import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { ExternalScalerClient, type ScaledObjectRef } from '../../src/server/protocol.ts';
 import { OpenLoopSchedule, Samples, summarize, type LatencySummary } from './stats.ts';
@@ -39,6 +40,9 @@ export interface RunResult {
   readonly streamErrors: number;
   readonly streamMessages: number;
   readonly loadgenCpuCores: number;
+  /** The load generator's own stalls: event-loop delay p99 and its longest GC pause. */
+  readonly loadgenLoopDelayP99Ms: number;
+  readonly loadgenGcMaxMs: number;
 }
 
 let clients: ScalerClient[] = [];
@@ -46,7 +50,11 @@ let streams: grpc.ClientReadableStream<{ result: boolean }>[] = [];
 let streamErrors = 0;
 let streamMessages = 0;
 
-function call(client: ScalerClient, method: 'GetMetrics' | 'IsActive' | 'GetMetricSpec', request: unknown): Promise<grpc.ServiceError | null> {
+function call(
+  client: ScalerClient,
+  method: 'GetMetrics' | 'IsActive' | 'GetMetricSpec',
+  request: unknown,
+): Promise<grpc.ServiceError | null> {
   return new Promise((resolve) => {
     client[method](request, { deadline: Date.now() + DEADLINE_MS }, (err) => resolve(err));
   });
@@ -57,7 +65,10 @@ function connect(target: string, connections: number): void {
   // A local subchannel pool per client gives each its own TCP connection.
   clients = Array.from(
     { length: connections },
-    () => new ExternalScalerClient(target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }) as unknown as ScalerClient,
+    () =>
+      new ExternalScalerClient(target, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+      }) as unknown as ScalerClient,
   );
 }
 
@@ -72,7 +83,8 @@ async function register(spec: TriggerSpec, concurrency: number) {
     while (next < refs.length) {
       const ref = refs[next++]!;
       if ((await call(client, 'GetMetricSpec', ref)) !== null) errors++;
-      if ((await call(client, 'GetMetrics', { scaledObjectRef: ref, metricName: 'inference-desired-replicas' })) !== null) errors++;
+      if ((await call(client, 'GetMetrics', { scaledObjectRef: ref, metricName: 'inference-desired-replicas' })) !== null)
+        errors++;
     }
   };
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
@@ -126,6 +138,17 @@ async function run(spec: TriggerSpec, rate: number, durationMs: number): Promise
   const streamErrorsBefore = streamErrors;
   const streamMessagesBefore = streamMessages;
   const cpuBefore = process.cpuUsage();
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
+  let gcMaxMs = 0;
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcMaxMs = Math.max(gcMaxMs, entry.duration);
+      if (process.env.BENCH_GC_DEBUG && entry.duration > 5)
+        process.stderr.write(`gc ${JSON.stringify((entry as { detail?: unknown }).detail)} ${entry.duration.toFixed(1)} ms\n`);
+    }
+  });
+  gcObserver.observe({ entryTypes: ['gc'] });
   const schedule = new OpenLoopSchedule(performance.now() + 5, pairRate, durationMs);
   const fail = (err: grpc.ServiceError) => {
     errors++;
@@ -168,6 +191,8 @@ async function run(spec: TriggerSpec, rate: number, durationMs: number): Promise
   });
   while (outstanding > 0) await new Promise((r) => setTimeout(r, 5));
   const cpu = process.cpuUsage(cpuBefore);
+  loopDelay.disable();
+  gcObserver.disconnect();
   const elapsedMs = lastDoneMs - schedule.startMs;
   return {
     offeredRps: rate,
@@ -180,6 +205,8 @@ async function run(spec: TriggerSpec, rate: number, durationMs: number): Promise
     streamErrors: streamErrors - streamErrorsBefore,
     streamMessages: streamMessages - streamMessagesBefore,
     loadgenCpuCores: (cpu.user + cpu.system) / 1000 / elapsedMs,
+    loadgenLoopDelayP99Ms: loopDelay.percentile(99) / 1e6,
+    loadgenGcMaxMs: gcMaxMs,
   };
 }
 

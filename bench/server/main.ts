@@ -7,10 +7,18 @@ import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LoadGenerator, type ScalerOptions, type ScalerProcess, buildScaler, startFloorProcess, startLoadGenerator, startScalerProcess } from './children.ts';
+import {
+  type LoadGenerator,
+  type ScalerOptions,
+  type ScalerProcess,
+  buildScaler,
+  startFloorProcess,
+  startLoadGenerator,
+  startScalerProcess,
+} from './children.ts';
 import { USAGE, type BenchFlags, parseFlags } from './flags.ts';
 import type { RunResult } from './loadgen.ts';
-import { cpuCores, sampleProcess, sumMetric } from './procStats.ts';
+import { bucketsDiff, cpuCores, histogramBuckets, histogramQuantile, sampleProcess, sumMetric } from './procStats.ts';
 import { BenchBroker, rabbitmqUrl } from './rabbit.ts';
 import { type Measured, type SearchStep, fixedRateTable, median, searchTable, wakeLine } from './report.ts';
 import { rateSteps } from './stats.ts';
@@ -19,6 +27,7 @@ import { measureWake } from './wake.ts';
 
 const QUERIES = 'keda_inference_scaler_source_queries_total';
 const CACHED_SOURCES = 'keda_inference_scaler_cached_sources';
+const REQUEST_SECONDS = 'keda_inference_scaler_grpc_request_duration_seconds';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -28,13 +37,23 @@ interface Target {
   readonly scaler?: ScalerProcess;
 }
 
-async function measure(loadgen: LoadGenerator, target: Target, spec: TriggerSpec, rate: number, durationMs: number, ttlMs: number): Promise<Measured> {
-  const queriesBefore = target.scaler ? await target.scaler.metric(QUERIES) : 0;
+async function measure(
+  loadgen: LoadGenerator,
+  target: Target,
+  spec: TriggerSpec,
+  rate: number,
+  durationMs: number,
+  ttlMs: number,
+): Promise<Measured> {
+  const scrapeBefore = target.scaler ? await target.scaler.scrape() : '';
   const before = sampleProcess(target.pid);
   const run = await loadgen.send<RunResult>({ cmd: 'run', spec, rate, durationMs });
   const after = sampleProcess(target.pid);
   if (target.scaler === undefined) return { run, cpuCores: cpuCores(before, after), rssMb: after.rssMb };
-  const queries = (await target.scaler.metric(QUERIES)) - queriesBefore;
+  const scrapeAfter = await target.scaler.scrape();
+  const queries = sumMetric(scrapeAfter, QUERIES) - sumMetric(scrapeBefore, QUERIES);
+  // The scaler's own view (handler start to answer), without the machine's queueing around it.
+  const handled = bucketsDiff(histogramBuckets(scrapeBefore, REQUEST_SECONDS), histogramBuckets(scrapeAfter, REQUEST_SECONDS));
   const seconds = (after.atMs - before.atMs) / 1000;
   return {
     run,
@@ -42,15 +61,27 @@ async function measure(loadgen: LoadGenerator, target: Target, spec: TriggerSpec
     rssMb: after.rssMb,
     brokerQueriesPerSecond: queries / seconds,
     brokerQueriesPerInterval: queries / (seconds * (ttlMs / 1000)),
-    distinctSources: await target.scaler.metric(CACHED_SOURCES),
+    distinctSources: sumMetric(scrapeAfter, CACHED_SOURCES),
+    handlerP50Ms: histogramQuantile(handled, 0.5) * 1000,
+    handlerP99Ms: histogramQuantile(handled, 0.99) * 1000,
   };
 }
 
 /** Connects the load generator to `target` and opens the streams; returns a closer. */
-async function withStreams<T>(loadgen: LoadGenerator, target: Target, flags: BenchFlags, spec: TriggerSpec, body: () => Promise<T>): Promise<T> {
+async function withStreams<T>(
+  loadgen: LoadGenerator,
+  target: Target,
+  flags: BenchFlags,
+  spec: TriggerSpec,
+  body: () => Promise<T>,
+): Promise<T> {
   await loadgen.send({ cmd: 'connect', target: target.address, connections: flags.connections });
   if (flags.streams > 0) {
-    const s = await loadgen.send<{ opened: number; answered: number; ms: number }>({ cmd: 'streams', spec, count: flags.streams });
+    const s = await loadgen.send<{ opened: number; answered: number; ms: number }>({
+      cmd: 'streams',
+      spec,
+      count: flags.streams,
+    });
     if (s.answered < s.opened) log(`only ${s.answered} of ${s.opened} streams answered`);
     await sleep(Math.max(1000, flags.streamIntervalMs)); // let the streams' first ticks spread out
   }
@@ -67,8 +98,18 @@ async function search(loadgen: LoadGenerator, target: Target, flags: BenchFlags,
     const m = await measure(loadgen, target, spec, rate, flags.stepSeconds * 1000, flags.cacheTtlMs);
     const passed =
       m.run.errors === 0 && m.run.streamErrors === 0 && m.run.latency.p99Ms < flags.maxP99Ms && m.run.achievedRps >= 0.95 * rate;
-    steps.push({ offeredRps: rate, achievedRps: m.run.achievedRps, p50Ms: m.run.latency.p50Ms, p99Ms: m.run.latency.p99Ms, errors: m.run.errors, cpuCores: m.cpuCores, passed });
-    log(`  ${rate} req/s: achieved ${m.run.achievedRps.toFixed(0)}, p99 ${m.run.latency.p99Ms.toFixed(2)} ms, errors ${m.run.errors}`);
+    steps.push({
+      offeredRps: rate,
+      achievedRps: m.run.achievedRps,
+      p50Ms: m.run.latency.p50Ms,
+      p99Ms: m.run.latency.p99Ms,
+      errors: m.run.errors,
+      cpuCores: m.cpuCores,
+      passed,
+    });
+    log(
+      `  ${rate} req/s: achieved ${m.run.achievedRps.toFixed(0)}, p99 ${m.run.latency.p99Ms.toFixed(2)} ms, errors ${m.run.errors}`,
+    );
     if (!passed) break;
     await sleep(1000);
   }
@@ -80,7 +121,9 @@ function machine(): Record<string, string | number> {
     nproc: availableParallelism(),
     cpu: cpus()[0]?.model ?? 'unknown',
     node: process.version,
-    loadavg: loadavg().map((l) => l.toFixed(2)).join(' '),
+    loadavg: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
   };
 }
 
@@ -111,9 +154,17 @@ async function main(): Promise<void> {
   const info = machine();
   log(`machine: ${JSON.stringify(info)}`);
   const url = rabbitmqUrl();
-  const broker = await BenchBroker.connect(url, (reason) => abort(`RabbitMQ connection lost (${reason}); did the broker restart?`));
+  const broker = await BenchBroker.connect(url, (reason) =>
+    abort(`RabbitMQ connection lost (${reason}); did the broker restart?`),
+  );
   const runId = randomBytes(3).toString('hex');
-  const spec: TriggerSpec = { rabbitmqUrl: url, queuePrefix: `bench-${runId}-q`, namePrefix: `bench-${runId}-so-`, triggers: flags.triggers, queues: flags.queues };
+  const spec: TriggerSpec = {
+    rabbitmqUrl: url,
+    queuePrefix: `bench-${runId}-q`,
+    namePrefix: `bench-${runId}-so-`,
+    triggers: flags.triggers,
+    queues: flags.queues,
+  };
   const children = live;
   const compiledDir = join(tmpdir(), `bench-server-${runId}`);
   try {
@@ -124,6 +175,7 @@ async function main(): Promise<void> {
       cacheTtlMs: flags.cacheTtlMs,
       streamIntervalMs: flags.streamIntervalMs,
       nodeArgs: flags.nodeArgs,
+      ...(flags.scalerDir !== undefined ? { scalerDir: flags.scalerDir } : {}),
       ...(flags.compiled ? { compiledDir: buildScaler(compiledDir) } : {}),
     };
     const scaler = await startScalerProcess({ ...scalerOptions, profileDir: flags.profileDir });
@@ -143,10 +195,16 @@ async function main(): Promise<void> {
     const durationMs = flags.durationSeconds * 1000;
     const pairs: { scaler: Measured; floor: Measured }[] = [];
     for (let r = 0; r < flags.repeats; r++) {
-      log(`fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s, ${flags.streams} streams: scaler (run ${r + 1}/${flags.repeats})`);
-      const s = await withStreams(loadgen, scalerTarget, flags, spec, () => measure(loadgen, scalerTarget, spec, flags.rate, durationMs, flags.cacheTtlMs));
+      log(
+        `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s, ${flags.streams} streams: scaler (run ${r + 1}/${flags.repeats})`,
+      );
+      const s = await withStreams(loadgen, scalerTarget, flags, spec, () =>
+        measure(loadgen, scalerTarget, spec, flags.rate, durationMs, flags.cacheTtlMs),
+      );
       log(`fixed rate: floor`);
-      const f = await withStreams(loadgen, floorTarget, flags, spec, () => measure(loadgen, floorTarget, spec, flags.rate, durationMs, flags.cacheTtlMs));
+      const f = await withStreams(loadgen, floorTarget, flags, spec, () =>
+        measure(loadgen, floorTarget, spec, flags.rate, durationMs, flags.cacheTtlMs),
+      );
       pairs.push({ scaler: s, floor: f });
     }
 
@@ -163,10 +221,21 @@ async function main(): Promise<void> {
     if (flags.wakeTries > 0) {
       const parallel = 5;
       const loadMs = Math.ceil(flags.wakeTries / parallel) * (flags.streamIntervalMs * 1.5 + 500) + 3000;
-      log(`wake latency: ${flags.wakeTries} tries, ${parallel} at a time, under ${flags.rate} req/s and ${flags.streams} streams`);
+      log(
+        `wake latency: ${flags.wakeTries} tries, ${parallel} at a time, under ${flags.rate} req/s and ${flags.streams} streams`,
+      );
       wake = await withStreams(loadgen, scalerTarget, flags, spec, async () => {
         const background = loadgen.send<RunResult>({ cmd: 'run', spec, rate: flags.rate, durationMs: loadMs });
-        const result = await measureWake({ target: scalerTarget.address, broker, rabbitmqUrl: url, runId, tries: flags.wakeTries, parallel, streamIntervalMs: flags.streamIntervalMs, log });
+        const result = await measureWake({
+          target: scalerTarget.address,
+          broker,
+          rabbitmqUrl: url,
+          runId,
+          tries: flags.wakeTries,
+          parallel,
+          streamIntervalMs: flags.streamIntervalMs,
+          log,
+        });
         await background;
         return result;
       });
@@ -175,14 +244,28 @@ async function main(): Promise<void> {
     await scaler.stop();
     if (flags.profileDir !== undefined) log(`scaler CPU profile written to ${flags.profileDir}`);
 
-    let memory: { triggers: number; rssMb: number; peakRssMb: number; heapUsedMb: number; heapTotalMb: number; series: number; registerMs: number } | undefined;
+    let memory:
+      | {
+          triggers: number;
+          rssMb: number;
+          peakRssMb: number;
+          heapUsedMb: number;
+          heapTotalMb: number;
+          series: number;
+          registerMs: number;
+        }
+      | undefined;
     if (flags.memoryTriggers > 0) {
       log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues`);
       const fresh = await startScalerProcess(scalerOptions);
       children.push(fresh);
       await loadgen.send({ cmd: 'connect', target: `127.0.0.1:${fresh.grpcPort}`, connections: flags.connections });
       const memSpec: TriggerSpec = { ...spec, namePrefix: `bench-${runId}-mem-`, triggers: flags.memoryTriggers };
-      const r = await loadgen.send<{ triggers: number; errors: number; ms: number }>({ cmd: 'register', spec: memSpec, concurrency: 32 });
+      const r = await loadgen.send<{ triggers: number; errors: number; ms: number }>({
+        cmd: 'register',
+        spec: memSpec,
+        concurrency: 32,
+      });
       // V8 shrinks its heap only some seconds after allocation stops (its memory reducer): sample
       // RSS each second for 15 s and report the last sample (settled) and the peak.
       let peakRssMb = 0;
@@ -205,12 +288,20 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `scaler: ${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
+      `scaler: ${flags.compiled ? 'compiled dist/main.js' : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
     );
-    process.stdout.write(`fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`);
-    if (scalerSteps.length) process.stdout.write(`${searchTable('highest rate, scaler', scalerSteps)}\n${searchTable('highest rate, floor', floorSteps)}\n\n`);
+    process.stdout.write(
+      `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`,
+    );
+    if (scalerSteps.length)
+      process.stdout.write(
+        `${searchTable('highest rate, scaler', scalerSteps)}\n${searchTable('highest rate, floor', floorSteps)}\n\n`,
+      );
     if (wake) process.stdout.write(`${wakeLine(wake)}\n`);
-    if (memory) process.stdout.write(`memory: ${memory.rssMb.toFixed(1)} MB resident (peak ${memory.peakRssMb.toFixed(1)} MB) with ${memory.triggers} triggers evaluated (heap ${memory.heapUsedMb.toFixed(0)} MB used of ${memory.heapTotalMb.toFixed(0)} MB; ${memory.series} metric series; registered in ${(memory.registerMs / 1000).toFixed(1)} s)\n`);
+    if (memory)
+      process.stdout.write(
+        `memory: ${memory.rssMb.toFixed(1)} MB resident (peak ${memory.peakRssMb.toFixed(1)} MB) with ${memory.triggers} triggers evaluated (heap ${memory.heapUsedMb.toFixed(0)} MB used of ${memory.heapTotalMb.toFixed(0)} MB; ${memory.series} metric series; registered in ${(memory.registerMs / 1000).toFixed(1)} s)\n`,
+      );
 
     const med = (pick: (p: { scaler: Measured; floor: Measured }) => number) => median(pairs.map(pick));
     const summary = {
@@ -223,6 +314,10 @@ async function main(): Promise<void> {
       distinctSources: med((p) => p.scaler.distinctSources ?? Number.NaN),
       rssMb: med((p) => p.scaler.rssMb),
       cpuCores: med((p) => p.scaler.cpuCores),
+      handlerP50Ms: med((p) => p.scaler.handlerP50Ms ?? Number.NaN),
+      handlerP99Ms: med((p) => p.scaler.handlerP99Ms ?? Number.NaN),
+      sendLagP99Ms: med((p) => p.scaler.run.sendLag.p99Ms),
+      floorSendLagP99Ms: med((p) => p.floor.run.sendLag.p99Ms),
       floorP50Ms: med((p) => p.floor.run.latency.p50Ms),
       floorP99Ms: med((p) => p.floor.run.latency.p99Ms),
       wakeP50Ms: wake?.latency.p50Ms ?? null,
@@ -237,10 +332,18 @@ async function main(): Promise<void> {
     const checks = [
       [`p99 ${summary.p99Ms.toFixed(2)} ms < 5 ms at ${flags.rate} req/s`, summary.p99Ms < 5],
       [`no errors (${summary.errors})`, summary.errors === 0],
-      [`p50 ${summary.p50Ms.toFixed(3)} ms within 1.5x of floor ${summary.floorP50Ms.toFixed(3)} ms`, summary.p50Ms <= 1.5 * summary.floorP50Ms],
-      [`broker queries per interval ${summary.brokerQueriesPerInterval.toFixed(1)} ~ Q = ${flags.queues}`, Math.abs(summary.brokerQueriesPerInterval - flags.queues) <= 0.05 * flags.queues],
+      [
+        `p50 ${summary.p50Ms.toFixed(3)} ms within 1.5x of floor ${summary.floorP50Ms.toFixed(3)} ms`,
+        summary.p50Ms <= 1.5 * summary.floorP50Ms,
+      ],
+      [
+        `broker queries per interval ${summary.brokerQueriesPerInterval.toFixed(1)} ~ Q = ${flags.queues}`,
+        Math.abs(summary.brokerQueriesPerInterval - flags.queues) <= 0.05 * flags.queues,
+      ],
       ...(memory ? [[`RSS ${memory.rssMb.toFixed(0)} MB < 200 MB at T = ${memory.triggers}`, memory.rssMb < 200] as const] : []),
-      ...(wake ? [[`wake p99 ${wake.latency.p99Ms.toFixed(0)} ms < 2000 ms`, wake.latency.p99Ms < 2000 && wake.failures === 0] as const] : []),
+      ...(wake
+        ? [[`wake p99 ${wake.latency.p99Ms.toFixed(0)} ms < 2000 ms`, wake.latency.p99Ms < 2000 && wake.failures === 0] as const]
+        : []),
     ] as const;
     process.stdout.write(`\ntargets:\n${checks.map(([text, ok]) => `  ${ok ? 'PASS' : 'MISS'}  ${text}`).join('\n')}\n`);
     if (flags.json !== undefined) {

@@ -69,3 +69,43 @@ export function labelValues(exposition: string, name: string, label: string): Ma
   }
   return out;
 }
+
+/** Cumulative bucket counts (le -> count) of a histogram, summed over all its label sets. */
+export function histogramBuckets(exposition: string, name: string): Map<number, number> {
+  const buckets = new Map<number, number>();
+  for (const line of exposition.split('\n')) {
+    if (!line.startsWith(`${name}_bucket{`)) continue;
+    const le = /le="([^"]+)"/.exec(line)?.[1];
+    if (le === undefined) continue;
+    const bound = le === '+Inf' ? Infinity : Number(le);
+    buckets.set(bound, (buckets.get(bound) ?? 0) + Number(line.slice(line.lastIndexOf(' ') + 1)));
+  }
+  return buckets;
+}
+
+/** after - before, bucket by bucket (the observations made between two scrapes). */
+export function bucketsDiff(before: Map<number, number>, after: Map<number, number>): Map<number, number> {
+  return new Map([...after].map(([le, count]) => [le, count - (before.get(le) ?? 0)]));
+}
+
+/**
+ * Quantile q (0..1) of cumulative buckets, interpolated linearly inside the bucket as
+ * Prometheus' histogram_quantile does; the highest finite bound when it falls in +Inf.
+ */
+export function histogramQuantile(buckets: Map<number, number>, q: number): number {
+  const sorted = [...buckets].sort((a, b) => a[0] - b[0]);
+  const total = sorted[sorted.length - 1]?.[1] ?? 0;
+  if (total === 0) return Number.NaN;
+  const rank = q * total;
+  let prevBound = 0;
+  let prevCount = 0;
+  for (const [bound, count] of sorted) {
+    if (count >= rank) {
+      if (bound === Infinity) return prevBound;
+      return prevBound + ((bound - prevBound) * (rank - prevCount)) / Math.max(1, count - prevCount);
+    }
+    prevBound = bound;
+    prevCount = count;
+  }
+  return prevBound;
+}

@@ -29,7 +29,10 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
     const hits = node.hitCount ?? 0;
     total += hits;
     const { functionName, url, lineNumber } = node.callFrame;
-    const file = url.replace(/^file:\/\//, '').replace(/^.*\/node_modules\//, 'node_modules/').replace(/^.*\/(src|bench)\//, '$1/');
+    const file = url
+      .replace(/^file:\/\//, '')
+      .replace(/^.*\/node_modules\//, 'node_modules/')
+      .replace(/^.*\/(src|bench)\//, '$1/');
     const where = file ? `${file}:${lineNumber + 1}` : '';
     const key = `${functionName}|${where}`;
     const entry = bySite.get(key) ?? { fn: functionName || '(anonymous)', where, samples: 0 };
@@ -45,7 +48,11 @@ export function byArea(rows: readonly SelfTime[]): Map<string, number> {
   for (const r of rows) {
     let area = 'node internals';
     if (r.where.startsWith('src/')) area = r.where.split(':')[0]!;
-    else if (r.where.startsWith('node_modules/')) area = r.where.split('/').slice(0, r.where.split('/')[1]!.startsWith('@') ? 3 : 2).join('/');
+    else if (r.where.startsWith('node_modules/'))
+      area = r.where
+        .split('/')
+        .slice(0, r.where.split('/')[1]!.startsWith('@') ? 3 : 2)
+        .join('/');
     else if (r.fn === '(idle)' || r.fn === '(garbage collector)' || r.fn === '(program)') area = r.fn;
     areas.set(area, (areas.get(area) ?? 0) + r.share);
   }
@@ -62,7 +69,8 @@ if (import.meta.main) {
   const rows = selfTimes(profile);
   const seconds = (profile.endTime - profile.startTime) / 1e6;
   process.stdout.write(`${file}: ${seconds.toFixed(1)} s profiled\n\nself time by area:\n`);
-  for (const [area, share] of byArea(rows)) if (share >= 0.005) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${area}\n`);
+  for (const [area, share] of byArea(rows))
+    if (share >= 0.005) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${area}\n`);
   process.stdout.write(`\ntop functions by self time:\n`);
   for (const r of rows.slice(0, Number(n ?? 30))) {
     process.stdout.write(`  ${(r.share * 100).toFixed(1).padStart(5)}%  ${r.fn}  ${r.where}\n`);

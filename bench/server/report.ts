@@ -10,6 +10,9 @@ export interface Measured {
   readonly brokerQueriesPerInterval?: number;
   readonly brokerQueriesPerSecond?: number;
   readonly distinctSources?: number;
+  /** Scaler only: from its request-duration histogram (bucket-interpolated). */
+  readonly handlerP50Ms?: number;
+  readonly handlerP99Ms?: number;
 }
 
 export interface SearchStep {
@@ -45,6 +48,8 @@ export function fixedRateTable(pairs: readonly { scaler: Measured; floor: Measur
     ['latency p99.9 ms', (m) => f(m.run.latency.p999Ms, 3)],
     ['latency max ms', (m) => f(m.run.latency.maxMs, 1)],
     ['send lag p99 ms', (m) => f(m.run.sendLag.p99Ms, 3)],
+    ['in-handler p50 ms', (m) => f(m.handlerP50Ms, 3)],
+    ['in-handler p99 ms', (m) => f(m.handlerP99Ms, 3)],
     ['errors', (m) => `${m.run.errors}${Object.keys(m.run.errorCodes).length ? ` ${JSON.stringify(m.run.errorCodes)}` : ''}`],
     ['stream errors', (m) => String(m.run.streamErrors)],
     ['broker queries/s', (m) => f(m.brokerQueriesPerSecond, 1)],
@@ -53,6 +58,8 @@ export function fixedRateTable(pairs: readonly { scaler: Measured; floor: Measur
     ['server RSS MB', (m) => f(m.rssMb, 1)],
     ['server CPU cores', (m) => f(m.cpuCores, 2)],
     ['loadgen CPU cores', (m) => f(m.run.loadgenCpuCores, 2)],
+    ['loadgen loop delay p99 ms', (m) => f(m.run.loadgenLoopDelayP99Ms, 2)],
+    ['loadgen longest GC ms', (m) => f(m.run.loadgenGcMaxMs, 2)],
   ];
   const width = Math.max(...rows.map(([n]) => n.length)) + 2;
   const colWidth = Math.max(12, ...cols.map((c) => c.head.length + 2));

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { parseFlags } from './flags.ts';
-import { labelValues, parseStatCpuSeconds, parseStatusRssMb, sumMetric } from './procStats.ts';
+import {
+  bucketsDiff,
+  histogramBuckets,
+  histogramQuantile,
+  labelValues,
+  parseStatCpuSeconds,
+  parseStatusRssMb,
+  sumMetric,
+} from './procStats.ts';
 import { median } from './report.ts';
 import { OpenLoopSchedule, Samples, percentile, rateSteps, summarize } from './stats.ts';
 import { queueOf, triggerRef } from './triggers.ts';
@@ -99,16 +107,32 @@ describe('Prometheus text', () => {
     expect(sumMetric(text, 'keda_inference_scaler_cached_sources')).toBe(100);
   });
   it('groups values by a label', () => {
-    expect(labelValues(text, 'keda_inference_scaler_source_queries_total', 'result')).toEqual(new Map([['ok', 120], ['error', 3]]));
+    expect(labelValues(text, 'keda_inference_scaler_source_queries_total', 'result')).toEqual(
+      new Map([
+        ['ok', 120],
+        ['error', 3],
+      ]),
+    );
   });
 });
 
 describe('flags', () => {
   it('defaults to the issue targets', () => {
-    expect(parseFlags([])).toMatchObject({ triggers: 1000, queues: 100, streams: 1000, rate: 2000, memoryTriggers: 10_000, wakeTries: 50 });
+    expect(parseFlags([])).toMatchObject({
+      triggers: 1000,
+      queues: 100,
+      streams: 1000,
+      rate: 2000,
+      memoryTriggers: 10_000,
+      wakeTries: 50,
+    });
   });
   it('reads numbers and the JSON path', () => {
-    expect(parseFlags(['--triggers', '10', '--queues', '2', '--json', 'out.json'])).toMatchObject({ triggers: 10, queues: 2, json: 'out.json' });
+    expect(parseFlags(['--triggers', '10', '--queues', '2', '--json', 'out.json'])).toMatchObject({
+      triggers: 10,
+      queues: 2,
+      json: 'out.json',
+    });
   });
   it('rejects a bad number, naming the flag', () => {
     expect(() => parseFlags(['--rate', 'fast'])).toThrow(/--rate: got "fast"/);
@@ -120,6 +144,47 @@ describe('trigger spec', () => {
   const spec = { rabbitmqUrl: 'amqp://h', queuePrefix: 'q', namePrefix: 'so-', triggers: 10, queues: 3 };
   it('spreads triggers over queues round robin with distinct names', () => {
     expect([0, 1, 2, 3, 9].map((j) => queueOf(spec, j))).toEqual(['q0', 'q1', 'q2', 'q0', 'q0']);
-    expect(triggerRef(spec, 4)).toMatchObject({ name: 'so-4', scalerMetadata: { 'rabbitmq.queueName': 'q1', 'rabbitmq.host': 'amqp://h' } });
+    expect(triggerRef(spec, 4)).toMatchObject({
+      name: 'so-4',
+      scalerMetadata: { 'rabbitmq.queueName': 'q1', 'rabbitmq.host': 'amqp://h' },
+    });
+  });
+});
+
+describe('histograms from the scaler /metrics', () => {
+  const scrape = (a: number, b: number, c: number) =>
+    [
+      `h_bucket{le="0.001",method="IsActive"} ${a}`,
+      `h_bucket{le="0.005",method="IsActive"} ${b}`,
+      `h_bucket{le="+Inf",method="IsActive"} ${c}`,
+      `h_bucket{le="0.001",method="GetMetrics"} ${a}`,
+      `h_bucket{le="0.005",method="GetMetrics"} ${b}`,
+      `h_bucket{le="+Inf",method="GetMetrics"} ${c}`,
+      'h_sum 1',
+    ].join('\n');
+  it('sums label sets, diffs two scrapes and interpolates inside a bucket', () => {
+    const diff = bucketsDiff(histogramBuckets(scrape(10, 10, 10), 'h'), histogramBuckets(scrape(60, 110, 110), 'h'));
+    expect(diff).toEqual(
+      new Map([
+        [0.001, 100],
+        [0.005, 200],
+        [Infinity, 200],
+      ]),
+    );
+    expect(histogramQuantile(diff, 0.5)).toBeCloseTo(0.001);
+    expect(histogramQuantile(diff, 0.25)).toBeCloseTo(0.0005);
+    expect(histogramQuantile(diff, 0.75)).toBeCloseTo(0.003);
+  });
+  it('answers the highest finite bound for a rank in +Inf, NaN with no observations', () => {
+    expect(
+      histogramQuantile(
+        new Map([
+          [0.001, 1],
+          [Infinity, 10],
+        ]),
+        0.99,
+      ),
+    ).toBe(0.001);
+    expect(histogramQuantile(new Map([[Infinity, 0]]), 0.5)).toBeNaN();
   });
 });
