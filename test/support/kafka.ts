@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Admin, Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
-import type { ServiceEnv } from './services.ts';
+import { OPTIONAL_SERVICE_KEYS, type ServiceEnv } from './services.ts';
 
 /** The test broker's SASL_PLAINTEXT and SSL listeners, with the user and the PEM material for them. */
 export interface SecureKafka {
@@ -17,15 +17,8 @@ export interface SecureKafka {
   readonly clientKey: string;
 }
 
-const secureKeys = [
-  'KAFKA_SASL_BROKERS',
-  'KAFKA_SASL_USERNAME',
-  'KAFKA_SASL_PASSWORD',
-  'KAFKA_TLS_BROKERS',
-  'KAFKA_TLS_CA_FILE',
-  'KAFKA_TLS_CLIENT_CERT_FILE',
-  'KAFKA_TLS_CLIENT_KEY_FILE',
-] as const;
+/** Kafka's secure listeners are all of the optional services. */
+const secureKeys = OPTIONAL_SERVICE_KEYS;
 
 /** The secure listeners from `scripts/services.sh up`; fails with directions when they are not there. */
 export function secureKafka(services: ServiceEnv): SecureKafka {
