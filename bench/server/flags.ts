@@ -35,6 +35,8 @@ export interface BenchFlags {
   readonly nodeArgs: readonly string[];
   /** Run the compiled scaler (tsc to a temporary dist/, as the image ships) instead of src/main.ts. */
   readonly compiled: boolean;
+  /** Run only the memory phase (idle RSS, then RSS with --memory-triggers triggers). */
+  readonly memoryOnly: boolean;
   /** Another checkout whose src/main.ts to run (compare a change against this one's bench). */
   readonly scalerDir: string | undefined;
   readonly help: boolean;
@@ -58,6 +60,7 @@ export const USAGE = `npm run bench:server -- [flags]
   --json FILE         also write the fixed-rate figures as JSON
   --profile DIR       run the scaler under node --cpu-prof, profile into DIR
   --node-args=ARGS    extra node flags for the scaler, e.g. --node-args="--max-old-space-size=160"
+  --memory-only       run only the memory phase (idle RSS, RSS at --memory-triggers)
   --compiled          run the scaler compiled to JavaScript (as the image does), not src/main.ts
   --scaler-dir DIR    run DIR/src/main.ts (another checkout, e.g. git archive of an older commit)
 `;
@@ -93,6 +96,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       profile: { type: 'string' },
       'node-args': { type: 'string' },
       compiled: { type: 'boolean' },
+      'memory-only': { type: 'boolean' },
       'scaler-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -119,6 +123,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     profileDir: values.profile,
     nodeArgs: (values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
     compiled: values.compiled ?? false,
+    memoryOnly: values['memory-only'] ?? false,
     scalerDir: values['scaler-dir'],
     help: values.help ?? false,
   };

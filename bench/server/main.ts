@@ -178,6 +178,52 @@ async function main(): Promise<void> {
       ...(flags.scalerDir !== undefined ? { scalerDir: flags.scalerDir } : {}),
       ...(flags.compiled ? { compiledDir: buildScaler(compiledDir) } : {}),
     };
+    const nodeArgsText = flags.nodeArgs.length ? flags.nodeArgs.join(' ') : 'none';
+    /** A fresh scaler: idle RSS, then RSS with flags.memoryTriggers triggers registered and evaluated. */
+    const memoryPhase = async (loadgen: ReturnType<typeof startLoadGenerator>) => {
+      log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues (node args: ${nodeArgsText})`);
+      const fresh = await startScalerProcess(scalerOptions);
+      children.push(fresh);
+      // Idle: started, nothing asked yet (sampled after 3 s, when start-up garbage is collected).
+      await sleep(3000);
+      const idleRssMb = sampleProcess(fresh.pid).rssMb;
+      log(`  idle RSS ${idleRssMb.toFixed(1)} MB`);
+      await loadgen.send({ cmd: 'connect', target: `127.0.0.1:${fresh.grpcPort}`, connections: flags.connections });
+      const memSpec: TriggerSpec = { ...spec, namePrefix: `bench-${runId}-mem-`, triggers: flags.memoryTriggers };
+      const r = await loadgen.send<{ triggers: number; errors: number; ms: number }>({
+        cmd: 'register',
+        spec: memSpec,
+        concurrency: 32,
+      });
+      // V8 shrinks its heap only some seconds after allocation stops (its memory reducer): sample
+      // RSS each second for 15 s and report the last sample (settled) and the peak.
+      let peakRssMb = 0;
+      let rssMb = 0;
+      for (let i = 0; i < 15; i++) {
+        await sleep(1000);
+        rssMb = sampleProcess(fresh.pid).rssMb;
+        peakRssMb = Math.max(peakRssMb, rssMb);
+        log(`  RSS ${rssMb.toFixed(1)} MB`);
+      }
+      // Scraped after the RSS sample: rendering every trigger's series takes memory of its own.
+      const text = await fresh.scrape();
+      const heapUsedMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_used_bytes') / 2 ** 20;
+      const heapTotalMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_total_bytes') / 2 ** 20;
+      const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+      if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
+      await fresh.stop();
+      return { triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors: r.errors };
+    };
+    const memoryLine = (m: Awaited<ReturnType<typeof memoryPhase>>) =>
+      `memory (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues evaluated (heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
+    if (flags.memoryOnly) {
+      const loadgen = startLoadGenerator();
+      children.push(loadgen);
+      const m = await memoryPhase(loadgen);
+      process.stdout.write(`\nkeda-inference-scaler server benchmark, memory phase  (${JSON.stringify(info)})\n${memoryLine(m)}`);
+      process.stdout.write(`\ntargets:\n  ${m.rssMb < 200 && m.errors === 0 ? 'PASS' : 'MISS'}  RSS ${m.rssMb.toFixed(0)} MB < 200 MB at T = ${m.triggers}\n`);
+      return;
+    }
     const scaler = await startScalerProcess({ ...scalerOptions, profileDir: flags.profileDir });
     children.push(scaler);
     const floorProcess = await startFloorProcess();
@@ -244,47 +290,7 @@ async function main(): Promise<void> {
     await scaler.stop();
     if (flags.profileDir !== undefined) log(`scaler CPU profile written to ${flags.profileDir}`);
 
-    let memory:
-      | {
-          triggers: number;
-          rssMb: number;
-          peakRssMb: number;
-          heapUsedMb: number;
-          heapTotalMb: number;
-          series: number;
-          registerMs: number;
-        }
-      | undefined;
-    if (flags.memoryTriggers > 0) {
-      log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues`);
-      const fresh = await startScalerProcess(scalerOptions);
-      children.push(fresh);
-      await loadgen.send({ cmd: 'connect', target: `127.0.0.1:${fresh.grpcPort}`, connections: flags.connections });
-      const memSpec: TriggerSpec = { ...spec, namePrefix: `bench-${runId}-mem-`, triggers: flags.memoryTriggers };
-      const r = await loadgen.send<{ triggers: number; errors: number; ms: number }>({
-        cmd: 'register',
-        spec: memSpec,
-        concurrency: 32,
-      });
-      // V8 shrinks its heap only some seconds after allocation stops (its memory reducer): sample
-      // RSS each second for 15 s and report the last sample (settled) and the peak.
-      let peakRssMb = 0;
-      let rssMb = 0;
-      for (let i = 0; i < 15; i++) {
-        await sleep(1000);
-        rssMb = sampleProcess(fresh.pid).rssMb;
-        peakRssMb = Math.max(peakRssMb, rssMb);
-        log(`  RSS ${rssMb.toFixed(1)} MB`);
-      }
-      // Scraped after the RSS sample: rendering every trigger's series takes memory of its own.
-      const text = await fresh.scrape();
-      const heapUsedMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_used_bytes') / 2 ** 20;
-      const heapTotalMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_total_bytes') / 2 ** 20;
-      const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
-      memory = { triggers: flags.memoryTriggers, rssMb, peakRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms };
-      if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
-      await fresh.stop();
-    }
+    const memory = flags.memoryTriggers > 0 ? await memoryPhase(loadgen) : undefined;
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
@@ -298,10 +304,7 @@ async function main(): Promise<void> {
         `${searchTable('highest rate, scaler', scalerSteps)}\n${searchTable('highest rate, floor', floorSteps)}\n\n`,
       );
     if (wake) process.stdout.write(`${wakeLine(wake)}\n`);
-    if (memory)
-      process.stdout.write(
-        `memory: ${memory.rssMb.toFixed(1)} MB resident (peak ${memory.peakRssMb.toFixed(1)} MB) with ${memory.triggers} triggers evaluated (heap ${memory.heapUsedMb.toFixed(0)} MB used of ${memory.heapTotalMb.toFixed(0)} MB; ${memory.series} metric series; registered in ${(memory.registerMs / 1000).toFixed(1)} s)\n`,
-      );
+    if (memory) process.stdout.write(memoryLine(memory));
 
     const med = (pick: (p: { scaler: Measured; floor: Measured }) => number) => median(pairs.map(pick));
     const summary = {

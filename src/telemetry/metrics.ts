@@ -87,13 +87,13 @@ export class ScalerMetrics {
     });
     this.triggerDemand = new Gauge({
       name: `${PREFIX}trigger_demand_replicas`,
-      help: 'Replica demand of each model term before bounds.',
+      help: 'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
       labelNames: [...triggerLabels, 'term'],
       registers,
     });
     this.triggerWinner = new Gauge({
       name: `${PREFIX}trigger_winning_term`,
-      help: '1 for the term that fixed the desired replica count.',
+      help: 'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
       labelNames: [...triggerLabels, 'term'],
       registers,
     });
@@ -142,12 +142,19 @@ export class ScalerMetrics {
     series.set(this.triggerActive, SLOT_ACTIVE, series.labels, decision.active ? 1 : 0);
     if (signals.busyGpus !== undefined) series.set(this.triggerBusyGpus, SLOT_BUSY_GPUS, series.labels, signals.busyGpus);
     if (signals.arrivalRatePerSecond !== undefined) series.set(this.triggerArrivalRate, SLOT_ARRIVAL, series.labels, signals.arrivalRatePerSecond);
-    for (const [term, value] of Object.entries(demands) as [DemandTerm, number][]) {
-      const i = DEMAND_TERMS.indexOf(term);
-      if (i < 0) this.triggerDemand.set({ ...series.labels, term }, value);
-      else series.set(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i), value);
+    // Demand: one series per term the model computed for this decision; a term that drops out
+    // (hold, prewarm come and go) loses its series rather than showing a stale value.
+    DEMAND_TERMS.forEach((term, i) => {
+      const value = (demands as Partial<Record<DemandTerm, number>>)[term];
+      if (value !== undefined) series.set(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i), value);
+      else if (series.written(SLOT_DEMAND + i)) series.remove(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i));
+    });
+    // Winner: an info-style gauge, one series per trigger (the current winner, value 1).
+    if (series.winner !== winner) {
+      if (series.winner !== undefined) this.triggerWinner.remove(series.termLabels(DEMAND_TERMS.indexOf(series.winner)));
+      this.triggerWinner.set(series.termLabels(DEMAND_TERMS.indexOf(winner)), 1);
+      series.winner = winner;
     }
-    DEMAND_TERMS.forEach((term, i) => series.set(this.triggerWinner, SLOT_WINNER + i, series.termLabels(i), term === winner ? 1 : 0));
   }
 
   /** Drops the series of a trigger nobody asks about any more. */
@@ -157,23 +164,20 @@ export class ScalerMetrics {
     for (const gauge of [this.triggerBacklog, this.triggerDesiredReplicas, this.triggerActive, this.triggerBusyGpus, this.triggerArrivalRate]) {
       gauge.remove(labels);
     }
-    for (const gauge of [this.triggerDemand, this.triggerWinner]) {
-      for (const term of DEMAND_TERMS) gauge.remove({ ...labels, term });
-    }
+    for (const term of DEMAND_TERMS) this.triggerDemand.remove({ ...labels, term });
+    for (const term of DEMAND_TERMS) this.triggerWinner.remove({ ...labels, term });
   }
 }
 
 type TriggerLabels = ReturnType<typeof triggerLabels>;
 
-// Slots of TriggerSeries.values: the plain gauges, then one per demand term for the demand
-// gauge and one per term for the winner gauge.
+// Slots of TriggerSeries.values: the plain gauges, then one per demand term for the demand gauge.
 const SLOT_BACKLOG = 0;
 const SLOT_DESIRED = 1;
 const SLOT_ACTIVE = 2;
 const SLOT_BUSY_GPUS = 3;
 const SLOT_ARRIVAL = 4;
 const SLOT_DEMAND = 5;
-const SLOT_WINNER = SLOT_DEMAND + DEMAND_TERMS.length;
 
 /**
  * One trigger's label objects (shared by its series) and the last value written to each series,
@@ -184,11 +188,14 @@ class TriggerSeries {
   private readonly byTerm: (TriggerLabels & { term: string })[] = [];
   /** Last value written per slot; a hole (undefined) for a series not written yet. */
   private readonly values: (number | undefined)[] = [];
+  /** The term whose trigger_winning_term series exists. */
+  winner: DemandTerm | undefined;
 
   constructor(labels: TriggerLabels) {
     this.labels = labels;
   }
 
+  /** Label set of one term, made on first use and shared by the demand and winner series. */
   termLabels(i: number): TriggerLabels & { term: string } {
     return (this.byTerm[i] ??= { ...this.labels, term: DEMAND_TERMS[i]! });
   }
@@ -198,6 +205,15 @@ class TriggerSeries {
     if (Object.is(this.values[slot], value)) return;
     gauge.set(labels, value);
     this.values[slot] = value;
+  }
+
+  written(slot: number): boolean {
+    return this.values[slot] !== undefined;
+  }
+
+  remove<L extends string>(gauge: Gauge<L>, slot: number, labels: Partial<Record<L, string>>): void {
+    gauge.remove(labels);
+    this.values[slot] = undefined;
   }
 }
 

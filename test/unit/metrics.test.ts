@@ -21,13 +21,19 @@ const trigger = {
   },
 } as unknown as Trigger;
 
-function decision(backlog: number, desiredReplicas: number, winner: 'backlog' | 'minReplicas', arrival?: number): Decision {
+function decision(
+  backlog: number,
+  desiredReplicas: number,
+  winner: 'backlog' | 'minReplicas' | 'hold',
+  arrival?: number,
+  hold?: number,
+): Decision {
   return {
     desiredReplicas,
     active: backlog > 0,
     explanation: {
       signals: { backlog, ...(arrival !== undefined ? { arrivalRatePerSecond: arrival } : {}) },
-      demands: { backlog: Math.ceil(backlog / 5) },
+      demands: { backlog: Math.ceil(backlog / 5), ...(hold !== undefined ? { hold } : {}) },
       winner,
       activeReason: '',
       details: {},
@@ -57,9 +63,35 @@ describe('ScalerMetrics.recordDecision', () => {
     expect(await values(metrics, 'trigger_active')).toEqual({ '': 0 });
     expect(await values(metrics, 'trigger_arrival_rate_per_second')).toEqual({ '': 0 });
     expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0 });
-    const winners = await values(metrics, 'trigger_winning_term');
-    expect(winners.minReplicas).toBe(1);
-    expect(winners.backlog).toBe(0);
+    expect(await values(metrics, 'trigger_winning_term')).toEqual({ minReplicas: 1 });
+  });
+
+  it('keeps one winning_term series per trigger: the winner, the previous one removed', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    const other = { ...trigger, id: 'ns/so2/def456', name: 'so2' } as Trigger;
+    metrics.recordDecision(trigger, decision(12, 3, 'backlog'));
+    metrics.recordDecision(other, decision(0, 1, 'minReplicas'));
+    expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1, minReplicas: 1 });
+    metrics.recordDecision(trigger, decision(0, 3, 'hold', undefined, 3));
+    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_winning_term');
+    const lines = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_winning_term{'));
+    expect(lines.sort()).toEqual([
+      'keda_inference_scaler_trigger_winning_term{namespace="ns",scaled_object="so",trigger="abc123",term="hold"} 1',
+      'keda_inference_scaler_trigger_winning_term{namespace="ns",scaled_object="so2",trigger="def456",term="minReplicas"} 1',
+    ]);
+  });
+
+  it('exports demand only for the terms of the last decision', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    metrics.recordDecision(trigger, decision(10, 2, 'backlog'));
+    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 2 });
+    metrics.recordDecision(trigger, decision(0, 4, 'hold', undefined, 4));
+    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0, hold: 4 });
+    metrics.recordDecision(trigger, decision(0, 1, 'minReplicas'));
+    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0 });
+    // A term that comes back is written again, even with the value it had before.
+    metrics.recordDecision(trigger, decision(0, 4, 'hold', undefined, 4));
+    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0, hold: 4 });
   });
 
   it('labels series with namespace, ScaledObject and the metadata hash only', async () => {
@@ -77,7 +109,7 @@ describe('ScalerMetrics.recordDecision', () => {
     expect(await values(metrics, 'trigger_winning_term')).toEqual({});
     metrics.recordDecision(trigger, decision(7, 2, 'backlog'));
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 7 });
-    expect((await values(metrics, 'trigger_winning_term')).backlog).toBe(1);
+    expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1 });
   });
 
   it('reports the read cache size as cached_sources', async () => {
