@@ -104,7 +104,9 @@ export class Engine {
   /** Reads every source of the trigger (through the cache) and runs the model. */
   async evaluate(ref: TriggerRef, options: { maxAgeMs?: number } = {}): Promise<Evaluation> {
     const trigger = this.trigger(ref);
-    const sources = this.sourcesOf(trigger);
+    const found = this.sourcesOf(trigger);
+    // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
+    const sources = found instanceof Promise ? await found : found;
     // All or nothing: a partial sum would look smaller than the truth.
     const observations = await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
     const signals = this.signals(sources, observations);
@@ -129,19 +131,25 @@ export class Engine {
 
   /**
    * The trigger's sources, looked up once per parsed trigger: a lookup hashes the connection
-   * (secretHash), which is too costly for every call.
+   * (secretHash), which is too costly for every call. A promise while the drivers of the
+   * trigger's kinds are first loaded (SourceRegistry.load).
    */
-  private sourcesOf(trigger: Trigger): readonly TriggerSource[] {
+  private sourcesOf(trigger: Trigger): readonly TriggerSource[] | Promise<readonly TriggerSource[]> {
     let sources = this.triggerSources.get(trigger);
     if (sources === undefined) {
-      sources = trigger.sources.map((config) => ({ config, source: this.options.registry.sourceFor(config) }));
+      const { registry } = this.options;
+      const loading = registry.load(trigger.sources);
+      if (loading !== undefined) return loading.then(() => this.sourcesOf(trigger));
+      sources = trigger.sources.map((config) => ({ config, source: registry.sourceFor(config) }));
       this.triggerSources.set(trigger, sources);
     }
     return sources;
   }
 
-  /** Labels (no credentials) of the trigger's sources. */
+  /** Labels (no credentials) of the trigger's sources; the trigger has been evaluated. */
   sourceLabels(trigger: Trigger): string[] {
+    const sources = this.triggerSources.get(trigger);
+    if (sources !== undefined) return sources.map(({ source }) => source.label);
     return trigger.sources.map((config) => this.options.registry.sourceFor(config).label);
   }
 

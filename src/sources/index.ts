@@ -1,5 +1,6 @@
 // The source registry: one driver per kind, one Source object per identity.
 import { createHash } from 'node:crypto';
+import { SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SourceConfig } from '../trigger/types.ts';
 import type { Source, SourceDriver } from './source.ts';
@@ -15,17 +16,67 @@ export interface DriverContext {
   readonly logger: Logger;
 }
 
+/** A driver whose module is imported when the first trigger of its kind is evaluated. */
+export interface LazySourceDriver {
+  readonly kind: SourceConfig['kind'];
+  load(): Promise<SourceDriver>;
+}
+
+function isLazy(driver: SourceDriver | LazySourceDriver): driver is LazySourceDriver {
+  return typeof (driver as Partial<LazySourceDriver>).load === 'function';
+}
+
 export class SourceRegistry {
   private readonly drivers = new Map<SourceConfig['kind'], SourceDriver>();
+  private readonly lazy = new Map<SourceConfig['kind'], LazySourceDriver>();
+  private readonly loading = new Map<SourceConfig['kind'], Promise<void>>();
   private readonly sources = new Map<string, Source>();
 
-  constructor(drivers: readonly SourceDriver[]) {
-    for (const d of drivers) this.drivers.set(d.kind, d);
+  constructor(drivers: readonly (SourceDriver | LazySourceDriver)[]) {
+    for (const d of drivers) {
+      if (isLazy(d)) this.lazy.set(d.kind, d);
+      else this.drivers.set(d.kind, d);
+    }
   }
 
+  /**
+   * Loads the drivers these configs need. Undefined when all are loaded already (the hot path
+   * does not wait); otherwise a promise, rejected with SourceUnavailable if a driver module
+   * cannot be loaded (the next call tries again).
+   */
+  load(configs: readonly SourceConfig[]): Promise<void> | undefined {
+    let waits: Promise<void>[] | undefined;
+    for (const { kind } of configs) {
+      if (this.drivers.has(kind)) continue;
+      const lazy = this.lazy.get(kind);
+      if (lazy === undefined) continue; // sourceFor reports the missing driver
+      let loading = this.loading.get(kind);
+      if (loading === undefined) {
+        loading = lazy.load().then(
+          (driver) => {
+            this.loading.delete(kind);
+            this.drivers.set(kind, driver);
+          },
+          (err: unknown) => {
+            this.loading.delete(kind);
+            throw new SourceUnavailable(`the ${kind} source driver could not be loaded: ${errorMessage(err)}`);
+          },
+        );
+        this.loading.set(kind, loading);
+      }
+      (waits ??= []).push(loading);
+    }
+    return waits && Promise.all(waits).then(() => undefined);
+  }
+
+  /** The source of this config; its driver must be loaded (see load). */
   sourceFor(config: SourceConfig): Source {
     const driver = this.drivers.get(config.kind);
-    if (driver === undefined) throw new Error(`no driver for source kind ${config.kind}`);
+    if (driver === undefined) {
+      throw new Error(
+        this.lazy.has(config.kind) ? `source driver ${config.kind} not loaded yet` : `no driver for source kind ${config.kind}`,
+      );
+    }
     const identity = driver.identity(config);
     let source = this.sources.get(identity);
     if (source === undefined) {
@@ -40,6 +91,7 @@ export class SourceRegistry {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.loading.values()]);
     await Promise.allSettled([...this.drivers.values()].map((d) => d.close()));
     this.sources.clear();
   }
