@@ -1,8 +1,11 @@
 // The benchmark's child processes: the scaler (node src/main.ts), the floor server and the load
-// generator, each its own process so the load generator never shares an event loop with what it
-// measures. Stopped by pid with SIGTERM (the scaler then writes its --cpu-prof profile).
+// generator (Go, bench/server/loadgen-go, or Node, bench/server/loadgen.ts), each its own process
+// so the load generator never shares an event loop with what it measures. Stopped by pid with
+// SIGTERM (the scaler then writes its --cpu-prof profile).
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { Command } from './loadgen.ts';
@@ -133,36 +136,125 @@ export async function startFloorProcess(): Promise<{
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };
 }
 
+export type LoadgenKind = 'go' | 'node';
+
 export interface LoadGenerator {
   readonly pid: number;
+  readonly kind: LoadgenKind;
   send<T>(command: Command): Promise<T>;
   stop(): Promise<void>;
 }
 
-/** Forks the load generator; commands run one at a time and each resolves with its reply. */
-export function startLoadGenerator(): LoadGenerator {
+const GO_LOADGEN_DIR = `${ROOT}bench/server/loadgen-go`;
+
+/**
+ * Builds bench/server/loadgen-go into the user's cache (never the checkout) when the binary is
+ * missing or older than its sources; returns its path.
+ */
+export function buildGoLoadGenerator(): string {
+  const binDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'keda-inference-scaler', 'bin');
+  const binary = join(binDir, 'bench-loadgen');
+  const newestSourceMs = Math.max(
+    ...readdirSync(GO_LOADGEN_DIR)
+      .filter((f) => f.endsWith('.go') || f === 'go.mod' || f === 'go.sum')
+      .map((f) => statSync(join(GO_LOADGEN_DIR, f)).mtimeMs),
+  );
+  if (existsSync(binary) && statSync(binary).mtimeMs > newestSourceMs) return binary;
+  mkdirSync(binDir, { recursive: true });
+  // Built under a private name and renamed, so two benchmarks starting at once never run half a file.
+  const partial = `${binary}.${process.pid}`;
+  const go = spawnSync('go', ['build', '-buildvcs=false', '-o', partial, '.'], { cwd: GO_LOADGEN_DIR, encoding: 'utf8' });
+  if (go.status !== 0) {
+    rmSync(partial, { force: true });
+    throw new Error(`go build in bench/server/loadgen-go failed: ${go.error?.message ?? ''}${go.stderr}`);
+  }
+  renameSync(partial, binary);
+  return binary;
+}
+
+function goOnPath(): boolean {
+  return spawnSync('go', ['version'], { encoding: 'utf8' }).status === 0;
+}
+
+/**
+ * The load generator to use: the one asked for, else Go when a go toolchain is on PATH (as KEDA
+ * is a grpc-go client, and a Go sender's own stalls are far shorter than Node's), else Node.
+ * Builds the Go one now, so a build failure shows before anything starts.
+ */
+export function selectLoadGenerator(
+  requested: LoadgenKind | undefined,
+  log: (line: string) => void,
+): { kind: LoadgenKind; start: () => LoadGenerator } {
+  const node = { kind: 'node' as const, start: () => startLoadGenerator('node') };
+  if (requested === 'node') return node;
+  if (requested === undefined && !goOnPath()) {
+    log(
+      'note: no go toolchain on PATH, so the load generator is Node (bench/server/loadgen.ts); its own send lag and GC pauses inflate p99 (docs/performance.md)',
+    );
+    return node;
+  }
+  let binary: string;
+  try {
+    binary = buildGoLoadGenerator();
+  } catch (err) {
+    if (requested === 'go') throw err;
+    log(`note: ${err instanceof Error ? err.message : String(err)}; using the Node load generator (--loadgen node)`);
+    return node;
+  }
+  return { kind: 'go', start: () => startGoLoadGenerator(binary) };
+}
+
+/** Replies of a load generator, one per command in order: {ok, reply} or {ok: false, error}. */
+function replyQueue(child: ChildProcess, kind: LoadgenKind) {
+  let pending: { resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
+  const onReply = (message: { ok: boolean; reply?: unknown; error?: string }) => {
+    const p = pending;
+    pending = undefined;
+    if (message.ok) p?.resolve(message.reply);
+    else p?.reject(new Error(`load generator: ${message.error}`));
+  };
+  child.on('exit', (code) => pending?.reject(new Error(`load generator exited (code ${code})`)));
+  const send = <T>(command: Command, write: (command: Command) => void): Promise<T> => {
+    if (pending !== undefined) return Promise.reject(new Error('load generator is busy'));
+    return new Promise<T>((resolve, reject) => {
+      pending = { resolve: resolve as (v: unknown) => void, reject };
+      write(command);
+    });
+  };
+  return {
+    onReply,
+    loadGenerator: (write: (command: Command) => void): LoadGenerator => ({
+      pid: child.pid!,
+      kind,
+      send: <T>(command: Command) => send<T>(command, write),
+      stop: () => stopChild(child),
+    }),
+  };
+}
+
+/** Starts the Go load generator: commands as JSON lines on its stdin, replies on its stdout. */
+export function startGoLoadGenerator(binary: string): LoadGenerator {
+  const child = spawn(binary, [], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const replies = replyQueue(child, 'go');
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    try {
+      replies.onReply(JSON.parse(line) as { ok: boolean; reply?: unknown; error?: string });
+    } catch {
+      replies.onReply({ ok: false, error: `unreadable reply: ${line}` });
+    }
+  });
+  return replies.loadGenerator((command) => child.stdin!.write(`${JSON.stringify(command)}\n`));
+}
+
+/** Forks the Node load generator; commands run one at a time and each resolves with its reply. */
+export function startLoadGenerator(kind: LoadgenKind = 'node'): LoadGenerator {
+  if (kind === 'go') return startGoLoadGenerator(buildGoLoadGenerator());
   const child = fork(`${ROOT}bench/server/loadgen.ts`, [], {
     cwd: ROOT,
     execArgv: (process.env.BENCH_LOADGEN_NODE_ARGS ?? '').split(' ').filter(Boolean),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  let pending: { resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
-  child.on('message', (message: { ok: boolean; reply?: unknown; error?: string }) => {
-    const p = pending;
-    pending = undefined;
-    if (message.ok) p?.resolve(message.reply);
-    else p?.reject(new Error(`load generator: ${message.error}`));
-  });
-  child.on('exit', (code) => pending?.reject(new Error(`load generator exited (code ${code})`)));
-  return {
-    pid: child.pid!,
-    send<T>(command: Command): Promise<T> {
-      if (pending !== undefined) return Promise.reject(new Error('load generator is busy'));
-      return new Promise<T>((resolve, reject) => {
-        pending = { resolve: resolve as (v: unknown) => void, reject };
-        child.send(command);
-      });
-    },
-    stop: () => stopChild(child),
-  };
+  const replies = replyQueue(child, 'node');
+  child.on('message', replies.onReply);
+  return replies.loadGenerator((command) => child.send(command));
 }

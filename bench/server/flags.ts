@@ -39,6 +39,8 @@ export interface BenchFlags {
   readonly memoryOnly: boolean;
   /** Another checkout whose src/main.ts to run (compare a change against this one's bench). */
   readonly scalerDir: string | undefined;
+  /** Load generator (go: grpc-go like KEDA; node: grpc-js); undefined: go when on PATH. */
+  readonly loadgen: 'go' | 'node' | undefined;
   readonly help: boolean;
 }
 
@@ -63,6 +65,7 @@ export const USAGE = `npm run bench:server -- [flags]
   --memory-only       run only the memory phase (idle RSS, RSS at --memory-triggers)
   --compiled          run the scaler compiled to JavaScript (as the image does), not src/main.ts
   --scaler-dir DIR    run DIR/src/main.ts (another checkout, e.g. git archive of an older commit)
+  --loadgen go|node   load generator: grpc-go (built on first use) or grpc-js (default go if on PATH)
 `;
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
@@ -98,11 +101,14 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       compiled: { type: 'boolean' },
       'memory-only': { type: 'boolean' },
       'scaler-dir': { type: 'string' },
+      loadgen: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const triggers = int('triggers', values.triggers, 1000, 1);
   const queues = int('queues', values.queues, 100, 1);
+  if (values.loadgen !== undefined && values.loadgen !== 'go' && values.loadgen !== 'node')
+    throw new Error(`--loadgen: got ${JSON.stringify(values.loadgen)}; allowed: go, node`);
   if (queues > triggers) throw new Error(`--queues: got ${queues}; allowed: at most --triggers (${triggers})`);
   return {
     triggers,
@@ -125,6 +131,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     compiled: values.compiled ?? false,
     memoryOnly: values['memory-only'] ?? false,
     scalerDir: values['scaler-dir'],
+    loadgen: values.loadgen as 'go' | 'node' | undefined,
     help: values.help ?? false,
   };
 }

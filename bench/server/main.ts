@@ -12,6 +12,7 @@ import {
   type ScalerOptions,
   type ScalerProcess,
   buildScaler,
+  selectLoadGenerator,
   startFloorProcess,
   startLoadGenerator,
   startScalerProcess,
@@ -153,6 +154,8 @@ async function main(): Promise<void> {
   }
   const info = machine();
   log(`machine: ${JSON.stringify(info)}`);
+  const loadGenerator = selectLoadGenerator(flags.loadgen, log);
+  log(`load generator: ${loadGenerator.kind}`);
   const url = rabbitmqUrl();
   const broker = await BenchBroker.connect(url, (reason) =>
     abort(`RabbitMQ connection lost (${reason}); did the broker restart?`),
@@ -228,7 +231,7 @@ async function main(): Promise<void> {
     children.push(scaler);
     const floorProcess = await startFloorProcess();
     children.push(floorProcess);
-    const loadgen = startLoadGenerator();
+    const loadgen = loadGenerator.start();
     children.push(loadgen);
     const scalerTarget: Target = { pid: scaler.pid, address: `127.0.0.1:${scaler.grpcPort}`, scaler };
     const floorTarget: Target = { pid: floorProcess.pid, address: `127.0.0.1:${floorProcess.grpcPort}` };
@@ -294,7 +297,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `scaler: ${flags.compiled ? 'compiled dist/main.js' : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s)\n\n`,
+      `scaler: ${flags.compiled ? 'compiled dist/main.js' : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
     );
     process.stdout.write(
       `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`,
@@ -329,6 +332,7 @@ async function main(): Promise<void> {
       memoryRssMb: memory?.rssMb ?? null,
       maxRps: scalerSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
       floorMaxRps: floorSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
+      loadgen: loadGenerator.kind,
       flags: { ...flags, json: undefined, help: undefined },
       machine: info,
     };
