@@ -14,7 +14,6 @@ import {
   buildScaler,
   selectLoadGenerator,
   startFloorProcess,
-  startLoadGenerator,
   startScalerProcess,
 } from './children.ts';
 import { USAGE, type BenchFlags, parseFlags } from './flags.ts';
@@ -183,7 +182,7 @@ async function main(): Promise<void> {
     };
     const nodeArgsText = flags.nodeArgs.length ? flags.nodeArgs.join(' ') : 'none';
     /** A fresh scaler: idle RSS, then RSS with flags.memoryTriggers triggers registered and evaluated. */
-    const memoryPhase = async (loadgen: ReturnType<typeof startLoadGenerator>) => {
+    const memoryPhase = async (loadgen: LoadGenerator) => {
       log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues (node args: ${nodeArgsText})`);
       const fresh = await startScalerProcess(scalerOptions);
       children.push(fresh);
@@ -220,7 +219,7 @@ async function main(): Promise<void> {
     const memoryLine = (m: Awaited<ReturnType<typeof memoryPhase>>) =>
       `memory (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues evaluated (heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
     if (flags.memoryOnly) {
-      const loadgen = startLoadGenerator();
+      const loadgen = loadGenerator.start();
       children.push(loadgen);
       const m = await memoryPhase(loadgen);
       process.stdout.write(`\nkeda-inference-scaler server benchmark, memory phase  (${JSON.stringify(info)})\n${memoryLine(m)}`);
