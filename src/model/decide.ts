@@ -86,6 +86,19 @@ export function learnThroughput(signals: Signals, scaling: ScalingConfig, histor
   return { learned, evidence, stretch };
 }
 
+/**
+ * The marks that can still be the largest within the last `windowMs`, after adding `mark`:
+ * replicas strictly decreasing from oldest to newest, so the first is the window's maximum. A
+ * mark followed by one at least as large can never be the maximum again and is dropped, so the
+ * list stays short however often the trigger is evaluated.
+ */
+export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, windowMs: number): ReplicaMark[] {
+  const kept = marks.filter((m) => mark.atMs - m.atMs < windowMs);
+  while (kept.length > 0 && kept[kept.length - 1]!.replicas <= mark.replicas) kept.pop();
+  kept.push(mark);
+  return kept;
+}
+
 interface FleetView {
   readonly ready: number;
   /** Seconds each starting replica still needs before it serves. */
@@ -181,8 +194,8 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   details.keepWarmSource = window.source;
 
   // Scale down only after the demand stayed lower for one cold start.
-  const recentDemands = [...(history.recentDemands ?? []).filter((d) => nowMs - d.atMs < C * 1000), { atMs: nowMs, replicas: unheld }];
-  const held = Math.max(...recentDemands.map((d) => d.replicas));
+  const recentDemands = slidingMax(history.recentDemands ?? [], { atMs: nowMs, replicas: unheld }, C * 1000);
+  const held = recentDemands[0]!.replicas;
   if (held > unheld) demands.hold = held;
 
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;

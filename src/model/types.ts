@@ -51,7 +51,7 @@ export interface TriggerHistory {
   readonly lastActive?: boolean;
   /** Replicas added by recent decisions (within one cold start): they are still starting. */
   readonly recentAsks?: readonly ReplicaMark[];
-  /** Unheld backlog/GPU demand of recent decisions, for the scale-down hold. */
+  /** Unheld backlog/GPU demand of recent decisions that can still be the largest within one cold start (oldest first, strictly decreasing), for the scale-down hold. */
   readonly recentDemands?: readonly ReplicaMark[];
   /** μ learned from the brokers (messages per second per replica) while the fleet was busy. */
   readonly learnedThroughputPerReplica?: number;

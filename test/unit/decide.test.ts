@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ceilSafe, decide, emptyHistory } from '../../src/model/decide.ts';
+import { ceilSafe, decide, emptyHistory, slidingMax } from '../../src/model/decide.ts';
 import type { Signals } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 
@@ -189,5 +189,26 @@ describe('keep-warm and prewarm', () => {
   it('does not prewarm after irregular gaps', () => {
     const { history, t } = replay([[10, 400], [10, 590], [10, 0]]);
     expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 535) * 1000 }).decision.active).toBe(false);
+  });
+});
+
+describe('slidingMax (the scale-down hold window)', () => {
+  it('equals the naive maximum over the window, keeping only marks that can still win', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const windowMs = 60_000;
+    const all: { atMs: number; replicas: number }[] = [];
+    let kept: { atMs: number; replicas: number }[] = [];
+    let atMs = 0;
+    for (let i = 0; i < 2000; i++) {
+      atMs += Math.floor(random() * 3000);
+      const mark = { atMs, replicas: Math.floor(random() * 20) };
+      all.push(mark);
+      kept = slidingMax(kept, mark, windowMs);
+      const naive = Math.max(...all.filter((m) => atMs - m.atMs < windowMs).map((m) => m.replicas));
+      expect(kept[0]!.replicas).toBe(naive);
+      for (let j = 1; j < kept.length; j++) expect(kept[j]!.replicas).toBeLessThan(kept[j - 1]!.replicas);
+    }
+    expect(kept.length).toBeLessThanOrEqual(20);
   });
 });
