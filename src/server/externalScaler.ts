@@ -136,12 +136,13 @@ export class ExternalScalerService {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     let lastError: string | undefined;
-    let checkedAtMs = -Infinity;
+    let dueAtMs = -Infinity;
+    let checks = 0;
     const tick = async () => {
       // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
       // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
       // see the old value for one more whole interval (a wake 2 s late instead of 1 s).
-      const earlyMs = checkedAtMs + streamIntervalMs - Date.now();
+      const earlyMs = dueAtMs - Date.now();
       // (More than an interval early means the wall clock stepped back: check now.)
       if (earlyMs > 0 && earlyMs <= streamIntervalMs) {
         if (!stopped) timer = setTimeout(tick, earlyMs);
@@ -161,8 +162,12 @@ export class ExternalScalerService {
           lastError = message;
         }
       }
-      checkedAtMs = Date.now();
-      if (!stopped) timer = setTimeout(tick, streamIntervalMs);
+      // The first re-check lands at a random point of the interval: streams opened together (KEDA
+      // re-opening them all after a restart) would otherwise check in the same instant every
+      // interval, a burst that holds up every other call for its whole length.
+      const delayMs = checks++ === 0 ? Math.max(1, Math.round(Math.random() * streamIntervalMs)) : streamIntervalMs;
+      dueAtMs = Date.now() + delayMs;
+      if (!stopped) timer = setTimeout(tick, delayMs);
     };
     this.track('StreamIsActive', call, () => {
       stopped = true;
