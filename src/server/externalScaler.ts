@@ -138,6 +138,7 @@ export class ExternalScalerService {
     let lastError: string | undefined;
     let dueAtMs = -Infinity;
     let checks = 0;
+    const firstDelayMs = Math.max(1, Math.round(Math.random() * streamIntervalMs));
     const tick = async () => {
       // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
       // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
@@ -149,7 +150,9 @@ export class ExternalScalerService {
         return;
       }
       try {
-        const { decision } = await engine.evaluate(ref);
+        // The first re-check comes early (see below) and would find the reading of the opening
+        // check still fresh, then wait a whole interval: ask for one younger than half its delay.
+        const { decision } = await engine.evaluate(ref, checks === 1 ? { maxAgeMs: Math.max(1, Math.floor(firstDelayMs / 2)) } : {});
         lastError = undefined;
         if (!stopped && decision.active !== last) {
           last = decision.active;
@@ -165,7 +168,7 @@ export class ExternalScalerService {
       // The first re-check lands at a random point of the interval: streams opened together (KEDA
       // re-opening them all after a restart) would otherwise check in the same instant every
       // interval, a burst that holds up every other call for its whole length.
-      const delayMs = checks++ === 0 ? Math.max(1, Math.round(Math.random() * streamIntervalMs)) : streamIntervalMs;
+      const delayMs = checks++ === 0 ? firstDelayMs : streamIntervalMs;
       dueAtMs = Date.now() + delayMs;
       if (!stopped) timer = setTimeout(tick, delayMs);
     };
