@@ -49,5 +49,5 @@ export function discoverServices(env: Readonly<Record<string, string | undefined
 
 export const HOW_TO_GET_SERVICES =
   'integration tests need real services: run `scripts/services.sh up` (installs and starts RabbitMQ, Kafka, ' +
-  'an SQS-compatible server and Prometheus natively), or run on a machine with a Docker engine (testcontainers), ' +
+  'an SQS-compatible server and Prometheus natively; it needs Debian or Ubuntu with apt, Java with Maven, Python), ' +
   'or set RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL and DCGM_EXPORTER_URL';
