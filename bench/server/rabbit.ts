@@ -1,20 +1,20 @@
 // RabbitMQ side of the benchmark: the broker URL, the benchmark's queues (declared with an
 // expiry, so a crashed run cleans up after itself) and publishing for the wake tries.
-import { existsSync, readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import amqplib, { type ChannelModel, type ConfirmChannel } from 'amqplib';
 
-/** RABBITMQ_URL from the environment, else from .services/env (written by scripts/services.sh up). */
+/**
+ * RABBITMQ_URL from the environment, else the test bed's RabbitMQ: `scripts/services.sh up
+ * rabbitmq` installs and starts it when it is not running (and only prints its address when it is).
+ */
 export function rabbitmqUrl(): string {
   if (process.env.RABBITMQ_URL) return process.env.RABBITMQ_URL;
-  const file = fileURLToPath(new URL('../../.services/env', import.meta.url));
-  if (existsSync(file)) {
-    const line = readFileSync(file, 'utf8')
-      .split('\n')
-      .find((l) => l.startsWith('RABBITMQ_URL='));
-    if (line) return line.slice('RABBITMQ_URL='.length).trim();
-  }
-  throw new Error('no RABBITMQ_URL: run `scripts/services.sh up rabbitmq` (or set RABBITMQ_URL)');
+  const script = fileURLToPath(new URL('../../scripts/services.sh', import.meta.url));
+  const up = spawnSync('bash', [script, 'up', 'rabbitmq'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = (up.stdout ?? '').split('\n').find((l) => l.startsWith('RABBITMQ_URL='));
+  if (up.status === 0 && line) return line.slice('RABBITMQ_URL='.length).trim();
+  throw new Error(`could not start RabbitMQ with scripts/services.sh up rabbitmq (exit ${up.status}); or set RABBITMQ_URL`);
 }
 
 export class BenchBroker {
