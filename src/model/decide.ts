@@ -10,7 +10,7 @@
 // Scale-down waits one cold start (removing a replica that is needed again within C costs more
 // than keeping it), and scale to zero waits for the learned keep-warm window (keepWarm.ts).
 import { MAX_GAPS, appendBounded, coldStartCost, keepWarmWindow, predictGap } from './keepWarm.ts';
-import type { BusyStretch, DemandTerm, ModelInput, ModelOutput, ReplicaMark, Signals, TriggerHistory } from './types.ts';
+import { type BusyStretch, DEMAND_SOURCES, type DemandTerm, type Demands, type ModelInput, type ModelOutput, type ReplicaMark, type Signals, type TriggerHistory } from './types.ts';
 import type { ScalingConfig } from '../trigger/types.ts';
 
 /** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
@@ -178,7 +178,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const asks = (history.recentAsks ?? []).filter((a) => nowMs - a.atMs < C * 1000);
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 
-  const demands: { backlog: number; gpu?: number; hold?: number; prewarm?: number } = {
+  const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(signals, scaling, mu, fleet, details),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
@@ -246,10 +246,10 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
 }
 
 /** The largest demand, then the replica cap and minReplicas/maxReplicas. */
-function bound(demands: Partial<Record<'backlog' | 'gpu' | 'hold' | 'prewarm', number>>, signals: Signals, scaling: ScalingConfig) {
+function bound(demands: Demands, signals: Signals, scaling: ScalingConfig) {
   let desired = 0;
   let winner: DemandTerm = 'backlog';
-  for (const term of ['backlog', 'gpu', 'hold', 'prewarm'] as const) {
+  for (const term of DEMAND_SOURCES) {
     const value = demands[term];
     if (value !== undefined && value > desired) {
       desired = value;

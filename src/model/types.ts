@@ -62,18 +62,19 @@ export interface TriggerHistory {
   /** Peak demand of the current busy period, and of recent finished ones (newest last). */
   readonly busyPeakReplicas?: number;
   readonly busyPeaks?: readonly number[];
-  /** Model-specific extra state (kept opaque to the server). */
-  readonly extra?: Readonly<Record<string, unknown>>;
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */
 export const DEMAND_TERMS = ['backlog', 'gpu', 'hold', 'prewarm', 'minReplicas', 'maxReplicas', 'replicaCap'] as const;
+/** The terms that demand replicas; the others are the bounds applied after them. */
+export const DEMAND_SOURCES = ['backlog', 'gpu', 'hold', 'prewarm'] as const satisfies readonly DemandTerm[];
+export type Demands = Partial<Record<(typeof DEMAND_SOURCES)[number], number>>;
 export type DemandTerm = (typeof DEMAND_TERMS)[number];
 
 export interface Explanation {
   readonly signals: Signals;
   /** Replica demand computed by each term before bounds. */
-  readonly demands: Readonly<Partial<Record<'backlog' | 'gpu' | 'hold' | 'prewarm', number>>>;
+  readonly demands: Readonly<Demands>;
   /** The term that fixed the final count. */
   readonly winner: DemandTerm;
   /** Why active is what it is, in words. */

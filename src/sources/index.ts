@@ -1,7 +1,6 @@
 // The source registry: one driver per kind, one Source object per identity.
 import { createHash } from 'node:crypto';
 import { SourceUnavailable, errorMessage } from '../errors.ts';
-import type { Logger } from '../telemetry/logger.ts';
 import type { SourceConfig } from '../trigger/types.ts';
 import type { Source, SourceDriver } from './source.ts';
 
@@ -10,10 +9,6 @@ export type { Source, SourceDriver, SourceReading } from './source.ts';
 /** Short stable hash for identities that must not carry secrets in clear. */
 export function secretHash(...parts: readonly (string | undefined)[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
-}
-
-export interface DriverContext {
-  readonly logger: Logger;
 }
 
 /** A driver whose module is imported when the first trigger of its kind is evaluated. */
