@@ -9,16 +9,7 @@ const trigger = {
   namespace: 'ns',
   metricName: 'inference-desired-replicas',
   sources: [],
-  scaling: {
-    messagesPerReplica: 5,
-    throughputPerReplica: undefined,
-    coldStartSeconds: 60,
-    drainSeconds: 60,
-    activationBacklog: 0,
-    minReplicas: 1,
-    maxReplicas: 100,
-    keepWarm: 'auto',
-  },
+  // Metrics read only the identity fields; scaling plays no part here.
 } as unknown as Trigger;
 
 function decision(
