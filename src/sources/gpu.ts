@@ -14,6 +14,7 @@ import {
   errorMessage,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
 import { secretHash } from './index.ts';
 import type { Source, SourceDriver } from './source.ts';
@@ -99,7 +100,7 @@ function sampleValue(where: string, value: unknown): number {
     throw new SourceBadAnswer(`${where}: the sample is not [time, "value"] (got ${JSON.stringify(value)?.slice(0, 80)})`);
   }
   const text = value[1];
-  const n = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : Number.NaN;
+  const n = DECIMAL_NUMBER.test(text) ? Number(text) : Number.NaN;
   if (!Number.isFinite(n)) {
     throw new SourceBadAnswer(`${where}: the query gave ${JSON.stringify(text)}, not a finite number (a division by zero?)`);
   }

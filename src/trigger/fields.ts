@@ -20,12 +20,15 @@ export interface Field<T = unknown> {
 
 const text = z.string().trim().min(1, 'must not be empty');
 
+/** A plain decimal number as text: no "", no hex, no NaN or Infinity (Number() takes all of those). */
+export const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
 function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
   // z.coerce.number() turns "" into 0; metadata strings need a stricter reading.
   return z
     .string()
     .trim()
-    .regex(/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/)
+    .regex(DECIMAL_NUMBER)
     .transform(Number)
     .refine((n) => Number.isFinite(n) && check(n));
 }
