@@ -7,17 +7,12 @@ import { SourceBadAnswer, SourceNotFound, SourceUnavailable, errorMessage } from
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { secretHash } from './index.ts';
-import { KafkaAdminPool, type KafkaAdminClient, TopicsNotReady, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
+import { KafkaAdminPool, type KafkaAdminClient, type KafkaConnection, TopicsNotReady, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
 import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 export { kafkaReading, partitionLag, type PartitionOffsets } from './kafkaLag.ts';
 export type { KafkaAdminClient } from './kafkaAdmin.ts';
-
-type KafkaConnection = Pick<
-  KafkaSourceConfig,
-  'bootstrapServers' | 'sasl' | 'username' | 'password' | 'tls' | 'ca' | 'cert' | 'key' | 'unsafeSsl'
->;
 
 /** Same key for every trigger that reaches the same brokers with the same credentials. */
 export function connectionKey(config: KafkaConnection): string {

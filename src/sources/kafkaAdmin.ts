@@ -28,7 +28,8 @@ export interface KafkaAdminClient {
   close(): Promise<void>;
 }
 
-type KafkaConnection = Pick<
+/** What a connection to the brokers depends on: one admin client per distinct value. */
+export type KafkaConnection = Pick<
   KafkaSourceConfig,
   'bootstrapServers' | 'sasl' | 'username' | 'password' | 'tls' | 'ca' | 'cert' | 'key' | 'unsafeSsl'
 >;
