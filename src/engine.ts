@@ -49,6 +49,8 @@ interface TriggerState {
   trigger: Trigger;
   history: TriggerHistory;
   lastEvaluation?: Evaluation;
+  /** The readings behind lastEvaluation (cache entries, compared by identity). */
+  observations?: readonly Observation[];
   lastSeenMs: number;
 }
 
@@ -82,6 +84,7 @@ export class Engine {
       onReading: (source, observation) => this.observeRates(source, observation),
     });
     metrics.observeCacheSize(() => this.cache.size);
+    metrics.observeTriggers(() => this.evaluations());
   }
 
   /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */
@@ -109,17 +112,25 @@ export class Engine {
     const sources = found instanceof Promise ? await found : found;
     // All or nothing: a partial sum would look smaller than the truth.
     const observations = await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
-    const signals = this.signals(sources, observations);
     const nowMs = this.now();
     this.sweep(nowMs);
-    const state = this.triggers.get(trigger.id) ?? { trigger, history: emptyHistory(), lastSeenMs: nowMs };
+    let state = this.triggers.get(trigger.id);
+    // One decision per reading: calls that get the same cached readings (GetMetrics, IsActive and
+    // the streams of one KEDA sync) get the same answer, without running the model again.
+    if (state?.lastEvaluation !== undefined && state.trigger === trigger && sameObservations(state.observations, observations)) {
+      state.lastSeenMs = nowMs;
+      return state.lastEvaluation;
+    }
+    const signals = this.signals(sources, observations);
+    state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
     const { decision, history } = decide({ signals, scaling: trigger.scaling, history: state.history, nowMs });
     const evaluation: Evaluation = { trigger, decision, metricValue: decision.desiredReplicas };
+    state.trigger = trigger;
     state.history = history;
+    state.observations = observations;
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);
-    this.options.metrics.recordDecision(trigger, decision);
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(
         { trigger: trigger.id, desiredReplicas: decision.desiredReplicas, active: decision.active, explanation: decision.explanation },
@@ -155,7 +166,11 @@ export class Engine {
 
   /** The last evaluation of every trigger seen, for the explain endpoint. */
   lastEvaluations(): Evaluation[] {
-    return [...this.triggers.values()].flatMap((s) => (s.lastEvaluation ? [s.lastEvaluation] : []));
+    return [...this.evaluations()];
+  }
+
+  private *evaluations(): Generator<Evaluation> {
+    for (const state of this.triggers.values()) if (state.lastEvaluation !== undefined) yield state.lastEvaluation;
   }
 
   private signals(
@@ -216,10 +231,13 @@ export class Engine {
     for (const [id, state] of this.triggers) {
       if (nowMs - state.lastSeenMs > idle) {
         this.triggers.delete(id);
-        this.options.metrics.forgetTrigger(state.trigger);
       }
     }
   }
+}
+
+function sameObservations(a: readonly Observation[] | undefined, b: readonly Observation[]): boolean {
+  return a !== undefined && a.length === b.length && a.every((o, i) => o === b[i]);
 }
 
 function memoKey(ref: TriggerRef): string {

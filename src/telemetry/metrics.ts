@@ -1,5 +1,5 @@
 // Prometheus metrics of the scaler, on an injected Registry (no global state).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, type GaugeConfiguration, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEMAND_TERMS, type Decision, type DemandTerm } from '../model/types.ts';
 import type { Trigger } from '../trigger/types.ts';
 
@@ -13,22 +13,21 @@ export class ScalerMetrics {
   readonly sourceQueries: Counter<'kind' | 'result'>;
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
-  readonly triggerBacklog: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
-  readonly triggerDesiredReplicas: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
-  readonly triggerActive: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
-  readonly triggerDemand: Gauge<'namespace' | 'scaled_object' | 'trigger' | 'term'>;
-  readonly triggerWinner: Gauge<'namespace' | 'scaled_object' | 'trigger' | 'term'>;
-  readonly triggerBusyGpus: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
-  readonly triggerArrivalRate: Gauge<'namespace' | 'scaled_object' | 'trigger'>;
+  readonly triggerBacklog: TriggerGauge;
+  readonly triggerDesiredReplicas: TriggerGauge;
+  readonly triggerActive: TriggerGauge;
+  readonly triggerDemand: TriggerGauge;
+  readonly triggerWinner: TriggerGauge;
+  readonly triggerBusyGpus: TriggerGauge;
+  readonly triggerArrivalRate: TriggerGauge;
   readonly cachedSources: Gauge;
   private cacheSize: () => number = () => 0;
-  private readonly triggerSeries = new Map<string, TriggerSeries>();
+  private evaluations: () => Iterable<TriggerEvaluation> = () => [];
 
   constructor(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
     this.registry = registry;
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PREFIX });
     const registers = [registry];
-    const triggerLabels = ['namespace', 'scaled_object', 'trigger'] as const;
     this.requests = new Counter({
       name: `${PREFIX}grpc_requests_total`,
       help: 'gRPC requests answered, by method and status code.',
@@ -67,47 +66,45 @@ export class ScalerMetrics {
       labelNames: ['kind', 'code'],
       registers,
     });
-    this.triggerBacklog = new Gauge({
-      name: `${PREFIX}trigger_backlog`,
-      help: 'Backlog (messages) of the trigger at its last evaluation.',
-      labelNames: triggerLabels,
-      registers,
+    // Per-trigger families are read from the last evaluations when scraped: nothing is written
+    // on the hot path, and no series outlives its trigger.
+    const evaluations = () => this.evaluations();
+    const perTrigger = (name: string, help: string, values: TriggerValues, extraLabels: string[] = []) =>
+      new TriggerGauge({ name: `${PREFIX}${name}`, help, labelNames: [...TRIGGER_LABELS, ...extraLabels], registers, evaluations, values });
+    this.triggerBacklog = perTrigger('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
+      put(e.decision.explanation.signals.backlog),
+    );
+    this.triggerDesiredReplicas = perTrigger('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
+      put(e.decision.desiredReplicas),
+    );
+    this.triggerActive = perTrigger('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
+      put(e.decision.active ? 1 : 0),
+    );
+    this.triggerDemand = perTrigger(
+      'trigger_demand_replicas',
+      'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
+      (e, put) => {
+        const demands = e.decision.explanation.demands as Partial<Record<DemandTerm, number>>;
+        for (const term of DEMAND_TERMS) {
+          const value = demands[term];
+          if (value !== undefined) put(value, { term });
+        }
+      },
+      ['term'],
+    );
+    this.triggerWinner = perTrigger(
+      'trigger_winning_term',
+      'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
+      (e, put) => put(1, { term: e.decision.explanation.winner }),
+      ['term'],
+    );
+    this.triggerBusyGpus = perTrigger('trigger_busy_gpus', 'Busy GPU-equivalents seen for the trigger.', (e, put) => {
+      const { busyGpus } = e.decision.explanation.signals;
+      if (busyGpus !== undefined) put(busyGpus);
     });
-    this.triggerDesiredReplicas = new Gauge({
-      name: `${PREFIX}trigger_desired_replicas`,
-      help: 'Desired replicas (D) answered for the trigger.',
-      labelNames: triggerLabels,
-      registers,
-    });
-    this.triggerActive = new Gauge({
-      name: `${PREFIX}trigger_active`,
-      help: '1 when the trigger is active (KEDA keeps at least one replica).',
-      labelNames: triggerLabels,
-      registers,
-    });
-    this.triggerDemand = new Gauge({
-      name: `${PREFIX}trigger_demand_replicas`,
-      help: 'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
-      labelNames: [...triggerLabels, 'term'],
-      registers,
-    });
-    this.triggerWinner = new Gauge({
-      name: `${PREFIX}trigger_winning_term`,
-      help: 'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
-      labelNames: [...triggerLabels, 'term'],
-      registers,
-    });
-    this.triggerBusyGpus = new Gauge({
-      name: `${PREFIX}trigger_busy_gpus`,
-      help: 'Busy GPU-equivalents seen for the trigger.',
-      labelNames: triggerLabels,
-      registers,
-    });
-    this.triggerArrivalRate = new Gauge({
-      name: `${PREFIX}trigger_arrival_rate_per_second`,
-      help: 'Estimated arrival rate (messages per second) for the trigger.',
-      labelNames: triggerLabels,
-      registers,
+    this.triggerArrivalRate = perTrigger('trigger_arrival_rate_per_second', 'Estimated arrival rate (messages per second) for the trigger.', (e, put) => {
+      const { arrivalRatePerSecond } = e.decision.explanation.signals;
+      if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
     });
     const cacheSize = () => this.cacheSize();
     this.cachedSources = new Gauge({
@@ -125,103 +122,53 @@ export class ScalerMetrics {
     this.cacheSize = size;
   }
 
-  /**
-   * Exports the decision as the trigger's gauges. Called on every evaluation (thousands a
-   * second), so the label objects are made once per trigger and a series is written only when
-   * its value changed: prom-client hashes the labels and allocates an entry on every set.
-   */
-  recordDecision(trigger: Trigger, decision: Decision): void {
-    let series = this.triggerSeries.get(trigger.id);
-    if (series === undefined) {
-      series = new TriggerSeries(triggerLabels(trigger));
-      this.triggerSeries.set(trigger.id, series);
-    }
-    const { signals, demands, winner } = decision.explanation;
-    series.set(this.triggerBacklog, SLOT_BACKLOG, series.labels, signals.backlog);
-    series.set(this.triggerDesiredReplicas, SLOT_DESIRED, series.labels, decision.desiredReplicas);
-    series.set(this.triggerActive, SLOT_ACTIVE, series.labels, decision.active ? 1 : 0);
-    if (signals.busyGpus !== undefined) series.set(this.triggerBusyGpus, SLOT_BUSY_GPUS, series.labels, signals.busyGpus);
-    if (signals.arrivalRatePerSecond !== undefined) series.set(this.triggerArrivalRate, SLOT_ARRIVAL, series.labels, signals.arrivalRatePerSecond);
-    // Demand: one series per term the model computed for this decision; a term that drops out
-    // (hold, prewarm come and go) loses its series rather than showing a stale value.
-    DEMAND_TERMS.forEach((term, i) => {
-      const value = (demands as Partial<Record<DemandTerm, number>>)[term];
-      if (value !== undefined) series.set(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i), value);
-      else if (series.written(SLOT_DEMAND + i)) series.remove(this.triggerDemand, SLOT_DEMAND + i, series.termLabels(i));
-    });
-    // Winner: an info-style gauge, one series per trigger (the current winner, value 1).
-    if (series.winner !== winner) {
-      if (series.winner !== undefined) this.triggerWinner.remove(series.termLabels(DEMAND_TERMS.indexOf(series.winner)));
-      this.triggerWinner.set(series.termLabels(DEMAND_TERMS.indexOf(winner)), 1);
-      series.winner = winner;
-    }
-  }
-
-  /** Drops the series of a trigger nobody asks about any more. */
-  forgetTrigger(trigger: Trigger): void {
-    this.triggerSeries.delete(trigger.id);
-    const labels = triggerLabels(trigger);
-    for (const gauge of [this.triggerBacklog, this.triggerDesiredReplicas, this.triggerActive, this.triggerBusyGpus, this.triggerArrivalRate]) {
-      gauge.remove(labels);
-    }
-    for (const term of DEMAND_TERMS) this.triggerDemand.remove({ ...labels, term });
-    for (const term of DEMAND_TERMS) this.triggerWinner.remove({ ...labels, term });
+  /** Where the per-trigger families read the triggers' last evaluations at scrape time. */
+  observeTriggers(evaluations: () => Iterable<TriggerEvaluation>): void {
+    this.evaluations = evaluations;
   }
 }
 
-type TriggerLabels = ReturnType<typeof triggerLabels>;
+/** What the per-trigger families show: a trigger and its last decision. */
+export interface TriggerEvaluation {
+  readonly trigger: Trigger;
+  readonly decision: Decision;
+}
 
-// Slots of TriggerSeries.values: the plain gauges, then one per demand term for the demand gauge.
-const SLOT_BACKLOG = 0;
-const SLOT_DESIRED = 1;
-const SLOT_ACTIVE = 2;
-const SLOT_BUSY_GPUS = 3;
-const SLOT_ARRIVAL = 4;
-const SLOT_DEMAND = 5;
+const TRIGGER_LABELS = ['namespace', 'scaled_object', 'trigger'] as const;
+
+/** Writes one trigger's series of a family: `put(value, extra labels)`. */
+type TriggerValues = (evaluation: TriggerEvaluation, put: (value: number, extra?: Record<string, string>) => void) => void;
 
 /**
- * One trigger's label objects (shared by its series) and the last value written to each series,
- * kept small: with 10,000 triggers this is per-trigger memory.
+ * A gauge family whose series are computed from the triggers' last evaluations when scraped,
+ * instead of being set on every evaluation: with thousands of evaluations a second and
+ * 10,000 triggers, set() would cost a label hash and a retained entry per series.
  */
-class TriggerSeries {
-  readonly labels: TriggerLabels;
-  private readonly byTerm: (TriggerLabels & { term: string })[] = [];
-  /** Last value written per slot; a hole (undefined) for a series not written yet. */
-  private readonly values: (number | undefined)[] = [];
-  /** The term whose trigger_winning_term series exists. */
-  winner: DemandTerm | undefined;
+class TriggerGauge extends Gauge {
+  private readonly evaluations: () => Iterable<TriggerEvaluation>;
+  private readonly values: TriggerValues;
 
-  constructor(labels: TriggerLabels) {
-    this.labels = labels;
+  constructor(
+    options: GaugeConfiguration<string> & {
+      evaluations: () => Iterable<TriggerEvaluation>;
+      values: TriggerValues;
+    },
+  ) {
+    const { evaluations, values, ...config } = options;
+    super(config);
+    this.evaluations = evaluations;
+    this.values = values;
   }
 
-  /** Label set of one term, made on first use and shared by the demand and winner series. */
-  termLabels(i: number): TriggerLabels & { term: string } {
-    return (this.byTerm[i] ??= { ...this.labels, term: DEMAND_TERMS[i]! });
+  override async get(): ReturnType<Gauge['get']> {
+    const out: Awaited<ReturnType<Gauge['get']>>['values'] = [];
+    for (const evaluation of this.evaluations()) {
+      const { trigger } = evaluation;
+      // Labels never carry URLs or secrets: the trigger label is the metadata hash from its id.
+      const labels = { namespace: trigger.namespace, scaled_object: trigger.name, trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1) };
+      this.values(evaluation, (value, extra) => out.push({ value, labels: extra === undefined ? labels : { ...labels, ...extra } }));
+    }
+    // The base object (name, help, type) with no series of its own: this gauge is never set.
+    return { ...(await super.get()), values: out };
   }
-
-  /** gauge.set unless this series already holds `value`. */
-  set<L extends string>(gauge: Gauge<L>, slot: number, labels: Partial<Record<L, string>>, value: number): void {
-    if (Object.is(this.values[slot], value)) return;
-    gauge.set(labels, value);
-    this.values[slot] = value;
-  }
-
-  written(slot: number): boolean {
-    return this.values[slot] !== undefined;
-  }
-
-  remove<L extends string>(gauge: Gauge<L>, slot: number, labels: Partial<Record<L, string>>): void {
-    gauge.remove(labels);
-    this.values[slot] = undefined;
-  }
-}
-
-/** Labels never carry URLs or secrets: the trigger label is the metadata hash from its id. */
-function triggerLabels(trigger: Trigger) {
-  return {
-    namespace: trigger.namespace,
-    scaled_object: trigger.name,
-    trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1),
-  };
 }

@@ -42,13 +42,22 @@ async function values(metrics: ScalerMetrics, name: string): Promise<Record<stri
   return out;
 }
 
-describe('ScalerMetrics.recordDecision', () => {
+/** Metrics that read the last decisions from `last` (trigger id -> evaluation), as the engine's are. */
+function withTriggers() {
+  const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+  const last = new Map<string, { trigger: Trigger; decision: Decision }>();
+  metrics.observeTriggers(() => last.values());
+  const record = (t: Trigger, d: Decision) => last.set(t.id, { trigger: t, decision: d });
+  return { metrics, last, record };
+}
+
+describe('ScalerMetrics per-trigger families', () => {
   it('exports the latest decision, also when a later one repeats or changes values', async () => {
-    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
-    metrics.recordDecision(trigger, decision(12, 3, 'backlog', 2));
-    metrics.recordDecision(trigger, decision(12, 3, 'backlog', 2));
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(12, 3, 'backlog', 2));
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 12 });
-    metrics.recordDecision(trigger, decision(0, 1, 'minReplicas', 0));
+    expect(await values(metrics, 'trigger_arrival_rate_per_second')).toEqual({ '': 2 });
+    record(trigger, decision(0, 1, 'minReplicas', 0));
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 0 });
     expect(await values(metrics, 'trigger_desired_replicas')).toEqual({ '': 1 });
     expect(await values(metrics, 'trigger_active')).toEqual({ '': 0 });
@@ -57,13 +66,13 @@ describe('ScalerMetrics.recordDecision', () => {
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ minReplicas: 1 });
   });
 
-  it('keeps one winning_term series per trigger: the winner, the previous one removed', async () => {
-    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+  it('keeps one winning_term series per trigger: the current winner', async () => {
+    const { metrics, record } = withTriggers();
     const other = { ...trigger, id: 'ns/so2/def456', name: 'so2' } as Trigger;
-    metrics.recordDecision(trigger, decision(12, 3, 'backlog'));
-    metrics.recordDecision(other, decision(0, 1, 'minReplicas'));
+    record(trigger, decision(12, 3, 'backlog'));
+    record(other, decision(0, 1, 'minReplicas'));
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1, minReplicas: 1 });
-    metrics.recordDecision(trigger, decision(0, 3, 'hold', undefined, 3));
+    record(trigger, decision(0, 3, 'hold', undefined, 3));
     const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_winning_term');
     const lines = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_winning_term{'));
     expect(lines.sort()).toEqual([
@@ -72,33 +81,34 @@ describe('ScalerMetrics.recordDecision', () => {
     ]);
   });
 
-  it('exports demand only for the terms of the last decision', async () => {
-    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
-    metrics.recordDecision(trigger, decision(10, 2, 'backlog'));
+  it('exports demand only for the terms of the last decision, and optional signals only when known', async () => {
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(10, 2, 'backlog', 1));
     expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 2 });
-    metrics.recordDecision(trigger, decision(0, 4, 'hold', undefined, 4));
+    record(trigger, decision(0, 4, 'hold', undefined, 4));
     expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0, hold: 4 });
-    metrics.recordDecision(trigger, decision(0, 1, 'minReplicas'));
+    // No arrival estimate in this decision: no stale series from the one before.
+    expect(await values(metrics, 'trigger_arrival_rate_per_second')).toEqual({});
+    expect(await values(metrics, 'trigger_busy_gpus')).toEqual({});
+    record(trigger, decision(0, 1, 'minReplicas'));
     expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0 });
-    // A term that comes back is written again, even with the value it had before.
-    metrics.recordDecision(trigger, decision(0, 4, 'hold', undefined, 4));
-    expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0, hold: 4 });
   });
 
   it('labels series with namespace, ScaledObject and the metadata hash only', async () => {
-    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
-    metrics.recordDecision(trigger, decision(4, 1, 'backlog'));
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(4, 1, 'backlog'));
     const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_backlog');
     expect(text).toContain('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4');
   });
 
-  it('writes the series again after forgetTrigger removed them, even with unchanged values', async () => {
-    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
-    metrics.recordDecision(trigger, decision(7, 2, 'backlog'));
-    metrics.forgetTrigger(trigger);
-    expect(await values(metrics, 'trigger_backlog')).toEqual({});
-    expect(await values(metrics, 'trigger_winning_term')).toEqual({});
-    metrics.recordDecision(trigger, decision(7, 2, 'backlog'));
+  it('drops every series of a trigger the engine no longer holds', async () => {
+    const { metrics, last, record } = withTriggers();
+    record(trigger, decision(7, 2, 'backlog'));
+    last.delete(trigger.id);
+    for (const name of ['trigger_backlog', 'trigger_desired_replicas', 'trigger_active', 'trigger_demand_replicas', 'trigger_winning_term']) {
+      expect(await values(metrics, name)).toEqual({});
+    }
+    record(trigger, decision(7, 2, 'backlog'));
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 7 });
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1 });
   });

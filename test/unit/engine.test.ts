@@ -1,0 +1,97 @@
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { Engine, type TriggerRef } from '../../src/engine.ts';
+import { SourceRegistry } from '../../src/sources/index.ts';
+import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+
+/** A RabbitMQ-kind driver whose queues hold `backlog[queue]` messages; counts the reads. */
+function fakeRabbit(backlog: Record<string, number>) {
+  const reads: string[] = [];
+  const driver: SourceDriver<RabbitmqSourceConfig> = {
+    kind: 'rabbitmq',
+    identity: (c) => `fake:${c.queueName}`,
+    create: (c): Source => ({
+      identity: `fake:${c.queueName}`,
+      label: `fake ${c.queueName}`,
+      kind: 'rabbitmq',
+      read: async (): Promise<SourceReading> => {
+        reads.push(c.queueName);
+        return { backlog: backlog[c.queueName] ?? 0 };
+      },
+    }),
+    close: async () => {},
+  };
+  return { driver, reads };
+}
+
+function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number }) {
+  const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
+  const engine = new Engine({
+    registry: new SourceRegistry([driver as unknown as SourceDriver]),
+    cacheTtlMs: 1000,
+    sourceTimeoutMs: 2000,
+    logger: silentLogger(),
+    metrics,
+    now: () => clock.ms,
+  });
+  return { engine, metrics };
+}
+
+const ref = (name: string, queueName: string, extra: Record<string, string> = {}): TriggerRef => ({
+  name,
+  namespace: 'ns',
+  metadata: { 'rabbitmq.host': 'amqp://broker', 'rabbitmq.queueName': queueName, messagesPerReplica: '5', keepWarm: '0', ...extra },
+});
+
+describe('Engine: one decision per reading', () => {
+  it('answers calls that get the same cached reading with the same evaluation, and decides again on a new reading', async () => {
+    const backlog = { q: 23 };
+    const { driver, reads } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000 };
+    const { engine } = engineWith(driver, clock);
+    const first = await engine.evaluate(ref('so', 'q'));
+    clock.ms += 400;
+    const second = await engine.evaluate(ref('so', 'q'));
+    expect(reads).toEqual(['q']);
+    expect(second).toBe(first);
+    expect(first.metricValue).toBe(5);
+
+    backlog.q = 0;
+    clock.ms += 700; // past the cache interval: a new reading, so a new decision
+    const third = await engine.evaluate(ref('so', 'q'));
+    expect(reads).toEqual(['q', 'q']);
+    expect(third).not.toBe(first);
+    expect(third.decision.explanation.signals.backlog).toBe(0);
+    // A caller that asks for a fresher reading (a stream's first re-check) gets one, and a decision on it.
+    backlog.q = 100;
+    const fresh = await engine.evaluate(ref('so', 'q'), { maxAgeMs: 0 });
+    expect(fresh.decision.explanation.signals.backlog).toBe(100);
+    expect(fresh.metricValue).toBe(20);
+  });
+
+  it('keeps each trigger its own decision on a shared reading', async () => {
+    const { driver, reads } = fakeRabbit({ q: 23 });
+    const { engine } = engineWith(driver, { ms: 1_000_000 });
+    const five = await engine.evaluate(ref('a', 'q'));
+    const three = await engine.evaluate(ref('b', 'q', { messagesPerReplica: '10' }));
+    expect(reads).toEqual(['q']);
+    expect([five.metricValue, three.metricValue]).toEqual([5, 3]);
+    expect((await engine.evaluate(ref('a', 'q'))).metricValue).toBe(5);
+  });
+
+  it('exports the last decision of every trigger in the per-trigger metrics', async () => {
+    const { driver } = fakeRabbit({ q: 23, r: 0 });
+    const { engine, metrics } = engineWith(driver, { ms: 1_000_000 });
+    await engine.evaluate(ref('a', 'q'));
+    await engine.evaluate(ref('b', 'r'));
+    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_desired_replicas');
+    const lines = text.split('\n').filter((l) => !l.startsWith('#'));
+    expect(lines.map((l) => l.replace(/trigger="[^"]+"/, 'trigger="h"')).sort()).toEqual([
+      'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="a",trigger="h"} 5',
+      'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="b",trigger="h"} 1',
+    ]);
+  });
+});
