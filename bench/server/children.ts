@@ -3,7 +3,7 @@
 // so the load generator never shares an event loop with what it measures. Stopped by pid with
 // SIGTERM (the scaler then writes its --cpu-prof profile).
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -70,19 +70,24 @@ export interface ScalerOptions {
 }
 
 /**
- * Compiles src/ with tsconfig.build.json into DIR/dist, with links to proto/ and node_modules/
- * so it runs as the image does (node dist/main.js). Type errors elsewhere do not stop the emit.
+ * Compiles `from`'s src/ (this checkout by default) with its tsconfig.build.json into DIR/dist,
+ * with links to proto/ and node_modules/ so it runs as the image does (node dist/main.js). Type
+ * errors elsewhere do not stop the emit.
  */
-export function buildScaler(dir: string): string {
+export function buildScaler(dir: string, from = ROOT): string {
+  const source = from.endsWith('/') ? from : `${from}/`;
+  if (!existsSync(`${source}tsconfig.build.json`)) {
+    throw new Error(`${source}tsconfig.build.json is missing: copy it (and tsconfig.json) into the checkout, or run its src/main.ts with --source`);
+  }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  symlinkSync(`${ROOT}proto`, `${dir}/proto`);
+  symlinkSync(`${source}proto`, `${dir}/proto`);
   symlinkSync(`${ROOT}node_modules`, `${dir}/node_modules`);
-  copyFileSync(`${ROOT}package.json`, `${dir}/package.json`);
+  copyFileSync(`${source}package.json`, `${dir}/package.json`);
   const tsc = spawnSync(
     process.execPath,
     [`${ROOT}node_modules/typescript/bin/tsc`, '-p', 'tsconfig.build.json', '--outDir', `${dir}/dist`],
-    { cwd: ROOT, encoding: 'utf8' },
+    { cwd: source, encoding: 'utf8' },
   );
   if (!existsSync(`${dir}/dist/main.js`)) throw new Error(`tsc produced no dist/main.js: ${tsc.stdout}${tsc.stderr}`);
   return dir;
@@ -109,8 +114,10 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
     },
   });
   const ready = await firstJsonLine(child, 'grpcPort', 'scaler');
-  // Keep draining stdout (warnings) so the pipe never fills and blocks the scaler.
-  child.stdout!.resume();
+  // Keep draining stdout (warnings) so the pipe never fills and blocks the scaler;
+  // BENCH_SCALER_OUT=FILE keeps it (e.g. with --node-args=--trace-gc).
+  if (process.env.BENCH_SCALER_OUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_SCALER_OUT, { flags: 'a' }));
+  else child.stdout!.resume();
   const metricsPort = Number(ready.metricsPort);
   const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return {

@@ -1,5 +1,18 @@
 // Command-line flags of the server load benchmark (`npm run bench:server -- --help`).
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+
+/**
+ * The node flags the scaler ships with: those of `npm start` (package.json), which the image
+ * sets as NODE_OPTIONS (a unit test keeps the two equal). The benchmark runs the scaler with
+ * them unless --node-args says otherwise.
+ */
+export function shippedNodeArgs(packageJson = new URL('../../package.json', import.meta.url)): string[] {
+  const start: string = JSON.parse(readFileSync(packageJson, 'utf8')).scripts.start;
+  const words = start.split(/\s+/);
+  if (words[0] !== 'node') throw new Error(`package.json scripts.start: expected "node [flags] <entry>", got ${JSON.stringify(start)}`);
+  return words.slice(1, -1);
+}
 
 export interface BenchFlags {
   /** T: triggers (distinct ScaledObjects) driven by the fixed-rate run. */
@@ -31,9 +44,9 @@ export interface BenchFlags {
   readonly json: string | undefined;
   /** Directory for a --cpu-prof profile of the scaler process during the fixed-rate runs. */
   readonly profileDir: string | undefined;
-  /** Extra node flags for the scaler process (e.g. a heap cap, as a container limit sets). */
+  /** Node flags of the scaler process: the shipped ones (shippedNodeArgs) unless --node-args is given. */
   readonly nodeArgs: readonly string[];
-  /** Run the compiled scaler (tsc to a temporary dist/, as the image ships) instead of src/main.ts. */
+  /** Run the compiled scaler (tsc to a temporary dist/, as the image ships; the default) rather than src/main.ts (--source). */
   readonly compiled: boolean;
   /** Run only the memory phase (idle RSS, then RSS with --memory-triggers triggers). */
   readonly memoryOnly: boolean;
@@ -61,10 +74,12 @@ export const USAGE = `npm run bench:server -- [flags]
   --connections N     gRPC channels of the load generator                  (default 1)
   --json FILE         also write the fixed-rate figures as JSON
   --profile DIR       run the scaler under node --cpu-prof, profile into DIR
-  --node-args=ARGS    extra node flags for the scaler, e.g. --node-args="--max-old-space-size=160"
+  --node-args=ARGS    node flags for the scaler instead of the shipped ones (npm start's, the image's
+                      NODE_OPTIONS), e.g. --node-args="--max-old-space-size=160"; --node-args= for none
   --memory-only       run only the memory phase (idle RSS, RSS at --memory-triggers)
-  --compiled          run the scaler compiled to JavaScript (as the image does), not src/main.ts
-  --scaler-dir DIR    run DIR/src/main.ts (another checkout, e.g. git archive of an older commit)
+  --source            run src/main.ts (as npm start does) instead of the scaler compiled by tsc into a
+                      temporary dist/ (as the image runs it; the default)
+  --scaler-dir DIR    run another checkout (e.g. git archive of an older commit, with its tsconfig files)
   --loadgen go|node   load generator: grpc-go (built on first use) or grpc-js (default go if on PATH)
 `;
 
@@ -98,7 +113,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       json: { type: 'string' },
       profile: { type: 'string' },
       'node-args': { type: 'string' },
-      compiled: { type: 'boolean' },
+      source: { type: 'boolean' },
       'memory-only': { type: 'boolean' },
       'scaler-dir': { type: 'string' },
       loadgen: { type: 'string' },
@@ -127,8 +142,8 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     connections: int('connections', values.connections, 1, 1),
     json: values.json,
     profileDir: values.profile,
-    nodeArgs: (values['node-args'] ?? '').split(' ').filter((a) => a !== ''),
-    compiled: values.compiled ?? false,
+    nodeArgs: values['node-args'] === undefined ? shippedNodeArgs() : values['node-args'].split(' ').filter((a) => a !== ''),
+    compiled: !(values.source ?? false),
     memoryOnly: values['memory-only'] ?? false,
     scalerDir: values['scaler-dir'],
     loadgen: values.loadgen as 'go' | 'node' | undefined,

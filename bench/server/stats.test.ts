@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseFlags } from './flags.ts';
+import { readFileSync } from 'node:fs';
+import { parseFlags, shippedNodeArgs } from './flags.ts';
 import {
   bucketsDiff,
   histogramBuckets,
@@ -133,6 +134,16 @@ describe('flags', () => {
       queues: 2,
       json: 'out.json',
     });
+  });
+  it('runs the scaler as it ships: compiled, with the node flags of npm start and of the image', () => {
+    const shipped = shippedNodeArgs();
+    expect(shipped).toContain('--max-semi-space-size=4');
+    const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+    const nodeOptions = /NODE_OPTIONS=(\S+|"[^"]*")/.exec(dockerfile)?.[1]?.replace(/"/g, '');
+    expect(nodeOptions?.split(' ')).toEqual(shipped);
+    expect(parseFlags([])).toMatchObject({ compiled: true, nodeArgs: shipped });
+    expect(parseFlags(['--source', '--node-args='])).toMatchObject({ compiled: false, nodeArgs: [] });
+    expect(parseFlags(['--node-args=--max-old-space-size=128 --trace-gc']).nodeArgs).toEqual(['--max-old-space-size=128', '--trace-gc']);
   });
   it('rejects a bad number, naming the flag', () => {
     expect(() => parseFlags(['--rate', 'fast'])).toThrow(/--rate: got "fast"/);
