@@ -178,7 +178,7 @@ async function main(): Promise<void> {
       streamIntervalMs: flags.streamIntervalMs,
       nodeArgs: flags.nodeArgs,
       ...(flags.scalerDir !== undefined ? { scalerDir: flags.scalerDir } : {}),
-      ...(flags.compiled ? { compiledDir: buildScaler(compiledDir) } : {}),
+      ...(flags.compiled ? { compiledDir: buildScaler(compiledDir, flags.scalerDir) } : {}),
     };
     const nodeArgsText = flags.nodeArgs.length ? flags.nodeArgs.join(' ') : 'none';
     /** A fresh scaler: idle RSS, then RSS with flags.memoryTriggers triggers registered and evaluated. */
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `scaler: ${flags.compiled ? 'compiled dist/main.js' : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
+      `scaler: ${flags.compiled ? `${flags.scalerDir ?? '.'} compiled (dist/main.js)` : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
     );
     process.stdout.write(
       `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`,
