@@ -40,6 +40,11 @@ export interface EngineOptions {
 
 const MAX_PARSED = 20_000;
 
+export interface EvaluateOptions {
+  /** Read sources through cache entries at most this old (default: the cache TTL). */
+  readonly maxAgeMs?: number;
+}
+
 interface TriggerSource {
   readonly config: Trigger['sources'][number];
   readonly source: Source;
@@ -105,19 +110,26 @@ export class Engine {
   }
 
   /** Reads every source of the trigger (through the cache) and runs the model. */
-  async evaluate(ref: TriggerRef, options: { maxAgeMs?: number } = {}): Promise<Evaluation> {
-    const trigger = this.trigger(ref);
+  async evaluate(ref: TriggerRef, options: EvaluateOptions = {}): Promise<Evaluation> {
+    return this.evaluateTrigger(this.trigger(ref), options);
+  }
+
+  /** evaluate() for a trigger already parsed (a stream's, checked every interval). */
+  async evaluateTrigger(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
     const found = this.sourcesOf(trigger);
     // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
     const sources = found instanceof Promise ? await found : found;
     // All or nothing: a partial sum would look smaller than the truth.
-    const observations = await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
+    const observations =
+      sources.length === 1
+        ? [await this.cache.read(sources[0]!.source, options.maxAgeMs)]
+        : await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
     const nowMs = this.now();
     this.sweep(nowMs);
     let state = this.triggers.get(trigger.id);
     // One decision per reading: calls that get the same cached readings (GetMetrics, IsActive and
     // the streams of one KEDA sync) get the same answer, without running the model again.
-    if (state?.lastEvaluation !== undefined && state.trigger === trigger && sameObservations(state.observations, observations)) {
+    if (state?.lastEvaluation !== undefined && sameObservations(state.observations, observations)) {
       state.lastSeenMs = nowMs;
       return state.lastEvaluation;
     }
@@ -240,8 +252,16 @@ function sameObservations(a: readonly Observation[] | undefined, b: readonly Obs
   return a !== undefined && a.length === b.length && a.every((o, i) => o === b[i]);
 }
 
+/**
+ * The parse memo's key: name, namespace and metadata in key order (KEDA sends a Go map, in no
+ * fixed order). Each part is length-prefixed, so no value can forge a boundary.
+ */
 function memoKey(ref: TriggerRef): string {
-  const entries = Object.entries(ref.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return JSON.stringify([ref.name, ref.namespace, entries]);
+  const { metadata } = ref;
+  let key = `${ref.namespace.length}:${ref.namespace}${ref.name.length}:${ref.name}`;
+  for (const name of Object.keys(metadata).sort()) {
+    const value = metadata[name]!;
+    key += `${name.length}:${name}${value.length}:${value}`;
+  }
+  return key;
 }
-

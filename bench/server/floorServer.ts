@@ -3,7 +3,8 @@
 import * as grpc from '@grpc/grpc-js';
 import { externalScalerService } from '../../src/server/protocol.ts';
 
-const server = new grpc.Server();
+// Channelz off, as in the scaler: the floor is the cheapest grpc-js server, not a default one.
+const server = new grpc.Server({ 'grpc.enable_channelz': 0 });
 const streams = new Set<grpc.ServerWritableStream<unknown, unknown>>();
 
 server.addService(externalScalerService, {

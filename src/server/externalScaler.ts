@@ -124,8 +124,9 @@ export class ExternalScalerService {
   private streamIsActive(call: Stream<ScaledObjectRef, IsActiveResponse>): void {
     const { engine, logger, metrics, streamIntervalMs } = this.options;
     const ref = toRef(call.request);
+    let trigger: Trigger;
     try {
-      engine.trigger(ref);
+      trigger = engine.trigger(ref);
     } catch (err) {
       metrics.requests.inc({ method: 'StreamIsActive', code: statusName(toServiceError(err).code) });
       call.emit('error', toServiceError(err));
@@ -139,6 +140,12 @@ export class ExternalScalerService {
     let dueAtMs = -Infinity;
     let checks = 0;
     const firstDelayMs = Math.max(1, Math.round(Math.random() * streamIntervalMs));
+    // The first re-check comes early (see below) and would find the reading of the opening check
+    // still fresh, then wait a whole interval: it asks for one younger than half its delay.
+    const firstRecheck = { maxAgeMs: Math.max(1, Math.floor(firstDelayMs / 2)) };
+    const later = {};
+    // One timer for the regular checks, re-armed in place (refresh), not a new one per check.
+    let everyInterval: NodeJS.Timeout | undefined;
     const tick = async () => {
       // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
       // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
@@ -150,9 +157,7 @@ export class ExternalScalerService {
         return;
       }
       try {
-        // The first re-check comes early (see below) and would find the reading of the opening
-        // check still fresh, then wait a whole interval: ask for one younger than half its delay.
-        const { decision } = await engine.evaluate(ref, checks === 1 ? { maxAgeMs: Math.max(1, Math.floor(firstDelayMs / 2)) } : {});
+        const { decision } = await engine.evaluateTrigger(trigger, checks === 1 ? firstRecheck : later);
         lastError = undefined;
         if (!stopped && decision.active !== last) {
           last = decision.active;
@@ -170,11 +175,14 @@ export class ExternalScalerService {
       // interval, a burst that holds up every other call for its whole length.
       const delayMs = checks++ === 0 ? firstDelayMs : streamIntervalMs;
       dueAtMs = Date.now() + delayMs;
-      if (!stopped) timer = setTimeout(tick, delayMs);
+      if (stopped) return;
+      if (delayMs !== streamIntervalMs) timer = setTimeout(tick, delayMs);
+      else timer = everyInterval = everyInterval?.refresh() ?? setTimeout(tick, streamIntervalMs);
     };
     this.track('StreamIsActive', call, () => {
       stopped = true;
       clearTimeout(timer);
+      clearTimeout(everyInterval);
     });
     void tick();
   }

@@ -72,6 +72,17 @@ describe('Engine: one decision per reading', () => {
     expect(fresh.metricValue).toBe(20);
   });
 
+  it('parses a trigger once, whatever order its metadata keys come in (KEDA sends a Go map)', () => {
+    const { driver } = fakeRabbit({ q: 1 });
+    const { engine } = engineWith(driver, { ms: 1_000_000 });
+    const forward = ref('so', 'q');
+    const backward: TriggerRef = { ...forward, metadata: Object.fromEntries(Object.entries(forward.metadata).reverse()) };
+    expect(Object.keys(backward.metadata)).not.toEqual(Object.keys(forward.metadata));
+    expect(engine.trigger(backward)).toBe(engine.trigger(forward));
+    expect(engine.trigger(ref('so', 'q', { messagesPerReplica: '6' }))).not.toBe(engine.trigger(forward));
+    expect(engine.trigger({ ...forward, name: 'so2' })).not.toBe(engine.trigger(forward));
+  });
+
   it('keeps each trigger its own decision on a shared reading', async () => {
     const { driver, reads } = fakeRabbit({ q: 23 });
     const { engine } = engineWith(driver, { ms: 1_000_000 });
