@@ -124,6 +124,13 @@ describe('Helm chart', () => {
     expect(container.resources.requests).toBeDefined();
     const shutdownMs = Number(container.env.find((e: { name: string }) => e.name === 'SHUTDOWN_TIMEOUT_MS').value);
     expect(pod.terminationGracePeriodSeconds * 1000).toBeGreaterThan(shutdownMs);
+    // V8's heap cap leaves room under the memory limit for the rest of the process (about 80 MB).
+    const nodeOptions = container.env.find((e: { name: string }) => e.name === 'NODE_OPTIONS').value as string;
+    const heapMb = Number(/^--max-old-space-size=(\d+)$/.exec(nodeOptions)?.[1]);
+    expect(container.resources.limits.memory).toBe('256Mi');
+    expect(heapMb + 80).toBeLessThanOrEqual(256);
+    const unset = find(rendered('--set', 'nodeHeapMb=null'), 'Deployment').spec.template.spec.containers[0];
+    expect(unset.env.map((e: { name: string }) => e.name)).not.toContain('NODE_OPTIONS');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([
       'topology.kubernetes.io/zone',
       'kubernetes.io/hostname',
@@ -342,9 +349,10 @@ describe('Dockerfile', () => {
     });
 
     it('starts from dist/main.js, reports ready on /readyz, and stops on SIGTERM', async () => {
-      const entrypoint = /^ENTRYPOINT \["node", "--enable-source-maps", "(dist\/main\.js)"\]$/m.exec(dockerfile)?.[1];
-      expect(entrypoint).toBe('dist/main.js');
-      child = spawn(process.execPath, ['--enable-source-maps', entrypoint!], {
+      const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+      expect(entrypoint[0]).toBe('node');
+      expect(entrypoint.at(-1)).toBe('dist/main.js');
+      child = spawn(process.execPath, entrypoint.slice(1), {
         cwd: dir,
         env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
         stdio: ['ignore', 'pipe', 'pipe'],
