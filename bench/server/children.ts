@@ -131,13 +131,14 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
   };
 }
 
-export async function startFloorProcess(): Promise<{
+/** The floor, run with the same node flags as the scaler (a like-for-like runtime). */
+export async function startFloorProcess(nodeArgs: readonly string[] = []): Promise<{
   child: ChildProcess;
   pid: number;
   grpcPort: number;
   stop(): Promise<void>;
 }> {
-  const child = spawn(process.execPath, ['bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeArgs, 'bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await firstJsonLine(child, 'grpcPort', 'floor server');
   child.stdout!.resume();
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };
