@@ -156,6 +156,7 @@ stop_pid() { # name pidfile [grace]
   local name="$1" pidfile="$2" grace="${3:-20}"
   pid_alive "$pidfile" || { rm -f "$pidfile"; return 0; }
   local pid; pid="$(cat "$pidfile")"
+  log "$name: stopping (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
   local deadline=$((SECONDS + grace))
   while kill -0 "$pid" 2>/dev/null; do
@@ -669,7 +670,6 @@ kafka_up() {
 }
 
 kafka_down() {
-  pid_alive "$KAFKA_PIDFILE" && log "kafka: stopping (pid $(cat "$KAFKA_PIDFILE"))"
   stop_pid kafka "$KAFKA_PIDFILE" 30
 }
 
@@ -762,7 +762,6 @@ EOF
 }
 
 sqs_down() {
-  pid_alive "$SQS_PIDFILE" && log "sqs: stopping (pid $(cat "$SQS_PIDFILE"))"
   stop_pid sqs "$SQS_PIDFILE" 15
 }
 
@@ -840,9 +839,7 @@ EOF
 }
 
 prometheus_down() {
-  pid_alive "$PROM_PIDFILE" && log "prometheus: stopping (pid $(cat "$PROM_PIDFILE"))"
   stop_pid prometheus "$PROM_PIDFILE" 15
-  pid_alive "$DCGM_PIDFILE" && log "dcgm-exporter: stopping (pid $(cat "$DCGM_PIDFILE"))"
   stop_pid dcgm-exporter "$DCGM_PIDFILE" 5
 }
 
