@@ -169,11 +169,12 @@ export class Engine {
     return sources;
   }
 
-  /** Labels (no credentials) of the trigger's sources; the trigger has been evaluated. */
+  /**
+   * Labels (no credentials) of the sources of an evaluated trigger (one of lastEvaluations()):
+   * evaluating looked its sources up first.
+   */
   sourceLabels(trigger: Trigger): string[] {
-    const sources = this.triggerSources.get(trigger);
-    if (sources !== undefined) return sources.map(({ source }) => source.label);
-    return trigger.sources.map((config) => this.options.registry.sourceFor(config).label);
+    return (this.triggerSources.get(trigger) ?? []).map(({ source }) => source.label);
   }
 
   /** The last evaluation of every trigger seen, for the explain endpoint. */
