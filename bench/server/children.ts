@@ -132,15 +132,18 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
 }
 
 /** The floor, run with the same node flags as the scaler (a like-for-like runtime). */
-export async function startFloorProcess(nodeArgs: readonly string[] = []): Promise<{
+export async function startFloorProcess(nodeArgs: readonly string[] = [], profileDir?: string): Promise<{
   child: ChildProcess;
   pid: number;
   grpcPort: number;
   stop(): Promise<void>;
 }> {
-  const child = spawn(process.execPath, [...nodeArgs, 'bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile = profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `floor-${Date.now()}.cpuprofile`] : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...profile, 'bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await firstJsonLine(child, 'grpcPort', 'floor server');
-  child.stdout!.resume();
+  // BENCH_FLOOR_OUT=FILE keeps the floor's stdout, as BENCH_SCALER_OUT does the scaler's.
+  if (process.env.BENCH_FLOOR_OUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_FLOOR_OUT, { flags: 'a' }));
+  else child.stdout!.resume();
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };
 }
 

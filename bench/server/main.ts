@@ -261,7 +261,7 @@ async function main(): Promise<void> {
     }
     const scaler = await startScalerProcess({ ...scalerOptions, profileDir: flags.profileDir });
     children.push(scaler);
-    const floorProcess = await startFloorProcess(flags.nodeArgs);
+    const floorProcess = await startFloorProcess(flags.nodeArgs, flags.profileDir);
     children.push(floorProcess);
     const loadgen = loadGenerator.start();
     children.push(loadgen);

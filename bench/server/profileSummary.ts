@@ -29,10 +29,12 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
     const hits = node.hitCount ?? 0;
     total += hits;
     const { functionName, url, lineNumber } = node.callFrame;
-    const file = url
-      .replace(/^file:\/\//, '')
-      .replace(/^.*\/node_modules\//, 'node_modules/')
-      .replace(/^.*\/(src|bench)\//, '$1/');
+    const path = url.replace(/^file:\/\//, '');
+    // Our code as src/ (bench:server's compiled copy runs from a temporary dist/), dependencies
+    // as node_modules/<package>/..., Node's own modules as node:...
+    const file = path.includes('/node_modules/')
+      ? path.replace(/^.*\/node_modules\//, 'node_modules/')
+      : path.replace(/^.*\/(src|bench|dist)\//, (_, dir: string) => `${dir === 'dist' ? 'src' : dir}/`);
     const where = file ? `${file}:${lineNumber + 1}` : '';
     const key = `${functionName}|${where}`;
     const entry = bySite.get(key) ?? { fn: functionName || '(anonymous)', where, samples: 0 };
@@ -46,8 +48,9 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
 export function byArea(rows: readonly SelfTime[]): Map<string, number> {
   const areas = new Map<string, number>();
   for (const r of rows) {
-    let area = 'node internals';
+    let area = 'node internals (native)';
     if (r.where.startsWith('src/')) area = r.where.split(':')[0]!;
+    else if (r.where.startsWith('node:')) area = `node:${r.where.replace(/^node:(internal\/)?/, '').replace(/[/:].*$/, '')}`;
     else if (r.where.startsWith('node_modules/'))
       area = r.where
         .split('/')
@@ -68,9 +71,10 @@ if (import.meta.main) {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const rows = selfTimes(profile);
   const seconds = (profile.endTime - profile.startTime) / 1e6;
-  process.stdout.write(`${file}: ${seconds.toFixed(1)} s profiled\n\nself time by area:\n`);
+  const idle = rows.filter((r) => r.fn === '(idle)').reduce((sum, r) => sum + r.share, 0);
+  process.stdout.write(`${file}: ${seconds.toFixed(1)} s profiled, ${(seconds * (1 - idle)).toFixed(1)} s busy\n\nself time by area (share, seconds):\n`);
   for (const [area, share] of byArea(rows))
-    if (share >= 0.005) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${area}\n`);
+    if (share >= 0.005) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${(share * seconds).toFixed(2).padStart(6)} s  ${area}\n`);
   process.stdout.write(`\ntop functions by self time:\n`);
   for (const r of rows.slice(0, Number(n ?? 30))) {
     process.stdout.write(`  ${(r.share * 100).toFixed(1).padStart(5)}%  ${r.fn}  ${r.where}\n`);
