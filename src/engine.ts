@@ -8,6 +8,7 @@ import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
+import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, GpuSourceConfig, Trigger } from './trigger/types.ts';
 import { statusName, toServiceError } from './errors.ts';
@@ -63,7 +64,7 @@ export class Engine {
   readonly cache: ReadCache;
   private readonly options: EngineOptions;
   private readonly now: () => number;
-  private readonly parsed = new Map<string, Trigger | Error>();
+  private readonly parsed = new RefMemo<Trigger | Error>(MAX_PARSED);
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
@@ -94,16 +95,14 @@ export class Engine {
 
   /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */
   trigger(ref: TriggerRef): Trigger {
-    const key = memoKey(ref);
-    let result = this.parsed.get(key);
+    let result = this.parsed.get(ref);
     if (result === undefined) {
       try {
         result = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
       } catch (err) {
         result = err instanceof Error ? err : new Error(String(err));
       }
-      if (this.parsed.size >= MAX_PARSED) this.parsed.clear();
-      this.parsed.set(key, result);
+      this.parsed.set(ref, result);
     }
     if (result instanceof Error) throw result;
     return result;
@@ -116,6 +115,8 @@ export class Engine {
 
   /** evaluate() for a trigger already parsed (a stream's, checked every interval). */
   async evaluateTrigger(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
+    const cached = this.evaluateCached(trigger, options);
+    if (cached !== undefined) return cached;
     const found = this.sourcesOf(trigger);
     // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
     const sources = found instanceof Promise ? await found : found;
@@ -124,6 +125,38 @@ export class Engine {
       sources.length === 1
         ? [await this.cache.read(sources[0]!.source, options.maxAgeMs)]
         : await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
+    return this.decideOn(trigger, sources, observations);
+  }
+
+  /**
+   * evaluateTrigger() when every reading it needs is fresh in the cache, without a promise or a
+   * query: the answer to nearly every call (a source is read once per cache interval, and every
+   * other call in between finds its reading). Undefined when a reading must be fetched (or a
+   * failed read is remembered): then evaluateTrigger.
+   */
+  evaluateCached(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | undefined {
+    const sources = this.triggerSources.get(trigger);
+    if (sources === undefined) return undefined;
+    const nowMs = this.now();
+    this.sweep(nowMs);
+    const state = this.triggers.get(trigger.id);
+    const last = state?.lastEvaluation !== undefined ? state.observations : undefined;
+    let same = last?.length === sources.length;
+    for (let i = 0; i < sources.length; i++) {
+      const observation = this.cache.fresh(sources[i]!.source, options.maxAgeMs);
+      if (observation === undefined) return undefined;
+      if (observation !== last?.[i]) same = false;
+    }
+    if (same) {
+      // The readings of the last decision (the common case): nothing to allocate.
+      state!.lastSeenMs = nowMs;
+      return state!.lastEvaluation;
+    }
+    const observations = sources.map(({ source }) => this.cache.fresh(source, options.maxAgeMs)!);
+    return this.decideOn(trigger, sources, observations);
+  }
+
+  private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
     const nowMs = this.now();
     this.sweep(nowMs);
     let state = this.triggers.get(trigger.id);
@@ -251,18 +284,4 @@ export class Engine {
 
 function sameObservations(a: readonly Observation[] | undefined, b: readonly Observation[]): boolean {
   return a !== undefined && a.length === b.length && a.every((o, i) => o === b[i]);
-}
-
-/**
- * The parse memo's key: name, namespace and metadata in key order (KEDA sends a Go map, in no
- * fixed order). Each part is length-prefixed, so no value can forge a boundary.
- */
-function memoKey(ref: TriggerRef): string {
-  const { metadata } = ref;
-  let key = `${ref.namespace.length}:${ref.namespace}${ref.name.length}:${ref.name}`;
-  for (const name of Object.keys(metadata).sort()) {
-    const value = metadata[name]!;
-    key += `${name.length}:${name}${value.length}:${value}`;
-  }
-  return key;
 }

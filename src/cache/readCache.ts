@@ -56,7 +56,21 @@ export class ReadCache {
     return this.entries.size;
   }
 
-  /** Latest reading of `source`, at most ttlMs old; rejects with the source's error. */
+  /**
+   * The reading of `source` when one at most maxAgeMs old is held, else undefined (then read):
+   * the warm path, with no query and no promise. Counts as asked (idle eviction).
+   */
+  fresh(source: Source, maxAgeMs = this.options.ttlMs): Observation | undefined {
+    const now = this.now();
+    this.sweep(now);
+    const entry = this.entries.get(source.identity);
+    if (entry === undefined) return undefined;
+    entry.lastAskedMs = now;
+    const settled = entry.settled;
+    return settled?.ok === true && now - entry.settledAtMs < maxAgeMs ? settled.value : undefined;
+  }
+
+  /** Latest reading of `source`, at most maxAgeMs old; rejects with the source's error. */
   read(source: Source, maxAgeMs = this.options.ttlMs): Promise<Observation> {
     const now = this.now();
     this.sweep(now);

@@ -1,7 +1,7 @@
 // The ExternalScaler gRPC service: translates KEDA's calls into Engine calls and errors into
 // statuses (through toServiceError). Knows gRPC, nothing about brokers or the model's insides.
 import type * as grpc from '@grpc/grpc-js';
-import type { Engine, TriggerRef } from '../engine.ts';
+import type { Engine, Evaluation, TriggerRef } from '../engine.ts';
 import { InvalidTrigger, errorMessage, statusName, toServiceError } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
@@ -26,6 +26,16 @@ function toRef(ref: ScaledObjectRef | null | undefined): TriggerRef {
   return { name: ref?.name ?? '', namespace: ref?.namespace ?? '', metadata: ref?.scalerMetadata ?? {} };
 }
 
+function isActiveResponse({ decision }: Evaluation): IsActiveResponse {
+  return { result: decision.active };
+}
+
+function metricsResponse(request: GetMetricsRequest, { trigger, metricValue }: Evaluation): GetMetricsResponse {
+  return {
+    metricValues: [{ metricName: request.metricName || trigger.metricName, metricValue: Math.round(metricValue), metricValueFloat: metricValue }],
+  };
+}
+
 /** D as KEDA wants it: both the float and the deprecated int field (KEDA reads the int when the float is 0). */
 function metricSpec(trigger: Trigger): GetMetricSpecResponse {
   return { metricSpecs: [{ metricName: trigger.metricName, targetSize: 1, targetSizeFloat: 1 }] };
@@ -44,23 +54,25 @@ export class ExternalScalerService {
   /** Handlers in the shape grpc-js wants for server.addService. */
   handlers(): grpc.UntypedServiceImplementation {
     return {
-      IsActive: this.unary('IsActive', async (ref: ScaledObjectRef): Promise<IsActiveResponse> => {
-        const { decision } = await this.options.engine.evaluate(toRef(ref));
-        return { result: decision.active };
-      }),
-      GetMetricSpec: this.unary('GetMetricSpec', async (ref: ScaledObjectRef) => metricSpec(this.options.engine.trigger(toRef(ref)))),
-      GetMetrics: this.unary('GetMetrics', async (request: GetMetricsRequest): Promise<GetMetricsResponse> => {
-        const evaluation = await this.options.engine.evaluate(toRef(request.scaledObjectRef));
-        const value = evaluation.metricValue;
-        return {
-          metricValues: [
-            { metricName: request.metricName || evaluation.trigger.metricName, metricValue: Math.round(value), metricValueFloat: value },
-          ],
-        };
-      }),
+      IsActive: this.unary('IsActive', (ref: ScaledObjectRef) => this.evaluate(ref, isActiveResponse)),
+      GetMetricSpec: this.unary('GetMetricSpec', (ref: ScaledObjectRef) => metricSpec(this.options.engine.trigger(toRef(ref)))),
+      GetMetrics: this.unary('GetMetrics', (request: GetMetricsRequest) =>
+        this.evaluate(request.scaledObjectRef, (evaluation) => metricsResponse(request, evaluation)),
+      ),
       StreamIsActive: (call: Stream<ScaledObjectRef, IsActiveResponse>) => this.streamIsActive(call),
       StreamMetricSpec: (call: Stream<ScaledObjectRef, GetMetricSpecResponse>) => this.streamMetricSpec(call),
     };
+  }
+
+  /**
+   * The trigger's evaluation, answered at once from fresh cached readings (nearly every call) or
+   * once its sources are read. Throws InvalidTrigger.
+   */
+  private evaluate<Res>(ref: ScaledObjectRef | null, respond: (evaluation: Evaluation) => Res): Res | Promise<Res> {
+    const { engine } = this.options;
+    const trigger = engine.trigger(toRef(ref));
+    const cached = engine.evaluateCached(trigger);
+    return cached !== undefined ? respond(cached) : engine.evaluateTrigger(trigger).then(respond);
   }
 
   /** Ends every open stream (KEDA re-opens them), for a graceful shutdown. */
@@ -73,27 +85,41 @@ export class ExternalScalerService {
     return this.streams.size;
   }
 
-  private unary<Req, Res>(method: string, handle: (request: Req) => Promise<Res>) {
-    const { metrics, logger } = this.options;
+  private unary<Req, Res>(method: string, handle: (request: Req) => Res | Promise<Res>) {
+    const labels = { method };
+    const answered = { method, code: 'OK' };
+    const respond = (startedMs: number, response: Res, callback: grpc.sendUnaryData<Res>) => {
+      this.options.metrics.requestSeconds.observe(labels, (performance.now() - startedMs) / 1000);
+      this.options.metrics.requests.inc(answered);
+      callback(null, response);
+    };
+    const fail = (startedMs: number, err: unknown, callback: grpc.sendUnaryData<Res>) => {
+      const { metrics, logger } = this.options;
+      metrics.requestSeconds.observe(labels, (performance.now() - startedMs) / 1000);
+      const serviceError = toServiceError(err);
+      metrics.requests.inc({ method, code: statusName(serviceError.code) });
+      if (!(err instanceof InvalidTrigger)) {
+        logger.debug({ method, code: statusName(serviceError.code), err: serviceError.details }, 'request failed');
+      }
+      callback(serviceError, null);
+    };
     return (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => {
-      const stop = metrics.requestSeconds.startTimer({ method });
-      // grpc-js does not catch rejected promises from handlers: every path ends in callback.
-      handle(call.request).then(
-        (response) => {
-          stop();
-          metrics.requests.inc({ method, code: 'OK' });
-          callback(null, response);
-        },
-        (err: unknown) => {
-          stop();
-          const serviceError = toServiceError(err);
-          metrics.requests.inc({ method, code: statusName(serviceError.code) });
-          if (!(err instanceof InvalidTrigger)) {
-            logger.debug({ method, code: statusName(serviceError.code), err: serviceError.details }, 'request failed');
-          }
-          callback(serviceError, null);
-        },
-      );
+      const startedMs = performance.now();
+      // Every path ends in callback: grpc-js catches neither throws nor rejected promises here.
+      let response: Res | Promise<Res>;
+      try {
+        response = handle(call.request);
+      } catch (err) {
+        fail(startedMs, err, callback);
+        return;
+      }
+      // Answered from the cache (nearly always): no promise, no closure.
+      if (!(response instanceof Promise)) respond(startedMs, response, callback);
+      else
+        response.then(
+          (value) => respond(startedMs, value, callback),
+          (err: unknown) => fail(startedMs, err, callback),
+        );
     };
   }
 
@@ -146,30 +172,21 @@ export class ExternalScalerService {
     const later = {};
     // One timer for the regular checks, re-armed in place (refresh), not a new one per check.
     let everyInterval: NodeJS.Timeout | undefined;
-    const tick = async () => {
-      // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
-      // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
-      // see the old value for one more whole interval (a wake 2 s late instead of 1 s).
-      const earlyMs = dueAtMs - Date.now();
-      // (More than an interval early means the wall clock stepped back: check now.)
-      if (earlyMs > 0 && earlyMs <= streamIntervalMs) {
-        if (!stopped) timer = setTimeout(tick, earlyMs);
-        return;
+    const send = ({ decision }: Evaluation) => {
+      lastError = undefined;
+      if (!stopped && decision.active !== last) {
+        last = decision.active;
+        call.write({ result: decision.active });
       }
-      try {
-        const { decision } = await engine.evaluateTrigger(trigger, checks === 1 ? firstRecheck : later);
-        lastError = undefined;
-        if (!stopped && decision.active !== last) {
-          last = decision.active;
-          call.write({ result: decision.active });
-        }
-      } catch (err) {
-        const message = errorMessage(err);
-        if (message !== lastError) {
-          logger.warn({ trigger: `${ref.namespace}/${ref.name}`, err: message }, 'stream check failed; sending nothing until the source answers');
-          lastError = message;
-        }
+    };
+    const failed = (err: unknown) => {
+      const message = errorMessage(err);
+      if (message !== lastError) {
+        logger.warn({ trigger: `${ref.namespace}/${ref.name}`, err: message }, 'stream check failed; sending nothing until the source answers');
+        lastError = message;
       }
+    };
+    const next = () => {
       // The first re-check lands at a random point of the interval: streams opened together (KEDA
       // re-opening them all after a restart) would otherwise check in the same instant every
       // interval, a burst that holds up every other call for its whole length.
@@ -179,12 +196,31 @@ export class ExternalScalerService {
       if (delayMs !== streamIntervalMs) timer = setTimeout(tick, delayMs);
       else timer = everyInterval = everyInterval?.refresh() ?? setTimeout(tick, streamIntervalMs);
     };
+    const tick = () => {
+      // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
+      // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
+      // see the old value for one more whole interval (a wake 2 s late instead of 1 s).
+      const earlyMs = dueAtMs - Date.now();
+      // (More than an interval early means the wall clock stepped back: check now.)
+      if (earlyMs > 0 && earlyMs <= streamIntervalMs) {
+        if (!stopped) timer = setTimeout(tick, earlyMs);
+        return;
+      }
+      const options = checks === 1 ? firstRecheck : later;
+      const cached = engine.evaluateCached(trigger, options);
+      if (cached !== undefined) {
+        send(cached);
+        next();
+      } else {
+        engine.evaluateTrigger(trigger, options).then(send, failed).finally(next);
+      }
+    };
     this.track('StreamIsActive', call, () => {
       stopped = true;
       clearTimeout(timer);
       clearTimeout(everyInterval);
     });
-    void tick();
+    tick();
   }
 
   /** The spec depends on the metadata only (target 1), so it is sent once and never changes. */

@@ -7,23 +7,23 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 
+/** A RabbitMQ-kind driver whose sources answer with `read(queue)`. */
+function fakeDriver(read: (queueName: string) => Promise<SourceReading>): SourceDriver<RabbitmqSourceConfig> {
+  return {
+    kind: 'rabbitmq',
+    identity: (c) => `fake:${c.queueName}`,
+    create: (c): Source => ({ identity: `fake:${c.queueName}`, label: `fake ${c.queueName}`, kind: 'rabbitmq', read: () => read(c.queueName) }),
+    close: async () => {},
+  };
+}
+
 /** A RabbitMQ-kind driver whose queues hold `backlog[queue]` messages; counts the reads. */
 function fakeRabbit(backlog: Record<string, number>) {
   const reads: string[] = [];
-  const driver: SourceDriver<RabbitmqSourceConfig> = {
-    kind: 'rabbitmq',
-    identity: (c) => `fake:${c.queueName}`,
-    create: (c): Source => ({
-      identity: `fake:${c.queueName}`,
-      label: `fake ${c.queueName}`,
-      kind: 'rabbitmq',
-      read: async (): Promise<SourceReading> => {
-        reads.push(c.queueName);
-        return { backlog: backlog[c.queueName] ?? 0 };
-      },
-    }),
-    close: async () => {},
-  };
+  const driver = fakeDriver(async (queueName) => {
+    reads.push(queueName);
+    return { backlog: backlog[queueName] ?? 0 };
+  });
   return { driver, reads };
 }
 
@@ -81,6 +81,41 @@ describe('Engine: one decision per reading', () => {
     expect(engine.trigger(backward)).toBe(engine.trigger(forward));
     expect(engine.trigger(ref('so', 'q', { messagesPerReplica: '6' }))).not.toBe(engine.trigger(forward));
     expect(engine.trigger({ ...forward, name: 'so2' })).not.toBe(engine.trigger(forward));
+  });
+
+  it('answers from fresh cached readings without a promise, and leaves stale or failed readings to evaluateTrigger', async () => {
+    const backlog = { q: 23 };
+    const { driver, reads } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000 };
+    const { engine } = engineWith(driver, clock);
+    const trigger = engine.trigger(ref('so', 'q'));
+    expect(engine.evaluateCached(trigger)).toBeUndefined(); // never read: its sources are not even looked up yet
+    const first = await engine.evaluateTrigger(trigger);
+    clock.ms += 500;
+    expect(engine.evaluateCached(trigger)).toBe(first);
+    expect(engine.evaluateCached(trigger, { maxAgeMs: 100 })).toBeUndefined();
+    // Another trigger on the same reading gets its own decision, made at once.
+    const other = engine.evaluateCached(engine.trigger(ref('other', 'q', { messagesPerReplica: '10' })));
+    expect(other).toBeUndefined(); // its sources were never looked up
+    clock.ms += 600; // the reading is now older than the cache interval
+    expect(engine.evaluateCached(trigger)).toBeUndefined();
+    backlog.q = 0;
+    const second = await engine.evaluateTrigger(trigger);
+    expect(reads).toEqual(['q', 'q']);
+    expect(second.decision.explanation.signals.backlog).toBe(0);
+    expect(engine.evaluateCached(trigger)).toBe(second);
+  });
+
+  it('never answers from the cache while the source fails: evaluateTrigger rejects', async () => {
+    const clock = { ms: 1_000_000 };
+    const driver = fakeDriver(async () => {
+      throw new Error('connection refused');
+    });
+    const { engine } = engineWith(driver, clock);
+    const trigger = engine.trigger(ref('so', 'q'));
+    await expect(engine.evaluateTrigger(trigger)).rejects.toThrow(/connection refused/);
+    expect(engine.evaluateCached(trigger)).toBeUndefined();
+    await expect(engine.evaluateTrigger(trigger)).rejects.toThrow(/connection refused/);
   });
 
   it('keeps each trigger its own decision on a shared reading', async () => {

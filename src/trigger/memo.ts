@@ -1,0 +1,71 @@
+// The parse memo: what was parsed from a ScaledObjectRef, found again without building a key.
+// KEDA sends the metadata as a Go map, in a new order on every call, so a key would have to sort
+// and join every name and value of every call; comparing against the metadata stored under the
+// ScaledObject's namespace and name allocates nothing.
+import type { TriggerRef } from '../engine.ts';
+
+interface MemoEntry<T> {
+  /** A copy of the metadata (no prototype: a key like "constructor" finds only what was stored). */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly size: number;
+  readonly value: T;
+}
+
+/** Most entries under one ScaledObject (one per trigger of it, and metadata edits). */
+const PER_NAME = 8;
+
+export class RefMemo<T> {
+  private readonly byNamespace = new Map<string, Map<string, MemoEntry<T>[]>>();
+  private entries = 0;
+  private readonly maxEntries: number;
+
+  constructor(maxEntries: number) {
+    this.maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.entries;
+  }
+
+  get(ref: TriggerRef): T | undefined {
+    const list = this.byNamespace.get(ref.namespace)?.get(ref.name);
+    if (list === undefined) return undefined;
+    for (const entry of list) if (sameMetadata(entry, ref.metadata)) return entry.value;
+    return undefined;
+  }
+
+  set(ref: TriggerRef, value: T): void {
+    if (this.entries >= this.maxEntries) this.clear();
+    let byName = this.byNamespace.get(ref.namespace);
+    if (byName === undefined) this.byNamespace.set(ref.namespace, (byName = new Map()));
+    let list = byName.get(ref.name);
+    if (list === undefined) byName.set(ref.name, (list = []));
+    // Newest first: an edited ScaledObject's old metadata ages out of the list.
+    if (list.length >= PER_NAME) {
+      list.pop();
+      this.entries--;
+    }
+    const metadata: Record<string, string> = Object.create(null);
+    let size = 0;
+    for (const [key, text] of Object.entries(ref.metadata)) {
+      metadata[key] = text;
+      size++;
+    }
+    list.unshift({ metadata, size, value });
+    this.entries++;
+  }
+
+  clear(): void {
+    this.byNamespace.clear();
+    this.entries = 0;
+  }
+}
+
+function sameMetadata(entry: MemoEntry<unknown>, metadata: Readonly<Record<string, string>>): boolean {
+  let size = 0;
+  for (const key in metadata) {
+    if (!Object.hasOwn(metadata, key) || entry.metadata[key] !== metadata[key]) return false;
+    size++;
+  }
+  return size === entry.size;
+}

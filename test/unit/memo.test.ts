@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import type { TriggerRef } from '../../src/engine.ts';
+import { RefMemo } from '../../src/trigger/memo.ts';
+
+const ref = (metadata: Record<string, string>, name = 'so', namespace = 'ns'): TriggerRef => ({ name, namespace, metadata });
+
+describe('RefMemo', () => {
+  it('finds an entry whatever order the metadata keys come in, and only for the same namespace and name', () => {
+    const memo = new RefMemo<string>(100);
+    memo.set(ref({ a: '1', b: '2', c: '3' }), 'abc');
+    expect(memo.get(ref({ c: '3', a: '1', b: '2' }))).toBe('abc');
+    expect(memo.get(ref({ a: '1', b: '2', c: '3' }, 'other'))).toBeUndefined();
+    expect(memo.get(ref({ a: '1', b: '2', c: '3' }, 'so', 'other'))).toBeUndefined();
+  });
+
+  it('misses on a changed value, an extra key or a missing key', () => {
+    const memo = new RefMemo<string>(100);
+    memo.set(ref({ a: '1', b: '2' }), 'ab');
+    expect(memo.get(ref({ a: '1', b: '3' }))).toBeUndefined();
+    expect(memo.get(ref({ a: '1', b: '2', c: '' }))).toBeUndefined();
+    expect(memo.get(ref({ a: '1' }))).toBeUndefined();
+    expect(memo.get(ref({}))).toBeUndefined();
+  });
+
+  it('does not take a key of Object.prototype for a stored one', () => {
+    const memo = new RefMemo<string>(100);
+    memo.set(ref({ a: '1' }), 'a');
+    expect(memo.get(ref({ a: '1', constructor: 'x' }))).toBeUndefined();
+    memo.set(ref({ toString: 'y' }), 'toString');
+    expect(memo.get(ref({ toString: 'y' }))).toBe('toString');
+    expect(memo.get(ref({ valueOf: 'y' }))).toBeUndefined();
+  });
+
+  it('keeps several metadata sets per ScaledObject (one per trigger), newest first, at most eight', () => {
+    const memo = new RefMemo<number>(100);
+    for (let i = 0; i < 9; i++) memo.set(ref({ queue: `q${i}` }), i);
+    expect(memo.size).toBe(8);
+    expect(memo.get(ref({ queue: 'q0' }))).toBeUndefined();
+    for (let i = 1; i < 9; i++) expect(memo.get(ref({ queue: `q${i}` }))).toBe(i);
+  });
+
+  it('starts over when full, so its memory stays bounded', () => {
+    const memo = new RefMemo<number>(3);
+    for (let i = 0; i < 3; i++) memo.set(ref({ a: '1' }, `so${i}`), i);
+    expect(memo.size).toBe(3);
+    memo.set(ref({ a: '1' }, 'so3'), 3);
+    expect(memo.size).toBe(1);
+    expect(memo.get(ref({ a: '1' }, 'so0'))).toBeUndefined();
+    expect(memo.get(ref({ a: '1' }, 'so3'))).toBe(3);
+  });
+
+  it('keeps its own copy of the metadata (a caller that changes its object later changes nothing)', () => {
+    const memo = new RefMemo<string>(100);
+    const metadata = { a: '1' };
+    memo.set(ref(metadata), 'a');
+    metadata.a = '2';
+    expect(memo.get(ref({ a: '1' }))).toBe('a');
+    expect(memo.get(ref({ a: '2' }))).toBeUndefined();
+  });
+});
