@@ -138,6 +138,7 @@ describe('flags', () => {
   it('runs the scaler as it ships: compiled, with the node flags of npm start and of the image', () => {
     const shipped = shippedNodeArgs();
     expect(shipped).toContain('--max-semi-space-size=4');
+    expect(shipped).toContain('--no-allocation-site-pretenuring');
     const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
     expect(entrypoint.filter((a) => a !== '--enable-source-maps').slice(1, -1)).toEqual(shipped);
