@@ -229,7 +229,8 @@ async function main(): Promise<void> {
         loadedPeakRssMb = Math.max(loadedPeakRssMb, sampleProcess(fresh.pid).rssMb);
       }
       const loaded = await running;
-      log(`  under load: peak RSS ${loadedPeakRssMb.toFixed(1)} MB, ${loaded.errors} errors`);
+      const codes = Object.keys(loaded.errorCodes).length ? ` ${JSON.stringify(loaded.errorCodes)}` : '';
+      log(`  under load: peak RSS ${loadedPeakRssMb.toFixed(1)} MB, ${loaded.errors} errors${codes}`);
       // Scraped after the RSS samples: rendering every trigger's series takes memory of its own.
       const text = await fresh.scrape();
       const heapUsedMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_used_bytes') / 2 ** 20;
