@@ -140,20 +140,22 @@ export class Engine {
     const nowMs = this.now();
     this.sweep(nowMs);
     const state = this.triggers.get(trigger.id);
-    const last = state?.lastEvaluation !== undefined ? state.observations : undefined;
-    let same = last?.length === sources.length;
+    const last = state?.lastEvaluation !== undefined && state.observations?.length === sources.length ? state.observations : undefined;
+    // One pass (a reading can expire between two): the array is built only from the first reading
+    // that differs from the last decision's.
+    let observations: Observation[] | undefined;
     for (let i = 0; i < sources.length; i++) {
       const observation = this.cache.fresh(sources[i]!.source, options.maxAgeMs);
       if (observation === undefined) return undefined;
-      if (observation !== last?.[i]) same = false;
+      if (observations === undefined && observation !== last?.[i]) observations = last?.slice(0, i) ?? [];
+      observations?.push(observation);
     }
-    if (same) {
+    if (observations === undefined && last !== undefined) {
       // The readings of the last decision (the common case): nothing to allocate.
       state!.lastSeenMs = nowMs;
       return state!.lastEvaluation;
     }
-    const observations = sources.map(({ source }) => this.cache.fresh(source, options.maxAgeMs)!);
-    return this.decideOn(trigger, sources, observations);
+    return this.decideOn(trigger, sources, observations ?? []);
   }
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {

@@ -27,7 +27,7 @@ function fakeRabbit(backlog: Record<string, number>) {
   return { driver, reads };
 }
 
-function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number }) {
+function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number; step?: number }) {
   const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
   const engine = new Engine({
     registry: new SourceRegistry([driver as unknown as SourceDriver]),
@@ -35,7 +35,11 @@ function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: num
     sourceTimeoutMs: 2000,
     logger: silentLogger(),
     metrics,
-    now: () => clock.ms,
+    now: () => {
+      const ms = clock.ms;
+      clock.ms += clock.step ?? 0;
+      return ms;
+    },
   });
   return { engine, metrics };
 }
@@ -104,6 +108,32 @@ describe('Engine: one decision per reading', () => {
     expect(reads).toEqual(['q', 'q']);
     expect(second.decision.explanation.signals.backlog).toBe(0);
     expect(engine.evaluateCached(trigger)).toBe(second);
+  });
+
+  it('decides on a new reading even when it expires while being read (the clock moves on every call)', async () => {
+    const backlog = { q: 23 };
+    const { driver } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000, step: 0 };
+    const { engine } = engineWith(driver, clock);
+    // now() reads the clock and then moves it on by `step` ms: every call sees a later time.
+    const a = engine.trigger(ref('a', 'q'));
+    const b = engine.trigger(ref('b', 'q'));
+    for (let offset = 0; offset <= 12; offset++) {
+      clock.step = 0;
+      const old = await engine.evaluateTrigger(a);
+      backlog.q++;
+      const settledAt = clock.ms;
+      await engine.evaluateTrigger(b, { maxAgeMs: 0 }); // a new reading of q, which a has not decided on
+      // Start `offset` ms before that reading expires (TTL 1000 ms), the clock ticking on every read.
+      clock.ms = settledAt + 1000 - offset;
+      clock.step = 1;
+      const next = engine.evaluateCached(a);
+      if (next !== undefined) {
+        expect(next).not.toBe(old);
+        expect(next.decision.explanation.signals.backlog).toBe(backlog.q);
+      }
+      clock.ms += 2000;
+    }
   });
 
   it('never answers from the cache while the source fails: evaluateTrigger rejects', async () => {
