@@ -207,7 +207,15 @@ export class ExternalScalerService {
         return;
       }
       const options = checks === 1 ? firstRecheck : later;
-      const cached = engine.evaluateCached(trigger, options);
+      let cached: Evaluation | undefined;
+      try {
+        cached = engine.evaluateCached(trigger, options);
+      } catch (err) {
+        // A timer callback has no caller to hand a throw to: log it and keep checking.
+        failed(err);
+        next();
+        return;
+      }
       if (cached !== undefined) {
         send(cached);
         next();
