@@ -233,18 +233,20 @@ async function main(): Promise<void> {
       log(`  under load: peak RSS ${loadedPeakRssMb.toFixed(1)} MB, ${loaded.errors} errors${codes}`);
       // Scraped after the RSS samples: rendering every trigger's series takes memory of its own.
       const text = await fresh.scrape();
+      // What one Prometheus scrape costs on top (every series rendered into one text).
+      const scrapedRssMb = sampleProcess(fresh.pid).rssMb;
       const heapUsedMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_used_bytes') / 2 ** 20;
       const heapTotalMb = sumMetric(text, 'keda_inference_scaler_nodejs_heap_size_total_bytes') / 2 ** 20;
       const series = text.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
       if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
       await fresh.stop();
       const errors = r.errors + loaded.errors;
-      return { limited, nodeArgsText, triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, loadedPeakRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors };
+      return { limited, nodeArgsText, triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, loadedPeakRssMb, scrapedRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors };
     };
     type Memory = Awaited<ReturnType<typeof memoryPhase>>;
     const memoryPhases = async (loadgen: LoadGenerator) => [await memoryPhase(loadgen, false), await memoryPhase(loadgen, true)];
     const memoryLine = (m: Memory) =>
-      `memory, ${m.limited ? `as the chart runs it (256Mi limit, --max-old-space-size=${CHART_OLD_SPACE_MB})` : 'no heap cap'} (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${m.nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues registered and evaluated, peak ${m.loadedPeakRssMb.toFixed(1)} MB under ${flags.rate} req/s over them (heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
+      `memory, ${m.limited ? `as the chart runs it (256Mi limit, --max-old-space-size=${CHART_OLD_SPACE_MB})` : 'no heap cap'} (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${m.nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues registered and evaluated, peak ${m.loadedPeakRssMb.toFixed(1)} MB under ${flags.rate} req/s over them, ${m.scrapedRssMb.toFixed(1)} MB right after one /metrics scrape (heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
     const memoryCheck = (m: Memory) =>
       [
         `RSS < 200 MB at T = ${m.triggers}, ${m.limited ? 'as the chart runs it' : 'no heap cap'}: ${m.rssMb.toFixed(0)} MB settled, ${m.loadedPeakRssMb.toFixed(0)} MB peak under load`,
@@ -366,6 +368,8 @@ async function main(): Promise<void> {
       memoryLoadedPeakRssMb: memory[0]?.loadedPeakRssMb ?? null,
       memoryChartLimitRssMb: memory[1]?.rssMb ?? null,
       memoryChartLimitLoadedPeakRssMb: memory[1]?.loadedPeakRssMb ?? null,
+      memoryScrapedRssMb: memory[0]?.scrapedRssMb ?? null,
+      memoryChartLimitScrapedRssMb: memory[1]?.scrapedRssMb ?? null,
       maxRps: scalerSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
       floorMaxRps: floorSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
       loadgen: loadGenerator.kind,
