@@ -22,6 +22,15 @@ const envSchema = z.object({
   STREAM_INTERVAL_MS: positiveMs.default(1000),
   SHUTDOWN_TIMEOUT_MS: positiveMs.default(10_000),
   GRPC_MAX_CONNECTION_AGE_MS: positiveMs.default(5 * 60_000),
+  /**
+   * Per-trigger metric families (backlog, desired replicas, ... per ScaledObject trigger). At
+   * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
+   * shows every trigger).
+   */
+  TRIGGER_METRICS: z
+    .enum(['true', 'false'])
+    .default('true')
+    .transform((v) => v === 'true'),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   /** CA that client certificates must chain to; setting it turns on mutual TLS. */

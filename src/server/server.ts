@@ -58,7 +58,7 @@ function hostPort(host: string, port: number): string {
 
 export async function startScaler(config: ServerConfig, options: StartOptions = {}): Promise<RunningScaler> {
   const logger = options.logger ?? silentLogger();
-  const metrics = new ScalerMetrics();
+  const metrics = new ScalerMetrics(undefined, { triggerMetrics: config.TRIGGER_METRICS });
   const registry = new SourceRegistry((options.drivers ?? defaultDrivers)(logger, config));
   const engine = new Engine({
     registry,

@@ -13,18 +13,11 @@ export class ScalerMetrics {
   readonly sourceQueries: Counter<'kind' | 'result'>;
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
-  readonly triggerBacklog: TriggerGauge;
-  readonly triggerDesiredReplicas: TriggerGauge;
-  readonly triggerActive: TriggerGauge;
-  readonly triggerDemand: TriggerGauge;
-  readonly triggerWinner: TriggerGauge;
-  readonly triggerBusyGpus: TriggerGauge;
-  readonly triggerArrivalRate: TriggerGauge;
   readonly cachedSources: Gauge;
   private cacheSize: () => number = () => 0;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
 
-  constructor(registry = new Registry(), options: { defaultMetrics?: boolean } = {}) {
+  constructor(registry = new Registry(), options: { defaultMetrics?: boolean; triggerMetrics?: boolean } = {}) {
     this.registry = registry;
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: PREFIX });
     const registers = [registry];
@@ -69,45 +62,48 @@ export class ScalerMetrics {
       registers,
     });
     // Per-trigger families are read from the last evaluations when scraped: nothing is written
-    // on the hot path, and no series outlives its trigger.
-    const evaluations = () => this.evaluations();
-    const perTrigger = (name: string, help: string, values: TriggerValues, extraLabels: string[] = []) =>
-      new TriggerGauge({ name: `${PREFIX}${name}`, help, labelNames: [...TRIGGER_LABELS, ...extraLabels], registers, evaluations, values });
-    this.triggerBacklog = perTrigger('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
-      put(e.decision.explanation.signals.backlog),
-    );
-    this.triggerDesiredReplicas = perTrigger('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
-      put(e.decision.desiredReplicas),
-    );
-    this.triggerActive = perTrigger('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
-      put(e.decision.active ? 1 : 0),
-    );
-    this.triggerDemand = perTrigger(
-      'trigger_demand_replicas',
-      'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
-      (e, put) => {
-        const demands = e.decision.explanation.demands as Partial<Record<DemandTerm, number>>;
-        for (const term of DEMAND_TERMS) {
-          const value = demands[term];
-          if (value !== undefined) put(value, { term });
-        }
-      },
-      ['term'],
-    );
-    this.triggerWinner = perTrigger(
-      'trigger_winning_term',
-      'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
-      (e, put) => put(1, { term: e.decision.explanation.winner }),
-      ['term'],
-    );
-    this.triggerBusyGpus = perTrigger('trigger_busy_gpus', 'Busy GPU-equivalents seen for the trigger.', (e, put) => {
-      const { busyGpus } = e.decision.explanation.signals;
-      if (busyGpus !== undefined) put(busyGpus);
-    });
-    this.triggerArrivalRate = perTrigger('trigger_arrival_rate_per_second', 'Estimated arrival rate (messages per second) for the trigger.', (e, put) => {
-      const { arrivalRatePerSecond } = e.decision.explanation.signals;
-      if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
-    });
+    // on the hot path, and no series outlives its trigger. TRIGGER_METRICS=false leaves them out
+    // (a scrape at 10,000 triggers renders some 60,000 series).
+    if (options.triggerMetrics ?? true) {
+      const evaluations = () => this.evaluations();
+      const perTrigger = (name: string, help: string, values: TriggerValues, extraLabels: string[] = []) =>
+        new TriggerGauge({ name: `${PREFIX}${name}`, help, labelNames: [...TRIGGER_LABELS, ...extraLabels], registers, evaluations, values });
+      perTrigger('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
+        put(e.decision.explanation.signals.backlog),
+      );
+      perTrigger('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
+        put(e.decision.desiredReplicas),
+      );
+      perTrigger('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
+        put(e.decision.active ? 1 : 0),
+      );
+      perTrigger(
+        'trigger_demand_replicas',
+        'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
+        (e, put) => {
+          const demands = e.decision.explanation.demands as Partial<Record<DemandTerm, number>>;
+          for (const term of DEMAND_TERMS) {
+            const value = demands[term];
+            if (value !== undefined) put(value, { term });
+          }
+        },
+        ['term'],
+      );
+      perTrigger(
+        'trigger_winning_term',
+        'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
+        (e, put) => put(1, { term: e.decision.explanation.winner }),
+        ['term'],
+      );
+      perTrigger('trigger_busy_gpus', 'Busy GPU-equivalents seen for the trigger.', (e, put) => {
+        const { busyGpus } = e.decision.explanation.signals;
+        if (busyGpus !== undefined) put(busyGpus);
+      });
+      perTrigger('trigger_arrival_rate_per_second', 'Estimated arrival rate (messages per second) for the trigger.', (e, put) => {
+        const { arrivalRatePerSecond } = e.decision.explanation.signals;
+        if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
+      });
+    }
     const cacheSize = () => this.cacheSize();
     this.cachedSources = new Gauge({
       name: `${PREFIX}cached_sources`,

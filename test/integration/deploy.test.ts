@@ -131,6 +131,12 @@ describe('Helm chart', () => {
     expect(heapMb + 80).toBeLessThanOrEqual(256);
     const unset = find(rendered('--set', 'nodeHeapMb=null'), 'Deployment').spec.template.spec.containers[0];
     expect(unset.env.map((e: { name: string }) => e.name)).not.toContain('NODE_OPTIONS');
+    // Per-trigger metric families: on by default, off with config.triggerMetrics=false (as the
+    // scaler's TRIGGER_METRICS parses it: "true" or "false").
+    const envValue = (c: { env: { name: string; value: string }[] }, name: string) => c.env.find((e) => e.name === name)?.value;
+    expect(envValue(container, 'TRIGGER_METRICS')).toBe('true');
+    const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
+    expect(envValue(quiet, 'TRIGGER_METRICS')).toBe('false');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([
       'topology.kubernetes.io/zone',
       'kubernetes.io/hostname',

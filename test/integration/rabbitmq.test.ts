@@ -208,5 +208,18 @@ describe('the read cache', () => {
     const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
     expect(text).toMatch(/keda_inference_scaler_source_queries_total\{kind="rabbitmq",result="ok"\} \d+/);
     expect(text).toMatch(/keda_inference_scaler_grpc_requests_total\{method="GetMetrics",code="OK"\} \d+/);
+    expect(text).toMatch(/keda_inference_scaler_trigger_desired_replicas\{namespace="ns-0",scaled_object="so-0",trigger="\w+"\} \d+/);
+  });
+
+  it('leaves the per-trigger families out of /metrics with TRIGGER_METRICS=false, and still answers and explains', async () => {
+    const queue = await rabbit.queue(3);
+    await using quiet = await startTestScaler({ TRIGGER_METRICS: false });
+    const answer = await quiet.client.getMetrics(ref(trigger(queue, { messagesPerReplica: '1' }), 'quiet-so'));
+    expect(answer.metricValues[0]!.metricValueFloat).toBe(3);
+    const base = `http://127.0.0.1:${quiet.scaler.metricsPort}`;
+    const text = await (await fetch(`${base}/metrics`)).text();
+    expect(text).toMatch(/keda_inference_scaler_grpc_requests_total\{method="GetMetrics",code="OK"\} 1/);
+    expect(text).not.toContain('keda_inference_scaler_trigger_');
+    expect(await (await fetch(`${base}/explain`)).text()).toContain('quiet-so');
   });
 });

@@ -113,6 +113,16 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1 });
   });
 
+  it('leaves every per-trigger family out with triggerMetrics: false (TRIGGER_METRICS=false), and keeps the rest', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false, triggerMetrics: false });
+    metrics.observeTriggers(() => [{ trigger, decision: decision(7, 2, 'backlog') }]);
+    metrics.observeCacheSize(() => 3);
+    const text = await metrics.registry.metrics();
+    expect(text).not.toContain('keda_inference_scaler_trigger_');
+    expect(text).toContain('keda_inference_scaler_cached_sources 3');
+    expect(text).toContain('keda_inference_scaler_grpc_requests_total');
+  });
+
   it('reports the read cache size as cached_sources', async () => {
     const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
     metrics.observeCacheSize(() => 42);
