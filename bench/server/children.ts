@@ -93,6 +93,15 @@ export function buildScaler(dir: string, from = ROOT): string {
   return dir;
 }
 
+/**
+ * Keeps draining a child's stdout (warnings) so the pipe never fills and blocks it; with a file
+ * (BENCH_SCALER_OUT, BENCH_FLOOR_OUT) appends it there, e.g. with --node-args=--trace-gc.
+ */
+function drainStdout(child: ChildProcess, file: string | undefined): void {
+  if (file) child.stdout!.pipe(createWriteStream(file, { flags: 'a' }));
+  else child.stdout!.resume();
+}
+
 export async function startScalerProcess(options: ScalerOptions): Promise<ScalerProcess> {
   const args = [
     ...(options.nodeArgs ?? []),
@@ -114,10 +123,7 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
     },
   });
   const ready = await firstJsonLine(child, 'grpcPort', 'scaler');
-  // Keep draining stdout (warnings) so the pipe never fills and blocks the scaler;
-  // BENCH_SCALER_OUT=FILE keeps it (e.g. with --node-args=--trace-gc).
-  if (process.env.BENCH_SCALER_OUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_SCALER_OUT, { flags: 'a' }));
-  else child.stdout!.resume();
+  drainStdout(child, process.env.BENCH_SCALER_OUT);
   const metricsPort = Number(ready.metricsPort);
   const scrape = async () => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   return {
@@ -141,9 +147,7 @@ export async function startFloorProcess(nodeArgs: readonly string[] = [], profil
   const profile = profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `floor-${Date.now()}.cpuprofile`] : [];
   const child = spawn(process.execPath, [...nodeArgs, ...profile, 'bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const ready = await firstJsonLine(child, 'grpcPort', 'floor server');
-  // BENCH_FLOOR_OUT=FILE keeps the floor's stdout, as BENCH_SCALER_OUT does the scaler's.
-  if (process.env.BENCH_FLOOR_OUT) child.stdout!.pipe(createWriteStream(process.env.BENCH_FLOOR_OUT, { flags: 'a' }));
-  else child.stdout!.resume();
+  drainStdout(child, process.env.BENCH_FLOOR_OUT);
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };
 }
 
