@@ -1,6 +1,7 @@
 // The HTTP side port: /metrics for Prometheus, /healthz and /readyz for humans and probes that
 // do not speak gRPC, and /explain for the `explain` CLI.
 import { type Server, createServer } from 'node:http';
+import { Readable, pipeline } from 'node:stream';
 import type { Engine, Evaluation } from '../engine.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 
@@ -32,12 +33,21 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
     };
     if (req.method !== 'GET') return send(405, 'method not allowed\n');
     switch (url.pathname) {
-      case '/metrics':
-        metrics.registry.metrics().then(
-          (text) => send(200, text, metrics.registry.contentType),
+      case '/metrics': {
+        // Streamed with backpressure: at 10,000 triggers the text is some 10 MB. The first chunk
+        // (the registry's families) decides the status; a failure after it cuts the response,
+        // which Prometheus counts as a failed scrape.
+        const chunks = metrics.exposition();
+        chunks.next().then(
+          (first) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            if (first.done !== true) res.write(first.value);
+            pipeline(Readable.from(chunks), res, () => {});
+          },
           (err: unknown) => send(500, `${String(err)}\n`),
         );
         return;
+      }
       case '/healthz':
         return send(200, 'ok\n');
       case '/readyz':

@@ -1,5 +1,6 @@
 // Prometheus metrics of the scaler, on an injected Registry (no global state).
-import { Counter, Gauge, type GaugeConfiguration, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { setImmediate } from 'node:timers/promises';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DEMAND_TERMS, type Decision, type DemandTerm } from '../model/types.ts';
 import type { Trigger } from '../trigger/types.ts';
 
@@ -16,6 +17,7 @@ export class ScalerMetrics {
   readonly cachedSources: Gauge;
   private cacheSize: () => number = () => 0;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
+  private readonly triggerFamilies: readonly TriggerFamily[] = [];
 
   constructor(registry = new Registry(), options: { defaultMetrics?: boolean; triggerMetrics?: boolean } = {}) {
     this.registry = registry;
@@ -61,48 +63,44 @@ export class ScalerMetrics {
       labelNames: ['kind', 'code'],
       registers,
     });
-    // Per-trigger families are read from the last evaluations when scraped: nothing is written
-    // on the hot path, and no series outlives its trigger. TRIGGER_METRICS=false leaves them out
-    // (a scrape at 10,000 triggers renders some 60,000 series).
+    // Per-trigger families are computed from the last evaluations when scraped: nothing is
+    // written on the hot path, and no series outlives its trigger. TRIGGER_METRICS=false leaves
+    // them out.
     if (options.triggerMetrics ?? true) {
-      const evaluations = () => this.evaluations();
-      const perTrigger = (name: string, help: string, values: TriggerValues, extraLabels: string[] = []) =>
-        new TriggerGauge({ name: `${PREFIX}${name}`, help, labelNames: [...TRIGGER_LABELS, ...extraLabels], registers, evaluations, values });
-      perTrigger('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
-        put(e.decision.explanation.signals.backlog),
-      );
-      perTrigger('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
-        put(e.decision.desiredReplicas),
-      );
-      perTrigger('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
-        put(e.decision.active ? 1 : 0),
-      );
-      perTrigger(
-        'trigger_demand_replicas',
-        'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
-        (e, put) => {
-          const demands = e.decision.explanation.demands as Partial<Record<DemandTerm, number>>;
-          for (const term of DEMAND_TERMS) {
-            const value = demands[term];
-            if (value !== undefined) put(value, { term });
-          }
-        },
-        ['term'],
-      );
-      perTrigger(
-        'trigger_winning_term',
-        'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
-        (e, put) => put(1, { term: e.decision.explanation.winner }),
-        ['term'],
-      );
-      perTrigger('trigger_busy_gpus', 'Busy GPU-equivalents seen for the trigger.', (e, put) => {
-        const { busyGpus } = e.decision.explanation.signals;
-        if (busyGpus !== undefined) put(busyGpus);
-      });
-      perTrigger('trigger_arrival_rate_per_second', 'Estimated arrival rate (messages per second) for the trigger.', (e, put) => {
-        const { arrivalRatePerSecond } = e.decision.explanation.signals;
-        if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
-      });
+      const family = (name: string, help: string, values: TriggerValues) => new TriggerFamily(`${PREFIX}${name}`, help, values);
+      this.triggerFamilies = [
+        family('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
+          put(e.decision.explanation.signals.backlog),
+        ),
+        family('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) => put(e.decision.desiredReplicas)),
+        family('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
+          put(e.decision.active ? 1 : 0),
+        ),
+        family(
+          'trigger_demand_replicas',
+          'Replica demand of each model term before bounds (only the terms computed at the last evaluation).',
+          (e, put) => {
+            const demands = e.decision.explanation.demands as Partial<Record<DemandTerm, number>>;
+            for (const term of DEMAND_TERMS) {
+              const value = demands[term];
+              if (value !== undefined) put(value, TERM_LABELS[term]);
+            }
+          },
+        ),
+        family(
+          'trigger_winning_term',
+          'The term that fixed the desired replica count: one series per trigger, value 1, labelled with the winning term.',
+          (e, put) => put(1, TERM_LABELS[e.decision.explanation.winner]),
+        ),
+        family('trigger_busy_gpus', 'Busy GPU-equivalents seen for the trigger.', (e, put) => {
+          const { busyGpus } = e.decision.explanation.signals;
+          if (busyGpus !== undefined) put(busyGpus);
+        }),
+        family('trigger_arrival_rate_per_second', 'Estimated arrival rate (messages per second) for the trigger.', (e, put) => {
+          const { arrivalRatePerSecond } = e.decision.explanation.signals;
+          if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
+        }),
+      ];
     }
     const cacheSize = () => this.cacheSize();
     this.cachedSources = new Gauge({
@@ -120,6 +118,58 @@ export class ScalerMetrics {
     this.cacheSize = size;
   }
 
+  /**
+   * The exposition text of every family, in chunks of some 64 KB: the registry's families, then
+   * the per-trigger families. Serve this (the HTTP server streams it with backpressure), not
+   * `registry.metrics()`, which holds no per-trigger family.
+   *
+   * The per-trigger families are written here rather than through prom-client, whose renderer
+   * builds a labels object, a label array and a line string per series and keeps them all until
+   * the end: at 10,000 triggers (some 100,000 series) that held the event loop for 250-550 ms and
+   * the whole text, with all it took to build it, in memory at once. Here each trigger's labels
+   * are formatted once for all families, no more than a chunk is held at a time while the socket
+   * takes the text, and the event loop gets a turn every thousand triggers.
+   * `bench/metrics/scrape.ts` measures both ways.
+   */
+  async *exposition(): AsyncGenerator<string, void, undefined> {
+    yield await this.registry.metrics();
+    if (this.triggerFamilies.length === 0) return;
+    const evaluations: TriggerEvaluation[] = [];
+    const labels: string[] = [];
+    for (const evaluation of this.evaluations()) {
+      const { trigger } = evaluation;
+      evaluations.push(evaluation);
+      // Labels never carry URLs or secrets: the trigger label is the metadata hash from its id.
+      const hash = trigger.id.slice(trigger.id.lastIndexOf('/') + 1);
+      labels.push(`namespace="${escapeLabel(trigger.namespace)}",scaled_object="${escapeLabel(trigger.name)}",trigger="${escapeLabel(hash)}"`);
+    }
+    let chunk = '';
+    for (const family of this.triggerFamilies) {
+      chunk += family.header;
+      let current = '';
+      const put = (value: number, extra = ''): void => {
+        chunk += `${family.name}{${current}${extra}} ${formatValue(value)}\n`;
+      };
+      for (let i = 0; i < evaluations.length; i++) {
+        if (i % YIELD_EVERY === YIELD_EVERY - 1) await setImmediate();
+        current = labels[i]!;
+        family.values(evaluations[i]!, put);
+        if (chunk.length >= CHUNK_CHARS) {
+          yield chunk;
+          chunk = '';
+        }
+      }
+    }
+    if (chunk !== '') yield chunk;
+  }
+
+  /** The whole exposition text at once (tests, tools); the HTTP server streams `exposition()`. */
+  async render(): Promise<string> {
+    let text = '';
+    for await (const chunk of this.exposition()) text += chunk;
+    return text;
+  }
+
   /** Where the per-trigger families read the triggers' last evaluations at scrape time. */
   observeTriggers(evaluations: () => Iterable<TriggerEvaluation>): void {
     this.evaluations = evaluations;
@@ -132,41 +182,37 @@ export interface TriggerEvaluation {
   readonly decision: Decision;
 }
 
-const TRIGGER_LABELS = ['namespace', 'scaled_object', 'trigger'] as const;
+/** Writes one trigger's series of a family: `put(value, extra labels as ',key="value"')`. */
+type TriggerValues = (evaluation: TriggerEvaluation, put: (value: number, extraLabels?: string) => void) => void;
 
-/** Writes one trigger's series of a family: `put(value, extra labels)`. */
-type TriggerValues = (evaluation: TriggerEvaluation, put: (value: number, extra?: Record<string, string>) => void) => void;
+/** A gauge family whose series are computed from the triggers' last evaluations when scraped. */
+class TriggerFamily {
+  readonly name: string;
+  readonly header: string;
+  readonly values: TriggerValues;
 
-/**
- * A gauge family whose series are computed from the triggers' last evaluations when scraped,
- * instead of being set on every evaluation: with thousands of evaluations a second and
- * 10,000 triggers, set() would cost a label hash and a retained entry per series.
- */
-class TriggerGauge extends Gauge {
-  private readonly evaluations: () => Iterable<TriggerEvaluation>;
-  private readonly values: TriggerValues;
-
-  constructor(
-    options: GaugeConfiguration<string> & {
-      evaluations: () => Iterable<TriggerEvaluation>;
-      values: TriggerValues;
-    },
-  ) {
-    const { evaluations, values, ...config } = options;
-    super(config);
-    this.evaluations = evaluations;
+  constructor(name: string, help: string, values: TriggerValues) {
+    this.name = name;
     this.values = values;
+    this.header = `# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${name} gauge\n`;
   }
+}
 
-  override async get(): ReturnType<Gauge['get']> {
-    const out: Awaited<ReturnType<Gauge['get']>>['values'] = [];
-    for (const evaluation of this.evaluations()) {
-      const { trigger } = evaluation;
-      // Labels never carry URLs or secrets: the trigger label is the metadata hash from its id.
-      const labels = { namespace: trigger.namespace, scaled_object: trigger.name, trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1) };
-      this.values(evaluation, (value, extra) => out.push({ value, labels: extra === undefined ? labels : { ...labels, ...extra } }));
-    }
-    // The base object (name, help, type) with no series of its own: this gauge is never set.
-    return { ...(await super.get()), values: out };
-  }
+/** Triggers rendered between two turns of the event loop during a scrape (a few milliseconds). */
+const YIELD_EVERY = 1000;
+/** Characters per chunk of the streamed exposition text. */
+const CHUNK_CHARS = 64 * 1024;
+
+const TERM_LABELS = Object.fromEntries(DEMAND_TERMS.map((term) => [term, `,term="${term}"`])) as Record<DemandTerm, string>;
+
+/** A label value in the text format: backslash, double quote and newline escaped. */
+export function escapeLabel(value: string): string {
+  return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
+}
+
+/** A sample value in the text format (NaN and the infinities as Prometheus writes them). */
+function formatValue(value: number): string {
+  if (Number.isFinite(value)) return `${value}`;
+  if (Number.isNaN(value)) return 'NaN';
+  return value > 0 ? '+Inf' : '-Inf';
 }

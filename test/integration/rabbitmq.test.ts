@@ -1,4 +1,5 @@
 // The scaler core against a real RabbitMQ, driven over gRPC exactly as KEDA drives it.
+import { spawnSync } from 'node:child_process';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
@@ -209,6 +210,21 @@ describe('the read cache', () => {
     expect(text).toMatch(/keda_inference_scaler_source_queries_total\{kind="rabbitmq",result="ok"\} \d+/);
     expect(text).toMatch(/keda_inference_scaler_grpc_requests_total\{method="GetMetrics",code="OK"\} \d+/);
     expect(text).toMatch(/keda_inference_scaler_trigger_desired_replicas\{namespace="ns-0",scaled_object="so-0",trigger="\w+"\} \d+/);
+  });
+
+  it("serves /metrics that Prometheus' own parser reads (promtool check metrics)", async () => {
+    const queue = await rabbit.queue(2);
+    await Promise.all(Array.from({ length: 20 }, (_, i) => t.client.isActive(ref(trigger(queue), `lint-so-${i}`, 'lint-ns'))));
+    const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
+    expect(text).toMatch(/^keda_inference_scaler_trigger_backlog\{namespace="lint-ns",scaled_object="lint-so-19",trigger="\w+"\} 2$/m);
+    // promtool comes with Debian's prometheus package, which scripts/services.sh installs.
+    const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(lint.error, 'promtool not found: run scripts/services.sh up (it installs prometheus)').toBeUndefined();
+    // 0: clean; 3: lint findings only; 1: the text did not parse.
+    expect([0, 3]).toContain(lint.status);
+    const findings = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.trim() !== '');
+    // The only findings are on prom-client's default Node.js gauges named *_total, which are not ours to rename.
+    expect(findings.filter((l) => !/^keda_inference_scaler_nodejs_\w+_total non-counter metrics should not have "_total" suffix$/.test(l))).toEqual([]);
   });
 
   it('leaves the per-trigger families out of /metrics with TRIGGER_METRICS=false, and still answers and explains', async () => {

@@ -163,8 +163,8 @@ describe('Engine: one decision per reading', () => {
     const { engine, metrics } = engineWith(driver, { ms: 1_000_000 });
     await engine.evaluate(ref('a', 'q'));
     await engine.evaluate(ref('b', 'r'));
-    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_desired_replicas');
-    const lines = text.split('\n').filter((l) => !l.startsWith('#'));
+    const text = await metrics.render();
+    const lines = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_desired_replicas{'));
     expect(lines.map((l) => l.replace(/trigger="[^"]+"/, 'trigger="h"')).sort()).toEqual([
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="a",trigger="h"} 5',
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="b",trigger="h"} 1',

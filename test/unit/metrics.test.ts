@@ -32,14 +32,21 @@ function decision(
   } as Decision;
 }
 
-/** Value of each series of a metric, keyed by its labels' term (or '' without one). */
+/** Value of each series of a family in the served text, keyed by its term label (or '' without one). */
 async function values(metrics: ScalerMetrics, name: string): Promise<Record<string, number>> {
-  const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === `keda_inference_scaler_${name}`);
   const out: Record<string, number> = {};
-  for (const v of (metric?.values ?? []) as { labels: Record<string, string | number>; value: number }[]) {
-    out[String(v.labels.term ?? '')] = v.value;
+  for (const line of (await metrics.render()).split('\n')) {
+    const m = /^keda_inference_scaler_(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (m === null || m[1] !== name) continue;
+    out[/(?:^|,)term="(\w+)"/.exec(m[2] ?? '')?.[1] ?? ''] = Number(m[3]);
   }
   return out;
+}
+
+/** The sample lines of one family, in the order served. */
+async function lines(metrics: ScalerMetrics, name: string): Promise<string[]> {
+  const text = await metrics.render();
+  return text.split('\n').filter((l) => l.startsWith(`keda_inference_scaler_${name}{`) || l.startsWith(`keda_inference_scaler_${name} `));
 }
 
 /** Metrics that read the last decisions from `last` (trigger id -> evaluation), as the engine's are. */
@@ -73,9 +80,7 @@ describe('ScalerMetrics per-trigger families', () => {
     record(other, decision(0, 1, 'minReplicas'));
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1, minReplicas: 1 });
     record(trigger, decision(0, 3, 'hold', undefined, 3));
-    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_winning_term');
-    const lines = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_winning_term{'));
-    expect(lines.sort()).toEqual([
+    expect((await lines(metrics, 'trigger_winning_term')).sort()).toEqual([
       'keda_inference_scaler_trigger_winning_term{namespace="ns",scaled_object="so",trigger="abc123",term="hold"} 1',
       'keda_inference_scaler_trigger_winning_term{namespace="ns",scaled_object="so2",trigger="def456",term="minReplicas"} 1',
     ]);
@@ -97,8 +102,7 @@ describe('ScalerMetrics per-trigger families', () => {
   it('labels series with namespace, ScaledObject and the metadata hash only', async () => {
     const { metrics, record } = withTriggers();
     record(trigger, decision(4, 1, 'backlog'));
-    const text = await metrics.registry.getSingleMetricAsString('keda_inference_scaler_trigger_backlog');
-    expect(text).toContain('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4');
+    expect(await lines(metrics, 'trigger_backlog')).toEqual(['keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4']);
   });
 
   it('drops every series of a trigger the engine no longer holds', async () => {
@@ -117,7 +121,7 @@ describe('ScalerMetrics per-trigger families', () => {
     const metrics = new ScalerMetrics(undefined, { defaultMetrics: false, triggerMetrics: false });
     metrics.observeTriggers(() => [{ trigger, decision: decision(7, 2, 'backlog') }]);
     metrics.observeCacheSize(() => 3);
-    const text = await metrics.registry.metrics();
+    const text = await metrics.render();
     expect(text).not.toContain('keda_inference_scaler_trigger_');
     expect(text).toContain('keda_inference_scaler_cached_sources 3');
     expect(text).toContain('keda_inference_scaler_grpc_requests_total');
@@ -127,5 +131,54 @@ describe('ScalerMetrics per-trigger families', () => {
     const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
     metrics.observeCacheSize(() => 42);
     expect(await values(metrics, 'cached_sources')).toEqual({ '': 42 });
+  });
+});
+
+describe('ScalerMetrics.render', () => {
+  it('escapes label values and writes NaN and the infinities as Prometheus reads them', async () => {
+    const { metrics, record } = withTriggers();
+    const odd = { ...trigger, id: 'ns/we"ird/abc123', name: 'we"ird\\so\nx' } as Trigger;
+    const d = decision(Number.NaN, 2, 'backlog', Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY);
+    record(odd, d);
+    expect(await lines(metrics, 'trigger_backlog')).toEqual([
+      'keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="we\\"ird\\\\so\\nx",trigger="abc123"} NaN',
+    ]);
+    expect(await lines(metrics, 'trigger_arrival_rate_per_second')).toEqual([
+      'keda_inference_scaler_trigger_arrival_rate_per_second{namespace="ns",scaled_object="we\\"ird\\\\so\\nx",trigger="abc123"} +Inf',
+    ]);
+    expect(await lines(metrics, 'trigger_demand_replicas')).toContain(
+      'keda_inference_scaler_trigger_demand_replicas{namespace="ns",scaled_object="we\\"ird\\\\so\\nx",trigger="abc123",term="hold"} -Inf',
+    );
+  });
+
+  it('serves the registry families first, then each per-trigger family once with its HELP and TYPE', async () => {
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(4, 1, 'backlog'));
+    const text = await metrics.render();
+    expect(text.indexOf('# TYPE keda_inference_scaler_grpc_requests_total counter')).toBeGreaterThanOrEqual(0);
+    expect(text.indexOf('# TYPE keda_inference_scaler_grpc_requests_total counter')).toBeLessThan(
+      text.indexOf('# TYPE keda_inference_scaler_trigger_backlog gauge'),
+    );
+    for (const name of ['trigger_backlog', 'trigger_desired_replicas', 'trigger_active', 'trigger_demand_replicas', 'trigger_winning_term']) {
+      expect(text.split(`# TYPE keda_inference_scaler_${name} gauge\n`)).toHaveLength(2);
+      expect(text.split(`# HELP keda_inference_scaler_${name} `)).toHaveLength(2);
+    }
+  });
+
+  it('streams a large fleet in chunks of whole lines, across turns of the event loop', async () => {
+    const { metrics, record } = withTriggers();
+    for (let i = 0; i < 2_500; i++) record({ ...trigger, id: `ns/so-${i}/h${i}`, name: `so-${i}` } as Trigger, decision(i, 1 + (i % 4), 'backlog'));
+    const chunks: string[] = [];
+    let turns = 0;
+    const ticker = setInterval(() => turns++, 0);
+    for await (const chunk of metrics.exposition()) chunks.push(chunk);
+    clearInterval(ticker);
+    expect(chunks.length).toBeGreaterThan(2);
+    for (const chunk of chunks) expect(chunk.endsWith('\n')).toBe(true);
+    expect(turns).toBeGreaterThan(0);
+    const served = await lines(metrics, 'trigger_backlog');
+    expect(served).toHaveLength(2_500);
+    expect(served[2_499]).toBe('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-2499",trigger="h2499"} 2499');
+    expect(chunks.join('')).toBe(await metrics.render());
   });
 });

@@ -1,0 +1,63 @@
+import type { AddressInfo } from 'node:net';
+import { request } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine.ts';
+import type { Decision } from '../../src/model/types.ts';
+import { createHttpServer } from '../../src/server/http.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { Trigger } from '../../src/trigger/types.ts';
+
+const servers: { close: () => void }[] = [];
+afterEach(() => {
+  for (const s of servers.splice(0)) s.close();
+});
+
+/** A scaler's HTTP port whose metrics hold `triggers` evaluated triggers; /metrics reads no engine. */
+async function serve(triggers: number): Promise<string> {
+  const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+  const evaluations = Array.from({ length: triggers }, (_, i) => ({
+    trigger: { id: `ns/so-${i}/h${i}`, namespace: 'ns', name: `so-${i}` } as Trigger,
+    decision: {
+      desiredReplicas: 1 + (i % 3),
+      active: true,
+      explanation: { signals: { backlog: i }, demands: { backlog: 1 + (i % 3) }, winner: 'backlog' },
+    } as unknown as Decision,
+  }));
+  metrics.observeTriggers(() => evaluations);
+  const server = createHttpServer({ metrics, engine: {} as Engine, ready: () => true, sourceLabels: () => [] });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  servers.push(server);
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('GET /metrics', () => {
+  it('streams every series of a large fleet in the Prometheus text format', async () => {
+    const base = await serve(20_000);
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.text();
+    const backlog = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_backlog{'));
+    expect(backlog).toHaveLength(20_000);
+    expect(backlog[19_999]).toBe('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-19999",trigger="h19999"} 19999');
+    expect(text).toContain('keda_inference_scaler_grpc_requests_total');
+    expect(text.endsWith('\n')).toBe(true);
+  });
+
+  it('keeps serving after a scraper hangs up in the middle of a response', async () => {
+    const base = await serve(20_000);
+    await new Promise<void>((resolve, reject) => {
+      const req = request(`${base}/metrics`, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
+      req.end();
+    });
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect((await res.text()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_active{'))).toHaveLength(20_000);
+  });
+});
