@@ -34,15 +34,16 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
     if (req.method !== 'GET') return send(405, 'method not allowed\n');
     switch (url.pathname) {
       case '/metrics': {
-        // Streamed with backpressure: at 10,000 triggers the text is some 10 MB. The first chunk
-        // (the registry's families) decides the status; a failure after it cuts the response,
-        // which Prometheus counts as a failed scrape.
+        // Streamed with backpressure, one chunk read ahead: at 10,000 triggers the text is some
+        // 10 MB, and chunks waiting in a buffer would outlive scavenges and be promoted. The first
+        // chunk (the registry's families) decides the status; a failure after it cuts the
+        // response, which Prometheus counts as a failed scrape.
         const chunks = metrics.exposition();
         chunks.next().then(
           (first) => {
             res.writeHead(200, { 'content-type': metrics.registry.contentType });
             if (first.done !== true) res.write(first.value);
-            pipeline(Readable.from(chunks), res, () => {});
+            pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, () => {});
           },
           (err: unknown) => send(500, `${String(err)}\n`),
         );
