@@ -4,7 +4,8 @@
 // prom-client's own renderer over the same series (a Gauge per family, one labelled set() per
 // series), which is how the per-trigger families were rendered before.
 //
-//   node --expose-gc --max-semi-space-size=4 --no-allocation-site-pretenuring bench/metrics/scrape.ts [--triggers 10000] [--scrapes 10]
+//   npm run bench:metrics -- [--triggers 10000] [--scrapes 10]
+// (node --expose-gc and the shipped young-generation flags, so the GC behaves as in the server)
 import { parseArgs } from 'node:util';
 import { Gauge, Registry } from 'prom-client';
 import type { Decision } from '../../src/model/types.ts';
