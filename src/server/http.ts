@@ -34,10 +34,10 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
     if (req.method !== 'GET') return send(405, 'method not allowed\n');
     switch (url.pathname) {
       case '/metrics': {
-        // Streamed with backpressure, one chunk read ahead: at 10,000 triggers the text is some
-        // 10 MB, and chunks waiting in a buffer would outlive scavenges and be promoted. The first
-        // chunk (the registry's families) decides the status; a failure after it cuts the
-        // response, which Prometheus counts as a failed scrape.
+        // Streamed with backpressure, one chunk read ahead of the socket: at 10,000 triggers the
+        // text is some 10 MB, of which no more than a couple of 64 KB chunks is held at a time.
+        // The first chunk (the registry's families) decides the status; a failure after it cuts
+        // the response, which Prometheus counts as a failed scrape.
         const chunks = metrics.exposition();
         chunks.next().then(
           (first) => {

@@ -1,3 +1,4 @@
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Decision } from '../../src/model/types.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
@@ -180,5 +181,17 @@ describe('ScalerMetrics.render', () => {
     expect(served).toHaveLength(2_500);
     expect(served[2_499]).toBe('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-2499",trigger="h2499"} 2499');
     expect(chunks.join('')).toBe(await metrics.render());
+  });
+});
+
+describe('ScalerMetrics with an OpenMetrics registry', () => {
+  it('refuses per-trigger families, which are written in the Prometheus text format', () => {
+    const openMetrics = () => {
+      const registry = new Registry<typeof Registry.OPENMETRICS_CONTENT_TYPE>();
+      registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+      return registry as unknown as Registry;
+    };
+    expect(() => new ScalerMetrics(openMetrics(), { defaultMetrics: false })).toThrow(/Prometheus text format/);
+    expect(() => new ScalerMetrics(openMetrics(), { defaultMetrics: false, triggerMetrics: false })).not.toThrow();
   });
 });
