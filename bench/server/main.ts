@@ -209,12 +209,22 @@ async function main(): Promise<void> {
         spec: memSpec,
         concurrency: 32,
       });
+      // Prometheus scrapes throughout, every SCRAPE_EVERY_S (faster than the usual 15-30 s):
+      // rendering every trigger's series takes memory of its own, and counts in every figure.
+      const scrapes: number[] = [];
+      const scrapeOnSchedule = async (second: number) => {
+        if (second % SCRAPE_EVERY_S !== 0) return;
+        const start = performance.now();
+        await fresh.scrape();
+        scrapes.push(performance.now() - start);
+      };
       // V8 shrinks its heap only some seconds after allocation stops (its memory reducer): sample
       // RSS each second for 15 s and report the last sample (settled) and the peak.
       let peakRssMb = 0;
       let rssMb = 0;
-      for (let i = 0; i < 15; i++) {
+      for (let second = 1; second <= 15; second++) {
         await sleep(1000);
+        await scrapeOnSchedule(second);
         rssMb = sampleProcess(fresh.pid).rssMb;
         peakRssMb = Math.max(peakRssMb, rssMb);
         log(`  RSS ${rssMb.toFixed(1)} MB`);
@@ -223,19 +233,18 @@ async function main(): Promise<void> {
       // steady state of a cluster with that many ScaledObjects: RSS sampled each second.
       log(`  under ${flags.rate} req/s over the ${flags.memoryTriggers} triggers for ${flags.durationSeconds} s`);
       const running = loadgen.send<RunResult>({ cmd: 'run', spec: memSpec, rate: flags.rate, durationMs: flags.durationSeconds * 1000 });
-      // Prometheus scrapes meanwhile (every 5 s, faster than the usual 15-30 s): rendering every
-      // trigger's series takes memory of its own, and counts in the peak.
       let loadedPeakRssMb = 0;
       let done = false;
       void running.finally(() => (done = true));
       for (let second = 1; !done; second++) {
         await sleep(1000);
-        if (second % SCRAPE_EVERY_S === 0) await fresh.scrape();
+        await scrapeOnSchedule(second);
         loadedPeakRssMb = Math.max(loadedPeakRssMb, sampleProcess(fresh.pid).rssMb);
       }
       const loaded = await running;
       const codes = Object.keys(loaded.errorCodes).length ? ` ${JSON.stringify(loaded.errorCodes)}` : '';
       log(`  under load: peak RSS ${loadedPeakRssMb.toFixed(1)} MB, ${loaded.errors} errors${codes}`);
+      log(`  /metrics scrapes took ${scrapes.map((ms) => ms.toFixed(0)).join(', ')} ms`);
       // One more scrape once the load has stopped: what a scrape alone costs on top.
       const text = await fresh.scrape();
       const scrapedRssMb = sampleProcess(fresh.pid).rssMb;
@@ -245,12 +254,12 @@ async function main(): Promise<void> {
       if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
       await fresh.stop();
       const errors = r.errors + loaded.errors;
-      return { limited, nodeArgsText, triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, loadedPeakRssMb, scrapedRssMb, heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors };
+      return { limited, nodeArgsText, triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, loadedPeakRssMb, scrapedRssMb, scrapeMsMax: Math.max(...scrapes), heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors };
     };
     type Memory = Awaited<ReturnType<typeof memoryPhase>>;
     const memoryPhases = async (loadgen: LoadGenerator) => [await memoryPhase(loadgen, false), await memoryPhase(loadgen, true)];
     const memoryLine = (m: Memory) =>
-      `memory, ${m.limited ? `as the chart runs it (256Mi limit, --max-old-space-size=${CHART_OLD_SPACE_MB})` : 'no heap cap'} (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${m.nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues registered and evaluated, peak ${m.loadedPeakRssMb.toFixed(1)} MB under ${flags.rate} req/s over them with a /metrics scrape every ${SCRAPE_EVERY_S} s, ${m.scrapedRssMb.toFixed(1)} MB right after one /metrics scrape (heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
+      `memory, ${m.limited ? `as the chart runs it (256Mi limit, --max-old-space-size=${CHART_OLD_SPACE_MB})` : 'no heap cap'} (${flags.compiled ? 'compiled dist/main.js' : 'src/main.ts'}, node args: ${m.nodeArgsText}): idle ${m.idleRssMb.toFixed(1)} MB resident; ${m.rssMb.toFixed(1)} MB resident (peak ${m.peakRssMb.toFixed(1)} MB) with ${m.triggers} triggers over ${flags.queues} queues registered and evaluated, peak ${m.loadedPeakRssMb.toFixed(1)} MB under ${flags.rate} req/s over them, ${m.scrapedRssMb.toFixed(1)} MB right after one more /metrics scrape (a scrape every ${SCRAPE_EVERY_S} s throughout, the longest ${m.scrapeMsMax.toFixed(0)} ms; heap ${m.heapUsedMb.toFixed(0)} MB used of ${m.heapTotalMb.toFixed(0)} MB; ${m.series} metric series; registered in ${(m.registerMs / 1000).toFixed(1)} s${m.errors > 0 ? `; ${m.errors} errors` : ''})\n`;
     const memoryCheck = (m: Memory) =>
       [
         `RSS < 200 MB at T = ${m.triggers}, ${m.limited ? 'as the chart runs it' : 'no heap cap'}: ${m.rssMb.toFixed(0)} MB settled, ${m.loadedPeakRssMb.toFixed(0)} MB peak under load and scrapes, ${m.scrapedRssMb.toFixed(0)} MB after a scrape`,
