@@ -33,7 +33,7 @@ const REQUEST_SECONDS = 'keda_inference_scaler_grpc_request_duration_seconds';
 const CHART_OLD_SPACE_MB = Number(
   (parseYaml(readFileSync(new URL('../../deploy/helm/keda-inference-scaler/values.yaml', import.meta.url), 'utf8')) as { nodeHeapMb: number }).nodeHeapMb,
 );
-/** How often the memory phase scrapes /metrics under load, as Prometheus would (it usually waits 15-30 s). */
+/** How often the memory phase scrapes /metrics, throughout, as Prometheus would (it usually waits 15-30 s). */
 const SCRAPE_EVERY_S = 5;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
