@@ -37,6 +37,8 @@ export interface BenchFlags {
   readonly memoryTriggers: number;
   /** Times the fixed-rate pair (scaler, floor) is measured; the JSON holds the median run. */
   readonly repeats: number;
+  /** Seconds of unmeasured load (after one /metrics scrape) on each process before the fixed-rate runs; 0 skips. */
+  readonly warmupSeconds: number;
   readonly cacheTtlMs: number;
   readonly streamIntervalMs: number;
   /** gRPC channels the load generator spreads calls over (KEDA uses one per scaler address). */
@@ -64,6 +66,7 @@ export const USAGE = `npm run bench:server -- [flags]
   --rate N            fixed rate, requests/s (GetMetrics+IsActive = 2)     (default 2000)
   --duration S        seconds per fixed-rate measurement                   (default 20)
   --repeats N         fixed-rate measurements of scaler and floor          (default 1)
+  --warmup S          unmeasured load on each before them, 0 = off         (default 10)
   --step S            seconds per step of the highest-rate search, 0 = off (default 5)
   --max-rate N        highest rate the search tries                        (default 12000)
   --max-p99 MS        p99 a search step may reach and still pass           (default 50)
@@ -102,6 +105,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       rate: { type: 'string' },
       duration: { type: 'string' },
       repeats: { type: 'string' },
+      warmup: { type: 'string' },
       step: { type: 'string' },
       'max-rate': { type: 'string' },
       'max-p99': { type: 'string' },
@@ -132,6 +136,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     rate: int('rate', values.rate, 2000, 1),
     durationSeconds: int('duration', values.duration, 20, 1),
     repeats: int('repeats', values.repeats, 1, 1),
+    warmupSeconds: int('warmup', values.warmup, 10, 0),
     stepSeconds: int('step', values.step, 5, 0),
     maxRate: int('max-rate', values['max-rate'], 12_000, 1),
     maxP99Ms: int('max-p99', values['max-p99'], 50, 0),

@@ -289,6 +289,20 @@ async function main(): Promise<void> {
     log(`registered ${reg.triggers} triggers in ${reg.ms.toFixed(0)} ms (${reg.errors} errors)`);
     if (reg.errors > 0) throw new Error('registering triggers failed: is RabbitMQ up? (scripts/services.sh status)');
 
+    // Warm-up, unmeasured and alike for both: the runs measure a scaler that has run a while.
+    // The first /metrics request after grpc-js's streams have made V8 optimize Node's stream
+    // constructors deoptimizes them, and 2.5-5 s of long scavenges follow (docs/performance.md,
+    // round 5): a start-up cost, paid once, that would otherwise land in run 1.
+    if (flags.warmupSeconds > 0) {
+      for (const [name, target] of [['scaler', scalerTarget], ['floor', floorTarget]] as const) {
+        log(`warm-up: ${name}, ${flags.warmupSeconds} s at ${flags.rate} req/s after one /metrics scrape`);
+        await withStreams(loadgen, target, flags, spec, async () => {
+          await target.scaler?.scrape();
+          await loadgen.send<RunResult>({ cmd: 'run', spec, rate: flags.rate, durationMs: flags.warmupSeconds * 1000 });
+        });
+      }
+    }
+
     const durationMs = flags.durationSeconds * 1000;
     const pairs: { scaler: Measured; floor: Measured }[] = [];
     for (let r = 0; r < flags.repeats; r++) {
