@@ -37,7 +37,7 @@ export interface BenchFlags {
   readonly memoryTriggers: number;
   /** Times the fixed-rate pair (scaler, floor) is measured; the JSON holds the median run. */
   readonly repeats: number;
-  /** Seconds of unmeasured load (after one /metrics scrape) on each process before the fixed-rate runs; 0 skips. */
+  /** Seconds of an unmeasured fixed-rate run on each process before the measured ones; 0 skips. */
   readonly warmupSeconds: number;
   readonly cacheTtlMs: number;
   readonly streamIntervalMs: number;

@@ -289,17 +289,17 @@ async function main(): Promise<void> {
     log(`registered ${reg.triggers} triggers in ${reg.ms.toFixed(0)} ms (${reg.errors} errors)`);
     if (reg.errors > 0) throw new Error('registering triggers failed: is RabbitMQ up? (scripts/services.sh status)');
 
-    // Warm-up, unmeasured and alike for both: the runs measure a scaler that has run a while.
-    // The first /metrics request after grpc-js's streams have made V8 optimize Node's stream
-    // constructors deoptimizes them, and 2.5-5 s of long scavenges follow (docs/performance.md,
-    // round 5): a start-up cost, paid once, that would otherwise land in run 1.
+    // Warm-up, unmeasured and alike for both: a run of each as the measured runs go (streams
+    // opened, /metrics scraped, load, scraped, streams closed), so that run 1 measures a process
+    // that has run a while. The first /metrics requests under load make V8 deoptimize Node's
+    // stream code, optimized until then for grpc-js's streams, and 2.5-5 s of long scavenges
+    // follow (docs/performance.md, round 5): a start-up cost, paid once.
     if (flags.warmupSeconds > 0) {
       for (const [name, target] of [['scaler', scalerTarget], ['floor', floorTarget]] as const) {
-        log(`warm-up: ${name}, ${flags.warmupSeconds} s at ${flags.rate} req/s after one /metrics scrape`);
-        await withStreams(loadgen, target, flags, spec, async () => {
-          await target.scaler?.scrape();
-          await loadgen.send<RunResult>({ cmd: 'run', spec, rate: flags.rate, durationMs: flags.warmupSeconds * 1000 });
-        });
+        log(`warm-up: ${name}, ${flags.warmupSeconds} s at ${flags.rate} req/s, unmeasured`);
+        await withStreams(loadgen, target, flags, spec, () =>
+          measure(loadgen, target, spec, flags.rate, flags.warmupSeconds * 1000, flags.cacheTtlMs),
+        );
       }
     }
 
