@@ -115,8 +115,15 @@ export class Engine {
 
   /** evaluate() for a trigger already parsed (a stream's, checked every interval). */
   async evaluateTrigger(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
-    const cached = this.evaluateCached(trigger, options);
-    if (cached !== undefined) return cached;
+    return this.evaluateCached(trigger, options) ?? this.readAndEvaluate(trigger, options);
+  }
+
+  /**
+   * evaluateTrigger() once evaluateCached() has found no fresh reading: reads the sources through
+   * the cache (one query per source per interval, shared by every caller) and runs the model.
+   * For callers that tried evaluateCached() themselves, so the miss is not looked up twice.
+   */
+  async readAndEvaluate(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
     const found = this.sourcesOf(trigger);
     // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
     const sources = found instanceof Promise ? await found : found;
@@ -132,7 +139,7 @@ export class Engine {
    * evaluateTrigger() when every reading it needs is fresh in the cache, without a promise or a
    * query: the answer to nearly every call (a source is read once per cache interval, and every
    * other call in between finds its reading). Undefined when a reading must be fetched (or a
-   * failed read is remembered): then evaluateTrigger.
+   * failed read is remembered): then readAndEvaluate.
    */
   evaluateCached(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | undefined {
     const sources = this.triggerSources.get(trigger);

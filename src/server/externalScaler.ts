@@ -72,7 +72,7 @@ export class ExternalScalerService {
     const { engine } = this.options;
     const trigger = engine.trigger(toRef(ref));
     const cached = engine.evaluateCached(trigger);
-    return cached !== undefined ? respond(cached) : engine.evaluateTrigger(trigger).then(respond);
+    return cached !== undefined ? respond(cached) : engine.readAndEvaluate(trigger).then(respond);
   }
 
   /** Ends every open stream (KEDA re-opens them), for a graceful shutdown. */
@@ -220,7 +220,7 @@ export class ExternalScalerService {
         send(cached);
         next();
       } else {
-        engine.evaluateTrigger(trigger, options).then(send, failed).finally(next);
+        engine.readAndEvaluate(trigger, options).then(send, failed).finally(next);
       }
     };
     this.track('StreamIsActive', call, () => {
