@@ -31,10 +31,9 @@ LABEL org.opencontainers.image.title="keda-inference-scaler" \
 # Node flags (ENTRYPOINT, the same as `npm start`'s; docs/performance.md has the measurements):
 # --max-semi-space-size=4: V8 sizes the young generation from the host's memory (up to 3x64 MB on
 #   a big node); 4 MB keeps RSS near the live heap and the tail short.
-# --no-allocation-site-pretenuring: after a burst of long-lived calls (KEDA opening its streams),
-#   V8 starts allocating grpc-js's per-call objects straight in the old generation; they then keep
-#   every younger object of the call alive through scavenges, and a fifth of all allocation is
-#   promoted. Off, 2-3 % survives a scavenge: less RSS under load and shorter pauses.
+# --no-allocation-site-pretenuring: V8 came to allocate grpc-js's per-call objects straight in the
+#   old generation (what trips it is not pinned down); they then keep every younger object of the
+#   call alive through scavenges, and a fifth of all allocation is promoted. Off, 2-3 % survives a scavenge: less RSS under load and shorter pauses.
 #   (Not allowed in NODE_OPTIONS: a custom command must pass it as an argument.)
 # --disable-warning=TimeoutNegativeWarning: kafkajs 2.2.4 arms a timer with a negative delay
 #   (tulios/kafkajs#1751), which Node 24 reports as a raw stderr line among the JSON logs; the timer
