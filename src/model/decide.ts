@@ -10,7 +10,7 @@
 // Scale-down waits one cold start (removing a replica that is needed again within C costs more
 // than keeping it), and scale to zero waits for the learned keep-warm window (keepWarm.ts).
 import { MAX_GAPS, appendBounded, coldStartCost, keepWarmWindow, predictGap } from './keepWarm.ts';
-import { type BusyStretch, DEMAND_SOURCES, type DemandTerm, type Demands, type ModelInput, type ModelOutput, type ReplicaMark, type Signals, type TriggerHistory } from './types.ts';
+import { type BusyStretch, DEMAND_SOURCES, type Decision, type DemandTerm, type Demands, type ModelInput, type ModelOutput, type ReplicaMark, type Signals, type TriggerHistory } from './types.ts';
 import type { ScalingConfig } from '../trigger/types.ts';
 
 /** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
@@ -27,6 +27,9 @@ export function emptyHistory(): TriggerHistory {
 export const THROUGHPUT_TIME_CONSTANT_SECONDS = 600;
 /** Busy periods whose peaks are remembered for prewarming. */
 const MAX_PEAKS = 8;
+/** Shared empty lists: a history that has none keeps no list of its own. */
+const NO_MARKS: readonly ReplicaMark[] = Object.freeze([]);
+const NO_PEAKS: readonly number[] = Object.freeze([]);
 
 type Details = Record<string, number | string | boolean>;
 
@@ -86,6 +89,14 @@ export function learnThroughput(signals: Signals, scaling: ScalingConfig, histor
   return { learned, evidence, stretch };
 }
 
+/** The marks less than `windowMs` old: the same list when none has expired (no copy per call). */
+export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: number): readonly ReplicaMark[] {
+  const fresh = (m: ReplicaMark) => nowMs - m.atMs < windowMs;
+  if (marks.every(fresh)) return marks;
+  const kept = marks.filter(fresh);
+  return kept.length > 0 ? kept : NO_MARKS;
+}
+
 /**
  * The marks that can still be the largest within the last `windowMs`, after adding `mark`:
  * replicas strictly decreasing from oldest to newest, so the first is the window's maximum. A
@@ -93,10 +104,13 @@ export function learnThroughput(signals: Signals, scaling: ScalingConfig, histor
  * list stays short however often the trigger is evaluated.
  */
 export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, windowMs: number): ReplicaMark[] {
-  const kept = marks.filter((m) => mark.atMs - m.atMs < windowMs);
-  while (kept.length > 0 && kept[kept.length - 1]!.replicas <= mark.replicas) kept.pop();
-  kept.push(mark);
-  return kept;
+  // Oldest first: the expired marks lead, and the ones the new mark outdoes trail.
+  let start = 0;
+  while (start < marks.length && mark.atMs - marks[start]!.atMs >= windowMs) start++;
+  let end = marks.length;
+  while (end > start && marks[end - 1]!.replicas <= mark.replicas) end--;
+  // One list of the exact length (filter and push would grow a spare backing store per call).
+  return marks.slice(start, end).concat(mark);
 }
 
 interface FleetView {
@@ -157,7 +171,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // Idle gaps: one ends when work resumes; a busy period ends when work stops.
   let idleSinceMs = history.idleSinceMs;
   let gaps = history.idleGapsSeconds;
-  let busyPeaks = history.busyPeaks ?? [];
+  let busyPeaks = history.busyPeaks ?? NO_PEAKS;
   let busyPeak = history.busyPeakReplicas;
   if (working && idleSinceMs !== undefined) {
     gaps = appendBounded(gaps, (nowMs - idleSinceMs) / 1000, MAX_GAPS);
@@ -175,7 +189,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     details.throughputSource = scaling.throughputPerReplica !== undefined ? 'configured' : 'learned';
   }
   const askedFleet = history.lastActive === true ? (history.lastDesiredReplicas ?? 0) : 0;
-  const asks = (history.recentAsks ?? []).filter((a) => nowMs - a.atMs < C * 1000);
+  const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 
   const demands: Demands & { backlog: number } = {
@@ -204,7 +218,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive) activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
-    activeReason = `idle ${round(idleSeconds)} s < keep-warm ${round(window.seconds)} s (${window.source})`;
+    activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
     const next = idleSeconds === undefined || scaling.keepWarm !== 'auto' ? undefined : predictGap(gaps, C);
     if (next !== undefined && idleSeconds! >= next.expectedGapSeconds - C && idleSeconds! <= next.giveUpAfterSeconds) {
@@ -217,7 +231,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       activeReason =
         idleSeconds === undefined
           ? `backlog ${signals.backlog} <= activationBacklog ${scaling.activationBacklog}`
-          : `idle ${round(idleSeconds)} s >= keep-warm ${round(window.seconds)} s (${window.source})`;
+          : `idle since ${instant(idleSinceMs!)}: kept warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
     }
   }
 
@@ -245,6 +259,38 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   };
 }
 
+/**
+ * Whether two decisions say the same thing: count, activity, winner, reason, and every figure of
+ * the explanation (signals, demands, details). A caller that keeps decisions can keep the one it
+ * has when the next says the same (an idle or steady trigger, call after call).
+ */
+export function sameDecision(a: Decision, b: Decision): boolean {
+  const x = a.explanation;
+  const y = b.explanation;
+  return (
+    a.desiredReplicas === b.desiredReplicas &&
+    a.active === b.active &&
+    x.winner === y.winner &&
+    x.activeReason === y.activeReason &&
+    sameFigures(x.signals, y.signals) &&
+    sameFigures(x.demands, y.demands) &&
+    sameFigures(x.details, y.details)
+  );
+}
+
+/** Same keys with the same values (numbers, strings, booleans; NaN equals NaN). */
+function sameFigures(a: object, b: object): boolean {
+  const x = a as Readonly<Record<string, unknown>>;
+  const y = b as Readonly<Record<string, unknown>>;
+  let keys = 0;
+  for (const key in x) {
+    if (!Object.is(x[key], y[key]) || !(key in y)) return false;
+    keys++;
+  }
+  for (const _ in y) keys--;
+  return keys === 0;
+}
+
 /** The largest demand, then the replica cap and minReplicas/maxReplicas. */
 function bound(demands: Demands, signals: Signals, scaling: ScalingConfig) {
   let desired = 0;
@@ -269,6 +315,17 @@ function bound(demands: Demands, signals: Signals, scaling: ScalingConfig) {
     winner = 'minReplicas';
   }
   return { desired, winner };
+}
+
+/**
+ * A moment in an activity reason. Reasons name moments rather than durations up to now, so that a
+ * trigger that stays idle gets the same decision call after call (the engine then keeps the one it
+ * has instead of a new copy per call).
+ */
+function instant(ms: number): string {
+  const date = new Date(ms);
+  // A keep-warm window can be set past the last moment a Date holds (about 275,000 years).
+  return Number.isNaN(date.getTime()) ? 'never' : date.toISOString();
 }
 
 function round(x: number): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ceilSafe, decide, emptyHistory, slidingMax } from '../../src/model/decide.ts';
+import { ceilSafe, decide, emptyHistory, sameDecision, slidingMax, within } from '../../src/model/decide.ts';
 import type { Signals } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 
@@ -189,6 +189,59 @@ describe('keep-warm and prewarm', () => {
   it('does not prewarm after irregular gaps', () => {
     const { history, t } = replay([[10, 400], [10, 590], [10, 0]]);
     expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 535) * 1000 }).decision.active).toBe(false);
+  });
+});
+
+describe('the same decision for the same situation', () => {
+  it('gives an idle trigger the same decision call after call: its reasons name moments, not durations', () => {
+    const cfg = { ...scaling, minReplicas: 0, keepWarm: 120 };
+    let history = decide({ signals: { backlog: 5 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
+    history = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 10_000 }).history;
+    const warm = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 20_000 });
+    const stillWarm = decide({ signals: { backlog: 0 }, scaling: cfg, history: warm.history, nowMs: 30_000 });
+    expect(warm.decision.active).toBe(true);
+    expect(warm.decision.explanation.activeReason).toBe('idle since 1970-01-01T00:00:10.000Z: keep warm until 1970-01-01T00:02:10.000Z (120 s, fixed)');
+    expect(sameDecision(warm.decision, stillWarm.decision)).toBe(true);
+
+    const cold = decide({ signals: { backlog: 0 }, scaling: cfg, history: stillWarm.history, nowMs: 131_000 });
+    const stillCold = decide({ signals: { backlog: 0 }, scaling: cfg, history: cold.history, nowMs: 141_000 });
+    expect(cold.decision.active).toBe(false);
+    expect(cold.decision.explanation.activeReason).toBe('idle since 1970-01-01T00:00:10.000Z: kept warm until 1970-01-01T00:02:10.000Z (120 s, fixed)');
+    expect(sameDecision(stillWarm.decision, cold.decision)).toBe(false);
+    expect(sameDecision(cold.decision, stillCold.decision)).toBe(true);
+  });
+
+  it('says "never" for a keep-warm window past the last moment a date holds', () => {
+    const cfg = { ...scaling, minReplicas: 0, keepWarm: 1e13 };
+    const history = { ...emptyHistory(), lastWorkAtMs: 0, idleSinceMs: 0 };
+    const { decision } = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 1000 });
+    expect(decision.active).toBe(true);
+    expect(decision.explanation.activeReason).toMatch(/^idle since 1970-01-01T00:00:00.000Z: keep warm until never/);
+  });
+
+  it('tells decisions apart by any figure, a signal that changed nothing else included', () => {
+    const tenWaiting = run({ backlog: 10, arrivalRatePerSecond: 1 });
+    expect(sameDecision(tenWaiting, run({ backlog: 10, arrivalRatePerSecond: 1 }))).toBe(true);
+    // Without μ the arrival rate moves no figure but itself.
+    const faster = run({ backlog: 10, arrivalRatePerSecond: 2 });
+    expect(faster.desiredReplicas).toBe(tenWaiting.desiredReplicas);
+    expect(sameDecision(tenWaiting, faster)).toBe(false);
+    // A figure present in one and absent in the other.
+    expect(sameDecision(run({ backlog: 10 }), tenWaiting)).toBe(false);
+    expect(sameDecision(tenWaiting, run({ backlog: 10 }))).toBe(false);
+    expect(sameDecision(tenWaiting, run({ backlog: 11, arrivalRatePerSecond: 1 }))).toBe(false);
+  });
+});
+
+describe('within (the asks of one cold start)', () => {
+  it('keeps the list itself while no mark has expired, and drops the expired ones', () => {
+    const marks = [
+      { atMs: 0, replicas: 3 },
+      { atMs: 30_000, replicas: 1 },
+    ];
+    expect(within(marks, 50_000, 60_000)).toBe(marks);
+    expect(within(marks, 70_000, 60_000)).toEqual([{ atMs: 30_000, replicas: 1 }]);
+    expect(within(marks, 100_000, 60_000)).toEqual([]);
   });
 });
 
