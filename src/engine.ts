@@ -1,7 +1,7 @@
 // The scaler's core path: request metadata -> trigger (schema) -> readings (cache -> sources)
 // -> decision (model). The gRPC layer only translates; the simulator calls the model directly.
 import { type Observation, ReadCache } from './cache/readCache.ts';
-import { decide, emptyHistory } from './model/decide.ts';
+import { decide, emptyHistory, sameDecision } from './model/decide.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import type { Decision, Signals, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
@@ -178,7 +178,13 @@ export class Engine {
     const signals = this.signals(sources, observations);
     state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
     const { decision, history } = decide({ signals, scaling: trigger.scaling, history: state.history, nowMs });
-    const evaluation: Evaluation = { trigger, decision, metricValue: decision.desiredReplicas };
+    // A decision that says what the last one said keeps the last one: it has lived long enough to
+    // be in V8's old generation, where a new copy would go too, to die there at the next reading.
+    const last = state.lastEvaluation;
+    const evaluation: Evaluation =
+      last !== undefined && last.trigger === trigger && sameDecision(last.decision, decision)
+        ? last
+        : { trigger, decision, metricValue: decision.desiredReplicas };
     state.trigger = trigger;
     state.history = history;
     state.observations = observations;

@@ -76,6 +76,27 @@ describe('Engine: one decision per reading', () => {
     expect(fresh.metricValue).toBe(20);
   });
 
+  it('keeps the evaluation it has when a new reading says the same, and makes a new one when it does not', async () => {
+    const backlog = { q: 23 };
+    const { driver, reads } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000 };
+    const { engine } = engineWith(driver, clock);
+    await engine.evaluate(ref('so', 'q'));
+    clock.ms += 1100;
+    // The second reading gives the first arrival rate (from the backlog's change): a new figure.
+    const second = await engine.evaluate(ref('so', 'q'));
+    clock.ms += 1100;
+    const third = await engine.evaluate(ref('so', 'q'));
+    expect(reads).toEqual(['q', 'q', 'q']);
+    expect(third).toBe(second);
+
+    backlog.q = 24;
+    clock.ms += 1100;
+    const fourth = await engine.evaluate(ref('so', 'q'));
+    expect(fourth).not.toBe(second);
+    expect(fourth.decision.explanation.signals.backlog).toBe(24);
+  });
+
   it('parses a trigger once, whatever order its metadata keys come in (KEDA sends a Go map)', () => {
     const { driver } = fakeRabbit({ q: 1 });
     const { engine } = engineWith(driver, { ms: 1_000_000 });
