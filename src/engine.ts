@@ -264,21 +264,20 @@ export class Engine {
       cap = cap === undefined || reading.replicaCap === undefined ? undefined : cap + reading.replicaCap;
     });
     const gpuConfig = gpu as GpuSourceConfig | undefined;
-    return {
-      backlog,
-      ...(queueSources > 0 && arrival !== undefined ? { arrivalRatePerSecond: arrival } : {}),
-      ...(queueSources > 0 && service !== undefined ? { serviceRatePerSecond: service } : {}),
-      ...(queueSources > 0 && servedTotal !== undefined ? { servedTotal } : {}),
-      ...(consumers !== undefined ? { consumers } : {}),
-      ...(queueSources > 0 && cap !== undefined ? { replicaCap: cap } : {}),
-      ...(gpuConfig !== undefined
-        ? {
-            busyGpus,
-            gpuTargetUtilization: gpuConfig.targetUtilization,
-            gpuActivationThreshold: gpuConfig.activationThreshold,
-          }
-        : {}),
-    };
+    // Built field by field, not from spreads of small objects: it is kept with the decision until
+    // the trigger's next reading, and spreads would leave a larger object and garbage per call.
+    const out: { -readonly [K in keyof Signals]: Signals[K] } = { backlog };
+    if (queueSources > 0 && arrival !== undefined) out.arrivalRatePerSecond = arrival;
+    if (queueSources > 0 && service !== undefined) out.serviceRatePerSecond = service;
+    if (queueSources > 0 && servedTotal !== undefined) out.servedTotal = servedTotal;
+    if (consumers !== undefined) out.consumers = consumers;
+    if (queueSources > 0 && cap !== undefined) out.replicaCap = cap;
+    if (gpuConfig !== undefined) {
+      out.busyGpus = busyGpus;
+      out.gpuTargetUtilization = gpuConfig.targetUtilization;
+      out.gpuActivationThreshold = gpuConfig.activationThreshold;
+    }
+    return out;
   }
 
   private observeRates(source: Source, observation: Observation): void {
