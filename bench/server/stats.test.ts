@@ -140,6 +140,7 @@ describe('flags', () => {
     expect(shipped).toContain('--max-semi-space-size=4');
     expect(shipped).toContain('--no-allocation-site-pretenuring');
     expect(shipped).toContain('--heap-growing-percent=30');
+    expect(shipped).toContain('--initial-old-space-size=64');
     const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
     const entrypoint = JSON.parse(/^ENTRYPOINT (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
     expect(entrypoint.filter((a) => a !== '--enable-source-maps').slice(1, -1)).toEqual(shipped);
