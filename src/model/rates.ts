@@ -24,20 +24,20 @@ export interface RateState {
 export const RATE_TIME_CONSTANT_SECONDS = 30;
 
 /**
- * Rates below this (messages per second: one a fortnight) are 0. An average that decays toward 0
- * never reaches it by itself, and a rate of 1e-30 would make every reading of an idle queue a new
- * figure, and so a new decision, for ever.
+ * Rates below this (messages per second: one in about 12 days) are 0. An average that decays
+ * toward 0 never reaches it by itself, and a rate of 1e-30 would make every reading of an idle
+ * queue a new figure, and so a new decision, for ever.
  */
 export const RATE_FLOOR_PER_SECOND = 1e-6;
 
 function smooth(previous: number | undefined, sample: number | undefined, dtSeconds: number): number | undefined {
   if (sample === undefined || !Number.isFinite(sample)) return previous;
-  if (previous === undefined) return floor(sample);
+  if (previous === undefined) return zeroBelowFloor(sample);
   const alpha = 1 - Math.exp(-dtSeconds / RATE_TIME_CONSTANT_SECONDS);
-  return floor(previous + alpha * (sample - previous));
+  return zeroBelowFloor(previous + alpha * (sample - previous));
 }
 
-function floor(rate: number): number {
+function zeroBelowFloor(rate: number): number {
   return rate < RATE_FLOOR_PER_SECOND ? 0 : rate;
 }
 
