@@ -91,10 +91,11 @@ export function learnThroughput(signals: Signals, scaling: ScalingConfig, histor
 
 /** The marks less than `windowMs` old: the same list when none has expired (no copy per call). */
 export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: number): readonly ReplicaMark[] {
-  const fresh = (m: ReplicaMark) => nowMs - m.atMs < windowMs;
-  if (marks.every(fresh)) return marks;
-  const kept = marks.filter(fresh);
-  return kept.length > 0 ? kept : NO_MARKS;
+  // Counted in an indexed loop: the common case (none expired) allocates nothing.
+  let expired = 0;
+  for (let i = 0; i < marks.length; i++) if (nowMs - marks[i]!.atMs >= windowMs) expired++;
+  if (expired === 0) return marks;
+  return expired === marks.length ? NO_MARKS : marks.filter((m) => nowMs - m.atMs < windowMs);
 }
 
 /**
@@ -104,13 +105,12 @@ export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: n
  * list stays short however often the trigger is evaluated.
  */
 export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, windowMs: number): ReplicaMark[] {
-  // Oldest first: the expired marks lead, and the ones the new mark outdoes trail.
-  let start = 0;
-  while (start < marks.length && mark.atMs - marks[start]!.atMs >= windowMs) start++;
-  let end = marks.length;
-  while (end > start && marks[end - 1]!.replicas <= mark.replicas) end--;
+  const kept = within(marks, mark.atMs, windowMs);
+  // The marks the new one outdoes trail (replicas decrease from oldest to newest).
+  let end = kept.length;
+  while (end > 0 && kept[end - 1]!.replicas <= mark.replicas) end--;
   // One list of the exact length (filter and push would grow a spare backing store per call).
-  return marks.slice(start, end).concat(mark);
+  return kept.slice(0, end).concat(mark);
 }
 
 interface FleetView {
