@@ -21,7 +21,8 @@ export interface Field<T = unknown> {
 const text = z.string().trim().min(1, 'must not be empty');
 
 /** A plain decimal number as text: no "", no hex, no NaN or Infinity (Number() takes all of those). */
-export const DECIMAL_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+// One way to split the digits only: `\d+\.?\d*` tried every split of a long digit run (quadratic).
+export const DECIMAL_NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
   // z.coerce.number() turns "" into 0; metadata strings need a stricter reading.

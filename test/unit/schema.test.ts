@@ -60,6 +60,23 @@ describe('trigger schema', () => {
     expect(issuesOf({ ...rabbit, [key]: value }).join('\n')).toMatch(pattern);
   });
 
+  it.each(['12', '+1.', '.5', '1e3', '2.5E-2'])('reads the decimal number %j', (value) => {
+    expect(parse({ ...rabbit, messagesPerReplica: value }).scaling.messagesPerReplica).toBe(Number(value));
+  });
+
+  it.each(['1'.repeat(100_000), `${'1'.repeat(100_000)}x`, `${'1'.repeat(100_000)}.${'1'.repeat(100_000)}e`])(
+    'reads or rejects a number of 100,000 digits within milliseconds (%#)',
+    (value) => {
+      const startedMs = performance.now();
+      try {
+        parse({ ...rabbit, activationBacklog: value });
+      } catch {
+        // Only the time matters here.
+      }
+      expect(performance.now() - startedMs).toBeLessThan(200);
+    },
+  );
+
   it.each(['toString', '__proto__', 'constructor', 'rabbitmq.constructor', 'rabbitmq.hasOwnProperty'])(
     'treats the inherited object key %s as unknown',
     (key) => {
