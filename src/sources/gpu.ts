@@ -16,7 +16,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
-import { secretHash } from './index.ts';
+import { secretHash, withoutTrailingSlashes } from './index.ts';
 import type { Source, SourceDriver } from './source.ts';
 
 /** Answers larger than this are refused: a query meant to give one number does not need more. */
@@ -36,7 +36,7 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
   const urlPassword = decodeURIComponent(base.password);
   base.username = '';
   base.password = '';
-  const url = new URL(`${base.pathname.replace(/\/+$/, '')}/api/v1/query`, base);
+  const url = new URL(`${withoutTrailingSlashes(base.pathname)}/api/v1/query`, base);
   url.searchParams.set('query', config.query);
   // Lets Prometheus stop evaluating when we stop waiting.
   if (timeoutMs !== undefined) url.searchParams.set('timeout', `${Math.max(1, Math.round(timeoutMs))}ms`);
@@ -53,7 +53,7 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
 function label(config: GpuSourceConfig): string {
   const { protocol, host, pathname } = new URL(config.serverAddress);
   const query = config.query.length > MAX_QUERY_IN_LABEL ? `${config.query.slice(0, MAX_QUERY_IN_LABEL)}...` : config.query;
-  return `prometheus query ${JSON.stringify(query)} at ${protocol}//${host}${pathname.replace(/\/+$/, '')}`;
+  return `prometheus query ${JSON.stringify(query)} at ${protocol}//${host}${withoutTrailingSlashes(pathname)}`;
 }
 
 export interface PrometheusAnswer {

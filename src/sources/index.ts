@@ -11,6 +11,13 @@ export function secretHash(...parts: readonly (string | undefined)[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
+/** A URL path without its trailing slashes. A loop: `/\/+$/` scans a long run of slashes once per slash. */
+export function withoutTrailingSlashes(path: string): string {
+  let end = path.length;
+  while (end > 0 && path.charCodeAt(end - 1) === 0x2f) end--;
+  return path.slice(0, end);
+}
+
 /** A driver whose module is imported when the first trigger of its kind is evaluated. */
 export interface LazySourceDriver {
   readonly kind: SourceConfig['kind'];

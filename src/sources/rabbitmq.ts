@@ -13,7 +13,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { secretHash } from './index.ts';
+import { secretHash, withoutTrailingSlashes } from './index.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const HEARTBEAT_SECONDS = 10;
@@ -32,7 +32,7 @@ export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | '
   authorization: string | undefined;
 } {
   const base = new URL(config.host);
-  const path = base.pathname.replace(/\/+$/, '');
+  const path = withoutTrailingSlashes(base.pathname);
   const vhost = config.vhostName ?? (path === '' ? '/' : decodeURIComponent(path.slice(1)));
   const authorization =
     base.username !== ''

@@ -6,6 +6,7 @@ import { GetQueueAttributesCommand, type QueueAttributeName, SQSClient } from '@
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
+import { withoutTrailingSlashes } from './index.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const VISIBLE: QueueAttributeName = 'ApproximateNumberOfMessages';
@@ -133,7 +134,7 @@ export function awsSqsClient(
 }
 
 function queueName(queueURL: string): string {
-  const path = new URL(queueURL).pathname.replace(/\/+$/, '');
+  const path = withoutTrailingSlashes(new URL(queueURL).pathname);
   return decodeURIComponent(path.slice(path.lastIndexOf('/') + 1));
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { SourceUnavailable } from '../../src/errors.ts';
-import { type LazySourceDriver, SourceRegistry } from '../../src/sources/index.ts';
+import { type LazySourceDriver, SourceRegistry, withoutTrailingSlashes } from '../../src/sources/index.ts';
 import type { Source, SourceDriver } from '../../src/sources/source.ts';
 import type { SourceConfig } from '../../src/trigger/types.ts';
 
@@ -66,5 +66,23 @@ describe('SourceRegistry with lazily loaded drivers', () => {
     const registry = new SourceRegistry([fakeDriver([])]);
     expect(registry.load([config])).toBeUndefined();
     expect(registry.sourceFor(config).kind).toBe('sqs');
+  });
+});
+
+describe('withoutTrailingSlashes', () => {
+  it.each([
+    ['', ''],
+    ['/', ''],
+    ['/prom///', '/prom'],
+    ['/a/b', '/a/b'],
+    ['//a//b//', '//a//b'],
+  ])('%j -> %j', (path, expected) => {
+    expect(withoutTrailingSlashes(path)).toBe(expected);
+  });
+
+  it('takes linear time over 100,000 slashes that do not end the path', () => {
+    const startedMs = performance.now();
+    expect(withoutTrailingSlashes(`${'/'.repeat(100_000)}a`)).toHaveLength(100_001);
+    expect(performance.now() - startedMs).toBeLessThan(200);
   });
 });
