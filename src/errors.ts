@@ -6,13 +6,31 @@ export class ScalerError extends Error {
   readonly code: status = status.INTERNAL;
 }
 
-/** Trigger metadata that does not pass the schema. The message names every bad key. */
+/** Most characters of one key or value that an error quotes: enough to recognise it. */
+export const QUOTED_CHARS = 60;
+
+/**
+ * Most characters of a status's details. They are printable ASCII, so percent-encoded at most 3 bytes
+ * each: well under the 8 KiB of trailers gRPC tells clients to accept (a grpc-js client lost its
+ * connection over a 93 KB one).
+ */
+export const MAX_DETAILS_CHARS = 1000;
+
+const INVALID_TRIGGER = 'invalid trigger metadata: ';
+
+/** Trigger metadata that does not pass the schema. The message names the first bad keys and counts the rest. */
 export class InvalidTrigger extends ScalerError {
+  /** The problems an InvalidTrigger keeps (its message lists as many as fit). */
+  static readonly KEPT = 10;
   override readonly code = status.INVALID_ARGUMENT;
+  /** The first problems found, each naming its key and what is allowed. */
   readonly issues: readonly string[];
-  constructor(issues: readonly string[]) {
-    super(`invalid trigger metadata: ${issues.join('; ')}`);
-    this.issues = issues;
+  /** How many problems were found in all. */
+  readonly total: number;
+  constructor(issues: readonly string[], total = issues.length) {
+    super(INVALID_TRIGGER + listWithin(issues, total, MAX_DETAILS_CHARS - INVALID_TRIGGER.length));
+    this.issues = issues.slice(0, InvalidTrigger.KEPT);
+    this.total = total;
   }
 }
 
@@ -50,9 +68,57 @@ export function redact(text: string): string {
   return text.replace(credentialsInUrl, '$1***@');
 }
 
+/** An error's text as it may leave the process (status details, log fields): credentials masked, clipped. */
 export function errorMessage(err: unknown): string {
-  if (err instanceof Error) return redact(err.message);
-  return redact(String(err));
+  return clip(redact(err instanceof Error ? err.message : String(err)));
+}
+
+/**
+ * A user's key or value as an error quotes it: credentials masked, in double quotes, escaped to
+ * printable ASCII, and cut to maxChars in all, with its length when cut.
+ */
+export function quote(value: string, maxChars = QUOTED_CHARS): string {
+  return cut(redact(value), maxChars, '"');
+}
+
+/** Text cut to maxChars of printable ASCII (others escaped as \uXXXX), with its length when cut. */
+export function clip(text: string, maxChars = MAX_DETAILS_CHARS): string {
+  return cut(text, maxChars, '');
+}
+
+/** The one cut behind quote() and clip(); it costs maxChars, whatever the length of `text`. */
+function cut(text: string, maxChars: number, quotes: '"' | ''): string {
+  const room = maxChars - 2 * quotes.length;
+  const whole = escapedWithin(text, room, quotes !== '');
+  if (whole.complete) return quotes + whole.head + quotes;
+  const note = `... (${text.length} chars)`;
+  return quotes + escapedWithin(text, room - note.length, quotes !== '').head + quotes + note;
+}
+
+function escapedWithin(text: string, maxChars: number, quoted: boolean): { head: string; complete: boolean } {
+  let head = '';
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    const char =
+      code < 0x20 || code > 0x7e
+        ? `\\u${code.toString(16).padStart(4, '0')}`
+        : quoted && (code === 0x22 || code === 0x5c)
+          ? `\\${text[i]}`
+          : text[i]!;
+    if (head.length + char.length > maxChars) return { head, complete: false };
+    head += char;
+  }
+  return { head, complete: true };
+}
+
+/** As many items as fit in maxChars (the first always, clipped), then how many of `total` were left out. */
+function listWithin(items: readonly string[], total: number, maxChars: number): string {
+  const rest = (shown: number) => (shown < total ? `; and ${total - shown} more` : '');
+  const room = maxChars - rest(0).length;
+  let text = clip(items[0] ?? '', room);
+  let shown = Math.min(1, items.length);
+  while (shown < items.length && text.length + 2 + items[shown]!.length <= room) text += `; ${items[shown++]}`;
+  return text + rest(shown);
 }
 
 /** The one place where an error becomes a gRPC status. Unknown errors are INTERNAL, never OK. */

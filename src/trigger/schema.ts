@@ -1,7 +1,7 @@
 // Trigger metadata -> typed Trigger. All validation lives here (driven by fields.ts); every
 // problem becomes one line of an InvalidTrigger that names the key, the value and what is allowed.
 import { createHash } from 'node:crypto';
-import { InvalidTrigger } from '../errors.ts';
+import { InvalidTrigger, quote } from '../errors.ts';
 import {
   type Field,
   type SourceKind,
@@ -34,13 +34,20 @@ type Values = Record<string, unknown>;
 
 class Issues {
   readonly list: string[] = [];
+  total = 0;
   add(key: string, problem: string): void {
-    this.list.push(`${key}: ${problem}`);
+    // Past what an InvalidTrigger keeps only the count matters: 100,000 unknown keys format 10 lines.
+    if (this.total++ < InvalidTrigger.KEPT) this.list.push(`${key}: ${problem}`);
   }
 }
 
+/** An unknown key as its issue names it: as it is when it reads as a key, else quoted (and so bounded). */
+function keyText(key: string): string {
+  return /^[\w.-]{1,60}$/.test(key) ? key : quote(key);
+}
+
 function describeValue(raw: string, field: Field): string {
-  return field.secret ? '(redacted)' : JSON.stringify(raw);
+  return field.secret ? '(redacted)' : quote(raw);
 }
 
 /** Reads one group of raw values (already without prefix) against a field table. */
@@ -66,7 +73,6 @@ function readGroup(table: FieldTable, raw: Record<string, string>, keyPrefix: st
 function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issues) {
   const top: Record<string, string> = {};
   const groups = new Map<SourceKind, Record<string, string>>();
-  const topAllowed = Object.keys(scalingFields).join(', ');
   for (const [rawKey, value] of Object.entries(metadata)) {
     if (kedaKeys.has(rawKey)) continue;
     const dot = rawKey.indexOf('.');
@@ -83,7 +89,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
         }
       }
       if (!Object.hasOwn(table, name)) {
-        issues.add(rawKey, `unknown key; allowed ${kind} keys: ${allowedKeys(table).join(', ')}`);
+        issues.add(keyText(rawKey), unknownSourceKey[kind]);
         continue;
       }
       const group = groups.get(kind) ?? {};
@@ -92,11 +98,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
     } else if (Object.hasOwn(scalingFields, rawKey)) {
       top[rawKey] = value;
     } else {
-      issues.add(
-        rawKey,
-        `unknown key; allowed: ${topAllowed}, keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')}, ` +
-          `or KEDA's own keys (${[...kedaKeys].join(', ')})`,
-      );
+      issues.add(keyText(rawKey), unknownTopKey);
     }
   }
   return { top, groups };
@@ -105,6 +107,14 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
 function allowedKeys(table: FieldTable): string[] {
   return Object.entries(table).flatMap(([name, f]) => (f.fromEnv ? [name, `${name}FromEnv`] : [name]));
 }
+
+// What an unknown key is told, built once (the tables are fixed), not once per key.
+const unknownTopKey =
+  `unknown key; allowed: ${Object.keys(scalingFields).join(', ')}, keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')}, ` +
+  `or KEDA's own keys (${[...kedaKeys].join(', ')})`;
+const unknownSourceKey = Object.fromEntries(
+  sourceKinds.map((kind) => [kind, `unknown key; allowed ${kind} keys: ${allowedKeys(sourceFields[kind]).join(', ')}`]),
+) as Record<SourceKind, string>;
 
 /** Merges a named connection profile under the trigger's own keys. */
 function withProfile(
@@ -121,7 +131,7 @@ function withProfile(
     const known = Object.keys(profiles?.[kind] ?? {});
     issues.add(
       `${kind}.connection`,
-      `got ${JSON.stringify(name)}; allowed: ${known.length ? known.join(', ') : `no ${kind} profiles are configured`}`,
+      `got ${quote(name)}; allowed: ${known.length ? known.join(', ') : `no ${kind} profiles are configured`}`,
     );
     return group;
   }
@@ -273,7 +283,7 @@ export function triggerId(name: string, namespace: string, metadata: Readonly<Re
   return `${namespace}/${name}/${hash}`;
 }
 
-/** Parses and validates one trigger's metadata. Throws InvalidTrigger listing every problem. */
+/** Parses and validates one trigger's metadata. Throws InvalidTrigger naming the first problems and counting all. */
 export function parseTrigger(
   ref: { readonly name: string; readonly namespace: string; readonly metadata: Readonly<Record<string, string>> },
   options: ParseOptions = {},
@@ -300,10 +310,10 @@ export function parseTrigger(
         break;
     }
   }
-  if (groups.size === 0 && issues.list.length === 0) {
+  if (groups.size === 0 && issues.total === 0) {
     issues.add('(trigger)', `no source; allowed: keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')} (at least one source)`);
   }
-  if (issues.list.length > 0) throw new InvalidTrigger(issues.list);
+  if (issues.total > 0) throw new InvalidTrigger(issues.list, issues.total);
   return {
     id: triggerId(ref.name, ref.namespace, ref.metadata),
     name: ref.name,

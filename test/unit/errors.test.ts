@@ -1,5 +1,6 @@
+import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { redact } from '../../src/errors.ts';
+import { InvalidTrigger, MAX_DETAILS_CHARS, SourceNotFound, clip, quote, redact, toServiceError } from '../../src/errors.ts';
 
 /** Milliseconds `fn` takes. */
 function timed(fn: () => void): number {
@@ -28,5 +29,95 @@ describe('redact', () => {
     ['a password without @', `http://u:${'p'.repeat(1_000_000)}`],
   ])('takes linear time over a megabyte of %s', (_, text) => {
     expect(timed(() => redact(text))).toBeLessThan(200);
+  });
+});
+
+const letters = (n: number) => 'a'.repeat(n);
+
+describe('quote', () => {
+  it.each([
+    ['a short value as JSON would quote it', 'jobs', '"jobs"'],
+    ['quotes and backslashes escaped', 'a"b\\c', '"a\\"b\\\\c"'],
+    ['control and non-ASCII characters as \\u escapes', 'caf\u00e9\n\u{1F600}', '"caf\\u00e9\\u000a\\ud83d\\ude00"'],
+    ['credentials masked before the cut', `amqp://u:${letters(200)}@h/v`, '"amqp://u:***@h/v"'],
+    ['a long value cut, with its length', letters(100_000), `"${letters(40)}"... (100000 chars)`],
+    ['the empty value', '', '""'],
+  ])('%s', (_, value, expected) => {
+    expect(quote(value)).toBe(expected);
+  });
+
+  it.each([letters(61), '\u00e9'.repeat(100), '"'.repeat(1000), `${letters(57)}\u00e9`])(
+    'is at most 60 characters (%#)',
+    (value) => {
+      expect(quote(value).length).toBeLessThanOrEqual(60);
+    },
+  );
+
+  it('cuts no escape in half', () => {
+    expect(quote(`${letters(40)}\u00e9${letters(100)}`)).toBe(`"${letters(40)}"... (141 chars)`);
+  });
+
+  it('takes what it is asked for', () => {
+    expect(quote(letters(200), 160)).toBe(`"${letters(143)}"... (200 chars)`);
+  });
+});
+
+describe('clip', () => {
+  it.each([
+    ['short text as it is', 'queue "jobs" not found', 'queue "jobs" not found'],
+    ['text of exactly the bound as it is', letters(MAX_DETAILS_CHARS), letters(MAX_DETAILS_CHARS)],
+    ['longer text cut, with its length', letters(MAX_DETAILS_CHARS + 1), `${letters(MAX_DETAILS_CHARS - 16)}... (1001 chars)`],
+    ['non-ASCII as \\u escapes', 'r\u00e9seau', 'r\\u00e9seau'],
+  ])('%s', (_, text, expected) => {
+    expect(clip(text)).toBe(expected);
+  });
+});
+
+describe('toServiceError', () => {
+  it('keeps short details whole', () => {
+    expect(toServiceError(new SourceNotFound('rabbitmq queue "jobs": not found'))).toMatchObject({
+      code: status.NOT_FOUND,
+      details: 'rabbitmq queue "jobs": not found',
+    });
+  });
+
+  it.each([
+    ["a source error quoting a broker's long text", new SourceNotFound(`not found: ${letters(1_000_000)}`)],
+    ['an unexpected error', new Error('\u00e9'.repeat(100_000))],
+    ['a thrown string', `amqp://u:p@h ${letters(5000)}`],
+  ])('bounds the details of %s to printable ASCII of MAX_DETAILS_CHARS', (_, err) => {
+    const { details } = toServiceError(err);
+    expect(details.length).toBeLessThanOrEqual(MAX_DETAILS_CHARS);
+    expect(details).toMatch(/^[\x20-\x7e]*$/);
+  });
+});
+
+describe('InvalidTrigger', () => {
+  const unknown = (i: number) => `k${i}: unknown key; allowed: ${letters(250)}`;
+
+  it('lists every problem that fits', () => {
+    const err = new InvalidTrigger(['a: got "x"; allowed: a number', 'b: is required; allowed: a name']);
+    expect(err.message).toBe('invalid trigger metadata: a: got "x"; allowed: a number; b: is required; allowed: a name');
+    expect(err.total).toBe(2);
+  });
+
+  it.each([
+    [4, 3, 'and 1 more'],
+    [300, 3, 'and 297 more'],
+    [10_000, 3, 'and 9997 more'],
+  ])('lists the first problems of %i that fit (%i) and counts the rest', (count, listed, rest) => {
+    const err = new InvalidTrigger(Array.from({ length: count }, (_, i) => unknown(i)));
+    expect(err.message.length).toBeLessThanOrEqual(MAX_DETAILS_CHARS);
+    expect(err.message).toMatch(/^invalid trigger metadata: k0: unknown key/);
+    expect(err.message.match(/k\d+: unknown key/g)).toHaveLength(listed);
+    expect(err.message.endsWith(`; ${rest}`)).toBe(true);
+    expect(err.issues).toHaveLength(Math.min(count, 10));
+    expect(err.total).toBe(count);
+  });
+
+  it('cuts a first problem longer than the whole bound', () => {
+    const err = new InvalidTrigger([`gpu.query: Prometheus said ${letters(5000)}`, 'b: is required']);
+    expect(err.message.length).toBeLessThanOrEqual(MAX_DETAILS_CHARS);
+    expect(err.message).toMatch(/^invalid trigger metadata: gpu\.query: Prometheus said a+\.\.\. \(5027 chars\); and 1 more$/);
   });
 });

@@ -105,6 +105,18 @@ describe('trigger schema', () => {
     expect(issues).toContainEqual(expect.stringMatching(/^rabbitmq\.queueName: is required/));
   });
 
+  it('quotes a long value cut to a few dozen characters, with its length', () => {
+    const [issue] = issuesOf({ ...rabbit, 'rabbitmq.protocol': 'x'.repeat(100_000) });
+    expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(40)}"... (100000 chars); allowed: auto, amqp or http`);
+  });
+
+  it.each([
+    ['a long key', 'k'.repeat(100_000), `"${'k'.repeat(40)}"... (100000 chars): unknown key`],
+    ['a key with spaces and non-ASCII', 'queue n\u00e4me', '"queue n\\u00e4me": unknown key'],
+  ])('names %s quoted, escaped and cut', (_, key, start) => {
+    expect(issuesOf({ ...rabbit, [key]: 'x' })[0]?.startsWith(start)).toBe(true);
+  });
+
   it('never echoes secrets in errors', () => {
     const text = issuesOf({ 'rabbitmq.host': 'ftp://u:hunter2@h', 'rabbitmq.queueName': 'q' }).join('\n');
     expect(text).toMatch(/rabbitmq\.host: got \(redacted\)/);
