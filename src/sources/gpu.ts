@@ -11,7 +11,9 @@ import {
   SourceTimeout,
   SourceUnauthenticated,
   SourceUnavailable,
+  clip,
   errorMessage,
+  quote,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
@@ -52,8 +54,7 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
 
 function label(config: GpuSourceConfig): string {
   const { protocol, host, pathname } = new URL(config.serverAddress);
-  const query = config.query.length > MAX_QUERY_IN_LABEL ? `${config.query.slice(0, MAX_QUERY_IN_LABEL)}...` : config.query;
-  return `prometheus query ${JSON.stringify(query)} at ${protocol}//${host}${withoutTrailingSlashes(pathname)}`;
+  return `prometheus query ${quote(config.query, MAX_QUERY_IN_LABEL)} at ${protocol}//${host}${withoutTrailingSlashes(pathname)}`;
 }
 
 export interface PrometheusAnswer {
@@ -97,12 +98,14 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
 /** One sample's value ([time, "text"]) as a number of busy GPU-equivalents. */
 function sampleValue(where: string, value: unknown): number {
   if (!Array.isArray(value) || value.length !== 2 || typeof value[1] !== 'string') {
-    throw new SourceBadAnswer(`${where}: the sample is not [time, "value"] (got ${JSON.stringify(value)?.slice(0, 80)})`);
+    throw new SourceBadAnswer(
+      `${where}: the sample is not [time, "value"] (got ${clip(JSON.stringify(value) ?? String(value), 80)})`,
+    );
   }
   const text = value[1];
   const n = DECIMAL_NUMBER.test(text) ? Number(text) : Number.NaN;
   if (!Number.isFinite(n)) {
-    throw new SourceBadAnswer(`${where}: the query gave ${JSON.stringify(text)}, not a finite number (a division by zero?)`);
+    throw new SourceBadAnswer(`${where}: the query gave ${quote(text)}, not a finite number (a division by zero?)`);
   }
   if (n < 0) {
     throw new SourceBadAnswer(`${where}: the query gave ${n}; busy GPU-equivalents cannot be negative (wrap it in clamp_min(..., 0) if that is meant)`);

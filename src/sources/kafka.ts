@@ -3,7 +3,7 @@
 // broker list + credentials, kept connected (kafkajs reconnects by itself); the pure lag rules
 // live in ./kafkaLag.ts.
 import type { ISocketFactory } from 'kafkajs';
-import { SourceBadAnswer, SourceNotFound, SourceUnavailable, errorMessage } from '../errors.ts';
+import { QUOTED_CHARS, SourceBadAnswer, SourceNotFound, SourceUnavailable, clip, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { secretHash } from './index.ts';
@@ -29,9 +29,13 @@ export function connectionKey(config: KafkaConnection): string {
   );
 }
 
+/** Room for a few topics or host:port pairs (cloud broker names run to 60 characters each). */
+const LIST_CHARS = 4 * QUOTED_CHARS;
+
 function label(config: KafkaSourceConfig): string {
-  const topics = config.topics.length > 0 ? `topic(s) ${config.topics.join(',')}` : 'all topics it has committed on';
-  return `kafka group "${config.consumerGroup}" on ${topics} at ${config.bootstrapServers.join(',')}`;
+  const topics =
+    config.topics.length > 0 ? `topic(s) ${clip(config.topics.join(','), LIST_CHARS)}` : 'all topics it has committed on';
+  return `kafka group ${quote(config.consumerGroup)} on ${topics} at ${clip(config.bootstrapServers.join(','), LIST_CHARS)}`;
 }
 
 /** Offsets of every partition of the trigger's topics, plus the group's member count. */
@@ -49,7 +53,7 @@ async function readOffsets(
     topics = committedByTopic.map((t) => t.topic);
     if (topics.length === 0) {
       throw new SourceNotFound(
-        `${where}: consumer group "${group}" has no committed offsets on any topic, so there is nothing to measure; ` +
+        `${where}: consumer group ${quote(group)} has no committed offsets on any topic, so there is nothing to measure; ` +
           'set kafka.topic to the topic(s) it consumes',
       );
     }
@@ -72,7 +76,9 @@ async function readOffsets(
       committed: committedAt.get(`${topic}/${p.partition}`),
     })),
   );
-  if (partitions.length === 0) throw new SourceBadAnswer(`${where}: the brokers listed no partitions for ${topics.join(',')}`);
+  if (partitions.length === 0) {
+    throw new SourceBadAnswer(`${where}: the brokers listed no partitions for ${clip(topics.join(','), LIST_CHARS)}`);
+  }
   return { partitions, consumers: await members };
 }
 
@@ -120,7 +126,9 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
           return kafkaReading(partitions, config, consumers);
         } catch (err) {
           if (err instanceof UnknownTopics) {
-            throw new SourceNotFound(`${where}: topic(s) ${err.topics.map((t) => `"${t}"`).join(', ')} do not exist`);
+            throw new SourceNotFound(
+              `${where}: topic(s) ${clip(err.topics.map((t) => quote(t)).join(', '), LIST_CHARS)} do not exist`,
+            );
           }
           if (err instanceof TopicsNotReady) throw new SourceUnavailable(`${where}: topic not served yet (${err.message})`);
           throw kafkaError(where, err);

@@ -9,6 +9,7 @@ import {
   SourceUnauthenticated,
   SourceUnavailable,
   errorMessage,
+  quote,
   redact,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -50,7 +51,7 @@ function vhostOf(config: RabbitmqSourceConfig): string {
 
 function label(config: RabbitmqSourceConfig): string {
   const url = new URL(config.host);
-  return `rabbitmq queue "${config.queueName}" (vhost "${vhostOf(config)}") at ${url.protocol}//${url.host}`;
+  return `rabbitmq queue ${quote(config.queueName)} (vhost ${quote(vhostOf(config))}) at ${url.protocol}//${url.host}`;
 }
 
 /** Maps amqplib's connection and channel errors to typed errors. */

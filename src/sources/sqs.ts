@@ -3,7 +3,16 @@
 // chain (env, web identity / IRSA, EKS pod identity, profile), never from trigger metadata. One
 // SQSClient per (region, endpoint), shared by every queue that names them.
 import { GetQueueAttributesCommand, type QueueAttributeName, SQSClient } from '@aws-sdk/client-sqs';
-import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
+import {
+  QUOTED_CHARS,
+  SourceBadAnswer,
+  SourceNotFound,
+  SourceUnauthenticated,
+  SourceUnavailable,
+  clip,
+  errorMessage,
+  quote,
+} from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
 import { withoutTrailingSlashes } from './index.ts';
@@ -141,7 +150,7 @@ function queueName(queueURL: string): string {
 function label(config: SqsSourceConfig): string {
   const endpoint = sqsEndpoint(config);
   const via = endpoint !== undefined ? ` via ${new URL(endpoint).host}` : '';
-  return `sqs queue "${queueName(config.queueURL)}" (${config.awsRegion}${via})`;
+  return `sqs queue ${quote(queueName(config.queueURL))} (${clip(config.awsRegion, QUOTED_CHARS)}${via})`;
 }
 
 export class SqsDriver implements SourceDriver<SqsSourceConfig> {

@@ -188,6 +188,12 @@ describe('GpuDriver', () => {
     expect(source.label).toBe('prometheus query "sum(DCGM_FI_DEV_GPU_UTIL{namespace=\\"ml\\"}) / 100" at http://prom:9090');
   });
 
+  it('names a long query quoted and cut to 160 characters', () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const { label } = driver.create(config({ query: `sum(${'x'.repeat(100_000)})` }));
+    expect(label).toBe(`prometheus query "sum(${'x'.repeat(136)}"... (100005 chars) at http://prom:9090`);
+  });
+
   it('reports a refused connection as UNAVAILABLE', async () => {
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));

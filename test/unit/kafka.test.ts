@@ -225,6 +225,17 @@ describe('KafkaDriver', () => {
     expect((await read(kafkaConfig({ offsetResetPolicy: 'earliest' }))).backlog).toBe(6 + 20 + 0);
   });
 
+  it('names a long group, topic list and broker list cut, so its errors stay short', () => {
+    const { driver } = setup();
+    const topics = Array.from({ length: 1000 }, (_, i) => `topic-${i}`);
+    const bootstrapServers = Array.from({ length: 1000 }, (_, i) => `broker-${i}:9092`);
+    const { label } = driver.create(kafkaConfig({ consumerGroup: 'g'.repeat(100_000), topics, bootstrapServers }));
+    expect(label).toMatch(
+      /^kafka group "g{40}"\.\.\. \(100000 chars\) on topic\(s\) topic-0,topic-1,.*\.\.\. \(\d+ chars\) at broker-0:9092,.*\.\.\. \(\d+ chars\)$/,
+    );
+    expect(label.length).toBeLessThan(600);
+  });
+
   it('sums a topic list and caps at the partitions of all of them', async () => {
     const { read } = setup();
     const reading = await read(kafkaConfig({ topics: ['jobs', 'other'], offsetResetPolicy: 'earliest' }));

@@ -173,6 +173,15 @@ describe('SqsDriver', () => {
     await expect(source.read(new AbortController().signal)).rejects.toThrow(/sqs queue "jobs"/);
   });
 
+  it('names a long queue quoted and cut, so its errors stay short', () => {
+    const { driver } = driverWithFakes();
+    const long = 'q'.repeat(100_000);
+    const source = driver.create(
+      config({ queueURL: `https://sqs.eu-west-1.amazonaws.com/123456789012/${long}`, awsRegion: 'r'.repeat(100_000) }),
+    );
+    expect(source.label).toBe(`sqs queue "${'q'.repeat(40)}"... (100000 chars) (${'r'.repeat(42)}... (100000 chars))`);
+  });
+
   it('rejects with the abort reason when the cache gives up on the read', async () => {
     const { driver, made } = driverWithFakes();
     const source = driver.create(config());
