@@ -16,7 +16,14 @@ export interface Field<T = unknown> {
   readonly fromEnv?: boolean;
   /** Never echoed back in errors or logs. */
   readonly secret?: boolean;
+  /** Longest value a trigger may give; MAX_VALUE_CHARS when absent. */
+  readonly maxChars?: number;
 }
+
+/** Longest value of a key: names, URLs and broker lists fit many times over. */
+export const MAX_VALUE_CHARS = 8192;
+/** Longest PEM certificate or key (a chain of a few), bearer token or PromQL query. */
+export const LONG_VALUE_CHARS = 65_536;
 
 const text = z.string().trim().min(1, 'must not be empty');
 
@@ -208,14 +215,27 @@ export const kafkaFields = {
     default: 'disable' as const,
     description: 'TLS to the brokers.',
   }),
-  ca: field({ schema: kinds.text, allowed: 'a PEM CA certificate', description: 'CA for the brokers.', fromEnv: true }),
-  cert: field({ schema: kinds.text, allowed: 'a PEM certificate', description: 'Client certificate.', fromEnv: true }),
+  ca: field({
+    schema: kinds.text,
+    allowed: 'a PEM CA certificate',
+    description: 'CA for the brokers.',
+    fromEnv: true,
+    maxChars: LONG_VALUE_CHARS,
+  }),
+  cert: field({
+    schema: kinds.text,
+    allowed: 'a PEM certificate',
+    description: 'Client certificate.',
+    fromEnv: true,
+    maxChars: LONG_VALUE_CHARS,
+  }),
   key: field({
     schema: kinds.text,
     allowed: 'a PEM private key',
     description: 'Client key.',
     fromEnv: true,
     secret: true,
+    maxChars: LONG_VALUE_CHARS,
   }),
   unsafeSsl: bool('Skip verification of the brokers\' certificates.', false),
 } as const;
@@ -232,6 +252,7 @@ export const gpuFields = {
     schema: kinds.text,
     allowed: 'a PromQL expression returning one series',
     description: 'PromQL giving busy GPU-equivalents; built from namespace and podSelector when absent.',
+    maxChars: LONG_VALUE_CHARS,
   }),
   namespace: field({ schema: kinds.text, allowed: 'a namespace', description: 'Namespace of the workload pods.' }),
   podSelector: field({
@@ -258,6 +279,7 @@ export const gpuFields = {
     description: 'Bearer token for Prometheus.',
     fromEnv: true,
     secret: true,
+    maxChars: LONG_VALUE_CHARS,
   }),
   username: field({ schema: kinds.text, allowed: 'a user name', description: 'Basic auth user.', fromEnv: true }),
   password: field({
@@ -272,6 +294,7 @@ export const gpuFields = {
     allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
     description: "CA that signed Prometheus' certificate (added to the public roots).",
     fromEnv: true,
+    maxChars: LONG_VALUE_CHARS,
   }),
   unsafeSsl: bool("Skip verification of Prometheus' certificate.", false),
 } as const;

@@ -1,6 +1,6 @@
 // Renders the trigger metadata reference (docs/metadata.md) from the field tables, so the docs
 // say exactly what the schema accepts. `npm run docs:metadata` writes it; a unit test checks it.
-import { type Field, kedaKeys, scalingFields, sourceFields } from './fields.ts';
+import { type Field, LONG_VALUE_CHARS, MAX_VALUE_CHARS, kedaKeys, scalingFields, sourceFields } from './fields.ts';
 
 function defaultText(field: Field): string {
   if (field.default !== undefined) return `\`${String(field.default)}\``;
@@ -35,6 +35,9 @@ export function metadataReference(): string {
     'without a source are answered with gRPC `INVALID_ARGUMENT`: the first problems, each naming the key, the value (secrets',
     'redacted, long values cut to a few dozen characters) and what is allowed, then a count of the rest. A trigger names at',
     'least one source; several sources add up their backlogs.',
+    '',
+    `A value is at most ${MAX_VALUE_CHARS} characters long, or ${LONG_VALUE_CHARS} for a PEM certificate or key, a bearer token`,
+    "or a PromQL query (a connection profile's values have no such limit).",
     '',
     'Keys marked "or `...FromEnv`" may instead name an environment variable of the scaled workload: KEDA resolves it and',
     'sends the value (KEDA does not forward TriggerAuthentication values to external scalers). `<source>.connection` names',

@@ -2,14 +2,7 @@
 // problem becomes one line of an InvalidTrigger that names the key, the value and what is allowed.
 import { createHash } from 'node:crypto';
 import { InvalidTrigger, quote } from '../errors.ts';
-import {
-  type Field,
-  type SourceKind,
-  kedaKeys,
-  scalingFields,
-  sourceFields,
-  sourceKinds,
-} from './fields.ts';
+import { type Field, MAX_VALUE_CHARS, type SourceKind, kedaKeys, scalingFields, sourceFields, sourceKinds } from './fields.ts';
 import type {
   ConnectionProfiles,
   GpuSourceConfig,
@@ -66,6 +59,14 @@ function readGroup(table: FieldTable, raw: Record<string, string>, keyPrefix: st
   return values;
 }
 
+/** A trigger's value longer than its field takes is refused before it is parsed. */
+function tooLong(key: string, value: string, field: Field, issues: Issues): boolean {
+  const maxChars = field.maxChars ?? MAX_VALUE_CHARS;
+  if (value.length <= maxChars) return false;
+  issues.add(key, `got ${describeValue(value, field)}; allowed: ${field.allowed}, at most ${maxChars} characters`);
+  return true;
+}
+
 /**
  * Splits metadata into the top-level group and one group per source prefix, folding
  * `<key>FromEnv` into `<key>` and reporting unknown keys.
@@ -92,11 +93,12 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
         issues.add(keyText(rawKey), unknownSourceKey[kind]);
         continue;
       }
+      if (tooLong(rawKey, value, table[name]!, issues)) continue;
       const group = groups.get(kind) ?? {};
       group[name] = value;
       groups.set(kind, group);
     } else if (Object.hasOwn(scalingFields, rawKey)) {
-      top[rawKey] = value;
+      if (!tooLong(rawKey, value, (scalingFields as FieldTable)[rawKey]!, issues)) top[rawKey] = value;
     } else {
       issues.add(keyText(rawKey), unknownTopKey);
     }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidTrigger } from '../../src/errors.ts';
+import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
 import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
 
 const parse = (metadata: Record<string, string>, options = {}) => parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
@@ -12,6 +13,16 @@ function issuesOf(metadata: Record<string, string>, options = {}): string[] {
     return [...(err as InvalidTrigger).issues];
   }
   throw new Error('expected InvalidTrigger');
+}
+
+/** The issues of metadata that may also parse. */
+function problemsOf(metadata: Record<string, string>): string[] {
+  try {
+    parse(metadata);
+    return [];
+  } catch (err) {
+    return [...(err as InvalidTrigger).issues];
+  }
 }
 
 const rabbit = { 'rabbitmq.host': 'amqp://guest:secret@rabbit:5672/', 'rabbitmq.queueName': 'jobs' };
@@ -106,8 +117,40 @@ describe('trigger schema', () => {
   });
 
   it('quotes a long value cut to a few dozen characters, with its length', () => {
-    const [issue] = issuesOf({ ...rabbit, 'rabbitmq.protocol': 'x'.repeat(100_000) });
-    expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(40)}"... (100000 chars); allowed: auto, amqp or http`);
+    const [issue] = issuesOf({ ...rabbit, 'rabbitmq.protocol': 'x'.repeat(8000) });
+    expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(42)}"... (8000 chars); allowed: auto, amqp or http`);
+  });
+
+  it.each([
+    ['rabbitmq.queueName', MAX_VALUE_CHARS],
+    ['rabbitmq.vhostName', MAX_VALUE_CHARS],
+    ['messagesPerReplica', MAX_VALUE_CHARS],
+    ['kafka.caFromEnv', LONG_VALUE_CHARS],
+    ['gpu.query', LONG_VALUE_CHARS],
+  ])('refuses a %s longer than %i characters, and takes one that long', (key, maxChars) => {
+    const tooLong = issuesOf({ ...rabbit, [key]: '1'.repeat(maxChars + 1) });
+    expect(tooLong).toContainEqual(
+      expect.stringMatching(
+        new RegExp(
+          `^${key.replace('.', '\\.')}: got "1+"\\.\\.\\. \\(${maxChars + 1} chars\\); allowed: .*, at most ${maxChars} characters$`,
+        ),
+      ),
+    );
+    expect(problemsOf({ ...rabbit, [key]: '1'.repeat(maxChars) }).join('\n')).not.toMatch(/at most/);
+  });
+
+  it("leaves the length of a connection profile's values to the operator", () => {
+    const profiles = {
+      kafka: {
+        main: {
+          bootstrapServers: 'b:9092',
+          consumerGroup: 'g',
+          tls: 'enable',
+          ca: `-----BEGIN CERTIFICATE-----${'A'.repeat(200_000)}`,
+        },
+      },
+    };
+    expect(parse({ 'kafka.connection': 'main' }, { profiles }).sources[0]).toMatchObject({ kind: 'kafka', tls: true });
   });
 
   it.each([
