@@ -147,7 +147,8 @@ export class Engine {
     const nowMs = this.now();
     this.sweep(nowMs);
     const state = this.triggers.get(trigger.id);
-    const last = state?.lastEvaluation !== undefined && state.observations?.length === sources.length ? state.observations : undefined;
+    const last =
+      state?.lastEvaluation !== undefined && state.observations?.length === sources.length ? state.observations : undefined;
     // One pass (a reading can expire between two): the array is built only from the first reading
     // that differs from the last decision's.
     let observations: Observation[] | undefined;
@@ -193,7 +194,12 @@ export class Engine {
     this.triggers.set(trigger.id, state);
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(
-        { trigger: trigger.id, desiredReplicas: decision.desiredReplicas, active: decision.active, explanation: decision.explanation },
+        {
+          trigger: trigger.id,
+          desiredReplicas: decision.desiredReplicas,
+          active: decision.active,
+          explanation: decision.explanation,
+        },
         'decision',
       );
     }
@@ -234,10 +240,7 @@ export class Engine {
     for (const state of this.triggers.values()) if (state.lastEvaluation !== undefined) yield state.lastEvaluation;
   }
 
-  private signals(
-    sources: readonly TriggerSource[],
-    observations: readonly Observation[],
-  ): Signals {
+  private signals(sources: readonly TriggerSource[], observations: readonly Observation[]): Signals {
     let backlog = 0;
     let busyGpus: number | undefined;
     let gpu: GpuSourceConfig | undefined;
@@ -245,6 +248,9 @@ export class Engine {
     let arrival: number | undefined = 0;
     let service: number | undefined = 0;
     let servedTotal: number | undefined = 0;
+    let arrivedTotal: number | undefined = 0;
+    let waiting: number | undefined = 0;
+    let inFlight: number | undefined = 0;
     let cap: number | undefined = 0;
     let queueSources = 0;
     sources.forEach(({ config, source }, i) => {
@@ -258,9 +264,16 @@ export class Engine {
       backlog += reading.backlog;
       if (reading.consumers !== undefined) consumers = Math.max(consumers ?? 0, reading.consumers);
       const rates = this.rates.get(source.identity);
-      arrival = arrival === undefined || rates?.arrivalRatePerSecond === undefined ? undefined : arrival + rates.arrivalRatePerSecond;
-      service = service === undefined || rates?.serviceRatePerSecond === undefined ? undefined : service + rates.serviceRatePerSecond;
-      servedTotal = servedTotal === undefined || reading.servedTotal === undefined ? undefined : servedTotal + reading.servedTotal;
+      arrival =
+        arrival === undefined || rates?.arrivalRatePerSecond === undefined ? undefined : arrival + rates.arrivalRatePerSecond;
+      service =
+        service === undefined || rates?.serviceRatePerSecond === undefined ? undefined : service + rates.serviceRatePerSecond;
+      servedTotal =
+        servedTotal === undefined || reading.servedTotal === undefined ? undefined : servedTotal + reading.servedTotal;
+      arrivedTotal =
+        arrivedTotal === undefined || reading.arrivedTotal === undefined ? undefined : arrivedTotal + reading.arrivedTotal;
+      waiting = waiting === undefined || reading.waiting === undefined ? undefined : waiting + reading.waiting;
+      inFlight = inFlight === undefined || reading.inFlight === undefined ? undefined : inFlight + reading.inFlight;
       cap = cap === undefined || reading.replicaCap === undefined ? undefined : cap + reading.replicaCap;
     });
     const gpuConfig = gpu as GpuSourceConfig | undefined;
@@ -270,6 +283,9 @@ export class Engine {
     if (queueSources > 0 && arrival !== undefined) out.arrivalRatePerSecond = arrival;
     if (queueSources > 0 && service !== undefined) out.serviceRatePerSecond = service;
     if (queueSources > 0 && servedTotal !== undefined) out.servedTotal = servedTotal;
+    if (queueSources > 0 && arrivedTotal !== undefined) out.arrivedTotal = arrivedTotal;
+    if (queueSources > 0 && waiting !== undefined) out.waiting = waiting;
+    if (queueSources > 0 && inFlight !== undefined) out.inFlight = inFlight;
     if (consumers !== undefined) out.consumers = consumers;
     if (queueSources > 0 && cap !== undefined) out.replicaCap = cap;
     if (gpuConfig !== undefined) {

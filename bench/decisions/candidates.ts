@@ -5,14 +5,22 @@
 // The chosen one is RECOMMENDED_SCALED_OBJECT (recommended.ts); docs/model.md shows the output.
 import { fileURLToPath } from 'node:url';
 import type { ScalingRules } from './hpa.ts';
-import { builtInTraces } from './main.ts';
+import { builtInTraceSpecs, loadTrace } from './matrix.ts';
 import { modelPolicy } from './modelPolicy.ts';
 import { kedaQueue } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings } from './recommended.ts';
+import { OBJECTIVES, SEEDS } from './main.ts';
 import { type Result, simulate } from './simulate.ts';
 
-const up = (policies: ScalingRules['policies']): ScalingRules => ({ stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies });
-const down = (windowS: number, policies: ScalingRules['policies'] = [{ type: 'Percent', value: 100, periodSeconds: 15 }]): ScalingRules => ({
+const up = (policies: ScalingRules['policies']): ScalingRules => ({
+  stabilizationWindowSeconds: 0,
+  selectPolicy: 'Max',
+  policies,
+});
+const down = (
+  windowS: number,
+  policies: ScalingRules['policies'] = [{ type: 'Percent', value: 100, periodSeconds: 15 }],
+): ScalingRules => ({
   stabilizationWindowSeconds: windowS,
   selectPolicy: 'Max',
   policies,
@@ -28,15 +36,24 @@ export const CANDIDATES: readonly { readonly name: string; readonly so: ScaledOb
   { name: 'recommended: cooldown 30, up x11/15 s, down at once', so: RECOMMENDED_SCALED_OBJECT },
   { name: 'same, cooldown 0', so: { ...RECOMMENDED_SCALED_OBJECT, cooldownSeconds: 0 } },
   { name: 'same, pollingInterval 15', so: { ...RECOMMENDED_SCALED_OBJECT, pollingIntervalSeconds: 15 } },
-  { name: 'up x2 or +8/15 s, down at once', so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(0) } } },
+  {
+    name: 'up x2 or +8/15 s, down at once',
+    so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(0) } },
+  },
   { name: 'up x11/15 s, down window 30 s', so: { cooldownSeconds: 30, behavior: { scaleUp: UP_FOLLOW, scaleDown: down(30) } } },
-  { name: 'up x2 or +8, down window 60 s, 50 %/min', so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(60, HALF_PER_MINUTE) } } },
-  { name: 'up x2 or +8, down window 120 s, 50 %/min', so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(120, HALF_PER_MINUTE) } } },
-  { name: 'up x2 or +8, down window 300 s (HPA default)', so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(300) } } },
+  {
+    name: 'up x2 or +8, down window 60 s, 50 %/min',
+    so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(60, HALF_PER_MINUTE) } },
+  },
+  {
+    name: 'up x2 or +8, down window 120 s, 50 %/min',
+    so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(120, HALF_PER_MINUTE) } },
+  },
+  {
+    name: 'up x2 or +8, down window 300 s (HPA default)',
+    so: { cooldownSeconds: 30, behavior: { scaleUp: UP_DOUBLE_OR_8, scaleDown: down(300) } },
+  },
 ];
-
-export const OBJECTIVES = [60, 30, 15] as const;
-export const SEEDS = [1, 2, 3] as const;
 
 interface Row {
   readonly candidate: string;
@@ -58,14 +75,16 @@ async function rows(): Promise<{ rows: Row[]; queueAzureOver: Map<number, number
   const queue = new Map<string, Result>();
   const queueAzureOver = new Map<number, number>();
   const queueMeanOver = new Map<number, number>();
-  const traces = SEEDS.map((seed) => ({ seed, traces: builtInTraces(seed) }));
+  const specs = builtInTraceSpecs();
+  const traces = SEEDS.map((seed) => ({ seed, traces: specs.map((spec) => loadTrace(spec, seed)) }));
   for (const objectiveS of OBJECTIVES) {
     for (const { seed, traces: list } of traces) {
       for (const trace of list) {
         const r = await simulate(trace, kedaQueue(), seed, objectiveS);
         queue.set(`${objectiveS}|${seed}|${trace.name}`, r);
         queueMeanOver.set(objectiveS, (queueMeanOver.get(objectiveS) ?? 0) + r.overObjectiveShare);
-        if (trace.name === 'azure-code-2023') queueAzureOver.set(objectiveS, (queueAzureOver.get(objectiveS) ?? 0) + r.overObjectiveShare / SEEDS.length);
+        if (trace.name === 'azure-code-2023')
+          queueAzureOver.set(objectiveS, (queueAzureOver.get(objectiveS) ?? 0) + r.overObjectiveShare / SEEDS.length);
       }
     }
     for (const { name, so } of CANDIDATES) {
@@ -116,15 +135,26 @@ const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(0)} %`;
 
 async function main(): Promise<void> {
   const { rows: list, queueAzureOver, queueMeanOver } = await rows();
-  console.log(`The model under each ScaledObject candidate against keda-queue; built-in traces, seeds ${SEEDS.join(', ')}; pollingInterval 30 s unless named.`);
-  console.log('GPU-s: the model\'s sum over traces and seeds against keda-queue\'s. no worse: (trace, seed) runs where the model is no worse on GPU-s and on the share over the objective.\n');
-  console.log('| candidate | objective | GPU-s, all traces | GPU-s, Azure | > objective, mean of traces (keda-queue) | > objective, Azure (keda-queue) | no worse than keda-queue |');
+  console.log(
+    `The model under each ScaledObject candidate against keda-queue; built-in traces, seeds ${SEEDS.join(', ')}; pollingInterval 30 s unless named.`,
+  );
+  console.log(
+    "GPU-s: the model's sum over traces and seeds against keda-queue's. no worse: (trace, seed) runs where the model is no worse on GPU-s and on the share over the objective.\n",
+  );
+  console.log(
+    '| candidate | objective | GPU-s, all traces | GPU-s, Azure | > objective, mean of traces (keda-queue) | > objective, Azure (keda-queue) | no worse than keda-queue |',
+  );
   console.log('|:--|--:|--:|--:|--:|--:|--:|');
   for (const r of list) {
-    const azureOver = r.azureOver === undefined ? 'n/a' : `${(r.azureOver * 100).toFixed(2)} % (${((queueAzureOver.get(r.objectiveS) ?? 0) * 100).toFixed(2)} %)`;
+    const azureOver =
+      r.azureOver === undefined
+        ? 'n/a'
+        : `${(r.azureOver * 100).toFixed(2)} % (${((queueAzureOver.get(r.objectiveS) ?? 0) * 100).toFixed(2)} %)`;
     const azureGpu = r.azureGpuVsQueue === undefined ? 'n/a' : pct(r.azureGpuVsQueue);
     const meanOver = `${(r.meanOver * 100).toFixed(2)} % (${((queueMeanOver.get(r.objectiveS) ?? 0) * 100).toFixed(2)} %)`;
-    console.log(`| ${r.candidate} | ${r.objectiveS} s | ${pct(r.gpuVsQueue)} | ${azureGpu} | ${meanOver} | ${azureOver} | ${r.noWorse} / ${r.runs} |`);
+    console.log(
+      `| ${r.candidate} | ${r.objectiveS} s | ${pct(r.gpuVsQueue)} | ${azureGpu} | ${meanOver} | ${azureOver} | ${r.noWorse} / ${r.runs} |`,
+    );
   }
 }
 

@@ -89,7 +89,14 @@ export class Fleet {
   }
 
   add(nowS: number, coldStartS: number): Replica {
-    const replica: Replica = { id: this.nextId++, askedS: nowS, readyS: nowS + coldStartS, ready: false, busy: 0, removing: false };
+    const replica: Replica = {
+      id: this.nextId++,
+      askedS: nowS,
+      readyS: nowS + coldStartS,
+      ready: false,
+      busy: 0,
+      removing: false,
+    };
     this.live.set(replica.id, replica);
     this.coldStarts++;
     this.hooks.at(replica.readyS, () => {

@@ -30,7 +30,11 @@ export const DEFAULT_BEHAVIOR: HpaBehavior = {
       { type: 'Pods', value: 4, periodSeconds: 15 },
     ],
   },
-  scaleDown: { stabilizationWindowSeconds: 300, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }] },
+  scaleDown: {
+    stabilizationWindowSeconds: 300,
+    selectPolicy: 'Max',
+    policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }],
+  },
 };
 
 export const DEFAULT_TOLERANCE = 0.1;

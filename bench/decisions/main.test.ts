@@ -1,19 +1,53 @@
 import { describe, expect, it } from 'vitest';
-import { parseArgs, policies } from './main.ts';
+import { OBJECTIVES, SEEDS, jobs, parseArgs, policies } from './main.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
-import { OBJECTIVE_S } from './simulate.ts';
 
 describe('bench:decisions arguments', () => {
-  it('defaults to the built-in traces, seed 1 and the 60 s objective', () => {
-    expect(parseArgs([])).toEqual({ traces: [], json: undefined, seed: 1, objectiveS: OBJECTIVE_S, ablation: false });
-    expect(OBJECTIVE_S).toBe(60);
+  it('defaults to the built-in traces, seeds 1-3 and objectives 60, 30 and 15 s', () => {
+    expect(parseArgs([])).toEqual({
+      traces: [],
+      json: undefined,
+      seeds: [1, 2, 3],
+      objectives: [60, 30, 15],
+      ablation: false,
+      threads: undefined,
+    });
+    expect(SEEDS).toEqual([1, 2, 3]);
+    expect(OBJECTIVES).toEqual([60, 30, 15]);
   });
 
-  it('reads every flag, traces repeated', () => {
-    const args = parseArgs(['--trace', 'a.csv', '--objective', '15', '--trace', 'b.csv', '--seed', '3', '--json', 'out.json']);
-    expect(args).toEqual({ traces: ['a.csv', 'b.csv'], json: 'out.json', seed: 3, objectiveS: 15, ablation: false });
+  it('reads every flag, traces repeated; --seed and --objective pick one', () => {
+    const args = parseArgs([
+      '--trace',
+      'a.csv',
+      '--objective',
+      '15',
+      '--trace',
+      'b.csv',
+      '--seed',
+      '3',
+      '--json',
+      'out.json',
+      '--threads',
+      '1',
+    ]);
+    expect(args).toEqual({
+      traces: ['a.csv', 'b.csv'],
+      json: 'out.json',
+      seeds: [3],
+      objectives: [15],
+      ablation: false,
+      threads: 1,
+    });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
-    expect(parseArgs(['--objective', '2.5']).objectiveS).toBe(2.5);
+    expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
+  });
+
+  it('makes one job per trace and seed, each with every objective and the KEDA grid', () => {
+    const list = jobs([{ synthetic: 'sessions' }, { file: 'x.csv' }], parseArgs(['--objective', '30']));
+    expect(list).toHaveLength(6);
+    expect(list.every((j) => j.grid && j.objectives.length === 1 && j.objectives[0] === 30)).toBe(true);
+    expect(list.map((j) => j.seed)).toEqual([1, 1, 2, 2, 3, 3]);
   });
 
   it.each([
@@ -25,6 +59,7 @@ describe('bench:decisions arguments', () => {
     [['--objective', ''], '--objective "": want a number of seconds > 0'],
     [['--seed', '1.5'], '--seed "1.5": want an integer'],
     [['--objectve', '15'], 'unknown argument --objectve'],
+    [['--threads', '0'], '--threads "0": want an integer >= 1'],
   ])('rejects %j: %s', (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(message);
   });
@@ -38,13 +73,22 @@ describe('bench:decisions arguments', () => {
 
   it('runs the five policies of the comparison, and keda-queue-tuned only with --ablation', () => {
     expect(policies().map((p) => p.name)).toEqual(['keda-queue', 'keda-queue-gpu', 'model', 'always-on', 'oracle']);
-    expect(policies(30, true).map((p) => p.name)).toEqual(['keda-queue', 'keda-queue-gpu', 'keda-queue-tuned', 'model', 'always-on', 'oracle']);
+    expect(policies(30, true).map((p) => p.name)).toEqual([
+      'keda-queue',
+      'keda-queue-gpu',
+      'keda-queue-tuned',
+      'model',
+      'always-on',
+      'oracle',
+    ]);
   });
 
-  it('runs the model and the ablation with the recommended ScaledObject settings, keda-queue with KEDA\'s defaults', () => {
-    const setups = Object.fromEntries(policies(OBJECTIVE_S, true).map((p) => [p.name, p.setup]));
+  it("runs the model and the ablation with the recommended ScaledObject settings, keda-queue with KEDA's defaults", () => {
+    const setups = Object.fromEntries(policies(60, true).map((p) => [p.name, p.setup]));
     const recommended = describeScaledObject(RECOMMENDED_SCALED_OBJECT);
-    expect(recommended).toBe('cooldownPeriod 30 s; HPA scale-up stabilization 0 s, 1000 %/15 s; scale-down stabilization 0 s, 100 %/15 s');
+    expect(recommended).toBe(
+      'cooldownPeriod 30 s; HPA scale-up stabilization 0 s, 1000 %/15 s; scale-down stabilization 0 s, 100 %/15 s',
+    );
     expect(setups.model).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain('queueLength 5');

@@ -14,7 +14,7 @@ import { kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 
-/** A broker that reports the simulated queue: backlog (waiting + unacknowledged), counters, consumers. */
+/** A broker that reports the simulated queue as RabbitMQ's management API does: backlog (waiting + unacknowledged), each apart, counters, consumers. */
 export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
   private readonly fleet: Fleet;
@@ -35,6 +35,8 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
       kind: 'rabbitmq',
       read: async (): Promise<SourceReading> => ({
         backlog: fleet.waiting + fleet.inService,
+        waiting: fleet.waiting,
+        inFlight: fleet.inService,
         arrivedTotal: fleet.arrived,
         servedTotal: fleet.served,
         consumers: fleet.readyCount,
@@ -58,7 +60,11 @@ export const MODEL_METADATA: Readonly<Record<string, string>> = {
 /** external-push: KEDA's stream; the server re-evaluates every second. */
 export const STREAM_INTERVAL_MS = 1000;
 
-export function modelPolicy(overrides: Record<string, string> = {}, so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT, name = 'model'): Policy {
+export function modelPolicy(
+  overrides: Record<string, string> = {},
+  so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT,
+  name = 'model',
+): Policy {
   const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
     .filter(([k]) => !k.startsWith('rabbitmq.'))

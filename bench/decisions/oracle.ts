@@ -1,6 +1,6 @@
 // Policy (e), the offline lower bound: it knows every arrival and every cold start in advance.
-// Per second it needs the replicas that finish the work arriving in the next WINDOW_S seconds
-// within that window; each replica slot keeps warm exactly through gaps shorter than its cold
+// Per second it needs the replicas that get through the work due in the next WINDOW_S seconds
+// (neededPerSecond); each replica slot keeps warm exactly through gaps shorter than its cold
 // start and is asked for exactly one cold start before it must serve.
 import type { Policy, SimContext } from './simulate.ts';
 import { CONCURRENCY } from './traces.ts';
@@ -9,19 +9,31 @@ export const WINDOW_S = 10;
 
 /**
  * Replicas needed in each second [s, s+1): a fluid queue of work (slot-seconds) that the fleet
- * drains within WINDOW_S seconds, the fleet being ceil(outstanding / (concurrency * WINDOW_S)).
+ * drains within WINDOW_S seconds, the fleet being ceil(due / (concurrency * WINDOW_S)), where
+ * `due` counts each outstanding request's remaining work up to WINDOW_S: a request runs on one slot,
+ * so no fleet finishes a minute-long generation within WINDOW_S, and none needs to (the objective
+ * is on waiting, not on finishing). Each request drains at most one slot-second per second.
  */
 export function neededPerSecond(ctx: SimContext): number[] {
   const seconds = Math.ceil(ctx.endS) + 1;
-  const workBySecond = new Array<number>(seconds).fill(0);
-  for (const r of ctx.trace.requests) workBySecond[Math.floor(r.arrivalS)]! += r.serviceS;
+  const arrivals: number[][] = Array.from({ length: seconds }, () => []);
+  for (const r of ctx.trace.requests) arrivals[Math.floor(r.arrivalS)]!.push(r.serviceS);
   const needed: number[] = [];
-  let outstanding = 0;
+  let outstanding: number[] = [];
   for (let s = 0; s < seconds; s++) {
-    outstanding += workBySecond[s]!;
-    const n = outstanding > 1e-9 ? Math.ceil(outstanding / (CONCURRENCY * WINDOW_S) - 1e-9) : 0;
+    outstanding.push(...arrivals[s]!);
+    let due = 0;
+    for (const left of outstanding) due += Math.min(left, WINDOW_S);
+    const n = due > 1e-9 ? Math.ceil(due / (CONCURRENCY * WINDOW_S) - 1e-9) : 0;
     needed.push(n);
-    outstanding = Math.max(0, outstanding - n * CONCURRENCY);
+    let capacity = n * CONCURRENCY;
+    const next: number[] = [];
+    for (const left of outstanding) {
+      const served = Math.min(1, left, capacity);
+      capacity -= served;
+      if (left - served > 1e-9) next.push(left - served);
+    }
+    outstanding = next;
   }
   return needed;
 }

@@ -42,7 +42,11 @@ export function kedaPolicy(
       const triggers = await makeTriggers(ctx);
       const polling = so.pollingIntervalSeconds ?? POLLING_INTERVAL_S;
       const keda = new KedaLoop({ pollingIntervalSeconds: polling, cooldownSeconds: so.cooldownSeconds, minReplicaCount: 0 });
-      const hpa = new Hpa({ minReplicas: 1, maxReplicas: so.maxReplicas ?? MAX_REPLICAS, behavior: so.behavior ?? DEFAULT_BEHAVIOR });
+      const hpa = new Hpa({
+        minReplicas: 1,
+        maxReplicas: so.maxReplicas ?? MAX_REPLICAS,
+        behavior: so.behavior ?? DEFAULT_BEHAVIOR,
+      });
       const { fleet } = ctx;
       const apply = (replicas: number | undefined) => {
         if (replicas !== undefined && replicas !== fleet.size) fleet.scaleTo(ctx.now(), replicas, () => ctx.coldStart());
@@ -72,16 +76,47 @@ function backlog(ctx: SimContext): number {
 
 export const QUEUE_LENGTH = 5;
 
-export function kedaQueue(): Policy {
+/** The knobs of KEDA's queue trigger that a user tunes by hand. */
+export interface QueueSetting {
+  readonly queueLength: number;
+  readonly cooldownSeconds: number;
+  /** activationQueueLength: wake from zero only above this backlog. */
+  readonly activation: number;
+}
+
+/** keda-queue: the trigger's defaults (queueLength 5 as KEDA's docs show it, activation 0, cooldown 300 s). */
+export const KEDA_QUEUE_DEFAULT: QueueSetting = { queueLength: QUEUE_LENGTH, cooldownSeconds: 300, activation: 0 };
+
+/**
+ * The settings keda-tuned picks from in hindsight: queueLength 1-50, cooldownPeriod 30-600 s,
+ * activation 0 or 5; default HPA behavior, pollingInterval 30 s. Includes KEDA_QUEUE_DEFAULT.
+ */
+export const KEDA_GRID: readonly QueueSetting[] = [1, 2, 3, 5, 8, 12, 20, 30, 50].flatMap((queueLength) =>
+  [30, 60, 120, 300, 600].flatMap((cooldownSeconds) =>
+    [0, 5].map((activation) => ({ queueLength, cooldownSeconds, activation })),
+  ),
+);
+
+export function describeSetting(s: QueueSetting): string {
+  return `queueLength ${s.queueLength}, cooldown ${s.cooldownSeconds} s, activation ${s.activation}`;
+}
+
+/** KEDA's built-in queue trigger with `setting`, pollingInterval 30 s and the default HPA behavior. */
+export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${describeSetting(setting)})`): Policy {
+  const { queueLength, cooldownSeconds, activation } = setting;
   return kedaPolicy(
-    'keda-queue',
-    `built-in queue trigger: queueLength ${QUEUE_LENGTH}, activationQueueLength 0; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod 300 s, default HPA behavior`,
-    { cooldownSeconds: 300 },
+    name,
+    `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod ${cooldownSeconds} s, default HPA behavior`,
+    { cooldownSeconds },
     (ctx) => ({
-      isActive: () => backlog(ctx) > 0,
-      metrics: () => [{ value: backlog(ctx), target: QUEUE_LENGTH }],
+      isActive: () => backlog(ctx) > activation,
+      metrics: () => [{ value: backlog(ctx), target: queueLength }],
     }),
   );
+}
+
+export function kedaQueue(): Policy {
+  return kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue');
 }
 
 /**

@@ -24,13 +24,23 @@ export interface ScaledObjectSettings {
 export const RECOMMENDED_SCALED_OBJECT: ScaledObjectSettings = {
   cooldownSeconds: 30,
   behavior: {
-    scaleUp: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 1000, periodSeconds: 15 }] },
-    scaleDown: { stabilizationWindowSeconds: 0, selectPolicy: 'Max', policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }] },
+    scaleUp: {
+      stabilizationWindowSeconds: 0,
+      selectPolicy: 'Max',
+      policies: [{ type: 'Percent', value: 1000, periodSeconds: 15 }],
+    },
+    scaleDown: {
+      stabilizationWindowSeconds: 0,
+      selectPolicy: 'Max',
+      policies: [{ type: 'Percent', value: 100, periodSeconds: 15 }],
+    },
   },
 };
 
 function rules(r: ScalingRules): string {
-  const policies = r.policies.map((p) => `${p.type === 'Percent' ? `${p.value} %` : `${p.value} pods`}/${p.periodSeconds} s`).join(r.selectPolicy === 'Min' ? ' min ' : ' or ');
+  const policies = r.policies
+    .map((p) => `${p.type === 'Percent' ? `${p.value} %` : `${p.value} pods`}/${p.periodSeconds} s`)
+    .join(r.selectPolicy === 'Min' ? ' min ' : ' or ');
   return `stabilization ${r.stabilizationWindowSeconds} s, ${policies}`;
 }
 

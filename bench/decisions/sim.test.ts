@@ -5,12 +5,22 @@ import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
 import { coldStartSampler, percentile } from './simulate.ts';
-import { parseAzureCsv, serviceSeconds } from './traces.ts';
+import { neededPerSecond } from './oracle.ts';
+import { SYNTHETIC } from './matrix.ts';
+import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
 
 describe('EventQueue', () => {
   it('pops by time, and in insertion order at equal times', () => {
     const q = new EventQueue<string>();
-    for (const [t, e] of [[5, 'c'], [1, 'a'], [5, 'd'], [3, 'b'], [5, 'e'], [0, 'z']] as const) q.push(t, e);
+    for (const [t, e] of [
+      [5, 'c'],
+      [1, 'a'],
+      [5, 'd'],
+      [3, 'b'],
+      [5, 'e'],
+      [0, 'z'],
+    ] as const)
+      q.push(t, e);
     const out: string[] = [];
     for (let e = q.pop(); e !== undefined; e = q.pop()) out.push(e.event);
     expect(out).toEqual(['z', 'a', 'b', 'c', 'd', 'e']);
@@ -48,7 +58,12 @@ describe('HPA AverageValue rule', () => {
 
   it('takes the largest metric and respects maxReplicas', () => {
     const hpa = new Hpa({ minReplicas: 1, maxReplicas: 6, behavior: undefined });
-    expect(hpa.sync(0, 4, [{ value: 10, target: 5 }, { value: 350, target: 70 }])).toBe(5);
+    expect(
+      hpa.sync(0, 4, [
+        { value: 10, target: 5 },
+        { value: 350, target: 70 },
+      ]),
+    ).toBe(5);
     expect(hpa.sync(15, 5, [{ value: 100, target: 5 }])).toBe(6);
   });
 
@@ -112,7 +127,10 @@ describe('Fleet', () => {
 
 describe('traces and draws', () => {
   it('reads the Azure format with CRLF and derives service time from tokens', () => {
-    const t = parseAzureCsv('x', 'TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:04.5000000,4000,25\r\n2023-11-16 18:17:03.5000000,0,50\r\n');
+    const t = parseAzureCsv(
+      'x',
+      'TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:04.5000000,4000,25\r\n2023-11-16 18:17:03.5000000,0,50\r\n',
+    );
     expect(t.requests).toEqual([
       { arrivalS: 0, serviceS: serviceSeconds(0, 50) },
       { arrivalS: 1, serviceS: serviceSeconds(4000, 25) },
@@ -127,5 +145,67 @@ describe('traces and draws', () => {
     expect(percentile(xs, 99)).toBeGreaterThan(47);
     expect(percentile(xs, 99)).toBeLessThan(57);
     expect(lognormalFromP50P99(23, 52).mu).toBeCloseTo(Math.log(23));
+  });
+});
+
+describe('the oracle', () => {
+  const ctx = (requests: { arrivalS: number; serviceS: number }[], endS: number) =>
+    ({ trace: { name: 'x', requests }, endS }) as never;
+  it('drains the work due within 10 s, a request on one slot at a time', () => {
+    // 80 requests of 1 s at once: 80 slot-seconds within 10 s, 4 slots per replica: 2 replicas.
+    expect(
+      neededPerSecond(
+        ctx(
+          Array.from({ length: 80 }, () => ({ arrivalS: 0, serviceS: 1 })),
+          12,
+        ),
+      ).slice(0, 2),
+    ).toEqual([2, 2]);
+    // One minute-long request needs one replica, not the 2 that draining 60 s of work in 10 s would take.
+    expect(neededPerSecond(ctx([{ arrivalS: 0, serviceS: 60 }], 70)).slice(0, 3)).toEqual([1, 1, 1]);
+  });
+});
+
+describe('the synthetic family', () => {
+  it('is the same trace for the same seed, another for another', () => {
+    for (const make of Object.values(SYNTHETIC)) {
+      expect(make(1).requests.slice(0, 50)).toEqual(make(1).requests.slice(0, 50));
+      expect(make(2).requests.slice(0, 50)).not.toEqual(make(1).requests.slice(0, 50));
+    }
+  });
+
+  it('spans rates from 0.1 to 20 requests per second and services from about 1 s to about a minute', () => {
+    const stats = Object.values(SYNTHETIC).map((make) => {
+      const r = make(1).requests;
+      return { rate: r.length / r.at(-1)!.arrivalS, service: r.reduce((s, x) => s + x.serviceS, 0) / r.length };
+    });
+    expect(Math.min(...stats.map((s) => s.rate))).toBeLessThanOrEqual(0.15);
+    expect(Math.max(...stats.map((s) => s.rate))).toBeGreaterThanOrEqual(19);
+    expect(Math.min(...stats.map((s) => s.service))).toBeLessThan(2);
+    expect(Math.max(...stats.map((s) => s.service))).toBeGreaterThan(40);
+  });
+
+  it('includes a chat trace with the published statistics of a production chat service', () => {
+    // About 5.5 req/s for 58 minutes, per-minute count CV about 0.25, never idle (longest gap a few
+    // seconds), context median about 1,020 tokens and output median about 129: a median service of ~5.4 s.
+    for (const seed of [1, 2, 3]) {
+      const r = chatSteady(seed).requests;
+      const rate = r.length / r.at(-1)!.arrivalS;
+      expect(rate).toBeGreaterThan(4.5);
+      expect(rate).toBeLessThan(6.5);
+      const minutes = new Array(58).fill(0);
+      for (const x of r) minutes[Math.min(57, Math.floor(x.arrivalS / 60))]++;
+      const mean = minutes.reduce((a, b) => a + b, 0) / minutes.length;
+      const cv = Math.sqrt(minutes.reduce((a, b) => a + (b - mean) ** 2, 0) / minutes.length) / mean;
+      expect(cv).toBeGreaterThan(0.15);
+      expect(cv).toBeLessThan(0.35);
+      let gap = 0;
+      for (let i = 1; i < r.length; i++) gap = Math.max(gap, r[i]!.arrivalS - r[i - 1]!.arrivalS);
+      expect(gap).toBeLessThan(6);
+      const services = r.map((x) => x.serviceS).sort((a, b) => a - b);
+      const median = services[Math.floor(services.length / 2)]!;
+      expect(median).toBeGreaterThan(serviceSeconds(1020, 129) * 0.9);
+      expect(median).toBeLessThan(serviceSeconds(1020, 129) * 1.1);
+    }
   });
 });

@@ -51,13 +51,53 @@ export function coldStartSampler(seed: number): () => number {
   return () => Math.min(120, Math.max(5, lognormal(random, mu, sigma)));
 }
 
-export function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank]!;
 }
 
+/** What one run cost, and every request's wait (sorted): a Result for any objective. */
+export interface Outcome {
+  readonly trace: string;
+  readonly policy: string;
+  readonly gpuSeconds: number;
+  readonly coldStarts: number;
+  readonly waits: Float64Array;
+}
+
 export async function simulate(trace: Trace, policy: Policy, seed: number, objectiveS = OBJECTIVE_S): Promise<Result> {
+  return summarize(await run(trace, policy, seed), objectiveS);
+}
+
+/** The share of sorted waits above `objectiveS`. */
+export function shareOver(waits: Float64Array, objectiveS: number): number {
+  let lo = 0;
+  let hi = waits.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (waits[mid]! > objectiveS) hi = mid;
+    else lo = mid + 1;
+  }
+  return waits.length === 0 ? 0 : (waits.length - lo) / waits.length;
+}
+
+export function summarize(outcome: Outcome, objectiveS: number): Result {
+  const { waits } = outcome;
+  return {
+    trace: outcome.trace,
+    policy: outcome.policy,
+    gpuSeconds: outcome.gpuSeconds,
+    coldStarts: outcome.coldStarts,
+    waitP50: round(percentile(waits, 50)),
+    waitP95: round(percentile(waits, 95)),
+    waitP99: round(percentile(waits, 99)),
+    overObjectiveShare: round(shareOver(waits, objectiveS), 4),
+  };
+}
+
+/** Replays `trace` under `policy`. */
+export async function run(trace: Trace, policy: Policy, seed: number): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
@@ -89,16 +129,12 @@ export async function simulate(trace: Trace, policy: Policy, seed: number, objec
   }
   now = endS;
   fleet.close(endS);
-  const waits = [...fleet.waits].sort((a, b) => a - b);
   return {
     trace: trace.name,
     policy: policy.name,
     gpuSeconds: Math.round(fleet.gpuSeconds),
     coldStarts: fleet.coldStarts,
-    waitP50: round(percentile(waits, 50)),
-    waitP95: round(percentile(waits, 95)),
-    waitP99: round(percentile(waits, 99)),
-    overObjectiveShare: waits.length === 0 ? 0 : round(waits.filter((w) => w > objectiveS).length / waits.length, 4),
+    waits: Float64Array.from(fleet.waits).sort(),
   };
 }
 

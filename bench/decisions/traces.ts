@@ -4,7 +4,7 @@
 // figures of a 13B-class model on one H100-class GPU running up to CONCURRENCY sequences at once.
 import { readFileSync } from 'node:fs';
 import type { Request } from './fleet.ts';
-import { exponential, lognormal, rng } from './random.ts';
+import { exponential, lognormal, normal, rng } from './random.ts';
 
 export const PREFILL_TOKENS_PER_SECOND = 4000;
 export const DECODE_TOKENS_PER_SECOND = 25;
@@ -51,19 +51,69 @@ export function loadAzureCsv(path: string, name = path.replace(/^.*\//, '').repl
   return parseAzureCsv(name, readFileSync(path, 'utf8'));
 }
 
-/** Token counts shaped like the Azure code trace (context median ~1500, output median ~13). */
-function syntheticService(random: () => number): number {
-  const context = Math.min(8000, lognormal(random, Math.log(1500), 0.8));
-  const generated = Math.min(2000, Math.max(1, lognormal(random, Math.log(13), 1.2)));
+/** Token counts: lognormal context and output lengths, each capped. */
+export interface TokenShape {
+  readonly contextMedian: number;
+  readonly contextSigma: number;
+  readonly contextMax: number;
+  readonly generatedMedian: number;
+  readonly generatedSigma: number;
+  readonly generatedMax: number;
+}
+
+/** Code completion, shaped like the Azure code trace: context median ~1500, output median ~13 (about 1 s). */
+export const CODE_TOKENS: TokenShape = {
+  contextMedian: 1500,
+  contextSigma: 0.8,
+  contextMax: 8000,
+  generatedMedian: 13,
+  generatedSigma: 1.2,
+  generatedMax: 2000,
+};
+/** Conversation: context median 1,020, output median 129 (about 5 s; a tail of 20-40 s). */
+export const CHAT_TOKENS: TokenShape = {
+  contextMedian: 1020,
+  contextSigma: 0.8,
+  contextMax: 8000,
+  generatedMedian: 129,
+  generatedSigma: 0.8,
+  generatedMax: 1000,
+};
+/** Long generations (reports, agents): output median 1,000 tokens, about 40 s; up to 2 minutes. */
+export const LONG_TOKENS: TokenShape = {
+  contextMedian: 2000,
+  contextSigma: 0.6,
+  contextMax: 16000,
+  generatedMedian: 1000,
+  generatedSigma: 0.5,
+  generatedMax: 3000,
+};
+
+export function tokenService(random: () => number, shape: TokenShape): number {
+  const context = Math.min(shape.contextMax, lognormal(random, Math.log(shape.contextMedian), shape.contextSigma));
+  const generated = Math.min(
+    shape.generatedMax,
+    Math.max(1, lognormal(random, Math.log(shape.generatedMedian), shape.generatedSigma)),
+  );
   return serviceSeconds(context, generated);
 }
 
+function syntheticService(random: () => number): number {
+  return tokenService(random, CODE_TOKENS);
+}
+
 /** Non-homogeneous Poisson arrivals by thinning: rate(t) <= maxRate. */
-function poisson(seed: number, durationS: number, maxRate: number, rate: (t: number) => number): Request[] {
+function poisson(
+  seed: number,
+  durationS: number,
+  maxRate: number,
+  rate: (t: number) => number,
+  shape: TokenShape = CODE_TOKENS,
+): Request[] {
   const random = rng(seed);
   const out: Request[] = [];
   for (let t = exponential(random, maxRate); t < durationS; t += exponential(random, maxRate)) {
-    if (random() * maxRate < rate(t)) out.push({ arrivalS: t, serviceS: syntheticService(random) });
+    if (random() * maxRate < rate(t)) out.push({ arrivalS: t, serviceS: tokenService(random, shape) });
   }
   return out;
 }
@@ -76,7 +126,7 @@ export function poissonSteady(seed: number, durationS = 3600, rate = 3): Trace {
 export function onOff(seed: number, durationS = 3600): Trace {
   const random = rng(seed ^ 0x5bd1e995);
   const on: [number, number][] = [];
-  for (let t = 30; t < durationS; ) {
+  for (let t = 30; t < durationS;) {
     const len = 60 + 120 * random();
     on.push([t, t + len]);
     t += len + 120 + 480 * random();
@@ -100,4 +150,133 @@ export function periodicBatch(seed: number, durationS = 3600, everyS = 600, size
   }
   out.sort((a, b) => a.arrivalS - b.arrivalS);
   return { name: 'periodic-batch', requests: out };
+}
+
+/**
+ * A random level per minute, lognormal around 1 with log-sd `sigma` and correlation `rho` from one
+ * minute to the next (AR(1) in log space), linear between minute marks: traffic that drifts.
+ */
+function drift(random: () => number, durationS: number, sigma: number, rho: number): (t: number) => number {
+  const minutes = Math.ceil(durationS / 60) + 2;
+  const levels: number[] = [];
+  let x = sigma * normal(random);
+  for (let i = 0; i < minutes; i++) {
+    levels.push(Math.exp(x - (sigma * sigma) / 2));
+    x = rho * x + Math.sqrt(1 - rho * rho) * sigma * normal(random);
+  }
+  return (t) => {
+    const m = Math.max(0, t / 60);
+    const i = Math.floor(m);
+    return levels[i]! + (levels[i + 1]! - levels[i]!) * (m - i);
+  };
+}
+
+/**
+ * Conversational chat, never idle: built from the published statistics of a production chat
+ * service (19,366 requests in 58 minutes, about 5.5 req/s, per-minute count coefficient of
+ * variation 0.25, longest gap a few seconds; context median 1,020 tokens, output median 129), so
+ * service times are several seconds and the fleet is large.
+ */
+export function chatSteady(seed: number, durationS = 3480, rate = 5.5): Trace {
+  const random = rng(seed ^ 0x27d4eb2f);
+  const level = drift(random, durationS, 0.3, 0.6);
+  const max = rate * 4;
+  return {
+    name: 'chat-steady',
+    requests: poisson(seed ^ 0x165667b1, durationS, max, (t) => Math.min(max, rate * level(t)), CHAT_TOKENS),
+  };
+}
+
+/**
+ * Chat whose request mix drifts: over tens of minutes the share of long conversations rises and
+ * falls (output median ×0.5 to ×2 around 129 tokens) while the rate moves the other way, so the
+ * offered load stays about level and a service time learned an hour ago is wrong now.
+ */
+export function chatMix(seed: number, durationS = 3480, rate = 5.5): Trace {
+  const random = rng(seed ^ 0x4cf5ad43);
+  const level = drift(random, durationS, 0.15, 0.6);
+  const steps = Math.ceil(durationS / 300) + 2;
+  const mix: number[] = [];
+  let x = 0.35 * normal(random);
+  for (let i = 0; i < steps; i++) {
+    mix.push(x);
+    x = 0.7 * x + Math.sqrt(1 - 0.49) * 0.35 * normal(random);
+  }
+  const mixAt = (t: number) => {
+    const m = t / 300;
+    const i = Math.floor(m);
+    return mix[i]! + (mix[i + 1]! - mix[i]!) * (m - i);
+  };
+  const serviceRandom = rng(seed ^ 0x165667b1);
+  const arrivals = poisson(seed ^ 0x3c6ef372, durationS, rate * 8, (t) =>
+    Math.min(rate * 8, rate * level(t) * Math.exp(-mixAt(t))),
+  );
+  return {
+    name: 'chat-mix',
+    requests: arrivals.map((r) => ({
+      arrivalS: r.arrivalS,
+      serviceS: tokenService(serviceRandom, {
+        ...CHAT_TOKENS,
+        generatedMedian: CHAT_TOKENS.generatedMedian * Math.exp(mixAt(r.arrivalS)),
+      }),
+    })),
+  };
+}
+
+/**
+ * Code completion in bursts, like the Azure code trace: bursts of 150-500 requests within 5-20 s,
+ * gaps of 30 s to several minutes (exponential, mean 150 s) with a trickle of 0.05 req/s between.
+ */
+export function codeBursts(seed: number, durationS = 3600): Trace {
+  const random = rng(seed ^ 0x7feb352d);
+  const out: Request[] = [];
+  for (let start = 20 + 60 * random(); start < durationS; start += 30 + exponential(random, 1 / 150)) {
+    const size = Math.round(150 + 350 * random());
+    const length = 5 + 15 * random();
+    for (let i = 0; i < size; i++) out.push({ arrivalS: start + length * random(), serviceS: tokenService(random, CODE_TOKENS) });
+  }
+  for (let t = exponential(random, 0.05); t < durationS; t += exponential(random, 0.05))
+    out.push({ arrivalS: t, serviceS: tokenService(random, CODE_TOKENS) });
+  out.sort((a, b) => a.arrivalS - b.arrivalS);
+  return { name: 'code-bursts', requests: out.filter((r) => r.arrivalS < durationS) };
+}
+
+/**
+ * An internal assistant: sessions of 5-40 chat requests spread over 2-10 minutes, starting at
+ * random (one every 5 minutes on average), so about 0.1 req/s with idle gaps of seconds to many
+ * minutes and no regular period.
+ */
+export function sessions(seed: number, durationS = 3600): Trace {
+  const random = rng(seed ^ 0x2c1b3c6d);
+  const out: Request[] = [];
+  for (let start = exponential(random, 1 / 300); start < durationS; start += exponential(random, 1 / 300)) {
+    const count = 5 + Math.floor(36 * random());
+    const length = 120 + 480 * random();
+    for (let i = 0; i < count; i++)
+      out.push({ arrivalS: start + length * random(), serviceS: tokenService(random, CHAT_TOKENS) });
+  }
+  out.sort((a, b) => a.arrivalS - b.arrivalS);
+  return { name: 'sessions', requests: out.filter((r) => r.arrivalS < durationS) };
+}
+
+/** High rate: 20 req/s of short completions, drifting by about 15 % from minute to minute. */
+export function highRate(seed: number, durationS = 3600, rate = 20): Trace {
+  const random = rng(seed ^ 0x297a2d39);
+  const level = drift(random, durationS, 0.15, 0.8);
+  const max = rate * 3;
+  return {
+    name: 'high-rate',
+    requests: poisson(seed ^ 0x5f356495, durationS, max, (t) => Math.min(max, rate * level(t)), CODE_TOKENS),
+  };
+}
+
+/** Minute-long generations at 0.4 req/s, drifting: few requests, each holding a slot for about a minute. */
+export function longGeneration(seed: number, durationS = 3600, rate = 0.4): Trace {
+  const random = rng(seed ^ 0x68e31da4);
+  const level = drift(random, durationS, 0.3, 0.8);
+  const max = rate * 4;
+  return {
+    name: 'long-generation',
+    requests: poisson(seed ^ 0x1b56c4e9, durationS, max, (t) => Math.min(max, rate * level(t)), LONG_TOKENS),
+  };
 }

@@ -1,93 +1,47 @@
 // The scaling model: signals + trigger + history -> desired replicas, activity, explanation.
 // Pure (no I/O, no clock): the server and the simulator call this same function.
 //
-// D_backlog, cold-start aware: a replica asked for now serves only after C seconds, so project
-// the backlog to then with the fleet that is running or already starting,
-//   B' = B + λ·C − μ·(ready·C + Σ_starting (C − time left to start)),
-// add no replica when B' <= 0, else size the fleet to carry λ and drain B' within T:
-//   D = ceil((λ + B'/T) / μ).
-// Without μ, KEDA's rule ceil(B / messagesPerReplica). D_gpu = ceil(G / u*).
-// Scale-down waits one cold start (removing a replica that is needed again within C costs more
-// than keeping it), and scale to zero waits for the learned keep-warm window (keepWarm.ts).
-import { MAX_GAPS, appendBounded, coldStartCost, keepWarmWindow, predictGap } from './keepWarm.ts';
-import { type BusyStretch, DEMAND_SOURCES, type Decision, type DemandTerm, type Demands, type ModelInput, type ModelOutput, type ReplicaMark, type Signals, type TriggerHistory } from './types.ts';
+// The demands, each an answer to "how many replicas", the largest winning:
+// - backlog (demand.ts): the fleet that starts every request within the objective T, by a fluid
+//   queue over one cold start C, and by Erlang C, priced against late requests, when T < C;
+// - gpu: ceil(busy GPU-equivalents / target utilization);
+// - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
+//   they cost less than the late requests they prevent;
+// - hold: scale down only after the demand stayed lower for one cold start (removing a replica
+//   that is needed again within C costs more than keeping it);
+// - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
+// Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
+// replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import type { ScalingConfig } from '../trigger/types.ts';
+import { arrivalsWithin, markArrivals, steadyArrivalRate } from './arrivals.ts';
+import { type Burst, type BurstState, burstFloor, burstNeed, trackBursts } from './bursts.ts';
+import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
+import { MAX_GAPS, appendBounded, keepWarmWindow, predictGap } from './keepWarm.ts';
+import { learnService } from './service.ts';
+import {
+  DEMAND_SOURCES,
+  type Decision,
+  type DemandTerm,
+  type Demands,
+  type ModelInput,
+  type ModelOutput,
+  type ReplicaMark,
+  type Signals,
+  type TriggerHistory,
+} from './types.ts';
 
-/** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
-export function ceilSafe(x: number): number {
-  const rounded = Math.round(x);
-  return Math.abs(x - rounded) < 1e-9 ? rounded : Math.ceil(x);
-}
+export { ceilSafe } from './demand.ts';
 
 export function emptyHistory(): TriggerHistory {
   return { idleGapsSeconds: [] };
 }
 
-/** Learned μ forgets evidence older than about this many seconds of saturated fleet. */
-export const THROUGHPUT_TIME_CONSTANT_SECONDS = 600;
 /** Busy periods whose peaks are remembered for prewarming. */
 const MAX_PEAKS = 8;
 /** Shared empty lists: a history that has none keeps no list of its own. */
 const NO_MARKS: readonly ReplicaMark[] = Object.freeze([]);
 const NO_PEAKS: readonly number[] = Object.freeze([]);
-
-type Details = Record<string, number | string | boolean>;
-
-/** Whether the fleet is saturated: it holds at least its nominal share of the backlog. */
-export function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
-  const { consumers } = signals;
-  return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
-}
-
-/** Shortest saturated stretch that gives a throughput sample. */
-export const MIN_STRETCH_SECONDS = 5;
-/** Messages served while saturated before a learned μ is trusted. */
-export const MIN_SERVED_TO_LEARN = 50;
-
-export interface Throughput {
-  readonly learned: number | undefined;
-  readonly evidence: TriggerHistory['throughputEvidence'];
-  readonly stretch: BusyStretch | undefined;
-}
-
-/**
- * μ learned from the brokers. Only a saturated fleet shows its capacity (an idle one serves just
- * what arrives), so evidence is the served-counter delta and the replica-seconds over whole
- * stretches during which the fleet stayed saturated with the same consumers, each closed at the
- * first decision that sees it otherwise (so the completions that ended it count too). μ is the
- * ratio of the two, old evidence fading over THROUGHPUT_TIME_CONSTANT_SECONDS of saturated time,
- * and is trusted once MIN_SERVED_TO_LEARN messages back it. Without counters: the smoothed
- * service rate per consumer while saturated stands in for the stretches.
- */
-export function learnThroughput(signals: Signals, scaling: ScalingConfig, history: TriggerHistory, nowMs: number): Throughput {
-  const busy = fleetBusy(signals, scaling);
-  let evidence = history.throughputEvidence;
-  const add = (served: number, replicaSeconds: number, seconds: number) => {
-    const keep = Math.exp(-seconds / THROUGHPUT_TIME_CONSTANT_SECONDS);
-    evidence = { served: (evidence?.served ?? 0) * keep + served, replicaSeconds: (evidence?.replicaSeconds ?? 0) * keep + replicaSeconds };
-  };
-  let stretch: BusyStretch | undefined;
-  if (signals.servedTotal === undefined) {
-    const rate = signals.serviceRatePerSecond;
-    const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
-    if (busy && rate !== undefined && rate > 0) add(rate * dtSeconds, signals.consumers! * dtSeconds, dtSeconds);
-  } else {
-    const open = history.busyStretch;
-    if (busy && open !== undefined && open.consumers === signals.consumers) {
-      stretch = open;
-    } else {
-      if (open !== undefined) {
-        const seconds = (nowMs - open.startMs) / 1000;
-        const served = signals.servedTotal - open.servedTotal;
-        if (seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
-      }
-      if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
-    }
-  }
-  const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
-  const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
-  return { learned, evidence, stretch };
-}
+const NO_BURSTS: readonly Burst[] = Object.freeze([]);
 
 /** The marks less than `windowMs` old: the same list when none has expired (no copy per call). */
 export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: number): readonly ReplicaMark[] {
@@ -113,68 +67,49 @@ export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, win
   return kept.slice(0, end).concat(mark);
 }
 
-interface FleetView {
-  readonly ready: number;
-  /** Seconds each starting replica still needs before it serves. */
-  readonly startingSecondsLeft: readonly number[];
-}
-
-/** Ready replicas (brokers' consumers when known) and the starting ones the model asked for. */
-export function fleetView(signals: Signals, askedFleet: number, asks: readonly ReplicaMark[], coldStartSeconds: number, nowMs: number): FleetView {
-  const asked = asks.reduce((n, a) => n + a.replicas, 0);
-  const starting = signals.consumers !== undefined ? Math.max(0, askedFleet - signals.consumers) : Math.min(askedFleet, asked);
-  const ready = signals.consumers ?? askedFleet - starting;
-  const left: number[] = [];
-  for (const ask of [...asks].reverse()) {
-    for (let i = 0; i < ask.replicas && left.length < starting; i++) {
-      left.push(Math.max(0, (ask.atMs - nowMs) / 1000 + coldStartSeconds));
-    }
-  }
-  // Starting replicas older than any remembered ask are late: count no help from them.
-  while (left.length < starting) left.push(coldStartSeconds);
-  return { ready, startingSecondsLeft: left };
-}
-
-/** D_backlog and the figures behind it. */
-export function backlogDemand(signals: Signals, scaling: ScalingConfig, mu: number | undefined, fleet: FleetView, details: Details): number {
-  const backlog = Math.max(0, signals.backlog);
-  if (mu === undefined || !(mu > 0)) {
-    details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
-    return ceilSafe(backlog / scaling.messagesPerReplica);
-  }
-  const C = scaling.coldStartSeconds;
-  const T = scaling.drainSeconds;
-  const lambda = Math.max(0, signals.arrivalRatePerSecond ?? 0);
-  const fleetSize = fleet.ready + fleet.startingSecondsLeft.length;
-  const servedInHorizon = mu * (fleet.ready * C + fleet.startingSecondsLeft.reduce((s, left) => s + Math.max(0, C - left), 0));
-  const projected = backlog + lambda * C - servedInHorizon;
-  // Replicas already there that the current backlog needs to be gone within T.
-  const keep = Math.min(fleetSize, ceilSafe((lambda + backlog / T) / mu));
-  const add = projected > 0 ? ceilSafe((lambda + projected / T) / mu) : 0;
-  Object.assign(details, {
-    rule: projected > 0 ? 'ceil((λ + B′/T) / μ)' : 'fleet drains B before a new replica could serve: add none',
-    arrivalRatePerSecond: round(lambda),
-    projectedBacklog: round(projected),
-    readyReplicas: fleet.ready,
-    startingReplicas: fleet.startingSecondsLeft.length,
-  });
-  return Math.max(keep, add);
+function mean(list: readonly number[], fallback: number): number {
+  return list.length === 0 ? fallback : list.reduce((s, x) => s + x, 0) / list.length;
 }
 
 export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelOutput {
   const C = scaling.coldStartSeconds;
+  const T = scaling.drainSeconds;
+  const X = scaling.lateRequestCost;
   const details: Details = {};
   const backlogActive = signals.backlog > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   const working = backlogActive || gpuActive;
+  const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
+  // A cold start longer than the objective leaves the requests of its first C − T seconds late.
+  const lateWindowSeconds = Math.max(0, C - T);
+  const arrivalMarks = markArrivals(history.arrivalMarks, signals.arrivedTotal, nowMs, T);
 
-  // Idle gaps: one ends when work resumes; a busy period ends when work stops.
+  // Idle gaps: one ends when work resumes; a busy period ends when work stops. The head of a busy
+  // period (its arrivals in the first C − T seconds) is what a cold start at its start leaves late.
   let idleSinceMs = history.idleSinceMs;
   let gaps = history.idleGapsSeconds;
+  let heads = history.gapHeads ?? NO_PEAKS;
+  let headStart = history.headStart;
   let busyPeaks = history.busyPeaks ?? NO_PEAKS;
   let busyPeak = history.busyPeakReplicas;
+  const closeHead = () => {
+    if (headStart === undefined) return;
+    heads = appendBounded(
+      heads,
+      signals.arrivedTotal === undefined ? 1 : Math.max(1, signals.arrivedTotal - headStart.total),
+      MAX_GAPS,
+    );
+    headStart = undefined;
+  };
+  if (headStart !== undefined && (nowMs - headStart.atMs) / 1000 >= lateWindowSeconds) closeHead();
   if (working && idleSinceMs !== undefined) {
+    closeHead();
     gaps = appendBounded(gaps, (nowMs - idleSinceMs) / 1000, MAX_GAPS);
+    // What arrived since the counter was last sampled, while idle, counts in the head.
+    headStart = {
+      atMs: nowMs,
+      total: Math.min(history.arrivalMarks?.at(-1)?.total ?? Number.POSITIVE_INFINITY, (signals.arrivedTotal ?? 1) - 1),
+    };
     idleSinceMs = undefined;
   } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
     idleSinceMs = nowMs;
@@ -182,18 +117,18 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     busyPeak = undefined;
   }
 
-  const { learned, evidence, stretch } = learnThroughput(signals, scaling, history, nowMs);
-  const mu = scaling.throughputPerReplica ?? learned;
-  if (mu !== undefined) {
-    details.throughputPerReplica = round(mu);
-    details.throughputSource = scaling.throughputPerReplica !== undefined ? 'configured' : 'learned';
+  const service = learnService(signals, scaling, history, nowMs);
+  if (service.throughputPerReplica !== undefined) {
+    details.throughputPerReplica = round(service.throughputPerReplica);
+    details.throughputSource = service.source!;
   }
   const askedFleet = history.lastActive === true ? (history.lastDesiredReplicas ?? 0) : 0;
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 
+  const steadyRate = steadyArrivalRate(history.steadyArrivalRatePerSecond, signals.arrivalRatePerSecond, dtSeconds);
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(signals, scaling, mu, fleet, details),
+    backlog: backlogDemand(signals, scaling, service, fleet, { fast: signals.arrivalRatePerSecond, steady: steadyRate }, details),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -201,30 +136,54 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
   if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
 
-  const K = coldStartCost(C, scaling.drainSeconds);
-  const window = keepWarmWindow(scaling.keepWarm, gaps, K);
-  details.coldStartCostSeconds = round(K);
+  // Bursts: with a cold start longer than the objective, keep warm what pays.
+  let bursts: BurstState = { episode: history.burstEpisode, bursts: history.bursts ?? NO_BURSTS };
+  const arrivedWithin = arrivalsWithin(arrivalMarks, signals.arrivedTotal);
+  if (arrivedWithin !== undefined && service.serviceSeconds !== undefined) {
+    const need = burstNeed(arrivedWithin, service.serviceSeconds, service.slotsPerReplica, T);
+    bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
+    details.burstNeedReplicas = round(need);
+  }
+  const floor = lateWindowSeconds > 0 ? burstFloor(bursts.bursts, nowMs, X) : 0;
+  if (floor > 0) {
+    demands.burst = floor;
+    details.burstsSeen = bursts.bursts.length;
+  }
+
+  // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
+  // bridged costs C plus its head's late requests.
+  const warm = Math.max(1, floor);
+  const headCost = (head: number) => (lateWindowSeconds > 0 ? (X * head) / warm : 0);
+  const wakeCosts = gaps.map((_, i) => C + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)));
+  const breakEven = C + headCost(mean(heads, 1));
+  const window = keepWarmWindow(scaling.keepWarm, gaps, wakeCosts, breakEven);
+  details.coldStartCostSeconds = round(breakEven);
   details.keepWarmSeconds = round(window.seconds);
   details.keepWarmSource = window.source;
 
-  // Scale down only after the demand stayed lower for one cold start.
-  const recentDemands = slidingMax(history.recentDemands ?? [], { atMs: nowMs, replicas: unheld }, C * 1000);
-  const held = recentDemands[0]!.replicas;
-  if (held > unheld) demands.hold = held;
+  // Scale down only after the demand stayed lower for one cold start. Demands sized by KEDA's
+  // rule before μ was known are not held once it is: they were guesses.
+  const throughputKnown = service.throughputPerReplica !== undefined;
+  const held = throughputKnown && history.lastThroughputKnown !== true ? NO_MARKS : (history.recentDemands ?? NO_MARKS);
+  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: unheld }, C * 1000);
+  if (recentDemands[0]!.replicas > unheld) demands.hold = recentDemands[0]!.replicas;
 
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   let activeReason: string;
   let active = true;
   if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
-  else if (gpuActive) activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
+  else if (gpuActive)
+    activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
-    const next = idleSeconds === undefined || scaling.keepWarm !== 'auto' ? undefined : predictGap(gaps, C);
+    // Prewarm only when a cold start would leave requests late.
+    const next =
+      idleSeconds === undefined || scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
     if (next !== undefined && idleSeconds! >= next.expectedGapSeconds - C && idleSeconds! <= next.giveUpAfterSeconds) {
       activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${C} s`;
-      demands.prewarm = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
-      if (!Number.isFinite(demands.prewarm)) demands.prewarm = 1;
+      const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
+      demands.prewarm = floor > 0 ? floor : Number.isFinite(peaks) ? peaks : 1;
       details.expectedGapSeconds = round(next.expectedGapSeconds);
     } else {
       active = false;
@@ -242,17 +201,22 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     decision: { desiredReplicas: desired, active, explanation: { signals, demands, winner, activeReason, details } },
     history: {
       ...history,
+      ...service.history,
       lastWorkAtMs: working ? nowMs : history.lastWorkAtMs,
       idleSinceMs,
       idleGapsSeconds: gaps,
+      gapHeads: heads,
+      headStart,
       lastDesiredReplicas: desired,
       lastDecisionAtMs: nowMs,
       lastActive: active,
       recentAsks: nextAsks,
       recentDemands,
-      learnedThroughputPerReplica: learned,
-      busyStretch: stretch,
-      throughputEvidence: evidence,
+      lastThroughputKnown: throughputKnown,
+      steadyArrivalRatePerSecond: steadyRate,
+      arrivalMarks,
+      burstEpisode: bursts.episode,
+      bursts: bursts.bursts,
       busyPeakReplicas: busyPeak,
       busyPeaks,
     },
@@ -326,8 +290,4 @@ function instant(ms: number): string {
   const date = new Date(ms);
   // A keep-warm window can be set past the last moment a Date holds (about 275,000 years).
   return Number.isNaN(date.getTime()) ? 'never' : date.toISOString();
-}
-
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }

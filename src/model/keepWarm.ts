@@ -1,10 +1,11 @@
-// Scale to zero only when it pays. Idle for t seconds costs t GPU-seconds; a cold start costs K,
-// its C GPU-seconds of loading plus the waiting of the requests that arrive while it loads,
-// weighted by the latency objective T (coldStartCost). From the idle gaps a trigger has seen,
-// pick the keep-warm window that would have cost least (the rent-or-buy problem with a learned gap
-// distribution); with too few gaps, keep warm for the ski-rental break-even K, which is never
-// worse than twice the offline optimum. When gaps are regular (periodic batches), also say when
-// to wake one cold start early.
+// Scale to zero only when it pays. Idle for t seconds costs t GPU-seconds per replica kept warm;
+// a gap not bridged costs a cold start: its C GPU-seconds of loading, plus, when C is longer than
+// the objective, the requests that arrive in its first C − T seconds (they wait past T), at
+// lateRequestCost each. From the idle gaps a trigger has seen, pick the keep-warm window that would
+// have cost least (the rent-or-buy problem with a learned gap distribution); with too few gaps,
+// or past the longest gap seen, keep warm for the break-even K, which is never worse than twice
+// the offline optimum. When gaps are regular (periodic batches), also say when to wake one cold
+// start early.
 
 /** Gaps remembered per trigger. */
 export const MAX_GAPS = 32;
@@ -14,46 +15,52 @@ export const MIN_GAPS_TO_LEARN = 3;
 export const REGULAR_SPREAD = 0.15;
 export const REGULAR_GAPS = 2;
 
-/**
- * K: one cold start in GPU-second-equivalents. Loading costs C GPU-seconds. The requests that
- * arrive while it loads wait up to C, which is C/T objectives: that waiting is counted as C
- * GPU-seconds per objective's worth, and at least once, so
- *   K = C + C·max(1, C/T) = 2C + (C/T)·(C − T) when C > T.
- * Within the objective (C <= T) a cold start costs 2C; each second it exceeds the objective adds
- * C/T cold-start-seconds more, so a cold start that breaks a tight objective is dear.
- */
-export function coldStartCost(coldStartSeconds: number, objectiveSeconds: number): number {
-  const C = coldStartSeconds;
-  return C + C * Math.max(1, objectiveSeconds > 0 ? C / objectiveSeconds : 1);
-}
-
 export interface KeepWarmWindow {
   readonly seconds: number;
   readonly source: 'fixed' | 'learned' | 'break-even';
 }
 
-/** Idle + cold-start cost over the seen gaps when keeping warm for `w` seconds; K from coldStartCost. */
-export function keepWarmCost(gaps: readonly number[], w: number, coldStartCostSeconds: number): number {
+/**
+ * Idle + cold-start cost over the seen gaps when keeping warm for `w` seconds: a gap bridged costs
+ * its length, one not bridged costs w plus the cold start that ends it, K (a number for every gap,
+ * or one per gap: `costs[i]` for `gaps[i]`).
+ */
+export function keepWarmCost(gaps: readonly number[], w: number, coldStartCostSeconds: number | readonly number[]): number {
   let cost = 0;
-  for (const g of gaps) cost += g <= w ? g : w + coldStartCostSeconds;
+  for (let i = 0; i < gaps.length; i++) {
+    const g = gaps[i]!;
+    cost += g <= w ? g : w + (typeof coldStartCostSeconds === 'number' ? coldStartCostSeconds : coldStartCostSeconds[i]!);
+  }
   return cost;
 }
 
-/** How long to stay warm after the last work; K = coldStartCost(C, T). */
-export function keepWarmWindow(setting: 'auto' | number, gaps: readonly number[], coldStartCostSeconds: number): KeepWarmWindow {
+/**
+ * How long to stay warm after the last work, with K per gap (or one for all) and `breakEven`, the
+ * wake cost when no gap says more. While too few gaps are known: `breakEven`. When bridging every
+ * gap seen is cheapest, the window runs `breakEven` past the longest: beyond the gaps seen nothing
+ * is known, and rent-or-buy's break-even is never worse than twice the best in hindsight there.
+ */
+export function keepWarmWindow(
+  setting: 'auto' | number,
+  gaps: readonly number[],
+  coldStartCostSeconds: number | readonly number[],
+  breakEven: number,
+): KeepWarmWindow {
   if (setting !== 'auto') return { seconds: setting, source: 'fixed' };
-  if (gaps.length < MIN_GAPS_TO_LEARN) return { seconds: coldStartCostSeconds, source: 'break-even' };
+  if (gaps.length < MIN_GAPS_TO_LEARN) return { seconds: breakEven, source: 'break-even' };
   // The cheapest window is 0 or one of the seen gaps (cost is piecewise linear between them).
   let best = 0;
   let bestCost = keepWarmCost(gaps, 0, coldStartCostSeconds);
+  let longest = 0;
   for (const g of [...gaps].sort((a, b) => a - b)) {
+    longest = g;
     const cost = keepWarmCost(gaps, g, coldStartCostSeconds);
     if (cost < bestCost - 1e-9) {
       best = g;
       bestCost = cost;
     }
   }
-  return { seconds: best, source: 'learned' };
+  return { seconds: best >= longest && best > 0 ? best + breakEven : best, source: 'learned' };
 }
 
 export interface Prewarm {

@@ -53,7 +53,12 @@ function counterRate(prev: number | undefined, next: number | undefined, dtSecon
  * what was served. Without a service rate this is the net growth only, a lower bound that is
  * exact while the workload is scaled to zero (the moment that matters for waking).
  */
-export function backlogArrivalRate(prevBacklog: number, backlog: number, servicePerSecond: number | undefined, dtSeconds: number): number | undefined {
+export function backlogArrivalRate(
+  prevBacklog: number,
+  backlog: number,
+  servicePerSecond: number | undefined,
+  dtSeconds: number,
+): number | undefined {
   if (dtSeconds <= 0) return undefined;
   return Math.max(0, (backlog - prevBacklog) / dtSeconds + (servicePerSecond ?? 0));
 }

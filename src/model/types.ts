@@ -1,14 +1,22 @@
 // Inputs and outputs of the scaling model. The model is pure: time comes in as nowMs.
 import type { ScalingConfig } from '../trigger/types.ts';
+import type { ArrivalMark } from './arrivals.ts';
+import type { Burst } from './bursts.ts';
 
 /** What the sources of one trigger say now, summed over its sources. */
 export interface Signals {
   /** B: messages waiting, summed over the trigger's queue sources. */
   readonly backlog: number;
+  /** W: messages not yet handed to a consumer, when every queue source tells them apart from in-flight ones. */
+  readonly waiting?: number;
+  /** I: messages handed to consumers and not yet acknowledged, when every queue source reports them. */
+  readonly inFlight?: number;
   /** λ: messages arriving per second (smoothed), when known. */
   readonly arrivalRatePerSecond?: number;
   /** Messages served per second by the whole fleet (smoothed), when known. */
   readonly serviceRatePerSecond?: number;
+  /** Messages that arrived so far (cumulative counter summed over sources), when every source counts them. */
+  readonly arrivedTotal?: number;
   /** Messages served so far (cumulative counter summed over sources), when every source counts them. */
   readonly servedTotal?: number;
   /** Replicas the brokers see consuming (consumers / group members), when known. */
@@ -49,25 +57,50 @@ export interface TriggerHistory {
   readonly lastDecisionAtMs?: number;
   /** Whether the previous decision was active (an inactive trigger's fleet is at zero). */
   readonly lastActive?: boolean;
+  /** Whether μ was known at the previous decision. */
+  readonly lastThroughputKnown?: boolean;
   /** Replicas added by recent decisions (within one cold start): they are still starting. */
   readonly recentAsks?: readonly ReplicaMark[];
   /** Unheld backlog/GPU demand of recent decisions that can still be the largest within one cold start (oldest first, strictly decreasing), for the scale-down hold. */
   readonly recentDemands?: readonly ReplicaMark[];
+  /** λ averaged over about 100 arrivals: what the steady fleet is sized for. */
+  readonly steadyArrivalRatePerSecond?: number;
+  /** Little's law evidence: message-seconds in flight and messages served (decayed). */
+  readonly serviceEvidence?: {
+    readonly occupancySeconds: number;
+    readonly served: number;
+    readonly averagingSeconds: number;
+    readonly spanSeconds: number;
+  };
+  /** k learned: messages one replica holds while messages wait. */
+  readonly slotsPerReplica?: number;
+  /** In-flight count and served counter at the previous decision. */
+  readonly lastInFlight?: number;
+  readonly lastServedTotal?: number;
   /** μ learned from the brokers (messages per second per replica) while the fleet was busy. */
   readonly learnedThroughputPerReplica?: number;
   /** Evidence behind it: messages served and replica-seconds spent while saturated (decayed). */
   readonly throughputEvidence?: { readonly served: number; readonly replicaSeconds: number };
   /** The current stretch of saturated fleet, for the next throughput sample. */
   readonly busyStretch?: BusyStretch;
+  /** Arrival counter samples over the last objective, for the arrivals within it (oldest first). */
+  readonly arrivalMarks?: readonly ArrivalMark[];
+  /** Arrivals in the first C − T seconds of the busy periods that ended the gaps (the newest gap's may be pending). */
+  readonly gapHeads?: readonly number[];
+  /** The busy period whose head is being counted: when it began and the arrival counter then. */
+  readonly headStart?: { readonly atMs: number; readonly total: number };
+  /** The burst being watched, and recent ones (bursts.ts). */
+  readonly burstEpisode?: Burst;
+  readonly bursts?: readonly Burst[];
   /** Peak demand of the current busy period, and of recent finished ones (newest last). */
   readonly busyPeakReplicas?: number;
   readonly busyPeaks?: readonly number[];
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */
-export const DEMAND_TERMS = ['backlog', 'gpu', 'hold', 'prewarm', 'minReplicas', 'maxReplicas', 'replicaCap'] as const;
+export const DEMAND_TERMS = ['backlog', 'gpu', 'burst', 'hold', 'prewarm', 'minReplicas', 'maxReplicas', 'replicaCap'] as const;
 /** The terms that demand replicas; the others are the bounds applied after them. */
-export const DEMAND_SOURCES = ['backlog', 'gpu', 'hold', 'prewarm'] as const satisfies readonly DemandTerm[];
+export const DEMAND_SOURCES = ['backlog', 'gpu', 'burst', 'hold', 'prewarm'] as const satisfies readonly DemandTerm[];
 export type Demands = Partial<Record<(typeof DEMAND_SOURCES)[number], number>>;
 export type DemandTerm = (typeof DEMAND_TERMS)[number];
 

@@ -185,7 +185,8 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
       }
       try {
         const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
-        return { backlog: messageCount, consumers: consumerCount };
+        // checkQueue counts ready messages only: they are the backlog and all of it waits.
+        return { backlog: messageCount, waiting: messageCount, consumers: consumerCount };
       } catch (err) {
         throw amqpError(where, err);
       }
@@ -211,7 +212,8 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     if (!response.ok) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     const body = (await response.json()) as ManagementQueue;
     const ready = finite(body.messages_ready);
-    const unacked = finite(body.messages_unacknowledged) ?? 0;
+    const unackedCount = finite(body.messages_unacknowledged);
+    const unacked = unackedCount ?? 0;
     if (ready === undefined) {
       // A queue just declared may not have statistics yet; a missing count is not a 0.
       throw new SourceBadAnswer(`${where}: management API gave no messages_ready (statistics not collected yet?)`);
@@ -221,6 +223,8 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     const served = finite(stats?.ack_details?.rate) ?? finite(stats?.deliver_get_details?.rate);
     return {
       backlog: config.excludeUnacknowledged ? ready : ready + unacked,
+      waiting: ready,
+      ...(unackedCount !== undefined ? { inFlight: unackedCount } : {}),
       consumers: finite(body.consumers),
       ...(publish !== undefined ? { arrivalRatePerSecond: publish } : {}),
       ...(served !== undefined ? { serviceRatePerSecond: served } : {}),

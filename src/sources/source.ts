@@ -6,6 +6,10 @@ import type { SourceConfig } from '../trigger/types.ts';
 export interface SourceReading {
   /** Messages waiting, by the source's formula (0 for sources without a queue, e.g. GPU). */
   readonly backlog: number;
+  /** Messages waiting for a consumer, when the broker tells them apart from in-flight ones. */
+  readonly waiting?: number;
+  /** Messages delivered to consumers and not yet acknowledged, when the broker reports them (counted in backlog or not). */
+  readonly inFlight?: number;
   /** Busy GPU-equivalents (GPU source only). */
   readonly busyGpus?: number;
   /** Consumers the broker sees on the queue (RabbitMQ) or members of the group (Kafka). */

@@ -1,5 +1,5 @@
 // SQS backlog: one GetQueueAttributes call per read, B = ApproximateNumberOfMessages (+ NotVisible
-// when scaleOnInFlight, + Delayed when scaleOnDelayed). Credentials come from the AWS SDK's default
+// when scaleOnInFlight, + Delayed when scaleOnDelayed); the in-flight count is read either way. Credentials come from the AWS SDK's default
 // chain (env, web identity / IRSA, EKS pod identity, profile), never from trigger metadata. One
 // SQSClient per (region, endpoint), shared by every queue that names them.
 import { GetQueueAttributesCommand, type QueueAttributeName, SQSClient } from '@aws-sdk/client-sqs';
@@ -37,23 +37,32 @@ export type SqsClientFactory = (region: string, endpoint: string | undefined) =>
 
 type SqsFlags = Pick<SqsSourceConfig, 'scaleOnInFlight' | 'scaleOnDelayed'>;
 
-/** Attributes a read asks for: only those the flags count. */
+/**
+ * Attributes a read asks for: visible and in-flight messages always (the model tells waiting
+ * messages from those being served, whether or not B counts the latter), delayed ones when counted.
+ */
 export function sqsAttributeNames(flags: SqsFlags): QueueAttributeName[] {
-  return [VISIBLE, ...(flags.scaleOnInFlight ? [IN_FLIGHT] : []), ...(flags.scaleOnDelayed ? [DELAYED] : [])];
+  return [VISIBLE, IN_FLIGHT, ...(flags.scaleOnDelayed ? [DELAYED] : [])];
 }
 
-/** B from the queue's attributes. A missing or non-numeric count is an error, never a 0. */
-export function sqsBacklog(attributes: Readonly<Record<string, string>> | undefined, flags: SqsFlags, where: string): number {
-  let backlog = 0;
-  for (const name of sqsAttributeNames(flags)) {
+/**
+ * The reading from the queue's attributes: B = visible (+ in flight when scaleOnInFlight, +
+ * delayed when scaleOnDelayed); waiting = visible (+ delayed when counted); in flight apart. A
+ * missing or non-numeric count is an error, never a 0.
+ */
+export function sqsReading(attributes: Readonly<Record<string, string>> | undefined, flags: SqsFlags, where: string): SourceReading {
+  const count = (name: QueueAttributeName) => {
     const raw = attributes?.[name];
-    const count = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
-    if (!Number.isInteger(count) || count < 0) {
+    const n = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
+    if (!Number.isInteger(n) || n < 0) {
       throw new SourceBadAnswer(`${where}: GetQueueAttributes gave ${name}=${JSON.stringify(raw ?? null)}, not a count`);
     }
-    backlog += count;
-  }
-  return backlog;
+    return n;
+  };
+  const visible = count(VISIBLE);
+  const inFlight = count(IN_FLIGHT);
+  const waiting = visible + (flags.scaleOnDelayed ? count(DELAYED) : 0);
+  return { backlog: waiting + (flags.scaleOnInFlight ? inFlight : 0), waiting, inFlight };
 }
 
 const notFoundNames = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue', 'InvalidAddress']);
@@ -195,7 +204,7 @@ export class SqsDriver implements SourceDriver<SqsSourceConfig> {
         if (signal.aborted) throw signal.reason;
         throw sqsError(where, err);
       }
-      return { backlog: sqsBacklog(attributes, config, where) };
+      return sqsReading(attributes, config, where);
     };
     return { identity: this.identity(config), label: where, kind: 'sqs', read };
   }

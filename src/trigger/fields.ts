@@ -97,7 +97,14 @@ export const scalingFields = {
     schema: kinds.positiveNumber,
     allowed: 'a number > 0 (seconds)',
     default: 60,
-    description: 'Latency objective: a backlog should be gone within this many seconds; also prices a cold start for keep-warm.',
+    description: 'Latency objective: the most a request should wait in the queue before a replica starts it.',
+  }),
+  lateRequestCost: field({
+    schema: kinds.nonNegativeNumber,
+    allowed: 'a number >= 0 (GPU-seconds)',
+    default: 10,
+    description:
+      'What one request waiting past drainSeconds is worth, in GPU-seconds: the model keeps warm replicas and headroom only where they cost less than the late requests they prevent.',
   }),
   activationBacklog: field({
     schema: kinds.nonNegativeNumber,
@@ -122,7 +129,7 @@ export const scalingFields = {
     allowed: '"auto" or a number of seconds >= 0',
     default: 'auto' as const,
     description:
-      'How long to stay active after the last work: learned from idle gaps, with a cold start priced by the objective (auto), or fixed seconds.',
+      'How long to stay active after the last work: learned from idle gaps, a cold start priced at coldStartSeconds plus the requests it would leave late (auto), or fixed seconds.',
   }),
 } as const;
 

@@ -60,6 +60,8 @@ export interface ScalingConfig {
   readonly throughputPerReplica: number | undefined;
   readonly coldStartSeconds: number;
   readonly drainSeconds: number;
+  /** GPU-seconds one request waiting past drainSeconds is worth. */
+  readonly lateRequestCost: number;
   readonly activationBacklog: number;
   readonly minReplicas: number;
   readonly maxReplicas: number;

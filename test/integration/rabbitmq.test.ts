@@ -91,6 +91,25 @@ describe('GetMetrics over the management API (protocol http)', () => {
     expect((await t.client.isActive(ref(all, 'http-all'))).result).toBe(true);
   });
 
+  it('tells waiting messages from the unacknowledged ones a consumer holds (amqp sees ready ones only)', async () => {
+    const queue = await rabbit.queue(12);
+    const release = await rabbit.holdUnacked(queue, 4);
+    try {
+      const http = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
+      await eventually(async () => {
+        await t.client.getMetrics(ref(http, 'http-split'));
+        const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-split')?.decision.explanation.signals;
+        return s?.inFlight === 4 && s.waiting === 8 ? s : undefined;
+      }, 15_000, 300).then((s) => expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 }));
+      await t.client.getMetrics(ref(trigger(queue), 'amqp-split'));
+      const amqp = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'amqp-split')?.decision.explanation.signals;
+      expect(amqp).toMatchObject({ backlog: 8, waiting: 8, consumers: 1 });
+      expect(amqp?.inFlight).toBeUndefined();
+    } finally {
+      await release();
+    }
+  });
+
   it('gives NOT_FOUND for a missing queue and UNAUTHENTICATED for a wrong password', async () => {
     const missing = trigger('no-such-queue-http', { 'rabbitmq.host': managementUrl });
     const err = await grpcError(t.client.getMetrics(ref(missing)));

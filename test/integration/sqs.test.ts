@@ -62,6 +62,9 @@ describe('SQS backlog', () => {
     for (const [flags, backlog] of cases) {
       const name = `sqs-flags-${JSON.stringify(flags).replace(/\W+/g, '-')}`;
       expect(await metrics(trigger(queue, { ...flags, messagesPerReplica: '1' }), name)).toEqual({ desired: backlog, backlog });
+      // Waiting and in-flight messages apart, whatever B counts: the model drains only the waiting ones.
+      const signals = t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision.explanation.signals;
+      expect(signals).toMatchObject({ waiting: 'sqs.scaleOnDelayed' in flags ? 7 : 3, inFlight: 2 });
     }
   });
 

@@ -32,6 +32,17 @@ export class RabbitFixture implements AsyncDisposable {
     if (messages > 0) await this.channel.waitForConfirms();
   }
 
+  /**
+   * A consumer that takes `prefetch` messages and never acknowledges them (a replica at work):
+   * they are unacknowledged until the returned function closes its channel.
+   */
+  async holdUnacked(queue: string, prefetch: number): Promise<() => Promise<void>> {
+    const channel = await this.connection.createChannel();
+    await channel.prefetch(prefetch);
+    await channel.consume(queue, () => undefined, { noAck: false });
+    return () => channel.close().catch(() => undefined);
+  }
+
   async purge(queue: string): Promise<void> {
     await this.channel.purgeQueue(queue);
   }

@@ -8,6 +8,7 @@ const scaling: ScalingConfig = {
   throughputPerReplica: undefined,
   coldStartSeconds: 60,
   drainSeconds: 60,
+  lateRequestCost: 10,
   activationBacklog: 0,
   minReplicas: 1,
   maxReplicas: 100,
@@ -64,42 +65,72 @@ describe('decide without rates (KEDA queue rule)', () => {
   });
 });
 
-describe('decide with rates (cold-start aware)', () => {
+describe('decide with rates: the fluid queue (demand.ts)', () => {
+  // μ = 2 per replica, k = 5 slots (messagesPerReplica), so S = 2.5 s; C = 60, T = 60.
   const withRates = { ...scaling, throughputPerReplica: 2 };
   // One decision from a history where the fleet of `asked` replicas was asked for at `askedAtMs`.
-  const at = (signals: Signals, asked: number, askedAtMs: number, nowMs: number, overrides: Partial<ScalingConfig> = {}) =>
+  const at = (signals: Signals, asked: number, askedAtMs: number, overrides: Partial<ScalingConfig> = {}) =>
     decide({
       signals,
       scaling: { ...withRates, ...overrides },
-      history: { ...emptyHistory(), lastActive: asked > 0, lastDesiredReplicas: asked, recentAsks: asked > 0 ? [{ atMs: askedAtMs, replicas: asked }] : [] },
-      nowMs,
+      history: {
+        ...emptyHistory(),
+        lastActive: asked > 0,
+        lastDesiredReplicas: asked,
+        recentAsks: asked > 0 ? [{ atMs: askedAtMs, replicas: asked }] : [],
+      },
+      nowMs: 0,
     }).decision;
 
   it.each([
-    // B, λ, ready consumers, μ=2, C=60, T=60: B' = B + λC − μ·ready·C; D = ceil((λ + B'/T) / μ)
-    { B: 100, lambda: 0, ready: 0, projected: 100, desired: 1 }, // ceil((0 + 100/60) / 2) = 1
-    { B: 100, lambda: 4, ready: 0, projected: 340, desired: 5 }, // ceil((4 + 340/60) / 2) = ceil(4.83)
-    { B: 600, lambda: 0, ready: 0, projected: 600, desired: 5 }, // ceil(10 / 2)
-    { B: 100, lambda: 4, ready: 1, projected: 220, desired: 4 }, // 100 + 240 − 120; ceil((4 + 3.67) / 2)
-  ])('B $B, λ $lambda, ready $ready: B′ = $projected, D = $desired', ({ B, lambda, ready, projected, desired }) => {
-    const d = at({ backlog: B, arrivalRatePerSecond: lambda, consumers: ready }, ready, -3_600_000, 0);
+    // W waiting, λ, ready. W' = W + λC − μ·ready·C; σ = 2·sqrt(λC);
+    // N = ceil(max((W' + λS + σ) / (k + μT), (W' + σ + λC) / (μ(T + C)))).
+    { W: 100, lambda: 0, ready: 0, projected: 100, desired: 1 }, // max(100/125, 100/240) = 0.8
+    { W: 100, lambda: 4, ready: 0, projected: 340, desired: 4 }, // max((340 + 10 + 31)/125, (340 + 31 + 240)/240) = 3.05
+    { W: 600, lambda: 0, ready: 0, projected: 600, desired: 5 }, // 600/125 = 4.8
+    { W: 100, lambda: 4, ready: 1, projected: 220, desired: 3 }, // max((220 + 10 + 31)/125, (220 + 31 + 240)/240) = 2.09
+  ])('W $W, λ $lambda, ready $ready: W′ = $projected, D = $desired', ({ W, lambda, ready, projected, desired }) => {
+    const d = at({ backlog: W, waiting: W, arrivalRatePerSecond: lambda, consumers: ready }, ready, -3_600_000);
     expect(d.explanation.details.projectedBacklog).toBe(projected);
     expect(d.desiredReplicas).toBe(desired);
   });
 
-  it('adds no replica when the running fleet drains the backlog before a new one could serve', () => {
-    // 3 ready replicas serve 360 in C = 60 s; B + λC = 50 + 60 = 110: B' < 0.
-    const d = at({ backlog: 50, arrivalRatePerSecond: 1, consumers: 3 }, 3, -3_600_000, 0);
-    expect(d.explanation.details.projectedBacklog).toBeLessThan(0);
-    expect(d.desiredReplicas).toBeLessThanOrEqual(3);
+  it('counts only waiting messages as backlog to drain: in-flight ones are being served', () => {
+    // 200 in flight on 40 replicas, none waiting, λ = 1: one replica's load. T = 15.
+    const tight = { drainSeconds: 15 };
+    const d = at({ backlog: 200, waiting: 0, inFlight: 200, arrivalRatePerSecond: 1, consumers: 40 }, 40, -3_600_000, tight);
+    expect(d.explanation.details.waiting).toBe(0);
+    expect(d.desiredReplicas).toBe(1);
+    // Without the split, the same backlog waits: 7 replicas start it within 15 s.
+    expect(at({ backlog: 200, arrivalRatePerSecond: 1, consumers: 40 }, 40, -3_600_000, tight).desiredReplicas).toBe(7);
+  });
+
+  it('runs on its queue while no request would wait past the objective (a long objective)', () => {
+    // λ = 3, μ = 2.5 (k = 4, S = 1.6 s): 1.2 replicas of load. One replica holds while the queue is short.
+    const fleet = { throughputPerReplica: 2.5, messagesPerReplica: 4 };
+    const queued = (W: number) =>
+      at({ backlog: W + 4, waiting: W, inFlight: 4, arrivalRatePerSecond: 3, consumers: 1 }, 1, -3_600_000, fleet)
+        .desiredReplicas;
+    expect(queued(0)).toBe(1);
+    expect(queued(60)).toBe(1);
+    expect(queued(120)).toBe(2);
   });
 
   it('does not ask again for replicas that are still starting', () => {
-    // 5 asked 30 s ago, none ready yet: they serve the last 30 s of the horizon.
-    const d = at({ backlog: 400, arrivalRatePerSecond: 4, consumers: 0 }, 5, -30_000, 0);
-    // B' = 400 + 240 − 2·5·30 = 340 -> ceil((4 + 340/60) / 2) = 5: nothing new.
+    // 5 asked 30 s ago, none ready: they serve the last 30 s of the horizon: W' = 400 + 240 − 2·5·30.
+    const d = at({ backlog: 400, waiting: 400, arrivalRatePerSecond: 4, consumers: 0 }, 5, -30_000);
     expect(d.explanation.details.startingReplicas).toBe(5);
-    expect(d.desiredReplicas).toBe(5);
+    expect(d.explanation.details.projectedBacklog).toBe(340);
+    expect(d.desiredReplicas).toBeLessThanOrEqual(5);
+  });
+
+  it('sizes the steady fleet by Erlang C, priced, only when the objective is shorter than a cold start', () => {
+    const signals = { backlog: 0, waiting: 0, inFlight: 16, arrivalRatePerSecond: 5.5, consumers: 12 };
+    const chat = { throughputPerReplica: 4 / 7.4, messagesPerReplica: 4 };
+    const tight = at(signals, 12, -3_600_000, { ...chat, drainSeconds: 15 });
+    expect(tight.explanation.details.rateReplicas).toBe(11);
+    expect(tight.desiredReplicas).toBeGreaterThanOrEqual(11);
+    expect(at(signals, 12, -3_600_000, { ...chat, drainSeconds: 60 }).explanation.details.rateReplicas).toBeUndefined();
   });
 
   it('falls back to KEDA’s rule while the throughput is unknown', () => {
@@ -108,57 +139,150 @@ describe('decide with rates (cold-start aware)', () => {
     expect(String(d.explanation.details.rule)).toContain('messagesPerReplica');
   });
 
-  it('learns μ from served counters while the fleet is saturated', () => {
+  it('does not hold what KEDA’s rule asked for once μ is known', () => {
+    // Two decisions without μ (KEDA's rule: 60 / 5 = 12), then μ is configured: no hold of 12.
+    const cfg = { ...scaling };
+    let history = decide({ signals: { backlog: 60 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
+    history = decide({ signals: { backlog: 60 }, scaling: cfg, history, nowMs: 1000 }).history;
+    const known = decide({
+      signals: { backlog: 60, waiting: 60, arrivalRatePerSecond: 0, consumers: 12 },
+      scaling: { ...cfg, throughputPerReplica: 2 },
+      history,
+      nowMs: 2000,
+    }).decision;
+    expect(known.explanation.demands.hold).toBeUndefined();
+    expect(known.desiredReplicas).toBeLessThan(12);
+  });
+
+  it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
     let history = emptyHistory();
     const cfg = { ...scaling, keepWarm: 'auto' as const };
     // 2 consumers, backlog >= 2·5 all along, 3 messages per second served: μ = 1.5.
     for (let s = 0; s <= 60; s++) {
-      history = decide({ signals: { backlog: 30, servedTotal: 3 * s, consumers: 2 }, scaling: cfg, history, nowMs: s * 1000 }).history;
+      history = decide({
+        signals: { backlog: 30, servedTotal: 3 * s, consumers: 2 },
+        scaling: cfg,
+        history,
+        nowMs: s * 1000,
+      }).history;
     }
     const out = decide({ signals: { backlog: 0, servedTotal: 183, consumers: 2 }, scaling: cfg, history, nowMs: 61_000 });
     expect(out.decision.explanation.details.throughputPerReplica).toBe(1.5);
+    expect(out.decision.explanation.details.throughputSource).toBe('saturation');
+  });
+});
+
+describe('bursts (bursts.ts): a warm floor when a cold start is longer than the objective', () => {
+  const cfg = { ...scaling, throughputPerReplica: 2.5, messagesPerReplica: 4, drainSeconds: 15, keepWarm: 'auto' as const };
+  // Every 180 s a burst of 300 requests within 10 s, none between.
+  const replay = (bursts: number, overrides: Partial<ScalingConfig> = {}) => {
+    let history = emptyHistory();
+    let arrived = 0;
+    let last = decide({ signals: { backlog: 0, arrivedTotal: 0 }, scaling: { ...cfg, ...overrides }, history, nowMs: 0 });
+    for (let t = 1; t <= bursts * 180; t++) {
+      const inBurst = t % 180 >= 1 && t % 180 <= 10;
+      if (inBurst) arrived += 30;
+      last = decide({
+        signals: {
+          backlog: inBurst ? 30 : 0,
+          waiting: inBurst ? 26 : 0,
+          inFlight: inBurst ? 4 : 0,
+          arrivedTotal: arrived,
+          arrivalRatePerSecond: inBurst ? 30 : 0,
+        },
+        scaling: { ...cfg, ...overrides },
+        history,
+        nowMs: t * 1000,
+      });
+      history = last.history;
+    }
+    return last.decision;
+  };
+
+  it('keeps the usual burst’s replicas warm between bursts, and says so', () => {
+    const d = replay(4);
+    expect(d.explanation.demands.burst).toBeGreaterThanOrEqual(4);
+    expect(d.explanation.details.burstsSeen).toBeGreaterThanOrEqual(3);
+  });
+
+  it('keeps none when late requests cost nothing, and none when the objective outlasts the cold start', () => {
+    expect(replay(4, { lateRequestCost: 0 }).explanation.demands.burst).toBeUndefined();
+    expect(replay(4, { drainSeconds: 60 }).explanation.demands.burst).toBeUndefined();
   });
 });
 
 describe('keep-warm and prewarm', () => {
   const auto = { ...scaling, keepWarm: 'auto' as const, coldStartSeconds: 60 };
-  const replay = (busyIdle: readonly [number, number][]) => {
+  const replay = (busyIdle: readonly [number, number][], cfg: ScalingConfig = auto) => {
     let history = emptyHistory();
     let t = 0;
     for (const [busy, idle] of busyIdle) {
-      history = decide({ signals: { backlog: 5 }, scaling: auto, history, nowMs: t * 1000 }).history;
+      history = decide({ signals: { backlog: 5 }, scaling: cfg, history, nowMs: t * 1000 }).history;
       t += busy;
-      history = decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: t * 1000 }).history;
+      history = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: t * 1000 }).history;
       t += idle;
     }
     return { history, t };
   };
 
   it.each([
-    // Few gaps seen: keep warm for the break-even K = C + C·max(1, C/T).
-    { T: 60, K: 120 }, // C within the objective: 2C
-    { T: 30, K: 180 },
-    { T: 15, K: 300 }, // a cold start that breaks a 15 s objective is worth 5 cold-start-seconds
+    // Few gaps seen: keep warm for the break-even K = C + lateRequestCost · (head of a busy period) when
+    // C > T; the head (without an arrival counter) is the one request that ends the gap.
+    { T: 60, K: 60 }, // a cold start within the objective costs its loading only
+    { T: 30, K: 70 },
+    { T: 15, K: 70 },
   ])('keeps warm for the break-even K until it has seen enough gaps (objective $T s: $K s)', ({ T, K }) => {
     const cfg = { ...auto, drainSeconds: T };
     let history = decide({ signals: { backlog: 5 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
     history = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 10_000 }).history;
     const at = (idle: number) => decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: (10 + idle) * 1000 }).decision;
     expect(at(K - 1).active).toBe(true);
-    expect(at(K - 1).explanation.details).toMatchObject({ coldStartCostSeconds: K, keepWarmSeconds: K, keepWarmSource: 'break-even' });
+    expect(at(K - 1).explanation.details).toMatchObject({
+      coldStartCostSeconds: K,
+      keepWarmSeconds: K,
+      keepWarmSource: 'break-even',
+    });
     expect(at(K + 1).active).toBe(false);
   });
 
-  it('bridges gaps that a tight objective makes worth bridging', () => {
-    // Gaps of 150 s: a cold start costs K = 120 at T = 60 (scale to zero at once), 300 at T = 15 (bridge).
-    const gaps = [150, 150, 150, 900];
-    const idleAfter = (T: number, idle: number) => {
-      const cfg = { ...auto, drainSeconds: T };
-      return decide({ signals: { backlog: 0 }, scaling: cfg, history: { ...emptyHistory(), lastWorkAtMs: 0, idleSinceMs: 0, idleGapsSeconds: gaps }, nowMs: idle * 1000 }).decision;
-    };
-    expect(idleAfter(60, 1).active).toBe(false);
-    expect(idleAfter(15, 149).active).toBe(true);
-    expect(idleAfter(15, 151).active).toBe(false);
+  it('prices a cold start by the requests its head would leave late', () => {
+    // Gaps of 150 s, each ended by a burst: 100 arrivals in the first C − T = 45 s at T = 15.
+    const cfg = { ...auto, drainSeconds: 15 };
+    let history = emptyHistory();
+    let t = 0;
+    let arrived = 0;
+    for (let gap = 0; gap < 4; gap++) {
+      arrived += 100;
+      history = decide({ signals: { backlog: 100, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
+      history = decide({ signals: { backlog: 1, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t + 50) * 1000 }).history;
+      t += 60;
+      history = decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
+      t += 150;
+    }
+    const idle = (s: number) =>
+      decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t - 150 + s) * 1000 }).decision;
+    expect(history.gapHeads!.at(-1)).toBe(100);
+    expect(idle(149).active).toBe(true);
+    // Past the longest gap seen, the break-even K (60 + 10 · 100) more.
+    expect(idle(149).explanation.details.keepWarmSeconds).toBe(150 + 1060);
+    // The same gaps with requests that cost nothing late: a cold start is its loading only, 60 s < 150 s.
+    const free = replay(
+      [
+        [10, 150],
+        [10, 150],
+        [10, 150],
+        [10, 0],
+      ],
+      { ...cfg, lateRequestCost: 0 },
+    );
+    expect(
+      decide({
+        signals: { backlog: 0 },
+        scaling: { ...cfg, lateRequestCost: 0 },
+        history: free.history,
+        nowMs: (free.t + 1) * 1000,
+      }).decision.active,
+    ).toBe(false);
   });
 
   it('keeps warm for a fixed keepWarm whatever the objective', () => {
@@ -168,27 +292,68 @@ describe('keep-warm and prewarm', () => {
     expect(decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 46_000 }).decision.active).toBe(false);
   });
 
-  it('keeps warm through short gaps it has learned and scales to zero at once after long ones', () => {
-    const short = replay([[10, 20], [10, 25], [10, 30], [10, 0]]);
+  it('keeps warm through short gaps it has learned, and scales to zero at once after long ones', () => {
+    const short = replay([
+      [10, 20],
+      [10, 25],
+      [10, 30],
+      [10, 0],
+    ]);
     const d = decide({ signals: { backlog: 0 }, scaling: auto, history: short.history, nowMs: (short.t + 29) * 1000 }).decision;
     expect(d.active).toBe(true);
-    expect(d.explanation.details.keepWarmSeconds).toBe(30);
-    const long = replay([[10, 900], [10, 1300], [10, 2000], [10, 0]]);
-    expect(decide({ signals: { backlog: 0 }, scaling: auto, history: long.history, nowMs: (long.t + 1) * 1000 }).decision.active).toBe(false);
+    // Every gap seen was worth bridging: the longest (30 s), then the break-even (60 s) more.
+    expect(d.explanation.details.keepWarmSeconds).toBe(90);
+    const long = replay([
+      [10, 900],
+      [10, 1300],
+      [10, 2000],
+      [10, 0],
+    ]);
+    expect(
+      decide({ signals: { backlog: 0 }, scaling: auto, history: long.history, nowMs: (long.t + 1) * 1000 }).decision.active,
+    ).toBe(false);
   });
 
-  it('prewarms one cold start before a regular gap ends, from the second regular gap on', () => {
-    const { history, t } = replay([[10, 590], [10, 590], [10, 0]]);
-    const ask = (idle: number) => decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + idle) * 1000 }).decision;
+  it('prewarms one cold start before a regular gap ends, from the second regular gap on, when a cold start breaks the objective', () => {
+    const tight = { ...auto, drainSeconds: 15 };
+    const { history, t } = replay(
+      [
+        [10, 590],
+        [10, 590],
+        [10, 0],
+      ],
+      tight,
+    );
+    const ask = (idle: number) => decide({ signals: { backlog: 0 }, scaling: tight, history, nowMs: (t + idle) * 1000 }).decision;
     expect(ask(500).active).toBe(false);
     expect(ask(535).active).toBe(true);
     expect(ask(535).explanation.activeReason).toContain('prewarm');
     expect(ask(651).active).toBe(false); // gave up one cold start after the longest gap
   });
 
-  it('does not prewarm after irregular gaps', () => {
-    const { history, t } = replay([[10, 400], [10, 590], [10, 0]]);
-    expect(decide({ signals: { backlog: 0 }, scaling: auto, history, nowMs: (t + 535) * 1000 }).decision.active).toBe(false);
+  it('does not prewarm when a cold start fits in the objective, nor after irregular gaps', () => {
+    const regular = replay([
+      [10, 590],
+      [10, 590],
+      [10, 0],
+    ]);
+    expect(
+      decide({ signals: { backlog: 0 }, scaling: auto, history: regular.history, nowMs: (regular.t + 535) * 1000 }).decision
+        .active,
+    ).toBe(false);
+    const tight = { ...auto, drainSeconds: 15 };
+    const irregular = replay(
+      [
+        [10, 400],
+        [10, 590],
+        [10, 0],
+      ],
+      tight,
+    );
+    expect(
+      decide({ signals: { backlog: 0 }, scaling: tight, history: irregular.history, nowMs: (irregular.t + 535) * 1000 }).decision
+        .active,
+    ).toBe(false);
   });
 });
 
@@ -200,13 +365,17 @@ describe('the same decision for the same situation', () => {
     const warm = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 20_000 });
     const stillWarm = decide({ signals: { backlog: 0 }, scaling: cfg, history: warm.history, nowMs: 30_000 });
     expect(warm.decision.active).toBe(true);
-    expect(warm.decision.explanation.activeReason).toBe('idle since 1970-01-01T00:00:10.000Z: keep warm until 1970-01-01T00:02:10.000Z (120 s, fixed)');
+    expect(warm.decision.explanation.activeReason).toBe(
+      'idle since 1970-01-01T00:00:10.000Z: keep warm until 1970-01-01T00:02:10.000Z (120 s, fixed)',
+    );
     expect(sameDecision(warm.decision, stillWarm.decision)).toBe(true);
 
     const cold = decide({ signals: { backlog: 0 }, scaling: cfg, history: stillWarm.history, nowMs: 131_000 });
     const stillCold = decide({ signals: { backlog: 0 }, scaling: cfg, history: cold.history, nowMs: 141_000 });
     expect(cold.decision.active).toBe(false);
-    expect(cold.decision.explanation.activeReason).toBe('idle since 1970-01-01T00:00:10.000Z: kept warm until 1970-01-01T00:02:10.000Z (120 s, fixed)');
+    expect(cold.decision.explanation.activeReason).toBe(
+      'idle since 1970-01-01T00:00:10.000Z: kept warm until 1970-01-01T00:02:10.000Z (120 s, fixed)',
+    );
     expect(sameDecision(stillWarm.decision, cold.decision)).toBe(false);
     expect(sameDecision(cold.decision, stillCold.decision)).toBe(true);
   });
@@ -248,7 +417,7 @@ describe('within (the asks of one cold start)', () => {
 describe('slidingMax (the scale-down hold window)', () => {
   it('equals the naive maximum over the window, keeping only marks that can still win', () => {
     let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const windowMs = 60_000;
     const all: { atMs: number; replicas: number }[] = [];
     let kept: { atMs: number; replicas: number }[] = [];

@@ -1,20 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { coldStartCost, keepWarmCost, keepWarmWindow, predictGap } from '../../src/model/keepWarm.ts';
-
-describe('coldStartCost: K = C + C·max(1, C/T)', () => {
-  it.each([
-    // C, T, K
-    { C: 60, T: 60, K: 120 }, // within the objective: loading C + waiting C = 2C
-    { C: 60, T: 120, K: 120 }, // a lax objective never makes the wait cheaper than once
-    { C: 30, T: 60, K: 60 },
-    { C: 60, T: 30, K: 180 }, // 2C + (C/T)·(C − T) = 120 + 2·30
-    { C: 60, T: 15, K: 300 }, // 120 + 4·45
-    { C: 40, T: 10, K: 200 }, // 80 + 4·30
-    { C: 0, T: 15, K: 0 }, // no cold start, nothing to save
-  ])('C $C s, objective $T s: K = $K s', ({ C, T, K }) => {
-    expect(coldStartCost(C, T)).toBeCloseTo(K, 9);
-  });
-});
+import { keepWarmCost, keepWarmWindow, predictGap } from '../../src/model/keepWarm.ts';
 
 describe('keepWarmCost: Σ (gap <= w ? gap : w + K)', () => {
   const gaps = [10, 50, 400];
@@ -30,19 +15,29 @@ describe('keepWarmCost: Σ (gap <= w ? gap : w + K)', () => {
   });
 });
 
+describe('keepWarmCost with a cost per gap', () => {
+  it('prices each gap not bridged by its own cold start', () => {
+    // w = 50: the 10 s and 50 s gaps are bridged; the 400 s one costs 50 + its K, 1000.
+    expect(keepWarmCost([10, 50, 400], 50, [60, 60, 1000])).toBe(10 + 50 + 50 + 1000);
+  });
+});
+
 describe('keepWarmWindow', () => {
   it.each([
-    // setting, gaps, K, window, source
-    { setting: 45, gaps: [10, 10, 10], K: 120, seconds: 45, source: 'fixed' }, // keepWarm: <seconds> overrides
-    { setting: 'auto', gaps: [], K: 120, seconds: 120, source: 'break-even' }, // ski rental: rent until the rent paid K
-    { setting: 'auto', gaps: [100, 200], K: 300, seconds: 300, source: 'break-even' },
-    { setting: 'auto', gaps: [20, 25, 30], K: 120, seconds: 30, source: 'learned' }, // bridge every short gap
-    { setting: 'auto', gaps: [900, 1300, 2000], K: 120, seconds: 0, source: 'learned' }, // long gaps: go at once
-    // Gaps of 150 s: not worth bridging when a cold start costs 120, worth it when it costs 300.
-    { setting: 'auto', gaps: [150, 150, 150, 900], K: 120, seconds: 0, source: 'learned' },
-    { setting: 'auto', gaps: [150, 150, 150, 900], K: 300, seconds: 150, source: 'learned' },
-  ] as const)('$setting, gaps $gaps, K $K s: $seconds s ($source)', ({ setting, gaps, K, seconds, source }) => {
-    expect(keepWarmWindow(setting, gaps, K)).toEqual({ seconds, source });
+    // setting, gaps, K (one for all, or per gap), break-even, window, source
+    { setting: 45, gaps: [10, 10, 10], K: 120, breakEven: 120, seconds: 45, source: 'fixed' }, // keepWarm: <seconds> overrides
+    { setting: 'auto', gaps: [], K: 60, breakEven: 60, seconds: 60, source: 'break-even' }, // ski rental: rent until the rent paid K
+    { setting: 'auto', gaps: [100, 200], K: 300, breakEven: 300, seconds: 300, source: 'break-even' },
+    // Every short gap is worth bridging: the longest, then the break-even past it (nothing is known beyond).
+    { setting: 'auto', gaps: [20, 25, 30], K: 120, breakEven: 120, seconds: 150, source: 'learned' },
+    { setting: 'auto', gaps: [900, 1300, 2000], K: 120, breakEven: 120, seconds: 0, source: 'learned' }, // long gaps: go at once
+    // Gaps of 150 s: not worth bridging when a cold start costs 60, worth it when it costs 300.
+    { setting: 'auto', gaps: [150, 150, 150, 900], K: 60, breakEven: 60, seconds: 0, source: 'learned' },
+    { setting: 'auto', gaps: [150, 150, 150, 900], K: 300, breakEven: 300, seconds: 150, source: 'learned' },
+    // A cost per gap: the 150 s gaps whose wakes left many requests late are worth bridging, the 900 s one is not.
+    { setting: 'auto', gaps: [150, 150, 150, 900], K: [1060, 1060, 1060, 70], breakEven: 800, seconds: 150, source: 'learned' },
+  ] as const)('$setting, gaps $gaps, K $K: $seconds s ($source)', ({ setting, gaps, K, breakEven, seconds, source }) => {
+    expect(keepWarmWindow(setting, gaps, K, breakEven)).toEqual({ seconds, source });
   });
 });
 

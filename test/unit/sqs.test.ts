@@ -6,7 +6,7 @@ import {
   type SqsAttributesClient,
   SqsDriver,
   sqsAttributeNames,
-  sqsBacklog,
+  sqsReading,
   sqsEndpoint,
   sqsError,
 } from '../../src/sources/sqs.ts';
@@ -35,31 +35,27 @@ function awsError(name: string, httpStatusCode?: number, extra: Record<string, u
   return Object.assign(new Error(`${name} happened`), { name, $metadata: { httpStatusCode }, ...extra });
 }
 
-describe('sqsBacklog', () => {
+describe('sqsReading', () => {
   it.each([
-    [false, false, 7, ['ApproximateNumberOfMessages']],
-    [true, false, 10, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
-    [false, true, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesDelayed']],
-    [
-      true,
-      true,
-      12,
-      ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
-    ],
-  ])('scaleOnInFlight %s, scaleOnDelayed %s -> B = %d from %j', (scaleOnInFlight, scaleOnDelayed, backlog, names) => {
+    // scaleOnInFlight, scaleOnDelayed, B, waiting, names asked for
+    [false, false, 7, 7, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
+    [true, false, 10, 7, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
+    [false, true, 9, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed']],
+    [true, true, 12, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed']],
+  ])('scaleOnInFlight %s, scaleOnDelayed %s -> B = %d, waiting %d, from %j', (scaleOnInFlight, scaleOnDelayed, backlog, waiting, names) => {
     const flags = { scaleOnInFlight, scaleOnDelayed };
     expect(sqsAttributeNames(flags)).toEqual(names);
-    expect(sqsBacklog(counts, flags, 'q')).toBe(backlog);
+    expect(sqsReading(counts, flags, 'q')).toEqual({ backlog, waiting, inFlight: 3 });
   });
 
   it('fails on a missing or non-numeric count instead of reading it as 0', () => {
     const flags = { scaleOnInFlight: true, scaleOnDelayed: false };
-    expect(() => sqsBacklog({ ApproximateNumberOfMessages: '4' }, flags, 'q')).toThrow(SourceBadAnswer);
-    expect(() => sqsBacklog({ ...counts, ApproximateNumberOfMessages: 'x' }, flags, 'q')).toThrow(
-      /ApproximateNumberOfMessages="x"/,
-    );
-    expect(() => sqsBacklog({ ...counts, ApproximateNumberOfMessages: '' }, flags, 'q')).toThrow(SourceBadAnswer);
-    expect(() => sqsBacklog(undefined, flags, 'q')).toThrow(SourceBadAnswer);
+    expect(() => sqsReading({ ApproximateNumberOfMessages: '4' }, flags, 'q')).toThrow(SourceBadAnswer);
+    expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: 'x' }, flags, 'q')).toThrow(/ApproximateNumberOfMessages="x"/);
+    expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: '' }, flags, 'q')).toThrow(SourceBadAnswer);
+    expect(() => sqsReading(undefined, flags, 'q')).toThrow(SourceBadAnswer);
+    // The in-flight count is read even when B does not count it.
+    expect(() => sqsReading({ ApproximateNumberOfMessages: '4' }, { scaleOnInFlight: false, scaleOnDelayed: false }, 'q')).toThrow(SourceBadAnswer);
   });
 });
 
@@ -125,10 +121,10 @@ function driverWithFakes() {
 }
 
 describe('SqsDriver', () => {
-  it('makes ONE GetQueueAttributes call per read, asking only for the counted attributes', async () => {
+  it('makes ONE GetQueueAttributes call per read, asking for the counted attributes and the in-flight count', async () => {
     const { driver, made } = driverWithFakes();
     const source = driver.create(config({ scaleOnDelayed: true }));
-    expect(await source.read(new AbortController().signal)).toEqual({ backlog: 12 });
+    expect(await source.read(new AbortController().signal)).toEqual({ backlog: 12, waiting: 9, inFlight: 3 });
     expect(made).toHaveLength(1);
     expect(made[0]!.client.calls).toEqual([
       {

@@ -1,0 +1,141 @@
+// The runs behind bench:decisions: every (trace, seed) is one job that replays the trace under each
+// policy once, the model once per objective (its drainSeconds is the objective), and KEDA's queue
+// trigger under every setting of KEDA_GRID, for keda-tuned (tuned.ts). Jobs run on worker threads.
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { modelPolicy } from './modelPolicy.ts';
+import { oracle } from './oracle.ts';
+import {
+  KEDA_GRID,
+  KEDA_QUEUE_DEFAULT,
+  type QueueSetting,
+  alwaysOn,
+  describeSetting,
+  kedaQueueGpu,
+  kedaQueueTuned,
+  kedaQueueWith,
+} from './policies.ts';
+import { type Result, run, summarize } from './simulate.ts';
+import {
+  type Trace,
+  chatMix,
+  chatSteady,
+  codeBursts,
+  diurnal,
+  loadAzureCsv,
+  longGeneration,
+  onOff,
+  periodicBatch,
+  poissonSteady,
+  sessions,
+  highRate,
+} from './traces.ts';
+
+export const AZURE_TRACE = fileURLToPath(new URL('../../../shared/data/azure-llm-2023-code.csv', import.meta.url));
+
+/** The seeded synthetic family, by name. */
+export const SYNTHETIC: Readonly<Record<string, (seed: number) => Trace>> = {
+  'poisson-steady': poissonSteady,
+  'on-off': onOff,
+  diurnal,
+  'periodic-batch': periodicBatch,
+  'chat-steady': chatSteady,
+  'chat-mix': chatMix,
+  'code-bursts': codeBursts,
+  sessions,
+  'high-rate': highRate,
+  'long-generation': longGeneration,
+};
+
+/** A trace to replay: a synthetic one by name, or a CSV in the Azure format. */
+export type TraceSpec = { readonly synthetic: string } | { readonly file: string; readonly name?: string };
+
+/** The Azure code trace (when present) and the synthetic family. */
+export function builtInTraceSpecs(): TraceSpec[] {
+  const azure = process.env.AZURE_TRACE ?? AZURE_TRACE;
+  const specs: TraceSpec[] = [];
+  if (existsSync(azure)) specs.push({ file: azure, name: 'azure-code-2023' });
+  else console.error(`note: ${azure} not found; set AZURE_TRACE to include the Azure trace`);
+  return [...specs, ...Object.keys(SYNTHETIC).map((synthetic) => ({ synthetic }))];
+}
+
+export function loadTrace(spec: TraceSpec, seed: number): Trace {
+  if ('file' in spec) return loadAzureCsv(spec.file, spec.name);
+  const make = SYNTHETIC[spec.synthetic];
+  if (make === undefined) throw new Error(`unknown trace ${spec.synthetic}; known: ${Object.keys(SYNTHETIC).join(', ')}`);
+  return make(seed);
+}
+
+export interface Job {
+  readonly trace: TraceSpec;
+  readonly seed: number;
+  readonly objectives: readonly number[];
+  readonly ablation: boolean;
+  /** Run KEDA_GRID too (for keda-tuned). */
+  readonly grid: boolean;
+}
+
+/** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
+export interface Row extends Result {
+  readonly objectiveS: number;
+  readonly seed: number;
+  readonly setting?: QueueSetting;
+}
+
+export const GRID_PREFIX = 'grid:';
+
+export async function runJob(job: Job): Promise<Row[]> {
+  const trace = loadTrace(job.trace, job.seed);
+  const rows: Row[] = [];
+  const add = async (policy: Parameters<typeof run>[1], objectives: readonly number[], setting?: QueueSetting) => {
+    const outcome = await run(trace, policy, job.seed);
+    for (const objectiveS of objectives)
+      rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
+  };
+  await add(kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue'), job.objectives, KEDA_QUEUE_DEFAULT);
+  await add(kedaQueueGpu(), job.objectives);
+  if (job.ablation) await add(kedaQueueTuned(), job.objectives);
+  for (const objectiveS of job.objectives) await add(modelPolicy({ drainSeconds: String(objectiveS) }), [objectiveS]);
+  await add(alwaysOn(), job.objectives);
+  await add(oracle(), job.objectives);
+  if (job.grid) {
+    for (const setting of KEDA_GRID) {
+      if (describeSetting(setting) === describeSetting(KEDA_QUEUE_DEFAULT)) continue;
+      await add(kedaQueueWith(setting, `${GRID_PREFIX}${describeSetting(setting)}`), job.objectives, setting);
+    }
+  }
+  return rows;
+}
+
+/** Runs the jobs on up to `threads` worker threads (1: in this thread), in the order given. */
+export async function runJobs(jobs: readonly Job[], threads = Math.min(availableParallelism(), jobs.length)): Promise<Row[][]> {
+  if (threads <= 1) {
+    const out: Row[][] = [];
+    for (const job of jobs) out.push(await runJob(job));
+    return out;
+  }
+  const out = new Array<Row[]>(jobs.length);
+  let next = 0;
+  const workerUrl = new URL('./worker.ts', import.meta.url);
+  await Promise.all(
+    Array.from({ length: threads }, async () => {
+      const worker = new Worker(workerUrl);
+      try {
+        while (next < jobs.length) {
+          const i = next++;
+          out[i] = await new Promise<Row[]>((resolve, reject) => {
+            worker.once('message', resolve);
+            worker.once('error', reject);
+            worker.postMessage(jobs[i]);
+          });
+          worker.removeAllListeners('error');
+        }
+      } finally {
+        await worker.terminate();
+      }
+    }),
+  );
+  return out;
+}

@@ -1,0 +1,75 @@
+import { describe, expect, it } from 'vitest';
+import type { Row } from './matrix.ts';
+import { GRID_PREFIX } from './matrix.ts';
+import { verdicts, withKedaTuned } from './verdict.ts';
+
+const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShare: number, setting?: Row['setting']): Row => ({
+  trace: 't',
+  policy,
+  objectiveS: 30,
+  seed,
+  gpuSeconds,
+  coldStarts: 1,
+  waitP50: 0,
+  waitP95: 0,
+  waitP99: 0,
+  overObjectiveShare,
+  ...(setting && { setting }),
+});
+const DEFAULT = { queueLength: 5, cooldownSeconds: 300, activation: 0 };
+const LEAN = { queueLength: 50, cooldownSeconds: 30, activation: 0 };
+const LEANER = { queueLength: 50, cooldownSeconds: 30, activation: 5 };
+
+describe('withKedaTuned', () => {
+  it('picks the cheapest grid setting no later than keda-queue on every seed, and drops the grid rows', () => {
+    const rows = [
+      row('keda-queue', 1, 1000, 0.01, DEFAULT),
+      row('keda-queue', 2, 1100, 0.02, DEFAULT),
+      row(`${GRID_PREFIX}lean`, 1, 500, 0.01, LEAN),
+      row(`${GRID_PREFIX}lean`, 2, 600, 0.02, LEAN),
+      // Cheaper, but later than keda-queue on seed 2: not eligible.
+      row(`${GRID_PREFIX}leaner`, 1, 300, 0.0, LEANER),
+      row(`${GRID_PREFIX}leaner`, 2, 300, 0.03, LEANER),
+      row('keda-queue-gpu', 1, 1200, 0),
+      row('keda-queue-gpu', 2, 1200, 0),
+    ];
+    const out = withKedaTuned(rows);
+    expect(out.some((r) => r.policy.startsWith(GRID_PREFIX))).toBe(false);
+    const tuned = out.filter((r) => r.policy === 'keda-tuned');
+    expect(tuned.map((r) => [r.seed, r.gpuSeconds, r.setting])).toEqual([
+      [1, 500, LEAN],
+      [2, 600, LEAN],
+    ]);
+    // Placed after keda-queue-gpu.
+    expect(out.map((r) => r.policy)).toEqual([
+      'keda-queue',
+      'keda-queue',
+      'keda-queue-gpu',
+      'keda-tuned',
+      'keda-queue-gpu',
+      'keda-tuned',
+    ]);
+  });
+});
+
+describe('verdicts', () => {
+  const base = [row('keda-queue', 1, 1000, 0.01, DEFAULT), row('oracle', 1, 200, 0), row('keda-tuned', 1, 700, 0.01, LEAN)];
+  it.each([
+    // model GPU-s, late share, late ok, half the gap (<= 600), <= keda-tuned (700)
+    { gpu: 600, late: 0.011, ok: [true, true, true] },
+    { gpu: 600, late: 0.0111, ok: [false, true, true] }, // more than keda-queue + 0.1 point
+    { gpu: 650, late: 0.0, ok: [true, false, true] },
+    { gpu: 800, late: 0.0, ok: [true, false, false] },
+  ])('model $gpu GPU-s, $late late: $ok', ({ gpu, late, ok }) => {
+    const [v] = verdicts([...base, row('model', 1, gpu, late)]);
+    expect([v!.late, v!.gap, v!.tuned]).toEqual(ok);
+    expect(v!.pass).toBe(ok.every(Boolean));
+  });
+
+  it('holds the Azure code trace to 1.3x the oracle at 60 s', () => {
+    const azure = (r: Row): Row => ({ ...r, trace: 'azure-code-2023', objectiveS: 60 });
+    const rows = [...base, row('model', 1, 270, 0)].map(azure);
+    expect(verdicts(rows)[0]!.azure).toBe(false);
+    expect(verdicts([...base, row('model', 1, 260, 0)].map(azure))[0]!.azure).toBe(true);
+  });
+});

@@ -1,0 +1,55 @@
+// What the model reads from the arrival rate and the arrival counter, beyond the 30 s average of
+// rates.ts: a steady rate to size the fleet for, and how many requests arrived within the last
+// objective. Pure: the caller keeps the state.
+
+/** The steady rate averages over about this many arrivals' worth of time. */
+export const STEADY_ARRIVALS = 100;
+export const STEADY_MIN_SECONDS = 30;
+export const STEADY_MAX_SECONDS = 300;
+
+/**
+ * λ averaged over about STEADY_ARRIVALS arrivals (30 s to 5 min): the mean rate the steady fleet
+ * is sized for, with Erlang C's margin for the Poisson noise around it. The 30 s average carries
+ * that noise (±27 % at 0.4 req/s), and a fleet sized on its peaks is oversized.
+ */
+export function steadyArrivalRate(
+  previous: number | undefined,
+  lambda: number | undefined,
+  dtSeconds: number,
+): number | undefined {
+  if (lambda === undefined) return previous;
+  if (previous === undefined) return lambda;
+  // The larger of the two sets the pace: a rate that rises from nothing is followed at its new pace.
+  const tau = Math.min(STEADY_MAX_SECONDS, Math.max(STEADY_MIN_SECONDS, STEADY_ARRIVALS / Math.max(previous, lambda, 1e-6)));
+  return previous + (1 - Math.exp(-dtSeconds / tau)) * (lambda - previous);
+}
+
+/** An arrival-counter sample. */
+export interface ArrivalMark {
+  readonly atMs: number;
+  readonly total: number;
+}
+
+/** Keeps arrival-counter samples at least T/8 apart, the oldest at or before now − T; a counter that went back starts over. */
+export function markArrivals(
+  marks: readonly ArrivalMark[] | undefined,
+  total: number | undefined,
+  nowMs: number,
+  objectiveSeconds: number,
+): readonly ArrivalMark[] | undefined {
+  if (total === undefined) return undefined;
+  let list = marks ?? [];
+  const last = list.at(-1);
+  if (last !== undefined && total < last.total) list = [];
+  if (list.length === 0 || nowMs - list.at(-1)!.atMs >= (objectiveSeconds * 1000) / 8) list = [...list, { atMs: nowMs, total }];
+  const cutoff = nowMs - objectiveSeconds * 1000;
+  let drop = 0;
+  while (drop + 1 < list.length && list[drop + 1]!.atMs <= cutoff) drop++;
+  return drop === 0 ? list : list.slice(drop);
+}
+
+/** Arrivals within about the last T seconds, when counted. */
+export function arrivalsWithin(marks: readonly ArrivalMark[] | undefined, total: number | undefined): number | undefined {
+  if (marks === undefined || total === undefined || marks.length === 0) return undefined;
+  return Math.max(0, total - marks[0]!.total);
+}

@@ -1,0 +1,74 @@
+// Bursts, when a cold start is longer than the objective: only replicas already warm serve a burst
+// in time, so the fleet keeps warm the capacity that pays for itself. Pure.
+//
+// A burst's need: the replicas that start, within T, what arrived within the last T (each request
+// holding a slot for S): n = A_T · S / (k · (T + S)). A burst is an episode of need >= 2, from its
+// rise to its fall below half its peak; the last MAX_BURSTS are kept with their peak need and the
+// arrivals at that peak. With n replicas warm, a burst that needed n_b > n leaves about
+// A_T · (1 − n / n_b) of its requests late. The floor is the n that minimizes
+//   n + lateRequestCost · Σ_bursts late(n) / (seconds the bursts span):
+// GPU-seconds per second of warm replicas against the late requests they prevent.
+
+/** Bursts remembered per trigger. */
+export const MAX_BURSTS = 16;
+/** The bursts' rate is taken over at least this span, so that the first one seen does not look like one a second. */
+export const MIN_BURST_SPAN_SECONDS = 300;
+
+export interface Burst {
+  readonly atMs: number;
+  /** Peak need (replicas). */
+  readonly need: number;
+  /** Arrivals within T at the peak. */
+  readonly size: number;
+}
+
+export interface BurstState {
+  readonly episode: Burst | undefined;
+  readonly bursts: readonly Burst[];
+}
+
+/** The need now, from the arrivals within the last T. */
+export function burstNeed(
+  arrivedWithinT: number,
+  serviceSeconds: number,
+  slotsPerReplica: number,
+  objectiveSeconds: number,
+): number {
+  return (arrivedWithinT * serviceSeconds) / (slotsPerReplica * (objectiveSeconds + serviceSeconds));
+}
+
+/** Follows the current episode, and closes it into the list when the need falls below half its peak. */
+export function trackBursts(state: BurstState, need: number, size: number, nowMs: number): BurstState {
+  let { episode, bursts } = state;
+  if (need >= 2 && (episode === undefined || need > episode.need)) {
+    episode = { atMs: episode?.atMs ?? nowMs, need, size };
+  } else if (episode !== undefined && need < episode.need / 2) {
+    bursts = [...bursts, episode].slice(-MAX_BURSTS);
+    episode = undefined;
+  }
+  return episode === state.episode && bursts === state.bursts ? state : { episode, bursts };
+}
+
+/** Requests the bursts seen would have left late with `n` replicas warm. */
+export function lateWith(bursts: readonly Burst[], n: number): number {
+  let late = 0;
+  for (const b of bursts) if (b.need > n) late += b.size * (1 - n / b.need);
+  return late;
+}
+
+/** The warm floor that costs least: replicas against the late requests they prevent. */
+export function burstFloor(bursts: readonly Burst[], nowMs: number, lateRequestCost: number): number {
+  if (bursts.length === 0) return 0;
+  const span = Math.max(MIN_BURST_SPAN_SECONDS, (nowMs - bursts[0]!.atMs) / 1000);
+  let best = 0;
+  let bestCost = (lateRequestCost * lateWith(bursts, 0)) / span;
+  const top = Math.ceil(Math.max(...bursts.map((b) => b.need)));
+  for (let n = 1; n <= top; n++) {
+    const cost = n + (lateRequestCost * lateWith(bursts, n)) / span;
+    if (cost < bestCost - 1e-9) {
+      best = n;
+      bestCost = cost;
+    }
+  }
+  return best;
+}

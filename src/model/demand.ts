@@ -1,0 +1,140 @@
+// D_backlog: the replicas the queue needs, from the fleet's capacity, the arrival rate and the
+// objective T. A replica asked for now serves only after the cold start C.
+//
+// Fluid queue. A fleet of N replicas of k slots serves N·μ messages per second; a request queued
+// behind Q others starts once Q slots are free: the idle ones (N·k less the a = λ·S in service) at
+// once, then one per completion. It starts within T when
+//   Q + a <= N·(k + μ·T).
+// A fleet short of λ lets the queue grow, and the soonest a correction lands is one cold start
+// away, so it must also hold then: Q + λ·C <= N·μ·(T + C). z standard deviations of the arrivals
+// over C are added to Q. Q is the waiting backlog now (for the replicas to keep) and projected to
+// when a replica asked for now would serve, with the fleet running and starting (for the ones to
+// add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time left to start)).
+// The fleet may thus run on its queue, as long as no request waits past T: with an objective
+// longer than the cold start, a fleet a replica short of λ for a while costs less than one a
+// replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
+// (capacity.ts).
+// Without μ: KEDA's rule, ceil(B / messagesPerReplica).
+import type { ScalingConfig } from '../trigger/types.ts';
+import { pricedReplicas } from './capacity.ts';
+import { RATE_TIME_CONSTANT_SECONDS } from './rates.ts';
+import type { Service } from './service.ts';
+import type { ReplicaMark, Signals } from './types.ts';
+
+/** Standard deviations of the arrivals over a cold start that the queue is sized to absorb. */
+export const ARRIVAL_NOISE_SD = 2;
+/** The 30 s rate counts as a rise (and is projected) when above the steady one by this many of its standard deviations. */
+export const RISE_SD = 3;
+
+export type Details = Record<string, number | string | boolean>;
+
+/** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
+export function ceilSafe(x: number): number {
+  const rounded = Math.round(x);
+  return Math.abs(x - rounded) < 1e-9 ? rounded : Math.ceil(x);
+}
+
+export interface FleetView {
+  readonly ready: number;
+  /** Seconds each starting replica still needs before it serves. */
+  readonly startingSecondsLeft: readonly number[];
+}
+
+/** Ready replicas (brokers' consumers when known) and the starting ones the model asked for. */
+export function fleetView(
+  signals: Signals,
+  askedFleet: number,
+  asks: readonly ReplicaMark[],
+  coldStartSeconds: number,
+  nowMs: number,
+): FleetView {
+  const asked = asks.reduce((n, a) => n + a.replicas, 0);
+  const starting = signals.consumers !== undefined ? Math.max(0, askedFleet - signals.consumers) : Math.min(askedFleet, asked);
+  const ready = signals.consumers ?? askedFleet - starting;
+  const left: number[] = [];
+  for (const ask of [...asks].reverse()) {
+    for (let i = 0; i < ask.replicas && left.length < starting; i++) {
+      left.push(Math.max(0, (ask.atMs - nowMs) / 1000 + coldStartSeconds));
+    }
+  }
+  // Starting replicas older than any remembered ask are late: count no help from them.
+  while (left.length < starting) left.push(coldStartSeconds);
+  return { ready, startingSecondsLeft: left };
+}
+
+export interface RateView {
+  /** The 30 s average. */
+  readonly fast: number | undefined;
+  /** Averaged over about 100 arrivals (arrivals.ts). */
+  readonly steady: number | undefined;
+}
+
+/** D_backlog, with the figures behind it in `details`. */
+export function backlogDemand(
+  signals: Signals,
+  scaling: ScalingConfig,
+  service: Service,
+  fleet: FleetView,
+  rates: RateView,
+  details: Details,
+): number {
+  const backlog = Math.max(0, signals.backlog);
+  const mu = service.throughputPerReplica;
+  if (mu === undefined || !(mu > 0)) {
+    details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
+    return ceilSafe(backlog / scaling.messagesPerReplica);
+  }
+  const C = scaling.coldStartSeconds;
+  const T = scaling.drainSeconds;
+  const fast = Math.max(0, rates.fast ?? 0);
+  const steady = Math.max(0, rates.steady ?? fast);
+  // The 30 s average when it rises above the steady one by more than its noise, else the steady one.
+  const lambda = fast > steady + RISE_SD * Math.sqrt(steady / (2 * RATE_TIME_CONSTANT_SECONDS)) ? fast : steady;
+  // Messages in a replica's hands are being served: only the waiting ones queue.
+  const waiting = Math.max(0, signals.waiting ?? backlog);
+  const k = service.slotsPerReplica;
+  const S = service.serviceSeconds ?? k / mu;
+  const fleetSize = fleet.ready + fleet.startingSecondsLeft.length;
+  const servedInHorizon = mu * (fleet.ready * C + fleet.startingSecondsLeft.reduce((s, left) => s + Math.max(0, C - left), 0));
+  const projected = waiting + lambda * C - servedInHorizon;
+
+  const noise = ARRIVAL_NOISE_SD * Math.sqrt(lambda * C);
+  const inService = lambda * S;
+  const need = (queued: number) =>
+    Math.max((queued + inService + noise) / (k + mu * T), (queued + noise + lambda * C) / (mu * (T + C)));
+  const keep = Math.min(fleetSize, ceilSafe(need(waiting)));
+  const add = ceilSafe(need(Math.max(0, projected)));
+  const rate =
+    T < C
+      ? pricedReplicas({
+          arrivalRate: steady,
+          serviceSeconds: S,
+          slotsPerReplica: k,
+          objectiveSeconds: T,
+          lateRequestCost: scaling.lateRequestCost,
+        })
+      : 0;
+  Object.assign(details, {
+    rule:
+      rate >= Math.max(keep, add) && rate > 0
+        ? 'Erlang C, priced: the steady fleet for λ'
+        : projected > 0
+          ? 'fluid queue: W′ within T after a cold start'
+          : 'fluid queue: W within T',
+    arrivalRatePerSecond: round(lambda),
+    steadyArrivalRatePerSecond: round(steady),
+    waiting: round(waiting),
+    projectedBacklog: round(projected),
+    noiseMessages: round(noise),
+    serviceSeconds: round(S),
+    slotsPerReplica: round(k),
+    readyReplicas: fleet.ready,
+    startingReplicas: fleet.startingSecondsLeft.length,
+  });
+  if (T < C) details.rateReplicas = rate;
+  return Math.max(rate, keep, add);
+}
+
+export function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

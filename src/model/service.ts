@@ -1,0 +1,174 @@
+// What one replica can serve, learned from the brokers. Pure: the caller keeps the state.
+//
+// With in-flight counts (RabbitMQ's unacknowledged, SQS's not-visible messages): Little's law.
+// The time a message spends in a replica's hands is S = (time-average of in-flight) / (rate
+// served), at any load but idle; a replica holds k messages at once (in-flight per consumer while
+// messages wait, else messagesPerReplica), so it serves μ = k / S. S is averaged over about
+// SERVICE_AVERAGE_COMPLETIONS completions: the request mix drifts (shorter requests at the peak),
+// and an hour-old S sizes the fleet for traffic that is gone.
+// Without in-flight counts: μ from stretches during which the fleet was saturated.
+import type { ScalingConfig } from '../trigger/types.ts';
+import type { Signals, TriggerHistory } from './types.ts';
+
+/** Evidence older than about this many seconds fades, at the latest. */
+export const SERVICE_TIME_CONSTANT_SECONDS = 600;
+/** Completions the service time is averaged over (at least a minute's worth). */
+export const SERVICE_AVERAGE_COMPLETIONS = 200;
+export const MIN_SERVICE_AVERAGING_SECONDS = 60;
+/** Messages served before a learned figure is trusted. */
+export const MIN_SERVED_TO_LEARN = 50;
+/** Service times of evidence before S is trusted. */
+export const SPAN_SERVICE_TIMES = 4;
+/** Shortest saturated stretch that gives a throughput sample (without in-flight counts). */
+export const MIN_STRETCH_SECONDS = 5;
+/** How fast k follows its samples. */
+const SLOTS_SMOOTHING = 0.2;
+
+export type ServiceSource = 'configured' | 'in-flight' | 'saturation';
+
+export interface Service {
+  /** μ: messages per second one replica serves with all its slots busy. */
+  readonly throughputPerReplica: number | undefined;
+  /** S: mean seconds a message spends in a replica's hands. */
+  readonly serviceSeconds: number | undefined;
+  /** k: messages one replica holds at once. */
+  readonly slotsPerReplica: number;
+  readonly source: ServiceSource | undefined;
+  /** The history fields this owns, updated. */
+  readonly history: Pick<
+    TriggerHistory,
+    | 'serviceEvidence'
+    | 'slotsPerReplica'
+    | 'lastInFlight'
+    | 'lastServedTotal'
+    | 'busyStretch'
+    | 'throughputEvidence'
+    | 'learnedThroughputPerReplica'
+  >;
+}
+
+/** Whether the fleet is saturated: the backlog is at least every consumer's share. */
+export function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
+  const { consumers } = signals;
+  return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
+}
+
+/** The averaging time that holds about SERVICE_AVERAGE_COMPLETIONS at the rate served lately. */
+export function serviceAveragingSeconds(evidence: TriggerHistory['serviceEvidence']): number {
+  if (evidence === undefined || !(evidence.served > 0)) return SERVICE_TIME_CONSTANT_SECONDS;
+  const rate = evidence.served / evidence.averagingSeconds;
+  return Math.min(SERVICE_TIME_CONSTANT_SECONDS, Math.max(MIN_SERVICE_AVERAGING_SECONDS, SERVICE_AVERAGE_COMPLETIONS / rate));
+}
+
+export function learnService(signals: Signals, scaling: ScalingConfig, history: TriggerHistory, nowMs: number): Service {
+  const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
+  const { inFlight, waiting, consumers, servedTotal } = signals;
+
+  // k: in-flight per consumer while messages wait (every slot is taken then).
+  let slots = history.slotsPerReplica;
+  if (
+    inFlight !== undefined &&
+    waiting !== undefined &&
+    waiting > 0 &&
+    consumers !== undefined &&
+    consumers > 0 &&
+    inFlight >= consumers
+  ) {
+    const sample = inFlight / consumers;
+    slots = slots === undefined ? sample : slots + SLOTS_SMOOTHING * (sample - slots);
+  }
+  const k = slots ?? scaling.messagesPerReplica;
+
+  // Little's law: message-seconds in flight over messages served.
+  let evidence = history.serviceEvidence;
+  if (inFlight !== undefined && history.lastInFlight !== undefined && dtSeconds > 0) {
+    const served =
+      servedTotal !== undefined && history.lastServedTotal !== undefined
+        ? servedTotal - history.lastServedTotal
+        : (signals.serviceRatePerSecond ?? Number.NaN) * dtSeconds;
+    if (served >= 0) {
+      const averagingSeconds = serviceAveragingSeconds(evidence);
+      const keep = Math.exp(-dtSeconds / averagingSeconds);
+      evidence = {
+        occupancySeconds: (evidence?.occupancySeconds ?? 0) * keep + ((history.lastInFlight + inFlight) / 2) * dtSeconds,
+        served: (evidence?.served ?? 0) * keep + served,
+        averagingSeconds,
+        spanSeconds: Math.min(averagingSeconds, (evidence?.spanSeconds ?? 0) + dtSeconds),
+      };
+    }
+  }
+  // Trusted after MIN_SERVED_TO_LEARN completions over SPAN_SERVICE_TIMES service times: the first
+  // completions of a fleet that starts are its shortest requests, and alone they make S look short.
+  const candidate =
+    evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.occupancySeconds > 0
+      ? evidence.occupancySeconds / evidence.served
+      : undefined;
+  const littleS = candidate !== undefined && evidence!.spanSeconds >= SPAN_SERVICE_TIMES * candidate ? candidate : undefined;
+
+  const saturation = learnFromSaturation(signals, scaling, history, nowMs, dtSeconds);
+  const learned: Service['history'] = {
+    serviceEvidence: evidence,
+    slotsPerReplica: slots,
+    lastInFlight: inFlight,
+    lastServedTotal: servedTotal,
+    busyStretch: saturation.stretch,
+    throughputEvidence: saturation.evidence,
+    learnedThroughputPerReplica: saturation.learned,
+  };
+  const service = (mu: number | undefined, S: number | undefined, source: ServiceSource | undefined): Service => ({
+    throughputPerReplica: mu,
+    serviceSeconds: S,
+    slotsPerReplica: k,
+    source,
+    history: learned,
+  });
+  if (scaling.throughputPerReplica !== undefined)
+    return service(scaling.throughputPerReplica, k / scaling.throughputPerReplica, 'configured');
+  if (littleS !== undefined) return service(k / littleS, littleS, 'in-flight');
+  if (saturation.learned !== undefined) return service(saturation.learned, k / saturation.learned, 'saturation');
+  return service(undefined, undefined, undefined);
+}
+
+/**
+ * μ from whole stretches during which the fleet stayed saturated with the same consumers: the
+ * served-counter delta over the replica-seconds, old evidence fading, trusted after
+ * MIN_SERVED_TO_LEARN messages. Without counters, the smoothed service rate per consumer while
+ * saturated stands in for the stretches.
+ */
+function learnFromSaturation(
+  signals: Signals,
+  scaling: ScalingConfig,
+  history: TriggerHistory,
+  nowMs: number,
+  dtSeconds: number,
+) {
+  const busy = fleetBusy(signals, scaling);
+  let evidence = history.throughputEvidence;
+  const add = (served: number, replicaSeconds: number, seconds: number) => {
+    const keep = Math.exp(-seconds / SERVICE_TIME_CONSTANT_SECONDS);
+    evidence = {
+      served: (evidence?.served ?? 0) * keep + served,
+      replicaSeconds: (evidence?.replicaSeconds ?? 0) * keep + replicaSeconds,
+    };
+  };
+  let stretch: TriggerHistory['busyStretch'];
+  if (signals.servedTotal === undefined) {
+    const rate = signals.serviceRatePerSecond;
+    if (busy && rate !== undefined && rate > 0) add(rate * dtSeconds, signals.consumers! * dtSeconds, dtSeconds);
+  } else {
+    const open = history.busyStretch;
+    if (busy && open !== undefined && open.consumers === signals.consumers) {
+      stretch = open;
+    } else {
+      if (open !== undefined) {
+        const seconds = (nowMs - open.startMs) / 1000;
+        const served = signals.servedTotal - open.servedTotal;
+        if (seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
+      }
+      if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
+    }
+  }
+  const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
+  const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
+  return { learned, evidence, stretch };
+}

@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { arrivalsWithin, markArrivals, steadyArrivalRate } from '../../src/model/arrivals.ts';
+
+describe('steadyArrivalRate', () => {
+  it('averages over about 100 arrivals: slowly at low rates, within 30 s at high ones', () => {
+    // From 0.4 to 0.8 per second, 30 s later: τ = 100 / 0.8 = 125 s.
+    expect(steadyArrivalRate(0.4, 0.8, 30)).toBeCloseTo(0.4 + (1 - Math.exp(-30 / 125)) * 0.4, 9);
+    // At 10 per second τ is its floor, 30 s.
+    expect(steadyArrivalRate(10, 12, 30)).toBeCloseTo(10 + (1 - Math.exp(-1)) * 2, 9);
+  });
+
+  it('follows a rate that rises from nothing at the new rate’s pace', () => {
+    // From 0.01 to 5 per second: τ = 100 / 5 = 30 s, not 100 / 0.01.
+    expect(steadyArrivalRate(0.01, 5, 30)).toBeGreaterThan(3);
+  });
+
+  it('starts at the first rate, and keeps its value while the rate is unknown', () => {
+    expect(steadyArrivalRate(undefined, 2, 1)).toBe(2);
+    expect(steadyArrivalRate(2, undefined, 1)).toBe(2);
+  });
+});
+
+describe('markArrivals and arrivalsWithin', () => {
+  it('counts the arrivals within about the last T seconds', () => {
+    let marks;
+    for (let t = 0; t <= 100; t++) marks = markArrivals(marks, 10 * t, t * 1000, 15);
+    // Marks are T/8 apart; the oldest at or before now − T.
+    expect(marks![0]!.atMs).toBeLessThanOrEqual(85_000);
+    const within = arrivalsWithin(marks, 1000)!;
+    expect(within).toBeGreaterThanOrEqual(150);
+    expect(within).toBeLessThanOrEqual(150 + (10 * 15) / 8 + 10);
+  });
+
+  it('starts over when the counter goes back (a topic recreated), and is undefined without a counter', () => {
+    const marks = markArrivals(markArrivals(undefined, 500, 0, 15), 20, 1000, 15);
+    expect(marks).toEqual([{ atMs: 1000, total: 20 }]);
+    expect(markArrivals(marks, undefined, 2000, 15)).toBeUndefined();
+    expect(arrivalsWithin(undefined, 10)).toBeUndefined();
+  });
+});

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { lateProbability, pricedReplicas } from '../../src/model/capacity.ts';
+
+describe('lateProbability (Erlang C)', () => {
+  it.each([
+    // c, a, S, t, P(wait > t)
+    { c: 2, a: 1, S: 1, t: 0, p: 1 / 3 }, // M/M/2 at ρ = 0.5: C = 1/3
+    { c: 1, a: 0.5, S: 1, t: 0, p: 0.5 }, // M/M/1: P(wait) = ρ
+    { c: 1, a: 0.5, S: 2, t: 2, p: 0.5 * Math.exp(-0.5) }, // times exp(−(c − a)·t / S)
+    { c: 10, a: 0, S: 1, t: 0, p: 0 }, // no load
+  ])('c $c, a $a, S $S, t $t: $p', ({ c, a, S, t, p }) => {
+    expect(lateProbability(c, a, S, t)).toBeCloseTo(p, 9);
+  });
+
+  it('is 1 for a fleet short of the load', () => {
+    expect(lateProbability(4, 8, 1, 15)).toBe(1);
+    expect(lateProbability(5, 5, 1, 15)).toBe(1);
+  });
+
+  it('falls as slots are added', () => {
+    const ps = [20, 22, 24, 28, 32].map((c) => lateProbability(c, 18.4, 46, 15));
+    for (let i = 1; i < ps.length; i++) expect(ps[i]).toBeLessThan(ps[i - 1]!);
+  });
+});
+
+describe('pricedReplicas', () => {
+  const load = { slotsPerReplica: 4, lateRequestCost: 10 };
+  it.each([
+    // λ, S, T, X: n. The fleet is stable (n·k > λ·S), then grows while a replica costs less than the late requests it saves.
+    { lambda: 3, S: 1.6, T: 15, X: 10, n: 2 }, // 4.8 slots: two replicas, none late
+    { lambda: 5.5, S: 7.4, T: 15, X: 10, n: 11 }, // 40.7 slots: 44 leave 0.06 % late, 5.5 · 0.0006 · 10 = 0.03 GPU-s/s, less than a 12th replica
+    { lambda: 5.5, S: 7.4, T: 15, X: 1000, n: 12 }, // late requests dear: the 12th replica pays
+    { lambda: 0.4, S: 46, T: 15, X: 10, n: 6 }, // minute-long requests, 15 s objective: the square-root margin
+    { lambda: 0.4, S: 46, T: 15, X: 0, n: 5 }, // late requests free: the smallest stable fleet
+    { lambda: 0, S: 46, T: 15, X: 10, n: 0 },
+  ])('λ $lambda, S $S s, T $T s, cost $X: $n', ({ lambda, S, T, X, n }) => {
+    expect(pricedReplicas({ ...load, arrivalRate: lambda, serviceSeconds: S, objectiveSeconds: T, lateRequestCost: X })).toBe(n);
+  });
+});

@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { emptyHistory } from '../../src/model/decide.ts';
+import { MIN_SERVED_TO_LEARN, learnService, serviceAveragingSeconds } from '../../src/model/service.ts';
+import type { Signals, TriggerHistory } from '../../src/model/types.ts';
+import type { ScalingConfig } from '../../src/trigger/types.ts';
+
+const scaling: ScalingConfig = {
+  messagesPerReplica: 5,
+  throughputPerReplica: undefined,
+  coldStartSeconds: 60,
+  drainSeconds: 60,
+  lateRequestCost: 10,
+  activationBacklog: 0,
+  minReplicas: 1,
+  maxReplicas: 100,
+  keepWarm: 'auto',
+};
+
+/** Feeds one reading per second; returns the last Service. */
+function feed(seconds: number, reading: (s: number) => Signals, config = scaling) {
+  let history: TriggerHistory = emptyHistory();
+  let service = learnService(reading(0), config, history, 0);
+  for (let s = 0; s <= seconds; s++) {
+    service = learnService(reading(s), config, history, s * 1000);
+    history = { ...history, ...service.history, lastDecisionAtMs: s * 1000 };
+  }
+  return service;
+}
+
+describe("learnService: Little's law from in-flight counts", () => {
+  it('learns S = in flight / served per second at any load, and μ = k / S', () => {
+    // 12 in flight, 3 served per second: S = 4 s. Nothing waits, so k is messagesPerReplica.
+    const s = feed(120, (t) => ({ backlog: 12, waiting: 0, inFlight: 12, servedTotal: 3 * t, consumers: 6 }));
+    expect(s.source).toBe('in-flight');
+    expect(s.serviceSeconds).toBeCloseTo(4, 6);
+    expect(s.slotsPerReplica).toBe(5);
+    expect(s.throughputPerReplica).toBeCloseTo(5 / 4, 6);
+  });
+
+  it('learns k from in-flight per consumer while messages wait', () => {
+    const s = feed(120, (t) => ({ backlog: 30, waiting: 6, inFlight: 24, servedTotal: 6 * t, consumers: 6 }));
+    expect(s.slotsPerReplica).toBeCloseTo(4, 6);
+    expect(s.serviceSeconds).toBeCloseTo(4, 6);
+    expect(s.throughputPerReplica).toBeCloseTo(1, 6);
+  });
+
+  it(`trusts S after ${MIN_SERVED_TO_LEARN} completions over several service times, not before`, () => {
+    // 1 served per second, S = 10 s: 50 served after 50 s, but 4 S = 40 s of evidence only at ~40 s.
+    const early = feed(30, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: t, consumers: 2 }));
+    expect(early.source).toBeUndefined();
+    const later = feed(90, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: t, consumers: 2 }));
+    expect(later.serviceSeconds).toBeCloseTo(10, 6);
+  });
+
+  it('follows a request mix that changes: S halves within minutes, not hours', () => {
+    // S = 8 s for 20 minutes (16 in flight, 2 served/s), then S = 4 s (8 in flight).
+    const s = feed(1500, (t) =>
+      t < 1200
+        ? { backlog: 16, waiting: 0, inFlight: 16, servedTotal: 2 * t, consumers: 4 }
+        : { backlog: 8, waiting: 0, inFlight: 8, servedTotal: 2 * t, consumers: 4 },
+    );
+    expect(s.serviceSeconds).toBeLessThan(4.5);
+  });
+
+  it('averages over about 200 completions: a minute at high rates, ten at low ones', () => {
+    expect(serviceAveragingSeconds({ occupancySeconds: 100, served: 600, averagingSeconds: 60, spanSeconds: 60 })).toBe(60); // 10/s
+    expect(serviceAveragingSeconds({ occupancySeconds: 100, served: 120, averagingSeconds: 600, spanSeconds: 600 })).toBe(600); // 0.2/s
+    expect(serviceAveragingSeconds({ occupancySeconds: 100, served: 200, averagingSeconds: 200, spanSeconds: 200 })).toBe(200); // 1/s
+  });
+
+  it('prefers a configured throughput', () => {
+    const s = feed(60, (t) => ({ backlog: 12, waiting: 0, inFlight: 12, servedTotal: 3 * t, consumers: 6 }), {
+      ...scaling,
+      throughputPerReplica: 2,
+    });
+    expect(s.source).toBe('configured');
+    expect(s.throughputPerReplica).toBe(2);
+    expect(s.serviceSeconds).toBe(2.5);
+  });
+});
