@@ -60,8 +60,9 @@ export class SourceTimeout extends ScalerError {
 }
 
 // Anchored on "://", not on the scheme: a scheme-first pattern retried from every letter of a long
-// run of letters (a 100 KB metadata value) and took seconds, quadratic in its length.
-const credentialsInUrl = /(:\/\/[^:/?#@\s]+:)[^@/\s]+@/g;
+// run of letters (a 100 KB metadata value) and took seconds, quadratic in its length. The user may
+// be empty: redis://:password@host is how Redis URLs carry a password alone.
+const credentialsInUrl = /(:\/\/[^:/?#@\s]*:)[^@/\s]+@/g;
 
 /** Strips `user:pass@` passwords from any text that may carry a URL (error texts, log lines). */
 export function redact(text: string): string {

@@ -16,6 +16,8 @@ describe('redact', () => {
     ['x amqps://u:p@h/v and http://a:b:c@d', 'x amqps://u:***@h/v and http://a:***@d'],
     ['kafka://u:p@h:9092,kafka://v:q@h2', 'kafka://u:***@h:9092,kafka://v:***@h2'],
     ['amqp://guest@host', 'amqp://guest@host'],
+    ['redis://:s3cret@host:6379/0', 'redis://:***@host:6379/0'],
+    ['rediss://scaler:s3cret@host', 'rediss://scaler:***@host'],
     ['amqp://host:5672/vhost', 'amqp://host:5672/vhost'],
     ['no url here', 'no url here'],
   ])('%j -> %j', (text, expected) => {
