@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { StoreUrlError, parseStoreUrl } from './state/address.ts';
 import { sourceFields, sourceKinds } from './trigger/fields.ts';
 import type { ConnectionProfiles } from './trigger/types.ts';
 
@@ -36,6 +37,15 @@ const envSchema = z.object({
   /** CA that client certificates must chain to; setting it turns on mutual TLS. */
   TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
   CONFIG_FILE: z.string().min(1).optional(),
+  /**
+   * Where replicas share learned state: redis://[user@]host:port[/db] or rediss://... (TLS), Redis
+   * or Valkey. Unset: state stays in this process (one replica). Never logged with its password.
+   */
+  STATE_STORE_URL: z.string().min(1).optional(),
+  /** The store's password (from a Secret); it takes the place of one in STATE_STORE_URL. */
+  STATE_STORE_PASSWORD: z.string().min(1).optional(),
+  /** PEM file of the CA that the store's certificate chains to (rediss://); the system's roots when unset. */
+  STATE_STORE_TLS_CA_FILE: z.string().min(1).optional(),
 });
 
 export type EnvConfig = z.infer<typeof envSchema>;
@@ -89,6 +99,26 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
   return profiles;
 }
 
+function checkStateStore(config: EnvConfig): void {
+  if (config.STATE_STORE_URL === undefined) {
+    if (config.STATE_STORE_PASSWORD !== undefined || config.STATE_STORE_TLS_CA_FILE !== undefined) {
+      throw new ConfigError('environment: STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL');
+    }
+    return;
+  }
+  let tls: boolean;
+  try {
+    tls = parseStoreUrl(config.STATE_STORE_URL).tls;
+  } catch (err) {
+    // The message never quotes the URL: it may hold a password.
+    if (err instanceof StoreUrlError) throw new ConfigError(`environment: STATE_STORE_URL: ${err.message}`);
+    throw err;
+  }
+  if (config.STATE_STORE_TLS_CA_FILE !== undefined && !tls) {
+    throw new ConfigError('environment: STATE_STORE_TLS_CA_FILE needs a rediss:// STATE_STORE_URL (TLS)');
+  }
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new ConfigError(`environment: ${formatIssues(parsed.error, '')}`);
@@ -99,6 +129,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (config.TLS_CLIENT_CA_FILE !== undefined && config.TLS_CERT_FILE === undefined) {
     throw new ConfigError('environment: TLS_CLIENT_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE');
   }
+  checkStateStore(config);
   let raw: unknown = {};
   if (config.CONFIG_FILE !== undefined) {
     try {

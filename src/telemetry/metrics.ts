@@ -15,6 +15,7 @@ export class ScalerMetrics {
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
   readonly cachedSources: Gauge;
+  readonly stateStore: StateStoreMetrics;
   private cacheSize: () => number = () => 0;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
   private readonly triggerFamilies: readonly TriggerFamily[] = [];
@@ -106,6 +107,7 @@ export class ScalerMetrics {
         }),
       ];
     }
+    this.stateStore = new StateStoreMetrics(registry);
     const cacheSize = () => this.cacheSize();
     this.cachedSources = new Gauge({
       name: `${PREFIX}cached_sources`,
@@ -177,6 +179,53 @@ export class ScalerMetrics {
   /** Where the per-trigger families read the triggers' last evaluations at scrape time. */
   observeTriggers(evaluations: () => Iterable<TriggerEvaluation>): void {
     this.evaluations = evaluations;
+  }
+}
+
+/**
+ * The state store's metrics (src/state). No label carries a trigger or a key: their number stays
+ * fixed however many triggers there are.
+ */
+export class StateStoreMetrics {
+  readonly up: Gauge;
+  readonly errors: Counter<'op'>;
+  readonly recordsRejected: Counter<'reason'>;
+  readonly leasesHeld: Gauge;
+  private leases: () => number = () => 0;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.up = new Gauge({
+      name: `${PREFIX}state_store_up`,
+      help: 'Whether the state store answers (1) or not (0: each replica evaluates on its own state). Always 1 for the in-memory store.',
+      registers,
+    });
+    this.errors = new Counter({
+      name: `${PREFIX}state_store_errors_total`,
+      help: 'State store operations that failed (timeout, refused, not connected), by operation: connect, lease, publish, read, subscribe.',
+      labelNames: ['op'],
+      registers,
+    });
+    this.recordsRejected = new Counter({
+      name: `${PREFIX}state_records_rejected_total`,
+      help: 'State records not used: unreadable, envelope, format (another scaler version), payload (fails validation), too-large (not published).',
+      labelNames: ['reason'],
+      registers,
+    });
+    const leases = () => this.leases();
+    this.leasesHeld = new Gauge({
+      name: `${PREFIX}state_leases_held`,
+      help: 'Keys (triggers) whose lease this replica holds: it is their writer.',
+      registers,
+      collect() {
+        this.set(leases());
+      },
+    });
+  }
+
+  /** Where leasesHeld reads the number of leases held at scrape time. */
+  observeLeases(count: () => number): void {
+    this.leases = count;
   }
 }
 

@@ -13,3 +13,33 @@ describe('loadConfig: TRIGGER_METRICS', () => {
     expect(() => loadConfig({ TRIGGER_METRICS: 'no' })).toThrow(/TRIGGER_METRICS: .*"true".*"false"/);
   });
 });
+
+describe('loadConfig: the state store', () => {
+  it('keeps state in the process unless STATE_STORE_URL is set', () => {
+    expect(loadConfig({}).STATE_STORE_URL).toBeUndefined();
+    expect(loadConfig({ STATE_STORE_URL: 'redis://valkey.keda:6379' }).STATE_STORE_URL).toBe('redis://valkey.keda:6379');
+  });
+
+  it('accepts a password and, for rediss://, a CA file beside the URL', () => {
+    const config = loadConfig({ STATE_STORE_URL: 'rediss://scaler@valkey:6380/2', STATE_STORE_PASSWORD: 'p', STATE_STORE_TLS_CA_FILE: '/etc/ca.pem' });
+    expect(config.STATE_STORE_PASSWORD).toBe('p');
+  });
+
+  it.each([
+    ['another scheme', { STATE_STORE_URL: 'http://:s3cret@valkey:6379' }, /STATE_STORE_URL: scheme http: is not redis: or rediss:/],
+    ['query parameters', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379?password=x' }, /STATE_STORE_URL: query parameters are not read/],
+    ['a path that is not a database', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/state' }, /STATE_STORE_URL: the path must be a database number/],
+    ['a password without a URL', { STATE_STORE_PASSWORD: 's3cret' }, /STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL/],
+    ['a CA file without TLS', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379', STATE_STORE_TLS_CA_FILE: '/ca.pem' }, /STATE_STORE_TLS_CA_FILE needs a rediss:\/\//],
+  ])('refuses %s, never quoting the password', (_name, env, message) => {
+    let error: unknown;
+    try {
+      loadConfig(env);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(message);
+    expect((error as Error).message).not.toContain('s3cret');
+  });
+});

@@ -1,0 +1,70 @@
+// Learned state that survives a restart and is the same on every replica: the store that the
+// configuration chooses, in memory (one replica, nothing to run) or Redis/Valkey (shared).
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Config } from '../config.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { StateStoreMetrics } from '../telemetry/metrics.ts';
+import { parseStoreUrl } from './address.ts';
+import { MemoryStateStore } from './memory.ts';
+import { RedisStateStore } from './redis.ts';
+import type { PayloadSchema, StateStore } from './types.ts';
+
+export type { PayloadSchema, PublishResult, RejectReason, StateRecord, StateStore, StoreHealth } from './types.ts';
+export { StateStoreUnavailable } from './errors.ts';
+export { MemoryStateStore } from './memory.ts';
+export { MAX_RECORD_BYTES, RedisStateStore } from './redis.ts';
+
+/** A record not published again for this long expires: as long as the engine keeps an idle trigger. */
+export const RECORD_TTL_MS = 30 * 60_000;
+
+export type StateStoreConfig = Pick<Config, 'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'>;
+
+export interface CreateStateStoreOptions<T> {
+  /** The payload's format version: bump it when the payload changes shape. */
+  readonly format: number;
+  readonly schema: PayloadSchema<T>;
+  readonly logger: Logger;
+  readonly metrics: StateStoreMetrics;
+  /** Default: the pod's host name and a random suffix (a restarted pod is a new writer). */
+  readonly writerId?: string;
+  /** Default: package.json's version. */
+  readonly scalerVersion?: string;
+  /** Default: three cache intervals, so a writer that stops is replaced within about three readings. */
+  readonly leaseMs?: number;
+  readonly recordTtlMs?: number;
+}
+
+/**
+ * The store for this configuration: in memory without STATE_STORE_URL, Redis/Valkey with it. A
+ * Redis store that cannot connect within its timeout is returned all the same, degraded, and keeps
+ * trying in the background. Throws when STATE_STORE_TLS_CA_FILE cannot be read.
+ */
+export async function createStateStore<T>(config: StateStoreConfig, options: CreateStateStoreOptions<T>): Promise<StateStore<T>> {
+  const common = {
+    writerId: options.writerId ?? `${hostname()}-${randomBytes(3).toString('hex')}`,
+    scalerVersion: options.scalerVersion ?? scalerVersion(),
+    format: options.format,
+    leaseMs: options.leaseMs ?? 3 * config.CACHE_TTL_MS,
+    recordTtlMs: options.recordTtlMs ?? RECORD_TTL_MS,
+    metrics: options.metrics,
+  };
+  if (config.STATE_STORE_URL === undefined) return new MemoryStateStore<T>(common);
+  const address = parseStoreUrl(config.STATE_STORE_URL);
+  const store = new RedisStateStore<T>({
+    ...common,
+    address: config.STATE_STORE_PASSWORD === undefined ? address : { ...address, password: config.STATE_STORE_PASSWORD },
+    ...(config.STATE_STORE_TLS_CA_FILE !== undefined ? { tlsCa: readFileSync(config.STATE_STORE_TLS_CA_FILE, 'utf8') } : {}),
+    schema: options.schema,
+    logger: options.logger,
+  });
+  // A failure is logged by the store (one line) and counted; it goes on reconnecting.
+  await store.connect().catch(() => {});
+  return store;
+}
+
+function scalerVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+  return typeof pkg.version === 'string' ? pkg.version : 'unknown';
+}

@@ -1,0 +1,337 @@
+// The shared store: Redis or Valkey through ioredis. Every operation answers within the timeout or
+// fails at once (no offline queue: a command while disconnected is refused, not held), the client
+// reconnects with a backoff, and health changes are logged once per transition, not per call.
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+import { Redis, type RedisOptions } from 'ioredis';
+import { clip, redact } from '../errors.ts';
+import type { Logger } from '../telemetry/logger.ts';
+import type { StateStoreMetrics } from '../telemetry/metrics.ts';
+import { type StoreAddress, describeStore } from './address.ts';
+import { Rejections, decodeRecord, encodeRecord } from './codec.ts';
+import { StateStoreUnavailable } from './errors.ts';
+import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth, StoreOp } from './types.ts';
+
+/** Bound per record: a trigger's history is a few KB of JSON; four times that leaves room to grow. */
+export const MAX_RECORD_BYTES = 16 * 1024;
+/** Keys and the channel start with this; v1 is the layout of keys and envelope, not the payload's format. */
+export const KEY_PREFIX = 'kis:v1:';
+
+export interface RedisStateStoreOptions<T> {
+  readonly address: StoreAddress;
+  /** PEM of the CA that the server's certificate chains to (rediss://); the system's roots when absent. */
+  readonly tlsCa?: string;
+  readonly writerId: string;
+  readonly scalerVersion: string;
+  /** The payload format written into records; records of another are not read. */
+  readonly format: number;
+  readonly schema: PayloadSchema<T>;
+  readonly leaseMs: number;
+  /** A record not published again for this long expires in the store (triggers no one asks about). */
+  readonly recordTtlMs: number;
+  /** Bound on one operation, connecting included (default 1000). */
+  readonly timeoutMs?: number;
+  readonly maxRecordBytes?: number;
+  readonly keyPrefix?: string;
+  readonly logger: Logger;
+  readonly metrics: StateStoreMetrics;
+}
+
+export class RedisStateStore<T> implements StateStore<T> {
+  readonly kind = 'redis';
+  readonly writerId: string;
+  readonly leaseMs: number;
+  /** Where the store is, without credentials (for logs). */
+  readonly description: string;
+  private readonly options: RedisStateStoreOptions<T>;
+  private readonly client: Redis;
+  private subscriber: Redis | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly subscribers = new Set<(key: string, record: StateRecord<T>) => void>();
+  private readonly healthListeners = new Set<(health: StoreHealth) => void>();
+  private readonly rejections: Rejections;
+  private readonly prefix: string;
+  private readonly channel: string;
+  private readonly maxRecordBytes: number;
+  /** Leases this replica holds, with when they run out unless renewed (this process's clock). */
+  private readonly held = new Map<string, number>();
+  private lastLeaseSweepMs = 0;
+  private state: StoreHealth = 'degraded';
+  private reported = false;
+  private lastError = 'not connected yet';
+  private closing = false;
+
+  constructor(options: RedisStateStoreOptions<T>) {
+    this.options = options;
+    this.writerId = options.writerId;
+    this.leaseMs = options.leaseMs;
+    this.prefix = options.keyPrefix ?? KEY_PREFIX;
+    this.channel = `${this.prefix}records`;
+    this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
+    this.description = describeStore(options.address);
+    this.rejections = new Rejections(options.logger, options.metrics);
+    this.client = new Redis(clientOptions(options));
+    this.client.on('ready', () => this.setHealth('up'));
+    this.client.on('error', (err: Error) => (this.lastError = err.message));
+    this.client.on('close', () => this.setHealth('degraded', this.lastError));
+    options.metrics.up.set(0);
+    options.metrics.observeLeases(() => this.leasesHeld());
+  }
+
+  /** Connects; rejects when the store does not answer within the timeout (it keeps trying in the background). */
+  async connect(): Promise<void> {
+    try {
+      await this.client.connect();
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.setHealth('degraded', this.lastError);
+      this.options.metrics.errors.inc({ op: 'connect' });
+      throw new StateStoreUnavailable('connect', clip(redact(this.lastError), 300), { cause: err });
+    }
+  }
+
+  get health(): StoreHealth {
+    return this.state;
+  }
+
+  async acquireLease(key: string): Promise<boolean> {
+    const startedMs = Date.now();
+    this.sweepLeases(startedMs);
+    const held = await this.run('lease', () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]));
+    if (held === 1) this.held.set(key, startedMs + this.leaseMs);
+    else this.held.delete(key);
+    return held === 1;
+  }
+
+  async releaseLease(key: string): Promise<void> {
+    this.held.delete(key);
+    await this.run('lease', () => RELEASE.run(this.client, [this.leaseKey(key)], [this.writerId]));
+  }
+
+  async publish(key: string, payload: T, atMs: number): Promise<PublishResult> {
+    const { format, scalerVersion, recordTtlMs } = this.options;
+    const text = encodeRecord({ format, scalerVersion, writerId: this.writerId, atMs, payload });
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.maxRecordBytes) {
+      this.rejections.reject(key, 'too-large', `${bytes} bytes, bound ${this.maxRecordBytes}`);
+      return 'too-large';
+    }
+    const written = await this.run('publish', () =>
+      PUBLISH.run(this.client, [this.leaseKey(key), this.recordKey(key)], [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`]),
+    );
+    if (written !== 1) this.held.delete(key);
+    return written === 1 ? 'published' : 'not-writer';
+  }
+
+  async read(key: string): Promise<StateRecord<T> | undefined> {
+    let text: string | null;
+    try {
+      text = await this.run('read', () => this.client.get(this.recordKey(key)));
+    } catch (err) {
+      // Something else under our key (a list, a hash): garbage, not an outage.
+      if (err instanceof StateStoreUnavailable && /WRONGTYPE/.test(err.message)) {
+        this.rejections.reject(key, 'unreadable', 'not a string value');
+        return undefined;
+      }
+      throw err;
+    }
+    return text === null ? undefined : this.decode(key, text);
+  }
+
+  subscribe(onRecord: (key: string, record: StateRecord<T>) => void): () => void {
+    this.subscribers.add(onRecord);
+    if (this.subscriber === undefined) this.startSubscriber();
+    return () => this.subscribers.delete(onRecord);
+  }
+
+  onHealthChange(listener: (health: StoreHealth) => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.heartbeat);
+    const nowMs = Date.now();
+    const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
+    await Promise.allSettled(mine.map((key) => this.releaseLease(key)));
+    await Promise.all([this.client, this.subscriber].map((c) => c?.quit().catch(() => c.disconnect())));
+  }
+
+  private decode(key: string, text: string): StateRecord<T> | undefined {
+    const decoded = decodeRecord(text, this.options.format, this.options.schema);
+    if (decoded.ok) return decoded.record;
+    this.rejections.reject(key, decoded.reason, decoded.detail);
+    return undefined;
+  }
+
+  /**
+   * One operation: refused at once while disconnected (ioredis's offline queue is off), failed
+   * after timeoutMs when the store does not answer. A failure without an answer from the server
+   * marks the store degraded; an error reply (the server is there) does not.
+   */
+  private async run<R>(op: StoreOp, call: () => Promise<R>): Promise<R> {
+    try {
+      return await call();
+    } catch (err) {
+      this.options.metrics.errors.inc({ op });
+      const message = err instanceof Error ? err.message : String(err);
+      if ((err as Error | undefined)?.name !== 'ReplyError') this.setHealth('degraded', message);
+      throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
+    }
+  }
+
+  private setHealth(health: StoreHealth, reason?: string): void {
+    if (this.closing || (health === this.state && this.reported)) return;
+    this.state = health;
+    this.reported = true;
+    this.options.metrics.up.set(health === 'up' ? 1 : 0);
+    const { logger } = this.options;
+    if (health === 'up') logger.info({ store: this.description }, 'state store connected: replicas share learned state');
+    else {
+      logger.warn(
+        { store: this.description, reason: clip(redact(reason ?? ''), 300) },
+        'state store unreachable: each replica evaluates on its own state until it is back',
+      );
+    }
+    for (const listener of this.healthListeners) listener(health);
+  }
+
+  /**
+   * A second connection (one in subscriber mode takes no other command). It queues its SUBSCRIBE
+   * until connected and subscribes again after every reconnect; a PING every lease keeps it
+   * honest, since a connection that only listens never notices a store that stopped answering.
+   */
+  private startSubscriber(): void {
+    const subscriber = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false });
+    this.subscriber = subscriber;
+    subscriber.on('error', () => {}); // its state shows in the main connection's health
+    subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
+    subscriber.subscribe(this.channel).catch((err: unknown) => {
+      this.options.metrics.errors.inc({ op: 'subscribe' });
+      this.options.logger.warn({ store: this.description, err: clip(redact(String(err)), 300) }, 'state store subscription failed');
+    });
+    this.heartbeat = setInterval(() => {
+      if (subscriber.status === 'ready') subscriber.ping().catch(() => this.options.metrics.errors.inc({ op: 'subscribe' }));
+    }, Math.max(1000, this.leaseMs));
+    this.heartbeat.unref();
+  }
+
+  private onMessage(message: string): void {
+    const colon = message.indexOf(':');
+    const length = Number(message.slice(0, colon));
+    if (colon < 1 || !Number.isInteger(length) || colon + 1 + length > message.length) {
+      this.rejections.reject(this.channel, 'unreadable', 'a message on the records channel without a key');
+      return;
+    }
+    const key = message.slice(colon + 1, colon + 1 + length);
+    const record = this.decode(key, message.slice(colon + 1 + length));
+    if (record === undefined || record.writerId === this.writerId) return;
+    for (const listener of this.subscribers) listener(key, record);
+  }
+
+  private leasesHeld(): number {
+    const nowMs = Date.now();
+    let count = 0;
+    for (const untilMs of this.held.values()) if (untilMs > nowMs) count++;
+    return count;
+  }
+
+  /** Forgets leases that ran out, now and then: keys no one asks about leave no entry behind. */
+  private sweepLeases(nowMs: number): void {
+    if (nowMs - this.lastLeaseSweepMs < this.leaseMs) return;
+    this.lastLeaseSweepMs = nowMs;
+    for (const [key, untilMs] of this.held) if (untilMs <= nowMs) this.held.delete(key);
+  }
+
+  // Hash tags ({key}): a key's record and lease live in one slot, as the publish script needs on a cluster.
+  private recordKey(key: string): string {
+    return `${this.prefix}{${key}}:record`;
+  }
+
+  private leaseKey(key: string): string {
+    return `${this.prefix}{${key}}:lease`;
+  }
+}
+
+function clientOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
+  const { address } = options;
+  const timeoutMs = options.timeoutMs ?? 1000;
+  return {
+    host: address.host,
+    port: address.port,
+    db: address.db,
+    ...(address.username !== undefined ? { username: address.username } : {}),
+    ...(address.password !== undefined ? { password: address.password } : {}),
+    // SNI names a host, never an address (RFC 6066); the certificate is checked against either.
+    ...(address.tls ? { tls: { ...(isIP(address.host) === 0 ? { servername: address.host } : {}), ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}) } } : {}),
+    connectionName: `keda-inference-scaler:${options.writerId}`,
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    // A connection that goes silent with a command waiting is dropped and made again: a store
+    // behind a broken network path would otherwise hold a dead connection until TCP gives up.
+    socketTimeout: 2 * timeoutMs,
+    // Fail at once while disconnected; never resend a command after a reconnect (the caller's
+    // next attempt is newer than the one lost).
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    // Commands from one turn of the event loop (many triggers' leases) go in one write.
+    enableAutoPipelining: true,
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.floor(Math.random() * 100),
+  };
+}
+
+/** A Lua script sent once and then called by its digest. */
+class Script {
+  private readonly lua: string;
+  private readonly sha: string;
+
+  constructor(lua: string) {
+    this.lua = lua;
+    this.sha = createHash('sha1').update(lua).digest('hex');
+  }
+
+  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+    try {
+      return await client.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!/NOSCRIPT/.test((err as Error).message)) throw err;
+      return client.eval(this.lua, keys.length, ...keys, ...args);
+    }
+  }
+}
+
+/** Takes a free lease or extends one this writer holds: 1 when the caller holds it afterwards. */
+const ACQUIRE = new Script(`
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`);
+
+/** Deletes the lease if this writer holds it. */
+const RELEASE = new Script(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`);
+
+/**
+ * Writes the record and announces it, only while the caller holds the lease: a writer that lost
+ * its lease (paused past it, and another took over) cannot overwrite the new writer's record.
+ * The announcement is the key's length, ':', the key, then the record.
+ */
+const PUBLISH = new Script(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[2])
+return 1`);

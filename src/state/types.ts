@@ -1,0 +1,90 @@
+// The contract between the scaler and where its learned state lives: one writer per key (a lease),
+// records it publishes, and what every other replica reads. Payloads are opaque here.
+
+/**
+ * Checks a payload read back from the store. A zod schema is one (`z.object(...)`); so is anything
+ * with the same safeParse. It must not throw: the store catches it if it does, and rejects the record.
+ */
+export interface PayloadSchema<T> {
+  safeParse(value: unknown): { success: true; data: T } | { success: false; error: { message: string } };
+}
+
+/** One key's published state, as every replica reads it. */
+export interface StateRecord<T> {
+  /** The payload's format version: a record of another format is not read (RejectReason 'format'). */
+  readonly format: number;
+  /** Version of the scaler that wrote it (package.json), for diagnostics. */
+  readonly scalerVersion: string;
+  /** The replica that wrote it (StateStore.writerId). */
+  readonly writerId: string;
+  /** When the writer made the state (its clock, ms since the epoch). */
+  readonly atMs: number;
+  readonly payload: T;
+}
+
+/** Why a record in the store was not used (each is warned once per key and counted). */
+export type RejectReason =
+  /** Not JSON, or not a string value (someone else's key). */
+  | 'unreadable'
+  /** JSON, but not a record envelope. */
+  | 'envelope'
+  /** A record of another payload format (another scaler version). */
+  | 'format'
+  /** The payload fails the schema. */
+  | 'payload'
+  /** Refused at publish: larger than the store's bound per record. */
+  | 'too-large';
+
+export const REJECT_REASONS: readonly RejectReason[] = ['unreadable', 'envelope', 'format', 'payload', 'too-large'];
+
+/** What publish did. Store failures are thrown (StateStoreUnavailable), never returned. */
+export type PublishResult =
+  /** Written; the other replicas see it from now on. */
+  | 'published'
+  /** Not written: another replica holds the key's lease (this one lost it, or never had it). */
+  | 'not-writer'
+  /** Not written: the record is over the bound per record (warned once per key). */
+  | 'too-large';
+
+/** up: the store answers. degraded: it does not; each replica evaluates on its own state. */
+export type StoreHealth = 'up' | 'degraded';
+
+/** Operations counted in state_store_errors_total. */
+export type StoreOp = 'connect' | 'lease' | 'publish' | 'read' | 'subscribe';
+
+/**
+ * Where learned state lives. Deliberately left out: transactions over several keys, listing keys,
+ * and history of a key (only its latest record is kept). Every method either answers within the
+ * store's timeout (about a second) or throws StateStoreUnavailable: none waits for a store that
+ * does not answer, so callers may await them off the hot path, never on it.
+ */
+export interface StateStore<T> {
+  /** memory: this process alone, always the writer (nothing shared). redis: shared by every replica. */
+  readonly kind: 'memory' | 'redis';
+  /** This replica's identity, held in its leases and written into its records. */
+  readonly writerId: string;
+  /** How long a lease lasts unless renewed. */
+  readonly leaseMs: number;
+  /**
+   * Takes the key's lease when it is free, or extends it when this replica holds it. true: this
+   * replica is the key's writer for leaseMs from now; renew well before that (every leaseMs / 3).
+   */
+  acquireLease(key: string): Promise<boolean>;
+  /** Gives up the key's lease if this replica holds it (on shutdown), so another takes over at once. */
+  releaseLease(key: string): Promise<void>;
+  /** Writes the key's record, if and only if this replica holds its lease (checked in the store, atomically). */
+  publish(key: string, payload: T, atMs: number): Promise<PublishResult>;
+  /** The key's latest record; undefined when there is none, it expired, or it cannot be used (warned once). */
+  read(key: string): Promise<StateRecord<T> | undefined>;
+  /**
+   * Calls onRecord with each record another replica publishes, as it is published. Best effort: a
+   * record published while the store was unreachable is not replayed, so read on your own clock too.
+   * Returns the function that unsubscribes.
+   */
+  subscribe(onRecord: (key: string, record: StateRecord<T>) => void): () => void;
+  readonly health: StoreHealth;
+  /** Calls listener on every change of health. Returns the function that removes it. */
+  onHealthChange(listener: (health: StoreHealth) => void): () => void;
+  /** Releases this replica's leases (best effort) and closes connections. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,90 @@
+import { Registry } from 'prom-client';
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { Rejections, decodeRecord, encodeRecord } from '../../src/state/codec.ts';
+import type { PayloadSchema, StateRecord } from '../../src/state/types.ts';
+import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
+
+const payload = z.object({ idleGapsSeconds: z.array(z.number()), lastDesiredReplicas: z.number().int().optional() });
+type Payload = z.infer<typeof payload>;
+// A zod schema is a PayloadSchema as it is: the store needs no adapter.
+const schema: PayloadSchema<Payload> = payload;
+
+const record: StateRecord<Payload> = {
+  format: 3,
+  scalerVersion: '0.1.0',
+  writerId: 'pod-a-1f2e3d',
+  atMs: 1_760_000_000_000,
+  payload: { idleGapsSeconds: [12.5, 40], lastDesiredReplicas: 4 },
+};
+
+function captured(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
+}
+
+describe('decodeRecord', () => {
+  it('reads back what encodeRecord wrote', () => {
+    expect(decodeRecord(encodeRecord(record), 3, schema)).toEqual({ ok: true, record });
+  });
+
+  it.each([
+    ['text that is not JSON', 'kis', 'unreadable'],
+    ['a JSON array', '[1,2]', 'envelope'],
+    ['a JSON number', '42', 'envelope'],
+    ['null', 'null', 'envelope'],
+    ['an object without a format', JSON.stringify({ payload: {} }), 'envelope'],
+    ['a format that is not a number', JSON.stringify({ ...record, format: '3' }), 'envelope'],
+    ['a record of another format (another scaler version)', JSON.stringify({ ...record, format: 4, scalerVersion: '0.2.0' }), 'format'],
+    ['a record without a writer', JSON.stringify({ ...record, writerId: undefined }), 'envelope'],
+    ['a time that is not finite', JSON.stringify({ ...record, atMs: 'soon' }), 'envelope'],
+    ['a payload that fails the schema', JSON.stringify({ ...record, payload: { idleGapsSeconds: 'many' } }), 'payload'],
+    ['a payload with a fraction where an integer goes', JSON.stringify({ ...record, payload: { idleGapsSeconds: [], lastDesiredReplicas: 1.5 } }), 'payload'],
+  ])('rejects %s as %s, without throwing', (_name, text, reason) => {
+    const decoded = decodeRecord(text, 3, schema);
+    expect(decoded).toMatchObject({ ok: false, reason });
+  });
+
+  it('names both formats and the writing version when it rejects another format', () => {
+    const decoded = decodeRecord(JSON.stringify({ ...record, format: 4, scalerVersion: '0.2.0' }), 3, schema);
+    expect(decoded.ok === false && decoded.detail).toBe('format 4 (this scaler reads 3), written by 0.2.0');
+  });
+
+  it('rejects the record when the schema itself throws', () => {
+    const throwing: PayloadSchema<Payload> = {
+      safeParse: () => {
+        throw new Error('schema bug');
+      },
+    };
+    expect(decodeRecord(encodeRecord(record), 3, throwing)).toEqual({ ok: false, reason: 'payload', detail: 'schema bug' });
+  });
+});
+
+describe('Rejections', () => {
+  it('counts every rejection and warns once per key and reason', async () => {
+    const registry = new Registry();
+    const metrics = new StateStoreMetrics(registry);
+    const { logger, lines } = captured();
+    const rejections = new Rejections(logger, metrics);
+    for (let i = 0; i < 5; i++) rejections.reject('ns/so/abc', 'format', 'format 4');
+    rejections.reject('ns/so/abc', 'payload', 'bad');
+    rejections.reject('ns/other/def', 'format', 'format 4');
+    expect(lines.map((l) => [l.key, l.reason])).toEqual([
+      ['ns/so/abc', 'format'],
+      ['ns/so/abc', 'payload'],
+      ['ns/other/def', 'format'],
+    ]);
+    expect(lines[0]).toMatchObject({ level: 40, msg: 'state record ignored: written by a scaler with another state format' });
+    const text = await registry.metrics();
+    expect(text).toContain('keda_inference_scaler_state_records_rejected_total{reason="format"} 6');
+    expect(text).toContain('keda_inference_scaler_state_records_rejected_total{reason="payload"} 1');
+  });
+
+  it('masks a password that a detail carries', () => {
+    const { logger, lines } = captured();
+    new Rejections(logger, new StateStoreMetrics(new Registry())).reject('k', 'payload', 'saw redis://:s3cret@host in it');
+    expect(JSON.stringify(lines)).not.toContain('s3cret');
+  });
+});
