@@ -6,8 +6,9 @@
 #   scripts/services.sh status [service...]   one line per service (running / starting / stopped, or
 #                                             foreign: answering, but not started from this SERVICES_DIR); exits 0
 #
-# Services: rabbitmq kafka sqs prometheus (default: all). `prometheus` includes the
-# fake DCGM exporter (scripts/fake-dcgm-exporter.mjs) that it scrapes.
+# Services: rabbitmq kafka sqs prometheus redis (default: all). `prometheus` includes the
+# fake DCGM exporter (scripts/fake-dcgm-exporter.mjs) that it scrapes; `redis` is the
+# scaler's shared state store (STATE_STORE_URL).
 #
 # `up` prints only KEY=value lines on stdout (all chatter goes to stderr), e.g.
 #   eval "$(scripts/services.sh up)"
@@ -21,15 +22,15 @@
 #   SERVICES_TIMEOUT     seconds to wait for each service to answer (default 120)
 #   SERVICES_<NAME>_PORT ports: RABBITMQ=5673 RABBITMQ_MANAGEMENT=15673 RABBITMQ_DIST=25673
 #                        KAFKA=19092 KAFKA_CONTROLLER=19093 KAFKA_SASL=19094 KAFKA_SSL=19095
-#                        SQS=19324 PROMETHEUS=19090 DCGM=19400
+#                        SQS=19324 PROMETHEUS=19090 DCGM=19400 REDIS=16379
 #   SERVICES_KAFKA_JAVA_OPTS  JVM options for the Kafka broker
 #
-# Needs: Debian (apt-get, run as root or with sudo) for rabbitmq-server and prometheus;
+# Needs: Debian (apt-get, run as root or with sudo) for rabbitmq-server, prometheus and redis-server;
 # Java 17 + Maven for Kafka (and ElasticMQ), openssl for its test certificates; Python 3
 # with venv for moto; Node >= 20.
 set -euo pipefail
 
-ALL_SERVICES=(rabbitmq kafka sqs prometheus)
+ALL_SERVICES=(rabbitmq kafka sqs prometheus redis)
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICES_DIR="${SERVICES_DIR:-$REPO_ROOT/.services}"
@@ -47,6 +48,7 @@ KAFKA_SSL_PORT="${SERVICES_KAFKA_SSL_PORT:-19095}"
 SQS_PORT="${SERVICES_SQS_PORT:-19324}"
 PROMETHEUS_PORT="${SERVICES_PROMETHEUS_PORT:-19090}"
 DCGM_PORT="${SERVICES_DCGM_PORT:-19400}"
+REDIS_PORT="${SERVICES_REDIS_PORT:-16379}"
 
 # Kafka 4.3.1: the newest line whose every artifact (kafka-tools included) Maven Central serves.
 KAFKA_VERSION="${SERVICES_KAFKA_VERSION:-4.3.1}"
@@ -88,6 +90,7 @@ pid_alive() { # pidfile
     sqs.pid) pattern='moto_server\|elasticmq' ;;
     prometheus.pid) pattern=prometheus ;;
     dcgm-exporter.pid) pattern=fake-dcgm-exporter ;;
+    redis.pid) pattern=redis-server ;;
     *) return 0 ;;
   esac
   [ -r "/proc/$pid/cmdline" ] || return 0
@@ -197,7 +200,7 @@ apt_install() { # packages...
   command -v apt-get >/dev/null 2>&1 || die "apt-get not found; install ${missing[*]} by hand"
   if [ "$(id -u)" != 0 ] && ((${#SUDO[@]} == 0)); then die "need root (or sudo) to install ${missing[*]}"; fi
   log "apt: installing ${missing[*]}"
-  # Keep the packages' own daemons (system RabbitMQ node, Prometheus) from starting.
+  # Keep the packages' own daemons (system RabbitMQ node, Prometheus, Redis) from starting.
   if [ ! -e "$POLICY_RC_D" ]; then
     printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$POLICY_RC_D" >/dev/null
     "${SUDO[@]}" chmod 755 "$POLICY_RC_D"
@@ -217,7 +220,7 @@ apt_install() { # packages...
   # On a machine that runs systemd, make sure the packages' own services stay off.
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     for p in "${missing[@]}"; do
-      case "$p" in rabbitmq-server|prometheus)
+      case "$p" in rabbitmq-server|prometheus|redis-server)
         "${SUDO[@]}" systemctl disable --now "$p" >/dev/null 2>&1 || true ;;
       esac
     done
@@ -300,6 +303,7 @@ install_for() { # services...
     case "$s" in
       rabbitmq) apt_pkgs+=(rabbitmq-server) ;;
       prometheus) apt_pkgs+=(prometheus) ;;
+      redis) apt_pkgs+=(redis-server) ;;
       kafka) java_needed=1; command -v openssl >/dev/null 2>&1 || apt_pkgs+=(openssl) ;;
       sqs) [ "$SQS_EMULATOR" = elasticmq ] && java_needed=1 ;;
     esac
@@ -843,6 +847,54 @@ prometheus_down() {
   stop_pid dcgm-exporter "$DCGM_PIDFILE" 5
 }
 
+# ---------------------------------------------------------------------------- redis
+#
+# Debian's redis-server (7.0), run by us (not its systemd unit) on 127.0.0.1:16379:
+# the scaler's shared state store. No persistence (the store holds what the
+# scaler replicas relearn and republish); every key the scaler writes has a TTL,
+# so a memory bound evicts only those (volatile-lru). Valkey speaks the same
+# protocol; the chart and the compose file run valkey 7.2, the same major line.
+
+REDIS_DIR="$SERVICES_DIR/redis"
+REDIS_PIDFILE="$REDIS_DIR/redis.pid"
+REDIS_LOG="$REDIS_DIR/redis.log"
+
+redis_lines() { echo "STATE_STORE_URL=redis://127.0.0.1:$REDIS_PORT"; }
+redis_answers() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+redis_alive() { pid_alive "$REDIS_PIDFILE"; }
+
+redis_up() {
+  if pid_alive "$REDIS_PIDFILE"; then
+    if redis_answers; then log "redis: already running (pid $(cat "$REDIS_PIDFILE"))"; return 0; fi
+    log "redis: pid $(cat "$REDIS_PIDFILE") alive but not answering yet; waiting"
+    wait_ready redis "$REDIS_PIDFILE" "$REDIS_LOG" "$TIMEOUT" redis_answers
+    return
+  fi
+  local server; server="$(command -v redis-server || echo /usr/bin/redis-server)"
+  [ -x "$server" ] || die "redis: redis-server not found (apt-get install redis-server)"
+  require_free_port "$REDIS_PORT" redis
+  mkdir -p "$REDIS_DIR/data"
+  cat >"$REDIS_DIR/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+daemonize no
+logfile ""
+dir $REDIS_DIR/data
+save ""
+appendonly no
+maxmemory 256mb
+maxmemory-policy volatile-lru
+EOF
+  log "redis: starting $("$server" --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$REDIS_PORT"
+  : >"$REDIS_LOG"
+  spawn "$REDIS_PIDFILE" "$REDIS_LOG" "$REDIS_DIR" "$server" "$REDIS_DIR/redis.conf"
+  wait_ready redis "$REDIS_PIDFILE" "$REDIS_LOG" "$TIMEOUT" redis_answers
+}
+
+redis_down() {
+  stop_pid redis "$REDIS_PIDFILE" 10
+}
+
 # ---------------------------------------------------------------------------- commands
 
 # running: our processes are alive and answer; foreign: nothing of ours runs but
@@ -921,6 +973,7 @@ cmd_status() {
       kafka) printf '%-10s %-8s 127.0.0.1:%s (SASL :%s, SSL :%s, controller :%s, Kafka %s)\n' "$s" "$state" "$KAFKA_PORT" "$KAFKA_SASL_PORT" "$KAFKA_SSL_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_VERSION" ;;
       sqs) printf '%-10s %-8s http://127.0.0.1:%s (%s)\n' "$s" "$state" "$SQS_PORT" "$(cat "$SQS_DIR/emulator" 2>/dev/null || echo "$SQS_EMULATOR")" ;;
       prometheus) printf '%-10s %-8s http://127.0.0.1:%s, fake dcgm exporter http://127.0.0.1:%s\n' "$s" "$state" "$PROMETHEUS_PORT" "$DCGM_PORT" ;;
+      redis) printf '%-10s %-8s redis://127.0.0.1:%s (state store)\n' "$s" "$state" "$REDIS_PORT" ;;
     esac
   done
 }
@@ -955,6 +1008,7 @@ main() {
   SQS_DIR="$SERVICES_DIR/sqs"; SQS_PIDFILE="$SQS_DIR/sqs.pid"; SQS_LOG="$SQS_DIR/sqs.log"
   PROM_DIR="$SERVICES_DIR/prometheus"; PROM_PIDFILE="$PROM_DIR/prometheus.pid"; PROM_LOG="$PROM_DIR/prometheus.log"
   DCGM_PIDFILE="$PROM_DIR/dcgm-exporter.pid"; DCGM_LOG="$PROM_DIR/dcgm-exporter.log"
+  REDIS_DIR="$SERVICES_DIR/redis"; REDIS_PIDFILE="$REDIS_DIR/redis.pid"; REDIS_LOG="$REDIS_DIR/redis.log"
 
   case "$cmd" in
     status)

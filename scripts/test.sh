@@ -21,18 +21,18 @@ vitest run --project unit --reporter=default --reporter=json --outputFile.json="
 
 step "services"
 started_here=()
-if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" ]]; then
+if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" || -z "${STATE_STORE_URL:-}" ]]; then
   already=$(scripts/services.sh status 2>/dev/null | awk '$2=="running"{print $1}' || true)
   if ! env_lines=$(scripts/services.sh up); then
     echo "test: could not start the real services the integration tests need." >&2
     echo "test: run 'scripts/services.sh up' to see why (it needs apt, Maven Central and PyPI), or set" >&2
-    echo "test: RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL, DCGM_EXPORTER_URL." >&2
+    echo "test: RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL, DCGM_EXPORTER_URL, STATE_STORE_URL." >&2
     exit 1
   fi
   while IFS='=' read -r key value; do
     [[ "$key" =~ ^[A-Z0-9_]+$ ]] && export "$key=$value"
   done <<<"$env_lines"
-  for svc in rabbitmq kafka sqs prometheus; do
+  for svc in rabbitmq kafka sqs prometheus redis; do
     grep -qx "$svc" <<<"$already" || started_here+=("$svc")
   done
 fi

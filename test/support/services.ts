@@ -10,6 +10,7 @@ export const SERVICE_KEYS = [
   'SQS_ENDPOINT',
   'PROMETHEUS_URL',
   'DCGM_EXPORTER_URL',
+  'STATE_STORE_URL',
 ] as const;
 /** Read when present, not required: the tests that use them fail with directions when absent. */
 export const OPTIONAL_SERVICE_KEYS = [
@@ -49,5 +50,5 @@ export function discoverServices(env: Readonly<Record<string, string | undefined
 
 export const HOW_TO_GET_SERVICES =
   'integration tests need real services: run `scripts/services.sh up` (installs and starts RabbitMQ, Kafka, ' +
-  'an SQS-compatible server and Prometheus natively; it needs Debian or Ubuntu with apt, Java with Maven, Python), ' +
-  'or set RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL and DCGM_EXPORTER_URL';
+  'an SQS-compatible server, Prometheus and Redis natively; it needs Debian or Ubuntu with apt, Java with Maven, Python), ' +
+  'or set RABBITMQ_URL, RABBITMQ_MANAGEMENT_URL, KAFKA_BROKERS, SQS_ENDPOINT, PROMETHEUS_URL, DCGM_EXPORTER_URL and STATE_STORE_URL';

@@ -1,6 +1,8 @@
 // A real TCP proxy in front of a real service, for tests that need the service "down" and
 // "back" without stopping the shared instance: stop() closes the listener and cuts every
 // connection (clients see ECONNRESET / ECONNREFUSED), start() listens again on the same port.
+// blackhole() is the other kind of outage, a network path that drops everything: connections
+// stay open and new ones are accepted, but no byte goes through either way until heal().
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 
@@ -8,6 +10,7 @@ export class TcpProxy implements AsyncDisposable {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
   private portNumber = 0;
+  private blackholed = false;
   private readonly targetHost: string;
   private readonly targetPort: number;
 
@@ -48,8 +51,12 @@ export class TcpProxy implements AsyncDisposable {
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream);
-      upstream.pipe(client);
+      this.forward(client, upstream);
+      this.forward(upstream, client);
+      if (this.blackholed) {
+        client.pause();
+        upstream.pause();
+      }
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -59,9 +66,26 @@ export class TcpProxy implements AsyncDisposable {
     this.server = server;
   }
 
+  /**
+   * Nothing goes through any more, either way, on open connections and new ones (which are still
+   * accepted): a peer's requests wait for answers that never come, as behind a dead network path.
+   * Bytes sent meanwhile wait in the sockets' buffers, as TCP would hold them, until heal().
+   */
+  blackhole(): void {
+    this.blackholed = true;
+    for (const s of this.sockets) s.pause();
+  }
+
+  /** Undoes blackhole(): what waited goes through, and so does everything after. */
+  heal(): void {
+    this.blackholed = false;
+    for (const s of this.sockets) s.resume();
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    this.blackholed = false;
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -69,5 +93,17 @@ export class TcpProxy implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
+  }
+
+  /** from -> to, as pipe() would, but one that blackhole() can hold (pipe() resumes on 'drain'). */
+  private forward(from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (to.write(chunk)) return;
+      from.pause();
+      to.once('drain', () => {
+        if (!this.blackholed) from.resume();
+      });
+    });
+    from.on('end', () => to.end());
   }
 }

@@ -1,0 +1,443 @@
+// The shared state store against a real Redis (scripts/services.sh up redis): two stores are two
+// scaler replicas. Leases, records, notifications, expiry, garbage under our keys, the size bound,
+// the store going away (stopped, then blackholed by a proxy) and coming back; and, on Redis
+// servers of the test's own, a password and TLS.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { parseStoreUrl } from '../../src/state/address.ts';
+import { StateStoreUnavailable } from '../../src/state/errors.ts';
+import { type StateStoreConfig, createStateStore } from '../../src/state/index.ts';
+import { RedisStateStore, type RedisStateStoreOptions } from '../../src/state/redis.ts';
+import type { StateRecord, StateStore } from '../../src/state/types.ts';
+import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
+import { OwnRedis, rawClient } from '../support/redis.ts';
+import { eventually, requireService } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
+
+const history = z.object({ idleGapsSeconds: z.array(z.number()), lastDesiredReplicas: z.number().int() });
+type History = z.infer<typeof history>;
+const sample: History = { idleGapsSeconds: [12, 40.5, 300], lastDesiredReplicas: 3 };
+
+interface Replica {
+  readonly store: RedisStateStore<History>;
+  readonly registry: Registry;
+  readonly logs: Record<string, unknown>[];
+}
+
+const opened: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+
+/** A unique key space per test: tests run side by side on the shared server. */
+function keySpace(): string {
+  return `kis:test:${randomBytes(4).toString('hex')}:`;
+}
+
+async function replica(name: string, keyPrefix: string, overrides: Partial<RedisStateStoreOptions<History>> = {}): Promise<Replica> {
+  const logs: Record<string, unknown>[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
+  const registry = new Registry();
+  const store = new RedisStateStore<History>({
+    address: parseStoreUrl(requireService('STATE_STORE_URL')),
+    writerId: name,
+    scalerVersion: '0.1.0',
+    format: 1,
+    schema: history,
+    leaseMs: 3000,
+    recordTtlMs: 60_000,
+    keyPrefix,
+    logger,
+    metrics: new StateStoreMetrics(registry),
+    ...overrides,
+  });
+  opened.push(store);
+  await store.connect();
+  return { store, registry, logs };
+}
+
+const warnings = (r: Replica) => r.logs.filter((l) => l.level === 40);
+
+async function metric(r: Replica, name: string): Promise<string> {
+  return r.registry.getSingleMetricAsString(`keda_inference_scaler_${name}`);
+}
+
+/** Milliseconds the promise takes to settle, and how. */
+async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
+  const startedMs = Date.now();
+  try {
+    const value = await promise;
+    return { ms: Date.now() - startedMs, value };
+  } catch (error) {
+    return { ms: Date.now() - startedMs, error };
+  }
+}
+
+describe('leases: one writer per key', () => {
+  it('gives a free key to one replica only, lets the holder renew it, and refuses the other one\'s records', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    const [gotA, gotB] = await Promise.all([a.store.acquireLease('ns/so/t1'), b.store.acquireLease('ns/so/t1')]);
+    expect([gotA, gotB].sort()).toEqual([false, true]);
+    const [holder, other] = gotA ? [a, b] : [b, a];
+    expect(await holder.store.acquireLease('ns/so/t1')).toBe(true);
+    expect(await other.store.acquireLease('ns/so/t1')).toBe(false);
+    expect(await other.store.publish('ns/so/t1', sample, Date.now())).toBe('not-writer');
+    expect(await holder.store.publish('ns/so/t1', sample, Date.now())).toBe('published');
+    // Another key is free for either.
+    expect(await other.store.acquireLease('ns/so/t2')).toBe(true);
+    expect(await metric(holder, 'state_leases_held')).toMatch(/ 1$/m);
+  });
+
+  it('passes to another replica once the holder stops renewing, and fences the old holder out', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space, { leaseMs: 400 });
+    const b = await replica('replica-b', space, { leaseMs: 400 });
+    expect(await a.store.acquireLease('k')).toBe(true);
+    expect(await b.store.acquireLease('k')).toBe(false);
+    // a stops renewing (paused, or dead): within one lease b is the writer.
+    const takenOverMs = await eventually(async () => ((await b.store.acquireLease('k')) ? Date.now() : undefined), 3000, 50);
+    expect(takenOverMs).toBeDefined();
+    // a wakes up and publishes what it had: refused, so it cannot overwrite b's state.
+    expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: 9 }, Date.now())).toBe('not-writer');
+    expect(await b.store.publish('k', sample, Date.now())).toBe('published');
+    expect((await a.store.read('k'))?.writerId).toBe('replica-b');
+  });
+
+  it('hands the key over at once when the holder releases it (shutdown)', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    expect(await a.store.acquireLease('k')).toBe(true);
+    await a.store.releaseLease('k');
+    expect(await b.store.acquireLease('k')).toBe(true);
+    // Releasing a lease held by another replica leaves it alone.
+    await a.store.releaseLease('k');
+    expect(await a.store.acquireLease('k')).toBe(false);
+  });
+});
+
+describe('records', () => {
+  it('what the writer publishes, another replica reads: the payload and who wrote it when', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    expect(await b.store.read('ns/so/abc')).toBeUndefined();
+    await a.store.acquireLease('ns/so/abc');
+    expect(await a.store.publish('ns/so/abc', sample, 1_760_000_000_123)).toBe('published');
+    expect(await b.store.read('ns/so/abc')).toEqual({
+      format: 1,
+      scalerVersion: '0.1.0',
+      writerId: 'replica-a',
+      atMs: 1_760_000_000_123,
+      payload: sample,
+    });
+  });
+
+  it('a subscriber hears each record another replica publishes, not its own', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    const heardByB: [string, StateRecord<History>][] = [];
+    const heardByA: string[] = [];
+    b.store.subscribe((key, record) => heardByB.push([key, record]));
+    a.store.subscribe((key) => heardByA.push(key));
+    await new Promise((r) => setTimeout(r, 200)); // the subscriptions reach the server
+    await a.store.acquireLease('ns/so:with:colons');
+    await a.store.publish('ns/so:with:colons', sample, 1);
+    await a.store.publish('ns/so:with:colons', { ...sample, lastDesiredReplicas: 5 }, 2);
+    await eventually(async () => (heardByB.length === 2 ? true : undefined), 3000, 20);
+    expect(heardByB.map(([key, r]) => [key, r.writerId, r.atMs, r.payload.lastDesiredReplicas])).toEqual([
+      ['ns/so:with:colons', 'replica-a', 1, 3],
+      ['ns/so:with:colons', 'replica-a', 2, 5],
+    ]);
+    expect(heardByA).toEqual([]);
+  });
+
+  it('expires a record that is not published again (triggers no one asks about) and every lease', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space, { recordTtlMs: 300, leaseMs: 300 });
+    await a.store.acquireLease('idle');
+    await a.store.publish('idle', sample, Date.now());
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      const ttl = await raw.pttl(`${space}{idle}:record`);
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(300);
+      expect(await raw.pttl(`${space}{idle}:lease`)).toBeGreaterThan(0);
+      await new Promise((r) => setTimeout(r, 450));
+      expect(await a.store.read('idle')).toBeUndefined();
+      expect(await raw.exists(`${space}{idle}:record`, `${space}{idle}:lease`)).toBe(0);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('costs the server about 5.5 KB per trigger for a 4.2 KB history (record and lease), 55 MB at 10,000 triggers', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    // About what a busy trigger's history holds: some 450 numbers.
+    const big = { idleGapsSeconds: Array.from({ length: 450 }, (_, i) => 1000 + i + 0.123), lastDesiredReplicas: 12 };
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await raw.info('memory'))![1]);
+    try {
+      const triggers = Array.from({ length: 500 }, (_, i) => `ns/scaled-object-${i}/0123456789ab`);
+      const before = await usedMemory();
+      await Promise.all(triggers.map((key) => a.store.acquireLease(key)));
+      expect(await Promise.all(triggers.map((key) => a.store.publish(key, big, Date.now())))).toEqual(triggers.map(() => 'published'));
+      const perTrigger = ((await usedMemory()) - before) / triggers.length;
+      const json = (await raw.get(`${space}{${triggers[0]}}:record`))!;
+      expect(json.length).toBeGreaterThan(4000);
+      expect(json.length).toBeLessThan(4500);
+      // The value in its allocator size class, key names, the lease, expiry entries.
+      expect(perTrigger).toBeGreaterThan(json.length);
+      expect(perTrigger).toBeLessThan(6000);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('refuses to publish a record over the bound, with one warning per key, and writes nothing', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space, { maxRecordBytes: 1024 });
+    await a.store.acquireLease('k');
+    const huge = { idleGapsSeconds: Array.from({ length: 300 }, (_, i) => i), lastDesiredReplicas: 1 };
+    expect(await a.store.publish('k', huge, 1)).toBe('too-large');
+    expect(await a.store.publish('k', huge, 2)).toBe('too-large');
+    expect(await a.store.read('k')).toBeUndefined();
+    expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([['state record not published: over the bound per record', 'k', 'too-large']]);
+    expect(await metric(a, 'state_records_rejected_total')).toContain('reason="too-large"} 2');
+    expect(await a.store.publish('k', sample, 3)).toBe('published');
+  });
+});
+
+describe('unknown or stale state is ignored with a warning, never a crash or a wrong answer', () => {
+  it.each([
+    ['text that is not JSON', (raw: ReturnType<typeof rawClient>, key: string) => raw.set(key, '\u0000garbage{'), 'unreadable'],
+    ['another kind of value (a list)', (raw: ReturnType<typeof rawClient>, key: string) => raw.rpush(key, 'a', 'b'), 'unreadable'],
+    ['JSON that is no record', (raw: ReturnType<typeof rawClient>, key: string) => raw.set(key, '{"hello":"world"}'), 'envelope'],
+    [
+      'a record of another state format (another scaler version)',
+      (raw: ReturnType<typeof rawClient>, key: string) =>
+        raw.set(key, JSON.stringify({ format: 2, scalerVersion: '0.9.0', writerId: 'newer', atMs: 1, payload: { totally: 'different' } })),
+      'format',
+    ],
+    [
+      'a record whose payload fails validation',
+      (raw: ReturnType<typeof rawClient>, key: string) =>
+        raw.set(key, JSON.stringify({ format: 1, scalerVersion: '0.1.0', writerId: 'x', atMs: 1, payload: { idleGapsSeconds: 'lots', lastDesiredReplicas: -0.5 } })),
+      'payload',
+    ],
+  ])('%s', async (_name, write, reason) => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      await write(raw, `${space}{ns/so/abc}:record`);
+    } finally {
+      raw.disconnect();
+    }
+    for (let i = 0; i < 3; i++) expect(await a.store.read('ns/so/abc')).toBeUndefined();
+    expect(warnings(a).map((l) => [l.key, l.reason])).toEqual([['ns/so/abc', reason]]);
+    expect(await metric(a, 'state_records_rejected_total')).toContain(`reason="${reason}"} 3`);
+    expect(a.store.health).toBe('up');
+    // The writer's next record replaces it.
+    await a.store.acquireLease('ns/so/abc');
+    expect(await a.store.publish('ns/so/abc', sample, 7)).toBe('published');
+    expect((await a.store.read('ns/so/abc'))?.payload).toEqual(sample);
+  });
+
+  it('ignores a notification that carries garbage', async () => {
+    const space = keySpace();
+    const b = await replica('replica-b', space);
+    const heard: string[] = [];
+    b.store.subscribe((key) => heard.push(key));
+    await new Promise((r) => setTimeout(r, 200));
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      await raw.publish(`${space}records`, 'no key here');
+      await raw.publish(`${space}records`, `1:k{"format":1}`);
+    } finally {
+      raw.disconnect();
+    }
+    await eventually(async () => (warnings(b).length === 2 ? true : undefined), 3000, 20);
+    expect(heard).toEqual([]);
+    expect(warnings(b).map((l) => l.reason)).toEqual(['unreadable', 'envelope']);
+  });
+});
+
+describe('the store goes away and comes back', () => {
+  /** Two replicas, a reaching the server through the proxy, b directly. */
+  async function behindProxy(): Promise<{ proxy: TcpProxy; a: Replica; b: Replica; space: string }> {
+    const url = requireService('STATE_STORE_URL');
+    const proxy = TcpProxy.forUrl(url);
+    await proxy.start();
+    opened.push({ close: () => proxy.stop() });
+    const space = keySpace();
+    const a = await replica('replica-a', space, { address: parseStoreUrl(proxy.rewrite(url)) });
+    const b = await replica('replica-b', space);
+    return { proxy, a, b, space };
+  }
+
+  async function expectFastFailure(promise: Promise<unknown>, limitMs: number): Promise<void> {
+    const { ms, error } = await timed(promise);
+    expect(error).toBeInstanceOf(StateStoreUnavailable);
+    expect(ms).toBeLessThan(limitMs);
+  }
+
+  it('stopped: calls fail at once with StateStoreUnavailable, one warning, up=0; back: up again without a restart', async () => {
+    const { proxy, a, b } = await behindProxy();
+    expect(await a.store.acquireLease('k')).toBe(true);
+    const changes: string[] = [];
+    a.store.onHealthChange((h) => changes.push(h));
+    await proxy.stop();
+    await eventually(async () => (a.store.health === 'degraded' ? true : undefined), 3000, 20);
+    for (let i = 0; i < 20; i++) {
+      await expectFastFailure(a.store.read('k'), 200);
+      await expectFastFailure(a.store.publish('k', sample, i), 200);
+      await expectFastFailure(a.store.acquireLease('k'), 200);
+    }
+    expect(await metric(a, 'state_store_up')).toMatch(/ 0$/m);
+    expect(await metric(a, 'state_store_errors_total')).toMatch(/op="read"} 20/);
+    // One line for the outage, not one per failed call.
+    expect(warnings(a).map((l) => l.msg)).toEqual(['state store unreachable: each replica evaluates on its own state until it is back']);
+    // The other replica never noticed.
+    expect(b.store.health).toBe('up');
+
+    await proxy.start();
+    await eventually(async () => (a.store.health === 'up' ? true : undefined), 10_000, 50);
+    expect(changes).toEqual(['degraded', 'up']);
+    expect(await metric(a, 'state_store_up')).toMatch(/ 1$/m);
+    expect(a.logs.filter((l) => l.msg === 'state store connected: replicas share learned state')).toHaveLength(2);
+    // Converged: its lease lapsed meanwhile, so whoever takes it writes, and the other reads that.
+    const holder = (await a.store.acquireLease('k')) ? a : b;
+    if (holder === b) expect(await b.store.acquireLease('k')).toBe(true);
+    expect(await holder.store.publish('k', sample, 99)).toBe('published');
+    expect((await (holder === a ? b : a).store.read('k'))?.atMs).toBe(99);
+  });
+
+  it('blackholed: a call waits at most the timeout, later ones fail at once; healed: it recovers and hears records again', async () => {
+    const { proxy, a, b } = await behindProxy();
+    const heard: number[] = [];
+    a.store.subscribe((_key, record) => heard.push(record.atMs));
+    await new Promise((r) => setTimeout(r, 200));
+    await b.store.acquireLease('k');
+    await b.store.publish('k', sample, 1);
+    await eventually(async () => (heard.length === 1 ? true : undefined), 3000, 20);
+
+    proxy.blackhole();
+    // In flight on an open connection that no longer answers: the command timeout (1 s) ends it.
+    await expectFastFailure(a.store.read('k'), 1500);
+    expect(a.store.health).toBe('degraded');
+    // Keep calling for 5 s, as a replica's background refresh would: none waits past the timeout.
+    const until = Date.now() + 5000;
+    let calls = 0;
+    while (Date.now() < until) {
+      await expectFastFailure(a.store.read('k'), 1500);
+      calls++;
+    }
+    expect(calls).toBeGreaterThan(5);
+    expect(warnings(a).map((l) => l.msg)).toEqual(['state store unreachable: each replica evaluates on its own state until it is back']);
+
+    proxy.heal();
+    await eventually(async () => (a.store.health === 'up' ? true : undefined), 15_000, 50);
+    expect((await a.store.read('k'))?.atMs).toBe(1);
+    // The subscription came back too: b's next record reaches a without a restart.
+    expect(await b.store.acquireLease('k')).toBe(true);
+    expect(await b.store.publish('k', sample, 2)).toBe('published');
+    await eventually(async () => (heard.includes(2) ? true : undefined), 15_000, 50);
+  }, 60_000);
+
+  it('a store that is down at start: createStateStore returns within the timeout, degraded, and connects once it is there', async () => {
+    const url = requireService('STATE_STORE_URL');
+    const proxy = TcpProxy.forUrl(url);
+    await proxy.start();
+    const proxied = proxy.rewrite(url);
+    await proxy.stop();
+    opened.push({ close: () => proxy.stop() });
+    const logs: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
+    const { ms, value: store } = await timed(
+      createStateStore<History>(
+        { STATE_STORE_URL: proxied, CACHE_TTL_MS: 1000 },
+        { format: 1, schema: history, logger, metrics: new StateStoreMetrics(new Registry()) },
+      ),
+    );
+    opened.push(store!);
+    expect(ms).toBeLessThan(1500);
+    expect(store!.kind).toBe('redis');
+    expect(store!.health).toBe('degraded');
+    await proxy.start();
+    await eventually(async () => (store!.health === 'up' ? true : undefined), 10_000, 50);
+    expect(await store!.acquireLease(`start-${randomBytes(4).toString('hex')}`)).toBe(true);
+  });
+});
+
+describe('createStateStore', () => {
+  it('without STATE_STORE_URL: the in-memory store, nothing to run', async () => {
+    const store: StateStore<History> = await createStateStore<History>(
+      { CACHE_TTL_MS: 1000 },
+      { format: 1, schema: history, logger: pino({ level: 'silent' }), metrics: new StateStoreMetrics(new Registry()) },
+    );
+    expect(store.kind).toBe('memory');
+    expect(store.leaseMs).toBe(3000);
+    expect(await store.acquireLease('k')).toBe(true);
+  });
+});
+
+describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_CA_FILE, never logged', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'kis-store-tls-'));
+    const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+    for (const ca of ['ca', 'other-ca']) openssl('req', '-x509', ...ec, '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
+    writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+    openssl('req', '-new', ...ec, '-subj', '/CN=store', '-keyout', 'server.key', '-out', 'server.csr');
+    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.crt');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  async function storeFor(config: Omit<StateStoreConfig, 'CACHE_TTL_MS'>): Promise<{ store: StateStore<History>; logs: string }> {
+    let logs = '';
+    const logger = pino({ level: 'info' }, { write: (line: string) => (logs += line) });
+    const store = await createStateStore<History>({ ...config, CACHE_TTL_MS: 1000 }, { format: 1, schema: history, logger, metrics: new StateStoreMetrics(new Registry()) });
+    opened.push(store);
+    return { store, get logs() { return logs; } };
+  }
+
+  it('logs in with the password from STATE_STORE_PASSWORD or the URL; a wrong one leaves it degraded, and no log line holds either', async () => {
+    const password = `pw-${randomBytes(8).toString('hex')}`;
+    await using server = await OwnRedis.start({ password });
+    const fromEnv = await storeFor({ STATE_STORE_URL: server.url, STATE_STORE_PASSWORD: password });
+    expect(fromEnv.store.health).toBe('up');
+    expect(await fromEnv.store.acquireLease('k')).toBe(true);
+    const inUrl = await storeFor({ STATE_STORE_URL: `redis://:${password}@127.0.0.1:${server.port}` });
+    expect(inUrl.store.health).toBe('up');
+    const wrong = await storeFor({ STATE_STORE_URL: `redis://:wrong-${password}@127.0.0.1:${server.port}` });
+    expect(wrong.store.health).toBe('degraded');
+    await expect(wrong.store.read('k')).rejects.toBeInstanceOf(StateStoreUnavailable);
+    for (const { logs } of [fromEnv, inUrl, wrong]) expect(logs).not.toContain(password);
+    expect(wrong.logs).toMatch(/state store unreachable/);
+  });
+
+  it('speaks TLS to a rediss:// store whose certificate chains to STATE_STORE_TLS_CA_FILE, and refuses one that does not', async () => {
+    await using server = await OwnRedis.start({ tls: { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') } });
+    const trusted = await storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'ca.crt') });
+    expect(trusted.store.health).toBe('up');
+    expect(await trusted.store.acquireLease('k')).toBe(true);
+    const untrusted = await storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'other-ca.crt') });
+    expect(untrusted.store.health).toBe('degraded');
+    // Without TLS the server does not answer at all.
+    const plain = await storeFor({ STATE_STORE_URL: server.url.replace('rediss:', 'redis:') });
+    expect(plain.store.health).toBe('degraded');
+  });
+});
