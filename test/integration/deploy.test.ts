@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { parseProfiles } from '../../src/config.ts';
+import { loadConfig, parseProfiles } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
 import { KafkaFixture } from '../support/kafka.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
@@ -22,6 +22,7 @@ import { type Manifest, describe as name, parseManifests, schemaProblems } from 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const chart = join(root, 'deploy/helm/keda-inference-scaler');
 const fullValues = join(chart, 'ci/full-values.yaml');
+const valkeyValues = join(chart, 'ci/valkey-values.yaml');
 const composeFile = join(root, 'deploy/compose/docker-compose.yaml');
 const KUBE_VERSION = '1.33.0';
 
@@ -70,14 +71,25 @@ const find = (ms: Manifest[], kind: string) => {
   return m as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
 };
 
+const valuesFiles = [
+  ['default values (one replica, state in memory)', []],
+  ['ci/full-values.yaml (three replicas, an external store over TLS)', ['-f', fullValues]],
+  ['ci/valkey-values.yaml (two replicas, the bundled Valkey)', ['-f', valkeyValues]],
+];
+
+/** A container's env as name -> value, or -> valueFrom for variables from Secrets. */
+function envOf(container: { env: { name: string; value?: string; valueFrom?: unknown }[] }): Record<string, unknown> {
+  return Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom]));
+}
+
 describe('Helm chart', () => {
-  it.each([['default values', []], ['ci/full-values.yaml', ['-f', fullValues]]])('passes helm lint --strict with %s', (_l, args) => {
+  it.each(valuesFiles)('passes helm lint --strict with %s', (_l, args) => {
     const r = run(tools.HELM, ['lint', chart, '--strict', ...(args as string[])]);
     expect(r.stdout + r.stderr).toMatch(/1 chart\(s\) linted, 0 chart\(s\) failed/);
     expect(r.status).toBe(0);
   });
 
-  it.each([['default values', []], ['ci/full-values.yaml', ['-f', fullValues]]])(
+  it.each(valuesFiles)(
     'renders with %s to manifests that pass Kubernetes schema validation',
     (_l, args) => {
       const r = template(...(args as string[]));
@@ -102,12 +114,15 @@ describe('Helm chart', () => {
     expect(strict.stderr).toMatch(/unknown field "spec.replicasTypo"/);
   });
 
-  it('defaults: 2 replicas, a PDB, hardened pods, native gRPC probes on the main port, a headless Service', () => {
+  it('defaults: 1 replica with its state in memory, a PDB that lets a drain evict it, hardened pods, native gRPC probes on the main port, a headless Service', () => {
     const ms = rendered();
     const deployment = find(ms, 'Deployment');
     expect(deployment.metadata.name).toBe('keda-inference-scaler');
-    expect(deployment.spec.replicas).toBe(2);
+    expect(deployment.spec.replicas).toBe(1);
+    // One pod, and one eviction allowed: a node drain goes on (KEDA retries while it moves).
     expect(find(ms, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+    expect(ms.filter((m) => m.kind === 'Deployment')).toHaveLength(1);
+    expect(Object.keys(envOf(deployment.spec.template.spec.containers[0])).filter((n) => n.startsWith('STATE_STORE'))).toEqual([]);
     const pod = deployment.spec.template.spec;
     const container = pod.containers[0];
     expect(container.securityContext).toMatchObject({
@@ -180,6 +195,60 @@ describe('Helm chart', () => {
     expect(find(ms, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
   });
 
+  it('an external store: the URL and password from a Secret (or the URL from values), the CA of a rediss:// store mounted', () => {
+    const pod = find(rendered('-f', fullValues), 'Deployment').spec.template.spec;
+    const env = envOf(pod.containers[0]);
+    expect(env.STATE_STORE_URL).toEqual({ secretKeyRef: { name: 'scaler-state-store', key: 'url' } });
+    expect(env.STATE_STORE_PASSWORD).toEqual({ secretKeyRef: { name: 'scaler-state-store', key: 'password', optional: true } });
+    expect(env.STATE_STORE_TLS_CA_FILE).toBe('/etc/keda-inference-scaler/state-store-ca/ca.crt');
+    const mount = pod.containers[0].volumeMounts.find((m: { name: string }) => m.name === 'state-store-ca');
+    expect(mount).toEqual({ name: 'state-store-ca', mountPath: '/etc/keda-inference-scaler/state-store-ca', readOnly: true });
+    expect(pod.volumes.find((v: { name: string }) => v.name === 'state-store-ca').secret.secretName).toBe('state-store-ca');
+
+    const plain = find(rendered('--set', 'replicaCount=2', '--set', 'stateStore.url=redis://valkey.cache:6379/1'), 'Deployment');
+    const plainEnv = envOf(plain.spec.template.spec.containers[0]);
+    expect(plainEnv.STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
+    expect(plainEnv.STATE_STORE_PASSWORD).toBeUndefined();
+    expect(loadConfig({ ...(plainEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
+  });
+
+  it('the bundled Valkey: the scaler points at its Service, only the scaler reaches it, bounded memory, its own labels', () => {
+    const ms = rendered('-f', valkeyValues);
+    const [scaler, valkey] = ['keda-inference-scaler', 'keda-inference-scaler-valkey'].map((n) => {
+      const d = ms.find((m) => m.kind === 'Deployment' && m.metadata.name === n);
+      if (d === undefined) throw new Error(`no Deployment ${n}`);
+      return d as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    });
+    expect(scaler!.spec.replicas).toBe(2);
+    const env = envOf(scaler!.spec.template.spec.containers[0]);
+    expect(env.STATE_STORE_URL).toBe('redis://keda-inference-scaler-valkey.keda.svc.cluster.local:6379');
+    expect(env.STATE_STORE_PASSWORD).toEqual({ secretKeyRef: { name: 'scaler-valkey', key: 'password' } });
+    const config = loadConfig({ ...(env as Record<string, string>), STATE_STORE_PASSWORD: 'from-the-secret', CONFIG_FILE: undefined });
+    expect(config.STATE_STORE_URL).toBe(env.STATE_STORE_URL);
+
+    expect(valkey!.spec.replicas).toBe(1);
+    expect(valkey!.spec.strategy).toEqual({ type: 'Recreate' });
+    const server = valkey!.spec.template.spec.containers[0];
+    expect(server.image).toBe('valkey/valkey:7.2');
+    expect(server.args.join(' ')).toContain('--maxmemory 128mb --maxmemory-policy volatile-lru --requirepass $(VALKEY_PASSWORD)');
+    expect(server.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true });
+
+    // The scaler's Service, PDB and spread select the scaler's pods only, never Valkey's.
+    const service = ms.find((m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler') as Manifest & { spec: { selector: Record<string, string> } };
+    const valkeyPodLabels = valkey!.spec.template.metadata.labels as Record<string, string>;
+    expect(Object.entries(service.spec.selector).every(([k, v]) => valkeyPodLabels[k] === v)).toBe(false);
+    const valkeyService = ms.find((m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler-valkey') as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(valkeyService.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
+
+    const policies = ms.filter((m) => m.kind === 'NetworkPolicy') as (Manifest & { spec: Record<string, any> })[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const valkeyPolicy = policies.find((p) => p.metadata.name === 'keda-inference-scaler-valkey')!;
+    expect(valkeyPolicy.spec.ingress).toEqual([
+      { from: [{ podSelector: { matchLabels: scaler!.spec.selector.matchLabels } }], ports: [{ port: 'redis', protocol: 'TCP' }] },
+    ]);
+    const scalerPolicy = policies.find((p) => p.metadata.name === 'keda-inference-scaler')!;
+    expect(scalerPolicy.spec.egress.at(-1)).toEqual({ to: [{ podSelector: { matchLabels: valkeyService.spec.selector } }], ports: [{ port: 6379, protocol: 'TCP' }] });
+  });
+
   it('the rendered profile file loads in the scaler with the env the Deployment provides', () => {
     const ms = rendered('-f', fullValues);
     const configYaml = (find(ms, 'ConfigMap').data as Record<string, string>)['config.yaml']!;
@@ -201,6 +270,13 @@ describe('Helm chart', () => {
     ['mutual TLS without TLS', ['--set', 'tls.clientCA.enabled=true'], /tls/],
     ['a grace period below the shutdown timeout', ['--set', 'terminationGracePeriodSeconds=5'], /terminationGracePeriodSeconds/],
     ['a bad image digest', ['--set', 'image.digest=latest'], /digest/],
+    ['two replicas without a shared state store', ['--set', 'replicaCount=2'], /stateStore\/url[\s\S]*stateStore\/existingSecret[\s\S]*valkey\/enabled/],
+    ['a password in stateStore.url (it belongs in a Secret)', ['--set', 'stateStore.url=redis://:hunter2@cache:6379'], /stateStore\/url/],
+    ['a stateStore.url that is not redis:// or rediss://', ['--set', 'stateStore.url=http://cache:6379'], /stateStore\/url/],
+    ['the bundled Valkey and an external store at once', ['--set', 'valkey.enabled=true', '--set', 'stateStore.url=redis://cache:6379'], /valkey.enabled is the state store/],
+    ['a store CA without TLS', ['--set', 'stateStore.url=redis://cache:6379', '--set', 'stateStore.tls.caSecret=ca'], /rediss:\/\//],
+    ['a PDB that allows no eviction (maxUnavailable 0)', ['--set', 'podDisruptionBudget.maxUnavailable=0'], /maxUnavailable 0 would block every node drain/],
+    ['a PDB that allows no eviction (minAvailable = replicas)', ['--set', 'podDisruptionBudget.minAvailable=1'], /minAvailable 1 with replicaCount 1 would block every node drain/],
   ])('rejects %s at install time', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);
@@ -224,7 +300,7 @@ describe('docker compose trial', () => {
     expect(r.status).toBe(0);
     const services = r.stdout.match(/^ok service (\S+)$/gm)?.map((l) => l.slice('ok service '.length));
     expect(services).toEqual(
-      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'scaler', 'worker', 'producer', 'keda-probe']),
+      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'valkey', 'scaler', 'worker', 'producer', 'keda-probe']),
     );
   });
 

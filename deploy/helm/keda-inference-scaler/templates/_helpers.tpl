@@ -68,3 +68,77 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "kis.scalerAddress" -}}
 {{- printf "%s.%s.svc.%s:%v" (include "kis.fullname" .) .Release.Namespace .Values.clusterDomain .Values.service.grpcPort }}
 {{- end }}
+
+{{/* Whether the replicas share a state store (STATE_STORE_URL is set). */}}
+{{- define "kis.sharedState" -}}
+{{- if or .Values.stateStore.url .Values.stateStore.existingSecret .Values.valkey.enabled }}true{{ end }}
+{{- end }}
+
+{{- define "kis.valkeyName" -}}
+{{- printf "%s-valkey" (include "kis.fullname" . | trunc 56 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Its own name label: the scaler's Service, PDB and spread select by kis.selectorLabels, never Valkey. */}}
+{{- define "kis.valkeySelectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-valkey" (include "kis.name" . | trunc 56 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "kis.valkeyLabels" -}}
+helm.sh/chart: {{ include "kis.chart" . }}
+{{ include "kis.valkeySelectorLabels" . }}
+app.kubernetes.io/version: {{ .Values.valkey.image.tag | quote }}
+app.kubernetes.io/component: state-store
+app.kubernetes.io/part-of: keda
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "kis.valkeyImage" -}}
+{{- if .Values.valkey.image.digest }}
+{{- printf "%s@%s" .Values.valkey.image.repository .Values.valkey.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.valkey.image.repository .Values.valkey.image.tag }}
+{{- end }}
+{{- end }}
+
+{{/* The scaler's STATE_STORE_* variables (src/config.ts): none keeps state in each process. */}}
+{{- define "kis.stateStoreEnv" -}}
+{{- $store := .Values.stateStore }}
+{{- if .Values.valkey.enabled }}
+- name: STATE_STORE_URL
+  value: {{ printf "redis://%s.%s.svc.%s:6379" (include "kis.valkeyName" .) .Release.Namespace .Values.clusterDomain | quote }}
+{{- with .Values.valkey.existingSecret }}
+- name: STATE_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.valkey.passwordKey }}
+{{- end }}
+{{- else }}
+{{- if $store.url }}
+- name: STATE_STORE_URL
+  value: {{ $store.url | quote }}
+{{- else if $store.existingSecret }}
+- name: STATE_STORE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ $store.existingSecret }}
+      key: {{ $store.urlKey }}
+{{- end }}
+{{- if $store.existingSecret }}
+- name: STATE_STORE_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $store.existingSecret }}
+      key: {{ $store.passwordKey }}
+      optional: true
+{{- end }}
+{{- if $store.tls.caSecret }}
+- name: STATE_STORE_TLS_CA_FILE
+  value: /etc/keda-inference-scaler/state-store-ca/{{ $store.tls.caKey }}
+{{- end }}
+{{- end }}
+{{- end }}
