@@ -25,12 +25,17 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
   } catch (err) {
     return { ok: false, reason: 'unreadable', detail: `not JSON (${(err as Error).message})` };
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return { ok: false, reason: 'envelope', detail: 'not an object' };
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return { ok: false, reason: 'envelope', detail: 'not an object' };
   const envelope = value as Record<string, unknown>;
   if (typeof envelope.format !== 'number') return { ok: false, reason: 'envelope', detail: 'no format number' };
   // Before the other fields: a later format may have changed them all.
   if (envelope.format !== format) {
-    return { ok: false, reason: 'format', detail: `format ${envelope.format} (this scaler reads ${format}), written by ${String(envelope.scalerVersion)}` };
+    return {
+      ok: false,
+      reason: 'format',
+      detail: `format ${envelope.format} (this scaler reads ${format}), written by ${String(envelope.scalerVersion)}`,
+    };
   }
   const { scalerVersion, writerId, atMs } = envelope;
   if (typeof scalerVersion !== 'string' || typeof writerId !== 'string' || typeof atMs !== 'number' || !Number.isFinite(atMs)) {

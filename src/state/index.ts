@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { Config } from '../config.ts';
+import { type Config, ConfigError } from '../config.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
 import { parseStoreUrl } from './address.ts';
@@ -19,7 +19,10 @@ export { MAX_RECORD_BYTES, RedisStateStore } from './redis.ts';
 /** A record not published again for this long expires: as long as the engine keeps an idle trigger. */
 export const RECORD_TTL_MS = 30 * 60_000;
 
-export type StateStoreConfig = Pick<Config, 'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'>;
+export type StateStoreConfig = Pick<
+  Config,
+  'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'
+>;
 
 export interface CreateStateStoreOptions<T> {
   /** The payload's format version: bump it when the payload changes shape. */
@@ -39,7 +42,7 @@ export interface CreateStateStoreOptions<T> {
 /**
  * The store for this configuration: in memory without STATE_STORE_URL, Redis/Valkey with it. A
  * Redis store that cannot connect within its timeout is returned all the same, degraded, and keeps
- * trying in the background. Throws when STATE_STORE_TLS_CA_FILE cannot be read.
+ * trying in the background. Throws ConfigError when STATE_STORE_TLS_CA_FILE cannot be read.
  */
 export async function createStateStore<T>(config: StateStoreConfig, options: CreateStateStoreOptions<T>): Promise<StateStore<T>> {
   const common = {
@@ -55,13 +58,21 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
   const store = new RedisStateStore<T>({
     ...common,
     address: config.STATE_STORE_PASSWORD === undefined ? address : { ...address, password: config.STATE_STORE_PASSWORD },
-    ...(config.STATE_STORE_TLS_CA_FILE !== undefined ? { tlsCa: readFileSync(config.STATE_STORE_TLS_CA_FILE, 'utf8') } : {}),
+    ...(config.STATE_STORE_TLS_CA_FILE !== undefined ? { tlsCa: readCa(config.STATE_STORE_TLS_CA_FILE) } : {}),
     schema: options.schema,
     logger: options.logger,
   });
   // A failure is logged by the store (one line) and counted; it goes on reconnecting.
   await store.connect().catch(() => {});
   return store;
+}
+
+function readCa(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`STATE_STORE_TLS_CA_FILE ${file}: ${(err as Error).message}`);
+  }
 }
 
 function scalerVersion(): string {

@@ -117,7 +117,11 @@ export class RedisStateStore<T> implements StateStore<T> {
       return 'too-large';
     }
     const written = await this.run('publish', () =>
-      PUBLISH.run(this.client, [this.leaseKey(key), this.recordKey(key)], [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`]),
+      PUBLISH.run(
+        this.client,
+        [this.leaseKey(key), this.recordKey(key)],
+        [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`],
+      ),
     );
     if (written !== 1) this.held.delete(key);
     return written === 1 ? 'published' : 'not-writer';
@@ -209,11 +213,17 @@ export class RedisStateStore<T> implements StateStore<T> {
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
     subscriber.subscribe(this.channel).catch((err: unknown) => {
       this.options.metrics.errors.inc({ op: 'subscribe' });
-      this.options.logger.warn({ store: this.description, err: clip(redact(String(err)), 300) }, 'state store subscription failed');
+      this.options.logger.warn(
+        { store: this.description, err: clip(redact(String(err)), 300) },
+        'state store subscription failed',
+      );
     });
-    this.heartbeat = setInterval(() => {
-      if (subscriber.status === 'ready') subscriber.ping().catch(() => this.options.metrics.errors.inc({ op: 'subscribe' }));
-    }, Math.max(1000, this.leaseMs));
+    this.heartbeat = setInterval(
+      () => {
+        if (subscriber.status === 'ready') subscriber.ping().catch(() => this.options.metrics.errors.inc({ op: 'subscribe' }));
+      },
+      Math.max(1000, this.leaseMs),
+    );
     this.heartbeat.unref();
   }
 
@@ -264,7 +274,14 @@ function clientOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
     ...(address.username !== undefined ? { username: address.username } : {}),
     ...(address.password !== undefined ? { password: address.password } : {}),
     // SNI names a host, never an address (RFC 6066); the certificate is checked against either.
-    ...(address.tls ? { tls: { ...(isIP(address.host) === 0 ? { servername: address.host } : {}), ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}) } } : {}),
+    ...(address.tls
+      ? {
+          tls: {
+            ...(isIP(address.host) === 0 ? { servername: address.host } : {}),
+            ...(options.tlsCa !== undefined ? { ca: options.tlsCa } : {}),
+          },
+        }
+      : {}),
     connectionName: `keda-inference-scaler:${options.writerId}`,
     lazyConnect: true,
     connectTimeout: timeoutMs,

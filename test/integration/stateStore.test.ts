@@ -41,7 +41,11 @@ function keySpace(): string {
   return `kis:test:${randomBytes(4).toString('hex')}:`;
 }
 
-async function replica(name: string, keyPrefix: string, overrides: Partial<RedisStateStoreOptions<History>> = {}): Promise<Replica> {
+async function replica(
+  name: string,
+  keyPrefix: string,
+  overrides: Partial<RedisStateStoreOptions<History>> = {},
+): Promise<Replica> {
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
   const registry = new Registry();
@@ -81,7 +85,7 @@ async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value?: T; e
 }
 
 describe('leases: one writer per key', () => {
-  it('gives a free key to one replica only, lets the holder renew it, and refuses the other one\'s records', async () => {
+  it("gives a free key to one replica only, lets the holder renew it, and refuses the other one's records", async () => {
     const space = keySpace();
     const a = await replica('replica-a', space);
     const b = await replica('replica-b', space);
@@ -192,7 +196,9 @@ describe('records', () => {
       const triggers = Array.from({ length: 500 }, (_, i) => `ns/scaled-object-${i}/0123456789ab`);
       const before = await usedMemory();
       await Promise.all(triggers.map((key) => a.store.acquireLease(key)));
-      expect(await Promise.all(triggers.map((key) => a.store.publish(key, big, Date.now())))).toEqual(triggers.map(() => 'published'));
+      expect(await Promise.all(triggers.map((key) => a.store.publish(key, big, Date.now())))).toEqual(
+        triggers.map(() => 'published'),
+      );
       const perTrigger = ((await usedMemory()) - before) / triggers.length;
       const json = (await raw.get(`${space}{${triggers[0]}}:record`))!;
       expect(json.length).toBeGreaterThan(4000);
@@ -213,7 +219,9 @@ describe('records', () => {
     expect(await a.store.publish('k', huge, 1)).toBe('too-large');
     expect(await a.store.publish('k', huge, 2)).toBe('too-large');
     expect(await a.store.read('k')).toBeUndefined();
-    expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([['state record not published: over the bound per record', 'k', 'too-large']]);
+    expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([
+      ['state record not published: over the bound per record', 'k', 'too-large'],
+    ]);
     expect(await metric(a, 'state_records_rejected_total')).toContain('reason="too-large"} 2');
     expect(await a.store.publish('k', sample, 3)).toBe('published');
   });
@@ -222,18 +230,34 @@ describe('records', () => {
 describe('unknown or stale state is ignored with a warning, never a crash or a wrong answer', () => {
   it.each([
     ['text that is not JSON', (raw: ReturnType<typeof rawClient>, key: string) => raw.set(key, '\u0000garbage{'), 'unreadable'],
-    ['another kind of value (a list)', (raw: ReturnType<typeof rawClient>, key: string) => raw.rpush(key, 'a', 'b'), 'unreadable'],
+    [
+      'another kind of value (a list)',
+      (raw: ReturnType<typeof rawClient>, key: string) => raw.rpush(key, 'a', 'b'),
+      'unreadable',
+    ],
     ['JSON that is no record', (raw: ReturnType<typeof rawClient>, key: string) => raw.set(key, '{"hello":"world"}'), 'envelope'],
     [
       'a record of another state format (another scaler version)',
       (raw: ReturnType<typeof rawClient>, key: string) =>
-        raw.set(key, JSON.stringify({ format: 2, scalerVersion: '0.9.0', writerId: 'newer', atMs: 1, payload: { totally: 'different' } })),
+        raw.set(
+          key,
+          JSON.stringify({ format: 2, scalerVersion: '0.9.0', writerId: 'newer', atMs: 1, payload: { totally: 'different' } }),
+        ),
       'format',
     ],
     [
       'a record whose payload fails validation',
       (raw: ReturnType<typeof rawClient>, key: string) =>
-        raw.set(key, JSON.stringify({ format: 1, scalerVersion: '0.1.0', writerId: 'x', atMs: 1, payload: { idleGapsSeconds: 'lots', lastDesiredReplicas: -0.5 } })),
+        raw.set(
+          key,
+          JSON.stringify({
+            format: 1,
+            scalerVersion: '0.1.0',
+            writerId: 'x',
+            atMs: 1,
+            payload: { idleGapsSeconds: 'lots', lastDesiredReplicas: -0.5 },
+          }),
+        ),
       'payload',
     ],
   ])('%s', async (_name, write, reason) => {
@@ -308,7 +332,9 @@ describe('the store goes away and comes back', () => {
     expect(await metric(a, 'state_store_up')).toMatch(/ 0$/m);
     expect(await metric(a, 'state_store_errors_total')).toMatch(/op="read"} 20/);
     // One line for the outage, not one per failed call.
-    expect(warnings(a).map((l) => l.msg)).toEqual(['state store unreachable: each replica evaluates on its own state until it is back']);
+    expect(warnings(a).map((l) => l.msg)).toEqual([
+      'state store unreachable: each replica evaluates on its own state until it is back',
+    ]);
     // The other replica never noticed.
     expect(b.store.health).toBe('up');
 
@@ -345,7 +371,9 @@ describe('the store goes away and comes back', () => {
       calls++;
     }
     expect(calls).toBeGreaterThan(5);
-    expect(warnings(a).map((l) => l.msg)).toEqual(['state store unreachable: each replica evaluates on its own state until it is back']);
+    expect(warnings(a).map((l) => l.msg)).toEqual([
+      'state store unreachable: each replica evaluates on its own state until it is back',
+    ]);
 
     proxy.heal();
     await eventually(async () => (a.store.health === 'up' ? true : undefined), 15_000, 50);
@@ -399,19 +427,44 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
     dir = mkdtempSync(join(tmpdir(), 'kis-store-tls-'));
     const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    for (const ca of ['ca', 'other-ca']) openssl('req', '-x509', ...ec, '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
+    for (const ca of ['ca', 'other-ca'])
+      openssl('req', '-x509', ...ec, '-days', '2', '-subj', `/CN=${ca}`, '-keyout', `${ca}.key`, '-out', `${ca}.crt`);
     writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
     openssl('req', '-new', ...ec, '-subj', '/CN=store', '-keyout', 'server.key', '-out', 'server.csr');
-    openssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '2', '-extfile', 'server.ext', '-out', 'server.crt');
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      'server.csr',
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '2',
+      '-extfile',
+      'server.ext',
+      '-out',
+      'server.crt',
+    );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   async function storeFor(config: Omit<StateStoreConfig, 'CACHE_TTL_MS'>): Promise<{ store: StateStore<History>; logs: string }> {
     let logs = '';
     const logger = pino({ level: 'info' }, { write: (line: string) => (logs += line) });
-    const store = await createStateStore<History>({ ...config, CACHE_TTL_MS: 1000 }, { format: 1, schema: history, logger, metrics: new StateStoreMetrics(new Registry()) });
+    const store = await createStateStore<History>(
+      { ...config, CACHE_TTL_MS: 1000 },
+      { format: 1, schema: history, logger, metrics: new StateStoreMetrics(new Registry()) },
+    );
     opened.push(store);
-    return { store, get logs() { return logs; } };
+    return {
+      store,
+      get logs() {
+        return logs;
+      },
+    };
   }
 
   it('logs in with the password from STATE_STORE_PASSWORD or the URL; a wrong one leaves it degraded, and no log line holds either', async () => {
@@ -430,12 +483,17 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
   });
 
   it('speaks TLS to a rediss:// store whose certificate chains to STATE_STORE_TLS_CA_FILE, and refuses one that does not', async () => {
-    await using server = await OwnRedis.start({ tls: { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') } });
+    await using server = await OwnRedis.start({
+      tls: { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), caFile: join(dir, 'ca.crt') },
+    });
     const trusted = await storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'ca.crt') });
     expect(trusted.store.health).toBe('up');
     expect(await trusted.store.acquireLease('k')).toBe(true);
     const untrusted = await storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'other-ca.crt') });
     expect(untrusted.store.health).toBe('degraded');
+    await expect(storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'missing.crt') })).rejects.toThrow(
+      /STATE_STORE_TLS_CA_FILE .*missing\.crt/,
+    );
     // Without TLS the server does not answer at all.
     const plain = await storeFor({ STATE_STORE_URL: server.url.replace('rediss:', 'redis:') });
     expect(plain.store.health).toBe('degraded');

@@ -26,7 +26,8 @@ export class OwnRedis implements AsyncDisposable {
 
   static async start(options: OwnRedisOptions = {}): Promise<OwnRedis> {
     const binary = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => existsSync(p));
-    if (binary === undefined) throw new Error('redis-server not found: `scripts/services.sh up redis` installs it (Debian redis-server)');
+    if (binary === undefined)
+      throw new Error('redis-server not found: `scripts/services.sh up redis` installs it (Debian redis-server)');
     const port = await freePort();
     const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
     if (options.password !== undefined) args.push('--requirepass', options.password);

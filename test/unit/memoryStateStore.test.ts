@@ -16,7 +16,7 @@ function store(now: () => number, registry = new Registry()) {
   });
 }
 
-describe('MemoryStateStore: one process, today\'s behaviour', () => {
+describe("MemoryStateStore: one process, today's behaviour", () => {
   it('is always the writer, up, and never calls a subscriber or health listener', async () => {
     const s = store(() => 0);
     expect(s.kind).toBe('memory');

@@ -5,16 +5,22 @@ describe('parseStoreUrl', () => {
   it.each([
     ['redis://valkey.keda:6379', { host: 'valkey.keda', port: 6379, db: 0, tls: false }],
     ['redis://valkey.keda', { host: 'valkey.keda', port: 6379, db: 0, tls: false }],
-    ['rediss://scaler:p%40ss@cache.example.com:6380/3', { host: 'cache.example.com', port: 6380, db: 3, tls: true, username: 'scaler', password: 'p@ss' }],
+    [
+      'rediss://scaler:p%40ss@cache.example.com:6380/3',
+      { host: 'cache.example.com', port: 6380, db: 3, tls: true, username: 'scaler', password: 'p@ss' },
+    ],
     ['redis://:s3cret@127.0.0.1:16379/', { host: '127.0.0.1', port: 16379, db: 0, tls: false, password: 's3cret' }],
     ['redis://[::1]:6379', { host: '::1', port: 6379, db: 0, tls: false }],
   ])('%s', (url, expected) => {
     expect(parseStoreUrl(url)).toEqual(expected);
   });
 
-  it.each(['valkey:6379', 'redis://', 'redis://h:6379/db', 'redis://h:6379/0?tls=true', 'unix:///tmp/redis.sock'])('refuses %s', (url) => {
-    expect(() => parseStoreUrl(url)).toThrow(StoreUrlError);
-  });
+  it.each(['valkey:6379', 'redis://', 'redis://h:6379/db', 'redis://h:6379/0?tls=true', 'unix:///tmp/redis.sock'])(
+    'refuses %s',
+    (url) => {
+      expect(() => parseStoreUrl(url)).toThrow(StoreUrlError);
+    },
+  );
 });
 
 describe('describeStore', () => {

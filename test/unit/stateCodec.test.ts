@@ -37,11 +37,19 @@ describe('decodeRecord', () => {
     ['null', 'null', 'envelope'],
     ['an object without a format', JSON.stringify({ payload: {} }), 'envelope'],
     ['a format that is not a number', JSON.stringify({ ...record, format: '3' }), 'envelope'],
-    ['a record of another format (another scaler version)', JSON.stringify({ ...record, format: 4, scalerVersion: '0.2.0' }), 'format'],
+    [
+      'a record of another format (another scaler version)',
+      JSON.stringify({ ...record, format: 4, scalerVersion: '0.2.0' }),
+      'format',
+    ],
     ['a record without a writer', JSON.stringify({ ...record, writerId: undefined }), 'envelope'],
     ['a time that is not finite', JSON.stringify({ ...record, atMs: 'soon' }), 'envelope'],
     ['a payload that fails the schema', JSON.stringify({ ...record, payload: { idleGapsSeconds: 'many' } }), 'payload'],
-    ['a payload with a fraction where an integer goes', JSON.stringify({ ...record, payload: { idleGapsSeconds: [], lastDesiredReplicas: 1.5 } }), 'payload'],
+    [
+      'a payload with a fraction where an integer goes',
+      JSON.stringify({ ...record, payload: { idleGapsSeconds: [], lastDesiredReplicas: 1.5 } }),
+      'payload',
+    ],
   ])('rejects %s as %s, without throwing', (_name, text, reason) => {
     const decoded = decodeRecord(text, 3, schema);
     expect(decoded).toMatchObject({ ok: false, reason });
