@@ -43,6 +43,13 @@ describe('bench:decisions arguments', () => {
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
   });
 
+  it('hands --late-cost to the model as lateRequestCost, and only when given', () => {
+    expect(parseArgs(['--late-cost', '20']).lateCost).toBe(20);
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--late-cost', '20']))[0]!.model).toEqual({ lateRequestCost: '20' });
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.model).toBeUndefined();
+    expect(() => parseArgs(['--late-cost', '-1'])).toThrow('--late-cost "-1": want a number of GPU-seconds >= 0');
+  });
+
   it('makes one job per trace and seed, each with every objective and the KEDA grid', () => {
     const list = jobs([{ synthetic: 'sessions' }, { file: 'x.csv' }], parseArgs(['--objective', '30']));
     expect(list).toHaveLength(6);

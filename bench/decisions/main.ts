@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -44,9 +44,12 @@ export interface Args {
   readonly objectives: readonly number[];
   readonly ablation: boolean;
   readonly threads: number | undefined;
+  /** The model's lateRequestCost (its default when undefined). */
+  readonly lateCost: number | undefined;
 }
 
-const USAGE = 'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--ablation] [--threads N]';
+const USAGE =
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--ablation] [--threads N]';
 
 export function parseArgs(argv: readonly string[]): Args {
   const traces: string[] = [];
@@ -55,6 +58,7 @@ export function parseArgs(argv: readonly string[]): Args {
   let objectives: readonly number[] = OBJECTIVES;
   let ablation = false;
   let threads: number | undefined;
+  let lateCost: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -74,9 +78,10 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (a === '--objective') objectives = [number((n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0')];
     else if (a === '--ablation') ablation = true;
     else if (a === '--threads') threads = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
+    else if (a === '--late-cost') lateCost = number((n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0');
     else throw new Error(`unknown argument ${a}; ${USAGE}`);
   }
-  return { traces, json, seeds, objectives, ablation, threads };
+  return { traces, json, seeds, objectives, ablation, threads, lateCost };
 }
 
 function table(results: readonly Row[], objectiveS: number): string {
@@ -102,8 +107,16 @@ function table(results: readonly Row[], objectiveS: number): string {
 }
 
 export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
+  const model = args.lateCost === undefined ? undefined : { lateRequestCost: String(args.lateCost) };
   return args.seeds.flatMap((seed) =>
-    specs.map((trace) => ({ trace, seed, objectives: args.objectives, ablation: args.ablation, grid: true })),
+    specs.map((trace) => ({
+      trace,
+      seed,
+      objectives: args.objectives,
+      ablation: args.ablation,
+      grid: true,
+      ...(model && { model }),
+    })),
   );
 }
 

@@ -73,6 +73,8 @@ export interface Job {
   readonly seed: number;
   readonly objectives: readonly number[];
   readonly ablation: boolean;
+  /** Extra trigger metadata for the model (e.g. lateRequestCost). */
+  readonly model?: Readonly<Record<string, string>>;
   /** Run KEDA_GRID too (for keda-tuned). */
   readonly grid: boolean;
 }
@@ -97,7 +99,8 @@ export async function runJob(job: Job): Promise<Row[]> {
   await add(kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue'), job.objectives, KEDA_QUEUE_DEFAULT);
   await add(kedaQueueGpu(), job.objectives);
   if (job.ablation) await add(kedaQueueTuned(), job.objectives);
-  for (const objectiveS of job.objectives) await add(modelPolicy({ drainSeconds: String(objectiveS) }), [objectiveS]);
+  for (const objectiveS of job.objectives)
+    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }), [objectiveS]);
   await add(alwaysOn(), job.objectives);
   await add(oracle(), job.objectives);
   if (job.grid) {
