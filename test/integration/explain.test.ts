@@ -46,6 +46,22 @@ describe('keda-inference-scaler explain', () => {
     expect(json.map((v) => v.desiredReplicas)).toEqual([5]);
   });
 
+  it('names the model’s terms: waiting, throughput and where it came from, the priced steady fleet when T < C', async () => {
+    const queue = await rabbit.queue(23);
+    const metadata = {
+      'rabbitmq.host': requireService('RABBITMQ_URL'),
+      'rabbitmq.queueName': queue,
+      throughputPerReplica: '2',
+      drainSeconds: '15',
+      coldStartSeconds: '60',
+    };
+    await t.client.getMetrics(ref(metadata, 'explain-terms', 'explain-ns'));
+    const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'explain-terms');
+    for (const term of ['waiting = 23', 'throughputSource = configured', 'serviceSeconds = 2.5', 'slotsPerReplica = 5', 'rateReplicas = ', 'projectedBacklog = ', 'noiseMessages = ', 'keepWarmSeconds = ']) {
+      expect(stdout).toContain(term);
+    }
+  });
+
   it('says so, with exit code 3, for a ScaledObject it has not been asked about', async () => {
     const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as { code: number; stdout: string };
     expect(err.code).toBe(3);
