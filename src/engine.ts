@@ -1,23 +1,24 @@
 // The scaler's core path: request metadata -> trigger (schema) -> readings (cache -> sources)
-// -> decision (model). The gRPC layer only translates; the simulator calls the model directly.
+// -> decision (model). The gRPC handlers and the simulator both call evaluate(); the gRPC layer
+// only translates. With a shared state store, each decision starts from the newest learned state
+// any replica has published (src/state/shared.ts), so replicas answer alike.
 import { type Observation, ReadCache } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
 import { type RateState, updateRates } from './model/rates.ts';
-import type { Decision, Signals, TriggerHistory } from './model/types.ts';
+import { type SourceSignals, sumSignals } from './model/signals.ts';
+import type { Decision, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
+import type { SharedTriggerState } from './state/payload.ts';
+import type { SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
-import type { ConnectionProfiles, GpuSourceConfig, Trigger } from './trigger/types.ts';
+import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
 import { statusName, toServiceError } from './errors.ts';
 
-export interface TriggerRef {
-  readonly name: string;
-  readonly namespace: string;
-  readonly metadata: Readonly<Record<string, string>>;
-}
+export type { TriggerRef } from './trigger/types.ts';
 
 export interface Evaluation {
   readonly trigger: Trigger;
@@ -35,8 +36,10 @@ export interface EngineOptions {
   readonly profiles?: ConnectionProfiles;
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly now?: () => number;
-  /** Triggers not evaluated for this long lose their history and metric series. */
+  /** Triggers, and rates of sources, not seen for this long are forgotten. */
   readonly triggerIdleMs?: number;
+  /** Learned state shared by the scaler's replicas; absent, each process keeps its own. */
+  readonly shared?: SharedState<SharedTriggerState>;
 }
 
 const MAX_PARSED = 20_000;
@@ -57,7 +60,14 @@ interface TriggerState {
   lastEvaluation?: Evaluation;
   /** The readings behind lastEvaluation (cache entries, compared by identity). */
   observations?: readonly Observation[];
+  /** The shared record lastEvaluation started from (its time), when it started from one. */
+  baseAtMs?: number;
   lastSeenMs: number;
+}
+
+/** Calls `then` with a value now, or once a promise settles: the request path allocates no promise for a cached answer. */
+export function settle<T, R>(value: T | Promise<T>, then: (value: T) => R): R | Promise<R> {
+  return value instanceof Promise ? value.then(then) : then(value);
 }
 
 export class Engine {
@@ -108,40 +118,19 @@ export class Engine {
     return result;
   }
 
-  /** Reads every source of the trigger (through the cache) and runs the model. */
-  async evaluate(ref: TriggerRef, options: EvaluateOptions = {}): Promise<Evaluation> {
-    return this.evaluateTrigger(this.trigger(ref), options);
-  }
-
-  /** evaluate() for a trigger already parsed (a stream's, checked every interval). */
-  async evaluateTrigger(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
-    return this.evaluateCached(trigger, options) ?? this.readAndEvaluate(trigger, options);
-  }
-
   /**
-   * evaluateTrigger() once evaluateCached() has found no fresh reading: reads the sources through
-   * the cache (one query per source per interval, shared by every caller) and runs the model.
-   * For callers that tried evaluateCached() themselves, so the miss is not looked up twice.
+   * The trigger's answer: at once, without a promise, when every reading it needs is fresh in the
+   * cache (nearly every call: a source is read once per interval, and every call in between finds
+   * its reading), else once its sources are read (one query per source per interval, shared by
+   * every caller). One decision per reading: calls that find the readings of the last decision
+   * get that decision. Rejects with the source's error when a source cannot be read.
    */
-  async readAndEvaluate(trigger: Trigger, options: EvaluateOptions = {}): Promise<Evaluation> {
-    const found = this.sourcesOf(trigger);
-    // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
-    const sources = found instanceof Promise ? await found : found;
-    // All or nothing: a partial sum would look smaller than the truth.
-    const observations =
-      sources.length === 1
-        ? [await this.cache.read(sources[0]!.source, options.maxAgeMs)]
-        : await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
-    return this.decideOn(trigger, sources, observations);
+  evaluate(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | Promise<Evaluation> {
+    return this.cached(trigger, options) ?? this.readAndDecide(trigger, options);
   }
 
-  /**
-   * evaluateTrigger() when every reading it needs is fresh in the cache, without a promise or a
-   * query: the answer to nearly every call (a source is read once per cache interval, and every
-   * other call in between finds its reading). Undefined when a reading must be fetched (or a
-   * failed read is remembered): then readAndEvaluate.
-   */
-  evaluateCached(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | undefined {
+  /** The answer from fresh cached readings, or undefined when a reading must be fetched. */
+  private cached(trigger: Trigger, options: EvaluateOptions): Evaluation | undefined {
     const sources = this.triggerSources.get(trigger);
     if (sources === undefined) return undefined;
     const nowMs = this.now();
@@ -158,40 +147,80 @@ export class Engine {
       if (observations === undefined && observation !== last?.[i]) observations = last?.slice(0, i) ?? [];
       observations?.push(observation);
     }
-    if (observations === undefined && last !== undefined) {
+    if (observations === undefined && last !== undefined && !this.newerShared(trigger.id, state!)) {
       // The readings of the last decision (the common case): nothing to allocate.
       state!.lastSeenMs = nowMs;
       return state!.lastEvaluation;
     }
-    return this.decideOn(trigger, sources, observations ?? []);
+    return this.decideOn(trigger, sources, observations ?? last ?? []);
+  }
+
+  private async readAndDecide(trigger: Trigger, options: EvaluateOptions): Promise<Evaluation> {
+    const found = this.sourcesOf(trigger);
+    // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
+    const sources = found instanceof Promise ? await found : found;
+    // First sight of the trigger with a shared store: its lease and record, before its first
+    // answer, so a replica that just started answers from what was learned (bounded by the store).
+    const { shared } = this.options;
+    if (shared !== undefined && shared.view(trigger.id) === undefined) await shared.track(trigger.id);
+    // All or nothing: a partial sum would look smaller than the truth.
+    const observations =
+      sources.length === 1
+        ? [await this.cache.read(sources[0]!.source, options.maxAgeMs)]
+        : await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
+    return this.decideOn(trigger, sources, observations);
+  }
+
+  /** A follower's writer published since the last decision: decide again from its state. */
+  private newerShared(id: string, state: TriggerState): boolean {
+    const view = this.options.shared?.view(id);
+    return view?.role === 'follower' && view.record !== undefined && view.record.atMs !== state.baseAtMs;
   }
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
     const nowMs = this.now();
     this.sweep(nowMs);
     let state = this.triggers.get(trigger.id);
-    // One decision per reading: calls that get the same cached readings (GetMetrics, IsActive and
-    // the streams of one KEDA sync) get the same answer, without running the model again.
-    if (state?.lastEvaluation !== undefined && sameObservations(state.observations, observations)) {
+    if (
+      state?.lastEvaluation !== undefined &&
+      sameObservations(state.observations, observations) &&
+      !this.newerShared(trigger.id, state)
+    ) {
       state.lastSeenMs = nowMs;
       return state.lastEvaluation;
     }
-    const signals = this.signals(sources, observations);
     state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
-    const { decision, history } = decide({ signals, scaling: trigger.scaling, history: state.history, nowMs });
+    // The state to decide from: a follower's, the writer's latest record; a process with none of
+    // its own (just started), the record too; else its own.
+    const view = this.options.shared?.view(trigger.id);
+    const record = view?.record;
+    const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
+    const base = fromRecord ? record.payload.history : state.history;
+    const { decision, history } = decide({
+      signals: this.signals(sources, observations),
+      scaling: trigger.scaling,
+      history: base,
+      nowMs,
+    });
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
     const last = state.lastEvaluation;
-    const evaluation: Evaluation =
-      last !== undefined && last.trigger === trigger && sameDecision(last.decision, decision)
-        ? last
-        : { trigger, decision, metricValue: decision.desiredReplicas };
+    const same = last !== undefined && last.trigger === trigger && sameDecision(last.decision, decision);
+    const evaluation: Evaluation = same ? last : { trigger, decision, metricValue: decision.desiredReplicas };
     state.trigger = trigger;
     state.history = history;
     state.observations = observations;
+    state.baseAtMs = fromRecord ? record.atMs : undefined;
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);
+    if (view?.role === 'writer') {
+      const changed =
+        last === undefined ||
+        last.decision.desiredReplicas !== decision.desiredReplicas ||
+        last.decision.active !== decision.active;
+      this.options.shared!.offer(trigger.id, { history }, nowMs, changed);
+    }
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(
         {
@@ -199,6 +228,7 @@ export class Engine {
           desiredReplicas: decision.desiredReplicas,
           active: decision.active,
           explanation: decision.explanation,
+          ...(view !== undefined && { stateRole: view.role }),
         },
         'decision',
       );
@@ -240,66 +270,36 @@ export class Engine {
     for (const state of this.triggers.values()) if (state.lastEvaluation !== undefined) yield state.lastEvaluation;
   }
 
-  private signals(sources: readonly TriggerSource[], observations: readonly Observation[]): Signals {
-    let backlog = 0;
-    let busyGpus: number | undefined;
-    let gpu: GpuSourceConfig | undefined;
-    let consumers: number | undefined;
-    let arrival: number | undefined = 0;
-    let service: number | undefined = 0;
-    let servedTotal: number | undefined = 0;
-    let arrivedTotal: number | undefined = 0;
-    let waiting: number | undefined = 0;
-    let inFlight: number | undefined = 0;
-    let cap: number | undefined = 0;
-    let queueSources = 0;
-    sources.forEach(({ config, source }, i) => {
-      const reading = observations[i]!.reading;
-      if (config.kind === 'gpu') {
-        busyGpus = (busyGpus ?? 0) + (reading.busyGpus ?? 0);
-        gpu ??= config;
-        return;
-      }
-      queueSources++;
-      backlog += reading.backlog;
-      if (reading.consumers !== undefined) consumers = Math.max(consumers ?? 0, reading.consumers);
-      const rates = this.rates.get(source.identity);
-      arrival =
-        arrival === undefined || rates?.arrivalRatePerSecond === undefined ? undefined : arrival + rates.arrivalRatePerSecond;
-      service =
-        service === undefined || rates?.serviceRatePerSecond === undefined ? undefined : service + rates.serviceRatePerSecond;
-      servedTotal =
-        servedTotal === undefined || reading.servedTotal === undefined ? undefined : servedTotal + reading.servedTotal;
-      arrivedTotal =
-        arrivedTotal === undefined || reading.arrivedTotal === undefined ? undefined : arrivedTotal + reading.arrivedTotal;
-      waiting = waiting === undefined || reading.waiting === undefined ? undefined : waiting + reading.waiting;
-      inFlight = inFlight === undefined || reading.inFlight === undefined ? undefined : inFlight + reading.inFlight;
-      cap = cap === undefined || reading.replicaCap === undefined ? undefined : cap + reading.replicaCap;
-    });
-    const gpuConfig = gpu as GpuSourceConfig | undefined;
-    // Built field by field, not from spreads: a spread per optional figure allocated a small object
-    // per call (npm run bench:engine: some 300 bytes less allocated per decision).
-    const out: { -readonly [K in keyof Signals]: Signals[K] } = { backlog };
-    if (queueSources > 0 && arrival !== undefined) out.arrivalRatePerSecond = arrival;
-    if (queueSources > 0 && service !== undefined) out.serviceRatePerSecond = service;
-    if (queueSources > 0 && servedTotal !== undefined) out.servedTotal = servedTotal;
-    if (queueSources > 0 && arrivedTotal !== undefined) out.arrivedTotal = arrivedTotal;
-    if (queueSources > 0 && waiting !== undefined) out.waiting = waiting;
-    if (queueSources > 0 && inFlight !== undefined) out.inFlight = inFlight;
-    if (consumers !== undefined) out.consumers = consumers;
-    if (queueSources > 0 && cap !== undefined) out.replicaCap = cap;
-    if (gpuConfig !== undefined) {
-      out.busyGpus = busyGpus;
-      out.gpuTargetUtilization = gpuConfig.targetUtilization;
-      out.gpuActivationThreshold = gpuConfig.activationThreshold;
-    }
-    return out;
+  /** Each source's reading with its rates, summed by model/signals.ts. */
+  private signals(sources: readonly TriggerSource[], observations: readonly Observation[]) {
+    return sumSignals(
+      sources.map(({ config, source }, i): SourceSignals => {
+        const reading = observations[i]!.reading;
+        if (config.kind === 'gpu') {
+          return {
+            kind: 'gpu',
+            backlog: 0,
+            busyGpus: reading.busyGpus ?? 0,
+            gpuTargetUtilization: config.targetUtilization,
+            gpuActivationThreshold: config.activationThreshold,
+          };
+        }
+        const rates = this.rates.get(source.identity);
+        return {
+          kind: 'queue',
+          ...reading,
+          arrivalRatePerSecond: rates?.arrivalRatePerSecond,
+          serviceRatePerSecond: rates?.serviceRatePerSecond,
+        };
+      }),
+    );
   }
 
   private observeRates(source: Source, observation: Observation): void {
     this.rates.set(source.identity, updateRates(this.rates.get(source.identity), observation.reading, observation.atMs));
   }
 
+  /** Forgets triggers (their shared leases too) and source rates not seen for the idle window. */
   private sweep(nowMs: number): void {
     const idle = this.options.triggerIdleMs ?? 30 * 60_000;
     if (nowMs - this.lastSweepMs < idle / 10) return;
@@ -307,8 +307,10 @@ export class Engine {
     for (const [id, state] of this.triggers) {
       if (nowMs - state.lastSeenMs > idle) {
         this.triggers.delete(id);
+        this.options.shared?.forget(id);
       }
     }
+    for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
   }
 }
 

@@ -1,9 +1,11 @@
 // Policy (c): this scaler's model through the server's own code path. A real Engine (trigger
 // schema, read cache, rate estimation, model) runs on the simulated clock and reads a simulated
 // broker through a SourceDriver registered in a SourceRegistry, exactly as the gRPC handlers do:
-// IsActive and GetMetrics call engine.evaluate, StreamIsActive re-evaluates every second.
+// IsActive and GetMetrics call engine.evaluate, StreamIsActive re-evaluates every second: the path
+// the gRPC handlers take.
 import { Registry } from 'prom-client';
-import { Engine, type TriggerRef } from '../../src/engine.ts';
+import { Engine } from '../../src/engine.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
@@ -84,10 +86,11 @@ export function modelPolicy(
         now: () => Math.round(ctx.now() * 1000),
       });
       const ref: TriggerRef = { name: 'inference', namespace: 'bench', metadata };
-      const active = async () => (await engine.evaluate(ref)).decision.active;
+      const trigger = engine.trigger(ref);
+      const active = async () => (await engine.evaluate(trigger)).decision.active;
       return {
         isActive: active,
-        metrics: async () => [{ value: (await engine.evaluate(ref)).metricValue, target: 1 }],
+        metrics: async () => [{ value: (await engine.evaluate(trigger)).metricValue, target: 1 }],
         stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: active },
       };
     },

@@ -8,7 +8,8 @@
 // (node --expose-gc with semi-spaces large enough that a round allocates without a scavenge)
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { Engine, type TriggerRef } from '../../src/engine.ts';
+import { Engine } from '../../src/engine.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
@@ -64,7 +65,7 @@ async function measure(backlogOf: (queue: number, round: number) => number) {
   const evaluateAll = async () => {
     round++;
     clock.ms += CACHE_TTL_MS + 100;
-    for (const ref of refs) await engine.evaluate(ref);
+    for (const ref of refs) await engine.evaluate(engine.trigger(ref));
   };
   for (let r = 0; r < rounds; r++) await evaluateAll();
   gc!({ type: 'major', execution: 'sync' });

@@ -3,7 +3,17 @@
 // so the load generator never shares an event loop with what it measures. Stopped by pid with
 // SIGTERM (the scaler then writes its --cpu-prof profile).
 import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  copyFileSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -67,6 +77,8 @@ export interface ScalerOptions {
   readonly compiledDir?: string;
   /** Checkout whose src/main.ts runs (default: this one). */
   readonly scalerDir?: string;
+  /** The scaler's STATE_STORE_URL (default: none, in memory). */
+  readonly stateStore?: string;
 }
 
 /**
@@ -77,7 +89,9 @@ export interface ScalerOptions {
 export function buildScaler(dir: string, from = ROOT): string {
   const source = from.endsWith('/') ? from : `${from}/`;
   if (!existsSync(`${source}tsconfig.build.json`)) {
-    throw new Error(`${source}tsconfig.build.json is missing: copy it (and tsconfig.json) into the checkout, or run its src/main.ts with --source`);
+    throw new Error(
+      `${source}tsconfig.build.json is missing: copy it (and tsconfig.json) into the checkout, or run its src/main.ts with --source`,
+    );
   }
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
@@ -120,6 +134,7 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
       LOG_LEVEL: 'info',
       CACHE_TTL_MS: String(options.cacheTtlMs),
       STREAM_INTERVAL_MS: String(options.streamIntervalMs),
+      ...(options.stateStore !== undefined ? { STATE_STORE_URL: options.stateStore } : {}),
     },
   });
   const ready = await firstJsonLine(child, 'grpcPort', 'scaler');
@@ -138,14 +153,23 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
 }
 
 /** The floor, run with the same node flags as the scaler (a like-for-like runtime). */
-export async function startFloorProcess(nodeArgs: readonly string[] = [], profileDir?: string): Promise<{
+export async function startFloorProcess(
+  nodeArgs: readonly string[] = [],
+  profileDir?: string,
+): Promise<{
   child: ChildProcess;
   pid: number;
   grpcPort: number;
   stop(): Promise<void>;
 }> {
-  const profile = profileDir !== undefined ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `floor-${Date.now()}.cpuprofile`] : [];
-  const child = spawn(process.execPath, [...nodeArgs, ...profile, 'bench/server/floorServer.ts'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const profile =
+    profileDir !== undefined
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `floor-${Date.now()}.cpuprofile`]
+      : [];
+  const child = spawn(process.execPath, [...nodeArgs, ...profile, 'bench/server/floorServer.ts'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const ready = await firstJsonLine(child, 'grpcPort', 'floor server');
   drainStdout(child, process.env.BENCH_FLOOR_OUT);
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };

@@ -10,7 +10,8 @@ import { parseArgs } from 'node:util';
 export function shippedNodeArgs(packageJson = new URL('../../package.json', import.meta.url)): string[] {
   const start: string = JSON.parse(readFileSync(packageJson, 'utf8')).scripts.start;
   const words = start.split(/\s+/);
-  if (words[0] !== 'node') throw new Error(`package.json scripts.start: expected "node [flags] <entry>", got ${JSON.stringify(start)}`);
+  if (words[0] !== 'node')
+    throw new Error(`package.json scripts.start: expected "node [flags] <entry>", got ${JSON.stringify(start)}`);
   return words.slice(1, -1);
 }
 
@@ -56,6 +57,8 @@ export interface BenchFlags {
   readonly scalerDir: string | undefined;
   /** Load generator (go: grpc-go like KEDA; node: grpc-js); undefined: go when on PATH. */
   readonly loadgen: 'go' | 'node' | undefined;
+  /** STATE_STORE_URL of the scaler: a shared store (Redis/Valkey) instead of the in-memory default. */
+  readonly stateStore: string | undefined;
   readonly help: boolean;
 }
 
@@ -84,6 +87,7 @@ export const USAGE = `npm run bench:server -- [flags]
                       temporary dist/ (as the image runs it; the default)
   --scaler-dir DIR    run another checkout (e.g. git archive of an older commit, with its tsconfig files)
   --loadgen go|node   load generator: grpc-go (built on first use) or grpc-js (default go if on PATH)
+  --state-store URL   the scaler's STATE_STORE_URL (redis://...): measure with a shared state store
 `;
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
@@ -121,6 +125,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       'memory-only': { type: 'boolean' },
       'scaler-dir': { type: 'string' },
       loadgen: { type: 'string' },
+      'state-store': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -152,6 +157,7 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     memoryOnly: values['memory-only'] ?? false,
     scalerDir: values['scaler-dir'],
     loadgen: values.loadgen as 'go' | 'node' | undefined,
+    stateStore: values['state-store'],
     help: values.help ?? false,
   };
 }

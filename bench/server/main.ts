@@ -31,7 +31,11 @@ const CACHED_SOURCES = 'keda_inference_scaler_cached_sources';
 const REQUEST_SECONDS = 'keda_inference_scaler_grpc_request_duration_seconds';
 /** The Helm chart's V8 heap cap (values.yaml nodeHeapMb), for the memory phase "as the chart runs it". */
 const CHART_OLD_SPACE_MB = Number(
-  (parseYaml(readFileSync(new URL('../../deploy/helm/keda-inference-scaler/values.yaml', import.meta.url), 'utf8')) as { nodeHeapMb: number }).nodeHeapMb,
+  (
+    parseYaml(readFileSync(new URL('../../deploy/helm/keda-inference-scaler/values.yaml', import.meta.url), 'utf8')) as {
+      nodeHeapMb: number;
+    }
+  ).nodeHeapMb,
 );
 /** How often the memory phase scrapes /metrics, throughout, as Prometheus would (it usually waits 15-30 s). */
 const SCRAPE_EVERY_S = 5;
@@ -185,6 +189,7 @@ async function main(): Promise<void> {
       streamIntervalMs: flags.streamIntervalMs,
       nodeArgs: flags.nodeArgs,
       ...(flags.scalerDir !== undefined ? { scalerDir: flags.scalerDir } : {}),
+      ...(flags.stateStore !== undefined ? { stateStore: flags.stateStore } : {}),
       ...(flags.compiled ? { compiledDir: buildScaler(compiledDir, flags.scalerDir) } : {}),
     };
     /**
@@ -195,7 +200,9 @@ async function main(): Promise<void> {
     const memoryPhase = async (loadgen: LoadGenerator, limited: boolean) => {
       const nodeArgs = limited ? [...flags.nodeArgs, `--max-old-space-size=${CHART_OLD_SPACE_MB}`] : flags.nodeArgs;
       const nodeArgsText = nodeArgs.length ? nodeArgs.join(' ') : 'none';
-      log(`memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues (node args: ${nodeArgsText})`);
+      log(
+        `memory: a fresh scaler with ${flags.memoryTriggers} triggers over ${flags.queues} queues (node args: ${nodeArgsText})`,
+      );
       const fresh = await startScalerProcess({ ...scalerOptions, nodeArgs });
       children.push(fresh);
       // Idle: started, nothing asked yet (sampled after 3 s, when start-up garbage is collected).
@@ -232,7 +239,12 @@ async function main(): Promise<void> {
       // Then KEDA's pattern over all of them (GetMetrics + IsActive per trigger, at --rate), the
       // steady state of a cluster with that many ScaledObjects: RSS sampled each second.
       log(`  under ${flags.rate} req/s over the ${flags.memoryTriggers} triggers for ${flags.durationSeconds} s`);
-      const running = loadgen.send<RunResult>({ cmd: 'run', spec: memSpec, rate: flags.rate, durationMs: flags.durationSeconds * 1000 });
+      const running = loadgen.send<RunResult>({
+        cmd: 'run',
+        spec: memSpec,
+        rate: flags.rate,
+        durationMs: flags.durationSeconds * 1000,
+      });
       let loadedPeakRssMb = 0;
       let done = false;
       void running.finally(() => (done = true));
@@ -254,7 +266,22 @@ async function main(): Promise<void> {
       if (r.errors > 0) log(`memory phase: ${r.errors} errors while registering`);
       await fresh.stop();
       const errors = r.errors + loaded.errors;
-      return { limited, nodeArgsText, triggers: flags.memoryTriggers, idleRssMb, rssMb, peakRssMb, loadedPeakRssMb, scrapedRssMb, scrapeMsMax: Math.max(...scrapes), heapUsedMb, heapTotalMb, series, registerMs: r.ms, errors };
+      return {
+        limited,
+        nodeArgsText,
+        triggers: flags.memoryTriggers,
+        idleRssMb,
+        rssMb,
+        peakRssMb,
+        loadedPeakRssMb,
+        scrapedRssMb,
+        scrapeMsMax: Math.max(...scrapes),
+        heapUsedMb,
+        heapTotalMb,
+        series,
+        registerMs: r.ms,
+        errors,
+      };
     };
     type Memory = Awaited<ReturnType<typeof memoryPhase>>;
     const memoryPhases = async (loadgen: LoadGenerator) => [await memoryPhase(loadgen, false), await memoryPhase(loadgen, true)];
@@ -271,7 +298,9 @@ async function main(): Promise<void> {
       const loadgen = loadGenerator.start();
       children.push(loadgen);
       const memory = await memoryPhases(loadgen);
-      process.stdout.write(`\nkeda-inference-scaler server benchmark, memory phase  (${JSON.stringify(info)})\n${memory.map(memoryLine).join('')}`);
+      process.stdout.write(
+        `\nkeda-inference-scaler server benchmark, memory phase  (${JSON.stringify(info)})\n${memory.map(memoryLine).join('')}`,
+      );
       process.stdout.write(targetLines(memory.map(memoryCheck)));
       return;
     }
@@ -295,7 +324,10 @@ async function main(): Promise<void> {
     // stream code, optimized until then for grpc-js's streams, and 2.5-5 s of long scavenges
     // follow (docs/performance.md, round 5): a start-up cost, paid once.
     if (flags.warmupSeconds > 0) {
-      for (const [name, target] of [['scaler', scalerTarget], ['floor', floorTarget]] as const) {
+      for (const [name, target] of [
+        ['scaler', scalerTarget],
+        ['floor', floorTarget],
+      ] as const) {
         log(`warm-up: ${name}, ${flags.warmupSeconds} s at ${flags.rate} req/s, unmeasured`);
         await withStreams(loadgen, target, flags, spec, () =>
           measure(loadgen, target, spec, flags.rate, flags.warmupSeconds * 1000, flags.cacheTtlMs),
@@ -359,7 +391,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `scaler: ${flags.compiled ? `${flags.scalerDir ?? '.'} compiled (dist/main.js)` : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
+      `scaler: ${flags.compiled ? `${flags.scalerDir ?? '.'} compiled (dist/main.js)` : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, state store ${flags.stateStore === undefined ? 'in memory' : 'shared (STATE_STORE_URL)'}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
     );
     process.stdout.write(
       `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`,

@@ -1,7 +1,8 @@
 // The ExternalScaler gRPC service: translates KEDA's calls into Engine calls and errors into
 // statuses (through toServiceError). Knows gRPC, nothing about brokers or the model's insides.
 import type * as grpc from '@grpc/grpc-js';
-import type { Engine, Evaluation, TriggerRef } from '../engine.ts';
+import { type Engine, type Evaluation, settle } from '../engine.ts';
+import type { TriggerRef } from '../trigger/types.ts';
 import { InvalidTrigger, errorMessage, statusName, toServiceError } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
@@ -32,7 +33,13 @@ function isActiveResponse({ decision }: Evaluation): IsActiveResponse {
 
 function metricsResponse(request: GetMetricsRequest, { trigger, metricValue }: Evaluation): GetMetricsResponse {
   return {
-    metricValues: [{ metricName: request.metricName || trigger.metricName, metricValue: Math.round(metricValue), metricValueFloat: metricValue }],
+    metricValues: [
+      {
+        metricName: request.metricName || trigger.metricName,
+        metricValue: Math.round(metricValue),
+        metricValueFloat: metricValue,
+      },
+    ],
   };
 }
 
@@ -70,9 +77,7 @@ export class ExternalScalerService {
    */
   private evaluate<Res>(ref: ScaledObjectRef | null, respond: (evaluation: Evaluation) => Res): Res | Promise<Res> {
     const { engine } = this.options;
-    const trigger = engine.trigger(toRef(ref));
-    const cached = engine.evaluateCached(trigger);
-    return cached !== undefined ? respond(cached) : engine.readAndEvaluate(trigger).then(respond);
+    return settle(engine.evaluate(engine.trigger(toRef(ref))), respond);
   }
 
   /** Ends every open stream (KEDA re-opens them), for a graceful shutdown. */
@@ -182,7 +187,10 @@ export class ExternalScalerService {
     const failed = (err: unknown) => {
       const message = errorMessage(err);
       if (message !== lastError) {
-        logger.warn({ trigger: `${ref.namespace}/${ref.name}`, err: message }, 'stream check failed; sending nothing until the source answers');
+        logger.warn(
+          { trigger: `${ref.namespace}/${ref.name}`, err: message },
+          'stream check failed; sending nothing until the source answers',
+        );
         lastError = message;
       }
     };
@@ -207,20 +215,20 @@ export class ExternalScalerService {
         return;
       }
       const options = checks === 1 ? firstRecheck : later;
-      let cached: Evaluation | undefined;
+      let evaluation: Evaluation | Promise<Evaluation>;
       try {
-        cached = engine.evaluateCached(trigger, options);
+        evaluation = engine.evaluate(trigger, options);
       } catch (err) {
         // A timer callback has no caller to hand a throw to: log it and keep checking.
         failed(err);
         next();
         return;
       }
-      if (cached !== undefined) {
-        send(cached);
+      if (!(evaluation instanceof Promise)) {
+        send(evaluation);
         next();
       } else {
-        engine.readAndEvaluate(trigger, options).then(send, failed).finally(next);
+        evaluation.then(send, failed).finally(next);
       }
     };
     this.track('StreamIsActive', call, () => {
@@ -247,4 +255,3 @@ export class ExternalScalerService {
     call.write(metricSpec(trigger));
   }
 }
-

@@ -8,6 +8,9 @@ import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-
 import * as protoLoader from '@grpc/proto-loader';
 import type { Config } from '../config.ts';
 import { Engine } from '../engine.ts';
+import { createStateStore } from '../state/index.ts';
+import { PUBLISH_INTERVAL_MS, STATE_FORMAT, type SharedTriggerState, sharedStateSchema } from '../state/payload.ts';
+import { SharedState } from '../state/shared.ts';
 import { SourceRegistry } from '../sources/index.ts';
 import type { SourceDriver } from '../sources/source.ts';
 import { type Logger, silentLogger } from '../telemetry/logger.ts';
@@ -60,6 +63,16 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   const logger = options.logger ?? silentLogger();
   const metrics = new ScalerMetrics(undefined, { triggerMetrics: config.TRIGGER_METRICS });
   const registry = new SourceRegistry((options.drivers ?? defaultDrivers)(logger, config));
+  // In memory (one replica) unless STATE_STORE_URL names a shared store; a store that does not
+  // answer yet comes back degraded and keeps trying.
+  const store = await createStateStore<SharedTriggerState>(config, {
+    format: STATE_FORMAT,
+    schema: sharedStateSchema,
+    logger,
+    metrics: metrics.stateStore,
+  });
+  const shared = store.kind === 'redis' ? new SharedState(store, { logger, publishIntervalMs: PUBLISH_INTERVAL_MS }) : undefined;
+  shared?.start();
   const engine = new Engine({
     registry,
     cacheTtlMs: config.CACHE_TTL_MS,
@@ -68,6 +81,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     metrics,
     profiles: config.profiles,
     env: options.env ?? process.env,
+    shared,
   });
   const scaler = new ExternalScalerService({ engine, logger, metrics, streamIntervalMs: config.STREAM_INTERVAL_MS });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
@@ -96,18 +110,35 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   if (config.HEALTH_PORT > 0) {
     healthServer = new grpc.Server();
     health.addToServer(healthServer);
-    healthPort = await bind(healthServer, hostPort(config.BIND_ADDRESS, config.HEALTH_PORT), grpc.ServerCredentials.createInsecure());
+    healthPort = await bind(
+      healthServer,
+      hostPort(config.BIND_ADDRESS, config.HEALTH_PORT),
+      grpc.ServerCredentials.createInsecure(),
+    );
   }
 
   let serving = true;
-  const http: HttpServer = createHttpServer({ metrics, engine, ready: () => serving, sourceLabels: (e) => engine.sourceLabels(e.trigger) });
+  const http: HttpServer = createHttpServer({
+    metrics,
+    engine,
+    ready: () => serving,
+    sourceLabels: (e) => engine.sourceLabels(e.trigger),
+  });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(config.METRICS_PORT, config.BIND_ADDRESS, () => resolve());
   });
   const metricsPort = (http.address() as AddressInfo).port;
   logger.info(
-    { grpcPort, metricsPort, healthPort, tls: config.TLS_CERT_FILE !== undefined, mutualTls: config.TLS_CLIENT_CA_FILE !== undefined },
+    {
+      grpcPort,
+      metricsPort,
+      healthPort,
+      tls: config.TLS_CERT_FILE !== undefined,
+      mutualTls: config.TLS_CLIENT_CA_FILE !== undefined,
+      stateStore: store.kind,
+      writerId: store.writerId,
+    },
     'keda-inference-scaler listening',
   );
 
@@ -127,6 +158,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
         http.closeAllConnections();
       });
       await registry.close();
+      // Gives up this replica's leases, so another writer takes over at once.
+      await (shared?.close() ?? store.close());
       logger.info('keda-inference-scaler stopped');
     })();
     return stopping;

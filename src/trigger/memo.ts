@@ -2,7 +2,7 @@
 // KEDA sends the metadata as a Go map, in a new order on every call, so a key would have to sort
 // and join every name and value of every call; comparing against the metadata stored under the
 // ScaledObject's namespace and name allocates nothing.
-import type { TriggerRef } from '../engine.ts';
+import type { TriggerRef } from './types.ts';
 
 interface MemoEntry<T> {
   /** A copy of the metadata (no prototype: a key like "constructor" finds only what was stored). */

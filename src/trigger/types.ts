@@ -1,5 +1,12 @@
 // The typed trigger that the schema produces from KEDA's string metadata.
 
+/** What KEDA sends with every call: the ScaledObject's name and namespace and the trigger's metadata. */
+export interface TriggerRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
 export interface RabbitmqSourceConfig {
   readonly kind: 'rabbitmq';
   readonly host: string;

@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { Engine, type TriggerRef } from '../../src/engine.ts';
+import { Engine } from '../../src/engine.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
@@ -12,7 +13,12 @@ function fakeDriver(read: (queueName: string) => Promise<SourceReading>): Source
   return {
     kind: 'rabbitmq',
     identity: (c) => `fake:${c.queueName}`,
-    create: (c): Source => ({ identity: `fake:${c.queueName}`, label: `fake ${c.queueName}`, kind: 'rabbitmq', read: () => read(c.queueName) }),
+    create: (c): Source => ({
+      identity: `fake:${c.queueName}`,
+      label: `fake ${c.queueName}`,
+      kind: 'rabbitmq',
+      read: () => read(c.queueName),
+    }),
     close: async () => {},
   };
 }
@@ -47,7 +53,13 @@ function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: num
 const ref = (name: string, queueName: string, extra: Record<string, string> = {}): TriggerRef => ({
   name,
   namespace: 'ns',
-  metadata: { 'rabbitmq.host': 'amqp://broker', 'rabbitmq.queueName': queueName, messagesPerReplica: '5', keepWarm: '0', ...extra },
+  metadata: {
+    'rabbitmq.host': 'amqp://broker',
+    'rabbitmq.queueName': queueName,
+    messagesPerReplica: '5',
+    keepWarm: '0',
+    ...extra,
+  },
 });
 
 describe('Engine: one decision per reading', () => {
@@ -56,22 +68,22 @@ describe('Engine: one decision per reading', () => {
     const { driver, reads } = fakeRabbit(backlog);
     const clock = { ms: 1_000_000 };
     const { engine } = engineWith(driver, clock);
-    const first = await engine.evaluate(ref('so', 'q'));
+    const first = await engine.evaluate(engine.trigger(ref('so', 'q')));
     clock.ms += 400;
-    const second = await engine.evaluate(ref('so', 'q'));
+    const second = await engine.evaluate(engine.trigger(ref('so', 'q')));
     expect(reads).toEqual(['q']);
     expect(second).toBe(first);
     expect(first.metricValue).toBe(5);
 
     backlog.q = 0;
     clock.ms += 700; // past the cache interval: a new reading, so a new decision
-    const third = await engine.evaluate(ref('so', 'q'));
+    const third = await engine.evaluate(engine.trigger(ref('so', 'q')));
     expect(reads).toEqual(['q', 'q']);
     expect(third).not.toBe(first);
     expect(third.decision.explanation.signals.backlog).toBe(0);
     // A caller that asks for a fresher reading (a stream's first re-check) gets one, and a decision on it.
     backlog.q = 100;
-    const fresh = await engine.evaluate(ref('so', 'q'), { maxAgeMs: 0 });
+    const fresh = await engine.evaluate(engine.trigger(ref('so', 'q')), { maxAgeMs: 0 });
     expect(fresh.decision.explanation.signals.backlog).toBe(100);
     expect(fresh.metricValue).toBe(20);
   });
@@ -81,18 +93,18 @@ describe('Engine: one decision per reading', () => {
     const { driver, reads } = fakeRabbit(backlog);
     const clock = { ms: 1_000_000 };
     const { engine } = engineWith(driver, clock);
-    await engine.evaluate(ref('so', 'q'));
+    await engine.evaluate(engine.trigger(ref('so', 'q')));
     clock.ms += 1100;
     // The second reading gives the first arrival rate (from the backlog's change): a new figure.
-    const second = await engine.evaluate(ref('so', 'q'));
+    const second = await engine.evaluate(engine.trigger(ref('so', 'q')));
     clock.ms += 1100;
-    const third = await engine.evaluate(ref('so', 'q'));
+    const third = await engine.evaluate(engine.trigger(ref('so', 'q')));
     expect(reads).toEqual(['q', 'q', 'q']);
     expect(third).toBe(second);
 
     backlog.q = 24;
     clock.ms += 1100;
-    const fourth = await engine.evaluate(ref('so', 'q'));
+    const fourth = await engine.evaluate(engine.trigger(ref('so', 'q')));
     expect(fourth).not.toBe(second);
     expect(fourth.decision.explanation.signals.backlog).toBe(24);
   });
@@ -108,27 +120,27 @@ describe('Engine: one decision per reading', () => {
     expect(engine.trigger({ ...forward, name: 'so2' })).not.toBe(engine.trigger(forward));
   });
 
-  it('answers from fresh cached readings without a promise, and leaves stale or failed readings to evaluateTrigger', async () => {
+  it('answers from fresh cached readings without a promise, and reads stale or failed ones', async () => {
     const backlog = { q: 23 };
     const { driver, reads } = fakeRabbit(backlog);
     const clock = { ms: 1_000_000 };
     const { engine } = engineWith(driver, clock);
     const trigger = engine.trigger(ref('so', 'q'));
-    expect(engine.evaluateCached(trigger)).toBeUndefined(); // never read: its sources are not even looked up yet
-    const first = await engine.evaluateTrigger(trigger);
+    const never = engine.evaluate(trigger); // never read: its sources are not even looked up yet
+    expect(never).toBeInstanceOf(Promise);
+    const first = await never;
     clock.ms += 500;
-    expect(engine.evaluateCached(trigger)).toBe(first);
-    expect(engine.evaluateCached(trigger, { maxAgeMs: 100 })).toBeUndefined();
-    // Another trigger on the same reading gets its own decision, made at once.
-    const other = engine.evaluateCached(engine.trigger(ref('other', 'q', { messagesPerReplica: '10' })));
-    expect(other).toBeUndefined(); // its sources were never looked up
-    clock.ms += 600; // the reading is now older than the cache interval
-    expect(engine.evaluateCached(trigger)).toBeUndefined();
+    expect(engine.evaluate(trigger)).toBe(first);
+    expect(engine.evaluate(trigger, { maxAgeMs: 100 })).toBeInstanceOf(Promise);
+    await engine.evaluate(trigger, { maxAgeMs: 100 });
+    clock.ms += 1100; // the reading is now older than the cache interval
     backlog.q = 0;
-    const second = await engine.evaluateTrigger(trigger);
-    expect(reads).toEqual(['q', 'q']);
+    const stale = engine.evaluate(trigger);
+    expect(stale).toBeInstanceOf(Promise);
+    const second = await stale;
+    expect(reads).toEqual(['q', 'q', 'q']);
     expect(second.decision.explanation.signals.backlog).toBe(0);
-    expect(engine.evaluateCached(trigger)).toBe(second);
+    expect(engine.evaluate(trigger)).toBe(second);
   });
 
   it('decides on a new reading even when it expires while being read (the clock moves on every call)', async () => {
@@ -141,49 +153,46 @@ describe('Engine: one decision per reading', () => {
     const b = engine.trigger(ref('b', 'q'));
     for (let offset = 0; offset <= 12; offset++) {
       clock.step = 0;
-      const old = await engine.evaluateTrigger(a);
+      const old = await engine.evaluate(a);
       backlog.q++;
       const settledAt = clock.ms;
-      await engine.evaluateTrigger(b, { maxAgeMs: 0 }); // a new reading of q, which a has not decided on
+      await engine.evaluate(b, { maxAgeMs: 0 }); // a new reading of q, which a has not decided on
       // Start `offset` ms before that reading expires (TTL 1000 ms), the clock ticking on every read.
       clock.ms = settledAt + 1000 - offset;
       clock.step = 1;
-      const next = engine.evaluateCached(a);
-      if (next !== undefined) {
-        expect(next).not.toBe(old);
-        expect(next.decision.explanation.signals.backlog).toBe(backlog.q);
-      }
+      const next = await engine.evaluate(a);
+      expect(next).not.toBe(old);
+      expect(next.decision.explanation.signals.backlog).toBeGreaterThanOrEqual(backlog.q);
       clock.ms += 2000;
     }
   });
 
-  it('never answers from the cache while the source fails: evaluateTrigger rejects', async () => {
+  it('never answers from the cache while the source fails: evaluate rejects', async () => {
     const clock = { ms: 1_000_000 };
     const driver = fakeDriver(async () => {
       throw new Error('connection refused');
     });
     const { engine } = engineWith(driver, clock);
     const trigger = engine.trigger(ref('so', 'q'));
-    await expect(engine.evaluateTrigger(trigger)).rejects.toThrow(/connection refused/);
-    expect(engine.evaluateCached(trigger)).toBeUndefined();
-    await expect(engine.evaluateTrigger(trigger)).rejects.toThrow(/connection refused/);
+    await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
+    await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
   });
 
   it('keeps each trigger its own decision on a shared reading', async () => {
     const { driver, reads } = fakeRabbit({ q: 23 });
     const { engine } = engineWith(driver, { ms: 1_000_000 });
-    const five = await engine.evaluate(ref('a', 'q'));
-    const three = await engine.evaluate(ref('b', 'q', { messagesPerReplica: '10' }));
+    const five = await engine.evaluate(engine.trigger(ref('a', 'q')));
+    const three = await engine.evaluate(engine.trigger(ref('b', 'q', { messagesPerReplica: '10' })));
     expect(reads).toEqual(['q']);
     expect([five.metricValue, three.metricValue]).toEqual([5, 3]);
-    expect((await engine.evaluate(ref('a', 'q'))).metricValue).toBe(5);
+    expect((await engine.evaluate(engine.trigger(ref('a', 'q')))).metricValue).toBe(5);
   });
 
   it('exports the last decision of every trigger in the per-trigger metrics', async () => {
     const { driver } = fakeRabbit({ q: 23, r: 0 });
     const { engine, metrics } = engineWith(driver, { ms: 1_000_000 });
-    await engine.evaluate(ref('a', 'q'));
-    await engine.evaluate(ref('b', 'r'));
+    await engine.evaluate(engine.trigger(ref('a', 'q')));
+    await engine.evaluate(engine.trigger(ref('b', 'r')));
     const text = await metrics.render();
     const lines = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_desired_replicas{'));
     expect(lines.map((l) => l.replace(/trigger="[^"]+"/, 'trigger="h"')).sort()).toEqual([

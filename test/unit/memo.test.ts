@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { TriggerRef } from '../../src/engine.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
 import { RefMemo } from '../../src/trigger/memo.ts';
 
 const ref = (metadata: Record<string, string>, name = 'so', namespace = 'ns'): TriggerRef => ({ name, namespace, metadata });

@@ -1,0 +1,47 @@
+// The shape a TriggerHistory must have to be read back from a shared store: a record written by
+// another version of the scaler, or anything else found there, fails it and is ignored (never
+// reaching the model). Bounds keep one record's size bounded whatever wrote it.
+import { z } from 'zod';
+import type { TriggerHistory } from './types.ts';
+
+const finite = z.number().finite();
+const nonNegative = finite.nonnegative();
+const mark = z.object({ atMs: finite, replicas: nonNegative }).readonly();
+const list = <T extends z.ZodType>(item: T, max = 64) => z.array(item).max(max).readonly();
+
+export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
+  .object({
+    lastWorkAtMs: finite.optional(),
+    idleSinceMs: finite.optional(),
+    idleGapsSeconds: list(nonNegative),
+    lastDesiredReplicas: nonNegative.optional(),
+    lastDecisionAtMs: finite.optional(),
+    lastActive: z.boolean().optional(),
+    lastThroughputKnown: z.boolean().optional(),
+    recentAsks: list(mark).optional(),
+    recentDemands: list(mark).optional(),
+    steadyArrivalRatePerSecond: nonNegative.optional(),
+    serviceEvidence: z
+      .object({
+        occupancySeconds: nonNegative,
+        served: nonNegative,
+        averagingSeconds: finite.positive(),
+        spanSeconds: nonNegative,
+      })
+      .readonly()
+      .optional(),
+    slotsPerReplica: finite.positive().optional(),
+    lastInFlight: nonNegative.optional(),
+    lastServedTotal: nonNegative.optional(),
+    learnedThroughputPerReplica: finite.positive().optional(),
+    throughputEvidence: z.object({ served: nonNegative, replicaSeconds: nonNegative }).readonly().optional(),
+    busyStretch: z.object({ startMs: finite, servedTotal: nonNegative, consumers: nonNegative }).readonly().optional(),
+    arrivalMarks: list(z.object({ atMs: finite, total: nonNegative }).readonly()).optional(),
+    gapHeads: list(nonNegative).optional(),
+    headStart: z.object({ atMs: finite, total: finite }).readonly().optional(),
+    burstEpisode: z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly().optional(),
+    bursts: list(z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly()).optional(),
+    busyPeakReplicas: nonNegative.optional(),
+    busyPeaks: list(nonNegative).optional(),
+  })
+  .readonly();

@@ -1,0 +1,66 @@
+// How the readings of a trigger's sources add up to one set of signals. Pure.
+//   Queue sources: backlogs add; a count (waiting, in flight, arrived, served), a rate or a replica
+//   cap adds only when every queue source reports it (a partial sum would look smaller than the
+//   truth); consumers are the largest any source sees (the same replicas consume every queue).
+//   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply.
+import type { Signals } from './types.ts';
+
+/** One source's reading with the rates estimated for its identity (rates.ts). */
+export interface SourceSignals {
+  readonly kind: 'queue' | 'gpu';
+  readonly backlog: number;
+  readonly waiting?: number;
+  readonly inFlight?: number;
+  readonly arrivedTotal?: number;
+  readonly servedTotal?: number;
+  readonly consumers?: number;
+  readonly replicaCap?: number;
+  readonly arrivalRatePerSecond?: number;
+  readonly serviceRatePerSecond?: number;
+  readonly busyGpus?: number;
+  readonly gpuTargetUtilization?: number;
+  readonly gpuActivationThreshold?: number;
+}
+
+type Summed =
+  'waiting' | 'inFlight' | 'arrivedTotal' | 'servedTotal' | 'replicaCap' | 'arrivalRatePerSecond' | 'serviceRatePerSecond';
+const SUMMED: readonly Summed[] = [
+  'waiting',
+  'inFlight',
+  'arrivedTotal',
+  'servedTotal',
+  'replicaCap',
+  'arrivalRatePerSecond',
+  'serviceRatePerSecond',
+];
+
+export function sumSignals(sources: readonly SourceSignals[]): Signals {
+  const out: { -readonly [K in keyof Signals]: Signals[K] } = { backlog: 0 };
+  const queues = sources.filter((s) => s.kind === 'queue');
+  for (const s of queues) {
+    out.backlog += s.backlog;
+    if (s.consumers !== undefined) out.consumers = Math.max(out.consumers ?? 0, s.consumers);
+  }
+  if (queues.length > 0) {
+    for (const key of SUMMED) {
+      let sum = 0;
+      let all = true;
+      for (const s of queues) {
+        const v = s[key];
+        if (v === undefined) {
+          all = false;
+          break;
+        }
+        sum += v;
+      }
+      if (all) out[key] = sum;
+    }
+  }
+  const gpus = sources.filter((s) => s.kind === 'gpu');
+  if (gpus.length > 0) {
+    out.busyGpus = gpus.reduce((sum, s) => sum + (s.busyGpus ?? 0), 0);
+    out.gpuTargetUtilization = gpus[0]!.gpuTargetUtilization;
+    out.gpuActivationThreshold = gpus[0]!.gpuActivationThreshold;
+  }
+  return out;
+}

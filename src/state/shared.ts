@@ -1,0 +1,153 @@
+// What each trigger's learned state is based on when several replicas share a store: one replica,
+// the lease holder, writes it; every replica decides from the newest record it has seen. All I/O
+// runs off the request path: leases are kept by a timer, records arrive by subscription and by
+// reads on a timer; a call reads only local maps. When the store does not answer, each replica
+// goes on from its own state (local), and the store's health metric and log say so.
+import type { Logger } from '../telemetry/logger.ts';
+import type { StateRecord, StateStore } from './types.ts';
+
+/**
+ * writer: this replica holds the trigger's lease and publishes its state. follower: another one
+ * does; decide from its record. local: the store is not answering (or nothing is shared).
+ */
+export type Role = 'writer' | 'follower' | 'local';
+
+export interface SharedStateOptions {
+  readonly logger: Logger;
+  /** A writer publishes a trigger's state at most this often, unless its answer changed. */
+  readonly publishIntervalMs: number;
+  readonly now?: () => number;
+}
+
+/** A record as decisions use it: when it was made, and the state. */
+export type KnownState<T> = Pick<StateRecord<T>, 'atMs' | 'payload'>;
+
+interface Entry<T> {
+  role: Role;
+  /** The newest state seen (ours or another replica's). */
+  record: KnownState<T> | undefined;
+  lastPublishMs: number;
+  publishing: boolean;
+}
+
+export class SharedState<T> {
+  readonly store: StateStore<T>;
+  private readonly options: SharedStateOptions;
+  private readonly now: () => number;
+  private readonly entries = new Map<string, Entry<T>>();
+  private readonly unsubscribe: () => void;
+  private readonly removeHealthListener: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private renewing = false;
+
+  constructor(store: StateStore<T>, options: SharedStateOptions) {
+    this.store = store;
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.unsubscribe = store.subscribe((key, record) => this.seen(key, record));
+    // Back from an outage: records published meanwhile were not heard; read them, retake leases.
+    this.removeHealthListener = store.onHealthChange((health) => {
+      if (health === 'up') void this.refresh(true);
+      else for (const entry of this.entries.values()) entry.role = 'local';
+    });
+  }
+
+  /** Keeps leases (and, every third round, followers' records) fresh from now on. */
+  start(): void {
+    const everyMs = Math.max(100, Math.floor(this.store.leaseMs / 3));
+    let round = 0;
+    this.timer = setInterval(() => void this.refresh(++round % 3 === 0), everyMs);
+    this.timer.unref();
+  }
+
+  /** The trigger's role and newest record. Local maps only: for the request path. */
+  view(key: string): { readonly role: Role; readonly record: KnownState<T> | undefined } | undefined {
+    return this.entries.get(key);
+  }
+
+  /**
+   * First sight of a trigger: try its lease and read its record, so a replica that just started
+   * answers from what was learned before. Bounded by the store's timeout; a failure leaves it local.
+   */
+  async track(key: string): Promise<void> {
+    if (this.entries.has(key)) return;
+    const entry: Entry<T> = { role: 'local', record: undefined, lastPublishMs: -Infinity, publishing: false };
+    this.entries.set(key, entry);
+    try {
+      const [held, record] = await Promise.all([this.store.acquireLease(key), this.store.read(key)]);
+      entry.role = held ? 'writer' : 'follower';
+      this.seen(key, record);
+    } catch {
+      // The store logged and counted it; the trigger stays local until it answers.
+    }
+  }
+
+  /**
+   * A writer's new state: published when its answer changed (`changed`) or the last one is older
+   * than publishIntervalMs. Fire and forget: the request path never waits for the store.
+   */
+  offer(key: string, payload: T, atMs: number, changed: boolean): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined || entry.role !== 'writer' || entry.publishing) return;
+    const nowMs = this.now();
+    if (!changed && nowMs - entry.lastPublishMs < this.options.publishIntervalMs) return;
+    entry.publishing = true;
+    entry.lastPublishMs = nowMs;
+    this.store.publish(key, payload, atMs).then(
+      (result) => {
+        entry.publishing = false;
+        if (result === 'not-writer') entry.role = 'follower';
+        else if (result === 'published') this.seen(key, { atMs, payload });
+      },
+      () => {
+        entry.publishing = false;
+        entry.role = 'local';
+      },
+    );
+  }
+
+  /** A trigger no one asks about any more: give its lease up so it expires everywhere. */
+  forget(key: string): void {
+    const entry = this.entries.get(key);
+    this.entries.delete(key);
+    if (entry?.role === 'writer') this.store.releaseLease(key).catch(() => undefined);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    this.unsubscribe();
+    this.removeHealthListener();
+    await this.store.close();
+  }
+
+  private seen(key: string, record: KnownState<T> | undefined): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined || record === undefined) return;
+    if (entry.record === undefined || record.atMs > entry.record.atMs) entry.record = record;
+  }
+
+  /** Renews or takes every tracked lease; with `reread`, reads followers' records too (start() calls it on a timer). */
+  async refresh(reread: boolean): Promise<void> {
+    if (this.renewing || this.store.health === 'degraded') return;
+    this.renewing = true;
+    try {
+      await Promise.all(
+        [...this.entries].map(async ([key, entry]) => {
+          try {
+            const held = await this.store.acquireLease(key);
+            entry.role = held ? 'writer' : 'follower';
+            if (!held && reread) this.seen(key, await this.store.read(key));
+          } catch {
+            entry.role = 'local';
+          }
+        }),
+      );
+    } finally {
+      this.renewing = false;
+    }
+  }
+}

@@ -1,0 +1,141 @@
+// Two scaler processes on one real Redis (through a proxy the test can cut), driven by a client
+// that alternates calls between them as KEDA's round_robin does: they answer alike, a process that
+// restarts answers from what was learned, and the store going away (stopped, then blackholed)
+// leaves both answering on their own state, with a metric and a log line, until it is back.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ScaledObjectRef } from '../../src/server/protocol.ts';
+import { ScalerProcess } from '../support/process.ts';
+import { RabbitFixture } from '../support/rabbitmq.ts';
+import { eventually, ref, requireService } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
+
+let rabbit: RabbitFixture;
+let proxy: TcpProxy;
+let env: Record<string, string>;
+let a: ScalerProcess;
+let b: ScalerProcess;
+let queue: string;
+let so: ScaledObjectRef;
+
+beforeAll(async () => {
+  rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
+  proxy = TcpProxy.forUrl(requireService('STATE_STORE_URL'));
+  await proxy.start();
+  env = { STATE_STORE_URL: proxy.rewrite(requireService('STATE_STORE_URL')) };
+  [a, b] = await Promise.all([ScalerProcess.start(env), ScalerProcess.start(env)]);
+  queue = await rabbit.queue(0, 'kis-replicas');
+  // A cold start of 10 s within a 60 s objective: a gap shorter than 10 s is worth bridging.
+  so = ref(
+    { 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': queue, coldStartSeconds: '10', drainSeconds: '60' },
+    'replicas',
+    'kis',
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await a?.kill();
+  await b?.kill();
+  await proxy?.stop();
+  await rabbit?.[Symbol.asyncDispose]();
+});
+
+async function answer(p: ScalerProcess): Promise<string> {
+  const [{ metricValues }, { result }] = await Promise.all([p.client.getMetrics(so), p.client.isActive(so)]);
+  return `${metricValues[0]!.metricValueFloat}/${result}`;
+}
+
+/**
+ * Asks a, b, a in turn for `ms`; where a answered the same before and after b (nothing changed in
+ * between), b must have answered it too. Returns how many such checks there were.
+ */
+async function alike(ms: number, first: ScalerProcess, second: ScalerProcess): Promise<number> {
+  let checks = 0;
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const before = await answer(first);
+    const other = await answer(second);
+    const after = await answer(first);
+    if (before === after) {
+      expect(other, `${first.grpcPort} said ${before}`).toBe(before);
+      checks++;
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  return checks;
+}
+
+async function details(p: ScalerProcess): Promise<Record<string, unknown>> {
+  const [view] = await p.explain('kis', 'replicas');
+  return view!.explanation.details;
+}
+
+describe('two scaler replicas on one shared store', () => {
+  it('answer alike, round robin, while the trigger learns its idle gaps', async () => {
+    let checks = 0;
+    // Work, then 3 s idle, four times: the writer learns gaps of ~3 s, worth bridging.
+    for (let cycle = 0; cycle < 4; cycle++) {
+      await rabbit.publish(queue, 5);
+      checks += await alike(1500, a, b);
+      await rabbit.purge(queue);
+      checks += await alike(3000, cycle % 2 === 0 ? b : a, cycle % 2 === 0 ? a : b);
+    }
+    expect(checks).toBeGreaterThan(20);
+    const [da, db] = [await details(a), await details(b)];
+    expect(da.keepWarmSource).toBe('learned');
+    expect(db).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: da.keepWarmSeconds });
+    // One of them writes the trigger's state, the other follows it.
+    const leases = await Promise.all([a, b].map(async (p) => Number(/state_leases_held (\d+)/.exec(await p.metrics())?.[1])));
+    expect(leases.sort()).toEqual([0, 1]);
+  }, 60_000);
+
+  it('restarted, a replica answers with what was learned at once, not the break-even prior', async () => {
+    const learned = (await details(a)).keepWarmSeconds;
+    await b.kill();
+    b = await ScalerProcess.start(env);
+    await answer(b);
+    expect(await details(b)).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned });
+    expect(await alike(2000, a, b)).toBeGreaterThan(3);
+  }, 60_000);
+
+  for (const outage of ['stopped', 'blackholed'] as const) {
+    it(`keeps answering on its own state while the store is ${outage}, says so, and converges when it is back`, async () => {
+      await rabbit.publish(queue, 7);
+      await eventually(async () => ((await answer(a)).endsWith('/true') ? true : undefined), 5000);
+      const warnedBefore = [a, b].map((p) => p.lines().filter((l) => String(l.msg).startsWith('state store unreachable')).length);
+      if (outage === 'stopped') await proxy.stop();
+      else proxy.blackhole();
+      // Every call is answered within KEDA's 3 s deadline, from the work there is: never an error, never a false zero.
+      const until = Date.now() + 5000;
+      while (Date.now() < until) {
+        for (const p of [a, b]) {
+          const started = Date.now();
+          expect(await answer(p)).toMatch(/^[1-9]\d*\/true$/);
+          expect(Date.now() - started).toBeLessThan(3000);
+        }
+      }
+      for (const [i, p] of [a, b].entries()) {
+        await eventually(async () => (/state_store_up 0/.test(await p.metrics()) ? true : undefined), 10_000);
+        const warned = p.lines().filter((l) => String(l.msg).startsWith('state store unreachable')).length;
+        // One line for the outage, not one per call.
+        expect(warned - warnedBefore[i]!).toBe(1);
+      }
+      if (outage === 'stopped') await proxy.start();
+      else proxy.heal();
+      for (const p of [a, b])
+        await eventually(async () => (/state_store_up 1/.test(await p.metrics()) ? true : undefined), 20_000, 250);
+      // Back: one writer again, and the two answer alike without a restart.
+      await eventually(
+        async () => {
+          const leases = await Promise.all(
+            [a, b].map(async (p) => Number(/state_leases_held (\d+)/.exec(await p.metrics())?.[1])),
+          );
+          return leases.sort().join() === '0,1' ? true : undefined;
+        },
+        10_000,
+        250,
+      );
+      expect(await alike(3000, a, b)).toBeGreaterThan(3);
+      await rabbit.purge(queue);
+    }, 60_000);
+  }
+});

@@ -1,0 +1,277 @@
+// Two replicas' engines on one shared store (a fake with leases, records and subscriptions, as
+// Redis keeps them): they answer alike, the writer's state is what followers decide from, a new
+// process starts from what was learned, and a store that goes away leaves each on its own.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine.ts';
+import { emptyHistory } from '../../src/model/decide.ts';
+import { triggerHistorySchema } from '../../src/model/historySchema.ts';
+import type { TriggerHistory } from '../../src/model/types.ts';
+import { SourceRegistry } from '../../src/sources/index.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
+import { type SharedTriggerState, sharedStateSchema } from '../../src/state/payload.ts';
+import { SharedState } from '../../src/state/shared.ts';
+import type { PublishResult, StateRecord, StateStore, StoreHealth } from '../../src/state/types.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
+
+/** What a Redis holds for every replica: leases with expiry, the latest record per key. */
+class Cluster {
+  readonly leases = new Map<string, { holder: string; untilMs: number }>();
+  readonly records = new Map<string, StateRecord<SharedTriggerState>>();
+  readonly stores = new Set<FakeStore>();
+  health: StoreHealth = 'up';
+  readonly clock: { ms: number };
+  constructor(clock: { ms: number }) {
+    this.clock = clock;
+  }
+
+  setHealth(health: StoreHealth): void {
+    this.health = health;
+    for (const s of this.stores) for (const l of s.healthListeners) l(health);
+  }
+}
+
+class FakeStore implements StateStore<SharedTriggerState> {
+  readonly kind = 'redis';
+  readonly leaseMs = 3000;
+  readonly healthListeners = new Set<(h: StoreHealth) => void>();
+  private readonly listeners = new Set<(key: string, record: StateRecord<SharedTriggerState>) => void>();
+  private readonly cluster: Cluster;
+  readonly writerId: string;
+  constructor(cluster: Cluster, writerId: string) {
+    this.cluster = cluster;
+    this.writerId = writerId;
+    cluster.stores.add(this);
+  }
+  get health(): StoreHealth {
+    return this.cluster.health;
+  }
+  private up(): void {
+    if (this.cluster.health !== 'up') throw new Error('store down');
+  }
+  async acquireLease(key: string): Promise<boolean> {
+    this.up();
+    const lease = this.cluster.leases.get(key);
+    if (lease !== undefined && lease.holder !== this.writerId && lease.untilMs > this.cluster.clock.ms) return false;
+    this.cluster.leases.set(key, { holder: this.writerId, untilMs: this.cluster.clock.ms + this.leaseMs });
+    return true;
+  }
+  async releaseLease(key: string): Promise<void> {
+    if (this.cluster.leases.get(key)?.holder === this.writerId) this.cluster.leases.delete(key);
+  }
+  async publish(key: string, payload: SharedTriggerState, atMs: number): Promise<PublishResult> {
+    this.up();
+    if (this.cluster.leases.get(key)?.holder !== this.writerId) return 'not-writer';
+    // Through JSON and the schema, as a real store's record is.
+    const parsed = sharedStateSchema.safeParse(JSON.parse(JSON.stringify(payload)));
+    if (!parsed.success) throw new Error(parsed.error.message);
+    const record = { format: 1, scalerVersion: 'test', writerId: this.writerId, atMs, payload: parsed.data };
+    this.cluster.records.set(key, record);
+    for (const s of this.cluster.stores) if (s !== this) for (const l of s.listeners) l(key, record);
+    return 'published';
+  }
+  async read(key: string): Promise<StateRecord<SharedTriggerState> | undefined> {
+    this.up();
+    return this.cluster.records.get(key);
+  }
+  subscribe(onRecord: (key: string, record: StateRecord<SharedTriggerState>) => void): () => void {
+    this.listeners.add(onRecord);
+    return () => this.listeners.delete(onRecord);
+  }
+  onHealthChange(listener: (h: StoreHealth) => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
+  }
+  async close(): Promise<void> {
+    for (const [key, lease] of this.cluster.leases) if (lease.holder === this.writerId) this.cluster.leases.delete(key);
+    this.cluster.stores.delete(this);
+  }
+}
+
+/** One queue whose backlog the test sets; every replica reads the same broker. */
+const broker = { backlog: 0, consumers: 1 };
+const driver: SourceDriver<RabbitmqSourceConfig> = {
+  kind: 'rabbitmq',
+  identity: (c) => `fake:${c.queueName}`,
+  create: (c) => ({
+    identity: `fake:${c.queueName}`,
+    label: 'fake',
+    kind: 'rabbitmq',
+    read: async () => ({ backlog: broker.backlog, waiting: broker.backlog, inFlight: 0, consumers: broker.consumers }),
+  }),
+  close: async () => {},
+};
+
+function replica(cluster: Cluster, name: string) {
+  const shared = new SharedState(new FakeStore(cluster, name), {
+    logger: silentLogger(),
+    publishIntervalMs: 5000,
+    now: () => cluster.clock.ms,
+  });
+  const engine = new Engine({
+    registry: new SourceRegistry([driver as unknown as SourceDriver]),
+    cacheTtlMs: 1000,
+    sourceTimeoutMs: 2000,
+    logger: silentLogger(),
+    metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+    now: () => cluster.clock.ms,
+    shared,
+  });
+  return { engine, shared };
+}
+
+const ref: TriggerRef = {
+  name: 'so',
+  namespace: 'ns',
+  metadata: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': 'q', coldStartSeconds: '10', drainSeconds: '60' },
+};
+
+/** Idle gaps of 20 s between bursts, evaluated every second on `replicas` in turn (round robin). */
+async function learnGaps(replicas: ReturnType<typeof replica>[], clock: { ms: number }, gaps: number) {
+  let turn = 0;
+  for (let g = 0; g < gaps; g++) {
+    for (let s = 0; s < 25; s++) {
+      broker.backlog = s < 5 ? 10 : 0;
+      clock.ms += 1000;
+      const r = replicas[turn++ % replicas.length]!;
+      await r.engine.evaluate(r.engine.trigger(ref));
+      if (s % 3 === 0) await Promise.all(replicas.map((x) => x.shared.refresh(true)));
+    }
+  }
+}
+
+describe('replicas on one shared store', () => {
+  it('answer alike, round robin: the writer learns, followers decide from its state', async () => {
+    const clock = { ms: 1_000_000 };
+    const cluster = new Cluster(clock);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    await learnGaps([a, b], clock, 4);
+    // Idle now, within the learned keep-warm window: both say so, with the same figures.
+    broker.backlog = 0;
+    clock.ms += 2000;
+    const [ea, eb] = [await a.engine.evaluate(a.engine.trigger(ref)), await b.engine.evaluate(b.engine.trigger(ref))];
+    expect(ea.decision.explanation.details.keepWarmSource).toBe('learned');
+    expect(eb.decision.explanation.details).toMatchObject({
+      keepWarmSource: 'learned',
+      keepWarmSeconds: ea.decision.explanation.details.keepWarmSeconds,
+    });
+    expect([eb.decision.active, eb.metricValue]).toEqual([ea.decision.active, ea.metricValue]);
+    expect([...cluster.leases.values()].map((l) => l.holder)).toHaveLength(1);
+    expect(cluster.records.size).toBe(1);
+  });
+
+  it('starts a new process from what was learned: no break-even prior, the learned window at once', async () => {
+    const clock = { ms: 2_000_000 };
+    const cluster = new Cluster(clock);
+    const a = replica(cluster, 'a');
+    await learnGaps([a], clock, 4);
+    const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
+    await a.shared.close(); // the pod is gone; its lease goes with it
+    const fresh = replica(cluster, 'a2');
+    broker.backlog = 0;
+    clock.ms += 1000;
+    const first = (await fresh.engine.evaluate(fresh.engine.trigger(ref))).decision.explanation.details;
+    expect(first.keepWarmSource).toBe('learned');
+    expect(first.keepWarmSeconds).toBe(before.keepWarmSeconds);
+    expect(fresh.shared.view(fresh.engine.trigger(ref).id)?.role).toBe('writer');
+  });
+
+  it('goes on from its own state while the store is down, and follows the writer again when it is back', async () => {
+    const clock = { ms: 3_000_000 };
+    const cluster = new Cluster(clock);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    await learnGaps([a, b], clock, 3);
+    cluster.setHealth('degraded');
+    const id = a.engine.trigger(ref).id;
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['local', 'local']);
+    // Answers go on (never an error, never a false zero while there is work).
+    broker.backlog = 10;
+    clock.ms += 1500;
+    for (const r of [a, b]) {
+      const e = await r.engine.evaluate(r.engine.trigger(ref));
+      expect(e.decision.active).toBe(true);
+      expect(e.metricValue).toBeGreaterThan(0);
+    }
+    cluster.setHealth('up');
+    await Promise.all([a.shared.refresh(true), b.shared.refresh(true)]);
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role].sort()).toEqual(['follower', 'writer']);
+    await learnGaps([a, b], clock, 1);
+    broker.backlog = 0;
+    clock.ms += 2000;
+    const [ea, eb] = [await a.engine.evaluate(a.engine.trigger(ref)), await b.engine.evaluate(b.engine.trigger(ref))];
+    expect(eb.decision.explanation.details.keepWarmSeconds).toBe(ea.decision.explanation.details.keepWarmSeconds);
+    expect(eb.decision.active).toBe(ea.decision.active);
+  });
+});
+
+describe('the shared history’s schema', () => {
+  it('reads back every field of a history the model made, and nothing else', async () => {
+    // A history with every field the model writes: a replay with counters, in-flight counts, bursts and gaps.
+    const { decide } = await import('../../src/model/decide.ts');
+    let history: TriggerHistory = emptyHistory();
+    const scaling = {
+      messagesPerReplica: 4,
+      throughputPerReplica: undefined,
+      coldStartSeconds: 60,
+      drainSeconds: 15,
+      lateRequestCost: 10,
+      activationBacklog: 0,
+      minReplicas: 1,
+      maxReplicas: 100,
+      keepWarm: 'auto' as const,
+    };
+    let arrived = 0;
+    let served = 0;
+    const seen = new Set<string>();
+    for (let t = 0; t < 2000; t++) {
+      const burst = t % 200 < 10;
+      arrived += burst ? 40 : 0;
+      served = Math.min(arrived, served + 12);
+      const inFlight = Math.min(16, arrived - served);
+      const waiting = arrived - served - inFlight;
+      history = decide({
+        signals: {
+          backlog: waiting + inFlight,
+          waiting,
+          inFlight,
+          arrivedTotal: arrived,
+          servedTotal: served,
+          consumers: 4,
+          arrivalRatePerSecond: burst ? 40 : 0.1,
+        },
+        scaling,
+        history,
+        nowMs: t * 1000,
+      }).history;
+      for (const [key, value] of Object.entries(history)) if (value !== undefined) seen.add(key);
+      // Every step's history survives JSON and the schema whole: no field is dropped.
+      if (t % 50 === 0 || t % 200 === 5) {
+        const plain = JSON.parse(JSON.stringify(history)) as unknown;
+        const parsed = triggerHistorySchema.safeParse(plain);
+        expect(parsed.success, `step ${t}`).toBe(true);
+        expect(JSON.parse(JSON.stringify(parsed.data)), `step ${t}`).toEqual(plain);
+      }
+    }
+    // The replay wrote (nearly) every field a history has.
+    expect(seen.size).toBeGreaterThanOrEqual(24);
+  });
+
+  it.each([
+    ['not an object', 42],
+    ['no gaps list', {}],
+    ['a gap that is not a number', { idleGapsSeconds: ['x'] }],
+    ['a negative gap', { idleGapsSeconds: [-5] }],
+    ['NaN as JSON null', { idleGapsSeconds: [], lastDesiredReplicas: null }],
+    ['a list past its bound', { idleGapsSeconds: new Array(1000).fill(1) }],
+    [
+      'a wrong type deep inside',
+      { idleGapsSeconds: [], serviceEvidence: { occupancySeconds: 'a', served: 1, averagingSeconds: 60, spanSeconds: 1 } },
+    ],
+  ])('refuses %s', (_name, value) => {
+    expect(sharedStateSchema.safeParse({ history: value }).success).toBe(false);
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { type SourceSignals, sumSignals } from '../../src/model/signals.ts';
+
+const queue = (s: Partial<SourceSignals>): SourceSignals => ({ kind: 'queue', backlog: 0, ...s });
+
+describe('sumSignals', () => {
+  it.each([
+    {
+      name: 'one queue: its reading',
+      sources: [queue({ backlog: 7, waiting: 5, inFlight: 2, consumers: 3, arrivalRatePerSecond: 1.5 })],
+      signals: { backlog: 7, waiting: 5, inFlight: 2, consumers: 3, arrivalRatePerSecond: 1.5 },
+    },
+    {
+      name: 'two queues: backlogs and counts add, consumers are the larger',
+      sources: [
+        queue({ backlog: 7, waiting: 5, inFlight: 2, consumers: 3, servedTotal: 10 }),
+        queue({ backlog: 4, waiting: 4, inFlight: 0, consumers: 5, servedTotal: 1 }),
+      ],
+      signals: { backlog: 11, waiting: 9, inFlight: 2, consumers: 5, servedTotal: 11 },
+    },
+    {
+      name: 'a count one queue lacks is left out, never summed partially',
+      sources: [queue({ backlog: 7, waiting: 5, inFlight: 2, replicaCap: 6 }), queue({ backlog: 4, waiting: 4 })],
+      signals: { backlog: 11, waiting: 9 },
+    },
+    {
+      name: 'GPU sources: busy GPUs add, the first target applies; no queue, backlog 0',
+      sources: [
+        { kind: 'gpu', backlog: 0, busyGpus: 1.5, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
+        { kind: 'gpu', backlog: 0, busyGpus: 0.5, gpuTargetUtilization: 0.5, gpuActivationThreshold: 0.2 },
+      ] as SourceSignals[],
+      signals: { backlog: 0, busyGpus: 2, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
+    },
+    {
+      name: 'a queue and a GPU',
+      sources: [
+        queue({ backlog: 3, arrivedTotal: 100 }),
+        { kind: 'gpu', backlog: 0, busyGpus: 0.25, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
+      ] as SourceSignals[],
+      signals: { backlog: 3, arrivedTotal: 100, busyGpus: 0.25, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
+    },
+  ])('$name', ({ sources, signals }) => {
+    expect(sumSignals(sources)).toEqual(signals);
+  });
+});
