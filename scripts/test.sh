@@ -12,6 +12,8 @@ step "typecheck"
 tsc -p tsconfig.json --noEmit
 step "lint"
 eslint .
+step "unused files, exports and dependencies (knip)"
+knip
 
 results=.test-results
 rm -rf "$results" && mkdir -p "$results"

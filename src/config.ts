@@ -48,7 +48,7 @@ const envSchema = z.object({
   STATE_STORE_TLS_CA_FILE: z.string().min(1).optional(),
 });
 
-export type EnvConfig = z.infer<typeof envSchema>;
+type EnvConfig = z.infer<typeof envSchema>;
 
 export interface Config extends EnvConfig {
   readonly profiles: ConnectionProfiles;

@@ -4,7 +4,7 @@
 // then stabilization windows (scale-down 300 s by default) and rate limits per period (scale-up:
 // max of +100 % and +4 pods per 15 s by default), then min/max.
 
-export interface ScalingPolicy {
+interface ScalingPolicy {
   readonly type: 'Pods' | 'Percent';
   readonly value: number;
   readonly periodSeconds: number;
@@ -37,7 +37,7 @@ export const DEFAULT_BEHAVIOR: HpaBehavior = {
   },
 };
 
-export const DEFAULT_TOLERANCE = 0.1;
+const DEFAULT_TOLERANCE = 0.1;
 
 export interface MetricSample {
   /** The metric value KEDA hands the HPA (total over the ScaledObject). */

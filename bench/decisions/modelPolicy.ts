@@ -17,7 +17,7 @@ import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObj
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 
 /** A broker that reports the simulated queue as RabbitMQ's management API does: backlog (waiting + unacknowledged), each apart, counters, consumers. */
-export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
+class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
   private readonly fleet: Fleet;
 
@@ -50,7 +50,7 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
 }
 
 /** The trigger's metadata in the simulator (the defaults, on a simulated RabbitMQ queue). */
-export const MODEL_METADATA: Readonly<Record<string, string>> = {
+const MODEL_METADATA: Readonly<Record<string, string>> = {
   'rabbitmq.host': 'http://simulated:15672',
   'rabbitmq.queueName': 'requests',
   coldStartSeconds: '60',
@@ -60,7 +60,7 @@ export const MODEL_METADATA: Readonly<Record<string, string>> = {
 };
 
 /** external-push: KEDA's stream; the server re-evaluates every second. */
-export const STREAM_INTERVAL_MS = 1000;
+const STREAM_INTERVAL_MS = 1000;
 
 export function modelPolicy(
   overrides: Record<string, string> = {},

@@ -5,7 +5,7 @@
 import type { Policy, SimContext } from './simulate.ts';
 import { CONCURRENCY } from './traces.ts';
 
-export const WINDOW_S = 10;
+const WINDOW_S = 10;
 
 /**
  * Replicas needed in each second [s, s+1): a fluid queue of work (slot-seconds) that the fleet

@@ -7,10 +7,10 @@ import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObj
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 import { CONCURRENCY } from './traces.ts';
 
-export const POLLING_INTERVAL_S = 30;
-export const HPA_SYNC_S = 15;
+const POLLING_INTERVAL_S = 30;
+const HPA_SYNC_S = 15;
 /** Prometheus scrapes DCGM every 15 s; a query sees the last scrape. */
-export const SCRAPE_INTERVAL_S = 15;
+const SCRAPE_INTERVAL_S = 15;
 
 /** What a ScaledObject's triggers answer, together. */
 export interface Triggers {
@@ -74,7 +74,7 @@ function backlog(ctx: SimContext): number {
   return ctx.fleet.waiting + ctx.fleet.inService;
 }
 
-export const QUEUE_LENGTH = 5;
+const QUEUE_LENGTH = 5;
 
 /** The knobs of KEDA's queue trigger that a user tunes by hand. */
 export interface QueueSetting {
@@ -135,7 +135,7 @@ export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJ
   );
 }
 
-export const GPU_UTILIZATION_THRESHOLD = 70;
+const GPU_UTILIZATION_THRESHOLD = 70;
 
 export function kedaQueueGpu(): Policy {
   return kedaPolicy(
@@ -159,7 +159,7 @@ export function kedaQueueGpu(): Policy {
 }
 
 /** Replicas that serve the busiest minute of the trace without a queue. */
-export function peakReplicas(ctx: SimContext, windowS = 60): number {
+function peakReplicas(ctx: SimContext, windowS = 60): number {
   const reqs = ctx.trace.requests;
   let peak = 0;
   let work = 0;

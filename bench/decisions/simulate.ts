@@ -6,12 +6,12 @@ import { lognormal, lognormalFromP50P99, rng } from './random.ts';
 import { CONCURRENCY, type Trace } from './traces.ts';
 
 /** Model loads in production: p50 about 23 s, p99 about 52 s (Alibaba GenAI cluster trace). */
-export const COLD_START_P50_S = 23;
-export const COLD_START_P99_S = 52;
+const COLD_START_P50_S = 23;
+const COLD_START_P99_S = 52;
 /** Default latency objective: the share of requests that waited longer is reported. */
-export const OBJECTIVE_S = 60;
+const OBJECTIVE_S = 60;
 /** Simulated time after the last arrival, so that every policy gets to scale down. */
-export const TAIL_S = 600;
+const TAIL_S = 600;
 export const MAX_REPLICAS = 20;
 
 export interface SimContext {
@@ -71,7 +71,7 @@ export async function simulate(trace: Trace, policy: Policy, seed: number, objec
 }
 
 /** The share of sorted waits above `objectiveS`. */
-export function shareOver(waits: Float64Array, objectiveS: number): number {
+function shareOver(waits: Float64Array, objectiveS: number): number {
   let lo = 0;
   let hi = waits.length;
   while (lo < hi) {

@@ -52,7 +52,7 @@ export function loadAzureCsv(path: string, name = path.replace(/^.*\//, '').repl
 }
 
 /** Token counts: lognormal context and output lengths, each capped. */
-export interface TokenShape {
+interface TokenShape {
   readonly contextMedian: number;
   readonly contextSigma: number;
   readonly contextMax: number;
@@ -62,7 +62,7 @@ export interface TokenShape {
 }
 
 /** Code completion, shaped like the Azure code trace: context median ~1500, output median ~13 (about 1 s). */
-export const CODE_TOKENS: TokenShape = {
+const CODE_TOKENS: TokenShape = {
   contextMedian: 1500,
   contextSigma: 0.8,
   contextMax: 8000,
@@ -71,7 +71,7 @@ export const CODE_TOKENS: TokenShape = {
   generatedMax: 2000,
 };
 /** Conversation: context median 1,020, output median 129 (about 5 s; a tail of 20-40 s). */
-export const CHAT_TOKENS: TokenShape = {
+const CHAT_TOKENS: TokenShape = {
   contextMedian: 1020,
   contextSigma: 0.8,
   contextMax: 8000,
@@ -80,7 +80,7 @@ export const CHAT_TOKENS: TokenShape = {
   generatedMax: 1000,
 };
 /** Long generations (reports, agents): output median 1,000 tokens, about 40 s; up to 2 minutes. */
-export const LONG_TOKENS: TokenShape = {
+const LONG_TOKENS: TokenShape = {
   contextMedian: 2000,
   contextSigma: 0.6,
   contextMax: 16000,
@@ -89,7 +89,7 @@ export const LONG_TOKENS: TokenShape = {
   generatedMax: 3000,
 };
 
-export function tokenService(random: () => number, shape: TokenShape): number {
+function tokenService(random: () => number, shape: TokenShape): number {
   const context = Math.min(shape.contextMax, lognormal(random, Math.log(shape.contextMedian), shape.contextSigma));
   const generated = Math.min(
     shape.generatedMax,

@@ -11,9 +11,9 @@
 import { GRID_PREFIX, type Row } from './matrix.ts';
 import { describeSetting } from './policies.ts';
 
-export const LATE_SLACK = 0.001;
-export const AZURE_ORACLE_FACTOR = 1.3;
-export const AZURE = 'azure-code-2023';
+const LATE_SLACK = 0.001;
+const AZURE_ORACLE_FACTOR = 1.3;
+const AZURE = 'azure-code-2023';
 
 function key(trace: string, objectiveS: number): string {
   return `${trace}|${objectiveS}`;

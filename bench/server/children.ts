@@ -190,7 +190,7 @@ const GO_LOADGEN_DIR = `${ROOT}bench/server/loadgen-go`;
  * Builds bench/server/loadgen-go into the user's cache (never the checkout) when the binary is
  * missing or older than its sources; returns its path.
  */
-export function buildGoLoadGenerator(): string {
+function buildGoLoadGenerator(): string {
   const binDir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'keda-inference-scaler', 'bin');
   const binary = join(binDir, 'bench-loadgen');
   const newestSourceMs = Math.max(
@@ -272,7 +272,7 @@ function replyQueue(child: ChildProcess, kind: LoadgenKind) {
 }
 
 /** Starts the Go load generator: commands as JSON lines on its stdin, replies on its stdout. */
-export function startGoLoadGenerator(binary: string): LoadGenerator {
+function startGoLoadGenerator(binary: string): LoadGenerator {
   const child = spawn(binary, [], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
   const replies = replyQueue(child, 'go');
   createInterface({ input: child.stdout! }).on('line', (line) => {
@@ -286,7 +286,7 @@ export function startGoLoadGenerator(binary: string): LoadGenerator {
 }
 
 /** Forks the Node load generator; commands run one at a time and each resolves with its reply. */
-export function startLoadGenerator(kind: LoadgenKind = 'node'): LoadGenerator {
+function startLoadGenerator(kind: LoadgenKind = 'node'): LoadGenerator {
   if (kind === 'go') return startGoLoadGenerator(buildGoLoadGenerator());
   const child = fork(`${ROOT}bench/server/loadgen.ts`, [], {
     cwd: ROOT,

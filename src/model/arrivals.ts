@@ -3,9 +3,9 @@
 // objective. Pure: the caller keeps the state.
 
 /** The steady rate averages over about this many arrivals' worth of time. */
-export const STEADY_ARRIVALS = 100;
-export const STEADY_MIN_SECONDS = 30;
-export const STEADY_MAX_SECONDS = 300;
+const STEADY_ARRIVALS = 100;
+const STEADY_MIN_SECONDS = 30;
+const STEADY_MAX_SECONDS = 300;
 
 /**
  * λ averaged over about STEADY_ARRIVALS arrivals (30 s to 5 min): the mean rate the steady fleet

@@ -10,9 +10,9 @@
 // GPU-seconds per second of warm replicas against the late requests they prevent.
 
 /** Bursts remembered per trigger. */
-export const MAX_BURSTS = 16;
+const MAX_BURSTS = 16;
 /** The bursts' rate is taken over at least this span, so that the first one seen does not look like one a second. */
-export const MIN_BURST_SPAN_SECONDS = 300;
+const MIN_BURST_SPAN_SECONDS = 300;
 
 export interface Burst {
   readonly atMs: number;

@@ -22,9 +22,9 @@ import type { Service } from './service.ts';
 import type { ReplicaMark, Signals } from './types.ts';
 
 /** Standard deviations of the arrivals over a cold start that the queue is sized to absorb. */
-export const ARRIVAL_NOISE_SD = 2;
+const ARRIVAL_NOISE_SD = 2;
 /** The 30 s rate counts as a rise (and is projected) when above the steady one by this many of its standard deviations. */
-export const RISE_SD = 3;
+const RISE_SD = 3;
 
 export type Details = Record<string, number | string | boolean>;
 

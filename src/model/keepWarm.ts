@@ -10,10 +10,10 @@
 /** Gaps remembered per trigger. */
 export const MAX_GAPS = 32;
 /** Fewer gaps than this: not enough to learn from. */
-export const MIN_GAPS_TO_LEARN = 3;
+const MIN_GAPS_TO_LEARN = 3;
 /** Gaps count as regular when the last ones are this close to their median (relative). */
-export const REGULAR_SPREAD = 0.15;
-export const REGULAR_GAPS = 2;
+const REGULAR_SPREAD = 0.15;
+const REGULAR_GAPS = 2;
 
 export interface KeepWarmWindow {
   readonly seconds: number;

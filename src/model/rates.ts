@@ -53,7 +53,7 @@ function counterRate(prev: number | undefined, next: number | undefined, dtSecon
  * what was served. Without a service rate this is the net growth only, a lower bound that is
  * exact while the workload is scaled to zero (the moment that matters for waking).
  */
-export function backlogArrivalRate(
+function backlogArrivalRate(
   prevBacklog: number,
   backlog: number,
   servicePerSecond: number | undefined,

@@ -11,20 +11,20 @@ import type { ScalingConfig } from '../trigger/types.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
 /** Evidence older than about this many seconds fades, at the latest. */
-export const SERVICE_TIME_CONSTANT_SECONDS = 600;
+const SERVICE_TIME_CONSTANT_SECONDS = 600;
 /** Completions the service time is averaged over (at least a minute's worth). */
-export const SERVICE_AVERAGE_COMPLETIONS = 200;
-export const MIN_SERVICE_AVERAGING_SECONDS = 60;
+const SERVICE_AVERAGE_COMPLETIONS = 200;
+const MIN_SERVICE_AVERAGING_SECONDS = 60;
 /** Messages served before a learned figure is trusted. */
 export const MIN_SERVED_TO_LEARN = 50;
 /** Service times of evidence before S is trusted. */
-export const SPAN_SERVICE_TIMES = 4;
+const SPAN_SERVICE_TIMES = 4;
 /** Shortest saturated stretch that gives a throughput sample (without in-flight counts). */
-export const MIN_STRETCH_SECONDS = 5;
+const MIN_STRETCH_SECONDS = 5;
 /** How fast k follows its samples. */
 const SLOTS_SMOOTHING = 0.2;
 
-export type ServiceSource = 'configured' | 'in-flight' | 'saturation';
+type ServiceSource = 'configured' | 'in-flight' | 'saturation';
 
 export interface Service {
   /** μ: messages per second one replica serves with all its slots busy. */
@@ -48,7 +48,7 @@ export interface Service {
 }
 
 /** Whether the fleet is saturated: the backlog is at least every consumer's share. */
-export function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
+function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
   const { consumers } = signals;
   return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
 }

@@ -38,7 +38,7 @@ export interface ReplicaMark {
 }
 
 /** Since when the fleet has been saturated with the same consumers, and the served counter then. */
-export interface BusyStretch {
+interface BusyStretch {
   readonly startMs: number;
   readonly servedTotal: number;
   readonly consumers: number;
@@ -104,7 +104,7 @@ export const DEMAND_SOURCES = ['backlog', 'gpu', 'burst', 'hold', 'prewarm'] as 
 export type Demands = Partial<Record<(typeof DEMAND_SOURCES)[number], number>>;
 export type DemandTerm = (typeof DEMAND_TERMS)[number];
 
-export interface Explanation {
+interface Explanation {
   readonly signals: Signals;
   /** Replica demand computed by each term before bounds. */
   readonly demands: Readonly<Demands>;

@@ -86,10 +86,6 @@ export class ExternalScalerService {
     this.streams.clear();
   }
 
-  get openStreams(): number {
-    return this.streams.size;
-  }
-
   private unary<Req, Res>(method: string, handle: (request: Req) => Res | Promise<Res>) {
     const labels = { method };
     const answered = { method, code: 'OK' };

@@ -6,7 +6,7 @@ import type { Engine, Evaluation } from '../engine.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 
 /** An evaluation as shown to people: source labels instead of configs, so no secret leaves. */
-export function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
+function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
   const { trigger, decision } = evaluation;
   return {
     trigger: { id: trigger.id, namespace: trigger.namespace, name: trigger.name, sources: sourceLabels, scaling: trigger.scaling },

@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 export const PROTO_PATH = fileURLToPath(new URL('../../proto/externalscaler.proto', import.meta.url));
 export const SERVICE_NAME = 'externalscaler.ExternalScaler';
 
-export const packageDefinition = protoLoader.loadSync(PROTO_PATH, {
+const packageDefinition = protoLoader.loadSync(PROTO_PATH, {
   keepCase: true,
   longs: Number,
   enums: String,
@@ -29,7 +29,7 @@ export interface ScaledObjectRef {
 export interface IsActiveResponse {
   result: boolean;
 }
-export interface MetricSpec {
+interface MetricSpec {
   metricName: string;
   targetSize: number;
   targetSizeFloat: number;
@@ -41,7 +41,7 @@ export interface GetMetricsRequest {
   scaledObjectRef: ScaledObjectRef | null;
   metricName: string;
 }
-export interface MetricValue {
+interface MetricValue {
   metricName: string;
   metricValue: number;
   metricValueFloat: number;

@@ -57,10 +57,6 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
     this.#fingerprint = initial.fingerprint;
   }
 
-  get mutual(): boolean {
-    return this.#files.clientCaFile !== undefined;
-  }
-
   /** Re-reads the files; true when a new certificate was taken into use. */
   reload(): boolean {
     let next: Loaded;

@@ -4,7 +4,7 @@ import { SourceUnavailable, errorMessage } from '../errors.ts';
 import type { SourceConfig } from '../trigger/types.ts';
 import type { Source, SourceDriver } from './source.ts';
 
-export type { Source, SourceDriver, SourceReading } from './source.ts';
+export type { Source, SourceDriver } from './source.ts';
 
 /** Short stable hash for identities that must not carry secrets in clear. */
 export function secretHash(...parts: readonly (string | undefined)[]): string {

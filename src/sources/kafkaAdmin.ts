@@ -58,7 +58,7 @@ function errorTags(err: unknown): string[] {
   return tags;
 }
 
-export function isUnknownTopic(err: unknown): boolean {
+function isUnknownTopic(err: unknown): boolean {
   return errorTags(err).includes('UNKNOWN_TOPIC_OR_PARTITION');
 }
 
@@ -124,14 +124,14 @@ function sasl(config: KafkaConnection): SASLOptions | undefined {
   }
 }
 
-export interface KafkajsOptions {
+interface KafkajsOptions {
   readonly logger: Logger;
   readonly timeoutMs: number;
   readonly socketFactory?: ISocketFactory;
 }
 
 /** The real client: a kafkajs admin, connected on first use; kafkajs reconnects by itself after a broker outage. */
-export function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): KafkaAdminClient {
+function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): KafkaAdminClient {
   const kafka = new Kafka({
     clientId: 'keda-inference-scaler',
     brokers: [...config.bootstrapServers],

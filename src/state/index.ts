@@ -11,13 +11,10 @@ import { MemoryStateStore } from './memory.ts';
 import { RedisStateStore } from './redis.ts';
 import type { PayloadSchema, StateStore } from './types.ts';
 
-export type { PayloadSchema, PublishResult, RejectReason, StateRecord, StateStore, StoreHealth } from './types.ts';
-export { StateStoreUnavailable } from './errors.ts';
-export { MemoryStateStore } from './memory.ts';
-export { MAX_RECORD_BYTES, RedisStateStore } from './redis.ts';
+export type { StateStore } from './types.ts';
 
 /** A record not published again for this long expires: as long as the engine keeps an idle trigger. */
-export const RECORD_TTL_MS = 30 * 60_000;
+const RECORD_TTL_MS = 30 * 60_000;
 
 export type StateStoreConfig = Pick<
   Config,

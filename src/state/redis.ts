@@ -13,9 +13,9 @@ import { StateStoreUnavailable } from './errors.ts';
 import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth, StoreOp } from './types.ts';
 
 /** Bound per record: a trigger's history is a few KB of JSON; four times that leaves room to grow. */
-export const MAX_RECORD_BYTES = 16 * 1024;
+const MAX_RECORD_BYTES = 16 * 1024;
 /** Keys and the channel start with this; v1 is the layout of keys and envelope, not the payload's format. */
-export const KEY_PREFIX = 'kis:v1:';
+const KEY_PREFIX = 'kis:v1:';
 
 export interface RedisStateStoreOptions<T> {
   readonly address: StoreAddress;
@@ -159,7 +159,8 @@ export class RedisStateStore<T> implements StateStore<T> {
     const nowMs = Date.now();
     const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
     await Promise.allSettled(mine.map((key) => this.releaseLease(key)));
-    await Promise.all([this.client, this.subscriber].map((c) => c?.quit().catch(() => c.disconnect())));
+    const connections = this.subscriber === undefined ? [this.client] : [this.client, this.subscriber];
+    await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
   }
 
   private decode(key: string, text: string): StateRecord<T> | undefined {

@@ -35,8 +35,6 @@ export type RejectReason =
   /** Refused at publish: larger than the store's bound per record. */
   | 'too-large';
 
-export const REJECT_REASONS: readonly RejectReason[] = ['unreadable', 'envelope', 'format', 'payload', 'too-large'];
-
 /** What publish did. Store failures are thrown (StateStoreUnavailable), never returned. */
 export type PublishResult =
   /** Written; the other replicas see it from now on. */

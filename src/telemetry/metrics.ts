@@ -263,7 +263,7 @@ const CHUNK_CHARS = 64 * 1024;
 const TERM_LABELS = Object.fromEntries(DEMAND_TERMS.map((term) => [term, `,term="${term}"`])) as Record<DemandTerm, string>;
 
 /** A label value in the text format: backslash, double quote and newline escaped. */
-export function escapeLabel(value: string): string {
+function escapeLabel(value: string): string {
   return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') : value;
 }
 

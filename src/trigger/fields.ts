@@ -41,7 +41,7 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
     .refine((n) => Number.isFinite(n) && check(n));
 }
 
-export const kinds = {
+const kinds = {
   positiveNumber: numberFrom((n) => n > 0),
   nonNegativeNumber: numberFrom((n) => n >= 0),
   nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
@@ -133,7 +133,7 @@ export const scalingFields = {
   }),
 } as const;
 
-export const rabbitmqFields = {
+const rabbitmqFields = {
   connection,
   host: field({
     schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
@@ -157,7 +157,7 @@ export const rabbitmqFields = {
   excludeUnacknowledged: bool('http only: count ready messages only, not unacknowledged ones.', false),
 } as const;
 
-export const sqsFields = {
+const sqsFields = {
   connection,
   queueURL: field({
     schema: kinds.url(['http', 'https']),
@@ -179,7 +179,7 @@ export const sqsFields = {
   scaleOnDelayed: bool('Count delayed messages.', false),
 } as const;
 
-export const kafkaFields = {
+const kafkaFields = {
   connection,
   bootstrapServers: field({
     schema: kinds.list.refine((l) => l.every((b) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/@]+):\d{1,5}$/.test(b))),
@@ -247,7 +247,7 @@ export const kafkaFields = {
   unsafeSsl: bool('Skip verification of the brokers\' certificates.', false),
 } as const;
 
-export const gpuFields = {
+const gpuFields = {
   connection,
   serverAddress: field({
     schema: kinds.url(['http', 'https']),

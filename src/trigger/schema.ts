@@ -14,7 +14,7 @@ import type {
   Trigger,
 } from './types.ts';
 
-export const METRIC_NAME = 'inference-desired-replicas';
+const METRIC_NAME = 'inference-desired-replicas';
 
 export interface ParseOptions {
   readonly profiles?: ConnectionProfiles;
@@ -277,7 +277,7 @@ function buildScaling(v: Values, issues: Issues): ScalingConfig {
   return { ...scaling, throughputPerReplica: v.throughputPerReplica as number | undefined };
 }
 
-export function triggerId(name: string, namespace: string, metadata: Readonly<Record<string, string>>): string {
+function triggerId(name: string, namespace: string, metadata: Readonly<Record<string, string>>): string {
   const canonical = Object.entries(metadata)
     .filter(([k]) => !kedaKeys.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));

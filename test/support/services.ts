@@ -22,12 +22,12 @@ export const OPTIONAL_SERVICE_KEYS = [
   'KAFKA_TLS_CLIENT_CERT_FILE',
   'KAFKA_TLS_CLIENT_KEY_FILE',
 ] as const;
-export type ServiceKey = (typeof SERVICE_KEYS)[number] | (typeof OPTIONAL_SERVICE_KEYS)[number];
+type ServiceKey = (typeof SERVICE_KEYS)[number] | (typeof OPTIONAL_SERVICE_KEYS)[number];
 export type ServiceEnv = Partial<Record<ServiceKey, string>>;
 
-export const servicesEnvFile = fileURLToPath(new URL('../../.services/env', import.meta.url));
+const servicesEnvFile = fileURLToPath(new URL('../../.services/env', import.meta.url));
 
-export function parseEnvLines(text: string): Record<string, string> {
+function parseEnvLines(text: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const line of text.split('\n')) {
     const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
