@@ -18,7 +18,7 @@ import { ScalerMetrics } from '../telemetry/metrics.ts';
 import { ExternalScalerService } from './externalScaler.ts';
 import { createHttpServer } from './http.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
-import { defaultDrivers } from './drivers.ts';
+import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
 import { ReloadingServerCredentials } from './tls.ts';
 
 export type ServerConfig = Omit<Config, 'LOG_LEVEL' | 'CONFIG_FILE'>;
@@ -35,7 +35,8 @@ export interface RunningScaler {
 
 export interface StartOptions {
   readonly logger?: Logger;
-  readonly drivers?: (logger: Logger, config: ServerConfig) => SourceDriver[];
+  /** The source drivers (default: every kind, each loaded on first use). */
+  readonly drivers?: (options: DriverOptions) => SourceDriver[];
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** How often TLS files are re-read for a rotated certificate (default 30 s). */
   readonly tlsReloadIntervalMs?: number;
@@ -62,7 +63,7 @@ function hostPort(host: string, port: number): string {
 export async function startScaler(config: ServerConfig, options: StartOptions = {}): Promise<RunningScaler> {
   const logger = options.logger ?? silentLogger();
   const metrics = new ScalerMetrics(undefined, { triggerMetrics: config.TRIGGER_METRICS });
-  const registry = new SourceRegistry((options.drivers ?? defaultDrivers)(logger, config));
+  const registry = new SourceRegistry((options.drivers ?? defaultDrivers)({ logger, timeoutMs: config.SOURCE_TIMEOUT_MS }));
   // In memory (one replica) unless STATE_STORE_URL names a shared store; a store that does not
   // answer yet comes back degraded and keeps trying.
   const store = await createStateStore<SharedTriggerState>(config, {

@@ -250,7 +250,7 @@ describe('Kafka errors', () => {
     const socketFactory: ISocketFactory = ({ onConnect }) => connect({ host: '127.0.0.1', port: proxy.port }, onConnect);
     await using scaler = await startTestScaler(
       {},
-      { drivers: (logger, config) => [new KafkaDriver({ logger, timeoutMs: config.SOURCE_TIMEOUT_MS, socketFactory })] },
+      { drivers: (options) => [new KafkaDriver({ ...options, socketFactory })] },
     );
     const topic = await kafka.topic([2, 2, 2]);
     const group = KafkaFixture.uniqueName('kis-group');
