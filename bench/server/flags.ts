@@ -2,17 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
-/**
- * The node flags the scaler ships with: those of `npm start` (package.json), which the image
- * sets as NODE_OPTIONS (a unit test keeps the two equal). The benchmark runs the scaler with
- * them unless --node-args says otherwise.
- */
-export function shippedNodeArgs(packageJson = new URL('../../package.json', import.meta.url)): string[] {
-  const start: string = JSON.parse(readFileSync(packageJson, 'utf8')).scripts.start;
-  const words = start.split(/\s+/);
-  if (words[0] !== 'node')
-    throw new Error(`package.json scripts.start: expected "node [flags] <entry>", got ${JSON.stringify(start)}`);
-  return words.slice(1, -1);
+/** The node flags the scaler ships with: node.flags, which `npm start` and the image's ENTRYPOINT read. */
+export function shippedNodeArgs(file = new URL('../../node.flags', import.meta.url)): string[] {
+  return readFileSync(file, 'utf8')
+    .split(/\s+/)
+    .filter((flag) => flag !== '');
 }
 
 export interface BenchFlags {
