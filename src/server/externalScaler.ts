@@ -2,6 +2,7 @@
 // statuses (through toServiceError). Knows gRPC, nothing about brokers or the model's insides.
 import type * as grpc from '@grpc/grpc-js';
 import { type Engine, type Evaluation, settle } from '../engine.ts';
+import { StreamChecks } from './streamChecks.ts';
 import type { TriggerRef } from '../trigger/types.ts';
 import { InvalidTrigger, errorMessage, statusName, toServiceError } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -161,78 +162,38 @@ export class ExternalScalerService {
     }
     metrics.requests.inc({ method: 'StreamIsActive', code: 'OK' });
     let last: boolean | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let stopped = false;
     let lastError: string | undefined;
-    let dueAtMs = -Infinity;
-    let checks = 0;
-    const firstDelayMs = Math.max(1, Math.round(Math.random() * streamIntervalMs));
-    // The first re-check comes early (see below) and would find the reading of the opening check
-    // still fresh, then wait a whole interval: it asks for one younger than half its delay.
-    const firstRecheck = { maxAgeMs: Math.max(1, Math.floor(firstDelayMs / 2)) };
-    const later = {};
-    // One timer for the regular checks, re-armed in place (refresh), not a new one per check.
-    let everyInterval: NodeJS.Timeout | undefined;
+    let open = true;
     const send = ({ decision }: Evaluation) => {
       lastError = undefined;
-      if (!stopped && decision.active !== last) {
+      if (open && decision.active !== last) {
         last = decision.active;
         call.write({ result: decision.active });
       }
     };
-    const failed = (err: unknown) => {
-      const message = errorMessage(err);
-      if (message !== lastError) {
-        logger.warn(
-          { trigger: `${ref.namespace}/${ref.name}`, err: message },
-          'stream check failed; sending nothing until the source answers',
-        );
-        lastError = message;
-      }
-    };
-    const next = () => {
-      // The first re-check lands at a random point of the interval: streams opened together (KEDA
-      // re-opening them all after a restart) would otherwise check in the same instant every
-      // interval, a burst that holds up every other call for its whole length.
-      const delayMs = checks++ === 0 ? firstDelayMs : streamIntervalMs;
-      dueAtMs = Date.now() + delayMs;
-      if (stopped) return;
-      if (delayMs !== streamIntervalMs) timer = setTimeout(tick, delayMs);
-      else timer = everyInterval = everyInterval?.refresh() ?? setTimeout(tick, streamIntervalMs);
-    };
-    const tick = () => {
-      // Timers run on the event loop's cached clock, which lags Date.now() by up to one loop
-      // turn: a tick that fires early would find the cache entry a hair younger than its TTL and
-      // see the old value for one more whole interval (a wake 2 s late instead of 1 s).
-      const earlyMs = dueAtMs - Date.now();
-      // (More than an interval early means the wall clock stepped back: check now.)
-      if (earlyMs > 0 && earlyMs <= streamIntervalMs) {
-        if (!stopped) timer = setTimeout(tick, earlyMs);
-        return;
-      }
-      const options = checks === 1 ? firstRecheck : later;
-      let evaluation: Evaluation | Promise<Evaluation>;
-      try {
-        evaluation = engine.evaluate(trigger, options);
-      } catch (err) {
-        // A timer callback has no caller to hand a throw to: log it and keep checking.
-        failed(err);
-        next();
-        return;
-      }
-      if (!(evaluation instanceof Promise)) {
+    const checks = new StreamChecks({
+      intervalMs: streamIntervalMs,
+      check: (options) => {
+        const evaluation = engine.evaluate(trigger, options);
+        if (evaluation instanceof Promise) return evaluation.then(send);
         send(evaluation);
-        next();
-      } else {
-        evaluation.then(send, failed).finally(next);
-      }
-    };
-    this.track('StreamIsActive', call, () => {
-      stopped = true;
-      clearTimeout(timer);
-      clearTimeout(everyInterval);
+      },
+      failed: (err) => {
+        const message = errorMessage(err);
+        if (message !== lastError) {
+          logger.warn(
+            { trigger: `${ref.namespace}/${ref.name}`, err: message },
+            'stream check failed; sending nothing until the source answers',
+          );
+          lastError = message;
+        }
+      },
     });
-    tick();
+    this.track('StreamIsActive', call, () => {
+      open = false;
+      checks.stop();
+    });
+    checks.start();
   }
 
   /** The spec depends on the metadata only (target 1), so it is sent once and never changes. */

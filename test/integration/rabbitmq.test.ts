@@ -99,7 +99,7 @@ describe('GetMetrics over the management API (protocol http)', () => {
       await eventually(async () => {
         await t.client.getMetrics(ref(http, 'http-split'));
         const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-split')?.decision.explanation.signals;
-        return s?.inFlight === 4 && s.waiting === 8 ? s : undefined;
+        return s?.inFlight === 4 && s.waiting === 8 && s.consumers === 1 ? s : undefined;
       }, 15_000, 300).then((s) => expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 }));
       await t.client.getMetrics(ref(trigger(queue), 'amqp-split'));
       const amqp = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'amqp-split')?.decision.explanation.signals;
