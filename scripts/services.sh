@@ -449,51 +449,6 @@ KAFKA_DIR="$SERVICES_DIR/kafka"
 KAFKA_PIDFILE="$KAFKA_DIR/kafka.pid"
 KAFKA_LOG="$KAFKA_DIR/kafka.log"
 
-# Answers when a Metadata request lists a broker (the listener only opens
-# once the broker has caught up with the controller). Plain Node, no deps.
-KAFKA_PROBE_JS='
-const net = require("net");
-const [host, port, limit] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3] || 5000)];
-const fail = (why) => { console.error("kafka probe: " + why); process.exit(1); };
-setTimeout(() => fail("timeout"), limit).unref();
-const frame = (key, ver, corr, body) => {
-  const cid = Buffer.from("kis-probe"), h = Buffer.alloc(10);
-  h.writeInt16BE(key, 0); h.writeInt16BE(ver, 2); h.writeInt32BE(corr, 4); h.writeInt16BE(cid.length, 8);
-  const p = Buffer.concat([h, cid, body]), len = Buffer.alloc(4); len.writeInt32BE(p.length);
-  return Buffer.concat([len, p]);
-};
-let buf = Buffer.alloc(0), waiting = null;
-const sock = net.connect({ host, port });
-sock.on("error", (e) => fail(e.code || e.message));
-sock.on("close", () => fail("connection closed"));
-sock.on("data", (d) => {
-  buf = Buffer.concat([buf, d]);
-  if (buf.length >= 4 && buf.length >= 4 + buf.readInt32BE(0)) {
-    const msg = buf.subarray(4, 4 + buf.readInt32BE(0)); buf = Buffer.alloc(0);
-    const w = waiting; waiting = null; if (w) w(msg);
-  }
-});
-const request = (key, ver, corr, body) => new Promise((res) => { waiting = res; sock.write(frame(key, ver, corr, body)); });
-sock.on("connect", async () => {
-  const av = await request(18, 0, 1, Buffer.alloc(0));
-  let o = 4; const err = av.readInt16BE(o); o += 2; if (err) fail("ApiVersions error " + err);
-  let meta = null; const n = av.readInt32BE(o); o += 4;
-  for (let i = 0; i < n; i++, o += 6) if (av.readInt16BE(o) === 3) meta = [av.readInt16BE(o + 2), av.readInt16BE(o + 4)];
-  if (!meta) fail("broker has no Metadata API");
-  const v = Math.min(meta[1], 8); if (v < meta[0] || v < 4) fail("no usable Metadata version in " + meta);
-  const body = Buffer.alloc(v >= 8 ? 7 : 5); body.writeInt32BE(-1, 0);
-  const md = await request(3, v, 2, body);
-  o = 8; const nb = md.readInt32BE(o); o += 4; const brokers = [];
-  for (let i = 0; i < nb; i++) {
-    const id = md.readInt32BE(o); o += 4; const hl = md.readInt16BE(o); o += 2;
-    const h = md.toString("utf8", o, o + hl); o += hl; const p = md.readInt32BE(o); o += 4;
-    const rl = md.readInt16BE(o); o += 2 + Math.max(rl, 0); brokers.push(id + "@" + h + ":" + p);
-  }
-  if (!brokers.length) fail("no broker in metadata yet");
-  console.log(brokers.join(",")); process.exit(0);
-});
-'
-
 KAFKA_SASL_USER=scaler
 
 # Test CA, broker certificate (127.0.0.1 / localhost) and a client certificate
@@ -590,7 +545,8 @@ kafka_lines() {
   echo "KAFKA_TLS_CLIENT_CERT_FILE=$KAFKA_DIR/tls/client.pem"
   echo "KAFKA_TLS_CLIENT_KEY_FILE=$KAFKA_DIR/tls/client.key"
 }
-kafka_answers() { "$(node_bin)" -e "$KAFKA_PROBE_JS" 127.0.0.1 "$KAFKA_PORT" 5000; }
+# The broker lists itself and a group coordinator answers (scripts/probes/kafka.mjs, kafkajs).
+kafka_answers() { "$(node_bin)" "$REPO_ROOT/scripts/probes/kafka.mjs" "127.0.0.1:$KAFKA_PORT" 5000; }
 kafka_alive() { pid_alive "$KAFKA_PIDFILE"; }
 kafka_secure_ports_open() { port_open "$KAFKA_SASL_PORT" && port_open "$KAFKA_SSL_PORT"; }
 
