@@ -53,6 +53,10 @@ export interface BenchFlags {
   readonly loadgen: 'go' | 'node' | undefined;
   /** STATE_STORE_URL of the scaler: a shared store (Redis/Valkey) instead of the in-memory default. */
   readonly stateStore: string | undefined;
+  /** Seconds of the soak (fixed rate, streams open, scrapes); 0: no soak, the usual runs. */
+  readonly soakSeconds: number;
+  /** Seconds per row of the soak's table. */
+  readonly soakWindowSeconds: number;
   readonly help: boolean;
 }
 
@@ -82,6 +86,10 @@ export const USAGE = `npm run bench:server -- [flags]
   --scaler-dir DIR    run another checkout (e.g. git archive of an older commit, with its tsconfig files)
   --loadgen go|node   load generator: grpc-go (built on first use) or grpc-js (default go if on PATH)
   --state-store URL   the scaler's STATE_STORE_URL (redis://...): measure with a shared state store
+  --soak S            instead of the runs above: S seconds at --rate over --triggers with --streams open
+                      and a scrape every 15 s, RSS, heap, handles, fds and p99 per window, and their
+                      slopes (e.g. --soak 3600; not part of the test command)
+  --soak-window S     seconds per soak row                                  (default 300)
 `;
 
 function int(name: string, raw: string | undefined, fallback: number, min: number): number {
@@ -120,6 +128,8 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       'scaler-dir': { type: 'string' },
       loadgen: { type: 'string' },
       'state-store': { type: 'string' },
+      soak: { type: 'string' },
+      'soak-window': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -152,6 +162,8 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     scalerDir: values['scaler-dir'],
     loadgen: values.loadgen as 'go' | 'node' | undefined,
     stateStore: values['state-store'],
+    soakSeconds: int('soak', values.soak, 0, 0),
+    soakWindowSeconds: int('soak-window', values['soak-window'], 300, 1),
     help: values.help ?? false,
   };
 }

@@ -23,6 +23,7 @@ import { BenchBroker, rabbitmqUrl } from './rabbit.ts';
 import { type Measured, type SearchStep, fixedRateTable, median, searchTable, wakeLine } from './report.ts';
 import { rateSteps } from './stats.ts';
 import type { TriggerSpec } from './triggers.ts';
+import { soak, soakTable } from './soak.ts';
 import { measureWake } from './wake.ts';
 import { parse as parseYaml } from 'yaml';
 
@@ -306,6 +307,23 @@ async function main(): Promise<void> {
     }
     const scaler = await startScalerProcess({ ...scalerOptions, profileDir: flags.profileDir });
     children.push(scaler);
+    if (flags.soakSeconds > 0) {
+      const loadgen = loadGenerator.start();
+      children.push(loadgen);
+      const target: Target = { pid: scaler.pid, address: `127.0.0.1:${scaler.grpcPort}`, scaler };
+      await loadgen.send({ cmd: 'connect', target: target.address, connections: flags.connections });
+      const reg = await loadgen.send<{ triggers: number; errors: number; ms: number }>({ cmd: 'register', spec, concurrency: 32 });
+      if (reg.errors > 0) throw new Error('registering triggers failed: is RabbitMQ up? (scripts/services.sh status)');
+      log(`soak: ${flags.soakSeconds} s at ${flags.rate} req/s over ${flags.triggers} triggers, ${flags.streams} streams, rows of ${flags.soakWindowSeconds} s`);
+      const windows = await withStreams(loadgen, target, flags, spec, () =>
+        soak({ loadgen, scaler, spec, rate: flags.rate, seconds: flags.soakSeconds, windowSeconds: flags.soakWindowSeconds, log }),
+      );
+      process.stdout.write(
+        `\nkeda-inference-scaler soak  (${JSON.stringify(info)})\n${flags.soakSeconds} s at ${flags.rate} req/s, T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, a /metrics scrape every 15 s, load generator ${loadGenerator.kind}\n\n${soakTable(windows)}`,
+      );
+      if (flags.json !== undefined) writeFileSync(flags.json, `${JSON.stringify({ windows, flags, machine: info }, null, 2)}\n`);
+      return;
+    }
     const floorProcess = await startFloorProcess(flags.nodeArgs, flags.profileDir);
     children.push(floorProcess);
     const loadgen = loadGenerator.start();
