@@ -6,6 +6,9 @@
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateRecord, StateStore } from './types.ts';
 
+/** Slices a round of lease renewals is cut into (start()). */
+const TICKS_PER_ROUND = 10;
+
 /**
  * writer: this replica holds the trigger's lease and publishes its state. follower: another one
  * does; decide from its record. local: the store is not answering (or nothing is shared).
@@ -39,6 +42,10 @@ export class SharedState<T> {
   private readonly removeHealthListener: () => void;
   private timer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** The current round's triggers still to renew (start()), last first, and how many a tick renews. */
+  private pending: string[] = [];
+  private slice = 0;
+  private round = 0;
 
   constructor(store: StateStore<T>, options: SharedStateOptions) {
     this.store = store;
@@ -52,11 +59,14 @@ export class SharedState<T> {
     });
   }
 
-  /** Keeps leases (and, every third round, followers' records) fresh from now on. */
+  /**
+   * Keeps leases (and, every third round, followers' records) fresh from now on: a round every
+   * leaseMs / 3, spread over TICKS_PER_ROUND ticks that each renew a slice of the triggers, so a
+   * thousand triggers cost a hundred store calls every tick, not a thousand at once on the loop.
+   */
   start(): void {
-    const everyMs = Math.max(100, Math.floor(this.store.leaseMs / 3));
-    let round = 0;
-    this.timer = setInterval(() => void this.refresh(++round % 3 === 0), everyMs);
+    const roundMs = Math.max(100, Math.floor(this.store.leaseMs / 3));
+    this.timer = setInterval(() => void this.tick(), roundMs / TICKS_PER_ROUND);
     this.timer.unref();
   }
 
@@ -130,13 +140,34 @@ export class SharedState<T> {
     if (entry.record === undefined || record.atMs > entry.record.atMs) entry.record = record;
   }
 
-  /** Renews or takes every tracked lease; with `reread`, reads followers' records too (start() calls it on a timer). */
+  /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too (after an outage). */
   async refresh(reread: boolean): Promise<void> {
-    if (this.renewing || this.store.health === 'degraded') return;
+    await this.renew([...this.entries], reread);
+  }
+
+  /** One tick of a round: the next slice of the triggers, in the order they were first seen. */
+  private async tick(): Promise<void> {
+    if (this.renewing) return;
+    if (this.pending.length === 0) {
+      this.pending = [...this.entries.keys()].reverse();
+      this.slice = Math.ceil(this.pending.length / TICKS_PER_ROUND);
+      this.round++;
+    }
+    const batch: [string, Entry<T>][] = [];
+    while (batch.length < this.slice && this.pending.length > 0) {
+      const key = this.pending.pop()!;
+      const entry = this.entries.get(key);
+      if (entry !== undefined) batch.push([key, entry]);
+    }
+    await this.renew(batch, this.round % 3 === 0);
+  }
+
+  private async renew(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {
+    if (this.renewing || this.store.health === 'degraded' || batch.length === 0) return;
     this.renewing = true;
     try {
       await Promise.all(
-        [...this.entries].map(async ([key, entry]) => {
+        batch.map(async ([key, entry]) => {
           try {
             const held = await this.store.acquireLease(key);
             entry.role = held ? 'writer' : 'follower';

@@ -2,7 +2,7 @@
 // Redis keeps them): they answer alike, the writer's state is what followers decide from, a new
 // process starts from what was learned, and a store that goes away leaves each on its own.
 import { Registry } from 'prom-client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { Engine } from '../../src/engine.ts';
 import { emptyHistory } from '../../src/model/decide.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
@@ -273,5 +273,37 @@ describe('the shared history’s schema', () => {
     ],
   ])('refuses %s', (_name, value) => {
     expect(sharedStateSchema.safeParse({ history: value }).success).toBe(false);
+  });
+});
+
+describe('SharedState lease renewals', () => {
+  it('renews every lease once a round (leaseMs / 3), a tenth of the triggers per tick, never all at once', async () => {
+    vi.useFakeTimers();
+    try {
+      const cluster = new Cluster({ ms: 0 });
+      const store = new FakeStore(cluster, 'a');
+      const calls: number[] = [];
+      const acquire = store.acquireLease.bind(store);
+      store.acquireLease = (key: string) => {
+        calls.push(Date.now());
+        return acquire(key);
+      };
+      const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000 });
+      for (let i = 0; i < 1000; i++) await shared.track(`k${i}`);
+      calls.length = 0;
+      shared.start();
+      // Two rounds of 1,000 ms (leaseMs 3,000 / 3), ticks of 100 ms.
+      await vi.advanceTimersByTimeAsync(2000);
+      const perTick = new Map<number, number>();
+      for (const at of calls) perTick.set(at, (perTick.get(at) ?? 0) + 1);
+      expect(calls).toHaveLength(2000);
+      expect(Math.max(...perTick.values())).toBe(100);
+      expect(perTick.size).toBe(20);
+      // Every lease this replica holds stays held: each was renewed within its 3 s.
+      expect([...cluster.leases.values()].every((l) => l.holder === 'a')).toBe(true);
+      await shared.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
