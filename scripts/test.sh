@@ -21,6 +21,9 @@ rm -rf "$results" && mkdir -p "$results"
 step "unit tests"
 vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
 
+step "bench:server's load generator (go test)"
+(cd bench/server/loadgen-go && go test ./...)
+
 step "services"
 started_here=()
 if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" || -z "${STATE_STORE_URL:-}" ]]; then

@@ -1,8 +1,8 @@
 // The benchmark's child processes: the scaler (node src/main.ts), the floor server and the load
-// generator (Go, bench/server/loadgen-go, or Node, bench/server/loadgen.ts), each its own process
+// generator (Go, bench/server/loadgen-go), each its own process
 // so the load generator never shares an event loop with what it measures. Stopped by pid with
 // SIGTERM (the scaler then writes its --cpu-prof profile).
-import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   createWriteStream,
@@ -18,7 +18,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { Command } from './loadgen.ts';
+import type { Command } from './loadgenProtocol.ts';
 import { sumMetric } from './procStats.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -175,11 +175,8 @@ export async function startFloorProcess(
   return { child, pid: child.pid!, grpcPort: Number(ready.grpcPort), stop: () => stopChild(child) };
 }
 
-export type LoadgenKind = 'go' | 'node';
-
 export interface LoadGenerator {
   readonly pid: number;
-  readonly kind: LoadgenKind;
   send<T>(command: Command): Promise<T>;
   stop(): Promise<void>;
 }
@@ -216,35 +213,17 @@ function goOnPath(): boolean {
 }
 
 /**
- * The load generator to use: the one asked for, else Go when a go toolchain is on PATH (as KEDA
- * is a grpc-go client, and a Go sender's own stalls are far shorter than Node's), else Node.
- * Builds the Go one now, so a build failure shows before anything starts.
+ * The load generator, built now (so a build failure shows before anything starts): grpc-go, the
+ * client KEDA is, whose own stalls are far shorter than a Node sender's.
  */
-export function selectLoadGenerator(
-  requested: LoadgenKind | undefined,
-  log: (line: string) => void,
-): { kind: LoadgenKind; start: () => LoadGenerator } {
-  const node = { kind: 'node' as const, start: () => startLoadGenerator('node') };
-  if (requested === 'node') return node;
-  if (requested === undefined && !goOnPath()) {
-    log(
-      'note: no go toolchain on PATH, so the load generator is Node (bench/server/loadgen.ts); its own send lag and GC pauses inflate p99 (docs/performance.md)',
-    );
-    return node;
-  }
-  let binary: string;
-  try {
-    binary = buildGoLoadGenerator();
-  } catch (err) {
-    if (requested === 'go') throw err;
-    log(`note: ${err instanceof Error ? err.message : String(err)}; using the Node load generator (--loadgen node)`);
-    return node;
-  }
-  return { kind: 'go', start: () => startGoLoadGenerator(binary) };
+export function selectLoadGenerator(): { start: () => LoadGenerator } {
+  if (!goOnPath()) throw new Error('bench:server needs a go toolchain on PATH for its load generator (bench/server/loadgen-go)');
+  const binary = buildGoLoadGenerator();
+  return { start: () => startGoLoadGenerator(binary) };
 }
 
 /** Replies of a load generator, one per command in order: {ok, reply} or {ok: false, error}. */
-function replyQueue(child: ChildProcess, kind: LoadgenKind) {
+function replyQueue(child: ChildProcess) {
   let pending: { resolve: (v: unknown) => void; reject: (e: Error) => void } | undefined;
   const onReply = (message: { ok: boolean; reply?: unknown; error?: string }) => {
     const p = pending;
@@ -264,7 +243,6 @@ function replyQueue(child: ChildProcess, kind: LoadgenKind) {
     onReply,
     loadGenerator: (write: (command: Command) => void): LoadGenerator => ({
       pid: child.pid!,
-      kind,
       send: <T>(command: Command) => send<T>(command, write),
       stop: () => stopChild(child),
     }),
@@ -274,7 +252,7 @@ function replyQueue(child: ChildProcess, kind: LoadgenKind) {
 /** Starts the Go load generator: commands as JSON lines on its stdin, replies on its stdout. */
 function startGoLoadGenerator(binary: string): LoadGenerator {
   const child = spawn(binary, [], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
-  const replies = replyQueue(child, 'go');
+  const replies = replyQueue(child);
   createInterface({ input: child.stdout! }).on('line', (line) => {
     try {
       replies.onReply(JSON.parse(line) as { ok: boolean; reply?: unknown; error?: string });
@@ -283,17 +261,4 @@ function startGoLoadGenerator(binary: string): LoadGenerator {
     }
   });
   return replies.loadGenerator((command) => child.stdin!.write(`${JSON.stringify(command)}\n`));
-}
-
-/** Forks the Node load generator; commands run one at a time and each resolves with its reply. */
-function startLoadGenerator(kind: LoadgenKind = 'node'): LoadGenerator {
-  if (kind === 'go') return startGoLoadGenerator(buildGoLoadGenerator());
-  const child = fork(`${ROOT}bench/server/loadgen.ts`, [], {
-    cwd: ROOT,
-    execArgv: (process.env.BENCH_LOADGEN_NODE_ARGS ?? '').split(' ').filter(Boolean),
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const replies = replyQueue(child, 'node');
-  child.on('message', replies.onReply);
-  return replies.loadGenerator((command) => child.send(command));
 }

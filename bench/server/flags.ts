@@ -49,8 +49,6 @@ export interface BenchFlags {
   readonly memoryOnly: boolean;
   /** Another checkout whose src/main.ts to run (compare a change against this one's bench). */
   readonly scalerDir: string | undefined;
-  /** Load generator (go: grpc-go like KEDA; node: grpc-js); undefined: go when on PATH. */
-  readonly loadgen: 'go' | 'node' | undefined;
   /** STATE_STORE_URL of the scaler: a shared store (Redis/Valkey) instead of the in-memory default. */
   readonly stateStore: string | undefined;
   /** Seconds of the soak (fixed rate, streams open, scrapes); 0: no soak, the usual runs. */
@@ -84,7 +82,6 @@ export const USAGE = `npm run bench:server -- [flags]
   --source            run src/main.ts (as npm start does) instead of the scaler compiled by tsc into a
                       temporary dist/ (as the image runs it; the default)
   --scaler-dir DIR    run another checkout (e.g. git archive of an older commit, with its tsconfig files)
-  --loadgen go|node   load generator: grpc-go (built on first use) or grpc-js (default go if on PATH)
   --state-store URL   the scaler's STATE_STORE_URL (redis://...): measure with a shared state store
   --soak S            instead of the runs above: S seconds at --rate over --triggers with --streams open
                       and a scrape every 15 s, RSS, heap, handles, fds and p99 per window, and their
@@ -126,7 +123,6 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
       source: { type: 'boolean' },
       'memory-only': { type: 'boolean' },
       'scaler-dir': { type: 'string' },
-      loadgen: { type: 'string' },
       'state-store': { type: 'string' },
       soak: { type: 'string' },
       'soak-window': { type: 'string' },
@@ -135,8 +131,6 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
   });
   const triggers = int('triggers', values.triggers, 1000, 1);
   const queues = int('queues', values.queues, 100, 1);
-  if (values.loadgen !== undefined && values.loadgen !== 'go' && values.loadgen !== 'node')
-    throw new Error(`--loadgen: got ${JSON.stringify(values.loadgen)}; allowed: go, node`);
   if (queues > triggers) throw new Error(`--queues: got ${queues}; allowed: at most --triggers (${triggers})`);
   return {
     triggers,
@@ -160,7 +154,6 @@ export function parseFlags(argv: readonly string[]): BenchFlags {
     compiled: !(values.source ?? false),
     memoryOnly: values['memory-only'] ?? false,
     scalerDir: values['scaler-dir'],
-    loadgen: values.loadgen as 'go' | 'node' | undefined,
     stateStore: values['state-store'],
     soakSeconds: int('soak', values.soak, 0, 0),
     soakWindowSeconds: int('soak-window', values['soak-window'], 300, 1),

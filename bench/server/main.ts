@@ -17,7 +17,7 @@ import {
   startScalerProcess,
 } from './children.ts';
 import { USAGE, type BenchFlags, parseFlags } from './flags.ts';
-import type { RunResult } from './loadgen.ts';
+import type { RunResult } from './loadgenProtocol.ts';
 import { bucketsDiff, cpuCores, histogramBuckets, histogramQuantile, sampleProcess, sumMetric } from './procStats.ts';
 import { BenchBroker, rabbitmqUrl } from './rabbit.ts';
 import { type Measured, type SearchStep, fixedRateTable, median, searchTable, wakeLine } from './report.ts';
@@ -165,8 +165,7 @@ async function main(): Promise<void> {
   }
   const info = machine();
   log(`machine: ${JSON.stringify(info)}`);
-  const loadGenerator = selectLoadGenerator(flags.loadgen, log);
-  log(`load generator: ${loadGenerator.kind}`);
+  const loadGenerator = selectLoadGenerator();
   const url = rabbitmqUrl();
   const broker = await BenchBroker.connect(url, (reason) =>
     abort(`RabbitMQ connection lost (${reason}); did the broker restart?`),
@@ -319,7 +318,7 @@ async function main(): Promise<void> {
         soak({ loadgen, scaler, spec, rate: flags.rate, seconds: flags.soakSeconds, windowSeconds: flags.soakWindowSeconds, log }),
       );
       process.stdout.write(
-        `\nkeda-inference-scaler soak  (${JSON.stringify(info)})\n${flags.soakSeconds} s at ${flags.rate} req/s, T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, a /metrics scrape every 15 s, load generator ${loadGenerator.kind}\n\n${soakTable(windows)}`,
+        `\nkeda-inference-scaler soak  (${JSON.stringify(info)})\n${flags.soakSeconds} s at ${flags.rate} req/s, T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, a /metrics scrape every 15 s, load generator grpc-go\n\n${soakTable(windows)}`,
       );
       if (flags.json !== undefined) writeFileSync(flags.json, `${JSON.stringify({ windows, flags, machine: info }, null, 2)}\n`);
       return;
@@ -409,7 +408,7 @@ async function main(): Promise<void> {
 
     process.stdout.write(`\nkeda-inference-scaler server benchmark  (${JSON.stringify(info)})\n`);
     process.stdout.write(
-      `scaler: ${flags.compiled ? `${flags.scalerDir ?? '.'} compiled (dist/main.js)` : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, state store ${flags.stateStore === undefined ? 'in memory' : 'shared (STATE_STORE_URL)'}, ${flags.connections} connection(s), load generator ${loadGenerator.kind === 'go' ? 'go (grpc-go)' : 'node (grpc-js)'}\n\n`,
+      `scaler: ${flags.compiled ? `${flags.scalerDir ?? '.'} compiled (dist/main.js)` : `${flags.scalerDir ?? '.'}/src/main.ts`}${flags.nodeArgs.length ? ` with ${flags.nodeArgs.join(' ')}` : ''}; T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, CACHE_TTL_MS=${flags.cacheTtlMs}, STREAM_INTERVAL_MS=${flags.streamIntervalMs}, state store ${flags.stateStore === undefined ? 'in memory' : 'shared (STATE_STORE_URL)'}, ${flags.connections} connection(s), load generator grpc-go\n\n`,
     );
     process.stdout.write(
       `fixed rate ${flags.rate} req/s for ${flags.durationSeconds} s (latency from the intended send time):\n${fixedRateTable(pairs)}\n\n`,
@@ -449,7 +448,6 @@ async function main(): Promise<void> {
       memoryChartLimitScrapedRssMb: memory[1]?.scrapedRssMb ?? null,
       maxRps: scalerSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
       floorMaxRps: floorSteps.filter((s) => s.passed).pop()?.achievedRps ?? null,
-      loadgen: loadGenerator.kind,
       flags: { ...flags, json: undefined, help: undefined },
       machine: info,
     };

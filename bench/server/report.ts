@@ -1,5 +1,5 @@
 // Printing the benchmark's figures (a plain-text table) and the JSON summary.
-import type { RunResult } from './loadgen.ts';
+import type { RunResult } from './loadgenProtocol.ts';
 import type { WakeResult } from './wake.ts';
 
 export interface Measured {

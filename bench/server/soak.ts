@@ -4,7 +4,7 @@
 // the window-to-window noise does not explain. docs/reliability.md holds the last run's table.
 import { readdirSync } from 'node:fs';
 import type { LoadGenerator, ScalerProcess } from './children.ts';
-import type { RunResult } from './loadgen.ts';
+import type { RunResult } from './loadgenProtocol.ts';
 import { bucketsDiff, histogramBuckets, histogramQuantile, sampleProcess, sumMetric } from './procStats.ts';
 import type { TriggerSpec } from './triggers.ts';
 

@@ -11,8 +11,7 @@ import {
   sumMetric,
 } from './procStats.ts';
 import { median } from './report.ts';
-import { OpenLoopSchedule, Samples, percentile, rateSteps, summarize } from './stats.ts';
-import { queueOf, triggerRef } from './triggers.ts';
+import { Samples, percentile, rateSteps, summarize } from './stats.ts';
 
 describe('percentile (nearest rank)', () => {
   const sorted = Float64Array.from({ length: 1000 }, (_, i) => i + 1); // 1..1000
@@ -35,29 +34,6 @@ describe('summarize', () => {
     const s = summarize(samples);
     expect(s).toMatchObject({ count: 5, p50Ms: 3, p99Ms: 5, maxMs: 5, meanMs: 3 });
     expect(samples).toEqual([5, 1, 4, 2, 3]);
-  });
-});
-
-describe('OpenLoopSchedule', () => {
-  it('spaces sends evenly from the start, whatever the answers do', () => {
-    const s = new OpenLoopSchedule(1000, 500, 2000); // 500/s for 2 s
-    expect(s.total).toBe(1000);
-    expect(s.intendedMs(0)).toBe(1000);
-    expect(s.intendedMs(1)).toBe(1002);
-    expect(s.intendedMs(500)).toBe(2000);
-  });
-  it('counts sends due by a time, capped at the total', () => {
-    const s = new OpenLoopSchedule(1000, 1000, 1000);
-    expect(s.dueBy(999)).toBe(0);
-    expect(s.dueBy(1000)).toBe(1);
-    expect(s.dueBy(1000.5)).toBe(1);
-    expect(s.dueBy(1010)).toBe(11);
-    // a stalled sender catches up: everything due goes out at once
-    expect(s.dueBy(1500)).toBe(501);
-    expect(s.dueBy(10_000)).toBe(1000);
-  });
-  it('rejects a rate that is not positive', () => {
-    expect(() => new OpenLoopSchedule(0, 0, 1000)).toThrow(RangeError);
   });
 });
 
@@ -152,17 +128,6 @@ describe('flags', () => {
   it('rejects a bad number, naming the flag', () => {
     expect(() => parseFlags(['--rate', 'fast'])).toThrow(/--rate: got "fast"/);
     expect(() => parseFlags(['--queues', '20', '--triggers', '10'])).toThrow(/--queues/);
-  });
-});
-
-describe('trigger spec', () => {
-  const spec = { rabbitmqUrl: 'amqp://h', queuePrefix: 'q', namePrefix: 'so-', triggers: 10, queues: 3 };
-  it('spreads triggers over queues round robin with distinct names', () => {
-    expect([0, 1, 2, 3, 9].map((j) => queueOf(spec, j))).toEqual(['q0', 'q1', 'q2', 'q0', 'q0']);
-    expect(triggerRef(spec, 4)).toMatchObject({
-      name: 'so-4',
-      scalerMetadata: { 'rabbitmq.queueName': 'q1', 'rabbitmq.host': 'amqp://h' },
-    });
   });
 });
 

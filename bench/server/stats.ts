@@ -35,35 +35,6 @@ export function summarize(samplesMs: ArrayLike<number>): LatencySummary {
   };
 }
 
-/**
- * Open-loop schedule: send k (0-based) is due at startMs + k * 1000 / ratePerSecond, whatever
- * happened to earlier sends, so a slow answer never delays later sends (no coordinated omission).
- */
-export class OpenLoopSchedule {
-  readonly startMs: number;
-  readonly ratePerSecond: number;
-  readonly total: number;
-
-  constructor(startMs: number, ratePerSecond: number, durationMs: number) {
-    if (!(ratePerSecond > 0)) throw new RangeError(`rate must be > 0, got ${ratePerSecond}`);
-    this.startMs = startMs;
-    this.ratePerSecond = ratePerSecond;
-    this.total = Math.floor((durationMs * ratePerSecond) / 1000);
-  }
-
-  /** Intended send time of send k. */
-  intendedMs(k: number): number {
-    return this.startMs + (k * 1000) / this.ratePerSecond;
-  }
-
-  /** How many sends are due by nowMs (capped at total): sends 0..n-1 should have gone out. */
-  dueBy(nowMs: number): number {
-    if (nowMs < this.startMs) return 0;
-    const n = Math.floor(((nowMs - this.startMs) * this.ratePerSecond) / 1000) + 1;
-    return Math.min(this.total, n);
-  }
-}
-
 /** Growable array of samples (ms) without per-sample allocation. */
 export class Samples {
   private data = new Float64Array(1024);

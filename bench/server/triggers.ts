@@ -1,6 +1,6 @@
-// The benchmark's triggers: T ScaledObjects over Q RabbitMQ queues, generated the same way in
-// the orchestrator and in the load generator (only the spec crosses the process boundary).
-import type { ScaledObjectRef } from '../../src/server/protocol.ts';
+// The benchmark's triggers: T ScaledObjects over Q RabbitMQ queues. Only the spec crosses to the
+// load generator, which makes trigger j (`${namePrefix}${j}` in namespace "bench") read queue j
+// mod Q (bench/server/loadgen-go/loadgen.go).
 
 export interface TriggerSpec {
   readonly rabbitmqUrl: string;
@@ -15,25 +15,3 @@ export interface TriggerSpec {
 }
 
 export const NAMESPACE = 'bench';
-
-/** Trigger j reads queue j mod Q, so each queue has T/Q triggers. */
-export function queueOf(spec: TriggerSpec, j: number): string {
-  return `${spec.queuePrefix}${j % spec.queues}`;
-}
-
-export function triggerRef(spec: TriggerSpec, j: number): ScaledObjectRef {
-  return {
-    name: `${spec.namePrefix}${j}`,
-    namespace: NAMESPACE,
-    scalerMetadata: {
-      'rabbitmq.host': spec.rabbitmqUrl,
-      'rabbitmq.queueName': queueOf(spec, j),
-      messagesPerReplica: '5',
-      ...spec.extra,
-    },
-  };
-}
-
-export function triggerRefs(spec: TriggerSpec): ScaledObjectRef[] {
-  return Array.from({ length: spec.triggers }, (_, j) => triggerRef(spec, j));
-}
