@@ -8,8 +8,19 @@ import { StoreUrlError, parseStoreUrl } from './state/address.ts';
 import { sourceFields, sourceKinds } from './trigger/fields.ts';
 import type { ConnectionProfiles } from './trigger/types.ts';
 
-const port = z.coerce.number().int().min(0).max(65535);
-const positiveMs = z.coerce.number().int().positive();
+/**
+ * A whole number from an environment variable. "" and blanks are refused, not read as 0 (as
+ * z.coerce would: GRPC_PORT="" bound a random port), and so are signs, decimals and exponents.
+ */
+const wholeNumber = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, { message: `allowed: a whole number from ${min} to ${max}` })
+    .transform(Number)
+    .pipe(z.number().min(min, { message: `allowed: a whole number from ${min} to ${max}` }).max(max, { message: `allowed: a whole number from ${min} to ${max}` }));
+const port = wholeNumber(0, 65535);
+const positiveMs = wholeNumber(1, 2 ** 31 - 1);
 
 const envSchema = z.object({
   GRPC_PORT: port.default(9090),

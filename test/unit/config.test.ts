@@ -43,3 +43,24 @@ describe('loadConfig: the state store', () => {
     expect((error as Error).message).not.toContain('s3cret');
   });
 });
+
+describe('loadConfig: numbers', () => {
+  it.each([
+    ['GRPC_PORT', ''],
+    ['GRPC_PORT', '  '],
+    ['GRPC_PORT', '65536'],
+    ['GRPC_PORT', '-1'],
+    ['GRPC_PORT', '90.5'],
+    ['METRICS_PORT', '1e3'],
+    ['CACHE_TTL_MS', '0'],
+    ['SOURCE_TIMEOUT_MS', 'soon'],
+    ['SHUTDOWN_TIMEOUT_MS', '99999999999'],
+  ])('refuses %s=%j, naming the variable and what is allowed', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}: allowed: a whole number from \\d+ to \\d+`));
+  });
+
+  it('reads whole numbers (blanks around them trimmed) and defaults what is unset', () => {
+    const config = loadConfig({ GRPC_PORT: ' 9091 ', CACHE_TTL_MS: '500' });
+    expect(config).toMatchObject({ GRPC_PORT: 9091, CACHE_TTL_MS: 500, METRICS_PORT: 8080, SOURCE_TIMEOUT_MS: 2000 });
+  });
+});
