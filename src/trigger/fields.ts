@@ -11,6 +11,7 @@ export interface Field<T = unknown> {
   readonly description: string;
   /** Used when the key is absent. Fields without a default are optional (undefined) unless required. */
   readonly default?: T;
+  /** The key must be given (by the trigger, `<key>FromEnv` or a connection profile); enforced by readGroup alone. */
   readonly required?: boolean;
   /** `<key>FromEnv` is accepted: KEDA resolves it from the workload's environment. */
   readonly fromEnv?: boolean;
@@ -61,9 +62,20 @@ const kinds = {
   list: text.transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)).refine((l) => l.length > 0),
 };
 
-function field<T>(f: Field<T>): Field<T> {
+/** A table entry, its literal `required` and `default` kept so that ValuesOf types the parsed values. */
+function field<T, const F extends Field<T>>(f: F & Field<T>): F {
   return f;
 }
+
+/** What a field parses to. */
+type FieldValue<F> = F extends { readonly schema: infer Z extends z.ZodType } ? z.output<Z> : never;
+
+/** The values a table parses to: present for required and defaulted fields, else possibly undefined. */
+export type ValuesOf<Table> = {
+  readonly [K in keyof Table]: Table[K] extends { readonly required: true } | { readonly default: unknown }
+    ? FieldValue<Table[K]>
+    : FieldValue<Table[K]> | undefined;
+};
 
 const bool = (description: string, dflt: boolean) =>
   field({ schema: kinds.bool, allowed: 'true or false', default: dflt, description });
@@ -139,6 +151,7 @@ const rabbitmqFields = {
     schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
     allowed: 'an amqp://, amqps://, http:// or https:// URL',
     description: 'Broker URL: AMQP, or the management API for protocol http.',
+    required: true,
     fromEnv: true,
     secret: true,
   }),
@@ -163,6 +176,7 @@ const sqsFields = {
     schema: kinds.url(['http', 'https']),
     allowed: 'an https:// queue URL',
     description: 'Queue URL.',
+    required: true,
     fromEnv: true,
   }),
   awsRegion: field({
@@ -185,6 +199,7 @@ const kafkaFields = {
     schema: kinds.list.refine((l) => l.every((b) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/@]+):\d{1,5}$/.test(b))),
     allowed: 'a comma-separated list of host:port',
     description: 'Broker list.',
+    required: true,
     fromEnv: true,
   }),
   topic: field({
@@ -193,7 +208,7 @@ const kafkaFields = {
     allowed: 'a topic name (letters, digits, ".", "_", "-"; at most 249) or a comma-separated list of them',
     description: 'Topic(s); all topics the group has offsets for when absent.',
   }),
-  consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', description: 'Consumer group.' }),
+  consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', required: true, description: 'Consumer group.' }),
   offsetResetPolicy: field({
     schema: kinds.oneOf(['latest', 'earliest']),
     allowed: 'latest or earliest',
@@ -253,6 +268,7 @@ const gpuFields = {
     schema: kinds.url(['http', 'https']),
     allowed: 'an http(s):// Prometheus base URL',
     description: 'Prometheus base URL.',
+    required: true,
     fromEnv: true,
   }),
   query: field({

@@ -2,7 +2,16 @@
 // problem becomes one line of an InvalidTrigger that names the key, the value and what is allowed.
 import { createHash } from 'node:crypto';
 import { InvalidTrigger, quote } from '../errors.ts';
-import { type Field, MAX_VALUE_CHARS, type SourceKind, kedaKeys, scalingFields, sourceFields, sourceKinds } from './fields.ts';
+import {
+  type Field,
+  MAX_VALUE_CHARS,
+  type SourceKind,
+  type ValuesOf,
+  kedaKeys,
+  scalingFields,
+  sourceFields,
+  sourceKinds,
+} from './fields.ts';
 import type {
   ConnectionProfiles,
   GpuSourceConfig,
@@ -23,7 +32,6 @@ export interface ParseOptions {
 }
 
 type FieldTable = Readonly<Record<string, Field>>;
-type Values = Record<string, unknown>;
 
 class Issues {
   readonly list: string[] = [];
@@ -43,20 +51,36 @@ function describeValue(raw: string, field: Field): string {
   return field.secret ? '(redacted)' : quote(raw);
 }
 
-/** Reads one group of raw values (already without prefix) against a field table. */
-function readGroup(table: FieldTable, raw: Record<string, string>, keyPrefix: string, issues: Issues): Values {
-  const values: Values = {};
+/**
+ * Reads one group of raw values (already without prefix) against a field table: each value parsed,
+ * defaults filled in, required keys enforced (the one place they are). undefined when any of the
+ * group's keys had a problem: its cross-field rules and builder then do not run.
+ */
+function readGroup<T extends FieldTable>(table: T, raw: Record<string, string>, keyPrefix: string, issues: Issues): ValuesOf<T> | undefined {
+  const values: Record<string, unknown> = {};
+  const before = issues.total;
   for (const [name, field] of Object.entries(table)) {
     const value = raw[name];
     if (value === undefined) {
       if (field.default !== undefined) values[name] = field.default;
+      else if (field.required) issues.add(`${keyPrefix}${name}`, `is required; allowed: ${field.allowed}${otherWays(table, keyPrefix, name, field)}`);
       continue;
     }
     const parsed = field.schema.safeParse(value);
     if (parsed.success) values[name] = parsed.data;
     else issues.add(`${keyPrefix}${name}`, `got ${describeValue(value, field)}; allowed: ${field.allowed}`);
   }
-  return values;
+  // Sound: every field was parsed by its own schema, and a missing required one was an issue.
+  return issues.total === before ? (values as ValuesOf<T>) : undefined;
+}
+
+/** The other ways a required key can be given: from the workload's environment, or a connection profile. */
+function otherWays(table: FieldTable, keyPrefix: string, name: string, field: Field): string {
+  const ways = [
+    ...(field.fromEnv ? [`${keyPrefix}${name}FromEnv`] : []),
+    ...(keyPrefix !== '' && Object.hasOwn(table, 'connection') ? [`a profile named by ${keyPrefix}connection`] : []),
+  ];
+  return ways.length > 0 ? ` (or ${ways.join(', or ')})` : '';
 }
 
 /** A trigger's value longer than its field takes is refused before it is parsed. */
@@ -140,88 +164,115 @@ function withProfile(
   return { ...profile, ...group };
 }
 
-function required(values: Values, key: string, name: string, issues: Issues, allowed: string): void {
-  if (values[name] === undefined) issues.add(key, `is required; allowed: ${allowed}`);
+type Rule<V> = (values: V, issues: Issues, env: ParseOptions['env']) => void;
+
+/** Checks the values of a group against each other; the keys themselves are already valid. */
+function check<V>(rules: readonly Rule<V>[], values: V, issues: Issues, env: ParseOptions['env']): void {
+  for (const rule of rules) rule(values, issues, env);
 }
 
-function buildRabbitmq(v: Values, issues: Issues): RabbitmqSourceConfig {
-  const f = sourceFields.rabbitmq;
-  required(v, 'rabbitmq.host', 'host', issues, `${f.host.allowed} (or rabbitmq.hostFromEnv, or rabbitmq.connection)`);
-  required(v, 'rabbitmq.queueName', 'queueName', issues, f.queueName.allowed);
-  const host = (v.host as string | undefined) ?? '';
-  const scheme = host.split(':')[0] ?? '';
-  const schemeProtocol = scheme.startsWith('http') ? 'http' : 'amqp';
-  let protocol = v.protocol as 'auto' | 'amqp' | 'http';
-  if (protocol === 'auto') protocol = schemeProtocol;
-  else if (host && protocol !== schemeProtocol) {
-    issues.add('rabbitmq.protocol', `got "${protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`);
-  }
-  if (v.excludeUnacknowledged === true && protocol === 'amqp') {
-    issues.add('rabbitmq.excludeUnacknowledged', 'applies to protocol http only (amqp counts ready messages); allowed: false with amqp');
-  }
+type RabbitmqValues = ValuesOf<typeof sourceFields.rabbitmq>;
+
+/** auto takes its protocol from the host URL's scheme. */
+function rabbitmqProtocol(v: RabbitmqValues): { scheme: string; protocol: 'amqp' | 'http' } {
+  const scheme = v.host.split(':')[0] ?? '';
+  const fromScheme = scheme.startsWith('http') ? 'http' : 'amqp';
+  return { scheme, protocol: v.protocol === 'auto' ? fromScheme : v.protocol };
+}
+
+const rabbitmqRules: Rule<RabbitmqValues>[] = [
+  (v, issues) => {
+    const { scheme } = rabbitmqProtocol(v);
+    if (v.protocol !== 'auto' && v.protocol !== (scheme.startsWith('http') ? 'http' : 'amqp')) {
+      issues.add('rabbitmq.protocol', `got "${v.protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`);
+    }
+  },
+  (v, issues) => {
+    if (v.excludeUnacknowledged && rabbitmqProtocol(v).protocol === 'amqp') {
+      issues.add('rabbitmq.excludeUnacknowledged', 'applies to protocol http only (amqp counts ready messages); allowed: false with amqp');
+    }
+  },
+];
+
+function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
   return {
     kind: 'rabbitmq',
-    host,
-    queueName: (v.queueName as string | undefined) ?? '',
-    vhostName: v.vhostName as string | undefined,
-    protocol,
-    excludeUnacknowledged: v.excludeUnacknowledged as boolean,
+    host: v.host,
+    queueName: v.queueName,
+    vhostName: v.vhostName,
+    protocol: rabbitmqProtocol(v).protocol,
+    excludeUnacknowledged: v.excludeUnacknowledged,
   };
 }
+
+type SqsValues = ValuesOf<typeof sourceFields.sqs>;
 
 const awsRegionInUrl = /\bsqs[.-]([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com/;
 
-function buildSqs(v: Values, issues: Issues, env: ParseOptions['env']): SqsSourceConfig {
-  required(v, 'sqs.queueURL', 'queueURL', issues, `${sourceFields.sqs.queueURL.allowed} (or sqs.queueURLFromEnv)`);
-  const queueURL = (v.queueURL as string | undefined) ?? '';
-  const awsRegion =
-    (v.awsRegion as string | undefined) ?? awsRegionInUrl.exec(queueURL)?.[1] ?? env?.AWS_REGION ?? env?.AWS_DEFAULT_REGION;
-  if (queueURL && awsRegion === undefined) {
-    issues.add('sqs.awsRegion', 'is required when the queue URL names no region; allowed: an AWS region such as eu-west-1');
-  }
+/** The region: given, else named by the queue URL, else the scaler's AWS_REGION / AWS_DEFAULT_REGION. */
+function sqsRegion(v: SqsValues, env: ParseOptions['env']): string | undefined {
+  return v.awsRegion ?? awsRegionInUrl.exec(v.queueURL)?.[1] ?? env?.AWS_REGION ?? env?.AWS_DEFAULT_REGION;
+}
+
+const sqsRules: Rule<SqsValues>[] = [
+  (v, issues, env) => {
+    if (sqsRegion(v, env) === undefined) {
+      issues.add('sqs.awsRegion', 'is required when the queue URL names no region; allowed: an AWS region such as eu-west-1');
+    }
+  },
+];
+
+function buildSqs(v: SqsValues, env: ParseOptions['env']): SqsSourceConfig {
   return {
     kind: 'sqs',
-    queueURL,
-    awsRegion: awsRegion ?? '',
-    awsEndpoint: v.awsEndpoint as string | undefined,
-    scaleOnInFlight: v.scaleOnInFlight as boolean,
-    scaleOnDelayed: v.scaleOnDelayed as boolean,
+    queueURL: v.queueURL,
+    awsRegion: sqsRegion(v, env) ?? '',
+    awsEndpoint: v.awsEndpoint,
+    scaleOnInFlight: v.scaleOnInFlight,
+    scaleOnDelayed: v.scaleOnDelayed,
   };
 }
 
-function buildKafka(v: Values, issues: Issues): KafkaSourceConfig {
-  const f = sourceFields.kafka;
-  required(v, 'kafka.bootstrapServers', 'bootstrapServers', issues, f.bootstrapServers.allowed);
-  required(v, 'kafka.consumerGroup', 'consumerGroup', issues, f.consumerGroup.allowed);
-  if (v.sasl !== 'none') {
-    required(v, 'kafka.username', 'username', issues, `${f.username.allowed} when kafka.sasl is ${String(v.sasl)}`);
-    required(v, 'kafka.password', 'password', issues, `${f.password.allowed} when kafka.sasl is ${String(v.sasl)}`);
-  }
-  if ((v.cert === undefined) !== (v.key === undefined)) {
-    issues.add(v.cert === undefined ? 'kafka.cert' : 'kafka.key', 'kafka.cert and kafka.key go together; allowed: both or neither');
-  }
-  if (v.tls !== 'enable') {
+type KafkaValues = ValuesOf<typeof sourceFields.kafka>;
+
+const kafkaRules: Rule<KafkaValues>[] = [
+  (v, issues) => {
+    if (v.sasl === 'none') return;
+    const f = sourceFields.kafka;
+    if (v.username === undefined) issues.add('kafka.username', `is required; allowed: ${f.username.allowed} when kafka.sasl is ${v.sasl}`);
+    if (v.password === undefined) issues.add('kafka.password', `is required; allowed: ${f.password.allowed} when kafka.sasl is ${v.sasl}`);
+  },
+  (v, issues) => {
+    if ((v.cert === undefined) !== (v.key === undefined)) {
+      issues.add(v.cert === undefined ? 'kafka.cert' : 'kafka.key', 'kafka.cert and kafka.key go together; allowed: both or neither');
+    }
+  },
+  (v, issues) => {
+    if (v.tls === 'enable') return;
     // Certificates given without TLS would be silently ignored.
     for (const key of ['ca', 'cert', 'key'] as const) {
       if (v[key] !== undefined) issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
     }
-  }
+  },
+];
+
+function buildKafka(v: KafkaValues): KafkaSourceConfig {
   return {
     kind: 'kafka',
-    bootstrapServers: (v.bootstrapServers as string[] | undefined) ?? [],
-    topics: (v.topic as string[] | undefined) ?? [],
-    consumerGroup: (v.consumerGroup as string | undefined) ?? '',
-    offsetResetPolicy: v.offsetResetPolicy as 'latest' | 'earliest',
-    allowIdleConsumers: v.allowIdleConsumers as boolean,
-    scaleToZeroOnInvalidOffset: v.scaleToZeroOnInvalidOffset as boolean,
-    sasl: v.sasl as KafkaSourceConfig['sasl'],
-    username: v.username as string | undefined,
-    password: v.password as string | undefined,
+    bootstrapServers: v.bootstrapServers,
+    topics: v.topic ?? [],
+    consumerGroup: v.consumerGroup,
+    offsetResetPolicy: v.offsetResetPolicy,
+    allowIdleConsumers: v.allowIdleConsumers,
+    scaleToZeroOnInvalidOffset: v.scaleToZeroOnInvalidOffset,
+    sasl: v.sasl,
+    username: v.username,
+    password: v.password,
     tls: v.tls === 'enable',
-    ca: v.ca as string | undefined,
-    cert: v.cert as string | undefined,
-    key: v.key as string | undefined,
-    unsafeSsl: v.unsafeSsl as boolean,
+    ca: v.ca,
+    cert: v.cert,
+    key: v.key,
+    unsafeSsl: v.unsafeSsl,
   };
 }
 
@@ -238,43 +289,75 @@ export function defaultGpuQuery(namespace: string | undefined, podSelector: stri
   return `sum(DCGM_FI_DEV_GPU_UTIL{${matchers.join(',')}}) / 100`;
 }
 
-function buildGpu(v: Values, issues: Issues): GpuSourceConfig {
-  required(v, 'gpu.serverAddress', 'serverAddress', issues, sourceFields.gpu.serverAddress.allowed);
-  let query = v.query as string | undefined;
-  if (query === undefined) {
-    if (v.namespace === undefined && v.podSelector === undefined) {
+type GpuValues = ValuesOf<typeof sourceFields.gpu>;
+
+const gpuRules: Rule<GpuValues>[] = [
+  (v, issues) => {
+    const selected = v.namespace !== undefined || v.podSelector !== undefined;
+    if (v.query === undefined && !selected) {
       issues.add('gpu.query', 'is required unless gpu.namespace or gpu.podSelector is set; allowed: a PromQL expression');
+    } else if (v.query !== undefined && selected) {
+      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both');
     }
-    query = defaultGpuQuery(v.namespace as string | undefined, v.podSelector as string | undefined);
-  } else if (v.namespace !== undefined || v.podSelector !== undefined) {
-    issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both');
-  }
-  if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
-    issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both');
-  } else if ((v.username === undefined) !== (v.password === undefined)) {
-    issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
-  }
+  },
+  (v, issues) => {
+    if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
+      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both');
+    } else if ((v.username === undefined) !== (v.password === undefined)) {
+      issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
+    }
+  },
+];
+
+function buildGpu(v: GpuValues): GpuSourceConfig {
   return {
     kind: 'gpu',
-    serverAddress: (v.serverAddress as string | undefined) ?? '',
-    query,
-    targetUtilization: v.targetUtilization as number,
-    activationThreshold: v.activationThreshold as number,
-    ignoreNullValues: v.ignoreNullValues as boolean,
-    bearerToken: v.bearerToken as string | undefined,
-    username: v.username as string | undefined,
-    password: v.password as string | undefined,
-    ca: v.ca as string | undefined,
-    unsafeSsl: v.unsafeSsl as boolean,
+    serverAddress: v.serverAddress,
+    query: v.query ?? defaultGpuQuery(v.namespace, v.podSelector),
+    targetUtilization: v.targetUtilization,
+    activationThreshold: v.activationThreshold,
+    ignoreNullValues: v.ignoreNullValues,
+    bearerToken: v.bearerToken,
+    username: v.username,
+    password: v.password,
+    ca: v.ca,
+    unsafeSsl: v.unsafeSsl,
   };
 }
 
-function buildScaling(v: Values, issues: Issues): ScalingConfig {
-  const scaling = v as unknown as ScalingConfig;
-  if (scaling.minReplicas !== undefined && scaling.maxReplicas !== undefined && scaling.minReplicas > scaling.maxReplicas) {
-    issues.add('minReplicas', `got ${scaling.minReplicas}, above maxReplicas ${scaling.maxReplicas}; allowed: minReplicas <= maxReplicas`);
-  }
-  return { ...scaling, throughputPerReplica: v.throughputPerReplica as number | undefined };
+type ScalingValues = ValuesOf<typeof scalingFields>;
+
+const scalingRules: Rule<ScalingValues>[] = [
+  (v, issues) => {
+    if (v.minReplicas > v.maxReplicas) {
+      issues.add('minReplicas', `got ${v.minReplicas}, above maxReplicas ${v.maxReplicas}; allowed: minReplicas <= maxReplicas`);
+    }
+  },
+];
+
+/** Each kind's cross-field rules and builder, over values typed from its field table. */
+const sourceKindsBuild: { readonly [K in SourceKind]: (raw: Record<string, string>, issues: Issues, env: ParseOptions['env']) => SourceConfig | undefined } = {
+  rabbitmq: (raw, issues, env) => built(sourceFields.rabbitmq, raw, 'rabbitmq.', issues, env, rabbitmqRules, buildRabbitmq),
+  sqs: (raw, issues, env) => built(sourceFields.sqs, raw, 'sqs.', issues, env, sqsRules, (v) => buildSqs(v, env)),
+  kafka: (raw, issues, env) => built(sourceFields.kafka, raw, 'kafka.', issues, env, kafkaRules, buildKafka),
+  gpu: (raw, issues, env) => built(sourceFields.gpu, raw, 'gpu.', issues, env, gpuRules, buildGpu),
+};
+
+/** Reads a group, checks its rules and builds it; undefined when anything in it was wrong. */
+function built<T extends FieldTable, R>(
+  table: T,
+  raw: Record<string, string>,
+  keyPrefix: string,
+  issues: Issues,
+  env: ParseOptions['env'],
+  rules: readonly Rule<ValuesOf<T>>[],
+  build: (values: ValuesOf<T>) => R,
+): R | undefined {
+  const values = readGroup(table, raw, keyPrefix, issues);
+  if (values === undefined) return undefined;
+  const before = issues.total;
+  check(rules, values, issues, env);
+  return issues.total === before ? build(values) : undefined;
 }
 
 function triggerId(name: string, namespace: string, metadata: Readonly<Record<string, string>>): string {
@@ -292,30 +375,16 @@ export function parseTrigger(
 ): Trigger {
   const issues = new Issues();
   const { top, groups } = splitMetadata(ref.metadata, issues);
-  const scaling = buildScaling(readGroup(scalingFields, top, '', issues), issues);
+  const scaling = built(scalingFields, top, '', issues, options.env, scalingRules, (v): ScalingConfig => v);
   const sources: SourceConfig[] = [];
   for (const [kind, rawGroup] of groups) {
-    const group = withProfile(kind, rawGroup, options.profiles, issues);
-    const values = readGroup(sourceFields[kind], group, `${kind}.`, issues);
-    switch (kind) {
-      case 'rabbitmq':
-        sources.push(buildRabbitmq(values, issues));
-        break;
-      case 'sqs':
-        sources.push(buildSqs(values, issues, options.env));
-        break;
-      case 'kafka':
-        sources.push(buildKafka(values, issues));
-        break;
-      case 'gpu':
-        sources.push(buildGpu(values, issues));
-        break;
-    }
+    const source = sourceKindsBuild[kind](withProfile(kind, rawGroup, options.profiles, issues), issues, options.env);
+    if (source !== undefined) sources.push(source);
   }
   if (groups.size === 0 && issues.total === 0) {
     issues.add('(trigger)', `no source; allowed: keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')} (at least one source)`);
   }
-  if (issues.total > 0) throw new InvalidTrigger(issues.list, issues.total);
+  if (issues.total > 0 || scaling === undefined) throw new InvalidTrigger(issues.list, issues.total);
   return {
     id: triggerId(ref.name, ref.namespace, ref.metadata),
     name: ref.name,

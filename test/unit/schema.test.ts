@@ -209,3 +209,43 @@ describe('trigger schema', () => {
     expect(parse({ ...rabbit, 'rabbitmq.queueName': 'other' }).id).not.toBe(a);
   });
 });
+
+describe('required keys, declared in the field tables and enforced in one place', () => {
+  const minimal = {
+    rabbitmq: rabbit,
+    sqs: { 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs', 'sqs.scaleOnDelayed': 'true' },
+    kafka: { 'kafka.bootstrapServers': 'k:9092', 'kafka.consumerGroup': 'g' },
+    gpu: { 'gpu.serverAddress': 'http://prometheus:9090', 'gpu.query': 'sum(up)' },
+  } as const;
+
+  it.each(
+    Object.entries(minimal).flatMap(([kind, metadata]) =>
+      Object.keys(metadata)
+        .filter((key) => key !== 'sqs.scaleOnDelayed')
+        .map((key) => [kind, key, metadata] as const),
+    ),
+  )(
+    '%s without %s: "is required", with what is allowed and the other ways to give it',
+    (kind, key, metadata) => {
+      const { [key]: _dropped, ...rest } = metadata as Record<string, string>;
+      const fromEnv = key === 'rabbitmq.queueName' || key === 'kafka.consumerGroup' || key === 'gpu.query' ? '' : `${key}FromEnv`;
+      const [issue] = issuesOf(rest);
+      if (key === 'gpu.query') return expect(issue).toMatch(/^gpu\.query: is required unless gpu\.namespace or gpu\.podSelector is set/);
+      expect(issue).toMatch(new RegExp(`^${key.replace('.', '\\.')}: is required; allowed: `));
+      if (fromEnv) expect(issue).toContain(`or ${fromEnv}`);
+      expect(issue).toContain(`or a profile named by ${kind}.connection`);
+    },
+  );
+
+  it('takes a required key from a connection profile', () => {
+    const profiles = { rabbitmq: { main: { host: 'amqp://rabbit:5672/' } } };
+    expect(parse({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'jobs' }, { profiles }).sources[0]).toMatchObject({ host: 'amqp://rabbit:5672/' });
+  });
+
+  it('checks a group against itself only once its keys are valid: one issue for one mistake', () => {
+    // A bad host used to add a protocol mismatch on top of its own issue.
+    expect(issuesOf({ ...rabbit, 'rabbitmq.host': 'ftp://x', 'rabbitmq.protocol': 'http' })).toEqual([
+      expect.stringMatching(/^rabbitmq\.host: got \(redacted\); allowed: /),
+    ]);
+  });
+});
