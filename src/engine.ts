@@ -16,7 +16,7 @@ import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
-import { statusName, toServiceError } from './errors.ts';
+import { errorCode, errorMessage } from './errors.ts';
 
 export type { TriggerRef } from './trigger/types.ts';
 
@@ -92,9 +92,9 @@ export class Engine {
         metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
         metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);
         if (error !== undefined) {
-          const { code, details } = toServiceError(error);
-          metrics.sourceErrors.inc({ kind: source.kind, code: statusName(code) });
-          options.logger.warn({ source: source.label, code: statusName(code), err: details }, 'source query failed');
+          const code = errorCode(error);
+          metrics.sourceErrors.inc({ kind: source.kind, code });
+          options.logger.warn({ source: source.label, code, err: errorMessage(error) }, 'source query failed');
         }
       },
       onReading: (source, observation) => this.observeRates(source, observation),

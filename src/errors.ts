@@ -1,9 +1,24 @@
-// Typed errors and their one mapping to gRPC status codes. Handlers never build statuses by hand.
-import { status, type ServiceError } from '@grpc/grpc-js';
-import { Metadata } from '@grpc/grpc-js';
+// The project's typed errors, raised by sources, the cache and the schema. Each carries a code named
+// as the gRPC status KEDA will see (server/status.ts maps it there, the one place that knows gRPC),
+// and helpers that keep what an error says short and free of credentials.
+
+/** What went wrong, in the words of the gRPC status it becomes. */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'UNAUTHENTICATED'
+  | 'UNAVAILABLE'
+  | 'FAILED_PRECONDITION'
+  | 'DEADLINE_EXCEEDED'
+  | 'INTERNAL';
 
 export class ScalerError extends Error {
-  readonly code: status = status.INTERNAL;
+  readonly code: ErrorCode = 'INTERNAL';
+}
+
+/** An error's code: its own for the project's errors, INTERNAL for anything else (never OK). */
+export function errorCode(err: unknown): ErrorCode {
+  return err instanceof ScalerError ? err.code : 'INTERNAL';
 }
 
 /** Most characters of one key or value that an error quotes: enough to recognise it. */
@@ -22,7 +37,7 @@ const INVALID_TRIGGER = 'invalid trigger metadata: ';
 export class InvalidTrigger extends ScalerError {
   /** The problems an InvalidTrigger keeps (its message lists as many as fit). */
   static readonly KEPT = 10;
-  override readonly code = status.INVALID_ARGUMENT;
+  override readonly code = 'INVALID_ARGUMENT';
   /** The first problems found, each naming its key and what is allowed. */
   readonly issues: readonly string[];
   /** How many problems were found in all. */
@@ -36,27 +51,27 @@ export class InvalidTrigger extends ScalerError {
 
 /** The source is there but cannot be read now (broker down, timeout, refused connection). */
 export class SourceUnavailable extends ScalerError {
-  override readonly code = status.UNAVAILABLE;
+  override readonly code = 'UNAVAILABLE';
 }
 
 /** The queue, topic, group or series named by the trigger does not exist. */
 export class SourceNotFound extends ScalerError {
-  override readonly code = status.NOT_FOUND;
+  override readonly code = 'NOT_FOUND';
 }
 
 /** The source refused our credentials. */
 export class SourceUnauthenticated extends ScalerError {
-  override readonly code = status.UNAUTHENTICATED;
+  override readonly code = 'UNAUTHENTICATED';
 }
 
 /** The source answered with something we cannot use (NaN, several series, a bad query). */
 export class SourceBadAnswer extends ScalerError {
-  override readonly code = status.FAILED_PRECONDITION;
+  override readonly code = 'FAILED_PRECONDITION';
 }
 
 /** A source query ran past its deadline. */
 export class SourceTimeout extends ScalerError {
-  override readonly code = status.DEADLINE_EXCEEDED;
+  override readonly code = 'DEADLINE_EXCEEDED';
 }
 
 // Anchored on "://", not on the scheme: a scheme-first pattern retried from every letter of a long
@@ -120,15 +135,4 @@ function listWithin(items: readonly string[], total: number, maxChars: number): 
   let shown = Math.min(1, items.length);
   while (shown < items.length && text.length + 2 + items[shown]!.length <= room) text += `; ${items[shown++]}`;
   return text + rest(shown);
-}
-
-/** The one place where an error becomes a gRPC status. Unknown errors are INTERNAL, never OK. */
-export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
-  const code = err instanceof ScalerError ? err.code : status.INTERNAL;
-  const details = errorMessage(err);
-  return Object.assign(new Error(details), { code, details, metadata: new Metadata() });
-}
-
-export function statusName(code: status): string {
-  return status[code] ?? String(code);
 }

@@ -4,7 +4,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { type Engine, type Evaluation, settle } from '../engine.ts';
 import { StreamChecks } from './streamChecks.ts';
 import type { TriggerRef } from '../trigger/types.ts';
-import { InvalidTrigger, errorMessage, statusName, toServiceError } from '../errors.ts';
+import { InvalidTrigger, errorCode, errorMessage } from '../errors.ts';
+import { toServiceError } from './status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 import type { Trigger } from '../trigger/types.ts';
@@ -99,9 +100,9 @@ export class ExternalScalerService {
       const { metrics, logger } = this.options;
       metrics.requestSeconds.observe(labels, (performance.now() - startedMs) / 1000);
       const serviceError = toServiceError(err);
-      metrics.requests.inc({ method, code: statusName(serviceError.code) });
+      metrics.requests.inc({ method, code: errorCode(err) });
       if (!(err instanceof InvalidTrigger)) {
-        logger.debug({ method, code: statusName(serviceError.code), err: serviceError.details }, 'request failed');
+        logger.debug({ method, code: errorCode(err), err: serviceError.details }, 'request failed');
       }
       callback(serviceError, null);
     };
@@ -156,7 +157,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(ref);
     } catch (err) {
-      metrics.requests.inc({ method: 'StreamIsActive', code: statusName(toServiceError(err).code) });
+      metrics.requests.inc({ method: 'StreamIsActive', code: errorCode(err) });
       call.emit('error', toServiceError(err));
       return;
     }
@@ -203,7 +204,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(toRef(call.request));
     } catch (err) {
-      metrics.requests.inc({ method: 'StreamMetricSpec', code: statusName(toServiceError(err).code) });
+      metrics.requests.inc({ method: 'StreamMetricSpec', code: errorCode(err) });
       call.emit('error', toServiceError(err));
       return;
     }

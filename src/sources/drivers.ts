@@ -4,7 +4,7 @@
 // (kafkajs, the AWS SDK, amqplib, the Prometheus/HTTP client) weigh megabytes of heap and code
 // that an installation reading only one kind of source should not carry.
 import type { Logger } from '../telemetry/logger.ts';
-import type { LazySourceDriver } from './index.ts';
+import type { LazySourceDriver } from './source.ts';
 
 /** What every driver is made with: where to log, and the bound on one query. */
 export interface DriverOptions {

@@ -18,7 +18,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './index.ts';
+import { secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver } from './source.ts';
 
 /** Answers larger than this are refused: a query meant to give one number does not need more. */

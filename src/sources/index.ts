@@ -1,28 +1,9 @@
 // The source registry: one driver per kind, one Source object per identity.
-import { createHash } from 'node:crypto';
 import { SourceUnavailable, errorMessage } from '../errors.ts';
 import type { SourceConfig } from '../trigger/types.ts';
-import type { Source, SourceDriver } from './source.ts';
+import type { LazySourceDriver, Source, SourceDriver } from './source.ts';
 
-export type { Source, SourceDriver } from './source.ts';
-
-/** Short stable hash for identities that must not carry secrets in clear. */
-export function secretHash(...parts: readonly (string | undefined)[]): string {
-  return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
-}
-
-/** A URL path without its trailing slashes. A loop: `/\/+$/` scans a long run of slashes once per slash. */
-export function withoutTrailingSlashes(path: string): string {
-  let end = path.length;
-  while (end > 0 && path.charCodeAt(end - 1) === 0x2f) end--;
-  return path.slice(0, end);
-}
-
-/** A driver whose module is imported when the first trigger of its kind is evaluated. */
-export interface LazySourceDriver {
-  readonly kind: SourceConfig['kind'];
-  load(): Promise<SourceDriver>;
-}
+export type { LazySourceDriver, Source, SourceDriver } from './source.ts';
 
 function isLazy(driver: SourceDriver | LazySourceDriver): driver is LazySourceDriver {
   return typeof (driver as Partial<LazySourceDriver>).load === 'function';

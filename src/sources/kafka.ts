@@ -6,7 +6,7 @@ import type { ISocketFactory } from 'kafkajs';
 import { QUOTED_CHARS, SourceBadAnswer, SourceNotFound, SourceUnavailable, clip, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
-import { secretHash } from './index.ts';
+import { secretHash } from './common.ts';
 import { KafkaAdminPool, type KafkaAdminClient, type KafkaConnection, TopicsNotReady, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
 import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';

@@ -14,7 +14,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './index.ts';
+import { secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const HEARTBEAT_SECONDS = 10;

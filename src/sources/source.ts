@@ -45,3 +45,9 @@ export interface SourceDriver<C extends SourceConfig = SourceConfig> {
   /** Closes every connection the driver holds. */
   close(): Promise<void>;
 }
+
+/** A driver whose module is imported when the first trigger of its kind is evaluated. */
+export interface LazySourceDriver {
+  readonly kind: SourceConfig['kind'];
+  load(): Promise<SourceDriver>;
+}

@@ -15,7 +15,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
-import { withoutTrailingSlashes } from './index.ts';
+import { withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const VISIBLE: QueueAttributeName = 'ApproximateNumberOfMessages';

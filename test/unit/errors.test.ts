@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { InvalidTrigger, MAX_DETAILS_CHARS, SourceNotFound, clip, quote, redact, toServiceError } from '../../src/errors.ts';
+import { InvalidTrigger, MAX_DETAILS_CHARS, SourceNotFound, clip, errorCode, quote, redact } from '../../src/errors.ts';
+import { toServiceError } from '../../src/server/status.ts';
 
 /** Milliseconds `fn` takes. */
 function timed(fn: () => void): number {
@@ -76,6 +77,15 @@ describe('clip', () => {
 });
 
 describe('toServiceError', () => {
+  it('gives each code of the project errors as the gRPC status of that name, and INTERNAL for anything else', () => {
+    expect(errorCode(new SourceNotFound('x'))).toBe('NOT_FOUND');
+    expect(errorCode(new InvalidTrigger(['a: b']))).toBe('INVALID_ARGUMENT');
+    expect(errorCode(new Error('x'))).toBe('INTERNAL');
+    expect(errorCode('thrown text')).toBe('INTERNAL');
+    expect(toServiceError(new InvalidTrigger(['a: b'])).code).toBe(status.INVALID_ARGUMENT);
+    expect(toServiceError(new Error('x')).code).toBe(status.INTERNAL);
+  });
+
   it('keeps short details whole', () => {
     expect(toServiceError(new SourceNotFound('rabbitmq queue "jobs": not found'))).toMatchObject({
       code: status.NOT_FOUND,

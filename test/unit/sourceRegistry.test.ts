@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SourceUnavailable } from '../../src/errors.ts';
-import { type LazySourceDriver, SourceRegistry, withoutTrailingSlashes } from '../../src/sources/index.ts';
+import { withoutTrailingSlashes } from '../../src/sources/common.ts';
+import { type LazySourceDriver, SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver } from '../../src/sources/source.ts';
 import type { SourceConfig } from '../../src/trigger/types.ts';
 
