@@ -10,7 +10,8 @@
 # Services: rabbitmq kafka sqs prometheus redis (default: all), one file each in scripts/services/
 # (the interface they share is at the top of scripts/services/lib.sh). `prometheus` includes the
 # fake DCGM exporter (scripts/fake-dcgm-exporter.mjs) that it scrapes; `redis` is the
-# scaler's shared state store (STATE_STORE_URL).
+# scaler's shared state store (STATE_STORE_URL). Readiness is probed with the project's own
+# clients (scripts/probes/*.mjs), so run `npm ci` first.
 #
 # `up` prints only KEY=value lines on stdout (all chatter goes to stderr), e.g.
 #   eval "$(scripts/services.sh up)"
@@ -29,7 +30,7 @@
 #
 # Needs: Debian (apt-get, run as root or with sudo) for rabbitmq-server, prometheus and redis-server;
 # Java 17 + Maven for Kafka (and ElasticMQ), openssl for its test certificates; Python 3
-# with venv for moto; Node >= 20.
+# with venv for moto; Node >= 20 and node_modules (npm ci) for the probes.
 set -euo pipefail
 
 # In the order `status`, `env` and the env file list them.

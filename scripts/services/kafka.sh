@@ -138,7 +138,7 @@ kafka_describe() {
   echo "127.0.0.1:$KAFKA_PORT (SASL :$KAFKA_SASL_PORT, SSL :$KAFKA_SSL_PORT, controller :$KAFKA_CONTROLLER_PORT, Kafka $KAFKA_VERSION)"
 }
 # The broker lists itself and a group coordinator answers (scripts/probes/kafka.mjs, kafkajs).
-kafka_ready() { "$(node_bin)" "$REPO_ROOT/scripts/probes/kafka.mjs" "127.0.0.1:$KAFKA_PORT" 5000; }
+kafka_ready() { probe kafka "127.0.0.1:$KAFKA_PORT" 5000; }
 kafka_alive() { pid_alive "$KAFKA_PIDFILE"; }
 kafka_secure_ports_open() { port_open "$KAFKA_SASL_PORT" && port_open "$KAFKA_SSL_PORT"; }
 

@@ -12,7 +12,8 @@
 #   NAME_install        what apt does not bring (Maven Central, PyPI) into $CACHE_DIR, once
 #   NAME_start          start it (or find our own instance running) and wait until NAME_ready;
 #                       never called when a foreign instance already answers on its ports
-#   NAME_ready          exit 0 when it answers as the tests need it
+#   NAME_ready          exit 0 when it answers as the tests need it, probed with the project's own
+#                       client (scripts/probes/NAME.mjs)
 #   NAME_alive          exit 0 when the process this state dir started is still alive
 #   NAME_stop           stop what this state dir started (by pid), nothing else
 #   NAME_env            the KEY=value lines that tell the tests where it is
@@ -47,6 +48,14 @@ node_bin() {
   elif [ -x "$REPO_ROOT/node_modules/.bin/node" ]; then printf '%s\n' "$REPO_ROOT/node_modules/.bin/node"
   elif command -v node >/dev/null 2>&1; then command -v node
   else die "no node binary (install Node >= 20, or run npm ci)"; fi
+}
+
+# A readiness probe: scripts/probes/NAME.mjs with the project's own client for the service.
+# They import from node_modules, so `npm ci` comes before `up` (as in `npm ci && npm test`).
+# What a probe prints goes to stderr: `up`'s stdout carries only KEY=value lines.
+probe() { # name args...
+  local name="$1"; shift
+  "$(node_bin)" "$REPO_ROOT/scripts/probes/$name.mjs" "$@" >&2
 }
 
 # What each pid file's process must have in its command line (see pid_alive), keyed by the pid
@@ -105,19 +114,20 @@ spawn() {
   die "could not start $1"
 }
 
-# Wait until `check` succeeds, the process dies, or the timeout passes.
+# Wait until `check` succeeds, the process dies, or the timeout passes. On failure the check's
+# last words (a probe's one line of why) are logged with the tail of the service's log.
 wait_ready() { # name pidfile logfile timeout check...
   local name="$1" pidfile="$2" logfile="$3" limit="$4"; shift 4
-  local deadline=$((SECONDS + limit))
+  local deadline=$((SECONDS + limit)) said
   while :; do
-    if "$@" >/dev/null 2>&1; then return 0; fi
+    if said="$("$@" 2>&1)"; then return 0; fi
     if ! pid_alive "$pidfile"; then
-      log "$name: the process exited before it answered"
+      log "$name: the process exited before it answered${said:+ (last check: ${said##*$'\n'})}"
       log_tail "$logfile"
       return 1
     fi
     if ((SECONDS >= deadline)); then
-      log "$name: did not answer within ${limit}s"
+      log "$name: did not answer within ${limit}s${said:+ (last check: ${said##*$'\n'})}"
       log_tail "$logfile"
       return 1
     fi

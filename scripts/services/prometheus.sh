@@ -26,14 +26,12 @@ prometheus_env() {
   echo "DCGM_EXPORTER_URL=http://127.0.0.1:$DCGM_PORT"
 }
 prometheus_describe() { echo "http://127.0.0.1:$PROMETHEUS_PORT, fake dcgm exporter http://127.0.0.1:$DCGM_PORT"; }
-dcgm_ready() { curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$DCGM_PORT/metrics"; }
-prom_ready() { curl -fsS -m 5 -o /dev/null "http://127.0.0.1:$PROMETHEUS_PORT/-/ready"; }
+# scripts/probes/prometheus.mjs and dcgm-exporter.mjs (fetch)
+dcgm_ready() { probe dcgm-exporter "http://127.0.0.1:$DCGM_PORT" 5000; }
+prom_ready() { probe prometheus "http://127.0.0.1:$PROMETHEUS_PORT" 5000; }
 prometheus_ready() { prom_ready && dcgm_ready; }
 # Ready and has scraped the exporter at least once.
-prometheus_scraped() {
-  curl -fsS -m 5 "http://127.0.0.1:$PROMETHEUS_PORT/api/v1/query" --data-urlencode 'query=up{job="dcgm-exporter"}' |
-    grep -q '"value":\[[0-9.]*,"1"\]'
-}
+prometheus_scraped() { probe prometheus "http://127.0.0.1:$PROMETHEUS_PORT" 5000 dcgm-exporter; }
 prometheus_alive() { pid_alive "$PROM_PIDFILE" || pid_alive "$DCGM_PIDFILE"; }
 
 prometheus_start() {

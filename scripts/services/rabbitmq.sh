@@ -47,9 +47,9 @@ rabbitmq_env() {
 rabbitmq_describe() {
   echo "amqp://127.0.0.1:$RABBITMQ_PORT management http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT node $RABBITMQ_NODE"
 }
+# An AMQP connection opens and the management API answers (scripts/probes/rabbitmq.mjs).
 rabbitmq_ready() {
-  port_open "$RABBITMQ_PORT" &&
-    curl -fsS -m 5 -u guest:guest -o /dev/null "http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT/api/overview"
+  probe rabbitmq "amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT" "http://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_PORT" 5000
 }
 rabbitmq_alive() { pid_alive "$RMQ_PIDFILE"; }
 

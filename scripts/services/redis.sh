@@ -21,7 +21,8 @@ redis_install() { :; }
 
 redis_env() { echo "STATE_STORE_URL=redis://127.0.0.1:$REDIS_PORT"; }
 redis_describe() { echo "redis://127.0.0.1:$REDIS_PORT (state store)"; }
-redis_ready() { timeout 5 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+# PING answers PONG, asked with ioredis (scripts/probes/redis.mjs).
+redis_ready() { probe redis "redis://127.0.0.1:$REDIS_PORT" 5000; }
 redis_alive() { pid_alive "$REDIS_PIDFILE"; }
 
 redis_start() {

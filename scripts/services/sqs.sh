@@ -58,14 +58,8 @@ sqs_install() {
 
 sqs_env() { echo "SQS_ENDPOINT=http://127.0.0.1:$SQS_PORT"; }
 sqs_describe() { echo "http://127.0.0.1:$SQS_PORT ($(cat "$SQS_DIR/emulator" 2>/dev/null || echo "$SQS_EMULATOR"))"; }
-# A real AWS JSON-protocol call. moto routes on the credential scope of the
-# Authorization header, so send one (the signature is not checked).
-sqs_ready() {
-  curl -fsS -m 5 -o /dev/null -X POST "http://127.0.0.1:$SQS_PORT/" \
-    -H 'content-type: application/x-amz-json-1.0' -H 'x-amz-target: AmazonSQS.ListQueues' \
-    -H 'authorization: AWS4-HMAC-SHA256 Credential=test/20250101/us-east-1/sqs/aws4_request, SignedHeaders=host, Signature=0' \
-    -d '{}'
-}
+# A signed ListQueues with the AWS SDK (scripts/probes/sqs.mjs).
+sqs_ready() { probe sqs "http://127.0.0.1:$SQS_PORT" 5000; }
 sqs_alive() { pid_alive "$SQS_PIDFILE"; }
 
 sqs_start() {
