@@ -2,8 +2,8 @@
 # Redis: Debian's redis-server (7.0.15 on bookworm), run by us (not its systemd unit) on
 # 127.0.0.1:16379: the scaler's shared state store. No persistence (the store holds what the
 # scaler replicas relearn and republish); every key the scaler writes has a TTL,
-# so a memory bound evicts only those (volatile-lru). Valkey speaks the same
-# protocol; the chart and the compose file run valkey 7.2, the same major line.
+# so a memory bound evicts only those (volatile-lru). The compose file runs redis:7.0.15 too;
+# the Helm chart's bundled store is Valkey 7.2, which speaks the same protocol.
 
 # shellcheck source=scripts/services/lib.sh
 [ -n "${SERVICES_LIB_LOADED:-}" ] || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
