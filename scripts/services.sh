@@ -176,6 +176,10 @@ main() {
   # absolute before the service files derive their paths from it
   SERVICES_DIR="$(cd "$SERVICES_DIR" && pwd)"
   load_services
+  # Without the clients every probe fails, and `up` would wait SERVICES_TIMEOUT to say so.
+  if [ "$cmd" != down ] && [ ! -d "$REPO_ROOT/node_modules/amqplib" ]; then
+    die "no node_modules in $REPO_ROOT: the readiness probes (scripts/probes/) use the project's clients; run npm ci first"
+  fi
 
   case "$cmd" in
     status | env)
