@@ -1,7 +1,8 @@
 // The shipping files: the Helm chart (helm lint, helm template with the default and the full
 // values, the rendered manifests against Kubernetes' types and schemas, values.schema.json
-// rejecting wrong values), the compose file against the compose specification, and the
-// Dockerfile (hadolint, its COPY sources, and its entry point built and started as the image does).
+// rejecting wrong values), the compose file (against the compose specification, and its images
+// against the test bed's versions), and the Dockerfile (hadolint, its COPY sources, and its entry
+// point built and started as the image does).
 // Tools come from scripts/tools.sh: helm (Go module proxy), test/tools/validate (k8s.io/api strict
 // decoding, compose-go's loader) and hadolint (PyPI).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { parse as parseYaml } from 'yaml';
 import { loadConfig, parseProfiles } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
 import { KafkaFixture } from '../support/kafka.ts';
+import { rawClient } from '../support/redis.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { eventually, requireService, startTestScaler } from '../support/scaler.ts';
 import { SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
@@ -300,7 +302,7 @@ describe('docker compose trial', () => {
     expect(r.status).toBe(0);
     const services = r.stdout.match(/^ok service (\S+)$/gm)?.map((l) => l.slice('ok service '.length));
     expect(services).toEqual(
-      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'valkey', 'scaler', 'worker', 'producer', 'keda-probe']),
+      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'redis', 'scaler', 'worker', 'producer', 'keda-probe']),
     );
   });
 
@@ -314,6 +316,31 @@ describe('docker compose trial', () => {
       expect(r.stderr).toMatch(/restart_policy/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the versions the native test bed runs: those its scripts pin, and those its Debian packages report', async () => {
+    const compose = parseYaml(readFileSync(composeFile, 'utf8')) as { services: Record<string, { image?: string }> };
+    const image = (svc: string) => compose.services[svc]?.image;
+    const pinned = (file: string, name: string) =>
+      new RegExp(`^${name}="\\$\\{SERVICES_${name}:-([^}]+)\\}"$`, 'm').exec(readFileSync(join(root, 'scripts/services', file), 'utf8'))?.[1];
+    expect(image('kafka')).toBe(`apache/kafka:${pinned('kafka.sh', 'KAFKA_VERSION')}`);
+    expect(image('kafka-seed')).toBe(image('kafka'));
+    expect(image('sqs')).toBe(`motoserver/moto:${pinned('sqs.sh', 'MOTO_VERSION')}`);
+
+    const management = new URL(requireService('RABBITMQ_MANAGEMENT_URL'));
+    const credentials = `${decodeURIComponent(management.username)}:${decodeURIComponent(management.password)}`;
+    const overview = (await (
+      await fetch(new URL('/api/overview', management.origin), { headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } })
+    ).json()) as { rabbitmq_version: string };
+    expect(image('rabbitmq')).toBe(`rabbitmq:${overview.rabbitmq_version}-management`);
+    const build = (await (await fetch(new URL('/api/v1/status/buildinfo', requireService('PROMETHEUS_URL')))).json()) as { data: { version: string } };
+    expect(image('prometheus')).toBe(`prom/prometheus:v${build.data.version.replace(/\+.*$/, '')}`); // Debian's reads 2.42.0+ds
+    const redis = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      expect(image('redis')).toBe(`redis:${/redis_version:(\S+)/.exec(await redis.info('server'))?.[1]}`);
+    } finally {
+      redis.disconnect();
     }
   });
 

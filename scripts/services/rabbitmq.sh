@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# RabbitMQ: our own node (not the Debian system one) on 5673 / 15673 / dist 25673, all
+# state under $SERVICES_DIR/rabbitmq. HOME is there too, so the Erlang cookie
+# that rabbitmqctl reads is the node's. Debian's rabbitmq-server (3.10.8 on bookworm).
+
+# shellcheck source=scripts/services/lib.sh
+[ -n "${SERVICES_LIB_LOADED:-}" ] || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+RABBITMQ_PORT="${SERVICES_RABBITMQ_PORT:-5673}"
+RABBITMQ_MANAGEMENT_PORT="${SERVICES_RABBITMQ_MANAGEMENT_PORT:-15673}"
+RABBITMQ_DIST_PORT="${SERVICES_RABBITMQ_DIST_PORT:-25673}"
+RABBITMQ_NODE="${SERVICES_RABBITMQ_NODENAME:-kis-test@localhost}"
+
+RMQ_DIR="$SERVICES_DIR/rabbitmq"
+RMQ_PIDFILE="$RMQ_DIR/rabbitmq.pid"
+RMQ_LOG="$RMQ_DIR/log/$RABBITMQ_NODE.log"
+RMQ_BIN=/usr/lib/rabbitmq/bin
+pid_pattern rabbitmq.pid beam
+
+rmq_env() {
+  env HOME="$RMQ_DIR/home" \
+    RABBITMQ_NODENAME="$RABBITMQ_NODE" \
+    RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 \
+    RABBITMQ_NODE_PORT="$RABBITMQ_PORT" \
+    RABBITMQ_DIST_PORT="$RABBITMQ_DIST_PORT" \
+    RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" \
+    RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins" \
+    RABBITMQ_PID_FILE="$RMQ_PIDFILE" \
+    RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq.conf" \
+    RABBITMQ_ADVANCED_CONFIG_FILE="$RMQ_DIR/advanced.config" \
+    RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf" \
+    RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="+sbwt none +sbwtdcpu none +sbwtdio none" \
+    ERL_EPMD_ADDRESS=127.0.0.1 \
+    ERL_CRASH_DUMP="$RMQ_DIR/erl_crash.dump" \
+    "$@"
+}
+
+rabbitmq_packages() { missing_packages rabbitmq-server; }
+rabbitmq_install_needs() { :; }
+rabbitmq_install() { :; }
+
+rabbitmq_env() {
+  echo "RABBITMQ_URL=amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
+  echo "RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_PORT"
+}
+rabbitmq_describe() {
+  echo "amqp://127.0.0.1:$RABBITMQ_PORT management http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT node $RABBITMQ_NODE"
+}
+# An AMQP connection opens and the management API answers (scripts/probes/rabbitmq.mjs).
+rabbitmq_ready() {
+  probe rabbitmq "amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT" "http://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_PORT" 5000
+}
+rabbitmq_alive() { pid_alive "$RMQ_PIDFILE"; }
+
+rabbitmq_start() {
+  if pid_alive "$RMQ_PIDFILE"; then
+    if rabbitmq_ready >/dev/null 2>&1; then log "rabbitmq: already running (pid $(cat "$RMQ_PIDFILE"))"; return 0; fi
+    log "rabbitmq: pid $(cat "$RMQ_PIDFILE") alive but not answering yet; waiting"
+    wait_ready rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" "$TIMEOUT" rabbitmq_ready
+    return
+  fi
+  [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq: $RMQ_BIN/rabbitmq-server not found (apt-get install rabbitmq-server)"
+  require_free_port "$RABBITMQ_PORT" rabbitmq
+  require_free_port "$RABBITMQ_MANAGEMENT_PORT" "rabbitmq management"
+  require_free_port "$RABBITMQ_DIST_PORT" "rabbitmq distribution"
+  mkdir -p "$RMQ_DIR/home" "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  echo '[rabbitmq_management].' >"$RMQ_DIR/enabled_plugins"
+  : >"$RMQ_DIR/rabbitmq-env.conf"
+  # The management stats DB samples at the smallest retention interval (5 s by
+  # default): 1 s here, so counts and rates in the HTTP API follow within ~1-2 s.
+  local policies='[{global, [{605, 1}]}, {basic, [{605, 1}]}, {detailed, [{10, 1}]}]'
+  cat >"$RMQ_DIR/advanced.config" <<CONF
+[
+ {rabbitmq_management, [{sample_retention_policies, $policies}]},
+ {rabbitmq_management_agent, [{sample_retention_policies, $policies}]}
+].
+CONF
+  cat >"$RMQ_DIR/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBITMQ_MANAGEMENT_PORT
+# rates and counts in the management API refresh every second
+collect_statistics_interval = 1000
+log.file.level = info
+log.console = false
+CONF
+  rm -f "$RMQ_PIDFILE"
+  log "rabbitmq: starting node $RABBITMQ_NODE (amqp 127.0.0.1:$RABBITMQ_PORT, management :$RABBITMQ_MANAGEMENT_PORT)"
+  (cd "$RMQ_DIR" && exec 9>&- 8>&- && rmq_env "$RMQ_BIN/rabbitmq-server" -detached </dev/null >>"$RMQ_DIR/startup.log" 2>&1) ||
+    { log_tail "$RMQ_DIR/startup.log"; die "rabbitmq: rabbitmq-server -detached failed"; }
+  if ! rmq_env timeout $((TIMEOUT + 10)) "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" wait "$RMQ_PIDFILE" --timeout "$TIMEOUT" </dev/null >>"$RMQ_DIR/startup.log" 2>&1; then
+    log "rabbitmq: node did not start within ${TIMEOUT}s"
+    log_tail "$RMQ_DIR/startup.log" 15
+    log_tail "$RMQ_LOG"
+    return 1
+  fi
+  wait_ready rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" 60 rabbitmq_ready
+}
+
+rabbitmq_stop() {
+  pid_alive "$RMQ_PIDFILE" || { rm -f "$RMQ_PIDFILE"; return 0; }
+  local pid; pid="$(cat "$RMQ_PIDFILE")"
+  log "rabbitmq: stopping node $RABBITMQ_NODE (pid $pid)"
+  rmq_env timeout 60 "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" stop </dev/null >>"$RMQ_DIR/startup.log" 2>&1 || true
+  if ! wait_pid_exit "$pid" 30; then
+    log "rabbitmq: pid $pid still running; SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RMQ_PIDFILE"
+}
