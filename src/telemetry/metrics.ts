@@ -129,13 +129,10 @@ export class ScalerMetrics {
    * the per-trigger families. Serve this (the HTTP server streams it with backpressure), not
    * `registry.metrics()`, which holds no per-trigger family.
    *
-   * The per-trigger families are written here rather than through prom-client, whose renderer
-   * builds a labels object, a label array and a line string per series and keeps them all until
-   * the end: at 10,000 triggers (some 100,000 series) that held the event loop for 250-550 ms and
-   * the whole text, with all it took to build it, in memory at once. Here each trigger's labels
-   * are formatted once for all families, no more than a chunk is held at a time while the socket
-   * takes the text, and the event loop gets a turn every thousand triggers.
-   * `bench/metrics/scrape.ts` measures both ways.
+   * The per-trigger families are written here, not by prom-client's renderer, which holds every
+   * series' objects and the whole text until the end: each trigger's labels are formatted once, a
+   * chunk at a time, and the event loop gets a turn every thousand triggers. Figures:
+   * docs/performance.md and `npm run bench:metrics`.
    */
   async *exposition(): AsyncGenerator<string, void, undefined> {
     yield await this.registry.metrics();
