@@ -18,7 +18,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver } from './source.ts';
 
 /** Answers larger than this are refused: a query meant to give one number does not need more. */
@@ -186,7 +186,7 @@ function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSig
 export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   readonly kind = 'gpu' as const;
   /** Keep-alive agents, one per TLS setting (CA, verification), shared by every query. */
-  private readonly agents = new Map<string, http.Agent>();
+  private readonly agents = new ClientMap<http.Agent>();
   private readonly logger: Logger;
   private readonly timeoutMs: number;
 
@@ -221,24 +221,19 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
 
   private agentFor(protocol: string, config: GpuSourceConfig): http.Agent {
     const key = protocol === 'https:' ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
-    let agent = this.agents.get(key);
-    if (agent === undefined) {
-      agent =
-        protocol === 'https:'
-          ? new https.Agent({
-              keepAlive: true,
-              // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
-              ...(config.ca !== undefined ? { ca: [...rootCertificates, config.ca] } : {}),
-              rejectUnauthorized: !config.unsafeSsl,
-            })
-          : new http.Agent({ keepAlive: true });
-      this.agents.set(key, agent);
-    }
-    return agent;
+    return this.agents.get(key, () =>
+      protocol === 'https:'
+        ? new https.Agent({
+            keepAlive: true,
+            // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
+            ...(config.ca !== undefined ? { ca: [...rootCertificates, config.ca] } : {}),
+            rejectUnauthorized: !config.unsafeSsl,
+          })
+        : new http.Agent({ keepAlive: true }),
+    );
   }
 
-  async close(): Promise<void> {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+  close(): Promise<void> {
+    return this.agents.close((agent) => agent.destroy());
   }
 }

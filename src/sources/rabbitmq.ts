@@ -14,7 +14,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const HEARTBEAT_SECONDS = 10;
@@ -148,7 +148,7 @@ function finite(value: unknown): number | undefined {
 
 export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
-  private readonly connections = new Map<string, AmqpConnection>();
+  private readonly connections = new ClientMap<AmqpConnection>();
   private readonly logger: Logger;
   private readonly timeoutMs: number;
 
@@ -178,11 +178,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const url = amqpUrl(config);
     return async () => {
-      let connection = this.connections.get(url);
-      if (connection === undefined) {
-        connection = new AmqpConnection(url, this.logger, this.timeoutMs);
-        this.connections.set(url, connection);
-      }
+      const connection = this.connections.get(url, () => new AmqpConnection(url, this.logger, this.timeoutMs));
       try {
         const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
         // checkQueue counts ready messages only: they are the backlog and all of it waits.
@@ -232,8 +228,6 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   }
 
   async close(): Promise<void> {
-    const all = [...this.connections.values()];
-    this.connections.clear();
-    await Promise.allSettled(all.map((c) => c.close()));
+    await this.connections.close((c) => c.close());
   }
 }
