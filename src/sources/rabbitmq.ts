@@ -64,8 +64,37 @@ function amqpError(where: string, err: unknown): Error {
   return new SourceUnavailable(`${where}: ${message}`);
 }
 
+/** What the amqp read needs of a broker (the testing seam): a passive declare, and closing. */
+export interface AmqpQueueClient {
+  /** Ready messages and consumers of `queue`; rejects with amqplib's error (code 404, 403, ...) as it comes. */
+  checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number }>;
+  close(): Promise<void>;
+}
+
+/** Makes the client of one broker URL (vhost and heartbeat applied); the driver shares it per URL. */
+export type AmqpClientFactory = (url: string) => AmqpQueueClient;
+
+/** The management API's answer to a GET (the testing seam for protocol http); fetch's Response is one. */
+export interface ManagementAnswer {
+  readonly status: number;
+  json(): Promise<unknown>;
+}
+
+export type ManagementGet = (url: string, headers: Readonly<Record<string, string>>, signal: AbortSignal) => Promise<ManagementAnswer>;
+
+const fetchGet: ManagementGet = (url, headers, signal) => fetch(url, { signal, headers });
+
+export interface RabbitmqDriverOptions {
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  /** Test seam: replaces the amqplib connection (one per broker URL). */
+  readonly amqpClientFactory?: AmqpClientFactory;
+  /** Test seam: replaces fetch for the management API. */
+  readonly managementGet?: ManagementGet;
+}
+
 /** One AMQP connection per broker URL, re-made lazily after it drops, with a pool of idle channels. */
-class AmqpConnection {
+class AmqpConnection implements AmqpQueueClient {
   private connecting: Promise<ChannelModel> | undefined;
   private readonly idle: Channel[] = [];
   private readonly url: string;
@@ -148,13 +177,14 @@ function finite(value: unknown): number | undefined {
 
 export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
-  private readonly connections = new ClientMap<AmqpConnection>();
-  private readonly logger: Logger;
-  private readonly timeoutMs: number;
+  private readonly connections = new ClientMap<AmqpQueueClient>();
+  private readonly amqpClientFactory: AmqpClientFactory;
+  private readonly managementGet: ManagementGet;
 
-  constructor(options: { logger: Logger; timeoutMs: number }) {
-    this.logger = options.logger;
-    this.timeoutMs = options.timeoutMs;
+  constructor(options: RabbitmqDriverOptions) {
+    const { logger, timeoutMs } = options;
+    this.amqpClientFactory = options.amqpClientFactory ?? ((url) => new AmqpConnection(url, logger, timeoutMs));
+    this.managementGet = options.managementGet ?? fetchGet;
   }
 
   identity(config: RabbitmqSourceConfig): string {
@@ -178,7 +208,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const url = amqpUrl(config);
     return async () => {
-      const connection = this.connections.get(url, () => new AmqpConnection(url, this.logger, this.timeoutMs));
+      const connection = this.connections.get(url, () => this.amqpClientFactory(url));
       try {
         const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
         // checkQueue counts ready messages only: they are the backlog and all of it waits.
@@ -191,12 +221,9 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   private async readHttp(config: RabbitmqSourceConfig, where: string, signal: AbortSignal): Promise<SourceReading> {
     const { url, authorization } = managementQueueUrl(config);
-    let response: Response;
+    let response: ManagementAnswer;
     try {
-      response = await fetch(url, {
-        signal,
-        headers: { accept: 'application/json', ...(authorization ? { authorization } : {}) },
-      });
+      response = await this.managementGet(url, { accept: 'application/json', ...(authorization ? { authorization } : {}) }, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw new SourceUnavailable(`${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`);
@@ -205,7 +232,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     if (response.status === 401 || response.status === 403) {
       throw new SourceUnauthenticated(`${where}: management API refused the credentials (HTTP ${response.status})`);
     }
-    if (!response.ok) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
+    if (response.status < 200 || response.status > 299) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     const body = (await response.json()) as ManagementQueue;
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);
