@@ -2,6 +2,7 @@
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
 // ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
 // statistics interval.
+import { once } from 'node:events';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import {
   SourceBadAnswer,
@@ -153,7 +154,9 @@ class AmqpConnection implements AmqpQueueClient {
     this.idle.length = 0;
     if (pending === undefined) return;
     try {
-      await (await pending).close();
+      const conn = await pending;
+      // amqplib's close() never settles when the socket drops at that moment; its 'close' event still comes.
+      await Promise.race([conn.close(), once(conn, 'close')]);
     } catch {
       // already closed or never opened
     }

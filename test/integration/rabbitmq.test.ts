@@ -2,6 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
@@ -213,6 +216,27 @@ describe('a source that cannot be read', () => {
       250,
     );
     expect(value).toBe(4);
+  });
+});
+
+describe('closing', () => {
+  it('closes the driver when the connection drops at that very moment (amqplib close() alone never settles then)', async () => {
+    await using proxy = TcpProxy.forUrl(amqpUrl);
+    await proxy.start();
+    const driver = new RabbitmqDriver({ logger: silentLogger(), timeoutMs: 2000 });
+    const queue = await rabbit.queue(1);
+    const config: RabbitmqSourceConfig = {
+      kind: 'rabbitmq',
+      host: proxy.rewrite(amqpUrl),
+      queueName: queue,
+      vhostName: undefined,
+      protocol: 'amqp',
+      excludeUnacknowledged: false,
+    };
+    expect(await driver.create(config).read(AbortSignal.timeout(5000))).toMatchObject({ backlog: 1 });
+    await proxy.stop();
+    const closed = await Promise.race([driver.close().then(() => 'closed'), new Promise((r) => setTimeout(r, 5000, 'hung'))]);
+    expect(closed).toBe('closed');
   });
 });
 
