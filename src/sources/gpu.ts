@@ -18,7 +18,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver } from './source.ts';
 
 /** Answers larger than this are refused: a query meant to give one number does not need more. */
@@ -183,16 +183,54 @@ function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSig
   });
 }
 
+/** The one call the source makes (the testing seam): GET an instant query and give back any HTTP answer. */
+export interface PrometheusClient {
+  /** Rejects with a typed error when no answer came, or with `signal`'s reason once it is aborted. */
+  get(request: PrometheusRequest, signal: AbortSignal, where: string): Promise<PrometheusAnswer>;
+  close(): void;
+}
+
+/** The TLS settings a client is made for: one client per distinct setting, shared by every query. */
+export interface PrometheusTls {
+  readonly https: boolean;
+  readonly ca: string | undefined;
+  readonly unsafeSsl: boolean;
+}
+
+export type PrometheusClientFactory = (tls: PrometheusTls) => PrometheusClient;
+
+/** The real client: node's http(s) with a keep-alive agent. */
+function nodeHttpClient(tls: PrometheusTls): PrometheusClient {
+  const agent = tls.https
+    ? new https.Agent({
+        keepAlive: true,
+        // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
+        ...(tls.ca !== undefined ? { ca: [...rootCertificates, tls.ca] } : {}),
+        rejectUnauthorized: !tls.unsafeSsl,
+      })
+    : new http.Agent({ keepAlive: true });
+  return { get: (request, signal, where) => httpGet(request, agent, signal, where), close: () => agent.destroy() };
+}
+
+export interface GpuDriverOptions {
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  /** Test seam: replaces the HTTP client (one per TLS setting). */
+  readonly clientFactory?: PrometheusClientFactory;
+}
+
 export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   readonly kind = 'gpu' as const;
-  /** Keep-alive agents, one per TLS setting (CA, verification), shared by every query. */
-  private readonly agents = new Map<string, http.Agent>();
+  /** Clients, one per TLS setting (CA, verification), shared by every query. */
+  private readonly clients = new ClientMap<PrometheusClient>();
+  private readonly clientFactory: PrometheusClientFactory;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
 
-  constructor(options: { logger: Logger; timeoutMs: number }) {
+  constructor(options: GpuDriverOptions) {
     this.logger = options.logger;
     this.timeoutMs = options.timeoutMs;
+    this.clientFactory = options.clientFactory ?? nodeHttpClient;
   }
 
   identity(config: GpuSourceConfig): string {
@@ -205,13 +243,13 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   create(config: GpuSourceConfig): Source {
     const where = label(config);
     const request = prometheusRequest(config, this.timeoutMs);
-    const agent = this.agentFor(request.url.protocol, config);
+    const client = this.clientFor(request.url.protocol, config);
     return {
       identity: this.identity(config),
       label: where,
       kind: 'gpu',
       read: async (signal) => {
-        const answer = await httpGet(request, agent, signal, where);
+        const answer = await client.get(request, signal, where);
         const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
         return { backlog: 0, busyGpus };
@@ -219,26 +257,14 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
     };
   }
 
-  private agentFor(protocol: string, config: GpuSourceConfig): http.Agent {
-    const key = protocol === 'https:' ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
-    let agent = this.agents.get(key);
-    if (agent === undefined) {
-      agent =
-        protocol === 'https:'
-          ? new https.Agent({
-              keepAlive: true,
-              // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
-              ...(config.ca !== undefined ? { ca: [...rootCertificates, config.ca] } : {}),
-              rejectUnauthorized: !config.unsafeSsl,
-            })
-          : new http.Agent({ keepAlive: true });
-      this.agents.set(key, agent);
-    }
-    return agent;
+  private clientFor(protocol: string, config: GpuSourceConfig): PrometheusClient {
+    const secure = protocol === 'https:';
+    const key = secure ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
+    const tls = secure ? { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl } : { https: false, ca: undefined, unsafeSsl: false };
+    return this.clients.get(key, () => this.clientFactory(tls));
   }
 
-  async close(): Promise<void> {
-    for (const agent of this.agents.values()) agent.destroy();
-    this.agents.clear();
+  close(): Promise<void> {
+    return this.clients.close((client) => client.close());
   }
 }

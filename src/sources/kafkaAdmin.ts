@@ -12,6 +12,7 @@ import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel }
 import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
+import { ClientMap } from './common.ts';
 
 /** The calls the Kafka source makes; offsets as kafkajs gives them (strings, "-1" = none). */
 export interface KafkaAdminClient {
@@ -196,7 +197,7 @@ export interface KafkaAdminPoolOptions extends KafkajsOptions {
 
 /** One admin client per connection key, replaced when a deleted topic poisons its metadata. */
 export class KafkaAdminPool<C extends KafkaConnection> {
-  private readonly admins = new Map<string, PooledAdmin>();
+  private readonly admins = new ClientMap<PooledAdmin>();
   private readonly options: KafkaAdminPoolOptions;
   private readonly keyOf: (config: C) => string;
   /** Replaced clients, closed once reads still running on them have had time to finish. */
@@ -212,14 +213,9 @@ export class KafkaAdminPool<C extends KafkaConnection> {
   }
 
   private entry(config: C): PooledAdmin {
-    const key = this.keyOf(config);
-    let entry = this.admins.get(key);
-    if (entry === undefined) {
-      const client = this.options.adminFactory?.(config) ?? kafkajsAdmin(config, this.options);
-      entry = { client };
-      this.admins.set(key, entry);
-    }
-    return entry;
+    return this.admins.get(this.keyOf(config), () => ({
+      client: this.options.adminFactory?.(config) ?? kafkajsAdmin(config, this.options),
+    }));
   }
 
   /**
@@ -250,8 +246,7 @@ export class KafkaAdminPool<C extends KafkaConnection> {
   }
 
   private replace(config: C, entry: PooledAdmin): void {
-    const key = this.keyOf(config);
-    if (this.admins.get(key) === entry) this.admins.delete(key);
+    this.admins.delete(this.keyOf(config), entry);
     this.options.logger.info(
       { brokers: config.bootstrapServers.join(',') },
       'kafka admin client replaced after a topic was deleted',
@@ -265,13 +260,12 @@ export class KafkaAdminPool<C extends KafkaConnection> {
   }
 
   async close(): Promise<void> {
-    const all = [...this.admins.values()].map((a) => a.client);
-    for (const [client, timer] of this.retiring) {
-      clearTimeout(timer);
-      all.push(client);
-    }
-    this.admins.clear();
+    const retired = [...this.retiring];
     this.retiring.clear();
-    await Promise.allSettled(all.map((c) => c.close()));
+    for (const [, timer] of retired) clearTimeout(timer);
+    await Promise.all([
+      this.admins.close((a) => a.client.close()),
+      Promise.allSettled(retired.map(([client]) => client.close())),
+    ]);
   }
 }

@@ -2,6 +2,7 @@
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
 // ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
 // statistics interval.
+import { once } from 'node:events';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import {
   SourceBadAnswer,
@@ -14,7 +15,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const HEARTBEAT_SECONDS = 10;
@@ -64,8 +65,37 @@ function amqpError(where: string, err: unknown): Error {
   return new SourceUnavailable(`${where}: ${message}`);
 }
 
+/** What the amqp read needs of a broker (the testing seam): a passive declare, and closing. */
+export interface AmqpQueueClient {
+  /** Ready messages and consumers of `queue`; rejects with amqplib's error (code 404, 403, ...) as it comes. */
+  checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number }>;
+  close(): Promise<void>;
+}
+
+/** Makes the client of one broker URL (vhost and heartbeat applied); the driver shares it per URL. */
+export type AmqpClientFactory = (url: string) => AmqpQueueClient;
+
+/** The management API's answer to a GET (the testing seam for protocol http); fetch's Response is one. */
+export interface ManagementAnswer {
+  readonly status: number;
+  json(): Promise<unknown>;
+}
+
+export type ManagementGet = (url: string, headers: Readonly<Record<string, string>>, signal: AbortSignal) => Promise<ManagementAnswer>;
+
+const fetchGet: ManagementGet = (url, headers, signal) => fetch(url, { signal, headers });
+
+export interface RabbitmqDriverOptions {
+  readonly logger: Logger;
+  readonly timeoutMs: number;
+  /** Test seam: replaces the amqplib connection (one per broker URL). */
+  readonly amqpClientFactory?: AmqpClientFactory;
+  /** Test seam: replaces fetch for the management API. */
+  readonly managementGet?: ManagementGet;
+}
+
 /** One AMQP connection per broker URL, re-made lazily after it drops, with a pool of idle channels. */
-class AmqpConnection {
+class AmqpConnection implements AmqpQueueClient {
   private connecting: Promise<ChannelModel> | undefined;
   private readonly idle: Channel[] = [];
   private readonly url: string;
@@ -124,7 +154,9 @@ class AmqpConnection {
     this.idle.length = 0;
     if (pending === undefined) return;
     try {
-      await (await pending).close();
+      const conn = await pending;
+      // amqplib's close() never settles when the socket drops at that moment; its 'close' event still comes.
+      await Promise.race([conn.close(), once(conn, 'close')]);
     } catch {
       // already closed or never opened
     }
@@ -148,13 +180,14 @@ function finite(value: unknown): number | undefined {
 
 export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
-  private readonly connections = new Map<string, AmqpConnection>();
-  private readonly logger: Logger;
-  private readonly timeoutMs: number;
+  private readonly connections = new ClientMap<AmqpQueueClient>();
+  private readonly amqpClientFactory: AmqpClientFactory;
+  private readonly managementGet: ManagementGet;
 
-  constructor(options: { logger: Logger; timeoutMs: number }) {
-    this.logger = options.logger;
-    this.timeoutMs = options.timeoutMs;
+  constructor(options: RabbitmqDriverOptions) {
+    const { logger, timeoutMs } = options;
+    this.amqpClientFactory = options.amqpClientFactory ?? ((url) => new AmqpConnection(url, logger, timeoutMs));
+    this.managementGet = options.managementGet ?? fetchGet;
   }
 
   identity(config: RabbitmqSourceConfig): string {
@@ -178,11 +211,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const url = amqpUrl(config);
     return async () => {
-      let connection = this.connections.get(url);
-      if (connection === undefined) {
-        connection = new AmqpConnection(url, this.logger, this.timeoutMs);
-        this.connections.set(url, connection);
-      }
+      const connection = this.connections.get(url, () => this.amqpClientFactory(url));
       try {
         const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
         // checkQueue counts ready messages only: they are the backlog and all of it waits.
@@ -195,12 +224,9 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   private async readHttp(config: RabbitmqSourceConfig, where: string, signal: AbortSignal): Promise<SourceReading> {
     const { url, authorization } = managementQueueUrl(config);
-    let response: Response;
+    let response: ManagementAnswer;
     try {
-      response = await fetch(url, {
-        signal,
-        headers: { accept: 'application/json', ...(authorization ? { authorization } : {}) },
-      });
+      response = await this.managementGet(url, { accept: 'application/json', ...(authorization ? { authorization } : {}) }, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       throw new SourceUnavailable(`${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`);
@@ -209,7 +235,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     if (response.status === 401 || response.status === 403) {
       throw new SourceUnauthenticated(`${where}: management API refused the credentials (HTTP ${response.status})`);
     }
-    if (!response.ok) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
+    if (response.status < 200 || response.status > 299) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     const body = (await response.json()) as ManagementQueue;
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);
@@ -232,8 +258,6 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   }
 
   async close(): Promise<void> {
-    const all = [...this.connections.values()];
-    this.connections.clear();
-    await Promise.allSettled(all.map((c) => c.close()));
+    await this.connections.close((c) => c.close());
   }
 }

@@ -15,7 +15,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
-import { withoutTrailingSlashes } from './common.ts';
+import { ClientMap, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const VISIBLE: QueueAttributeName = 'ApproximateNumberOfMessages';
@@ -164,7 +164,7 @@ function label(config: SqsSourceConfig): string {
 
 export class SqsDriver implements SourceDriver<SqsSourceConfig> {
   readonly kind = 'sqs' as const;
-  private readonly clients = new Map<string, SqsAttributesClient>();
+  private readonly clients = new ClientMap<SqsAttributesClient>();
   private readonly factory: SqsClientFactory;
   private readonly logger: Logger;
 
@@ -182,14 +182,10 @@ export class SqsDriver implements SourceDriver<SqsSourceConfig> {
 
   /** The shared client for (region, endpoint), made on first use. */
   client(region: string, endpoint: string | undefined): SqsAttributesClient {
-    const key = `${region}|${endpoint ?? ''}`;
-    let client = this.clients.get(key);
-    if (client === undefined) {
-      client = this.factory(region, endpoint);
-      this.clients.set(key, client);
+    return this.clients.get(`${region}|${endpoint ?? ''}`, () => {
       this.logger.debug({ region, endpoint }, 'sqs client created');
-    }
-    return client;
+      return this.factory(region, endpoint);
+    });
   }
 
   create(config: SqsSourceConfig): Source {
@@ -210,8 +206,6 @@ export class SqsDriver implements SourceDriver<SqsSourceConfig> {
   }
 
   close(): Promise<void> {
-    for (const client of this.clients.values()) client.destroy?.();
-    this.clients.clear();
-    return Promise.resolve();
+    return this.clients.close((client) => client.destroy?.());
   }
 }

@@ -2,6 +2,9 @@
 import { spawnSync } from 'node:child_process';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
@@ -109,17 +112,6 @@ describe('GetMetrics over the management API (protocol http)', () => {
       await release();
     }
   });
-
-  it('gives NOT_FOUND for a missing queue and UNAUTHENTICATED for a wrong password', async () => {
-    const missing = trigger('no-such-queue-http', { 'rabbitmq.host': managementUrl });
-    const err = await grpcError(t.client.getMetrics(ref(missing)));
-    expect(err.code).toBe(status.NOT_FOUND);
-    const bad = new URL(managementUrl);
-    bad.password = 'wrong-password';
-    const err2 = await grpcError(t.client.getMetrics(ref(trigger('q', { 'rabbitmq.host': bad.toString() }))));
-    expect(err2.code).toBe(status.UNAUTHENTICATED);
-    expect(err2.details).not.toContain('wrong-password');
-  });
 });
 
 describe('StreamIsActive', () => {
@@ -174,45 +166,24 @@ describe('bad metadata', () => {
   });
 });
 
-describe('a source that cannot be read', () => {
-  it('gives NOT_FOUND for a missing queue, never 0', async () => {
-    const err = await grpcError(t.client.getMetrics(ref(trigger('kis-missing-queue'))));
-    expect(err.code).toBe(status.NOT_FOUND);
-    expect(err.details).toMatch(/kis-missing-queue/);
-    expect((await grpcError(t.client.isActive(ref(trigger('kis-missing-queue'))))).code).toBe(status.NOT_FOUND);
-  });
-
-  it('gives UNAUTHENTICATED for a wrong password, without echoing it', async () => {
-    const url = new URL(amqpUrl);
-    url.password = 'not-the-password';
-    const err = await grpcError(t.client.getMetrics(ref(trigger('q', { 'rabbitmq.host': url.toString() }))));
-    expect(err.code).toBe(status.UNAUTHENTICATED);
-    expect(err.details).not.toContain('not-the-password');
-  });
-
-  it('gives UNAVAILABLE while the broker is down and recovers by itself when it is back', async () => {
+describe('closing', () => {
+  it('closes the driver when the connection drops at that very moment (amqplib close() alone never settles then)', async () => {
     await using proxy = TcpProxy.forUrl(amqpUrl);
     await proxy.start();
-    const queue = await rabbit.queue(4);
-    const metadata = trigger(queue, { 'rabbitmq.host': proxy.rewrite(amqpUrl), messagesPerReplica: '1' });
-    expect((await t.client.getMetrics(ref(metadata, 'flaky'))).metricValues[0]!.metricValueFloat).toBe(4);
-
+    const driver = new RabbitmqDriver({ logger: silentLogger(), timeoutMs: 2000 });
+    const queue = await rabbit.queue(1);
+    const config: RabbitmqSourceConfig = {
+      kind: 'rabbitmq',
+      host: proxy.rewrite(amqpUrl),
+      queueName: queue,
+      vhostName: undefined,
+      protocol: 'amqp',
+      excludeUnacknowledged: false,
+    };
+    expect(await driver.create(config).read(AbortSignal.timeout(5000))).toMatchObject({ backlog: 1 });
     await proxy.stop();
-    const down = await eventually(async () => {
-      const err = await t.client.getMetrics(ref(metadata, 'flaky')).then(() => undefined, (e: ServiceError) => e);
-      return err;
-    }, 10_000, 200);
-    expect(down.code).toBe(status.UNAVAILABLE);
-    expect(down.details).toMatch(/rabbitmq queue/);
-    expect((await grpcError(t.client.isActive(ref(metadata, 'flaky')))).code).toBe(status.UNAVAILABLE);
-
-    await proxy.start();
-    const value = await eventually(
-      async () => (await t.client.getMetrics(ref(metadata, 'flaky')).catch(() => undefined))?.metricValues[0]?.metricValueFloat,
-      15_000,
-      250,
-    );
-    expect(value).toBe(4);
+    const closed = await Promise.race([driver.close().then(() => 'closed'), new Promise((r) => setTimeout(r, 5000, 'hung'))]);
+    expect(closed).toBe('closed');
   });
 });
 

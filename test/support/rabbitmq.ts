@@ -52,3 +52,49 @@ export class RabbitFixture implements AsyncDisposable {
     await this.connection.close().catch(() => undefined);
   }
 }
+
+/**
+ * A broker user of its own with a random password (the default guest:guest would make "the
+ * password is not in the error" true by chance as the user's name): made through the management
+ * API, with every right on vhost "/" and the management tag, deleted on dispose.
+ */
+export class RabbitUser implements AsyncDisposable {
+  readonly username = `kis-contract-${randomUUID().slice(0, 8)}`;
+  readonly password = `pw-${randomUUID()}`;
+  private readonly api: string;
+  private readonly authorization: string;
+
+  private constructor(managementUrl: string) {
+    const url = new URL(managementUrl);
+    this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    this.api = `${url.protocol}//${url.host}/api`;
+  }
+
+  static async create(managementUrl: string): Promise<RabbitUser> {
+    const user = new RabbitUser(managementUrl);
+    await user.call('PUT', `/users/${user.username}`, { password: user.password, tags: 'management' });
+    await user.call('PUT', `/permissions/%2F/${user.username}`, { configure: '.*', write: '.*', read: '.*' });
+    return user;
+  }
+
+  /** `url` (amqp or management) with this user's credentials in it. */
+  in(url: string, password = this.password): string {
+    const u = new URL(url);
+    u.username = this.username;
+    u.password = password;
+    return u.toString();
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<void> {
+    const res = await fetch(`${this.api}${path}`, {
+      method,
+      headers: { authorization: this.authorization, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    if (!res.ok) throw new Error(`management API ${method} ${path}: HTTP ${res.status} ${await res.text()}`);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.call('DELETE', `/users/${this.username}`).catch(() => undefined);
+  }
+}

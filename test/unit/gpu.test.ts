@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound } from '../../src/errors.ts';
+import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
-import { GpuDriver, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
+import { GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { GpuSourceConfig } from '../../src/trigger/types.ts';
 
@@ -148,6 +148,78 @@ describe('the instant-query request', () => {
     const fromUrl = prometheusRequest(config({ serverAddress: 'http://alice:s%40cret@prom:9090' }));
     expect(fromUrl.headers.authorization).toBe(basic('alice', 's@cret'));
     expect(fromUrl.url.toString()).not.toContain('alice');
+  });
+});
+
+describe('GpuDriver through its client seam', () => {
+  const logger = pino({ level: 'silent' });
+
+  function fakeDriver(answer: () => Promise<{ httpStatus: number; body: string }>) {
+    const made: { tls: PrometheusTls; asked: { url: string; headers: Readonly<Record<string, string>> }[]; closed: number }[] = [];
+    const driver = new GpuDriver({
+      logger,
+      timeoutMs: 1500,
+      clientFactory: (tls) => {
+        const entry = { tls, asked: [] as { url: string; headers: Readonly<Record<string, string>> }[], closed: 0 };
+        made.push(entry);
+        const client: PrometheusClient = {
+          get: (request) => {
+            entry.asked.push({ url: request.url.toString(), headers: request.headers });
+            return answer();
+          },
+          close: () => void entry.closed++,
+        };
+        return client;
+      },
+    });
+    return { driver, made };
+  }
+
+  it('sends the instant query with its deadline and credentials, and interprets the answer', async () => {
+    const { driver, made } = fakeDriver(() => Promise.resolve({ httpStatus: 200, body: vector('3.25') }));
+    const source = driver.create(config({ serverAddress: 'http://u:pw@prom:9090/prefix/', ignoreNullValues: false }));
+    expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 3.25 });
+    const url = new URL(made[0]!.asked[0]!.url);
+    expect(url.origin + url.pathname).toBe('http://prom:9090/prefix/api/v1/query');
+    expect(url.searchParams.get('timeout')).toBe('1500ms');
+    expect(url.username).toBe('');
+    expect(made[0]!.asked[0]!.headers.authorization).toBe(`Basic ${Buffer.from('u:pw').toString('base64')}`);
+  });
+
+  it('makes one client per TLS setting, shared by every query, and closes each once', async () => {
+    const { driver, made } = fakeDriver(() => Promise.resolve({ httpStatus: 200, body: vector('1') }));
+    const reads = [
+      config({ serverAddress: 'http://a:9090' }),
+      config({ serverAddress: 'http://b:9090', query: 'other' }),
+      config({ serverAddress: 'https://c:9090' }),
+      config({ serverAddress: 'https://d:9090', query: 'other' }),
+      config({ serverAddress: 'https://c:9090', ca: 'PEM' }),
+      config({ serverAddress: 'https://c:9090', unsafeSsl: true }),
+    ];
+    for (const c of reads) await driver.create(c).read(AbortSignal.timeout(5000));
+    expect(made.map((m) => m.tls)).toEqual([
+      { https: false, ca: undefined, unsafeSsl: false },
+      { https: true, ca: undefined, unsafeSsl: false },
+      { https: true, ca: 'PEM', unsafeSsl: false },
+      { https: true, ca: undefined, unsafeSsl: true },
+    ]);
+    expect(made.map((m) => m.asked.length)).toEqual([2, 2, 1, 1]);
+    await driver.close();
+    await driver.close();
+    expect(made.map((m) => m.closed)).toEqual([1, 1, 1, 1]);
+  });
+
+  it("passes the client's typed error through, and maps the HTTP status it got", async () => {
+    const down = new SourceUnavailable('prometheus unreachable');
+    const { driver } = fakeDriver(() => Promise.reject(down));
+    await expect(driver.create(config()).read(AbortSignal.timeout(5000))).rejects.toBe(down);
+    const refused = fakeDriver(() => Promise.resolve({ httpStatus: 401, body: 'Unauthorized' }));
+    const err = await refused.driver
+      .create(config({ bearerToken: 'tok-123' }))
+      .read(AbortSignal.timeout(5000))
+      .catch((e: unknown) => e);
+    expect(toServiceError(err)).toMatchObject({ code: status.UNAUTHENTICATED });
+    expect(toServiceError(err).details).not.toContain('tok-123');
   });
 });
 
