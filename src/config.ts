@@ -35,6 +35,12 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveMs.default(10_000),
   GRPC_MAX_CONNECTION_AGE_MS: positiveMs.default(5 * 60_000),
   /**
+   * Largest request message accepted; a larger one is refused with RESOURCE_EXHAUSTED from its
+   * 5-byte length prefix, before it is buffered. A real ScaledObjectRef is a few KB; grpc's own
+   * default (4 MiB) lets a client park megabytes per call.
+   */
+  GRPC_MAX_RECEIVE_MESSAGE_BYTES: wholeNumber(1024, 4 * 1024 * 1024).default(256 * 1024),
+  /**
    * Per-trigger metric families (backlog, desired replicas, ... per ScaledObject trigger). At
    * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
    * shows every trigger).

@@ -91,6 +91,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
     'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
     'grpc.max_connection_age_grace_ms': 30_000,
+    // Refused from the length prefix, never buffered (GRPC_MAX_RECEIVE_MESSAGE_BYTES).
+    'grpc.max_receive_message_length': config.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
     'grpc.keepalive_time_ms': 60_000,
     'grpc.keepalive_timeout_ms': 20_000,
     'grpc.keepalive_permit_without_calls': 1,

@@ -152,6 +152,8 @@ describe('Helm chart', () => {
     // scaler's TRIGGER_METRICS parses it: "true" or "false").
     const envValue = (c: { env: { name: string; value: string }[] }, name: string) => c.env.find((e) => e.name === name)?.value;
     expect(envValue(container, 'TRIGGER_METRICS')).toBe('true');
+    // The receive limit reaches the scaler as the number its schema parses.
+    expect(envValue(container, 'GRPC_MAX_RECEIVE_MESSAGE_BYTES')).toBe('262144');
     const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
     expect(envValue(quiet, 'TRIGGER_METRICS')).toBe('false');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([

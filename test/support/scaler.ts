@@ -24,6 +24,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     STREAM_INTERVAL_MS: 250,
     SHUTDOWN_TIMEOUT_MS: 2000,
     GRPC_MAX_CONNECTION_AGE_MS: 300_000,
+    GRPC_MAX_RECEIVE_MESSAGE_BYTES: 256 * 1024,
     TRIGGER_METRICS: true,
     profiles: {},
     ...overrides,

@@ -64,3 +64,21 @@ describe('loadConfig: numbers', () => {
     expect(config).toMatchObject({ GRPC_PORT: 9091, CACHE_TTL_MS: 500, METRICS_PORT: 8080, SOURCE_TIMEOUT_MS: 2000 });
   });
 });
+
+describe('loadConfig: GRPC_MAX_RECEIVE_MESSAGE_BYTES', () => {
+  it('is 256 KiB unless set: far above a real ScaledObjectRef, far below grpc-js\'s 4 MiB', () => {
+    expect(loadConfig({}).GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(262_144);
+    expect(loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: '65536' }).GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(65_536);
+  });
+
+  it.each([
+    ['a value under 1 KiB', '512'],
+    ['a value over 4 MiB', String(4 * 1024 * 1024 + 1)],
+    ['a fraction', '1024.5'],
+    ['text', 'lots'],
+    ['an empty value', ''],
+  ])('refuses %s, naming the variable', (_name, value) => {
+    expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(ConfigError);
+    expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(/GRPC_MAX_RECEIVE_MESSAGE_BYTES: allowed: a whole number from 1024 to 4194304/);
+  });
+});
