@@ -43,6 +43,11 @@ export interface EngineOptions {
 }
 
 const MAX_PARSED = 20_000;
+/**
+ * Characters of metadata the parse memo may hold: 20,000 real triggers of ~400 characters. Without
+ * it, 2,000 refs of 200 KB under distinct names (well under the message limit) held 400 MB.
+ */
+const MAX_PARSED_CHARS = 8 * 1024 * 1024;
 
 export interface EvaluateOptions {
   /** Read sources through cache entries at most this old (default: the cache TTL). */
@@ -74,7 +79,7 @@ export class Engine {
   readonly cache: ReadCache;
   private readonly options: EngineOptions;
   private readonly now: () => number;
-  private readonly parsed = new RefMemo<Trigger | Error>(MAX_PARSED);
+  private readonly parsed = new RefMemo<Trigger | Error>(MAX_PARSED, MAX_PARSED_CHARS);
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();

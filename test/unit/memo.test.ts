@@ -49,6 +49,34 @@ describe('RefMemo', () => {
     expect(memo.get(ref({ a: '1' }, 'so3'))).toBe(3);
   });
 
+  it('starts over when the characters it holds would pass its budget (200 KB refs under new names)', () => {
+    const memo = new RefMemo<number>(100, 1000);
+    const padded = (i: number) => ref({ padding: 'x'.repeat(393) }, `so${i}`); // 7 + 393 = 400 characters
+    memo.set(padded(0), 0);
+    memo.set(padded(1), 1);
+    expect(memo.heldChars).toBe(800);
+    memo.set(padded(2), 2);
+    expect(memo.size).toBe(1);
+    expect(memo.heldChars).toBe(400);
+    expect(memo.get(padded(0))).toBeUndefined();
+    expect(memo.get(padded(2))).toBe(2);
+  });
+
+  it('does not keep one entry larger than its whole budget, and drops nothing for it', () => {
+    const memo = new RefMemo<number>(100, 1000);
+    memo.set(ref({ a: '1' }), 1);
+    memo.set(ref({ padding: 'x'.repeat(2000) }, 'big'), 2);
+    expect(memo.get(ref({ padding: 'x'.repeat(2000) }, 'big'))).toBeUndefined();
+    expect(memo.get(ref({ a: '1' }))).toBe(1);
+    expect(memo.heldChars).toBe(2);
+  });
+
+  it('counts the characters of an entry that ages out of its ScaledObject list as freed', () => {
+    const memo = new RefMemo<number>(100, 10_000);
+    for (let i = 0; i < 9; i++) memo.set(ref({ queue: `q${i}` }), i);
+    expect(memo.heldChars).toBe(8 * 'queueq0'.length);
+  });
+
   it('keeps its own copy of the metadata (a caller that changes its object later changes nothing)', () => {
     const memo = new RefMemo<string>(100);
     const metadata = { a: '1' };
