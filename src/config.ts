@@ -45,6 +45,12 @@ const envSchema = z.object({
    * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
    * shows every trigger).
    */
+  /**
+   * Server streams (StreamIsActive, StreamMetricSpec) held open at once, over all clients; one more
+   * is refused with RESOURCE_EXHAUSTED. Each costs about 9 KB of heap: 20,000 from one client took
+   * the chart's 160 MB heap to exhaustion (bench:abuse), 5,000 cost about 50 MB.
+   */
+  GRPC_MAX_OPEN_STREAMS: wholeNumber(1, 2 ** 31 - 1).default(5000),
   TRIGGER_METRICS: z
     .enum(['true', 'false'])
     .default('true')

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'UNAVAILABLE'
   | 'FAILED_PRECONDITION'
   | 'DEADLINE_EXCEEDED'
+  | 'RESOURCE_EXHAUSTED'
   | 'INTERNAL';
 
 export class ScalerError extends Error {
@@ -67,6 +68,11 @@ export class SourceUnauthenticated extends ScalerError {
 /** The source answered with something we cannot use (NaN, several series, a bad query). */
 export class SourceBadAnswer extends ScalerError {
   override readonly code = 'FAILED_PRECONDITION';
+}
+
+/** The server holds as many streams as it is configured to (GRPC_MAX_OPEN_STREAMS); KEDA retries. */
+export class TooManyStreams extends ScalerError {
+  override readonly code = 'RESOURCE_EXHAUSTED';
 }
 
 /** A source query ran past its deadline. */

@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { type Engine, type Evaluation, settle } from '../engine.ts';
 import { StreamChecks } from './streamChecks.ts';
 import type { TriggerRef } from '../trigger/types.ts';
-import { InvalidTrigger, errorCode, errorMessage } from '../errors.ts';
+import { InvalidTrigger, TooManyStreams, errorCode, errorMessage } from '../errors.ts';
 import { toServiceError } from './status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
@@ -23,6 +23,8 @@ export interface ExternalScalerOptions {
   readonly metrics: ScalerMetrics;
   /** How often an open StreamIsActive re-checks its sources (through the cache). */
   readonly streamIntervalMs: number;
+  /** Streams held at once, over every client; one more is refused with RESOURCE_EXHAUSTED. */
+  readonly maxOpenStreams: number;
 }
 
 function toRef(ref: ScaledObjectRef | null | undefined): TriggerRef {
@@ -55,6 +57,8 @@ type Stream<Req, Res> = grpc.ServerWritableStream<Req, Res>;
 export class ExternalScalerService {
   private readonly options: ExternalScalerOptions;
   private readonly streams = new Set<Stream<ScaledObjectRef, unknown>>();
+  /** When a refused stream was last logged: a flood of them logs once a minute. */
+  private refusedLoggedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: ExternalScalerOptions) {
     this.options = options;
@@ -126,6 +130,26 @@ export class ExternalScalerService {
     };
   }
 
+  /**
+   * Refuses a stream when the server holds its maximum: each costs some 9 KB of heap, and a client
+   * that opened 20,000 took the heap to exhaustion. Returns true when refused.
+   */
+  private refuseOverLimit(method: string, call: Stream<ScaledObjectRef, unknown>): boolean {
+    const { maxOpenStreams, metrics, logger } = this.options;
+    if (this.streams.size < maxOpenStreams) return false;
+    const err = new TooManyStreams(
+      `${this.streams.size} streams are open, the most this scaler holds (GRPC_MAX_OPEN_STREAMS=${maxOpenStreams}); retry later or raise it`,
+    );
+    metrics.requests.inc({ method, code: errorCode(err) });
+    const nowMs = performance.now();
+    if (nowMs - this.refusedLoggedAtMs >= 60_000) {
+      this.refusedLoggedAtMs = nowMs;
+      logger.warn({ method, open: this.streams.size, maxOpenStreams }, 'stream refused: too many open streams');
+    }
+    call.emit('error', toServiceError(err));
+    return true;
+  }
+
   private track(method: string, call: Stream<ScaledObjectRef, unknown>, onEnd: () => void): void {
     const { metrics } = this.options;
     this.streams.add(call);
@@ -152,6 +176,7 @@ export class ExternalScalerService {
    */
   private streamIsActive(call: Stream<ScaledObjectRef, IsActiveResponse>): void {
     const { engine, logger, metrics, streamIntervalMs } = this.options;
+    if (this.refuseOverLimit('StreamIsActive', call)) return;
     const ref = toRef(call.request);
     let trigger: Trigger;
     try {
@@ -200,6 +225,7 @@ export class ExternalScalerService {
   /** The spec depends on the metadata only (target 1), so it is sent once and never changes. */
   private streamMetricSpec(call: Stream<ScaledObjectRef, GetMetricSpecResponse>): void {
     const { engine, metrics } = this.options;
+    if (this.refuseOverLimit('StreamMetricSpec', call)) return;
     let trigger: Trigger;
     try {
       trigger = engine.trigger(toRef(call.request));

@@ -154,6 +154,7 @@ describe('Helm chart', () => {
     expect(envValue(container, 'TRIGGER_METRICS')).toBe('true');
     // The receive limit reaches the scaler as the number its schema parses.
     expect(envValue(container, 'GRPC_MAX_RECEIVE_MESSAGE_BYTES')).toBe('262144');
+    expect(envValue(container, 'GRPC_MAX_OPEN_STREAMS')).toBe('5000');
     const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
     expect(envValue(quiet, 'TRIGGER_METRICS')).toBe('false');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([

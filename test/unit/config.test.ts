@@ -82,3 +82,14 @@ describe('loadConfig: GRPC_MAX_RECEIVE_MESSAGE_BYTES', () => {
     expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(/GRPC_MAX_RECEIVE_MESSAGE_BYTES: allowed: a whole number from 1024 to 4194304/);
   });
 });
+
+describe('loadConfig: GRPC_MAX_OPEN_STREAMS', () => {
+  it('is 5,000 unless set', () => {
+    expect(loadConfig({}).GRPC_MAX_OPEN_STREAMS).toBe(5000);
+    expect(loadConfig({ GRPC_MAX_OPEN_STREAMS: '20000' }).GRPC_MAX_OPEN_STREAMS).toBe(20_000);
+  });
+
+  it.each(['0', '-1', '1.5', 'many', ''])('refuses %j, naming the variable', (value) => {
+    expect(() => loadConfig({ GRPC_MAX_OPEN_STREAMS: value })).toThrow(/GRPC_MAX_OPEN_STREAMS: /);
+  });
+});

@@ -1,0 +1,69 @@
+// GRPC_MAX_OPEN_STREAMS on a real server: streams past the limit are refused with RESOURCE_EXHAUSTED
+// (a client that opened 20,000 exhausted the heap), a refused one holds nothing, and a stream that
+// closes makes room for the next. Unary calls are never refused.
+import { connect } from 'node:http2';
+import { status } from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type TestScaler, eventually, ref, startTestScaler } from '../support/scaler.ts';
+
+const LIMIT = 3;
+const rabbit = ref({ 'rabbitmq.host': 'amqp://127.0.0.1:1/', 'rabbitmq.queueName': 'jobs' });
+
+let t: TestScaler;
+beforeAll(async () => {
+  t = await startTestScaler({ GRPC_MAX_OPEN_STREAMS: LIMIT });
+});
+afterAll(async () => {
+  await t?.[Symbol.asyncDispose]();
+});
+
+async function openGauge(): Promise<number> {
+  return (await t.scaler.metrics.openStreams.get()).values.reduce((sum, v) => sum + v.value, 0);
+}
+
+/** A StreamMetricSpec that has sent its spec (open on the server), or the error it was refused with. */
+function openSpec(): Promise<{ call: grpc.ClientReadableStream<unknown>; err?: grpc.ServiceError }> {
+  const call = t.client.streamMetricSpec(rabbit);
+  return new Promise((resolve) => {
+    call.once('data', () => resolve({ call }));
+    call.once('error', (err: grpc.ServiceError) => resolve({ call, err }));
+  });
+}
+
+describe('the open-streams limit', () => {
+  it('refuses the stream past the limit with RESOURCE_EXHAUSTED naming the setting, and makes room when one closes', async () => {
+    const held = await Promise.all(Array.from({ length: LIMIT }, openSpec));
+    expect(held.map((h) => h.err)).toEqual([undefined, undefined, undefined]);
+    expect(await openGauge()).toBe(LIMIT);
+
+    const refused = await openSpec();
+    expect(refused.err?.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(refused.err?.details).toContain('GRPC_MAX_OPEN_STREAMS=3');
+    const active = t.client.streamIsActive(rabbit);
+    const activeErr = await new Promise<grpc.ServiceError>((resolve) => active.once('error', resolve));
+    expect(activeErr.code).toBe(status.RESOURCE_EXHAUSTED);
+    expect(await openGauge()).toBe(LIMIT);
+    // Unary calls go on.
+    expect((await t.client.getMetricSpec(rabbit)).metricSpecs).toHaveLength(1);
+
+    held[0]!.call.cancel();
+    await eventually(async () => ((await openGauge()) === LIMIT - 1 ? true : undefined), 5000, 20);
+    const next = await openSpec();
+    expect(next.err).toBeUndefined();
+    for (const h of [...held.slice(1), next]) h.call.cancel();
+    await eventually(async () => ((await openGauge()) === 0 ? true : undefined), 5000, 20);
+  });
+});
+
+describe('the per-connection stream limit', () => {
+  it('tells each connection, in its HTTP/2 settings, the open-streams limit plus room for unary calls', async () => {
+    const session = connect(`http://${t.address}`);
+    try {
+      const settings = await new Promise<{ maxConcurrentStreams?: number }>((resolve) => session.once('remoteSettings', resolve));
+      expect(settings.maxConcurrentStreams).toBe(LIMIT + 1000);
+    } finally {
+      session.destroy();
+    }
+  });
+});
