@@ -2,8 +2,6 @@
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
 // ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
 // statistics interval.
-import { once } from 'node:events';
-import amqplib, { type Channel, type ChannelModel } from 'amqplib';
 import {
   SourceBadAnswer,
   SourceNotFound,
@@ -11,12 +9,12 @@ import {
   SourceUnavailable,
   errorMessage,
   quote,
-  redact,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
+import { AmqpConnection } from './amqpConnection.ts';
 
 const HEARTBEAT_SECONDS = 10;
 
@@ -67,8 +65,11 @@ function amqpError(where: string, err: unknown): Error {
 
 /** What the amqp read needs of a broker (the testing seam): a passive declare, and closing. */
 export interface AmqpQueueClient {
-  /** Ready messages and consumers of `queue`; rejects with amqplib's error (code 404, 403, ...) as it comes. */
-  checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number }>;
+  /**
+   * Ready messages and consumers of `queue`; rejects with amqplib's error (code 404, 403, ...) as it
+   * comes, or with the signal's reason if the read's deadline passes while it waits for a channel.
+   */
+  checkQueue(queue: string, signal?: AbortSignal): Promise<{ messageCount: number; consumerCount: number }>;
   close(): Promise<void>;
 }
 
@@ -92,75 +93,6 @@ export interface RabbitmqDriverOptions {
   readonly amqpClientFactory?: AmqpClientFactory;
   /** Test seam: replaces fetch for the management API. */
   readonly managementGet?: ManagementGet;
-}
-
-/** One AMQP connection per broker URL, re-made lazily after it drops, with a pool of idle channels. */
-class AmqpConnection implements AmqpQueueClient {
-  private connecting: Promise<ChannelModel> | undefined;
-  private readonly idle: Channel[] = [];
-  private readonly url: string;
-  private readonly logger: Logger;
-  private readonly timeoutMs: number;
-
-  constructor(url: string, logger: Logger, timeoutMs: number) {
-    this.url = url;
-    this.logger = logger;
-    this.timeoutMs = timeoutMs;
-  }
-
-  private connection(): Promise<ChannelModel> {
-    if (this.connecting === undefined) {
-      const attempt = amqplib.connect(this.url, { timeout: this.timeoutMs }).then((conn) => {
-        const forget = (err?: unknown) => {
-          if (this.connecting === attempt) this.connecting = undefined;
-          this.idle.length = 0;
-          if (err !== undefined) this.logger.warn({ broker: redact(this.url), err: errorMessage(err) }, 'rabbitmq connection lost');
-        };
-        conn.on('error', forget);
-        conn.on('close', () => forget());
-        conn.on('blocked', (reason: unknown) => this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'));
-        return conn;
-      });
-      attempt.catch(() => {
-        if (this.connecting === attempt) this.connecting = undefined;
-      });
-      this.connecting = attempt;
-    }
-    return this.connecting;
-  }
-
-  /** checkQueue on a pooled channel; a 404 closes that channel, so it is never pooled again. */
-  async checkQueue(queue: string): Promise<{ messageCount: number; consumerCount: number }> {
-    const conn = await this.connection();
-    let channel = this.idle.pop();
-    if (channel === undefined) {
-      channel = await conn.createChannel();
-      // Without an 'error' listener, a channel error takes the whole connection down.
-      channel.on('error', () => undefined);
-      const created = channel;
-      channel.on('close', () => {
-        const i = this.idle.indexOf(created);
-        if (i >= 0) this.idle.splice(i, 1);
-      });
-    }
-    const reply = await channel.checkQueue(queue);
-    this.idle.push(channel);
-    return reply;
-  }
-
-  async close(): Promise<void> {
-    const pending = this.connecting;
-    this.connecting = undefined;
-    this.idle.length = 0;
-    if (pending === undefined) return;
-    try {
-      const conn = await pending;
-      // amqplib's close() never settles when the socket drops at that moment; its 'close' event still comes.
-      await Promise.race([conn.close(), once(conn, 'close')]);
-    } catch {
-      // already closed or never opened
-    }
-  }
 }
 
 interface ManagementQueue {
@@ -210,10 +142,10 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const url = amqpUrl(config);
-    return async () => {
+    return async (signal) => {
       const connection = this.connections.get(url, () => this.amqpClientFactory(url));
       try {
-        const { messageCount, consumerCount } = await connection.checkQueue(config.queueName);
+        const { messageCount, consumerCount } = await connection.checkQueue(config.queueName, signal);
         // checkQueue counts ready messages only: they are the backlog and all of it waits.
         return { backlog: messageCount, waiting: messageCount, consumers: consumerCount };
       } catch (err) {

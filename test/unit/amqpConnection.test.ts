@@ -1,0 +1,109 @@
+// The AMQP channel pool against a fake amqplib connection: a burst of reads of distinct queues opens
+// at most MAX_CHANNELS channels (it opened one per read), every read is answered, a channel closed
+// by a 404 gives its slot to the next read, and a read whose deadline passes while it waits leaves
+// the queue.
+import { EventEmitter } from 'node:events';
+import type { Channel, ChannelModel } from 'amqplib';
+import { describe, expect, it } from 'vitest';
+import { AmqpConnection, MAX_CHANNELS } from '../../src/sources/amqpConnection.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+
+/** A broker with queues `q0` ... and their message counts; answers each checkQueue on the next tick. */
+class FakeBroker {
+  channelsOpened = 0;
+  channelsOpen = 0;
+  maxChannelsOpen = 0;
+  readonly queues = new Map<string, number>();
+  /** checkQueue calls that have not answered yet (set `hold` to keep them waiting). */
+  readonly held: (() => void)[] = [];
+  hold = false;
+
+  connection(): ChannelModel {
+    const conn = new EventEmitter() as EventEmitter & { createChannel(): Promise<Channel>; close(): Promise<void> };
+    conn.createChannel = async () => this.channel();
+    conn.close = async () => undefined;
+    return conn as unknown as ChannelModel;
+  }
+
+  private channel(): Channel {
+    this.channelsOpened++;
+    this.channelsOpen++;
+    this.maxChannelsOpen = Math.max(this.maxChannelsOpen, this.channelsOpen);
+    const channel = new EventEmitter() as EventEmitter & {
+      checkQueue(q: string): Promise<{ messageCount: number; consumerCount: number }>;
+      close(): Promise<void>;
+    };
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      this.channelsOpen--;
+      channel.emit('close');
+    };
+    channel.close = async () => close();
+    channel.checkQueue = (q) =>
+      new Promise((resolve, reject) => {
+        const answer = () => {
+          const messages = this.queues.get(q);
+          if (messages === undefined) {
+            // As RabbitMQ does: a 404 closes the channel.
+            close();
+            reject(Object.assign(new Error(`NOT_FOUND - no queue '${q}'`), { code: 404 }));
+          } else resolve({ messageCount: messages, consumerCount: 0 });
+        };
+        if (this.hold) this.held.push(answer);
+        else setImmediate(answer);
+      });
+    return channel as unknown as Channel;
+  }
+}
+
+function pool(broker: FakeBroker): AmqpConnection {
+  return new AmqpConnection('amqp://broker', silentLogger(), 1000, async () => broker.connection());
+}
+
+describe('AmqpConnection', () => {
+  it(`answers 2,000 concurrent reads of distinct queues on at most ${MAX_CHANNELS} channels`, async () => {
+    const broker = new FakeBroker();
+    for (let i = 0; i < 2000; i++) broker.queues.set(`q${i}`, i);
+    const amqp = pool(broker);
+    const replies = await Promise.all(Array.from({ length: 2000 }, (_, i) => amqp.checkQueue(`q${i}`)));
+    expect(replies.map((r) => r.messageCount)).toEqual(Array.from({ length: 2000 }, (_, i) => i));
+    expect(broker.maxChannelsOpen).toBe(MAX_CHANNELS);
+    expect(broker.channelsOpened).toBe(MAX_CHANNELS);
+    expect(amqp.queued).toBe(0);
+  });
+
+  it('gives the slot of a channel that a 404 closed to the next read', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('jobs', 3);
+    const amqp = pool(broker);
+    const reads = [
+      ...Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`missing${i}`)),
+      ...Array.from({ length: 50 }, () => amqp.checkQueue('jobs')),
+    ];
+    const settled = await Promise.allSettled(reads);
+    expect(settled.filter((s) => s.status === 'rejected')).toHaveLength(MAX_CHANNELS);
+    expect(settled.filter((s) => s.status === 'fulfilled')).toHaveLength(50);
+    expect(broker.channelsOpen).toBeLessThanOrEqual(MAX_CHANNELS);
+    expect(amqp.queued).toBe(0);
+  });
+
+  it('rejects a waiting read with its deadline, and takes it out of the queue', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('jobs', 1);
+    broker.hold = true;
+    const amqp = pool(broker);
+    const busy = Array.from({ length: MAX_CHANNELS }, () => amqp.checkQueue('jobs'));
+    await new Promise((r) => setImmediate(r));
+    const deadline = new AbortController();
+    const waiting = amqp.checkQueue('jobs', deadline.signal);
+    await new Promise((r) => setImmediate(r));
+    expect(amqp.queued).toBe(1);
+    deadline.abort(new Error('no answer within 1000 ms'));
+    await expect(waiting).rejects.toThrow('no answer within 1000 ms');
+    expect(amqp.queued).toBe(0);
+    for (const answer of broker.held.splice(0)) answer();
+    await Promise.all(busy);
+  });
+});
