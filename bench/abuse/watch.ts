@@ -1,0 +1,98 @@
+// What `npm run bench:abuse` measures while a scenario runs: a GetMetricSpec from a client of its
+// own every ~100 ms (latency, and whether it failed), the scaler's resident memory from /proc, and
+// the open-streams gauge from /metrics.
+import * as grpc from '@grpc/grpc-js';
+import { ExternalScalerClient, type ScaledObjectRef } from '../../src/server/protocol.ts';
+import { sampleProcess, sumMetric } from '../server/procStats.ts';
+
+const OPEN_STREAMS = 'keda_inference_scaler_grpc_open_streams';
+const PROBE_INTERVAL_MS = 100;
+/** A probe that takes longer than this is recorded at this latency and counted as failed. */
+const PROBE_DEADLINE_MS = 2000;
+
+export interface Watched {
+  readonly latenciesMs: number[];
+  readonly probeFailures: number;
+  readonly peakRssMb: number;
+}
+
+type UnaryCall = (r: unknown, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
+
+/** GetMetricSpec every PROBE_INTERVAL_MS on a connection of its own, and RSS at the same pace, until stopped. */
+export class Watch {
+  private readonly client: grpc.Client & { GetMetricSpec: UnaryCall };
+  private readonly ref: ScaledObjectRef;
+  private readonly pid: number;
+  private latenciesMs: number[] = [];
+  private probeFailures = 0;
+  private peakRssMb = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(address: string, pid: number, ref: ScaledObjectRef) {
+    this.client = new ExternalScalerClient(address, grpc.credentials.createInsecure(), {
+      'grpc.use_local_subchannel_pool': 1,
+    }) as unknown as Watch['client'];
+    this.pid = pid;
+    this.ref = ref;
+  }
+
+  /** One GetMetricSpec; resolves with its latency (ms) and whether it answered OK. */
+  probe(): Promise<{ ms: number; ok: boolean }> {
+    const startedMs = performance.now();
+    return new Promise((resolve) => {
+      this.client.GetMetricSpec(this.ref, { deadline: Date.now() + PROBE_DEADLINE_MS }, (err) =>
+        resolve({ ms: performance.now() - startedMs, ok: err === null }),
+      );
+    });
+  }
+
+  start(): void {
+    this.latenciesMs = [];
+    this.probeFailures = 0;
+    this.peakRssMb = this.rssMb();
+    const tick = () => {
+      this.peakRssMb = Math.max(this.peakRssMb, this.rssMb());
+      // Open loop: the next probe is sent on time even while this one waits.
+      void this.probe().then(({ ms, ok }) => {
+        this.latenciesMs.push(ok ? ms : Math.max(ms, PROBE_DEADLINE_MS));
+        if (!ok) this.probeFailures++;
+      });
+    };
+    tick();
+    this.timer = setInterval(tick, PROBE_INTERVAL_MS);
+  }
+
+  stop(): Watched {
+    clearInterval(this.timer);
+    return { latenciesMs: this.latenciesMs, probeFailures: this.probeFailures, peakRssMb: this.peakRssMb };
+  }
+
+  rssMb(): number {
+    try {
+      return sampleProcess(this.pid).rssMb;
+    } catch {
+      return 0; // the process has exited
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.client.close();
+  }
+}
+
+/** The open-streams gauge (all methods), from a fresh scrape. */
+export async function openStreams(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return sumMetric(text, OPEN_STREAMS);
+}
+
+/** Polls the gauge until it is back at `baseline`; the time that took, or undefined after `timeoutMs`. */
+export async function releasedWithin(metricsPort: number, baseline: number, timeoutMs: number): Promise<number | undefined> {
+  const startedMs = performance.now();
+  while (performance.now() - startedMs < timeoutMs) {
+    if ((await openStreams(metricsPort)) === baseline) return performance.now() - startedMs;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return undefined;
+}
