@@ -47,8 +47,8 @@ const envSchema = z.object({
    */
   /**
    * Server streams (StreamIsActive, StreamMetricSpec) held open at once, over all clients; one more
-   * is refused with RESOURCE_EXHAUSTED. Each costs about 9 KB of heap: 20,000 from one client took
-   * the chart's 160 MB heap to exhaustion (bench:abuse), 5,000 cost about 50 MB.
+   * is refused with RESOURCE_EXHAUSTED. Each costs about 7 KB of heap: 20,000 from one client took
+   * the chart's 160 MB heap to exhaustion (bench:abuse), 5,000 hold about 30 MB.
    */
   GRPC_MAX_OPEN_STREAMS: wholeNumber(1, 2 ** 31 - 1).default(5000),
   TRIGGER_METRICS: z

@@ -52,11 +52,14 @@ export class AmqpConnection {
           this.idle.length = 0;
           this.open.clear();
           this.wakeAll();
-          if (err !== undefined) this.logger.warn({ broker: redact(this.url), err: errorMessage(err) }, 'rabbitmq connection lost');
+          if (err !== undefined)
+            this.logger.warn({ broker: redact(this.url), err: errorMessage(err) }, 'rabbitmq connection lost');
         };
         conn.on('error', forget);
         conn.on('close', () => forget());
-        conn.on('blocked', (reason: unknown) => this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'));
+        conn.on('blocked', (reason: unknown) =>
+          this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'),
+        );
         return conn;
       });
       attempt.catch(() => {
@@ -76,7 +79,8 @@ export class AmqpConnection {
     for (;;) {
       signal?.throwIfAborted();
       const conn = await this.connection();
-      const channel = this.idle.pop() ?? (this.open.size + this.creating < MAX_CHANNELS ? await this.createChannel(conn) : undefined);
+      const channel =
+        this.idle.pop() ?? (this.open.size + this.creating < MAX_CHANNELS ? await this.createChannel(conn) : undefined);
       if (channel === undefined) {
         await this.turn(signal);
         continue;
