@@ -55,6 +55,9 @@ function chartSizing(): { limitMb: number; heapMb: number } {
   return { limitMb: Number(match[1]), heapMb: values.nodeHeapMb };
 }
 
+/** Abuser processes started, for an interrupted run to end. */
+const abusers = new Set<ChildProcess>();
+
 class Abuser {
   readonly child: ChildProcess;
   private readonly events: AbuseEvent[] = [];
@@ -64,6 +67,8 @@ class Abuser {
     this.child = spawn(process.execPath, [`${ROOT}bench/abuse/abuser.ts`, address, JSON.stringify(plan)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    abusers.add(this.child);
+    this.child.once('exit', () => abusers.delete(this.child));
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.events.push(JSON.parse(line) as AbuseEvent);
       for (const wake of this.waiters.splice(0)) wake();
@@ -177,6 +182,14 @@ async function main(): Promise<void> {
     // The chart's default: state in memory (the test bed's env may name a store).
     STATE_STORE_URL: undefined,
   });
+  // Interrupted (Ctrl-C, a timeout): the scaler and any abuser go too, rather than live on orphaned.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      scaler.child.kill('SIGKILL');
+      for (const child of abusers) child.kill('SIGKILL');
+      process.exit(130);
+    });
+  }
   const watch = new Watch(`127.0.0.1:${scaler.grpcPort}`, scaler.child.pid!, rabbit(`${prefix}-probe`, 'probe'));
   const wanted = (name: string) => flags.only === undefined || flags.only.split(',').includes(name);
   const rows: Row[] = [];
