@@ -4,6 +4,7 @@
 // any replica has published (src/state/shared.ts), so replicas answer alike.
 import { type Observation, ReadCache } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
+import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import { type SourceSignals, sumSignals } from './model/signals.ts';
 import type { Decision, TriggerHistory } from './model/types.ts';
@@ -16,7 +17,7 @@ import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
-import { errorCode, errorMessage } from './errors.ts';
+import { SourceNotFound, errorCode, errorMessage } from './errors.ts';
 
 export type { TriggerRef } from './trigger/types.ts';
 
@@ -123,7 +124,8 @@ export class Engine {
    * cache (nearly every call: a source is read once per interval, and every call in between finds
    * its reading), else once its sources are read (one query per source per interval, shared by
    * every caller). One decision per reading: calls that find the readings of the last decision
-   * get that decision. Rejects with the source's error when a source cannot be read.
+   * get that decision. Rejects with the source's error when a source cannot be read, and with
+   * SourceNotFound when a GPU query matched no series while the workload runs (model/gpuSeries.ts).
    */
   evaluate(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | Promise<Evaluation> {
     return this.cached(trigger, options) ?? this.readAndDecide(trigger, options);
@@ -196,12 +198,13 @@ export class Engine {
     const record = view?.record;
     const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
     const base = fromRecord ? record.payload.history : state.history;
-    const { decision, history } = decide({
-      signals: this.signals(sources, observations),
-      scaling: trigger.scaling,
-      history: base,
-      nowMs,
-    });
+    const signals = this.signals(sources, observations);
+    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
+    if (unanswerable !== undefined) {
+      const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
+      throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
+    }
+    const { decision, history } = decide({ signals, scaling: trigger.scaling, history: base, nowMs });
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
     const last = state.lastEvaluation;
@@ -279,7 +282,8 @@ export class Engine {
           return {
             kind: 'gpu',
             backlog: 0,
-            busyGpus: reading.busyGpus ?? 0,
+            busyGpus: reading.busyGpus,
+            noSeries: reading.noSeries,
             gpuTargetUtilization: config.targetUtilization,
             gpuActivationThreshold: config.activationThreshold,
           };

@@ -1,6 +1,7 @@
 // Busy GPU-equivalents from Prometheus (e.g. the NVIDIA DCGM exporter's utilisation): one instant
 // query through the HTTP API per read. Anything but one finite, non-negative number is a typed
-// error, never a 0; only an empty result may count as 0, and only with ignoreNullValues (KEDA's meaning).
+// error, never a 0. An empty result is an error without ignoreNullValues, and with it a reading of
+// "no series", which the engine (not this module) weighs against the trigger's state.
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -118,11 +119,14 @@ function seriesName(sample: VectorSample): string {
   return `{${labels.join(',')}}`;
 }
 
+/** What one answer says: busy GPU-equivalents, or that the query matched no series. */
+export type GpuAnswer = number | 'no series';
+
 /**
  * Reads one /api/v1/query answer: the busy GPU-equivalents, or a typed error. A scalar or a
- * one-element vector is a value; an empty vector is 0 with ignoreNullValues, else NOT_FOUND.
+ * one-element vector is a value; an empty vector is 'no series' with ignoreNullValues, else NOT_FOUND.
  */
-export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): number {
+export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): GpuAnswer {
   let body: ApiAnswer | undefined;
   try {
     body = JSON.parse(answer.body) as ApiAnswer;
@@ -144,8 +148,10 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
     throw new SourceBadAnswer(`${where}: the query gives a ${String(resultType)}, not a number (allowed: a scalar or one series)`);
   }
   if (result.length === 0) {
-    if (ignoreNullValues) return 0;
-    throw new SourceNotFound(`${where}: the query matched no series (set gpu.ignoreNullValues=true to count that as 0)`);
+    if (ignoreNullValues) return 'no series';
+    throw new SourceNotFound(
+      `${where}: the query matched no series (gpu.ignoreNullValues is false; with true, no series reads as no GPUs while the workload is at zero)`,
+    );
   }
   if (result.length > 1) {
     const names = (result as VectorSample[]).slice(0, 3).map(seriesName).join(', ');
@@ -252,7 +258,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
         const answer = await client.get(request, signal, where);
         const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
-        return { backlog: 0, busyGpus };
+        return busyGpus === 'no series' ? { backlog: 0, noSeries: true } : { backlog: 0, busyGpus };
       },
     };
   }

@@ -295,7 +295,10 @@ const gpuFields = {
     default: 0.2,
     description: 'Busy GPU-equivalents above which the workload counts as active (idle GPUs read a few percent).',
   }),
-  ignoreNullValues: bool('An empty query result counts as 0 (true) or is an error (false).', true),
+  ignoreNullValues: bool(
+    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, no GPU demand, and NOT_FOUND unless a queue of the trigger has work (never idle GPUs). false: always NOT_FOUND.',
+    true,
+  ),
   bearerToken: field({
     schema: kinds.text,
     allowed: 'a token',

@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
-import { GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
+import { type GpuAnswer, GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { GpuSourceConfig } from '../../src/trigger/types.ts';
 
@@ -20,7 +20,7 @@ const vector = (...values: string[]) =>
   success({ resultType: 'vector', result: values.map((v, i) => ({ metric: { pod: `p${i}` }, value: [1700000000.5, v] })) });
 const failure = (errorType: string, error: string) => JSON.stringify({ status: 'error', errorType, error });
 
-function read(httpStatus: number, body: string, ignoreNullValues = true): number {
+function read(httpStatus: number, body: string, ignoreNullValues = true): GpuAnswer {
   return interpretAnswer(where, { httpStatus, body }, ignoreNullValues);
 }
 
@@ -59,14 +59,14 @@ describe('Prometheus answers', () => {
     expect(read(200, body)).toBe(expected);
   });
 
-  it('counts an empty result as 0 with ignoreNullValues', () => {
-    expect(read(200, vector())).toBe(0);
+  it('reads an empty result as no series (not as 0) with ignoreNullValues', () => {
+    expect(read(200, vector())).toBe('no series');
   });
 
   it('reports an empty result as NOT_FOUND without ignoreNullValues', () => {
     const err = codeOf(() => read(200, vector(), false));
     expect(err.code).toBe(status.NOT_FOUND);
-    expect(err.details).toMatch(/matched no series.*ignoreNullValues/);
+    expect(err.details).toMatch(/matched no series \(gpu\.ignoreNullValues is false/);
   });
 
   it('refuses several series and names them', () => {
@@ -246,6 +246,14 @@ describe('GpuDriver', () => {
     const source = driver.create(config({ serverAddress: address, bearerToken: 'tok' }));
     expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 2.5 });
     expect(seen.at(-1)?.authorization).toBe('Bearer tok');
+    await driver.close();
+  });
+
+  it('reads an empty result as a reading without busy GPUs that says so', async () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    answer = { status: 200, body: vector() };
+    const reading = await driver.create(config({ serverAddress: address })).read(AbortSignal.timeout(5000));
+    expect(reading).toEqual({ backlog: 0, noSeries: true });
     await driver.close();
   });
 
