@@ -43,7 +43,12 @@ export interface EngineOptions {
   readonly shared?: SharedState<SharedTriggerState>;
 }
 
-const MAX_PARSED = 20_000;
+/**
+ * What the parse memo keeps: 20,000 triggers, 32 Mi characters in all (memo.ts counts them, keys
+ * weighed), no metadata over 64 Ki (three 16 KB certificate chains fit). 10,000 triggers with
+ * connection profiles take about 10 Mi.
+ */
+export const PARSE_MEMO_LIMITS = { maxEntries: 20_000, maxChars: 32 * 2 ** 20, maxEntryChars: 64 * 2 ** 10 };
 
 export interface EvaluateOptions {
   /** Read sources through cache entries at most this old (default: the cache TTL). */
@@ -75,7 +80,7 @@ export class Engine {
   readonly cache: ReadCache;
   private readonly options: EngineOptions;
   private readonly now: () => number;
-  private readonly parsed = new RefMemo<Trigger | Error>(MAX_PARSED);
+  private readonly parsed = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
@@ -104,19 +109,19 @@ export class Engine {
     metrics.observeTriggers(() => this.evaluations());
   }
 
-  /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */
+  /**
+   * Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. Only triggers that
+   * parse are kept: invalid metadata is parsed again on each call (cheap: values are refused by
+   * length before they are read), so a stream of distinct invalid maps (a fuzzer, a broken client)
+   * neither fills the memory nor pushes the valid triggers out.
+   */
   trigger(ref: TriggerRef): Trigger {
-    let result = this.parsed.get(ref);
-    if (result === undefined) {
-      try {
-        result = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
-      } catch (err) {
-        result = err instanceof Error ? err : new Error(String(err));
-      }
-      this.parsed.set(ref, result);
+    let trigger = this.parsed.get(ref);
+    if (trigger === undefined) {
+      trigger = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
+      this.parsed.set(ref, trigger);
     }
-    if (result instanceof Error) throw result;
-    return result;
+    return trigger;
   }
 
   /**
