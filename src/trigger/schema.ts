@@ -109,7 +109,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
       if (name.endsWith('FromEnv') && table[name.slice(0, -'FromEnv'.length)]?.fromEnv) {
         name = name.slice(0, -'FromEnv'.length);
         if (metadata[`${prefix}.${name}`] !== undefined) {
-          issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both`);
+          issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both; allowed: one of the two`);
           continue;
         }
       }
@@ -297,12 +297,12 @@ const gpuRules: Rule<GpuValues>[] = [
     if (v.query === undefined && !selected) {
       issues.add('gpu.query', 'is required unless gpu.namespace or gpu.podSelector is set; allowed: a PromQL expression');
     } else if (v.query !== undefined && selected) {
-      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both');
+      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both; allowed: one of the two');
     }
   },
   (v, issues) => {
     if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
-      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both');
+      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two');
     } else if ((v.username === undefined) !== (v.password === undefined)) {
       issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
     }

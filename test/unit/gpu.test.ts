@@ -370,6 +370,13 @@ describe('GPU trigger metadata', () => {
     expect(issues({ ...gpu, 'gpu.username': 'u' })).toMatch(/gpu\.password: gpu\.username and gpu\.password go together/);
   });
 
+  // Found by the metadata fuzzer: a token with a control character failed every read as UNAVAILABLE.
+  it.each(['tok\u0000en', 'two words', 'tök'])('refuses the bearer token %j, which no header can carry, without echoing it', (token) => {
+    const text = issues({ ...gpu, 'gpu.bearerToken': token });
+    expect(text).toMatch(/^gpu\.bearerToken: got \(redacted\); allowed: a token \(printable ASCII, no spaces\)/);
+    expect(text).not.toContain(token);
+  });
+
   it('refuses a CA that is not PEM, without echoing a secret', () => {
     expect(issues({ ...gpu, 'gpu.ca': '/etc/ssl/ca.pem' })).toMatch(/gpu\.ca: got "\/etc\/ssl\/ca\.pem"; allowed: a PEM CA certificate/);
     expect(issues({ ...gpu, 'gpu.password': 'hunter2', 'gpu.username': 'u', 'gpu.targetUtilization': '0' })).not.toMatch(/hunter2/);
