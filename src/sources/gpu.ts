@@ -39,7 +39,12 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
   const urlPassword = decodeURIComponent(base.password);
   base.username = '';
   base.password = '';
-  const url = new URL(`${withoutTrailingSlashes(base.pathname)}/api/v1/query`, base);
+  // The path is set, not resolved against the base: "//host/..." would resolve to another host,
+  // and the credentials would go there.
+  const url = new URL(base.href);
+  url.pathname = `${withoutTrailingSlashes(base.pathname)}/api/v1/query`;
+  url.search = '';
+  url.hash = '';
   url.searchParams.set('query', config.query);
   // Lets Prometheus stop evaluating when we stop waiting.
   if (timeoutMs !== undefined) url.searchParams.set('timeout', `${Math.max(1, Math.round(timeoutMs))}ms`);
@@ -85,7 +90,9 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
   }
   // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's
   // metadata is wrong, and only the user can fix it.
-  if (type === 'bad_data') return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said})`]);
+  if (type === 'bad_data') {
+    return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said}); allowed: a PromQL expression Prometheus can run`]);
+  }
   if (type === 'timeout') return new SourceTimeout(`${where}: Prometheus gave up evaluating the query (${said})`);
   // execution: the query parsed but failed on the current data (e.g. many-to-many matching).
   if (type === 'execution') return new SourceBadAnswer(`${where}: the query failed in Prometheus (${said})`);

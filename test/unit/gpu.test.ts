@@ -138,6 +138,17 @@ describe('the instant-query request', () => {
     expect(headers.authorization).toBeUndefined();
   });
 
+  // Found by the metadata fuzzer: a path starting "//" resolved to another host, which got the token.
+  it.each(['http://prom:9090//evil.example', 'http://prom:9090//evil.example/x', 'http://prom:9090/a//b?q=1#f'])(
+    'keeps the query on the configured host for %s',
+    (serverAddress) => {
+      const { url } = prometheusRequest(config({ serverAddress, bearerToken: 'tok' }));
+      expect(url.host).toBe('prom:9090');
+      expect(url.pathname).toBe(`${new URL(serverAddress).pathname.replace(/\/+$/, '')}/api/v1/query`);
+      expect([...url.searchParams.keys()]).toEqual(['query']);
+    },
+  );
+
   it('sends a bearer token', () => {
     expect(prometheusRequest(config({ bearerToken: 'tok' })).headers.authorization).toBe('Bearer tok');
   });
