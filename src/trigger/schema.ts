@@ -47,8 +47,16 @@ function keyText(key: string): string {
   return /^[\w.-]{1,60}$/.test(key) ? key : quote(key);
 }
 
+/**
+ * A refused value as its issue quotes it: a secret never; any other with what lies between "://" and
+ * its last "@" masked. A URL that does not parse cannot be split into user, password and host, and
+ * its password may hold "/" or "@" written raw, where redact() (made for any text) stops.
+ */
 function describeValue(raw: string, field: Field): string {
-  return field.secret ? '(redacted)' : quote(raw);
+  if (field.secret) return '(redacted)';
+  const from = raw.indexOf('://');
+  const at = raw.lastIndexOf('@');
+  return quote(from >= 0 && at > from ? `${raw.slice(0, from + 3)}***${raw.slice(at)}` : raw);
 }
 
 /**

@@ -166,6 +166,21 @@ describe('trigger schema', () => {
     expect(text).not.toContain('hunter2');
   });
 
+  // Found by test/integration/secrets.test.ts: URLs that do not parse were quoted with their
+  // passwords when written raw with "/" or "@", or after a user that is an email address.
+  it.each([
+    ['a raw "/"', 'http://prom:hunter2/x@prom:9090', '"http://***@prom:9090"'],
+    ['a raw "@"', 'http://prom:hunter2@x@prom:bad', '"http://***@prom:bad"'],
+    ['an email address for user', 'http://alice@corp.example:hunter2@prom:bad', '"http://***@prom:bad"'],
+  ])('masks the password of a URL that does not parse, written with %s', (_, serverAddress, quoted) => {
+    const text = issuesOf({ 'gpu.serverAddress': serverAddress, 'gpu.query': 'up' })[0];
+    expect(text).toBe(`gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (user, password and path %-escapes must decode as UTF-8)`);
+  });
+
+  it('quotes a value without user info as it is', () => {
+    expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(/^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/);
+  });
+
   it('rejects minReplicas above maxReplicas', () => {
     expect(issuesOf({ ...rabbit, minReplicas: '5', maxReplicas: '2' })[0]).toMatch(/minReplicas: got 5, above maxReplicas 2/);
   });
