@@ -169,17 +169,27 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
 
 const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
 
-/** GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came. */
-function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string): Promise<PrometheusAnswer> {
+/**
+ * GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came.
+ * A request on a kept-alive socket that the server closed as it was sent (its idle timeout, a proxy's)
+ * fails with ECONNRESET before any answer: it is sent once more, on a new socket, as Node's docs advise
+ * for idempotent requests. Found by the metadata fuzzer as a spurious UNAVAILABLE from a healthy server.
+ */
+function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string, retried = false): Promise<PrometheusAnswer> {
   const client = request.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
+    let answered = false;
     const fail = (err: unknown) => {
       if (signal.aborted) return reject(signal.reason);
       const code = String((err as { code?: unknown }).code ?? '');
+      if (code === 'ECONNRESET' && req.reusedSocket && !answered && !retried) {
+        return resolve(httpGet(request, agent, signal, where, true));
+      }
       const hint = tlsFailure.test(code) ? '; set gpu.ca to the CA that signed its certificate (or gpu.unsafeSsl=true)' : '';
       reject(new SourceUnavailable(`${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`));
     };
     const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {

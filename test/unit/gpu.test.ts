@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -311,6 +311,44 @@ describe('GpuDriver', () => {
     await driver.close();
     hanging.closeAllConnections();
     await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  });
+
+  // Found by the metadata fuzzer: a server that closes a kept-alive socket as the next query goes
+  // out on it (its idle timeout) made a healthy Prometheus read as UNAVAILABLE (socket hang up).
+  it('sends a query once more when the kept-alive socket it went out on is reset before any answer', async () => {
+    const body = vector('1.5');
+    let connections = 0;
+    // Answers the first request of each connection, keeps it open, and resets it on the second.
+    const resetting = createNetServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', () => {
+        if (++requests > 1) return socket.resetAndDestroy();
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: keep-alive\r\n\r\n${body}`);
+      });
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}` }));
+    for (let i = 0; i < 3; i++) expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 1.5 });
+    expect(connections).toBe(3);
+    await driver.close();
+    await new Promise<void>((resolve) => resetting.close(() => resolve()));
+  });
+
+  it('reports a reset on a new socket, without sending again', async () => {
+    let connections = 0;
+    const resetting = createNetServer((socket) => {
+      connections++;
+      socket.on('data', () => socket.resetAndDestroy());
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}` }));
+    await expect(source.read(AbortSignal.timeout(5000))).rejects.toThrow(/Prometheus unreachable \(.*ECONNRESET/);
+    expect(connections).toBe(1);
+    await driver.close();
+    await new Promise<void>((resolve) => resetting.close(() => resolve()));
   });
 
   describe('over https with a private CA', () => {
