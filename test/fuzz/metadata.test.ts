@@ -117,16 +117,34 @@ afterAll(async () => {
   await new Promise<void>((resolve) => prometheus?.close(() => resolve()));
 });
 
-/** The ref as the server receives it (protobuf turns a lone surrogate into U+FFFD, for one), and its size. */
-function onTheWire(ref: ScaledObjectRef): { received: ScaledObjectRef; bytes: number } {
-  // The service definition the server registers: its (de)serializers are what the wire does.
-  const method = externalScalerService.IsActive!;
-  const encoded = method.requestSerialize(ref);
-  return { received: method.requestDeserialize(encoded) as ScaledObjectRef, bytes: encoded.length };
-}
-
 /** gRPC's default largest message a server takes: past it grpc-js answers RESOURCE_EXHAUSTED before any handler runs. */
 const MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+
+/** The ref as the server receives it, encoded and decoded by the service definition the server registers. */
+function encoded(ref: ScaledObjectRef): { received: ScaledObjectRef; bytes: number } {
+  const method = externalScalerService.IsActive!;
+  const bytes = method.requestSerialize(ref);
+  return { received: method.requestDeserialize(bytes) as ScaledObjectRef, bytes: bytes.length };
+}
+
+const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/**
+ * The ref as the server receives it, and at most how many bytes it takes. Encoding costs as much as
+ * the call itself, so only a ref the wire may change is encoded: one with a lone surrogate (UTF-8
+ * makes it U+FFFD) or a size near the limit. (A "__proto__" key comes through as an own key.)
+ */
+function onTheWire(ref: ScaledObjectRef): { received: ScaledObjectRef; bytes: number } {
+  let bytes = 16 + 3 * (ref.name.length + ref.namespace.length);
+  let plain = true;
+  for (const key in ref.scalerMetadata) {
+    const value = ref.scalerMetadata[key]!;
+    bytes += 16 + 3 * (key.length + value.length);
+    plain &&= !loneSurrogate.test(key) && !loneSurrogate.test(value);
+  }
+  plain &&= !loneSurrogate.test(ref.name) && !loneSurrogate.test(ref.namespace);
+  return plain && bytes <= MAX_MESSAGE_BYTES - 1024 ? { received: ref, bytes } : encoded(ref);
+}
 
 /** What the schema says about the metadata (the same parse the server makes), or the error it throws. */
 function oracle(ref: ScaledObjectRef): Trigger | InvalidTrigger {
@@ -290,6 +308,9 @@ async function check(rpc: Rpc, names: { name: string; namespace: string }, metad
         expect(errors.has(outcome.code), context).toBe(true);
         return;
       }
+      // The stand-in answers at once, but on a loaded runner its answer may come after the source
+      // timeout: DEADLINE_EXCEEDED then, and only after that long.
+      if (outcome.code === grpc.status.DEADLINE_EXCEEDED && outcome.ms >= SOURCE_TIMEOUT_MS) return;
       expect(grpc.status[outcome.code], context).toBe('OK');
       if (rpc === 'IsActive') expect(outcome.value, context).toEqual({ result: expect.any(Boolean) });
       else checkMetric(outcome.value as GetMetricsResponse, expected, context);
@@ -355,6 +376,20 @@ describe('every known key has a generator of good values', () => {
     const good = goodValues({ closedPort: 1, prometheusPort: 1, profile: 'main' });
     expect(knownKeys().map(([k]) => k).filter((k) => good[k] === undefined)).toEqual([]);
     expect([...kedaKeys].length).toBeGreaterThan(0);
+  });
+
+  it('skips encoding only refs that the wire passes unchanged', () => {
+    const corpus = fc.sample(fc.tuple(refNames, metadataArbitrary({ closedPort: 1, prometheusPort: 1, profile: 'main' })), { numRuns: 2000, seed: SEED });
+    for (const [names, metadata] of corpus) {
+      const ref = { ...names, scalerMetadata: metadata };
+      const real = encoded(ref);
+      const shortcut = onTheWire(ref);
+      expect({ ...shortcut.received, scalerMetadata: { ...shortcut.received.scalerMetadata } }).toEqual({
+        ...real.received,
+        scalerMetadata: { ...real.received.scalerMetadata },
+      });
+      expect(shortcut.bytes).toBeGreaterThanOrEqual(real.bytes);
+    }
   });
 });
 
