@@ -11,6 +11,16 @@ export default defineConfig({
         },
       },
       {
+        // Property-based fuzzing of trigger metadata against an in-process scaler: no services,
+        // minutes not seconds, so it runs as a step of its own (FUZZ_RUNS, FUZZ_SEED).
+        test: {
+          name: 'fuzz',
+          include: ['test/fuzz/**/*.test.ts'],
+          environment: 'node',
+          testTimeout: 600_000,
+        },
+      },
+      {
         test: {
           name: 'integration',
           include: ['test/integration/**/*.test.ts'],

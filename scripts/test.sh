@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The one test command (`npm test`): static checks, unit tests, then integration tests against
-# real services. Services come from the environment if set, else `scripts/services.sh up`
-# installs and starts them natively (and this script stops what it started, unless
-# KEEP_SERVICES=1). If they cannot be had, the run fails and says how to get them.
+# The one test command (`npm test`): static checks, unit tests, metadata fuzzing, then
+# integration tests against real services. Services come from the environment if set, else
+# `scripts/services.sh up` installs and starts them natively (and this script stops what it
+# started, unless KEEP_SERVICES=1). If they cannot be had, the run fails and says how to get them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,11 @@ vitest run --project unit --reporter=default --reporter=json --outputFile.json="
 
 step "bench:server's load generator (go test)"
 (cd bench/server/loadgen-go && go test ./...)
+
+# No services: fuzzed trigger metadata against an in-process scaler (docs/reliability.md). It
+# prints its seed; FUZZ_SEED=<seed> npm run test:fuzz replays a failure.
+step "metadata fuzzing (${FUZZ_RUNS:-10000} maps per RPC)"
+vitest run --project fuzz --reporter=default --reporter=json --outputFile.json="$results/fuzz.json"
 
 step "services"
 started_here=()
@@ -53,6 +58,6 @@ step "deployment tools (helm, validators, hadolint; cached)" && scripts/tools.sh
 step "integration tests"
 status=0
 vitest run --project integration --reporter=default --reporter=json --outputFile.json="$results/integration.json" || status=$?
-# One plain closing line over both projects, for readers of CI logs.
-node scripts/test-summary.mjs "$results/unit.json" "$results/integration.json" || true
+# One plain closing line over the three projects, for readers of CI logs.
+node scripts/test-summary.mjs "$results/unit.json" "$results/fuzz.json" "$results/integration.json" || true
 exit "$status"

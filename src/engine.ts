@@ -4,6 +4,7 @@
 // any replica has published (src/state/shared.ts), so replicas answer alike.
 import { type Observation, ReadCache } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
+import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import { type SourceSignals, sumSignals } from './model/signals.ts';
 import type { Decision, TriggerHistory } from './model/types.ts';
@@ -16,7 +17,7 @@ import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
-import { errorCode, errorMessage } from './errors.ts';
+import { SourceNotFound, errorCode, errorMessage } from './errors.ts';
 
 export type { TriggerRef } from './trigger/types.ts';
 
@@ -42,12 +43,12 @@ export interface EngineOptions {
   readonly shared?: SharedState<SharedTriggerState>;
 }
 
-const MAX_PARSED = 20_000;
 /**
- * Characters of metadata the parse memo may hold: 20,000 real triggers of ~400 characters. Without
- * it, 2,000 refs of 200 KB under distinct names (well under the message limit) held 400 MB.
+ * What the parse memo keeps: 20,000 triggers, 32 Mi characters in all (memo.ts counts them, keys
+ * weighed), no metadata over 64 Ki (three 16 KB certificate chains fit). 10,000 triggers with
+ * connection profiles take about 10 Mi.
  */
-const MAX_PARSED_CHARS = 8 * 1024 * 1024;
+export const PARSE_MEMO_LIMITS = { maxEntries: 20_000, maxChars: 32 * 2 ** 20, maxEntryChars: 64 * 2 ** 10 };
 
 export interface EvaluateOptions {
   /** Read sources through cache entries at most this old (default: the cache TTL). */
@@ -79,7 +80,7 @@ export class Engine {
   readonly cache: ReadCache;
   private readonly options: EngineOptions;
   private readonly now: () => number;
-  private readonly parsed = new RefMemo<Trigger | Error>(MAX_PARSED, MAX_PARSED_CHARS);
+  private readonly parsed = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
@@ -108,19 +109,19 @@ export class Engine {
     metrics.observeTriggers(() => this.evaluations());
   }
 
-  /** Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. */
+  /**
+   * Parses (memoized) and validates the trigger; throws InvalidTrigger. No I/O. Only triggers that
+   * parse are kept: invalid metadata is parsed again on each call (cheap: values are refused by
+   * length before they are read), so a stream of distinct invalid maps (a fuzzer, a broken client)
+   * neither fills the memory nor pushes the valid triggers out.
+   */
   trigger(ref: TriggerRef): Trigger {
-    let result = this.parsed.get(ref);
-    if (result === undefined) {
-      try {
-        result = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
-      } catch (err) {
-        result = err instanceof Error ? err : new Error(String(err));
-      }
-      this.parsed.set(ref, result);
+    let trigger = this.parsed.get(ref);
+    if (trigger === undefined) {
+      trigger = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
+      this.parsed.set(ref, trigger);
     }
-    if (result instanceof Error) throw result;
-    return result;
+    return trigger;
   }
 
   /**
@@ -128,7 +129,8 @@ export class Engine {
    * cache (nearly every call: a source is read once per interval, and every call in between finds
    * its reading), else once its sources are read (one query per source per interval, shared by
    * every caller). One decision per reading: calls that find the readings of the last decision
-   * get that decision. Rejects with the source's error when a source cannot be read.
+   * get that decision. Rejects with the source's error when a source cannot be read, and with
+   * SourceNotFound when a GPU query matched no series while the workload runs (model/gpuSeries.ts).
    */
   evaluate(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | Promise<Evaluation> {
     return this.cached(trigger, options) ?? this.readAndDecide(trigger, options);
@@ -201,12 +203,13 @@ export class Engine {
     const record = view?.record;
     const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
     const base = fromRecord ? record.payload.history : state.history;
-    const { decision, history } = decide({
-      signals: this.signals(sources, observations),
-      scaling: trigger.scaling,
-      history: base,
-      nowMs,
-    });
+    const signals = this.signals(sources, observations);
+    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
+    if (unanswerable !== undefined) {
+      const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
+      throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
+    }
+    const { decision, history } = decide({ signals, scaling: trigger.scaling, history: base, nowMs });
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
     const last = state.lastEvaluation;
@@ -284,7 +287,8 @@ export class Engine {
           return {
             kind: 'gpu',
             backlog: 0,
-            busyGpus: reading.busyGpus ?? 0,
+            busyGpus: reading.busyGpus,
+            noSeries: reading.noSeries,
             gpuTargetUtilization: config.targetUtilization,
             gpuActivationThreshold: config.activationThreshold,
           };

@@ -82,8 +82,11 @@ export class SourceTimeout extends ScalerError {
 
 // Anchored on "://", not on the scheme: a scheme-first pattern retried from every letter of a long
 // run of letters (a 100 KB metadata value) and took seconds, quadratic in its length. The user may
-// be empty: redis://:password@host is how Redis URLs carry a password alone.
-const credentialsInUrl = /(:\/\/[^:/?#@\s]*:)[^@/\s]+@/g;
+// be empty (redis://:password@host is how Redis URLs carry a password alone) or hold "@" (an email
+// address); the password runs to the last "@" before the path, as URL parsers read it, so one with
+// "@" written raw is masked whole. Both stop at "/", "?", "#" or a space: the scan from one "://"
+// ends at the next, and the time stays linear.
+const credentialsInUrl = /(:\/\/[^:/?#\s]*:)[^/?#\s]+@/g;
 
 /** Strips `user:pass@` passwords from any text that may carry a URL (error texts, log lines). */
 export function redact(text: string): string {

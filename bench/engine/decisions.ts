@@ -8,7 +8,7 @@
 // (node --expose-gc with semi-spaces large enough that a round allocates without a scavenge)
 import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
-import { Engine } from '../../src/engine.ts';
+import { Engine, PARSE_MEMO_LIMITS } from '../../src/engine.ts';
 import { RefMemo } from '../../src/trigger/memo.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { Trigger, TriggerRef } from '../../src/trigger/types.ts';
@@ -98,7 +98,7 @@ for (const [name, backlogOf] of Object.entries(SCENARIOS)) {
     namespace: 'bench',
     metadata: { 'rabbitmq.host': 'amqp://guest:guest@broker:5672/', 'rabbitmq.queueName': `q${i % 100}`, messagesPerReplica: '5', scalerAddress: 'scaler:9090' },
   }));
-  const memo = new RefMemo<Trigger>(20_000);
+  const memo = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
   for (const ref of refs) memo.set(ref, parseTrigger(ref));
   const calls = 200_000;
   const perCallUs = (fn: (ref: TriggerRef) => unknown) => {

@@ -2,7 +2,10 @@
 //   Queue sources: backlogs add; a count (waiting, in flight, arrived, served), a rate or a replica
 //   cap adds only when every queue source reports it (a partial sum would look smaller than the
 //   truth); consumers are the largest any source sees (the same replicas consume every queue).
-//   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply.
+//   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply. A GPU
+//   source whose query matched no series adds nothing and is counted in gpuSourcesWithoutSeries:
+//   the sum is then a lower bound, absent when no GPU source was read (gpuSeries.ts says when the
+//   trigger can still be answered).
 import type { Signals } from './types.ts';
 
 /** One source's reading with the rates estimated for its identity (rates.ts). */
@@ -18,6 +21,8 @@ export interface SourceSignals {
   readonly arrivalRatePerSecond?: number;
   readonly serviceRatePerSecond?: number;
   readonly busyGpus?: number;
+  /** GPU source: the query matched no series (busyGpus absent). */
+  readonly noSeries?: boolean;
   readonly gpuTargetUtilization?: number;
   readonly gpuActivationThreshold?: number;
 }
@@ -58,7 +63,9 @@ export function sumSignals(sources: readonly SourceSignals[]): Signals {
   }
   const gpus = sources.filter((s) => s.kind === 'gpu');
   if (gpus.length > 0) {
-    out.busyGpus = gpus.reduce((sum, s) => sum + (s.busyGpus ?? 0), 0);
+    const read = gpus.filter((s) => s.noSeries !== true);
+    if (read.length > 0) out.busyGpus = read.reduce((sum, s) => sum + (s.busyGpus ?? 0), 0);
+    if (read.length < gpus.length) out.gpuSourcesWithoutSeries = gpus.length - read.length;
     out.gpuTargetUtilization = gpus[0]!.gpuTargetUtilization;
     out.gpuActivationThreshold = gpus[0]!.gpuActivationThreshold;
   }

@@ -21,8 +21,13 @@ export interface Signals {
   readonly servedTotal?: number;
   /** Replicas the brokers see consuming (consumers / group members), when known. */
   readonly consumers?: number;
-  /** G: busy GPU-equivalents, when the trigger has a GPU source. */
+  /**
+   * G: busy GPU-equivalents, when the trigger has a GPU source whose query matched series (a lower
+   * bound when gpuSourcesWithoutSeries is set).
+   */
   readonly busyGpus?: number;
+  /** GPU sources whose query matched no series: nothing read there, which is not idle GPUs. */
+  readonly gpuSourcesWithoutSeries?: number;
   /** u*: target busy share per GPU (GPU source). */
   readonly gpuTargetUtilization?: number;
   /** Busy GPU-equivalents above which the workload counts as active (GPU source). */

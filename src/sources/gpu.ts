@@ -1,6 +1,7 @@
 // Busy GPU-equivalents from Prometheus (e.g. the NVIDIA DCGM exporter's utilisation): one instant
 // query through the HTTP API per read. Anything but one finite, non-negative number is a typed
-// error, never a 0; only an empty result may count as 0, and only with ignoreNullValues (KEDA's meaning).
+// error, never a 0. An empty result is an error without ignoreNullValues, and with it a reading of
+// "no series", which the engine (not this module) weighs against the trigger's state.
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
@@ -38,7 +39,12 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
   const urlPassword = decodeURIComponent(base.password);
   base.username = '';
   base.password = '';
-  const url = new URL(`${withoutTrailingSlashes(base.pathname)}/api/v1/query`, base);
+  // The path is set, not resolved against the base: "//host/..." would resolve to another host,
+  // and the credentials would go there.
+  const url = new URL(base.href);
+  url.pathname = `${withoutTrailingSlashes(base.pathname)}/api/v1/query`;
+  url.search = '';
+  url.hash = '';
   url.searchParams.set('query', config.query);
   // Lets Prometheus stop evaluating when we stop waiting.
   if (timeoutMs !== undefined) url.searchParams.set('timeout', `${Math.max(1, Math.round(timeoutMs))}ms`);
@@ -84,7 +90,9 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
   }
   // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's
   // metadata is wrong, and only the user can fix it.
-  if (type === 'bad_data') return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said})`]);
+  if (type === 'bad_data') {
+    return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said}); allowed: a PromQL expression Prometheus can run`]);
+  }
   if (type === 'timeout') return new SourceTimeout(`${where}: Prometheus gave up evaluating the query (${said})`);
   // execution: the query parsed but failed on the current data (e.g. many-to-many matching).
   if (type === 'execution') return new SourceBadAnswer(`${where}: the query failed in Prometheus (${said})`);
@@ -118,11 +126,14 @@ function seriesName(sample: VectorSample): string {
   return `{${labels.join(',')}}`;
 }
 
+/** What one answer says: busy GPU-equivalents, or that the query matched no series. */
+export type GpuAnswer = number | 'no series';
+
 /**
  * Reads one /api/v1/query answer: the busy GPU-equivalents, or a typed error. A scalar or a
- * one-element vector is a value; an empty vector is 0 with ignoreNullValues, else NOT_FOUND.
+ * one-element vector is a value; an empty vector is 'no series' with ignoreNullValues, else NOT_FOUND.
  */
-export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): number {
+export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): GpuAnswer {
   let body: ApiAnswer | undefined;
   try {
     body = JSON.parse(answer.body) as ApiAnswer;
@@ -144,8 +155,10 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
     throw new SourceBadAnswer(`${where}: the query gives a ${String(resultType)}, not a number (allowed: a scalar or one series)`);
   }
   if (result.length === 0) {
-    if (ignoreNullValues) return 0;
-    throw new SourceNotFound(`${where}: the query matched no series (set gpu.ignoreNullValues=true to count that as 0)`);
+    if (ignoreNullValues) return 'no series';
+    throw new SourceNotFound(
+      `${where}: the query matched no series (gpu.ignoreNullValues is false; with true, no series reads as no GPUs while the workload is at zero)`,
+    );
   }
   if (result.length > 1) {
     const names = (result as VectorSample[]).slice(0, 3).map(seriesName).join(', ');
@@ -156,17 +169,27 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
 
 const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
 
-/** GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came. */
-function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string): Promise<PrometheusAnswer> {
+/**
+ * GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came.
+ * A request on a kept-alive socket that the server closed as it was sent (its idle timeout, a proxy's)
+ * fails with ECONNRESET before any answer: it is sent once more, on a new socket, as Node's docs advise
+ * for idempotent requests. Found by the metadata fuzzer as a spurious UNAVAILABLE from a healthy server.
+ */
+function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string, retried = false): Promise<PrometheusAnswer> {
   const client = request.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
+    let answered = false;
     const fail = (err: unknown) => {
       if (signal.aborted) return reject(signal.reason);
       const code = String((err as { code?: unknown }).code ?? '');
+      if (code === 'ECONNRESET' && req.reusedSocket && !answered && !retried) {
+        return resolve(httpGet(request, agent, signal, where, true));
+      }
       const hint = tlsFailure.test(code) ? '; set gpu.ca to the CA that signed its certificate (or gpu.unsafeSsl=true)' : '';
       reject(new SourceUnavailable(`${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`));
     };
     const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
@@ -252,7 +275,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
         const answer = await client.get(request, signal, where);
         const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
-        return { backlog: 0, busyGpus };
+        return busyGpus === 'no series' ? { backlog: 0, noSeries: true } : { backlog: 0, busyGpus };
       },
     };
   }

@@ -12,6 +12,11 @@ export interface SourceReading {
   readonly inFlight?: number;
   /** Busy GPU-equivalents (GPU source only). */
   readonly busyGpus?: number;
+  /**
+   * The GPU query matched no series (GPU source with ignoreNullValues): nothing was read, which
+   * is not the same as idle GPUs. busyGpus is absent; the engine decides what it means (engine.ts).
+   */
+  readonly noSeries?: boolean;
   /** Consumers the broker sees on the queue (RabbitMQ) or members of the group (Kafka). */
   readonly consumers?: number;
   /** Replicas beyond this count cannot help (Kafka partitions when idle consumers are not allowed). */

@@ -4,8 +4,9 @@ import { redact } from '../errors.ts';
 
 export type { Logger };
 
-export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({
+/** The process's logger: JSON lines on stdout, or on `destination` (tests read what would be logged). */
+export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
+  const options: pino.LoggerOptions = {
     level,
     base: { service: 'keda-inference-scaler' },
     timestamp: pino.stdTimeFunctions.isoTime,
@@ -16,7 +17,8 @@ export function createLogger(level = process.env.LOG_LEVEL ?? 'info'): Logger {
         method.apply(this, redacted);
       },
     },
-  });
+  };
+  return destination === undefined ? pino(options) : pino(options, destination);
 }
 
 /** A logger that drops everything, for tests and the simulator. */

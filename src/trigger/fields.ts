@@ -21,6 +21,9 @@ export interface Field<T = unknown> {
   readonly maxChars?: number;
 }
 
+/** What a URL key allows besides its schemes: the %-escapes a source decodes must decode. */
+const URL_ESCAPES = "(user, password and path %-escapes must decode as UTF-8)";
+
 /** Longest value of a key: names, URLs and broker lists fit many times over. */
 export const MAX_VALUE_CHARS = 8192;
 /** Longest PEM certificate or key (a chain of a few), bearer token or PromQL query. */
@@ -53,7 +56,13 @@ const kinds = {
   url: (schemes: readonly string[]) =>
     text.refine((s) => {
       try {
-        return schemes.includes(new URL(s).protocol.replace(/:$/, ''));
+        const url = new URL(s);
+        // The sources decode the user, password and path (vhost, queue name): a %-escape that does
+        // not decode is refused here, naming the key, instead of failing there as INTERNAL.
+        decodeURIComponent(url.username);
+        decodeURIComponent(url.password);
+        decodeURIComponent(url.pathname);
+        return schemes.includes(url.protocol.replace(/:$/, ''));
       } catch {
         return false;
       }
@@ -149,7 +158,7 @@ const rabbitmqFields = {
   connection,
   host: field({
     schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
-    allowed: 'an amqp://, amqps://, http:// or https:// URL',
+    allowed: `an amqp://, amqps://, http:// or https:// URL ${URL_ESCAPES}`,
     description: 'Broker URL: AMQP, or the management API for protocol http.',
     required: true,
     fromEnv: true,
@@ -174,7 +183,7 @@ const sqsFields = {
   connection,
   queueURL: field({
     schema: kinds.url(['http', 'https']),
-    allowed: 'an https:// queue URL',
+    allowed: `an https:// queue URL ${URL_ESCAPES}`,
     description: 'Queue URL.',
     required: true,
     fromEnv: true,
@@ -186,7 +195,7 @@ const sqsFields = {
   }),
   awsEndpoint: field({
     schema: kinds.url(['http', 'https']),
-    allowed: 'an http(s):// URL',
+    allowed: `an http(s):// URL ${URL_ESCAPES}`,
     description: 'Custom endpoint (local or private).',
   }),
   scaleOnInFlight: bool('Count in-flight (received, not deleted) messages.', true),
@@ -266,7 +275,7 @@ const gpuFields = {
   connection,
   serverAddress: field({
     schema: kinds.url(['http', 'https']),
-    allowed: 'an http(s):// Prometheus base URL',
+    allowed: `an http(s):// Prometheus base URL ${URL_ESCAPES}`,
     description: 'Prometheus base URL.',
     required: true,
     fromEnv: true,
@@ -295,10 +304,15 @@ const gpuFields = {
     default: 0.2,
     description: 'Busy GPU-equivalents above which the workload counts as active (idle GPUs read a few percent).',
   }),
-  ignoreNullValues: bool('An empty query result counts as 0 (true) or is an error (false).', true),
+  ignoreNullValues: bool(
+    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, no GPU demand, and NOT_FOUND unless a queue of the trigger has work (never idle GPUs). false: always NOT_FOUND.',
+    true,
+  ),
   bearerToken: field({
-    schema: kinds.text,
-    allowed: 'a token',
+    // It goes into the Authorization header as it is: a character a header cannot carry would fail
+    // every read (as UNAVAILABLE), so it is refused here.
+    schema: kinds.text.refine((s) => /^[\x21-\x7e]+$/.test(s)),
+    allowed: 'a token (printable ASCII, no spaces)',
     description: 'Bearer token for Prometheus.',
     fromEnv: true,
     secret: true,

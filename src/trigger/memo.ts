@@ -1,40 +1,54 @@
 // The parse memo: what was parsed from a ScaledObjectRef, found again without building a key.
 // KEDA sends the metadata as a Go map, in a new order on every call, so a key would have to sort
 // and join every name and value of every call; comparing against the metadata stored under the
-// ScaledObject's namespace and name allocates nothing. Bounded in entries and in characters held:
-// a client that sends 200 KB of metadata under ever new names would otherwise park it all here.
+// ScaledObject's namespace and name allocates nothing.
 import type { TriggerRef } from './types.ts';
 
 interface MemoEntry<T> {
   /** A copy of the metadata (no prototype: a key like "constructor" finds only what was stored). */
   readonly metadata: Readonly<Record<string, string>>;
   readonly size: number;
-  /** Characters of its keys and values. */
+  /** What it keeps alive, in characters: keys, values, name and namespace, and KEY_COST per key. */
   readonly chars: number;
   readonly value: T;
 }
 
 /** Most entries under one ScaledObject (one per trigger of it, and metadata edits). */
 const PER_NAME = 8;
+/**
+ * What a key costs beyond its characters, counted as characters: its slot in the copy and its
+ * string header, some 60 bytes. Without it 1,000 keys of short values counted a tenth of their size.
+ */
+const KEY_COST = 64;
+
+export interface RefMemoLimits {
+  /** Most entries kept. */
+  readonly maxEntries: number;
+  /**
+   * Most characters kept (with KEY_COST per key), all entries together: a count of entries alone
+   * let 20,000 maps of 100 KB values (or of 1,000 keys) hold gigabytes.
+   */
+  readonly maxChars: number;
+  /** Metadata longer than this (so counted) is parsed every time, never kept: no trigger KEDA sends comes near. */
+  readonly maxEntryChars: number;
+}
 
 export class RefMemo<T> {
   private readonly byNamespace = new Map<string, Map<string, MemoEntry<T>[]>>();
   private entries = 0;
   private chars = 0;
-  private readonly maxEntries: number;
-  private readonly maxChars: number;
+  private readonly limits: RefMemoLimits;
 
-  constructor(maxEntries: number, maxChars = Number.POSITIVE_INFINITY) {
-    this.maxEntries = maxEntries;
-    this.maxChars = maxChars;
+  constructor(limits: RefMemoLimits) {
+    this.limits = limits;
   }
 
   get size(): number {
     return this.entries;
   }
 
-  /** Characters of the keys and values held. */
-  get heldChars(): number {
+  /** Characters the entries keep alive. */
+  get keptChars(): number {
     return this.chars;
   }
 
@@ -46,17 +60,11 @@ export class RefMemo<T> {
   }
 
   set(ref: TriggerRef, value: T): void {
-    const metadata: Record<string, string> = Object.create(null);
-    let size = 0;
-    let chars = 0;
-    for (const [key, text] of Object.entries(ref.metadata)) {
-      metadata[key] = text;
-      size++;
-      chars += key.length + text.length;
-    }
-    // One entry larger than the whole budget is not kept: it is parsed again when it comes again.
-    if (chars > this.maxChars) return;
-    if (this.entries >= this.maxEntries || this.chars + chars > this.maxChars) this.clear();
+    const { maxEntries, maxChars, maxEntryChars } = this.limits;
+    let chars = ref.name.length + ref.namespace.length;
+    for (const key in ref.metadata) chars += KEY_COST + key.length + ref.metadata[key]!.length;
+    if (chars > maxEntryChars) return;
+    if (this.entries >= maxEntries || this.chars + chars > maxChars) this.clear();
     let byName = this.byNamespace.get(ref.namespace);
     if (byName === undefined) this.byNamespace.set(ref.namespace, (byName = new Map()));
     let list = byName.get(ref.name);
@@ -65,6 +73,12 @@ export class RefMemo<T> {
     if (list.length >= PER_NAME) {
       this.chars -= list.pop()!.chars;
       this.entries--;
+    }
+    const metadata: Record<string, string> = Object.create(null);
+    let size = 0;
+    for (const [key, text] of Object.entries(ref.metadata)) {
+      metadata[key] = text;
+      size++;
     }
     list.unshift({ metadata, size, chars, value });
     this.entries++;

@@ -47,8 +47,16 @@ function keyText(key: string): string {
   return /^[\w.-]{1,60}$/.test(key) ? key : quote(key);
 }
 
+/**
+ * A refused value as its issue quotes it: a secret never; any other with what lies between "://" and
+ * its last "@" masked. A URL that does not parse cannot be split into user, password and host, and
+ * its password may hold "/" or "@" written raw, where redact() (made for any text) stops.
+ */
 function describeValue(raw: string, field: Field): string {
-  return field.secret ? '(redacted)' : quote(raw);
+  if (field.secret) return '(redacted)';
+  const from = raw.indexOf('://');
+  const at = raw.lastIndexOf('@');
+  return quote(from >= 0 && at > from ? `${raw.slice(0, from + 3)}***${raw.slice(at)}` : raw);
 }
 
 /**
@@ -109,7 +117,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
       if (name.endsWith('FromEnv') && table[name.slice(0, -'FromEnv'.length)]?.fromEnv) {
         name = name.slice(0, -'FromEnv'.length);
         if (metadata[`${prefix}.${name}`] !== undefined) {
-          issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both`);
+          issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both; allowed: one of the two`);
           continue;
         }
       }
@@ -297,12 +305,12 @@ const gpuRules: Rule<GpuValues>[] = [
     if (v.query === undefined && !selected) {
       issues.add('gpu.query', 'is required unless gpu.namespace or gpu.podSelector is set; allowed: a PromQL expression');
     } else if (v.query !== undefined && selected) {
-      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both');
+      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both; allowed: one of the two');
     }
   },
   (v, issues) => {
     if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
-      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both');
+      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two');
     } else if ((v.username === undefined) !== (v.password === undefined)) {
       issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
     }

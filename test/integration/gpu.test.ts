@@ -2,7 +2,7 @@
 // KEDA drives it. The exporter's set of GPUs is global, so the tests of this file run one after
 // another and each owns a namespace label of its own.
 import { randomUUID } from 'node:crypto';
-import { status } from '@grpc/grpc-js';
+import { type ServiceError, status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
@@ -122,14 +122,16 @@ describe('busy GPU-equivalents -> desired replicas (target 0.7)', () => {
     if (desired > 1) expect(decision?.explanation.winner).toBe('gpu');
   });
 
-  it('counts a namespace without GPUs (scaled to zero) as 0 busy by default, and as NOT_FOUND without ignoreNullValues', async () => {
+  it('reads a namespace without GPUs (scaled to zero) as no work by default, and as NOT_FOUND without ignoreNullValues', async () => {
     const ns = freshNamespace();
     const metadata = gpuTrigger(ns);
     expect((await t.client.getMetrics(ref(metadata, ns))).metricValues[0]?.metricValueFloat).toBe(1);
     expect((await t.client.isActive(ref(metadata, ns))).result).toBe(false);
+    expect(lastDecision(ns)?.explanation.signals).toMatchObject({ gpuSourcesWithoutSeries: 1 });
+    expect(lastDecision(ns)?.explanation.signals.busyGpus).toBeUndefined();
     const strict = await grpcError(t.client.isActive(ref(gpuTrigger(ns, { 'gpu.ignoreNullValues': 'false' }))));
     expect(strict.code).toBe(status.NOT_FOUND);
-    expect(strict.details).toMatch(/matched no series/);
+    expect(strict.details).toMatch(/matched no series \(gpu\.ignoreNullValues is false/);
   });
 
   it('reads a query written by hand, through a connection profile', async () => {
@@ -172,6 +174,52 @@ describe('blended with a RabbitMQ queue', () => {
     expect(lastDecision(ns)?.explanation.signals.busyGpus).toBeCloseTo(0.09, 9);
     // A trigger without history (the model holds a scale-down for a cold start) asks for the minimum.
     expect((await t.client.getMetrics(ref(metadata, `${ns}-fresh`))).metricValues[0]?.metricValueFloat).toBe(1);
+  });
+});
+
+describe('a GPU query that matches no series is never idle GPUs (issue 16)', () => {
+  it('ignoreNullValues true, GPU only: busy GPUs whose series vanish (exporter gone) are NOT_FOUND, not inactive', async () => {
+    const ns = freshNamespace();
+    await exporter.set(ns, gpusAt(2, 90));
+    const metadata = gpuTrigger(ns);
+    expect((await t.client.isActive(ref(metadata, ns))).result).toBe(true);
+    await exporter.set(ns, []);
+    await eventually(async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => 'failed')) === 'failed' ? true : undefined), 5000, 200);
+    for (const call of [t.client.isActive(ref(metadata, ns)), t.client.getMetrics(ref(metadata, ns))]) {
+      const err = await grpcError(call);
+      expect(err.code).toBe(status.NOT_FOUND);
+      expect(err.details).toMatch(/matched no series while the workload is running/);
+    }
+    // The exporter is back and the GPUs idle: now an answer, inactive.
+    await exporter.set(ns, gpusAt(2, 1));
+    await eventually(async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => undefined))?.result === false ? true : undefined), 5000, 200);
+  });
+
+  it('ignoreNullValues true, blended: at zero the queue wakes the workload; the drained queue with no GPU series is NOT_FOUND', async () => {
+    const ns = freshNamespace();
+    const queue = await rabbit.queue(0, 'kis-gpu');
+    const metadata = gpuTrigger(ns, { 'rabbitmq.host': amqpUrl, 'rabbitmq.queueName': queue, messagesPerReplica: '5' });
+    expect((await t.client.isActive(ref(metadata, ns))).result).toBe(false);
+    await rabbit.publish(queue, 12);
+    await eventually(async () => ((await t.client.isActive(ref(metadata, ns))).result ? true : undefined), 5000, 200);
+    expect((await t.client.getMetrics(ref(metadata, ns))).metricValues[0]?.metricValueFloat).toBe(3);
+    expect(lastDecision(ns)?.explanation.demands.gpu).toBeUndefined();
+    // The messages went to the GPUs, whose series are missing (a selector typo): they may be busy.
+    await rabbit.purge(queue);
+    const err = await eventually(async () => t.client.isActive(ref(metadata, ns)).then(() => undefined, (e: unknown) => e as ServiceError), 5000, 200);
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect((await grpcError(t.client.getMetrics(ref(metadata, ns)))).code).toBe(status.NOT_FOUND);
+  });
+
+  it('ignoreNullValues false, blended: no series is NOT_FOUND even while the queue has work', async () => {
+    const ns = freshNamespace();
+    const queue = await rabbit.queue(12, 'kis-gpu');
+    const metadata = gpuTrigger(ns, { 'rabbitmq.host': amqpUrl, 'rabbitmq.queueName': queue, 'gpu.ignoreNullValues': 'false' });
+    const err = await grpcError(t.client.getMetrics(ref(metadata, ns)));
+    expect(err.code).toBe(status.NOT_FOUND);
+    expect(err.details).toMatch(/matched no series \(gpu\.ignoreNullValues is false/);
+    await exporter.set(ns, gpusAt(1, 0));
+    await eventually(async () => ((await t.client.getMetrics(ref(metadata, ns)).catch(() => undefined))?.metricValues[0]?.metricValueFloat === 3 ? true : undefined), 5000, 200);
   });
 });
 

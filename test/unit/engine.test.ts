@@ -120,6 +120,22 @@ describe('Engine: one decision per reading', () => {
     expect(engine.trigger({ ...forward, name: 'so2' })).not.toBe(engine.trigger(forward));
   });
 
+  // Found by the metadata fuzzer: invalid maps were kept (with their 100 KB values and 1,000 keys)
+  // until 20,000 of them filled the memo, some 120 MB per 10,000 fuzzed maps.
+  it('keeps only triggers that parse: invalid metadata is refused again on every call, and never kept', () => {
+    const { driver } = fakeRabbit({ q: 1 });
+    const { engine } = engineWith(driver, { ms: 1_000_000 });
+    const memo = (engine as unknown as { parsed: { size: number } }).parsed;
+    for (let i = 0; i < 100; i++) {
+      const invalid = ref(`so${i}`, 'q', { [`unknown${i}`]: 'x'.repeat(100 * 1024) });
+      expect(() => engine.trigger(invalid)).toThrow(/unknown key/);
+      expect(() => engine.trigger(invalid)).toThrow(/unknown key/);
+    }
+    expect(memo.size).toBe(0);
+    engine.trigger(ref('so', 'q'));
+    expect(memo.size).toBe(1);
+  });
+
   it('answers from fresh cached readings without a promise, and reads stale or failed ones', async () => {
     const backlog = { q: 23 };
     const { driver, reads } = fakeRabbit(backlog);

@@ -21,6 +21,12 @@ describe('redact', () => {
     ['rediss://scaler:s3cret@host', 'rediss://scaler:***@host'],
     ['amqp://host:5672/vhost', 'amqp://host:5672/vhost'],
     ['no url here', 'no url here'],
+    // Found by test/integration/secrets.test.ts: the part after a raw "@" in a password, and the
+    // password of a user that is an email address, were left in clear.
+    ['amqp://u:p@ss@host/v', 'amqp://u:***@host/v'],
+    ['amqp://alice@corp.example:s3cret@host', 'amqp://alice@corp.example:***@host'],
+    ['amqp://guest@host:5672/v@x', 'amqp://guest@host:5672/v@x'],
+    ['at http://127.0.0.1:1: connect ECONNREFUSED a@b', 'at http://127.0.0.1:1: connect ECONNREFUSED a@b'],
   ])('%j -> %j', (text, expected) => {
     expect(redact(text)).toBe(expected);
   });
@@ -30,6 +36,8 @@ describe('redact', () => {
     ['schemes', 'a://'.repeat(250_000)],
     ['user parts', 'a://b:'.repeat(200_000)],
     ['a password without @', `http://u:${'p'.repeat(1_000_000)}`],
+    ['a password of @s', `http://u:${'p@'.repeat(500_000)}`],
+    ['users of @s without a password', 'a://b@c:'.repeat(125_000)],
   ])('takes linear time over a megabyte of %s', (_, text) => {
     expect(timed(() => redact(text))).toBeLessThan(200);
   });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -10,7 +10,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
-import { GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
+import { type GpuAnswer, GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { GpuSourceConfig } from '../../src/trigger/types.ts';
 
@@ -20,7 +20,7 @@ const vector = (...values: string[]) =>
   success({ resultType: 'vector', result: values.map((v, i) => ({ metric: { pod: `p${i}` }, value: [1700000000.5, v] })) });
 const failure = (errorType: string, error: string) => JSON.stringify({ status: 'error', errorType, error });
 
-function read(httpStatus: number, body: string, ignoreNullValues = true): number {
+function read(httpStatus: number, body: string, ignoreNullValues = true): GpuAnswer {
   return interpretAnswer(where, { httpStatus, body }, ignoreNullValues);
 }
 
@@ -59,14 +59,14 @@ describe('Prometheus answers', () => {
     expect(read(200, body)).toBe(expected);
   });
 
-  it('counts an empty result as 0 with ignoreNullValues', () => {
-    expect(read(200, vector())).toBe(0);
+  it('reads an empty result as no series (not as 0) with ignoreNullValues', () => {
+    expect(read(200, vector())).toBe('no series');
   });
 
   it('reports an empty result as NOT_FOUND without ignoreNullValues', () => {
     const err = codeOf(() => read(200, vector(), false));
     expect(err.code).toBe(status.NOT_FOUND);
-    expect(err.details).toMatch(/matched no series.*ignoreNullValues/);
+    expect(err.details).toMatch(/matched no series \(gpu\.ignoreNullValues is false/);
   });
 
   it('refuses several series and names them', () => {
@@ -137,6 +137,17 @@ describe('the instant-query request', () => {
     expect(url.searchParams.get('timeout')).toBe('2000ms');
     expect(headers.authorization).toBeUndefined();
   });
+
+  // Found by the metadata fuzzer: a path starting "//" resolved to another host, which got the token.
+  it.each(['http://prom:9090//evil.example', 'http://prom:9090//evil.example/x', 'http://prom:9090/a//b?q=1#f'])(
+    'keeps the query on the configured host for %s',
+    (serverAddress) => {
+      const { url } = prometheusRequest(config({ serverAddress, bearerToken: 'tok' }));
+      expect(url.host).toBe('prom:9090');
+      expect(url.pathname).toBe(`${new URL(serverAddress).pathname.replace(/\/+$/, '')}/api/v1/query`);
+      expect([...url.searchParams.keys()]).toEqual(['query']);
+    },
+  );
 
   it('sends a bearer token', () => {
     expect(prometheusRequest(config({ bearerToken: 'tok' })).headers.authorization).toBe('Bearer tok');
@@ -249,6 +260,14 @@ describe('GpuDriver', () => {
     await driver.close();
   });
 
+  it('reads an empty result as a reading without busy GPUs that says so', async () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    answer = { status: 200, body: vector() };
+    const reading = await driver.create(config({ serverAddress: address })).read(AbortSignal.timeout(5000));
+    expect(reading).toEqual({ backlog: 0, noSeries: true });
+    await driver.close();
+  });
+
   it('shares the identity between triggers that differ only in target and activation, and keeps secrets out', () => {
     const driver = new GpuDriver({ logger, timeoutMs: 2000 });
     const a = config({ bearerToken: 'secret-token' });
@@ -292,6 +311,44 @@ describe('GpuDriver', () => {
     await driver.close();
     hanging.closeAllConnections();
     await new Promise<void>((resolve) => hanging.close(() => resolve()));
+  });
+
+  // Found by the metadata fuzzer: a server that closes a kept-alive socket as the next query goes
+  // out on it (its idle timeout) made a healthy Prometheus read as UNAVAILABLE (socket hang up).
+  it('sends a query once more when the kept-alive socket it went out on is reset before any answer', async () => {
+    const body = vector('1.5');
+    let connections = 0;
+    // Answers the first request of each connection, keeps it open, and resets it on the second.
+    const resetting = createNetServer((socket) => {
+      connections++;
+      let requests = 0;
+      socket.on('data', () => {
+        if (++requests > 1) return socket.resetAndDestroy();
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: keep-alive\r\n\r\n${body}`);
+      });
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}` }));
+    for (let i = 0; i < 3; i++) expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 1.5 });
+    expect(connections).toBe(3);
+    await driver.close();
+    await new Promise<void>((resolve) => resetting.close(() => resolve()));
+  });
+
+  it('reports a reset on a new socket, without sending again', async () => {
+    let connections = 0;
+    const resetting = createNetServer((socket) => {
+      connections++;
+      socket.on('data', () => socket.resetAndDestroy());
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    const source = driver.create(config({ serverAddress: `http://127.0.0.1:${(resetting.address() as AddressInfo).port}` }));
+    await expect(source.read(AbortSignal.timeout(5000))).rejects.toThrow(/Prometheus unreachable \(.*ECONNRESET/);
+    expect(connections).toBe(1);
+    await driver.close();
+    await new Promise<void>((resolve) => resetting.close(() => resolve()));
   });
 
   describe('over https with a private CA', () => {
@@ -360,6 +417,13 @@ describe('GPU trigger metadata', () => {
   it('refuses a bearer token together with basic auth, and half of basic auth', () => {
     expect(issues({ ...gpu, 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' })).toMatch(/gpu\.bearerToken: set either/);
     expect(issues({ ...gpu, 'gpu.username': 'u' })).toMatch(/gpu\.password: gpu\.username and gpu\.password go together/);
+  });
+
+  // Found by the metadata fuzzer: a token with a control character failed every read as UNAVAILABLE.
+  it.each(['tok\u0000en', 'two words', 'tök'])('refuses the bearer token %j, which no header can carry, without echoing it', (token) => {
+    const text = issues({ ...gpu, 'gpu.bearerToken': token });
+    expect(text).toMatch(/^gpu\.bearerToken: got \(redacted\); allowed: a token \(printable ASCII, no spaces\)/);
+    expect(text).not.toContain(token);
   });
 
   it('refuses a CA that is not PEM, without echoing a secret', () => {

@@ -166,6 +166,21 @@ describe('trigger schema', () => {
     expect(text).not.toContain('hunter2');
   });
 
+  // Found by test/integration/secrets.test.ts: URLs that do not parse were quoted with their
+  // passwords when written raw with "/" or "@", or after a user that is an email address.
+  it.each([
+    ['a raw "/"', 'http://prom:hunter2/x@prom:9090', '"http://***@prom:9090"'],
+    ['a raw "@"', 'http://prom:hunter2@x@prom:bad', '"http://***@prom:bad"'],
+    ['an email address for user', 'http://alice@corp.example:hunter2@prom:bad', '"http://***@prom:bad"'],
+  ])('masks the password of a URL that does not parse, written with %s', (_, serverAddress, quoted) => {
+    const text = issuesOf({ 'gpu.serverAddress': serverAddress, 'gpu.query': 'up' })[0];
+    expect(text).toBe(`gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (user, password and path %-escapes must decode as UTF-8)`);
+  });
+
+  it('quotes a value without user info as it is', () => {
+    expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(/^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/);
+  });
+
   it('rejects minReplicas above maxReplicas', () => {
     expect(issuesOf({ ...rabbit, minReplicas: '5', maxReplicas: '2' })[0]).toMatch(/minReplicas: got 5, above maxReplicas 2/);
   });
@@ -247,5 +262,35 @@ describe('required keys, declared in the field tables and enforced in one place'
     expect(issuesOf({ ...rabbit, 'rabbitmq.host': 'ftp://x', 'rabbitmq.protocol': 'http' })).toEqual([
       expect.stringMatching(/^rabbitmq\.host: got \(redacted\); allowed: /),
     ]);
+  });
+});
+
+// Found by the metadata fuzzer (test/fuzz): the sources decode these parts of their URLs, and a
+// broken %-escape there made IsActive and GetMetrics answer INTERNAL "URI malformed".
+describe('URLs whose %-escapes the sources decode', () => {
+  it.each([
+    ['rabbitmq.host', { ...rabbit, 'rabbitmq.host': 'amqp://127.0.0.1:5672/%' }],
+    ['rabbitmq.host', { ...rabbit, 'rabbitmq.host': 'http://u%zz:p@127.0.0.1:15672/' }],
+    ['rabbitmq.host', { ...rabbit, 'rabbitmq.host': 'http://u:%E0%A4%A@127.0.0.1:15672/' }],
+    ['sqs.queueURL', { 'sqs.queueURL': 'http://127.0.0.1:1/000000000000/q%', 'sqs.awsRegion': 'eu-west-1' }],
+    ['gpu.serverAddress', { 'gpu.serverAddress': 'http://u%zz:p@prom:9090', 'gpu.query': 'sum(up)' }],
+  ])('refuses a broken escape in %s, naming the key and what is allowed', (key, metadata) => {
+    expect(issuesOf(metadata)[0]).toMatch(new RegExp(`^${key.replace('.', '\\.')}: got .*; allowed: .*%-escapes must decode`));
+  });
+
+  it('takes escapes that decode', () => {
+    expect(parse({ ...rabbit, 'rabbitmq.host': 'amqp://u%40x:p%25w@127.0.0.1:5672/%2F' }).sources[0]).toMatchObject({ kind: 'rabbitmq' });
+  });
+});
+
+describe('every problem says what is allowed', () => {
+  it.each<Record<string, string>>([
+    { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h/', 'rabbitmq.hostFromEnv': 'amqp://h/' },
+    { 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'q', 'gpu.namespace': 'ml' },
+    { 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'q', 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' },
+  ])('%j', (metadata) => {
+    const issues = issuesOf(metadata);
+    expect(issues.length).toBeGreaterThan(0);
+    for (const issue of issues) expect(issue).toMatch(/^[\w.]+: .*; allowed: /);
   });
 });

@@ -1,0 +1,28 @@
+// What a GPU query that matched no series means. Pods that do not exist have no series, so a
+// workload at zero reads none and that is no work; a running workload that reads none has lost
+// its exporter or never matched it (a label typo), and its GPUs may be busy: reading that as
+// idle would let KEDA scale a busy workload to zero. Pure.
+import type { ScalingConfig } from '../trigger/types.ts';
+import type { Signals, TriggerHistory } from './types.ts';
+
+/**
+ * Why the trigger cannot be answered now, or undefined when it can. It cannot when some GPU query
+ * matched no series while the workload runs (the last answer was active) and nothing read shows
+ * work: no queue backlog above activation, no GPUs read above their threshold. Work anywhere is an
+ * answer (active, and the queue's demand: a missing GPU adds none), and so is a workload at zero
+ * (the last answer inactive, or none yet: no pods, no series).
+ */
+export function unanswerableWithoutGpuSeries(
+  signals: Signals,
+  scaling: ScalingConfig,
+  history: TriggerHistory,
+): string | undefined {
+  if (signals.gpuSourcesWithoutSeries === undefined || history.lastActive !== true) return undefined;
+  if (signals.backlog > scaling.activationBacklog) return undefined;
+  if (signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0)) return undefined;
+  return (
+    'the GPU query matched no series while the workload is running (the last answer was active) and no ' +
+    'queue of the trigger has work: the GPU exporter may be gone, or gpu.query / gpu.namespace / gpu.podSelector ' +
+    'may not match its series. Not read as idle GPUs, so KEDA keeps the workload (or uses its fallback) instead of scaling it to zero'
+  );
+}

@@ -1,0 +1,199 @@
+// A GPU query that matched no series (issue 16): never read as idle GPUs. The rule as a table over
+// the pure function, then through the engine with the real GPU driver against a small Prometheus
+// stand-in, with gpu.ignoreNullValues true and false.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine.ts';
+import { SourceNotFound } from '../../src/errors.ts';
+import { emptyHistory } from '../../src/model/decide.ts';
+import { unanswerableWithoutGpuSeries } from '../../src/model/gpuSeries.ts';
+import { sumSignals } from '../../src/model/signals.ts';
+import type { Signals, TriggerHistory } from '../../src/model/types.ts';
+import { GpuDriver } from '../../src/sources/gpu.ts';
+import { SourceRegistry } from '../../src/sources/index.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { RabbitmqSourceConfig, ScalingConfig, TriggerRef } from '../../src/trigger/types.ts';
+
+const scaling: ScalingConfig = {
+  messagesPerReplica: 5,
+  throughputPerReplica: undefined,
+  coldStartSeconds: 60,
+  drainSeconds: 60,
+  lateRequestCost: 10,
+  activationBacklog: 0,
+  minReplicas: 1,
+  maxReplicas: 100,
+  keepWarm: 0,
+};
+
+describe('sumSignals with a GPU query that matched no series', () => {
+  const gpu = { kind: 'gpu', backlog: 0, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.2 } as const;
+
+  it('gives no busy GPUs at all (not 0) when no GPU source was read, and counts the source', () => {
+    expect(sumSignals([{ ...gpu, noSeries: true }])).toEqual({
+      backlog: 0,
+      gpuSourcesWithoutSeries: 1,
+      gpuTargetUtilization: 0.8,
+      gpuActivationThreshold: 0.2,
+    });
+  });
+
+  it('sums the GPU sources that were read, as a lower bound', () => {
+    expect(
+      sumSignals([
+        { ...gpu, busyGpus: 1.5 },
+        { ...gpu, noSeries: true },
+      ]),
+    ).toMatchObject({
+      busyGpus: 1.5,
+      gpuSourcesWithoutSeries: 1,
+    });
+  });
+});
+
+describe('unanswerableWithoutGpuSeries', () => {
+  const running: TriggerHistory = { ...emptyHistory(), lastActive: true };
+  const atZero: TriggerHistory = { ...emptyHistory(), lastActive: false };
+  const none = { backlog: 0, gpuSourcesWithoutSeries: 1, gpuActivationThreshold: 0.2 } satisfies Signals;
+
+  it.each([
+    { name: 'every GPU query matched series', signals: { backlog: 0, busyGpus: 0 }, history: running, answer: true },
+    { name: 'no series, workload at zero (last answer inactive)', signals: none, history: atZero, answer: true },
+    { name: 'no series, no answer yet (taken as at zero)', signals: none, history: emptyHistory(), answer: true },
+    { name: 'no series, running, the queue has work', signals: { ...none, backlog: 3 }, history: running, answer: true },
+    {
+      name: 'no series, running, backlog within activationBacklog',
+      signals: { ...none, backlog: 3 },
+      history: running,
+      scaling: { activationBacklog: 5 },
+      answer: false,
+    },
+    { name: 'no series, running, another GPU source busy', signals: { ...none, busyGpus: 2 }, history: running, answer: true },
+    { name: 'no series, running, another GPU source idle', signals: { ...none, busyGpus: 0.1 }, history: running, answer: false },
+    { name: 'no series, running, nothing else shows work', signals: none, history: running, answer: false },
+  ])('$name: answerable $answer', ({ signals, history, answer, ...rest }) => {
+    const overrides = 'scaling' in rest ? rest.scaling : {};
+    const why = unanswerableWithoutGpuSeries(signals, { ...scaling, ...overrides }, history);
+    if (answer) expect(why).toBeUndefined();
+    else expect(why).toMatch(/matched no series while the workload is running .*not read as idle GPUs/i);
+  });
+});
+
+/** A RabbitMQ-kind driver whose one queue holds `queue.backlog` messages. */
+function fakeQueue(queue: { backlog: number }): SourceDriver<RabbitmqSourceConfig> {
+  return {
+    kind: 'rabbitmq',
+    identity: (c) => `fake:${c.queueName}`,
+    create: (c) => ({
+      identity: `fake:${c.queueName}`,
+      label: `fake ${c.queueName}`,
+      kind: 'rabbitmq',
+      read: async () => ({ ...queue }),
+    }),
+    close: async () => {},
+  };
+}
+
+describe('the engine, with the real GPU driver against a Prometheus stand-in', () => {
+  let server: http.Server;
+  let address = '';
+  /** The stand-in's one series: busy GPU-equivalents, or none (exporter gone, pods gone). */
+  let busy: string | undefined;
+  const queue = { backlog: 0 };
+  const clock = { ms: 1_000_000 };
+  const logger = silentLogger();
+  let engine: Engine;
+  let driver: GpuDriver;
+
+  beforeAll(async () => {
+    server = http.createServer((_req, res) => {
+      const result = busy === undefined ? [] : [{ metric: {}, value: [1, busy] }];
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    engine = new Engine({
+      registry: new SourceRegistry([driver, fakeQueue(queue) as unknown as SourceDriver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger,
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: () => clock.ms,
+    });
+  });
+  afterAll(async () => {
+    await driver.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** One evaluation a cache interval after the last, so every source is read again. */
+  async function evaluate(name: string, metadata: Record<string, string>) {
+    clock.ms += 1100;
+    const ref: TriggerRef = {
+      name,
+      namespace: 'ns',
+      metadata: { 'gpu.serverAddress': address, 'gpu.query': 'q', keepWarm: '0', ...metadata },
+    };
+    return engine.evaluate(engine.trigger(ref));
+  }
+  const blended = { 'rabbitmq.host': 'amqp://broker', 'rabbitmq.queueName': 'jobs' };
+
+  it('ignoreNullValues true: at zero no series is no work; the queue wakes the workload; a drained queue is then NOT_FOUND, not inactive', async () => {
+    busy = undefined;
+    queue.backlog = 0;
+    const atZero = await evaluate('blend', blended);
+    expect(atZero.decision.active).toBe(false);
+    expect(atZero.decision.explanation.signals).toMatchObject({ gpuSourcesWithoutSeries: 1 });
+    expect(atZero.decision.explanation.signals.busyGpus).toBeUndefined();
+
+    queue.backlog = 12;
+    const woken = await evaluate('blend', blended);
+    expect(woken.decision.active).toBe(true);
+    expect(woken.metricValue).toBe(3);
+    expect(woken.decision.explanation.demands.gpu).toBeUndefined();
+
+    // The queue drained onto the GPUs, whose series are still missing: they may be busy.
+    queue.backlog = 0;
+    const drained = await Promise.resolve(evaluate('blend', blended)).catch((e: unknown) => e);
+    expect(drained).toBeInstanceOf(SourceNotFound);
+    expect((drained as Error).message).toMatch(
+      /^prometheus query "q" at http:\/\/127\.0\.0\.1:\d+: the GPU query matched no series/,
+    );
+
+    // The series appear (the exporter labelled the new pod): answered again, the GPUs read.
+    busy = '1.5';
+    const read = await evaluate('blend', blended);
+    expect(read.decision.active).toBe(true);
+    expect(read.decision.explanation.demands.gpu).toBe(2);
+  });
+
+  it('ignoreNullValues true, GPU only: busy GPUs whose series vanish are NOT_FOUND until they return', async () => {
+    busy = '2';
+    expect((await evaluate('gpu-only', {})).decision.active).toBe(true);
+    busy = undefined;
+    await expect(evaluate('gpu-only', {})).rejects.toBeInstanceOf(SourceNotFound);
+    await expect(evaluate('gpu-only', {})).rejects.toBeInstanceOf(SourceNotFound);
+    busy = '0.01';
+    expect((await evaluate('gpu-only', {})).decision.active).toBe(false);
+    // Now at zero (last answer inactive): no series is the expected state.
+    busy = undefined;
+    expect((await evaluate('gpu-only', {})).decision.active).toBe(false);
+  });
+
+  it('ignoreNullValues false: no series is NOT_FOUND always, at zero and with queue work too', async () => {
+    const strict = { ...blended, 'gpu.ignoreNullValues': 'false' };
+    busy = undefined;
+    queue.backlog = 0;
+    await expect(evaluate('strict', strict)).rejects.toThrow(/matched no series \(gpu\.ignoreNullValues is false/);
+    queue.backlog = 12;
+    await expect(evaluate('strict', strict)).rejects.toBeInstanceOf(SourceNotFound);
+    busy = '0';
+    expect((await evaluate('strict', strict)).metricValue).toBe(3);
+  });
+});
