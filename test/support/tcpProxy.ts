@@ -3,14 +3,23 @@
 // connection (clients see ECONNRESET / ECONNREFUSED), start() listens again on the same port.
 // blackhole() is the other kind of outage, a network path that drops everything: connections
 // stay open and new ones are accepted, but no byte goes through either way until heal().
+// delay(ms) is a slow path: every byte arrives, ms late, in order, both ways.
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+
+/** One direction of a proxied connection; bytes held back by delay() wait here, in order. */
+interface Lane {
+  readonly queue: { chunk: Buffer | 'end'; dueMs: number }[];
+  timer: NodeJS.Timeout | undefined;
+}
 
 export class TcpProxy implements AsyncDisposable {
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly lanes = new Set<Lane>();
   private portNumber = 0;
   private blackholed = false;
+  private delayMs = 0;
   private readonly targetHost: string;
   private readonly targetPort: number;
 
@@ -43,16 +52,21 @@ export class TcpProxy implements AsyncDisposable {
       const upstream = connect(this.targetPort, this.targetHost);
       this.sockets.add(client);
       this.sockets.add(upstream);
+      const lanes = [this.lane(), this.lane()];
       const drop = () => {
         client.destroy();
         upstream.destroy();
         this.sockets.delete(client);
         this.sockets.delete(upstream);
+        for (const lane of lanes) {
+          clearTimeout(lane.timer);
+          this.lanes.delete(lane);
+        }
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
-      this.forward(client, upstream);
-      this.forward(upstream, client);
+      this.forward(client, upstream, lanes[0]!);
+      this.forward(upstream, client, lanes[1]!);
       if (this.blackholed) {
         client.pause();
         upstream.pause();
@@ -82,12 +96,23 @@ export class TcpProxy implements AsyncDisposable {
     for (const s of this.sockets) s.resume();
   }
 
+  /**
+   * Every chunk, either way, on open connections and new ones, is passed on `ms` after it arrived
+   * (0: at once again; what is held back still goes first). A service slower than a client's
+   * deadline: its answers come, too late.
+   */
+  delay(ms: number): void {
+    this.delayMs = Math.max(0, ms);
+  }
+
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
     this.blackholed = false;
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
+    for (const lane of this.lanes) clearTimeout(lane.timer);
+    this.lanes.clear();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 
@@ -95,15 +120,40 @@ export class TcpProxy implements AsyncDisposable {
     await this.stop();
   }
 
-  /** from -> to, as pipe() would, but one that blackhole() can hold (pipe() resumes on 'drain'). */
-  private forward(from: Socket, to: Socket): void {
+  private lane(): Lane {
+    const lane: Lane = { queue: [], timer: undefined };
+    this.lanes.add(lane);
+    return lane;
+  }
+
+  /** from -> to, as pipe() would, but one that blackhole() can hold (pipe() resumes on 'drain') and delay() can slow. */
+  private forward(from: Socket, to: Socket, lane: Lane): void {
+    const flush = () => {
+      lane.timer = undefined;
+      const now = Date.now();
+      while (lane.queue.length > 0 && lane.queue[0]!.dueMs <= now) {
+        const { chunk } = lane.queue.shift()!;
+        if (to.destroyed) return;
+        if (chunk === 'end') to.end();
+        else to.write(chunk);
+      }
+      if (lane.queue.length > 0) lane.timer = setTimeout(flush, lane.queue[0]!.dueMs - now);
+    };
+    const pass = (chunk: Buffer | 'end') => {
+      if (this.delayMs === 0 && lane.queue.length === 0) return false;
+      lane.queue.push({ chunk, dueMs: Date.now() + this.delayMs });
+      lane.timer ??= setTimeout(flush, lane.queue[0]!.dueMs - Date.now());
+      return true;
+    };
     from.on('data', (chunk: Buffer) => {
-      if (to.write(chunk)) return;
+      if (pass(chunk) || to.write(chunk)) return;
       from.pause();
       to.once('drain', () => {
         if (!this.blackholed) from.resume();
       });
     });
-    from.on('end', () => to.end());
+    from.on('end', () => {
+      if (!pass('end')) to.end();
+    });
   }
 }
