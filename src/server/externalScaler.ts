@@ -25,6 +25,12 @@ export interface ExternalScalerOptions {
   readonly streamIntervalMs: number;
   /** Streams held at once, over every client; one more is refused with RESOURCE_EXHAUSTED. */
   readonly maxOpenStreams: number;
+  /**
+   * A stream ends (status OK) after 80-100 % of this, before its connection's maximum age and
+   * grace run out: KEDA re-opens a stream that ended with OK after 2 s, on a new connection,
+   * where a connection closed under it (UNAVAILABLE) doubles its backoff up to a minute, for good.
+   */
+  readonly maxStreamAgeMs: number;
 }
 
 function toRef(ref: ScaledObjectRef | null | undefined): TriggerRef {
@@ -151,13 +157,17 @@ export class ExternalScalerService {
   }
 
   private track(method: string, call: Stream<ScaledObjectRef, unknown>, onEnd: () => void): void {
-    const { metrics } = this.options;
+    const { metrics, maxStreamAgeMs } = this.options;
     this.streams.add(call);
     metrics.openStreams.inc({ method });
+    // Spread over a fifth of the age: streams opened together (KEDA re-opening all of them after
+    // a restart) do not all end, and come back, in the same second.
+    const aged = setTimeout(() => call.end(), Math.min(Math.round(maxStreamAgeMs * (0.8 + 0.2 * Math.random())), 2 ** 31 - 1));
     let ended = false;
     const end = () => {
       if (ended) return;
       ended = true;
+      clearTimeout(aged);
       this.streams.delete(call);
       metrics.openStreams.dec({ method });
       onEnd();

@@ -93,13 +93,17 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     metrics,
     streamIntervalMs: config.STREAM_INTERVAL_MS,
     maxOpenStreams: config.GRPC_MAX_OPEN_STREAMS,
+    maxStreamAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
   });
   const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
 
   const grpcServer = new grpc.Server({
     // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
     'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
-    'grpc.max_connection_age_grace_ms': 30_000,
+    // Past its age a connection takes no new calls; the streams on it end themselves within one
+    // more age (maxStreamAgeMs) with OK, which KEDA re-opens after 2 s. A shorter grace cut them
+    // with UNAVAILABLE, after which KEDA backs off longer every time (2 s, 4 s, ... 1 min).
+    'grpc.max_connection_age_grace_ms': Math.min(2 * config.GRPC_MAX_CONNECTION_AGE_MS, MAX_TIMER_MS),
     // Refused from the length prefix, never buffered (GRPC_MAX_RECEIVE_MESSAGE_BYTES).
     'grpc.max_receive_message_length': config.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
     // One connection may not hold more streams than the server would serve, plus room for unary
@@ -182,6 +186,9 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   };
   return { grpcPort, metricsPort, healthPort, engine, metrics, stop };
 }
+
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function shutdown(server: grpc.Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {
