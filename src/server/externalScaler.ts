@@ -65,6 +65,8 @@ export class ExternalScalerService {
   private readonly streams = new Set<Stream<ScaledObjectRef, unknown>>();
   /** When a refused stream was last logged: a flood of them logs once a minute. */
   private refusedLoggedAtMs = Number.NEGATIVE_INFINITY;
+  /** Set by endStreams: a stream that arrives while the server stops ends at once. */
+  private stopping = false;
 
   constructor(options: ExternalScalerOptions) {
     this.options = options;
@@ -94,6 +96,7 @@ export class ExternalScalerService {
 
   /** Ends every open stream (KEDA re-opens them), for a graceful shutdown. */
   endStreams(): void {
+    this.stopping = true;
     for (const call of this.streams) call.end();
     this.streams.clear();
   }
@@ -158,6 +161,12 @@ export class ExternalScalerService {
 
   private track(method: string, call: Stream<ScaledObjectRef, unknown>, onEnd: () => void): void {
     const { metrics, maxStreamAgeMs } = this.options;
+    if (this.stopping) {
+      // Between endStreams and the server refusing new calls: it would hold the stop until its timeout.
+      call.end();
+      onEnd();
+      return;
+    }
     this.streams.add(call);
     metrics.openStreams.inc({ method });
     // Spread over a fifth of the age: streams opened together (KEDA re-opening all of them after

@@ -4,19 +4,21 @@ import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
-import { HealthImplementation, protoPath as healthProtoPath } from 'grpc-health-check';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import * as protoLoader from '@grpc/proto-loader';
 import type { Config } from '../config.ts';
 import { Engine } from '../engine.ts';
 import { createStateStore } from '../state/index.ts';
 import { PUBLISH_INTERVAL_MS, STATE_FORMAT, type SharedTriggerState, sharedStateSchema } from '../state/payload.ts';
 import { SharedState } from '../state/shared.ts';
-import { SourceRegistry } from '../sources/index.ts';
+import { type LazySourceDriver, SourceRegistry } from '../sources/index.ts';
 import type { SourceDriver } from '../sources/source.ts';
 import { type Logger, silentLogger } from '../telemetry/logger.ts';
 import { ScalerMetrics } from '../telemetry/metrics.ts';
 import { ExternalScalerService } from './externalScaler.ts';
 import { createHttpServer } from './http.ts';
+import { Health } from './health.ts';
+import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
 import { ReloadingServerCredentials } from './tls.ts';
@@ -39,7 +41,7 @@ export interface RunningScaler {
 export interface StartOptions {
   readonly logger?: Logger;
   /** The source drivers (default: every kind, each loaded on first use). */
-  readonly drivers?: (options: DriverOptions) => SourceDriver[];
+  readonly drivers?: (options: DriverOptions) => (SourceDriver | LazySourceDriver)[];
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** How often TLS files are re-read for a rotated certificate (default 30 s). */
   readonly tlsReloadIntervalMs?: number;
@@ -95,7 +97,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     maxOpenStreams: config.GRPC_MAX_OPEN_STREAMS,
     maxStreamAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
   });
-  const health = new HealthImplementation({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
+  const health = new Health({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
 
   const grpcServer = new grpc.Server({
     // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
@@ -165,21 +167,30 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   let stopping: Promise<void> | undefined;
   const stop = () => {
     stopping ??= (async () => {
+      // One budget for the whole stop, less a moment for the exit itself: a broker or store that
+      // never answers a close (blackholed) must not keep the process from exiting (amqplib waits
+      // for a CloseOk forever).
+      const budgetMs = config.SHUTDOWN_TIMEOUT_MS - exitReserveMs(config.SHUTDOWN_TIMEOUT_MS);
+      const deadlineMs = Date.now() + budgetMs;
+      const left = () => Math.max(1, deadlineMs - Date.now());
       serving = false;
       if (credentials instanceof ReloadingServerCredentials) credentials.stopWatching();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(SERVICE_NAME, 'NOT_SERVING');
-      // tryShutdown waits for open server streams: end them first (KEDA re-opens them elsewhere).
+      // tryShutdown waits for open server streams: end them first (KEDA re-opens them elsewhere),
+      // and the health Watches, which have just said NOT_SERVING.
       scaler.endStreams();
-      await shutdown(grpcServer, config.SHUTDOWN_TIMEOUT_MS);
-      if (healthServer !== undefined) await shutdown(healthServer, 1000);
+      health.endWatches();
+      // Calls in flight get the budget but a reserve for closing what they read from.
+      await shutdown(grpcServer, Math.max(1, budgetMs - closeReserveMs(budgetMs)));
+      if (healthServer !== undefined) await shutdown(healthServer, Math.min(1000, left()));
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
         http.closeAllConnections();
       });
-      await registry.close();
+      await within(registry.close(), left(), 'closing the sources', logger);
       // Gives up this replica's leases, so another writer takes over at once.
-      await (shared?.close() ?? store.close());
+      await within(shared?.close() ?? store.close(), left(), 'closing the state store', logger);
       logger.info('keda-inference-scaler stopped');
     })();
     return stopping;
@@ -189,6 +200,36 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
 
 /** The longest delay a Node timer takes (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** What a stop keeps for closing sources and the store after the gRPC drain: a fifth, at most 2 s. */
+function closeReserveMs(budgetMs: number): number {
+  return Math.min(2000, Math.floor(budgetMs / 5));
+}
+
+/** What SHUTDOWN_TIMEOUT_MS keeps for the process to exit after the stop: 5 %, at most 250 ms. */
+function exitReserveMs(shutdownTimeoutMs: number): number {
+  return Math.min(250, Math.floor(shutdownTimeoutMs / 20));
+}
+
+/** Waits for `work` at most `timeoutMs`; past that, logs and goes on (the exit closes the sockets). */
+async function within(work: Promise<void>, timeoutMs: number, what: string, logger: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([
+    work.then(
+      () => 'done' as const,
+      (err: unknown) => {
+        logger.warn({ err: errorMessage(err) }, `${what} failed`);
+        return 'done' as const;
+      },
+    ),
+    gaveUp,
+  ]);
+  clearTimeout(timer);
+  if (outcome === 'timeout') logger.warn({ timeoutMs }, `${what} did not finish within the shutdown budget; leaving it to the exit`);
+}
 
 function shutdown(server: grpc.Server, timeoutMs: number): Promise<void> {
   return new Promise((resolve) => {

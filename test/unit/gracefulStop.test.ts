@@ -1,0 +1,97 @@
+// The scaler's stop (server.ts): health says NOT_SERVING before anything ends, its Watch streams
+// end instead of holding grpc-js's tryShutdown until the timeout, a source or store whose close
+// never finishes (a blackholed broker: amqplib waits for CloseOk forever) cannot keep the stop
+// past SHUTDOWN_TIMEOUT_MS, and a stream that reaches the service after endStreams ends at once.
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine.ts';
+import { ExternalScalerService } from '../../src/server/externalScaler.ts';
+import type { Source, SourceDriver } from '../../src/sources/source.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import { ref, startTestScaler } from '../support/scaler.ts';
+
+interface HealthClient extends grpc.Client {
+  Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
+}
+
+/** A RabbitMQ driver that reads 3 messages from any queue; its close never finishes when `stuck`. */
+function fakeRabbit(stuck: boolean): SourceDriver<RabbitmqSourceConfig> {
+  return {
+    kind: 'rabbitmq',
+    identity: (c) => `fake|${c.queueName}`,
+    create: (c): Source => ({
+      identity: `fake|${c.queueName}`,
+      label: `fake ${c.queueName}`,
+      kind: 'rabbitmq',
+      read: async () => ({ backlog: 3 }),
+    }),
+    close: () => (stuck ? new Promise<void>(() => undefined) : Promise.resolve()),
+  };
+}
+
+const metadata = { 'rabbitmq.host': 'amqp://rabbit:5672', 'rabbitmq.queueName': 'jobs' };
+
+describe('stopping the scaler', () => {
+  it('tells a health Watch NOT_SERVING, then ends the Watch with OK instead of waiting out the timeout', async () => {
+    const t = await startTestScaler({ SHUTDOWN_TIMEOUT_MS: 8000 }, { drivers: () => [fakeRabbit(false) as SourceDriver] });
+    const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
+    const health = new Health(t.address, grpc.credentials.createInsecure()) as unknown as HealthClient;
+    try {
+      const watch = health.Watch({ service: '' });
+      watch.on('error', () => undefined); // 'status' says how it ended
+      const seen: string[] = [];
+      watch.on('data', (m: { status: string }) => seen.push(m.status));
+      const ended = new Promise<string>((resolve) => watch.on('status', (s: grpc.StatusObject) => resolve(grpc.status[s.code]!)));
+      await expect.poll(() => seen).toEqual(['SERVING']);
+      const started = performance.now();
+      await t.scaler.stop();
+      const stopMs = performance.now() - started;
+      expect(await ended).toBe('OK');
+      expect(seen).toEqual(['SERVING', 'NOT_SERVING']);
+      // Before the fix the open Watch held tryShutdown for all of SHUTDOWN_TIMEOUT_MS.
+      expect(stopMs).toBeLessThan(2000);
+    } finally {
+      health.close();
+      await t[Symbol.asyncDispose]();
+    }
+  });
+
+  it('finishes within SHUTDOWN_TIMEOUT_MS when a source never finishes closing', async () => {
+    const t = await startTestScaler({ SHUTDOWN_TIMEOUT_MS: 1000 }, { drivers: () => [fakeRabbit(true) as SourceDriver] });
+    await t.client.getMetrics(ref(metadata));
+    const started = performance.now();
+    await t.scaler.stop();
+    expect(performance.now() - started).toBeLessThan(1000);
+    t.client.close();
+  });
+});
+
+describe('a StreamIsActive that reaches the service after its streams were ended', () => {
+  it('ends at once, and is not counted as open', async () => {
+    const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
+    const engine = {
+      trigger: () => ({ metricName: 'm' }),
+      evaluate: () => new Promise(() => undefined),
+    } as unknown as Engine;
+    const service = new ExternalScalerService({
+      engine,
+      logger: silentLogger(),
+      metrics,
+      streamIntervalMs: 1000,
+      maxOpenStreams: 100,
+      maxStreamAgeMs: 60_000,
+    });
+    service.endStreams();
+    const call = Object.assign(new EventEmitter(), { request: ref(metadata), end: () => call.emit('finish'), write: () => true });
+    let endedCalls = 0;
+    call.on('finish', () => endedCalls++);
+    (service.handlers().StreamIsActive as (c: unknown) => void)(call);
+    expect(endedCalls).toBe(1);
+    expect((await metrics.openStreams.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0);
+  });
+});
