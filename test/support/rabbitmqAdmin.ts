@@ -25,8 +25,9 @@ export class RabbitAdmin {
     return text === '' ? undefined : (JSON.parse(text) as unknown);
   }
 
+  /** Creates the user or changes its password; `monitoring` lets it read the management API. */
   setUser(user: string, password: string): Promise<unknown> {
-    return this.call('PUT', `/api/users/${encodeURIComponent(user)}`, { password, tags: '' });
+    return this.call('PUT', `/api/users/${encodeURIComponent(user)}`, { password, tags: 'monitoring' });
   }
 
   grant(user: string): Promise<unknown> {

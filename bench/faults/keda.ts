@@ -1,0 +1,171 @@
+// A KEDA-like client: every trigger is asked GetMetrics then IsActive once per poll interval (as
+// KEDA's GetMetricsAndActivity, with its 3 s deadline), and StreamIsActive streams stay open as
+// for external-push triggers. Every answer is judged against the known truth as it arrives.
+import * as grpc from '@grpc/grpc-js';
+import { ExternalScalerClient, type ScaledObjectRef } from '../../src/server/protocol.ts';
+import type { BedKind } from './bed.ts';
+
+/** KEDA's HPA path gives GetMetrics and IsActive 3 s. */
+const KEDA_DEADLINE_MS = 3000;
+
+export interface LoadTrigger {
+  readonly kind: BedKind;
+  readonly ref: ScaledObjectRef;
+  /** The true answer: D (with active true). */
+  readonly expectedReplicas: number;
+}
+
+/**
+ * How an answer compares with the truth: `correct`; `falseZero` (0 desired replicas, inactive, a
+ * streamed false: all while the queue has work); `wrong` (any other value); or an error, named by
+ * its gRPC status (`DEADLINE_EXCEEDED@3s` when it is KEDA's own 3 s deadline that ran out).
+ */
+export type Outcome = 'correct' | 'falseZero' | 'wrong' | string;
+
+export interface CallRecord {
+  readonly kind: BedKind;
+  readonly method: 'GetMetrics' | 'IsActive';
+  readonly sentMs: number;
+  readonly doneMs: number;
+  readonly outcome: Outcome;
+  /** The value answered when it was not the truth. */
+  readonly value?: number | boolean;
+}
+
+export interface StreamRecord {
+  readonly kind: BedKind;
+  readonly atMs: number;
+  readonly outcome: Outcome;
+}
+
+type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
+interface Client extends grpc.Client {
+  GetMetrics(req: unknown, opts: grpc.CallOptions, cb: Callback): void;
+  IsActive(req: unknown, opts: grpc.CallOptions, cb: Callback): void;
+  StreamIsActive(req: unknown): grpc.ClientReadableStream<{ result: boolean }>;
+}
+
+function errorOutcome(err: grpc.ServiceError, elapsedMs: number): Outcome {
+  const name = grpc.status[err.code] ?? String(err.code);
+  return err.code === grpc.status.DEADLINE_EXCEEDED && elapsedMs >= KEDA_DEADLINE_MS - 10 ? `${name}@3s` : name;
+}
+
+export class KedaLoad {
+  readonly calls: CallRecord[] = [];
+  readonly streamEvents: StreamRecord[] = [];
+  /** The first error text seen per (kind, outcome): what a failing source said. */
+  readonly errorSamples = new Map<string, string>();
+  private readonly client: Client;
+  private readonly triggers: readonly LoadTrigger[];
+  private readonly streams: { trigger: LoadTrigger; call: grpc.ClientReadableStream<{ result: boolean }>; open: boolean }[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private running = false;
+
+  constructor(address: string, triggers: readonly LoadTrigger[]) {
+    // One channel, as KEDA keeps one connection per scaler address.
+    this.client = new ExternalScalerClient(address, grpc.credentials.createInsecure()) as unknown as Client;
+    this.triggers = triggers;
+  }
+
+  /** Polls every trigger once per pollMs, spread evenly over the interval. */
+  start(pollMs: number): void {
+    this.running = true;
+    this.triggers.forEach((trigger, j) => {
+      const phaseMs = (j * pollMs) / this.triggers.length;
+      const first = setTimeout(() => {
+        void this.poll(trigger);
+        this.timers.push(setInterval(() => void this.poll(trigger), pollMs));
+      }, phaseMs);
+      this.timers.push(first);
+    });
+  }
+
+  /** Opens one StreamIsActive per trigger given. */
+  openStreams(triggers: readonly LoadTrigger[]): void {
+    for (const trigger of triggers) {
+      const call = this.client.StreamIsActive(trigger.ref);
+      const entry = { trigger, call, open: true };
+      this.streams.push(entry);
+      call.on('data', (m: { result: boolean }) =>
+        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: m.result ? 'correct' : 'falseZero' }),
+      );
+      call.on('error', (err: grpc.ServiceError) => {
+        entry.open = false;
+        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: `ended ${grpc.status[err.code]}` });
+      });
+      call.on('end', () => {
+        if (!entry.open) return;
+        entry.open = false;
+        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: 'ended' });
+      });
+    }
+  }
+
+  get openStreamCount(): number {
+    return this.streams.filter((s) => s.open).length;
+  }
+
+  private unary(method: 'GetMetrics' | 'IsActive', request: unknown): Promise<{ err: grpc.ServiceError | null; res: unknown }> {
+    return new Promise((resolve) => {
+      try {
+        this.client[method](request, { deadline: Date.now() + KEDA_DEADLINE_MS }, (err, res) => resolve({ err, res }));
+      } catch (err) {
+        // The channel was closed under a poll in progress (the harness is stopping).
+        resolve({ err: Object.assign(err as Error, { code: grpc.status.CANCELLED }) as grpc.ServiceError, res: undefined });
+      }
+    });
+  }
+
+  private async poll(trigger: LoadTrigger): Promise<void> {
+    if (!this.running) return;
+    const { kind, ref, expectedReplicas } = trigger;
+    const sentMs = Date.now();
+    const metrics = await this.unary('GetMetrics', { scaledObjectRef: ref, metricName: 'inference-desired-replicas' });
+    const metricsDone = Date.now();
+    if (metrics.err !== null) {
+      const outcome = errorOutcome(metrics.err, metricsDone - sentMs);
+      this.sample(kind, outcome, metrics.err);
+      this.calls.push({ kind, method: 'GetMetrics', sentMs, doneMs: metricsDone, outcome });
+      return;
+    }
+    const value = (metrics.res as { metricValues: { metricValueFloat: number }[] }).metricValues[0]?.metricValueFloat ?? 0;
+    const outcome = value === expectedReplicas ? 'correct' : value === 0 ? 'falseZero' : 'wrong';
+    this.calls.push({ kind, method: 'GetMetrics', sentMs, doneMs: metricsDone, outcome, ...(outcome !== 'correct' ? { value } : {}) });
+    // KEDA asks IsActive right after GetMetrics.
+    if (!this.running) return;
+    const active = await this.unary('IsActive', ref);
+    const doneMs = Date.now();
+    if (active.err !== null) {
+      const outcome = errorOutcome(active.err, doneMs - metricsDone);
+      this.sample(kind, outcome, active.err);
+      this.calls.push({ kind, method: 'IsActive', sentMs: metricsDone, doneMs, outcome });
+      return;
+    }
+    const result = (active.res as { result: boolean }).result;
+    this.calls.push({ kind, method: 'IsActive', sentMs: metricsDone, doneMs, outcome: result ? 'correct' : 'falseZero', ...(!result ? { value: result } : {}) });
+  }
+
+  private sample(kind: BedKind, outcome: Outcome, err: grpc.ServiceError): void {
+    const key = `${kind} ${outcome}`;
+    if (!this.errorSamples.has(key)) this.errorSamples.set(key, err.details);
+  }
+
+  /** Drops the records kept so far (between scenarios). */
+  reset(): void {
+    this.calls.length = 0;
+    this.streamEvents.length = 0;
+    this.errorSamples.clear();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+
+  close(): void {
+    this.stop();
+    for (const s of this.streams) s.call.cancel();
+    this.client.close();
+  }
+}
