@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { type BedKind, type FaultKind, type SourceBed, sleep } from './bed.ts';
 import { gpuBed } from './gpuBed.ts';
-import { type CallRecord, KedaLoad, type LoadTrigger, type Outcome } from './keda.ts';
+import { type CallRecord, KEDA_DEADLINE_MS, KedaLoad, type LoadTrigger, type Outcome } from './keda.ts';
 import { kafkaBed } from './kafkaBed.ts';
 import { rabbitmqBed } from './rabbitmqBed.ts';
 import { type Resources, ScalerChild } from './scaler.ts';
@@ -41,6 +41,8 @@ export interface HarnessOptions {
   readonly maxRecoveryMs: number;
   /** Recovered: every call of the faulted kind answered right for this long. */
   readonly stableMs: number;
+  /** Ask the broker for the scaler's connections and channels (RabbitMQ: 5 s for its statistics to catch up). */
+  readonly brokerSide?: boolean;
   /** moto_server to run privately (SQS credentials fault), Kafka's jars (Kafka credentials fault). */
   readonly motoServer?: string;
   readonly kafkaJars?: string;
@@ -163,7 +165,7 @@ export class FaultHarness {
       const load = new KedaLoad(scaler.address, triggers);
       load.openStreams(streamed);
       load.start(options.pollMs);
-      const harness = new FaultHarness(options, beds, scaler, load, await settle(load, scaler, [...beds.keys()], log));
+      const harness = new FaultHarness(options, beds, scaler, load, await settle(load, scaler, [...beds.keys()], options));
       return harness;
     } catch (err) {
       await scaler?.stop();
@@ -194,18 +196,18 @@ export class FaultHarness {
     if (reason !== undefined) return { kind, fault, notApplicable: reason };
     const { options, load } = this;
     const bed = this.beds.get(kind)!;
-    const before = await this.scaler.settledResources();
-    const brokerBefore = await bed.brokerSide?.();
+    const before = await this.quietResources();
+    const askBroker = options.brokerSide !== false ? bed.brokerSide : undefined;
+    const brokerBefore = await askBroker?.();
     load.reset();
     const startMs = Date.now();
     await play(bed, fault, options);
     const endMs = Date.now();
     options.log(`  ${kind} ${fault}: fault over after ${((endMs - startMs) / 1000).toFixed(1)} s; waiting for answers to be right again`);
     const recoverySeconds = await recovered(load.calls, kind, endMs, options);
-    await sleep(1000);
-    const after = await this.scaler.settledResources();
+    const after = await this.quietResources();
     // The management API's figures lag by its statistics interval.
-    const brokerAfter = bed.brokerSide !== undefined ? (await sleep(5000), await bed.brokerSide()) : undefined;
+    const brokerAfter = askBroker !== undefined ? (await sleep(5000), await askBroker()) : undefined;
     const mine = load.calls.filter((c) => c.kind === kind);
     const untrue = load.calls
       .filter((c) => isUntrue(c.outcome))
@@ -229,6 +231,21 @@ export class FaultHarness {
       ...(brokerAfter !== undefined ? { brokerAfter } : {}),
       untrue,
     };
+  }
+
+  /**
+   * What the scaler holds with no call in flight: the polls paused (the streams stay open) until
+   * the last calls' deadline has passed, sampled, then resumed. Under load a read or a scrape in
+   * flight holds a socket and a timer for a moment, which made sockets swing by 5 between samples.
+   */
+  async quietResources(): Promise<Resources> {
+    this.load.stop();
+    await sleep(callsDoneMs(this.options));
+    try {
+      return await this.scaler.settledResources(3, 200);
+    } finally {
+      this.load.start(this.options.pollMs);
+    }
   }
 
   async close(): Promise<void> {
@@ -292,13 +309,22 @@ async function recovered(calls: readonly CallRecord[], kind: BedKind, endMs: num
     const now = Date.now();
     const bad = lastBad();
     // Calls are judged when they complete: wait out the deadline of the calls sent last.
-    if (now - Math.max(bad, endMs) >= o.stableMs + 3000) return Math.max(0, bad - endMs) / 1000;
-    if (now - endMs > o.maxRecoveryMs + o.stableMs + 3000) return undefined;
+    if (now - Math.max(bad, endMs) >= o.stableMs + callsDoneMs(o)) return Math.max(0, bad - endMs) / 1000;
+    if (now - endMs > o.maxRecoveryMs + o.stableMs + callsDoneMs(o)) return undefined;
   }
 }
 
 /** Waits until every kind's calls answer right for 3 s running, and samples the process then. */
-async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKind[], log: (line: string) => void): Promise<Resources> {
+/**
+ * How long after it was sent a call has surely been answered: the scaler gives up on a source after
+ * SOURCE_TIMEOUT_MS, the client after KEDA's 3 s, with a second for the pair's second call's start.
+ */
+function callsDoneMs(o: Pick<HarnessOptions, 'sourceTimeoutMs'>): number {
+  return Math.min(KEDA_DEADLINE_MS, o.sourceTimeoutMs + 1000);
+}
+
+async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKind[], options: HarnessOptions): Promise<Resources> {
+  const { pollMs, log } = options;
   const deadline = Date.now() + 90_000;
   for (;;) {
     load.reset();
@@ -312,7 +338,10 @@ async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKi
     log(`  warming up: ${outcomes.correct}/${outcomes.calls} right ${JSON.stringify(outcomes.errors)}`);
     for (const [key, details] of load.errorSamples) log(`    ${key}: ${details}`);
   }
-  const resources = await scaler.settledResources();
+  load.stop();
+  await sleep(callsDoneMs(options));
+  const resources = await scaler.settledResources(3, 200);
+  load.start(pollMs);
   load.reset();
   return resources;
 }

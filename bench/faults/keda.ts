@@ -6,7 +6,7 @@ import { ExternalScalerClient, type ScaledObjectRef } from '../../src/server/pro
 import type { BedKind } from './bed.ts';
 
 /** KEDA's HPA path gives GetMetrics and IsActive 3 s. */
-const KEDA_DEADLINE_MS = 3000;
+export const KEDA_DEADLINE_MS = 3000;
 
 export interface LoadTrigger {
   readonly kind: BedKind;

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    const final = await harness.scaler.settledResources().catch(() => undefined);
+    const final = await harness.quietResources().catch(() => undefined);
     await harness.close();
     const played = rows.filter((r): r is FaultFigures => 'faulted' in r);
     process.stdout.write(
