@@ -67,9 +67,12 @@ export interface FaultFigures {
   readonly bystanders: Tally;
   /** Streamed answers that were false (the queue had work throughout), and streams that ended. */
   readonly streamFalse: number;
-  readonly streamsEnded: number;
+  /** Streams that ended during the observation, by status (KEDA re-opens them: OK after 2 s). */
+  readonly streamEnds: Record<string, number>;
   readonly streamsOpenAfter: number;
   readonly streamsOpenedTotal: number;
+  /** Calls of the faulted kind sent after the fault ended: what recovery waited on. */
+  readonly afterEnd: Tally;
   /** Seconds from the fault's end until every call of the faulted kind answered right; undefined: not within maxRecoveryMs. */
   readonly recoverySeconds: number | undefined;
   readonly before: Resources;
@@ -91,6 +94,12 @@ function tally(records: readonly CallRecord[]): Tally {
     else t.errors[r.outcome] = (t.errors[r.outcome] ?? 0) + 1;
   }
   return t;
+}
+
+function countBy(keys: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const k of keys) counts[k] = (counts[k] ?? 0) + 1;
+  return counts;
 }
 
 const isUntrue = (o: Outcome) => o === 'falseZero' || o === 'wrong';
@@ -221,7 +230,8 @@ export class FaultHarness {
       faulted: tally(mine),
       bystanders: tally(load.calls.filter((c) => c.kind !== kind)),
       streamFalse: streams.filter((e) => e.outcome === 'falseZero').length,
-      streamsEnded: streams.filter((e) => e.outcome.startsWith('ended')).length,
+      streamEnds: countBy(streams.filter((e) => e.outcome.startsWith('ended ')).map((e) => e.outcome.slice('ended '.length))),
+      afterEnd: tally(mine.filter((c) => c.sentMs >= endMs)),
       streamsOpenAfter: load.openStreamCount,
       streamsOpenedTotal: Math.floor(options.streams / this.beds.size) * this.beds.size,
       recoverySeconds,

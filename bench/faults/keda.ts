@@ -38,6 +38,18 @@ export interface StreamRecord {
   readonly outcome: Outcome;
 }
 
+/** KEDA's wait before re-opening a stream, and the cap of its backoff after failures. */
+const STREAM_RETRY_MS = 2000;
+const STREAM_MAX_BACKOFF_MS = 60_000;
+
+interface StreamEntry {
+  readonly trigger: LoadTrigger;
+  call: grpc.ClientReadableStream<{ result: boolean }> | undefined;
+  open: boolean;
+  backoffMs: number;
+  retry: NodeJS.Timeout | undefined;
+}
+
 type Callback = (err: grpc.ServiceError | null, res: unknown) => void;
 interface Client extends grpc.Client {
   GetMetrics(req: unknown, opts: grpc.CallOptions, cb: Callback): void;
@@ -57,9 +69,10 @@ export class KedaLoad {
   readonly errorSamples = new Map<string, string>();
   private readonly client: Client;
   private readonly triggers: readonly LoadTrigger[];
-  private readonly streams: { trigger: LoadTrigger; call: grpc.ClientReadableStream<{ result: boolean }>; open: boolean }[] = [];
+  private readonly streams: StreamEntry[] = [];
   private timers: NodeJS.Timeout[] = [];
   private running = false;
+  private closed = false;
 
   constructor(address: string, triggers: readonly LoadTrigger[]) {
     // One channel, as KEDA keeps one connection per scaler address.
@@ -80,25 +93,40 @@ export class KedaLoad {
     });
   }
 
-  /** Opens one StreamIsActive per trigger given. */
+  /**
+   * Opens one StreamIsActive per trigger given and keeps it open as KEDA does
+   * (pkg/scalers/external_scaler.go): a stream that ended with OK (the server ends streams within
+   * its connection's maximum age) is opened again after 2 s; one that failed, after a backoff that
+   * doubles from 2 s up to a minute.
+   */
   openStreams(triggers: readonly LoadTrigger[]): void {
     for (const trigger of triggers) {
-      const call = this.client.StreamIsActive(trigger.ref);
-      const entry = { trigger, call, open: true };
+      const entry: StreamEntry = { trigger, call: undefined, open: false, backoffMs: STREAM_RETRY_MS, retry: undefined };
       this.streams.push(entry);
-      call.on('data', (m: { result: boolean }) =>
-        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: m.result ? 'correct' : 'falseZero' }),
-      );
-      call.on('error', (err: grpc.ServiceError) => {
-        entry.open = false;
-        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: `ended ${grpc.status[err.code]}` });
-      });
-      call.on('end', () => {
-        if (!entry.open) return;
-        entry.open = false;
-        this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: 'ended' });
-      });
+      this.openStream(entry);
     }
+  }
+
+  private openStream(entry: StreamEntry): void {
+    const { trigger } = entry;
+    entry.retry = undefined;
+    if (this.closed) return;
+    const call = this.client.StreamIsActive(trigger.ref);
+    entry.call = call;
+    entry.open = true;
+    call.on('data', (m: { result: boolean }) =>
+      this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: m.result ? 'correct' : 'falseZero' }),
+    );
+    call.on('error', () => undefined); // 'status' says how it ended
+    call.on('status', (st: grpc.StatusObject) => {
+      entry.open = false;
+      const ok = st.code === grpc.status.OK;
+      this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: `ended ${grpc.status[st.code]}` });
+      if (this.closed) return;
+      const waitMs = ok ? STREAM_RETRY_MS : entry.backoffMs;
+      entry.backoffMs = ok ? STREAM_RETRY_MS : Math.min(2 * entry.backoffMs, STREAM_MAX_BACKOFF_MS);
+      entry.retry = setTimeout(() => this.openStream(entry), waitMs);
+    });
   }
 
   get openStreamCount(): number {
@@ -165,7 +193,11 @@ export class KedaLoad {
 
   close(): void {
     this.stop();
-    for (const s of this.streams) s.call.cancel();
+    this.closed = true;
+    for (const s of this.streams) {
+      clearTimeout(s.retry);
+      s.call?.cancel();
+    }
     this.client.close();
   }
 }

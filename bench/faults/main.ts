@@ -108,6 +108,7 @@ async function main(): Promise<void> {
         rows.push(row);
         if ('faulted' in row) {
           log(`  right ${row.faulted.correct}/${row.faulted.calls}, untrue ${row.faulted.falseZeros + row.faulted.wrong + row.streamFalse}, recovery ${row.recoverySeconds ?? 'none'} s, ${resourcesText(row.before, row.after)}`);
+          log(`  after the fault: ${row.afterEnd.correct}/${row.afterEnd.calls} right ${JSON.stringify(row.afterEnd.errors)}; streams ended ${JSON.stringify(row.streamEnds)}`);
           for (const u of row.untrue) log(`  untrue: ${u}`);
         } else log(`  ${row.notApplicable}`);
       }
