@@ -40,6 +40,8 @@ export interface DrillResult {
   readonly watchEndMs: number | undefined;
   readonly watchEnd: string | undefined;
   readonly inFlight: readonly CallOutcome[];
+  /** How many of those calls were still unanswered when SIGTERM was sent. */
+  readonly inFlightAtSigterm: number;
   /** A call sent once the health Watch saw NOT_SERVING (a new call to a stopping server). */
   readonly afterNotServing: CallOutcome | undefined;
   readonly exitCode: number | null;
@@ -85,11 +87,22 @@ export async function sigtermDuringLoad(options: DrillOptions): Promise<DrillRes
     await Promise.all(streams.map((s) => new Promise((resolve, reject) => s.once('data', resolve).once('error', reject))));
     let sigtermAt = 0;
     const since = () => performance.now() - sigtermAt;
-    const call = (md: Record<string, string>, name: string) =>
-      client.getMetrics(ref(md, name)).then(
-        (r): CallOutcome => ({ outcome: r.metricValues[0]?.metricValueFloat === EXPECTED ? 'OK' : 'OK wrong value', atMs: since() }),
-        (e: grpc.ServiceError): CallOutcome => ({ outcome: grpc.status[e.code] ?? String(e.code), atMs: since() }),
+    // When answered, in ms after SIGTERM once it is sent (negative: answered before it).
+    const call = (md: Record<string, string>, name: string) => {
+      const answered = (outcome: string) => {
+        const at = performance.now();
+        return {
+          outcome,
+          get atMs() {
+            return at - sigtermAt;
+          },
+        };
+      };
+      return client.getMetrics(ref(md, name)).then(
+        (r): CallOutcome => answered(r.metricValues[0]?.metricValueFloat === EXPECTED ? 'OK' : 'OK wrong value'),
+        (e: grpc.ServiceError): CallOutcome => answered(grpc.status[e.code] ?? String(e.code)),
       );
+    };
     let notServingMs: number | undefined;
     let lastStreamEndMs: number | undefined;
     let streamsEndedBeforeNotServing = 0;
@@ -120,10 +133,18 @@ export async function sigtermDuringLoad(options: DrillOptions): Promise<DrillRes
     });
     watch.on('error', () => undefined);
     await new Promise((resolve) => watch.once('data', resolve));
-    // Calls that read the slow broker: in flight for about 2 x brokerDelayMs.
-    const inFlight = Array.from({ length: options.inFlight }, (_, i) => call(metadata(i), `call-${i}`));
+    // Calls that read the slow broker: the broker slowed first and the cached readings (100 ms)
+    // left to age, so each call waits on a read of at least one round trip (2 x brokerDelayMs).
     proxy.delay(options.brokerDelayMs);
-    await sleep(200);
+    await sleep(300);
+    let answeredBeforeSigterm = 0;
+    const inFlight = Array.from({ length: options.inFlight }, (_, i) =>
+      call(metadata(i), `call-${i}`).then((c) => {
+        if (sigtermAt === 0) answeredBeforeSigterm++;
+        return c;
+      }),
+    );
+    await sleep(300);
     const exit = exited(scaler);
     sigtermAt = performance.now();
     scaler.child.kill('SIGTERM');
@@ -139,7 +160,8 @@ export async function sigtermDuringLoad(options: DrillOptions): Promise<DrillRes
       streamsEndedBeforeNotServing,
       watchEndMs,
       watchEnd,
-      inFlight: await Promise.all(inFlight),
+      inFlight: (await Promise.all(inFlight)).map((c) => ({ outcome: c.outcome, atMs: c.atMs })),
+      inFlightAtSigterm: options.inFlight - answeredBeforeSigterm,
       afterNotServing,
       exitCode,
       exitMs,
@@ -152,12 +174,18 @@ export async function sigtermDuringLoad(options: DrillOptions): Promise<DrillRes
 }
 
 /** A stop that cannot finish (a call waits on a blackholed broker), then a second SIGTERM. */
-export async function secondSigterm(amqpUrl: string): Promise<{ exitCode: number | null; afterSecondMs: number; stillRunningAfterFirst: boolean }> {
+export async function secondSigterm(
+  amqpUrl: string,
+): Promise<{ exitCode: number | null; afterSecondMs: number; stillRunningAfterFirst: boolean }> {
   await using rabbit = await RabbitFixture.connect(amqpUrl);
   await using proxy = TcpProxy.forUrl(amqpUrl);
   await proxy.start();
   const queue = await rabbit.queue(BACKLOG, 'kis-shutdown');
-  await using scaler = await ScalerProcess.start({ SHUTDOWN_TIMEOUT_MS: '60000', SOURCE_TIMEOUT_MS: '60000', CACHE_TTL_MS: '100' });
+  await using scaler = await ScalerProcess.start({
+    SHUTDOWN_TIMEOUT_MS: '60000',
+    SOURCE_TIMEOUT_MS: '60000',
+    CACHE_TTL_MS: '100',
+  });
   const md = { 'rabbitmq.host': proxy.rewrite(amqpUrl), 'rabbitmq.queueName': queue };
   await scaler.client.getMetrics(ref(md, 'stuck'));
   proxy.blackhole();
@@ -177,7 +205,10 @@ export async function secondSigterm(amqpUrl: string): Promise<{ exitCode: number
 }
 
 /** SIGTERM while the broker's connection is blackholed and nothing is in flight. */
-export async function sigtermBrokerBlackholed(amqpUrl: string, shutdownTimeoutMs: number): Promise<{ exitCode: number | null; exitMs: number }> {
+export async function sigtermBrokerBlackholed(
+  amqpUrl: string,
+  shutdownTimeoutMs: number,
+): Promise<{ exitCode: number | null; exitMs: number }> {
   await using rabbit = await RabbitFixture.connect(amqpUrl);
   await using proxy = TcpProxy.forUrl(amqpUrl);
   await proxy.start();

@@ -20,9 +20,11 @@ process.stdout.write(
   [
     `SIGTERM with 100 StreamIsActive streams, a health Watch and 20 GetMetrics in flight on a broker 600 ms slow (SHUTDOWN_TIMEOUT_MS ${shutdownTimeoutMs}):`,
     `  health Watch sees NOT_SERVING      ${ms(load.notServingMs)} after SIGTERM (streams ended before it: ${load.streamsEndedBeforeNotServing})`,
-    `  streams end                        ${Object.entries(load.streamEnds).map(([k, n]) => `${k} ${n}`).join(', ')}; the last ${ms(load.lastStreamEndMs)} after SIGTERM`,
+    `  streams end                        ${Object.entries(load.streamEnds)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ')}; the last ${ms(load.lastStreamEndMs)} after SIGTERM`,
     `  health Watch ends                  ${load.watchEnd ?? 'no'} at ${ms(load.watchEndMs)}`,
-    `  calls in flight                    ${count(load.inFlight)}; the last answered ${ms(Math.max(...load.inFlight.map((c) => c.atMs)))} after SIGTERM`,
+    `  calls in flight                    ${load.inFlightAtSigterm} of ${load.inFlight.length} unanswered at SIGTERM; ${count(load.inFlight)}; the first answered ${ms(Math.min(...load.inFlight.map((c) => c.atMs)))}, the last ${ms(Math.max(...load.inFlight.map((c) => c.atMs)))} after SIGTERM`,
     `  a call sent after NOT_SERVING      ${load.afterNotServing?.outcome ?? '-'} at ${ms(load.afterNotServing?.atMs)}`,
     `  process exits                      code ${load.exitCode}, ${ms(load.exitMs)} after SIGTERM`,
     `second SIGTERM while the first stop waits on a call to a blackholed broker (SOURCE_TIMEOUT_MS 60000): still running 1 s after the first: ${second.stillRunningAfterFirst}; exits with code ${second.exitCode} ${ms(second.afterSecondMs)} after the second`,

@@ -22,7 +22,10 @@ describe('SIGTERM during load', () => {
     expect(r.streamsEndedBeforeNotServing).toBe(0);
     expect(r.streamEnds).toEqual({ OK: 100 });
     expect(r.watchEnd).toBe('OK');
+    // Still unanswered when SIGTERM came (the broker is slow), and answered right before the exit.
+    expect(r.inFlightAtSigterm).toBe(20);
     expect(r.inFlight.map((c) => c.outcome)).toEqual(Array.from({ length: 20 }, () => 'OK'));
+    for (const c of r.inFlight) expect(c.atMs).toBeLessThan(r.exitMs);
     // A call that reaches a stopping server is refused with a status KEDA retries, never answered wrong.
     expect(['UNAVAILABLE', 'OK']).toContain(r.afterNotServing?.outcome);
     expect(r.exitCode).toBe(0);
