@@ -38,7 +38,14 @@ class TokenGateway {
         return;
       }
       const out = http.request(
-        { host: upstream.hostname, port: upstream.port, path: req.url, method: req.method, headers: { accept: 'application/json' }, agent: this.agent },
+        {
+          host: upstream.hostname,
+          port: upstream.port,
+          path: req.url,
+          method: req.method,
+          headers: { accept: 'application/json' },
+          agent: this.agent,
+        },
         (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);

@@ -111,7 +111,13 @@ export class FaultHarness {
   readonly load: KedaLoad;
   readonly initial: Resources;
 
-  private constructor(options: HarnessOptions, beds: Map<BedKind, SourceBed>, scaler: ScalerChild, load: KedaLoad, initial: Resources) {
+  private constructor(
+    options: HarnessOptions,
+    beds: Map<BedKind, SourceBed>,
+    scaler: ScalerChild,
+    load: KedaLoad,
+    initial: Resources,
+  ) {
     this.options = options;
     this.beds = beds;
     this.scaler = scaler;
@@ -138,13 +144,20 @@ export class FaultHarness {
                 runId,
               })
             : kind === 'sqs'
-              ? await sqsBed({ sources, runId, endpoint: s.sqsEndpoint, ...(options.motoServer ? { motoServer: options.motoServer } : {}) })
+              ? await sqsBed({
+                  sources,
+                  runId,
+                  endpoint: s.sqsEndpoint,
+                  ...(options.motoServer ? { motoServer: options.motoServer } : {}),
+                })
               : kind === 'kafka'
                 ? await kafkaBed({
                     brokers: s.kafkaBrokers,
                     sources,
                     runId,
-                    ...(options.kafkaJars && s.kafkaSaslBrokers ? { jars: options.kafkaJars, saslBrokers: s.kafkaSaslBrokers } : {}),
+                    ...(options.kafkaJars && s.kafkaSaslBrokers
+                      ? { jars: options.kafkaJars, saslBrokers: s.kafkaSaslBrokers }
+                      : {}),
                   })
                 : await gpuBed({ prometheusUrl: s.prometheusUrl, exporterUrl: s.dcgmExporterUrl, sources, runId });
         beds.set(kind, bed);
@@ -212,7 +225,9 @@ export class FaultHarness {
     const startMs = Date.now();
     await play(bed, fault, options);
     const endMs = Date.now();
-    options.log(`  ${kind} ${fault}: fault over after ${((endMs - startMs) / 1000).toFixed(1)} s; waiting for answers to be right again`);
+    options.log(
+      `  ${kind} ${fault}: fault over after ${((endMs - startMs) / 1000).toFixed(1)} s; waiting for answers to be right again`,
+    );
     const recoverySeconds = await recovered(load.calls, kind, endMs, options);
     const after = await this.quietResources();
     // The management API's figures lag by its statistics interval.
@@ -261,7 +276,8 @@ export class FaultHarness {
   async close(): Promise<void> {
     this.load.close();
     await this.scaler.stop();
-    for (const bed of this.beds.values()) await bed.close().catch((err: unknown) => this.options.log(`closing ${bed.kind}: ${String(err)}`));
+    for (const bed of this.beds.values())
+      await bed.close().catch((err: unknown) => this.options.log(`closing ${bed.kind}: ${String(err)}`));
   }
 }
 
@@ -308,7 +324,12 @@ async function play(bed: SourceBed, fault: FaultKind, o: HarnessOptions): Promis
  * seconds from `endMs` to the send time of the last call that did not (0 if none after the end);
  * undefined when that does not happen within maxRecoveryMs.
  */
-async function recovered(calls: readonly CallRecord[], kind: BedKind, endMs: number, o: HarnessOptions): Promise<number | undefined> {
+async function recovered(
+  calls: readonly CallRecord[],
+  kind: BedKind,
+  endMs: number,
+  o: HarnessOptions,
+): Promise<number | undefined> {
   const lastBad = () => {
     let last = -Infinity;
     for (const c of calls) if (c.kind === kind && c.outcome !== 'correct' && c.sentMs > last) last = c.sentMs;
@@ -333,7 +354,12 @@ function callsDoneMs(o: Pick<HarnessOptions, 'sourceTimeoutMs'>): number {
   return Math.min(KEDA_DEADLINE_MS, o.sourceTimeoutMs + 1000);
 }
 
-async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKind[], options: HarnessOptions): Promise<Resources> {
+async function settle(
+  load: KedaLoad,
+  scaler: ScalerChild,
+  kinds: readonly BedKind[],
+  options: HarnessOptions,
+): Promise<Resources> {
   const { pollMs, log } = options;
   const deadline = Date.now() + 90_000;
   for (;;) {
@@ -343,7 +369,9 @@ async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKi
     const seen = new Set(load.calls.map((c) => c.kind));
     if (outcomes.correct === outcomes.calls && kinds.every((k) => seen.has(k))) break;
     if (Date.now() > deadline) {
-      throw new Error(`the scaler did not answer every trigger right within 90 s: ${JSON.stringify(outcomes)}\n${scaler.tail.slice(-20).join('\n')}`);
+      throw new Error(
+        `the scaler did not answer every trigger right within 90 s: ${JSON.stringify(outcomes)}\n${scaler.tail.slice(-20).join('\n')}`,
+      );
     }
     log(`  warming up: ${outcomes.correct}/${outcomes.calls} right ${JSON.stringify(outcomes.errors)}`);
     for (const [key, details] of load.errorSamples) log(`    ${key}: ${details}`);
@@ -355,4 +383,3 @@ async function settle(load: KedaLoad, scaler: ScalerChild, kinds: readonly BedKi
   load.reset();
   return resources;
 }
-

@@ -75,7 +75,11 @@ export async function kafkaBed(options: KafkaBedOptions): Promise<SourceBed> {
   const populate = async () => {
     // A fresh producer each time: a kafkajs client that saw a topic deleted keeps failing on it.
     // Idempotent: a send retried while the new topic's leaders settle must not write twice.
-    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, idempotent: true, maxInFlightRequests: 1 });
+    const producer = kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: true,
+      maxInFlightRequests: 1,
+    });
     await producer.connect();
     try {
       for (const topic of topics) {

@@ -158,7 +158,14 @@ export class KedaLoad {
     }
     const value = (metrics.res as { metricValues: { metricValueFloat: number }[] }).metricValues[0]?.metricValueFloat ?? 0;
     const outcome = value === expectedReplicas ? 'correct' : value === 0 ? 'falseZero' : 'wrong';
-    this.calls.push({ kind, method: 'GetMetrics', sentMs, doneMs: metricsDone, outcome, ...(outcome !== 'correct' ? { value } : {}) });
+    this.calls.push({
+      kind,
+      method: 'GetMetrics',
+      sentMs,
+      doneMs: metricsDone,
+      outcome,
+      ...(outcome !== 'correct' ? { value } : {}),
+    });
     // KEDA asks IsActive right after GetMetrics.
     if (!this.running) return;
     const active = await this.unary('IsActive', ref);
@@ -170,7 +177,14 @@ export class KedaLoad {
       return;
     }
     const result = (active.res as { result: boolean }).result;
-    this.calls.push({ kind, method: 'IsActive', sentMs: metricsDone, doneMs, outcome: result ? 'correct' : 'falseZero', ...(!result ? { value: result } : {}) });
+    this.calls.push({
+      kind,
+      method: 'IsActive',
+      sentMs: metricsDone,
+      doneMs,
+      outcome: result ? 'correct' : 'falseZero',
+      ...(!result ? { value: result } : {}),
+    });
   }
 
   private sample(kind: BedKind, outcome: Outcome, err: grpc.ServiceError): void {

@@ -29,7 +29,8 @@ const log = (line: string) => process.stderr.write(`[faults] ${line}\n`);
 function list<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T[] {
   if (raw === undefined) return [...allowed];
   const items = raw.split(',').filter((s) => s !== '');
-  for (const item of items) if (!allowed.includes(item as T)) throw new Error(`--${name}: got ${JSON.stringify(item)}; allowed: ${allowed.join(', ')}`);
+  for (const item of items)
+    if (!allowed.includes(item as T)) throw new Error(`--${name}: got ${JSON.stringify(item)}; allowed: ${allowed.join(', ')}`);
   return items as T[];
 }
 
@@ -107,8 +108,12 @@ async function main(): Promise<void> {
         const row = await harness.run(kind, fault);
         rows.push(row);
         if ('faulted' in row) {
-          log(`  right ${row.faulted.correct}/${row.faulted.calls}, untrue ${row.faulted.falseZeros + row.faulted.wrong + row.streamFalse}, recovery ${row.recoverySeconds ?? 'none'} s, ${resourcesText(row.before, row.after)}`);
-          log(`  after the fault: ${row.afterEnd.correct}/${row.afterEnd.calls} right ${JSON.stringify(row.afterEnd.errors)}; streams ended ${JSON.stringify(row.streamEnds)}`);
+          log(
+            `  right ${row.faulted.correct}/${row.faulted.calls}, untrue ${row.faulted.falseZeros + row.faulted.wrong + row.streamFalse}, recovery ${row.recoverySeconds ?? 'none'} s, ${resourcesText(row.before, row.after)}`,
+          );
+          log(
+            `  after the fault: ${row.afterEnd.correct}/${row.afterEnd.calls} right ${JSON.stringify(row.afterEnd.errors)}; streams ended ${JSON.stringify(row.streamEnds)}`,
+          );
           for (const u of row.untrue) log(`  untrue: ${u}`);
         } else log(`  ${row.notApplicable}`);
       }
@@ -120,13 +125,23 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\nkeda-inference-scaler faults during load (nproc ${availableParallelism()}, loadavg ${loadavg()
         .map((l) => l.toFixed(2))
-        .join(' ')}): ${harness.options.triggers} triggers asked every ${harness.options.pollMs} ms, ${harness.options.streams} streams, faults of ${harness.options.faultMs / 1000} s, SOURCE_TIMEOUT_MS ${harness.options.sourceTimeoutMs}, slow = ${harness.options.sourceTimeoutMs + 1000} ms per byte\n\n`,
+        .join(
+          ' ',
+        )}): ${harness.options.triggers} triggers asked every ${harness.options.pollMs} ms, ${harness.options.streams} streams, faults of ${harness.options.faultMs / 1000} s, SOURCE_TIMEOUT_MS ${harness.options.sourceTimeoutMs}, slow = ${harness.options.sourceTimeoutMs + 1000} ms per byte\n\n`,
     );
     process.stdout.write(`${faultTable(rows)}\n\n`);
-    if (final) process.stdout.write(`process over the whole run: ${resourcesText(harness.initial, final)}; RSS ${harness.initial.rssMb.toFixed(0)} -> ${final.rssMb.toFixed(0)} MB\n`);
-    const falseZeros = played.reduce((n, r) => n + r.faulted.falseZeros + r.faulted.wrong + r.streamFalse + r.bystanders.falseZeros + r.bystanders.wrong, 0);
+    if (final)
+      process.stdout.write(
+        `process over the whole run: ${resourcesText(harness.initial, final)}; RSS ${harness.initial.rssMb.toFixed(0)} -> ${final.rssMb.toFixed(0)} MB\n`,
+      );
+    const falseZeros = played.reduce(
+      (n, r) => n + r.faulted.falseZeros + r.faulted.wrong + r.streamFalse + r.bystanders.falseZeros + r.bystanders.wrong,
+      0,
+    );
     const slowest = Math.max(...played.map((r) => r.recoverySeconds ?? Infinity));
-    process.stdout.write(`untrue answers (false zeros included): ${falseZeros}; slowest recovery: ${Number.isFinite(slowest) ? `${slowest.toFixed(1)} s` : 'NOT RECOVERED'}\n`);
+    process.stdout.write(
+      `untrue answers (false zeros included): ${falseZeros}; slowest recovery: ${Number.isFinite(slowest) ? `${slowest.toFixed(1)} s` : 'NOT RECOVERED'}\n`,
+    );
     if (values.json !== undefined) {
       const { writeFileSync } = await import('node:fs');
       writeFileSync(values.json, `${JSON.stringify({ rows, initial: harness.initial, final }, null, 2)}\n`);

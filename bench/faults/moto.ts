@@ -63,10 +63,12 @@ export class PrivateMoto {
 
   static async start(binary: string): Promise<PrivateMoto> {
     const port = await freePort();
-    const child = track(spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], {
-      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3', AWS_DEFAULT_REGION: REGION },
-      stdio: 'ignore',
-    }));
+    const child = track(
+      spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], {
+        env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: '3', AWS_DEFAULT_REGION: REGION },
+        stdio: 'ignore',
+      }),
+    );
     const endpoint = `http://127.0.0.1:${port}`;
     try {
       // moto's own API answers without counting as an action.
@@ -122,7 +124,8 @@ function policy(effect: 'Allow' | 'Deny', action: string): string {
 async function iam(endpoint: string, key: AwsKey, params: Record<string, string>): Promise<string> {
   // Encoded as botocore does (RFC 3986, only -_.~ left as they are): moto signs the body it
   // re-encodes from the form it parsed, not the bytes we sent.
-  const encode = (v: string) => encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encode = (v: string) =>
+    encodeURIComponent(v).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   const body = Object.entries({ ...params, Version: '2010-05-08' })
     .map(([k, v]) => `${encode(k)}=${encode(v)}`)
     .join('&');
@@ -135,6 +138,7 @@ async function iam(endpoint: string, key: AwsKey, params: Record<string, string>
 function accessKey(xml: string): AwsKey {
   const accessKeyId = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(xml)?.[1];
   const secretAccessKey = /<SecretAccessKey>([^<]+)<\/SecretAccessKey>/.exec(xml)?.[1];
-  if (accessKeyId === undefined || secretAccessKey === undefined) throw new Error(`CreateAccessKey gave no key: ${xml.slice(0, 300)}`);
+  if (accessKeyId === undefined || secretAccessKey === undefined)
+    throw new Error(`CreateAccessKey gave no key: ${xml.slice(0, 300)}`);
   return { accessKeyId, secretAccessKey };
 }

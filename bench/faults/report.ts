@@ -44,7 +44,8 @@ export function faultTable(rows: readonly Row[]): string {
       errorsText(f.faulted.errors),
       String(falseZeros),
       f.recoverySeconds === undefined ? 'NOT RECOVERED' : f.recoverySeconds.toFixed(1),
-      `${f.streamsOpenAfter}/${f.streamsOpenedTotal}` + (Object.keys(f.streamEnds).length > 0 ? ` (ended ${errorsText(f.streamEnds)})` : ''),
+      `${f.streamsOpenAfter}/${f.streamsOpenedTotal}` +
+        (Object.keys(f.streamEnds).length > 0 ? ` (ended ${errorsText(f.streamEnds)})` : ''),
       `${f.bystanders.correct}/${f.bystanders.calls}`,
       resourcesText(f.before, f.after) +
         (f.brokerBefore && f.brokerAfter

@@ -46,19 +46,21 @@ export class ScalerChild {
   }
 
   static async start(env: Record<string, string>): Promise<ScalerChild> {
-    const child = track(spawn(process.execPath, [...shippedNodeArgs(), 'bench/faults/scalerChild.ts'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        GRPC_PORT: '0',
-        METRICS_PORT: '0',
-        BIND_ADDRESS: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-    }));
+    const child = track(
+      spawn(process.execPath, [...shippedNodeArgs(), 'bench/faults/scalerChild.ts'], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          GRPC_PORT: '0',
+          METRICS_PORT: '0',
+          BIND_ADDRESS: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          ...env,
+        },
+      }),
+    );
     const tail: string[] = [];
     const keep = (line: string) => {
       tail.push(line);

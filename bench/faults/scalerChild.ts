@@ -22,7 +22,10 @@ const config = loadConfig();
 const logger = createLogger(config.LOG_LEVEL);
 const scaler = await startScaler(config, {
   logger,
-  drivers: (options) => [...defaultDrivers(options).filter((d) => d.kind !== 'kafka'), new KafkaDriver({ ...options, socketFactory })],
+  drivers: (options) => [
+    ...defaultDrivers(options).filter((d) => d.kind !== 'kafka'),
+    new KafkaDriver({ ...options, socketFactory }),
+  ],
 });
 process.once('SIGTERM', () => {
   void scaler.stop().then(() => process.exit(0));

@@ -69,7 +69,9 @@ export async function sqsBed(options: SqsBedOptions): Promise<SourceBed> {
     ready: () =>
       until(`sqs queues hold ${BACKLOG} messages`, async () => {
         for (const QueueUrl of urls) {
-          const out = await client.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+          const out = await client.send(
+            new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+          );
           if (out.Attributes?.ApproximateNumberOfMessages !== String(BACKLOG)) return false;
         }
         return true;
@@ -96,4 +98,3 @@ export async function sqsBed(options: SqsBedOptions): Promise<SourceBed> {
     },
   };
 }
-
