@@ -58,8 +58,10 @@ describe('a fault on one source while the scaler is under load', () => {
       expect(row.recoverySeconds).toBeDefined();
       expect(row.recoverySeconds!).toBeLessThan(30);
       expect(row.streamsOpenAfter).toBe(row.streamsOpenedTotal);
-      // A pooled connection or an in-flight read may come and go; a leak per failed read would not.
-      expect(row.after.sockets).toBeLessThanOrEqual(row.before.sockets + 2);
+      // Idle keep-alive sockets of the HTTP sources (2 queues or queries each) come and go by a
+      // few; a socket left behind per failed read would add one for each of the fault's failed
+      // reads (2 sources x a read per CACHE_TTL_MS of 1 s x 3 s, and more while it recovers).
+      expect(row.after.sockets).toBeLessThanOrEqual(row.before.sockets + 4);
       expect(row.after.timers).toBeLessThanOrEqual(row.before.timers + 10);
     }, 90_000);
   }
