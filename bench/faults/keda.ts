@@ -122,6 +122,8 @@ export class KedaLoad {
       entry.open = false;
       const ok = st.code === grpc.status.OK;
       this.streamEvents.push({ kind: trigger.kind, atMs: Date.now(), outcome: `ended ${grpc.status[st.code]}` });
+      const key = `stream ended ${grpc.status[st.code]}`;
+      if (!ok && !this.errorSamples.has(key)) this.errorSamples.set(key, st.details);
       if (this.closed) return;
       const waitMs = ok ? STREAM_RETRY_MS : entry.backoffMs;
       entry.backoffMs = ok ? STREAM_RETRY_MS : Math.min(2 * entry.backoffMs, STREAM_MAX_BACKOFF_MS);

@@ -114,6 +114,7 @@ async function main(): Promise<void> {
           log(
             `  after the fault: ${row.afterEnd.correct}/${row.afterEnd.calls} right ${JSON.stringify(row.afterEnd.errors)}; streams ended ${JSON.stringify(row.streamEnds)}`,
           );
+          for (const [key, details] of harness.load.errorSamples) if (key.startsWith('stream ')) log(`  ${key}: ${details}`);
           for (const u of row.untrue) log(`  untrue: ${u}`);
         } else log(`  ${row.notApplicable}`);
       }
