@@ -35,6 +35,8 @@ export interface HarnessOptions {
   /** How long a fault lasts (a restart's gap is restartGapMs). */
   readonly faultMs: number;
   readonly restartGapMs: number;
+  /** The scaler's GRPC_MAX_CONNECTION_AGE_MS, when not its default (5 min). */
+  readonly maxConnectionAgeMs?: number;
   /** The scaler's SOURCE_TIMEOUT_MS; "slow" delays every byte by this plus 1 s. */
   readonly sourceTimeoutMs: number;
   /** Recovery counts as failed past this. */
@@ -164,6 +166,7 @@ export class FaultHarness {
       }
       for (const bed of beds.values()) await bed.ready();
       const env: Record<string, string> = { SOURCE_TIMEOUT_MS: String(options.sourceTimeoutMs) };
+      if (options.maxConnectionAgeMs !== undefined) env.GRPC_MAX_CONNECTION_AGE_MS = String(options.maxConnectionAgeMs);
       for (const bed of beds.values()) Object.assign(env, bed.scalerEnv ?? {});
       const routes = Object.assign({}, ...[...beds.values()].map((b) => b.kafkaRoutes ?? {})) as Record<string, number>;
       env.FAULTS_KAFKA_ROUTES = JSON.stringify(routes);

@@ -18,6 +18,7 @@ const USAGE = `npm run bench:faults -- [flags]
   --streams N         open StreamIsActive streams in all       (default 100)
   --poll MS           each trigger asked GetMetrics+IsActive every MS (default 1000)
   --fault-seconds S   how long each fault lasts                (default 15; a restart's gap is 2 s)
+  --connection-age MS the scaler's GRPC_MAX_CONNECTION_AGE_MS   (default: its own, 5 min)
   --json FILE         also write every figure as JSON
 Services come from the environment or .services/env (scripts/services.sh up). The SQS credentials
 fault runs a private moto (MOTO_SERVER, else the one scripts/services.sh installs); the Kafka one
@@ -59,6 +60,7 @@ async function main(): Promise<void> {
       poll: { type: 'string' },
       'fault-seconds': { type: 'string' },
       json: { type: 'string' },
+      'connection-age': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -94,6 +96,7 @@ async function main(): Promise<void> {
     faultMs: int('fault-seconds', values['fault-seconds'], 15) * 1000,
     restartGapMs: 2000,
     sourceTimeoutMs: 2000,
+    ...(values['connection-age'] !== undefined ? { maxConnectionAgeMs: int('connection-age', values['connection-age'], 1) } : {}),
     maxRecoveryMs: 30_000,
     stableMs: 5000,
     ...(motoServer ? { motoServer } : {}),
