@@ -68,7 +68,9 @@ async function main() {
     return;
   }
   if (views.length === 0) {
-    stdout.write(`no decision yet for ${args.namespace}/${args.name} (the scaler explains a trigger after KEDA has asked about it)\n`);
+    stdout.write(
+      `no decision yet for ${args.namespace}/${args.name} (the scaler explains a trigger after KEDA has asked about it)\n`,
+    );
     exit(3);
   }
   stdout.write(`${views.map(render).join('\n\n')}\n`);

@@ -71,7 +71,13 @@ try {
   expect('ApproximateNumberOfMessagesDelayed', a.ApproximateNumberOfMessagesDelayed, '2');
 
   const { Attributes: all = {} } = await sqs.send(new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['All'] }));
-  expect('AllHasCounts', ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'].every((k) => k in all), true);
+  expect(
+    'AllHasCounts',
+    ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'].every(
+      (k) => k in all,
+    ),
+    true,
+  );
 } finally {
   await sqs.send(new DeleteQueueCommand({ QueueUrl })).catch(() => {});
 }
@@ -85,7 +91,9 @@ async function errorOf(cmd) {
     return { name: err.name, status: err.$metadata?.httpStatusCode, fault: err.$fault, message: err.message };
   }
 }
-const e1 = await errorOf(new GetQueueAttributesCommand({ QueueUrl: missingUrl, AttributeNames: ['ApproximateNumberOfMessages'] }));
+const e1 = await errorOf(
+  new GetQueueAttributesCommand({ QueueUrl: missingUrl, AttributeNames: ['ApproximateNumberOfMessages'] }),
+);
 report.missingGetQueueAttributes = e1;
 if (e1.name !== 'QueueDoesNotExist') failures.push(`GetQueueAttributes on a missing queue: got ${JSON.stringify(e1)}`);
 const e2 = await errorOf(new GetQueueUrlCommand({ QueueName: `${name}-missing` }));

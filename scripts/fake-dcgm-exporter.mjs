@@ -58,10 +58,7 @@ function validate(body) {
 }
 
 function exposition() {
-  const lines = [
-    '# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).',
-    '# TYPE DCGM_FI_DEV_GPU_UTIL gauge',
-  ];
+  const lines = ['# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).', '# TYPE DCGM_FI_DEV_GPU_UTIL gauge'];
   for (const g of gpus) {
     const labels = [
       ['gpu', g.gpu],
@@ -93,7 +90,12 @@ const server = http.createServer((req, res) => {
   }
   if (path === '/healthz') return send(res, 200, 'ok\n', 'text/plain');
   if (path === '/gpus') {
-    if (req.method === 'GET') return send(res, 200, gpus.map(({ namespace, pod, gpu, util, uuid }) => ({ namespace, pod, gpu, util, uuid })));
+    if (req.method === 'GET')
+      return send(
+        res,
+        200,
+        gpus.map(({ namespace, pod, gpu, util, uuid }) => ({ namespace, pod, gpu, util, uuid })),
+      );
     if (req.method === 'DELETE') {
       gpus = [];
       return send(res, 200, []);
@@ -112,7 +114,11 @@ const server = http.createServer((req, res) => {
         if (res.headersSent) return;
         try {
           gpus = validate(JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null'));
-          send(res, 200, gpus.map(({ namespace, pod, gpu, util, uuid }) => ({ namespace, pod, gpu, util, uuid })));
+          send(
+            res,
+            200,
+            gpus.map(({ namespace, pod, gpu, util, uuid }) => ({ namespace, pod, gpu, util, uuid })),
+          );
         } catch (err) {
           send(res, 400, { error: err instanceof Error ? err.message : String(err) });
         }

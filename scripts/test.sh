@@ -12,6 +12,8 @@ step "typecheck"
 tsc -p tsconfig.json --noEmit
 step "lint"
 eslint .
+step "format (prettier --check; \`npm run format\` fixes)"
+prettier --check . >/dev/null || { prettier --list-different .; echo "test: files above are not formatted; run npm run format" >&2; exit 1; }
 step "unused files, exports and dependencies (knip)"
 knip
 

@@ -18,7 +18,12 @@ const wholeNumber = (min: number, max: number) =>
     .trim()
     .regex(/^\d+$/, { message: `allowed: a whole number from ${min} to ${max}` })
     .transform(Number)
-    .pipe(z.number().min(min, { message: `allowed: a whole number from ${min} to ${max}` }).max(max, { message: `allowed: a whole number from ${min} to ${max}` }));
+    .pipe(
+      z
+        .number()
+        .min(min, { message: `allowed: a whole number from ${min} to ${max}` })
+        .max(max, { message: `allowed: a whole number from ${min} to ${max}` }),
+    );
 const port = wholeNumber(0, 65535);
 const positiveMs = wholeNumber(1, 2 ** 31 - 1);
 
@@ -90,7 +95,10 @@ function formatIssues(error: z.ZodError, where: string): string {
 export function parseProfiles(raw: unknown, env: Readonly<Record<string, string | undefined>>): ConnectionProfiles {
   const shape = z.object({
     connections: z
-      .partialRecord(z.enum(sourceKinds as [string, ...string[]]), z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))))
+      .partialRecord(
+        z.enum(sourceKinds as [string, ...string[]]),
+        z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))),
+      )
       .default({}),
   });
   const parsed = shape.safeParse(raw ?? {});
@@ -105,11 +113,16 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
         const base = key.endsWith('FromEnv') ? key.slice(0, -'FromEnv'.length) : key;
         const where = `connections.${kind}.${name}.${key}`;
         if (!Object.hasOwn(table, base) || base === 'connection') {
-          throw new ConfigError(`config file: ${where}: unknown key; allowed: ${Object.keys(table).filter((k) => k !== 'connection').join(', ')}`);
+          throw new ConfigError(
+            `config file: ${where}: unknown key; allowed: ${Object.keys(table)
+              .filter((k) => k !== 'connection')
+              .join(', ')}`,
+          );
         }
         if (key !== base) {
           const resolved = env[String(value)];
-          if (resolved === undefined) throw new ConfigError(`config file: ${where}: environment variable ${String(value)} is not set`);
+          if (resolved === undefined)
+            throw new ConfigError(`config file: ${where}: environment variable ${String(value)} is not set`);
           profile[base] = resolved;
         } else {
           profile[base] = String(value);
@@ -163,4 +176,3 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   return { ...config, profiles: parseProfiles(raw, env) };
 }
-

@@ -47,7 +47,12 @@ async function measure(backlogOf: (queue: number, round: number) => number) {
     identity: (c) => `fake:${(c as { queueName: string }).queueName}`,
     create: (c): Source => {
       const queue = Number((c as { queueName: string }).queueName.slice(1));
-      return { identity: `fake:q${queue}`, label: `fake q${queue}`, kind: 'rabbitmq', read: async () => ({ backlog: backlogOf(queue, round) }) };
+      return {
+        identity: `fake:q${queue}`,
+        label: `fake q${queue}`,
+        kind: 'rabbitmq',
+        read: async () => ({ backlog: backlogOf(queue, round) }),
+      };
     },
     close: async () => {},
   };
@@ -62,7 +67,12 @@ async function measure(backlogOf: (queue: number, round: number) => number) {
   const refs: TriggerRef[] = Array.from({ length: triggers }, (_, i) => ({
     name: `so-${i}`,
     namespace: `ns-${i % 50}`,
-    metadata: { 'rabbitmq.host': 'amqp://broker', 'rabbitmq.queueName': `q${i % queues}`, messagesPerReplica: '5', coldStartSeconds: '60' },
+    metadata: {
+      'rabbitmq.host': 'amqp://broker',
+      'rabbitmq.queueName': `q${i % queues}`,
+      messagesPerReplica: '5',
+      coldStartSeconds: '60',
+    },
   }));
   const evaluateAll = async () => {
     round++;
@@ -82,7 +92,9 @@ async function measure(backlogOf: (queue: number, round: number) => number) {
   return { allocated: allocated / triggers, survived: survived / triggers };
 }
 
-console.log(`engine: ${triggers} triggers over ${queues} queues, each evaluated once per reading, after ${rounds} warm-up rounds`);
+console.log(
+  `engine: ${triggers} triggers over ${queues} queues, each evaluated once per reading, after ${rounds} warm-up rounds`,
+);
 console.log('scenario                                   allocated B/decision   left alive until the next B/decision');
 for (const [name, backlogOf] of Object.entries(SCENARIOS)) {
   const { allocated, survived } = await measure(backlogOf);
@@ -96,7 +108,12 @@ for (const [name, backlogOf] of Object.entries(SCENARIOS)) {
   const refs: TriggerRef[] = Array.from({ length: 1000 }, (_, i) => ({
     name: `so-${i}`,
     namespace: 'bench',
-    metadata: { 'rabbitmq.host': 'amqp://guest:guest@broker:5672/', 'rabbitmq.queueName': `q${i % 100}`, messagesPerReplica: '5', scalerAddress: 'scaler:9090' },
+    metadata: {
+      'rabbitmq.host': 'amqp://guest:guest@broker:5672/',
+      'rabbitmq.queueName': `q${i % 100}`,
+      messagesPerReplica: '5',
+      scalerAddress: 'scaler:9090',
+    },
   }));
   const memo = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
   for (const ref of refs) memo.set(ref, parseTrigger(ref));

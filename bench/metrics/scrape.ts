@@ -43,7 +43,12 @@ function evaluations(n: number): TriggerEvaluation[] {
 function promClientRegistry(evals: readonly TriggerEvaluation[]): Registry {
   const registry = new Registry();
   const gauge = (name: string, extra: string[] = []) =>
-    new Gauge({ name: `keda_inference_scaler_${name}`, help: name, labelNames: ['namespace', 'scaled_object', 'trigger', ...extra], registers: [registry] });
+    new Gauge({
+      name: `keda_inference_scaler_${name}`,
+      help: name,
+      labelNames: ['namespace', 'scaled_object', 'trigger', ...extra],
+      registers: [registry],
+    });
   const backlog = gauge('trigger_backlog');
   const desired = gauge('trigger_desired_replicas');
   const active = gauge('trigger_active');
@@ -52,7 +57,11 @@ function promClientRegistry(evals: readonly TriggerEvaluation[]): Registry {
   const busy = gauge('trigger_busy_gpus');
   const arrival = gauge('trigger_arrival_rate_per_second');
   for (const { trigger, decision } of evals) {
-    const labels = { namespace: trigger.namespace, scaled_object: trigger.name, trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1) };
+    const labels = {
+      namespace: trigger.namespace,
+      scaled_object: trigger.name,
+      trigger: trigger.id.slice(trigger.id.lastIndexOf('/') + 1),
+    };
     const { signals, demands } = decision.explanation;
     backlog.set(labels, signals.backlog);
     desired.set(labels, decision.desiredReplicas);
@@ -116,7 +125,13 @@ const streamed = async () => {
 };
 rows.push(['ScalerMetrics.exposition', await measure(streamed, () => scaler.render())]);
 const old = promClientRegistry(evals);
-rows.push(["prom-client's renderer", await measure(async () => (await old.metrics()).length, () => old.metrics())]);
+rows.push([
+  "prom-client's renderer",
+  await measure(
+    async () => (await old.metrics()).length,
+    () => old.metrics(),
+  ),
+]);
 
 console.log(`scrape of ${triggers} triggers, ${scrapes} scrapes, node ${process.version}`);
 console.log('renderer                   series   MB text   ms per scrape   event loop held, ms max   RSS peak +MB');

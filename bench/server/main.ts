@@ -311,11 +311,25 @@ async function main(): Promise<void> {
       children.push(loadgen);
       const target: Target = { pid: scaler.pid, address: `127.0.0.1:${scaler.grpcPort}`, scaler };
       await loadgen.send({ cmd: 'connect', target: target.address, connections: flags.connections });
-      const reg = await loadgen.send<{ triggers: number; errors: number; ms: number }>({ cmd: 'register', spec, concurrency: 32 });
+      const reg = await loadgen.send<{ triggers: number; errors: number; ms: number }>({
+        cmd: 'register',
+        spec,
+        concurrency: 32,
+      });
       if (reg.errors > 0) throw new Error('registering triggers failed: is RabbitMQ up? (scripts/services.sh status)');
-      log(`soak: ${flags.soakSeconds} s at ${flags.rate} req/s over ${flags.triggers} triggers, ${flags.streams} streams, rows of ${flags.soakWindowSeconds} s`);
+      log(
+        `soak: ${flags.soakSeconds} s at ${flags.rate} req/s over ${flags.triggers} triggers, ${flags.streams} streams, rows of ${flags.soakWindowSeconds} s`,
+      );
       const windows = await withStreams(loadgen, target, flags, spec, () =>
-        soak({ loadgen, scaler, spec, rate: flags.rate, seconds: flags.soakSeconds, windowSeconds: flags.soakWindowSeconds, log }),
+        soak({
+          loadgen,
+          scaler,
+          spec,
+          rate: flags.rate,
+          seconds: flags.soakSeconds,
+          windowSeconds: flags.soakWindowSeconds,
+          log,
+        }),
       );
       process.stdout.write(
         `\nkeda-inference-scaler soak  (${JSON.stringify(info)})\n${flags.soakSeconds} s at ${flags.rate} req/s, T=${flags.triggers} triggers over Q=${flags.queues} queues, S=${flags.streams} streams, a /metrics scrape every 15 s, load generator grpc-go\n\n${soakTable(windows)}`,

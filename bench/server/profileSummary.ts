@@ -72,9 +72,14 @@ if (import.meta.main) {
   const rows = selfTimes(profile);
   const seconds = (profile.endTime - profile.startTime) / 1e6;
   const idle = rows.filter((r) => r.fn === '(idle)').reduce((sum, r) => sum + r.share, 0);
-  process.stdout.write(`${file}: ${seconds.toFixed(1)} s profiled, ${(seconds * (1 - idle)).toFixed(1)} s busy\n\nself time by area (share, seconds):\n`);
+  process.stdout.write(
+    `${file}: ${seconds.toFixed(1)} s profiled, ${(seconds * (1 - idle)).toFixed(1)} s busy\n\nself time by area (share, seconds):\n`,
+  );
   for (const [area, share] of byArea(rows))
-    if (share >= 0.005) process.stdout.write(`  ${(share * 100).toFixed(1).padStart(5)}%  ${(share * seconds).toFixed(2).padStart(6)} s  ${area}\n`);
+    if (share >= 0.005)
+      process.stdout.write(
+        `  ${(share * 100).toFixed(1).padStart(5)}%  ${(share * seconds).toFixed(2).padStart(6)} s  ${area}\n`,
+      );
   process.stdout.write(`\ntop functions by self time:\n`);
   for (const r of rows.slice(0, Number(n ?? 30))) {
     process.stdout.write(`  ${(r.share * 100).toFixed(1).padStart(5)}%  ${r.fn}  ${r.where}\n`);

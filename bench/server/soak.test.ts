@@ -15,7 +15,10 @@ describe('soak trend', () => {
   });
 
   it('recovers the slope and a standard error of 0 for a straight line', () => {
-    const t = trend(hours, hours.map((h) => 50 + 12 * h));
+    const t = trend(
+      hours,
+      hours.map((h) => 50 + 12 * h),
+    );
     expect(t.perHour).toBeCloseTo(12, 9);
     expect(t.standardError).toBeCloseTo(0, 9);
     expect(t.mean).toBeCloseTo(50 + 12 * 0.55, 9);

@@ -147,7 +147,11 @@ export function soakTable(windows: readonly SoakWindow[]): string {
     ['p99 ms', (w) => w.p99Ms, 2],
     ['handler p99 ms', (w) => w.handlerP99Ms, 3],
   ];
-  lines.push('', '| figure (from the second window) | mean | slope per hour | ± 1 s.e. | flat within noise |', '|---|---|---|---|---|');
+  lines.push(
+    '',
+    '| figure (from the second window) | mean | slope per hour | ± 1 s.e. | flat within noise |',
+    '|---|---|---|---|---|',
+  );
   for (const [name, pick, digits] of figures) {
     const t = trend(xs, steady.map(pick));
     lines.push(

@@ -118,12 +118,19 @@ describe('flags', () => {
     expect(shipped).toContain('--heap-growing-percent=30');
     expect(shipped).toContain('--initial-old-space-size=64');
     // npm start and the image read the same file.
-    const start = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }).scripts.start;
+    const start = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
+    ).scripts.start;
     expect(start).toBe('node $(cat node.flags) src/main.ts');
-    expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(/^ENTRYPOINT .*\$\(cat node\.flags\) dist\/main\.js/m);
+    expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(
+      /^ENTRYPOINT .*\$\(cat node\.flags\) dist\/main\.js/m,
+    );
     expect(parseFlags([])).toMatchObject({ compiled: true, nodeArgs: shipped });
     expect(parseFlags(['--source', '--node-args='])).toMatchObject({ compiled: false, nodeArgs: [] });
-    expect(parseFlags(['--node-args=--max-old-space-size=128 --trace-gc']).nodeArgs).toEqual(['--max-old-space-size=128', '--trace-gc']);
+    expect(parseFlags(['--node-args=--max-old-space-size=128 --trace-gc']).nodeArgs).toEqual([
+      '--max-old-space-size=128',
+      '--trace-gc',
+    ]);
   });
   it('rejects a bad number, naming the flag', () => {
     expect(() => parseFlags(['--rate', 'fast'])).toThrow(/--rate: got "fast"/);

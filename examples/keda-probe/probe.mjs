@@ -40,7 +40,11 @@ const triggers = parseAllDocuments(readFileSync(file, 'utf8'))
       .map((t) => ({
         label: `${so.metadata.namespace ?? 'default'}/${so.metadata.name}`,
         address: process.env.SCALER_ADDRESS ?? t.metadata.scalerAddress,
-        ref: { name: so.metadata.name, namespace: so.metadata.namespace ?? 'default', scalerMetadata: resolveFromEnv(t.metadata) },
+        ref: {
+          name: so.metadata.name,
+          namespace: so.metadata.namespace ?? 'default',
+          scalerMetadata: resolveFromEnv(t.metadata),
+        },
       })),
   );
 
@@ -73,7 +77,9 @@ async function round() {
       );
     } catch (err) {
       failures++;
-      console.log(`${new Date().toISOString()}  ${t.label.padEnd(28)} error ${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}`);
+      console.log(
+        `${new Date().toISOString()}  ${t.label.padEnd(28)} error ${grpc.status[err.code] ?? err.code}: ${err.details ?? err.message}`,
+      );
     }
   }
   return failures;

@@ -9,7 +9,13 @@ import type { ScalerMetrics } from '../telemetry/metrics.ts';
 function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
   const { trigger, decision } = evaluation;
   return {
-    trigger: { id: trigger.id, namespace: trigger.namespace, name: trigger.name, sources: sourceLabels, scaling: trigger.scaling },
+    trigger: {
+      id: trigger.id,
+      namespace: trigger.namespace,
+      name: trigger.name,
+      sources: sourceLabels,
+      scaling: trigger.scaling,
+    },
     desiredReplicas: decision.desiredReplicas,
     active: decision.active,
     metricValue: evaluation.metricValue,

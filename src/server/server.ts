@@ -232,7 +232,8 @@ async function within(work: Promise<void>, timeoutMs: number, what: string, logg
     gaveUp,
   ]);
   clearTimeout(timer);
-  if (outcome === 'timeout') logger.warn({ timeoutMs }, `${what} did not finish within the shutdown budget; leaving it to the exit`);
+  if (outcome === 'timeout')
+    logger.warn({ timeoutMs }, `${what} did not finish within the shutdown budget; leaving it to the exit`);
 }
 
 function shutdown(server: grpc.Server, timeoutMs: number): Promise<void> {

@@ -86,18 +86,24 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
   const text = typeof body?.error === 'string' ? body.error : undefined;
   const said = text !== undefined ? `${type ?? 'error'}: ${text}` : `HTTP ${httpStatus}`;
   if (httpStatus === 401 || httpStatus === 403) {
-    return new SourceUnauthenticated(`${where}: Prometheus refused the credentials (HTTP ${httpStatus}); check gpu.bearerToken or gpu.username/gpu.password`);
+    return new SourceUnauthenticated(
+      `${where}: Prometheus refused the credentials (HTTP ${httpStatus}); check gpu.bearerToken or gpu.username/gpu.password`,
+    );
   }
   // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's
   // metadata is wrong, and only the user can fix it.
   if (type === 'bad_data') {
-    return new InvalidTrigger([`gpu.query: Prometheus rejected the query at ${where} (${said}); allowed: a PromQL expression Prometheus can run`]);
+    return new InvalidTrigger([
+      `gpu.query: Prometheus rejected the query at ${where} (${said}); allowed: a PromQL expression Prometheus can run`,
+    ]);
   }
   if (type === 'timeout') return new SourceTimeout(`${where}: Prometheus gave up evaluating the query (${said})`);
   // execution: the query parsed but failed on the current data (e.g. many-to-many matching).
   if (type === 'execution') return new SourceBadAnswer(`${where}: the query failed in Prometheus (${said})`);
   if (httpStatus === 404) {
-    return new SourceNotFound(`${where}: no Prometheus query API at this address (HTTP 404); check gpu.serverAddress and its path prefix`);
+    return new SourceNotFound(
+      `${where}: no Prometheus query API at this address (HTTP 404); check gpu.serverAddress and its path prefix`,
+    );
   }
   if (httpStatus === 400 || httpStatus === 422) return new SourceBadAnswer(`${where}: Prometheus refused the query (${said})`);
   return new SourceUnavailable(`${where}: Prometheus answered ${said}`);
@@ -116,7 +122,9 @@ function sampleValue(where: string, value: unknown): number {
     throw new SourceBadAnswer(`${where}: the query gave ${quote(text)}, not a finite number (a division by zero?)`);
   }
   if (n < 0) {
-    throw new SourceBadAnswer(`${where}: the query gave ${n}; busy GPU-equivalents cannot be negative (wrap it in clamp_min(..., 0) if that is meant)`);
+    throw new SourceBadAnswer(
+      `${where}: the query gave ${n}; busy GPU-equivalents cannot be negative (wrap it in clamp_min(..., 0) if that is meant)`,
+    );
   }
   return n;
 }
@@ -143,16 +151,22 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
   const ok = answer.httpStatus >= 200 && answer.httpStatus < 300;
   if (!ok || body?.status === 'error') throw apiError(where, answer.httpStatus, body);
   if (body === null || typeof body !== 'object' || body.status !== 'success') {
-    throw new SourceBadAnswer(`${where}: the answer is not a Prometheus API answer (is gpu.serverAddress a Prometheus base URL?)`);
+    throw new SourceBadAnswer(
+      `${where}: the answer is not a Prometheus API answer (is gpu.serverAddress a Prometheus base URL?)`,
+    );
   }
   const resultType = body.data?.resultType;
   const result = body.data?.result;
   if (resultType === 'scalar') return sampleValue(where, result);
   if (resultType === 'matrix') {
-    throw new SourceBadAnswer(`${where}: the query gives a range vector; use an instant vector (e.g. avg_over_time(x[1m]) instead of x[1m])`);
+    throw new SourceBadAnswer(
+      `${where}: the query gives a range vector; use an instant vector (e.g. avg_over_time(x[1m]) instead of x[1m])`,
+    );
   }
   if (resultType !== 'vector' || !Array.isArray(result)) {
-    throw new SourceBadAnswer(`${where}: the query gives a ${String(resultType)}, not a number (allowed: a scalar or one series)`);
+    throw new SourceBadAnswer(
+      `${where}: the query gives a ${String(resultType)}, not a number (allowed: a scalar or one series)`,
+    );
   }
   if (result.length === 0) {
     if (ignoreNullValues) return 'no series';
@@ -162,7 +176,9 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
   }
   if (result.length > 1) {
     const names = (result as VectorSample[]).slice(0, 3).map(seriesName).join(', ');
-    throw new SourceBadAnswer(`${where}: the query gave ${result.length} series (${names}${result.length > 3 ? ', ...' : ''}); allowed: one, e.g. wrap it in sum(...)`);
+    throw new SourceBadAnswer(
+      `${where}: the query gave ${result.length} series (${names}${result.length > 3 ? ', ...' : ''}); allowed: one, e.g. wrap it in sum(...)`,
+    );
   }
   return sampleValue(where, (result[0] as VectorSample).value);
 }
@@ -175,7 +191,13 @@ const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
  * fails with ECONNRESET before any answer: it is sent once more, on a new socket, as Node's docs advise
  * for idempotent requests. Found by the metadata fuzzer as a spurious UNAVAILABLE from a healthy server.
  */
-function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSignal, where: string, retried = false): Promise<PrometheusAnswer> {
+function httpGet(
+  request: PrometheusRequest,
+  agent: http.Agent,
+  signal: AbortSignal,
+  where: string,
+  retried = false,
+): Promise<PrometheusAnswer> {
   const client = request.url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -186,7 +208,11 @@ function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSig
         return resolve(httpGet(request, agent, signal, where, true));
       }
       const hint = tlsFailure.test(code) ? '; set gpu.ca to the CA that signed its certificate (or gpu.unsafeSsl=true)' : '';
-      reject(new SourceUnavailable(`${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`));
+      reject(
+        new SourceUnavailable(
+          `${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`,
+        ),
+      );
     };
     const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
       answered = true;
@@ -196,7 +222,9 @@ function httpGet(request: PrometheusRequest, agent: http.Agent, signal: AbortSig
         size += chunk.length;
         if (size > MAX_ANSWER_BYTES) {
           res.destroy();
-          reject(new SourceBadAnswer(`${where}: the answer is larger than ${MAX_ANSWER_BYTES} bytes (a query giving many series?)`));
+          reject(
+            new SourceBadAnswer(`${where}: the answer is larger than ${MAX_ANSWER_BYTES} bytes (a query giving many series?)`),
+          );
         } else chunks.push(chunk);
       });
       res.on('end', () => resolve({ httpStatus: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
@@ -259,7 +287,14 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   identity(config: GpuSourceConfig): string {
     // targetUtilization and activationThreshold shape the decision, not the read: left out, so
     // triggers that differ only there share one query.
-    const secrets = secretHash(config.serverAddress, config.bearerToken, config.username, config.password, config.ca, String(config.unsafeSsl));
+    const secrets = secretHash(
+      config.serverAddress,
+      config.bearerToken,
+      config.username,
+      config.password,
+      config.ca,
+      String(config.unsafeSsl),
+    );
     return ['gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query].join('|');
   }
 
@@ -283,7 +318,9 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   private clientFor(protocol: string, config: GpuSourceConfig): PrometheusClient {
     const secure = protocol === 'https:';
     const key = secure ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
-    const tls = secure ? { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl } : { https: false, ca: undefined, unsafeSsl: false };
+    const tls = secure
+      ? { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl }
+      : { https: false, ca: undefined, unsafeSsl: false };
     return this.clients.get(key, () => this.clientFactory(tls));
   }
 

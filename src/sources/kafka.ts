@@ -7,7 +7,14 @@ import { QUOTED_CHARS, SourceBadAnswer, SourceNotFound, SourceUnavailable, clip,
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { secretHash } from './common.ts';
-import { KafkaAdminPool, type KafkaAdminClient, type KafkaConnection, TopicsNotReady, UnknownTopics, kafkaError } from './kafkaAdmin.ts';
+import {
+  KafkaAdminPool,
+  type KafkaAdminClient,
+  type KafkaConnection,
+  TopicsNotReady,
+  UnknownTopics,
+  kafkaError,
+} from './kafkaAdmin.ts';
 import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 

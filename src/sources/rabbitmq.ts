@@ -2,14 +2,7 @@
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
 // ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
 // statistics interval.
-import {
-  SourceBadAnswer,
-  SourceNotFound,
-  SourceUnauthenticated,
-  SourceUnavailable,
-  errorMessage,
-  quote,
-} from '../errors.ts';
+import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
@@ -59,7 +52,8 @@ function amqpError(where: string, err: unknown): Error {
   const code = (err as { code?: unknown }).code;
   if (code === 404 || /NOT_FOUND/.test(message)) return new SourceNotFound(`${where}: not found (${message})`);
   if (code === 403 || /ACCESS.REFUSED/.test(message)) return new SourceUnauthenticated(`${where}: access refused (${message})`);
-  if (/530|NOT_ALLOWED|vhost/i.test(message)) return new SourceNotFound(`${where}: virtual host not allowed or missing (${message})`);
+  if (/530|NOT_ALLOWED|vhost/i.test(message))
+    return new SourceNotFound(`${where}: virtual host not allowed or missing (${message})`);
   return new SourceUnavailable(`${where}: ${message}`);
 }
 
@@ -82,7 +76,11 @@ export interface ManagementAnswer {
   json(): Promise<unknown>;
 }
 
-export type ManagementGet = (url: string, headers: Readonly<Record<string, string>>, signal: AbortSignal) => Promise<ManagementAnswer>;
+export type ManagementGet = (
+  url: string,
+  headers: Readonly<Record<string, string>>,
+  signal: AbortSignal,
+) => Promise<ManagementAnswer>;
 
 const fetchGet: ManagementGet = (url, headers, signal) => fetch(url, { signal, headers });
 
@@ -158,16 +156,23 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     const { url, authorization } = managementQueueUrl(config);
     let response: ManagementAnswer;
     try {
-      response = await this.managementGet(url, { accept: 'application/json', ...(authorization ? { authorization } : {}) }, signal);
+      response = await this.managementGet(
+        url,
+        { accept: 'application/json', ...(authorization ? { authorization } : {}) },
+        signal,
+      );
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      throw new SourceUnavailable(`${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`);
+      throw new SourceUnavailable(
+        `${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`,
+      );
     }
     if (response.status === 404) throw new SourceNotFound(`${where}: queue or vhost not found (HTTP 404)`);
     if (response.status === 401 || response.status === 403) {
       throw new SourceUnauthenticated(`${where}: management API refused the credentials (HTTP ${response.status})`);
     }
-    if (response.status < 200 || response.status > 299) throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
+    if (response.status < 200 || response.status > 299)
+      throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     const body = (await response.json()) as ManagementQueue;
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);

@@ -50,7 +50,11 @@ export function sqsAttributeNames(flags: SqsFlags): QueueAttributeName[] {
  * delayed when scaleOnDelayed); waiting = visible (+ delayed when counted); in flight apart. A
  * missing or non-numeric count is an error, never a 0.
  */
-export function sqsReading(attributes: Readonly<Record<string, string>> | undefined, flags: SqsFlags, where: string): SourceReading {
+export function sqsReading(
+  attributes: Readonly<Record<string, string>> | undefined,
+  flags: SqsFlags,
+  where: string,
+): SourceReading {
   const count = (name: QueueAttributeName) => {
     const raw = attributes?.[name];
     const n = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);

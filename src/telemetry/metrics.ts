@@ -77,7 +77,9 @@ export class ScalerMetrics {
         family('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
           put(e.decision.explanation.signals.backlog),
         ),
-        family('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) => put(e.decision.desiredReplicas)),
+        family('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
+          put(e.decision.desiredReplicas),
+        ),
         family('trigger_active', '1 when the trigger is active (KEDA keeps at least one replica).', (e, put) =>
           put(e.decision.active ? 1 : 0),
         ),
@@ -144,7 +146,9 @@ export class ScalerMetrics {
       evaluations.push(evaluation);
       // Labels never carry URLs or secrets: the trigger label is the metadata hash from its id.
       const hash = trigger.id.slice(trigger.id.lastIndexOf('/') + 1);
-      labels.push(`namespace="${escapeLabel(trigger.namespace)}",scaled_object="${escapeLabel(trigger.name)}",trigger="${escapeLabel(hash)}"`);
+      labels.push(
+        `namespace="${escapeLabel(trigger.namespace)}",scaled_object="${escapeLabel(trigger.name)}",trigger="${escapeLabel(hash)}"`,
+      );
     }
     let chunk = '';
     for (const family of this.triggerFamilies) {

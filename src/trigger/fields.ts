@@ -22,7 +22,7 @@ export interface Field<T = unknown> {
 }
 
 /** What a URL key allows besides its schemes: the %-escapes a source decodes must decode. */
-const URL_ESCAPES = "(user, password and path %-escapes must decode as UTF-8)";
+const URL_ESCAPES = '(user, password and path %-escapes must decode as UTF-8)';
 
 /** Longest value of a key: names, URLs and broker lists fit many times over. */
 export const MAX_VALUE_CHARS = 8192;
@@ -68,7 +68,14 @@ const kinds = {
       }
     }),
   oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values),
-  list: text.transform((s) => s.split(',').map((x) => x.trim()).filter((x) => x.length > 0)).refine((l) => l.length > 0),
+  list: text
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x.length > 0),
+    )
+    .refine((l) => l.length > 0),
 };
 
 /** A table entry, its literal `required` and `default` kept so that ValuesOf types the parsed values. */
@@ -268,7 +275,7 @@ const kafkaFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  unsafeSsl: bool('Skip verification of the brokers\' certificates.', false),
+  unsafeSsl: bool("Skip verification of the brokers' certificates.", false),
 } as const;
 
 const gpuFields = {

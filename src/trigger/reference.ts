@@ -31,7 +31,7 @@ export function metadataReference(): string {
     '',
     '<!-- Generated from src/trigger/fields.ts by `npm run docs:metadata`; do not edit by hand. -->',
     '',
-    'Every key of a `type: external` or `type: external-push` trigger\'s `metadata`. Unknown keys, bad values and a trigger',
+    "Every key of a `type: external` or `type: external-push` trigger's `metadata`. Unknown keys, bad values and a trigger",
     'without a source are answered with gRPC `INVALID_ARGUMENT`: the first problems, each naming the key, the value (secrets',
     'redacted, long values cut to a few dozen characters) and what is allowed, then a count of the rest. A trigger names at',
     'least one source; several sources add up their backlogs.',

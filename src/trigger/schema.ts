@@ -64,14 +64,20 @@ function describeValue(raw: string, field: Field): string {
  * defaults filled in, required keys enforced (the one place they are). undefined when any of the
  * group's keys had a problem: its cross-field rules and builder then do not run.
  */
-function readGroup<T extends FieldTable>(table: T, raw: Record<string, string>, keyPrefix: string, issues: Issues): ValuesOf<T> | undefined {
+function readGroup<T extends FieldTable>(
+  table: T,
+  raw: Record<string, string>,
+  keyPrefix: string,
+  issues: Issues,
+): ValuesOf<T> | undefined {
   const values: Record<string, unknown> = {};
   const before = issues.total;
   for (const [name, field] of Object.entries(table)) {
     const value = raw[name];
     if (value === undefined) {
       if (field.default !== undefined) values[name] = field.default;
-      else if (field.required) issues.add(`${keyPrefix}${name}`, `is required; allowed: ${field.allowed}${otherWays(table, keyPrefix, name, field)}`);
+      else if (field.required)
+        issues.add(`${keyPrefix}${name}`, `is required; allowed: ${field.allowed}${otherWays(table, keyPrefix, name, field)}`);
       continue;
     }
     const parsed = field.schema.safeParse(value);
@@ -192,12 +198,18 @@ const rabbitmqRules: Rule<RabbitmqValues>[] = [
   (v, issues) => {
     const { scheme } = rabbitmqProtocol(v);
     if (v.protocol !== 'auto' && v.protocol !== (scheme.startsWith('http') ? 'http' : 'amqp')) {
-      issues.add('rabbitmq.protocol', `got "${v.protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`);
+      issues.add(
+        'rabbitmq.protocol',
+        `got "${v.protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`,
+      );
     }
   },
   (v, issues) => {
     if (v.excludeUnacknowledged && rabbitmqProtocol(v).protocol === 'amqp') {
-      issues.add('rabbitmq.excludeUnacknowledged', 'applies to protocol http only (amqp counts ready messages); allowed: false with amqp');
+      issues.add(
+        'rabbitmq.excludeUnacknowledged',
+        'applies to protocol http only (amqp counts ready messages); allowed: false with amqp',
+      );
     }
   },
 ];
@@ -247,19 +259,25 @@ const kafkaRules: Rule<KafkaValues>[] = [
   (v, issues) => {
     if (v.sasl === 'none') return;
     const f = sourceFields.kafka;
-    if (v.username === undefined) issues.add('kafka.username', `is required; allowed: ${f.username.allowed} when kafka.sasl is ${v.sasl}`);
-    if (v.password === undefined) issues.add('kafka.password', `is required; allowed: ${f.password.allowed} when kafka.sasl is ${v.sasl}`);
+    if (v.username === undefined)
+      issues.add('kafka.username', `is required; allowed: ${f.username.allowed} when kafka.sasl is ${v.sasl}`);
+    if (v.password === undefined)
+      issues.add('kafka.password', `is required; allowed: ${f.password.allowed} when kafka.sasl is ${v.sasl}`);
   },
   (v, issues) => {
     if ((v.cert === undefined) !== (v.key === undefined)) {
-      issues.add(v.cert === undefined ? 'kafka.cert' : 'kafka.key', 'kafka.cert and kafka.key go together; allowed: both or neither');
+      issues.add(
+        v.cert === undefined ? 'kafka.cert' : 'kafka.key',
+        'kafka.cert and kafka.key go together; allowed: both or neither',
+      );
     }
   },
   (v, issues) => {
     if (v.tls === 'enable') return;
     // Certificates given without TLS would be silently ignored.
     for (const key of ['ca', 'cert', 'key'] as const) {
-      if (v[key] !== undefined) issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
+      if (v[key] !== undefined)
+        issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
     }
   },
 ];
@@ -310,9 +328,15 @@ const gpuRules: Rule<GpuValues>[] = [
   },
   (v, issues) => {
     if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
-      issues.add('gpu.bearerToken', 'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two');
+      issues.add(
+        'gpu.bearerToken',
+        'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two',
+      );
     } else if ((v.username === undefined) !== (v.password === undefined)) {
-      issues.add(v.username === undefined ? 'gpu.username' : 'gpu.password', 'gpu.username and gpu.password go together; allowed: both or neither');
+      issues.add(
+        v.username === undefined ? 'gpu.username' : 'gpu.password',
+        'gpu.username and gpu.password go together; allowed: both or neither',
+      );
     }
   },
 ];
@@ -344,7 +368,9 @@ const scalingRules: Rule<ScalingValues>[] = [
 ];
 
 /** Each kind's cross-field rules and builder, over values typed from its field table. */
-const sourceKindsBuild: { readonly [K in SourceKind]: (raw: Record<string, string>, issues: Issues, env: ParseOptions['env']) => SourceConfig | undefined } = {
+const sourceKindsBuild: {
+  readonly [K in SourceKind]: (raw: Record<string, string>, issues: Issues, env: ParseOptions['env']) => SourceConfig | undefined;
+} = {
   rabbitmq: (raw, issues, env) => built(sourceFields.rabbitmq, raw, 'rabbitmq.', issues, env, rabbitmqRules, buildRabbitmq),
   sqs: (raw, issues, env) => built(sourceFields.sqs, raw, 'sqs.', issues, env, sqsRules, (v) => buildSqs(v, env)),
   kafka: (raw, issues, env) => built(sourceFields.kafka, raw, 'kafka.', issues, env, kafkaRules, buildKafka),
@@ -390,7 +416,10 @@ export function parseTrigger(
     if (source !== undefined) sources.push(source);
   }
   if (groups.size === 0 && issues.total === 0) {
-    issues.add('(trigger)', `no source; allowed: keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')} (at least one source)`);
+    issues.add(
+      '(trigger)',
+      `no source; allowed: keys prefixed ${sourceKinds.map((k) => `${k}.`).join(', ')} (at least one source)`,
+    );
   }
   if (issues.total > 0 || scaling === undefined) throw new InvalidTrigger(issues.list, issues.total);
   return {

@@ -103,7 +103,10 @@ const positiveNumber = fc.oneof(int(1, 1000), num(1e-6, 1e6), fc.constantFrom('5
 const nonNegativeNumber = fc.oneof(positiveNumber, fc.constantFrom('0', '-0', '0.0'));
 const positiveInt = fc.oneof(int(1, 1000), fc.constantFrom('1', '2.0', '1e3', '+4'));
 const bool = fc.constantFrom('true', 'false', '1', '0', 'yes', 'no');
-const name = fc.oneof(fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/), unicodeText.filter((s) => s.trim() !== ''));
+const name = fc.oneof(
+  fc.stringMatching(/^[a-z][a-z0-9-]{0,20}$/),
+  unicodeText.filter((s) => s.trim() !== ''),
+);
 
 /** URL user info and paths whose percent-escapes may be broken: what drivers decode. */
 const userInfo = fc.oneof(
@@ -183,7 +186,10 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
 
     'gpu.connection': profile,
     'gpu.serverAddress': urlTo(['http', 'https'], closedIp),
-    'gpu.query': fc.oneof(fc.constantFrom('sum(up)', 'vector(1)', 'x{a="b"}'), unicodeText.filter((s) => s.trim() !== '')),
+    'gpu.query': fc.oneof(
+      fc.constantFrom('sum(up)', 'vector(1)', 'x{a="b"}'),
+      unicodeText.filter((s) => s.trim() !== ''),
+    ),
     'gpu.namespace': name,
     'gpu.podSelector': name,
     'gpu.targetUtilization': fc.oneof(num(1e-6, 1), fc.constant('1')),
@@ -243,19 +249,25 @@ function valid(t: Targets, good: Record<string, fc.Arbitrary<string>>): fc.Arbit
         pick('kafka.bootstrapServers', 'kafka.consumerGroup'),
         optional('kafka.topic', 'kafka.offsetResetPolicy', 'kafka.allowIdleConsumers', 'kafka.scaleToZeroOnInvalidOffset'),
         fc.option(
-          fc.tuple(good['kafka.ca']!, good['kafka.cert']!, good['kafka.key']!, good['kafka.unsafeSsl']!).map(([ca, cert, key, unsafe]) => ({
-            'kafka.tls': 'enable',
-            'kafka.ca': ca,
-            'kafka.cert': cert,
-            'kafka.key': key,
-            'kafka.unsafeSsl': unsafe,
-          })),
+          fc
+            .tuple(good['kafka.ca']!, good['kafka.cert']!, good['kafka.key']!, good['kafka.unsafeSsl']!)
+            .map(([ca, cert, key, unsafe]) => ({
+              'kafka.tls': 'enable',
+              'kafka.ca': ca,
+              'kafka.cert': cert,
+              'kafka.key': key,
+              'kafka.unsafeSsl': unsafe,
+            })),
           { nil: {} },
         ),
         fc.option(
-          fc.tuple(fc.constantFrom('plain', 'scram_sha256', 'scram_sha512'), good['kafka.username']!, good['kafka.password']!).map(
-            ([sasl, username, password]) => ({ 'kafka.sasl': sasl, 'kafka.username': username, 'kafka.password': password }),
-          ),
+          fc
+            .tuple(fc.constantFrom('plain', 'scram_sha256', 'scram_sha512'), good['kafka.username']!, good['kafka.password']!)
+            .map(([sasl, username, password]) => ({
+              'kafka.sasl': sasl,
+              'kafka.username': username,
+              'kafka.password': password,
+            })),
           { nil: {} },
         ),
       )
@@ -278,9 +290,14 @@ function valid(t: Targets, good: Record<string, fc.Arbitrary<string>>): fc.Arbit
   };
   return fc
     .tuple(
-      fc.subarray(Object.keys(groups), { minLength: 1, maxLength: 2 }).chain((kinds) => fc.tuple(...kinds.map((k) => groups[k]!))),
+      fc
+        .subarray(Object.keys(groups), { minLength: 1, maxLength: 2 })
+        .chain((kinds) => fc.tuple(...kinds.map((k) => groups[k]!))),
       optional(...Object.keys(scalingFields).filter((k) => k !== 'minReplicas')),
-      fc.option(fc.constantFrom(...kedaKeys).map((k) => ({ [k]: 'x' })), { nil: {} }),
+      fc.option(
+        fc.constantFrom(...kedaKeys).map((k) => ({ [k]: 'x' })),
+        { nil: {} },
+      ),
     )
     .map(([sources, scaling, keda]) => {
       const out = Object.assign({}, ...sources, scaling, keda) as Metadata;
@@ -295,7 +312,10 @@ const prototypeKeyNames = ['__proto__', 'constructor', 'prototype', 'toString', 
 
 /** Keys that name Object.prototype's members, bare, under each prefix, and as FromEnv. */
 function prototypeKeys(good: Record<string, fc.Arbitrary<string>>): fc.Arbitrary<Metadata> {
-  const keys = [...prototypeKeyNames, ...sourceKinds.flatMap((k) => prototypeKeyNames.flatMap((p) => [`${k}.${p}`, `${k}.${p}FromEnv`]))];
+  const keys = [
+    ...prototypeKeyNames,
+    ...sourceKinds.flatMap((k) => prototypeKeyNames.flatMap((p) => [`${k}.${p}`, `${k}.${p}FromEnv`])),
+  ];
   return fc
     .tuple(fc.subarray(keys, { minLength: 1, maxLength: 6 }), fc.option(shaped(good), { nil: {} }), anyText)
     .map(([names, base, value]) => ({ ...base, ...Object.fromEntries(names.map((k) => [k, value])) }));

@@ -85,7 +85,9 @@ beforeAll(async () => {
   prometheus = http.createServer((req, res) => {
     const value = standIn(new URL(req.url ?? '/', 'http://x').searchParams.get('query') ?? '');
     const result = value === 'none' ? [] : [{ metric: {}, value: [1, value] }];
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ status: 'success', data: { resultType: 'vector', result } }));
   });
   await new Promise<void>((resolve) => prometheus.listen(0, '127.0.0.1', resolve));
   Object.assign(targets, { closedPort, prometheusPort: (prometheus.address() as AddressInfo).port, profile: 'main' });
@@ -106,7 +108,13 @@ beforeAll(async () => {
     },
   });
   t = await startTestScaler(
-    { SOURCE_TIMEOUT_MS, CACHE_TTL_MS: 1000, STREAM_INTERVAL_MS: 250, GRPC_MAX_RECEIVE_MESSAGE_BYTES: MAX_MESSAGE_BYTES, profiles },
+    {
+      SOURCE_TIMEOUT_MS,
+      CACHE_TTL_MS: 1000,
+      STREAM_INTERVAL_MS: 250,
+      GRPC_MAX_RECEIVE_MESSAGE_BYTES: MAX_MESSAGE_BYTES,
+      profiles,
+    },
     { logger: createLogger('trace', sink) },
   );
   console.log(`fuzz: FUZZ_SEED=${SEED} FUZZ_RUNS=${RUNS} (replay: FUZZ_SEED=${SEED} npm run test:fuzz)`);
@@ -150,7 +158,10 @@ function onTheWire(ref: ScaledObjectRef): { received: ScaledObjectRef; bytes: nu
 /** What the schema says about the metadata (the same parse the server makes), or the error it throws. */
 function oracle(ref: ScaledObjectRef): Trigger | InvalidTrigger {
   try {
-    return parseTrigger({ name: ref.name, namespace: ref.namespace, metadata: ref.scalerMetadata }, { profiles, env: process.env });
+    return parseTrigger(
+      { name: ref.name, namespace: ref.namespace, metadata: ref.scalerMetadata },
+      { profiles, env: process.env },
+    );
   } catch (err) {
     // Anything but InvalidTrigger is a bug in the schema: the server would answer INTERNAL.
     if (!(err instanceof InvalidTrigger)) throw err;
@@ -204,7 +215,9 @@ let streamsOnLast = 0;
 
 function streamClient(): grpc.Client & Record<string, unknown> {
   if (streamClients.length === 0 || streamsOnLast >= STREAMS_PER_CONNECTION) {
-    streamClients.push(new ExternalScalerClient(t.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+    streamClients.push(
+      new ExternalScalerClient(t.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }),
+    );
     streamsOnLast = 0;
   }
   streamsOnLast++;
@@ -276,7 +289,11 @@ async function check(rpc: Rpc, names: { name: string; namespace: string }, metad
       break;
     default:
       // An answer is awaited (an error, a spec, a reading); silence only from a source that cannot be read.
-      outcome = await stream(rpc, ref, valid && rpc === 'StreamIsActive' && readErrors(expected).size > 0 ? STREAM_WATCH_MS : MAX_CALL_MS);
+      outcome = await stream(
+        rpc,
+        ref,
+        valid && rpc === 'StreamIsActive' && readErrors(expected).size > 0 ? STREAM_WATCH_MS : MAX_CALL_MS,
+      );
   }
   stats.add(outcome);
   const context = `${rpc} ${JSON.stringify(ref).slice(0, 400)} -> ${grpc.status[outcome.code]} ${outcome.details.slice(0, 300)}`;
@@ -339,7 +356,10 @@ class Stats {
   summary(): string {
     const sorted = [...this.ms].sort((a, b) => a - b);
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!.toFixed(1);
-    const codes = [...this.codes].sort(([, a], [, b]) => b - a).map(([c, n]) => `${c} ${n}`).join(', ');
+    const codes = [...this.codes]
+      .sort(([, a], [, b]) => b - a)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
     return `${sorted.length} calls; ms p50 ${at(0.5)} p99 ${at(0.99)} max ${sorted.at(-1)!.toFixed(1)}; ${codes}`;
   }
 }
@@ -356,7 +376,9 @@ async function fuzz(rpc: Rpc): Promise<void> {
   const stats = new Stats();
   const before = memory();
   const started = performance.now();
-  const property = fc.asyncProperty(refNames, metadataArbitrary(targets), (names, metadata) => check(rpc, names, metadata, stats));
+  const property = fc.asyncProperty(refNames, metadataArbitrary(targets), (names, metadata) =>
+    check(rpc, names, metadata, stats),
+  );
   const perLoop = Math.ceil(RUNS / LOOPS);
   // Each RPC its own corpus: SEED + LOOPS * (its index) + loop.
   const first = SEED + LOOPS * RPCS.indexOf(rpc);
@@ -375,12 +397,19 @@ async function fuzz(rpc: Rpc): Promise<void> {
 describe('every known key has a generator of good values', () => {
   it('covers the schema', () => {
     const good = goodValues({ closedPort: 1, prometheusPort: 1, profile: 'main' });
-    expect(knownKeys().map(([k]) => k).filter((k) => good[k] === undefined)).toEqual([]);
+    expect(
+      knownKeys()
+        .map(([k]) => k)
+        .filter((k) => good[k] === undefined),
+    ).toEqual([]);
     expect([...kedaKeys].length).toBeGreaterThan(0);
   });
 
   it('skips encoding only refs that the wire passes unchanged', () => {
-    const corpus = fc.sample(fc.tuple(refNames, metadataArbitrary({ closedPort: 1, prometheusPort: 1, profile: 'main' })), { numRuns: 2000, seed: SEED });
+    const corpus = fc.sample(fc.tuple(refNames, metadataArbitrary({ closedPort: 1, prometheusPort: 1, profile: 'main' })), {
+      numRuns: 2000,
+      seed: SEED,
+    });
     for (const [names, metadata] of corpus) {
       const ref = { ...names, scalerMetadata: metadata };
       const real = encoded(ref);

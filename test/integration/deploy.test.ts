@@ -55,11 +55,25 @@ function runAsync(command: string, args: string[], env: Record<string, string>):
 beforeAll(() => {
   // Cached after the first run; scripts/test.sh builds them before the integration step.
   const out = execFileSync('bash', ['scripts/tools.sh'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  tools = Object.fromEntries(out.trim().split('\n').map((l) => l.split('=') as [string, string])) as typeof tools;
+  tools = Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=') as [string, string]),
+  ) as typeof tools;
 }, 900_000);
 
 function template(...args: string[]): Run {
-  return run(tools.HELM, ['template', 'keda-inference-scaler', chart, '--namespace', 'keda', '--kube-version', KUBE_VERSION, ...args]);
+  return run(tools.HELM, [
+    'template',
+    'keda-inference-scaler',
+    chart,
+    '--namespace',
+    'keda',
+    '--kube-version',
+    KUBE_VERSION,
+    ...args,
+  ]);
 }
 function rendered(...args: string[]): Manifest[] {
   const r = template(...args);
@@ -91,22 +105,21 @@ describe('Helm chart', () => {
     expect(r.status).toBe(0);
   });
 
-  it.each(valuesFiles)(
-    'renders with %s to manifests that pass Kubernetes schema validation',
-    (_l, args) => {
-      const r = template(...(args as string[]));
-      expect(r.status).toBe(0);
-      // Strict decoding into k8s.io/api types: unknown fields, wrong types, duplicate keys.
-      const strict = run(tools.VALIDATE, ['k8s', '-'], r.stdout);
-      expect(strict.stderr).toBe('');
-      expect(strict.status).toBe(0);
-      // OpenAPI schemas (kubernetes-models): required fields, enums, formats; CRDs included.
-      const manifests = parseManifests(r.stdout);
-      for (const m of manifests) expect(schemaProblems(m), name(m)).toEqual([]);
-      const kinds = manifests.map((m) => m.kind).sort();
-      expect(kinds).toEqual(expect.arrayContaining(['ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']));
-    },
-  );
+  it.each(valuesFiles)('renders with %s to manifests that pass Kubernetes schema validation', (_l, args) => {
+    const r = template(...(args as string[]));
+    expect(r.status).toBe(0);
+    // Strict decoding into k8s.io/api types: unknown fields, wrong types, duplicate keys.
+    const strict = run(tools.VALIDATE, ['k8s', '-'], r.stdout);
+    expect(strict.stderr).toBe('');
+    expect(strict.status).toBe(0);
+    // OpenAPI schemas (kubernetes-models): required fields, enums, formats; CRDs included.
+    const manifests = parseManifests(r.stdout);
+    for (const m of manifests) expect(schemaProblems(m), name(m)).toEqual([]);
+    const kinds = manifests.map((m) => m.kind).sort();
+    expect(kinds).toEqual(
+      expect.arrayContaining(['ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']),
+    );
+  });
 
   it('the strict validation catches an unknown field (the check can fail)', () => {
     const r = template();
@@ -124,7 +137,9 @@ describe('Helm chart', () => {
     // One pod, and one eviction allowed: a node drain goes on (KEDA retries while it moves).
     expect(find(ms, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
     expect(ms.filter((m) => m.kind === 'Deployment')).toHaveLength(1);
-    expect(Object.keys(envOf(deployment.spec.template.spec.containers[0])).filter((n) => n.startsWith('STATE_STORE'))).toEqual([]);
+    expect(Object.keys(envOf(deployment.spec.template.spec.containers[0])).filter((n) => n.startsWith('STATE_STORE'))).toEqual(
+      [],
+    );
     const pod = deployment.spec.template.spec;
     const container = pod.containers[0];
     expect(container.securityContext).toMatchObject({
@@ -163,7 +178,10 @@ describe('Helm chart', () => {
     ]);
     const service = find(ms, 'Service');
     expect(service.spec.clusterIP).toBe('None');
-    expect(service.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)).toEqual(['grpc:9090', 'metrics:8080']);
+    expect(service.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)).toEqual([
+      'grpc:9090',
+      'metrics:8080',
+    ]);
     expect(ms.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
   });
 
@@ -181,7 +199,9 @@ describe('Helm chart', () => {
     const ms = rendered('-f', fullValues);
     const pod = find(ms, 'Deployment').spec.template.spec;
     const container = pod.containers[0];
-    const env = Object.fromEntries(container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]));
+    const env = Object.fromEntries(
+      container.env.map((e: { name: string; value?: string; valueFrom?: unknown }) => [e.name, e.value ?? e.valueFrom]),
+    );
     expect(env.TLS_CERT_FILE).toBe('/etc/keda-inference-scaler/tls/tls.crt');
     expect(env.TLS_KEY_FILE).toBe('/etc/keda-inference-scaler/tls/tls.key');
     expect(env.TLS_CLIENT_CA_FILE).toBe('/etc/keda-inference-scaler/client-ca/ca.crt');
@@ -189,7 +209,9 @@ describe('Helm chart', () => {
     expect(env.KAFKA_PASSWORD).toEqual({ secretKeyRef: { name: 'kafka-scaler', key: 'password' } });
     expect(container.livenessProbe.grpc).toEqual({ port: 9091 });
     expect(container.readinessProbe.grpc.port).toBe(9091);
-    const volumes = Object.fromEntries(pod.volumes.map((v: { name: string; secret?: { secretName: string } }) => [v.name, v.secret?.secretName]));
+    const volumes = Object.fromEntries(
+      pod.volumes.map((v: { name: string; secret?: { secretName: string } }) => [v.name, v.secret?.secretName]),
+    );
     expect(volumes).toMatchObject({ tls: 'keda-inference-scaler-tls', 'client-ca': 'keda-clients-ca' });
     // Whole-directory mounts: a subPath mount would never see a renewed certificate.
     for (const mount of container.volumeMounts) expect(mount.subPath).toBeUndefined();
@@ -214,7 +236,9 @@ describe('Helm chart', () => {
     const plainEnv = envOf(plain.spec.template.spec.containers[0]);
     expect(plainEnv.STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
     expect(plainEnv.STATE_STORE_PASSWORD).toBeUndefined();
-    expect(loadConfig({ ...(plainEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
+    expect(loadConfig({ ...(plainEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe(
+      'redis://valkey.cache:6379/1',
+    );
   });
 
   it('the bundled Valkey: the scaler points at its Service, only the scaler reaches it, bounded memory, its own labels', () => {
@@ -228,7 +252,11 @@ describe('Helm chart', () => {
     const env = envOf(scaler!.spec.template.spec.containers[0]);
     expect(env.STATE_STORE_URL).toBe('redis://keda-inference-scaler-valkey.keda.svc.cluster.local:6379');
     expect(env.STATE_STORE_PASSWORD).toEqual({ secretKeyRef: { name: 'scaler-valkey', key: 'password' } });
-    const config = loadConfig({ ...(env as Record<string, string>), STATE_STORE_PASSWORD: 'from-the-secret', CONFIG_FILE: undefined });
+    const config = loadConfig({
+      ...(env as Record<string, string>),
+      STATE_STORE_PASSWORD: 'from-the-secret',
+      CONFIG_FILE: undefined,
+    });
     expect(config.STATE_STORE_URL).toBe(env.STATE_STORE_URL);
 
     expect(valkey!.spec.replicas).toBe(1);
@@ -236,22 +264,36 @@ describe('Helm chart', () => {
     const server = valkey!.spec.template.spec.containers[0];
     expect(server.image).toBe('valkey/valkey:7.2');
     expect(server.args.join(' ')).toContain('--maxmemory 128mb --maxmemory-policy volatile-lru --requirepass $(VALKEY_PASSWORD)');
-    expect(server.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true });
+    expect(server.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      runAsNonRoot: true,
+    });
 
     // The scaler's Service, PDB and spread select the scaler's pods only, never Valkey's.
-    const service = ms.find((m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler') as Manifest & { spec: { selector: Record<string, string> } };
+    const service = ms.find((m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler') as Manifest & {
+      spec: { selector: Record<string, string> };
+    };
     const valkeyPodLabels = valkey!.spec.template.metadata.labels as Record<string, string>;
     expect(Object.entries(service.spec.selector).every(([k, v]) => valkeyPodLabels[k] === v)).toBe(false);
-    const valkeyService = ms.find((m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler-valkey') as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const valkeyService = ms.find(
+      (m) => m.kind === 'Service' && m.metadata.name === 'keda-inference-scaler-valkey',
+    ) as Manifest & { spec: Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
     expect(valkeyService.spec.ports).toEqual([{ name: 'redis', port: 6379, targetPort: 'redis', protocol: 'TCP' }]);
 
     const policies = ms.filter((m) => m.kind === 'NetworkPolicy') as (Manifest & { spec: Record<string, any> })[]; // eslint-disable-line @typescript-eslint/no-explicit-any
     const valkeyPolicy = policies.find((p) => p.metadata.name === 'keda-inference-scaler-valkey')!;
     expect(valkeyPolicy.spec.ingress).toEqual([
-      { from: [{ podSelector: { matchLabels: scaler!.spec.selector.matchLabels } }], ports: [{ port: 'redis', protocol: 'TCP' }] },
+      {
+        from: [{ podSelector: { matchLabels: scaler!.spec.selector.matchLabels } }],
+        ports: [{ port: 'redis', protocol: 'TCP' }],
+      },
     ]);
     const scalerPolicy = policies.find((p) => p.metadata.name === 'keda-inference-scaler')!;
-    expect(scalerPolicy.spec.egress.at(-1)).toEqual({ to: [{ podSelector: { matchLabels: valkeyService.spec.selector } }], ports: [{ port: 6379, protocol: 'TCP' }] });
+    expect(scalerPolicy.spec.egress.at(-1)).toEqual({
+      to: [{ podSelector: { matchLabels: valkeyService.spec.selector } }],
+      ports: [{ port: 6379, protocol: 'TCP' }],
+    });
   });
 
   it('the rendered profile file loads in the scaler with the env the Deployment provides', () => {
@@ -263,7 +305,9 @@ describe('Helm chart', () => {
     expect(Object.keys(profiles).sort()).toEqual(['gpu', 'kafka', 'rabbitmq', 'sqs']);
     expect(profiles.kafka?.events?.password).toBe('value-of-KAFKA_PASSWORD');
     // And a profile naming a variable the Deployment does not set is caught by the same check.
-    expect(() => parseProfiles({ connections: { rabbitmq: { x: { hostFromEnv: 'NOT_PROVIDED' } } } }, env)).toThrow(/NOT_PROVIDED/);
+    expect(() => parseProfiles({ connections: { rabbitmq: { x: { hostFromEnv: 'NOT_PROVIDED' } } } }, env)).toThrow(
+      /NOT_PROVIDED/,
+    );
   });
 
   it.each([
@@ -275,13 +319,37 @@ describe('Helm chart', () => {
     ['mutual TLS without TLS', ['--set', 'tls.clientCA.enabled=true'], /tls/],
     ['a grace period below the shutdown timeout', ['--set', 'terminationGracePeriodSeconds=5'], /terminationGracePeriodSeconds/],
     ['a bad image digest', ['--set', 'image.digest=latest'], /digest/],
-    ['two replicas without a shared state store', ['--set', 'replicaCount=2'], /stateStore\/url[\s\S]*stateStore\/existingSecret[\s\S]*valkey\/enabled/],
-    ['a password in stateStore.url (it belongs in a Secret)', ['--set', 'stateStore.url=redis://:hunter2@cache:6379'], /stateStore\/url/],
+    [
+      'two replicas without a shared state store',
+      ['--set', 'replicaCount=2'],
+      /stateStore\/url[\s\S]*stateStore\/existingSecret[\s\S]*valkey\/enabled/,
+    ],
+    [
+      'a password in stateStore.url (it belongs in a Secret)',
+      ['--set', 'stateStore.url=redis://:hunter2@cache:6379'],
+      /stateStore\/url/,
+    ],
     ['a stateStore.url that is not redis:// or rediss://', ['--set', 'stateStore.url=http://cache:6379'], /stateStore\/url/],
-    ['the bundled Valkey and an external store at once', ['--set', 'valkey.enabled=true', '--set', 'stateStore.url=redis://cache:6379'], /valkey.enabled is the state store/],
-    ['a store CA without TLS', ['--set', 'stateStore.url=redis://cache:6379', '--set', 'stateStore.tls.caSecret=ca'], /rediss:\/\//],
-    ['a PDB that allows no eviction (maxUnavailable 0)', ['--set', 'podDisruptionBudget.maxUnavailable=0'], /maxUnavailable 0 would block every node drain/],
-    ['a PDB that allows no eviction (minAvailable = replicas)', ['--set', 'podDisruptionBudget.minAvailable=1'], /minAvailable 1 with replicaCount 1 would block every node drain/],
+    [
+      'the bundled Valkey and an external store at once',
+      ['--set', 'valkey.enabled=true', '--set', 'stateStore.url=redis://cache:6379'],
+      /valkey.enabled is the state store/,
+    ],
+    [
+      'a store CA without TLS',
+      ['--set', 'stateStore.url=redis://cache:6379', '--set', 'stateStore.tls.caSecret=ca'],
+      /rediss:\/\//,
+    ],
+    [
+      'a PDB that allows no eviction (maxUnavailable 0)',
+      ['--set', 'podDisruptionBudget.maxUnavailable=0'],
+      /maxUnavailable 0 would block every node drain/,
+    ],
+    [
+      'a PDB that allows no eviction (minAvailable = replicas)',
+      ['--set', 'podDisruptionBudget.minAvailable=1'],
+      /minAvailable 1 with replicaCount 1 would block every node drain/,
+    ],
   ])('rejects %s at install time', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);
@@ -305,7 +373,18 @@ describe('docker compose trial', () => {
     expect(r.status).toBe(0);
     const services = r.stdout.match(/^ok service (\S+)$/gm)?.map((l) => l.slice('ok service '.length));
     expect(services).toEqual(
-      expect.arrayContaining(['rabbitmq', 'kafka', 'sqs', 'prometheus', 'dcgm-exporter', 'redis', 'scaler', 'worker', 'producer', 'keda-probe']),
+      expect.arrayContaining([
+        'rabbitmq',
+        'kafka',
+        'sqs',
+        'prometheus',
+        'dcgm-exporter',
+        'redis',
+        'scaler',
+        'worker',
+        'producer',
+        'keda-probe',
+      ]),
     );
   });
 
@@ -326,7 +405,9 @@ describe('docker compose trial', () => {
     const compose = parseYaml(readFileSync(composeFile, 'utf8')) as { services: Record<string, { image?: string }> };
     const image = (svc: string) => compose.services[svc]?.image;
     const pinned = (file: string, name: string) =>
-      new RegExp(`^${name}="\\$\\{SERVICES_${name}:-([^}]+)\\}"$`, 'm').exec(readFileSync(join(root, 'scripts/services', file), 'utf8'))?.[1];
+      new RegExp(`^${name}="\\$\\{SERVICES_${name}:-([^}]+)\\}"$`, 'm').exec(
+        readFileSync(join(root, 'scripts/services', file), 'utf8'),
+      )?.[1];
     expect(image('kafka')).toBe(`apache/kafka:${pinned('kafka.sh', 'KAFKA_VERSION')}`);
     expect(image('kafka-seed')).toBe(image('kafka'));
     expect(image('sqs')).toBe(`motoserver/moto:${pinned('sqs.sh', 'MOTO_VERSION')}`);
@@ -334,10 +415,14 @@ describe('docker compose trial', () => {
     const management = new URL(requireService('RABBITMQ_MANAGEMENT_URL'));
     const credentials = `${decodeURIComponent(management.username)}:${decodeURIComponent(management.password)}`;
     const overview = (await (
-      await fetch(new URL('/api/overview', management.origin), { headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } })
+      await fetch(new URL('/api/overview', management.origin), {
+        headers: { authorization: `Basic ${Buffer.from(credentials).toString('base64')}` },
+      })
     ).json()) as { rabbitmq_version: string };
     expect(image('rabbitmq')).toBe(`rabbitmq:${overview.rabbitmq_version}-management`);
-    const build = (await (await fetch(new URL('/api/v1/status/buildinfo', requireService('PROMETHEUS_URL')))).json()) as { data: { version: string } };
+    const build = (await (await fetch(new URL('/api/v1/status/buildinfo', requireService('PROMETHEUS_URL')))).json()) as {
+      data: { version: string };
+    };
     expect(image('prometheus')).toBe(`prom/prometheus:v${build.data.version.replace(/\+.*$/, '')}`); // Debian's reads 2.42.0+ds
     const redis = rawClient(requireService('STATE_STORE_URL'));
     try {
@@ -386,7 +471,8 @@ describe('compose trial content against the real brokers (what `docker compose u
         if (t.metadata['rabbitmq.queueName'] !== undefined) t.metadata['rabbitmq.queueName'] = queue;
         if (t.metadata['sqs.queueURL'] !== undefined) t.metadata['sqs.queueURL'] = queueURL;
         if (t.metadata['kafka.topic'] !== undefined) t.metadata['kafka.topic'] = topic;
-        if (t.metadata['kafka.consumerGroup'] !== undefined) t.metadata['kafka.consumerGroup'] = KafkaFixture.uniqueName('compose-trial');
+        if (t.metadata['kafka.consumerGroup'] !== undefined)
+          t.metadata['kafka.consumerGroup'] = KafkaFixture.uniqueName('compose-trial');
       }
     }
     const dir = mkdtempSync(join(tmpdir(), 'kis-probe-'));
@@ -448,9 +534,13 @@ describe('Dockerfile', () => {
     beforeAll(() => {
       dir = mkdtempSync(join(tmpdir(), 'kis-image-'));
       // build stage: tsc -p tsconfig.build.json -> dist/; runtime: dist/ + proto/ side by side.
-      execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')], {
-        cwd: root,
-      });
+      execFileSync(
+        process.execPath,
+        [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json', '--outDir', join(dir, 'dist')],
+        {
+          cwd: root,
+        },
+      );
       cpSync(join(root, 'proto'), join(dir, 'proto'), { recursive: true });
       cpSync(join(root, 'package.json'), join(dir, 'package.json'));
       cpSync(join(root, 'node.flags'), join(dir, 'node.flags'));
@@ -466,11 +556,15 @@ describe('Dockerfile', () => {
       expect(entrypoint.slice(0, 2)).toEqual(['/bin/sh', '-c']);
       expect(entrypoint[2]).toMatch(/^exec node .*\$\(cat node\.flags\) dist\/main\.js/);
       // The image's command as it is, its node this test's.
-      child = spawn('/bin/sh', ['-c', entrypoint[2]!.replace(/^exec node /, `exec ${process.execPath} `), ...entrypoint.slice(3)], {
-        cwd: dir,
-        env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      child = spawn(
+        '/bin/sh',
+        ['-c', entrypoint[2]!.replace(/^exec node /, `exec ${process.execPath} `), ...entrypoint.slice(3)],
+        {
+          cwd: dir,
+          env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let output = '';
       child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (output += d.toString()));

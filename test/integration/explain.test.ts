@@ -42,7 +42,9 @@ describe('keda-inference-scaler explain', () => {
     expect(stdout).toContain('why active: backlog 23 > activationBacklog 0');
     expect(stdout).not.toContain(requireService('RABBITMQ_URL'));
 
-    const json = JSON.parse((await explain('--namespace', 'explain-ns', '--name', 'explain-so', '--json')).stdout) as { desiredReplicas: number }[];
+    const json = JSON.parse((await explain('--namespace', 'explain-ns', '--name', 'explain-so', '--json')).stdout) as {
+      desiredReplicas: number;
+    }[];
     expect(json.map((v) => v.desiredReplicas)).toEqual([5]);
   });
 
@@ -57,19 +59,34 @@ describe('keda-inference-scaler explain', () => {
     };
     await t.client.getMetrics(ref(metadata, 'explain-terms', 'explain-ns'));
     const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'explain-terms');
-    for (const term of ['waiting = 23', 'throughputSource = configured', 'serviceSeconds = 2.5', 'slotsPerReplica = 5', 'rateReplicas = ', 'projectedBacklog = ', 'noiseMessages = ', 'keepWarmSeconds = ']) {
+    for (const term of [
+      'waiting = 23',
+      'throughputSource = configured',
+      'serviceSeconds = 2.5',
+      'slotsPerReplica = 5',
+      'rateReplicas = ',
+      'projectedBacklog = ',
+      'noiseMessages = ',
+      'keepWarmSeconds = ',
+    ]) {
       expect(stdout).toContain(term);
     }
   });
 
   it('says so, with exit code 3, for a ScaledObject it has not been asked about', async () => {
-    const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as { code: number; stdout: string };
+    const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as {
+      code: number;
+      stdout: string;
+    };
     expect(err.code).toBe(3);
     expect(err.stdout).toContain('no decision yet for nowhere/nothing');
   });
 
   it('fails with usage and exit code 2 on bad arguments', async () => {
-    const err = (await run(process.execPath, [cli, 'explain', '--name', 'x']).catch((e: unknown) => e)) as { code: number; stderr: string };
+    const err = (await run(process.execPath, [cli, 'explain', '--name', 'x']).catch((e: unknown) => e)) as {
+      code: number;
+      stderr: string;
+    };
     expect(err.code).toBe(2);
     expect(err.stderr).toContain('usage: keda-inference-scaler explain');
   });

@@ -39,10 +39,14 @@ class DcgmExporter {
     });
     if (!res.ok) throw new Error(`exporter PUT /gpus: HTTP ${res.status} ${await res.text()}`);
     const want = gpus.map((g) => `${g.pod}/${g.gpu}=${g.util}`).sort();
-    await eventually(async () => {
-      const seen = await this.scraped(namespace);
-      return JSON.stringify(seen) === JSON.stringify(want) ? true : undefined;
-    }, 20_000, 200);
+    await eventually(
+      async () => {
+        const seen = await this.scraped(namespace);
+        return JSON.stringify(seen) === JSON.stringify(want) ? true : undefined;
+      },
+      20_000,
+      200,
+    );
   }
 
   async scraped(namespace: string): Promise<string[]> {
@@ -54,7 +58,11 @@ class DcgmExporter {
 
   async clear(namespaces: readonly string[]): Promise<void> {
     const keep = (await this.all()).filter((g) => !namespaces.includes(g.namespace));
-    await fetch(`${this.url}/gpus`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(keep) });
+    await fetch(`${this.url}/gpus`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(keep),
+    });
   }
 }
 
@@ -107,7 +115,15 @@ afterAll(async () => {
 describe('busy GPU-equivalents -> desired replicas (target 0.7)', () => {
   it.each([
     { busy: 0, gpus: gpusAt(2, 0), desired: 1, active: false },
-    { busy: 1.5, gpus: [{ pod: 'worker-0', gpu: '0', util: 100 }, { pod: 'worker-0', gpu: '1', util: 50 }], desired: 3, active: true },
+    {
+      busy: 1.5,
+      gpus: [
+        { pod: 'worker-0', gpu: '0', util: 100 },
+        { pod: 'worker-0', gpu: '1', util: 50 },
+      ],
+      desired: 3,
+      active: true,
+    },
     // 7 / 0.7 is 10.000000000000002 in floating point: 10 replicas, not 11.
     { busy: 7, gpus: gpusAt(7, 100), desired: 10, active: true },
   ])('busy $busy -> $desired replicas, active $active', async ({ gpus, busy, desired, active }) => {
@@ -115,7 +131,9 @@ describe('busy GPU-equivalents -> desired replicas (target 0.7)', () => {
     await exporter.set(ns, gpus);
     const metadata = gpuTrigger(ns);
     const metrics = await t.client.getMetrics(ref(metadata, ns));
-    expect(metrics.metricValues).toEqual([{ metricName: 'inference-desired-replicas', metricValue: desired, metricValueFloat: desired }]);
+    expect(metrics.metricValues).toEqual([
+      { metricName: 'inference-desired-replicas', metricValue: desired, metricValueFloat: desired },
+    ]);
     expect((await t.client.isActive(ref(metadata, ns))).result).toBe(active);
     const decision = lastDecision(ns);
     expect(decision?.explanation.signals.busyGpus).toBeCloseTo(busy, 9);
@@ -152,7 +170,16 @@ describe('blended with a RabbitMQ queue', () => {
   // D = max(ceil(B / 5), ceil(G / 0.7))
   it.each([
     { messages: 12, busy: 7, gpus: gpusAt(7, 100), desired: 10, winner: 'gpu' },
-    { messages: 60, busy: 1.5, gpus: [{ pod: 'worker-0', gpu: '0', util: 100 }, { pod: 'worker-0', gpu: '1', util: 50 }], desired: 12, winner: 'backlog' },
+    {
+      messages: 60,
+      busy: 1.5,
+      gpus: [
+        { pod: 'worker-0', gpu: '0', util: 100 },
+        { pod: 'worker-0', gpu: '1', util: 50 },
+      ],
+      desired: 12,
+      winner: 'backlog',
+    },
   ])('$messages messages and $busy busy GPUs: D = $desired, won by $winner', async ({ messages, gpus, desired, winner }) => {
     const ns = freshNamespace();
     await exporter.set(ns, gpus);
@@ -166,7 +193,10 @@ describe('blended with a RabbitMQ queue', () => {
     const ns = freshNamespace();
     const queue = await rabbit.queue(0, 'kis-gpu');
     const metadata = gpuTrigger(ns, { 'rabbitmq.host': amqpUrl, 'rabbitmq.queueName': queue });
-    await exporter.set(ns, [{ pod: 'worker-0', gpu: '0', util: 100 }, { pod: 'worker-0', gpu: '1', util: 50 }]);
+    await exporter.set(ns, [
+      { pod: 'worker-0', gpu: '0', util: 100 },
+      { pod: 'worker-0', gpu: '1', util: 50 },
+    ]);
     expect((await t.client.isActive(ref(metadata, ns))).result).toBe(true);
     expect(lastDecision(ns)?.explanation.activeReason).toMatch(/busy GPUs/);
     await exporter.set(ns, gpusAt(3, 3));
@@ -184,7 +214,11 @@ describe('a GPU query that matches no series is never idle GPUs (issue 16)', () 
     const metadata = gpuTrigger(ns);
     expect((await t.client.isActive(ref(metadata, ns))).result).toBe(true);
     await exporter.set(ns, []);
-    await eventually(async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => 'failed')) === 'failed' ? true : undefined), 5000, 200);
+    await eventually(
+      async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => 'failed')) === 'failed' ? true : undefined),
+      5000,
+      200,
+    );
     for (const call of [t.client.isActive(ref(metadata, ns)), t.client.getMetrics(ref(metadata, ns))]) {
       const err = await grpcError(call);
       expect(err.code).toBe(status.NOT_FOUND);
@@ -192,7 +226,11 @@ describe('a GPU query that matches no series is never idle GPUs (issue 16)', () 
     }
     // The exporter is back and the GPUs idle: now an answer, inactive.
     await exporter.set(ns, gpusAt(2, 1));
-    await eventually(async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => undefined))?.result === false ? true : undefined), 5000, 200);
+    await eventually(
+      async () => ((await t.client.isActive(ref(metadata, ns)).catch(() => undefined))?.result === false ? true : undefined),
+      5000,
+      200,
+    );
   });
 
   it('ignoreNullValues true, blended: at zero the queue wakes the workload; the drained queue with no GPU series is NOT_FOUND', async () => {
@@ -206,7 +244,15 @@ describe('a GPU query that matches no series is never idle GPUs (issue 16)', () 
     expect(lastDecision(ns)?.explanation.demands.gpu).toBeUndefined();
     // The messages went to the GPUs, whose series are missing (a selector typo): they may be busy.
     await rabbit.purge(queue);
-    const err = await eventually(async () => t.client.isActive(ref(metadata, ns)).then(() => undefined, (e: unknown) => e as ServiceError), 5000, 200);
+    const err = await eventually(
+      async () =>
+        t.client.isActive(ref(metadata, ns)).then(
+          () => undefined,
+          (e: unknown) => e as ServiceError,
+        ),
+      5000,
+      200,
+    );
     expect(err.code).toBe(status.NOT_FOUND);
     expect((await grpcError(t.client.getMetrics(ref(metadata, ns)))).code).toBe(status.NOT_FOUND);
   });
@@ -219,7 +265,14 @@ describe('a GPU query that matches no series is never idle GPUs (issue 16)', () 
     expect(err.code).toBe(status.NOT_FOUND);
     expect(err.details).toMatch(/matched no series \(gpu\.ignoreNullValues is false/);
     await exporter.set(ns, gpusAt(1, 0));
-    await eventually(async () => ((await t.client.getMetrics(ref(metadata, ns)).catch(() => undefined))?.metricValues[0]?.metricValueFloat === 3 ? true : undefined), 5000, 200);
+    await eventually(
+      async () =>
+        (await t.client.getMetrics(ref(metadata, ns)).catch(() => undefined))?.metricValues[0]?.metricValueFloat === 3
+          ? true
+          : undefined,
+      5000,
+      200,
+    );
   });
 });
 

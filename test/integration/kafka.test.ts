@@ -31,7 +31,6 @@ const trigger = (topic: string, group: string, extra: Record<string, string> = {
   ...extra,
 });
 
-
 /** Desired replicas and the backlog behind them, as KEDA and the explain endpoint see them. */
 async function metrics(scaler: TestScaler, metadata: Record<string, string>, name: string) {
   const { metricValues } = await scaler.client.getMetrics(ref(metadata, name));

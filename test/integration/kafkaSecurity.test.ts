@@ -51,8 +51,23 @@ beforeAll(async () => {
   try {
     execFileSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-        '-subj', '/CN=foreign-client', '-keyout', 'client.key', '-out', 'client.pem'],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=foreign-client',
+        '-keyout',
+        'client.key',
+        '-out',
+        'client.pem',
+      ],
       { cwd: dir, stdio: 'pipe' },
     );
     foreign = { cert: readFileSync(join(dir, 'client.pem'), 'utf8'), key: readFileSync(join(dir, 'client.key'), 'utf8') };
@@ -110,7 +125,7 @@ describe('Kafka over SASL', () => {
   it.each(['plain', 'scram_sha256', 'scram_sha512'])(
     'gives UNAUTHENTICATED for a wrong %s password, never the password, and keeps the right one working',
     async (mechanism) => {
-        const wrong = `wrong-${randomUUID()}`;
+      const wrong = `wrong-${randomUUID()}`;
       const metadata = trigger(sasl(mechanism, wrong));
       const started = Date.now();
       const err = await grpcError(t.client.getMetrics(ref(metadata, `ks-wrong-${mechanism}`)));

@@ -31,7 +31,6 @@ afterAll(async () => {
   await Promise.allSettled([rabbit?.[Symbol.asyncDispose](), sqs?.[Symbol.asyncDispose](), kafka?.[Symbol.asyncDispose]()]);
 });
 
-
 /** A RabbitMQ queue with 4 messages, an SQS queue with 3 visible + 2 in flight, a Kafka topic with lag 6. */
 async function threeSources(): Promise<Record<string, string>> {
   const [queue, queueURL, topic] = await Promise.all([rabbit.queue(4), sqs.queue(), kafka.topic([2, 4])]);

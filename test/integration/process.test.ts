@@ -33,7 +33,13 @@ beforeAll(async () => {
   metricsPort = await freePort();
   child = spawn(process.execPath, ['src/main.ts'], {
     cwd: root,
-    env: { ...process.env, GRPC_PORT: String(grpcPort), METRICS_PORT: String(metricsPort), BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      GRPC_PORT: String(grpcPort),
+      METRICS_PORT: String(metricsPort),
+      BIND_ADDRESS: '127.0.0.1',
+      LOG_LEVEL: 'info',
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
@@ -59,7 +65,9 @@ describe('the scaler process', () => {
       close(): void;
     };
     for (const service of ['', 'externalscaler.ExternalScaler']) {
-      const res = await new Promise<{ status: string }>((resolve, reject) => client.Check({ service }, (e, r) => (e ? reject(e) : resolve(r))));
+      const res = await new Promise<{ status: string }>((resolve, reject) =>
+        client.Check({ service }, (e, r) => (e ? reject(e) : resolve(r))),
+      );
       expect(res.status).toBe('SERVING');
     }
     client.close();
@@ -67,14 +75,20 @@ describe('the scaler process', () => {
 
   it('serves server reflection that lists the ExternalScaler service', async () => {
     const def = protoLoader.loadSync(
-      fileURLToPath(new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url)),
+      fileURLToPath(
+        new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url),
+      ),
       { keepCase: true, defaults: true, oneofs: true },
     );
     const pkg = grpc.loadPackageDefinition(def) as unknown as {
       grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
     };
     const client = new pkg.grpc.reflection.v1.ServerReflection(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
-    const call = (client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] } }> }).ServerReflectionInfo();
+    const call = (
+      client as unknown as {
+        ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] } }>;
+      }
+    ).ServerReflectionInfo();
     const answer = new Promise<{ name: string }[]>((resolve, reject) => {
       call.on('data', (m) => resolve(m.list_services_response?.service ?? []));
       call.on('error', reject);

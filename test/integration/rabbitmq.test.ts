@@ -34,7 +34,6 @@ const trigger = (queue: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-
 describe('GetMetricSpec', () => {
   it('answers from the metadata alone with target 1 in both fields', async () => {
     const spec = await t.client.getMetricSpec(ref(trigger('no-io-needed-for-spec')));
@@ -52,7 +51,9 @@ describe('GetMetrics and IsActive over amqp', () => {
     const queue = await rabbit.queue(messages);
     const metadata = trigger(queue);
     const metrics = await t.client.getMetrics(ref(metadata, `so-${messages}`));
-    expect(metrics.metricValues).toEqual([{ metricName: 'inference-desired-replicas', metricValue: desired, metricValueFloat: desired }]);
+    expect(metrics.metricValues).toEqual([
+      { metricName: 'inference-desired-replicas', metricValue: desired, metricValueFloat: desired },
+    ]);
     // What KEDA's HPA computes with the AverageValue target from GetMetricSpec.
     const [spec] = (await t.client.getMetricSpec(ref(metadata))).metricSpecs;
     expect(Math.ceil(metrics.metricValues[0]!.metricValueFloat / spec!.targetSizeFloat)).toBe(desired);
@@ -74,7 +75,9 @@ describe('GetMetrics and IsActive over amqp', () => {
     const queue = await rabbit.queue(3);
     const metadata = trigger(queue, { 'rabbitmq.host': amqpUrl.replace(/\/?$/, '/nonexistent'), 'rabbitmq.vhostName': '/' });
     await t.client.getMetrics(ref(metadata, 'vhost'));
-    expect(t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === 'vhost')?.decision.explanation.signals.backlog).toBe(3);
+    expect(t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === 'vhost')?.decision.explanation.signals.backlog).toBe(
+      3,
+    );
   });
 });
 
@@ -84,13 +87,19 @@ describe('GetMetrics over the management API (protocol http)', () => {
     const all = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
     const ready = { ...all, 'rabbitmq.excludeUnacknowledged': 'true' };
     // The management API's figures lag by the statistics interval.
-    await eventually(async () => {
-      await t.client.getMetrics(ref(all, 'http-all'));
-      const e = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-all');
-      return e?.decision.explanation.signals.backlog === 12 ? true : undefined;
-    }, 15_000, 300);
+    await eventually(
+      async () => {
+        await t.client.getMetrics(ref(all, 'http-all'));
+        const e = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-all');
+        return e?.decision.explanation.signals.backlog === 12 ? true : undefined;
+      },
+      15_000,
+      300,
+    );
     await t.client.getMetrics(ref(ready, 'http-ready'));
-    expect(t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-ready')?.decision.explanation.signals.backlog).toBe(12);
+    expect(
+      t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-ready')?.decision.explanation.signals.backlog,
+    ).toBe(12);
     expect((await t.client.isActive(ref(all, 'http-all'))).result).toBe(true);
   });
 
@@ -99,11 +108,15 @@ describe('GetMetrics over the management API (protocol http)', () => {
     const release = await rabbit.holdUnacked(queue, 4);
     try {
       const http = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
-      await eventually(async () => {
-        await t.client.getMetrics(ref(http, 'http-split'));
-        const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-split')?.decision.explanation.signals;
-        return s?.inFlight === 4 && s.waiting === 8 && s.consumers === 1 ? s : undefined;
-      }, 15_000, 300).then((s) => expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 }));
+      await eventually(
+        async () => {
+          await t.client.getMetrics(ref(http, 'http-split'));
+          const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-split')?.decision.explanation.signals;
+          return s?.inFlight === 4 && s.waiting === 8 && s.consumers === 1 ? s : undefined;
+        },
+        15_000,
+        300,
+      ).then((s) => expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 }));
       await t.client.getMetrics(ref(trigger(queue), 'amqp-split'));
       const amqp = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'amqp-split')?.decision.explanation.signals;
       expect(amqp).toMatchObject({ backlog: 8, waiting: 8, consumers: 1 });
@@ -153,12 +166,22 @@ describe('StreamMetricSpec', () => {
 
 describe('bad metadata', () => {
   it.each([
-    [{ 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', messagesPerReplica: 'lots' }, /messagesPerReplica: got "lots"; allowed: a number > 0/],
-    [{ 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', 'rabbitmq.protocol': 'mqtt' }, /rabbitmq\.protocol: got "mqtt"; allowed: auto, amqp or http/],
+    [
+      { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', messagesPerReplica: 'lots' },
+      /messagesPerReplica: got "lots"; allowed: a number > 0/,
+    ],
+    [
+      { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', 'rabbitmq.protocol': 'mqtt' },
+      /rabbitmq\.protocol: got "mqtt"; allowed: auto, amqp or http/,
+    ],
     [{ queueName: 'q' }, /queueName: unknown key/],
     [{ scalerAddress: 'x:9090' }, /no source/],
   ])('answers INVALID_ARGUMENT naming the key on every RPC (%j)', async (metadata, pattern) => {
-    for (const call of [t.client.getMetricSpec(ref(metadata)), t.client.getMetrics(ref(metadata)), t.client.isActive(ref(metadata))]) {
+    for (const call of [
+      t.client.getMetricSpec(ref(metadata)),
+      t.client.getMetrics(ref(metadata)),
+      t.client.isActive(ref(metadata)),
+    ]) {
       const err = await grpcError(call);
       expect(err.code).toBe(status.INVALID_ARGUMENT);
       expect(err.details).toMatch(pattern);
@@ -192,21 +215,27 @@ describe('the read cache', () => {
     const queue = await rabbit.queue(9);
     const before = t.scaler.engine.cache.queryCount;
     const answers = await Promise.all(
-      Array.from({ length: 50 }, (_, i) => t.client.getMetrics(ref(trigger(queue, { messagesPerReplica: String(1 + (i % 5)) }), `so-${i}`, `ns-${i % 7}`))),
+      Array.from({ length: 50 }, (_, i) =>
+        t.client.getMetrics(ref(trigger(queue, { messagesPerReplica: String(1 + (i % 5)) }), `so-${i}`, `ns-${i % 7}`)),
+      ),
     );
     expect(t.scaler.engine.cache.queryCount - before).toBe(1);
     expect(answers.map((a) => a.metricValues[0]!.metricValueFloat)).toContain(9);
     const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
     expect(text).toMatch(/keda_inference_scaler_source_queries_total\{kind="rabbitmq",result="ok"\} \d+/);
     expect(text).toMatch(/keda_inference_scaler_grpc_requests_total\{method="GetMetrics",code="OK"\} \d+/);
-    expect(text).toMatch(/keda_inference_scaler_trigger_desired_replicas\{namespace="ns-0",scaled_object="so-0",trigger="\w+"\} \d+/);
+    expect(text).toMatch(
+      /keda_inference_scaler_trigger_desired_replicas\{namespace="ns-0",scaled_object="so-0",trigger="\w+"\} \d+/,
+    );
   });
 
   it("serves /metrics that Prometheus' own parser reads (promtool check metrics)", async () => {
     const queue = await rabbit.queue(2);
     await Promise.all(Array.from({ length: 20 }, (_, i) => t.client.isActive(ref(trigger(queue), `lint-so-${i}`, 'lint-ns'))));
     const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
-    expect(text).toMatch(/^keda_inference_scaler_trigger_backlog\{namespace="lint-ns",scaled_object="lint-so-19",trigger="\w+"\} 2$/m);
+    expect(text).toMatch(
+      /^keda_inference_scaler_trigger_backlog\{namespace="lint-ns",scaled_object="lint-so-19",trigger="\w+"\} 2$/m,
+    );
     // promtool comes with Debian's prometheus package, which scripts/services.sh installs.
     const lint = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(lint.error, 'promtool not found: run scripts/services.sh up (it installs prometheus)').toBeUndefined();
@@ -214,7 +243,11 @@ describe('the read cache', () => {
     expect([0, 3]).toContain(lint.status);
     const findings = `${lint.stdout}${lint.stderr}`.split('\n').filter((l) => l.trim() !== '');
     // The only findings are on prom-client's default Node.js gauges named *_total, which are not ours to rename.
-    expect(findings.filter((l) => !/^keda_inference_scaler_nodejs_\w+_total non-counter metrics should not have "_total" suffix$/.test(l))).toEqual([]);
+    expect(
+      findings.filter(
+        (l) => !/^keda_inference_scaler_nodejs_\w+_total non-counter metrics should not have "_total" suffix$/.test(l),
+      ),
+    ).toEqual([]);
   });
 
   it('leaves the per-trigger families out of /metrics with TRIGGER_METRICS=false, and still answers and explains', async () => {

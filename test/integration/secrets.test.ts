@@ -187,19 +187,39 @@ beforeAll(async () => {
     gpuCase('basic', 'OK', { 'gpu.username': 'promuser', 'gpu.password': secret.basic }),
     gpuCase('url-password', 'OK', { 'gpu.serverAddress': `http://promuser:${enc(secret.promUrl)}@${promHost}` }),
     gpuCase('gpu-profile', 'OK', { 'gpu.connection': 'prof', 'gpu.serverAddress': prometheus }),
-    gpuCase('bearer-unreachable', 'UNAVAILABLE', { 'gpu.serverAddress': `http://${closed}`, 'gpu.bearerTokenFromEnv': secret.bearerUnreachable }),
+    gpuCase('bearer-unreachable', 'UNAVAILABLE', {
+      'gpu.serverAddress': `http://${closed}`,
+      'gpu.bearerTokenFromEnv': secret.bearerUnreachable,
+    }),
     gpuCase('bearer-bad-query', 'INVALID_ARGUMENT', { 'gpu.bearerToken': secret.bearer, 'gpu.query': 'sum(' }),
-    { name: 'sqs-ok', metadata: { 'sqs.queueURL': sqsQueue, 'sqs.awsRegion': 'us-east-1', 'sqs.awsEndpoint': requireService('SQS_ENDPOINT') }, read: 'OK' },
-    { name: 'sqs-unreachable', metadata: { 'sqs.queueURL': `http://${closed}/000000000000/jobs`, 'sqs.awsRegion': 'eu-west-1' }, read: 'UNAVAILABLE' },
+    {
+      name: 'sqs-ok',
+      metadata: { 'sqs.queueURL': sqsQueue, 'sqs.awsRegion': 'us-east-1', 'sqs.awsEndpoint': requireService('SQS_ENDPOINT') },
+      read: 'OK',
+    },
+    {
+      name: 'sqs-unreachable',
+      metadata: { 'sqs.queueURL': `http://${closed}/000000000000/jobs`, 'sqs.awsRegion': 'eu-west-1' },
+      read: 'UNAVAILABLE',
+    },
     // Refused by the schema: the issue quotes the value of a key that is not a secret, masked.
     rabbitCase('invalid-host', `ftp://scaler:${enc(secret.invalidHost)}@${closed}/`, 'INVALID_ARGUMENT'),
     gpuCase('invalid-token', 'INVALID_ARGUMENT', { 'gpu.bearerToken': secret.invalidToken }),
-    gpuCase('invalid-prom-url', 'INVALID_ARGUMENT', { 'gpu.serverAddress': `http://promuser:${enc(secret.invalidPromUrl)}@prom:notaport` }),
-    gpuCase('invalid-prom-url-raw-at', 'INVALID_ARGUMENT', { 'gpu.serverAddress': `http://promuser:${secret.invalidRawAt}@prom:notaport` }),
-    gpuCase('invalid-prom-url-raw-slash', 'INVALID_ARGUMENT', { 'gpu.serverAddress': `http://promuser:${secret.invalidRawSlash}@prom:9090` }),
+    gpuCase('invalid-prom-url', 'INVALID_ARGUMENT', {
+      'gpu.serverAddress': `http://promuser:${enc(secret.invalidPromUrl)}@prom:notaport`,
+    }),
+    gpuCase('invalid-prom-url-raw-at', 'INVALID_ARGUMENT', {
+      'gpu.serverAddress': `http://promuser:${secret.invalidRawAt}@prom:notaport`,
+    }),
+    gpuCase('invalid-prom-url-raw-slash', 'INVALID_ARGUMENT', {
+      'gpu.serverAddress': `http://promuser:${secret.invalidRawSlash}@prom:9090`,
+    }),
     {
       name: 'invalid-sqs-email-user',
-      metadata: { 'sqs.queueURL': `ftp://alice@corp.example:${secret.emailUser}@${closed}/000000000000/jobs`, 'sqs.awsRegion': 'eu-west-1' },
+      metadata: {
+        'sqs.queueURL': `ftp://alice@corp.example:${secret.emailUser}@${closed}/000000000000/jobs`,
+        'sqs.awsRegion': 'eu-west-1',
+      },
       read: 'INVALID_ARGUMENT',
     },
   ];
@@ -226,7 +246,11 @@ afterAll(async () => {
   if (configDir !== undefined) rmSync(configDir, { recursive: true, force: true });
 });
 
-const ref = (c: (typeof cases)[number]): ScaledObjectRef => ({ name: c.name.split('-')[0]!, namespace: NS, scalerMetadata: c.metadata });
+const ref = (c: (typeof cases)[number]): ScaledObjectRef => ({
+  name: c.name.split('-')[0]!,
+  namespace: NS,
+  scalerMetadata: c.metadata,
+});
 
 /** A unary call's outcome: its code, and what it sent (details, or the answer). */
 async function call(method: 'GetMetricSpec' | 'GetMetrics' | 'IsActive', request: unknown): Promise<keyof typeof grpc.status> {
@@ -237,7 +261,9 @@ async function call(method: 'GetMetricSpec' | 'GetMetrics' | 'IsActive', request
   ) => void;
   return new Promise((resolve) => {
     fn.call(scaler.client.raw, request, { deadline: Date.now() + 20_000 }, (err, res) => {
-      said.grpc.push(err ? `${method} ${err.details} ${JSON.stringify(err.metadata.toJSON())}` : `${method} ${JSON.stringify(res)}`);
+      said.grpc.push(
+        err ? `${method} ${err.details} ${JSON.stringify(err.metadata.toJSON())}` : `${method} ${JSON.stringify(res)}`,
+      );
       resolve(grpc.status[err ? err.code : grpc.status.OK] as keyof typeof grpc.status);
     });
   });
@@ -270,7 +296,11 @@ function needles(): { name: string; text: string }[] {
   const add = (name: string, text: string, user?: string) => {
     out.push({ name, text }, { name: `${name} (URL-encoded)`, text: encodeURIComponent(text) });
     const head = text.split(tag)[0]!;
-    if (head.startsWith('zq')) out.push({ name: `${name} (its head)`, text: head }, { name: `${name} (its head, URL-encoded)`, text: encodeURIComponent(head) });
+    if (head.startsWith('zq'))
+      out.push(
+        { name: `${name} (its head)`, text: head },
+        { name: `${name} (its head, URL-encoded)`, text: encodeURIComponent(head) },
+      );
     out.push({ name: `${name} (base64)`, text: Buffer.from(text).toString('base64') });
     if (user !== undefined) out.push({ name: `${name} (basic auth)`, text: Buffer.from(`${user}:${text}`).toString('base64') });
   };
@@ -307,7 +337,17 @@ describe('credentials never leave the scaler', () => {
     said.explain = await explain.text();
     for (const name of new Set(cases.map((c) => ref(c).name))) {
       for (const json of [[], ['--json']]) {
-        const args = [cli, 'explain', '--url', `http://127.0.0.1:${scaler.metricsPort}`, '--namespace', NS, '--name', name, ...json];
+        const args = [
+          cli,
+          'explain',
+          '--url',
+          `http://127.0.0.1:${scaler.metricsPort}`,
+          '--namespace',
+          NS,
+          '--name',
+          name,
+          ...json,
+        ];
         const out = await run(process.execPath, args, { timeout: 15_000 }).catch((e: { stdout: string; stderr: string }) => e);
         said.cli.push(out.stdout + out.stderr);
       }
@@ -318,15 +358,22 @@ describe('credentials never leave the scaler', () => {
     const levels = new Set(scaler.lines().map((l) => l.level));
     expect([...levels]).toEqual(expect.arrayContaining(['trace', 'debug', 'info', 'warn']));
     // The brokers are named where a secret would stand beside them: the URL, masked or without its user.
-    for (const at of ['at amqp://127.0.0.1:1', `at ${new URL(requireService('RABBITMQ_MANAGEMENT_URL')).origin}`, 'brokers refused the credentials']) {
+    for (const at of [
+      'at amqp://127.0.0.1:1',
+      `at ${new URL(requireService('RABBITMQ_MANAGEMENT_URL')).origin}`,
+      'brokers refused the credentials',
+    ]) {
       expect(scaler.logs).toContain(at);
     }
     expect(said.grpc.join('\n')).toContain('got "http://***@prom:notaport"');
     expect(said.metrics).toContain('keda_inference');
-    for (const name of ['amqp', 'management', 'bearer', 'basic', 'url', 'gpu', 'sqs']) expect(said.explain).toContain(`"name": "${name}"`);
+    for (const name of ['amqp', 'management', 'bearer', 'basic', 'url', 'gpu', 'sqs'])
+      expect(said.explain).toContain(`"name": "${name}"`);
     expect(said.cli.join('\n')).toContain('desired replicas');
     // The search finds what is there: the metadata sent holds every trigger secret.
-    expect(leaks(JSON.stringify(cases))).toEqual(expect.arrayContaining(['amqp (URL-encoded)', 'bearer', 'kafka client key, line 1']));
+    expect(leaks(JSON.stringify(cases))).toEqual(
+      expect.arrayContaining(['amqp (URL-encoded)', 'bearer', 'kafka client key, line 1']),
+    );
   });
 
   it.each([

@@ -76,7 +76,8 @@ function sqsBed(): SourceBed<SqsSourceConfig> {
   return {
     async open() {
       endpoint = requireService('SQS_ENDPOINT');
-      for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED']) saved[key] = process.env[key];
+      for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_EC2_METADATA_DISABLED'])
+        saved[key] = process.env[key];
       // Credentials reach the source through the SDK's default chain only, as in the scaler.
       process.env.AWS_ACCESS_KEY_ID = 'test';
       process.env.AWS_SECRET_ACCESS_KEY = secretKey;
@@ -158,7 +159,12 @@ function gpuBed(): SourceBed<GpuSourceConfig> {
   let auth: BearerProxy;
   const token = `tok-${randomUUID()}`;
   const config = (serverAddress: string, query: string, extra: Record<string, string> = {}, bearerToken = token) =>
-    sourceConfig<GpuSourceConfig>({ 'gpu.serverAddress': serverAddress, 'gpu.query': query, 'gpu.bearerToken': bearerToken, ...extra });
+    sourceConfig<GpuSourceConfig>({
+      'gpu.serverAddress': serverAddress,
+      'gpu.query': query,
+      'gpu.bearerToken': bearerToken,
+      ...extra,
+    });
   // A value of n on a series Prometheus really scrapes (its exporter target's `up`), whatever the exporter reports.
   const valued = (n: number) => `count(up{job="dcgm-exporter"}) * 0 + ${n}`;
   const holding = (serverAddress: string, n: number) =>

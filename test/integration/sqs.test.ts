@@ -31,7 +31,6 @@ const trigger = (queueURL: string, extra: Record<string, string> = {}) => ({
   ...extra,
 });
 
-
 function backlogSeen(name: string): number | undefined {
   return t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision.explanation.signals.backlog;
 }

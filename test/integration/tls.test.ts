@@ -24,16 +24,59 @@ function openssl(...args: string[]): void {
 }
 
 function makeCa(name: string): void {
-  openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '2',
-    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.crt`);
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.crt`,
+  );
 }
 
 function makeLeaf(name: string, ca: string, extensions: string): void {
   writeFileSync(file(`${name}.ext`), extensions);
-  openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-  openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
-    '-days', '2', '-extfile', `${name}.ext`, '-out', `${name}.crt`);
+  openssl(
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.crt`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.crt`,
+  );
 }
 
 const pem = (name: string) => readFileSync(file(name));
@@ -66,12 +109,18 @@ function freePort(): Promise<number> {
 /** The status of a server reflection listing (OK when the port serves reflection). */
 async function reflectionStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {
   const def = protoLoader.loadSync(
-    fileURLToPath(new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url)),
+    fileURLToPath(
+      new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url),
+    ),
     { keepCase: true, defaults: true, oneofs: true },
   );
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+  };
   const client = new pkg.grpc.reflection.v1.ServerReflection(address, credentials);
-  const call = (client as unknown as { ServerReflectionInfo(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }).ServerReflectionInfo({
+  const call = (
+    client as unknown as { ServerReflectionInfo(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }
+  ).ServerReflectionInfo({
     deadline: Date.now() + 3000,
   });
   try {
@@ -147,7 +196,11 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
     );
     const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
     const health = new Health(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
-      Check(req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
+      Check(
+        req: { service: string },
+        opts: grpc.CallOptions,
+        cb: (err: grpc.ServiceError | null, res: { status: string }) => void,
+      ): void;
     };
     const check = (service: string) =>
       new Promise<string>((resolve, reject) =>
@@ -159,7 +212,9 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
       expect(await check('externalscaler.ExternalScaler')).toBe('SERVING');
       // Only health is served there: the scaler itself and server reflection stay behind mutual TLS.
       expect(await callStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNIMPLEMENTED);
-      expect(await reflectionStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNIMPLEMENTED);
+      expect(await reflectionStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(
+        grpc.status.UNIMPLEMENTED,
+      );
       expect(await reflectionStatus(`127.0.0.1:${scaler.grpcPort}`, tlsTo('ca', 'client'))).toBe(grpc.status.OK);
     } finally {
       health.close();

@@ -52,7 +52,11 @@ export class KedaClient {
 
   private unary<Res>(method: string, request: unknown, deadlineMs = 5000): Promise<Res> {
     return new Promise((resolve, reject) => {
-      const fn = this.raw[method] as (req: unknown, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: Res) => void) => void;
+      const fn = this.raw[method] as (
+        req: unknown,
+        opts: grpc.CallOptions,
+        cb: (err: grpc.ServiceError | null, res: Res) => void,
+      ) => void;
       fn.call(this.raw, request, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
     });
   }
@@ -113,7 +117,8 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (err) {
       lastError = err;
     }
-    if (Date.now() > until) throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ''}`);
+    if (Date.now() > until)
+      throw new Error(`condition not met within ${timeoutMs} ms${lastError ? `: ${String(lastError)}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

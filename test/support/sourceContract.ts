@@ -118,7 +118,13 @@ export function describeSourceContract<C extends SourceConfig>(name: string, bed
     };
 
     /** The error is the typed one, names the source, and carries none of the secrets. */
-    function expectError(err: unknown, type: new (message: string) => ScalerError, code: ErrorCode, source: Source, secrets: readonly string[] = []) {
+    function expectError(
+      err: unknown,
+      type: new (message: string) => ScalerError,
+      code: ErrorCode,
+      source: Source,
+      secrets: readonly string[] = [],
+    ) {
       expect(err).toBeInstanceOf(type);
       expect(errorCode(err)).toBe(code);
       const { message } = err as Error;
@@ -128,7 +134,9 @@ export function describeSourceContract<C extends SourceConfig>(name: string, bed
         expect(message).not.toContain(secret);
         expect(details).not.toContain(secret);
       }
-      expect(`${source.label} ${source.identity}`).not.toMatch(new RegExp([...bed.secrets(), ...secrets].map(escape).join('|') || '$^'));
+      expect(`${source.label} ${source.identity}`).not.toMatch(
+        new RegExp([...bed.secrets(), ...secrets].map(escape).join('|') || '$^'),
+      );
     }
 
     /** Reads until the reading shows `expected` (a server's statistics may lag by settleMs). */
@@ -146,7 +154,8 @@ export function describeSourceContract<C extends SourceConfig>(name: string, bed
 
     beforeAll(async () => {
       await bed.open();
-      for (const secret of bed.secrets()) expect(secret.length, 'a secret short enough to occur by chance').toBeGreaterThanOrEqual(8);
+      for (const secret of bed.secrets())
+        expect(secret.length, 'a secret short enough to occur by chance').toBeGreaterThanOrEqual(8);
     });
 
     afterAll(async () => {

@@ -21,16 +21,40 @@ describe('loadConfig: the state store', () => {
   });
 
   it('accepts a password and, for rediss://, a CA file beside the URL', () => {
-    const config = loadConfig({ STATE_STORE_URL: 'rediss://scaler@valkey:6380/2', STATE_STORE_PASSWORD: 'p', STATE_STORE_TLS_CA_FILE: '/etc/ca.pem' });
+    const config = loadConfig({
+      STATE_STORE_URL: 'rediss://scaler@valkey:6380/2',
+      STATE_STORE_PASSWORD: 'p',
+      STATE_STORE_TLS_CA_FILE: '/etc/ca.pem',
+    });
     expect(config.STATE_STORE_PASSWORD).toBe('p');
   });
 
   it.each([
-    ['another scheme', { STATE_STORE_URL: 'http://:s3cret@valkey:6379' }, /STATE_STORE_URL: scheme http: is not redis: or rediss:/],
-    ['query parameters', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379?password=x' }, /STATE_STORE_URL: query parameters are not read/],
-    ['a path that is not a database', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/state' }, /STATE_STORE_URL: the path must be a database number/],
-    ['a password without a URL', { STATE_STORE_PASSWORD: 's3cret' }, /STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL/],
-    ['a CA file without TLS', { STATE_STORE_URL: 'redis://:s3cret@valkey:6379', STATE_STORE_TLS_CA_FILE: '/ca.pem' }, /STATE_STORE_TLS_CA_FILE needs a rediss:\/\//],
+    [
+      'another scheme',
+      { STATE_STORE_URL: 'http://:s3cret@valkey:6379' },
+      /STATE_STORE_URL: scheme http: is not redis: or rediss:/,
+    ],
+    [
+      'query parameters',
+      { STATE_STORE_URL: 'redis://:s3cret@valkey:6379?password=x' },
+      /STATE_STORE_URL: query parameters are not read/,
+    ],
+    [
+      'a path that is not a database',
+      { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/state' },
+      /STATE_STORE_URL: the path must be a database number/,
+    ],
+    [
+      'a password without a URL',
+      { STATE_STORE_PASSWORD: 's3cret' },
+      /STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL/,
+    ],
+    [
+      'a CA file without TLS',
+      { STATE_STORE_URL: 'redis://:s3cret@valkey:6379', STATE_STORE_TLS_CA_FILE: '/ca.pem' },
+      /STATE_STORE_TLS_CA_FILE needs a rediss:\/\//,
+    ],
   ])('refuses %s, never quoting the password', (_name, env, message) => {
     let error: unknown;
     try {
@@ -66,7 +90,7 @@ describe('loadConfig: numbers', () => {
 });
 
 describe('loadConfig: GRPC_MAX_RECEIVE_MESSAGE_BYTES', () => {
-  it('is 256 KiB unless set: far above a real ScaledObjectRef, far below grpc-js\'s 4 MiB', () => {
+  it("is 256 KiB unless set: far above a real ScaledObjectRef, far below grpc-js's 4 MiB", () => {
     expect(loadConfig({}).GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(262_144);
     expect(loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: '65536' }).GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(65_536);
   });
@@ -79,7 +103,9 @@ describe('loadConfig: GRPC_MAX_RECEIVE_MESSAGE_BYTES', () => {
     ['an empty value', ''],
   ])('refuses %s, naming the variable', (_name, value) => {
     expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(ConfigError);
-    expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(/GRPC_MAX_RECEIVE_MESSAGE_BYTES: allowed: a whole number from 1024 to 4194304/);
+    expect(() => loadConfig({ GRPC_MAX_RECEIVE_MESSAGE_BYTES: value })).toThrow(
+      /GRPC_MAX_RECEIVE_MESSAGE_BYTES: allowed: a whole number from 1024 to 4194304/,
+    );
   });
 });
 

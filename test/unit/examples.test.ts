@@ -28,9 +28,11 @@ const exampleEnv = {
   KAFKA_USER: 'scaler',
   KAFKA_PASSWORD: 'secret',
 };
-const composeScalerEnv = (parseYaml(read('deploy/compose/docker-compose.yaml')) as {
-  services: { scaler: { environment: Record<string, string> } };
-}).services.scaler.environment;
+const composeScalerEnv = (
+  parseYaml(read('deploy/compose/docker-compose.yaml')) as {
+    services: { scaler: { environment: Record<string, string> } };
+  }
+).services.scaler.environment;
 
 const sets: { readonly files: string[]; readonly profiles: () => ConnectionProfiles; readonly env: Record<string, string> }[] = [
   {
@@ -53,16 +55,26 @@ interface Trigger {
   metadata: Record<string, string>;
   authenticationRef?: { name: string; kind?: string };
 }
-const triggersOf = (m: Manifest) => ((m.spec?.triggers ?? []) as Trigger[]).filter((t) => t.type === 'external' || t.type === 'external-push');
+const triggersOf = (m: Manifest) =>
+  ((m.spec?.triggers ?? []) as Trigger[]).filter((t) => t.type === 'external' || t.type === 'external-push');
 
 describe('examples', () => {
   it('are found: ScaledObjects for every source, both trigger types, a blend', () => {
-    const kinds = new Set(scaledObjects.flatMap(({ m }) => triggersOf(m).flatMap((t) => Object.keys(t.metadata).map((k) => k.split('.')[0]))));
+    const kinds = new Set(
+      scaledObjects.flatMap(({ m }) => triggersOf(m).flatMap((t) => Object.keys(t.metadata).map((k) => k.split('.')[0]))),
+    );
     expect([...kinds]).toEqual(expect.arrayContaining(['rabbitmq', 'sqs', 'kafka', 'gpu']));
     const types = new Set(scaledObjects.flatMap(({ m }) => triggersOf(m).map((t) => t.type)));
     expect([...types].sort()).toEqual(['external', 'external-push']);
     const blends = scaledObjects.filter(({ m }) =>
-      triggersOf(m).some((t) => new Set(Object.keys(t.metadata).filter((k) => k.includes('.')).map((k) => k.split('.')[0])).size >= 2),
+      triggersOf(m).some(
+        (t) =>
+          new Set(
+            Object.keys(t.metadata)
+              .filter((k) => k.includes('.'))
+              .map((k) => k.split('.')[0]),
+          ).size >= 2,
+      ),
     );
     expect(blends.length).toBeGreaterThan(0);
   });
@@ -78,7 +90,7 @@ describe('examples', () => {
   const triggerCases = scaledObjects.flatMap(({ file, m, set }) =>
     triggersOf(m).map((t, i) => [`${file}: ${name(m)} trigger ${i}`, m, t, set] as const),
   );
-  it.each(triggerCases)('%s passes the scaler\'s own validation', (_label, m, trigger, set) => {
+  it.each(triggerCases)("%s passes the scaler's own validation", (_label, m, trigger, set) => {
     expect(trigger.metadata.scalerAddress).toMatch(/^[a-z0-9.-]+:\d+$/);
     // KEDA resolves `...FromEnv` from the workload's environment; values are strings.
     for (const value of Object.values(trigger.metadata)) expect(typeof value).toBe('string');
@@ -98,7 +110,8 @@ describe('recommended ScaledObject settings (examples/README.md, docs/model.md, 
   const expected = { cooldownPeriod: RECOMMENDED_SCALED_OBJECT.cooldownSeconds, behavior: RECOMMENDED_SCALED_OBJECT.behavior };
   const settingsOf = (spec: Record<string, unknown> | undefined) => ({
     cooldownPeriod: spec?.cooldownPeriod,
-    behavior: (spec?.advanced as { horizontalPodAutoscalerConfig?: { behavior?: unknown } } | undefined)?.horizontalPodAutoscalerConfig?.behavior,
+    behavior: (spec?.advanced as { horizontalPodAutoscalerConfig?: { behavior?: unknown } } | undefined)
+      ?.horizontalPodAutoscalerConfig?.behavior,
   });
 
   it('the simulator runs cooldownPeriod 30 and an HPA without stabilization windows', () => {
@@ -108,16 +121,24 @@ describe('recommended ScaledObject settings (examples/README.md, docs/model.md, 
   });
 
   const recommended = scaledObjects.filter(({ file }) => file.startsWith('examples'));
-  it.each(recommended.map(({ file, m }) => [`${file}: ${name(m)}`, m] as const))('%s: cooldownPeriod and HPA behavior are the simulated ones', (_l, m) => {
-    expect(settingsOf(m.spec)).toEqual(expected);
-  });
+  it.each(recommended.map(({ file, m }) => [`${file}: ${name(m)}`, m] as const))(
+    '%s: cooldownPeriod and HPA behavior are the simulated ones',
+    (_l, m) => {
+      expect(settingsOf(m.spec)).toEqual(expected);
+    },
+  );
 
-  it.each(['examples/README.md', 'docs/model.md', 'README.md', 'docs/gpu.md'])('%s shows the same cooldownPeriod and HPA behavior', (doc) => {
-    const blocks = [...read(doc).matchAll(/```yaml\n([\s\S]*?)```/g)].map((b) => b[1]!).filter((b) => b.includes('horizontalPodAutoscalerConfig'));
-    expect(blocks.length).toBe(1);
-    const parsed = parseYaml(blocks[0]!) as { spec?: Record<string, unknown> };
-    expect(settingsOf(parsed.spec)).toEqual(expected);
-  });
+  it.each(['examples/README.md', 'docs/model.md', 'README.md', 'docs/gpu.md'])(
+    '%s shows the same cooldownPeriod and HPA behavior',
+    (doc) => {
+      const blocks = [...read(doc).matchAll(/```yaml\n([\s\S]*?)```/g)]
+        .map((b) => b[1]!)
+        .filter((b) => b.includes('horizontalPodAutoscalerConfig'));
+      expect(blocks.length).toBe(1);
+      const parsed = parseYaml(blocks[0]!) as { spec?: Record<string, unknown> };
+      expect(settingsOf(parsed.spec)).toEqual(expected);
+    },
+  );
 });
 
 describe('TLS to the scaler', () => {
@@ -133,10 +154,16 @@ describe('TLS to the scaler', () => {
   });
 
   it('every trigger with enableTLS references an existing TriggerAuthentication that gives caCert', () => {
-    const tlsTriggers = scaledObjects.flatMap(({ m }) => triggersOf(m).filter((t) => t.metadata.enableTLS === 'true').map((t) => ({ m, t })));
+    const tlsTriggers = scaledObjects.flatMap(({ m }) =>
+      triggersOf(m)
+        .filter((t) => t.metadata.enableTLS === 'true')
+        .map((t) => ({ m, t })),
+    );
     expect(tlsTriggers.length).toBeGreaterThan(0);
     for (const { m, t } of tlsTriggers) {
-      const auth = auths.find((a) => a.metadata.name === t.authenticationRef?.name && a.metadata.namespace === m.metadata.namespace);
+      const auth = auths.find(
+        (a) => a.metadata.name === t.authenticationRef?.name && a.metadata.namespace === m.metadata.namespace,
+      );
       expect(auth, `${name(m)} -> ${t.authenticationRef?.name}`).toBeDefined();
       const params = ((auth!.spec?.secretTargetRef ?? []) as { parameter: string }[]).map((r) => r.parameter);
       expect(params).toContain('caCert');

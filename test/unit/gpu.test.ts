@@ -10,7 +10,14 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
-import { type GpuAnswer, GpuDriver, type PrometheusClient, type PrometheusTls, interpretAnswer, prometheusRequest } from '../../src/sources/gpu.ts';
+import {
+  type GpuAnswer,
+  GpuDriver,
+  type PrometheusClient,
+  type PrometheusTls,
+  interpretAnswer,
+  prometheusRequest,
+} from '../../src/sources/gpu.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { GpuSourceConfig } from '../../src/trigger/types.ts';
 
@@ -131,7 +138,10 @@ describe('Prometheus answers', () => {
 
 describe('the instant-query request', () => {
   it('queries {serverAddress}/api/v1/query, keeping a path prefix, with the query encoded', () => {
-    const { url, headers } = prometheusRequest(config({ serverAddress: 'https://thanos.example:9091/prom/', query: 'sum(x{a="b"}) / 100' }), 2000);
+    const { url, headers } = prometheusRequest(
+      config({ serverAddress: 'https://thanos.example:9091/prom/', query: 'sum(x{a="b"}) / 100' }),
+      2000,
+    );
     expect(url.origin + url.pathname).toBe('https://thanos.example:9091/prom/api/v1/query');
     expect(url.searchParams.get('query')).toBe('sum(x{a="b"}) / 100');
     expect(url.searchParams.get('timeout')).toBe('2000ms');
@@ -166,7 +176,8 @@ describe('GpuDriver through its client seam', () => {
   const logger = pino({ level: 'silent' });
 
   function fakeDriver(answer: () => Promise<{ httpStatus: number; body: string }>) {
-    const made: { tls: PrometheusTls; asked: { url: string; headers: Readonly<Record<string, string>> }[]; closed: number }[] = [];
+    const made: { tls: PrometheusTls; asked: { url: string; headers: Readonly<Record<string, string>> }[]; closed: number }[] =
+      [];
     const driver = new GpuDriver({
       logger,
       timeoutMs: 1500,
@@ -294,7 +305,10 @@ describe('GpuDriver', () => {
     const driver = new GpuDriver({ logger, timeoutMs: 2000 });
     const source = driver.create(config({ serverAddress: `http://127.0.0.1:${port}` }));
     const err = await source.read(AbortSignal.timeout(5000)).catch((e: unknown) => e);
-    expect(toServiceError(err)).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringMatching(/unreachable.*ECONNREFUSED/) });
+    expect(toServiceError(err)).toMatchObject({
+      code: status.UNAVAILABLE,
+      details: expect.stringMatching(/unreachable.*ECONNREFUSED/),
+    });
     await driver.close();
   });
 
@@ -324,7 +338,9 @@ describe('GpuDriver', () => {
       let requests = 0;
       socket.on('data', () => {
         if (++requests > 1) return socket.resetAndDestroy();
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: keep-alive\r\n\r\n${body}`);
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: keep-alive\r\n\r\n${body}`,
+        );
       });
     });
     await new Promise<void>((resolve) => resetting.listen(0, '127.0.0.1', resolve));
@@ -364,11 +380,30 @@ describe('GpuDriver', () => {
       ssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=test-ca');
       ssl('req', ...ec, '-keyout', 'srv.key', '-out', 'srv.csr', '-subj', '/CN=127.0.0.1');
       writeFileSync(join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-      ssl('x509', '-req', '-in', 'srv.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'srv.pem', '-days', '1', '-extfile', 'san.ext');
+      ssl(
+        'x509',
+        '-req',
+        '-in',
+        'srv.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        'srv.pem',
+        '-days',
+        '1',
+        '-extfile',
+        'san.ext',
+      );
       ca = readFileSync(join(dir, 'ca.pem'), 'utf8');
-      tlsServer = https.createServer({ key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.pem')) }, (_req, res) => {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(vector('3'));
-      });
+      tlsServer = https.createServer(
+        { key: readFileSync(join(dir, 'srv.key')), cert: readFileSync(join(dir, 'srv.pem')) },
+        (_req, res) => {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(vector('3'));
+        },
+      );
       await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
       tlsAddress = `https://127.0.0.1:${(tlsServer.address() as AddressInfo).port}`;
     });
@@ -387,7 +422,10 @@ describe('GpuDriver', () => {
 
     it('refuses an unknown CA with a hint, unless unsafeSsl', async () => {
       const driver = new GpuDriver({ logger, timeoutMs: 2000 });
-      const err = await driver.create(config({ serverAddress: tlsAddress })).read(AbortSignal.timeout(5000)).catch((e: unknown) => e);
+      const err = await driver
+        .create(config({ serverAddress: tlsAddress }))
+        .read(AbortSignal.timeout(5000))
+        .catch((e: unknown) => e);
       expect(toServiceError(err)).toMatchObject({ code: status.UNAVAILABLE, details: expect.stringMatching(/set gpu\.ca/) });
       const unsafe = await driver.create(config({ serverAddress: tlsAddress, unsafeSsl: true })).read(AbortSignal.timeout(5000));
       expect(unsafe.busyGpus).toBe(3);
@@ -411,23 +449,38 @@ describe('GPU trigger metadata', () => {
   it('allows a GPU-only trigger with KEDA-like defaults', () => {
     const t = parse(gpu);
     expect(t.sources).toHaveLength(1);
-    expect(t.sources[0]).toMatchObject({ kind: 'gpu', targetUtilization: 0.8, activationThreshold: 0.2, ignoreNullValues: true, unsafeSsl: false });
+    expect(t.sources[0]).toMatchObject({
+      kind: 'gpu',
+      targetUtilization: 0.8,
+      activationThreshold: 0.2,
+      ignoreNullValues: true,
+      unsafeSsl: false,
+    });
   });
 
   it('refuses a bearer token together with basic auth, and half of basic auth', () => {
-    expect(issues({ ...gpu, 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' })).toMatch(/gpu\.bearerToken: set either/);
+    expect(issues({ ...gpu, 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' })).toMatch(
+      /gpu\.bearerToken: set either/,
+    );
     expect(issues({ ...gpu, 'gpu.username': 'u' })).toMatch(/gpu\.password: gpu\.username and gpu\.password go together/);
   });
 
   // Found by the metadata fuzzer: a token with a control character failed every read as UNAVAILABLE.
-  it.each(['tok\u0000en', 'two words', 'tök'])('refuses the bearer token %j, which no header can carry, without echoing it', (token) => {
-    const text = issues({ ...gpu, 'gpu.bearerToken': token });
-    expect(text).toMatch(/^gpu\.bearerToken: got \(redacted\); allowed: a token \(printable ASCII, no spaces\)/);
-    expect(text).not.toContain(token);
-  });
+  it.each(['tok\u0000en', 'two words', 'tök'])(
+    'refuses the bearer token %j, which no header can carry, without echoing it',
+    (token) => {
+      const text = issues({ ...gpu, 'gpu.bearerToken': token });
+      expect(text).toMatch(/^gpu\.bearerToken: got \(redacted\); allowed: a token \(printable ASCII, no spaces\)/);
+      expect(text).not.toContain(token);
+    },
+  );
 
   it('refuses a CA that is not PEM, without echoing a secret', () => {
-    expect(issues({ ...gpu, 'gpu.ca': '/etc/ssl/ca.pem' })).toMatch(/gpu\.ca: got "\/etc\/ssl\/ca\.pem"; allowed: a PEM CA certificate/);
-    expect(issues({ ...gpu, 'gpu.password': 'hunter2', 'gpu.username': 'u', 'gpu.targetUtilization': '0' })).not.toMatch(/hunter2/);
+    expect(issues({ ...gpu, 'gpu.ca': '/etc/ssl/ca.pem' })).toMatch(
+      /gpu\.ca: got "\/etc\/ssl\/ca\.pem"; allowed: a PEM CA certificate/,
+    );
+    expect(issues({ ...gpu, 'gpu.password': 'hunter2', 'gpu.username': 'u', 'gpu.targetUtilization': '0' })).not.toMatch(
+      /hunter2/,
+    );
   });
 });

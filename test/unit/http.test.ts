@@ -39,7 +39,9 @@ describe('GET /metrics', () => {
     const text = await res.text();
     const backlog = text.split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_backlog{'));
     expect(backlog).toHaveLength(20_000);
-    expect(backlog[19_999]).toBe('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-19999",trigger="h19999"} 19999');
+    expect(backlog[19_999]).toBe(
+      'keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-19999",trigger="h19999"} 19999',
+    );
     expect(text).toContain('keda_inference_scaler_grpc_requests_total');
     expect(text.endsWith('\n')).toBe(true);
   });
@@ -58,6 +60,8 @@ describe('GET /metrics', () => {
     });
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
-    expect((await res.text()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_active{'))).toHaveLength(20_000);
+    expect((await res.text()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_active{'))).toHaveLength(
+      20_000,
+    );
   });
 });

@@ -366,14 +366,20 @@ describe('kafkaError', () => {
       cause: Object.assign(new Error(`Connection error: ${message}`), { name: 'KafkaJSConnectionError', code }),
     });
 
-  it('says to set kafka.ca when the brokers\' certificate fails verification', () => {
-    const err = kafkaError('kafka group "g"', connectionError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'));
+  it("says to set kafka.ca when the brokers' certificate fails verification", () => {
+    const err = kafkaError(
+      'kafka group "g"',
+      connectionError('UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'unable to verify the first certificate'),
+    );
     expect(err).toBeInstanceOf(SourceUnavailable);
     expect(err.message).toMatch(/certificate failed verification \(UNABLE_TO_VERIFY_LEAF_SIGNATURE\); set kafka\.ca/);
   });
 
   it('gives UNAUTHENTICATED when the brokers refuse the client certificate', () => {
-    const err = kafkaError('kafka group "g"', connectionError('ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_UNKNOWN', 'alert certificate unknown'));
+    const err = kafkaError(
+      'kafka group "g"',
+      connectionError('ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_UNKNOWN', 'alert certificate unknown'),
+    );
     expect(err).toBeInstanceOf(SourceUnauthenticated);
     expect(err.message).toMatch(/refused the client certificate .*kafka\.cert and kafka\.key/);
   });

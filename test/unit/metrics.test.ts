@@ -47,7 +47,9 @@ async function values(metrics: ScalerMetrics, name: string): Promise<Record<stri
 /** The sample lines of one family, in the order served. */
 async function lines(metrics: ScalerMetrics, name: string): Promise<string[]> {
   const text = await metrics.render();
-  return text.split('\n').filter((l) => l.startsWith(`keda_inference_scaler_${name}{`) || l.startsWith(`keda_inference_scaler_${name} `));
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`keda_inference_scaler_${name}{`) || l.startsWith(`keda_inference_scaler_${name} `));
 }
 
 /** Metrics that read the last decisions from `last` (trigger id -> evaluation), as the engine's are. */
@@ -103,14 +105,22 @@ describe('ScalerMetrics per-trigger families', () => {
   it('labels series with namespace, ScaledObject and the metadata hash only', async () => {
     const { metrics, record } = withTriggers();
     record(trigger, decision(4, 1, 'backlog'));
-    expect(await lines(metrics, 'trigger_backlog')).toEqual(['keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4']);
+    expect(await lines(metrics, 'trigger_backlog')).toEqual([
+      'keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so",trigger="abc123"} 4',
+    ]);
   });
 
   it('drops every series of a trigger the engine no longer holds', async () => {
     const { metrics, last, record } = withTriggers();
     record(trigger, decision(7, 2, 'backlog'));
     last.delete(trigger.id);
-    for (const name of ['trigger_backlog', 'trigger_desired_replicas', 'trigger_active', 'trigger_demand_replicas', 'trigger_winning_term']) {
+    for (const name of [
+      'trigger_backlog',
+      'trigger_desired_replicas',
+      'trigger_active',
+      'trigger_demand_replicas',
+      'trigger_winning_term',
+    ]) {
       expect(await values(metrics, name)).toEqual({});
     }
     record(trigger, decision(7, 2, 'backlog'));
@@ -160,7 +170,13 @@ describe('ScalerMetrics.render', () => {
     expect(text.indexOf('# TYPE keda_inference_scaler_grpc_requests_total counter')).toBeLessThan(
       text.indexOf('# TYPE keda_inference_scaler_trigger_backlog gauge'),
     );
-    for (const name of ['trigger_backlog', 'trigger_desired_replicas', 'trigger_active', 'trigger_demand_replicas', 'trigger_winning_term']) {
+    for (const name of [
+      'trigger_backlog',
+      'trigger_desired_replicas',
+      'trigger_active',
+      'trigger_demand_replicas',
+      'trigger_winning_term',
+    ]) {
       expect(text.split(`# TYPE keda_inference_scaler_${name} gauge\n`)).toHaveLength(2);
       expect(text.split(`# HELP keda_inference_scaler_${name} `)).toHaveLength(2);
     }
@@ -168,7 +184,8 @@ describe('ScalerMetrics.render', () => {
 
   it('streams a large fleet in chunks of whole lines, across turns of the event loop', async () => {
     const { metrics, record } = withTriggers();
-    for (let i = 0; i < 2_500; i++) record({ ...trigger, id: `ns/so-${i}/h${i}`, name: `so-${i}` } as Trigger, decision(i, 1 + (i % 4), 'backlog'));
+    for (let i = 0; i < 2_500; i++)
+      record({ ...trigger, id: `ns/so-${i}/h${i}`, name: `so-${i}` } as Trigger, decision(i, 1 + (i % 4), 'backlog'));
     const chunks: string[] = [];
     let turns = 0;
     const ticker = setInterval(() => turns++, 0);
@@ -179,7 +196,9 @@ describe('ScalerMetrics.render', () => {
     expect(turns).toBeGreaterThan(0);
     const served = await lines(metrics, 'trigger_backlog');
     expect(served).toHaveLength(2_500);
-    expect(served[2_499]).toBe('keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-2499",trigger="h2499"} 2499');
+    expect(served[2_499]).toBe(
+      'keda_inference_scaler_trigger_backlog{namespace="ns",scaled_object="so-2499",trigger="h2499"} 2499',
+    );
     expect(chunks.join('')).toBe(await metrics.render());
   });
 });

@@ -37,7 +37,9 @@ class FakeAmqp implements AmqpQueueClient {
     const failure = this.fail?.(queue);
     if (failure !== undefined) return Promise.reject(failure as Error);
     const reply = this.queues[queue];
-    return reply ? Promise.resolve(reply) : Promise.reject(Object.assign(new Error(`NOT_FOUND - no queue '${queue}'`), { code: 404 }));
+    return reply
+      ? Promise.resolve(reply)
+      : Promise.reject(Object.assign(new Error(`NOT_FOUND - no queue '${queue}'`), { code: 404 }));
   }
 
   close() {
@@ -62,7 +64,11 @@ function amqpDriver() {
 }
 
 const read = (driver: RabbitmqDriver, c: RabbitmqSourceConfig) => driver.create(c).read(AbortSignal.timeout(5000));
-const failure = (promise: Promise<unknown>) => promise.then(() => expect.unreachable('read answered'), (e: unknown) => e as Error);
+const failure = (promise: Promise<unknown>) =>
+  promise.then(
+    () => expect.unreachable('read answered'),
+    (e: unknown) => e as Error,
+  );
 
 describe('RabbitmqDriver over amqp', () => {
   it('reads ready messages as the backlog, all of it waiting, with the consumers', async () => {
@@ -75,7 +81,10 @@ describe('RabbitmqDriver over amqp', () => {
     await read(driver, config());
     await read(driver, config({ queueName: 'other' }));
     await read(driver, config({ vhostName: 'tenant a' }));
-    expect(made.map((m) => m.url)).toEqual(['amqp://user:s3cret@rabbit:5672/?heartbeat=10', 'amqp://user:s3cret@rabbit:5672/tenant%20a?heartbeat=10']);
+    expect(made.map((m) => m.url)).toEqual([
+      'amqp://user:s3cret@rabbit:5672/?heartbeat=10',
+      'amqp://user:s3cret@rabbit:5672/tenant%20a?heartbeat=10',
+    ]);
     expect(made[0]!.client.asked).toEqual(['jobs', 'other']);
     await driver.close();
     expect(made.map((m) => m.client.closed)).toEqual([1, 1]);
@@ -85,9 +94,21 @@ describe('RabbitmqDriver over amqp', () => {
 
   it.each([
     ['a missing queue (404)', Object.assign(new Error("NOT_FOUND - no queue 'jobs'"), { code: 404 }), SourceNotFound],
-    ['refused credentials (403)', Object.assign(new Error('ACCESS_REFUSED - Login was refused'), { code: 403 }), SourceUnauthenticated],
-    ['a vhost it may not open (530)', new Error('Connection closed: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - vhost x not found"'), SourceNotFound],
-    ['a refused connection', Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5672'), { code: 'ECONNREFUSED' }), SourceUnavailable],
+    [
+      'refused credentials (403)',
+      Object.assign(new Error('ACCESS_REFUSED - Login was refused'), { code: 403 }),
+      SourceUnauthenticated,
+    ],
+    [
+      'a vhost it may not open (530)',
+      new Error('Connection closed: 530 (NOT-ALLOWED) with message "NOT_ALLOWED - vhost x not found"'),
+      SourceNotFound,
+    ],
+    [
+      'a refused connection',
+      Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5672'), { code: 'ECONNREFUSED' }),
+      SourceUnavailable,
+    ],
   ])('maps %s to %s, naming the queue', async (_name, err, type) => {
     const { driver, made } = amqpDriver();
     const source = driver.create(config());
@@ -145,7 +166,10 @@ describe('RabbitmqDriver over the management API', () => {
       serviceRatePerSecond: 1.5,
     });
     expect(asked[0]!.url).toBe('https://rabbit:15671/api/queues/tenant/jobs');
-    expect(asked[0]!.headers).toEqual({ accept: 'application/json', authorization: `Basic ${Buffer.from('user:s3cret').toString('base64')}` });
+    expect(asked[0]!.headers).toEqual({
+      accept: 'application/json',
+      authorization: `Basic ${Buffer.from('user:s3cret').toString('base64')}`,
+    });
   });
 
   it('leaves unacknowledged messages out with excludeUnacknowledged, and falls back to the deliver rate', async () => {

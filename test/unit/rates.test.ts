@@ -18,7 +18,11 @@ describe('updateRates', () => {
 
   it('keeps a slow rate above the floor as it is', () => {
     const slow = 2 * RATE_FLOOR_PER_SECOND;
-    const state = updateRates(updateRates(undefined, { backlog: 0, arrivalRatePerSecond: slow }, 0), { backlog: 0, arrivalRatePerSecond: slow }, 10_000);
+    const state = updateRates(
+      updateRates(undefined, { backlog: 0, arrivalRatePerSecond: slow }, 0),
+      { backlog: 0, arrivalRatePerSecond: slow },
+      10_000,
+    );
     expect(state.arrivalRatePerSecond).toBeCloseTo(slow, 12);
   });
 });

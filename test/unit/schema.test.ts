@@ -3,7 +3,8 @@ import { InvalidTrigger } from '../../src/errors.ts';
 import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
 import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
 
-const parse = (metadata: Record<string, string>, options = {}) => parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
+const parse = (metadata: Record<string, string>, options = {}) =>
+  parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
 
 function issuesOf(metadata: Record<string, string>, options = {}): string[] {
   try {
@@ -31,9 +32,24 @@ describe('trigger schema', () => {
   it('parses a RabbitMQ trigger with defaults', () => {
     const t = parse(rabbit);
     expect(t.sources).toEqual([
-      { kind: 'rabbitmq', host: rabbit['rabbitmq.host'], queueName: 'jobs', vhostName: undefined, protocol: 'amqp', excludeUnacknowledged: false },
+      {
+        kind: 'rabbitmq',
+        host: rabbit['rabbitmq.host'],
+        queueName: 'jobs',
+        vhostName: undefined,
+        protocol: 'amqp',
+        excludeUnacknowledged: false,
+      },
     ]);
-    expect(t.scaling).toMatchObject({ messagesPerReplica: 5, activationBacklog: 0, minReplicas: 1, maxReplicas: 100, coldStartSeconds: 60, drainSeconds: 60, keepWarm: 'auto' });
+    expect(t.scaling).toMatchObject({
+      messagesPerReplica: 5,
+      activationBacklog: 0,
+      minReplicas: 1,
+      maxReplicas: 100,
+      coldStartSeconds: 60,
+      drainSeconds: 60,
+      keepWarm: 'auto',
+    });
     expect(t.metricName).toBe('inference-desired-replicas');
   });
 
@@ -91,7 +107,9 @@ describe('trigger schema', () => {
   it.each(['toString', '__proto__', 'constructor', 'rabbitmq.constructor', 'rabbitmq.hasOwnProperty'])(
     'treats the inherited object key %s as unknown',
     (key) => {
-      expect(issuesOf({ ...rabbit, [key]: 'x' })).toContainEqual(expect.stringMatching(new RegExp(`^${key.replace('.', '\\.')}: unknown key`)));
+      expect(issuesOf({ ...rabbit, [key]: 'x' })).toContainEqual(
+        expect.stringMatching(new RegExp(`^${key.replace('.', '\\.')}: unknown key`)),
+      );
     },
   );
 
@@ -107,7 +125,9 @@ describe('trigger schema', () => {
   });
 
   it('rejects a trigger without a source', () => {
-    expect(issuesOf({ messagesPerReplica: '3' })[0]).toMatch(/no source; allowed: keys prefixed rabbitmq\., sqs\., kafka\., gpu\./);
+    expect(issuesOf({ messagesPerReplica: '3' })[0]).toMatch(
+      /no source; allowed: keys prefixed rabbitmq\., sqs\., kafka\., gpu\./,
+    );
   });
 
   it('requires the queue name and a host', () => {
@@ -174,11 +194,15 @@ describe('trigger schema', () => {
     ['an email address for user', 'http://alice@corp.example:hunter2@prom:bad', '"http://***@prom:bad"'],
   ])('masks the password of a URL that does not parse, written with %s', (_, serverAddress, quoted) => {
     const text = issuesOf({ 'gpu.serverAddress': serverAddress, 'gpu.query': 'up' })[0];
-    expect(text).toBe(`gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (user, password and path %-escapes must decode as UTF-8)`);
+    expect(text).toBe(
+      `gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (user, password and path %-escapes must decode as UTF-8)`,
+    );
   });
 
   it('quotes a value without user info as it is', () => {
-    expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(/^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/);
+    expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(
+      /^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/,
+    );
   });
 
   it('rejects minReplicas above maxReplicas', () => {
@@ -202,7 +226,12 @@ describe('trigger schema', () => {
 
   it('parses Kafka topic lists and requires credentials with SASL', () => {
     const t = parse({ 'kafka.bootstrapServers': 'a:9092, b:9092', 'kafka.topic': 't1,t2', 'kafka.consumerGroup': 'g' });
-    expect(t.sources[0]).toMatchObject({ kind: 'kafka', bootstrapServers: ['a:9092', 'b:9092'], topics: ['t1', 't2'], offsetResetPolicy: 'latest' });
+    expect(t.sources[0]).toMatchObject({
+      kind: 'kafka',
+      bootstrapServers: ['a:9092', 'b:9092'],
+      topics: ['t1', 't2'],
+      offsetResetPolicy: 'latest',
+    });
     expect(issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.sasl': 'plain' })).toContainEqual(
       expect.stringMatching(/^kafka\.username: is required/),
     );
@@ -239,22 +268,22 @@ describe('required keys, declared in the field tables and enforced in one place'
         .filter((key) => key !== 'sqs.scaleOnDelayed')
         .map((key) => [kind, key, metadata] as const),
     ),
-  )(
-    '%s without %s: "is required", with what is allowed and the other ways to give it',
-    (kind, key, metadata) => {
-      const { [key]: _dropped, ...rest } = metadata as Record<string, string>;
-      const fromEnv = key === 'rabbitmq.queueName' || key === 'kafka.consumerGroup' || key === 'gpu.query' ? '' : `${key}FromEnv`;
-      const [issue] = issuesOf(rest);
-      if (key === 'gpu.query') return expect(issue).toMatch(/^gpu\.query: is required unless gpu\.namespace or gpu\.podSelector is set/);
-      expect(issue).toMatch(new RegExp(`^${key.replace('.', '\\.')}: is required; allowed: `));
-      if (fromEnv) expect(issue).toContain(`or ${fromEnv}`);
-      expect(issue).toContain(`or a profile named by ${kind}.connection`);
-    },
-  );
+  )('%s without %s: "is required", with what is allowed and the other ways to give it', (kind, key, metadata) => {
+    const { [key]: _dropped, ...rest } = metadata as Record<string, string>;
+    const fromEnv = key === 'rabbitmq.queueName' || key === 'kafka.consumerGroup' || key === 'gpu.query' ? '' : `${key}FromEnv`;
+    const [issue] = issuesOf(rest);
+    if (key === 'gpu.query')
+      return expect(issue).toMatch(/^gpu\.query: is required unless gpu\.namespace or gpu\.podSelector is set/);
+    expect(issue).toMatch(new RegExp(`^${key.replace('.', '\\.')}: is required; allowed: `));
+    if (fromEnv) expect(issue).toContain(`or ${fromEnv}`);
+    expect(issue).toContain(`or a profile named by ${kind}.connection`);
+  });
 
   it('takes a required key from a connection profile', () => {
     const profiles = { rabbitmq: { main: { host: 'amqp://rabbit:5672/' } } };
-    expect(parse({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'jobs' }, { profiles }).sources[0]).toMatchObject({ host: 'amqp://rabbit:5672/' });
+    expect(parse({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'jobs' }, { profiles }).sources[0]).toMatchObject({
+      host: 'amqp://rabbit:5672/',
+    });
   });
 
   it('checks a group against itself only once its keys are valid: one issue for one mistake', () => {
@@ -279,7 +308,9 @@ describe('URLs whose %-escapes the sources decode', () => {
   });
 
   it('takes escapes that decode', () => {
-    expect(parse({ ...rabbit, 'rabbitmq.host': 'amqp://u%40x:p%25w@127.0.0.1:5672/%2F' }).sources[0]).toMatchObject({ kind: 'rabbitmq' });
+    expect(parse({ ...rabbit, 'rabbitmq.host': 'amqp://u%40x:p%25w@127.0.0.1:5672/%2F' }).sources[0]).toMatchObject({
+      kind: 'rabbitmq',
+    });
   });
 });
 
@@ -287,7 +318,13 @@ describe('every problem says what is allowed', () => {
   it.each<Record<string, string>>([
     { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h/', 'rabbitmq.hostFromEnv': 'amqp://h/' },
     { 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'q', 'gpu.namespace': 'ml' },
-    { 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'q', 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' },
+    {
+      'gpu.serverAddress': 'http://prom:9090',
+      'gpu.query': 'q',
+      'gpu.bearerToken': 't',
+      'gpu.username': 'u',
+      'gpu.password': 'p',
+    },
   ])('%j', (metadata) => {
     const issues = issuesOf(metadata);
     expect(issues.length).toBeGreaterThan(0);

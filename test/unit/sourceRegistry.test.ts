@@ -11,7 +11,8 @@ function fakeDriver(closed: string[]): SourceDriver {
   return {
     kind: 'sqs',
     identity: (c) => `sqs:${(c as unknown as { queueUrl: string }).queueUrl}`,
-    create: (c) => ({ identity: `sqs:${(c as unknown as { queueUrl: string }).queueUrl}`, label: 'sqs q1', kind: 'sqs' }) as Source,
+    create: (c) =>
+      ({ identity: `sqs:${(c as unknown as { queueUrl: string }).queueUrl}`, label: 'sqs q1', kind: 'sqs' }) as Source,
     close: async () => {
       closed.push('sqs');
     },

@@ -40,22 +40,41 @@ describe('sqsReading', () => {
     // scaleOnInFlight, scaleOnDelayed, B, waiting, names asked for
     [false, false, 7, 7, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
     [true, false, 10, 7, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible']],
-    [false, true, 9, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed']],
-    [true, true, 12, 9, ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed']],
-  ])('scaleOnInFlight %s, scaleOnDelayed %s -> B = %d, waiting %d, from %j', (scaleOnInFlight, scaleOnDelayed, backlog, waiting, names) => {
-    const flags = { scaleOnInFlight, scaleOnDelayed };
-    expect(sqsAttributeNames(flags)).toEqual(names);
-    expect(sqsReading(counts, flags, 'q')).toEqual({ backlog, waiting, inFlight: 3 });
-  });
+    [
+      false,
+      true,
+      9,
+      9,
+      ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    ],
+    [
+      true,
+      true,
+      12,
+      9,
+      ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    ],
+  ])(
+    'scaleOnInFlight %s, scaleOnDelayed %s -> B = %d, waiting %d, from %j',
+    (scaleOnInFlight, scaleOnDelayed, backlog, waiting, names) => {
+      const flags = { scaleOnInFlight, scaleOnDelayed };
+      expect(sqsAttributeNames(flags)).toEqual(names);
+      expect(sqsReading(counts, flags, 'q')).toEqual({ backlog, waiting, inFlight: 3 });
+    },
+  );
 
   it('fails on a missing or non-numeric count instead of reading it as 0', () => {
     const flags = { scaleOnInFlight: true, scaleOnDelayed: false };
     expect(() => sqsReading({ ApproximateNumberOfMessages: '4' }, flags, 'q')).toThrow(SourceBadAnswer);
-    expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: 'x' }, flags, 'q')).toThrow(/ApproximateNumberOfMessages="x"/);
+    expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: 'x' }, flags, 'q')).toThrow(
+      /ApproximateNumberOfMessages="x"/,
+    );
     expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: '' }, flags, 'q')).toThrow(SourceBadAnswer);
     expect(() => sqsReading(undefined, flags, 'q')).toThrow(SourceBadAnswer);
     // The in-flight count is read even when B does not count it.
-    expect(() => sqsReading({ ApproximateNumberOfMessages: '4' }, { scaleOnInFlight: false, scaleOnDelayed: false }, 'q')).toThrow(SourceBadAnswer);
+    expect(() =>
+      sqsReading({ ApproximateNumberOfMessages: '4' }, { scaleOnInFlight: false, scaleOnDelayed: false }, 'q'),
+    ).toThrow(SourceBadAnswer);
   });
 });
 
