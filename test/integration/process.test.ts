@@ -5,10 +5,10 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
+import { listServices } from '../support/reflection.ts';
 import { KedaClient, eventually, ref, requireService } from '../support/scaler.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -74,29 +74,8 @@ describe('the scaler process', () => {
   });
 
   it('serves server reflection that lists the ExternalScaler service', async () => {
-    const def = protoLoader.loadSync(
-      fileURLToPath(
-        new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url),
-      ),
-      { keepCase: true, defaults: true, oneofs: true },
-    );
-    const pkg = grpc.loadPackageDefinition(def) as unknown as {
-      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
-    };
-    const client = new pkg.grpc.reflection.v1.ServerReflection(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure());
-    const call = (
-      client as unknown as {
-        ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, { list_services_response?: { service: { name: string }[] } }>;
-      }
-    ).ServerReflectionInfo();
-    const answer = new Promise<{ name: string }[]>((resolve, reject) => {
-      call.on('data', (m) => resolve(m.list_services_response?.service ?? []));
-      call.on('error', reject);
-    });
-    call.write({ list_services: '' });
-    const names = (await answer).map((s) => s.name);
-    call.end();
-    client.close();
+    const { code, names } = await listServices(`127.0.0.1:${grpcPort}`);
+    expect(code).toBe(grpc.status.OK);
     expect(names).toContain('externalscaler.ExternalScaler');
     expect(names).toContain('grpc.health.v1.Health');
   });

@@ -5,12 +5,11 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from '
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScaler } from '../../src/server/server.ts';
+import { listServices } from '../support/reflection.ts';
 import { KedaClient, eventually, ref, testConfig } from '../support/scaler.ts';
 
 // GetMetricSpec answers from the metadata alone (no broker I/O): a pure check of the channel.
@@ -106,35 +105,6 @@ function freePort(): Promise<number> {
 }
 
 /** One GetMetricSpec on a fresh channel; resolves to the gRPC status code (0 = OK). */
-/** The status of a server reflection listing (OK when the port serves reflection). */
-async function reflectionStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {
-  const def = protoLoader.loadSync(
-    fileURLToPath(
-      new URL('../../node_modules/@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto', import.meta.url),
-    ),
-    { keepCase: true, defaults: true, oneofs: true },
-  );
-  const pkg = grpc.loadPackageDefinition(def) as unknown as {
-    grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
-  };
-  const client = new pkg.grpc.reflection.v1.ServerReflection(address, credentials);
-  const call = (
-    client as unknown as { ServerReflectionInfo(options: grpc.CallOptions): grpc.ClientDuplexStream<unknown, unknown> }
-  ).ServerReflectionInfo({
-    deadline: Date.now() + 3000,
-  });
-  try {
-    return await new Promise<number>((resolve) => {
-      call.on('data', () => resolve(grpc.status.OK));
-      call.on('error', (err: grpc.ServiceError) => resolve(err.code));
-      call.write({ list_services: '' });
-    });
-  } finally {
-    call.cancel();
-    client.close();
-  }
-}
-
 async function callStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {
   const client = new KedaClient(address, credentials);
   try {
@@ -212,10 +182,10 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
       expect(await check('externalscaler.ExternalScaler')).toBe('SERVING');
       // Only health is served there: the scaler itself and server reflection stay behind mutual TLS.
       expect(await callStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNIMPLEMENTED);
-      expect(await reflectionStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(
-        grpc.status.UNIMPLEMENTED,
-      );
-      expect(await reflectionStatus(`127.0.0.1:${scaler.grpcPort}`, tlsTo('ca', 'client'))).toBe(grpc.status.OK);
+      expect((await listServices(`127.0.0.1:${healthPort}`)).code).toBe(grpc.status.UNIMPLEMENTED);
+      const mtls = await listServices(`127.0.0.1:${scaler.grpcPort}`, tlsTo('ca', 'client'));
+      expect(mtls.code).toBe(grpc.status.OK);
+      expect(mtls.names).toContain('externalscaler.ExternalScaler');
     } finally {
       health.close();
       await scaler.stop();
