@@ -2,18 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ceilSafe, decide, emptyHistory, sameDecision, slidingMax, within } from '../../src/model/decide.ts';
 import type { Signals } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
-
-const scaling: ScalingConfig = {
-  messagesPerReplica: 5,
-  throughputPerReplica: undefined,
-  coldStartSeconds: 60,
-  drainSeconds: 60,
-  lateRequestCost: 10,
-  activationBacklog: 0,
-  minReplicas: 1,
-  maxReplicas: 100,
-  keepWarm: 0,
-};
+import { scaling } from '../support/scaling.ts';
 
 const run = (signals: Signals, overrides: Partial<ScalingConfig> = {}) =>
   decide({ signals, scaling: { ...scaling, ...overrides }, history: emptyHistory(), nowMs: 0 }).decision;

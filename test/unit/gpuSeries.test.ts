@@ -16,19 +16,8 @@ import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { RabbitmqSourceConfig, ScalingConfig, TriggerRef } from '../../src/trigger/types.ts';
-
-const scaling: ScalingConfig = {
-  messagesPerReplica: 5,
-  throughputPerReplica: undefined,
-  coldStartSeconds: 60,
-  drainSeconds: 60,
-  lateRequestCost: 10,
-  activationBacklog: 0,
-  minReplicas: 1,
-  maxReplicas: 100,
-  keepWarm: 0,
-};
+import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
+import { scaling } from '../support/scaling.ts';
 
 describe('sumSignals with a GPU query that matched no series', () => {
   const gpu = { kind: 'gpu', backlog: 0, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.2 } as const;

@@ -3,18 +3,9 @@ import { emptyHistory } from '../../src/model/decide.ts';
 import { MIN_SERVED_TO_LEARN, learnService, serviceAveragingSeconds } from '../../src/model/service.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
+import { scaling as base } from '../support/scaling.ts';
 
-const scaling: ScalingConfig = {
-  messagesPerReplica: 5,
-  throughputPerReplica: undefined,
-  coldStartSeconds: 60,
-  drainSeconds: 60,
-  lateRequestCost: 10,
-  activationBacklog: 0,
-  minReplicas: 1,
-  maxReplicas: 100,
-  keepWarm: 'auto',
-};
+const scaling: ScalingConfig = { ...base, keepWarm: 'auto' };
 
 /** Feeds one reading per second; returns the last Service. */
 function feed(seconds: number, reading: (s: number) => Signals, config = scaling) {
