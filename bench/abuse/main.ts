@@ -120,7 +120,7 @@ async function scenario(
   }
   const releasedMs =
     scaler.child.exitCode === null ? await releasedWithin(scaler.metricsPort, before, RELEASE_TIMEOUT_MS) : undefined;
-  const watched = watch.stop();
+  const watched = await watch.stop();
   const after = scaler.child.exitCode === null ? await openStreams(scaler.metricsPort) : Number.NaN;
   const latency = summarize(watched.latenciesMs);
   if (scaler.child.exitCode !== null || scaler.child.signalCode !== null) outcome += '; SCALER DIED';

@@ -27,6 +27,7 @@ export class Watch {
   private probeFailures = 0;
   private peakRssMb = 0;
   private timer: NodeJS.Timeout | undefined;
+  private readonly pending = new Set<Promise<void>>();
 
   constructor(address: string, pid: number, ref: ScaledObjectRef) {
     this.client = new ExternalScalerClient(address, grpc.credentials.createInsecure(), {
@@ -53,17 +54,29 @@ export class Watch {
     const tick = () => {
       this.peakRssMb = Math.max(this.peakRssMb, this.rssMb());
       // Open loop: the next probe is sent on time even while this one waits.
-      void this.probe().then(({ ms, ok }) => {
+      const answered = this.probe().then(({ ms, ok }) => {
         this.latenciesMs.push(ok ? ms : Math.max(ms, PROBE_DEADLINE_MS));
         if (!ok) this.probeFailures++;
       });
+      this.pending.add(answered);
+      void answered.finally(() => this.pending.delete(answered));
     };
     tick();
     this.timer = setInterval(tick, PROBE_INTERVAL_MS);
   }
 
-  stop(): Watched {
+  /**
+   * Stops probing once at least `minProbes` have answered (a scenario that ends in a few hundred
+   * ms would otherwise leave too few to judge), and waits for the probes in flight, whose latency
+   * is the one that matters most.
+   */
+  async stop(minProbes = 0): Promise<Watched> {
+    const until = performance.now() + minProbes * PROBE_INTERVAL_MS + PROBE_DEADLINE_MS;
+    while (this.latenciesMs.length < minProbes && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, PROBE_INTERVAL_MS));
+    }
     clearInterval(this.timer);
+    await Promise.all(this.pending);
     return { latenciesMs: this.latenciesMs, probeFailures: this.probeFailures, peakRssMb: this.peakRssMb };
   }
 
