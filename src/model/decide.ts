@@ -36,6 +36,8 @@ export function emptyHistory(): TriggerHistory {
   return { idleGapsSeconds: [] };
 }
 
+/** Standard deviations (of a Poisson count of the waiting backlog) by which it must fall before guessed demands are dropped. */
+const GUESS_NOISE_SD = 2;
 /** Busy periods whose peaks are remembered for prewarming. */
 const MAX_PEAKS = 8;
 /** Shared empty lists: a history that has none keeps no list of its own. */
@@ -162,9 +164,26 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   details.keepWarmSource = window.source;
 
   // Scale down only after the demand stayed lower for one cold start. Demands sized by KEDA's
-  // rule before μ was known are not held once it is: they were guesses.
+  // rule before μ was known were guesses: once it is known they are held only while the waiting
+  // backlog stays at its level at that moment (the fleet they asked for is still short: a young μ
+  // from the first, shortest completions and a rate still catching up undersize it), and dropped
+  // once it falls below that level by more than its noise, or empties (the fleet is gaining on
+  // the queue).
   const throughputKnown = service.throughputPerReplica !== undefined;
-  const held = throughputKnown && history.lastThroughputKnown !== true ? NO_MARKS : (history.recentDemands ?? NO_MARKS);
+  const waitingNow = Math.max(0, signals.waiting ?? signals.backlog);
+  let guesses = throughputKnown ? history.heldGuesses : undefined;
+  if (throughputKnown && history.lastThroughputKnown !== true && (history.recentDemands?.length ?? 0) > 0) {
+    guesses = { atMs: nowMs, waiting: waitingNow };
+  }
+  let held = history.recentDemands ?? NO_MARKS;
+  if (guesses !== undefined && (waitingNow === 0 || waitingNow < guesses.waiting - GUESS_NOISE_SD * Math.sqrt(guesses.waiting))) {
+    held = NO_MARKS;
+    guesses = undefined;
+  } else if (guesses !== undefined) {
+    details.guessesHeldWhileWaitingAtLeast = round(guesses.waiting);
+    // The guesses are all older than the moment μ became known: gone from the hold after C.
+    if (nowMs - guesses.atMs >= C * 1000) guesses = undefined;
+  }
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: unheld }, C * 1000);
   if (recentDemands[0]!.replicas > unheld) demands.hold = recentDemands[0]!.replicas;
 
@@ -213,6 +232,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       recentAsks: nextAsks,
       recentDemands,
       lastThroughputKnown: throughputKnown,
+      heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,
       arrivalMarks,
       burstEpisode: bursts.episode,

@@ -95,7 +95,16 @@ export function backlogDemand(
   const k = service.slotsPerReplica;
   const S = service.serviceSeconds ?? k / mu;
   const fleetSize = fleet.ready + fleet.startingSecondsLeft.length;
-  const servedInHorizon = mu * (fleet.ready * C + fleet.startingSecondsLeft.reduce((s, left) => s + Math.max(0, C - left), 0));
+  // While a full round of slots' worth of messages waits, every ready slot is busy and the
+  // brokers' served rate is what the ready fleet does. Below μ·ready (μ learned from the first,
+  // shortest completions, or the mix turned longer) the queue drains slower than μ says: project
+  // with the served rate. It lags a fleet that just grew, which errs toward more replicas.
+  const observed = signals.serviceRatePerSecond;
+  const drained =
+    waiting >= k * fleet.ready && observed !== undefined && observed > 0
+      ? Math.min(mu * fleet.ready, observed)
+      : mu * fleet.ready;
+  const servedInHorizon = drained * C + mu * fleet.startingSecondsLeft.reduce((s, left) => s + Math.max(0, C - left), 0);
   const projected = waiting + lambda * C - servedInHorizon;
 
   const noise = ARRIVAL_NOISE_SD * Math.sqrt(lambda * C);
@@ -129,6 +138,7 @@ export function backlogDemand(
     serviceSeconds: round(S),
     slotsPerReplica: round(k),
     readyReplicas: fleet.ready,
+    readyServedPerSecond: round(drained),
     startingReplicas: fleet.startingSecondsLeft.length,
   });
   if (T < C) details.rateReplicas = rate;

@@ -18,6 +18,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     lastDecisionAtMs: finite.optional(),
     lastActive: z.boolean().optional(),
     lastThroughputKnown: z.boolean().optional(),
+    heldGuesses: z.object({ atMs: finite, waiting: nonNegative }).readonly().optional(),
     recentAsks: list(mark).optional(),
     recentDemands: list(mark).optional(),
     steadyArrivalRatePerSecond: nonNegative.optional(),

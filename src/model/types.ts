@@ -64,6 +64,8 @@ export interface TriggerHistory {
   readonly lastActive?: boolean;
   /** Whether μ was known at the previous decision. */
   readonly lastThroughputKnown?: boolean;
+  /** Since μ became known, while demands guessed before it are still held: when, and the waiting backlog then. */
+  readonly heldGuesses?: { readonly atMs: number; readonly waiting: number };
   /** Replicas added by recent decisions (within one cold start): they are still starting. */
   readonly recentAsks?: readonly ReplicaMark[];
   /** Unheld backlog/GPU demand of recent decisions that can still be the largest within one cold start (oldest first, strictly decreasing), for the scale-down hold. */

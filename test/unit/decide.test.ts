@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ceilSafe, decide, emptyHistory, sameDecision, slidingMax, within } from '../../src/model/decide.ts';
-import type { Signals } from '../../src/model/types.ts';
+import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 import { scaling } from '../support/scaling.ts';
 
@@ -128,19 +128,65 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(String(d.explanation.details.rule)).toContain('messagesPerReplica');
   });
 
-  it('does not hold what KEDA’s rule asked for once μ is known', () => {
-    // Two decisions without μ (KEDA's rule: 60 / 5 = 12), then μ is configured: no hold of 12.
+  describe('what KEDA’s rule asked for before μ was known (guesses)', () => {
+    // Two decisions without μ (KEDA's rule: 60 / 5 = 12), then μ is configured with 60 waiting:
+    // the guess of 12 is held while the waiting backlog stays above 60 − 2·sqrt(60) = 44.5.
     const cfg = { ...scaling };
-    let history = decide({ signals: { backlog: 60 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
-    history = decide({ signals: { backlog: 60 }, scaling: cfg, history, nowMs: 1000 }).history;
-    const known = decide({
-      signals: { backlog: 60, waiting: 60, arrivalRatePerSecond: 0, consumers: 12 },
-      scaling: { ...cfg, throughputPerReplica: 2 },
-      history,
-      nowMs: 2000,
-    }).decision;
-    expect(known.explanation.demands.hold).toBeUndefined();
-    expect(known.desiredReplicas).toBeLessThan(12);
+    const guessed = () => {
+      let history = decide({ signals: { backlog: 60 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
+      history = decide({ signals: { backlog: 60 }, scaling: cfg, history, nowMs: 1000 }).history;
+      return history;
+    };
+    const known = (waiting: number, history: TriggerHistory, nowMs: number) =>
+      decide({
+        signals: { backlog: waiting, waiting, arrivalRatePerSecond: 0, consumers: 12 },
+        scaling: { ...cfg, throughputPerReplica: 2 },
+        history,
+        nowMs,
+      });
+
+    it.each([
+      // waiting when μ becomes known, waiting a second later, the hold then
+      { first: 60, next: 60, hold: 12 },
+      { first: 60, next: 45, hold: 12 },
+      { first: 60, next: 44, hold: undefined },
+      { first: 60, next: 0, hold: undefined },
+      { first: 0, next: 0, hold: undefined },
+    ])('waiting $first, then $next: hold $hold', ({ first, next, hold }) => {
+      const transition = known(first, guessed(), 2000);
+      if (first >= 60) expect(transition.decision.explanation.details.guessesHeldWhileWaitingAtLeast).toBe(first);
+      const after = known(next, transition.history, 3000).decision;
+      expect(after.explanation.demands.hold).toBe(hold);
+      if (hold === undefined) expect(after.desiredReplicas).toBeLessThan(12);
+    });
+
+    it('lets the guesses go after one cold start however long the queue stays', () => {
+      let out = known(60, guessed(), 2000);
+      for (let s = 3; s <= 59; s++) out = known(60, out.history, s * 1000);
+      expect(out.decision.explanation.demands.hold).toBe(12);
+      expect(out.history.heldGuesses).toBeDefined();
+      out = known(60, out.history, 62_000);
+      expect(out.decision.explanation.demands.hold).toBeUndefined();
+      expect(out.history.heldGuesses).toBeUndefined();
+    });
+  });
+
+  it.each([
+    // 10 ready, μ = 2 (k = 5): 20 per second by μ. The brokers' served rate counts while at least
+    // k·ready = 50 wait, and only when lower. W' = W + λC − rate·C with λ = 20, C = 60.
+    { W: 100, served: undefined, rate: 20, projected: 100 },
+    { W: 100, served: 20, rate: 20, projected: 100 },
+    { W: 100, served: 25, rate: 20, projected: 100 },
+    { W: 100, served: 15, rate: 15, projected: 400 },
+    { W: 40, served: 15, rate: 20, projected: 40 },
+  ])('W $W, served $served/s by 10 ready: drains at $rate/s, W′ = $projected', ({ W, served, rate, projected }) => {
+    const d = at(
+      { backlog: W + 50, waiting: W, inFlight: 50, arrivalRatePerSecond: 20, serviceRatePerSecond: served, consumers: 10 },
+      10,
+      -3_600_000,
+    );
+    expect(d.explanation.details.readyServedPerSecond).toBe(rate);
+    expect(d.explanation.details.projectedBacklog).toBe(projected);
   });
 
   it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
