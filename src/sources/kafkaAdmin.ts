@@ -13,6 +13,9 @@ import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, 
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { ClientMap } from './common.ts';
+import { patchIdleRequestQueue } from './kafkajsRequestQueue.ts';
+
+patchIdleRequestQueue();
 
 /** The calls the Kafka source makes; offsets as kafkajs gives them (strings, "-1" = none). */
 export interface KafkaAdminClient {

@@ -43,6 +43,26 @@ async function metrics(scaler: TestScaler, metadata: Record<string, string>, nam
   };
 }
 
+describe('an idle Kafka connection', () => {
+  it('arms no throttle-check timers while nothing is pending (kafkajs#1751: about 600 a second before)', async () => {
+    const topic = await kafka.topic([1]);
+    // Nothing committed: 1 per partition by the 'latest' policy; the admin connection stays open.
+    expect((await metrics(t, trigger(topic, KafkaFixture.uniqueName('kis-idle')), 'k-idle')).backlog).toBe(1);
+    const original = globalThis.setTimeout;
+    let armed = 0;
+    globalThis.setTimeout = ((...args: Parameters<typeof setTimeout>) => {
+      if (new Error().stack?.includes('requestQueue') === true) armed++;
+      return original(...args);
+    }) as typeof setTimeout;
+    try {
+      await new Promise((r) => original(r, 1000));
+    } finally {
+      globalThis.setTimeout = original;
+    }
+    expect(armed).toBeLessThan(5);
+  });
+});
+
 describe('Kafka consumer-group lag', () => {
   it('sums log-end minus committed over 3 partitions, counting an uncommitted one by the policy', async () => {
     const topic = await kafka.topic([10, 20, 5]);

@@ -4,7 +4,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Admin, Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
+import { patchIdleRequestQueue } from '../../src/sources/kafkajsRequestQueue.ts';
 import { OPTIONAL_SERVICE_KEYS, type ServiceEnv } from './services.ts';
+
+// The fixture's own connections get the product's fix too (no 1 ms loop, no warning).
+patchIdleRequestQueue();
 
 /** The test broker's SASL_PLAINTEXT and SSL listeners, with the user and the PEM material for them. */
 export interface SecureKafka {
