@@ -2,13 +2,10 @@
 // (scripts/services.sh), driven over gRPC as KEDA drives it: lag read with PLAIN, SCRAM-SHA-256 and
 // SCRAM-SHA-512 credentials, TLS with a private CA, mutual TLS, and the errors a misconfigured
 // trigger must get instead of a 0. Topics and commits are made over the plaintext listener.
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertDir } from '../support/certs.ts';
 import { KafkaFixture, type SecureKafka, secureKafka } from '../support/kafka.ts';
 import { type TestScaler, grpcError, ref, requireService, services, startTestScaler } from '../support/scaler.ts';
 
@@ -47,32 +44,12 @@ beforeAll(async () => {
       },
     },
   });
-  const dir = mkdtempSync(join(tmpdir(), 'kis-kafka-foreign-'));
+  const certs = new CertDir('kis-kafka-foreign-');
   try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=foreign-client',
-        '-keyout',
-        'client.key',
-        '-out',
-        'client.pem',
-      ],
-      { cwd: dir, stdio: 'pipe' },
-    );
-    foreign = { cert: readFileSync(join(dir, 'client.pem'), 'utf8'), key: readFileSync(join(dir, 'client.key'), 'utf8') };
+    certs.selfSigned('foreign-client');
+    foreign = { cert: certs.read('foreign-client.crt'), key: certs.read('foreign-client.key') };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    certs.remove();
   }
 });
 

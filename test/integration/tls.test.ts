@@ -1,97 +1,35 @@
 // TLS and mutual TLS on the gRPC port, as the Helm chart configures them, with real certificates
 // made by the openssl CLI; the plaintext health port for kubelet probes; certificate reload.
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScaler } from '../../src/server/server.ts';
+import { CertDir } from '../support/certs.ts';
 import { listServices } from '../support/reflection.ts';
 import { KedaClient, eventually, ref, testConfig } from '../support/scaler.ts';
 
 // GetMetricSpec answers from the metadata alone (no broker I/O): a pure check of the channel.
 const metadata = { 'rabbitmq.host': 'amqp://127.0.0.1:1', 'rabbitmq.queueName': 'tls-check' };
 
-let dir: string;
-const file = (name: string) => join(dir, name);
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function makeCa(name: string): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.crt`,
-  );
-}
-
-function makeLeaf(name: string, ca: string, extensions: string): void {
-  writeFileSync(file(`${name}.ext`), extensions);
-  openssl(
-    'req',
-    '-new',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-subj',
-    `/CN=${name}`,
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-  );
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    `${ca}.crt`,
-    '-CAkey',
-    `${ca}.key`,
-    '-CAcreateserial',
-    '-days',
-    '2',
-    '-extfile',
-    `${name}.ext`,
-    '-out',
-    `${name}.crt`,
-  );
-}
+let certs: CertDir;
+const file = (name: string) => certs.file(name);
 
 const pem = (name: string) => readFileSync(file(name));
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kis-tls-'));
-  makeCa('ca');
-  makeCa('other-ca');
+  certs = new CertDir('kis-tls-');
+  certs.selfSigned('ca');
+  certs.selfSigned('other-ca');
   const serverExt = 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n';
-  makeLeaf('server', 'ca', serverExt);
-  makeLeaf('server-other', 'other-ca', serverExt);
-  makeLeaf('client', 'ca', 'extendedKeyUsage=clientAuth\n');
-  makeLeaf('client-other', 'other-ca', 'extendedKeyUsage=clientAuth\n');
+  certs.signed('server', 'ca', serverExt);
+  certs.signed('server-other', 'other-ca', serverExt);
+  certs.signed('client', 'ca', 'extendedKeyUsage=clientAuth\n');
+  certs.signed('client-other', 'other-ca', 'extendedKeyUsage=clientAuth\n');
 });
 
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => certs?.remove());
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -195,7 +133,7 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
 
 describe('certificate reload', () => {
   it('serves a rotated certificate to new connections and ignores a half-written one', async () => {
-    const live = (name: string) => join(dir, `live-${name}`);
+    const live = (name: string) => certs.file(`live-${name}`);
     copyFileSync(file('server.crt'), live('tls.crt'));
     copyFileSync(file('server.key'), live('tls.key'));
     const scaler = await startScaler(testConfig({ TLS_CERT_FILE: live('tls.crt'), TLS_KEY_FILE: live('tls.key') }), {
