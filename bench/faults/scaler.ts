@@ -5,6 +5,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { firstJsonLine, scalerChildEnv, stopChild } from '../server/children.ts';
 import { shippedNodeArgs } from '../server/flags.ts';
 import { labelValues, sumMetric } from '../server/procStats.ts';
 import { track } from './bed.ts';
@@ -29,12 +30,13 @@ export class ScalerChild {
   readonly grpcPort: number;
   readonly metricsPort: number;
   /** The last log lines (JSON), for a post-mortem. */
-  readonly tail: string[] = [];
+  readonly tail: string[];
 
-  private constructor(child: ChildProcess, grpcPort: number, metricsPort: number) {
+  private constructor(child: ChildProcess, grpcPort: number, metricsPort: number, tail: string[]) {
     this.child = child;
     this.grpcPort = grpcPort;
     this.metricsPort = metricsPort;
+    this.tail = tail;
   }
 
   get pid(): number {
@@ -50,15 +52,7 @@ export class ScalerChild {
       spawn(process.execPath, [...shippedNodeArgs(), 'bench/faults/scalerChild.ts'], {
         cwd: ROOT,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          PATH: process.env.PATH,
-          HOME: process.env.HOME,
-          GRPC_PORT: '0',
-          METRICS_PORT: '0',
-          BIND_ADDRESS: '127.0.0.1',
-          LOG_LEVEL: 'info',
-          ...env,
-        },
+        env: { ...scalerChildEnv(), ...env },
       }),
     );
     const tail: string[] = [];
@@ -67,19 +61,11 @@ export class ScalerChild {
       if (tail.length > 200) tail.shift();
     };
     createInterface({ input: child.stderr! }).on('line', keep);
-    const ready = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`scaler did not start within 30 s: ${tail.join('\n')}`)), 30_000);
-      child.once('exit', (code) => reject(new Error(`scaler exited (${code}) before listening: ${tail.join('\n')}`)));
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        keep(line);
-        if (!line.includes('"grpcPort"')) return;
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { grpcPort: number; metricsPort: number });
-      });
+    createInterface({ input: child.stdout! }).on('line', keep);
+    const ready = await firstJsonLine(child, 'grpcPort', 'scaler').catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}: ${tail.join('\n')}`);
     });
-    const scaler = new ScalerChild(child, ready.grpcPort, ready.metricsPort);
-    scaler.tail.push(...tail);
-    return scaler;
+    return new ScalerChild(child, Number(ready.grpcPort), Number(ready.metricsPort), tail);
   }
 
   async scrape(): Promise<string> {
@@ -137,12 +123,7 @@ export class ScalerChild {
     };
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((r) => this.child.once('exit', r));
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    this.child.kill('SIGTERM');
-    await exited;
-    clearTimeout(timer);
+  stop(): Promise<void> {
+    return stopChild(this.child);
   }
 }

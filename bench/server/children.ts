@@ -35,8 +35,20 @@ export interface ScalerProcess {
   stop(): Promise<void>;
 }
 
+/** What a benchmark's scaler child starts with: ports the OS picks (reported on its first log line), loopback only. */
+export function scalerChildEnv(): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    GRPC_PORT: '0',
+    METRICS_PORT: '0',
+    BIND_ADDRESS: '127.0.0.1',
+    LOG_LEVEL: 'info',
+  };
+}
+
 /** Waits for the first stdout line (JSON) that has `key`, failing if the process exits first. */
-function firstJsonLine(child: ChildProcess, key: string, what: string): Promise<Record<string, unknown>> {
+export function firstJsonLine(child: ChildProcess, key: string, what: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     const timer = setTimeout(() => reject(new Error(`${what} did not start within 30 s`)), 30_000);
@@ -56,7 +68,8 @@ function firstJsonLine(child: ChildProcess, key: string, what: string): Promise<
   });
 }
 
-function stopChild(child: ChildProcess): Promise<void> {
+/** SIGTERM, then SIGKILL after 15 s; resolves once the child has exited. */
+export function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
@@ -126,12 +139,7 @@ export async function startScalerProcess(options: ScalerOptions): Promise<Scaler
     cwd: options.compiledDir ?? options.scalerDir ?? ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      GRPC_PORT: '0',
-      METRICS_PORT: '0',
-      BIND_ADDRESS: '127.0.0.1',
-      LOG_LEVEL: 'info',
+      ...scalerChildEnv(),
       CACHE_TTL_MS: String(options.cacheTtlMs),
       STREAM_INTERVAL_MS: String(options.streamIntervalMs),
       ...(options.stateStore !== undefined ? { STATE_STORE_URL: options.stateStore } : {}),
