@@ -1,66 +1,40 @@
 // The scaler as a process, the way it runs in a pod: ports from the environment, health and
 // reflection, JSON logs, and a clean stop on SIGTERM with a stream open.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { listServices } from '../support/reflection.ts';
-import { KedaClient, eventually, ref, requireService } from '../support/scaler.ts';
+import { ScalerProcess } from '../support/process.ts';
+import { KedaClient, ref, requireService } from '../support/scaler.ts';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
-let child: ChildProcess;
-let grpcPort: number;
-let metricsPort: number;
-let logs = '';
+let scaler: ScalerProcess;
 let rabbit: RabbitFixture;
 
 beforeAll(async () => {
   rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
-  grpcPort = await freePort();
-  metricsPort = await freePort();
-  child = spawn(process.execPath, ['src/main.ts'], {
-    cwd: root,
-    env: {
-      ...process.env,
-      GRPC_PORT: String(grpcPort),
-      METRICS_PORT: String(metricsPort),
-      BIND_ADDRESS: '127.0.0.1',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout!.on('data', (d: Buffer) => (logs += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (logs += d.toString()));
-  await eventually(async () => (logs.includes('keda-inference-scaler listening') ? true : undefined), 20_000, 100);
+  scaler = await ScalerProcess.start();
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) child.kill('SIGKILL');
+  await scaler?.kill();
   await rabbit?.[Symbol.asyncDispose]();
 });
 
 describe('the scaler process', () => {
   it('logs JSON lines', () => {
-    const first = logs.split('\n').find((l) => l.includes('listening'))!;
-    expect(JSON.parse(first)).toMatchObject({ level: 'info', grpcPort, metricsPort, msg: 'keda-inference-scaler listening' });
+    const first = scaler.logs.split('\n').find((l) => l.includes('listening'))!;
+    expect(JSON.parse(first)).toMatchObject({
+      level: 'info',
+      grpcPort: scaler.grpcPort,
+      metricsPort: scaler.metricsPort,
+      msg: 'keda-inference-scaler listening',
+    });
   });
 
   it('serves grpc.health.v1 for the whole server and for the ExternalScaler service', async () => {
     const Health = grpc.makeGenericClientConstructor(healthService, 'Health');
-    const client = new Health(`127.0.0.1:${grpcPort}`, grpc.credentials.createInsecure()) as unknown as {
+    const client = new Health(`127.0.0.1:${scaler.grpcPort}`, grpc.credentials.createInsecure()) as unknown as {
       Check(req: { service: string }, cb: (err: grpc.ServiceError | null, res: { status: string }) => void): void;
       close(): void;
     };
@@ -74,22 +48,22 @@ describe('the scaler process', () => {
   });
 
   it('serves server reflection that lists the ExternalScaler service', async () => {
-    const { code, names } = await listServices(`127.0.0.1:${grpcPort}`);
+    const { code, names } = await listServices(`127.0.0.1:${scaler.grpcPort}`);
     expect(code).toBe(grpc.status.OK);
     expect(names).toContain('externalscaler.ExternalScaler');
     expect(names).toContain('grpc.health.v1.Health');
   });
 
   it('serves Prometheus metrics on METRICS_PORT', async () => {
-    const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    const res = await fetch(`http://127.0.0.1:${scaler.metricsPort}/metrics`);
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/keda_inference_scaler_process_resident_memory_bytes/);
-    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${scaler.metricsPort}/readyz`)).status).toBe(200);
   });
 
   it('stops cleanly on SIGTERM, ending open streams', async () => {
     const queue = await rabbit.queue(1);
-    const client = new KedaClient(`127.0.0.1:${grpcPort}`);
+    const client = new KedaClient(`127.0.0.1:${scaler.grpcPort}`);
     const stream = client.streamIsActive(ref({ 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': queue }));
     const first = await new Promise<{ result: boolean }>((resolve, reject) => stream.once('data', resolve).once('error', reject));
     expect(first.result).toBe(true);
@@ -97,13 +71,13 @@ describe('the scaler process', () => {
       stream.on('end', () => resolve('end'));
       stream.on('error', (e: grpc.ServiceError) => resolve(`error ${e.code}`));
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<number | null>((resolve) => scaler.child.once('exit', (code) => resolve(code)));
     const started = Date.now();
-    child.kill('SIGTERM');
+    scaler.child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(await streamEnded).toBeTruthy();
-    expect(logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
+    expect(scaler.logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
     client.close();
   });
 });
