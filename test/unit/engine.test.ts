@@ -3,25 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
-import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
-
-/** A RabbitMQ-kind driver whose sources answer with `read(queue)`. */
-function fakeDriver(read: (queueName: string) => Promise<SourceReading>): SourceDriver<RabbitmqSourceConfig> {
-  return {
-    kind: 'rabbitmq',
-    identity: (c) => `fake:${c.queueName}`,
-    create: (c): Source => ({
-      identity: `fake:${c.queueName}`,
-      label: `fake ${c.queueName}`,
-      kind: 'rabbitmq',
-      read: () => read(c.queueName),
-    }),
-    close: async () => {},
-  };
-}
+import { fakeRabbitDriver as fakeDriver } from '../support/fakeDriver.ts';
 
 /** A RabbitMQ-kind driver whose queues hold `backlog[queue]` messages; counts the reads. */
 function fakeRabbit(backlog: Record<string, number>) {

@@ -18,6 +18,7 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
 import { scaling } from '../support/scaling.ts';
+import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 
 describe('sumSignals with a GPU query that matched no series', () => {
   const gpu = { kind: 'gpu', backlog: 0, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.2 } as const;
@@ -74,17 +75,7 @@ describe('unanswerableWithoutGpuSeries', () => {
 
 /** A RabbitMQ-kind driver whose one queue holds `queue.backlog` messages. */
 function fakeQueue(queue: { backlog: number }): SourceDriver<RabbitmqSourceConfig> {
-  return {
-    kind: 'rabbitmq',
-    identity: (c) => `fake:${c.queueName}`,
-    create: (c) => ({
-      identity: `fake:${c.queueName}`,
-      label: `fake ${c.queueName}`,
-      kind: 'rabbitmq',
-      read: async () => ({ ...queue }),
-    }),
-    close: async () => {},
-  };
+  return fakeRabbitDriver(async () => ({ ...queue }));
 }
 
 describe('the engine, with the real GPU driver against a Prometheus stand-in', () => {

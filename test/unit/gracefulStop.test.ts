@@ -9,11 +9,12 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
 import { ExternalScalerService } from '../../src/server/externalScaler.ts';
-import type { Source, SourceDriver } from '../../src/sources/source.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { ref, startTestScaler } from '../support/scaler.ts';
+import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 
 interface HealthClient extends grpc.Client {
   Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
@@ -21,17 +22,10 @@ interface HealthClient extends grpc.Client {
 
 /** A RabbitMQ driver that reads 3 messages from any queue; its close never finishes when `stuck`. */
 function fakeRabbit(stuck: boolean): SourceDriver<RabbitmqSourceConfig> {
-  return {
-    kind: 'rabbitmq',
-    identity: (c) => `fake|${c.queueName}`,
-    create: (c): Source => ({
-      identity: `fake|${c.queueName}`,
-      label: `fake ${c.queueName}`,
-      kind: 'rabbitmq',
-      read: async () => ({ backlog: 3 }),
-    }),
-    close: () => (stuck ? new Promise<void>(() => undefined) : Promise.resolve()),
-  };
+  return fakeRabbitDriver(
+    async () => ({ backlog: 3 }),
+    () => (stuck ? new Promise<void>(() => undefined) : Promise.resolve()),
+  );
 }
 
 const metadata = { 'rabbitmq.host': 'amqp://rabbit:5672', 'rabbitmq.queueName': 'jobs' };

@@ -14,7 +14,8 @@ import { SharedState } from '../../src/state/shared.ts';
 import type { PublishResult, StateRecord, StateStore, StoreHealth } from '../../src/state/types.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
+import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 
 /** What a Redis holds for every replica: leases with expiry, the latest record per key. */
 class Cluster {
@@ -92,17 +93,12 @@ class FakeStore implements StateStore<SharedTriggerState> {
 
 /** One queue whose backlog the test sets; every replica reads the same broker. */
 const broker = { backlog: 0, consumers: 1 };
-const driver: SourceDriver<RabbitmqSourceConfig> = {
-  kind: 'rabbitmq',
-  identity: (c) => `fake:${c.queueName}`,
-  create: (c) => ({
-    identity: `fake:${c.queueName}`,
-    label: 'fake',
-    kind: 'rabbitmq',
-    read: async () => ({ backlog: broker.backlog, waiting: broker.backlog, inFlight: 0, consumers: broker.consumers }),
-  }),
-  close: async () => {},
-};
+const driver = fakeRabbitDriver(async () => ({
+  backlog: broker.backlog,
+  waiting: broker.backlog,
+  inFlight: 0,
+  consumers: broker.consumers,
+}));
 
 function replica(cluster: Cluster, name: string) {
   const shared = new SharedState(new FakeStore(cluster, name), {

@@ -4,24 +4,14 @@
 // grace run out) doubles its backoff, 2 s up to 1 min, and keeps it (pkg/scalers/external_scaler.go).
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Source, SourceDriver } from '../../src/sources/source.ts';
-import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
 import { type TestScaler, ref, startTestScaler } from '../support/scaler.ts';
+import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 
 const MAX_AGE_MS = 1500;
 
 /** A RabbitMQ driver that reads 3 messages from any queue, with no broker. */
-const threeMessages: SourceDriver<RabbitmqSourceConfig> = {
-  kind: 'rabbitmq',
-  identity: (c) => `fake|${c.queueName}`,
-  create: (c): Source => ({
-    identity: `fake|${c.queueName}`,
-    label: `fake ${c.queueName}`,
-    kind: 'rabbitmq',
-    read: async () => ({ backlog: 3 }),
-  }),
-  close: async () => undefined,
-};
+const threeMessages = fakeRabbitDriver(async () => ({ backlog: 3 }));
 
 let t: TestScaler;
 beforeAll(async () => {
