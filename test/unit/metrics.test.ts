@@ -61,6 +61,15 @@ function withTriggers() {
   return { metrics, last, record };
 }
 
+/** The per-trigger gauges, each dropped with its trigger. */
+const TRIGGER_GAUGES = [
+  'trigger_backlog',
+  'trigger_desired_replicas',
+  'trigger_active',
+  'trigger_demand_replicas',
+  'trigger_winning_term',
+];
+
 describe('ScalerMetrics per-trigger families', () => {
   it('exports the latest decision, also when a later one repeats or changes values', async () => {
     const { metrics, record } = withTriggers();
@@ -114,13 +123,7 @@ describe('ScalerMetrics per-trigger families', () => {
     const { metrics, last, record } = withTriggers();
     record(trigger, decision(7, 2, 'backlog'));
     last.delete(trigger.id);
-    for (const name of [
-      'trigger_backlog',
-      'trigger_desired_replicas',
-      'trigger_active',
-      'trigger_demand_replicas',
-      'trigger_winning_term',
-    ]) {
+    for (const name of TRIGGER_GAUGES) {
       expect(await values(metrics, name)).toEqual({});
     }
     record(trigger, decision(7, 2, 'backlog'));
@@ -170,13 +173,7 @@ describe('ScalerMetrics.render', () => {
     expect(text.indexOf('# TYPE keda_inference_scaler_grpc_requests_total counter')).toBeLessThan(
       text.indexOf('# TYPE keda_inference_scaler_trigger_backlog gauge'),
     );
-    for (const name of [
-      'trigger_backlog',
-      'trigger_desired_replicas',
-      'trigger_active',
-      'trigger_demand_replicas',
-      'trigger_winning_term',
-    ]) {
+    for (const name of TRIGGER_GAUGES) {
       expect(text.split(`# TYPE keda_inference_scaler_${name} gauge\n`)).toHaveLength(2);
       expect(text.split(`# HELP keda_inference_scaler_${name} `)).toHaveLength(2);
     }
