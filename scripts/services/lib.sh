@@ -116,6 +116,16 @@ spawn() {
 
 # Wait until `check` succeeds, the process dies, or the timeout passes. On failure the check's
 # last words (a probe's one line of why) are logged with the tail of the service's log.
+# A service whose pid file names a live process: "already running" when CHECK answers, else waits
+# for it. Returns 0 when it answers, 1 when it did not in time, 2 when nothing runs (start it).
+attach_running() { # name pidfile logfile check [what to say about it]
+  local name="$1" pidfile="$2" logfile="$3" check="$4" what="${5:-}"
+  pid_alive "$pidfile" || return 2
+  if "$check" >/dev/null 2>&1; then log "$name: already running (${what:+$what, }pid $(cat "$pidfile"))"; return 0; fi
+  log "$name: pid $(cat "$pidfile") alive but not answering yet; waiting"
+  wait_ready "$name" "$pidfile" "$logfile" "$TIMEOUT" "$check" || return 1
+}
+
 wait_ready() { # name pidfile logfile timeout check...
   local name="$1" pidfile="$2" logfile="$3" limit="$4"; shift 4
   local deadline=$((SECONDS + limit)) said

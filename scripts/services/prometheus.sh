@@ -49,12 +49,8 @@ prometheus_start() {
     wait_ready dcgm-exporter "$DCGM_PIDFILE" "$DCGM_LOG" 30 dcgm_ready || return 1
   fi
 
-  if pid_alive "$PROM_PIDFILE"; then
-    if prom_ready >/dev/null 2>&1; then log "prometheus: already running (pid $(cat "$PROM_PIDFILE"))"; return 0; fi
-    log "prometheus: pid $(cat "$PROM_PIDFILE") alive but not answering yet; waiting"
-    wait_ready prometheus "$PROM_PIDFILE" "$PROM_LOG" "$TIMEOUT" prom_ready
-    return
-  fi
+  local running=0; attach_running prometheus "$PROM_PIDFILE" "$PROM_LOG" prom_ready || running=$?
+  [ "$running" = 2 ] || return "$running"
   local prom; prom="$(command -v prometheus || echo /usr/bin/prometheus)"
   [ -x "$prom" ] || die "prometheus: binary not found (apt-get install prometheus)"
   require_free_port "$PROMETHEUS_PORT" prometheus

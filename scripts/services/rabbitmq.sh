@@ -54,12 +54,8 @@ rabbitmq_ready() {
 rabbitmq_alive() { pid_alive "$RMQ_PIDFILE"; }
 
 rabbitmq_start() {
-  if pid_alive "$RMQ_PIDFILE"; then
-    if rabbitmq_ready >/dev/null 2>&1; then log "rabbitmq: already running (pid $(cat "$RMQ_PIDFILE"))"; return 0; fi
-    log "rabbitmq: pid $(cat "$RMQ_PIDFILE") alive but not answering yet; waiting"
-    wait_ready rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" "$TIMEOUT" rabbitmq_ready
-    return
-  fi
+  local running=0; attach_running rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" rabbitmq_ready || running=$?
+  [ "$running" = 2 ] || return "$running"
   [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq: $RMQ_BIN/rabbitmq-server not found (apt-get install rabbitmq-server)"
   require_free_port "$RABBITMQ_PORT" rabbitmq
   require_free_port "$RABBITMQ_MANAGEMENT_PORT" "rabbitmq management"

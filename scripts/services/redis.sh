@@ -26,12 +26,8 @@ redis_ready() { probe redis "redis://127.0.0.1:$REDIS_PORT" 5000; }
 redis_alive() { pid_alive "$REDIS_PIDFILE"; }
 
 redis_start() {
-  if pid_alive "$REDIS_PIDFILE"; then
-    if redis_ready >/dev/null 2>&1; then log "redis: already running (pid $(cat "$REDIS_PIDFILE"))"; return 0; fi
-    log "redis: pid $(cat "$REDIS_PIDFILE") alive but not answering yet; waiting"
-    wait_ready redis "$REDIS_PIDFILE" "$REDIS_LOG" "$TIMEOUT" redis_ready
-    return
-  fi
+  local running=0; attach_running redis "$REDIS_PIDFILE" "$REDIS_LOG" redis_ready || running=$?
+  [ "$running" = 2 ] || return "$running"
   local server; server="$(command -v redis-server || echo /usr/bin/redis-server)"
   [ -x "$server" ] || die "redis: redis-server not found (apt-get install redis-server)"
   require_free_port "$REDIS_PORT" redis

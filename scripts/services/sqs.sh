@@ -66,9 +66,7 @@ sqs_start() {
   if pid_alive "$SQS_PIDFILE"; then
     local running; running="$(cat "$SQS_DIR/emulator" 2>/dev/null || echo '?')"
     [ "$running" = "$SQS_EMULATOR" ] || log "sqs: note: $running is running, not $SQS_EMULATOR (down sqs first to switch)"
-    if sqs_ready >/dev/null 2>&1; then log "sqs: already running ($running, pid $(cat "$SQS_PIDFILE"))"; return 0; fi
-    log "sqs: pid $(cat "$SQS_PIDFILE") alive but not answering yet; waiting"
-    wait_ready sqs "$SQS_PIDFILE" "$SQS_LOG" "$TIMEOUT" sqs_ready
+    attach_running sqs "$SQS_PIDFILE" "$SQS_LOG" sqs_ready "$running"
     return
   fi
   sqs_require_known_emulator
