@@ -4,7 +4,7 @@
 // negative delay, which Node runs after 1 ms: every idle Kafka connection wakes the event loop
 // about 600 times a second for as long as it lives (and from Node 24 prints a
 // TimeoutNegativeWarning). With nothing pending there is nothing to check: a request pushed later
-// schedules its own check. This skips the check then, and is a no-op once kafkajs is fixed.
+// schedules its own check. This skips the check then; with a fixed kafkajs it skips nothing needed.
 import { createRequire } from 'node:module';
 
 interface RequestQueuePrototype {
