@@ -11,6 +11,7 @@ describe('bench:decisions arguments', () => {
       objectives: [60, 30, 15],
       ablation: false,
       threads: undefined,
+      coldStart: { p50: 23, p99: 52 },
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -38,6 +39,7 @@ describe('bench:decisions arguments', () => {
       objectives: [15],
       ablation: false,
       threads: 1,
+      coldStart: { p50: 23, p99: 52 },
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -48,6 +50,13 @@ describe('bench:decisions arguments', () => {
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--late-cost', '20']))[0]!.model).toEqual({ lateRequestCost: '20' });
     expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.model).toBeUndefined();
     expect(() => parseArgs(['--late-cost', '-1'])).toThrow('--late-cost "-1": want a number of GPU-seconds >= 0');
+  });
+
+  it('draws cold starts from --cold-start P50,P99 in every job', () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--cold-start', '60,120']))[0]!.coldStart).toEqual({ p50: 60, p99: 120 });
+    for (const bad of ['60', '120,60', '0,10', '60,120,180', 'a,b', '60,']) {
+      expect(() => parseArgs(['--cold-start', bad])).toThrow(`--cold-start "${bad}": want P50,P99 in seconds, 0 < P50 < P99`);
+    }
   });
 
   it('makes one job per trace and seed, each with every objective and the KEDA grid', () => {

@@ -1,10 +1,11 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
 // 60, 30 and 15 s; --seed and --objective pick one. The objective is also the model's
 // drainSeconds (the product's latency objective); KEDA's triggers have no such knob, keda-tuned is
-// tuned per objective in hindsight. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// tuned per objective in hindsight. --cold-start draws the replicas' cold starts from another
+// lognormal (seconds; default 23,52), for workloads whose model loads slower. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -16,7 +17,7 @@ import { type Job, type Row, type TraceSpec, builtInTraceSpecs, runJobs } from '
 import { modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import { alwaysOn, kedaQueue, kedaQueueGpu, kedaQueueTuned } from './policies.ts';
-import type { Policy } from './simulate.ts';
+import { type ColdStartSpec, PRODUCTION_COLD_START, type Policy } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { barTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
@@ -46,10 +47,11 @@ export interface Args {
   readonly threads: number | undefined;
   /** The model's lateRequestCost (its default when undefined). */
   readonly lateCost: number | undefined;
+  readonly coldStart: ColdStartSpec;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--ablation] [--threads N]';
 
 export function parseArgs(argv: readonly string[]): Args {
   const traces: string[] = [];
@@ -59,6 +61,7 @@ export function parseArgs(argv: readonly string[]): Args {
   let ablation = false;
   let threads: number | undefined;
   let lateCost: number | undefined;
+  let coldStart = PRODUCTION_COLD_START;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -79,9 +82,16 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (a === '--ablation') ablation = true;
     else if (a === '--threads') threads = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
     else if (a === '--late-cost') lateCost = number((n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0');
-    else throw new Error(`unknown argument ${a}; ${USAGE}`);
+    else if (a === '--cold-start') {
+      const v = value();
+      const [p50, p99, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+      if (rest.length > 0 || !(p50! > 0) || !(p99! > p50!) || !Number.isFinite(p99!)) {
+        throw new Error(`${a} ${JSON.stringify(v)}: want P50,P99 in seconds, 0 < P50 < P99`);
+      }
+      coldStart = { p50: p50!, p99: p99! };
+    } else throw new Error(`unknown argument ${a}; ${USAGE}`);
   }
-  return { traces, json, seeds, objectives, ablation, threads, lateCost };
+  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart };
 }
 
 function table(results: readonly Row[], objectiveS: number): string {
@@ -115,6 +125,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       objectives: args.objectives,
       ablation: args.ablation,
       grid: true,
+      coldStart: args.coldStart,
       ...(model && { model }),
     })),
   );
@@ -128,7 +139,7 @@ async function main(): Promise<void> {
   const firstSeed = args.seeds[0]!;
   console.log(
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${CONCURRENCY} requests per replica; ` +
-      `cold start lognormal (p50 23 s, p99 52 s); objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
+      `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   for (const p of policies(args.objectives[0], args.ablation)) console.log(`  ${p.name}: ${p.setup}`);
   console.log(

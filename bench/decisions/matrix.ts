@@ -17,7 +17,7 @@ import {
   kedaQueueTuned,
   kedaQueueWith,
 } from './policies.ts';
-import { type Result, run, summarize } from './simulate.ts';
+import { type ColdStartSpec, type Result, run, summarize } from './simulate.ts';
 import {
   type Trace,
   chatMix,
@@ -77,6 +77,8 @@ export interface Job {
   readonly model?: Readonly<Record<string, string>>;
   /** Run KEDA_GRID too (for keda-tuned). */
   readonly grid: boolean;
+  /** The cold starts' distribution (the production one when absent). */
+  readonly coldStart?: ColdStartSpec;
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -92,7 +94,7 @@ export async function runJob(job: Job): Promise<Row[]> {
   const trace = loadTrace(job.trace, job.seed);
   const rows: Row[] = [];
   const add = async (policy: Parameters<typeof run>[1], objectives: readonly number[], setting?: QueueSetting) => {
-    const outcome = await run(trace, policy, job.seed);
+    const outcome = await run(trace, policy, job.seed, job.coldStart);
     for (const objectiveS of objectives)
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };

@@ -146,6 +146,15 @@ describe('traces and draws', () => {
     expect(percentile(xs, 99)).toBeLessThan(57);
     expect(lognormalFromP50P99(23, 52).mu).toBeCloseTo(Math.log(23));
   });
+
+  it('draws cold starts from another distribution when given one, capped at twice its p99', () => {
+    const xs = Array.from({ length: 20_000 }, coldStartSampler(7, { p50: 60, p99: 120 })).sort((a, b) => a - b);
+    expect(percentile(xs, 50)).toBeGreaterThan(57);
+    expect(percentile(xs, 50)).toBeLessThan(63);
+    expect(percentile(xs, 99)).toBeGreaterThan(110);
+    expect(percentile(xs, 99)).toBeLessThan(130);
+    expect(xs.at(-1)).toBeLessThanOrEqual(240);
+  });
 });
 
 describe('the oracle', () => {

@@ -5,9 +5,13 @@ import { Fleet } from './fleet.ts';
 import { lognormal, lognormalFromP50P99, rng } from './random.ts';
 import { CONCURRENCY, type Trace } from './traces.ts';
 
+/** A cold start's distribution: lognormal, by its median and 99th percentile (seconds). */
+export interface ColdStartSpec {
+  readonly p50: number;
+  readonly p99: number;
+}
 /** Model loads in production: p50 about 23 s, p99 about 52 s (Alibaba GenAI cluster trace). */
-const COLD_START_P50_S = 23;
-const COLD_START_P99_S = 52;
+export const PRODUCTION_COLD_START: ColdStartSpec = { p50: 23, p99: 52 };
 /** Default latency objective: the share of requests that waited longer is reported. */
 const OBJECTIVE_S = 60;
 /** Simulated time after the last arrival, so that every policy gets to scale down. */
@@ -45,10 +49,12 @@ export interface Result {
   readonly overObjectiveShare: number;
 }
 
-export function coldStartSampler(seed: number): () => number {
+/** Draws cold starts: at least 5 s, at most 120 s or twice the p99. */
+export function coldStartSampler(seed: number, spec: ColdStartSpec = PRODUCTION_COLD_START): () => number {
   const random = rng(seed ^ 0x9e3779b9);
-  const { mu, sigma } = lognormalFromP50P99(COLD_START_P50_S, COLD_START_P99_S);
-  return () => Math.min(120, Math.max(5, lognormal(random, mu, sigma)));
+  const { mu, sigma } = lognormalFromP50P99(spec.p50, spec.p99);
+  const cap = Math.max(120, 2 * spec.p99);
+  return () => Math.min(cap, Math.max(5, lognormal(random, mu, sigma)));
 }
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
@@ -97,14 +103,19 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
 }
 
 /** Replays `trace` under `policy`. */
-export async function run(trace: Trace, policy: Policy, seed: number): Promise<Outcome> {
+export async function run(
+  trace: Trace,
+  policy: Policy,
+  seed: number,
+  coldStarts: ColdStartSpec = PRODUCTION_COLD_START,
+): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
   const fleet = new Fleet(CONCURRENCY, { at });
   const lastArrival = trace.requests.at(-1)?.arrivalS ?? 0;
   const endS = lastArrival + TAIL_S;
-  const coldStart = coldStartSampler(seed);
+  const coldStart = coldStartSampler(seed, coldStarts);
   for (const r of trace.requests) at(r.arrivalS, () => fleet.arrive(r.arrivalS, r));
   const ctx: SimContext = {
     fleet,
