@@ -53,7 +53,6 @@ class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
 const MODEL_METADATA: Readonly<Record<string, string>> = {
   'rabbitmq.host': 'http://simulated:15672',
   'rabbitmq.queueName': 'requests',
-  coldStartSeconds: '60',
   drainSeconds: '60',
   keepWarm: 'auto',
   maxReplicas: String(MAX_REPLICAS),

@@ -17,6 +17,7 @@ import { arrivalsWithin, markArrivals, steadyArrivalRate } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, keepWarmWindow, predictGap } from './keepWarm.ts';
+import { type ColdStartState, coldStartSeconds, observeReady, trackAsks } from './coldStart.ts';
 import { learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
@@ -74,10 +75,15 @@ function mean(list: readonly number[], fallback: number): number {
 }
 
 export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelOutput {
-  const C = scaling.coldStartSeconds;
+  // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
+  const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
+  let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };
+  if (learnsColdStart) starts = observeReady(starts, history.lastReady, signals.consumers!, nowMs);
+  const coldStart = coldStartSeconds(scaling.coldStartSeconds, starts.samples);
+  const C = coldStart.seconds;
   const T = scaling.drainSeconds;
   const X = scaling.lateRequestCost;
-  const details: Details = {};
+  const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
   const backlogActive = signals.backlog > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   const working = backlogActive || gpuActive;
@@ -130,7 +136,15 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
 
   const steadyRate = steadyArrivalRate(history.steadyArrivalRatePerSecond, signals.arrivalRatePerSecond, dtSeconds);
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(signals, scaling, service, fleet, { fast: signals.arrivalRatePerSecond, steady: steadyRate }, details),
+    backlog: backlogDemand(
+      signals,
+      scaling,
+      service,
+      fleet,
+      { fast: signals.arrivalRatePerSecond, steady: steadyRate },
+      C,
+      details,
+    ),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -200,7 +214,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     const next =
       idleSeconds === undefined || scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
     if (next !== undefined && idleSeconds! >= next.expectedGapSeconds - C && idleSeconds! <= next.giveUpAfterSeconds) {
-      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${C} s`;
+      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
       const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
       demands.prewarm = floor > 0 ? floor : Number.isFinite(peaks) ? peaks : 1;
       details.expectedGapSeconds = round(next.expectedGapSeconds);
@@ -216,6 +230,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const { desired, winner } = bound(demands, signals, scaling);
   const asked = active ? desired : 0;
   const nextAsks = asked > askedFleet ? [...asks, { atMs: nowMs, replicas: asked - askedFleet }] : asks;
+  if (learnsColdStart) starts = { ...starts, pending: trackAsks(starts.pending, signals.consumers!, asked, nowMs) };
   return {
     decision: { desiredReplicas: desired, active, explanation: { signals, demands, winner, activeReason, details } },
     history: {
@@ -239,6 +254,9 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       bursts: bursts.bursts,
       busyPeakReplicas: busyPeak,
       busyPeaks,
+      ...(learnsColdStart
+        ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, lastReady: signals.consumers }
+        : {}),
     },
   };
 }

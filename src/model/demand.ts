@@ -76,6 +76,7 @@ export function backlogDemand(
   service: Service,
   fleet: FleetView,
   rates: RateView,
+  coldStartSeconds: number,
   details: Details,
 ): number {
   const backlog = Math.max(0, signals.backlog);
@@ -84,7 +85,7 @@ export function backlogDemand(
     details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
     return ceilSafe(backlog / scaling.messagesPerReplica);
   }
-  const C = scaling.coldStartSeconds;
+  const C = coldStartSeconds;
   const T = scaling.drainSeconds;
   const fast = Math.max(0, rates.fast ?? 0);
   const steady = Math.max(0, rates.steady ?? fast);

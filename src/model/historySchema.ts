@@ -44,5 +44,8 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     bursts: list(z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly()).optional(),
     busyPeakReplicas: nonNegative.optional(),
     busyPeaks: list(nonNegative).optional(),
+    pendingStarts: list(mark).optional(),
+    coldStartSamples: list(nonNegative).optional(),
+    lastReady: nonNegative.optional(),
   })
   .readonly();

@@ -102,6 +102,10 @@ export interface TriggerHistory {
   /** Peak demand of the current busy period, and of recent finished ones (newest last). */
   readonly busyPeakReplicas?: number;
   readonly busyPeaks?: readonly number[];
+  /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), seconds from ask to serving of recent ones (newest last), and the ready count at the previous decision (coldStart.ts). */
+  readonly pendingStarts?: readonly ReplicaMark[];
+  readonly coldStartSamples?: readonly number[];
+  readonly lastReady?: number;
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */

@@ -65,7 +65,8 @@ export type SourceConfig = RabbitmqSourceConfig | SqsSourceConfig | KafkaSourceC
 export interface ScalingConfig {
   readonly messagesPerReplica: number;
   readonly throughputPerReplica: number | undefined;
-  readonly coldStartSeconds: number;
+  /** Seconds, or learned from the brokers' consumers (auto). */
+  readonly coldStartSeconds: 'auto' | number;
   readonly drainSeconds: number;
   /** GPU-seconds one request waiting past drainSeconds is worth. */
   readonly lateRequestCost: number;

@@ -46,7 +46,7 @@ describe('trigger schema', () => {
       activationBacklog: 0,
       minReplicas: 1,
       maxReplicas: 100,
-      coldStartSeconds: 60,
+      coldStartSeconds: 'auto',
       drainSeconds: 60,
       keepWarm: 'auto',
     });
@@ -81,6 +81,8 @@ describe('trigger schema', () => {
     ['maxReplicas', '-3', /maxReplicas: got "-3"/],
     ['activationBacklog', 'NaN', /activationBacklog: got "NaN"/],
     ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" or a number of seconds/],
+    ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" or a number of seconds >= 0/],
+    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" or a number of seconds >= 0/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {

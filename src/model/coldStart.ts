@@ -1,0 +1,101 @@
+// The cold start C, learned from what the model asked for and when the brokers saw it serving.
+// Pure: the caller keeps the state.
+//
+// Each rise of the ready count (the brokers' consumers) is matched to the oldest replicas asked for
+// and not yet serving; the time between is one sample of what a replica asked for now takes to
+// serve: KEDA's and the HPA's reaction, the pod's start and the model's load, all of it. Asks the
+// model takes back before they serve are dropped (newest first). A ready replica nobody asked for
+// (a restarted pod, minReplicaCount) gives no sample. C is a high quantile of the recent samples,
+// as docs/model.md advises a user who sets it by hand: the model plans with it that a replica asked
+// for now serves within C, and one that takes longer leaves requests late.
+import type { ReplicaMark } from './types.ts';
+
+/** What C is while nothing has been seen (the field's former default). */
+export const COLD_START_PRIOR_SECONDS = 60;
+/** Samples remembered (newest last); C moves from the prior to their quantile as they fill. */
+const MAX_SAMPLES = 20;
+/** Asks remembered while waiting to serve: older ones are served, or never will be. */
+const MAX_PENDING = 32;
+/** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
+const HPA_TOLERANCE = 0.1;
+/** The quantile of the samples C is: nine in ten replicas serve within it. */
+const COLD_START_QUANTILE = 0.95;
+
+export interface ColdStartState {
+  /** Replicas asked for and not serving yet, oldest first. */
+  readonly pending: readonly ReplicaMark[];
+  /** Seconds from ask to serving of recent replicas, newest last. */
+  readonly samples: readonly number[];
+}
+
+/**
+ * Matches a rise of the ready count from `before` to `ready` to the oldest pending asks: one
+ * sample per replica matched. Unchanged state when nothing rose.
+ */
+export function observeReady(state: ColdStartState, before: number | undefined, ready: number, nowMs: number): ColdStartState {
+  let rise = before === undefined ? 0 : ready - before;
+  if (rise <= 0 || state.pending.length === 0) return state;
+  const pending = [...state.pending];
+  const samples = [...state.samples];
+  while (rise > 0 && pending.length > 0) {
+    const oldest = pending[0]!;
+    const matched = Math.min(rise, oldest.replicas);
+    for (let i = 0; i < matched; i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
+    rise -= matched;
+    if (matched === oldest.replicas) pending.shift();
+    else pending[0] = { atMs: oldest.atMs, replicas: oldest.replicas - matched };
+  }
+  return { pending, samples: samples.slice(-MAX_SAMPLES) };
+}
+
+/**
+ * The pending asks after a decision that asks for `asked` replicas with `ready` serving. The
+ * HPA's target is the ready replicas and the pending ones; it moves only when the ask leaves its
+ * tolerance (10 % either way, the HPA's default), so an ask within it starts nothing and is no
+ * mark (it would be matched, minutes later, to a replica a larger ask started). Above: a mark for
+ * the replicas beyond the target. Below: the newest dropped (the HPA removes pods not ready first).
+ */
+export function trackAsks(pending: readonly ReplicaMark[], ready: number, asked: number, nowMs: number): readonly ReplicaMark[] {
+  let waiting = 0;
+  for (const mark of pending) waiting += mark.replicas;
+  const target = ready + waiting;
+  if (asked > target && (target === 0 || asked > target * (1 + HPA_TOLERANCE))) {
+    return [...pending, { atMs: nowMs, replicas: asked - target }].slice(-MAX_PENDING);
+  }
+  if (!(asked < target * (1 - HPA_TOLERANCE)) || waiting === 0) return pending;
+  const kept: ReplicaMark[] = [];
+  let left = Math.max(0, asked - ready);
+  for (const mark of pending) {
+    if (left === 0) break;
+    const n = Math.min(left, mark.replicas);
+    kept.push(n === mark.replicas ? mark : { atMs: mark.atMs, replicas: n });
+    left -= n;
+  }
+  return kept;
+}
+
+export interface ColdStart {
+  readonly seconds: number;
+  readonly source: 'configured' | 'learned' | 'default';
+}
+
+/**
+ * C: the configured seconds; else the quantile of the samples, weighed against the prior by how
+ * full the sample list is (a few samples from one scale-up say little about the tail).
+ */
+export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[]): ColdStart {
+  if (setting !== 'auto') return { seconds: setting, source: 'configured' };
+  if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
+  const weight = samples.length / MAX_SAMPLES;
+  const seconds = COLD_START_PRIOR_SECONDS + weight * (quantile(samples, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
+  return { seconds, source: 'learned' };
+}
+
+/** The q-quantile of a non-empty list, linearly interpolated between order statistics. */
+export function quantile(list: readonly number[], q: number): number {
+  const sorted = [...list].sort((a, b) => a - b);
+  const at = q * (sorted.length - 1);
+  const lo = Math.floor(at);
+  const hi = Math.min(sorted.length - 1, lo + 1);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (at - lo);
+}

@@ -1,0 +1,170 @@
+import { describe, expect, it } from 'vitest';
+import {
+  COLD_START_PRIOR_SECONDS,
+  type ColdStartState,
+  coldStartSeconds,
+  observeReady,
+  quantile,
+  trackAsks,
+} from '../../src/model/coldStart.ts';
+import { decide, emptyHistory } from '../../src/model/decide.ts';
+import type { ReplicaMark, Signals, TriggerHistory } from '../../src/model/types.ts';
+import { scaling } from '../support/scaling.ts';
+
+const mark = (atS: number, replicas: number): ReplicaMark => ({ atMs: atS * 1000, replicas });
+
+describe('trackAsks: the replicas asked for and not serving yet', () => {
+  it.each([
+    // pending, ready, asked, now s, pending after
+    { why: 'from zero: every replica asked', pending: [], ready: 0, asked: 3, nowS: 10, after: [mark(10, 3)] },
+    { why: 'beyond the HPA tolerance: the rest', pending: [], ready: 10, asked: 12, nowS: 5, after: [mark(5, 2)] },
+    { why: 'within the HPA tolerance (11/10): no mark', pending: [], ready: 10, asked: 11, nowS: 5, after: [] },
+    {
+      why: 'the target counts pending ones (14/13 within)',
+      pending: [mark(0, 3)],
+      ready: 10,
+      asked: 14,
+      nowS: 5,
+      after: [mark(0, 3)],
+    },
+    { why: 'a larger ask adds to them', pending: [mark(0, 3)], ready: 10, asked: 16, nowS: 5, after: [mark(0, 3), mark(5, 3)] },
+    {
+      why: 'an ask below the target drops the newest',
+      pending: [mark(0, 3), mark(5, 3)],
+      ready: 10,
+      asked: 11,
+      nowS: 9,
+      after: [mark(0, 1)],
+    },
+    { why: 'scale to zero drops them all', pending: [mark(0, 2)], ready: 1, asked: 0, nowS: 9, after: [] },
+    { why: 'the same ask changes nothing', pending: [mark(0, 2)], ready: 1, asked: 3, nowS: 9, after: [mark(0, 2)] },
+  ])('$why', ({ pending, ready, asked, nowS, after }) => {
+    expect(trackAsks(pending, ready, asked, nowS * 1000)).toEqual(after);
+  });
+});
+
+describe('observeReady: a rise of the ready count matched to the oldest asks', () => {
+  const state = (pending: ReplicaMark[], samples: number[] = []): ColdStartState => ({ pending, samples });
+  it.each([
+    { why: 'one rise, one sample', s: state([mark(0, 1)]), before: 0, ready: 1, nowS: 30, after: state([], [30]) },
+    {
+      why: 'oldest first, part of a mark',
+      s: state([mark(0, 2), mark(10, 2)]),
+      before: 4,
+      ready: 7,
+      nowS: 40,
+      after: state([mark(10, 1)], [40, 40, 30]),
+    },
+    { why: 'a rise nobody asked for gives nothing', s: state([]), before: 2, ready: 3, nowS: 40, after: state([]) },
+    {
+      why: 'more than asked: only the asked',
+      s: state([mark(5, 1)], [20]),
+      before: 0,
+      ready: 3,
+      nowS: 25,
+      after: state([], [20, 20]),
+    },
+    { why: 'a fall gives nothing', s: state([mark(0, 1)]), before: 3, ready: 2, nowS: 25, after: state([mark(0, 1)]) },
+    {
+      why: 'no count before: nothing',
+      s: state([mark(0, 1)]),
+      before: undefined,
+      ready: 2,
+      nowS: 25,
+      after: state([mark(0, 1)]),
+    },
+  ])('$why', ({ s, before, ready, nowS, after }) => {
+    expect(observeReady(s, before, ready, nowS * 1000)).toEqual(after);
+  });
+
+  it('keeps the last 20 samples', () => {
+    let s = state([mark(0, 25)]);
+    for (let i = 1; i <= 25; i++) s = observeReady(s, i - 1, i, i * 1000);
+    expect(s.samples).toEqual(Array.from({ length: 20 }, (_, i) => i + 6));
+  });
+});
+
+describe('coldStartSeconds: configured, or the 95th percentile weighed against the prior', () => {
+  const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39
+  it.each([
+    { why: 'configured wins', setting: 45 as const, samples: twenty, seconds: 45, source: 'configured' },
+    {
+      why: 'nothing seen: the prior',
+      setting: 'auto' as const,
+      samples: [],
+      seconds: COLD_START_PRIOR_SECONDS,
+      source: 'default',
+    },
+    {
+      why: 'a full list: its quantile',
+      setting: 'auto' as const,
+      samples: twenty,
+      seconds: quantile(twenty, 0.95),
+      source: 'learned',
+    },
+    {
+      why: 'half full: halfway from the prior',
+      setting: 'auto' as const,
+      samples: twenty.slice(0, 10),
+      seconds: 60 + 0.5 * (quantile(twenty.slice(0, 10), 0.95) - 60),
+      source: 'learned',
+    },
+    {
+      why: 'slower than the prior: above it',
+      setting: 'auto' as const,
+      samples: twenty.map((x) => x + 80),
+      seconds: quantile(twenty, 0.95) + 80,
+      source: 'learned',
+    },
+  ])('$why', ({ setting, samples, seconds, source }) => {
+    const c = coldStartSeconds(setting, samples);
+    expect(c.source).toBe(source);
+    expect(c.seconds).toBeCloseTo(seconds, 9);
+  });
+
+  it.each([
+    [[5], 0.95, 5],
+    [[1, 2, 3, 4, 5], 0.5, 3],
+    [[10, 20], 0.95, 19.5],
+    [[4, 1, 3, 2], 1, 4],
+  ])('quantile(%j, %d) = %d', (list, q, expected) => expect(quantile(list, q)).toBeCloseTo(expected, 9));
+});
+
+describe('decide with coldStartSeconds auto', () => {
+  const auto = { ...scaling, coldStartSeconds: 'auto' as const, throughputPerReplica: 1, messagesPerReplica: 4 };
+  const step = (history: TriggerHistory, nowS: number, signals: Signals) =>
+    decide({ signals, scaling: auto, history, nowMs: nowS * 1000 });
+
+  it('learns C from replicas asked for and the consumers that follow, and names it in the details', () => {
+    let history = emptyHistory();
+    let out = step(history, 0, { backlog: 0, waiting: 0, consumers: 0 });
+    expect(out.decision.explanation.details).toMatchObject({ coldStartSeconds: 60, coldStartSource: 'default' });
+    // Twenty rounds: a backlog asks for replicas from zero; they serve 30 s later; idle again.
+    let t = 0;
+    for (let round = 0; round < 20; round++) {
+      out = step(out.history, (t += 1000), { backlog: 400, waiting: 400, consumers: 0 });
+      const asked = out.decision.desiredReplicas;
+      expect(asked).toBeGreaterThan(1);
+      out = step(out.history, t + 30, { backlog: 400, waiting: 400, consumers: asked });
+      out = step(out.history, t + 31, { backlog: 0, waiting: 0, consumers: 0 });
+    }
+    history = out.history;
+    expect(history.coldStartSamples).toHaveLength(20);
+    expect(history.coldStartSamples!.every((s) => s === 30)).toBe(true);
+    const details = step(history, t + 2000, { backlog: 0, waiting: 0, consumers: 0 }).decision.explanation.details;
+    expect(details).toMatchObject({ coldStartSeconds: 30, coldStartSource: 'learned' });
+  });
+
+  it('learns nothing without a consumer count, nor when C is configured', () => {
+    const noCount = step(emptyHistory(), 0, { backlog: 400, waiting: 400 });
+    expect(noCount.history.pendingStarts).toBeUndefined();
+    const configured = decide({
+      signals: { backlog: 400, waiting: 400, consumers: 0 },
+      scaling: { ...auto, coldStartSeconds: 45 },
+      history: emptyHistory(),
+      nowMs: 0,
+    });
+    expect(configured.history.pendingStarts).toBeUndefined();
+    expect(configured.decision.explanation.details).toMatchObject({ coldStartSeconds: 45, coldStartSource: 'configured' });
+  });
+});
