@@ -8,7 +8,8 @@
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it);
+//   that is needed again within C costs more than keeping it); idle past the keep-warm window,
+//   no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
@@ -199,9 +200,10 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     if (nowMs - guesses.atMs >= C * 1000) guesses = undefined;
   }
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: unheld }, C * 1000);
-  if (recentDemands[0]!.replicas > unheld) demands.hold = recentDemands[0]!.replicas;
-
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
+  const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
+  if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
+
   let activeReason: string;
   let active = true;
   if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;

@@ -172,6 +172,25 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
   });
 
   it.each([
+    // keepWarm, seconds idle: the busy demand of 20 (KEDA's rule, 100 / 5) held or not
+    { keepWarm: 0, idleS: 0, hold: undefined },
+    { keepWarm: 120, idleS: 0, hold: 20 },
+    { keepWarm: 120, idleS: 30, hold: 20 },
+    { keepWarm: 20, idleS: 30, hold: undefined },
+  ])(
+    'holds the busy demand while idle only within the keep-warm window ($keepWarm s, idle $idleS s)',
+    ({ keepWarm, idleS, hold }) => {
+      const cfg = { ...scaling, keepWarm };
+      const busy = decide({ signals: { backlog: 100 }, scaling: cfg, history: emptyHistory(), nowMs: 0 });
+      expect(busy.decision.desiredReplicas).toBe(20);
+      let out = decide({ signals: { backlog: 0 }, scaling: cfg, history: busy.history, nowMs: 1000 });
+      if (idleS > 0) out = decide({ signals: { backlog: 0 }, scaling: cfg, history: out.history, nowMs: 1000 + idleS * 1000 });
+      expect(out.decision.explanation.demands.hold).toBe(hold);
+      expect(out.decision.desiredReplicas).toBe(hold ?? 1);
+    },
+  );
+
+  it.each([
     // 10 ready, μ = 2 (k = 5): 20 per second by μ. The brokers' served rate counts while at least
     // k·ready = 50 wait, and only when lower. W' = W + λC − rate·C with λ = 20, C = 60.
     { W: 100, served: undefined, rate: 20, projected: 100 },
