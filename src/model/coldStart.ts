@@ -16,6 +16,10 @@ export const COLD_START_PRIOR_SECONDS = 60;
 const MAX_SAMPLES = 20;
 /** Asks remembered while waiting to serve: older ones are served, or never will be. */
 const MAX_PENDING = 32;
+/** An ask older than this starts nothing any more (a cap below the model's ask, a quota): dropped. */
+const MAX_PENDING_AGE_MS = 30 * 60_000;
+/** Samples above this multiple of their median are not cold starts (a pod restart matched to a stale ask). */
+const OUTLIER_FACTOR = 4;
 /** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
 const HPA_TOLERANCE = 0.1;
 /** The quantile of the samples C is: nine in ten replicas serve within it. */
@@ -55,7 +59,9 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
  * mark (it would be matched, minutes later, to a replica a larger ask started). Above: a mark for
  * the replicas beyond the target. Below: the newest dropped (the HPA removes pods not ready first).
  */
-export function trackAsks(pending: readonly ReplicaMark[], ready: number, asked: number, nowMs: number): readonly ReplicaMark[] {
+export function trackAsks(marks: readonly ReplicaMark[], ready: number, asked: number, nowMs: number): readonly ReplicaMark[] {
+  const stale = marks.length > 0 && nowMs - marks[0]!.atMs > MAX_PENDING_AGE_MS;
+  const pending = stale ? marks.filter((mark) => nowMs - mark.atMs <= MAX_PENDING_AGE_MS) : marks;
   let waiting = 0;
   for (const mark of pending) waiting += mark.replicas;
   const target = ready + waiting;
@@ -81,13 +87,16 @@ export interface ColdStart {
 
 /**
  * C: the configured seconds; else the quantile of the samples, weighed against the prior by how
- * full the sample list is (a few samples from one scale-up say little about the tail).
+ * full the sample list is (a few samples from one scale-up say little about the tail). Samples
+ * above OUTLIER_FACTOR times their median are left out of the quantile.
  */
 export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[]): ColdStart {
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
   if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
   const weight = samples.length / MAX_SAMPLES;
-  const seconds = COLD_START_PRIOR_SECONDS + weight * (quantile(samples, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
+  const limit = OUTLIER_FACTOR * quantile(samples, 0.5);
+  const kept = samples.some((x) => x > limit) ? samples.filter((x) => x <= limit) : samples;
+  const seconds = COLD_START_PRIOR_SECONDS + weight * (quantile(kept, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
   return { seconds, source: 'learned' };
 }
 

@@ -38,6 +38,14 @@ describe('trackAsks: the replicas asked for and not serving yet', () => {
     },
     { why: 'scale to zero drops them all', pending: [mark(0, 2)], ready: 1, asked: 0, nowS: 9, after: [] },
     { why: 'the same ask changes nothing', pending: [mark(0, 2)], ready: 1, asked: 3, nowS: 9, after: [mark(0, 2)] },
+    {
+      why: 'an ask older than 30 minutes is dropped (and asked again, it is a new one)',
+      pending: [mark(0, 10)],
+      ready: 10,
+      asked: 20,
+      nowS: 1801,
+      after: [mark(1801, 10)],
+    },
   ])('$why', ({ pending, ready, asked, nowS, after }) => {
     expect(trackAsks(pending, ready, asked, nowS * 1000)).toEqual(after);
   });
@@ -107,6 +115,13 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
       setting: 'auto' as const,
       samples: twenty.slice(0, 10),
       seconds: 60 + 0.5 * (quantile(twenty.slice(0, 10), 0.95) - 60),
+      source: 'learned',
+    },
+    {
+      why: 'an outlier (a stale ask matched to a restarted pod) left out',
+      setting: 'auto' as const,
+      samples: [...Array.from({ length: 19 }, () => 30), 3600],
+      seconds: 30,
       source: 'learned',
     },
     {
