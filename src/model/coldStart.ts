@@ -22,7 +22,7 @@ const MAX_PENDING_AGE_MS = 30 * 60_000;
 const OUTLIER_FACTOR = 4;
 /** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
 const HPA_TOLERANCE = 0.1;
-/** The quantile of the samples C is: nine in ten replicas serve within it. */
+/** The quantile of the samples C is: nineteen in twenty replicas serve within it. */
 const COLD_START_QUANTILE = 0.95;
 
 export interface ColdStartState {
