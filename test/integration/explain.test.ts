@@ -49,7 +49,7 @@ describe('keda-inference-scaler explain', () => {
     expect(json.map((v) => v.desiredReplicas)).toEqual([5]);
   });
 
-  it('names the model’s terms: waiting, throughput and where it came from, the priced steady fleet when T < C', async () => {
+  it('names the model’s terms: waiting, throughput and where it came from, the priced steady fleet when T < C, the cold start', async () => {
     const queue = await rabbit.queue(23);
     const metadata = {
       'rabbitmq.host': requireService('RABBITMQ_URL'),
@@ -69,6 +69,8 @@ describe('keda-inference-scaler explain', () => {
       'projectedBacklog = ',
       'noiseMessages = ',
       'keepWarmSeconds = ',
+      'coldStartSeconds = 60',
+      'coldStartSource = configured',
     ]) {
       expect(stdout).toContain(term);
     }
