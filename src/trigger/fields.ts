@@ -120,7 +120,7 @@ export const scalingFields = {
     allowed: '"auto" or a number of seconds >= 0',
     default: 'auto' as const,
     description:
-      'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: the 90th percentile of the last 20 seen, from the brokers\' consumers (60 until 3 are seen, and without a consumer count).',
+      'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: learned from the brokers\' consumer count, the 95th percentile of the last 20 replicas, moving from 60 as they come; 60 without a consumer count (SQS).',
   }),
   drainSeconds: field({
     schema: kinds.positiveNumber,
