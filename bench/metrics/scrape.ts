@@ -32,6 +32,7 @@ function evaluations(n: number): TriggerEvaluation[] {
         signals: { backlog: i % 100, busyGpus: (i % 9) / 4, arrivalRatePerSecond: (i % 13) / 7 },
         demands: { backlog: i % 5, gpu: i % 3, hold: 1, minReplicas: 0 },
         winner: 'backlog',
+        details: { coldStartSeconds: 30 + (i % 60) },
       },
     } as unknown as Decision;
     out.push({ trigger, decision });
@@ -56,6 +57,7 @@ function promClientRegistry(evals: readonly TriggerEvaluation[]): Registry {
   const winner = gauge('trigger_winning_term', ['term']);
   const busy = gauge('trigger_busy_gpus');
   const arrival = gauge('trigger_arrival_rate_per_second');
+  const coldStart = gauge('trigger_cold_start_seconds');
   for (const { trigger, decision } of evals) {
     const labels = {
       namespace: trigger.namespace,
@@ -70,6 +72,7 @@ function promClientRegistry(evals: readonly TriggerEvaluation[]): Registry {
     winner.set({ ...labels, term: decision.explanation.winner }, 1);
     busy.set(labels, signals.busyGpus ?? 0);
     arrival.set(labels, signals.arrivalRatePerSecond ?? 0);
+    coldStart.set(labels, Number(decision.explanation.details.coldStartSeconds));
   }
   return registry;
 }

@@ -107,6 +107,14 @@ export class ScalerMetrics {
           const { arrivalRatePerSecond } = e.decision.explanation.signals;
           if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
         }),
+        family(
+          'trigger_cold_start_seconds',
+          'Cold start the model plans with (seconds from a replica asked for to serving): learned from the consumers, or configured.',
+          (e, put) => {
+            const { coldStartSeconds } = e.decision.explanation.details;
+            if (typeof coldStartSeconds === 'number') put(coldStartSeconds);
+          },
+        ),
       ];
     }
     this.stateStore = new StateStoreMetrics(registry);

@@ -20,7 +20,7 @@ async function serve(triggers: number): Promise<string> {
     decision: {
       desiredReplicas: 1 + (i % 3),
       active: true,
-      explanation: { signals: { backlog: i }, demands: { backlog: 1 + (i % 3) }, winner: 'backlog' },
+      explanation: { signals: { backlog: i }, demands: { backlog: 1 + (i % 3) }, winner: 'backlog', details: {} },
     } as unknown as Decision,
   }));
   metrics.observeTriggers(() => evaluations);

@@ -68,6 +68,7 @@ const TRIGGER_GAUGES = [
   'trigger_active',
   'trigger_demand_replicas',
   'trigger_winning_term',
+  'trigger_cold_start_seconds',
 ];
 
 describe('ScalerMetrics per-trigger families', () => {
@@ -83,6 +84,15 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(await values(metrics, 'trigger_arrival_rate_per_second')).toEqual({ '': 0 });
     expect(await values(metrics, 'trigger_demand_replicas')).toEqual({ backlog: 0 });
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ minReplicas: 1 });
+  });
+
+  it('exports the cold start the model plans with, when the decision names one', async () => {
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(12, 3, 'backlog'));
+    expect(await values(metrics, 'trigger_cold_start_seconds')).toEqual({});
+    const planned = decision(12, 3, 'backlog');
+    record(trigger, { ...planned, explanation: { ...planned.explanation, details: { coldStartSeconds: 41.5 } } });
+    expect(await values(metrics, 'trigger_cold_start_seconds')).toEqual({ '': 41.5 });
   });
 
   it('keeps one winning_term series per trigger: the current winner', async () => {
