@@ -94,15 +94,24 @@ export function coldStartSeconds(setting: 'auto' | number, samples: readonly num
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
   if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
   const weight = samples.length / MAX_SAMPLES;
-  const limit = OUTLIER_FACTOR * quantile(samples, 0.5);
-  const kept = samples.some((x) => x > limit) ? samples.filter((x) => x <= limit) : samples;
-  const seconds = COLD_START_PRIOR_SECONDS + weight * (quantile(kept, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
+  // Sorted once: the median, the outliers (at its end) and the quantile all read the same list.
+  const sorted = [...samples].sort((a, b) => a - b);
+  const limit = OUTLIER_FACTOR * sortedQuantile(sorted, 0.5);
+  const kept = sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
+  const seconds = COLD_START_PRIOR_SECONDS + weight * (sortedQuantile(kept, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
   return { seconds, source: 'learned' };
 }
 
 /** The q-quantile of a non-empty list, linearly interpolated between order statistics. */
 export function quantile(list: readonly number[], q: number): number {
-  const sorted = [...list].sort((a, b) => a - b);
+  return sortedQuantile(
+    [...list].sort((a, b) => a - b),
+    q,
+  );
+}
+
+/** quantile() of a list already in ascending order. */
+function sortedQuantile(sorted: readonly number[], q: number): number {
   const at = q * (sorted.length - 1);
   const lo = Math.floor(at);
   const hi = Math.min(sorted.length - 1, lo + 1);
