@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { type TestScaler, eventually, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, explainViews, ref, requireService, startTestScaler } from '../support/scaler.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../../bin/keda-inference-scaler.mjs', import.meta.url));
@@ -96,10 +96,7 @@ describe('keda-inference-scaler explain', () => {
 });
 
 async function details(namespace: string, name: string): Promise<Record<string, unknown>> {
-  const url = new URL(`http://127.0.0.1:${t.scaler.metricsPort}/explain`);
-  url.searchParams.set('namespace', namespace);
-  url.searchParams.set('name', name);
-  const [view] = (await (await fetch(url)).json()) as { explanation: { details: Record<string, unknown> } }[];
+  const [view] = await explainViews(t.scaler.metricsPort, namespace, name);
   return view!.explanation.details;
 }
 

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { KedaClient, eventually } from './scaler.ts';
+import { type ExplainView, KedaClient, eventually, explainViews } from './scaler.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -72,14 +72,8 @@ export class ScalerProcess implements AsyncDisposable {
   }
 
   /** /explain for one ScaledObject: its triggers' last decisions. */
-  async explain(
-    namespace: string,
-    name: string,
-  ): Promise<{ active: boolean; desiredReplicas: number; explanation: { details: Record<string, unknown> } }[]> {
-    const url = new URL(`http://127.0.0.1:${this.metricsPort}/explain`);
-    url.searchParams.set('namespace', namespace);
-    url.searchParams.set('name', name);
-    return (await fetch(url)).json() as never;
+  explain(namespace: string, name: string): Promise<ExplainView[]> {
+    return explainViews(this.metricsPort, namespace, name);
   }
 
   /** SIGKILL: the pod is gone at once, leases and all. */

@@ -102,6 +102,20 @@ export async function startTestScaler(overrides: Partial<Config> = {}, options: 
   };
 }
 
+/** One ScaledObject's triggers' last decisions, as a scaler's /explain serves them on its metrics port. */
+export interface ExplainView {
+  active: boolean;
+  desiredReplicas: number;
+  explanation: { details: Record<string, unknown> };
+}
+
+export async function explainViews(metricsPort: number, namespace: string, name: string): Promise<ExplainView[]> {
+  const url = new URL(`http://127.0.0.1:${metricsPort}/explain`);
+  url.searchParams.set('namespace', namespace);
+  url.searchParams.set('name', name);
+  return (await fetch(url)).json() as Promise<ExplainView[]>;
+}
+
 export function ref(metadata: Record<string, string>, name = 'so', namespace = 'default'): ScaledObjectRef {
   return { name, namespace, scalerMetadata: metadata };
 }
