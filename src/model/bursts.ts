@@ -7,7 +7,8 @@
 // arrivals at that peak. With n replicas warm, a burst that needed n_b > n leaves about
 // A_T · (1 − n / n_b) of its requests late. The floor is the n that minimizes
 //   n + lateRequestCost · Σ_bursts late(n) / (seconds the bursts span):
-// GPU-seconds per second of warm replicas against the late requests they prevent.
+// GPU-seconds per second of warm replicas against the late requests they prevent. A prewarm for a
+// predicted burst is priced the same way, each replica costing one cold start instead.
 
 /** Bursts remembered per trigger. */
 const MAX_BURSTS = 16;
@@ -56,19 +57,40 @@ export function lateWith(bursts: readonly Burst[], n: number): number {
   return late;
 }
 
+/** The n in 0..top with the least cost (the smallest on a tie). */
+function cheapest(top: number, cost: (n: number) => number): number {
+  let best = 0;
+  let bestCost = cost(0);
+  for (let n = 1; n <= top; n++) {
+    const c = cost(n);
+    if (c < bestCost - 1e-9) {
+      best = n;
+      bestCost = c;
+    }
+  }
+  return best;
+}
+
+const topNeed = (bursts: readonly Burst[]) => Math.ceil(Math.max(...bursts.map((b) => b.need)));
+
 /** The warm floor that costs least: replicas against the late requests they prevent. */
 export function burstFloor(bursts: readonly Burst[], nowMs: number, lateRequestCost: number): number {
   if (bursts.length === 0) return 0;
   const span = Math.max(MIN_BURST_SPAN_SECONDS, (nowMs - bursts[0]!.atMs) / 1000);
-  let best = 0;
-  let bestCost = (lateRequestCost * lateWith(bursts, 0)) / span;
-  const top = Math.ceil(Math.max(...bursts.map((b) => b.need)));
-  for (let n = 1; n <= top; n++) {
-    const cost = n + (lateRequestCost * lateWith(bursts, n)) / span;
-    if (cost < bestCost - 1e-9) {
-      best = n;
-      bestCost = cost;
-    }
-  }
-  return best;
+  return cheapest(topNeed(bursts), (n) => n + (lateRequestCost * lateWith(bursts, n)) / span);
+}
+
+/** Bursts a prewarm is sized from: the last few, the ones most like the next. */
+const PREWARM_BURSTS = 3;
+
+/**
+ * The replicas to prewarm before an expected burst: each costs its cold start C, and the recent
+ * bursts say how many requests n warm replicas would leave late. The n that minimizes
+ *   n · C + lateRequestCost · (mean late(n) over the last bursts),
+ * or undefined when no burst is known.
+ */
+export function prewarmSize(bursts: readonly Burst[], coldStartSeconds: number, lateRequestCost: number): number | undefined {
+  const recent = bursts.slice(-PREWARM_BURSTS);
+  if (recent.length === 0) return undefined;
+  return cheapest(topNeed(recent), (n) => n * coldStartSeconds + (lateRequestCost * lateWith(recent, n)) / recent.length);
 }

@@ -15,9 +15,9 @@
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import type { ScalingConfig } from '../trigger/types.ts';
 import { arrivalsWithin, markArrivals, steadyArrivalRate } from './arrivals.ts';
-import { type Burst, type BurstState, burstFloor, burstNeed, trackBursts } from './bursts.ts';
+import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
-import { MAX_GAPS, appendBounded, keepWarmWindow, predictGap } from './keepWarm.ts';
+import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { type ColdStartState, coldStartSeconds, observeReady, trackAsks } from './coldStart.ts';
 import { learnService } from './service.ts';
 import {
@@ -167,12 +167,17 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     details.burstsSeen = bursts.bursts.length;
   }
 
+  // Regular gaps (periodic batches) predict the next one: a prewarm wakes the fleet one cold start
+  // early, so a gap inside the prediction costs C to wake and leaves no head late.
+  const next = scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
   // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
-  // bridged costs C plus its head's late requests.
+  // bridged costs C plus its head's late requests, unless the prediction covers it.
   const warm = Math.max(1, floor);
   const headCost = (head: number) => (lateWindowSeconds > 0 ? (X * head) / warm : 0);
-  const wakeCosts = gaps.map((_, i) => C + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)));
-  const breakEven = C + headCost(mean(heads, 1));
+  const wakeCosts = gaps.map((g, i) =>
+    next !== undefined && covers(next, g, T) ? C : C + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
+  );
+  const breakEven = next !== undefined ? C : C + headCost(mean(heads, 1));
   const window = keepWarmWindow(scaling.keepWarm, gaps, wakeCosts, breakEven);
   details.coldStartCostSeconds = round(breakEven);
   details.keepWarmSeconds = round(window.seconds);
@@ -212,13 +217,17 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
-    // Prewarm only when a cold start would leave requests late.
-    const next =
-      idleSeconds === undefined || scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
-    if (next !== undefined && idleSeconds! >= next.expectedGapSeconds - C && idleSeconds! <= next.giveUpAfterSeconds) {
-      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
+    // Prewarm only when a cold start would leave requests late (`next` is undefined otherwise).
+    if (
+      next !== undefined &&
+      idleSeconds !== undefined &&
+      idleSeconds >= next.expectedGapSeconds - C &&
+      idleSeconds <= next.giveUpAfterSeconds
+    ) {
+      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds)} s, cold start ${round(C)} s`;
       const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
-      demands.prewarm = floor > 0 ? floor : Number.isFinite(peaks) ? peaks : 1;
+      const sized = prewarmSize(bursts.bursts, C, X);
+      demands.prewarm = Math.max(floor, sized ?? (Number.isFinite(peaks) ? peaks : 1));
       details.expectedGapSeconds = round(next.expectedGapSeconds);
     } else {
       active = false;
@@ -247,7 +256,11 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       lastDecisionAtMs: nowMs,
       lastActive: active,
       recentAsks: nextAsks,
-      recentDemands,
+      // A prewarmed fleet is held like any demand: the work it was asked for comes within C.
+      recentDemands:
+        demands.prewarm === undefined
+          ? recentDemands
+          : slidingMax(recentDemands, { atMs: nowMs, replicas: demands.prewarm }, C * 1000),
       lastThroughputKnown: throughputKnown,
       heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,

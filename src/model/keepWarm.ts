@@ -82,6 +82,15 @@ export function predictGap(gaps: readonly number[], coldStartSeconds: number): P
   return { expectedGapSeconds: min, giveUpAfterSeconds: max + coldStartSeconds };
 }
 
+/**
+ * Whether a prewarm on `next` would have caught a gap of `gapSeconds`: its replicas, asked one cold
+ * start before the expected end, are ready by then, so work that came up to T earlier waits no
+ * longer than the objective; past the give-up point they are gone.
+ */
+export function covers(next: Prewarm, gapSeconds: number, objectiveSeconds: number): boolean {
+  return gapSeconds >= next.expectedGapSeconds - objectiveSeconds && gapSeconds <= next.giveUpAfterSeconds;
+}
+
 export function appendBounded(list: readonly number[] | undefined, value: number, max: number): number[] {
   const next = [...(list ?? []), value];
   return next.length > max ? next.slice(next.length - max) : next;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Burst, burstFloor, burstNeed, lateWith, trackBursts } from '../../src/model/bursts.ts';
+import { type Burst, burstFloor, burstNeed, lateWith, prewarmSize, trackBursts } from '../../src/model/bursts.ts';
 
 describe('burstNeed: n = A_T · S / (k · (T + S))', () => {
   it.each([
@@ -48,5 +48,23 @@ describe('burstFloor: n minimizing n + cost · late(n) / span', () => {
 
   it('keeps nothing warm before the first burst', () => {
     expect(burstFloor([], 0, 10)).toBe(0);
+  });
+});
+
+describe('prewarmSize: n minimizing n · C + cost · mean late(n) over the last bursts', () => {
+  const batch = (need: number, size: number): Burst => ({ atMs: 0, need, size });
+  it.each([
+    // bursts, C, late cost, n
+    { bursts: [], C: 40, X: 10, n: undefined }, // no burst seen: nothing to size from
+    { bursts: [batch(6.4, 300)], C: 40, X: 10, n: 7 }, // 300 requests: each replica short leaves 47 late, worth 470 > 40
+    { bursts: [batch(6.4, 300)], C: 40, X: 0, n: 0 }, // late requests free: a prewarm does not pay
+    { bursts: [batch(6.4, 300)], C: 40, X: 0.1, n: 0 }, // 4.7 GPU-s saved per replica < 40
+    { bursts: [batch(2, 20)], C: 40, X: 10, n: 2 }, // 10 late per replica short, 100 > 40
+    // Only the last three bursts: an old large one does not size the next.
+    { bursts: [batch(12, 600), batch(3, 150), batch(3, 150), batch(3, 150)], C: 40, X: 10, n: 3 },
+    // Mixed sizes: the mean late requests of the three.
+    { bursts: [batch(2, 100), batch(4, 200), batch(6, 300)], C: 40, X: 10, n: 6 },
+  ])('$bursts.length bursts, C $C s, late cost $X: $n', ({ bursts, C, X, n }) => {
+    expect(prewarmSize(bursts, C, X)).toBe(n);
   });
 });

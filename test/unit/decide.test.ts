@@ -300,25 +300,26 @@ describe('keep-warm and prewarm', () => {
   });
 
   it('prices a cold start by the requests its head would leave late', () => {
-    // Gaps of 150 s, each ended by a burst: 100 arrivals in the first C − T = 45 s at T = 15.
+    // Irregular gaps (nothing to prewarm for), each ended by a burst: 100 arrivals in the first
+    // C − T = 45 s at T = 15.
     const cfg = { ...auto, drainSeconds: 15 };
     let history = emptyHistory();
     let t = 0;
     let arrived = 0;
-    for (let gap = 0; gap < 4; gap++) {
+    for (const gap of [150, 100, 200, 130]) {
       arrived += 100;
       history = decide({ signals: { backlog: 100, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
       history = decide({ signals: { backlog: 1, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t + 50) * 1000 }).history;
       t += 60;
       history = decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
-      t += 150;
+      t += gap;
     }
     const idle = (s: number) =>
-      decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t - 150 + s) * 1000 }).decision;
+      decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t - 130 + s) * 1000 }).decision;
     expect(history.gapHeads!.at(-1)).toBe(100);
-    expect(idle(149).active).toBe(true);
+    expect(idle(199).active).toBe(true);
     // Past the longest gap seen, the break-even K (60 + 10 · 100) more.
-    expect(idle(149).explanation.details.keepWarmSeconds).toBe(150 + 1060);
+    expect(idle(199).explanation.details.keepWarmSeconds).toBe(200 + 1060);
     // The same gaps with requests that cost nothing late: a cold start is its loading only, 60 s < 150 s.
     const free = replay(
       [
@@ -383,6 +384,39 @@ describe('keep-warm and prewarm', () => {
     expect(ask(535).active).toBe(true);
     expect(ask(535).explanation.activeReason).toContain('prewarm');
     expect(ask(651).active).toBe(false); // gave up one cold start after the longest gap
+  });
+
+  it('prices a wake at C when the gaps predict it, so a late head does not keep the fleet warm through regular gaps', () => {
+    // Batches every 600 s: 20 requests each (4 replicas by KEDA's rule), all in the first C − T s.
+    const tight = { ...auto, drainSeconds: 15 };
+    let history = emptyHistory();
+    let t = 0;
+    let arrived = 0;
+    for (let batch = 0; batch < 3; batch++) {
+      arrived += 20;
+      history = decide({ signals: { backlog: 20, arrivedTotal: arrived }, scaling: tight, history, nowMs: t * 1000 }).history;
+      t += 10;
+      history = decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: tight, history, nowMs: t * 1000 }).history;
+      t += 590;
+    }
+    t -= 590;
+    const at = (idle: number, backlog = 0) =>
+      decide({ signals: { backlog, arrivedTotal: arrived + backlog }, scaling: tight, history, nowMs: (t + idle) * 1000 });
+    // Two regular gaps: the next wake costs the cold start alone (60 s), not 60 + 10 · 20 late.
+    expect(at(59).decision.explanation.details).toMatchObject({ coldStartCostSeconds: 60, keepWarmSeconds: 60 });
+    expect(at(61).decision.active).toBe(false);
+    // One cold start before the expected end: the fleet of the last batches, held when the batch comes.
+    const prewarm = at(535);
+    expect(prewarm.decision).toMatchObject({ active: true, desiredReplicas: 4 });
+    expect(prewarm.decision.explanation.winner).toBe('prewarm');
+    const batch = decide({
+      signals: { backlog: 1, arrivedTotal: arrived + 1 },
+      scaling: tight,
+      history: prewarm.history,
+      nowMs: (t + 590) * 1000,
+    }).decision;
+    expect(batch.desiredReplicas).toBe(4);
+    expect(batch.explanation.winner).toBe('hold');
   });
 
   it('does not prewarm when a cold start fits in the objective, nor after irregular gaps', () => {

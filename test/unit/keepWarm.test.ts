@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { keepWarmCost, keepWarmWindow, predictGap } from '../../src/model/keepWarm.ts';
+import { covers, keepWarmCost, keepWarmWindow, predictGap } from '../../src/model/keepWarm.ts';
 
 describe('keepWarmCost: Σ (gap <= w ? gap : w + K)', () => {
   const gaps = [10, 50, 400];
@@ -51,5 +51,21 @@ describe('predictGap (prewarm)', () => {
     { gaps: [600, 400], C: 60, next: undefined },
   ])('gaps $gaps, C $C s: $next', ({ gaps, C, next }) => {
     expect(predictGap(gaps, C)).toEqual(next);
+  });
+});
+
+describe('covers: a gap the prewarm would have caught', () => {
+  // Expected after 590 s, given up 660 s after the idle period began; objective 15 s.
+  const next = { expectedGapSeconds: 590, giveUpAfterSeconds: 660 };
+  it.each([
+    // gap, caught
+    { gap: 590, caught: true },
+    { gap: 575, caught: true }, // up to T early: the first requests wait for the prewarmed replicas, within T
+    { gap: 574, caught: false }, // earlier: they wait longer than T
+    { gap: 660, caught: true },
+    { gap: 661, caught: false }, // the prewarmed replicas are gone
+    { gap: 100, caught: false },
+  ])('gap $gap s: $caught', ({ gap, caught }) => {
+    expect(covers(next, gap, 15)).toBe(caught);
   });
 });
