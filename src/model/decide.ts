@@ -170,6 +170,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // Regular gaps (periodic batches) predict the next one: a prewarm wakes the fleet one cold start
   // early, so a gap inside the prediction costs C to wake and leaves no head late.
   const next = scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
+  if (next !== undefined) details.expectedGapSeconds = round(next.expectedGapSeconds);
   // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
   // bridged costs C plus its head's late requests, unless the prediction covers it.
   const warm = Math.max(1, floor);
@@ -228,7 +229,6 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
       const sized = prewarmSize(bursts.bursts, C, X);
       demands.prewarm = Math.max(floor, sized ?? (Number.isFinite(peaks) ? peaks : 1));
-      details.expectedGapSeconds = round(next.expectedGapSeconds);
     } else {
       active = false;
       activeReason =

@@ -403,7 +403,11 @@ describe('keep-warm and prewarm', () => {
     const at = (idle: number, backlog = 0) =>
       decide({ signals: { backlog, arrivedTotal: arrived + backlog }, scaling: tight, history, nowMs: (t + idle) * 1000 });
     // Two regular gaps: the next wake costs the cold start alone (60 s), not 60 + 10 · 20 late.
-    expect(at(59).decision.explanation.details).toMatchObject({ coldStartCostSeconds: 60, keepWarmSeconds: 60 });
+    expect(at(59).decision.explanation.details).toMatchObject({
+      coldStartCostSeconds: 60,
+      keepWarmSeconds: 60,
+      expectedGapSeconds: 590,
+    });
     expect(at(61).decision.active).toBe(false);
     // One cold start before the expected end: the fleet of the last batches, held when the batch comes.
     const prewarm = at(535);
