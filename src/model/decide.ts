@@ -218,17 +218,18 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
-    // Prewarm only when a cold start would leave requests late (`next` is undefined otherwise).
-    if (
+    // Prewarm only when a cold start would leave requests late (`next` is undefined otherwise),
+    // and as many replicas as pay for their cold start (none: no prewarm).
+    const due =
       next !== undefined &&
       idleSeconds !== undefined &&
       idleSeconds >= next.expectedGapSeconds - C &&
-      idleSeconds <= next.giveUpAfterSeconds
-    ) {
-      activeReason = `prewarm: regular gaps of ~${round(next.expectedGapSeconds)} s, idle ${round(idleSeconds)} s, cold start ${round(C)} s`;
-      const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
-      const sized = prewarmSize(bursts.bursts, C, X);
-      demands.prewarm = Math.max(floor, sized ?? (Number.isFinite(peaks) ? peaks : 1));
+      idleSeconds <= next.giveUpAfterSeconds;
+    const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
+    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X) ?? (Number.isFinite(peaks) ? peaks : 1)) : 0;
+    if (prewarm > 0) {
+      activeReason = `prewarm: regular gaps of ~${round(next!.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
+      demands.prewarm = prewarm;
     } else {
       active = false;
       activeReason =

@@ -423,6 +423,29 @@ describe('keep-warm and prewarm', () => {
     expect(batch.explanation.winner).toBe('hold');
   });
 
+  it('prewarms as many replicas as the last bursts say pay for their cold start, and none when none pays', () => {
+    const tight = { ...auto, drainSeconds: 15 };
+    const { history, t } = replay(
+      [
+        [10, 590],
+        [10, 590],
+        [10, 0],
+      ],
+      tight,
+    );
+    const ask = (burst: { need: number; size: number }) =>
+      decide({
+        signals: { backlog: 0 },
+        scaling: tight,
+        history: { ...history, bursts: [{ atMs: 0, ...burst }] },
+        nowMs: (t + 535) * 1000,
+      }).decision;
+    // 300 requests needing 6 replicas: each replica short leaves 50 late (500 GPU-s) > C (60).
+    expect(ask({ need: 6, size: 300 })).toMatchObject({ active: true, desiredReplicas: 6 });
+    // 30 requests: 5 late per replica short (50 GPU-s) < C: cheaper to let the batch wait.
+    expect(ask({ need: 6, size: 30 }).active).toBe(false);
+  });
+
   it('does not prewarm when a cold start fits in the objective, nor after irregular gaps', () => {
     const regular = replay([
       [10, 590],
