@@ -6,5 +6,6 @@ import { errorCode, errorMessage } from '../errors.ts';
 /** The status for `err`: its code, its message as it may leave the process. Unknown errors are INTERNAL, never OK. */
 export function toServiceError(err: unknown): Partial<ServiceError> & { code: status; details: string } {
   const details = errorMessage(err);
-  return Object.assign(new Error(details), { code: status[errorCode(err)], details, metadata: new Metadata() });
+  // A plain object: grpc-js reads code, details and metadata, and an Error would capture a stack per call.
+  return { message: details, code: status[errorCode(err)], details, metadata: new Metadata() };
 }
