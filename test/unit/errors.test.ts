@@ -94,6 +94,16 @@ describe('toServiceError', () => {
     expect(toServiceError(new Error('x')).code).toBe(status.INTERNAL);
   });
 
+  it('captures no stack for the project errors, keeps it for unexpected ones, and restores the limit', () => {
+    const limit = Error.stackTraceLimit;
+    expect(new SourceNotFound('x').stack).not.toContain('    at ');
+    expect(new InvalidTrigger(['a: b']).stack).not.toContain('    at ');
+    expect(Error.stackTraceLimit).toBe(limit);
+    expect(new Error('x').stack).toContain('    at ');
+    // The status is what grpc-js reads (code, details, metadata), and a message for its fallback.
+    expect(toServiceError(new SourceNotFound('gone'))).toMatchObject({ message: 'gone', details: 'gone' });
+  });
+
   it('keeps short details whole', () => {
     expect(toServiceError(new SourceNotFound('rabbitmq queue "jobs": not found'))).toMatchObject({
       code: status.NOT_FOUND,
