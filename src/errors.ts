@@ -18,8 +18,8 @@ export class ScalerError extends Error {
 
   /**
    * Without a stack: these are expected outcomes (a bad trigger, a broker that cannot be read),
-   * told by their message and never logged with a stack, and capturing one was the largest cost
-   * of refusing a flood of calls (bench:abuse: 5,000 streams refused, 156 ms of 4.8 s of CPU).
+   * told by their message and never logged with one; capturing it was most of what refusing a
+   * call cost (docs/reliability.md, "Abuse").
    */
   constructor(message?: string) {
     const limit = Error.stackTraceLimit;

@@ -194,8 +194,8 @@ async function main(): Promise<void> {
   const wanted = (name: string) => flags.only === undefined || flags.only.split(',').includes(name);
   const rows: Row[] = [];
   try {
-    // Not measured: the probe's first calls connect and meet the scaler's cold code (without them
-    // the baseline's slowest probe took 51-69 ms in four runs, with them 10-28 ms in two).
+    // Not measured: the probe's first calls connect and meet the scaler's cold code, and set the
+    // baseline's tail (docs/reliability.md, "Abuse").
     for (let i = 0; i < 10; i++) await watch.probe();
     // The probe with nothing else going on: what this machine's own noise looks like.
     rows.push(
