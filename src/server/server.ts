@@ -99,26 +99,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   });
   const health = new Health({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
 
-  const grpcServer = new grpc.Server({
-    // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
-    'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
-    // Past its age a connection takes no new calls; the streams on it end themselves within one
-    // more age (maxStreamAgeMs) with OK, which KEDA re-opens after 2 s. A shorter grace cut them
-    // with UNAVAILABLE, after which KEDA backs off longer every time (2 s, 4 s, ... 1 min).
-    'grpc.max_connection_age_grace_ms': Math.min(2 * config.GRPC_MAX_CONNECTION_AGE_MS, MAX_TIMER_MS),
-    // Refused from the length prefix, never buffered (GRPC_MAX_RECEIVE_MESSAGE_BYTES).
-    'grpc.max_receive_message_length': config.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
-    // One connection may not hold more streams than the server would serve, plus room for unary
-    // calls beside them (KEDA sends its calls and streams on one connection): past it a client waits
-    // for a slot instead of piling up requests that would only be refused (bench:abuse: 20,000 at
-    // once from one client took RSS past the chart's limit while they were refused).
-    'grpc.max_concurrent_streams': config.GRPC_MAX_OPEN_STREAMS + UNARY_STREAMS_PER_CONNECTION,
-    'grpc.keepalive_time_ms': 60_000,
-    'grpc.keepalive_timeout_ms': 20_000,
-    'grpc.keepalive_permit_without_calls': 1,
-    // No channelz service is served; its per-call bookkeeping is garbage for nothing (bench:server).
-    'grpc.enable_channelz': 0,
-  });
+  const grpcServer = new grpc.Server(grpcServerOptions(config));
   grpcServer.addService(externalScalerService, scaler.handlers());
   health.addToServer(grpcServer);
   // Reflection describes every service served here, health included (grpcurl, grpc_cli).
@@ -200,6 +181,33 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
 
 /** The longest delay a Node timer takes (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** The gRPC server's channel options, from the configuration. */
+export function grpcServerOptions(
+  config: Pick<ServerConfig, 'GRPC_MAX_CONNECTION_AGE_MS' | 'GRPC_MAX_RECEIVE_MESSAGE_BYTES' | 'GRPC_MAX_OPEN_STREAMS'>,
+): grpc.ServerOptions {
+  return {
+    // KEDA keeps one round_robin connection per address: a maximum age lets new replicas take a share.
+    'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
+    // Past its age a connection takes no new calls; the streams on it end themselves within one
+    // more age (maxStreamAgeMs) with OK, which KEDA re-opens after 2 s. A shorter grace cut them
+    // with UNAVAILABLE, after which KEDA backs off longer every time (2 s, 4 s, ... 1 min).
+    'grpc.max_connection_age_grace_ms': Math.min(2 * config.GRPC_MAX_CONNECTION_AGE_MS, MAX_TIMER_MS),
+    // No keepalive pings: grpc-js destroys a session whose ping it cannot send, and a session past
+    // its age cannot be pinged, so the first ping after the age cut the streams still ending on it
+    // (docs/reliability.md). A vanished client's connection goes with its age and grace instead.
+
+    // Refused from the length prefix, never buffered (GRPC_MAX_RECEIVE_MESSAGE_BYTES).
+    'grpc.max_receive_message_length': config.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
+    // One connection may not hold more streams than the server would serve, plus room for unary
+    // calls beside them (KEDA sends its calls and streams on one connection): past it a client waits
+    // for a slot instead of piling up requests that would only be refused (bench:abuse: 20,000 at
+    // once from one client took RSS past the chart's limit while they were refused).
+    'grpc.max_concurrent_streams': config.GRPC_MAX_OPEN_STREAMS + UNARY_STREAMS_PER_CONNECTION,
+    // No channelz service is served; its per-call bookkeeping is garbage for nothing (bench:server).
+    'grpc.enable_channelz': 0,
+  };
+}
 
 /** What a stop keeps for closing sources and the store after the gRPC drain: a fifth, at most 2 s. */
 function closeReserveMs(budgetMs: number): number {
