@@ -71,6 +71,11 @@ export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, win
   return kept.slice(0, end).concat(mark);
 }
 
+/** The smallest of the last 3 busy periods' peaks (1 before any): a prewarm when no burst is known. */
+function smallestPeak(peaks: readonly number[]): number {
+  return peaks.length === 0 ? 1 : Math.min(...peaks.slice(-3));
+}
+
 function mean(list: readonly number[], fallback: number): number {
   return list.length === 0 ? fallback : list.reduce((s, x) => s + x, 0) / list.length;
 }
@@ -225,8 +230,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       idleSeconds !== undefined &&
       idleSeconds >= next.expectedGapSeconds - C &&
       idleSeconds <= next.giveUpAfterSeconds;
-    const peaks = Math.min(...busyPeaks.slice(-3), Number.POSITIVE_INFINITY);
-    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X) ?? (Number.isFinite(peaks) ? peaks : 1)) : 0;
+    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X) ?? smallestPeak(busyPeaks)) : 0;
     if (prewarm > 0) {
       activeReason = `prewarm: regular gaps of ~${round(next!.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
       demands.prewarm = prewarm;
