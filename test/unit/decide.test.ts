@@ -278,6 +278,17 @@ describe('keep-warm and prewarm', () => {
     }
     return { history, t };
   };
+  const tight = { ...auto, drainSeconds: 15 };
+  /** Two gaps of 590 s at a 15 s objective, idle again since `t`: the next gap is predicted. */
+  const regularGaps = () =>
+    replay(
+      [
+        [10, 590],
+        [10, 590],
+        [10, 0],
+      ],
+      tight,
+    );
 
   it.each([
     // Few gaps seen: keep warm for the break-even K = C + lateRequestCost · (head of a busy period) when
@@ -370,15 +381,7 @@ describe('keep-warm and prewarm', () => {
   });
 
   it('prewarms one cold start before a regular gap ends, from the second regular gap on, when a cold start breaks the objective', () => {
-    const tight = { ...auto, drainSeconds: 15 };
-    const { history, t } = replay(
-      [
-        [10, 590],
-        [10, 590],
-        [10, 0],
-      ],
-      tight,
-    );
+    const { history, t } = regularGaps();
     const ask = (idle: number) => decide({ signals: { backlog: 0 }, scaling: tight, history, nowMs: (t + idle) * 1000 }).decision;
     expect(ask(500).active).toBe(false);
     expect(ask(535).active).toBe(true);
@@ -388,7 +391,6 @@ describe('keep-warm and prewarm', () => {
 
   it('prices a wake at C when the gaps predict it, so a late head does not keep the fleet warm through regular gaps', () => {
     // Batches every 600 s: 20 requests each (4 replicas by KEDA's rule), all in the first C − T s.
-    const tight = { ...auto, drainSeconds: 15 };
     let history = emptyHistory();
     let t = 0;
     let arrived = 0;
@@ -424,15 +426,7 @@ describe('keep-warm and prewarm', () => {
   });
 
   it('prewarms as many replicas as the last bursts say pay for their cold start, and none when none pays', () => {
-    const tight = { ...auto, drainSeconds: 15 };
-    const { history, t } = replay(
-      [
-        [10, 590],
-        [10, 590],
-        [10, 0],
-      ],
-      tight,
-    );
+    const { history, t } = regularGaps();
     const ask = (burst: { need: number; size: number }) =>
       decide({
         signals: { backlog: 0 },
@@ -456,7 +450,6 @@ describe('keep-warm and prewarm', () => {
       decide({ signals: { backlog: 0 }, scaling: auto, history: regular.history, nowMs: (regular.t + 535) * 1000 }).decision
         .active,
     ).toBe(false);
-    const tight = { ...auto, drainSeconds: 15 };
     const irregular = replay(
       [
         [10, 400],
