@@ -10,6 +10,10 @@
 // over C are added to Q. Q is the waiting backlog now (for the replicas to keep) and projected to
 // when a replica asked for now would serve, with the fleet running and starting (for the ones to
 // add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time left to start)).
+// The replicas to keep are judged by the brokers' served rate too when it is below μ while a queue
+// stands and nothing was asked for within a cold start: the request mix turned longer, and μ,
+// averaged over minutes, still says the fleet keeps up. (The served rate lags a fleet that grew:
+// that keeps a replica more, never fewer.)
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
@@ -38,6 +42,8 @@ export interface FleetView {
   readonly ready: number;
   /** Seconds each starting replica still needs before it serves. */
   readonly startingSecondsLeft: readonly number[];
+  /** Nothing asked for within the last cold start: the fleet serving now is the one asked for. */
+  readonly settled: boolean;
 }
 
 /** Ready replicas (brokers' consumers when known) and the starting ones the model asked for. */
@@ -59,7 +65,7 @@ export function fleetView(
   }
   // Starting replicas older than any remembered ask are late: count no help from them.
   while (left.length < starting) left.push(coldStartSeconds);
-  return { ready, startingSecondsLeft: left };
+  return { ready, startingSecondsLeft: left, settled: asks.length === 0 };
 }
 
 export interface RateView {
@@ -109,10 +115,16 @@ export function backlogDemand(
   const projected = waiting + lambda * C - servedInHorizon;
 
   const noise = ARRIVAL_NOISE_SD * Math.sqrt(lambda * C);
-  const inService = lambda * S;
-  const need = (queued: number) =>
-    Math.max((queued + inService + noise) / (k + mu * T), (queued + noise + lambda * C) / (mu * (T + C)));
-  const keep = Math.min(fleetSize, ceilSafe(need(waiting)));
+  // N replicas serving m per second each, a request S seconds.
+  const need = (queued: number, m = mu, seconds = S) =>
+    Math.max((queued + lambda * seconds + noise) / (k + m * T), (queued + noise + lambda * C) / (m * (T + C)));
+  // Below μ only while a queue stands (see drained), so only then.
+  const servedPerReplica = fleet.settled && fleet.ready > 0 && drained < mu * fleet.ready ? drained / fleet.ready : undefined;
+  const keepNeed = Math.max(
+    need(waiting),
+    servedPerReplica === undefined ? 0 : need(waiting, servedPerReplica, k / servedPerReplica),
+  );
+  const keep = Math.min(fleetSize, ceilSafe(keepNeed));
   const add = ceilSafe(need(Math.max(0, projected)));
   const rate =
     T < C
@@ -142,6 +154,7 @@ export function backlogDemand(
     readyServedPerSecond: round(drained),
     startingReplicas: fleet.startingSecondsLeft.length,
   });
+  if (servedPerReplica !== undefined) details.servedPerReadyReplica = round(servedPerReplica);
   if (T < C) details.rateReplicas = rate;
   return Math.max(rate, keep, add);
 }

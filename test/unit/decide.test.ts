@@ -208,6 +208,28 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.explanation.details.projectedBacklog).toBe(projected);
   });
 
+  it.each([
+    // 10 ready, μ = 2 (k = 5), λ = 20, C = T = 60, σ = 2·sqrt(λC) = 69.3. The replicas to keep are
+    // judged by the served rate per ready replica m too when it is below μ while a queue stands and
+    // nothing was asked for within C: max((W + λ·k/m + σ) / (k + m·T), (W + σ + λC) / (m·(T + C))).
+    // The ones to add by W′ = W + λC − rate·C as above: 400 at 15/s gives max(4.15, 6.96) -> 7.
+    { W: 100, served: 15, askedS: -3600, perReplica: 1.5, backlog: 8 }, // keep max(2.48, 7.61)
+    { W: 100, served: 15, askedS: -10, perReplica: undefined, backlog: 7 }, // a fleet still growing: its served rate lags
+    { W: 100, served: 25, askedS: -3600, perReplica: undefined, backlog: 6 }, // served above μ: max(1.75, 5.71)
+    { W: 40, served: 15, askedS: -3600, perReplica: undefined, backlog: 6 }, // no queue standing (W < k·ready)
+  ])(
+    'W $W, served $served/s by 10 ready asked at $askedS s: kept by $perReplica per replica, backlog demand $backlog',
+    ({ W, served, askedS, perReplica, backlog }) => {
+      const d = at(
+        { backlog: W + 50, waiting: W, inFlight: 50, arrivalRatePerSecond: 20, serviceRatePerSecond: served, consumers: 10 },
+        10,
+        askedS * 1000,
+      );
+      expect(d.explanation.details.servedPerReadyReplica).toBe(perReplica);
+      expect(d.explanation.demands.backlog).toBe(backlog);
+    },
+  );
+
   it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
     let history = emptyHistory();
     const cfg = { ...scaling, keepWarm: 'auto' as const };
