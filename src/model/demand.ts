@@ -10,10 +10,9 @@
 // over C are added to Q. Q is the waiting backlog now (for the replicas to keep) and projected to
 // when a replica asked for now would serve, with the fleet running and starting (for the ones to
 // add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time left to start)).
-// The replicas to keep are judged by the brokers' served rate too when it is below μ while a queue
-// stands and nothing was asked for within a cold start: the request mix turned longer, and μ,
-// averaged over minutes, still says the fleet keeps up. (The served rate lags a fleet that grew:
-// that keeps a replica more, never fewer.)
+// The replicas to keep are judged too by what each served over the current saturated stretch (the
+// same consumers, every slot busy), when that is below μ: the request mix turned longer, and μ,
+// averaged over minutes, still says the fleet keeps up.
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
@@ -42,8 +41,6 @@ export interface FleetView {
   readonly ready: number;
   /** Seconds each starting replica still needs before it serves. */
   readonly startingSecondsLeft: readonly number[];
-  /** Nothing asked for within the last cold start: the fleet serving now is the one asked for. */
-  readonly settled: boolean;
 }
 
 /** Ready replicas (brokers' consumers when known) and the starting ones the model asked for. */
@@ -65,7 +62,7 @@ export function fleetView(
   }
   // Starting replicas older than any remembered ask are late: count no help from them.
   while (left.length < starting) left.push(coldStartSeconds);
-  return { ready, startingSecondsLeft: left, settled: asks.length === 0 };
+  return { ready, startingSecondsLeft: left };
 }
 
 export interface RateView {
@@ -118,8 +115,8 @@ export function backlogDemand(
   // N replicas serving m per second each, a request S seconds.
   const need = (queued: number, m = mu, seconds = S) =>
     Math.max((queued + lambda * seconds + noise) / (k + m * T), (queued + noise + lambda * C) / (m * (T + C)));
-  // Below μ only while a queue stands (see drained), so only then.
-  const servedPerReplica = fleet.settled && fleet.ready > 0 && drained < mu * fleet.ready ? drained / fleet.ready : undefined;
+  const measured = service.saturatedPerReplica;
+  const servedPerReplica = measured !== undefined && measured < mu ? measured : undefined;
   const keepNeed = Math.max(
     need(waiting),
     servedPerReplica === undefined ? 0 : need(waiting, servedPerReplica, k / servedPerReplica),

@@ -34,6 +34,8 @@ export interface Service {
   /** k: messages one replica holds at once. */
   readonly slotsPerReplica: number;
   readonly source: ServiceSource | undefined;
+  /** Messages per second one replica served over the current saturated stretch (the same consumers throughout), once it holds MIN_SERVED_TO_LEARN completions. */
+  readonly saturatedPerReplica?: number;
   /** The history fields this owns, updated. */
   readonly history: Pick<
     TriggerHistory,
@@ -115,11 +117,17 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     throughputEvidence: saturation.evidence,
     learnedThroughputPerReplica: saturation.learned,
   };
+  const open = saturation.stretch;
+  const stretchServed = open !== undefined && servedTotal !== undefined ? servedTotal - open.servedTotal : 0;
+  const stretchSeconds = open === undefined ? 0 : (nowMs - open.startMs) / 1000;
+  const saturatedPerReplica =
+    stretchServed >= MIN_SERVED_TO_LEARN && stretchSeconds > 0 ? stretchServed / (open!.consumers * stretchSeconds) : undefined;
   const service = (mu: number | undefined, S: number | undefined, source: ServiceSource | undefined): Service => ({
     throughputPerReplica: mu,
     serviceSeconds: S,
     slotsPerReplica: k,
     source,
+    saturatedPerReplica,
     history: learned,
   });
   if (scaling.throughputPerReplica !== undefined)

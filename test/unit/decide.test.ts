@@ -209,22 +209,36 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
   });
 
   it.each([
-    // 10 ready, μ = 2 (k = 5), λ = 20, C = T = 60, σ = 2·sqrt(λC) = 69.3. The replicas to keep are
-    // judged by the served rate per ready replica m too when it is below μ while a queue stands and
-    // nothing was asked for within C: max((W + λ·k/m + σ) / (k + m·T), (W + σ + λC) / (m·(T + C))).
-    // The ones to add by W′ = W + λC − rate·C as above: 400 at 15/s gives max(4.15, 6.96) -> 7.
-    { W: 100, served: 15, askedS: -3600, perReplica: 1.5, backlog: 8 }, // keep max(2.48, 7.61)
-    { W: 100, served: 15, askedS: -10, perReplica: undefined, backlog: 7 }, // a fleet still growing: its served rate lags
-    { W: 100, served: 25, askedS: -3600, perReplica: undefined, backlog: 6 }, // served above μ: max(1.75, 5.71)
-    { W: 40, served: 15, askedS: -3600, perReplica: undefined, backlog: 6 }, // no queue standing (W < k·ready)
+    // 10 ready, μ = 2 (k = 5), λ = 20, C = T = 60, σ = 2·sqrt(λC) = 69.3, W = 100. The replicas to
+    // keep are judged too by m, what each served over the current saturated stretch (the same 10
+    // consumers), when it is below μ: max((W + λ·k/m + σ) / (k + m·T), (W + σ + λC) / (m·(T + C))).
+    // Without it (and to add, by W′ = 100): max(1.75, 5.71) -> 6.
+    { stretchS: 60, served: 900, consumers: 10, perReplica: 1.5, backlog: 8 }, // keep max(2.48, 7.61)
+    { stretchS: 60, served: 1500, consumers: 10, perReplica: undefined, backlog: 6 }, // 2.5 per replica: above μ
+    { stretchS: 20, served: 30, consumers: 10, perReplica: undefined, backlog: 6 }, // fewer than 50 served yet
+    { stretchS: 60, served: 900, consumers: 9, perReplica: undefined, backlog: 6 }, // another fleet: a new stretch
   ])(
-    'W $W, served $served/s by 10 ready asked at $askedS s: kept by $perReplica per replica, backlog demand $backlog',
-    ({ W, served, askedS, perReplica, backlog }) => {
-      const d = at(
-        { backlog: W + 50, waiting: W, inFlight: 50, arrivalRatePerSecond: 20, serviceRatePerSecond: served, consumers: 10 },
-        10,
-        askedS * 1000,
-      );
+    'a saturated stretch of $stretchS s by $consumers consumers that served $served: kept by $perReplica per replica, backlog demand $backlog',
+    ({ stretchS, served, consumers, perReplica, backlog }) => {
+      const d = decide({
+        signals: {
+          backlog: 150,
+          waiting: 100,
+          inFlight: 50,
+          arrivalRatePerSecond: 20,
+          servedTotal: 5000 + served,
+          consumers: 10,
+        },
+        scaling: withRates,
+        history: {
+          ...emptyHistory(),
+          lastActive: true,
+          lastDesiredReplicas: 10,
+          lastDecisionAtMs: -1000,
+          busyStretch: { startMs: -stretchS * 1000, servedTotal: 5000, consumers },
+        },
+        nowMs: 0,
+      }).decision;
       expect(d.explanation.details.servedPerReadyReplica).toBe(perReplica);
       expect(d.explanation.demands.backlog).toBe(backlog);
     },

@@ -69,3 +69,24 @@ describe("learnService: Little's law from in-flight counts", () => {
     expect(s.serviceSeconds).toBe(2.5);
   });
 });
+
+describe('learnService: what each replica served over the current saturated stretch', () => {
+  // 6 consumers, backlog >= 6 · messagesPerReplica all along: one stretch from t = 0.
+  it.each([
+    // served per second by the fleet, seconds fed, per replica (undefined: fewer than 50 served yet)
+    { rate: 3, seconds: 10, perReplica: undefined }, // 30 served
+    { rate: 3, seconds: 20, perReplica: 0.5 }, // 60 served over 6 · 20 replica-seconds
+    { rate: 12, seconds: 10, perReplica: 2 },
+  ])('$rate/s for $seconds s: $perReplica per replica', ({ rate, seconds, perReplica }) => {
+    const s = feed(seconds, (t) => ({ backlog: 40, waiting: 16, inFlight: 24, servedTotal: rate * t, consumers: 6 }));
+    if (perReplica === undefined) expect(s.saturatedPerReplica).toBeUndefined();
+    else expect(s.saturatedPerReplica).toBeCloseTo(perReplica, 6);
+  });
+
+  it('starts over when the consumers change, and has none while the fleet is not saturated', () => {
+    const grown = feed(60, (t) => ({ backlog: 40, waiting: 16, inFlight: 24, servedTotal: 3 * t, consumers: t < 50 ? 6 : 7 }));
+    expect(grown.saturatedPerReplica).toBeUndefined(); // 30 served since the 7th joined
+    const idle = feed(60, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: 3 * t, consumers: 6 }));
+    expect(idle.saturatedPerReplica).toBeUndefined();
+  });
+});
