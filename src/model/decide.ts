@@ -194,7 +194,9 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // backlog stays at its level at that moment (the fleet they asked for is still short: a young μ
   // from the first, shortest completions and a rate still catching up undersize it), and dropped
   // once it falls below that level by more than its noise, or empties (the fleet is gaining on
-  // the queue).
+  // the queue). While they are held, KEDA's rule on the backlog now is one more guess: the queue
+  // has not fallen, so the fleet a young μ sizes is still short, and the rule keeps up with a queue
+  // that grows.
   const throughputKnown = service.throughputPerReplica !== undefined;
   const waitingNow = Math.max(0, signals.waiting ?? signals.backlog);
   let guesses = throughputKnown ? history.heldGuesses : undefined;
@@ -210,10 +212,16 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     // The guesses are all older than the moment μ became known: gone from the hold after C.
     if (nowMs - guesses.atMs >= C * 1000) guesses = undefined;
   }
+  let guessed = 0;
+  if (guesses !== undefined) {
+    guessed = ceilSafe(Math.max(0, signals.backlog) / scaling.messagesPerReplica);
+    details.guessedReplicas = guessed;
+  }
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: unheld }, C * 1000);
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
   if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
+  if (guessed > Math.max(unheld, demands.hold ?? 0)) demands.hold = guessed;
 
   let activeReason: string;
   let active = true;

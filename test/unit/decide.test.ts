@@ -148,6 +148,7 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     it.each([
       // waiting when μ becomes known, waiting a second later, the hold then
       { first: 60, next: 60, hold: 12 },
+      { first: 60, next: 90, hold: 18 }, // a queue that grows: KEDA's rule now, 90 / 5
       { first: 60, next: 45, hold: 12 },
       { first: 60, next: 44, hold: undefined },
       { first: 60, next: 0, hold: undefined },
