@@ -16,6 +16,8 @@ step "format (prettier --check; \`npm run format\` fixes)"
 prettier --check . >/dev/null || { prettier --list-different .; echo "test: files above are not formatted; run npm run format" >&2; exit 1; }
 step "unused files, exports and dependencies (knip)"
 knip
+step "import cycles, type-only imports included (dpdm)"
+npm run -s cycles >/dev/null || { npm run -s cycles; exit 1; }
 
 results=.test-results
 rm -rf "$results" && mkdir -p "$results"
