@@ -17,7 +17,7 @@ prettier --check . >/dev/null || { prettier --list-different .; echo "test: file
 step "unused files, exports and dependencies (knip)"
 knip
 step "import cycles, type-only imports included (dpdm)"
-npm run -s cycles >/dev/null || { npm run -s cycles; exit 1; }
+npm run -s cycles >/dev/null 2>&1 || { npm run -s cycles; exit 1; }
 
 results=.test-results
 rm -rf "$results" && mkdir -p "$results"
