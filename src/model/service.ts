@@ -117,17 +117,12 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     throughputEvidence: saturation.evidence,
     learnedThroughputPerReplica: saturation.learned,
   };
-  const open = saturation.stretch;
-  const stretchServed = open !== undefined && servedTotal !== undefined ? servedTotal - open.servedTotal : 0;
-  const stretchSeconds = open === undefined ? 0 : (nowMs - open.startMs) / 1000;
-  const saturatedPerReplica =
-    stretchServed >= MIN_SERVED_TO_LEARN && stretchSeconds > 0 ? stretchServed / (open!.consumers * stretchSeconds) : undefined;
   const service = (mu: number | undefined, S: number | undefined, source: ServiceSource | undefined): Service => ({
     throughputPerReplica: mu,
     serviceSeconds: S,
     slotsPerReplica: k,
     source,
-    saturatedPerReplica,
+    saturatedPerReplica: saturation.current,
     history: learned,
   });
   if (scaling.throughputPerReplica !== undefined)
@@ -141,7 +136,8 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
  * μ from whole stretches during which the fleet stayed saturated with the same consumers: the
  * served-counter delta over the replica-seconds, old evidence fading, trusted after
  * MIN_SERVED_TO_LEARN messages. Without counters, the smoothed service rate per consumer while
- * saturated stands in for the stretches.
+ * saturated stands in for the stretches. `current`: the rate per replica over the open stretch,
+ * once it holds MIN_SERVED_TO_LEARN messages.
  */
 function learnFromSaturation(
   signals: Signals,
@@ -160,23 +156,23 @@ function learnFromSaturation(
     };
   };
   let stretch: TriggerHistory['busyStretch'];
+  let current: number | undefined;
   if (signals.servedTotal === undefined) {
     const rate = signals.serviceRatePerSecond;
     if (busy && rate !== undefined && rate > 0) add(rate * dtSeconds, signals.consumers! * dtSeconds, dtSeconds);
   } else {
     const open = history.busyStretch;
+    const seconds = open === undefined ? 0 : (nowMs - open.startMs) / 1000;
+    const served = open === undefined ? 0 : signals.servedTotal - open.servedTotal;
     if (busy && open !== undefined && open.consumers === signals.consumers) {
       stretch = open;
+      if (served >= MIN_SERVED_TO_LEARN && seconds > 0) current = served / (open.consumers * seconds);
     } else {
-      if (open !== undefined) {
-        const seconds = (nowMs - open.startMs) / 1000;
-        const served = signals.servedTotal - open.servedTotal;
-        if (seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
-      }
+      if (open !== undefined && seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
       if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
     }
   }
   const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
   const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
-  return { learned, evidence, stretch };
+  return { learned, evidence, stretch, current };
 }
