@@ -3,7 +3,8 @@
 // With in-flight counts (RabbitMQ's unacknowledged, SQS's not-visible messages): Little's law.
 // The time a message spends in a replica's hands is S = (time-average of in-flight) / (rate
 // served), at any load but idle; a replica holds k messages at once (in-flight per consumer while
-// messages wait, else messagesPerReplica), so it serves μ = k / S. S is averaged over about
+// messages wait, else messagesPerReplica, raised to the in-flight per consumer seen while none
+// wait), so it serves μ = k / S. S is averaged over about
 // SERVICE_AVERAGE_COMPLETIONS completions: the request mix drifts (shorter requests at the peak),
 // and an hour-old S sizes the fleet for traffic that is gone.
 // Without in-flight counts: μ from stretches during which the fleet was saturated.
@@ -66,18 +67,20 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   const { inFlight, waiting, consumers, servedTotal } = signals;
 
-  // k: in-flight per consumer while messages wait (every slot is taken then).
+  // k: in-flight per consumer while messages wait (every slot is taken then). While none wait it is
+  // a floor: a replica holds at least its share of what is in flight. A messagesPerReplica below
+  // the replica's prefetch would otherwise size the fleet for slots it does not have, and a fleet
+  // that large never lets messages wait to show the real k. A k raised too far (a draining
+  // replica's messages counted on the others) undersizes the fleet until messages wait, and
+  // those samples bring it back.
   let slots = history.slotsPerReplica;
-  if (
-    inFlight !== undefined &&
-    waiting !== undefined &&
-    waiting > 0 &&
-    consumers !== undefined &&
-    consumers > 0 &&
-    inFlight >= consumers
-  ) {
+  if (inFlight !== undefined && waiting !== undefined && consumers !== undefined && consumers > 0) {
     const sample = inFlight / consumers;
-    slots = slots === undefined ? sample : slots + SLOTS_SMOOTHING * (sample - slots);
+    if (waiting > 0 && inFlight >= consumers) {
+      slots = slots === undefined ? sample : slots + SLOTS_SMOOTHING * (sample - slots);
+    } else if (waiting === 0 && sample > (slots ?? scaling.messagesPerReplica)) {
+      slots = sample;
+    }
   }
   const k = slots ?? scaling.messagesPerReplica;
 

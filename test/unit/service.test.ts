@@ -35,6 +35,29 @@ describe("learnService: Little's law from in-flight counts", () => {
     expect(s.throughputPerReplica).toBeCloseTo(1, 6);
   });
 
+  it.each([
+    // [what, in flight, consumers, waiting, messagesPerReplica, k]
+    ['more in flight per consumer than messagesPerReplica while none wait: a floor', 48, 3, 0, 5, 16],
+    ['less in flight per consumer while none wait: messagesPerReplica stands', 12, 6, 0, 5, 5],
+    ['messages wait: the smoothed sample, below messagesPerReplica too', 12, 6, 6, 5, 2],
+  ] as const)('k: %s', (_what, inFlight, consumers, waiting, messagesPerReplica, k) => {
+    const s = feed(120, (t) => ({ backlog: inFlight + waiting, waiting, inFlight, servedTotal: 3 * t, consumers }), {
+      ...scaling,
+      messagesPerReplica,
+    });
+    expect(s.slotsPerReplica).toBeCloseTo(k, 6);
+  });
+
+  it('k: a floor raised too far comes back once messages wait', () => {
+    // 16 per consumer while a replica drained, then 4 per consumer with messages waiting.
+    const s = feed(120, (t) =>
+      t < 10
+        ? { backlog: 48, waiting: 0, inFlight: 48, servedTotal: 3 * t, consumers: 3 }
+        : { backlog: 20, waiting: 8, inFlight: 12, servedTotal: 3 * t, consumers: 3 },
+    );
+    expect(s.slotsPerReplica).toBeCloseTo(4, 6);
+  });
+
   it(`trusts S after ${MIN_SERVED_TO_LEARN} completions over several service times, not before`, () => {
     // 1 served per second, S = 10 s: 50 served after 50 s, but 4 S = 40 s of evidence only at ~40 s.
     const early = feed(30, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: t, consumers: 2 }));
