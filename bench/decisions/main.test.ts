@@ -12,6 +12,7 @@ describe('bench:decisions arguments', () => {
       ablation: false,
       threads: undefined,
       coldStart: { p50: 23, p99: 52 },
+      metadata: {},
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -40,6 +41,7 @@ describe('bench:decisions arguments', () => {
       ablation: false,
       threads: 1,
       coldStart: { p50: 23, p99: 52 },
+      metadata: {},
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -50,6 +52,21 @@ describe('bench:decisions arguments', () => {
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--late-cost', '20']))[0]!.model).toEqual({ lateRequestCost: '20' });
     expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.model).toBeUndefined();
     expect(() => parseArgs(['--late-cost', '-1'])).toThrow('--late-cost "-1": want a number of GPU-seconds >= 0');
+  });
+
+  it('serves --slots N requests per replica in every job, and tells the model (messagesPerReplica N)', () => {
+    const [job] = jobs([{ synthetic: 'sessions' }], parseArgs(['--slots', '16', '--late-cost', '20']));
+    expect(job!.slots).toBe(16);
+    expect(job!.model).toEqual({ lateRequestCost: '20', messagesPerReplica: '16' });
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.slots).toBeUndefined();
+    expect(() => parseArgs(['--slots', '2.5'])).toThrow('--slots "2.5": want an integer >= 1');
+  });
+
+  it('hands --model KEY=VALUE to the model over what the other flags set', () => {
+    const args = parseArgs(['--slots', '16', '--model', 'messagesPerReplica=5', '--model', 'keepWarm=0']);
+    expect(jobs([{ synthetic: 'sessions' }], args)[0]!.model).toEqual({ messagesPerReplica: '5', keepWarm: '0' });
+    expect(() => parseArgs(['--model', 'messagesPerReplica'])).toThrow('--model "messagesPerReplica": want KEY=VALUE');
+    expect(() => parseArgs(['--model', '=5'])).toThrow('--model "=5": want KEY=VALUE');
   });
 
   it('draws cold starts from --cold-start P50,P99 in every job', () => {

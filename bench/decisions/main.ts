@@ -1,11 +1,15 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
 // 60, 30 and 15 s; --seed and --objective pick one. The objective is also the model's
 // drainSeconds (the product's latency objective); KEDA's triggers have no such knob, keda-tuned is
 // tuned per objective in hindsight. --cold-start draws the replicas' cold starts from another
-// lognormal (seconds; default 23,52), for workloads whose model loads slower. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// lognormal (seconds; default 23,52), for workloads whose model loads slower. --slots serves N
+// requests at once per replica (default 4), and tells the model so (messagesPerReplica N, as a
+// user sets it to the replica's prefetch). --model KEY=VALUE sets any trigger metadata of the
+// model (after the others: `--slots 16 --model messagesPerReplica=5` replays a trigger whose
+// messagesPerReplica is left below the replica's prefetch). --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -27,12 +31,12 @@ export const OBJECTIVES = [60, 30, 15] as const;
 export const SEEDS = [1, 2, 3] as const;
 
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
-export function policies(objectiveS = 60, ablation = false): Policy[] {
+export function policies(objectiveS = 60, ablation = false, model: Readonly<Record<string, string>> = {}): Policy[] {
   return [
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    modelPolicy({ drainSeconds: String(objectiveS) }),
+    modelPolicy({ ...model, drainSeconds: String(objectiveS) }),
     alwaysOn(),
     oracle(),
   ];
@@ -48,10 +52,14 @@ export interface Args {
   /** The model's lateRequestCost (its default when undefined). */
   readonly lateCost: number | undefined;
   readonly coldStart: ColdStartSpec;
+  /** Requests one replica serves at once (CONCURRENCY when undefined). */
+  readonly slots: number | undefined;
+  /** Trigger metadata for the model, over what the other flags set. */
+  readonly metadata: Readonly<Record<string, string>>;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--ablation] [--threads N]';
 
 export function parseArgs(argv: readonly string[]): Args {
   const traces: string[] = [];
@@ -62,6 +70,8 @@ export function parseArgs(argv: readonly string[]): Args {
   let threads: number | undefined;
   let lateCost: number | undefined;
   let coldStart = PRODUCTION_COLD_START;
+  let slots: number | undefined;
+  const metadata: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -81,7 +91,13 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (a === '--objective') objectives = [number((n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0')];
     else if (a === '--ablation') ablation = true;
     else if (a === '--threads') threads = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
-    else if (a === '--late-cost') lateCost = number((n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0');
+    else if (a === '--slots') slots = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
+    else if (a === '--model') {
+      const v = value();
+      const eq = v.indexOf('=');
+      if (eq <= 0) throw new Error(`${a} ${JSON.stringify(v)}: want KEY=VALUE (trigger metadata, e.g. messagesPerReplica=5)`);
+      metadata[v.slice(0, eq)] = v.slice(eq + 1);
+    } else if (a === '--late-cost') lateCost = number((n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0');
     else if (a === '--cold-start') {
       const v = value();
       const [p50, p99, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
@@ -91,7 +107,7 @@ export function parseArgs(argv: readonly string[]): Args {
       coldStart = { p50: p50!, p99: p99! };
     } else throw new Error(`unknown argument ${a}; ${USAGE}`);
   }
-  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart };
+  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart, slots, metadata };
 }
 
 function table(results: readonly Row[], objectiveS: number): string {
@@ -116,8 +132,17 @@ function table(results: readonly Row[], objectiveS: number): string {
   ].join('\n');
 }
 
+/** The model's trigger metadata that the flags set (drainSeconds aside: the objective). */
+function modelMetadata(args: Args): Record<string, string> {
+  return {
+    ...(args.lateCost !== undefined && { lateRequestCost: String(args.lateCost) }),
+    ...(args.slots !== undefined && { messagesPerReplica: String(args.slots) }),
+    ...args.metadata,
+  };
+}
+
 export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
-  const model = args.lateCost === undefined ? undefined : { lateRequestCost: String(args.lateCost) };
+  const model = modelMetadata(args);
   return args.seeds.flatMap((seed) =>
     specs.map((trace) => ({
       trace,
@@ -126,7 +151,8 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ablation: args.ablation,
       grid: true,
       coldStart: args.coldStart,
-      ...(model && { model }),
+      ...(Object.keys(model).length > 0 && { model }),
+      ...(args.slots !== undefined && { slots: args.slots }),
     })),
   );
 }
@@ -138,10 +164,10 @@ async function main(): Promise<void> {
   const rows = withKedaTuned((await runJobs(jobs(specs, args), args.threads)).flat());
   const firstSeed = args.seeds[0]!;
   console.log(
-    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${CONCURRENCY} requests per replica; ` +
+    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
-  for (const p of policies(args.objectives[0], args.ablation)) console.log(`  ${p.name}: ${p.setup}`);
+  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args))) console.log(`  ${p.name}: ${p.setup}`);
   console.log(
     '  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5) that leaves no more requests over the objective than keda-queue on any seed',
   );

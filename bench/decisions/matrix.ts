@@ -79,6 +79,8 @@ export interface Job {
   readonly grid: boolean;
   /** The cold starts' distribution (the production one when absent). */
   readonly coldStart?: ColdStartSpec;
+  /** Requests one replica serves at once (CONCURRENCY when absent). */
+  readonly slots?: number;
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -94,7 +96,7 @@ export async function runJob(job: Job): Promise<Row[]> {
   const trace = loadTrace(job.trace, job.seed);
   const rows: Row[] = [];
   const add = async (policy: Parameters<typeof run>[1], objectives: readonly number[], setting?: QueueSetting) => {
-    const outcome = await run(trace, policy, job.seed, job.coldStart);
+    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots);
     for (const objectiveS of objectives)
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };

@@ -3,7 +3,6 @@
 // (neededPerSecond); each replica slot keeps warm exactly through gaps shorter than its cold
 // start and is asked for exactly one cold start before it must serve.
 import type { Policy, SimContext } from './simulate.ts';
-import { CONCURRENCY } from './traces.ts';
 
 const WINDOW_S = 10;
 
@@ -19,14 +18,15 @@ export function neededPerSecond(ctx: SimContext): number[] {
   const arrivals: number[][] = Array.from({ length: seconds }, () => []);
   for (const r of ctx.trace.requests) arrivals[Math.floor(r.arrivalS)]!.push(r.serviceS);
   const needed: number[] = [];
+  const concurrency = ctx.fleet.concurrency;
   let outstanding: number[] = [];
   for (let s = 0; s < seconds; s++) {
     outstanding.push(...arrivals[s]!);
     let due = 0;
     for (const left of outstanding) due += Math.min(left, WINDOW_S);
-    const n = due > 1e-9 ? Math.ceil(due / (CONCURRENCY * WINDOW_S) - 1e-9) : 0;
+    const n = due > 1e-9 ? Math.ceil(due / (concurrency * WINDOW_S) - 1e-9) : 0;
     needed.push(n);
-    let capacity = n * CONCURRENCY;
+    let capacity = n * concurrency;
     const next: number[] = [];
     for (const left of outstanding) {
       const served = Math.min(1, left, capacity);

@@ -5,7 +5,6 @@ import { DEFAULT_BEHAVIOR, Hpa, type HpaBehavior, type MetricSample } from './hp
 import { KedaLoop } from './keda.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
-import { CONCURRENCY } from './traces.ts';
 
 const POLLING_INTERVAL_S = 30;
 const HPA_SYNC_S = 15;
@@ -169,7 +168,7 @@ function peakReplicas(ctx: SimContext, windowS = 60): number {
     while (reqs[j]!.arrivalS < reqs[i]!.arrivalS - windowS) work -= reqs[j++]!.serviceS;
     peak = Math.max(peak, work);
   }
-  return Math.max(1, Math.ceil(peak / (windowS * CONCURRENCY)));
+  return Math.max(1, Math.ceil(peak / (windowS * ctx.fleet.concurrency)));
 }
 
 export function alwaysOn(): Policy {

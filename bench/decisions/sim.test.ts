@@ -158,8 +158,8 @@ describe('traces and draws', () => {
 });
 
 describe('the oracle', () => {
-  const ctx = (requests: { arrivalS: number; serviceS: number }[], endS: number) =>
-    ({ trace: { name: 'x', requests }, endS }) as never;
+  const ctx = (requests: { arrivalS: number; serviceS: number }[], endS: number, concurrency = 4) =>
+    ({ trace: { name: 'x', requests }, endS, fleet: { concurrency } }) as never;
   it('drains the work due within 10 s, a request on one slot at a time', () => {
     // 80 requests of 1 s at once: 80 slot-seconds within 10 s, 4 slots per replica: 2 replicas.
     expect(
@@ -172,6 +172,12 @@ describe('the oracle', () => {
     ).toEqual([2, 2]);
     // One minute-long request needs one replica, not the 2 that draining 60 s of work in 10 s would take.
     expect(neededPerSecond(ctx([{ arrivalS: 0, serviceS: 60 }], 70)).slice(0, 3)).toEqual([1, 1, 1]);
+  });
+
+  it("sizes by the fleet's slots per replica (--slots)", () => {
+    const burst = Array.from({ length: 80 }, () => ({ arrivalS: 0, serviceS: 1 }));
+    expect(neededPerSecond(ctx(burst, 12, 16))[0]).toBe(1);
+    expect(neededPerSecond(ctx(burst, 12, 1))[0]).toBe(8);
   });
 });
 

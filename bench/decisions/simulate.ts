@@ -102,17 +102,18 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
   };
 }
 
-/** Replays `trace` under `policy`. */
+/** Replays `trace` under `policy`, on replicas that serve `slots` requests at once. */
 export async function run(
   trace: Trace,
   policy: Policy,
   seed: number,
   coldStarts: ColdStartSpec = PRODUCTION_COLD_START,
+  slots: number = CONCURRENCY,
 ): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
-  const fleet = new Fleet(CONCURRENCY, { at });
+  const fleet = new Fleet(slots, { at });
   const lastArrival = trace.requests.at(-1)?.arrivalS ?? 0;
   const endS = lastArrival + TAIL_S;
   const coldStart = coldStartSampler(seed, coldStarts);
