@@ -1,7 +1,8 @@
 // RabbitMQ backlog. amqp: passive queue declare (checkQueue) on a shared connection per broker,
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
-// ready (+ unacknowledged) messages and the broker's publish/ack rates, lagging by the broker's
-// statistics interval.
+// ready (+ unacknowledged) messages, the broker's publish/ack rates and counters (messages
+// published into the queue, and served: acknowledged or delivered without ack), lagging by the
+// broker's statistics interval.
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
@@ -98,10 +99,23 @@ interface ManagementQueue {
   messages_unacknowledged?: unknown;
   consumers?: unknown;
   message_stats?: {
+    publish?: unknown;
+    ack?: unknown;
+    deliver_no_ack?: unknown;
+    get_no_ack?: unknown;
     publish_details?: { rate?: unknown };
     ack_details?: { rate?: unknown };
     deliver_get_details?: { rate?: unknown };
   };
+}
+
+/**
+ * Messages served from the queue since its statistics began: acknowledged, or delivered without an
+ * acknowledgement (autoAck consumers, basic.get with no-ack); undefined when the broker counts none.
+ */
+function servedCount(stats: ManagementQueue['message_stats']): number | undefined {
+  const counts = [stats?.ack, stats?.deliver_no_ack, stats?.get_no_ack].map(finite);
+  return counts.every((c) => c === undefined) ? undefined : counts.reduce<number>((sum, c) => sum + (c ?? 0), 0);
 }
 
 function finite(value: unknown): number | undefined {
@@ -184,6 +198,9 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     const stats = body.message_stats;
     const publish = finite(stats?.publish_details?.rate);
     const served = finite(stats?.ack_details?.rate) ?? finite(stats?.deliver_get_details?.rate);
+    // Counters: the model's arrival marks (bursts, the head of a busy period) and Little's law.
+    const arrivedTotal = finite(stats?.publish);
+    const servedTotal = servedCount(stats);
     return {
       backlog: config.excludeUnacknowledged ? ready : ready + unacked,
       waiting: ready,
@@ -191,6 +208,8 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
       consumers: finite(body.consumers),
       ...(publish !== undefined ? { arrivalRatePerSecond: publish } : {}),
       ...(served !== undefined ? { serviceRatePerSecond: served } : {}),
+      ...(arrivedTotal !== undefined ? { arrivedTotal } : {}),
+      ...(servedTotal !== undefined ? { servedTotal } : {}),
     };
   }
 

@@ -125,6 +125,23 @@ describe('GetMetrics over the management API (protocol http)', () => {
       await release();
     }
   });
+
+  it("reads the broker's counters: messages published into the queue, and served (acknowledged)", async () => {
+    const queue = await rabbit.queue(10);
+    await rabbit.serve(queue, 4);
+    const http = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
+    const signals = await eventually(
+      async () => {
+        await t.client.getMetrics(ref(http, 'http-counters'));
+        const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-counters')?.decision.explanation.signals;
+        // Counts and counters follow the broker's statistics apart: wait for both.
+        return s?.arrivedTotal === 10 && s.servedTotal === 4 && s.backlog === 6 ? s : undefined;
+      },
+      15_000,
+      300,
+    );
+    expect(signals).toMatchObject({ backlog: 6, waiting: 6, arrivedTotal: 10, servedTotal: 4 });
+  });
 });
 
 describe('StreamIsActive', () => {

@@ -43,6 +43,21 @@ export class RabbitFixture implements AsyncDisposable {
     return () => channel.close().catch(() => undefined);
   }
 
+  /** Takes `count` messages off the queue and acknowledges each (a replica that served them). */
+  async serve(queue: string, count: number): Promise<void> {
+    const channel = await this.connection.createChannel();
+    try {
+      for (let served = 0; served < count;) {
+        const message = await channel.get(queue, { noAck: false });
+        if (message === false) throw new Error(`queue ${queue} ran out after ${served} of ${count} messages`);
+        channel.ack(message);
+        served++;
+      }
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
   async purge(queue: string): Promise<void> {
     await this.channel.purgeQueue(queue);
   }

@@ -151,11 +151,18 @@ const queueObject = {
   messages_ready: 12,
   messages_unacknowledged: 4,
   consumers: 3,
-  message_stats: { publish_details: { rate: 2.5 }, ack_details: { rate: 1.5 }, deliver_get_details: { rate: 9 } },
+  message_stats: {
+    publish: 1000,
+    ack: 900,
+    deliver_no_ack: 20,
+    publish_details: { rate: 2.5 },
+    ack_details: { rate: 1.5 },
+    deliver_get_details: { rate: 9 },
+  },
 };
 
 describe('RabbitmqDriver over the management API', () => {
-  it('GETs the queue object with basic auth and reads ready + unacknowledged, the consumers and the rates', async () => {
+  it('GETs the queue object with basic auth and reads ready + unacknowledged, the consumers, the rates and the counters', async () => {
     const { driver, asked } = httpDriver(() => ({ status: 200, body: queueObject }));
     expect(await read(driver, http())).toEqual({
       backlog: 16,
@@ -164,6 +171,9 @@ describe('RabbitmqDriver over the management API', () => {
       consumers: 3,
       arrivalRatePerSecond: 2.5,
       serviceRatePerSecond: 1.5,
+      // published; acknowledged + delivered without ack
+      arrivedTotal: 1000,
+      servedTotal: 920,
     });
     expect(asked[0]!.url).toBe('https://rabbit:15671/api/queues/tenant/jobs');
     expect(asked[0]!.headers).toEqual({
