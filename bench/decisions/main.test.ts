@@ -13,6 +13,7 @@ describe('bench:decisions arguments', () => {
       threads: undefined,
       coldStart: { p50: 23, p99: 52 },
       metadata: {},
+      source: undefined,
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -42,6 +43,7 @@ describe('bench:decisions arguments', () => {
       threads: 1,
       coldStart: { p50: 23, p99: 52 },
       metadata: {},
+      source: undefined,
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -67,6 +69,15 @@ describe('bench:decisions arguments', () => {
     expect(jobs([{ synthetic: 'sessions' }], args)[0]!.model).toEqual({ messagesPerReplica: '5', keepWarm: '0' });
     expect(() => parseArgs(['--model', 'messagesPerReplica'])).toThrow('--model "messagesPerReplica": want KEY=VALUE');
     expect(() => parseArgs(['--model', '=5'])).toThrow('--model "=5": want KEY=VALUE');
+  });
+
+  it('reads the queue as --source reports it in every job, the model alone', () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--source', 'sqs']))[0]!.source).toBe('sqs');
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.source).toBeUndefined();
+    const setups = Object.fromEntries(policies(60, false, {}, 'sqs').map((p) => [p.name, p.setup]));
+    expect(setups.model).toContain('reading the queue as sqs reports it');
+    expect(setups['keda-queue']).not.toContain('sqs');
+    expect(() => parseArgs(['--source', 'nats'])).toThrow('--source "nats": want one of rabbitmq, rabbitmq-amqp, sqs, kafka');
   });
 
   it('draws cold starts from --cold-start P50,P99 in every job', () => {

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -9,7 +9,9 @@
 // requests at once per replica (default 4), and tells the model so (messagesPerReplica N, as a
 // user sets it to the replica's prefetch). --model KEY=VALUE sets any trigger metadata of the
 // model (after the others: `--slots 16 --model messagesPerReplica=5` replays a trigger whose
-// messagesPerReplica is left below the replica's prefetch). --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// messagesPerReplica is left below the replica's prefetch). --source KIND: what the model's source
+// reports of the queue, as each source reports it (rabbitmq, the management API, by default;
+// rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -18,8 +20,9 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, runJobs } from './matrix.ts';
-import { modelPolicy } from './modelPolicy.ts';
+import { SIMULATED_SOURCES, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
+import { RECOMMENDED_SCALED_OBJECT } from './recommended.ts';
 import { alwaysOn, kedaQueue, kedaQueueGpu, kedaQueueTuned } from './policies.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START, type Policy } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
@@ -31,12 +34,17 @@ export const OBJECTIVES = [60, 30, 15] as const;
 export const SEEDS = [1, 2, 3] as const;
 
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
-export function policies(objectiveS = 60, ablation = false, model: Readonly<Record<string, string>> = {}): Policy[] {
+export function policies(
+  objectiveS = 60,
+  ablation = false,
+  model: Readonly<Record<string, string>> = {},
+  source?: SimulatedSource,
+): Policy[] {
   return [
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    modelPolicy({ ...model, drainSeconds: String(objectiveS) }),
+    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, RECOMMENDED_SCALED_OBJECT, 'model', source),
     alwaysOn(),
     oracle(),
   ];
@@ -56,10 +64,12 @@ export interface Args {
   readonly slots: number | undefined;
   /** Trigger metadata for the model, over what the other flags set. */
   readonly metadata: Readonly<Record<string, string>>;
+  /** What the model's source reports (the management API's RabbitMQ when undefined). */
+  readonly source: SimulatedSource | undefined;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]';
 
 export function parseArgs(argv: readonly string[]): Args {
   const traces: string[] = [];
@@ -72,6 +82,7 @@ export function parseArgs(argv: readonly string[]): Args {
   let coldStart = PRODUCTION_COLD_START;
   let slots: number | undefined;
   const metadata: Record<string, string> = {};
+  let source: SimulatedSource | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = () => {
@@ -92,7 +103,12 @@ export function parseArgs(argv: readonly string[]): Args {
     else if (a === '--ablation') ablation = true;
     else if (a === '--threads') threads = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
     else if (a === '--slots') slots = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
-    else if (a === '--model') {
+    else if (a === '--source') {
+      const v = value();
+      if (!Object.hasOwn(SIMULATED_SOURCES, v))
+        throw new Error(`${a} ${JSON.stringify(v)}: want one of ${Object.keys(SIMULATED_SOURCES).join(', ')}`);
+      source = v as SimulatedSource;
+    } else if (a === '--model') {
       const v = value();
       const eq = v.indexOf('=');
       if (eq <= 0) throw new Error(`${a} ${JSON.stringify(v)}: want KEY=VALUE (trigger metadata, e.g. messagesPerReplica=5)`);
@@ -107,7 +123,7 @@ export function parseArgs(argv: readonly string[]): Args {
       coldStart = { p50: p50!, p99: p99! };
     } else throw new Error(`unknown argument ${a}; ${USAGE}`);
   }
-  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart, slots, metadata };
+  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart, slots, metadata, source };
 }
 
 function table(results: readonly Row[], objectiveS: number): string {
@@ -153,6 +169,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       coldStart: args.coldStart,
       ...(Object.keys(model).length > 0 && { model }),
       ...(args.slots !== undefined && { slots: args.slots }),
+      ...(args.source !== undefined && { source: args.source }),
     })),
   );
 }
@@ -167,7 +184,8 @@ async function main(): Promise<void> {
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
-  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args))) console.log(`  ${p.name}: ${p.setup}`);
+  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source))
+    console.log(`  ${p.name}: ${p.setup}`);
   console.log(
     '  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5) that leaves no more requests over the objective than keda-queue on any seed',
   );

@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { modelPolicy } from './modelPolicy.ts';
+import { RECOMMENDED_SCALED_OBJECT } from './recommended.ts';
+import { type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   KEDA_GRID,
@@ -81,6 +82,8 @@ export interface Job {
   readonly coldStart?: ColdStartSpec;
   /** Requests one replica serves at once (CONCURRENCY when absent). */
   readonly slots?: number;
+  /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
+  readonly source?: SimulatedSource;
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -104,7 +107,9 @@ export async function runJob(job: Job): Promise<Row[]> {
   await add(kedaQueueGpu(), job.objectives);
   if (job.ablation) await add(kedaQueueTuned(), job.objectives);
   for (const objectiveS of job.objectives)
-    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }), [objectiveS]);
+    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }, RECOMMENDED_SCALED_OBJECT, 'model', job.source), [
+      objectiveS,
+    ]);
   await add(alwaysOn(), job.objectives);
   await add(oracle(), job.objectives);
   if (job.grid) {

@@ -16,13 +16,43 @@ import { kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 
-/** A broker that reports the simulated queue as RabbitMQ's management API does: backlog (waiting + unacknowledged), each apart, counters, consumers. */
+/**
+ * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API
+ * (backlog = waiting + unacknowledged, each apart, the publish and ack counters, consumers);
+ * `rabbitmq-amqp`, a passive declare (ready messages and consumers); `sqs`, visible and in-flight
+ * messages (no counters, no consumers); `kafka`, consumer-group lag (waiting and in service
+ * together), log-end and committed offsets, group members.
+ */
+export const SIMULATED_SOURCES = {
+  rabbitmq: (f: Fleet): SourceReading => ({
+    backlog: f.waiting + f.inService,
+    waiting: f.waiting,
+    inFlight: f.inService,
+    arrivedTotal: f.arrived,
+    servedTotal: f.served,
+    consumers: f.readyCount,
+  }),
+  'rabbitmq-amqp': (f: Fleet): SourceReading => ({ backlog: f.waiting, waiting: f.waiting, consumers: f.readyCount }),
+  sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.inService, waiting: f.waiting, inFlight: f.inService }),
+  kafka: (f: Fleet): SourceReading => ({
+    backlog: f.waiting + f.inService,
+    arrivedTotal: f.arrived,
+    servedTotal: f.served,
+    consumers: f.readyCount,
+  }),
+} as const satisfies Readonly<Record<string, (fleet: Fleet) => SourceReading>>;
+
+export type SimulatedSource = keyof typeof SIMULATED_SOURCES;
+
+/** A broker that reports the simulated queue as `source` does (the trigger's metadata stays RabbitMQ's: only the reading differs). */
 class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
   private readonly fleet: Fleet;
+  private readonly source: SimulatedSource;
 
-  constructor(fleet: Fleet) {
+  constructor(fleet: Fleet, source: SimulatedSource) {
     this.fleet = fleet;
+    this.source = source;
   }
 
   identity(config: RabbitmqSourceConfig): string {
@@ -30,19 +60,13 @@ class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
   }
 
   create(config: RabbitmqSourceConfig): Source {
-    const fleet = this.fleet;
+    const { fleet } = this;
+    const reading = SIMULATED_SOURCES[this.source];
     return {
       identity: this.identity(config),
       label: `simulated queue "${config.queueName}"`,
       kind: 'rabbitmq',
-      read: async (): Promise<SourceReading> => ({
-        backlog: fleet.waiting + fleet.inService,
-        waiting: fleet.waiting,
-        inFlight: fleet.inService,
-        arrivedTotal: fleet.arrived,
-        servedTotal: fleet.served,
-        consumers: fleet.readyCount,
-      }),
+      read: async (): Promise<SourceReading> => reading(fleet),
     };
   }
 
@@ -65,6 +89,7 @@ export function modelPolicy(
   overrides: Record<string, string> = {},
   so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT,
   name = 'model',
+  source: SimulatedSource = 'rabbitmq',
 ): Policy {
   const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
@@ -73,11 +98,11 @@ export function modelPolicy(
     .join(', ');
   return kedaPolicy(
     name,
-    `this scaler (Engine + model), external-push, ${shown}; ${describeScaledObject(so)}`,
+    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}; ${describeScaledObject(so)}`,
     { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => {
       const engine = new Engine({
-        registry: new SourceRegistry([new SimulatedQueueDriver(ctx.fleet) as SourceDriver]),
+        registry: new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]),
         cacheTtlMs: 1000,
         sourceTimeoutMs: 2000,
         logger: silentLogger(),
