@@ -24,6 +24,24 @@ export function steadyArrivalRate(
   return previous + (1 - Math.exp(-dtSeconds / tau)) * (lambda - previous);
 }
 
+/** The backlog's rises, summed: the arrival counter of a source without one. */
+export interface BacklogRises {
+  readonly backlog: number;
+  readonly total: number;
+}
+
+/**
+ * Counts arrivals from the backlog for a source that counts none (SQS, RabbitMQ over amqp): each
+ * rise of the backlog between two readings. A lower bound (what is served between two readings
+ * hides as many arrivals), exact while no replica serves: a wake from zero, the head of a burst.
+ */
+export function countRises(previous: BacklogRises | undefined, backlog: number): BacklogRises {
+  const b = Math.max(0, backlog);
+  if (previous === undefined) return { backlog: b, total: b };
+  if (b === previous.backlog) return previous;
+  return { backlog: b, total: previous.total + Math.max(0, b - previous.backlog) };
+}
+
 /** An arrival-counter sample. */
 export interface ArrivalMark {
   readonly atMs: number;

@@ -14,7 +14,7 @@
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import type { ScalingConfig } from '../trigger/types.ts';
-import { arrivalsWithin, markArrivals, steadyArrivalRate } from './arrivals.ts';
+import { arrivalsWithin, countRises, markArrivals, steadyArrivalRate } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -96,23 +96,25 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
-  const arrivalMarks = markArrivals(history.arrivalMarks, signals.arrivedTotal, nowMs, T);
+  // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
+  // trigger whose source starts or stops counting starts its marks and head over: the two counts
+  // do not compare.
+  const rises = signals.arrivedTotal === undefined ? countRises(history.backlogRises, signals.backlog) : undefined;
+  const arrivedTotal = signals.arrivedTotal ?? rises!.total;
+  const recount = (rises === undefined) !== (history.backlogRises === undefined);
+  const arrivalMarks = markArrivals(recount ? undefined : history.arrivalMarks, arrivedTotal, nowMs, T)!;
 
   // Idle gaps: one ends when work resumes; a busy period ends when work stops. The head of a busy
   // period (its arrivals in the first C − T seconds) is what a cold start at its start leaves late.
   let idleSinceMs = history.idleSinceMs;
   let gaps = history.idleGapsSeconds;
   let heads = history.gapHeads ?? NO_PEAKS;
-  let headStart = history.headStart;
+  let headStart = recount ? undefined : history.headStart;
   let busyPeaks = history.busyPeaks ?? NO_PEAKS;
   let busyPeak = history.busyPeakReplicas;
   const closeHead = () => {
     if (headStart === undefined) return;
-    heads = appendBounded(
-      heads,
-      signals.arrivedTotal === undefined ? 1 : Math.max(1, signals.arrivedTotal - headStart.total),
-      MAX_GAPS,
-    );
+    heads = appendBounded(heads, Math.max(1, arrivedTotal - headStart.total), MAX_GAPS);
     headStart = undefined;
   };
   if (headStart !== undefined && (nowMs - headStart.atMs) / 1000 >= lateWindowSeconds) closeHead();
@@ -122,7 +124,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     // What arrived since the counter was last sampled, while idle, counts in the head.
     headStart = {
       atMs: nowMs,
-      total: Math.min(history.arrivalMarks?.at(-1)?.total ?? Number.POSITIVE_INFINITY, (signals.arrivedTotal ?? 1) - 1),
+      total: Math.min((recount ? undefined : history.arrivalMarks?.at(-1)?.total) ?? Number.POSITIVE_INFINITY, arrivedTotal - 1),
     };
     idleSinceMs = undefined;
   } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
@@ -160,7 +162,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
 
   // Bursts: with a cold start longer than the objective, keep warm what pays.
   let bursts: BurstState = { episode: history.burstEpisode, bursts: history.bursts ?? NO_BURSTS };
-  const arrivedWithin = arrivalsWithin(arrivalMarks, signals.arrivedTotal);
+  const arrivedWithin = arrivalsWithin(arrivalMarks, arrivedTotal);
   if (arrivedWithin !== undefined && service.serviceSeconds !== undefined) {
     const need = burstNeed(arrivedWithin, service.serviceSeconds, service.slotsPerReplica, T);
     bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
@@ -278,6 +280,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,
       arrivalMarks,
+      backlogRises: rises,
       burstEpisode: bursts.episode,
       bursts: bursts.bursts,
       busyPeakReplicas: busyPeak,

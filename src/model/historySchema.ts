@@ -38,6 +38,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     throughputEvidence: z.object({ served: nonNegative, replicaSeconds: nonNegative }).readonly().optional(),
     busyStretch: z.object({ startMs: finite, servedTotal: nonNegative, consumers: nonNegative }).readonly().optional(),
     arrivalMarks: list(z.object({ atMs: finite, total: nonNegative }).readonly()).optional(),
+    backlogRises: z.object({ backlog: nonNegative, total: nonNegative }).readonly().optional(),
     gapHeads: list(nonNegative).optional(),
     headStart: z.object({ atMs: finite, total: finite }).readonly().optional(),
     burstEpisode: z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly().optional(),

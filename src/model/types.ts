@@ -90,6 +90,8 @@ export interface TriggerHistory {
   readonly throughputEvidence?: { readonly served: number; readonly replicaSeconds: number };
   /** The current stretch of saturated fleet, for the next throughput sample. */
   readonly busyStretch?: BusyStretch;
+  /** The backlog's rises summed, the arrival count of a source that has none (arrivals.ts). */
+  readonly backlogRises?: { readonly backlog: number; readonly total: number };
   /** Arrival counter samples over the last objective, for the arrivals within it (oldest first). */
   readonly arrivalMarks?: readonly ArrivalMark[];
   /** Arrivals in the first C − T seconds of the busy periods that ended the gaps (the newest gap's may be pending). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { arrivalsWithin, markArrivals, steadyArrivalRate } from '../../src/model/arrivals.ts';
+import { arrivalsWithin, countRises, markArrivals, steadyArrivalRate } from '../../src/model/arrivals.ts';
 
 describe('steadyArrivalRate', () => {
   it('averages over about 100 arrivals: slowly at low rates, within 30 s at high ones', () => {
@@ -36,5 +36,24 @@ describe('markArrivals and arrivalsWithin', () => {
     expect(marks).toEqual([{ atMs: 1000, total: 20 }]);
     expect(markArrivals(marks, undefined, 2000, 15)).toBeUndefined();
     expect(arrivalsWithin(undefined, 10)).toBeUndefined();
+  });
+});
+
+describe('countRises: the arrival count of a source without one', () => {
+  it.each([
+    // [what, backlogs read one after another, count]
+    ['the first backlog counts as arrived', [12], 12],
+    ['each rise adds, falls add nothing', [0, 5, 3, 10, 10, 0, 4], 5 + 7 + 4],
+    ['a negative backlog reads as 0', [-3, 2], 2],
+  ] as const)('%s', (_what, backlogs, total) => {
+    let state: ReturnType<typeof countRises> | undefined;
+    for (const b of backlogs) state = countRises(state, b);
+    expect(state!.total).toBe(total);
+    expect(state!.backlog).toBe(Math.max(0, backlogs.at(-1)!));
+  });
+
+  it('keeps the same state while the backlog holds (no new object per reading)', () => {
+    const state = countRises(undefined, 7);
+    expect(countRises(state, 7)).toBe(state);
   });
 });

@@ -300,6 +300,21 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
     expect(replay(4, { lateRequestCost: 0 }).explanation.demands.burst).toBeUndefined();
     expect(replay(4, { drainSeconds: 60 }).explanation.demands.burst).toBeUndefined();
   });
+
+  it('counts a burst by the backlog it raises when the source counts no arrivals (SQS, amqp)', () => {
+    // The same bursts as an SQS queue shows them: the backlog rises 30 a second for 10 s, then is
+    // served down over the next 20 s.
+    let history = emptyHistory();
+    let last = decide({ signals: { backlog: 0 }, scaling: cfg, history, nowMs: 0 });
+    for (let t = 1; t <= 4 * 180; t++) {
+      const s = t % 180;
+      const backlog = s >= 1 && s <= 10 ? 30 * s : s > 10 && s <= 30 ? 300 - 15 * (s - 10) : 0;
+      last = decide({ signals: { backlog }, scaling: cfg, history, nowMs: t * 1000 });
+      history = last.history;
+    }
+    expect(last.decision.explanation.demands.burst).toBeGreaterThanOrEqual(4);
+    expect(history.backlogRises).toEqual({ backlog: 0, total: 4 * 300 });
+  });
 });
 
 describe('keep-warm and prewarm', () => {
@@ -347,23 +362,29 @@ describe('keep-warm and prewarm', () => {
     expect(at(K + 1).active).toBe(false);
   });
 
-  it('prices a cold start by the requests its head would leave late', () => {
+  it.each([
+    // The head: arrivals by the counter, or (SQS, RabbitMQ over amqp) the largest backlog in the window.
+    { source: 'an arrival counter', counter: true },
+    { source: 'no arrival counter', counter: false },
+  ])('prices a cold start by the requests its head would leave late ($source)', ({ counter }) => {
     // Irregular gaps (nothing to prewarm for), each ended by a burst: 100 arrivals in the first
-    // C − T = 45 s at T = 15.
+    // C − T = 45 s at T = 15, 60 of them there at once, served down to 1 by the end of the window.
     const cfg = { ...auto, drainSeconds: 15 };
     let history = emptyHistory();
     let t = 0;
     let arrived = 0;
+    const at = (backlog: number) => (counter ? { backlog, arrivedTotal: arrived } : { backlog });
     for (const gap of [150, 100, 200, 130]) {
-      arrived += 100;
-      history = decide({ signals: { backlog: 100, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
-      history = decide({ signals: { backlog: 1, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t + 50) * 1000 }).history;
+      arrived += 60;
+      history = decide({ signals: at(60), scaling: cfg, history, nowMs: t * 1000 }).history;
+      arrived += 40;
+      history = decide({ signals: at(100), scaling: cfg, history, nowMs: (t + 20) * 1000 }).history;
+      history = decide({ signals: at(1), scaling: cfg, history, nowMs: (t + 50) * 1000 }).history;
       t += 60;
-      history = decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: t * 1000 }).history;
+      history = decide({ signals: at(0), scaling: cfg, history, nowMs: t * 1000 }).history;
       t += gap;
     }
-    const idle = (s: number) =>
-      decide({ signals: { backlog: 0, arrivedTotal: arrived }, scaling: cfg, history, nowMs: (t - 130 + s) * 1000 }).decision;
+    const idle = (s: number) => decide({ signals: at(0), scaling: cfg, history, nowMs: (t - 130 + s) * 1000 }).decision;
     expect(history.gapHeads!.at(-1)).toBe(100);
     expect(idle(199).active).toBe(true);
     // Past the longest gap seen, the break-even K (60 + 10 · 100) more.
