@@ -113,7 +113,8 @@ export const scalingFields = {
   throughputPerReplica: field({
     schema: kinds.positiveNumber,
     allowed: 'a number > 0 (messages per second)',
-    description: 'Messages per second one warm replica serves. Learned from the brokers when absent.',
+    description:
+      'Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them.',
   }),
   coldStartSeconds: field({
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,

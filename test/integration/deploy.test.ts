@@ -16,7 +16,7 @@ import { loadConfig, parseProfiles } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
 import { KafkaFixture } from '../support/kafka.ts';
 import { rawClient } from '../support/redis.ts';
-import { RabbitFixture } from '../support/rabbitmq.ts';
+import { RabbitFixture, managementCounts } from '../support/rabbitmq.ts';
 import { eventually, requireService, startTestScaler } from '../support/scaler.ts';
 import { SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
 import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
@@ -455,6 +455,8 @@ describe('compose trial content against the real brokers (what `docker compose u
     await using sqs = new SqsFixture(requireService('SQS_ENDPOINT'));
     await using kafka = await KafkaFixture.connect(requireService('KAFKA_BROKERS'));
     const queue = await rabbit.queue(30, 'compose-trial');
+    // The compose profile reads the management API, whose figures follow at its next emission.
+    await managementCounts(requireService('RABBITMQ_MANAGEMENT_URL'), queue, 30);
     const queueURL = await sqs.queue('compose-trial');
     await sqs.send(queueURL, 25);
     const topic = await kafka.topic([10, 10, 10, 10], 'compose-trial');
@@ -464,7 +466,7 @@ describe('compose trial content against the real brokers (what `docker compose u
     config.connections.kafka.local.bootstrapServers = requireService('KAFKA_BROKERS');
     config.connections.sqs.local = { awsEndpoint: requireService('SQS_ENDPOINT'), awsRegion: 'us-east-1' };
     config.connections.gpu.local.serverAddress = requireService('PROMETHEUS_URL');
-    const profiles = parseProfiles(config, { RABBITMQ_MAIN_URL: requireService('RABBITMQ_URL') });
+    const profiles = parseProfiles(config, { RABBITMQ_MAIN_URL: requireService('RABBITMQ_MANAGEMENT_URL') });
     const objects = parseManifests(readFileSync(join(root, 'deploy/compose/scaledobjects.yaml'), 'utf8'));
     for (const so of objects) {
       for (const t of (so.spec as { triggers: { metadata: Record<string, string> }[] }).triggers) {

@@ -68,6 +68,30 @@ export class RabbitFixture implements AsyncDisposable {
   }
 }
 
+/** The management API's base (`.../api`) and basic authorization, from a URL with credentials. */
+function managementApi(managementUrl: string): { api: string; authorization: string } {
+  const url = new URL(managementUrl);
+  const authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+  return { api: `${url.protocol}//${url.host}/api`, authorization };
+}
+
+/**
+ * Waits until the management API counts `ready` messages in `queue` (vhost "/"): its figures
+ * follow at the broker's next statistics emission (a queue just declared has none, and the scaler
+ * answers FAILED_PRECONDITION for it meanwhile, as it should).
+ */
+export async function managementCounts(managementUrl: string, queue: string, ready: number, timeoutMs = 15_000): Promise<void> {
+  const { api, authorization } = managementApi(managementUrl);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(`${api}/queues/%2F/${encodeURIComponent(queue)}`, { headers: { authorization } });
+    if (res.ok && ((await res.json()) as { messages_ready?: unknown }).messages_ready === ready) return;
+    if (Date.now() > deadline)
+      throw new Error(`the management API did not count ${ready} ready in ${queue} within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
 /**
  * A broker user of its own with a random password (the default guest:guest would make "the
  * password is not in the error" true by chance as the user's name): made through the management
@@ -80,9 +104,7 @@ export class RabbitUser implements AsyncDisposable {
   private readonly authorization: string;
 
   private constructor(managementUrl: string) {
-    const url = new URL(managementUrl);
-    this.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
-    this.api = `${url.protocol}//${url.host}/api`;
+    ({ api: this.api, authorization: this.authorization } = managementApi(managementUrl));
   }
 
   static async create(managementUrl: string): Promise<RabbitUser> {

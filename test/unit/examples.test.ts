@@ -24,7 +24,7 @@ function yamlFiles(dir: string): string[] {
 
 // The environment the profiles' `...FromEnv` keys read: in a cluster, Secrets (chart secretEnv).
 const exampleEnv = {
-  RABBITMQ_MAIN_URL: 'amqp://scaler:secret@rabbitmq.messaging:5672/inference',
+  RABBITMQ_MAIN_URL: 'http://scaler:secret@rabbitmq.messaging:15672/inference',
   KAFKA_USER: 'scaler',
   KAFKA_PASSWORD: 'secret',
 };
