@@ -103,6 +103,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const arrivedTotal = signals.arrivedTotal ?? rises!.total;
   const recount = (rises === undefined) !== (history.backlogRises === undefined);
   const arrivalMarks = markArrivals(recount ? undefined : history.arrivalMarks, arrivedTotal, nowMs, T)!;
+  if (rises !== undefined) details.arrivalsCountedByBacklogRises = rises.total;
 
   // Idle gaps: one ends when work resumes; a busy period ends when work stops. The head of a busy
   // period (its arrivals in the first C − T seconds) is what a cold start at its start leaves late.

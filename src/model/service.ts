@@ -3,10 +3,10 @@
 // With in-flight counts (RabbitMQ's unacknowledged, SQS's not-visible messages): Little's law.
 // The time a message spends in a replica's hands is S = (time-average of in-flight) / (rate
 // served), at any load but idle; a replica holds k messages at once (in-flight per consumer while
-// messages wait, else messagesPerReplica, raised to the in-flight per consumer seen while none
-// wait), so it serves μ = k / S. S is averaged over about
-// SERVICE_AVERAGE_COMPLETIONS completions: the request mix drifts (shorter requests at the peak),
-// and an hour-old S sizes the fleet for traffic that is gone.
+// messages wait, else messagesPerReplica raised to the in-flight per consumer seen while none
+// wait), so it serves μ = k / S. S is averaged over about SERVICE_AVERAGE_COMPLETIONS
+// completions: the request mix drifts (shorter requests at the peak), and an hour-old S sizes the
+// fleet for traffic that is gone.
 // Without in-flight counts: μ from stretches during which the fleet was saturated.
 import type { ScalingConfig } from '../trigger/types.ts';
 import type { Signals, TriggerHistory } from './types.ts';

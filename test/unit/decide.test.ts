@@ -314,6 +314,7 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
     }
     expect(last.decision.explanation.demands.burst).toBeGreaterThanOrEqual(4);
     expect(history.backlogRises).toEqual({ backlog: 0, total: 4 * 300 });
+    expect(last.decision.explanation.details.arrivalsCountedByBacklogRises).toBe(4 * 300);
   });
 });
 
