@@ -10,9 +10,9 @@
 // over C are added to Q. Q is the waiting backlog now (for the replicas to keep) and projected to
 // when a replica asked for now would serve, with the fleet running and starting (for the ones to
 // add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time left to start)).
-// The replicas to keep are judged too by what each served over the current saturated stretch (the
-// same consumers, every slot busy), when that is below μ: the request mix turned longer, and μ,
-// averaged over minutes, still says the fleet keeps up.
+// The replicas to keep, and those to add, are judged too by what each served over the current
+// saturated stretch (the same consumers, every slot busy), when that is below μ: the request mix
+// turned longer, and μ, averaged over minutes, still says the fleet keeps up.
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
@@ -117,12 +117,11 @@ export function backlogDemand(
     Math.max((queued + lambda * seconds + noise) / (k + m * T), (queued + noise + lambda * C) / (m * (T + C)));
   const measured = service.saturatedPerReplica;
   const servedPerReplica = measured !== undefined && measured < mu ? measured : undefined;
-  const keepNeed = Math.max(
-    need(waiting),
-    servedPerReplica === undefined ? 0 : need(waiting, servedPerReplica, k / servedPerReplica),
-  );
-  const keep = Math.min(fleetSize, ceilSafe(keepNeed));
-  const add = ceilSafe(need(Math.max(0, projected)));
+  // By μ, and by the stretch's rate when it is lower.
+  const judged = (queued: number) =>
+    Math.max(need(queued), servedPerReplica === undefined ? 0 : need(queued, servedPerReplica, k / servedPerReplica));
+  const keep = Math.min(fleetSize, ceilSafe(judged(waiting)));
+  const add = ceilSafe(judged(Math.max(0, projected)));
   const rate =
     T < C
       ? pricedReplicas({

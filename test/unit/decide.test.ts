@@ -245,6 +245,30 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     },
   );
 
+  it.each([
+    // 4 ready, μ = 2 (k = 5), λ = 20, C = T = 60, W = 100, W′ = 100 + 20·60 − 8·60 = 820. The
+    // replicas to add too: by μ max((W′ + λ·2.5 + σ) / (5 + 120), (W′ + σ + λC) / (2·120)) = 8.7 -> 9;
+    // by the stretch's 1.5 per replica (S = 3.33) max(10.06, 11.6) -> 12.
+    { served: 360, perReplica: 1.5, backlog: 12 },
+    { served: 600, perReplica: undefined, backlog: 9 }, // 2.5 per replica: above μ, by μ alone
+  ])('adds replicas judged by the stretch too: $served served -> backlog demand $backlog', ({ served, perReplica, backlog }) => {
+    const d = decide({
+      signals: { backlog: 150, waiting: 100, inFlight: 50, arrivalRatePerSecond: 20, servedTotal: 5000 + served, consumers: 4 },
+      scaling: withRates,
+      history: {
+        ...emptyHistory(),
+        lastActive: true,
+        lastDesiredReplicas: 4,
+        lastDecisionAtMs: -1000,
+        busyStretch: { startMs: -60_000, servedTotal: 5000, consumers: 4 },
+      },
+      nowMs: 0,
+    }).decision;
+    expect(d.explanation.details.servedPerReadyReplica).toBe(perReplica);
+    expect(d.explanation.details.projectedBacklog).toBe(820);
+    expect(d.explanation.demands.backlog).toBe(backlog);
+  });
+
   it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
     let history = emptyHistory();
     const cfg = { ...scaling, keepWarm: 'auto' as const };
