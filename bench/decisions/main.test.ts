@@ -53,7 +53,7 @@ describe('bench:decisions arguments', () => {
     expect(parseArgs(['--late-cost', '20']).lateCost).toBe(20);
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--late-cost', '20']))[0]!.model).toEqual({ lateRequestCost: '20' });
     expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.model).toBeUndefined();
-    expect(() => parseArgs(['--late-cost', '-1'])).toThrow('--late-cost "-1": want a number of GPU-seconds >= 0');
+    expect(() => parseArgs(['--late-cost=-1'])).toThrow('--late-cost "-1": want a number of GPU-seconds >= 0');
   });
 
   it('serves --slots N requests per replica in every job, and tells the model (messagesPerReplica N)', () => {
@@ -95,14 +95,16 @@ describe('bench:decisions arguments', () => {
   });
 
   it.each([
-    [['--objective'], '--objective needs a value'],
-    [['--objective', '--seed', '2'], '--objective needs a value'],
+    [['--objective'], "Option '--objective <value>' argument missing"],
+    [['--objective', '--seed', '2'], "Option '--objective' argument is ambiguous"],
     [['--objective', '0'], '--objective "0": want a number of seconds > 0'],
-    [['--objective', '-5'], '--objective "-5": want a number of seconds > 0'],
+    [['--objective=-5'], '--objective "-5": want a number of seconds > 0'],
+    [['--objective', '-5'], "Option '--objective' argument is ambiguous"],
     [['--objective', 'soon'], '--objective "soon": want a number of seconds > 0'],
     [['--objective', ''], '--objective "": want a number of seconds > 0'],
     [['--seed', '1.5'], '--seed "1.5": want an integer'],
-    [['--objectve', '15'], 'unknown argument --objectve'],
+    [['--objectve', '15'], "Unknown option '--objectve'"],
+    [['results.json'], "Unexpected argument 'results.json'"],
     [['--threads', '0'], '--threads "0": want an integer >= 1'],
   ])('rejects %j: %s', (argv, message) => {
     expect(() => parseArgs(argv)).toThrow(message);

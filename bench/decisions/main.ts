@@ -19,6 +19,7 @@
 // using phase splitting", ISCA 2024.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { parseArgs as parseFlags } from 'node:util';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
@@ -71,59 +72,72 @@ export interface Args {
 const USAGE =
   'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]';
 
+/** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
+function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = raw.trim() === '' ? Number.NaN : Number(raw);
+  if (!check(n)) throw new Error(`--${name} ${JSON.stringify(raw)}: want ${allowed}`);
+  return n;
+}
+
 export function parseArgs(argv: readonly string[]): Args {
-  const traces: string[] = [];
-  let json: string | undefined;
-  let seeds: readonly number[] = SEEDS;
-  let objectives: readonly number[] = OBJECTIVES;
-  let ablation = false;
-  let threads: number | undefined;
-  let lateCost: number | undefined;
-  let coldStart = PRODUCTION_COLD_START;
-  let slots: number | undefined;
-  const metadata: Record<string, string> = {};
-  let source: SimulatedSource | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined || v.startsWith('--')) throw new Error(`${a} needs a value; ${USAGE}`);
-      return v;
-    };
-    const number = (check: (n: number) => boolean, allowed: string) => {
-      const v = value();
-      const n = v.trim() === '' ? Number.NaN : Number(v);
-      if (!check(n)) throw new Error(`${a} ${JSON.stringify(v)}: want ${allowed}`);
-      return n;
-    };
-    if (a === '--trace') traces.push(value());
-    else if (a === '--json') json = value();
-    else if (a === '--seed') seeds = [number(Number.isSafeInteger, 'an integer')];
-    else if (a === '--objective') objectives = [number((n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0')];
-    else if (a === '--ablation') ablation = true;
-    else if (a === '--threads') threads = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
-    else if (a === '--slots') slots = number((n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
-    else if (a === '--source') {
-      const v = value();
-      if (!Object.hasOwn(SIMULATED_SOURCES, v))
-        throw new Error(`${a} ${JSON.stringify(v)}: want one of ${Object.keys(SIMULATED_SOURCES).join(', ')}`);
-      source = v as SimulatedSource;
-    } else if (a === '--model') {
-      const v = value();
-      const eq = v.indexOf('=');
-      if (eq <= 0) throw new Error(`${a} ${JSON.stringify(v)}: want KEY=VALUE (trigger metadata, e.g. messagesPerReplica=5)`);
-      metadata[v.slice(0, eq)] = v.slice(eq + 1);
-    } else if (a === '--late-cost') lateCost = number((n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0');
-    else if (a === '--cold-start') {
-      const v = value();
-      const [p50, p99, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
-      if (rest.length > 0 || !(p50! > 0) || !(p99! > p50!) || !Number.isFinite(p99!)) {
-        throw new Error(`${a} ${JSON.stringify(v)}: want P50,P99 in seconds, 0 < P50 < P99`);
-      }
-      coldStart = { p50: p50!, p99: p99! };
-    } else throw new Error(`unknown argument ${a}; ${USAGE}`);
+  let values;
+  try {
+    ({ values } = parseFlags({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        trace: { type: 'string', multiple: true },
+        json: { type: 'string' },
+        seed: { type: 'string' },
+        objective: { type: 'string' },
+        'late-cost': { type: 'string' },
+        'cold-start': { type: 'string' },
+        slots: { type: 'string' },
+        model: { type: 'string', multiple: true },
+        source: { type: 'string' },
+        ablation: { type: 'boolean' },
+        threads: { type: 'string' },
+      },
+    }));
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; ${USAGE}`, { cause: err });
   }
-  return { traces, json, seeds, objectives, ablation, threads, lateCost, coldStart, slots, metadata, source };
+  const seed = numberFlag('seed', values.seed, Number.isSafeInteger, 'an integer');
+  const objective = numberFlag('objective', values.objective, (n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0');
+  const metadata: Record<string, string> = {};
+  for (const v of values.model ?? []) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new Error(`--model ${JSON.stringify(v)}: want KEY=VALUE (trigger metadata, e.g. messagesPerReplica=5)`);
+    metadata[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  const source = values.source;
+  if (source !== undefined && !Object.hasOwn(SIMULATED_SOURCES, source)) {
+    throw new Error(`--source ${JSON.stringify(source)}: want one of ${Object.keys(SIMULATED_SOURCES).join(', ')}`);
+  }
+  let coldStart = PRODUCTION_COLD_START;
+  if (values['cold-start'] !== undefined) {
+    const v = values['cold-start'];
+    const [p50, p99, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+    if (rest.length > 0 || !(p50! > 0) || !(p99! > p50!) || !Number.isFinite(p99!)) {
+      throw new Error(`--cold-start ${JSON.stringify(v)}: want P50,P99 in seconds, 0 < P50 < P99`);
+    }
+    coldStart = { p50: p50!, p99: p99! };
+  }
+  return {
+    traces: values.trace ?? [],
+    json: values.json,
+    seeds: seed === undefined ? SEEDS : [seed],
+    objectives: objective === undefined ? OBJECTIVES : [objective],
+    ablation: values.ablation ?? false,
+    threads: numberFlag('threads', values.threads, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
+    lateCost: numberFlag('late-cost', values['late-cost'], (n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0'),
+    coldStart,
+    slots: numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
+    metadata,
+    source: source as SimulatedSource | undefined,
+  };
 }
 
 function table(results: readonly Row[], objectiveS: number): string {
