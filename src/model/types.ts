@@ -1,6 +1,6 @@
 // Inputs and outputs of the scaling model. The model is pure: time comes in as nowMs.
 import type { ScalingConfig } from '../trigger/types.ts';
-import type { ArrivalMark } from './arrivals.ts';
+import type { ArrivalMark, BacklogRises } from './arrivals.ts';
 import type { Burst } from './bursts.ts';
 
 /** What the sources of one trigger say now, summed over its sources. */
@@ -91,7 +91,7 @@ export interface TriggerHistory {
   /** The current stretch of saturated fleet, for the next throughput sample. */
   readonly busyStretch?: BusyStretch;
   /** The backlog's rises summed, the arrival count of a source that has none (arrivals.ts). */
-  readonly backlogRises?: { readonly backlog: number; readonly total: number };
+  readonly backlogRises?: BacklogRises;
   /** Arrival counter samples over the last objective, for the arrivals within it (oldest first). */
   readonly arrivalMarks?: readonly ArrivalMark[];
   /** Arrivals in the first C − T seconds of the busy periods that ended the gaps (the newest gap's may be pending). */
