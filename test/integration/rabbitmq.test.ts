@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import type { Signals } from '../../src/model/types.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
@@ -82,24 +83,28 @@ describe('GetMetrics and IsActive over amqp', () => {
 });
 
 describe('GetMetrics over the management API (protocol http)', () => {
-  it('counts ready and unacknowledged messages unless excluded', async () => {
-    const queue = await rabbit.queue(12);
-    const all = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
-    const ready = { ...all, 'rabbitmq.excludeUnacknowledged': 'true' };
-    // The management API's figures lag by the statistics interval.
-    await eventually(
+  /** The signals of the trigger named `name` at its last evaluation. */
+  const signalsOf = (name: string) =>
+    t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === name)?.decision.explanation.signals;
+  /** GetMetrics until the signals satisfy `ready`: the management API's figures lag by its statistics interval. */
+  const signalsWhen = (metadata: Record<string, string>, name: string, ready: (s: Signals) => boolean) =>
+    eventually(
       async () => {
-        await t.client.getMetrics(ref(all, 'http-all'));
-        const e = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-all');
-        return e?.decision.explanation.signals.backlog === 12 ? true : undefined;
+        await t.client.getMetrics(ref(metadata, name));
+        const s = signalsOf(name);
+        return s !== undefined && ready(s) ? s : undefined;
       },
       15_000,
       300,
     );
+
+  it('counts ready and unacknowledged messages unless excluded', async () => {
+    const queue = await rabbit.queue(12);
+    const all = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
+    const ready = { ...all, 'rabbitmq.excludeUnacknowledged': 'true' };
+    await signalsWhen(all, 'http-all', (s) => s.backlog === 12);
     await t.client.getMetrics(ref(ready, 'http-ready'));
-    expect(
-      t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-ready')?.decision.explanation.signals.backlog,
-    ).toBe(12);
+    expect(signalsOf('http-ready')?.backlog).toBe(12);
     expect((await t.client.isActive(ref(all, 'http-all'))).result).toBe(true);
   });
 
@@ -108,17 +113,10 @@ describe('GetMetrics over the management API (protocol http)', () => {
     const release = await rabbit.holdUnacked(queue, 4);
     try {
       const http = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
-      await eventually(
-        async () => {
-          await t.client.getMetrics(ref(http, 'http-split'));
-          const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-split')?.decision.explanation.signals;
-          return s?.inFlight === 4 && s.waiting === 8 && s.consumers === 1 ? s : undefined;
-        },
-        15_000,
-        300,
-      ).then((s) => expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 }));
+      const s = await signalsWhen(http, 'http-split', (x) => x.inFlight === 4 && x.waiting === 8 && x.consumers === 1);
+      expect(s).toMatchObject({ backlog: 12, waiting: 8, inFlight: 4, consumers: 1 });
       await t.client.getMetrics(ref(trigger(queue), 'amqp-split'));
-      const amqp = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'amqp-split')?.decision.explanation.signals;
+      const amqp = signalsOf('amqp-split');
       expect(amqp).toMatchObject({ backlog: 8, waiting: 8, consumers: 1 });
       expect(amqp?.inFlight).toBeUndefined();
     } finally {
@@ -130,15 +128,11 @@ describe('GetMetrics over the management API (protocol http)', () => {
     const queue = await rabbit.queue(10);
     await rabbit.serve(queue, 4);
     const http = trigger(queue, { 'rabbitmq.host': managementUrl, 'rabbitmq.protocol': 'http' });
-    const signals = await eventually(
-      async () => {
-        await t.client.getMetrics(ref(http, 'http-counters'));
-        const s = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === 'http-counters')?.decision.explanation.signals;
-        // Counts and counters follow the broker's statistics apart: wait for both.
-        return s?.arrivedTotal === 10 && s.servedTotal === 4 && s.backlog === 6 ? s : undefined;
-      },
-      15_000,
-      300,
+    // Counts and counters follow the broker's statistics apart: wait for both.
+    const signals = await signalsWhen(
+      http,
+      'http-counters',
+      (s) => s.arrivedTotal === 10 && s.servedTotal === 4 && s.backlog === 6,
     );
     expect(signals).toMatchObject({ backlog: 6, waiting: 6, arrivedTotal: 10, servedTotal: 4 });
   });
