@@ -99,7 +99,7 @@ async function rows(): Promise<{ rows: Row[]; queueAzureOver: Map<number, number
       let runs = 0;
       for (const { seed, traces: list } of traces) {
         for (const trace of list) {
-          const m = await simulate(trace, modelPolicy({ drainSeconds: String(objectiveS) }, so), seed, objectiveS);
+          const m = await simulate(trace, modelPolicy({ drainSeconds: String(objectiveS) }, { so }), seed, objectiveS);
           const q = queue.get(`${objectiveS}|${seed}|${trace.name}`)!;
           gpu += m.gpuSeconds;
           queueGpu += q.gpuSeconds;

@@ -23,7 +23,6 @@ import { parseArgs as parseFlags } from 'node:util';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
-import { RECOMMENDED_SCALED_OBJECT } from './recommended.ts';
 import { alwaysOn, kedaQueue, kedaQueueGpu, kedaQueueTuned } from './policies.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START, type Policy } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
@@ -45,7 +44,7 @@ export function policies(
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, RECOMMENDED_SCALED_OBJECT, 'model', source),
+    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source }),
     alwaysOn(),
     oracle(),
   ];

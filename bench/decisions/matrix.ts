@@ -5,7 +5,6 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { RECOMMENDED_SCALED_OBJECT } from './recommended.ts';
 import { type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
@@ -107,9 +106,7 @@ export async function runJob(job: Job): Promise<Row[]> {
   await add(kedaQueueGpu(), job.objectives);
   if (job.ablation) await add(kedaQueueTuned(), job.objectives);
   for (const objectiveS of job.objectives)
-    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }, RECOMMENDED_SCALED_OBJECT, 'model', job.source), [
-      objectiveS,
-    ]);
+    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }, { source: job.source }), [objectiveS]);
   await add(alwaysOn(), job.objectives);
   await add(oracle(), job.objectives);
   if (job.grid) {

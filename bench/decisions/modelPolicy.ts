@@ -85,11 +85,17 @@ const MODEL_METADATA: Readonly<Record<string, string>> = {
 /** external-push: KEDA's stream; the server re-evaluates every second. */
 const STREAM_INTERVAL_MS = 1000;
 
+export interface ModelPolicyOptions {
+  /** The ScaledObject's KEDA and HPA settings (the recommended ones by default). */
+  readonly so?: ScaledObjectSettings;
+  readonly name?: string;
+  /** What the source reports of the queue (the management API's RabbitMQ by default). */
+  readonly source?: SimulatedSource;
+}
+
 export function modelPolicy(
   overrides: Record<string, string> = {},
-  so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT,
-  name = 'model',
-  source: SimulatedSource = 'rabbitmq',
+  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq' }: ModelPolicyOptions = {},
 ): Policy {
   const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
