@@ -21,10 +21,16 @@ import { Health } from './health.ts';
 import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
+import { STREAM_OPEN_STEP, paceStreamOpens } from './streamPacing.ts';
 import { ReloadingServerCredentials } from './tls.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
 const UNARY_STREAMS_PER_CONNECTION = 1000;
+
+/** The most streams one connection may hold (its HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, once raised). */
+function streamsPerConnection(config: Pick<Config, 'GRPC_MAX_OPEN_STREAMS'>): number {
+  return config.GRPC_MAX_OPEN_STREAMS + UNARY_STREAMS_PER_CONNECTION;
+}
 
 export type ServerConfig = Omit<Config, 'LOG_LEVEL' | 'CONFIG_FILE'>;
 
@@ -106,6 +112,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(grpcServer);
   const credentials = serverCredentials(config, logger);
   const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials);
+  paceStreamOpens(grpcServer, { step: STREAM_OPEN_STEP, max: streamsPerConnection(config) });
   if (credentials instanceof ReloadingServerCredentials) credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
 
   let healthServer: grpc.Server | undefined;
@@ -199,11 +206,11 @@ export function grpcServerOptions(
 
     // Refused from the length prefix, never buffered (GRPC_MAX_RECEIVE_MESSAGE_BYTES).
     'grpc.max_receive_message_length': config.GRPC_MAX_RECEIVE_MESSAGE_BYTES,
-    // One connection may not hold more streams than the server would serve, plus room for unary
-    // calls beside them (KEDA sends its calls and streams on one connection): past it a client waits
-    // for a slot instead of piling up requests that would only be refused (bench:abuse: 20,000 at
-    // once from one client took RSS past the chart's limit while they were refused).
-    'grpc.max_concurrent_streams': config.GRPC_MAX_OPEN_STREAMS + UNARY_STREAMS_PER_CONNECTION,
+    // One connection holds at most streamsPerConnection(): past it a client waits for a slot instead
+    // of piling up requests that would only be refused (bench:abuse: 20,000 at once from one client
+    // took RSS past the chart's limit while they were refused). It starts at one step and is
+    // raised as its streams open (streamPacing.ts).
+    'grpc.max_concurrent_streams': Math.min(STREAM_OPEN_STEP, streamsPerConnection(config)),
     // No channelz service is served; its per-call bookkeeping is garbage for nothing (bench:server).
     'grpc.enable_channelz': 0,
   };

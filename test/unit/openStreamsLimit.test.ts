@@ -1,10 +1,12 @@
 // GRPC_MAX_OPEN_STREAMS on a real server: streams past the limit are refused with RESOURCE_EXHAUSTED
 // (a client that opened 20,000 exhausted the heap), a refused one holds nothing, and a stream that
-// closes makes room for the next. Unary calls are never refused.
+// closes makes room for the next. Unary calls are never refused. Each connection is told its limit
+// a step at a time as its streams open (streamPacing.ts).
 import { connect } from 'node:http2';
 import { status } from '@grpc/grpc-js';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STREAM_OPEN_STEP, paceStreamOpens } from '../../src/server/streamPacing.ts';
 import { type TestScaler, eventually, ref, startTestScaler } from '../support/scaler.ts';
 
 const LIMIT = 3;
@@ -57,13 +59,39 @@ describe('the open-streams limit', () => {
 });
 
 describe('the per-connection stream limit', () => {
-  it('tells each connection, in its HTTP/2 settings, the open-streams limit plus room for unary calls', async () => {
+  it('tells each connection, in its HTTP/2 settings, one step of streams, raised as they open (up to the open-streams limit plus room for unary calls)', async () => {
     const session = connect(`http://${t.address}`);
+    const limits: number[] = [];
+    session.on('remoteSettings', (settings) => {
+      if (settings.maxConcurrentStreams !== undefined) limits.push(settings.maxConcurrentStreams);
+    });
     try {
-      const settings = await new Promise<{ maxConcurrentStreams?: number }>((resolve) => session.once('remoteSettings', resolve));
-      expect(settings.maxConcurrentStreams).toBe(LIMIT + 1000);
+      await new Promise((resolve) => session.once('remoteSettings', resolve));
+      expect(limits).toEqual([STREAM_OPEN_STEP]);
+      // Streams of a real method that send no request stay open on the server, waiting for it.
+      const held = Array.from({ length: STREAM_OPEN_STEP }, () =>
+        session
+          .request(
+            {
+              ':method': 'POST',
+              ':path': '/externalscaler.ExternalScaler/StreamIsActive',
+              'content-type': 'application/grpc',
+              te: 'trailers',
+            },
+            { endStream: false },
+          )
+          .on('error', () => undefined),
+      );
+      // Raised to a step past what is open once half of its room filled: 100 open, 200.
+      await eventually(async () => (limits.at(-1) === 2 * STREAM_OPEN_STEP ? true : undefined), 5000, 20);
+      expect(Math.max(...limits)).toBeLessThanOrEqual(LIMIT + 1000);
+      for (const stream of held) stream.close();
     } finally {
       session.destroy();
     }
+  });
+
+  it('refuses to start on a grpc-js whose HTTP/2 sessions it cannot reach', () => {
+    expect(() => paceStreamOpens({} as grpc.Server, { step: 1, max: 2 })).toThrow(/cannot be paced/);
   });
 });
