@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { OBJECTIVES, SEEDS, jobs, parseArgs, policies } from './main.ts';
+import { OBJECTIVES, SEEDS, jobs, parseArgs } from './main.ts';
+import { policies } from './matrix.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 
 describe('bench:decisions arguments', () => {

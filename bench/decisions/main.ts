@@ -20,11 +20,9 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
-import { type Job, type Row, type TraceSpec, builtInTraceSpecs, runJobs } from './matrix.ts';
-import { SIMULATED_SOURCES, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
-import { oracle } from './oracle.ts';
-import { alwaysOn, kedaQueue, kedaQueueGpu, kedaQueueTuned } from './policies.ts';
-import { type ColdStartSpec, PRODUCTION_COLD_START, type Policy } from './simulate.ts';
+import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJobs } from './matrix.ts';
+import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
+import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { barTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
@@ -32,23 +30,6 @@ export { AZURE_TRACE } from './matrix.ts';
 
 export const OBJECTIVES = [60, 30, 15] as const;
 export const SEEDS = [1, 2, 3] as const;
-
-/** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
-export function policies(
-  objectiveS = 60,
-  ablation = false,
-  model: Readonly<Record<string, string>> = {},
-  source?: SimulatedSource,
-): Policy[] {
-  return [
-    kedaQueue(),
-    kedaQueueGpu(),
-    ...(ablation ? [kedaQueueTuned()] : []),
-    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source }),
-    alwaysOn(),
-    oracle(),
-  ];
-}
 
 export interface Args {
   readonly traces: readonly string[];

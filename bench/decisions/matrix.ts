@@ -13,11 +13,12 @@ import {
   type QueueSetting,
   alwaysOn,
   describeSetting,
+  kedaQueue,
   kedaQueueGpu,
   kedaQueueTuned,
   kedaQueueWith,
 } from './policies.ts';
-import { type ColdStartSpec, type Result, run, summarize } from './simulate.ts';
+import { type ColdStartSpec, type Policy, type Result, run, summarize } from './simulate.ts';
 import {
   type Trace,
   chatMix,
@@ -94,6 +95,23 @@ export interface Row extends Result {
 
 export const GRID_PREFIX = 'grid:';
 
+/** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
+export function policies(
+  objectiveS = 60,
+  ablation = false,
+  model: Readonly<Record<string, string>> = {},
+  source?: SimulatedSource,
+): Policy[] {
+  return [
+    kedaQueue(),
+    kedaQueueGpu(),
+    ...(ablation ? [kedaQueueTuned()] : []),
+    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source }),
+    alwaysOn(),
+    oracle(),
+  ];
+}
+
 export async function runJob(job: Job): Promise<Row[]> {
   const trace = loadTrace(job.trace, job.seed);
   const rows: Row[] = [];
@@ -102,13 +120,17 @@ export async function runJob(job: Job): Promise<Row[]> {
     for (const objectiveS of objectives)
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };
-  await add(kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue'), job.objectives, KEDA_QUEUE_DEFAULT);
-  await add(kedaQueueGpu(), job.objectives);
-  if (job.ablation) await add(kedaQueueTuned(), job.objectives);
-  for (const objectiveS of job.objectives)
-    await add(modelPolicy({ ...job.model, drainSeconds: String(objectiveS) }, { source: job.source }), [objectiveS]);
-  await add(alwaysOn(), job.objectives);
-  await add(oracle(), job.objectives);
+  // The report's policies, in its order; the model once per objective (its drainSeconds).
+  const lineup = (objectiveS: number) => policies(objectiveS, job.ablation, job.model, job.source);
+  for (const policy of lineup(job.objectives[0]!)) {
+    if (policy.name !== 'model') await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
+    else
+      for (const objectiveS of job.objectives)
+        await add(
+          lineup(objectiveS).find((p) => p.name === 'model')!,
+          [objectiveS],
+        );
+  }
   if (job.grid) {
     for (const setting of KEDA_GRID) {
       if (describeSetting(setting) === describeSetting(KEDA_QUEUE_DEFAULT)) continue;
