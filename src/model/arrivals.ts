@@ -51,11 +51,10 @@ export interface ArrivalMark {
 /** Keeps arrival-counter samples at least T/8 apart, the oldest at or before now − T; a counter that went back starts over. */
 export function markArrivals(
   marks: readonly ArrivalMark[] | undefined,
-  total: number | undefined,
+  total: number,
   nowMs: number,
   objectiveSeconds: number,
-): readonly ArrivalMark[] | undefined {
-  if (total === undefined) return undefined;
+): readonly ArrivalMark[] {
   let list = marks ?? [];
   const last = list.at(-1);
   if (last !== undefined && total < last.total) list = [];
@@ -66,8 +65,7 @@ export function markArrivals(
   return drop === 0 ? list : list.slice(drop);
 }
 
-/** Arrivals within about the last T seconds, when counted. */
-export function arrivalsWithin(marks: readonly ArrivalMark[] | undefined, total: number | undefined): number | undefined {
-  if (marks === undefined || total === undefined || marks.length === 0) return undefined;
-  return Math.max(0, total - marks[0]!.total);
+/** Arrivals within about the last T seconds: since the oldest mark (none before any mark). */
+export function arrivalsWithin(marks: readonly ArrivalMark[], total: number): number {
+  return Math.max(0, total - (marks[0]?.total ?? total));
 }

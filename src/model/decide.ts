@@ -102,7 +102,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const rises = signals.arrivedTotal === undefined ? countRises(history.backlogRises, signals.backlog) : undefined;
   const arrivedTotal = signals.arrivedTotal ?? rises!.total;
   const recount = (rises === undefined) !== (history.backlogRises === undefined);
-  const arrivalMarks = markArrivals(recount ? undefined : history.arrivalMarks, arrivedTotal, nowMs, T)!;
+  const arrivalMarks = markArrivals(recount ? undefined : history.arrivalMarks, arrivedTotal, nowMs, T);
   if (rises !== undefined) details.arrivalsCountedByBacklogRises = rises.total;
 
   // Idle gaps: one ends when work resumes; a busy period ends when work stops. The head of a busy
@@ -164,7 +164,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // Bursts: with a cold start longer than the objective, keep warm what pays.
   let bursts: BurstState = { episode: history.burstEpisode, bursts: history.bursts ?? NO_BURSTS };
   const arrivedWithin = arrivalsWithin(arrivalMarks, arrivedTotal);
-  if (arrivedWithin !== undefined && service.serviceSeconds !== undefined) {
+  if (service.serviceSeconds !== undefined) {
     const need = burstNeed(arrivedWithin, service.serviceSeconds, service.slotsPerReplica, T);
     bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
     details.burstNeedReplicas = round(need);
