@@ -122,14 +122,13 @@ export async function runJob(job: Job): Promise<Row[]> {
   };
   // The report's policies, in its order; the model once per objective (its drainSeconds).
   const lineup = (objectiveS: number) => policies(objectiveS, job.ablation, job.model, job.source);
+  const modelFor = (objectiveS: number) => lineup(objectiveS).find((p) => p.name === 'model')!;
   for (const policy of lineup(job.objectives[0]!)) {
-    if (policy.name !== 'model') await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
-    else
-      for (const objectiveS of job.objectives)
-        await add(
-          lineup(objectiveS).find((p) => p.name === 'model')!,
-          [objectiveS],
-        );
+    if (policy.name === 'model') {
+      for (const objectiveS of job.objectives) await add(modelFor(objectiveS), [objectiveS]);
+    } else {
+      await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
+    }
   }
   if (job.grid) {
     for (const setting of KEDA_GRID) {
