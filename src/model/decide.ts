@@ -102,7 +102,8 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const rises = signals.arrivedTotal === undefined ? countRises(history.backlogRises, signals.backlog) : undefined;
   const arrivedTotal = signals.arrivedTotal ?? rises!.total;
   const recount = (rises === undefined) !== (history.backlogRises === undefined);
-  const arrivalMarks = markArrivals(recount ? undefined : history.arrivalMarks, arrivedTotal, nowMs, T);
+  const previousMarks = recount ? undefined : history.arrivalMarks;
+  const arrivalMarks = markArrivals(previousMarks, arrivedTotal, nowMs, T);
   if (rises !== undefined) details.arrivalsCountedByBacklogRises = rises.total;
 
   // Idle gaps: one ends when work resumes; a busy period ends when work stops. The head of a busy
@@ -125,7 +126,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     // What arrived since the counter was last sampled, while idle, counts in the head.
     headStart = {
       atMs: nowMs,
-      total: Math.min((recount ? undefined : history.arrivalMarks?.at(-1)?.total) ?? Number.POSITIVE_INFINITY, arrivedTotal - 1),
+      total: Math.min(previousMarks?.at(-1)?.total ?? Number.POSITIVE_INFINITY, arrivedTotal - 1),
     };
     idleSinceMs = undefined;
   } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
