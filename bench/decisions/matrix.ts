@@ -95,6 +95,11 @@ export interface Row extends Result {
 
 export const GRID_PREFIX = 'grid:';
 
+/** The model with the objective as its drainSeconds, over the trigger metadata `model`. */
+function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {}, source?: SimulatedSource): Policy {
+  return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source });
+}
+
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
 export function policies(
   objectiveS = 60,
@@ -106,7 +111,7 @@ export function policies(
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source }),
+    modelAt(objectiveS, model, source),
     alwaysOn(),
     oracle(),
   ];
@@ -121,11 +126,9 @@ export async function runJob(job: Job): Promise<Row[]> {
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };
   // The report's policies, in its order; the model once per objective (its drainSeconds).
-  const lineup = (objectiveS: number) => policies(objectiveS, job.ablation, job.model, job.source);
-  const modelFor = (objectiveS: number) => lineup(objectiveS).find((p) => p.name === 'model')!;
-  for (const policy of lineup(job.objectives[0]!)) {
+  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source)) {
     if (policy.name === 'model') {
-      for (const objectiveS of job.objectives) await add(modelFor(objectiveS), [objectiveS]);
+      for (const objectiveS of job.objectives) await add(modelAt(objectiveS, job.model, job.source), [objectiveS]);
     } else {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
     }
