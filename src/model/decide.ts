@@ -140,21 +140,20 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     details.throughputPerReplica = round(service.throughputPerReplica);
     details.throughputSource = service.source!;
   }
+  if (service.history.drainingUntilMs !== undefined) details.slotsHeldWhileReplicasLeave = true;
   const askedFleet = history.lastActive === true ? (history.lastDesiredReplicas ?? 0) : 0;
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 
   const steadyRate = steadyArrivalRate(history.steadyArrivalRatePerSecond, signals.arrivalRatePerSecond, dtSeconds);
+  // Idle, the steady rate (minutes of history) still carries the traffic that stopped: the fleet
+  // kept warm is sized for the 30 s rate when that is lower. Long generations held 4 replicas for
+  // two minutes after their last request, for a rate that was gone.
+  const fast = signals.arrivalRatePerSecond;
+  const idleRate = idleSinceMs !== undefined && steadyRate !== undefined && fast !== undefined && fast < steadyRate;
+  if (idleRate) details.idleSizedForArrivalRatePerSecond = round(fast);
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(
-      signals,
-      scaling,
-      service,
-      fleet,
-      { fast: signals.arrivalRatePerSecond, steady: steadyRate },
-      C,
-      details,
-    ),
+    backlog: backlogDemand(signals, scaling, service, fleet, { fast, steady: idleRate ? fast : steadyRate }, C, details),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -287,9 +286,8 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       bursts: bursts.bursts,
       busyPeakReplicas: busyPeak,
       busyPeaks,
-      ...(learnsColdStart
-        ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, lastReady: signals.consumers }
-        : {}),
+      lastReady: signals.consumers,
+      ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples } : {}),
     },
   };
 }

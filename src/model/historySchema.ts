@@ -32,6 +32,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
       .readonly()
       .optional(),
     slotsPerReplica: finite.positive().optional(),
+    drainingUntilMs: finite.optional(),
     lastInFlight: nonNegative.optional(),
     lastServedTotal: nonNegative.optional(),
     learnedThroughputPerReplica: finite.positive().optional(),

@@ -24,6 +24,10 @@ const SPAN_SERVICE_TIMES = 4;
 const MIN_STRETCH_SECONDS = 5;
 /** How fast k follows its samples. */
 const SLOTS_SMOOTHING = 0.2;
+/** Service times a replica that left (its consumer gone) may still hold messages for. */
+const DRAIN_SERVICE_TIMES = 3;
+/** What a drain lasts while no message has been served yet to say what S is. */
+const DRAIN_FALLBACK_SECONDS = 60;
 
 type ServiceSource = 'configured' | 'in-flight' | 'saturation';
 
@@ -42,6 +46,7 @@ export interface Service {
     TriggerHistory,
     | 'serviceEvidence'
     | 'slotsPerReplica'
+    | 'drainingUntilMs'
     | 'lastInFlight'
     | 'lastServedTotal'
     | 'busyStretch'
@@ -70,15 +75,29 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   // k: in-flight per consumer while messages wait (every slot is taken then). While none wait it is
   // a floor: a replica holds at least its share of what is in flight. A messagesPerReplica below
   // the replica's prefetch would otherwise size the fleet for slots it does not have, and a fleet
-  // that large never lets messages wait to show the real k. A k raised too far (a draining
-  // replica's messages counted on the others) undersizes the fleet until messages wait, and
-  // those samples bring it back.
+  // that large never lets messages wait to show the real k. A replica that leaves (the HPA scales
+  // down, its consumer cancels) serves the messages it holds before it goes, and the brokers count
+  // them on the consumers that stay: for a few service times after the consumers fall, a sample
+  // can only lower k (a periodic batch's drained fleet said k = 12 for 4 slots, and the next batch
+  // got a third of its replicas). A k raised too far all the same undersizes the fleet until
+  // messages wait, and those samples bring it back.
   let slots = history.slotsPerReplica;
+  let drainingUntilMs = history.drainingUntilMs;
+  if (consumers !== undefined && history.lastReady !== undefined && consumers < history.lastReady) {
+    const evidence = history.serviceEvidence;
+    const S =
+      evidence !== undefined && evidence.served > 0 ? evidence.occupancySeconds / evidence.served : DRAIN_FALLBACK_SECONDS;
+    drainingUntilMs = Math.max(drainingUntilMs ?? 0, nowMs + DRAIN_SERVICE_TIMES * S * 1000);
+  }
+  if (drainingUntilMs !== undefined && nowMs >= drainingUntilMs) drainingUntilMs = undefined;
   if (inFlight !== undefined && waiting !== undefined && consumers !== undefined && consumers > 0) {
     const sample = inFlight / consumers;
-    if (waiting > 0 && inFlight >= consumers) {
+    const raises = sample > (slots ?? scaling.messagesPerReplica);
+    // While replicas leave, a sample that raises k counts their messages on the rest.
+    const trusted = drainingUntilMs === undefined || !raises;
+    if (trusted && waiting > 0 && inFlight >= consumers) {
       slots = slots === undefined ? sample : slots + SLOTS_SMOOTHING * (sample - slots);
-    } else if (waiting === 0 && sample > (slots ?? scaling.messagesPerReplica)) {
+    } else if (trusted && waiting === 0 && raises) {
       slots = sample;
     }
   }
@@ -114,6 +133,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   const learned: Service['history'] = {
     serviceEvidence: evidence,
     slotsPerReplica: slots,
+    drainingUntilMs,
     lastInFlight: inFlight,
     lastServedTotal: servedTotal,
     busyStretch: saturation.stretch,

@@ -81,6 +81,8 @@ export interface TriggerHistory {
   };
   /** k learned: messages one replica holds while messages wait. */
   readonly slotsPerReplica?: number;
+  /** Until when replicas that left may still hold messages the brokers count on the rest (no sample raises k). */
+  readonly drainingUntilMs?: number;
   /** In-flight count and served counter at the previous decision. */
   readonly lastInFlight?: number;
   readonly lastServedTotal?: number;
@@ -104,9 +106,10 @@ export interface TriggerHistory {
   /** Peak demand of the current busy period, and of recent finished ones (newest last). */
   readonly busyPeakReplicas?: number;
   readonly busyPeaks?: readonly number[];
-  /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), seconds from ask to serving of recent ones (newest last), and the ready count at the previous decision (coldStart.ts). */
+  /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];
+  /** The ready count (brokers' consumers) at the previous decision, when the brokers report it. */
   readonly lastReady?: number;
 }
 

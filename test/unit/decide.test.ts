@@ -122,6 +122,31 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(at(signals, 12, -3_600_000, { ...chat, drainSeconds: 60 }).explanation.details.rateReplicas).toBeUndefined();
   });
 
+  it.each([
+    // [what, idle, 30 s rate, Erlang's replicas, the rate sized for while idle]
+    ['busy: the steady rate', false, 0.05, 5, undefined],
+    ['idle: the 30 s rate, when lower', true, 0.05, 1, 0.05],
+    ['idle: the steady rate, when the 30 s one is higher', true, 0.5, 5, undefined],
+  ] as const)('sizes the fleet for λ: %s', (_what, idle, fast, rateReplicas, idleRate) => {
+    // Long generations (S = 45 s, k = 4) at a steady 0.4 per second: λS = 18, Erlang's 5 replicas at T = 30 < C.
+    const d = decide({
+      signals: { backlog: idle ? 0 : 4, waiting: 0, inFlight: idle ? 0 : 4, arrivalRatePerSecond: fast, consumers: 6 },
+      scaling: { ...withRates, throughputPerReplica: 4 / 45, messagesPerReplica: 4, drainSeconds: 30, coldStartSeconds: 60 },
+      history: {
+        ...emptyHistory(),
+        lastActive: true,
+        lastDesiredReplicas: 6,
+        lastDecisionAtMs: -1000,
+        lastWorkAtMs: idle ? -60_000 : -1000,
+        idleSinceMs: idle ? -60_000 : undefined,
+        steadyArrivalRatePerSecond: 0.4,
+      },
+      nowMs: 0,
+    }).decision;
+    expect(d.explanation.details.rateReplicas).toBe(rateReplicas);
+    expect(d.explanation.details.idleSizedForArrivalRatePerSecond).toBe(idleRate);
+  });
+
   it('falls back to KEDA’s rule while the throughput is unknown', () => {
     const d = run({ backlog: 23, arrivalRatePerSecond: 3 });
     expect(d.desiredReplicas).toBe(5);

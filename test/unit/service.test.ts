@@ -13,7 +13,7 @@ function feed(seconds: number, reading: (s: number) => Signals, config = scaling
   let service = learnService(reading(0), config, history, 0);
   for (let s = 0; s <= seconds; s++) {
     service = learnService(reading(s), config, history, s * 1000);
-    history = { ...history, ...service.history, lastDecisionAtMs: s * 1000 };
+    history = { ...history, ...service.history, lastDecisionAtMs: s * 1000, lastReady: reading(s).consumers };
   }
   return service;
 }
@@ -56,6 +56,40 @@ describe("learnService: Little's law from in-flight counts", () => {
         : { backlog: 20, waiting: 8, inFlight: 12, servedTotal: 3 * t, consumers: 3 },
     );
     expect(s.slotsPerReplica).toBeCloseTo(4, 6);
+  });
+
+  it.each([
+    // [what, messages waiting, k at 70 s]
+    // 8 replicas of 4 slots, every slot busy, S = 4 s (8 served per second); at 60 s 6 of them leave
+    // and serve the 24 messages they hold for a few seconds: the brokers count 32 on 2 consumers.
+    ['none wait: the drain raises no floor', 0, 4],
+    ['messages wait: the drain raises no k either', 10, 4],
+  ] as const)('k, when consumers leave: %s', (_what, waiting, k) => {
+    const s = feed(
+      70,
+      (t) => {
+        const before = t < 60;
+        const drained = t >= 60 && t < 66;
+        const consumers = before ? 8 : 2;
+        const inFlight = before ? 32 : drained ? 32 : 8;
+        return { backlog: inFlight + waiting, waiting, inFlight, servedTotal: 8 * t, consumers };
+      },
+      { ...scaling, messagesPerReplica: 4 },
+    );
+    expect(s.slotsPerReplica).toBeCloseTo(k, 6);
+  });
+
+  it('k, when consumers leave: a sample that lowers k still counts, and a raise counts again after the drain', () => {
+    // S = 4 s: the drain lasts 3 S = 12 s after the consumers fell at 60 s.
+    const at = (until: number) =>
+      feed(until, (t) => {
+        if (t < 60) return { backlog: 40, waiting: 8, inFlight: 32, servedTotal: 8 * t, consumers: 8 };
+        if (t < 66) return { backlog: 12, waiting: 4, inFlight: 8, servedTotal: 8 * t, consumers: 4 };
+        return { backlog: 40, waiting: 8, inFlight: 32, servedTotal: 8 * t, consumers: 4 };
+      });
+    expect(at(65).slotsPerReplica).toBeLessThan(3);
+    expect(at(71).slotsPerReplica).toBeLessThan(3);
+    expect(at(120).slotsPerReplica).toBeCloseTo(8, 3);
   });
 
   it(`trusts S after ${MIN_SERVED_TO_LEARN} completions over several service times, not before`, () => {
