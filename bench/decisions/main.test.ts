@@ -50,6 +50,21 @@ describe('bench:decisions arguments', () => {
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
   });
 
+  it.each([
+    ['4-7', [4, 5, 6, 7]],
+    ['9-9', [9]],
+  ])('runs the seeds of --seeds %s', (range, seeds) => {
+    expect(parseArgs(['--seeds', range]).seeds).toEqual(seeds);
+  });
+
+  it.each([['7-4'], ['4'], ['a-b'], ['1-101']])('refuses --seeds %s', (range) => {
+    expect(() => parseArgs(['--seeds', range])).toThrow(`--seeds ${JSON.stringify(range)}: want FROM-TO`);
+  });
+
+  it('refuses --seed with --seeds', () => {
+    expect(() => parseArgs(['--seed', '2', '--seeds', '1-3'])).toThrow('--seed and --seeds: give one');
+  });
+
   it('hands --late-cost to the model as lateRequestCost, and only when given', () => {
     expect(parseArgs(['--late-cost', '20']).lateCost).toBe(20);
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--late-cost', '20']))[0]!.model).toEqual({ lateRequestCost: '20' });

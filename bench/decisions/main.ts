@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -24,12 +24,16 @@ import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJob
 import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
-import { barTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
+import { barTable, countTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
 export { AZURE_TRACE } from './matrix.ts';
 
 export const OBJECTIVES = [60, 30, 15] as const;
 export const SEEDS = [1, 2, 3] as const;
+/** Seeds one --seeds range may hold: each costs about 25 s of one core (every trace, keda-tuned's grid included). */
+const MAX_SEEDS = 100;
+/** Beyond this many seeds the bar is counted per row instead of listed per seed. */
+const LISTED_SEEDS = 3;
 
 export interface Args {
   readonly traces: readonly string[];
@@ -50,7 +54,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -58,6 +62,18 @@ function numberFlag(name: string, raw: string | undefined, check: (n: number) =>
   const n = raw.trim() === '' ? Number.NaN : Number(raw);
   if (!check(n)) throw new Error(`--${name} ${JSON.stringify(raw)}: want ${allowed}`);
   return n;
+}
+
+/** --seeds FROM-TO: every seed from FROM to TO (at most MAX_SEEDS), or undefined when absent. */
+function seedRange(raw: string | undefined): number[] | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(\d+)-(\d+)$/.exec(raw.trim());
+  const from = Number(m?.[1]);
+  const to = Number(m?.[2]);
+  if (m === null || !(from <= to) || to - from + 1 > MAX_SEEDS) {
+    throw new Error(`--seeds ${JSON.stringify(raw)}: want FROM-TO, FROM <= TO, at most ${MAX_SEEDS} seeds`);
+  }
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
 export function parseArgs(argv: readonly string[]): Args {
@@ -71,6 +87,7 @@ export function parseArgs(argv: readonly string[]): Args {
         trace: { type: 'string', multiple: true },
         json: { type: 'string' },
         seed: { type: 'string' },
+        seeds: { type: 'string' },
         objective: { type: 'string' },
         'late-cost': { type: 'string' },
         'cold-start': { type: 'string' },
@@ -85,6 +102,8 @@ export function parseArgs(argv: readonly string[]): Args {
     throw new Error(`${(err as Error).message}; ${USAGE}`, { cause: err });
   }
   const seed = numberFlag('seed', values.seed, Number.isSafeInteger, 'an integer');
+  const seeds = seedRange(values.seeds);
+  if (seed !== undefined && seeds !== undefined) throw new Error(`--seed and --seeds: give one; ${USAGE}`);
   const objective = numberFlag('objective', values.objective, (n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0');
   const metadata: Record<string, string> = {};
   for (const v of values.model ?? []) {
@@ -108,7 +127,7 @@ export function parseArgs(argv: readonly string[]): Args {
   return {
     traces: values.trace ?? [],
     json: values.json,
-    seeds: seed === undefined ? SEEDS : [seed],
+    seeds: seeds ?? (seed === undefined ? SEEDS : [seed]),
     objectives: objective === undefined ? OBJECTIVES : [objective],
     ablation: values.ablation ?? false,
     threads: numberFlag('threads', values.threads, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
@@ -193,8 +212,13 @@ async function main(): Promise<void> {
     );
   }
   const list = verdicts(rows);
-  console.log(`\n## The bar (seeds ${args.seeds.join(' / ')})\n`);
-  console.log(barTable(list));
+  if (args.seeds.length <= LISTED_SEEDS) {
+    console.log(`\n## The bar (seeds ${args.seeds.join(' / ')})\n`);
+    console.log(barTable(list));
+  } else {
+    console.log(`\n## The bar, runs that hold each part of it (seeds ${args.seeds[0]}-${args.seeds.at(-1)})\n`);
+    console.log(countTable(list));
+  }
   console.log(
     `\nkeda-tuned settings:\n${tunedSettings(rows)
       .map((s) => `  ${s}`)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from './matrix.ts';
 import { GRID_PREFIX } from './matrix.ts';
-import { verdicts, withKedaTuned } from './verdict.ts';
+import { countTable, verdicts, withKedaTuned } from './verdict.ts';
 
 const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShare: number, setting?: Row['setting']): Row => ({
   trace: 't',
@@ -64,6 +64,18 @@ describe('verdicts', () => {
     const [v] = verdicts([...base, row('model', 1, gpu, late)]);
     expect([v!.late, v!.gap, v!.tuned]).toEqual(ok);
     expect(v!.pass).toBe(ok.every(Boolean));
+  });
+
+  it('counts, over many seeds, the runs that hold each part of the bar', () => {
+    const seed = (n: number, gpu: number, late: number) => [
+      row('keda-queue', n, 1000, 0.01, DEFAULT),
+      row('oracle', n, 200, 0),
+      row('keda-tuned', n, 700, 0.01, LEAN),
+      row('model', n, gpu, late),
+    ];
+    const table = countTable(verdicts([...seed(1, 600, 0.01), ...seed(2, 650, 0), ...seed(3, 800, 0.03), ...seed(4, 500, 0)]));
+    // late: seeds 1, 2, 4; half the gap (<= 600): 1, 4; <= keda-tuned: 1, 2, 4; all: 1, 4.
+    expect(table.split('\n')[2]).toBe('| 30 s | t | 4 | 3 | 2 | 3 | 2 | 1.00 / 1.00 % | 2550 / 4000 / 2800 / 800 |');
   });
 
   it('holds the Azure code trace to 1.3x the oracle at 60 s', () => {

@@ -123,10 +123,16 @@ export function verdicts(rows: readonly Row[]): Verdict[] {
 
 const mark = (ok: boolean) => (ok ? 'yes' : '**no**');
 
-/** One line per trace and objective, the seeds side by side. */
-export function barTable(list: readonly Verdict[]): string {
+/** The verdicts of each (trace, objective), in the order first seen. */
+function groupByRow(list: readonly Verdict[]): Map<string, Verdict[]> {
   const groups = new Map<string, Verdict[]>();
   for (const v of list) groups.set(key(v.trace, v.objectiveS), [...(groups.get(key(v.trace, v.objectiveS)) ?? []), v]);
+  return groups;
+}
+
+/** One line per trace and objective, the seeds side by side. */
+export function barTable(list: readonly Verdict[]): string {
+  const groups = groupByRow(list);
   const lines = [
     '| objective | trace | model GPU-s | keda-queue | keda-tuned | oracle | model vs keda-queue | late: model / keda-queue | late <= +0.1 pt | half the gap | <= keda-tuned | pass |',
     '|--:|:--|--:|--:|--:|--:|--:|--:|:-:|:-:|:-:|:-:|',
@@ -146,6 +152,30 @@ export function barTable(list: readonly Verdict[]): string {
       `| ${v0.objectiveS} s | ${v0.trace} | ${joined(vs, (v) => String(v.model.gpuSeconds))} | ${joined(vs, (v) => String(v.kedaQueue.gpuSeconds))} | ${joined(vs, (v) => String(v.kedaTuned?.gpuSeconds ?? 'n/a'))} | ${joined(vs, (v) => String(v.oracle.gpuSeconds))} | ` +
         `${joined(vs, (v) => `${v.model.gpuSeconds >= v.kedaQueue.gpuSeconds ? '+' : ''}${((v.model.gpuSeconds / v.kedaQueue.gpuSeconds - 1) * 100).toFixed(0)} %`)} | ` +
         `${joined(vs, (v) => `${pct(v.model.overObjectiveShare)} / ${pct(v.kedaQueue.overObjectiveShare)}`)} % | ${failing((v) => v.late)} | ${failing((v) => v.gap)} | ${failing((v) => v.tuned)}${azure} | ${mark(vs.every((v) => v.pass))} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * One line per trace and objective for many seeds: how many runs hold each part of the bar, the
+ * mean share late (model and keda-queue) and the GPU-seconds summed over the seeds.
+ */
+export function countTable(list: readonly Verdict[]): string {
+  const lines = [
+    '| objective | trace | runs | late <= +0.1 pt | half the gap | <= keda-tuned | pass | late, mean: model / keda-queue | GPU-s: model / keda-queue / keda-tuned / oracle |',
+    '|--:|:--|--:|--:|--:|--:|--:|--:|--:|',
+  ];
+  const sum = (vs: readonly Verdict[], f: (v: Verdict) => number) => vs.reduce((s, v) => s + f(v), 0);
+  for (const vs of groupByRow(list).values()) {
+    const v0 = vs[0]!;
+    const count = (f: (v: Verdict) => boolean) => String(vs.filter(f).length);
+    const meanLate = (f: (v: Verdict) => number) => ((sum(vs, f) / vs.length) * 100).toFixed(2);
+    const tuned = vs.every((v) => v.kedaTuned !== undefined) ? String(sum(vs, (v) => v.kedaTuned!.gpuSeconds)) : 'n/a';
+    lines.push(
+      `| ${v0.objectiveS} s | ${v0.trace} | ${vs.length} | ${count((v) => v.late)} | ${count((v) => v.gap)} | ${count((v) => v.tuned)} | ${count((v) => v.pass)} | ` +
+        `${meanLate((v) => v.model.overObjectiveShare)} / ${meanLate((v) => v.kedaQueue.overObjectiveShare)} % | ` +
+        `${sum(vs, (v) => v.model.gpuSeconds)} / ${sum(vs, (v) => v.kedaQueue.gpuSeconds)} / ${tuned} / ${sum(vs, (v) => v.oracle.gpuSeconds)} |`,
     );
   }
   return lines.join('\n');
