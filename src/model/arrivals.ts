@@ -1,6 +1,7 @@
 // What the model reads from the arrival rate and the arrival counter, beyond the 30 s average of
-// rates.ts: a steady rate to size the fleet for, and how many requests arrived within the last
-// objective. Pure: the caller keeps the state.
+// rates.ts: a steady rate to size the fleet for, the rate's trend, and how many requests arrived
+// within the last objective. Pure: the caller keeps the state.
+import { RATE_TIME_CONSTANT_SECONDS } from './rates.ts';
 
 /** The steady rate averages over about this many arrivals' worth of time. */
 const STEADY_ARRIVALS = 100;
@@ -68,4 +69,47 @@ export function markArrivals(
 /** Arrivals within about the last T seconds: since the oldest mark (none before any mark). */
 export function arrivalsWithin(marks: readonly ArrivalMark[], total: number): number {
   return Math.max(0, total - (marks[0]?.total ?? total));
+}
+
+/** A sample of the 30 s rate. */
+export interface RateMark {
+  readonly atMs: number;
+  readonly rate: number;
+}
+
+/** Rate samples are kept this far apart, and this long. */
+const TRAIL_STEP_MS = 5_000;
+const TRAIL_SPAN_MS = 40_000;
+/** The trend is the rise since a sample at least this old. */
+const TREND_BASE_MS = 25_000;
+/** The part of the rise within this many of its noise's standard deviations is noise. */
+const TREND_NOISE_SD = 1;
+/** A larger rise is a surge, not a trend (the 30 s rate then counts whole: demand.ts). */
+const TREND_MAX_SD = 3;
+
+/** The 30 s rate's samples, TRAIL_STEP_MS apart, over the last TRAIL_SPAN_MS (oldest first). */
+export function markRates(trail: readonly RateMark[] | undefined, rate: number | undefined, nowMs: number): readonly RateMark[] {
+  let list = trail ?? [];
+  if (rate !== undefined && (list.length === 0 || nowMs - list.at(-1)!.atMs >= TRAIL_STEP_MS))
+    list = [...list, { atMs: nowMs, rate }];
+  let drop = 0;
+  while (drop < list.length && nowMs - list[drop]!.atMs > TRAIL_SPAN_MS) drop++;
+  return drop === 0 ? list : list.slice(drop);
+}
+
+/**
+ * What the 30 s rate lags behind a rate that climbs: an average over τ seconds trails a ramp by τ
+ * times its slope. The slope is the rise since the oldest sample at least TREND_BASE_MS old; the
+ * part of τ · slope within TREND_NOISE_SD standard deviations of the average's Poisson noise
+ * (sqrt(rate / 2τ)) is noise, and it counts up to TREND_MAX_SD of them. 0 while the rate holds or
+ * falls, and before a sample is old enough.
+ */
+export function rateTrend(trail: readonly RateMark[], rate: number | undefined, nowMs: number): number {
+  if (rate === undefined || !(rate > 0)) return 0;
+  const base = trail.find((m) => nowMs - m.atMs >= TREND_BASE_MS);
+  if (base === undefined) return 0;
+  const tau = RATE_TIME_CONSTANT_SECONDS;
+  const lag = ((rate - base.rate) / ((nowMs - base.atMs) / 1000)) * tau;
+  const sd = Math.sqrt(rate / (2 * tau));
+  return Math.min(TREND_MAX_SD * sd, Math.max(0, lag - TREND_NOISE_SD * sd));
 }

@@ -3,18 +3,19 @@
 //
 // The demands, each an answer to "how many replicas", the largest winning:
 // - backlog (demand.ts): the fleet that starts every request within the objective T, by a fluid
-//   queue over one cold start C, and by Erlang C, priced against late requests, when T < C;
+//   queue over one cold start C, and by Erlang C, priced against late requests, when T < C (then
+//   for the arrival rate plus the lag of its 30 s average behind a climb: its trend);
 // - gpu: ceil(busy GPU-equivalents / target utilization);
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it); idle past the keep-warm window,
-//   no replica is worth keeping, and none is held;
+//   that is needed again within C costs more than keeping it); what a trend forecast is not held;
+//   idle past the keep-warm window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import type { ScalingConfig } from '../trigger/types.ts';
-import { arrivalsWithin, countRises, markArrivals, steadyArrivalRate } from './arrivals.ts';
+import { arrivalsWithin, countRises, markArrivals, markRates, rateTrend, steadyArrivalRate } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -149,16 +150,32 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // Idle, the steady rate (minutes of history) still carries the traffic that stopped: the fleet
   // kept warm is sized for the 30 s rate when that is lower. Long generations held 4 replicas for
   // two minutes after their last request, for a rate that was gone.
-  const fast = signals.arrivalRatePerSecond;
-  const idleRate = idleSinceMs !== undefined && steadyRate !== undefined && fast !== undefined && fast < steadyRate;
-  if (idleRate) details.idleSizedForArrivalRatePerSecond = round(fast);
+  const idleRate =
+    idleSinceMs !== undefined &&
+    steadyRate !== undefined &&
+    signals.arrivalRatePerSecond !== undefined &&
+    signals.arrivalRatePerSecond < steadyRate;
+  if (idleRate) details.idleSizedForArrivalRatePerSecond = round(signals.arrivalRatePerSecond!);
+  // With an objective shorter than a cold start, the fleet asked for now serves the rate of a cold
+  // start from now, and a climbing rate is 30 s ahead of its average already: the lag is added
+  // (rateTrend). With a longer one the queue absorbs the lag before anyone waits past T.
+  const rateTrail = markRates(history.rateTrail, signals.arrivalRatePerSecond, nowMs);
+  const trend = T < C ? rateTrend(rateTrail, signals.arrivalRatePerSecond, nowMs) : 0;
+  if (trend > 0) details.arrivalRateTrendPerSecond = round(trend);
+  const rates = { fast: signals.arrivalRatePerSecond, steady: idleRate ? signals.arrivalRatePerSecond : steadyRate };
+  const plus = (rate: number | undefined) => (rate === undefined ? undefined : rate + trend);
+  const trending = trend > 0 ? { fast: plus(rates.fast), steady: plus(rates.steady) } : rates;
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(signals, scaling, service, fleet, { fast, steady: idleRate ? fast : steadyRate }, C, details),
+    backlog: backlogDemand(signals, scaling, service, fleet, trending, C, details),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
   }
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
+  // The hold keeps what was needed, not what a trend forecast: the replicas a trend that fades
+  // asked for are still starting, and go first for seconds of GPU (long generations held each
+  // noise-made trend for a cold start: +4.5 % GPU-seconds at 30 s instead of +1 %).
+  const needed = trend > 0 ? Math.max(backlogDemand(signals, scaling, service, fleet, rates, C, {}), demands.gpu ?? 0) : unheld;
   if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
 
   // Bursts: with a cold start longer than the objective, keep warm what pays.
@@ -220,7 +237,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     guessed = ceilSafe(Math.max(0, signals.backlog) / scaling.messagesPerReplica);
     details.guessedReplicas = guessed;
   }
-  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: unheld }, C * 1000);
+  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: needed }, C * 1000);
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
   if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
@@ -280,6 +297,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       lastThroughputKnown: throughputKnown,
       heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,
+      rateTrail,
       arrivalMarks,
       backlogRises: rises,
       burstEpisode: bursts.episode,

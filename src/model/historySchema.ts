@@ -22,6 +22,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     recentAsks: list(mark).optional(),
     recentDemands: list(mark).optional(),
     steadyArrivalRatePerSecond: nonNegative.optional(),
+    rateTrail: list(z.object({ atMs: finite, rate: nonNegative }).readonly(), 16).optional(),
     serviceEvidence: z
       .object({
         occupancySeconds: nonNegative,

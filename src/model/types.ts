@@ -1,6 +1,6 @@
 // Inputs and outputs of the scaling model. The model is pure: time comes in as nowMs.
 import type { ScalingConfig } from '../trigger/types.ts';
-import type { ArrivalMark, BacklogRises } from './arrivals.ts';
+import type { ArrivalMark, BacklogRises, RateMark } from './arrivals.ts';
 import type { Burst } from './bursts.ts';
 
 /** What the sources of one trigger say now, summed over its sources. */
@@ -72,6 +72,8 @@ export interface TriggerHistory {
   readonly recentDemands?: readonly ReplicaMark[];
   /** λ averaged over about 100 arrivals: what the steady fleet is sized for. */
   readonly steadyArrivalRatePerSecond?: number;
+  /** Samples of the 30 s rate over the last 40 s, for its trend (oldest first). */
+  readonly rateTrail?: readonly RateMark[];
   /** Little's law evidence: message-seconds in flight and messages served (decayed). */
   readonly serviceEvidence?: {
     readonly occupancySeconds: number;

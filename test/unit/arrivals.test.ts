@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { arrivalsWithin, countRises, markArrivals, steadyArrivalRate } from '../../src/model/arrivals.ts';
+import {
+  type RateMark,
+  arrivalsWithin,
+  countRises,
+  markArrivals,
+  markRates,
+  rateTrend,
+  steadyArrivalRate,
+} from '../../src/model/arrivals.ts';
 
 describe('steadyArrivalRate', () => {
   it('averages over about 100 arrivals: slowly at low rates, within 30 s at high ones', () => {
@@ -55,5 +63,47 @@ describe('countRises: the arrival count of a source without one', () => {
   it('keeps the same state while the backlog holds (no new object per reading)', () => {
     const state = countRises(undefined, 7);
     expect(countRises(state, 7)).toBe(state);
+  });
+});
+
+describe('markRates and rateTrend: what the 30 s rate lags behind a climbing rate', () => {
+  /** The rate r(t) sampled every second for `seconds`: the trail at the end. */
+  const trailOf = (seconds: number, r: (t: number) => number) => {
+    let trail: readonly RateMark[] = [];
+    for (let t = 0; t <= seconds; t++) trail = markRates(trail, r(t), t * 1000);
+    return trail;
+  };
+
+  it('keeps a sample every 5 s over the last 40 s', () => {
+    const trail = trailOf(120, () => 1);
+    expect(trail.map((m) => m.atMs / 1000)).toEqual([80, 85, 90, 95, 100, 105, 110, 115, 120]);
+    expect(markRates(trail, undefined, 120_000)).toBe(trail);
+  });
+
+  // sd = sqrt(rate / 60), the 30 s average's Poisson noise; the trend is 30 s of the slope less one sd, at most 3 sd.
+  it.each<[string, (t: number) => number, number, number]>([
+    ['a rate that holds', () => 6, 6, 0],
+    ['a rate that falls', (t: number) => 6 - t / 100, 5.4, 0],
+    ['a rise within its noise', (t: number) => 6 + t / 600, 6.1, 0],
+    // slope 1/60 per s: 0.5 in 30 s, less sd 0.342: 0.158.
+    ['a ramp of one request a second per minute', (t: number) => 6 + t / 60, 7, 0.5 - Math.sqrt(7 / 60)],
+    // slope 0.5 per s: 15 in 30 s; at most 3 sd.
+    ['a surge', (t: number) => 1 + t / 2, 31, 3 * Math.sqrt(31 / 60)],
+  ])('%s: %d at 60 s, trend %d', (_what, r, rate, trend) => {
+    const trail = trailOf(60, r);
+    expect(r(60)).toBeCloseTo(rate, 9);
+    expect(rateTrend(trail, rate, 60_000)).toBeCloseTo(trend, 6);
+  });
+
+  it('says nothing before a sample is 25 s old, nor without a rate', () => {
+    const trail = trailOf(20, (t) => 1 + t);
+    expect(rateTrend(trail, 21, 20_000)).toBe(0);
+    expect(
+      rateTrend(
+        trailOf(60, (t) => 1 + t),
+        undefined,
+        60_000,
+      ),
+    ).toBe(0);
   });
 });

@@ -147,6 +147,56 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.explanation.details.idleSizedForArrivalRatePerSecond).toBe(idleRate);
   });
 
+  it.each([
+    // [what, T, the trend (0.5025 − sqrt(7 / 60)), λ]
+    ['T < C: the 30 s rate lags the climb, and the lag is added', 15, 0.161, 7.161],
+    ['T >= C: the queue absorbs the lag', 60, undefined, 7],
+  ] as const)('a climbing rate: %s', (_what, drainSeconds, trend, lambda) => {
+    // Chat (S = 7.4 s, k = 4) at 7 per second, 6.33 forty seconds ago: 0.5 in 30 s, less the noise (1 sd).
+    const d = decide({
+      signals: { backlog: 40, waiting: 0, inFlight: 40, arrivalRatePerSecond: 7, consumers: 12 },
+      scaling: { ...withRates, throughputPerReplica: 4 / 7.4, messagesPerReplica: 4, drainSeconds, coldStartSeconds: 40 },
+      history: {
+        ...emptyHistory(),
+        lastActive: true,
+        lastDesiredReplicas: 12,
+        lastDecisionAtMs: -1000,
+        lastWorkAtMs: -1000,
+        steadyArrivalRatePerSecond: 7,
+        rateTrail: [
+          { atMs: -40_000, rate: 6.33 },
+          { atMs: -20_000, rate: 6.67 },
+        ],
+      },
+      nowMs: 0,
+    }).decision;
+    expect(d.explanation.details.arrivalRateTrendPerSecond).toBe(trend);
+    expect(d.explanation.details.arrivalRatePerSecond).toBe(lambda);
+  });
+
+  it('holds what was needed, not what a trend forecast: the replicas of a trend that fades go at once', () => {
+    const chat = { ...withRates, throughputPerReplica: 4 / 7.4, messagesPerReplica: 4, drainSeconds: 15, coldStartSeconds: 40 };
+    const signals = { backlog: 40, waiting: 0, inFlight: 40, arrivalRatePerSecond: 7, consumers: 14 };
+    const history = (rateTrail: TriggerHistory['rateTrail']): TriggerHistory => ({
+      ...emptyHistory(),
+      lastActive: true,
+      lastDesiredReplicas: 14,
+      lastDecisionAtMs: -1000,
+      lastWorkAtMs: -1000,
+      steadyArrivalRatePerSecond: 7,
+      rateTrail,
+    });
+    const flat = [-40_000, -35_000, -30_000, -25_000].map((atMs) => ({ atMs, rate: 7 }));
+    const still = decide({ signals, scaling: chat, history: history(flat), nowMs: 0 }).decision.desiredReplicas;
+    // 5 to 7 per second in 40 s: the trend adds 3 sd (1.02 per second) and two replicas.
+    const climb = decide({ signals, scaling: chat, history: history([{ atMs: -40_000, rate: 5 }]), nowMs: 0 });
+    expect(climb.decision.desiredReplicas).toBe(still + 2);
+    // 5 s later the rate holds: no trend, and nothing of it held.
+    const after = decide({ signals, scaling: chat, history: { ...climb.history, rateTrail: flat }, nowMs: 5000 }).decision;
+    expect(after.explanation.details.arrivalRateTrendPerSecond).toBeUndefined();
+    expect(after.desiredReplicas).toBe(still);
+  });
+
   it('falls back to KEDA’s rule while the throughput is unknown', () => {
     const d = run({ backlog: 23, arrivalRatePerSecond: 3 });
     expect(d.desiredReplicas).toBe(5);
