@@ -71,6 +71,53 @@ export function arrivalsWithin(marks: readonly ArrivalMark[], total: number): nu
   return Math.max(0, total - (marks[0]?.total ?? total));
 }
 
+/** The 30 s rate counts as a rise (and is projected) when above the steady one by this many of its standard deviations. */
+const RISE_SD = 3;
+
+/** The 30 s average's Poisson noise at `rate`: sqrt(rate / 2τ). */
+function rateNoise(rate: number): number {
+  return Math.sqrt(Math.max(0, rate) / (2 * RATE_TIME_CONSTANT_SECONDS));
+}
+
+/** Whether the 30 s rate has risen above the steady one by more than its noise (RISE_SD of it). */
+export function risen(fast: number, steady: number): boolean {
+  return fast > steady + RISE_SD * rateNoise(steady);
+}
+
+/** A rise being watched (the level it crossed, and when), and the share of recent rises that lasted a cold start. */
+export interface RiseWatch {
+  readonly probe?: { readonly atMs: number; readonly level: number };
+  readonly lasting?: number;
+}
+
+/** How fast the share of lasting rises follows its samples (about the last three rises). */
+const LASTING_SMOOTHING = 0.3;
+
+/**
+ * Watches each rise for one cold start: whether the 30 s rate is still above the level it crossed
+ * when the replicas asked for it could serve. A rise that is noise (a Poisson rate of 0.4 a second
+ * crosses 3 of its standard deviations now and then) is gone by then; a surge or a climb is not.
+ * `lasting` starts at 1 (every rise taken for real) and moves a third of the way to each outcome.
+ */
+export function watchRises(
+  watch: RiseWatch | undefined,
+  fast: number | undefined,
+  steady: number | undefined,
+  coldStartSeconds: number,
+  nowMs: number,
+): RiseWatch {
+  let { probe, lasting } = watch ?? {};
+  if (probe !== undefined && nowMs - probe.atMs >= coldStartSeconds * 1000) {
+    const lasted = fast !== undefined && fast > probe.level ? 1 : 0;
+    lasting = (lasting ?? 1) + LASTING_SMOOTHING * (lasted - (lasting ?? 1));
+    probe = undefined;
+  }
+  if (probe === undefined && fast !== undefined && steady !== undefined && risen(fast, steady)) {
+    probe = { atMs: nowMs, level: steady + RISE_SD * rateNoise(steady) };
+  }
+  return watch !== undefined && probe === watch.probe && lasting === watch.lasting ? watch : { probe, lasting };
+}
+
 /** A sample of the 30 s rate. */
 export interface RateMark {
   readonly atMs: number;
@@ -110,6 +157,6 @@ export function rateTrend(trail: readonly RateMark[], rate: number | undefined, 
   if (base === undefined) return 0;
   const tau = RATE_TIME_CONSTANT_SECONDS;
   const lag = ((rate - base.rate) / ((nowMs - base.atMs) / 1000)) * tau;
-  const sd = Math.sqrt(rate / (2 * tau));
+  const sd = rateNoise(rate);
   return Math.min(TREND_MAX_SD * sd, Math.max(0, lag - TREND_NOISE_SD * sd));
 }

@@ -15,7 +15,16 @@
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import type { ScalingConfig } from '../trigger/types.ts';
-import { arrivalsWithin, countRises, markArrivals, markRates, rateTrend, steadyArrivalRate } from './arrivals.ts';
+import {
+  arrivalsWithin,
+  countRises,
+  markArrivals,
+  markRates,
+  rateTrend,
+  risen,
+  steadyArrivalRate,
+  watchRises,
+} from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -174,8 +183,22 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
   // The hold keeps what was needed, not what a trend forecast: the replicas a trend that fades
   // asked for are still starting, and go first for seconds of GPU (long generations held each
-  // noise-made trend for a cold start: +4.5 % GPU-seconds at 30 s instead of +1 %).
-  const needed = trend > 0 ? Math.max(backlogDemand(signals, scaling, service, fleet, rates, C, {}), demands.gpu ?? 0) : unheld;
+  // noise-made trend for a cold start: +4.5 % GPU-seconds at 30 s instead of +1 %). Nor, when
+  // T < C, what a rise of the 30 s rate asked for while most recent rises were gone a cold start
+  // later: noise (long generations at 0.4 requests a second), not surges (chat, bursts).
+  const riseWatch = watchRises(history.riseWatch, rates.fast, rates.steady, C, nowMs);
+  if (riseWatch.lasting !== undefined) details.risesLastingShare = round(riseWatch.lasting);
+  const riseNotHeld =
+    T < C &&
+    (riseWatch.lasting ?? 1) < 1 / 2 &&
+    rates.fast !== undefined &&
+    rates.steady !== undefined &&
+    risen(rates.fast, rates.steady);
+  const holdRates = riseNotHeld ? { fast: rates.steady, steady: rates.steady } : rates;
+  const needed =
+    trend > 0 || riseNotHeld
+      ? Math.max(backlogDemand(signals, scaling, service, fleet, holdRates, C, {}), demands.gpu ?? 0)
+      : unheld;
   if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
 
   // Bursts: with a cold start longer than the objective, keep warm what pays.
@@ -298,6 +321,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,
       rateTrail,
+      riseWatch,
       arrivalMarks,
       backlogRises: rises,
       burstEpisode: bursts.episode,

@@ -20,14 +20,12 @@
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
-import { RATE_TIME_CONSTANT_SECONDS } from './rates.ts';
+import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
 import type { ReplicaMark, Signals } from './types.ts';
 
 /** Standard deviations of the arrivals over a cold start that the queue is sized to absorb. */
 const ARRIVAL_NOISE_SD = 2;
-/** The 30 s rate counts as a rise (and is projected) when above the steady one by this many of its standard deviations. */
-const RISE_SD = 3;
 
 export type Details = Record<string, number | string | boolean>;
 
@@ -93,7 +91,7 @@ export function backlogDemand(
   const fast = Math.max(0, rates.fast ?? 0);
   const steady = Math.max(0, rates.steady ?? fast);
   // The 30 s average when it rises above the steady one by more than its noise, else the steady one.
-  const lambda = fast > steady + RISE_SD * Math.sqrt(steady / (2 * RATE_TIME_CONSTANT_SECONDS)) ? fast : steady;
+  const lambda = risen(fast, steady) ? fast : steady;
   // Messages in a replica's hands are being served: only the waiting ones queue.
   const waiting = Math.max(0, signals.waiting ?? backlog);
   const k = service.slotsPerReplica;

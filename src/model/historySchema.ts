@@ -23,6 +23,13 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     recentDemands: list(mark).optional(),
     steadyArrivalRatePerSecond: nonNegative.optional(),
     rateTrail: list(z.object({ atMs: finite, rate: nonNegative }).readonly(), 16).optional(),
+    riseWatch: z
+      .object({
+        probe: z.object({ atMs: finite, level: nonNegative }).readonly().optional(),
+        lasting: finite.min(0).max(1).optional(),
+      })
+      .readonly()
+      .optional(),
     serviceEvidence: z
       .object({
         occupancySeconds: nonNegative,

@@ -1,6 +1,6 @@
 // Inputs and outputs of the scaling model. The model is pure: time comes in as nowMs.
 import type { ScalingConfig } from '../trigger/types.ts';
-import type { ArrivalMark, BacklogRises, RateMark } from './arrivals.ts';
+import type { ArrivalMark, BacklogRises, RateMark, RiseWatch } from './arrivals.ts';
 import type { Burst } from './bursts.ts';
 
 /** What the sources of one trigger say now, summed over its sources. */
@@ -74,6 +74,8 @@ export interface TriggerHistory {
   readonly steadyArrivalRatePerSecond?: number;
   /** Samples of the 30 s rate over the last 40 s, for its trend (oldest first). */
   readonly rateTrail?: readonly RateMark[];
+  /** The rise of the 30 s rate being watched, and the share of recent ones that lasted a cold start. */
+  readonly riseWatch?: RiseWatch;
   /** Little's law evidence: message-seconds in flight and messages served (decayed). */
   readonly serviceEvidence?: {
     readonly occupancySeconds: number;

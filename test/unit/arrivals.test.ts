@@ -6,7 +6,9 @@ import {
   markArrivals,
   markRates,
   rateTrend,
+  risen,
   steadyArrivalRate,
+  watchRises,
 } from '../../src/model/arrivals.ts';
 
 describe('steadyArrivalRate', () => {
@@ -105,5 +107,46 @@ describe('markRates and rateTrend: what the 30 s rate lags behind a climbing rat
         60_000,
       ),
     ).toBe(0);
+  });
+});
+
+describe('risen and watchRises: which rises of the 30 s rate last a cold start', () => {
+  it.each([
+    // steady 6: its noise sqrt(6 / 60) = 0.316, a rise past 6.95.
+    [6, 6.9, false],
+    [6, 7, true],
+    [0.4, 0.64, false], // 0.4 + 3 sqrt(0.4 / 60) = 0.645
+    [0.4, 0.65, true],
+    [0, 0.001, true],
+  ])('steady %d, 30 s rate %d: risen %s', (steady, fast, expected) => {
+    expect(risen(fast, steady)).toBe(expected);
+  });
+
+  /** A rise at 0 s (6 to 7), then the 30 s rate `after` a cold start (40 s) later. */
+  const once = (lasting: number | undefined, after: number) => {
+    const watched = watchRises(lasting === undefined ? undefined : { lasting }, 7, 6, 40, 0);
+    expect(watched.probe).toEqual({ atMs: 0, level: 6 + 3 * Math.sqrt(6 / 60) });
+    // Not done before the cold start is over, and no second probe meanwhile.
+    expect(watchRises(watched, 8, 6, 40, 39_000)).toBe(watched);
+    return watchRises(watched, after, 6, 40, 40_000);
+  };
+
+  it.each([
+    // [what, share before, the 30 s rate a cold start later, share after]
+    ['a rise that lasted, first seen', undefined, 7.5, 1],
+    ['a rise that was gone, first seen', undefined, 6.2, 0.7],
+    ['a second rise gone: below half', 0.7, 6.2, 0.49],
+    ['a rise that lasted after two gone', 0.49, 7.5, 0.643],
+  ] as const)('%s: %d -> %d', (_what, before, after, share) => {
+    const done = once(before, after);
+    expect(done.lasting).toBeCloseTo(share, 9);
+    // A rate still risen starts the next watch at once.
+    expect(done.probe).toEqual(after > 6.95 ? { atMs: 40_000, level: 6 + 3 * Math.sqrt(6 / 60) } : undefined);
+  });
+
+  it('watches nothing while the rate has not risen, and keeps the same state', () => {
+    const watch = { lasting: 0.7 };
+    expect(watchRises(watch, 6.5, 6, 40, 0)).toBe(watch);
+    expect(watchRises(undefined, undefined, 6, 40, 0)).toEqual({ probe: undefined, lasting: undefined });
   });
 });

@@ -197,6 +197,30 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(after.desiredReplicas).toBe(still);
   });
 
+  it.each([
+    // [what, share of recent rises that lasted a cold start, held]
+    ['rises have lasted: a rise is a surge, held for a cold start', undefined, true],
+    ['most rises were gone a cold start later: noise, not held', 0.3, false],
+  ] as const)('T < C, %s', (_what, lasting, held) => {
+    // Long generations (S = 45 s, k = 4) at a steady 0.4 a second; the 30 s rate rises to 0.9, then falls back.
+    const scaling = { ...withRates, throughputPerReplica: 4 / 45, messagesPerReplica: 4, drainSeconds: 30, coldStartSeconds: 60 };
+    const signals = (rate: number) => ({ backlog: 8, waiting: 0, inFlight: 8, arrivalRatePerSecond: rate, consumers: 5 });
+    const history: TriggerHistory = {
+      ...emptyHistory(),
+      lastActive: true,
+      lastDesiredReplicas: 5,
+      lastDecisionAtMs: -1000,
+      lastWorkAtMs: -1000,
+      steadyArrivalRatePerSecond: 0.4,
+      ...(lasting !== undefined && { riseWatch: { lasting } }),
+    };
+    const rise = decide({ signals: signals(0.9), scaling, history, nowMs: 0 });
+    const calm = decide({ signals: signals(0.5), scaling, history, nowMs: 0 }).decision.desiredReplicas;
+    expect(rise.decision.desiredReplicas).toBeGreaterThan(calm + 3);
+    const after = decide({ signals: signals(0.5), scaling, history: rise.history, nowMs: 5000 }).decision;
+    expect(after.desiredReplicas).toBe(held ? rise.decision.desiredReplicas : calm);
+  });
+
   it('falls back to KEDA’s rule while the throughput is unknown', () => {
     const d = run({ backlog: 23, arrivalRatePerSecond: 3 });
     expect(d.desiredReplicas).toBe(5);
