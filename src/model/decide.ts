@@ -9,8 +9,9 @@
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it); what a trend forecast is not held;
-//   idle past the keep-warm window, no replica is worth keeping, and none is held;
+//   that is needed again within C costs more than keeping it); what a trend forecast is not held,
+//   nor, when T < C, a rise while recent rises were gone a cold start later (noise); idle past
+//   the keep-warm window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
