@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OBJECTIVES, SEEDS, jobs, parseArgs } from './main.ts';
-import { policies } from './matrix.ts';
+import { builtInTraceSpecs, loadTrace, policies } from './matrix.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 
 describe('bench:decisions arguments', () => {
@@ -15,6 +15,7 @@ describe('bench:decisions arguments', () => {
       coldStart: { p50: 23, p99: 52 },
       metadata: {},
       source: undefined,
+      hours: undefined,
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -45,6 +46,7 @@ describe('bench:decisions arguments', () => {
       coldStart: { p50: 23, p99: 52 },
       metadata: {},
       source: undefined,
+      hours: undefined,
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -59,6 +61,22 @@ describe('bench:decisions arguments', () => {
 
   it.each([['7-4'], ['4'], ['a-b'], ['1-101']])('refuses --seeds %s', (range) => {
     expect(() => parseArgs(['--seeds', range])).toThrow(`--seeds ${JSON.stringify(range)}: want FROM-TO`);
+  });
+
+  it('stretches the synthetic traces to --hours N, and refuses it with --trace or out of (0, 24]', () => {
+    expect(parseArgs(['--hours', '4']).hours).toBe(4);
+    for (const bad of ['0', '25', 'x', '']) expect(() => parseArgs(['--hours', bad])).toThrow(/--hours/);
+    expect(() => parseArgs(['--hours', '2', '--trace', 'a.csv'])).toThrow(/--hours stretches the synthetic traces/);
+    const hourLong = loadTrace({ synthetic: 'periodic-batch' }, 1);
+    const fourHours = loadTrace({ synthetic: 'periodic-batch', hours: 4 }, 1);
+    expect(hourLong.requests.at(-1)!.arrivalS).toBeLessThan(3600);
+    expect(fourHours.requests.at(-1)!.arrivalS).toBeGreaterThan(3 * 3600);
+    expect(fourHours.requests.length).toBe(4 * hourLong.requests.length);
+    expect(
+      builtInTraceSpecs(4)
+        .filter((s) => 'synthetic' in s)
+        .every((s) => 'synthetic' in s && s.hours === 4),
+    ).toBe(true);
   });
 
   it('refuses --seed with --seeds', () => {

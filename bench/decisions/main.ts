@@ -34,6 +34,8 @@ export const SEEDS = [1, 2, 3] as const;
 const MAX_SEEDS = 100;
 /** Beyond this many seeds the bar is counted per row instead of listed per seed. */
 const LISTED_SEEDS = 3;
+/** --hours: the longest synthetic traces (a day). */
+const MAX_HOURS = 24;
 
 export interface Args {
   readonly traces: readonly string[];
@@ -51,10 +53,12 @@ export interface Args {
   readonly metadata: Readonly<Record<string, string>>;
   /** What the model's source reports (the management API's RabbitMQ when undefined). */
   readonly source: SimulatedSource | undefined;
+  /** How long the synthetic traces run (an hour when undefined). */
+  readonly hours: number | undefined;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -94,6 +98,7 @@ export function parseArgs(argv: readonly string[]): Args {
         slots: { type: 'string' },
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
+        hours: { type: 'string' },
         ablation: { type: 'boolean' },
         threads: { type: 'string' },
       },
@@ -110,6 +115,9 @@ export function parseArgs(argv: readonly string[]): Args {
     const eq = v.indexOf('=');
     if (eq <= 0) throw new Error(`--model ${JSON.stringify(v)}: want KEY=VALUE (trigger metadata, e.g. messagesPerReplica=5)`);
     metadata[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  if (values.hours !== undefined && values.trace !== undefined) {
+    throw new Error(`--hours stretches the synthetic traces, which --trace replaces: give one; ${USAGE}`);
   }
   const source = values.source;
   if (source !== undefined && !Object.hasOwn(SIMULATED_SOURCES, source)) {
@@ -136,6 +144,12 @@ export function parseArgs(argv: readonly string[]): Args {
     slots: numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
     metadata,
     source: source as SimulatedSource | undefined,
+    hours: numberFlag(
+      'hours',
+      values.hours,
+      (n) => Number.isFinite(n) && n > 0 && n <= MAX_HOURS,
+      `a number of hours in (0, ${MAX_HOURS}]`,
+    ),
   };
 }
 
@@ -189,13 +203,13 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const specs: TraceSpec[] = args.traces.length > 0 ? args.traces.map((file) => ({ file })) : builtInTraceSpecs();
+  const specs: TraceSpec[] = args.traces.length > 0 ? args.traces.map((file) => ({ file })) : builtInTraceSpecs(args.hours);
   const started = performance.now();
   const rows = withKedaTuned((await runJobs(jobs(specs, args), args.threads)).flat());
   const firstSeed = args.seeds[0]!;
   console.log(
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
-      `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
+      `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source))
     console.log(`  ${p.name}: ${p.setup}`);

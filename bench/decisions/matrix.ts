@@ -36,8 +36,8 @@ import {
 
 export const AZURE_TRACE = fileURLToPath(new URL('../../../shared/data/azure-llm-2023-code.csv', import.meta.url));
 
-/** The seeded synthetic family, by name. */
-export const SYNTHETIC: Readonly<Record<string, (seed: number) => Trace>> = {
+/** The seeded synthetic family, by name (each an hour long unless given a duration). */
+export const SYNTHETIC: Readonly<Record<string, (seed: number, durationS?: number) => Trace>> = {
   'poisson-steady': poissonSteady,
   'on-off': onOff,
   diurnal,
@@ -50,23 +50,24 @@ export const SYNTHETIC: Readonly<Record<string, (seed: number) => Trace>> = {
   'long-generation': longGeneration,
 };
 
-/** A trace to replay: a synthetic one by name, or a CSV in the Azure format. */
-export type TraceSpec = { readonly synthetic: string } | { readonly file: string; readonly name?: string };
+/** A trace to replay: a synthetic one by name (`hours` long, one when absent), or a CSV in the Azure format. */
+export type TraceSpec =
+  { readonly synthetic: string; readonly hours?: number } | { readonly file: string; readonly name?: string };
 
-/** The Azure code trace (when present) and the synthetic family. */
-export function builtInTraceSpecs(): TraceSpec[] {
+/** The Azure code trace (when present) and the synthetic family, `hours` long (the Azure trace stays as recorded). */
+export function builtInTraceSpecs(hours?: number): TraceSpec[] {
   const azure = process.env.AZURE_TRACE ?? AZURE_TRACE;
   const specs: TraceSpec[] = [];
   if (existsSync(azure)) specs.push({ file: azure, name: 'azure-code-2023' });
   else console.error(`note: ${azure} not found; set AZURE_TRACE to include the Azure trace`);
-  return [...specs, ...Object.keys(SYNTHETIC).map((synthetic) => ({ synthetic }))];
+  return [...specs, ...Object.keys(SYNTHETIC).map((synthetic) => ({ synthetic, ...(hours !== undefined && { hours }) }))];
 }
 
 export function loadTrace(spec: TraceSpec, seed: number): Trace {
   if ('file' in spec) return loadAzureCsv(spec.file, spec.name);
   const make = SYNTHETIC[spec.synthetic];
   if (make === undefined) throw new Error(`unknown trace ${spec.synthetic}; known: ${Object.keys(SYNTHETIC).join(', ')}`);
-  return make(seed);
+  return spec.hours === undefined ? make(seed) : make(seed, spec.hours * 3600);
 }
 
 export interface Job {
