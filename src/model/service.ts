@@ -61,11 +61,20 @@ function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
   return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
 }
 
-/** The averaging time that holds about SERVICE_AVERAGE_COMPLETIONS at the rate served lately. */
+/**
+ * The averaging time that holds about SERVICE_AVERAGE_COMPLETIONS at the rate served lately, and
+ * at least SPAN_SERVICE_TIMES service times: S is trusted only on evidence that spans them, and a
+ * window shorter than that (a minute, at 3 requests a second of 17 s each) never was, leaving μ to
+ * the saturated stretches' lower estimate.
+ */
 export function serviceAveragingSeconds(evidence: TriggerHistory['serviceEvidence']): number {
   if (evidence === undefined || !(evidence.served > 0)) return SERVICE_TIME_CONSTANT_SECONDS;
   const rate = evidence.served / evidence.averagingSeconds;
-  return Math.min(SERVICE_TIME_CONSTANT_SECONDS, Math.max(MIN_SERVICE_AVERAGING_SECONDS, SERVICE_AVERAGE_COMPLETIONS / rate));
+  const S = evidence.occupancySeconds / evidence.served;
+  return Math.min(
+    SERVICE_TIME_CONSTANT_SECONDS,
+    Math.max(MIN_SERVICE_AVERAGING_SECONDS, SERVICE_AVERAGE_COMPLETIONS / rate, SPAN_SERVICE_TIMES * S),
+  );
 }
 
 export function learnService(signals: Signals, scaling: ScalingConfig, history: TriggerHistory, nowMs: number): Service {
@@ -127,7 +136,11 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.occupancySeconds > 0
       ? evidence.occupancySeconds / evidence.served
       : undefined;
-  const littleS = candidate !== undefined && evidence!.spanSeconds >= SPAN_SERVICE_TIMES * candidate ? candidate : undefined;
+  // A full window counts as spanning them: it is at least SPAN_SERVICE_TIMES of the S it last
+  // averaged, and S rising by a little would otherwise leave it untrusted sample after sample.
+  const spanned =
+    candidate !== undefined && evidence!.spanSeconds >= Math.min(SPAN_SERVICE_TIMES * candidate, evidence!.averagingSeconds);
+  const littleS = spanned ? candidate : undefined;
 
   const saturation = learnFromSaturation(signals, scaling, history, nowMs, dtSeconds);
   const learned: Service['history'] = {

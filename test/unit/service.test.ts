@@ -116,6 +116,33 @@ describe("learnService: Little's law from in-flight counts", () => {
     expect(serviceAveragingSeconds({ occupancySeconds: 100, served: 200, averagingSeconds: 200, spanSeconds: 200 })).toBe(200); // 1/s
   });
 
+  it.each([
+    // [what, S seconds, served per second]
+    ['long services at a high rate (17 s at 3.4/s, a minute holds 4 S only past 15 s)', 17, 3.4],
+    ['minute-long generations at a low rate', 45, 0.4],
+    ['short completions at a high rate', 4, 10],
+  ] as const)("keeps Little's law once trusted, while S wavers: %s", (_what, S, rate) => {
+    // In flight λ·S, wavering ±5 % over two minutes; 4 consumers, none waiting.
+    let history: TriggerHistory = emptyHistory();
+    const sources = new Set<string | undefined>();
+    let last: ReturnType<typeof learnService> | undefined;
+    for (let t = 0; t <= 1200; t++) {
+      const inFlight = rate * S * (1 + 0.05 * Math.sin((2 * Math.PI * t) / 120));
+      const reading: Signals = { backlog: inFlight, waiting: 0, inFlight, servedTotal: rate * t, consumers: 4 };
+      last = learnService(reading, scaling, history, t * 1000);
+      history = { ...history, ...last.history, lastDecisionAtMs: t * 1000, lastReady: 4 };
+      if (t >= 600) sources.add(last.source);
+    }
+    expect([...sources]).toEqual(['in-flight']);
+    expect(last!.serviceSeconds).toBeGreaterThan(S * 0.93);
+    expect(last!.serviceSeconds).toBeLessThan(S * 1.07);
+  });
+
+  it('averages over at least 4 service times', () => {
+    // 3.4 served per second of 17 s each: 200 completions take 59 s, 4 S 68 s.
+    expect(serviceAveragingSeconds({ occupancySeconds: 17 * 204, served: 204, averagingSeconds: 60, spanSeconds: 60 })).toBe(68);
+  });
+
   it('prefers a configured throughput', () => {
     const s = feed(60, (t) => ({ backlog: 12, waiting: 0, inFlight: 12, servedTotal: 3 * t, consumers: 6 }), {
       ...scaling,
