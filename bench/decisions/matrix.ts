@@ -36,7 +36,7 @@ import {
 
 export const AZURE_TRACE = fileURLToPath(new URL('../../../shared/data/azure-llm-2023-code.csv', import.meta.url));
 
-/** The seeded synthetic family, by name (each an hour long unless given a duration). */
+/** The seeded synthetic family, by name (each about an hour long unless given a duration). */
 export const SYNTHETIC: Readonly<Record<string, (seed: number, durationS?: number) => Trace>> = {
   'poisson-steady': poissonSteady,
   'on-off': onOff,
@@ -50,7 +50,7 @@ export const SYNTHETIC: Readonly<Record<string, (seed: number, durationS?: numbe
   'long-generation': longGeneration,
 };
 
-/** A trace to replay: a synthetic one by name (`hours` long, one when absent), or a CSV in the Azure format. */
+/** A trace to replay: a synthetic one by name (`hours` long, about one when absent), or a CSV in the Azure format. */
 export type TraceSpec =
   { readonly synthetic: string; readonly hours?: number } | { readonly file: string; readonly name?: string };
 
