@@ -46,6 +46,8 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     learnedThroughputPerReplica: finite.positive().optional(),
     throughputEvidence: z.object({ served: nonNegative, replicaSeconds: nonNegative }).readonly().optional(),
     busyStretch: z.object({ startMs: finite, servedTotal: nonNegative, consumers: nonNegative }).readonly().optional(),
+    backlogMinute: z.object({ startMs: finite, backlogSeconds: nonNegative, servedTotal: nonNegative }).readonly().optional(),
+    backlogSecondsPerServed: list(nonNegative, 16).optional(),
     arrivalMarks: list(z.object({ atMs: finite, total: nonNegative }).readonly()).optional(),
     backlogRises: z.object({ backlog: nonNegative, total: nonNegative }).readonly().optional(),
     gapHeads: list(nonNegative).optional(),

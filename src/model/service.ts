@@ -7,7 +7,11 @@
 // wait), so it serves μ = k / S. S is averaged over about SERVICE_AVERAGE_COMPLETIONS
 // completions: the request mix drifts (shorter requests at the peak), and an hour-old S sizes the
 // fleet for traffic that is gone.
-// Without in-flight counts: μ from stretches during which the fleet was saturated.
+// Without in-flight counts: μ from stretches during which the fleet was saturated, and (with a
+// served counter) a bound on S from Little's law on the whole backlog, minute by minute: backlog-
+// seconds over messages served is S plus the mean wait, so the lowest of recent minutes is at
+// least S and close to it once a minute passes with none waiting. What is in service is then at
+// most λ·min(that, k / μ): Kafka's lag counts those messages with the waiting ones.
 import type { ScalingConfig } from '../trigger/types.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
@@ -28,6 +32,11 @@ const SLOTS_SMOOTHING = 0.2;
 const DRAIN_SERVICE_TIMES = 3;
 /** What a drain lasts while no message has been served yet to say what S is. */
 const DRAIN_FALLBACK_SECONDS = 60;
+/** Little's law on the whole backlog: minutes summed, minutes kept, and messages a minute must serve to count. */
+const BACKLOG_MINUTE_SECONDS = 60;
+const BACKLOG_MINUTES = 10;
+const MIN_SERVED_PER_MINUTE = 20;
+const MIN_BACKLOG_MINUTES = 3;
 
 type ServiceSource = 'configured' | 'in-flight' | 'saturation';
 
@@ -41,6 +50,8 @@ export interface Service {
   readonly source: ServiceSource | undefined;
   /** Messages per second one replica served over the current saturated stretch (the same consumers throughout), once it holds MIN_SERVED_TO_LEARN completions. */
   readonly saturatedPerReplica?: number;
+  /** Without in-flight counts: at most what one message spends in service, from Little's law on the whole backlog and from k / μ. */
+  readonly inServiceBoundSeconds?: number;
   /** The history fields this owns, updated. */
   readonly history: Pick<
     TriggerHistory,
@@ -52,6 +63,8 @@ export interface Service {
     | 'busyStretch'
     | 'throughputEvidence'
     | 'learnedThroughputPerReplica'
+    | 'backlogMinute'
+    | 'backlogSecondsPerServed'
   >;
 }
 
@@ -143,6 +156,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   const littleS = spanned ? candidate : undefined;
 
   const saturation = learnFromSaturation(signals, scaling, history, nowMs, dtSeconds);
+  const backlogLaw = inFlight === undefined ? littleOnBacklog(signals, history, nowMs, dtSeconds) : undefined;
   const learned: Service['history'] = {
     serviceEvidence: evidence,
     slotsPerReplica: slots,
@@ -152,6 +166,8 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     busyStretch: saturation.stretch,
     throughputEvidence: saturation.evidence,
     learnedThroughputPerReplica: saturation.learned,
+    backlogMinute: backlogLaw?.minute,
+    backlogSecondsPerServed: backlogLaw?.ratios,
   };
   const service = (mu: number | undefined, S: number | undefined, source: ServiceSource | undefined): Service => ({
     throughputPerReplica: mu,
@@ -159,6 +175,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     slotsPerReplica: k,
     source,
     saturatedPerReplica: saturation.current,
+    ...(backlogLaw?.seconds !== undefined && S !== undefined && { inServiceBoundSeconds: Math.min(backlogLaw.seconds, S) }),
     history: learned,
   });
   if (scaling.throughputPerReplica !== undefined)
@@ -211,4 +228,29 @@ function learnFromSaturation(
   const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
   const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
   return { learned, evidence, stretch, current };
+}
+
+/**
+ * Little's law on the whole backlog, for a source with a served counter and no in-flight count:
+ * each minute's backlog-seconds over the messages it served (a minute serving fewer than
+ * MIN_SERVED_PER_MINUTE says nothing), the last BACKLOG_MINUTES kept; `seconds`, their lowest once
+ * MIN_BACKLOG_MINUTES are in. A minute is S plus its mean wait, so the lowest is at least S.
+ */
+export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs: number, dtSeconds: number) {
+  const { servedTotal } = signals;
+  let ratios = history.backlogSecondsPerServed;
+  let minute = history.backlogMinute;
+  if (servedTotal === undefined) return { minute: undefined, ratios, seconds: undefined };
+  if (minute === undefined || servedTotal < minute.servedTotal) {
+    minute = { startMs: nowMs, backlogSeconds: 0, servedTotal };
+  } else {
+    minute = { ...minute, backlogSeconds: minute.backlogSeconds + Math.max(0, signals.backlog) * dtSeconds };
+    if (nowMs - minute.startMs >= BACKLOG_MINUTE_SECONDS * 1000) {
+      const served = servedTotal - minute.servedTotal;
+      if (served >= MIN_SERVED_PER_MINUTE) ratios = [...(ratios ?? []), minute.backlogSeconds / served].slice(-BACKLOG_MINUTES);
+      minute = { startMs: nowMs, backlogSeconds: 0, servedTotal };
+    }
+  }
+  const seconds = ratios !== undefined && ratios.length >= MIN_BACKLOG_MINUTES ? Math.min(...ratios) : undefined;
+  return { minute, ratios, seconds };
 }

@@ -96,6 +96,10 @@ export interface TriggerHistory {
   readonly throughputEvidence?: { readonly served: number; readonly replicaSeconds: number };
   /** The current stretch of saturated fleet, for the next throughput sample. */
   readonly busyStretch?: BusyStretch;
+  /** Without in-flight counts, the minute being summed for Little's law on the whole backlog: its start, backlog-seconds and the served counter then. */
+  readonly backlogMinute?: { readonly startMs: number; readonly backlogSeconds: number; readonly servedTotal: number };
+  /** Backlog-seconds over messages served of recent minutes (newest last): each at least S (service.ts). */
+  readonly backlogSecondsPerServed?: readonly number[];
   /** The backlog's rises summed, the arrival count of a source that has none (arrivals.ts). */
   readonly backlogRises?: BacklogRises;
   /** Arrival counter samples over the last objective, for the arrivals within it (oldest first). */

@@ -368,6 +368,28 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.explanation.demands.backlog).toBe(backlog);
   });
 
+  it.each([
+    // [objective T, cold start C, what is in service by the estimate: λ·min(lowest minute, k / μ)]
+    [15, 60, 40],
+    [60, 30, undefined],
+  ])('a lag that counts what is in service (Kafka): T %d s, C %d s -> %s in service, not waiting', (T, C, inService) => {
+    // 4 arrive and 4 are served a second, 40 in the lag, μ 0.4 and k 5 (S 12.5 s): a minute's
+    // backlog-seconds per message 10 s, so about 4·10 = 40 are in service and none waits.
+    const cfg = { ...scaling, throughputPerReplica: 0.4, drainSeconds: T, coldStartSeconds: C };
+    let history = emptyHistory();
+    const signals = (t: number): Signals => ({
+      backlog: 40,
+      arrivedTotal: 4 * t,
+      servedTotal: 4 * t,
+      arrivalRatePerSecond: 4,
+      consumers: 10,
+    });
+    for (let t = 0; t <= 240; t++) history = decide({ signals: signals(t), scaling: cfg, history, nowMs: t * 1000 }).history;
+    const d = decide({ signals: signals(241), scaling: cfg, history, nowMs: 241_000 }).decision;
+    expect(d.explanation.details.inServiceEstimate).toBe(inService);
+    expect(d.explanation.details.waiting).toBe(inService === undefined ? 40 : 0);
+  });
+
   it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
     let history = emptyHistory();
     const cfg = { ...scaling, keepWarm: 'auto' as const };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { emptyHistory } from '../../src/model/decide.ts';
-import { MIN_SERVED_TO_LEARN, learnService, serviceAveragingSeconds } from '../../src/model/service.ts';
+import { MIN_SERVED_TO_LEARN, learnService, littleOnBacklog, serviceAveragingSeconds } from '../../src/model/service.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 import { scaling as base } from '../support/scaling.ts';
@@ -172,5 +172,59 @@ describe('learnService: what each replica served over the current saturated stre
     expect(grown.saturatedPerReplica).toBeUndefined(); // 30 served since the 7th joined
     const idle = feed(60, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: 3 * t, consumers: 6 }));
     expect(idle.saturatedPerReplica).toBeUndefined();
+  });
+});
+
+describe("Little's law on the whole backlog (a served counter, no in-flight count: Kafka)", () => {
+  /** Five minutes of one reading a second; the last Service and history. */
+  const lagFeed = (reading: (t: number) => Signals, config = scaling, seconds = 300) => {
+    let history: TriggerHistory = emptyHistory();
+    let last = learnService(reading(0), config, history, 0);
+    for (let t = 0; t <= seconds; t++) {
+      last = learnService(reading(t), config, history, t * 1000);
+      history = { ...history, ...last.history, lastDecisionAtMs: t * 1000, lastReady: reading(t).consumers };
+    }
+    return { service: last, history };
+  };
+
+  it.each([
+    // [what, backlog at t, served per second, minutes' backlog-seconds per served message, their lowest]
+    ['steady: 40 in the backlog, 4 served a second', () => 40, 4, [10, 10, 10, 10], 10],
+    [
+      'a queue in the first two minutes, none after: the lowest minute',
+      (t: number) => (t < 120 ? 80 : 40),
+      4,
+      [20, 20, 10, 10],
+      10,
+    ],
+    ['fewer than 20 served a minute: no minute counts', () => 4, 0.2, undefined, undefined],
+  ] as const)('%s', (_what, backlog, rate, ratios, seconds) => {
+    const { history } = lagFeed((t) => ({ backlog: backlog(t), servedTotal: rate * t, consumers: 10 }), scaling, 241);
+    expect(history.backlogSecondsPerServed?.map((r) => Math.round(r))).toEqual(ratios);
+    expect(littleOnBacklog({ backlog: 40, servedTotal: rate * 242 }, history, 242_000, 1).seconds).toBe(seconds);
+  });
+
+  it.each([
+    // [μ configured, k = messagesPerReplica, bound: the lowest minute or k / μ, whichever is less]
+    [0.4, 5, 10],
+    [1, 5, 5],
+  ])('bounds what one message spends in service: μ %d, k %d -> %d s', (mu, k, bound) => {
+    const { service } = lagFeed(() => ({ backlog: 40, servedTotal: 0, consumers: 10 }), scaling, 0);
+    expect(service.inServiceBoundSeconds).toBeUndefined();
+    const s = lagFeed((t) => ({ backlog: 40, servedTotal: 4 * t, consumers: 10 }), {
+      ...scaling,
+      throughputPerReplica: mu,
+      messagesPerReplica: k,
+    }).service;
+    expect(s.inServiceBoundSeconds).toBeCloseTo(bound, 6);
+  });
+
+  it('is not taken where in-flight counts say what is in service', () => {
+    const s = lagFeed((t) => ({ backlog: 40, waiting: 0, inFlight: 40, servedTotal: 4 * t, consumers: 10 }), {
+      ...scaling,
+      throughputPerReplica: 0.4,
+    }).service;
+    expect(s.inServiceBoundSeconds).toBeUndefined();
+    expect(s.history.backlogSecondsPerServed).toBeUndefined();
   });
 });
