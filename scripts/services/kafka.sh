@@ -195,8 +195,12 @@ kafka_start() {
   chmod 600 "$KAFKA_DIR/server.properties"
   local cp="$KAFKA_HOME/jars/*"
   if [ ! -f "$KAFKA_DIR/data/meta.properties" ]; then
-    local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    local cluster_id="-"
+    # As Kafka's own Uuid.randomUuid: redrawn while it starts with "-", which the tool's argument
+    # parser reads as an option (one id in 64; it failed a CI run).
+    while [ "${cluster_id#-}" != "$cluster_id" ]; do
+      cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
     log "kafka: formatting storage (cluster id $cluster_id)"
     rm -f "$KAFKA_DIR/scram-users.done"
     # shellcheck disable=SC2086
