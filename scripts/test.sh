@@ -35,8 +35,20 @@ vitest run --project fuzz --reporter=default --reporter=json --outputFile.json="
 
 step "services"
 started_here=()
+cleanup() {
+  if [[ ${#started_here[@]} -gt 0 && "${KEEP_SERVICES:-0}" != "1" ]]; then
+    step "stopping services started by this run: ${started_here[*]}"
+    scripts/services.sh down "${started_here[@]}" >&2 || true
+  fi
+}
+# Set before the start: when one service fails to start, the ones that did are stopped too (they
+# held their ports, and the next run could not start them).
+trap cleanup EXIT
 if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" || -z "${STATE_STORE_URL:-}" ]]; then
   already=$(scripts/services.sh status 2>/dev/null | awk '$2=="running"{print $1}' || true)
+  for svc in rabbitmq kafka sqs prometheus redis; do
+    grep -qx "$svc" <<<"$already" || started_here+=("$svc")
+  done
   if ! env_lines=$(scripts/services.sh up); then
     echo "test: could not start the real services the integration tests need." >&2
     echo "test: run 'scripts/services.sh up' to see why (it needs apt, Maven Central and PyPI), or set" >&2
@@ -46,17 +58,7 @@ if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}
   while IFS='=' read -r key value; do
     [[ "$key" =~ ^[A-Z0-9_]+$ ]] && export "$key=$value"
   done <<<"$env_lines"
-  for svc in rabbitmq kafka sqs prometheus redis; do
-    grep -qx "$svc" <<<"$already" || started_here+=("$svc")
-  done
 fi
-cleanup() {
-  if [[ ${#started_here[@]} -gt 0 && "${KEEP_SERVICES:-0}" != "1" ]]; then
-    step "stopping services started by this run: ${started_here[*]}"
-    scripts/services.sh down "${started_here[@]}" >&2 || true
-  fi
-}
-trap cleanup EXIT
 
 step "deployment tools (helm, validators, hadolint; cached)" && scripts/tools.sh >/dev/null
 step "integration tests"
