@@ -175,11 +175,10 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const rates = { fast: signals.arrivalRatePerSecond, steady: idleRate ? signals.arrivalRatePerSecond : steadyRate };
   const plus = (rate: number | undefined) => (rate === undefined ? undefined : rate + trend);
   const trending = trend > 0 ? { fast: plus(rates.fast), steady: plus(rates.steady) } : rates;
-  // A source whose backlog counts the messages in service with the waiting ones, and reports none
-  // in flight (Kafka's lag): when T < C, at most λ·S of it is in service (service.ts), and sizing a
-  // fleet to drain those again asked a tenth more replicas than the same traffic on RabbitMQ's split
-  // (Azure's conversation trace at 15 s: +7 to +14 % against keda-queue). At T ≥ C the fleet keeps
-  // a queue on purpose, every minute reads waits, and the whole backlog stays the safe count.
+  // A backlog that counts the messages in service with the waiting ones, none reported in flight
+  // (Kafka's lag): when T < C, at most λ·S of it is in service (service.ts), which the fleet would
+  // otherwise drain a second time. At T ≥ C the fleet keeps a queue on purpose, the bound reads its
+  // waits, and the whole backlog stays the count (docs/model.md, "What each source tells the model").
   const inServiceBound = service.inServiceBoundSeconds;
   const lambdaSteady = rates.steady ?? rates.fast;
   let demandSignals = signals;

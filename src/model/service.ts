@@ -77,8 +77,7 @@ function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
 /**
  * The averaging time that holds about SERVICE_AVERAGE_COMPLETIONS at the rate served lately, and
  * at least SPAN_SERVICE_TIMES service times: S is trusted only on evidence that spans them, and a
- * window shorter than that (a minute, at 3 requests a second of 17 s each) never was, leaving μ to
- * the saturated stretches' lower estimate.
+ * shorter window (long requests at a high rate) never would be.
  */
 export function serviceAveragingSeconds(evidence: TriggerHistory['serviceEvidence']): number {
   if (evidence === undefined || !(evidence.served > 0)) return SERVICE_TIME_CONSTANT_SECONDS;
