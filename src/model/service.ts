@@ -13,6 +13,7 @@
 // least S and close to it once a minute passes with none waiting. What is in service is then at
 // most λ·min(that, k / μ): Kafka's lag counts those messages with the waiting ones.
 import type { ScalingConfig } from '../trigger/types.ts';
+import { appendBounded } from './keepWarm.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
 /** Evidence older than about this many seconds fades, at the latest. */
@@ -74,15 +75,20 @@ function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
   return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
 }
 
+/** S as the evidence reads it: message-seconds in flight over messages served (none served: unknown). */
+function evidenceSeconds(evidence: TriggerHistory['serviceEvidence']): number | undefined {
+  return evidence !== undefined && evidence.served > 0 ? evidence.occupancySeconds / evidence.served : undefined;
+}
+
 /**
  * The averaging time that holds about SERVICE_AVERAGE_COMPLETIONS at the rate served lately, and
  * at least SPAN_SERVICE_TIMES service times: S is trusted only on evidence that spans them, and a
  * shorter window (long requests at a high rate) never would be.
  */
 export function serviceAveragingSeconds(evidence: TriggerHistory['serviceEvidence']): number {
-  if (evidence === undefined || !(evidence.served > 0)) return SERVICE_TIME_CONSTANT_SECONDS;
-  const rate = evidence.served / evidence.averagingSeconds;
-  const S = evidence.occupancySeconds / evidence.served;
+  const S = evidenceSeconds(evidence);
+  if (S === undefined) return SERVICE_TIME_CONSTANT_SECONDS;
+  const rate = evidence!.served / evidence!.averagingSeconds;
   return Math.min(
     SERVICE_TIME_CONSTANT_SECONDS,
     Math.max(MIN_SERVICE_AVERAGING_SECONDS, SERVICE_AVERAGE_COMPLETIONS / rate, SPAN_SERVICE_TIMES * S),
@@ -105,9 +111,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   let slots = history.slotsPerReplica;
   let drainingUntilMs = history.drainingUntilMs;
   if (consumers !== undefined && history.lastReady !== undefined && consumers < history.lastReady) {
-    const evidence = history.serviceEvidence;
-    const S =
-      evidence !== undefined && evidence.served > 0 ? evidence.occupancySeconds / evidence.served : DRAIN_FALLBACK_SECONDS;
+    const S = evidenceSeconds(history.serviceEvidence) ?? DRAIN_FALLBACK_SECONDS;
     drainingUntilMs = Math.max(drainingUntilMs ?? 0, nowMs + DRAIN_SERVICE_TIMES * S * 1000);
   }
   if (drainingUntilMs !== undefined && nowMs >= drainingUntilMs) drainingUntilMs = undefined;
@@ -146,7 +150,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   // completions of a fleet that starts are its shortest requests, and alone they make S look short.
   const candidate =
     evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.occupancySeconds > 0
-      ? evidence.occupancySeconds / evidence.served
+      ? evidenceSeconds(evidence)
       : undefined;
   // A full window counts as spanning them: it is at least SPAN_SERVICE_TIMES of the S it last
   // averaged, and S rising by a little would otherwise leave it untrusted sample after sample.
@@ -246,7 +250,7 @@ export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs
     minute = { ...minute, backlogSeconds: minute.backlogSeconds + Math.max(0, signals.backlog) * dtSeconds };
     if (nowMs - minute.startMs >= BACKLOG_MINUTE_SECONDS * 1000) {
       const served = servedTotal - minute.servedTotal;
-      if (served >= MIN_SERVED_PER_MINUTE) ratios = [...(ratios ?? []), minute.backlogSeconds / served].slice(-BACKLOG_MINUTES);
+      if (served >= MIN_SERVED_PER_MINUTE) ratios = appendBounded(ratios, minute.backlogSeconds / served, BACKLOG_MINUTES);
       minute = { startMs: nowMs, backlogSeconds: 0, servedTotal };
     }
   }
