@@ -158,8 +158,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
 
   const steadyRate = steadyArrivalRate(history.steadyArrivalRatePerSecond, signals.arrivalRatePerSecond, dtSeconds);
   // Idle, the steady rate (minutes of history) still carries the traffic that stopped: the fleet
-  // kept warm is sized for the 30 s rate when that is lower. Long generations held 4 replicas for
-  // two minutes after their last request, for a rate that was gone.
+  // kept warm is sized for the 30 s rate when that is lower.
   const idleRate =
     idleSinceMs !== undefined &&
     steadyRate !== undefined &&
@@ -195,10 +194,9 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   }
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
   // The hold keeps what was needed, not what a trend forecast: the replicas a trend that fades
-  // asked for are still starting, and go first for seconds of GPU (long generations held each
-  // noise-made trend for a cold start: +4.5 % GPU-seconds at 30 s instead of +1 %). Nor, when
-  // T < C, what a rise of the 30 s rate asked for while most recent rises were gone a cold start
-  // later: noise (long generations at 0.4 requests a second), not surges (chat, bursts).
+  // asked for are still starting, and go first for seconds of GPU. Nor, when T < C, what a rise of
+  // the 30 s rate asked for while most recent rises were gone a cold start later: noise, not
+  // surges (docs/model.md, "Beyond seeds 1-3", for the figures).
   const riseWatch = watchRises(history.riseWatch, rates.fast, rates.steady, C, nowMs);
   if (riseWatch.lasting !== undefined) details.risesLastingShare = round(riseWatch.lasting);
   const riseNotHeld =
