@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
