@@ -196,7 +196,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   // The hold keeps what was needed, not what a trend forecast: the replicas a trend that fades
   // asked for are still starting, and go first for seconds of GPU. Nor, when T < C, what a rise of
   // the 30 s rate asked for while most recent rises were gone a cold start later: noise, not
-  // surges (docs/model.md, "Beyond seeds 1-3", for the figures).
+  // surges (docs/model-experiments.md, "Rises watched", for the figures).
   const riseWatch = watchRises(history.riseWatch, rates.fast, rates.steady, C, nowMs);
   if (riseWatch.lasting !== undefined) details.risesLastingShare = round(riseWatch.lasting);
   const riseNotHeld =
