@@ -93,13 +93,33 @@ export interface ColdStart {
 export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[]): ColdStart {
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
   if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
+  const seconds = weighed(samples, COLD_START_PRIOR_SECONDS, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
+  return { seconds, source: 'learned' };
+}
+
+/**
+ * The share of cold starts longer than `seconds`: of the samples, weighed against the prior's as
+ * C is (a configured C, or none learned yet: 1 when it is longer, else 0). A burst's requests
+ * beyond what is warm are late only when the replicas asked for them come after T (bursts.ts).
+ */
+export function shareLongerThan(setting: 'auto' | number, samples: readonly number[], seconds: number): number {
+  const prior = (setting === 'auto' ? COLD_START_PRIOR_SECONDS : setting) > seconds ? 1 : 0;
+  if (setting !== 'auto' || samples.length === 0) return prior;
+  return weighed(samples, prior, (kept) => kept.filter((x) => x > seconds).length / kept.length);
+}
+
+/**
+ * A statistic of the samples (sorted, outliers left out) moved from the prior by how full the
+ * sample list is: a few samples from one scale-up say little about the tail. Samples above
+ * OUTLIER_FACTOR times their median are not cold starts.
+ */
+function weighed(samples: readonly number[], prior: number, statistic: (kept: readonly number[]) => number): number {
   const weight = samples.length / MAX_SAMPLES;
-  // Sorted once: the median, the outliers (at its end) and the quantile all read the same list.
+  // Sorted once: the median, the outliers (at its end) and the statistic all read the same list.
   const sorted = [...samples].sort((a, b) => a - b);
   const limit = OUTLIER_FACTOR * sortedQuantile(sorted, 0.5);
   const kept = sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
-  const seconds = COLD_START_PRIOR_SECONDS + weight * (sortedQuantile(kept, COLD_START_QUANTILE) - COLD_START_PRIOR_SECONDS);
-  return { seconds, source: 'learned' };
+  return prior + weight * (statistic(kept) - prior);
 }
 
 /** The q-quantile of a non-empty list, linearly interpolated between order statistics. */

@@ -29,7 +29,7 @@ import {
 import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
-import { type ColdStartState, coldStartSeconds, observeReady, trackAsks } from './coldStart.ts';
+import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
 import { learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
@@ -220,7 +220,11 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
     details.burstNeedReplicas = round(need);
   }
-  const floor = lateWindowSeconds > 0 ? burstFloor(bursts.bursts, nowMs, X) : 0;
+  // A burst's requests beyond the warm replicas wait for the ones it asks for: late only when those
+  // come after T, as the share of cold starts longer than T does (docs/model.md, "burst").
+  const lateShare = lateWindowSeconds > 0 ? shareLongerThan(scaling.coldStartSeconds, starts.samples, T) : 0;
+  const floor = lateWindowSeconds > 0 ? burstFloor(bursts.bursts, nowMs, X * lateShare) : 0;
+  if (lateWindowSeconds > 0 && bursts.bursts.length > 0) details.burstLateShare = round(lateShare);
   if (floor > 0) {
     demands.burst = floor;
     details.burstsSeen = bursts.bursts.length;
@@ -292,7 +296,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
       idleSeconds !== undefined &&
       idleSeconds >= next.expectedGapSeconds - C &&
       idleSeconds <= next.giveUpAfterSeconds;
-    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X) ?? smallestPeak(busyPeaks)) : 0;
+    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X * lateShare) ?? smallestPeak(busyPeaks)) : 0;
     if (prewarm > 0) {
       activeReason = `prewarm: regular gaps of ~${round(next!.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
       demands.prewarm = prewarm;

@@ -5,6 +5,7 @@ import {
   coldStartSeconds,
   observeReady,
   quantile,
+  shareLongerThan,
   trackAsks,
 } from '../../src/model/coldStart.ts';
 import { decide, emptyHistory } from '../../src/model/decide.ts';
@@ -143,6 +144,28 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
     [[10, 20], 0.95, 19.5],
     [[4, 1, 3, 2], 1, 4],
   ])('quantile(%j, %d) = %d', (list, q, expected) => expect(quantile(list, q)).toBeCloseTo(expected, 9));
+});
+
+describe('shareLongerThan: the share of cold starts longer than T, weighed against the prior as C is', () => {
+  const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39: 9 of them above 30
+  it.each([
+    { why: 'configured longer than T', setting: 45 as const, samples: twenty, t: 30, share: 1 },
+    { why: 'configured within T', setting: 20 as const, samples: twenty, t: 30, share: 0 },
+    { why: 'nothing seen: the prior (60 s) is longer', setting: 'auto' as const, samples: [], t: 30, share: 1 },
+    { why: 'nothing seen: the prior within T', setting: 'auto' as const, samples: [], t: 90, share: 0 },
+    { why: 'a full list: its share', setting: 'auto' as const, samples: twenty, t: 30, share: 9 / 20 },
+    // 4 of 10 above 25, half full: halfway from the prior's 1.
+    { why: 'half full: halfway from the prior', setting: 'auto' as const, samples: twenty.slice(0, 10), t: 25, share: 0.7 },
+    {
+      why: 'an outlier (a stale ask matched to a restarted pod) left out',
+      setting: 'auto' as const,
+      samples: [...Array.from({ length: 19 }, () => 30), 3600],
+      t: 40,
+      share: 0,
+    },
+  ])('$why', ({ setting, samples, t, share }) => {
+    expect(shareLongerThan(setting, samples, t)).toBeCloseTo(share, 9);
+  });
 });
 
 describe('decide with coldStartSeconds auto', () => {

@@ -411,8 +411,8 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
 describe('bursts (bursts.ts): a warm floor when a cold start is longer than the objective', () => {
   const cfg = { ...scaling, throughputPerReplica: 2.5, messagesPerReplica: 4, drainSeconds: 15, keepWarm: 'auto' as const };
   // Every 180 s a burst of 300 requests within 10 s, none between.
-  const replay = (bursts: number, overrides: Partial<ScalingConfig> = {}) => {
-    let history = emptyHistory();
+  const replay = (bursts: number, overrides: Partial<ScalingConfig> = {}, coldStartSamples?: readonly number[]) => {
+    let history: TriggerHistory = { ...emptyHistory(), ...(coldStartSamples && { coldStartSamples }) };
     let arrived = 0;
     let last = decide({ signals: { backlog: 0, arrivedTotal: 0 }, scaling: { ...cfg, ...overrides }, history, nowMs: 0 });
     for (let t = 1; t <= bursts * 180; t++) {
@@ -439,6 +439,20 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
     const d = replay(4);
     expect(d.explanation.demands.burst).toBeGreaterThanOrEqual(4);
     expect(d.explanation.details.burstsSeen).toBeGreaterThanOrEqual(3);
+  });
+
+  it.each([
+    // [cold starts learned (20 samples), share of them longer than T = 15 s]
+    [[...Array<number>(20).fill(40)], 1],
+    [[...Array<number>(10).fill(10), ...Array<number>(10).fill(40)], 0.5],
+    [[...Array<number>(18).fill(10), ...Array<number>(2).fill(40)], 0.1],
+  ])('prices a burst’s late requests by the share of cold starts longer than T (%j: %d)', (samples, share) => {
+    const d = replay(4, { coldStartSeconds: 'auto' }, samples);
+    expect(d.explanation.details.burstLateShare).toBe(share);
+    // The same bursts with every cold start past T: the floor with the whole price, at least as large.
+    const whole = replay(4, { coldStartSeconds: 'auto' }, Array<number>(20).fill(40)).explanation.demands.burst ?? 0;
+    expect(d.explanation.demands.burst ?? 0).toBeLessThanOrEqual(whole);
+    if (share === 0.1) expect(d.explanation.demands.burst ?? 0).toBeLessThan(whole);
   });
 
   it('keeps none when late requests cost nothing, and none when the objective outlasts the cold start', () => {
