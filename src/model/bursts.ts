@@ -8,7 +8,10 @@
 // A_T · (1 − n / n_b) of its requests late. The floor is the n that minimizes
 //   n + lateRequestCost · Σ_bursts late(n) / (seconds the bursts span):
 // GPU-seconds per second of warm replicas against the late requests they prevent. A prewarm for a
-// predicted burst is priced the same way, each replica costing one cold start instead.
+// predicted burst is priced the same way, each replica costing one cold start instead. The
+// requests past the warm replicas wait for the ones the burst asks for, and are late only when
+// those come after T: decide.ts prices them at lateRequestCost times the share of cold starts
+// longer than T (coldStart.ts).
 
 /** Bursts remembered per trigger. */
 const MAX_BURSTS = 16;

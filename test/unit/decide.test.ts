@@ -442,17 +442,19 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
   });
 
   it.each([
-    // [cold starts learned (20 samples), share of them longer than T = 15 s]
-    [[...Array<number>(20).fill(40)], 1],
-    [[...Array<number>(10).fill(10), ...Array<number>(10).fill(40)], 0.5],
-    [[...Array<number>(18).fill(10), ...Array<number>(2).fill(40)], 0.1],
-  ])('prices a burst’s late requests by the share of cold starts longer than T (%j: %d)', (samples, share) => {
+    // cold starts learned (20 samples), the share of them longer than T = 15 s, and whether the floor
+    // is below the one priced with every request past the warm replicas late (7 here)
+    { samples: Array<number>(20).fill(40), share: 1, below: false },
+    { samples: [...Array<number>(10).fill(10), ...Array<number>(10).fill(40)], share: 0.5, below: false },
+    { samples: [...Array<number>(18).fill(10), ...Array<number>(2).fill(40)], share: 0.1, below: true },
+  ])('prices a burst’s late requests by the share of cold starts longer than T ($share)', ({ samples, share, below }) => {
     const d = replay(4, { coldStartSeconds: 'auto' }, samples);
     expect(d.explanation.details.burstLateShare).toBe(share);
-    // The same bursts with every cold start past T: the floor with the whole price, at least as large.
     const whole = replay(4, { coldStartSeconds: 'auto' }, Array<number>(20).fill(40)).explanation.demands.burst ?? 0;
-    expect(d.explanation.demands.burst ?? 0).toBeLessThanOrEqual(whole);
-    if (share === 0.1) expect(d.explanation.demands.burst ?? 0).toBeLessThan(whole);
+    expect(whole).toBe(7);
+    const floor = d.explanation.demands.burst ?? 0;
+    if (below) expect(floor).toBeLessThan(whole);
+    else expect(floor).toBe(whole);
   });
 
   it('keeps none when late requests cost nothing, and none when the objective outlasts the cold start', () => {
