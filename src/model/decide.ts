@@ -182,8 +182,9 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const lambdaSteady = rates.steady ?? rates.fast;
   let demandSignals = signals;
   if (T < C && inServiceBound !== undefined && signals.waiting === undefined && lambdaSteady !== undefined) {
-    const inService = Math.min(Math.max(0, signals.backlog), lambdaSteady * inServiceBound);
-    demandSignals = { ...signals, waiting: Math.max(0, signals.backlog) - inService };
+    const backlog = Math.max(0, signals.backlog);
+    const inService = Math.min(backlog, lambdaSteady * inServiceBound);
+    demandSignals = { ...signals, waiting: backlog - inService };
     details.inServiceEstimate = round(inService);
   }
   const demands: Demands & { backlog: number } = {
@@ -222,9 +223,13 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   }
   // A burst's requests beyond the warm replicas wait for the ones it asks for: late only when those
   // come after T, as the share of cold starts longer than T does (docs/model.md, "burst").
-  const lateShare = lateWindowSeconds > 0 ? shareLongerThan(scaling.coldStartSeconds, starts.samples, T) : 0;
-  const floor = lateWindowSeconds > 0 ? burstFloor(bursts.bursts, nowMs, X * lateShare) : 0;
-  if (lateWindowSeconds > 0 && bursts.bursts.length > 0) details.burstLateShare = round(lateShare);
+  let lateShare = 0;
+  let floor = 0;
+  if (lateWindowSeconds > 0) {
+    lateShare = shareLongerThan(scaling.coldStartSeconds, starts.samples, T);
+    floor = burstFloor(bursts.bursts, nowMs, X * lateShare);
+    if (bursts.bursts.length > 0) details.burstLateShare = round(lateShare);
+  }
   if (floor > 0) {
     demands.burst = floor;
     details.burstsSeen = bursts.bursts.length;
