@@ -6,10 +6,13 @@
 // once, then one per completion. It starts within T when
 //   Q + a <= N·(k + μ·T).
 // A fleet short of λ lets the queue grow, and the soonest a correction lands is one cold start
-// away, so it must also hold then: Q + λ·C <= N·μ·(T + C). z standard deviations of the arrivals
-// over C are added to Q. Q is the waiting backlog now (for the replicas to keep) and projected to
-// when a replica asked for now would serve, with the fleet running and starting (for the ones to
-// add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time left to start)).
+// away, so it must also hold then: Q + λ·C <= N·μ·(T + C). Q is the waiting backlog now (for the
+// replicas to keep) and projected to when a replica asked for now would serve, with the fleet
+// running and starting (for the ones to add): W' = W + λ·C − μ·(ready·C + Σ_starting (C − time
+// left to start)). On top of Q, the arrivals' noise: z standard deviations over C (all of it in the
+// second condition), less what the fleet serves beyond λ meanwhile: the replicas kept serve
+// throughout, and a random walk with that drift piles up only so far (pileUp); the ones to add find
+// the noise over C less the fleet's spare capacity then (a W' below zero).
 // The replicas to keep, and those to add, are judged too by what each served over the current
 // saturated stretch (the same consumers, every slot busy), when that is below μ: the request mix
 // turned longer, and μ, averaged over minutes, still says the fleet keeps up.
@@ -110,16 +113,35 @@ export function backlogDemand(
   const projected = waiting + lambda * C - servedInHorizon;
 
   const noise = ARRIVAL_NOISE_SD * Math.sqrt(lambda * C);
-  // N replicas serving m per second each, a request S seconds.
-  const need = (queued: number, m = mu, seconds = S) =>
-    Math.max((queued + lambda * seconds + noise) / (k + m * T), (queued + noise + lambda * C) / (m * (T + C)));
   const measured = service.saturatedPerReplica;
   const servedPerReplica = measured !== undefined && measured < mu ? measured : undefined;
-  // By μ, and by the stretch's rate when it is lower.
-  const judged = (queued: number) =>
-    Math.max(need(queued), servedPerReplica === undefined ? 0 : need(queued, servedPerReplica, k / servedPerReplica));
-  const keep = Math.min(fleetSize, ceilSafe(judged(waiting)));
-  const add = ceilSafe(judged(Math.max(0, projected)));
+  // Replicas serving m per second each (a request k / m seconds): by μ, and by the stretch's rate
+  // when it is lower.
+  const perReplica = servedPerReplica === undefined ? [mu] : [mu, servedPerReplica];
+  const secondsAt = (m: number) => (m === mu ? S : k / m);
+  // N replicas for `queued` waiting and `margin` more on top of it, within T (after C too).
+  const need = (queued: number, margin: number) =>
+    Math.max(
+      ...perReplica.map((m) =>
+        Math.max((queued + lambda * secondsAt(m) + margin) / (k + m * T), (queued + margin + lambda * C) / (m * (T + C))),
+      ),
+    );
+  // The replicas to keep serve through the cold start: what the arrivals' noise piles up while
+  // they do depends on how far their rate is above λ (pileUp). The fewest that fit, at most the
+  // fleet there is and as many as the whole noise on top of the queue asks for.
+  const fits = (n: number) =>
+    perReplica.every(
+      (m) =>
+        waiting + lambda * secondsAt(m) + pileUp(noise, lambda, n * m - lambda, C) <= n * (k + m * T) &&
+        waiting + noise + lambda * C <= n * m * (T + C),
+    );
+  const most = Math.min(fleetSize, ceilSafe(need(waiting, noise)));
+  let keep = ceilSafe(need(waiting, 0));
+  while (keep < most && !fits(keep)) keep++;
+  keep = Math.min(keep, most);
+  // The ones to add serve after C, with the queue projected there; the noise over C is what the
+  // fleet's spare capacity over C (a negative projection) does not absorb.
+  const add = ceilSafe(need(Math.max(0, projected + noise), 0));
   const rate =
     T < C
       ? pricedReplicas({
@@ -142,6 +164,7 @@ export function backlogDemand(
     waiting: round(waiting),
     projectedBacklog: round(projected),
     noiseMessages: round(noise),
+    keptNoiseMessages: round(pileUp(noise, lambda, keep * mu - lambda, C)),
     serviceSeconds: round(S),
     slotsPerReplica: round(k),
     readyReplicas: fleet.ready,
@@ -151,6 +174,19 @@ export function backlogDemand(
   if (servedPerReplica !== undefined) details.servedPerReadyReplica = round(servedPerReplica);
   if (T < C) details.rateReplicas = rate;
   return Math.max(rate, keep, add);
+}
+
+/**
+ * How far the arrivals' noise can pile a queue up over the cold start C while the fleet serves
+ * `spare` messages per second beyond λ: z standard deviations of the arrivals over t, less
+ * spare·t, peak at z²λ / (4·spare) (at t = z²λ / (4·spare²)) or at C if that comes first. A fleet
+ * with no spare rate gathers all of it (`noise`, z of them over C).
+ */
+export function pileUp(noise: number, lambda: number, spare: number, C: number): number {
+  if (!(spare > 0)) return noise;
+  const z2 = ARRIVAL_NOISE_SD * ARRIVAL_NOISE_SD;
+  const peakAt = (z2 * lambda) / (4 * spare * spare);
+  return peakAt < C ? (z2 * lambda) / (4 * spare) : noise - spare * C;
 }
 
 export function round(x: number): number {

@@ -68,6 +68,7 @@ describe('keda-inference-scaler explain', () => {
       'rateReplicas = ',
       'projectedBacklog = ',
       'noiseMessages = ',
+      'keptNoiseMessages = ',
       'keepWarmSeconds = ',
       'coldStartSeconds = 60',
       'coldStartSource = configured',

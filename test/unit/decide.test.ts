@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ceilSafe, decide, emptyHistory, sameDecision, slidingMax, within } from '../../src/model/decide.ts';
+import { pileUp } from '../../src/model/demand.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 import { scaling } from '../support/scaling.ts';
@@ -15,6 +16,20 @@ describe('ceilSafe', () => {
     [4, 4],
     [0, 0],
   ])('ceilSafe(%d) = %d', (x, expected) => expect(ceilSafe(x)).toBe(expected));
+});
+
+describe('pileUp: the arrivals’ noise a fleet serving beyond λ lets pile up over C', () => {
+  // 2·sqrt(λt) − spare·t, at most, for t within C; noise = 2·sqrt(λC).
+  it.each([
+    { what: 'no spare rate: all of it', lambda: 1, spare: 0, C: 60, expected: 2 * Math.sqrt(60) },
+    { what: 'short of λ: all of it', lambda: 1, spare: -0.5, C: 60, expected: 2 * Math.sqrt(60) },
+    { what: 'peak within C: λ / spare', lambda: 0.227, spare: 0.12, C: 56, expected: 0.227 / 0.12 },
+    { what: 'a large spare rate: next to nothing', lambda: 1, spare: 11, C: 60, expected: 1 / 11 },
+    // λ = 4, spare 0.1: the peak would come at t = 400 s; at C = 60 the walk is 2·sqrt(240) − 6.
+    { what: 'peak past C: the walk at C', lambda: 4, spare: 0.1, C: 60, expected: 2 * Math.sqrt(240) - 6 },
+  ])('$what', ({ lambda, spare, C, expected }) => {
+    expect(pileUp(2 * Math.sqrt(lambda * C), lambda, spare, C)).toBeCloseTo(expected, 9);
+  });
 });
 
 describe('decide without rates (KEDA queue rule)', () => {
@@ -90,8 +105,28 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     const d = at({ backlog: 200, waiting: 0, inFlight: 200, arrivalRatePerSecond: 1, consumers: 40 }, 40, -3_600_000, tight);
     expect(d.explanation.details.waiting).toBe(0);
     expect(d.desiredReplicas).toBe(1);
-    // Without the split, the same backlog waits: 7 replicas start it within 15 s.
-    expect(at({ backlog: 200, arrivalRatePerSecond: 1, consumers: 40 }, 40, -3_600_000, tight).desiredReplicas).toBe(7);
+    // Without the split, the same backlog waits: 6 replicas start it within 15 s (6·(5 + 2·15) = 210
+    // slots for 200 + λS = 202.5, and 11 a second spare keep the arrivals' noise under 1 message).
+    expect(at({ backlog: 200, arrivalRatePerSecond: 1, consumers: 40 }, 40, -3_600_000, tight).desiredReplicas).toBe(6);
+  });
+
+  it.each([
+    // Low-rate chat (S = 11.5 s, k = 4, μ = 0.347) at λ = 0.227, T = 15, C = 56, two replicas warm,
+    // none waiting: the whole noise over C (2·sqrt(λC) = 7.1 messages) on top of λS = 2.6 asks for
+    // 1.06 replicas of k + μT = 9.2; one replica serving 0.12 a second beyond λ piles up at most
+    // λ / 0.12 = 1.9 of it. Erlang C, priced, says 1 as well.
+    { what: 'one replica absorbs the noise while it serves', waiting: 0, desired: 1 },
+    // Five waiting: 5 + 2.6 + 1.9 = 9.5 > 9.2 for one; two serve 0.47 beyond λ (0.5 piled up).
+    { what: 'a queue on top of it needs the second', waiting: 5, desired: 2 },
+  ])('keeps the replicas whose spare rate absorbs the arrivals’ noise: $what', ({ waiting, desired }) => {
+    const d = at({ backlog: waiting + 2, waiting, inFlight: 2, arrivalRatePerSecond: 0.227, consumers: 2 }, 2, -3_600_000, {
+      throughputPerReplica: 4 / 11.525,
+      messagesPerReplica: 4,
+      drainSeconds: 15,
+      coldStartSeconds: 56,
+    });
+    expect(d.explanation.details.noiseMessages).toBeCloseTo(7.13, 2);
+    expect(d.desiredReplicas).toBe(desired);
   });
 
   it('runs on its queue while no request would wait past the objective (a long objective)', () => {
