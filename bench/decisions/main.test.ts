@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OBJECTIVES, SEEDS, jobs, parseArgs } from './main.ts';
+import { OBJECTIVES, SEEDS, jobs, parseArgs, table } from './main.ts';
 import { builtInTraceSpecs, loadTrace, policies } from './matrix.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 
@@ -173,5 +173,23 @@ describe('bench:decisions arguments', () => {
     expect(setups['keda-queue-tuned']).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain('queueLength 5');
     expect(setups['keda-queue']).toContain('cooldownPeriod 300 s, default HPA behavior');
+  });
+});
+
+describe('bench:decisions tables', () => {
+  it('prices each policy at the model’s lateRequestCost: GPU-s + L · requests over the objective', () => {
+    const row = { trace: 't', objectiveS: 15, seed: 1, coldStarts: 3, waitP50: 0, waitP95: 1, waitP99: 20 };
+    const out = table(
+      [
+        { ...row, policy: 'keda-queue', gpuSeconds: 6838, overObjectiveShare: 0.005, lateRequests: 3 },
+        { ...row, policy: 'model', gpuSeconds: 5446, overObjectiveShare: 0.0116, lateRequests: 7 },
+      ],
+      15,
+      10,
+    );
+    const lines = out.split('\n');
+    expect(lines[0]).toMatch(/\| > 15 s \| GPU-s \+ 10 per late \|$/);
+    expect(lines[2]).toMatch(/\| 0\.50 % \| +6868 \|$/);
+    expect(lines[3]).toMatch(/\| 1\.16 % \| +5516 \|$/);
   });
 });

@@ -23,6 +23,7 @@ import { parseArgs as parseFlags } from 'node:util';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
+import { scalingFields } from '../../src/trigger/fields.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { barTable, countTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
@@ -153,8 +154,22 @@ export function parseArgs(argv: readonly string[]): Args {
   };
 }
 
-function table(results: readonly Row[], objectiveS: number): string {
-  const head = ['trace', 'policy', 'GPU-s', 'cold starts', 'wait p50 s', 'wait p95 s', 'wait p99 s', `> ${objectiveS} s`];
+/**
+ * One objective's rows. The last column prices the late requests at the model's lateRequestCost,
+ * the one exchange rate the model trades by: GPU-s + L · requests over the objective.
+ */
+export function table(results: readonly Row[], objectiveS: number, lateCost: number): string {
+  const head = [
+    'trace',
+    'policy',
+    'GPU-s',
+    'cold starts',
+    'wait p50 s',
+    'wait p95 s',
+    'wait p99 s',
+    `> ${objectiveS} s`,
+    `GPU-s + ${lateCost} per late`,
+  ];
   const rows = results.map((r) => [
     r.trace,
     r.policy,
@@ -164,6 +179,7 @@ function table(results: readonly Row[], objectiveS: number): string {
     r.waitP95.toFixed(1),
     r.waitP99.toFixed(1),
     `${(r.overObjectiveShare * 100).toFixed(2)} %`,
+    String(Math.round(r.gpuSeconds + lateCost * r.lateRequests)),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: readonly string[]) =>
@@ -222,6 +238,7 @@ async function main(): Promise<void> {
       table(
         rows.filter((r) => r.objectiveS === objectiveS && r.seed === firstSeed),
         objectiveS,
+        args.lateCost ?? scalingFields.lateRequestCost.default,
       ),
     );
   }

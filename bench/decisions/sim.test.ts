@@ -4,7 +4,7 @@ import { Fleet } from './fleet.ts';
 import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
-import { coldStartSampler, percentile } from './simulate.ts';
+import { coldStartSampler, percentile, summarize } from './simulate.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
@@ -24,6 +24,20 @@ describe('EventQueue', () => {
     const out: string[] = [];
     for (let e = q.pop(); e !== undefined; e = q.pop()) out.push(e.event);
     expect(out).toEqual(['z', 'a', 'b', 'c', 'd', 'e']);
+  });
+});
+
+describe('summarize', () => {
+  it.each([
+    // sorted waits, objective, requests over it
+    [[0, 5, 15, 16, 30], 15, 2],
+    [[0, 5], 15, 0],
+    [[], 15, 0],
+    [[20, 40], 15, 2],
+  ])('waits %j against %d s: %d late', (waits, objectiveS, late) => {
+    const r = summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits: Float64Array.from(waits) }, objectiveS);
+    expect(r.lateRequests).toBe(late);
+    expect(r.overObjectiveShare).toBe(waits.length === 0 ? 0 : late / waits.length);
   });
 });
 

@@ -47,6 +47,8 @@ export interface Result {
   readonly waitP95: number;
   readonly waitP99: number;
   readonly overObjectiveShare: number;
+  /** Requests that waited past the objective. */
+  readonly lateRequests: number;
 }
 
 /** Draws cold starts: at least 5 s, at most 120 s or twice the p99. */
@@ -76,8 +78,8 @@ export async function simulate(trace: Trace, policy: Policy, seed: number, objec
   return summarize(await run(trace, policy, seed), objectiveS);
 }
 
-/** The share of sorted waits above `objectiveS`. */
-function shareOver(waits: Float64Array, objectiveS: number): number {
+/** How many of the sorted waits are above `objectiveS`. */
+function countOver(waits: Float64Array, objectiveS: number): number {
   let lo = 0;
   let hi = waits.length;
   while (lo < hi) {
@@ -85,11 +87,12 @@ function shareOver(waits: Float64Array, objectiveS: number): number {
     if (waits[mid]! > objectiveS) hi = mid;
     else lo = mid + 1;
   }
-  return waits.length === 0 ? 0 : (waits.length - lo) / waits.length;
+  return waits.length - lo;
 }
 
 export function summarize(outcome: Outcome, objectiveS: number): Result {
   const { waits } = outcome;
+  const late = countOver(waits, objectiveS);
   return {
     trace: outcome.trace,
     policy: outcome.policy,
@@ -98,7 +101,8 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
     waitP50: round(percentile(waits, 50)),
     waitP95: round(percentile(waits, 95)),
     waitP99: round(percentile(waits, 99)),
-    overObjectiveShare: round(shareOver(waits, objectiveS), 4),
+    overObjectiveShare: round(waits.length === 0 ? 0 : late / waits.length, 4),
+    lateRequests: late,
   };
 }
 

@@ -14,6 +14,7 @@ const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShar
   waitP95: 0,
   waitP99: 0,
   overObjectiveShare,
+  lateRequests: Math.round(overObjectiveShare * 1000),
   ...(setting && { setting }),
 });
 const DEFAULT = { queueLength: 5, cooldownSeconds: 300, activation: 0 };
