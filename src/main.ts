@@ -1,5 +1,6 @@
 // Entry point: configuration from the environment, start, and a graceful stop on SIGTERM/SIGINT.
 import { ConfigError, loadConfig } from './config.ts';
+import { errorMessage } from './errors.ts';
 import { startScaler } from './server/server.ts';
 import { createLogger } from './telemetry/logger.ts';
 
@@ -17,7 +18,15 @@ async function main(): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL);
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => logger.error({ err: err.message, stack: err.stack }, 'uncaught exception'));
-  const scaler = await startScaler(config, { logger });
+  let scaler;
+  try {
+    scaler = await startScaler(config, { logger });
+  } catch (err) {
+    // A port taken, a certificate unreadable: exit, so that the pod restarts and says why, instead
+    // of staying up serving nothing.
+    logger.fatal({ err: errorMessage(err) }, 'start failed');
+    process.exit(1);
+  }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;

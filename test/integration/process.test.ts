@@ -54,6 +54,13 @@ describe('the scaler process', () => {
     expect(names).toContain('grpc.health.v1.Health');
   });
 
+  it('exits 1 and says why when it cannot start (a port taken), instead of staying up serving nothing', async () => {
+    // Before: the failed start was an unhandled rejection, logged, and the process stayed up
+    // without a server until something killed it.
+    const start = ScalerProcess.start({ METRICS_PORT: String(scaler.metricsPort) });
+    await expect(start).rejects.toThrow(/scaler exited 1: [\s\S]*"level":"fatal".*EADDRINUSE.*"msg":"start failed"/);
+  });
+
   it('serves Prometheus metrics on METRICS_PORT', async () => {
     const res = await fetch(`http://127.0.0.1:${scaler.metricsPort}/metrics`);
     expect(res.status).toBe(200);

@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { type ExplainView, KedaClient, eventually, explainViews } from './scaler.ts';
+import { type ExplainView, KedaClient, explainViews } from './scaler.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -16,6 +16,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** The ports of a scaler's "listening" log line, once it is written. */
+function listeningLine(logs: string): { grpcPort: number; metricsPort: number } | undefined {
+  for (const line of logs.split('\n')) {
+    if (!line.startsWith('{') || !line.includes('keda-inference-scaler listening')) continue;
+    const { grpcPort, metricsPort } = JSON.parse(line) as { grpcPort: number; metricsPort: number };
+    return { grpcPort, metricsPort };
+  }
+  return undefined;
+}
+
 export class ScalerProcess implements AsyncDisposable {
   readonly child: ChildProcess;
   readonly client: KedaClient;
@@ -23,40 +33,62 @@ export class ScalerProcess implements AsyncDisposable {
   readonly metricsPort: number;
   logs = '';
 
-  private constructor(child: ChildProcess, grpcPort: number, metricsPort: number) {
+  private constructor(child: ChildProcess, logs: { text: string }, grpcPort: number, metricsPort: number) {
     this.child = child;
     this.grpcPort = grpcPort;
     this.metricsPort = metricsPort;
     this.client = new KedaClient(`127.0.0.1:${grpcPort}`);
+    this.logs = logs.text;
     child.stdout!.on('data', (d: Buffer) => (this.logs += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.logs += d.toString()));
   }
 
-  /** Starts `src/main.ts` with `env` over the test's environment, and waits until it listens. */
+  /**
+   * Starts `src/main.ts` with `env` over the test's environment, and waits until it listens. Its
+   * ports are the ones the kernel gives (0) unless `env` names them, read from its "listening"
+   * line: a port picked free beforehand can be taken by another test's process before the scaler
+   * binds it.
+   */
   static async start(env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<ScalerProcess> {
-    const [grpcPort, metricsPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, ['src/main.ts'], {
       cwd: root,
       env: {
         ...process.env,
-        GRPC_PORT: String(grpcPort),
-        METRICS_PORT: String(metricsPort),
+        GRPC_PORT: '0',
+        METRICS_PORT: '0',
         BIND_ADDRESS: '127.0.0.1',
         LOG_LEVEL: 'info',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const scaler = new ScalerProcess(child, grpcPort, metricsPort);
-    await eventually(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`scaler exited ${child.exitCode}: ${scaler.logs}`);
-        return scaler.logs.includes('keda-inference-scaler listening') ? true : undefined;
-      },
-      timeoutMs,
-      100,
-    );
-    return scaler;
+    const logs = { text: '' };
+    let collect: (d: Buffer) => void = () => undefined;
+    let onExit: (code: number | null) => void = () => undefined;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const listening = await new Promise<{ grpcPort: number; metricsPort: number }>((resolve, reject) => {
+        collect = (d) => {
+          logs.text += d.toString();
+          const ports = listeningLine(logs.text);
+          if (ports !== undefined) resolve(ports);
+        };
+        onExit = (code) => reject(new Error(`scaler exited ${code}: ${logs.text}`));
+        timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`scaler not listening within ${timeoutMs} ms: ${logs.text}`));
+        }, timeoutMs);
+        child.stdout!.on('data', collect);
+        child.stderr!.on('data', collect);
+        child.once('exit', onExit);
+      });
+      return new ScalerProcess(child, logs, listening.grpcPort, listening.metricsPort);
+    } finally {
+      clearTimeout(timer);
+      child.stdout!.off('data', collect);
+      child.stderr!.off('data', collect);
+      child.off('exit', onExit);
+    }
   }
 
   /** The log lines as objects. */
