@@ -16,9 +16,10 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** The ports of a scaler's "listening" log line, once it is written. */
+/** The ports of a scaler's "listening" log line, once it is written whole. */
 function listeningLine(logs: string): { grpcPort: number; metricsPort: number } | undefined {
-  for (const line of logs.split('\n')) {
+  // The text after the last newline may be a line still arriving.
+  for (const line of logs.split('\n').slice(0, -1)) {
     if (!line.startsWith('{') || !line.includes('keda-inference-scaler listening')) continue;
     const { grpcPort, metricsPort } = JSON.parse(line) as { grpcPort: number; metricsPort: number };
     return { grpcPort, metricsPort };
