@@ -20,10 +20,10 @@
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
+import { scalingFields } from '../../src/trigger/fields.ts';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
-import { scalingFields } from '../../src/trigger/fields.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { barTable, countTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 

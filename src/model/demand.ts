@@ -119,21 +119,18 @@ export function backlogDemand(
   // when it is lower.
   const perReplica = servedPerReplica === undefined ? [mu] : [mu, servedPerReplica];
   const secondsAt = (m: number) => (m === mu ? S : k / m);
-  // N replicas for `queued` waiting and `margin` more on top of it, within T (after C too).
+  // The two conditions, as replicas, for `queued` waiting and a margin on top of it: started
+  // within T, and drained within T after C.
+  const startedWithinT = (queued: number, margin: number, m: number) => (queued + lambda * secondsAt(m) + margin) / (k + m * T);
+  const drainedAfterC = (queued: number, margin: number, m: number) => (queued + margin + lambda * C) / (m * (T + C));
   const need = (queued: number, margin: number) =>
-    Math.max(
-      ...perReplica.map((m) =>
-        Math.max((queued + lambda * secondsAt(m) + margin) / (k + m * T), (queued + margin + lambda * C) / (m * (T + C))),
-      ),
-    );
+    Math.max(...perReplica.map((m) => Math.max(startedWithinT(queued, margin, m), drainedAfterC(queued, margin, m))));
   // The replicas to keep serve through the cold start: what the arrivals' noise piles up while
   // they do depends on how far their rate is above λ (pileUp). The fewest that fit, at most the
   // fleet there is and as many as the whole noise on top of the queue asks for.
   const fits = (n: number) =>
     perReplica.every(
-      (m) =>
-        waiting + lambda * secondsAt(m) + pileUp(noise, lambda, n * m - lambda, C) <= n * (k + m * T) &&
-        waiting + noise + lambda * C <= n * m * (T + C),
+      (m) => startedWithinT(waiting, pileUp(noise, lambda, n * m - lambda, C), m) <= n && drainedAfterC(waiting, noise, m) <= n,
     );
   const most = Math.min(fleetSize, ceilSafe(need(waiting, noise)));
   let keep = ceilSafe(need(waiting, 0));
