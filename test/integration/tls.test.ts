@@ -1,12 +1,12 @@
 // TLS and mutual TLS on the gRPC port, as the Helm chart configures them, with real certificates
 // made by the openssl CLI; the plaintext health port for kubelet probes; certificate reload.
 import { copyFileSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScaler } from '../../src/server/server.ts';
 import { CertDir } from '../support/certs.ts';
+import { freePort } from '../support/process.ts';
 import { listServices } from '../support/reflection.ts';
 import { KedaClient, eventually, ref, testConfig } from '../support/scaler.ts';
 
@@ -30,17 +30,6 @@ beforeAll(() => {
 });
 
 afterAll(() => certs?.remove());
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** One GetMetricSpec on a fresh channel; resolves to the gRPC status code (0 = OK). */
 async function callStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {

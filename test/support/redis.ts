@@ -2,8 +2,8 @@
 // `scripts/services.sh up redis`: Debian's redis-server on a free loopback port, no persistence.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
+import { freePort } from './process.ts';
 
 export interface OwnRedisOptions {
   readonly password?: string;
@@ -67,15 +67,4 @@ export class OwnRedis implements AsyncDisposable {
 /** A plain client of the shared server, for what the tests write behind the store's back. */
 export function rawClient(url: string): Redis {
   return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
