@@ -114,7 +114,7 @@ export const scalingFields = {
     schema: kinds.positiveNumber,
     allowed: 'a number > 0 (messages per second)',
     description:
-      'Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them.',
+      "Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them; Kafka learns it only while every replica is busy, reading long requests low, so a load test's figure serves it better.",
   }),
   coldStartSeconds: field({
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
