@@ -183,6 +183,7 @@ describe('Helm chart', () => {
       'metrics:8080',
     ]);
     expect(ms.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
+    expect(ms.some((m) => m.kind === 'PrometheusRule')).toBe(false);
   });
 
   it('NetworkPolicy lets KEDA reach gRPC and Prometheus reach metrics, nothing else', () => {
@@ -195,7 +196,7 @@ describe('Helm chart', () => {
     expect(prometheus.ports).toEqual([{ port: 'metrics', protocol: 'TCP' }]);
   });
 
-  it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor', () => {
+  it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor, alerts', () => {
     const ms = rendered('-f', fullValues);
     const pod = find(ms, 'Deployment').spec.template.spec;
     const container = pod.containers[0];
@@ -219,6 +220,10 @@ describe('Helm chart', () => {
       'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/keda-inference-scaler',
     });
     expect(find(ms, 'ServiceMonitor').spec.endpoints[0].port).toBe('metrics');
+    // The rules Prometheus loads without the Operator (test/integration/alerts.test.ts), as they are.
+    const rule = find(ms, 'PrometheusRule');
+    expect(rule.metadata).toMatchObject({ namespace: 'monitoring', labels: { release: 'kube-prometheus-stack' } });
+    expect(rule.spec).toEqual(parseYaml(readFileSync(join(chart, 'files/prometheus-rules.yaml'), 'utf8')));
     expect(find(ms, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
   });
 
@@ -340,6 +345,7 @@ describe('Helm chart', () => {
       ['--set', 'stateStore.url=redis://cache:6379', '--set', 'stateStore.tls.caSecret=ca'],
       /rediss:\/\//,
     ],
+    ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
     [
       'a PDB that allows no eviction (maxUnavailable 0)',
       ['--set', 'podDisruptionBudget.maxUnavailable=0'],
