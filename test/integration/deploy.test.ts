@@ -184,6 +184,7 @@ describe('Helm chart', () => {
     ]);
     expect(ms.some((m) => m.kind === 'ServiceMonitor')).toBe(false);
     expect(ms.some((m) => m.kind === 'PrometheusRule')).toBe(false);
+    expect(ms.filter((m) => m.kind === 'ConfigMap')).toHaveLength(1);
   });
 
   it('NetworkPolicy lets KEDA reach gRPC and Prometheus reach metrics, nothing else', () => {
@@ -196,7 +197,7 @@ describe('Helm chart', () => {
     expect(prometheus.ports).toEqual([{ port: 'metrics', protocol: 'TCP' }]);
   });
 
-  it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor, alerts', () => {
+  it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor, alerts, dashboard', () => {
     const ms = rendered('-f', fullValues);
     const pod = find(ms, 'Deployment').spec.template.spec;
     const container = pod.containers[0];
@@ -220,10 +221,15 @@ describe('Helm chart', () => {
       'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/keda-inference-scaler',
     });
     expect(find(ms, 'ServiceMonitor').spec.endpoints[0].port).toBe('metrics');
-    // The rules Prometheus loads without the Operator (test/integration/alerts.test.ts), as they are.
+    // The rules Prometheus loads without the Operator (test/integration/monitoring.test.ts), as they are.
     const rule = find(ms, 'PrometheusRule');
     expect(rule.metadata).toMatchObject({ namespace: 'monitoring', labels: { release: 'kube-prometheus-stack' } });
     expect(rule.spec).toEqual(parseYaml(readFileSync(join(chart, 'files/prometheus-rules.yaml'), 'utf8')));
+    // The dashboard, for Grafana's sidecar: the file as it is, under the label the sidecar looks for.
+    const dashboard = ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name?.endsWith('-dashboard'));
+    expect(dashboard?.metadata).toMatchObject({ namespace: 'monitoring', labels: { grafana_dashboard: '1' } });
+    const json = (dashboard as unknown as { data: Record<string, string> }).data['keda-inference-scaler.json']!;
+    expect(JSON.parse(json)).toEqual(JSON.parse(readFileSync(join(chart, 'files/grafana-dashboard.json'), 'utf8')));
     expect(find(ms, 'PodDisruptionBudget').spec.minAvailable).toBe(2);
   });
 
@@ -346,6 +352,7 @@ describe('Helm chart', () => {
       /rediss:\/\//,
     ],
     ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
+    ['a misspelled dashboard option', ['--set', 'metrics.grafanaDashboard.label=x'], /grafanaDashboard/],
     [
       'a PDB that allows no eviction (maxUnavailable 0)',
       ['--set', 'podDisruptionBudget.maxUnavailable=0'],

@@ -1,8 +1,9 @@
-// The alerts the chart ships (deploy/helm/keda-inference-scaler/files/prometheus-rules.yaml):
+// The alerts and the dashboard the chart ships (deploy/helm/keda-inference-scaler/files/):
 // Prometheus' own rule engine (promtool, from Debian's prometheus package that
-// scripts/services.sh installs) checks the file and evaluates every rule on series that should
-// fire it and on series that should not; a live scaler's /metrics must carry every metric the
-// rules read, so that a renamed metric cannot leave an alert that never fires.
+// scripts/services.sh installs) checks the rule file and evaluates every rule on series that
+// should fire it and on series that should not, and parses every query of the dashboard; a live
+// scaler's /metrics must carry every metric either reads, so that a renamed metric cannot leave an
+// alert that never fires or a panel that stays empty.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,8 @@ import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { ref, requireService, startTestScaler } from '../support/scaler.ts';
 
-const rulesFile = fileURLToPath(new URL('../../deploy/helm/keda-inference-scaler/files/prometheus-rules.yaml', import.meta.url));
+const files = fileURLToPath(new URL('../../deploy/helm/keda-inference-scaler/files/', import.meta.url));
+const rulesFile = join(files, 'prometheus-rules.yaml');
 
 interface Rule {
   readonly alert: string;
@@ -218,7 +220,7 @@ function ruleTest(c: Case) {
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'kis-alerts-'));
+  dir = mkdtempSync(join(tmpdir(), 'kis-monitoring-'));
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -251,6 +253,49 @@ describe('the alert rules', () => {
   });
 });
 
+interface Panel {
+  readonly type: string;
+  readonly title: string;
+  readonly targets?: readonly { readonly expr: string }[];
+}
+const dashboard = JSON.parse(readFileSync(join(files, 'grafana-dashboard.json'), 'utf8')) as {
+  panels: Panel[];
+  templating: { list: { name: string; type: string; query: string | { query: string } }[] };
+};
+const panelQueries = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+const variableQueries = dashboard.templating.list.flatMap((v) =>
+  v.type === 'query' ? [typeof v.query === 'string' ? v.query : v.query.query] : [],
+);
+
+describe('the dashboard', () => {
+  it("has a query on every panel, each one PromQL that Prometheus' parser takes", () => {
+    expect(dashboard.panels.filter((p) => p.type !== 'row' && (p.targets ?? []).length === 0)).toEqual([]);
+    expect(panelQueries.length).toBeGreaterThanOrEqual(10);
+    // Grafana's own variables, as Prometheus would see them once Grafana has substituted them.
+    const promql = (expr: string) =>
+      expr.replace(/\$__rate_interval/g, '1m').replace(/"\$(namespace|scaled_object|pod)"/g, '".*"');
+    const file = join(dir, 'dashboard-queries.yaml');
+    const record = (expr: string, i: number) => ({ record: `dashboard:query_${i}`, expr: promql(expr) });
+    writeFileSync(file, toYaml({ groups: [{ name: 'dashboard', rules: panelQueries.map((q, i) => record(q.expr, i)) }] }));
+    const { status, output } = promtool('check', 'rules', file);
+    expect(status, output).toBe(0);
+  });
+
+  it('selects with variables whose queries read metrics the rules and panels also read', () => {
+    expect(variableQueries.map((q) => /^label_values\((\w+)/.exec(q)?.[1])).toEqual([
+      'keda_inference_scaler_trigger_desired_replicas',
+      'keda_inference_scaler_trigger_desired_replicas',
+      'keda_inference_scaler_grpc_requests_total',
+    ]);
+    for (const q of panelQueries) {
+      if (q.expr.includes('keda_inference_scaler_trigger_')) expect(q.expr, q.panel).toContain('scaled_object=~"$scaled_object"');
+      else expect(q.expr, q.panel).toContain('pod=~"$pod"');
+    }
+  });
+});
+
+const metricsIn = (text: string) => [...text.matchAll(/keda_inference_scaler_\w+/g)].map((m) => m[0]);
+
 describe('the metrics they read', () => {
   it("are all on a live scaler's /metrics (a trigger held at its cap among them)", async () => {
     await using rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
@@ -267,8 +312,12 @@ describe('the metrics they read', () => {
     expect(answer.metricValues[0]!.metricValueFloat).toBe(2);
     const text = await (await fetch(`http://127.0.0.1:${t.scaler.metricsPort}/metrics`)).text();
     const families = new Set([...text.matchAll(/^# TYPE (\w+) (\w+)$/gm)].map((m) => m[1]));
-    const read = new Set(rules.flatMap((r) => [...r.expr.matchAll(/keda_inference_scaler_\w+/g)].map((m) => m[0])));
-    expect(read.size).toBeGreaterThanOrEqual(6);
+    const read = new Set([
+      ...rules.flatMap((r) => metricsIn(r.expr)),
+      ...panelQueries.flatMap((q) => metricsIn(q.expr)),
+      ...variableQueries.flatMap(metricsIn),
+    ]);
+    expect(read.size).toBeGreaterThanOrEqual(15);
     for (const name of read) {
       const family = name.replace(/_bucket$/, '');
       expect(families.has(family), `${name} is not on /metrics`).toBe(true);
