@@ -281,7 +281,7 @@ describe('the dashboard', () => {
     expect(status, output).toBe(0);
   });
 
-  it('selects with variables whose queries read metrics the rules and panels also read', () => {
+  it('offers its namespace, ScaledObject and pod choices from scaler metrics, and filters every panel by them', () => {
     expect(variableQueries.map((q) => /^label_values\((\w+)/.exec(q)?.[1])).toEqual([
       'keda_inference_scaler_trigger_desired_replicas',
       'keda_inference_scaler_trigger_desired_replicas',
