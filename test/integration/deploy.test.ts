@@ -220,7 +220,9 @@ describe('Helm chart', () => {
     expect(find(ms, 'ServiceAccount').metadata.annotations).toEqual({
       'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/keda-inference-scaler',
     });
-    expect(find(ms, 'ServiceMonitor').spec.endpoints[0].port).toBe('metrics');
+    // honorLabels: the per-trigger series' namespace (the ScaledObject's) is kept, not renamed
+    // exported_namespace under the Operator's target label (the dashboard and alerts group by it).
+    expect(find(ms, 'ServiceMonitor').spec.endpoints[0]).toMatchObject({ port: 'metrics', honorLabels: true });
     // The rules Prometheus loads without the Operator (test/integration/monitoring.test.ts), as they are.
     const rule = find(ms, 'PrometheusRule');
     expect(rule.metadata).toMatchObject({ namespace: 'monitoring', labels: { release: 'kube-prometheus-stack' } });
@@ -305,6 +307,62 @@ describe('Helm chart', () => {
       to: [{ podSelector: { matchLabels: valkeyService.spec.selector } }],
       ports: [{ port: 6379, protocol: 'TCP' }],
     });
+  });
+
+  it.each([
+    ['plaintext', [], undefined],
+    ['TLS', ['--set', 'tls.enabled=true', '--set', 'tls.secretName=keda-inference-scaler-tls'], 'caCert'],
+    [
+      'mutual TLS',
+      ['--set', 'tls.enabled=true', '--set', 'tls.secretName=x', '--set', 'tls.clientCA.enabled=true'],
+      'tlsClientKey',
+    ],
+  ])('the install notes (%s) print a trigger that parses as KEDA reads it', (_l, args, auth) => {
+    // helm template leaves NOTES.txt out: a copy of the chart renders it into a ConfigMap.
+    const dir = mkdtempSync(join(tmpdir(), 'kis-notes-'));
+    try {
+      const copy = join(dir, 'chart');
+      cpSync(chart, copy, { recursive: true });
+      cpSync(join(chart, 'templates/NOTES.txt'), join(copy, 'notes.txt'));
+      writeFileSync(
+        join(copy, 'templates/notes-check.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ tpl (.Files.Get "notes.txt") . | toJson }}\n',
+      );
+      const r = run(tools.HELM, [
+        'template',
+        'keda-inference-scaler',
+        copy,
+        '--namespace',
+        'keda',
+        '--kube-version',
+        KUBE_VERSION,
+        ...(args as string[]),
+      ]);
+      expect(r.status, r.stderr).toBe(0);
+      const notes = (parseManifests(r.stdout).find((m) => m.metadata?.name === 'notes') as unknown as { data: { notes: string } })
+        .data.notes;
+      const snippet = /^ {2}triggers:\n(?: {4}.*\n)+/m.exec(notes)?.[0];
+      expect(snippet, notes).toBeDefined();
+      const [trigger] = (parseYaml(snippet!) as { triggers: Record<string, any>[] }).triggers; // eslint-disable-line @typescript-eslint/no-explicit-any
+      expect(Object.keys(trigger!.metadata as object)).toEqual(
+        expect.arrayContaining(['scalerAddress', 'rabbitmq.connection', 'rabbitmq.queueName', 'drainSeconds']),
+      );
+      expect(trigger!.metadata.scalerAddress).toMatch(/^keda-inference-scaler\.keda\.svc\.cluster\.local:9090$/);
+      if (auth === undefined) {
+        expect(trigger!.authenticationRef).toBeUndefined();
+        expect(trigger!.metadata.enableTLS).toBeUndefined();
+      } else {
+        expect(trigger!.metadata.enableTLS).toBe('true');
+        // The TriggerAuthentication of the examples, which gives what the comment says.
+        const example = parseYaml(readFileSync(join(root, 'examples/triggerauthentication-mtls.yaml'), 'utf8')) as {
+          metadata: { name: string };
+        };
+        expect(trigger!.authenticationRef).toEqual({ name: example.metadata.name });
+        expect(/authenticationRef:\n.*name: .*# (.*)/.exec(snippet!)?.[1]).toContain(auth);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the rendered profile file loads in the scaler with the env the Deployment provides', () => {
