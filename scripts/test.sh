@@ -44,7 +44,13 @@ cleanup() {
 # Set before the start: when one service fails to start, the ones that did are stopped too (they
 # held their ports, and the next run could not start them).
 trap cleanup EXIT
-if [[ -z "${RABBITMQ_URL:-}" || -z "${KAFKA_BROKERS:-}" || -z "${SQS_ENDPOINT:-}" || -z "${PROMETHEUS_URL:-}" || -z "${STATE_STORE_URL:-}" ]]; then
+# Every address the integration tests need (test/support/services.ts, SERVICE_KEYS): any one unset
+# and the test bed is started.
+missing=0
+for key in RABBITMQ_URL RABBITMQ_MANAGEMENT_URL KAFKA_BROKERS SQS_ENDPOINT PROMETHEUS_URL DCGM_EXPORTER_URL STATE_STORE_URL; do
+  [[ -n "${!key:-}" ]] || missing=1
+done
+if ((missing)); then
   already=$(scripts/services.sh status 2>/dev/null | awk '$2=="running"{print $1}' || true)
   for svc in rabbitmq kafka sqs prometheus redis; do
     grep -qx "$svc" <<<"$already" || started_here+=("$svc")
