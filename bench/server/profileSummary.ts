@@ -63,8 +63,8 @@ export function byArea(rows: readonly SelfTime[]): Map<string, number> {
 }
 
 if (import.meta.main) {
-  const [file, n] = process.argv.slice(2);
-  if (file === undefined) {
+  const [file, n, ...rest] = process.argv.slice(2);
+  if (file === undefined || rest.length > 0 || (n !== undefined && !/^[1-9]\d*$/.test(n))) {
     process.stderr.write('usage: node bench/server/profileSummary.ts FILE.cpuprofile [N]\n');
     process.exit(2);
   }

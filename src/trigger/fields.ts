@@ -192,7 +192,7 @@ const sqsFields = {
   connection,
   queueURL: field({
     schema: kinds.url(['http', 'https']),
-    allowed: `an https:// queue URL ${URL_ESCAPES}`,
+    allowed: `an https:// queue URL (http:// for a local SQS-compatible server) ${URL_ESCAPES}`,
     description: 'Queue URL.',
     required: true,
     fromEnv: true,
