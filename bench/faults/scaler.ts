@@ -6,7 +6,7 @@ import { readdirSync, readlinkSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { firstJsonLine, scalerChildEnv, stopChild } from '../server/children.ts';
-import { shippedNodeArgs } from '../server/flags.ts';
+import { shippedNodeArgs } from '../../test/support/process.ts';
 import { labelValues, sumMetric } from '../server/procStats.ts';
 import { track } from './bed.ts';
 

@@ -1,13 +1,6 @@
 // Command-line flags of the server load benchmark (`npm run bench:server -- --help`).
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-
-/** The node flags the scaler ships with: node.flags, which `npm start` and the image's ENTRYPOINT read. */
-export function shippedNodeArgs(file = new URL('../../node.flags', import.meta.url)): string[] {
-  return readFileSync(file, 'utf8')
-    .split(/\s+/)
-    .filter((flag) => flag !== '');
-}
+import { shippedNodeArgs } from '../../test/support/process.ts';
 
 export interface BenchFlags {
   /** T: triggers (distinct ScaledObjects) driven by the fixed-rate run. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { parseFlags, shippedNodeArgs } from './flags.ts';
+import { shippedNodeArgs } from '../../test/support/process.ts';
+import { parseFlags } from './flags.ts';
 import {
   bucketsDiff,
   histogramBuckets,

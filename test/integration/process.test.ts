@@ -1,11 +1,12 @@
 // The scaler as a process, the way it runs in a pod: ports from the environment, health and
 // reflection, JSON logs, and a clean stop on SIGTERM with a stream open.
 import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { listServices } from '../support/reflection.ts';
-import { ScalerProcess } from '../support/process.ts';
+import { ScalerProcess, shippedNodeArgs } from '../support/process.ts';
 import { KedaClient, ref, requireService } from '../support/scaler.ts';
 
 let scaler: ScalerProcess;
@@ -30,6 +31,11 @@ describe('the scaler process', () => {
       metricsPort: scaler.metricsPort,
       msg: 'keda-inference-scaler listening',
     });
+  });
+
+  it('runs with the node flags it ships with (node.flags, as npm start and the image run it)', () => {
+    const argv = readFileSync(`/proc/${scaler.child.pid}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(1, -2)).toEqual(shippedNodeArgs());
   });
 
   it('serves grpc.health.v1 for the whole server and for the ExternalScaler service', async () => {

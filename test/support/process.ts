@@ -1,12 +1,20 @@
 // The scaler as a child process, the way it runs in a pod: ports from the environment, JSON logs
 // kept for the test to read, a KEDA client, and the metrics port for /metrics and /explain.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type ExplainView, KedaClient, explainViews } from './scaler.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The node flags the scaler ships with: node.flags, which `npm start` and the image's ENTRYPOINT read. */
+export function shippedNodeArgs(file = new URL('../../node.flags', import.meta.url)): string[] {
+  return readFileSync(file, 'utf8')
+    .split(/\s+/)
+    .filter((flag) => flag !== '');
+}
 
 /** A loopback port free a moment ago: for servers that cannot bind port 0 and report the port they got. */
 export function freePort(): Promise<number> {
@@ -49,13 +57,14 @@ export class ScalerProcess implements AsyncDisposable {
   }
 
   /**
-   * Starts `src/main.ts` with `env` over the test's environment, and waits until it listens. Its
+   * Starts `src/main.ts` with the shipped node flags and `env` over the test's environment (as
+   * `npm start` runs it; NODE_OPTIONS in `env` adds to them), and waits until it listens. Its
    * ports are the ones the kernel gives (0) unless `env` names them, read from its "listening"
    * line: a port picked free beforehand can be taken by another test's process before the scaler
    * binds it.
    */
   static async start(env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<ScalerProcess> {
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
       cwd: root,
       env: {
         ...process.env,
