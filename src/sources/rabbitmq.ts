@@ -53,8 +53,15 @@ function amqpError(where: string, err: unknown): Error {
   const code = (err as { code?: unknown }).code;
   if (code === 404 || /NOT_FOUND/.test(message)) return new SourceNotFound(`${where}: not found (${message})`);
   if (code === 403 || /ACCESS.REFUSED/.test(message)) return new SourceUnauthenticated(`${where}: access refused (${message})`);
-  if (/530|NOT_ALLOWED|vhost/i.test(message))
-    return new SourceNotFound(`${where}: virtual host not allowed or missing (${message})`);
+  // RabbitMQ closes the handshake with 530 NOT_ALLOWED both for a vhost that does not exist and
+  // for one the user has no permission on; amqplib keeps neither the code nor the text of that
+  // close ("Expected ConnectionOpenOk; got <ConnectionClose channel:0>"), so the two cannot be told
+  // apart over amqp (the management API can: 404 and 401).
+  if (/530|NOT_ALLOWED|Expected ConnectionOpenOk; got <ConnectionClose/i.test(message)) {
+    return new SourceNotFound(
+      `${where}: the broker refused to open the virtual host: it does not exist, or the user has no permission on it (${message})`,
+    );
+  }
   return new SourceUnavailable(`${where}: ${message}`);
 }
 

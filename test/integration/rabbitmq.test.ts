@@ -6,7 +6,7 @@ import { RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import type { Signals } from '../../src/model/types.ts';
-import { RabbitFixture } from '../support/rabbitmq.ts';
+import { RabbitFixture, RabbitUser } from '../support/rabbitmq.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -79,6 +79,32 @@ describe('GetMetrics and IsActive over amqp', () => {
     expect(t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === 'vhost')?.decision.explanation.signals.backlog).toBe(
       3,
     );
+  });
+});
+
+describe('a vhost the user may not open, and one that does not exist', () => {
+  // The management API tells them apart (401, 404); over amqp RabbitMQ closes the handshake alike
+  // for both, and the answer names both causes. Never UNAVAILABLE: the broker is up.
+  it.each([
+    ['http', 'UNAUTHENTICATED'],
+    ['amqp', 'NOT_FOUND'],
+  ] as const)('over %s: the refused one %s, the missing one NOT_FOUND, each naming the vhost', async (protocol, refusedCode) => {
+    await using user = await RabbitUser.create(managementUrl);
+    const vhost = await user.foreignVhost();
+    const host = user.in(protocol === 'amqp' ? amqpUrl : managementUrl);
+    const ask = (vhostName: string, name: string) =>
+      grpcError(
+        t.client.getMetrics(
+          ref(trigger('jobs', { 'rabbitmq.host': host, 'rabbitmq.protocol': protocol, 'rabbitmq.vhostName': vhostName }), name),
+        ),
+      );
+    const refused = await ask(vhost, `refused-${protocol}`);
+    expect(refused.code, refused.details).toBe(status[refusedCode]);
+    expect(refused.details).toContain(`(vhost "${vhost}")`);
+    const missing = await ask(`${vhost}-missing`, `missing-${protocol}`);
+    expect(missing.code, missing.details).toBe(status.NOT_FOUND);
+    expect(missing.details).toContain(`(vhost "${vhost}-missing")`);
+    for (const err of [refused, missing]) expect(err.details).not.toContain(user.password);
   });
 });
 

@@ -102,6 +102,7 @@ export class RabbitUser implements AsyncDisposable {
   readonly password = `pw-${randomUUID()}`;
   private readonly api: string;
   private readonly authorization: string;
+  private readonly vhosts: string[] = [];
 
   private constructor(managementUrl: string) {
     ({ api: this.api, authorization: this.authorization } = managementApi(managementUrl));
@@ -112,6 +113,14 @@ export class RabbitUser implements AsyncDisposable {
     await user.call('PUT', `/users/${user.username}`, { password: user.password, tags: 'management' });
     await user.call('PUT', `/permissions/%2F/${user.username}`, { configure: '.*', write: '.*', read: '.*' });
     return user;
+  }
+
+  /** A vhost of its own that this user has no permission on (deleted on dispose). */
+  async foreignVhost(): Promise<string> {
+    const name = `kis-foreign-${randomUUID().slice(0, 8)}`;
+    await this.call('PUT', `/vhosts/${name}`, {});
+    this.vhosts.push(name);
+    return name;
   }
 
   /** `url` (amqp or management) with this user's credentials in it. */
@@ -133,5 +142,6 @@ export class RabbitUser implements AsyncDisposable {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.call('DELETE', `/users/${this.username}`).catch(() => undefined);
+    for (const vhost of this.vhosts) await this.call('DELETE', `/vhosts/${vhost}`).catch(() => undefined);
   }
 }

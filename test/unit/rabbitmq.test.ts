@@ -105,6 +105,12 @@ describe('RabbitmqDriver over amqp', () => {
       SourceNotFound,
     ],
     [
+      // What amqplib 0.10 gives when RabbitMQ refuses the vhost at the handshake (missing, or no permission).
+      'a vhost refused at the handshake',
+      new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>'),
+      SourceNotFound,
+    ],
+    [
       'a refused connection',
       Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5672'), { code: 'ECONNREFUSED' }),
       SourceUnavailable,
