@@ -14,6 +14,7 @@ import type { SharedTriggerState } from './state/payload.ts';
 import type { SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
+import { SourceFailureLog } from './telemetry/sourceFailures.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
@@ -90,6 +91,7 @@ export class Engine {
     this.options = options;
     this.now = options.now ?? Date.now;
     const { metrics } = options;
+    const failures = new SourceFailureLog(options.logger, this.now);
     this.cache = new ReadCache({
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
@@ -97,10 +99,12 @@ export class Engine {
       onQuery: (source, durationMs, error) => {
         metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
         metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);
-        if (error !== undefined) {
+        if (error === undefined) {
+          failures.succeeded(source);
+        } else {
           const code = errorCode(error);
           metrics.sourceErrors.inc({ kind: source.kind, code });
-          options.logger.warn({ source: source.label, code, err: errorMessage(error) }, 'source query failed');
+          failures.failed(source, code, errorMessage(error));
         }
       },
       onReading: (source, observation) => this.observeRates(source, observation),

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { listServices } from '../support/reflection.ts';
 import { ScalerProcess, shippedNodeArgs } from '../support/process.ts';
-import { KedaClient, ref, requireService } from '../support/scaler.ts';
+import { KedaClient, eventually, grpcError, ref, requireService } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
 
 let scaler: ScalerProcess;
 let rabbit: RabbitFixture;
@@ -72,6 +73,32 @@ describe('the scaler process', () => {
     expect(res.status).toBe(200);
     expect(await res.text()).toMatch(/keda_inference_scaler_process_resident_memory_bytes/);
     expect((await fetch(`http://127.0.0.1:${scaler.metricsPort}/readyz`)).status).toBe(200);
+  });
+
+  it('logs a source that fails once when it starts failing and once when it reads again, not at every read', async () => {
+    await using proxy = TcpProxy.forUrl(requireService('RABBITMQ_URL'));
+    await proxy.start();
+    const queue = await rabbit.queue(2);
+    const flaky = ref({ 'rabbitmq.host': proxy.rewrite(requireService('RABBITMQ_URL')), 'rabbitmq.queueName': queue }, 'flaky');
+    await scaler.client.getMetrics(flaky);
+    await proxy.stop();
+    // Five reads, each after the cached reading expired (CACHE_TTL_MS 1000), every one failing.
+    for (let i = 0; i < 5; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect((await grpcError(scaler.client.getMetrics(flaky))).code).toBe(grpc.status.UNAVAILABLE);
+    }
+    await proxy.start();
+    await eventually(() => scaler.client.getMetrics(flaky));
+    const sourceLines = () =>
+      scaler.lines().filter((l) => String(l.msg).startsWith('source query') && String(l.source).includes(queue));
+    // The child's stdout reaches the test a moment after the answer.
+    const lines = await eventually(async () => (sourceLines().length >= 2 ? sourceLines() : undefined));
+    expect(lines.map((l) => `${String(l.level)} ${String(l.msg)}`)).toEqual([
+      'warn source query failed',
+      'info source query recovered',
+    ]);
+    expect(lines[0]).toMatchObject({ code: 'UNAVAILABLE' });
+    expect(lines[1]!.failures).toBeGreaterThanOrEqual(5);
   });
 
   it('stops cleanly on SIGTERM, ending open streams', async () => {

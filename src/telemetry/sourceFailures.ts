@@ -1,0 +1,72 @@
+// Source failures in the log, per source rather than per read: a warning when a source starts
+// failing or its error changes, a reminder while it keeps failing, and a line when it reads again.
+// A broker outage used to log a warning for every read of every queue on it (100 queues read every
+// second: 100 lines a second), and the line that said what changed was lost among them. Every
+// failure still counts in source_errors_total.
+import type { Logger } from './logger.ts';
+
+/** While a source keeps failing with the same code, one reminder this often. */
+export const REMIND_EVERY_MS = 60_000;
+/** Failing sources tracked at most (the oldest forgotten first: a trigger gone, its source unread). */
+const MAX_TRACKED = 10_000;
+
+interface Failing {
+  readonly sinceMs: number;
+  readonly code: string;
+  lastLoggedMs: number;
+  /** Failures since the source started failing with this code. */
+  failures: number;
+}
+
+interface Named {
+  readonly identity: string;
+  readonly label: string;
+}
+
+export class SourceFailureLog {
+  private readonly failing = new Map<string, Failing>();
+
+  private readonly logger: Logger;
+  private readonly now: () => number;
+
+  constructor(logger: Logger, now: () => number) {
+    this.logger = logger;
+    this.now = now;
+  }
+
+  failed(source: Named, code: string, message: string): void {
+    const nowMs = this.now();
+    const known = this.failing.get(source.identity);
+    if (known !== undefined && known.code === code) {
+      known.failures++;
+      if (nowMs - known.lastLoggedMs < REMIND_EVERY_MS) return;
+      known.lastLoggedMs = nowMs;
+      this.logger.warn(
+        { source: source.label, code, err: message, failures: known.failures, failingForSeconds: seconds(nowMs - known.sinceMs) },
+        'source query still failing',
+      );
+      return;
+    }
+    this.failing.delete(source.identity);
+    if (this.failing.size >= MAX_TRACKED) this.failing.delete(this.failing.keys().next().value!);
+    this.failing.set(source.identity, { sinceMs: nowMs, code, lastLoggedMs: nowMs, failures: 1 });
+    this.logger.warn(
+      { source: source.label, code, err: message, ...(known !== undefined && { previousCode: known.code }) },
+      'source query failed',
+    );
+  }
+
+  succeeded(source: Named): void {
+    const known = this.failing.get(source.identity);
+    if (known === undefined) return;
+    this.failing.delete(source.identity);
+    this.logger.info(
+      { source: source.label, failures: known.failures, failedForSeconds: seconds(this.now() - known.sinceMs) },
+      'source query recovered',
+    );
+  }
+}
+
+function seconds(ms: number): number {
+  return Math.round(ms / 100) / 10;
+}

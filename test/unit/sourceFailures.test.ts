@@ -1,0 +1,79 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { REMIND_EVERY_MS, SourceFailureLog } from '../../src/telemetry/sourceFailures.ts';
+
+/** A SourceFailureLog on the real logger, its lines parsed, and a clock the test moves. */
+function bed() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  let nowMs = 0;
+  const log = new SourceFailureLog(createLogger('info', sink), () => nowMs);
+  const at = (ms: number) => (nowMs = ms);
+  const shown = () =>
+    lines.map(({ level, msg, source, code, failures, previousCode }) => ({ level, msg, source, code, failures, previousCode }));
+  return { log, at, lines, shown };
+}
+
+const queue = { identity: 'rabbitmq|jobs', label: 'rabbitmq queue "jobs"' };
+const other = { identity: 'rabbitmq|batch', label: 'rabbitmq queue "batch"' };
+
+describe('source failures in the log', () => {
+  it('one warning when a source starts failing, none for each read after, a reminder a minute on, one line when it reads again', () => {
+    const { log, at, shown, lines } = bed();
+    for (let s = 0; s <= 125; s++) {
+      at(s * 1000);
+      log.failed(queue, 'UNAVAILABLE', 'connect ECONNREFUSED');
+    }
+    at(130_000);
+    log.succeeded(queue);
+    log.succeeded(queue);
+    expect(shown()).toEqual([
+      { level: 'warn', msg: 'source query failed', source: queue.label, code: 'UNAVAILABLE' },
+      { level: 'warn', msg: 'source query still failing', source: queue.label, code: 'UNAVAILABLE', failures: 61 },
+      { level: 'warn', msg: 'source query still failing', source: queue.label, code: 'UNAVAILABLE', failures: 121 },
+      { level: 'info', msg: 'source query recovered', source: queue.label, failures: 126 },
+    ]);
+    expect(lines[1]).toMatchObject({ failingForSeconds: REMIND_EVERY_MS / 1000, err: 'connect ECONNREFUSED' });
+    expect(lines[3]).toMatchObject({ failedForSeconds: 130 });
+  });
+
+  it.each([
+    ['another code', 'UNAUTHENTICATED', 1],
+    ['the same code', 'UNAVAILABLE', 0],
+  ])('a failure with %s logs at once: %s', (_name, code, extra) => {
+    const { log, at, shown } = bed();
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    at(5000);
+    log.failed(queue, code, 'again');
+    expect(shown()).toHaveLength(1 + extra);
+    if (extra === 1) expect(shown()[1]).toMatchObject({ code, previousCode: 'UNAVAILABLE', failures: undefined });
+  });
+
+  it('tracks each source apart, and a success of one source says nothing of another', () => {
+    const { log, at, shown } = bed();
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    log.failed(other, 'NOT_FOUND', 'no queue');
+    at(1000);
+    log.succeeded(other);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    log.failed(other, 'NOT_FOUND', 'no queue');
+    expect(shown().map((l) => `${l.msg} ${l.source}`)).toEqual([
+      `source query failed ${queue.label}`,
+      `source query failed ${other.label}`,
+      `source query recovered ${other.label}`,
+      `source query failed ${other.label}`,
+    ]);
+  });
+
+  it('a source that reads is not logged at all', () => {
+    const { log, shown } = bed();
+    log.succeeded(queue);
+    expect(shown()).toEqual([]);
+  });
+});
