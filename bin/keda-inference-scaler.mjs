@@ -27,9 +27,22 @@ const fmt = (v) => (typeof v === 'number' ? String(Math.round(v * 1000) / 1000) 
 
 export function render(view) {
   const e = view.explanation;
-  const lines = [
+  const head = [
     `${view.trigger.namespace}/${view.trigger.name}  trigger ${view.trigger.id}`,
     `  sources: ${view.trigger.sources.join('; ')}`,
+  ];
+  const failure = view.lastFailure;
+  if (failure !== undefined) {
+    head.push(
+      `  last answer: ${failure.code} at ${failure.at}: ${failure.message}`,
+      e === null
+        ? '  (no decision yet: every answer so far was an error; KEDA keeps the replicas, or uses the fallback)'
+        : '  (KEDA got that error and keeps the replicas, or uses the fallback; the decision below is the one before it)',
+    );
+  }
+  if (e === null) return head.join('\n');
+  const lines = [
+    ...head,
     `  answer:  desired replicas ${view.desiredReplicas} (metric value ${fmt(view.metricValue)}, target 1), active ${view.active}`,
     `  why active: ${e.activeReason}`,
     '  inputs:',

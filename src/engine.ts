@@ -29,6 +29,15 @@ export interface Evaluation {
   readonly metricValue: number;
 }
 
+/** A trigger's last answer that was an error (a source that cannot be read), until one succeeds again. */
+export interface TriggerFailure {
+  readonly trigger: Trigger;
+  readonly atMs: number;
+  /** The gRPC status KEDA got (errors.ts), and the message, which names the source and holds no secret. */
+  readonly code: string;
+  readonly message: string;
+}
+
 export interface EngineOptions {
   readonly registry: SourceRegistry;
   readonly cacheTtlMs: number;
@@ -85,6 +94,8 @@ export class Engine {
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
+  /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
+  private readonly failures = new Map<string, TriggerFailure>();
   private lastSweepMs = 0;
 
   constructor(options: EngineOptions) {
@@ -137,7 +148,21 @@ export class Engine {
    * SourceNotFound when a GPU query matched no series while the workload runs (model/gpuSeries.ts).
    */
   evaluate(trigger: Trigger, options: EvaluateOptions = {}): Evaluation | Promise<Evaluation> {
-    return this.cached(trigger, options) ?? this.readAndDecide(trigger, options);
+    let answer: Evaluation | Promise<Evaluation>;
+    try {
+      answer = this.cached(trigger, options) ?? this.readAndDecide(trigger, options);
+    } catch (err) {
+      throw this.failed(trigger, err);
+    }
+    return answer instanceof Promise ? answer.catch((err: unknown) => Promise.reject(this.failed(trigger, err))) : answer;
+  }
+
+  /** Keeps the error a trigger was answered with, for /explain; returns it. */
+  private failed(trigger: Trigger, err: unknown): unknown {
+    this.failures.delete(trigger.id);
+    if (this.failures.size >= PARSE_MEMO_LIMITS.maxEntries) this.failures.delete(this.failures.keys().next().value!);
+    this.failures.set(trigger.id, { trigger, atMs: this.now(), code: errorCode(err), message: errorMessage(err) });
+    return err;
   }
 
   /** The answer from fresh cached readings, or undefined when a reading must be fetched. */
@@ -161,6 +186,7 @@ export class Engine {
     if (observations === undefined && last !== undefined && !this.newerShared(trigger.id, state!)) {
       // The readings of the last decision (the common case): nothing to allocate.
       state!.lastSeenMs = nowMs;
+      if (this.failures.size > 0) this.failures.delete(trigger.id);
       return state!.lastEvaluation;
     }
     return this.decideOn(trigger, sources, observations ?? last ?? []);
@@ -198,6 +224,7 @@ export class Engine {
       !this.newerShared(trigger.id, state)
     ) {
       state.lastSeenMs = nowMs;
+      if (this.failures.size > 0) this.failures.delete(trigger.id);
       return state.lastEvaluation;
     }
     state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
@@ -226,6 +253,7 @@ export class Engine {
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);
+    if (this.failures.size > 0) this.failures.delete(trigger.id);
     if (view?.role === 'writer') {
       const changed =
         last === undefined ||
@@ -266,8 +294,8 @@ export class Engine {
   }
 
   /**
-   * Labels (no credentials) of the sources of an evaluated trigger (one of lastEvaluations()):
-   * evaluating looked its sources up first.
+   * Labels (no credentials) of the sources of a trigger that was evaluated, or failed (one of
+   * lastEvaluations() or lastFailures()): evaluating looks its sources up first.
    */
   sourceLabels(trigger: Trigger): string[] {
     return (this.triggerSources.get(trigger) ?? []).map(({ source }) => source.label);
@@ -276,6 +304,11 @@ export class Engine {
   /** The last evaluation of every trigger seen, for the explain endpoint. */
   lastEvaluations(): Evaluation[] {
     return [...this.evaluations()];
+  }
+
+  /** Triggers whose last answer was an error, for the explain endpoint. */
+  lastFailures(): TriggerFailure[] {
+    return [...this.failures.values()];
   }
 
   private *evaluations(): Generator<Evaluation> {
@@ -324,6 +357,7 @@ export class Engine {
       }
     }
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
+    for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
   }
 }
 

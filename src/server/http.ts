@@ -2,12 +2,21 @@
 // do not speak gRPC, and /explain for the `explain` CLI.
 import { type Server, createServer } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
-import type { Engine, Evaluation } from '../engine.ts';
+import type { Engine, Evaluation, TriggerFailure } from '../engine.ts';
+import type { Trigger } from '../trigger/types.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 
-/** An evaluation as shown to people: source labels instead of configs, so no secret leaves. */
-function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
-  const { trigger, decision } = evaluation;
+/**
+ * A trigger as shown to people: source labels instead of configs, so no secret leaves. Its last
+ * decision (null before one was made), and `lastFailure` when its last answer was an error: KEDA
+ * got that error, and the decision shown is the one before it.
+ */
+function explainView(
+  trigger: Trigger,
+  sourceLabels: readonly string[],
+  evaluation: Evaluation | undefined,
+  failure: TriggerFailure | undefined,
+) {
   return {
     trigger: {
       id: trigger.id,
@@ -16,10 +25,13 @@ function explainView(evaluation: Evaluation, sourceLabels: readonly string[]) {
       sources: sourceLabels,
       scaling: trigger.scaling,
     },
-    desiredReplicas: decision.desiredReplicas,
-    active: decision.active,
-    metricValue: evaluation.metricValue,
-    explanation: decision.explanation,
+    desiredReplicas: evaluation?.decision.desiredReplicas ?? null,
+    active: evaluation?.decision.active ?? null,
+    metricValue: evaluation?.metricValue ?? null,
+    explanation: evaluation?.decision.explanation ?? null,
+    ...(failure !== undefined && {
+      lastFailure: { at: new Date(failure.atMs).toISOString(), code: failure.code, message: failure.message },
+    }),
   };
 }
 
@@ -27,7 +39,7 @@ export interface HttpOptions {
   readonly metrics: ScalerMetrics;
   readonly engine: Engine;
   readonly ready: () => boolean;
-  readonly sourceLabels: (evaluation: Evaluation) => readonly string[];
+  readonly sourceLabels: (trigger: Trigger) => readonly string[];
 }
 
 export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpOptions): Server {
@@ -62,10 +74,19 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
       case '/explain': {
         const namespace = url.searchParams.get('namespace');
         const name = url.searchParams.get('name');
+        const wanted = (t: Trigger) => (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
+        const failures = new Map(engine.lastFailures().map((f) => [f.trigger.id, f]));
         const matches = engine
           .lastEvaluations()
-          .filter((e) => (namespace === null || e.trigger.namespace === namespace) && (name === null || e.trigger.name === name))
-          .map((e) => explainView(e, sourceLabels(e)));
+          .filter((e) => wanted(e.trigger))
+          .map((e) => {
+            const failure = failures.get(e.trigger.id);
+            failures.delete(e.trigger.id);
+            return explainView(e.trigger, sourceLabels(e.trigger), e, failure);
+          });
+        // Triggers that never got an answer: only their error.
+        for (const f of failures.values())
+          if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f));
         return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
       }
       default:

@@ -132,7 +132,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     metrics,
     engine,
     ready: () => serving,
-    sourceLabels: (e) => engine.sourceLabels(e.trigger),
+    sourceLabels: (trigger) => engine.sourceLabels(trigger),
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

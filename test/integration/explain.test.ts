@@ -1,11 +1,13 @@
 // The `explain` CLI against a real running scaler that has answered KEDA for a RabbitMQ trigger, and
 // what /explain says of the cold start the scaler learns from the broker's consumers.
 import { execFile } from 'node:child_process';
+import { status } from '@grpc/grpc-js';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { type TestScaler, eventually, explainViews, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { type TestScaler, eventually, explainViews, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
+import { TcpProxy } from '../support/tcpProxy.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../../bin/keda-inference-scaler.mjs', import.meta.url));
@@ -77,6 +79,57 @@ describe('keda-inference-scaler explain', () => {
     }
   });
 
+  it('shows the error KEDA got while a source cannot be read, above the decision before it, until a read succeeds', async () => {
+    await using proxy = TcpProxy.forUrl(requireService('RABBITMQ_URL'));
+    await proxy.start();
+    const queue = await rabbit.queue(7);
+    const so = ref(
+      { 'rabbitmq.host': proxy.rewrite(requireService('RABBITMQ_URL')), 'rabbitmq.queueName': queue },
+      'flaky',
+      'explain-ns',
+    );
+    await t.client.getMetrics(so);
+    await proxy.stop();
+    // Past the cached reading (CACHE_TTL_MS 1000): the read fails, and KEDA gets the error.
+    const failed = await eventually(async () => {
+      const err = await grpcError(t.client.getMetrics(so));
+      return err.code === status.UNAVAILABLE ? err : undefined;
+    });
+    const [view] = await explainViews(t.scaler.metricsPort, 'explain-ns', 'flaky');
+    expect(view).toMatchObject({ desiredReplicas: 2, lastFailure: { code: 'UNAVAILABLE', message: failed.details } });
+    expect(Date.now() - Date.parse(view!.lastFailure!.at)).toBeLessThan(10_000);
+    const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'flaky');
+    expect(stdout).toContain(`last answer: UNAVAILABLE at ${view!.lastFailure!.at}: ${failed.details}`);
+    expect(stdout).toContain('the decision below is the one before it');
+    expect(stdout).toContain('desired replicas 2');
+    expect(stdout).not.toContain(requireService('RABBITMQ_URL'));
+
+    await proxy.start();
+    await eventually(() => t.client.getMetrics(so));
+    const [healed] = await explainViews(t.scaler.metricsPort, 'explain-ns', 'flaky');
+    expect(healed!.lastFailure).toBeUndefined();
+  });
+
+  it('shows a trigger that never got an answer with its error alone', async () => {
+    const so = ref(
+      { 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': 'no-such-queue-for-explain' },
+      'missing',
+      'explain-ns',
+    );
+    const err = await grpcError(t.client.getMetrics(so));
+    expect(err.code).toBe(status.NOT_FOUND);
+    const [view] = await explainViews(t.scaler.metricsPort, 'explain-ns', 'missing');
+    expect(view).toMatchObject({
+      desiredReplicas: null,
+      explanation: null,
+      lastFailure: { code: 'NOT_FOUND', message: err.details },
+    });
+    const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'missing');
+    expect(stdout).toContain('last answer: NOT_FOUND at ');
+    expect(stdout).toContain('no decision yet: every answer so far was an error');
+    expect(stdout).not.toContain('desired replicas');
+  });
+
   it('says so, with exit code 3, for a ScaledObject it has not been asked about', async () => {
     const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as {
       code: number;
@@ -98,7 +151,7 @@ describe('keda-inference-scaler explain', () => {
 
 async function details(namespace: string, name: string): Promise<Record<string, unknown>> {
   const [view] = await explainViews(t.scaler.metricsPort, namespace, name);
-  return view!.explanation.details;
+  return view!.explanation!.details;
 }
 
 describe('coldStartSeconds auto', () => {

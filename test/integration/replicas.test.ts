@@ -66,7 +66,7 @@ async function alike(ms: number, first: ScalerProcess, second: ScalerProcess): P
 
 async function details(p: ScalerProcess): Promise<Record<string, unknown>> {
   const [view] = await p.explain('kis', 'replicas');
-  return view!.explanation.details;
+  return view!.explanation!.details;
 }
 
 describe('two scaler replicas on one shared store', () => {

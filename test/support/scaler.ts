@@ -103,10 +103,12 @@ export async function startTestScaler(overrides: Partial<Config> = {}, options: 
 }
 
 /** One ScaledObject's triggers' last decisions, as a scaler's /explain serves them on its metrics port. */
+/** What /explain gives for a trigger: its last decision (null before one), and its last answer when that was an error. */
 export interface ExplainView {
-  active: boolean;
-  desiredReplicas: number;
-  explanation: { details: Record<string, unknown> };
+  active: boolean | null;
+  desiredReplicas: number | null;
+  explanation: { details: Record<string, unknown> } | null;
+  lastFailure?: { at: string; code: string; message: string };
 }
 
 export async function explainViews(metricsPort: number, namespace: string, name: string): Promise<ExplainView[]> {

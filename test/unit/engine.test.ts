@@ -1,6 +1,7 @@
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine.ts';
+import { SourceUnavailable } from '../../src/errors.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
@@ -178,6 +179,34 @@ describe('Engine: one decision per reading', () => {
     const trigger = engine.trigger(ref('so', 'q'));
     await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
     await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
+  });
+
+  it('keeps the error a trigger was last answered with, for /explain, until it is answered again', async () => {
+    const clock = { ms: 1_000_000 };
+    let down = false;
+    const driver = fakeDriver(async () => {
+      if (down) throw new SourceUnavailable('rabbitmq queue "q": connection refused');
+      return { backlog: 12 };
+    });
+    const { engine } = engineWith(driver, clock);
+    const trigger = engine.trigger(ref('so', 'q'));
+    const other = engine.trigger(ref('other', 'q'));
+    await engine.evaluate(trigger);
+    expect(engine.lastFailures()).toEqual([]);
+    down = true;
+    clock.ms += 1500;
+    await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
+    expect(engine.lastFailures()).toEqual([
+      { trigger, atMs: 1_001_500, code: 'UNAVAILABLE', message: 'rabbitmq queue "q": connection refused' },
+    ]);
+    // Another trigger of the same source fails on its own account; the first keeps its decision.
+    await expect(engine.evaluate(other)).rejects.toThrow(/connection refused/);
+    expect(engine.lastFailures().map((f) => f.trigger.name)).toEqual(['so', 'other']);
+    expect(engine.lastEvaluations().map((e) => e.trigger.name)).toEqual(['so']);
+    down = false;
+    clock.ms += 1500;
+    await engine.evaluate(trigger);
+    expect(engine.lastFailures().map((f) => f.trigger.name)).toEqual(['other']);
   });
 
   it('keeps each trigger its own decision on a shared reading', async () => {
