@@ -145,9 +145,13 @@ describe('traces and draws', () => {
       'x',
       'TIMESTAMP,ContextTokens,GeneratedTokens\r\n2023-11-16 18:17:04.5000000,4000,25\r\n2023-11-16 18:17:03.5000000,0,50\r\n',
     );
+    // 4,000 context tokens at 4,000 a second, then 25 generated at 25 a second; 50 generated alone.
     expect(t.requests).toEqual([
-      { arrivalS: 0, serviceS: serviceSeconds(0, 50) },
-      { arrivalS: 1, serviceS: serviceSeconds(4000, 25) },
+      { arrivalS: 0, serviceS: 2 },
+      { arrivalS: 1, serviceS: 2 },
+    ]);
+    expect(parseAzureCsv('x', 'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.5000000,2000,5\n').requests).toEqual([
+      { arrivalS: 0, serviceS: 0.7 },
     ]);
   });
 

@@ -390,7 +390,6 @@ async function fuzz(rpc: Rpc): Promise<void> {
       `heap ${before.heapMb.toFixed(0)} -> ${after.heapMb.toFixed(0)} MB, rss ${before.rssMb.toFixed(0)} -> ${after.rssMb.toFixed(0)} MB; ` +
       `cached sources ${t.scaler.engine.cache.size}; logs ${(logBytes / 2 ** 20).toFixed(1)} MB`,
   );
-  expect(stats.ms.length).toBeGreaterThanOrEqual(RUNS);
   expect(after.heapMb - before.heapMb).toBeLessThan(MAX_HEAP_GROWTH_MB);
 }
 

@@ -116,7 +116,7 @@ describe('the scaler process', () => {
     scaler.child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
-    expect(await streamEnded).toBeTruthy();
+    expect(await streamEnded).toBe('end');
     expect(scaler.logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
     client.close();
   });

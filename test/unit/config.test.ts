@@ -27,6 +27,7 @@ describe('loadConfig: the state store', () => {
       STATE_STORE_TLS_CA_FILE: '/etc/ca.pem',
     });
     expect(config.STATE_STORE_PASSWORD).toBe('p');
+    expect(config.STATE_STORE_TLS_CA_FILE).toBe('/etc/ca.pem');
   });
 
   it.each([
