@@ -6,8 +6,9 @@
 // rise to its fall below half its peak; the last MAX_BURSTS are kept with their peak need and the
 // arrivals at that peak. With n replicas warm, a burst that needed n_b > n leaves about
 // A_T · (1 − n / n_b) of its requests late. The floor is the n that minimizes
-//   n + lateRequestCost · Σ_bursts late(n) / (seconds the bursts span):
-// GPU-seconds per second of warm replicas against the late requests they prevent. A prewarm for a
+//   n + lateRequestCost · (bursts a second expected over the next 2 C) · mean over bursts of late(n):
+// GPU-seconds per second of warm replicas against the late requests they prevent, the bursts'
+// rate read from the gaps between them given the time since the last (burstRate). A prewarm for a
 // predicted burst is priced the same way, each replica costing one cold start instead. The
 // requests past the warm replicas wait for the ones the burst asks for, and are late only when
 // those come after T: decide.ts prices them at lateRequestCost times the share of cold starts
@@ -76,11 +77,40 @@ function cheapest(top: number, cost: (n: number) => number): number {
 
 const topNeed = (bursts: readonly Burst[]) => Math.ceil(Math.max(...bursts.map((b) => b.need)));
 
-/** The warm floor that costs least: replicas against the late requests they prevent. */
-export function burstFloor(bursts: readonly Burst[], nowMs: number, lateRequestCost: number): number {
+/** The bursts' hazard is shrunk toward their average rate by this many gaps' worth of it. */
+const HAZARD_PRIOR_GAPS = 2;
+
+/**
+ * Bursts a second to expect over the next `windowSeconds`, given the time since the last one
+ * began: of the gaps seen between bursts (start to start) at least that long, the share that ended
+ * within the window (their hazard), shrunk toward the bursts' average rate. Bursts come in clusters
+ * (the next one within a minute, then none for many), which an average over the hour spreads
+ * evenly: the floor then idled through the long gaps and was short in the clusters. With no gap as
+ * long as the time since the last burst, nothing is known: the average.
+ */
+export function burstRate(bursts: readonly Burst[], nowMs: number, windowSeconds: number): number {
   if (bursts.length === 0) return 0;
-  const span = Math.max(MIN_BURST_SPAN_SECONDS, (nowMs - bursts[0]!.atMs) / 1000);
-  return cheapest(topNeed(bursts), (n) => n + (lateRequestCost * lateWith(bursts, n)) / span);
+  const average = bursts.length / Math.max(MIN_BURST_SPAN_SECONDS, (nowMs - bursts[0]!.atMs) / 1000);
+  const elapsed = (nowMs - bursts.at(-1)!.atMs) / 1000;
+  let atRisk = 0;
+  let ended = 0;
+  for (let i = 1; i < bursts.length; i++) {
+    const gap = (bursts[i]!.atMs - bursts[i - 1]!.atMs) / 1000;
+    if (gap < elapsed) continue;
+    atRisk++;
+    if (gap < elapsed + windowSeconds) ended++;
+  }
+  return (ended + HAZARD_PRIOR_GAPS * average * windowSeconds) / (windowSeconds * (atRisk + HAZARD_PRIOR_GAPS));
+}
+
+/**
+ * The warm floor that costs least over the next `windowSeconds`: replicas against the late
+ * requests they prevent, at the bursts' rate expected then (burstRate).
+ */
+export function burstFloor(bursts: readonly Burst[], nowMs: number, lateRequestCost: number, windowSeconds: number): number {
+  if (bursts.length === 0) return 0;
+  const perBurst = (lateRequestCost * burstRate(bursts, nowMs, windowSeconds)) / bursts.length;
+  return cheapest(topNeed(bursts), (n) => n + perBurst * lateWith(bursts, n));
 }
 
 /** Bursts a prewarm is sized from: the last few, the ones most like the next. */

@@ -26,7 +26,7 @@ import {
   steadyArrivalRate,
   watchRises,
 } from './arrivals.ts';
-import { type Burst, type BurstState, burstFloor, burstNeed, prewarmSize, trackBursts } from './bursts.ts';
+import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
@@ -227,8 +227,14 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   let floor = 0;
   if (lateWindowSeconds > 0) {
     lateShare = shareLongerThan(scaling.coldStartSeconds, starts.samples, T);
-    floor = burstFloor(bursts.bursts, nowMs, X * lateShare);
-    if (bursts.bursts.length > 0) details.burstLateShare = round(lateShare);
+    // Over the next two cold starts: a replica given back now serves again a cold start after it
+    // is asked for, and a window of one would count too few gaps to read a hazard from.
+    const burstWindow = 2 * C;
+    floor = burstFloor(bursts.bursts, nowMs, X * lateShare, burstWindow);
+    if (bursts.bursts.length > 0) {
+      details.burstLateShare = round(lateShare);
+      details.burstsPerMinute = round(60 * burstRate(bursts.bursts, nowMs, burstWindow));
+    }
   }
   if (floor > 0) {
     demands.burst = floor;

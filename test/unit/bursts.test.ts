@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Burst, burstFloor, burstNeed, lateWith, prewarmSize, trackBursts } from '../../src/model/bursts.ts';
+import { type Burst, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from '../../src/model/bursts.ts';
 
 describe('burstNeed: n = A_T · S / (k · (T + S))', () => {
   it.each([
@@ -29,16 +29,25 @@ describe('trackBursts', () => {
   });
 });
 
-describe('burstFloor: n minimizing n + cost · late(n) / span', () => {
-  // Three bursts in 10 minutes, each needing 6 replicas and bringing 300 requests.
+describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mean late(n)', () => {
+  // Three bursts in 10 minutes, each needing 6 replicas and bringing 300 requests; 200 s since the
+  // last, and both gaps were 200 s: over the next 90 s the hazard is (2 + 2 x 0.005 x 90) / (90 x 4),
+  // 0.0081 bursts a second, and a fleet of n leaves 300 (1 - n/6) of a burst late.
   const bursts: Burst[] = [0, 200, 400].map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
   it.each([
     // late-request cost, floor
     { X: 0, floor: 0 }, // late requests free: keep nothing warm
-    { X: 1, floor: 0 }, // 900 late requests over 600 s at 1 GPU-s each: 1.5/s, less than one replica's 1/s per replica saved... 6 replicas save 1.5
-    { X: 10, floor: 6 }, // 15 GPU-s/s of late requests: the whole burst's fleet pays
+    { X: 1, floor: 0 }, // 2.4 GPU-s a second of late requests at most, against 6 for the whole fleet
+    { X: 10, floor: 6 }, // 24 GPU-s a second of late requests: the whole burst's fleet pays
   ])('late cost $X: floor $floor', ({ X, floor }) => {
-    expect(burstFloor(bursts, 600_000, X)).toBe(floor);
+    expect(burstFloor(bursts, 600_000, X, 90)).toBe(floor);
+  });
+
+  it('keeps the fleet while the next burst of a cluster is due, not through the long gap after it', () => {
+    // Clusters of three bursts 30 s apart, every 10 minutes (the Azure code trace's bursts come so).
+    const clustered = [0, 30, 60, 600, 630, 660, 1200, 1230, 1260].map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
+    expect(burstFloor(clustered, 1_265_000, 3, 90)).toBe(6); // 5 s after a burst: 0.0081 a second
+    expect(burstFloor(clustered, 1_360_000, 3, 90)).toBe(0); // 100 s after: 0.0033 a second
   });
 
   it('counts the requests left late by a fleet short of a burst', () => {
@@ -47,7 +56,24 @@ describe('burstFloor: n minimizing n + cost · late(n) / span', () => {
   });
 
   it('keeps nothing warm before the first burst', () => {
-    expect(burstFloor([], 0, 10)).toBe(0);
+    expect(burstFloor([], 0, 10, 90)).toBe(0);
+  });
+});
+
+describe('burstRate: the bursts a second to expect over the next window, from the gaps between them', () => {
+  const at = (...starts: number[]): Burst[] => starts.map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
+  const clustered = at(0, 30, 60, 600, 630, 660, 1200, 1230, 1260); // gaps 30, 30, 540, 30, 30, 540, 30, 30
+  it.each([
+    // A gap to learn from is none: the bursts' average rate, over at least 300 s.
+    { why: 'one burst: the average', bursts: at(0), nowMs: 100_000, rate: 1 / 300 },
+    // 5 s after a burst of a cluster: 6 of the 8 gaps end within the next 90 s, shrunk by 2 gaps' worth of the average (9 / 1265 s).
+    { why: 'just after a burst of a cluster', bursts: clustered, nowMs: 1_265_000, rate: (6 + 2 * (9 / 1265) * 90) / (90 * 10) },
+    // 100 s after: only the two 540 s gaps are that long, and neither ends within the next 90 s.
+    { why: 'past the cluster', bursts: clustered, nowMs: 1_360_000, rate: (2 * (9 / 1360) * 90) / (90 * 4) },
+    // Longer than any gap seen: nothing is known, the average.
+    { why: 'past every gap seen', bursts: clustered, nowMs: 1_900_000, rate: 9 / 1900 },
+  ])('$why', ({ bursts, nowMs, rate }) => {
+    expect(burstRate(bursts, nowMs, 90)).toBeCloseTo(rate, 12);
   });
 });
 

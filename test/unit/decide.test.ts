@@ -474,6 +474,10 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
     const d = replay(4);
     expect(d.explanation.demands.burst).toBeGreaterThanOrEqual(4);
     expect(d.explanation.details.burstsSeen).toBeGreaterThanOrEqual(3);
+    // Eight episodes (each burst at 3 s into its 180, and its tail 20 s later), the last begun 157 s
+    // ago: of the gaps at least that long (the three of 160 s) all three end within the next 2 C
+    // (120 s), shrunk toward the average (8 in 716 s) by two gaps: (3 + 2 x 8/716 x 120) / (120 x 5).
+    expect(d.explanation.details.burstsPerMinute).toBe(0.568);
   });
 
   it.each([
