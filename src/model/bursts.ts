@@ -104,12 +104,12 @@ export function burstRate(bursts: readonly Burst[], nowMs: number, windowSeconds
 }
 
 /**
- * The warm floor that costs least over the next `windowSeconds`: replicas against the late
- * requests they prevent, at the bursts' rate expected then (burstRate).
+ * The warm floor that costs least: replicas against the late requests they prevent, at
+ * `burstsPerSecond` bursts like the ones seen (burstRate).
  */
-export function burstFloor(bursts: readonly Burst[], nowMs: number, lateRequestCost: number, windowSeconds: number): number {
+export function burstFloor(bursts: readonly Burst[], lateRequestCost: number, burstsPerSecond: number): number {
   if (bursts.length === 0) return 0;
-  const perBurst = (lateRequestCost * burstRate(bursts, nowMs, windowSeconds)) / bursts.length;
+  const perBurst = (lateRequestCost * burstsPerSecond) / bursts.length;
   return cheapest(topNeed(bursts), (n) => n + perBurst * lateWith(bursts, n));
 }
 

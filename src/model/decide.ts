@@ -229,11 +229,11 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
     lateShare = shareLongerThan(scaling.coldStartSeconds, starts.samples, T);
     // Over the next two cold starts: a replica given back now serves again a cold start after it
     // is asked for, and a window of one would count too few gaps to read a hazard from.
-    const burstWindow = 2 * C;
-    floor = burstFloor(bursts.bursts, nowMs, X * lateShare, burstWindow);
+    const rate = burstRate(bursts.bursts, nowMs, 2 * C);
+    floor = burstFloor(bursts.bursts, X * lateShare, rate);
     if (bursts.bursts.length > 0) {
       details.burstLateShare = round(lateShare);
-      details.burstsPerMinute = round(60 * burstRate(bursts.bursts, nowMs, burstWindow));
+      details.burstsPerMinute = round(60 * rate);
     }
   }
   if (floor > 0) {

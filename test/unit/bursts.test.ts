@@ -30,9 +30,9 @@ describe('trackBursts', () => {
 });
 
 describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mean late(n)', () => {
-  // Three bursts in 10 minutes, each needing 6 replicas and bringing 300 requests; 200 s since the
-  // last, and both gaps were 200 s: over the next 90 s the hazard is (2 + 2 x 0.005 x 90) / (90 x 4),
-  // 0.0081 bursts a second, and a fleet of n leaves 300 (1 - n/6) of a burst late.
+  // Three bursts, each needing 6 replicas and bringing 300 requests, expected at 0.0081 a second
+  // (burstRate's, 200 s after the last of three 200 s apart, over the next 90 s): a fleet of n
+  // leaves 300 (1 - n/6) of a burst late.
   const bursts: Burst[] = [0, 200, 400].map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
   it.each([
     // late-request cost, floor
@@ -40,14 +40,15 @@ describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mea
     { X: 1, floor: 0 }, // 2.4 GPU-s a second of late requests at most, against 6 for the whole fleet
     { X: 10, floor: 6 }, // 24 GPU-s a second of late requests: the whole burst's fleet pays
   ])('late cost $X: floor $floor', ({ X, floor }) => {
-    expect(burstFloor(bursts, 600_000, X, 90)).toBe(floor);
+    expect(burstFloor(bursts, X, 0.0081)).toBe(floor);
   });
 
   it('keeps the fleet while the next burst of a cluster is due, not through the long gap after it', () => {
-    // Clusters of three bursts 30 s apart, every 10 minutes (the Azure code trace's bursts come so).
+    // Clusters of three bursts 30 s apart, every 10 minutes (the Azure code trace's bursts come so):
+    // burstRate's 0.0081 a second 5 s after a burst, 0.0033 a second 100 s after (below).
     const clustered = [0, 30, 60, 600, 630, 660, 1200, 1230, 1260].map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
-    expect(burstFloor(clustered, 1_265_000, 3, 90)).toBe(6); // 5 s after a burst: 0.0081 a second
-    expect(burstFloor(clustered, 1_360_000, 3, 90)).toBe(0); // 100 s after: 0.0033 a second
+    expect(burstFloor(clustered, 3, 0.0081)).toBe(6);
+    expect(burstFloor(clustered, 3, 0.0033)).toBe(0);
   });
 
   it('counts the requests left late by a fleet short of a burst', () => {
@@ -56,7 +57,7 @@ describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mea
   });
 
   it('keeps nothing warm before the first burst', () => {
-    expect(burstFloor([], 0, 10, 90)).toBe(0);
+    expect(burstFloor([], 10, 0.01)).toBe(0);
   });
 });
 
