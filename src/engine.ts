@@ -102,7 +102,7 @@ export class Engine {
     this.options = options;
     this.now = options.now ?? Date.now;
     const { metrics } = options;
-    const failures = new SourceFailureLog(options.logger, this.now);
+    const sourceFailures = new SourceFailureLog(options.logger, this.now);
     this.cache = new ReadCache({
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
@@ -111,11 +111,11 @@ export class Engine {
         metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
         metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);
         if (error === undefined) {
-          failures.succeeded(source);
+          sourceFailures.succeeded(source);
         } else {
           const code = errorCode(error);
           metrics.sourceErrors.inc({ kind: source.kind, code });
-          failures.failed(source, code, errorMessage(error));
+          sourceFailures.failed(source, code, errorMessage(error));
         }
       },
       onReading: (source, observation) => this.observeRates(source, observation),
@@ -154,7 +154,18 @@ export class Engine {
     } catch (err) {
       throw this.failed(trigger, err);
     }
-    return answer instanceof Promise ? answer.catch((err: unknown) => Promise.reject(this.failed(trigger, err))) : answer;
+    return answer instanceof Promise
+      ? answer.then(
+          (evaluation) => this.answered(trigger, evaluation),
+          (err: unknown) => Promise.reject(this.failed(trigger, err)),
+        )
+      : this.answered(trigger, answer);
+  }
+
+  /** An answer clears the error the trigger had before it. */
+  private answered(trigger: Trigger, evaluation: Evaluation): Evaluation {
+    if (this.failures.size > 0) this.failures.delete(trigger.id);
+    return evaluation;
   }
 
   /** Keeps the error a trigger was answered with, for /explain; returns it. */
@@ -186,7 +197,6 @@ export class Engine {
     if (observations === undefined && last !== undefined && !this.newerShared(trigger.id, state!)) {
       // The readings of the last decision (the common case): nothing to allocate.
       state!.lastSeenMs = nowMs;
-      if (this.failures.size > 0) this.failures.delete(trigger.id);
       return state!.lastEvaluation;
     }
     return this.decideOn(trigger, sources, observations ?? last ?? []);
@@ -224,7 +234,6 @@ export class Engine {
       !this.newerShared(trigger.id, state)
     ) {
       state.lastSeenMs = nowMs;
-      if (this.failures.size > 0) this.failures.delete(trigger.id);
       return state.lastEvaluation;
     }
     state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
@@ -253,7 +262,6 @@ export class Engine {
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);
-    if (this.failures.size > 0) this.failures.delete(trigger.id);
     if (view?.role === 'writer') {
       const changed =
         last === undefined ||
