@@ -84,18 +84,6 @@ export function risen(fast: number, steady: number): boolean {
   return fast > steady + RISE_SD * rateNoise(steady);
 }
 
-/** The 30 s rate counts as fallen (traffic that stopped or halved) below this share of the steady one. */
-const FALL_SHARE = 1 / 2;
-
-/**
- * Whether the 30 s rate has fallen below half the steady one, and below it by more than its noise
- * (RISE_SD of it): traffic that stopped or halved. Not a lull: a chat service's minutes vary by a
- * quarter, and a rate too low to tell a stop from noise (a tenth of a request a second) never falls.
- */
-export function fallen(fast: number, steady: number): boolean {
-  return fast < FALL_SHARE * steady && fast < steady - RISE_SD * rateNoise(steady);
-}
-
 /** A rise being watched (the level it crossed, and when), and the share of recent rises that lasted a cold start. */
 export interface RiseWatch {
   readonly probe?: { readonly atMs: number; readonly level: number };

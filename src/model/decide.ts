@@ -10,9 +10,8 @@
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
 //   that is needed again within C costs more than keeping it); what a trend forecast is not held,
-//   nor, when T < C, a rise while recent rises were gone a cold start later (noise), nor anything
-//   once the arrival rate has fallen (stopped or halved); idle past the keep-warm window, no
-//   replica is worth keeping, and none is held;
+//   nor, when T < C, a rise while recent rises were gone a cold start later (noise); idle past
+//   the keep-warm window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
@@ -20,7 +19,6 @@ import type { ScalingConfig } from '../trigger/types.ts';
 import {
   arrivalsWithin,
   countRises,
-  fallen,
   markArrivals,
   markRates,
   rateTrend,
@@ -291,17 +289,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: needed }, C * 1000);
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
-  // When T < C, a fleet sized by Erlang C holds no queue, and the replicas held are for a demand
-  // that may come back within C: not once the traffic has stopped or halved (the 30 s rate fallen
-  // below half the steady one, past its noise). At T >= C the hold also keeps a draining fleet
-  // whole, and stays (docs/model.md, "hold").
-  const rateFallen =
-    lateWindowSeconds > 0 &&
-    signals.arrivalRatePerSecond !== undefined &&
-    steadyRate !== undefined &&
-    fallen(signals.arrivalRatePerSecond, steadyRate);
-  if (rateFallen) details.holdReleasedRateFallen = true;
-  if (recentDemands[0]!.replicas > unheld && !pastKeepWarm && !rateFallen) demands.hold = recentDemands[0]!.replicas;
+  if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
   if (guessed > Math.max(unheld, demands.hold ?? 0)) demands.hold = guessed;
 
   let activeReason: string;

@@ -3,7 +3,6 @@ import {
   type RateMark,
   arrivalsWithin,
   countRises,
-  fallen,
   markArrivals,
   markRates,
   rateTrend,
@@ -108,23 +107,6 @@ describe('markRates and rateTrend: what the 30 s rate lags behind a climbing rat
         60_000,
       ),
     ).toBe(0);
-  });
-});
-
-describe('fallen: traffic that stopped or halved, not a lull', () => {
-  it.each([
-    // steady 6: its noise sqrt(6 / 60) = 0.316; fallen below half (3) and below 6 − 3 · 0.316 = 5.05.
-    [6, 3.1, false],
-    [6, 2.9, true],
-    [6, 0, true],
-    // steady 0.4: below half (0.2) is not enough; past its noise too, 0.4 − 3 sqrt(0.4 / 60) = 0.155.
-    [0.4, 0.16, false],
-    [0.4, 0.15, true],
-    // A tenth of a request a second: 3 of its standard deviations (0.122) reach below zero, never fallen.
-    [0.1, 0, false],
-    [0, 0, false],
-  ])('steady %d, 30 s rate %d: fallen %s', (steady, fast, expected) => {
-    expect(fallen(fast, steady)).toBe(expected);
   });
 });
 

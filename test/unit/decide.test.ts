@@ -256,32 +256,6 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(after.desiredReplicas).toBe(held ? rise.decision.desiredReplicas : calm);
   });
 
-  it.each([
-    // [what, objective T, the 30 s rate now, held]
-    ['T < C, a lull (0.3 against a steady 0.4): held', 30, 0.3, true],
-    ['T < C, the rate fallen (0.1: past half and past its noise): let go', 30, 0.1, false],
-    ['T >= C, the rate fallen: held (the hold keeps a draining fleet whole)', 90, 0.1, true],
-  ] as const)('%s', (_what, drainSeconds, rate, held) => {
-    // Long generations (S = 45 s, k = 4), C = 60 s: 8 replicas asked 10 s ago, 8 requests in service now.
-    const cfg = { ...withRates, throughputPerReplica: 4 / 45, messagesPerReplica: 4, drainSeconds, coldStartSeconds: 60 };
-    const history: TriggerHistory = {
-      ...emptyHistory(),
-      lastActive: true,
-      lastDesiredReplicas: 8,
-      lastDecisionAtMs: -1000,
-      lastWorkAtMs: -1000,
-      lastThroughputKnown: true,
-      steadyArrivalRatePerSecond: 0.4,
-      recentDemands: [{ atMs: -10_000, replicas: 8 }],
-    };
-    const signals = { backlog: 8, waiting: 0, inFlight: 8, arrivalRatePerSecond: rate, consumers: 8 };
-    const d = decide({ signals, scaling: cfg, history, nowMs: 0 }).decision;
-    expect(d.explanation.demands.hold).toBe(held ? 8 : undefined);
-    expect(d.explanation.details.holdReleasedRateFallen).toBe(held ? undefined : true);
-    expect(d.desiredReplicas).toBe(held ? 8 : d.explanation.demands.backlog);
-    expect(d.desiredReplicas).toBeLessThan(held ? 9 : 8);
-  });
-
   it('falls back to KEDA’s rule while the throughput is unknown', () => {
     const d = run({ backlog: 23, arrivalRatePerSecond: 3 });
     expect(d.desiredReplicas).toBe(5);
