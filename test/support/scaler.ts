@@ -3,14 +3,10 @@ import * as grpc from '@grpc/grpc-js';
 import { inject } from 'vitest';
 import type { Config } from '../../src/config.ts';
 import { type RunningScaler, type StartOptions, startScaler } from '../../src/server/server.ts';
-import {
-  ExternalScalerClient,
-  type GetMetricSpecResponse,
-  type GetMetricsResponse,
-  type IsActiveResponse,
-  type ScaledObjectRef,
-} from '../../src/server/protocol.ts';
+import { KedaClient } from './kedaClient.ts';
 import type { ServiceEnv } from './services.ts';
+
+export { type ExplainView, KedaClient, explainViews, ref } from './kedaClient.ts';
 
 export function testConfig(overrides: Partial<Config> = {}): Config {
   return {
@@ -42,45 +38,6 @@ export function requireService(key: keyof ServiceEnv): string {
   return value;
 }
 
-/** Promise wrappers over the generated client, as KEDA would call. */
-export class KedaClient {
-  readonly raw: grpc.Client & Record<string, (...args: unknown[]) => unknown>;
-
-  constructor(address: string, credentials = grpc.credentials.createInsecure()) {
-    this.raw = new ExternalScalerClient(address, credentials) as unknown as KedaClient['raw'];
-  }
-
-  private unary<Res>(method: string, request: unknown, deadlineMs = 5000): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      const fn = this.raw[method] as (
-        req: unknown,
-        opts: grpc.CallOptions,
-        cb: (err: grpc.ServiceError | null, res: Res) => void,
-      ) => void;
-      fn.call(this.raw, request, { deadline: Date.now() + deadlineMs }, (err, res) => (err ? reject(err) : resolve(res)));
-    });
-  }
-
-  isActive(ref: ScaledObjectRef): Promise<IsActiveResponse> {
-    return this.unary('IsActive', ref);
-  }
-  getMetricSpec(ref: ScaledObjectRef): Promise<GetMetricSpecResponse> {
-    return this.unary('GetMetricSpec', ref);
-  }
-  getMetrics(ref: ScaledObjectRef, metricName = 'inference-desired-replicas'): Promise<GetMetricsResponse> {
-    return this.unary('GetMetrics', { scaledObjectRef: ref, metricName });
-  }
-  streamIsActive(ref: ScaledObjectRef): grpc.ClientReadableStream<IsActiveResponse> {
-    return (this.raw.StreamIsActive as (r: unknown) => grpc.ClientReadableStream<IsActiveResponse>).call(this.raw, ref);
-  }
-  streamMetricSpec(ref: ScaledObjectRef): grpc.ClientReadableStream<GetMetricSpecResponse> {
-    return (this.raw.StreamMetricSpec as (r: unknown) => grpc.ClientReadableStream<GetMetricSpecResponse>).call(this.raw, ref);
-  }
-  close(): void {
-    this.raw.close();
-  }
-}
-
 export interface TestScaler extends AsyncDisposable {
   readonly scaler: RunningScaler;
   readonly client: KedaClient;
@@ -100,26 +57,6 @@ export async function startTestScaler(overrides: Partial<Config> = {}, options: 
       await scaler.stop();
     },
   };
-}
-
-/** One ScaledObject's triggers' last decisions, as a scaler's /explain serves them on its metrics port. */
-/** What /explain gives for a trigger: its last decision (null before one), and its last answer when that was an error. */
-export interface ExplainView {
-  active: boolean | null;
-  desiredReplicas: number | null;
-  explanation: { details: Record<string, unknown> } | null;
-  lastFailure?: { at: string; code: string; message: string };
-}
-
-export async function explainViews(metricsPort: number, namespace: string, name: string): Promise<ExplainView[]> {
-  const url = new URL(`http://127.0.0.1:${metricsPort}/explain`);
-  url.searchParams.set('namespace', namespace);
-  url.searchParams.set('name', name);
-  return (await fetch(url)).json() as Promise<ExplainView[]>;
-}
-
-export function ref(metadata: Record<string, string>, name = 'so', namespace = 'default'): ScaledObjectRef {
-  return { name, namespace, scalerMetadata: metadata };
 }
 
 /** Waits until `check` returns a value (not undefined) or throws after `timeoutMs`. */
