@@ -3,10 +3,12 @@
 // matches nothing, and writes one JSON line every 2 s: what Prometheus answers for the trigger's
 // query, and what the scaler answers (GetMetrics, IsActive, /explain). bench/gpu/run.sh starts the
 // exporter, Prometheus, the scaler and the GPU load around it; docs/gpu.md has the figures.
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { KedaClient, explainViews, ref } from '../../test/support/kedaClient.ts';
 
-const [out = 'driver.log', seconds = '190'] = process.argv.slice(2);
+// Until the load writes its last phase (its "end" line), at most `seconds`.
+const [out = 'driver.log', phases = 'phases.log', seconds = '300'] = process.argv.slice(2);
+const loadEnded = () => existsSync(phases) && readFileSync(phases, 'utf8').includes('"phase": "end"');
 const prometheus = 'http://127.0.0.1:9091';
 const triggers = {
   llm: ref(
@@ -27,7 +29,7 @@ const query = 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="inference",pod=~"llm-.*"}) / 
 const client = new KedaClient('127.0.0.1:9090');
 const settle = <T>(p: Promise<T>) => p.catch((err: unknown) => ({ error: String(err) }));
 writeFileSync(out, `${JSON.stringify({ spec: await settle(client.getMetricSpec(triggers.llm)) })}\n`);
-for (const end = Date.now() + Number(seconds) * 1000; Date.now() < end;) {
+for (const end = Date.now() + Number(seconds) * 1000; Date.now() < end && !loadEnded();) {
   const t = Date.now() / 1000;
   const answer = (await settle(fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(query)}`).then((r) => r.json()))) as {
     data?: { result?: { value: [number, string] }[] };

@@ -25,6 +25,6 @@ for _ in $(seq 60); do
 done
 ${LOAD:-python3 $D/load.py} "$O/phases.log" &
 load=$!
-$NODE $D/main.ts "$O/driver.log" 190
+$NODE $D/main.ts "$O/driver.log" "$O/phases.log" 300
 wait $load
 python3 $D/summary.py "$O"
