@@ -1,16 +1,56 @@
-import json, sys
-o = sys.argv[1]
-phases = [json.loads(l) for l in open(f'{o}/phases.log')]
-rows = [json.loads(l) for l in open(f'{o}/driver.log')][1:]
-nvml = [l.split() for l in open(f'{o}/nvml.log')]
-print('spec:', open(f'{o}/driver.log').readline().strip())
-print(f"{'phase':<11} {'n':>3} {'NVML util %':>14} {'Prometheus G':>16} {'scaler busyGpus':>18} {'GetMetrics (D)':>15} {'IsActive':>9} {'typo trigger':>22}")
-for p, nxt in zip(phases, phases[1:]):
-    a, b = p['t'] + 6, nxt['t']  # skip the first 6 s of a phase: scrape, NVML's window, the read cache
-    sel = [r for r in rows if a <= r['t'] < b]
-    nv = [float(x[2]) for x in nvml if a <= float(x[0]) < b]
-    def rng(xs):
-        xs = [float(x) for x in xs if isinstance(x, (int, float, str)) and str(x).replace('.', '', 1).isdigit()]
-        return f"{min(xs):.2f}-{max(xs):.2f}" if xs else '-'
-    typo = sorted({f"{r['typo']['metrics'] if not isinstance(r['typo']['metrics'], dict) else r['typo']['metrics'].get('code')}/{r['typo']['active'] if not isinstance(r['typo']['active'], dict) else r['typo']['active'].get('code')}" for r in sel})
-    print(f"{p['phase']:<11} {len(sel):>3} {rng(nv):>14} {rng([r['prom'] for r in sel]):>16} {rng([r['busyGpus'] for r in sel]):>18} {rng([r['llm']['metrics'] for r in sel]):>15} {','.join(sorted({str(r['llm']['active']) for r in sel})):>9} {','.join(typo):>22}")
+# The table of docs/gpu.md, "Against a real GPU", from one bench/gpu/run.sh: per load phase (its
+# first 6 s left out: a scrape, NVML's window and the read cache), what NVML read, what Prometheus
+# answered for the trigger's query, and what the scaler answered. `python3 summary.py OUT_DIR`.
+import json
+import sys
+
+out = sys.argv[1]
+phases = [json.loads(line) for line in open(f'{out}/phases.log')]
+with open(f'{out}/driver.log') as f:
+    spec = f.readline().strip()
+    rows = [json.loads(line) for line in f]
+nvml = [line.split() for line in open(f'{out}/nvml.log')]
+
+
+def numbers(values):
+    """The values that are numbers (a read that failed or found no series is left out)."""
+    result = []
+    for v in values:
+        try:
+            result.append(float(v))
+        except (TypeError, ValueError):
+            pass
+    return result
+
+
+def span(values, mean=False):
+    xs = numbers(values)
+    if not xs:
+        return '-'
+    text = f'{min(xs):.2f}-{max(xs):.2f}'
+    return f'{text} ({sum(xs) / len(xs):.1f})' if mean else text
+
+
+def answer(call):
+    """A GetMetrics value or IsActive result, or the error a call got."""
+    return str(call.get('error', '?')) if isinstance(call, dict) else str(call)
+
+
+print('spec:', spec)
+head = ['phase', 'n', 'NVML util % (mean)', 'Prometheus G', 'scaler busyGpus', 'GetMetrics (D)', 'IsActive', 'selector matching nothing']
+print(' | '.join(head))
+for phase, following in zip(phases, phases[1:]):
+    start, end = phase['t'] + 6, following['t']
+    sel = [r for r in rows if start <= r['t'] < end]
+    util = [x[2] for x in nvml if start <= float(x[0]) < end]
+    typo = sorted({f"D {answer(r['typo']['metrics'])}, {answer(r['typo']['active'])}" for r in sel})
+    print(' | '.join([
+        phase['phase'],
+        str(len(sel)),
+        span(util, mean=True),
+        span([r.get('prom') for r in sel]),
+        span([r.get('busyGpus') for r in sel]),
+        span([r['llm']['metrics'] for r in sel]),
+        ','.join(sorted({answer(r['llm']['active']) for r in sel})),
+        '; '.join(typo),
+    ]))
