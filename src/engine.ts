@@ -2,6 +2,7 @@
 // -> decision (model). The gRPC handlers and the simulator both call evaluate(); the gRPC layer
 // only translates. With a shared state store, each decision starts from the newest learned state
 // any replica has published (src/state/shared.ts), so replicas answer alike.
+import { setNewest } from './cache/boundedMap.ts';
 import { type Observation, ReadCache } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
 import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
@@ -170,9 +171,8 @@ export class Engine {
 
   /** Keeps the error a trigger was answered with, for /explain; returns it. */
   private failed(trigger: Trigger, err: unknown): unknown {
-    this.failures.delete(trigger.id);
-    if (this.failures.size >= PARSE_MEMO_LIMITS.maxEntries) this.failures.delete(this.failures.keys().next().value!);
-    this.failures.set(trigger.id, { trigger, atMs: this.now(), code: errorCode(err), message: errorMessage(err) });
+    const failure = { trigger, atMs: this.now(), code: errorCode(err), message: errorMessage(err) };
+    setNewest(this.failures, trigger.id, failure, PARSE_MEMO_LIMITS.maxEntries);
     return err;
   }
 

@@ -4,6 +4,7 @@
 // query, and what the scaler answers (GetMetrics, IsActive, /explain). bench/gpu/run.sh starts the
 // exporter, Prometheus, the scaler and the GPU load around it; docs/gpu.md has the figures.
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { defaultGpuQuery } from '../../src/trigger/schema.ts';
 import { KedaClient, explainViews, ref } from '../../test/support/kedaClient.ts';
 
 // Until the load writes its last phase (its "end" line), at most `seconds`.
@@ -23,8 +24,8 @@ const triggers = {
   ),
   typo: ref({ 'gpu.serverAddress': prometheus, 'gpu.namespace': 'inference', 'gpu.podSelector': 'lm-.*' }, 'typo', 'inference'),
 };
-// The default query the scaler builds for `llm` (src/trigger/schema.ts).
-const query = 'sum(DCGM_FI_DEV_GPU_UTIL{namespace="inference",pod=~"llm-.*"}) / 100';
+// The query the scaler builds for `llm`, asked of Prometheus directly.
+const query = defaultGpuQuery('inference', 'llm-.*');
 
 const client = new KedaClient('127.0.0.1:9090');
 const settle = <T>(p: Promise<T>) => p.catch((err: unknown) => ({ error: String(err) }));

@@ -3,6 +3,7 @@
 // A broker outage used to log a warning for every read of every queue on it (100 queues read every
 // second: 100 lines a second), and the line that said what changed was lost among them. Every
 // failure still counts in source_errors_total.
+import { setNewest } from '../cache/boundedMap.ts';
 import type { Logger } from './logger.ts';
 
 /** While a source keeps failing with the same code, one reminder this often. */
@@ -47,9 +48,7 @@ export class SourceFailureLog {
       );
       return;
     }
-    this.failing.delete(source.identity);
-    if (this.failing.size >= MAX_TRACKED) this.failing.delete(this.failing.keys().next().value!);
-    this.failing.set(source.identity, { sinceMs: nowMs, code, lastLoggedMs: nowMs, failures: 1 });
+    setNewest(this.failing, source.identity, { sinceMs: nowMs, code, lastLoggedMs: nowMs, failures: 1 }, MAX_TRACKED);
     this.logger.warn(
       { source: source.label, code, err: message, ...(known !== undefined && { previousCode: known.code }) },
       'source query failed',
