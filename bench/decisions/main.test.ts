@@ -16,6 +16,7 @@ describe('bench:decisions arguments', () => {
       metadata: {},
       source: undefined,
       hours: undefined,
+      restartAtS: [],
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -47,6 +48,7 @@ describe('bench:decisions arguments', () => {
       metadata: {},
       source: undefined,
       hours: undefined,
+      restartAtS: [],
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -112,6 +114,31 @@ describe('bench:decisions arguments', () => {
     expect(setups.model).toContain('reading the queue as sqs reports it');
     expect(setups['keda-queue']).not.toContain('sqs');
     expect(() => parseArgs(['--source', 'nats'])).toThrow('--source "nats": want one of rabbitmq, rabbitmq-amqp, sqs, kafka');
+  });
+
+  it('restarts the scaler at --restart-at S,... in two more policies, state in memory and in a store', () => {
+    const args = parseArgs(['--restart-at', '1800,2400']);
+    expect(args.restartAtS).toEqual([1800, 2400]);
+    expect(jobs([{ synthetic: 'sessions' }], args)[0]!.restartAtS).toEqual([1800, 2400]);
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.restartAtS).toBeUndefined();
+    const setups = Object.fromEntries(policies(30, false, {}, undefined, [1800]).map((p) => [p.name, p.setup]));
+    expect(Object.keys(setups)).toEqual([
+      'keda-queue',
+      'keda-queue-gpu',
+      'model',
+      'model-restarted',
+      'model-restarted-store',
+      'always-on',
+      'oracle',
+    ]);
+    expect(setups['model-restarted']).toContain('restarted at 1800 s with its state in memory');
+    expect(setups['model-restarted-store']).toContain('restarted at 1800 s with a state store');
+    expect(setups['model-restarted-store']).toContain('drainSeconds 30');
+    for (const bad of ['', '0', '-5', 'x', '1800,', 'Infinity']) {
+      expect(() => parseArgs([`--restart-at=${bad}`])).toThrow(
+        `--restart-at ${JSON.stringify(bad)}: want seconds into the trace`,
+      );
+    }
   });
 
   it('draws cold starts from --cold-start P50,P99 in every job', () => {

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -11,7 +11,10 @@
 // model (after the others: `--slots 16 --model messagesPerReplica=5` replays a trigger whose
 // messagesPerReplica is left below the replica's prefetch). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
-// rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
+// those moments (seconds into each trace: a rollout, an eviction) in two more policies,
+// 'model-restarted' (state in memory: forgotten) and 'model-restarted-store' (state in a store:
+// read back), and prints what each cost against the model run without a restart. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -25,7 +28,7 @@ import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJob
 import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
-import { barTable, countTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
+import { barTable, countTable, restartTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
 export { AZURE_TRACE } from './matrix.ts';
 
@@ -56,10 +59,12 @@ export interface Args {
   readonly source: SimulatedSource | undefined;
   /** How long the synthetic traces run (an hour when undefined). */
   readonly hours: number | undefined;
+  /** Moments (seconds into each trace) to restart the scaler at; none when empty. */
+  readonly restartAtS: readonly number[];
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -100,6 +105,7 @@ export function parseArgs(argv: readonly string[]): Args {
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
         hours: { type: 'string' },
+        'restart-at': { type: 'string' },
         ablation: { type: 'boolean' },
         threads: { type: 'string' },
       },
@@ -133,6 +139,13 @@ export function parseArgs(argv: readonly string[]): Args {
     }
     coldStart = { p50: p50!, p99: p99! };
   }
+  const restartAt = values['restart-at'];
+  const restartAtS = (restartAt?.split(',') ?? []).map((x) => {
+    const n = x.trim() === '' ? Number.NaN : Number(x);
+    if (!(Number.isFinite(n) && n > 0))
+      throw new Error(`--restart-at ${JSON.stringify(restartAt)}: want seconds into the trace, > 0, comma-separated`);
+    return n;
+  });
   return {
     traces: values.trace ?? [],
     json: values.json,
@@ -151,6 +164,7 @@ export function parseArgs(argv: readonly string[]): Args {
       (n) => Number.isFinite(n) && n > 0 && n <= MAX_HOURS,
       `a number of hours in (0, ${MAX_HOURS}]`,
     ),
+    restartAtS,
   };
 }
 
@@ -213,6 +227,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(Object.keys(model).length > 0 && { model }),
       ...(args.slots !== undefined && { slots: args.slots }),
       ...(args.source !== undefined && { source: args.source }),
+      ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
     })),
   );
 }
@@ -227,7 +242,7 @@ async function main(): Promise<void> {
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
-  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source))
+  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source, args.restartAtS))
     console.log(`  ${p.name}: ${p.setup}`);
   console.log(
     '  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5) that leaves no more requests over the objective than keda-queue on any seed',
@@ -249,6 +264,10 @@ async function main(): Promise<void> {
   } else {
     console.log(`\n## The bar, runs that hold each part of it (seeds ${args.seeds[0]}-${args.seeds.at(-1)})\n`);
     console.log(countTable(list));
+  }
+  if (args.restartAtS.length > 0) {
+    console.log(`\n## The scaler restarted at ${args.restartAtS.join(', ')} s (seeds ${args.seeds.join(', ')} summed)\n`);
+    console.log(restartTable(rows));
   }
   console.log(
     `\nkeda-tuned settings:\n${tunedSettings(rows)

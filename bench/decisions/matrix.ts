@@ -85,6 +85,8 @@ export interface Job {
   readonly slots?: number;
   /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
   readonly source?: SimulatedSource;
+  /** Moments (seconds) to restart the scaler at, for the model-restarted policies (none when absent). */
+  readonly restartAtS?: readonly number[];
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -101,18 +103,50 @@ function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {
   return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source });
 }
 
+/** The restart policies' names: the scaler replaced at the job's moments, its state in memory or in a store. */
+export const RESTARTED = { memory: 'model-restarted', store: 'model-restarted-store' } as const;
+
+/** The model restarted at `atS`, forgetting (memory) or reading back what it published (store). */
+function restartedAt(
+  objectiveS: number,
+  atS: readonly number[],
+  model: Readonly<Record<string, string>> = {},
+  source?: SimulatedSource,
+): Policy[] {
+  return (['memory', 'store'] as const).map((kind) =>
+    modelPolicy(
+      { ...model, drainSeconds: String(objectiveS) },
+      { source, name: RESTARTED[kind], restart: { atS, store: kind === 'store' } },
+    ),
+  );
+}
+
+/** The policies whose drainSeconds is the objective: the model, and with restarts its restarted twins. */
+function modelPolicies(
+  objectiveS: number,
+  model: Readonly<Record<string, string>> = {},
+  source?: SimulatedSource,
+  restartAtS: readonly number[] = [],
+): Policy[] {
+  return [
+    modelAt(objectiveS, model, source),
+    ...(restartAtS.length > 0 ? restartedAt(objectiveS, restartAtS, model, source) : []),
+  ];
+}
+
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
 export function policies(
   objectiveS = 60,
   ablation = false,
   model: Readonly<Record<string, string>> = {},
   source?: SimulatedSource,
+  restartAtS: readonly number[] = [],
 ): Policy[] {
   return [
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    modelAt(objectiveS, model, source),
+    ...modelPolicies(objectiveS, model, source, restartAtS),
     alwaysOn(),
     oracle(),
   ];
@@ -126,11 +160,13 @@ export async function runJob(job: Job): Promise<Row[]> {
     for (const objectiveS of objectives)
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };
-  // The report's policies, in its order; the model once per objective (its drainSeconds).
-  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source)) {
+  // The report's policies, in its order; the model's once per objective (its drainSeconds).
+  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, job.restartAtS)) {
     if (policy.name === 'model') {
-      for (const objectiveS of job.objectives) await add(modelAt(objectiveS, job.model, job.source), [objectiveS]);
-    } else {
+      for (const objectiveS of job.objectives) {
+        for (const each of modelPolicies(objectiveS, job.model, job.source, job.restartAtS)) await add(each, [objectiveS]);
+      }
+    } else if (!Object.values(RESTARTED).includes(policy.name as never)) {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
     }
   }

@@ -4,7 +4,8 @@ import { Fleet } from './fleet.ts';
 import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
-import { coldStartSampler, percentile, summarize } from './simulate.ts';
+import { coldStartSampler, percentile, run, summarize } from './simulate.ts';
+import { modelPolicy } from './modelPolicy.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
@@ -240,5 +241,22 @@ describe('the synthetic family', () => {
       expect(median).toBeGreaterThan(serviceSeconds(1020, 129) * 0.9);
       expect(median).toBeLessThan(serviceSeconds(1020, 129) * 1.1);
     }
+  });
+});
+
+describe('the model restarted (--restart-at)', () => {
+  it('relearns from nothing with its state in memory, and goes on as if never restarted from a store', async () => {
+    const trace = SYNTHETIC['on-off']!(1);
+    const gpuSeconds = async (restart?: { atS: number[]; store: boolean }) =>
+      (await run(trace, modelPolicy({ drainSeconds: '60' }, restart === undefined ? {} : { restart }), 1)).gpuSeconds;
+    const [none, memory, store] = [
+      await gpuSeconds(),
+      await gpuSeconds({ atS: [1800], store: false }),
+      await gpuSeconds({ atS: [1800], store: true }),
+    ];
+    // Forgotten: KEDA's rule and the break-even keep-warm until it has learned again.
+    expect(memory).toBeGreaterThan(none * 1.05);
+    // Read back (through the records' JSON and schema): the gaps, rates, μ and the hold carry on.
+    expect(Math.abs(store - none)).toBeLessThan(none * 0.01);
   });
 });

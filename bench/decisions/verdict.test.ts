@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from './matrix.ts';
 import { GRID_PREFIX } from './matrix.ts';
-import { countTable, verdicts, withKedaTuned } from './verdict.ts';
+import { countTable, restartTable, verdicts, withKedaTuned } from './verdict.ts';
 
 const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShare: number, setting?: Row['setting']): Row => ({
   trace: 't',
@@ -84,5 +84,20 @@ describe('verdicts', () => {
     const rows = [...base, row('model', 1, 270, 0)].map(azure);
     expect(verdicts(rows)[0]!.azure).toBe(false);
     expect(verdicts([...base, row('model', 1, 260, 0)].map(azure))[0]!.azure).toBe(true);
+  });
+});
+
+describe('restartTable', () => {
+  it('sums each policy over the seeds, with its change against the model and its mean share late', () => {
+    const out = restartTable([
+      row('keda-queue', 1, 5000, 0.05),
+      row('model', 1, 1000, 0),
+      row('model', 2, 1000, 0.02),
+      row('model-restarted', 1, 1300, 0.04),
+      row('model-restarted', 2, 1200, 0.02),
+      row('model-restarted-store', 1, 1000, 0),
+      row('model-restarted-store', 2, 990, 0.02),
+    ]).split('\n');
+    expect(out.slice(2)).toEqual(['| 30 s | t | 2000, 1.00 % | 2500 (+25.0 %), 3.00 % | 1990 (-0.5 %), 1.00 % |']);
   });
 });

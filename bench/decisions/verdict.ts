@@ -8,7 +8,7 @@
 // keda-queue's + 0.1 percentage point; its GPU-seconds close at least half of the gap from
 // keda-queue to the oracle and are no more than keda-tuned's; on the Azure code trace at 60 s,
 // within 1.3x of the oracle.
-import { GRID_PREFIX, type Row } from './matrix.ts';
+import { GRID_PREFIX, RESTARTED, type Row } from './matrix.ts';
 import { describeSetting } from './policies.ts';
 
 const LATE_SLACK = 0.001;
@@ -191,4 +191,40 @@ export function tunedSettings(rows: readonly Row[]): string[] {
     out.push(`${r.trace} at ${r.objectiveS} s: ${describeSetting(r.setting!)}`);
   }
   return out;
+}
+
+/**
+ * What a restart of the scaler costs, per trace and objective over the seeds: the model's
+ * GPU-seconds and mean share late without a restart, and restarted with its state in memory
+ * (forgotten) and in a store (read back), each against the model's.
+ */
+export function restartTable(rows: readonly Row[]): string {
+  const lines = [
+    '| objective | trace | model: GPU-s, late | restarted, state in memory | restarted, state in a store |',
+    '|--:|:--|--:|--:|--:|',
+  ];
+  const groups = new Map<string, Row[]>();
+  for (const r of rows) {
+    if (r.policy !== 'model' && r.policy !== RESTARTED.memory && r.policy !== RESTARTED.store) continue;
+    const k = key(r.trace, r.objectiveS);
+    groups.set(k, [...(groups.get(k) ?? []), r]);
+  }
+  for (const list of groups.values()) {
+    const of = (policy: string) => {
+      const runs = list.filter((r) => r.policy === policy);
+      const late = runs.reduce((s, r) => s + r.overObjectiveShare, 0) / Math.max(1, runs.length);
+      return { gpu: runs.reduce((s, r) => s + r.gpuSeconds, 0), late: `${(late * 100).toFixed(2)} %` };
+    };
+    const model = of('model');
+    const against = (policy: string) => {
+      const p = of(policy);
+      const change = model.gpu === 0 ? 0 : (p.gpu / model.gpu - 1) * 100;
+      return `${p.gpu} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %), ${p.late}`;
+    };
+    const r0 = list[0]!;
+    lines.push(
+      `| ${r0.objectiveS} s | ${r0.trace} | ${model.gpu}, ${model.late} | ${against(RESTARTED.memory)} | ${against(RESTARTED.store)} |`,
+    );
+  }
+  return lines.join('\n');
 }
