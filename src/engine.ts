@@ -11,7 +11,7 @@ import { type SourceSignals, sumSignals } from './model/signals.ts';
 import type { Decision, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
-import type { SharedTriggerState } from './state/payload.ts';
+import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
 import type { SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
@@ -243,6 +243,7 @@ export class Engine {
     const record = view?.record;
     const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
     const base = fromRecord ? record.payload.history : state.history;
+    if (fromRecord && record.payload.rates !== undefined) this.takeUpRates(sources, record.payload.rates);
     const signals = this.signals(sources, observations);
     const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
     if (unanswerable !== undefined) {
@@ -267,7 +268,7 @@ export class Engine {
         last === undefined ||
         last.decision.desiredReplicas !== decision.desiredReplicas ||
         last.decision.active !== decision.active;
-      this.options.shared!.offer(trigger.id, { history }, nowMs, changed);
+      this.options.shared!.offer(trigger.id, { history, rates: this.sharedRates(sources) }, nowMs, changed);
     }
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(
@@ -347,6 +348,29 @@ export class Engine {
         };
       }),
     );
+  }
+
+  /** The sources' 30 s rates, to publish with the trigger's history. */
+  private sharedRates(sources: readonly TriggerSource[]): SharedSourceRates[] {
+    return sources.map(({ source }) => {
+      const rates = this.rates.get(source.identity);
+      return { arrivalRatePerSecond: rates?.arrivalRatePerSecond, serviceRatePerSecond: rates?.serviceRatePerSecond };
+    });
+  }
+
+  /**
+   * A process with one reading of a source has no rate of it yet, and its first rate would be one
+   * interval's count taken whole (at 0.4 requests a second, 0 or 1 or 2): take the published 30 s
+   * averages up instead, for the next readings to smooth on from. Never over rates of its own.
+   */
+  private takeUpRates(sources: readonly TriggerSource[], shared: readonly SharedSourceRates[]): void {
+    sources.forEach(({ source }, i) => {
+      const own = this.rates.get(source.identity);
+      const published = shared[i];
+      if (own === undefined || published === undefined) return;
+      if (own.arrivalRatePerSecond !== undefined || own.serviceRatePerSecond !== undefined) return;
+      this.rates.set(source.identity, { ...own, ...published });
+    });
   }
 
   private observeRates(source: Source, observation: Observation): void {

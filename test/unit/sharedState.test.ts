@@ -91,13 +91,14 @@ class FakeStore implements StateStore<SharedTriggerState> {
   }
 }
 
-/** One queue whose backlog the test sets; every replica reads the same broker. */
-const broker = { backlog: 0, consumers: 1 };
+/** One queue whose backlog (and, when set, arrival counter) the test sets; every replica reads the same broker. */
+const broker: { backlog: number; consumers: number; arrived?: number } = { backlog: 0, consumers: 1 };
 const driver = fakeRabbitDriver(async () => ({
   backlog: broker.backlog,
   waiting: broker.backlog,
   inFlight: 0,
   consumers: broker.consumers,
+  arrivedTotal: broker.arrived,
 }));
 
 function replica(cluster: Cluster, name: string) {
@@ -173,6 +174,39 @@ describe('replicas on one shared store', () => {
     expect(first.keepWarmSource).toBe('learned');
     expect(first.keepWarmSeconds).toBe(before.keepWarmSeconds);
     expect(fresh.shared.view(fresh.engine.trigger(ref).id)?.role).toBe('writer');
+  });
+
+  it("takes the sources' 30 s rates up from the record: a new process does not start from one interval's count", async () => {
+    const clock = { ms: 2_500_000 };
+    const cluster = new Cluster(clock);
+    const a = replica(cluster, 'a');
+    const rateOf = async (r: ReturnType<typeof replica>) =>
+      (await r.engine.evaluate(r.engine.trigger(ref))).decision.explanation.signals.arrivalRatePerSecond;
+    broker.backlog = 2;
+    broker.arrived = 0;
+    try {
+      let learned: number | undefined;
+      for (let s = 0; s < 120; s++) {
+        broker.arrived += 3;
+        clock.ms += 1000;
+        learned = await rateOf(a);
+      }
+      expect(learned).toBeCloseTo(3, 3);
+      await a.shared.close();
+      const fresh = replica(cluster, 'a2');
+      clock.ms += 1000;
+      broker.arrived += 3;
+      // Its first reading has no rate of its own: the published one, not undefined.
+      expect(await rateOf(fresh)).toBeCloseTo(3, 3);
+      // A second with 12 arrivals moves the 30 s average by a thirtieth of the difference, not to 12.
+      clock.ms += 1000;
+      broker.arrived += 12;
+      const next = await rateOf(fresh);
+      expect(next).toBeGreaterThan(3.2);
+      expect(next).toBeLessThan(3.4);
+    } finally {
+      delete broker.arrived;
+    }
   });
 
   it('goes on from its own state while the store is down, and follows the writer again when it is back', async () => {
@@ -269,6 +303,16 @@ describe('the shared history’s schema', () => {
     ],
   ])('refuses %s', (_name, value) => {
     expect(sharedStateSchema.safeParse({ history: value }).success).toBe(false);
+  });
+
+  it.each([
+    ['no rates (a record from before they were shared)', undefined, true],
+    ['a rate per source, some absent', [{ arrivalRatePerSecond: 3, serviceRatePerSecond: 2.5 }, {}], true],
+    ['a negative rate', [{ arrivalRatePerSecond: -1 }], false],
+    ['a rate that is not a number', [{ serviceRatePerSecond: '2' }], false],
+    ['more sources than a trigger has', new Array(9).fill({}), false],
+  ])('reads the sources’ rates: %s', (_name, rates, ok) => {
+    expect(sharedStateSchema.safeParse({ history: emptyHistory(), ...(rates !== undefined && { rates }) }).success).toBe(ok);
   });
 });
 
