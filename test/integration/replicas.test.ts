@@ -1,9 +1,11 @@
 // Two scaler processes on one real Redis (through a proxy the test can cut), driven by a client
 // that alternates calls between them as KEDA's round_robin does: they answer alike, a process that
 // restarts answers from what was learned, and the store going away (stopped, then blackholed)
-// leaves both answering on their own state, with a metric and a log line, until it is back.
+// leaves both answering on their own state, with a metric and a log line, until it is back. And a
+// Kafka trigger (rates the scaler counts from offsets) restarted: its rates come back from the store.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScaledObjectRef } from '../../src/server/protocol.ts';
+import { KafkaFixture } from '../support/kafka.ts';
 import { ScalerProcess } from '../support/process.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { eventually, ref, requireService } from '../support/scaler.ts';
@@ -138,4 +140,46 @@ describe('two scaler replicas on one shared store', () => {
       await rabbit.purge(queue);
     }, 60_000);
   }
+});
+
+describe('a restarted replica, on a source whose rates the scaler counts itself (Kafka)', () => {
+  it("takes the sources' 30 s rates up from the store at its first answer, not a first one-interval count", async () => {
+    const kafka = await KafkaFixture.connect(requireService('KAFKA_BROKERS'));
+    const store = { STATE_STORE_URL: requireService('STATE_STORE_URL') };
+    let c: ScalerProcess | undefined;
+    try {
+      const topic = await kafka.topic([0]);
+      const group = KafkaFixture.uniqueName('kis-restart');
+      await kafka.commit(group, topic, [0]);
+      const kso = ref(
+        { 'kafka.bootstrapServers': requireService('KAFKA_BROKERS'), 'kafka.topic': topic, 'kafka.consumerGroup': group },
+        'kafka-restart',
+        'kis',
+      );
+      const rate = async (p: ScalerProcess) => {
+        await p.client.getMetrics(kso);
+        const [view] = await p.explain('kis', 'kafka-restart');
+        return (view!.explanation as { signals?: { arrivalRatePerSecond?: number } } | null)?.signals?.arrivalRatePerSecond;
+      };
+      c = await ScalerProcess.start(store);
+      // 20 messages a second for 8 s: the log-end offsets are the arrival counter.
+      const until = Date.now() + 8000;
+      let learned: number | undefined;
+      while (Date.now() < until) {
+        await kafka.produce(topic, [10]);
+        learned = await rate(c);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(learned).toBeGreaterThan(10);
+      await c.kill();
+      c = await ScalerProcess.start(store);
+      // Its own first reading gives no rate (a counter needs two); the published one is there at once.
+      const first = await rate(c);
+      expect(first).toBeGreaterThan(learned! / 2);
+      expect(first).toBeLessThan(learned! * 2);
+    } finally {
+      await c?.kill();
+      await kafka[Symbol.asyncDispose]();
+    }
+  }, 60_000);
 });
