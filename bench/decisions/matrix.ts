@@ -106,6 +106,10 @@ function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {
 /** The restart policies' names: the scaler replaced at the job's moments, its state in memory or in a store. */
 export const RESTARTED = { memory: 'model-restarted', store: 'model-restarted-store' } as const;
 
+export function isRestarted(policy: string): boolean {
+  return policy === RESTARTED.memory || policy === RESTARTED.store;
+}
+
 /** The model restarted at `atS`, forgetting (memory) or reading back what it published (store). */
 function restartedAt(
   objectiveS: number,
@@ -166,7 +170,7 @@ export async function runJob(job: Job): Promise<Row[]> {
       for (const objectiveS of job.objectives) {
         for (const each of modelPolicies(objectiveS, job.model, job.source, job.restartAtS)) await add(each, [objectiveS]);
       }
-    } else if (!Object.values(RESTARTED).includes(policy.name as never)) {
+    } else if (!isRestarted(policy.name)) {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
     }
   }

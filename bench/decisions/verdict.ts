@@ -8,7 +8,7 @@
 // keda-queue's + 0.1 percentage point; its GPU-seconds close at least half of the gap from
 // keda-queue to the oracle and are no more than keda-tuned's; on the Azure code trace at 60 s,
 // within 1.3x of the oracle.
-import { GRID_PREFIX, RESTARTED, type Row } from './matrix.ts';
+import { GRID_PREFIX, RESTARTED, type Row, isRestarted } from './matrix.ts';
 import { describeSetting } from './policies.ts';
 
 const LATE_SLACK = 0.001;
@@ -205,7 +205,7 @@ export function restartTable(rows: readonly Row[]): string {
   ];
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
-    if (r.policy !== 'model' && r.policy !== RESTARTED.memory && r.policy !== RESTARTED.store) continue;
+    if (r.policy !== 'model' && !isRestarted(r.policy)) continue;
     const k = key(r.trace, r.objectiveS);
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
