@@ -266,7 +266,9 @@ async function main(): Promise<void> {
     console.log(countTable(list));
   }
   if (args.restartAtS.length > 0) {
-    console.log(`\n## The scaler restarted at ${args.restartAtS.join(', ')} s (seeds ${args.seeds.join(', ')} summed)\n`);
+    console.log(
+      `\n## The scaler restarted at ${args.restartAtS.join(', ')} s (${args.seeds.length === 1 ? `seed ${args.seeds[0]}` : `seeds ${args.seeds.join(', ')} summed`})\n`,
+    );
     console.log(restartTable(rows));
   }
   console.log(
