@@ -17,6 +17,7 @@ describe('bench:decisions arguments', () => {
       source: undefined,
       hours: undefined,
       restartAtS: [],
+      replicas: undefined,
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -49,6 +50,7 @@ describe('bench:decisions arguments', () => {
       source: undefined,
       hours: undefined,
       restartAtS: [],
+      replicas: undefined,
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);
@@ -121,7 +123,9 @@ describe('bench:decisions arguments', () => {
     expect(args.restartAtS).toEqual([1800, 2400]);
     expect(jobs([{ synthetic: 'sessions' }], args)[0]!.restartAtS).toEqual([1800, 2400]);
     expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.restartAtS).toBeUndefined();
-    const setups = Object.fromEntries(policies(30, false, {}, undefined, [1800]).map((p) => [p.name, p.setup]));
+    const setups = Object.fromEntries(
+      policies(30, false, {}, undefined, { replicas: 1, restartAtS: [1800] }).map((p) => [p.name, p.setup]),
+    );
     expect(Object.keys(setups)).toEqual([
       'keda-queue',
       'keda-queue-gpu',
@@ -131,13 +135,31 @@ describe('bench:decisions arguments', () => {
       'always-on',
       'oracle',
     ]);
-    expect(setups['model-restarted']).toContain('restarted at 1800 s with its state in memory');
-    expect(setups['model-restarted-store']).toContain('restarted at 1800 s with a state store');
+    expect(setups['model-restarted']).toContain('the scaler restarted at 1800 s with the state in memory');
+    expect(setups['model-restarted-store']).toContain('the scaler restarted at 1800 s with a state store');
     expect(setups['model-restarted-store']).toContain('drainSeconds 30');
     for (const bad of ['', '0', '-5', 'x', '1800,', 'Infinity']) {
       expect(() => parseArgs([`--restart-at=${bad}`])).toThrow(
         `--restart-at ${JSON.stringify(bad)}: want seconds into the trace`,
       );
+    }
+  });
+
+  it('runs --replicas N scaler processes behind round robin in two more policies, rolled out with --restart-at', () => {
+    const args = parseArgs(['--replicas', '2', '--restart-at', '900']);
+    expect(jobs([{ synthetic: 'sessions' }], args)[0]).toMatchObject({ replicas: 2, restartAtS: [900] });
+    const setups = Object.fromEntries(
+      policies(60, false, {}, undefined, { replicas: 2, restartAtS: [900] }).map((p) => [p.name, p.setup]),
+    );
+    expect(setups['model-2-replicas-restarted']).toContain(
+      '2 scaler replicas behind round robin, rolled out at 900 s with the state in memory',
+    );
+    expect(setups['model-2-replicas-restarted-store']).toContain('with a state store');
+    expect(policies(60, false, {}, undefined, { replicas: 3, restartAtS: [] }).map((p) => p.name)).toContain(
+      'model-3-replicas-store',
+    );
+    for (const bad of ['1', '9', '2.5', 'two']) {
+      expect(() => parseArgs(['--replicas', bad])).toThrow(`--replicas ${JSON.stringify(bad)}: want an integer from 2 to 8`);
     }
   });
 

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -12,9 +12,10 @@
 // messagesPerReplica is left below the replica's prefetch). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
-// those moments (seconds into each trace: a rollout, an eviction) in two more policies,
-// 'model-restarted' (state in memory: forgotten) and 'model-restarted-store' (state in a store:
-// read back), and prints what each cost against the model run without a restart. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// those moments (seconds into each trace: a rollout, an eviction), --replicas N runs N scaler
+// processes behind KEDA's round robin: each adds two policies, the model so deployed with its state
+// in memory ('model-restarted', 'model-2-replicas', ...) and with a state store ('...-store'), and
+// a table of what each cost against the model run alone. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -24,11 +25,11 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
-import { type Job, type Row, type TraceSpec, builtInTraceSpecs, policies, runJobs } from './matrix.ts';
-import { SIMULATED_SOURCES, type SimulatedSource } from './modelPolicy.ts';
+import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, policies, runJobs } from './matrix.ts';
+import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
-import { barTable, countTable, restartTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
+import { barTable, countTable, deploymentTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
 export { AZURE_TRACE } from './matrix.ts';
 
@@ -40,6 +41,8 @@ const MAX_SEEDS = 100;
 const LISTED_SEEDS = 3;
 /** --hours: the longest synthetic traces (a day). */
 const MAX_HOURS = 24;
+/** --replicas: the most scaler processes behind KEDA's round robin. */
+const MAX_SCALER_REPLICAS = 8;
 
 export interface Args {
   readonly traces: readonly string[];
@@ -61,10 +64,12 @@ export interface Args {
   readonly hours: number | undefined;
   /** Moments (seconds into each trace) to restart the scaler at; none when empty. */
   readonly restartAtS: readonly number[];
+  /** Scaler replicas behind KEDA's round robin (1 when undefined). */
+  readonly replicas: number | undefined;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -106,6 +111,7 @@ export function parseArgs(argv: readonly string[]): Args {
         source: { type: 'string' },
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
+        replicas: { type: 'string' },
         ablation: { type: 'boolean' },
         threads: { type: 'string' },
       },
@@ -165,6 +171,12 @@ export function parseArgs(argv: readonly string[]): Args {
       `a number of hours in (0, ${MAX_HOURS}]`,
     ),
     restartAtS,
+    replicas: numberFlag(
+      'replicas',
+      values.replicas,
+      (n) => Number.isSafeInteger(n) && n >= 2 && n <= MAX_SCALER_REPLICAS,
+      `an integer from 2 to ${MAX_SCALER_REPLICAS}`,
+    ),
   };
 }
 
@@ -228,6 +240,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.slots !== undefined && { slots: args.slots }),
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
+      ...(args.replicas !== undefined && { replicas: args.replicas }),
     })),
   );
 }
@@ -242,7 +255,8 @@ async function main(): Promise<void> {
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
-  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source, args.restartAtS))
+  const deployed = jobDeployment(args);
+  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source, deployed))
     console.log(`  ${p.name}: ${p.setup}`);
   console.log(
     '  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5) that leaves no more requests over the objective than keda-queue on any seed',
@@ -265,11 +279,10 @@ async function main(): Promise<void> {
     console.log(`\n## The bar, runs that hold each part of it (seeds ${args.seeds[0]}-${args.seeds.at(-1)})\n`);
     console.log(countTable(list));
   }
-  if (args.restartAtS.length > 0) {
-    console.log(
-      `\n## The scaler restarted at ${args.restartAtS.join(', ')} s (${args.seeds.length === 1 ? `seed ${args.seeds[0]}` : `seeds ${args.seeds.join(', ')} summed`})\n`,
-    );
-    console.log(restartTable(rows));
+  if (deployed !== undefined) {
+    const seeds = args.seeds.length === 1 ? `seed ${args.seeds[0]}` : `seeds ${args.seeds.join(', ')} summed`;
+    console.log(`\n## The model deployed: ${describeDeployment(deployed)} (${seeds})\n`);
+    console.log(deploymentTable(rows, deployed));
   }
   console.log(
     `\nkeda-tuned settings:\n${tunedSettings(rows)

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type SimulatedSource, modelPolicy } from './modelPolicy.ts';
+import { type Deployment, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   KEDA_GRID,
@@ -85,8 +85,10 @@ export interface Job {
   readonly slots?: number;
   /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
   readonly source?: SimulatedSource;
-  /** Moments (seconds) to restart the scaler at, for the model-restarted policies (none when absent). */
+  /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
   readonly restartAtS?: readonly number[];
+  /** Scaler replicas behind KEDA's round robin, for the deployed policies (one when absent). */
+  readonly replicas?: number;
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -103,39 +105,42 @@ function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {
   return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source });
 }
 
-/** The restart policies' names: the scaler replaced at the job's moments, its state in memory or in a store. */
-export const RESTARTED = { memory: 'model-restarted', store: 'model-restarted-store' } as const;
+/** The scaler deployed as a job asks (replicas, rollouts) beside the model run alone; none when it asks for neither. */
+export type Deployed = Omit<Deployment, 'store'>;
 
-export function isRestarted(policy: string): boolean {
-  return policy === RESTARTED.memory || policy === RESTARTED.store;
+/** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, and `-store` with a store. */
+export function deployedName({ replicas, restartAtS }: Deployed, store: boolean): string {
+  return `model${replicas > 1 ? `-${replicas}-replicas` : ''}${restartAtS.length > 0 ? '-restarted' : ''}${store ? '-store' : ''}`;
 }
 
-/** The model restarted at `atS`, forgetting (memory) or reading back what it published (store). */
-function restartedAt(
+/** Whether a policy is the model deployed (deployedName), not the model run alone. */
+function isDeployed(policy: string): boolean {
+  return policy.startsWith('model-');
+}
+
+/** The model deployed as `deployed`, with its state in memory and in a store. */
+function deployedAt(
   objectiveS: number,
-  atS: readonly number[],
+  deployed: Deployed,
   model: Readonly<Record<string, string>> = {},
   source?: SimulatedSource,
 ): Policy[] {
-  return (['memory', 'store'] as const).map((kind) =>
+  return [false, true].map((store) =>
     modelPolicy(
       { ...model, drainSeconds: String(objectiveS) },
-      { source, name: RESTARTED[kind], restart: { atS, store: kind === 'store' } },
+      { source, name: deployedName(deployed, store), deployment: { ...deployed, store } },
     ),
   );
 }
 
-/** The policies whose drainSeconds is the objective: the model, and with restarts its restarted twins. */
+/** The policies whose drainSeconds is the objective: the model, and deployed, its twins with their state in memory and in a store. */
 function modelPolicies(
   objectiveS: number,
   model: Readonly<Record<string, string>> = {},
   source?: SimulatedSource,
-  restartAtS: readonly number[] = [],
+  deployed?: Deployed,
 ): Policy[] {
-  return [
-    modelAt(objectiveS, model, source),
-    ...(restartAtS.length > 0 ? restartedAt(objectiveS, restartAtS, model, source) : []),
-  ];
+  return [modelAt(objectiveS, model, source), ...(deployed !== undefined ? deployedAt(objectiveS, deployed, model, source) : [])];
 }
 
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
@@ -144,16 +149,23 @@ export function policies(
   ablation = false,
   model: Readonly<Record<string, string>> = {},
   source?: SimulatedSource,
-  restartAtS: readonly number[] = [],
+  deployed?: Deployed,
 ): Policy[] {
   return [
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    ...modelPolicies(objectiveS, model, source, restartAtS),
+    ...modelPolicies(objectiveS, model, source, deployed),
     alwaysOn(),
     oracle(),
   ];
+}
+
+/** The deployment a job asks for, if any (replicas or rollouts). */
+export function jobDeployment(job: Pick<Job, 'replicas' | 'restartAtS'>): Deployed | undefined {
+  const replicas = job.replicas ?? 1;
+  const restartAtS = job.restartAtS ?? [];
+  return replicas > 1 || restartAtS.length > 0 ? { replicas, restartAtS } : undefined;
 }
 
 export async function runJob(job: Job): Promise<Row[]> {
@@ -165,12 +177,13 @@ export async function runJob(job: Job): Promise<Row[]> {
       rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
   };
   // The report's policies, in its order; the model's once per objective (its drainSeconds).
-  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, job.restartAtS)) {
+  const deployed = jobDeployment(job);
+  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, deployed)) {
     if (policy.name === 'model') {
       for (const objectiveS of job.objectives) {
-        for (const each of modelPolicies(objectiveS, job.model, job.source, job.restartAtS)) await add(each, [objectiveS]);
+        for (const each of modelPolicies(objectiveS, job.model, job.source, deployed)) await add(each, [objectiveS]);
       }
-    } else if (!isRestarted(policy.name)) {
+    } else if (!isDeployed(policy.name)) {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);
     }
   }

@@ -2,16 +2,14 @@
 // schema, read cache, rate estimation, model) runs on the simulated clock and reads a simulated
 // broker through a SourceDriver registered in a SourceRegistry, exactly as the gRPC handlers do:
 // IsActive and GetMetrics call engine.evaluate, StreamIsActive re-evaluates every second: the path
-// the gRPC handlers take. With `restart`, the scaler's process is replaced at the given moments (a
-// rollout, an eviction): a new Engine that knows nothing, or one that reads what the last one
-// published to a state store, through the records' JSON codec and schema as Redis holds them.
+// the gRPC handlers take. With `deployment`, as several scaler processes behind KEDA's round robin
+// (each call to the next; StreamIsActive on the first), replaced at given moments (a rollout, one
+// process after another), with their state in memory or in a store they share (stateCluster.ts).
 import { Registry } from 'prom-client';
 import { Engine } from '../../src/engine.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
-import { decodeRecord, encodeRecord } from '../../src/state/codec.ts';
-import { MemoryStateStore } from '../../src/state/memory.ts';
-import { PUBLISH_INTERVAL_MS, STATE_FORMAT, type SharedTriggerState, sharedStateSchema } from '../../src/state/payload.ts';
+import { PUBLISH_INTERVAL_MS } from '../../src/state/payload.ts';
 import { SharedState } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
@@ -20,6 +18,7 @@ import type { Fleet } from './fleet.ts';
 import { kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
+import { StateCluster } from './stateCluster.ts';
 
 /**
  * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API
@@ -96,63 +95,53 @@ export interface ModelPolicyOptions {
   readonly name?: string;
   /** What the source reports of the queue (the management API's RabbitMQ by default). */
   readonly source?: SimulatedSource;
-  /** Replace the scaler's process at these moments (seconds into the trace), with or without a state store. */
-  readonly restart?: Restart;
+  /** Several scaler processes, restarted at moments, with or without a store (one process, never restarted, by default). */
+  readonly deployment?: Deployment;
 }
 
-interface Restart {
-  readonly atS: readonly number[];
-  /** true: the new process reads the learned state the last one published (STATE_STORE_URL set). */
+export interface Deployment {
+  /** Scaler processes behind KEDA's round robin. */
+  readonly replicas: number;
+  /** Moments (seconds into the trace) a rollout replaces every process, one after another. */
+  readonly restartAtS: readonly number[];
+  /** true: they share a state store (STATE_STORE_URL set); false: each keeps its state in memory. */
   readonly store: boolean;
 }
 
-/**
- * A state store that outlives the scaler's processes, holding each record as Redis does: JSON text,
- * read back through the codec and the payload's schema (a record the schema refuses fails the run).
- */
-class PersistentStore extends MemoryStateStore<SharedTriggerState> {
-  override async publish(key: string, payload: SharedTriggerState, atMs: number) {
-    const text = encodeRecord({ format: STATE_FORMAT, scalerVersion: 'bench', writerId: this.writerId, atMs, payload });
-    const decoded = decodeRecord(text, STATE_FORMAT, sharedStateSchema);
-    if (!decoded.ok) throw new Error(`the state record does not read back: ${decoded.reason}, ${decoded.detail}`);
-    return super.publish(key, decoded.record.payload, atMs);
-  }
-}
+/** A rollout replaces the processes this far apart (a pod at a time). */
+const ROLLOUT_STEP_S = 15;
+/** How often a process renews its leases and re-reads the records it follows (SharedState.start: lease/3). */
+const LEASE_ROUND_S = 1;
 
 export function modelPolicy(
   overrides: Record<string, string> = {},
-  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', restart }: ModelPolicyOptions = {},
+  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment }: ModelPolicyOptions = {},
 ): Policy {
   const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
     .filter(([k]) => !k.startsWith('rabbitmq.'))
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
-  const restarts =
-    restart === undefined
-      ? ''
-      : `, the scaler restarted at ${restart.atS.join(', ')} s ${restart.store ? 'with a state store' : 'with its state in memory'}`;
   return kedaPolicy(
     name,
-    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${restarts}; ${describeScaledObject(so)}`,
+    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
     { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => {
+      const { replicas = 1, restartAtS = [], store = false } = deployment ?? {};
       const now = () => Math.round(ctx.now() * 1000);
       const registry = new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
-      const store = restart?.store
-        ? new PersistentStore({
-            writerId: 'bench',
-            scalerVersion: 'bench',
-            format: STATE_FORMAT,
-            leaseMs: 3000,
-            recordTtlMs: 30 * 60_000,
-            metrics: metrics.stateStore,
-            now,
-          })
-        : undefined;
-      // One scaler process: its own Engine (cache, rates, learned state), and its view of the store.
+      const cluster = store ? new StateCluster(now) : undefined;
+      let started = 0;
+      // One scaler process: its own Engine (cache, rates, learned state), and its client of the store.
       const start = () => {
+        const shared =
+          cluster &&
+          new SharedState(cluster.client(`scaler-${started++}`), {
+            logger: silentLogger(),
+            publishIntervalMs: PUBLISH_INTERVAL_MS,
+            now,
+          });
         const engine = new Engine({
           registry,
           cacheTtlMs: 1000,
@@ -160,21 +149,41 @@ export function modelPolicy(
           logger: silentLogger(),
           metrics,
           now,
-          ...(store && {
-            shared: new SharedState(store, { logger: silentLogger(), publishIntervalMs: PUBLISH_INTERVAL_MS, now }),
-          }),
+          ...(shared && { shared }),
         });
-        return { engine, trigger: engine.trigger({ name: 'inference', namespace: 'bench', metadata }) };
+        return { engine, shared, trigger: engine.trigger({ name: 'inference', namespace: 'bench', metadata }) };
       };
-      let scaler = start();
-      for (const atS of restart?.atS ?? []) ctx.at(atS, () => void (scaler = start()));
-      const evaluate = () => scaler.engine.evaluate(scaler.trigger);
-      const active = async () => (await evaluate()).decision.active;
+      const processes = Array.from({ length: replicas }, start);
+      for (const atS of restartAtS) {
+        processes.forEach((_, i) =>
+          ctx.at(atS + i * ROLLOUT_STEP_S, async () => {
+            // SIGTERM: the old process gives its leases up, and the new one takes its place.
+            await processes[i]!.shared?.close();
+            processes[i] = start();
+          }),
+        );
+      }
+      if (cluster !== undefined)
+        ctx.every(LEASE_ROUND_S, LEASE_ROUND_S, async () => {
+          await Promise.all(processes.flatMap((p) => (p.shared === undefined ? [] : [p.shared.refresh(true)])));
+        });
+      let calls = 0;
+      const evaluate = (p = processes[calls++ % replicas]!) => p.engine.evaluate(p.trigger);
       return {
-        isActive: active,
+        isActive: async () => (await evaluate()).decision.active,
         metrics: async () => [{ value: (await evaluate()).metricValue, target: 1 }],
-        stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: active },
+        // The stream is one call: it stays with the process it reached.
+        stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: async () => (await evaluate(processes[0])).decision.active },
       };
     },
   );
+}
+
+/** The deployment in words; without `store`, without the state's place. */
+export function describeDeployment({ replicas, restartAtS, store }: Omit<Deployment, 'store'> & { store?: boolean }): string {
+  const parts = [
+    ...(replicas > 1 ? [`${replicas} scaler replicas behind round robin`] : []),
+    ...(restartAtS.length > 0 ? [`${replicas > 1 ? 'rolled out' : 'the scaler restarted'} at ${restartAtS.join(', ')} s`] : []),
+  ];
+  return `${parts.join(', ')}${store === undefined ? '' : store ? ' with a state store' : ' with the state in memory'}`;
 }

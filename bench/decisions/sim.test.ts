@@ -5,7 +5,7 @@ import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
 import { coldStartSampler, percentile, run, summarize } from './simulate.ts';
-import { modelPolicy } from './modelPolicy.ts';
+import { type Deployment, modelPolicy } from './modelPolicy.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
@@ -244,19 +244,40 @@ describe('the synthetic family', () => {
   });
 });
 
-describe('the model restarted (--restart-at)', () => {
-  it('relearns from nothing with its state in memory, and goes on as if never restarted from a store', async () => {
-    const trace = SYNTHETIC['on-off']!(1);
-    const gpuSeconds = async (restart?: { atS: number[]; store: boolean }) =>
-      (await run(trace, modelPolicy({ drainSeconds: '60' }, restart === undefined ? {} : { restart }), 1)).gpuSeconds;
-    const [none, memory, store] = [
+describe('the model deployed (--restart-at, --replicas)', () => {
+  const trace = SYNTHETIC['on-off']!(1);
+  const gpuSeconds = async (deployment?: Deployment) =>
+    (await run(trace, modelPolicy({ drainSeconds: '60' }, deployment === undefined ? {} : { deployment }), 1)).gpuSeconds;
+
+  it('relearns from nothing restarted with its state in memory, and goes on as if never restarted from a store', async () => {
+    const [alone, memory, store] = [
       await gpuSeconds(),
-      await gpuSeconds({ atS: [1800], store: false }),
-      await gpuSeconds({ atS: [1800], store: true }),
+      await gpuSeconds({ replicas: 1, restartAtS: [1800], store: false }),
+      await gpuSeconds({ replicas: 1, restartAtS: [1800], store: true }),
     ];
     // Forgotten: KEDA's rule and the break-even keep-warm until it has learned again.
-    expect(memory).toBeGreaterThan(none * 1.05);
+    expect(memory).toBeGreaterThan(alone * 1.05);
     // Read back (through the records' JSON and schema): the gaps, rates, μ and the hold carry on.
-    expect(Math.abs(store - none)).toBeLessThan(none * 0.01);
+    expect(Math.abs(store - alone)).toBeLessThan(alone * 0.01);
+  });
+
+  it('as two replicas behind round robin: apart, they churn; on one store, they answer as one', async () => {
+    const bursts = SYNTHETIC['code-bursts']!(1);
+    const outcome = async (deployment?: Deployment) => {
+      const o = await run(bursts, modelPolicy({ drainSeconds: '60' }, deployment === undefined ? {} : { deployment }), 1);
+      return { ...o, late: summarize(o, 60).lateRequests };
+    };
+    const [alone, apart, shared] = [
+      await outcome(),
+      await outcome({ replicas: 2, restartAtS: [], store: false }),
+      await outcome({ replicas: 2, restartAtS: [], store: true }),
+    ];
+    expect(alone.late).toBe(0);
+    // Each process decides from the half of the calls it sees: the HPA gets values that jump.
+    expect(apart.coldStarts).toBeGreaterThan(2 * alone.coldStarts);
+    expect(apart.late).toBeGreaterThan(0);
+    expect(shared.late).toBe(0);
+    expect(Math.abs(shared.gpuSeconds - alone.gpuSeconds)).toBeLessThan(alone.gpuSeconds * 0.05);
+    expect(shared.coldStarts).toBeLessThan(1.25 * alone.coldStarts);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from './matrix.ts';
 import { GRID_PREFIX } from './matrix.ts';
-import { countTable, restartTable, verdicts, withKedaTuned } from './verdict.ts';
+import { countTable, deploymentTable, verdicts, withKedaTuned } from './verdict.ts';
 
 const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShare: number, setting?: Row['setting']): Row => ({
   trace: 't',
@@ -87,17 +87,23 @@ describe('verdicts', () => {
   });
 });
 
-describe('restartTable', () => {
-  it('sums each policy over the seeds, with its change against the model and its mean share late', () => {
-    const out = restartTable([
-      row('keda-queue', 1, 5000, 0.05),
-      row('model', 1, 1000, 0),
-      row('model', 2, 1000, 0.02),
-      row('model-restarted', 1, 1300, 0.04),
-      row('model-restarted', 2, 1200, 0.02),
-      row('model-restarted-store', 1, 1000, 0),
-      row('model-restarted-store', 2, 990, 0.02),
-    ]).split('\n');
-    expect(out.slice(2)).toEqual(['| 30 s | t | 2000, 1.00 % | 2500 (+25.0 %), 3.00 % | 1990 (-0.5 %), 1.00 % |']);
+describe('deploymentTable', () => {
+  it('sums each policy over the seeds, with its change against the model, its mean share late and its cold starts', () => {
+    const out = deploymentTable(
+      [
+        row('keda-queue', 1, 5000, 0.05),
+        row('model', 1, 1000, 0),
+        row('model', 2, 1000, 0.02),
+        row('model-2-replicas', 1, 1300, 0.04),
+        row('model-2-replicas', 2, 1200, 0.02),
+        row('model-2-replicas-store', 1, 1000, 0),
+        row('model-2-replicas-store', 2, 990, 0.02),
+      ],
+      { replicas: 2, restartAtS: [] },
+    ).split('\n');
+    expect(out[0]).toBe(
+      '| objective | trace | model: GPU-s, late, cold starts | model-2-replicas (state in memory) | model-2-replicas-store |',
+    );
+    expect(out.slice(2)).toEqual(['| 30 s | t | 2000, 1.00 %, 2 | 2500 (+25.0 %), 3.00 %, 2 | 1990 (-0.5 %), 1.00 %, 2 |']);
   });
 });

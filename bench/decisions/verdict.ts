@@ -8,7 +8,7 @@
 // keda-queue's + 0.1 percentage point; its GPU-seconds close at least half of the gap from
 // keda-queue to the oracle and are no more than keda-tuned's; on the Azure code trace at 60 s,
 // within 1.3x of the oracle.
-import { GRID_PREFIX, RESTARTED, type Row, isRestarted } from './matrix.ts';
+import { type Deployed, GRID_PREFIX, type Row, deployedName } from './matrix.ts';
 import { describeSetting } from './policies.ts';
 
 const LATE_SLACK = 0.001;
@@ -194,18 +194,19 @@ export function tunedSettings(rows: readonly Row[]): string[] {
 }
 
 /**
- * What a restart of the scaler costs, per trace and objective over the seeds: the model's
- * GPU-seconds and mean share late without a restart, and restarted with its state in memory
- * (forgotten) and in a store (read back), each against the model's.
+ * What a deployment of the scaler costs (several replicas, rollouts), per trace and objective over
+ * the seeds: the model's GPU-seconds, mean share late and cold starts run alone, and deployed with
+ * its state in memory and in a store (GPU-seconds also against the model's).
  */
-export function restartTable(rows: readonly Row[]): string {
+export function deploymentTable(rows: readonly Row[], deployed: Deployed): string {
+  const [memory, store] = [deployedName(deployed, false), deployedName(deployed, true)];
   const lines = [
-    '| objective | trace | model: GPU-s, late | restarted, state in memory | restarted, state in a store |',
+    `| objective | trace | model: GPU-s, late, cold starts | ${memory} (state in memory) | ${store} |`,
     '|--:|:--|--:|--:|--:|',
   ];
   const groups = new Map<string, Row[]>();
   for (const r of rows) {
-    if (r.policy !== 'model' && !isRestarted(r.policy)) continue;
+    if (r.policy !== 'model' && r.policy !== memory && r.policy !== store) continue;
     const k = key(r.trace, r.objectiveS);
     groups.set(k, [...(groups.get(k) ?? []), r]);
   }
@@ -213,17 +214,21 @@ export function restartTable(rows: readonly Row[]): string {
     const of = (policy: string) => {
       const runs = list.filter((r) => r.policy === policy);
       const late = runs.reduce((s, r) => s + r.overObjectiveShare, 0) / Math.max(1, runs.length);
-      return { gpu: runs.reduce((s, r) => s + r.gpuSeconds, 0), late: `${(late * 100).toFixed(2)} %` };
+      return {
+        gpu: runs.reduce((s, r) => s + r.gpuSeconds, 0),
+        late: `${(late * 100).toFixed(2)} %`,
+        coldStarts: runs.reduce((s, r) => s + r.coldStarts, 0),
+      };
     };
     const model = of('model');
     const against = (policy: string) => {
       const p = of(policy);
       const change = model.gpu === 0 ? 0 : (p.gpu / model.gpu - 1) * 100;
-      return `${p.gpu} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %), ${p.late}`;
+      return `${p.gpu} (${change >= 0 ? '+' : ''}${change.toFixed(1)} %), ${p.late}, ${p.coldStarts}`;
     };
     const r0 = list[0]!;
     lines.push(
-      `| ${r0.objectiveS} s | ${r0.trace} | ${model.gpu}, ${model.late} | ${against(RESTARTED.memory)} | ${against(RESTARTED.store)} |`,
+      `| ${r0.objectiveS} s | ${r0.trace} | ${model.gpu}, ${model.late}, ${model.coldStarts} | ${against(memory)} | ${against(store)} |`,
     );
   }
   return lines.join('\n');
