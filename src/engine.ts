@@ -243,7 +243,7 @@ export class Engine {
     const record = view?.record;
     const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
     const base = fromRecord ? record.payload.history : state.history;
-    if (fromRecord && record.payload.rates !== undefined) this.takeUpRates(sources, record.payload.rates);
+    if (fromRecord && record.payload.rates !== undefined) this.carryOnRates(sources, observations, record.payload.rates);
     const signals = this.signals(sources, observations);
     const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
     if (unanswerable !== undefined) {
@@ -350,26 +350,35 @@ export class Engine {
     );
   }
 
-  /** The sources' 30 s rates, to publish with the trigger's history. */
-  private sharedRates(sources: readonly TriggerSource[]): SharedSourceRates[] {
-    return sources.map(({ source }) => {
-      const rates = this.rates.get(source.identity);
-      return { arrivalRatePerSecond: rates?.arrivalRatePerSecond, serviceRatePerSecond: rates?.serviceRatePerSecond };
-    });
+  /** The sources' rate estimates, to publish with the trigger's history. */
+  private sharedRates(sources: readonly TriggerSource[]): (SharedSourceRates | null)[] {
+    // previousAtMs is this process's: the schema leaves it out of what others read.
+    return sources.map(({ source }) => this.rates.get(source.identity) ?? null);
   }
 
   /**
-   * A process with one reading of a source has no rate of it yet, and its first rate would be one
-   * interval's count taken whole (at 0.4 requests a second, 0 or 1 or 2): take the published 30 s
-   * averages up instead, for the next readings to smooth on from. Never over rates of its own.
+   * The published estimate, carried on with this process's reading, when it was updated since this
+   * process's reading before: a process that just started has no estimate (its first rate would be
+   * one interval's count taken whole: at 0.4 requests a second 0, 1 or 2), and a follower, asked
+   * every other call, takes readings tens of seconds apart, whose average misses a step late in the
+   * interval (a batch 7 s old read as 4.7 a second where the writer's read 6.5). Readings of one
+   * broker's counters compare across processes. Never over an estimate this process updated since.
    */
-  private takeUpRates(sources: readonly TriggerSource[], shared: readonly SharedSourceRates[]): void {
+  private carryOnRates(
+    sources: readonly TriggerSource[],
+    observations: readonly Observation[],
+    shared: readonly (SharedSourceRates | null)[],
+  ): void {
     sources.forEach(({ source }, i) => {
-      const own = this.rates.get(source.identity);
       const published = shared[i];
-      if (own === undefined || published === undefined) return;
-      if (own.arrivalRatePerSecond !== undefined || own.serviceRatePerSecond !== undefined) return;
-      this.rates.set(source.identity, { ...own, ...published });
+      const observation = observations[i];
+      const own = this.rates.get(source.identity);
+      if (published == null || observation === undefined) return;
+      if (own?.previousAtMs !== undefined && published.atMs <= own.previousAtMs) return;
+      // A published estimate as new as this reading, or newer, is taken as it is.
+      const carried =
+        published.atMs < observation.atMs ? updateRates(published, observation.reading, observation.atMs) : published;
+      this.rates.set(source.identity, carried);
     });
   }
 

@@ -13,6 +13,8 @@ export interface RateSample {
 
 export interface RateState {
   readonly atMs: number;
+  /** The sample before this one (undefined for a first sample): how far apart this estimate's samples are. */
+  readonly previousAtMs?: number;
   readonly backlog: number;
   readonly arrivedTotal?: number;
   readonly servedTotal?: number;
@@ -82,6 +84,7 @@ export function updateRates(prev: RateState | undefined, sample: RateSample, atM
     (sample.arrivedTotal === undefined ? backlogArrivalRate(prev.backlog, sample.backlog, service, dt) : undefined);
   return {
     atMs,
+    previousAtMs: prev.atMs,
     backlog: sample.backlog,
     arrivedTotal: sample.arrivedTotal,
     servedTotal: sample.servedTotal,

@@ -8,35 +8,53 @@ import type { PayloadSchema } from './types.ts';
 
 export const STATE_FORMAT = 1;
 
-/** A source's 30 s averages (model/rates.ts), in the order of the trigger's sources. */
+/**
+ * A source's rate estimate (model/rates.ts), in the order of the trigger's sources: the 30 s
+ * averages, and the reading they were last updated with (its time, backlog and counters), from
+ * which another process carries them on with a reading of its own.
+ */
 export interface SharedSourceRates {
+  readonly atMs: number;
+  readonly backlog: number;
+  readonly arrivedTotal?: number;
+  readonly servedTotal?: number;
   readonly arrivalRatePerSecond?: number;
   readonly serviceRatePerSecond?: number;
 }
 
 /**
  * What replicas share per trigger: the model's history, the state every decision starts from, and
- * its sources' 30 s rates, which a process that just started (or a new follower) takes up instead
- * of a first one-second sample (optional: records without them read as before).
+ * its sources' rate estimates, which a process that just started, or a follower whose own readings
+ * are far apart (KEDA's round robin sends it every other call), carries on instead of its own
+ * (optional: records without them read as before).
  */
 export interface SharedTriggerState {
   readonly history: TriggerHistory;
-  readonly rates?: readonly SharedSourceRates[];
+  /** One per source; null for a source without a rate estimate (a GPU query, or none yet). */
+  readonly rates?: readonly (SharedSourceRates | null)[];
 }
 
-const rate = z.number().finite().nonnegative().optional();
+const finite = z.number().finite();
+const count = finite.nonnegative();
 
 /** A trigger has one source per kind at most (trigger/schema.ts); the bound is for what another writer may have put there. */
 const MAX_SHARED_SOURCES = 8;
 
+const sourceRatesSchema = z
+  .object({
+    atMs: finite,
+    backlog: finite,
+    arrivedTotal: count.optional(),
+    servedTotal: count.optional(),
+    arrivalRatePerSecond: count.optional(),
+    serviceRatePerSecond: count.optional(),
+  })
+  .readonly();
+
 export const sharedStateSchema: PayloadSchema<SharedTriggerState> = z
   .object({
     history: triggerHistorySchema,
-    rates: z
-      .array(z.object({ arrivalRatePerSecond: rate, serviceRatePerSecond: rate }).readonly())
-      .max(MAX_SHARED_SOURCES)
-      .readonly()
-      .optional(),
+    rates: z.array(sourceRatesSchema.nullable()).max(MAX_SHARED_SOURCES).readonly().optional(),
   })
   .readonly();
 

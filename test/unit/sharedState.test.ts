@@ -209,6 +209,47 @@ describe('replicas on one shared store', () => {
     }
   });
 
+  it("carries the writer's estimate on at a follower asked every 30 s: a step 7 s old reads as the writer reads it", async () => {
+    const clock = { ms: 2_700_000 };
+    const cluster = new Cluster(clock);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    // Each second: leases renewed (SharedState does it every lease/3), then a answers.
+    const rateOf = async (r: ReturnType<typeof replica>) => {
+      if (r === a) await Promise.all([a, b].map((x) => x.shared.refresh(false)));
+      return (await r.engine.evaluate(r.engine.trigger(ref))).decision.explanation.signals.arrivalRatePerSecond;
+    };
+    broker.backlog = 0;
+    broker.arrived = 0;
+    try {
+      // a, the writer, reads every second (KEDA's stream); b gets a call now and then.
+      for (let s = 0; s < 60; s++) {
+        clock.ms += 1000;
+        await rateOf(a);
+        if (s === 10) await rateOf(b);
+      }
+      expect(b.shared.view(a.engine.trigger(ref).id)?.role).toBe('follower');
+      await rateOf(b);
+      // Quiet until now; then 30 a second. b's last reading is 23 s before the step.
+      clock.ms += 22_000;
+      await rateOf(a);
+      let writer: number | undefined;
+      for (let s = 0; s < 7; s++) {
+        clock.ms += 1000;
+        broker.arrived += 30;
+        broker.backlog += 30;
+        writer = await rateOf(a);
+      }
+      // The 30 s average of a step 7 s old: 30 · (1 − e^(−7/30)), about 6.2. b's own readings, 30 s
+      // apart, would say 0.63 · 210 / 30, about 4.4.
+      expect(writer).toBeGreaterThan(5.8);
+      expect(await rateOf(b)).toBeCloseTo(writer!, 1);
+    } finally {
+      delete broker.arrived;
+      broker.backlog = 0;
+    }
+  });
+
   it('goes on from its own state while the store is down, and follows the writer again when it is back', async () => {
     const clock = { ms: 3_000_000 };
     const cluster = new Cluster(clock);
@@ -307,11 +348,12 @@ describe('the shared history’s schema', () => {
 
   it.each([
     ['no rates (a record from before they were shared)', undefined, true],
-    ['a rate per source, some absent', [{ arrivalRatePerSecond: 3, serviceRatePerSecond: 2.5 }, {}], true],
-    ['a negative rate', [{ arrivalRatePerSecond: -1 }], false],
-    ['a rate that is not a number', [{ serviceRatePerSecond: '2' }], false],
-    ['more sources than a trigger has', new Array(9).fill({}), false],
-  ])('reads the sources’ rates: %s', (_name, rates, ok) => {
+    ['an estimate per source, or none', [{ atMs: 5, backlog: 2, arrivedTotal: 90, arrivalRatePerSecond: 3 }, null], true],
+    ['a negative rate', [{ atMs: 5, backlog: 0, arrivalRatePerSecond: -1 }], false],
+    ['a rate that is not a number', [{ atMs: 5, backlog: 0, serviceRatePerSecond: '2' }], false],
+    ['an estimate without the time of its reading', [{ backlog: 0, arrivalRatePerSecond: 3 }], false],
+    ['more sources than a trigger has', new Array(9).fill(null), false],
+  ])('reads the sources’ rate estimates: %s', (_name, rates, ok) => {
     expect(sharedStateSchema.safeParse({ history: emptyHistory(), ...(rates !== undefined && { rates }) }).success).toBe(ok);
   });
 });
