@@ -12,7 +12,7 @@ import type { Decision, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
-import type { SharedState } from './state/shared.ts';
+import type { Role, SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { SourceFailureLog } from './telemetry/sourceFailures.ts';
@@ -308,6 +308,18 @@ export class Engine {
    */
   sourceLabels(trigger: Trigger): string[] {
     return (this.triggerSources.get(trigger) ?? []).map(({ source }) => source.label);
+  }
+
+  /**
+   * With a shared store, the trigger's role on this replica (writer, follower, or local while the
+   * store does not answer) and, when its last decision started from a record another process
+   * published, that record's time; for the explain endpoint. Undefined without a shared store.
+   */
+  sharedState(trigger: Trigger): { readonly role: Role; readonly decidedFromRecordAtMs?: number } | undefined {
+    const view = this.options.shared?.view(trigger.id);
+    if (view === undefined) return undefined;
+    const baseAtMs = this.triggers.get(trigger.id)?.baseAtMs;
+    return baseAtMs === undefined ? { role: view.role } : { role: view.role, decidedFromRecordAtMs: baseAtMs };
   }
 
   /** The last evaluation of every trigger seen, for the explain endpoint. */

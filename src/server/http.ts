@@ -16,6 +16,7 @@ function explainView(
   sourceLabels: readonly string[],
   evaluation: Evaluation | undefined,
   failure: TriggerFailure | undefined,
+  shared: ReturnType<Engine['sharedState']>,
 ) {
   return {
     trigger: {
@@ -31,6 +32,16 @@ function explainView(
     explanation: evaluation?.decision.explanation ?? null,
     ...(failure !== undefined && {
       lastFailure: { at: new Date(failure.atMs).toISOString(), code: failure.code, message: failure.message },
+    }),
+    // With a shared store: which replica writes the trigger's state, and what this one decided from.
+    ...(shared !== undefined && {
+      sharedState: {
+        role: shared.role,
+        decidedFrom:
+          shared.decidedFromRecordAtMs === undefined
+            ? 'its own state'
+            : `the state another replica published at ${new Date(shared.decidedFromRecordAtMs).toISOString()}`,
+      },
     }),
   };
 }
@@ -82,11 +93,12 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
           .map((e) => {
             const failure = failures.get(e.trigger.id);
             failures.delete(e.trigger.id);
-            return explainView(e.trigger, sourceLabels(e.trigger), e, failure);
+            return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine.sharedState(e.trigger));
           });
         // Triggers that never got an answer: only their error.
         for (const f of failures.values())
-          if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f));
+          if (wanted(f.trigger))
+            matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine.sharedState(f.trigger)));
         return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
       }
       default:

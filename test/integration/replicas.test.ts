@@ -3,6 +3,9 @@
 // restarts answers from what was learned, and the store going away (stopped, then blackholed)
 // leaves both answering on their own state, with a metric and a log line, until it is back. And a
 // Kafka trigger (rates the scaler counts from offsets) restarted: its rates come back from the store.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScaledObjectRef } from '../../src/server/protocol.ts';
 import { KafkaFixture } from '../support/kafka.ts';
@@ -10,6 +13,9 @@ import { ScalerProcess } from '../support/process.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { eventually, ref, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL('../../bin/keda-inference-scaler.mjs', import.meta.url));
 
 let rabbit: RabbitFixture;
 let proxy: TcpProxy;
@@ -85,9 +91,34 @@ describe('two scaler replicas on one shared store', () => {
     const [da, db] = [await details(a), await details(b)];
     expect(da.keepWarmSource).toBe('learned');
     expect(db).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: da.keepWarmSeconds });
-    // One of them writes the trigger's state, the other follows it.
+    // One of them writes the trigger's state, the other follows it, and /explain says which.
     const leases = await Promise.all([a, b].map(async (p) => Number(/state_leases_held (\d+)/.exec(await p.metrics())?.[1])));
     expect(leases.sort()).toEqual([0, 1]);
+    const shared = await Promise.all([a, b].map(async (p) => (await p.explain('kis', 'replicas'))[0]!.sharedState!));
+    const follower = shared.find((v) => v.role === 'follower');
+    expect(shared.map((v) => v.role).sort()).toEqual(['follower', 'writer']);
+    expect(shared.find((v) => v.role === 'writer')!.decidedFrom).toBe('its own state');
+    expect(follower!.decidedFrom).toMatch(/^the state another replica published at \d{4}-\d\d-\d\dT/);
+    // The explain CLI says it in a line.
+    const lines = await Promise.all(
+      [a, b].map(async (p) => {
+        const { stdout } = await run(process.execPath, [
+          cli,
+          'explain',
+          '--url',
+          `http://127.0.0.1:${p.metricsPort}`,
+          '--namespace',
+          'kis',
+          '--name',
+          'replicas',
+        ]);
+        return stdout.split('\n').find((l) => l.includes('shared state:'));
+      }),
+    );
+    expect(lines.sort()).toEqual([
+      expect.stringMatching(/^ {2}shared state: follower on this replica, decided from the state another replica published at /),
+      '  shared state: writer on this replica, decided from its own state',
+    ]);
   }, 60_000);
 
   it('restarted, a replica answers with what was learned at once, not the break-even prior', async () => {

@@ -54,6 +54,8 @@ export interface ExplainView {
   desiredReplicas: number | null;
   explanation: { details: Record<string, unknown> } | null;
   lastFailure?: { at: string; code: string; message: string };
+  /** With a shared state store only. */
+  sharedState?: { role: 'writer' | 'follower' | 'local'; decidedFrom: string };
 }
 
 export async function explainViews(metricsPort: number, namespace: string, name: string): Promise<ExplainView[]> {
