@@ -176,7 +176,7 @@ describe('replicas on one shared store', () => {
     expect(fresh.shared.view(fresh.engine.trigger(ref).id)?.role).toBe('writer');
   });
 
-  it("takes the sources' 30 s rates up from the record: a new process does not start from one interval's count", async () => {
+  it("carries the sources' rate estimates on from the record: a new process does not start from one interval's count", async () => {
     const clock = { ms: 2_500_000 };
     const cluster = new Cluster(clock);
     const a = replica(cluster, 'a');
@@ -196,7 +196,7 @@ describe('replicas on one shared store', () => {
       const fresh = replica(cluster, 'a2');
       clock.ms += 1000;
       broker.arrived += 3;
-      // Its first reading has no rate of its own: the published one, not undefined.
+      // Its first reading gives no rate of its own: the published estimate carried on with it, not undefined.
       expect(await rateOf(fresh)).toBeCloseTo(3, 3);
       // A second with 12 arrivals moves the 30 s average by a thirtieth of the difference, not to 12.
       clock.ms += 1000;
