@@ -174,7 +174,7 @@ describe('two scaler replicas on one shared store', () => {
 });
 
 describe('a restarted replica, on a source whose rates the scaler counts itself (Kafka)', () => {
-  it("takes the sources' 30 s rates up from the store at its first answer, not a first one-interval count", async () => {
+  it("carries the sources' rate estimates on from the store at its first answer, not a first one-interval count", async () => {
     const kafka = await KafkaFixture.connect(requireService('KAFKA_BROKERS'));
     const store = { STATE_STORE_URL: requireService('STATE_STORE_URL') };
     let c: ScalerProcess | undefined;
