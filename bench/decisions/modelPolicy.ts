@@ -4,7 +4,7 @@
 // IsActive and GetMetrics call engine.evaluate, StreamIsActive re-evaluates every second: the path
 // the gRPC handlers take. With `deployment`, as several scaler processes behind KEDA's round robin
 // (each call to the next; StreamIsActive on the first), replaced at given moments (a rollout, one
-// process after another), with their state in memory or in a store they share (stateCluster.ts).
+// process after another), with their state in memory or in a store they share (test/support/stateCluster.ts).
 import { Registry } from 'prom-client';
 import { Engine } from '../../src/engine.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
@@ -18,7 +18,7 @@ import type { Fleet } from './fleet.ts';
 import { kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
-import { StateCluster } from './stateCluster.ts';
+import { StateCluster } from '../../test/support/stateCluster.ts';
 
 /**
  * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API

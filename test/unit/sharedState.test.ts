@@ -1,5 +1,5 @@
-// Two replicas' engines on one shared store (a fake with leases, records and subscriptions, as
-// Redis keeps them): they answer alike, the writer's state is what followers decide from, a new
+// Two replicas' engines on one shared store (test/support/stateCluster.ts: leases, records and
+// subscriptions, as Redis keeps them): they answer alike, the writer's state is what followers decide from, a new
 // process starts from what was learned, and a store that goes away leaves each on its own.
 import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
@@ -9,87 +9,13 @@ import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { TriggerHistory } from '../../src/model/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
-import { type SharedTriggerState, sharedStateSchema } from '../../src/state/payload.ts';
+import { sharedStateSchema } from '../../src/state/payload.ts';
 import { SharedState } from '../../src/state/shared.ts';
-import type { PublishResult, StateRecord, StateStore, StoreHealth } from '../../src/state/types.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
-
-/** What a Redis holds for every replica: leases with expiry, the latest record per key. */
-class Cluster {
-  readonly leases = new Map<string, { holder: string; untilMs: number }>();
-  readonly records = new Map<string, StateRecord<SharedTriggerState>>();
-  readonly stores = new Set<FakeStore>();
-  health: StoreHealth = 'up';
-  readonly clock: { ms: number };
-  constructor(clock: { ms: number }) {
-    this.clock = clock;
-  }
-
-  setHealth(health: StoreHealth): void {
-    this.health = health;
-    for (const s of this.stores) for (const l of s.healthListeners) l(health);
-  }
-}
-
-class FakeStore implements StateStore<SharedTriggerState> {
-  readonly kind = 'redis';
-  readonly leaseMs = 3000;
-  readonly healthListeners = new Set<(h: StoreHealth) => void>();
-  private readonly listeners = new Set<(key: string, record: StateRecord<SharedTriggerState>) => void>();
-  private readonly cluster: Cluster;
-  readonly writerId: string;
-  constructor(cluster: Cluster, writerId: string) {
-    this.cluster = cluster;
-    this.writerId = writerId;
-    cluster.stores.add(this);
-  }
-  get health(): StoreHealth {
-    return this.cluster.health;
-  }
-  private up(): void {
-    if (this.cluster.health !== 'up') throw new Error('store down');
-  }
-  async acquireLease(key: string): Promise<boolean> {
-    this.up();
-    const lease = this.cluster.leases.get(key);
-    if (lease !== undefined && lease.holder !== this.writerId && lease.untilMs > this.cluster.clock.ms) return false;
-    this.cluster.leases.set(key, { holder: this.writerId, untilMs: this.cluster.clock.ms + this.leaseMs });
-    return true;
-  }
-  async releaseLease(key: string): Promise<void> {
-    if (this.cluster.leases.get(key)?.holder === this.writerId) this.cluster.leases.delete(key);
-  }
-  async publish(key: string, payload: SharedTriggerState, atMs: number): Promise<PublishResult> {
-    this.up();
-    if (this.cluster.leases.get(key)?.holder !== this.writerId) return 'not-writer';
-    // Through JSON and the schema, as a real store's record is.
-    const parsed = sharedStateSchema.safeParse(JSON.parse(JSON.stringify(payload)));
-    if (!parsed.success) throw new Error(parsed.error.message);
-    const record = { format: 1, scalerVersion: 'test', writerId: this.writerId, atMs, payload: parsed.data };
-    this.cluster.records.set(key, record);
-    for (const s of this.cluster.stores) if (s !== this) for (const l of s.listeners) l(key, record);
-    return 'published';
-  }
-  async read(key: string): Promise<StateRecord<SharedTriggerState> | undefined> {
-    this.up();
-    return this.cluster.records.get(key);
-  }
-  subscribe(onRecord: (key: string, record: StateRecord<SharedTriggerState>) => void): () => void {
-    this.listeners.add(onRecord);
-    return () => this.listeners.delete(onRecord);
-  }
-  onHealthChange(listener: (h: StoreHealth) => void): () => void {
-    this.healthListeners.add(listener);
-    return () => this.healthListeners.delete(listener);
-  }
-  async close(): Promise<void> {
-    for (const [key, lease] of this.cluster.leases) if (lease.holder === this.writerId) this.cluster.leases.delete(key);
-    this.cluster.stores.delete(this);
-  }
-}
+import { StateCluster } from '../support/stateCluster.ts';
 
 /** One queue whose backlog (and, when set, arrival counter) the test sets; every replica reads the same broker. */
 const broker: { backlog: number; consumers: number; arrived?: number } = { backlog: 0, consumers: 1 };
@@ -101,11 +27,11 @@ const driver = fakeRabbitDriver(async () => ({
   arrivedTotal: broker.arrived,
 }));
 
-function replica(cluster: Cluster, name: string) {
-  const shared = new SharedState(new FakeStore(cluster, name), {
+function replica(cluster: StateCluster, name: string) {
+  const shared = new SharedState(cluster.client(name), {
     logger: silentLogger(),
     publishIntervalMs: 5000,
-    now: () => cluster.clock.ms,
+    now: cluster.now,
   });
   const engine = new Engine({
     registry: new SourceRegistry([driver as unknown as SourceDriver]),
@@ -113,7 +39,7 @@ function replica(cluster: Cluster, name: string) {
     sourceTimeoutMs: 2000,
     logger: silentLogger(),
     metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-    now: () => cluster.clock.ms,
+    now: cluster.now,
     shared,
   });
   return { engine, shared };
@@ -142,7 +68,7 @@ async function learnGaps(replicas: ReturnType<typeof replica>[], clock: { ms: nu
 describe('replicas on one shared store', () => {
   it('answer alike, round robin: the writer learns, followers decide from its state', async () => {
     const clock = { ms: 1_000_000 };
-    const cluster = new Cluster(clock);
+    const cluster = new StateCluster(() => clock.ms);
     const a = replica(cluster, 'a');
     const b = replica(cluster, 'b');
     await learnGaps([a, b], clock, 4);
@@ -162,7 +88,7 @@ describe('replicas on one shared store', () => {
 
   it('starts a new process from what was learned: no break-even prior, the learned window at once', async () => {
     const clock = { ms: 2_000_000 };
-    const cluster = new Cluster(clock);
+    const cluster = new StateCluster(() => clock.ms);
     const a = replica(cluster, 'a');
     await learnGaps([a], clock, 4);
     const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
@@ -178,7 +104,7 @@ describe('replicas on one shared store', () => {
 
   it("carries the sources' rate estimates on from the record: a new process does not start from one interval's count", async () => {
     const clock = { ms: 2_500_000 };
-    const cluster = new Cluster(clock);
+    const cluster = new StateCluster(() => clock.ms);
     const a = replica(cluster, 'a');
     const rateOf = async (r: ReturnType<typeof replica>) =>
       (await r.engine.evaluate(r.engine.trigger(ref))).decision.explanation.signals.arrivalRatePerSecond;
@@ -211,7 +137,7 @@ describe('replicas on one shared store', () => {
 
   it("carries the writer's estimate on at a follower asked every 30 s: a step 7 s old reads as the writer reads it", async () => {
     const clock = { ms: 2_700_000 };
-    const cluster = new Cluster(clock);
+    const cluster = new StateCluster(() => clock.ms);
     const a = replica(cluster, 'a');
     const b = replica(cluster, 'b');
     // Each second: leases renewed (SharedState does it every lease/3), then a answers.
@@ -252,7 +178,7 @@ describe('replicas on one shared store', () => {
 
   it('goes on from its own state while the store is down, and follows the writer again when it is back', async () => {
     const clock = { ms: 3_000_000 };
-    const cluster = new Cluster(clock);
+    const cluster = new StateCluster(() => clock.ms);
     const a = replica(cluster, 'a');
     const b = replica(cluster, 'b');
     await learnGaps([a, b], clock, 3);
@@ -362,8 +288,7 @@ describe('SharedState lease renewals', () => {
   it('renews every lease once a round (leaseMs / 3), a tenth of the triggers per tick, never all at once', async () => {
     vi.useFakeTimers();
     try {
-      const cluster = new Cluster({ ms: 0 });
-      const store = new FakeStore(cluster, 'a');
+      const store = new StateCluster(() => Date.now()).client('a');
       const calls: number[] = [];
       const byKey = new Map<string, number[]>();
       const acquire = store.acquireLease.bind(store);

@@ -1,10 +1,12 @@
-// A Redis-like state store for the simulator: one per run, shared by every simulated scaler process
-// (each with its own client: its writer id, leases and subscription), on the simulated clock.
-// Records are held as Redis holds them, JSON text, and read back through the codec and the payload's
-// schema, so what a process reads is what a real store would give it.
+// A Redis-like state store in memory, on a clock the caller gives: one per cluster of scaler
+// processes, each with its own client (its writer id, leases and subscription). Leases expire,
+// records are held as Redis holds them, JSON text, and read back through the codec and the
+// payload's schema, so what a process reads is what a real store would give it. The store can be
+// taken down (setHealth) for the processes to go on without it. Used by the engine's unit tests and
+// by the decisions simulator's several scaler processes (bench/decisions/modelPolicy.ts).
 import { decodeRecord, encodeRecord } from '../../src/state/codec.ts';
 import { STATE_FORMAT, type SharedTriggerState, sharedStateSchema } from '../../src/state/payload.ts';
-import type { PublishResult, StateRecord, StateStore } from '../../src/state/types.ts';
+import type { PublishResult, StateRecord, StateStore, StoreHealth } from '../../src/state/types.ts';
 
 type Listener = (key: string, record: StateRecord<SharedTriggerState>) => void;
 
@@ -12,8 +14,10 @@ export class StateCluster {
   readonly leaseMs: number;
   readonly now: () => number;
   readonly leases = new Map<string, { holder: string; untilMs: number }>();
+  /** Each key's latest record, as JSON text. */
   readonly records = new Map<string, string>();
-  readonly listeners = new Map<string, Set<Listener>>();
+  readonly clients = new Set<ClusterClient>();
+  health: StoreHealth = 'up';
 
   constructor(now: () => number, leaseMs = 3000) {
     this.now = now;
@@ -21,11 +25,17 @@ export class StateCluster {
   }
 
   /** A scaler process's connection to the store. */
-  client(writerId: string): StateStore<SharedTriggerState> {
+  client(writerId: string): ClusterClient {
     return new ClusterClient(this, writerId);
   }
 
-  /** A record the schema refuses fails the run: the simulator must not hide a state that does not read back. */
+  /** Takes the store down ('degraded': every operation throws) or brings it back, telling every client. */
+  setHealth(health: StoreHealth): void {
+    this.health = health;
+    for (const c of this.clients) for (const l of c.healthListeners) l(health);
+  }
+
+  /** A record the schema refuses fails loudly: a state that does not read back must not go unseen. */
   decode(text: string): StateRecord<SharedTriggerState> {
     const decoded = decodeRecord(text, STATE_FORMAT, sharedStateSchema);
     if (!decoded.ok) throw new Error(`the state record does not read back: ${decoded.reason}, ${decoded.detail}`);
@@ -35,9 +45,9 @@ export class StateCluster {
 
 class ClusterClient implements StateStore<SharedTriggerState> {
   readonly kind = 'redis';
-  readonly health = 'up';
   readonly writerId: string;
   readonly leaseMs: number;
+  readonly healthListeners = new Set<(health: StoreHealth) => void>();
   private readonly cluster: StateCluster;
   private readonly listeners = new Set<Listener>();
 
@@ -45,10 +55,15 @@ class ClusterClient implements StateStore<SharedTriggerState> {
     this.cluster = cluster;
     this.writerId = writerId;
     this.leaseMs = cluster.leaseMs;
-    cluster.listeners.set(writerId, this.listeners);
+    cluster.clients.add(this);
+  }
+
+  get health(): StoreHealth {
+    return this.cluster.health;
   }
 
   async acquireLease(key: string): Promise<boolean> {
+    this.up();
     const { leases, now, leaseMs } = this.cluster;
     const lease = leases.get(key);
     if (lease !== undefined && lease.holder !== this.writerId && lease.untilMs > now()) return false;
@@ -61,16 +76,18 @@ class ClusterClient implements StateStore<SharedTriggerState> {
   }
 
   async publish(key: string, payload: SharedTriggerState, atMs: number): Promise<PublishResult> {
+    this.up();
     const lease = this.cluster.leases.get(key);
     if (lease?.holder !== this.writerId || lease.untilMs <= this.cluster.now()) return 'not-writer';
-    const text = encodeRecord({ format: STATE_FORMAT, scalerVersion: 'bench', writerId: this.writerId, atMs, payload });
+    const text = encodeRecord({ format: STATE_FORMAT, scalerVersion: 'test', writerId: this.writerId, atMs, payload });
     this.cluster.records.set(key, text);
     const record = this.cluster.decode(text);
-    for (const [id, others] of this.cluster.listeners) if (id !== this.writerId) for (const l of others) l(key, record);
+    for (const c of this.cluster.clients) if (c !== this) for (const l of c.listeners) l(key, record);
     return 'published';
   }
 
   async read(key: string): Promise<StateRecord<SharedTriggerState> | undefined> {
+    this.up();
     const text = this.cluster.records.get(key);
     return text === undefined ? undefined : this.cluster.decode(text);
   }
@@ -80,12 +97,17 @@ class ClusterClient implements StateStore<SharedTriggerState> {
     return () => this.listeners.delete(onRecord);
   }
 
-  onHealthChange(): () => void {
-    return () => undefined;
+  onHealthChange(listener: (health: StoreHealth) => void): () => void {
+    this.healthListeners.add(listener);
+    return () => this.healthListeners.delete(listener);
   }
 
   async close(): Promise<void> {
     for (const [key, lease] of this.cluster.leases) if (lease.holder === this.writerId) this.cluster.leases.delete(key);
-    this.cluster.listeners.delete(this.writerId);
+    this.cluster.clients.delete(this);
+  }
+
+  private up(): void {
+    if (this.cluster.health !== 'up') throw new Error('store down');
   }
 }
