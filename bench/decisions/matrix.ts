@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type Deployment, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
+import { type Deployed, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   KEDA_GRID,
@@ -104,9 +104,6 @@ export const GRID_PREFIX = 'grid:';
 function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {}, source?: SimulatedSource): Policy {
   return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source });
 }
-
-/** The scaler deployed as a job asks (replicas, rollouts) beside the model run alone; none when it asks for neither. */
-export type Deployed = Omit<Deployment, 'store'>;
 
 /** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, and `-store` with a store. */
 export function deployedName({ replicas, restartAtS }: Deployed, store: boolean): string {

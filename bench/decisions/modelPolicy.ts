@@ -108,6 +108,9 @@ export interface Deployment {
   readonly store: boolean;
 }
 
+/** A deployment whether or not it shares a store (the two are run side by side). */
+export type Deployed = Omit<Deployment, 'store'>;
+
 /** A rollout replaces the processes this far apart (a pod at a time). */
 const ROLLOUT_STEP_S = 15;
 /** How often a process renews its leases and re-reads the records it follows (SharedState.start: lease/3). */
@@ -167,20 +170,21 @@ export function modelPolicy(
         ctx.every(LEASE_ROUND_S, LEASE_ROUND_S, async () => {
           await Promise.all(processes.flatMap((p) => (p.shared === undefined ? [] : [p.shared.refresh(true)])));
         });
+      // KEDA's round robin: each call to the next process. The stream is one call: it stays with the first.
       let calls = 0;
-      const evaluate = (p = processes[calls++ % replicas]!) => p.engine.evaluate(p.trigger);
+      const next = () => processes[calls++ % replicas]!;
+      const evaluate = (p: (typeof processes)[number]) => p.engine.evaluate(p.trigger);
       return {
-        isActive: async () => (await evaluate()).decision.active,
-        metrics: async () => [{ value: (await evaluate()).metricValue, target: 1 }],
-        // The stream is one call: it stays with the process it reached.
-        stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: async () => (await evaluate(processes[0])).decision.active },
+        isActive: async () => (await evaluate(next())).decision.active,
+        metrics: async () => [{ value: (await evaluate(next())).metricValue, target: 1 }],
+        stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: async () => (await evaluate(processes[0]!)).decision.active },
       };
     },
   );
 }
 
 /** The deployment in words; without `store`, without the state's place. */
-export function describeDeployment({ replicas, restartAtS, store }: Omit<Deployment, 'store'> & { store?: boolean }): string {
+export function describeDeployment({ replicas, restartAtS, store }: Deployed & { store?: boolean }): string {
   const parts = [
     ...(replicas > 1 ? [`${replicas} scaler replicas behind round robin`] : []),
     ...(restartAtS.length > 0 ? [`${replicas > 1 ? 'rolled out' : 'the scaler restarted'} at ${restartAtS.join(', ')} s`] : []),

@@ -8,7 +8,8 @@
 // keda-queue's + 0.1 percentage point; its GPU-seconds close at least half of the gap from
 // keda-queue to the oracle and are no more than keda-tuned's; on the Azure code trace at 60 s,
 // within 1.3x of the oracle.
-import { type Deployed, GRID_PREFIX, type Row, deployedName } from './matrix.ts';
+import { GRID_PREFIX, type Row, deployedName } from './matrix.ts';
+import type { Deployed } from './modelPolicy.ts';
 import { describeSetting } from './policies.ts';
 
 const LATE_SLACK = 0.001;
@@ -21,14 +22,7 @@ function key(trace: string, objectiveS: number): string {
 
 /** Adds keda-tuned rows (one per trace, objective and seed) and drops the grid's own rows. */
 export function withKedaTuned(rows: readonly Row[]): Row[] {
-  const groups = new Map<string, Row[]>();
-  for (const r of rows) {
-    if (r.setting === undefined) continue;
-    const k = key(r.trace, r.objectiveS);
-    let list = groups.get(k);
-    if (list === undefined) groups.set(k, (list = []));
-    list.push(r);
-  }
+  const groups = groupByRow(rows.filter((r) => r.setting !== undefined));
   const tuned: Row[] = [];
   for (const list of groups.values()) {
     const baseline = new Map(list.filter((r) => r.policy === 'keda-queue').map((r) => [r.seed, r]));
@@ -124,9 +118,14 @@ export function verdicts(rows: readonly Row[]): Verdict[] {
 const mark = (ok: boolean) => (ok ? 'yes' : '**no**');
 
 /** The verdicts of each (trace, objective), in the order first seen. */
-function groupByRow(list: readonly Verdict[]): Map<string, Verdict[]> {
-  const groups = new Map<string, Verdict[]>();
-  for (const v of list) groups.set(key(v.trace, v.objectiveS), [...(groups.get(key(v.trace, v.objectiveS)) ?? []), v]);
+function groupByRow<T extends { readonly trace: string; readonly objectiveS: number }>(list: readonly T[]): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const v of list) {
+    const k = key(v.trace, v.objectiveS);
+    const group = groups.get(k);
+    if (group === undefined) groups.set(k, [v]);
+    else group.push(v);
+  }
   return groups;
 }
 
@@ -204,12 +203,7 @@ export function deploymentTable(rows: readonly Row[], deployed: Deployed): strin
     `| objective | trace | model: GPU-s, late, cold starts | ${memory} (state in memory) | ${store} |`,
     '|--:|:--|--:|--:|--:|',
   ];
-  const groups = new Map<string, Row[]>();
-  for (const r of rows) {
-    if (r.policy !== 'model' && r.policy !== memory && r.policy !== store) continue;
-    const k = key(r.trace, r.objectiveS);
-    groups.set(k, [...(groups.get(k) ?? []), r]);
-  }
+  const groups = groupByRow(rows.filter((r) => r.policy === 'model' || r.policy === memory || r.policy === store));
   for (const list of groups.values()) {
     const of = (policy: string) => {
       const runs = list.filter((r) => r.policy === policy);
