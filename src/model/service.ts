@@ -142,7 +142,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
         occupancySeconds: (evidence?.occupancySeconds ?? 0) * keep + ((history.lastInFlight + inFlight) / 2) * dtSeconds,
         served: (evidence?.served ?? 0) * keep + served,
         averagingSeconds,
-        spanSeconds: Math.min(averagingSeconds, (evidence?.spanSeconds ?? 0) + dtSeconds),
+        spanSeconds: Math.min(SERVICE_TIME_CONSTANT_SECONDS, (evidence?.spanSeconds ?? 0) + dtSeconds),
       };
     }
   }
@@ -153,7 +153,10 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
       ? evidenceSeconds(evidence)
       : undefined;
   // A full window counts as spanning them: it is at least SPAN_SERVICE_TIMES of the S it last
-  // averaged, and S rising by a little would otherwise leave it untrusted sample after sample.
+  // averaged, and S rising by a little would otherwise leave it untrusted sample after sample. The
+  // span is the evidence's age (up to the longest window), not capped at the current window: a
+  // window that grows faster than the readings age (completions in clumps lift S by more than a
+  // quarter second a second) would otherwise fall out of trust for a reading, and μ with it.
   const spanned =
     candidate !== undefined && evidence!.spanSeconds >= Math.min(SPAN_SERVICE_TIMES * candidate, evidence!.averagingSeconds);
   const littleS = spanned ? candidate : undefined;

@@ -81,6 +81,7 @@ export interface TriggerHistory {
     readonly occupancySeconds: number;
     readonly served: number;
     readonly averagingSeconds: number;
+    /** Seconds of readings behind it, up to the longest averaging window. */
     readonly spanSeconds: number;
   };
   /** k learned: messages one replica holds while messages wait. */

@@ -138,6 +138,22 @@ describe("learnService: Little's law from in-flight counts", () => {
     expect(last!.serviceSeconds).toBeLessThan(S * 1.07);
   });
 
+  it("keeps Little's law trusted while its window lengthens faster than the readings come", () => {
+    // Long requests (S 17 s at 3.4/s: the window is 4 S) whose completions come in clumps, 34
+    // every 10 s: between clumps S, and the 4 S window with it, grows faster than the evidence
+    // ages (more than a second a second). The evidence still spans the window it had: S stays
+    // trusted rather than giving way, for those readings, to KEDA's rule.
+    let history: TriggerHistory = emptyHistory();
+    const sources = new Set<string | undefined>();
+    for (let t = 0; t <= 1200; t++) {
+      const reading: Signals = { backlog: 58, waiting: 0, inFlight: 58, servedTotal: 34 * Math.floor(t / 10), consumers: 16 };
+      const service = learnService(reading, scaling, history, t * 1000);
+      history = { ...history, ...service.history, lastDecisionAtMs: t * 1000, lastReady: 16 };
+      if (t >= 600) sources.add(service.source);
+    }
+    expect([...sources]).toEqual(['in-flight']);
+  });
+
   it('averages over at least 4 service times', () => {
     // 3.4 served per second of 17 s each: 200 completions take 59 s, 4 S 68 s.
     expect(serviceAveragingSeconds({ occupancySeconds: 17 * 204, served: 204, averagingSeconds: 60, spanSeconds: 60 })).toBe(68);
