@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OBJECTIVES, SEEDS, jobs, parseArgs, table } from './main.ts';
+import { OBJECTIVES, SEEDS, jobs, parseArgs, table, takeTimelines } from './main.ts';
 import { builtInTraceSpecs, loadTrace, policies } from './matrix.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 
@@ -8,6 +8,7 @@ describe('bench:decisions arguments', () => {
     expect(parseArgs([])).toEqual({
       traces: [],
       json: undefined,
+      timeline: undefined,
       seeds: [1, 2, 3],
       objectives: [60, 30, 15],
       ablation: false,
@@ -168,6 +169,35 @@ describe('bench:decisions arguments', () => {
     for (const bad of ['60', '120,60', '0,10', '60,120,180', 'a,b', '60,']) {
       expect(() => parseArgs(['--cold-start', bad])).toThrow(`--cold-start "${bad}": want P50,P99 in seconds, 0 < P50 < P99`);
     }
+  });
+
+  it("records the model's answers for --timeline FILE in every job, and only when given", () => {
+    const args = parseArgs(['--timeline', 'syncs.csv', '--seed', '2']);
+    expect(args.timeline).toBe('syncs.csv');
+    expect(jobs([{ synthetic: 'sessions' }], args).map((j) => j.timeline)).toEqual([true]);
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--seed', '2'])).map((j) => j.timeline)).toEqual([undefined]);
+  });
+
+  it('takes the timelines out of the rows, named by trace, objective and seed', () => {
+    const base = { gpuSeconds: 1, coldStarts: 0, waitP50: 0, waitP95: 0, waitP99: 0, overObjectiveShare: 0, lateRequests: 0 };
+    const entry = {
+      timeS: 7,
+      replicas: 1,
+      readyReplicas: 0,
+      waiting: 3,
+      inService: 0,
+      desiredReplicas: 1,
+      active: true,
+      winner: 'backlog',
+      demands: { backlog: 1 },
+      details: {},
+    };
+    const { rows, timelines } = takeTimelines([
+      { ...base, trace: 't', policy: 'keda-queue', objectiveS: 30, seed: 2 },
+      { ...base, trace: 't', policy: 'model', objectiveS: 30, seed: 2, timeline: [entry] },
+    ]);
+    expect(rows.map((r) => 'timeline' in r)).toEqual([false, false]);
+    expect(timelines).toEqual([{ trace: 't', objectiveS: 30, seed: 2, entries: [entry] }]);
   });
 
   it('makes one job per trace and seed, each with every objective and the KEDA grid', () => {

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -15,7 +15,9 @@
 // those moments (seconds into each trace: a rollout, an eviction), --replicas N runs N scaler
 // processes behind KEDA's round robin: each adds two policies, the model so deployed with its state
 // in memory ('model-restarted', 'model-2-replicas', ...) and with a state store ('...-store'), and
-// a table of what each cost against the model run alone. --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
+// a table of what each cost against the model run alone. --timeline FILE.csv writes what the
+// model answered at each HPA sync of every run (the fleet, the queue, the terms behind the answer;
+// timeline.ts). --ablation adds 'keda-queue-tuned' (KEDA's queue trigger with
 // the model's ScaledObject settings).
 //
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
@@ -29,6 +31,7 @@ import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, p
 import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
+import { type Timeline, timelineCsv } from './timeline.ts';
 import { barTable, countTable, deploymentTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
 export { AZURE_TRACE } from './matrix.ts';
@@ -47,6 +50,8 @@ const MAX_SCALER_REPLICAS = 8;
 export interface Args {
   readonly traces: readonly string[];
   readonly json: string | undefined;
+  /** Where to write the model's answers at each HPA sync (CSV), if anywhere. */
+  readonly timeline: string | undefined;
   readonly seeds: readonly number[];
   readonly objectives: readonly number[];
   readonly ablation: boolean;
@@ -69,7 +74,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -112,6 +117,7 @@ export function parseArgs(argv: readonly string[]): Args {
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
         replicas: { type: 'string' },
+        timeline: { type: 'string' },
         ablation: { type: 'boolean' },
         threads: { type: 'string' },
       },
@@ -155,6 +161,7 @@ export function parseArgs(argv: readonly string[]): Args {
   return {
     traces: values.trace ?? [],
     json: values.json,
+    timeline: values.timeline,
     seeds: seeds ?? (seed === undefined ? SEEDS : [seed]),
     objectives: objective === undefined ? OBJECTIVES : [objective],
     ablation: values.ablation ?? false,
@@ -241,6 +248,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.replicas !== undefined && { replicas: args.replicas }),
+      ...(args.timeline !== undefined && { timeline: true }),
     })),
   );
 }
@@ -249,7 +257,8 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const specs: TraceSpec[] = args.traces.length > 0 ? args.traces.map((file) => ({ file })) : builtInTraceSpecs(args.hours);
   const started = performance.now();
-  const rows = withKedaTuned((await runJobs(jobs(specs, args), args.threads)).flat());
+  const { rows: replayed, timelines } = takeTimelines((await runJobs(jobs(specs, args), args.threads)).flat());
+  const rows = withKedaTuned(replayed);
   const firstSeed = args.seeds[0]!;
   console.log(
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
@@ -300,6 +309,22 @@ async function main(): Promise<void> {
     );
   }
   if (args.json !== undefined) writeFileSync(args.json, `${JSON.stringify(rows, null, 2)}\n`);
+  if (args.timeline !== undefined) {
+    writeFileSync(args.timeline, timelineCsv(timelines));
+    const syncs = timelines.reduce((n, t) => n + t.entries.length, 0);
+    console.log(`\nThe model's answer at each HPA sync: ${args.timeline} (${syncs} rows).`);
+  }
+}
+
+/** The rows without their timelines, and the timelines by trace, objective and seed. */
+export function takeTimelines(rows: readonly Row[]): { rows: Row[]; timelines: Timeline[] } {
+  const timelines: Timeline[] = [];
+  const bare = rows.map(({ timeline, ...row }) => {
+    if (timeline !== undefined)
+      timelines.push({ trace: row.trace, objectiveS: row.objectiveS, seed: row.seed, entries: timeline });
+    return row;
+  });
+  return { rows: bare, timelines };
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {

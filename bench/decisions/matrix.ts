@@ -19,6 +19,7 @@ import {
   kedaQueueWith,
 } from './policies.ts';
 import { type ColdStartSpec, type Policy, type Result, run, summarize } from './simulate.ts';
+import type { TimelineEntry } from './timeline.ts';
 import {
   type Trace,
   chatMix,
@@ -89,6 +90,8 @@ export interface Job {
   readonly restartAtS?: readonly number[];
   /** Scaler replicas behind KEDA's round robin, for the deployed policies (one when absent). */
   readonly replicas?: number;
+  /** Record what the model (run alone) answered at each HPA sync, in its rows' `timeline`. */
+  readonly timeline?: boolean;
 }
 
 /** One policy's figures on one trace, seed and objective; `setting` for KEDA grid rows. */
@@ -96,13 +99,20 @@ export interface Row extends Result {
   readonly objectiveS: number;
   readonly seed: number;
   readonly setting?: QueueSetting;
+  /** The model's answers at each HPA sync, when the job asked for them (main.ts takes them out). */
+  readonly timeline?: readonly TimelineEntry[];
 }
 
 export const GRID_PREFIX = 'grid:';
 
 /** The model with the objective as its drainSeconds, over the trigger metadata `model`. */
-function modelAt(objectiveS: number, model: Readonly<Record<string, string>> = {}, source?: SimulatedSource): Policy {
-  return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source });
+function modelAt(
+  objectiveS: number,
+  model: Readonly<Record<string, string>> = {},
+  source?: SimulatedSource,
+  onSync?: (entry: TimelineEntry) => void,
+): Policy {
+  return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source, ...(onSync && { onSync }) });
 }
 
 /** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, and `-store` with a store. */
@@ -168,17 +178,32 @@ export function jobDeployment(job: Pick<Job, 'replicas' | 'restartAtS'>): Deploy
 export async function runJob(job: Job): Promise<Row[]> {
   const trace = loadTrace(job.trace, job.seed);
   const rows: Row[] = [];
-  const add = async (policy: Parameters<typeof run>[1], objectives: readonly number[], setting?: QueueSetting) => {
+  const add = async (
+    policy: Parameters<typeof run>[1],
+    objectives: readonly number[],
+    setting?: QueueSetting,
+    timeline?: readonly TimelineEntry[],
+  ) => {
     const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots);
     for (const objectiveS of objectives)
-      rows.push({ ...summarize(outcome, objectiveS), objectiveS, seed: job.seed, ...(setting && { setting }) });
+      rows.push({
+        ...summarize(outcome, objectiveS),
+        objectiveS,
+        seed: job.seed,
+        ...(setting && { setting }),
+        ...(timeline && { timeline }),
+      });
   };
   // The report's policies, in its order; the model's once per objective (its drainSeconds).
   const deployed = jobDeployment(job);
   for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, deployed)) {
     if (policy.name === 'model') {
       for (const objectiveS of job.objectives) {
-        for (const each of modelPolicies(objectiveS, job.model, job.source, deployed)) await add(each, [objectiveS]);
+        const timeline: TimelineEntry[] = [];
+        const alone = modelAt(objectiveS, job.model, job.source, job.timeline === true ? (e) => timeline.push(e) : undefined);
+        await add(alone, [objectiveS], undefined, job.timeline === true ? timeline : undefined);
+        if (deployed !== undefined)
+          for (const each of deployedAt(objectiveS, deployed, job.model, job.source)) await add(each, [objectiveS]);
       }
     } else if (!isDeployed(policy.name)) {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);

@@ -19,6 +19,7 @@ import { kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 import { StateCluster } from '../../test/support/stateCluster.ts';
+import { type TimelineEntry, timelineEntry } from './timeline.ts';
 
 /**
  * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API
@@ -97,6 +98,8 @@ export interface ModelPolicyOptions {
   readonly source?: SimulatedSource;
   /** Several scaler processes, restarted at moments, with or without a store (one process, never restarted, by default). */
   readonly deployment?: Deployment;
+  /** Told what the model answered at each HPA sync (--timeline). */
+  readonly onSync?: (entry: TimelineEntry) => void;
 }
 
 export interface Deployment {
@@ -118,7 +121,7 @@ const LEASE_ROUND_S = 1;
 
 export function modelPolicy(
   overrides: Record<string, string> = {},
-  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment }: ModelPolicyOptions = {},
+  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment, onSync }: ModelPolicyOptions = {},
 ): Policy {
   const metadata = { ...MODEL_METADATA, ...overrides };
   const shown = Object.entries(metadata)
@@ -176,7 +179,11 @@ export function modelPolicy(
       const evaluate = (p: (typeof processes)[number]) => p.engine.evaluate(p.trigger);
       return {
         isActive: async () => (await evaluate(next())).decision.active,
-        metrics: async () => [{ value: (await evaluate(next())).metricValue, target: 1 }],
+        metrics: async () => {
+          const evaluation = await evaluate(next());
+          onSync?.(timelineEntry(ctx.now(), ctx.fleet, evaluation));
+          return [{ value: evaluation.metricValue, target: 1 }];
+        },
         stream: { intervalS: STREAM_INTERVAL_MS / 1000, check: async () => (await evaluate(processes[0]!)).decision.active },
       };
     },
