@@ -199,9 +199,9 @@ export async function runJob(job: Job): Promise<Row[]> {
   for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, deployed)) {
     if (policy.name === 'model') {
       for (const objectiveS of job.objectives) {
-        const timeline: TimelineEntry[] = [];
-        const alone = modelAt(objectiveS, job.model, job.source, job.timeline === true ? (e) => timeline.push(e) : undefined);
-        await add(alone, [objectiveS], undefined, job.timeline === true ? timeline : undefined);
+        const timeline: TimelineEntry[] | undefined = job.timeline === true ? [] : undefined;
+        const alone = modelAt(objectiveS, job.model, job.source, timeline && ((entry) => timeline.push(entry)));
+        await add(alone, [objectiveS], undefined, timeline);
         if (deployed !== undefined)
           for (const each of deployedAt(objectiveS, deployed, job.model, job.source)) await add(each, [objectiveS]);
       }
