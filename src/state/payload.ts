@@ -3,6 +3,7 @@
 // once, counted) instead of reading one it does not understand.
 import { z } from 'zod';
 import { triggerHistorySchema } from '../model/historySchema.ts';
+import type { RateState } from '../model/rates.ts';
 import type { TriggerHistory } from '../model/types.ts';
 import type { PayloadSchema } from './types.ts';
 
@@ -13,14 +14,7 @@ export const STATE_FORMAT = 1;
  * averages, and the reading they were last updated with (its time, backlog and counters), from
  * which another process carries them on with a reading of its own.
  */
-export interface SharedSourceRates {
-  readonly atMs: number;
-  readonly backlog: number;
-  readonly arrivedTotal?: number;
-  readonly servedTotal?: number;
-  readonly arrivalRatePerSecond?: number;
-  readonly serviceRatePerSecond?: number;
-}
+export type SharedSourceRates = Omit<RateState, 'previousAtMs'>;
 
 /**
  * What replicas share per trigger: the model's history, the state every decision starts from, and
@@ -40,7 +34,7 @@ const count = finite.nonnegative();
 /** A trigger has one source per kind at most (trigger/schema.ts); the bound is for what another writer may have put there. */
 const MAX_SHARED_SOURCES = 8;
 
-const sourceRatesSchema = z
+const sourceRatesSchema: z.ZodType<SharedSourceRates> = z
   .object({
     atMs: finite,
     backlog: finite,
