@@ -8,6 +8,7 @@ import {
   type IsActiveResponse,
   type ScaledObjectRef,
 } from '../../src/server/protocol.ts';
+import type { Role } from '../../src/state/shared.ts';
 
 /** Promise wrappers over the generated client, as KEDA would call. */
 export class KedaClient {
@@ -55,7 +56,7 @@ export interface ExplainView {
   explanation: { details: Record<string, unknown> } | null;
   lastFailure?: { at: string; code: string; message: string };
   /** With a shared state store only. */
-  sharedState?: { role: 'writer' | 'follower' | 'local'; decidedFrom: string };
+  sharedState?: { role: Role; decidedFrom: string };
 }
 
 export async function explainViews(metricsPort: number, namespace: string, name: string): Promise<ExplainView[]> {
