@@ -96,8 +96,19 @@ export class Watch {
 
 /** The open-streams gauge (all methods), from a fresh scrape. */
 export async function openStreams(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return sumMetric(text, OPEN_STREAMS);
+  // Scanned a chunk at a time as it arrives: split whole, the 10 MB text of 10,000 triggers held
+  // this process (and the probe it times) for 50-80 ms.
+  const response = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+  const decoder = new TextDecoder();
+  let total = 0;
+  let rest = '';
+  for await (const bytes of response.body!) {
+    const text = rest + decoder.decode(bytes as Uint8Array, { stream: true });
+    const cut = text.lastIndexOf('\n') + 1;
+    total += sumMetric(text.slice(0, cut), OPEN_STREAMS);
+    rest = text.slice(cut);
+  }
+  return total + sumMetric(rest + decoder.decode(), OPEN_STREAMS);
 }
 
 /** Polls the gauge until it is back at `baseline`; the time that took, or undefined after `timeoutMs`. */
