@@ -46,16 +46,28 @@ const envSchema = z.object({
    */
   GRPC_MAX_RECEIVE_MESSAGE_BYTES: wholeNumber(1024, 4 * 1024 * 1024).default(256 * 1024),
   /**
-   * Per-trigger metric families (backlog, desired replicas, ... per ScaledObject trigger). At
-   * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
-   * shows every trigger).
-   */
-  /**
    * Server streams (StreamIsActive, StreamMetricSpec) held open at once, over all clients; one more
    * is refused with RESOURCE_EXHAUSTED. Each costs about 7 KB of heap: 20,000 from one client took
    * the chart's 160 MB heap to exhaustion (bench:abuse), 5,000 hold about 30 MB.
    */
   GRPC_MAX_OPEN_STREAMS: wholeNumber(1, 2 ** 31 - 1).default(5000),
+  /**
+   * The event loop's busy share above which new source reads wait for room (loopAdmission.ts): a
+   * burst of first-seen triggers then cannot hold up cached answers, health and scrapes. 1 starts
+   * every read at once.
+   */
+  LOOP_TARGET_UTILIZATION: z
+    .string()
+    .trim()
+    .regex(/^(0?\.\d+|1(\.0*)?)$/, { message: 'allowed: a number above 0 and at most 1' })
+    .transform(Number)
+    .pipe(z.number().gt(0, { message: 'allowed: a number above 0 and at most 1' }).max(1))
+    .default(0.5),
+  /**
+   * Per-trigger metric families (backlog, desired replicas, ... per ScaledObject trigger). At
+   * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
+   * shows every trigger).
+   */
   TRIGGER_METRICS: z
     .enum(['true', 'false'])
     .default('true')

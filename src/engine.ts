@@ -52,6 +52,8 @@ export interface EngineOptions {
   readonly triggerIdleMs?: number;
   /** Learned state shared by the scaler's replicas; absent, each process keeps its own. */
   readonly shared?: SharedState<SharedTriggerState>;
+  /** When a source read may start (ReadCacheOptions.admit); absent, at once. */
+  readonly admitRead?: () => Promise<void> | undefined;
 }
 
 /**
@@ -108,6 +110,7 @@ export class Engine {
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
       now: this.now,
+      admit: options.admitRead,
       onQuery: (source, durationMs, error) => {
         metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
         metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);

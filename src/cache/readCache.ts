@@ -23,6 +23,11 @@ export interface ReadCacheOptions {
   readonly onReading?: (source: Source, observation: Observation) => void;
   /** Entries not asked for during this long are dropped. */
   readonly idleEvictMs?: number;
+  /**
+   * Undefined when a query may start now, else a promise of when it may (the server's
+   * LoopAdmission); the query's deadline starts once it does.
+   */
+  readonly admit?: () => Promise<void> | undefined;
 }
 
 type Settled = { ok: true; value: Observation } | { ok: false; error: unknown };
@@ -89,6 +94,8 @@ export class ReadCache {
   }
 
   private async query(source: Source, entry: Entry): Promise<Observation> {
+    const admitted = this.options.admit?.();
+    if (admitted !== undefined) await admitted;
     this.queries++;
     const started = this.now();
     const controller = new AbortController();

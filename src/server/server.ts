@@ -21,6 +21,7 @@ import { Health } from './health.ts';
 import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
+import { LoopAdmission } from './loopAdmission.ts';
 import { STREAM_OPEN_STEP, paceStreamOpens } from './streamPacing.ts';
 import { ReloadingServerCredentials } from './tls.ts';
 
@@ -85,6 +86,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   });
   const shared = store.kind === 'redis' ? new SharedState(store, { logger, publishIntervalMs: PUBLISH_INTERVAL_MS }) : undefined;
   shared?.start();
+  const admission = new LoopAdmission({ targetUtilization: config.LOOP_TARGET_UTILIZATION });
+  metrics.observeReadsWaiting(() => admission.queued);
   const engine = new Engine({
     registry,
     cacheTtlMs: config.CACHE_TTL_MS,
@@ -94,6 +97,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     profiles: config.profiles,
     env: options.env ?? process.env,
     shared,
+    admitRead: () => admission.admit(),
   });
   const scaler = new ExternalScalerService({
     engine,
@@ -170,6 +174,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       scaler.endStreams();
       health.endWatches();
       // Calls in flight get the budget but a reserve for closing what they read from.
+      // Reads still waiting for room start now: their calls are among those in flight.
+      admission.close();
       await shutdown(grpcServer, Math.max(1, budgetMs - closeReserveMs(budgetMs)));
       if (healthServer !== undefined) await shutdown(healthServer, Math.min(1000, left()));
       await new Promise<void>((resolve) => {

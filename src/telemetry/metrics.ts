@@ -15,8 +15,10 @@ export class ScalerMetrics {
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
   readonly cachedSources: Gauge;
+  readonly sourceReadsWaiting: Gauge;
   readonly stateStore: StateStoreMetrics;
   private cacheSize: () => number = () => 0;
+  private readsWaiting: () => number = () => 0;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
   private readonly triggerFamilies: readonly TriggerFamily[] = [];
 
@@ -127,11 +129,25 @@ export class ScalerMetrics {
         this.set(cacheSize());
       },
     });
+    const readsWaiting = () => this.readsWaiting();
+    this.sourceReadsWaiting = new Gauge({
+      name: `${PREFIX}source_reads_waiting`,
+      help: 'Source reads waiting for the event loop to have room (LOOP_TARGET_UTILIZATION): a burst of first-seen triggers.',
+      registers,
+      collect() {
+        this.set(readsWaiting());
+      },
+    });
   }
 
   /** Where cachedSources reads the read cache's size at scrape time. */
   observeCacheSize(size: () => number): void {
     this.cacheSize = size;
+  }
+
+  /** Where sourceReadsWaiting reads the reads waiting for the event loop at scrape time. */
+  observeReadsWaiting(count: () => number): void {
+    this.readsWaiting = count;
   }
 
   /**

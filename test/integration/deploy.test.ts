@@ -170,6 +170,12 @@ describe('Helm chart', () => {
     // The receive limit reaches the scaler as the number its schema parses.
     expect(envValue(container, 'GRPC_MAX_RECEIVE_MESSAGE_BYTES')).toBe('262144');
     expect(envValue(container, 'GRPC_MAX_OPEN_STREAMS')).toBe('5000');
+    // The loop's target reaches the scaler as a number its schema takes, the default and the "off".
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: envValue(container, 'LOOP_TARGET_UTILIZATION') }).LOOP_TARGET_UTILIZATION).toBe(
+      0.5,
+    );
+    const off = find(rendered('--set', 'config.loopTargetUtilization=1'), 'Deployment').spec.template.spec.containers[0];
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: envValue(off, 'LOOP_TARGET_UTILIZATION') }).LOOP_TARGET_UTILIZATION).toBe(1);
     const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
     expect(envValue(quiet, 'TRIGGER_METRICS')).toBe('false');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([

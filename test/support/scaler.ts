@@ -22,6 +22,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     GRPC_MAX_CONNECTION_AGE_MS: 300_000,
     GRPC_MAX_RECEIVE_MESSAGE_BYTES: 256 * 1024,
     GRPC_MAX_OPEN_STREAMS: 5000,
+    LOOP_TARGET_UTILIZATION: 0.5,
     TRIGGER_METRICS: true,
     profiles: {},
     ...overrides,

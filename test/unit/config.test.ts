@@ -120,3 +120,18 @@ describe('loadConfig: GRPC_MAX_OPEN_STREAMS', () => {
     expect(() => loadConfig({ GRPC_MAX_OPEN_STREAMS: value })).toThrow(/GRPC_MAX_OPEN_STREAMS: /);
   });
 });
+
+describe('loadConfig: LOOP_TARGET_UTILIZATION', () => {
+  it('is 0.5 unless set; 1 starts every read at once', () => {
+    expect(loadConfig({}).LOOP_TARGET_UTILIZATION).toBe(0.5);
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: '0.8' }).LOOP_TARGET_UTILIZATION).toBe(0.8);
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: '.3' }).LOOP_TARGET_UTILIZATION).toBe(0.3);
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: '1' }).LOOP_TARGET_UTILIZATION).toBe(1);
+  });
+
+  it.each(['0', '0.0', '1.5', '-0.5', 'half', '', '50%'])('refuses %j, naming the variable and what is allowed', (value) => {
+    expect(() => loadConfig({ LOOP_TARGET_UTILIZATION: value })).toThrow(
+      /LOOP_TARGET_UTILIZATION: allowed: a number above 0 and at most 1/,
+    );
+  });
+});

@@ -156,6 +156,13 @@ describe('ScalerMetrics per-trigger families', () => {
     metrics.observeCacheSize(() => 42);
     expect(await values(metrics, 'cached_sources')).toEqual({ '': 42 });
   });
+
+  it('reports the reads waiting for the event loop as source_reads_waiting', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    expect(await values(metrics, 'source_reads_waiting')).toEqual({ '': 0 });
+    metrics.observeReadsWaiting(() => 17);
+    expect(await values(metrics, 'source_reads_waiting')).toEqual({ '': 17 });
+  });
 });
 
 describe('ScalerMetrics.render', () => {

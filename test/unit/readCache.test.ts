@@ -90,4 +90,30 @@ describe('ReadCache', () => {
     expect((await cache.read(b)).reading.backlog).toBe(2);
     expect(cache.queryCount).toBe(2);
   });
+  it('starts a query once admit lets it, with its whole deadline after that', async () => {
+    let now = 0;
+    let admitNow = false;
+    let letIn: () => void = () => undefined;
+    const admitted = new Promise<void>((resolve) => (letIn = resolve));
+    const source = fakeSource(async () => ({ backlog: 3 }));
+    const cache = new ReadCache({
+      ttlMs: 1000,
+      timeoutMs: 50,
+      now: () => now,
+      admit: () => (admitNow ? undefined : admitted),
+    });
+    const read = cache.read(source);
+    // Waiting longer than the deadline: no query yet, and none timed out.
+    await new Promise((r) => setTimeout(r, 80));
+    expect(source.calls).toBe(0);
+    expect(cache.queryCount).toBe(0);
+    letIn();
+    expect((await read).reading.backlog).toBe(3);
+    expect(source.calls).toBe(1);
+    // Admitted at once: no wait.
+    admitNow = true;
+    now = 2000;
+    expect((await cache.read(source)).reading.backlog).toBe(3);
+    expect(source.calls).toBe(2);
+  });
 });

@@ -1,0 +1,128 @@
+// Source reads started while the event loop has room. A burst of triggers seen for the first time
+// (10,000 at once from one client, or every trigger of a KEDA after a restart) needs a broker read
+// each, and reads started together come back together: the replies, decisions and answers fill
+// the loop turn after turn, and every other call (cached answers, GetMetricSpec, health, scrapes)
+// waits behind them. Reads past the loop's target utilization wait here, first come first served,
+// and go a few at a time as the loop has room; everything answered from the cache never waits.
+// Figures: docs/reliability.md, "Abuse".
+import { performance } from 'node:perf_hooks';
+
+export interface LoopAdmissionOptions {
+  /** The event loop's busy share (0-1] above which reads wait; 1 starts every read at once. */
+  readonly targetUtilization: number;
+  /** The loop's busy share since the previous call (perf_hooks' eventLoopUtilization); a seam for tests. */
+  readonly utilization?: () => number;
+  /** Clock in ms (performance.now); a seam for tests. */
+  readonly now?: () => number;
+}
+
+/** Reads started at once in one loop turn, and per tick while reads wait (each some 0.1-0.2 ms of loop time). */
+const PER_TURN = 16;
+/** The busy share is averaged over about this long (ms). */
+const AVERAGE_MS = 50;
+/** How often waiting reads are looked at (ms). */
+const TICK_MS = 1;
+
+function loopUtilization(): () => number {
+  let last = performance.eventLoopUtilization();
+  return () => {
+    const current = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(current, last);
+    last = current;
+    return utilization;
+  };
+}
+
+export class LoopAdmission {
+  private readonly target: number;
+  private readonly utilization: () => number;
+  private readonly now: () => number;
+  private readonly waiting: (() => void)[] = [];
+  private head = 0;
+  private busy = 0;
+  private sampledAtMs: number;
+  private startedThisTurn = 0;
+  private turnReset: NodeJS.Immediate | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(options: LoopAdmissionOptions) {
+    this.target = options.targetUtilization;
+    this.utilization = options.utilization ?? loopUtilization();
+    this.now = options.now ?? (() => performance.now());
+    this.sampledAtMs = this.now();
+  }
+
+  /** Reads waiting for room now. */
+  get queued(): number {
+    return this.waiting.length - this.head;
+  }
+
+  /** The loop's busy share, averaged over about AVERAGE_MS. */
+  get loopBusy(): number {
+    return this.busy;
+  }
+
+  /**
+   * Undefined when a read may start now, else a promise that resolves when it may (FIFO). Never
+   * rejects: a read that waited still has its whole deadline (the cache starts it after this).
+   */
+  admit(): Promise<void> | undefined {
+    if (this.target >= 1) return undefined;
+    if (this.queued === 0 && this.startedThisTurn < PER_TURN && this.sample() < this.target) {
+      this.started();
+      return undefined;
+    }
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.timer ??= setTimeout(this.tick, TICK_MS);
+    });
+  }
+
+  private readonly tick = (): void => {
+    this.timer = undefined;
+    if (this.sample() < this.target) {
+      for (let i = 0; i < PER_TURN && this.queued > 0; i++) {
+        const resolve = this.waiting[this.head]!;
+        this.waiting[this.head++] = undefined as unknown as () => void;
+        this.started();
+        resolve();
+      }
+      if (this.queued === 0) {
+        this.waiting.length = 0;
+        this.head = 0;
+      }
+    }
+    if (this.queued > 0) this.timer = setTimeout(this.tick, TICK_MS);
+  };
+
+  /** Counts a read started in this loop turn; the count starts over at the next turn. */
+  private started(): void {
+    this.startedThisTurn++;
+    this.turnReset ??= setImmediate(() => {
+      this.turnReset = undefined;
+      this.startedThisTurn = 0;
+    });
+  }
+
+  /** Folds the loop's busy share since the last sample into the average; returns the average. */
+  private sample(): number {
+    const nowMs = this.now();
+    const elapsed = nowMs - this.sampledAtMs;
+    if (elapsed >= 1) {
+      this.busy += (1 - Math.exp(-elapsed / AVERAGE_MS)) * (this.utilization() - this.busy);
+      this.sampledAtMs = nowMs;
+    }
+    return this.busy;
+  }
+
+  /** Starts every waiting read (shutdown: the server stops taking calls). */
+  close(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.turnReset !== undefined) clearImmediate(this.turnReset);
+    this.turnReset = undefined;
+    for (const resolve of this.waiting.splice(this.head)) resolve();
+    this.waiting.length = 0;
+    this.head = 0;
+  }
+}
