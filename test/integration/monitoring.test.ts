@@ -140,6 +140,20 @@ const CASES: Case[] = [
     fires: [],
   },
   {
+    name: 'source reads waiting at every scrape for 10 minutes',
+    alert: 'KedaInferenceScalerReadsWaiting',
+    series: { 'keda_inference_scaler_source_reads_waiting{namespace="keda",pod="kis-0"}': '0 0 12 40 35x12' },
+    at: '14m',
+    fires: [pod],
+  },
+  {
+    name: 'source reads waiting through a burst of new triggers',
+    alert: 'KedaInferenceScalerReadsWaiting',
+    series: { 'keda_inference_scaler_source_reads_waiting{namespace="keda",pod="kis-0"}': '0 900 0x20' },
+    at: '12m',
+    fires: [],
+  },
+  {
     name: 'a state store down for 10 minutes',
     alert: 'KedaInferenceScalerStateStoreDown',
     series: { 'keda_inference_scaler_state_store_up{namespace="keda",pod="kis-0"}': '1 1 0x10' },

@@ -1,11 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { LoopAdmission } from '../../src/server/loopAdmission.ts';
+import { LoopAdmission, MAX_WAIT_MS } from '../../src/server/loopAdmission.ts';
 
 /** A loop whose busy share and clock the test sets. */
 function fakeLoop(target = 0.5) {
   const loop = { busy: 0, nowMs: 0 };
   const admission = new LoopAdmission({ targetUtilization: target, utilization: () => loop.busy, now: () => loop.nowMs });
   return { loop, admission };
+}
+
+/** Moves the loop's clock and the timers on by `ms`, a millisecond at a time. */
+async function pass(loop: { nowMs: number }, ms = 1): Promise<void> {
+  for (let i = 0; i < ms; i++) {
+    loop.nowMs += 1;
+    await vi.advanceTimersByTimeAsync(1);
+  }
 }
 
 /** Asks for `n` reads; the ones let in are counted in `started` as they go (FIFO order kept). */
@@ -56,10 +64,7 @@ describe('LoopAdmission', () => {
     ask(admission, 20, started);
     expect(started).toEqual([]);
     expect(admission.loopBusy).toBeGreaterThan(0.9);
-    for (let i = 0; i < 20; i++) {
-      loop.nowMs += 1;
-      await vi.advanceTimersByTimeAsync(1);
-    }
+    await pass(loop, 20);
     expect(started).toEqual([]);
     expect(admission.queued).toBe(20);
     // A read asked for meanwhile waits behind them, even once the loop is idle again.
@@ -67,11 +72,28 @@ describe('LoopAdmission', () => {
     loop.nowMs += 200;
     ask(admission, 1, started, 20);
     expect(started).toEqual([]);
-    loop.nowMs += 1;
-    await vi.advanceTimersByTimeAsync(1);
+    await pass(loop);
     expect(started).toEqual(Array.from({ length: 16 }, (_, i) => i));
-    loop.nowMs += 1;
-    await vi.advanceTimersByTimeAsync(1);
+    await pass(loop);
+    expect(started).toEqual(Array.from({ length: 21 }, (_, i) => i));
+  });
+
+  it('lets a read go once it has waited MAX_WAIT_MS however busy the loop stays: none starves', async () => {
+    const { loop, admission } = fakeLoop(0.5);
+    loop.busy = 1;
+    loop.nowMs = 500;
+    const started: number[] = [];
+    ask(admission, 20, started);
+    loop.nowMs += 10;
+    ask(admission, 1, started, 20);
+    await pass(loop, MAX_WAIT_MS - 11);
+    expect(started).toEqual([]);
+    await pass(loop);
+    // The first 20 have waited long enough, 16 a tick; the last not yet.
+    expect(started).toEqual(Array.from({ length: 16 }, (_, i) => i));
+    await pass(loop);
+    expect(started).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    await pass(loop, 9);
     expect(started).toEqual(Array.from({ length: 21 }, (_, i) => i));
   });
 
@@ -85,7 +107,7 @@ describe('LoopAdmission', () => {
     expect(admission.loopBusy).toBeCloseTo(1 - Math.exp(-1 / 50), 6);
   });
 
-  it('lets every waiting read go on close', async () => {
+  it('lets every waiting read go on close, and reads at once after it', async () => {
     const { loop, admission } = fakeLoop(0.5);
     loop.busy = 1;
     loop.nowMs = 500;
@@ -97,5 +119,23 @@ describe('LoopAdmission', () => {
     expect(started).toHaveLength(100);
     expect(admission.queued).toBe(0);
     expect(vi.getTimerCount()).toBe(0);
+    // Calls still draining after the close read at once.
+    expect(admission.admit()).toBeUndefined();
+  });
+
+  it('keeps the queue bounded by what waits, when reads are asked for as fast as they go', async () => {
+    const { loop, admission } = fakeLoop(0.5);
+    loop.busy = 1;
+    loop.nowMs = 500;
+    const started: number[] = [];
+    // 16 new reads a tick, each let go after MAX_WAIT_MS: the queue holds about a second's worth.
+    for (let t = 0; t < 3000; t++) {
+      ask(admission, 16, started, t * 16);
+      await pass(loop);
+    }
+    expect(started.length).toBeGreaterThan(30_000);
+    expect(admission.queued).toBeLessThanOrEqual(16 * (MAX_WAIT_MS + 2));
+    const internal = (admission as unknown as { waiting: unknown[] }).waiting;
+    expect(internal.length).toBeLessThanOrEqual(2 * 16 * (MAX_WAIT_MS + 2) + 1024);
   });
 });
