@@ -1,10 +1,7 @@
-// Source reads started while the event loop has room. A burst of triggers seen for the first time
-// (10,000 at once from one client, or every trigger of a KEDA after a restart) needs a broker read
-// each, and reads started together come back together: the replies, decisions and answers fill
-// the loop turn after turn, and every other call (cached answers, GetMetricSpec, health, scrapes)
-// waits behind them. Reads past the loop's target utilization wait here, first come first served,
-// and go a few at a time as the loop has room; everything answered from the cache never waits. A
-// read waits at most MAX_WAIT_MS however busy the loop stays, so that none starves.
+// Source reads started while the event loop has room: reads started together (a burst of
+// first-seen triggers) come back together, and their replies, decisions and answers would hold
+// every other call (cached answers, GetMetricSpec, health, scrapes) turn after turn. Past the
+// target they wait here, first come first served, at most MAX_WAIT_MS.
 // Figures: docs/reliability.md, "Abuse".
 import { performance } from 'node:perf_hooks';
 
@@ -17,16 +14,13 @@ export interface LoopAdmissionOptions {
   readonly now?: () => number;
 }
 
-/** Reads started at once in one loop turn, and per tick while reads wait (each some 0.1-0.2 ms of loop time). */
+/** Reads started at once in one loop turn, and per tick while reads wait (a few ms of loop time). */
 const PER_TURN = 16;
 /** The busy share is averaged over about this long (ms). */
 const AVERAGE_MS = 50;
 /** How often waiting reads are looked at (ms). */
 const TICK_MS = 1;
-/**
- * A read that has waited this long (ms) goes however busy the loop is: a third of the 3 s KEDA's
- * HPA path gives a call, and longer than a burst of 10,000 new triggers keeps one waiting (0.72 s).
- */
+/** A read that has waited this long (ms) goes however busy the loop is (none starves): a third of the 3 s KEDA's HPA path gives a call. */
 export const MAX_WAIT_MS = 1000;
 
 interface Waiting {
