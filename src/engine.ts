@@ -3,7 +3,7 @@
 // only translates. With a shared state store, each decision starts from the newest learned state
 // any replica has published (src/state/shared.ts), so replicas answer alike.
 import { setNewest } from './cache/boundedMap.ts';
-import { type Observation, ReadCache } from './cache/readCache.ts';
+import { type Observation, ReadCache, type ReadAdmission } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
 import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
@@ -52,8 +52,8 @@ export interface EngineOptions {
   readonly triggerIdleMs?: number;
   /** Learned state shared by the scaler's replicas; absent, each process keeps its own. */
   readonly shared?: SharedState<SharedTriggerState>;
-  /** When a source read may start (ReadCacheOptions.admit); absent, at once. */
-  readonly admitRead?: () => Promise<void> | undefined;
+  /** When a source read may start (the server's LoopAdmission); absent, at once. */
+  readonly readAdmission?: ReadAdmission;
 }
 
 /**
@@ -110,7 +110,7 @@ export class Engine {
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
       now: this.now,
-      admit: options.admitRead,
+      admission: options.readAdmission,
       onQuery: (source, durationMs, error) => {
         metrics.sourceQueries.inc({ kind: source.kind, result: error === undefined ? 'ok' : 'error' });
         metrics.sourceQuerySeconds.observe({ kind: source.kind }, durationMs / 1000);

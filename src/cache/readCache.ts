@@ -23,11 +23,16 @@ export interface ReadCacheOptions {
   readonly onReading?: (source: Source, observation: Observation) => void;
   /** Entries not asked for during this long are dropped. */
   readonly idleEvictMs?: number;
-  /**
-   * Undefined when a query may start now, else a promise of when it may (the server's
-   * LoopAdmission); the query's deadline starts once it does.
-   */
-  readonly admit?: () => Promise<void> | undefined;
+  /** When a query may start (the server's LoopAdmission); absent, at once. */
+  readonly admission?: ReadAdmission;
+}
+
+/** Paces the start of source queries. */
+export interface ReadAdmission {
+  /** Undefined when a query may start now, else a promise of when it may; its deadline starts then. */
+  admit(): Promise<void> | undefined;
+  /** A query admitted earlier has settled. */
+  done(): void;
 }
 
 type Settled = { ok: true; value: Observation } | { ok: false; error: unknown };
@@ -94,8 +99,17 @@ export class ReadCache {
   }
 
   private async query(source: Source, entry: Entry): Promise<Observation> {
-    const admitted = this.options.admit?.();
+    const { admission } = this.options;
+    const admitted = admission?.admit();
     if (admitted !== undefined) await admitted;
+    try {
+      return await this.queryNow(source, entry);
+    } finally {
+      admission?.done();
+    }
+  }
+
+  private async queryNow(source: Source, entry: Entry): Promise<Observation> {
     this.queries++;
     const started = this.now();
     const controller = new AbortController();

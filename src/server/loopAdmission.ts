@@ -1,9 +1,10 @@
 // Source reads started while the event loop has room: reads started together (a burst of
 // first-seen triggers) come back together, and their replies, decisions and answers would hold
 // every other call (cached answers, GetMetricSpec, health, scrapes) turn after turn. Past the
-// target they wait here, first come first served, at most MAX_WAIT_MS.
-// Figures: docs/reliability.md, "Abuse".
+// target, and with a few reads in flight already, they wait here, first come first served, at
+// most MAX_WAIT_MS. Figures: docs/reliability.md, "Abuse".
 import { performance } from 'node:perf_hooks';
+import type { ReadAdmission } from '../cache/readCache.ts';
 
 export interface LoopAdmissionOptions {
   /** The event loop's busy share (0-1] above which reads wait; 1 starts every read at once. */
@@ -16,6 +17,11 @@ export interface LoopAdmissionOptions {
 
 /** Reads started at once in one loop turn, and per tick while reads wait (a few ms of loop time). */
 const PER_TURN = 16;
+/**
+ * Reads in flight that start however busy the loop is: the steady reads of cache entries that
+ * expire (one per source per interval) never wait; only a burst of them does.
+ */
+const FREE_IN_FLIGHT = 4;
 /** The busy share is averaged over about this long (ms). */
 const AVERAGE_MS = 50;
 /** How often waiting reads are looked at (ms). */
@@ -38,7 +44,7 @@ function loopUtilization(): () => number {
   };
 }
 
-export class LoopAdmission {
+export class LoopAdmission implements ReadAdmission {
   private readonly target: number;
   private readonly utilization: () => number;
   private readonly now: () => number;
@@ -50,6 +56,7 @@ export class LoopAdmission {
   private turnReset: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private inFlight = 0;
 
   constructor(options: LoopAdmissionOptions) {
     this.target = options.targetUtilization;
@@ -73,8 +80,14 @@ export class LoopAdmission {
    * rejects: a read that waited still has its whole deadline (the cache starts it after this).
    */
   admit(): Promise<void> | undefined {
-    if (this.target >= 1 || this.closed) return undefined;
-    if (this.queued === 0 && this.startedThisTurn < PER_TURN && this.sample() < this.target) {
+    if (this.target >= 1 || this.closed) {
+      this.inFlight++;
+      return undefined;
+    }
+    if (
+      this.queued === 0 &&
+      (this.inFlight < FREE_IN_FLIGHT || (this.startedThisTurn < PER_TURN && this.sample() < this.target))
+    ) {
       this.started();
       return undefined;
     }
@@ -90,7 +103,7 @@ export class LoopAdmission {
     const nowMs = this.now();
     for (let i = 0; i < PER_TURN && this.queued > 0; i++) {
       const next = this.waiting[this.head]!;
-      if (busy && nowMs - next.since < MAX_WAIT_MS) break;
+      if (busy && this.inFlight >= FREE_IN_FLIGHT && nowMs - next.since < MAX_WAIT_MS) break;
       this.waiting[this.head++] = undefined;
       this.started();
       next.resolve();
@@ -108,8 +121,14 @@ export class LoopAdmission {
     }
   };
 
-  /** Counts a read started in this loop turn; the count starts over at the next turn. */
+  /** A read admitted earlier has settled. */
+  done(): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+  }
+
+  /** Counts a read started (in flight, and in this loop turn: that count starts over at the next turn). */
   private started(): void {
+    this.inFlight++;
     this.startedThisTurn++;
     this.turnReset ??= setImmediate(() => {
       this.turnReset = undefined;
@@ -135,7 +154,10 @@ export class LoopAdmission {
     this.timer = undefined;
     if (this.turnReset !== undefined) clearImmediate(this.turnReset);
     this.turnReset = undefined;
-    for (const next of this.waiting.splice(this.head)) next?.resolve();
+    for (const next of this.waiting.splice(this.head)) {
+      this.inFlight++;
+      next?.resolve();
+    }
     this.waiting.length = 0;
     this.head = 0;
   }

@@ -97,7 +97,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     profiles: config.profiles,
     env: options.env ?? process.env,
     shared,
-    admitRead: () => admission.admit(),
+    readAdmission: admission,
   });
   const scaler = new ExternalScalerService({
     engine,

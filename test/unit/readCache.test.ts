@@ -90,9 +90,10 @@ describe('ReadCache', () => {
     expect((await cache.read(b)).reading.backlog).toBe(2);
     expect(cache.queryCount).toBe(2);
   });
-  it('starts a query once admit lets it, with its whole deadline after that', async () => {
+  it('starts a query once its admission lets it, with its whole deadline after that, and says when it settled', async () => {
     let now = 0;
     let admitNow = false;
+    let done = 0;
     let letIn: () => void = () => undefined;
     const admitted = new Promise<void>((resolve) => (letIn = resolve));
     const source = fakeSource(async () => ({ backlog: 3 }));
@@ -100,20 +101,25 @@ describe('ReadCache', () => {
       ttlMs: 1000,
       timeoutMs: 50,
       now: () => now,
-      admit: () => (admitNow ? undefined : admitted),
+      admission: { admit: () => (admitNow ? undefined : admitted), done: () => done++ },
     });
     const read = cache.read(source);
     // Waiting longer than the deadline: no query yet, and none timed out.
     await new Promise((r) => setTimeout(r, 80));
     expect(source.calls).toBe(0);
     expect(cache.queryCount).toBe(0);
+    expect(done).toBe(0);
     letIn();
     expect((await read).reading.backlog).toBe(3);
     expect(source.calls).toBe(1);
-    // Admitted at once: no wait.
+    expect(done).toBe(1);
+    // Admitted at once: no wait; a failed query is settled too.
     admitNow = true;
     now = 2000;
     expect((await cache.read(source)).reading.backlog).toBe(3);
     expect(source.calls).toBe(2);
+    const failing = fakeSource(() => Promise.reject(new Error('refused')), 'other');
+    await expect(cache.read(failing)).rejects.toThrow(/refused/);
+    expect(done).toBe(3);
   });
 });
