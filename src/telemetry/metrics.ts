@@ -6,6 +6,26 @@ import type { Trigger } from '../trigger/types.ts';
 
 const PREFIX = 'keda_inference_scaler_';
 
+/**
+ * A gauge whose value is read when it is scraped, from the function given to the setter this
+ * returns (0 until then): what another module owns (the cache's size, the reads waiting, the
+ * leases held) is asked, never pushed.
+ */
+function readAtScrape(name: string, help: string, registers: Registry[]): (read: () => number) => void {
+  let read = () => 0;
+  new Gauge({
+    name: `${PREFIX}${name}`,
+    help,
+    registers,
+    collect() {
+      this.set(read());
+    },
+  });
+  return (source) => {
+    read = source;
+  };
+}
+
 export class ScalerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'method' | 'code'>;
@@ -14,11 +34,11 @@ export class ScalerMetrics {
   readonly sourceQueries: Counter<'kind' | 'result'>;
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
-  readonly cachedSources: Gauge;
-  readonly sourceReadsWaiting: Gauge;
   readonly stateStore: StateStoreMetrics;
-  private cacheSize: () => number = () => 0;
-  private readsWaiting: () => number = () => 0;
+  /** Where cached_sources reads the read cache's size at scrape time. */
+  readonly observeCacheSize: (size: () => number) => void;
+  /** Where source_reads_waiting reads the reads waiting for the event loop at scrape time. */
+  readonly observeReadsWaiting: (count: () => number) => void;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
   private readonly triggerFamilies: readonly TriggerFamily[] = [];
 
@@ -120,34 +140,16 @@ export class ScalerMetrics {
       ];
     }
     this.stateStore = new StateStoreMetrics(registry);
-    const cacheSize = () => this.cacheSize();
-    this.cachedSources = new Gauge({
-      name: `${PREFIX}cached_sources`,
-      help: 'Distinct sources (queues, topics, queries) in the read cache: one broker query per source per interval.',
+    this.observeCacheSize = readAtScrape(
+      'cached_sources',
+      'Distinct sources (queues, topics, queries) in the read cache: one broker query per source per interval.',
       registers,
-      collect() {
-        this.set(cacheSize());
-      },
-    });
-    const readsWaiting = () => this.readsWaiting();
-    this.sourceReadsWaiting = new Gauge({
-      name: `${PREFIX}source_reads_waiting`,
-      help: 'Source reads waiting for the event loop to have room (LOOP_TARGET_UTILIZATION): a burst of first-seen triggers.',
+    );
+    this.observeReadsWaiting = readAtScrape(
+      'source_reads_waiting',
+      'Source reads waiting for the event loop to have room (LOOP_TARGET_UTILIZATION): a burst of first-seen triggers.',
       registers,
-      collect() {
-        this.set(readsWaiting());
-      },
-    });
-  }
-
-  /** Where cachedSources reads the read cache's size at scrape time. */
-  observeCacheSize(size: () => number): void {
-    this.cacheSize = size;
-  }
-
-  /** Where sourceReadsWaiting reads the reads waiting for the event loop at scrape time. */
-  observeReadsWaiting(count: () => number): void {
-    this.readsWaiting = count;
+    );
   }
 
   /**
@@ -215,8 +217,8 @@ export class StateStoreMetrics {
   readonly up: Gauge;
   readonly errors: Counter<'op'>;
   readonly recordsRejected: Counter<'reason'>;
-  readonly leasesHeld: Gauge;
-  private leases: () => number = () => 0;
+  /** Where state_leases_held reads the number of leases held at scrape time. */
+  readonly observeLeases: (count: () => number) => void;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -237,20 +239,11 @@ export class StateStoreMetrics {
       labelNames: ['reason'],
       registers,
     });
-    const leases = () => this.leases();
-    this.leasesHeld = new Gauge({
-      name: `${PREFIX}state_leases_held`,
-      help: 'Keys (triggers) whose lease this replica holds: it is their writer.',
+    this.observeLeases = readAtScrape(
+      'state_leases_held',
+      'Keys (triggers) whose lease this replica holds: it is their writer.',
       registers,
-      collect() {
-        this.set(leases());
-      },
-    });
-  }
-
-  /** Where leasesHeld reads the number of leases held at scrape time. */
-  observeLeases(count: () => number): void {
-    this.leases = count;
+    );
   }
 }
 
