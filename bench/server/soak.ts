@@ -11,6 +11,10 @@ import type { TriggerSpec } from './triggers.ts';
 const REQUEST_SECONDS = 'keda_inference_scaler_grpc_request_duration_seconds';
 const HEAP_USED = 'keda_inference_scaler_nodejs_heap_size_used_bytes';
 const HANDLES = 'keda_inference_scaler_nodejs_active_handles_total';
+/** prom-client's collector pauses, by kind (minor, major, incremental, weakcb). */
+const GC_SECONDS = 'keda_inference_scaler_nodejs_gc_duration_seconds';
+/** A pause this long (one of the histogram's bounds) shows in a window's p99. */
+const LONG_PAUSE_SECONDS = 0.01;
 /** Prometheus's usual scrape interval. */
 const SCRAPE_EVERY_MS = 15_000;
 
@@ -27,6 +31,10 @@ export interface SoakWindow {
   readonly heapMb: number;
   readonly handles: number;
   readonly fds: number;
+  /** Collector pauses of LONG_PAUSE_SECONDS or more in the window, every kind. */
+  readonly longGcPauses: number;
+  /** Seconds the collector paused the scaler in the window. */
+  readonly gcSeconds: number;
   readonly scrapes: number;
 }
 
@@ -97,6 +105,7 @@ export async function soak(options: SoakOptions): Promise<SoakWindow[]> {
     const run = await running;
     const after = await scaler.scrape();
     const handled = bucketsDiff(histogramBuckets(before, REQUEST_SECONDS), histogramBuckets(after, REQUEST_SECONDS));
+    const pauses = bucketsDiff(histogramBuckets(before, GC_SECONDS), histogramBuckets(after, GC_SECONDS));
     const row: SoakWindow = {
       hours: (performance.now() - started) / 3_600_000,
       achievedRps: run.achievedRps,
@@ -107,6 +116,8 @@ export async function soak(options: SoakOptions): Promise<SoakWindow[]> {
       heapMb: sumMetric(after, HEAP_USED) / 2 ** 20,
       handles: sumMetric(after, HANDLES),
       fds: openFds(scaler.pid),
+      longGcPauses: (pauses.get(Infinity) ?? 0) - (pauses.get(LONG_PAUSE_SECONDS) ?? 0),
+      gcSeconds: sumMetric(after, `${GC_SECONDS}_sum`) - sumMetric(before, `${GC_SECONDS}_sum`),
       scrapes,
     };
     windows.push(row);
@@ -126,14 +137,16 @@ function soakRow(w: SoakWindow): string {
     w.heapMb.toFixed(1),
     String(w.handles),
     String(w.fds),
+    String(w.longGcPauses),
+    w.gcSeconds.toFixed(2),
   ].join(' | ');
 }
 
 /** The soak's table (Markdown) and the slope of each figure, for docs/reliability.md. */
 export function soakTable(windows: readonly SoakWindow[]): string {
   const lines = [
-    '| at | req/s | errors | p99 ms | handler p99 ms | RSS MB | heap MB | handles | fds |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| at | req/s | errors | p99 ms | handler p99 ms | RSS MB | heap MB | handles | fds | GC pauses >= 10 ms | GC s |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...windows.map((w) => `| ${soakRow(w)} |`),
   ];
   // The first window holds start-up (JIT, caches filling): the slope is taken from the second on.
