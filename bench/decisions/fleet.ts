@@ -1,5 +1,8 @@
 // The GPU fleet: replicas that serve `concurrency` requests at a time after a cold start, a FIFO
-// queue in front of them, and the bill. A replica costs GPU-seconds from the moment it is asked
+// queue in front of them, and the bill. A replica's consumer takes up to `prefetch` messages from
+// the queue (the broker's unacknowledged ones): those beyond `concurrency` wait inside the replica,
+// unseen as waiting by the broker (a Celery worker's default prefetch is 4 per process); a replica
+// removed returns them to the queue's head. A replica costs GPU-seconds from the moment it is asked
 // for (the model loads on the GPU) until it is gone; a removed replica that still serves finishes
 // its requests first (graceful termination) and is billed until then. Removal order follows the
 // ReplicaSet controller: not-ready pods first, then the least busy.
@@ -15,6 +18,8 @@ export interface Replica {
   readonly readyS: number;
   ready: boolean;
   busy: number;
+  /** Delivered to this replica's consumer (prefetched), not started: they wait for one of its slots. */
+  readonly held: Request[];
   removing: boolean;
 }
 
@@ -25,6 +30,8 @@ export interface FleetHooks {
 
 export class Fleet {
   readonly concurrency: number;
+  /** Messages a replica's consumer holds at once (concurrency: none waits inside a replica). */
+  readonly prefetch: number;
   private readonly hooks: FleetHooks;
   private readonly live = new Map<number, Replica>();
   private readonly queue: Request[] = [];
@@ -35,10 +42,14 @@ export class Fleet {
   arrived = 0;
   served = 0;
   inService = 0;
+  /** Prefetched and not started, over every replica. */
+  held = 0;
   readonly waits: number[] = [];
 
-  constructor(concurrency: number, hooks: FleetHooks) {
+  constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency) {
+    if (prefetch < concurrency) throw new Error(`prefetch ${prefetch} below concurrency ${concurrency}`);
     this.concurrency = concurrency;
+    this.prefetch = prefetch;
     this.hooks = hooks;
   }
 
@@ -55,8 +66,14 @@ export class Fleet {
     return n;
   }
 
+  /** Ready messages in the broker's queue (none of the ones prefetched by a replica). */
   get waiting(): number {
     return this.queue.length - this.queueHead;
+  }
+
+  /** What the broker counts unacknowledged: in service, and prefetched waiting inside a replica. */
+  get unacked(): number {
+    return this.inService + this.held;
   }
 
   /** Busy share of each ready GPU, summed: busy GPU-equivalents. */
@@ -95,6 +112,7 @@ export class Fleet {
       readyS: nowS + coldStartS,
       ready: false,
       busy: 0,
+      held: [],
       removing: false,
     };
     this.live.set(replica.id, replica);
@@ -109,12 +127,22 @@ export class Fleet {
 
   remove(nowS: number, replica: Replica): void {
     replica.removing = true;
+    // Its consumer closes: what it prefetched and did not start goes back to the queue's head.
+    if (replica.held.length > 0) {
+      this.held -= replica.held.length;
+      this.queue.splice(this.queueHead, 0, ...replica.held.splice(0));
+      this.dispatch(nowS);
+    }
     if (replica.busy === 0) this.retire(nowS, replica);
   }
 
   /** Bills every replica still alive up to `endS`. */
   close(endS: number): void {
-    for (const r of this.live.values()) this.gpuSeconds += Math.max(0, endS - r.askedS);
+    for (const r of this.live.values()) {
+      this.gpuSeconds += Math.max(0, endS - r.askedS);
+      for (const request of r.held) this.waits.push(endS - request.arrivalS);
+    }
+    this.held = 0;
     this.live.clear();
     for (let i = this.queueHead; i < this.queue.length; i++) this.waits.push(endS - this.queue[i]!.arrivalS);
     this.queueHead = this.queue.length;
@@ -129,7 +157,9 @@ export class Fleet {
     while (this.queueHead < this.queue.length) {
       let best: Replica | undefined;
       for (const r of this.live.values()) {
-        if (r.ready && !r.removing && r.busy < this.concurrency && (best === undefined || r.busy < best.busy)) best = r;
+        const holds = r.busy + r.held.length;
+        if (r.ready && !r.removing && holds < this.prefetch && (best === undefined || holds < best.busy + best.held.length))
+          best = r;
       }
       if (best === undefined) return;
       const request = this.queue[this.queueHead++]!;
@@ -137,7 +167,11 @@ export class Fleet {
         this.queue.splice(0, this.queueHead);
         this.queueHead = 0;
       }
-      this.start(nowS, best, request);
+      if (best.busy < this.concurrency) this.start(nowS, best, request);
+      else {
+        best.held.push(request);
+        this.held++;
+      }
     }
   }
 
@@ -153,6 +187,11 @@ export class Fleet {
       if (replica.removing) {
         if (replica.busy === 0) this.retire(doneS, replica);
       } else {
+        const next = replica.held.shift();
+        if (next !== undefined) {
+          this.held--;
+          this.start(doneS, replica, next);
+        }
         this.dispatch(doneS);
       }
     });

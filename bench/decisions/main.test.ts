@@ -103,6 +103,15 @@ describe('bench:decisions arguments', () => {
     expect(() => parseArgs(['--slots', '2.5'])).toThrow('--slots "2.5": want an integer >= 1');
   });
 
+  it('lets each replica prefetch --prefetch N messages, at least its slots, and tells the model nothing', () => {
+    const [job] = jobs([{ synthetic: 'sessions' }], parseArgs(['--prefetch', '16']));
+    expect(job!.prefetch).toBe(16);
+    expect(job!.model).toBeUndefined();
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.prefetch).toBeUndefined();
+    expect(() => parseArgs(['--prefetch', '3'])).toThrow('--prefetch "3": want an integer >= the slots (4)');
+    expect(() => parseArgs(['--slots', '8', '--prefetch', '6'])).toThrow('--prefetch "6": want an integer >= the slots (8)');
+  });
+
   it('hands --model KEY=VALUE to the model over what the other flags set', () => {
     const args = parseArgs(['--slots', '16', '--model', 'messagesPerReplica=5', '--model', 'keepWarm=0']);
     expect(jobs([{ synthetic: 'sessions' }], args)[0]!.model).toEqual({ messagesPerReplica: '5', keepWarm: '0' });

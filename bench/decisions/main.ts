@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -9,7 +9,10 @@
 // requests at once per replica (default 4), and tells the model so (messagesPerReplica N, as a
 // user sets it to the replica's prefetch). --model KEY=VALUE sets any trigger metadata of the
 // model (after the others: `--slots 16 --model messagesPerReplica=5` replays a trigger whose
-// messagesPerReplica is left below the replica's prefetch). --source KIND: what the model's source
+// messagesPerReplica is left below the replica's prefetch). --prefetch N lets each replica's
+// consumer hold N messages (default: its slots), the ones past its slots waiting inside it, where
+// the broker counts them unacknowledged (a Celery worker's default prefetch is 4 per process; the
+// model is told nothing). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --replicas N runs N scaler
@@ -61,6 +64,8 @@ export interface Args {
   readonly coldStart: ColdStartSpec;
   /** Requests one replica serves at once (CONCURRENCY when undefined). */
   readonly slots: number | undefined;
+  /** Messages a replica's consumer prefetches (its slots when undefined). */
+  readonly prefetch: number | undefined;
   /** Trigger metadata for the model, over what the other flags set. */
   readonly metadata: Readonly<Record<string, string>>;
   /** What the model's source reports (the management API's RabbitMQ when undefined). */
@@ -74,7 +79,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -112,6 +117,7 @@ export function parseArgs(argv: readonly string[]): Args {
         'late-cost': { type: 'string' },
         'cold-start': { type: 'string' },
         slots: { type: 'string' },
+        prefetch: { type: 'string' },
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
         hours: { type: 'string' },
@@ -158,6 +164,7 @@ export function parseArgs(argv: readonly string[]): Args {
       throw new Error(`--restart-at ${JSON.stringify(restartAt)}: want seconds into the trace, > 0, comma-separated`);
     return n;
   });
+  const slots = numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
   return {
     traces: values.trace ?? [],
     json: values.json,
@@ -168,7 +175,13 @@ export function parseArgs(argv: readonly string[]): Args {
     threads: numberFlag('threads', values.threads, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
     lateCost: numberFlag('late-cost', values['late-cost'], (n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0'),
     coldStart,
-    slots: numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
+    slots,
+    prefetch: numberFlag(
+      'prefetch',
+      values.prefetch,
+      (n) => Number.isSafeInteger(n) && n >= (slots ?? CONCURRENCY),
+      `an integer >= the slots (${slots ?? CONCURRENCY})`,
+    ),
     metadata,
     source: source as SimulatedSource | undefined,
     hours: numberFlag(
@@ -245,6 +258,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       coldStart: args.coldStart,
       ...(Object.keys(model).length > 0 && { model }),
       ...(args.slots !== undefined && { slots: args.slots }),
+      ...(args.prefetch !== undefined && { prefetch: args.prefetch }),
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.replicas !== undefined && { replicas: args.replicas }),
@@ -261,7 +275,7 @@ async function main(): Promise<void> {
   const rows = withKedaTuned(replayed);
   const firstSeed = args.seeds[0]!;
   console.log(
-    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}; ` +
+    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}${args.prefetch === undefined ? '' : `, ${args.prefetch} prefetched by each replica's consumer`}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   const deployed = jobDeployment(args);

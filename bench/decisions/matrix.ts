@@ -84,6 +84,8 @@ export interface Job {
   readonly coldStart?: ColdStartSpec;
   /** Requests one replica serves at once (CONCURRENCY when absent). */
   readonly slots?: number;
+  /** Messages a replica's consumer holds at once (slots when absent). */
+  readonly prefetch?: number;
   /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
   readonly source?: SimulatedSource;
   /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
@@ -184,7 +186,7 @@ export async function runJob(job: Job): Promise<Row[]> {
     setting?: QueueSetting,
     timeline?: readonly TimelineEntry[],
   ) => {
-    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots);
+    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots, job.prefetch ?? job.slots);
     for (const objectiveS of objectives)
       rows.push({
         ...summarize(outcome, objectiveS),

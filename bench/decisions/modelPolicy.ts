@@ -30,17 +30,17 @@ import { type TimelineEntry, timelineEntry } from './timeline.ts';
  */
 export const SIMULATED_SOURCES = {
   rabbitmq: (f: Fleet): SourceReading => ({
-    backlog: f.waiting + f.inService,
+    backlog: f.waiting + f.unacked,
     waiting: f.waiting,
-    inFlight: f.inService,
+    inFlight: f.unacked,
     arrivedTotal: f.arrived,
     servedTotal: f.served,
     consumers: f.readyCount,
   }),
   'rabbitmq-amqp': (f: Fleet): SourceReading => ({ backlog: f.waiting, waiting: f.waiting, consumers: f.readyCount }),
-  sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.inService, waiting: f.waiting, inFlight: f.inService }),
+  sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.unacked, waiting: f.waiting, inFlight: f.unacked }),
   kafka: (f: Fleet): SourceReading => ({
-    backlog: f.waiting + f.inService,
+    backlog: f.waiting + f.unacked,
     arrivedTotal: f.arrived,
     servedTotal: f.served,
     consumers: f.readyCount,

@@ -70,7 +70,7 @@ export function kedaPolicy(
 
 /** Backlog as KEDA's queue triggers count it: waiting plus in flight (unacknowledged). */
 function backlog(ctx: SimContext): number {
-  return ctx.fleet.waiting + ctx.fleet.inService;
+  return ctx.fleet.waiting + ctx.fleet.unacked;
 }
 
 const QUEUE_LENGTH = 5;

@@ -100,9 +100,9 @@ describe('KEDA loop', () => {
 });
 
 describe('Fleet', () => {
-  const harness = () => {
+  const harness = (prefetch = 2) => {
     const q = new EventQueue<() => void>();
-    const fleet = new Fleet(2, { at: (t, run) => q.push(t, run) });
+    const fleet = new Fleet(2, { at: (t, run) => q.push(t, run) }, prefetch);
     const runUntil = (t: number) => {
       for (let e = q.peek(); e !== undefined && e.atS <= t; e = q.peek()) q.pop()!.event();
     };
@@ -137,6 +137,37 @@ describe('Fleet', () => {
     runUntil(100);
     fleet.close(100);
     expect(fleet.gpuSeconds).toBe(30 + 2); // busy one until its request ends at 30, starting one 10..12
+  });
+
+  it('with a prefetch past its slots, a replica holds messages that wait inside it, counted unacknowledged', () => {
+    const { fleet, runUntil } = harness(4);
+    fleet.scaleTo(0, 2, () => 10);
+    runUntil(10);
+    // Two replicas of 2 slots, 4 prefetched each: 8 taken from the queue, 4 of them in service.
+    for (let i = 0; i < 9; i++) fleet.arrive(10, { arrivalS: 10, serviceS: 10 });
+    expect([fleet.waiting, fleet.inService, fleet.held, fleet.unacked]).toEqual([1, 4, 4, 8]);
+    // Each replica starts its own held messages as its slots free: the one left in the queue
+    // goes to whichever has room first.
+    runUntil(20);
+    expect([fleet.waiting, fleet.inService, fleet.held]).toEqual([0, 4, 1]);
+    expect(fleet.waits.slice(4)).toEqual([10, 10, 10, 10]);
+  });
+
+  it('returns what a removed replica prefetched to the head of the queue', () => {
+    const { fleet, runUntil } = harness(4);
+    fleet.scaleTo(0, 1, () => 10);
+    runUntil(10);
+    for (let i = 0; i < 4; i++) fleet.arrive(10, { arrivalS: 10, serviceS: 10 });
+    fleet.arrive(11, { arrivalS: 11, serviceS: 10 });
+    expect([fleet.waiting, fleet.held]).toEqual([1, 2]);
+    fleet.scaleTo(12, 0, () => 10);
+    expect([fleet.waiting, fleet.held, fleet.inService]).toEqual([3, 0, 2]);
+    fleet.scaleTo(12, 1, () => 5);
+    runUntil(17);
+    // The new replica takes all three and starts the two returned first (arrived at 10); the one
+    // from 11 waits inside it.
+    expect(fleet.waits.slice(2)).toEqual([7, 7]);
+    expect([fleet.waiting, fleet.held]).toEqual([0, 1]);
   });
 });
 

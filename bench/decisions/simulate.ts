@@ -106,18 +106,19 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
   };
 }
 
-/** Replays `trace` under `policy`, on replicas that serve `slots` requests at once. */
+/** Replays `trace` under `policy`, on replicas that serve `slots` requests at once and take `prefetch` from the queue. */
 export async function run(
   trace: Trace,
   policy: Policy,
   seed: number,
   coldStarts: ColdStartSpec = PRODUCTION_COLD_START,
   slots: number = CONCURRENCY,
+  prefetch: number = slots,
 ): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
-  const fleet = new Fleet(slots, { at });
+  const fleet = new Fleet(slots, { at }, prefetch);
   const lastArrival = trace.requests.at(-1)?.arrivalS ?? 0;
   const endS = lastArrival + TAIL_S;
   const coldStart = coldStartSampler(seed, coldStarts);
