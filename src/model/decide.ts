@@ -30,7 +30,7 @@ import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmS
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
-import { learnService } from './service.ts';
+import { inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
   type Decision,
@@ -91,7 +91,10 @@ function mean(list: readonly number[], fallback: number): number {
   return list.length === 0 ? fallback : list.reduce((s, x) => s + x, 0) / list.length;
 }
 
-export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelOutput {
+export function decide({ signals: reported, scaling, history, nowMs }: ModelInput): ModelOutput {
+  // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
+  // what the sources reported, and says how many it counted waiting).
+  const signals = inFlightPastConcurrency(reported, scaling);
   // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
   let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };
@@ -101,6 +104,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const T = scaling.drainSeconds;
   const X = scaling.lateRequestCost;
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
+  if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   const backlogActive = signals.backlog > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   const working = backlogActive || gpuActive;
@@ -325,7 +329,7 @@ export function decide({ signals, scaling, history, nowMs }: ModelInput): ModelO
   const nextAsks = asked > askedFleet ? [...asks, { atMs: nowMs, replicas: asked - askedFleet }] : asks;
   if (learnsColdStart) starts = { ...starts, pending: trackAsks(starts.pending, signals.consumers!, asked, nowMs) };
   return {
-    decision: { desiredReplicas: desired, active, explanation: { signals, demands, winner, activeReason, details } },
+    decision: { desiredReplicas: desired, active, explanation: { signals: reported, demands, winner, activeReason, details } },
     history: {
       ...history,
       ...service.history,

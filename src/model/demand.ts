@@ -16,6 +16,9 @@
 // The replicas to keep, and those to add, are judged too by what each served over the current
 // saturated stretch (the same consumers, every slot busy), when that is below μ: the request mix
 // turned longer, and μ, averaged over minutes, still says the fleet keeps up.
+// Messages a replica's consumer prefetched past its concurrency (signals.prefetched) wait behind
+// that replica's requests, not the fleet's: one long request holds them all. While any do, the two
+// conditions give the queue T less one service time (at least T / 2).
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
@@ -121,8 +124,10 @@ export function backlogDemand(
   const secondsAt = (m: number) => (m === mu ? S : k / m);
   // The two conditions, as replicas, for `queued` waiting and a margin on top of it: started
   // within T, and drained within T after C.
-  const startedWithinT = (queued: number, margin: number, m: number) => (queued + lambda * secondsAt(m) + margin) / (k + m * T);
-  const drainedAfterC = (queued: number, margin: number, m: number) => (queued + margin + lambda * C) / (m * (T + C));
+  const budget = (signals.prefetched ?? 0) > 0 ? Math.max(T / 2, T - S) : T;
+  const startedWithinT = (queued: number, margin: number, m: number) =>
+    (queued + lambda * secondsAt(m) + margin) / (k + m * budget);
+  const drainedAfterC = (queued: number, margin: number, m: number) => (queued + margin + lambda * C) / (m * (budget + C));
   const need = (queued: number, margin: number) =>
     Math.max(...perReplica.map((m) => Math.max(startedWithinT(queued, margin, m), drainedAfterC(queued, margin, m))));
   // The replicas to keep serve through the cold start: what the arrivals' noise piles up while
@@ -169,6 +174,7 @@ export function backlogDemand(
     startingReplicas: fleet.startingSecondsLeft.length,
   });
   if (servedPerReplica !== undefined) details.servedPerReadyReplica = round(servedPerReplica);
+  if (budget < T) details.queueBudgetSeconds = round(budget);
   if (T < C) details.rateReplicas = rate;
   return Math.max(rate, keep, add);
 }

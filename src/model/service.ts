@@ -69,6 +69,22 @@ export interface Service {
   >;
 }
 
+/**
+ * The signals with the messages a replica's consumer prefetched past its concurrency counted as
+ * waiting (concurrencyPerReplica): the broker counts them in flight, but they wait inside the
+ * replica for a slot. Unchanged without the setting, or where the source reports no in-flight
+ * messages or consumers.
+ */
+export function inFlightPastConcurrency(signals: Signals, scaling: ScalingConfig): Signals {
+  const k = scaling.concurrencyPerReplica;
+  const { inFlight, consumers } = signals;
+  if (k === undefined || inFlight === undefined || consumers === undefined) return signals;
+  const inService = Math.min(inFlight, k * consumers);
+  if (inService >= inFlight) return signals;
+  const waiting = signals.waiting ?? Math.max(0, signals.backlog - inFlight);
+  return { ...signals, inFlight: inService, waiting: waiting + inFlight - inService, prefetched: inFlight - inService };
+}
+
 /** Whether the fleet is saturated: the backlog is at least every consumer's share. */
 function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
   const { consumers } = signals;
@@ -117,7 +133,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   if (drainingUntilMs !== undefined && nowMs >= drainingUntilMs) drainingUntilMs = undefined;
   if (inFlight !== undefined && waiting !== undefined && consumers !== undefined && consumers > 0) {
     const sample = inFlight / consumers;
-    const raises = sample > (slots ?? scaling.messagesPerReplica);
+    const raises = sample > (slots ?? scaling.concurrencyPerReplica ?? scaling.messagesPerReplica);
     // While replicas leave, a sample that raises k counts their messages on the rest.
     const trusted = drainingUntilMs === undefined || !raises;
     if (trusted && waiting > 0 && inFlight >= consumers) {
@@ -126,7 +142,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
       slots = sample;
     }
   }
-  const k = slots ?? scaling.messagesPerReplica;
+  const k = slots ?? scaling.concurrencyPerReplica ?? scaling.messagesPerReplica;
 
   // Little's law: message-seconds in flight over messages served.
   let evidence = history.serviceEvidence;

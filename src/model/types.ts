@@ -11,6 +11,11 @@ export interface Signals {
   readonly waiting?: number;
   /** I: messages handed to consumers and not yet acknowledged, when every queue source reports them. */
   readonly inFlight?: number;
+  /**
+   * Of the waiting ones, those that wait inside a replica: prefetched by its consumer past its
+   * concurrency (concurrencyPerReplica; service.ts). Set by the model, not by a source.
+   */
+  readonly prefetched?: number;
   /** λ: messages arriving per second (smoothed), when known. */
   readonly arrivalRatePerSecond?: number;
   /** Messages served per second by the whole fleet (smoothed), when known. */

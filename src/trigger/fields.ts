@@ -116,6 +116,12 @@ export const scalingFields = {
     description:
       "Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them; Kafka learns it only while every replica is busy, reading long requests low, so a load test's figure serves it better.",
   }),
+  concurrencyPerReplica: field({
+    schema: kinds.positiveInt,
+    allowed: 'an integer > 0',
+    description:
+      "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency.",
+  }),
   coldStartSeconds: field({
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
     allowed: '"auto" or a number of seconds >= 0',

@@ -65,6 +65,8 @@ export type SourceConfig = RabbitmqSourceConfig | SqsSourceConfig | KafkaSourceC
 export interface ScalingConfig {
   readonly messagesPerReplica: number;
   readonly throughputPerReplica: number | undefined;
+  /** Requests a replica serves at once, when its consumer prefetches more (in flight past it waits). */
+  readonly concurrencyPerReplica: number | undefined;
   /** Seconds, or learned from the brokers' consumers (auto). */
   readonly coldStartSeconds: 'auto' | number;
   readonly drainSeconds: number;

@@ -5,6 +5,7 @@ import type { ScalingConfig } from '../../src/trigger/types.ts';
 export const scaling: ScalingConfig = {
   messagesPerReplica: 5,
   throughputPerReplica: undefined,
+  concurrencyPerReplica: undefined,
   coldStartSeconds: 60,
   drainSeconds: 60,
   lateRequestCost: 10,

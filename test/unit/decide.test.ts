@@ -69,6 +69,39 @@ describe('decide without rates (KEDA queue rule)', () => {
   });
 });
 
+describe("decide: messages prefetched past a replica's concurrency (concurrencyPerReplica)", () => {
+  // 4 replicas whose consumers hold 16 each and serve 4 at once; none ready in the broker.
+  const signals: Signals = { backlog: 64, waiting: 0, inFlight: 64, consumers: 4, arrivalRatePerSecond: 1 };
+  const withRates = { ...scaling, throughputPerReplica: 0.5, drainSeconds: 30 };
+  const asked = (overrides: Partial<ScalingConfig>) =>
+    decide({
+      signals,
+      scaling: { ...withRates, ...overrides },
+      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [] },
+      nowMs: 0,
+    }).decision;
+
+  it('counts them waiting, and asks for the replicas they need; the explanation keeps what was reported', () => {
+    const untold = asked({});
+    const told = asked({ concurrencyPerReplica: 4 });
+    expect(untold.explanation.details.prefetchedWaiting).toBeUndefined();
+    expect(told.explanation.details.prefetchedWaiting).toBe(48);
+    expect(told.explanation.details.waiting).toBe(48);
+    expect(told.explanation.signals).toEqual(signals);
+    expect(told.desiredReplicas).toBeGreaterThan(untold.desiredReplicas);
+  });
+
+  it.each([
+    // [what, concurrencyPerReplica, T, the queue's budget]: k 4 of μ 0.5 a second, S = 8 s.
+    ['none waits inside a replica: T', undefined, 30, undefined],
+    ['prefetched ones wait: T less one service time', 4, 30, 22],
+    ['at least T / 2', 4, 12, 6],
+  ] as const)('%s', (_, concurrencyPerReplica, drainSeconds, budget) => {
+    const d = asked({ drainSeconds, ...(concurrencyPerReplica !== undefined && { concurrencyPerReplica }) });
+    expect(d.explanation.details.queueBudgetSeconds).toBe(budget);
+  });
+});
+
 describe('decide with rates: the fluid queue (demand.ts)', () => {
   // μ = 2 per replica, k = 5 slots (messagesPerReplica), so S = 2.5 s; C = 60, T = 60.
   const withRates = { ...scaling, throughputPerReplica: 2 };

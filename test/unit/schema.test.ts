@@ -81,12 +81,19 @@ describe('trigger schema', () => {
     ['maxReplicas', '-3', /maxReplicas: got "-3"/],
     ['activationBacklog', 'NaN', /activationBacklog: got "NaN"/],
     ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" or a number of seconds/],
+    ['concurrencyPerReplica', '0', /concurrencyPerReplica: got "0"; allowed: an integer > 0/],
+    ['concurrencyPerReplica', '2.5', /concurrencyPerReplica: got "2.5"; allowed: an integer > 0/],
     ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" or a number of seconds >= 0/],
     ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" or a number of seconds >= 0/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {
     expect(issuesOf({ ...rabbit, [key]: value }).join('\n')).toMatch(pattern);
+  });
+
+  it('reads concurrencyPerReplica, and leaves it unset by default', () => {
+    expect(parse({ ...rabbit, concurrencyPerReplica: '4' }).scaling.concurrencyPerReplica).toBe(4);
+    expect(parse(rabbit).scaling.concurrencyPerReplica).toBeUndefined();
   });
 
   it.each(['12', '+1.', '.5', '1e3', '2.5E-2'])('reads the decimal number %j', (value) => {

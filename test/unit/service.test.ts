@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { emptyHistory } from '../../src/model/decide.ts';
-import { MIN_SERVED_TO_LEARN, learnService, littleOnBacklog, serviceAveragingSeconds } from '../../src/model/service.ts';
+import {
+  MIN_SERVED_TO_LEARN,
+  inFlightPastConcurrency,
+  learnService,
+  littleOnBacklog,
+  serviceAveragingSeconds,
+} from '../../src/model/service.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 import { scaling as base } from '../support/scaling.ts';
@@ -17,6 +23,38 @@ function feed(seconds: number, reading: (s: number) => Signals, config = scaling
   }
   return service;
 }
+
+describe("inFlightPastConcurrency: prefetched messages past a replica's concurrency wait", () => {
+  it.each([
+    // [what, concurrencyPerReplica, signals, inFlight, waiting]
+    ['unset: as reported', undefined, { backlog: 64, waiting: 0, inFlight: 64, consumers: 4 }, 64, 0],
+    ['4 consumers of 16 prefetched, 4 at once: 48 wait', 4, { backlog: 64, waiting: 0, inFlight: 64, consumers: 4 }, 16, 48],
+    ['with ready messages too', 4, { backlog: 70, waiting: 6, inFlight: 64, consumers: 4 }, 16, 54],
+    ['no more in flight than the slots: as reported', 4, { backlog: 12, waiting: 0, inFlight: 12, consumers: 4 }, 12, 0],
+    ['no consumer count (SQS): as reported', 4, { backlog: 64, waiting: 0, inFlight: 64 }, 64, 0],
+    ['no in-flight count (Kafka): as reported', 4, { backlog: 64, consumers: 4 }, undefined, undefined],
+    ['waiting unreported: the backlog less in flight', 4, { backlog: 70, inFlight: 64, consumers: 4 }, 16, 54],
+  ] as [string, number | undefined, Signals, number | undefined, number | undefined][])(
+    '%s',
+    (_, concurrencyPerReplica, signals, inFlight, waiting) => {
+      const out = inFlightPastConcurrency(signals, { ...scaling, concurrencyPerReplica });
+      expect(out.inFlight).toBe(inFlight);
+      expect(out.waiting).toBe(waiting);
+      expect(out.backlog).toBe(signals.backlog);
+      if (inFlight === signals.inFlight) expect(out).toBe(signals);
+    },
+  );
+
+  it('k: the concurrency, not the prefetch, from in-flight per consumer', () => {
+    const reading = (t: number): Signals => ({ backlog: 64, waiting: 0, inFlight: 64, servedTotal: 2 * t, consumers: 4 });
+    const told = { ...scaling, concurrencyPerReplica: 4 };
+    const s = feed(120, (t) => inFlightPastConcurrency(reading(t), told), told);
+    expect(s.slotsPerReplica).toBeCloseTo(4, 6);
+    // 16 in service, 2 served a second: S = 8 s (untold, Little's law read 32 s: the prefetched wait counted as service).
+    expect(s.serviceSeconds).toBeCloseTo(8, 6);
+    expect(feed(600, reading).serviceSeconds).toBeCloseTo(32, 6);
+  });
+});
 
 describe("learnService: Little's law from in-flight counts", () => {
   it('learns S = in flight / served per second at any load, and μ = k / S', () => {

@@ -213,6 +213,7 @@ describe('the shared history’s schema', () => {
     const scaling = {
       messagesPerReplica: 4,
       throughputPerReplica: undefined,
+      concurrencyPerReplica: undefined,
       coldStartSeconds: 60,
       drainSeconds: 15,
       lateRequestCost: 10,
