@@ -194,3 +194,28 @@ describe('coldStartSeconds auto', () => {
     expect(await details('learn', 'fixed')).toMatchObject({ coldStartSeconds: 45, coldStartSource: 'configured' });
   });
 });
+
+describe('concurrencyPerReplica', () => {
+  it('counts the messages a consumer prefetched past it as waiting, and keeps what the broker reported', async () => {
+    const queue = await rabbit.queue(12);
+    // One replica whose consumer prefetches 8 and serves 2 at once: the broker shows 8 in flight.
+    const release = await rabbit.holdUnacked(queue, 8);
+    try {
+      const metadata = {
+        'rabbitmq.host': requireService('RABBITMQ_MANAGEMENT_URL'),
+        'rabbitmq.queueName': queue,
+        concurrencyPerReplica: '2',
+      };
+      const so = ref(metadata, 'prefetching', 'concurrency');
+      const view = await eventually(async () => {
+        await t.client.getMetrics(so);
+        const [v] = await explainViews(t.scaler.metricsPort, 'concurrency', 'prefetching');
+        return v?.explanation?.signals.inFlight === 8 && v.explanation.signals.consumers === 1 ? v : undefined;
+      });
+      expect(view.explanation!.signals).toMatchObject({ backlog: 12, waiting: 4, inFlight: 8, consumers: 1 });
+      expect(view.explanation!.details.prefetchedWaiting).toBe(6);
+    } finally {
+      await release();
+    }
+  }, 30_000);
+});

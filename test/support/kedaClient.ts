@@ -53,7 +53,7 @@ export class KedaClient {
 export interface ExplainView {
   active: boolean | null;
   desiredReplicas: number | null;
-  explanation: { details: Record<string, unknown> } | null;
+  explanation: { details: Record<string, unknown>; signals: Record<string, unknown> } | null;
   lastFailure?: { at: string; code: string; message: string };
   /** With a shared state store only. */
   sharedState?: { role: Role; decidedFrom: string };
