@@ -139,6 +139,7 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
   return {
     messagesPerReplica: positiveNumber,
     throughputPerReplica: positiveNumber,
+    concurrencyPerReplica: positiveInt,
     coldStartSeconds: nonNegativeNumber,
     drainSeconds: positiveNumber,
     lateRequestCost: nonNegativeNumber,
