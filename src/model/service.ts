@@ -125,6 +125,8 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   // got a third of its replicas). A k raised too far all the same undersizes the fleet until
   // messages wait, and those samples bring it back.
   let slots = history.slotsPerReplica;
+  // k before any in-flight count says it: the concurrency when told, else messagesPerReplica.
+  const priorSlots = scaling.concurrencyPerReplica ?? scaling.messagesPerReplica;
   let drainingUntilMs = history.drainingUntilMs;
   if (consumers !== undefined && history.lastReady !== undefined && consumers < history.lastReady) {
     const S = evidenceSeconds(history.serviceEvidence) ?? DRAIN_FALLBACK_SECONDS;
@@ -133,7 +135,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   if (drainingUntilMs !== undefined && nowMs >= drainingUntilMs) drainingUntilMs = undefined;
   if (inFlight !== undefined && waiting !== undefined && consumers !== undefined && consumers > 0) {
     const sample = inFlight / consumers;
-    const raises = sample > (slots ?? scaling.concurrencyPerReplica ?? scaling.messagesPerReplica);
+    const raises = sample > (slots ?? priorSlots);
     // While replicas leave, a sample that raises k counts their messages on the rest.
     const trusted = drainingUntilMs === undefined || !raises;
     if (trusted && waiting > 0 && inFlight >= consumers) {
@@ -142,7 +144,7 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
       slots = sample;
     }
   }
-  const k = slots ?? scaling.concurrencyPerReplica ?? scaling.messagesPerReplica;
+  const k = slots ?? priorSlots;
 
   // Little's law: message-seconds in flight over messages served.
   let evidence = history.serviceEvidence;
