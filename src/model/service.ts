@@ -254,6 +254,29 @@ function learnFromSaturation(
   return { learned, evidence, stretch, current };
 }
 
+/** A minute being summed: its start and the served counter then (and the sums). */
+interface Minute {
+  readonly startMs: number;
+  readonly servedTotal: number;
+}
+
+/**
+ * The minute with this reading added (`add`), opened afresh (`open`) when none is or the served
+ * counter went back; `done` with what it served once it has lasted a minute (a fresh one opens then).
+ */
+function sumMinute<M extends Minute>(
+  minute: M | undefined,
+  servedTotal: number,
+  nowMs: number,
+  open: (startMs: number, servedTotal: number) => M,
+  add: (minute: M) => M,
+): { minute: M; done?: { minute: M; served: number } } {
+  if (minute === undefined || servedTotal < minute.servedTotal) return { minute: open(nowMs, servedTotal) };
+  const summed = add(minute);
+  if (nowMs - minute.startMs < BACKLOG_MINUTE_SECONDS * 1000) return { minute: summed };
+  return { minute: open(nowMs, servedTotal), done: { minute: summed, served: servedTotal - minute.servedTotal } };
+}
+
 /**
  * Little's law on the whole backlog, for a source with a served counter and no in-flight count:
  * each minute's backlog-seconds over the messages it served (a minute serving fewer than
@@ -263,18 +286,16 @@ function learnFromSaturation(
 export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs: number, dtSeconds: number) {
   const { servedTotal } = signals;
   let ratios = history.backlogSecondsPerServed;
-  let minute = history.backlogMinute;
   if (servedTotal === undefined) return { minute: undefined, ratios, seconds: undefined };
-  if (minute === undefined || servedTotal < minute.servedTotal) {
-    minute = { startMs: nowMs, backlogSeconds: 0, servedTotal };
-  } else {
-    minute = { ...minute, backlogSeconds: minute.backlogSeconds + Math.max(0, signals.backlog) * dtSeconds };
-    if (nowMs - minute.startMs >= BACKLOG_MINUTE_SECONDS * 1000) {
-      const served = servedTotal - minute.servedTotal;
-      if (served >= MIN_SERVED_PER_MINUTE) ratios = appendBounded(ratios, minute.backlogSeconds / served, BACKLOG_MINUTES);
-      minute = { startMs: nowMs, backlogSeconds: 0, servedTotal };
-    }
-  }
+  const step = sumMinute(
+    history.backlogMinute,
+    servedTotal,
+    nowMs,
+    (startMs, total) => ({ startMs, servedTotal: total, backlogSeconds: 0 }),
+    (m) => ({ ...m, backlogSeconds: m.backlogSeconds + Math.max(0, signals.backlog) * dtSeconds }),
+  );
+  if (step.done !== undefined && step.done.served >= MIN_SERVED_PER_MINUTE)
+    ratios = appendBounded(ratios, step.done.minute.backlogSeconds / step.done.served, BACKLOG_MINUTES);
   const seconds = ratios !== undefined && ratios.length >= MIN_BACKLOG_MINUTES ? Math.min(...ratios) : undefined;
-  return { minute, ratios, seconds };
+  return { minute: step.minute, ratios, seconds };
 }
