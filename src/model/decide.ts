@@ -30,7 +30,7 @@ import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmS
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
-import { inFlightPastConcurrency, learnService } from './service.ts';
+import { detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
   type Decision,
@@ -92,9 +92,13 @@ function mean(list: readonly number[], fallback: number): number {
 }
 
 export function decide({ signals: reported, scaling, history, nowMs }: ModelInput): ModelOutput {
+  const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
-  // what the sources reported, and says how many it counted waiting).
-  const signals = inFlightPastConcurrency(reported, scaling);
+  // what the sources reported, and says how many it counted waiting). The concurrency is the
+  // configured one, else what the consumers' throughput says when they prefetch past it.
+  const occupancy = detectConcurrency(reported, history, nowMs, dtSeconds);
+  const detected = scaling.concurrencyPerReplica === undefined ? occupancy.concurrency : undefined;
+  const signals = inFlightPastConcurrency(reported, scaling.concurrencyPerReplica ?? detected);
   // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
   let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };
@@ -105,10 +109,10 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const X = scaling.lateRequestCost;
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
+  if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
   const backlogActive = signals.backlog > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   const working = backlogActive || gpuActive;
-  const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
   // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
@@ -359,6 +363,8 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
       busyPeakReplicas: busyPeak,
       busyPeaks,
       lastReady: signals.consumers,
+      occupancyMinute: occupancy.minute,
+      occupancyMinutes: occupancy.minutes,
       ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples } : {}),
     },
   };

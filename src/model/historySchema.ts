@@ -59,5 +59,13 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     pendingStarts: list(mark).optional(),
     coldStartSamples: list(nonNegative).optional(),
     lastReady: nonNegative.optional(),
+    occupancyMinute: z
+      .object({ startMs: finite, servedTotal: nonNegative, inFlightSeconds: nonNegative, consumerSeconds: nonNegative })
+      .readonly()
+      .optional(),
+    occupancyMinutes: list(
+      z.object({ serviceSeconds: nonNegative, servedPerConsumer: nonNegative, inFlightPerConsumer: nonNegative }).readonly(),
+      16,
+    ).optional(),
   })
   .readonly();

@@ -91,7 +91,7 @@ export function covers(next: Prewarm, gapSeconds: number, objectiveSeconds: numb
   return gapSeconds >= next.expectedGapSeconds - objectiveSeconds && gapSeconds <= next.giveUpAfterSeconds;
 }
 
-export function appendBounded(list: readonly number[] | undefined, value: number, max: number): number[] {
+export function appendBounded<T>(list: readonly T[] | undefined, value: T, max: number): T[] {
   const next = [...(list ?? []), value];
   return next.length > max ? next.slice(next.length - max) : next;
 }

@@ -38,6 +38,12 @@ const BACKLOG_MINUTE_SECONDS = 60;
 const BACKLOG_MINUTES = 10;
 const MIN_SERVED_PER_MINUTE = 20;
 const MIN_BACKLOG_MINUTES = 3;
+/** A consumer whose throughput says it serves at most this share of what it holds is taken to prefetch past its concurrency. */
+const PREFETCH_SHARE = 0.5;
+/** A minute of in-flight readings lasts at least this many of its own S: Little's law over less is mostly the messages that span its ends. */
+const SPAN_SERVICE_TIMES_PER_MINUTE = 2;
+/** Minutes whose consumers held less than this each, on average, say what a trickle costs, not the workload: left out. */
+const MIN_IN_FLIGHT_PER_CONSUMER = 1;
 
 type ServiceSource = 'configured' | 'in-flight' | 'saturation';
 
@@ -70,13 +76,12 @@ export interface Service {
 }
 
 /**
- * The signals with the messages a replica's consumer prefetched past its concurrency counted as
- * waiting (concurrencyPerReplica): the broker counts them in flight, but they wait inside the
- * replica for a slot. Unchanged without the setting, or where the source reports no in-flight
- * messages or consumers.
+ * The signals with the messages a replica's consumer prefetched past its concurrency k
+ * (concurrencyPerReplica, or detectConcurrency's) counted as waiting: the broker counts them in
+ * flight, but they wait inside the replica for a slot. Unchanged without k, or where the source
+ * reports no in-flight messages or consumers.
  */
-export function inFlightPastConcurrency(signals: Signals, scaling: ScalingConfig): Signals {
-  const k = scaling.concurrencyPerReplica;
+export function inFlightPastConcurrency(signals: Signals, k: number | undefined): Signals {
   const { inFlight, consumers } = signals;
   if (k === undefined || inFlight === undefined || consumers === undefined) return signals;
   const inService = Math.min(inFlight, k * consumers);
@@ -262,7 +267,8 @@ interface Minute {
 
 /**
  * The minute with this reading added (`add`), opened afresh (`open`) when none is or the served
- * counter went back; `done` with what it served once it has lasted a minute (a fresh one opens then).
+ * counter went back; `done` with what it served once it has lasted a minute, or as long as `lasts`
+ * says (a fresh one opens then).
  */
 function sumMinute<M extends Minute>(
   minute: M | undefined,
@@ -270,10 +276,11 @@ function sumMinute<M extends Minute>(
   nowMs: number,
   open: (startMs: number, servedTotal: number) => M,
   add: (minute: M) => M,
+  lasts: (summed: M, served: number) => number = () => BACKLOG_MINUTE_SECONDS,
 ): { minute: M; done?: { minute: M; served: number } } {
   if (minute === undefined || servedTotal < minute.servedTotal) return { minute: open(nowMs, servedTotal) };
   const summed = add(minute);
-  if (nowMs - minute.startMs < BACKLOG_MINUTE_SECONDS * 1000) return { minute: summed };
+  if (nowMs - minute.startMs < lasts(summed, servedTotal - minute.servedTotal) * 1000) return { minute: summed };
   return { minute: open(nowMs, servedTotal), done: { minute: summed, served: servedTotal - minute.servedTotal } };
 }
 
@@ -298,4 +305,60 @@ export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs
     ratios = appendBounded(ratios, step.done.minute.backlogSeconds / step.done.served, BACKLOG_MINUTES);
   const seconds = ratios !== undefined && ratios.length >= MIN_BACKLOG_MINUTES ? Math.min(...ratios) : undefined;
   return { minute: step.minute, ratios, seconds };
+}
+
+/**
+ * A consumer that takes more messages than it serves at once (a Celery worker prefetches 4 per
+ * process by default) holds the rest in flight: the broker counts them unacknowledged, Little's
+ * law reads their wait inside the replica as service, and a fleet sized on them leaves them late.
+ * Its throughput gives it away: over a minute, a consumer holding n serves min(n, c) / S a second,
+ * flat once n passes its concurrency c, where a consumer that serves all it holds serves n / S.
+ * Of the last BACKLOG_MINUTES (each at least SPAN_SERVICE_TIMES_PER_MINUTE of its S long, serving
+ * MIN_SERVED_PER_MINUTE or more, its consumers holding MIN_IN_FLIGHT_PER_CONSUMER each or more;
+ * MIN_BACKLOG_MINUTES of them at least), the shortest S (in flight over served) times the highest
+ * served per consumer reads c: S from a minute that held no more than c, c / S from one that held
+ * c or more. When that is at most PREFETCH_SHARE of the most in flight per consumer any minute
+ * saw, the consumers prefetch past it. A consumer that serves all it holds reads about its own n, within the request
+ * mix's changes from minute to minute. Undefined while the minutes do not say so (a fleet that
+ * always holds its whole prefetch looks like one with that many slots), or without in-flight
+ * counts, consumers and a served counter (RabbitMQ's management API has all three).
+ */
+export function detectConcurrency(signals: Signals, history: TriggerHistory, nowMs: number, dtSeconds: number) {
+  const { inFlight, consumers, servedTotal } = signals;
+  let minutes = history.occupancyMinutes;
+  if (inFlight === undefined || consumers === undefined || servedTotal === undefined)
+    return { minute: undefined, minutes, concurrency: undefined };
+  const step = sumMinute(
+    history.occupancyMinute,
+    servedTotal,
+    nowMs,
+    (startMs, total) => ({ startMs, servedTotal: total, inFlightSeconds: 0, consumerSeconds: 0 }),
+    (m) => ({
+      ...m,
+      inFlightSeconds: m.inFlightSeconds + inFlight * dtSeconds,
+      consumerSeconds: m.consumerSeconds + consumers * dtSeconds,
+    }),
+    (m, served) => Math.max(BACKLOG_MINUTE_SECONDS, (SPAN_SERVICE_TIMES_PER_MINUTE * m.inFlightSeconds) / Math.max(1, served)),
+  );
+  const done = step.done;
+  if (
+    done !== undefined &&
+    done.served >= MIN_SERVED_PER_MINUTE &&
+    done.minute.inFlightSeconds >= MIN_IN_FLIGHT_PER_CONSUMER * done.minute.consumerSeconds &&
+    done.minute.consumerSeconds > 0
+  ) {
+    const { inFlightSeconds, consumerSeconds } = done.minute;
+    const sample = {
+      serviceSeconds: inFlightSeconds / done.served,
+      servedPerConsumer: done.served / consumerSeconds,
+      inFlightPerConsumer: inFlightSeconds / consumerSeconds,
+    };
+    minutes = appendBounded(minutes, sample, BACKLOG_MINUTES);
+  }
+  let concurrency: number | undefined;
+  if (minutes !== undefined && minutes.length >= MIN_BACKLOG_MINUTES) {
+    const bound = Math.min(...minutes.map((m) => m.serviceSeconds)) * Math.max(...minutes.map((m) => m.servedPerConsumer));
+    if (bound <= PREFETCH_SHARE * Math.max(...minutes.map((m) => m.inFlightPerConsumer))) concurrency = Math.max(1, bound);
+  }
+  return { minute: step.minute, minutes, concurrency };
 }

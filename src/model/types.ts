@@ -123,6 +123,15 @@ export interface TriggerHistory {
   /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];
+  /** With in-flight counts, consumers and a served counter, the minute being summed for the concurrency (service.ts, detectConcurrency): its start, the served counter then, message-seconds in flight and consumer-seconds. */
+  readonly occupancyMinute?: {
+    readonly startMs: number;
+    readonly servedTotal: number;
+    readonly inFlightSeconds: number;
+    readonly consumerSeconds: number;
+  };
+  /** Recent minutes' Little's S, served per consumer-second and in flight per consumer (newest last). */
+  readonly occupancyMinutes?: readonly OccupancyMinute[];
   /** The ready count (brokers' consumers) at the previous decision, when the brokers report it. */
   readonly lastReady?: number;
 }
@@ -144,6 +153,13 @@ interface Explanation {
   readonly activeReason: string;
   /** Extra model figures (projected backlog, keep-warm window, ...). */
   readonly details: Readonly<Record<string, number | string | boolean>>;
+}
+
+/** A minute of in-flight readings, summed (service.ts, detectConcurrency). */
+interface OccupancyMinute {
+  readonly serviceSeconds: number;
+  readonly servedPerConsumer: number;
+  readonly inFlightPerConsumer: number;
 }
 
 export interface Decision {

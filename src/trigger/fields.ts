@@ -120,7 +120,7 @@ export const scalingFields = {
     schema: kinds.positiveInt,
     allowed: 'an integer > 0',
     description:
-      "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency.",
+      "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),
   coldStartSeconds: field({
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,

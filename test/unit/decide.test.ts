@@ -91,6 +91,31 @@ describe("decide: messages prefetched past a replica's concurrency (concurrencyP
     expect(told.desiredReplicas).toBeGreaterThan(untold.desiredReplicas);
   });
 
+  it("untold, takes the concurrency the consumers' recent minutes read (detectConcurrency) as if told", () => {
+    // Minutes of S 8 s: holding 2, 4 and 16 each, serving 0.25, 0.5 and 0.5 a second: c = 4.
+    const occupancyMinutes = [
+      { serviceSeconds: 8, servedPerConsumer: 0.25, inFlightPerConsumer: 2 },
+      { serviceSeconds: 8, servedPerConsumer: 0.5, inFlightPerConsumer: 4 },
+      { serviceSeconds: 32, servedPerConsumer: 0.5, inFlightPerConsumer: 16 },
+    ];
+    const decideWith = (overrides: Partial<ScalingConfig>) =>
+      decide({
+        signals: { ...signals, servedTotal: 1000 },
+        scaling: { ...withRates, ...overrides },
+        history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], occupancyMinutes },
+        nowMs: 0,
+      }).decision;
+    const detected = decideWith({});
+    const told = decideWith({ concurrencyPerReplica: 4 });
+    expect(detected.explanation.details.detectedConcurrencyPerReplica).toBe(4);
+    expect(detected.explanation.details.prefetchedWaiting).toBe(48);
+    expect(detected.desiredReplicas).toBe(told.desiredReplicas);
+    expect(detected.desiredReplicas).toBeGreaterThan(asked({}).desiredReplicas);
+    // Told, the setting stands: nothing detected is shown.
+    expect(decideWith({ concurrencyPerReplica: 8 }).explanation.details.detectedConcurrencyPerReplica).toBeUndefined();
+    expect(decideWith({ concurrencyPerReplica: 8 }).explanation.details.prefetchedWaiting).toBe(32);
+  });
+
   it.each([
     // [what, concurrencyPerReplica, T, the queue's budget]: k 4 of μ 0.5 a second, S = 8 s.
     ['none waits inside a replica: T', undefined, 30, undefined],

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { emptyHistory } from '../../src/model/decide.ts';
 import {
   MIN_SERVED_TO_LEARN,
+  detectConcurrency,
   inFlightPastConcurrency,
   learnService,
   littleOnBacklog,
@@ -37,7 +38,7 @@ describe("inFlightPastConcurrency: prefetched messages past a replica's concurre
   ] as [string, number | undefined, Signals, number | undefined, number | undefined][])(
     '%s',
     (_, concurrencyPerReplica, signals, inFlight, waiting) => {
-      const out = inFlightPastConcurrency(signals, { ...scaling, concurrencyPerReplica });
+      const out = inFlightPastConcurrency(signals, concurrencyPerReplica);
       expect(out.inFlight).toBe(inFlight);
       expect(out.waiting).toBe(waiting);
       expect(out.backlog).toBe(signals.backlog);
@@ -48,11 +49,78 @@ describe("inFlightPastConcurrency: prefetched messages past a replica's concurre
   it('k: the concurrency, not the prefetch, from in-flight per consumer', () => {
     const reading = (t: number): Signals => ({ backlog: 64, waiting: 0, inFlight: 64, servedTotal: 2 * t, consumers: 4 });
     const told = { ...scaling, concurrencyPerReplica: 4 };
-    const s = feed(120, (t) => inFlightPastConcurrency(reading(t), told), told);
+    const s = feed(120, (t) => inFlightPastConcurrency(reading(t), told.concurrencyPerReplica), told);
     expect(s.slotsPerReplica).toBeCloseTo(4, 6);
     // 16 in service, 2 served a second: S = 8 s (untold, Little's law read 32 s: the prefetched wait counted as service).
     expect(s.serviceSeconds).toBeCloseTo(8, 6);
     expect(feed(600, reading).serviceSeconds).toBeCloseTo(32, 6);
+  });
+});
+
+/** A minute of readings: in flight per consumer, served per consumer a second, consumers. */
+type Minute = readonly [inFlightPerConsumer: number, servedPerConsumer: number, consumers?: number];
+
+/** Feeds one reading a second, each for the second before it, a minute of each; returns what detectConcurrency read at the end. */
+function detectOver(minutes: readonly Minute[], reading: (s: Signals) => Signals = (s) => s) {
+  let history: TriggerHistory = emptyHistory();
+  let served = 0;
+  let out = detectConcurrency(reading({ backlog: 0 }), history, 0, 0);
+  for (let t = 0; t <= 60 * minutes.length; t++) {
+    const [n, x, consumers = 4] = minutes[Math.max(0, Math.floor((t - 1) / 60))]!;
+    if (t > 0) served += x * consumers;
+    const signals = { backlog: n * consumers, inFlight: n * consumers, consumers, servedTotal: served };
+    out = detectConcurrency(reading(signals), history, t * 1000, t === 0 ? 0 : 1);
+    history = { ...history, occupancyMinute: out.minute, occupancyMinutes: out.minutes };
+  }
+  return out;
+}
+
+describe('detectConcurrency: consumers that prefetch past what they serve at once', () => {
+  // prettier-ignore
+  const cases: [string, Minute[], number | undefined][] = [
+    // [what, minutes (in flight per consumer, served per consumer a second[, consumers]), concurrency read]
+    ['serving all they hold (S 8 s), 1 to 4 each: none', [[1, 1 / 8], [2, 2 / 8], [4, 4 / 8], [3, 3 / 8]], undefined],
+    ['4 at once of 12 prefetched (S 8 s): 4', [[2, 2 / 8], [4, 4 / 8], [12, 4 / 8], [10, 4 / 8]], 4],
+    ['the same, the first minute holding 3: 4', [[3, 3 / 8], [8, 4 / 8], [12, 4 / 8]], 4],
+    ['the same, never holding fewer than 12: cannot tell', [[12, 4 / 8], [12, 4 / 8], [12, 4 / 8]], undefined],
+    ['the same, 2 minutes only: not yet', [[2, 2 / 8], [12, 4 / 8]], undefined],
+    ['the mix from S 6 s to 10 s, serving all they hold: none', [[3, 3 / 6], [4, 4 / 10], [2, 2 / 6], [4, 4 / 8]], undefined],
+    // A trickle's short requests (S 1 s at 0.2 each) beside 8 s ones would read c = 0.5.
+    ['serving all they hold, a trickle minute between: none', [[4, 4 / 8], [0.2, 0.2], [4, 4 / 8], [3, 3 / 8]], undefined],
+    ['8 prefetched, 2 at once (S 4 s), the fleet growing: 2', [[1, 1 / 4, 2], [8, 2 / 4, 4], [8, 2 / 4, 8], [4, 2 / 4, 8]], 2],
+  ];
+  it.each(cases)('%s', (_, minutes, concurrency) => {
+    const out = detectOver(minutes);
+    if (concurrency === undefined) expect(out.concurrency).toBeUndefined();
+    else expect(out.concurrency).toBeCloseTo(concurrency, 6);
+  });
+
+  it('sums a minute over two of its S at least: 16 held at 0.5 a second (S 32 s) close after 64 s', () => {
+    const out = detectOver([
+      [16, 4 / 8],
+      [16, 4 / 8],
+    ]);
+    expect(out.minutes).toEqual([{ serviceSeconds: 32, servedPerConsumer: 0.5, inFlightPerConsumer: 16 }]);
+    expect(out.minute?.startMs).toBe(64_000);
+  });
+
+  it('reads nothing without in-flight counts, consumers or a served counter', () => {
+    const prefetching = cases[1]![1];
+    expect(detectOver(prefetching).concurrency).toBeDefined();
+    for (const drop of ['inFlight', 'consumers', 'servedTotal'] as const) {
+      const out = detectOver(prefetching, (s) => ({ ...s, [drop]: undefined }));
+      expect(out.concurrency).toBeUndefined();
+      expect(out.minutes).toBeUndefined();
+    }
+  });
+
+  it('keeps the last 10 minutes: a prefetch gone (the concurrency raised to it) is forgotten', () => {
+    const before = cases[1]![1];
+    const after = Array.from({ length: 10 }, (_, i): Minute => [8 + (i % 3) * 4, (8 + (i % 3) * 4) / 8]);
+    expect(detectOver(before).concurrency).toBeCloseTo(4, 6);
+    const out = detectOver([...before, ...after]);
+    expect(out.minutes).toHaveLength(10);
+    expect(out.concurrency).toBeUndefined();
   });
 });
 
