@@ -82,6 +82,8 @@ interface TriggerState {
   /** The shared record lastEvaluation started from (its time), when it started from one. */
   baseAtMs?: number;
   lastSeenMs: number;
+  /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
+  prefetchLogged?: boolean;
 }
 
 /** Calls `then` with a value now, or once a promise settles: the request path allocates no promise for a cached answer. */
@@ -254,6 +256,7 @@ export class Engine {
       throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
     }
     const { decision, history } = decide({ signals, scaling: trigger.scaling, history: base, nowMs });
+    if (state.prefetchLogged !== true) state.prefetchLogged = this.loggedPrefetch(trigger, decision);
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
     const last = state.lastEvaluation;
@@ -286,6 +289,22 @@ export class Engine {
       );
     }
     return evaluation;
+  }
+
+  /**
+   * Logs, once per trigger, that its consumers hold more messages than they serve at once and the
+   * model read the concurrency for itself: telling it does better (docs/model.md, "A prefetch past
+   * the concurrency"). Whether it did.
+   */
+  private loggedPrefetch(trigger: Trigger, decision: Decision): boolean {
+    const { details, signals } = decision.explanation;
+    const detected = details.detectedConcurrencyPerReplica;
+    if (detected === undefined) return false;
+    this.options.logger.warn(
+      { trigger: trigger.id, detectedConcurrencyPerReplica: detected, inFlight: signals.inFlight, consumers: signals.consumers },
+      "consumers hold more messages than they serve at once (a prefetch past their concurrency): the model counts those past the concurrency it reads from their throughput as waiting; set the trigger's concurrencyPerReplica, or the workers' prefetch to their concurrency",
+    );
+    return true;
   }
 
   /**

@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine.ts';
@@ -20,13 +21,13 @@ function fakeRabbit(backlog: Record<string, number>) {
   return { driver, reads };
 }
 
-function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number; step?: number }) {
+function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number; step?: number }, logger = silentLogger()) {
   const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
   const engine = new Engine({
     registry: new SourceRegistry([driver as unknown as SourceDriver]),
     cacheTtlMs: 1000,
     sourceTimeoutMs: 2000,
-    logger: silentLogger(),
+    logger,
     metrics,
     now: () => {
       const ms = clock.ms;
@@ -230,5 +231,59 @@ describe('Engine: one decision per reading', () => {
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="a",trigger="h"} 5',
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="b",trigger="h"} 1',
     ]);
+  });
+});
+
+describe('Engine: consumers that prefetch past their concurrency', () => {
+  /** Four consumers; each minute they hold n each and serve x each a second. A reading a second, for the second before it. */
+  async function run(minutes: readonly (readonly [n: number, x: number])[], extra: Record<string, string> = {}) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const clock = { ms: 1_000_000 };
+    const startMs = clock.ms;
+    let served = 0;
+    let n = 0;
+    const driver = fakeDriver(async () => ({ backlog: 4 * n, waiting: 0, inFlight: 4 * n, consumers: 4, servedTotal: served }));
+    const { engine } = engineWith(driver, clock, logger);
+    let evaluation;
+    for (let t = 0; t <= 60 * minutes.length; t++) {
+      const [held, perConsumer] = minutes[Math.max(0, Math.floor((t - 1) / 60))]!;
+      n = held;
+      if (t > 0) served += 4 * perConsumer;
+      clock.ms = startMs + t * 1000;
+      evaluation = await engine.evaluate(engine.trigger(ref('so', 'q', extra)));
+    }
+    return { lines, details: evaluation!.decision.explanation.details };
+  }
+  // S 8 s: 2 and 4 held serve a quarter and a half a second, 12 and 10 held a half: c = 4.
+  const prefetching = [
+    [2, 2 / 8],
+    [4, 4 / 8],
+    [12, 4 / 8],
+    [10, 4 / 8],
+  ] as const;
+
+  it('says so once, with the concurrency read, when the model reads it for itself', async () => {
+    const { lines, details } = await run([...prefetching, [12, 4 / 8]]);
+    expect(details.detectedConcurrencyPerReplica).toBe(4);
+    expect(details.prefetchedWaiting).toBe(32);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, detectedConcurrencyPerReplica: 4, consumers: 4 });
+    expect(lines[0]!.msg).toContain('concurrencyPerReplica');
+  });
+
+  it('says nothing when told the concurrency, or when the consumers serve all they hold', async () => {
+    const told = await run(prefetching, { concurrencyPerReplica: '4' });
+    expect(told.details.detectedConcurrencyPerReplica).toBeUndefined();
+    expect(told.details.prefetchedWaiting).toBe(24);
+    expect(told.lines).toEqual([]);
+    const serving = await run([
+      [2, 2 / 8],
+      [4, 4 / 8],
+      [3, 3 / 8],
+      [4, 4 / 8],
+    ]);
+    expect(serving.details.detectedConcurrencyPerReplica).toBeUndefined();
+    expect(serving.lines).toEqual([]);
   });
 });
