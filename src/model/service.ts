@@ -12,6 +12,8 @@
 // seconds over messages served is S plus the mean wait, so the lowest of recent minutes is at
 // least S and close to it once a minute passes with none waiting. What is in service is then at
 // most λ·min(that, k / μ): Kafka's lag counts those messages with the waiting ones.
+// A consumer that prefetches past what it serves at once shows it in its throughput, which stops
+// growing with what it holds (detectConcurrency); the messages past that count as waiting.
 import type { ScalingConfig } from '../trigger/types.ts';
 import { appendBounded } from './keepWarm.ts';
 import type { Signals, TriggerHistory } from './types.ts';
