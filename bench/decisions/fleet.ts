@@ -5,7 +5,10 @@
 // removed returns them to the queue's head. A replica costs GPU-seconds from the moment it is asked
 // for (the model loads on the GPU) until it is gone; a removed replica that still serves finishes
 // its requests first (graceful termination) and is billed until then. Removal order follows the
-// ReplicaSet controller: not-ready pods first, then the least busy.
+// ReplicaSet controller: not-ready pods first, then the least busy. A consumer acknowledges a
+// message after serving it, or (`ack` 'before': Celery's default early acknowledgment) as it
+// starts it: the broker then counts only what waits inside a replica unacknowledged, and its ack
+// counter counts starts.
 
 export interface Request {
   readonly arrivalS: number;
@@ -23,6 +26,9 @@ export interface Replica {
   removing: boolean;
 }
 
+/** When a replica's consumer acknowledges a message: after serving it, or as it starts it. */
+export type Ack = 'after' | 'before';
+
 export interface FleetHooks {
   /** Schedules a callback in simulated time. */
   at(atS: number, run: () => void): void;
@@ -32,6 +38,7 @@ export class Fleet {
   readonly concurrency: number;
   /** Messages a replica's consumer holds at once (concurrency: none waits inside a replica). */
   readonly prefetch: number;
+  readonly ack: Ack;
   private readonly hooks: FleetHooks;
   private readonly live = new Map<number, Replica>();
   private readonly queue: Request[] = [];
@@ -41,15 +48,18 @@ export class Fleet {
   coldStarts = 0;
   arrived = 0;
   served = 0;
+  /** The broker's ack counter: served, or started when acknowledged before the work. */
+  acked = 0;
   inService = 0;
   /** Prefetched and not started, over every replica. */
   held = 0;
   readonly waits: number[] = [];
 
-  constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency) {
+  constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency, ack: Ack = 'after') {
     if (prefetch < concurrency) throw new Error(`prefetch ${prefetch} below concurrency ${concurrency}`);
     this.concurrency = concurrency;
     this.prefetch = prefetch;
+    this.ack = ack;
     this.hooks = hooks;
   }
 
@@ -71,9 +81,9 @@ export class Fleet {
     return this.queue.length - this.queueHead;
   }
 
-  /** What the broker counts unacknowledged: in service, and prefetched waiting inside a replica. */
+  /** What the broker counts unacknowledged: in service (unless acknowledged before the work), and prefetched waiting inside a replica. */
   get unacked(): number {
-    return this.inService + this.held;
+    return this.ack === 'before' ? this.held : this.inService + this.held;
   }
 
   /** Busy share of each ready GPU, summed: busy GPU-equivalents. */
@@ -157,8 +167,7 @@ export class Fleet {
     while (this.queueHead < this.queue.length) {
       let best: Replica | undefined;
       for (const r of this.live.values()) {
-        const holds = r.busy + r.held.length;
-        if (r.ready && !r.removing && holds < this.prefetch && (best === undefined || holds < best.busy + best.held.length))
+        if (r.ready && !r.removing && this.unackedOn(r) < this.prefetch && (best === undefined || this.load(r) < this.load(best)))
           best = r;
       }
       if (best === undefined) return;
@@ -175,15 +184,26 @@ export class Fleet {
     }
   }
 
+  /** What the broker counts unacknowledged on the replica's consumer: what its prefetch bounds. */
+  private unackedOn(r: Replica): number {
+    return this.ack === 'before' ? (r.busy < this.concurrency ? 0 : r.held.length) : r.busy + r.held.length;
+  }
+
+  private load(r: Replica): number {
+    return r.busy + r.held.length;
+  }
+
   private start(nowS: number, replica: Replica, request: Request): void {
     replica.busy++;
     this.inService++;
+    if (this.ack === 'before') this.acked++;
     this.waits.push(nowS - request.arrivalS);
     this.hooks.at(nowS + request.serviceS, () => {
       const doneS = nowS + request.serviceS;
       replica.busy--;
       this.inService--;
       this.served++;
+      if (this.ack === 'after') this.acked++;
       if (replica.removing) {
         if (replica.busy === 0) this.retire(doneS, replica);
       } else {

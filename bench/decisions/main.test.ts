@@ -112,6 +112,12 @@ describe('bench:decisions arguments', () => {
     expect(() => parseArgs(['--slots', '8', '--prefetch', '6'])).toThrow('--prefetch "6": want an integer >= the slots (8)');
   });
 
+  it('acknowledges as a replica starts a message with --ack before (after the work by default)', () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--ack', 'before']))[0]!.ack).toBe('before');
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.ack).toBeUndefined();
+    expect(() => parseArgs(['--ack', 'early'])).toThrow('--ack "early": want before');
+  });
+
   it('hands --model KEY=VALUE to the model over what the other flags set', () => {
     const args = parseArgs(['--slots', '16', '--model', 'messagesPerReplica=5', '--model', 'keepWarm=0']);
     expect(jobs([{ synthetic: 'sessions' }], args)[0]!.model).toEqual({ messagesPerReplica: '5', keepWarm: '0' });

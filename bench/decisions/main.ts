@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -12,7 +12,9 @@
 // messagesPerReplica is left below the replica's prefetch). --prefetch N lets each replica's
 // consumer hold N messages (default: its slots), the ones past its slots waiting inside it, where
 // the broker counts them unacknowledged (a Celery worker's default prefetch is 4 per process; the
-// model is told nothing). --source KIND: what the model's source
+// model is told nothing). --ack before acknowledges each message as its replica starts it, not
+// once served (Celery's default early acknowledgment: the broker then counts only the prefetched
+// ones unacknowledged, and its ack counter counts starts). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --replicas N runs N scaler
@@ -30,6 +32,7 @@ import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
+import type { Ack } from './fleet.ts';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, policies, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
@@ -66,6 +69,8 @@ export interface Args {
   readonly slots: number | undefined;
   /** Messages a replica's consumer prefetches (its slots when undefined). */
   readonly prefetch: number | undefined;
+  /** When a replica's consumer acknowledges a message (after the work when undefined). */
+  readonly ack: Ack | undefined;
   /** Trigger metadata for the model, over what the other flags set. */
   readonly metadata: Readonly<Record<string, string>>;
   /** What the model's source reports (the management API's RabbitMQ when undefined). */
@@ -79,7 +84,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -118,6 +123,7 @@ export function parseArgs(argv: readonly string[]): Args {
         'cold-start': { type: 'string' },
         slots: { type: 'string' },
         prefetch: { type: 'string' },
+        ack: { type: 'string' },
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
         hours: { type: 'string' },
@@ -147,6 +153,9 @@ export function parseArgs(argv: readonly string[]): Args {
   const source = values.source;
   if (source !== undefined && !Object.hasOwn(SIMULATED_SOURCES, source)) {
     throw new Error(`--source ${JSON.stringify(source)}: want one of ${Object.keys(SIMULATED_SOURCES).join(', ')}`);
+  }
+  if (values.ack !== undefined && values.ack !== 'before' && values.ack !== 'after') {
+    throw new Error(`--ack ${JSON.stringify(values.ack)}: want before (as a replica starts a message) or after (once served)`);
   }
   let coldStart = PRODUCTION_COLD_START;
   if (values['cold-start'] !== undefined) {
@@ -182,6 +191,7 @@ export function parseArgs(argv: readonly string[]): Args {
       (n) => Number.isSafeInteger(n) && n >= (slots ?? CONCURRENCY),
       `an integer >= the slots (${slots ?? CONCURRENCY})`,
     ),
+    ack: values.ack as Ack | undefined,
     metadata,
     source: source as SimulatedSource | undefined,
     hours: numberFlag(
@@ -259,6 +269,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(Object.keys(model).length > 0 && { model }),
       ...(args.slots !== undefined && { slots: args.slots }),
       ...(args.prefetch !== undefined && { prefetch: args.prefetch }),
+      ...(args.ack !== undefined && { ack: args.ack }),
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.replicas !== undefined && { replicas: args.replicas }),
@@ -275,7 +286,7 @@ async function main(): Promise<void> {
   const rows = withKedaTuned(replayed);
   const firstSeed = args.seeds[0]!;
   console.log(
-    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}${args.prefetch === undefined ? '' : `, ${args.prefetch} prefetched by each replica's consumer`}; ` +
+    `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}${args.prefetch === undefined ? '' : `, ${args.prefetch} prefetched by each replica's consumer`}${args.ack === 'before' ? ', each acknowledged as its replica starts it' : ''}; ` +
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   const deployed = jobDeployment(args);

@@ -20,6 +20,7 @@ import {
 } from './policies.ts';
 import { type ColdStartSpec, type Policy, type Result, run, summarize } from './simulate.ts';
 import type { TimelineEntry } from './timeline.ts';
+import type { Ack } from './fleet.ts';
 import {
   type Trace,
   chatMix,
@@ -86,6 +87,8 @@ export interface Job {
   readonly slots?: number;
   /** Messages a replica's consumer holds at once (slots when absent). */
   readonly prefetch?: number;
+  /** When a replica's consumer acknowledges a message (after the work when absent). */
+  readonly ack?: Ack;
   /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
   readonly source?: SimulatedSource;
   /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
@@ -186,7 +189,7 @@ export async function runJob(job: Job): Promise<Row[]> {
     setting?: QueueSetting,
     timeline?: readonly TimelineEntry[],
   ) => {
-    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots, job.prefetch ?? job.slots);
+    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots, job.prefetch ?? job.slots, job.ack);
     for (const objectiveS of objectives)
       rows.push({
         ...summarize(outcome, objectiveS),

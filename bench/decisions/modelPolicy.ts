@@ -34,7 +34,7 @@ export const SIMULATED_SOURCES = {
     waiting: f.waiting,
     inFlight: f.unacked,
     arrivedTotal: f.arrived,
-    servedTotal: f.served,
+    servedTotal: f.acked,
     consumers: f.readyCount,
   }),
   'rabbitmq-amqp': (f: Fleet): SourceReading => ({ backlog: f.waiting, waiting: f.waiting, consumers: f.readyCount }),

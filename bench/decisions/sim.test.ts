@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from './eventQueue.ts';
-import { Fleet } from './fleet.ts';
+import { type Ack, Fleet } from './fleet.ts';
 import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
@@ -100,9 +100,9 @@ describe('KEDA loop', () => {
 });
 
 describe('Fleet', () => {
-  const harness = (prefetch = 2) => {
+  const harness = (prefetch = 2, ack: Ack = 'after') => {
     const q = new EventQueue<() => void>();
-    const fleet = new Fleet(2, { at: (t, run) => q.push(t, run) }, prefetch);
+    const fleet = new Fleet(2, { at: (t, run) => q.push(t, run) }, prefetch, ack);
     const runUntil = (t: number) => {
       for (let e = q.peek(); e !== undefined && e.atS <= t; e = q.peek()) q.pop()!.event();
     };
@@ -151,6 +151,23 @@ describe('Fleet', () => {
     runUntil(20);
     expect([fleet.waiting, fleet.inService, fleet.held]).toEqual([0, 4, 1]);
     expect(fleet.waits.slice(4)).toEqual([10, 10, 10, 10]);
+  });
+
+  it('acknowledged as started (Celery early ack): only what waits inside a replica is unacknowledged, the ack counter counts starts', () => {
+    const { fleet, runUntil } = harness(4, 'before');
+    fleet.scaleTo(0, 2, () => 10);
+    runUntil(10);
+    // Two replicas of 2 slots: 2 in service each (acknowledged), and 4 more prefetched each.
+    for (let i = 0; i < 13; i++) fleet.arrive(10, { arrivalS: 10, serviceS: 10 });
+    expect([fleet.waiting, fleet.inService, fleet.held, fleet.unacked, fleet.acked, fleet.served]).toEqual([1, 4, 8, 8, 4, 0]);
+    runUntil(20);
+    // Four served, four more started from inside the replicas, and the one in the queue taken.
+    expect([fleet.waiting, fleet.inService, fleet.held, fleet.unacked, fleet.acked, fleet.served]).toEqual([0, 4, 5, 5, 8, 4]);
+    const late = harness(4);
+    late.fleet.scaleTo(0, 2, () => 10);
+    late.runUntil(10);
+    for (let i = 0; i < 13; i++) late.fleet.arrive(10, { arrivalS: 10, serviceS: 10 });
+    expect([late.fleet.waiting, late.fleet.unacked, late.fleet.acked]).toEqual([5, 8, 0]);
   });
 
   it('returns what a removed replica prefetched to the head of the queue', () => {

@@ -1,7 +1,7 @@
 // The discrete-event loop: replays a trace into a Fleet under one policy, all in simulated time,
 // and reports what it cost and how long requests waited.
 import { EventQueue } from './eventQueue.ts';
-import { Fleet } from './fleet.ts';
+import { type Ack, Fleet } from './fleet.ts';
 import { lognormal, lognormalFromP50P99, rng } from './random.ts';
 import { CONCURRENCY, type Trace } from './traces.ts';
 
@@ -106,7 +106,7 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
   };
 }
 
-/** Replays `trace` under `policy`, on replicas that serve `slots` requests at once and take `prefetch` from the queue. */
+/** Replays `trace` under `policy`, on replicas that serve `slots` requests at once and take `prefetch` from the queue, acknowledged `ack` the work. */
 export async function run(
   trace: Trace,
   policy: Policy,
@@ -114,11 +114,12 @@ export async function run(
   coldStarts: ColdStartSpec = PRODUCTION_COLD_START,
   slots: number = CONCURRENCY,
   prefetch: number = slots,
+  ack: Ack = 'after',
 ): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
-  const fleet = new Fleet(slots, { at }, prefetch);
+  const fleet = new Fleet(slots, { at }, prefetch, ack);
   const lastArrival = trace.requests.at(-1)?.arrivalS ?? 0;
   const endS = lastArrival + TAIL_S;
   const coldStart = coldStartSampler(seed, coldStarts);
