@@ -186,7 +186,7 @@ export class Fleet {
 
   /** What the broker counts unacknowledged on the replica's consumer: what its prefetch bounds. */
   private unackedOn(r: Replica): number {
-    return this.ack === 'before' ? (r.busy < this.concurrency ? 0 : r.held.length) : r.busy + r.held.length;
+    return this.ack === 'before' ? r.held.length : r.busy + r.held.length;
   }
 
   private load(r: Replica): number {
