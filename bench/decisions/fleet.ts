@@ -48,8 +48,6 @@ export class Fleet {
   coldStarts = 0;
   arrived = 0;
   served = 0;
-  /** The broker's ack counter: served, or started when acknowledged before the work. */
-  acked = 0;
   inService = 0;
   /** Prefetched and not started, over every replica. */
   held = 0;
@@ -84,6 +82,11 @@ export class Fleet {
   /** What the broker counts unacknowledged: in service (unless acknowledged before the work), and prefetched waiting inside a replica. */
   get unacked(): number {
     return this.ack === 'before' ? this.held : this.inService + this.held;
+  }
+
+  /** The broker's ack counter: served, or started (served and in service) when acknowledged before the work. */
+  get acked(): number {
+    return this.ack === 'before' ? this.served + this.inService : this.served;
   }
 
   /** Busy share of each ready GPU, summed: busy GPU-equivalents. */
@@ -186,7 +189,7 @@ export class Fleet {
 
   /** What the broker counts unacknowledged on the replica's consumer: what its prefetch bounds. */
   private unackedOn(r: Replica): number {
-    return this.ack === 'before' ? r.held.length : r.busy + r.held.length;
+    return this.ack === 'before' ? r.held.length : this.load(r);
   }
 
   private load(r: Replica): number {
@@ -196,14 +199,12 @@ export class Fleet {
   private start(nowS: number, replica: Replica, request: Request): void {
     replica.busy++;
     this.inService++;
-    if (this.ack === 'before') this.acked++;
     this.waits.push(nowS - request.arrivalS);
     this.hooks.at(nowS + request.serviceS, () => {
       const doneS = nowS + request.serviceS;
       replica.busy--;
       this.inService--;
       this.served++;
-      if (this.ack === 'after') this.acked++;
       if (replica.removing) {
         if (replica.busy === 0) this.retire(doneS, replica);
       } else {
