@@ -96,8 +96,9 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
   // what the sources reported, and says how many it counted waiting). The concurrency is the
   // configured one, else what the consumers' throughput says when they prefetch past it.
-  const occupancy = detectConcurrency(reported, history, nowMs, dtSeconds);
-  const detected = scaling.concurrencyPerReplica === undefined ? occupancy.concurrency : undefined;
+  const occupancy =
+    scaling.concurrencyPerReplica === undefined ? detectConcurrency(reported, history, nowMs, dtSeconds) : undefined;
+  const detected = occupancy?.concurrency;
   const signals = inFlightPastConcurrency(reported, scaling.concurrencyPerReplica ?? detected);
   // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
@@ -363,8 +364,8 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
       busyPeakReplicas: busyPeak,
       busyPeaks,
       lastReady: signals.consumers,
-      occupancyMinute: occupancy.minute,
-      occupancyMinutes: occupancy.minutes,
+      occupancyMinute: occupancy?.minute,
+      occupancyMinutes: occupancy?.minutes,
       ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples } : {}),
     },
   };

@@ -320,10 +320,11 @@ export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs
  * MIN_BACKLOG_MINUTES of them at least), the shortest S (in flight over served) times the highest
  * served per consumer reads c: S from a minute that held no more than c, c / S from one that held
  * c or more. When that is at most PREFETCH_SHARE of the most in flight per consumer any minute
- * saw, the consumers prefetch past it. A consumer that serves all it holds reads about its own n, within the request
- * mix's changes from minute to minute. Undefined while the minutes do not say so (a fleet that
- * always holds its whole prefetch looks like one with that many slots), or without in-flight
- * counts, consumers and a served counter (RabbitMQ's management API has all three).
+ * saw, the consumers prefetch past it. A consumer that serves all it holds reads about its own n,
+ * within the request mix's changes from minute to minute. Undefined while the minutes do not say
+ * so (a fleet that always holds its whole prefetch looks like one with that many slots), or
+ * without in-flight counts, consumers and a served counter (RabbitMQ's management API has all
+ * three).
  */
 export function detectConcurrency(signals: Signals, history: TriggerHistory, nowMs: number, dtSeconds: number) {
   const { inFlight, consumers, servedTotal } = signals;
