@@ -30,7 +30,7 @@ import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmS
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
-import { detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
+import { acknowledgedBeforeWork, detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
   type Decision,
@@ -96,10 +96,11 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
   // what the sources reported, and says how many it counted waiting). The concurrency is the
   // configured one, else what the consumers' throughput says when they prefetch past it.
-  const occupancy =
-    scaling.concurrencyPerReplica === undefined ? detectConcurrency(reported, history, nowMs, dtSeconds) : undefined;
+  // Acknowledged before the work, none of what is in flight is in service: the whole backlog waits.
+  const read = scaling.acknowledgement === 'before-work' ? acknowledgedBeforeWork(reported) : reported;
+  const occupancy = scaling.concurrencyPerReplica === undefined ? detectConcurrency(read, history, nowMs, dtSeconds) : undefined;
   const detected = occupancy?.concurrency;
-  const signals = inFlightPastConcurrency(reported, scaling.concurrencyPerReplica ?? detected);
+  const signals = inFlightPastConcurrency(read, scaling.concurrencyPerReplica ?? detected);
   // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
   let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };

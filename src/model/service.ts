@@ -92,6 +92,18 @@ export function inFlightPastConcurrency(signals: Signals, k: number | undefined)
   return { ...signals, inFlight: inService, waiting: waiting + inFlight - inService, prefetched: inFlight - inService };
 }
 
+/**
+ * The signals of workers that acknowledge a message before serving it (acknowledgement
+ * before-work): what the broker counts in flight waits inside the replicas, and nothing it reports
+ * is in service. The whole backlog waits, and no in-flight count is left to read S from: μ comes
+ * from stretches with every replica busy, as for a source without in-flight counts (Kafka).
+ */
+export function acknowledgedBeforeWork(signals: Signals): Signals {
+  const { inFlight, ...rest } = signals;
+  if (inFlight === undefined && signals.waiting === undefined) return signals;
+  return { ...rest, waiting: Math.max(0, signals.backlog), ...(inFlight !== undefined && { prefetched: inFlight }) };
+}
+
 /** Whether the fleet is saturated: the backlog is at least every consumer's share. */
 function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
   const { consumers } = signals;

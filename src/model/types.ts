@@ -13,7 +13,8 @@ export interface Signals {
   readonly inFlight?: number;
   /**
    * Of the waiting ones, those that wait inside a replica: prefetched by its consumer past its
-   * concurrency (concurrencyPerReplica; service.ts). Set by the model, not by a source.
+   * concurrency (concurrencyPerReplica), or all it holds when it acknowledges before the work
+   * (acknowledgement; service.ts). Set by the model, not by a source.
    */
   readonly prefetched?: number;
   /** λ: messages arriving per second (smoothed), when known. */

@@ -122,6 +122,13 @@ export const scalingFields = {
     description:
       "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),
+  acknowledgement: field({
+    schema: kinds.oneOf(['after-work', 'before-work']),
+    allowed: 'after-work or before-work',
+    default: 'after-work' as const,
+    description:
+      "When the workers acknowledge a message. after-work: once served, so the broker counts it in flight (unacknowledged) while a replica serves it. before-work: as they take or start it (Celery's default early acknowledgment, task_acks_late = False; consumers in automatic acknowledgment mode): what the broker counts in flight waits inside the replicas, and nothing counts what is served, so every message of the backlog counts as waiting and the throughput is read from stretches with every replica busy (docs/model.md).",
+  }),
   coldStartSeconds: field({
     schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
     allowed: '"auto" or a number of seconds >= 0',

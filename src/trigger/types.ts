@@ -67,6 +67,8 @@ export interface ScalingConfig {
   readonly throughputPerReplica: number | undefined;
   /** Requests a replica serves at once, when its consumer prefetches more (in flight past it waits). */
   readonly concurrencyPerReplica: number | undefined;
+  /** When the workers acknowledge a message: after serving it (in flight = in service), or before (in flight waits). */
+  readonly acknowledgement: 'after-work' | 'before-work';
   /** Seconds, or learned from the brokers' consumers (auto). */
   readonly coldStartSeconds: 'auto' | number;
   readonly drainSeconds: number;

@@ -140,6 +140,7 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     messagesPerReplica: positiveNumber,
     throughputPerReplica: positiveNumber,
     concurrencyPerReplica: positiveInt,
+    acknowledgement: fc.constantFrom('after-work', 'before-work'),
     coldStartSeconds: nonNegativeNumber,
     drainSeconds: positiveNumber,
     lateRequestCost: nonNegativeNumber,
@@ -285,7 +286,15 @@ function valid(t: Targets, good: Record<string, fc.Arbitrary<string>>): fc.Arbit
       .tuple(
         good['gpu.query']!,
         optional('gpu.targetUtilization', 'gpu.activationThreshold', 'gpu.ignoreNullValues'),
-        optional('messagesPerReplica', 'coldStartSeconds', 'drainSeconds', 'lateRequestCost', 'maxReplicas', 'keepWarm'),
+        optional(
+          'messagesPerReplica',
+          'coldStartSeconds',
+          'drainSeconds',
+          'lateRequestCost',
+          'maxReplicas',
+          'keepWarm',
+          'acknowledgement',
+        ),
       )
       .map(([q, a, b]) => ({ 'gpu.serverAddress': `http://127.0.0.1:${t.prometheusPort}`, 'gpu.query': q, ...a, ...b })),
   };

@@ -6,6 +6,7 @@ export const scaling: ScalingConfig = {
   messagesPerReplica: 5,
   throughputPerReplica: undefined,
   concurrencyPerReplica: undefined,
+  acknowledgement: 'after-work',
   coldStartSeconds: 60,
   drainSeconds: 60,
   lateRequestCost: 10,

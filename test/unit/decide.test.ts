@@ -127,6 +127,46 @@ describe("decide: messages prefetched past a replica's concurrency (concurrencyP
   });
 });
 
+describe('decide: workers that acknowledge before the work (acknowledgement before-work)', () => {
+  // 4 replicas whose consumers acknowledge a message as they start it and hold 16 more each.
+  const signals: Signals = { backlog: 70, waiting: 6, inFlight: 64, consumers: 4, arrivalRatePerSecond: 1 };
+  const decideWith = (overrides: Partial<ScalingConfig>) =>
+    decide({
+      signals,
+      scaling: { ...scaling, throughputPerReplica: 0.5, drainSeconds: 30, ...overrides },
+      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [] },
+      nowMs: 0,
+    }).decision;
+
+  it('counts what is in flight waiting inside the replicas, and asks for the replicas it needs', () => {
+    const after = decideWith({});
+    const before = decideWith({ acknowledgement: 'before-work' });
+    expect(after.explanation.details.prefetchedWaiting).toBeUndefined();
+    expect(before.explanation.details.prefetchedWaiting).toBe(64);
+    expect(before.explanation.details.waiting).toBe(70);
+    // The queue's budget: T less one service time (k 5 of μ 0.5 a second: S = 10 s), as for a prefetch.
+    expect(before.explanation.details.queueBudgetSeconds).toBe(20);
+    expect(before.explanation.signals).toEqual(signals);
+    expect(before.desiredReplicas).toBeGreaterThan(after.desiredReplicas);
+  });
+
+  it('reads no concurrency from the consumers: none of what they hold is in service', () => {
+    const occupancyMinutes = [
+      { serviceSeconds: 0.1, servedPerConsumer: 0.25, inFlightPerConsumer: 1 },
+      { serviceSeconds: 8, servedPerConsumer: 0.5, inFlightPerConsumer: 4 },
+      { serviceSeconds: 32, servedPerConsumer: 0.5, inFlightPerConsumer: 16 },
+    ];
+    const d = decide({
+      signals: { ...signals, servedTotal: 1000 },
+      scaling: { ...scaling, acknowledgement: 'before-work' },
+      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], occupancyMinutes },
+      nowMs: 0,
+    }).decision;
+    expect(d.explanation.details.detectedConcurrencyPerReplica).toBeUndefined();
+    expect(d.explanation.details.prefetchedWaiting).toBe(64);
+  });
+});
+
 describe('decide with rates: the fluid queue (demand.ts)', () => {
   // μ = 2 per replica, k = 5 slots (messagesPerReplica), so S = 2.5 s; C = 60, T = 60.
   const withRates = { ...scaling, throughputPerReplica: 2 };

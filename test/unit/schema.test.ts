@@ -83,6 +83,7 @@ describe('trigger schema', () => {
     ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" or a number of seconds/],
     ['concurrencyPerReplica', '0', /concurrencyPerReplica: got "0"; allowed: an integer > 0/],
     ['concurrencyPerReplica', '2.5', /concurrencyPerReplica: got "2.5"; allowed: an integer > 0/],
+    ['acknowledgement', 'early', /acknowledgement: got "early"; allowed: after-work or before-work/],
     ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" or a number of seconds >= 0/],
     ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" or a number of seconds >= 0/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
@@ -94,6 +95,11 @@ describe('trigger schema', () => {
   it('reads concurrencyPerReplica, and leaves it unset by default', () => {
     expect(parse({ ...rabbit, concurrencyPerReplica: '4' }).scaling.concurrencyPerReplica).toBe(4);
     expect(parse(rabbit).scaling.concurrencyPerReplica).toBeUndefined();
+  });
+
+  it('reads acknowledgement, after-work by default', () => {
+    expect(parse({ ...rabbit, acknowledgement: 'before-work' }).scaling.acknowledgement).toBe('before-work');
+    expect(parse(rabbit).scaling.acknowledgement).toBe('after-work');
   });
 
   it.each(['12', '+1.', '.5', '1e3', '2.5E-2'])('reads the decimal number %j', (value) => {

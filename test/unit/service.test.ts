@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { emptyHistory } from '../../src/model/decide.ts';
 import {
   MIN_SERVED_TO_LEARN,
+  acknowledgedBeforeWork,
   detectConcurrency,
   inFlightPastConcurrency,
   learnService,
@@ -54,6 +55,46 @@ describe("inFlightPastConcurrency: prefetched messages past a replica's concurre
     // 16 in service, 2 served a second: S = 8 s (untold, Little's law read 32 s: the prefetched wait counted as service).
     expect(s.serviceSeconds).toBeCloseTo(8, 6);
     expect(feed(600, reading).serviceSeconds).toBeCloseTo(32, 6);
+  });
+});
+
+describe('acknowledgedBeforeWork: what the broker counts in flight waits, none of it in service', () => {
+  it.each([
+    // [what, signals, waiting, prefetched]
+    ['4 consumers holding 16 each, none ready: all 64 wait', { backlog: 64, waiting: 0, inFlight: 64, consumers: 4 }, 64, 64],
+    ['with ready messages too', { backlog: 70, waiting: 6, inFlight: 64, consumers: 4 }, 70, 64],
+    ['none held: the ready ones', { backlog: 6, waiting: 6, inFlight: 0, consumers: 4 }, 6, 0],
+    ['waiting unreported: the backlog', { backlog: 70, inFlight: 64 }, 70, 64],
+    ['no in-flight count, waiting reported (amqp): the backlog', { backlog: 9, waiting: 9, consumers: 2 }, 9, undefined],
+  ] as [string, Signals, number, number | undefined][])('%s', (_, signals, waiting, prefetched) => {
+    const out = acknowledgedBeforeWork(signals);
+    expect(out.inFlight).toBeUndefined();
+    expect(out.waiting).toBe(waiting);
+    expect(out.prefetched).toBe(prefetched);
+    expect(out.backlog).toBe(signals.backlog);
+    expect(out.consumers).toBe(signals.consumers);
+  });
+
+  it('leaves a reading without in-flight or waiting counts (Kafka) as it is', () => {
+    const lag: Signals = { backlog: 64, consumers: 4, servedTotal: 10 };
+    expect(acknowledgedBeforeWork(lag)).toBe(lag);
+  });
+
+  it("μ from the stretches with every replica busy, not from Little's law on the held messages", () => {
+    // 4 consumers serving 4 at once for 8 s (2 a second in all) and holding 16 more each, for 5
+    // minutes; then the queue is empty (the busy stretch ends, and counts).
+    const reading = (t: number): Signals =>
+      t <= 300
+        ? { backlog: 64, waiting: 0, inFlight: 64, servedTotal: 2 * t, consumers: 4 }
+        : { backlog: 0, waiting: 0, inFlight: 0, servedTotal: 600, consumers: 4 };
+    const before = { ...scaling, acknowledgement: 'before-work' as const };
+    const s = feed(310, (t) => acknowledgedBeforeWork(reading(t)), before);
+    expect(s.source).toBe('saturation');
+    expect(s.throughputPerReplica).toBeCloseTo(0.5, 2); // 600 served over 4 consumers' 301 s
+    // Read as served, the held messages made S 32 s and k 16: the same μ, the wait inside taken for service.
+    const after = feed(300, reading);
+    expect(after.source).toBe('in-flight');
+    expect(after.serviceSeconds).toBeCloseTo(32, 6);
   });
 });
 

@@ -214,6 +214,7 @@ describe('the shared history’s schema', () => {
       messagesPerReplica: 4,
       throughputPerReplica: undefined,
       concurrencyPerReplica: undefined,
+      acknowledgement: 'after-work' as const,
       coldStartSeconds: 60,
       drainSeconds: 15,
       lateRequestCost: 10,
