@@ -219,3 +219,29 @@ describe('concurrencyPerReplica', () => {
     }
   }, 30_000);
 });
+
+describe('acknowledgement before-work', () => {
+  it('counts every message the consumers hold as waiting inside the replicas', async () => {
+    const queue = await rabbit.queue(12);
+    // One replica whose consumer acknowledges a message as it starts it and holds 8 more: the
+    // broker shows those 8 in flight, and none of the requests in service.
+    const release = await rabbit.holdUnacked(queue, 8);
+    try {
+      const metadata = {
+        'rabbitmq.host': requireService('RABBITMQ_MANAGEMENT_URL'),
+        'rabbitmq.queueName': queue,
+        acknowledgement: 'before-work',
+      };
+      const so = ref(metadata, 'early-ack', 'acknowledgement');
+      const view = await eventually(async () => {
+        await t.client.getMetrics(so);
+        const [v] = await explainViews(t.scaler.metricsPort, 'acknowledgement', 'early-ack');
+        return v?.explanation?.signals.inFlight === 8 && v.explanation.signals.consumers === 1 ? v : undefined;
+      });
+      expect(view.explanation!.signals).toMatchObject({ backlog: 12, waiting: 4, inFlight: 8, consumers: 1 });
+      expect(view.explanation!.details.prefetchedWaiting).toBe(8);
+    } finally {
+      await release();
+    }
+  }, 30_000);
+});
