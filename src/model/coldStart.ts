@@ -24,6 +24,11 @@ const OUTLIER_FACTOR = 4;
 const HPA_TOLERANCE = 0.1;
 /** The quantile of the samples C is: nineteen in twenty replicas serve within it. */
 const COLD_START_QUANTILE = 0.95;
+/**
+ * Samples the prior counts as for the mean cold start: a mean settles within a few samples (cold
+ * starts spread by about a third of their median), where the 95th percentile needs the 20.
+ */
+const MEAN_PRIOR_SAMPLES = 2;
 
 export interface ColdStartState {
   /** Replicas asked for and not serving yet, oldest first. */
@@ -95,6 +100,18 @@ export function coldStartSeconds(setting: 'auto' | number, samples: readonly num
   if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
   const seconds = weighed(samples, COLD_START_PRIOR_SECONDS, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
   return { seconds, source: 'learned' };
+}
+
+/**
+ * What a cold start costs on average, in GPU-seconds of a replica loading: the configured C (no
+ * more is known), else the mean of the samples, moved from the prior as if it were
+ * MEAN_PRIOR_SAMPLES samples. Keep-warm's price of a wake that leaves nobody late (decide.ts).
+ */
+export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly number[]): number {
+  if (setting !== 'auto') return setting;
+  let sum = COLD_START_PRIOR_SECONDS * MEAN_PRIOR_SAMPLES;
+  for (const x of samples) sum += x;
+  return sum / (samples.length + MEAN_PRIOR_SAMPLES);
 }
 
 /**

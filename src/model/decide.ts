@@ -29,7 +29,14 @@ import {
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
-import { type ColdStartState, coldStartSeconds, observeReady, shareLongerThan, trackAsks } from './coldStart.ts';
+import {
+  type ColdStartState,
+  coldStartSeconds,
+  meanColdStartSeconds,
+  observeReady,
+  shareLongerThan,
+  trackAsks,
+} from './coldStart.ts';
 import { acknowledgedBeforeWork, detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
@@ -135,6 +142,8 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   let headStart = recount ? undefined : history.headStart;
   let busyPeaks = history.busyPeaks ?? NO_PEAKS;
   let busyPeak = history.busyPeakReplicas;
+  let backlogPeaks = history.busyBacklogPeaks ?? NO_PEAKS;
+  let backlogPeak = history.busyPeakBacklog;
   const closeHead = () => {
     if (headStart === undefined) return;
     heads = appendBounded(heads, Math.max(1, arrivedTotal - headStart.total), MAX_GAPS);
@@ -153,7 +162,9 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
     idleSinceMs = nowMs;
     if (busyPeak !== undefined) busyPeaks = appendBounded(busyPeaks, busyPeak, MAX_PEAKS);
+    if (backlogPeak !== undefined) backlogPeaks = appendBounded(backlogPeaks, backlogPeak, MAX_PEAKS);
     busyPeak = undefined;
+    backlogPeak = undefined;
   }
 
   const service = learnService(signals, scaling, history, nowMs);
@@ -221,7 +232,10 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
     trend > 0 || riseNotHeld
       ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, {}), demands.gpu ?? 0)
       : unheld;
-  if (working) busyPeak = Math.max(busyPeak ?? 0, unheld);
+  if (working) {
+    busyPeak = Math.max(busyPeak ?? 0, unheld);
+    backlogPeak = Math.max(backlogPeak ?? 0, signals.backlog);
+  }
 
   // Bursts: with a cold start longer than the objective, keep warm what pays.
   let bursts: BurstState = { episode: history.burstEpisode, bursts: history.bursts ?? NO_BURSTS };
@@ -256,13 +270,20 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const next = scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
   if (next !== undefined) details.expectedGapSeconds = round(next.expectedGapSeconds);
   // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
-  // bridged costs C plus its head's late requests, unless the prediction covers it.
+  // bridged costs a cold start plus its head's late requests, unless the prediction covers it. The
+  // cold start is priced at its mean (the loading) where a wake leaves nobody late: C <= T, and no
+  // busy period remembered held more messages than one replica serves at once, so each starts as
+  // the first replica serves. Else at C: the messages past it wait behind those, or for the HPA's
+  // steps from zero, late where the head counts none, and C's higher price keeps warm against that.
   const warm = Math.max(1, floor);
   const headCost = (head: number) => (lateWindowSeconds > 0 ? (X * head) / warm : 0);
+  const startsAtOnce = backlogPeaks.length > 0 && Math.max(...backlogPeaks) <= service.slotsPerReplica;
+  const wake =
+    lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling.coldStartSeconds, starts.samples)) : C;
   const wakeCosts = gaps.map((g, i) =>
-    next !== undefined && covers(next, g, T) ? C : C + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
+    next !== undefined && covers(next, g, T) ? wake : wake + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
   );
-  const breakEven = next !== undefined ? C : C + headCost(mean(heads, 1));
+  const breakEven = next !== undefined ? wake : wake + headCost(mean(heads, 1));
   const window = keepWarmWindow(scaling.keepWarm, gaps, wakeCosts, breakEven);
   details.coldStartCostSeconds = round(breakEven);
   details.keepWarmSeconds = round(window.seconds);
@@ -364,6 +385,8 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
       bursts: bursts.bursts,
       busyPeakReplicas: busyPeak,
       busyPeaks,
+      busyPeakBacklog: backlogPeak,
+      busyBacklogPeaks: backlogPeaks,
       lastReady: signals.consumers,
       occupancyMinute: occupancy?.minute,
       occupancyMinutes: occupancy?.minutes,

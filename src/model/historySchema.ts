@@ -56,6 +56,8 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     bursts: list(z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly()).optional(),
     busyPeakReplicas: nonNegative.optional(),
     busyPeaks: list(nonNegative).optional(),
+    busyPeakBacklog: nonNegative.optional(),
+    busyBacklogPeaks: list(nonNegative).optional(),
     pendingStarts: list(mark).optional(),
     coldStartSamples: list(nonNegative).optional(),
     lastReady: nonNegative.optional(),

@@ -121,6 +121,9 @@ export interface TriggerHistory {
   /** Peak demand of the current busy period, and of recent finished ones (newest last). */
   readonly busyPeakReplicas?: number;
   readonly busyPeaks?: readonly number[];
+  /** The most messages the queue held during the current busy period, and the last busy periods' (keep-warm). */
+  readonly busyPeakBacklog?: number;
+  readonly busyBacklogPeaks?: readonly number[];
   /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];

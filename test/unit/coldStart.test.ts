@@ -3,6 +3,7 @@ import {
   COLD_START_PRIOR_SECONDS,
   type ColdStartState,
   coldStartSeconds,
+  meanColdStartSeconds,
   observeReady,
   quantile,
   shareLongerThan,
@@ -144,6 +145,23 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
     [[10, 20], 0.95, 19.5],
     [[4, 1, 3, 2], 1, 4],
   ])('quantile(%j, %d) = %d', (list, q, expected) => expect(quantile(list, q)).toBeCloseTo(expected, 9));
+});
+
+describe('meanColdStartSeconds: configured, or the mean with the prior counted as two samples', () => {
+  it.each([
+    { why: 'configured wins', setting: 45 as const, samples: [20, 30], seconds: 45 },
+    { why: 'nothing seen: the prior', setting: 'auto' as const, samples: [], seconds: COLD_START_PRIOR_SECONDS },
+    { why: 'two samples: halfway from the prior', setting: 'auto' as const, samples: [20, 20], seconds: 40 },
+    {
+      why: 'ten samples of 25 s: (2 x 60 + 250) / 12',
+      setting: 'auto' as const,
+      samples: Array<number>(10).fill(25),
+      seconds: 370 / 12,
+    },
+    { why: 'slower than the prior: above it', setting: 'auto' as const, samples: [90, 90], seconds: 75 },
+  ])('$why', ({ setting, samples, seconds }) => {
+    expect(meanColdStartSeconds(setting, samples)).toBeCloseTo(seconds, 9);
+  });
 });
 
 describe('shareLongerThan: the share of cold starts longer than T, weighed against the prior as C is', () => {

@@ -708,6 +708,25 @@ describe('keep-warm and prewarm', () => {
     ).toBe(false);
   });
 
+  it.each([
+    // [what, the busy period's backlog (one replica serves k = 5 at once), T, the wake's price]: 5
+    // cold starts of 25 s learned; C = 60 + 5/20 x (25 - 60) = 51.25, their mean (2 x 60 + 125) / 7 = 35.
+    ['all of it starts as the first replica serves, C <= T: the mean', 5, 60, 35],
+    ['more than one replica serves at once: C', 6, 60, 51.25],
+    ['C > T: C (and the head)', 5, 30, 51.25 + 10],
+  ] as const)('prices a wake at the mean cold start only where it leaves nobody late: %s', (_, backlog, T, K) => {
+    const cfg = { ...auto, coldStartSeconds: 'auto' as const, drainSeconds: T };
+    let history: TriggerHistory = { ...emptyHistory(), coldStartSamples: Array<number>(5).fill(25) };
+    history = decide({ signals: { backlog, consumers: 1 }, scaling: cfg, history, nowMs: 0 }).history;
+    history = decide({ signals: { backlog: 0, consumers: 1 }, scaling: cfg, history, nowMs: 10_000 }).history;
+    const idle = decide({ signals: { backlog: 0, consumers: 1 }, scaling: cfg, history, nowMs: 20_000 }).decision;
+    expect(idle.explanation.details).toMatchObject({
+      coldStartSeconds: 51.25,
+      coldStartCostSeconds: K,
+      keepWarmSource: 'break-even',
+    });
+  });
+
   it('keeps warm for a fixed keepWarm whatever the objective', () => {
     const cfg = { ...auto, keepWarm: 45, drainSeconds: 15 };
     const history = { ...emptyHistory(), lastWorkAtMs: 0, idleSinceMs: 0 };
