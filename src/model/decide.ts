@@ -280,6 +280,7 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const startsAtOnce = backlogPeaks.length > 0 && Math.max(...backlogPeaks) <= service.slotsPerReplica;
   const wake =
     lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling.coldStartSeconds, starts.samples)) : C;
+  if (wake !== C) details.meanColdStartSeconds = round(wake);
   const wakeCosts = gaps.map((g, i) =>
     next !== undefined && covers(next, g, T) ? wake : wake + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
   );

@@ -17,9 +17,9 @@
 // saturated stretch (the same consumers, every slot busy), when that is below μ: the request mix
 // turned longer, and μ, averaged over minutes, still says the fleet keeps up.
 // Messages a replica's consumer prefetched past its concurrency, or holds unacknowledged when it
-// acknowledges before the work (signals.prefetched), wait behind
-// that replica's requests, not the fleet's: one long request holds them all. While any do, the two
-// conditions give the queue T less one service time (at least T / 2).
+// acknowledges before the work (signals.prefetched), wait behind that replica's requests, not the
+// fleet's: one long request holds them all. While any do, the two conditions give the queue T less
+// one service time (at least T / 2).
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced

@@ -725,6 +725,8 @@ describe('keep-warm and prewarm', () => {
       coldStartCostSeconds: K,
       keepWarmSource: 'break-even',
     });
+    // The explanation names the mean only where it priced the wake.
+    expect(idle.explanation.details.meanColdStartSeconds).toBe(K === 35 ? 35 : undefined);
   });
 
   it('keeps warm for a fixed keepWarm whatever the objective', () => {
