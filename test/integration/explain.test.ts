@@ -195,53 +195,42 @@ describe('coldStartSeconds auto', () => {
   });
 });
 
+/**
+ * The explanation of a trigger on a queue of 12 whose one consumer holds 8 unacknowledged, with
+ * `setting` added to its metadata, once the broker's statistics show the 8 and the consumer; the
+ * broker's counts are checked to be the explanation's signals, as reported.
+ */
+async function explainHolding8(setting: Record<string, string>, name: string, namespace: string) {
+  const queue = await rabbit.queue(12);
+  const release = await rabbit.holdUnacked(queue, 8);
+  try {
+    const metadata = { 'rabbitmq.host': requireService('RABBITMQ_MANAGEMENT_URL'), 'rabbitmq.queueName': queue, ...setting };
+    const so = ref(metadata, name, namespace);
+    const view = await eventually(async () => {
+      await t.client.getMetrics(so);
+      const [v] = await explainViews(t.scaler.metricsPort, namespace, name);
+      return v?.explanation?.signals.inFlight === 8 && v.explanation.signals.consumers === 1 ? v : undefined;
+    });
+    expect(view.explanation!.signals).toMatchObject({ backlog: 12, waiting: 4, inFlight: 8, consumers: 1 });
+    return view.explanation!;
+  } finally {
+    await release();
+  }
+}
+
 describe('concurrencyPerReplica', () => {
   it('counts the messages a consumer prefetched past it as waiting, and keeps what the broker reported', async () => {
-    const queue = await rabbit.queue(12);
     // One replica whose consumer prefetches 8 and serves 2 at once: the broker shows 8 in flight.
-    const release = await rabbit.holdUnacked(queue, 8);
-    try {
-      const metadata = {
-        'rabbitmq.host': requireService('RABBITMQ_MANAGEMENT_URL'),
-        'rabbitmq.queueName': queue,
-        concurrencyPerReplica: '2',
-      };
-      const so = ref(metadata, 'prefetching', 'concurrency');
-      const view = await eventually(async () => {
-        await t.client.getMetrics(so);
-        const [v] = await explainViews(t.scaler.metricsPort, 'concurrency', 'prefetching');
-        return v?.explanation?.signals.inFlight === 8 && v.explanation.signals.consumers === 1 ? v : undefined;
-      });
-      expect(view.explanation!.signals).toMatchObject({ backlog: 12, waiting: 4, inFlight: 8, consumers: 1 });
-      expect(view.explanation!.details.prefetchedWaiting).toBe(6);
-    } finally {
-      await release();
-    }
+    const explanation = await explainHolding8({ concurrencyPerReplica: '2' }, 'prefetching', 'concurrency');
+    expect(explanation.details.prefetchedWaiting).toBe(6);
   }, 30_000);
 });
 
 describe('acknowledgement before-work', () => {
   it('counts every message the consumers hold as waiting inside the replicas', async () => {
-    const queue = await rabbit.queue(12);
     // One replica whose consumer acknowledges a message as it starts it and holds 8 more: the
     // broker shows those 8 in flight, and none of the requests in service.
-    const release = await rabbit.holdUnacked(queue, 8);
-    try {
-      const metadata = {
-        'rabbitmq.host': requireService('RABBITMQ_MANAGEMENT_URL'),
-        'rabbitmq.queueName': queue,
-        acknowledgement: 'before-work',
-      };
-      const so = ref(metadata, 'early-ack', 'acknowledgement');
-      const view = await eventually(async () => {
-        await t.client.getMetrics(so);
-        const [v] = await explainViews(t.scaler.metricsPort, 'acknowledgement', 'early-ack');
-        return v?.explanation?.signals.inFlight === 8 && v.explanation.signals.consumers === 1 ? v : undefined;
-      });
-      expect(view.explanation!.signals).toMatchObject({ backlog: 12, waiting: 4, inFlight: 8, consumers: 1 });
-      expect(view.explanation!.details.prefetchedWaiting).toBe(8);
-    } finally {
-      await release();
-    }
+    const explanation = await explainHolding8({ acknowledgement: 'before-work' }, 'early-ack', 'acknowledgement');
+    expect(explanation.details.prefetchedWaiting).toBe(8);
   }, 30_000);
 });
