@@ -40,6 +40,12 @@ const BACKLOG_MINUTE_SECONDS = 60;
 const BACKLOG_MINUTES = 10;
 const MIN_SERVED_PER_MINUTE = 20;
 const MIN_BACKLOG_MINUTES = 3;
+/**
+ * Messages a minute must serve to say what its consumers hold at once: its S is the mean of its
+ * completions, and 20 of a long-tailed request mix put one minute's S at 2.5 times another's
+ * (one replica at 0.35 a second), which read as a concurrency of 1.1 for 4 slots.
+ */
+const MIN_SERVED_PER_OCCUPANCY_MINUTE = 40;
 /** A consumer whose throughput says it serves at most this share of what it holds is taken to prefetch past its concurrency. */
 const PREFETCH_SHARE = 0.5;
 /** A minute of in-flight readings lasts at least this many of its own S: Little's law over less is mostly the messages that span its ends. */
@@ -328,7 +334,7 @@ export function littleOnBacklog(signals: Signals, history: TriggerHistory, nowMs
  * Its throughput gives it away: over a minute, a consumer holding n serves min(n, c) / S a second,
  * flat once n passes its concurrency c, where a consumer that serves all it holds serves n / S.
  * Of the last BACKLOG_MINUTES (each at least SPAN_SERVICE_TIMES_PER_MINUTE of its S long, serving
- * MIN_SERVED_PER_MINUTE or more, its consumers holding MIN_IN_FLIGHT_PER_CONSUMER each or more;
+ * MIN_SERVED_PER_OCCUPANCY_MINUTE or more, its consumers holding MIN_IN_FLIGHT_PER_CONSUMER each or more;
  * MIN_BACKLOG_MINUTES of them at least), the shortest S (in flight over served) times the highest
  * served per consumer reads c: S from a minute that held no more than c, c / S from one that held
  * c or more. When that is at most PREFETCH_SHARE of the most in flight per consumer any minute
@@ -358,7 +364,7 @@ export function detectConcurrency(signals: Signals, history: TriggerHistory, now
   const done = step.done;
   if (
     done !== undefined &&
-    done.served >= MIN_SERVED_PER_MINUTE &&
+    done.served >= MIN_SERVED_PER_OCCUPANCY_MINUTE &&
     done.minute.inFlightSeconds >= MIN_IN_FLIGHT_PER_CONSUMER * done.minute.consumerSeconds &&
     done.minute.consumerSeconds > 0
   ) {

@@ -128,7 +128,13 @@ describe('detectConcurrency: consumers that prefetch past what they serve at onc
     ['the mix from S 6 s to 10 s, serving all they hold: none', [[3, 3 / 6], [4, 4 / 10], [2, 2 / 6], [4, 4 / 8]], undefined],
     // A trickle's short requests (S 1 s at 0.2 each) beside 8 s ones would read c = 0.5.
     ['serving all they hold, a trickle minute between: none', [[4, 4 / 8], [0.2, 0.2], [4, 4 / 8], [3, 3 / 8]], undefined],
-    ['8 prefetched, 2 at once (S 4 s), the fleet growing: 2', [[1, 1 / 4, 2], [8, 2 / 4, 4], [8, 2 / 4, 8], [4, 2 / 4, 8]], 2],
+    ['8 prefetched, 2 at once (S 4 s), the fleet growing: 2', [[1, 1 / 4, 3], [8, 2 / 4, 4], [8, 2 / 4, 8], [4, 2 / 4, 8]], 2],
+    // A minute's S is the mean of its completions: one replica at 0.35 a second serves 21 a minute,
+    // and a long-tailed mix puts one minute's S at 2.5 times another's (S from 2.8 to 7.2 s; a
+    // ServeGen client). Read, c = 2.8 s x 0.4 = 1.14 for 4 slots, at most half the 2.5 held. From
+    // 40 completions a minute the same minutes are read (a prefetch that holds 2.5 for 1.14).
+    ['one replica serving all it holds, 21 a minute, S 2.9 to 7.2 s: none', [[1.05, 0.37, 1], [1.7, 0.37, 1], [2.52, 0.35, 1], [1.16, 0.4, 1], [1.25, 0.38, 1]], undefined],
+    ['the same minutes, 2 replicas serving 40-48 a minute: read', [[1.05, 0.37, 2], [1.7, 0.37, 2], [2.52, 0.35, 2], [1.16, 0.4, 2], [1.25, 0.38, 2]], (1.05 / 0.37) * 0.4],
   ];
   it.each(cases)('%s', (_, minutes, concurrency) => {
     const out = detectOver(minutes);
