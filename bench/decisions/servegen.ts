@@ -7,7 +7,7 @@
 // round(rate x 600) gaps from its distribution, scaled to fill the window; tokens from the
 // window's distributions), with clients chosen by a rule fixed before any run (docs/model.md).
 //
-//   node bench/decisions/servegen.ts --checkout ../ServeGen --out /tmp/servegen [--hour 20] [--category language]
+//   npm run bench:servegen -- --checkout ../ServeGen --out /tmp/servegen [--hour 20] [--category language|reason]
 import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
