@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { OBJECTIVES, SEEDS, jobs, parseArgs, table, takeTimelines } from './main.ts';
+import { OBJECTIVES, SEEDS, jobs, parseArgs, table, takeTimelines, traceFiles } from './main.ts';
 import { builtInTraceSpecs, loadTrace, policies } from './matrix.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
 
@@ -267,6 +270,27 @@ describe('bench:decisions arguments', () => {
     expect(setups['keda-queue-tuned']).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain('queueLength 5');
     expect(setups['keda-queue']).toContain('cooldownPeriod 300 s, default HPA behavior');
+  });
+});
+
+describe('bench:decisions --trace', () => {
+  it('takes a file as given and a folder as the CSVs in it, sorted', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'traces-'));
+    try {
+      const header = 'TIMESTAMP,ContextTokens,GeneratedTokens\n';
+      mkdirSync(join(dir, 'tenants'));
+      mkdirSync(join(dir, 'empty'));
+      for (const name of ['b.csv', 'a.csv', 'notes.txt']) writeFileSync(join(dir, 'tenants', name), header);
+      writeFileSync(join(dir, 'mine.csv'), header);
+      expect(traceFiles([join(dir, 'tenants'), join(dir, 'mine.csv')])).toEqual([
+        join(dir, 'tenants', 'a.csv'),
+        join(dir, 'tenants', 'b.csv'),
+        join(dir, 'mine.csv'),
+      ]);
+      expect(() => traceFiles([join(dir, 'empty')])).toThrow(/a folder with no \.csv in it/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
   });
 });
 

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -28,7 +28,8 @@
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
 // AzurePublicDataset, CC-BY 4.0: Patel et al., "Splitwise: Efficient generative LLM inference
 // using phase splitting", ISCA 2024.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
@@ -84,7 +85,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -278,9 +279,23 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
   );
 }
 
+/** --trace paths: a file as given, a folder as the CSVs in it (sorted; one tenant each, say). */
+export function traceFiles(paths: readonly string[]): string[] {
+  return paths.flatMap((path) => {
+    if (!statSync(path).isDirectory()) return [path];
+    const csvs = readdirSync(path)
+      .filter((name) => name.endsWith('.csv'))
+      .sort()
+      .map((name) => join(path, name));
+    if (csvs.length === 0) throw new Error(`--trace ${JSON.stringify(path)}: a folder with no .csv in it`);
+    return csvs;
+  });
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
-  const specs: TraceSpec[] = args.traces.length > 0 ? args.traces.map((file) => ({ file })) : builtInTraceSpecs(args.hours);
+  const specs: TraceSpec[] =
+    args.traces.length > 0 ? traceFiles(args.traces).map((file) => ({ file })) : builtInTraceSpecs(args.hours);
   const started = performance.now();
   const { rows: replayed, timelines } = takeTimelines((await runJobs(jobs(specs, args), args.threads)).flat());
   const rows = withKedaTuned(replayed);

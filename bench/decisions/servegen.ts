@@ -8,7 +8,7 @@
 // window's distributions), with clients chosen by a rule fixed before any run (docs/model.md).
 //
 //   npm run bench:servegen -- --checkout ../ServeGen --out /tmp/servegen [--hour 20] [--category language|reason]
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -189,6 +189,8 @@ function main(): void {
   if (!Number.isInteger(hour) || hour < 0 || hour > 23) throw new Error(`--hour ${JSON.stringify(values.hour)}: want 0-23`);
   const fromS = hour * 3600;
   const root = join(values.checkout, 'data', values.category);
+  if (!existsSync(root))
+    throw new Error(`--checkout ${JSON.stringify(values.checkout)}: no data/${values.category}/ in it (a clone of ServeGen?)`);
   mkdirSync(values.out, { recursive: true });
   for (const model of readdirSync(root).sort()) {
     for (const file of readdirSync(join(root, model)).sort()) {
@@ -216,4 +218,11 @@ function main(): void {
   }
 }
 
-if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) main();
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  try {
+    main();
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  }
+}
