@@ -8,6 +8,15 @@ import { scaling } from '../support/scaling.ts';
 const run = (signals: Signals, overrides: Partial<ScalingConfig> = {}) =>
   decide({ signals, scaling: { ...scaling, ...overrides }, history: emptyHistory(), nowMs: 0 }).decision;
 
+/** One decision for a fleet of 4 asked for and serving, with `history` on top. */
+const withFour = (signals: Signals, withScaling: ScalingConfig, history: Partial<TriggerHistory> = {}) =>
+  decide({
+    signals,
+    scaling: withScaling,
+    history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], ...history },
+    nowMs: 0,
+  }).decision;
+
 describe('ceilSafe', () => {
   it.each([
     [7 / 0.7, 10],
@@ -73,13 +82,7 @@ describe("decide: messages prefetched past a replica's concurrency (concurrencyP
   // 4 replicas whose consumers hold 16 each and serve 4 at once; none ready in the broker.
   const signals: Signals = { backlog: 64, waiting: 0, inFlight: 64, consumers: 4, arrivalRatePerSecond: 1 };
   const withRates = { ...scaling, throughputPerReplica: 0.5, drainSeconds: 30 };
-  const asked = (overrides: Partial<ScalingConfig>) =>
-    decide({
-      signals,
-      scaling: { ...withRates, ...overrides },
-      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [] },
-      nowMs: 0,
-    }).decision;
+  const asked = (overrides: Partial<ScalingConfig>) => withFour(signals, { ...withRates, ...overrides });
 
   it('counts them waiting, and asks for the replicas they need; the explanation keeps what was reported', () => {
     const untold = asked({});
@@ -99,12 +102,7 @@ describe("decide: messages prefetched past a replica's concurrency (concurrencyP
       { serviceSeconds: 32, servedPerConsumer: 0.5, inFlightPerConsumer: 16 },
     ];
     const decideWith = (overrides: Partial<ScalingConfig>) =>
-      decide({
-        signals: { ...signals, servedTotal: 1000 },
-        scaling: { ...withRates, ...overrides },
-        history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], occupancyMinutes },
-        nowMs: 0,
-      }).decision;
+      withFour({ ...signals, servedTotal: 1000 }, { ...withRates, ...overrides }, { occupancyMinutes });
     const detected = decideWith({});
     const told = decideWith({ concurrencyPerReplica: 4 });
     expect(detected.explanation.details.detectedConcurrencyPerReplica).toBe(4);
@@ -131,12 +129,7 @@ describe('decide: workers that acknowledge before the work (acknowledgement befo
   // 4 replicas whose consumers acknowledge a message as they start it and hold 16 more each.
   const signals: Signals = { backlog: 70, waiting: 6, inFlight: 64, consumers: 4, arrivalRatePerSecond: 1 };
   const decideWith = (overrides: Partial<ScalingConfig>) =>
-    decide({
-      signals,
-      scaling: { ...scaling, throughputPerReplica: 0.5, drainSeconds: 30, ...overrides },
-      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [] },
-      nowMs: 0,
-    }).decision;
+    withFour(signals, { ...scaling, throughputPerReplica: 0.5, drainSeconds: 30, ...overrides });
 
   it('counts what is in flight waiting inside the replicas, and asks for the replicas it needs', () => {
     const after = decideWith({});
@@ -156,12 +149,7 @@ describe('decide: workers that acknowledge before the work (acknowledgement befo
       { serviceSeconds: 8, servedPerConsumer: 0.5, inFlightPerConsumer: 4 },
       { serviceSeconds: 32, servedPerConsumer: 0.5, inFlightPerConsumer: 16 },
     ];
-    const d = decide({
-      signals: { ...signals, servedTotal: 1000 },
-      scaling: { ...scaling, acknowledgement: 'before-work' },
-      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], occupancyMinutes },
-      nowMs: 0,
-    }).decision;
+    const d = withFour({ ...signals, servedTotal: 1000 }, { ...scaling, acknowledgement: 'before-work' }, { occupancyMinutes });
     expect(d.explanation.details.detectedConcurrencyPerReplica).toBeUndefined();
     expect(d.explanation.details.prefetchedWaiting).toBe(64);
   });
