@@ -28,6 +28,7 @@ const DETAILS = [
   'rule',
   'arrivalRatePerSecond',
   'steadyArrivalRatePerSecond',
+  'recentArrivalRateFloorPerSecond',
   'projectedBacklog',
   'serviceSeconds',
   'throughputPerReplica',

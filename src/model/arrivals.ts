@@ -84,6 +84,31 @@ export function risen(fast: number, steady: number): boolean {
   return fast > steady + RISE_SD * rateNoise(steady);
 }
 
+/**
+ * The arrival rate the counter vouches for over the last `shortestSeconds` or more (its marks reach
+ * back about T): over each window from a mark at least that old to now, the arrivals counted less
+ * RISE_SD standard deviations of their Poisson count, per second; the highest of them, undefined
+ * without such a window. A step of the rate (a tenant's few a minute turning into 8 a second)
+ * shows here within seconds, where the 30 s average has caught up 1 − e^(−t/30) of it (54 % a cold
+ * start of 23 s later); a cluster shorter than the window is spread over it.
+ */
+export function recentRateFloor(
+  marks: readonly ArrivalMark[],
+  total: number,
+  nowMs: number,
+  shortestSeconds: number,
+): number | undefined {
+  let floor: number | undefined;
+  for (const mark of marks) {
+    const seconds = (nowMs - mark.atMs) / 1000;
+    // Oldest first: the rest are younger still.
+    if (seconds < shortestSeconds) break;
+    const arrived = Math.max(0, total - mark.total);
+    floor = Math.max(floor ?? 0, (arrived - RISE_SD * Math.sqrt(arrived)) / seconds);
+  }
+  return floor;
+}
+
 /** A rise being watched (the level it crossed, and when), and the share of recent rises that lasted a cold start. */
 export interface RiseWatch {
   readonly probe?: { readonly atMs: number; readonly level: number };

@@ -4,7 +4,8 @@
 // The demands, each an answer to "how many replicas", the largest winning:
 // - backlog (demand.ts): the fleet that starts every request within the objective T, by a fluid
 //   queue over one cold start C, and by Erlang C, priced against late requests, when T < C (then
-//   for the arrival rate plus the lag of its 30 s average behind a climb: its trend);
+//   for the arrival rate plus the lag of its 30 s average behind a climb, its trend, or the rate
+//   the arrival counter vouches for over the last T / 2 to T when a step outruns both);
 // - gpu: ceil(busy GPU-equivalents / target utilization);
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
@@ -22,6 +23,7 @@ import {
   markArrivals,
   markRates,
   rateTrend,
+  recentRateFloor,
   risen,
   steadyArrivalRate,
   watchRises,
@@ -194,7 +196,13 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   if (trend > 0) details.arrivalRateTrendPerSecond = round(trend);
   const rates = { fast: signals.arrivalRatePerSecond, steady: idleRate ? signals.arrivalRatePerSecond : steadyRate };
   const plus = (rate: number | undefined) => (rate === undefined ? undefined : rate + trend);
-  const trending = trend > 0 ? { fast: plus(rates.fast), steady: plus(rates.steady) } : rates;
+  const withTrend = trend > 0 ? { fast: plus(rates.fast), steady: plus(rates.steady) } : rates;
+  // A step of the rate outruns its 30 s average and its trend alike: when T < C, the rate the
+  // arrival counter vouches for over the last T / 2 to T stands for the 30 s one where higher.
+  const vouched =
+    T < C && rates.fast !== undefined ? recentRateFloor(arrivalMarks, arrivedTotal, nowMs, Math.max(1, T / 2)) : undefined;
+  const trending = vouched !== undefined && vouched > (withTrend.fast ?? 0) ? { ...withTrend, fast: vouched } : withTrend;
+  if (trending !== withTrend) details.recentArrivalRateFloorPerSecond = round(vouched!);
   // A backlog that counts the messages in service with the waiting ones, none reported in flight
   // (Kafka's lag): when T < C, at most λ·S of it is in service (service.ts), which the fleet would
   // otherwise drain a second time. At T ≥ C the fleet keeps a queue on purpose, the bound reads its

@@ -6,6 +6,7 @@ import {
   markArrivals,
   markRates,
   rateTrend,
+  recentRateFloor,
   risen,
   steadyArrivalRate,
   watchRises,
@@ -46,6 +47,30 @@ describe('markArrivals and arrivalsWithin', () => {
     expect(marks).toEqual([{ atMs: 1000, total: 20 }]);
     expect(arrivalsWithin(marks, 26)).toBe(6);
     expect(arrivalsWithin([], 10)).toBe(0);
+  });
+});
+
+describe('recentRateFloor: the rate the arrival counter vouches for over the last T / 2 to T', () => {
+  /** Counter marks every 2 s over the last 16 s, the counter at each given by `total(t)`; now is 0. */
+  const marksOf = (total: (t: number) => number) =>
+    [-16, -14, -12, -10, -8, -6, -4, -2].map((t) => ({ atMs: t * 1000, total: total(t) }));
+  // [what, arrivals counted up to t (t <= 0), shortest window s, floor]
+  it.each<[string, (t: number) => number, number, number | undefined]>([
+    // 8 s of 8 a second after a few a minute: 64 arrived in the 8 s window, (64 − 3·8) / 8 = 5.
+    ['a step to 8 a second 8 s ago', (t) => (t < -8 ? 0 : 8 * (t + 8)), 7.5, 5],
+    // 4 a second for 16 s: the longest window counts the most, (64 − 24) / 16 = 2.5.
+    ['a steady 4 a second', (t) => 4 * (t + 16), 7.5, 2.5],
+    // 20 arrivals 1 s ago: within every window of 8 s or more; (20 − 3·sqrt(20)) / 8 at best.
+    ['a cluster of 20 in the last second, spread over the window', (t) => (t < -1 ? 0 : 20), 7.5, (20 - 3 * Math.sqrt(20)) / 8],
+    ['no window that old', (t) => t, 20, undefined],
+  ])('%s', (_what, total, shortest, floor) => {
+    const result = recentRateFloor(marksOf(total), total(0), 0, shortest);
+    if (floor === undefined) expect(result).toBeUndefined();
+    else expect(result).toBeCloseTo(floor, 9);
+  });
+
+  it('counts nothing from a counter that went back (a window of none)', () => {
+    expect(recentRateFloor([{ atMs: -10_000, total: 500 }], 20, 0, 5)).toBe(0);
   });
 });
 

@@ -295,6 +295,34 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.explanation.details.arrivalRatePerSecond).toBe(lambda);
   });
 
+  it.each([
+    // [what, T, the floor, replicas more than without the counter's marks]
+    ['T < C: the counter shows 8 a second over the last 8 s, 5 at least, against a 30 s rate of 3', 15, 5, 2],
+    ['T >= C: the queue absorbs the lag', 60, undefined, 0],
+  ] as const)('a step of the rate: %s', (_what, drainSeconds, floor, more) => {
+    // Short requests (S = 1.2 s, k = 4): a few a minute, then 8 a second from 8 s ago, 64 waiting
+    // for the one warm replica; the 30 s average has come up to 3. Counter marks every 2 s.
+    const marks = [-16, -14, -12, -10, -8, -6, -4, -2].map((t) => ({ atMs: t * 1000, total: 1000 + Math.max(0, 8 * (t + 8)) }));
+    const step = (arrivalMarks: TriggerHistory['arrivalMarks']) =>
+      decide({
+        signals: { backlog: 64, waiting: 64, inFlight: 0, arrivalRatePerSecond: 3, arrivedTotal: 1064, consumers: 1 },
+        scaling: { ...withRates, throughputPerReplica: 4 / 1.2, messagesPerReplica: 4, drainSeconds, coldStartSeconds: 40 },
+        history: {
+          ...emptyHistory(),
+          lastActive: true,
+          lastDesiredReplicas: 1,
+          lastDecisionAtMs: -2000,
+          lastWorkAtMs: -2000,
+          steadyArrivalRatePerSecond: 0.1,
+          arrivalMarks,
+        },
+        nowMs: 0,
+      }).decision;
+    const d = step(marks);
+    expect(d.explanation.details.recentArrivalRateFloorPerSecond).toBe(floor);
+    expect(d.desiredReplicas - step(undefined).desiredReplicas).toBe(more);
+  });
+
   it('holds what was needed, not what a trend forecast: the replicas of a trend that fades go at once', () => {
     const chat = { ...withRates, throughputPerReplica: 4 / 7.4, messagesPerReplica: 4, drainSeconds: 15, coldStartSeconds: 40 };
     const signals = { backlog: 40, waiting: 0, inFlight: 40, arrivalRatePerSecond: 7, consumers: 14 };
