@@ -201,8 +201,9 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   // arrival counter vouches for over the last T / 2 to T stands for the 30 s one where higher.
   const vouched =
     T < C && rates.fast !== undefined ? recentRateFloor(arrivalMarks, arrivedTotal, nowMs, Math.max(1, T / 2)) : undefined;
-  const trending = vouched !== undefined && vouched > (withTrend.fast ?? 0) ? { ...withTrend, fast: vouched } : withTrend;
-  if (trending !== withTrend) details.recentArrivalRateFloorPerSecond = round(vouched!);
+  const stepped = vouched !== undefined && vouched > (withTrend.fast ?? 0);
+  const trending = stepped ? { ...withTrend, fast: vouched } : withTrend;
+  if (stepped) details.recentArrivalRateFloorPerSecond = round(vouched);
   // A backlog that counts the messages in service with the waiting ones, none reported in flight
   // (Kafka's lag): when T < C, at most λ·S of it is in service (service.ts), which the fleet would
   // otherwise drain a second time. At T ≥ C the fleet keeps a queue on purpose, the bound reads its
