@@ -119,6 +119,8 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const T = scaling.drainSeconds;
   const X = scaling.lateRequestCost;
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
+  // How much of C is evidence: the prior weighs less with each sample, nothing from the twentieth.
+  if (learnsColdStart) details.coldStartSamples = starts.samples.length;
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
   const backlogActive = signals.backlog > scaling.activationBacklog;

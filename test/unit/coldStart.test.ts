@@ -194,7 +194,11 @@ describe('decide with coldStartSeconds auto', () => {
   it('learns C from replicas asked for and the consumers that follow, and names it in the details', () => {
     let history = emptyHistory();
     let out = step(history, 0, { backlog: 0, waiting: 0, consumers: 0 });
-    expect(out.decision.explanation.details).toMatchObject({ coldStartSeconds: 60, coldStartSource: 'default' });
+    expect(out.decision.explanation.details).toMatchObject({
+      coldStartSeconds: 60,
+      coldStartSource: 'default',
+      coldStartSamples: 0,
+    });
     // Twenty rounds: a backlog asks for replicas from zero; they serve 30 s later; idle again.
     let t = 0;
     for (let round = 0; round < 20; round++) {
@@ -203,17 +207,26 @@ describe('decide with coldStartSeconds auto', () => {
       expect(asked).toBeGreaterThan(1);
       out = step(out.history, t + 30, { backlog: 400, waiting: 400, consumers: asked });
       out = step(out.history, t + 31, { backlog: 0, waiting: 0, consumers: 0 });
+      // Each replica that came is a sample, and each moves C a twentieth of the way from the prior
+      // (60 s) toward the samples' quantile; the details say how many there are.
+      if (round === 0) {
+        expect(out.decision.explanation.details).toMatchObject({
+          coldStartSeconds: 60 - (30 * asked) / 20,
+          coldStartSamples: asked,
+        });
+      }
     }
     history = out.history;
     expect(history.coldStartSamples).toHaveLength(20);
     expect(history.coldStartSamples!.every((s) => s === 30)).toBe(true);
     const details = step(history, t + 2000, { backlog: 0, waiting: 0, consumers: 0 }).decision.explanation.details;
-    expect(details).toMatchObject({ coldStartSeconds: 30, coldStartSource: 'learned' });
+    expect(details).toMatchObject({ coldStartSeconds: 30, coldStartSource: 'learned', coldStartSamples: 20 });
   });
 
   it('learns nothing without a consumer count, nor when C is configured', () => {
     const noCount = step(emptyHistory(), 0, { backlog: 400, waiting: 400 });
     expect(noCount.history.pendingStarts).toBeUndefined();
+    expect(noCount.decision.explanation.details.coldStartSamples).toBeUndefined();
     const configured = decide({
       signals: { backlog: 400, waiting: 400, consumers: 0 },
       scaling: { ...auto, coldStartSeconds: 45 },
