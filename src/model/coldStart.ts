@@ -10,8 +10,6 @@
 // for now serves within C, and one that takes longer leaves requests late.
 import type { ReplicaMark } from './types.ts';
 
-/** What C is while nothing has been seen (the field's former default). */
-export const COLD_START_PRIOR_SECONDS = 60;
 /** Samples remembered (newest last); C moves from the prior to their quantile as they fill. */
 const MAX_SAMPLES = 20;
 /** Asks remembered while waiting to serve: older ones are served, or never will be. */
@@ -91,14 +89,15 @@ export interface ColdStart {
 }
 
 /**
- * C: the configured seconds; else the quantile of the samples, weighed against the prior by how
- * full the sample list is (a few samples from one scale-up say little about the tail). Samples
- * above OUTLIER_FACTOR times their median are left out of the quantile.
+ * C: the configured seconds; else the quantile of the samples, weighed against the prior
+ * (`coldStartPriorSeconds`: what C is while nothing has been seen) by how full the sample list is
+ * (a few samples from one scale-up say little about the tail). Samples above OUTLIER_FACTOR times
+ * their median are left out of the quantile.
  */
-export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[]): ColdStart {
+export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[], prior: number): ColdStart {
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
-  if (samples.length === 0) return { seconds: COLD_START_PRIOR_SECONDS, source: 'default' };
-  const seconds = weighed(samples, COLD_START_PRIOR_SECONDS, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
+  if (samples.length === 0) return { seconds: prior, source: 'default' };
+  const seconds = weighed(samples, prior, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
   return { seconds, source: 'learned' };
 }
 
@@ -107,9 +106,9 @@ export function coldStartSeconds(setting: 'auto' | number, samples: readonly num
  * more is known), else the mean of the samples, moved from the prior as if it were
  * MEAN_PRIOR_SAMPLES samples. Keep-warm's price of a wake that leaves nobody late (decide.ts).
  */
-export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly number[]): number {
+export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly number[], prior: number): number {
   if (setting !== 'auto') return setting;
-  let sum = COLD_START_PRIOR_SECONDS * MEAN_PRIOR_SAMPLES;
+  let sum = prior * MEAN_PRIOR_SAMPLES;
   for (const x of samples) sum += x;
   return sum / (samples.length + MEAN_PRIOR_SAMPLES);
 }
@@ -119,8 +118,13 @@ export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly
  * C is (a configured C, or none learned yet: 1 when it is longer, else 0). A burst's requests
  * beyond what is warm are late only when the replicas asked for them come after T (bursts.ts).
  */
-export function shareLongerThan(setting: 'auto' | number, samples: readonly number[], seconds: number): number {
-  const prior = (setting === 'auto' ? COLD_START_PRIOR_SECONDS : setting) > seconds ? 1 : 0;
+export function shareLongerThan(
+  setting: 'auto' | number,
+  samples: readonly number[],
+  seconds: number,
+  priorSeconds: number,
+): number {
+  const prior = (setting === 'auto' ? priorSeconds : setting) > seconds ? 1 : 0;
   if (setting !== 'auto' || samples.length === 0) return prior;
   return weighed(samples, prior, (kept) => kept.filter((x) => x > seconds).length / kept.length);
 }

@@ -134,7 +134,14 @@ export const scalingFields = {
     allowed: '"auto" or a number of seconds >= 0',
     default: 'auto' as const,
     description:
-      'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: learned from the brokers\' consumer count, the 95th percentile of the last 20 replicas, moving from 60 as they come; 60 without a consumer count (SQS).',
+      'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: learned from the brokers\' consumer count, the 95th percentile of the last 20 replicas, moving from coldStartPriorSeconds as they come; coldStartPriorSeconds without a consumer count (SQS).',
+  }),
+  coldStartPriorSeconds: field({
+    schema: kinds.positiveNumber,
+    allowed: 'a number > 0 (seconds)',
+    default: 60,
+    description:
+      "With coldStartSeconds auto: the cold start assumed before any replica was seen (its 95th percentile), which each of the first 20 replicas moves a twentieth of the way toward what they took. Set it near your loads' p95 when they are slower than drainSeconds: the first wakes are then priced as late, where the default takes them for on time until the replicas say otherwise.",
   }),
   drainSeconds: field({
     schema: kinds.positiveNumber,

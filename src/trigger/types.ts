@@ -71,6 +71,8 @@ export interface ScalingConfig {
   readonly acknowledgement: 'after-work' | 'before-work';
   /** Seconds, or learned from the brokers' consumers (auto). */
   readonly coldStartSeconds: 'auto' | number;
+  /** With coldStartSeconds auto: C before any replica was seen, which the first 20 move from. */
+  readonly coldStartPriorSeconds: number;
   readonly drainSeconds: number;
   /** GPU-seconds one request waiting past drainSeconds is worth. */
   readonly lateRequestCost: number;

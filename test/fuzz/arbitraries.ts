@@ -141,7 +141,8 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     throughputPerReplica: positiveNumber,
     concurrencyPerReplica: positiveInt,
     acknowledgement: fc.constantFrom('after-work', 'before-work'),
-    coldStartSeconds: nonNegativeNumber,
+    coldStartSeconds: fc.oneof(fc.constant('auto'), nonNegativeNumber),
+    coldStartPriorSeconds: positiveNumber,
     drainSeconds: positiveNumber,
     lateRequestCost: nonNegativeNumber,
     activationBacklog: nonNegativeNumber,
@@ -289,6 +290,7 @@ function valid(t: Targets, good: Record<string, fc.Arbitrary<string>>): fc.Arbit
         optional(
           'messagesPerReplica',
           'coldStartSeconds',
+          'coldStartPriorSeconds',
           'drainSeconds',
           'lateRequestCost',
           'maxReplicas',

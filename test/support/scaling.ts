@@ -8,6 +8,7 @@ export const scaling: ScalingConfig = {
   concurrencyPerReplica: undefined,
   acknowledgement: 'after-work',
   coldStartSeconds: 60,
+  coldStartPriorSeconds: 60,
   drainSeconds: 60,
   lateRequestCost: 10,
   activationBacklog: 0,

@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import {
-  COLD_START_PRIOR_SECONDS,
   type ColdStartState,
   coldStartSeconds,
   meanColdStartSeconds,
@@ -14,6 +13,9 @@ import type { ReplicaMark, Signals, TriggerHistory } from '../../src/model/types
 import { scaling } from '../support/scaling.ts';
 
 const mark = (atS: number, replicas: number): ReplicaMark => ({ atMs: atS * 1000, replicas });
+
+/** The tables' prior: coldStartPriorSeconds of the model tests' settings (the field's default, written out). */
+const PRIOR = scaling.coldStartPriorSeconds;
 
 describe('trackAsks: the replicas asked for and not serving yet', () => {
   it.each([
@@ -102,8 +104,32 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
       why: 'nothing seen: the prior',
       setting: 'auto' as const,
       samples: [],
-      seconds: COLD_START_PRIOR_SECONDS,
+      seconds: PRIOR,
       source: 'default',
+    },
+    {
+      why: 'nothing seen: a prior set for slow loads',
+      setting: 'auto' as const,
+      samples: [],
+      prior: 110,
+      seconds: 110,
+      source: 'default',
+    },
+    {
+      why: 'half full: halfway from a prior of 110 s',
+      setting: 'auto' as const,
+      samples: twenty.slice(0, 10),
+      prior: 110,
+      seconds: 69.275, // 110 + 0.5 x (28.55 - 110)
+      source: 'learned',
+    },
+    {
+      why: 'a full list: its quantile, whatever the prior',
+      setting: 'auto' as const,
+      samples: twenty,
+      prior: 110,
+      seconds: 38.05,
+      source: 'learned',
     },
     {
       why: 'a full list: its quantile',
@@ -133,8 +159,8 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
       seconds: 118.05,
       source: 'learned',
     },
-  ])('$why', ({ setting, samples, seconds, source }) => {
-    const c = coldStartSeconds(setting, samples);
+  ])('$why', ({ setting, samples, prior = PRIOR, seconds, source }) => {
+    const c = coldStartSeconds(setting, samples, prior);
     expect(c.source).toBe(source);
     expect(c.seconds).toBeCloseTo(seconds, 9);
   });
@@ -150,7 +176,14 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
 describe('meanColdStartSeconds: configured, or the mean with the prior counted as two samples', () => {
   it.each([
     { why: 'configured wins', setting: 45 as const, samples: [20, 30], seconds: 45 },
-    { why: 'nothing seen: the prior', setting: 'auto' as const, samples: [], seconds: COLD_START_PRIOR_SECONDS },
+    { why: 'nothing seen: the prior', setting: 'auto' as const, samples: [], seconds: PRIOR },
+    {
+      why: 'two samples of 20 s against a prior of 110 s: (2 x 110 + 40) / 4',
+      setting: 'auto' as const,
+      samples: [20, 20],
+      prior: 110,
+      seconds: 65,
+    },
     { why: 'two samples: halfway from the prior', setting: 'auto' as const, samples: [20, 20], seconds: 40 },
     {
       why: 'ten samples of 25 s: (2 x 60 + 250) / 12',
@@ -159,8 +192,8 @@ describe('meanColdStartSeconds: configured, or the mean with the prior counted a
       seconds: 370 / 12,
     },
     { why: 'slower than the prior: above it', setting: 'auto' as const, samples: [90, 90], seconds: 75 },
-  ])('$why', ({ setting, samples, seconds }) => {
-    expect(meanColdStartSeconds(setting, samples)).toBeCloseTo(seconds, 9);
+  ])('$why', ({ setting, samples, prior = PRIOR, seconds }) => {
+    expect(meanColdStartSeconds(setting, samples, prior)).toBeCloseTo(seconds, 9);
   });
 });
 
@@ -171,6 +204,8 @@ describe('shareLongerThan: the share of cold starts longer than T, weighed again
     { why: 'configured within T', setting: 20 as const, samples: twenty, t: 30, share: 0 },
     { why: 'nothing seen: the prior (60 s) is longer', setting: 'auto' as const, samples: [], t: 30, share: 1 },
     { why: 'nothing seen: the prior within T', setting: 'auto' as const, samples: [], t: 90, share: 0 },
+    { why: 'nothing seen: the default prior is T itself, not longer', setting: 'auto' as const, samples: [], t: 60, share: 0 },
+    { why: 'nothing seen: a prior set past T', setting: 'auto' as const, samples: [], t: 60, prior: 110, share: 1 },
     { why: 'a full list: its share', setting: 'auto' as const, samples: twenty, t: 30, share: 9 / 20 },
     // 4 of 10 above 25, half full: halfway from the prior's 1.
     { why: 'half full: halfway from the prior', setting: 'auto' as const, samples: twenty.slice(0, 10), t: 25, share: 0.7 },
@@ -181,8 +216,8 @@ describe('shareLongerThan: the share of cold starts longer than T, weighed again
       t: 40,
       share: 0,
     },
-  ])('$why', ({ setting, samples, t, share }) => {
-    expect(shareLongerThan(setting, samples, t)).toBeCloseTo(share, 9);
+  ])('$why', ({ setting, samples, t, prior = PRIOR, share }) => {
+    expect(shareLongerThan(setting, samples, t, prior)).toBeCloseTo(share, 9);
   });
 });
 
@@ -221,6 +256,20 @@ describe('decide with coldStartSeconds auto', () => {
     expect(history.coldStartSamples!.every((s) => s === 30)).toBe(true);
     const details = step(history, t + 2000, { backlog: 0, waiting: 0, consumers: 0 }).decision.explanation.details;
     expect(details).toMatchObject({ coldStartSeconds: 30, coldStartSource: 'learned', coldStartSamples: 20 });
+  });
+
+  it('starts from coldStartPriorSeconds, and each replica that comes moves C from it', () => {
+    const slow = { ...auto, coldStartPriorSeconds: 110 };
+    let out = decide({ signals: { backlog: 0, waiting: 0, consumers: 0 }, scaling: slow, history: emptyHistory(), nowMs: 0 });
+    expect(out.decision.explanation.details).toMatchObject({ coldStartSeconds: 110, coldStartSource: 'default' });
+    const at = (nowS: number, signals: Signals) => decide({ signals, scaling: slow, history: out.history, nowMs: nowS * 1000 });
+    out = at(1000, { backlog: 400, waiting: 400, consumers: 0 });
+    const asked = out.decision.desiredReplicas;
+    out = at(1030, { backlog: 400, waiting: 400, consumers: asked });
+    expect(out.decision.explanation.details).toMatchObject({
+      coldStartSeconds: 110 - (80 * asked) / 20,
+      coldStartSamples: asked,
+    });
   });
 
   it('learns nothing without a consumer count, nor when C is configured', () => {

@@ -47,6 +47,7 @@ describe('trigger schema', () => {
       minReplicas: 1,
       maxReplicas: 100,
       coldStartSeconds: 'auto',
+      coldStartPriorSeconds: 60,
       drainSeconds: 60,
       keepWarm: 'auto',
     });
@@ -86,6 +87,8 @@ describe('trigger schema', () => {
     ['acknowledgement', 'early', /acknowledgement: got "early"; allowed: after-work or before-work/],
     ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" or a number of seconds >= 0/],
     ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" or a number of seconds >= 0/],
+    ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 \(seconds\)/],
+    ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 \(seconds\)/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {

@@ -216,6 +216,7 @@ describe('the shared history’s schema', () => {
       concurrencyPerReplica: undefined,
       acknowledgement: 'after-work' as const,
       coldStartSeconds: 60,
+      coldStartPriorSeconds: 60,
       drainSeconds: 15,
       lateRequestCost: 10,
       activationBacklog: 0,
