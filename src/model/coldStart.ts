@@ -8,7 +8,11 @@
 // (a restarted pod, minReplicaCount) gives no sample. C is a high quantile of the recent samples,
 // as docs/model.md advises a user who sets it by hand: the model plans with it that a replica asked
 // for now serves within C, and one that takes longer leaves requests late.
+import type { ScalingConfig } from '../trigger/types.ts';
 import type { ReplicaMark } from './types.ts';
+
+/** How C is set: seconds, or auto, learned from coldStartPriorSeconds. */
+export type ColdStartSetting = Pick<ScalingConfig, 'coldStartSeconds' | 'coldStartPriorSeconds'>;
 
 /** Samples remembered (newest last); C moves from the prior to their quantile as they fill. */
 const MAX_SAMPLES = 20;
@@ -94,7 +98,10 @@ export interface ColdStart {
  * (a few samples from one scale-up say little about the tail). Samples above OUTLIER_FACTOR times
  * their median are left out of the quantile.
  */
-export function coldStartSeconds(setting: 'auto' | number, samples: readonly number[], prior: number): ColdStart {
+export function coldStartSeconds(
+  { coldStartSeconds: setting, coldStartPriorSeconds: prior }: ColdStartSetting,
+  samples: readonly number[],
+): ColdStart {
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
   if (samples.length === 0) return { seconds: prior, source: 'default' };
   const seconds = weighed(samples, prior, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
@@ -106,7 +113,10 @@ export function coldStartSeconds(setting: 'auto' | number, samples: readonly num
  * more is known), else the mean of the samples, moved from the prior as if it were
  * MEAN_PRIOR_SAMPLES samples. Keep-warm's price of a wake that leaves nobody late (decide.ts).
  */
-export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly number[], prior: number): number {
+export function meanColdStartSeconds(
+  { coldStartSeconds: setting, coldStartPriorSeconds: prior }: ColdStartSetting,
+  samples: readonly number[],
+): number {
   if (setting !== 'auto') return setting;
   let sum = prior * MEAN_PRIOR_SAMPLES;
   for (const x of samples) sum += x;
@@ -119,10 +129,9 @@ export function meanColdStartSeconds(setting: 'auto' | number, samples: readonly
  * beyond what is warm are late only when the replicas asked for them come after T (bursts.ts).
  */
 export function shareLongerThan(
-  setting: 'auto' | number,
+  { coldStartSeconds: setting, coldStartPriorSeconds: priorSeconds }: ColdStartSetting,
   samples: readonly number[],
   seconds: number,
-  priorSeconds: number,
 ): number {
   const prior = (setting === 'auto' ? priorSeconds : setting) > seconds ? 1 : 0;
   if (setting !== 'auto' || samples.length === 0) return prior;

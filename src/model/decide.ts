@@ -114,7 +114,7 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
   let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };
   if (learnsColdStart) starts = observeReady(starts, history.lastReady, signals.consumers!, nowMs);
-  const coldStart = coldStartSeconds(scaling.coldStartSeconds, starts.samples, scaling.coldStartPriorSeconds);
+  const coldStart = coldStartSeconds(scaling, starts.samples);
   const C = coldStart.seconds;
   const T = scaling.drainSeconds;
   const X = scaling.lateRequestCost;
@@ -261,7 +261,7 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   let lateShare = 0;
   let floor = 0;
   if (lateWindowSeconds > 0) {
-    lateShare = shareLongerThan(scaling.coldStartSeconds, starts.samples, T, scaling.coldStartPriorSeconds);
+    lateShare = shareLongerThan(scaling, starts.samples, T);
     // Over the next two cold starts: a replica given back now serves again a cold start after it
     // is asked for, and a window of one would count too few gaps to read a hazard from.
     const rate = burstRate(bursts.bursts, nowMs, 2 * C);
@@ -289,10 +289,7 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const warm = Math.max(1, floor);
   const headCost = (head: number) => (lateWindowSeconds > 0 ? (X * head) / warm : 0);
   const startsAtOnce = backlogPeaks.length > 0 && Math.max(...backlogPeaks) <= service.slotsPerReplica;
-  const wake =
-    lateWindowSeconds === 0 && startsAtOnce
-      ? Math.min(C, meanColdStartSeconds(scaling.coldStartSeconds, starts.samples, scaling.coldStartPriorSeconds))
-      : C;
+  const wake = lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling, starts.samples)) : C;
   if (wake !== C) details.meanColdStartSeconds = round(wake);
   const wakeCosts = gaps.map((g, i) =>
     next !== undefined && covers(next, g, T) ? wake : wake + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),

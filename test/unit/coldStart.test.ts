@@ -16,6 +16,10 @@ const mark = (atS: number, replicas: number): ReplicaMark => ({ atMs: atS * 1000
 
 /** The tables' prior: coldStartPriorSeconds of the model tests' settings (the field's default, written out). */
 const PRIOR = scaling.coldStartPriorSeconds;
+const settingOf = (coldStartSeconds: 'auto' | number, coldStartPriorSeconds: number) => ({
+  coldStartSeconds,
+  coldStartPriorSeconds,
+});
 
 describe('trackAsks: the replicas asked for and not serving yet', () => {
   it.each([
@@ -160,7 +164,7 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
       source: 'learned',
     },
   ])('$why', ({ setting, samples, prior = PRIOR, seconds, source }) => {
-    const c = coldStartSeconds(setting, samples, prior);
+    const c = coldStartSeconds(settingOf(setting, prior), samples);
     expect(c.source).toBe(source);
     expect(c.seconds).toBeCloseTo(seconds, 9);
   });
@@ -193,7 +197,7 @@ describe('meanColdStartSeconds: configured, or the mean with the prior counted a
     },
     { why: 'slower than the prior: above it', setting: 'auto' as const, samples: [90, 90], seconds: 75 },
   ])('$why', ({ setting, samples, prior = PRIOR, seconds }) => {
-    expect(meanColdStartSeconds(setting, samples, prior)).toBeCloseTo(seconds, 9);
+    expect(meanColdStartSeconds(settingOf(setting, prior), samples)).toBeCloseTo(seconds, 9);
   });
 });
 
@@ -217,7 +221,7 @@ describe('shareLongerThan: the share of cold starts longer than T, weighed again
       share: 0,
     },
   ])('$why', ({ setting, samples, t, prior = PRIOR, share }) => {
-    expect(shareLongerThan(setting, samples, t, prior)).toBeCloseTo(share, 9);
+    expect(shareLongerThan(settingOf(setting, prior), samples, t)).toBeCloseTo(share, 9);
   });
 });
 
