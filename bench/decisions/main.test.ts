@@ -21,6 +21,7 @@ describe('bench:decisions arguments', () => {
       source: undefined,
       hours: undefined,
       restartAtS: [],
+      editAtS: [],
       replicas: undefined,
     });
     expect(SEEDS).toEqual([1, 2, 3]);
@@ -54,6 +55,7 @@ describe('bench:decisions arguments', () => {
       source: undefined,
       hours: undefined,
       restartAtS: [],
+      editAtS: [],
       replicas: undefined,
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
@@ -161,6 +163,24 @@ describe('bench:decisions arguments', () => {
       expect(() => parseArgs([`--restart-at=${bad}`])).toThrow(
         `--restart-at ${JSON.stringify(bad)}: want seconds into the trace`,
       );
+    }
+  });
+
+  it('edits the trigger at --edit-at S,... in two more policies, state in memory and in a store', () => {
+    const args = parseArgs(['--edit-at', '1200', '--restart-at', '1800']);
+    expect(args.editAtS).toEqual([1200]);
+    expect(jobs([{ synthetic: 'sessions' }], args)[0]).toMatchObject({ editAtS: [1200], restartAtS: [1800] });
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.editAtS).toBeUndefined();
+    const setups = Object.fromEntries(
+      policies(30, false, {}, undefined, { replicas: 1, restartAtS: [], editAtS: [1200] }).map((p) => [p.name, p.setup]),
+    );
+    expect(setups['model-edited']).toContain("the trigger's coldStartPriorSeconds edited at 1200 s with the state in memory");
+    expect(setups['model-edited-store']).toContain('with a state store');
+    expect(policies(30, false, {}, undefined, { replicas: 2, restartAtS: [1800], editAtS: [1200] }).map((p) => p.name)).toContain(
+      'model-2-replicas-restarted-edited-store',
+    );
+    for (const bad of ['', '0', 'x', '1200,']) {
+      expect(() => parseArgs([`--edit-at=${bad}`])).toThrow(`--edit-at ${JSON.stringify(bad)}: want seconds into the trace`);
     }
   });
 

@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -17,7 +17,8 @@
 // ones unacknowledged, and its ack counter counts starts). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
-// those moments (seconds into each trace: a rollout, an eviction), --replicas N runs N scaler
+// those moments (seconds into each trace: a rollout, an eviction), --edit-at S,... edits the
+// trigger's settings at those moments (its coldStartPriorSeconds), --replicas N runs N scaler
 // processes behind KEDA's round robin: each adds two policies, the model so deployed with its state
 // in memory ('model-restarted', 'model-2-replicas', ...) and with a state store ('...-store'), and
 // a table of what each cost against the model run alone. --timeline FILE.csv writes what the
@@ -80,12 +81,14 @@ export interface Args {
   readonly hours: number | undefined;
   /** Moments (seconds into each trace) to restart the scaler at; none when empty. */
   readonly restartAtS: readonly number[];
+  /** Moments (seconds into each trace) to edit the trigger's settings at; none when empty. */
+  readonly editAtS: readonly number[];
   /** Scaler replicas behind KEDA's round robin (1 when undefined). */
   readonly replicas: number | undefined;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -93,6 +96,16 @@ function numberFlag(name: string, raw: string | undefined, check: (n: number) =>
   const n = raw.trim() === '' ? Number.NaN : Number(raw);
   if (!check(n)) throw new Error(`--${name} ${JSON.stringify(raw)}: want ${allowed}`);
   return n;
+}
+
+/** --restart-at, --edit-at: seconds into the trace, comma-separated (none when absent). */
+function moments(name: string, raw: string | undefined): number[] {
+  return (raw?.split(',') ?? []).map((x) => {
+    const n = x.trim() === '' ? Number.NaN : Number(x);
+    if (!(Number.isFinite(n) && n > 0))
+      throw new Error(`--${name} ${JSON.stringify(raw)}: want seconds into the trace, > 0, comma-separated`);
+    return n;
+  });
 }
 
 /** --seeds FROM-TO: every seed from FROM to TO (at most MAX_SEEDS), or undefined when absent. */
@@ -129,6 +142,7 @@ export function parseArgs(argv: readonly string[]): Args {
         source: { type: 'string' },
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
+        'edit-at': { type: 'string' },
         replicas: { type: 'string' },
         timeline: { type: 'string' },
         ablation: { type: 'boolean' },
@@ -167,13 +181,6 @@ export function parseArgs(argv: readonly string[]): Args {
     }
     coldStart = { p50: p50!, p99: p99! };
   }
-  const restartAt = values['restart-at'];
-  const restartAtS = (restartAt?.split(',') ?? []).map((x) => {
-    const n = x.trim() === '' ? Number.NaN : Number(x);
-    if (!(Number.isFinite(n) && n > 0))
-      throw new Error(`--restart-at ${JSON.stringify(restartAt)}: want seconds into the trace, > 0, comma-separated`);
-    return n;
-  });
   const slots = numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
   return {
     traces: values.trace ?? [],
@@ -201,7 +208,8 @@ export function parseArgs(argv: readonly string[]): Args {
       (n) => Number.isFinite(n) && n > 0 && n <= MAX_HOURS,
       `a number of hours in (0, ${MAX_HOURS}]`,
     ),
-    restartAtS,
+    restartAtS: moments('restart-at', values['restart-at']),
+    editAtS: moments('edit-at', values['edit-at']),
     replicas: numberFlag(
       'replicas',
       values.replicas,
@@ -273,6 +281,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.ack !== undefined && { ack: args.ack }),
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
+      ...(args.editAtS.length > 0 && { editAtS: args.editAtS }),
       ...(args.replicas !== undefined && { replicas: args.replicas }),
       ...(args.timeline !== undefined && { timeline: true }),
     })),

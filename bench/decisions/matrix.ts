@@ -93,6 +93,8 @@ export interface Job {
   readonly source?: SimulatedSource;
   /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
   readonly restartAtS?: readonly number[];
+  /** Moments (seconds) the trigger's settings are edited at, for the deployed policies (none when absent). */
+  readonly editAtS?: readonly number[];
   /** Scaler replicas behind KEDA's round robin, for the deployed policies (one when absent). */
   readonly replicas?: number;
   /** Record what the model (run alone) answered at each HPA sync, in its rows' `timeline`. */
@@ -120,9 +122,9 @@ function modelAt(
   return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source, ...(onSync && { onSync }) });
 }
 
-/** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, and `-store` with a store. */
-export function deployedName({ replicas, restartAtS }: Deployed, store: boolean): string {
-  return `model${replicas > 1 ? `-${replicas}-replicas` : ''}${restartAtS.length > 0 ? '-restarted' : ''}${store ? '-store' : ''}`;
+/** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, `model-edited`, and `-store` with a store. */
+export function deployedName({ replicas, restartAtS, editAtS = [] }: Deployed, store: boolean): string {
+  return `model${replicas > 1 ? `-${replicas}-replicas` : ''}${restartAtS.length > 0 ? '-restarted' : ''}${editAtS.length > 0 ? '-edited' : ''}${store ? '-store' : ''}`;
 }
 
 /** Whether a policy is the model deployed (deployedName), not the model run alone. */
@@ -173,11 +175,12 @@ export function policies(
   ];
 }
 
-/** The deployment a job asks for, if any (replicas or rollouts). */
-export function jobDeployment(job: Pick<Job, 'replicas' | 'restartAtS'>): Deployed | undefined {
+/** The deployment a job asks for, if any (replicas, rollouts or edits). */
+export function jobDeployment(job: Pick<Job, 'replicas' | 'restartAtS' | 'editAtS'>): Deployed | undefined {
   const replicas = job.replicas ?? 1;
   const restartAtS = job.restartAtS ?? [];
-  return replicas > 1 || restartAtS.length > 0 ? { replicas, restartAtS } : undefined;
+  const editAtS = job.editAtS ?? [];
+  return replicas > 1 || restartAtS.length > 0 || editAtS.length > 0 ? { replicas, restartAtS, editAtS } : undefined;
 }
 
 export async function runJob(job: Job): Promise<Row[]> {

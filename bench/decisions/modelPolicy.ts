@@ -107,12 +107,23 @@ export interface Deployment {
   readonly replicas: number;
   /** Moments (seconds into the trace) a rollout replaces every process, one after another. */
   readonly restartAtS: readonly number[];
+  /**
+   * Moments (seconds into the trace) the ScaledObject's trigger is edited: KEDA sends every call
+   * after it with the new metadata (EDITED_SETTING changed, which by itself changes next to nothing).
+   */
+  readonly editAtS?: readonly number[];
   /** true: they share a state store (STATE_STORE_URL set); false: each keeps its state in memory. */
   readonly store: boolean;
 }
 
 /** A deployment whether or not it shares a store (the two are run side by side). */
 export type Deployed = Omit<Deployment, 'store'>;
+
+/**
+ * The setting an edit changes, and to what: the prior of a cold start that every run has learned
+ * long before, so that what an edit costs is what the scaler forgets with it (docs/deploy.md).
+ */
+const EDITED_SETTING = ['coldStartPriorSeconds', ['61', '60']] as const;
 
 /** A rollout replaces the processes this far apart (a pod at a time). */
 const ROLLOUT_STEP_S = 15;
@@ -133,7 +144,7 @@ export function modelPolicy(
     `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
     { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => {
-      const { replicas = 1, restartAtS = [], store = false } = deployment ?? {};
+      const { replicas = 1, restartAtS = [], editAtS = [], store = false } = deployment ?? {};
       const now = () => Math.round(ctx.now() * 1000);
       const registry = new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
@@ -157,8 +168,9 @@ export function modelPolicy(
           now,
           ...(shared && { shared }),
         });
-        return { engine, shared, trigger: engine.trigger({ name: 'inference', namespace: 'bench', metadata }) };
+        return { engine, shared, trigger: engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited }) };
       };
+      let edited = metadata;
       const processes = Array.from({ length: replicas }, start);
       for (const atS of restartAtS) {
         processes.forEach((_, i) =>
@@ -169,6 +181,13 @@ export function modelPolicy(
           }),
         );
       }
+      editAtS.forEach((atS, i) =>
+        ctx.at(atS, () => {
+          const [key, values] = EDITED_SETTING;
+          edited = { ...metadata, [key]: values[i % values.length]! };
+          for (const p of processes) p.trigger = p.engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited });
+        }),
+      );
       if (cluster !== undefined)
         ctx.every(LEASE_ROUND_S, LEASE_ROUND_S, async () => {
           await Promise.all(processes.flatMap((p) => (p.shared === undefined ? [] : [p.shared.refresh(true)])));
@@ -191,10 +210,11 @@ export function modelPolicy(
 }
 
 /** The deployment in words; without `store`, without the state's place. */
-export function describeDeployment({ replicas, restartAtS, store }: Deployed & { store?: boolean }): string {
+export function describeDeployment({ replicas, restartAtS, editAtS = [], store }: Deployed & { store?: boolean }): string {
   const parts = [
     ...(replicas > 1 ? [`${replicas} scaler replicas behind round robin`] : []),
     ...(restartAtS.length > 0 ? [`${replicas > 1 ? 'rolled out' : 'the scaler restarted'} at ${restartAtS.join(', ')} s`] : []),
+    ...(editAtS.length > 0 ? [`the trigger's ${EDITED_SETTING[0]} edited at ${editAtS.join(', ')} s`] : []),
   ];
   return `${parts.join(', ')}${store === undefined ? '' : store ? ' with a state store' : ' with the state in memory'}`;
 }
