@@ -1,7 +1,8 @@
 // The scaler's core path: request metadata -> trigger (schema) -> readings (cache -> sources)
 // -> decision (model). The gRPC handlers and the simulator both call evaluate(); the gRPC layer
 // only translates. With a shared state store, each decision starts from the newest learned state
-// any replica has published (src/state/shared.ts), so replicas answer alike.
+// any replica has published (src/state/shared.ts), so replicas answer alike. A trigger whose
+// settings were edited starts from what the last trigger of its lineage learned (Trigger.lineage).
 import { setNewest } from './cache/boundedMap.ts';
 import { type Observation, ReadCache, type ReadAdmission } from './cache/readCache.ts';
 import { decide, emptyHistory, sameDecision } from './model/decide.ts';
@@ -98,6 +99,8 @@ export class Engine {
   private readonly parsed = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
+  /** The id of the trigger of each lineage decided last: whose state an edited trigger carries on. */
+  private readonly lineages = new Map<string, string>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
   /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
   private readonly failures = new Map<string, TriggerFailure>();
@@ -241,7 +244,7 @@ export class Engine {
       state.lastSeenMs = nowMs;
       return state.lastEvaluation;
     }
-    state ??= { trigger, history: emptyHistory(), lastSeenMs: nowMs };
+    state ??= { trigger, history: this.inherited(trigger), lastSeenMs: nowMs };
     // The state to decide from: a follower's, the writer's latest record; a process with none of
     // its own (just started), the record too; else its own.
     const view = this.options.shared?.view(trigger.id);
@@ -269,6 +272,7 @@ export class Engine {
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);
+    this.lineages.set(trigger.lineage, trigger.id);
     if (view?.role === 'writer') {
       const changed =
         last === undefined ||
@@ -289,6 +293,22 @@ export class Engine {
       );
     }
     return evaluation;
+  }
+
+  /**
+   * A trigger first seen: what was learned under the last trigger of its lineage (the same
+   * ScaledObject and sources, its other settings edited), else nothing. Only the history: the
+   * readings and answers are the new trigger's own.
+   */
+  private inherited(trigger: Trigger): TriggerHistory {
+    const id = this.lineages.get(trigger.lineage);
+    const before = id === undefined ? undefined : this.triggers.get(id);
+    if (before === undefined) return emptyHistory();
+    this.options.logger.info(
+      { trigger: trigger.id, learnedUnder: id },
+      'trigger settings edited: it carries on from what was learned under its previous settings',
+    );
+    return before.history;
   }
 
   /**
@@ -431,6 +451,7 @@ export class Engine {
         this.options.shared?.forget(id);
       }
     }
+    for (const [lineage, id] of this.lineages) if (!this.triggers.has(id)) this.lineages.delete(lineage);
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
     for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
   }

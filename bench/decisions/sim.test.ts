@@ -292,7 +292,7 @@ describe('the synthetic family', () => {
   });
 });
 
-describe('the model deployed (--restart-at, --replicas)', () => {
+describe('the model deployed (--restart-at, --edit-at, --replicas)', () => {
   const trace = SYNTHETIC['on-off']!(1);
   const gpuSeconds = async (deployment?: Deployment) =>
     (await run(trace, modelPolicy({ drainSeconds: '60' }, deployment === undefined ? {} : { deployment }), 1)).gpuSeconds;
@@ -307,6 +307,15 @@ describe('the model deployed (--restart-at, --replicas)', () => {
     expect(memory).toBeGreaterThan(alone * 1.05);
     // Read back (through the records' JSON and schema): the gaps, rates, μ and the hold carry on.
     expect(Math.abs(store - alone)).toBeLessThan(alone * 0.01);
+  });
+
+  it('carries on through an edit of its settings, and through a restart after it with a store', async () => {
+    const alone = await gpuSeconds();
+    // A new id for the same ScaledObject and queue: until lineages, a restart in memory (+12 % here).
+    expect(await gpuSeconds({ replicas: 1, restartAtS: [], editAtS: [1200], store: false })).toBe(alone);
+    // The edited trigger's state published under its own id, and read back by the new process.
+    const restarted = await gpuSeconds({ replicas: 1, restartAtS: [1800], editAtS: [1200], store: true });
+    expect(Math.abs(restarted - alone)).toBeLessThan(alone * 0.01);
   });
 
   it('as two replicas behind round robin: apart, they churn; on one store, they answer as one', async () => {

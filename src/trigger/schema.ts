@@ -394,12 +394,21 @@ function built<T extends FieldTable, R>(
   return issues.total === before ? build(values) : undefined;
 }
 
-function triggerId(name: string, namespace: string, metadata: Readonly<Record<string, string>>): string {
+/**
+ * Settings that change what the readings mean, and so what the model learns from them (what is in a
+ * replica's hands, how many it serves at once): part of a trigger's lineage, with its sources.
+ */
+const readingKeys: ReadonlySet<string> = new Set(['acknowledgement', 'concurrencyPerReplica']);
+
+/** The trigger's id (every key of its metadata) and lineage (its sources and how they are read). */
+function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<string, string>>) {
   const canonical = Object.entries(metadata)
     .filter(([k]) => !kedaKeys.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const hash = createHash('sha256').update(JSON.stringify(canonical)).digest('hex').slice(0, 12);
-  return `${namespace}/${name}/${hash}`;
+  const read = canonical.filter(([k]) => readingKeys.has(k) || sourceKinds.some((kind) => k.startsWith(`${kind}.`)));
+  const hash = (entries: readonly (readonly [string, string])[]) =>
+    createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12);
+  return { id: `${namespace}/${name}/${hash(canonical)}`, lineage: `${namespace}/${name}/${hash(read)}` };
 }
 
 /** Parses and validates one trigger's metadata. Throws InvalidTrigger naming the first problems and counting all. */
@@ -423,7 +432,7 @@ export function parseTrigger(
   }
   if (issues.total > 0 || scaling === undefined) throw new InvalidTrigger(issues.list, issues.total);
   return {
-    id: triggerId(ref.name, ref.namespace, ref.metadata),
+    ...triggerKeys(ref.name, ref.namespace, ref.metadata),
     name: ref.name,
     namespace: ref.namespace,
     metricName: METRIC_NAME,

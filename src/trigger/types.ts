@@ -85,6 +85,13 @@ export interface ScalingConfig {
 export interface Trigger {
   /** Stable identity of this trigger: namespace/name plus a hash of its metadata. */
   readonly id: string;
+  /**
+   * namespace/name plus a hash of its sources' metadata and the settings that say how their
+   * readings are read: what the model learns is about these. A trigger whose other settings are
+   * edited (drainSeconds, maxReplicas, ...) has a new id and the same lineage, and carries on from
+   * what was learned under the old one (Engine).
+   */
+  readonly lineage: string;
   readonly name: string;
   readonly namespace: string;
   /** Name returned by GetMetricSpec (KEDA prefixes it with sN- for the HPA). */

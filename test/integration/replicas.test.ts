@@ -72,8 +72,10 @@ async function alike(ms: number, first: ScalerProcess, second: ScalerProcess): P
   return checks;
 }
 
+/** The explanation's details of the trigger with `so`'s metadata (the explain lists every trigger of the ScaledObject). */
 async function details(p: ScalerProcess): Promise<Record<string, unknown>> {
-  const [view] = await p.explain('kis', 'replicas');
+  const views = await p.explain('kis', 'replicas');
+  const view = views.find((v) => v.trigger.scaling.drainSeconds === Number(so.scalerMetadata.drainSeconds));
   return view!.explanation!.details;
 }
 
@@ -171,6 +173,22 @@ describe('two scaler replicas on one shared store', () => {
       await rabbit.purge(queue);
     }, 60_000);
   }
+
+  it('edited (drainSeconds 60 to 45), the trigger carries on what was learned, on both replicas alike', async () => {
+    const learned = (await details(a)).keepWarmSeconds;
+    const before = so;
+    // A new trigger id for KEDA's calls from now on: the same ScaledObject and queue.
+    so = ref({ ...before.scalerMetadata, drainSeconds: '45' }, 'replicas', 'kis');
+    try {
+      await Promise.all([answer(a), answer(b)]);
+      for (const p of [a, b]) expect(await details(p)).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned });
+      expect(await alike(2000, a, b)).toBeGreaterThan(3);
+      const logs = a.logs + b.logs;
+      expect(logs).toContain('trigger settings edited: it carries on from what was learned under its previous settings');
+    } finally {
+      so = before;
+    }
+  }, 60_000);
 });
 
 describe('a restarted replica, on a source whose rates the scaler counts itself (Kafka)', () => {

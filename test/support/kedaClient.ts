@@ -51,6 +51,7 @@ export class KedaClient {
 
 /** What /explain gives for a trigger: its last decision (null before one), and its last answer when that was an error. */
 export interface ExplainView {
+  trigger: { id: string; scaling: Record<string, unknown> };
   active: boolean | null;
   desiredReplicas: number | null;
   explanation: { details: Record<string, unknown>; signals: Record<string, unknown> } | null;

@@ -287,3 +287,55 @@ describe('Engine: consumers that prefetch past their concurrency', () => {
     expect(serving.lines).toEqual([]);
   });
 });
+
+describe('Engine: a trigger whose settings are edited', () => {
+  /** Busy, then idle: the old trigger learns that the workload went idle at `idleAtMs`. */
+  async function learnIdle(extra: Record<string, string> = {}) {
+    const backlog = { q: 8, r: 0 };
+    const { driver } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000 };
+    const logs: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
+    const { engine } = engineWith(driver, clock, logger);
+    const before = ref('so', 'q', { keepWarm: '600', ...extra });
+    expect((await engine.evaluate(engine.trigger(before))).decision.active).toBe(true);
+    clock.ms += 2000;
+    backlog.q = 0;
+    const idle = await engine.evaluate(engine.trigger(before));
+    expect(idle.decision.explanation.activeReason).toMatch(/^idle since .*: keep warm until/);
+    clock.ms += 2000;
+    return { engine, clock, logs, idleReason: idle.decision.explanation.activeReason };
+  }
+
+  it('carries on from what was learned under the old settings: the same ScaledObject and queue, another maxReplicas', async () => {
+    const { engine, logs, idleReason } = await learnIdle();
+    const edited = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    const after = await engine.evaluate(edited);
+    // Idle since the old trigger saw the queue empty, and kept warm through the window: a trigger
+    // that starts over has never seen work, and would be inactive.
+    expect(after.decision.active).toBe(true);
+    expect(after.decision.explanation.activeReason).toBe(idleReason);
+    expect(logs.join('')).toContain('trigger settings edited: it carries on from what was learned under its previous settings');
+  });
+
+  it.each([
+    ['another queue', ref('so', 'r', { keepWarm: '600' })],
+    ['another ScaledObject', ref('other', 'q', { keepWarm: '600' })],
+    ['workers that acknowledge before the work', ref('so', 'q', { keepWarm: '600', acknowledgement: 'before-work' })],
+    ['another concurrency', ref('so', 'q', { keepWarm: '600', concurrencyPerReplica: '2' })],
+  ])('starts over for %s: what was learned was about other readings', async (_, other) => {
+    const { engine, logs } = await learnIdle();
+    const after = await engine.evaluate(engine.trigger(other));
+    expect(after.decision.active).toBe(false);
+    expect(after.decision.explanation.activeReason).toMatch(/^backlog 0 <= activationBacklog 0/);
+    expect(logs.join('')).not.toContain('trigger settings edited');
+  });
+
+  it('starts over once the old trigger was forgotten (no one asked about it for triggerIdleMs)', async () => {
+    const { engine, clock } = await learnIdle();
+    clock.ms += 31 * 60_000; // past the default 30 minutes: swept at the next decision
+    await engine.evaluate(engine.trigger(ref('unrelated', 'r')));
+    const after = await engine.evaluate(engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' })));
+    expect(after.decision.active).toBe(false);
+  });
+});

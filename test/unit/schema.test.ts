@@ -270,6 +270,29 @@ describe('trigger schema', () => {
     expect(a).toBe(b);
     expect(parse({ ...rabbit, 'rabbitmq.queueName': 'other' }).id).not.toBe(a);
   });
+
+  it.each([
+    ['drainSeconds', '30'],
+    ['maxReplicas', '7'],
+    ['lateRequestCost', '40'],
+    ['keepWarm', '120'],
+    ['coldStartSeconds', '90'],
+    ['messagesPerReplica', '4'],
+  ])('keeps the lineage, not the id, when %s is edited: what was learned is about the same queue', (key, value) => {
+    const before = parse(rabbit);
+    const after = parse({ ...rabbit, [key]: value, scalerAddress: 'b:2' });
+    expect(after.id).not.toBe(before.id);
+    expect(after.lineage).toBe(before.lineage);
+  });
+
+  it.each([
+    ['rabbitmq.queueName', 'other'],
+    ['rabbitmq.vhostName', 'staging'],
+    ['acknowledgement', 'before-work'],
+    ['concurrencyPerReplica', '2'],
+  ])('gives a new lineage when %s changes: other readings, or read another way', (key, value) => {
+    expect(parse({ ...rabbit, [key]: value }).lineage).not.toBe(parse(rabbit).lineage);
+  });
 });
 
 describe('required keys, declared in the field tables and enforced in one place', () => {
