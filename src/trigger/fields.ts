@@ -19,6 +19,12 @@ export interface Field<T = unknown> {
   readonly secret?: boolean;
   /** Longest value a trigger may give; MAX_VALUE_CHARS when absent. */
   readonly maxChars?: number;
+  /**
+   * Whether an edit of the key starts what the scaler learned about the trigger over (its lineage,
+   * Trigger.lineage): the key changes what the sources read or how their readings are read. When
+   * absent: yes for source keys, no for the others.
+   */
+  readonly lineage?: boolean;
 }
 
 /** What a URL key allows besides its schemes: the %-escapes a source decodes must decode. */
@@ -93,8 +99,8 @@ export type ValuesOf<Table> = {
     : FieldValue<Table[K]> | undefined;
 };
 
-const bool = (description: string, dflt: boolean) =>
-  field({ schema: kinds.bool, allowed: 'true or false', default: dflt, description });
+const bool = (description: string, dflt: boolean, lineage?: false) =>
+  field({ schema: kinds.bool, allowed: 'true or false', default: dflt, description, ...(lineage === false && { lineage }) });
 
 const connection = field({
   schema: kinds.text,
@@ -117,12 +123,14 @@ export const scalingFields = {
       "Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them; Kafka learns it only while every replica is busy, reading long requests low, so a load test's figure serves it better.",
   }),
   concurrencyPerReplica: field({
+    lineage: true,
     schema: kinds.positiveInt,
     allowed: 'an integer > 0',
     description:
       "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),
   acknowledgement: field({
+    lineage: true,
     schema: kinds.oneOf(['after-work', 'before-work']),
     allowed: 'after-work or before-work',
     default: 'after-work' as const,
@@ -256,13 +264,15 @@ const kafkaFields = {
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),
   sasl: field({
+    lineage: false,
     schema: kinds.oneOf(['none', 'plain', 'scram_sha256', 'scram_sha512']),
     allowed: 'none, plain, scram_sha256 or scram_sha512',
     default: 'none' as const,
     description: 'SASL mechanism.',
   }),
-  username: field({ schema: kinds.text, allowed: 'a user name', description: 'SASL user.', fromEnv: true }),
+  username: field({ lineage: false, schema: kinds.text, allowed: 'a user name', description: 'SASL user.', fromEnv: true }),
   password: field({
+    lineage: false,
     schema: kinds.text,
     allowed: 'a password',
     description: 'SASL password.',
@@ -270,12 +280,14 @@ const kafkaFields = {
     secret: true,
   }),
   tls: field({
+    lineage: false,
     schema: kinds.oneOf(['enable', 'disable']),
     allowed: 'enable or disable',
     default: 'disable' as const,
     description: 'TLS to the brokers.',
   }),
   ca: field({
+    lineage: false,
     schema: kinds.text,
     allowed: 'a PEM CA certificate',
     description: 'CA for the brokers.',
@@ -283,6 +295,7 @@ const kafkaFields = {
     maxChars: LONG_VALUE_CHARS,
   }),
   cert: field({
+    lineage: false,
     schema: kinds.text,
     allowed: 'a PEM certificate',
     description: 'Client certificate.',
@@ -290,6 +303,7 @@ const kafkaFields = {
     maxChars: LONG_VALUE_CHARS,
   }),
   key: field({
+    lineage: false,
     schema: kinds.text,
     allowed: 'a PEM private key',
     description: 'Client key.',
@@ -297,7 +311,7 @@ const kafkaFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  unsafeSsl: bool("Skip verification of the brokers' certificates.", false),
+  unsafeSsl: bool("Skip verification of the brokers' certificates.", false, false),
 } as const;
 
 const gpuFields = {
@@ -322,12 +336,14 @@ const gpuFields = {
     description: "Pods of the workload (PromQL =~ on the exporter's pod label).",
   }),
   targetUtilization: field({
+    lineage: false,
     schema: kinds.fraction,
     allowed: 'a number > 0 and <= 1',
     default: 0.8,
     description: 'Target busy share per GPU.',
   }),
   activationThreshold: field({
+    lineage: false,
     schema: kinds.nonNegativeNumber,
     allowed: 'a number >= 0 (busy GPU-equivalents)',
     default: 0.2,
@@ -336,8 +352,10 @@ const gpuFields = {
   ignoreNullValues: bool(
     'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, no GPU demand, and NOT_FOUND unless a queue of the trigger has work (never idle GPUs). false: always NOT_FOUND.',
     true,
+    false,
   ),
   bearerToken: field({
+    lineage: false,
     // It goes into the Authorization header as it is: a character a header cannot carry would fail
     // every read (as UNAVAILABLE), so it is refused here.
     schema: kinds.text.refine((s) => /^[\x21-\x7e]+$/.test(s)),
@@ -347,8 +365,9 @@ const gpuFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  username: field({ schema: kinds.text, allowed: 'a user name', description: 'Basic auth user.', fromEnv: true }),
+  username: field({ lineage: false, schema: kinds.text, allowed: 'a user name', description: 'Basic auth user.', fromEnv: true }),
   password: field({
+    lineage: false,
     schema: kinds.text,
     allowed: 'a password',
     description: 'Basic auth password.',
@@ -356,13 +375,14 @@ const gpuFields = {
     secret: true,
   }),
   ca: field({
+    lineage: false,
     schema: kinds.text.refine((s) => s.includes('-----BEGIN CERTIFICATE-----')),
     allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
     description: "CA that signed Prometheus' certificate (added to the public roots).",
     fromEnv: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false),
+  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false, false),
 } as const;
 
 export const sourceFields = {

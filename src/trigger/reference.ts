@@ -15,6 +15,15 @@ function table(prefix: string, fields: Readonly<Record<string, Field>>): string 
   return ['| key | meaning | allowed | default |', '|---|---|---|---|', ...rows].join('\n');
 }
 
+/** Keys marked out of the lineage among the sources' (false), or into it among the scaling ones (true). */
+function lineageKeys(marked: boolean): string[] {
+  const of = (prefix: string, fields: Readonly<Record<string, Field>>) =>
+    Object.entries(fields)
+      .filter(([, f]) => f.lineage === marked)
+      .map(([name]) => `\`${prefix}${name}\``);
+  return marked ? of('', scalingFields) : Object.entries(sourceFields).flatMap(([kind, fields]) => of(`${kind}.`, fields));
+}
+
 const titles: Record<keyof typeof sourceFields, string> = {
   rabbitmq: 'RabbitMQ (`rabbitmq.*`)',
   sqs: 'AWS SQS (`sqs.*`)',
@@ -45,6 +54,11 @@ export function metadataReference(): string {
     'so credentials can live in Kubernetes Secrets mounted into the scaler instead of the ScaledObject.',
     '',
     `KEDA's own keys are accepted and ignored: ${[...kedaKeys].map((k) => `\`${k}\``).join(', ')}.`,
+    '',
+    'An edited trigger is a new one to the scaler, which carries on from what it learned about the old one (rates, throughput,',
+    'cold start, idle gaps, bursts, the hold; docs/deploy.md, "Editing a ScaledObject"), unless the edit changes what the',
+    'sources read or how their readings are read, and learning starts over: a source key other than',
+    `${lineageKeys(false).join(', ')} (a password in a URL neither), or ${lineageKeys(true).join(', ')}.`,
     '',
     '## Scaling (no prefix)',
     '',

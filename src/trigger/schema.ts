@@ -1,7 +1,7 @@
 // Trigger metadata -> typed Trigger. All validation lives here (driven by fields.ts); every
 // problem becomes one line of an InvalidTrigger that names the key, the value and what is allowed.
 import { createHash } from 'node:crypto';
-import { InvalidTrigger, quote } from '../errors.ts';
+import { InvalidTrigger, quote, redact } from '../errors.ts';
 import {
   type Field,
   MAX_VALUE_CHARS,
@@ -394,19 +394,26 @@ function built<T extends FieldTable, R>(
   return issues.total === before ? build(values) : undefined;
 }
 
-/**
- * Settings that change what the readings mean, and so what the model learns from them (what is in a
- * replica's hands, how many it serves at once): part of a trigger's lineage, with its sources.
- */
-const readingKeys: ReadonlySet<string> = new Set(['acknowledgement', 'concurrencyPerReplica']);
+/** Whether a key of a trigger that parsed is in its lineage (Field.lineage: source keys unless marked, others if marked). */
+function inLineage(rawKey: string): boolean {
+  const dot = rawKey.indexOf('.');
+  if (dot < 0) return (scalingFields as Readonly<Record<string, Field>>)[rawKey]?.lineage === true;
+  const table: Readonly<Record<string, Field>> = sourceFields[rawKey.slice(0, dot) as SourceKind];
+  const name = rawKey.slice(dot + 1);
+  const field = table[name] ?? table[name.slice(0, -'FromEnv'.length)];
+  return field?.lineage !== false;
+}
 
-/** The trigger's id (every key of its metadata) and lineage (its sources and how they are read). */
+/**
+ * The trigger's id (every key of its metadata) and lineage (what its sources read and how the
+ * readings are read, passwords in URLs masked: what the model learns is about these).
+ */
 function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<string, string>>) {
   const canonical = Object.entries(metadata)
     .filter(([k]) => !kedaKeys.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const read = canonical.filter(([k]) => readingKeys.has(k) || sourceKinds.some((kind) => k.startsWith(`${kind}.`)));
-  const hash = (entries: readonly (readonly [string, string])[]) =>
+  const read = canonical.filter(([k]) => inLineage(k)).map(([k, v]) => [k, redact(v)]);
+  const hash = (entries: readonly (readonly string[])[]) =>
     createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12);
   return { id: `${namespace}/${name}/${hash(canonical)}`, lineage: `${namespace}/${name}/${hash(read)}` };
 }

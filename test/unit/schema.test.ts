@@ -286,6 +286,33 @@ describe('trigger schema', () => {
   });
 
   it.each([
+    ['a password in the URL rotated', { 'rabbitmq.host': 'amqp://user:new-secret@rabbit:5672' }],
+    ['the GPU target', { 'gpu.targetUtilization': '0.6' }],
+    ['Kafka credentials rotated', { 'kafka.password': 'new-secret', 'kafka.username': 'svc2' }],
+    ['Prometheus reached with another token', { 'gpu.bearerTokenFromEnv': 'PROM_TOKEN' }],
+  ])('keeps the lineage when %s: the same readings', (_, edit) => {
+    const base = {
+      'rabbitmq.host': 'amqp://user:secret@rabbit:5672',
+      'rabbitmq.queueName': 'jobs',
+      'gpu.serverAddress': 'http://prom:9090',
+      'gpu.query': 'sum(up)',
+      'gpu.bearerToken': 'old',
+      'kafka.bootstrapServers': 'k:9092',
+      'kafka.consumerGroup': 'g',
+      'kafka.sasl': 'plain',
+      'kafka.username': 'svc',
+      'kafka.password': 'secret',
+    };
+    const edited = Object.fromEntries(
+      Object.entries({ ...base, ...edit }).filter(([k]) => !(k === 'gpu.bearerToken' && 'gpu.bearerTokenFromEnv' in edit)),
+    );
+    const options = { env: { PROM_TOKEN: 'from-env' } };
+    expect(parse(edited, options).lineage).toBe(parse(base, options).lineage);
+    expect(parse(edited, options).id).not.toBe(parse(base, options).id);
+  });
+
+  it.each([
+    ['rabbitmq.host', 'amqp://user:secret@other-rabbit:5672'],
     ['rabbitmq.queueName', 'other'],
     ['rabbitmq.vhostName', 'staging'],
     ['acknowledgement', 'before-work'],
