@@ -40,6 +40,9 @@ export function render(view) {
         : '  (KEDA got that error and keeps the replicas, or uses the fallback; the decision below is the one before it)',
     );
   }
+  if (view.learnedUnder !== undefined) {
+    head.push(`  learned under: trigger ${view.learnedUnder}, before its settings were edited (carried on from there)`);
+  }
   if (view.sharedState !== undefined) {
     head.push(`  shared state: ${view.sharedState.role} on this replica, decided from ${view.sharedState.decidedFrom}`);
   }

@@ -85,6 +85,8 @@ interface TriggerState {
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
+  /** The trigger of its lineage whose history it started from (its settings were edited). */
+  learnedUnder?: string;
 }
 
 /** Calls `then` with a value now, or once a promise settles: the request path allocates no promise for a cached answer. */
@@ -244,7 +246,7 @@ export class Engine {
       state.lastSeenMs = nowMs;
       return state.lastEvaluation;
     }
-    state ??= { trigger, history: this.inherited(trigger), lastSeenMs: nowMs };
+    state ??= { trigger, lastSeenMs: nowMs, ...this.inherited(trigger) };
     // The state to decide from: a follower's, the writer's latest record; a process with none of
     // its own (just started), the record too; else its own.
     const view = this.options.shared?.view(trigger.id);
@@ -300,15 +302,20 @@ export class Engine {
    * ScaledObject and sources, its other settings edited), else nothing. Only the history: the
    * readings and answers are the new trigger's own.
    */
-  private inherited(trigger: Trigger): TriggerHistory {
+  private inherited(trigger: Trigger): Pick<TriggerState, 'history' | 'learnedUnder'> {
     const id = this.lineages.get(trigger.lineage);
     const before = id === undefined ? undefined : this.triggers.get(id);
-    if (before === undefined) return emptyHistory();
+    if (before === undefined) return { history: emptyHistory() };
     this.options.logger.info(
       { trigger: trigger.id, learnedUnder: id },
       'trigger settings edited: it carries on from what was learned under its previous settings',
     );
-    return before.history;
+    return { history: before.history, learnedUnder: id };
+  }
+
+  /** The trigger whose learned state this one started from, when its settings were edited; for /explain. */
+  learnedUnder(trigger: Trigger): string | undefined {
+    return this.triggers.get(trigger.id)?.learnedUnder;
   }
 
   /**

@@ -17,6 +17,7 @@ function explainView(
   evaluation: Evaluation | undefined,
   failure: TriggerFailure | undefined,
   shared: ReturnType<Engine['sharedState']>,
+  learnedUnder: string | undefined,
 ) {
   return {
     trigger: {
@@ -33,6 +34,8 @@ function explainView(
     ...(failure !== undefined && {
       lastFailure: { at: new Date(failure.atMs).toISOString(), code: failure.code, message: failure.message },
     }),
+    // A trigger whose settings were edited: the one it carried on from.
+    ...(learnedUnder !== undefined && { learnedUnder }),
     // With a shared store: which replica writes the trigger's state, and what this one decided from.
     ...(shared !== undefined && {
       sharedState: {
@@ -93,12 +96,29 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
           .map((e) => {
             const failure = failures.get(e.trigger.id);
             failures.delete(e.trigger.id);
-            return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine.sharedState(e.trigger));
+            const { trigger } = e;
+            return explainView(
+              trigger,
+              sourceLabels(trigger),
+              e,
+              failure,
+              engine.sharedState(trigger),
+              engine.learnedUnder(trigger),
+            );
           });
         // Triggers that never got an answer: only their error.
         for (const f of failures.values())
           if (wanted(f.trigger))
-            matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine.sharedState(f.trigger)));
+            matches.push(
+              explainView(
+                f.trigger,
+                sourceLabels(f.trigger),
+                undefined,
+                f,
+                engine.sharedState(f.trigger),
+                engine.learnedUnder(f.trigger),
+              ),
+            );
         return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
       }
       default:

@@ -72,6 +72,12 @@ async function alike(ms: number, first: ScalerProcess, second: ScalerProcess): P
   return checks;
 }
 
+/** What the explain CLI prints for the ScaledObject on one replica. */
+async function explainCli(p: ScalerProcess): Promise<string> {
+  const url = `http://127.0.0.1:${p.metricsPort}`;
+  return (await run(process.execPath, [cli, 'explain', '--url', url, '--namespace', 'kis', '--name', 'replicas'])).stdout;
+}
+
 /** The explanation's details of the trigger with `so`'s metadata (the explain lists every trigger of the ScaledObject). */
 async function details(p: ScalerProcess): Promise<Record<string, unknown>> {
   const views = await p.explain('kis', 'replicas');
@@ -103,19 +109,7 @@ describe('two scaler replicas on one shared store', () => {
     expect(follower!.decidedFrom).toMatch(/^the state another replica published at \d{4}-\d\d-\d\dT/);
     // The explain CLI says it in a line.
     const lines = await Promise.all(
-      [a, b].map(async (p) => {
-        const { stdout } = await run(process.execPath, [
-          cli,
-          'explain',
-          '--url',
-          `http://127.0.0.1:${p.metricsPort}`,
-          '--namespace',
-          'kis',
-          '--name',
-          'replicas',
-        ]);
-        return stdout.split('\n').find((l) => l.includes('shared state:'));
-      }),
+      [a, b].map(async (p) => (await explainCli(p)).split('\n').find((l) => l.includes('shared state:'))),
     );
     expect(lines.sort()).toEqual([
       expect.stringMatching(/^ {2}shared state: follower on this replica, decided from the state another replica published at /),
@@ -183,6 +177,13 @@ describe('two scaler replicas on one shared store', () => {
       await Promise.all([answer(a), answer(b)]);
       for (const p of [a, b]) expect(await details(p)).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned });
       expect(await alike(2000, a, b)).toBeGreaterThan(3);
+      // /explain and the CLI name the trigger it carried on from.
+      const views = await a.explain('kis', 'replicas');
+      const old = views.find((v) => v.trigger.scaling.drainSeconds === 60)!.trigger.id;
+      expect(views.find((v) => v.trigger.scaling.drainSeconds === 45)!.learnedUnder).toBe(old);
+      expect(await explainCli(a)).toContain(
+        `  learned under: trigger ${old}, before its settings were edited (carried on from there)`,
+      );
       const logs = a.logs + b.logs;
       expect(logs).toContain('trigger settings edited: it carries on from what was learned under its previous settings');
     } finally {

@@ -56,6 +56,8 @@ export interface ExplainView {
   desiredReplicas: number | null;
   explanation: { details: Record<string, unknown>; signals: Record<string, unknown> } | null;
   lastFailure?: { at: string; code: string; message: string };
+  /** The trigger this one carried on from, when its settings were edited. */
+  learnedUnder?: string;
   /** With a shared state store only. */
   sharedState?: { role: Role; decidedFrom: string };
 }

@@ -315,6 +315,7 @@ describe('Engine: a trigger whose settings are edited', () => {
     // that starts over has never seen work, and would be inactive.
     expect(after.decision.active).toBe(true);
     expect(after.decision.explanation.activeReason).toBe(idleReason);
+    expect(engine.learnedUnder(edited)).toBe(engine.trigger(ref('so', 'q', { keepWarm: '600' })).id);
     expect(logs.join('')).toContain('trigger settings edited: it carries on from what was learned under its previous settings');
   });
 
@@ -327,6 +328,7 @@ describe('Engine: a trigger whose settings are edited', () => {
     const { engine, logs } = await learnIdle();
     const after = await engine.evaluate(engine.trigger(other));
     expect(after.decision.active).toBe(false);
+    expect(engine.learnedUnder(after.trigger)).toBeUndefined();
     expect(after.decision.explanation.activeReason).toMatch(/^backlog 0 <= activationBacklog 0/);
     expect(logs.join('')).not.toContain('trigger settings edited');
   });
