@@ -16,9 +16,10 @@ function explainView(
   sourceLabels: readonly string[],
   evaluation: Evaluation | undefined,
   failure: TriggerFailure | undefined,
-  shared: ReturnType<Engine['sharedState']>,
-  learnedUnder: string | undefined,
+  engine: Engine,
 ) {
+  const shared = engine.sharedState(trigger);
+  const learnedUnder = engine.learnedUnder(trigger);
   return {
     trigger: {
       id: trigger.id,
@@ -96,29 +97,11 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
           .map((e) => {
             const failure = failures.get(e.trigger.id);
             failures.delete(e.trigger.id);
-            const { trigger } = e;
-            return explainView(
-              trigger,
-              sourceLabels(trigger),
-              e,
-              failure,
-              engine.sharedState(trigger),
-              engine.learnedUnder(trigger),
-            );
+            return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
           });
         // Triggers that never got an answer: only their error.
         for (const f of failures.values())
-          if (wanted(f.trigger))
-            matches.push(
-              explainView(
-                f.trigger,
-                sourceLabels(f.trigger),
-                undefined,
-                f,
-                engine.sharedState(f.trigger),
-                engine.learnedUnder(f.trigger),
-              ),
-            );
+          if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
         return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
       }
       default:
