@@ -89,6 +89,9 @@ interface TriggerState {
   learnedUnder?: string;
 }
 
+/** A lineage's note names its latest trigger; its state is that trigger's record (SharedState). */
+const NOTE_HISTORY: TriggerHistory = Object.freeze(emptyHistory());
+
 /** Calls `then` with a value now, or once a promise settles: the request path allocates no promise for a cached answer. */
 export function settle<T, R>(value: T | Promise<T>, then: (value: T) => R): R | Promise<R> {
   return value instanceof Promise ? value.then(then) : then(value);
@@ -219,7 +222,7 @@ export class Engine {
     // First sight of the trigger with a shared store: its lease and record, before its first
     // answer, so a replica that just started answers from what was learned (bounded by the store).
     const { shared } = this.options;
-    if (shared !== undefined && shared.view(trigger.id) === undefined) await shared.track(trigger.id);
+    if (shared !== undefined && shared.view(trigger.id) === undefined) await shared.track(trigger.id, trigger.lineage);
     // All or nothing: a partial sum would look smaller than the truth.
     const observations =
       sources.length === 1
@@ -251,9 +254,17 @@ export class Engine {
     // its own (just started), the record too; else its own.
     const view = this.options.shared?.view(trigger.id);
     const record = view?.record;
-    const fromRecord = record !== undefined && (view!.role === 'follower' || state.history.lastDecisionAtMs === undefined);
-    const base = fromRecord ? record.payload.history : state.history;
-    if (fromRecord && record.payload.rates !== undefined) this.carryOnRates(sources, observations, record.payload.rates);
+    const own = state.history.lastDecisionAtMs !== undefined;
+    const fromRecord = record !== undefined && (view!.role === 'follower' || !own);
+    // None of its own and none published for it (its settings just edited, on a replica that never
+    // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
+    const lineage = fromRecord || own ? undefined : view?.lineageRecord;
+    const known = fromRecord ? record : lineage;
+    const base = known?.payload.history ?? state.history;
+    if (known?.payload.rates !== undefined) this.carryOnRates(sources, observations, known.payload.rates);
+    if (lineage?.payload.trigger !== undefined && lineage.payload.trigger !== trigger.id) {
+      state.learnedUnder ??= lineage.payload.trigger;
+    }
     const signals = this.signals(sources, observations);
     const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
     if (unanswerable !== undefined) {
@@ -280,7 +291,9 @@ export class Engine {
         last === undefined ||
         last.decision.desiredReplicas !== decision.desiredReplicas ||
         last.decision.active !== decision.active;
-      this.options.shared!.offer(trigger.id, { history, rates: this.sharedRates(sources) }, nowMs, changed);
+      const payload = { trigger: trigger.id, history, rates: this.sharedRates(sources) };
+      const note = { trigger: trigger.id, history: NOTE_HISTORY };
+      this.options.shared!.offer(trigger.id, payload, nowMs, changed, { lineage: trigger.lineage, note });
     }
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(

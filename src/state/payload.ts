@@ -23,6 +23,8 @@ export type SharedSourceRates = Omit<RateState, 'previousAtMs'>;
  * (optional: records without them read as before).
  */
 export interface SharedTriggerState {
+  /** The trigger (Trigger.id) whose state it is; in a lineage's note, the trigger whose record to start from. */
+  readonly trigger?: string;
   readonly history: TriggerHistory;
   /** One per source; null for a source without a rate estimate (a GPU query, or none yet). */
   readonly rates?: readonly (SharedSourceRates | null)[];
@@ -30,6 +32,9 @@ export interface SharedTriggerState {
 
 const finite = z.number().finite();
 const count = finite.nonnegative();
+
+/** A trigger id is its namespace, name and a hash: Kubernetes names are at most 253 characters. */
+const MAX_TRIGGER_ID_CHARS = 600;
 
 /** A trigger has one source per kind at most (trigger/schema.ts); the bound is for what another writer may have put there. */
 const MAX_SHARED_SOURCES = 8;
@@ -47,6 +52,7 @@ const sourceRatesSchema: z.ZodType<SharedSourceRates> = z
 
 export const sharedStateSchema: PayloadSchema<SharedTriggerState> = z
   .object({
+    trigger: z.string().max(MAX_TRIGGER_ID_CHARS).optional(),
     history: triggerHistorySchema,
     rates: z.array(sourceRatesSchema.nullable()).max(MAX_SHARED_SOURCES).readonly().optional(),
   })

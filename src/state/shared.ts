@@ -8,6 +8,23 @@ import type { StateRecord, StateStore } from './types.ts';
 
 /** Slices a round of lease renewals is cut into (start()). */
 const TICKS_PER_ROUND = 10;
+/**
+ * A writer notes in its trigger's lineage key that the trigger is the lineage's latest at most this
+ * often, well within a record's life (30 minutes): what a replica that never saw the trigger before
+ * its settings were edited starts the edited one from (track).
+ */
+const LINEAGE_NOTE_INTERVAL_MS = 10 * 60_000;
+
+/** The store key of a lineage's note (Trigger.lineage): a record naming its latest trigger. */
+export function lineageKey(lineage: string): string {
+  return `lineage:${lineage}`;
+}
+
+/** A trigger's lineage: its key, and the record to note there (naming the trigger, its state left empty). */
+export interface LineageNote<T> {
+  readonly lineage: string;
+  readonly note: T;
+}
 
 /**
  * writer: this replica holds the trigger's lease and publishes its state. follower: another one
@@ -31,9 +48,17 @@ interface Entry<T> {
   record: KnownState<T> | undefined;
   lastPublishMs: number;
   publishing: boolean;
+  /** When this replica last noted the trigger in its lineage's key (offer). */
+  lastLineageNoteMs: number;
+  /**
+   * The record of the trigger its lineage's note names, read at first sight when the trigger had
+   * none (track): a state to start from for a replica that has none of its own, never one that
+   * overrides its own.
+   */
+  lineageRecord?: KnownState<T>;
 }
 
-export class SharedState<T> {
+export class SharedState<T extends { readonly trigger?: string }> {
   readonly store: StateStore<T>;
   private readonly options: SharedStateOptions;
   private readonly now: () => number;
@@ -71,22 +96,33 @@ export class SharedState<T> {
   }
 
   /** The trigger's role and newest record. Local maps only: for the request path. */
-  view(key: string): { readonly role: Role; readonly record: KnownState<T> | undefined } | undefined {
+  view(
+    key: string,
+  ): { readonly role: Role; readonly record: KnownState<T> | undefined; readonly lineageRecord?: KnownState<T> } | undefined {
     return this.entries.get(key);
   }
 
   /**
    * First sight of a trigger: try its lease and read its record, so a replica that just started
-   * answers from what was learned before. Bounded by the store's timeout; a failure leaves it local.
+   * answers from what was learned before. For a trigger with no record yet (new, or its settings
+   * just edited), the record of the trigger its lineage's note names, if any. Bounded by the store's
+   * timeout (three times for a new one); a failure leaves it local.
    */
-  async track(key: string): Promise<void> {
+  async track(key: string, lineage?: string): Promise<void> {
     if (this.entries.has(key)) return;
-    const entry: Entry<T> = { role: 'local', record: undefined, lastPublishMs: -Infinity, publishing: false };
+    const entry: Entry<T> = {
+      role: 'local',
+      record: undefined,
+      lastPublishMs: -Infinity,
+      publishing: false,
+      lastLineageNoteMs: -Infinity,
+    };
     this.entries.set(key, entry);
     try {
       const [held, record] = await Promise.all([this.store.acquireLease(key), this.store.read(key)]);
       entry.role = held ? 'writer' : 'follower';
       this.seen(key, record);
+      if (record === undefined && lineage !== undefined) entry.lineageRecord = await this.latestOf(lineage, key);
     } catch {
       // The store logged and counted it; the trigger stays local until it answers.
     }
@@ -96,7 +132,7 @@ export class SharedState<T> {
    * A writer's new state: published when its answer changed (`changed`) or the last one is older
    * than publishIntervalMs. Fire and forget: the request path never waits for the store.
    */
-  offer(key: string, payload: T, atMs: number, changed: boolean): void {
+  offer(key: string, payload: T, atMs: number, changed: boolean, lineage?: LineageNote<T>): void {
     const entry = this.entries.get(key);
     if (entry === undefined || entry.role !== 'writer' || entry.publishing) return;
     const nowMs = this.now();
@@ -107,13 +143,40 @@ export class SharedState<T> {
       (result) => {
         entry.publishing = false;
         if (result === 'not-writer') entry.role = 'follower';
-        else if (result === 'published') this.seen(key, { atMs, payload });
+        else if (result === 'published') {
+          this.seen(key, { atMs, payload });
+          if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
+            entry.lastLineageNoteMs = nowMs;
+            void this.note(lineageKey(lineage.lineage), lineage.note, atMs);
+          }
+        }
       },
       () => {
         entry.publishing = false;
         entry.role = 'local';
       },
     );
+  }
+
+  /**
+   * The lineage's note, written under a lease taken for the write and given up after it (nobody
+   * renews it): two writers of one lineage (two triggers of it in use at once) take turns, and
+   * either is a state to start from. Best effort: the store counts and logs a failure.
+   */
+  private async note(key: string, note: T, atMs: number): Promise<void> {
+    try {
+      if (!(await this.store.acquireLease(key))) return;
+      await this.store.publish(key, note, atMs);
+      await this.store.releaseLease(key);
+    } catch {
+      // Counted and logged by the store.
+    }
+  }
+
+  /** The record of the trigger the lineage's note names, unless that is `key` itself, or it has none. */
+  private async latestOf(lineage: string, key: string): Promise<KnownState<T> | undefined> {
+    const named = (await this.store.read(lineageKey(lineage)))?.payload.trigger;
+    return named === undefined || named === key ? undefined : this.store.read(named);
   }
 
   /** A trigger no one asks about any more: give its lease up so it expires everywhere. */

@@ -190,6 +190,25 @@ describe('two scaler replicas on one shared store', () => {
       so = before;
     }
   }, 60_000);
+
+  it('restarted and edited at once, a replica that never saw the trigger starts from its lineage in the store', async () => {
+    const before = so;
+    await b.kill();
+    b = await ScalerProcess.start(env);
+    // Settings no replica has seen: b, asked first, takes the lease and finds no record of them.
+    so = ref({ ...before.scalerMetadata, drainSeconds: '50' }, 'replicas', 'kis');
+    try {
+      await answer(b);
+      const [view] = (await b.explain('kis', 'replicas')).filter((v) => v.trigger.scaling.drainSeconds === 50);
+      expect(view!.sharedState!.role).toBe('writer');
+      expect(view!.explanation!.details).toMatchObject({ keepWarmSource: 'learned' });
+      expect(view!.learnedUnder).toMatch(/^kis\/replicas\//);
+      await answer(a);
+      expect(await alike(2000, a, b)).toBeGreaterThan(3);
+    } finally {
+      so = before;
+    }
+  }, 60_000);
 });
 
 describe('a restarted replica, on a source whose rates the scaler counts itself (Kafka)', () => {

@@ -10,7 +10,7 @@ import type { TriggerHistory } from '../../src/model/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { sharedStateSchema } from '../../src/state/payload.ts';
-import { SharedState } from '../../src/state/shared.ts';
+import { SharedState, lineageKey } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
@@ -65,13 +65,19 @@ async function learnGaps(replicas: ReturnType<typeof replica>[], clock: { ms: nu
   }
 }
 
+/** Two replicas on a store of their own, after four idle gaps learned round robin. */
+async function learnedPair(startMs: number) {
+  const clock = { ms: startMs };
+  const cluster = new StateCluster(() => clock.ms);
+  const a = replica(cluster, 'a');
+  const b = replica(cluster, 'b');
+  await learnGaps([a, b], clock, 4);
+  return { clock, cluster, a, b };
+}
+
 describe('replicas on one shared store', () => {
   it('answer alike, round robin: the writer learns, followers decide from its state', async () => {
-    const clock = { ms: 1_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    const b = replica(cluster, 'b');
-    await learnGaps([a, b], clock, 4);
+    const { clock, cluster, a, b } = await learnedPair(1_000_000);
     // Idle now, within the learned keep-warm window: both say so, with the same figures.
     broker.backlog = 0;
     clock.ms += 2000;
@@ -82,8 +88,52 @@ describe('replicas on one shared store', () => {
       keepWarmSeconds: ea.decision.explanation.details.keepWarmSeconds,
     });
     expect([eb.decision.active, eb.metricValue]).toEqual([ea.decision.active, ea.metricValue]);
+    // One lease, the trigger's; two records, the trigger's and its lineage's note (written under a lease given up after).
     expect([...cluster.leases.values()].map((l) => l.holder)).toHaveLength(1);
-    expect(cluster.records.size).toBe(1);
+    const trigger = a.engine.trigger(ref);
+    expect([...cluster.records.keys()].sort()).toEqual([trigger.id, lineageKey(trigger.lineage)].sort());
+  });
+
+  it('starts an edited trigger on a process that never saw it from the record of the trigger its lineage names', async () => {
+    const clock = { ms: 2_500_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    await learnGaps([a], clock, 8); // 200 s
+    const trigger = a.engine.trigger(ref);
+    const [note, own] = [await cluster.client('x').read(lineageKey(trigger.lineage)), await cluster.client('x').read(trigger.id)];
+    // The note names the trigger and carries no state of its own; written at the first publish, not at every one.
+    expect(note!.payload).toEqual({ trigger: trigger.id, history: emptyHistory() });
+    expect(own!.atMs - note!.atMs).toBeGreaterThan(150_000);
+    // A new process (a rollout's new pod) asked first for settings nobody has seen: no record of them.
+    const fresh = replica(cluster, 'b');
+    broker.backlog = 0;
+    clock.ms += 1000;
+    const edited = fresh.engine.trigger({ ...ref, metadata: { ...ref.metadata, drainSeconds: '45' } });
+    const first = await fresh.engine.evaluate(edited);
+    expect(fresh.shared.view(edited.id)?.role).toBe('writer');
+    expect(first.decision.explanation.details.keepWarmSource).toBe('learned');
+    expect(fresh.engine.learnedUnder(edited)).toBe(trigger.id);
+    // Another queue is another lineage: nothing to start from.
+    const other = fresh.engine.trigger({ ...ref, metadata: { ...ref.metadata, 'rabbitmq.queueName': 'q2' } });
+    expect((await fresh.engine.evaluate(other)).decision.explanation.details.keepWarmSource).not.toBe('learned');
+    expect(fresh.engine.learnedUnder(other)).toBeUndefined();
+  });
+
+  it("prefers its own state to its lineage's: replicas that saw the trigger before its edit carry their own on, and agree", async () => {
+    const { clock, a, b } = await learnedPair(2_700_000);
+    const edited = { ...ref, metadata: { ...ref.metadata, drainSeconds: '45' } };
+    broker.backlog = 0;
+    clock.ms += 1000;
+    // b first: it takes the edited trigger's lease, and carries its own history on.
+    const eb = await b.engine.evaluate(b.engine.trigger(edited));
+    const ea = await a.engine.evaluate(a.engine.trigger(edited));
+    expect(b.shared.view(b.engine.trigger(edited).id)?.role).toBe('writer');
+    expect([ea.decision.active, ea.metricValue, ea.decision.explanation.details.keepWarmSeconds]).toEqual([
+      eb.decision.active,
+      eb.metricValue,
+      eb.decision.explanation.details.keepWarmSeconds,
+    ]);
+    expect(a.engine.learnedUnder(a.engine.trigger(edited))).toBe(a.engine.trigger(ref).id);
   });
 
   it('starts a new process from what was learned: no break-even prior, the learned window at once', async () => {
