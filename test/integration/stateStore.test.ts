@@ -11,10 +11,13 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { emptyHistory } from '../../src/model/decide.ts';
 import { parseStoreUrl } from '../../src/state/address.ts';
 import { StateStoreUnavailable } from '../../src/state/errors.ts';
 import { type StateStoreConfig, createStateStore } from '../../src/state/index.ts';
+import type { SharedTriggerState } from '../../src/state/payload.ts';
 import { RedisStateStore, type RedisStateStoreOptions } from '../../src/state/redis.ts';
+import { lineageKey } from '../../src/state/shared.ts';
 import type { StateRecord, StateStore } from '../../src/state/types.ts';
 import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
 import { OwnRedis, rawClient } from '../support/redis.ts';
@@ -208,6 +211,30 @@ describe('records', () => {
       // The value in its allocator size class, key names, the lease, expiry entries.
       expect(perTrigger).toBeGreaterThan(json.length);
       expect(perTrigger).toBeLessThan(6000);
+    } finally {
+      raw.disconnect();
+    }
+  });
+
+  it('costs the server under 0.4 KB per lineage for its note (the trigger it names, no state), its lease given up', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await raw.info('memory'))![1]);
+    try {
+      const lineages = Array.from({ length: 500 }, (_, i) => lineageKey(`ns/scaled-object-${i}/ba9876543210`));
+      // The scaler's payload, not this test's History: publish encodes what it is given.
+      const notes = a.store as unknown as StateStore<SharedTriggerState>;
+      const before = await usedMemory();
+      for (const [i, key] of lineages.entries()) {
+        expect(await notes.acquireLease(key)).toBe(true);
+        const note = { trigger: `ns/scaled-object-${i}/0123456789ab`, history: emptyHistory() };
+        expect(await notes.publish(key, note, Date.now())).toBe('published');
+        await notes.releaseLease(key);
+      }
+      const perLineage = ((await usedMemory()) - before) / lineages.length;
+      expect(perLineage).toBeLessThan(600);
+      expect(await raw.exists(`${space}{${lineages[0]}}:lease`)).toBe(0);
     } finally {
       raw.disconnect();
     }
