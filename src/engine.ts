@@ -89,6 +89,13 @@ interface TriggerState {
   learnedUnder?: string;
 }
 
+/**
+ * A trigger of a lineage not asked about for this long while another of it was carries on from the
+ * other's state when asked again (an edit undone). Shorter gaps are two triggers in use at once
+ * (KEDA asks each at least every pollingInterval), which keep their own.
+ */
+const LINEAGE_STALE_MS = 60_000;
+
 /** A lineage's note names its latest trigger; its state is that trigger's record (SharedState). */
 const NOTE_HISTORY: TriggerHistory = Object.freeze(emptyHistory());
 
@@ -249,7 +256,9 @@ export class Engine {
       state.lastSeenMs = nowMs;
       return state.lastEvaluation;
     }
-    state ??= { trigger, lastSeenMs: nowMs, ...this.inherited(trigger) };
+    const carried = this.inherited(trigger, state);
+    if (state === undefined) state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
+    else if (carried !== undefined) Object.assign(state, carried);
     // The state to decide from: a follower's, the writer's latest record; a process with none of
     // its own (just started), the record too; else its own.
     const view = this.options.shared?.view(trigger.id);
@@ -311,14 +320,16 @@ export class Engine {
   }
 
   /**
-   * A trigger first seen: what was learned under the last trigger of its lineage (the same
-   * ScaledObject and sources, its other settings edited), else nothing. Only the history: the
-   * readings and answers are the new trigger's own.
+   * What was learned under the last trigger of its lineage (the same ScaledObject and sources, its
+   * other settings edited), for a trigger first seen, or one no one asked about for a minute while
+   * that one was asked (an edit undone: its own state missed what was learned since); else
+   * undefined. Only the history: the readings and answers are the trigger's own.
    */
-  private inherited(trigger: Trigger): Pick<TriggerState, 'history' | 'learnedUnder'> {
+  private inherited(trigger: Trigger, state?: TriggerState): Pick<TriggerState, 'history' | 'learnedUnder'> | undefined {
     const id = this.lineages.get(trigger.lineage);
-    const before = id === undefined ? undefined : this.triggers.get(id);
-    if (before === undefined) return { history: emptyHistory() };
+    const before = id === undefined || id === trigger.id ? undefined : this.triggers.get(id);
+    if (before === undefined || (state !== undefined && before.lastSeenMs - state.lastSeenMs <= LINEAGE_STALE_MS))
+      return undefined;
     this.options.logger.info(
       { trigger: trigger.id, learnedUnder: id },
       'trigger settings edited: it carries on from what was learned under its previous settings',

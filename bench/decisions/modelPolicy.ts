@@ -120,10 +120,11 @@ export interface Deployment {
 export type Deployed = Omit<Deployment, 'store'>;
 
 /**
- * The setting an edit changes, and to what: the prior of a cold start that every run has learned
- * long before, so that what an edit costs is what the scaler forgets with it (docs/deploy.md).
+ * What an edit changes: the prior of a cold start that every run has learned long before, so that
+ * what an edit costs is what the scaler forgets with it (docs/deploy.md). Every other edit undoes
+ * the one before: the trigger's metadata as it was, the trigger the scaler knew first.
  */
-const EDITED_SETTING = ['coldStartPriorSeconds', ['61', '60']] as const;
+const EDITED_SETTING = ['coldStartPriorSeconds', '61'] as const;
 
 /** A rollout replaces the processes this far apart (a pod at a time). */
 const ROLLOUT_STEP_S = 15;
@@ -183,8 +184,8 @@ export function modelPolicy(
       }
       editAtS.forEach((atS, i) =>
         ctx.at(atS, () => {
-          const [key, values] = EDITED_SETTING;
-          edited = { ...metadata, [key]: values[i % values.length]! };
+          const [key, value] = EDITED_SETTING;
+          edited = i % 2 === 0 ? { ...metadata, [key]: value } : metadata;
           for (const p of processes) p.trigger = p.engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited });
         }),
       );
@@ -214,7 +215,11 @@ export function describeDeployment({ replicas, restartAtS, editAtS = [], store }
   const parts = [
     ...(replicas > 1 ? [`${replicas} scaler replicas behind round robin`] : []),
     ...(restartAtS.length > 0 ? [`${replicas > 1 ? 'rolled out' : 'the scaler restarted'} at ${restartAtS.join(', ')} s`] : []),
-    ...(editAtS.length > 0 ? [`the trigger's ${EDITED_SETTING[0]} edited at ${editAtS.join(', ')} s`] : []),
+    ...(editAtS.length > 0
+      ? [
+          `the trigger's ${EDITED_SETTING[0]} edited at ${editAtS.join(', ')} s${editAtS.length > 1 ? ', each edit undoing the one before' : ''}`,
+        ]
+      : []),
   ];
   return `${parts.join(', ')}${store === undefined ? '' : store ? ' with a state store' : ' with the state in memory'}`;
 }

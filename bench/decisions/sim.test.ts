@@ -313,6 +313,8 @@ describe('the model deployed (--restart-at, --edit-at, --replicas)', () => {
     const alone = await gpuSeconds();
     // A new id for the same ScaledObject and queue: until lineages, a restart in memory (+12 % here).
     expect(await gpuSeconds({ replicas: 1, restartAtS: [], editAtS: [1200], store: false })).toBe(alone);
+    // Undone 20 minutes later: the old trigger's state, 20 minutes stale, gives way to the edited one's.
+    expect(await gpuSeconds({ replicas: 1, restartAtS: [], editAtS: [1200, 2400], store: false })).toBe(alone);
     // The edited trigger's state published under its own id, and read back by the new process.
     const restarted = await gpuSeconds({ replicas: 1, restartAtS: [1800], editAtS: [1200], store: true });
     expect(Math.abs(restarted - alone)).toBeLessThan(alone * 0.01);

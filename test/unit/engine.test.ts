@@ -304,7 +304,7 @@ describe('Engine: a trigger whose settings are edited', () => {
     const idle = await engine.evaluate(engine.trigger(before));
     expect(idle.decision.explanation.activeReason).toMatch(/^idle since .*: keep warm until/);
     clock.ms += 2000;
-    return { engine, clock, logs, idleReason: idle.decision.explanation.activeReason };
+    return { engine, clock, logs, backlog, idleReason: idle.decision.explanation.activeReason };
   }
 
   it('carries on from what was learned under the old settings: the same ScaledObject and queue, another maxReplicas', async () => {
@@ -331,6 +331,36 @@ describe('Engine: a trigger whose settings are edited', () => {
     expect(engine.learnedUnder(after.trigger)).toBeUndefined();
     expect(after.decision.explanation.activeReason).toMatch(/^backlog 0 <= activationBacklog 0/);
     expect(logs.join('')).not.toContain('trigger settings edited');
+  });
+
+  it("carries on from the edited trigger's state when the edit is undone, not from its own, minutes stale", async () => {
+    const { engine, clock, backlog, idleReason } = await learnIdle();
+    const original = engine.trigger(ref('so', 'q', { keepWarm: '600' }));
+    const edited = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    // Under the edit: work again, then idle from a later moment.
+    backlog.q = 6;
+    await engine.evaluate(edited);
+    clock.ms += 5 * 60_000;
+    backlog.q = 0;
+    const idleUnderEdit = (await engine.evaluate(edited)).decision.explanation.activeReason;
+    expect(idleUnderEdit).toMatch(/^idle since/);
+    expect(idleUnderEdit).not.toBe(idleReason);
+    clock.ms += 2000;
+    const undone = await engine.evaluate(original);
+    expect(undone.decision.explanation.activeReason).toBe(idleUnderEdit);
+    expect(engine.learnedUnder(original)).toBe(edited.id);
+  });
+
+  it('keeps each its own state when two triggers of one lineage are asked in turn (both in use)', async () => {
+    const { engine, clock } = await learnIdle();
+    const a = engine.trigger(ref('so', 'q', { keepWarm: '600' }));
+    const b = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    for (let i = 0; i < 10; i++) {
+      await engine.evaluate(i % 2 === 0 ? b : a);
+      clock.ms += 15_000;
+    }
+    expect(engine.learnedUnder(b)).toBe(a.id);
+    expect(engine.learnedUnder(a)).toBeUndefined();
   });
 
   it('starts over once the old trigger was forgotten (no one asked about it for triggerIdleMs)', async () => {
