@@ -330,10 +330,13 @@ export class Engine {
     const before = id === undefined || id === trigger.id ? undefined : this.triggers.get(id);
     if (before === undefined || (state !== undefined && before.lastSeenMs - state.lastSeenMs <= LINEAGE_STALE_MS))
       return undefined;
-    this.options.logger.info(
-      { trigger: trigger.id, learnedUnder: id },
-      'trigger settings edited: it carries on from what was learned under its previous settings',
-    );
+    // Once per pair: two triggers of a lineage asked in turn less often than a minute take turns.
+    if (state?.learnedUnder !== id) {
+      this.options.logger.info(
+        { trigger: trigger.id, learnedUnder: id },
+        'trigger settings edited: it carries on from what was learned under its previous settings',
+      );
+    }
     return { history: before.history, learnedUnder: id };
   }
 

@@ -363,6 +363,18 @@ describe('Engine: a trigger whose settings are edited', () => {
     expect(engine.learnedUnder(a)).toBeUndefined();
   });
 
+  it('says so once per pair when two triggers of one lineage are asked in turn less often than a minute', async () => {
+    const { engine, clock, logs } = await learnIdle();
+    const a = engine.trigger(ref('so', 'q', { keepWarm: '600' }));
+    const b = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    for (let i = 0; i < 6; i++) {
+      clock.ms += 2 * 60_000;
+      await engine.evaluate(i % 2 === 0 ? b : a);
+    }
+    const said = logs.filter((l) => l.includes('trigger settings edited'));
+    expect(said.map((l) => (JSON.parse(l) as { trigger: string }).trigger)).toEqual([b.id, a.id]);
+  });
+
   it('starts over once the old trigger was forgotten (no one asked about it for triggerIdleMs)', async () => {
     const { engine, clock } = await learnIdle();
     clock.ms += 31 * 60_000; // past the default 30 minutes: swept at the next decision
