@@ -105,6 +105,12 @@ function tooLong(key: string, value: string, field: Field, issues: Issues): bool
   return true;
 }
 
+/** The field a source key names: `<key>FromEnv` names `<key>` where that field takes it. */
+function fieldName(table: FieldTable, name: string): string {
+  const base = name.slice(0, -'FromEnv'.length);
+  return name.endsWith('FromEnv') && table[base]?.fromEnv ? base : name;
+}
+
 /**
  * Splits metadata into the top-level group and one group per source prefix, folding
  * `<key>FromEnv` into `<key>` and reporting unknown keys.
@@ -119,13 +125,10 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
     if (dot > 0 && (sourceKinds as string[]).includes(prefix)) {
       const kind = prefix as SourceKind;
       const table: FieldTable = sourceFields[kind];
-      let name = rawKey.slice(dot + 1);
-      if (name.endsWith('FromEnv') && table[name.slice(0, -'FromEnv'.length)]?.fromEnv) {
-        name = name.slice(0, -'FromEnv'.length);
-        if (metadata[`${prefix}.${name}`] !== undefined) {
-          issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both; allowed: one of the two`);
-          continue;
-        }
+      const name = fieldName(table, rawKey.slice(dot + 1));
+      if (name !== rawKey.slice(dot + 1) && metadata[`${prefix}.${name}`] !== undefined) {
+        issues.add(rawKey, `set either ${prefix}.${name} or ${rawKey}, not both; allowed: one of the two`);
+        continue;
       }
       if (!Object.hasOwn(table, name)) {
         issues.add(keyText(rawKey), unknownSourceKey[kind]);
@@ -397,11 +400,9 @@ function built<T extends FieldTable, R>(
 /** Whether a key of a trigger that parsed is in its lineage (Field.lineage: source keys unless marked, others if marked). */
 function inLineage(rawKey: string): boolean {
   const dot = rawKey.indexOf('.');
-  if (dot < 0) return (scalingFields as Readonly<Record<string, Field>>)[rawKey]?.lineage === true;
-  const table: Readonly<Record<string, Field>> = sourceFields[rawKey.slice(0, dot) as SourceKind];
-  const name = rawKey.slice(dot + 1);
-  const field = table[name] ?? table[name.slice(0, -'FromEnv'.length)];
-  return field?.lineage !== false;
+  if (dot < 0) return (scalingFields as FieldTable)[rawKey]?.lineage === true;
+  const table: FieldTable = sourceFields[rawKey.slice(0, dot) as SourceKind];
+  return table[fieldName(table, rawKey.slice(dot + 1))]?.lineage !== false;
 }
 
 /**
