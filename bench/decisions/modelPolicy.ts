@@ -169,9 +169,11 @@ export function modelPolicy(
           now,
           ...(shared && { shared }),
         });
-        return { engine, shared, trigger: engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited }) };
+        return { engine, shared, trigger: triggerOf(engine) };
       };
+      // The trigger's metadata as KEDA sends it now (editAtS changes it).
       let edited = metadata;
+      const triggerOf = (engine: Engine) => engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited });
       const processes = Array.from({ length: replicas }, start);
       for (const atS of restartAtS) {
         processes.forEach((_, i) =>
@@ -186,7 +188,7 @@ export function modelPolicy(
         ctx.at(atS, () => {
           const [key, value] = EDITED_SETTING;
           edited = i % 2 === 0 ? { ...metadata, [key]: value } : metadata;
-          for (const p of processes) p.trigger = p.engine.trigger({ name: 'inference', namespace: 'bench', metadata: edited });
+          for (const p of processes) p.trigger = triggerOf(p.engine);
         }),
       );
       if (cluster !== undefined)
