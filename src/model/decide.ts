@@ -100,7 +100,57 @@ function mean(list: readonly number[], fallback: number): number {
   return list.length === 0 ? fallback : list.reduce((s, x) => s + x, 0) / list.length;
 }
 
-export function decide({ signals: reported, scaling, history, nowMs }: ModelInput): ModelOutput {
+/**
+ * KEDA asks about an active trigger every HPA sync (15 s) and an idle one every pollingInterval or
+ * stream check: a longer silence is a paused ScaledObject, or no scaler running.
+ */
+export const RESUME_GAP_MS = 10 * 60_000;
+
+/**
+ * The history to decide from after `RESUME_GAP_MS` without a decision: what was learned about the
+ * workload (service, throughput, cold starts, idle gaps, bursts, peaks, the steady rate) carries
+ * on; what it said of the moment is dropped, as a new trigger has none: the fleet asked for and
+ * starting, the hold, the rise and burst being watched, the readings the next one is compared to
+ * (a difference over the silence is no rate), the minute being summed. The idle period and the
+ * last work stay: a workload idle before and after stays at zero.
+ */
+/** What a history says of the moment (resumedHistory drops it); the rest is what was learned. */
+const MOMENT = [
+  'lastDesiredReplicas',
+  'lastDecisionAtMs',
+  'lastActive',
+  'heldGuesses',
+  'recentAsks',
+  'recentDemands',
+  'rateTrail',
+  'arrivalMarks',
+  'headStart',
+  'burstEpisode',
+  'busyPeakReplicas',
+  'busyPeakBacklog',
+  'pendingStarts',
+  'lastReady',
+  'drainingUntilMs',
+  'lastInFlight',
+  'lastServedTotal',
+  'busyStretch',
+  'backlogMinute',
+  'occupancyMinute',
+] as const satisfies readonly (keyof TriggerHistory)[];
+
+export function resumedHistory(history: TriggerHistory): TriggerHistory {
+  const learned: { -readonly [K in keyof TriggerHistory]: TriggerHistory[K] } = { ...history };
+  for (const key of MOMENT) delete learned[key];
+  // The rise being watched is the moment's; the share of rises that lasted is learned.
+  const lasting = history.riseWatch?.lasting;
+  if (lasting === undefined) delete learned.riseWatch;
+  else learned.riseWatch = { lasting };
+  return learned;
+}
+
+export function decide({ signals: reported, scaling, history: kept, nowMs }: ModelInput): ModelOutput {
+  const resumed = kept.lastDecisionAtMs !== undefined && nowMs - kept.lastDecisionAtMs > RESUME_GAP_MS;
+  const history = resumed ? resumedHistory(kept) : kept;
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
   // what the sources reported, and says how many it counted waiting). The concurrency is the
@@ -121,6 +171,7 @@ export function decide({ signals: reported, scaling, history, nowMs }: ModelInpu
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
   // How much of C is evidence: the prior weighs less with each sample, nothing from the twentieth.
   if (learnsColdStart) details.coldStartSamples = starts.samples.length;
+  if (resumed) details.resumedAfterSilenceSeconds = round((nowMs - kept.lastDecisionAtMs!) / 1000);
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
   const backlogActive = signals.backlog > scaling.activationBacklog;

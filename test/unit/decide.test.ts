@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ceilSafe, decide, emptyHistory, sameDecision, slidingMax, within } from '../../src/model/decide.ts';
+import {
+  RESUME_GAP_MS,
+  ceilSafe,
+  decide,
+  emptyHistory,
+  resumedHistory,
+  sameDecision,
+  slidingMax,
+  within,
+} from '../../src/model/decide.ts';
 import { pileUp } from '../../src/model/demand.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
@@ -934,5 +943,79 @@ describe('slidingMax (the scale-down hold window)', () => {
       for (let j = 1; j < kept.length; j++) expect(kept[j]!.replicas).toBeLessThan(kept[j - 1]!.replicas);
     }
     expect(kept.length).toBeLessThanOrEqual(20);
+  });
+});
+
+describe('decide after a silence (a paused ScaledObject resumed): resumedHistory', () => {
+  /** A history with something learned and something of the moment in every part. */
+  const history: TriggerHistory = {
+    ...emptyHistory(),
+    lastWorkAtMs: 1_000,
+    idleSinceMs: 2_000,
+    idleGapsSeconds: [40, 300],
+    lastDesiredReplicas: 6,
+    lastDecisionAtMs: 3_000,
+    lastActive: true,
+    lastThroughputKnown: true,
+    recentAsks: [{ atMs: 2_500, replicas: 2 }],
+    recentDemands: [{ atMs: 2_500, replicas: 6 }],
+    steadyArrivalRatePerSecond: 2.5,
+    rateTrail: [{ atMs: 2_900, rate: 2.4 }],
+    riseWatch: { probe: { atMs: 2_800, level: 3 }, lasting: 0.4 },
+    serviceEvidence: { occupancySeconds: 900, served: 500, averagingSeconds: 120, spanSeconds: 120 },
+    slotsPerReplica: 4,
+    lastInFlight: 12,
+    lastServedTotal: 7_000,
+    learnedThroughputPerReplica: 2.2,
+    arrivalMarks: [{ atMs: 2_900, total: 7_100 }],
+    gapHeads: [3, 9],
+    headStart: { atMs: 2_700, total: 7_050 },
+    bursts: [],
+    busyPeakReplicas: 6,
+    busyPeaks: [5, 6],
+    pendingStarts: [{ atMs: 2_500, replicas: 2 }],
+    coldStartSamples: [31, 44],
+    lastReady: 4,
+  };
+
+  it('keeps what was learned and drops what was said of the moment', () => {
+    const resumed = resumedHistory(history);
+    expect(resumed).toEqual({
+      lastWorkAtMs: 1_000,
+      idleSinceMs: 2_000,
+      idleGapsSeconds: [40, 300],
+      lastThroughputKnown: true,
+      steadyArrivalRatePerSecond: 2.5,
+      riseWatch: { lasting: 0.4 },
+      serviceEvidence: history.serviceEvidence,
+      slotsPerReplica: 4,
+      learnedThroughputPerReplica: 2.2,
+      gapHeads: [3, 9],
+      bursts: [],
+      busyPeaks: [5, 6],
+      coldStartSamples: [31, 44],
+    });
+    expect(resumedHistory({ ...history, riseWatch: { probe: { atMs: 1, level: 1 } } }).riseWatch).toBeUndefined();
+  });
+
+  it.each([
+    { what: 'a silence of RESUME_GAP_MS: the history as it was', silenceMs: RESUME_GAP_MS, resumed: false },
+    { what: 'a longer silence: the history resumed', silenceMs: RESUME_GAP_MS + 1, resumed: true },
+  ])('$what', ({ silenceMs, resumed }) => {
+    const nowMs = history.lastDecisionAtMs! + silenceMs;
+    const out = decide({ signals: { backlog: 0, arrivedTotal: 7_200 }, scaling: { ...scaling, keepWarm: 60 }, history, nowMs });
+    expect(out.decision.explanation.details.resumedAfterSilenceSeconds).toBe(resumed ? silenceMs / 1000 : undefined);
+    // The busy period's head being counted is closed (a third head) only in a history as it was;
+    // what was learned stays either way.
+    expect(out.history.gapHeads).toHaveLength(resumed ? 2 : 3);
+    expect(out.history.coldStartSamples ?? history.coldStartSamples).toEqual([31, 44]);
+    expect(out.history.idleGapsSeconds).toEqual([40, 300]);
+  });
+
+  it('leaves a workload idle before and after the silence at zero', () => {
+    const nowMs = history.lastDecisionAtMs! + 60 * 60_000;
+    const out = decide({ signals: { backlog: 0 }, scaling: { ...scaling, keepWarm: 600 }, history, nowMs });
+    expect(out.decision.active).toBe(false);
+    expect(out.history.idleSinceMs).toBe(history.idleSinceMs);
   });
 });
