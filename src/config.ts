@@ -27,6 +27,9 @@ const wholeNumber = (min: number, max: number) =>
 const port = wholeNumber(0, 65535);
 const positiveMs = wholeNumber(1, 2 ** 31 - 1);
 
+/** STATE_RETENTION_MS by default: a day, past a night's maintenance window. */
+export const DEFAULT_STATE_RETENTION_MS = 24 * 60 * 60_000;
+
 const envSchema = z.object({
   GRPC_PORT: port.default(9090),
   METRICS_PORT: port.default(8080),
@@ -86,6 +89,12 @@ const envSchema = z.object({
   STATE_STORE_PASSWORD: z.string().min(1).optional(),
   /** PEM file of the CA that the store's certificate chains to (rediss://); the system's roots when unset. */
   STATE_STORE_TLS_CA_FILE: z.string().min(1).optional(),
+  /**
+   * How long what a trigger learned is kept after KEDA last asked about it (a paused ScaledObject,
+   * every scaler replica down): in this process past its 30-minute idle sweep, and as the life of
+   * its record in the store. At least 30 minutes.
+   */
+  STATE_RETENTION_MS: wholeNumber(30 * 60_000, 2 ** 31 - 1).default(DEFAULT_STATE_RETENTION_MS),
 });
 
 type EnvConfig = z.infer<typeof envSchema>;

@@ -51,6 +51,12 @@ export interface EngineOptions {
   readonly now?: () => number;
   /** Triggers, and rates of sources, not seen for this long are forgotten. */
   readonly triggerIdleMs?: number;
+  /**
+   * What a forgotten trigger learned is kept this long after KEDA last asked about it, for when
+   * it is asked about again (a paused ScaledObject resumed; its lineage's, edited meanwhile);
+   * default and at least triggerIdleMs (nothing kept past it).
+   */
+  readonly retentionMs?: number;
   /** Learned state shared by the scaler's replicas; absent, each process keeps its own. */
   readonly shared?: SharedState<SharedTriggerState>;
   /** When a source read may start (the server's LoopAdmission); absent, at once. */
@@ -96,6 +102,22 @@ interface TriggerState {
  */
 const LINEAGE_STALE_MS = 60_000;
 
+/** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
+const TRIGGER_IDLE_MS = 30 * 60_000;
+
+/**
+ * Forgotten triggers whose learned history is kept (EngineOptions.retentionMs), the most recently
+ * asked: a history is 1.5-4.7 KB as JSON (docs/deploy.md), 4-7 KB of heap, 14 MB at most for all.
+ */
+export const MAX_RETIRED = 2_000;
+
+/** A forgotten trigger's learned history, kept by its lineage. */
+interface Retired {
+  readonly id: string;
+  readonly history: TriggerHistory;
+  readonly lastSeenMs: number;
+}
+
 /** A lineage's note names its latest trigger; its state is that trigger's record (SharedState). */
 const NOTE_HISTORY: TriggerHistory = Object.freeze(emptyHistory());
 
@@ -113,6 +135,8 @@ export class Engine {
   private readonly triggers = new Map<string, TriggerState>();
   /** The id of the trigger of each lineage decided last: whose state an edited trigger carries on. */
   private readonly lineages = new Map<string, string>();
+  /** What forgotten triggers learned, by lineage, oldest first. */
+  private readonly retired = new Map<string, Retired>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
   /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
   private readonly failures = new Map<string, TriggerFailure>();
@@ -327,6 +351,7 @@ export class Engine {
    */
   private inherited(trigger: Trigger, state?: TriggerState): Pick<TriggerState, 'history' | 'learnedUnder'> | undefined {
     const id = this.lineages.get(trigger.lineage);
+    if (id === undefined && state === undefined) return this.revived(trigger);
     const before = id === undefined || id === trigger.id ? undefined : this.triggers.get(id);
     if (before === undefined || (state !== undefined && before.lastSeenMs - state.lastSeenMs <= LINEAGE_STALE_MS))
       return undefined;
@@ -338,6 +363,33 @@ export class Engine {
       );
     }
     return { history: before.history, learnedUnder: id };
+  }
+
+  /**
+   * What the trigger (or, edited meanwhile, the last of its lineage) learned before it was
+   * forgotten, KEDA not asking about it for triggerIdleMs (a paused ScaledObject), within the
+   * retention; the model drops what it said of the moment (resumedHistory).
+   */
+  private revived(trigger: Trigger): Pick<TriggerState, 'history' | 'learnedUnder'> | undefined {
+    const retired = this.retired.get(trigger.lineage);
+    if (retired === undefined) return undefined;
+    this.retired.delete(trigger.lineage);
+    const silentMs = this.now() - retired.lastSeenMs;
+    if (silentMs > this.retentionMs()) return undefined;
+    this.options.logger.info(
+      {
+        trigger: trigger.id,
+        ...(retired.id !== trigger.id && { learnedUnder: retired.id }),
+        silentSeconds: Math.round(silentMs / 1000),
+      },
+      'trigger asked about again after a silence (a paused ScaledObject): it carries on from what it learned before',
+    );
+    return retired.id === trigger.id ? { history: retired.history } : { history: retired.history, learnedUnder: retired.id };
+  }
+
+  private retentionMs(): number {
+    const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
+    return Math.max(idle, this.options.retentionMs ?? idle);
   }
 
   /** The trigger whose learned state this one started from, when its settings were edited; for /explain. */
@@ -474,16 +526,29 @@ export class Engine {
     this.rates.set(source.identity, updateRates(this.rates.get(source.identity), observation.reading, observation.atMs));
   }
 
-  /** Forgets triggers (their shared leases too) and source rates not seen for the idle window. */
+  /**
+   * Forgets triggers (their shared leases too) and source rates not seen for the idle window,
+   * keeping what the latest trigger of each lineage learned for the retention.
+   */
   private sweep(nowMs: number): void {
-    const idle = this.options.triggerIdleMs ?? 30 * 60_000;
+    const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
     if (nowMs - this.lastSweepMs < idle / 10) return;
     this.lastSweepMs = nowMs;
+    const retentionMs = this.retentionMs();
     for (const [id, state] of this.triggers) {
       if (nowMs - state.lastSeenMs > idle) {
         this.triggers.delete(id);
         this.options.shared?.forget(id);
+        const { lineage } = state.trigger;
+        if (retentionMs > idle && this.lineages.get(lineage) === id && state.history.lastDecisionAtMs !== undefined) {
+          setNewest(this.retired, lineage, { id, history: state.history, lastSeenMs: state.lastSeenMs }, MAX_RETIRED);
+        }
       }
+    }
+    for (const [lineage, retired] of this.retired) {
+      // Oldest first (setNewest): the rest are younger.
+      if (nowMs - retired.lastSeenMs <= retentionMs) break;
+      this.retired.delete(lineage);
     }
     for (const [lineage, id] of this.lineages) if (!this.triggers.has(id)) this.lineages.delete(lineage);
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);

@@ -98,6 +98,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     env: options.env ?? process.env,
     shared,
     readAdmission: admission,
+    retentionMs: config.STATE_RETENTION_MS,
   });
   const scaler = new ExternalScalerService({
     engine,

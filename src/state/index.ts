@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { type Config, ConfigError } from '../config.ts';
+import { type Config, ConfigError, DEFAULT_STATE_RETENTION_MS } from '../config.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
 import { parseStoreUrl } from './address.ts';
@@ -13,13 +13,11 @@ import type { PayloadSchema, StateStore } from './types.ts';
 
 export type { StateStore } from './types.ts';
 
-/** A record not published again for this long expires: as long as the engine keeps an idle trigger. */
-const RECORD_TTL_MS = 30 * 60_000;
-
 export type StateStoreConfig = Pick<
   Config,
   'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'
->;
+> &
+  Partial<Pick<Config, 'STATE_RETENTION_MS'>>;
 
 export interface CreateStateStoreOptions<T> {
   /** The payload's format version: bump it when the payload changes shape. */
@@ -33,6 +31,7 @@ export interface CreateStateStoreOptions<T> {
   readonly scalerVersion?: string;
   /** Default: three cache intervals, so a writer that stops is replaced within about three readings. */
   readonly leaseMs?: number;
+  /** Default: STATE_RETENTION_MS (a record not published again for this long expires, as the engine forgets its trigger). */
   readonly recordTtlMs?: number;
 }
 
@@ -47,7 +46,7 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
     scalerVersion: options.scalerVersion ?? scalerVersion(),
     format: options.format,
     leaseMs: options.leaseMs ?? 3 * config.CACHE_TTL_MS,
-    recordTtlMs: options.recordTtlMs ?? RECORD_TTL_MS,
+    recordTtlMs: options.recordTtlMs ?? config.STATE_RETENTION_MS ?? DEFAULT_STATE_RETENTION_MS,
     metrics: options.metrics,
   };
   if (config.STATE_STORE_URL === undefined) return new MemoryStateStore<T>(common);

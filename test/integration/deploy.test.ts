@@ -176,6 +176,8 @@ describe('Helm chart', () => {
     );
     const off = find(rendered('--set', 'config.loopTargetUtilization=1'), 'Deployment').spec.template.spec.containers[0];
     expect(loadConfig({ LOOP_TARGET_UTILIZATION: envValue(off, 'LOOP_TARGET_UTILIZATION') }).LOOP_TARGET_UTILIZATION).toBe(1);
+    // The retention reaches the scaler as the number its schema parses (a day).
+    expect(loadConfig({ STATE_RETENTION_MS: envValue(container, 'STATE_RETENTION_MS') }).STATE_RETENTION_MS).toBe(86_400_000);
     const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
     expect(envValue(quiet, 'TRIGGER_METRICS')).toBe('false');
     expect(pod.topologySpreadConstraints.map((c: { topologyKey: string }) => c.topologyKey)).toEqual([
@@ -415,6 +417,7 @@ describe('Helm chart', () => {
       ['--set', 'stateStore.url=redis://cache:6379', '--set', 'stateStore.tls.caSecret=ca'],
       /rediss:\/\//,
     ],
+    ['a retention shorter than the idle sweep (30 minutes)', ['--set', 'config.stateRetentionMs=60000'], /stateRetentionMs/],
     ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
     ['a misspelled dashboard option', ['--set', 'metrics.grafanaDashboard.label=x'], /grafanaDashboard/],
     [

@@ -496,6 +496,30 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
     };
   }
 
+  it('keeps a record STATE_RETENTION_MS (a day unless set) after it was last published: a paused ScaledObject carries on', async () => {
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      for (const [retention, expected] of [
+        [undefined, 86_400_000],
+        [2 * 60 * 60_000, 2 * 60 * 60_000],
+      ] as const) {
+        const { store } = await storeFor({
+          STATE_STORE_URL: requireService('STATE_STORE_URL'),
+          ...(retention !== undefined && { STATE_RETENTION_MS: retention }),
+        });
+        const key = `retention-${randomBytes(4).toString('hex')}`;
+        expect(await store.acquireLease(key)).toBe(true);
+        expect(await store.publish(key, sample, Date.now())).toBe('published');
+        const ttl = await raw.pttl(`kis:v1:{${key}}:record`);
+        expect(ttl).toBeGreaterThan(expected - 5_000);
+        expect(ttl).toBeLessThanOrEqual(expected);
+        await raw.del(`kis:v1:{${key}}:record`, `kis:v1:{${key}}:lease`);
+      }
+    } finally {
+      raw.disconnect();
+    }
+  });
+
   it('logs in with the password from STATE_STORE_PASSWORD or the URL; a wrong one leaves it degraded, and no log line holds either', async () => {
     const password = `pw-${randomBytes(8).toString('hex')}`;
     await using server = await OwnRedis.start({ password });

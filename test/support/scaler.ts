@@ -1,7 +1,7 @@
 // Starts the real scaler in-process on free ports and gives a KEDA-protocol client for it.
 import * as grpc from '@grpc/grpc-js';
 import { inject } from 'vitest';
-import type { Config } from '../../src/config.ts';
+import { type Config, DEFAULT_STATE_RETENTION_MS } from '../../src/config.ts';
 import { type RunningScaler, type StartOptions, startScaler } from '../../src/server/server.ts';
 import { KedaClient } from './kedaClient.ts';
 import type { ServiceEnv } from './services.ts';
@@ -24,6 +24,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     GRPC_MAX_OPEN_STREAMS: 5000,
     LOOP_TARGET_UTILIZATION: 0.5,
     TRIGGER_METRICS: true,
+    STATE_RETENTION_MS: DEFAULT_STATE_RETENTION_MS,
     profiles: {},
     ...overrides,
   };

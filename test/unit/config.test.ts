@@ -80,6 +80,7 @@ describe('loadConfig: numbers', () => {
     ['CACHE_TTL_MS', '0'],
     ['SOURCE_TIMEOUT_MS', 'soon'],
     ['SHUTDOWN_TIMEOUT_MS', '99999999999'],
+    ['STATE_RETENTION_MS', '60000'],
   ])('refuses %s=%j, naming the variable and what is allowed', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`${name}: allowed: a whole number from \\d+ to \\d+`));
   });
@@ -87,6 +88,9 @@ describe('loadConfig: numbers', () => {
   it('reads whole numbers (blanks around them trimmed) and defaults what is unset', () => {
     const config = loadConfig({ GRPC_PORT: ' 9091 ', CACHE_TTL_MS: '500' });
     expect(config).toMatchObject({ GRPC_PORT: 9091, CACHE_TTL_MS: 500, METRICS_PORT: 8080, SOURCE_TIMEOUT_MS: 2000 });
+    // What a trigger learned is kept a day after it was last asked about, and no less than the idle sweep's 30 minutes.
+    expect(config.STATE_RETENTION_MS).toBe(86_400_000);
+    expect(loadConfig({ STATE_RETENTION_MS: '1800000' }).STATE_RETENTION_MS).toBe(1_800_000);
   });
 });
 

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { Engine } from '../../src/engine.ts';
+import { Engine, MAX_RETIRED } from '../../src/engine.ts';
 import { SourceUnavailable } from '../../src/errors.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
@@ -21,9 +21,15 @@ function fakeRabbit(backlog: Record<string, number>) {
   return { driver, reads };
 }
 
-function engineWith(driver: SourceDriver<RabbitmqSourceConfig>, clock: { ms: number; step?: number }, logger = silentLogger()) {
+function engineWith(
+  driver: SourceDriver<RabbitmqSourceConfig>,
+  clock: { ms: number; step?: number },
+  logger = silentLogger(),
+  retentionMs?: number,
+) {
   const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
   const engine = new Engine({
+    ...(retentionMs !== undefined && { retentionMs }),
     registry: new SourceRegistry([driver as unknown as SourceDriver]),
     cacheTtlMs: 1000,
     sourceTimeoutMs: 2000,
@@ -381,5 +387,77 @@ describe('Engine: a trigger whose settings are edited', () => {
     await engine.evaluate(engine.trigger(ref('unrelated', 'r')));
     const after = await engine.evaluate(engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' })));
     expect(after.decision.active).toBe(false);
+  });
+});
+
+describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a paused ScaledObject)', () => {
+  const HOUR = 60 * 60_000;
+
+  /** An engine that keeps what a forgotten trigger learned for `retentionMs`, and a trigger that worked and went idle on it. */
+  async function paused(retentionMs: number) {
+    const backlog: Record<string, number> = { q: 8 };
+    const { driver } = fakeRabbit(backlog);
+    const clock = { ms: 1_000_000 };
+    const logs: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
+    const { engine } = engineWith(driver, clock, logger, retentionMs);
+    const so = ref('so', 'q', { keepWarm: '600' });
+    await engine.evaluate(engine.trigger(so));
+    clock.ms += 2000;
+    backlog.q = 0;
+    await engine.evaluate(engine.trigger(so));
+    return { engine, clock, logs, backlog, so };
+  }
+
+  /** The silence passes; another trigger's call sweeps the engine's idle triggers. */
+  async function silence(engine: Engine, clock: { ms: number }, ms: number) {
+    clock.ms += ms;
+    await engine.evaluate(engine.trigger(ref('other', 'r')));
+  }
+
+  it('carries on from what it learned before, within the retention, and says so', async () => {
+    const { engine, clock, logs, so } = await paused(24 * HOUR);
+    await silence(engine, clock, 2 * HOUR);
+    const resumed = await engine.evaluate(engine.trigger(so));
+    // A history resumed: the model says how long the silence was (decide.ts, resumedHistory).
+    expect(resumed.decision.explanation.details.resumedAfterSilenceSeconds).toBe(2 * 3600);
+    expect(resumed.decision.active).toBe(false);
+    expect(engine.learnedUnder(resumed.trigger)).toBeUndefined();
+    expect(logs.join('')).toContain('trigger asked about again after a silence (a paused ScaledObject): it carries on');
+  });
+
+  it('carries on from the last trigger of its lineage when the ScaledObject was edited while paused', async () => {
+    const { engine, clock, so } = await paused(24 * HOUR);
+    await silence(engine, clock, 2 * HOUR);
+    const edited = await engine.evaluate(engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' })));
+    expect(edited.decision.explanation.details.resumedAfterSilenceSeconds).toBe(2 * 3600);
+    expect(engine.learnedUnder(edited.trigger)).toBe(engine.trigger(so).id);
+  });
+
+  it.each([
+    { what: 'past the retention', retentionMs: 24 * HOUR, silenceMs: 25 * HOUR },
+    { what: 'with no retention past the idle sweep (the engine default)', retentionMs: 0, silenceMs: 31 * 60_000 },
+  ])('starts over $what', async ({ retentionMs, silenceMs }) => {
+    const { engine, clock, logs, so } = await paused(retentionMs);
+    await silence(engine, clock, silenceMs);
+    const after = await engine.evaluate(engine.trigger(so));
+    expect(after.decision.explanation.details.resumedAfterSilenceSeconds).toBeUndefined();
+    expect(logs.join('')).not.toContain('trigger asked about again');
+  });
+
+  it(`keeps the ${MAX_RETIRED} most recently asked about: an older one starts over`, async () => {
+    const { driver } = fakeRabbit({});
+    const clock = { ms: 1_000_000 };
+    const { engine } = engineWith(driver, clock, silentLogger(), 24 * HOUR);
+    const names = Array.from({ length: MAX_RETIRED + 1 }, (_, i) => `so-${i}`);
+    for (const name of names) {
+      await engine.evaluate(engine.trigger(ref(name, 'q')));
+      clock.ms += 1;
+    }
+    await silence(engine, clock, HOUR);
+    const first = await engine.evaluate(engine.trigger(ref(names[0]!, 'q')));
+    const last = await engine.evaluate(engine.trigger(ref(names.at(-1)!, 'q')));
+    expect(first.decision.explanation.details.resumedAfterSilenceSeconds).toBeUndefined();
+    expect(last.decision.explanation.details.resumedAfterSilenceSeconds).toBeGreaterThan(3600);
   });
 });
