@@ -22,6 +22,8 @@ describe('bench:decisions arguments', () => {
       hours: undefined,
       restartAtS: [],
       editAtS: [],
+      pauseAtS: [],
+      retentionS: undefined,
       replicas: undefined,
     });
     expect(SEEDS).toEqual([1, 2, 3]);
@@ -56,6 +58,8 @@ describe('bench:decisions arguments', () => {
       hours: undefined,
       restartAtS: [],
       editAtS: [],
+      pauseAtS: [],
+      retentionS: undefined,
       replicas: undefined,
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
@@ -181,6 +185,36 @@ describe('bench:decisions arguments', () => {
     );
     for (const bad of ['', '0', 'x', '1200,']) {
       expect(() => parseArgs([`--edit-at=${bad}`])).toThrow(`--edit-at ${JSON.stringify(bad)}: want seconds into the trace`);
+    }
+  });
+
+  it('pauses the ScaledObject at --pause-at S:D,... in two more policies, with --retention for what the scaler keeps', () => {
+    const args = parseArgs(['--pause-at', '3600:2700,9000:60', '--retention', '1800']);
+    expect(args.pauseAtS).toEqual([
+      { atS: 3600, forS: 2700 },
+      { atS: 9000, forS: 60 },
+    ]);
+    expect(jobs([{ synthetic: 'sessions' }], args)[0]).toMatchObject({ pauseAtS: args.pauseAtS, retentionS: 1800 });
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.pauseAtS).toBeUndefined();
+    const setups = Object.fromEntries(
+      policies(60, false, {}, undefined, {
+        replicas: 1,
+        restartAtS: [],
+        pauseAtS: [{ atS: 3600, forS: 2700 }],
+        retentionS: 1800,
+      }).map((p) => [p.name, p.setup]),
+    );
+    expect(setups['model-paused']).toContain(
+      'the ScaledObject paused at 3600 s for 2700 s, what a trigger learned kept 1800 s after it was last asked about with the state in memory',
+    );
+    expect(setups['model-paused-store']).toContain('with a state store');
+    for (const bad of ['', '3600', '3600:', ':60', '0:60', '3600:0', '3600:60:1', 'x:y']) {
+      expect(() => parseArgs([`--pause-at=${bad}`])).toThrow(`--pause-at ${JSON.stringify(bad)}: want S:D`);
+    }
+    for (const bad of ['1799', '60.5', 'x', '2147484']) {
+      expect(() => parseArgs([`--retention=${bad}`])).toThrow(
+        `--retention ${JSON.stringify(bad)}: want whole seconds, at least 1800`,
+      );
     }
   });
 

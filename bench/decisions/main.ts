@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -18,7 +18,10 @@
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --edit-at S,... edits the
-// trigger's settings at those moments (its coldStartPriorSeconds), --replicas N runs N scaler
+// trigger's settings at those moments (its coldStartPriorSeconds), --pause-at S:D,... pauses the
+// ScaledObject at S for D seconds (KEDA's paused annotation: nothing asked, the replicas kept),
+// --retention S sets how long the scaler keeps what a trigger no one asks about learned
+// (STATE_RETENTION_MS; 1800 forgets it as the idle sweep does), --replicas N runs N scaler
 // processes behind KEDA's round robin: each adds two policies, the model so deployed with its state
 // in memory ('model-restarted', 'model-2-replicas', ...) and with a state store ('...-store'), and
 // a table of what each cost against the model run alone. --timeline FILE.csv writes what the
@@ -35,6 +38,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
 import type { Ack } from './fleet.ts';
+import type { Pause } from './policies.ts';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, policies, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
@@ -52,6 +56,8 @@ const MAX_SEEDS = 100;
 const LISTED_SEEDS = 3;
 /** --hours: the longest synthetic traces (a day). */
 const MAX_HOURS = 24;
+/** --retention: STATE_RETENTION_MS's least value, in seconds (the idle sweep's 30 minutes). */
+const MIN_RETENTION_S = 1800;
 /** --replicas: the most scaler processes behind KEDA's round robin. */
 const MAX_SCALER_REPLICAS = 8;
 
@@ -85,10 +91,14 @@ export interface Args {
   readonly editAtS: readonly number[];
   /** Scaler replicas behind KEDA's round robin (1 when undefined). */
   readonly replicas: number | undefined;
+  /** When the ScaledObject is paused, and for how long; none when empty. */
+  readonly pauseAtS: readonly Pause[];
+  /** STATE_RETENTION_MS of the deployed processes, in seconds (its default when undefined). */
+  readonly retentionS: number | undefined;
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -105,6 +115,18 @@ function moments(name: string, raw: string | undefined): number[] {
     if (!(Number.isFinite(n) && n > 0))
       throw new Error(`--${name} ${JSON.stringify(raw)}: want seconds into the trace, > 0, comma-separated`);
     return n;
+  });
+}
+
+/** --pause-at S:D,...: paused at S seconds into the trace for D seconds (none when absent). */
+function pauses(raw: string | undefined): Pause[] {
+  return (raw?.split(',') ?? []).map((x) => {
+    const [atS, forS] = x.split(':').map((n) => (n.trim() === '' ? Number.NaN : Number(n)));
+    if (!(Number.isFinite(atS) && atS! > 0 && Number.isFinite(forS) && forS! > 0) || x.split(':').length !== 2)
+      throw new Error(
+        `--pause-at ${JSON.stringify(raw)}: want S:D (seconds into the trace, > 0 : seconds paused, > 0), comma-separated`,
+      );
+    return { atS: atS!, forS: forS! };
   });
 }
 
@@ -143,6 +165,8 @@ export function parseArgs(argv: readonly string[]): Args {
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
         'edit-at': { type: 'string' },
+        'pause-at': { type: 'string' },
+        retention: { type: 'string' },
         replicas: { type: 'string' },
         timeline: { type: 'string' },
         ablation: { type: 'boolean' },
@@ -210,6 +234,13 @@ export function parseArgs(argv: readonly string[]): Args {
     ),
     restartAtS: moments('restart-at', values['restart-at']),
     editAtS: moments('edit-at', values['edit-at']),
+    pauseAtS: pauses(values['pause-at']),
+    retentionS: numberFlag(
+      'retention',
+      values.retention,
+      (n) => Number.isSafeInteger(n) && n >= MIN_RETENTION_S && n * 1000 <= 2 ** 31 - 1,
+      `whole seconds, at least ${MIN_RETENTION_S} (STATE_RETENTION_MS's bounds)`,
+    ),
     replicas: numberFlag(
       'replicas',
       values.replicas,
@@ -282,6 +313,8 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.source !== undefined && { source: args.source }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.editAtS.length > 0 && { editAtS: args.editAtS }),
+      ...(args.pauseAtS.length > 0 && { pauseAtS: args.pauseAtS }),
+      ...(args.retentionS !== undefined && { retentionS: args.retentionS }),
       ...(args.replicas !== undefined && { replicas: args.replicas }),
       ...(args.timeline !== undefined && { timeline: true }),
     })),

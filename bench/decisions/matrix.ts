@@ -17,6 +17,7 @@ import {
   kedaQueueGpu,
   kedaQueueTuned,
   kedaQueueWith,
+  type Pause,
 } from './policies.ts';
 import { type ColdStartSpec, type Policy, type Result, run, summarize } from './simulate.ts';
 import type { TimelineEntry } from './timeline.ts';
@@ -97,6 +98,10 @@ export interface Job {
   readonly editAtS?: readonly number[];
   /** Scaler replicas behind KEDA's round robin, for the deployed policies (one when absent). */
   readonly replicas?: number;
+  /** The ScaledObject paused at these moments, for the deployed policies (never when absent). */
+  readonly pauseAtS?: readonly Pause[];
+  /** What the deployed processes keep of a trigger no one asks about, in seconds (STATE_RETENTION_MS's default when absent). */
+  readonly retentionS?: number;
   /** Record what the model (run alone) answered at each HPA sync, in its rows' `timeline`. */
   readonly timeline?: boolean;
 }
@@ -122,9 +127,9 @@ function modelAt(
   return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source, ...(onSync && { onSync }) });
 }
 
-/** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, `model-edited`, and `-store` with a store. */
-export function deployedName({ replicas, restartAtS, editAtS = [] }: Deployed, store: boolean): string {
-  return `model${replicas > 1 ? `-${replicas}-replicas` : ''}${restartAtS.length > 0 ? '-restarted' : ''}${editAtS.length > 0 ? '-edited' : ''}${store ? '-store' : ''}`;
+/** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, `model-edited`, `model-paused`, and `-store` with a store. */
+export function deployedName({ replicas, restartAtS, editAtS = [], pauseAtS = [] }: Deployed, store: boolean): string {
+  return `model${replicas > 1 ? `-${replicas}-replicas` : ''}${restartAtS.length > 0 ? '-restarted' : ''}${editAtS.length > 0 ? '-edited' : ''}${pauseAtS.length > 0 ? '-paused' : ''}${store ? '-store' : ''}`;
 }
 
 /** Whether a policy is the model deployed (deployedName), not the model run alone. */
@@ -175,12 +180,22 @@ export function policies(
   ];
 }
 
-/** The deployment a job asks for, if any (replicas, rollouts or edits). */
-export function jobDeployment(job: Pick<Job, 'replicas' | 'restartAtS' | 'editAtS'>): Deployed | undefined {
+/** The deployment a job asks for, if any (replicas, rollouts, edits or pauses; the retention with one). */
+export function jobDeployment(
+  job: Pick<Job, 'replicas' | 'restartAtS' | 'editAtS' | 'pauseAtS' | 'retentionS'>,
+): Deployed | undefined {
   const replicas = job.replicas ?? 1;
   const restartAtS = job.restartAtS ?? [];
   const editAtS = job.editAtS ?? [];
-  return replicas > 1 || restartAtS.length > 0 || editAtS.length > 0 ? { replicas, restartAtS, editAtS } : undefined;
+  const pauseAtS = job.pauseAtS ?? [];
+  if (replicas === 1 && restartAtS.length === 0 && editAtS.length === 0 && pauseAtS.length === 0) return undefined;
+  return {
+    replicas,
+    restartAtS,
+    editAtS,
+    ...(pauseAtS.length > 0 && { pauseAtS }),
+    ...(job.retentionS !== undefined && { retentionS: job.retentionS }),
+  };
 }
 
 export async function runJob(job: Job): Promise<Row[]> {

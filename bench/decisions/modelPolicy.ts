@@ -9,13 +9,14 @@ import { Registry } from 'prom-client';
 import { Engine } from '../../src/engine.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
+import { DEFAULT_STATE_RETENTION_MS } from '../../src/config.ts';
 import { PUBLISH_INTERVAL_MS } from '../../src/state/payload.ts';
 import { SharedState } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import type { Fleet } from './fleet.ts';
-import { kedaPolicy } from './policies.ts';
+import { type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy } from './simulate.ts';
 import { StateCluster } from '../../test/support/stateCluster.ts';
@@ -112,6 +113,10 @@ export interface Deployment {
    * after it with the new metadata (EDITED_SETTING changed, which by itself changes next to nothing).
    */
   readonly editAtS?: readonly number[];
+  /** The ScaledObject paused (KEDA asks nothing, the workload keeps its replicas) at these moments. */
+  readonly pauseAtS?: readonly Pause[];
+  /** How long each process keeps what a trigger no one asks about learned (STATE_RETENTION_MS; its default when absent). */
+  readonly retentionS?: number;
   /** true: they share a state store (STATE_STORE_URL set); false: each keeps its state in memory. */
   readonly store: boolean;
 }
@@ -143,13 +148,19 @@ export function modelPolicy(
   return kedaPolicy(
     name,
     `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
-    { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
+    {
+      cooldownSeconds: so.cooldownSeconds,
+      behavior: so.behavior,
+      pollingIntervalSeconds: so.pollingIntervalSeconds,
+      ...(deployment?.pauseAtS !== undefined && { pauses: deployment.pauseAtS }),
+    },
     (ctx) => {
-      const { replicas = 1, restartAtS = [], editAtS = [], store = false } = deployment ?? {};
+      const { replicas = 1, restartAtS = [], editAtS = [], store = false, retentionS } = deployment ?? {};
+      const retentionMs = (retentionS ?? DEFAULT_STATE_RETENTION_MS / 1000) * 1000;
       const now = () => Math.round(ctx.now() * 1000);
       const registry = new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
-      const cluster = store ? new StateCluster(now) : undefined;
+      const cluster = store ? new StateCluster(now, undefined, retentionMs) : undefined;
       let started = 0;
       // One scaler process: its own Engine (cache, rates, learned state), and its client of the store.
       const start = () => {
@@ -167,6 +178,7 @@ export function modelPolicy(
           logger: silentLogger(),
           metrics,
           now,
+          retentionMs,
           ...(shared && { shared }),
         });
         return { engine, shared, trigger: triggerOf(engine) };
@@ -213,7 +225,14 @@ export function modelPolicy(
 }
 
 /** The deployment in words; without `store`, without the state's place. */
-export function describeDeployment({ replicas, restartAtS, editAtS = [], store }: Deployed & { store?: boolean }): string {
+export function describeDeployment({
+  replicas,
+  restartAtS,
+  editAtS = [],
+  pauseAtS = [],
+  retentionS,
+  store,
+}: Deployed & { store?: boolean }): string {
   const parts = [
     ...(replicas > 1 ? [`${replicas} scaler replicas behind round robin`] : []),
     ...(restartAtS.length > 0 ? [`${replicas > 1 ? 'rolled out' : 'the scaler restarted'} at ${restartAtS.join(', ')} s`] : []),
@@ -222,6 +241,10 @@ export function describeDeployment({ replicas, restartAtS, editAtS = [], store }
           `the trigger's ${EDITED_SETTING[0]} edited at ${editAtS.join(', ')} s${editAtS.length > 1 ? ', each edit undoing the one before' : ''}`,
         ]
       : []),
+    ...(pauseAtS.length > 0
+      ? [`the ScaledObject paused at ${pauseAtS.map(({ atS, forS }) => `${atS} s for ${forS} s`).join(', ')}`]
+      : []),
+    ...(retentionS !== undefined ? [`what a trigger learned kept ${retentionS} s after it was last asked about`] : []),
   ];
   return `${parts.join(', ')}${store === undefined ? '' : store ? ' with a state store' : ' with the state in memory'}`;
 }

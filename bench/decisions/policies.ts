@@ -19,12 +19,23 @@ export interface Triggers {
   readonly stream?: { readonly intervalS: number; check(): Promise<boolean> };
 }
 
+/** The ScaledObject paused (KEDA's `autoscaling.keda.sh/paused` annotation) at `atS` for `forS` seconds. */
+export interface Pause {
+  readonly atS: number;
+  readonly forS: number;
+}
+
 export interface ScaledObjectSetup {
   /** KEDA's pollingInterval (default POLLING_INTERVAL_S, KEDA's own default). */
   readonly pollingIntervalSeconds?: number;
   readonly cooldownSeconds: number;
   readonly behavior?: HpaBehavior;
   readonly maxReplicas?: number;
+  /**
+   * While paused KEDA stops its loop and deletes the HPA: no trigger is asked anything and the
+   * workload keeps its replicas; at the end a new HPA starts with no history.
+   */
+  readonly pauses?: readonly Pause[];
 }
 
 /** KEDA + HPA around `triggers`, created per run by `makeTriggers`. */
@@ -41,24 +52,36 @@ export function kedaPolicy(
       const triggers = await makeTriggers(ctx);
       const polling = so.pollingIntervalSeconds ?? POLLING_INTERVAL_S;
       const keda = new KedaLoop({ pollingIntervalSeconds: polling, cooldownSeconds: so.cooldownSeconds, minReplicaCount: 0 });
-      const hpa = new Hpa({
-        minReplicas: 1,
-        maxReplicas: so.maxReplicas ?? MAX_REPLICAS,
-        behavior: so.behavior ?? DEFAULT_BEHAVIOR,
-      });
+      const newHpa = () =>
+        new Hpa({
+          minReplicas: 1,
+          maxReplicas: so.maxReplicas ?? MAX_REPLICAS,
+          behavior: so.behavior ?? DEFAULT_BEHAVIOR,
+        });
+      let hpa = newHpa();
+      const pauses = so.pauses ?? [];
+      const paused = () => pauses.some(({ atS, forS }) => ctx.now() >= atS && ctx.now() < atS + forS);
+      for (const { atS, forS } of pauses) ctx.at(atS + forS, () => void (hpa = newHpa()));
       const { fleet } = ctx;
       const apply = (replicas: number | undefined) => {
         if (replicas !== undefined && replicas !== fleet.size) fleet.scaleTo(ctx.now(), replicas, () => ctx.coldStart());
       };
-      ctx.every(1, polling, async () => apply(keda.check(ctx.now(), fleet.size, await triggers.isActive())));
+      ctx.every(1, polling, async () => {
+        if (!paused()) apply(keda.check(ctx.now(), fleet.size, await triggers.isActive()));
+      });
       ctx.every(7, HPA_SYNC_S, async () => {
-        if (fleet.size === 0) return;
+        if (fleet.size === 0 || paused()) return;
         apply(hpa.sync(ctx.now(), fleet.size, await triggers.metrics()));
       });
       const stream = triggers.stream;
       if (stream !== undefined) {
         let last = false;
         ctx.every(0.5, stream.intervalS, async () => {
+          // KEDA closes the stream while paused and opens it again after: its first true acts.
+          if (paused()) {
+            last = false;
+            return;
+          }
           const active = await stream.check();
           if (active && !last) apply(keda.check(ctx.now(), fleet.size, true));
           last = active;

@@ -9,6 +9,7 @@ import { type Deployment, modelPolicy } from './modelPolicy.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
+import { kedaPolicy } from './policies.ts';
 
 describe('EventQueue', () => {
   it('pops by time, and in insertion order at equal times', () => {
@@ -292,7 +293,7 @@ describe('the synthetic family', () => {
   });
 });
 
-describe('the model deployed (--restart-at, --edit-at, --replicas)', () => {
+describe('the model deployed (--restart-at, --edit-at, --pause-at, --replicas)', () => {
   const trace = SYNTHETIC['on-off']!(1);
   const gpuSeconds = async (deployment?: Deployment) =>
     (await run(trace, modelPolicy({ drainSeconds: '60' }, deployment === undefined ? {} : { deployment }), 1)).gpuSeconds;
@@ -318,6 +319,55 @@ describe('the model deployed (--restart-at, --edit-at, --replicas)', () => {
     // The edited trigger's state published under its own id, and read back by the new process.
     const restarted = await gpuSeconds({ replicas: 1, restartAtS: [1800], editAtS: [1200], store: true });
     expect(Math.abs(restarted - alone)).toBeLessThan(alone * 0.01);
+  });
+
+  it('paused, asks no trigger anything and keeps the replicas; after it, a new HPA and the stream open again', async () => {
+    const calls: { atS: number; size: number; what: string }[] = [];
+    const policy = kedaPolicy('p', 'a test', { cooldownSeconds: 30, pauses: [{ atS: 600, forS: 1200 }] }, (ctx) => {
+      const call = (what: string) => calls.push({ atS: ctx.now(), size: ctx.fleet.size, what });
+      return {
+        isActive: () => (call('poll'), true),
+        // 3 replicas until 400 s, then 1: the HPA's 300 s window would let them go at 700 s.
+        metrics: () => (call('sync'), [{ value: ctx.now() < 400 ? 3 : 1, target: 1 }]),
+        stream: { intervalS: 1, check: async () => (call('stream'), true) },
+      };
+    });
+    await run(
+      {
+        name: 'x',
+        requests: [
+          { arrivalS: 1, serviceS: 1 },
+          { arrivalS: 2400, serviceS: 1 },
+        ],
+      },
+      policy,
+      1,
+    );
+    expect(calls.filter(({ atS }) => atS >= 600 && atS < 1800)).toEqual([]);
+    const after = calls.filter(({ atS }) => atS >= 1800);
+    expect(new Set(after.slice(0, 40).map(({ what }) => what))).toEqual(new Set(['poll', 'sync', 'stream']));
+    // Kept at 3 through the pause; the new HPA, with no recommendations in its window, scales down at its first sync.
+    expect(calls.filter(({ atS }) => atS < 600).at(-1)!.size).toBe(3);
+    expect(after[0]!.size).toBe(3);
+    const firstSync = after.findIndex(({ what }) => what === 'sync');
+    expect(after[firstSync + 1]!.size).toBe(1);
+  });
+
+  it('paused past the idle sweep: carries on from what it learned within STATE_RETENTION_MS, and starts over without', async () => {
+    const pause = [{ atS: 1200, forS: 2400 }];
+    const [kept, forgotten] = [
+      await gpuSeconds({ replicas: 1, restartAtS: [], pauseAtS: pause, store: false }),
+      await gpuSeconds({ replicas: 1, restartAtS: [], pauseAtS: pause, retentionS: 1800, store: false }),
+    ];
+    const [keptStore, forgottenStore] = [
+      await gpuSeconds({ replicas: 1, restartAtS: [], pauseAtS: pause, store: true }),
+      await gpuSeconds({ replicas: 1, restartAtS: [], pauseAtS: pause, retentionS: 1800, store: true }),
+    ];
+    expect(kept).not.toBe(forgotten);
+    expect(kept).toBeLessThan(forgotten);
+    // With a store the record lives as long as the retention: the same runs.
+    expect(keptStore).toBe(kept);
+    expect(forgottenStore).toBe(forgotten);
   });
 
   it('as two replicas behind round robin: apart, they churn; on one store, they answer as one', async () => {

@@ -1,7 +1,8 @@
 // A Redis-like state store in memory, on a clock the caller gives: one per cluster of scaler
 // processes, each with its own client (its writer id, leases and subscription). Leases expire,
 // records are held as Redis holds them, JSON text, and read back through the codec and the
-// payload's schema, so what a process reads is what a real store would give it. The store can be
+// payload's schema, so what a process reads is what a real store would give it, until it expires
+// (recordTtlMs after it was last published; never by default). The store can be
 // taken down (setHealth) for the processes to go on without it. Used by the engine's unit tests and
 // by the decisions simulator's several scaler processes (bench/decisions/modelPolicy.ts).
 import { decodeRecord, encodeRecord } from '../../src/state/codec.ts';
@@ -16,12 +17,16 @@ export class StateCluster {
   readonly leases = new Map<string, { holder: string; untilMs: number }>();
   /** Each key's latest record, as JSON text. */
   readonly records = new Map<string, string>();
+  /** When each key's record expires. */
+  readonly expiries = new Map<string, number>();
   readonly clients = new Set<ClusterClient>();
+  readonly recordTtlMs: number;
   health: StoreHealth = 'up';
 
-  constructor(now: () => number, leaseMs = 3000) {
+  constructor(now: () => number, leaseMs = 3000, recordTtlMs = Number.POSITIVE_INFINITY) {
     this.now = now;
     this.leaseMs = leaseMs;
+    this.recordTtlMs = recordTtlMs;
   }
 
   /** A scaler process's connection to the store. */
@@ -81,6 +86,7 @@ class ClusterClient implements StateStore<SharedTriggerState> {
     if (lease?.holder !== this.writerId || lease.untilMs <= this.cluster.now()) return 'not-writer';
     const text = encodeRecord({ format: STATE_FORMAT, scalerVersion: 'test', writerId: this.writerId, atMs, payload });
     this.cluster.records.set(key, text);
+    this.cluster.expiries.set(key, this.cluster.now() + this.cluster.recordTtlMs);
     const record = this.cluster.decode(text);
     for (const c of this.cluster.clients) if (c !== this) for (const l of c.listeners) l(key, record);
     return 'published';
@@ -88,7 +94,12 @@ class ClusterClient implements StateStore<SharedTriggerState> {
 
   async read(key: string): Promise<StateRecord<SharedTriggerState> | undefined> {
     this.up();
-    const text = this.cluster.records.get(key);
+    const { records, expiries, now } = this.cluster;
+    if ((expiries.get(key) ?? Number.POSITIVE_INFINITY) <= now()) {
+      records.delete(key);
+      expiries.delete(key);
+    }
+    const text = records.get(key);
     return text === undefined ? undefined : this.cluster.decode(text);
   }
 
