@@ -546,7 +546,7 @@ export class Engine {
       }
     }
     for (const [lineage, retired] of this.retired) {
-      // Oldest first (setNewest): the rest are younger.
+      // In the order they were forgotten, about oldest first: one left a sweep late at most.
       if (nowMs - retired.lastSeenMs <= retentionMs) break;
       this.retired.delete(lineage);
     }

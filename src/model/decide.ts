@@ -107,6 +107,54 @@ function mean(list: readonly number[], fallback: number): number {
 export const RESUME_GAP_MS = 10 * 60_000;
 
 /**
+ * Each field of a history, what was learned about the workload or what it says of the moment
+ * (resumedHistory drops those). The `satisfies` makes a new field say which.
+ */
+const HISTORY_FIELDS = {
+  lastWorkAtMs: 'learned',
+  idleSinceMs: 'learned',
+  idleGapsSeconds: 'learned',
+  lastDesiredReplicas: 'moment',
+  lastDecisionAtMs: 'moment',
+  lastActive: 'moment',
+  lastThroughputKnown: 'learned',
+  heldGuesses: 'moment',
+  recentAsks: 'moment',
+  recentDemands: 'moment',
+  steadyArrivalRatePerSecond: 'learned',
+  rateTrail: 'moment',
+  // Its probe is the moment's, the share of rises that lasted learned (resumedHistory).
+  riseWatch: 'learned',
+  serviceEvidence: 'learned',
+  slotsPerReplica: 'learned',
+  drainingUntilMs: 'moment',
+  lastInFlight: 'moment',
+  lastServedTotal: 'moment',
+  learnedThroughputPerReplica: 'learned',
+  throughputEvidence: 'learned',
+  busyStretch: 'moment',
+  backlogMinute: 'moment',
+  backlogSecondsPerServed: 'learned',
+  backlogRises: 'learned',
+  arrivalMarks: 'moment',
+  gapHeads: 'learned',
+  headStart: 'moment',
+  burstEpisode: 'moment',
+  bursts: 'learned',
+  busyPeakReplicas: 'moment',
+  busyPeaks: 'learned',
+  busyPeakBacklog: 'moment',
+  busyBacklogPeaks: 'learned',
+  pendingStarts: 'moment',
+  coldStartSamples: 'learned',
+  occupancyMinute: 'moment',
+  occupancyMinutes: 'learned',
+  lastReady: 'moment',
+} as const satisfies Record<keyof TriggerHistory, 'learned' | 'moment'>;
+
+const MOMENT = (Object.keys(HISTORY_FIELDS) as (keyof TriggerHistory)[]).filter((key) => HISTORY_FIELDS[key] === 'moment');
+
+/**
  * The history to decide from after `RESUME_GAP_MS` without a decision: what was learned about the
  * workload (service, throughput, cold starts, idle gaps, bursts, peaks, the steady rate) carries
  * on; what it said of the moment is dropped, as a new trigger has none: the fleet asked for and
@@ -114,38 +162,13 @@ export const RESUME_GAP_MS = 10 * 60_000;
  * (a difference over the silence is no rate), the minute being summed. The idle period and the
  * last work stay: a workload idle before and after stays at zero.
  */
-/** What a history says of the moment (resumedHistory drops it); the rest is what was learned. */
-const MOMENT = [
-  'lastDesiredReplicas',
-  'lastDecisionAtMs',
-  'lastActive',
-  'heldGuesses',
-  'recentAsks',
-  'recentDemands',
-  'rateTrail',
-  'arrivalMarks',
-  'headStart',
-  'burstEpisode',
-  'busyPeakReplicas',
-  'busyPeakBacklog',
-  'pendingStarts',
-  'lastReady',
-  'drainingUntilMs',
-  'lastInFlight',
-  'lastServedTotal',
-  'busyStretch',
-  'backlogMinute',
-  'occupancyMinute',
-] as const satisfies readonly (keyof TriggerHistory)[];
-
 export function resumedHistory(history: TriggerHistory): TriggerHistory {
-  const learned: { -readonly [K in keyof TriggerHistory]: TriggerHistory[K] } = { ...history };
+  const learned: Partial<{ -readonly [K in keyof TriggerHistory]: TriggerHistory[K] }> = { ...history };
   for (const key of MOMENT) delete learned[key];
-  // The rise being watched is the moment's; the share of rises that lasted is learned.
   const lasting = history.riseWatch?.lasting;
   if (lasting === undefined) delete learned.riseWatch;
   else learned.riseWatch = { lasting };
-  return learned;
+  return learned as TriggerHistory;
 }
 
 export function decide({ signals: reported, scaling, history: kept, nowMs }: ModelInput): ModelOutput {

@@ -10,8 +10,8 @@ import type { StateRecord, StateStore } from './types.ts';
 const TICKS_PER_ROUND = 10;
 /**
  * A writer notes in its trigger's lineage key that the trigger is the lineage's latest at most this
- * often, well within a record's life (STATE_RETENTION_MS, at least 30 minutes): what a replica that never saw the trigger before
- * its settings were edited starts the edited one from (track).
+ * often, well within a record's life (STATE_RETENTION_MS, at least 30 minutes): what a replica
+ * that never saw the trigger before its settings were edited starts the edited one from (track).
  */
 const LINEAGE_NOTE_INTERVAL_MS = 10 * 60_000;
 
