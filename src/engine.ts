@@ -166,6 +166,7 @@ export class Engine {
       onReading: (source, observation) => this.observeRates(source, observation),
     });
     metrics.observeCacheSize(() => this.cache.size);
+    metrics.observeRetained(() => this.retired.size);
     metrics.observeTriggers(() => this.evaluations());
   }
 

@@ -39,6 +39,8 @@ export class ScalerMetrics {
   readonly observeCacheSize: (size: () => number) => void;
   /** Where source_reads_waiting reads the reads waiting for the event loop at scrape time. */
   readonly observeReadsWaiting: (count: () => number) => void;
+  /** Where triggers_retained reads how many forgotten triggers' learned histories are kept, at scrape time. */
+  readonly observeRetained: (count: () => number) => void;
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
   private readonly triggerFamilies: readonly TriggerFamily[] = [];
 
@@ -148,6 +150,11 @@ export class ScalerMetrics {
     this.observeReadsWaiting = readAtScrape(
       'source_reads_waiting',
       'Source reads waiting for the event loop to have room (LOOP_TARGET_UTILIZATION): a burst of first-seen triggers.',
+      registers,
+    );
+    this.observeRetained = readAtScrape(
+      'triggers_retained',
+      'Triggers no one asked about for 30 minutes (a paused or deleted ScaledObject) whose learned history this replica keeps for STATE_RETENTION_MS, at most 2,000.',
       registers,
     );
   }

@@ -400,13 +400,13 @@ describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a p
     const clock = { ms: 1_000_000 };
     const logs: string[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
-    const { engine } = engineWith(driver, clock, logger, retentionMs);
+    const { engine, metrics } = engineWith(driver, clock, logger, retentionMs);
     const so = ref('so', 'q', { keepWarm: '600' });
     await engine.evaluate(engine.trigger(so));
     clock.ms += 2000;
     backlog.q = 0;
     await engine.evaluate(engine.trigger(so));
-    return { engine, clock, logs, backlog, so };
+    return { engine, clock, logs, backlog, so, metrics };
   }
 
   /** The silence passes; another trigger's call sweeps the engine's idle triggers. */
@@ -416,14 +416,17 @@ describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a p
   }
 
   it('carries on from what it learned before, within the retention, and says so', async () => {
-    const { engine, clock, logs, so } = await paused(24 * HOUR);
+    const { engine, clock, logs, so, metrics } = await paused(24 * HOUR);
     await silence(engine, clock, 2 * HOUR);
+    // Kept while no one asks about it: the gauge counts it until it is asked about again.
+    expect(await metrics.registry.getSingleMetricAsString('keda_inference_scaler_triggers_retained')).toMatch(/ 1$/m);
     const resumed = await engine.evaluate(engine.trigger(so));
     // A history resumed: the model says how long the silence was (decide.ts, resumedHistory).
     expect(resumed.decision.explanation.details.resumedAfterSilenceSeconds).toBe(2 * 3600);
     expect(resumed.decision.active).toBe(false);
     expect(engine.learnedUnder(resumed.trigger)).toBeUndefined();
     expect(logs.join('')).toContain('trigger asked about again after a silence (a paused ScaledObject): it carries on');
+    expect(await metrics.registry.getSingleMetricAsString('keda_inference_scaler_triggers_retained')).toMatch(/ 0$/m);
   });
 
   it('carries on from the last trigger of its lineage when the ScaledObject was edited while paused', async () => {
