@@ -13,6 +13,7 @@ import http2 from 'node:http2';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ExternalScalerClient, type ScaledObjectRef, externalScalerService } from '../../src/server/protocol.ts';
+import { LoopStall } from '../server/loopStall.ts';
 
 type Mode = 'http2' | 'grpc-js';
 const MODES: readonly Mode[] = ['http2', 'grpc-js'];
@@ -79,18 +80,12 @@ async function run(mode: Mode, n: number): Promise<Stall> {
   const child: ChildProcess = fork(new URL(import.meta.url), ['--client', mode, String(server.port), String(n)]);
   await new Promise((resolve) => child.once('message', resolve));
   await new Promise((resolve) => setTimeout(resolve, 500));
-  let last = performance.now();
-  let stallMs = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    stallMs = Math.max(stallMs, now - last);
-    last = now;
-  }, 1);
+  const stall = new LoopStall();
   await new Promise((resolve) => setTimeout(resolve, 300));
-  stallMs = 0;
+  stall.reset();
   child.kill('SIGKILL');
   await new Promise((resolve) => setTimeout(resolve, 2000));
-  clearInterval(timer);
+  const stallMs = stall.stop();
   server.stop();
   return { stallMs, closed: server.closed() };
 }

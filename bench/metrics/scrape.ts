@@ -11,6 +11,7 @@ import { Gauge, Registry } from 'prom-client';
 import type { Decision } from '../../src/model/types.ts';
 import { ScalerMetrics, type TriggerEvaluation } from '../../src/telemetry/metrics.ts';
 import type { Trigger } from '../../src/trigger/types.ts';
+import { LoopStall } from '../server/loopStall.ts';
 
 const { values: flags } = parseArgs({
   options: { triggers: { type: 'string', default: '10000' }, scrapes: { type: 'string', default: '10' } },
@@ -93,15 +94,9 @@ async function measure(scrape: () => Promise<number>, text: () => Promise<string
   gc!();
   const rssBefore = process.memoryUsage.rss();
   let rssPeak = rssBefore;
-  let blocked = 0;
-  let last = performance.now();
-  const ticker = setInterval(() => {
-    const now = performance.now();
-    blocked = Math.max(blocked, now - last);
-    last = now;
-  }, 1);
+  const stall = new LoopStall();
   await new Promise((resolve) => setTimeout(resolve, 20));
-  blocked = 0;
+  stall.reset();
   let total = 0;
   let bytes = 0;
   for (let k = 0; k < scrapes; k++) {
@@ -111,7 +106,7 @@ async function measure(scrape: () => Promise<number>, text: () => Promise<string
     rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  clearInterval(ticker);
+  const blocked = stall.stop();
   return { bytes, series, msMean: total / scrapes, blockedMsMax: blocked, rssPeakMb: (rssPeak - rssBefore) / 1e6 };
 }
 
