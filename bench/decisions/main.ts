@@ -111,22 +111,27 @@ function numberFlag(name: string, raw: string | undefined, check: (n: number) =>
 /** --restart-at, --edit-at: seconds into the trace, comma-separated (none when absent). */
 function moments(name: string, raw: string | undefined): number[] {
   return (raw?.split(',') ?? []).map((x) => {
-    const n = x.trim() === '' ? Number.NaN : Number(x);
-    if (!(Number.isFinite(n) && n > 0))
-      throw new Error(`--${name} ${JSON.stringify(raw)}: want seconds into the trace, > 0, comma-separated`);
+    const n = positiveSeconds(x);
+    if (n === undefined) throw new Error(`--${name} ${JSON.stringify(raw)}: want seconds into the trace, > 0, comma-separated`);
     return n;
   });
+}
+
+/** A finite number of seconds above 0 written as `x`, else undefined. */
+function positiveSeconds(x: string): number | undefined {
+  const n = x.trim() === '' ? Number.NaN : Number(x);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
 }
 
 /** --pause-at S:D,...: paused at S seconds into the trace for D seconds (none when absent). */
 function pauses(raw: string | undefined): Pause[] {
   return (raw?.split(',') ?? []).map((x) => {
-    const [atS, forS] = x.split(':').map((n) => (n.trim() === '' ? Number.NaN : Number(n)));
-    if (!(Number.isFinite(atS) && atS! > 0 && Number.isFinite(forS) && forS! > 0) || x.split(':').length !== 2)
+    const [atS, forS, ...rest] = x.split(':').map(positiveSeconds);
+    if (atS === undefined || forS === undefined || rest.length > 0)
       throw new Error(
         `--pause-at ${JSON.stringify(raw)}: want S:D (seconds into the trace, > 0 : seconds paused, > 0), comma-separated`,
       );
-    return { atS: atS!, forS: forS! };
+    return { atS, forS };
   });
 }
 

@@ -156,7 +156,7 @@ export function modelPolicy(
     },
     (ctx) => {
       const { replicas = 1, restartAtS = [], editAtS = [], store = false, retentionS } = deployment ?? {};
-      const retentionMs = (retentionS ?? DEFAULT_STATE_RETENTION_MS / 1000) * 1000;
+      const retentionMs = retentionS === undefined ? DEFAULT_STATE_RETENTION_MS : retentionS * 1000;
       const now = () => Math.round(ctx.now() * 1000);
       const registry = new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
