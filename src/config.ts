@@ -62,9 +62,15 @@ const envSchema = z.object({
   LOOP_TARGET_UTILIZATION: z
     .string()
     .trim()
-    .regex(/^(0?\.\d+|1(\.0*)?)$/, { message: 'allowed: a number above 0 and at most 1' })
+    // Exponents too: Helm's toString renders 0.00001 as "1e-05".
+    .regex(/^(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i, { message: 'allowed: a number above 0 and at most 1' })
     .transform(Number)
-    .pipe(z.number().gt(0, { message: 'allowed: a number above 0 and at most 1' }).max(1))
+    .pipe(
+      z
+        .number()
+        .gt(0, { message: 'allowed: a number above 0 and at most 1' })
+        .max(1, { message: 'allowed: a number above 0 and at most 1' }),
+    )
     .default(0.5),
   /**
    * Per-trigger metric families (backlog, desired replicas, ... per ScaledObject trigger). At

@@ -176,6 +176,12 @@ describe('Helm chart', () => {
     );
     const off = find(rendered('--set', 'config.loopTargetUtilization=1'), 'Deployment').spec.template.spec.containers[0];
     expect(loadConfig({ LOOP_TARGET_UTILIZATION: envValue(off, 'LOOP_TARGET_UTILIZATION') }).LOOP_TARGET_UTILIZATION).toBe(1);
+    // Helm renders a small number with an exponent ("1e-05"), which the scaler takes too.
+    const low = find(rendered('--set-json', 'config.loopTargetUtilization=0.00001'), 'Deployment').spec.template.spec
+      .containers[0];
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: envValue(low, 'LOOP_TARGET_UTILIZATION') }).LOOP_TARGET_UTILIZATION).toBe(
+      0.00001,
+    );
     // The retention reaches the scaler as the number its schema parses (a day).
     expect(loadConfig({ STATE_RETENTION_MS: envValue(container, 'STATE_RETENTION_MS') }).STATE_RETENTION_MS).toBe(86_400_000);
     const quiet = find(rendered('--set', 'config.triggerMetrics=false'), 'Deployment').spec.template.spec.containers[0];
@@ -418,6 +424,9 @@ describe('Helm chart', () => {
       /rediss:\/\//,
     ],
     ['a retention shorter than the idle sweep (30 minutes)', ['--set', 'config.stateRetentionMs=60000'], /stateRetentionMs/],
+    // The scaler reads these as 32-bit timer delays: a larger one would stop it at start-up.
+    ['a cache TTL past a timer delay (2^31 - 1 ms)', ['--set', 'config.cacheTtlMs=3000000000'], /cacheTtlMs/],
+    ['an open-streams limit past 2^31 - 1', ['--set', 'config.grpcMaxOpenStreams=3000000000'], /grpcMaxOpenStreams/],
     ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
     ['a misspelled dashboard option', ['--set', 'metrics.grafanaDashboard.label=x'], /grafanaDashboard/],
     [

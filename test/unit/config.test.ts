@@ -131,11 +131,16 @@ describe('loadConfig: LOOP_TARGET_UTILIZATION', () => {
     expect(loadConfig({ LOOP_TARGET_UTILIZATION: '0.8' }).LOOP_TARGET_UTILIZATION).toBe(0.8);
     expect(loadConfig({ LOOP_TARGET_UTILIZATION: '.3' }).LOOP_TARGET_UTILIZATION).toBe(0.3);
     expect(loadConfig({ LOOP_TARGET_UTILIZATION: '1' }).LOOP_TARGET_UTILIZATION).toBe(1);
+    // As Helm's toString renders a small number.
+    expect(loadConfig({ LOOP_TARGET_UTILIZATION: '1e-05' }).LOOP_TARGET_UTILIZATION).toBe(0.00001);
   });
 
-  it.each(['0', '0.0', '1.5', '-0.5', 'half', '', '50%'])('refuses %j, naming the variable and what is allowed', (value) => {
-    expect(() => loadConfig({ LOOP_TARGET_UTILIZATION: value })).toThrow(
-      /LOOP_TARGET_UTILIZATION: allowed: a number above 0 and at most 1/,
-    );
-  });
+  it.each(['0', '0.0', '1.5', '-0.5', 'half', '', '50%', '1e2', '0x1', 'Infinity', 'NaN', '1e'])(
+    'refuses %j, naming the variable and what is allowed',
+    (value) => {
+      expect(() => loadConfig({ LOOP_TARGET_UTILIZATION: value })).toThrow(
+        /LOOP_TARGET_UTILIZATION: allowed: a number above 0 and at most 1/,
+      );
+    },
+  );
 });
