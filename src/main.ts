@@ -1,4 +1,5 @@
 // Entry point: configuration from the environment, start, and a graceful stop on SIGTERM/SIGINT.
+import * as grpc from '@grpc/grpc-js';
 import { ConfigError, loadConfig } from './config.ts';
 import { errorMessage } from './errors.ts';
 import { startScaler } from './server/server.ts';
@@ -16,6 +17,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  // grpc-js writes its own lines ("E No address added ...") to stderr: into the JSON log instead.
+  const grpcLog = logger.child({ component: 'grpc-js' });
+  const line = (a: unknown[]) => a.map(String).join(' ');
+  grpc.setLogger({
+    error: (...a: unknown[]) => grpcLog.warn(line(a)),
+    info: (...a: unknown[]) => grpcLog.info(line(a)),
+    debug: (...a: unknown[]) => grpcLog.debug(line(a)),
+  });
   process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => logger.error({ err: err.message, stack: err.stack }, 'uncaught exception'));
   let scaler;

@@ -118,11 +118,12 @@ describe('flags', () => {
     expect(shipped).toContain('--no-allocation-site-pretenuring');
     expect(shipped).toContain('--heap-growing-percent=30');
     expect(shipped).toContain('--initial-old-space-size=64');
-    // npm start and the image read the same file.
+    // npm start and the image read the same file; npm start execs node, so that a SIGTERM sent to
+    // npm reaches the scaler (a shell in between dies and leaves it running).
     const start = (
       JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: { start: string } }
     ).scripts.start;
-    expect(start).toBe('node $(cat node.flags) src/main.ts');
+    expect(start).toBe('exec node $(cat node.flags) src/main.ts');
     expect(readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8')).toMatch(
       /^ENTRYPOINT .*\$\(cat node\.flags\) dist\/main\.js/m,
     );

@@ -62,9 +62,12 @@ function serverCredentials(config: ServerConfig, logger: Logger): grpc.ServerCre
   );
 }
 
-function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+/** Binds `address`; a failure names the address and the variable that set its port. */
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials, variable: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)));
+    server.bindAsync(address, credentials, (err, port) =>
+      err ? reject(new Error(`cannot listen on ${address} (${variable}): ${err.message}`)) : resolve(port),
+    );
   });
 }
 
@@ -116,7 +119,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   // Reflection describes every service served here, health included (grpcurl, grpc_cli).
   new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(grpcServer);
   const credentials = serverCredentials(config, logger);
-  const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials);
+  const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials, 'GRPC_PORT');
   paceStreamOpens(grpcServer, { step: STREAM_OPEN_STEP, max: streamsPerConnection(config) });
   if (credentials instanceof ReloadingServerCredentials) credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
 
@@ -129,6 +132,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       healthServer,
       hostPort(config.BIND_ADDRESS, config.HEALTH_PORT),
       grpc.ServerCredentials.createInsecure(),
+      'HEALTH_PORT',
     );
   }
 

@@ -1,7 +1,9 @@
 // The scaler as a process, the way it runs in a pod: ports from the environment, health and
 // reflection, JSON logs, and a clean stop on SIGTERM with a stream open.
 import * as grpc from '@grpc/grpc-js';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
@@ -68,6 +70,20 @@ describe('the scaler process', () => {
     await expect(start).rejects.toThrow(/scaler exited 1: [\s\S]*"level":"fatal".*EADDRINUSE.*"msg":"start failed"/);
   });
 
+  it("names GRPC_PORT when the gRPC port is taken, and logs only JSON lines (grpc-js' own among them)", async () => {
+    const failed = await ScalerProcess.start({ GRPC_PORT: String(scaler.grpcPort) }).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    const output = failed?.message.replace(/^scaler exited 1: /, '') ?? '';
+    expect(output).toMatch(
+      /"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(GRPC_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
+    );
+    const lines = output.trim().split('\n');
+    for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+    expect(lines.some((l) => (JSON.parse(l) as { component?: string }).component === 'grpc-js')).toBe(true);
+  });
+
   it('serves Prometheus metrics on METRICS_PORT', async () => {
     const res = await fetch(`http://127.0.0.1:${scaler.metricsPort}/metrics`);
     expect(res.status).toBe(200);
@@ -119,5 +135,28 @@ describe('the scaler process', () => {
     expect(await streamEnded).toBe('end');
     expect(scaler.logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
     client.close();
+  });
+
+  it("README's run command (npm start) stops the scaler when npm gets SIGTERM, leaving no process behind", async () => {
+    // A shell between npm and node died on the signal and left the scaler running, orphaned.
+    const npm = spawn('npm', ['start'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...process.env, GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let logs = '';
+    npm.stdout.on('data', (d: Buffer) => (logs += d.toString()));
+    npm.stderr.on('data', (d: Buffer) => (logs += d.toString()));
+    const exited = new Promise<number | null>((resolve) => npm.once('exit', (code) => resolve(code)));
+    const metricsPort = await eventually(async () => {
+      const port = /"metricsPort":(\d+)/.exec(logs)?.[1];
+      return port === undefined ? undefined : Number(port);
+    }, 20_000);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
+    npm.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(logs).toMatch(/"signal":"SIGTERM","msg":"shutting down"/);
+    expect(logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
+    await expect(fetch(`http://127.0.0.1:${metricsPort}/healthz`)).rejects.toThrow();
   });
 });
