@@ -20,6 +20,12 @@ export function parseArgs(args) {
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
   if (out.namespace === undefined || out.name === undefined) throw new Error(USAGE);
+  // The scaler's metrics port, e.g. http://127.0.0.1:8080: a host:port alone is not a URL.
+  if (!/^https?:\/\//i.test(out.url) || !URL.canParse(out.url)) {
+    throw new Error(
+      `--url: want the scaler's metrics address as an http:// or https:// URL, got ${JSON.stringify(out.url)}\n${USAGE}`,
+    );
+  }
   return out;
 }
 

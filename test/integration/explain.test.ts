@@ -147,6 +147,22 @@ describe('keda-inference-scaler explain', () => {
     expect(err.code).toBe(2);
     expect(err.stderr).toContain('usage: keda-inference-scaler explain');
   });
+
+  it('fails with exit code 2, not a stack trace, on a --url that is not an http(s) URL', async () => {
+    const err = (await run(process.execPath, [
+      cli,
+      'explain',
+      '--namespace',
+      'a',
+      '--name',
+      'b',
+      '--url',
+      '127.0.0.1:8080',
+    ]).catch((e: unknown) => e)) as { code: number; stderr: string };
+    expect(err.code).toBe(2);
+    expect(err.stderr).toContain('--url: want the scaler\'s metrics address as an http:// or https:// URL, got "127.0.0.1:8080"');
+    expect(err.stderr).not.toMatch(/TypeError|\n\s+at /);
+  });
 });
 
 async function details(namespace: string, name: string): Promise<Record<string, unknown>> {
