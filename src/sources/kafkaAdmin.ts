@@ -102,14 +102,18 @@ export function kafkaError(where: string, err: unknown): Error {
   return new SourceUnavailable(`${where}: brokers unreachable or failing (${message})`);
 }
 
-/** kafkajs's log lines into ours, at warn; per-request protocol errors (which we report as typed errors) at debug. */
+/**
+ * kafkajs's log lines into ours, at warn; per-request protocol and authentication errors (which
+ * the read reports as typed errors, logged once per source while they last) at debug.
+ */
 export function kafkajsLogCreator(logger: Logger): () => (entry: LogEntry) => void {
   const log = logger.child({ component: 'kafkajs' });
   return () =>
     ({ namespace, level, log: { message, timestamp: _ts, ...extra } }) => {
       const text = `${namespace ? `[${namespace}] ` : ''}${message}`;
       const fields = { ...extra, ...(typeof extra.error === 'string' ? { error: errorMessage(extra.error) } : {}) };
-      if (level >= logLevel.INFO || namespace === 'Connection' || namespace === 'BrokerPool') log.debug(fields, text);
+      const perRequest = namespace === 'Connection' || namespace === 'BrokerPool' || namespace.startsWith('SaslAuthenticator');
+      if (level >= logLevel.INFO || perRequest) log.debug(fields, text);
       else log.warn(fields, text);
     };
 }

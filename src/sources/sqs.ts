@@ -120,6 +120,29 @@ export function sqsEndpoint(config: Pick<SqsSourceConfig, 'queueURL' | 'awsEndpo
   return /(^|\.)amazonaws\.com(\.cn)?$/.test(url.hostname) ? undefined : url.origin;
 }
 
+/**
+ * The SDK's log lines into ours. It logs every call at info (dropped) and every failed call at
+ * error, with the command's input and the error as an object: the read reports that failure itself
+ * (a typed error, logged once per source while it lasts), so it goes to debug as the command and
+ * the error's message. Its own warnings (strings) stay warnings.
+ */
+export function awsSdkLogger(logger: Logger): Record<'trace' | 'debug' | 'info' | 'warn' | 'error', (...a: unknown[]) => void> {
+  const sdkLog = logger.child({ component: 'aws-sdk' });
+  const quiet = () => undefined;
+  const line = (a: readonly unknown[]) => a.map((x) => (x instanceof Error ? x.message : String(x))).join(' ');
+  const toLog = (...a: unknown[]) => {
+    const [first] = a;
+    if (typeof first === 'object' && first !== null && !(first instanceof Error) && 'commandName' in first) {
+      const { commandName, error } = first as { commandName?: unknown; error?: unknown };
+      sdkLog.debug(
+        { command: String(commandName), error: error instanceof Error ? error.message : String(error) },
+        'aws-sdk call failed',
+      );
+    } else sdkLog.warn(line(a));
+  };
+  return { trace: quiet, debug: quiet, info: quiet, warn: toLog, error: toLog };
+}
+
 /** The real client: @aws-sdk/client-sqs with the default credential chain. */
 export function awsSqsClient(
   region: string,
@@ -127,19 +150,10 @@ export function awsSqsClient(
   timeoutMs: number,
   logger: Logger,
 ): SqsAttributesClient {
-  const sdkLog = logger.child({ component: 'aws-sdk' });
-  const quiet = () => undefined;
   const client = new SQSClient({
     region,
     ...(endpoint !== undefined ? { endpoint } : { useQueueUrlAsEndpoint: false }),
-    // The SDK logs every call at info and its warnings to the console unless given a logger.
-    logger: {
-      trace: quiet,
-      debug: quiet,
-      info: quiet,
-      warn: (...a: unknown[]) => sdkLog.warn(a.map(String).join(' ')),
-      error: (...a: unknown[]) => sdkLog.warn(a.map(String).join(' ')),
-    },
+    logger: awsSdkLogger(logger),
     // The read cache retries on its own clock; one quick retry covers a dropped keep-alive socket.
     maxAttempts: 2,
     requestHandler: { connectionTimeout: timeoutMs, requestTimeout: timeoutMs },

@@ -402,9 +402,16 @@ describe('kafkajsLogCreator', () => {
       label: 'ERROR',
       log: { timestamp: 'x', message: 'Response Metadata', error: 'boom' },
     });
+    log({
+      namespace: 'SaslAuthenticator-SCRAM-SHA-512',
+      level: 1,
+      label: 'ERROR',
+      log: { timestamp: 'x', message: 'Failed to authenticate', error: 'SASL SCRAM SHA512 authentication failed' },
+    });
     expect(lines.map((l) => [l.level, l.msg, l.component])).toEqual([
       [40, '[Admin] something odd', 'kafkajs'],
       [20, '[Connection] Response Metadata', 'kafkajs'],
+      [20, '[SaslAuthenticator-SCRAM-SHA-512] Failed to authenticate', 'kafkajs'],
     ]);
   });
 });

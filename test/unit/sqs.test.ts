@@ -1,10 +1,13 @@
 // SQS source with a fake client behind the one-call interface: the backlog formula per flag,
 // error mapping, and one client per (region, endpoint).
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
 import {
   type SqsAttributesClient,
   SqsDriver,
+  awsSdkLogger,
   sqsAttributeNames,
   sqsReading,
   sqsEndpoint,
@@ -75,6 +78,47 @@ describe('sqsReading', () => {
     expect(() =>
       sqsReading({ ApproximateNumberOfMessages: '4' }, { scaleOnInFlight: false, scaleOnDelayed: false }, 'q'),
     ).toThrow(SourceBadAnswer);
+  });
+});
+
+describe('awsSdkLogger', () => {
+  it("takes the SDK's failed calls to debug as the command and the error's message, and keeps its warnings", () => {
+    const lines: { level: number; msg: string; component?: string; command?: string; error?: string }[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
+        done();
+      },
+    });
+    const log = awsSdkLogger(pino({ level: 'debug' }, sink));
+    // What the SDK's logger middleware sends for each failed call.
+    log.error({
+      clientName: 'SQSClient',
+      commandName: 'GetQueueAttributesCommand',
+      input: { QueueUrl: 'http://127.0.0.1:1/123456789012/nope' },
+      error: awsError('AWS.SimpleQueueService.NonExistentQueue', 400),
+      metadata: { httpStatusCode: 400 },
+    });
+    log.info({ clientName: 'SQSClient', commandName: 'GetQueueAttributesCommand' });
+    log.warn('QueueUrl=http://a differs from SQSClient resolved endpoint=http://b, using QueueUrl host as endpoint.');
+    log.warn(new Error('an odd one'));
+    expect(lines.map(({ level, msg, component, command, error }) => ({ level, msg, component, command, error }))).toEqual([
+      {
+        level: 20,
+        msg: 'aws-sdk call failed',
+        component: 'aws-sdk',
+        command: 'GetQueueAttributesCommand',
+        error: 'AWS.SimpleQueueService.NonExistentQueue happened',
+      },
+      {
+        level: 40,
+        msg: 'QueueUrl=http://a differs from SQSClient resolved endpoint=http://b, using QueueUrl host as endpoint.',
+        component: 'aws-sdk',
+        command: undefined,
+        error: undefined,
+      },
+      { level: 40, msg: 'an odd one', component: 'aws-sdk', command: undefined, error: undefined },
+    ]);
   });
 });
 
