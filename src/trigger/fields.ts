@@ -57,7 +57,8 @@ const kinds = {
   nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
   positiveInt: numberFrom((n) => n > 0 && Number.isInteger(n)),
   fraction: numberFrom((n) => n > 0 && n <= 1),
-  bool: z.stringbool({ truthy: ['true', '1', 'yes'], falsy: ['false', '0', 'no'] }),
+  // Any case; t and f as KEDA's own scalers take them (Go's strconv.ParseBool).
+  bool: z.stringbool({ truthy: ['true', '1', 't', 'yes'], falsy: ['false', '0', 'f', 'no'] }),
   text,
   url: (schemes: readonly string[]) =>
     text.refine((s) => {
@@ -100,7 +101,13 @@ export type ValuesOf<Table> = {
 };
 
 const bool = (description: string, dflt: boolean, lineage?: false) =>
-  field({ schema: kinds.bool, allowed: 'true or false', default: dflt, description, ...(lineage === false && { lineage }) });
+  field({
+    schema: kinds.bool,
+    allowed: 'true or false (any case; also 1/0, t/f, yes/no)',
+    default: dflt,
+    description,
+    ...(lineage === false && { lineage }),
+  });
 
 const connection = field({
   schema: kinds.text,

@@ -95,6 +95,26 @@ describe('trigger schema', () => {
     expect(issuesOf({ ...rabbit, [key]: value }).join('\n')).toMatch(pattern);
   });
 
+  it.each([
+    ['true', true],
+    ['True', true],
+    ['T', true],
+    ['1', true],
+    ['yes', true],
+    ['false', false],
+    ['FALSE', false],
+    ['f', false],
+    ['0', false],
+    ['No', false],
+  ])('reads a flag written %j as KEDA does (Go strconv.ParseBool), or yes/no', (value, expected) => {
+    const [source] = parse({
+      ...rabbit,
+      'rabbitmq.host': 'http://guest:secret@rabbit:15672/',
+      'rabbitmq.excludeUnacknowledged': value,
+    }).sources;
+    expect(source).toMatchObject({ excludeUnacknowledged: expected });
+  });
+
   it('reads concurrencyPerReplica, and leaves it unset by default', () => {
     expect(parse({ ...rabbit, concurrencyPerReplica: '4' }).scaling.concurrencyPerReplica).toBe(4);
     expect(parse(rabbit).scaling.concurrencyPerReplica).toBeUndefined();
