@@ -59,11 +59,13 @@ export interface HttpOptions {
 
 export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpOptions): Server {
   return createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
       res.writeHead(code, { 'content-type': type });
       res.end(body);
     };
+    // A request target that is no URL path ("GET http://[oops") would throw here, in the handler.
+    const url = URL.parse(req.url ?? '/', 'http://localhost');
+    if (url === null) return send(400, 'bad request target\n');
     if (req.method !== 'GET') return send(405, 'method not allowed\n');
     switch (url.pathname) {
       case '/metrics': {

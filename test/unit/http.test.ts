@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
 import type { Decision } from '../../src/model/types.ts';
@@ -63,5 +64,21 @@ describe('GET /metrics', () => {
     expect((await res.text()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_active{'))).toHaveLength(
       20_000,
     );
+  });
+});
+
+describe('a request target that is no URL path', () => {
+  it('gets 400, and the port keeps serving (it threw in the handler: no answer, the socket left open)', async () => {
+    const base = await serve(1);
+    const { port } = new URL(base);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), '127.0.0.1', () => socket.end('GET http://[oops HTTP/1.1\r\nHost: x\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
   });
 });
