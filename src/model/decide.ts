@@ -116,7 +116,9 @@ const HISTORY_FIELDS = {
   idleGapsSeconds: 'learned',
   lastDesiredReplicas: 'moment',
   lastDecisionAtMs: 'moment',
-  lastActive: 'moment',
+  // The last answer: after a silence too, what tells a GPU query with no series from a workload at
+  // zero (gpuSeries.ts); the fleet asked for is gone with lastDesiredReplicas.
+  lastActive: 'learned',
   lastThroughputKnown: 'learned',
   heldGuesses: 'moment',
   recentAsks: 'moment',

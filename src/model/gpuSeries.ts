@@ -7,21 +7,30 @@ import type { Signals, TriggerHistory } from './types.ts';
 
 /**
  * Why the trigger cannot be answered now, or undefined when it can. It cannot when some GPU query
- * matched no series while the workload runs (the last answer was active) and nothing read shows
- * work: no queue backlog above activation, no GPUs read above their threshold. Work anywhere is an
- * answer (active, and the queue's demand: a missing GPU adds none), and so is a workload at zero
- * (the last answer inactive, or none yet: no pods, no series).
+ * matched no series while the workload runs and nothing read shows work: no queue backlog above
+ * activation, no GPUs read above their threshold. The workload runs when the last answer was
+ * active, or, with no last answer (a scaler that just started without a state store), when a queue
+ * of the trigger sees consumers. Work anywhere is an answer (active, and the queue's demand: a
+ * missing GPU adds none), and so is a workload at zero (the last answer inactive, or none yet and
+ * no consumers seen: no pods, no series).
  */
 export function unanswerableWithoutGpuSeries(
   signals: Signals,
   scaling: ScalingConfig,
   history: TriggerHistory,
 ): string | undefined {
-  if (signals.gpuSourcesWithoutSeries === undefined || history.lastActive !== true) return undefined;
+  if (signals.gpuSourcesWithoutSeries === undefined) return undefined;
+  const consumers = signals.consumers ?? 0;
+  const running = history.lastActive ?? consumers > 0;
+  if (!running) return undefined;
   if (signals.backlog > scaling.activationBacklog) return undefined;
   if (signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0)) return undefined;
+  const why =
+    history.lastActive === undefined
+      ? `no answer of this scaler's before it, and ${consumers} consumer(s) on the trigger's queues`
+      : 'the last answer was active';
   return (
-    'the GPU query matched no series while the workload is running (the last answer was active) and no ' +
+    `the GPU query matched no series while the workload is running (${why}) and no ` +
     'queue of the trigger has work: the GPU exporter may be gone, or gpu.query / gpu.namespace / gpu.podSelector ' +
     'may not match its series. Not read as idle GPUs, so KEDA keeps the workload (or uses its fallback) instead of scaling it to zero'
   );

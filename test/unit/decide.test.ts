@@ -984,6 +984,7 @@ describe('decide after a silence (a paused ScaledObject resumed): resumedHistory
       lastWorkAtMs: 1_000,
       idleSinceMs: 2_000,
       idleGapsSeconds: [40, 300],
+      lastActive: true,
       lastThroughputKnown: true,
       steadyArrivalRatePerSecond: 2.5,
       riseWatch: { lasting: 0.4 },

@@ -53,7 +53,30 @@ describe('unanswerableWithoutGpuSeries', () => {
   it.each([
     { name: 'every GPU query matched series', signals: { backlog: 0, busyGpus: 0 }, history: running, answer: true },
     { name: 'no series, workload at zero (last answer inactive)', signals: none, history: atZero, answer: true },
-    { name: 'no series, no answer yet (taken as at zero)', signals: none, history: emptyHistory(), answer: true },
+    {
+      name: 'no series, no answer yet, no consumers seen (taken as at zero)',
+      signals: none,
+      history: emptyHistory(),
+      answer: true,
+    },
+    {
+      name: 'no series, no answer yet, the queue sees no consumers (at zero)',
+      signals: { ...none, consumers: 0 },
+      history: emptyHistory(),
+      answer: true,
+    },
+    {
+      name: 'no series, no answer yet (a restart), the queue sees consumers (running)',
+      signals: { ...none, consumers: 2 },
+      history: emptyHistory(),
+      answer: false,
+    },
+    {
+      name: 'no series, last answer inactive though consumers linger (scaling to zero)',
+      signals: { ...none, consumers: 2 },
+      history: atZero,
+      answer: true,
+    },
     { name: 'no series, running, the queue has work', signals: { ...none, backlog: 3 }, history: running, answer: true },
     {
       name: 'no series, running, backlog within activationBacklog',
@@ -83,7 +106,7 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
   let address = '';
   /** The stand-in's one series: busy GPU-equivalents, or none (exporter gone, pods gone). */
   let busy: string | undefined;
-  const queue = { backlog: 0 };
+  const queue: { backlog: number; consumers?: number } = { backlog: 0 };
   const clock = { ms: 1_000_000 };
   const logger = silentLogger();
   let engine: Engine;
@@ -164,6 +187,41 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     // Now at zero (last answer inactive): no series is the expected state.
     busy = undefined;
     expect((await evaluate('gpu-only', {})).decision.active).toBe(false);
+  });
+
+  it('after a silence (a paused ScaledObject resumed) the last answer still counts: a running workload whose series are gone is NOT_FOUND', async () => {
+    busy = '2';
+    expect((await evaluate('paused', {})).decision.active).toBe(true);
+    clock.ms += 20 * 60_000;
+    busy = undefined;
+    await expect(evaluate('paused', {})).rejects.toBeInstanceOf(SourceNotFound);
+  });
+
+  it('a scaler that just started without a state store takes consumers on the queue for a running workload', async () => {
+    const restarted = new Engine({
+      registry: new SourceRegistry([driver, fakeQueue(queue) as unknown as SourceDriver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger,
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: () => clock.ms,
+    });
+    const ask = (name: string) =>
+      restarted.evaluate(
+        restarted.trigger({
+          name,
+          namespace: 'ns',
+          metadata: { 'gpu.serverAddress': address, 'gpu.query': 'q', keepWarm: '0', ...blended },
+        }),
+      );
+    busy = undefined;
+    queue.backlog = 0;
+    queue.consumers = 3;
+    await expect(ask('restarted-running')).rejects.toThrow(/no answer of this scaler's before it, and 3 consumer\(s\)/);
+    queue.consumers = 0;
+    clock.ms += 1100;
+    expect((await ask('restarted-at-zero')).decision.active).toBe(false);
+    delete queue.consumers;
   });
 
   it('ignoreNullValues false: no series is NOT_FOUND always, at zero and with queue work too', async () => {
