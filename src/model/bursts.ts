@@ -61,11 +61,11 @@ export function lateWith(bursts: readonly Burst[], n: number): number {
   return late;
 }
 
-/** The n in 0..top with the least cost (the smallest on a tie). */
-function cheapest(top: number, cost: (n: number) => number): number {
+/** The n in 0..top with the least cost (the smallest on a tie), n at most `limit` (maxReplicas). */
+function cheapest(top: number, limit: number, cost: (n: number) => number): number {
   let best = 0;
   let bestCost = cost(0);
-  for (let n = 1; n <= top; n++) {
+  for (let n = 1; n <= Math.min(top, limit); n++) {
     const c = cost(n);
     if (c < bestCost - 1e-9) {
       best = n;
@@ -107,10 +107,15 @@ export function burstRate(bursts: readonly Burst[], nowMs: number, windowSeconds
  * The warm floor that costs least: replicas against the late requests they prevent, at
  * `burstsPerSecond` bursts like the ones seen (burstRate).
  */
-export function burstFloor(bursts: readonly Burst[], lateRequestCost: number, burstsPerSecond: number): number {
+export function burstFloor(
+  bursts: readonly Burst[],
+  lateRequestCost: number,
+  burstsPerSecond: number,
+  maxReplicas: number,
+): number {
   if (bursts.length === 0) return 0;
   const perBurst = (lateRequestCost * burstsPerSecond) / bursts.length;
-  return cheapest(topNeed(bursts), (n) => n + perBurst * lateWith(bursts, n));
+  return cheapest(topNeed(bursts), maxReplicas, (n) => n + perBurst * lateWith(bursts, n));
 }
 
 /** Bursts a prewarm is sized from: the last few, the ones most like the next. */
@@ -122,8 +127,17 @@ const PREWARM_BURSTS = 3;
  *   n · C + lateRequestCost · (mean late(n) over the last bursts),
  * or undefined when no burst is known.
  */
-export function prewarmSize(bursts: readonly Burst[], coldStartSeconds: number, lateRequestCost: number): number | undefined {
+export function prewarmSize(
+  bursts: readonly Burst[],
+  coldStartSeconds: number,
+  lateRequestCost: number,
+  maxReplicas: number,
+): number | undefined {
   const recent = bursts.slice(-PREWARM_BURSTS);
   if (recent.length === 0) return undefined;
-  return cheapest(topNeed(recent), (n) => n * coldStartSeconds + (lateRequestCost * lateWith(recent, n)) / recent.length);
+  return cheapest(
+    topNeed(recent),
+    maxReplicas,
+    (n) => n * coldStartSeconds + (lateRequestCost * lateWith(recent, n)) / recent.length,
+  );
 }

@@ -152,6 +152,7 @@ const HISTORY_FIELDS = {
   occupancyMinute: 'moment',
   occupancyMinutes: 'learned',
   lastReady: 'moment',
+  counterBasis: 'moment',
 } as const satisfies Record<keyof TriggerHistory, 'learned' | 'moment'>;
 
 const MOMENT = (Object.keys(HISTORY_FIELDS) as (keyof TriggerHistory)[]).filter((key) => HISTORY_FIELDS[key] === 'moment');
@@ -173,9 +174,31 @@ export function resumedHistory(history: TriggerHistory): TriggerHistory {
   return learned as TriggerHistory;
 }
 
+/** The fields that hold a reading of the counters (arrived, served), or a sum since one. */
+const COUNTER_FIELDS = [
+  'arrivalMarks',
+  'headStart',
+  'lastServedTotal',
+  'busyStretch',
+  'backlogMinute',
+  'occupancyMinute',
+] as const satisfies readonly (keyof TriggerHistory)[];
+
+/** The history without its counter readings: the counters now count something else (Signals.counterBasis). */
+function recountedHistory(history: TriggerHistory): TriggerHistory {
+  const rest: Partial<{ -readonly [K in keyof TriggerHistory]: TriggerHistory[K] }> = { ...history };
+  for (const key of COUNTER_FIELDS) delete rest[key];
+  return rest as TriggerHistory;
+}
+
 export function decide({ signals: reported, scaling, history: kept, nowMs }: ModelInput): ModelOutput {
   const resumed = kept.lastDecisionAtMs !== undefined && nowMs - kept.lastDecisionAtMs > RESUME_GAP_MS;
-  const history = resumed ? resumedHistory(kept) : kept;
+  // Counters over other partitions (a Kafka group without kafka.topic that starts committing on
+  // another topic): a jump of their sums is no arrivals nor completions.
+  const rebased =
+    reported.counterBasis !== undefined && kept.counterBasis !== undefined && reported.counterBasis !== kept.counterBasis;
+  const base = resumed ? resumedHistory(kept) : kept;
+  const history = rebased ? recountedHistory(base) : base;
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
   // what the sources reported, and says how many it counted waiting). The concurrency is the
@@ -197,6 +220,7 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
   // How much of C is evidence: the prior weighs less with each sample, nothing from the twentieth.
   if (learnsColdStart) details.coldStartSamples = starts.samples.length;
   if (resumed) details.resumedAfterSilenceSeconds = round((nowMs - kept.lastDecisionAtMs!) / 1000);
+  if (rebased) details.countersRebased = true;
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
   const backlogActive = signals.backlog > scaling.activationBacklog;
@@ -341,7 +365,7 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
     // Over the next two cold starts: a replica given back now serves again a cold start after it
     // is asked for, and a window of one would count too few gaps to read a hazard from.
     const rate = burstRate(bursts.bursts, nowMs, 2 * C);
-    floor = burstFloor(bursts.bursts, X * lateShare, rate);
+    floor = burstFloor(bursts.bursts, X * lateShare, rate, scaling.maxReplicas);
     if (bursts.bursts.length > 0) {
       details.burstLateShare = round(lateShare);
       details.burstsPerMinute = round(60 * rate);
@@ -425,7 +449,9 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
       idleSeconds !== undefined &&
       idleSeconds >= next.expectedGapSeconds - C &&
       idleSeconds <= next.giveUpAfterSeconds;
-    const prewarm = due ? Math.max(floor, prewarmSize(bursts.bursts, C, X * lateShare) ?? smallestPeak(busyPeaks)) : 0;
+    const prewarm = due
+      ? Math.max(floor, prewarmSize(bursts.bursts, C, X * lateShare, scaling.maxReplicas) ?? smallestPeak(busyPeaks))
+      : 0;
     if (prewarm > 0) {
       activeReason = `prewarm: regular gaps of ~${round(next!.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;
       demands.prewarm = prewarm;
@@ -475,6 +501,7 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
       busyPeakBacklog: backlogPeak,
       busyBacklogPeaks: backlogPeaks,
       lastReady: signals.consumers,
+      counterBasis: reported.counterBasis,
       occupancyMinute: occupancy?.minute,
       occupancyMinutes: occupancy?.minutes,
       ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples } : {}),

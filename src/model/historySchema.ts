@@ -2,7 +2,7 @@
 // another version of the scaler, or anything else found there, fails it and is ignored (never
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
-import type { TriggerHistory } from './types.ts';
+import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from './types.ts';
 
 const finite = z.number().finite();
 const nonNegative = finite.nonnegative();
@@ -61,6 +61,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     pendingStarts: list(mark).optional(),
     coldStartSamples: list(nonNegative).optional(),
     lastReady: nonNegative.optional(),
+    counterBasis: z.string().max(MAX_COUNTER_BASIS_CHARS).optional(),
     occupancyMinute: z
       .object({ startMs: finite, servedTotal: nonNegative, inFlightSeconds: nonNegative, consumerSeconds: nonNegative })
       .readonly()

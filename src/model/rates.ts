@@ -7,6 +7,8 @@ export interface RateSample {
   readonly backlog: number;
   readonly arrivedTotal?: number;
   readonly servedTotal?: number;
+  /** What the counters count (SourceReading.counterBasis). */
+  readonly counterBasis?: string;
   readonly arrivalRatePerSecond?: number;
   readonly serviceRatePerSecond?: number;
 }
@@ -18,6 +20,7 @@ export interface RateState {
   readonly backlog: number;
   readonly arrivedTotal?: number;
   readonly servedTotal?: number;
+  readonly counterBasis?: string;
   readonly arrivalRatePerSecond?: number;
   readonly serviceRatePerSecond?: number;
 }
@@ -72,15 +75,20 @@ export function updateRates(prev: RateState | undefined, sample: RateSample, atM
       backlog: sample.backlog,
       arrivedTotal: sample.arrivedTotal,
       servedTotal: sample.servedTotal,
+      ...(sample.counterBasis !== undefined && { counterBasis: sample.counterBasis }),
       arrivalRatePerSecond: sample.arrivalRatePerSecond,
       serviceRatePerSecond: sample.serviceRatePerSecond,
     };
   }
   const dt = (atMs - prev.atMs) / 1000;
-  const service = sample.serviceRatePerSecond ?? counterRate(prev.servedTotal, sample.servedTotal, dt);
+  // Counters over another basis (other partitions) do not compare: no sample from them this time.
+  const compare =
+    prev.counterBasis === undefined || sample.counterBasis === undefined || prev.counterBasis === sample.counterBasis;
+  const counted = compare ? prev : { ...prev, arrivedTotal: undefined, servedTotal: undefined };
+  const service = sample.serviceRatePerSecond ?? counterRate(counted.servedTotal, sample.servedTotal, dt);
   const arrival =
     sample.arrivalRatePerSecond ??
-    counterRate(prev.arrivedTotal, sample.arrivedTotal, dt) ??
+    counterRate(counted.arrivedTotal, sample.arrivedTotal, dt) ??
     (sample.arrivedTotal === undefined ? backlogArrivalRate(prev.backlog, sample.backlog, service, dt) : undefined);
   return {
     atMs,
@@ -88,6 +96,7 @@ export function updateRates(prev: RateState | undefined, sample: RateSample, atM
     backlog: sample.backlog,
     arrivedTotal: sample.arrivedTotal,
     servedTotal: sample.servedTotal,
+    ...(sample.counterBasis !== undefined && { counterBasis: sample.counterBasis }),
     arrivalRatePerSecond: smooth(prev.arrivalRatePerSecond, arrival, dt),
     serviceRatePerSecond: smooth(prev.serviceRatePerSecond, service, dt),
   };

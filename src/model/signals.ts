@@ -2,6 +2,7 @@
 //   Queue sources: backlogs add; a count (waiting, in flight, arrived, served), a rate or a replica
 //   cap adds only when every queue source reports it (a partial sum would look smaller than the
 //   truth); consumers are the largest any source sees (the same replicas consume every queue).
+//   Their counters' bases join into one (another basis, and the summed counters do not compare).
 //   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply. A GPU
 //   source whose query matched no series adds nothing and is counted in gpuSourcesWithoutSeries:
 //   the sum is then a lower bound, absent when no GPU source was read (gpuSeries.ts says when the
@@ -16,6 +17,7 @@ export interface SourceSignals {
   readonly inFlight?: number;
   readonly arrivedTotal?: number;
   readonly servedTotal?: number;
+  readonly counterBasis?: string;
   readonly consumers?: number;
   readonly replicaCap?: number;
   readonly arrivalRatePerSecond?: number;
@@ -61,6 +63,8 @@ export function sumSignals(sources: readonly SourceSignals[]): Signals {
       if (all) out[key] = sum;
     }
   }
+  // One basis for the summed counters: each queue's, in order (none for a queue whose basis holds).
+  if (queues.some((s) => s.counterBasis !== undefined)) out.counterBasis = queues.map((s) => s.counterBasis ?? '').join('|');
   const gpus = sources.filter((s) => s.kind === 'gpu');
   if (gpus.length > 0) {
     const read = gpus.filter((s) => s.noSeries !== true);

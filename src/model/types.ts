@@ -3,6 +3,9 @@ import type { ScalingConfig } from '../trigger/types.ts';
 import type { ArrivalMark, BacklogRises, RateMark, RiseWatch } from './arrivals.ts';
 import type { Burst } from './bursts.ts';
 
+/** A counter basis is a short fingerprint (kafkaLag.ts): longer ones, from another writer, are refused. */
+export const MAX_COUNTER_BASIS_CHARS = 256;
+
 /** What the sources of one trigger say now, summed over its sources. */
 export interface Signals {
   /** B: messages waiting, summed over the trigger's queue sources. */
@@ -25,6 +28,8 @@ export interface Signals {
   readonly arrivedTotal?: number;
   /** Messages served so far (cumulative counter summed over sources), when every source counts them. */
   readonly servedTotal?: number;
+  /** What the counters count, where a source says (SourceReading.counterBasis): another basis, and they do not compare. */
+  readonly counterBasis?: string;
   /** Replicas the brokers see consuming (consumers / group members), when known. */
   readonly consumers?: number;
   /**
@@ -138,6 +143,8 @@ export interface TriggerHistory {
   readonly occupancyMinutes?: readonly OccupancyMinute[];
   /** The ready count (brokers' consumers) at the previous decision, when the brokers report it. */
   readonly lastReady?: number;
+  /** The counters' basis at the previous decision (Signals.counterBasis). */
+  readonly counterBasis?: string;
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */

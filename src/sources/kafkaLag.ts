@@ -5,6 +5,7 @@
 //   nothing committed: scaleToZeroOnInvalidOffset -> 0; else earliest -> E - S (the whole retained
 //                      log, what a new consumer would read); latest -> 1 (so the workload wakes and
 //                      commits), as KEDA's Kafka scaler does.
+import { createHash } from 'node:crypto';
 import { SourceBadAnswer } from '../errors.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import type { SourceReading } from './source.ts';
@@ -53,9 +54,16 @@ export function kafkaReading(partitions: readonly PartitionOffsets[], rules: Lag
     backlog,
     arrivedTotal,
     servedTotal,
+    counterBasis: partitionSet(partitions),
     ...(rules.allowIdleConsumers ? {} : { replicaCap: partitions.length }),
     ...(consumers !== undefined ? { consumers } : {}),
   };
+}
+
+/** The partitions the counters sum, as a short fingerprint: their count and a hash of their names. */
+export function partitionSet(partitions: readonly PartitionOffsets[]): string {
+  const names = partitions.map((p) => `${p.topic}:${p.partition}`).sort();
+  return `${names.length}:${createHash('sha256').update(names.join('\n')).digest('hex').slice(0, 12)}`;
 }
 
 /** kafkajs gives offsets as strings, "-1" for "none committed". */

@@ -25,6 +25,12 @@ export interface SourceReading {
   readonly arrivedTotal?: number;
   /** Cumulative count of messages served (e.g. sum of Kafka committed offsets). */
   readonly servedTotal?: number;
+  /**
+   * What the counters count, where that can change (Kafka: the partitions summed; a group without
+   * kafka.topic starts committing on another topic): counters of readings with different bases do
+   * not compare, a jump between them is no arrivals.
+   */
+  readonly counterBasis?: string;
   /** Arrival rate as the broker reports it (RabbitMQ management publish rate). */
   readonly arrivalRatePerSecond?: number;
   /** Service rate as the broker reports it (RabbitMQ management ack/deliver rate). */

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { triggerHistorySchema } from '../model/historySchema.ts';
 import type { RateState } from '../model/rates.ts';
-import type { TriggerHistory } from '../model/types.ts';
+import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from '../model/types.ts';
 import type { PayloadSchema } from './types.ts';
 
 export const STATE_FORMAT = 1;
@@ -45,6 +45,7 @@ const sourceRatesSchema: z.ZodType<SharedSourceRates> = z
     backlog: finite,
     arrivedTotal: count.optional(),
     servedTotal: count.optional(),
+    counterBasis: z.string().max(MAX_COUNTER_BASIS_CHARS).optional(),
     arrivalRatePerSecond: count.optional(),
     serviceRatePerSecond: count.optional(),
   })

@@ -40,15 +40,15 @@ describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mea
     { X: 1, floor: 0 }, // 2.4 GPU-s a second of late requests at most, against 6 for the whole fleet
     { X: 10, floor: 6 }, // 24 GPU-s a second of late requests: the whole burst's fleet pays
   ])('late cost $X: floor $floor', ({ X, floor }) => {
-    expect(burstFloor(bursts, X, 0.0081)).toBe(floor);
+    expect(burstFloor(bursts, X, 0.0081, 100)).toBe(floor);
   });
 
   it('keeps the fleet while the next burst of a cluster is due, not through the long gap after it', () => {
     // Clusters of three bursts 30 s apart, every 10 minutes (the Azure code trace's bursts come so):
     // burstRate's 0.0081 a second 5 s after a burst, 0.0033 a second 100 s after (below).
     const clustered = [0, 30, 60, 600, 630, 660, 1200, 1230, 1260].map((s) => ({ atMs: s * 1000, need: 6, size: 300 }));
-    expect(burstFloor(clustered, 3, 0.0081)).toBe(6);
-    expect(burstFloor(clustered, 3, 0.0033)).toBe(0);
+    expect(burstFloor(clustered, 3, 0.0081, 100)).toBe(6);
+    expect(burstFloor(clustered, 3, 0.0033, 100)).toBe(0);
   });
 
   it('counts the requests left late by a fleet short of a burst', () => {
@@ -56,8 +56,16 @@ describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mea
     expect(lateWith(bursts, 6)).toBe(0);
   });
 
+  it('looks no further than maxReplicas: a burst of 10^8 replicas (a counter that jumped) is priced up to the cap', () => {
+    const huge: Burst[] = [{ atMs: 0, need: 1e8, size: 4e8 }];
+    expect(burstFloor(huge, 10, 0.05, 50)).toBe(50);
+    expect(prewarmSize(huge, 20, 10, 50)).toBe(50);
+    // The cap, not the need, bounds the search: the old loop went to 10^8 (1.3 s) on every decision.
+    expect(burstFloor(bursts, 10, 0.0081, 4)).toBe(4);
+  });
+
   it('keeps nothing warm before the first burst', () => {
-    expect(burstFloor([], 10, 0.01)).toBe(0);
+    expect(burstFloor([], 10, 0.01, 100)).toBe(0);
   });
 });
 
@@ -92,6 +100,6 @@ describe('prewarmSize: n minimizing n · C + cost · mean late(n) over the last 
     // Mixed sizes: the mean late requests of the three.
     { bursts: [batch(2, 100), batch(4, 200), batch(6, 300)], C: 40, X: 10, n: 6 },
   ])('$bursts.length bursts, C $C s, late cost $X: $n', ({ bursts, C, X, n }) => {
-    expect(prewarmSize(bursts, C, X)).toBe(n);
+    expect(prewarmSize(bursts, C, X, 100)).toBe(n);
   });
 });

@@ -548,6 +548,41 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.explanation.details.waiting).toBe(inService === undefined ? 40 : 0);
   });
 
+  it('reads no arrivals nor completions from a jump of counters that now count other partitions (counterBasis)', () => {
+    // A Kafka group without kafka.topic starts committing on an old topic: 4e8 offsets join both sums.
+    const cfg = { ...scaling, throughputPerReplica: 0.4, drainSeconds: 15, coldStartSeconds: 60, maxReplicas: 50 };
+    const signals = (t: number, jump: number, counterBasis: string): Signals => ({
+      backlog: 40,
+      arrivedTotal: 4 * t + jump,
+      servedTotal: 4 * t + jump,
+      arrivalRatePerSecond: 4,
+      consumers: 10,
+      counterBasis,
+    });
+    const runFor = (jump: number, basisAfter: string) => {
+      let history = emptyHistory();
+      let last = decide({ signals: signals(0, 0, 'a'), scaling: cfg, history, nowMs: 0 });
+      for (let t = 1; t <= 300; t++) {
+        const after = t > 240;
+        last = decide({
+          signals: signals(t, after ? jump : 0, after ? basisAfter : 'a'),
+          scaling: cfg,
+          history,
+          nowMs: t * 1000,
+        });
+        history = last.history;
+        if (t === 241) expect(last.decision.explanation.details.countersRebased).toBe(basisAfter === 'a' ? undefined : true);
+      }
+      return last.decision;
+    };
+    const steady = runFor(0, 'a');
+    const rebased = runFor(4e8, 'b');
+    expect(rebased.desiredReplicas).toBe(steady.desiredReplicas);
+    expect(rebased.explanation.details.burstNeedReplicas).toBe(steady.explanation.details.burstNeedReplicas);
+    // The same jump on the same basis reads as 4e8 arrivals in a second: a burst past maxReplicas.
+    expect(runFor(4e8, 'a').desiredReplicas).toBe(50);
+  });
+
   it('learns μ from served counters while the fleet is saturated (no in-flight counts)', () => {
     let history = emptyHistory();
     const cfg = { ...scaling, keepWarm: 'auto' as const };

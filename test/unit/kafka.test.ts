@@ -13,7 +13,7 @@ import {
   partitionLag,
 } from '../../src/sources/kafka.ts';
 import { kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
-import { parseOffset } from '../../src/sources/kafkaLag.ts';
+import { parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
@@ -61,6 +61,7 @@ describe('kafkaReading', () => {
       backlog: 6 + 5 + 0 + 0,
       arrivedTotal: 10 + 5 + 2 + 1,
       servedTotal: 4 + 0 + 2 + 9,
+      counterBasis: partitionSet(parts),
       replicaCap: 4,
       consumers: 2,
     });
@@ -68,7 +69,22 @@ describe('kafkaReading', () => {
 
   it('sets no cap with allowIdleConsumers, and counts an uncommitted partition as served up to its end under latest', () => {
     const reading = kafkaReading(parts, { ...rules, offsetResetPolicy: 'latest', allowIdleConsumers: true });
-    expect(reading).toEqual({ backlog: 6 + 1 + 0 + 0, arrivedTotal: 18, servedTotal: 4 + 5 + 2 + 9 });
+    expect(reading).toEqual({
+      backlog: 6 + 1 + 0 + 0,
+      arrivedTotal: 18,
+      servedTotal: 4 + 5 + 2 + 9,
+      counterBasis: partitionSet(parts),
+    });
+  });
+
+  it('names the partitions its counters sum: the same set in any order, another once a topic joins (a group without kafka.topic that starts committing on it)', () => {
+    expect(partitionSet([...parts].reverse())).toBe(partitionSet(parts));
+    expect(partitionSet(parts)).toMatch(/^4:[0-9a-f]{12}$/);
+    const joined = [...parts, p(0, 4e8, 4e8 - 10, 0, 'old-topic')];
+    expect(partitionSet(joined)).not.toBe(partitionSet(parts));
+    expect(partitionSet([p(0, 1, 1, 0, 'a'), p(0, 1, 1, 1, 'b')])).not.toBe(
+      partitionSet([p(0, 1, 1, 1, 'a'), p(0, 1, 1, 0, 'b')]),
+    );
   });
 });
 
@@ -219,6 +235,7 @@ describe('KafkaDriver', () => {
       backlog: 7,
       arrivedTotal: 35,
       servedTotal: 4 + 20 + 5,
+      counterBasis: expect.stringMatching(/^3:[0-9a-f]{12}$/),
       replicaCap: 3,
       consumers: 2,
     });

@@ -25,4 +25,28 @@ describe('updateRates', () => {
     );
     expect(state.arrivalRatePerSecond).toBeCloseTo(slow, 12);
   });
+
+  it('takes no counter sample across a change of what the counters count (a Kafka topic joining the sum)', () => {
+    let state = updateRates(undefined, { backlog: 0, arrivedTotal: 1000, servedTotal: 1000, counterBasis: 'a' }, 0);
+    state = updateRates(state, { backlog: 0, arrivedTotal: 1100, servedTotal: 1100, counterBasis: 'a' }, 10_000);
+    const before = state.arrivalRatePerSecond!;
+    const served = state.serviceRatePerSecond!;
+    expect(before).toBeCloseTo(10, 6);
+    expect(served).toBeCloseTo(10, 6);
+    // 4e8 messages of an old topic join the sums: no arrivals, no completions.
+    state = updateRates(state, { backlog: 0, arrivedTotal: 4e8 + 1200, servedTotal: 4e8 + 1200, counterBasis: 'b' }, 20_000);
+    expect(state.arrivalRatePerSecond).toBe(before);
+    expect(state.serviceRatePerSecond).toBe(served);
+    expect(state.counterBasis).toBe('b');
+    // Then the new sums compare with each other.
+    state = updateRates(state, { backlog: 0, arrivedTotal: 4e8 + 1300, servedTotal: 4e8 + 1300, counterBasis: 'b' }, 30_000);
+    expect(state.arrivalRatePerSecond).toBeCloseTo(10, 6);
+    // Without a basis (or one the reading before lacked) counters compare as before.
+    const plain = updateRates(
+      updateRates(undefined, { backlog: 0, arrivedTotal: 0 }, 0),
+      { backlog: 0, arrivedTotal: 50 },
+      10_000,
+    );
+    expect(plain.arrivalRatePerSecond).toBe(5);
+  });
 });

@@ -43,3 +43,13 @@ describe('sumSignals', () => {
     expect(sumSignals(sources)).toEqual(signals);
   });
 });
+
+describe('sumSignals: the counters’ basis', () => {
+  const queue = { kind: 'queue', backlog: 1, arrivedTotal: 10, servedTotal: 9 } as const;
+  it('joins the queues’ bases in order, none where no queue has one', () => {
+    expect(sumSignals([queue, queue]).counterBasis).toBeUndefined();
+    expect(sumSignals([{ ...queue, counterBasis: '3:abc' }]).counterBasis).toBe('3:abc');
+    expect(sumSignals([queue, { ...queue, counterBasis: '3:abc' }]).counterBasis).toBe('|3:abc');
+    expect(sumSignals([{ ...queue, counterBasis: '3:abc' }, queue]).counterBasis).toBe('3:abc|');
+  });
+});
