@@ -226,7 +226,7 @@ export class Engine {
     const sources = this.triggerSources.get(trigger);
     if (sources === undefined) return undefined;
     const nowMs = this.now();
-    this.sweep(nowMs);
+    this.sweep(nowMs, trigger);
     const state = this.triggers.get(trigger.id);
     const last =
       state?.lastEvaluation !== undefined && state.observations?.length === sources.length ? state.observations : undefined;
@@ -271,7 +271,7 @@ export class Engine {
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
     const nowMs = this.now();
-    this.sweep(nowMs);
+    this.sweep(nowMs, trigger);
     let state = this.triggers.get(trigger.id);
     if (
       state?.lastEvaluation !== undefined &&
@@ -425,7 +425,8 @@ export class Engine {
       const { registry } = this.options;
       const loading = registry.load(trigger.sources);
       if (loading !== undefined) return loading.then(() => this.sourcesOf(trigger));
-      sources = trigger.sources.map((config) => ({ config, source: registry.sourceFor(config) }));
+      const nowMs = this.now();
+      sources = trigger.sources.map((config) => ({ config, source: registry.sourceFor(config, nowMs) }));
       this.triggerSources.set(trigger, sources);
     }
     return sources;
@@ -529,9 +530,10 @@ export class Engine {
 
   /**
    * Forgets triggers (their shared leases too) and source rates not seen for the idle window,
-   * keeping what the latest trigger of each lineage learned for the retention.
+   * keeping what the latest trigger of each lineage learned for the retention, and the sources
+   * that neither the triggers left nor `asked` (the one being answered) read.
    */
-  private sweep(nowMs: number): void {
+  private sweep(nowMs: number, asked: Trigger): void {
     const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
     if (nowMs - this.lastSweepMs < idle / 10) return;
     this.lastSweepMs = nowMs;
@@ -554,6 +556,19 @@ export class Engine {
     for (const [lineage, id] of this.lineages) if (!this.triggers.has(id)) this.lineages.delete(lineage);
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
     for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
+    // Leases and records of triggers tracked but never decided (every read failed, then no one asked).
+    this.options.shared?.forgetExcept((id) => id === asked.id || this.triggers.has(id) || this.failures.has(id));
+    // The sources the triggers still asked about read, and the connections reads used lately.
+    const live = new Set<string>();
+    const reads = (trigger: Trigger) => {
+      for (const { source } of this.triggerSources.get(trigger) ?? []) live.add(source.identity);
+    };
+    reads(asked);
+    for (const state of this.triggers.values()) reads(state.trigger);
+    for (const failure of this.failures.values()) reads(failure.trigger);
+    this.options.registry.sweep(live, idle, nowMs).catch((err: unknown) => {
+      this.options.logger.warn({ err: errorMessage(err) }, 'closing idle source connections failed');
+    });
   }
 }
 

@@ -76,6 +76,8 @@ class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
     };
   }
 
+  async closeIdle(): Promise<void> {}
+
   async close(): Promise<void> {}
 }
 

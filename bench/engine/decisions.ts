@@ -54,6 +54,7 @@ async function measure(backlogOf: (queue: number, round: number) => number) {
         read: async () => ({ backlog: backlogOf(queue, round) }),
       };
     },
+    closeIdle: async () => {},
     close: async () => {},
   };
   const engine = new Engine({

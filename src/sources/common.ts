@@ -15,24 +15,26 @@ export function withoutTrailingSlashes(path: string): string {
 
 /**
  * Clients shared by key (a broker URL, a region and endpoint, a TLS setting): made on first use,
- * forgotten or all closed together. What a client is and how it closes is the driver's business.
+ * closed once no read has used them for a while (a deleted ScaledObject, a rotated password: the
+ * key holds it), or all together. What a client is and how it closes is the driver's business.
+ * Drivers get a client for each read, so that its use is seen.
  */
 export class ClientMap<C> {
-  private readonly clients = new Map<string, C>();
+  private readonly clients = new Map<string, { readonly client: C; usedAtMs: number }>();
 
   /** The client under `key`, made by `make` when there is none. */
-  get(key: string, make: () => C): C {
-    let client = this.clients.get(key);
-    if (client === undefined) {
-      client = make();
-      this.clients.set(key, client);
-    }
-    return client;
+  get(key: string, make: () => C, nowMs = Date.now()): C {
+    let entry = this.clients.get(key);
+    if (entry === undefined) {
+      entry = { client: make(), usedAtMs: nowMs };
+      this.clients.set(key, entry);
+    } else entry.usedAtMs = nowMs;
+    return entry.client;
   }
 
   /** Forgets the client under `key` (only if it is `client`, when given), without closing it. */
   delete(key: string, client?: C): boolean {
-    if (client !== undefined && this.clients.get(key) !== client) return false;
+    if (client !== undefined && this.clients.get(key)?.client !== client) return false;
     return this.clients.delete(key);
   }
 
@@ -40,10 +42,22 @@ export class ClientMap<C> {
     return this.clients.size;
   }
 
+  /** Closes the clients no read got for `idleMs`; how many. */
+  async closeIdle(idleMs: number, closeEach: (client: C) => unknown, nowMs = Date.now()): Promise<number> {
+    const idle: C[] = [];
+    for (const [key, entry] of this.clients) {
+      if (nowMs - entry.usedAtMs <= idleMs) continue;
+      this.clients.delete(key);
+      idle.push(entry.client);
+    }
+    await Promise.allSettled(idle.map(async (client) => closeEach(client)));
+    return idle.length;
+  }
+
   /** Empties the map, then closes every client it held; one that fails to close does not stop the others. */
   async close(closeEach: (client: C) => unknown): Promise<void> {
     const all = [...this.clients.values()];
     this.clients.clear();
-    await Promise.allSettled(all.map(async (client) => closeEach(client)));
+    await Promise.allSettled(all.map(async ({ client }) => closeEach(client)));
   }
 }

@@ -307,7 +307,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
       label: where,
       kind: 'gpu',
       read: async (signal) => {
-        const answer = await client.get(request, signal, where);
+        const answer = await client().get(request, signal, where);
         const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
         return busyGpus === 'no series' ? { backlog: 0, noSeries: true } : { backlog: 0, busyGpus };
@@ -315,13 +315,18 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
     };
   }
 
-  private clientFor(protocol: string, config: GpuSourceConfig): PrometheusClient {
+  /** The client for each read: its key hashed once (the CA), its use seen at every read (closeIdle). */
+  private clientFor(protocol: string, config: GpuSourceConfig): () => PrometheusClient {
     const secure = protocol === 'https:';
     const key = secure ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
     const tls = secure
       ? { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl }
       : { https: false, ca: undefined, unsafeSsl: false };
-    return this.clients.get(key, () => this.clientFactory(tls));
+    return () => this.clients.get(key, () => this.clientFactory(tls));
+  }
+
+  async closeIdle(idleMs: number): Promise<void> {
+    await this.clients.closeIdle(idleMs, (client) => client.close());
   }
 
   close(): Promise<void> {

@@ -13,7 +13,7 @@ export class SourceRegistry {
   private readonly drivers = new Map<SourceConfig['kind'], SourceDriver>();
   private readonly lazy = new Map<SourceConfig['kind'], LazySourceDriver>();
   private readonly loading = new Map<SourceConfig['kind'], Promise<void>>();
-  private readonly sources = new Map<string, Source>();
+  private readonly sources = new Map<string, { readonly source: Source; lookedUpAtMs: number }>();
 
   constructor(drivers: readonly (SourceDriver | LazySourceDriver)[]) {
     for (const d of drivers) {
@@ -52,8 +52,8 @@ export class SourceRegistry {
     return waits && Promise.all(waits).then(() => undefined);
   }
 
-  /** The source of this config; its driver must be loaded (see load). */
-  sourceFor(config: SourceConfig): Source {
+  /** The source of this config (looked up at `nowMs`); its driver must be loaded (see load). */
+  sourceFor(config: SourceConfig, nowMs = Date.now()): Source {
     const driver = this.drivers.get(config.kind);
     if (driver === undefined) {
       throw new Error(
@@ -61,16 +61,28 @@ export class SourceRegistry {
       );
     }
     const identity = driver.identity(config);
-    let source = this.sources.get(identity);
-    if (source === undefined) {
-      source = driver.create(config);
-      this.sources.set(identity, source);
-    }
-    return source;
+    let entry = this.sources.get(identity);
+    if (entry === undefined) {
+      entry = { source: driver.create(config), lookedUpAtMs: nowMs };
+      this.sources.set(identity, entry);
+    } else entry.lookedUpAtMs = nowMs;
+    return entry.source;
   }
 
   get size(): number {
     return this.sources.size;
+  }
+
+  /**
+   * Forgets the sources that no trigger in `live` reads and no lookup asked for within `idleMs`
+   * (their configs hold credentials and CAs), and has every driver close the connections no read
+   * used for `idleMs`.
+   */
+  async sweep(live: ReadonlySet<string>, idleMs: number, nowMs = Date.now()): Promise<void> {
+    for (const [identity, entry] of this.sources) {
+      if (!live.has(identity) && nowMs - entry.lookedUpAtMs > idleMs) this.sources.delete(identity);
+    }
+    await Promise.allSettled([...this.drivers.values()].map((d) => d.closeIdle(idleMs)));
   }
 
   async close(): Promise<void> {

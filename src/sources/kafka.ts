@@ -146,6 +146,10 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
     return { identity: this.identity(config), label: where, kind: 'kafka', read };
   }
 
+  closeIdle(idleMs: number): Promise<void> {
+    return this.pool.closeIdle(idleMs);
+  }
+
   close(): Promise<void> {
     return this.pool.close().catch((err: unknown) => {
       throw new Error(`closing kafka admin clients: ${errorMessage(err)}`);

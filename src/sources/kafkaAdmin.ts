@@ -266,6 +266,10 @@ export class KafkaAdminPool<C extends KafkaConnection> {
     this.retiring.set(entry.client, timer);
   }
 
+  async closeIdle(idleMs: number): Promise<void> {
+    await this.admins.closeIdle(idleMs, (a) => a.client.close());
+  }
+
   async close(): Promise<void> {
     const retired = [...this.retiring];
     this.retiring.clear();

@@ -220,6 +220,10 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     };
   }
 
+  async closeIdle(idleMs: number): Promise<void> {
+    await this.connections.closeIdle(idleMs, (c) => c.close());
+  }
+
   async close(): Promise<void> {
     await this.connections.close((c) => c.close());
   }

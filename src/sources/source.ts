@@ -53,6 +53,8 @@ export interface SourceDriver<C extends SourceConfig = SourceConfig> {
   /** Same identity for configs that read the same thing. */
   identity(config: C): string;
   create(config: C): Source;
+  /** Closes the connections no read has used for `idleMs`. */
+  closeIdle(idleMs: number): Promise<void>;
   /** Closes every connection the driver holds. */
   close(): Promise<void>;
 }

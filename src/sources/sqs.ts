@@ -223,6 +223,10 @@ export class SqsDriver implements SourceDriver<SqsSourceConfig> {
     return { identity: this.identity(config), label: where, kind: 'sqs', read };
   }
 
+  async closeIdle(idleMs: number): Promise<void> {
+    await this.clients.closeIdle(idleMs, (client) => client.destroy?.());
+  }
+
   close(): Promise<void> {
     return this.clients.close((client) => client.destroy?.());
   }

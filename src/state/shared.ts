@@ -186,6 +186,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
     if (entry?.role === 'writer') this.store.releaseLease(key).catch(() => undefined);
   }
 
+  /** Forgets every trigger but those `keep` names (the engine's sweep: triggers that answered nothing lately). */
+  forgetExcept(keep: (key: string) => boolean): void {
+    for (const key of [...this.entries.keys()]) if (!keep(key)) this.forget(key);
+  }
+
   get size(): number {
     return this.entries.size;
   }

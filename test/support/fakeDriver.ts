@@ -17,6 +17,7 @@ export function fakeRabbitDriver(
       kind: 'rabbitmq',
       read: () => read(c.queueName),
     }),
+    closeIdle: () => Promise.resolve(),
     close,
   };
 }

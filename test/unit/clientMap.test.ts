@@ -56,6 +56,20 @@ describe('ClientMap', () => {
     expect(clients.map((c) => c.closed)).toEqual([1, 1, 1]);
   });
 
+  it('closes the clients no get used for the idle window (a rotated password: no read asks for the old URL now), and keeps the rest', async () => {
+    const map = new ClientMap<Client>();
+    const old = map.get('amqp://u:old@broker', () => new Client('old'), 0);
+    const current = map.get('amqp://u:new@broker', () => new Client('new'), 0);
+    // Reads go on with the new password only.
+    expect(map.get('amqp://u:new@broker', () => new Client('unused'), 1_500_000)).toBe(current);
+    expect(await map.closeIdle(1_800_000, (c) => c.closed++, 1_800_000)).toBe(0);
+    expect(await map.closeIdle(1_800_000, (c) => c.closed++, 1_800_001)).toBe(1);
+    expect([old.closed, current.closed]).toEqual([1, 0]);
+    expect(map.size).toBe(1);
+    // A key closed as idle gets a new client when asked again.
+    expect(map.get('amqp://u:old@broker', () => new Client('again'), 1_900_000).name).toBe('again');
+  });
+
   it('waits for every close to finish', async () => {
     const map = new ClientMap<Client>();
     map.get('slow', () => new Client('slow'));

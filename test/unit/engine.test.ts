@@ -390,6 +390,31 @@ describe('Engine: a trigger whose settings are edited', () => {
   });
 });
 
+describe('Engine: the sources of triggers no one asks about', () => {
+  it('leave the registry with their triggers (each holds a config, credentials and CAs included)', async () => {
+    const backlog: Record<string, number> = {};
+    for (let i = 0; i < 50; i++) backlog[`q${i}`] = 1;
+    const { driver } = fakeRabbit(backlog);
+    const registry = new SourceRegistry([driver as unknown as SourceDriver]);
+    const clock = { ms: 1_000_000 };
+    const engine = new Engine({
+      registry,
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger: silentLogger(),
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: () => clock.ms,
+    });
+    // 50 ScaledObjects, each on its own queue (preview environments, per-tenant queues).
+    for (let i = 0; i < 50; i++) await engine.evaluate(engine.trigger(ref(`so-${i}`, `q${i}`)));
+    expect(registry.size).toBe(50);
+    // All but one deleted: no one asks about them for longer than the idle window.
+    clock.ms += 31 * 60_000;
+    await engine.evaluate(engine.trigger(ref('so-0', 'q0')));
+    expect(registry.size).toBe(1);
+  });
+});
+
 describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a paused ScaledObject)', () => {
   const HOUR = 60 * 60_000;
 

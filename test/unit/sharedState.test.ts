@@ -371,3 +371,38 @@ describe('SharedState lease renewals', () => {
     }
   });
 });
+
+describe('SharedState entries of triggers that never answered', () => {
+  it('are forgotten, their leases released, once no one asked about them for the idle window', async () => {
+    const clock = { ms: 1_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const shared = new SharedState(cluster.client('a'), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+    const failing = fakeRabbitDriver(async (queue) => {
+      if (queue.startsWith('typo')) throw new Error('NOT_FOUND - no queue');
+      return { backlog: 1, waiting: 1, inFlight: 0, consumers: 1 };
+    });
+    const engine = new Engine({
+      registry: new SourceRegistry([failing as unknown as SourceDriver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger: silentLogger(),
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: cluster.now,
+      shared,
+    });
+    const so = (name: string, queue: string): TriggerRef => ({
+      name,
+      namespace: 'ns',
+      metadata: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': queue },
+    });
+    // 20 triggers whose queue name is a typo: tracked (a lease each) at first sight, never decided.
+    for (let i = 0; i < 20; i++) await expect(engine.evaluate(engine.trigger(so(`bad-${i}`, `typo-${i}`)))).rejects.toThrow();
+    await engine.evaluate(engine.trigger(so('good', 'q')));
+    expect(shared.size).toBe(21);
+    // Fixed or deleted: no one asks about them again; the good one is asked about past the idle window.
+    clock.ms += 31 * 60_000;
+    await engine.evaluate(engine.trigger(so('good', 'q')));
+    expect(shared.size).toBe(1);
+    await shared.close();
+  });
+});

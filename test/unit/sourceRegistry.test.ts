@@ -13,6 +13,9 @@ function fakeDriver(closed: string[]): SourceDriver {
     identity: (c) => `sqs:${(c as unknown as { queueUrl: string }).queueUrl}`,
     create: (c) =>
       ({ identity: `sqs:${(c as unknown as { queueUrl: string }).queueUrl}`, label: 'sqs q1', kind: 'sqs' }) as Source,
+    closeIdle: async (idleMs) => {
+      closed.push(`sqs idle ${idleMs}`);
+    },
     close: async () => {
       closed.push('sqs');
     },
@@ -62,6 +65,22 @@ describe('SourceRegistry with lazily loaded drivers', () => {
     await registry.load([config]);
     expect(loads).toBe(2);
     expect(registry.sourceFor(config).identity).toBe('sqs:http://sqs.local/q1');
+  });
+
+  it('sweep forgets the sources no live trigger reads, and has each driver close its idle connections', async () => {
+    const closed: string[] = [];
+    const registry = new SourceRegistry([fakeDriver(closed)]);
+    const other = { ...config, queueUrl: 'http://sqs.local/q2' } as unknown as SourceConfig;
+    const first = registry.sourceFor(config, 0);
+    registry.sourceFor(other, 0);
+    expect(registry.size).toBe(2);
+    // Looked up within the window (a trigger on its first read), kept though no live trigger reads it yet.
+    await registry.sweep(new Set([first.identity]), 1_800_000, 1_000_000);
+    expect(registry.size).toBe(2);
+    await registry.sweep(new Set([first.identity]), 1_800_000, 1_800_001);
+    expect(registry.size).toBe(1);
+    expect(registry.sourceFor(config, 1_800_002)).toBe(first);
+    expect(closed).toEqual(['sqs idle 1800000', 'sqs idle 1800000']);
   });
 
   it('needs no load for drivers given loaded', () => {
