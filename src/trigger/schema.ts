@@ -36,9 +36,14 @@ type FieldTable = Readonly<Record<string, Field>>;
 class Issues {
   readonly list: string[] = [];
   total = 0;
+  /** Keys the trigger wrote otherwise (`rabbitmq.hostFromEnv` for `rabbitmq.host`): issues name them as written. */
+  private readonly written = new Map<string, string>();
   add(key: string, problem: string): void {
     // Past what an InvalidTrigger keeps only the count matters: 100,000 unknown keys format 10 lines.
-    if (this.total++ < InvalidTrigger.KEPT) this.list.push(`${key}: ${problem}`);
+    if (this.total++ < InvalidTrigger.KEPT) this.list.push(`${this.written.get(key) ?? key}: ${problem}`);
+  }
+  writtenAs(key: string, rawKey: string): void {
+    this.written.set(key, rawKey);
   }
 }
 
@@ -135,6 +140,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
         continue;
       }
       if (tooLong(rawKey, value, table[name]!, issues)) continue;
+      if (name !== rawKey.slice(dot + 1)) issues.writtenAs(`${prefix}.${name}`, rawKey);
       const group = groups.get(kind) ?? {};
       group[name] = value;
       groups.set(kind, group);

@@ -68,6 +68,13 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ host: 'amqp://u:p@h:5672/v' });
   });
 
+  it('names a refused <key>FromEnv value by the key the trigger wrote', () => {
+    // KEDA sends the workload's variable's value under the key written (RABBITMQ_URL set to a host name alone).
+    const [issue] = issuesOf({ 'rabbitmq.hostFromEnv': 'rabbit.messaging', 'rabbitmq.queueName': 'q' });
+    expect(issue).toMatch(/^rabbitmq\.hostFromEnv: got /);
+    expect(issuesOf({ 'sqs.queueURLFromEnv': 'not a url' })[0]).toMatch(/^sqs\.queueURLFromEnv: /);
+  });
+
   it('names the unknown key and lists the allowed ones', () => {
     const [issue] = issuesOf({ ...rabbit, 'rabbitmq.queue': 'x' });
     expect(issue).toMatch(/^rabbitmq\.queue: unknown key; allowed rabbitmq keys: .*queueName/);
