@@ -111,6 +111,16 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
   const logger = silentLogger();
   let engine: Engine;
   let driver: GpuDriver;
+  /** An engine on the stand-in and the queue, as a process that just started has one. */
+  const newEngine = () =>
+    new Engine({
+      registry: new SourceRegistry([driver, fakeQueue(queue) as unknown as SourceDriver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger,
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: () => clock.ms,
+    });
 
   beforeAll(async () => {
     server = http.createServer((_req, res) => {
@@ -121,14 +131,7 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     address = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     driver = new GpuDriver({ logger, timeoutMs: 2000 });
-    engine = new Engine({
-      registry: new SourceRegistry([driver, fakeQueue(queue) as unknown as SourceDriver]),
-      cacheTtlMs: 1000,
-      sourceTimeoutMs: 2000,
-      logger,
-      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-      now: () => clock.ms,
-    });
+    engine = newEngine();
   });
   afterAll(async () => {
     await driver.close();
@@ -198,14 +201,7 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
   });
 
   it('a scaler that just started without a state store takes consumers on the queue for a running workload', async () => {
-    const restarted = new Engine({
-      registry: new SourceRegistry([driver, fakeQueue(queue) as unknown as SourceDriver]),
-      cacheTtlMs: 1000,
-      sourceTimeoutMs: 2000,
-      logger,
-      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-      now: () => clock.ms,
-    });
+    const restarted = newEngine();
     const ask = (name: string) =>
       restarted.evaluate(
         restarted.trigger({

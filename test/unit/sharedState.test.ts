@@ -13,7 +13,7 @@ import { sharedStateSchema } from '../../src/state/payload.ts';
 import { SharedState, lineageKey } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { TriggerRef } from '../../src/trigger/types.ts';
+import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 import { StateCluster } from '../support/stateCluster.ts';
 
@@ -27,14 +27,15 @@ const driver = fakeRabbitDriver(async () => ({
   arrivedTotal: broker.arrived,
 }));
 
-function replica(cluster: StateCluster, name: string) {
+/** A scaler replica on `cluster`, its sources read by `source` (the broker above unless given). */
+function replica(cluster: StateCluster, name: string, source: SourceDriver<RabbitmqSourceConfig> = driver) {
   const shared = new SharedState(cluster.client(name), {
     logger: silentLogger(),
     publishIntervalMs: 5000,
     now: cluster.now,
   });
   const engine = new Engine({
-    registry: new SourceRegistry([driver as unknown as SourceDriver]),
+    registry: new SourceRegistry([source as unknown as SourceDriver]),
     cacheTtlMs: 1000,
     sourceTimeoutMs: 2000,
     logger: silentLogger(),
@@ -376,20 +377,11 @@ describe('SharedState entries of triggers that never answered', () => {
   it('are forgotten, their leases released, once no one asked about them for the idle window', async () => {
     const clock = { ms: 1_000_000 };
     const cluster = new StateCluster(() => clock.ms);
-    const shared = new SharedState(cluster.client('a'), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
     const failing = fakeRabbitDriver(async (queue) => {
       if (queue.startsWith('typo')) throw new Error('NOT_FOUND - no queue');
       return { backlog: 1, waiting: 1, inFlight: 0, consumers: 1 };
     });
-    const engine = new Engine({
-      registry: new SourceRegistry([failing as unknown as SourceDriver]),
-      cacheTtlMs: 1000,
-      sourceTimeoutMs: 2000,
-      logger: silentLogger(),
-      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-      now: cluster.now,
-      shared,
-    });
+    const { engine, shared } = replica(cluster, 'a', failing);
     const so = (name: string, queue: string): TriggerRef => ({
       name,
       namespace: 'ns',
