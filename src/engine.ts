@@ -530,8 +530,8 @@ export class Engine {
 
   /**
    * Forgets triggers (their shared leases too) and source rates not seen for the idle window,
-   * keeping what the latest trigger of each lineage learned for the retention, and the sources
-   * that neither the triggers left nor `asked` (the one being answered) read.
+   * keeping what the latest trigger of each lineage learned for the retention, and releases what
+   * they leave behind.
    */
   private sweep(nowMs: number, asked: Trigger): void {
     const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
@@ -556,9 +556,17 @@ export class Engine {
     for (const [lineage, id] of this.lineages) if (!this.triggers.has(id)) this.lineages.delete(lineage);
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
     for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
-    // Leases and records of triggers tracked but never decided (every read failed, then no one asked).
-    this.options.shared?.forgetExcept((id) => id === asked.id || this.triggers.has(id) || this.failures.has(id));
-    // The sources the triggers still asked about read, and the connections reads used lately.
+    this.releaseLeftovers(asked, idle, nowMs);
+  }
+
+  /**
+   * What the triggers no one asks about any more leave behind, all but `asked`'s (the one being
+   * answered): the shared leases and records of triggers that never answered (every read failed),
+   * the sources no other trigger reads, the connections no read used lately.
+   */
+  private releaseLeftovers(asked: Trigger, idle: number, nowMs: number): void {
+    const kept = (id: string) => id === asked.id || this.triggers.has(id) || this.failures.has(id);
+    this.options.shared?.forgetExcept(kept);
     const live = new Set<string>();
     const reads = (trigger: Trigger) => {
       for (const { source } of this.triggerSources.get(trigger) ?? []) live.add(source.identity);
