@@ -37,6 +37,9 @@ export interface RedisStateStoreOptions<T> {
   readonly metrics: StateStoreMetrics;
 }
 
+/** A kind of refusal (an error reply) is warned about at most this often. */
+const REFUSAL_WARN_MS = 10 * 60_000;
+
 export class RedisStateStore<T> implements StateStore<T> {
   readonly kind = 'redis';
   readonly writerId: string;
@@ -47,6 +50,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private readonly client: Redis;
   private subscriber: Redis | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** While degraded on a connection that stayed open: a PING a second, until one is answered. */
+  private probe: NodeJS.Timeout | undefined;
   private readonly subscribers = new Set<(key: string, record: StateRecord<T>) => void>();
   private readonly healthListeners = new Set<(health: StoreHealth) => void>();
   private readonly rejections: Rejections;
@@ -57,6 +62,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private readonly held = new Map<string, number>();
   private lastLeaseSweepMs = 0;
   private state: StoreHealth = 'degraded';
+  /** When each kind of refusal (op and the reply's first word) was last warned about. */
+  private readonly refusalsWarned = new Map<string, number>();
   private reported = false;
   private lastError = 'not connected yet';
   private closing = false;
@@ -156,6 +163,7 @@ export class RedisStateStore<T> implements StateStore<T> {
   async close(): Promise<void> {
     this.closing = true;
     clearInterval(this.heartbeat);
+    clearInterval(this.probe);
     const nowMs = Date.now();
     const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
     await Promise.allSettled(mine.map((key) => this.releaseLease(key)));
@@ -177,19 +185,58 @@ export class RedisStateStore<T> implements StateStore<T> {
    */
   private async run<R>(op: StoreOp, call: () => Promise<R>): Promise<R> {
     try {
-      return await call();
+      const result = await call();
+      // An answer: a stall that ended without a reconnect (no 'ready' event) is over.
+      if (this.state === 'degraded' && this.client.status === 'ready') this.setHealth('up');
+      return result;
     } catch (err) {
       this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
       if ((err as Error | undefined)?.name !== 'ReplyError') this.setHealth('degraded', message);
+      else this.refused(op, message);
       throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
     }
+  }
+
+  /**
+   * An error reply: the store is there but refuses (OOM under maxmemory with noeviction, READONLY
+   * after a failover, an ACL's NOPERM). Leases refused leave every trigger on its own state, and
+   * the health stays up: said once per kind of refusal every 10 minutes, not once per command.
+   */
+  private refused(op: StoreOp, message: string): void {
+    const word = message.split(' ', 1)[0] ?? '';
+    // Another kind of value under our key: garbage there, reported as a rejected record (read).
+    if (word === 'WRONGTYPE') return;
+    const kind = `${op} ${word}`;
+    const nowMs = Date.now();
+    if (nowMs - (this.refusalsWarned.get(kind) ?? -Infinity) < REFUSAL_WARN_MS) return;
+    if (this.refusalsWarned.size >= 64) this.refusalsWarned.clear();
+    this.refusalsWarned.set(kind, nowMs);
+    this.options.logger.warn(
+      { store: this.description, op, reason: clip(redact(message), 300) },
+      'state store refuses commands: replicas share nothing it refuses until it accepts them again',
+    );
   }
 
   private setHealth(health: StoreHealth, reason?: string): void {
     if (this.closing || (health === this.state && this.reported)) return;
     this.state = health;
     this.reported = true;
+    // A command that timed out on a connection that stays open (a store stalled for a second or
+    // two: a fork, a failover pause) brings no reconnect and so no 'ready' event, and the shared
+    // state asks nothing while degraded: a PING a second says when the store answers again.
+    clearInterval(this.probe);
+    this.probe = undefined;
+    if (health === 'degraded') {
+      this.probe = setInterval(() => {
+        if (this.client.status !== 'ready') return;
+        this.client.ping().then(
+          () => this.setHealth('up'),
+          () => undefined,
+        );
+      }, 1000);
+      this.probe.unref();
+    }
     this.options.metrics.up.set(health === 'up' ? 1 : 0);
     const { logger } = this.options;
     if (health === 'up') logger.info({ store: this.description }, 'state store connected: replicas share learned state');

@@ -413,6 +413,20 @@ describe('the store goes away and comes back', () => {
     await eventually(async () => (heard.includes(2) ? true : undefined), 15_000, 50);
   }, 60_000);
 
+  it('stalled for a second or two (no reconnect): degraded at the command timeout, up again once it answers', async () => {
+    const { proxy, a } = await behindProxy();
+    expect(await a.store.acquireLease('k')).toBe(true);
+    // A fork or a failover pause: bytes wait, the connection stays (its socket timeout is 2 s).
+    proxy.blackhole();
+    await expectFastFailure(a.store.read('k'), 1500);
+    expect(a.store.health).toBe('degraded');
+    proxy.heal();
+    // Before, nothing asked the store while degraded and only a reconnect said 'up': it stayed down.
+    await eventually(async () => (a.store.health === 'up' ? true : undefined), 5000, 50);
+    expect(await metric(a, 'state_store_up')).toMatch(/ 1$/m);
+    expect(await a.store.acquireLease('k')).toBe(true);
+  });
+
   it('a store that is down at start: createStateStore returns within the timeout, degraded, and connects once it is there', async () => {
     const url = requireService('STATE_STORE_URL');
     const proxy = TcpProxy.forUrl(url);
@@ -435,6 +449,31 @@ describe('the store goes away and comes back', () => {
     await proxy.start();
     await eventually(async () => (store!.health === 'up' ? true : undefined), 10_000, 50);
     expect(await store!.acquireLease(`start-${randomBytes(4).toString('hex')}`)).toBe(true);
+  });
+});
+
+describe('a store that refuses commands (an error reply: the server is there)', () => {
+  it('out of memory under noeviction: leases fail, said once in the log, not once per command', async () => {
+    await using server = await OwnRedis.start();
+    const admin = rawClient(server.url);
+    try {
+      const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(server.url) });
+      await admin.config('SET', 'maxmemory-policy', 'noeviction');
+      await admin.config('SET', 'maxmemory', '1');
+      for (let i = 0; i < 5; i++) await expect(a.store.acquireLease(`k${i}`)).rejects.toBeInstanceOf(StateStoreUnavailable);
+      // The store answers: it is up, and the reason is in the log, once.
+      expect(a.store.health).toBe('up');
+      const refusals = warnings(a).filter(
+        (l) => l.msg === 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
+      );
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]).toMatchObject({ op: 'lease', reason: expect.stringMatching(/^OOM /) as unknown });
+      expect(await metric(a, 'state_store_errors_total')).toMatch(/op="lease"} 5/);
+      await admin.config('SET', 'maxmemory', '0');
+      expect(await a.store.acquireLease('k0')).toBe(true);
+    } finally {
+      admin.disconnect();
+    }
   });
 });
 
