@@ -18,7 +18,14 @@ export function encodeRecord(record: StateRecord<unknown>): string {
   });
 }
 
-export function decodeRecord<T>(text: string, format: number, schema: PayloadSchema<T>): Decoded<T> {
+/**
+ * How far ahead of this replica's clock a record's time may be. Records are ordered by the
+ * writer's clock: one far ahead (a node's clock wrong, or a garbage time) would outrank every
+ * record the next writer publishes, and followers would decide from it for as long as the gap.
+ */
+const MAX_CLOCK_AHEAD_MS = 60_000;
+
+export function decodeRecord<T>(text: string, format: number, schema: PayloadSchema<T>, nowMs = Date.now()): Decoded<T> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -40,6 +47,13 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
   const { scalerVersion, writerId, atMs } = envelope;
   if (typeof scalerVersion !== 'string' || typeof writerId !== 'string' || typeof atMs !== 'number' || !Number.isFinite(atMs)) {
     return { ok: false, reason: 'envelope', detail: 'scalerVersion, writerId or atMs missing or of the wrong type' };
+  }
+  if (atMs > nowMs + MAX_CLOCK_AHEAD_MS) {
+    return {
+      ok: false,
+      reason: 'clock',
+      detail: `written ${Math.round((atMs - nowMs) / 1000)} s ahead of this replica's clock by ${writerId}`,
+    };
   }
   let parsed: ReturnType<PayloadSchema<T>['safeParse']>;
   try {
@@ -84,4 +98,5 @@ const MESSAGES: Record<RejectReason, string> = {
   format: 'state record ignored: written by a scaler with another state format',
   payload: 'state record ignored: its payload fails validation',
   'too-large': 'state record not published: over the bound per record',
+  clock: "state record ignored: written ahead of this replica's clock (are the nodes' clocks synchronized?)",
 };

@@ -33,7 +33,9 @@ export type RejectReason =
   /** The payload fails the schema. */
   | 'payload'
   /** Refused at publish: larger than the store's bound per record. */
-  | 'too-large';
+  | 'too-large'
+  /** Written by a clock far ahead of this replica's (or a time that is garbage): newer than any record to come. */
+  | 'clock';
 
 /** What publish did. Store failures are thrown (StateStoreUnavailable), never returned. */
 export type PublishResult =

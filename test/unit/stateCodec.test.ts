@@ -55,6 +55,15 @@ describe('decodeRecord', () => {
     expect(decoded).toMatchObject({ ok: false, reason });
   });
 
+  it("rejects a record written more than a minute ahead of this replica's clock (it would outrank every record after it)", () => {
+    const now = record.atMs;
+    expect(decodeRecord(encodeRecord({ ...record, atMs: now + 30_000 }), 3, schema, now).ok).toBe(true);
+    const ahead = decodeRecord(encodeRecord({ ...record, atMs: now + 600_000 }), 3, schema, now);
+    expect(ahead).toMatchObject({ ok: false, reason: 'clock' });
+    expect(ahead.ok === false && ahead.detail).toBe(`written 600 s ahead of this replica's clock by ${record.writerId}`);
+    expect(decodeRecord(encodeRecord({ ...record, atMs: 1e300 }), 3, schema, now)).toMatchObject({ ok: false, reason: 'clock' });
+  });
+
   it('names both formats and the writing version when it rejects another format', () => {
     const decoded = decodeRecord(JSON.stringify({ ...record, format: 4, scalerVersion: '0.2.0' }), 3, schema);
     expect(decoded.ok === false && decoded.detail).toBe('format 4 (this scaler reads 3), written by 0.2.0');
