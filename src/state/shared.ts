@@ -6,6 +6,15 @@
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateRecord, StateStore } from './types.ts';
 
+/**
+ * A replica not asked about a trigger for this long gives its lease up, so that the replica KEDA
+ * asks writes (KEDA's round robin can leave a replica out; an idle external-push trigger's one
+ * stream stays on one replica). Past KEDA's polling of an idle trigger on two replicas (30 s
+ * each by default), and well before a follower's record is old enough to be read as a silence
+ * (RESUME_GAP_MS, 10 minutes).
+ */
+const UNASKED_LEASE_MS = 3 * 60_000;
+
 /** Slices a round of lease renewals is cut into (start()). */
 const TICKS_PER_ROUND = 10;
 /**
@@ -50,6 +59,8 @@ interface Entry<T> {
   publishing: boolean;
   /** When this replica last noted the trigger in its lineage's key (offer). */
   lastLineageNoteMs: number;
+  /** When this replica was last asked about the trigger (view). */
+  askedAtMs: number;
   /**
    * The record of the trigger its lineage's note names, read at first sight when the trigger had
    * none (track): a state to start from for a replica that has none of its own, never one that
@@ -99,7 +110,9 @@ export class SharedState<T extends { readonly trigger?: string }> {
   view(
     key: string,
   ): { readonly role: Role; readonly record: KnownState<T> | undefined; readonly lineageRecord?: KnownState<T> } | undefined {
-    return this.entries.get(key);
+    const entry = this.entries.get(key);
+    if (entry !== undefined) entry.askedAtMs = this.now();
+    return entry;
   }
 
   /**
@@ -116,6 +129,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       lastPublishMs: -Infinity,
       publishing: false,
       lastLineageNoteMs: -Infinity,
+      askedAtMs: this.now(),
     };
     this.entries.set(key, entry);
     try {
@@ -236,6 +250,13 @@ export class SharedState<T extends { readonly trigger?: string }> {
     try {
       await Promise.all(
         batch.map(async ([key, entry]) => {
+          // Not asked here lately (KEDA's calls for it go to another replica): its lease goes to
+          // the one asked, whose decisions would otherwise rest on this replica's frozen record.
+          if (this.now() - entry.askedAtMs > UNASKED_LEASE_MS) {
+            if (entry.role === 'writer') await this.store.releaseLease(key).catch(() => undefined);
+            entry.role = 'follower';
+            return;
+          }
           try {
             const held = await this.store.acquireLease(key);
             entry.role = held ? 'writer' : 'follower';

@@ -373,6 +373,31 @@ describe('SharedState lease renewals', () => {
   });
 });
 
+describe('a writer KEDA stopped asking (its calls go to the other replica)', () => {
+  it('gives its lease up after 3 minutes, and the replica asked writes, from its own decisions, not a frozen record', async () => {
+    const clock = { ms: 5_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    const id = a.engine.trigger(ref).id;
+    broker.backlog = 6;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    await b.engine.evaluate(b.engine.trigger(ref));
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['writer', 'follower']);
+    // From now on KEDA asks b only (a Service that is not headless, one stream on b); leases renewed every second.
+    for (let s = 1; s <= 240; s++) {
+      clock.ms += 1000;
+      await Promise.all([a, b].map((x) => x.shared.refresh(false)));
+      await b.engine.evaluate(b.engine.trigger(ref));
+      if (s === 170) expect(b.shared.view(id)?.role).toBe('follower');
+    }
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['follower', 'writer']);
+    // b publishes what it decides: the record is seconds old, not the 4 minutes since a last decided.
+    expect(clock.ms - b.shared.view(id)!.record!.atMs).toBeLessThan(10_000);
+    await Promise.all([a, b].map((x) => x.shared.close()));
+  });
+});
+
 describe('SharedState entries of triggers that never answered', () => {
   it('are forgotten, their leases released, once no one asked about them for the idle window', async () => {
     const clock = { ms: 1_000_000 };
