@@ -54,6 +54,9 @@ export class ScalerMetrics {
       labelNames: ['method', 'code'],
       registers,
     });
+    // At 0 from the start: an alert on increase() sees the first refusals (a series that first
+    // appears at 40 has no increase to show).
+    for (const method of ['StreamIsActive', 'StreamMetricSpec']) this.requests.inc({ method, code: 'RESOURCE_EXHAUSTED' }, 0);
     this.requestSeconds = new Histogram({
       name: `${PREFIX}grpc_request_duration_seconds`,
       help: 'Latency of unary gRPC requests.',

@@ -177,6 +177,22 @@ const CASES: Case[] = [
     fires: [{ ...pod, reason: 'format' }],
   },
   {
+    name: "records of another version for a rollout's 5 minutes, then none",
+    alert: 'KedaInferenceScalerStateRecordsRejected',
+    series: {
+      'keda_inference_scaler_state_records_rejected_total{namespace="keda",pod="kis-0",reason="format"}': growing(3, 5, 60),
+    },
+    at: '40m',
+    fires: [],
+  },
+  {
+    name: 'streams refused from the first scrape of a replica that just started',
+    alert: 'KedaInferenceScalerStreamsRefused',
+    series: { [requests('StreamIsActive', 'RESOURCE_EXHAUSTED')]: '0 40 40 40' },
+    at: '3m',
+    fires: [pod],
+  },
+  {
     name: 'records too large to publish',
     alert: 'KedaInferenceScalerStateRecordsRejected',
     series: {

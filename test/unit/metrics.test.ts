@@ -151,6 +151,12 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(text).toContain('keda_inference_scaler_grpc_requests_total');
   });
 
+  it('shows streams refused at the limit at 0 from the start, so that an alert on their increase sees the first ones', async () => {
+    const text = await new ScalerMetrics(undefined, { defaultMetrics: false }).render();
+    expect(text).toContain('keda_inference_scaler_grpc_requests_total{method="StreamIsActive",code="RESOURCE_EXHAUSTED"} 0');
+    expect(text).toContain('keda_inference_scaler_grpc_requests_total{method="StreamMetricSpec",code="RESOURCE_EXHAUSTED"} 0');
+  });
+
   it('reports the read cache size as cached_sources', async () => {
     const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
     metrics.observeCacheSize(() => 42);
