@@ -288,6 +288,11 @@ describe('Helm chart', () => {
 
     expect(valkey!.spec.replicas).toBe(1);
     expect(valkey!.spec.strategy).toEqual({ type: 'Recreate' });
+    // Recreated on any change of its pod template: no label there that a chart upgrade changes
+    // (an upgrade would empty the shared state just as the scaler's pods roll).
+    const podLabels = valkey!.spec.template.metadata.labels as Record<string, string>;
+    expect(Object.keys(podLabels).filter((k) => k === 'helm.sh/chart' || k === 'app.kubernetes.io/version')).toEqual([]);
+    expect(podLabels).toMatchObject(valkey!.spec.selector.matchLabels as Record<string, string>);
     const server = valkey!.spec.template.spec.containers[0];
     expect(server.image).toBe('valkey/valkey:7.2');
     expect(server.args.join(' ')).toContain('--maxmemory 128mb --maxmemory-policy volatile-lru --requirepass $(VALKEY_PASSWORD)');
@@ -429,6 +434,34 @@ describe('Helm chart', () => {
     ['an open-streams limit past 2^31 - 1', ['--set', 'config.grpcMaxOpenStreams=3000000000'], /grpcMaxOpenStreams/],
     ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
     ['a misspelled dashboard option', ['--set', 'metrics.grafanaDashboard.label=x'], /grafanaDashboard/],
+    ['a store CA with no store', ['--set', 'stateStore.tls.caSecret=ca'], /stateStore.tls.caSecret needs the store/],
+    ['two ports alike', ['--set', 'service.metricsPort=9090'], /must differ: \[9090 9090\]/],
+    [
+      'the plaintext health port on the gRPC port',
+      ['--set', 'tls.enabled=true', '--set', 'tls.secretName=s', '--set', 'tls.healthPort=9090'],
+      /must differ: \[9090 8080 9090\]/,
+    ],
+    [
+      'a heap past the memory limit',
+      ['--set', 'nodeHeapMb=512'],
+      /nodeHeapMb 512 leaves no room under resources.limits.memory 256Mi/,
+    ],
+    [
+      'a Valkey with no password and no NetworkPolicy',
+      ['--set', 'valkey.enabled=true', '--set', 'networkPolicy.enabled=false'],
+      /runs Valkey with no password/,
+    ],
+    ['a liveness probe that needs more than one success', ['--set', 'probes.liveness.successThreshold=3'], /successThreshold/],
+    [
+      'a readiness probe with a grace period (Kubernetes refuses it)',
+      ['--set', 'probes.readiness.terminationGracePeriodSeconds=5'],
+      /terminationGracePeriodSeconds/,
+    ],
+    [
+      'a PDB that allows no eviction (minAvailable 50 % of 1 replica)',
+      ['--set', 'podDisruptionBudget.minAvailable=50%'],
+      /minAvailable 50% with replicaCount 1 would block every node drain/,
+    ],
     [
       'a PDB that allows no eviction (maxUnavailable 0)',
       ['--set', 'podDisruptionBudget.maxUnavailable=0'],
