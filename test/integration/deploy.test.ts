@@ -478,13 +478,44 @@ describe('Helm chart', () => {
     expect(r.stderr).toMatch(message as RegExp);
   });
 
-  it("values.schema.json allows exactly the profile keys that the scaler's config accepts", () => {
+  it("values.schema.json allows exactly the profile keys that the scaler's config accepts, a secret that is no URL only as <key>FromEnv", () => {
     const schema = JSON.parse(readFileSync(join(chart, 'values.schema.json'), 'utf8'));
     for (const [kind, table] of Object.entries(sourceFields)) {
       const keys = Object.keys(table).filter((k) => k !== 'connection');
+      // The profiles are rendered into a ConfigMap. A secret URL (rabbitmq.host) may be there without a password (below).
+      const secret = keys.filter((k) => (table as Record<string, { secret?: boolean }>)[k]!.secret === true && k !== 'host');
+      const plain = keys.filter((k) => !secret.includes(k));
       const pattern = schema.properties.connections.properties[kind].additionalProperties.propertyNames.pattern;
-      expect(pattern, kind).toBe(`^(${keys.join('|')})(FromEnv)?$`);
+      expect(pattern, kind).toBe(
+        secret.length === 0
+          ? `^(${plain.join('|')})(FromEnv)?$`
+          : `^((${plain.join('|')})(FromEnv)?|(${secret.join('|')})FromEnv)$`,
+      );
     }
+  });
+
+  it.each([
+    ['a Kafka SASL password', ['--set', 'connections.kafka.events.password=hunter2'], /invalid propertyName 'password'/],
+    ['a Prometheus bearer token', ['--set', 'connections.gpu.dcgm.bearerToken=abc'], /invalid propertyName 'bearerToken'/],
+    [
+      'a broker URL with a password',
+      ['--set', 'connections.rabbitmq.main.host=amqp://admin:s3cret@rabbit:5672/'],
+      /connections\/rabbitmq\/main\/host/,
+    ],
+  ])('keeps %s out of the ConfigMap: refused at install, <key>FromEnv and a Secret instead', (_l, args, message) => {
+    const r = template(...(args as string[]));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(message as RegExp);
+  });
+
+  it('takes a broker URL without a password, and secrets as <key>FromEnv', () => {
+    const ms = rendered(
+      '--set',
+      'connections.rabbitmq.main.host=amqp://rabbit:5672/',
+      '--set',
+      'connections.kafka.events.passwordFromEnv=KAFKA_PASSWORD',
+    );
+    expect((find(ms, 'ConfigMap').data as Record<string, string>)['config.yaml']).toContain('passwordFromEnv: KAFKA_PASSWORD');
   });
 });
 
