@@ -374,9 +374,13 @@ describe('Helm chart', () => {
         expect(trigger!.metadata.enableTLS).toBe('true');
         // The TriggerAuthentication of the examples, which gives what the comment says.
         const example = parseYaml(readFileSync(join(root, 'examples/triggerauthentication-mtls.yaml'), 'utf8')) as {
-          metadata: { name: string };
+          kind: string;
+          metadata: { name: string; namespace?: string };
         };
-        expect(trigger!.authenticationRef).toEqual({ name: example.metadata.name });
+        // A ClusterTriggerAuthentication: its Secret in KEDA's namespace serves every namespace.
+        expect(example.kind).toBe('ClusterTriggerAuthentication');
+        expect(example.metadata.namespace).toBeUndefined();
+        expect(trigger!.authenticationRef).toEqual({ name: example.metadata.name, kind: example.kind });
         expect(/authenticationRef:\n.*name: .*# (.*)/.exec(snippet!)?.[1]).toContain(auth);
       }
     } finally {

@@ -142,7 +142,9 @@ describe('recommended ScaledObject settings (examples/README.md, docs/model.md, 
 });
 
 describe('TLS to the scaler', () => {
-  const auths = manifests.filter(({ m }) => m.kind === 'TriggerAuthentication').map(({ m }) => m);
+  const auths = manifests
+    .filter(({ m }) => m.kind === 'TriggerAuthentication' || m.kind === 'ClusterTriggerAuthentication')
+    .map(({ m }) => m);
 
   it('TriggerAuthentications carry only what KEDA forwards to an external scaler: its own TLS material', () => {
     expect(auths.length).toBeGreaterThan(0);
@@ -153,7 +155,7 @@ describe('TLS to the scaler', () => {
     }
   });
 
-  it('every trigger with enableTLS references an existing TriggerAuthentication that gives caCert', () => {
+  it('every trigger with enableTLS references an existing (Cluster)TriggerAuthentication that gives caCert', () => {
     const tlsTriggers = scaledObjects.flatMap(({ m }) =>
       triggersOf(m)
         .filter((t) => t.metadata.enableTLS === 'true')
@@ -161,8 +163,13 @@ describe('TLS to the scaler', () => {
     );
     expect(tlsTriggers.length).toBeGreaterThan(0);
     for (const { m, t } of tlsTriggers) {
+      // A ClusterTriggerAuthentication is for every namespace; a TriggerAuthentication for its own.
+      const kind = t.authenticationRef?.kind ?? 'TriggerAuthentication';
       const auth = auths.find(
-        (a) => a.metadata.name === t.authenticationRef?.name && a.metadata.namespace === m.metadata.namespace,
+        (a) =>
+          a.kind === kind &&
+          a.metadata.name === t.authenticationRef?.name &&
+          (kind === 'ClusterTriggerAuthentication' || a.metadata.namespace === m.metadata.namespace),
       );
       expect(auth, `${name(m)} -> ${t.authenticationRef?.name}`).toBeDefined();
       const params = ((auth!.spec?.secretTargetRef ?? []) as { parameter: string }[]).map((r) => r.parameter);
