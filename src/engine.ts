@@ -167,7 +167,7 @@ export class Engine {
     });
     metrics.observeCacheSize(() => this.cache.size);
     metrics.observeRetained(() => this.retired.size);
-    metrics.observeTriggers(() => this.evaluations());
+    metrics.observeTriggers(() => this.evaluations(true));
   }
 
   /**
@@ -462,8 +462,17 @@ export class Engine {
     return [...this.failures.values()];
   }
 
-  private *evaluations(): Generator<Evaluation> {
-    for (const state of this.triggers.values()) if (state.lastEvaluation !== undefined) yield state.lastEvaluation;
+  /**
+   * The last evaluation of each trigger; with `latestOnly`, of each that is its lineage's latest:
+   * for the per-trigger metrics, where an edited ScaledObject's old trigger, kept until the idle
+   * sweep, would plot and sum beside the new one (/explain shows both, and which carried on from
+   * which).
+   */
+  private *evaluations(latestOnly = false): Generator<Evaluation> {
+    for (const [id, state] of this.triggers) {
+      if (state.lastEvaluation === undefined) continue;
+      if (!latestOnly || this.lineages.get(state.trigger.lineage) === id) yield state.lastEvaluation;
+    }
   }
 
   /** Each source's reading with its rates, summed by model/signals.ts. */

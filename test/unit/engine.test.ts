@@ -302,7 +302,7 @@ describe('Engine: a trigger whose settings are edited', () => {
     const clock = { ms: 1_000_000 };
     const logs: string[] = [];
     const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(line) });
-    const { engine } = engineWith(driver, clock, logger);
+    const { engine, metrics } = engineWith(driver, clock, logger);
     const before = ref('so', 'q', { keepWarm: '600', ...extra });
     expect((await engine.evaluate(engine.trigger(before))).decision.active).toBe(true);
     clock.ms += 2000;
@@ -310,7 +310,7 @@ describe('Engine: a trigger whose settings are edited', () => {
     const idle = await engine.evaluate(engine.trigger(before));
     expect(idle.decision.explanation.activeReason).toMatch(/^idle since .*: keep warm until/);
     clock.ms += 2000;
-    return { engine, clock, logs, backlog, idleReason: idle.decision.explanation.activeReason };
+    return { engine, metrics, clock, logs, backlog, idleReason: idle.decision.explanation.activeReason };
   }
 
   it('carries on from what was learned under the old settings: the same ScaledObject and queue, another maxReplicas', async () => {
@@ -323,6 +323,20 @@ describe('Engine: a trigger whose settings are edited', () => {
     expect(after.decision.explanation.activeReason).toBe(idleReason);
     expect(engine.learnedUnder(edited)).toBe(engine.trigger(ref('so', 'q', { keepWarm: '600' })).id);
     expect(logs.join('')).toContain('trigger settings edited: it carries on from what was learned under its previous settings');
+  });
+
+  it('shows the edited trigger alone in the per-trigger metrics, not the old one beside it until the sweep; /explain shows both', async () => {
+    const { engine, metrics } = await learnIdle();
+    const scaledObjects = async () =>
+      (await metrics.render()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_desired_replicas{')).length;
+    expect(await scaledObjects()).toBe(1);
+    const edited = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    await engine.evaluate(edited);
+    expect(await scaledObjects()).toBe(1);
+    expect(engine.lastEvaluations()).toHaveLength(2);
+    // Another ScaledObject on the same queue is its own lineage: both show.
+    await engine.evaluate(engine.trigger(ref('other', 'q', { keepWarm: '600' })));
+    expect(await scaledObjects()).toBe(2);
   });
 
   it.each([
