@@ -36,6 +36,9 @@ LABEL org.opencontainers.image.title="keda-inference-scaler" \
 ENV NODE_ENV=production \
     GRPC_PORT=9090 \
     METRICS_PORT=8080
+# The scaler runs on node alone: npm and corepack out of the image (less to patch and to scan).
+RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 WORKDIR /app
 # Root-owned and read-only to the process: the app never writes to its own files.
 COPY --from=deps /app/node_modules ./node_modules

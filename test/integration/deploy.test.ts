@@ -674,6 +674,10 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^EXPOSE 9090 8080$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK /m);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    // npm and corepack leave the runtime stage: the image runs node alone.
+    const runtime = dockerfile.slice(dockerfile.indexOf(' AS runtime'));
+    expect(runtime).toMatch(/^RUN rm -rf \/usr\/local\/lib\/node_modules\/npm /m);
+    expect(runtime).not.toMatch(/\bnpm (ci|install|run)\b/);
     const allowed = readFileSync(join(root, '.dockerignore'), 'utf8')
       .split('\n')
       .filter((l) => l.startsWith('!'))
