@@ -240,7 +240,42 @@ describe('Helm chart', () => {
     // The rules Prometheus loads without the Operator (test/integration/monitoring.test.ts), as they are.
     const rule = find(ms, 'PrometheusRule');
     expect(rule.metadata).toMatchObject({ namespace: 'monitoring', labels: { release: 'kube-prometheus-stack' } });
-    expect(rule.spec).toEqual(parseYaml(readFileSync(join(chart, 'files/prometheus-rules.yaml'), 'utf8')));
+    const file = parseYaml(readFileSync(join(chart, 'files/prometheus-rules.yaml'), 'utf8')) as { groups: unknown[] };
+    expect(rule.spec.groups.slice(0, file.groups.length)).toEqual(file.groups);
+    // And, with the chart's ServiceMonitor (the scrape job is then its Service's name), an alert
+    // for no replica up, which no rule on the scaler's own series can be (they vanish with it).
+    const up = rule.spec.groups.at(-1);
+    expect(up.rules.map((r: { alert: string; expr: string }) => [r.alert, r.expr])).toEqual([
+      ['KedaInferenceScalerDown', 'absent(up{job="keda-inference-scaler", namespace="keda"} == 1)'],
+    ]);
+    const rulesDir = mkdtempSync(join(tmpdir(), 'kis-rules-'));
+    try {
+      writeFileSync(join(rulesDir, 'rules.yaml'), JSON.stringify({ groups: [up] }));
+      const test = (values: string, at: string, fires: boolean) => ({
+        interval: '1m',
+        input_series: [{ series: 'up{job="keda-inference-scaler",namespace="keda",pod="kis-0"}', values }],
+        alert_rule_test: [
+          {
+            eval_time: at,
+            alertname: 'KedaInferenceScalerDown',
+            exp_alerts: fires ? [{ exp_labels: { severity: 'critical' }, exp_annotations: up.rules[0].annotations }] : [],
+          },
+        ],
+      });
+      // Down (up 0), up, and gone (no series: a pod deleted; stale 5 minutes after its last scrape, then 5 more).
+      writeFileSync(
+        join(rulesDir, 'test.yaml'),
+        JSON.stringify({
+          rule_files: ['rules.yaml'],
+          tests: [test('0x10', '10m', true), test('1x10', '10m', false), test('1 1 _x20', '15m', true)],
+        }),
+      );
+      const r = spawnSync('promtool', ['test', 'rules', 'test.yaml'], { cwd: rulesDir, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toContain('SUCCESS');
+      expect(r.status).toBe(0);
+    } finally {
+      rmSync(rulesDir, { recursive: true, force: true });
+    }
     // The dashboard, for Grafana's sidecar: the file as it is, under the label the sidecar looks for.
     const dashboard = ms.find((m) => m.kind === 'ConfigMap' && m.metadata?.name?.endsWith('-dashboard'));
     expect(dashboard?.metadata).toMatchObject({ namespace: 'monitoring', labels: { grafana_dashboard: '1' } });
