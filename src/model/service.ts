@@ -110,10 +110,15 @@ export function acknowledgedBeforeWork(signals: Signals): Signals {
   return { ...rest, waiting: Math.max(0, signals.backlog), ...(inFlight !== undefined && { prefetched: inFlight }) };
 }
 
-/** Whether the fleet is saturated: the backlog is at least every consumer's share. */
-function fleetBusy(signals: Signals, scaling: ScalingConfig): boolean {
+/**
+ * Whether the fleet is saturated: every consumer's slots busy and a message waiting for each, the
+ * backlog at least (k + 1) per consumer once in-flight counts have told k (a k learned above
+ * messagesPerReplica read a fleet a third full as saturated, and its served rate as its capacity),
+ * messagesPerReplica per consumer before (and without in-flight counts: Kafka's lag).
+ */
+function fleetBusy(signals: Signals, perConsumer: number): boolean {
   const { consumers } = signals;
-  return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * scaling.messagesPerReplica;
+  return consumers !== undefined && consumers > 0 && signals.backlog >= consumers * perConsumer;
 }
 
 /** S as the evidence reads it: message-seconds in flight over messages served (none served: unknown). */
@@ -204,7 +209,8 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
     candidate !== undefined && evidence!.spanSeconds >= Math.min(SPAN_SERVICE_TIMES * candidate, evidence!.averagingSeconds);
   const littleS = spanned ? candidate : undefined;
 
-  const saturation = learnFromSaturation(signals, scaling, history, nowMs, dtSeconds);
+  const saturatedAt = slots === undefined ? scaling.messagesPerReplica : slots + 1;
+  const saturation = learnFromSaturation(signals, saturatedAt, history, nowMs, dtSeconds);
   const backlogLaw = inFlight === undefined ? littleOnBacklog(signals, history, nowMs, dtSeconds) : undefined;
   const learned: Service['history'] = {
     serviceEvidence: evidence,
@@ -241,14 +247,8 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
  * saturated stands in for the stretches. `current`: the rate per replica over the open stretch,
  * once it holds MIN_SERVED_TO_LEARN messages.
  */
-function learnFromSaturation(
-  signals: Signals,
-  scaling: ScalingConfig,
-  history: TriggerHistory,
-  nowMs: number,
-  dtSeconds: number,
-) {
-  const busy = fleetBusy(signals, scaling);
+function learnFromSaturation(signals: Signals, saturatedAt: number, history: TriggerHistory, nowMs: number, dtSeconds: number) {
+  const busy = fleetBusy(signals, saturatedAt);
   let evidence = history.throughputEvidence;
   const add = (served: number, replicaSeconds: number, seconds: number) => {
     const keep = Math.exp(-seconds / SERVICE_TIME_CONSTANT_SECONDS);

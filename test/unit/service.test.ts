@@ -344,6 +344,24 @@ describe('learnService: what each replica served over the current saturated stre
   });
 });
 
+describe('learnService: a fleet is saturated when its k slots are full and a message waits for each replica', () => {
+  // 4 consumers of 16 slots each (learned from in flight while messages wait), messagesPerReplica 5.
+  const full = (t: number): Signals => ({ backlog: 72, waiting: 8, inFlight: 64, servedTotal: 6 * t, consumers: 4 });
+  it('measures what each served while they were', () => {
+    const s = feed(59, full);
+    expect(s.slotsPerReplica).toBe(16);
+    expect(s.saturatedPerReplica).toBeCloseTo(1.5, 6);
+  });
+
+  it('not when a third full: its served rate is not its capacity (read as one, it asked for replicas it did not need)', () => {
+    const third = feed(120, (t) =>
+      t < 60 ? full(t) : { backlog: 25, waiting: 0, inFlight: 25, servedTotal: 360 + 2 * (t - 60), consumers: 4 },
+    );
+    expect(third.slotsPerReplica).toBe(16);
+    expect(third.saturatedPerReplica).toBeUndefined();
+  });
+});
+
 describe("Little's law on the whole backlog (a served counter, no in-flight count: Kafka)", () => {
   /** Five minutes of one reading a second; the last Service and history. */
   const lagFeed = (reading: (t: number) => Signals, config = scaling, seconds = 300) => {
