@@ -121,7 +121,8 @@ export const scalingFields = {
     schema: kinds.positiveNumber,
     allowed: 'a number > 0',
     default: 5,
-    description: "Backlog one replica should hold (KEDA's queueLength / lagThreshold); used while rates are unknown.",
+    description:
+      "Backlog one replica should hold (KEDA's queueLength / lagThreshold): KEDA's rule while the per-replica throughput is unknown, and the requests one replica serves at once until in-flight counts show them.",
   }),
   throughputPerReplica: field({
     schema: kinds.positiveNumber,
@@ -194,7 +195,7 @@ export const scalingFields = {
     allowed: '"auto" or a number of seconds >= 0',
     default: 'auto' as const,
     description:
-      'How long to stay active after the last work: learned from idle gaps, a cold start priced at coldStartSeconds plus the requests it would leave late (auto), or fixed seconds.',
+      'How long to stay active after the last work: learned from idle gaps, a cold start priced at the cold start plus the requests it would leave late (its mean where a wake leaves none late) (auto), or fixed seconds; fixed seconds also turn the prewarm for regular gaps off.',
   }),
 } as const;
 
