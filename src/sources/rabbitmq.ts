@@ -20,26 +20,35 @@ export function amqpUrl(config: Pick<RabbitmqSourceConfig, 'host' | 'vhostName'>
   return url.toString();
 }
 
-/** Management API URL of one queue: {base}/api/queues/{vhost}/{queue}, vhost from the path unless overridden. */
+/**
+ * Management API URL of one queue: {base}{prefix}/api/queues/{vhost}/{queue}. As KEDA reads it, the
+ * URL path's last segment is the vhost (unless vhostName overrides it) and what comes before it a
+ * path prefix (RabbitMQ's management.path_prefix, an ingress): http://host:15672/rabbitmq/ml.
+ */
 export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | 'vhostName' | 'queueName'>): {
   url: string;
   authorization: string | undefined;
 } {
   const base = new URL(config.host);
   const path = withoutTrailingSlashes(base.pathname);
-  const vhost = config.vhostName ?? (path === '' ? '/' : decodeURIComponent(path.slice(1)));
+  const slash = path.lastIndexOf('/');
+  const prefix = slash > 0 ? path.slice(0, slash) : '';
+  const vhost = config.vhostName ?? (path === '' ? '/' : decodeURIComponent(path.slice(slash + 1)));
   const authorization =
     base.username !== ''
       ? `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`
       : undefined;
-  const url = `${base.protocol}//${base.host}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(config.queueName)}`;
+  const url = `${base.protocol}//${base.host}${prefix}/api/queues/${encodeURIComponent(vhost)}/${encodeURIComponent(config.queueName)}`;
   return { url, authorization };
 }
 
 function vhostOf(config: RabbitmqSourceConfig): string {
   if (config.vhostName !== undefined) return config.vhostName;
-  const path = new URL(config.host).pathname;
-  return path === '' || path === '/' ? '/' : decodeURIComponent(path.slice(1));
+  const url = new URL(config.host);
+  const path = withoutTrailingSlashes(url.pathname);
+  if (path === '') return '/';
+  // The management API's URL may carry a path prefix before the vhost (managementQueueUrl).
+  return decodeURIComponent(url.protocol.startsWith('http') ? path.slice(path.lastIndexOf('/') + 1) : path.slice(1));
 }
 
 function label(config: RabbitmqSourceConfig): string {
@@ -194,7 +203,11 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     }
     if (response.status < 200 || response.status > 299)
       throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
-    const body = (await response.json()) as ManagementQueue;
+    // A 200 that is no queue object (an OAuth proxy's login page, null) is an unusable answer.
+    const body = (await response.json().catch(() => undefined)) as ManagementQueue | null | undefined;
+    if (typeof body !== 'object' || body === null) {
+      throw new SourceBadAnswer(`${where}: management API answered HTTP ${response.status} with no queue object`);
+    }
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);
     const unacked = unackedCount ?? 0;

@@ -204,7 +204,8 @@ const rabbitmqFields = {
   host: field({
     schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
     allowed: `an amqp://, amqps://, http:// or https:// URL ${URL_ESCAPES}`,
-    description: 'Broker URL: AMQP, or the management API for protocol http.',
+    description:
+      "Broker URL: AMQP (its path is the vhost), or the management API for protocol http (its path's last segment is the vhost, what comes before it a path prefix, as KEDA reads it).",
     required: true,
     fromEnv: true,
     secret: true,
@@ -213,7 +214,7 @@ const rabbitmqFields = {
   vhostName: field({
     schema: z.string(),
     allowed: 'a virtual host name',
-    description: 'Virtual host; overrides the one in the host URL.',
+    description: 'Virtual host; overrides the one in the host URL (empty: none, the URL says).',
   }),
   protocol: field({
     schema: kinds.oneOf(['auto', 'amqp', 'http']),
@@ -250,8 +251,13 @@ const sqsFields = {
 const kafkaFields = {
   connection,
   bootstrapServers: field({
-    schema: kinds.list.refine((l) => l.every((b) => /^(\[[0-9a-fA-F:.]+\]|[^\s:/@]+):\d{1,5}$/.test(b))),
-    allowed: 'a comma-separated list of host:port',
+    schema: kinds.list.refine((l) =>
+      l.every((b) => {
+        const m = /^(\[[0-9a-fA-F:.]+\]|[^\s:/@]+):(\d{1,5})$/.exec(b);
+        return m !== null && Number(m[2]) >= 1 && Number(m[2]) <= 65535;
+      }),
+    ),
+    allowed: 'a comma-separated list of host:port (port 1-65535)',
     description: 'Broker list.',
     required: true,
     fromEnv: true,

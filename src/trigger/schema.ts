@@ -228,7 +228,8 @@ function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
     kind: 'rabbitmq',
     host: v.host,
     queueName: v.queueName,
-    vhostName: v.vhostName,
+    // Empty (a Helm template with nothing to put there): absent, as KEDA's RabbitMQ scaler reads it.
+    vhostName: v.vhostName === undefined || v.vhostName.trim() === '' ? undefined : v.vhostName,
     protocol: rabbitmqProtocol(v).protocol,
     excludeUnacknowledged: v.excludeUnacknowledged,
   };

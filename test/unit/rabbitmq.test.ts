@@ -202,6 +202,32 @@ describe('RabbitmqDriver over the management API', () => {
     expect(asked[0]!.url).toBe('https://rabbit:15671/api/queues/%2F/jobs');
   });
 
+  it('keeps a path prefix before the vhost, as KEDA does (management.path_prefix, an ingress)', async () => {
+    const { driver, asked } = httpDriver(() => ({ status: 200, body: queueObject }));
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/rabbitmq/tenant' }));
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/rabbitmq/tenant/', vhostName: 'ml', queueName: 'other' }));
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/a/b/%2F', queueName: 'third' }));
+    expect(asked.map((a) => a.url)).toEqual([
+      'https://rabbit:15671/rabbitmq/api/queues/tenant/jobs',
+      'https://rabbit:15671/rabbitmq/api/queues/ml/other',
+      'https://rabbit:15671/a/b/api/queues/%2F/third',
+    ]);
+  });
+
+  it.each([
+    ['an HTML login page (an OAuth proxy)', () => Promise.reject(new SyntaxError("Unexpected token '<'"))],
+    ['null', () => Promise.resolve(null)],
+  ])('gives a bad answer (FAILED_PRECONDITION), not an outage, for a 200 that is %s', async (_what, json) => {
+    const driver = new RabbitmqDriver({
+      logger: silentLogger(),
+      timeoutMs: 1000,
+      managementGet: () => Promise.resolve({ status: 200, json }),
+    });
+    const got = await failure(read(driver, http()));
+    expect(got).toBeInstanceOf(SourceBadAnswer);
+    expect(got.message).toMatch(/answered HTTP 200 with no queue object/);
+  });
+
   it('gives a bad answer, not 0, for a queue without statistics yet', async () => {
     const { driver } = httpDriver(() => ({ status: 200, body: { consumers: 0 } }));
     await expect(read(driver, http())).rejects.toThrow(SourceBadAnswer);

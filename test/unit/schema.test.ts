@@ -68,6 +68,17 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ host: 'amqp://u:p@h:5672/v' });
   });
 
+  it('reads an empty rabbitmq.vhostName as none, as KEDA does (a Helm template with nothing to put there)', () => {
+    // Over amqp it read the root vhost, not the URL's, and gave that queue's count.
+    const [source] = parse({
+      'rabbitmq.host': 'amqp://u:p@h:5672/tenant',
+      'rabbitmq.queueName': 'q',
+      'rabbitmq.vhostName': '',
+    }).sources;
+    expect(source).toMatchObject({ vhostName: undefined });
+    expect(parse({ ...rabbit, 'rabbitmq.vhostName': 'ml' }).sources[0]).toMatchObject({ vhostName: 'ml' });
+  });
+
   it('names a refused <key>FromEnv value by the key the trigger wrote', () => {
     // KEDA sends the workload's variable's value under the key written (RABBITMQ_URL set to a host name alone).
     const [issue] = issuesOf({ 'rabbitmq.hostFromEnv': 'rabbit.messaging', 'rabbitmq.queueName': 'q' });
