@@ -67,6 +67,7 @@ function isUnknownTopic(err: unknown): boolean {
 }
 
 const authTags = /SASL|AUTHORIZATION_FAILED|AUTHENTICATION|UNSUPPORTED_SASL_MECHANISM/;
+const saslInterrupted = /Closed connection|timed out|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|socket hang up/i;
 /** Node's codes for a broker certificate that fails verification (unknown CA, wrong name, expired). */
 const untrustedCertTag =
   /^(UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|SIGNATURE_FAILURE|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
@@ -79,7 +80,9 @@ export function kafkaError(where: string, err: unknown): Error {
   if (err instanceof ScalerError) return err;
   const tags = errorTags(err);
   const message = errorMessage(err);
-  if (tags.some((t) => authTags.test(t)))
+  // kafkajs wraps whatever ends the SASL exchange as an authentication error: a connection closed
+  // or a request timed out there (a broker restarting) is an outage, not refused credentials.
+  if (tags.some((t) => authTags.test(t)) && !saslInterrupted.test(message))
     return new SourceUnauthenticated(`${where}: brokers refused the credentials (${message})`);
   const untrusted = tags.find((t) => untrustedCertTag.test(t));
   if (untrusted !== undefined) {

@@ -372,6 +372,21 @@ describe('kafkaError', () => {
       SourceUnauthenticated,
     ],
     [Object.assign(new Error('Request timed out'), { name: 'KafkaJSRequestTimeoutError' }), SourceUnavailable],
+    // kafkajs wraps a connection that closed, or a request that timed out, during SASL as an
+    // authentication error: a broker restarting, not refused credentials.
+    [
+      Object.assign(new Error('SASL PLAIN authentication failed: Closed connection'), { name: 'KafkaJSSASLAuthenticationError' }),
+      SourceUnavailable,
+    ],
+    [
+      Object.assign(
+        new Error('SASL SCRAM SHA512 authentication failed: Request SaslAuthenticate(key: 36, version: 1) timed out'),
+        {
+          name: 'KafkaJSSASLAuthenticationError',
+        },
+      ),
+      SourceUnavailable,
+    ],
     [protocolError('COORDINATOR_NOT_AVAILABLE'), SourceUnavailable],
   ])('%s -> %o', (err, type) => {
     expect(kafkaError('kafka group "g"', err)).toBeInstanceOf(type);
@@ -465,6 +480,8 @@ describe('kafka trigger metadata', () => {
       /^kafka\.bootstrapServers: got .*allowed: a comma-separated list of host:port/,
     ],
     [{ 'kafka.bootstrapServers': 'b1' }, /^kafka\.bootstrapServers: got "b1"/],
+    [{ 'kafka.bootstrapServers': 'b1:0' }, /^kafka\.bootstrapServers: got "b1:0".*port 1-65535/],
+    [{ 'kafka.bootstrapServers': 'b1:9092,b2:99999' }, /^kafka\.bootstrapServers: got "b1:9092,b2:99999"/],
     [{ 'kafka.ca': '-----BEGIN CERTIFICATE-----' }, /^kafka\.ca: applies only with kafka\.tls: enable/],
     [{ 'kafka.sasl': 'scram_sha512', 'kafka.username': 'u' }, /^kafka\.password: is required/],
   ])('rejects %o', (extra, message) => {
