@@ -82,6 +82,10 @@ export function kafkaError(where: string, err: unknown): Error {
   const message = errorMessage(err);
   // kafkajs wraps whatever ends the SASL exchange as an authentication error: a connection closed
   // or a request timed out there (a broker restarting) is an outage, not refused credentials.
+  if (tags.some((t) => /AUTHORIZATION_FAILED/.test(t)))
+    return new SourceUnauthenticated(
+      `${where}: brokers refused the request: the user's ACLs do not allow describing the group or its topics (${message})`,
+    );
   if (tags.some((t) => authTags.test(t)) && !saslInterrupted.test(message))
     return new SourceUnauthenticated(`${where}: brokers refused the credentials (${message})`);
   const untrusted = tags.find((t) => untrustedCertTag.test(t));

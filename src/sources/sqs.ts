@@ -101,7 +101,13 @@ export function sqsError(where: string, err: unknown): Error {
   const message = errorMessage(err);
   if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
   if (names.some((n) => credentialNames.has(n)) || status === 401 || status === 403) {
-    return new SourceUnauthenticated(`${where}: AWS refused or found no credentials (${names[0] ?? status}: ${message})`);
+    // AccessDenied is a permission, not a credential: say which the identity needs.
+    const denied = names.some((n) => /AccessDenied/.test(n));
+    return new SourceUnauthenticated(
+      denied
+        ? `${where}: AWS refused the request: the scaler's identity lacks sqs:GetQueueAttributes on the queue (or the KMS key), or has no credentials (${names[0] ?? status}: ${message})`
+        : `${where}: AWS refused or found no credentials (${names[0] ?? status}: ${message})`,
+    );
   }
   if (status !== undefined && status >= 400 && status < 500 && !/Throttl|RequestThrottled|OverLimit/i.test(names.join(' '))) {
     return new SourceBadAnswer(`${where}: SQS rejected the request (${names[0] ?? status}: ${message})`);

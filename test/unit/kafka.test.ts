@@ -392,6 +392,16 @@ describe('kafkaError', () => {
     expect(kafkaError('kafka group "g"', err)).toBeInstanceOf(type);
   });
 
+  it('tells ACLs that refuse the request from refused credentials', () => {
+    expect(kafkaError('kafka group "g"', protocolError('GROUP_AUTHORIZATION_FAILED')).message).toMatch(
+      /the user's ACLs do not allow describing the group or its topics/,
+    );
+    expect(
+      kafkaError('g', Object.assign(new Error('SASL PLAIN authentication failed'), { name: 'KafkaJSSASLAuthenticationError' }))
+        .message,
+    ).toMatch(/brokers refused the credentials/);
+  });
+
   const connectionError = (code: string, message: string) =>
     Object.assign(new Error('retries'), {
       name: 'KafkaJSNumberOfRetriesExceeded',

@@ -154,6 +154,12 @@ describe('sqsError', () => {
     expect(mapped).toBeInstanceOf(type);
     expect(mapped.message).toMatch(/^sqs queue "jobs" \(eu-west-1\): /);
   });
+
+  it('tells a permission the identity lacks (AccessDenied) from credentials AWS refused', () => {
+    expect(sqsError('q', awsError('AccessDenied', 403)).message).toMatch(/lacks sqs:GetQueueAttributes on the queue/);
+    expect(sqsError('q', awsError('KMS.AccessDeniedException', 400)).message).toMatch(/lacks sqs:GetQueueAttributes/);
+    expect(sqsError('q', awsError('InvalidClientTokenId', 403)).message).toMatch(/AWS refused or found no credentials/);
+  });
 });
 
 class FakeSqs implements SqsAttributesClient {
