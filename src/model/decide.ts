@@ -108,7 +108,9 @@ export const RESUME_GAP_MS = 10 * 60_000;
 
 /**
  * Each field of a history, what was learned about the workload or what it says of the moment
- * (resumedHistory drops those). The `satisfies` makes a new field say which.
+ * (resumedHistory drops those), and of those which hold a reading of the counters (arrived,
+ * served) or a sum since one (dropped too when the counters count something else:
+ * Signals.counterBasis). The `satisfies` makes a new field say which.
  */
 const HISTORY_FIELDS = {
   lastWorkAtMs: 'learned',
@@ -131,16 +133,16 @@ const HISTORY_FIELDS = {
   slotsPerReplica: 'learned',
   drainingUntilMs: 'moment',
   lastInFlight: 'moment',
-  lastServedTotal: 'moment',
+  lastServedTotal: 'counter',
   learnedThroughputPerReplica: 'learned',
   throughputEvidence: 'learned',
-  busyStretch: 'moment',
-  backlogMinute: 'moment',
+  busyStretch: 'counter',
+  backlogMinute: 'counter',
   backlogSecondsPerServed: 'learned',
   backlogRises: 'learned',
-  arrivalMarks: 'moment',
+  arrivalMarks: 'counter',
   gapHeads: 'learned',
-  headStart: 'moment',
+  headStart: 'counter',
   burstEpisode: 'moment',
   bursts: 'learned',
   busyPeakReplicas: 'moment',
@@ -149,13 +151,23 @@ const HISTORY_FIELDS = {
   busyBacklogPeaks: 'learned',
   pendingStarts: 'moment',
   coldStartSamples: 'learned',
-  occupancyMinute: 'moment',
+  occupancyMinute: 'counter',
   occupancyMinutes: 'learned',
   lastReady: 'moment',
   counterBasis: 'moment',
-} as const satisfies Record<keyof TriggerHistory, 'learned' | 'moment'>;
+} as const satisfies Record<keyof TriggerHistory, 'learned' | 'moment' | 'counter'>;
 
-const MOMENT = (Object.keys(HISTORY_FIELDS) as (keyof TriggerHistory)[]).filter((key) => HISTORY_FIELDS[key] === 'moment');
+const fieldsOf = (...kinds: readonly string[]) =>
+  (Object.keys(HISTORY_FIELDS) as (keyof TriggerHistory)[]).filter((key) => kinds.includes(HISTORY_FIELDS[key]));
+const MOMENT = fieldsOf('moment', 'counter');
+const COUNTER = fieldsOf('counter');
+
+/** The history without `keys`. */
+function without(history: TriggerHistory, keys: readonly (keyof TriggerHistory)[]): TriggerHistory {
+  const rest: Partial<{ -readonly [K in keyof TriggerHistory]: TriggerHistory[K] }> = { ...history };
+  for (const key of keys) delete rest[key];
+  return rest as TriggerHistory;
+}
 
 /**
  * The history to decide from after `RESUME_GAP_MS` without a decision: what was learned about the
@@ -166,29 +178,9 @@ const MOMENT = (Object.keys(HISTORY_FIELDS) as (keyof TriggerHistory)[]).filter(
  * last work stay: a workload idle before and after stays at zero.
  */
 export function resumedHistory(history: TriggerHistory): TriggerHistory {
-  const learned: Partial<{ -readonly [K in keyof TriggerHistory]: TriggerHistory[K] }> = { ...history };
-  for (const key of MOMENT) delete learned[key];
+  const learned = without(history, MOMENT);
   const lasting = history.riseWatch?.lasting;
-  if (lasting === undefined) delete learned.riseWatch;
-  else learned.riseWatch = { lasting };
-  return learned as TriggerHistory;
-}
-
-/** The fields that hold a reading of the counters (arrived, served), or a sum since one. */
-const COUNTER_FIELDS = [
-  'arrivalMarks',
-  'headStart',
-  'lastServedTotal',
-  'busyStretch',
-  'backlogMinute',
-  'occupancyMinute',
-] as const satisfies readonly (keyof TriggerHistory)[];
-
-/** The history without its counter readings: the counters now count something else (Signals.counterBasis). */
-function recountedHistory(history: TriggerHistory): TriggerHistory {
-  const rest: Partial<{ -readonly [K in keyof TriggerHistory]: TriggerHistory[K] }> = { ...history };
-  for (const key of COUNTER_FIELDS) delete rest[key];
-  return rest as TriggerHistory;
+  return lasting === undefined ? without(learned, ['riseWatch']) : { ...learned, riseWatch: { lasting } };
 }
 
 export function decide({ signals: reported, scaling, history: kept, nowMs }: ModelInput): ModelOutput {
@@ -198,7 +190,8 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
   const rebased =
     reported.counterBasis !== undefined && kept.counterBasis !== undefined && reported.counterBasis !== kept.counterBasis;
   const base = resumed ? resumedHistory(kept) : kept;
-  const history = rebased ? recountedHistory(base) : base;
+  // The history's counter readings (COUNTER) do not compare with these.
+  const history = rebased ? without(base, COUNTER) : base;
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
   // what the sources reported, and says how many it counted waiting). The concurrency is the
