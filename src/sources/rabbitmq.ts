@@ -30,10 +30,8 @@ export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | '
   authorization: string | undefined;
 } {
   const base = new URL(config.host);
-  const path = withoutTrailingSlashes(base.pathname);
-  const slash = path.lastIndexOf('/');
-  const prefix = slash > 0 ? path.slice(0, slash) : '';
-  const vhost = config.vhostName ?? (path === '' ? '/' : decodeURIComponent(path.slice(slash + 1)));
+  const { prefix, vhost: fromPath } = managementPath(base);
+  const vhost = config.vhostName ?? fromPath;
   const authorization =
     base.username !== ''
       ? `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`
@@ -42,13 +40,19 @@ export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | '
   return { url, authorization };
 }
 
+/** A management API URL's path: a prefix, then the vhost (the last segment; `/` when there is none). */
+function managementPath(url: URL): { prefix: string; vhost: string } {
+  const path = withoutTrailingSlashes(url.pathname);
+  const slash = path.lastIndexOf('/');
+  return { prefix: slash > 0 ? path.slice(0, slash) : '', vhost: path === '' ? '/' : decodeURIComponent(path.slice(slash + 1)) };
+}
+
 function vhostOf(config: RabbitmqSourceConfig): string {
   if (config.vhostName !== undefined) return config.vhostName;
   const url = new URL(config.host);
+  if (url.protocol.startsWith('http')) return managementPath(url).vhost;
   const path = withoutTrailingSlashes(url.pathname);
-  if (path === '') return '/';
-  // The management API's URL may carry a path prefix before the vhost (managementQueueUrl).
-  return decodeURIComponent(url.protocol.startsWith('http') ? path.slice(path.lastIndexOf('/') + 1) : path.slice(1));
+  return path === '' ? '/' : decodeURIComponent(path.slice(1));
 }
 
 function label(config: RabbitmqSourceConfig): string {
