@@ -14,10 +14,10 @@ export function withoutTrailingSlashes(path: string): string {
 }
 
 /**
- * Clients shared by key (a broker URL, a region and endpoint, a TLS setting): made on first use,
- * closed once no read has used them for a while (a deleted ScaledObject, a rotated password: the
- * key holds it), or all together. What a client is and how it closes is the driver's business.
- * Drivers get a client for each read, so that its use is seen.
+ * Clients shared by key (a broker URL, a region and endpoint, a TLS setting; the registry's
+ * sources): made on first use, closed once nothing has got them for a while (a deleted
+ * ScaledObject, a rotated password: the key holds it), or all together. What a client is and how
+ * it closes is the owner's business. Drivers get a client for each read, so that its use is seen.
  */
 export class ClientMap<C> {
   private readonly clients = new Map<string, { readonly client: C; usedAtMs: number }>();
@@ -42,11 +42,16 @@ export class ClientMap<C> {
     return this.clients.size;
   }
 
-  /** Closes the clients no read got for `idleMs`; how many. */
-  async closeIdle(idleMs: number, closeEach: (client: C) => unknown, nowMs = Date.now()): Promise<number> {
+  /** Closes the clients nothing got for `idleMs`, but those `keep` names; how many. */
+  async closeIdle(
+    idleMs: number,
+    closeEach: (client: C) => unknown,
+    nowMs = Date.now(),
+    keep: (key: string) => boolean = () => false,
+  ): Promise<number> {
     const idle: C[] = [];
     for (const [key, entry] of this.clients) {
-      if (nowMs - entry.usedAtMs <= idleMs) continue;
+      if (nowMs - entry.usedAtMs <= idleMs || keep(key)) continue;
       this.clients.delete(key);
       idle.push(entry.client);
     }

@@ -1,6 +1,7 @@
 // The source registry: one driver per kind, one Source object per identity.
 import { SourceUnavailable, errorMessage } from '../errors.ts';
 import type { SourceConfig } from '../trigger/types.ts';
+import { ClientMap } from './common.ts';
 import type { LazySourceDriver, Source, SourceDriver } from './source.ts';
 
 export type { LazySourceDriver, Source, SourceDriver } from './source.ts';
@@ -13,7 +14,7 @@ export class SourceRegistry {
   private readonly drivers = new Map<SourceConfig['kind'], SourceDriver>();
   private readonly lazy = new Map<SourceConfig['kind'], LazySourceDriver>();
   private readonly loading = new Map<SourceConfig['kind'], Promise<void>>();
-  private readonly sources = new Map<string, { readonly source: Source; lookedUpAtMs: number }>();
+  private readonly sources = new ClientMap<Source>();
 
   constructor(drivers: readonly (SourceDriver | LazySourceDriver)[]) {
     for (const d of drivers) {
@@ -60,13 +61,7 @@ export class SourceRegistry {
         this.lazy.has(config.kind) ? `source driver ${config.kind} not loaded yet` : `no driver for source kind ${config.kind}`,
       );
     }
-    const identity = driver.identity(config);
-    let entry = this.sources.get(identity);
-    if (entry === undefined) {
-      entry = { source: driver.create(config), lookedUpAtMs: nowMs };
-      this.sources.set(identity, entry);
-    } else entry.lookedUpAtMs = nowMs;
-    return entry.source;
+    return this.sources.get(driver.identity(config), () => driver.create(config), nowMs);
   }
 
   get size(): number {
@@ -79,15 +74,19 @@ export class SourceRegistry {
    * used for `idleMs`.
    */
   async sweep(live: ReadonlySet<string>, idleMs: number, nowMs = Date.now()): Promise<void> {
-    for (const [identity, entry] of this.sources) {
-      if (!live.has(identity) && nowMs - entry.lookedUpAtMs > idleMs) this.sources.delete(identity);
-    }
+    // A source holds no connection of its own (its driver's clients do): forgetting it is all.
+    await this.sources.closeIdle(
+      idleMs,
+      () => undefined,
+      nowMs,
+      (identity) => live.has(identity),
+    );
     await Promise.allSettled([...this.drivers.values()].map((d) => d.closeIdle(idleMs)));
   }
 
   async close(): Promise<void> {
     await Promise.allSettled([...this.loading.values()]);
     await Promise.allSettled([...this.drivers.values()].map((d) => d.close()));
-    this.sources.clear();
+    await this.sources.close(() => undefined);
   }
 }
