@@ -42,6 +42,12 @@ export function ceilSafe(x: number): number {
   return Math.abs(x - rounded) < 1e-9 ? rounded : Math.ceil(x);
 }
 
+/** floor that ignores float noise: 0.3 / 0.1 is 2.9999999999999996, and must give 3, not 2. */
+function floorSafe(x: number): number {
+  const rounded = Math.round(x);
+  return Math.abs(x - rounded) < 1e-9 ? rounded : Math.floor(x);
+}
+
 export interface FleetView {
   readonly ready: number;
   /** Seconds each starting replica still needs before it serves. */
@@ -142,6 +148,14 @@ export function backlogDemand(
   let keep = ceilSafe(need(waiting, 0));
   while (keep < most && !fits(keep)) keep++;
   keep = Math.min(keep, most);
+  // At T >= C the fleet may run on its queue, but while one stands it keeps the replicas λ keeps
+  // busy: one given back then leaves the rest short of λ, and the queue grows until the second
+  // condition asks for it again a cold start later, a cold start per turn of that cycle.
+  const busyAtRate = T >= C && waiting > 0 ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
+  if (busyAtRate > keep) {
+    keep = busyAtRate;
+    details.keptBusyAtArrivalRate = busyAtRate;
+  }
   // The ones to add serve after C, with the queue projected there; the noise over C is what the
   // fleet's spare capacity over C (a negative projection) does not absorb.
   const add = ceilSafe(need(Math.max(0, projected + noise), 0));

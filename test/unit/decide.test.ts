@@ -235,6 +235,25 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(queued(120)).toBe(2);
   });
 
+  it.each([
+    // Reasoning-length requests (k = 4, μ = 0.17: S = 23.5 s) at λ = 2, T = 60 >= C = 40, 13 ready:
+    // λ keeps 2 / 0.17 = 11.8 replicas busy. With 70 waiting the fluid queue alone keeps 10
+    // ((70 + λS + the noise over C, 17.9) / (k + μT) = 9.5; (70 + 17.9 + λC) / (μ(T + C)) = 9.9),
+    // a fleet short of λ under a standing queue: 11 are kept. With none waiting, the fluid queue's.
+    { what: 'a queue stands: the replicas λ keeps busy', waiting: 70, T: 60, desired: 11, kept: 11 },
+    { what: 'no queue: the fluid queue alone', waiting: 0, T: 60, desired: 6, kept: undefined },
+    { what: 'T < C: Erlang C sizes the steady fleet instead', waiting: 70, T: 30, desired: 14, kept: undefined },
+  ])('keeps, at T >= C, the replicas the arrival rate keeps busy: $what', ({ waiting, T, desired, kept }) => {
+    const d = at({ backlog: waiting + 52, waiting, inFlight: 52, arrivalRatePerSecond: 2, consumers: 13 }, 13, -3_600_000, {
+      throughputPerReplica: 0.17,
+      messagesPerReplica: 4,
+      drainSeconds: T,
+      coldStartSeconds: 40,
+    });
+    expect(d.explanation.details.keptBusyAtArrivalRate).toBe(kept);
+    expect(d.desiredReplicas).toBe(desired);
+  });
+
   it('does not ask again for replicas that are still starting', () => {
     // 5 asked 30 s ago, none ready: they serve the last 30 s of the horizon: W' = 400 + 240 − 2·5·30.
     const d = at({ backlog: 400, waiting: 400, arrivalRatePerSecond: 4, consumers: 0 }, 5, -30_000);
@@ -467,23 +486,24 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
   });
 
   it.each([
-    // 10 ready, μ = 2 (k = 5), λ = 20, C = T = 60, σ = 2·sqrt(λC) = 69.3, W = 100. The replicas to
+    // 10 ready, μ = 2 (k = 5), λ = 6, C = T = 60, σ = 2·sqrt(λC) = 37.9, W = 400. The replicas to
     // keep are judged too by m, what each served over the current saturated stretch (the same 10
     // consumers), when it is below μ: max((W + λ·k/m + σ) / (k + m·T), (W + σ + λC) / (m·(T + C))).
-    // Without it (and to add, by W′ = 100): max(1.75, 5.71) -> 6.
-    { stretchS: 60, served: 900, consumers: 10, perReplica: 1.5, backlog: 8 }, // keep max(2.48, 7.61)
-    { stretchS: 60, served: 1500, consumers: 10, perReplica: undefined, backlog: 6 }, // 2.5 per replica: above μ
-    { stretchS: 20, served: 30, consumers: 10, perReplica: undefined, backlog: 6 }, // fewer than 50 served yet
-    { stretchS: 60, served: 900, consumers: 9, perReplica: undefined, backlog: 6 }, // another fleet: a new stretch
+    // Without it (none to add: W′ = 400 + 360 − 1200 < 0): max(3.62, 3.32) -> 4, above the 3 that
+    // λ keeps busy.
+    { stretchS: 60, served: 900, consumers: 10, perReplica: 1.5, backlog: 5 }, // keep max(4.82, 4.43)
+    { stretchS: 60, served: 1500, consumers: 10, perReplica: undefined, backlog: 4 }, // 2.5 per replica: above μ
+    { stretchS: 20, served: 30, consumers: 10, perReplica: undefined, backlog: 4 }, // fewer than 50 served yet
+    { stretchS: 60, served: 900, consumers: 9, perReplica: undefined, backlog: 4 }, // another fleet: a new stretch
   ])(
     'a saturated stretch of $stretchS s by $consumers consumers that served $served: kept by $perReplica per replica, backlog demand $backlog',
     ({ stretchS, served, consumers, perReplica, backlog }) => {
       const d = decide({
         signals: {
-          backlog: 150,
-          waiting: 100,
+          backlog: 450,
+          waiting: 400,
           inFlight: 50,
-          arrivalRatePerSecond: 20,
+          arrivalRatePerSecond: 6,
           servedTotal: 5000 + served,
           consumers: 10,
         },
