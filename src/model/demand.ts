@@ -150,8 +150,10 @@ export function backlogDemand(
   keep = Math.min(keep, most);
   // At T >= C the fleet may run on its queue, but while one stands it keeps the replicas λ keeps
   // busy: one given back then leaves the rest short of λ, and the queue grows until the second
-  // condition asks for it again a cold start later, a cold start per turn of that cycle.
-  const busyAtRate = T >= C && waiting > 0 ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
+  // condition asks for it again a cold start later, a cold start per turn of that cycle. A backlog
+  // that counts the messages in service too (Kafka's lag) stands once it is past the ready slots.
+  const queueStands = signals.waiting !== undefined ? waiting > 0 : backlog > k * fleet.ready;
+  const busyAtRate = T >= C && queueStands ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
   if (busyAtRate > keep) {
     keep = busyAtRate;
     details.keptBusyAtArrivalRate = busyAtRate;

@@ -254,6 +254,21 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.desiredReplicas).toBe(desired);
   });
 
+  it.each([
+    // The same fleet read as Kafka reads it: a lag, in service and waiting together. Past the ready
+    // slots (13 · 4 = 52) a queue stands; within them it may all be in service.
+    { lag: 70, kept: 11 },
+    { lag: 52, kept: undefined },
+  ])('with a lag that counts the messages in service too ($lag), a queue stands past the ready slots', ({ lag, kept }) => {
+    const d = at({ backlog: lag, arrivalRatePerSecond: 2, consumers: 13 }, 13, -3_600_000, {
+      throughputPerReplica: 0.17,
+      messagesPerReplica: 4,
+      drainSeconds: 60,
+      coldStartSeconds: 40,
+    });
+    expect(d.explanation.details.keptBusyAtArrivalRate).toBe(kept);
+  });
+
   it('does not ask again for replicas that are still starting', () => {
     // 5 asked 30 s ago, none ready: they serve the last 30 s of the horizon: W' = 400 + 240 − 2·5·30.
     const d = at({ backlog: 400, waiting: 400, arrivalRatePerSecond: 4, consumers: 0 }, 5, -30_000);
