@@ -39,6 +39,7 @@ import {
   shareLongerThan,
   trackAsks,
 } from './coldStart.ts';
+import { otherBasis } from './rates.ts';
 import { acknowledgedBeforeWork, detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
@@ -187,8 +188,7 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
   const resumed = kept.lastDecisionAtMs !== undefined && nowMs - kept.lastDecisionAtMs > RESUME_GAP_MS;
   // Counters over other partitions (a Kafka group without kafka.topic that starts committing on
   // another topic): a jump of their sums is no arrivals nor completions.
-  const rebased =
-    reported.counterBasis !== undefined && kept.counterBasis !== undefined && reported.counterBasis !== kept.counterBasis;
+  const rebased = otherBasis(reported.counterBasis, kept.counterBasis);
   const base = resumed ? resumedHistory(kept) : kept;
   // The history's counter readings (COUNTER) do not compare with these.
   const history = rebased ? without(base, COUNTER) : base;

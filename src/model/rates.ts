@@ -53,6 +53,11 @@ function counterRate(prev: number | undefined, next: number | undefined, dtSecon
   return delta >= 0 ? delta / dtSeconds : undefined;
 }
 
+/** Whether two counter bases are both known and differ: counters read over them do not compare. */
+export function otherBasis(a: string | undefined, b: string | undefined): boolean {
+  return a !== undefined && b !== undefined && a !== b;
+}
+
 /**
  * Arrivals from backlog deltas, for sources without counters (SQS, RabbitMQ amqp): growth plus
  * what was served. Without a service rate this is the net growth only, a lower bound that is
@@ -82,9 +87,9 @@ export function updateRates(prev: RateState | undefined, sample: RateSample, atM
   }
   const dt = (atMs - prev.atMs) / 1000;
   // Counters over another basis (other partitions) do not compare: no sample from them this time.
-  const compare =
-    prev.counterBasis === undefined || sample.counterBasis === undefined || prev.counterBasis === sample.counterBasis;
-  const counted = compare ? prev : { ...prev, arrivedTotal: undefined, servedTotal: undefined };
+  const counted = otherBasis(prev.counterBasis, sample.counterBasis)
+    ? { ...prev, arrivedTotal: undefined, servedTotal: undefined }
+    : prev;
   const service = sample.serviceRatePerSecond ?? counterRate(counted.servedTotal, sample.servedTotal, dt);
   const arrival =
     sample.arrivalRatePerSecond ??
