@@ -52,6 +52,8 @@ export class Fleet {
   /** Prefetched and not started, over every replica. */
   held = 0;
   readonly waits: number[] = [];
+  /** When each request of `waits` arrived, in the same order. */
+  readonly waitArrivals: number[] = [];
 
   constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency, ack: Ack = 'after') {
     if (prefetch < concurrency) throw new Error(`prefetch ${prefetch} below concurrency ${concurrency}`);
@@ -153,12 +155,17 @@ export class Fleet {
   close(endS: number): void {
     for (const r of this.live.values()) {
       this.gpuSeconds += Math.max(0, endS - r.askedS);
-      for (const request of r.held) this.waits.push(endS - request.arrivalS);
+      for (const request of r.held) this.waited(request, endS);
     }
     this.held = 0;
     this.live.clear();
-    for (let i = this.queueHead; i < this.queue.length; i++) this.waits.push(endS - this.queue[i]!.arrivalS);
+    for (let i = this.queueHead; i < this.queue.length; i++) this.waited(this.queue[i]!, endS);
     this.queueHead = this.queue.length;
+  }
+
+  private waited(request: Request, startS: number): void {
+    this.waits.push(startS - request.arrivalS);
+    this.waitArrivals.push(request.arrivalS);
   }
 
   private retire(nowS: number, replica: Replica): void {
@@ -199,7 +206,7 @@ export class Fleet {
   private start(nowS: number, replica: Replica, request: Request): void {
     replica.busy++;
     this.inService++;
-    this.waits.push(nowS - request.arrivalS);
+    this.waited(request, nowS);
     this.hooks.at(nowS + request.serviceS, () => {
       const doneS = nowS + request.serviceS;
       replica.busy--;

@@ -41,10 +41,10 @@ import type { Ack } from './fleet.ts';
 import type { Pause } from './policies.ts';
 import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, policies, runJobs } from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
-import { type ColdStartSpec, PRODUCTION_COLD_START } from './simulate.ts';
+import { type ColdStartSpec, LATE_EPISODES_KEPT, LATE_EPISODE_GAP_S, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { type Timeline, timelineCsv } from './timeline.ts';
-import { barTable, countTable, deploymentTable, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
+import { barTable, countTable, deploymentTable, lateEpisodeLines, tunedSettings, verdicts, withKedaTuned } from './verdict.ts';
 
 export { AZURE_TRACE } from './matrix.ts';
 
@@ -379,6 +379,13 @@ async function main(): Promise<void> {
     const seeds = args.seeds.length === 1 ? `seed ${args.seeds[0]}` : `seeds ${args.seeds.join(', ')} summed`;
     console.log(`\n## The model deployed: ${describeDeployment(deployed)} (${seeds})\n`);
     console.log(deploymentTable(rows, deployed));
+  }
+  // Per run, so only where the bar is listed seed by seed.
+  const lateLines = args.seeds.length <= LISTED_SEEDS ? lateEpisodeLines(list) : [];
+  if (lateLines.length > 0) {
+    console.log(
+      `\nWhere the model is later than keda-queue + 0.1 point, its late requests by when they arrived (the ${LATE_EPISODES_KEPT} largest runs, gaps under ${LATE_EPISODE_GAP_S} s):\n${lateLines.map((l) => `  ${l}`).join('\n')}`,
+    );
   }
   console.log(
     `\nkeda-tuned settings:\n${tunedSettings(rows)

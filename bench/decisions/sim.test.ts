@@ -4,7 +4,7 @@ import { type Ack, Fleet } from './fleet.ts';
 import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
-import { coldStartSampler, percentile, run, summarize } from './simulate.ts';
+import { coldStartSampler, lateEpisodes, percentile, run, summarize } from './simulate.ts';
 import { type Deployment, modelPolicy } from './modelPolicy.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
@@ -40,6 +40,36 @@ describe('summarize', () => {
     const r = summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits: Float64Array.from(waits) }, objectiveS);
     expect(r.lateRequests).toBe(late);
     expect(r.overObjectiveShare).toBe(waits.length === 0 ? 0 : late / waits.length);
+  });
+});
+
+describe('late episodes', () => {
+  it('tells the late requests by when they arrived: runs with gaps of at most 60 s, the 5 largest in time order', () => {
+    // Sorted waits; each arrival in the same order. Late at 15 s: the last 4 (arrived 700, 100, 130, 191).
+    const waits = Float64Array.from([1, 2, 20, 30, 40, 50]);
+    const waitArrivals = Float64Array.from([3, 4, 700, 100, 130, 191]);
+    const r = summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, waitArrivals }, 15);
+    expect(r.lateEpisodes).toEqual([
+      { fromS: 100, toS: 130, requests: 2 },
+      { fromS: 191, toS: 191, requests: 1 },
+      { fromS: 700, toS: 700, requests: 1 },
+    ]);
+    expect(
+      summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, waitArrivals }, 60).lateEpisodes,
+    ).toBeUndefined();
+  });
+
+  it('keeps the largest runs when there are more than 5', () => {
+    // Runs of 1, 2, 3, 4, 5 and 6 requests, 1,000 s apart: the run of 1 (at 0) goes.
+    const arrivals = [0, 1000, 1001, 2000, 2001, 2002, 3000, 3001, 3002, 3003, 4000, 4001, 4002, 4003, 4004];
+    arrivals.push(5000, 5001, 5002, 5003, 5004, 5005);
+    expect(lateEpisodes(Float64Array.from(arrivals.reverse())).map((e) => [e.fromS, e.requests])).toEqual([
+      [1000, 2],
+      [2000, 3],
+      [3000, 4],
+      [4000, 5],
+      [5000, 6],
+    ]);
   });
 });
 
@@ -119,6 +149,7 @@ describe('Fleet', () => {
     runUntil(30);
     expect(fleet.inService).toBe(1);
     expect(fleet.waits).toEqual([25]);
+    expect(fleet.waitArrivals).toEqual([5]);
     runUntil(40);
     fleet.scaleTo(40, 0, () => 30);
     fleet.close(100);

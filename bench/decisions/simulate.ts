@@ -49,7 +49,21 @@ export interface Result {
   readonly overObjectiveShare: number;
   /** Requests that waited past the objective. */
   readonly lateRequests: number;
+  /** The late requests by when they arrived: the largest runs of them, in time order. */
+  readonly lateEpisodes?: readonly LateEpisode[];
 }
+
+/** Late requests that arrived within LATE_EPISODE_GAP_S of one another. */
+export interface LateEpisode {
+  readonly fromS: number;
+  readonly toS: number;
+  readonly requests: number;
+}
+
+/** Late arrivals further apart than this start another episode. */
+export const LATE_EPISODE_GAP_S = 60;
+/** Episodes a result keeps: the largest. */
+export const LATE_EPISODES_KEPT = 5;
 
 /** Draws cold starts: at least 5 s, at most 120 s or twice the p99. */
 export function coldStartSampler(seed: number, spec: ColdStartSpec = PRODUCTION_COLD_START): () => number {
@@ -72,6 +86,8 @@ export interface Outcome {
   readonly gpuSeconds: number;
   readonly coldStarts: number;
   readonly waits: Float64Array;
+  /** When the request of each wait arrived (same order as `waits`); absent, no episodes are told. */
+  readonly waitArrivals?: Float64Array;
 }
 
 export async function simulate(trace: Trace, policy: Policy, seed: number, objectiveS = OBJECTIVE_S): Promise<Result> {
@@ -103,7 +119,27 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
     waitP99: round(percentile(waits, 99)),
     overObjectiveShare: round(waits.length === 0 ? 0 : late / waits.length, 4),
     lateRequests: late,
+    ...(late > 0 &&
+      outcome.waitArrivals !== undefined && {
+        lateEpisodes: lateEpisodes(outcome.waitArrivals.subarray(waits.length - late)),
+      }),
   };
+}
+
+/** The largest runs of late arrivals (each a gap of at most LATE_EPISODE_GAP_S), in time order. */
+export function lateEpisodes(arrivals: Float64Array): LateEpisode[] {
+  const sorted = Float64Array.from(arrivals).sort();
+  const runs: LateEpisode[] = [];
+  let from = 0;
+  for (let i = 1; i <= sorted.length; i++) {
+    if (i < sorted.length && sorted[i]! - sorted[i - 1]! <= LATE_EPISODE_GAP_S) continue;
+    runs.push({ fromS: Math.floor(sorted[from]!), toS: Math.ceil(sorted[i - 1]!), requests: i - from });
+    from = i;
+  }
+  return runs
+    .toSorted((a, b) => b.requests - a.requests || a.fromS - b.fromS)
+    .slice(0, LATE_EPISODES_KEPT)
+    .sort((a, b) => a.fromS - b.fromS);
 }
 
 /** Replays `trace` under `policy`, on replicas that serve `slots` requests at once and take `prefetch` from the queue, acknowledged `ack` the work. */
@@ -147,12 +183,15 @@ export async function run(
   }
   now = endS;
   fleet.close(endS);
+  // The waits sorted, and their arrivals in the same order.
+  const order = Array.from(fleet.waits.keys()).sort((a, b) => fleet.waits[a]! - fleet.waits[b]!);
   return {
     trace: trace.name,
     policy: policy.name,
     gpuSeconds: Math.round(fleet.gpuSeconds),
     coldStarts: fleet.coldStarts,
-    waits: Float64Array.from(fleet.waits).sort(),
+    waits: Float64Array.from(order, (i) => fleet.waits[i]!),
+    waitArrivals: Float64Array.from(order, (i) => fleet.waitArrivals[i]!),
   };
 }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Row } from './matrix.ts';
 import { GRID_PREFIX } from './matrix.ts';
-import { countTable, deploymentTable, verdicts, withKedaTuned } from './verdict.ts';
+import { countTable, deploymentTable, lateEpisodeLines, verdicts, withKedaTuned } from './verdict.ts';
 
 const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShare: number, setting?: Row['setting']): Row => ({
   trace: 't',
@@ -77,6 +77,21 @@ describe('verdicts', () => {
     const table = countTable(verdicts([...seed(1, 600, 0.01), ...seed(2, 650, 0), ...seed(3, 800, 0.03), ...seed(4, 500, 0)]));
     // late: seeds 1, 2, 4; half the gap (<= 600): 1, 4; <= keda-tuned: 1, 2, 4; all: 1, 4.
     expect(table.split('\n')[2]).toBe('| 30 s | t | 4 | 3 | 2 | 3 | 2 | 1.00 / 1.00 % | 2550 / 4000 / 2800 / 800 |');
+  });
+
+  it('tells where the model is later than the bar allows, beside keda-queue', () => {
+    const model: Row = {
+      ...row('model', 1, 600, 0.02),
+      lateEpisodes: [
+        { fromS: 0, toS: 0, requests: 5 },
+        { fromS: 90, toS: 104, requests: 15 },
+      ],
+    };
+    const kedaQueue: Row = { ...base[0]!, lateEpisodes: [{ fromS: 0, toS: 0, requests: 10 }] };
+    expect(lateEpisodeLines(verdicts([kedaQueue, ...base.slice(1), model]))).toEqual([
+      't at 30 s, seed 1: model 0 s (5), 90-104 s (15) of 20; keda-queue 0 s (10) of 10',
+    ]);
+    expect(lateEpisodeLines(verdicts([...base, row('model', 1, 600, 0.01)]))).toEqual([]);
   });
 
   it('holds the Azure code trace to 1.3x the oracle at 60 s', () => {

@@ -180,6 +180,23 @@ export function countTable(list: readonly Verdict[]): string {
   return lines.join('\n');
 }
 
+/** A row's late requests by when they arrived: `from-to s (n)` for its largest runs, and the total. */
+function episodes(row: Row): string {
+  const runs = (row.lateEpisodes ?? [])
+    .map((e) => `${e.fromS === e.toS ? e.fromS : `${e.fromS}-${e.toS}`} s (${e.requests})`)
+    .join(', ');
+  return row.lateRequests === 0 ? 'none late' : `${runs} of ${row.lateRequests}`;
+}
+
+/** Where the model is later than the bar allows, and where keda-queue was late then. */
+export function lateEpisodeLines(list: readonly Verdict[]): string[] {
+  return list
+    .filter((v) => !v.late)
+    .map(
+      (v) => `${v.trace} at ${v.objectiveS} s, seed ${v.seed}: model ${episodes(v.model)}; keda-queue ${episodes(v.kedaQueue)}`,
+    );
+}
+
 /** keda-tuned's setting per trace and objective. */
 export function tunedSettings(rows: readonly Row[]): string[] {
   const seen = new Set<string>();
