@@ -45,18 +45,16 @@ describe('summarize', () => {
 
 describe('late episodes', () => {
   it('tells the late requests by when they arrived: runs with gaps of at most 60 s, the 5 largest in time order', () => {
-    // Sorted waits; each arrival in the same order. Late at 15 s: the last 4 (arrived 700, 100, 130, 191).
-    const waits = Float64Array.from([1, 2, 20, 30, 40, 50]);
-    const waitArrivals = Float64Array.from([3, 4, 700, 100, 130, 191]);
-    const r = summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, waitArrivals }, 15);
+    // Each request's arrival and wait as they started. Late at 15 s: those that arrived at 700, 100, 130 and 191.
+    const started = { arrivals: [3, 700, 100, 4, 130, 191], waits: [1, 20, 30, 2, 40, 50] };
+    const waits = Float64Array.from(started.waits).sort();
+    const r = summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, started }, 15);
     expect(r.lateEpisodes).toEqual([
       { fromS: 100, toS: 130, requests: 2 },
       { fromS: 191, toS: 191, requests: 1 },
       { fromS: 700, toS: 700, requests: 1 },
     ]);
-    expect(
-      summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, waitArrivals }, 60).lateEpisodes,
-    ).toBeUndefined();
+    expect(summarize({ trace: 't', policy: 'p', gpuSeconds: 1, coldStarts: 0, waits, started }, 60).lateEpisodes).toBeUndefined();
   });
 
   it('keeps the largest runs when there are more than 5', () => {

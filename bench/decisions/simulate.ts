@@ -86,8 +86,8 @@ export interface Outcome {
   readonly gpuSeconds: number;
   readonly coldStarts: number;
   readonly waits: Float64Array;
-  /** When the request of each wait arrived (same order as `waits`); absent, no episodes are told. */
-  readonly waitArrivals?: Float64Array;
+  /** Each request's arrival and wait, in the order they started (not sorted); absent, no episodes are told. */
+  readonly started?: { readonly arrivals: readonly number[]; readonly waits: readonly number[] };
 }
 
 export async function simulate(trace: Trace, policy: Policy, seed: number, objectiveS = OBJECTIVE_S): Promise<Result> {
@@ -119,11 +119,15 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
     waitP99: round(percentile(waits, 99)),
     overObjectiveShare: round(waits.length === 0 ? 0 : late / waits.length, 4),
     lateRequests: late,
-    ...(late > 0 &&
-      outcome.waitArrivals !== undefined && {
-        lateEpisodes: lateEpisodes(outcome.waitArrivals.subarray(waits.length - late)),
-      }),
+    ...(late > 0 && outcome.started !== undefined && { lateEpisodes: lateEpisodes(lateArrivals(outcome.started, objectiveS)) }),
   };
+}
+
+/** When the requests that waited past `objectiveS` arrived. */
+function lateArrivals({ arrivals, waits }: NonNullable<Outcome['started']>, objectiveS: number): Float64Array {
+  const late: number[] = [];
+  for (let i = 0; i < waits.length; i++) if (waits[i]! > objectiveS) late.push(arrivals[i]!);
+  return Float64Array.from(late);
 }
 
 /** The largest runs of late arrivals (each a gap of at most LATE_EPISODE_GAP_S), in time order. */
@@ -183,15 +187,13 @@ export async function run(
   }
   now = endS;
   fleet.close(endS);
-  // The waits sorted, and their arrivals in the same order.
-  const order = Array.from(fleet.waits.keys()).sort((a, b) => fleet.waits[a]! - fleet.waits[b]!);
   return {
     trace: trace.name,
     policy: policy.name,
     gpuSeconds: Math.round(fleet.gpuSeconds),
     coldStarts: fleet.coldStarts,
-    waits: Float64Array.from(order, (i) => fleet.waits[i]!),
-    waitArrivals: Float64Array.from(order, (i) => fleet.waitArrivals[i]!),
+    waits: Float64Array.from(fleet.waits).sort(),
+    started: { arrivals: fleet.waitArrivals, waits: fleet.waits },
   };
 }
 
