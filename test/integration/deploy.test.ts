@@ -207,7 +207,10 @@ describe('Helm chart', () => {
     expect(rest).toEqual([]);
     expect(keda.ports).toEqual([{ port: 'grpc', protocol: 'TCP' }]);
     expect(keda.from[0].namespaceSelector.matchLabels).toEqual({ 'kubernetes.io/metadata.name': 'keda' });
-    expect(keda.from[0].podSelector.matchExpressions[0].values).toEqual(['keda-operator', 'keda-operator-metrics-apiserver']);
+    // KEDA's pods carry `app` from its Helm chart and from its release manifests alike.
+    expect(keda.from[0].podSelector.matchExpressions).toEqual([
+      { key: 'app', operator: 'In', values: ['keda-operator', 'keda-operator-metrics-apiserver', 'keda-metrics-apiserver'] },
+    ]);
     expect(prometheus.ports).toEqual([{ port: 'metrics', protocol: 'TCP' }]);
   });
 
@@ -231,6 +234,9 @@ describe('Helm chart', () => {
     expect(volumes).toMatchObject({ tls: 'keda-inference-scaler-tls', 'client-ca': 'keda-clients-ca' });
     // Whole-directory mounts: a subPath mount would never see a renewed certificate.
     for (const mount of container.volumeMounts) expect(mount.subPath).toBeUndefined();
+    // The client CA volume carries the CA alone, never a private key of the Secret it comes from.
+    const clientCA = pod.volumes.find((v: { name: string }) => v.name === 'client-ca');
+    expect(clientCA.secret.items).toEqual([{ key: 'ca.crt', path: 'ca.crt' }]);
     expect(find(ms, 'ServiceAccount').metadata.annotations).toEqual({
       'eks.amazonaws.com/role-arn': 'arn:aws:iam::111122223333:role/keda-inference-scaler',
     });
@@ -449,7 +455,7 @@ describe('Helm chart', () => {
     [
       'two replicas without a shared state store',
       ['--set', 'replicaCount=2'],
-      /stateStore\/url[\s\S]*stateStore\/existingSecret[\s\S]*valkey\/enabled/,
+      /replicaCount above 1 needs a shared state store: stateStore.url, stateStore.existingSecret or valkey.enabled/,
     ],
     [
       'a password in stateStore.url (it belongs in a Secret)',
@@ -486,6 +492,36 @@ describe('Helm chart', () => {
       /nodeHeapMb 512 leaves no room under resources.limits.memory 256Mi/,
     ],
     [
+      'a heap past a memory limit in Gi',
+      ['--set', 'nodeHeapMb=1000', '--set', 'resources.limits.memory=1Gi'],
+      /nodeHeapMb 1000 leaves no room under resources.limits.memory 1Gi \(1024 MiB\)/,
+    ],
+    [
+      'a heap past a memory limit in decimal megabytes',
+      ['--set', 'resources.limits.memory=200M'],
+      /nodeHeapMb 160 leaves no room under resources.limits.memory 200M \(191 MiB\)/,
+    ],
+    [
+      'a heap past a memory limit in bytes',
+      ['--set', 'resources.limits.memory=234881024'],
+      /nodeHeapMb 160 leaves no room under resources.limits.memory 234881024 \(224 MiB\)/,
+    ],
+    [
+      'a loop target past 1, as --set gives it (a string)',
+      ['--set', 'config.loopTargetUtilization=1.5'],
+      /loopTargetUtilization/,
+    ],
+    [
+      'a variable the chart sets, again in extraEnv',
+      ['--set', 'extraEnv[0].name=GRPC_PORT', '--set', 'extraEnv[0].value=9999'],
+      /extraEnv or secretEnv sets GRPC_PORT, which the chart already sets from its values/,
+    ],
+    [
+      'a variable the chart sets, again in secretEnv',
+      ['--set', 'secretEnv[0].name=NODE_OPTIONS', '--set', 'secretEnv[0].secretName=s', '--set', 'secretEnv[0].key=k'],
+      /extraEnv or secretEnv sets NODE_OPTIONS/,
+    ],
+    [
       'a Valkey with no password and no NetworkPolicy',
       ['--set', 'valkey.enabled=true', '--set', 'networkPolicy.enabled=false'],
       /runs Valkey with no password/,
@@ -509,6 +545,11 @@ describe('Helm chart', () => {
     [
       'a PDB that allows no eviction (minAvailable = replicas)',
       ['--set', 'podDisruptionBudget.minAvailable=1'],
+      /minAvailable 1 with replicaCount 1 would block every node drain/,
+    ],
+    [
+      'a PDB that allows no eviction, given as a string (rendered as the same number)',
+      ['--set-string', 'podDisruptionBudget.minAvailable=1'],
       /minAvailable 1 with replicaCount 1 would block every node drain/,
     ],
   ])('rejects %s at install time', (_l, args, message) => {
@@ -539,12 +580,36 @@ describe('Helm chart', () => {
     [
       'a broker URL with a password',
       ['--set', 'connections.rabbitmq.main.host=amqp://admin:s3cret@rabbit:5672/'],
-      /connections\/rabbitmq\/main\/host/,
+      /connections.rabbitmq.main.host is a URL with a password[\s\S]*hostFromEnv/,
+    ],
+    [
+      'a Kafka bootstrap URL with a password',
+      ['--set', 'connections.kafka.events.bootstrapServers=sasl://u:p@kafka:9092'],
+      /connections.kafka.events.bootstrapServers is a URL with a password[\s\S]*bootstrapServersFromEnv/,
     ],
   ])('keeps %s out of the ConfigMap: refused at install, <key>FromEnv and a Secret instead', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(message as RegExp);
+    // The refusal names the key, never the secret it refused.
+    expect(r.stderr).not.toMatch(/s3cret|hunter2|u:p@|=abc/);
+  });
+
+  it('takes what --set gives as strings where a number is meant, and an IPv6 store', () => {
+    const ms = rendered(
+      '--set',
+      'config.loopTargetUtilization=0.8',
+      '--set',
+      'replicaCount=2',
+      '--set',
+      'stateStore.url=redis://[fd00::1]:6379/0',
+    );
+    const env = find(ms, 'Deployment').spec.template.spec.containers[0].env as { name: string; value?: string }[];
+    expect(env.find((e) => e.name === 'LOOP_TARGET_UTILIZATION')?.value).toBe('0.8');
+    expect(env.find((e) => e.name === 'STATE_STORE_URL')?.value).toBe('redis://[fd00::1]:6379/0');
+    // Each variable once: the chart's own, then what extraEnv and secretEnv add.
+    const names = env.map((e) => e.name);
+    expect(new Set(names).size).toBe(names.length);
   });
 
   it('takes a broker URL without a password, and secrets as <key>FromEnv', () => {

@@ -142,3 +142,68 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+A memory quantity in MiB, as a decimal string: plain bytes or a binary (Ki, Mi, Gi, Ti) or decimal
+(k, M, G, T) suffix. Empty for a form it does not read (an exponent), which the caller skips.
+*/}}
+{{- define "kis.memoryMiB" -}}
+{{- $q := toString . }}
+{{- if regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q }}
+{{- $number := float64 (regexReplaceAll "[A-Za-z]+$" $q "") }}
+{{- $unit := regexReplaceAll "^[0-9.]+" $q "" }}
+{{- $bytes := dict "" 1.0 "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "k" 1000.0 "M" 1000000.0 "G" 1000000000.0 "T" 1000000000000.0 }}
+{{- divf (mulf $number (get $bytes $unit)) 1048576.0 }}
+{{- end }}
+{{- end }}
+
+{{/* The variables the chart sets from its values; extraEnv and secretEnv may not set them again. */}}
+{{- define "kis.env" -}}
+{{- with .Values.nodeHeapMb }}
+- name: NODE_OPTIONS
+  value: {{ printf "--max-old-space-size=%d" (int64 .) | quote }}
+{{- end }}
+- name: GRPC_PORT
+  value: {{ .Values.service.grpcPort | int64 | quote }}
+- name: METRICS_PORT
+  value: {{ .Values.service.metricsPort | int64 | quote }}
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: CACHE_TTL_MS
+  value: {{ .Values.config.cacheTtlMs | int64 | quote }}
+- name: SOURCE_TIMEOUT_MS
+  value: {{ .Values.config.sourceTimeoutMs | int64 | quote }}
+- name: STREAM_INTERVAL_MS
+  value: {{ .Values.config.streamIntervalMs | int64 | quote }}
+- name: GRPC_MAX_CONNECTION_AGE_MS
+  value: {{ .Values.config.grpcMaxConnectionAgeMs | int64 | quote }}
+- name: GRPC_MAX_RECEIVE_MESSAGE_BYTES
+  value: {{ .Values.config.grpcMaxReceiveMessageBytes | int64 | quote }}
+- name: GRPC_MAX_OPEN_STREAMS
+  value: {{ .Values.config.grpcMaxOpenStreams | int64 | quote }}
+- name: LOOP_TARGET_UTILIZATION
+  value: {{ .Values.config.loopTargetUtilization | toString | quote }}
+- name: SHUTDOWN_TIMEOUT_MS
+  value: {{ .Values.config.shutdownTimeoutMs | int64 | quote }}
+- name: STATE_RETENTION_MS
+  value: {{ .Values.config.stateRetentionMs | int64 | quote }}
+- name: TRIGGER_METRICS
+  value: {{ .Values.config.triggerMetrics | toString | quote }}
+- name: CONFIG_FILE
+  value: /etc/keda-inference-scaler/config/config.yaml
+{{- with include "kis.stateStoreEnv" . }}
+{{ . }}
+{{- end }}
+{{- if .Values.tls.enabled }}
+- name: TLS_CERT_FILE
+  value: /etc/keda-inference-scaler/tls/{{ .Values.tls.certKey }}
+- name: TLS_KEY_FILE
+  value: /etc/keda-inference-scaler/tls/{{ .Values.tls.keyKey }}
+- name: HEALTH_PORT
+  value: {{ .Values.tls.healthPort | int64 | quote }}
+{{- if .Values.tls.clientCA.enabled }}
+- name: TLS_CLIENT_CA_FILE
+  value: /etc/keda-inference-scaler/client-ca/{{ .Values.tls.clientCA.key }}
+{{- end }}
+{{- end }}
+{{- end }}
