@@ -53,15 +53,19 @@ function keyText(key: string): string {
 }
 
 /**
- * A refused value as its issue quotes it: a secret never; any other with what lies between "://" and
- * its last "@" masked. A URL that does not parse cannot be split into user, password and host, and
- * its password may hold "/" or "@" written raw, where redact() (made for any text) stops.
+ * A refused value as its issue quotes it: a secret never (an empty one as empty); any other with what
+ * lies before its last "@" masked, from after "://" when it has a scheme, else from its start. A URL
+ * that does not parse cannot be split into user, password and host, its password may hold "/" or "@"
+ * written raw, where redact() (made for any text) stops, and one without a scheme
+ * ("admin:pw@prometheus:9090", "u:pw@kafka:9092,...") has no "://" for redact() to anchor on.
  */
 function describeValue(raw: string, field: Field): string {
-  if (field.secret) return '(redacted)';
-  const from = raw.indexOf('://');
+  if (field.secret) return raw === '' ? '""' : '(redacted)';
   const at = raw.lastIndexOf('@');
-  return quote(from >= 0 && at > from ? `${raw.slice(0, from + 3)}***${raw.slice(at)}` : raw);
+  if (at < 0) return quote(raw);
+  const from = raw.indexOf('://');
+  const start = from >= 0 && at > from ? from + 3 : 0;
+  return quote(`${raw.slice(0, start)}***${raw.slice(at)}`);
 }
 
 /**

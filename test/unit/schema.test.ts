@@ -255,6 +255,41 @@ describe('trigger schema', () => {
     );
   });
 
+  // Found by review: a value without a scheme carried its password into the issue whole.
+  it.each([
+    ['gpu.serverAddress', { 'gpu.serverAddress': 'admin:hunter2@prometheus:9090', 'gpu.query': 'up' }, '"***@prometheus:9090"'],
+    [
+      'kafka.bootstrapServers',
+      {
+        'kafka.bootstrapServers': 'scaler:hunter2@k1:9092,scaler:hunter2@k2:9092',
+        'kafka.topic': 't',
+        'kafka.consumerGroup': 'g',
+      },
+      '"***@k2:9092"',
+    ],
+    [
+      'sqs.queueURL',
+      { 'sqs.queueURL': 'AKIAX:hunter2@sqs.eu-west-1.amazonaws.com/1/q' },
+      '"***@sqs.eu-west-1.amazonaws.com/1/q"',
+    ],
+    [
+      'sqs.awsEndpoint',
+      { 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/1/q', 'sqs.awsEndpoint': 'user:hunter2@localhost:4566' },
+      '"***@localhost:4566"',
+    ],
+  ])('masks the user info of a value without a scheme: %s', (key, metadata, quoted) => {
+    const text = issuesOf(metadata).join('\n');
+    expect(text).toContain(`${key}: got ${quoted}`);
+    expect(text).not.toContain('hunter2');
+  });
+
+  it('says an empty secret is empty, not redacted', () => {
+    expect(issuesOf({ ...rabbit, 'rabbitmq.host': '' })).toEqual([expect.stringMatching(/^rabbitmq\.host: got ""; allowed: /)]);
+    expect(issuesOf({ 'gpu.serverAddress': 'http://p:9090', 'gpu.query': 'up', 'gpu.bearerToken': '' })).toEqual([
+      expect.stringMatching(/^gpu\.bearerToken: got ""; allowed: a token/),
+    ]);
+  });
+
   it('quotes a value without user info as it is', () => {
     expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(
       /^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/,
