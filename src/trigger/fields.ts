@@ -74,7 +74,10 @@ const kinds = {
         return false;
       }
     }),
-  oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.enum(values),
+  // Words in any case and with spaces around, as booleans are: "HTTP", "Earliest", " plain".
+  oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.string().trim().toLowerCase().pipe(z.enum(values)),
+  autoOr: (number: z.ZodType<number, string>) =>
+    z.union([z.string().trim().toLowerCase().pipe(z.literal('auto')), number]) as z.ZodType<'auto' | number, string>,
   list: text
     .transform((s) =>
       s
@@ -140,14 +143,14 @@ export const scalingFields = {
   acknowledgement: field({
     lineage: true,
     schema: kinds.oneOf(['after-work', 'before-work']),
-    allowed: 'after-work or before-work',
+    allowed: 'after-work or before-work (any case)',
     default: 'after-work' as const,
     description:
       "When the workers acknowledge a message. after-work: once served, so the broker counts it in flight (unacknowledged) while a replica serves it. before-work: as they take or start it (Celery's default early acknowledgment, task_acks_late = False; consumers in automatic acknowledgment mode): what the broker counts in flight waits inside the replicas, and nothing counts what is served, so every message of the backlog counts as waiting and the throughput is read from stretches with every replica busy (docs/model.md).",
   }),
   coldStartSeconds: field({
-    schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
-    allowed: '"auto" or a number of seconds >= 0',
+    schema: kinds.autoOr(kinds.nonNegativeNumber),
+    allowed: '"auto" (any case) or a number of seconds >= 0',
     default: 'auto' as const,
     description:
       'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: learned from the brokers\' consumer count, the 95th percentile of the last 20 replicas, moving from coldStartPriorSeconds as they come; coldStartPriorSeconds without a consumer count (SQS).',
@@ -191,8 +194,8 @@ export const scalingFields = {
     description: 'Upper bound on the desired replica count.',
   }),
   keepWarm: field({
-    schema: z.union([z.literal('auto'), kinds.nonNegativeNumber]) as z.ZodType<'auto' | number, string>,
-    allowed: '"auto" or a number of seconds >= 0',
+    schema: kinds.autoOr(kinds.nonNegativeNumber),
+    allowed: '"auto" (any case) or a number of seconds >= 0',
     default: 'auto' as const,
     description:
       'How long to stay active after the last work: learned from idle gaps, a cold start priced at the cold start plus the requests it would leave late (its mean where a wake leaves none late) (auto), or fixed seconds; fixed seconds also turn the prewarm for regular gaps off.',
@@ -218,7 +221,7 @@ const rabbitmqFields = {
   }),
   protocol: field({
     schema: kinds.oneOf(['auto', 'amqp', 'http']),
-    allowed: 'auto, amqp or http',
+    allowed: 'auto, amqp or http (any case)',
     default: 'auto' as const,
     description: 'auto picks amqp or http from the host URL scheme.',
   }),
@@ -271,7 +274,7 @@ const kafkaFields = {
   consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', required: true, description: 'Consumer group.' }),
   offsetResetPolicy: field({
     schema: kinds.oneOf(['latest', 'earliest']),
-    allowed: 'latest or earliest',
+    allowed: 'latest or earliest (any case)',
     default: 'latest' as const,
     description: 'How a partition without a committed offset counts: earliest = its whole retained log, latest = 1.',
   }),
@@ -280,7 +283,7 @@ const kafkaFields = {
   sasl: field({
     lineage: false,
     schema: kinds.oneOf(['none', 'plain', 'scram_sha256', 'scram_sha512']),
-    allowed: 'none, plain, scram_sha256 or scram_sha512',
+    allowed: 'none, plain, scram_sha256 or scram_sha512 (any case)',
     default: 'none' as const,
     description: 'SASL mechanism.',
   }),
@@ -296,7 +299,7 @@ const kafkaFields = {
   tls: field({
     lineage: false,
     schema: kinds.oneOf(['enable', 'disable']),
-    allowed: 'enable or disable',
+    allowed: 'enable or disable (any case)',
     default: 'disable' as const,
     description: 'TLS to the brokers.',
   }),

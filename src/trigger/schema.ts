@@ -200,9 +200,9 @@ function check<V>(rules: readonly Rule<V>[], values: V, issues: Issues, env: Par
 
 type RabbitmqValues = ValuesOf<typeof sourceFields.rabbitmq>;
 
-/** auto takes its protocol from the host URL's scheme. */
+/** auto takes its protocol from the host URL's scheme, in any case (URL parsers take "HTTP://" too). */
 function rabbitmqProtocol(v: RabbitmqValues): { scheme: string; protocol: 'amqp' | 'http' } {
-  const scheme = v.host.split(':')[0] ?? '';
+  const scheme = (v.host.split(':')[0] ?? '').toLowerCase();
   const fromScheme = scheme.startsWith('http') ? 'http' : 'amqp';
   return { scheme, protocol: v.protocol === 'auto' ? fromScheme : v.protocol };
 }

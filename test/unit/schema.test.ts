@@ -99,12 +99,12 @@ describe('trigger schema', () => {
     ['minReplicas', '1.5', /minReplicas: got "1.5"; allowed: an integer >= 1/],
     ['maxReplicas', '-3', /maxReplicas: got "-3"/],
     ['activationBacklog', 'NaN', /activationBacklog: got "NaN"/],
-    ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" or a number of seconds/],
+    ['keepWarm', 'soon', /keepWarm: got "soon"; allowed: "auto" \(any case\) or a number of seconds/],
     ['concurrencyPerReplica', '0', /concurrencyPerReplica: got "0"; allowed: an integer > 0/],
     ['concurrencyPerReplica', '2.5', /concurrencyPerReplica: got "2.5"; allowed: an integer > 0/],
     ['acknowledgement', 'early', /acknowledgement: got "early"; allowed: after-work or before-work/],
-    ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" or a number of seconds >= 0/],
-    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" or a number of seconds >= 0/],
+    ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" \(any case\) or a number of seconds >= 0/],
+    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" \(any case\) or a number of seconds >= 0/],
     ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 \(seconds\)/],
     ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 \(seconds\)/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
@@ -194,7 +194,7 @@ describe('trigger schema', () => {
 
   it('quotes a long value cut to a few dozen characters, with its length', () => {
     const [issue] = issuesOf({ ...rabbit, 'rabbitmq.protocol': 'x'.repeat(8000) });
-    expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(42)}"... (8000 chars); allowed: auto, amqp or http`);
+    expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(42)}"... (8000 chars); allowed: auto, amqp or http (any case)`);
   });
 
   it.each([
@@ -288,6 +288,34 @@ describe('trigger schema', () => {
     expect(issuesOf({ 'gpu.serverAddress': 'http://p:9090', 'gpu.query': 'up', 'gpu.bearerToken': '' })).toEqual([
       expect.stringMatching(/^gpu\.bearerToken: got ""; allowed: a token/),
     ]);
+  });
+
+  // Found by review: "HTTP://" passed the URL check and then picked amqp; words were refused in
+  // any case but lower where booleans took any.
+  it('reads words and a URL scheme in any case, with spaces around', () => {
+    const trigger = parse({
+      'rabbitmq.host': 'HTTP://guest:guest@rabbit:15672/',
+      'rabbitmq.queueName': 'jobs',
+      'rabbitmq.protocol': ' HTTP ',
+      keepWarm: 'Auto',
+      coldStartSeconds: 'AUTO',
+      acknowledgement: 'Before-Work',
+    });
+    expect(trigger.sources[0]).toMatchObject({ kind: 'rabbitmq', protocol: 'http' });
+    expect(trigger.scaling).toMatchObject({ keepWarm: 'auto', coldStartSeconds: 'auto', acknowledgement: 'before-work' });
+    const auto = parse({ 'rabbitmq.host': 'HTTPS://guest:guest@rabbit:15671/', 'rabbitmq.queueName': 'jobs' });
+    expect(auto.sources[0]).toMatchObject({ kind: 'rabbitmq', protocol: 'http' });
+    const kafka = parse({
+      'kafka.bootstrapServers': 'k:9092',
+      'kafka.topic': 't',
+      'kafka.consumerGroup': 'g',
+      'kafka.offsetResetPolicy': 'Earliest',
+      'kafka.sasl': 'PLAIN',
+      'kafka.username': 'u',
+      'kafka.password': 'p',
+      'kafka.tls': 'Enable',
+    });
+    expect(kafka.sources[0]).toMatchObject({ offsetResetPolicy: 'earliest', sasl: 'plain', tls: true });
   });
 
   it('quotes a value without user info as it is', () => {
