@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { StoreUrlError, parseStoreUrl } from './state/address.ts';
-import { sourceFields, sourceKinds } from './trigger/fields.ts';
+import { type SourceKind, sourceFields, sourceKinds } from './trigger/fields.ts';
+import { profileIssues } from './trigger/schema.ts';
 import type { ConnectionProfiles } from './trigger/types.ts';
 
 /**
@@ -143,7 +144,7 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
           throw new ConfigError(
             `config file: ${where}: unknown key; allowed: ${Object.keys(table)
               .filter((k) => k !== 'connection')
-              .join(', ')}`,
+              .join(', ')}, each also as <key>FromEnv naming an environment variable`,
           );
         }
         if (key !== base) {
@@ -155,6 +156,10 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
           profile[base] = String(value);
         }
       }
+      // Checked here, at start-up, not first when a trigger names the profile (and then reported
+      // to KEDA against keys the trigger does not hold).
+      const issues = profileIssues(kind as SourceKind, name, profile);
+      if (issues.length > 0) throw new ConfigError(`config file: ${issues.join('; ')}`);
       out[name] = profile;
     }
     profiles[kind as keyof ConnectionProfiles] = out;

@@ -68,6 +68,11 @@ function describeValue(raw: string, field: Field): string {
   return quote(`${raw.slice(0, start)}***${raw.slice(at)}`);
 }
 
+/** What an issue says of a value its field refuses. */
+function refused(value: string, field: Field): string {
+  return `got ${describeValue(value, field)}; allowed: ${field.allowed}`;
+}
+
 /**
  * Reads one group of raw values (already without prefix) against a field table: each value parsed,
  * defaults filled in, required keys enforced (the one place they are). undefined when any of the
@@ -91,7 +96,7 @@ function readGroup<T extends FieldTable>(
     }
     const parsed = field.schema.safeParse(value);
     if (parsed.success) values[name] = parsed.data;
-    else issues.add(`${keyPrefix}${name}`, `got ${describeValue(value, field)}; allowed: ${field.allowed}`);
+    else issues.add(`${keyPrefix}${name}`, refused(value, field));
   }
   // Sound: every field was parsed by its own schema, and a missing required one was an issue.
   return issues.total === before ? (values as ValuesOf<T>) : undefined;
@@ -110,7 +115,7 @@ function otherWays(table: FieldTable, keyPrefix: string, name: string, field: Fi
 function tooLong(key: string, value: string, field: Field, issues: Issues): boolean {
   const maxChars = field.maxChars ?? MAX_VALUE_CHARS;
   if (value.length <= maxChars) return false;
-  issues.add(key, `got ${describeValue(value, field)}; allowed: ${field.allowed}, at most ${maxChars} characters`);
+  issues.add(key, `${refused(value, field)}, at most ${maxChars} characters`);
   return true;
 }
 
@@ -169,6 +174,23 @@ const unknownSourceKey = Object.fromEntries(
   sourceKinds.map((kind) => [kind, `unknown key; allowed ${kind} keys: ${allowedKeys(sourceFields[kind]).join(', ')}`]),
 ) as Record<SourceKind, string>;
 
+/**
+ * A connection profile's values checked as a trigger's would be, key by key (a profile may hold
+ * any subset: the trigger gives the rest, so nothing is required and the cross-field rules wait
+ * for the trigger). The issues name `connections.<kind>.<name>.<key>`, secrets never quoted.
+ */
+export function profileIssues(kind: SourceKind, name: string, profile: Readonly<Record<string, string>>): string[] {
+  const table: FieldTable = sourceFields[kind];
+  const issues = new Issues();
+  for (const [key, value] of Object.entries(profile)) {
+    const field = table[key];
+    const where = `connections.${kind}.${name}.${key}`;
+    if (field === undefined || tooLong(where, value, field, issues)) continue;
+    if (!field.schema.safeParse(value).success) issues.add(where, refused(value, field));
+  }
+  return issues.list;
+}
+
 /** Merges a named connection profile under the trigger's own keys. */
 function withProfile(
   kind: SourceKind,
@@ -187,6 +209,10 @@ function withProfile(
       `got ${quote(name)}; allowed: ${known.length ? known.join(', ') : `no ${kind} profiles are configured`}`,
     );
     return group;
+  }
+  // A cross-field rule that trips over a profile's value says where the value came from.
+  for (const key of Object.keys(profile)) {
+    if (group[key] === undefined) issues.writtenAs(`${kind}.${key}`, `${kind}.${key} (from connection profile ${name})`);
   }
   return { ...profile, ...group };
 }

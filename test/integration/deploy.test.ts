@@ -433,7 +433,12 @@ describe('Helm chart', () => {
     const ms = rendered('-f', fullValues);
     const configYaml = (find(ms, 'ConfigMap').data as Record<string, string>)['config.yaml']!;
     const envNames = find(ms, 'Deployment').spec.template.spec.containers[0].env.map((e: { name: string }) => e.name) as string[];
-    const env = Object.fromEntries(envNames.map((n) => [n, `value-of-${n}`]));
+    // Each variable a value of its kind: the profiles' values are checked as the scaler starts.
+    const urls: Record<string, string> = {
+      RABBITMQ_MAIN_URL: 'amqp://scaler:pw@rabbitmq.messaging:5672/inference',
+      RABBITMQ_MANAGEMENT_URL: 'http://scaler:pw@rabbitmq.messaging:15672/inference',
+    };
+    const env = Object.fromEntries(envNames.map((n) => [n, urls[n] ?? `value-of-${n}`]));
     const profiles = parseProfiles(parseYaml(configYaml), env);
     expect(Object.keys(profiles).sort()).toEqual(['gpu', 'kafka', 'rabbitmq', 'sqs']);
     expect(profiles.kafka?.events?.password).toBe('value-of-KAFKA_PASSWORD');

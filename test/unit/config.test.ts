@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config.ts';
+import { ConfigError, loadConfig, parseProfiles } from '../../src/config.ts';
+import { parseTrigger } from '../../src/trigger/schema.ts';
 
 describe('loadConfig: TRIGGER_METRICS', () => {
   it('is on unless set to "false"', () => {
@@ -143,4 +144,77 @@ describe('loadConfig: LOOP_TARGET_UTILIZATION', () => {
       );
     },
   );
+});
+
+// Found by review: a profile's values were checked only when a trigger named the profile, and
+// KEDA was then told of keys its trigger does not hold.
+describe('parseProfiles: values checked at start-up', () => {
+  const kafka = (events: Record<string, string>) => ({ connections: { kafka: { events } } });
+
+  it('takes valid values, literal and from the environment', () => {
+    const profiles = parseProfiles(
+      kafka({ bootstrapServers: 'k1:9092,k2:9092', sasl: 'SCRAM_SHA512', usernameFromEnv: 'U', passwordFromEnv: 'P' }),
+      { U: 'svc', P: 'pw' },
+    );
+    expect(profiles.kafka?.events).toEqual({
+      bootstrapServers: 'k1:9092,k2:9092',
+      sasl: 'SCRAM_SHA512',
+      username: 'svc',
+      password: 'pw',
+    });
+  });
+
+  it.each([
+    [
+      'a word that is not allowed',
+      kafka({ sasl: 'kerberos' }),
+      /^config file: connections\.kafka\.events\.sasl: got "kerberos"; allowed: none, plain/,
+    ],
+    [
+      'a bad list',
+      kafka({ bootstrapServers: 'k1' }),
+      /connections\.kafka\.events\.bootstrapServers: got "k1"; allowed: a comma-separated list/,
+    ],
+    [
+      'a value from the environment',
+      { connections: { rabbitmq: { main: { hostFromEnv: 'URL' } } } },
+      /connections\.rabbitmq\.main\.host: got \(redacted\); allowed: an amqp:\/\//,
+    ],
+    [
+      'user info without a scheme, masked',
+      { connections: { gpu: { cluster: { serverAddress: 'admin:hunter2@prometheus:9090' } } } },
+      /connections\.gpu\.cluster\.serverAddress: got "\*\*\*@prometheus:9090"/,
+    ],
+  ])('refuses %s, naming connections.<kind>.<name>.<key>', (_, raw, message) => {
+    const err = (() => {
+      try {
+        parseProfiles(raw, { URL: 'rabbit:5672' });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected a ConfigError');
+    })();
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err.message).toMatch(message);
+    expect(err.message).not.toContain('hunter2');
+  });
+
+  it('names the <key>FromEnv spellings beside an unknown key', () => {
+    expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromenv: 'URL' } } } }, {})).toThrow(
+      /hostFromenv: unknown key; allowed: host, queueName, .*each also as <key>FromEnv/,
+    );
+  });
+
+  it("says which profile a trigger's cross-field issue comes from", () => {
+    const profiles = parseProfiles({ connections: { rabbitmq: { mgmt: { protocol: 'http' } } } }, {});
+    const metadata = { 'rabbitmq.connection': 'mgmt', 'rabbitmq.host': 'amqp://rabbit:5672/', 'rabbitmq.queueName': 'jobs' };
+    expect(() => parseTrigger({ name: 'n', namespace: 'ns', metadata }, { profiles })).toThrow(
+      /rabbitmq\.protocol \(from connection profile mgmt\): got "http" but rabbitmq\.host is a amqp:\/\/ URL/,
+    );
+    // The trigger's own key is named as the trigger wrote it.
+    const own = { ...metadata, 'rabbitmq.protocol': 'http' };
+    expect(() => parseTrigger({ name: 'n', namespace: 'ns', metadata: own }, { profiles })).toThrow(
+      /: rabbitmq\.protocol: got "http"/,
+    );
+  });
 });
