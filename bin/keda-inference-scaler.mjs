@@ -32,6 +32,14 @@ export function parseArgs(args) {
 const fmt = (v) => (typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : String(v));
 
 export function render(view) {
+  if (view.refused !== undefined) {
+    const r = view.refused;
+    return [
+      `${view.trigger.namespace}/${view.trigger.name}  trigger metadata refused`,
+      `  last answer: ${r.code} at ${r.at} (${r.calls} calls): ${r.message}`,
+      "  (KEDA got that error for every call: fix the ScaledObject's trigger metadata; docs/metadata.md lists the keys)",
+    ].join('\n');
+  }
   const e = view.explanation;
   const head = [
     `${view.trigger.namespace}/${view.trigger.name}  trigger ${view.trigger.id}`,

@@ -16,11 +16,12 @@ import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
 import type { Role, SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
+import { type Refusal, RefusalLog } from './telemetry/refusals.ts';
 import { SourceFailureLog } from './telemetry/sourceFailures.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
-import { SourceNotFound, errorCode, errorMessage } from './errors.ts';
+import { InvalidTrigger, SourceNotFound, errorCode, errorMessage } from './errors.ts';
 
 export type { TriggerRef } from './trigger/types.ts';
 
@@ -131,6 +132,7 @@ export class Engine {
   private readonly options: EngineOptions;
   private readonly now: () => number;
   private readonly parsed = new RefMemo<Trigger>(PARSE_MEMO_LIMITS);
+  private readonly refusals: RefusalLog;
   private readonly rates = new Map<string, RateState>();
   private readonly triggers = new Map<string, TriggerState>();
   /** The id of the trigger of each lineage decided last: whose state an edited trigger carries on. */
@@ -145,6 +147,7 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.options = options;
     this.now = options.now ?? Date.now;
+    this.refusals = new RefusalLog(options.logger, this.now);
     const { metrics } = options;
     const sourceFailures = new SourceFailureLog(options.logger, this.now);
     this.cache = new ReadCache({
@@ -179,7 +182,13 @@ export class Engine {
   trigger(ref: TriggerRef): Trigger {
     let trigger = this.parsed.get(ref);
     if (trigger === undefined) {
-      trigger = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
+      try {
+        trigger = parseTrigger(ref, { profiles: this.options.profiles, env: this.options.env });
+      } catch (err) {
+        if (err instanceof InvalidTrigger) this.refusals.add(ref, err.message);
+        throw err;
+      }
+      this.refusals.clear(ref);
       this.parsed.set(ref, trigger);
     }
     return trigger;
@@ -460,6 +469,11 @@ export class Engine {
   /** Triggers whose last answer was an error, for the explain endpoint. */
   lastFailures(): TriggerFailure[] {
     return [...this.failures.values()];
+  }
+
+  /** ScaledObjects whose last metadata was refused (INVALID_ARGUMENT), for the explain endpoint. */
+  lastRefusals(): Refusal[] {
+    return this.refusals.list();
   }
 
   /**

@@ -91,7 +91,8 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
       case '/explain': {
         const namespace = url.searchParams.get('namespace');
         const name = url.searchParams.get('name');
-        const wanted = (t: Trigger) => (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
+        const wanted = (t: { readonly namespace: string; readonly name: string }) =>
+          (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
         const failures = new Map(engine.lastFailures().map((f) => [f.trigger.id, f]));
         const matches = engine
           .lastEvaluations()
@@ -104,7 +105,15 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
         // Triggers that never got an answer: only their error.
         for (const f of failures.values())
           if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
-        return send(200, `${JSON.stringify(matches, null, 2)}\n`, 'application/json');
+        // Metadata KEDA sent and the scaler refused: the ScaledObject and what KEDA was told.
+        const refused: object[] = engine
+          .lastRefusals()
+          .filter((r) => wanted(r))
+          .map((r) => ({
+            trigger: { namespace: r.namespace, name: r.name },
+            refused: { at: new Date(r.atMs).toISOString(), code: 'INVALID_ARGUMENT', message: r.message, calls: r.refusals },
+          }));
+        return send(200, `${JSON.stringify([...matches, ...refused], null, 2)}\n`, 'application/json');
       }
       default:
         return send(404, 'not found\n');

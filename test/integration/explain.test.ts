@@ -130,6 +130,38 @@ describe('keda-inference-scaler explain', () => {
     expect(stdout).not.toContain('desired replicas');
   });
 
+  // Found by review: refused metadata left no trace in /explain (nor in the log), and the CLI
+  // said KEDA had not asked.
+  it('shows metadata it refused, with the error KEDA got, until the ScaledObject is fixed', async () => {
+    const bad = ref(
+      { 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': 'q', maxReplicas: 'zero' },
+      'badmeta',
+      'explain-ns',
+    );
+    const err = await grpcError(t.client.getMetrics(bad));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    await grpcError(t.client.isActive(bad));
+    const [view, ...rest] = await explainViews(t.scaler.metricsPort, 'explain-ns', 'badmeta');
+    expect(rest).toEqual([]);
+    expect(view).toMatchObject({
+      trigger: { namespace: 'explain-ns', name: 'badmeta' },
+      refused: { code: 'INVALID_ARGUMENT', message: err.details, calls: 2 },
+    });
+    const { stdout } = await explain('--namespace', 'explain-ns', '--name', 'badmeta');
+    expect(stdout).toContain('explain-ns/badmeta  trigger metadata refused');
+    expect(stdout).toContain(`last answer: INVALID_ARGUMENT at `);
+    expect(stdout).toContain('maxReplicas: got "zero"');
+    // Fixed: the refusal is gone, and the trigger is explained as any other.
+    const fixed = ref(
+      { 'rabbitmq.host': requireService('RABBITMQ_URL'), 'rabbitmq.queueName': 'q', maxReplicas: '3' },
+      'badmeta',
+      'explain-ns',
+    );
+    await t.client.getMetrics(fixed).catch(() => undefined); // parsed: answered, or a source error
+    const views = await explainViews(t.scaler.metricsPort, 'explain-ns', 'badmeta');
+    expect(views.some((v) => 'refused' in v)).toBe(false);
+  });
+
   it('says so, with exit code 3, for a ScaledObject it has not been asked about', async () => {
     const err = (await explain('--namespace', 'nowhere', '--name', 'nothing').catch((e: unknown) => e)) as {
       code: number;

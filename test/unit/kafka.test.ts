@@ -1,7 +1,6 @@
 // Kafka lag rules (table-driven, as in docs/sources.md) and the driver over a fake admin client:
 // topic discovery, missing topics, a poisoned client replaced, error mapping, one client per
 // broker list + credentials.
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
@@ -17,6 +16,7 @@ import { parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
+import { logLines } from '../support/logLines.ts';
 
 const p = (logStart: number, logEnd: number, committed: number | undefined, partition = 0, topic = 't'): PartitionOffsets => ({
   topic,
@@ -429,13 +429,7 @@ describe('kafkaError', () => {
 
 describe('kafkajsLogCreator', () => {
   it("routes kafkajs's log lines into ours: warnings at warn, per-request protocol noise at debug", () => {
-    const lines: { level: number; msg: string; component?: string }[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-        done();
-      },
-    });
+    const { sink, lines } = logLines<{ level: number; msg: string; component?: string }>();
     const log = kafkajsLogCreator(pino({ level: 'debug' }, sink))();
     log({ namespace: 'Admin', level: 2, label: 'WARN', log: { timestamp: 'x', message: 'something odd' } });
     log({

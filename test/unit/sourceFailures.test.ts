@@ -1,17 +1,11 @@
-import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/telemetry/logger.ts';
+import { logLines } from '../support/logLines.ts';
 import { REMIND_EVERY_MS, SourceFailureLog } from '../../src/telemetry/sourceFailures.ts';
 
 /** A SourceFailureLog on the real logger, its lines parsed, and a clock the test moves. */
 function bed() {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-      done();
-    },
-  });
+  const { sink, lines } = logLines();
   let nowMs = 0;
   const log = new SourceFailureLog(createLogger('info', sink), () => nowMs);
   const at = (ms: number) => (nowMs = ms);

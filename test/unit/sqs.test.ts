@@ -1,6 +1,5 @@
 // SQS source with a fake client behind the one-call interface: the backlog formula per flag,
 // error mapping, and one client per (region, endpoint).
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
@@ -15,6 +14,7 @@ import {
 } from '../../src/sources/sqs.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import type { SqsSourceConfig } from '../../src/trigger/types.ts';
+import { logLines } from '../support/logLines.ts';
 
 const counts = {
   ApproximateNumberOfMessages: '7',
@@ -83,13 +83,7 @@ describe('sqsReading', () => {
 
 describe('awsSdkLogger', () => {
   it("takes the SDK's failed calls to debug as the command and the error's message, and keeps its warnings", () => {
-    const lines: { level: number; msg: string; component?: string; command?: string; error?: string }[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, done) {
-        lines.push(JSON.parse(chunk.toString()) as (typeof lines)[number]);
-        done();
-      },
-    });
+    const { sink, lines } = logLines<{ level: number; msg: string; component?: string; command?: string; error?: string }>();
     const log = awsSdkLogger(pino({ level: 'debug' }, sink));
     // What the SDK's logger middleware sends for each failed call.
     log.error({

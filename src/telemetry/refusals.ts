@@ -1,0 +1,96 @@
+// Trigger metadata the scaler refused (INVALID_ARGUMENT), per ScaledObject: a warning when one is
+// first refused or its issues change, a reminder while they stay, and its last refusal for
+// /explain. KEDA shows the error in the ScaledObject's events; the scaler's own log and /explain
+// said nothing of it, so whoever saw the refused-triggers alert could not tell which one.
+import { setNewest } from '../cache/boundedMap.ts';
+import type { Logger } from './logger.ts';
+import { REMIND_EVERY_MS } from './sourceFailures.ts';
+
+/** ScaledObjects whose refusal is kept at most (the oldest forgotten first). */
+const MAX_TRACKED = 10_000;
+/** Warnings at most per minute over all ScaledObjects: distinct names by the thousand (a broken
+ * client, a fuzzer) cost a line each otherwise. What is left out is counted in the next line. */
+const LINES_PER_MINUTE = 60;
+
+export interface Refusal {
+  readonly namespace: string;
+  readonly name: string;
+  readonly atMs: number;
+  /** The error KEDA got: the first issues, each naming its key and what is allowed; no secret. */
+  readonly message: string;
+  /** Calls refused since the issues last changed. */
+  readonly refusals: number;
+}
+
+interface Tracked extends Refusal {
+  lastLoggedMs: number;
+}
+
+export class RefusalLog {
+  private readonly refused = new Map<string, Tracked>();
+  private tokens = LINES_PER_MINUTE;
+  private refilledMs: number;
+  private suppressed = 0;
+
+  private readonly logger: Logger;
+  private readonly now: () => number;
+
+  constructor(logger: Logger, now: () => number) {
+    this.logger = logger;
+    this.now = now;
+    this.refilledMs = now();
+  }
+
+  /** A call whose metadata was refused with `message`. */
+  add(ref: { readonly namespace: string; readonly name: string }, message: string): void {
+    const nowMs = this.now();
+    const key = `${ref.namespace}/${ref.name}`;
+    const known = this.refused.get(key);
+    const same = known !== undefined && known.message === message;
+    const refusal: Tracked = {
+      namespace: ref.namespace,
+      name: ref.name,
+      atMs: nowMs,
+      message,
+      refusals: same ? known.refusals + 1 : 1,
+      lastLoggedMs: same ? known.lastLoggedMs : -Infinity,
+    };
+    setNewest(this.refused, key, refusal, MAX_TRACKED);
+    if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;
+    const logged = refusal.lastLoggedMs > -Infinity;
+    refusal.lastLoggedMs = nowMs;
+    const { suppressed } = this;
+    this.suppressed = 0;
+    this.logger.warn(
+      {
+        namespace: ref.namespace,
+        name: ref.name,
+        err: message,
+        refusals: refusal.refusals,
+        ...(suppressed > 0 && { otherRefusalsNotLogged: suppressed }),
+      },
+      logged ? 'trigger metadata still refused' : 'trigger metadata refused',
+    );
+  }
+
+  /** The ScaledObject's metadata was taken: its refusal is over. */
+  clear(ref: { readonly namespace: string; readonly name: string }): void {
+    if (this.refused.size > 0) this.refused.delete(`${ref.namespace}/${ref.name}`);
+  }
+
+  /** The last refusal of each ScaledObject still refused, for /explain. */
+  list(): Refusal[] {
+    return [...this.refused.values()].map(({ lastLoggedMs: _, ...refusal }) => refusal);
+  }
+
+  private takeLine(nowMs: number): boolean {
+    this.tokens = Math.min(LINES_PER_MINUTE, this.tokens + ((nowMs - this.refilledMs) * LINES_PER_MINUTE) / 60_000);
+    this.refilledMs = nowMs;
+    if (this.tokens >= 1) {
+      this.tokens--;
+      return true;
+    }
+    this.suppressed++;
+    return false;
+  }
+}

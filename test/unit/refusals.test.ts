@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { logLines } from '../support/logLines.ts';
+import { RefusalLog } from '../../src/telemetry/refusals.ts';
+
+/** A RefusalLog on the real logger, its lines parsed, and a clock the test moves. */
+function bed() {
+  const { sink, lines } = logLines();
+  let nowMs = 0;
+  const log = new RefusalLog(createLogger('info', sink), () => nowMs);
+  const at = (ms: number) => (nowMs = ms);
+  const shown = () =>
+    lines.map(({ level, msg, namespace, name, err, refusals, otherRefusalsNotLogged }) => ({
+      level,
+      msg,
+      namespace,
+      name,
+      err,
+      refusals,
+      otherRefusalsNotLogged,
+    }));
+  return { log, at, lines, shown };
+}
+
+const so = { namespace: 'ml', name: 'llm' };
+const bad = 'invalid trigger metadata: maxReplicas: got "zero"; allowed: an integer > 0';
+const worse = 'invalid trigger metadata: rabbitmq.queueName: is required; allowed: a queue name';
+
+describe('refused trigger metadata in the log and /explain', () => {
+  it('one warning naming the ScaledObject and its issues, a reminder a minute on, again at once when the issues change', () => {
+    const { log, at, shown } = bed();
+    for (let s = 0; s <= 65; s++) {
+      at(s * 1000);
+      log.add(so, bad);
+    }
+    at(66_000);
+    log.add(so, worse);
+    expect(shown()).toEqual([
+      {
+        level: 'warn',
+        msg: 'trigger metadata refused',
+        namespace: 'ml',
+        name: 'llm',
+        err: bad,
+        refusals: 1,
+        otherRefusalsNotLogged: undefined,
+      },
+      {
+        level: 'warn',
+        msg: 'trigger metadata still refused',
+        namespace: 'ml',
+        name: 'llm',
+        err: bad,
+        refusals: 61,
+        otherRefusalsNotLogged: undefined,
+      },
+      {
+        level: 'warn',
+        msg: 'trigger metadata refused',
+        namespace: 'ml',
+        name: 'llm',
+        err: worse,
+        refusals: 1,
+        otherRefusalsNotLogged: undefined,
+      },
+    ]);
+    expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 66_000, message: worse, refusals: 1 }]);
+  });
+
+  it('is over once the metadata is taken', () => {
+    const { log } = bed();
+    log.add(so, bad);
+    log.add({ namespace: 'ml', name: 'other' }, bad);
+    log.clear(so);
+    expect(log.list().map((r) => r.name)).toEqual(['other']);
+  });
+
+  it('logs at most 60 lines a minute over all ScaledObjects, and counts the rest in the next line', () => {
+    const { log, at, lines, shown } = bed();
+    for (let i = 0; i < 200; i++) log.add({ namespace: 'fuzz', name: `so-${i}` }, bad);
+    expect(lines).toHaveLength(60);
+    expect(log.list()).toHaveLength(200);
+    at(2_000); // two lines' worth of budget back
+    log.add({ namespace: 'fuzz', name: 'so-200' }, bad);
+    log.add({ namespace: 'fuzz', name: 'so-201' }, bad);
+    log.add({ namespace: 'fuzz', name: 'so-202' }, bad);
+    expect(shown().slice(60)).toEqual([
+      expect.objectContaining({ name: 'so-200', otherRefusalsNotLogged: 140 }),
+      expect.objectContaining({ name: 'so-201', otherRefusalsNotLogged: undefined }),
+    ]);
+    // A ScaledObject left out of the log is logged (as first refused) when there is room again.
+    at(60_000);
+    log.add({ namespace: 'fuzz', name: 'so-199' }, bad);
+    expect(shown().at(-1)).toMatchObject({ msg: 'trigger metadata refused', name: 'so-199', refusals: 2 });
+  });
+});
