@@ -9,7 +9,7 @@ import { decide, emptyHistory, sameDecision } from './model/decide.ts';
 import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import { type SourceSignals, sumSignals } from './model/signals.ts';
-import type { Decision, TriggerHistory } from './model/types.ts';
+import type { Decision, Signals, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
@@ -92,6 +92,9 @@ interface TriggerState {
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
+  /** A trigger that reads no queue: since when its GPU query has matched no series, and when that was last logged. */
+  gpuSilentSinceMs?: number;
+  gpuSilenceLoggedMs?: number;
   /** The trigger of its lineage whose history it started from (its settings were edited). */
   learnedUnder?: string;
 }
@@ -102,6 +105,10 @@ interface TriggerState {
  * (KEDA asks each at least every pollingInterval), which keep their own.
  */
 const LINEAGE_STALE_MS = 60_000;
+
+/** How long a GPU query of a trigger that reads no queue matches nothing before a warning, and how often it repeats. */
+const GPU_SILENCE_MS = 10 * 60_000;
+const GPU_SILENCE_REMIND_MS = 60 * 60_000;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
 const TRIGGER_IDLE_MS = 30 * 60_000;
@@ -316,6 +323,7 @@ export class Engine {
     }
     const { decision, history } = decide({ signals, scaling: trigger.scaling, history: base, nowMs });
     if (state.prefetchLogged !== true) state.prefetchLogged = this.loggedPrefetch(trigger, decision);
+    this.noteGpuSilence(trigger, sources, signals, state, nowMs);
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
     const last = state.lastEvaluation;
@@ -412,6 +420,37 @@ export class Engine {
    * model read the concurrency for itself: telling it does better (docs/model.md, "A prefetch past
    * the concurrency"). Whether it did.
    */
+  /**
+   * A trigger that reads GPUs and no queue takes a query that matches no series as a workload at
+   * zero (model/gpuSeries.ts: nothing else tells it the workload runs), and asks for no replicas;
+   * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,
+   * and every hour after while it lasts.
+   */
+  private noteGpuSilence(
+    trigger: Trigger,
+    sources: readonly TriggerSource[],
+    signals: Signals,
+    state: TriggerState,
+    nowMs: number,
+  ): void {
+    if (signals.gpuSourcesWithoutSeries === undefined || sources.some(({ config }) => config.kind !== 'gpu')) {
+      state.gpuSilentSinceMs = state.gpuSilenceLoggedMs = undefined;
+      return;
+    }
+    state.gpuSilentSinceMs ??= nowMs;
+    const lastLoggedMs = state.gpuSilenceLoggedMs ?? state.gpuSilentSinceMs - GPU_SILENCE_REMIND_MS + GPU_SILENCE_MS;
+    if (nowMs - lastLoggedMs < GPU_SILENCE_REMIND_MS) return;
+    state.gpuSilenceLoggedMs = nowMs;
+    this.options.logger.warn(
+      {
+        trigger: trigger.id,
+        sources: sources.map(({ source }) => source.label),
+        silentForMinutes: Math.round((nowMs - state.gpuSilentSinceMs) / 60_000),
+      },
+      "the trigger's GPU query has matched no series, and it reads no queue: taken as a workload at zero (no GPU work, no replicas asked for). If the workload runs, the GPU exporter is gone or gpu.query / gpu.namespace / gpu.podSelector do not match its series",
+    );
+  }
+
   private loggedPrefetch(trigger: Trigger, decision: Decision): boolean {
     const { details, signals } = decision.explanation;
     const detected = details.detectedConcurrencyPerReplica;

@@ -5,11 +5,12 @@ import { Engine, MAX_RETIRED } from '../../src/engine.ts';
 import { SourceUnavailable } from '../../src/errors.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
-import type { SourceDriver } from '../../src/sources/source.ts';
+import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver as fakeDriver } from '../support/fakeDriver.ts';
+import { logLines } from '../support/logLines.ts';
 
 /** A RabbitMQ-kind driver whose queues hold `backlog[queue]` messages; counts the reads. */
 function fakeRabbit(backlog: Record<string, number>) {
@@ -501,5 +502,66 @@ describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a p
     const last = await engine.evaluate(engine.trigger(ref(names.at(-1)!, 'q')));
     expect(first.decision.explanation.details.resumedAfterSilenceSeconds).toBeUndefined();
     expect(last.decision.explanation.details.resumedAfterSilenceSeconds).toBeGreaterThan(3600);
+  });
+});
+
+// Found by review: a trigger with a GPU source alone and a selector that matches nothing read as
+// a workload at zero on every call, and nothing said so.
+describe('Engine: a GPU query that matches nothing, on a trigger that reads no queue', () => {
+  function gpuEngine(reading: { current: SourceReading }, clock: { ms: number }) {
+    const driver: SourceDriver = {
+      kind: 'gpu',
+      identity: () => 'fake-gpu',
+      create: (): Source => ({
+        identity: 'fake-gpu',
+        label: 'fake gpu',
+        kind: 'gpu',
+        read: () => Promise.resolve(reading.current),
+      }),
+      closeIdle: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const { sink, lines } = logLines<{ msg: string; silentForMinutes?: number; sources?: string[] }>();
+    const engine = new Engine({
+      registry: new SourceRegistry([driver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger: pino({ level: 'warn' }, sink),
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: () => clock.ms,
+    });
+    const trigger = engine.trigger({
+      name: 'vision',
+      namespace: 'ml',
+      metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vison-.*' },
+    });
+    const silence = () => lines.filter((l) => l.msg.includes('GPU query has matched no series'));
+    return { engine, trigger, silence };
+  }
+
+  it('answers as a workload at zero, and warns once that has lasted 10 minutes, then hourly, until a series comes', async () => {
+    const reading = { current: { backlog: 0, noSeries: true } as SourceReading };
+    const clock = { ms: 0 };
+    const { engine, trigger, silence } = gpuEngine(reading, clock);
+    const minute = async (m: number) => {
+      clock.ms = m * 60_000;
+      return engine.evaluate(trigger);
+    };
+    for (let m = 0; m < 10; m++) expect((await minute(m)).decision.active).toBe(false);
+    expect(silence()).toEqual([]);
+    await minute(10);
+    expect(silence()).toEqual([expect.objectContaining({ silentForMinutes: 10, sources: ['fake gpu'] })]);
+    for (let m = 11; m < 70; m++) await minute(m);
+    expect(silence()).toHaveLength(1);
+    await minute(70);
+    expect(silence()).toHaveLength(2);
+    // Series again: the silence is over, and a new one starts its 10 minutes afresh.
+    reading.current = { backlog: 0, busyGpus: 0 }; // idle GPUs: a series, and still inactive
+    await minute(71);
+    reading.current = { backlog: 0, noSeries: true };
+    for (let m = 72; m < 82; m++) await minute(m);
+    expect(silence()).toHaveLength(2);
+    await minute(82);
+    expect(silence()).toHaveLength(3);
   });
 });
