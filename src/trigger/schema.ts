@@ -38,9 +38,27 @@ class Issues {
   total = 0;
   /** Keys the trigger wrote otherwise (`rabbitmq.hostFromEnv` for `rabbitmq.host`): issues name them as written. */
   private readonly written = new Map<string, string>();
+  /** Keys (and `<kind>.*` for a whole group) an issue was already about: none of them is then also "required". */
+  private readonly told = new Set<string>();
+  /** Long texts given once; an issue after the first says "as above". */
+  private readonly given = new Set<string>();
   add(key: string, problem: string): void {
+    this.told.add(key);
     // Past what an InvalidTrigger keeps only the count matters: 100,000 unknown keys format 10 lines.
     if (this.total++ < InvalidTrigger.KEPT) this.list.push(`${this.written.get(key) ?? key}: ${problem}`);
+  }
+  /** A problem whose text lists what is allowed: whole the first time, "as above" after. */
+  addOnce(key: string, problem: string, short: string): void {
+    this.add(key, this.given.has(problem) ? short : problem);
+    this.given.add(problem);
+  }
+  /** An issue already covers the key (written otherwise), or `<kind>.*`, the whole group (its profile does not exist). */
+  tell(key: string): void {
+    this.told.add(key);
+  }
+  /** Whether an issue was about the key already, or about its whole group. */
+  toldOf(key: string, group: string): boolean {
+    return this.told.has(key) || this.told.has(`${group}*`);
   }
   writtenAs(key: string, rawKey: string): void {
     this.written.set(key, rawKey);
@@ -86,20 +104,25 @@ function readGroup<T extends FieldTable>(
 ): ValuesOf<T> | undefined {
   const values: Record<string, unknown> = {};
   const before = issues.total;
+  let missing = false;
   for (const [name, field] of Object.entries(table)) {
     const value = raw[name];
     if (value === undefined) {
       if (field.default !== undefined) values[name] = field.default;
-      else if (field.required)
-        issues.add(`${keyPrefix}${name}`, `is required; allowed: ${field.allowed}${otherWays(table, keyPrefix, name, field)}`);
+      else if (field.required) {
+        missing = true;
+        // Not when an issue above says why it is missing (a value too long, a profile not found).
+        if (!issues.toldOf(`${keyPrefix}${name}`, keyPrefix))
+          issues.add(`${keyPrefix}${name}`, `is required; allowed: ${field.allowed}${otherWays(table, keyPrefix, name, field)}`);
+      }
       continue;
     }
     const parsed = field.schema.safeParse(value);
     if (parsed.success) values[name] = parsed.data;
     else issues.add(`${keyPrefix}${name}`, refused(value, field));
   }
-  // Sound: every field was parsed by its own schema, and a missing required one was an issue.
-  return issues.total === before ? (values as ValuesOf<T>) : undefined;
+  // Sound: every field was parsed by its own schema, and none required is missing.
+  return issues.total === before && !missing ? (values as ValuesOf<T>) : undefined;
 }
 
 /** The other ways a required key can be given: from the workload's environment, or a connection profile. */
@@ -145,10 +168,13 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
         continue;
       }
       if (!Object.hasOwn(table, name)) {
-        issues.add(keyText(rawKey), unknownSourceKey[kind]);
+        issues.addOnce(keyText(rawKey), unknownSourceKey[kind], `unknown key; allowed ${kind} keys: as above`);
         continue;
       }
-      if (tooLong(rawKey, value, table[name]!, issues)) continue;
+      if (tooLong(rawKey, value, table[name]!, issues)) {
+        issues.tell(`${prefix}.${name}`);
+        continue;
+      }
       if (name !== rawKey.slice(dot + 1)) issues.writtenAs(`${prefix}.${name}`, rawKey);
       const group = groups.get(kind) ?? {};
       group[name] = value;
@@ -156,7 +182,7 @@ function splitMetadata(metadata: Readonly<Record<string, string>>, issues: Issue
     } else if (Object.hasOwn(scalingFields, rawKey)) {
       if (!tooLong(rawKey, value, (scalingFields as FieldTable)[rawKey]!, issues)) top[rawKey] = value;
     } else {
-      issues.add(keyText(rawKey), unknownTopKey);
+      issues.addOnce(keyText(rawKey), unknownTopKey, 'unknown key; allowed: as above');
     }
   }
   return { top, groups };
@@ -208,6 +234,7 @@ function withProfile(
       `${kind}.connection`,
       `got ${quote(name)}; allowed: ${known.length ? known.join(', ') : `no ${kind} profiles are configured`}`,
     );
+    issues.tell(`${kind}.*`);
     return group;
   }
   // A cross-field rule that trips over a profile's value says where the value came from.

@@ -318,6 +318,48 @@ describe('trigger schema', () => {
     expect(kafka.sources[0]).toMatchObject({ offsetResetPolicy: 'earliest', sasl: 'plain', tls: true });
   });
 
+  // Found by review: one mistake came with another that only followed from it, and every unknown
+  // key repeated the whole list of keys, so three of them filled the message KEDA shows.
+  it('reports a key too long once, not also as missing', () => {
+    expect(issuesOf({ 'rabbitmq.host': 'amqp://h', 'rabbitmq.queueName': 'q'.repeat(9000) })).toEqual([
+      expect.stringMatching(
+        /^rabbitmq\.queueName: got "q+"\.\.\. \(9000 chars\); allowed: a queue name, at most \d+ characters$/,
+      ),
+    ]);
+    expect(issuesOf({ 'rabbitmq.hostFromEnv': 'H'.repeat(9000), 'rabbitmq.queueName': 'q' })).toHaveLength(1);
+  });
+
+  it('reports a profile that does not exist once, not also the keys it would have given', () => {
+    expect(
+      issuesOf(
+        { 'rabbitmq.connection': 'mian', 'rabbitmq.queueName': 'q' },
+        { profiles: { rabbitmq: { main: { host: 'amqp://h' } } } },
+      ),
+    ).toEqual(['rabbitmq.connection: got "mian"; allowed: main']);
+  });
+
+  it('lists the allowed keys with the first unknown key only', () => {
+    const issues = issuesOf({ ...rabbit, k1: 'x', k2: 'x', 'rabbitmq.q1': 'x', 'rabbitmq.q2': 'x', maxReplicas: 'x' });
+    expect(issues).toEqual([
+      expect.stringMatching(/^k1: unknown key; allowed: messagesPerReplica, .*KEDA's own keys/),
+      'k2: unknown key; allowed: as above',
+      expect.stringMatching(/^rabbitmq\.q1: unknown key; allowed rabbitmq keys: connection, host, hostFromEnv, /),
+      'rabbitmq.q2: unknown key; allowed rabbitmq keys: as above',
+      expect.stringMatching(/^maxReplicas: got "x"; allowed: /),
+    ]);
+    // All five fit in the message KEDA shows.
+    const err = (() => {
+      try {
+        parse({ ...rabbit, k1: 'x', k2: 'x', 'rabbitmq.q1': 'x', 'rabbitmq.q2': 'x', maxReplicas: 'x' });
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected InvalidTrigger');
+    })();
+    expect(err.message).toContain('maxReplicas: got "x"');
+    expect(err.message).not.toMatch(/more/);
+  });
+
   it('quotes a value without user info as it is', () => {
     expect(issuesOf({ 'gpu.serverAddress': 'http://prom:bad/a', 'gpu.query': 'up' })[0]).toMatch(
       /^gpu\.serverAddress: got "http:\/\/prom:bad\/a";/,
