@@ -40,11 +40,16 @@ export function managementQueueUrl(config: Pick<RabbitmqSourceConfig, 'host' | '
   return { url, authorization };
 }
 
-/** A management API URL's path: a prefix, then the vhost (the last segment; `/` when there is none). */
+/**
+ * A management API URL's path as KEDA's RabbitMQ trigger reads it: the last segment is the vhost
+ * (`/` when empty, so `.../prefix/` is the root vhost under `/prefix`), the segments before it a
+ * path prefix (empty ones dropped).
+ */
 function managementPath(url: URL): { prefix: string; vhost: string } {
-  const path = withoutTrailingSlashes(url.pathname);
-  const slash = path.lastIndexOf('/');
-  return { prefix: slash > 0 ? path.slice(0, slash) : '', vhost: path === '' ? '/' : decodeURIComponent(path.slice(slash + 1)) };
+  const segments = url.pathname.split('/');
+  const last = segments.pop() ?? '';
+  const prefix = segments.filter((s) => s !== '').join('/');
+  return { prefix: prefix === '' ? '' : `/${prefix}`, vhost: last === '' ? '/' : decodeURIComponent(last) };
 }
 
 function vhostOf(config: RabbitmqSourceConfig): string {

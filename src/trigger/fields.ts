@@ -208,7 +208,7 @@ const rabbitmqFields = {
     schema: kinds.url(['amqp', 'amqps', 'http', 'https']),
     allowed: `an amqp://, amqps://, http:// or https:// URL ${URL_ESCAPES}`,
     description:
-      "Broker URL: AMQP (its path is the vhost), or the management API for protocol http (its path's last segment is the vhost, what comes before it a path prefix, as KEDA reads it).",
+      "Broker URL: AMQP (its path is the vhost), or the management API for protocol http (its path's last segment is the vhost, empty for the root one as after a trailing slash, and what comes before it a path prefix, as KEDA reads it).",
     required: true,
     fromEnv: true,
     secret: true,

@@ -207,10 +207,17 @@ describe('RabbitmqDriver over the management API', () => {
     await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/rabbitmq/tenant' }));
     await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/rabbitmq/tenant/', vhostName: 'ml', queueName: 'other' }));
     await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/a/b/%2F', queueName: 'third' }));
+    // A trailing slash ends the path with an empty vhost segment: the root vhost under the prefix.
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/rabbitmq/', queueName: 'fourth' }));
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/', queueName: 'fifth' }));
+    await read(driver, http({ host: 'https://user:s3cret@rabbit:15671/a//b/vh', queueName: 'sixth' }));
     expect(asked.map((a) => a.url)).toEqual([
       'https://rabbit:15671/rabbitmq/api/queues/tenant/jobs',
-      'https://rabbit:15671/rabbitmq/api/queues/ml/other',
+      'https://rabbit:15671/rabbitmq/tenant/api/queues/ml/other',
       'https://rabbit:15671/a/b/api/queues/%2F/third',
+      'https://rabbit:15671/rabbitmq/api/queues/%2F/fourth',
+      'https://rabbit:15671/api/queues/%2F/fifth',
+      'https://rabbit:15671/a/b/api/queues/vh/sixth',
     ]);
   });
 
