@@ -100,6 +100,14 @@ export function sqsError(where: string, err: unknown): Error {
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const message = errorMessage(err);
   if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
+  if (status !== undefined && status >= 200 && status < 300) {
+    // A success status with an answer the SDK could not read (an HTML page from a proxy, another
+    // service at the endpoint): a bad answer, as RabbitMQ's and Prometheus' are, not an outage.
+    // The SDK's hint about its hidden field is for its own users.
+    return new SourceBadAnswer(
+      `${where}: the endpoint answered HTTP ${status} with no SQS response (${message.split(/\n|\\u000a/)[0]}); check sqs.awsEndpoint / the queue URL`,
+    );
+  }
   if (names.some((n) => credentialNames.has(n)) || status === 401 || status === 403) {
     // AccessDenied is a permission, not a credential: say which the identity needs.
     const denied = names.some((n) => /AccessDenied/.test(n));

@@ -1,5 +1,7 @@
 // SQS source with a fake client behind the one-call interface: the backlog formula per flag,
 // error mapping, and one client per (region, endpoint).
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable } from '../../src/errors.ts';
@@ -251,5 +253,35 @@ describe('SqsDriver', () => {
       return Promise.reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
     };
     await expect(source.read(controller.signal)).rejects.toThrow('deadline');
+  });
+});
+
+// Found by review: a 200 that is no SQS answer read as an outage, with the SDK's hint about its
+// hidden field in the message. The real SDK client against a local HTTP server.
+describe('an endpoint that answers with something that is no SQS response', () => {
+  it('is a bad answer (FAILED_PRECONDITION), not an outage, and says what to check', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.end('<html><body>Sign in</body></html>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const saved = { ...process.env };
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test', AWS_EC2_METADATA_DISABLED: 'true' });
+    const driver = new SqsDriver({ logger: silentLogger(), timeoutMs: 2000 });
+    try {
+      const source = driver.create(config({ awsEndpoint: `http://127.0.0.1:${port}` }));
+      const err = (await source.read(new AbortController().signal).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(SourceBadAnswer);
+      expect(err.message).toMatch(
+        /^sqs queue "jobs" \(eu-west-1 via [^)]+\): the endpoint answered HTTP 200 with no SQS response \(Unexpected token/,
+      );
+      expect(err.message).toMatch(/check sqs\.awsEndpoint/);
+      expect(err.message).not.toMatch(/hidden field/);
+    } finally {
+      await driver.close();
+      process.env = saved;
+      server.close();
+    }
   });
 });
