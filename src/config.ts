@@ -37,7 +37,13 @@ const envSchema = z.object({
   /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
   HEALTH_PORT: port.default(0),
   BIND_ADDRESS: z.string().min(1).default('0.0.0.0'),
-  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  // Words in any case (DEBUG, False), as trigger metadata takes them.
+  LOG_LEVEL: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .default('info'),
   CACHE_TTL_MS: positiveMs.default(1000),
   SOURCE_TIMEOUT_MS: positiveMs.default(2000),
   STREAM_INTERVAL_MS: positiveMs.default(1000),
@@ -79,7 +85,10 @@ const envSchema = z.object({
    * shows every trigger).
    */
   TRIGGER_METRICS: z
-    .enum(['true', 'false'])
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false']))
     .default('true')
     .transform((v) => v === 'true'),
   TLS_CERT_FILE: z.string().min(1).optional(),

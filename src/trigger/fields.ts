@@ -240,7 +240,8 @@ const sqsFields = {
   awsRegion: field({
     schema: kinds.text,
     allowed: 'an AWS region such as eu-west-1',
-    description: 'Region; taken from the queue URL when absent.',
+    description:
+      "Region; when absent, the queue URL's (sqs.<region>.amazonaws.com), else the scaler's AWS_REGION or AWS_DEFAULT_REGION.",
   }),
   awsEndpoint: field({
     schema: kinds.url(['http', 'https']),

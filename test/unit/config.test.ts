@@ -7,6 +7,7 @@ describe('loadConfig: TRIGGER_METRICS', () => {
     expect(loadConfig({}).TRIGGER_METRICS).toBe(true);
     expect(loadConfig({ TRIGGER_METRICS: 'true' }).TRIGGER_METRICS).toBe(true);
     expect(loadConfig({ TRIGGER_METRICS: 'false' }).TRIGGER_METRICS).toBe(false);
+    expect(loadConfig({ TRIGGER_METRICS: ' False ' }).TRIGGER_METRICS).toBe(false);
   });
 
   it('refuses anything else, naming the variable and the allowed values', () => {
@@ -216,5 +217,13 @@ describe('parseProfiles: values checked at start-up', () => {
     expect(() => parseTrigger({ name: 'n', namespace: 'ns', metadata: own }, { profiles })).toThrow(
       /: rabbitmq\.protocol: got "http"/,
     );
+  });
+});
+
+describe('loadConfig: LOG_LEVEL', () => {
+  it('takes a level in any case, and refuses another word naming the levels', () => {
+    expect(loadConfig({}).LOG_LEVEL).toBe('info');
+    expect(loadConfig({ LOG_LEVEL: 'DEBUG' }).LOG_LEVEL).toBe('debug');
+    expect(() => loadConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL: .*"trace".*"silent"/);
   });
 });
