@@ -5,15 +5,33 @@
 // lateRequestCost. A long objective against short requests lets the fleet run hot (c close to a);
 // a short one against long requests buys the square-root margin, as far as it pays.
 
+/**
+ * Erlang B for c slots at offered load a, by its recursion B(i) = a·B(i−1) / (i + a·B(i−1)), from
+ * B(`from`) = `b`. Past the load B falls faster than geometrically; once it is below 1e-18 the
+ * wait it gives is nil at any rate a fleet sees, and the recursion stops: its cost is bounded by
+ * the load, not by the slots (a replica configured to take a million messages).
+ */
+function erlangB(c: number, a: number, from = 0, b = 1): number {
+  for (let i = from + 1; i <= c; i++) {
+    b = (a * b) / (i + a * b);
+    if (i > a && b < 1e-18) return 0;
+  }
+  return b;
+}
+
+/** P(wait > t) with c slots, from Erlang B at c (1 when c <= a: the queue grows without end). */
+function lateFromB(c: number, b: number, a: number, serviceSeconds: number, objectiveSeconds: number): number {
+  if (!(a > 0)) return 0;
+  if (c <= a) return 1;
+  const waitProbability = (c * b) / (c - a * (1 - b));
+  return Math.min(1, waitProbability * Math.exp((-(c - a) * objectiveSeconds) / serviceSeconds));
+}
+
 /** P(wait > t) with c slots (1 when c <= a: the queue grows without end). */
 export function lateProbability(c: number, a: number, serviceSeconds: number, objectiveSeconds: number): number {
   if (!(a > 0)) return 0;
   if (c <= a) return 1;
-  // Erlang B by its recursion, B(i) = a·B(i−1) / (i + a·B(i−1)); then C = c·B / (c − a·(1 − B)).
-  let b = 1;
-  for (let i = 1; i <= c; i++) b = (a * b) / (i + a * b);
-  const waitProbability = (c * b) / (c - a * (1 - b));
-  return Math.min(1, waitProbability * Math.exp((-(c - a) * objectiveSeconds) / serviceSeconds));
+  return lateFromB(c, erlangB(c, a), a, serviceSeconds, objectiveSeconds);
 }
 
 export interface SteadyLoad {
@@ -31,16 +49,21 @@ export interface SteadyLoad {
 
 /**
  * The stable replica count n (n·k > λ·S) that minimizes n + lateRequestCost · λ · P(wait > T): a
- * replica-second against the late requests it prevents.
+ * replica-second against the late requests it prevents. At most `limit` (maxReplicas) is priced:
+ * a load that needs more gets its first stable count, which the bounds cut to the limit, with no
+ * Erlang sums over slots nobody may run. Each count's B goes on from the one before, k steps.
  */
 export function pricedReplicas(load: SteadyLoad, limit = 10_000): number {
   const { arrivalRate: lambda, serviceSeconds: S, slotsPerReplica: k, objectiveSeconds: T } = load;
-  if (!(lambda * S > 0)) return 0;
-  const lateRate = (n: number) => lambda * lateProbability(n * k, lambda * S, S, T);
-  let best = Math.max(1, Math.floor((lambda * S) / k) + 1);
-  let bestCost = best + load.lateRequestCost * lateRate(best);
+  const a = lambda * S;
+  if (!(a > 0)) return 0;
+  let best = Math.max(1, Math.floor(a / k) + 1);
+  if (best >= limit) return best;
+  let b = erlangB(best * k, a);
+  let bestCost = best + load.lateRequestCost * lambda * lateFromB(best * k, b, a, S, T);
   for (let n = best + 1; n <= limit; n++) {
-    const cost = n + load.lateRequestCost * lateRate(n);
+    b = b === 0 ? 0 : erlangB(n * k, a, (n - 1) * k, b);
+    const cost = n + load.lateRequestCost * lambda * lateFromB(n * k, b, a, S, T);
     if (cost >= bestCost) break;
     best = n;
     bestCost = cost;

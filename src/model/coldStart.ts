@@ -51,7 +51,8 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
   while (rise > 0 && pending.length > 0) {
     const oldest = pending[0]!;
     const matched = Math.min(rise, oldest.replicas);
-    for (let i = 0; i < matched; i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
+    // Only the last MAX_SAMPLES are kept: a rise of thousands adds no more than that.
+    for (let i = 0; i < Math.min(matched, MAX_SAMPLES); i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
     rise -= matched;
     if (matched === oldest.replicas) pending.shift();
     else pending[0] = { atMs: oldest.atMs, replicas: oldest.replicas - matched };

@@ -270,7 +270,9 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
     details.throughputSource = service.source!;
   }
   if (service.history.drainingUntilMs !== undefined) details.slotsHeldWhileReplicasLeave = true;
-  const askedFleet = history.lastActive === true ? (history.lastDesiredReplicas ?? 0) : 0;
+  // At most maxReplicas: the bound KEDA runs under now (an edit may have lowered it), and what keeps
+  // a record from elsewhere from sizing the model's work (lastDesiredReplicas 1e8).
+  const askedFleet = history.lastActive === true ? Math.min(history.lastDesiredReplicas ?? 0, scaling.maxReplicas) : 0;
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 

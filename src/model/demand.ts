@@ -167,13 +167,16 @@ export function backlogDemand(
   const add = ceilSafe(need(Math.max(0, projected + noise), 0));
   const rate =
     T < C
-      ? pricedReplicas({
-          arrivalRate: steady,
-          serviceSeconds: S,
-          slotsPerReplica: k,
-          objectiveSeconds: T,
-          lateRequestCost: scaling.lateRequestCost,
-        })
+      ? pricedReplicas(
+          {
+            arrivalRate: steady,
+            serviceSeconds: S,
+            slotsPerReplica: k,
+            objectiveSeconds: T,
+            lateRequestCost: scaling.lateRequestCost,
+          },
+          scaling.maxReplicas,
+        )
       : 0;
   Object.assign(details, {
     rule:

@@ -2,11 +2,14 @@
 // another version of the scaler, or anything else found there, fails it and is ignored (never
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
+import { MAX_REPLICAS } from '../trigger/fields.ts';
 import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from './types.ts';
 
 const finite = z.number().finite();
 const nonNegative = finite.nonnegative();
-const mark = z.object({ atMs: finite, replicas: nonNegative }).readonly();
+/** A replica count: no more than a trigger may ask for (a record past it is garbage, not a fleet). */
+const replicas = nonNegative.max(MAX_REPLICAS);
+const mark = z.object({ atMs: finite, replicas }).readonly();
 const list = <T extends z.ZodType>(item: T, max = 64) => z.array(item).max(max).readonly();
 
 export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
@@ -14,7 +17,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     lastWorkAtMs: finite.optional(),
     idleSinceMs: finite.optional(),
     idleGapsSeconds: list(nonNegative),
-    lastDesiredReplicas: nonNegative.optional(),
+    lastDesiredReplicas: replicas.optional(),
     lastDecisionAtMs: finite.optional(),
     lastActive: z.boolean().optional(),
     lastThroughputKnown: z.boolean().optional(),
@@ -54,13 +57,13 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     headStart: z.object({ atMs: finite, total: finite }).readonly().optional(),
     burstEpisode: z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly().optional(),
     bursts: list(z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly()).optional(),
-    busyPeakReplicas: nonNegative.optional(),
+    busyPeakReplicas: replicas.optional(),
     busyPeaks: list(nonNegative).optional(),
     busyPeakBacklog: nonNegative.optional(),
     busyBacklogPeaks: list(nonNegative).optional(),
     pendingStarts: list(mark).optional(),
     coldStartSamples: list(nonNegative).optional(),
-    lastReady: nonNegative.optional(),
+    lastReady: replicas.optional(),
     counterBasis: z.string().max(MAX_COUNTER_BASIS_CHARS).optional(),
     occupancyMinute: z
       .object({ startMs: finite, servedTotal: nonNegative, inFlightSeconds: nonNegative, consumerSeconds: nonNegative })

@@ -41,7 +41,8 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
     return {
       ok: false,
       reason: 'format',
-      detail: `format ${envelope.format} (this scaler reads ${format}), written by ${String(envelope.scalerVersion)}`,
+      // Any JSON may stand there: String() of {"toString": 1} throws.
+      detail: `format ${envelope.format} (this scaler reads ${format}), written by ${typeof envelope.scalerVersion === 'string' ? clip(envelope.scalerVersion, 64) : 'an unknown version'}`,
     };
   }
   const { scalerVersion, writerId, atMs } = envelope;

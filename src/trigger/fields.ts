@@ -51,11 +51,18 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
     .refine((n) => Number.isFinite(n) && check(n));
 }
 
+/**
+ * The most replicas a trigger may ask for: far past any GPU fleet, and a bound on the model's work
+ * per decision (it prices fleet sizes up to maxReplicas).
+ */
+export const MAX_REPLICAS = 100_000;
+
 const kinds = {
   positiveNumber: numberFrom((n) => n > 0),
   nonNegativeNumber: numberFrom((n) => n >= 0),
   nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
   positiveInt: numberFrom((n) => n > 0 && Number.isInteger(n)),
+  replicaCount: numberFrom((n) => n > 0 && Number.isInteger(n) && n <= MAX_REPLICAS),
   fraction: numberFrom((n) => n > 0 && n <= 1),
   // Any case; t and f as KEDA's own scalers take them (Go's strconv.ParseBool).
   bool: z.stringbool({ truthy: ['true', '1', 't', 'yes'], falsy: ['false', '0', 'f', 'no'] }),
@@ -182,14 +189,14 @@ export const scalingFields = {
     description: 'Backlog above which a workload scaled to zero wakes.',
   }),
   minReplicas: field({
-    schema: kinds.positiveInt,
-    allowed: 'an integer >= 1',
+    schema: kinds.replicaCount,
+    allowed: `an integer from 1 to ${MAX_REPLICAS}`,
     default: 1,
     description: 'Lower bound on the desired replica count while active (scale to zero is decided by activity).',
   }),
   maxReplicas: field({
-    schema: kinds.positiveInt,
-    allowed: 'an integer >= 1',
+    schema: kinds.replicaCount,
+    allowed: `an integer from 1 to ${MAX_REPLICAS}`,
     default: 100,
     description: 'Upper bound on the desired replica count.',
   }),

@@ -37,3 +37,23 @@ describe('pricedReplicas', () => {
     expect(pricedReplicas({ ...load, arrivalRate: lambda, serviceSeconds: S, objectiveSeconds: T, lateRequestCost: X })).toBe(n);
   });
 });
+
+// Found by review: the work of one decision grew with the load and the slots, not the fleet a
+// trigger may run: a throughputPerReplica of 1e-8 held the event loop for seconds. These return
+// at once now; before, each ran past the test's timeout.
+describe('bounded work', () => {
+  it('prices no count past the limit: a load that needs more gets its first stable count', () => {
+    const load = { slotsPerReplica: 4, objectiveSeconds: 15, lateRequestCost: 10 };
+    // λ 5/s, S 5e8 s (μ 1e-8 per replica of 4 slots): 6.25e8 replicas at the least.
+    expect(pricedReplicas({ ...load, arrivalRate: 5, serviceSeconds: 5e8 }, 100)).toBe(625_000_001);
+    // 1e6 requests a second of 0.4 s with maxReplicas 100: the same, and the bounds cut it to 100.
+    expect(pricedReplicas({ ...load, arrivalRate: 1e6, serviceSeconds: 0.4 }, 100)).toBe(100_001);
+  });
+
+  it('stops the Erlang sum once the wait it gives is nil: a replica of a billion slots costs what the load does', () => {
+    expect(lateProbability(1e9, 10, 1, 15)).toBe(0);
+    expect(
+      pricedReplicas({ slotsPerReplica: 1e9, objectiveSeconds: 15, lateRequestCost: 10, arrivalRate: 5, serviceSeconds: 2 }),
+    ).toBe(1);
+  });
+});

@@ -1090,3 +1090,15 @@ describe('decide after a silence (a paused ScaledObject resumed): resumedHistory
     expect(out.history.idleSinceMs).toBe(history.idleSinceMs);
   });
 });
+
+// Found by review: a record's lastDesiredReplicas sized an array of starting replicas (1e8 took
+// 3 s and 1.8 GiB); the fleet asked for is at most maxReplicas, as KEDA runs it.
+describe('a remembered fleet past maxReplicas', () => {
+  it('counts at most maxReplicas asked for, and answers within the bounds', () => {
+    const signals: Signals = { backlog: 10, waiting: 10, inFlight: 0, consumers: 2 };
+    const decision = withFour(signals, { ...scaling, maxReplicas: 20, throughputPerReplica: 1 }, { lastDesiredReplicas: 1e8 });
+    // 20 asked for, 2 of them ready: 18 starting, not 99,999,998.
+    expect(decision.explanation.details.startingReplicas).toBe(18);
+    expect(decision.desiredReplicas).toBeLessThanOrEqual(20);
+  });
+});

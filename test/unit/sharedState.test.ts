@@ -318,6 +318,9 @@ describe('the shared history’s schema', () => {
     ['a negative gap', { idleGapsSeconds: [-5] }],
     ['NaN as JSON null', { idleGapsSeconds: [], lastDesiredReplicas: null }],
     ['a list past its bound', { idleGapsSeconds: new Array(1000).fill(1) }],
+    // Found by review: a fleet no trigger may ask for sized the model's work (1e8: 3 s, 1.8 GiB).
+    ['a fleet past what a trigger may ask for', { idleGapsSeconds: [], lastDesiredReplicas: 1e8 }],
+    ['an ask past it', { idleGapsSeconds: [], recentAsks: [{ atMs: 0, replicas: 1e6 }] }],
     [
       'a wrong type deep inside',
       { idleGapsSeconds: [], serviceEvidence: { occupancySeconds: 'a', served: 1, averagingSeconds: 60, spanSeconds: 1 } },

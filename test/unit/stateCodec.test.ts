@@ -45,6 +45,13 @@ describe('decodeRecord', () => {
     ['a record without a writer', JSON.stringify({ ...record, writerId: undefined }), 'envelope'],
     ['a time that is not finite', JSON.stringify({ ...record, atMs: 'soon' }), 'envelope'],
     ['a payload that fails the schema', JSON.stringify({ ...record, payload: { idleGapsSeconds: 'many' } }), 'payload'],
+    // Found by review: the version of another format was turned into text by String(), which throws on this.
+    [
+      'another format whose version is no string',
+      JSON.stringify({ ...record, format: 4, scalerVersion: { toString: 1 } }),
+      'format',
+    ],
+    ['another format without a version', JSON.stringify({ ...record, format: 4, scalerVersion: undefined }), 'format'],
     [
       'a payload with a fraction where an integer goes',
       JSON.stringify({ ...record, payload: { idleGapsSeconds: [], lastDesiredReplicas: 1.5 } }),
