@@ -241,6 +241,8 @@ export class Engine {
   private cached(trigger: Trigger, options: EvaluateOptions): Evaluation | undefined {
     const sources = this.triggerSources.get(trigger);
     if (sources === undefined) return undefined;
+    // Its first sight in the shared store is under way (another call's): wait for it, async.
+    if (this.options.shared?.firstSightUnderWay(trigger.id) !== undefined) return undefined;
     const nowMs = this.now();
     this.sweep(nowMs, trigger);
     const state = this.triggers.get(trigger.id);
@@ -269,8 +271,9 @@ export class Engine {
     const sources = found instanceof Promise ? await found : found;
     // First sight of the trigger with a shared store: its lease and record, before its first
     // answer, so a replica that just started answers from what was learned (bounded by the store).
+    // A call that comes while another's first sight is under way waits for the same one.
     const { shared } = this.options;
-    if (shared !== undefined && shared.view(trigger.id) === undefined) await shared.track(trigger.id, trigger.lineage);
+    if (shared !== undefined) await shared.track(trigger.id, trigger.lineage);
     // All or nothing: a partial sum would look smaller than the truth.
     const observations =
       sources.length === 1

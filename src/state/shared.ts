@@ -67,6 +67,8 @@ interface Entry<T> {
    * overrides its own.
    */
   lineageRecord?: KnownState<T>;
+  /** The first sight's store round trip, while it is under way: every call waits for it. */
+  tracking?: Promise<void>;
 }
 
 export class SharedState<T extends { readonly trigger?: string }> {
@@ -122,7 +124,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
    * timeout (three times for a new one); a failure leaves it local.
    */
   async track(key: string, lineage?: string): Promise<void> {
-    if (this.entries.has(key)) return;
+    const known = this.entries.get(key);
+    if (known !== undefined) return known.tracking;
     const entry: Entry<T> = {
       role: 'local',
       record: undefined,
@@ -132,6 +135,21 @@ export class SharedState<T extends { readonly trigger?: string }> {
       askedAtMs: this.now(),
     };
     this.entries.set(key, entry);
+    entry.tracking = this.firstSight(key, entry, lineage).finally(() => {
+      entry.tracking = undefined;
+    });
+    return entry.tracking;
+  }
+
+  /**
+   * Whether the trigger's first sight is still under way (track): a call then waits for it rather
+   * than decide from nothing and make that the trigger's own history. Local maps only.
+   */
+  firstSightUnderWay(key: string): Promise<void> | undefined {
+    return this.entries.get(key)?.tracking;
+  }
+
+  private async firstSight(key: string, entry: Entry<T>, lineage: string | undefined): Promise<void> {
     try {
       const [held, record] = await Promise.all([this.store.acquireLease(key), this.store.read(key)]);
       entry.role = held ? 'writer' : 'follower';

@@ -28,8 +28,13 @@ const driver = fakeRabbitDriver(async () => ({
 }));
 
 /** A scaler replica on `cluster`, its sources read by `source` (the broker above unless given). */
-function replica(cluster: StateCluster, name: string, source: SourceDriver<RabbitmqSourceConfig> = driver) {
-  const shared = new SharedState(cluster.client(name), {
+function replica(
+  cluster: StateCluster,
+  name: string,
+  source: SourceDriver<RabbitmqSourceConfig> = driver,
+  client: ReturnType<StateCluster['client']> = cluster.client(name),
+) {
+  const shared = new SharedState(client, {
     logger: silentLogger(),
     publishIntervalMs: 5000,
     now: cluster.now,
@@ -151,6 +156,39 @@ describe('replicas on one shared store', () => {
     expect(first.keepWarmSource).toBe('learned');
     expect(first.keepWarmSeconds).toBe(before.keepWarmSeconds);
     expect(fresh.shared.view(fresh.engine.trigger(ref).id)?.role).toBe('writer');
+  });
+
+  // Found by review: the second of two first calls skipped the store's round trip the first was
+  // in, decided from nothing, and that became the trigger's own history for good.
+  it('makes a call that comes during the first sight wait for it: two first calls at once both start from what was learned', async () => {
+    const clock = { ms: 2_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    await learnGaps([a], clock, 4);
+    const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision;
+    await a.shared.close();
+    // A store 20 ms away: the second call comes while the first's lease and read are under way.
+    const client = cluster.client('a2');
+    const slow = new Proxy(client, {
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const fresh = replica(cluster, 'a2', driver, slow);
+    broker.backlog = 0;
+    clock.ms += 1000;
+    const trigger = fresh.engine.trigger(ref);
+    const answers = await Promise.all([fresh.engine.evaluate(trigger), fresh.engine.evaluate(trigger)]);
+    for (const answer of answers) {
+      expect(answer.decision.active).toBe(before.active);
+      expect(answer.decision.explanation.details.keepWarmSource).toBe('learned');
+    }
+    expect(fresh.engine.sharedState(trigger)).toMatchObject({ role: 'writer', decidedFromRecordAtMs: expect.any(Number) });
   });
 
   it("carries the sources' rate estimates on from the record: a new process does not start from one interval's count", async () => {
