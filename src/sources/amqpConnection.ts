@@ -5,7 +5,7 @@
 // channels (RabbitMQ's channel_max) amqplib has none left to give.
 import { once } from 'node:events';
 import amqplib, { type Channel, type ChannelModel } from 'amqplib';
-import { errorMessage, redact } from '../errors.ts';
+import { SourceUnavailable, errorMessage, redact } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 
 /** Channels per connection, far under channel_max: on the test bed 16 answered 3,600 checkQueue/s, 64 answered 7,400/s. */
@@ -17,6 +17,8 @@ export type Connect = (url: string, options: { timeout: number }) => Promise<Cha
 interface Waiter {
   /** Called when a channel is free, or a slot to open one: the waiter asks again. */
   readonly wake: () => void;
+  /** Called when the connection is closed for good: the waiter does not open another. */
+  readonly fail: (err: Error) => void;
 }
 
 export class AmqpConnection {
@@ -136,6 +138,10 @@ export class AmqpConnection {
           signal?.removeEventListener('abort', onAbort);
           resolve();
         },
+        fail: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       const onAbort = () => {
         const i = this.waiting.indexOf(waiter);
@@ -156,7 +162,9 @@ export class AmqpConnection {
     this.connecting = undefined;
     this.idle.length = 0;
     this.open.clear();
-    this.wakeAll();
+    // Reads waiting for a channel end here: woken, they would open a connection nobody closes.
+    const closed = new SourceUnavailable(`rabbitmq connection to ${redact(this.url)} closed while the read waited for a channel`);
+    for (const waiter of this.waiting.splice(0)) waiter.fail(closed);
     if (pending === undefined) return;
     try {
       const conn = await pending;

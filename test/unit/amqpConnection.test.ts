@@ -106,4 +106,31 @@ describe('AmqpConnection', () => {
     for (const answer of broker.held.splice(0)) answer();
     await Promise.all(busy);
   });
+
+  // Found by review: close() woke the reads waiting for a channel, and they opened a new
+  // connection that nothing would close.
+  it('ends the reads waiting for a channel when closed, and opens no connection for them', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('jobs', 1);
+    broker.hold = true;
+    let connects = 0;
+    const amqp = new AmqpConnection('amqp://user:s3cret@broker', silentLogger(), 1000, async () => {
+      connects++;
+      return broker.connection();
+    });
+    const busy = Array.from({ length: MAX_CHANNELS }, () => amqp.checkQueue('jobs'));
+    await new Promise((r) => setImmediate(r));
+    const waiting = Array.from({ length: 5 }, () => amqp.checkQueue('jobs'));
+    await new Promise((r) => setImmediate(r));
+    expect(amqp.queued).toBe(5);
+    await amqp.close();
+    for (const read of waiting) await expect(read).rejects.toThrow(/closed while the read waited for a channel/);
+    await expect(Promise.all(waiting.map((w) => w.catch((e: Error) => e.message)))).resolves.not.toContainEqual(
+      expect.stringContaining('s3cret'),
+    );
+    expect(amqp.queued).toBe(0);
+    expect(connects).toBe(1);
+    for (const answer of broker.held.splice(0)) answer();
+    await Promise.allSettled(busy);
+  });
 });
