@@ -75,13 +75,20 @@ async function readOffsets(
     for (const p of t.partitions) committedAt.set(`${t.topic}/${p.partition}`, parseOffset(p.offset, where));
   }
   const partitions = ends.flatMap(({ topic, partitions: list }) =>
-    list.map((p) => ({
-      topic,
-      partition: p.partition,
-      logStart: parseOffset(p.low, where) ?? 0,
-      logEnd: parseOffset(p.high, where) ?? 0,
-      committed: committedAt.get(`${topic}/${p.partition}`),
-    })),
+    list.map((p) => {
+      // No log end (-1) says nothing of the partition's messages: not an empty partition.
+      const logEnd = parseOffset(p.high, where);
+      if (logEnd === undefined) {
+        throw new SourceBadAnswer(`${where}: the brokers gave no log-end offset for partition ${p.partition} of ${quote(topic)}`);
+      }
+      return {
+        topic,
+        partition: p.partition,
+        logStart: parseOffset(p.low, where) ?? 0,
+        logEnd,
+        committed: committedAt.get(`${topic}/${p.partition}`),
+      };
+    }),
   );
   if (partitions.length === 0) {
     throw new SourceBadAnswer(`${where}: the brokers listed no partitions for ${clip(topics.join(','), LIST_CHARS)}`);

@@ -242,6 +242,19 @@ describe('KafkaDriver', () => {
     expect((await read(kafkaConfig({ offsetResetPolicy: 'earliest' }))).backlog).toBe(6 + 20 + 0);
   });
 
+  // Found by review: a partition with no log end (-1) read as empty, its lag 0.
+  it('gives a bad answer, not a lag of 0, for a partition the brokers give no log end for', async () => {
+    const { read, cluster } = setup();
+    cluster.topics.set('jobs', [
+      { high: 10, low: 0 },
+      { high: -1, low: 0 },
+      { high: 5, low: 0 },
+    ]);
+    const err = (await read(kafkaConfig()).catch((e: unknown) => e)) as Error;
+    expect(err).toBeInstanceOf(SourceBadAnswer);
+    expect(err.message).toMatch(/no log-end offset for partition 1 of "jobs"/);
+  });
+
   it('names a long group, topic list and broker list cut, so its errors stay short', () => {
     const { driver } = setup();
     const topics = Array.from({ length: 1000 }, (_, i) => `topic-${i}`);
