@@ -474,13 +474,25 @@ function inLineage(rawKey: string): boolean {
  * readings are read, passwords in URLs masked: what the model learns is about these).
  */
 function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<string, string>>) {
+  // Without its secrets: the id is a metric label, and an unsalted hash of a password beside
+  // metadata anyone may read would let a dictionary find it. Two triggers that differ only in a
+  // secret read the same thing alike.
   const canonical = Object.entries(metadata)
     .filter(([k]) => !kedaKeys.has(k))
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const read = canonical.filter(([k]) => inLineage(k)).map(([k, v]) => [k, redact(v)]);
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, v]) => [k, secretField(k) && !v.includes('://') ? '***' : redact(v)]);
+  const read = canonical.filter(([k]) => inLineage(k!));
   const hash = (entries: readonly (readonly string[])[]) =>
     createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12);
   return { id: `${namespace}/${name}/${hash(canonical)}`, lineage: `${namespace}/${name}/${hash(read)}` };
+}
+
+/** Whether a key of a trigger that parsed holds a secret itself (`kafka.password`; not `kafka.passwordFromEnv`, a name). */
+function secretField(rawKey: string): boolean {
+  const dot = rawKey.indexOf('.');
+  if (dot < 0) return false;
+  const table: FieldTable = sourceFields[rawKey.slice(0, dot) as SourceKind];
+  return table[rawKey.slice(dot + 1)]?.secret === true;
 }
 
 /** Parses and validates one trigger's metadata. Throws InvalidTrigger naming the first problems and counting all. */
