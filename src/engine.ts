@@ -106,6 +106,13 @@ interface TriggerState {
  */
 const LINEAGE_STALE_MS = 60_000;
 
+/**
+ * A trigger no one asked about for this long leaves the per-trigger metrics (it stays in /explain
+ * until the idle sweep): past KEDA's polling of a ScaledObject at zero (30 s by default; minutes
+ * where it was raised), short of the 15 minutes the alerts wait.
+ */
+const METRICS_UNASKED_MS = 10 * 60_000;
+
 /** How long a GPU query of a trigger that reads no queue matches nothing before a warning, and how often it repeats. */
 const GPU_SILENCE_MS = 10 * 60_000;
 const GPU_SILENCE_REMIND_MS = 60 * 60_000;
@@ -525,9 +532,19 @@ export class Engine {
    * which).
    */
   private *evaluations(latestOnly = false): Generator<Evaluation> {
+    const nowMs = latestOnly ? this.now() : 0;
     for (const [id, state] of this.triggers) {
       if (state.lastEvaluation === undefined) continue;
-      if (!latestOnly || this.lineages.get(state.trigger.lineage) === id) yield state.lastEvaluation;
+      if (!latestOnly) yield state.lastEvaluation;
+      // For the metrics, what KEDA gets now: not a decision its last answer replaced with an
+      // error (a queue deleted), nor one of a trigger KEDA stopped asking about (moved to another
+      // queue, paused), which would plot, sum and alert as current until the idle sweep.
+      else if (
+        this.lineages.get(state.trigger.lineage) === id &&
+        !this.failures.has(id) &&
+        nowMs - state.lastSeenMs <= METRICS_UNASKED_MS
+      )
+        yield state.lastEvaluation;
     }
   }
 

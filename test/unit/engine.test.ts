@@ -2,7 +2,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { Engine, MAX_RETIRED } from '../../src/engine.ts';
-import { SourceUnavailable } from '../../src/errors.ts';
+import { SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
@@ -238,6 +238,50 @@ describe('Engine: one decision per reading', () => {
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="a",trigger="h"} 5',
       'keda_inference_scaler_trigger_desired_replicas{namespace="ns",scaled_object="b",trigger="h"} 1',
     ]);
+  });
+
+  // Found by review: a trigger whose queue was deleted (every answer NOT_FOUND) or that KEDA no
+  // longer asked about kept its last decision on /metrics, and the at-maxReplicas alert fired on it.
+  it('leaves out of the per-trigger metrics a trigger whose last answer was an error, and one not asked about for 10 minutes', async () => {
+    const backlog: Record<string, number | undefined> = { q: 23, r: 0 };
+    const driver = fakeDriver(async (queueName) => {
+      const messages = backlog[queueName];
+      if (messages === undefined) throw new SourceNotFound(`fake ${queueName}: no such queue`);
+      return { backlog: messages };
+    });
+    const clock = { ms: 1_000_000 };
+    const { engine, metrics } = engineWith(driver, clock);
+    const shown = async () =>
+      (await metrics.render())
+        .split('\n')
+        .filter((l) => l.startsWith('keda_inference_scaler_trigger_desired_replicas{'))
+        .map((l) => /scaled_object="([^"]+)"/.exec(l)?.[1])
+        .sort();
+    const a = engine.trigger(ref('a', 'q'));
+    const b = engine.trigger(ref('b', 'r'));
+    await engine.evaluate(a);
+    await engine.evaluate(b);
+    expect(await shown()).toEqual(['a', 'b']);
+    backlog.q = undefined; // deleted
+    clock.ms += 1500;
+    await expect(engine.evaluate(a)).rejects.toThrow(SourceNotFound);
+    expect(await shown()).toEqual(['b']);
+    backlog.q = 4; // back: shown again with its new answer
+    clock.ms += 1500;
+    await engine.evaluate(a);
+    expect(await shown()).toEqual(['a', 'b']);
+    // b not asked about for ten minutes and a second (a paused ScaledObject, or one moved elsewhere).
+    for (let s = 0; s < 601; s += 30) {
+      clock.ms += 30_000;
+      await engine.evaluate(a);
+    }
+    expect(await shown()).toEqual(['a']);
+    expect(
+      engine
+        .lastEvaluations()
+        .map((e) => e.trigger.name)
+        .sort(),
+    ).toEqual(['a', 'b']);
   });
 });
 
