@@ -239,7 +239,7 @@ function withProfile(
   }
   // A cross-field rule that trips over a profile's value says where the value came from.
   for (const key of Object.keys(profile)) {
-    if (group[key] === undefined) issues.writtenAs(`${kind}.${key}`, `${kind}.${key} (from connection profile ${name})`);
+    if (group[key] === undefined) issues.writtenAs(`${kind}.${key}`, `${kind}.${key} (from connection profile ${keyText(name)})`);
   }
   return { ...profile, ...group };
 }

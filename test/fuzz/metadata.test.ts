@@ -246,8 +246,11 @@ function stream(method: 'StreamIsActive' | 'StreamMetricSpec', ref: ScaledObject
 
 const schemaKeys = new Set(knownKeys().flatMap(([k, f]) => (f.fromEnv ? [k, `${k}FromEnv`] : [k])));
 
-/** The key an INVALID_ARGUMENT issue names: bare (a key that reads as one) or quoted as quote() writes it. */
-const namedKey = /^("(?:[^"\\]|\\.)*"(?:\.\.\. \(\d+ chars\))?|\(trigger\)|[\w.-]+): /;
+/**
+ * The key an INVALID_ARGUMENT issue names: bare (a key that reads as one) or quoted as quote()
+ * writes it, and where its value came from a connection profile, that profile after it.
+ */
+const namedKey = /^("(?:[^"\\]|\\.)*"(?:\.\.\. \(\d+ chars\))?|\(trigger\)|[\w.-]+)(?: \(from connection profile [\w.-]+\))?: /;
 
 /** Checks an INVALID_ARGUMENT's details: what parsing says, short, each shown issue naming a key and what is allowed. */
 function checkInvalid(outcome: Outcome, expected: InvalidTrigger, metadata: Metadata): void {

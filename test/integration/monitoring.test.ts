@@ -153,6 +153,29 @@ const CASES: Case[] = [
     at: '12m',
     fires: [],
   },
+  // Found by review: a replica that started in a burst had one or two samples in the 10-minute
+  // window, all of them positive.
+  {
+    name: 'source reads waiting in the burst a restart brings, on the first scrapes of a new replica',
+    alert: 'KedaInferenceScalerReadsWaiting',
+    series: { 'keda_inference_scaler_source_reads_waiting{namespace="keda",pod="kis-0"}': '40 12 0x20' },
+    at: '1m',
+    fires: [],
+  },
+  {
+    name: 'state store commands refused for 15 minutes while it answers',
+    alert: 'KedaInferenceScalerStateStoreErrors',
+    series: { 'keda_inference_scaler_state_store_errors_total{namespace="keda",pod="kis-0",op="lease"}': growing(30, 15) },
+    at: '15m',
+    fires: [{ ...pod, op: 'lease' }],
+  },
+  {
+    name: 'one state store timeout',
+    alert: 'KedaInferenceScalerStateStoreErrors',
+    series: { 'keda_inference_scaler_state_store_errors_total{namespace="keda",pod="kis-0",op="read"}': '0 0 1x20' },
+    at: '15m',
+    fires: [],
+  },
   {
     name: 'a state store down for 10 minutes',
     alert: 'KedaInferenceScalerStateStoreDown',
