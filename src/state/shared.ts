@@ -80,6 +80,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private readonly removeHealthListener: () => void;
   private timer: NodeJS.Timeout | undefined;
   private renewing = false;
+  /** A full re-read asked for while a renewal was under way (the store back up): done right after it. */
+  private rereadWanted = false;
   /** The current round's triggers still to renew (start()), last first, and how many a tick renews. */
   private pending: string[] = [];
   private slice = 0;
@@ -242,6 +244,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too (after an outage). */
   async refresh(reread: boolean): Promise<void> {
+    if (this.renewing) {
+      this.rereadWanted ||= reread;
+      return;
+    }
     await this.renew([...this.entries], reread);
   }
 
@@ -286,6 +292,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
       );
     } finally {
       this.renewing = false;
+      if (this.rereadWanted) {
+        this.rereadWanted = false;
+        void this.refresh(true);
+      }
     }
   }
 }

@@ -294,6 +294,39 @@ describe('replicas on one shared store', () => {
   });
 });
 
+// Found by review: the full re-read a store coming back asks for was dropped when a renewal was
+// under way at that moment; the followers then waited for their round's re-read.
+describe('SharedState: a re-read asked for during a renewal', () => {
+  it('runs right after the renewal', async () => {
+    const clock = { ms: 4_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const writer = replica(cluster, 'w');
+    await learnGaps([writer], clock, 1);
+    let reads = 0;
+    const client = cluster.client('f');
+    const slow = new Proxy(client, {
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          if (key === 'read') reads++;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const follower = replica(cluster, 'f', driver, slow);
+    const id = follower.engine.trigger(ref).id;
+    await follower.shared.track(id);
+    expect(follower.shared.view(id)?.role).toBe('follower');
+    const before = reads;
+    const renewal = follower.shared.refresh(false); // a renewal without re-reads, under way
+    await follower.shared.refresh(true); // the store came back meanwhile
+    await renewal;
+    await vi.waitFor(() => expect(reads).toBe(before + 1));
+  });
+});
+
 describe('the shared history’s schema', () => {
   it('reads back every field of a history the model made, and nothing else', async () => {
     // A history with every field the model writes: a replay with counters, in-flight counts, bursts and gaps.
