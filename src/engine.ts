@@ -426,11 +426,6 @@ export class Engine {
   }
 
   /**
-   * Logs, once per trigger, that its consumers hold more messages than they serve at once and the
-   * model read the concurrency for itself: telling it does better (docs/model.md, "A prefetch past
-   * the concurrency"). Whether it did.
-   */
-  /**
    * A trigger that reads GPUs and no queue takes a query that matches no series as a workload at
    * zero (model/gpuSeries.ts: nothing else tells it the workload runs), and asks for no replicas;
    * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,
@@ -461,6 +456,11 @@ export class Engine {
     );
   }
 
+  /**
+   * Logs, once per trigger, that its consumers hold more messages than they serve at once and the
+   * model read the concurrency for itself: telling it does better (docs/model.md, "A prefetch past
+   * the concurrency"). Whether it did.
+   */
   private loggedPrefetch(trigger: Trigger, decision: Decision): boolean {
     const { details, signals } = decision.explanation;
     const detected = details.detectedConcurrencyPerReplica;
