@@ -2,7 +2,7 @@
 // another version of the scaler, or anything else found there, fails it and is ignored (never
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
-import { MAX_REPLICAS } from '../trigger/fields.ts';
+import { MAX_REPLICAS } from '../trigger/types.ts';
 import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from './types.ts';
 
 const finite = z.number().finite();

@@ -2,6 +2,7 @@
 // default and the words that tell a user what is allowed. The parser (schema.ts) and the docs'
 // metadata table are both driven from these tables, so they cannot drift apart.
 import { z } from 'zod';
+import { MAX_REPLICAS } from './types.ts';
 
 export interface Field<T = unknown> {
   /** Value schema for the raw string; must reject what is not allowed. */
@@ -50,12 +51,6 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
     .transform(Number)
     .refine((n) => Number.isFinite(n) && check(n));
 }
-
-/**
- * The most replicas a trigger may ask for: far past any GPU fleet, and a bound on the model's work
- * per decision (it prices fleet sizes up to maxReplicas).
- */
-export const MAX_REPLICAS = 100_000;
 
 const kinds = {
   positiveNumber: numberFrom((n) => n > 0),

@@ -1,5 +1,11 @@
 // The typed trigger that the schema produces from KEDA's string metadata.
 
+/**
+ * The most replicas a trigger may ask for (minReplicas, maxReplicas): far past any GPU fleet, and
+ * a bound on the model's work per decision, which prices fleet sizes up to maxReplicas.
+ */
+export const MAX_REPLICAS = 100_000;
+
 /** What KEDA sends with every call: the ScaledObject's name and namespace and the trigger's metadata. */
 export interface TriggerRef {
   readonly name: string;
