@@ -3,7 +3,20 @@ import * as grpc from '@grpc/grpc-js';
 import { ConfigError, loadConfig } from './config.ts';
 import { errorMessage } from './errors.ts';
 import { startScaler } from './server/server.ts';
-import { createLogger } from './telemetry/logger.ts';
+import { type Logger, createLogger } from './telemetry/logger.ts';
+
+/**
+ * Exits once the log's last lines are written, a second at the most. At exit pino writes what is
+ * left synchronously, and its writer (sonic-boom) retries a write that fails for good forever: with
+ * stdout a pipe whose reader went away (EPIPE), the process never ended, a second signal
+ * included. The write under way ends first (on EPIPE pino stops writing), then what is left is
+ * flushed, asynchronously.
+ */
+function exitAfterLog(logger: Logger, code: number): void {
+  const exit = () => process.exit(code);
+  setTimeout(exit, 1000);
+  setTimeout(() => logger.flush(exit), 100);
+}
 
 async function main(): Promise<void> {
   let config;
@@ -34,21 +47,23 @@ async function main(): Promise<void> {
     // A port taken, a certificate unreadable: exit, so that the pod restarts and says why, instead
     // of staying up serving nothing.
     logger.fatal({ err: errorMessage(err) }, 'start failed');
-    process.exit(1);
+    exitAfterLog(logger, 1);
+    return;
   }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals > 1) {
       logger.warn({ signal }, 'second signal: exiting now');
-      process.exit(1);
+      exitAfterLog(logger, 1);
+      return;
     }
     logger.info({ signal }, 'shutting down');
     scaler.stop().then(
-      () => process.exit(0),
+      () => exitAfterLog(logger, 0),
       (err: unknown) => {
         logger.error({ err: String(err) }, 'shutdown failed');
-        process.exit(1);
+        exitAfterLog(logger, 1);
       },
     );
   };

@@ -137,6 +137,35 @@ describe('the scaler process', () => {
     client.close();
   });
 
+  // Found by review: pino's writer retried the last lines' write forever on a closed pipe (EPIPE),
+  // and the process never ended, a second signal included.
+  it('stops on SIGTERM when whatever read its stdout has gone', async () => {
+    // No state store: its close takes long enough for pino to see the EPIPE of an earlier line.
+    const { STATE_STORE_URL: _store, ...env } = process.env;
+    const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
+      cwd: fileURLToPath(new URL('../..', import.meta.url)),
+      env: { ...env, GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let out = '';
+    await new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('listening')) resolve();
+      }),
+    );
+    child.stdout.destroy(); // the reader goes: the scaler's next writes fail with EPIPE
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const started = Date.now();
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+    const code = await exited;
+    clearTimeout(timer);
+    expect(code).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
   it("README's run command (npm start) stops the scaler when npm gets SIGTERM, leaving no process behind", async () => {
     // A shell between npm and node died on the signal and left the scaler running, orphaned.
     const npm = spawn('npm', ['start'], {
