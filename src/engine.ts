@@ -89,6 +89,8 @@ interface TriggerState {
   observations?: readonly Observation[];
   /** The shared record lastEvaluation started from (its time), when it started from one. */
   baseAtMs?: number;
+  /** The newest shared record this replica decided from, or saw before deciding from its own state (its time). */
+  recordSeenAtMs?: number;
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
@@ -292,7 +294,7 @@ export class Engine {
   /** A follower's writer published since the last decision: decide again from its state. */
   private newerShared(id: string, state: TriggerState): boolean {
     const view = this.options.shared?.view(id);
-    return view?.role === 'follower' && view.record !== undefined && view.record.atMs !== state.baseAtMs;
+    return view?.role === 'follower' && view.record !== undefined && view.record.atMs !== state.recordSeenAtMs;
   }
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
@@ -310,15 +312,22 @@ export class Engine {
     const carried = this.inherited(trigger, state);
     if (state === undefined) state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
     else if (carried !== undefined) Object.assign(state, carried);
-    // The state to decide from: a follower's, the writer's latest record; a process with none of
-    // its own (just started), the record too; else its own.
+    // The state to decide from: a record this replica has not decided from yet, for a follower
+    // (the writer's progress), a process with none of its own (just started), or one whose own is
+    // older than the record (it took the lease over from a writer that went on without it); else
+    // its own, which goes on from the last record it used. A follower whose writer is not asked
+    // (KEDA's calls all come here) so learns as it answers, instead of starting each decision
+    // again from a record that no longer moves.
     const view = this.options.shared?.view(trigger.id);
     const record = view?.record;
-    const own = state.history.lastDecisionAtMs !== undefined;
-    const fromRecord = record !== undefined && (view!.role === 'follower' || !own);
+    const own = state.history.lastDecisionAtMs;
+    const fromRecord =
+      record !== undefined &&
+      record.atMs !== state.recordSeenAtMs &&
+      (own === undefined || view!.role === 'follower' || record.atMs > own);
     // None of its own and none published for it (its settings just edited, on a replica that never
     // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
-    const lineage = fromRecord || own ? undefined : view?.lineageRecord;
+    const lineage = fromRecord || own !== undefined ? undefined : view?.lineageRecord;
     const known = fromRecord ? record : lineage;
     const base = known?.payload.history ?? state.history;
     if (known?.payload.rates !== undefined) this.carryOnRates(sources, observations, known.payload.rates);
@@ -342,7 +351,9 @@ export class Engine {
     state.trigger = trigger;
     state.history = history;
     state.observations = observations;
-    state.baseAtMs = fromRecord ? record.atMs : undefined;
+    // A follower going on from the record it last took still decides from that record's state.
+    if (fromRecord) state.baseAtMs = state.recordSeenAtMs = record.atMs;
+    else if (view?.role !== 'follower') state.baseAtMs = undefined;
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);

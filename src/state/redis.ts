@@ -345,6 +345,10 @@ function clientOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
     // Commands from one turn of the event loop (many triggers' leases) go in one write.
     enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.floor(Math.random() * 100),
+    // A failover behind one address (Sentinel, ElastiCache): the old primary, now a replica,
+    // refuses writes with READONLY for as long as the connection lasts. Reconnect, and reach the
+    // new primary; the command fails as before and the next tick retries it.
+    reconnectOnError: (err) => /^(READONLY|MASTERDOWN|LOADING)\b/.test(err.message),
   };
 }
 

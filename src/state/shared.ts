@@ -86,6 +86,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private pending: string[] = [];
   private slice = 0;
   private round = 0;
+  private roundMs = 0;
+  private roundStartedMs = -Infinity;
 
   constructor(store: StateStore<T>, options: SharedStateOptions) {
     this.store = store;
@@ -106,6 +108,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
    */
   start(): void {
     const roundMs = Math.max(100, Math.floor(this.store.leaseMs / 3));
+    this.roundMs = roundMs;
     this.timer = setInterval(() => void this.tick(), roundMs / TICKS_PER_ROUND);
     this.timer.unref();
   }
@@ -255,6 +258,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private async tick(): Promise<void> {
     if (this.renewing) return;
     if (this.pending.length === 0) {
+      // A round at most every roundMs: with fewer triggers than ticks a round, the next one waits
+      // (one trigger renewed its lease ten times a round, and a follower re-read it every 300 ms).
+      if (this.now() - this.roundStartedMs < this.roundMs) return;
+      this.roundStartedMs = this.now();
       this.pending = [...this.entries.keys()].reverse();
       this.slice = Math.ceil(this.pending.length / TICKS_PER_ROUND);
       this.round++;

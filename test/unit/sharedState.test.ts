@@ -191,6 +191,72 @@ describe('replicas on one shared store', () => {
     expect(fresh.engine.sharedState(trigger)).toMatchObject({ role: 'writer', decidedFromRecordAtMs: expect.any(Number) });
   });
 
+  // Found by review: a follower started every decision again from a record its writer, not asked
+  // any more, no longer moved; a replica that took the lease over kept its own older state and
+  // wrote it over the newer record.
+  it('learns on a follower whose writer is not asked: KEDA calls all come to it', async () => {
+    const clock = { ms: 5_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    broker.backlog = 10;
+    clock.ms += 1000;
+    await a.engine.evaluate(a.engine.trigger(ref)); // a writes
+    await b.engine.evaluate(b.engine.trigger(ref));
+    const id = a.engine.trigger(ref).id;
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['writer', 'follower']);
+    // A scaler alone, asked what b is asked, for comparison.
+    const lone = new Engine({
+      registry: new SourceRegistry([driver as unknown as SourceDriver]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger: silentLogger(),
+      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      now: cluster.now,
+    });
+    await lone.evaluate(lone.trigger(ref));
+    // Only b asked, for 100 s (four gaps); a alive and renewing its lease.
+    for (let g = 0; g < 4; g++) {
+      for (let t = 0; t < 25; t++) {
+        broker.backlog = t < 5 ? 10 : 0;
+        clock.ms += 1000;
+        const [mine, alone] = [await b.engine.evaluate(b.engine.trigger(ref)), await lone.evaluate(lone.trigger(ref))];
+        expect([mine.decision.active, mine.decision.desiredReplicas], `second ${g * 25 + t}`).toEqual([
+          alone.decision.active,
+          alone.decision.desiredReplicas,
+        ]);
+        if (t % 3 === 0) await Promise.all([a.shared.refresh(false), b.shared.refresh(false)]);
+      }
+    }
+    expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['writer', 'follower']);
+    const after = (await b.engine.evaluate(b.engine.trigger(ref))).decision.explanation.details;
+    expect(after.keepWarmSource).toBe('learned');
+    expect(after.keepWarmSeconds).toBe((await lone.evaluate(lone.trigger(ref))).decision.explanation.details.keepWarmSeconds);
+  });
+
+  it('decides from the newer record when it takes the lease over with an older state of its own', async () => {
+    const clock = { ms: 6_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b');
+    broker.backlog = 10;
+    clock.ms += 1000;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    await b.engine.evaluate(b.engine.trigger(ref)); // b's own state, from its one decision
+    await learnGaps([a], clock, 4);
+    const learned = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
+    await b.shared.refresh(true);
+    await a.shared.close(); // a's pod is gone, its lease with it
+    await b.shared.refresh(true); // b takes the lease
+    const id = b.engine.trigger(ref).id;
+    expect(b.shared.view(id)?.role).toBe('writer');
+    broker.backlog = 0;
+    clock.ms += 1000;
+    const taken = (await b.engine.evaluate(b.engine.trigger(ref))).decision.explanation.details;
+    expect(taken.keepWarmSource).toBe('learned');
+    expect(taken.keepWarmSeconds).toBe(learned.keepWarmSeconds);
+  });
+
   it("carries the sources' rate estimates on from the record: a new process does not start from one interval's count", async () => {
     const clock = { ms: 2_500_000 };
     const cluster = new StateCluster(() => clock.ms);
