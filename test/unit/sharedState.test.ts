@@ -51,6 +51,21 @@ function replica(
   return { engine, shared };
 }
 
+/** `client` with its lease and read calls 20 ms away (`onRead` told of each read). */
+function slowStore(client: ReturnType<StateCluster['client']>, onRead: () => void = () => undefined): typeof client {
+  return new Proxy(client, {
+    get: (target, key, receiver) => {
+      const value = Reflect.get(target, key, receiver) as unknown;
+      if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
+      return async (...args: unknown[]) => {
+        if (key === 'read') onRead();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
 const ref: TriggerRef = {
   name: 'so',
   namespace: 'ns',
@@ -168,18 +183,7 @@ describe('replicas on one shared store', () => {
     const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision;
     await a.shared.close();
     // A store 20 ms away: the second call comes while the first's lease and read are under way.
-    const client = cluster.client('a2');
-    const slow = new Proxy(client, {
-      get: (target, key, receiver) => {
-        const value = Reflect.get(target, key, receiver) as unknown;
-        if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
-        return async (...args: unknown[]) => {
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
-    const fresh = replica(cluster, 'a2', driver, slow);
+    const fresh = replica(cluster, 'a2', driver, slowStore(cluster.client('a2')));
     broker.backlog = 0;
     clock.ms += 1000;
     const trigger = fresh.engine.trigger(ref);
@@ -369,19 +373,12 @@ describe('SharedState: a re-read asked for during a renewal', () => {
     const writer = replica(cluster, 'w');
     await learnGaps([writer], clock, 1);
     let reads = 0;
-    const client = cluster.client('f');
-    const slow = new Proxy(client, {
-      get: (target, key, receiver) => {
-        const value = Reflect.get(target, key, receiver) as unknown;
-        if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
-        return async (...args: unknown[]) => {
-          if (key === 'read') reads++;
-          await new Promise((resolve) => setTimeout(resolve, 20));
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
-    const follower = replica(cluster, 'f', driver, slow);
+    const follower = replica(
+      cluster,
+      'f',
+      driver,
+      slowStore(cluster.client('f'), () => reads++),
+    );
     const id = follower.engine.trigger(ref).id;
     await follower.shared.track(id);
     expect(follower.shared.view(id)?.role).toBe('follower');
