@@ -461,12 +461,17 @@ function built<T extends FieldTable, R>(
   return issues.total === before ? build(values) : undefined;
 }
 
+/** A source key of a trigger that parsed, split: its kind's table and its name there; undefined for a top-level key. */
+function sourceKey(rawKey: string): { readonly table: FieldTable; readonly name: string } | undefined {
+  const dot = rawKey.indexOf('.');
+  return dot < 0 ? undefined : { table: sourceFields[rawKey.slice(0, dot) as SourceKind], name: rawKey.slice(dot + 1) };
+}
+
 /** Whether a key of a trigger that parsed is in its lineage (Field.lineage: source keys unless marked, others if marked). */
 function inLineage(rawKey: string): boolean {
-  const dot = rawKey.indexOf('.');
-  if (dot < 0) return (scalingFields as FieldTable)[rawKey]?.lineage === true;
-  const table: FieldTable = sourceFields[rawKey.slice(0, dot) as SourceKind];
-  return table[fieldName(table, rawKey.slice(dot + 1))]?.lineage !== false;
+  const key = sourceKey(rawKey);
+  if (key === undefined) return (scalingFields as FieldTable)[rawKey]?.lineage === true;
+  return key.table[fieldName(key.table, key.name)]?.lineage !== false;
 }
 
 /**
@@ -489,10 +494,8 @@ function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<
 
 /** Whether a key of a trigger that parsed holds a secret itself (`kafka.password`; not `kafka.passwordFromEnv`, a name). */
 function secretField(rawKey: string): boolean {
-  const dot = rawKey.indexOf('.');
-  if (dot < 0) return false;
-  const table: FieldTable = sourceFields[rawKey.slice(0, dot) as SourceKind];
-  return table[rawKey.slice(dot + 1)]?.secret === true;
+  const key = sourceKey(rawKey);
+  return key?.table[key.name]?.secret === true;
 }
 
 /** Parses and validates one trigger's metadata. Throws InvalidTrigger naming the first problems and counting all. */
