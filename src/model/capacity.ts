@@ -29,9 +29,7 @@ function lateFromB(c: number, b: number, a: number, serviceSeconds: number, obje
 
 /** P(wait > t) with c slots (1 when c <= a: the queue grows without end). */
 export function lateProbability(c: number, a: number, serviceSeconds: number, objectiveSeconds: number): number {
-  if (!(a > 0)) return 0;
-  if (c <= a) return 1;
-  return lateFromB(c, erlangB(c, a), a, serviceSeconds, objectiveSeconds);
+  return lateFromB(c, a > 0 && c > a ? erlangB(c, a) : 0, a, serviceSeconds, objectiveSeconds);
 }
 
 export interface SteadyLoad {
