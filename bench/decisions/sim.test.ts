@@ -61,7 +61,7 @@ describe('late episodes', () => {
     // Runs of 1, 2, 3, 4, 5 and 6 requests, 1,000 s apart: the run of 1 (at 0) goes.
     const arrivals = [0, 1000, 1001, 2000, 2001, 2002, 3000, 3001, 3002, 3003, 4000, 4001, 4002, 4003, 4004];
     arrivals.push(5000, 5001, 5002, 5003, 5004, 5005);
-    expect(lateEpisodes(Float64Array.from(arrivals.reverse())).map((e) => [e.fromS, e.requests])).toEqual([
+    expect(lateEpisodes(arrivals.reverse()).map((e) => [e.fromS, e.requests])).toEqual([
       [1000, 2],
       [2000, 3],
       [3000, 4],

@@ -124,14 +124,14 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
 }
 
 /** When the requests that waited past `objectiveS` arrived. */
-function lateArrivals({ arrivals, waits }: NonNullable<Outcome['started']>, objectiveS: number): Float64Array {
+function lateArrivals({ arrivals, waits }: NonNullable<Outcome['started']>, objectiveS: number): number[] {
   const late: number[] = [];
   for (let i = 0; i < waits.length; i++) if (waits[i]! > objectiveS) late.push(arrivals[i]!);
-  return Float64Array.from(late);
+  return late;
 }
 
 /** The largest runs of late arrivals (each a gap of at most LATE_EPISODE_GAP_S), in time order. */
-export function lateEpisodes(arrivals: Float64Array): LateEpisode[] {
+export function lateEpisodes(arrivals: readonly number[]): LateEpisode[] {
   const sorted = Float64Array.from(arrivals).sort();
   const runs: LateEpisode[] = [];
   let from = 0;
