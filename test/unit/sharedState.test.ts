@@ -3,7 +3,7 @@
 // process starts from what was learned, and a store that goes away leaves each on its own.
 import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
-import { Engine } from '../../src/engine.ts';
+import { Engine, type EngineOptions } from '../../src/engine.ts';
 import { emptyHistory } from '../../src/model/decide.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { TriggerHistory } from '../../src/model/types.ts';
@@ -39,16 +39,33 @@ function replica(
     publishIntervalMs: 5000,
     now: cluster.now,
   });
-  const engine = new Engine({
+  return { engine: engineOn(cluster.now, source, shared), shared };
+}
+
+/** An engine on the clock `now`, its sources read by `source`, with `shared` when given (else a scaler alone). */
+function engineOn(now: () => number, source: SourceDriver<RabbitmqSourceConfig> = driver, shared?: EngineOptions['shared']) {
+  return new Engine({
     registry: new SourceRegistry([source as unknown as SourceDriver]),
     cacheTtlMs: 1000,
     sourceTimeoutMs: 2000,
     logger: silentLogger(),
     metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-    now: cluster.now,
-    shared,
+    now,
+    ...(shared !== undefined && { shared }),
   });
-  return { engine, shared };
+}
+
+/** Replicas a and b on a store of their own, each asked once while 10 messages wait: a writes, b follows. */
+async function writerAndFollower(startMs: number) {
+  const clock = { ms: startMs };
+  const cluster = new StateCluster(() => clock.ms);
+  const a = replica(cluster, 'a');
+  const b = replica(cluster, 'b');
+  broker.backlog = 10;
+  clock.ms += 1000;
+  await a.engine.evaluate(a.engine.trigger(ref));
+  await b.engine.evaluate(b.engine.trigger(ref));
+  return { clock, a, b, id: a.engine.trigger(ref).id };
 }
 
 /** `client` with its lease and read calls 20 ms away (`onRead` told of each read). */
@@ -199,25 +216,10 @@ describe('replicas on one shared store', () => {
   // any more, no longer moved; a replica that took the lease over kept its own older state and
   // wrote it over the newer record.
   it('learns on a follower whose writer is not asked: KEDA calls all come to it', async () => {
-    const clock = { ms: 5_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    const b = replica(cluster, 'b');
-    broker.backlog = 10;
-    clock.ms += 1000;
-    await a.engine.evaluate(a.engine.trigger(ref)); // a writes
-    await b.engine.evaluate(b.engine.trigger(ref));
-    const id = a.engine.trigger(ref).id;
+    const { clock, a, b, id } = await writerAndFollower(5_000_000);
     expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['writer', 'follower']);
     // A scaler alone, asked what b is asked, for comparison.
-    const lone = new Engine({
-      registry: new SourceRegistry([driver as unknown as SourceDriver]),
-      cacheTtlMs: 1000,
-      sourceTimeoutMs: 2000,
-      logger: silentLogger(),
-      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-      now: cluster.now,
-    });
+    const lone = engineOn(() => clock.ms);
     await lone.evaluate(lone.trigger(ref));
     // Only b asked, for 100 s (four gaps); a alive and renewing its lease.
     for (let g = 0; g < 4; g++) {
@@ -239,14 +241,7 @@ describe('replicas on one shared store', () => {
   });
 
   it('decides from the newer record when it takes the lease over with an older state of its own', async () => {
-    const clock = { ms: 6_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    const b = replica(cluster, 'b');
-    broker.backlog = 10;
-    clock.ms += 1000;
-    await a.engine.evaluate(a.engine.trigger(ref));
-    await b.engine.evaluate(b.engine.trigger(ref)); // b's own state, from its one decision
+    const { clock, a, b } = await writerAndFollower(6_000_000); // b's own state, from its one decision
     await learnGaps([a], clock, 4);
     const learned = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
     await b.shared.refresh(true);
