@@ -8,8 +8,10 @@ import type { PayloadSchema, RejectReason, StateRecord } from './types.ts';
 /** A record read back: the record, or why it cannot be used. Never thrown. */
 export type Decoded<T> = { ok: true; record: StateRecord<T> } | { ok: false; reason: RejectReason; detail: string };
 
+/** The record as JSON text; storedAtMs, when the caller is the store, first (the Redis store splices it in there). */
 export function encodeRecord(record: StateRecord<unknown>): string {
   return JSON.stringify({
+    ...(record.storedAtMs !== undefined && { storedAtMs: record.storedAtMs }),
     format: record.format,
     scalerVersion: record.scalerVersion,
     writerId: record.writerId,
@@ -19,9 +21,9 @@ export function encodeRecord(record: StateRecord<unknown>): string {
 }
 
 /**
- * How far ahead of this replica's clock a record's time may be. Records are ordered by the
- * writer's clock: one far ahead (a node's clock wrong, or a garbage time) would outrank every
- * record the next writer publishes, and followers would decide from it for as long as the gap.
+ * How far ahead of this replica's clock a record's time may be. The record's time is its
+ * history's: one far ahead (a node's clock wrong, or a garbage time) would be taken for newer than
+ * any state of a replica's own, and the model would count the gap as time still to come.
  */
 const MAX_CLOCK_AHEAD_MS = 60_000;
 
@@ -45,9 +47,14 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
       detail: `format ${envelope.format} (this scaler reads ${format}), written by ${typeof envelope.scalerVersion === 'string' ? clip(envelope.scalerVersion, 64) : 'an unknown version'}`,
     };
   }
-  const { scalerVersion, writerId, atMs } = envelope;
-  if (typeof scalerVersion !== 'string' || typeof writerId !== 'string' || typeof atMs !== 'number' || !Number.isFinite(atMs)) {
-    return { ok: false, reason: 'envelope', detail: 'scalerVersion, writerId or atMs missing or of the wrong type' };
+  const { scalerVersion, writerId, atMs, storedAtMs } = envelope;
+  if (
+    typeof scalerVersion !== 'string' ||
+    typeof writerId !== 'string' ||
+    !finiteNumber(atMs) ||
+    (storedAtMs !== undefined && !finiteNumber(storedAtMs))
+  ) {
+    return { ok: false, reason: 'envelope', detail: 'scalerVersion, writerId, atMs or storedAtMs missing or of the wrong type' };
   }
   if (atMs > nowMs + MAX_CLOCK_AHEAD_MS) {
     return {
@@ -63,7 +70,12 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
     parsed = { success: false, error: { message: err instanceof Error ? err.message : String(err) } };
   }
   if (!parsed.success) return { ok: false, reason: 'payload', detail: parsed.error.message };
-  return { ok: true, record: { format, scalerVersion, writerId, atMs, payload: parsed.data } };
+  const record = { format, scalerVersion, writerId, atMs, payload: parsed.data };
+  return { ok: true, record: storedAtMs === undefined ? record : { ...record, storedAtMs } };
+}
+
+function finiteNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
 }
 
 /** Keys remembered as warned before the memory is cleared: the warnings stay bounded, however many keys go bad. */
@@ -99,5 +111,7 @@ const MESSAGES: Record<RejectReason, string> = {
   format: 'state record ignored: written by a scaler with another state format',
   payload: 'state record ignored: its payload fails validation',
   'too-large': 'state record not published: over the bound per record',
+  oversized: 'state record ignored: larger than any record this scaler writes',
+  lease: 'state lease unusable: another kind of value under its key; each replica decides from its own state until it is deleted',
   clock: "state record ignored: written ahead of this replica's clock (are the nodes' clocks synchronized?)",
 };

@@ -53,8 +53,9 @@ export class MemoryStateStore<T> implements StateStore<T> {
     this.sweep(nowMs);
     const { writerId } = this;
     const { format, scalerVersion, recordTtlMs } = this.options;
-    this.records.set(key, { record: { format, scalerVersion, writerId, atMs, payload }, expiresAtMs: nowMs + recordTtlMs });
-    return 'published';
+    const record = { format, scalerVersion, writerId, atMs, storedAtMs: nowMs, payload };
+    this.records.set(key, { record, expiresAtMs: nowMs + recordTtlMs });
+    return { outcome: 'published', storedAtMs: nowMs };
   }
 
   async read(key: string): Promise<StateRecord<T> | undefined> {

@@ -14,6 +14,14 @@ import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth
 
 /** Bound per record: a trigger's history is a few KB of JSON; four times that leaves room to grow. */
 const MAX_RECORD_BYTES = 16 * 1024;
+/**
+ * A record read or heard over this many times the bound is not decoded: not one a scaler wrote
+ * (room for another version's larger bound), and a value of megabytes would cost every replica
+ * its parse at every read.
+ */
+const READ_BOUND_FACTOR = 2;
+/** A key in a message on the records channel: a trigger id (600 characters at most) with room to spare. */
+const MAX_KEY_CHARS = 2048;
 /** Keys and the channel start with this; v1 is the layout of keys and envelope, not the payload's format. */
 const KEY_PREFIX = 'kis:v1:';
 
@@ -52,12 +60,14 @@ export class RedisStateStore<T> implements StateStore<T> {
   private heartbeat: NodeJS.Timeout | undefined;
   /** While degraded on a connection that stayed open: a PING a second, until one is answered. */
   private probe: NodeJS.Timeout | undefined;
-  private readonly subscribers = new Set<(key: string, record: StateRecord<T>) => void>();
+  /** Each subscriber, with the keys it wants. */
+  private readonly subscribers = new Map<(key: string, record: StateRecord<T>) => void, (key: string) => boolean>();
   private readonly healthListeners = new Set<(health: StoreHealth) => void>();
   private readonly rejections: Rejections;
   private readonly prefix: string;
   private readonly channel: string;
   private readonly maxRecordBytes: number;
+  private readonly maxReadBytes: number;
   /** Leases this replica holds, with when they run out unless renewed (this process's clock). */
   private readonly held = new Map<string, number>();
   private lastLeaseSweepMs = 0;
@@ -75,6 +85,7 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.prefix = options.keyPrefix ?? KEY_PREFIX;
     this.channel = `${this.prefix}records`;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
+    this.maxReadBytes = READ_BOUND_FACTOR * this.maxRecordBytes;
     this.description = describeStore(options.address);
     this.rejections = new Rejections(options.logger, options.metrics);
     this.client = new Redis(clientOptions(options));
@@ -104,7 +115,11 @@ export class RedisStateStore<T> implements StateStore<T> {
   async acquireLease(key: string): Promise<boolean> {
     const startedMs = Date.now();
     this.sweepLeases(startedMs);
-    const held = await this.run('lease', () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]));
+    const held = await this.run(
+      'lease',
+      () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]),
+      key,
+    );
     if (held === 1) this.held.set(key, startedMs + this.leaseMs);
     else this.held.delete(key);
     return held === 1;
@@ -112,7 +127,7 @@ export class RedisStateStore<T> implements StateStore<T> {
 
   async releaseLease(key: string): Promise<void> {
     this.held.delete(key);
-    await this.run('lease', () => RELEASE.run(this.client, [this.leaseKey(key)], [this.writerId]));
+    await this.run('lease', () => RELEASE.run(this.client, [this.leaseKey(key)], [this.writerId]), key);
   }
 
   async publish(key: string, payload: T, atMs: number): Promise<PublishResult> {
@@ -121,23 +136,39 @@ export class RedisStateStore<T> implements StateStore<T> {
     const bytes = Buffer.byteLength(text);
     if (bytes > this.maxRecordBytes) {
       this.rejections.reject(key, 'too-large', `${bytes} bytes, bound ${this.maxRecordBytes}`);
-      return 'too-large';
+      return { outcome: 'too-large' };
     }
-    const written = await this.run('publish', () =>
-      PUBLISH.run(
-        this.client,
-        [this.leaseKey(key), this.recordKey(key)],
-        [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`],
-      ),
+    const reply = await this.run(
+      'publish',
+      () =>
+        PUBLISH.run(
+          this.client,
+          [this.leaseKey(key), this.recordKey(key)],
+          [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`],
+        ),
+      key,
     );
-    if (written !== 1) this.held.delete(key);
-    return written === 1 ? 'published' : 'not-writer';
+    if (!Array.isArray(reply)) {
+      this.held.delete(key);
+      return { outcome: 'not-writer' };
+    }
+    // Written, not announced (an ACL without PUBLISH): the other replicas read it on their clock.
+    const [storedAtMs, announceError] = reply as [string, string?];
+    if (announceError !== undefined) {
+      this.refused(
+        'publish',
+        announceError,
+        'state store refuses to announce records: replicas read them every few seconds instead',
+      );
+    }
+    return { outcome: 'published', storedAtMs: Number(storedAtMs) };
   }
 
   async read(key: string): Promise<StateRecord<T> | undefined> {
-    let text: string | null;
+    let bytes: Buffer;
     try {
-      text = await this.run('read', () => this.client.get(this.recordKey(key)));
+      // Never more than the read bound, whatever lies under the key.
+      bytes = await this.run('read', () => this.client.getrangeBuffer(this.recordKey(key), 0, this.maxReadBytes));
     } catch (err) {
       // Something else under our key (a list, a hash): garbage, not an outage.
       if (err instanceof StateStoreUnavailable && /WRONGTYPE/.test(err.message)) {
@@ -146,11 +177,16 @@ export class RedisStateStore<T> implements StateStore<T> {
       }
       throw err;
     }
-    return text === null ? undefined : this.decode(key, text);
+    if (bytes.length === 0) return undefined;
+    if (bytes.length > this.maxReadBytes) {
+      this.rejections.reject(key, 'oversized', `over ${this.maxReadBytes} bytes`);
+      return undefined;
+    }
+    return this.decode(key, bytes.toString('utf8'));
   }
 
-  subscribe(onRecord: (key: string, record: StateRecord<T>) => void): () => void {
-    this.subscribers.add(onRecord);
+  subscribe(onRecord: (key: string, record: StateRecord<T>) => void, wants: (key: string) => boolean = () => true): () => void {
+    this.subscribers.set(onRecord, wants);
     if (this.subscriber === undefined) this.startSubscriber();
     return () => this.subscribers.delete(onRecord);
   }
@@ -183,7 +219,7 @@ export class RedisStateStore<T> implements StateStore<T> {
    * after timeoutMs when the store does not answer. A failure without an answer from the server
    * marks the store degraded; an error reply (the server is there) does not.
    */
-  private async run<R>(op: StoreOp, call: () => Promise<R>): Promise<R> {
+  private async run<R>(op: StoreOp, call: () => Promise<R>, key?: string): Promise<R> {
     try {
       const result = await call();
       // An answer: a stall that ended without a reconnect (no 'ready' event) is over.
@@ -193,7 +229,11 @@ export class RedisStateStore<T> implements StateStore<T> {
       this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
       if ((err as Error | undefined)?.name !== 'ReplyError') this.setHealth('degraded', message);
-      else this.refused(op, message);
+      else if (/^WRONGTYPE\b/.test(message)) {
+        // Another kind of value under our key: garbage there. A record's is reported by read; a
+        // lease's here, since nobody can hold it and the trigger is shared no more.
+        if (op !== 'read' && key !== undefined) this.rejections.reject(key, 'lease', 'its lease key holds another type');
+      } else this.refused(op, message);
       throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
     }
   }
@@ -203,19 +243,18 @@ export class RedisStateStore<T> implements StateStore<T> {
    * after a failover, an ACL's NOPERM). Leases refused leave every trigger on its own state, and
    * the health stays up: said once per kind of refusal every 10 minutes, not once per command.
    */
-  private refused(op: StoreOp, message: string): void {
+  private refused(
+    op: StoreOp,
+    message: string,
+    consequence = 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
+  ): void {
     const word = message.split(' ', 1)[0] ?? '';
-    // Another kind of value under our key: garbage there, reported as a rejected record (read).
-    if (word === 'WRONGTYPE') return;
-    const kind = `${op} ${word}`;
+    const kind = `${op} ${word} ${consequence}`;
     const nowMs = Date.now();
     if (nowMs - (this.refusalsWarned.get(kind) ?? -Infinity) < REFUSAL_WARN_MS) return;
     if (this.refusalsWarned.size >= 64) this.refusalsWarned.clear();
     this.refusalsWarned.set(kind, nowMs);
-    this.options.logger.warn(
-      { store: this.description, op, reason: clip(redact(message), 300) },
-      'state store refuses commands: replicas share nothing it refuses until it accepts them again',
-    );
+    this.options.logger.warn({ store: this.description, op, reason: clip(redact(message), 300) }, consequence);
   }
 
   private setHealth(health: StoreHealth, reason?: string): void {
@@ -278,14 +317,26 @@ export class RedisStateStore<T> implements StateStore<T> {
   private onMessage(message: string): void {
     const colon = message.indexOf(':');
     const length = Number(message.slice(0, colon));
-    if (colon < 1 || !Number.isInteger(length) || colon + 1 + length > message.length) {
+    if (colon < 1 || !Number.isInteger(length) || length > MAX_KEY_CHARS || colon + 1 + length > message.length) {
       this.rejections.reject(this.channel, 'unreadable', 'a message on the records channel without a key');
       return;
     }
     const key = message.slice(colon + 1, colon + 1 + length);
-    const record = this.decode(key, message.slice(colon + 1 + length));
+    // Decoded only for a key some subscriber tracks: every replica hears every trigger's records.
+    if (!this.wanted(key)) return;
+    const text = message.slice(colon + 1 + length);
+    if (text.length > this.maxReadBytes) {
+      this.rejections.reject(key, 'oversized', `over ${this.maxReadBytes} characters`);
+      return;
+    }
+    const record = this.decode(key, text);
     if (record === undefined || record.writerId === this.writerId) return;
-    for (const listener of this.subscribers) listener(key, record);
+    for (const [listener, wants] of this.subscribers) if (wants(key)) listener(key, record);
+  }
+
+  private wanted(key: string): boolean {
+    for (const wants of this.subscribers.values()) if (wants(key)) return true;
+    return false;
   }
 
   private leasesHeld(): number {
@@ -395,12 +446,21 @@ return 0`);
 /**
  * Writes the record and announces it, only while the caller holds the lease: a writer that lost
  * its lease (paused past it, and another took over) cannot overwrite the new writer's record.
- * The announcement is the key's length, ':', the key, then the record.
+ * The record gets the store's time as its first field (storedAtMs: one clock orders every writer's
+ * records). The announcement is the key's length, ':', the key, then the record; a refused one
+ * (an ACL without PUBLISH) leaves the record written. Returns 0 when not the writer, else the
+ * store's time and the announcement's error, if any.
  */
 const PUBLISH = new Script(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('PUBLISH', ARGV[4], ARGV[5] .. ARGV[2])
-return 1`);
+local time = redis.call('TIME')
+local storedAtMs = string.format('%.0f', time[1] * 1000 + math.floor(time[2] / 1000))
+local text = '{"storedAtMs":' .. storedAtMs .. ',' .. string.sub(ARGV[2], 2)
+redis.call('SET', KEYS[2], text, 'PX', ARGV[3])
+local announced = redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. text)
+if type(announced) == 'table' and announced.err then
+  return {storedAtMs, announced.err}
+end
+return {storedAtMs}`);

@@ -48,8 +48,17 @@ export interface SharedStateOptions {
   readonly now?: () => number;
 }
 
-/** A record as decisions use it: when it was made, and the state. */
-export type KnownState<T> = Pick<StateRecord<T>, 'atMs' | 'payload'>;
+/** A record as decisions use it: when it was made (and stored), and the state. */
+export type KnownState<T> = Pick<StateRecord<T>, 'atMs' | 'storedAtMs' | 'payload'>;
+
+/**
+ * Whether a record is newer than another: by the store's clock where both have its time (one clock
+ * for every writer), else by their writers' (records of scalers before storedAtMs).
+ */
+export function newerRecord(a: KnownState<unknown>, b: KnownState<unknown>): boolean {
+  if (a.storedAtMs === undefined || b.storedAtMs === undefined || a.storedAtMs === b.storedAtMs) return a.atMs > b.atMs;
+  return a.storedAtMs > b.storedAtMs;
+}
 
 interface Entry<T> {
   role: Role;
@@ -69,6 +78,10 @@ interface Entry<T> {
   lineageRecord?: KnownState<T>;
   /** The first sight's store round trip, while it is under way: every call waits for it. */
   tracking?: Promise<void>;
+  /** A renewal of its lease (and maybe a read) is under way: the next one waits for it to end. */
+  renewing: boolean;
+  /** A re-read asked for while a renewal without one was under way (the store back up): run after it. */
+  rereadWanted: boolean;
 }
 
 export class SharedState<T extends { readonly trigger?: string }> {
@@ -79,9 +92,6 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private readonly unsubscribe: () => void;
   private readonly removeHealthListener: () => void;
   private timer: NodeJS.Timeout | undefined;
-  private renewing = false;
-  /** A full re-read asked for while a renewal was under way (the store back up): done right after it. */
-  private rereadWanted = false;
   /** The current round's triggers still to renew (start()), last first, and how many a tick renews. */
   private pending: string[] = [];
   private slice = 0;
@@ -93,7 +103,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
     this.store = store;
     this.options = options;
     this.now = options.now ?? Date.now;
-    this.unsubscribe = store.subscribe((key, record) => this.seen(key, record));
+    this.unsubscribe = store.subscribe(
+      (key, record) => this.seen(key, record),
+      (key) => this.entries.has(key),
+    );
     // Back from an outage: records published meanwhile were not heard; read them, retake leases.
     this.removeHealthListener = store.onHealthChange((health) => {
       if (health === 'up') void this.refresh(true);
@@ -109,7 +122,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
   start(): void {
     const roundMs = Math.max(100, Math.floor(this.store.leaseMs / 3));
     this.roundMs = roundMs;
-    this.timer = setInterval(() => void this.tick(), roundMs / TICKS_PER_ROUND);
+    this.timer = setInterval(() => this.tick(), roundMs / TICKS_PER_ROUND);
     this.timer.unref();
   }
 
@@ -126,7 +139,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
    * First sight of a trigger: try its lease and read its record, so a replica that just started
    * answers from what was learned before. For a trigger with no record yet (new, or its settings
    * just edited), the record of the trigger its lineage's note names, if any. Bounded by the store's
-   * timeout (three times for a new one); a failure leaves it local.
+   * timeout (twice for a new one); a failure leaves it local.
    */
   async track(key: string, lineage?: string): Promise<void> {
     const known = this.entries.get(key);
@@ -138,6 +151,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
       publishing: false,
       lastLineageNoteMs: -Infinity,
       askedAtMs: this.now(),
+      renewing: false,
+      rereadWanted: false,
     };
     this.entries.set(key, entry);
     entry.tracking = this.firstSight(key, entry, lineage).finally(() => {
@@ -156,10 +171,14 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   private async firstSight(key: string, entry: Entry<T>, lineage: string | undefined): Promise<void> {
     try {
+      // The lineage's note beside the lease and the record (needed only when there is no record):
+      // two round trips at most before the first answer, not three, on a store far away.
+      const note = lineage === undefined ? undefined : this.store.read(lineageKey(lineage));
+      note?.catch(() => undefined);
       const [held, record] = await Promise.all([this.store.acquireLease(key), this.store.read(key)]);
       entry.role = held ? 'writer' : 'follower';
       this.seen(key, record);
-      if (record === undefined && lineage !== undefined) entry.lineageRecord = await this.latestOf(lineage, key);
+      if (record === undefined && note !== undefined) entry.lineageRecord = await this.latestOf(await note, key);
     } catch {
       // The store logged and counted it; the trigger stays local until it answers.
     }
@@ -179,9 +198,9 @@ export class SharedState<T extends { readonly trigger?: string }> {
     this.store.publish(key, payload, atMs).then(
       (result) => {
         entry.publishing = false;
-        if (result === 'not-writer') entry.role = 'follower';
-        else if (result === 'published') {
-          this.seen(key, { atMs, payload });
+        if (result.outcome === 'not-writer') entry.role = 'follower';
+        else if (result.outcome === 'published') {
+          this.seen(key, { atMs, storedAtMs: result.storedAtMs, payload });
           if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
             entry.lastLineageNoteMs = nowMs;
             void this.note(lineageKey(lineage.lineage), lineage.note, atMs);
@@ -210,9 +229,9 @@ export class SharedState<T extends { readonly trigger?: string }> {
     }
   }
 
-  /** The record of the trigger the lineage's note names, unless that is `key` itself, or it has none. */
-  private async latestOf(lineage: string, key: string): Promise<KnownState<T> | undefined> {
-    const named = (await this.store.read(lineageKey(lineage)))?.payload.trigger;
+  /** The record of the trigger a lineage's note names, unless that is `key` itself, or it has none. */
+  private async latestOf(note: StateRecord<T> | undefined, key: string): Promise<KnownState<T> | undefined> {
+    const named = note?.payload.trigger;
     return named === undefined || named === key ? undefined : this.store.read(named);
   }
 
@@ -242,21 +261,20 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private seen(key: string, record: KnownState<T> | undefined): void {
     const entry = this.entries.get(key);
     if (entry === undefined || record === undefined) return;
-    if (entry.record === undefined || record.atMs > entry.record.atMs) entry.record = record;
+    if (entry.record === undefined || newerRecord(record, entry.record)) entry.record = record;
   }
 
   /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too (after an outage). */
   async refresh(reread: boolean): Promise<void> {
-    if (this.renewing) {
-      this.rereadWanted ||= reread;
-      return;
-    }
     await this.renew([...this.entries], reread);
   }
 
-  /** One tick of a round: the next slice of the triggers, in the order they were first seen. */
-  private async tick(): Promise<void> {
-    if (this.renewing) return;
+  /**
+   * One tick of a round: the next slice of the triggers, in the order they were first seen. A tick
+   * does not wait for the last one's store round trips: on a store 200 ms away a round that waited
+   * took longer than a lease, and leases lapsed and changed hands with no error.
+   */
+  private tick(): void {
     if (this.pending.length === 0) {
       // A round at most every roundMs: with fewer triggers than ticks a round, the next one waits
       // (one trigger renewed its lease ten times a round, and a follower re-read it every 300 ms).
@@ -272,36 +290,44 @@ export class SharedState<T extends { readonly trigger?: string }> {
       const entry = this.entries.get(key);
       if (entry !== undefined) batch.push([key, entry]);
     }
-    await this.renew(batch, this.round % 3 === 0);
+    void this.renew(batch, this.round % 3 === 0);
   }
 
   private async renew(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {
-    if (this.renewing || this.store.health === 'degraded' || batch.length === 0) return;
-    this.renewing = true;
+    if (this.store.health === 'degraded') return;
+    await Promise.all(batch.map(([key, entry]) => this.renewOne(key, entry, reread)));
+  }
+
+  /** Renews one trigger's lease, and with `reread` reads its record when it follows; one at a time per trigger. */
+  private async renewOne(key: string, entry: Entry<T>, reread: boolean): Promise<void> {
+    if (entry.renewing) {
+      entry.rereadWanted ||= reread;
+      return;
+    }
+    entry.renewing = true;
     try {
-      await Promise.all(
-        batch.map(async ([key, entry]) => {
-          // Not asked here lately (KEDA's calls for it go to another replica): its lease goes to
-          // the one asked, whose decisions would otherwise rest on this replica's frozen record.
-          if (this.now() - entry.askedAtMs > UNASKED_LEASE_MS) {
-            if (entry.role === 'writer') await this.store.releaseLease(key).catch(() => undefined);
-            entry.role = 'follower';
-            return;
-          }
-          try {
-            const held = await this.store.acquireLease(key);
-            entry.role = held ? 'writer' : 'follower';
-            if (!held && reread) this.seen(key, await this.store.read(key));
-          } catch {
-            entry.role = 'local';
-          }
-        }),
-      );
+      // Not asked here lately (KEDA's calls for it go to another replica): its lease goes to the
+      // one asked, whose decisions would otherwise rest on this replica's frozen record.
+      if (this.now() - entry.askedAtMs > UNASKED_LEASE_MS) {
+        if (entry.role === 'writer') await this.store.releaseLease(key).catch(() => undefined);
+        entry.role = 'follower';
+        return;
+      }
+      // A follower's read goes beside its lease, not after it: one round trip, not two.
+      const read = reread && entry.role !== 'writer' ? this.store.read(key) : undefined;
+      read?.catch(() => undefined);
+      try {
+        const held = await this.store.acquireLease(key);
+        entry.role = held ? 'writer' : 'follower';
+        if (!held && reread) this.seen(key, await (read ?? this.store.read(key)));
+      } catch {
+        entry.role = 'local';
+      }
     } finally {
-      this.renewing = false;
-      if (this.rereadWanted) {
-        this.rereadWanted = false;
-        void this.refresh(true);
+      entry.renewing = false;
+      if (entry.rereadWanted) {
+        entry.rereadWanted = false;
+        void this.renewOne(key, entry, true);
       }
     }
   }

@@ -19,6 +19,12 @@ export interface StateRecord<T> {
   readonly writerId: string;
   /** When the writer made the state (its clock, ms since the epoch). */
   readonly atMs: number;
+  /**
+   * When the store wrote it (the store's clock): the order of records, one clock for every writer,
+   * so a writer whose clock is behind its predecessor's is not taken for older. Absent in records
+   * of scalers before it; those are ordered by atMs.
+   */
+  readonly storedAtMs?: number;
   readonly payload: T;
 }
 
@@ -34,17 +40,22 @@ export type RejectReason =
   | 'payload'
   /** Refused at publish: larger than the store's bound per record. */
   | 'too-large'
+  /** Not read: larger than any record a scaler writes (someone else's value under our key). */
+  | 'oversized'
+  /** Not a record but a key's lease that holds a value of another type: nobody can take it. */
+  | 'lease'
   /** Written by a clock far ahead of this replica's (or a time that is garbage): newer than any record to come. */
   | 'clock';
 
 /** What publish did. Store failures are thrown (StateStoreUnavailable), never returned. */
 export type PublishResult =
-  /** Written; the other replicas see it from now on. */
-  | 'published'
-  /** Not written: another replica holds the key's lease (this one lost it, or never had it). */
-  | 'not-writer'
-  /** Not written: the record is over the bound per record (warned once per key). */
-  | 'too-large';
+  /** Written; the other replicas see it from now on. storedAtMs: the record's place in the key's order. */
+  | { readonly outcome: 'published'; readonly storedAtMs: number }
+  /**
+   * not-writer: not written, another replica holds the key's lease (this one lost it, or never had
+   * it). too-large: not written, the record is over the bound per record (warned once per key).
+   */
+  | { readonly outcome: 'not-writer' | 'too-large' };
 
 /** up: the store answers. degraded: it does not; each replica evaluates on its own state. */
 export type StoreHealth = 'up' | 'degraded';
@@ -77,11 +88,12 @@ export interface StateStore<T> {
   /** The key's latest record; undefined when there is none, it expired, or it cannot be used (warned once). */
   read(key: string): Promise<StateRecord<T> | undefined>;
   /**
-   * Calls onRecord with each record another replica publishes, as it is published. Best effort: a
-   * record published while the store was unreachable is not replayed, so read on your own clock too.
-   * Returns the function that unsubscribes.
+   * Calls onRecord with each record another replica publishes, as it is published, for the keys
+   * `wants` (every key without it; a record of a key no subscriber wants is not decoded). Best
+   * effort: a record published while the store was unreachable is not replayed, so read on your own
+   * clock too. Returns the function that unsubscribes.
    */
-  subscribe(onRecord: (key: string, record: StateRecord<T>) => void): () => void;
+  subscribe(onRecord: (key: string, record: StateRecord<T>) => void, wants?: (key: string) => boolean): () => void;
   readonly health: StoreHealth;
   /** Calls listener on every change of health. Returns the function that removes it. */
   onHealthChange(listener: (health: StoreHealth) => void): () => void;

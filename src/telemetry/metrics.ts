@@ -245,7 +245,7 @@ export class StateStoreMetrics {
     });
     this.recordsRejected = new Counter({
       name: `${PREFIX}state_records_rejected_total`,
-      help: "State records not used: unreadable, envelope, format (another scaler version), payload (fails validation), clock (written more than a minute ahead of this replica's clock), too-large (not published).",
+      help: "State records not used: unreadable, envelope, format (another scaler version), payload (fails validation), clock (written more than a minute ahead of this replica's clock), too-large (not published), oversized (over twice the bound, not read), lease (another type under a lease key).",
       labelNames: ['reason'],
       registers,
     });

@@ -83,13 +83,22 @@ class ClusterClient implements StateStore<SharedTriggerState> {
   async publish(key: string, payload: SharedTriggerState, atMs: number): Promise<PublishResult> {
     this.up();
     const lease = this.cluster.leases.get(key);
-    if (lease?.holder !== this.writerId || lease.untilMs <= this.cluster.now()) return 'not-writer';
-    const text = encodeRecord({ format: STATE_FORMAT, scalerVersion: 'test', writerId: this.writerId, atMs, payload });
+    if (lease?.holder !== this.writerId || lease.untilMs <= this.cluster.now()) return { outcome: 'not-writer' };
+    // The store's clock orders records, as Redis's TIME does in the publish script.
+    const storedAtMs = this.cluster.now();
+    const text = encodeRecord({
+      format: STATE_FORMAT,
+      scalerVersion: 'test',
+      writerId: this.writerId,
+      atMs,
+      storedAtMs,
+      payload,
+    });
     this.cluster.records.set(key, text);
     this.cluster.expiries.set(key, this.cluster.now() + this.cluster.recordTtlMs);
     const record = this.cluster.decode(text);
     for (const c of this.cluster.clients) if (c !== this) for (const l of c.listeners) l(key, record);
-    return 'published';
+    return { outcome: 'published', storedAtMs };
   }
 
   async read(key: string): Promise<StateRecord<SharedTriggerState> | undefined> {

@@ -35,10 +35,10 @@ describe("MemoryStateStore: one process, today's behaviour", () => {
     const s = store(() => 1000);
     const payload = { gaps: [4, 8] };
     expect(await s.read('t')).toBeUndefined();
-    expect(await s.publish('t', { gaps: [] }, 500)).toBe('published');
-    expect(await s.publish('t', payload, 900)).toBe('published');
+    expect(await s.publish('t', { gaps: [] }, 500)).toMatchObject({ outcome: 'published' });
+    expect(await s.publish('t', payload, 900)).toEqual({ outcome: 'published', storedAtMs: 1000 });
     const record = await s.read('t');
-    expect(record).toEqual({ format: 1, scalerVersion: '0.1.0', writerId: 'only-replica', atMs: 900, payload });
+    expect(record).toEqual({ format: 1, scalerVersion: '0.1.0', writerId: 'only-replica', atMs: 900, storedAtMs: 1000, payload });
     expect(record!.payload).toBe(payload);
   });
 

@@ -10,7 +10,7 @@ import type { TriggerHistory } from '../../src/model/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { sharedStateSchema } from '../../src/state/payload.ts';
-import { SharedState, lineageKey } from '../../src/state/shared.ts';
+import { SharedState, lineageKey, newerRecord } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
@@ -356,6 +356,46 @@ describe('replicas on one shared store', () => {
     const [ea, eb] = [await a.engine.evaluate(a.engine.trigger(ref)), await b.engine.evaluate(b.engine.trigger(ref))];
     expect(eb.decision.explanation.details.keepWarmSeconds).toBe(ea.decision.explanation.details.keepWarmSeconds);
     expect(eb.decision.active).toBe(ea.decision.active);
+  });
+});
+
+// Found by review: records were ordered by their writers' clocks, so after a change of writer a
+// follower kept the last writer's record for as long as that writer's clock was ahead of the next's.
+describe("SharedState: records in the store's order, whatever their writers' clocks", () => {
+  const at = (atMs: number, storedAtMs?: number) => ({ atMs, payload: {}, ...(storedAtMs !== undefined && { storedAtMs }) });
+  it.each([
+    ["stored later, its writer's clock behind", at(1_000, 2_001), at(9_000, 2_000), true],
+    ["stored earlier, its writer's clock ahead", at(9_000, 2_000), at(1_000, 2_001), false],
+    ["stored in the same millisecond: the writers' clocks decide", at(1_001, 2_000), at(1_000, 2_000), true],
+    ["one from a scaler before the store's time: the writers' clocks decide", at(1_000, 2_001), at(9_000), false],
+    ["neither with the store's time", at(9_000), at(1_000), true],
+    ['the same record', at(1_000, 2_000), at(1_000, 2_000), false],
+  ])('%s', (_name, a, b, newer) => {
+    expect(newerRecord(a, b)).toBe(newer);
+  });
+
+  it("a follower takes the next writer's record though that writer's clock is 10 s behind the last one's", async () => {
+    const clock = { ms: 5_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const ahead = () => clock.ms + 10_000;
+    const aShared = new SharedState(cluster.client('a'), { logger: silentLogger(), publishIntervalMs: 5000, now: ahead });
+    const a = { engine: engineOn(ahead, driver, aShared), shared: aShared };
+    const b = replica(cluster, 'b');
+    const c = replica(cluster, 'c');
+    const id = b.engine.trigger(ref).id;
+    broker.backlog = 10;
+    clock.ms += 1000;
+    for (const r of [a, b, c]) await r.engine.evaluate(r.engine.trigger(ref));
+    expect([a, b, c].map((r) => r.shared.view(id)?.role)).toEqual(['writer', 'follower', 'follower']);
+    await vi.waitFor(() => expect(c.shared.view(id)?.record?.atMs).toBe(clock.ms + 10_000));
+    await a.shared.close(); // a rollout: a gives its lease up
+    await b.shared.refresh(false);
+    expect(b.shared.view(id)?.role).toBe('writer');
+    broker.backlog = 40;
+    clock.ms += 1000;
+    const answer = await b.engine.evaluate(b.engine.trigger(ref));
+    await vi.waitFor(() => expect(c.shared.view(id)?.record?.atMs).toBe(clock.ms));
+    expect((await c.engine.evaluate(c.engine.trigger(ref))).metricValue).toBe(answer.metricValue);
   });
 });
 

@@ -30,6 +30,12 @@ describe('decodeRecord', () => {
     expect(decodeRecord(encodeRecord(record), 3, schema)).toEqual({ ok: true, record });
   });
 
+  it("reads the store's time, written first as the Redis store splices it in", () => {
+    const stored = { ...record, storedAtMs: 1_760_000_000_450 };
+    expect(encodeRecord(stored)).toMatch(/^\{"storedAtMs":1760000000450,"format":3,/);
+    expect(decodeRecord(encodeRecord(stored), 3, schema)).toEqual({ ok: true, record: stored });
+  });
+
   it.each([
     ['text that is not JSON', 'kis', 'unreadable'],
     ['a JSON array', '[1,2]', 'envelope'],
@@ -44,6 +50,8 @@ describe('decodeRecord', () => {
     ],
     ['a record without a writer', JSON.stringify({ ...record, writerId: undefined }), 'envelope'],
     ['a time that is not finite', JSON.stringify({ ...record, atMs: 'soon' }), 'envelope'],
+    ["a store's time that is no number", JSON.stringify({ ...record, storedAtMs: '1760000000450' }), 'envelope'],
+    ["a store's time of null", JSON.stringify({ ...record, storedAtMs: null }), 'envelope'],
     ['a payload that fails the schema', JSON.stringify({ ...record, payload: { idleGapsSeconds: 'many' } }), 'payload'],
     // Found by review: the version of another format was turned into text by String(), which throws on this.
     [
