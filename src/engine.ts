@@ -13,7 +13,7 @@ import type { Decision, Signals, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
-import type { Role, SharedState } from './state/shared.ts';
+import type { KnownState, Role, SharedState } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { type Refusal, RefusalLog } from './telemetry/refusals.ts';
@@ -89,8 +89,11 @@ interface TriggerState {
   observations?: readonly Observation[];
   /** The shared record lastEvaluation started from (its time), when it started from one. */
   baseAtMs?: number;
-  /** The newest shared record this replica decided from, or saw before deciding from its own state (its time). */
-  recordSeenAtMs?: number;
+  /**
+   * The newest shared record this replica knew at its last decision (decided from or not): one
+   * that comes after it is news (compared as objects: the writers' clocks may disagree).
+   */
+  recordSeen?: KnownState<SharedTriggerState>;
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
@@ -294,7 +297,7 @@ export class Engine {
   /** A follower's writer published since the last decision: decide again from its state. */
   private newerShared(id: string, state: TriggerState): boolean {
     const view = this.options.shared?.view(id);
-    return view?.role === 'follower' && view.record !== undefined && view.record.atMs !== state.recordSeenAtMs;
+    return view?.role === 'follower' && view.record !== undefined && view.record !== state.recordSeen;
   }
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
@@ -312,19 +315,19 @@ export class Engine {
     const carried = this.inherited(trigger, state);
     if (state === undefined) state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
     else if (carried !== undefined) Object.assign(state, carried);
-    // The state to decide from: a record this replica has not decided from yet, for a follower
-    // (the writer's progress), a process with none of its own (just started), or one whose own is
-    // older than the record (it took the lease over from a writer that went on without it); else
-    // its own, which goes on from the last record it used. A follower whose writer is not asked
-    // (KEDA's calls all come here) so learns as it answers, instead of starting each decision
-    // again from a record that no longer moves.
+    // The state to decide from: a record that came after this replica's last decision, for a
+    // follower (the writer's progress), a process with none of its own (just started), or one
+    // another replica published since (it took the lease over from a writer that went on without
+    // it: newer than its own, whatever the two clocks say); else its own, which goes on from the
+    // last record it used. A follower whose writer is not asked (KEDA's calls all come here) so
+    // learns as it answers, instead of starting each decision again from a record that no longer moves.
     const view = this.options.shared?.view(trigger.id);
     const record = view?.record;
     const own = state.history.lastDecisionAtMs;
     const fromRecord =
       record !== undefined &&
-      record.atMs !== state.recordSeenAtMs &&
-      (own === undefined || view!.role === 'follower' || record.atMs > own);
+      record !== state.recordSeen &&
+      (own === undefined || view!.role === 'follower' || record.writerId !== this.options.shared!.store.writerId);
     // None of its own and none published for it (its settings just edited, on a replica that never
     // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
     const lineage = fromRecord || own !== undefined ? undefined : view?.lineageRecord;
@@ -352,8 +355,9 @@ export class Engine {
     state.history = history;
     state.observations = observations;
     // A follower going on from the record it last took still decides from that record's state.
-    if (fromRecord) state.baseAtMs = state.recordSeenAtMs = record.atMs;
+    if (fromRecord) state.baseAtMs = record.atMs;
     else if (view?.role !== 'follower') state.baseAtMs = undefined;
+    state.recordSeen = record;
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);

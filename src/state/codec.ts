@@ -27,6 +27,13 @@ export function encodeRecord(record: StateRecord<unknown>): string {
  */
 const MAX_CLOCK_AHEAD_MS = 60_000;
 
+/**
+ * How far ahead of this replica's clock a record's place in the order (storedAtMs, the store's
+ * clock) may be: far enough for a store whose clock is off, not for a garbage time that would
+ * outrank every record to come.
+ */
+export const MAX_STORED_AHEAD_MS = 24 * 60 * 60_000;
+
 export function decodeRecord<T>(text: string, format: number, schema: PayloadSchema<T>, nowMs = Date.now()): Decoded<T> {
   let value: unknown;
   try {
@@ -61,6 +68,13 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
       ok: false,
       reason: 'clock',
       detail: `written ${Math.round((atMs - nowMs) / 1000)} s ahead of this replica's clock by ${writerId}`,
+    };
+  }
+  if (storedAtMs !== undefined && storedAtMs > nowMs + MAX_STORED_AHEAD_MS) {
+    return {
+      ok: false,
+      reason: 'clock',
+      detail: `stored ${Math.round((storedAtMs - nowMs) / 1000)} s ahead of this replica's clock`,
     };
   }
   let parsed: ReturnType<PayloadSchema<T>['safeParse']>;

@@ -8,7 +8,7 @@ import { clip, redact } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
 import { type StoreAddress, describeStore } from './address.ts';
-import { Rejections, decodeRecord, encodeRecord } from './codec.ts';
+import { MAX_STORED_AHEAD_MS, Rejections, decodeRecord, encodeRecord } from './codec.ts';
 import { StateStoreUnavailable } from './errors.ts';
 import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth, StoreOp } from './types.ts';
 
@@ -144,7 +144,7 @@ export class RedisStateStore<T> implements StateStore<T> {
         PUBLISH.run(
           this.client,
           [this.leaseKey(key), this.recordKey(key)],
-          [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`],
+          [this.writerId, text, recordTtlMs, this.channel, `${key.length}:${key}`, Math.round(atMs), MAX_STORED_AHEAD_MS],
         ),
       key,
     );
@@ -325,8 +325,8 @@ export class RedisStateStore<T> implements StateStore<T> {
     // Decoded only for a key some subscriber tracks: every replica hears every trigger's records.
     if (!this.wanted(key)) return;
     const text = message.slice(colon + 1 + length);
-    if (text.length > this.maxReadBytes) {
-      this.rejections.reject(key, 'oversized', `over ${this.maxReadBytes} characters`);
+    if (Buffer.byteLength(text) > this.maxReadBytes) {
+      this.rejections.reject(key, 'oversized', `over ${this.maxReadBytes} bytes`);
       return;
     }
     const record = this.decode(key, text);
@@ -446,17 +446,29 @@ return 0`);
 /**
  * Writes the record and announces it, only while the caller holds the lease: a writer that lost
  * its lease (paused past it, and another took over) cannot overwrite the new writer's record.
- * The record gets the store's time as its first field (storedAtMs: one clock orders every writer's
- * records). The announcement is the key's length, ':', the key, then the record; a refused one
- * (an ACL without PUBLISH) leaves the record written. Returns 0 when not the writer, else the
- * store's time and the announcement's error, if any.
+ * The record gets its place in the key's order as its first field (storedAtMs): the store's time,
+ * one clock for every writer, and past the last record's, so that a store whose clock stepped
+ * back (a failover to another host) or a garbage time under the key never orders a new record
+ * before an old one (the writer's time, ARGV[6], where an ACL refuses TIME; a last time more than
+ * ARGV[7] ahead is garbage, not followed). The announcement is
+ * the key's length, ':', the key, then the record; a refused one (an ACL without PUBLISH) leaves
+ * the record written. Returns 0 when not the writer, else storedAtMs and the announcement's error.
  */
 const PUBLISH = new Script(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local time = redis.call('TIME')
-local storedAtMs = string.format('%.0f', time[1] * 1000 + math.floor(time[2] / 1000))
+local time = redis.pcall('TIME')
+local nowMs = tonumber(ARGV[6])
+if type(time) == 'table' and time.err == nil then
+  nowMs = time[1] * 1000 + math.floor(time[2] / 1000)
+end
+local head = redis.pcall('GETRANGE', KEYS[2], 0, 40)
+local last = type(head) == 'string' and tonumber(string.match(head, '^{"storedAtMs":(%d+),')) or 0
+if last > nowMs + ARGV[7] then
+  last = 0
+end
+local storedAtMs = string.format('%.0f', math.max(nowMs, last + 1))
 local text = '{"storedAtMs":' .. storedAtMs .. ',' .. string.sub(ARGV[2], 2)
 redis.call('SET', KEYS[2], text, 'PX', ARGV[3])
 local announced = redis.pcall('PUBLISH', ARGV[4], ARGV[5] .. text)

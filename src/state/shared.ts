@@ -48,8 +48,8 @@ export interface SharedStateOptions {
   readonly now?: () => number;
 }
 
-/** A record as decisions use it: when it was made (and stored), and the state. */
-export type KnownState<T> = Pick<StateRecord<T>, 'atMs' | 'storedAtMs' | 'payload'>;
+/** A record as decisions use it: who made it when (and its place in the order), and the state. */
+export type KnownState<T> = Pick<StateRecord<T>, 'writerId' | 'atMs' | 'storedAtMs' | 'payload'>;
 
 /**
  * Whether a record is newer than another: by the store's clock where both have its time (one clock
@@ -200,7 +200,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
         entry.publishing = false;
         if (result.outcome === 'not-writer') entry.role = 'follower';
         else if (result.outcome === 'published') {
-          this.seen(key, { atMs, storedAtMs: result.storedAtMs, payload });
+          this.seen(key, { writerId: this.store.writerId, atMs, storedAtMs: result.storedAtMs, payload });
           if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
             entry.lastLineageNoteMs = nowMs;
             void this.note(lineageKey(lineage.lineage), lineage.note, atMs);
@@ -300,6 +300,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   /** Renews one trigger's lease, and with `reread` reads its record when it follows; one at a time per trigger. */
   private async renewOne(key: string, entry: Entry<T>, reread: boolean): Promise<void> {
+    // Forgotten meanwhile (a follow-up of a renewal under way then): its lease is not taken again.
+    if (this.entries.get(key) !== entry) return;
     if (entry.renewing) {
       entry.rereadWanted ||= reread;
       return;

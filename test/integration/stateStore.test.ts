@@ -76,6 +76,20 @@ async function metric(r: Replica, name: string): Promise<string> {
   return r.registry.getSingleMetricAsString(`keda_inference_scaler_${name}`);
 }
 
+/** Until the shared server has a subscriber on the channel. */
+async function subscribed(channel: string): Promise<void> {
+  const raw = rawClient(requireService('STATE_STORE_URL'));
+  try {
+    await eventually(
+      async () => (Number(((await raw.pubsub('NUMSUB', channel)) as unknown[])[1]) > 0 ? true : undefined),
+      3000,
+      20,
+    );
+  } finally {
+    raw.disconnect();
+  }
+}
+
 /** Milliseconds the promise takes to settle, and how. */
 async function timed<T>(promise: Promise<T>): Promise<{ ms: number; value?: T; error?: unknown }> {
   const startedMs = Date.now();
@@ -152,6 +166,35 @@ describe('records', () => {
       storedAtMs: (published as { storedAtMs: number }).storedAtMs,
       payload: sample,
     });
+  });
+
+  it("orders a new record after the last one when the store's clock is behind it (a failover), and ignores a garbage time", async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    const raw = rawClient(requireService('STATE_STORE_URL'));
+    try {
+      const [seconds, micros] = (await raw.time()) as [number | string, number | string];
+      const storeMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+      const written = (storedAtMs: number) =>
+        raw.set(
+          `${space}{k}:record`,
+          JSON.stringify({ storedAtMs, format: 1, scalerVersion: '0.1.0', writerId: 'old-primary', atMs: 1, payload: sample }),
+        );
+      // The last record stored by a primary whose clock ran 30 s ahead of the one now serving.
+      await written(storeMs + 30_000);
+      expect((await b.store.read('k'))?.storedAtMs).toBe(storeMs + 30_000);
+      await a.store.acquireLease('k');
+      expect(await a.store.publish('k', sample, 2)).toEqual({ outcome: 'published', storedAtMs: storeMs + 30_001 });
+      // A time three days ahead is garbage: not read, and not followed.
+      await written(storeMs + 3 * 86_400_000);
+      expect(await b.store.read('k')).toBeUndefined();
+      expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['k', 'clock']]);
+      const next = await a.store.publish('k', sample, 3);
+      expect(next).toEqual({ outcome: 'published', storedAtMs: expect.closeTo(storeMs, -4) as number });
+    } finally {
+      raw.disconnect();
+    }
   });
 
   it('a subscriber hears each record another replica publishes, not its own', async () => {
@@ -380,7 +423,7 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
       (key) => heard.push(key),
       (key) => key === 'wanted',
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await subscribed(`${space}records`);
     const a = await replica('replica-a', space);
     const raw = rawClient(requireService('STATE_STORE_URL'));
     try {
@@ -592,22 +635,61 @@ describe('a store that refuses commands (an error reply: the server is there)', 
   });
 });
 
-describe('a store whose ACL refuses PUBLISH', () => {
-  it('writes the record all the same, says once that it is not announced, and the others read it', async () => {
-    const url = requireService('STATE_STORE_URL');
-    const user = `kis-nopublish-${randomBytes(3).toString('hex')}`;
-    const admin = rawClient(url);
+describe('a store behind an ACL', () => {
+  /** A user of the shared server with these ACL rules and the password "secret", as a store URL. */
+  async function aclUser(admin: ReturnType<typeof rawClient>, rules: string[]): Promise<{ url: string; user: string }> {
+    const user = `kis-acl-${randomBytes(3).toString('hex')}`;
+    await admin.acl('SETUSER', user, 'on', '>secret', ...rules);
+    const u = new URL(requireService('STATE_STORE_URL'));
+    u.username = user;
+    u.password = 'secret';
+    return { url: u.toString(), user };
+  }
+
+  it("works with the least the docs ask for: the commands listed, on the scaler's keys and channel alone", async () => {
+    const admin = rawClient(requireService('STATE_STORE_URL'));
+    const space = keySpace();
+    const { url, user } = await aclUser(
+      admin,
+      [
+        `~${space}*`,
+        `&${space}*`,
+        '-@all',
+        ...['get', 'set', 'getrange', 'pexpire', 'del', 'eval', 'evalsha', 'time', 'publish', 'subscribe', 'ping', 'info'],
+        '+client|setname',
+      ].map((rule) => (/^[a-z|]+$/.test(rule) ? `+${rule}` : rule)),
+    );
     try {
-      await admin.acl('SETUSER', user, 'on', '>secret', '~*', '&*', '+@all', '-publish');
-      const u = new URL(url);
-      u.username = user;
-      u.password = 'secret';
+      const a = await replica('replica-a', space, { address: parseStoreUrl(url) });
+      const b = await replica('replica-b', space, { address: parseStoreUrl(url) });
+      const heard: string[] = [];
+      b.store.subscribe((key) => heard.push(key));
+      await subscribed(`${space}records`);
+      expect(await a.store.acquireLease('k')).toBe(true);
+      expect(await a.store.publish('k', sample, Date.now())).toMatchObject({ outcome: 'published' });
+      expect((await b.store.read('k'))?.payload).toEqual(sample);
+      await eventually(async () => (heard.length === 1 ? true : undefined), 3000, 20);
+      await a.store.releaseLease('k');
+      expect(await b.store.acquireLease('k')).toBe(true);
+      expect([...warnings(a), ...warnings(b)]).toEqual([]);
+    } finally {
+      await admin.acl('DELUSER', user);
+      admin.disconnect();
+    }
+  });
+
+  it('refusing PUBLISH: writes the record all the same, says once that it is not announced, and the others read it (TIME refused too)', async () => {
+    const admin = rawClient(requireService('STATE_STORE_URL'));
+    const { url, user } = await aclUser(admin, ['~*', '&*', '+@all', '-publish', '-time']);
+    try {
       const space = keySpace();
-      const a = await replica('replica-a', space, { address: parseStoreUrl(u.toString()) });
+      const a = await replica('replica-a', space, { address: parseStoreUrl(url) });
       const b = await replica('replica-b', space);
       await a.store.acquireLease('k');
-      for (let i = 1; i <= 3; i++)
-        expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: i }, i)).toMatchObject({ outcome: 'published' });
+      // Without TIME, the writer's time (1, 2, 3 here) and the order of the key's records.
+      const stored = [];
+      for (let i = 1; i <= 3; i++) stored.push(await a.store.publish('k', { ...sample, lastDesiredReplicas: i }, i));
+      expect(stored).toEqual([1, 2, 3].map((storedAtMs) => ({ outcome: 'published', storedAtMs })));
       expect((await b.store.read('k'))?.payload).toEqual({ ...sample, lastDesiredReplicas: 3 });
       const refusals = warnings(a).filter(
         (l) => l.msg === 'state store refuses to announce records: replicas read them every few seconds instead',

@@ -68,16 +68,27 @@ async function writerAndFollower(startMs: number) {
   return { clock, a, b, id: a.engine.trigger(ref).id };
 }
 
-/** `client` with its lease and read calls 20 ms away (`onRead` told of each read). */
-function slowStore(client: ReturnType<StateCluster['client']>, onRead: () => void = () => undefined): typeof client {
+/**
+ * `client` with its lease and read calls 20 ms away (`onRead` told of each read). With
+ * `answerLate`, a call takes effect at once and its answer comes 20 ms later, as on one
+ * connection to a real store (a later release lands after it); else it takes effect late.
+ */
+function slowStore(
+  client: ReturnType<StateCluster['client']>,
+  onRead: () => void = () => undefined,
+  answerLate = false,
+): typeof client {
+  const wait = () => new Promise((resolve) => setTimeout(resolve, 20));
   return new Proxy(client, {
     get: (target, key, receiver) => {
       const value = Reflect.get(target, key, receiver) as unknown;
       if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
       return async (...args: unknown[]) => {
         if (key === 'read') onRead();
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        return (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (!answerLate) await wait();
+        const answer = (await (value as (...a: unknown[]) => unknown).apply(target, args)) as unknown;
+        if (answerLate) await wait();
+        return answer;
       };
     },
   });
@@ -362,7 +373,12 @@ describe('replicas on one shared store', () => {
 // Found by review: records were ordered by their writers' clocks, so after a change of writer a
 // follower kept the last writer's record for as long as that writer's clock was ahead of the next's.
 describe("SharedState: records in the store's order, whatever their writers' clocks", () => {
-  const at = (atMs: number, storedAtMs?: number) => ({ atMs, payload: {}, ...(storedAtMs !== undefined && { storedAtMs }) });
+  const at = (atMs: number, storedAtMs?: number) => ({
+    writerId: 'w',
+    atMs,
+    payload: {},
+    ...(storedAtMs !== undefined && { storedAtMs }),
+  });
   it.each([
     ["stored later, its writer's clock behind", at(1_000, 2_001), at(9_000, 2_000), true],
     ["stored earlier, its writer's clock ahead", at(9_000, 2_000), at(1_000, 2_001), false],
@@ -399,6 +415,37 @@ describe("SharedState: records in the store's order, whatever their writers' clo
   });
 });
 
+// Found by review: a replica taking a lease over compared the last writer's record time (its clock)
+// with its own last decision (its own clock), and went on from its older state when the last writer's
+// clock was behind.
+describe('SharedState: a lease taken over from a writer whose clock is behind', () => {
+  it("decides from the last writer's record it heard since its own last decision", async () => {
+    const clock = { ms: 6_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const behind = () => clock.ms - 10_000;
+    const aShared = new SharedState(cluster.client('a'), { logger: silentLogger(), publishIntervalMs: 5000, now: behind });
+    const a = { engine: engineOn(behind, driver, aShared), shared: aShared };
+    const b = replica(cluster, 'b');
+    const trigger = b.engine.trigger(ref);
+    broker.backlog = 10;
+    clock.ms += 1000;
+    for (const r of [a, b]) await r.engine.evaluate(r.engine.trigger(ref));
+    expect([a, b].map((r) => r.shared.view(trigger.id)?.role)).toEqual(['writer', 'follower']);
+    // a's last word, heard by b, which decides nothing before a goes (a rollout).
+    broker.backlog = 30;
+    clock.ms += 1000;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    await vi.waitFor(() => expect(b.shared.view(trigger.id)?.record?.atMs).toBe(behind()));
+    const last = b.shared.view(trigger.id)!.record!;
+    await a.shared.close();
+    await b.shared.refresh(false);
+    expect(b.shared.view(trigger.id)?.role).toBe('writer');
+    clock.ms += 1000;
+    await b.engine.evaluate(trigger);
+    expect(b.engine.sharedState(trigger)).toEqual({ role: 'writer', decidedFromRecordAtMs: last.atMs });
+  });
+});
+
 // Found by review: the full re-read a store coming back asks for was dropped when a renewal was
 // under way at that moment; the followers then waited for their round's re-read.
 describe('SharedState: a re-read asked for during a renewal', () => {
@@ -422,6 +469,24 @@ describe('SharedState: a re-read asked for during a renewal', () => {
     await follower.shared.refresh(true); // the store came back meanwhile
     await renewal;
     await vi.waitFor(() => expect(reads).toBe(before + 1));
+  });
+
+  // Found by review: the re-read asked for during a renewal ran after the trigger was forgotten,
+  // and took its lease again (held, never renewed, by a replica that no longer tracks it).
+  it('is not run for a trigger forgotten meanwhile: its lease stays given up', async () => {
+    const clock = { ms: 4_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const writer = replica(cluster, 'w', driver, slowStore(cluster.client('w'), undefined, true));
+    const id = writer.engine.trigger(ref).id;
+    await writer.shared.track(id);
+    expect(writer.shared.view(id)?.role).toBe('writer');
+    const renewal = writer.shared.refresh(false);
+    const reread = writer.shared.refresh(true); // waits for the renewal under way
+    writer.shared.forget(id);
+    await Promise.all([renewal, reread]);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a follow-up's round trip would be done
+    expect(writer.shared.size).toBe(0);
+    expect(cluster.leases.get(id)).toBeUndefined();
   });
 });
 
