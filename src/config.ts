@@ -31,6 +31,17 @@ const positiveMs = wholeNumber(1, 2 ** 31 - 1);
 /** STATE_RETENTION_MS by default: a day, past a night's maintenance window. */
 export const DEFAULT_STATE_RETENTION_MS = 24 * 60 * 60_000;
 
+/** An environment flag: "true" or "false", any case. */
+function flag(fallback: 'true' | 'false') {
+  return z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(['true', 'false']))
+    .default(fallback)
+    .transform((v) => v === 'true');
+}
+
 const envSchema = z.object({
   GRPC_PORT: port.default(9090),
   METRICS_PORT: port.default(8080),
@@ -84,13 +95,7 @@ const envSchema = z.object({
    * 10,000 triggers a scrape renders some 60,000 series; "false" leaves them out (/explain still
    * shows every trigger).
    */
-  TRIGGER_METRICS: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(['true', 'false']))
-    .default('true')
-    .transform((v) => v === 'true'),
+  TRIGGER_METRICS: flag('true'),
   TLS_CERT_FILE: z.string().min(1).optional(),
   TLS_KEY_FILE: z.string().min(1).optional(),
   /** CA that client certificates must chain to; setting it turns on mutual TLS. */
@@ -105,6 +110,11 @@ const envSchema = z.object({
   STATE_STORE_PASSWORD: z.string().min(1).optional(),
   /** PEM file of the CA that the store's certificate chains to (rediss://); the system's roots when unset. */
   STATE_STORE_TLS_CA_FILE: z.string().min(1).optional(),
+  /**
+   * "true": STATE_STORE_URL is one node of a Redis or Valkey cluster (cluster mode: ElastiCache
+   * or MemoryDB with cluster mode on, ElastiCache Serverless), found from there.
+   */
+  STATE_STORE_CLUSTER: flag('false'),
   /**
    * How long what a trigger learned is kept after KEDA last asked about it (a paused ScaledObject,
    * every scaler replica down): in this process past its 30-minute idle sweep, and as the life of
@@ -178,14 +188,20 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
 
 function checkStateStore(config: EnvConfig): void {
   if (config.STATE_STORE_URL === undefined) {
-    if (config.STATE_STORE_PASSWORD !== undefined || config.STATE_STORE_TLS_CA_FILE !== undefined) {
-      throw new ConfigError('environment: STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL');
+    if (config.STATE_STORE_PASSWORD !== undefined || config.STATE_STORE_TLS_CA_FILE !== undefined || config.STATE_STORE_CLUSTER) {
+      throw new ConfigError(
+        'environment: STATE_STORE_PASSWORD, STATE_STORE_TLS_CA_FILE and STATE_STORE_CLUSTER need STATE_STORE_URL',
+      );
     }
     return;
   }
   let tls: boolean;
   try {
-    tls = parseStoreUrl(config.STATE_STORE_URL).tls;
+    const address = parseStoreUrl(config.STATE_STORE_URL);
+    tls = address.tls;
+    if (config.STATE_STORE_CLUSTER && address.db !== 0) {
+      throw new ConfigError('environment: STATE_STORE_URL: a cluster has database 0 only (STATE_STORE_CLUSTER=true)');
+    }
   } catch (err) {
     // The message never quotes the URL: it may hold a password.
     if (err instanceof StoreUrlError) throw new ConfigError(`environment: STATE_STORE_URL: ${err.message}`);

@@ -17,7 +17,7 @@ export type StateStoreConfig = Pick<
   Config,
   'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'
 > &
-  Partial<Pick<Config, 'STATE_RETENTION_MS'>>;
+  Partial<Pick<Config, 'STATE_RETENTION_MS' | 'STATE_STORE_CLUSTER'>>;
 
 export interface CreateStateStoreOptions<T> {
   /** The payload's format version: bump it when the payload changes shape. */
@@ -55,6 +55,7 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
     ...common,
     address: config.STATE_STORE_PASSWORD === undefined ? address : { ...address, password: config.STATE_STORE_PASSWORD },
     ...(config.STATE_STORE_TLS_CA_FILE !== undefined ? { tlsCa: readCa(config.STATE_STORE_TLS_CA_FILE) } : {}),
+    cluster: config.STATE_STORE_CLUSTER === true,
     schema: options.schema,
     logger: options.logger,
   });

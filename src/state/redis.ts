@@ -3,7 +3,7 @@
 // reconnects with a backoff, and health changes are logged once per transition, not per call.
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { clip, redact } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
@@ -29,6 +29,8 @@ export interface RedisStateStoreOptions<T> {
   readonly address: StoreAddress;
   /** PEM of the CA that the server's certificate chains to (rediss://); the system's roots when absent. */
   readonly tlsCa?: string;
+  /** The address is one node of a cluster (cluster mode), the others found from it. */
+  readonly cluster?: boolean;
   readonly writerId: string;
   readonly scalerVersion: string;
   /** The payload format written into records; records of another are not read. */
@@ -55,8 +57,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   /** Where the store is, without credentials (for logs). */
   readonly description: string;
   private readonly options: RedisStateStoreOptions<T>;
-  private readonly client: Redis;
-  private subscriber: Redis | undefined;
+  private readonly client: Redis | Cluster;
+  private subscriber: Redis | Cluster | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   /** While degraded on a connection that stayed open: a PING a second, until one is answered. */
   private probe: NodeJS.Timeout | undefined;
@@ -86,9 +88,9 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.channel = `${this.prefix}records`;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.maxReadBytes = READ_BOUND_FACTOR * this.maxRecordBytes;
-    this.description = describeStore(options.address);
+    this.description = `${describeStore(options.address)}${options.cluster === true ? ' (cluster)' : ''}`;
     this.rejections = new Rejections(options.logger, options.metrics);
-    this.client = new Redis(clientOptions(options));
+    this.client = connection(options);
     this.client.on('ready', () => this.setHealth('up'));
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     this.client.on('close', () => this.setHealth('degraded', this.lastError));
@@ -100,6 +102,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   async connect(): Promise<void> {
     try {
       await this.client.connect();
+      // A cluster is ready once its slots are known, before its 'ready' event comes.
+      if (this.client.status === 'ready') this.setHealth('up');
     } catch (err) {
       this.lastError = (err as Error).message;
       this.setHealth('degraded', this.lastError);
@@ -229,7 +233,10 @@ export class RedisStateStore<T> implements StateStore<T> {
       this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
       if ((err as Error | undefined)?.name !== 'ReplyError') this.setHealth('degraded', message);
-      else if (/^WRONGTYPE\b/.test(message)) {
+      else if (/^(MOVED|ASK)\b/.test(message)) {
+        // A cluster's node, reached as one server: the keys of its slots work, the others never do.
+        this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
+      } else if (/^WRONGTYPE\b/.test(message)) {
         // Another kind of value under our key: garbage there. A record's is reported by read; a
         // lease's here, since nobody can hold it and the trigger is shared no more.
         if (op !== 'read' && key !== undefined) this.rejections.reject(key, 'lease', 'its lease key holds another type');
@@ -294,7 +301,7 @@ export class RedisStateStore<T> implements StateStore<T> {
    * honest, since a connection that only listens never notices a store that stopped answering.
    */
   private startSubscriber(): void {
-    const subscriber = this.client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, lazyConnect: false });
+    const subscriber = connection(this.options, true);
     this.subscriber = subscriber;
     subscriber.on('error', () => {}); // its state shows in the main connection's health
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
@@ -363,13 +370,42 @@ export class RedisStateStore<T> implements StateStore<T> {
   }
 }
 
-function clientOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
+/**
+ * A connection to the store: to one server, or (cluster) to the cluster a node of which the address
+ * names. Commands fail at once while disconnected (no offline queue: a command is refused, not
+ * held); a subscriber queues its SUBSCRIBE until connected and waits for replies as long as it takes.
+ */
+function connection(options: RedisStateStoreOptions<unknown>, subscriber = false): Redis | Cluster {
+  const { host, port, db } = options.address;
+  const perServer = serverOptions(options);
+  const redisOptions: RedisOptions = subscriber ? { ...perServer, maxRetriesPerRequest: null } : perServer;
+  const common = {
+    enableOfflineQueue: subscriber,
+    lazyConnect: !subscriber,
+    // Commands from one turn of the event loop (many triggers' leases) go in one write.
+    enableAutoPipelining: true,
+  };
+  if (options.cluster !== true) return new Redis({ host, port, db, ...redisOptions, ...common, retryStrategy: reconnectDelay });
+  return new Cluster([{ host, port }], {
+    redisOptions,
+    ...common,
+    clusterRetryStrategy: reconnectDelay,
+    slotsRefreshTimeout: options.timeoutMs ?? 1000,
+    // The nodes as the cluster names them (addresses, often): TLS checks each node's certificate
+    // against the URL's host name (tls.servername), not a name looked up again.
+    dnsLookup: (address, callback) => callback(null, address),
+  });
+}
+
+function reconnectDelay(times: number): number {
+  return Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.floor(Math.random() * 100);
+}
+
+/** What each connection to a server of the store is made with. */
+function serverOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
   const { address } = options;
   const timeoutMs = options.timeoutMs ?? 1000;
   return {
-    host: address.host,
-    port: address.port,
-    db: address.db,
     ...(address.username !== undefined ? { username: address.username } : {}),
     ...(address.password !== undefined ? { password: address.password } : {}),
     // SNI names a host, never an address (RFC 6066); the certificate is checked against either.
@@ -382,20 +418,14 @@ function clientOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
         }
       : {}),
     connectionName: `keda-inference-scaler:${options.writerId}`,
-    lazyConnect: true,
     connectTimeout: timeoutMs,
     commandTimeout: timeoutMs,
     // A connection that goes silent with a command waiting is dropped and made again: a store
     // behind a broken network path would otherwise hold a dead connection until TCP gives up.
     socketTimeout: 2 * timeoutMs,
-    // Fail at once while disconnected; never resend a command after a reconnect (the caller's
-    // next attempt is newer than the one lost).
-    enableOfflineQueue: false,
+    // Never resend a command after a reconnect (the caller's next attempt is newer than the one lost).
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    // Commands from one turn of the event loop (many triggers' leases) go in one write.
-    enableAutoPipelining: true,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 5), 2000) + Math.floor(Math.random() * 100),
     // A failover behind one address (Sentinel, ElastiCache): the old primary, now a replica,
     // refuses writes with READONLY for as long as the connection lasts. Reconnect, and reach the
     // new primary; the command fails as before and the next tick retries it.
@@ -413,7 +443,7 @@ class Script {
     this.sha = createHash('sha1').update(lua).digest('hex');
   }
 
-  async run(client: Redis, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  async run(client: Redis | Cluster, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     try {
       return await client.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {

@@ -307,6 +307,23 @@ describe('Helm chart', () => {
     expect(loadConfig({ ...(plainEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe(
       'redis://valkey.cache:6379/1',
     );
+    expect(plainEnv.STATE_STORE_CLUSTER).toBeUndefined();
+
+    // A cluster in cluster mode (ElastiCache Serverless, MemoryDB): the flag, and a config the scaler takes.
+    const cluster = find(
+      rendered(
+        '--set',
+        'replicaCount=2',
+        '--set',
+        'stateStore.url=rediss://clustercfg.cache:6379',
+        '--set',
+        'stateStore.cluster=true',
+      ),
+      'Deployment',
+    );
+    const clusterEnv = envOf(cluster.spec.template.spec.containers[0]);
+    expect(clusterEnv.STATE_STORE_CLUSTER).toBe('true');
+    expect(loadConfig({ ...(clusterEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_CLUSTER).toBe(true);
   });
 
   it('the bundled Valkey: the scaler points at its Service, only the scaler reaches it, bounded memory, its own labels', () => {
@@ -485,6 +502,13 @@ describe('Helm chart', () => {
     ['a misspelled alerts option', ['--set', 'metrics.prometheusRule.enable=true'], /prometheusRule/],
     ['a misspelled dashboard option', ['--set', 'metrics.grafanaDashboard.label=x'], /grafanaDashboard/],
     ['a store CA with no store', ['--set', 'stateStore.tls.caSecret=ca'], /stateStore.tls.caSecret needs the store/],
+    ['cluster mode with no store', ['--set', 'stateStore.cluster=true'], /stateStore.cluster needs the store/],
+    [
+      'cluster mode on the bundled Valkey (one server)',
+      ['-f', valkeyValues, '--set', 'stateStore.cluster=true'],
+      /valkey.enabled is the state store \(one server\)/,
+    ],
+    ['a cluster flag that is no boolean', ['--set-string', 'stateStore.cluster=yes'], /stateStore\/cluster/],
     ['two ports alike', ['--set', 'service.metricsPort=9090'], /must differ: \[9090 9090\]/],
     [
       'the plaintext health port on the gRPC port',

@@ -11,6 +11,7 @@ import type { ScaledObjectRef } from '../../src/server/protocol.ts';
 import { KafkaFixture } from '../support/kafka.ts';
 import { ScalerProcess } from '../support/process.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
+import { OwnRedisCluster } from '../support/redis.ts';
 import { eventually, ref, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -72,6 +73,21 @@ async function alike(ms: number, first: ScalerProcess, second: ScalerProcess): P
   return checks;
 }
 
+/**
+ * Work, then 3 s idle, four times, asked in turn (alike): the writer learns gaps of ~3 s, worth
+ * bridging. Returns how many checks alike() made.
+ */
+async function learnIdleGaps(first: ScalerProcess, second: ScalerProcess): Promise<number> {
+  let checks = 0;
+  for (let cycle = 0; cycle < 4; cycle++) {
+    await rabbit.publish(queue, 5);
+    checks += await alike(1500, first, second);
+    await rabbit.purge(queue);
+    checks += await alike(3000, cycle % 2 === 0 ? second : first, cycle % 2 === 0 ? first : second);
+  }
+  return checks;
+}
+
 /** What the explain CLI prints for the ScaledObject on one replica. */
 async function explainCli(p: ScalerProcess): Promise<string> {
   const url = `http://127.0.0.1:${p.metricsPort}`;
@@ -87,15 +103,7 @@ async function details(p: ScalerProcess): Promise<Record<string, unknown>> {
 
 describe('two scaler replicas on one shared store', () => {
   it('answer alike, round robin, while the trigger learns its idle gaps', async () => {
-    let checks = 0;
-    // Work, then 3 s idle, four times: the writer learns gaps of ~3 s, worth bridging.
-    for (let cycle = 0; cycle < 4; cycle++) {
-      await rabbit.publish(queue, 5);
-      checks += await alike(1500, a, b);
-      await rabbit.purge(queue);
-      checks += await alike(3000, cycle % 2 === 0 ? b : a, cycle % 2 === 0 ? a : b);
-    }
-    expect(checks).toBeGreaterThan(20);
+    expect(await learnIdleGaps(a, b)).toBeGreaterThan(20);
     const [da, db] = [await details(a), await details(b)];
     expect(da.keepWarmSource).toBe('learned');
     expect(db).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: da.keepWarmSeconds });
@@ -251,4 +259,26 @@ describe('a restarted replica, on a source whose rates the scaler counts itself 
       await kafka[Symbol.asyncDispose]();
     }
   }, 60_000);
+});
+
+describe('two scaler replicas on a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
+  it('answer alike while the trigger learns, and a restarted one answers with what was learned', async () => {
+    await using cluster = await OwnRedisCluster.start();
+    const clusterEnv = { STATE_STORE_URL: cluster.url, STATE_STORE_CLUSTER: 'true' };
+    const c = await ScalerProcess.start(clusterEnv);
+    let d = await ScalerProcess.start(clusterEnv);
+    try {
+      expect(await learnIdleGaps(c, d)).toBeGreaterThan(20);
+      const learned = await details(c);
+      expect(learned.keepWarmSource).toBe('learned');
+      expect(await details(d)).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned.keepWarmSeconds });
+      await d.kill();
+      d = await ScalerProcess.start(clusterEnv);
+      await answer(d);
+      expect(await details(d)).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned.keepWarmSeconds });
+      expect([c, d].flatMap((p) => p.lines()).filter((l) => l.level === 40)).toEqual([]);
+    } finally {
+      await Promise.all([c.kill(), d.kill()]);
+    }
+  }, 90_000);
 });

@@ -20,7 +20,7 @@ import { RedisStateStore, type RedisStateStoreOptions } from '../../src/state/re
 import { SharedState, lineageKey } from '../../src/state/shared.ts';
 import type { StateRecord, StateStore } from '../../src/state/types.ts';
 import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
-import { OwnRedis, rawClient } from '../support/redis.ts';
+import { OwnRedis, OwnRedisCluster, rawClient } from '../support/redis.ts';
 import { eventually, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -704,6 +704,55 @@ describe('a store behind an ACL', () => {
       await admin.acl('DELUSER', user);
       admin.disconnect();
     }
+  });
+});
+
+describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
+  it('shares leases, records and announcements of keys on every node between two replicas', async () => {
+    await using cluster = await OwnRedisCluster.start();
+    const space = keySpace();
+    const address = parseStoreUrl(cluster.url);
+    const a = await replica('replica-a', space, { address, cluster: true });
+    const b = await replica('replica-b', space, { address, cluster: true });
+    expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
+    const heard: string[] = [];
+    b.store.subscribe((key) => heard.push(key));
+    await new Promise((r) => setTimeout(r, 300));
+    const keys = Array.from({ length: 30 }, (_, i) => `ns/so-${i}/t`);
+    for (const [i, key] of keys.entries()) {
+      expect(await a.store.acquireLease(key)).toBe(true);
+      expect(await b.store.acquireLease(key)).toBe(false);
+      expect(await b.store.publish(key, sample, i)).toEqual({ outcome: 'not-writer' });
+      expect(await a.store.publish(key, { ...sample, lastDesiredReplicas: i }, i)).toMatchObject({ outcome: 'published' });
+      expect((await b.store.read(key))?.payload.lastDesiredReplicas).toBe(i);
+    }
+    await eventually(async () => (heard.length === keys.length ? true : undefined), 3000, 20);
+    expect(new Set(heard)).toEqual(new Set(keys));
+    // The keys were spread: every node holds some.
+    const sizes = await Promise.all(
+      cluster.nodes.map(async (n) => {
+        const raw = rawClient(n.url);
+        try {
+          return await raw.dbsize();
+        } finally {
+          raw.disconnect();
+        }
+      }),
+    );
+    expect(sizes.every((size) => size > 0)).toBe(true);
+    expect(warnings(a)).toEqual([]);
+  });
+
+  it('reached as one server, without the flag: one warning says to set STATE_STORE_CLUSTER', async () => {
+    await using cluster = await OwnRedisCluster.start();
+    const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(cluster.url) });
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => a.store.read(`ns/so-${i}/t`)));
+    // The first node's slots answer; the others' are elsewhere (MOVED).
+    expect(results.filter((r) => r.status === 'rejected').length).toBeGreaterThan(0);
+    expect(warnings(a).map((l) => [l.msg, l.op])).toEqual([
+      ['state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)', 'read'],
+    ]);
+    expect(a.store.health).toBe('up');
   });
 });
 

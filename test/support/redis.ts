@@ -1,12 +1,19 @@
 // A Redis server of the test's own (password, TLS), beside the shared one from
 // `scripts/services.sh up redis`: Debian's redis-server on a free loopback port, no persistence.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './process.ts';
 
+const execFileAsync = promisify(execFile);
+
 export interface OwnRedisOptions {
   readonly password?: string;
+  /** A node of a cluster (cluster mode), its state in this file. */
+  readonly clusterConfigFile?: string;
   /** PEM files: the server speaks TLS only (rediss://). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
 }
@@ -31,6 +38,11 @@ export class OwnRedis implements AsyncDisposable {
     const port = await freePort();
     const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
     if (options.password !== undefined) args.push('--requirepass', options.password);
+    if (options.clusterConfigFile !== undefined) {
+      // The bus port a port of its own: port + 10,000 (the default) may be taken, or past 65,535.
+      args.push('--cluster-enabled', 'yes', '--cluster-config-file', options.clusterConfigFile);
+      args.push('--cluster-port', String(await freePort()), '--cluster-node-timeout', '2000');
+    }
     if (options.tls === undefined) args.push('--port', String(port));
     else {
       const { certFile, keyFile, caFile } = options.tls;
@@ -60,6 +72,67 @@ export class OwnRedis implements AsyncDisposable {
     while (!/Ready to accept connections/.test(this.output)) {
       if (this.child.exitCode !== null || Date.now() > until) throw new Error(`redis-server did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/**
+ * A Redis cluster of the test's own: three masters on free loopback ports, every slot assigned
+ * (`redis-cli --cluster create`, from Debian's redis-tools beside redis-server).
+ */
+export class OwnRedisCluster implements AsyncDisposable {
+  readonly nodes: readonly OwnRedis[];
+  private readonly dir: string;
+
+  private constructor(nodes: readonly OwnRedis[], dir: string) {
+    this.nodes = nodes;
+    this.dir = dir;
+  }
+
+  static async start(size = 3): Promise<OwnRedisCluster> {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-redis-cluster-'));
+    const nodes = await Promise.all(
+      Array.from({ length: size }, (_, i) => OwnRedis.start({ clusterConfigFile: join(dir, `nodes-${i}.conf`) })),
+    );
+    const cluster = new OwnRedisCluster(nodes, dir);
+    try {
+      const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
+      await execFileAsync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes']);
+      await cluster.waitUntilOk();
+    } catch (err) {
+      await cluster[Symbol.asyncDispose]();
+      throw err;
+    }
+    return cluster;
+  }
+
+  /** redis:// to its first node. */
+  get url(): string {
+    return this.nodes[0]!.url;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n[Symbol.asyncDispose]()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Every node agrees that the cluster serves every slot. */
+  private async waitUntilOk(): Promise<void> {
+    const until = Date.now() + 15_000;
+    for (;;) {
+      const states = await Promise.all(
+        this.nodes.map(async (n) => {
+          const client = rawClient(n.url);
+          try {
+            return /cluster_state:ok/.test(await client.cluster('INFO'));
+          } finally {
+            client.disconnect();
+          }
+        }),
+      );
+      if (states.every(Boolean)) return;
+      if (Date.now() > until) throw new Error('the Redis cluster did not reach cluster_state:ok in 15 s');
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 }

@@ -25,6 +25,7 @@ export function testConfig(overrides: Partial<Config> = {}): Config {
     LOOP_TARGET_UTILIZATION: 0.5,
     TRIGGER_METRICS: true,
     STATE_RETENTION_MS: DEFAULT_STATE_RETENTION_MS,
+    STATE_STORE_CLUSTER: false,
     profiles: {},
     ...overrides,
   };

@@ -51,7 +51,18 @@ describe('loadConfig: the state store', () => {
     [
       'a password without a URL',
       { STATE_STORE_PASSWORD: 's3cret' },
-      /STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE need STATE_STORE_URL/,
+      /STATE_STORE_PASSWORD, STATE_STORE_TLS_CA_FILE and STATE_STORE_CLUSTER need STATE_STORE_URL/,
+    ],
+    ['cluster mode without a URL', { STATE_STORE_CLUSTER: 'true' }, /STATE_STORE_CLUSTER need STATE_STORE_URL/],
+    [
+      'a cluster with a database other than 0',
+      { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/2', STATE_STORE_CLUSTER: 'TRUE' },
+      /a cluster has database 0 only/,
+    ],
+    [
+      'a cluster flag that is no boolean',
+      { STATE_STORE_URL: 'redis://valkey:6379', STATE_STORE_CLUSTER: 'yes' },
+      /STATE_STORE_CLUSTER/,
     ],
     [
       'a CA file without TLS',

@@ -140,6 +140,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: STATE_STORE_TLS_CA_FILE
   value: /etc/keda-inference-scaler/state-store-ca/{{ $store.tls.caKey }}
 {{- end }}
+{{- if $store.cluster }}
+- name: STATE_STORE_CLUSTER
+  value: "true"
+{{- end }}
 {{- end }}
 {{- end }}
 
