@@ -79,6 +79,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private reported = false;
   private lastError = 'not connected yet';
   private closing = false;
+  /** When the store last answered a command (an error reply included). */
+  private answeredAtMs = 0;
 
   constructor(options: RedisStateStoreOptions<T>) {
     this.options = options;
@@ -221,28 +223,40 @@ export class RedisStateStore<T> implements StateStore<T> {
   /**
    * One operation: refused at once while disconnected (ioredis's offline queue is off), failed
    * after timeoutMs when the store does not answer. A failure without an answer from the server
-   * marks the store degraded; an error reply (the server is there) does not.
+   * marks the store degraded; an error reply (the server is there) does not. On a cluster, only
+   * when no node answered for two timeouts: one node down (its slots failing over) leaves the
+   * triggers of the others shared, and the failing ones local, each on its own (SharedState).
    */
   private async run<R>(op: StoreOp, call: () => Promise<R>, key?: string): Promise<R> {
     try {
       const result = await call();
+      this.answeredAtMs = Date.now();
       // An answer: a stall that ended without a reconnect (no 'ready' event) is over.
       if (this.state === 'degraded' && this.client.status === 'ready') this.setHealth('up');
       return result;
     } catch (err) {
       this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
-      if ((err as Error | undefined)?.name !== 'ReplyError') this.setHealth('degraded', message);
-      else if (/^(MOVED|ASK)\b/.test(message)) {
-        // A cluster's node, reached as one server: the keys of its slots work, the others never do.
-        this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
-      } else if (/^WRONGTYPE\b/.test(message)) {
-        // Another kind of value under our key: garbage there. A record's is reported by read; a
-        // lease's here, since nobody can hold it and the trigger is shared no more.
-        if (op !== 'read' && key !== undefined) this.rejections.reject(key, 'lease', 'its lease key holds another type');
-      } else this.refused(op, message);
+      if ((err as Error | undefined)?.name === 'ReplyError') {
+        this.answeredAtMs = Date.now();
+        this.replied(op, message, key);
+      } else if (this.options.cluster !== true || Date.now() - this.answeredAtMs > 2 * (this.options.timeoutMs ?? 1000)) {
+        this.setHealth('degraded', message);
+      }
       throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
     }
+  }
+
+  /** An error reply to an operation on `key`: said in the log (or as a rejected record), once per kind. */
+  private replied(op: StoreOp, message: string, key: string | undefined): void {
+    if (this.options.cluster !== true && /^(MOVED|ASK)\b/.test(message)) {
+      // A cluster's node, reached as one server: the keys of its slots work, the others never do.
+      this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
+    } else if (/^WRONGTYPE\b/.test(message)) {
+      // Another kind of value under our key: garbage there. A record's is reported by read; a
+      // lease's here, since nobody can hold it and the trigger is shared no more.
+      if (op !== 'read' && key !== undefined) this.rejections.reject(key, 'lease', 'its lease key holds another type');
+    } else this.refused(op, message);
   }
 
   /**

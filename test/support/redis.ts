@@ -3,7 +3,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './process.ts';
@@ -40,7 +40,15 @@ export class OwnRedis implements AsyncDisposable {
     if (options.password !== undefined) args.push('--requirepass', options.password);
     if (options.clusterConfigFile !== undefined) {
       // The bus port a port of its own: port + 10,000 (the default) may be taken, or past 65,535.
-      args.push('--cluster-enabled', 'yes', '--cluster-config-file', options.clusterConfigFile);
+      // Replicas' first sync writes a snapshot: into the cluster's directory, not the working one.
+      args.push(
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        options.clusterConfigFile,
+        '--dir',
+        dirname(options.clusterConfigFile),
+      );
       args.push('--cluster-port', String(await freePort()), '--cluster-node-timeout', '2000');
     }
     if (options.tls === undefined) args.push('--port', String(port));
@@ -89,15 +97,25 @@ export class OwnRedisCluster implements AsyncDisposable {
     this.dir = dir;
   }
 
-  static async start(size = 3): Promise<OwnRedisCluster> {
+  /** `masters` masters, each with `replicas` replicas (which take over when it fails). */
+  static async start(masters = 3, replicas = 0): Promise<OwnRedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'kis-redis-cluster-'));
     const nodes = await Promise.all(
-      Array.from({ length: size }, (_, i) => OwnRedis.start({ clusterConfigFile: join(dir, `nodes-${i}.conf`) })),
+      Array.from({ length: masters * (1 + replicas) }, (_, i) =>
+        OwnRedis.start({ clusterConfigFile: join(dir, `nodes-${i}.conf`) }),
+      ),
     );
     const cluster = new OwnRedisCluster(nodes, dir);
     try {
       const addresses = nodes.map((n) => `127.0.0.1:${n.port}`);
-      await execFileAsync('redis-cli', ['--cluster', 'create', ...addresses, '--cluster-replicas', '0', '--cluster-yes']);
+      await execFileAsync('redis-cli', [
+        '--cluster',
+        'create',
+        ...addresses,
+        '--cluster-replicas',
+        String(replicas),
+        '--cluster-yes',
+      ]);
       await cluster.waitUntilOk();
     } catch (err) {
       await cluster[Symbol.asyncDispose]();
