@@ -89,6 +89,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   });
   const shared = store.kind === 'redis' ? new SharedState(store, { logger, publishIntervalMs: PUBLISH_INTERVAL_MS }) : undefined;
   shared?.start();
+  if (shared !== undefined) metrics.stateStore.observeRoles(() => shared.roles());
   const admission = new LoopAdmission({ targetUtilization: config.LOOP_TARGET_UTILIZATION });
   metrics.observeReadsWaiting(() => admission.queued);
   const engine = new Engine({

@@ -251,6 +251,13 @@ export class SharedState<T extends { readonly trigger?: string }> {
     return this.entries.size;
   }
 
+  /** How many tracked triggers hold each role (for the state_triggers gauge). */
+  roles(): Record<Role, number> {
+    const counts = { writer: 0, follower: 0, local: 0 };
+    for (const entry of this.entries.values()) counts[entry.role]++;
+    return counts;
+  }
+
   async close(): Promise<void> {
     clearInterval(this.timer);
     this.unsubscribe();

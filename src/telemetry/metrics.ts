@@ -229,6 +229,8 @@ export class StateStoreMetrics {
   readonly recordsRejected: Counter<'reason'>;
   /** Where state_leases_held reads the number of leases held at scrape time. */
   readonly observeLeases: (count: () => number) => void;
+  /** Where state_triggers reads how many triggers hold each role at scrape time. */
+  readonly observeRoles: (count: () => Readonly<Record<'writer' | 'follower' | 'local', number>>) => void;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -254,6 +256,19 @@ export class StateStoreMetrics {
       'Keys (triggers) whose lease this replica holds: it is their writer.',
       registers,
     );
+    let roles = () => ({ writer: 0, follower: 0, local: 0 });
+    new Gauge({
+      name: `${PREFIX}state_triggers`,
+      help: "Triggers this replica shares through the state store, by role: writer (holds the lease, publishes), follower (decides from the writer's record), local (the store does not answer for it: decides from its own state).",
+      labelNames: ['role'],
+      registers,
+      collect() {
+        for (const [role, count] of Object.entries(roles())) this.set({ role }, count);
+      },
+    });
+    this.observeRoles = (source) => {
+      roles = source;
+    };
   }
 }
 

@@ -110,6 +110,19 @@ describe('two scaler replicas on one shared store', () => {
     // One of them writes the trigger's state, the other follows it, and /explain says which.
     const leases = await Promise.all([a, b].map(async (p) => Number(/state_leases_held (\d+)/.exec(await p.metrics())?.[1])));
     expect(leases.sort()).toEqual([0, 1]);
+    const roles = await Promise.all(
+      [a, b].map(async (p) => {
+        const text = await p.metrics();
+        return ['writer', 'follower', 'local'].map((role) =>
+          Number(new RegExp(`state_triggers\\{role="${role}"\\} (\\d+)`).exec(text)?.[1]),
+        );
+      }),
+    );
+    // One trigger: a writer on one replica, a follower on the other, local on neither.
+    expect(roles.sort()).toEqual([
+      [0, 1, 0],
+      [1, 0, 0],
+    ]);
     const shared = await Promise.all([a, b].map(async (p) => (await p.explain('kis', 'replicas'))[0]!.sharedState!));
     const follower = shared.find((v) => v.role === 'follower');
     expect(shared.map((v) => v.role).sort()).toEqual(['follower', 'writer']);
@@ -152,6 +165,8 @@ describe('two scaler replicas on one shared store', () => {
       }
       for (const [i, p] of [a, b].entries()) {
         await eventually(async () => (/state_store_up 0/.test(await p.metrics()) ? true : undefined), 10_000);
+        // Every trigger it tracks decides from its own state, and the gauge says so.
+        expect(await p.metrics()).toMatch(/state_triggers\{role="local"\} [1-9]/);
         const warned = p.lines().filter((l) => String(l.msg).startsWith('state store unreachable')).length;
         // One line for the outage, not one per call.
         expect(warned - warnedBefore[i]!).toBe(1);

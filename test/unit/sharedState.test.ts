@@ -65,7 +65,7 @@ async function writerAndFollower(startMs: number) {
   clock.ms += 1000;
   await a.engine.evaluate(a.engine.trigger(ref));
   await b.engine.evaluate(b.engine.trigger(ref));
-  return { clock, a, b, id: a.engine.trigger(ref).id };
+  return { clock, cluster, a, b, id: a.engine.trigger(ref).id };
 }
 
 /**
@@ -367,6 +367,16 @@ describe('replicas on one shared store', () => {
     const [ea, eb] = [await a.engine.evaluate(a.engine.trigger(ref)), await b.engine.evaluate(b.engine.trigger(ref))];
     expect(eb.decision.explanation.details.keepWarmSeconds).toBe(ea.decision.explanation.details.keepWarmSeconds);
     expect(eb.decision.active).toBe(ea.decision.active);
+  });
+});
+
+describe('SharedState.roles', () => {
+  it('counts the triggers it tracks by role, for the state_triggers gauge', async () => {
+    const { a, b, cluster } = await writerAndFollower(7_000_000);
+    expect(a.shared.roles()).toEqual({ writer: 1, follower: 0, local: 0 });
+    expect(b.shared.roles()).toEqual({ writer: 0, follower: 1, local: 0 });
+    cluster.setHealth('degraded');
+    expect(a.shared.roles()).toEqual({ writer: 0, follower: 0, local: 1 });
   });
 });
 
