@@ -278,7 +278,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   /**
    * One tick of a round: the next slice of the triggers, in the order they were first seen. A tick
-   * does not wait for the last one's store round trips: on a store 200 ms away a round that waited
+   * does not wait for the last one's store round trips: on a store 400 ms away a round that waited
    * took longer than a lease, and leases lapsed and changed hands with no error.
    */
   private tick(): void {
