@@ -116,6 +116,16 @@ const envSchema = z.object({
    */
   STATE_STORE_CLUSTER: flag('false'),
   /**
+   * A Sentinel-managed store: the master group's name, STATE_STORE_URL then naming a Sentinel
+   * (the others are found from it) and the scaler following the master it reports.
+   */
+  STATE_STORE_SENTINEL_MASTER: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,128}$/, 'a Sentinel master group name: letters, digits, ".", "_" or "-", at most 128')
+    .optional(),
+  /** The Sentinels' password (from a Secret), where they have one of their own. */
+  STATE_STORE_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /**
    * How long what a trigger learned is kept after KEDA last asked about it (a paused ScaledObject,
    * every scaler replica down): in this process past its 30-minute idle sweep, and as the life of
    * its record in the store. At least 30 minutes.
@@ -186,14 +196,28 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
   return profiles;
 }
 
+/** The settings of a state store, which mean nothing without STATE_STORE_URL. */
+const STORE_SETTINGS = [
+  'STATE_STORE_PASSWORD',
+  'STATE_STORE_TLS_CA_FILE',
+  'STATE_STORE_CLUSTER',
+  'STATE_STORE_SENTINEL_MASTER',
+  'STATE_STORE_SENTINEL_PASSWORD',
+] as const;
+
 function checkStateStore(config: EnvConfig): void {
   if (config.STATE_STORE_URL === undefined) {
-    if (config.STATE_STORE_PASSWORD !== undefined || config.STATE_STORE_TLS_CA_FILE !== undefined || config.STATE_STORE_CLUSTER) {
-      throw new ConfigError(
-        'environment: STATE_STORE_PASSWORD, STATE_STORE_TLS_CA_FILE and STATE_STORE_CLUSTER need STATE_STORE_URL',
-      );
-    }
+    const set = STORE_SETTINGS.filter((key) => config[key] !== undefined && config[key] !== false);
+    if (set.length > 0) throw new ConfigError(`environment: ${set.join(', ')} need STATE_STORE_URL`);
     return;
+  }
+  if (config.STATE_STORE_CLUSTER && config.STATE_STORE_SENTINEL_MASTER !== undefined) {
+    throw new ConfigError(
+      'environment: STATE_STORE_CLUSTER and STATE_STORE_SENTINEL_MASTER: a store is a cluster or Sentinel-managed, not both',
+    );
+  }
+  if (config.STATE_STORE_SENTINEL_PASSWORD !== undefined && config.STATE_STORE_SENTINEL_MASTER === undefined) {
+    throw new ConfigError('environment: STATE_STORE_SENTINEL_PASSWORD needs STATE_STORE_SENTINEL_MASTER');
   }
   let tls: boolean;
   try {

@@ -17,7 +17,9 @@ export type StateStoreConfig = Pick<
   Config,
   'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'
 > &
-  Partial<Pick<Config, 'STATE_RETENTION_MS' | 'STATE_STORE_CLUSTER'>>;
+  Partial<
+    Pick<Config, 'STATE_RETENTION_MS' | 'STATE_STORE_CLUSTER' | 'STATE_STORE_SENTINEL_MASTER' | 'STATE_STORE_SENTINEL_PASSWORD'>
+  >;
 
 export interface CreateStateStoreOptions<T> {
   /** The payload's format version: bump it when the payload changes shape. */
@@ -56,6 +58,12 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
     address: config.STATE_STORE_PASSWORD === undefined ? address : { ...address, password: config.STATE_STORE_PASSWORD },
     ...(config.STATE_STORE_TLS_CA_FILE !== undefined ? { tlsCa: readCa(config.STATE_STORE_TLS_CA_FILE) } : {}),
     cluster: config.STATE_STORE_CLUSTER === true,
+    ...(config.STATE_STORE_SENTINEL_MASTER !== undefined && {
+      sentinel: {
+        master: config.STATE_STORE_SENTINEL_MASTER,
+        ...(config.STATE_STORE_SENTINEL_PASSWORD !== undefined && { password: config.STATE_STORE_SENTINEL_PASSWORD }),
+      },
+    }),
     schema: options.schema,
     logger: options.logger,
   });

@@ -31,6 +31,8 @@ export interface RedisStateStoreOptions<T> {
   readonly tlsCa?: string;
   /** The address is one node of a cluster (cluster mode), the others found from it. */
   readonly cluster?: boolean;
+  /** The address is a Sentinel's, which names the master of this group (its password, if it has one of its own). */
+  readonly sentinel?: { readonly master: string; readonly password?: string };
   readonly writerId: string;
   readonly scalerVersion: string;
   /** The payload format written into records; records of another are not read. */
@@ -90,7 +92,13 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.channel = `${this.prefix}records`;
     this.maxRecordBytes = options.maxRecordBytes ?? MAX_RECORD_BYTES;
     this.maxReadBytes = READ_BOUND_FACTOR * this.maxRecordBytes;
-    this.description = `${describeStore(options.address)}${options.cluster === true ? ' (cluster)' : ''}`;
+    const mode =
+      options.cluster === true
+        ? ' (cluster)'
+        : options.sentinel !== undefined
+          ? ` (Sentinel, master ${options.sentinel.master})`
+          : '';
+    this.description = `${describeStore(options.address)}${mode}`;
     this.rejections = new Rejections(options.logger, options.metrics);
     this.client = connection(options);
     this.client.on('ready', () => this.setHealth('up'));
@@ -385,8 +393,8 @@ export class RedisStateStore<T> implements StateStore<T> {
 }
 
 /**
- * A connection to the store: to one server, or (cluster) to the cluster a node of which the address
- * names. Commands fail at once while disconnected (no offline queue: a command is refused, not
+ * A connection to the store: to one server, to the master a Sentinel names (sentinel), or
+ * (cluster) to the cluster a node of which the address names. Commands fail at once while disconnected (no offline queue: a command is refused, not
  * held); a subscriber queues its SUBSCRIBE until connected and waits for replies as long as it takes.
  */
 function connection(options: RedisStateStoreOptions<unknown>, subscriber = false): Redis | Cluster {
@@ -399,6 +407,22 @@ function connection(options: RedisStateStoreOptions<unknown>, subscriber = false
     // Commands from one turn of the event loop (many triggers' leases) go in one write.
     enableAutoPipelining: true,
   };
+  const { sentinel } = options;
+  if (sentinel !== undefined) {
+    // The master the Sentinels name, followed through a failover (their +switch-master).
+    return new Redis({
+      sentinels: [{ host, port }],
+      name: sentinel.master,
+      db,
+      ...redisOptions,
+      ...common,
+      retryStrategy: reconnectDelay,
+      ...(sentinel.password !== undefined && { sentinelPassword: sentinel.password }),
+      ...(redisOptions.tls !== undefined && { enableTLSForSentinelMode: true, sentinelTLS: redisOptions.tls }),
+      sentinelCommandTimeout: options.timeoutMs ?? 1000,
+      failoverDetector: true,
+    });
+  }
   if (options.cluster !== true) return new Redis({ host, port, db, ...redisOptions, ...common, retryStrategy: reconnectDelay });
   return new Cluster([{ host, port }], {
     redisOptions,

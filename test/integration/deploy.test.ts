@@ -324,6 +324,33 @@ describe('Helm chart', () => {
     const clusterEnv = envOf(cluster.spec.template.spec.containers[0]);
     expect(clusterEnv.STATE_STORE_CLUSTER).toBe('true');
     expect(loadConfig({ ...(clusterEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_CLUSTER).toBe(true);
+
+    // Sentinel-managed (the Bitnami chart's Sentinels): the master's name, and the Sentinels' password from the Secret.
+    const sentinel = find(
+      rendered(
+        '--set',
+        'replicaCount=2',
+        '--set',
+        'stateStore.url=redis://redis.cache:26379',
+        '--set',
+        'stateStore.existingSecret=scaler-state-store',
+        '--set',
+        'stateStore.sentinel.masterName=mymaster',
+      ),
+      'Deployment',
+    );
+    const sentinelEnv = envOf(sentinel.spec.template.spec.containers[0]);
+    expect(sentinelEnv.STATE_STORE_SENTINEL_MASTER).toBe('mymaster');
+    expect(sentinelEnv.STATE_STORE_SENTINEL_PASSWORD).toEqual({
+      secretKeyRef: { name: 'scaler-state-store', key: 'sentinel-password', optional: true },
+    });
+    const fromChart = loadConfig({
+      ...(sentinelEnv as Record<string, string>),
+      STATE_STORE_PASSWORD: 'p',
+      STATE_STORE_SENTINEL_PASSWORD: 's',
+      CONFIG_FILE: undefined,
+    });
+    expect(fromChart.STATE_STORE_SENTINEL_MASTER).toBe('mymaster');
   });
 
   it('the bundled Valkey: the scaler points at its Service, only the scaler reaches it, bounded memory, its own labels', () => {
@@ -509,6 +536,24 @@ describe('Helm chart', () => {
       /valkey.enabled is the state store \(one server\)/,
     ],
     ['a cluster flag that is no boolean', ['--set-string', 'stateStore.cluster=yes'], /stateStore\/cluster/],
+    [
+      'a Sentinel master with no store',
+      ['--set', 'stateStore.sentinel.masterName=mymaster'],
+      /stateStore.sentinel.masterName needs the store/,
+    ],
+    [
+      'a cluster that is Sentinel-managed too',
+      [
+        '--set',
+        'stateStore.url=redis://cache:6379',
+        '--set',
+        'stateStore.cluster=true',
+        '--set',
+        'stateStore.sentinel.masterName=m',
+      ],
+      /a cluster or Sentinel-managed, not both/,
+    ],
+    ['a Sentinel master name with a space', ['--set', 'stateStore.sentinel.masterName=my master'], /masterName/],
     ['two ports alike', ['--set', 'service.metricsPort=9090'], /must differ: \[9090 9090\]/],
     [
       'the plaintext health port on the gRPC port',

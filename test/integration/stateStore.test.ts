@@ -12,6 +12,7 @@ import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { emptyHistory } from '../../src/model/decide.ts';
+import { loadConfig } from '../../src/config.ts';
 import { parseStoreUrl } from '../../src/state/address.ts';
 import { StateStoreUnavailable } from '../../src/state/errors.ts';
 import { type StateStoreConfig, createStateStore } from '../../src/state/index.ts';
@@ -20,7 +21,7 @@ import { RedisStateStore, type RedisStateStoreOptions } from '../../src/state/re
 import { SharedState, lineageKey } from '../../src/state/shared.ts';
 import type { StateRecord, StateStore } from '../../src/state/types.ts';
 import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
-import { OwnRedis, OwnRedisCluster, rawClient } from '../support/redis.ts';
+import { OwnRedis, OwnRedisCluster, OwnRedisSentinel, rawClient } from '../support/redis.ts';
 import { eventually, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -795,6 +796,58 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
       ['state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)', 'read'],
     ]);
     expect(a.store.health).toBe('up');
+  });
+});
+
+describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
+  it("follows the master the Sentinel names, through a failover, with the data servers' and the Sentinel's passwords", async () => {
+    await using set = await OwnRedisSentinel.start({ password: 'data-secret', sentinelPassword: 'sentinel-secret' });
+    const space = keySpace();
+    const viaSentinel = {
+      address: { ...parseStoreUrl(`redis://127.0.0.1:${set.sentinel.port}`), password: 'data-secret' },
+      sentinel: { master: set.name, password: 'sentinel-secret' },
+    };
+    const a = await replica('replica-a', space, viaSentinel);
+    const b = await replica('replica-b', space, viaSentinel);
+    expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
+    expect(await a.store.acquireLease('k')).toBe(true);
+    expect(await a.store.publish('k', sample, 1)).toMatchObject({ outcome: 'published' });
+    expect((await b.store.read('k'))?.payload).toEqual(sample);
+    // The master goes; the Sentinel promotes its replica, and both stores follow it there.
+    await set.master[Symbol.asyncDispose]();
+    await eventually(async () => ((await a.store.acquireLease('k').catch(() => false)) ? true : undefined), 20_000, 250);
+    expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: 7 }, 2)).toMatchObject({ outcome: 'published' });
+    await eventually(
+      async () => ((await b.store.read('k').catch(() => undefined))?.payload.lastDesiredReplicas === 7 ? true : undefined),
+      20_000,
+      250,
+    );
+    for (const r of [a, b]) {
+      // One line for the outage and one for the return, with no password in either.
+      const lines = r.logs.map((l) => JSON.stringify(l));
+      expect(lines.filter((l) => l.includes('state store unreachable')).length).toBeLessThanOrEqual(1);
+      expect(lines.join('\n')).not.toMatch(/data-secret|sentinel-secret/);
+      expect(r.store.health).toBe('up');
+    }
+    expect(a.store.description).toBe(`redis://127.0.0.1:${set.sentinel.port}/0 (Sentinel, master ${set.name})`);
+    // From the environment, as the scaler makes it.
+    const fromEnv = loadConfig({
+      STATE_STORE_URL: `redis://127.0.0.1:${set.sentinel.port}`,
+      STATE_STORE_PASSWORD: 'data-secret',
+      STATE_STORE_SENTINEL_MASTER: set.name,
+      STATE_STORE_SENTINEL_PASSWORD: 'sentinel-secret',
+    });
+    const store = await createStateStore<History>(fromEnv, {
+      format: 1,
+      schema: history,
+      logger: pino({ level: 'silent' }),
+      metrics: new StateStoreMetrics(new Registry()),
+    });
+    opened.push(store);
+    expect(store.health).toBe('up');
+    expect(await store.acquireLease('from-env')).toBe(true);
+    expect(await store.publish('from-env', sample, 3)).toMatchObject({ outcome: 'published' });
+    expect((await store.read('from-env'))?.payload).toEqual(sample);
   });
 });
 

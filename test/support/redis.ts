@@ -1,7 +1,7 @@
 // A Redis server of the test's own (password, TLS), beside the shared one from
 // `scripts/services.sh up redis`: Debian's redis-server on a free loopback port, no persistence.
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,6 +16,12 @@ export interface OwnRedisOptions {
   readonly clusterConfigFile?: string;
   /** PEM files: the server speaks TLS only (rediss://). */
   readonly tls?: { readonly certFile: string; readonly keyFile: string; readonly caFile: string };
+  /** A replica of the server on this port (its password: `password`), its first sync written into `dir`. */
+  readonly replicaOf?: number;
+  /** Where it writes what it writes (a replica's first sync); default: the working directory. */
+  readonly dir?: string;
+  /** A Sentinel (its config file in `dir`) watching the master on this port as `name`, down after a second. */
+  readonly sentinelOf?: { readonly name: string; readonly port: number; readonly authPass?: string };
 }
 
 export class OwnRedis implements AsyncDisposable {
@@ -37,7 +43,13 @@ export class OwnRedis implements AsyncDisposable {
       throw new Error('redis-server not found: `scripts/services.sh up redis` installs it (Debian redis-server)');
     const port = await freePort();
     const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no'];
+    if (options.sentinelOf !== undefined) args.unshift(sentinelConfig(options.sentinelOf, options.dir ?? '.'), '--sentinel');
     if (options.password !== undefined) args.push('--requirepass', options.password);
+    if (options.dir !== undefined) args.push('--dir', options.dir);
+    if (options.replicaOf !== undefined) {
+      args.push('--replicaof', '127.0.0.1', String(options.replicaOf));
+      if (options.password !== undefined) args.push('--masterauth', options.password);
+    }
     if (options.clusterConfigFile !== undefined) {
       // The bus port a port of its own: port + 10,000 (the default) may be taken, or past 65,535.
       // Replicas' first sync writes a snapshot: into the cluster's directory, not the working one.
@@ -77,9 +89,89 @@ export class OwnRedis implements AsyncDisposable {
 
   private async waitUntilListening(): Promise<void> {
     const until = Date.now() + 10_000;
-    while (!/Ready to accept connections/.test(this.output)) {
+    while (!/Ready to accept connections|Sentinel ID is/.test(this.output)) {
       if (this.child.exitCode !== null || Date.now() > until) throw new Error(`redis-server did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+/** A Sentinel's config file in `dir` (a Sentinel rewrites its own). */
+function sentinelConfig(of: NonNullable<OwnRedisOptions['sentinelOf']>, dir: string): string {
+  const file = join(dir, `sentinel-${of.port}.conf`);
+  const lines = [
+    `sentinel monitor ${of.name} 127.0.0.1 ${of.port} 1`,
+    `sentinel down-after-milliseconds ${of.name} 1000`,
+    `sentinel failover-timeout ${of.name} 3000`,
+    ...(of.authPass !== undefined ? [`sentinel auth-pass ${of.name} ${of.authPass}`] : []),
+  ];
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+/**
+ * A Sentinel-managed Redis of the test's own: a master, its replica, and one Sentinel (quorum 1)
+ * that promotes the replica a second or so after the master goes. `password` for the data
+ * servers, `sentinelPassword` for the Sentinel.
+ */
+export class OwnRedisSentinel implements AsyncDisposable {
+  readonly name = 'kis-master';
+  readonly master: OwnRedis;
+  readonly replica: OwnRedis;
+  readonly sentinel: OwnRedis;
+  private readonly dir: string;
+
+  private constructor(master: OwnRedis, replica: OwnRedis, sentinel: OwnRedis, dir: string) {
+    this.master = master;
+    this.replica = replica;
+    this.sentinel = sentinel;
+    this.dir = dir;
+  }
+
+  static async start(options: { password?: string; sentinelPassword?: string } = {}): Promise<OwnRedisSentinel> {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-redis-sentinel-'));
+    const auth = options.password !== undefined ? { password: options.password } : {};
+    const master = await OwnRedis.start({ ...auth, dir });
+    const replica = await OwnRedis.start({ ...auth, dir, replicaOf: master.port });
+    const sentinel = await OwnRedis.start({
+      dir,
+      ...(options.sentinelPassword !== undefined && { password: options.sentinelPassword }),
+      sentinelOf: {
+        name: 'kis-master',
+        port: master.port,
+        ...(options.password !== undefined && { authPass: options.password }),
+      },
+    });
+    const set = new OwnRedisSentinel(master, replica, sentinel, dir);
+    await set.waitForReplica(options.sentinelPassword);
+    return set;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await Promise.all([this.sentinel, this.replica, this.master].map((n) => n[Symbol.asyncDispose]()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Until the Sentinel knows the replica, in sync: a failover has somewhere to go. */
+  private async waitForReplica(sentinelPassword: string | undefined): Promise<void> {
+    const client = new Redis({
+      port: this.sentinel.port,
+      host: '127.0.0.1',
+      ...(sentinelPassword !== undefined && { password: sentinelPassword }),
+    });
+    try {
+      const until = Date.now() + 20_000;
+      for (;;) {
+        const replicas = (await client.call('SENTINEL', 'REPLICAS', this.name)) as string[][];
+        const flags = replicas.map((r) => r[r.indexOf('flags') + 1]);
+        const link = replicas.map((r) => r[r.indexOf('master-link-status') + 1]);
+        if (flags.length > 0 && flags.every((f) => f === 'slave') && link.every((l) => l === 'ok')) return;
+        if (Date.now() > until)
+          throw new Error(`the Sentinel did not see an in-sync replica in 20 s: ${JSON.stringify(replicas)}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    } finally {
+      client.disconnect();
     }
   }
 }

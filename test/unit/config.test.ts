@@ -48,12 +48,28 @@ describe('loadConfig: the state store', () => {
       { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/state' },
       /STATE_STORE_URL: the path must be a database number/,
     ],
-    [
-      'a password without a URL',
-      { STATE_STORE_PASSWORD: 's3cret' },
-      /STATE_STORE_PASSWORD, STATE_STORE_TLS_CA_FILE and STATE_STORE_CLUSTER need STATE_STORE_URL/,
-    ],
+    ['a password without a URL', { STATE_STORE_PASSWORD: 's3cret' }, /STATE_STORE_PASSWORD need STATE_STORE_URL/],
     ['cluster mode without a URL', { STATE_STORE_CLUSTER: 'true' }, /STATE_STORE_CLUSTER need STATE_STORE_URL/],
+    [
+      'a Sentinel master and its password without a URL',
+      { STATE_STORE_SENTINEL_MASTER: 'mymaster', STATE_STORE_SENTINEL_PASSWORD: 's3cret' },
+      /STATE_STORE_SENTINEL_MASTER, STATE_STORE_SENTINEL_PASSWORD need STATE_STORE_URL/,
+    ],
+    [
+      'a cluster that is Sentinel-managed too',
+      { STATE_STORE_URL: 'redis://valkey:6379', STATE_STORE_CLUSTER: 'true', STATE_STORE_SENTINEL_MASTER: 'mymaster' },
+      /a cluster or Sentinel-managed, not both/,
+    ],
+    [
+      "a Sentinels' password without a master",
+      { STATE_STORE_URL: 'redis://valkey:26379', STATE_STORE_SENTINEL_PASSWORD: 's3cret' },
+      /STATE_STORE_SENTINEL_PASSWORD needs STATE_STORE_SENTINEL_MASTER/,
+    ],
+    [
+      'a master name with a space',
+      { STATE_STORE_URL: 'redis://valkey:26379', STATE_STORE_SENTINEL_MASTER: 'my master' },
+      /STATE_STORE_SENTINEL_MASTER.*a Sentinel master group name/,
+    ],
     [
       'a cluster with a database other than 0',
       { STATE_STORE_URL: 'redis://:s3cret@valkey:6379/2', STATE_STORE_CLUSTER: 'TRUE' },

@@ -144,6 +144,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: STATE_STORE_CLUSTER
   value: "true"
 {{- end }}
+{{- with $store.sentinel.masterName }}
+- name: STATE_STORE_SENTINEL_MASTER
+  value: {{ . | quote }}
+{{- if $store.existingSecret }}
+- name: STATE_STORE_SENTINEL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $store.existingSecret }}
+      key: {{ $store.sentinel.passwordKey }}
+      optional: true
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
