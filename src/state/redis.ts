@@ -83,6 +83,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private closing = false;
   /** When the store last answered a command (an error reply included). */
   private answeredAtMs = 0;
+  /** A cluster that stopped answering: whether it answers again within two timeouts (noAnswer). */
+  private downCheck: NodeJS.Timeout | undefined;
 
   constructor(options: RedisStateStoreOptions<T>) {
     this.options = options;
@@ -101,24 +103,41 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.description = `${describeStore(options.address)}${mode}`;
     this.rejections = new Rejections(options.logger, options.metrics);
     this.client = connection(options);
-    this.client.on('ready', () => this.setHealth('up'));
+    this.client.on('ready', () => {
+      this.lastError = 'the connection closed';
+      if (this.client instanceof Cluster) this.confirmUp();
+      else this.setHealth('up');
+    });
     this.client.on('error', (err: Error) => (this.lastError = err.message));
-    this.client.on('close', () => this.setHealth('degraded', this.lastError));
+    // A cluster tells a node's errors apart from its own.
+    this.client.on('node error', (err: Error) => (this.lastError = err.message));
+    this.client.on('close', () => this.noAnswer(this.lastError));
     options.metrics.up.set(0);
     options.metrics.observeLeases(() => this.leasesHeld());
   }
 
   /** Connects; rejects when the store does not answer within the timeout (it keeps trying in the background). */
   async connect(): Promise<void> {
+    // Bounded here: ioredis's own connect does not settle while the Sentinels name no master
+    // (down, a wrong name or password), and the scaler starts only once this returns.
+    const boundMs = 1.5 * (this.options.timeoutMs ?? 1000);
+    const connecting = this.client.connect();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${boundMs} ms (${this.lastError})`)), boundMs);
+    });
     try {
-      await this.client.connect();
+      await Promise.race([connecting, late]);
       // A cluster is ready once its slots are known, before its 'ready' event comes.
       if (this.client.status === 'ready') this.setHealth('up');
     } catch (err) {
+      connecting.catch(() => undefined); // it goes on trying in the background
       this.lastError = (err as Error).message;
       this.setHealth('degraded', this.lastError);
       this.options.metrics.errors.inc({ op: 'connect' });
       throw new StateStoreUnavailable('connect', clip(redact(this.lastError), 300), { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -214,11 +233,20 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.closing = true;
     clearInterval(this.heartbeat);
     clearInterval(this.probe);
+    clearTimeout(this.downCheck);
     const nowMs = Date.now();
     const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
     await Promise.allSettled(mine.map((key) => this.releaseLease(key)));
     const connections = this.subscriber === undefined ? [this.client] : [this.client, this.subscriber];
-    await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+    // quit() leaves a Sentinel connector's failover detector connected: disconnect() after it.
+    await Promise.all(
+      connections.map((c) =>
+        c
+          .quit()
+          .then(noop, noop)
+          .finally(() => c.disconnect()),
+      ),
+    );
   }
 
   private decode(key: string, text: string): StateRecord<T> | undefined {
@@ -245,21 +273,45 @@ export class RedisStateStore<T> implements StateStore<T> {
     } catch (err) {
       this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
-      if ((err as Error | undefined)?.name === 'ReplyError') {
+      // A cluster that says it is down (CLUSTERDOWN) answers nothing of use.
+      if ((err as Error | undefined)?.name === 'ReplyError' && !/^CLUSTERDOWN\b/.test(message)) {
         this.answeredAtMs = Date.now();
         this.replied(op, message, key);
-      } else if (this.options.cluster !== true || Date.now() - this.answeredAtMs > 2 * (this.options.timeoutMs ?? 1000)) {
-        this.setHealth('degraded', message);
-      }
+      } else this.noAnswer(message);
       throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
+    }
+  }
+
+  /**
+   * The store did not answer (a command failed without a reply, or the connection closed): down at
+   * once. A cluster only if no node has answered for two timeouts since (a node lost, its slots
+   * failing over, or ioredis reconnecting to read the slots again, is not the store down).
+   */
+  private noAnswer(reason: string): void {
+    if (!(this.client instanceof Cluster)) {
+      this.setHealth('degraded', reason);
+      return;
+    }
+    const sinceMs = Date.now();
+    const windowMs = 2 * (this.options.timeoutMs ?? 1000);
+    if (sinceMs - this.answeredAtMs > windowMs) this.setHealth('degraded', reason);
+    else if (this.downCheck === undefined) {
+      this.downCheck = setTimeout(() => {
+        this.downCheck = undefined;
+        if (this.answeredAtMs < sinceMs) this.setHealth('degraded', reason);
+      }, windowMs);
+      this.downCheck.unref();
     }
   }
 
   /** An error reply to an operation on `key`: said in the log (or as a rejected record), once per kind. */
   private replied(op: StoreOp, message: string, key: string | undefined): void {
-    if (this.options.cluster !== true && /^(MOVED|ASK)\b/.test(message)) {
+    if (/^(MOVED|ASK)\b/.test(message)) {
+      // On a cluster: slots moved (resharding), and ioredis retries no pipeline that holds a
+      // write besides (auto-pipelining): its map of the slots is read again, now.
+      if (this.client instanceof Cluster) void this.client.refreshSlotsCache();
       // A cluster's node, reached as one server: the keys of its slots work, the others never do.
-      this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
+      else this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
     } else if (/^WRONGTYPE\b/.test(message)) {
       // Another kind of value under our key: garbage there. A record's is reported by read; a
       // lease's here, since nobody can hold it and the trigger is shared no more.
@@ -286,6 +338,18 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.options.logger.warn({ store: this.description, op, reason: clip(redact(message), 300) }, consequence);
   }
 
+  /**
+   * Up once the store answers. A cluster is ready (its slots known) and answers PING while it
+   * refuses every key (CLUSTERDOWN): it is asked for a key.
+   */
+  private confirmUp(): void {
+    const answered = this.client instanceof Cluster ? this.client.getrange(`${this.prefix}probe`, 0, 0) : this.client.ping();
+    answered.then(() => {
+      this.answeredAtMs = Date.now();
+      this.setHealth('up');
+    }, noop);
+  }
+
   private setHealth(health: StoreHealth, reason?: string): void {
     if (this.closing || (health === this.state && this.reported)) return;
     this.state = health;
@@ -297,11 +361,7 @@ export class RedisStateStore<T> implements StateStore<T> {
     this.probe = undefined;
     if (health === 'degraded') {
       this.probe = setInterval(() => {
-        if (this.client.status !== 'ready') return;
-        this.client.ping().then(
-          () => this.setHealth('up'),
-          () => undefined,
-        );
+        if (this.client.status === 'ready') this.confirmUp();
       }, 1000);
       this.probe.unref();
     }
@@ -423,12 +483,18 @@ function connection(options: RedisStateStoreOptions<unknown>, subscriber = false
       failoverDetector: true,
     });
   }
-  if (options.cluster !== true) return new Redis({ host, port, db, ...redisOptions, ...common, retryStrategy: reconnectDelay });
+  // A cluster's subscriber is one server's connection (a message published on any node reaches
+  // every node): with the timeouts of the others and its heartbeat, which ioredis's own cluster
+  // subscriber takes neither of (a node stalled under it went unnoticed).
+  if (options.cluster !== true || subscriber)
+    return new Redis({ host, port, db, ...redisOptions, ...common, retryStrategy: reconnectDelay });
   return new Cluster([{ host, port }], {
     redisOptions,
     ...common,
     clusterRetryStrategy: reconnectDelay,
     slotsRefreshTimeout: options.timeoutMs ?? 1000,
+    // Slots moved by a resharding are found within seconds, failing commands or not.
+    slotsRefreshInterval: 5000,
     // The nodes as the cluster names them (addresses, often): TLS checks each node's certificate
     // against the URL's host name (tls.servername), not a name looked up again.
     dnsLookup: (address, callback) => callback(null, address),
@@ -544,3 +610,5 @@ if type(announced) == 'table' and announced.err then
   return {storedAtMs, announced.err}
 end
 return {storedAtMs}`);
+
+function noop(): void {}

@@ -531,6 +531,11 @@ describe('Helm chart', () => {
     ['a store CA with no store', ['--set', 'stateStore.tls.caSecret=ca'], /stateStore.tls.caSecret needs the store/],
     ['cluster mode with no store', ['--set', 'stateStore.cluster=true'], /stateStore.cluster needs the store/],
     [
+      'cluster mode on a database other than 0',
+      ['--set', 'stateStore.url=redis://cache:6379/3', '--set', 'stateStore.cluster=true'],
+      /a cluster has database 0 only/,
+    ],
+    [
       'cluster mode on the bundled Valkey (one server)',
       ['-f', valkeyValues, '--set', 'stateStore.cluster=true'],
       /valkey.enabled is the state store \(one server\)/,

@@ -2,11 +2,12 @@
 // scaler replicas. Leases, records, notifications, expiry, garbage under our keys, the size bound,
 // the store going away (stopped, then blackholed by a proxy) and coming back; and, on Redis
 // servers of the test's own, a password and TLS.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -21,9 +22,12 @@ import { RedisStateStore, type RedisStateStoreOptions } from '../../src/state/re
 import { SharedState, lineageKey } from '../../src/state/shared.ts';
 import type { StateRecord, StateStore } from '../../src/state/types.ts';
 import { StateStoreMetrics } from '../../src/telemetry/metrics.ts';
+import { freePort } from '../support/process.ts';
 import { OwnRedis, OwnRedisCluster, OwnRedisSentinel, rawClient } from '../support/redis.ts';
 import { eventually, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
+
+const execFileAsync = promisify(execFile);
 
 const history = z.object({ idleGapsSeconds: z.array(z.number()), lastDesiredReplicas: z.number().int() });
 type History = z.infer<typeof history>;
@@ -786,6 +790,73 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     }
   });
 
+  // Found by review: after a resharding, auto-pipelined leases got MOVED for good (ioredis retries
+  // no pipeline holding a write, and read the slots again never): 640 failures a second 25 s later.
+  it('resharded under load: every lease succeeds again within seconds', async () => {
+    await using cluster = await OwnRedisCluster.start();
+    const space = keySpace();
+    const a = await replica('replica-a', space, { address: parseStoreUrl(cluster.url), cluster: true });
+    const keys = Array.from({ length: 100 }, (_, i) => `ns/so-${i}/t`);
+    const leaseAll = async () =>
+      (await Promise.allSettled(keys.map((key) => a.store.acquireLease(key)))).filter((r) => r.status === 'fulfilled' && r.value)
+        .length;
+    expect(await leaseAll()).toBe(100);
+    const ids = await Promise.all(
+      cluster.nodes.slice(0, 2).map(async (n) => {
+        const raw = rawClient(n.url);
+        try {
+          return await raw.cluster('MYID');
+        } finally {
+          raw.disconnect();
+        }
+      }),
+    );
+    let renewing = true;
+    const renewals = (async () => {
+      while (renewing) await leaseAll();
+    })();
+    await execFileAsync('redis-cli', [
+      '--cluster',
+      'reshard',
+      `127.0.0.1:${cluster.nodes[0]!.port}`,
+      '--cluster-from',
+      ids[0]!,
+      '--cluster-to',
+      ids[1]!,
+      '--cluster-slots',
+      '2000',
+      '--cluster-yes',
+    ]);
+    await eventually(async () => ((await leaseAll()) === 100 ? true : undefined), 15_000, 250);
+    renewing = false;
+    await renewals;
+    // Still, a while later: not a lucky round.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(await leaseAll()).toBe(100);
+  });
+
+  // Found by review: a cluster that refuses every key (CLUSTERDOWN: a master lost, no replica to
+  // promote) stayed "up", its commands counted as refused rather than the store as down.
+  it('down as a whole (CLUSTERDOWN): the store counts as down, once, and stays down', async () => {
+    await using cluster = await OwnRedisCluster.start();
+    const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(cluster.url), cluster: true });
+    const health: string[] = [];
+    a.store.onHealthChange((h) => health.push(h));
+    await cluster.nodes[2]![Symbol.asyncDispose]();
+    for (const until = Date.now() + 12_000; Date.now() < until && a.store.health === 'up';) {
+      await a.store.acquireLease(`k${Date.now()}`).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(a.store.health).toBe('degraded');
+    // It stays down (no flapping with each PING the remaining nodes answer).
+    for (let i = 0; i < 5; i++) {
+      await a.store.acquireLease(`k${i}`).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    expect(health).toEqual(['degraded']);
+    expect(warnings(a).filter((l) => String(l.msg).startsWith('state store unreachable'))).toHaveLength(1);
+  });
+
   it('reached as one server, without the flag: one warning says to set STATE_STORE_CLUSTER', async () => {
     await using cluster = await OwnRedisCluster.start();
     const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(cluster.url) });
@@ -826,7 +897,7 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
       // One line for the outage and one for the return, with no password in either.
       const lines = r.logs.map((l) => JSON.stringify(l));
       expect(lines.filter((l) => l.includes('state store unreachable')).length).toBeLessThanOrEqual(1);
-      expect(lines.join('\n')).not.toMatch(/data-secret|sentinel-secret/);
+      expect(lines.join('\n')).not.toMatch(/data-secret|sentinel-secret|not connected yet/);
       expect(r.store.health).toBe('up');
     }
     expect(a.store.description).toBe(`redis://127.0.0.1:${set.sentinel.port}/0 (Sentinel, master ${set.name})`);
@@ -848,6 +919,36 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
     expect(await store.acquireLease('from-env')).toBe(true);
     expect(await store.publish('from-env', sample, 3)).toMatchObject({ outcome: 'published' });
     expect((await store.read('from-env'))?.payload).toEqual(sample);
+  });
+});
+
+describe('a Sentinel-managed store that cannot name a master', () => {
+  it('returns from connect within the bound, degraded with one warning saying why, and closes leaving no connection', async () => {
+    await using set = await OwnRedisSentinel.start();
+    const sentinel = rawClient(set.sentinel.url);
+    try {
+      const clients = async () =>
+        String(await sentinel.client('LIST'))
+          .trim()
+          .split('\n').length;
+      const baseline = await clients();
+      for (const [master, port, reason] of [
+        ['no-such-master', set.sentinel.port, /No such master/],
+        [set.name, await freePort(), /sentinels are unreachable/i],
+      ] as const) {
+        // replica() connects: refused within the bound (1.5 s), not hung.
+        const { ms, error } = await timed(
+          replica('replica-a', keySpace(), { address: parseStoreUrl(`redis://127.0.0.1:${port}`), sentinel: { master } }),
+        );
+        expect(ms).toBeLessThan(2500);
+        expect(error).toBeInstanceOf(StateStoreUnavailable);
+        expect((error as Error).message).toMatch(reason);
+      }
+      await Promise.all(opened.splice(0).map((o) => o.close()));
+      await eventually(async () => ((await clients()) === baseline ? true : undefined), 3000, 100);
+    } finally {
+      sentinel.disconnect();
+    }
   });
 });
 
