@@ -201,13 +201,10 @@ export class RedisStateStore<T> implements StateStore<T> {
     let bytes: Buffer;
     try {
       // Never more than the read bound, whatever lies under the key.
-      bytes = await this.run('read', () => this.client.getrangeBuffer(this.recordKey(key), 0, this.maxReadBytes));
+      bytes = await this.run('read', () => this.client.getrangeBuffer(this.recordKey(key), 0, this.maxReadBytes), key);
     } catch (err) {
-      // Something else under our key (a list, a hash): garbage, not an outage.
-      if (err instanceof StateStoreUnavailable && /WRONGTYPE/.test(err.message)) {
-        this.rejections.reject(key, 'unreadable', 'not a string value');
-        return undefined;
-      }
+      // Something else under our key (a list, a hash): garbage (reported by run), not an outage.
+      if (err instanceof StateStoreUnavailable && /WRONGTYPE/.test(err.message)) return undefined;
       throw err;
     }
     if (bytes.length === 0) return undefined;
@@ -313,9 +310,11 @@ export class RedisStateStore<T> implements StateStore<T> {
       // A cluster's node, reached as one server: the keys of its slots work, the others never do.
       else this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
     } else if (/^WRONGTYPE\b/.test(message)) {
-      // Another kind of value under our key: garbage there. A record's is reported by read; a
-      // lease's here, since nobody can hold it and the trigger is shared no more.
-      if (op !== 'read' && key !== undefined) this.rejections.reject(key, 'lease', 'its lease key holds another type');
+      // Another kind of value under our key: garbage there, a rejected record (read) or a lease
+      // nobody can hold (the trigger is shared no more).
+      if (key === undefined) return;
+      if (op === 'read') this.rejections.reject(key, 'unreadable', 'not a string value');
+      else this.rejections.reject(key, 'lease', 'its lease key holds another type');
     } else this.refused(op, message);
   }
 
