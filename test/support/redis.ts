@@ -96,6 +96,23 @@ export class OwnRedis implements AsyncDisposable {
   }
 }
 
+/**
+ * Servers started one after another, each from the ones before: each binds its ports before the
+ * next picks free ones (side by side, two picked the same port, and the servers started before
+ * the one that failed were left running). One that fails stops the others and removes `dir`.
+ */
+async function startInTurn(dir: string, servers: ((started: readonly OwnRedis[]) => OwnRedisOptions)[]): Promise<OwnRedis[]> {
+  const started: OwnRedis[] = [];
+  try {
+    for (const options of servers) started.push(await OwnRedis.start(options(started)));
+    return started;
+  } catch (err) {
+    await Promise.all(started.map((n) => n[Symbol.asyncDispose]()));
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
 /** A Sentinel's config file in `dir` (a Sentinel rewrites its own). */
 function sentinelConfig(of: NonNullable<OwnRedisOptions['sentinelOf']>, dir: string): string {
   const file = join(dir, `sentinel-${of.port}.conf`);
@@ -131,19 +148,22 @@ export class OwnRedisSentinel implements AsyncDisposable {
   static async start(options: { password?: string; sentinelPassword?: string } = {}): Promise<OwnRedisSentinel> {
     const dir = mkdtempSync(join(tmpdir(), 'kis-redis-sentinel-'));
     const auth = options.password !== undefined ? { password: options.password } : {};
-    const master = await OwnRedis.start({ ...auth, dir });
-    const replica = await OwnRedis.start({ ...auth, dir, replicaOf: master.port });
-    const sentinel = await OwnRedis.start({
-      dir,
-      ...(options.sentinelPassword !== undefined && { password: options.sentinelPassword }),
-      sentinelOf: {
-        name: 'kis-master',
-        port: master.port,
-        ...(options.password !== undefined && { authPass: options.password }),
-      },
-    });
-    const set = new OwnRedisSentinel(master, replica, sentinel, dir);
-    await set.waitForReplica(options.sentinelPassword);
+    const [master, replica, sentinel] = await startInTurn(dir, [
+      () => ({ ...auth, dir }),
+      ([m]) => ({ ...auth, dir, replicaOf: m!.port }),
+      ([m]) => ({
+        dir,
+        ...(options.sentinelPassword !== undefined && { password: options.sentinelPassword }),
+        sentinelOf: { name: 'kis-master', port: m!.port, ...(options.password !== undefined && { authPass: options.password }) },
+      }),
+    ]);
+    const set = new OwnRedisSentinel(master!, replica!, sentinel!, dir);
+    try {
+      await set.waitForReplica(options.sentinelPassword);
+    } catch (err) {
+      await set[Symbol.asyncDispose]();
+      throw err;
+    }
     return set;
   }
 
@@ -192,10 +212,9 @@ export class OwnRedisCluster implements AsyncDisposable {
   /** `masters` masters, each with `replicas` replicas (which take over when it fails). */
   static async start(masters = 3, replicas = 0): Promise<OwnRedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), 'kis-redis-cluster-'));
-    const nodes = await Promise.all(
-      Array.from({ length: masters * (1 + replicas) }, (_, i) =>
-        OwnRedis.start({ clusterConfigFile: join(dir, `nodes-${i}.conf`) }),
-      ),
+    const nodes = await startInTurn(
+      dir,
+      Array.from({ length: masters * (1 + replicas) }, (_, i) => () => ({ clusterConfigFile: join(dir, `nodes-${i}.conf`) })),
     );
     const cluster = new OwnRedisCluster(nodes, dir);
     try {
