@@ -837,24 +837,34 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
 
   // Found by review: a cluster that refuses every key (CLUSTERDOWN: a master lost, no replica to
   // promote) stayed "up", its commands counted as refused rather than the store as down.
-  it('down as a whole (CLUSTERDOWN): the store counts as down, once, and stays down', async () => {
+  it('down as a whole (CLUSTERDOWN): the store counts as down, and stays down', async () => {
     await using cluster = await OwnRedisCluster.start();
     const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(cluster.url), cluster: true });
-    const health: string[] = [];
-    a.store.onHealthChange((h) => health.push(h));
     await cluster.nodes[2]![Symbol.asyncDispose]();
+    // Until the others declare the cluster failed. Meanwhile the lost node's keys go unanswered and
+    // the others' are answered: with as little traffic as here, the store may count as down, then up.
+    const raw = rawClient(cluster.url);
+    try {
+      await eventually(async () => (/cluster_state:fail/.test(await raw.cluster('INFO')) ? true : undefined), 15_000, 200);
+    } finally {
+      raw.disconnect();
+    }
     for (const until = Date.now() + 12_000; Date.now() < until && a.store.health === 'up';) {
       await a.store.acquireLease(`k${Date.now()}`).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 200));
     }
     expect(a.store.health).toBe('degraded');
-    // It stays down (no flapping with each PING the remaining nodes answer).
+    // It stays down: no flapping with each PING the remaining nodes answer, no line per command.
+    const health: string[] = [];
+    a.store.onHealthChange((h) => health.push(h));
+    const lines = warnings(a).length;
     for (let i = 0; i < 5; i++) {
       await a.store.acquireLease(`k${i}`).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
     }
-    expect(health).toEqual(['degraded']);
-    expect(warnings(a).filter((l) => String(l.msg).startsWith('state store unreachable'))).toHaveLength(1);
+    expect(health).toEqual([]);
+    expect(warnings(a).length).toBe(lines);
+    expect(warnings(a).filter((l) => String(l.msg).startsWith('state store unreachable')).length).toBeGreaterThan(0);
   });
 
   it('reached as one server, without the flag: one warning says to set STATE_STORE_CLUSTER', async () => {
