@@ -78,6 +78,13 @@ interface Entry<T> {
   lineageRecord?: KnownState<T>;
   /** The first sight's store round trip, while it is under way: every call waits for it. */
   tracking?: Promise<void>;
+  /** The lineage the trigger was first seen under (track), for a first sight done again. */
+  lineage?: string;
+  /**
+   * Its record (and lineage's) read once: at its first sight, or at the first renewal after a
+   * first sight the store did not answer. Until then its lease is not used to write.
+   */
+  sighted: boolean;
   /** A renewal of its lease (and maybe a read) is under way: the next one waits for it to end. */
   renewing: boolean;
   /** A re-read asked for while a renewal without one was under way (the store back up): run after it. */
@@ -126,7 +133,12 @@ export class SharedState<T extends { readonly trigger?: string }> {
     this.timer.unref();
   }
 
-  /** The trigger's role and newest record. Local maps only: for the request path. */
+  /** The trigger's role, for the explain endpoint: reading it is not being asked (view). */
+  role(key: string): Role | undefined {
+    return this.entries.get(key)?.role;
+  }
+
+  /** The trigger's role and newest record, as KEDA asks for it. Local maps only: for the request path. */
   view(
     key: string,
   ): { readonly role: Role; readonly record: KnownState<T> | undefined; readonly lineageRecord?: KnownState<T> } | undefined {
@@ -153,9 +165,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
       askedAtMs: this.now(),
       renewing: false,
       rereadWanted: false,
+      ...(lineage !== undefined && { lineage }),
+      sighted: false,
     };
     this.entries.set(key, entry);
-    entry.tracking = this.firstSight(key, entry, lineage).finally(() => {
+    entry.tracking = this.firstSight(key, entry).finally(() => {
       entry.tracking = undefined;
     });
     return entry.tracking;
@@ -169,19 +183,27 @@ export class SharedState<T extends { readonly trigger?: string }> {
     return this.entries.get(key)?.tracking;
   }
 
-  private async firstSight(key: string, entry: Entry<T>, lineage: string | undefined): Promise<void> {
+  private async firstSight(key: string, entry: Entry<T>): Promise<void> {
     try {
-      // The lineage's note beside the lease and the record (needed only when there is no record):
-      // two round trips at most before the first answer, not three, on a store far away.
-      const note = lineage === undefined ? undefined : this.store.read(lineageKey(lineage));
-      note?.catch(() => undefined);
-      const [held, record] = await Promise.all([this.store.acquireLease(key), this.store.read(key)]);
+      const [held] = await Promise.all([this.store.acquireLease(key), this.sight(key, entry)]);
       entry.role = held ? 'writer' : 'follower';
-      this.seen(key, record);
-      if (record === undefined && note !== undefined) entry.lineageRecord = await this.latestOf(await note, key);
     } catch {
       // The store logged and counted it; the trigger stays local until it answers.
     }
+  }
+
+  /**
+   * Reads the trigger's record and, with none, the record its lineage's note names (the note read
+   * beside the record: two round trips at most before the first answer, not three, on a store far
+   * away).
+   */
+  private async sight(key: string, entry: Entry<T>): Promise<void> {
+    const note = entry.lineage === undefined ? undefined : this.store.read(lineageKey(entry.lineage));
+    note?.catch(() => undefined);
+    const record = await this.store.read(key);
+    this.seen(key, record);
+    if (record === undefined && note !== undefined) entry.lineageRecord = await this.latestOf(await note, key);
+    entry.sighted = true;
   }
 
   /**
@@ -322,13 +344,18 @@ export class SharedState<T extends { readonly trigger?: string }> {
         entry.role = 'follower';
         return;
       }
+      // A first sight the store did not answer, done now: a replica that takes the lease then
+      // writes only once it has read what was stored, never over it from nothing.
+      const sight = entry.sighted ? undefined : this.sight(key, entry);
+      sight?.catch(() => undefined);
       // A follower's read goes beside its lease, not after it: one round trip, not two.
-      const read = reread && entry.role !== 'writer' ? this.store.read(key) : undefined;
+      const read = reread && entry.role !== 'writer' && sight === undefined ? this.store.read(key) : undefined;
       read?.catch(() => undefined);
       try {
         const held = await this.store.acquireLease(key);
+        await sight;
         entry.role = held ? 'writer' : 'follower';
-        if (!held && reread) this.seen(key, await (read ?? this.store.read(key)));
+        if (!held && reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));
       } catch {
         entry.role = 'local';
       }
