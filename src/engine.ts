@@ -519,10 +519,11 @@ export class Engine {
    * published, that record's time; for the explain endpoint. Undefined without a shared store.
    */
   sharedState(trigger: Trigger): { readonly role: Role; readonly decidedFromRecordAtMs?: number } | undefined {
-    const view = this.options.shared?.view(trigger.id);
-    if (view === undefined) return undefined;
+    // Not view(): an explain request is not KEDA asking, and must not keep a lease KEDA left.
+    const role = this.options.shared?.role(trigger.id);
+    if (role === undefined) return undefined;
     const baseAtMs = this.triggers.get(trigger.id)?.baseAtMs;
-    return baseAtMs === undefined ? { role: view.role } : { role: view.role, decidedFromRecordAtMs: baseAtMs };
+    return baseAtMs === undefined ? { role } : { role, decidedFromRecordAtMs: baseAtMs };
   }
 
   /** The last evaluation of every trigger seen, for the explain endpoint. */
