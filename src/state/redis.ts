@@ -62,6 +62,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private readonly client: Redis | Cluster;
   private subscriber: Redis | Cluster | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Since when the subscriber has not been connected (checkSubscriber). */
+  private subscriberDownSinceMs: number | undefined;
   /** While degraded on a connection that stayed open: a PING a second, until one is answered. */
   private probe: NodeJS.Timeout | undefined;
   /** Each subscriber, with the keys it wants. */
@@ -381,9 +383,10 @@ export class RedisStateStore<T> implements StateStore<T> {
    * until connected and subscribes again after every reconnect; a PING every lease keeps it
    * honest, since a connection that only listens never notices a store that stopped answering.
    */
-  private startSubscriber(): void {
-    const subscriber = connection(this.options, true);
+  private startSubscriber(at?: NodeAddress): void {
+    const subscriber = connection(this.options, true, at);
     this.subscriber = subscriber;
+    this.subscriberDownSinceMs = undefined;
     subscriber.on('error', () => {}); // its state shows in the main connection's health
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
     subscriber.subscribe(this.channel).catch((err: unknown) => {
@@ -393,13 +396,41 @@ export class RedisStateStore<T> implements StateStore<T> {
         'state store subscription failed',
       );
     });
-    this.heartbeat = setInterval(
-      () => {
-        if (subscriber.status === 'ready') subscriber.ping().catch(() => this.options.metrics.errors.inc({ op: 'subscribe' }));
-      },
-      Math.max(1000, this.leaseMs),
-    );
+    this.heartbeat = setInterval(() => this.checkSubscriber(subscriber), Math.max(1000, this.leaseMs));
     this.heartbeat.unref();
+  }
+
+  /**
+   * The subscriber's heartbeat. On a cluster its server is one node: lost (a fixed node address
+   * in the URL, not an endpoint that moves), the subscriber would reconnect to it for ever while
+   * the other nodes serve, and no record would be heard again. Down for two leases while the store
+   * is up, it moves to another node the cluster names.
+   */
+  private checkSubscriber(subscriber: Redis | Cluster): void {
+    if (subscriber.status === 'ready') {
+      this.subscriberDownSinceMs = undefined;
+      subscriber.ping().catch(() => this.options.metrics.errors.inc({ op: 'subscribe' }));
+      return;
+    }
+    if (this.options.cluster !== true || this.health !== 'up' || this.closing) return;
+    const nowMs = Date.now();
+    this.subscriberDownSinceMs ??= nowMs;
+    if (nowMs - this.subscriberDownSinceMs < 2 * Math.max(1000, this.leaseMs)) return;
+    const from = subscriber.options as { host?: string; port?: number };
+    const others = (this.client as Cluster)
+      .nodes('all')
+      .filter((node) => node.status === 'ready' && !(node.options.host === from.host && node.options.port === from.port));
+    const to = others[Math.floor(Math.random() * others.length)];
+    if (to === undefined) return;
+    const at = { host: to.options.host!, port: to.options.port! };
+    this.options.metrics.errors.inc({ op: 'subscribe' });
+    this.options.logger.warn(
+      { store: this.description, from: `${from.host}:${from.port}`, to: `${at.host}:${at.port}` },
+      'state store subscription moved to another node: its node has not answered for two leases',
+    );
+    clearInterval(this.heartbeat);
+    subscriber.disconnect();
+    this.startSubscriber(at);
   }
 
   private onMessage(message: string): void {
@@ -451,13 +482,20 @@ export class RedisStateStore<T> implements StateStore<T> {
   }
 }
 
+/** A node of a cluster, where a subscriber moved (checkSubscriber). */
+interface NodeAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
 /**
  * A connection to the store: to one server, to the master a Sentinel names (sentinel), or
  * (cluster) to the cluster a node of which the address names. Commands fail at once while disconnected (no offline queue: a command is refused, not
  * held); a subscriber queues its SUBSCRIBE until connected and waits for replies as long as it takes.
  */
-function connection(options: RedisStateStoreOptions<unknown>, subscriber = false): Redis | Cluster {
-  const { host, port, db } = options.address;
+function connection(options: RedisStateStoreOptions<unknown>, subscriber = false, at?: NodeAddress): Redis | Cluster {
+  const { host, port } = at ?? options.address;
+  const { db } = options.address;
   const perServer = serverOptions(options);
   const redisOptions: RedisOptions = subscriber ? { ...perServer, maxRetriesPerRequest: null } : perServer;
   const common = {
