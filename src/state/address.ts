@@ -37,9 +37,18 @@ export function parseStoreUrl(url: string): StoreAddress {
     db: path === '' ? 0 : Number(path),
     tls: parsed.protocol === 'rediss:',
   };
-  if (parsed.username !== '') address.username = decodeURIComponent(parsed.username);
-  if (parsed.password !== '') address.password = decodeURIComponent(parsed.password);
+  if (parsed.username !== '') address.username = decoded(parsed.username, 'user name');
+  if (parsed.password !== '') address.password = decoded(parsed.password, 'password');
   return address;
+}
+
+/** A percent-encoded part of the URL; a stray `%` is refused without quoting the part. */
+function decoded(part: string, name: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new StoreUrlError(`the ${name} holds a % that starts no escape (write a literal % as %25)`);
+  }
 }
 
 /** The address as logs may show it: scheme, host, port and database, never the credentials. */

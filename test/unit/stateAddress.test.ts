@@ -23,6 +23,14 @@ describe('parseStoreUrl', () => {
   );
 });
 
+// Found by review: a stray % threw URIError past the configuration's check, a stack trace at start.
+it('refuses a stray % in the password as a bad URL, without quoting the password', () => {
+  expect(() => parseStoreUrl('redis://scaler:pa%ss@cache:6379')).toThrow(
+    new StoreUrlError('the password holds a % that starts no escape (write a literal % as %25)'),
+  );
+  expect(() => parseStoreUrl('redis://sc%zaler:pass@cache:6379')).toThrow(/^the user name holds a %/);
+});
+
 describe('describeStore', () => {
   it('shows where the store is, never who logs in or with what', () => {
     expect(describeStore(parseStoreUrl('rediss://scaler:s3cret@cache:6380/1'))).toBe('rediss://cache:6380/1');
