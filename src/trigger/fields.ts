@@ -80,6 +80,10 @@ const kinds = {
   oneOf: <const T extends readonly [string, ...string[]]>(values: T) => z.string().trim().toLowerCase().pipe(z.enum(values)),
   autoOr: (number: z.ZodType<number, string>) =>
     z.union([z.string().trim().toLowerCase().pipe(z.literal('auto')), number]) as z.ZodType<'auto' | number, string>,
+  // PEM text, not a file's path: Node ignores a CA that holds no certificate, and a certificate or
+  // key that is not PEM fails only at the connection, where it reads as brokers that are down.
+  pemCertificate: text.refine((s) => /-----BEGIN (TRUSTED )?CERTIFICATE-----/.test(s)),
+  pemPrivateKey: text.refine((s) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(s)),
   list: text
     .transform((s) =>
       s
@@ -308,24 +312,24 @@ const kafkaFields = {
   }),
   ca: field({
     lineage: false,
-    schema: kinds.text,
-    allowed: 'a PEM CA certificate',
+    schema: kinds.pemCertificate,
+    allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
     description: 'CA for the brokers.',
     fromEnv: true,
     maxChars: LONG_VALUE_CHARS,
   }),
   cert: field({
     lineage: false,
-    schema: kinds.text,
-    allowed: 'a PEM certificate',
+    schema: kinds.pemCertificate,
+    allowed: 'a PEM certificate (-----BEGIN CERTIFICATE----- ...)',
     description: 'Client certificate.',
     fromEnv: true,
     maxChars: LONG_VALUE_CHARS,
   }),
   key: field({
     lineage: false,
-    schema: kinds.text,
-    allowed: 'a PEM private key',
+    schema: kinds.pemPrivateKey,
+    allowed: 'a PEM private key (-----BEGIN ... PRIVATE KEY----- ...)',
     description: 'Client key.',
     fromEnv: true,
     secret: true,
@@ -396,7 +400,7 @@ const gpuFields = {
   }),
   ca: field({
     lineage: false,
-    schema: kinds.text.refine((s) => s.includes('-----BEGIN CERTIFICATE-----')),
+    schema: kinds.pemCertificate,
     allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
     description: "CA that signed Prometheus' certificate (added to the public roots).",
     fromEnv: true,

@@ -500,6 +500,19 @@ describe('kafka trigger metadata', () => {
     [{ 'kafka.bootstrapServers': 'b1:0' }, /^kafka\.bootstrapServers: got "b1:0".*port 1-65535/],
     [{ 'kafka.bootstrapServers': 'b1:9092,b2:99999' }, /^kafka\.bootstrapServers: got "b1:9092,b2:99999"/],
     [{ 'kafka.ca': '-----BEGIN CERTIFICATE-----' }, /^kafka\.ca: applies only with kafka\.tls: enable/],
+    // Found by review: a file's path where PEM text belongs was taken, and failed at the brokers.
+    [
+      { 'kafka.tls': 'enable', 'kafka.ca': '/etc/kafka/ca.crt' },
+      /^kafka\.ca: got "\/etc\/kafka\/ca\.crt"; allowed: a PEM CA certificate/,
+    ],
+    [
+      { 'kafka.tls': 'enable', 'kafka.cert': '/etc/kafka/tls.crt', 'kafka.key': '-----BEGIN EC PRIVATE KEY-----\nx' },
+      /^kafka\.cert: got "\/etc\/kafka\/tls\.crt"; allowed: a PEM certificate \(-----BEGIN CERTIFICATE/,
+    ],
+    [
+      { 'kafka.tls': 'enable', 'kafka.cert': '-----BEGIN CERTIFICATE-----\nx', 'kafka.key': '/etc/kafka/tls.key' },
+      /^kafka\.key: got \(redacted\); allowed: a PEM private key/,
+    ],
     [{ 'kafka.sasl': 'scram_sha512', 'kafka.username': 'u' }, /^kafka\.password: is required/],
   ])('rejects %o', (extra, message) => {
     expect(issues({ ...base, ...extra })).toContainEqual(expect.stringMatching(message));
