@@ -142,7 +142,13 @@ export interface Config extends EnvConfig {
 export class ConfigError extends Error {}
 
 function formatIssues(error: z.ZodError, where: string): string {
-  return error.issues.map((i) => `${where}${i.path.join('.')}: ${i.message}`).join('; ');
+  return error.issues
+    .map((i) => {
+      // An unknown key is named in the path, as the key whose value is bad is.
+      const path = i.code === 'unrecognized_keys' ? [...i.path, i.keys.join(', ')] : i.path;
+      return `${where}${path.join('.')}: ${i.message}`;
+    })
+    .join('; ');
 }
 
 /**
@@ -150,14 +156,21 @@ function formatIssues(error: z.ZodError, where: string): string {
  * the prefix. `<key>FromEnv: VAR` reads the value from the scaler's environment (a mounted Secret).
  */
 export function parseProfiles(raw: unknown, env: Readonly<Record<string, string | undefined>>): ConnectionProfiles {
-  const shape = z.object({
-    connections: z
-      .partialRecord(
-        z.enum(sourceKinds as [string, ...string[]]),
-        z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))),
-      )
-      .default({}),
-  });
+  // A misspelt key is refused, not dropped: `connection:` for `connections:` started with no profiles.
+  const unknown = (allowed: string) => (issue: { code: string }) =>
+    issue.code === 'unrecognized_keys' ? `unknown key; allowed: ${allowed}` : undefined;
+  const shape = z.strictObject(
+    {
+      connections: z
+        .partialRecord(
+          z.enum(sourceKinds as [string, ...string[]]),
+          z.record(z.string(), z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]))),
+          { error: unknown(sourceKinds.join(', ')) },
+        )
+        .default({}),
+    },
+    { error: unknown('connections') },
+  );
   const parsed = shape.safeParse(raw ?? {});
   if (!parsed.success) throw new ConfigError(`config file: ${formatIssues(parsed.error, '')}`);
   const profiles: ConnectionProfiles = {};

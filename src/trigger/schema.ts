@@ -203,7 +203,9 @@ const unknownSourceKey = Object.fromEntries(
 /**
  * A connection profile's values checked as a trigger's would be, key by key (a profile may hold
  * any subset: the trigger gives the rest, so nothing is required and the cross-field rules wait
- * for the trigger). The issues name `connections.<kind>.<name>.<key>`, secrets never quoted.
+ * for the trigger), but for their length: the limit is for what a client sends, and a profile is
+ * the operator's (a CA bundle of 200 KB). The issues name `connections.<kind>.<name>.<key>`,
+ * secrets never quoted.
  */
 export function profileIssues(kind: SourceKind, name: string, profile: Readonly<Record<string, string>>): string[] {
   const table: FieldTable = sourceFields[kind];
@@ -211,7 +213,7 @@ export function profileIssues(kind: SourceKind, name: string, profile: Readonly<
   for (const [key, value] of Object.entries(profile)) {
     const field = table[key];
     const where = `connections.${kind}.${name}.${key}`;
-    if (field === undefined || tooLong(where, value, field, issues)) continue;
+    if (field === undefined) continue;
     if (!field.schema.safeParse(value).success) issues.add(where, refused(value, field));
   }
   return issues.list;

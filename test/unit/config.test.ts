@@ -227,6 +227,22 @@ describe('parseProfiles: values checked at start-up', () => {
     expect(err.message).not.toContain('hunter2');
   });
 
+  // Found by review: a misspelt top-level key was dropped, and the scaler started with no profiles.
+  it.each([
+    [{ connection: { rabbitmq: {} } }, 'config file: connection: unknown key; allowed: connections'],
+    [{ connections: { redis: {} } }, 'config file: connections.redis: unknown key; allowed: rabbitmq, sqs, kafka, gpu'],
+  ])('refuses the unknown key of %j, naming what is allowed', (raw, message) => {
+    expect(() => parseProfiles(raw, {})).toThrow(new ConfigError(message));
+  });
+
+  it("takes a value longer than a trigger may send (a CA bundle): the limit is for clients, a profile is the operator's", () => {
+    const bundle = `-----BEGIN CERTIFICATE-----\n${'A'.repeat(200_000)}\n-----END CERTIFICATE-----\n`;
+    const profiles = parseProfiles({ connections: { gpu: { cluster: { serverAddress: 'https://prom:9090', ca: bundle } } } }, {});
+    expect(profiles.gpu?.cluster?.ca).toBe(bundle);
+    const metadata = { 'gpu.connection': 'cluster', 'gpu.query': 'sum(DCGM_FI_DEV_GPU_UTIL)' };
+    expect(parseTrigger({ name: 'n', namespace: 'ns', metadata }, { profiles }).sources[0]).toMatchObject({ ca: bundle.trim() });
+  });
+
   it('names the <key>FromEnv spellings beside an unknown key', () => {
     expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromenv: 'URL' } } } }, {})).toThrow(
       /hostFromenv: unknown key; allowed: host, queueName, .*each also as <key>FromEnv/,
