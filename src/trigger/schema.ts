@@ -121,8 +121,11 @@ function readGroup<T extends FieldTable>(
     if (parsed.success) values[name] = parsed.data;
     else issues.add(`${keyPrefix}${name}`, refused(value, field));
   }
+  // A key refused before (too long, set twice) is missing here too: the rules would then say it is
+  // required, or that another goes with it, beside the issue that said what was wrong with it.
+  const toldBefore = Object.keys(table).some((name) => issues.toldOf(`${keyPrefix}${name}`, keyPrefix));
   // Sound: every field was parsed by its own schema, and none required is missing.
-  return issues.total === before && !missing ? (values as ValuesOf<T>) : undefined;
+  return issues.total === before && !missing && !toldBefore ? (values as ValuesOf<T>) : undefined;
 }
 
 /** The other ways a required key can be given: from the workload's environment, or a connection profile. */

@@ -217,6 +217,16 @@ describe('trigger schema', () => {
     expect(problemsOf({ ...rabbit, [key]: '1'.repeat(maxChars) }).join('\n')).not.toMatch(/at most/);
   });
 
+  // Found by review: the key refused for its length was then missing to the group's rules too.
+  it.each([
+    [{ 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'a'.repeat(MAX_VALUE_CHARS + 1) }, 'gpu.namespace'],
+    [{ 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'q'.repeat(LONG_VALUE_CHARS + 1) }, 'gpu.query'],
+  ])('says only that a value is too long, not that its group now misses it (%#)', (metadata, key) => {
+    expect(issuesOf({ ...rabbit, ...metadata })).toEqual([
+      expect.stringMatching(new RegExp(`^${key.replace('.', '\\.')}: got .*at most`)),
+    ]);
+  });
+
   it("leaves the length of a connection profile's values to the operator", () => {
     const profiles = {
       kafka: {
