@@ -247,7 +247,7 @@ const sqsFields = {
     schema: kinds.text,
     allowed: 'an AWS region such as eu-west-1',
     description:
-      "Region; when absent, the queue URL's (sqs.<region>.amazonaws.com), else the scaler's AWS_REGION or AWS_DEFAULT_REGION.",
+      "Region; when absent, the one the queue URL's host names (sqs.<region>.amazonaws.com, its FIPS, legacy and VPC endpoint forms), else the scaler's AWS_REGION or AWS_DEFAULT_REGION.",
   }),
   awsEndpoint: field({
     schema: kinds.url(['http', 'https']),

@@ -299,17 +299,36 @@ function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
 
 type SqsValues = ValuesOf<typeof sourceFields.sqs>;
 
-const awsRegionInUrl = /\bsqs[.-]([a-z]{2}(?:-gov)?-[a-z]+-\d)\.amazonaws\.com/;
+const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$/;
+
+/**
+ * The region an AWS queue URL's host names, in each of its forms: sqs.<region>.amazonaws.com,
+ * sqs-fips.<region>..., <region>.queue.amazonaws.com (legacy), vpce-....sqs.<region>.vpce.amazonaws.com,
+ * and .amazonaws.com.cn.
+ */
+export function regionInQueueUrl(queueURL: string): string | undefined {
+  let host: string;
+  try {
+    host = new URL(queueURL).hostname;
+  } catch {
+    return undefined;
+  }
+  if (!/\.amazonaws\.com(\.cn)?$/.test(host)) return undefined;
+  return host.split('.').find((label) => AWS_REGION.test(label));
+}
 
 /** The region: given, else named by the queue URL, else the scaler's AWS_REGION / AWS_DEFAULT_REGION. */
 function sqsRegion(v: SqsValues, env: ParseOptions['env']): string | undefined {
-  return v.awsRegion ?? awsRegionInUrl.exec(v.queueURL)?.[1] ?? env?.AWS_REGION ?? env?.AWS_DEFAULT_REGION;
+  return v.awsRegion ?? regionInQueueUrl(v.queueURL) ?? env?.AWS_REGION ?? env?.AWS_DEFAULT_REGION;
 }
 
 const sqsRules: Rule<SqsValues>[] = [
   (v, issues, env) => {
     if (sqsRegion(v, env) === undefined) {
-      issues.add('sqs.awsRegion', 'is required when the queue URL names no region; allowed: an AWS region such as eu-west-1');
+      issues.add(
+        'sqs.awsRegion',
+        "is required when the queue URL names no region and the scaler's AWS_REGION is not set; allowed: an AWS region such as eu-west-1",
+      );
     }
   },
 ];

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidTrigger } from '../../src/errors.ts';
 import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
-import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
+import { defaultGpuQuery, parseTrigger, regionInQueueUrl } from '../../src/trigger/schema.ts';
 
 const parse = (metadata: Record<string, string>, options = {}) =>
   parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
@@ -395,6 +395,28 @@ describe('trigger schema', () => {
     const t = parse({ 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs' });
     expect(t.sources[0]).toMatchObject({ kind: 'sqs', awsRegion: 'eu-west-1', scaleOnInFlight: true, scaleOnDelayed: false });
     expect(issuesOf({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' })[0]).toMatch(/sqs\.awsRegion: is required/);
+  });
+
+  // Found by review: only sqs.<region>.amazonaws.com was read; the other forms asked for sqs.awsRegion.
+  it.each([
+    ['https://sqs.eu-west-1.amazonaws.com/123456789012/jobs', 'eu-west-1'],
+    ['https://sqs-fips.us-east-1.amazonaws.com/123456789012/jobs', 'us-east-1'],
+    ['https://eu-west-1.queue.amazonaws.com/123456789012/jobs', 'eu-west-1'],
+    ['https://vpce-0a1b2c3d-abcd1234.sqs.ap-southeast-2.vpce.amazonaws.com/123456789012/jobs', 'ap-southeast-2'],
+    ['https://sqs.cn-north-1.amazonaws.com.cn/123456789012/jobs', 'cn-north-1'],
+    ['https://sqs.us-gov-west-1.amazonaws.com/123456789012/jobs', 'us-gov-west-1'],
+    ['http://eu-west-1.elasticmq.local:9324/000000000000/jobs', undefined],
+    ['http://127.0.0.1:9324/000000000000/jobs', undefined],
+  ])('reads the region %s names as %s', (url, region) => {
+    expect(regionInQueueUrl(url)).toBe(region);
+  });
+
+  it("names the scaler's AWS_REGION beside sqs.awsRegion when neither it nor the URL gives a region", () => {
+    expect(issuesOf({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' })).toEqual([
+      "sqs.awsRegion: is required when the queue URL names no region and the scaler's AWS_REGION is not set; allowed: an AWS region such as eu-west-1",
+    ]);
+    const t = parse({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' }, { env: { AWS_REGION: 'eu-central-1' } });
+    expect(t.sources[0]).toMatchObject({ awsRegion: 'eu-central-1' });
   });
 
   it('parses Kafka topic lists and requires credentials with SASL', () => {
