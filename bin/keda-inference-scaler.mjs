@@ -84,7 +84,8 @@ async function main() {
     stderr.write(`${err.message}\n`);
     exit(2);
   }
-  const url = new URL('/explain', args.url);
+  // Relative to the URL's path, kept: a scaler behind a path prefix (kubectl proxy's service path).
+  const url = new URL('explain', args.url.endsWith('/') ? args.url : `${args.url}/`);
   url.searchParams.set('namespace', args.namespace);
   url.searchParams.set('name', args.name);
   let views;
