@@ -145,7 +145,9 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     sourceLabels: (trigger) => engine.sourceLabels(trigger),
   });
   await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
+    http.once('error', (err) =>
+      reject(new Error(`cannot listen on ${hostPort(config.BIND_ADDRESS, config.METRICS_PORT)} (METRICS_PORT): ${err.message}`)),
+    );
     http.listen(config.METRICS_PORT, config.BIND_ADDRESS, () => resolve());
   });
   const metricsPort = (http.address() as AddressInfo).port;

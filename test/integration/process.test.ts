@@ -67,7 +67,9 @@ describe('the scaler process', () => {
     // Before: the failed start was an unhandled rejection, logged, and the process stayed up
     // without a server until something killed it.
     const start = ScalerProcess.start({ METRICS_PORT: String(scaler.metricsPort) });
-    await expect(start).rejects.toThrow(/scaler exited 1: [\s\S]*"level":"fatal".*EADDRINUSE.*"msg":"start failed"/);
+    await expect(start).rejects.toThrow(
+      /scaler exited 1: [\s\S]*"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(METRICS_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
+    );
   });
 
   it("names GRPC_PORT when the gRPC port is taken, and logs only JSON lines (grpc-js' own among them)", async () => {
