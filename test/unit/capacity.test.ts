@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lateProbability, pricedReplicas } from '../../src/model/capacity.ts';
+import { erlangB, lateProbability, pricedReplicas } from '../../src/model/capacity.ts';
 
 describe('lateProbability (Erlang C)', () => {
   it.each([
@@ -55,5 +55,33 @@ describe('bounded work', () => {
     expect(
       pricedReplicas({ slotsPerReplica: 1e9, objectiveSeconds: 15, lateRequestCost: 10, arrivalRate: 5, serviceSeconds: 2 }),
     ).toBe(1);
+  });
+});
+
+/** Erlang B by its recursion from 0, every step: the reference. */
+function erlangBFromZero(c: number, a: number): number {
+  let b = 1;
+  for (let i = 1; i <= c; i++) b = (a * b) / (i + a * b);
+  return b;
+}
+
+// Found by review: the recursion ran a = λ·S steps from 0, and with messagesPerReplica 10^6 on a
+// thousand replicas that was 8 s of the event loop at every evaluation.
+describe('erlangB started below a large load', () => {
+  it.each([
+    [1_700, 1_650],
+    [2_100, 2_000],
+    [10_150, 10_000],
+    [100_200, 100_000],
+    [1_000_500, 1_000_000],
+    [999_000, 1_000_000],
+  ])('c %i, a %i: as the full recursion gives it', (c, a) => {
+    const full = erlangBFromZero(c, a);
+    expect(Math.abs(erlangB(c, a) - full)).toBeLessThanOrEqual(1e-12 * full + 1e-300);
+  });
+
+  it('prices a million-message replica on a thousand replicas: the first stable fleet, nobody late past it', () => {
+    const load = { arrivalRate: 990, serviceSeconds: 1e6, slotsPerReplica: 1e6, objectiveSeconds: 15, lateRequestCost: 10 };
+    expect(pricedReplicas(load, 1000)).toBe(991);
   });
 });
