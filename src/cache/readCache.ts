@@ -77,7 +77,7 @@ export class ReadCache {
     if (entry === undefined) return undefined;
     entry.lastAskedMs = now;
     const settled = entry.settled;
-    return settled?.ok === true && now - entry.settledAtMs < maxAgeMs ? settled.value : undefined;
+    return settled?.ok === true && youngerThan(entry, now, maxAgeMs) ? settled.value : undefined;
   }
 
   /** Latest reading of `source`, at most maxAgeMs old; rejects with the source's error. */
@@ -91,7 +91,7 @@ export class ReadCache {
     }
     entry.lastAskedMs = now;
     const settled = entry.settled;
-    if (settled !== undefined && now - entry.settledAtMs < maxAgeMs) {
+    if (settled !== undefined && youngerThan(entry, now, maxAgeMs)) {
       return settled.ok ? Promise.resolve(settled.value) : Promise.reject(settled.error);
     }
     if (entry.inflight === undefined) entry.inflight = this.query(source, entry);
@@ -155,4 +155,14 @@ export class ReadCache {
 function asScalerError(source: Source, err: unknown): ScalerError {
   if (err instanceof ScalerError) return err;
   return new SourceUnavailable(`${source.label}: ${errorMessage(err)}`);
+}
+
+/**
+ * Whether the entry settled less than `maxAgeMs` ago. Settled "in the future" (the wall clock
+ * stepped back: an NTP step, a VM restored) it is stale, not fresh until the clock catches up: a
+ * reading an hour old would otherwise answer for an hour, an empty queue's for a busy one.
+ */
+function youngerThan(entry: Entry, now: number, maxAgeMs: number): boolean {
+  const age = now - entry.settledAtMs;
+  return age >= 0 && age < maxAgeMs;
 }

@@ -42,6 +42,22 @@ describe('ReadCache', () => {
     expect(source.calls).toBe(2);
   });
 
+  // Found by review: an entry settled "in the future" counted as fresh until the clock caught up,
+  // an empty queue's reading answering for an hour while 500 messages waited.
+  it('reads again when the wall clock stepped back past the entry, for read() and fresh() alike', async () => {
+    let now = 3_600_000;
+    let backlog = 0;
+    const source = fakeSource(async () => ({ backlog }));
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000, now: () => now });
+    expect((await cache.read(source)).reading.backlog).toBe(0);
+    backlog = 500;
+    now = 1_000; // an hour back
+    expect(cache.fresh(source)).toBeUndefined();
+    expect((await cache.read(source)).reading.backlog).toBe(500);
+    expect(source.calls).toBe(2);
+    expect(cache.fresh(source)?.reading.backlog).toBe(500);
+  });
+
   it('remembers a failure for the ttl instead of hammering the source', async () => {
     let now = 0;
     const source = fakeSource(async () => {
