@@ -108,6 +108,14 @@ function mean(list: readonly number[], fallback: number): number {
 export const RESUME_GAP_MS = 10 * 60_000;
 
 /**
+ * A wall clock stepped back by more than this (an NTP step, a VM restored from a snapshot) leaves
+ * the history's marks in the future, where no window lets them go (a hold kept for the length of
+ * the step): the history is then resumed as after a silence. Less is a clock's skew between the
+ * replicas that take turns writing a trigger's record, which the windows outlast.
+ */
+export const CLOCK_STEP_BACK_MS = 60_000;
+
+/**
  * Each field of a history, what was learned about the workload or what it says of the moment
  * (resumedHistory drops those), and of those which hold a reading of the counters (arrived,
  * served) or a sum since one (dropped too when the counters count something else:
@@ -178,14 +186,28 @@ function without(history: TriggerHistory, keys: readonly (keyof TriggerHistory)[
  * (a difference over the silence is no rate), the minute being summed. The idle period and the
  * last work stay: a workload idle before and after stays at zero.
  */
+/** The history with its idle period and last work at `nowMs` where they were later (a clock stepped back). */
+function notAfter(history: TriggerHistory, nowMs: number): TriggerHistory {
+  const { idleSinceMs, lastWorkAtMs } = history;
+  return {
+    ...history,
+    ...(idleSinceMs !== undefined && idleSinceMs > nowMs && { idleSinceMs: nowMs }),
+    ...(lastWorkAtMs !== undefined && lastWorkAtMs > nowMs && { lastWorkAtMs: nowMs }),
+  };
+}
+
 export function resumedHistory(history: TriggerHistory): TriggerHistory {
   const learned = without(history, MOMENT);
   const lasting = history.riseWatch?.lasting;
   return lasting === undefined ? without(learned, ['riseWatch']) : { ...learned, riseWatch: { lasting } };
 }
 
-export function decide({ signals: reported, scaling, history: kept, nowMs }: ModelInput): ModelOutput {
-  const resumed = kept.lastDecisionAtMs !== undefined && nowMs - kept.lastDecisionAtMs > RESUME_GAP_MS;
+export function decide({ signals: reported, scaling, history: given, nowMs }: ModelInput): ModelOutput {
+  const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
+  const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
+  // Stepped back, the idle period and the last work cannot have started after now.
+  const kept = steppedBack ? notAfter(given, nowMs) : given;
+  const resumed = sinceLastMs !== undefined && (sinceLastMs > RESUME_GAP_MS || steppedBack);
   // Counters over other partitions (a Kafka group without kafka.topic that starts committing on
   // another topic): a jump of their sums is no arrivals nor completions.
   const rebased = otherBasis(reported.counterBasis, kept.counterBasis);
@@ -212,7 +234,8 @@ export function decide({ signals: reported, scaling, history: kept, nowMs }: Mod
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
   // How much of C is evidence: the prior weighs less with each sample, nothing from the twentieth.
   if (learnsColdStart) details.coldStartSamples = starts.samples.length;
-  if (resumed) details.resumedAfterSilenceSeconds = round((nowMs - kept.lastDecisionAtMs!) / 1000);
+  if (steppedBack) details.clockSteppedBackSeconds = round(-sinceLastMs! / 1000);
+  else if (resumed) details.resumedAfterSilenceSeconds = round(sinceLastMs! / 1000);
   if (rebased) details.countersRebased = true;
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  CLOCK_STEP_BACK_MS,
   RESUME_GAP_MS,
   ceilSafe,
   decide,
@@ -1088,6 +1089,57 @@ describe('decide after a silence (a paused ScaledObject resumed): resumedHistory
     const out = decide({ signals: { backlog: 0 }, scaling: { ...scaling, keepWarm: 600 }, history, nowMs });
     expect(out.decision.active).toBe(false);
     expect(out.history.idleSinceMs).toBe(history.idleSinceMs);
+  });
+});
+
+// Found by review: a wall clock stepped back an hour left the hold's marks in the future, where no
+// window let them go: the replicas of a busy minute held for an hour instead of a cold start.
+describe('a wall clock stepped back', () => {
+  const settings = { ...scaling, throughputPerReplica: 1, coldStartSeconds: 30 };
+  /** A busy minute (7 replicas), then 10 messages every 15 s for 5 minutes, the clock stepped back `stepMs` at the turn. */
+  function heldThenSteppedBack(stepMs: number) {
+    let history = emptyHistory();
+    const t0 = 10 * 3_600_000;
+    for (let t = 0; t <= 60_000; t += 15_000) {
+      history = decide({
+        signals: { backlog: 400, waiting: 400, consumers: 40 },
+        scaling: settings,
+        history,
+        nowMs: t0 + t,
+      }).history;
+    }
+    expect(history.lastDesiredReplicas).toBe(7);
+    const answers: { desired: number; winner: string; stepped?: number | string | boolean }[] = [];
+    for (let t = 15_000; t <= 5 * 60_000; t += 15_000) {
+      const nowMs = t0 + 60_000 - stepMs + t;
+      const { decision, history: next } = decide({
+        signals: { backlog: 10, waiting: 10, consumers: 40 },
+        scaling: settings,
+        history,
+        nowMs,
+      });
+      history = next;
+      answers.push({
+        desired: decision.desiredReplicas,
+        winner: decision.explanation.winner,
+        stepped: decision.explanation.details.clockSteppedBackSeconds,
+      });
+    }
+    return answers;
+  }
+
+  it('an hour: resumed as after a silence, nothing held, and the explanation says so', () => {
+    const answers = heldThenSteppedBack(3_600_000);
+    expect(answers[0]!.stepped).toBe(3_600 - 15);
+    expect(answers.map((a) => a.desired)).toEqual(answers.map(() => 1));
+    expect(answers.slice(1).every((a) => a.stepped === undefined)).toBe(true);
+  });
+
+  it("by less than CLOCK_STEP_BACK_MS (two replicas' clocks apart): the history as it was, the hold let go a little later", () => {
+    const answers = heldThenSteppedBack(CLOCK_STEP_BACK_MS - 15_000);
+    expect(answers.every((a) => a.stepped === undefined)).toBe(true);
+    expect(answers[0]).toMatchObject({ desired: 7, winner: 'hold' });
+    expect(answers.slice(-10).every((a) => a.desired === 1)).toBe(true);
   });
 });
 
