@@ -16,6 +16,15 @@ export type ColdStartSetting = Pick<ScalingConfig, 'coldStartSeconds' | 'coldSta
 
 /** Samples remembered (newest last); C moves from the prior to their quantile as they fill. */
 const MAX_SAMPLES = 20;
+/**
+ * Samples one reading's rise may add. Cold starts spread by about a third of their median, so the
+ * replicas of one ask come ready over several readings; a rise of many in one reading is consumers
+ * that left for a moment and came back (a broker restarted, a proxy reset), or a process paused
+ * past its asks, matched to an ask the dip itself made or an old one: alone, it replaced the whole
+ * window (C from 45 s to 5 s; after a pause of 9 minutes, to 540 s). A quarter of the window stays
+ * a minority the quantile and the outlier bound see through.
+ */
+const MAX_SAMPLES_PER_RISE = MAX_SAMPLES / 4;
 /** Asks remembered while waiting to serve: older ones are served, or never will be. */
 const MAX_PENDING = 32;
 /** An ask older than this starts nothing any more (a cap below the model's ask, a quota): dropped. */
@@ -48,11 +57,13 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
   if (rise <= 0 || state.pending.length === 0) return state;
   const pending = [...state.pending];
   const samples = [...state.samples];
+  let room = MAX_SAMPLES_PER_RISE;
   while (rise > 0 && pending.length > 0) {
     const oldest = pending[0]!;
     const matched = Math.min(rise, oldest.replicas);
-    // Only the last MAX_SAMPLES are kept: a rise of thousands adds no more than that.
-    for (let i = 0; i < Math.min(matched, MAX_SAMPLES); i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
+    const added = Math.min(matched, room);
+    for (let i = 0; i < added; i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
+    room -= added;
     rise -= matched;
     if (matched === oldest.replicas) pending.shift();
     else pending[0] = { atMs: oldest.atMs, replicas: oldest.replicas - matched };

@@ -93,6 +93,19 @@ describe('observeReady: a rise of the ready count matched to the oldest asks', (
     expect(observeReady(s, before, ready, nowS * 1000)).toEqual(after);
   });
 
+  // Found by review: consumers gone for one reading (a broker restarted) made an ask of 33 the dip
+  // itself asked for; their return 5 s later was 20 samples of 5 s, the whole window, C 45 s -> 5 s.
+  it('takes at most 5 samples from one reading, so a dip and a return do not replace the window', () => {
+    const learned = state(
+      [mark(1_000, 33)],
+      Array.from({ length: 20 }, () => 45),
+    );
+    const after = observeReady(learned, 0, 21, 1_005_000);
+    expect(after.samples).toEqual([...Array.from({ length: 15 }, () => 45), 5, 5, 5, 5, 5]);
+    expect(after.pending).toEqual([mark(1_000, 12)]);
+    expect(coldStartSeconds({ coldStartSeconds: 'auto', coldStartPriorSeconds: 60 }, after.samples).seconds).toBe(45);
+  });
+
   it('keeps the last 20 samples', () => {
     let s = state([mark(0, 25)]);
     for (let i = 1; i <= 25; i++) s = observeReady(s, i - 1, i, i * 1000);
@@ -248,10 +261,11 @@ describe('decide with coldStartSeconds auto', () => {
       out = step(out.history, t + 31, { backlog: 0, waiting: 0, consumers: 0 });
       // Each replica that came is a sample, and each moves C a twentieth of the way from the prior
       // (60 s) toward the samples' quantile; the details say how many there are.
+      // (At most 5 from one reading: these come all at once.)
       if (round === 0) {
         expect(out.decision.explanation.details).toMatchObject({
-          coldStartSeconds: 60 - (30 * asked) / 20,
-          coldStartSamples: asked,
+          coldStartSeconds: 60 - (30 * Math.min(asked, 5)) / 20,
+          coldStartSamples: Math.min(asked, 5),
         });
       }
     }
@@ -271,8 +285,8 @@ describe('decide with coldStartSeconds auto', () => {
     const asked = out.decision.desiredReplicas;
     out = at(1030, { backlog: 400, waiting: 400, consumers: asked });
     expect(out.decision.explanation.details).toMatchObject({
-      coldStartSeconds: 110 - (80 * asked) / 20,
-      coldStartSamples: asked,
+      coldStartSeconds: 110 - (80 * Math.min(asked, 5)) / 20,
+      coldStartSamples: Math.min(asked, 5),
     });
   });
 
