@@ -52,8 +52,16 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
     .refine((n) => Number.isFinite(n) && check(n));
 }
 
+/**
+ * The longest cold start or objective: a day. Past it the model's products of rates and seconds
+ * overflow (a cold start of 1e308 s made a demand NaN, dropped without a word) and mean nothing.
+ */
+const MAX_SECONDS = 86_400;
+
 const kinds = {
   positiveNumber: numberFrom((n) => n > 0),
+  seconds: numberFrom((n) => n >= 0 && n <= MAX_SECONDS),
+  positiveSeconds: numberFrom((n) => n > 0 && n <= MAX_SECONDS),
   nonNegativeNumber: numberFrom((n) => n >= 0),
   nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
   positiveInt: numberFrom((n) => n > 0 && Number.isInteger(n)),
@@ -155,22 +163,22 @@ export const scalingFields = {
       "When the workers acknowledge a message. after-work: once served, so the broker counts it in flight (unacknowledged) while a replica serves it. before-work: as they take or start it (Celery's default early acknowledgment, task_acks_late = False; consumers in automatic acknowledgment mode): what the broker counts in flight waits inside the replicas, and nothing counts what is served, so every message of the backlog counts as waiting and the throughput is read from stretches with every replica busy (docs/model.md).",
   }),
   coldStartSeconds: field({
-    schema: kinds.autoOr(kinds.nonNegativeNumber),
-    allowed: '"auto" (any case) or a number of seconds >= 0',
+    schema: kinds.autoOr(kinds.seconds),
+    allowed: `"auto" (any case) or a number of seconds from 0 to ${MAX_SECONDS}`,
     default: 'auto' as const,
     description:
       'Time from "replica asked for" to "replica serving" (KEDA and the HPA reacting, pod start, model load). auto: learned from the brokers\' consumer count, the 95th percentile of the last 20 replicas, moving from coldStartPriorSeconds as they come; coldStartPriorSeconds without a consumer count (SQS).',
   }),
   coldStartPriorSeconds: field({
-    schema: kinds.positiveNumber,
-    allowed: 'a number > 0 (seconds)',
+    schema: kinds.positiveSeconds,
+    allowed: `a number > 0 and at most ${MAX_SECONDS} (seconds)`,
     default: 60,
     description:
       "With coldStartSeconds auto: the cold start assumed before any replica was seen (its 95th percentile), which each of the first 20 replicas moves a twentieth of the way toward what they took. Set it near your loads' p95 when they are slower than drainSeconds: the first wakes are then priced as late, where the default takes them for on time until the replicas say otherwise.",
   }),
   drainSeconds: field({
-    schema: kinds.positiveNumber,
-    allowed: 'a number > 0 (seconds)',
+    schema: kinds.positiveSeconds,
+    allowed: `a number > 0 and at most ${MAX_SECONDS} (seconds)`,
     default: 60,
     description: 'Latency objective: the most a request should wait in the queue before a replica starts it.',
   }),
@@ -200,8 +208,8 @@ export const scalingFields = {
     description: 'Upper bound on the desired replica count.',
   }),
   keepWarm: field({
-    schema: kinds.autoOr(kinds.nonNegativeNumber),
-    allowed: '"auto" (any case) or a number of seconds >= 0',
+    schema: kinds.autoOr(kinds.seconds),
+    allowed: `"auto" (any case) or a number of seconds from 0 to ${MAX_SECONDS}`,
     default: 'auto' as const,
     description:
       'How long to stay active after the last work: learned from idle gaps, a cold start priced at the cold start plus the requests it would leave late (its mean where a wake leaves none late) (auto), or fixed seconds; fixed seconds also turn the prewarm for regular gaps off.',

@@ -101,6 +101,9 @@ const num = (min: number, max: number) => fc.double({ min, max, noNaN: true, noD
 const int = (min: number, max: number) => fc.integer({ min, max }).map(String);
 const positiveNumber = fc.oneof(int(1, 1000), num(1e-6, 1e6), fc.constantFrom('5.', '.5', '+3', ' 7 ', '1e3'));
 const nonNegativeNumber = fc.oneof(positiveNumber, fc.constantFrom('0', '-0', '0.0'));
+// Cold starts and objectives: at most a day.
+const positiveSeconds = fc.oneof(int(1, 1000), num(1e-6, 86_400), fc.constantFrom('5.', '.5', '+3', ' 7 ', '1e3', '86400'));
+const nonNegativeSeconds = fc.oneof(positiveSeconds, fc.constantFrom('0', '-0', '0.0'));
 const positiveInt = fc.oneof(int(1, 1000), fc.constantFrom('1', '2.0', '1e3', '+4'));
 const bool = fc.constantFrom('true', 'false', '1', '0', 'yes', 'no');
 const name = fc.oneof(
@@ -141,9 +144,9 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     throughputPerReplica: positiveNumber,
     concurrencyPerReplica: positiveInt,
     acknowledgement: fc.constantFrom('after-work', 'before-work'),
-    coldStartSeconds: fc.oneof(fc.constant('auto'), nonNegativeNumber),
-    coldStartPriorSeconds: positiveNumber,
-    drainSeconds: positiveNumber,
+    coldStartSeconds: fc.oneof(fc.constant('auto'), nonNegativeSeconds),
+    coldStartPriorSeconds: positiveSeconds,
+    drainSeconds: positiveSeconds,
     lateRequestCost: nonNegativeNumber,
     activationBacklog: nonNegativeNumber,
     minReplicas: fc.constant('1'),

@@ -105,10 +105,22 @@ describe('trigger schema', () => {
     ['concurrencyPerReplica', '0', /concurrencyPerReplica: got "0"; allowed: an integer > 0/],
     ['concurrencyPerReplica', '2.5', /concurrencyPerReplica: got "2.5"; allowed: an integer > 0/],
     ['acknowledgement', 'early', /acknowledgement: got "early"; allowed: after-work or before-work/],
-    ['coldStartSeconds', 'slow', /coldStartSeconds: got "slow"; allowed: "auto" \(any case\) or a number of seconds >= 0/],
-    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" \(any case\) or a number of seconds >= 0/],
-    ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 \(seconds\)/],
-    ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 \(seconds\)/],
+    [
+      'coldStartSeconds',
+      'slow',
+      /coldStartSeconds: got "slow"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/,
+    ],
+    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/],
+    // Found by review: 1e308 passed, and λ·C − drained·C made the backlog demand NaN.
+    [
+      'coldStartSeconds',
+      '1e308',
+      /coldStartSeconds: got "1e308"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/,
+    ],
+    ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 and at most 86400 \(seconds\)/],
+    ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 and at most 86400 \(seconds\)/],
+    ['coldStartPriorSeconds', '1e308', /coldStartPriorSeconds: got "1e308"; allowed: a number > 0 and at most 86400/],
+    ['drainSeconds', '86401', /drainSeconds: got "86401"; allowed: a number > 0 and at most 86400 \(seconds\)/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {
