@@ -16,7 +16,8 @@
 // once served (Celery's default early acknowledgment: the broker then counts only the prefetched
 // ones unacknowledged, and its ack counter counts starts). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
-// rabbitmq-amqp, sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
+// rabbitmq-stats, the same figures moving every 5 s as a broker's statistics do; rabbitmq-amqp,
+// sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --edit-at S,... edits the
 // trigger's settings at those moments (its coldStartPriorSeconds), --pause-at S:D,... pauses the
 // ScaledObject at S for D seconds (KEDA's paused annotation: nothing asked, the replicas kept),

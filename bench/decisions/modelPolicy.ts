@@ -18,7 +18,7 @@ import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import type { Fleet } from './fleet.ts';
 import { type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
-import { MAX_REPLICAS, type Policy } from './simulate.ts';
+import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 import { StateCluster } from '../../test/support/stateCluster.ts';
 import { type TimelineEntry, timelineEntry } from './timeline.ts';
 
@@ -29,15 +29,23 @@ import { type TimelineEntry, timelineEntry } from './timeline.ts';
  * messages (no counters, no consumers); `kafka`, consumer-group lag (waiting and in service
  * together), log-end and committed offsets, group members.
  */
+const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
+  backlog: f.waiting + f.unacked,
+  waiting: f.waiting,
+  inFlight: f.unacked,
+  arrivedTotal: f.arrived,
+  servedTotal: f.acked,
+  consumers: f.readyCount,
+});
+
+/** RabbitMQ's default collect_statistics_interval: how often the management API's figures move. */
+const RABBITMQ_STATISTICS_INTERVAL_S = 5;
+
 export const SIMULATED_SOURCES = {
-  rabbitmq: (f: Fleet): SourceReading => ({
-    backlog: f.waiting + f.unacked,
-    waiting: f.waiting,
-    inFlight: f.unacked,
-    arrivedTotal: f.arrived,
-    servedTotal: f.acked,
-    consumers: f.readyCount,
-  }),
+  rabbitmq: SIMULATED_RABBITMQ,
+  // The management API as a broker serves it: every figure the statistics emitted last, every
+  // collect_statistics_interval (5 s by default) from a phase of the run's own (SimulatedQueueDriver).
+  'rabbitmq-stats': (f: Fleet): SourceReading => SIMULATED_RABBITMQ(f),
   'rabbitmq-amqp': (f: Fleet): SourceReading => ({ backlog: f.waiting, waiting: f.waiting, consumers: f.readyCount }),
   sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.unacked, waiting: f.waiting, inFlight: f.unacked }),
   kafka: (f: Fleet): SourceReading => ({
@@ -51,14 +59,34 @@ export const SIMULATED_SOURCES = {
 export type SimulatedSource = keyof typeof SIMULATED_SOURCES;
 
 /** A broker that reports the simulated queue as `source` does (the trigger's metadata stays RabbitMQ's: only the reading differs). */
-class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
+export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
   private readonly fleet: Fleet;
   private readonly source: SimulatedSource;
+  /** rabbitmq-stats: the figures of the last statistics emission. */
+  private emitted: SourceReading | undefined;
 
-  constructor(fleet: Fleet, source: SimulatedSource) {
-    this.fleet = fleet;
+  constructor(ctx: SimContext, source: SimulatedSource) {
+    this.fleet = ctx.fleet;
     this.source = source;
+    if (source === 'rabbitmq-stats') {
+      this.emitted = SIMULATED_RABBITMQ(ctx.fleet);
+      // A phase of the run's own, from its seed: the broker's timer is not the trace's. With each
+      // emission, the publish and ack rates over the interval before it (publish_details.rate,
+      // ack_details.rate), which the source reports and the model takes for λ and μ.
+      const phaseS = (ctx.seed * 0.618) % RABBITMQ_STATISTICS_INTERVAL_S;
+      ctx.every(phaseS, RABBITMQ_STATISTICS_INTERVAL_S, () => {
+        const last = this.emitted!;
+        const next = SIMULATED_RABBITMQ(ctx.fleet);
+        const per = (now: number | undefined, then: number | undefined) =>
+          ((now ?? 0) - (then ?? 0)) / RABBITMQ_STATISTICS_INTERVAL_S;
+        this.emitted = {
+          ...next,
+          arrivalRatePerSecond: per(next.arrivedTotal, last.arrivedTotal),
+          serviceRatePerSecond: per(next.servedTotal, last.servedTotal),
+        };
+      });
+    }
   }
 
   identity(config: RabbitmqSourceConfig): string {
@@ -72,7 +100,7 @@ class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
       identity: this.identity(config),
       label: `simulated queue "${config.queueName}"`,
       kind: 'rabbitmq',
-      read: async (): Promise<SourceReading> => reading(fleet),
+      read: async (): Promise<SourceReading> => this.emitted ?? reading(fleet),
     };
   }
 
@@ -160,7 +188,7 @@ export function modelPolicy(
       const { replicas = 1, restartAtS = [], editAtS = [], store = false, retentionS } = deployment ?? {};
       const retentionMs = retentionS === undefined ? DEFAULT_STATE_RETENTION_MS : retentionS * 1000;
       const now = () => Math.round(ctx.now() * 1000);
-      const registry = new SourceRegistry([new SimulatedQueueDriver(ctx.fleet, source) as SourceDriver]);
+      const registry = new SourceRegistry([new SimulatedQueueDriver(ctx, source) as SourceDriver]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
       const cluster = store ? new StateCluster(now, undefined, retentionMs) : undefined;
       let started = 0;

@@ -5,11 +5,13 @@ import { Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
 import { coldStartSampler, lateEpisodes, percentile, run, summarize } from './simulate.ts';
-import { type Deployment, modelPolicy } from './modelPolicy.ts';
+import { type Deployment, SimulatedQueueDriver, modelPolicy } from './modelPolicy.ts';
 import { neededPerSecond } from './oracle.ts';
 import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
 import { kedaPolicy } from './policies.ts';
+import type { SimContext } from './simulate.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 
 describe('EventQueue', () => {
   it('pops by time, and in insertion order at equal times', () => {
@@ -125,6 +127,41 @@ describe('KEDA loop', () => {
     expect(keda.check(90, 3, false)).toBeUndefined();
     expect(keda.check(359, 3, false)).toBeUndefined();
     expect(keda.check(360, 3, false)).toBe(0);
+  });
+});
+
+describe('the management API as a broker serves it (--source rabbitmq-stats)', () => {
+  it('reports the figures of the last statistics emission, every 5 s, with the publish and ack rates over the interval', async () => {
+    const q = new EventQueue<() => void>();
+    const fleet = new Fleet(4, { at: (t, run) => q.push(t, run) });
+    const emissions: (() => void | Promise<void>)[] = [];
+    let firstS = -1;
+    const ctx = {
+      fleet,
+      seed: 5,
+      every: (first: number, everyS: number, run: () => void | Promise<void>) => {
+        expect(everyS).toBe(5);
+        firstS = first;
+        emissions.push(run);
+      },
+    } as unknown as SimContext;
+    const driver = new SimulatedQueueDriver(ctx, 'rabbitmq-stats');
+    const source = driver.create({ kind: 'rabbitmq', host: 'http://simulated:15672', queueName: 'q' } as RabbitmqSourceConfig);
+    expect(firstS).toBeGreaterThanOrEqual(0);
+    expect(firstS).toBeLessThan(5);
+    for (let i = 0; i < 10; i++) fleet.arrive(i, { arrivalS: i, serviceS: 60 });
+    // Nothing emitted since the start: the empty queue the statistics last saw.
+    expect(await source.read(new AbortController().signal)).toMatchObject({ backlog: 0, waiting: 0, arrivedTotal: 0 });
+    await emissions[0]!();
+    expect(await source.read(new AbortController().signal)).toMatchObject({
+      backlog: 10,
+      waiting: 10,
+      arrivedTotal: 10,
+      arrivalRatePerSecond: 2,
+      serviceRatePerSecond: 0,
+    });
+    fleet.arrive(10, { arrivalS: 10, serviceS: 60 });
+    expect((await source.read(new AbortController().signal)).arrivedTotal).toBe(10);
   });
 });
 
