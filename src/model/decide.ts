@@ -178,14 +178,6 @@ function without(history: TriggerHistory, keys: readonly (keyof TriggerHistory)[
   return rest as TriggerHistory;
 }
 
-/**
- * The history to decide from after `RESUME_GAP_MS` without a decision: what was learned about the
- * workload (service, throughput, cold starts, idle gaps, bursts, peaks, the steady rate) carries
- * on; what it said of the moment is dropped, as a new trigger has none: the fleet asked for and
- * starting, the hold, the rise and burst being watched, the readings the next one is compared to
- * (a difference over the silence is no rate), the minute being summed. The idle period and the
- * last work stay: a workload idle before and after stays at zero.
- */
 /** The history with its idle period and last work at `nowMs` where they were later (a clock stepped back). */
 function notAfter(history: TriggerHistory, nowMs: number): TriggerHistory {
   const { idleSinceMs, lastWorkAtMs } = history;
@@ -196,6 +188,14 @@ function notAfter(history: TriggerHistory, nowMs: number): TriggerHistory {
   };
 }
 
+/**
+ * The history to decide from after `RESUME_GAP_MS` without a decision: what was learned about the
+ * workload (service, throughput, cold starts, idle gaps, bursts, peaks, the steady rate) carries
+ * on; what it said of the moment is dropped, as a new trigger has none: the fleet asked for and
+ * starting, the hold, the rise and burst being watched, the readings the next one is compared to
+ * (a difference over the silence is no rate), the minute being summed. The idle period and the
+ * last work stay: a workload idle before and after stays at zero.
+ */
 export function resumedHistory(history: TriggerHistory): TriggerHistory {
   const learned = without(history, MOMENT);
   const lasting = history.riseWatch?.lasting;
