@@ -140,7 +140,9 @@ describe('bench:decisions arguments', () => {
     const setups = Object.fromEntries(policies(60, false, {}, 'sqs').map((p) => [p.name, p.setup]));
     expect(setups.model).toContain('reading the queue as sqs reports it');
     expect(setups['keda-queue']).not.toContain('sqs');
-    expect(() => parseArgs(['--source', 'nats'])).toThrow('--source "nats": want one of rabbitmq, rabbitmq-amqp, sqs, kafka');
+    expect(() => parseArgs(['--source', 'nats'])).toThrow(
+      '--source "nats": want one of rabbitmq, rabbitmq-stats, rabbitmq-amqp, sqs, kafka',
+    );
   });
 
   it('restarts the scaler at --restart-at S,... in two more policies, state in memory and in a store', () => {
