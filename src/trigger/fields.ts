@@ -53,10 +53,11 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
 }
 
 /**
- * The longest cold start or objective: a day. Past it the model's products of rates and seconds
- * overflow (a cold start of 1e308 s made a demand NaN, dropped without a word) and mean nothing.
+ * The longest cold start, objective or keep-warm window: 30 days (a batch's objective may be over a
+ * day). Far past it the model's products of rates and seconds overflow (a cold start of 1e308 s
+ * made a demand NaN, dropped without a word) and mean nothing.
  */
-const MAX_SECONDS = 86_400;
+const MAX_SECONDS = 30 * 86_400;
 
 const kinds = {
   positiveNumber: numberFrom((n) => n > 0),

@@ -101,7 +101,7 @@ const num = (min: number, max: number) => fc.double({ min, max, noNaN: true, noD
 const int = (min: number, max: number) => fc.integer({ min, max }).map(String);
 const positiveNumber = fc.oneof(int(1, 1000), num(1e-6, 1e6), fc.constantFrom('5.', '.5', '+3', ' 7 ', '1e3'));
 const nonNegativeNumber = fc.oneof(positiveNumber, fc.constantFrom('0', '-0', '0.0'));
-// Cold starts and objectives: at most a day.
+// Cold starts and objectives: at most 30 days.
 const positiveSeconds = fc.oneof(int(1, 1000), num(1e-6, 86_400), fc.constantFrom('5.', '.5', '+3', ' 7 ', '1e3', '86400'));
 const nonNegativeSeconds = fc.oneof(positiveSeconds, fc.constantFrom('0', '-0', '0.0'));
 const positiveInt = fc.oneof(int(1, 1000), fc.constantFrom('1', '2.0', '1e3', '+4'));

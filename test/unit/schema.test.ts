@@ -108,19 +108,23 @@ describe('trigger schema', () => {
     [
       'coldStartSeconds',
       'slow',
-      /coldStartSeconds: got "slow"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/,
+      /coldStartSeconds: got "slow"; allowed: "auto" \(any case\) or a number of seconds from 0 to 2592000/,
     ],
-    ['coldStartSeconds', '-5', /coldStartSeconds: got "-5"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/],
+    [
+      'coldStartSeconds',
+      '-5',
+      /coldStartSeconds: got "-5"; allowed: "auto" \(any case\) or a number of seconds from 0 to 2592000/,
+    ],
     // Found by review: 1e308 passed, and λ·C − drained·C made the backlog demand NaN.
     [
       'coldStartSeconds',
       '1e308',
-      /coldStartSeconds: got "1e308"; allowed: "auto" \(any case\) or a number of seconds from 0 to 86400/,
+      /coldStartSeconds: got "1e308"; allowed: "auto" \(any case\) or a number of seconds from 0 to 2592000/,
     ],
-    ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 and at most 86400 \(seconds\)/],
-    ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 and at most 86400 \(seconds\)/],
-    ['coldStartPriorSeconds', '1e308', /coldStartPriorSeconds: got "1e308"; allowed: a number > 0 and at most 86400/],
-    ['drainSeconds', '86401', /drainSeconds: got "86401"; allowed: a number > 0 and at most 86400 \(seconds\)/],
+    ['coldStartPriorSeconds', '0', /coldStartPriorSeconds: got "0"; allowed: a number > 0 and at most 2592000 \(seconds\)/],
+    ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 and at most 2592000 \(seconds\)/],
+    ['coldStartPriorSeconds', '1e308', /coldStartPriorSeconds: got "1e308"; allowed: a number > 0 and at most 2592000/],
+    ['drainSeconds', '2592001', /drainSeconds: got "2592001"; allowed: a number > 0 and at most 2592000 \(seconds\)/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {
@@ -209,6 +213,12 @@ describe('trigger schema', () => {
   it('quotes a long value cut to a few dozen characters, with its length', () => {
     const [issue] = issuesOf({ ...rabbit, 'rabbitmq.protocol': 'x'.repeat(8000) });
     expect(issue).toBe(`rabbitmq.protocol: got "${'x'.repeat(42)}"... (8000 chars); allowed: auto, amqp or http (any case)`);
+  });
+
+  // Found by review: the bound set at a day refused keep-warm windows and batch objectives that were taken before.
+  it('takes a keep-warm window, an objective and a cold start over a day', () => {
+    const t = parse({ ...rabbit, keepWarm: '172800', drainSeconds: '100000', coldStartSeconds: '90000' });
+    expect(t.scaling).toMatchObject({ keepWarm: 172_800, drainSeconds: 100_000, coldStartSeconds: 90_000 });
   });
 
   it.each([
