@@ -202,8 +202,12 @@ export class SharedState<T extends { readonly trigger?: string }> {
     note?.catch(() => undefined);
     const record = await this.store.read(key);
     this.seen(key, record);
-    if (record === undefined && note !== undefined) entry.lineageRecord = await this.latestOf(await note, key);
     entry.sighted = true;
+    // The lineage's record is a start for a trigger with none, best effort: a failure to read it (its
+    // key on a cluster's node that is down) leaves the trigger shared, from nothing, as before.
+    if (record === undefined && note !== undefined) {
+      entry.lineageRecord = await note.then((found) => this.latestOf(found, key)).catch(() => undefined);
+    }
   }
 
   /**

@@ -168,6 +168,31 @@ describe('replicas on one shared store', () => {
     expect(fresh.engine.learnedUnder(other)).toBeUndefined();
   });
 
+  // Found by review: a lineage note that could not be read (its key on a cluster node that is down)
+  // failed the whole first sight, and the trigger stayed local at every renewal, its lease held.
+  it("shares a trigger whose lineage's note cannot be read, as one with none", async () => {
+    const clock = { ms: 4_500_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const client = cluster.client('a');
+    const store = new Proxy(client, {
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (key !== 'read' || typeof value !== 'function') return value;
+        return async (k: string) => {
+          if (k === lineageKey('lineage-1')) throw new Error('CLUSTERDOWN The cluster is down');
+          return (value as (k: string) => unknown).call(target, k);
+        };
+      },
+    });
+    const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000, now: () => clock.ms });
+    await shared.track('ns/so/t', 'lineage-1');
+    expect(shared.view('ns/so/t')?.role).toBe('writer');
+    shared.offer('ns/so/t', { trigger: 'ns/so/t', history: emptyHistory() }, clock.ms, true);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(cluster.records.has('ns/so/t')).toBe(true);
+    await shared.close();
+  });
+
   it("prefers its own state to its lineage's: replicas that saw the trigger before its edit carry their own on, and agree", async () => {
     const { clock, a, b } = await learnedPair(2_700_000);
     const edited = { ...ref, metadata: { ...ref.metadata, drainSeconds: '45' } };
