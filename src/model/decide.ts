@@ -111,9 +111,11 @@ export const RESUME_GAP_MS = 10 * 60_000;
  * A wall clock stepped back by more than this (an NTP step, a VM restored from a snapshot) leaves
  * the history's marks in the future, where no window lets them go (a hold kept for the length of
  * the step): the history is then resumed as after a silence. Less is a clock's skew between the
- * replicas that take turns writing a trigger's record, which the windows outlast.
+ * replicas that take turns writing a trigger's record, which the windows outlast: twice what a
+ * record may be ahead of a replica's clock and still be read (state/codec.ts), so a follower
+ * behind its writer never takes the writer's history for a step back.
  */
-export const CLOCK_STEP_BACK_MS = 60_000;
+export const CLOCK_STEP_BACK_MS = 120_000;
 
 /**
  * Each field of a history, what was learned about the workload or what it says of the moment
@@ -178,13 +180,17 @@ function without(history: TriggerHistory, keys: readonly (keyof TriggerHistory)[
   return rest as TriggerHistory;
 }
 
-/** The history with its idle period and last work at `nowMs` where they were later (a clock stepped back). */
-function notAfter(history: TriggerHistory, nowMs: number): TriggerHistory {
+/**
+ * The history with its idle period and last work moved back with a clock that stepped back `byMs`:
+ * as long ago as they were (a workload idle 15 minutes and scaled to zero stays there, where taking
+ * them for now would start the keep-warm window again and wake it).
+ */
+function steppedBackBy(history: TriggerHistory, byMs: number): TriggerHistory {
   const { idleSinceMs, lastWorkAtMs } = history;
   return {
     ...history,
-    ...(idleSinceMs !== undefined && idleSinceMs > nowMs && { idleSinceMs: nowMs }),
-    ...(lastWorkAtMs !== undefined && lastWorkAtMs > nowMs && { lastWorkAtMs: nowMs }),
+    ...(idleSinceMs !== undefined && { idleSinceMs: idleSinceMs - byMs }),
+    ...(lastWorkAtMs !== undefined && { lastWorkAtMs: lastWorkAtMs - byMs }),
   };
 }
 
@@ -205,8 +211,7 @@ export function resumedHistory(history: TriggerHistory): TriggerHistory {
 export function decide({ signals: reported, scaling, history: given, nowMs }: ModelInput): ModelOutput {
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
-  // Stepped back, the idle period and the last work cannot have started after now.
-  const kept = steppedBack ? notAfter(given, nowMs) : given;
+  const kept = steppedBack ? steppedBackBy(given, -sinceLastMs) : given;
   const resumed = sinceLastMs !== undefined && (sinceLastMs > RESUME_GAP_MS || steppedBack);
   // Counters over other partitions (a Kafka group without kafka.topic that starts committing on
   // another topic): a jump of their sums is no arrivals nor completions.

@@ -1135,6 +1135,27 @@ describe('a wall clock stepped back', () => {
     expect(answers.slice(1).every((a) => a.stepped === undefined)).toBe(true);
   });
 
+  // Found by review: the idle period taken for now restarted the keep-warm window and woke a workload
+  // idle for 15 minutes at zero.
+  it('an hour, idle for 15 minutes and at zero: stays at zero', () => {
+    const idle = { ...settings, keepWarm: 300 };
+    let history = emptyHistory();
+    const t0 = 10 * 3_600_000;
+    history = decide({ signals: { backlog: 5, waiting: 5, consumers: 1 }, scaling: idle, history, nowMs: t0 }).history;
+    for (let t = 15_000; t <= 15 * 60_000; t += 15_000) {
+      history = decide({ signals: { backlog: 0, waiting: 0, consumers: 0 }, scaling: idle, history, nowMs: t0 + t }).history;
+    }
+    expect(history.lastActive).toBe(false);
+    const out = decide({
+      signals: { backlog: 0, waiting: 0, consumers: 0 },
+      scaling: idle,
+      history,
+      nowMs: t0 + 15 * 60_000 - 3_600_000 + 15_000,
+    });
+    expect(out.decision.explanation.details.clockSteppedBackSeconds).toBe(3_600 - 15);
+    expect(out.decision.active).toBe(false);
+  });
+
   it("by less than CLOCK_STEP_BACK_MS (two replicas' clocks apart): the history as it was, the hold let go a little later", () => {
     const answers = heldThenSteppedBack(CLOCK_STEP_BACK_MS - 15_000);
     expect(answers.every((a) => a.stepped === undefined)).toBe(true);
