@@ -218,7 +218,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
     const entry = this.entries.get(key);
     if (entry === undefined || entry.role !== 'writer' || entry.publishing) return;
     const nowMs = this.now();
-    if (!changed && nowMs - entry.lastPublishMs < this.options.publishIntervalMs) return;
+    const sincePublishMs = nowMs - entry.lastPublishMs;
+    if (!changed && sincePublishMs >= 0 && sincePublishMs < this.options.publishIntervalMs) return;
     entry.publishing = true;
     entry.lastPublishMs = nowMs;
     this.store.publish(key, payload, atMs).then(
@@ -311,7 +312,9 @@ export class SharedState<T extends { readonly trigger?: string }> {
     if (this.pending.length === 0) {
       // A round at most every roundMs: with fewer triggers than ticks a round, the next one waits
       // (one trigger renewed its lease ten times a round, and a follower re-read it every 300 ms).
-      if (this.now() - this.roundStartedMs < this.roundMs) return;
+      // (A clock stepped back past the round's start starts the next one: it would wait for the clock.)
+      const sinceRoundMs = this.now() - this.roundStartedMs;
+      if (sinceRoundMs >= 0 && sinceRoundMs < this.roundMs) return;
       this.roundStartedMs = this.now();
       this.pending = [...this.entries.keys()].reverse();
       this.slice = Math.ceil(this.pending.length / TICKS_PER_ROUND);

@@ -697,6 +697,36 @@ describe('a writer KEDA stopped asking (its calls go to the other replica)', () 
   });
 });
 
+// Found by review: a round began only once the clock passed the last round's start plus a round,
+// so a clock stepped back an hour stopped every renewal for the hour, the role still 'writer'.
+describe('SharedState with the wall clock stepped back', () => {
+  it('goes on renewing its leases', async () => {
+    vi.useFakeTimers();
+    try {
+      vi.setSystemTime(10 * 3_600_000);
+      const store = new StateCluster(() => Date.now()).client('a');
+      const calls: number[] = [];
+      const acquire = store.acquireLease.bind(store);
+      store.acquireLease = (key: string) => {
+        calls.push(Date.now());
+        return acquire(key);
+      };
+      const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000 });
+      await shared.track('k');
+      shared.start();
+      await vi.advanceTimersByTimeAsync(2000);
+      vi.setSystemTime(Date.now() - 3_600_000);
+      calls.length = 0;
+      await vi.advanceTimersByTimeAsync(3000);
+      // Rounds of 1,000 ms (leaseMs 3,000 / 3): about three in 3 s, as before the step.
+      expect(calls.length).toBeGreaterThanOrEqual(2);
+      await shared.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('SharedState entries of triggers that never answered', () => {
   it('are forgotten, their leases released, once no one asked about them for the idle window', async () => {
     const clock = { ms: 1_000_000 };
