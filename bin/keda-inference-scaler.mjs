@@ -84,8 +84,10 @@ async function main() {
     stderr.write(`${err.message}\n`);
     exit(2);
   }
-  // Relative to the URL's path, kept: a scaler behind a path prefix (kubectl proxy's service path).
-  const url = new URL('explain', args.url.endsWith('/') ? args.url : `${args.url}/`);
+  // Relative to the URL's path, kept: a scaler behind a path prefix (kubectl proxy's service path);
+  // a URL that names /explain itself is taken as it is.
+  const base = args.url.replace(/\/explain\/?$/, '');
+  const url = new URL('explain', base.endsWith('/') ? base : `${base}/`);
   url.searchParams.set('namespace', args.namespace);
   url.searchParams.set('name', args.name);
   let views;

@@ -32,34 +32,35 @@ const explain = (...args: string[]) =>
 
 describe('keda-inference-scaler explain', () => {
   // Found by review: the path of --url was dropped, so a scaler behind kubectl proxy's service path got /explain.
-  it.each(['/api/v1/namespaces/keda/services/kis:metrics/proxy', '/api/v1/namespaces/keda/services/kis:metrics/proxy/'])(
-    'keeps the path of --url %s (a scaler behind a path prefix)',
-    async (prefix) => {
-      const asked: string[] = [];
-      const server = createServer((req, res) => {
-        asked.push(req.url ?? '');
-        res.setHeader('content-type', 'application/json').end('[]');
-      });
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      try {
-        const { port } = server.address() as AddressInfo;
-        const done = run(process.execPath, [
-          cli,
-          'explain',
-          '--url',
-          `http://127.0.0.1:${port}${prefix}`,
-          '--namespace',
-          'ns',
-          '--name',
-          'so',
-        ]);
-        await expect(done).rejects.toMatchObject({ code: 3, stdout: expect.stringContaining('no decision yet for ns/so') });
-        expect(asked).toEqual(['/api/v1/namespaces/keda/services/kis:metrics/proxy/explain?namespace=ns&name=so']);
-      } finally {
-        server.close();
-      }
-    },
-  );
+  it.each([
+    '/api/v1/namespaces/keda/services/kis:metrics/proxy',
+    '/api/v1/namespaces/keda/services/kis:metrics/proxy/',
+    '/api/v1/namespaces/keda/services/kis:metrics/proxy/explain',
+  ])('keeps the path of --url %s (a scaler behind a path prefix)', async (prefix) => {
+    const asked: string[] = [];
+    const server = createServer((req, res) => {
+      asked.push(req.url ?? '');
+      res.setHeader('content-type', 'application/json').end('[]');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const done = run(process.execPath, [
+        cli,
+        'explain',
+        '--url',
+        `http://127.0.0.1:${port}${prefix}`,
+        '--namespace',
+        'ns',
+        '--name',
+        'so',
+      ]);
+      await expect(done).rejects.toMatchObject({ code: 3, stdout: expect.stringContaining('no decision yet for ns/so') });
+      expect(asked).toEqual(['/api/v1/namespaces/keda/services/kis:metrics/proxy/explain?namespace=ns&name=so']);
+    } finally {
+      server.close();
+    }
+  });
 
   it('prints the inputs, each demand, the winner and why the trigger is active', async () => {
     const queue = await rabbit.queue(23);
