@@ -19,6 +19,7 @@ import { rawClient } from '../support/redis.ts';
 import { RabbitFixture, managementCounts } from '../support/rabbitmq.ts';
 import { eventually, requireService, startTestScaler } from '../support/scaler.ts';
 import { SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
+import { PEM_CERTIFICATE_STUB, PEM_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -491,7 +492,7 @@ describe('Helm chart', () => {
     };
     // PEM where PEM belongs (kafka.ca, cert and key are checked for it).
     const pem = (n: string) =>
-      /_CA$|_CERT$/.test(n) ? '-----BEGIN CERTIFICATE-----\nx' : /_KEY$/.test(n) ? '-----BEGIN PRIVATE KEY-----\nx' : undefined;
+      /_CA$|_CERT$/.test(n) ? PEM_CERTIFICATE_STUB : /_KEY$/.test(n) ? PEM_PRIVATE_KEY_STUB : undefined;
     const env = Object.fromEntries(envNames.map((n) => [n, urls[n] ?? pem(n) ?? `value-of-${n}`]));
     const profiles = parseProfiles(parseYaml(configYaml), env);
     expect(Object.keys(profiles).sort()).toEqual(['gpu', 'kafka', 'rabbitmq', 'sqs']);

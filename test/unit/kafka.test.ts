@@ -17,6 +17,7 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
 import { logLines } from '../support/logLines.ts';
+import { PEM_CERTIFICATE_STUB, PEM_EC_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 
 const p = (logStart: number, logEnd: number, committed: number | undefined, partition = 0, topic = 't'): PartitionOffsets => ({
   topic,
@@ -506,11 +507,11 @@ describe('kafka trigger metadata', () => {
       /^kafka\.ca: got "\/etc\/kafka\/ca\.crt"; allowed: a PEM CA certificate/,
     ],
     [
-      { 'kafka.tls': 'enable', 'kafka.cert': '/etc/kafka/tls.crt', 'kafka.key': '-----BEGIN EC PRIVATE KEY-----\nx' },
+      { 'kafka.tls': 'enable', 'kafka.cert': '/etc/kafka/tls.crt', 'kafka.key': PEM_EC_PRIVATE_KEY_STUB },
       /^kafka\.cert: got "\/etc\/kafka\/tls\.crt"; allowed: a PEM certificate \(-----BEGIN CERTIFICATE/,
     ],
     [
-      { 'kafka.tls': 'enable', 'kafka.cert': '-----BEGIN CERTIFICATE-----\nx', 'kafka.key': '/etc/kafka/tls.key' },
+      { 'kafka.tls': 'enable', 'kafka.cert': PEM_CERTIFICATE_STUB, 'kafka.key': '/etc/kafka/tls.key' },
       /^kafka\.key: got \(redacted\); allowed: a PEM private key/,
     ],
     [{ 'kafka.sasl': 'scram_sha512', 'kafka.username': 'u' }, /^kafka\.password: is required/],
