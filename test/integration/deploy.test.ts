@@ -771,12 +771,8 @@ describe('docker compose trial', () => {
       data: { version: string };
     };
     expect(image('prometheus')).toBe(`prom/prometheus:v${build.data.version.replace(/\+.*$/, '')}`); // Debian's reads 2.42.0+ds
-    const redis = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      expect(image('redis')).toBe(`redis:${/redis_version:(\S+)/.exec(await redis.info('server'))?.[1]}`);
-    } finally {
-      redis.disconnect();
-    }
+    using redis = rawClient(requireService('STATE_STORE_URL'));
+    expect(image('redis')).toBe(`redis:${/redis_version:(\S+)/.exec(await redis.info('server'))?.[1]}`);
   });
 
   it('every file the compose services mount or build from exists', () => {

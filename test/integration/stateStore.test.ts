@@ -83,16 +83,12 @@ async function metric(r: Replica, name: string): Promise<string> {
 
 /** Until the shared server has a subscriber on the channel. */
 async function subscribed(channel: string): Promise<void> {
-  const raw = rawClient(requireService('STATE_STORE_URL'));
-  try {
-    await eventually(
-      async () => (Number(((await raw.pubsub('NUMSUB', channel)) as unknown[])[1]) > 0 ? true : undefined),
-      3000,
-      20,
-    );
-  } finally {
-    raw.disconnect();
-  }
+  using raw = rawClient(requireService('STATE_STORE_URL'));
+  await eventually(
+    async () => (Number(((await raw.pubsub('NUMSUB', channel)) as unknown[])[1]) > 0 ? true : undefined),
+    3000,
+    20,
+  );
 }
 
 /** Milliseconds the promise takes to settle, and how. */
@@ -177,29 +173,25 @@ describe('records', () => {
     const space = keySpace();
     const a = await replica('replica-a', space);
     const b = await replica('replica-b', space);
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      const [seconds, micros] = (await raw.time()) as [number | string, number | string];
-      const storeMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-      const written = (storedAtMs: number) =>
-        raw.set(
-          `${space}{k}:record`,
-          JSON.stringify({ storedAtMs, format: 1, scalerVersion: '0.1.0', writerId: 'old-primary', atMs: 1, payload: sample }),
-        );
-      // The last record stored by a primary whose clock ran 30 s ahead of the one now serving.
-      await written(storeMs + 30_000);
-      expect((await b.store.read('k'))?.storedAtMs).toBe(storeMs + 30_000);
-      await a.store.acquireLease('k');
-      expect(await a.store.publish('k', sample, 2)).toEqual({ outcome: 'published', storedAtMs: storeMs + 30_001 });
-      // A time three days ahead is garbage: not read, and not followed.
-      await written(storeMs + 3 * 86_400_000);
-      expect(await b.store.read('k')).toBeUndefined();
-      expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['k', 'clock']]);
-      const next = await a.store.publish('k', sample, 3);
-      expect(next).toEqual({ outcome: 'published', storedAtMs: expect.closeTo(storeMs, -4) as number });
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    const [seconds, micros] = (await raw.time()) as [number | string, number | string];
+    const storeMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const written = (storedAtMs: number) =>
+      raw.set(
+        `${space}{k}:record`,
+        JSON.stringify({ storedAtMs, format: 1, scalerVersion: '0.1.0', writerId: 'old-primary', atMs: 1, payload: sample }),
+      );
+    // The last record stored by a primary whose clock ran 30 s ahead of the one now serving.
+    await written(storeMs + 30_000);
+    expect((await b.store.read('k'))?.storedAtMs).toBe(storeMs + 30_000);
+    await a.store.acquireLease('k');
+    expect(await a.store.publish('k', sample, 2)).toEqual({ outcome: 'published', storedAtMs: storeMs + 30_001 });
+    // A time three days ahead is garbage: not read, and not followed.
+    await written(storeMs + 3 * 86_400_000);
+    expect(await b.store.read('k')).toBeUndefined();
+    expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['k', 'clock']]);
+    const next = await a.store.publish('k', sample, 3);
+    expect(next).toEqual({ outcome: 'published', storedAtMs: expect.closeTo(storeMs, -4) as number });
   });
 
   it('a subscriber hears each record another replica publishes, not its own', async () => {
@@ -227,18 +219,14 @@ describe('records', () => {
     const a = await replica('replica-a', space, { recordTtlMs: 300, leaseMs: 300 });
     await a.store.acquireLease('idle');
     await a.store.publish('idle', sample, Date.now());
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      const ttl = await raw.pttl(`${space}{idle}:record`);
-      expect(ttl).toBeGreaterThan(0);
-      expect(ttl).toBeLessThanOrEqual(300);
-      expect(await raw.pttl(`${space}{idle}:lease`)).toBeGreaterThan(0);
-      await new Promise((r) => setTimeout(r, 450));
-      expect(await a.store.read('idle')).toBeUndefined();
-      expect(await raw.exists(`${space}{idle}:record`, `${space}{idle}:lease`)).toBe(0);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    const ttl = await raw.pttl(`${space}{idle}:record`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(300);
+    expect(await raw.pttl(`${space}{idle}:lease`)).toBeGreaterThan(0);
+    await new Promise((r) => setTimeout(r, 450));
+    expect(await a.store.read('idle')).toBeUndefined();
+    expect(await raw.exists(`${space}{idle}:record`, `${space}{idle}:lease`)).toBe(0);
   });
 
   it('costs the server about 5.5 KB per trigger for a 4.2 KB history (record and lease), 55 MB at 10,000 triggers', async () => {
@@ -343,12 +331,8 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
   ])('%s', async (_name, write, reason) => {
     const space = keySpace();
     const a = await replica('replica-a', space);
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      await write(raw, `${space}{ns/so/abc}:record`);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await write(raw, `${space}{ns/so/abc}:record`);
     for (let i = 0; i < 3; i++) expect(await a.store.read('ns/so/abc')).toBeUndefined();
     expect(warnings(a).map((l) => [l.key, l.reason])).toEqual([['ns/so/abc', reason]]);
     expect(await metric(a, 'state_records_rejected_total')).toContain(`reason="${reason}"} 3`);
@@ -362,44 +346,36 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
   it('reads no more than twice the bound per record under a key, and ignores a larger value with a warning', async () => {
     const space = keySpace();
     const a = await replica('replica-a', space, { maxRecordBytes: 1024 });
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      await raw.set(`${space}{big}:record`, `{"format":1,"pad":"${'x'.repeat(5_000_000)}"}`);
-      const read = await timed(a.store.read('big'));
-      expect(read).toMatchObject({ value: undefined });
-      expect(warnings(a).map((l) => [l.key, l.reason, l.detail])).toEqual([['big', 'oversized', 'over 2048 bytes']]);
-      // A record at the bound (1,020 bytes published) is read: the store's time makes it longer than the bound.
-      await a.store.acquireLease('fits');
-      const fits = { idleGapsSeconds: Array.from({ length: 194 }, (_, i) => i * 1.5), lastDesiredReplicas: 1 };
-      expect(await a.store.publish('fits', fits, 1)).toMatchObject({ outcome: 'published' });
-      expect(await raw.strlen(`${space}{fits}:record`)).toBeGreaterThan(1024);
-      expect((await a.store.read('fits'))?.payload).toEqual(fits);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await raw.set(`${space}{big}:record`, `{"format":1,"pad":"${'x'.repeat(5_000_000)}"}`);
+    const read = await timed(a.store.read('big'));
+    expect(read).toMatchObject({ value: undefined });
+    expect(warnings(a).map((l) => [l.key, l.reason, l.detail])).toEqual([['big', 'oversized', 'over 2048 bytes']]);
+    // A record at the bound (1,020 bytes published) is read: the store's time makes it longer than the bound.
+    await a.store.acquireLease('fits');
+    const fits = { idleGapsSeconds: Array.from({ length: 194 }, (_, i) => i * 1.5), lastDesiredReplicas: 1 };
+    expect(await a.store.publish('fits', fits, 1)).toMatchObject({ outcome: 'published' });
+    expect(await raw.strlen(`${space}{fits}:record`)).toBeGreaterThan(1024);
+    expect((await a.store.read('fits'))?.payload).toEqual(fits);
   });
 
   it('another kind of value under a lease: nobody holds it, warned once per key and counted, the store up', async () => {
     const space = keySpace();
     const a = await replica('replica-a', space);
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      await raw.hset(`${space}{ns/so/abc}:lease`, 'holder', 'someone');
-      for (let i = 0; i < 3; i++) await expect(a.store.acquireLease('ns/so/abc')).rejects.toBeInstanceOf(StateStoreUnavailable);
-      expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([
-        [
-          'state lease unusable: another kind of value under its key; each replica decides from its own state until it is deleted',
-          'ns/so/abc',
-          'lease',
-        ],
-      ]);
-      expect(await metric(a, 'state_records_rejected_total')).toContain('reason="lease"} 3');
-      expect(a.store.health).toBe('up');
-      await raw.del(`${space}{ns/so/abc}:lease`);
-      expect(await a.store.acquireLease('ns/so/abc')).toBe(true);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await raw.hset(`${space}{ns/so/abc}:lease`, 'holder', 'someone');
+    for (let i = 0; i < 3; i++) await expect(a.store.acquireLease('ns/so/abc')).rejects.toBeInstanceOf(StateStoreUnavailable);
+    expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([
+      [
+        'state lease unusable: another kind of value under its key; each replica decides from its own state until it is deleted',
+        'ns/so/abc',
+        'lease',
+      ],
+    ]);
+    expect(await metric(a, 'state_records_rejected_total')).toContain('reason="lease"} 3');
+    expect(a.store.health).toBe('up');
+    await raw.del(`${space}{ns/so/abc}:lease`);
+    expect(await a.store.acquireLease('ns/so/abc')).toBe(true);
   });
 
   it('ignores a notification that carries garbage', async () => {
@@ -408,13 +384,9 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     const heard: string[] = [];
     b.store.subscribe((key) => heard.push(key));
     await new Promise((r) => setTimeout(r, 200));
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      await raw.publish(`${space}records`, 'no key here');
-      await raw.publish(`${space}records`, `1:k{"format":1}`);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await raw.publish(`${space}records`, 'no key here');
+    await raw.publish(`${space}records`, `1:k{"format":1}`);
     await eventually(async () => (warnings(b).length === 2 ? true : undefined), 3000, 20);
     expect(heard).toEqual([]);
     expect(warnings(b).map((l) => l.reason)).toEqual(['unreadable', 'envelope']);
@@ -430,17 +402,13 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     );
     await subscribed(`${space}records`);
     const a = await replica('replica-a', space);
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      await raw.publish(`${space}records`, `8:unwanted{"format":1}`);
-      for (const key of ['unwanted', 'wanted']) {
-        await a.store.acquireLease(key);
-        await a.store.publish(key, sample, 1);
-      }
-      await raw.publish(`${space}records`, `6:wanted{"format":1}`);
-    } finally {
-      raw.disconnect();
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await raw.publish(`${space}records`, `8:unwanted{"format":1}`);
+    for (const key of ['unwanted', 'wanted']) {
+      await a.store.acquireLease(key);
+      await a.store.publish(key, sample, 1);
     }
+    await raw.publish(`${space}records`, `6:wanted{"format":1}`);
     await eventually(async () => (warnings(b).length === 1 ? true : undefined), 3000, 20);
     expect(heard).toEqual(['wanted']);
     expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['wanted', 'envelope']]);
@@ -618,25 +586,21 @@ describe('a store 400 ms away', () => {
 describe('a store that refuses commands (an error reply: the server is there)', () => {
   it('out of memory under noeviction: leases fail, said once in the log, not once per command', async () => {
     await using server = await OwnRedis.start();
-    const admin = rawClient(server.url);
-    try {
-      const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(server.url) });
-      await admin.config('SET', 'maxmemory-policy', 'noeviction');
-      await admin.config('SET', 'maxmemory', '1');
-      for (let i = 0; i < 5; i++) await expect(a.store.acquireLease(`k${i}`)).rejects.toBeInstanceOf(StateStoreUnavailable);
-      // The store answers: it is up, and the reason is in the log, once.
-      expect(a.store.health).toBe('up');
-      const refusals = warnings(a).filter(
-        (l) => l.msg === 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
-      );
-      expect(refusals).toHaveLength(1);
-      expect(refusals[0]).toMatchObject({ op: 'lease', reason: expect.stringMatching(/^OOM /) as unknown });
-      expect(await metric(a, 'state_store_errors_total')).toMatch(/op="lease"} 5/);
-      await admin.config('SET', 'maxmemory', '0');
-      expect(await a.store.acquireLease('k0')).toBe(true);
-    } finally {
-      admin.disconnect();
-    }
+    using admin = rawClient(server.url);
+    const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(server.url) });
+    await admin.config('SET', 'maxmemory-policy', 'noeviction');
+    await admin.config('SET', 'maxmemory', '1');
+    for (let i = 0; i < 5; i++) await expect(a.store.acquireLease(`k${i}`)).rejects.toBeInstanceOf(StateStoreUnavailable);
+    // The store answers: it is up, and the reason is in the log, once.
+    expect(a.store.health).toBe('up');
+    const refusals = warnings(a).filter(
+      (l) => l.msg === 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
+    );
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatchObject({ op: 'lease', reason: expect.stringMatching(/^OOM /) as unknown });
+    expect(await metric(a, 'state_store_errors_total')).toMatch(/op="lease"} 5/);
+    await admin.config('SET', 'maxmemory', '0');
+    expect(await a.store.acquireLease('k0')).toBe(true);
   });
 });
 
@@ -736,12 +700,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     // The keys were spread: every node holds some.
     const sizes = await Promise.all(
       cluster.nodes.map(async (n) => {
-        const raw = rawClient(n.url);
-        try {
-          return await raw.dbsize();
-        } finally {
-          raw.disconnect();
-        }
+        using raw = rawClient(n.url);
+        return await raw.dbsize();
       }),
     );
     expect(sizes.every((size) => size > 0)).toBe(true);
@@ -766,12 +726,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
       expect(writers()).toBe(30);
       const roles = await Promise.all(
         cluster.nodes.map(async (n) => {
-          const raw = rawClient(n.url);
-          try {
-            return ((await raw.call('ROLE')) as unknown[])[0];
-          } finally {
-            raw.disconnect();
-          }
+          using raw = rawClient(n.url);
+          return ((await raw.call('ROLE')) as unknown[])[0];
         }),
       );
       await cluster.nodes[roles.indexOf('master')]![Symbol.asyncDispose]();
@@ -842,12 +798,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
       ...['client|setname', 'cluster|slots', 'cluster|info'],
     ].map((rule) => (/^[a-z|]+$/.test(rule) ? `+${rule}` : rule));
     for (const node of cluster.nodes) {
-      const raw = rawClient(node.url);
-      try {
-        await raw.acl('SETUSER', 'scaler', 'on', '>secret', ...rules);
-      } finally {
-        raw.disconnect();
-      }
+      using raw = rawClient(node.url);
+      await raw.acl('SETUSER', 'scaler', 'on', '>secret', ...rules);
     }
     const url = new URL(cluster.url);
     url.username = 'scaler';
@@ -882,12 +834,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     expect(await leaseAll()).toBe(100);
     const ids = await Promise.all(
       cluster.nodes.slice(0, 2).map(async (n) => {
-        const raw = rawClient(n.url);
-        try {
-          return await raw.cluster('MYID');
-        } finally {
-          raw.disconnect();
-        }
+        using raw = rawClient(n.url);
+        return await raw.cluster('MYID');
       }),
     );
     let renewing = true;
@@ -922,12 +870,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     await cluster.nodes[2]![Symbol.asyncDispose]();
     // Until the others declare the cluster failed. Meanwhile the lost node's keys go unanswered and
     // the others' are answered: with as little traffic as here, the store may count as down, then up.
-    const raw = rawClient(cluster.url);
-    try {
-      await eventually(async () => (/cluster_state:fail/.test(await raw.cluster('INFO')) ? true : undefined), 15_000, 200);
-    } finally {
-      raw.disconnect();
-    }
+    using raw = rawClient(cluster.url);
+    await eventually(async () => (/cluster_state:fail/.test(await raw.cluster('INFO')) ? true : undefined), 15_000, 200);
     for (const until = Date.now() + 12_000; Date.now() < until && a.store.health === 'up';) {
       await a.store.acquireLease(`k${Date.now()}`).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 200));
@@ -1014,30 +958,26 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
 describe('a Sentinel-managed store that cannot name a master', () => {
   it('returns from connect within the bound, degraded with one warning saying why, and closes leaving no connection', async () => {
     await using set = await OwnRedisSentinel.start();
-    const sentinel = rawClient(set.sentinel.url);
-    try {
-      const clients = async () =>
-        String(await sentinel.client('LIST'))
-          .trim()
-          .split('\n').length;
-      const baseline = await clients();
-      for (const [master, port, reason] of [
-        ['no-such-master', set.sentinel.port, /No such master/],
-        [set.name, await freePort(), /sentinels are unreachable/i],
-      ] as const) {
-        // replica() connects: refused within the bound (1.5 s), not hung.
-        const { ms, error } = await timed(
-          replica('replica-a', keySpace(), { address: parseStoreUrl(`redis://127.0.0.1:${port}`), sentinel: { master } }),
-        );
-        expect(ms).toBeLessThan(2500);
-        expect(error).toBeInstanceOf(StateStoreUnavailable);
-        expect((error as Error).message).toMatch(reason);
-      }
-      await Promise.all(opened.splice(0).map((o) => o.close()));
-      await eventually(async () => ((await clients()) === baseline ? true : undefined), 3000, 100);
-    } finally {
-      sentinel.disconnect();
+    using sentinel = rawClient(set.sentinel.url);
+    const clients = async () =>
+      String(await sentinel.client('LIST'))
+        .trim()
+        .split('\n').length;
+    const baseline = await clients();
+    for (const [master, port, reason] of [
+      ['no-such-master', set.sentinel.port, /No such master/],
+      [set.name, await freePort(), /sentinels are unreachable/i],
+    ] as const) {
+      // replica() connects: refused within the bound (1.5 s), not hung.
+      const { ms, error } = await timed(
+        replica('replica-a', keySpace(), { address: parseStoreUrl(`redis://127.0.0.1:${port}`), sentinel: { master } }),
+      );
+      expect(ms).toBeLessThan(2500);
+      expect(error).toBeInstanceOf(StateStoreUnavailable);
+      expect((error as Error).message).toMatch(reason);
     }
+    await Promise.all(opened.splice(0).map((o) => o.close()));
+    await eventually(async () => ((await clients()) === baseline ? true : undefined), 3000, 100);
   });
 });
 
@@ -1100,26 +1040,22 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
   }
 
   it('keeps a record STATE_RETENTION_MS (a day unless set) after it was last published: a paused ScaledObject carries on', async () => {
-    const raw = rawClient(requireService('STATE_STORE_URL'));
-    try {
-      for (const [retention, expected] of [
-        [undefined, 86_400_000],
-        [2 * 60 * 60_000, 2 * 60 * 60_000],
-      ] as const) {
-        const { store } = await storeFor({
-          STATE_STORE_URL: requireService('STATE_STORE_URL'),
-          ...(retention !== undefined && { STATE_RETENTION_MS: retention }),
-        });
-        const key = `retention-${randomBytes(4).toString('hex')}`;
-        expect(await store.acquireLease(key)).toBe(true);
-        expect(await store.publish(key, sample, Date.now())).toMatchObject({ outcome: 'published' });
-        const ttl = await raw.pttl(`kis:v1:{${key}}:record`);
-        expect(ttl).toBeGreaterThan(expected - 5_000);
-        expect(ttl).toBeLessThanOrEqual(expected);
-        await raw.del(`kis:v1:{${key}}:record`, `kis:v1:{${key}}:lease`);
-      }
-    } finally {
-      raw.disconnect();
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    for (const [retention, expected] of [
+      [undefined, 86_400_000],
+      [2 * 60 * 60_000, 2 * 60 * 60_000],
+    ] as const) {
+      const { store } = await storeFor({
+        STATE_STORE_URL: requireService('STATE_STORE_URL'),
+        ...(retention !== undefined && { STATE_RETENTION_MS: retention }),
+      });
+      const key = `retention-${randomBytes(4).toString('hex')}`;
+      expect(await store.acquireLease(key)).toBe(true);
+      expect(await store.publish(key, sample, Date.now())).toMatchObject({ outcome: 'published' });
+      const ttl = await raw.pttl(`kis:v1:{${key}}:record`);
+      expect(ttl).toBeGreaterThan(expected - 5_000);
+      expect(ttl).toBeLessThanOrEqual(expected);
+      await raw.del(`kis:v1:{${key}}:record`, `kis:v1:{${key}}:lease`);
     }
   });
 

@@ -251,12 +251,8 @@ export class OwnRedisCluster implements AsyncDisposable {
     for (;;) {
       const states = await Promise.all(
         this.nodes.map(async (n) => {
-          const client = rawClient(n.url);
-          try {
-            return /cluster_state:ok/.test(await client.cluster('INFO'));
-          } finally {
-            client.disconnect();
-          }
+          using client = rawClient(n.url);
+          return /cluster_state:ok/.test(await client.cluster('INFO'));
         }),
       );
       if (states.every(Boolean)) return;
@@ -267,6 +263,8 @@ export class OwnRedisCluster implements AsyncDisposable {
 }
 
 /** A plain client of the shared server, for what the tests write behind the store's back. */
-export function rawClient(url: string): Redis {
-  return new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+export function rawClient(url: string): Redis & Disposable {
+  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 1 });
+  // Disconnected at the end of its scope (`using`), however the test leaves it.
+  return Object.assign(client, { [Symbol.dispose]: () => client.disconnect() });
 }
