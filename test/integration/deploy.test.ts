@@ -99,6 +99,16 @@ function envOf(container: { env: { name: string; value?: string; valueFrom?: unk
   return Object.fromEntries(container.env.map((e) => [e.name, e.value ?? e.valueFrom]));
 }
 
+/** The scaler container's environment in the Deployment rendered with `values` (each `key=value`). */
+function scalerEnv(...values: string[]): Record<string, unknown> {
+  return envOf(find(rendered(...values.flatMap((v) => ['--set', v])), 'Deployment').spec.template.spec.containers[0]);
+}
+
+/** What the scaler's configuration makes of that environment (and `extra`, the Secrets' values), without a config file. */
+function scalerConfig(env: Record<string, unknown>, extra: Record<string, string> = {}) {
+  return loadConfig({ ...(env as Record<string, string>), ...extra, CONFIG_FILE: undefined });
+}
+
 describe('Helm chart', () => {
   it.each(valuesFiles)('passes helm lint --strict with %s', (_l, args) => {
     const r = run(tools.HELM, ['lint', chart, '--strict', ...(args as string[])]);
@@ -301,63 +311,33 @@ describe('Helm chart', () => {
     expect(mount).toEqual({ name: 'state-store-ca', mountPath: '/etc/keda-inference-scaler/state-store-ca', readOnly: true });
     expect(pod.volumes.find((v: { name: string }) => v.name === 'state-store-ca').secret.secretName).toBe('state-store-ca');
 
-    const plain = find(rendered('--set', 'replicaCount=2', '--set', 'stateStore.url=redis://valkey.cache:6379/1'), 'Deployment');
-    const plainEnv = envOf(plain.spec.template.spec.containers[0]);
+    const plainEnv = scalerEnv('replicaCount=2', 'stateStore.url=redis://valkey.cache:6379/1');
     expect(plainEnv.STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
     expect(plainEnv.STATE_STORE_PASSWORD).toBeUndefined();
-    expect(loadConfig({ ...(plainEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe(
-      'redis://valkey.cache:6379/1',
-    );
+    expect(scalerConfig(plainEnv).STATE_STORE_URL).toBe('redis://valkey.cache:6379/1');
     expect(plainEnv.STATE_STORE_CLUSTER).toBeUndefined();
     // A trailing slash, as the scaler takes it (database 0; found by review: the chart refused it).
-    const slash = envOf(
-      find(rendered('--set', 'stateStore.url=redis://valkey.cache:6379/'), 'Deployment').spec.template.spec.containers[0],
-    );
-    expect(loadConfig({ ...(slash as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_URL).toBe(
+    expect(scalerConfig(scalerEnv('stateStore.url=redis://valkey.cache:6379/')).STATE_STORE_URL).toBe(
       'redis://valkey.cache:6379/',
     );
 
     // A cluster in cluster mode (ElastiCache Serverless, MemoryDB): the flag, and a config the scaler takes.
-    const cluster = find(
-      rendered(
-        '--set',
-        'replicaCount=2',
-        '--set',
-        'stateStore.url=rediss://clustercfg.cache:6379',
-        '--set',
-        'stateStore.cluster=true',
-      ),
-      'Deployment',
-    );
-    const clusterEnv = envOf(cluster.spec.template.spec.containers[0]);
+    const clusterEnv = scalerEnv('replicaCount=2', 'stateStore.url=rediss://clustercfg.cache:6379', 'stateStore.cluster=true');
     expect(clusterEnv.STATE_STORE_CLUSTER).toBe('true');
-    expect(loadConfig({ ...(clusterEnv as Record<string, string>), CONFIG_FILE: undefined }).STATE_STORE_CLUSTER).toBe(true);
+    expect(scalerConfig(clusterEnv).STATE_STORE_CLUSTER).toBe(true);
 
     // Sentinel-managed (the Bitnami chart's Sentinels): the master's name, and the Sentinels' password from the Secret.
-    const sentinel = find(
-      rendered(
-        '--set',
-        'replicaCount=2',
-        '--set',
-        'stateStore.url=redis://redis.cache:26379',
-        '--set',
-        'stateStore.existingSecret=scaler-state-store',
-        '--set',
-        'stateStore.sentinel.masterName=mymaster',
-      ),
-      'Deployment',
+    const sentinelEnv = scalerEnv(
+      'replicaCount=2',
+      'stateStore.url=redis://redis.cache:26379',
+      'stateStore.existingSecret=scaler-state-store',
+      'stateStore.sentinel.masterName=mymaster',
     );
-    const sentinelEnv = envOf(sentinel.spec.template.spec.containers[0]);
     expect(sentinelEnv.STATE_STORE_SENTINEL_MASTER).toBe('mymaster');
     expect(sentinelEnv.STATE_STORE_SENTINEL_PASSWORD).toEqual({
       secretKeyRef: { name: 'scaler-state-store', key: 'sentinel-password', optional: true },
     });
-    const fromChart = loadConfig({
-      ...(sentinelEnv as Record<string, string>),
-      STATE_STORE_PASSWORD: 'p',
-      STATE_STORE_SENTINEL_PASSWORD: 's',
-      CONFIG_FILE: undefined,
-    });
+    const fromChart = scalerConfig(sentinelEnv, { STATE_STORE_PASSWORD: 'p', STATE_STORE_SENTINEL_PASSWORD: 's' });
     expect(fromChart.STATE_STORE_SENTINEL_MASTER).toBe('mymaster');
   });
 
@@ -372,11 +352,7 @@ describe('Helm chart', () => {
     const env = envOf(scaler!.spec.template.spec.containers[0]);
     expect(env.STATE_STORE_URL).toBe('redis://keda-inference-scaler-valkey.keda.svc.cluster.local:6379');
     expect(env.STATE_STORE_PASSWORD).toEqual({ secretKeyRef: { name: 'scaler-valkey', key: 'password' } });
-    const config = loadConfig({
-      ...(env as Record<string, string>),
-      STATE_STORE_PASSWORD: 'from-the-secret',
-      CONFIG_FILE: undefined,
-    });
+    const config = scalerConfig(env, { STATE_STORE_PASSWORD: 'from-the-secret' });
     expect(config.STATE_STORE_URL).toBe(env.STATE_STORE_URL);
 
     expect(valkey!.spec.replicas).toBe(1);
