@@ -114,6 +114,20 @@ async function learnGaps(replicas: ReturnType<typeof replica>[], clock: { ms: nu
   }
 }
 
+/**
+ * One replica on a store of its own that learned four idle gaps, then went (its pod gone, its lease
+ * with it): the store, its clock, and the last decision the replica made.
+ */
+async function learnedThenGone(startMs: number) {
+  const clock = { ms: startMs };
+  const cluster = new StateCluster(() => clock.ms);
+  const a = replica(cluster, 'a');
+  await learnGaps([a], clock, 4);
+  const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision;
+  await a.shared.close();
+  return { clock, cluster, before };
+}
+
 /** Two replicas on a store of their own, after four idle gaps learned round robin. */
 async function learnedPair(startMs: number) {
   const clock = { ms: startMs };
@@ -211,30 +225,20 @@ describe('replicas on one shared store', () => {
   });
 
   it('starts a new process from what was learned: no break-even prior, the learned window at once', async () => {
-    const clock = { ms: 2_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    await learnGaps([a], clock, 4);
-    const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
-    await a.shared.close(); // the pod is gone; its lease goes with it
+    const { clock, cluster, before } = await learnedThenGone(2_000_000);
     const fresh = replica(cluster, 'a2');
     broker.backlog = 0;
     clock.ms += 1000;
     const first = (await fresh.engine.evaluate(fresh.engine.trigger(ref))).decision.explanation.details;
     expect(first.keepWarmSource).toBe('learned');
-    expect(first.keepWarmSeconds).toBe(before.keepWarmSeconds);
+    expect(first.keepWarmSeconds).toBe(before.explanation.details.keepWarmSeconds);
     expect(fresh.shared.view(fresh.engine.trigger(ref).id)?.role).toBe('writer');
   });
 
   // Found by review: the second of two first calls skipped the store's round trip the first was
   // in, decided from nothing, and that became the trigger's own history for good.
   it('makes a call that comes during the first sight wait for it: two first calls at once both start from what was learned', async () => {
-    const clock = { ms: 2_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    await learnGaps([a], clock, 4);
-    const before = (await a.engine.evaluate(a.engine.trigger(ref))).decision;
-    await a.shared.close();
+    const { clock, cluster, before } = await learnedThenGone(2_000_000);
     // A store 20 ms away: the second call comes while the first's lease and read are under way.
     const fresh = replica(cluster, 'a2', driver, slowStore(cluster.client('a2')));
     broker.backlog = 0;
@@ -393,16 +397,13 @@ describe('replicas on one shared store', () => {
     expect(eb.decision.explanation.details.keepWarmSeconds).toBe(ea.decision.explanation.details.keepWarmSeconds);
     expect(eb.decision.active).toBe(ea.decision.active);
   });
+
   // Found by review: a replica whose first read the store did not answer took the lease when it
   // came back and wrote over the stored record from nothing, a day of learning lost to a blip.
   it('started while the store was down, reads what was learned once it is back, before it writes', async () => {
-    const clock = { ms: 3_500_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const a = replica(cluster, 'a');
-    await learnGaps([a], clock, 4);
-    const learned = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
+    const { clock, cluster, before } = await learnedThenGone(3_500_000);
+    const learned = before.explanation.details;
     expect(learned.keepWarmSource).toBe('learned');
-    await a.shared.close();
     cluster.setHealth('degraded');
     const a2 = replica(cluster, 'a2');
     const id = a2.engine.trigger(ref).id;
