@@ -14,6 +14,7 @@ import {
   quote,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { isAwsHost } from '../trigger/sqsUrl.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
 import { ClientMap, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
@@ -131,7 +132,7 @@ export function sqsError(where: string, err: unknown): Error {
 export function sqsEndpoint(config: Pick<SqsSourceConfig, 'queueURL' | 'awsEndpoint'>): string | undefined {
   if (config.awsEndpoint !== undefined) return config.awsEndpoint;
   const url = new URL(config.queueURL);
-  return /(^|\.)amazonaws\.com(\.cn)?$/.test(url.hostname) ? undefined : url.origin;
+  return isAwsHost(url.hostname) ? undefined : url.origin;
 }
 
 /**

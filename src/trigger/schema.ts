@@ -2,6 +2,7 @@
 // problem becomes one line of an InvalidTrigger that names the key, the value and what is allowed.
 import { createHash } from 'node:crypto';
 import { InvalidTrigger, quote, redact } from '../errors.ts';
+import { regionInQueueUrl } from './sqsUrl.ts';
 import {
   type Field,
   MAX_VALUE_CHARS,
@@ -298,24 +299,6 @@ function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
 }
 
 type SqsValues = ValuesOf<typeof sourceFields.sqs>;
-
-const AWS_REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d+$/;
-
-/**
- * The region an AWS queue URL's host names, in each of its forms: sqs.<region>.amazonaws.com,
- * sqs-fips.<region>..., <region>.queue.amazonaws.com (legacy), vpce-....sqs.<region>.vpce.amazonaws.com,
- * and .amazonaws.com.cn.
- */
-export function regionInQueueUrl(queueURL: string): string | undefined {
-  let host: string;
-  try {
-    host = new URL(queueURL).hostname;
-  } catch {
-    return undefined;
-  }
-  if (!/\.amazonaws\.com(\.cn)?$/.test(host)) return undefined;
-  return host.split('.').find((label) => AWS_REGION.test(label));
-}
 
 /** The region: given, else named by the queue URL, else the scaler's AWS_REGION / AWS_DEFAULT_REGION. */
 function sqsRegion(v: SqsValues, env: ParseOptions['env']): string | undefined {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidTrigger } from '../../src/errors.ts';
 import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
-import { defaultGpuQuery, parseTrigger, regionInQueueUrl } from '../../src/trigger/schema.ts';
+import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
+import { regionInQueueUrl } from '../../src/trigger/sqsUrl.ts';
 
 const parse = (metadata: Record<string, string>, options = {}) =>
   parseTrigger({ name: 'so', namespace: 'ns', metadata }, options);
