@@ -22,13 +22,7 @@ import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 import { StateCluster } from '../../test/support/stateCluster.ts';
 import { type TimelineEntry, timelineEntry } from './timeline.ts';
 
-/**
- * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API
- * (backlog = waiting + unacknowledged, each apart, the publish and ack counters, consumers);
- * `rabbitmq-amqp`, a passive declare (ready messages and consumers); `sqs`, visible and in-flight
- * messages (no counters, no consumers); `kafka`, consumer-group lag (waiting and in service
- * together), log-end and committed offsets, group members.
- */
+/** The management API's figures of the simulated queue, as they are that second. */
 const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
   backlog: f.waiting + f.unacked,
   waiting: f.waiting,
@@ -41,11 +35,18 @@ const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
 /** RabbitMQ's default collect_statistics_interval: how often the management API's figures move. */
 const RABBITMQ_STATISTICS_INTERVAL_S = 5;
 
+/**
+ * What a source reports of the simulated queue (docs/sources.md): `rabbitmq`, the management API
+ * (backlog = waiting + unacknowledged, each apart, the publish and ack counters, consumers);
+ * `rabbitmq-amqp`, a passive declare (ready messages and consumers); `sqs`, visible and in-flight
+ * messages (no counters, no consumers); `kafka`, consumer-group lag (waiting and in service
+ * together), log-end and committed offsets, group members.
+ */
 export const SIMULATED_SOURCES = {
   rabbitmq: SIMULATED_RABBITMQ,
   // The management API as a broker serves it: every figure the statistics emitted last, every
   // collect_statistics_interval (5 s by default) from a phase of the run's own (SimulatedQueueDriver).
-  'rabbitmq-stats': (f: Fleet): SourceReading => SIMULATED_RABBITMQ(f),
+  'rabbitmq-stats': SIMULATED_RABBITMQ,
   'rabbitmq-amqp': (f: Fleet): SourceReading => ({ backlog: f.waiting, waiting: f.waiting, consumers: f.readyCount }),
   sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.unacked, waiting: f.waiting, inFlight: f.unacked }),
   kafka: (f: Fleet): SourceReading => ({
