@@ -227,7 +227,7 @@ export class OwnRedisCluster implements AsyncDisposable {
         String(replicas),
         '--cluster-yes',
       ]);
-      await cluster.waitUntilOk();
+      await cluster.waitUntilOk(masters * replicas);
     } catch (err) {
       await cluster[Symbol.asyncDispose]();
       throw err;
@@ -245,18 +245,26 @@ export class OwnRedisCluster implements AsyncDisposable {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
-  /** Every node agrees that the cluster serves every slot. */
-  private async waitUntilOk(): Promise<void> {
+  /**
+   * Every node agrees that the cluster serves every slot, and every replica is one with its link to
+   * its master up: redis-cli returns before the replicas are (a master lost before then has no
+   * replica to fail over to, and its slots stay down).
+   */
+  private async waitUntilOk(replicas: number): Promise<void> {
     const until = Date.now() + 15_000;
     for (;;) {
       const states = await Promise.all(
         this.nodes.map(async (n) => {
           using client = rawClient(n.url);
-          return /cluster_state:ok/.test(await client.cluster('INFO'));
+          const role = (await client.call('ROLE')) as unknown[];
+          const linked = role[0] === 'master' || role[3] === 'connected';
+          const known = String(await client.cluster('NODES')).match(/\bslave\b/g)?.length ?? 0;
+          return linked && known === replicas && /cluster_state:ok/.test(await client.cluster('INFO'));
         }),
       );
       if (states.every(Boolean)) return;
-      if (Date.now() > until) throw new Error('the Redis cluster did not reach cluster_state:ok in 15 s');
+      if (Date.now() > until)
+        throw new Error('the Redis cluster did not reach cluster_state:ok with its replicas linked in 15 s');
       await new Promise((r) => setTimeout(r, 100));
     }
   }
