@@ -514,7 +514,11 @@ export function parseTrigger(
   const { top, groups } = splitMetadata(ref.metadata, issues);
   const scaling = built(scalingFields, top, '', issues, options.env, scalingRules, (v): ScalingConfig => v);
   const sources: SourceConfig[] = [];
-  for (const [kind, rawGroup] of groups) {
+  // In the kinds' order, not the keys': KEDA sends the metadata in a new order on every call, and
+  // replicas that share a trigger's state match each source's published estimates by position.
+  for (const kind of sourceKinds) {
+    const rawGroup = groups.get(kind);
+    if (rawGroup === undefined) continue;
     const source = sourceKindsBuild[kind](withProfile(kind, rawGroup, options.profiles, issues), issues, options.env);
     if (source !== undefined) sources.push(source);
   }

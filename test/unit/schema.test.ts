@@ -30,6 +30,22 @@ function problemsOf(metadata: Record<string, string>): string[] {
 const rabbit = { 'rabbitmq.host': 'amqp://guest:secret@rabbit:5672/', 'rabbitmq.queueName': 'jobs' };
 
 describe('trigger schema', () => {
+  // Found by review: the sources came in the order of the metadata's keys, which KEDA sends in a
+  // new order on every call, and replicas sharing a trigger's state match each source's published
+  // rate estimates by position (a queue took a GPU source's estimate, its arrival rate 0).
+  it('lists the sources in one order whatever the order of the keys', () => {
+    const gpu = { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'llm' };
+    const kafka = { 'kafka.bootstrapServers': 'kafka:9092', 'kafka.consumerGroup': 'g', 'kafka.topic': 't' };
+    const orders = [
+      { ...gpu, ...kafka, ...rabbit },
+      { ...rabbit, ...gpu, ...kafka },
+      { ...kafka, ...rabbit, ...gpu },
+    ];
+    const kinds = orders.map((metadata) => parse(metadata).sources.map((s) => s.kind));
+    expect(kinds).toEqual([kinds[0], kinds[0], kinds[0]]);
+    expect(kinds[0]).toHaveLength(3);
+  });
+
   it('parses a RabbitMQ trigger with defaults', () => {
     const t = parse(rabbit);
     expect(t.sources).toEqual([
