@@ -5,6 +5,9 @@
 //   nothing committed: scaleToZeroOnInvalidOffset -> 0; else earliest -> E - S (the whole retained
 //                      log, what a new consumer would read); latest -> 1 (so the workload wakes and
 //                      commits), as KEDA's Kafka scaler does.
+//   committed past E:  as nothing committed (a re-created topic, a log truncated by an unclean
+//                      election): a consumer's fetch is out of range and it resets by its policy;
+//                      counted 0, a workload at zero would not wake until E passed C.
 import { createHash } from 'node:crypto';
 import { SourceBadAnswer } from '../errors.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
@@ -24,11 +27,17 @@ export interface PartitionOffsets {
 export type LagRules = Pick<KafkaSourceConfig, 'offsetResetPolicy' | 'scaleToZeroOnInvalidOffset' | 'allowIdleConsumers'>;
 
 export function partitionLag(p: PartitionOffsets, rules: Omit<LagRules, 'allowIdleConsumers'>): number {
-  if (p.committed === undefined) {
+  const committed = validCommit(p);
+  if (committed === undefined) {
     if (rules.scaleToZeroOnInvalidOffset) return 0;
     return rules.offsetResetPolicy === 'earliest' ? Math.max(0, p.logEnd - p.logStart) : 1;
   }
-  return Math.max(0, p.logEnd - Math.max(p.committed, p.logStart));
+  return Math.max(0, p.logEnd - Math.max(committed, p.logStart));
+}
+
+/** The committed offset, unless there is none or it is past the log's end (out of range: reset). */
+function validCommit(p: PartitionOffsets): number | undefined {
+  return p.committed !== undefined && p.committed <= p.logEnd ? p.committed : undefined;
 }
 
 /**
@@ -36,7 +45,8 @@ export function partitionLag(p: PartitionOffsets, rules: Omit<LagRules, 'allowId
  * where a new consumer would start (S under earliest, E under latest, whose arrivals it skips).
  */
 function servedOffset(p: PartitionOffsets, rules: Pick<LagRules, 'offsetResetPolicy'>): number {
-  if (p.committed !== undefined) return p.committed;
+  const committed = validCommit(p);
+  if (committed !== undefined) return committed;
   return rules.offsetResetPolicy === 'earliest' ? p.logStart : p.logEnd;
 }
 

@@ -103,6 +103,22 @@ describe('Kafka consumer-group lag', () => {
     expect(await kafka.committed(group, topic)).toEqual(['-1', '-1', '-1']);
   });
 
+  // Found by review: a committed offset past the log's end (a topic deleted and created again
+  // under a group that kept its offsets, a log truncated by an unclean election) counted 0, and a
+  // workload at zero slept through new messages until the log passed the old offset.
+  it('reads a committed offset past the log end as nothing committed: the consumer resets by its policy', async () => {
+    const topic = await kafka.topic([3, 2]);
+    const group = KafkaFixture.uniqueName('kis-past-end');
+    await kafka.commit(group, topic, [8, 2]);
+    const idle = { messagesPerReplica: '1', 'kafka.allowIdleConsumers': 'true' };
+    expect(await metrics(t, trigger(topic, group, idle), 'k-past-latest')).toMatchObject({ backlog: 1 });
+    const earliest = trigger(topic, group, { ...idle, 'kafka.offsetResetPolicy': 'earliest' });
+    expect(await metrics(t, earliest, 'k-past-earliest')).toMatchObject({ backlog: 3 });
+    expect((await t.client.isActive(ref(earliest, 'k-past-earliest'))).result).toBe(true);
+    const zero = trigger(topic, group, { ...idle, 'kafka.scaleToZeroOnInvalidOffset': 'true' });
+    expect(await metrics(t, zero, 'k-past-zero')).toMatchObject({ backlog: 0 });
+  });
+
   it('sums a topic list, and reads every topic the group committed on when no topic is given', async () => {
     const a = await kafka.topic([5, 5]);
     const b = await kafka.topic([2, 2, 2]);

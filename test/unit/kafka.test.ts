@@ -38,7 +38,11 @@ describe('partitionLag', () => {
     ['committed', p(0, 10, 4), earliest, 6],
     ['committed', p(0, 10, 4), latestZero, 6],
     ['caught up', p(0, 10, 10), latest, 0],
-    ['committed past the log end (topic re-created)', p(0, 3, 8), earliest, 0],
+    // committed past the log end (a re-created topic): out of range, reset as if nothing was
+    // committed (found by review: 0 left a workload at zero asleep until the log passed C)
+    ['committed past the log end, earliest', p(0, 3, 8), earliest, 3],
+    ['committed past the log end, latest', p(0, 3, 8), latest, 1],
+    ['committed past the log end, scaleToZeroOnInvalidOffset', p(0, 3, 8), latestZero, 0],
     ['committed below the retained log (retention deleted the rest)', p(50, 80, 10), latest, 30],
     // nothing committed: the policy decides
     ['no commit, latest', p(0, 10, undefined), latest, 1],
@@ -59,9 +63,9 @@ describe('kafkaReading', () => {
 
   it('sums the partitions, never negative, and caps replicas at the partition count', () => {
     expect(kafkaReading(parts, rules, 2)).toEqual({
-      backlog: 6 + 5 + 0 + 0,
+      backlog: 6 + 5 + 0 + 1,
       arrivedTotal: 10 + 5 + 2 + 1,
-      servedTotal: 4 + 0 + 2 + 9,
+      servedTotal: 4 + 0 + 2 + 0,
       counterBasis: partitionSet(parts),
       replicaCap: 4,
       consumers: 2,
@@ -71,9 +75,9 @@ describe('kafkaReading', () => {
   it('sets no cap with allowIdleConsumers, and counts an uncommitted partition as served up to its end under latest', () => {
     const reading = kafkaReading(parts, { ...rules, offsetResetPolicy: 'latest', allowIdleConsumers: true });
     expect(reading).toEqual({
-      backlog: 6 + 1 + 0 + 0,
+      backlog: 6 + 1 + 0 + 1,
       arrivedTotal: 18,
-      servedTotal: 4 + 5 + 2 + 9,
+      servedTotal: 4 + 5 + 2 + 1,
       counterBasis: partitionSet(parts),
     });
   });
