@@ -18,6 +18,12 @@ export interface Field<T = unknown> {
   readonly fromEnv?: boolean;
   /** Never echoed back in errors or logs. */
   readonly secret?: boolean;
+  /**
+   * The key decides where, or how safely, the source's credentials are sent (an address, TLS, a
+   * CA): a trigger that names a connection profile holding a secret may not set it, or any
+   * ScaledObject could send the operator's credentials to a server of its choosing.
+   */
+  readonly routesCredentials?: boolean;
   /** Longest value a trigger may give; MAX_VALUE_CHARS when absent. */
   readonly maxChars?: number;
   /**
@@ -118,13 +124,14 @@ export type ValuesOf<Table> = {
     : FieldValue<Table[K]> | undefined;
 };
 
-const bool = (description: string, dflt: boolean, lineage?: false) =>
+const bool = (description: string, dflt: boolean, lineage?: false, routesCredentials?: true) =>
   field({
     schema: kinds.bool,
     allowed: 'true or false (any case; also 1/0, t/f, yes/no)',
     default: dflt,
     description,
     ...(lineage === false && { lineage }),
+    ...(routesCredentials === true && { routesCredentials }),
   });
 
 const connection = field({
@@ -280,6 +287,7 @@ const kafkaFields = {
     description: 'Broker list.',
     required: true,
     fromEnv: true,
+    routesCredentials: true,
   }),
   topic: field({
     // Kafka's own rule for topic names: a mistyped one fails here, not as a broker error.
@@ -302,6 +310,7 @@ const kafkaFields = {
     allowed: 'none, plain, scram_sha256 or scram_sha512 (any case)',
     default: 'none' as const,
     description: 'SASL mechanism.',
+    routesCredentials: true,
   }),
   username: field({ lineage: false, schema: kinds.text, allowed: 'a user name', description: 'SASL user.', fromEnv: true }),
   password: field({
@@ -318,6 +327,7 @@ const kafkaFields = {
     allowed: 'enable or disable (any case)',
     default: 'disable' as const,
     description: 'TLS to the brokers.',
+    routesCredentials: true,
   }),
   ca: field({
     lineage: false,
@@ -326,6 +336,7 @@ const kafkaFields = {
     description: 'CA for the brokers.',
     fromEnv: true,
     maxChars: LONG_VALUE_CHARS,
+    routesCredentials: true,
   }),
   cert: field({
     lineage: false,
@@ -344,7 +355,7 @@ const kafkaFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  unsafeSsl: bool("Skip verification of the brokers' certificates.", false, false),
+  unsafeSsl: bool("Skip verification of the brokers' certificates.", false, false, true),
 } as const;
 
 const gpuFields = {
@@ -355,6 +366,7 @@ const gpuFields = {
     description: 'Prometheus base URL.',
     required: true,
     fromEnv: true,
+    routesCredentials: true,
   }),
   query: field({
     schema: kinds.text,
@@ -414,8 +426,9 @@ const gpuFields = {
     description: "CA that signed Prometheus' certificate (added to the public roots).",
     fromEnv: true,
     maxChars: LONG_VALUE_CHARS,
+    routesCredentials: true,
   }),
-  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false, false),
+  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false, false, true),
 } as const;
 
 export const sourceFields = {

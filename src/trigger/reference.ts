@@ -24,6 +24,16 @@ function lineageKeys(marked: boolean): string[] {
   return marked ? of('', scalingFields) : Object.entries(sourceFields).flatMap(([kind, fields]) => of(`${kind}.`, fields));
 }
 
+/** The source keys that route a connection profile's secret (Field.routesCredentials), as a list in words. */
+function credentialRoutes(): string {
+  const keys = Object.entries(sourceFields).flatMap(([kind, fields]) =>
+    Object.entries(fields as Readonly<Record<string, Field>>)
+      .filter(([, f]) => f.routesCredentials === true)
+      .map(([name]) => `\`${kind}.${name}\``),
+  );
+  return `${keys.slice(0, -1).join(', ')} or ${keys.at(-1)!}`;
+}
+
 const titles: Record<keyof typeof sourceFields, string> = {
   rabbitmq: 'RabbitMQ (`rabbitmq.*`)',
   sqs: 'AWS SQS (`sqs.*`)',
@@ -51,7 +61,9 @@ export function metadataReference(): string {
     'Keys marked "or `...FromEnv`" may instead name an environment variable of the scaled workload: KEDA resolves it and',
     'sends the value (KEDA does not forward TriggerAuthentication values to external scalers). `<source>.connection` names',
     "a connection profile from the scaler's own configuration file (`CONFIG_FILE`); the profile's keys act as defaults,",
-    'so credentials can live in Kubernetes Secrets mounted into the scaler instead of the ScaledObject.',
+    'so credentials can live in Kubernetes Secrets mounted into the scaler instead of the ScaledObject. A trigger that names',
+    `a profile holding a password, key or token may not set ${credentialRoutes()}: they decide where and`,
+    "how safely the profile's secret is sent.",
     '',
     `KEDA's own keys are accepted and ignored: ${[...kedaKeys].map((k) => `\`${k}\``).join(', ')}.`,
     '',

@@ -243,6 +243,17 @@ function withProfile(
     issues.tell(`${kind}.*`);
     return group;
   }
+  // A profile's secret goes only where, and as safely as, the profile says.
+  const table: FieldTable = sourceFields[kind];
+  if (Object.keys(profile).some((key) => table[key]?.secret === true)) {
+    for (const key of Object.keys(group)) {
+      if (table[key]?.routesCredentials !== true) continue;
+      issues.add(
+        `${kind}.${key}`,
+        `set by the trigger, and connection profile ${quote(name)} holds credentials, which go only where and how the profile says; allowed: leave ${kind}.${key} to the profile, or give the trigger's own credentials without ${kind}.connection`,
+      );
+    }
+  }
   // A cross-field rule that trips over a profile's value says where the value came from.
   for (const key of Object.keys(profile)) {
     if (group[key] === undefined) issues.writtenAs(`${kind}.${key}`, `${kind}.${key} (from connection profile ${keyText(name)})`);

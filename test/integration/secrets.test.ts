@@ -186,7 +186,9 @@ beforeAll(async () => {
     gpuCase('bearer', 'OK', { 'gpu.bearerToken': secret.bearer }),
     gpuCase('basic', 'OK', { 'gpu.username': 'promuser', 'gpu.password': secret.basic }),
     gpuCase('url-password', 'OK', { 'gpu.serverAddress': `http://promuser:${enc(secret.promUrl)}@${promHost}` }),
-    gpuCase('gpu-profile', 'OK', { 'gpu.connection': 'prof', 'gpu.serverAddress': prometheus }),
+    { name: 'gpu-profile', metadata: { 'gpu.connection': 'prof', 'gpu.query': 'vector(0.25)' }, read: 'OK' },
+    // The profile's password goes only to the profile's server: another address is refused.
+    gpuCase('gpu-profile-elsewhere', 'INVALID_ARGUMENT', { 'gpu.connection': 'prof', 'gpu.serverAddress': `http://${closed}` }),
     gpuCase('bearer-unreachable', 'UNAVAILABLE', {
       'gpu.serverAddress': `http://${closed}`,
       'gpu.bearerTokenFromEnv': secret.bearerUnreachable,

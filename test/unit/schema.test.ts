@@ -430,6 +430,53 @@ describe('trigger schema', () => {
     );
   });
 
+  // Found by review: a trigger could name an operator's profile and override its address (or turn
+  // its TLS off), and the profile's password or token went to a server of the trigger's choosing.
+  it.each([
+    [
+      'kafka',
+      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
+      'bootstrapServers',
+      'attacker.example:9092',
+    ],
+    [
+      'kafka',
+      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
+      'sasl',
+      'plain',
+    ],
+    [
+      'kafka',
+      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
+      'tls',
+      'disable',
+    ],
+    [
+      'kafka',
+      { bootstrapServers: 'kafka-0:9092', sasl: 'plain', username: 'u', password: 'pw', tls: 'enable' },
+      'unsafeSsl',
+      'true',
+    ],
+    ['gpu', { serverAddress: 'https://prom:9090', bearerToken: 'token' }, 'serverAddress', 'http://attacker.example:9090'],
+    ['gpu', { serverAddress: 'https://prom:9090', username: 'u', password: 'pw' }, 'unsafeSsl', 'true'],
+  ] as const)(
+    "refuses a trigger that sends %s profile credentials elsewhere (%o, the trigger's %s)",
+    (kind, profile, key, value) => {
+      const profiles = { [kind]: { shared: profile } };
+      const own: Record<string, string> = kind === 'kafka' ? { 'kafka.consumerGroup': 'g' } : { 'gpu.namespace': 'llm' };
+      const issues = issuesOf({ [`${kind}.connection`]: 'shared', ...own, [`${kind}.${key}`]: value }, { profiles });
+      expect(issues).toEqual([
+        `${kind}.${key}: set by the trigger, and connection profile "shared" holds credentials, which go only where and how the profile says; allowed: leave ${kind}.${key} to the profile, or give the trigger's own credentials without ${kind}.connection`,
+      ]);
+      expect(issues.join()).not.toContain('pw');
+      // The same key on a profile without a secret (SASL needs one), or the profile's keys alone, parse.
+      const { password: _p, bearerToken: _t, username: _u, sasl: _s, ...open } = profile as Record<string, string>;
+      const mine = { [`${kind}.connection`]: 'shared', ...own, [`${kind}.${key}`]: key === 'sasl' ? 'none' : value };
+      expect(() => parse(mine, { profiles: { [kind]: { shared: open } } })).not.toThrow();
+      expect(() => parse({ [`${kind}.connection`]: 'shared', ...own }, { profiles })).not.toThrow();
+    },
+  );
+
   it('parses SQS with the region from the URL', () => {
     const t = parse({ 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs' });
     expect(t.sources[0]).toMatchObject({ kind: 'sqs', awsRegion: 'eu-west-1', scaleOnInFlight: true, scaleOnDelayed: false });
