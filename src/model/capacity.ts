@@ -12,6 +12,9 @@
  */
 const ERLANG_START_ROOTS = 40;
 
+/** Offered loads (slot-seconds per second) past this are staffed by the square-root rule (pricedReplicas). */
+const MAX_EXACT_LOAD = 1e8;
+
 /**
  * Erlang B for c slots at offered load a, by its recursion B(i) = a·B(i−1) / (i + a·B(i−1)), from
  * B(`from`) = `b`. Past the load B falls faster than geometrically; once it is below 1e-18 the
@@ -70,13 +73,20 @@ export function pricedReplicas(load: SteadyLoad, limit = 10_000): number {
   const { arrivalRate: lambda, serviceSeconds: S, slotsPerReplica: k, objectiveSeconds: T } = load;
   const a = lambda * S;
   if (!(a > 0)) return 0;
+  // Whole slots: a learned k is an average (3.7 in flight per consumer), and the recursion steps a
+  // slot at a time (chained from a fractional count it gave neither B at the count nor below it).
+  const slots = (n: number) => Math.round(n * k);
   let best = Math.max(1, Math.floor(a / k) + 1);
+  while (slots(best) <= a && best < limit) best++;
   if (best >= limit) return best;
-  let b = erlangB(best * k, a);
-  let bestCost = best + load.lateRequestCost * lambda * lateFromB(best * k, b, a, S, T);
+  // A load no fleet carries (k or λ far past any replica's): square-root staffing at 3 roots, since
+  // the sums, 50 √a steps, would hold the event loop for seconds (at 2^53, for ever).
+  if (a > MAX_EXACT_LOAD) return Math.min(limit, Math.max(best, Math.ceil((a + 3 * Math.sqrt(a)) / k)));
+  let b = erlangB(slots(best), a);
+  let bestCost = best + load.lateRequestCost * lambda * lateFromB(slots(best), b, a, S, T);
   for (let n = best + 1; n <= limit; n++) {
-    b = b === 0 ? 0 : erlangB(n * k, a, (n - 1) * k, b);
-    const cost = n + load.lateRequestCost * lambda * lateFromB(n * k, b, a, S, T);
+    b = b === 0 ? 0 : erlangB(slots(n), a, slots(n - 1), b);
+    const cost = n + load.lateRequestCost * lambda * lateFromB(slots(n), b, a, S, T);
     if (cost >= bestCost) break;
     best = n;
     bestCost = cost;

@@ -65,13 +65,21 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  */
 const MAX_SECONDS = 30 * 86_400;
 
+/**
+ * The most requests or messages one replica may be said to hold: past every inference server's
+ * batch. Far past it the model's sums over a replica's slots held the event loop (1e13: a second
+ * per decision; 1e16: for ever, as i + 1 === i in doubles).
+ */
+const MAX_PER_REPLICA = 1_000_000;
+
 const kinds = {
   positiveNumber: numberFrom((n) => n > 0),
+  perReplica: numberFrom((n) => n > 0 && n <= MAX_PER_REPLICA),
+  perReplicaInt: numberFrom((n) => n > 0 && Number.isInteger(n) && n <= MAX_PER_REPLICA),
   seconds: numberFrom((n) => n >= 0 && n <= MAX_SECONDS),
   positiveSeconds: numberFrom((n) => n > 0 && n <= MAX_SECONDS),
   nonNegativeNumber: numberFrom((n) => n >= 0),
   nonNegativeInt: numberFrom((n) => n >= 0 && Number.isInteger(n)),
-  positiveInt: numberFrom((n) => n > 0 && Number.isInteger(n)),
   replicaCount: numberFrom((n) => n > 0 && Number.isInteger(n) && n <= MAX_REPLICAS),
   fraction: numberFrom((n) => n > 0 && n <= 1),
   // Any case; t and f as KEDA's own scalers take them (Go's strconv.ParseBool).
@@ -143,8 +151,8 @@ const connection = field({
 /** Keys without a source prefix: how backlog and GPU demand become a replica count. */
 export const scalingFields = {
   messagesPerReplica: field({
-    schema: kinds.positiveNumber,
-    allowed: 'a number > 0',
+    schema: kinds.perReplica,
+    allowed: `a number > 0 and <= ${MAX_PER_REPLICA}`,
     default: 5,
     description:
       "Backlog one replica should hold (KEDA's queueLength / lagThreshold): KEDA's rule while the per-replica throughput is unknown, and the requests one replica serves at once until in-flight counts show them.",
@@ -157,8 +165,8 @@ export const scalingFields = {
   }),
   concurrencyPerReplica: field({
     lineage: true,
-    schema: kinds.positiveInt,
-    allowed: 'an integer > 0',
+    schema: kinds.perReplicaInt,
+    allowed: `an integer > 0 and <= ${MAX_PER_REPLICA}`,
     description:
       "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),

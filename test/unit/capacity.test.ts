@@ -58,6 +58,44 @@ describe('bounded work', () => {
   });
 });
 
+// Found by review: a replica said to hold 1e13 messages made one decision take a second, 1e16 for
+// ever (i + 1 === i). The trigger schema bounds the setting now; this is the model's own bound.
+describe('a load no fleet carries', () => {
+  it('is staffed by the square-root rule, not summed slot by slot', () => {
+    const load = { arrivalRate: 1, objectiveSeconds: 15, lateRequestCost: 10 };
+    expect(pricedReplicas({ ...load, serviceSeconds: 1e16, slotsPerReplica: 1e16 }, 100)).toBe(2);
+    expect(pricedReplicas({ ...load, serviceSeconds: 4e8, slotsPerReplica: 1e6 }, 1000)).toBe(401);
+  });
+});
+
+// Found by review: with a learned k (an average: 1.3 in flight per consumer) each count's B went
+// on from the one before by fractional steps, and the count was a replica off the cheapest one.
+describe('slots of a fractional k', () => {
+  /** The cheapest stable count by brute force, on round(n·k) whole slots. */
+  function cheapest(lambda: number, S: number, k: number, T: number, X: number): number {
+    let best = 0;
+    let bestCost = Infinity;
+    for (let n = 1; n <= 200; n++) {
+      const c = Math.round(n * k);
+      if (c <= lambda * S) continue;
+      const cost = n + X * lambda * lateProbability(c, lambda * S, S, T);
+      if (cost < bestCost) [best, bestCost] = [n, cost];
+    }
+    return best;
+  }
+  it.each([
+    [0.5, 1, 1.3, 1, 10],
+    [0.5, 5, 1.3, 2, 10],
+    [1, 3, 1.3, 5, 10],
+    [1, 5, 1.3, 2, 10],
+    [5.5, 7.4, 3.98, 15, 10],
+    [0.4, 46, 4.2, 15, 100],
+  ])('λ %d, S %d s, k %d, T %d s, cost %d: the cheapest count', (lambda, S, k, T, X) => {
+    const load = { arrivalRate: lambda, serviceSeconds: S, slotsPerReplica: k, objectiveSeconds: T, lateRequestCost: X };
+    expect(pricedReplicas(load, 200)).toBe(cheapest(lambda, S, k, T, X));
+  });
+});
+
 /** Erlang B by its recursion from 0, every step: the reference. */
 function erlangBFromZero(c: number, a: number): number {
   let b = 1;

@@ -113,6 +113,9 @@ describe('trigger schema', () => {
     ['messagesPerReplica', 'abc', /messagesPerReplica: got "abc"; allowed: a number > 0/],
     ['messagesPerReplica', '', /messagesPerReplica: got ""; allowed: a number > 0/],
     ['messagesPerReplica', '0', /allowed: a number > 0/],
+    // Found by review: a replica said to hold 1e16 messages held the event loop for ever.
+    ['messagesPerReplica', '1e16', /messagesPerReplica: got "1e16"; allowed: a number > 0 and <= 1000000/],
+    ['concurrencyPerReplica', '1000001', /concurrencyPerReplica: got "1000001"; allowed: an integer > 0 and <= 1000000/],
     ['minReplicas', '1.5', /minReplicas: got "1.5"; allowed: an integer from 1 to 100000/],
     ['maxReplicas', '1e300', /maxReplicas: got "1e300"; allowed: an integer from 1 to 100000/],
     ['maxReplicas', '100001', /maxReplicas: got "100001"; allowed: an integer from 1 to 100000/],
