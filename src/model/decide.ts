@@ -43,6 +43,7 @@ import { otherBasis } from './rates.ts';
 import { acknowledgedBeforeWork, detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
 import {
   DEMAND_SOURCES,
+  MAX_MARKS,
   type Decision,
   type DemandTerm,
   type Demands,
@@ -89,7 +90,27 @@ export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, win
   let end = kept.length;
   while (end > 0 && kept[end - 1]!.replicas <= mark.replicas) end--;
   // One list of the exact length (filter and push would grow a spare backing store per call).
-  return kept.slice(0, end).concat(mark);
+  const next = kept.slice(0, end).concat(mark);
+  if (next.length <= MAX_MARKS) return next;
+  // A demand falling a little at each of many decisions within the window (a queue drained over a
+  // long cold start): the two neighbours closest in size become one, the larger held until the
+  // later one's time, which holds no less than before.
+  let at = 0;
+  for (let i = 1; i < next.length - 1; i++) {
+    if (next[i]!.replicas - next[i + 1]!.replicas < next[at]!.replicas - next[at + 1]!.replicas) at = i;
+  }
+  next.splice(at, 2, { atMs: next[at + 1]!.atMs, replicas: next[at]!.replicas });
+  return next;
+}
+
+/**
+ * `asks` and one more, at most MAX_MARKS: past it, the two oldest become one at the later time
+ * (its replicas counted as starting for longer, which asks for no fewer).
+ */
+function withAsk(asks: readonly ReplicaMark[], ask: ReplicaMark): readonly ReplicaMark[] {
+  const next = [...asks, ask];
+  if (next.length > MAX_MARKS) next.splice(0, 2, { atMs: next[1]!.atMs, replicas: next[0]!.replicas + next[1]!.replicas });
+  return next;
 }
 
 /** The smallest of the last 3 busy periods' peaks (1 before any): a prewarm when no burst is known. */
@@ -277,7 +298,8 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   if (headStart !== undefined && (nowMs - headStart.atMs) / 1000 >= lateWindowSeconds) closeHead();
   if (working && idleSinceMs !== undefined) {
     closeHead();
-    gaps = appendBounded(gaps, (nowMs - idleSinceMs) / 1000, MAX_GAPS);
+    // Never below 0: replicas whose clocks differ by less than a step back take turns (found by review).
+    gaps = appendBounded(gaps, Math.max(0, (nowMs - idleSinceMs) / 1000), MAX_GAPS);
     // What arrived since the counter was last sampled, while idle, counts in the head.
     headStart = {
       atMs: nowMs,
@@ -367,7 +389,8 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
       ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, {}), demands.gpu ?? 0)
       : unheld;
   if (working) {
-    busyPeak = Math.max(busyPeak ?? 0, unheld);
+    // What is remembered is at most what KEDA may run (a record past MAX_REPLICAS is not read back).
+    busyPeak = Math.max(busyPeak ?? 0, Math.min(unheld, scaling.maxReplicas));
     backlogPeak = Math.max(backlogPeak ?? 0, signals.backlog);
   }
 
@@ -451,7 +474,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     guessed = ceilSafe(Math.max(0, signals.backlog) / scaling.messagesPerReplica);
     details.guessedReplicas = guessed;
   }
-  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: needed }, C * 1000);
+  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: Math.min(needed, scaling.maxReplicas) }, C * 1000);
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
   if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
@@ -489,7 +512,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
 
   const { desired, winner } = bound(demands, signals, scaling);
   const asked = active ? desired : 0;
-  const nextAsks = asked > askedFleet ? [...asks, { atMs: nowMs, replicas: asked - askedFleet }] : asks;
+  const nextAsks = asked > askedFleet ? withAsk(asks, { atMs: nowMs, replicas: asked - askedFleet }) : asks;
   if (learnsColdStart) starts = { ...starts, pending: trackAsks(starts.pending, signals.consumers!, asked, nowMs) };
   return {
     decision: { desiredReplicas: desired, active, explanation: { signals: reported, demands, winner, activeReason, details } },

@@ -3,7 +3,7 @@
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
 import { MAX_REPLICAS } from '../trigger/types.ts';
-import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from './types.ts';
+import { MAX_COUNTER_BASIS_CHARS, MAX_MARKS, type TriggerHistory } from './types.ts';
 
 const finite = z.number().finite();
 const nonNegative = finite.nonnegative();
@@ -22,8 +22,8 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     lastActive: z.boolean().optional(),
     lastThroughputKnown: z.boolean().optional(),
     heldGuesses: z.object({ atMs: finite, waiting: nonNegative }).readonly().optional(),
-    recentAsks: list(mark).optional(),
-    recentDemands: list(mark).optional(),
+    recentAsks: list(mark, MAX_MARKS).optional(),
+    recentDemands: list(mark, MAX_MARKS).optional(),
     steadyArrivalRatePerSecond: nonNegative.optional(),
     rateTrail: list(z.object({ atMs: finite, rate: nonNegative }).readonly(), 16).optional(),
     riseWatch: z

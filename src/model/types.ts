@@ -6,6 +6,9 @@ import type { Burst } from './bursts.ts';
 /** A counter basis is a short fingerprint (kafkaLag.ts): longer ones, from another writer, are refused. */
 export const MAX_COUNTER_BASIS_CHARS = 256;
 
+/** The most marks a history keeps in one list of asks or demands within a cold start (the schema's bound too). */
+export const MAX_MARKS = 64;
+
 /** What the sources of one trigger say now, summed over its sources. */
 export interface Signals {
   /** B: messages waiting, summed over the trigger's queue sources. */

@@ -11,6 +11,7 @@ import {
   within,
 } from '../../src/model/decide.ts';
 import { pileUp } from '../../src/model/demand.ts';
+import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
 import { scaling } from '../support/scaling.ts';
@@ -26,6 +27,54 @@ const withFour = (signals: Signals, withScaling: ScalingConfig, history: Partial
     history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: 4, recentAsks: [], ...history },
     nowMs: 0,
   }).decision;
+
+// Found by review: histories the model wrote that the store's schema refuses, so that no replica
+// read them back (a restarted one started from nothing, followers never got the writer's state).
+describe('a history the store reads back', () => {
+  const readable = (history: TriggerHistory) => triggerHistorySchema.safeParse(history).error?.issues ?? [];
+
+  it('remembers no demand past maxReplicas, however large the backlog', () => {
+    const out = decide({
+      signals: { backlog: 1_000_000 },
+      scaling: { ...scaling, maxReplicas: 50 },
+      history: emptyHistory(),
+      nowMs: 1e12,
+    });
+    expect(out.decision.desiredReplicas).toBe(50);
+    expect(readable(out.history)).toEqual([]);
+    expect(out.history.busyPeakReplicas).toBe(50);
+  });
+
+  it('keeps at most 64 demands and asks within a long cold start, holding no fewer replicas', () => {
+    let history: TriggerHistory = emptyHistory();
+    const s = { ...scaling, coldStartSeconds: 120, maxReplicas: 200 };
+    for (let i = 0; i < 80; i++) {
+      const nowMs = 1e12 + i * 1500;
+      history = decide({ signals: { backlog: 500 - 5 * i, consumers: 100 }, scaling: s, history, nowMs }).history;
+    }
+    expect(readable(history)).toEqual([]);
+    expect(history.recentDemands).toHaveLength(64);
+    expect(history.recentDemands![0]!.replicas).toBe(100); // the first decision's, still within C
+    let asks: TriggerHistory = emptyHistory();
+    for (let i = 0; i < 80; i++) {
+      const nowMs = 1e12 + i * 1500;
+      asks = decide({ signals: { backlog: 5 * (i + 1) }, scaling: s, history: asks, nowMs }).history;
+    }
+    expect(readable(asks)).toEqual([]);
+    expect(asks.recentAsks!.reduce((n, a) => n + a.replicas, 0)).toBe(80);
+  });
+
+  it('records no negative idle gap from replicas whose clocks differ by seconds', () => {
+    const s = { ...scaling, keepWarm: 'auto' as const };
+    let history: TriggerHistory = emptyHistory();
+    const step = (signals: Signals, nowMs: number) => (history = decide({ signals, scaling: s, history, nowMs }).history);
+    step({ backlog: 10 }, 1_000_000);
+    step({ backlog: 0 }, 1_015_000); // one replica, 5 s ahead
+    step({ backlog: 3 }, 1_012_000); // the other, 2 s later
+    expect(history.idleGapsSeconds).toEqual([0]);
+    expect(readable(history)).toEqual([]);
+  });
+});
 
 describe('ceilSafe', () => {
   it.each([
