@@ -126,6 +126,6 @@ const MESSAGES: Record<RejectReason, string> = {
   payload: 'state record ignored: its payload fails validation',
   'too-large': 'state record not published: over the bound per record',
   oversized: 'state record ignored: larger than any record this scaler writes',
-  lease: 'state lease unusable: another kind of value under its key; each replica decides from its own state until it is deleted',
+  lease: 'state lease key holds what no scaler writes',
   clock: "state record ignored: written ahead of this replica's clock (are the nodes' clocks synchronized?)",
 };

@@ -155,9 +155,12 @@ export class RedisStateStore<T> implements StateStore<T> {
       () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]),
       key,
     );
-    if (held === 1) this.held.set(key, startedMs + this.leaseMs);
+    // 2: a lease without an expiry (no scaler writes one: a restore that dropped TTLs, a PERSIST,
+    // a hand-made SET) was taken over, or no replica would ever hold it again.
+    if (held === 2) this.rejections.reject(key, 'lease', 'a lease without an expiry, taken over');
+    if (held === 1 || held === 2) this.held.set(key, startedMs + this.leaseMs);
     else this.held.delete(key);
-    return held === 1;
+    return held === 1 || held === 2;
   }
 
   async releaseLease(key: string): Promise<void> {
@@ -316,7 +319,12 @@ export class RedisStateStore<T> implements StateStore<T> {
       // nobody can hold (the trigger is shared no more).
       if (key === undefined) return;
       if (op === 'read') this.rejections.reject(key, 'unreadable', 'not a string value');
-      else this.rejections.reject(key, 'lease', 'its lease key holds another type');
+      else
+        this.rejections.reject(
+          key,
+          'lease',
+          'another kind of value under its key: each replica decides from its own state until it is deleted',
+        );
     } else this.refused(op, message);
   }
 
@@ -604,6 +612,10 @@ end
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
+end
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
 end
 return 0`);
 

@@ -365,17 +365,36 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     using raw = rawClient(requireService('STATE_STORE_URL'));
     await raw.hset(`${space}{ns/so/abc}:lease`, 'holder', 'someone');
     for (let i = 0; i < 3; i++) await expect(a.store.acquireLease('ns/so/abc')).rejects.toBeInstanceOf(StateStoreUnavailable);
-    expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([
+    expect(warnings(a).map((l) => [l.msg, l.key, l.reason, l.detail])).toEqual([
       [
-        'state lease unusable: another kind of value under its key; each replica decides from its own state until it is deleted',
+        'state lease key holds what no scaler writes',
         'ns/so/abc',
         'lease',
+        'another kind of value under its key: each replica decides from its own state until it is deleted',
       ],
     ]);
     expect(await metric(a, 'state_records_rejected_total')).toContain('reason="lease"} 3');
     expect(a.store.health).toBe('up');
     await raw.del(`${space}{ns/so/abc}:lease`);
     expect(await a.store.acquireLease('ns/so/abc')).toBe(true);
+  });
+
+  // Found by review: a lease that lost its expiry (a restore that dropped TTLs, a PERSIST, a SET by
+  // hand) was held by nobody for ever, and no record was published again, without a word.
+  it('a lease without an expiry: taken over, with an expiry, warned once and counted', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space, { leaseMs: 300 });
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    const lease = `${space}{ns/so/abc}:lease`;
+    await raw.set(lease, 'scaler-7d9f-old-pod');
+    expect(await a.store.acquireLease('ns/so/abc')).toBe(true);
+    expect(await raw.get(lease)).toBe('replica-a');
+    expect(await raw.pttl(lease)).toBeGreaterThan(0);
+    expect(await a.store.acquireLease('ns/so/abc')).toBe(true);
+    expect(warnings(a).map((l) => [l.msg, l.reason, l.detail])).toEqual([
+      ['state lease key holds what no scaler writes', 'lease', 'a lease without an expiry, taken over'],
+    ]);
+    expect(await metric(a, 'state_records_rejected_total')).toContain('reason="lease"} 1');
   });
 
   it('ignores a notification that carries garbage', async () => {
