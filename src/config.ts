@@ -189,6 +189,9 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
               .join(', ')}, each also as <key>FromEnv naming an environment variable`,
           );
         }
+        if (key !== base && Object.hasOwn(values, base)) {
+          throw new ConfigError(`config file: ${where}: set either ${base} or ${key}, not both`);
+        }
         if (key !== base) {
           const resolved = env[String(value)];
           if (resolved === undefined)
@@ -263,7 +266,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   let raw: unknown = {};
   if (config.CONFIG_FILE !== undefined) {
     try {
-      raw = parseYaml(readFileSync(config.CONFIG_FILE, 'utf8'));
+      // Every value as the text written (YAML's failsafe schema): under the core schema an
+      // unquoted 00042 was read as 42 and 0x1F2E as 7982, a user name or password rewritten.
+      raw = parseYaml(readFileSync(config.CONFIG_FILE, 'utf8'), { schema: 'failsafe' });
     } catch (err) {
       throw new ConfigError(`CONFIG_FILE ${config.CONFIG_FILE}: ${(err as Error).message}`);
     }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseProfiles } from '../../src/config.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
@@ -247,6 +250,30 @@ describe('parseProfiles: values checked at start-up', () => {
     expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromenv: 'URL' } } } }, {})).toThrow(
       /hostFromenv: unknown key; allowed: host, queueName, .*each also as <key>FromEnv/,
     );
+  });
+
+  // Found by review: YAML's core schema rewrote unquoted values (00042 read as 42, 0x1F2E as
+  // 7982), and a profile with both host and hostFromEnv took whichever came last.
+  it('reads every value of the file as written, and refuses a key given both ways', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-config-'));
+    const file = join(dir, 'config.yaml');
+    const load = (text: string) => {
+      writeFileSync(file, text);
+      return loadConfig({ CONFIG_FILE: file, RABBIT_URL: 'amqp://prod:pw@rabbit-prod' }).profiles;
+    };
+    try {
+      const kafka =
+        'connections:\n  kafka:\n    e: { bootstrapServers: "k:9092", sasl: plain, username: 00042, password: 0x1F2E, unsafeSsl: true }\n';
+      expect(load(kafka).kafka?.e).toMatchObject({ username: '00042', password: '0x1F2E', unsafeSsl: 'true' });
+      expect(load('connections:\n  rabbitmq:\n    main: { host: "amqp://r", vhostName: 010 }\n').rabbitmq?.main?.vhostName).toBe(
+        '010',
+      );
+      expect(() =>
+        load('connections:\n  rabbitmq:\n    main: { hostFromEnv: RABBIT_URL, host: "amqp://guest:guest@localhost" }\n'),
+      ).toThrow(new ConfigError('config file: connections.rabbitmq.main.hostFromEnv: set either host or hostFromEnv, not both'));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("says which profile a trigger's cross-field issue comes from", () => {
