@@ -499,6 +499,8 @@ describe('Helm chart', () => {
       /stateStore\/url/,
     ],
     ['a stateStore.url that is not redis:// or rediss://', ['--set', 'stateStore.url=http://cache:6379'], /stateStore\/url/],
+    // Found by review: any five digits passed, and the scaler refused the URL at start-up.
+    ['a stateStore.url port past 65535', ['--set', 'stateStore.url=redis://cache:65536'], /stateStore\/url/],
     [
       'the bundled Valkey and an external store at once',
       ['--set', 'valkey.enabled=true', '--set', 'stateStore.url=redis://cache:6379'],
