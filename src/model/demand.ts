@@ -182,7 +182,7 @@ export function backlogDemand(
     rule:
       rate >= Math.max(keep, add) && rate > 0
         ? 'Erlang C, priced: the steady fleet for λ'
-        : projected > 0
+        : add > keep
           ? 'fluid queue: W′ within T after a cold start'
           : 'fluid queue: W within T',
     arrivalRatePerSecond: round(lambda),

@@ -215,6 +215,21 @@ describe('decide: workers that acknowledge before the work (acknowledgement befo
 });
 
 describe('decide with rates: the fluid queue (demand.ts)', () => {
+  // Found by review: the rule named W′ whenever the projection stood above 0, also when the
+  // replicas to keep decided the count.
+  it.each([
+    [1000, 10, 'fluid queue: W within T'], // the 10 kept serve W within T; W′ would ask 8
+    [3000, 10, 'fluid queue: W′ within T after a cold start'],
+  ])('names the condition that decided: %i waiting, %i ready -> %s', (waiting, ready, rule) => {
+    const out = decide({
+      signals: { backlog: waiting, waiting, inFlight: 4 * ready, consumers: ready, arrivalRatePerSecond: 1 },
+      scaling: { ...scaling, throughputPerReplica: 1, coldStartSeconds: 60, drainSeconds: 60 },
+      history: { ...emptyHistory(), lastActive: true, lastDesiredReplicas: ready, recentAsks: [] },
+      nowMs: 1e12,
+    });
+    expect(out.decision.explanation.details.rule).toBe(rule);
+  });
+
   // μ = 2 per replica, k = 5 slots (messagesPerReplica), so S = 2.5 s; C = 60, T = 60.
   const withRates = { ...scaling, throughputPerReplica: 2 };
   // One decision from a history where the fleet of `asked` replicas was asked for at `askedAtMs`.
