@@ -631,7 +631,16 @@ export class Engine {
    * keeping what the latest trigger of each lineage learned for the retention, and releases what
    * they leave behind.
    */
-  private sweep(nowMs: number, asked: Trigger): void {
+  /**
+   * The idle sweep without a call: once KEDA asks about nothing (every ScaledObject deleted), no
+   * evaluation sweeps, and the sources' connections and the shared leases would stay for good.
+   * The server calls it on a timer; at most one sweep per tenth of the idle window runs.
+   */
+  sweepIdle(): void {
+    this.sweep(this.now());
+  }
+
+  private sweep(nowMs: number, asked?: Trigger): void {
     const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
     if (nowMs - this.lastSweepMs < idle / 10) return;
     this.lastSweepMs = nowMs;
@@ -662,14 +671,14 @@ export class Engine {
    * answered): the shared leases and records of triggers that never answered (every read failed),
    * the sources no other trigger reads, the connections no read used lately.
    */
-  private releaseLeftovers(asked: Trigger, idle: number, nowMs: number): void {
-    const kept = (id: string) => id === asked.id || this.triggers.has(id) || this.failures.has(id);
+  private releaseLeftovers(asked: Trigger | undefined, idle: number, nowMs: number): void {
+    const kept = (id: string) => id === asked?.id || this.triggers.has(id) || this.failures.has(id);
     this.options.shared?.forgetExcept(kept);
     const live = new Set<string>();
     const reads = (trigger: Trigger) => {
       for (const { source } of this.triggerSources.get(trigger) ?? []) live.add(source.identity);
     };
-    reads(asked);
+    if (asked !== undefined) reads(asked);
     for (const state of this.triggers.values()) reads(state.trigger);
     for (const failure of this.failures.values()) reads(failure.trigger);
     this.options.registry.sweep(live, idle, nowMs).catch((err: unknown) => {

@@ -113,6 +113,9 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     maxStreamAgeMs: config.GRPC_MAX_CONNECTION_AGE_MS,
   });
   const health = new Health({ '': 'SERVING', [SERVICE_NAME]: 'SERVING' });
+  // The idle sweep runs with the calls; once none come it still releases what they left.
+  const sweeper = setInterval(() => engine.sweepIdle(), IDLE_SWEEP_INTERVAL_MS);
+  sweeper.unref();
 
   const grpcServer = new grpc.Server(grpcServerOptions(config));
   grpcServer.addService(externalScalerService, scaler.handlers());
@@ -174,6 +177,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       const deadlineMs = Date.now() + budgetMs;
       const left = () => Math.max(1, deadlineMs - Date.now());
       serving = false;
+      clearInterval(sweeper);
       if (credentials instanceof ReloadingServerCredentials) credentials.stopWatching();
       health.setStatus('', 'NOT_SERVING');
       health.setStatus(SERVICE_NAME, 'NOT_SERVING');
@@ -229,6 +233,9 @@ export function grpcServerOptions(
     'grpc.enable_channelz': 0,
   };
 }
+
+/** How often the engine's idle sweep is offered a turn without a call (it runs at most once in 3 minutes). */
+const IDLE_SWEEP_INTERVAL_MS = 60_000;
 
 /** What a stop keeps for closing sources and the store after the gRPC drain: a fifth, at most 2 s. */
 function closeReserveMs(budgetMs: number): number {

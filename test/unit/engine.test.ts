@@ -471,6 +471,12 @@ describe('Engine: the sources of triggers no one asks about', () => {
     clock.ms += 31 * 60_000;
     await engine.evaluate(engine.trigger(ref('so-0', 'q0')));
     expect(registry.size).toBe(1);
+    // Found by review: once KEDA asks about nothing (the last ScaledObject deleted), no call came
+    // to sweep, and the last source's connection stayed for good. The server's timer sweeps.
+    clock.ms += 31 * 60_000;
+    engine.sweepIdle();
+    expect(registry.size).toBe(0);
+    expect(engine.lastEvaluations()).toEqual([]);
   });
 });
 
