@@ -132,7 +132,11 @@ function readGroup<T extends FieldTable>(
 /** The other ways a required key can be given: from the workload's environment, or a connection profile. */
 function otherWays(table: FieldTable, keyPrefix: string, name: string, field: Field): string {
   const ways = [
-    ...(field.fromEnv ? [`${keyPrefix}${name}FromEnv`] : []),
+    // KEDA resolves FromEnv itself and leaves the key out when the variable is unset or empty:
+    // a user who wrote one is told why it may still be missing.
+    ...(field.fromEnv
+      ? [`${keyPrefix}${name}FromEnv, which KEDA leaves out when the scaled workload's variable is unset or empty`]
+      : []),
     ...(keyPrefix !== '' && Object.hasOwn(table, 'connection') ? [`a profile named by ${keyPrefix}connection`] : []),
   ];
   return ways.length > 0 ? ` (or ${ways.join(', or ')})` : '';
