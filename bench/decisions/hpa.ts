@@ -1,8 +1,11 @@
 // The HPA's replica arithmetic for External metrics with AverageValue targets, as in
 // kubernetes/pkg/controller/podautoscaler (horizontal.go, replica_calculator.go): per metric
 // ceil(value / target) unless within the tolerance of the current count, the largest metric wins,
-// then stabilization windows (scale-down 300 s by default) and rate limits per period (scale-up:
-// max of +100 % and +4 pods per 15 s by default), then min/max.
+// then, with a `behavior`, stabilization windows and rate limits per period, then min/max.
+// Without one (a ScaledObject with no `advanced` block: KEDA creates its HPA with behavior nil, and
+// the API server fills in no defaults then) the controller's older path: the largest recommendation
+// of the last 300 s (--horizontal-pod-autoscaler-downscale-stabilization), and scale-up at most to
+// max(2 x current, 4) per sync, scale-down not limited (normalizeDesiredReplicas).
 
 interface ScalingPolicy {
   readonly type: 'Pods' | 'Percent';
@@ -49,9 +52,13 @@ export interface MetricSample {
 export interface HpaOptions {
   readonly minReplicas: number;
   readonly maxReplicas: number;
+  /** The HPA's `behavior`; none: the controller's path for behavior nil (KEDA without `advanced`). */
   readonly behavior?: HpaBehavior;
   readonly tolerance?: number;
 }
+
+/** The controller's window for behavior nil (--horizontal-pod-autoscaler-downscale-stabilization). */
+const DOWNSCALE_STABILIZATION_S = 300;
 
 /** Per-metric proposal: ceil(value / target), or the current count when within tolerance. */
 export function averageValueReplicas(sample: MetricSample, current: number, tolerance = DEFAULT_TOLERANCE): number {
@@ -70,14 +77,14 @@ interface Mark {
 
 export class Hpa {
   private readonly options: HpaOptions;
-  private readonly behavior: HpaBehavior;
+  private readonly behavior: HpaBehavior | undefined;
   private recommendations: Mark[] = [];
   private upEvents: Mark[] = [];
   private downEvents: Mark[] = [];
 
   constructor(options: HpaOptions) {
     this.options = options;
-    this.behavior = options.behavior ?? DEFAULT_BEHAVIOR;
+    this.behavior = options.behavior;
   }
 
   /** One sync: the replica count the HPA sets. A workload at 0 is KEDA's, not the HPA's. */
@@ -86,17 +93,32 @@ export class Hpa {
     const { minReplicas, maxReplicas } = this.options;
     if (samples.length === 0) return current;
     const proposed = Math.max(...samples.map((s) => averageValueReplicas(s, current, this.options.tolerance)));
-    let desired = this.stabilize(nowS, current, proposed);
-    desired = this.limitRate(nowS, current, desired);
-    desired = Math.min(maxReplicas, Math.max(minReplicas, desired));
+    let desired: number;
+    if (this.behavior === undefined) {
+      desired = this.stabilizeLegacy(nowS, proposed);
+      desired = Math.max(minReplicas, Math.min(desired, maxReplicas, Math.max(2 * current, 4)));
+    } else {
+      desired = this.stabilize(nowS, current, proposed, this.behavior);
+      desired = this.limitRate(nowS, current, desired, this.behavior);
+      desired = Math.min(maxReplicas, Math.max(minReplicas, desired));
+    }
     if (desired > current) this.upEvents.push({ atS: nowS, replicas: desired - current });
     if (desired < current) this.downEvents.push({ atS: nowS, replicas: current - desired });
     return desired;
   }
 
-  private stabilize(nowS: number, current: number, proposed: number): number {
-    const upCutoff = nowS - this.behavior.scaleUp.stabilizationWindowSeconds;
-    const downCutoff = nowS - this.behavior.scaleDown.stabilizationWindowSeconds;
+  /** behavior nil: the largest recommendation within the window, this one included (stabilizeRecommendation). */
+  private stabilizeLegacy(nowS: number, proposed: number): number {
+    const cutoff = nowS - DOWNSCALE_STABILIZATION_S;
+    this.recommendations = this.recommendations.filter((r) => r.atS >= cutoff);
+    const largest = this.recommendations.reduce((m, r) => Math.max(m, r.replicas), proposed);
+    this.recommendations.push({ atS: nowS, replicas: proposed });
+    return largest;
+  }
+
+  private stabilize(nowS: number, current: number, proposed: number, behavior: HpaBehavior): number {
+    const upCutoff = nowS - behavior.scaleUp.stabilizationWindowSeconds;
+    const downCutoff = nowS - behavior.scaleDown.stabilizationWindowSeconds;
     let up = proposed;
     let down = proposed;
     for (const rec of this.recommendations) {
@@ -109,13 +131,13 @@ export class Hpa {
     return Math.min(Math.max(current, up), down);
   }
 
-  private limitRate(nowS: number, current: number, desired: number): number {
+  private limitRate(nowS: number, current: number, desired: number, behavior: HpaBehavior): number {
     if (desired > current) {
-      const limit = Math.max(current, this.limit(nowS, current, this.behavior.scaleUp, +1));
+      const limit = Math.max(current, this.limit(nowS, current, behavior.scaleUp, +1));
       return Math.min(desired, limit, this.options.maxReplicas);
     }
     if (desired < current) {
-      const limit = Math.min(current, this.limit(nowS, current, this.behavior.scaleDown, -1));
+      const limit = Math.min(current, this.limit(nowS, current, behavior.scaleDown, -1));
       return Math.max(desired, limit, this.options.minReplicas);
     }
     return desired;

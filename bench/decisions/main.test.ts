@@ -325,7 +325,7 @@ describe('bench:decisions arguments', () => {
     expect(setups.model).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain(recommended);
     expect(setups['keda-queue-tuned']).toContain('queueLength 5');
-    expect(setups['keda-queue']).toContain('cooldownPeriod 300 s, default HPA behavior');
+    expect(setups['keda-queue']).toContain("cooldownPeriod 300 s, no HPA behavior (KEDA's default)");
   });
 });
 

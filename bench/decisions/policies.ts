@@ -1,7 +1,7 @@
 // The baseline policies: KEDA's built-in queue trigger (alone, and with a GPU-utilization
 // Prometheus trigger), and an always-on fleet sized for the peak. Each KEDA policy is the same
 // machinery (KedaLoop for 0 <-> 1, Hpa for 1 <-> N) around a different set of triggers.
-import { DEFAULT_BEHAVIOR, Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
+import { Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
@@ -29,6 +29,7 @@ export interface ScaledObjectSetup {
   /** KEDA's pollingInterval (default POLLING_INTERVAL_S, KEDA's own default). */
   readonly pollingIntervalSeconds?: number;
   readonly cooldownSeconds: number;
+  /** The HPA's behavior (`advanced.horizontalPodAutoscalerConfig`); none, as KEDA's default: behavior nil. */
   readonly behavior?: HpaBehavior;
   readonly maxReplicas?: number;
   /**
@@ -56,7 +57,7 @@ export function kedaPolicy(
         new Hpa({
           minReplicas: 1,
           maxReplicas: so.maxReplicas ?? MAX_REPLICAS,
-          behavior: so.behavior ?? DEFAULT_BEHAVIOR,
+          ...(so.behavior !== undefined && { behavior: so.behavior }),
         });
       let hpa = newHpa();
       const pauses = so.pauses ?? [];
@@ -104,6 +105,8 @@ export interface QueueSetting {
   readonly cooldownSeconds: number;
   /** activationQueueLength: wake from zero only above this backlog. */
   readonly activation: number;
+  /** The HPA behavior the model's ScaledObject recommends (recommended.ts); none: KEDA's default, behavior nil. */
+  readonly recommendedHpa?: true;
 }
 
 /** keda-queue: the trigger's defaults (queueLength 5 as KEDA's docs show it, activation 0, cooldown 300 s). */
@@ -111,25 +114,35 @@ export const KEDA_QUEUE_DEFAULT: QueueSetting = { queueLength: QUEUE_LENGTH, coo
 
 /**
  * The settings keda-tuned picks from in hindsight: queueLength 1-50, cooldownPeriod 30-600 s,
- * activation 0 or 5; default HPA behavior, pollingInterval 30 s. Includes KEDA_QUEUE_DEFAULT.
+ * activation 0 or 5, each with KEDA's default HPA (behavior nil) and with the HPA behavior the
+ * model's ScaledObject recommends (a user who tunes by hand may set it too); pollingInterval 30 s.
+ * Includes KEDA_QUEUE_DEFAULT.
  */
 export const KEDA_GRID: readonly QueueSetting[] = [1, 2, 3, 5, 8, 12, 20, 30, 50].flatMap((queueLength) =>
   [30, 60, 120, 300, 600].flatMap((cooldownSeconds) =>
-    [0, 5].map((activation) => ({ queueLength, cooldownSeconds, activation })),
+    [0, 5].flatMap((activation) => [
+      { queueLength, cooldownSeconds, activation },
+      { queueLength, cooldownSeconds, activation, recommendedHpa: true as const },
+    ]),
   ),
 );
 
 export function describeSetting(s: QueueSetting): string {
-  return `queueLength ${s.queueLength}, cooldown ${s.cooldownSeconds} s, activation ${s.activation}`;
+  const hpa = s.recommendedHpa === true ? ", the model's HPA behavior" : '';
+  return `queueLength ${s.queueLength}, cooldown ${s.cooldownSeconds} s, activation ${s.activation}${hpa}`;
 }
 
-/** KEDA's built-in queue trigger with `setting`, pollingInterval 30 s and the default HPA behavior. */
+/** KEDA's built-in queue trigger with `setting`, pollingInterval 30 s, and KEDA's default HPA unless the setting says. */
 export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${describeSetting(setting)})`): Policy {
   const { queueLength, cooldownSeconds, activation } = setting;
+  const hpa =
+    setting.recommendedHpa === true
+      ? `the model's HPA behavior (${describeScaledObject(RECOMMENDED_SCALED_OBJECT)})`
+      : "no HPA behavior (KEDA's default)";
   return kedaPolicy(
     name,
-    `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod ${cooldownSeconds} s, default HPA behavior`,
-    { cooldownSeconds },
+    `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod ${cooldownSeconds} s, ${hpa}`,
+    { cooldownSeconds, ...(setting.recommendedHpa === true && { behavior: RECOMMENDED_SCALED_OBJECT.behavior }) },
     (ctx) => ({
       isActive: () => backlog(ctx) > activation,
       metrics: () => [{ value: backlog(ctx), target: queueLength }],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from './eventQueue.ts';
 import { type Ack, Fleet } from './fleet.ts';
-import { Hpa, averageValueReplicas } from './hpa.ts';
+import { DEFAULT_BEHAVIOR, Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
 import { coldStartSampler, lateEpisodes, percentile, run, summarize } from './simulate.ts';
@@ -94,12 +94,25 @@ describe('HPA AverageValue rule', () => {
     expect(hpa.sync(301, 8, [{ value: 5, target: 5 }])).toBe(1);
   });
 
-  it('limits scale-up to max(+100 %, +4 pods) per 15 s', () => {
-    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 100 });
+  it('with the default behavior, limits scale-up to max(+100 %, +4 pods) per 15 s', () => {
+    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 100, behavior: DEFAULT_BEHAVIOR });
     expect(hpa.sync(0, 1, [{ value: 500, target: 5 }])).toBe(5); // 1 + 4 > 2 x 1
     expect(hpa.sync(15, 5, [{ value: 500, target: 5 }])).toBe(10); // 2 x 5
     expect(hpa.sync(20, 10, [{ value: 500, target: 5 }])).toBe(10); // already +5 in this period from 5
     expect(hpa.sync(30, 10, [{ value: 500, target: 5 }])).toBe(20);
+  });
+
+  // Found by review: KEDA creates its HPA with behavior nil when the ScaledObject has no advanced
+  // block, and the controller then takes its older path, not the default behavior's policies.
+  it('without a behavior (KEDA with no advanced block), scales up to max(2 x current, 4) per sync, down at once past the window', () => {
+    const hpa = new Hpa({ minReplicas: 1, maxReplicas: 20 });
+    expect(hpa.sync(0, 1, [{ value: 500, target: 5 }])).toBe(4); // max(2, 4)
+    expect(hpa.sync(15, 4, [{ value: 500, target: 5 }])).toBe(8);
+    expect(hpa.sync(20, 8, [{ value: 500, target: 5 }])).toBe(16); // per sync, not per 15 s period
+    expect(hpa.sync(35, 16, [{ value: 500, target: 5 }])).toBe(20); // maxReplicas
+    // Down: the largest recommendation of the last 300 s, then straight there.
+    expect(hpa.sync(300, 20, [{ value: 5, target: 5 }])).toBe(20); // 100 asked at 0-35 s
+    expect(hpa.sync(336, 20, [{ value: 5, target: 5 }])).toBe(1);
   });
 
   it('takes the largest metric and respects maxReplicas', () => {
