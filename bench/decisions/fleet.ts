@@ -112,9 +112,13 @@ export class Fleet {
       size++;
     }
     if (size > replicas) {
+      // As the ReplicaSet controller picks (controller.ActivePodsWithRanks): not ready before ready,
+      // then the one ready for the least time, then the newest. It knows nothing of a replica's
+      // load: the least busy went first until 2026-12-06 (found by review), which spared the
+      // policies that give replicas back while they serve.
       const victims = [...this.live.values()]
         .filter((r) => !r.removing)
-        .sort((a, b) => Number(a.ready) - Number(b.ready) || a.busy - b.busy || b.askedS - a.askedS)
+        .sort((a, b) => Number(a.ready) - Number(b.ready) || (a.ready ? b.readyS - a.readyS : b.askedS - a.askedS))
         .slice(0, size - replicas);
       for (const r of victims) this.remove(nowS, r);
     }

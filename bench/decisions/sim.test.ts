@@ -463,7 +463,9 @@ describe('the model deployed (--restart-at, --edit-at, --pause-at, --replicas)',
     expect(alone.late).toBe(0);
     // Each process decides from the half of the calls it sees: the HPA gets values that jump.
     expect(apart.coldStarts).toBeGreaterThan(2 * alone.coldStarts);
-    expect(apart.late).toBeGreaterThan(0);
+    // ... and pays for it: a fifth more GPU-seconds (late requests too, before the ReplicaSet's
+    // order of removal: 11,441 GPU-s against 9,474 alone on this seed).
+    expect(apart.gpuSeconds).toBeGreaterThan(1.15 * alone.gpuSeconds);
     expect(shared.late).toBe(0);
     expect(Math.abs(shared.gpuSeconds - alone.gpuSeconds)).toBeLessThan(alone.gpuSeconds * 0.05);
     expect(shared.coldStarts).toBeLessThan(1.25 * alone.coldStarts);
