@@ -109,7 +109,10 @@ export interface QueueSetting {
   readonly recommendedHpa?: true;
 }
 
-/** keda-queue: the trigger's defaults (queueLength 5 as KEDA's docs show it, activation 0, cooldown 300 s). */
+/**
+ * keda-queue: queueLength 5 (the bar's choice, a value KEDA's docs have shown; KEDA's own default
+ * is 20: rabbitmq_scaler.go's defaultRabbitMQQueueLength), activation 0, cooldown 300 s.
+ */
 export const KEDA_QUEUE_DEFAULT: QueueSetting = { queueLength: QUEUE_LENGTH, cooldownSeconds: 300, activation: 0 };
 
 /**
