@@ -1,4 +1,6 @@
-// Policy (e), the offline lower bound: it knows every arrival and every cold start in advance.
+// Policy (e), the offline policy: it knows every arrival and every cold start in advance. It is no
+// lower bound: it drains the work due within WINDOW_S whatever the objective, spending none of
+// its slack (at 60 s the model spends less than it on most traces; docs/model.md).
 // Per second it needs the replicas that get through the work due in the next WINDOW_S seconds
 // (neededPerSecond); each replica slot keeps warm exactly through gaps shorter than its cold
 // start and is asked for exactly one cold start before it must serve.
