@@ -139,9 +139,7 @@ export function describeSetting(s: QueueSetting): string {
 export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${describeSetting(setting)})`): Policy {
   const { queueLength, cooldownSeconds, activation } = setting;
   const hpa =
-    setting.recommendedHpa === true
-      ? `the model's HPA behavior (${describeScaledObject(RECOMMENDED_SCALED_OBJECT)})`
-      : "no HPA behavior (KEDA's default)";
+    setting.recommendedHpa === true ? "the HPA behavior the model's ScaledObject recommends" : "no HPA behavior (KEDA's default)";
   return kedaPolicy(
     name,
     `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod ${cooldownSeconds} s, ${hpa}`,
