@@ -212,6 +212,14 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
   return profiles;
 }
 
+/**
+ * A CONFIG_FILE's text, every value as the text written (YAML's failsafe schema): under the core
+ * schema an unquoted 00042 was read as 42 and 0x1F2E as 7982, a user name or password rewritten.
+ */
+export function readConfigYaml(text: string): unknown {
+  return parseYaml(text, { schema: 'failsafe' });
+}
+
 /** The settings of a state store, which mean nothing without STATE_STORE_URL. */
 const STORE_SETTINGS = [
   'STATE_STORE_PASSWORD',
@@ -266,9 +274,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   let raw: unknown = {};
   if (config.CONFIG_FILE !== undefined) {
     try {
-      // Every value as the text written (YAML's failsafe schema): under the core schema an
-      // unquoted 00042 was read as 42 and 0x1F2E as 7982, a user name or password rewritten.
-      raw = parseYaml(readFileSync(config.CONFIG_FILE, 'utf8'), { schema: 'failsafe' });
+      raw = readConfigYaml(readFileSync(config.CONFIG_FILE, 'utf8'));
     } catch (err) {
       throw new ConfigError(`CONFIG_FILE ${config.CONFIG_FILE}: ${(err as Error).message}`);
     }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { loadConfig, parseProfiles } from '../../src/config.ts';
+import { loadConfig, parseProfiles, readConfigYaml } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
 import { KafkaFixture } from '../support/kafka.ts';
 import { rawClient } from '../support/redis.ts';
@@ -470,7 +470,7 @@ describe('Helm chart', () => {
     const pem = (n: string) =>
       /_CA$|_CERT$/.test(n) ? PEM_CERTIFICATE_STUB : /_KEY$/.test(n) ? PEM_PRIVATE_KEY_STUB : undefined;
     const env = Object.fromEntries(envNames.map((n) => [n, urls[n] ?? pem(n) ?? `value-of-${n}`]));
-    const profiles = parseProfiles(parseYaml(configYaml), env);
+    const profiles = parseProfiles(readConfigYaml(configYaml), env);
     expect(Object.keys(profiles).sort()).toEqual(['gpu', 'kafka', 'rabbitmq', 'sqs']);
     expect(profiles.kafka?.events?.password).toBe('value-of-KAFKA_PASSWORD');
     // And a profile naming a variable the Deployment does not set is caught by the same check.

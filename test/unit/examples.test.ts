@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { RECOMMENDED_SCALED_OBJECT } from '../../bench/decisions/recommended.ts';
-import { parseProfiles } from '../../src/config.ts';
+import { parseProfiles, readConfigYaml } from '../../src/config.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { ConnectionProfiles } from '../../src/trigger/types.ts';
 import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
@@ -37,12 +37,12 @@ const composeScalerEnv = (
 const sets: { readonly files: string[]; readonly profiles: () => ConnectionProfiles; readonly env: Record<string, string> }[] = [
   {
     files: yamlFiles('examples').filter((f) => f !== join('examples', 'scaler-config.yaml')),
-    profiles: () => parseProfiles(parseYaml(read('examples/scaler-config.yaml')), exampleEnv),
+    profiles: () => parseProfiles(readConfigYaml(read('examples/scaler-config.yaml')), exampleEnv),
     env: exampleEnv,
   },
   {
     files: ['deploy/compose/scaledobjects.yaml'],
-    profiles: () => parseProfiles(parseYaml(read('deploy/compose/scaler-config.yaml')), composeScalerEnv),
+    profiles: () => parseProfiles(readConfigYaml(read('deploy/compose/scaler-config.yaml')), composeScalerEnv),
     env: composeScalerEnv,
   },
 ];
