@@ -86,6 +86,17 @@ async function replica(
   return { store, registry, logs };
 }
 
+/** Replicas a and b on the cluster at `address`, both up, b hearing every record announced. */
+async function listeningPair(space: string, address: ReturnType<typeof parseStoreUrl>) {
+  const a = await replica('replica-a', space, { address, cluster: true });
+  const b = await replica('replica-b', space, { address, cluster: true });
+  expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
+  const heard: string[] = [];
+  b.store.subscribe((key) => heard.push(key));
+  await new Promise((r) => setTimeout(r, 300)); // its SUBSCRIBE under way
+  return { a, b, heard };
+}
+
 const warnings = (r: Replica) => r.logs.filter((l) => l.level === 40);
 
 async function metric(r: Replica, name: string): Promise<string> {
@@ -710,13 +721,7 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
   it('shares leases, records and announcements of keys on every node between two replicas', async () => {
     await using cluster = await OwnRedisCluster.start();
     const space = keySpace();
-    const address = parseStoreUrl(cluster.url);
-    const a = await replica('replica-a', space, { address, cluster: true });
-    const b = await replica('replica-b', space, { address, cluster: true });
-    expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
-    const heard: string[] = [];
-    b.store.subscribe((key) => heard.push(key));
-    await new Promise((r) => setTimeout(r, 300));
+    const { a, b, heard } = await listeningPair(space, parseStoreUrl(cluster.url));
     const keys = Array.from({ length: 30 }, (_, i) => `ns/so-${i}/t`);
     for (const [i, key] of keys.entries()) {
       expect(await a.store.acquireLease(key)).toBe(true);
@@ -837,13 +842,7 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     const url = new URL(cluster.url);
     url.username = 'scaler';
     url.password = 'secret';
-    const address = parseStoreUrl(url.toString());
-    const a = await replica('replica-a', space, { address, cluster: true });
-    const b = await replica('replica-b', space, { address, cluster: true });
-    expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
-    const heard: string[] = [];
-    b.store.subscribe((key) => heard.push(key));
-    await new Promise((r) => setTimeout(r, 300));
+    const { a, b, heard } = await listeningPair(space, parseStoreUrl(url.toString()));
     const keys = Array.from({ length: 10 }, (_, i) => `ns/so-${i}/t`);
     for (const key of keys) {
       expect(await a.store.acquireLease(key)).toBe(true);

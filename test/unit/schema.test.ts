@@ -435,31 +435,12 @@ describe('trigger schema', () => {
 
   // Found by review: a trigger could name an operator's profile and override its address (or turn
   // its TLS off), and the profile's password or token went to a server of the trigger's choosing.
+  const scram = { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' };
   it.each([
-    [
-      'kafka',
-      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
-      'bootstrapServers',
-      'attacker.example:9092',
-    ],
-    [
-      'kafka',
-      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
-      'sasl',
-      'plain',
-    ],
-    [
-      'kafka',
-      { bootstrapServers: 'kafka-0:9092', sasl: 'scram_sha512', username: 'u', password: 'pw', tls: 'enable' },
-      'tls',
-      'disable',
-    ],
-    [
-      'kafka',
-      { bootstrapServers: 'kafka-0:9092', sasl: 'plain', username: 'u', password: 'pw', tls: 'enable' },
-      'unsafeSsl',
-      'true',
-    ],
+    ['kafka', scram, 'bootstrapServers', 'attacker.example:9092'],
+    ['kafka', scram, 'sasl', 'plain'],
+    ['kafka', scram, 'tls', 'disable'],
+    ['kafka', { ...scram, sasl: 'plain' }, 'unsafeSsl', 'true'],
     ['gpu', { serverAddress: 'https://prom:9090', bearerToken: 'token' }, 'serverAddress', 'http://attacker.example:9090'],
     ['gpu', { serverAddress: 'https://prom:9090', username: 'u', password: 'pw' }, 'unsafeSsl', 'true'],
   ] as const)(
