@@ -325,7 +325,7 @@ const sqsRules: Rule<SqsValues>[] = [
     if (sqsRegion(v, env) === undefined) {
       issues.add(
         'sqs.awsRegion',
-        "is required when the queue URL names no region and the scaler's AWS_REGION is not set; allowed: an AWS region such as eu-west-1",
+        'is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION; allowed: an AWS region such as eu-west-1',
       );
     }
   },

@@ -483,7 +483,7 @@ describe('trigger schema', () => {
 
   it("names the scaler's AWS_REGION beside sqs.awsRegion when neither it nor the URL gives a region", () => {
     expect(issuesOf({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' })).toEqual([
-      "sqs.awsRegion: is required when the queue URL names no region and the scaler's AWS_REGION is not set; allowed: an AWS region such as eu-west-1",
+      'sqs.awsRegion: is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION; allowed: an AWS region such as eu-west-1',
     ]);
     const t = parse({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' }, { env: { AWS_REGION: 'eu-central-1' } });
     expect(t.sources[0]).toMatchObject({ awsRegion: 'eu-central-1' });
