@@ -132,14 +132,13 @@ export type ValuesOf<Table> = {
     : FieldValue<Table[K]> | undefined;
 };
 
-const bool = (description: string, dflt: boolean, lineage?: false, routesCredentials?: true) =>
+const bool = (description: string, dflt: boolean, lineage?: false) =>
   field({
     schema: kinds.bool,
     allowed: 'true or false (any case; also 1/0, t/f, yes/no)',
     default: dflt,
     description,
     ...(lineage === false && { lineage }),
-    ...(routesCredentials === true && { routesCredentials }),
   });
 
 const connection = field({
@@ -363,7 +362,7 @@ const kafkaFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  unsafeSsl: bool("Skip verification of the brokers' certificates.", false, false, true),
+  unsafeSsl: { ...bool("Skip verification of the brokers' certificates.", false, false), routesCredentials: true },
 } as const;
 
 const gpuFields = {
@@ -436,7 +435,7 @@ const gpuFields = {
     maxChars: LONG_VALUE_CHARS,
     routesCredentials: true,
   }),
-  unsafeSsl: bool("Skip verification of Prometheus' certificate.", false, false, true),
+  unsafeSsl: { ...bool("Skip verification of Prometheus' certificate.", false, false), routesCredentials: true },
 } as const;
 
 export const sourceFields = {
