@@ -10,7 +10,8 @@
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it); what a trend forecast is not held,
+//   that is needed again within C costs more than keeping it), or at T >= C with no queue for
+//   what the demand's recent dips say pays (hold.ts); what a trend forecast is not held,
 //   nor, when T < C, a rise while recent rises were gone a cold start later (noise); idle past
 //   the keep-warm window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
@@ -30,6 +31,7 @@ import {
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
+import { MAX_DIPS, endedDips, learnedHold } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import {
   type ColdStartState,
@@ -47,6 +49,7 @@ import {
   type Decision,
   type DemandTerm,
   type Demands,
+  type Dip,
   type ModelInput,
   type ModelOutput,
   type ReplicaMark,
@@ -68,6 +71,7 @@ const MAX_PEAKS = 8;
 const NO_MARKS: readonly ReplicaMark[] = Object.freeze([]);
 const NO_PEAKS: readonly number[] = Object.freeze([]);
 const NO_BURSTS: readonly Burst[] = Object.freeze([]);
+const NO_DIPS: readonly Dip[] = Object.freeze([]);
 
 /** The marks less than `windowMs` old: the same list when none has expired (no copy per call). */
 export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: number): readonly ReplicaMark[] {
@@ -157,6 +161,7 @@ const HISTORY_FIELDS = {
   heldGuesses: 'moment',
   recentAsks: 'moment',
   recentDemands: 'moment',
+  holdDips: 'learned',
   steadyArrivalRatePerSecond: 'learned',
   rateTrail: 'moment',
   // Its probe is the moment's, the share of rises that lasted learned (resumedHistory).
@@ -474,10 +479,19 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     guessed = ceilSafe(Math.max(0, signals.backlog) / scaling.messagesPerReplica);
     details.guessedReplicas = guessed;
   }
-  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: Math.min(needed, scaling.maxReplicas) }, C * 1000);
+  const demandNow = Math.min(needed, scaling.maxReplicas);
+  let dips = history.holdDips ?? NO_DIPS;
+  for (const dip of endedDips(held, demandNow, nowMs, C * 1000)) dips = appendBounded(dips, dip, MAX_DIPS);
+  const recentDemands = slidingMax(held, { atMs: nowMs, replicas: demandNow }, C * 1000);
+  // With T >= C and no queue standing, a replica given back too soon costs a cold start and no late
+  // request: hold for what the dips say pays (hold.ts). Else for C.
+  const hold = lateWindowSeconds === 0 && waitingNow === 0 ? learnedHold(dips, C) : { seconds: C, source: 'cold start' };
+  details.holdSeconds = round(hold.seconds);
+  details.holdSource = hold.source;
+  const heldNow = hold.seconds < C ? within(recentDemands, nowMs, hold.seconds * 1000)[0] : recentDemands[0];
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
-  if (recentDemands[0]!.replicas > unheld && !pastKeepWarm) demands.hold = recentDemands[0]!.replicas;
+  if (heldNow !== undefined && heldNow.replicas > unheld && !pastKeepWarm) demands.hold = heldNow.replicas;
   if (guessed > Math.max(unheld, demands.hold ?? 0)) demands.hold = guessed;
 
   let activeReason: string;
@@ -528,6 +542,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
       lastDecisionAtMs: nowMs,
       lastActive: active,
       recentAsks: nextAsks,
+      holdDips: dips,
       // A prewarmed fleet is held like any demand: the work it was asked for comes within C.
       recentDemands:
         demands.prewarm === undefined

@@ -3,6 +3,7 @@
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
 import { MAX_REPLICAS } from '../trigger/types.ts';
+import { MAX_DIPS } from './hold.ts';
 import { MAX_COUNTER_BASIS_CHARS, MAX_MARKS, type TriggerHistory } from './types.ts';
 
 const finite = z.number().finite();
@@ -24,6 +25,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     heldGuesses: z.object({ atMs: finite, waiting: nonNegative }).readonly().optional(),
     recentAsks: list(mark, MAX_MARKS).optional(),
     recentDemands: list(mark, MAX_MARKS).optional(),
+    holdDips: list(z.object({ seconds: nonNegative, replicas }).readonly(), MAX_DIPS).optional(),
     steadyArrivalRatePerSecond: nonNegative.optional(),
     rateTrail: list(z.object({ atMs: finite, rate: nonNegative }).readonly(), 16).optional(),
     riseWatch: z

@@ -51,6 +51,12 @@ export interface Signals {
 }
 
 /** A replica count at a moment: what the model asked for, or a busy period's peak. */
+/** A replica level the demand stopped asking for: how long until it asked again, and how many levels. */
+export interface Dip {
+  readonly seconds: number;
+  readonly replicas: number;
+}
+
 export interface ReplicaMark {
   readonly atMs: number;
   readonly replicas: number;
@@ -84,6 +90,8 @@ export interface TriggerHistory {
   readonly recentAsks?: readonly ReplicaMark[];
   /** Unheld backlog/GPU demand of recent decisions that can still be the largest within one cold start (oldest first, strictly decreasing), for the scale-down hold. */
   readonly recentDemands?: readonly ReplicaMark[];
+  /** Recent dips of that demand, for the hold's length (hold.ts; newest last). */
+  readonly holdDips?: readonly Dip[];
   /** λ averaged over about 100 arrivals: what the steady fleet is sized for. */
   readonly steadyArrivalRatePerSecond?: number;
   /** Samples of the 30 s rate over the last 40 s, for its trend (oldest first). */

@@ -1,0 +1,71 @@
+// The scale-down hold, learned. A replica the demand no longer asks for is kept for h seconds: if
+// the demand wants it back within h, it was there; if not, it cost h and the next one costs a cold
+// start C. With h = C (rent-or-buy's break-even) that is never worse than twice the best in
+// hindsight, and it is what the hold is until enough dips are seen. A dip is the time a replica
+// level spent not asked for: from the last decision that asked for it to the one that asks for it
+// again, or past the window if none does (then longer than any hold that would pay). The hold
+// picked is the one that would have cost least over the recent dips, each weighted by the replicas
+// it left: 0 on periodic batches (the next one is minutes away, past C), about the noise's dips on
+// steady traffic. Only at T >= C with no queue standing does the hold come from here: with a queue
+// it also keeps the drain going (the fluid queue sizes from now, while the waiting already waited),
+// and with T < C a replica missing costs late requests that the dips cannot price (decide.ts).
+import type { Dip, ReplicaMark } from './types.ts';
+
+/** Dips remembered per trigger. */
+export const MAX_DIPS = 32;
+/** Fewer dips than this: hold for C. */
+const MIN_DIPS_TO_LEARN = 3;
+
+export interface Hold {
+  readonly seconds: number;
+  readonly source: 'cold start' | 'learned';
+}
+
+/**
+ * The dips that end when the demand is `demand` at `nowMs`, read from the sliding maximum `marks`
+ * before it is added (decide.ts slidingMax: replicas strictly decreasing, the last one the previous
+ * decision's). The levels between mark i and mark i + 1 were last asked for at mark i: those up to
+ * `demand` come back now, after `nowMs − atMs`; those whose mark has left the window are dips
+ * longer than it, recorded at twice its length (past any hold decide.ts uses).
+ */
+export function endedDips(marks: readonly ReplicaMark[], demand: number, nowMs: number, windowMs: number): Dip[] {
+  const ended: Dip[] = [];
+  for (let i = 0; i < marks.length - 1; i++) {
+    const { atMs, replicas } = marks[i]!;
+    const below = marks[i + 1]!.replicas;
+    // A mark up to CLOCK_STEP_BACK_MS ahead (another replica's clock) ends a dip of none, not a negative one.
+    const ageMs = Math.max(0, nowMs - atMs);
+    const back = Math.min(replicas, demand);
+    if (ageMs >= windowMs) ended.push({ seconds: (2 * windowMs) / 1000, replicas: replicas - below });
+    else if (back > below) ended.push({ seconds: ageMs / 1000, replicas: back - below });
+  }
+  return ended;
+}
+
+/** Σ over the dips of replicas · (seconds <= h ? seconds : h + C): GPU-seconds a hold of h would have spent. */
+export function holdCost(dips: readonly Dip[], holdSeconds: number, coldStartSeconds: number): number {
+  let cost = 0;
+  for (const { seconds, replicas } of dips)
+    cost += replicas * (seconds <= holdSeconds ? seconds : holdSeconds + coldStartSeconds);
+  return cost;
+}
+
+/**
+ * The hold that would have cost least over `dips`, at most C: 0 or a dip's length (the cost is
+ * piecewise linear between them), the longer one on a tie. C while fewer than MIN_DIPS_TO_LEARN.
+ */
+export function learnedHold(dips: readonly Dip[], coldStartSeconds: number): Hold {
+  const C = coldStartSeconds;
+  if (dips.length < MIN_DIPS_TO_LEARN) return { seconds: C, source: 'cold start' };
+  let best = C;
+  let bestCost = holdCost(dips, C, C);
+  const candidates = [0, ...dips.map((d) => d.seconds).filter((s) => s < C)].sort((a, b) => b - a);
+  for (const h of candidates) {
+    const cost = holdCost(dips, h, C);
+    if (cost < bestCost - 1e-9) {
+      best = h;
+      bestCost = cost;
+    }
+  }
+  return { seconds: best, source: 'learned' };
+}
