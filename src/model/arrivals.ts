@@ -71,6 +71,23 @@ export function arrivalsWithin(marks: readonly ArrivalMark[], total: number): nu
   return Math.max(0, total - (marks[0]?.total ?? total));
 }
 
+/**
+ * How long the oldest of `waiting` messages has waited at most: they are the last `waiting` of
+ * `total` arrivals, so the first of them came after the latest mark that counted no more than
+ * `total − waiting`. Undefined when no mark counted so few (it waited about T or longer).
+ */
+export function queueHeadAgeSeconds(
+  marks: readonly ArrivalMark[],
+  total: number,
+  waiting: number,
+  nowMs: number,
+): number | undefined {
+  const head = total - waiting;
+  let atMs: number | undefined;
+  for (const m of marks) if (m.total <= head) atMs = m.atMs;
+  return atMs === undefined ? undefined : Math.max(0, nowMs - atMs) / 1000;
+}
+
 /** The 30 s rate counts as a rise (and is projected) when above the steady one by this many of its standard deviations. */
 const RISE_SD = 3;
 

@@ -10,8 +10,9 @@
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it), or at T >= C with no queue for
-//   what the demand's recent dips say pays (hold.ts); what a trend forecast is not held,
+//   that is needed again within C costs more than keeping it), or at T >= C for what the
+//   demand's recent dips say pays, and no fewer than start a queue's oldest message in time
+//   (hold.ts); what a trend forecast is not held,
 //   nor, when T < C, a rise while recent rises were gone a cold start later (noise); idle past
 //   the keep-warm window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
@@ -23,6 +24,7 @@ import {
   countRises,
   markArrivals,
   markRates,
+  queueHeadAgeSeconds,
   rateTrend,
   recentRateFloor,
   risen,
@@ -31,7 +33,7 @@ import {
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
-import { MAX_DIPS, endedDips, learnedHold } from './hold.ts';
+import { type Hold, MAX_DIPS, endedDips, learnedHold } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import {
   type ColdStartState,
@@ -483,15 +485,36 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   let dips = history.holdDips ?? NO_DIPS;
   for (const dip of endedDips(held, demandNow, nowMs, C * 1000)) dips = appendBounded(dips, dip, MAX_DIPS);
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: demandNow }, C * 1000);
-  // With T >= C and no queue standing, a replica given back too soon costs a cold start and no late
-  // request: hold for what the dips say pays (hold.ts). Else for C.
-  const hold = lateWindowSeconds === 0 && waitingNow === 0 ? learnedHold(dips, C) : { seconds: C, source: 'cold start' };
+  // With T >= C a replica given back too soon costs a cold start and no late request: hold for
+  // what the dips say pays (hold.ts), and while a queue stands for no fewer replicas than start its
+  // oldest message within what is left of T; when its age is unknown (it waited about T) or
+  // nothing is left, for C. With T < C for C: a replica missing leaves requests late.
+  let hold: Hold = { seconds: C, source: 'cold start' };
+  let heldReplicas = recentDemands[0]!.replicas;
+  if (lateWindowSeconds === 0 && heldReplicas > unheld) {
+    const learned = learnedHold(dips, C);
+    const age = waitingNow === 0 ? 0 : queueHeadAgeSeconds(arrivalMarks, arrivedTotal, waitingNow, nowMs);
+    if (learned.seconds < C && age !== undefined && age < T) {
+      const queueHead =
+        waitingNow === 0
+          ? 0
+          : backlogDemand(demandSignals, { ...scaling, drainSeconds: T - age }, service, fleet, trending, C, {});
+      if (waitingNow > 0) {
+        details.queueHeadAgeSeconds = round(age);
+        details.queueHeadReplicas = queueHead;
+      }
+      hold = learned;
+      heldReplicas = Math.min(
+        heldReplicas,
+        Math.max(within(recentDemands, nowMs, learned.seconds * 1000)[0]?.replicas ?? 0, queueHead),
+      );
+    }
+  }
   details.holdSeconds = round(hold.seconds);
   details.holdSource = hold.source;
-  const heldNow = hold.seconds < C ? within(recentDemands, nowMs, hold.seconds * 1000)[0] : recentDemands[0];
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
-  if (heldNow !== undefined && heldNow.replicas > unheld && !pastKeepWarm) demands.hold = heldNow.replicas;
+  if (heldReplicas > unheld && !pastKeepWarm) demands.hold = heldReplicas;
   if (guessed > Math.max(unheld, demands.hold ?? 0)) demands.hold = guessed;
 
   let activeReason: string;

@@ -6,13 +6,16 @@
 // again, or past the window if none does (then longer than any hold that would pay). The hold
 // picked is the one that would have cost least over the recent dips, each weighted by the replicas
 // it left: 0 on periodic batches (the next one is minutes away, past C), about the noise's dips on
-// steady traffic. Only at T >= C with no queue standing does the hold come from here: with a queue
-// it also keeps the drain going (the fluid queue sizes from now, while the waiting already waited),
-// and with T < C a replica missing costs late requests that the dips cannot price (decide.ts).
+// steady traffic. decide.ts uses it at T >= C only (with T < C a replica missing costs late
+// requests that the dips cannot price), and while a queue stands keeps at least the replicas that
+// start its oldest message within what is left of T: the fluid queue sizes a queue as if its
+// messages had just arrived, and those of a drained burst waited already.
 import type { Dip, ReplicaMark } from './types.ts';
 
 /** Dips remembered per trigger. */
 export const MAX_DIPS = 32;
+/** A dip past the window is recorded at least this long: past any hold, whatever C is learned later. */
+const LONG_DIP_SECONDS = 3600;
 /** Fewer dips than this: hold for C. */
 const MIN_DIPS_TO_LEARN = 3;
 
@@ -23,21 +26,30 @@ export interface Hold {
 
 /**
  * The dips that end when the demand is `demand` at `nowMs`, read from the sliding maximum `marks`
- * before it is added (decide.ts slidingMax: replicas strictly decreasing, the last one the previous
- * decision's). The levels between mark i and mark i + 1 were last asked for at mark i: those up to
- * `demand` come back now, after `nowMs − atMs`; those whose mark has left the window are dips
- * longer than it, recorded at twice its length (past any hold decide.ts uses).
+ * before it is added (decide.ts slidingMax: replicas strictly decreasing, the last ones the previous
+ * decision's, its demand and a prewarm). The levels between mark i and mark i + 1 were last asked
+ * for at mark i: those up to `demand` come back now, after `nowMs − atMs`; those whose mark has left
+ * the window are dips longer than it, recorded at twice its length and at least LONG_DIP_SECONDS.
+ * Seconds are rounded to tenths (the record stays short).
  */
 export function endedDips(marks: readonly ReplicaMark[], demand: number, nowMs: number, windowMs: number): Dip[] {
   const ended: Dip[] = [];
+  const previousMs = marks.at(-1)?.atMs;
   for (let i = 0; i < marks.length - 1; i++) {
     const { atMs, replicas } = marks[i]!;
+    // The previous decision's marks: its levels were asked for then, not left.
+    if (atMs >= previousMs!) break;
     const below = marks[i + 1]!.replicas;
     // A mark up to CLOCK_STEP_BACK_MS ahead (another replica's clock) ends a dip of none, not a negative one.
     const ageMs = Math.max(0, nowMs - atMs);
     const back = Math.min(replicas, demand);
-    if (ageMs >= windowMs) ended.push({ seconds: (2 * windowMs) / 1000, replicas: replicas - below });
-    else if (back > below) ended.push({ seconds: ageMs / 1000, replicas: back - below });
+    if (ageMs >= windowMs) {
+      // A record from elsewhere need not decrease: no dip of no levels.
+      if (replicas > below)
+        ended.push({ seconds: Math.max(LONG_DIP_SECONDS, Math.round(windowMs / 50) / 10), replicas: replicas - below });
+    } else if (back > below) {
+      ended.push({ seconds: Math.round(ageMs / 100) / 10, replicas: back - below });
+    }
   }
   return ended;
 }

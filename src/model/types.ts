@@ -50,13 +50,13 @@ export interface Signals {
   readonly replicaCap?: number;
 }
 
-/** A replica count at a moment: what the model asked for, or a busy period's peak. */
 /** A replica level the demand stopped asking for: how long until it asked again, and how many levels. */
 export interface Dip {
   readonly seconds: number;
   readonly replicas: number;
 }
 
+/** A replica count at a moment: what the model asked for, or a busy period's peak. */
 export interface ReplicaMark {
   readonly atMs: number;
   readonly replicas: number;

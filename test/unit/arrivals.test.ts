@@ -5,6 +5,7 @@ import {
   countRises,
   markArrivals,
   markRates,
+  queueHeadAgeSeconds,
   rateTrend,
   recentRateFloor,
   risen,
@@ -173,5 +174,26 @@ describe('risen and watchRises: which rises of the 30 s rate last a cold start',
     const watch = { lasting: 0.7 };
     expect(watchRises(watch, 6.5, 6, 40, 0)).toBe(watch);
     expect(watchRises(undefined, undefined, 6, 40, 0)).toEqual({ probe: undefined, lasting: undefined });
+  });
+});
+
+describe('queueHeadAgeSeconds: how long the oldest waiting message has waited at most', () => {
+  // The arrival counter read 0 at 0 s, 200 at 15 s and 400 at 30 s; now, at 45 s, 600.
+  const marks = [
+    { atMs: 0, total: 0 },
+    { atMs: 15_000, total: 200 },
+    { atMs: 30_000, total: 400 },
+  ];
+  it.each([
+    // waiting, age: the oldest is arrival 600 − waiting + 1, after the latest mark that counted no more
+    // than 600 − waiting
+    { waiting: 0, age: 15 },
+    { waiting: 150, age: 15 }, // the 451st came after the mark of 30 s
+    { waiting: 200, age: 15 }, // the 401st: the mark of 30 s counted the 400 before it
+    { waiting: 201, age: 30 }, // the 400th: the mark of 30 s counted it, the one of 15 s did not
+    { waiting: 600, age: 45 },
+    { waiting: 601, age: undefined }, // older than any mark: about T or more
+  ])('$waiting waiting: $age s', ({ waiting, age }) => {
+    expect(queueHeadAgeSeconds(marks, 600, waiting, 45_000)).toBe(age);
   });
 });

@@ -37,9 +37,32 @@ describe('endedDips: the levels the demand asks for again, or that passed the wi
     expect(endedDips(marks, demand, 100_000, 40_000)).toEqual(dips);
   });
 
-  it('records a level whose mark left the window as a dip of twice the window', () => {
+  it('records a level whose mark left the window as a dip of twice the window, an hour at least', () => {
     // At 115 s the mark of 70 s is 45 s old, past the 40 s window: levels 5 and 6 stayed unasked.
-    expect(endedDips(marks, 2, 115_000, 40_000)).toEqual([{ seconds: 80, replicas: 2 }]);
+    expect(endedDips(marks, 2, 115_000, 40_000)).toEqual([{ seconds: 3600, replicas: 2 }]);
+    expect(endedDips(marks, 2, 5_000_000, 4_000_000)).toEqual([
+      { seconds: 8000, replicas: 2 },
+      { seconds: 8000, replicas: 2 },
+    ]);
+  });
+
+  // Found by review: a record read from the store need not decrease (the schema does not ask it
+  // to), and a prewarm mark below the demand sits after the demand's at the same moment.
+  it('records no dip of no levels from marks that do not decrease', () => {
+    const odd = [
+      { atMs: 0, replicas: 2 },
+      { atMs: 90_000, replicas: 5 },
+      { atMs: 100_000, replicas: 1 },
+    ];
+    expect(endedDips(odd, 1, 110_000, 100_000)).toEqual([]);
+  });
+
+  it("takes the previous decision's marks, its demand and a prewarm below it, as asked for then", () => {
+    const prewarmed = [
+      { atMs: 0, replicas: 5 },
+      { atMs: 0, replicas: 2 },
+    ];
+    expect(endedDips(prewarmed, 5, 15_000, 120_000)).toEqual([]);
   });
 
   it('counts a mark from a clock a little ahead as a dip of none, never a negative one', () => {
@@ -92,9 +115,10 @@ describe('learnedHold: the hold that cost least over the recent dips, at most C'
   });
 });
 
-describe('decide: the hold, learned at T >= C once no queue stands', () => {
+describe('decide: the hold at T >= C, learned, and while a queue stands no less than starts its oldest message in time', () => {
   // μ = 2.5 per replica, k = 4 (S = 1.6 s); T = 60 s, C = 40 s. The demand fell from 4 replicas at
-  // 0 s to 1 at 15 s; now, at 30 s, the queue is empty and 1 replica serves.
+  // 0 s to 1 at 15 s; now, at 30 s, 4 replicas serve. The arrival counter read 0 at -30 s, 200 at
+  // 0 s, 400 at 15 s and 600 now: of `waiting` messages the oldest is the (600 − waiting)th.
   const fleet: ScalingConfig = {
     ...scaling,
     throughputPerReplica: 2.5,
@@ -107,9 +131,15 @@ describe('decide: the hold, learned at T >= C once no queue stands', () => {
     waiting,
     inFlight: 1,
     arrivalRatePerSecond: 0.5,
+    arrivedTotal: 600,
     consumers: 4,
   });
-  const history = (holdDips: TriggerHistory['holdDips']): TriggerHistory => ({
+  const marks = [
+    { atMs: -30_000, total: 0 },
+    { atMs: 0, total: 200 },
+    { atMs: 15_000, total: 400 },
+  ];
+  const history = (holdDips: TriggerHistory['holdDips'], arrivalMarks = marks): TriggerHistory => ({
     ...emptyHistory(),
     lastActive: true,
     lastDesiredReplicas: 4,
@@ -121,17 +151,47 @@ describe('decide: the hold, learned at T >= C once no queue stands', () => {
       { atMs: 0, replicas: 4 },
       { atMs: 15_000, replicas: 1 },
     ],
+    arrivalMarks,
     holdDips,
   });
   const longDips = [200, 200, 200].map((seconds) => ({ seconds, replicas: 3 }));
   it.each([
-    { what: 'no dips seen: held for C', dips: undefined, waiting: 0, T: 60, desired: 4, holdSeconds: 40, source: 'cold start' },
-    { what: 'dips past C: let go at once', dips: longDips, waiting: 0, T: 60, desired: 1, holdSeconds: 0, source: 'learned' },
-    // A queue standing, the hold keeps the drain going: for C.
-    { what: 'a queue stands: for C', dips: longDips, waiting: 30, T: 60, desired: 4, holdSeconds: 40, source: 'cold start' },
+    {
+      what: 'no dips seen: held for C',
+      dips: undefined,
+      waiting: 0,
+      T: 60,
+      desired: 4,
+      hold: 40,
+      source: 'cold start',
+      age: undefined,
+    },
+    {
+      what: 'dips past C, no queue: let go at once',
+      dips: longDips,
+      waiting: 0,
+      T: 60,
+      desired: 1,
+      hold: 0,
+      source: 'learned',
+      age: undefined,
+    },
+    // 10 waiting, the oldest after the mark of 15 s: one replica starts it within the 45 s left.
+    { what: 'a short young queue: let go', dips: longDips, waiting: 10, T: 60, desired: 1, hold: 0, source: 'learned', age: 15 },
+    // 150 waiting, the oldest 15 s old: the fluid queue for T = 60 keeps 1, for the 45 s left 2.
+    {
+      what: 'a queue whose head waited: what starts it in time',
+      dips: longDips,
+      waiting: 150,
+      T: 60,
+      desired: 2,
+      hold: 0,
+      source: 'learned',
+      age: 15,
+    },
     // T < C: a replica missing leaves requests late, which the dips do not price.
-    { what: 'T < C: for C', dips: longDips, waiting: 0, T: 30, desired: 4, holdSeconds: 40, source: 'cold start' },
-  ] as const)('$what', ({ dips, waiting, T, desired, holdSeconds, source }) => {
+    { what: 'T < C: for C', dips: longDips, waiting: 0, T: 30, desired: 4, hold: 40, source: 'cold start', age: undefined },
+  ] as const)('$what', ({ dips, waiting, T, desired, hold, source, age }) => {
     const d = decide({
       signals: signals(waiting),
       scaling: { ...fleet, drainSeconds: T },
@@ -139,8 +199,37 @@ describe('decide: the hold, learned at T >= C once no queue stands', () => {
       nowMs: 30_000,
     });
     expect(d.decision.desiredReplicas).toBe(desired);
-    expect(d.decision.explanation.details.holdSeconds).toBe(holdSeconds);
+    expect(d.decision.explanation.details.holdSeconds).toBe(hold);
     expect(d.decision.explanation.details.holdSource).toBe(source);
+    expect(d.decision.explanation.details.queueHeadAgeSeconds).toBe(age);
+  });
+
+  it('holds for C a queue whose oldest message is older than the arrival counter remembers', () => {
+    // The counter remembered only 400 at 15 s: the oldest of 300 waiting came before.
+    const d = decide({ signals: signals(300), scaling: fleet, history: history(longDips, [marks[2]!]), nowMs: 30_000 }).decision;
+    expect(d.desiredReplicas).toBe(4);
+    expect(d.explanation.details.holdSource).toBe('cold start');
+  });
+
+  // Found by review: the hold switched between learned and C on whether a message waited, and a
+  // queue that flickered between 0 and 1 (a lag read now and then) asked for the fleet given back
+  // a sync before, call after call.
+  it('does not ask again for a fleet it gave back when a message or two come and go', () => {
+    const kafka: ScalingConfig = { ...fleet, drainSeconds: 120, coldStartSeconds: 90 };
+    let h: TriggerHistory = { ...history(longDips), arrivalMarks: [{ atMs: 0, total: 600 }] };
+    const desired: number[] = [];
+    [0, 1, 0, 2, 0, 1].forEach((lag, i) => {
+      const nowMs = 30_000 + 15_000 * i;
+      const out = decide({
+        signals: { backlog: lag, arrivalRatePerSecond: 0.5, arrivedTotal: 600 + i, consumers: 1 },
+        scaling: kafka,
+        history: h,
+        nowMs,
+      });
+      desired.push(out.decision.desiredReplicas);
+      h = out.history;
+    });
+    expect(desired).toEqual([1, 1, 1, 1, 1, 1]);
   });
 
   it('learns the dips as the demand comes back, and keeps them in a history the store reads back', () => {
