@@ -28,6 +28,7 @@ const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
   waiting: f.waiting,
   inFlight: f.unacked,
   arrivedTotal: f.arrived,
+  orderedQueues: 1,
   servedTotal: f.acked,
   consumers: f.readyCount,
 });
@@ -51,7 +52,9 @@ export const SIMULATED_SOURCES = {
   sqs: (f: Fleet): SourceReading => ({ backlog: f.waiting + f.unacked, waiting: f.waiting, inFlight: f.unacked }),
   kafka: (f: Fleet): SourceReading => ({
     backlog: f.waiting + f.unacked,
+    // The simulated queue is one: a topic of one partition.
     arrivedTotal: f.arrived,
+    orderedQueues: 1,
     servedTotal: f.served,
     consumers: f.readyCount,
   }),

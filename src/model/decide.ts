@@ -24,7 +24,6 @@ import {
   countRises,
   markArrivals,
   markRates,
-  queueHeadAgeSeconds,
   rateTrend,
   recentRateFloor,
   risen,
@@ -33,7 +32,7 @@ import {
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
-import { type Hold, MAX_DIPS, endedDips, learnedHold } from './hold.ts';
+import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import {
   type ColdStartState,
@@ -487,28 +486,28 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const recentDemands = slidingMax(held, { atMs: nowMs, replicas: demandNow }, C * 1000);
   // With T >= C a replica given back too soon costs a cold start and no late request: hold for
   // what the dips say pays (hold.ts), and while a queue stands for no fewer replicas than start its
-  // oldest message within what is left of T; when its age is unknown (it waited about T) or
-  // nothing is left, for C. With T < C for C: a replica missing leaves requests late.
+  // oldest message within what is left of T. When its age is not known (hold.ts says when) or it
+  // is past T, keep what was asked for, and ask for none back. With T < C, and while KEDA's
+  // guesses are held, for C: a replica missing leaves requests late.
   let hold: Hold = { seconds: C, source: 'cold start' };
   let heldReplicas = recentDemands[0]!.replicas;
-  if (lateWindowSeconds === 0 && heldReplicas > unheld) {
-    const learned = learnedHold(dips, C);
-    const age = waitingNow === 0 ? 0 : queueHeadAgeSeconds(arrivalMarks, arrivedTotal, waitingNow, nowMs);
-    if (learned.seconds < C && age !== undefined && age < T) {
-      const queueHead =
+  const learned = lateWindowSeconds === 0 && guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
+  if (learned.seconds < C) {
+    hold = learned;
+    const age = waitingNow === 0 ? 0 : queueHeadAge(signals, arrivalMarks, waitingNow, nowMs);
+    let queueHead = askedFleet;
+    if (age !== undefined && age < T) {
+      queueHead =
         waitingNow === 0
           ? 0
           : backlogDemand(demandSignals, { ...scaling, drainSeconds: T - age }, service, fleet, trending, C, {});
-      if (waitingNow > 0) {
-        details.queueHeadAgeSeconds = round(age);
-        details.queueHeadReplicas = queueHead;
-      }
-      hold = learned;
-      heldReplicas = Math.min(
-        heldReplicas,
-        Math.max(within(recentDemands, nowMs, learned.seconds * 1000)[0]?.replicas ?? 0, queueHead),
-      );
     }
+    if (waitingNow > 0) {
+      if (age !== undefined) details.queueHeadAgeSeconds = round(age);
+      details.queueHeadReplicas = queueHead;
+    }
+    const learnedMax = within(recentDemands, nowMs, learned.seconds * 1000)[0]?.replicas ?? 0;
+    heldReplicas = Math.min(heldReplicas, Math.max(learnedMax, queueHead));
   }
   details.holdSeconds = round(hold.seconds);
   details.holdSource = hold.source;

@@ -10,11 +10,12 @@
 // requests that the dips cannot price), and while a queue stands keeps at least the replicas that
 // start its oldest message within what is left of T: the fluid queue sizes a queue as if its
 // messages had just arrived, and those of a drained burst waited already.
-import type { Dip, ReplicaMark } from './types.ts';
+import { type ArrivalMark, queueHeadAgeSeconds } from './arrivals.ts';
+import type { Dip, ReplicaMark, Signals } from './types.ts';
 
 /** Dips remembered per trigger. */
 export const MAX_DIPS = 32;
-/** A dip past the window is recorded at least this long: past any hold, whatever C is learned later. */
+/** A dip past the window is recorded at least this long: past any hold for a cold start under an hour, whatever C is learned later. */
 const LONG_DIP_SECONDS = 3600;
 /** Fewer dips than this: hold for C. */
 const MIN_DIPS_TO_LEARN = 3;
@@ -80,4 +81,22 @@ export function learnedHold(dips: readonly Dip[], coldStartSeconds: number): Hol
     }
   }
   return { seconds: best, source: 'learned' };
+}
+
+/**
+ * The age of the oldest of `waiting` messages (arrivals.ts, queueHeadAgeSeconds), where the
+ * counters date it: a broker's arrival counter (the backlog's rises count requeued messages as
+ * new) over one queue or partition served in arrival order (over several, the waiting ones need
+ * not be the last arrivals: a partition lagging behind one that takes the traffic), and marks no
+ * later than now (written by a replica whose clock runs ahead, they would make it younger).
+ */
+export function queueHeadAge(
+  signals: Signals,
+  marks: readonly ArrivalMark[],
+  waiting: number,
+  nowMs: number,
+): number | undefined {
+  if (signals.arrivedTotal === undefined || signals.orderedQueues !== 1) return undefined;
+  if (marks.some((m) => m.atMs > nowMs)) return undefined;
+  return queueHeadAgeSeconds(marks, signals.arrivedTotal, waiting, nowMs);
 }

@@ -16,6 +16,7 @@ export interface SourceSignals {
   readonly waiting?: number;
   readonly inFlight?: number;
   readonly arrivedTotal?: number;
+  readonly orderedQueues?: number;
   readonly servedTotal?: number;
   readonly counterBasis?: string;
   readonly consumers?: number;
@@ -30,11 +31,19 @@ export interface SourceSignals {
 }
 
 type Summed =
-  'waiting' | 'inFlight' | 'arrivedTotal' | 'servedTotal' | 'replicaCap' | 'arrivalRatePerSecond' | 'serviceRatePerSecond';
+  | 'waiting'
+  | 'inFlight'
+  | 'arrivedTotal'
+  | 'orderedQueues'
+  | 'servedTotal'
+  | 'replicaCap'
+  | 'arrivalRatePerSecond'
+  | 'serviceRatePerSecond';
 const SUMMED: readonly Summed[] = [
   'waiting',
   'inFlight',
   'arrivedTotal',
+  'orderedQueues',
   'servedTotal',
   'replicaCap',
   'arrivalRatePerSecond',

@@ -29,6 +29,8 @@ export interface Signals {
   readonly serviceRatePerSecond?: number;
   /** Messages that arrived so far (cumulative counter summed over sources), when every source counts them. */
   readonly arrivedTotal?: number;
+  /** Queues or partitions arrivedTotal sums, each served in arrival order, when every source says (SourceReading.orderedQueues). */
+  readonly orderedQueues?: number;
   /** Messages served so far (cumulative counter summed over sources), when every source counts them. */
   readonly servedTotal?: number;
   /** What the counters count, where a source says (SourceReading.counterBasis): another basis, and they do not compare. */

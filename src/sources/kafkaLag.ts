@@ -63,6 +63,7 @@ export function kafkaReading(partitions: readonly PartitionOffsets[], rules: Lag
   return {
     backlog,
     arrivedTotal,
+    orderedQueues: partitions.length,
     servedTotal,
     counterBasis: partitionSet(partitions),
     ...(rules.allowIdleConsumers ? {} : { replicaCap: partitions.length }),

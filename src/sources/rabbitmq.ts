@@ -237,7 +237,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
       consumers: finite(body.consumers),
       ...(publish !== undefined ? { arrivalRatePerSecond: publish } : {}),
       ...(served !== undefined ? { serviceRatePerSecond: served } : {}),
-      ...(arrivedTotal !== undefined ? { arrivedTotal } : {}),
+      ...(arrivedTotal !== undefined ? { arrivedTotal, orderedQueues: 1 } : {}),
       ...(servedTotal !== undefined ? { servedTotal } : {}),
     };
   }

@@ -23,6 +23,12 @@ export interface SourceReading {
   readonly replicaCap?: number;
   /** Cumulative count of messages that arrived (e.g. sum of Kafka log-end offsets). */
   readonly arrivedTotal?: number;
+  /**
+   * Queues or partitions that count sums, each served in arrival order (a RabbitMQ queue: 1; Kafka:
+   * its partitions): only with one are the waiting messages the last arrivals, which dates the
+   * oldest of them (model/arrivals.ts, queueHeadAgeSeconds).
+   */
+  readonly orderedQueues?: number;
   /** Cumulative count of messages served (e.g. sum of Kafka committed offsets). */
   readonly servedTotal?: number;
   /**

@@ -132,6 +132,7 @@ describe('decide: the hold at T >= C, learned, and while a queue stands no less 
     inFlight: 1,
     arrivalRatePerSecond: 0.5,
     arrivedTotal: 600,
+    orderedQueues: 1,
     consumers: 4,
   });
   const marks = [
@@ -204,11 +205,85 @@ describe('decide: the hold at T >= C, learned, and while a queue stands no less 
     expect(d.decision.explanation.details.queueHeadAgeSeconds).toBe(age);
   });
 
-  it('holds for C a queue whose oldest message is older than the arrival counter remembers', () => {
-    // The counter remembered only 400 at 15 s: the oldest of 300 waiting came before.
-    const d = decide({ signals: signals(300), scaling: fleet, history: history(longDips, [marks[2]!]), nowMs: 30_000 }).decision;
-    expect(d.desiredReplicas).toBe(4);
-    expect(d.explanation.details.holdSource).toBe('cold start');
+  // Found by review: the waiting messages are the last arrivals only on one queue or partition
+  // counted by the broker, and marks from a clock ahead date them younger than they are.
+  it.each([
+    {
+      what: 'older than the arrival counter remembers',
+      signals: { backlog: 301, waiting: 300 },
+      marks: [{ atMs: 15_000, total: 400 }],
+    },
+    { what: 'on several partitions', signals: { orderedQueues: 2 }, marks: undefined },
+    { what: 'counted by the backlog’s rises (no broker counter)', signals: { arrivedTotal: undefined }, marks: undefined },
+    {
+      what: 'dated by marks ahead of this clock',
+      signals: {},
+      marks: [
+        { atMs: 0, total: 0 },
+        { atMs: 45_000, total: 600 },
+      ],
+    },
+  ])(
+    'keeps the fleet asked for, and asks for none back, under a queue whose oldest message is not dated: $what',
+    ({ signals: more, marks: given }) => {
+      const d = decide({
+        signals: { ...signals(150), ...more },
+        scaling: fleet,
+        history: history(longDips, given),
+        nowMs: 30_000,
+      }).decision;
+      expect(d.explanation.details.queueHeadAgeSeconds).toBeUndefined();
+      expect(d.explanation.details.queueHeadReplicas).toBe(4);
+      expect(d.desiredReplicas).toBe(4);
+    },
+  );
+
+  // Found by review: the demands sized by KEDA's rule before μ was known are held while the queue
+  // stays at its level (decide.ts); the learned hold trimmed them with the μ they distrust.
+  it("holds KEDA's guesses for C while they are held, whatever the dips say", () => {
+    const young: ScalingConfig = {
+      ...scaling,
+      throughputPerReplica: 1,
+      messagesPerReplica: 5,
+      drainSeconds: 120,
+      coldStartSeconds: 60,
+    };
+    let h: TriggerHistory = {
+      ...history(longDips, [
+        { atMs: -45_000, total: 0 },
+        { atMs: -30_000, total: 20 },
+        { atMs: 0, total: 60 },
+      ]),
+      lastDesiredReplicas: 12,
+      lastDecisionAtMs: 0,
+      lastThroughputKnown: false,
+      recentDemands: [{ atMs: 0, replicas: 12 }],
+    };
+    const desired: number[] = [];
+    for (const [nowMs, backlog] of [
+      [15_000, 60],
+      [30_000, 50],
+      [45_000, 45],
+    ] as const) {
+      const out = decide({
+        signals: {
+          backlog,
+          waiting: backlog,
+          inFlight: 0,
+          consumers: 12,
+          arrivedTotal: 60,
+          orderedQueues: 1,
+          arrivalRatePerSecond: 0,
+        },
+        scaling: young,
+        history: h,
+        nowMs,
+      });
+      expect(out.decision.explanation.details.guessesHeldWhileWaitingAtLeast).toBe(60);
+      desired.push(out.decision.desiredReplicas);
+      h = out.history;
+    }
+    expect(desired).toEqual([12, 12, 12]);
   });
 
   // Found by review: the hold switched between learned and C on whether a message waited, and a

@@ -65,6 +65,7 @@ describe('kafkaReading', () => {
     expect(kafkaReading(parts, rules, 2)).toEqual({
       backlog: 6 + 5 + 0 + 1,
       arrivedTotal: 10 + 5 + 2 + 1,
+      orderedQueues: 4,
       servedTotal: 4 + 0 + 2 + 0,
       counterBasis: partitionSet(parts),
       replicaCap: 4,
@@ -77,6 +78,7 @@ describe('kafkaReading', () => {
     expect(reading).toEqual({
       backlog: 6 + 1 + 0 + 1,
       arrivedTotal: 18,
+      orderedQueues: 4,
       servedTotal: 4 + 5 + 2 + 1,
       counterBasis: partitionSet(parts),
     });
@@ -239,6 +241,7 @@ describe('KafkaDriver', () => {
     expect(await read(kafkaConfig())).toEqual({
       backlog: 7,
       arrivedTotal: 35,
+      orderedQueues: 3,
       servedTotal: 4 + 20 + 5,
       counterBasis: expect.stringMatching(/^3:[0-9a-f]{12}$/),
       replicaCap: 3,

@@ -179,6 +179,7 @@ describe('RabbitmqDriver over the management API', () => {
       serviceRatePerSecond: 1.5,
       // published; acknowledged + delivered without ack
       arrivedTotal: 1000,
+      orderedQueues: 1,
       servedTotal: 920,
     });
     expect(asked[0]!.url).toBe('https://rabbit:15671/api/queues/tenant/jobs');
