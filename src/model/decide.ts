@@ -392,7 +392,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const holdRates = riseNotHeld ? { fast: rates.steady, steady: rates.steady } : rates;
   const needed =
     trend > 0 || riseNotHeld
-      ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, {}), demands.gpu ?? 0)
+      ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, undefined), demands.gpu ?? 0)
       : unheld;
   if (working) {
     // What is remembered is at most what KEDA may run (a record past MAX_REPLICAS is not read back).
@@ -494,19 +494,24 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const learned = lateWindowSeconds === 0 && guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
   if (learned.seconds < C) {
     hold = learned;
-    const age = waitingNow === 0 ? 0 : queueHeadAge(signals, arrivalMarks, waitingNow, nowMs);
-    let queueHead = askedFleet;
-    if (age !== undefined && age < T) {
-      queueHead =
-        waitingNow === 0
-          ? 0
-          : backlogDemand(demandSignals, { ...scaling, drainSeconds: T - age }, service, fleet, trending, C, {});
+    // The largest demand within the learned hold: the first mark that recent (they decrease).
+    let learnedMax = 0;
+    for (const m of recentDemands) {
+      if (nowMs - m.atMs < learned.seconds * 1000) {
+        learnedMax = m.replicas;
+        break;
+      }
     }
-    if (waitingNow > 0) {
+    let queueHead = 0;
+    if (waitingNow > 0 && learnedMax < heldReplicas) {
+      const age = queueHeadAge(signals, arrivalMarks, waitingNow, nowMs);
+      queueHead =
+        age === undefined || age >= T
+          ? askedFleet
+          : backlogDemand(demandSignals, scaling, service, fleet, trending, C, undefined, T - age);
       if (age !== undefined) details.queueHeadAgeSeconds = round(age);
       details.queueHeadReplicas = queueHead;
     }
-    const learnedMax = within(recentDemands, nowMs, learned.seconds * 1000)[0]?.replicas ?? 0;
     heldReplicas = Math.min(heldReplicas, Math.max(learnedMax, queueHead));
   }
   details.holdSeconds = round(hold.seconds);

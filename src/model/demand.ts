@@ -87,7 +87,10 @@ export interface RateView {
   readonly steady: number | undefined;
 }
 
-/** D_backlog, with the figures behind it in `details`. */
+/**
+ * D_backlog, with the figures behind it in `details` (none when it is undefined: a demand asked
+ * again under other terms), for the objective T (`drainSeconds` unless told).
+ */
 export function backlogDemand(
   signals: Signals,
   scaling: ScalingConfig,
@@ -95,16 +98,17 @@ export function backlogDemand(
   fleet: FleetView,
   rates: RateView,
   coldStartSeconds: number,
-  details: Details,
+  details: Details | undefined,
+  objectiveSeconds = scaling.drainSeconds,
 ): number {
   const backlog = Math.max(0, signals.backlog);
   const mu = service.throughputPerReplica;
   if (mu === undefined || !(mu > 0)) {
-    details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
+    if (details !== undefined) details.rule = 'ceil(B / messagesPerReplica): no throughput known yet';
     return ceilSafe(backlog / scaling.messagesPerReplica);
   }
   const C = coldStartSeconds;
-  const T = scaling.drainSeconds;
+  const T = objectiveSeconds;
   const fast = Math.max(0, rates.fast ?? 0);
   const steady = Math.max(0, rates.steady ?? fast);
   // The 30 s average when it rises above the steady one by more than its noise, else the steady one.
@@ -160,7 +164,7 @@ export function backlogDemand(
   const busyAtRate = T >= C && queueStands ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
   if (busyAtRate > keep) {
     keep = busyAtRate;
-    details.keptBusyAtArrivalRate = busyAtRate;
+    if (details !== undefined) details.keptBusyAtArrivalRate = busyAtRate;
   }
   // The ones to add serve after C, with the queue projected there; the noise over C is what the
   // fleet's spare capacity over C (a negative projection) does not absorb.
@@ -178,6 +182,8 @@ export function backlogDemand(
           scaling.maxReplicas,
         )
       : 0;
+  const demand = Math.max(rate, keep, add);
+  if (details === undefined) return demand;
   Object.assign(details, {
     rule:
       rate >= Math.max(keep, add) && rate > 0
@@ -200,7 +206,7 @@ export function backlogDemand(
   if (servedPerReplica !== undefined) details.servedPerReadyReplica = round(servedPerReplica);
   if (budget < T) details.queueBudgetSeconds = round(budget);
   if (T < C) details.rateReplicas = rate;
-  return Math.max(rate, keep, add);
+  return demand;
 }
 
 /**

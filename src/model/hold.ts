@@ -70,12 +70,14 @@ export function holdCost(dips: readonly Dip[], holdSeconds: number, coldStartSec
 export function learnedHold(dips: readonly Dip[], coldStartSeconds: number): Hold {
   const C = coldStartSeconds;
   if (dips.length < MIN_DIPS_TO_LEARN) return { seconds: C, source: 'cold start' };
+  // Candidates in no particular order (no array built: it runs on every decision that holds).
   let best = C;
   let bestCost = holdCost(dips, C, C);
-  const candidates = [0, ...dips.map((d) => d.seconds).filter((s) => s < C)].sort((a, b) => b - a);
-  for (const h of candidates) {
+  for (let i = -1; i < dips.length; i++) {
+    const h = i < 0 ? 0 : dips[i]!.seconds;
+    if (h >= C) continue;
     const cost = holdCost(dips, h, C);
-    if (cost < bestCost - 1e-9) {
+    if (cost < bestCost - 1e-9 || (Math.abs(cost - bestCost) <= 1e-9 && h > best)) {
       best = h;
       bestCost = cost;
     }
