@@ -627,11 +627,6 @@ export class Engine {
   }
 
   /**
-   * Forgets triggers (their shared leases too) and source rates not seen for the idle window,
-   * keeping what the latest trigger of each lineage learned for the retention, and releases what
-   * they leave behind.
-   */
-  /**
    * The idle sweep without a call: once KEDA asks about nothing (every ScaledObject deleted), no
    * evaluation sweeps, and the sources' connections and the shared leases would stay for good.
    * The server calls it on a timer; at most one sweep per tenth of the idle window runs.
@@ -640,6 +635,11 @@ export class Engine {
     this.sweep(this.now());
   }
 
+  /**
+   * Forgets triggers (their shared leases too) and source rates not seen for the idle window,
+   * keeping what the latest trigger of each lineage learned for the retention, and releases what
+   * they leave behind.
+   */
   private sweep(nowMs: number, asked?: Trigger): void {
     const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
     if (nowMs - this.lastSweepMs < idle / 10) return;
