@@ -5,16 +5,18 @@
 // - backlog (demand.ts): the fleet that starts every request within the objective T, by a fluid
 //   queue over one cold start C, and by Erlang C, priced against late requests, when T < C (then
 //   for the arrival rate plus the lag of its 30 s average behind a climb, its trend, or the rate
-//   the arrival counter vouches for over the last T / 2 to T when a step outruns both);
+//   the arrival counter vouches for over the last T / 2 to T when a step outruns both), or, for
+//   a steady rate with T at least C / 2, fewer while no message would wait past T before a
+//   replica asked at the next decision serves (onQueue.ts: the queue comes and goes);
 // - gpu: ceil(busy GPU-equivalents / target utilization);
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
 //   that is needed again within C costs more than keeping it), or at T >= C for what the
 //   demand's recent dips say pays, and no fewer than start a queue's oldest message in time
-//   (hold.ts); what a trend forecast is not held,
-//   nor, when T < C, a rise while recent rises were gone a cold start later (noise); idle past
-//   the keep-warm window, no replica is worth keeping, and none is held;
+//   (hold.ts); what a trend forecast is not held, nor, when T < C, a rise while recent rises
+//   were gone a cold start later (noise), nor anything on the queue; idle past the keep-warm
+//   window, no replica is worth keeping, and none is held;
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
@@ -370,8 +372,19 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     demandSignals = { ...signals, waiting: backlog - inService };
     details.inServiceEstimate = round(inService);
   }
+  // On the queue (onQueue.ts), when T < C: only where the queue's budget is at least half a cold
+  // start, and for a steady rate (none risen, trending or stepped: a burst the steady rate does not
+  // know). With less, the budget is within the noise over the horizon, the check passes only fleets
+  // loaded to their capacity, whose queues long requests grow faster than that noise says, and late
+  // requests cost more than the replica saved (docs/model-experiments.md, "On the queue").
+  const steadyNow =
+    trend === 0 && !stepped && !(rates.fast !== undefined && rates.steady !== undefined && risen(rates.fast, rates.steady));
+  const onQueue =
+    lateWindowSeconds > 0 && T >= C / 2 && steadyNow
+      ? { headAgeSeconds: queueHeadAge(signals, arrivalMarks, Math.max(0, demandSignals.waiting ?? signals.backlog), nowMs) }
+      : undefined;
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details),
+    backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -516,6 +529,8 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   }
   details.holdSeconds = round(hold.seconds);
   details.holdSource = hold.source;
+  // On the queue, a replica is held no longer: what one missing costs is the wait the queue allows.
+  if (details.onQueueReplicas !== undefined) heldReplicas = Math.min(heldReplicas, unheld);
   const idleSeconds = idleSinceMs === undefined ? undefined : (nowMs - idleSinceMs) / 1000;
   const pastKeepWarm = idleSeconds !== undefined && idleSeconds >= window.seconds;
   if (heldReplicas > unheld && !pastKeepWarm) demands.hold = heldReplicas;

@@ -22,11 +22,13 @@
 // one service time (at least T / 2).
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
-// replica long. With a shorter one it cannot: the steady fleet is Erlang C's, priced
-// (capacity.ts).
+// replica long. With a shorter one the steady fleet is Erlang C's, priced (capacity.ts), and a
+// smaller one only where the queue's whole course says nobody waits past T before a replica asked
+// at the next decision serves (onQueue.ts), when decide.ts allows it.
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
+import { DECISION_INTERVAL_SECONDS, landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
 import type { ReplicaMark, Signals } from './types.ts';
@@ -80,6 +82,11 @@ export function fleetView(
   return { ready, startingSecondsLeft: left };
 }
 
+/** The fleet may run on its queue (onQueue.ts): how old the queue's head is, when known. */
+export interface OnQueue {
+  readonly headAgeSeconds: number | undefined;
+}
+
 export interface RateView {
   /** The 30 s average. */
   readonly fast: number | undefined;
@@ -100,6 +107,7 @@ export function backlogDemand(
   coldStartSeconds: number,
   details: Details | undefined,
   objectiveSeconds = scaling.drainSeconds,
+  onQueue?: OnQueue,
 ): number {
   const backlog = Math.max(0, signals.backlog);
   const mu = service.throughputPerReplica;
@@ -182,15 +190,42 @@ export function backlogDemand(
           scaling.maxReplicas,
         )
       : 0;
-  const demand = Math.max(rate, keep, add);
+  const steadyFleet = Math.max(rate, keep, add);
+  // On the queue (when decide.ts allows it, T < C): the fewest replicas below that whose longest
+  // wait stays within T until a replica asked at the next decision serves; none fewer than the
+  // fleet while a queue stands (one given back then would be asked for again at once).
+  let onQueueFleet: number | undefined;
+  let onQueueWait = 0;
+  if (onQueue !== undefined && T < C && lambda > 0 && steadyFleet > 1) {
+    const view = {
+      waiting,
+      headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda,
+      arrivalRate: lambda,
+      perReplica: Math.min(...perReplica),
+    };
+    const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
+    const lands = landings(fleet.ready, starting, C, steadyFleet);
+    const horizon = C + DECISION_INTERVAL_SECONDS;
+    for (let n = queueStands ? Math.max(1, fleetSize) : 1; n < steadyFleet; n++) {
+      const wait = longestWait(view, lands, n, horizon, ARRIVAL_NOISE_SD);
+      if (wait <= T) {
+        onQueueFleet = n;
+        onQueueWait = wait;
+        break;
+      }
+    }
+  }
+  const demand = onQueueFleet ?? steadyFleet;
   if (details === undefined) return demand;
   Object.assign(details, {
     rule:
-      rate >= Math.max(keep, add) && rate > 0
-        ? 'Erlang C, priced: the steady fleet for λ'
-        : add > keep
-          ? 'fluid queue: W′ within T after a cold start'
-          : 'fluid queue: W within T',
+      onQueueFleet !== undefined
+        ? 'on the queue: the longest wait within T until a replica asked next serves'
+        : rate >= Math.max(keep, add) && rate > 0
+          ? 'Erlang C, priced: the steady fleet for λ'
+          : add > keep
+            ? 'fluid queue: W′ within T after a cold start'
+            : 'fluid queue: W within T',
     arrivalRatePerSecond: round(lambda),
     steadyArrivalRatePerSecond: round(steady),
     waiting: round(waiting),
@@ -206,6 +241,10 @@ export function backlogDemand(
   if (servedPerReplica !== undefined) details.servedPerReadyReplica = round(servedPerReplica);
   if (budget < T) details.queueBudgetSeconds = round(budget);
   if (T < C) details.rateReplicas = rate;
+  if (onQueueFleet !== undefined) {
+    details.onQueueReplicas = onQueueFleet;
+    details.longestWaitSeconds = round(onQueueWait);
+  }
   return demand;
 }
 

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { decide, emptyHistory } from '../../src/model/decide.ts';
+import { landings, longestWait } from '../../src/model/onQueue.ts';
+import type { Signals, TriggerHistory } from '../../src/model/types.ts';
+import type { ScalingConfig } from '../../src/trigger/types.ts';
+import { scaling } from '../support/scaling.ts';
+
+describe('landings: when each replica of a fleet serves', () => {
+  it.each([
+    { what: 'ready ones first, then the starting, then new ones after C', count: 5, lands: [0, 0, 5, 30, 40] },
+    { what: 'a smaller fleet keeps the soonest', count: 3, lands: [0, 0, 5] },
+    { what: 'fewer than the ready ones', count: 1, lands: [0] },
+  ])('$what', ({ count, lands }) => {
+    expect(landings(2, [5, 30], 40, count)).toEqual(lands);
+  });
+
+  it('takes a starting replica late past C as serving after C (the ask is what is known)', () => {
+    expect(landings(0, [55], 40, 2)).toEqual([40, 40]);
+  });
+});
+
+describe('longestWait: the fluid queue served FIFO until the horizon', () => {
+  // λ = 3 a second, μ = 2.5 a replica, horizon 80 s (arrivals read every 10 s), no noise (z = 0).
+  const queue = { waiting: 0, headAgeSeconds: 0, arrivalRate: 3, perReplica: 2.5 };
+  it.each([
+    // One replica short of λ: an arrival at t starts at 1.2 t, or waits until the horizon: the
+    // longest, read at t = 60, is 72 − 60 (the fluid's own, at t = 66.7, is 13.3).
+    { what: 'one replica: the queue grows all along', q: queue, lands: [0], count: 1, low: 12, high: 13.34 },
+    // Two: 5 a second against 3, nobody waits.
+    { what: 'two replicas: no queue', q: queue, lands: [0, 0], count: 2, low: 0, high: 0 },
+    // The second serves from 20 s: the queue, 10 then, drains at 2 a second; the arrival at 16.7 s
+    // (read at 20 s: 2 s) waits longest, 3.3 s.
+    { what: 'a second replica landing at 20 s', q: queue, lands: [0, 20], count: 2, low: 2, high: 3.34 },
+    // 30 waiting, the oldest 10 s: two replicas drain them in 6 s, the head is the longest.
+    {
+      what: 'a queue whose head waited 10 s',
+      q: { ...queue, waiting: 30, headAgeSeconds: 10 },
+      lands: [0, 0],
+      count: 2,
+      low: 10,
+      high: 10,
+    },
+    // No replica: everyone waits until the horizon, the queue's tail longest.
+    { what: 'no replica', q: { ...queue, waiting: 5, headAgeSeconds: 2 }, lands: [], count: 0, low: 80, high: 80 },
+  ])('$what', ({ q, lands, count, low, high }) => {
+    const wait = longestWait(q, lands, count, 80, 0);
+    expect(wait).toBeGreaterThanOrEqual(low);
+    expect(wait).toBeLessThanOrEqual(high);
+  });
+
+  it("adds the counts' noise: z standard deviations of the messages ahead", () => {
+    const two = (z: number) => longestWait({ ...queue, waiting: 30 }, [0, 0], 2, 80, z);
+    // The tail of 30 waiting: 30 ahead, 2 · sqrt(30) more with z = 2, served at 5 a second.
+    expect(two(0)).toBeCloseTo(6, 6);
+    expect(two(2)).toBeCloseTo((30 + 2 * Math.sqrt(30)) / 5, 6);
+  });
+
+  it('waits for ever with no throughput', () => {
+    expect(longestWait({ ...queue, perReplica: 0 }, [0], 1, 80, 2)).toBe(Number.POSITIVE_INFINITY);
+  });
+});
+
+describe('decide: on the queue when T < C', () => {
+  // Code completions at a steady λ = 3 a second, μ = 2.5 a replica (k = 4, S = 1.6 s), C = 52 s: a
+  // load of 1.2 replicas. Erlang C keeps 2; one lets a queue grow by 0.5 a second, within T = 30 s
+  // for a cold start and an HPA sync (the longest wait about 21 s with the noise).
+  const settings = { ...scaling, throughputPerReplica: 2.5, messagesPerReplica: 4, coldStartSeconds: 52 };
+  const steady = (overrides: Partial<TriggerHistory> = {}): TriggerHistory => ({
+    ...emptyHistory(),
+    lastActive: true,
+    lastDesiredReplicas: 2,
+    lastDecisionAtMs: -15_000,
+    lastWorkAtMs: -15_000,
+    steadyArrivalRatePerSecond: 3,
+    lastThroughputKnown: true,
+    ...overrides,
+  });
+  const at = (signals: Partial<Signals>, config: Partial<ScalingConfig>, history = steady()) =>
+    decide({
+      signals: { backlog: 5, waiting: 0, inFlight: 5, arrivalRatePerSecond: 3, consumers: 2, ...signals },
+      scaling: { ...settings, ...config },
+      history,
+      nowMs: 0,
+    }).decision;
+
+  it('asks for the fleet below Erlang C whose longest wait stays within T, and says so', () => {
+    const d = at({}, { drainSeconds: 30 });
+    expect(d.explanation.details.rateReplicas).toBe(2);
+    expect(d.explanation.details.onQueueReplicas).toBe(1);
+    expect(d.explanation.details.longestWaitSeconds).toBeLessThanOrEqual(30);
+    expect(d.explanation.details.rule).toMatch(/^on the queue/);
+    expect(d.desiredReplicas).toBe(1);
+  });
+
+  it.each([
+    { what: 'T under half the cold start', signals: {}, config: { drainSeconds: 25 } },
+    { what: 'the 30 s rate risen past the steady one', signals: { arrivalRatePerSecond: 6 }, config: { drainSeconds: 30 } },
+    // 45 waiting on one replica: the head waited 15 s, and the queue stands.
+    {
+      what: 'a queue whose wait the fleet cannot keep within T',
+      signals: { backlog: 49, waiting: 45, consumers: 1 },
+      config: { drainSeconds: 30 },
+    },
+  ])('keeps the steady fleet with $what', ({ signals, config }) => {
+    const d = at(signals, config);
+    expect(d.explanation.details.onQueueReplicas).toBeUndefined();
+    expect(d.desiredReplicas).toBeGreaterThanOrEqual(2);
+  });
+
+  it('holds no replica on the queue: the wait it allows is what one missing costs', () => {
+    // Three asked for 20 s ago, within the cold start's hold.
+    const recentDemands = [{ atMs: -20_000, replicas: 3 }];
+    const onQueue = at({}, { drainSeconds: 30 }, steady({ recentDemands }));
+    expect(onQueue.desiredReplicas).toBe(1);
+    expect(onQueue.explanation.demands.hold).toBeUndefined();
+    // Off the queue (T = 25, under C / 2), Erlang C's 2, and the hold keeps the 3.
+    const held = at({}, { drainSeconds: 25 }, steady({ recentDemands }));
+    expect(held.explanation.demands.backlog).toBe(2);
+    expect(held.explanation.winner).toBe('hold');
+    expect(held.desiredReplicas).toBe(3);
+  });
+});
