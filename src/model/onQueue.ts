@@ -10,9 +10,10 @@
 // The fluid queue, FIFO: replicas serve from known moments (the ready ones now, the starting ones
 // when their cold start ends, new ones after C), μ per second each, so the capacity served by τ,
 // S(τ), is piecewise linear and its rate only grows. The message at position x of the waiting
-// queue starts at S⁻¹(x); one arriving at t, at S⁻¹(W + λ·t). A message still waiting at the
-// horizon counts its wait until then: the next decisions answer for what comes after. The waiting
-// messages are as old as the queue's head says, spread evenly down to 0 at its tail.
+// queue starts at S⁻¹(x); one arriving at t, at S⁻¹(W + λ·t). At the horizon one more replica
+// serves (the one the next decision asks for), and what is left of the queue is that fleet's to
+// serve: a queue one more replica cannot clear in time is no queue to run on. The waiting messages
+// are as old as the queue's head says, spread evenly down to 0 at its tail.
 
 /** Seconds from one decision to the next while a trigger is active: the HPA's sync period. */
 export const DECISION_INTERVAL_SECONDS = 15;
@@ -50,22 +51,24 @@ export function landings(
 
 /**
  * The longest wait, seconds, of the messages waiting now and of those arriving within `horizon`,
- * served FIFO by the first `count` replicas of `lands` (ascending), each counted until it starts
- * or the horizon, with `z` standard deviations of the counts ahead of it on top.
+ * served FIFO by the first `count` replicas of `lands` (ascending) and one more from the horizon
+ * on (the replica the next decision asks for), with `z` standard deviations of the counts ahead
+ * of each message on top. Infinite where no replica serves.
  */
 export function longestWait(queue: QueueView, lands: readonly number[], count: number, horizon: number, z: number): number {
   const { waiting: W, headAgeSeconds: age, arrivalRate: lambda, perReplica: mu } = queue;
   if (!(mu > 0)) return Number.POSITIVE_INFINITY;
-  // S⁻¹(x), or the horizon when later: the capacity's rate grows by μ at each landing.
+  // When the i-th replica serves: the correction's at the horizon.
+  const land = (i: number) => (i < count ? lands[i]! : horizon);
+  // S⁻¹(x): the capacity's rate grows by μ at each landing, the correction's the last.
   const startsBy = (x: number): number => {
     let served = 0;
-    for (let i = 0; i < count && lands[i]! < horizon; i++) {
-      const to = Math.min(horizon, i + 1 < count ? lands[i + 1]! : horizon);
-      const span = (i + 1) * mu * (to - lands[i]!);
-      if (served + span >= x) return lands[i]! + (x - served) / ((i + 1) * mu);
+    for (let i = 0; i < count; i++) {
+      const span = (i + 1) * mu * (land(i + 1) - land(i));
+      if (served + span >= x) return land(i) + (x - served) / ((i + 1) * mu);
       served += span;
     }
-    return horizon;
+    return horizon + (x - served) / ((count + 1) * mu);
   };
   const ahead = (x: number, arrived: number) => x + z * Math.sqrt(x + arrived);
   const queued = (x: number) => age * (1 - x / Math.max(W, 1)) + startsBy(ahead(x, 0));
@@ -74,13 +77,13 @@ export function longestWait(queue: QueueView, lands: readonly number[], count: n
   for (let i = 0; i <= SAMPLES; i++) longest = Math.max(longest, arriving((horizon * i) / SAMPLES));
   // Where a landing speeds the service up: the arrival then, and the waiting message it starts.
   let served = 0;
-  for (let i = 0; i < count && lands[i]! < horizon; i++) {
-    const at = lands[i]!;
-    if (at > 0) {
-      longest = Math.max(longest, arriving(at));
+  for (let i = 0; i < count; i++) {
+    if (land(i) > 0) {
+      longest = Math.max(longest, arriving(land(i)));
       if (served < W) longest = Math.max(longest, queued(served));
     }
-    served += (i + 1) * mu * (Math.min(horizon, i + 1 < count ? lands[i + 1]! : horizon) - at);
+    served += (i + 1) * mu * (land(i + 1) - land(i));
   }
+  if (served < W) longest = Math.max(longest, queued(served));
   return longest;
 }

@@ -19,12 +19,13 @@ describe('landings: when each replica of a fleet serves', () => {
   });
 });
 
-describe('longestWait: the fluid queue served FIFO until the horizon', () => {
+describe('longestWait: the fluid queue served FIFO, one more replica from the horizon', () => {
   // λ = 3 a second, μ = 2.5 a replica, horizon 80 s (arrivals read every 10 s), no noise (z = 0).
   const queue = { waiting: 0, headAgeSeconds: 0, arrivalRate: 3, perReplica: 2.5 };
   it.each([
-    // One replica short of λ: an arrival at t starts at 1.2 t, or waits until the horizon: the
-    // longest, read at t = 60, is 72 − 60 (the fluid's own, at t = 66.7, is 13.3).
+    // One replica short of λ: an arrival at t starts at 1.2 t until the horizon, then the second
+    // drains the queue; the longest, read at t = 60 and 70, is 12 s (the fluid's own, 13.3 s at
+    // t = 66.7).
     { what: 'one replica: the queue grows all along', q: queue, lands: [0], count: 1, low: 12, high: 13.34 },
     // Two: 5 a second against 3, nobody waits.
     { what: 'two replicas: no queue', q: queue, lands: [0, 0], count: 2, low: 0, high: 0 },
@@ -40,8 +41,19 @@ describe('longestWait: the fluid queue served FIFO until the horizon', () => {
       low: 10,
       high: 10,
     },
-    // No replica: everyone waits until the horizon, the queue's tail longest.
-    { what: 'no replica', q: { ...queue, waiting: 5, headAgeSeconds: 2 }, lands: [], count: 0, low: 80, high: 80 },
+    // No replica: everyone waits for the one the next decision asks for, serving from 80 s at 2.5
+    // a second; the arrival at the horizon longest: 80 + (5 + 240) / 2.5 − 80.
+    { what: 'no replica', q: { ...queue, waiting: 5, headAgeSeconds: 2 }, lands: [], count: 0, low: 98, high: 98 },
+    // μ = 1: one replica and the one asked next serve 2 a second against 3; the queue of 160 at the
+    // horizon is theirs to serve, the last arrival waiting 80 s past it.
+    {
+      what: 'one more replica at the horizon short of λ',
+      q: { ...queue, perReplica: 1 },
+      lands: [0],
+      count: 1,
+      low: 80,
+      high: 80,
+    },
   ])('$what', ({ q, lands, count, low, high }) => {
     const wait = longestWait(q, lands, count, 80, 0);
     expect(wait).toBeGreaterThanOrEqual(low);
