@@ -375,8 +375,8 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   // On the queue (onQueue.ts), when T < C: only where the queue's budget is at least half a cold
   // start, and for a steady rate (none risen, trending or stepped: a burst the steady rate does not
   // know). With less, the budget is within the noise over the horizon, the check passes only fleets
-  // loaded to their capacity, whose queues long requests grow faster than that noise says, and late
-  // requests cost more than the replica saved (docs/model-experiments.md, "On the queue").
+  // loaded to their capacity, whose queues long requests grow faster than that noise says, and it
+  // left requests late where it planned none (docs/model-experiments.md, "On the queue").
   const steadyNow =
     trend === 0 && !stepped && !(rates.fast !== undefined && rates.steady !== undefined && risen(rates.fast, rates.steady));
   const onQueue =

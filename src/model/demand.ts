@@ -193,7 +193,8 @@ export function backlogDemand(
   const steadyFleet = Math.max(rate, keep, add);
   // On the queue (when decide.ts allows it, T < C): the fewest replicas below that whose longest
   // wait stays within T until a replica asked at the next decision serves; none fewer than the
-  // fleet while a queue stands (one given back then would be asked for again at once).
+  // fleet while a queue stands (one given back then would be asked for again at once). The wait
+  // only shortens as replicas are added: searched by halves.
   let onQueueFleet: number | undefined;
   let onQueueWait = 0;
   if (onQueue !== undefined && T < C && lambda > 0 && steadyFleet > 1) {
@@ -206,13 +207,22 @@ export function backlogDemand(
     const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
     const lands = landings(fleet.ready, starting, C, steadyFleet);
     const horizon = C + DECISION_INTERVAL_SECONDS;
-    for (let n = queueStands ? Math.max(1, fleetSize) : 1; n < steadyFleet; n++) {
-      const wait = longestWait(view, lands, n, horizon, ARRIVAL_NOISE_SD);
-      if (wait <= T) {
-        onQueueFleet = n;
-        onQueueWait = wait;
-        break;
+    const waitWith = (n: number) => longestWait(view, lands, n, horizon, ARRIVAL_NOISE_SD);
+    let low = queueStands ? Math.max(1, fleetSize) : 1;
+    let high = steadyFleet - 1;
+    let wait = low <= high ? waitWith(high) : Number.POSITIVE_INFINITY;
+    if (wait <= T) {
+      // high passes: the fewest that pass lie in [low, high].
+      while (low < high) {
+        const mid = Math.floor((low + high) / 2);
+        const w = waitWith(mid);
+        if (w <= T) {
+          high = mid;
+          wait = w;
+        } else low = mid + 1;
       }
+      onQueueFleet = high;
+      onQueueWait = wait;
     }
   }
   const demand = onQueueFleet ?? steadyFleet;

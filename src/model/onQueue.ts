@@ -75,10 +75,11 @@ export function longestWait(queue: QueueView, lands: readonly number[], count: n
   const arriving = (t: number) => Math.max(0, startsBy(ahead(W + lambda * t, lambda * t)) - t);
   let longest = W > 0 ? Math.max(age, queued(W)) : 0;
   for (let i = 0; i <= SAMPLES; i++) longest = Math.max(longest, arriving((horizon * i) / SAMPLES));
-  // Where a landing speeds the service up: the arrival then, and the waiting message it starts.
+  // Where a landing speeds the service up: the arrival then, and the waiting message it starts
+  // (once per moment: the replicas asked for now all land after C).
   let served = 0;
   for (let i = 0; i < count; i++) {
-    if (land(i) > 0) {
+    if (land(i) > 0 && (i === 0 || land(i) > land(i - 1))) {
       longest = Math.max(longest, arriving(land(i)));
       if (served < W) longest = Math.max(longest, queued(served));
     }

@@ -67,6 +67,17 @@ describe('longestWait: the fluid queue served FIFO, one more replica from the ho
     expect(two(2)).toBeCloseTo((30 + 2 * Math.sqrt(30)) / 5, 6);
   });
 
+  it.each([
+    { what: 'no queue', q: queue },
+    { what: 'a queue of 200 whose head waited 40 s', q: { ...queue, waiting: 200, headAgeSeconds: 40 } },
+    { what: 'a fast rate', q: { ...queue, arrivalRate: 30 } },
+  ])('only shortens as replicas are added ($what): the demand searches it by halves', ({ q }) => {
+    const lands = [0, 0, 12, 30, 52, 52, 52, 52, 52, 52, 52, 52];
+    const waits = lands.map((_, i) => longestWait(q, lands, i + 1, 67, 2));
+    for (let i = 1; i < waits.length; i++) expect(waits[i]).toBeLessThanOrEqual(waits[i - 1]!);
+    expect(waits.at(-1)).toBeLessThan(waits[0]!);
+  });
+
   it('waits for ever with no throughput', () => {
     expect(longestWait({ ...queue, perReplica: 0 }, [0], 1, 80, 2)).toBe(Number.POSITIVE_INFINITY);
   });
