@@ -32,7 +32,7 @@ const MAX_PENDING_AGE_MS = 30 * 60_000;
 /** Samples above this multiple of their median are not cold starts (a pod restart matched to a stale ask). */
 const OUTLIER_FACTOR = 4;
 /** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
-const HPA_TOLERANCE = 0.1;
+export const HPA_TOLERANCE = 0.1;
 /** The quantile of the samples C is: nineteen in twenty replicas serve within it. */
 const COLD_START_QUANTILE = 0.95;
 /**

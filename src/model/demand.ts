@@ -28,6 +28,7 @@
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
+import { HPA_TOLERANCE } from './coldStart.ts';
 import { DECISION_INTERVAL_SECONDS, landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
@@ -37,6 +38,11 @@ import type { ReplicaMark, Signals } from './types.ts';
 const ARRIVAL_NOISE_SD = 2;
 
 export type Details = Record<string, number | string | boolean>;
+
+/** The fewest replicas the HPA adds to a fleet of n: one, or past its tolerance. */
+function hpaStep(n: number): number {
+  return Math.floor(HPA_TOLERANCE * n) + 1;
+}
 
 /** x rounded when within float noise of an integer, else `step(x)`. */
 function snapped(x: number, step: (x: number) => number): number {
@@ -192,45 +198,48 @@ export function backlogDemand(
       : 0;
   const steadyFleet = Math.max(rate, keep, add);
   // On the queue (when decide.ts allows it, T < C): the fewest replicas below that whose longest
-  // wait stays within T until a replica asked at the next decision serves; none fewer than the
-  // fleet while a queue stands (one given back then would be asked for again at once). The wait
-  // only shortens as replicas are added: searched by halves.
+  // wait stays within T until the correction the next decision asks for serves: the smallest step
+  // the HPA takes (a replica, or past its tolerance), and no fewer than it needs to keep up with λ
+  // (the queue left at the horizon then drains). None fewer than the fleet while a queue stands
+  // (one given back then would be asked for again at once), and a rise at least such a step. The
+  // wait only shortens as replicas are added: searched by halves.
   let onQueueFleet: number | undefined;
   let onQueueWait = 0;
   if (onQueue !== undefined && T < C && lambda > 0 && steadyFleet > 1) {
-    const view = {
-      waiting,
-      headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda,
-      arrivalRate: lambda,
-      perReplica: Math.min(...perReplica),
-    };
-    const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
-    const lands = landings(fleet.ready, starting, C, steadyFleet);
-    const horizon = C + DECISION_INTERVAL_SECONDS;
-    const waitWith = (n: number) => longestWait(view, lands, n, horizon, ARRIVAL_NOISE_SD);
-    let low = queueStands ? Math.max(1, fleetSize) : 1;
-    let high = steadyFleet - 1;
-    let wait = low <= high ? waitWith(high) : Number.POSITIVE_INFINITY;
-    if (wait <= T) {
-      // high passes: the fewest that pass lie in [low, high].
-      while (low < high) {
-        const mid = Math.floor((low + high) / 2);
-        const w = waitWith(mid);
-        if (w <= T) {
-          high = mid;
-          wait = w;
-        } else low = mid + 1;
+    const m = Math.min(...perReplica);
+    const view = { waiting, headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda, arrivalRate: lambda, perReplica: m };
+    const limit = Math.min(steadyFleet, scaling.maxReplicas, signals.replicaCap ?? Number.POSITIVE_INFINITY);
+    const step = (n: number) => Math.min(hpaStep(n), limit - n);
+    let low = Math.max(queueStands ? fleetSize : 1, 1, floorSafe(lambda / m) + 1 - step(floorSafe(lambda / m)));
+    let high = limit - 1;
+    if (low <= high) {
+      const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
+      const lands = landings(fleet.ready, starting, C, high);
+      const horizon = C + DECISION_INTERVAL_SECONDS;
+      const waitWith = (n: number) => longestWait(view, lands, n, horizon, step(n), ARRIVAL_NOISE_SD);
+      let wait = waitWith(high);
+      if (wait <= T) {
+        // high passes: the fewest that pass lie in [low, high].
+        while (low < high) {
+          const mid = Math.floor((low + high) / 2);
+          const w = waitWith(mid);
+          if (w <= T) {
+            high = mid;
+            wait = w;
+          } else low = mid + 1;
+        }
+        onQueueFleet = high > fleetSize ? Math.max(high, Math.min(limit, fleetSize + hpaStep(fleetSize))) : high;
+        onQueueWait = wait;
       }
-      onQueueFleet = high;
-      onQueueWait = wait;
     }
+    if (onQueueFleet !== undefined && onQueueFleet >= steadyFleet) onQueueFleet = undefined;
   }
   const demand = onQueueFleet ?? steadyFleet;
   if (details === undefined) return demand;
   Object.assign(details, {
     rule:
       onQueueFleet !== undefined
-        ? 'on the queue: the longest wait within T until a replica asked next serves'
+        ? 'on the queue: the longest wait within T until the replicas asked next serve'
         : rate >= Math.max(keep, add) && rate > 0
           ? 'Erlang C, priced: the steady fleet for λ'
           : add > keep

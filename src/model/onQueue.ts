@@ -10,16 +10,14 @@
 // The fluid queue, FIFO: replicas serve from known moments (the ready ones now, the starting ones
 // when their cold start ends, new ones after C), μ per second each, so the capacity served by τ,
 // S(τ), is piecewise linear and its rate only grows. The message at position x of the waiting
-// queue starts at S⁻¹(x); one arriving at t, at S⁻¹(W + λ·t). At the horizon one more replica
-// serves (the one the next decision asks for), and what is left of the queue is that fleet's to
-// serve: a queue one more replica cannot clear in time is no queue to run on. The waiting messages
-// are as old as the queue's head says, spread evenly down to 0 at its tail.
+// queue starts at S⁻¹(x); one arriving at t, at S⁻¹(W + λ·t). At the horizon the correction
+// serves (the replicas the next decision asks for: the smallest step the HPA takes), and what is
+// left of the queue is that fleet's to serve. The waiting messages are as old as the queue's head
+// says, spread evenly down to 0 at its tail. The longest wait is read where it can peak: at each
+// landing, at the message that starts there, and where a piece's slope turns.
 
 /** Seconds from one decision to the next while a trigger is active: the HPA's sync period. */
 export const DECISION_INTERVAL_SECONDS = 15;
-
-/** Even points of the horizon at which the arrivals' waits are read, besides each landing. */
-const SAMPLES = 8;
 
 export interface QueueView {
   /** W: messages waiting. */
@@ -51,40 +49,63 @@ export function landings(
 
 /**
  * The longest wait, seconds, of the messages waiting now and of those arriving within `horizon`,
- * served FIFO by the first `count` replicas of `lands` (ascending) and one more from the horizon
- * on (the replica the next decision asks for), with `z` standard deviations of the counts ahead
- * of each message on top. Infinite where no replica serves.
+ * served FIFO by the first `count` replicas of `lands` (ascending) and `correction` more from the
+ * horizon on, with `z` standard deviations of the counts ahead of each message on top. Infinite
+ * where nothing serves.
  */
-export function longestWait(queue: QueueView, lands: readonly number[], count: number, horizon: number, z: number): number {
+export function longestWait(
+  queue: QueueView,
+  lands: readonly number[],
+  count: number,
+  horizon: number,
+  correction: number,
+  z: number,
+): number {
   const { waiting: W, headAgeSeconds: age, arrivalRate: lambda, perReplica: mu } = queue;
-  if (!(mu > 0)) return Number.POSITIVE_INFINITY;
-  // When the i-th replica serves: the correction's at the horizon.
-  const land = (i: number) => (i < count ? lands[i]! : horizon);
-  // S⁻¹(x): the capacity's rate grows by μ at each landing, the correction's the last.
-  const startsBy = (x: number): number => {
+  if (!(mu > 0) || count + correction <= 0) return Number.POSITIVE_INFINITY;
+  // The pieces of S: from each landing (the correction's at the horizon) at the rate of those landed.
+  const at = (i: number) => (i < count ? Math.min(lands[i]!, horizon) : horizon);
+  const rateAfter = (i: number) => (i < count ? (i + 1) * mu : (count + correction) * mu);
+  const pieces = count + 1;
+  const starts = (x: number): number => {
     let served = 0;
-    for (let i = 0; i < count; i++) {
-      const span = (i + 1) * mu * (land(i + 1) - land(i));
-      if (served + span >= x) return land(i) + (x - served) / ((i + 1) * mu);
+    for (let i = 0; i < pieces; i++) {
+      const span = i + 1 < pieces ? rateAfter(i) * (at(i + 1) - at(i)) : Number.POSITIVE_INFINITY;
+      if (served + span >= x) return at(i) + (x - served) / rateAfter(i);
       served += span;
     }
-    return horizon + (x - served) / ((count + 1) * mu);
+    return Number.POSITIVE_INFINITY;
   };
   const ahead = (x: number, arrived: number) => x + z * Math.sqrt(x + arrived);
-  const queued = (x: number) => age * (1 - x / Math.max(W, 1)) + startsBy(ahead(x, 0));
-  const arriving = (t: number) => Math.max(0, startsBy(ahead(W + lambda * t, lambda * t)) - t);
+  const queued = (x: number) => age * (1 - x / Math.max(W, 1)) + starts(ahead(x, 0));
+  const arriving = (t: number) => Math.max(0, starts(ahead(W + lambda * t, lambda * t)) - t);
   let longest = W > 0 ? Math.max(age, queued(W)) : 0;
-  for (let i = 0; i <= SAMPLES; i++) longest = Math.max(longest, arriving((horizon * i) / SAMPLES));
-  // Where a landing speeds the service up: the arrival then, and the waiting message it starts
-  // (once per moment: the replicas asked for now all land after C).
+  longest = Math.max(longest, arriving(0), arriving(horizon));
   let served = 0;
-  for (let i = 0; i < count; i++) {
-    if (land(i) > 0 && (i === 0 || land(i) > land(i - 1))) {
-      longest = Math.max(longest, arriving(land(i)));
-      if (served < W) longest = Math.max(longest, queued(served));
+  for (let i = 0; i < pieces; i++) {
+    const from = at(i);
+    // Replicas landing together (those asked for now, all after C) begin one piece: its last one's.
+    if (i + 1 < pieces && at(i + 1) === from) continue;
+    const rate = rateAfter(i);
+    // The arrival and the waiting message that start as this piece begins (a kink of the wait):
+    // W + λt + z·sqrt(W + 2λt) = served, a quadratic in u = sqrt(W + 2λt); x + z·sqrt(x) = served.
+    const u = -z + Math.sqrt(z * z + 2 * served - W);
+    const kink = (u * u - W) / (2 * lambda);
+    if (lambda > 0 && u >= 0 && kink > 0 && kink < horizon) longest = Math.max(longest, arriving(kink));
+    const root = (-z + Math.sqrt(z * z + 4 * served)) / 2;
+    if (W > 0 && root * root < W) longest = Math.max(longest, queued(root * root));
+    // Where the piece's slope turns: the noise's growth meets the spare rate.
+    if (lambda > 0 && rate > lambda) {
+      const peak = ((z * lambda) / (rate - lambda)) ** 2;
+      const turn = (peak - W) / (2 * lambda);
+      if (turn > 0 && turn < horizon) longest = Math.max(longest, arriving(turn));
     }
-    served += (i + 1) * mu * (land(i + 1) - land(i));
+    if (W > 0 && age > 0 && (rate * age) / W > 1) {
+      const sqrtX = z / (2 * ((rate * age) / W - 1));
+      if (sqrtX * sqrtX < W) longest = Math.max(longest, queued(sqrtX * sqrtX));
+    }
+    if (from > 0 && from < horizon) longest = Math.max(longest, arriving(from));
+    if (i + 1 < pieces) served += rate * (at(i + 1) - from);
   }
-  if (served < W) longest = Math.max(longest, queued(served));
   return longest;
 }

@@ -19,49 +19,59 @@ describe('landings: when each replica of a fleet serves', () => {
   });
 });
 
-describe('longestWait: the fluid queue served FIFO, one more replica from the horizon', () => {
-  // λ = 3 a second, μ = 2.5 a replica, horizon 80 s (arrivals read every 10 s), no noise (z = 0).
+describe('longestWait: the fluid queue served FIFO, a correction from the horizon on', () => {
+  // λ = 3 a second, μ = 2.5 a replica, horizon 80 s, the correction one replica, no noise (z = 0).
   const queue = { waiting: 0, headAgeSeconds: 0, arrivalRate: 3, perReplica: 2.5 };
   it.each([
     // One replica short of λ: an arrival at t starts at 1.2 t until the horizon, then the second
-    // drains the queue; the longest, read at t = 60 and 70, is 12 s (the fluid's own, 13.3 s at
-    // t = 66.7).
-    { what: 'one replica: the queue grows all along', q: queue, lands: [0], count: 1, low: 12, high: 13.34 },
+    // drains the queue; the longest is the arrival that starts just at the horizon, t = 200 / 3.
+    { what: 'one replica: the queue grows until the horizon', q: queue, lands: [0], count: 1, wait: 80 - 200 / 3 },
     // Two: 5 a second against 3, nobody waits.
-    { what: 'two replicas: no queue', q: queue, lands: [0, 0], count: 2, low: 0, high: 0 },
-    // The second serves from 20 s: the queue, 10 then, drains at 2 a second; the arrival at 16.7 s
-    // (read at 20 s: 2 s) waits longest, 3.3 s.
-    { what: 'a second replica landing at 20 s', q: queue, lands: [0, 20], count: 2, low: 2, high: 3.34 },
+    { what: 'two replicas: no queue', q: queue, lands: [0, 0], count: 2, wait: 0 },
+    // The second serves from 20 s: the queue, 10 then, drains at 2 a second; the arrival that
+    // starts as it lands (t = 50 / 3) waits longest.
+    { what: 'a second replica landing at 20 s', q: queue, lands: [0, 20], count: 2, wait: 20 - 50 / 3 },
     // 30 waiting, the oldest 10 s: two replicas drain them in 6 s, the head is the longest.
     {
       what: 'a queue whose head waited 10 s',
       q: { ...queue, waiting: 30, headAgeSeconds: 10 },
       lands: [0, 0],
       count: 2,
-      low: 10,
-      high: 10,
+      wait: 10,
     },
     // No replica: everyone waits for the one the next decision asks for, serving from 80 s at 2.5
     // a second; the arrival at the horizon longest: 80 + (5 + 240) / 2.5 − 80.
-    { what: 'no replica', q: { ...queue, waiting: 5, headAgeSeconds: 2 }, lands: [], count: 0, low: 98, high: 98 },
+    { what: 'no replica', q: { ...queue, waiting: 5, headAgeSeconds: 2 }, lands: [], count: 0, wait: 98 },
     // μ = 1: one replica and the one asked next serve 2 a second against 3; the queue of 160 at the
     // horizon is theirs to serve, the last arrival waiting 80 s past it.
-    {
-      what: 'one more replica at the horizon short of λ',
-      q: { ...queue, perReplica: 1 },
-      lands: [0],
-      count: 1,
-      low: 80,
-      high: 80,
-    },
-  ])('$what', ({ q, lands, count, low, high }) => {
-    const wait = longestWait(q, lands, count, 80, 0);
-    expect(wait).toBeGreaterThanOrEqual(low);
-    expect(wait).toBeLessThanOrEqual(high);
+    { what: 'one more replica at the horizon short of λ', q: { ...queue, perReplica: 1 }, lands: [0], count: 1, wait: 80 },
+  ])('$what', ({ q, lands, count, wait }) => {
+    expect(longestWait(q, lands, count, 80, 1, 0)).toBeCloseTo(wait, 6);
+  });
+
+  it('counts the correction: two replicas from the horizon on', () => {
+    // μ = 1: one replica serves 80 of the 240 arrived by the horizon; then three keep up with 3 a
+    // second and the queue of 160 stays: every arrival from t = 80 / 3 on waits 160 / 3 s.
+    expect(longestWait({ ...queue, perReplica: 1 }, [0], 1, 80, 2, 0)).toBeCloseTo(160 / 3, 6);
+  });
+
+  it('finds the peak between landings (found by review: read at even points, it missed 1.3 s)', () => {
+    // k = 1, μ = 1, λ = 1.34, one replica for a horizon of 75 s: the arrival starting at the horizon,
+    // W + λt + z·sqrt(W + 2λt) = 75, waits longest; a dense scan of the same wait agrees.
+    const q = { waiting: 0, headAgeSeconds: 0, arrivalRate: 1.34, perReplica: 1 };
+    const wait = longestWait(q, [0], 1, 75, 1, 2);
+    let scanned = 0;
+    for (let t = 0; t <= 75; t += 0.001) {
+      const ahead = 1.34 * t + 2 * Math.sqrt(2 * 1.34 * t);
+      const start = ahead <= 75 ? ahead : 75 + (ahead - 75) / 2;
+      scanned = Math.max(scanned, start - t);
+    }
+    expect(wait).toBeGreaterThanOrEqual(scanned - 1e-3);
+    expect(wait).toBeLessThanOrEqual(scanned + 1e-3);
   });
 
   it("adds the counts' noise: z standard deviations of the messages ahead", () => {
-    const two = (z: number) => longestWait({ ...queue, waiting: 30 }, [0, 0], 2, 80, z);
+    const two = (z: number) => longestWait({ ...queue, waiting: 30 }, [0, 0], 2, 80, 1, z);
     // The tail of 30 waiting: 30 ahead, 2 · sqrt(30) more with z = 2, served at 5 a second.
     expect(two(0)).toBeCloseTo(6, 6);
     expect(two(2)).toBeCloseTo((30 + 2 * Math.sqrt(30)) / 5, 6);
@@ -73,13 +83,13 @@ describe('longestWait: the fluid queue served FIFO, one more replica from the ho
     { what: 'a fast rate', q: { ...queue, arrivalRate: 30 } },
   ])('only shortens as replicas are added ($what): the demand searches it by halves', ({ q }) => {
     const lands = [0, 0, 12, 30, 52, 52, 52, 52, 52, 52, 52, 52];
-    const waits = lands.map((_, i) => longestWait(q, lands, i + 1, 67, 2));
+    const waits = lands.map((_, i) => longestWait(q, lands, i + 1, 67, 1, 2));
     for (let i = 1; i < waits.length; i++) expect(waits[i]).toBeLessThanOrEqual(waits[i - 1]!);
     expect(waits.at(-1)).toBeLessThan(waits[0]!);
   });
 
   it('waits for ever with no throughput', () => {
-    expect(longestWait({ ...queue, perReplica: 0 }, [0], 1, 80, 2)).toBe(Number.POSITIVE_INFINITY);
+    expect(longestWait({ ...queue, perReplica: 0 }, [0], 1, 80, 1, 2)).toBe(Number.POSITIVE_INFINITY);
   });
 });
 
@@ -130,16 +140,67 @@ describe('decide: on the queue when T < C', () => {
     expect(d.desiredReplicas).toBeGreaterThanOrEqual(2);
   });
 
-  it('holds no replica on the queue: the wait it allows is what one missing costs', () => {
+  it('holds no replica on the queue, and forgets the demands before it', () => {
     // Three asked for 20 s ago, within the cold start's hold.
     const recentDemands = [{ atMs: -20_000, replicas: 3 }];
-    const onQueue = at({}, { drainSeconds: 30 }, steady({ recentDemands }));
-    expect(onQueue.desiredReplicas).toBe(1);
-    expect(onQueue.explanation.demands.hold).toBeUndefined();
+    const first = decide({
+      signals: { backlog: 5, waiting: 0, inFlight: 5, arrivalRatePerSecond: 3, consumers: 3 },
+      scaling: { ...settings, drainSeconds: 30 },
+      history: steady({ recentDemands, lastDesiredReplicas: 3 }),
+      nowMs: 0,
+    });
+    expect(first.decision.desiredReplicas).toBe(1);
+    expect(first.decision.explanation.demands.hold).toBeUndefined();
+    // 15 s on, 28 wait on the one replica left and the queue asks for 2: the 3 of 35 s ago are not
+    // held again (found by review: they were, and two replicas given back were started again).
+    const next = decide({
+      signals: { backlog: 32, waiting: 28, inFlight: 4, arrivalRatePerSecond: 3, consumers: 1 },
+      scaling: { ...settings, drainSeconds: 30 },
+      history: first.history,
+      nowMs: 15_000,
+    }).decision;
+    expect(next.explanation.demands.hold).toBeUndefined();
+    expect(next.desiredReplicas).toBe(2);
     // Off the queue (T = 25, under C / 2), Erlang C's 2, and the hold keeps the 3.
     const held = at({}, { drainSeconds: 25 }, steady({ recentDemands }));
     expect(held.explanation.demands.backlog).toBe(2);
     expect(held.explanation.winner).toBe('hold');
     expect(held.desiredReplicas).toBe(3);
+  });
+
+  it('runs no deeper than the correction keeps up with λ (found by review: 9 of 13 at 31 a second)', () => {
+    // λ = 31, μ = 2.5: 12.4 replicas of load, Erlang C's 13. Nine passed the wait until the horizon,
+    // with ten from then on short of λ for good; now the correction (the HPA's step from 11 is 2)
+    // must keep up with λ, and 12 is what the queue runs on.
+    const d = at(
+      { backlog: 48, inFlight: 48, arrivalRatePerSecond: 31, consumers: 13 },
+      { drainSeconds: 30 },
+      steady({ steadyArrivalRatePerSecond: 31, lastDesiredReplicas: 13 }),
+    );
+    expect(d.explanation.details.rateReplicas).toBe(13);
+    expect(d.explanation.details.onQueueReplicas).toBe(12);
+    expect(d.desiredReplicas).toBe(12);
+  });
+
+  it('asks for a rise the HPA takes: past its tolerance (found by review: 11 to 12 started nothing)', () => {
+    // λ = 30 on 11 replicas: the queue runs on 12, which is within 10 % of 11: the HPA would not
+    // move. The rise is to 13, Erlang C's fleet, and the queue is not run on.
+    const d = at(
+      { backlog: 44, inFlight: 44, arrivalRatePerSecond: 30, consumers: 11 },
+      { drainSeconds: 30 },
+      steady({ steadyArrivalRatePerSecond: 30, lastDesiredReplicas: 11 }),
+    );
+    expect(d.explanation.details.onQueueReplicas).toBeUndefined();
+    expect(d.desiredReplicas).toBe(13);
+  });
+
+  it('answers a lag of a billion within maxReplicas, at once (found by review: it threw RangeError)', () => {
+    const d = at(
+      { backlog: 1e9, waiting: 1e9, inFlight: 400, arrivalRatePerSecond: 3, consumers: 100 },
+      { drainSeconds: 40, coldStartSeconds: 60, maxReplicas: 100, throughputPerReplica: 0.1 },
+      steady({ lastDesiredReplicas: 100 }),
+    );
+    expect(d.desiredReplicas).toBe(100);
+    expect(d.explanation.details.onQueueReplicas).toBeUndefined();
   });
 });
