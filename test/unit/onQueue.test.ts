@@ -194,6 +194,19 @@ describe('decide: on the queue when T < C', () => {
     expect(d.desiredReplicas).toBe(13);
   });
 
+  it.each([
+    { what: 'one queue, its head undated: W / λ', orderedQueues: 1, onQueue: 1 },
+    { what: 'several partitions, their waiting messages not the last arrivals', orderedQueues: 3, onQueue: undefined },
+  ])('with 4 waiting and the counters not dating them, runs on the queue for $what', ({ orderedQueues, onQueue }) => {
+    // One replica serving 4 and 4 waiting: the queue stands, and the one replica may run on it.
+    const d = at(
+      { backlog: 8, waiting: 4, inFlight: 4, consumers: 1, orderedQueues },
+      { drainSeconds: 30 },
+      steady({ lastDesiredReplicas: 1 }),
+    );
+    expect(d.explanation.details.onQueueReplicas).toBe(onQueue);
+  });
+
   it('answers a lag of a billion within maxReplicas, at once (found by review: it threw RangeError)', () => {
     const d = at(
       { backlog: 1e9, waiting: 1e9, inFlight: 400, arrivalRatePerSecond: 3, consumers: 100 },
