@@ -6,8 +6,8 @@
 //   queue over one cold start C, and by Erlang C, priced against late requests, when T < C (then
 //   for the arrival rate plus the lag of its 30 s average behind a climb, its trend, or the rate
 //   the arrival counter vouches for over the last T / 2 to T when a step outruns both), or, for
-//   a steady rate with T at least C / 2, fewer while no message would wait past T before a
-//   replica asked at the next decision serves (onQueue.ts: the queue comes and goes);
+//   a steady rate with T at least C / 2, fewer while no message would wait past T before the
+//   replicas asked at the next decision serve (onQueue.ts: the queue comes and goes);
 // - gpu: ceil(busy GPU-equivalents / target utilization);
 // - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
 //   they cost less than the late requests they prevent;

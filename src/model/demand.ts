@@ -23,8 +23,8 @@
 // The fleet may thus run on its queue, as long as no request waits past T: with an objective
 // longer than the cold start, a fleet a replica short of λ for a while costs less than one a
 // replica long. With a shorter one the steady fleet is Erlang C's, priced (capacity.ts), and a
-// smaller one only where the queue's whole course says nobody waits past T before a replica asked
-// at the next decision serves (onQueue.ts), when decide.ts allows it.
+// smaller one only where the queue's whole course says nobody waits past T before the replicas
+// asked at the next decision serve (onQueue.ts), when decide.ts allows it.
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';

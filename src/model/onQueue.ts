@@ -2,8 +2,8 @@
 // counts (λ / μ = 1.2) gets the larger one all the time. A fleet one short lets a queue grow, and
 // that costs nothing while every message still starts within T: the replica given back costs no
 // GPU-second until it is asked for again, and the fleet serves the same work either way. So a
-// smaller fleet is asked for while the fluid queue says no message waits past T before a replica
-// asked at the next decision serves (one HPA sync and a cold start away), with the noise of the
+// smaller fleet is asked for while the fluid queue says no message waits past T before the replicas
+// asked at the next decision serve (one HPA sync and a cold start away), with the noise of the
 // counts of arrivals and completions ahead of each message; the queue then comes and goes, and a
 // replica with it. decide.ts says when the model trusts this (docs/model.md, "On the queue").
 //
