@@ -381,10 +381,11 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     trend === 0 && !stepped && !(rates.fast !== undefined && rates.steady !== undefined && risen(rates.fast, rates.steady));
   // The queue's head is as old as the counters date it, else as W / λ says (the waiting messages
   // the last arrivals); not over several partitions, whose waiting messages need not be (hold.ts).
+  const mayQueue = lateWindowSeconds > 0 && T >= C / 2 && steadyNow;
   const queued = Math.max(0, demandSignals.waiting ?? signals.backlog);
-  const headAge = queueHeadAge(signals, arrivalMarks, queued, nowMs);
+  const headAge = mayQueue ? queueHeadAge(signals, arrivalMarks, queued, nowMs) : undefined;
   const dated = headAge !== undefined || queued === 0 || !((signals.orderedQueues ?? 1) > 1);
-  const onQueue = lateWindowSeconds > 0 && T >= C / 2 && steadyNow && dated ? { headAgeSeconds: headAge } : undefined;
+  const onQueue = mayQueue && dated ? { headAgeSeconds: headAge } : undefined;
   const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };
