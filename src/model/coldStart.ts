@@ -32,7 +32,15 @@ const MAX_PENDING_AGE_MS = 30 * 60_000;
 /** Samples above this multiple of their median are not cold starts (a pod restart matched to a stale ask). */
 const OUTLIER_FACTOR = 4;
 /** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
-export const HPA_TOLERANCE = 0.1;
+const HPA_TOLERANCE = 0.1;
+
+/**
+ * The fewest replicas the HPA adds to a fleet of n: one, or what leaves its tolerance (a rise to
+ * within 1 + HPA_TOLERANCE of n starts nothing, as trackAsks counts it).
+ */
+export function hpaStep(n: number): number {
+  return Math.floor(HPA_TOLERANCE * n) + 1;
+}
 /** The quantile of the samples C is: nineteen in twenty replicas serve within it. */
 const COLD_START_QUANTILE = 0.95;
 /**

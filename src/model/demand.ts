@@ -28,7 +28,7 @@
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
-import { HPA_TOLERANCE } from './coldStart.ts';
+import { hpaStep } from './coldStart.ts';
 import { DECISION_INTERVAL_SECONDS, landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
@@ -38,11 +38,6 @@ import type { ReplicaMark, Signals } from './types.ts';
 const ARRIVAL_NOISE_SD = 2;
 
 export type Details = Record<string, number | string | boolean>;
-
-/** The fewest replicas the HPA adds to a fleet of n: one, or past its tolerance. */
-function hpaStep(n: number): number {
-  return Math.floor(HPA_TOLERANCE * n) + 1;
-}
 
 /** x rounded when within float noise of an integer, else `step(x)`. */
 function snapped(x: number, step: (x: number) => number): number {
@@ -210,7 +205,9 @@ export function backlogDemand(
     const view = { waiting, headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda, arrivalRate: lambda, perReplica: m };
     const limit = Math.min(steadyFleet, scaling.maxReplicas, signals.replicaCap ?? Number.POSITIVE_INFINITY);
     const step = (n: number) => Math.min(hpaStep(n), limit - n);
-    let low = Math.max(queueStands ? fleetSize : 1, 1, floorSafe(lambda / m) + 1 - step(floorSafe(lambda / m)));
+    // The replicas λ keeps busy: the fleet with the correction must be more.
+    const busy = floorSafe(lambda / m);
+    let low = Math.max(queueStands ? fleetSize : 1, 1, busy + 1 - step(busy));
     let high = limit - 1;
     if (low <= high) {
       const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
