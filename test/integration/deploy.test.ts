@@ -610,6 +610,22 @@ describe('Helm chart', () => {
       ['--set', 'podDisruptionBudget.maxUnavailable=0'],
       /maxUnavailable 0 would block every node drain/,
     ],
+    // Found by review: '00%' passed the checks of '0' and '0%', and any string reached the budget.
+    [
+      'a PDB that allows no eviction, its zero written otherwise (maxUnavailable 0%)',
+      ['--set', 'podDisruptionBudget.maxUnavailable=0%'],
+      /maxUnavailable 0 would block every node drain/,
+    ],
+    [
+      'a PDB budget that is not a count or a percentage',
+      ['--set', 'podDisruptionBudget.maxUnavailable=abc'],
+      /podDisruptionBudget\/maxUnavailable/,
+    ],
+    [
+      'a PDB budget with a leading zero (00%)',
+      ['--set-string', 'podDisruptionBudget.maxUnavailable=00%'],
+      /podDisruptionBudget\/maxUnavailable/,
+    ],
     [
       'a PDB that allows no eviction (minAvailable = replicas)',
       ['--set', 'podDisruptionBudget.minAvailable=1'],
