@@ -68,8 +68,8 @@ const envSchema = z.object({
   GRPC_MAX_RECEIVE_MESSAGE_BYTES: wholeNumber(1024, 4 * 1024 * 1024).default(256 * 1024),
   /**
    * Server streams (StreamIsActive, StreamMetricSpec) held open at once, over all clients; one more
-   * is refused with RESOURCE_EXHAUSTED. Each costs about 7 KB of heap: 20,000 from one client took
-   * the chart's 160 MB heap to exhaustion (bench:abuse), 5,000 hold about 30 MB.
+   * is refused with RESOURCE_EXHAUSTED. Each costs heap (docs/reliability.md, 'Abuse'): the
+   * default keeps 5,000 of them well inside the chart's heap.
    */
   GRPC_MAX_OPEN_STREAMS: wholeNumber(1, 2 ** 31 - 1).default(5000),
   /**

@@ -23,8 +23,6 @@ import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
 import { InvalidTrigger, SourceNotFound, errorCode, errorMessage } from './errors.ts';
 
-export type { TriggerRef } from './trigger/types.ts';
-
 export interface Evaluation {
   readonly trigger: Trigger;
   readonly decision: Decision;
@@ -601,7 +599,7 @@ export class Engine {
    * process's reading before: a process that just started has no estimate (its first rate would be
    * one interval's count taken whole: at 0.4 requests a second 0, 1 or 2), and a follower, asked
    * every other call, takes readings tens of seconds apart, whose average misses a step late in the
-   * interval (a batch 7 s old read as 4.7 a second where the writer's read 6.5). Readings of one
+   * interval. Readings of one
    * broker's counters compare across processes. Never over an estimate this process updated since.
    */
   private carryOnRates(

@@ -502,8 +502,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   // On the queue (onQueue.ts) nothing is held: what a replica missing costs is the wait the check
   // allows, and the demands before it are forgotten (held again once off the queue, they asked back
   // the replicas it gave away; found by review). Not while the burst floor is priced: the hold then
-  // keeps the replicas a burst asked for for the next of its cluster (given back at once, on code
-  // bursts at 30 s 2 runs of 20 more failed the bar, late 5.9 % instead of 3.6 %).
+  // keeps the replicas a burst asked for for the next of its cluster (docs/model-experiments.md).
   const onItsQueue = details.onQueueReplicas !== undefined && floor === 0;
   const recentDemands = onItsQueue
     ? [{ atMs: nowMs, replicas: demandNow }]

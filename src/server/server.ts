@@ -244,8 +244,8 @@ function closeReserveMs(budgetMs: number): number {
 
 /**
  * What SHUTDOWN_TIMEOUT_MS keeps for the signal to reach the handler and the process to exit after
- * the stop: a tenth, at most 1 s. With 5 % (at most 250 ms) a loaded node exited a stop with a
- * blackholed broker 2990 ms after SIGTERM for a 3000 ms timeout (bench:shutdown, loadavg 11).
+ * the stop: a tenth, at most 1 s. Less left a loaded node's exit at the very end of the timeout
+ * (bench:shutdown; docs/reliability.md).
  */
 function exitReserveMs(shutdownTimeoutMs: number): number {
   return Math.min(1000, Math.floor(shutdownTimeoutMs / 10));

@@ -4,7 +4,7 @@ import type { SourceConfig } from '../trigger/types.ts';
 import { ClientMap } from './common.ts';
 import type { LazySourceDriver, Source, SourceDriver } from './source.ts';
 
-export type { LazySourceDriver, Source, SourceDriver } from './source.ts';
+export type { LazySourceDriver } from './source.ts';
 
 function isLazy(driver: SourceDriver | LazySourceDriver): driver is LazySourceDriver {
   return typeof (driver as Partial<LazySourceDriver>).load === 'function';

@@ -11,8 +11,6 @@ import { MemoryStateStore } from './memory.ts';
 import { RedisStateStore } from './redis.ts';
 import type { PayloadSchema, StateStore } from './types.ts';
 
-export type { StateStore } from './types.ts';
-
 export type StateStoreConfig = Pick<
   Config,
   'STATE_STORE_URL' | 'STATE_STORE_PASSWORD' | 'STATE_STORE_TLS_CA_FILE' | 'CACHE_TTL_MS'
