@@ -101,6 +101,11 @@ export function risen(fast: number, steady: number): boolean {
   return fast > steady + RISE_SD * rateNoise(steady);
 }
 
+/** Whether the 30 s rate has fallen below the steady one by more than its noise: the steady one still carries traffic that is gone. */
+export function fallen(fast: number, steady: number): boolean {
+  return fast < steady - RISE_SD * rateNoise(steady);
+}
+
 /**
  * The arrival rate the counter vouches for over the last `shortestSeconds` or more (its marks reach
  * back about T): over each window from a mark at least that old to now, the arrivals counted less

@@ -28,6 +28,7 @@ import {
   markRates,
   rateTrend,
   recentRateFloor,
+  fallen,
   risen,
   steadyArrivalRate,
   watchRises,
@@ -374,11 +375,13 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   }
   // On the queue (onQueue.ts), when T < C: only where the queue's budget is at least half a cold
   // start, and for a steady rate (none risen, trending or stepped: a burst the steady rate does not
-  // know). With less, the budget is within the noise over the horizon, the check passes only fleets
-  // loaded to their capacity, whose queues long requests grow faster than that noise says, and it
-  // left requests late where it planned none (docs/model-experiments.md, "On the queue").
-  const steadyNow =
-    trend === 0 && !stepped && !(rates.fast !== undefined && rates.steady !== undefined && risen(rates.fast, rates.steady));
+  // know; none fallen: a steady rate that still carries a burst that is gone, whose queue drained,
+  // and the hold of its replicas forgotten on the queue just before the next of its cluster). With
+  // less budget, the check passes only fleets loaded to their capacity, whose queues long requests
+  // grow faster than the counts' noise says (docs/model-experiments.md, "On the queue").
+  const { fast, steady } = rates;
+  const moved = fast !== undefined && steady !== undefined && (risen(fast, steady) || fallen(fast, steady));
+  const steadyNow = trend === 0 && !stepped && !moved;
   // The queue's head is as old as the counters date it, else as W / λ says (the waiting messages
   // the last arrivals); not over several partitions, whose waiting messages need not be (hold.ts).
   const mayQueue = lateWindowSeconds > 0 && T >= C / 2 && steadyNow;

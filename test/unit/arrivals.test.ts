@@ -3,6 +3,7 @@ import {
   type RateMark,
   arrivalsWithin,
   countRises,
+  fallen,
   markArrivals,
   markRates,
   queueHeadAgeSeconds,
@@ -146,6 +147,17 @@ describe('risen and watchRises: which rises of the 30 s rate last a cold start',
     [0, 0.001, true],
   ])('steady %d, 30 s rate %d: risen %s', (steady, fast, expected) => {
     expect(risen(fast, steady)).toBe(expected);
+  });
+
+  it.each([
+    // steady 6: a fall past 6 − 3 · 0.316 = 5.05.
+    [6, 5.1, false],
+    [6, 5, true],
+    [0.4, 0.16, false], // 0.4 − 3 sqrt(0.4 / 60) = 0.155
+    [0.4, 0.15, true],
+    [0, 0, false],
+  ])('steady %d, 30 s rate %d: fallen %s', (steady, fast, expected) => {
+    expect(fallen(fast, steady)).toBe(expected);
   });
 
   /** A rise at 0 s (6 to 7), then the 30 s rate `after` a cold start (40 s) later. */

@@ -168,6 +168,22 @@ describe('decide: on the queue when T < C', () => {
     expect(held.desiredReplicas).toBe(3);
   });
 
+  it('stays off the queue while the 30 s rate has fallen below the steady one, and keeps the hold', () => {
+    // The steady rate still carries a burst that is gone (a burst's three replicas asked for 20 s
+    // ago, its queue drained): on the queue, the hold would be forgotten and the next burst of the
+    // cluster met by one replica (found over four hours of code bursts at 30 s).
+    const recentDemands = [{ atMs: -20_000, replicas: 3 }];
+    const history = steady({ recentDemands, lastDesiredReplicas: 3 });
+    const off = at({ arrivalRatePerSecond: 1.8, consumers: 3 }, { drainSeconds: 30 }, history);
+    expect(off.explanation.details.onQueueReplicas).toBeUndefined();
+    expect(off.explanation.winner).toBe('hold');
+    expect(off.desiredReplicas).toBe(3);
+    // The same moment at the steady rate runs on the queue, and holds nothing.
+    const on = at({ consumers: 3 }, { drainSeconds: 30 }, history);
+    expect(on.explanation.details.onQueueReplicas).toBe(1);
+    expect(on.desiredReplicas).toBe(1);
+  });
+
   it('runs no deeper than the correction keeps up with λ (found by review: 9 of 13 at 31 a second)', () => {
     // λ = 31, μ = 2.5: 12.4 replicas of load, Erlang C's 13. Nine passed the wait until the horizon,
     // with ten from then on short of λ for good; now the correction (the HPA's step from 11 is 2)
