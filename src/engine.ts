@@ -599,8 +599,8 @@ export class Engine {
    * process's reading before: a process that just started has no estimate (its first rate would be
    * one interval's count taken whole: at 0.4 requests a second 0, 1 or 2), and a follower, asked
    * every other call, takes readings tens of seconds apart, whose average misses a step late in the
-   * interval. Readings of one
-   * broker's counters compare across processes. Never over an estimate this process updated since.
+   * interval. Readings of one broker's counters compare across processes. Never over an estimate
+   * this process updated since.
    */
   private carryOnRates(
     sources: readonly TriggerSource[],

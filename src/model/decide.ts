@@ -24,11 +24,11 @@ import type { ScalingConfig } from '../trigger/types.ts';
 import {
   arrivalsWithin,
   countRises,
+  fallen,
   markArrivals,
   markRates,
   rateTrend,
   recentRateFloor,
-  fallen,
   risen,
   steadyArrivalRate,
   watchRises,
