@@ -389,6 +389,18 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const headAge = mayQueue ? queueHeadAge(signals, arrivalMarks, queued, nowMs) : undefined;
   const dated = headAge !== undefined || queued === 0 || !((signals.orderedQueues ?? 1) > 1);
   const onQueue = mayQueue && dated ? { headAgeSeconds: headAge } : undefined;
+  // Where the queue could run (T < C, T >= C / 2), why it does not: what /explain says.
+  if (lateWindowSeconds > 0 && T >= C / 2 && onQueue === undefined) {
+    details.offQueueBecause = !steadyNow
+      ? trend > 0
+        ? 'rate trend'
+        : stepped
+          ? 'rate step'
+          : fast! > steady!
+            ? 'rate risen'
+            : 'rate fallen'
+      : 'queue head undated over several queues';
+  }
   const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };

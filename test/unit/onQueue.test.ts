@@ -126,17 +126,24 @@ describe('decide: on the queue when T < C', () => {
   });
 
   it.each([
-    { what: 'T under half the cold start', signals: {}, config: { drainSeconds: 25 } },
-    { what: 'the 30 s rate risen past the steady one', signals: { arrivalRatePerSecond: 6 }, config: { drainSeconds: 30 } },
+    { what: 'T under half the cold start', signals: {}, config: { drainSeconds: 25 }, because: undefined },
+    {
+      what: 'the 30 s rate risen past the steady one',
+      signals: { arrivalRatePerSecond: 6 },
+      config: { drainSeconds: 30 },
+      because: 'rate risen',
+    },
     // 45 waiting on one replica: the head waited 15 s, and the queue stands.
     {
       what: 'a queue whose wait the fleet cannot keep within T',
       signals: { backlog: 49, waiting: 45, consumers: 1 },
       config: { drainSeconds: 30 },
+      because: undefined,
     },
-  ])('keeps the steady fleet with $what', ({ signals, config }) => {
+  ])('keeps the steady fleet with $what', ({ signals, config, because }) => {
     const d = at(signals, config);
     expect(d.explanation.details.onQueueReplicas).toBeUndefined();
+    expect(d.explanation.details.offQueueBecause).toBe(because);
     expect(d.desiredReplicas).toBeGreaterThanOrEqual(2);
   });
 
@@ -176,6 +183,7 @@ describe('decide: on the queue when T < C', () => {
     const history = steady({ recentDemands, lastDesiredReplicas: 3 });
     const off = at({ arrivalRatePerSecond: 1.8, consumers: 3 }, { drainSeconds: 30 }, history);
     expect(off.explanation.details.onQueueReplicas).toBeUndefined();
+    expect(off.explanation.details.offQueueBecause).toBe('rate fallen');
     expect(off.explanation.winner).toBe('hold');
     expect(off.desiredReplicas).toBe(3);
     // The same moment at the steady rate runs on the queue, and holds nothing.
