@@ -15,13 +15,17 @@ export type Plan =
   | { readonly kind: 'unreadStreams'; readonly count: number; readonly ref: ScaledObjectRef }
   /** `clients` connections, each with StreamIsActive and StreamMetricSpec open, then killed. */
   | { readonly kind: 'vanishingClients'; readonly clients: number; readonly ref: ScaledObjectRef }
-  /** `count` GetMetricSpec calls of `bytes` each, `concurrency` at a time, distinct names. */
+  /**
+   * `count` GetMetricSpec calls of `bytes` each, `concurrency` at a time, distinct names; the bytes
+   * in an unknown metadata key, or (`inName`) in the ScaledObject's name.
+   */
   | {
       readonly kind: 'largeMessages';
       readonly count: number;
       readonly bytes: number;
       readonly concurrency: number;
       readonly ref: ScaledObjectRef;
+      readonly inName?: boolean;
     }
   /** IsActive on queues `${queuePrefix}-0` ... (one ScaledObject each), `concurrency` at a time. */
   | {
@@ -95,7 +99,9 @@ async function largeMessages(address: string, plan: Extract<Plan, { kind: 'large
   const one = (i: number) =>
     new Promise<void>((resolve) => {
       // A distinct name each time: nothing the server remembers can be reused.
-      const ref = { ...plan.ref, name: `${plan.ref.name}-${i}`, scalerMetadata: { ...plan.ref.scalerMetadata, padding: value } };
+      const ref = plan.inName
+        ? { ...plan.ref, name: `${plan.ref.name}-${i}-${value}` }
+        : { ...plan.ref, name: `${plan.ref.name}-${i}`, scalerMetadata: { ...plan.ref.scalerMetadata, padding: value } };
       const call = client.GetMetricSpec as (r: unknown, o: grpc.CallOptions, cb: (err: grpc.ServiceError | null) => void) => void;
       call.call(client, ref, { deadline: Date.now() + 30_000 }, (err) => {
         const name = err === null ? 'OK' : codeName(err.code);

@@ -3,6 +3,8 @@
 // /explain. KEDA shows the error in the ScaledObject's events; the scaler's own log and /explain
 // said nothing of it, so whoever saw the refused-triggers alert could not tell which one.
 import { setNewest } from '../cache/boundedMap.ts';
+import { clip } from '../errors.ts';
+import { MAX_NAMESPACE_CHARS, MAX_NAME_CHARS } from '../trigger/fields.ts';
 import type { Logger } from './logger.ts';
 import { REMIND_EVERY_MS } from './sourceFailures.ts';
 
@@ -11,6 +13,14 @@ const MAX_TRACKED = 10_000;
 /** Warnings at most per minute over all ScaledObjects: distinct names by the thousand (a broken
  * client, a fuzzer) cost a line each otherwise. What is left out is counted in the next line. */
 const LINES_PER_MINUTE = 60;
+
+/**
+ * Clipped copies of a ref's namespace and name, as they are kept: a name no ScaledObject has (longer
+ * than Kubernetes allows; the schema refuses it) is kept at Kubernetes' length, not at the client's.
+ */
+function clipped(ref: { readonly namespace: string; readonly name: string }) {
+  return { namespace: clip(ref.namespace, MAX_NAMESPACE_CHARS), name: clip(ref.name, MAX_NAME_CHARS) };
+}
 
 export interface Refusal {
   readonly namespace: string;
@@ -42,8 +52,9 @@ export class RefusalLog {
   }
 
   /** A call whose metadata was refused with `message`. */
-  add(ref: { readonly namespace: string; readonly name: string }, message: string): void {
+  add(given: { readonly namespace: string; readonly name: string }, message: string): void {
     const nowMs = this.now();
+    const ref = clipped(given);
     const key = `${ref.namespace}/${ref.name}`;
     const known = this.refused.get(key);
     const same = known !== undefined && known.message === message;
@@ -74,8 +85,10 @@ export class RefusalLog {
   }
 
   /** The ScaledObject's metadata was taken: its refusal is over. */
-  clear(ref: { readonly namespace: string; readonly name: string }): void {
-    if (this.refused.size > 0) this.refused.delete(`${ref.namespace}/${ref.name}`);
+  clear(given: { readonly namespace: string; readonly name: string }): void {
+    if (this.refused.size === 0) return;
+    const ref = clipped(given);
+    this.refused.delete(`${ref.namespace}/${ref.name}`);
   }
 
   /** The last refusal of each ScaledObject still refused, for /explain. */

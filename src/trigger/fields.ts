@@ -18,6 +18,8 @@ export interface Field<T = unknown> {
   readonly fromEnv?: boolean;
   /** Never echoed back in errors or logs. */
   readonly secret?: boolean;
+  /** A secret URL whose password is the secret: the rest of it says what is read (rabbitmq.host). */
+  readonly secretInUrl?: boolean;
   /**
    * The key decides where, or how safely, the source's credentials are sent (an address, TLS, a
    * CA): a trigger that names a connection profile holding a secret may not set it, or any
@@ -39,6 +41,15 @@ const URL_ESCAPES = '(user, password and path %-escapes must decode as UTF-8)';
 
 /** Longest value of a key: names, URLs and broker lists fit many times over. */
 export const MAX_VALUE_CHARS = 8192;
+
+/**
+ * The longest ScaledObject namespace and name Kubernetes allows (a DNS label, a DNS subdomain). A
+ * longer one comes from no ScaledObject, and kept in logs, /explain and the refusals it would hold
+ * memory the size of what a client sends (found by review: 300 calls with 200 KB names exhausted
+ * the chart's heap).
+ */
+export const MAX_NAMESPACE_CHARS = 63;
+export const MAX_NAME_CHARS = 253;
 /** Longest PEM certificate or key (a chain of a few), bearer token or PromQL query. */
 export const LONG_VALUE_CHARS = 65_536;
 
@@ -241,6 +252,7 @@ const rabbitmqFields = {
     required: true,
     fromEnv: true,
     secret: true,
+    secretInUrl: true,
   }),
   queueName: field({ schema: kinds.text, allowed: 'a queue name', required: true, description: 'Queue to watch.' }),
   vhostName: field({

@@ -5,6 +5,8 @@ import { InvalidTrigger, quote, redact } from '../errors.ts';
 import { regionInQueueUrl } from './sqsUrl.ts';
 import {
   type Field,
+  MAX_NAMESPACE_CHARS,
+  MAX_NAME_CHARS,
   MAX_VALUE_CHARS,
   type SourceKind,
   type ValuesOf,
@@ -507,17 +509,23 @@ function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<
   const canonical = Object.entries(metadata)
     .filter(([k]) => !kedaKeys.has(k))
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([k, v]) => [k, secretField(k) && !v.includes('://') ? '***' : redact(v)]);
+    .map(([k, v]) => [k, wholeSecret(k) ? '***' : redact(v)]);
   const read = canonical.filter(([k]) => inLineage(k!));
   const hash = (entries: readonly (readonly string[])[]) =>
     createHash('sha256').update(JSON.stringify(entries)).digest('hex').slice(0, 12);
   return { id: `${namespace}/${name}/${hash(canonical)}`, lineage: `${namespace}/${name}/${hash(read)}` };
 }
 
-/** Whether a key of a trigger that parsed holds a secret itself (`kafka.password`; not `kafka.passwordFromEnv`, a name). */
-function secretField(rawKey: string): boolean {
+/**
+ * Whether all of a key's value is a secret (`kafka.password`; not `kafka.passwordFromEnv`, a name,
+ * nor `rabbitmq.host`, a URL whose password alone is: redact() masks it). Told by the field, not the
+ * value (found by review: a password with '://' in it was taken for a URL, and its unsalted hash
+ * went into the trigger label).
+ */
+function wholeSecret(rawKey: string): boolean {
   const key = sourceKey(rawKey);
-  return key?.table[key.name]?.secret === true;
+  const field = key?.table[key.name];
+  return field?.secret === true && field.secretInUrl !== true;
 }
 
 /** Parses and validates one trigger's metadata. Throws InvalidTrigger naming the first problems and counting all. */
@@ -526,6 +534,13 @@ export function parseTrigger(
   options: ParseOptions = {},
 ): Trigger {
   const issues = new Issues();
+  const tooLong = (field: string, value: string, most: number, what: string) => {
+    if (value.length > most)
+      issues.add(`(scaledObjectRef.${field})`, `${value.length} characters; allowed: at most ${most} (${what})`);
+  };
+  tooLong('namespace', ref.namespace, MAX_NAMESPACE_CHARS, 'a Kubernetes namespace');
+  tooLong('name', ref.name, MAX_NAME_CHARS, 'a Kubernetes object name');
+  if (issues.total > 0) throw new InvalidTrigger(issues.list, issues.total);
   const { top, groups } = splitMetadata(ref.metadata, issues);
   const scaling = built(scalingFields, top, '', issues, options.env, scalingRules, (v): ScalingConfig => v);
   const sources: SourceConfig[] = [];

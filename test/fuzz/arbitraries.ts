@@ -379,8 +379,19 @@ export function metadataArbitrary(t: Targets): fc.Arbitrary<Metadata> {
   );
 }
 
+/** A name past what Kubernetes allows, up to 200 KB (found by review: kept whole, they filled the heap). */
+const longName = (from: number) => fc.integer({ min: from, max: 200_000 }).map((n) => 'x'.repeat(n));
+
 /** What KEDA sends beside the metadata: the ScaledObject's name and namespace, sometimes odd. */
 export const refNames = fc.record({
-  name: fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/) }, { weight: 1, arbitrary: anyText }),
-  namespace: fc.oneof({ weight: 8, arbitrary: fc.constantFrom('default', 'ml') }, { weight: 1, arbitrary: anyText }),
+  name: fc.oneof(
+    { weight: 16, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/) },
+    { weight: 2, arbitrary: anyText },
+    { weight: 1, arbitrary: longName(254) },
+  ),
+  namespace: fc.oneof(
+    { weight: 16, arbitrary: fc.constantFrom('default', 'ml') },
+    { weight: 2, arbitrary: anyText },
+    { weight: 1, arbitrary: longName(64) },
+  ),
 });

@@ -250,7 +250,8 @@ const schemaKeys = new Set(knownKeys().flatMap(([k, f]) => (f.fromEnv ? [k, `${k
  * The key an INVALID_ARGUMENT issue names: bare (a key that reads as one) or quoted as quote()
  * writes it, and where its value came from a connection profile, that profile after it.
  */
-const namedKey = /^("(?:[^"\\]|\\.)*"(?:\.\.\. \(\d+ chars\))?|\(trigger\)|[\w.-]+)(?: \(from connection profile [\w.-]+\))?: /;
+const namedKey =
+  /^("(?:[^"\\]|\\.)*"(?:\.\.\. \(\d+ chars\))?|\(trigger\)|\(scaledObjectRef\.(?:name|namespace)\)|[\w.-]+)(?: \(from connection profile [\w.-]+\))?: /;
 
 /** Checks an INVALID_ARGUMENT's details: what parsing says, short, each shown issue naming a key and what is allowed. */
 function checkInvalid(outcome: Outcome, expected: InvalidTrigger, metadata: Metadata): void {
@@ -262,6 +263,7 @@ function checkInvalid(outcome: Outcome, expected: InvalidTrigger, metadata: Meta
     expect(key, issue).toBeDefined();
     const named =
       key === '(trigger)' ||
+      key!.startsWith('(scaledObjectRef.') ||
       schemaKeys.has(key!) ||
       Object.hasOwn(metadata, key!) ||
       (key!.startsWith('"') && Object.keys(metadata).some((k) => quote(k) === key));

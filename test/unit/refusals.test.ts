@@ -67,6 +67,20 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 66_000, message: worse, refusals: 1 }]);
   });
 
+  // Found by review: 300 refused calls with 200 KB names, each kept whole, exhausted the chart's heap.
+  it("keeps a name no ScaledObject has clipped to Kubernetes' length, and clears it by the same name", () => {
+    const { log, lines } = bed();
+    const huge = { namespace: 'n'.repeat(100_000), name: 'x'.repeat(200_000) };
+    log.add(huge, bad);
+    const [kept] = log.list();
+    expect(kept!.namespace.length).toBeLessThanOrEqual(63);
+    expect(kept!.name.length).toBeLessThanOrEqual(253);
+    expect(kept!.name).toMatch(/\(200000 chars\)$/);
+    expect(JSON.stringify(lines).length).toBeLessThan(2_000);
+    log.clear(huge);
+    expect(log.list()).toEqual([]);
+  });
+
   it('is over once the metadata is taken', () => {
     const { log } = bed();
     log.add(so, bad);

@@ -511,6 +511,18 @@ describe('trigger schema', () => {
     );
   });
 
+  // Found by review: a client's 200 KB names were kept whole in logs and refusals (the heap ran out).
+  it.each([
+    ['namespace', 'n'.repeat(64), 'n'.repeat(63), 63, 'a Kubernetes namespace'],
+    ['name', 'x'.repeat(254), 'x'.repeat(253), 253, 'a Kubernetes object name'],
+  ])('refuses a %s longer than Kubernetes allows, naming it and the limit', (field, long, longest, most, what) => {
+    const ref = (value: string) => ({ name: 'so', namespace: 'ns', [field]: value, metadata: rabbit });
+    expect(() => parseTrigger(ref(long))).toThrow(
+      `(scaledObjectRef.${field}): ${long.length} characters; allowed: at most ${most} (${what})`,
+    );
+    expect(parseTrigger(ref(longest))[field as 'name']).toBe(longest);
+  });
+
   it('gives the same id to the same metadata in any order, ignoring KEDA keys', () => {
     const a = parse({ ...rabbit, scalerAddress: 'a:1' }).id;
     const b = parse({ 'rabbitmq.queueName': 'jobs', 'rabbitmq.host': rabbit['rabbitmq.host'] }).id;
@@ -538,6 +550,8 @@ describe('trigger schema', () => {
   it.each([
     ['a password in the URL rotated', { 'rabbitmq.host': 'amqp://user:new-secret@rabbit:5672' }, 'same'],
     ['the Kafka password rotated', { 'kafka.password': 'new-secret' }, 'same'],
+    // Found by review: a password with '://' in it was taken for a URL and hashed into the label.
+    ['the Kafka password rotated to one that reads as a URL', { 'kafka.password': 'a://new-secret' }, 'same'],
     ['the Prometheus token rotated', { 'gpu.bearerToken': 'new' }, 'same'],
     ['the GPU target', { 'gpu.targetUtilization': '0.6' }, 'new'],
     ['Kafka credentials rotated', { 'kafka.password': 'new-secret', 'kafka.username': 'svc2' }, 'new'],
