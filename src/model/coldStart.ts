@@ -33,6 +33,8 @@ const MAX_PENDING_AGE_MS = 30 * 60_000;
 const OUTLIER_FACTOR = 4;
 /** The HPA leaves its target alone while desired/current is within 1 ± this (its default). */
 const HPA_TOLERANCE = 0.1;
+/** Seconds between the HPA's reads of the metric (its default sync period): what it acts on next. */
+export const HPA_SYNC_SECONDS = 15;
 
 /**
  * The fewest replicas the HPA adds to a fleet of n: one, or what leaves its tolerance (a rise to
@@ -84,7 +86,11 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
  * HPA's target is the ready replicas and the pending ones; it moves only when the ask leaves its
  * tolerance (10 % either way, the HPA's default), so an ask within it starts nothing and is no
  * mark (it would be matched, minutes later, to a replica a larger ask started). Above: a mark for
- * the replicas beyond the target. Below: the newest dropped (the HPA removes pods not ready first).
+ * the replicas beyond the target. Below: the newest dropped (the HPA removes pods not ready first);
+ * within the tolerance, the marks younger than one HPA sync beyond what the ask now would start:
+ * the HPA reads the metric once a sync and stream checks decide every second, so an ask taken back
+ * that soon may never have been read (kept, one waited 91 s for a replica a later ask started, and
+ * C read 91 s for an hour).
  */
 export function trackAsks(marks: readonly ReplicaMark[], ready: number, asked: number, nowMs: number): readonly ReplicaMark[] {
   const stale = marks.length > 0 && nowMs - marks[0]!.atMs > MAX_PENDING_AGE_MS;
@@ -95,14 +101,24 @@ export function trackAsks(marks: readonly ReplicaMark[], ready: number, asked: n
   if (asked > target && (target === 0 || asked > target * (1 + HPA_TOLERANCE))) {
     return [...pending, { atMs: nowMs, replicas: asked - target }].slice(-MAX_PENDING);
   }
-  if (!(asked < target * (1 - HPA_TOLERANCE)) || waiting === 0) return pending;
+  if (asked >= target || waiting === 0) return pending;
+  // Below the tolerance the HPA removes the newest down to the ask; within it, the asks of the last
+  // sync keep only what the ask now would start from the ready and older pending replicas.
+  let keep = Math.max(0, asked - ready);
+  if (!(asked < target * (1 - HPA_TOLERANCE))) {
+    const young = pending.findIndex((mark) => nowMs - mark.atMs < HPA_SYNC_SECONDS * 1000);
+    if (young < 0) return pending;
+    let base = ready;
+    for (let i = 0; i < young; i++) base += pending[i]!.replicas;
+    keep = base - ready + (asked > base && (base === 0 || asked > base * (1 + HPA_TOLERANCE)) ? asked - base : 0);
+    if (keep >= waiting) return pending;
+  }
   const kept: ReplicaMark[] = [];
-  let left = Math.max(0, asked - ready);
   for (const mark of pending) {
-    if (left === 0) break;
-    const n = Math.min(left, mark.replicas);
+    if (keep === 0) break;
+    const n = Math.min(keep, mark.replicas);
     kept.push(n === mark.replicas ? mark : { atMs: mark.atMs, replicas: n });
-    left -= n;
+    keep -= n;
   }
   return kept;
 }

@@ -28,8 +28,8 @@
 // Without μ: KEDA's rule, ceil(B / messagesPerReplica).
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
-import { hpaStep } from './coldStart.ts';
-import { DECISION_INTERVAL_SECONDS, landings, longestWait } from './onQueue.ts';
+import { HPA_SYNC_SECONDS, hpaStep } from './coldStart.ts';
+import { landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
 import type { ReplicaMark, Signals } from './types.ts';
@@ -212,7 +212,7 @@ export function backlogDemand(
     if (low <= high) {
       const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);
       const lands = landings(fleet.ready, starting, C, high);
-      const horizon = C + DECISION_INTERVAL_SECONDS;
+      const horizon = C + HPA_SYNC_SECONDS;
       const waitWith = (n: number) => longestWait(view, lands, n, horizon, step(n), ARRIVAL_NOISE_SD);
       let wait = waitWith(high);
       if (wait <= T) {

@@ -16,9 +16,6 @@
 // says, spread evenly down to 0 at its tail. The longest wait is read where it can peak: at each
 // landing, at the message that starts there, and where a piece's slope turns.
 
-/** Seconds from one decision to the next while a trigger is active: the HPA's sync period. */
-export const DECISION_INTERVAL_SECONDS = 15;
-
 export interface QueueView {
   /** W: messages waiting. */
   readonly waiting: number;

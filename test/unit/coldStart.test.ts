@@ -45,6 +45,40 @@ describe('trackAsks: the replicas asked for and not serving yet', () => {
       after: [mark(0, 1)],
     },
     { why: 'scale to zero drops them all', pending: [mark(0, 2)], ready: 1, asked: 0, nowS: 9, after: [] },
+    // Taken back within one HPA sync the ask may never have been read (found on a held-out trace:
+    // a stream check's 17 of 15, the next 16, and the mark waited 91 s for a later ask's replica).
+    {
+      why: 'taken back within a sync to an ask the HPA would not act on (16/15): the mark goes',
+      pending: [mark(10, 2)],
+      ready: 15,
+      asked: 16,
+      nowS: 11,
+      after: [],
+    },
+    {
+      why: 'taken back within a sync to an ask that still starts some (13/10): those stay',
+      pending: [mark(10, 4)],
+      ready: 10,
+      asked: 13,
+      nowS: 11,
+      after: [mark(10, 3)],
+    },
+    {
+      why: 'taken back within a sync: older marks stay, counted in what the ask starts from',
+      pending: [mark(0, 2), mark(10, 2)],
+      ready: 10,
+      asked: 13,
+      nowS: 16,
+      after: [mark(0, 2)],
+    },
+    {
+      why: 'taken back after a sync (the HPA read it): kept',
+      pending: [mark(0, 2)],
+      ready: 15,
+      asked: 16,
+      nowS: 20,
+      after: [mark(0, 2)],
+    },
     { why: 'the same ask changes nothing', pending: [mark(0, 2)], ready: 1, asked: 3, nowS: 9, after: [mark(0, 2)] },
     {
       why: 'an ask older than 30 minutes is dropped (and asked again, it is a new one)',
