@@ -90,28 +90,51 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
  * within the tolerance, the marks younger than one HPA sync beyond what the ask now would start:
  * the HPA reads the metric once a sync and stream checks decide every second, so an ask taken back
  * that soon may never have been read (kept, one waited 91 s for a replica a later ask started, and
- * C read 91 s for an hour).
+ * C read 91 s for an hour). Such an ask is remembered (`retracted`) for one sync: asked again
+ * within it, its mark is dated from when it was first made, so an ask that flickers across the
+ * tolerance for minutes, surely read, is not dated anew at every flicker (found by review: C
+ * learned 45 s short).
  */
-export function trackAsks(marks: readonly ReplicaMark[], ready: number, asked: number, nowMs: number): readonly ReplicaMark[] {
+export function trackAsks(
+  marks: readonly ReplicaMark[],
+  ready: number,
+  asked: number,
+  nowMs: number,
+  retracted?: RetractedAsk,
+): AskMarks {
+  const syncMs = HPA_SYNC_SECONDS * 1000;
+  const recent = retracted !== undefined && nowMs - retracted.retractedAtMs < syncMs ? retracted : undefined;
   const stale = marks.length > 0 && nowMs - marks[0]!.atMs > MAX_PENDING_AGE_MS;
   const pending = stale ? marks.filter((mark) => nowMs - mark.atMs <= MAX_PENDING_AGE_MS) : marks;
   let waiting = 0;
   for (const mark of pending) waiting += mark.replicas;
   const target = ready + waiting;
   if (asked > target && (target === 0 || asked > target * (1 + HPA_TOLERANCE))) {
-    return [...pending, { atMs: nowMs, replicas: asked - target }].slice(-MAX_PENDING);
+    const again = Math.min(recent?.replicas ?? 0, asked - target);
+    // Asked again within a sync of being taken back: dated from when it was first made.
+    const added = again > 0 ? [{ atMs: recent!.atMs, replicas: again }] : [];
+    if (asked - target > again) added.push({ atMs: nowMs, replicas: asked - target - again });
+    return { pending: [...pending, ...added].slice(-MAX_PENDING) };
   }
-  if (asked >= target || waiting === 0) return pending;
+  if (asked >= target || waiting === 0) return { pending, retracted: recent };
   // Below the tolerance the HPA removes the newest down to the ask; within it, the asks of the last
   // sync keep only what the ask now would start from the ready and older pending replicas.
   let keep = Math.max(0, asked - ready);
+  let taken: RetractedAsk | undefined;
   if (!(asked < target * (1 - HPA_TOLERANCE))) {
-    const young = pending.findIndex((mark) => nowMs - mark.atMs < HPA_SYNC_SECONDS * 1000);
-    if (young < 0) return pending;
+    const young = pending.findIndex((mark) => nowMs - mark.atMs < syncMs);
+    if (young < 0) return { pending, retracted: recent };
     let base = ready;
     for (let i = 0; i < young; i++) base += pending[i]!.replicas;
     keep = base - ready + (asked > base && (base === 0 || asked > base * (1 + HPA_TOLERANCE)) ? asked - base : 0);
-    if (keep >= waiting) return pending;
+    if (keep >= waiting) return { pending, retracted: recent };
+    let youngReplicas = 0;
+    for (let i = young; i < pending.length; i++) youngReplicas += pending[i]!.replicas;
+    taken = {
+      atMs: Math.min(recent?.atMs ?? Number.POSITIVE_INFINITY, pending[young]!.atMs),
+      replicas: Math.max(recent?.replicas ?? 0, youngReplicas - Math.max(0, keep - (base - ready))),
+      retractedAtMs: nowMs,
+    };
   }
   const kept: ReplicaMark[] = [];
   for (const mark of pending) {
@@ -120,7 +143,21 @@ export function trackAsks(marks: readonly ReplicaMark[], ready: number, asked: n
     kept.push(n === mark.replicas ? mark : { atMs: mark.atMs, replicas: n });
     keep -= n;
   }
-  return kept;
+  return { pending: kept, retracted: taken };
+}
+
+/** An ask of the last HPA sync taken back within the HPA's tolerance: when first made, when taken back. */
+export interface RetractedAsk {
+  readonly atMs: number;
+  /** Replicas taken back. */
+  readonly replicas: number;
+  readonly retractedAtMs: number;
+}
+
+/** trackAsks' result: the pending asks, and an ask taken back within the last sync, if any. */
+export interface AskMarks {
+  readonly pending: readonly ReplicaMark[];
+  readonly retracted?: RetractedAsk;
 }
 
 export interface ColdStart {

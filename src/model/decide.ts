@@ -192,6 +192,7 @@ const HISTORY_FIELDS = {
   busyBacklogPeaks: 'learned',
   pendingStarts: 'moment',
   coldStartSamples: 'learned',
+  retractedStart: 'moment',
   occupancyMinute: 'counter',
   occupancyMinutes: 'learned',
   lastReady: 'moment',
@@ -592,7 +593,12 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const { desired, winner } = bound(demands, signals, scaling);
   const asked = active ? desired : 0;
   const nextAsks = asked > askedFleet ? withAsk(asks, { atMs: nowMs, replicas: asked - askedFleet }) : asks;
-  if (learnsColdStart) starts = { ...starts, pending: trackAsks(starts.pending, signals.consumers!, asked, nowMs) };
+  let retractedStart = history.retractedStart;
+  if (learnsColdStart) {
+    const tracked = trackAsks(starts.pending, signals.consumers!, asked, nowMs, retractedStart);
+    starts = { ...starts, pending: tracked.pending };
+    retractedStart = tracked.retracted;
+  }
   return {
     decision: { desiredReplicas: desired, active, explanation: { signals: reported, demands, winner, activeReason, details } },
     history: {
@@ -630,7 +636,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
       counterBasis: reported.counterBasis,
       occupancyMinute: occupancy?.minute,
       occupancyMinutes: occupancy?.minutes,
-      ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples } : {}),
+      ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, retractedStart } : {}),
     },
   };
 }

@@ -145,6 +145,8 @@ export interface TriggerHistory {
   /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];
+  /** An ask of the last HPA sync taken back within its tolerance: when it was first made, and when taken back (coldStart.ts, trackAsks). */
+  readonly retractedStart?: { readonly atMs: number; readonly replicas: number; readonly retractedAtMs: number };
   /** With in-flight counts, consumers and a served counter, the minute being summed for the concurrency (service.ts, detectConcurrency): its start, the served counter then, message-seconds in flight and consumer-seconds. */
   readonly occupancyMinute?: {
     readonly startMs: number;

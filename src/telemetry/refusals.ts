@@ -15,10 +15,11 @@ const MAX_TRACKED = 10_000;
 const LINES_PER_MINUTE = 60;
 
 /**
- * Clipped copies of a ref's namespace and name, as they are kept: a name no ScaledObject has (longer
- * than Kubernetes allows; the schema refuses it) is kept at Kubernetes' length, not at the client's.
+ * A ref's namespace and name as they are kept: as given within Kubernetes' lengths, else clipped
+ * copies (the schema refuses such a name, so no clear() looks for it), not the client's whole text.
  */
 function clipped(ref: { readonly namespace: string; readonly name: string }) {
+  if (ref.namespace.length <= MAX_NAMESPACE_CHARS && ref.name.length <= MAX_NAME_CHARS) return ref;
   return { namespace: clip(ref.namespace, MAX_NAMESPACE_CHARS), name: clip(ref.name, MAX_NAME_CHARS) };
 }
 

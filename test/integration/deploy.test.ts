@@ -621,6 +621,7 @@ describe('Helm chart', () => {
       ['--set', 'podDisruptionBudget.maxUnavailable=abc'],
       /podDisruptionBudget\/maxUnavailable/,
     ],
+    ['a PDB budget past 100 %', ['--set', 'podDisruptionBudget.maxUnavailable=101%'], /podDisruptionBudget\/maxUnavailable/],
     [
       'a PDB budget with a leading zero (00%)',
       ['--set-string', 'podDisruptionBudget.maxUnavailable=00%'],

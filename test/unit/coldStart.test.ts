@@ -89,7 +89,47 @@ describe('trackAsks: the replicas asked for and not serving yet', () => {
       after: [mark(1801, 10)],
     },
   ])('$why', ({ pending, ready, asked, nowS, after }) => {
-    expect(trackAsks(pending, ready, asked, nowS * 1000)).toEqual(after);
+    expect(trackAsks(pending, ready, asked, nowS * 1000).pending).toEqual(after);
+  });
+});
+
+describe('trackAsks: an ask taken back within one HPA sync', () => {
+  // 15 ready, a stream check's 17 (a mark of 2), then 16: within the tolerance, it starts nothing.
+  const flicker = (steps: readonly [number, number][]) => {
+    let state = trackAsks([], 15, steps[0]![1], steps[0]![0] * 1000);
+    for (const [s, asked] of steps.slice(1)) state = trackAsks(state.pending, 15, asked, s * 1000, state.retracted);
+    return state;
+  };
+
+  it('is remembered for one sync and forgotten after it: asked again later, it is a new ask', () => {
+    expect(
+      flicker([
+        [0, 17],
+        [1, 16],
+      ]),
+    ).toEqual({ pending: [], retracted: { atMs: 0, replicas: 2, retractedAtMs: 1000 } });
+    expect(
+      flicker([
+        [0, 17],
+        [1, 16],
+        [30, 17],
+      ]).pending,
+    ).toEqual([mark(30, 2)]);
+  });
+
+  // Found by review: each flicker back dated the ask anew, so an ask that flickered for a minute,
+  // surely read by the HPA, gave a sample up to 45 s short.
+  it('asked again within the sync, keeps the date it was first made, and once a sync old it stays', () => {
+    const steps: [number, number][] = [];
+    for (let s = 0; s < 60; s += 10) steps.push([s, 17], [s + 9, 16]);
+    expect(flicker(steps).pending).toEqual([mark(0, 2)]);
+    expect(
+      flicker([
+        [0, 17],
+        [1, 16],
+        [5, 20],
+      ]).pending,
+    ).toEqual([mark(0, 2), mark(5, 3)]);
   });
 });
 

@@ -81,6 +81,16 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list()).toEqual([]);
   });
 
+  // Found by review: keyed by the clipped (escaped) name, 'é' and a literal '\\u00e9' were one entry.
+  it('keeps names within the limits as given: two that read alike escaped are two', () => {
+    const { log } = bed();
+    log.add({ namespace: 'ml', name: 'é' }, bad);
+    log.add({ namespace: 'ml', name: '\\u00e9' }, bad);
+    expect(log.list()).toHaveLength(2);
+    log.clear({ namespace: 'ml', name: 'é' });
+    expect(log.list().map((r) => r.name)).toEqual(['\\u00e9']);
+  });
+
   it('is over once the metadata is taken', () => {
     const { log } = bed();
     log.add(so, bad);
