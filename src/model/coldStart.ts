@@ -9,7 +9,7 @@
 // as docs/model.md advises a user who sets it by hand: the model plans with it that a replica asked
 // for now serves within C, and one that takes longer leaves requests late.
 import type { ScalingConfig } from '../trigger/types.ts';
-import type { ReplicaMark } from './types.ts';
+import type { ReplicaMark, RetractedAsk } from './types.ts';
 
 /** How C is set: seconds, or auto, learned from coldStartPriorSeconds. */
 export type ColdStartSetting = Pick<ScalingConfig, 'coldStartSeconds' | 'coldStartPriorSeconds'>;
@@ -42,6 +42,11 @@ export const HPA_SYNC_SECONDS = 15;
  */
 export function hpaStep(n: number): number {
   return Math.floor(HPA_TOLERANCE * n) + 1;
+}
+
+/** The replicas an ask of `asked` starts on a target of `target`: those past it when it leaves the HPA's tolerance, else none. */
+function startedBy(asked: number, target: number): number {
+  return asked > target && (target === 0 || asked > target * (1 + HPA_TOLERANCE)) ? asked - target : 0;
 }
 /** The quantile of the samples C is: nineteen in twenty replicas serve within it. */
 const COLD_START_QUANTILE = 0.95;
@@ -109,11 +114,12 @@ export function trackAsks(
   let waiting = 0;
   for (const mark of pending) waiting += mark.replicas;
   const target = ready + waiting;
-  if (asked > target && (target === 0 || asked > target * (1 + HPA_TOLERANCE))) {
-    const again = Math.min(recent?.replicas ?? 0, asked - target);
+  const started = startedBy(asked, target);
+  if (started > 0) {
+    const again = Math.min(recent?.replicas ?? 0, started);
     // Asked again within a sync of being taken back: dated from when it was first made.
     const added = again > 0 ? [{ atMs: recent!.atMs, replicas: again }] : [];
-    if (asked - target > again) added.push({ atMs: nowMs, replicas: asked - target - again });
+    if (started > again) added.push({ atMs: nowMs, replicas: started - again });
     return { pending: [...pending, ...added].slice(-MAX_PENDING) };
   }
   if (asked >= target || waiting === 0) return { pending, retracted: recent };
@@ -124,15 +130,14 @@ export function trackAsks(
   if (!(asked < target * (1 - HPA_TOLERANCE))) {
     const young = pending.findIndex((mark) => nowMs - mark.atMs < syncMs);
     if (young < 0) return { pending, retracted: recent };
-    let base = ready;
-    for (let i = 0; i < young; i++) base += pending[i]!.replicas;
-    keep = base - ready + (asked > base && (base === 0 || asked > base * (1 + HPA_TOLERANCE)) ? asked - base : 0);
+    let older = 0;
+    for (let i = 0; i < young; i++) older += pending[i]!.replicas;
+    const youngKept = startedBy(asked, ready + older);
+    keep = older + youngKept;
     if (keep >= waiting) return { pending, retracted: recent };
-    let youngReplicas = 0;
-    for (let i = young; i < pending.length; i++) youngReplicas += pending[i]!.replicas;
     taken = {
       atMs: Math.min(recent?.atMs ?? Number.POSITIVE_INFINITY, pending[young]!.atMs),
-      replicas: Math.max(recent?.replicas ?? 0, youngReplicas - Math.max(0, keep - (base - ready))),
+      replicas: Math.max(recent?.replicas ?? 0, waiting - older - youngKept),
       retractedAtMs: nowMs,
     };
   }
@@ -144,14 +149,6 @@ export function trackAsks(
     keep -= n;
   }
   return { pending: kept, retracted: taken };
-}
-
-/** An ask of the last HPA sync taken back within the HPA's tolerance: when first made, when taken back. */
-export interface RetractedAsk {
-  readonly atMs: number;
-  /** Replicas taken back. */
-  readonly replicas: number;
-  readonly retractedAtMs: number;
 }
 
 /** trackAsks' result: the pending asks, and an ask taken back within the last sync, if any. */

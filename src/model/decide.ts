@@ -381,27 +381,25 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   // less budget, the check passes only fleets loaded to their capacity, whose queues long requests
   // grow faster than the counts' noise says (docs/model-experiments.md, "On the queue").
   const { fast, steady } = rates;
-  const moved = fast !== undefined && steady !== undefined && (risen(fast, steady) || fallen(fast, steady));
-  const steadyNow = trend === 0 && !stepped && !moved;
+  const moved =
+    fast === undefined || steady === undefined
+      ? undefined
+      : risen(fast, steady)
+        ? 'rate risen'
+        : fallen(fast, steady)
+          ? 'rate fallen'
+          : undefined;
+  const unsteady = trend !== 0 ? 'rate trend' : stepped ? 'rate step' : moved;
   // The queue's head is as old as the counters date it, else as W / λ says (the waiting messages
   // the last arrivals); not over several partitions, whose waiting messages need not be (hold.ts).
-  const mayQueue = lateWindowSeconds > 0 && T >= C / 2 && steadyNow;
+  const queueable = lateWindowSeconds > 0 && T >= C / 2;
+  const mayQueue = queueable && unsteady === undefined;
   const queued = Math.max(0, demandSignals.waiting ?? signals.backlog);
   const headAge = mayQueue ? queueHeadAge(signals, arrivalMarks, queued, nowMs) : undefined;
   const dated = headAge !== undefined || queued === 0 || !((signals.orderedQueues ?? 1) > 1);
   const onQueue = mayQueue && dated ? { headAgeSeconds: headAge } : undefined;
-  // Where the queue could run (T < C, T >= C / 2), why it does not: what /explain says.
-  if (lateWindowSeconds > 0 && T >= C / 2 && onQueue === undefined) {
-    details.offQueueBecause = !steadyNow
-      ? trend > 0
-        ? 'rate trend'
-        : stepped
-          ? 'rate step'
-          : fast! > steady!
-            ? 'rate risen'
-            : 'rate fallen'
-      : 'queue head undated over several queues';
-  }
+  // Where the queue could run, why it does not: what /explain says.
+  if (queueable && onQueue === undefined) details.offQueueBecause = unsteady ?? 'queue head undated over several queues';
   const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };

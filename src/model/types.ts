@@ -64,6 +64,15 @@ export interface ReplicaMark {
   readonly replicas: number;
 }
 
+/** An ask of the last HPA sync taken back within the HPA's tolerance (coldStart.ts, trackAsks). */
+export interface RetractedAsk {
+  /** When it was first made. */
+  readonly atMs: number;
+  /** Replicas taken back. */
+  readonly replicas: number;
+  readonly retractedAtMs: number;
+}
+
 /** Since when the fleet has been saturated with the same consumers, and the served counter then. */
 interface BusyStretch {
   readonly startMs: number;
@@ -145,8 +154,8 @@ export interface TriggerHistory {
   /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];
-  /** An ask of the last HPA sync taken back within its tolerance: when it was first made, and when taken back (coldStart.ts, trackAsks). */
-  readonly retractedStart?: { readonly atMs: number; readonly replicas: number; readonly retractedAtMs: number };
+  /** An ask of the last HPA sync taken back within its tolerance (coldStart.ts, trackAsks). */
+  readonly retractedStart?: RetractedAsk;
   /** With in-flight counts, consumers and a served counter, the minute being summed for the concurrency (service.ts, detectConcurrency): its start, the served counter then, message-seconds in flight and consumer-seconds. */
   readonly occupancyMinute?: {
     readonly startMs: number;
