@@ -3,16 +3,16 @@
 //
 // A burst's need: the replicas that start, within T, what arrived within the last T (each request
 // holding a slot for S): n = A_T · S / (k · (T + S)). A burst is an episode of need >= 2, from its
-// rise to its fall below half its peak; the last MAX_BURSTS are kept with their peak need and the
-// arrivals at that peak. With n replicas warm, a burst that needed n_b > n leaves about
-// A_T · (1 − n / n_b) of its requests late. The floor is the n that minimizes
+// rise to its fall below half its peak; the last MAX_BURSTS are kept with their peak need, the
+// arrivals at that peak and the seconds it rose for. With n replicas warm, a burst that needed
+// n_b > n has about A_T · (1 − n / n_b) of its requests past them: the later arrivals (the warm
+// replicas take the first ones, in order), which wait for the replicas the burst asks for and are
+// late as far as those come more than T after they arrived (lateWith; the share is coldStart.ts's
+// burstLateShare). The floor is the n that minimizes
 //   n + lateRequestCost · (bursts a second expected over the next 2 C) · mean over bursts of late(n):
 // GPU-seconds per second of warm replicas against the late requests they prevent, the bursts'
 // rate read from the gaps between them given the time since the last (burstRate). A prewarm for a
-// predicted burst is priced the same way, each replica costing one cold start instead. The
-// requests past the warm replicas wait for the ones the burst asks for, and are late only when
-// those come after T: decide.ts prices them at lateRequestCost times the share of cold starts
-// longer than T (coldStart.ts).
+// predicted burst is priced the same way, each replica costing one cold start instead.
 
 /** Bursts remembered per trigger. */
 const MAX_BURSTS = 16;
@@ -25,6 +25,16 @@ export interface Burst {
   readonly need: number;
   /** Arrivals within T at the peak. */
   readonly size: number;
+  /** Seconds from the episode's start to its peak (none in a history written before it was kept: 0). */
+  readonly riseSeconds?: number;
+}
+
+/** How a burst's requests past the warm replicas turn late. */
+export interface LatePricing {
+  /** T. */
+  readonly objectiveSeconds: number;
+  /** The share of them late, for those that arrived so many seconds after the burst began (coldStart.ts, burstLateShare). */
+  readonly share: (offsetSeconds: number) => number;
 }
 
 export interface BurstState {
@@ -46,7 +56,8 @@ export function burstNeed(
 export function trackBursts(state: BurstState, need: number, size: number, nowMs: number): BurstState {
   let { episode, bursts } = state;
   if (need >= 2 && (episode === undefined || need > episode.need)) {
-    episode = { atMs: episode?.atMs ?? nowMs, need, size };
+    const atMs = episode?.atMs ?? nowMs;
+    episode = { atMs, need, size, riseSeconds: (nowMs - atMs) / 1000 };
   } else if (episode !== undefined && need < episode.need / 2) {
     bursts = [...bursts, episode].slice(-MAX_BURSTS);
     episode = undefined;
@@ -54,10 +65,29 @@ export function trackBursts(state: BurstState, need: number, size: number, nowMs
   return episode === state.episode && bursts === state.bursts ? state : { episode, bursts };
 }
 
-/** Requests the bursts seen would have left late with `n` replicas warm. */
-export function lateWith(bursts: readonly Burst[], n: number): number {
+/** Points the arrivals past the warm replicas are averaged over (midpoints). */
+const OFFSET_POINTS = 4;
+
+/**
+ * Requests the bursts seen would have left late with `n` replicas warm. Those past the warm ones
+ * arrived over the last (1 − n / n_b) of the burst's rise, taken evenly; a rise longer than T is
+ * taken as T (the size counts the arrivals within T: a burst that rose for minutes arrived at about
+ * its peak's rate from the start).
+ */
+export function lateWith(bursts: readonly Burst[], n: number, pricing: LatePricing): number {
   let late = 0;
-  for (const b of bursts) if (b.need > n) late += b.size * (1 - n / b.need);
+  for (const b of bursts) {
+    if (b.need <= n) continue;
+    const rise = Math.min(b.riseSeconds ?? 0, pricing.objectiveSeconds);
+    let share: number;
+    if (rise > 0) {
+      const from = (rise * n) / b.need;
+      share = 0;
+      for (let i = 0; i < OFFSET_POINTS; i++) share += pricing.share(from + ((i + 0.5) * (rise - from)) / OFFSET_POINTS);
+      share /= OFFSET_POINTS;
+    } else share = pricing.share(0);
+    late += b.size * (1 - n / b.need) * share;
+  }
   return late;
 }
 
@@ -112,10 +142,11 @@ export function burstFloor(
   lateRequestCost: number,
   burstsPerSecond: number,
   maxReplicas: number,
+  pricing: LatePricing,
 ): number {
   if (bursts.length === 0) return 0;
   const perBurst = (lateRequestCost * burstsPerSecond) / bursts.length;
-  return cheapest(topNeed(bursts), maxReplicas, (n) => n + perBurst * lateWith(bursts, n));
+  return cheapest(topNeed(bursts), maxReplicas, (n) => n + perBurst * lateWith(bursts, n, pricing));
 }
 
 /** Bursts a prewarm is sized from: the last few, the ones most like the next. */
@@ -132,12 +163,13 @@ export function prewarmSize(
   coldStartSeconds: number,
   lateRequestCost: number,
   maxReplicas: number,
+  pricing: LatePricing,
 ): number | undefined {
   const recent = bursts.slice(-PREWARM_BURSTS);
   if (recent.length === 0) return undefined;
   return cheapest(
     topNeed(recent),
     maxReplicas,
-    (n) => n * coldStartSeconds + (lateRequestCost * lateWith(recent, n)) / recent.length,
+    (n) => n * coldStartSeconds + (lateRequestCost * lateWith(recent, n, pricing)) / recent.length,
   );
 }

@@ -194,32 +194,66 @@ export function meanColdStartSeconds(
 }
 
 /**
- * The share of cold starts longer than `seconds`: of the samples, weighed against the prior's as
- * C is (a configured C, or none learned yet: 1 when it is longer, else 0). A burst's requests
- * beyond what is warm are late only when the replicas asked for them come after T (bursts.ts).
- */
-export function shareLongerThan(
-  { coldStartSeconds: setting, coldStartPriorSeconds: priorSeconds }: ColdStartSetting,
-  samples: readonly number[],
-  seconds: number,
-): number {
-  const prior = (setting === 'auto' ? priorSeconds : setting) > seconds ? 1 : 0;
-  if (setting !== 'auto' || samples.length === 0) return prior;
-  return weighed(samples, prior, (kept) => kept.filter((x) => x > seconds).length / kept.length);
-}
-
-/**
  * A statistic of the samples (sorted, outliers left out) moved from the prior by how full the
  * sample list is: a few samples from one scale-up say little about the tail. Samples above
  * OUTLIER_FACTOR times their median are not cold starts.
  */
 function weighed(samples: readonly number[], prior: number, statistic: (kept: readonly number[]) => number): number {
-  const weight = samples.length / MAX_SAMPLES;
+  return prior + (samples.length / MAX_SAMPLES) * (statistic(keptSamples(samples)) - prior);
+}
+
+/** The samples sorted, those above OUTLIER_FACTOR times their median left out. */
+function keptSamples(samples: readonly number[]): readonly number[] {
   // Sorted once: the median, the outliers (at its end) and the statistic all read the same list.
   const sorted = [...samples].sort((a, b) => a - b);
   const limit = OUTLIER_FACTOR * sortedQuantile(sorted, 0.5);
-  const kept = sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
-  return prior + weight * (statistic(kept) - prior);
+  return sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
+}
+
+/**
+ * The share of a burst's requests past its warm replicas left late, for those that arrived
+ * `offsetSeconds` after the burst began (bursts.ts, lateWith): the replicas asked for them serve a
+ * cold start c after the ask and start them evenly over the next HPA sync period H (the asks a
+ * growing queue makes land a sync apart, and what waits meanwhile drains), so of those a share
+ * clamp((c + H − T − offset) / H, 0, 1) starts more than T after it arrived. Averaged over the
+ * samples, weighed against the prior as C is; a configured C or the prior, a bound on the whole
+ * reaction (docs/model.md, "Choosing the parameters"), counts them all late when it is longer than
+ * T + offset, else none.
+ */
+export function burstLateShare(
+  { coldStartSeconds: setting, coldStartPriorSeconds: priorSeconds }: ColdStartSetting,
+  samples: readonly number[],
+  objectiveSeconds: number,
+): (offsetSeconds: number) => number {
+  const bound = setting === 'auto' ? priorSeconds : setting;
+  const prior = (offset: number) => (bound > objectiveSeconds + offset ? 1 : 0);
+  if (setting !== 'auto' || samples.length === 0) return prior;
+  const kept = keptSamples(samples);
+  const weight = samples.length / MAX_SAMPLES;
+  // Prefix sums: a share is then two binary searches (the floor's search asks for hundreds a decision).
+  const sums = [0];
+  for (const c of kept) sums.push(sums.at(-1)! + c);
+  return (offset) => {
+    // Samples up to `from` start all of it in time, those from `from + H` on none of it.
+    const from = objectiveSeconds + offset - HPA_SYNC_SECONDS;
+    const lo = firstAbove(kept, from);
+    const hi = firstAbove(kept, from + HPA_SYNC_SECONDS - 1e-9);
+    const late = kept.length - hi + (sums[hi]! - sums[lo]! - from * (hi - lo)) / HPA_SYNC_SECONDS;
+    const p = prior(offset);
+    return p + weight * (late / kept.length - p);
+  };
+}
+
+/** The index of the first of `sorted` above `x` (its length when none is). */
+function firstAbove(sorted: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid]! > x) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
 }
 
 /** The q-quantile of a non-empty list, linearly interpolated between order statistics. */

@@ -9,8 +9,8 @@
 //   a steady rate with T at least C / 2, fewer while no message would wait past T before the
 //   replicas asked at the next decision serve (onQueue.ts: the queue comes and goes);
 // - gpu: ceil(busy GPU-equivalents / target utilization);
-// - burst (bursts.ts): when T < C, the warm replicas that serve the usual burst in time, as far as
-//   they cost less than the late requests they prevent;
+// - burst (bursts.ts): the warm replicas that serve the usual burst in time, as far as they cost
+//   less than the late requests they prevent (those the replicas it asks for start past T);
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
 //   that is needed again within C costs more than keeping it), or at T >= C for what the
 //   demand's recent dips say pays, and no fewer than start a queue's oldest message in time
@@ -33,16 +33,16 @@ import {
   steadyArrivalRate,
   watchRises,
 } from './arrivals.ts';
-import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, prewarmSize, trackBursts } from './bursts.ts';
+import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import {
   type ColdStartState,
   coldStartSeconds,
+  burstLateShare,
   meanColdStartSeconds,
   observeReady,
-  shareLongerThan,
   trackAsks,
 } from './coldStart.ts';
 import { otherBasis } from './rates.ts';
@@ -438,20 +438,20 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
     details.burstNeedReplicas = round(need);
   }
-  // A burst's requests beyond the warm replicas wait for the ones it asks for: late only when those
-  // come after T, as the share of cold starts longer than T does (docs/model.md, "burst").
-  let lateShare = 0;
+  // A burst's requests beyond the warm replicas wait for the ones it asks for: late as far as those
+  // start them more than T after they arrived (docs/model.md, "burst"), whatever C is: C is a high
+  // quantile, and the cold starts under it are late too when they serve a burst's tail.
+  const pricing = { objectiveSeconds: T, share: burstLateShare(scaling, starts.samples, T) };
   let floor = 0;
-  if (lateWindowSeconds > 0) {
-    lateShare = shareLongerThan(scaling, starts.samples, T);
+  const lastBurst = bursts.bursts.at(-1);
+  if (lastBurst !== undefined) {
     // Over the next two cold starts: a replica given back now serves again a cold start after it
     // is asked for, and a window of one would count too few gaps to read a hazard from.
     const rate = burstRate(bursts.bursts, nowMs, 2 * C);
-    floor = burstFloor(bursts.bursts, X * lateShare, rate, scaling.maxReplicas);
-    if (bursts.bursts.length > 0) {
-      details.burstLateShare = round(lateShare);
-      details.burstsPerMinute = round(60 * rate);
-    }
+    floor = burstFloor(bursts.bursts, X, rate, scaling.maxReplicas, pricing);
+    details.burstsPerMinute = round(60 * rate);
+    details.burstRiseSeconds = round(lastBurst.riseSeconds ?? 0);
+    details.burstLateShare = round(lateWith([lastBurst], floor, pricing) / lastBurst.size);
   }
   if (floor > 0) {
     demands.burst = floor;
@@ -460,7 +460,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
 
   // Regular gaps (periodic batches) predict the next one: a prewarm wakes the fleet one cold start
   // early, so a gap inside the prediction costs C to wake and leaves no head late.
-  const next = scaling.keepWarm !== 'auto' || lateWindowSeconds === 0 ? undefined : predictGap(gaps, C);
+  const next = scaling.keepWarm !== 'auto' || !(pricing.share(0) > 0) ? undefined : predictGap(gaps, C);
   if (next !== undefined) details.expectedGapSeconds = round(next.expectedGapSeconds);
   // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
   // bridged costs a cold start plus its head's late requests, unless the prediction covers it. The
@@ -574,7 +574,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
       idleSeconds >= next.expectedGapSeconds - C &&
       idleSeconds <= next.giveUpAfterSeconds;
     const prewarm = due
-      ? Math.max(floor, prewarmSize(bursts.bursts, C, X * lateShare, scaling.maxReplicas) ?? smallestPeak(busyPeaks))
+      ? Math.max(floor, prewarmSize(bursts.bursts, C, X, scaling.maxReplicas, pricing) ?? smallestPeak(busyPeaks))
       : 0;
     if (prewarm > 0) {
       activeReason = `prewarm: regular gaps of ~${round(next!.expectedGapSeconds)} s, idle ${round(idleSeconds!)} s, cold start ${round(C)} s`;

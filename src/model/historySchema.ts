@@ -12,6 +12,7 @@ const nonNegative = finite.nonnegative();
 const replicas = nonNegative.max(MAX_REPLICAS);
 const mark = z.object({ atMs: finite, replicas }).readonly();
 const list = <T extends z.ZodType>(item: T, max = 64) => z.array(item).max(max).readonly();
+const burst = z.object({ atMs: finite, need: nonNegative, size: nonNegative, riseSeconds: nonNegative.optional() }).readonly();
 
 export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
   .object({
@@ -57,8 +58,8 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     backlogRises: z.object({ backlog: nonNegative, total: nonNegative }).readonly().optional(),
     gapHeads: list(nonNegative).optional(),
     headStart: z.object({ atMs: finite, total: finite }).readonly().optional(),
-    burstEpisode: z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly().optional(),
-    bursts: list(z.object({ atMs: finite, need: nonNegative, size: nonNegative }).readonly()).optional(),
+    burstEpisode: burst.optional(),
+    bursts: list(burst).optional(),
     busyPeakReplicas: replicas.optional(),
     busyPeaks: list(nonNegative).optional(),
     busyPeakBacklog: nonNegative.optional(),

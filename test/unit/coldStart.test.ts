@@ -4,8 +4,8 @@ import {
   coldStartSeconds,
   meanColdStartSeconds,
   observeReady,
+  burstLateShare,
   quantile,
-  shareLongerThan,
   trackAsks,
 } from '../../src/model/coldStart.ts';
 import { decide, emptyHistory } from '../../src/model/decide.ts';
@@ -288,27 +288,95 @@ describe('meanColdStartSeconds: configured, or the mean with the prior counted a
   });
 });
 
-describe('shareLongerThan: the share of cold starts longer than T, weighed against the prior as C is', () => {
-  const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39: 9 of them above 30
+describe('burstLateShare: the share of a burst’s excess that starts past T, over one HPA sync after each cold start', () => {
+  const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39
+  // Each sample c gives clamp((c + 15 − T − offset) / 15, 0, 1): T = 30, offset 0: 20 gives 1/3, 35 and up 1.
+  const perSample = (c: number, t: number, offset: number) => Math.min(1, Math.max(0, (c + 15 - t - offset) / 15));
+  const meanOf = (list: readonly number[], t: number, offset: number) =>
+    list.reduce((sum, c) => sum + perSample(c, t, offset), 0) / list.length;
   it.each([
-    { why: 'configured longer than T', setting: 45 as const, samples: twenty, t: 30, share: 1 },
-    { why: 'configured within T', setting: 20 as const, samples: twenty, t: 30, share: 0 },
-    { why: 'nothing seen: the prior (60 s) is longer', setting: 'auto' as const, samples: [], t: 30, share: 1 },
-    { why: 'nothing seen: the prior within T', setting: 'auto' as const, samples: [], t: 90, share: 0 },
-    { why: 'nothing seen: the default prior is T itself, not longer', setting: 'auto' as const, samples: [], t: 60, share: 0 },
-    { why: 'nothing seen: a prior set past T', setting: 'auto' as const, samples: [], t: 60, prior: 110, share: 1 },
-    { why: 'a full list: its share', setting: 'auto' as const, samples: twenty, t: 30, share: 9 / 20 },
-    // 4 of 10 above 25, half full: halfway from the prior's 1.
-    { why: 'half full: halfway from the prior', setting: 'auto' as const, samples: twenty.slice(0, 10), t: 25, share: 0.7 },
+    // A configured C or the prior bounds the whole reaction: all late past T + offset, else none.
+    { why: 'configured longer than T', setting: 45 as const, samples: twenty, t: 30, offset: 0, share: 1 },
+    {
+      why: 'configured longer than T, the request arrived 20 s in',
+      setting: 45 as const,
+      samples: twenty,
+      t: 30,
+      offset: 20,
+      share: 0,
+    },
+    { why: 'configured within T', setting: 20 as const, samples: twenty, t: 30, offset: 0, share: 0 },
+    { why: 'nothing seen: the prior (60 s) is longer', setting: 'auto' as const, samples: [], t: 30, offset: 0, share: 1 },
+    {
+      why: 'nothing seen: the default prior is T itself, not longer',
+      setting: 'auto' as const,
+      samples: [],
+      t: 60,
+      offset: 0,
+      share: 0,
+    },
+    { why: 'nothing seen: a prior set past T', setting: 'auto' as const, samples: [], t: 60, offset: 0, prior: 110, share: 1 },
+    // Cold starts of 20 s at T = 30: their replicas start the excess over 20-35 s, the last third late.
+    {
+      why: 'every cold start 20 s, under T',
+      setting: 'auto' as const,
+      samples: Array<number>(20).fill(20),
+      t: 30,
+      offset: 0,
+      share: 1 / 3,
+    },
+    { why: 'every cold start 35 s', setting: 'auto' as const, samples: Array<number>(20).fill(35), t: 30, offset: 0, share: 1 },
+    {
+      why: 'every cold start 14 s: done by 29 s',
+      setting: 'auto' as const,
+      samples: Array<number>(20).fill(14),
+      t: 30,
+      offset: 0,
+      share: 0,
+    },
+    {
+      why: 'a full list: the mean over its samples',
+      setting: 'auto' as const,
+      samples: twenty,
+      t: 30,
+      offset: 0,
+      share: meanOf(twenty, 30, 0),
+    },
+    {
+      why: 'a full list, arrived 10 s in',
+      setting: 'auto' as const,
+      samples: twenty,
+      t: 30,
+      offset: 10,
+      share: meanOf(twenty, 30, 10),
+    },
+    {
+      why: 'a full list, T past every cold start and a sync',
+      setting: 'auto' as const,
+      samples: twenty,
+      t: 60,
+      offset: 0,
+      share: 0,
+    },
+    // Half full: halfway from the prior's 1 (60 > 25).
+    {
+      why: 'half full: halfway from the prior',
+      setting: 'auto' as const,
+      samples: twenty.slice(0, 10),
+      t: 25,
+      offset: 0,
+      share: 1 + 0.5 * (meanOf(twenty.slice(0, 10), 25, 0) - 1),
+    },
     {
       why: 'an outlier (a stale ask matched to a restarted pod) left out',
       setting: 'auto' as const,
       samples: [...Array.from({ length: 19 }, () => 30), 3600],
-      t: 40,
+      t: 50,
+      offset: 0,
       share: 0,
     },
-  ])('$why', ({ setting, samples, t, prior = PRIOR, share }) => {
-    expect(shareLongerThan(settingOf(setting, prior), samples, t)).toBeCloseTo(share, 9);
+  ])('$why', ({ setting, samples, t, offset, prior = PRIOR, share }) => {
+    expect(burstLateShare(settingOf(setting, prior), samples, t)(offset)).toBeCloseTo(share, 9);
   });
 });
 
