@@ -1,5 +1,5 @@
-// Bursts, when a cold start is longer than the objective: only replicas already warm serve a burst
-// in time, so the fleet keeps warm the capacity that pays for itself. Pure.
+// Bursts: only replicas already warm serve a burst at once, and the ones it asks for start its tail
+// a cold start later, so the fleet keeps warm the capacity that pays for itself. Pure.
 //
 // A burst's need: the replicas that start, within T, what arrived within the last T (each request
 // holding a slot for S): n = A_T · S / (k · (T + S)). A burst is an episode of need >= 2, from its
@@ -8,7 +8,7 @@
 // n_b > n has about A_T · (1 − n / n_b) of its requests past them: the later arrivals (the warm
 // replicas take the first ones, in order), which wait for the replicas the burst asks for and are
 // late as far as those come more than T after they arrived (lateWith; the share is coldStart.ts's
-// burstLateShare). The floor is the n that minimizes
+// excessLateShare). The floor is the n that minimizes
 //   n + lateRequestCost · (bursts a second expected over the next 2 C) · mean over bursts of late(n):
 // GPU-seconds per second of warm replicas against the late requests they prevent, the bursts'
 // rate read from the gaps between them given the time since the last (burstRate). A prewarm for a
@@ -33,7 +33,7 @@ export interface Burst {
 export interface LatePricing {
   /** T. */
   readonly objectiveSeconds: number;
-  /** The share of them late, for those that arrived so many seconds after the burst began (coldStart.ts, burstLateShare). */
+  /** The share of them late, for those that arrived so many seconds after the burst began (coldStart.ts, excessLateShare). */
   readonly share: (offsetSeconds: number) => number;
 }
 
@@ -57,7 +57,8 @@ export function trackBursts(state: BurstState, need: number, size: number, nowMs
   let { episode, bursts } = state;
   if (need >= 2 && (episode === undefined || need > episode.need)) {
     const atMs = episode?.atMs ?? nowMs;
-    episode = { atMs, need, size, riseSeconds: (nowMs - atMs) / 1000 };
+    // Never negative: the episode may have begun on another replica whose clock runs ahead.
+    episode = { atMs, need, size, riseSeconds: Math.max(0, nowMs - atMs) / 1000 };
   } else if (episode !== undefined && need < episode.need / 2) {
     bursts = [...bursts, episode].slice(-MAX_BURSTS);
     episode = undefined;
@@ -70,9 +71,10 @@ const OFFSET_POINTS = 4;
 
 /**
  * Requests the bursts seen would have left late with `n` replicas warm. Those past the warm ones
- * arrived over the last (1 − n / n_b) of the burst's rise, taken evenly; a rise longer than T is
- * taken as T (the size counts the arrivals within T: a burst that rose for minutes arrived at about
- * its peak's rate from the start).
+ * arrived over the last (1 − n / n_b) of the burst's rise, taken evenly, counted from the episode's
+ * start (a need of 2: what came before it is priced as if it came then, a little short). A rise
+ * longer than T is taken as T: the size is the arrivals within T at the peak, and a burst whose need
+ * crept up for minutes brought about as many in its first T seconds.
  */
 export function lateWith(bursts: readonly Burst[], n: number, pricing: LatePricing): number {
   let late = 0;
@@ -144,7 +146,8 @@ export function burstFloor(
   maxReplicas: number,
   pricing: LatePricing,
 ): number {
-  if (bursts.length === 0) return 0;
+  // The share falls as the offset grows: none late at 0, none at all.
+  if (bursts.length === 0 || !(pricing.share(0) > 0)) return 0;
   const perBurst = (lateRequestCost * burstsPerSecond) / bursts.length;
   return cheapest(topNeed(bursts), maxReplicas, (n) => n + perBurst * lateWith(bursts, n, pricing));
 }

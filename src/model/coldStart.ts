@@ -220,7 +220,7 @@ function keptSamples(samples: readonly number[]): readonly number[] {
  * reaction (docs/model.md, "Choosing the parameters"), counts them all late when it is longer than
  * T + offset, else none.
  */
-export function burstLateShare(
+export function excessLateShare(
   { coldStartSeconds: setting, coldStartPriorSeconds: priorSeconds }: ColdStartSetting,
   samples: readonly number[],
   objectiveSeconds: number,

@@ -40,7 +40,7 @@ import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './k
 import {
   type ColdStartState,
   coldStartSeconds,
-  burstLateShare,
+  excessLateShare,
   meanColdStartSeconds,
   observeReady,
   trackAsks,
@@ -430,7 +430,7 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
     backlogPeak = Math.max(backlogPeak ?? 0, signals.backlog);
   }
 
-  // Bursts: with a cold start longer than the objective, keep warm what pays.
+  // Bursts: keep warm what pays against the requests the replicas a burst asks for start late.
   let bursts: BurstState = { episode: history.burstEpisode, bursts: history.bursts ?? NO_BURSTS };
   const arrivedWithin = arrivalsWithin(arrivalMarks, arrivedTotal);
   if (service.serviceSeconds !== undefined) {
@@ -441,17 +441,19 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   // A burst's requests beyond the warm replicas wait for the ones it asks for: late as far as those
   // start them more than T after they arrived (docs/model.md, "burst"), whatever C is: C is a high
   // quantile, and the cold starts under it are late too when they serve a burst's tail.
-  const pricing = { objectiveSeconds: T, share: burstLateShare(scaling, starts.samples, T) };
+  const pricing = { objectiveSeconds: T, share: excessLateShare(scaling, starts.samples, T) };
   let floor = 0;
-  const lastBurst = bursts.bursts.at(-1);
-  if (lastBurst !== undefined) {
+  if (bursts.bursts.length > 0) {
     // Over the next two cold starts: a replica given back now serves again a cold start after it
     // is asked for, and a window of one would count too few gaps to read a hazard from.
     const rate = burstRate(bursts.bursts, nowMs, 2 * C);
     floor = burstFloor(bursts.bursts, X, rate, scaling.maxReplicas, pricing);
     details.burstsPerMinute = round(60 * rate);
-    details.burstRiseSeconds = round(lastBurst.riseSeconds ?? 0);
-    details.burstLateShare = round(lateWith([lastBurst], floor, pricing) / lastBurst.size);
+    // The largest burst remembered: its rise, and what of all of them the floor leaves late.
+    const largest = bursts.bursts.reduce((a, b) => (b.need > a.need ? b : a));
+    details.burstRiseSeconds = round(largest.riseSeconds ?? 0);
+    const size = bursts.bursts.reduce((sum, b) => sum + b.size, 0);
+    if (size > 0) details.burstLateShare = round(lateWith(bursts.bursts, floor, pricing) / size);
   }
   if (floor > 0) {
     demands.burst = floor;
@@ -566,8 +568,9 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
-    // Prewarm only when a cold start would leave requests late (`next` is undefined otherwise),
-    // and as many replicas as pay for their cold start (none: no prewarm).
+    // Prewarm only where the replicas a wake asks for would start some of its head past T (`next`
+    // is undefined otherwise, C under T or not), and as many as pay for their cold start (none: no
+    // prewarm).
     const due =
       next !== undefined &&
       idleSeconds !== undefined &&

@@ -35,6 +35,12 @@ describe('trackBursts', () => {
     expect(state.bursts).toEqual([{ atMs: 2000, need: 8, size: 80, riseSeconds: 2 }]);
   });
 
+  it('records the rise to the peak, never negative when the episode began on a clock ahead', () => {
+    const begun = trackBursts({ episode: undefined, bursts: [] }, 3, 30, 5000);
+    expect(trackBursts(begun, 5, 50, 9000).episode?.riseSeconds).toBe(4);
+    expect(trackBursts(begun, 5, 50, 3000).episode?.riseSeconds).toBe(0);
+  });
+
   it('keeps the same state object when nothing changes (no copy per call)', () => {
     const state = { episode: undefined, bursts: [] };
     expect(trackBursts(state, 1, 10, 0)).toBe(state);
@@ -74,6 +80,11 @@ describe('burstFloor: n minimizing n + cost · (bursts a second expected) · mea
     expect(prewarmSize(huge, 20, 10, 50, ALL_LATE)).toBe(50);
     // The cap, not the need, bounds the search: the old loop went to 10^8 (1.3 s) on every decision.
     expect(burstFloor(bursts, 10, 0.0081, 4, ALL_LATE)).toBe(4);
+  });
+
+  it('keeps nothing warm when none of a burst would be late, however large', () => {
+    const onTime: LatePricing = { objectiveSeconds: 15, share: () => 0 };
+    expect(burstFloor([{ atMs: 0, need: 1e8, size: 4e8 }], 10, 0.05, 100_000, onTime)).toBe(0);
   });
 
   it('keeps nothing warm before the first burst', () => {

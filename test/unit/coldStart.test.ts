@@ -4,7 +4,7 @@ import {
   coldStartSeconds,
   meanColdStartSeconds,
   observeReady,
-  burstLateShare,
+  excessLateShare,
   quantile,
   trackAsks,
 } from '../../src/model/coldStart.ts';
@@ -288,7 +288,7 @@ describe('meanColdStartSeconds: configured, or the mean with the prior counted a
   });
 });
 
-describe('burstLateShare: the share of a burst’s excess that starts past T, over one HPA sync after each cold start', () => {
+describe('excessLateShare: the share of a burst’s excess that starts past T, over one HPA sync after each cold start', () => {
   const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39
   // Each sample c gives clamp((c + 15 − T − offset) / 15, 0, 1): T = 30, offset 0: 20 gives 1/3, 35 and up 1.
   const perSample = (c: number, t: number, offset: number) => Math.min(1, Math.max(0, (c + 15 - t - offset) / 15));
@@ -306,6 +306,8 @@ describe('burstLateShare: the share of a burst’s excess that starts past T, ov
       share: 0,
     },
     { why: 'configured within T', setting: 20 as const, samples: twenty, t: 30, offset: 0, share: 0 },
+    { why: 'configured at T + offset: not longer', setting: 45 as const, samples: [], t: 30, offset: 15, share: 0 },
+    { why: 'configured just past T + offset', setting: 45 as const, samples: [], t: 30, offset: 14.9, share: 1 },
     { why: 'nothing seen: the prior (60 s) is longer', setting: 'auto' as const, samples: [], t: 30, offset: 0, share: 1 },
     {
       why: 'nothing seen: the default prior is T itself, not longer',
@@ -376,7 +378,7 @@ describe('burstLateShare: the share of a burst’s excess that starts past T, ov
       share: 0,
     },
   ])('$why', ({ setting, samples, t, offset, prior = PRIOR, share }) => {
-    expect(burstLateShare(settingOf(setting, prior), samples, t)(offset)).toBeCloseTo(share, 9);
+    expect(excessLateShare(settingOf(setting, prior), samples, t)(offset)).toBeCloseTo(share, 9);
   });
 });
 

@@ -64,6 +64,25 @@ describe('a history the store reads back', () => {
     expect(asks.recentAsks!.reduce((n, a) => n + a.replicas, 0)).toBe(80);
   });
 
+  it('records no negative burst rise from replicas whose clocks differ by seconds', () => {
+    const s = { ...scaling, throughputPerReplica: 2.5, drainSeconds: 15 };
+    const signals = (arrivedTotal: number) => ({ backlog: 30, arrivedTotal });
+    let history: TriggerHistory = emptyHistory();
+    history = decide({ signals: signals(0), scaling: s, history, nowMs: 1_000_000 }).history;
+    // One replica, 5 s ahead, sees the first 150 requests: the episode begins on its clock.
+    history = decide({ signals: signals(150), scaling: s, history, nowMs: 1_006_000 }).history;
+    expect(history.burstEpisode?.atMs).toBe(1_006_000);
+    // The other, 2 s later on its own clock, sees 300: a higher peak, 4 s before the episode began.
+    history = decide({ signals: signals(300), scaling: s, history, nowMs: 1_002_000 }).history;
+    expect(history.burstEpisode?.size).toBe(300);
+    expect(history.burstEpisode?.riseSeconds).toBe(0);
+    expect(readable(history)).toEqual([]);
+    // A history written before the rise was kept reads back, and one with a negative rise does not.
+    const { riseSeconds: _, ...older } = history.burstEpisode!;
+    expect(readable({ ...history, burstEpisode: older })).toEqual([]);
+    expect(readable({ ...history, burstEpisode: { ...older, riseSeconds: -3 } })).not.toEqual([]);
+  });
+
   it('records no negative idle gap from replicas whose clocks differ by seconds', () => {
     const s = { ...scaling, keepWarm: 'auto' as const };
     let history: TriggerHistory = emptyHistory();
@@ -701,7 +720,7 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
   });
 });
 
-describe('bursts (bursts.ts): a warm floor when a cold start is longer than the objective', () => {
+describe('bursts (bursts.ts): a warm floor for what the replicas a burst asks for would start late', () => {
   const cfg = { ...scaling, throughputPerReplica: 2.5, messagesPerReplica: 4, drainSeconds: 15, keepWarm: 'auto' as const };
   // Every 180 s a burst of 300 requests within 10 s, none between.
   const replay = (bursts: number, overrides: Partial<ScalingConfig> = {}, coldStartSamples?: readonly number[]) => {
@@ -739,23 +758,35 @@ describe('bursts (bursts.ts): a warm floor when a cold start is longer than the 
   });
 
   it.each([
-    // cold starts learned (20 samples), and whether the floor is below the one priced with every
-    // request past the warm replicas late (7 here): each cold start c leaves late what its replicas
-    // start past T over the HPA sync after it, clamp((c + 15 − 15 − offset) / 15, 0, 1)
+    // cold starts learned (20 samples) and the floor: each cold start c leaves late what its
+    // replicas start past T over the HPA sync after it, clamp((c + 15 − 15 − offset) / 15, 0, 1);
+    // 7 is the whole burst's need, every request past the warm replicas late
     { why: 'all 40 s: all late', samples: Array<number>(20).fill(40), below: false },
     { why: 'half 10 s, half 40 s', samples: [...Array<number>(10).fill(10), ...Array<number>(10).fill(40)], below: false },
     { why: 'all 5 s: a third at most', samples: Array<number>(20).fill(5), below: true },
   ])('prices a burst’s late requests by when its replicas start them ($why)', ({ samples, below }) => {
-    const d = replay(4, { coldStartSeconds: 'auto' }, samples);
-    const whole = replay(4, { coldStartSeconds: 'auto' }, Array<number>(20).fill(40)).explanation;
-    expect(whole.demands.burst).toBe(7);
-    // The last episode is a burst's tail leaving the window (need 2.2 at once: no rise); the floor
-    // of 7 leaves none of it late.
-    expect(whole.details.burstRiseSeconds).toBe(0);
-    expect(whole.details.burstLateShare).toBe(0);
-    const floor = d.explanation.demands.burst ?? 0;
-    if (below) expect(floor).toBeLessThan(7);
-    else expect(floor).toBe(7);
+    const d = replay(4, { coldStartSeconds: 'auto' }, samples).explanation;
+    // The bursts' need rose for 7 s of their 10 (from a need of 2), to 7.2: a floor of 7 leaves a
+    // few of the last requests late (1 − 7 / 7.2 of them at most).
+    expect(d.details.burstRiseSeconds).toBe(7);
+    if (below) {
+      expect(d.demands.burst).toBeLessThan(7);
+      expect(d.details.burstLateShare).toBeGreaterThan(0);
+    } else {
+      expect(d.demands.burst).toBe(7);
+      expect(d.details.burstLateShare).toBeLessThan(0.03);
+    }
+  });
+
+  it('keeps a floor where every cold start is under T, for the tail its replicas start past T', () => {
+    // T = 30 s and cold starts of 25 s: C is under T, yet what the replicas start over 25-40 s is
+    // two thirds late for a request that arrived as the burst began.
+    const d = replay(4, { coldStartSeconds: 'auto', drainSeconds: 30 }, Array<number>(20).fill(25)).explanation;
+    expect(d.demands.burst).toBeGreaterThan(0);
+    // Cold starts of 10 s: done by 25 s, within T.
+    expect(
+      replay(4, { coldStartSeconds: 'auto', drainSeconds: 30 }, Array<number>(20).fill(10)).explanation.demands.burst,
+    ).toBeUndefined();
   });
 
   it('keeps none when late requests cost nothing, and none when the objective outlasts the cold start', () => {
