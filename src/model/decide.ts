@@ -441,7 +441,12 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   // A burst's requests beyond the warm replicas wait for the ones it asks for: late as far as those
   // start them more than T after they arrived (docs/model.md, "burst"), whatever C is: C is a high
   // quantile, and the cold starts under it are late too when they serve a burst's tail.
-  const pricing = { objectiveSeconds: T, share: excessLateShare(scaling, starts.samples, T) };
+  // Built on first use: most decisions see no burst and no regular gaps.
+  let excessShare: ((offsetSeconds: number) => number) | undefined;
+  const pricing = {
+    objectiveSeconds: T,
+    share: (offset: number) => (excessShare ??= excessLateShare(scaling, starts.samples, T))(offset),
+  };
   let floor = 0;
   if (bursts.bursts.length > 0) {
     // Over the next two cold starts: a replica given back now serves again a cold start after it
@@ -462,7 +467,8 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
 
   // Regular gaps (periodic batches) predict the next one: a prewarm wakes the fleet one cold start
   // early, so a gap inside the prediction costs C to wake and leaves no head late.
-  const next = scaling.keepWarm !== 'auto' || !(pricing.share(0) > 0) ? undefined : predictGap(gaps, C);
+  const predicted = scaling.keepWarm === 'auto' ? predictGap(gaps, C) : undefined;
+  const next = predicted !== undefined && pricing.share(0) > 0 ? predicted : undefined;
   if (next !== undefined) details.expectedGapSeconds = round(next.expectedGapSeconds);
   // Scale to zero when it pays: per replica kept warm (the floor's, at least one), a gap not
   // bridged costs a cold start plus its head's late requests, unless the prediction covers it. The
