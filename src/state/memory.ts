@@ -45,6 +45,10 @@ export class MemoryStateStore<T> implements StateStore<T> {
     return true;
   }
 
+  async acquireLeases(keys: readonly string[]): Promise<boolean[]> {
+    return keys.map(() => true);
+  }
+
   /** Nothing to give up: there is no other process to take over. */
   async releaseLease(): Promise<void> {}
 

@@ -155,6 +155,44 @@ export class RedisStateStore<T> implements StateStore<T> {
       () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]),
       key,
     );
+    return this.leaseAnswer(key, held as number, startedMs) === true;
+  }
+
+  /**
+   * A renewal round's slice in one script call per LEASES_PER_CALL keys on a single server: a call
+   * per lease was most of a replica's garbage at thousands of triggers (docs/performance.md). On a
+   * cluster the keys are in different slots: one call each, as acquireLease.
+   */
+  async acquireLeases(keys: readonly string[]): Promise<(boolean | undefined)[]> {
+    if (this.client instanceof Cluster || keys.length === 1) {
+      const settled = await Promise.allSettled(keys.map((key) => this.acquireLease(key)));
+      return settled.map((s) => (s.status === 'fulfilled' ? s.value : undefined));
+    }
+    const out: (boolean | undefined)[] = [];
+    for (let from = 0; from < keys.length; from += LEASES_PER_CALL) {
+      const chunk = keys.slice(from, from + LEASES_PER_CALL);
+      const startedMs = Date.now();
+      this.sweepLeases(startedMs);
+      const leaseKeys = chunk.map((key) => this.leaseKey(key));
+      const codes = (await this.run('lease', () =>
+        ACQUIRE_MANY.run(this.client, leaseKeys, [this.writerId, this.leaseMs]),
+      )) as number[];
+      chunk.forEach((key, i) => out.push(this.leaseAnswer(key, codes[i]!, startedMs)));
+    }
+    return out;
+  }
+
+  /**
+   * A lease script's answer for `key`: whether this replica holds the lease now, or undefined for a
+   * key holding another kind of value (-1 from ACQUIRE_MANY; ACQUIRE's reply is then an error).
+   */
+  private leaseAnswer(key: string, held: number, startedMs: number): boolean | undefined {
+    if (held === -1) {
+      this.options.metrics.errors.inc({ op: 'lease' });
+      this.replied('lease', 'WRONGTYPE', key);
+      this.held.delete(key);
+      return undefined;
+    }
     // 2: a lease without an expiry (no scaler writes one: a restore that dropped TTLs, a PERSIST,
     // a hand-made SET) was taken over, or no replica would ever hold it again.
     if (held === 2) this.rejections.reject(key, 'lease', 'a lease without an expiry, taken over');
@@ -623,6 +661,31 @@ if redis.call('PTTL', KEYS[1]) == -1 then
   return 2
 end
 return 0`);
+
+/** Leases taken or extended by one script call at most (acquireLeases): a call holds the server for its length. */
+const LEASES_PER_CALL = 1000;
+
+/** ACQUIRE for each of KEYS: 1 or 2 (held afterwards) or 0 per key, -1 for a key holding another type of value. */
+const ACQUIRE_MANY = new Script(`
+local out = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.pcall('GET', key)
+  if type(holder) == 'table' and holder.err then
+    out[i] = -1
+  elseif holder == false then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 1
+  elseif holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+    out[i] = 1
+  elseif redis.call('PTTL', key) == -1 then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+    out[i] = 2
+  else
+    out[i] = 0
+  end
+end
+return out`);
 
 /** Deletes the lease if this writer holds it. */
 const RELEASE = new Script(`

@@ -331,7 +331,46 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   private async renew(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {
     if (this.store.health === 'degraded') return;
-    await Promise.all(batch.map(([key, entry]) => this.renewOne(key, entry, reread)));
+    // The common case (a lease to extend, nothing else to do) goes in one call for the batch; a
+    // trigger with more to do (its first sight, a follower's read, a lease to give up) in its own.
+    const nowMs = this.now();
+    const plain: (readonly [string, Entry<T>])[] = [];
+    const other: Promise<void>[] = [];
+    for (const item of batch) {
+      const [key, entry] = item;
+      if (
+        this.entries.get(key) === entry &&
+        !entry.renewing &&
+        entry.sighted &&
+        nowMs - entry.askedAtMs <= UNASKED_LEASE_MS &&
+        !(reread && entry.role !== 'writer')
+      )
+        plain.push(item);
+      else other.push(this.renewOne(key, entry, reread));
+    }
+    await Promise.all([this.renewMany(plain, reread), ...other]);
+  }
+
+  /** renewOne for triggers that only need their leases extended, in one store call. */
+  private async renewMany(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {
+    if (batch.length === 0) return;
+    for (const [, entry] of batch) entry.renewing = true;
+    let held: readonly (boolean | undefined)[] | undefined;
+    try {
+      held = await this.store.acquireLeases(batch.map(([key]) => key));
+    } catch {
+      held = undefined;
+    }
+    batch.forEach(([key, entry], i) => {
+      const mine = held?.[i];
+      entry.role = mine === undefined ? 'local' : mine ? 'writer' : 'follower';
+      entry.renewing = false;
+      if (entry.rereadWanted || (mine === false && reread)) {
+        // A writer that lost its lease in a round that re-reads: read its new writer's record.
+        entry.rereadWanted = false;
+        void this.renewOne(key, entry, true);
+      }
+    });
   }
 
   /** Renews one trigger's lease, and with `reread` reads its record when it follows; one at a time per trigger. */

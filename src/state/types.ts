@@ -81,6 +81,12 @@ export interface StateStore<T> {
    * replica is the key's writer for leaseMs from now; renew well before that (every leaseMs / 3).
    */
   acquireLease(key: string): Promise<boolean>;
+  /**
+   * acquireLease for several keys at once, in as few round trips as the store allows (a renewal
+   * round's slice). One answer per key, in order: undefined for a key whose lease the store refused
+   * (another kind of value under it). Throws StateStoreUnavailable as acquireLease does.
+   */
+  acquireLeases(keys: readonly string[]): Promise<(boolean | undefined)[]>;
   /** Gives up the key's lease if this replica holds it (on shutdown), so another takes over at once. */
   releaseLease(key: string): Promise<void>;
   /** Writes the key's record, if and only if this replica holds its lease (checked in the store, atomically). */

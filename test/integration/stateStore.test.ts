@@ -163,6 +163,21 @@ describe('leases: one writer per key', () => {
     expect((await a.store.read('k'))?.writerId).toBe('replica-b');
   });
 
+  it('takes or renews many leases in one call, as one by one (a renewal round), garbage under a key refused for that key alone', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space);
+    const b = await replica('replica-b', space);
+    expect(await b.store.acquireLease('taken')).toBe(true);
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    await raw.rpush(`${space}{listed}:lease`, 'x');
+    expect(await a.store.acquireLeases(['free', 'taken', 'listed', 'free2'])).toEqual([true, false, undefined, true]);
+    // Renewed: still a's, still not b's.
+    expect(await a.store.acquireLeases(['free', 'free2'])).toEqual([true, true]);
+    expect(await b.store.acquireLease('free')).toBe(false);
+    expect(await metric(a, 'state_leases_held')).toMatch(/ 2$/m);
+    expect(warnings(a).map((l) => l.key)).toEqual(['listed']);
+  });
+
   it('hands the key over at once when the holder releases it (shutdown)', async () => {
     const space = keySpace();
     const a = await replica('replica-a', space);

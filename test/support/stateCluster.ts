@@ -53,6 +53,8 @@ class ClusterClient implements StateStore<SharedTriggerState> {
   readonly writerId: string;
   readonly leaseMs: number;
   readonly healthListeners = new Set<(health: StoreHealth) => void>();
+  /** Lease calls made to the store (acquireLease, acquireLeases), each a round trip on Redis. */
+  leaseCalls = 0;
   private readonly cluster: StateCluster;
   private readonly listeners = new Set<Listener>();
 
@@ -68,12 +70,14 @@ class ClusterClient implements StateStore<SharedTriggerState> {
   }
 
   async acquireLease(key: string): Promise<boolean> {
-    this.up();
-    const { leases, now, leaseMs } = this.cluster;
-    const lease = leases.get(key);
-    if (lease !== undefined && lease.holder !== this.writerId && lease.untilMs > now()) return false;
-    leases.set(key, { holder: this.writerId, untilMs: now() + leaseMs });
-    return true;
+    this.leaseCalls++;
+    return this.take(key);
+  }
+
+  /** One call for all, as Redis's script. */
+  async acquireLeases(keys: readonly string[]): Promise<(boolean | undefined)[]> {
+    this.leaseCalls++;
+    return keys.map((key) => this.take(key));
   }
 
   async releaseLease(key: string): Promise<void> {
@@ -125,6 +129,15 @@ class ClusterClient implements StateStore<SharedTriggerState> {
   async close(): Promise<void> {
     for (const [key, lease] of this.cluster.leases) if (lease.holder === this.writerId) this.cluster.leases.delete(key);
     this.cluster.clients.delete(this);
+  }
+
+  private take(key: string): boolean {
+    this.up();
+    const { leases, now, leaseMs } = this.cluster;
+    const lease = leases.get(key);
+    if (lease !== undefined && lease.holder !== this.writerId && lease.untilMs > now()) return false;
+    leases.set(key, { holder: this.writerId, untilMs: now() + leaseMs });
+    return true;
   }
 
   private up(): void {
