@@ -13,7 +13,7 @@ import type { Decision, Signals, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
-import type { KnownState, Role, SharedState } from './state/shared.ts';
+import { type RecordStamp, type Role, type SharedState, sameRecord, stampOf } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { type Refusal, RefusalLog } from './telemetry/refusals.ts';
@@ -88,10 +88,10 @@ interface TriggerState {
   /** The shared record lastEvaluation started from (its time), when it started from one. */
   baseAtMs?: number;
   /**
-   * The newest shared record this replica knew at its last decision (decided from or not): one
-   * that comes after it is news (compared as objects: the writers' clocks may disagree).
+   * The newest shared record this replica knew at its last decision (decided from or not), by its
+   * stamp (the record's state is not kept alive for it): one that comes after it is news.
    */
-  recordSeen?: KnownState<SharedTriggerState>;
+  recordSeen?: RecordStamp;
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
@@ -295,7 +295,7 @@ export class Engine {
   /** A follower's writer published since the last decision: decide again from its state. */
   private newerShared(id: string, state: TriggerState): boolean {
     const view = this.options.shared?.view(id);
-    return view?.role === 'follower' && view.record !== undefined && view.record !== state.recordSeen;
+    return view?.role === 'follower' && view.record !== undefined && !sameRecord(view.record, state.recordSeen);
   }
 
   private decideOn(trigger: Trigger, sources: readonly TriggerSource[], observations: readonly Observation[]): Evaluation {
@@ -324,7 +324,7 @@ export class Engine {
     const own = state.history.lastDecisionAtMs;
     const fromRecord =
       record !== undefined &&
-      record !== state.recordSeen &&
+      !sameRecord(record, state.recordSeen) &&
       (own === undefined || view!.role === 'follower' || record.writerId !== this.options.shared!.store.writerId);
     // None of its own and none published for it (its settings just edited, on a replica that never
     // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
@@ -355,7 +355,7 @@ export class Engine {
     // A follower going on from the record it last took still decides from that record's state.
     if (fromRecord) state.baseAtMs = record.atMs;
     else if (view?.role !== 'follower') state.baseAtMs = undefined;
-    state.recordSeen = record;
+    if (!sameRecord(record, state.recordSeen)) state.recordSeen = record === undefined ? undefined : stampOf(record);
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);

@@ -51,19 +51,41 @@ export interface SharedStateOptions {
 /** A record as decisions use it: who made it when (and its place in the order), and the state. */
 export type KnownState<T> = Pick<StateRecord<T>, 'writerId' | 'atMs' | 'storedAtMs' | 'payload'>;
 
+/** Who made a record when, and its place in the order: what tells one record from another. */
+export type RecordStamp = Pick<StateRecord<unknown>, 'writerId' | 'atMs' | 'storedAtMs'>;
+
+/** The record's stamp, a copy that keeps none of its state alive. */
+export function stampOf(record: RecordStamp): RecordStamp {
+  const { writerId, atMs, storedAtMs } = record;
+  return storedAtMs === undefined ? { writerId, atMs } : { writerId, atMs, storedAtMs };
+}
+
+/** Whether two stamps name the same record. */
+export function sameRecord(a: RecordStamp | undefined, b: RecordStamp | undefined): boolean {
+  return (
+    a === b ||
+    (a !== undefined && b !== undefined && a.writerId === b.writerId && a.atMs === b.atMs && a.storedAtMs === b.storedAtMs)
+  );
+}
+
 /**
  * Whether a record is newer than another: by the store's clock where both have its time (one clock
  * for every writer), else by their writers' (records of scalers before storedAtMs).
  */
-export function newerRecord(a: KnownState<unknown>, b: KnownState<unknown>): boolean {
+export function newerRecord(a: RecordStamp, b: RecordStamp): boolean {
   if (a.storedAtMs === undefined || b.storedAtMs === undefined || a.storedAtMs === b.storedAtMs) return a.atMs > b.atMs;
   return a.storedAtMs > b.storedAtMs;
 }
 
 interface Entry<T> {
   role: Role;
-  /** The newest state seen (ours or another replica's). */
+  /**
+   * The newest state seen: another replica's, or one read from the store. Not one this replica just
+   * published: its own history is newer, and a copy of it per trigger was a writer's largest cost.
+   */
   record: KnownState<T> | undefined;
+  /** The newest record's stamp, the one this replica published included: what orders the next one. */
+  newest: RecordStamp | undefined;
   lastPublishMs: number;
   publishing: boolean;
   /** When this replica last noted the trigger in its lineage's key (offer). */
@@ -159,6 +181,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
     const entry: Entry<T> = {
       role: 'local',
       record: undefined,
+      newest: undefined,
       lastPublishMs: -Infinity,
       publishing: false,
       lastLineageNoteMs: -Infinity,
@@ -227,7 +250,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
         entry.publishing = false;
         if (result.outcome === 'not-writer') entry.role = 'follower';
         else if (result.outcome === 'published') {
-          this.seen(key, { writerId: this.store.writerId, atMs, storedAtMs: result.storedAtMs, payload });
+          this.published(key, { writerId: this.store.writerId, atMs, storedAtMs: result.storedAtMs });
           if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
             entry.lastLineageNoteMs = nowMs;
             void this.note(lineageKey(lineage.lineage), lineage.note, atMs);
@@ -295,7 +318,20 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private seen(key: string, record: KnownState<T> | undefined): void {
     const entry = this.entries.get(key);
     if (entry === undefined || record === undefined) return;
-    if (entry.record === undefined || newerRecord(record, entry.record)) entry.record = record;
+    if (entry.newest === undefined || newerRecord(record, entry.newest)) {
+      entry.record = record;
+      entry.newest = stampOf(record);
+    }
+  }
+
+  /** This replica's own record, published: newer than any seen before it, which is let go. */
+  private published(key: string, stamp: RecordStamp): void {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return;
+    if (entry.newest === undefined || newerRecord(stamp, entry.newest)) {
+      entry.record = undefined;
+      entry.newest = stamp;
+    }
   }
 
   /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too (after an outage). */

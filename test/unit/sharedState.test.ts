@@ -68,6 +68,17 @@ async function writerAndFollower(startMs: number) {
   return { clock, cluster, a, b, id: a.engine.trigger(ref).id };
 }
 
+/** a's lease lapses (a paused), b takes it over and publishes what it decides with `backlog` waiting. */
+async function bTakesOver({ clock, cluster, b, id }: Awaited<ReturnType<typeof writerAndFollower>>, backlog: number) {
+  clock.ms += cluster.leaseMs + 1;
+  await b.shared.refresh(false);
+  expect(b.shared.role(id)).toBe('writer');
+  clock.ms += 1000;
+  broker.backlog = backlog;
+  await b.engine.evaluate(b.engine.trigger(ref));
+  await vi.waitFor(async () => expect((await cluster.client('c').read(id))?.writerId).toBe('b'));
+}
+
 /**
  * `client` with its lease and read calls 20 ms away (`onRead` told of each read). With
  * `answerLate`, a call takes effect at once and its answer comes 20 ms later, as on one
@@ -693,24 +704,35 @@ describe('SharedState lease renewals in one call', () => {
   });
 
   it("a writer that lost its lease in a round that re-reads reads its new writer's record", async () => {
-    const { clock, cluster, a, b, id } = await writerAndFollower(7_000_000);
+    const pair = await writerAndFollower(7_000_000);
+    const { cluster, a, b, id } = pair;
     expect([a.shared.role(id), b.shared.role(id)]).toEqual(['writer', 'follower']);
     // a paused past its lease, its subscription lost meanwhile: b takes the lease over and publishes.
     const aClient = a.shared.store as ReturnType<StateCluster['client']>;
     cluster.clients.delete(aClient);
-    clock.ms += cluster.leaseMs + 1;
-    await b.shared.refresh(false);
-    expect(b.shared.role(id)).toBe('writer');
-    clock.ms += 1000;
-    broker.backlog = 12;
-    await b.engine.evaluate(b.engine.trigger(ref));
-    await vi.waitFor(async () => expect((await cluster.client('c').read(id))?.writerId).toBe('b'));
+    await bTakesOver(pair, 12);
     cluster.clients.add(aClient);
     expect(a.shared.view(id)?.record?.writerId).not.toBe('b');
     // The re-read round brings b's record.
     await a.shared.refresh(true);
     expect(a.shared.role(id)).toBe('follower');
     await vi.waitFor(() => expect(a.shared.view(id)?.record?.writerId).toBe('b'));
+    await Promise.all([a, b].map((x) => x.shared.close()));
+  });
+});
+
+describe('what a writer keeps of the records', () => {
+  it("not its own once published (its history is newer), and the next writer's once it takes over", async () => {
+    const pair = await writerAndFollower(8_000_000);
+    const { cluster, a, b, id } = pair;
+    await vi.waitFor(async () => expect((await cluster.client('c').read(id))?.writerId).toBe('a'));
+    expect(a.shared.view(id)?.record).toBeUndefined();
+    expect(b.shared.view(id)?.record?.writerId).toBe('a');
+    // b takes the lease over once a's lapsed, and publishes: a takes b's record.
+    const old = (await cluster.client('c').read(id))!;
+    await bTakesOver(pair, 14);
+    await vi.waitFor(() => expect(a.shared.view(id)?.record?.writerId).toBe('b'));
+    expect(a.shared.view(id)!.record!.atMs).toBeGreaterThan(old.atMs);
     await Promise.all([a, b].map((x) => x.shared.close()));
   });
 });
@@ -737,7 +759,7 @@ describe('a writer KEDA stopped asking (its calls go to the other replica)', () 
     }
     expect([a.shared.view(id)?.role, b.shared.view(id)?.role]).toEqual(['follower', 'writer']);
     // b publishes what it decides: the record is seconds old, not the 4 minutes since a last decided.
-    expect(clock.ms - b.shared.view(id)!.record!.atMs).toBeLessThan(10_000);
+    expect(clock.ms - (await cluster.client('c').read(id))!.atMs).toBeLessThan(10_000);
     await Promise.all([a, b].map((x) => x.shared.close()));
   });
 });
