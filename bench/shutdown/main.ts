@@ -1,8 +1,18 @@
 // Shutdown during load (`npm run bench:shutdown`): prints what KEDA-like clients see when the
 // scaler gets SIGTERM with streams open and calls in flight, a second SIGTERM, and a stop with the
 // broker blackholed. See bench/shutdown/drill.ts and docs/reliability.md.
+import { parseArgs } from 'node:util';
 import { discoverServices } from '../../test/support/services.ts';
 import { secondSigterm, sigtermBrokerBlackholed, sigtermDuringLoad } from './drill.ts';
+
+// No flags: an unknown one is refused (it ran the drills before).
+if (parseArgs({ options: { help: { type: 'boolean', short: 'h' } } }).values.help === true) {
+  process.stdout.write(
+    'npm run bench:shutdown: three SIGTERM drills against the scaler as a process (no flags; RabbitMQ from\n' +
+      'RABBITMQ_URL or scripts/services.sh up rabbitmq). docs/reliability.md, "Shutdown under load".\n',
+  );
+  process.exit(0);
+}
 
 const amqpUrl = discoverServices().RABBITMQ_URL;
 if (amqpUrl === undefined) throw new Error('RABBITMQ_URL is not set: run scripts/services.sh up rabbitmq, or set it');
