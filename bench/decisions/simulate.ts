@@ -1,5 +1,6 @@
 // The discrete-event loop: replays a trace into a Fleet under one policy, all in simulated time,
 // and reports what it cost and how long requests waited.
+import { firstAbove } from '../../src/model/coldStart.ts';
 import { EventQueue } from './eventQueue.ts';
 import { type Ack, Fleet } from './fleet.ts';
 import { lognormal, lognormalFromP50P99, rng } from './random.ts';
@@ -94,21 +95,9 @@ export async function simulate(trace: Trace, policy: Policy, seed: number, objec
   return summarize(await run(trace, policy, seed), objectiveS);
 }
 
-/** How many of the sorted waits are above `objectiveS`. */
-function countOver(waits: Float64Array, objectiveS: number): number {
-  let lo = 0;
-  let hi = waits.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (waits[mid]! > objectiveS) hi = mid;
-    else lo = mid + 1;
-  }
-  return waits.length - lo;
-}
-
 export function summarize(outcome: Outcome, objectiveS: number): Result {
   const { waits } = outcome;
-  const late = countOver(waits, objectiveS);
+  const late = waits.length - firstAbove(waits, objectiveS);
   return {
     trace: outcome.trace,
     policy: outcome.policy,

@@ -245,7 +245,7 @@ export function excessLateShare(
 }
 
 /** The index of the first of `sorted` above `x` (its length when none is). */
-function firstAbove(sorted: readonly number[], x: number): number {
+export function firstAbove(sorted: ArrayLike<number>, x: number): number {
   let lo = 0;
   let hi = sorted.length;
   while (lo < hi) {
