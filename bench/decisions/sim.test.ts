@@ -462,10 +462,13 @@ describe('the model deployed (--restart-at, --edit-at, --pause-at, --replicas)',
     ];
     expect(alone.late).toBe(0);
     // Each process decides from the half of the calls it sees: the HPA gets values that jump.
-    expect(apart.coldStarts).toBeGreaterThan(2 * alone.coldStarts);
-    // ... and pays for it: a fifth more GPU-seconds (late requests too, before the ReplicaSet's
-    // order of removal: 11,441 GPU-s against 9,474 alone on this seed).
-    expect(apart.gpuSeconds).toBeGreaterThan(1.15 * alone.gpuSeconds);
+    expect(apart.coldStarts).toBeGreaterThan(1.5 * alone.coldStarts);
+    // ... and pays for it, in GPU-seconds and late requests: on this seed 8,553 GPU-s and 38 late
+    // against 7,934 and none alone (10,589 and 2 while the hold at T < C was C, each process's
+    // learned C past the 60 s objective; 11,441 and more late before the ReplicaSet's order of
+    // removal).
+    expect(apart.gpuSeconds).toBeGreaterThan(alone.gpuSeconds);
+    expect(apart.late).toBeGreaterThan(0);
     expect(shared.late).toBe(0);
     expect(Math.abs(shared.gpuSeconds - alone.gpuSeconds)).toBeLessThan(alone.gpuSeconds * 0.05);
     expect(shared.coldStarts).toBeLessThan(1.25 * alone.coldStarts);

@@ -12,8 +12,8 @@
 // - burst (bursts.ts): the warm replicas that serve the usual burst in time, as far as they cost
 //   less than the late requests they prevent (those the replicas it asks for start past T);
 // - hold: scale down only after the demand stayed lower for one cold start (removing a replica
-//   that is needed again within C costs more than keeping it), or at T >= C for what the
-//   demand's recent dips say pays, and no fewer than start a queue's oldest message in time
+//   that is needed again within C costs more than keeping it), or for what the demand's
+//   recent dips say pays, and no fewer than start a queue's oldest message in time
 //   (hold.ts); what a trend forecast is not held, nor, when T < C, a rise while recent rises
 //   were gone a cold start later (noise), nor anything on the queue; idle past the keep-warm
 //   window, no replica is worth keeping, and none is held;
@@ -529,14 +529,15 @@ export function decide({ signals: reported, scaling, history: given, nowMs }: Mo
   const recentDemands = onItsQueue
     ? [{ atMs: nowMs, replicas: demandNow }]
     : slidingMax(held, { atMs: nowMs, replicas: demandNow }, C * 1000);
-  // With T >= C a replica given back too soon costs a cold start and no late request: hold for
-  // what the dips say pays (hold.ts), and while a queue stands for no fewer replicas than start its
-  // oldest message within what is left of T. When its age is not known (hold.ts says when) or it
-  // is past T, keep what was asked for, and ask for none back. With T < C, and while KEDA's
-  // guesses are held, for C: a replica missing leaves requests late.
+  // A replica given back too soon costs a cold start: hold for what the dips say pays (hold.ts),
+  // and while a queue stands for no fewer replicas than start its oldest message within what is
+  // left of T. When its age is not known (hold.ts says when) or it is past T, keep what was asked
+  // for, and ask for none back. With T < C the one given back also leaves requests late while its
+  // successor starts, which the dips do not price; measured, the holds they save cost more than
+  // those requests at lateRequestCost (docs/model.md, "hold"). While KEDA's guesses are held, C.
   let hold: Hold = { seconds: C, source: 'cold start' };
   let heldReplicas = recentDemands[0]!.replicas;
-  const learned = lateWindowSeconds === 0 && guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
+  const learned = guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
   if (learned.seconds < C) {
     hold = learned;
     // The largest demand within the learned hold: the first mark that recent (they decrease).

@@ -115,7 +115,7 @@ describe('learnedHold: the hold that cost least over the recent dips, at most C'
   });
 });
 
-describe('decide: the hold at T >= C, learned, and while a queue stands no less than starts its oldest message in time', () => {
+describe('decide: the hold, learned, and while a queue stands no less than starts its oldest message in time', () => {
   // μ = 2.5 per replica, k = 4 (S = 1.6 s); T = 60 s, C = 40 s. The demand fell from 4 replicas at
   // 0 s to 1 at 15 s; now, at 30 s, 4 replicas serve. The arrival counter read 0 at -30 s, 200 at
   // 0 s, 400 at 15 s and 600 now: of `waiting` messages the oldest is the (600 − waiting)th.
@@ -190,8 +190,6 @@ describe('decide: the hold at T >= C, learned, and while a queue stands no less 
       source: 'learned',
       age: 15,
     },
-    // T < C: a replica missing leaves requests late, which the dips do not price.
-    { what: 'T < C: for C', dips: longDips, waiting: 0, T: 30, desired: 4, hold: 40, source: 'cold start', age: undefined },
   ] as const)('$what', ({ dips, waiting, T, desired, hold, source, age }) => {
     const d = decide({
       signals: signals(waiting),
@@ -203,6 +201,37 @@ describe('decide: the hold at T >= C, learned, and while a queue stands no less 
     expect(d.decision.explanation.details.holdSeconds).toBe(hold);
     expect(d.decision.explanation.details.holdSource).toBe(source);
     expect(d.decision.explanation.details.queueHeadAgeSeconds).toBe(age);
+  });
+
+  // T < C: a replica given back also leaves requests late while its successor starts, which the
+  // dips do not price; learned all the same (docs/model.md, "hold": the holds cost more). The
+  // arrivals steady at 1/3 a second (the counter's step rule would otherwise size the fleet).
+  const quiet = [
+    { atMs: -30_000, total: 585 },
+    { atMs: 0, total: 595 },
+    { atMs: 15_000, total: 600 },
+  ];
+  it.each([
+    { what: 'no dips seen: for C', dips: undefined, desired: 4, hold: 40, source: 'cold start' },
+    { what: 'dips past C: let go at once', dips: longDips, desired: 1, hold: 0, source: 'learned' },
+    // The dips of steady noise, 15-35 s, bridged, and one long one: 35 s (the 4 replicas of 30 s ago held).
+    {
+      what: 'short dips: held through them',
+      dips: [15, 35, 15, 80].map((seconds) => ({ seconds, replicas: 1 })),
+      desired: 4,
+      hold: 35,
+      source: 'learned',
+    },
+  ] as const)('T < C, $what', ({ dips, desired, hold, source }) => {
+    const d = decide({
+      signals: { ...signals(0), arrivalRatePerSecond: 1 / 3 },
+      scaling: { ...fleet, drainSeconds: 30 },
+      history: history(dips, quiet),
+      nowMs: 30_000,
+    }).decision;
+    expect(d.desiredReplicas).toBe(desired);
+    expect(d.explanation.details.holdSeconds).toBe(hold);
+    expect(d.explanation.details.holdSource).toBe(source);
   });
 
   // Found by review: the waiting messages are the last arrivals only on one queue or partition
