@@ -214,7 +214,8 @@ describe('decide: the hold, learned, and while a queue stands no less than start
   it.each([
     { what: 'no dips seen: for C', dips: undefined, desired: 4, hold: 40, source: 'cold start' },
     { what: 'dips past C: let go at once', dips: longDips, desired: 1, hold: 0, source: 'learned' },
-    // The dips of steady noise, 15-35 s, bridged, and one long one: 35 s (the 4 replicas of 30 s ago held).
+    // The dips of steady noise, 15-35 s, bridged, and one long one: 35 s (the 4 replicas of 30 s
+    // ago held).
     {
       what: 'short dips: held through them',
       dips: [15, 35, 15, 80].map((seconds) => ({ seconds, replicas: 1 })),
