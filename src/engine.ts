@@ -322,9 +322,10 @@ export class Engine {
     const view = this.options.shared?.view(trigger.id);
     const record = view?.record;
     const own = state.history.lastDecisionAtMs;
+    const unseen = !sameRecord(record, state.recordSeen);
     const fromRecord =
       record !== undefined &&
-      !sameRecord(record, state.recordSeen) &&
+      unseen &&
       (own === undefined || view!.role === 'follower' || record.writerId !== this.options.shared!.store.writerId);
     // None of its own and none published for it (its settings just edited, on a replica that never
     // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
@@ -355,7 +356,7 @@ export class Engine {
     // A follower going on from the record it last took still decides from that record's state.
     if (fromRecord) state.baseAtMs = record.atMs;
     else if (view?.role !== 'follower') state.baseAtMs = undefined;
-    if (!sameRecord(record, state.recordSeen)) state.recordSeen = record === undefined ? undefined : stampOf(record);
+    if (unseen) state.recordSeen = record === undefined ? undefined : stampOf(record);
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;
     this.triggers.set(trigger.id, state);

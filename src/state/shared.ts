@@ -316,21 +316,22 @@ export class SharedState<T extends { readonly trigger?: string }> {
   }
 
   private seen(key: string, record: KnownState<T> | undefined): void {
-    const entry = this.entries.get(key);
-    if (entry === undefined || record === undefined) return;
-    if (entry.newest === undefined || newerRecord(record, entry.newest)) {
-      entry.record = record;
-      entry.newest = stampOf(record);
-    }
+    if (record !== undefined) this.advance(key, record, record);
   }
 
   /** This replica's own record, published: newer than any seen before it, which is let go. */
   private published(key: string, stamp: RecordStamp): void {
+    this.advance(key, stamp, undefined);
+  }
+
+  /** The record `stamp` names becomes the trigger's newest if it is newer; `record` its state kept. */
+  private advance(key: string, stamp: RecordStamp, record: KnownState<T> | undefined): void {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     if (entry.newest === undefined || newerRecord(stamp, entry.newest)) {
-      entry.record = undefined;
-      entry.newest = stamp;
+      entry.record = record;
+      // A record's own fields would keep its state alive: its stamp is copied.
+      entry.newest = record === undefined ? stamp : stampOf(record);
     }
   }
 
