@@ -84,7 +84,8 @@ export interface StateStore<T> {
   /**
    * acquireLease for several keys at once, in as few round trips as the store allows (a renewal
    * round's slice). One answer per key, in order: undefined for a key whose lease the store refused
-   * (another kind of value under it). Throws StateStoreUnavailable as acquireLease does.
+   * (another kind of value under it), or, where each key is a call of its own (Redis Cluster), whose
+   * call failed. Throws StateStoreUnavailable as acquireLease does where the keys go in one call.
    */
   acquireLeases(keys: readonly string[]): Promise<(boolean | undefined)[]>;
   /** Gives up the key's lease if this replica holds it (on shutdown), so another takes over at once. */
