@@ -1,6 +1,7 @@
 // Renders the trigger metadata reference (docs/metadata.md) from the field tables, so the docs
 // say exactly what the schema accepts. `npm run docs:metadata` writes it; a unit test checks it.
 import { type Field, LONG_VALUE_CHARS, MAX_VALUE_CHARS, kedaKeys, scalingFields, sourceFields } from './fields.ts';
+import { rulesBetweenKeys } from './schema.ts';
 
 function defaultText(field: Field): string {
   if (field.default !== undefined) return `\`${String(field.default)}\``;
@@ -13,6 +14,12 @@ function table(prefix: string, fields: Readonly<Record<string, Field>>): string 
     return `| ${key} | ${f.description} | ${f.allowed} | ${defaultText(f)} |`;
   });
   return ['| key | meaning | allowed | default |', '|---|---|---|---|', ...rows].join('\n');
+}
+
+/** A group's table, then the rules between its keys (refused with INVALID_ARGUMENT like a bad value). */
+function group(prefix: string, fields: Readonly<Record<string, Field>>, rules: readonly string[]): string {
+  if (rules.length === 0) return table(prefix, fields);
+  return [table(prefix, fields), '', 'Between these keys:', '', ...rules.map((r) => `- ${r}`)].join('\n');
 }
 
 /** Keys marked out of the lineage among the sources' (false), or into it among the scaling ones (true). */
@@ -43,17 +50,18 @@ const titles: Record<keyof typeof sourceFields, string> = {
 
 export function metadataReference(): string {
   const sections = Object.entries(sourceFields).map(
-    ([kind, fields]) => `### ${titles[kind as keyof typeof sourceFields]}\n\n${table(`${kind}.`, fields)}`,
+    ([kind, fields]) =>
+      `### ${titles[kind as keyof typeof sourceFields]}\n\n${group(`${kind}.`, fields, rulesBetweenKeys[kind as keyof typeof sourceFields])}`,
   );
   return [
     '# Trigger metadata reference',
     '',
     '<!-- Generated from src/trigger/fields.ts by `npm run docs:metadata`; do not edit by hand. -->',
     '',
-    "Every key of a `type: external` or `type: external-push` trigger's `metadata`. Unknown keys, bad values and a trigger",
-    'without a source are answered with gRPC `INVALID_ARGUMENT`: the first problems, each naming the key, the value (secrets',
-    'redacted, long values cut to a few dozen characters) and what is allowed, then a count of the rest. A trigger names at',
-    'least one source; several sources add up their backlogs.',
+    "Every key of a `type: external` or `type: external-push` trigger's `metadata`. Unknown keys, bad values, a broken rule",
+    'between keys (listed under each table) and a trigger without a source are answered with gRPC `INVALID_ARGUMENT`: the',
+    'first problems, each naming the key, the value (secrets redacted, long values cut to a few dozen characters) and what',
+    'is allowed, then a count of the rest. A trigger names at least one source; several sources add up their backlogs.',
     '',
     `A value is at most ${MAX_VALUE_CHARS} characters long, or ${LONG_VALUE_CHARS} for a PEM certificate or key, a bearer token`,
     "or a PromQL query (a connection profile's values have no such limit).",
@@ -74,7 +82,7 @@ export function metadataReference(): string {
     '',
     '## Scaling (no prefix)',
     '',
-    table('', scalingFields),
+    group('', scalingFields, rulesBetweenKeys.scaling),
     '',
     '## Sources',
     '',

@@ -267,11 +267,15 @@ function withProfile(
   return { ...profile, ...group };
 }
 
-type Rule<V> = (values: V, issues: Issues, env: ParseOptions['env']) => void;
+/** A rule between a group's keys: what docs/metadata.md says of it, and its check. */
+interface Rule<V> {
+  readonly says: string;
+  readonly check: (values: V, issues: Issues, env: ParseOptions['env']) => void;
+}
 
 /** Checks the values of a group against each other; the keys themselves are already valid. */
 function check<V>(rules: readonly Rule<V>[], values: V, issues: Issues, env: ParseOptions['env']): void {
-  for (const rule of rules) rule(values, issues, env);
+  for (const rule of rules) rule.check(values, issues, env);
 }
 
 type RabbitmqValues = ValuesOf<typeof sourceFields.rabbitmq>;
@@ -284,22 +288,28 @@ function rabbitmqProtocol(v: RabbitmqValues): { scheme: string; protocol: 'amqp'
 }
 
 const rabbitmqRules: Rule<RabbitmqValues>[] = [
-  (v, issues) => {
-    const { scheme } = rabbitmqProtocol(v);
-    if (v.protocol !== 'auto' && v.protocol !== (scheme.startsWith('http') ? 'http' : 'amqp')) {
-      issues.add(
-        'rabbitmq.protocol',
-        `got "${v.protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`,
-      );
-    }
+  {
+    says: '`rabbitmq.protocol` amqp or http matches the scheme of `rabbitmq.host`.',
+    check: (v, issues) => {
+      const { scheme } = rabbitmqProtocol(v);
+      if (v.protocol !== 'auto' && v.protocol !== (scheme.startsWith('http') ? 'http' : 'amqp')) {
+        issues.add(
+          'rabbitmq.protocol',
+          `got "${v.protocol}" but rabbitmq.host is a ${scheme}:// URL; allowed: a host URL matching the protocol`,
+        );
+      }
+    },
   },
-  (v, issues) => {
-    if (v.excludeUnacknowledged && rabbitmqProtocol(v).protocol === 'amqp') {
-      issues.add(
-        'rabbitmq.excludeUnacknowledged',
-        'applies to protocol http only (amqp counts ready messages); allowed: false with amqp',
-      );
-    }
+  {
+    says: '`rabbitmq.excludeUnacknowledged` true needs protocol http.',
+    check: (v, issues) => {
+      if (v.excludeUnacknowledged && rabbitmqProtocol(v).protocol === 'amqp') {
+        issues.add(
+          'rabbitmq.excludeUnacknowledged',
+          'applies to protocol http only (amqp counts ready messages); allowed: false with amqp',
+        );
+      }
+    },
   },
 ];
 
@@ -323,13 +333,16 @@ function sqsRegion(v: SqsValues, env: ParseOptions['env']): string | undefined {
 }
 
 const sqsRules: Rule<SqsValues>[] = [
-  (v, issues, env) => {
-    if (sqsRegion(v, env) === undefined) {
-      issues.add(
-        'sqs.awsRegion',
-        'is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION; allowed: an AWS region such as eu-west-1',
-      );
-    }
+  {
+    says: '`sqs.awsRegion` is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION.',
+    check: (v, issues, env) => {
+      if (sqsRegion(v, env) === undefined) {
+        issues.add(
+          'sqs.awsRegion',
+          'is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION; allowed: an AWS region such as eu-west-1',
+        );
+      }
+    },
   },
 ];
 
@@ -347,29 +360,38 @@ function buildSqs(v: SqsValues, env: ParseOptions['env']): SqsSourceConfig {
 type KafkaValues = ValuesOf<typeof sourceFields.kafka>;
 
 const kafkaRules: Rule<KafkaValues>[] = [
-  (v, issues) => {
-    if (v.sasl === 'none') return;
-    const f = sourceFields.kafka;
-    if (v.username === undefined)
-      issues.add('kafka.username', `is required; allowed: ${f.username.allowed} when kafka.sasl is ${v.sasl}`);
-    if (v.password === undefined)
-      issues.add('kafka.password', `is required; allowed: ${f.password.allowed} when kafka.sasl is ${v.sasl}`);
+  {
+    says: '`kafka.username` and `kafka.password` are required when `kafka.sasl` is not none.',
+    check: (v, issues) => {
+      if (v.sasl === 'none') return;
+      const f = sourceFields.kafka;
+      if (v.username === undefined)
+        issues.add('kafka.username', `is required; allowed: ${f.username.allowed} when kafka.sasl is ${v.sasl}`);
+      if (v.password === undefined)
+        issues.add('kafka.password', `is required; allowed: ${f.password.allowed} when kafka.sasl is ${v.sasl}`);
+    },
   },
-  (v, issues) => {
-    if ((v.cert === undefined) !== (v.key === undefined)) {
-      issues.add(
-        v.cert === undefined ? 'kafka.cert' : 'kafka.key',
-        'kafka.cert and kafka.key go together; allowed: both or neither',
-      );
-    }
+  {
+    says: '`kafka.cert` and `kafka.key` go together.',
+    check: (v, issues) => {
+      if ((v.cert === undefined) !== (v.key === undefined)) {
+        issues.add(
+          v.cert === undefined ? 'kafka.cert' : 'kafka.key',
+          'kafka.cert and kafka.key go together; allowed: both or neither',
+        );
+      }
+    },
   },
-  (v, issues) => {
-    if (v.tls === 'enable') return;
-    // Certificates given without TLS would be silently ignored.
-    for (const key of ['ca', 'cert', 'key'] as const) {
-      if (v[key] !== undefined)
-        issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
-    }
+  {
+    says: '`kafka.ca`, `kafka.cert` and `kafka.key` need `kafka.tls: enable`.',
+    check: (v, issues) => {
+      if (v.tls === 'enable') return;
+      // Certificates given without TLS would be silently ignored.
+      for (const key of ['ca', 'cert', 'key'] as const) {
+        if (v[key] !== undefined)
+          issues.add(`kafka.${key}`, 'applies only with kafka.tls: enable; allowed: set kafka.tls to enable, or drop it');
+      }
+    },
   },
 ];
 
@@ -409,26 +431,32 @@ export function defaultGpuQuery(namespace: string | undefined, podSelector: stri
 type GpuValues = ValuesOf<typeof sourceFields.gpu>;
 
 const gpuRules: Rule<GpuValues>[] = [
-  (v, issues) => {
-    const selected = v.namespace !== undefined || v.podSelector !== undefined;
-    if (v.query === undefined && !selected) {
-      issues.add('gpu.query', 'is required unless gpu.namespace or gpu.podSelector is set; allowed: a PromQL expression');
-    } else if (v.query !== undefined && selected) {
-      issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both; allowed: one of the two');
-    }
+  {
+    says: 'Exactly one of `gpu.query`, or `gpu.namespace` and/or `gpu.podSelector` (the query is then built from them).',
+    check: (v, issues) => {
+      const selected = v.namespace !== undefined || v.podSelector !== undefined;
+      if (v.query === undefined && !selected) {
+        issues.add('gpu.query', 'is required unless gpu.namespace or gpu.podSelector is set; allowed: a PromQL expression');
+      } else if (v.query !== undefined && selected) {
+        issues.add('gpu.query', 'set either gpu.query or gpu.namespace/gpu.podSelector, not both; allowed: one of the two');
+      }
+    },
   },
-  (v, issues) => {
-    if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
-      issues.add(
-        'gpu.bearerToken',
-        'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two',
-      );
-    } else if ((v.username === undefined) !== (v.password === undefined)) {
-      issues.add(
-        v.username === undefined ? 'gpu.username' : 'gpu.password',
-        'gpu.username and gpu.password go together; allowed: both or neither',
-      );
-    }
+  {
+    says: '`gpu.bearerToken` or basic auth (`gpu.username` with `gpu.password`, which go together), not both.',
+    check: (v, issues) => {
+      if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
+        issues.add(
+          'gpu.bearerToken',
+          'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two',
+        );
+      } else if ((v.username === undefined) !== (v.password === undefined)) {
+        issues.add(
+          v.username === undefined ? 'gpu.username' : 'gpu.password',
+          'gpu.username and gpu.password go together; allowed: both or neither',
+        );
+      }
+    },
   },
 ];
 
@@ -451,12 +479,27 @@ function buildGpu(v: GpuValues): GpuSourceConfig {
 type ScalingValues = ValuesOf<typeof scalingFields>;
 
 const scalingRules: Rule<ScalingValues>[] = [
-  (v, issues) => {
-    if (v.minReplicas > v.maxReplicas) {
-      issues.add('minReplicas', `got ${v.minReplicas}, above maxReplicas ${v.maxReplicas}; allowed: minReplicas <= maxReplicas`);
-    }
+  {
+    says: '`minReplicas` is at most `maxReplicas`.',
+    check: (v, issues) => {
+      if (v.minReplicas > v.maxReplicas) {
+        issues.add(
+          'minReplicas',
+          `got ${v.minReplicas}, above maxReplicas ${v.maxReplicas}; allowed: minReplicas <= maxReplicas`,
+        );
+      }
+    },
   },
 ];
+
+/** What each group's rules between keys say, for docs/metadata.md (reference.ts). */
+export const rulesBetweenKeys: Readonly<Record<'scaling' | keyof typeof sourceFields, readonly string[]>> = {
+  scaling: scalingRules.map((r) => r.says),
+  rabbitmq: rabbitmqRules.map((r) => r.says),
+  sqs: sqsRules.map((r) => r.says),
+  kafka: kafkaRules.map((r) => r.says),
+  gpu: gpuRules.map((r) => r.says),
+};
 
 /** Each kind's cross-field rules and builder, over values typed from its field table. */
 const sourceKindsBuild: {
