@@ -225,8 +225,10 @@ export class ExternalScalerService {
       },
       failed: (err) => {
         const message = errorMessage(err);
+        // At debug: the source's failure is said at warn once per source (SourceFailureLog), where
+        // this would say it again for every stream on it (500 lines for 500 triggers on one broker).
         if (message !== lastError) {
-          logger.warn(
+          logger.debug(
             { trigger: `${ref.namespace}/${ref.name}`, err: message },
             'stream check failed; sending nothing until the source answers',
           );
