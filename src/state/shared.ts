@@ -136,9 +136,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
       (key, record) => this.seen(key, record),
       (key) => this.entries.has(key),
     );
-    // Back from an outage: records published meanwhile were not heard; read them, retake leases.
+    // Back from an outage: records published meanwhile were not heard; read them, retake leases, in
+    // a round of their own, a slice a tick (all at once, a store that flapped on every slow command
+    // had thousands of reads and decodes land in one turn of the loop each time: found by review).
     this.removeHealthListener = store.onHealthChange((health) => {
-      if (health === 'up') void this.refresh(true);
+      if (health === 'up') this.rereadRound();
       else for (const entry of this.entries.values()) entry.role = 'local';
     });
   }
@@ -292,9 +294,16 @@ export class SharedState<T extends { readonly trigger?: string }> {
     if (entry?.role === 'writer') this.store.releaseLease(key).catch(() => undefined);
   }
 
-  /** Forgets every trigger but those `keep` names (the engine's sweep: triggers that answered nothing lately). */
+  /**
+   * Forgets every trigger but those `keep` names (the engine's sweep: triggers that answered nothing
+   * lately) and those asked about within UNASKED_LEASE_MS: a first sight still under way is not yet
+   * among the engine's triggers, and forgotten then it would decide from nothing (found by review).
+   */
   forgetExcept(keep: (key: string) => boolean): void {
-    for (const key of [...this.entries.keys()]) if (!keep(key)) this.forget(key);
+    const nowMs = this.now();
+    for (const [key, entry] of [...this.entries]) {
+      if (!keep(key) && nowMs - entry.askedAtMs > UNASKED_LEASE_MS) this.forget(key);
+    }
   }
 
   get size(): number {
@@ -310,6 +319,9 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    // Renewals still to come (a re-read asked for, a first lease in flight) find nothing to renew:
+    // no lease is taken or kept after the store gives this replica's up.
+    this.entries.clear();
     this.unsubscribe();
     this.removeHealthListener();
     await this.store.close();
@@ -335,9 +347,21 @@ export class SharedState<T extends { readonly trigger?: string }> {
     }
   }
 
-  /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too (after an outage). */
+  /** Renews or takes every tracked lease at once; with `reread`, reads followers' records too. */
   async refresh(reread: boolean): Promise<void> {
     await this.renew([...this.entries], reread);
+  }
+
+  /** The next tick starts a round that re-reads every record (at once when no round runs: not started). */
+  private rereadRound(): void {
+    if (this.timer === undefined) {
+      void this.refresh(true);
+      return;
+    }
+    this.pending = [];
+    this.roundStartedMs = -Infinity;
+    // tick() counts the round up, and every third one re-reads.
+    this.round += 2 - (this.round % 3);
   }
 
   /**
@@ -438,7 +462,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
         const held = await this.store.acquireLease(key);
         await sight;
         entry.role = held ? 'writer' : 'follower';
-        if (!held && reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));
+        // The record read beside the lease counts when the lease is won too: a replica taking over
+        // must not write over a newer record it missed (found by review). Unread then, it writes on.
+        if (held) {
+          if (read !== undefined) this.seen(key, await read.catch(() => undefined));
+        } else if (reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));
       } catch {
         entry.role = 'local';
       }

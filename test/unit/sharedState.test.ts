@@ -813,3 +813,92 @@ describe('SharedState entries of triggers that never answered', () => {
     await shared.close();
   });
 });
+
+describe("the engine's sweep during a first sight", () => {
+  it('keeps the trigger whose first sight is under way: a restarted replica decides it from what was learned', async () => {
+    const clock = { ms: 1_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const so = (name: string, queue: string): TriggerRef => ({
+      name,
+      namespace: 'ns',
+      metadata: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': queue },
+    });
+    // Learned before: a writer that saw both triggers, then went.
+    const before = replica(cluster, 'old');
+    for (const name of ['a', 'b']) await before.engine.evaluate(before.engine.trigger(so(name, name)));
+    await before.shared.close();
+    // A replica started afresh: b's queue answers only once a's call has been decided (and swept).
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const slow = fakeRabbitDriver(async (queue) => {
+      if (queue === 'b') await held;
+      return { backlog: 0, waiting: 0, inFlight: 0, consumers: 1 };
+    });
+    const { engine, shared } = replica(cluster, 'new', slow);
+    const b = engine.evaluate(engine.trigger(so('b', 'b')));
+    await engine.evaluate(engine.trigger(so('a', 'a')));
+    expect(shared.size).toBe(2);
+    release();
+    await b;
+    expect(shared.view(engine.trigger(so('b', 'b')).id)?.record).toBeDefined();
+    await shared.close();
+  });
+});
+
+describe('a replica that takes the lease in a re-read round', () => {
+  it('keeps the record it read beside the lease: the writer it replaces published one it did not hear', async () => {
+    const pair = await writerAndFollower(8_000_000);
+    const { clock, cluster, a, b, id } = pair;
+    // b's subscription lost a while: a publishes a newer state b does not hear, then goes.
+    const bClient = b.shared.store as ReturnType<StateCluster['client']>;
+    cluster.clients.delete(bClient);
+    clock.ms += 6000;
+    await a.shared.refresh(false);
+    broker.backlog = 12;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    const last = (await cluster.client('c').read(id))!;
+    expect(last.writerId).toBe('a');
+    await a.shared.close();
+    cluster.clients.add(bClient);
+    expect(b.shared.view(id)?.record?.storedAtMs).not.toBe(last.storedAtMs);
+    // The re-read round: b wins the lease, and decides on from a's last record, not its own older one.
+    await b.shared.refresh(true);
+    expect(b.shared.role(id)).toBe('writer');
+    expect(b.shared.view(id)?.record?.storedAtMs).toBe(last.storedAtMs);
+    await b.shared.close();
+    broker.backlog = 0;
+  });
+});
+
+describe('the store back after an outage', () => {
+  it('re-reads every trigger in a round of ticks, not all at once as it comes back', async () => {
+    vi.useFakeTimers();
+    try {
+      const cluster = new StateCluster(() => Date.now());
+      const store = cluster.client('a');
+      const reads: number[] = [];
+      const read = store.read.bind(store);
+      store.read = (key: string) => {
+        reads.push(Date.now());
+        return read(key);
+      };
+      const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000 });
+      for (let i = 0; i < 100; i++) await shared.track(`k${i}`);
+      shared.start();
+      cluster.setHealth('degraded');
+      await vi.advanceTimersByTimeAsync(500);
+      reads.length = 0;
+      cluster.setHealth('up');
+      await vi.advanceTimersByTimeAsync(0);
+      expect(reads).toHaveLength(0);
+      // One round (1,000 ms, ticks of 100 ms): every trigger read once, a tenth a tick.
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(reads).toHaveLength(100);
+      expect(new Set(reads).size).toBe(10);
+      expect(shared.roles()).toEqual({ writer: 100, follower: 0, local: 0 });
+      await shared.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
