@@ -399,7 +399,8 @@ function buildKafka(v: KafkaValues): KafkaSourceConfig {
   return {
     kind: 'kafka',
     bootstrapServers: v.bootstrapServers,
-    topics: v.topic ?? [],
+    // A topic named twice would count its partitions twice.
+    topics: [...new Set(v.topic ?? [])],
     consumerGroup: v.consumerGroup,
     offsetResetPolicy: v.offsetResetPolicy,
     allowIdleConsumers: v.allowIdleConsumers,

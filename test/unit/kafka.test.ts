@@ -250,6 +250,23 @@ describe('KafkaDriver', () => {
     expect((await read(kafkaConfig({ offsetResetPolicy: 'earliest' }))).backlog).toBe(6 + 20 + 0);
   });
 
+  // Found by review: the log end is read before the commits, and a message produced and committed
+  // between the two reads put a commit past the end, which counts as nothing committed.
+  it('reads the log end again for a commit past it, not the whole log under earliest', async () => {
+    const { read, cluster, admins } = setup();
+    await read(kafkaConfig());
+    const admin = admins[0]!;
+    const groupOffsets = admin.groupOffsets.bind(admin);
+    admin.groupOffsets = (group, topics) => {
+      // Between the two reads: 3 messages into jobs/0, served and committed at once.
+      cluster.topics.get('jobs')![0] = { low: 0, high: 13 };
+      cluster.commits.get('workers')!.set('jobs/0', 13);
+      return groupOffsets(group, topics);
+    };
+    // jobs/0 caught up (0), jobs/1 no commit under earliest (20), jobs/2 empty (0).
+    expect((await read(kafkaConfig({ offsetResetPolicy: 'earliest' }))).backlog).toBe(20);
+  });
+
   // Found by review: a partition with no log end (-1) read as empty, its lag 0.
   it('gives a bad answer, not a lag of 0, for a partition the brokers give no log end for', async () => {
     const { read, cluster } = setup();

@@ -497,6 +497,9 @@ describe('trigger schema', () => {
       topics: ['t1', 't2'],
       offsetResetPolicy: 'latest',
     });
+    // A topic named twice is read once (its partitions counted twice doubled the backlog and the cap).
+    const twice = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.topic': 't1, t2,t1', 'kafka.consumerGroup': 'g' });
+    expect(twice.sources[0]).toMatchObject({ topics: ['t1', 't2'] });
     expect(issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.sasl': 'plain' })).toContainEqual(
       expect.stringMatching(/^kafka\.username: is required/),
     );
