@@ -219,10 +219,17 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     }
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);
-    const unacked = unackedCount ?? 0;
     if (ready === undefined) {
       // A queue just declared may not have statistics yet; a missing count is not a 0.
       throw new SourceBadAnswer(`${where}: management API gave no messages_ready (statistics not collected yet?)`);
+    }
+    let backlog = ready;
+    if (!config.excludeUnacknowledged) {
+      // Nor is a missing unacknowledged count, where the backlog counts it: the messages in service.
+      if (unackedCount === undefined) {
+        throw new SourceBadAnswer(`${where}: management API gave no messages_unacknowledged (statistics not collected yet?)`);
+      }
+      backlog += unackedCount;
     }
     const stats = body.message_stats;
     const publish = finite(stats?.publish_details?.rate);
@@ -231,7 +238,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     const arrivedTotal = finite(stats?.publish);
     const servedTotal = servedCount(stats);
     return {
-      backlog: config.excludeUnacknowledged ? ready : ready + unacked,
+      backlog,
       waiting: ready,
       ...(unackedCount !== undefined ? { inFlight: unackedCount } : {}),
       consumers: finite(body.consumers),

@@ -241,6 +241,16 @@ describe('RabbitmqDriver over the management API', () => {
     await expect(read(driver, http())).rejects.toThrow(SourceBadAnswer);
   });
 
+  // Found by review: a missing unacknowledged count was taken for 0, the messages in service dropped.
+  it('gives a bad answer, not 0, for a missing unacknowledged count it would count; none needed when excluded', async () => {
+    const { messages_unacknowledged: _unacked, ...noUnacked } = queueObject;
+    const { driver } = httpDriver(() => ({ status: 200, body: noUnacked }));
+    const got = await failure(read(driver, http()));
+    expect(got).toBeInstanceOf(SourceBadAnswer);
+    expect(got.message).toMatch(/no messages_unacknowledged/);
+    expect(await read(driver, http({ excludeUnacknowledged: true }))).toMatchObject({ backlog: 12, waiting: 12 });
+  });
+
   it.each([
     [404, SourceNotFound, /queue or vhost not found \(HTTP 404\)/],
     [401, SourceUnauthenticated, /refused the credentials \(HTTP 401\)/],
