@@ -107,10 +107,16 @@ export class Hpa {
     return desired;
   }
 
-  /** behavior nil: the largest recommendation within the window, this one included (stabilizeRecommendation). */
+  /**
+   * behavior nil: the largest recommendation within the window, this one included
+   * (stabilizeRecommendation). The controller drops a sample older than the cutoff and keeps one
+   * just at it, but its syncs come every 15 s plus their own time, so the one 20 syncs back is just
+   * past 300 s and dropped; here syncs are exactly 15 s apart, and a sample at the cutoff is dropped
+   * too (kept until 2026-12-06: every step down a sync late; found by review).
+   */
   private stabilizeLegacy(nowS: number, proposed: number): number {
     const cutoff = nowS - DOWNSCALE_STABILIZATION_S;
-    this.recommendations = this.recommendations.filter((r) => r.atS >= cutoff);
+    this.recommendations = this.recommendations.filter((r) => r.atS > cutoff);
     const largest = this.recommendations.reduce((m, r) => Math.max(m, r.replicas), proposed);
     this.recommendations.push({ atS: nowS, replicas: proposed });
     return largest;

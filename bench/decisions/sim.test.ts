@@ -112,7 +112,9 @@ describe('HPA AverageValue rule', () => {
     expect(hpa.sync(35, 16, [{ value: 500, target: 5 }])).toBe(20); // maxReplicas
     // Down: the largest recommendation of the last 300 s, then straight there.
     expect(hpa.sync(300, 20, [{ value: 5, target: 5 }])).toBe(20); // 100 asked at 0-35 s
-    expect(hpa.sync(336, 20, [{ value: 5, target: 5 }])).toBe(1);
+    expect(hpa.sync(334, 20, [{ value: 5, target: 5 }])).toBe(20);
+    // The sample of 35 s is 300 s old: dropped, as the controller's syncs, 15 s apart and a little, drop it.
+    expect(hpa.sync(335, 20, [{ value: 5, target: 5 }])).toBe(1);
   });
 
   it('takes the largest metric and respects maxReplicas', () => {
