@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { metadataReference } from '../../src/trigger/reference.ts';
 import { scalingFields, sourceFields } from '../../src/trigger/fields.ts';
 import { InvalidTrigger } from '../../src/errors.ts';
+import { PEM_CERTIFICATE_STUB, PEM_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 import { parseTrigger, rulesBetweenKeys } from '../../src/trigger/schema.ts';
 
 describe('docs/metadata.md', () => {
@@ -25,8 +26,8 @@ describe('the rules between keys that docs/metadata.md lists', () => {
   const sqs = { 'sqs.queueURL': 'http://sqs.local:9324/000000000000/q' };
   const kafka = { 'kafka.bootstrapServers': 'k:9092', 'kafka.consumerGroup': 'g' };
   const gpu = { 'gpu.serverAddress': 'http://prom:9090' };
-  const pem = '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----';
-  const key = '-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----';
+  const pem = PEM_CERTIFICATE_STUB;
+  const key = PEM_PRIVATE_KEY_STUB;
   // Per rule: the group, one map that breaks it and the key the answer names, one that keeps it.
   const cases: ReadonlyArray<{
     readonly group: keyof typeof rulesBetweenKeys;
