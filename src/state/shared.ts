@@ -17,6 +17,9 @@ const UNASKED_LEASE_MS = 3 * 60_000;
 
 /** Slices a round of lease renewals is cut into (start()). */
 const TICKS_PER_ROUND = 10;
+/** Every this many rounds a round re-reads followers' records too. */
+const REREAD_EVERY_ROUNDS = 3;
+
 /**
  * A writer notes in its trigger's lineage key that the trigger is the lineage's latest at most this
  * often, well within a record's life (STATE_RETENTION_MS, at least 30 minutes): what a replica
@@ -360,8 +363,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
     }
     this.pending = [];
     this.roundStartedMs = -Infinity;
-    // tick() counts the round up, and every third one re-reads.
-    this.round += 2 - (this.round % 3);
+    // tick() counts the round up to the next that re-reads.
+    this.round += REREAD_EVERY_ROUNDS - 1 - (this.round % REREAD_EVERY_ROUNDS);
   }
 
   /**
@@ -387,7 +390,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       const entry = this.entries.get(key);
       if (entry !== undefined) batch.push([key, entry]);
     }
-    void this.renew(batch, this.round % 3 === 0);
+    void this.renew(batch, this.round % REREAD_EVERY_ROUNDS === 0);
   }
 
   private async renew(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidTrigger } from '../../src/errors.ts';
 import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
-import { defaultGpuQuery, parseTrigger } from '../../src/trigger/schema.ts';
+import { defaultGpuQuery, parseTrigger, rulesBetweenKeys } from '../../src/trigger/schema.ts';
+import { PEM_CERTIFICATE_STUB, PEM_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 import { regionInQueueUrl } from '../../src/trigger/sqsUrl.ts';
 
 const parse = (metadata: Record<string, string>, options = {}) =>
@@ -669,5 +670,93 @@ describe('every problem says what is allowed', () => {
     const issues = issuesOf(metadata);
     expect(issues.length).toBeGreaterThan(0);
     for (const issue of issues) expect(issue).toMatch(/^[\w.]+: .*; allowed: /);
+  });
+});
+
+describe('the rules between keys that docs/metadata.md lists', () => {
+  const rabbit = { 'rabbitmq.host': 'amqp://broker', 'rabbitmq.queueName': 'q' };
+  const sqs = { 'sqs.queueURL': 'http://sqs.local:9324/000000000000/q' };
+  const kafka = { 'kafka.bootstrapServers': 'k:9092', 'kafka.consumerGroup': 'g' };
+  const gpu = { 'gpu.serverAddress': 'http://prom:9090' };
+  const pem = PEM_CERTIFICATE_STUB;
+  const key = PEM_PRIVATE_KEY_STUB;
+  // Per rule: the group, one map that breaks it and the key the answer names, one that keeps it.
+  const cases: ReadonlyArray<{
+    readonly group: keyof typeof rulesBetweenKeys;
+    readonly rule: number;
+    readonly broken: Record<string, string>;
+    readonly names: string;
+    readonly kept: Record<string, string>;
+  }> = [
+    {
+      group: 'scaling',
+      rule: 0,
+      broken: { ...rabbit, minReplicas: '5', maxReplicas: '4' },
+      names: 'minReplicas',
+      kept: { ...rabbit, minReplicas: '4', maxReplicas: '4' },
+    },
+    {
+      group: 'rabbitmq',
+      rule: 0,
+      broken: { ...rabbit, 'rabbitmq.protocol': 'http' },
+      names: 'rabbitmq.protocol',
+      kept: { ...rabbit, 'rabbitmq.protocol': 'amqp' },
+    },
+    {
+      group: 'rabbitmq',
+      rule: 1,
+      broken: { ...rabbit, 'rabbitmq.excludeUnacknowledged': 'true' },
+      names: 'rabbitmq.excludeUnacknowledged',
+      kept: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': 'q', 'rabbitmq.excludeUnacknowledged': 'true' },
+    },
+    { group: 'sqs', rule: 0, broken: sqs, names: 'sqs.awsRegion', kept: { ...sqs, 'sqs.awsRegion': 'eu-west-1' } },
+    {
+      group: 'kafka',
+      rule: 0,
+      broken: { ...kafka, 'kafka.sasl': 'plain', 'kafka.username': 'u' },
+      names: 'kafka.password',
+      kept: { ...kafka, 'kafka.sasl': 'plain', 'kafka.username': 'u', 'kafka.password': 'p' },
+    },
+    {
+      group: 'kafka',
+      rule: 1,
+      broken: { ...kafka, 'kafka.tls': 'enable', 'kafka.cert': pem },
+      names: 'kafka.key',
+      kept: { ...kafka, 'kafka.tls': 'enable', 'kafka.cert': pem, 'kafka.key': key },
+    },
+    {
+      group: 'kafka',
+      rule: 2,
+      broken: { ...kafka, 'kafka.ca': pem },
+      names: 'kafka.ca',
+      kept: { ...kafka, 'kafka.tls': 'enable', 'kafka.ca': pem },
+    },
+    {
+      group: 'gpu',
+      rule: 0,
+      broken: { ...gpu, 'gpu.query': 'sum(up)', 'gpu.namespace': 'ml' },
+      names: 'gpu.query',
+      kept: { ...gpu, 'gpu.podSelector': 'llm-.*' },
+    },
+    {
+      group: 'gpu',
+      rule: 1,
+      broken: { ...gpu, 'gpu.namespace': 'ml', 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' },
+      names: 'gpu.bearerToken',
+      kept: { ...gpu, 'gpu.namespace': 'ml', 'gpu.username': 'u', 'gpu.password': 'p' },
+    },
+  ];
+  // No AWS_REGION from the test's own environment.
+  const env = { env: {} };
+
+  it('has a case for every rule it lists', () => {
+    for (const [group, rules] of Object.entries(rulesBetweenKeys)) {
+      expect(cases.filter((c) => c.group === group).map((c) => c.rule)).toEqual(rules.map((_, i) => i));
+    }
+  });
+
+  it.each(cases)('$group rule $rule: refused naming $names, and kept it passes', ({ broken, names, kept }) => {
+    expect(() => parse(kept, env)).not.toThrow();
+    expect(issuesOf(broken, env).some((i) => i.startsWith(`${names}:`))).toBe(true);
   });
 });
