@@ -36,7 +36,7 @@ export function render(view) {
     const r = view.refused;
     return [
       `${view.trigger.namespace}/${view.trigger.name}  trigger metadata refused`,
-      `  last answer: ${r.code} at ${r.at} (${r.calls} calls): ${r.message}`,
+      `  last answer: ${r.code} at ${r.at} (${r.calls} ${r.calls === 1 ? 'call' : 'calls'}): ${r.message}`,
       "  (KEDA got that error for every call: fix the ScaledObject's trigger metadata; docs/metadata.md lists the keys)",
     ].join('\n');
   }

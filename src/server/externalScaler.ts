@@ -67,6 +67,8 @@ export class ExternalScalerService {
   private refusedLoggedAtMs = Number.NEGATIVE_INFINITY;
   /** Set by endStreams: a stream that arrives while the server stops ends at once. */
   private stopping = false;
+  /** When an INTERNAL failure was last logged, per method: a flood of one defect logs once a minute. */
+  private readonly defectLoggedAtMs = new Map<string, number>();
 
   constructor(options: ExternalScalerOptions) {
     this.options = options;
@@ -114,7 +116,7 @@ export class ExternalScalerService {
       metrics.requestSeconds.observe(labels, (performance.now() - startedMs) / 1000);
       const serviceError = toServiceError(err);
       metrics.requests.inc({ method, code: errorCode(err) });
-      if (!(err instanceof InvalidTrigger)) {
+      if (!this.logDefect(method, err) && !(err instanceof InvalidTrigger)) {
         logger.debug({ method, code: errorCode(err), err: serviceError.details }, 'request failed');
       }
       callback(serviceError, null);
@@ -143,6 +145,21 @@ export class ExternalScalerService {
    * Refuses a stream when the server holds its maximum: each costs some 7 KB of heap, and a client
    * that opened 20,000 took the heap to exhaustion. Returns true when refused.
    */
+  /**
+   * An INTERNAL answer is a defect, not a source or its metadata: logged at error with its stack
+   * (the KedaInferenceScalerInternalErrors alert points here), once a minute per method. Returns
+   * whether `err` was one.
+   */
+  private logDefect(method: string, err: unknown): boolean {
+    if (errorCode(err) !== 'INTERNAL') return false;
+    const nowMs = performance.now();
+    if (nowMs - (this.defectLoggedAtMs.get(method) ?? Number.NEGATIVE_INFINITY) >= 60_000) {
+      this.defectLoggedAtMs.set(method, nowMs);
+      this.options.logger.error({ method, err }, 'internal error: a defect of the scaler, please report it');
+    }
+    return true;
+  }
+
   private refuseOverLimit(method: string, call: Stream<ScaledObjectRef, unknown>): boolean {
     const { maxOpenStreams, metrics, logger } = this.options;
     if (this.streams.size < maxOpenStreams) return false;
@@ -201,6 +218,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(ref);
     } catch (err) {
+      this.logDefect('StreamIsActive', err);
       metrics.requests.inc({ method: 'StreamIsActive', code: errorCode(err) });
       call.emit('error', toServiceError(err));
       return;
@@ -224,6 +242,7 @@ export class ExternalScalerService {
         send(evaluation);
       },
       failed: (err) => {
+        if (this.logDefect('StreamIsActive', err)) return;
         const message = errorMessage(err);
         // At debug: the source's failure is said at warn once per source (SourceFailureLog), where
         // this would say it again for every stream on it (500 lines for 500 triggers on one broker).
@@ -251,6 +270,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(toRef(call.request));
     } catch (err) {
+      this.logDefect('StreamMetricSpec', err);
       metrics.requests.inc({ method: 'StreamMetricSpec', code: errorCode(err) });
       call.emit('error', toServiceError(err));
       return;

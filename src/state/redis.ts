@@ -234,6 +234,7 @@ export class RedisStateStore<T> implements StateStore<T> {
     // Written, not announced (an ACL without PUBLISH): the other replicas read it on their clock.
     const [storedAtMs, announceError] = reply as [string, string?];
     if (announceError !== undefined) {
+      this.options.metrics.errors.inc({ op: 'publish' });
       this.refused(
         'publish',
         announceError,

@@ -101,8 +101,13 @@ export class ScalerMetrics {
       }
       const family = (name: string, help: string, values: TriggerValues) => new TriggerFamily(`${PREFIX}${name}`, help, values);
       this.triggerFamilies = [
-        family('trigger_backlog', 'Backlog (messages) of the trigger at its last evaluation.', (e, put) =>
-          put(e.decision.explanation.signals.backlog),
+        // Only for a trigger with a queue: a GPU-only one has no backlog, and a 0 would read as an empty queue.
+        family(
+          'trigger_backlog',
+          'Backlog (messages) of the trigger at its last evaluation (triggers with a queue only).',
+          (e, put) => {
+            if (e.trigger.sources.some((source) => source.kind !== 'gpu')) put(e.decision.explanation.signals.backlog);
+          },
         ),
         family('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>
           put(e.decision.desiredReplicas),

@@ -729,6 +729,9 @@ describe('a store behind an ACL', () => {
         reason: expect.stringMatching(/^NOPERM|can.t run this command/) as unknown,
       });
       expect(a.store.health).toBe('up');
+      // Counted as the metric's help says (found by review: only the log said it).
+      const errors = await a.registry.getSingleMetric('keda_inference_scaler_state_store_errors_total')!.get();
+      expect(errors.values.find((v) => v.labels.op === 'publish')?.value).toBe(3);
     } finally {
       await admin.acl('DELUSER', user);
       admin.disconnect();

@@ -17,7 +17,7 @@ afterEach(() => {
 async function serve(triggers: number): Promise<string> {
   const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
   const evaluations = Array.from({ length: triggers }, (_, i) => ({
-    trigger: { id: `ns/so-${i}/h${i}`, namespace: 'ns', name: `so-${i}` } as Trigger,
+    trigger: { id: `ns/so-${i}/h${i}`, namespace: 'ns', name: `so-${i}`, sources: [{ kind: 'rabbitmq' }] } as unknown as Trigger,
     decision: {
       desiredReplicas: 1 + (i % 3),
       active: true,

@@ -9,8 +9,8 @@ const trigger = {
   name: 'so',
   namespace: 'ns',
   metricName: 'inference-desired-replicas',
-  sources: [],
-  // Metrics read only the identity fields; scaling plays no part here.
+  sources: [{ kind: 'rabbitmq' }],
+  // Metrics read only the identity fields and the sources' kinds; scaling plays no part here.
 } as unknown as Trigger;
 
 function decision(
@@ -139,6 +139,15 @@ describe('ScalerMetrics per-trigger families', () => {
     record(trigger, decision(7, 2, 'backlog'));
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 7 });
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ backlog: 1 });
+  });
+
+  it('leaves the backlog out for a trigger with no queue (GPU only), where a 0 would read as an empty queue', async () => {
+    const { metrics, record } = withTriggers();
+    record({ ...trigger, sources: [{ kind: 'gpu' }] } as unknown as Trigger, decision(0, 3, 'backlog'));
+    expect(await values(metrics, 'trigger_backlog')).toEqual({});
+    expect(await values(metrics, 'trigger_desired_replicas')).toEqual({ '': 3 });
+    record({ ...trigger, sources: [{ kind: 'gpu' }, { kind: 'kafka' }] } as unknown as Trigger, decision(0, 3, 'backlog'));
+    expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 0 });
   });
 
   it('leaves every per-trigger family out with triggerMetrics: false (TRIGGER_METRICS=false), and keeps the rest', async () => {

@@ -1,0 +1,60 @@
+// An INTERNAL answer is a defect of the scaler: the KedaInferenceScalerInternalErrors alert sends
+// the operator to the log at level error for its stack, so that line must be there (a review found
+// it logged at debug without a stack), redacted, and not once per call in a flood.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { Engine } from '../../src/engine.ts';
+import { SourceUnavailable } from '../../src/errors.ts';
+import { ExternalScalerService } from '../../src/server/externalScaler.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import { logLines } from '../support/logLines.ts';
+import { ref } from '../support/scaler.ts';
+
+function bed(fails: () => never) {
+  const { sink, lines } = logLines<{
+    level: string;
+    msg: string;
+    method?: string;
+    err?: { type: string; message: string; stack: string };
+  }>();
+  const engine = { trigger: () => ({ metricName: 'm' }), evaluate: fails } as unknown as Engine;
+  const service = new ExternalScalerService({
+    engine,
+    logger: createLogger('info', sink),
+    metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+    streamIntervalMs: 1000,
+    maxOpenStreams: 100,
+    maxStreamAgeMs: 60_000,
+  });
+  const isActive = service.handlers().IsActive as (call: unknown, callback: (err: { code: number } | null) => void) => void;
+  const call = () => new Promise<number | undefined>((resolve) => isActive({ request: ref({}) }, (err) => resolve(err?.code)));
+  return { call, lines };
+}
+
+describe('an INTERNAL answer', () => {
+  it('is logged at error with its stack, credentials masked, once a minute per method', async () => {
+    const { call, lines } = bed(() => {
+      throw new TypeError('cannot read x of redis://default:TopSecret@redis:6379');
+    });
+    expect(await call()).toBe(13); // INTERNAL
+    expect(await call()).toBe(13);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 'error',
+      method: 'IsActive',
+      msg: 'internal error: a defect of the scaler, please report it',
+    });
+    expect(lines[0]!.err!.type).toBe('TypeError');
+    expect(lines[0]!.err!.stack).toContain('internalErrors.test.ts');
+    expect(JSON.stringify(lines)).not.toContain('TopSecret');
+  });
+
+  it('is not what a source that cannot be read gets: that is its own code, and not an error line', async () => {
+    const { call, lines } = bed(() => {
+      throw new SourceUnavailable('broker down');
+    });
+    expect(await call()).toBe(14); // UNAVAILABLE
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  });
+});
