@@ -121,7 +121,8 @@ const HAZARD_PRIOR_GAPS = 2;
  * long as the time since the last burst, nothing is known: the average.
  */
 export function burstRate(bursts: readonly Burst[], nowMs: number, windowSeconds: number): number {
-  if (bursts.length === 0) return 0;
+  // A window of 0 (a cold start of 0 s) holds no burst: 0/0 otherwise (found by fuzzing).
+  if (bursts.length === 0 || !(windowSeconds > 0)) return 0;
   const average = bursts.length / Math.max(MIN_BURST_SPAN_SECONDS, (nowMs - bursts[0]!.atMs) / 1000);
   const elapsed = (nowMs - bursts.at(-1)!.atMs) / 1000;
   let atRisk = 0;

@@ -231,7 +231,9 @@ export function backlogDemand(
     }
     if (onQueueFleet !== undefined && onQueueFleet >= steadyFleet) onQueueFleet = undefined;
   }
-  const demand = onQueueFleet ?? steadyFleet;
+  // A message waiting needs a replica: a need below 1e-9 a replica (an objective of days) is not
+  // float noise to snap to 0 (found by fuzzing).
+  const demand = waiting > 0 ? Math.max(1, onQueueFleet ?? steadyFleet) : (onQueueFleet ?? steadyFleet);
   if (details === undefined) return demand;
   Object.assign(details, {
     rule:

@@ -159,7 +159,9 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   const priorSlots = scaling.concurrencyPerReplica ?? scaling.messagesPerReplica;
   let drainingUntilMs = history.drainingUntilMs;
   if (consumers !== undefined && history.lastReady !== undefined && consumers < history.lastReady) {
-    const S = evidenceSeconds(history.serviceEvidence) ?? DRAIN_FALLBACK_SECONDS;
+    // Capped: a message held while nothing completes sends the evidence's S past any bound (a hung
+    // consumer for days: Infinity, which no stored record can carry; found by fuzzing).
+    const S = Math.min(evidenceSeconds(history.serviceEvidence) ?? DRAIN_FALLBACK_SECONDS, SERVICE_TIME_CONSTANT_SECONDS);
     drainingUntilMs = Math.max(drainingUntilMs ?? 0, nowMs + DRAIN_SERVICE_TIMES * S * 1000);
   }
   if (drainingUntilMs !== undefined && nowMs >= drainingUntilMs) drainingUntilMs = undefined;

@@ -209,8 +209,9 @@ export const scalingFields = {
     description: 'Latency objective: the most a request should wait in the queue before a replica starts it.',
   }),
   lateRequestCost: field({
-    schema: kinds.nonNegativeNumber,
-    allowed: 'a number >= 0 (GPU-seconds)',
+    // Bounded: priced against cold starts and idle gaps, a cost near the doubles' end overflowed them.
+    schema: kinds.seconds,
+    allowed: `a number >= 0 and at most ${MAX_SECONDS} (GPU-seconds)`,
     default: 10,
     description:
       'What one request waiting past drainSeconds is worth, in GPU-seconds: the model keeps warm replicas and headroom only where they cost less than the late requests they prevent.',

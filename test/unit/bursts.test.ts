@@ -135,6 +135,10 @@ describe('burstRate: the bursts a second to expect over the next window, from th
   ])('$why', ({ bursts, nowMs, rate }) => {
     expect(burstRate(bursts, nowMs, 90)).toBeCloseTo(rate, 12);
   });
+
+  it('is 0 over a window of 0 s (a cold start of 0), not 0/0', () => {
+    expect(burstRate(clustered, 1_265_000, 0)).toBe(0);
+  });
 });
 
 describe('prewarmSize: n minimizing n · C + cost · mean late(n) over the last bursts', () => {

@@ -278,6 +278,15 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
     expect(d.desiredReplicas).toBe(desired);
   });
 
+  it('asks for a replica for one message waiting however long the objective (a need of 4e-10 a replica is not float noise)', () => {
+    // μ 1,000 a replica and T 30 days: k + μT = 2.6e9 slots for one message.
+    const d = at({ backlog: 1, waiting: 1, inFlight: 0, arrivalRatePerSecond: 0, consumers: 1 }, 1, -3_600_000, {
+      throughputPerReplica: 1000,
+      drainSeconds: 2_592_000,
+    });
+    expect(d.explanation.demands.backlog).toBe(1);
+  });
+
   it('counts only waiting messages as backlog to drain: in-flight ones are being served', () => {
     // 200 in flight on 40 replicas, none waiting, λ = 1: one replica's load. T = 15.
     const tight = { drainSeconds: 15 };

@@ -146,6 +146,7 @@ describe('trigger schema', () => {
     ['coldStartPriorSeconds', 'auto', /coldStartPriorSeconds: got "auto"; allowed: a number > 0 and at most 2592000 \(seconds\)/],
     ['coldStartPriorSeconds', '1e308', /coldStartPriorSeconds: got "1e308"; allowed: a number > 0 and at most 2592000/],
     ['drainSeconds', '2592001', /drainSeconds: got "2592001"; allowed: a number > 0 and at most 2592000 \(seconds\)/],
+    ['lateRequestCost', '1e307', /lateRequestCost: got "1e307"; allowed: a number >= 0 and at most 2592000 \(GPU-seconds\)/],
     ['rabbitmq.protocol', 'stomp', /rabbitmq\.protocol: got "stomp"; allowed: auto, amqp or http/],
     ['rabbitmq.excludeUnacknowledged', 'maybe', /allowed: true or false/],
   ])('rejects %s=%j', (key, value, pattern) => {

@@ -245,6 +245,27 @@ describe("learnService: Little's law from in-flight counts", () => {
     expect(at(120).slotsPerReplica).toBeCloseTo(8, 3);
   });
 
+  it('k, when consumers leave while nothing completes (a hung consumer): the drain lasts at most 3 times 10 minutes', () => {
+    // 10 in flight and nothing served for 6 hours: the evidence's S grows without bound (a drain
+    // 1.4e10 years long then, Infinity after 5 days, which no stored record can carry).
+    let history: TriggerHistory = emptyHistory();
+    const hung = 6 * 3600;
+    const reading = (t: number): Signals => ({
+      backlog: 12,
+      waiting: 2,
+      inFlight: 10,
+      servedTotal: Math.min(t, 600),
+      consumers: t < hung ? 2 : 1,
+    });
+    let service = learnService(reading(0), scaling, history, 0);
+    for (let t = 0; t <= hung; t += 15) {
+      service = learnService(reading(t), scaling, history, t * 1000);
+      history = { ...history, ...service.history, lastDecisionAtMs: t * 1000, lastReady: reading(t).consumers };
+    }
+    expect(service.history.drainingUntilMs).toBeDefined();
+    expect(service.history.drainingUntilMs! - hung * 1000).toBeLessThanOrEqual(3 * 600 * 1000);
+  });
+
   it(`trusts S after ${MIN_SERVED_TO_LEARN} completions over several service times, not before`, () => {
     // 1 served per second, S = 10 s: 50 served after 50 s, but 4 S = 40 s of evidence only at ~40 s.
     const early = feed(30, (t) => ({ backlog: 10, waiting: 0, inFlight: 10, servedTotal: t, consumers: 2 }));
