@@ -637,6 +637,29 @@ describe('Helm chart', () => {
       ['--set-string', 'podDisruptionBudget.minAvailable=1'],
       /minAvailable 1 with replicaCount 1 would block every node drain/,
     ],
+    // Found by review (2026-12-06): each of these rendered, and failed later or elsewhere.
+    [
+      'a PDB with its budget cleared (null)',
+      ['--set', 'podDisruptionBudget.maxUnavailable=null'],
+      /needs maxUnavailable or minAvailable/,
+    ],
+    [
+      'a heap past a memory limit in bytes from a values file (a float64 there)',
+      ['--set-json', 'resources.limits.memory=209715200'],
+      /nodeHeapMb 160 leaves no room under resources.limits.memory 209715200 \(200 MiB\)/,
+    ],
+    [
+      'a common label the chart sets itself',
+      ['--set', 'commonLabels.app\\.kubernetes\\.io/name=foo'],
+      /commonLabels sets app.kubernetes.io\/name, which the chart sets itself/,
+    ],
+    [
+      'a pod label the chart selects by',
+      ['--set', 'podLabels.app\\.kubernetes\\.io/instance=foo'],
+      /podLabels sets app.kubernetes.io\/instance, which the chart sets itself/,
+    ],
+    ['a port cleared (null)', ['--set', 'service.grpcPort=null'], /grpcPort/],
+    ['a setting cleared (null), which rendered 0 or <nil>', ['--set', 'config.cacheTtlMs=null'], /cacheTtlMs/],
   ])('rejects %s at install time', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);
@@ -695,6 +718,20 @@ describe('Helm chart', () => {
     // Each variable once: the chart's own, then what extraEnv and secretEnv add.
     const names = env.map((e) => e.name);
     expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('found by review: a scrape interval under 10s with no timeout of its own, the bundled Valkey pulled with imagePullSecrets, env lists cleared with null', () => {
+    const monitor = (...args: string[]) =>
+      find(rendered('--set', 'metrics.serviceMonitor.enabled=true', ...args), 'ServiceMonitor').spec.endpoints[0];
+    // A fixed 10s timeout made Prometheus refuse a 5s interval ("scrape timeout greater than scrape interval").
+    expect(monitor('--set', 'metrics.serviceMonitor.interval=5s')).not.toHaveProperty('scrapeTimeout');
+    expect(monitor('--set', 'metrics.serviceMonitor.scrapeTimeout=4s')).toMatchObject({ scrapeTimeout: '4s' });
+    const withValkey = rendered('-f', valkeyValues, '--set', 'imagePullSecrets[0].name=mirror');
+    const valkey = withValkey.find((m) => m.kind === 'Deployment' && m.metadata.name.endsWith('-valkey')) as
+      (Manifest & { spec: { template: { spec: { imagePullSecrets?: unknown } } } }) | undefined;
+    expect(valkey?.spec.template.spec.imagePullSecrets).toEqual([{ name: 'mirror' }]);
+    // A nil list crashed concat ("invalid memory address or nil pointer dereference").
+    expect(find(rendered('--set', 'extraEnv=null', '--set', 'secretEnv=null'), 'Deployment').kind).toBe('Deployment');
   });
 
   it('takes a broker URL without a password, and secrets as <key>FromEnv', () => {

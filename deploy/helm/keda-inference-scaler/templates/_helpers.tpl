@@ -34,7 +34,18 @@ app.kubernetes.io/component: external-scaler
 app.kubernetes.io/part-of: keda
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.commonLabels }}
+{{- include "kis.ownLabelKeys" (dict "values" . "name" "commonLabels") }}
 {{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Fails when `values` (a label map named `name`) sets a label the chart sets itself: the keys
+     would be there twice, and a selector label changed would no longer select the pods. */}}
+{{- define "kis.ownLabelKeys" -}}
+{{- range $key, $_ := .values }}
+{{- if has $key (list "helm.sh/chart" "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/component" "app.kubernetes.io/part-of" "app.kubernetes.io/managed-by") }}
+{{- fail (printf "%s sets %s, which the chart sets itself: leave it out" $.name $key) }}
+{{- end }}
 {{- end }}
 {{- end }}
 
