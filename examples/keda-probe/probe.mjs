@@ -3,19 +3,25 @@
 // the ScaledObjects in a YAML file, and prints what KEDA would do with the answers:
 // GetMetricSpec, then GetMetrics and IsActive, every INTERVAL_SECONDS. For trying the scaler
 // without a cluster (deploy/compose); runs in the scaler's image, which has the gRPC libraries
-// and the protocol file.
+// and the protocol file, or from a checkout:
 //
 //   node probe.mjs scaledobjects.yaml
+//   SCALER_ADDRESS=127.0.0.1:9090 node examples/keda-probe/probe.mjs examples/scaledobject-rabbitmq.yaml
 // Environment: SCALER_ADDRESS (overrides each trigger's scalerAddress), INTERVAL_SECONDS (5),
-// PROTO (/app/proto/externalscaler.proto), ONCE=1 (one round, exit 1 on any error).
-import { readFileSync } from 'node:fs';
+// PROTO (the image's /app/proto/externalscaler.proto, else the checkout's), ONCE=1 (one round,
+// exit 1 on any error).
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { parseAllDocuments } from 'yaml';
 
 const file = process.argv[2] ?? '/probe/scaledobjects.yaml';
 const intervalMs = Number(process.env.INTERVAL_SECONDS ?? 5) * 1000;
-const protoPath = process.env.PROTO ?? '/app/proto/externalscaler.proto';
+const inImage = '/app/proto/externalscaler.proto';
+const protoPath =
+  process.env.PROTO ??
+  (existsSync(inImage) ? inImage : fileURLToPath(new URL('../../proto/externalscaler.proto', import.meta.url)));
 const once = process.env.ONCE === '1';
 
 const definition = protoLoader.loadSync(protoPath, { keepCase: true, longs: Number, defaults: true });

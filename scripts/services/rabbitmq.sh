@@ -104,4 +104,9 @@ rabbitmq_stop() {
     kill -KILL "$pid" 2>/dev/null || true
   fi
   rm -f "$RMQ_PIDFILE"
+  # epmd (Erlang's port mapper on 4369), which the node started, serves every Erlang node on the
+  # machine: stopped only when none is left registered with it.
+  if command -v epmd >/dev/null && ! epmd -names 2>/dev/null | grep -q '^name '; then
+    epmd -kill >/dev/null 2>&1 || true
+  fi
 }
