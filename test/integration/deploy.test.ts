@@ -6,12 +6,12 @@
 // Tools come from scripts/tools.sh: helm (Go module proxy), test/tools/validate (k8s.io/api strict
 // decoding, compose-go's loader) and hadolint (PyPI).
 import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { loadConfig, parseProfiles, readConfigYaml } from '../../src/config.ts';
 import { sourceFields } from '../../src/trigger/fields.ts';
 import { KafkaFixture } from '../support/kafka.ts';
@@ -21,6 +21,7 @@ import { eventually, requireService, startTestScaler } from '../support/scaler.t
 import { SqsFixture, useLocalAwsCredentials } from '../support/sqs.ts';
 import { PEM_CERTIFICATE_STUB, PEM_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 import { type Manifest, describe as name, parseManifests, schemaProblems } from '../support/manifests.ts';
+import { loadCrdSchemas, unknownFields } from '../support/crdFields.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const chart = join(root, 'deploy/helm/keda-inference-scaler');
@@ -29,7 +30,7 @@ const valkeyValues = join(chart, 'ci/valkey-values.yaml');
 const composeFile = join(root, 'deploy/compose/docker-compose.yaml');
 const KUBE_VERSION = '1.33.0';
 
-let tools: Record<'HELM' | 'VALIDATE' | 'HADOLINT', string>;
+let tools: Record<'HELM' | 'VALIDATE' | 'HADOLINT' | 'CRDS', string>;
 
 interface Run {
   readonly status: number | null;
@@ -82,6 +83,8 @@ function rendered(...args: string[]): Manifest[] {
   expect(r.status).toBe(0);
   return parseManifests(r.stdout);
 }
+/** A kind of Kubernetes' own API (the strict decoder's), not a custom resource. */
+const builtIn = (m: Manifest) => !m.apiVersion.includes('.') || /\.k8s\.io\//.test(m.apiVersion);
 const find = (ms: Manifest[], kind: string) => {
   const m = ms.find((x) => x.kind === kind);
   if (m === undefined) throw new Error(`no ${kind} rendered`);
@@ -130,6 +133,16 @@ describe('Helm chart', () => {
     expect(kinds).toEqual(
       expect.arrayContaining(['ConfigMap', 'Deployment', 'NetworkPolicy', 'PodDisruptionBudget', 'Service', 'ServiceAccount']),
     );
+  });
+
+  it.each(valuesFiles)('renders with %s custom resources whose every field their CRD defines', (_l, args) => {
+    const crds = loadCrdSchemas(tools.CRDS);
+    const custom = parseManifests(template(...(args as string[])).stdout).filter((m) => !builtIn(m));
+    for (const m of custom) {
+      const schema = crds.get(`${m.apiVersion} ${m.kind}`);
+      expect(schema, `a CRD for ${name(m)}`).toBeDefined();
+      expect(unknownFields(m, schema!), name(m)).toEqual([]);
+    }
   });
 
   it('the strict validation catches an unknown field (the check can fail)', () => {
@@ -742,6 +755,71 @@ describe('Helm chart', () => {
       'connections.kafka.events.passwordFromEnv=KAFKA_PASSWORD',
     );
     expect((find(ms, 'ConfigMap').data as Record<string, string>)['config.yaml']).toContain('passwordFromEnv: KAFKA_PASSWORD');
+  });
+});
+
+// What users copy: the examples, the compose trial's ScaledObjects, and the manifests in the docs.
+// Each field must exist (the API server prunes an unknown one without a word): built-in kinds by
+// strict decoding into k8s.io/api, custom resources against their projects' CRDs.
+describe('the examples against Kubernetes and the CRDs', () => {
+  const exampleFiles = [
+    ...readdirSync(join(root, 'examples'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => /\.ya?ml$/.test(f) && f !== 'scaler-config.yaml')
+      .map((f) => join('examples', f)),
+    'deploy/compose/scaledobjects.yaml',
+  ];
+  // YAML blocks of the docs that are whole manifests (a fragment has no apiVersion).
+  const docBlocks = ['README.md', 'examples/README.md', ...readdirSync(join(root, 'docs')).map((f) => join('docs', f))]
+    .filter((f) => f.endsWith('.md'))
+    .flatMap((f) =>
+      [...readFileSync(join(root, f), 'utf8').matchAll(/```ya?ml\n([\s\S]*?)```/g)].map((m, i) => ({
+        file: `${f} block ${i + 1}`,
+        text: m[1]!,
+      })),
+    )
+    .filter(({ text }) => /^apiVersion:/m.test(text) && /^kind:/m.test(text));
+  const sources = [...exampleFiles.map((file) => ({ file, text: readFileSync(join(root, file), 'utf8') })), ...docBlocks];
+
+  it('finds the manifests to check (the lists are not empty)', () => {
+    expect(exampleFiles.length).toBeGreaterThan(5);
+    expect(docBlocks.length).toBeGreaterThan(0);
+  });
+
+  it.each(sources.map((s) => [s.file, s.text]))('%s: every field exists', (_file, text) => {
+    // A docs block may hold other YAML beside a manifest (a config file): its manifests only.
+    const manifests = parseManifests(text).filter((m) => m.apiVersion !== undefined && m.kind !== undefined);
+    expect(manifests.length).toBeGreaterThan(0);
+    const strict = run(tools.VALIDATE, ['k8s', '-'], manifests.map((m) => stringifyYaml(m)).join('---\n'));
+    expect(strict.stderr).toBe('');
+    expect(strict.status).toBe(0);
+    const crds = loadCrdSchemas(tools.CRDS);
+    for (const m of manifests.filter((x) => !builtIn(x))) {
+      const schema = crds.get(`${m.apiVersion} ${m.kind}`);
+      expect(schema, `a CRD for ${name(m)}`).toBeDefined();
+      expect(unknownFields(m, schema!), name(m)).toEqual([]);
+    }
+  });
+
+  it('finds a field the CRD does not define, at any depth (the check can fail)', () => {
+    const crds = loadCrdSchemas(tools.CRDS);
+    const [so] = parseManifests(readFileSync(join(root, 'examples/scaledobject-rabbitmq.yaml'), 'utf8')).filter(
+      (m) => m.kind === 'ScaledObject',
+    );
+    const spec = so!.spec as { triggers: Record<string, unknown>[]; advanced?: Record<string, unknown> };
+    const broken = {
+      ...so!,
+      spec: {
+        ...spec,
+        pollingInteval: 5,
+        triggers: [{ ...spec.triggers[0], metadataa: {} }],
+        advanced: { ...spec.advanced, bogus: 1 },
+      },
+    } as Manifest;
+    expect(unknownFields(broken, crds.get('keda.sh/v1alpha1 ScaledObject')!).sort()).toEqual([
+      '.spec.advanced.bogus',
+      '.spec.pollingInteval',
+      '.spec.triggers[0].metadataa',
+    ]);
   });
 });
 
