@@ -5,9 +5,10 @@
 //   nothing committed: scaleToZeroOnInvalidOffset -> 0; else earliest -> E - S (the whole retained
 //                      log, what a new consumer would read); latest -> 1 (so the workload wakes and
 //                      commits), as KEDA's Kafka scaler does.
-//   committed past E:  as nothing committed (a re-created topic, a log truncated by an unclean
-//                      election): a consumer's fetch is out of range and it resets by its policy;
-//                      counted 0, a workload at zero would not wake until E passed C.
+//   committed past E:  as nothing committed (a log truncated by an unclean election, offsets
+//                      restored from elsewhere): a consumer's fetch is out of range and it resets by
+//                      its policy. Counted 0 (KEDA's negative lag, clamped), a workload at zero
+//                      would not wake until E passed C.
 import { createHash } from 'node:crypto';
 import { SourceBadAnswer } from '../errors.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';

@@ -326,8 +326,14 @@ const kafkaFields = {
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),
   sasl: field({
     lineage: false,
-    schema: kinds.oneOf(['none', 'plain', 'scram_sha256', 'scram_sha512']),
-    allowed: 'none, plain, scram_sha256 or scram_sha512 (any case)',
+    // KEDA's Kafka scaler names the plain mechanism `plaintext`: taken as it is, for a trigger moved over.
+    schema: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .transform((s) => (s === 'plaintext' ? 'plain' : s))
+      .pipe(z.enum(['none', 'plain', 'scram_sha256', 'scram_sha512'])),
+    allowed: 'none, plain (or plaintext, as KEDA names it), scram_sha256 or scram_sha512 (any case)',
     default: 'none' as const,
     description: 'SASL mechanism.',
     routesCredentials: true,

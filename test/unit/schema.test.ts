@@ -372,6 +372,15 @@ describe('trigger schema', () => {
       'kafka.tls': 'Enable',
     });
     expect(kafka.sources[0]).toMatchObject({ offsetResetPolicy: 'earliest', sasl: 'plain', tls: true });
+    // KEDA's Kafka scaler calls the plain mechanism plaintext: a trigger moved over keeps its value.
+    const fromKeda = parse({
+      'kafka.bootstrapServers': 'k:9092',
+      'kafka.consumerGroup': 'g',
+      'kafka.sasl': 'Plaintext',
+      'kafka.username': 'u',
+      'kafka.password': 'p',
+    });
+    expect(fromKeda.sources[0]).toMatchObject({ sasl: 'plain' });
   });
 
   // Found by review: one mistake came with another that only followed from it, and every unknown
