@@ -142,10 +142,6 @@ export class ExternalScalerService {
   }
 
   /**
-   * Refuses a stream when the server holds its maximum: each costs some 7 KB of heap, and a client
-   * that opened 20,000 took the heap to exhaustion. Returns true when refused.
-   */
-  /**
    * An INTERNAL answer is a defect, not a source or its metadata: logged at error with its stack
    * (the KedaInferenceScalerInternalErrors alert points here), once a minute per method. Returns
    * whether `err` was one.
@@ -160,6 +156,10 @@ export class ExternalScalerService {
     return true;
   }
 
+  /**
+   * Refuses a stream when the server holds its maximum: each costs some 7 KB of heap, and a client
+   * that opened 20,000 took the heap to exhaustion. Returns true when refused.
+   */
   private refuseOverLimit(method: string, call: Stream<ScaledObjectRef, unknown>): boolean {
     const { maxOpenStreams, metrics, logger } = this.options;
     if (this.streams.size < maxOpenStreams) return false;
