@@ -2,9 +2,6 @@
 // query through the HTTP API per read. Anything but one finite, non-negative number is a typed
 // error, never a 0. An empty result is an error without ignoreNullValues, and with it a reading of
 // "no series", which the engine (not this module) weighs against the trigger's state.
-import http from 'node:http';
-import https from 'node:https';
-import { rootCertificates } from 'node:tls';
 import {
   InvalidTrigger,
   SourceBadAnswer,
@@ -13,23 +10,18 @@ import {
   SourceUnauthenticated,
   SourceUnavailable,
   clip,
-  errorMessage,
   quote,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
+import { type HttpAnswer, type HttpClient, type HttpRequest, type HttpTls, httpTlsFor, nodeHttpClient } from './httpClient.ts';
 import type { Source, SourceDriver } from './source.ts';
 
-/** Answers larger than this are refused: a query meant to give one number does not need more. */
-const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
 const MAX_QUERY_IN_LABEL = 160;
 
-export interface PrometheusRequest {
-  readonly url: URL;
-  readonly headers: Readonly<Record<string, string>>;
-}
+export type PrometheusRequest = HttpRequest;
 
 /** The instant-query URL and headers for a source: `{serverAddress}/api/v1/query?query=...`. */
 export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): PrometheusRequest {
@@ -63,10 +55,7 @@ function label(config: GpuSourceConfig): string {
   return `prometheus query ${quote(config.query, MAX_QUERY_IN_LABEL)} at ${protocol}//${host}${withoutTrailingSlashes(pathname)}`;
 }
 
-export interface PrometheusAnswer {
-  readonly httpStatus: number;
-  readonly body: string;
-}
+export type PrometheusAnswer = HttpAnswer;
 
 interface ApiAnswer {
   status?: unknown;
@@ -183,85 +172,16 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
   return sampleValue(where, (result[0] as VectorSample).value);
 }
 
-const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
-
-/**
- * GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came.
- * A request on a kept-alive socket that the server closed as it was sent (its idle timeout, a proxy's)
- * fails with ECONNRESET before any answer: it is sent once more, on a new socket, as Node's docs advise
- * for idempotent requests. Found by the metadata fuzzer as a spurious UNAVAILABLE from a healthy server.
- */
-function httpGet(
-  request: PrometheusRequest,
-  agent: http.Agent,
-  signal: AbortSignal,
-  where: string,
-  retried = false,
-): Promise<PrometheusAnswer> {
-  const client = request.url.protocol === 'https:' ? https : http;
-  return new Promise((resolve, reject) => {
-    let answered = false;
-    const fail = (err: unknown) => {
-      if (signal.aborted) return reject(signal.reason);
-      const code = String((err as { code?: unknown }).code ?? '');
-      if (code === 'ECONNRESET' && req.reusedSocket && !answered && !retried) {
-        return resolve(httpGet(request, agent, signal, where, true));
-      }
-      const hint = tlsFailure.test(code) ? '; set gpu.ca to the CA that signed its certificate (or gpu.unsafeSsl=true)' : '';
-      reject(
-        new SourceUnavailable(
-          `${where}: Prometheus unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`,
-        ),
-      );
-    };
-    const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_ANSWER_BYTES) {
-          res.destroy();
-          reject(
-            new SourceBadAnswer(`${where}: the answer is larger than ${MAX_ANSWER_BYTES} bytes (a query giving many series?)`),
-          );
-        } else chunks.push(chunk);
-      });
-      res.on('end', () => resolve({ httpStatus: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', fail);
-    });
-    req.on('error', fail);
-  });
-}
-
 /** The one call the source makes (the testing seam): GET an instant query and give back any HTTP answer. */
-export interface PrometheusClient {
-  /** Rejects with a typed error when no answer came, or with `signal`'s reason once it is aborted. */
-  get(request: PrometheusRequest, signal: AbortSignal, where: string): Promise<PrometheusAnswer>;
-  close(): void;
-}
+export type PrometheusClient = HttpClient;
 
 /** The TLS settings a client is made for: one client per distinct setting, shared by every query. */
-export interface PrometheusTls {
-  readonly https: boolean;
-  readonly ca: string | undefined;
-  readonly unsafeSsl: boolean;
-}
+export type PrometheusTls = HttpTls;
 
 export type PrometheusClientFactory = (tls: PrometheusTls) => PrometheusClient;
 
-/** The real client: node's http(s) with a keep-alive agent. */
-function nodeHttpClient(tls: PrometheusTls): PrometheusClient {
-  const agent = tls.https
-    ? new https.Agent({
-        keepAlive: true,
-        // A private CA is added to the public roots, as Go's clients (and so KEDA) do.
-        ...(tls.ca !== undefined ? { ca: [...rootCertificates, tls.ca] } : {}),
-        rejectUnauthorized: !tls.unsafeSsl,
-      })
-    : new http.Agent({ keepAlive: true });
-  return { get: (request, signal, where) => httpGet(request, agent, signal, where), close: () => agent.destroy() };
-}
+/** What the shared HTTP client's messages say of Prometheus. */
+const prometheusWords = { server: 'Prometheus', keyPrefix: 'gpu', largeAnswerGuess: 'a query giving many series?' };
 
 export interface GpuDriverOptions {
   readonly logger: Logger;
@@ -281,7 +201,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
   constructor(options: GpuDriverOptions) {
     this.logger = options.logger;
     this.timeoutMs = options.timeoutMs;
-    this.clientFactory = options.clientFactory ?? nodeHttpClient;
+    this.clientFactory = options.clientFactory ?? ((tls) => nodeHttpClient(tls, prometheusWords));
   }
 
   identity(config: GpuSourceConfig): string {
@@ -317,11 +237,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
 
   /** The client for each read: its key hashed once (the CA), its use seen at every read (closeIdle). */
   private clientFor(protocol: string, config: GpuSourceConfig): () => PrometheusClient {
-    const secure = protocol === 'https:';
-    const key = secure ? `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}` : 'http';
-    const tls = secure
-      ? { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl }
-      : { https: false, ca: undefined, unsafeSsl: false };
+    const { tls, key } = httpTlsFor(protocol, config);
     return () => this.clients.get(key, () => this.clientFactory(tls));
   }
 

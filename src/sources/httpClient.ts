@@ -1,0 +1,129 @@
+// GETs for the sources that read an HTTP API (Prometheus, RabbitMQ's management API): node's
+// http(s) with one keep-alive agent per TLS setting, a bound on the answer's size, and one more try
+// of a request that a kept-alive socket dropped as it was sent.
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { SourceBadAnswer, SourceUnavailable, errorMessage } from '../errors.ts';
+import { secretHash } from './common.ts';
+
+/** Answers larger than this are refused: the sources read one number or one object per request. */
+const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+
+export interface HttpRequest {
+  readonly url: URL;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export interface HttpAnswer {
+  readonly httpStatus: number;
+  readonly body: string;
+}
+
+/** The TLS settings a client is made for: one client per distinct setting, shared by every read. */
+export interface HttpTls {
+  readonly https: boolean;
+  readonly ca: string | undefined;
+  readonly unsafeSsl: boolean;
+}
+
+/** The one call a source makes (its testing seam): a GET that gives back any HTTP answer. */
+export interface HttpClient {
+  /** Rejects with a typed error when no answer came, or with `signal`'s reason once it is aborted. */
+  get(request: HttpRequest, signal: AbortSignal, where: string): Promise<HttpAnswer>;
+  close(): void;
+}
+
+/** What a client's messages call the server, and which source's keys they point to. */
+export interface HttpServerWords {
+  /** "Prometheus": "Prometheus unreachable (...)". */
+  readonly server: string;
+  /** The prefix of the source's TLS keys: `gpu` for gpu.ca and gpu.unsafeSsl. */
+  readonly keyPrefix: string;
+  /** What an answer over the size bound may mean, said in parentheses after it. */
+  readonly largeAnswerGuess: string;
+}
+
+/** Node's codes for a certificate that fails verification, or a handshake that fails. */
+const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
+
+/** What a TLS failure's message adds: the keys that fix it. */
+function tlsHint(keyPrefix: string): string {
+  return `; set ${keyPrefix}.ca to the CA that signed its certificate (or ${keyPrefix}.unsafeSsl=true)`;
+}
+
+/** Node's TLS options for a source's `ca` and `unsafeSsl`: a private CA is added to the public roots, as Go's clients (and so KEDA) do. */
+function tlsOptions(tls: Pick<HttpTls, 'ca' | 'unsafeSsl'>): { ca?: string[]; rejectUnauthorized: boolean } {
+  return { ...(tls.ca !== undefined ? { ca: [...rootCertificates, tls.ca] } : {}), rejectUnauthorized: !tls.unsafeSsl };
+}
+
+/**
+ * GET with the agent's TLS settings; resolves with any HTTP status, rejects only when no answer came.
+ * A request on a kept-alive socket that the server closed as it was sent (its idle timeout, a proxy's)
+ * fails with ECONNRESET before any answer: it is sent once more, on a new socket, as Node's docs advise
+ * for idempotent requests. Found by the metadata fuzzer as a spurious UNAVAILABLE from a healthy server.
+ */
+function httpGet(
+  request: HttpRequest,
+  agent: http.Agent,
+  signal: AbortSignal,
+  where: string,
+  words: HttpServerWords,
+  retried = false,
+): Promise<HttpAnswer> {
+  const client = request.url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const fail = (err: unknown) => {
+      if (signal.aborted) return reject(signal.reason);
+      const code = String((err as { code?: unknown }).code ?? '');
+      if (code === 'ECONNRESET' && req.reusedSocket && !answered && !retried) {
+        return resolve(httpGet(request, agent, signal, where, words, true));
+      }
+      const hint = tlsFailure.test(code) ? tlsHint(words.keyPrefix) : '';
+      reject(
+        new SourceUnavailable(
+          `${where}: ${words.server} unreachable (${errorMessage(err)}${code && !errorMessage(err).includes(code) ? `, ${code}` : ''})${hint}`,
+        ),
+      );
+    };
+    const req = client.get(request.url, { agent, headers: request.headers, signal }, (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_ANSWER_BYTES) {
+          res.destroy();
+          reject(
+            new SourceBadAnswer(`${where}: the answer is larger than ${MAX_ANSWER_BYTES} bytes (${words.largeAnswerGuess})`),
+          );
+        } else chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ httpStatus: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', fail);
+    });
+    req.on('error', fail);
+  });
+}
+
+/** The real client: node's http(s) with a keep-alive agent made for one TLS setting. */
+export function nodeHttpClient(tls: HttpTls, words: HttpServerWords): HttpClient {
+  const agent = tls.https ? new https.Agent({ keepAlive: true, ...tlsOptions(tls) }) : new http.Agent({ keepAlive: true });
+  return { get: (request, signal, where) => httpGet(request, agent, signal, where, words), close: () => agent.destroy() };
+}
+
+/**
+ * The TLS setting for a server address's protocol ('https:' or 'http:'), and the key of its client
+ * in a source's ClientMap: the CA hashed, so that sources with different settings never share one.
+ */
+export function httpTlsFor(
+  protocol: string,
+  config: { readonly ca: string | undefined; readonly unsafeSsl: boolean },
+): { tls: HttpTls; key: string } {
+  if (protocol !== 'https:') return { tls: { https: false, ca: undefined, unsafeSsl: false }, key: 'http' };
+  return {
+    tls: { https: true, ca: config.ca, unsafeSsl: config.unsafeSsl },
+    key: `https|${secretHash(config.ca)}|${String(config.unsafeSsl)}`,
+  };
+}
