@@ -6,7 +6,7 @@
 import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 import { AmqpConnection } from './amqpConnection.ts';
 
@@ -52,12 +52,16 @@ function managementPath(url: URL): { prefix: string; vhost: string } {
   return { prefix: prefix === '' ? '' : `/${prefix}`, vhost: last === '' ? '/' : decodeURIComponent(last) };
 }
 
+/**
+ * The vhost a read opens. Over amqp it is the URL's whole path after its first "/", as amqplib (and
+ * KEDA) open it: `amqp://h/ml/` opens "ml/", not "ml" (found by review: the NOT_FOUND named "ml").
+ */
 function vhostOf(config: RabbitmqSourceConfig): string {
   if (config.vhostName !== undefined) return config.vhostName;
   const url = new URL(config.host);
   if (url.protocol.startsWith('http')) return managementPath(url).vhost;
-  const path = withoutTrailingSlashes(url.pathname);
-  return path === '' ? '/' : decodeURIComponent(path.slice(1));
+  const path = url.pathname.slice(1);
+  return path === '' ? '/' : decodeURIComponent(path);
 }
 
 function label(config: RabbitmqSourceConfig): string {
@@ -209,6 +213,13 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     if (response.status === 404) throw new SourceNotFound(`${where}: queue or vhost not found (HTTP 404)`);
     if (response.status === 401 || response.status === 403) {
       throw new SourceUnauthenticated(`${where}: management API refused the credentials (HTTP ${response.status})`);
+    }
+    // Another 4xx (400 for a path prefix that is none) is a request the API will never take, not an
+    // outage; 408 and 429 pass with time.
+    if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
+      throw new SourceBadAnswer(
+        `${where}: management API refused the request (HTTP ${response.status}); check rabbitmq.host and its path prefix`,
+      );
     }
     if (response.status < 200 || response.status > 299)
       throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);

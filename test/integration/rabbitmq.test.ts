@@ -1,5 +1,6 @@
 // The scaler core against a real RabbitMQ, driven over gRPC exactly as KEDA drives it.
 import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
@@ -106,6 +107,15 @@ describe('a vhost the user may not open, and one that does not exist', () => {
     expect(missing.details).toContain(`(vhost "${vhost}-missing")`);
     for (const err of [refused, missing]) expect(err.details).not.toContain(user.password);
   });
+
+  // Found by review: amqp://h/ml/ opens vhost "ml/" (amqplib, and KEDA), and the answer said "ml".
+  it('over amqp, names the vhost a URL with a trailing slash opens: with the slash', async () => {
+    const vhost = `kis-slash-${randomUUID().slice(0, 8)}`;
+    const host = `${amqpUrl.replace(/\/+$/, '')}/${vhost}/`;
+    const err = await grpcError(t.client.getMetrics(ref(trigger('jobs', { 'rabbitmq.host': host }), 'trailing-slash')));
+    expect(err.code, err.details).toBe(status.NOT_FOUND);
+    expect(err.details).toContain(`(vhost "${vhost}/")`);
+  });
 });
 
 describe('GetMetrics over the management API (protocol http)', () => {
@@ -127,6 +137,16 @@ describe('GetMetrics over the management API (protocol http)', () => {
       30_000,
       300,
     );
+
+  // Found by review: RabbitMQ answers 400 for a path prefix it was not configured with, which read as an outage.
+  it('gives FAILED_PRECONDITION, not UNAVAILABLE, for a path prefix the management API does not have (HTTP 400)', async () => {
+    const host = `${managementUrl.replace(/\/+$/, '')}/not-a-prefix/`;
+    const err = await grpcError(
+      t.client.getMetrics(ref(trigger('jobs', { 'rabbitmq.host': host, 'rabbitmq.protocol': 'http' }), 'no-such-prefix')),
+    );
+    expect(err.code, err.details).toBe(status.FAILED_PRECONDITION);
+    expect(err.details).toMatch(/management API refused the request \(HTTP 400\); check rabbitmq.host and its path prefix/);
+  });
 
   it('counts ready and unacknowledged messages unless excluded', async () => {
     const queue = await rabbit.queue(12);

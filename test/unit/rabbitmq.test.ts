@@ -125,6 +125,24 @@ describe('RabbitmqDriver over amqp', () => {
     expect(got.message).toMatch(/^rabbitmq queue "jobs" \(vhost "\/"\) at amqp:\/\/rabbit:5672: /);
   });
 
+  // Found by review: amqplib (and KEDA) open vhost "ml/" for amqp://h/ml/, and the error said "ml".
+  it.each([
+    ['amqp://user:s3cret@rabbit:5672/ml/', 'ml/'],
+    ['amqp://user:s3cret@rabbit:5672/ml', 'ml'],
+    ['amqp://user:s3cret@rabbit:5672/a%2Fb', 'a/b'],
+    ['amqp://user:s3cret@rabbit:5672/', '/'],
+    ['amqp://user:s3cret@rabbit:5672', '/'],
+  ])('names the vhost amqplib opens for %s: %s', async (host, vhost) => {
+    const { driver, made } = amqpDriver();
+    const source = driver.create(config({ host }));
+    await source.read(AbortSignal.timeout(5000));
+    made[0]!.client.fail = () => new Error('Expected ConnectionOpenOk; got <ConnectionClose channel:0>');
+    const got = await failure(source.read(AbortSignal.timeout(5000)));
+    expect(got).toBeInstanceOf(SourceNotFound);
+    expect(got.message).toContain(`(vhost ${JSON.stringify(vhost)})`);
+    expect(source.label).toContain(`(vhost ${JSON.stringify(vhost)})`);
+  });
+
   it('keeps the password out of the error when the broker quotes the URL', async () => {
     const { driver, made } = amqpDriver();
     const source = driver.create(config());
@@ -257,10 +275,16 @@ describe('RabbitmqDriver over the management API', () => {
     [403, SourceUnauthenticated, /refused the credentials \(HTTP 403\)/],
     [500, SourceUnavailable, /answered HTTP 500/],
     [302, SourceUnavailable, /answered HTTP 302/],
+    // Found by review: a 400 (a path prefix that is none) read as an outage.
+    [400, SourceBadAnswer, /management API refused the request \(HTTP 400\); check rabbitmq.host/],
+    [405, SourceBadAnswer, /refused the request \(HTTP 405\)/],
+    [408, SourceUnavailable, /answered HTTP 408/],
+    [429, SourceUnavailable, /answered HTTP 429/],
   ])('maps HTTP %i to %s', async (status, type, pattern) => {
     const { driver } = httpDriver(() => ({ status }));
     const got = await failure(read(driver, http()));
     expect(got).toBeInstanceOf(type);
+    if (type === SourceBadAnswer) expect(errorCode(got)).toBe('FAILED_PRECONDITION');
     expect(got.message).toMatch(pattern);
     expect(got.message).not.toContain('s3cret');
   });
