@@ -24,12 +24,13 @@
 #   SERVICES_NODE        node binary for the fake exporter and probes (default: node_modules/.bin/node, else node)
 #   SERVICES_TIMEOUT     seconds to wait for each service to answer (default 120)
 #   SERVICES_<NAME>_PORT ports: RABBITMQ=5673 RABBITMQ_MANAGEMENT=15673 RABBITMQ_DIST=25673
+#                        RABBITMQ_TLS=5674 RABBITMQ_MANAGEMENT_TLS=15674
 #                        KAFKA=19092 KAFKA_CONTROLLER=19093 KAFKA_SASL=19094 KAFKA_SSL=19095
 #                        SQS=19324 PROMETHEUS=19090 DCGM=19400 REDIS=16379
 #   SERVICES_KAFKA_JAVA_OPTS  JVM options for the Kafka broker
 #
 # Needs: Debian (apt-get, run as root or with sudo) for rabbitmq-server, prometheus and redis-server;
-# Java 17 + Maven for Kafka (and ElasticMQ), openssl for its test certificates; Python 3
+# Java 17 + Maven for Kafka (and ElasticMQ), openssl for Kafka's and RabbitMQ's test certificates; Python 3
 # with venv for moto; Node >= 20 and node_modules (npm ci) for the probes.
 set -euo pipefail
 

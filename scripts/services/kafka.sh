@@ -42,34 +42,7 @@ $(maven_dep org.slf4j slf4j-simple "$SLF4J_VERSION")"
 
 # Test CA, broker certificate (127.0.0.1 / localhost) and a client certificate
 # for mutual TLS, made once per state dir. Keys are unencrypted PKCS#8 PEM.
-kafka_tls_files() {
-  local dir="$KAFKA_DIR/tls"
-  [ -s "$dir/client.pem" ] && return 0
-  command -v openssl >/dev/null 2>&1 || die "kafka: openssl not found (apt-get install openssl)"
-  local tmp="$KAFKA_DIR/tls.tmp.$$"
-  rm -rf "$tmp"; mkdir -p "$tmp"
-  log "kafka: making a test CA and certificates in $dir"
-  (
-    cd "$tmp"
-    exec </dev/null >>openssl.log 2>&1
-    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
-      -subj '/CN=keda-inference-scaler test CA' \
-      -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign'
-    local name ext
-    for name in server client; do
-      if [ "$name" = server ]; then ext='subjectAltName=IP:127.0.0.1,DNS:localhost
-extendedKeyUsage=serverAuth'
-      else ext='extendedKeyUsage=clientAuth'; fi
-      openssl req -new -newkey rsa:2048 -nodes -keyout "$name.key" -out "$name.csr" -subj "/CN=kis-test-$name"
-      printf 'basicConstraints=CA:FALSE\n%s\n' "$ext" >"$name.ext"
-      openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
-        -days 3650 -extfile "$name.ext" -out "$name.pem"
-    done
-    rm -f ./*.csr ./*.ext
-    chmod 600 ./*.key
-  ) || { log_tail "$tmp/openssl.log"; rm -rf "$tmp"; die "kafka: making test certificates failed"; }
-  rm -rf "$dir"; mv "$tmp" "$dir"
-}
+kafka_tls_files() { test_tls_files kafka "$KAFKA_DIR/tls"; }
 
 # The SASL password, made once per state dir (PLAIN reads it from server.properties,
 # SCRAM from the cluster metadata, see kafka_scram_users).

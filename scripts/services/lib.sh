@@ -172,6 +172,40 @@ wait_pid_exit() { # pid seconds
   done
 }
 
+# ---------------------------------------------------------------------------- test certificates
+
+# A test CA (DIR/ca.pem) and, signed by it, a server certificate for 127.0.0.1 and localhost
+# (DIR/server.pem, server.key) and a client certificate (DIR/client.pem, client.key), made with
+# openssl once per state dir (keys unencrypted PKCS#8 PEM); the tests read the CA from DIR/ca.pem.
+test_tls_files() { # name dir
+  local name="$1" dir="$2"
+  [ -s "$dir/client.pem" ] && return 0
+  command -v openssl >/dev/null 2>&1 || die "$name: openssl not found (apt-get install openssl)"
+  local tmp="$dir.tmp.$$"
+  rm -rf "$tmp"; mkdir -p "$tmp"
+  log "$name: making a test CA and certificates in $dir"
+  (
+    cd "$tmp"
+    exec </dev/null >>openssl.log 2>&1
+    openssl req -x509 -new -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj '/CN=keda-inference-scaler test CA' \
+      -addext 'basicConstraints=critical,CA:TRUE' -addext 'keyUsage=critical,keyCertSign,cRLSign'
+    local leaf ext
+    for leaf in server client; do
+      if [ "$leaf" = server ]; then ext='subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth'
+      else ext='extendedKeyUsage=clientAuth'; fi
+      openssl req -new -newkey rsa:2048 -nodes -keyout "$leaf.key" -out "$leaf.csr" -subj "/CN=kis-test-$leaf"
+      printf 'basicConstraints=CA:FALSE\n%s\n' "$ext" >"$leaf.ext"
+      openssl x509 -req -in "$leaf.csr" -CA ca.pem -CAkey ca.key -set_serial "0x$(openssl rand -hex 16)" \
+        -days 3650 -extfile "$leaf.ext" -out "$leaf.pem"
+    done
+    rm -f ./*.csr ./*.ext
+    chmod 600 ./*.key
+  ) || { log_tail "$tmp/openssl.log"; rm -rf "$tmp"; die "$name: making test certificates failed"; }
+  rm -rf "$dir"; mv "$tmp" "$dir"
+}
+
 # ---------------------------------------------------------------------------- installs
 
 POLICY_RC_D=/usr/sbin/policy-rc.d

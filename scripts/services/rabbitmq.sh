@@ -2,6 +2,10 @@
 # RabbitMQ: our own node (not the Debian system one) on 5673 / 15673 / dist 25673, all
 # state under $SERVICES_DIR/rabbitmq. HOME is there too, so the Erlang cookie
 # that rabbitmqctl reads is the node's. Debian's rabbitmq-server (3.10.8 on bookworm).
+# For the scaler's TLS paths the node also listens with amqps on :5674 and the
+# management API with https on :15674, with a certificate from a test CA made with
+# openssl in $SERVICES_DIR/rabbitmq/tls (client certificates not asked for). `up`
+# restarts a node that runs an older rabbitmq.conf.
 
 # shellcheck source=scripts/services/lib.sh
 [ -n "${SERVICES_LIB_LOADED:-}" ] || . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -9,6 +13,8 @@
 RABBITMQ_PORT="${SERVICES_RABBITMQ_PORT:-5673}"
 RABBITMQ_MANAGEMENT_PORT="${SERVICES_RABBITMQ_MANAGEMENT_PORT:-15673}"
 RABBITMQ_DIST_PORT="${SERVICES_RABBITMQ_DIST_PORT:-25673}"
+RABBITMQ_TLS_PORT="${SERVICES_RABBITMQ_TLS_PORT:-5674}"
+RABBITMQ_MANAGEMENT_TLS_PORT="${SERVICES_RABBITMQ_MANAGEMENT_TLS_PORT:-15674}"
 RABBITMQ_NODE="${SERVICES_RABBITMQ_NODENAME:-kis-test@localhost}"
 
 RMQ_DIR="$SERVICES_DIR/rabbitmq"
@@ -36,31 +42,77 @@ rmq_env() {
     "$@"
 }
 
-rabbitmq_packages() { missing_packages rabbitmq-server; }
+rabbitmq_packages() {
+  missing_packages rabbitmq-server
+  command -v openssl >/dev/null 2>&1 || echo openssl
+}
 rabbitmq_install_needs() { :; }
 rabbitmq_install() { :; }
 
 rabbitmq_env() {
   echo "RABBITMQ_URL=amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT"
   echo "RABBITMQ_MANAGEMENT_URL=http://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_PORT"
+  echo "RABBITMQ_TLS_URL=amqps://guest:guest@127.0.0.1:$RABBITMQ_TLS_PORT"
+  echo "RABBITMQ_TLS_MANAGEMENT_URL=https://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_TLS_PORT"
+  echo "RABBITMQ_TLS_CA_FILE=$RMQ_DIR/tls/ca.pem"
 }
 rabbitmq_describe() {
-  echo "amqp://127.0.0.1:$RABBITMQ_PORT management http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT node $RABBITMQ_NODE"
+  echo "amqp://127.0.0.1:$RABBITMQ_PORT management http://127.0.0.1:$RABBITMQ_MANAGEMENT_PORT" \
+    "(amqps :$RABBITMQ_TLS_PORT, https :$RABBITMQ_MANAGEMENT_TLS_PORT) node $RABBITMQ_NODE"
 }
 # An AMQP connection opens and the management API answers (scripts/probes/rabbitmq.mjs).
 rabbitmq_ready() {
   probe rabbitmq "amqp://guest:guest@127.0.0.1:$RABBITMQ_PORT" "http://guest:guest@127.0.0.1:$RABBITMQ_MANAGEMENT_PORT" 5000
 }
 rabbitmq_alive() { pid_alive "$RMQ_PIDFILE"; }
+rabbitmq_tls_ports_open() { port_open "$RABBITMQ_TLS_PORT" && port_open "$RABBITMQ_MANAGEMENT_TLS_PORT"; }
+
+rabbitmq_conf() {
+  local tls="$RMQ_DIR/tls"
+  cat <<CONF
+listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
+listeners.ssl.default = 127.0.0.1:$RABBITMQ_TLS_PORT
+ssl_options.cacertfile = $tls/ca.pem
+ssl_options.certfile = $tls/server.pem
+ssl_options.keyfile = $tls/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $RABBITMQ_MANAGEMENT_PORT
+management.ssl.ip = 127.0.0.1
+management.ssl.port = $RABBITMQ_MANAGEMENT_TLS_PORT
+management.ssl.cacertfile = $tls/ca.pem
+management.ssl.certfile = $tls/server.pem
+management.ssl.keyfile = $tls/server.key
+# rates and counts in the management API refresh every second
+collect_statistics_interval = 1000
+log.file.level = info
+log.console = false
+CONF
+}
 
 rabbitmq_start() {
+  test_tls_files rabbitmq "$RMQ_DIR/tls"
+  mkdir -p "$RMQ_DIR/home" "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  rabbitmq_conf >"$RMQ_DIR/rabbitmq.conf.next"
+  if pid_alive "$RMQ_PIDFILE" && ! cmp -s "$RMQ_DIR/rabbitmq.conf.next" "$RMQ_DIR/rabbitmq.conf"; then
+    # Started from an older rabbitmq.conf (e.g. before the TLS listeners).
+    log "rabbitmq: pid $(cat "$RMQ_PIDFILE") runs an older configuration; restarting it with the new one"
+    rabbitmq_stop
+  fi
   local running=0; attach_running rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" rabbitmq_ready || running=$?
-  [ "$running" = 2 ] || return "$running"
+  if [ "$running" != 2 ]; then
+    rm -f "$RMQ_DIR/rabbitmq.conf.next"
+    [ "$running" = 0 ] || return "$running"
+    wait_ready "rabbitmq (TLS listeners)" "$RMQ_PIDFILE" "$RMQ_LOG" 30 rabbitmq_tls_ports_open
+    return
+  fi
   [ -x "$RMQ_BIN/rabbitmq-server" ] || die "rabbitmq: $RMQ_BIN/rabbitmq-server not found (apt-get install rabbitmq-server)"
   require_free_port "$RABBITMQ_PORT" rabbitmq
   require_free_port "$RABBITMQ_MANAGEMENT_PORT" "rabbitmq management"
   require_free_port "$RABBITMQ_DIST_PORT" "rabbitmq distribution"
-  mkdir -p "$RMQ_DIR/home" "$RMQ_DIR/mnesia" "$RMQ_DIR/log"
+  require_free_port "$RABBITMQ_TLS_PORT" "rabbitmq amqps listener"
+  require_free_port "$RABBITMQ_MANAGEMENT_TLS_PORT" "rabbitmq management https listener"
   echo '[rabbitmq_management].' >"$RMQ_DIR/enabled_plugins"
   : >"$RMQ_DIR/rabbitmq-env.conf"
   # The management stats DB samples at the smallest retention interval (5 s by
@@ -72,17 +124,9 @@ rabbitmq_start() {
  {rabbitmq_management_agent, [{sample_retention_policies, $policies}]}
 ].
 CONF
-  cat >"$RMQ_DIR/rabbitmq.conf" <<CONF
-listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
-management.tcp.ip = 127.0.0.1
-management.tcp.port = $RABBITMQ_MANAGEMENT_PORT
-# rates and counts in the management API refresh every second
-collect_statistics_interval = 1000
-log.file.level = info
-log.console = false
-CONF
+  mv -f "$RMQ_DIR/rabbitmq.conf.next" "$RMQ_DIR/rabbitmq.conf"
   rm -f "$RMQ_PIDFILE"
-  log "rabbitmq: starting node $RABBITMQ_NODE (amqp 127.0.0.1:$RABBITMQ_PORT, management :$RABBITMQ_MANAGEMENT_PORT)"
+  log "rabbitmq: starting node $RABBITMQ_NODE (amqp 127.0.0.1:$RABBITMQ_PORT, management :$RABBITMQ_MANAGEMENT_PORT, amqps :$RABBITMQ_TLS_PORT, https :$RABBITMQ_MANAGEMENT_TLS_PORT)"
   (cd "$RMQ_DIR" && exec 9>&- 8>&- && rmq_env "$RMQ_BIN/rabbitmq-server" -detached </dev/null >>"$RMQ_DIR/startup.log" 2>&1) ||
     { log_tail "$RMQ_DIR/startup.log"; die "rabbitmq: rabbitmq-server -detached failed"; }
   if ! rmq_env timeout $((TIMEOUT + 10)) "$RMQ_BIN/rabbitmqctl" -n "$RABBITMQ_NODE" wait "$RMQ_PIDFILE" --timeout "$TIMEOUT" </dev/null >>"$RMQ_DIR/startup.log" 2>&1; then
@@ -91,7 +135,8 @@ CONF
     log_tail "$RMQ_LOG"
     return 1
   fi
-  wait_ready rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" 60 rabbitmq_ready
+  wait_ready rabbitmq "$RMQ_PIDFILE" "$RMQ_LOG" 60 rabbitmq_ready || return 1
+  wait_ready "rabbitmq (TLS listeners)" "$RMQ_PIDFILE" "$RMQ_LOG" 30 rabbitmq_tls_ports_open
 }
 
 rabbitmq_stop() {

@@ -21,8 +21,8 @@ export interface SecureKafka {
   readonly clientKey: string;
 }
 
-/** Kafka's secure listeners are all of the optional services. */
-const secureKeys = OPTIONAL_SERVICE_KEYS;
+/** Kafka's secure listeners: the optional services named KAFKA_. */
+const secureKeys = OPTIONAL_SERVICE_KEYS.filter((k) => k.startsWith('KAFKA_'));
 
 /** The secure listeners from `scripts/services.sh up`; fails with directions when they are not there. */
 export function secureKafka(services: ServiceEnv): SecureKafka {

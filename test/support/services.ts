@@ -21,6 +21,9 @@ export const OPTIONAL_SERVICE_KEYS = [
   'KAFKA_TLS_CA_FILE',
   'KAFKA_TLS_CLIENT_CERT_FILE',
   'KAFKA_TLS_CLIENT_KEY_FILE',
+  'RABBITMQ_TLS_URL',
+  'RABBITMQ_TLS_MANAGEMENT_URL',
+  'RABBITMQ_TLS_CA_FILE',
 ] as const;
 type ServiceKey = (typeof SERVICE_KEYS)[number] | (typeof OPTIONAL_SERVICE_KEYS)[number];
 export type ServiceEnv = Partial<Record<ServiceKey, string>>;
