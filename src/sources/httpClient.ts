@@ -45,15 +45,15 @@ export interface HttpServerWords {
 }
 
 /** Node's codes for a certificate that fails verification, or a handshake that fails. */
-const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
+export const tlsFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ERR_TLS|ERR_SSL/;
 
 /** What a TLS failure's message adds: the keys that fix it. */
-function tlsHint(keyPrefix: string): string {
+export function tlsHint(keyPrefix: string): string {
   return `; set ${keyPrefix}.ca to the CA that signed its certificate (or ${keyPrefix}.unsafeSsl=true)`;
 }
 
 /** Node's TLS options for a source's `ca` and `unsafeSsl`: a private CA is added to the public roots, as Go's clients (and so KEDA) do. */
-function tlsOptions(tls: Pick<HttpTls, 'ca' | 'unsafeSsl'>): { ca?: string[]; rejectUnauthorized: boolean } {
+export function tlsOptions(tls: Pick<HttpTls, 'ca' | 'unsafeSsl'>): { ca?: string[]; rejectUnauthorized: boolean } {
   return { ...(tls.ca !== undefined ? { ca: [...rootCertificates, tls.ca] } : {}), rejectUnauthorized: !tls.unsafeSsl };
 }
 

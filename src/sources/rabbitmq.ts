@@ -2,11 +2,21 @@
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
 // ready (+ unacknowledged) messages, the broker's publish/ack rates and counters (messages
 // published into the queue, and served: acknowledged or delivered without ack), lagging by the
-// broker's statistics interval.
-import { SourceBadAnswer, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage, quote } from '../errors.ts';
+// broker's statistics interval. Both over TLS (amqps://, https://) with rabbitmq.ca and unsafeSsl.
+import amqplib from 'amqplib';
+import {
+  ScalerError,
+  SourceBadAnswer,
+  SourceNotFound,
+  SourceUnauthenticated,
+  SourceUnavailable,
+  errorMessage,
+  quote,
+} from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash } from './common.ts';
+import { type HttpClient, type HttpTls, httpTlsFor, nodeHttpClient, tlsFailure, tlsHint, tlsOptions } from './httpClient.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 import { AmqpConnection } from './amqpConnection.ts';
 
@@ -73,6 +83,12 @@ function label(config: RabbitmqSourceConfig): string {
 function amqpError(where: string, err: unknown): Error {
   const message = errorMessage(err);
   const code = (err as { code?: unknown }).code;
+  // The socket's own error, as amqplib passes it on: an amqps:// broker whose certificate fails verification.
+  if (typeof code === 'string' && tlsFailure.test(code)) {
+    return new SourceUnavailable(
+      `${where}: broker unreachable (${message}${message.includes(code) ? '' : `, ${code}`})${tlsHint('rabbitmq')}`,
+    );
+  }
   if (code === 404 || /NOT_FOUND/.test(message)) return new SourceNotFound(`${where}: not found (${message})`);
   if (code === 403 || /ACCESS.REFUSED/.test(message)) return new SourceUnauthenticated(`${where}: access refused (${message})`);
   // RabbitMQ closes the handshake with 530 NOT_ALLOWED both for a vhost that does not exist and
@@ -97,10 +113,16 @@ export interface AmqpQueueClient {
   close(): Promise<void>;
 }
 
-/** Makes the client of one broker URL (vhost and heartbeat applied); the driver shares it per URL. */
-export type AmqpClientFactory = (url: string) => AmqpQueueClient;
+/** An amqps:// broker's TLS settings (undefined for amqp://). */
+export interface AmqpTls {
+  readonly ca: string | undefined;
+  readonly unsafeSsl: boolean;
+}
 
-/** The management API's answer to a GET (the testing seam for protocol http); fetch's Response is one. */
+/** Makes the client of one broker URL (vhost and heartbeat applied); the driver shares it per URL and TLS setting. */
+export type AmqpClientFactory = (url: string, tls: AmqpTls | undefined) => AmqpQueueClient;
+
+/** The management API's answer to a GET (the testing seam for protocol http; fetch's Response is one). */
 export interface ManagementAnswer {
   readonly status: number;
   json(): Promise<unknown>;
@@ -112,15 +134,24 @@ export type ManagementGet = (
   signal: AbortSignal,
 ) => Promise<ManagementAnswer>;
 
-const fetchGet: ManagementGet = (url, headers, signal) => fetch(url, { signal, headers });
-
 export interface RabbitmqDriverOptions {
   readonly logger: Logger;
   readonly timeoutMs: number;
-  /** Test seam: replaces the amqplib connection (one per broker URL). */
+  /** Test seam: replaces the amqplib connection (one per broker URL and TLS setting). */
   readonly amqpClientFactory?: AmqpClientFactory;
-  /** Test seam: replaces fetch for the management API. */
+  /** Test seam: replaces the management API's HTTP client (one per TLS setting). */
+  readonly managementClientFactory?: (tls: HttpTls) => HttpClient;
+  /** Test seam: replaces every GET of the management API, whatever its TLS setting. */
   readonly managementGet?: ManagementGet;
+}
+
+/** What the shared HTTP client's messages say of the management API. */
+const managementWords = { server: 'management API', keyPrefix: 'rabbitmq', largeAnswerGuess: 'not a queue object?' };
+
+/** The amqplib connection of one broker URL, with an amqps:// broker's TLS settings. */
+function amqpConnection(url: string, tls: AmqpTls | undefined, logger: Logger, timeoutMs: number): AmqpConnection {
+  if (tls === undefined) return new AmqpConnection(url, logger, timeoutMs);
+  return new AmqpConnection(url, logger, timeoutMs, (u, options) => amqplib.connect(u, { ...options, ...tlsOptions(tls) }));
 }
 
 interface ManagementQueue {
@@ -153,21 +184,27 @@ function finite(value: unknown): number | undefined {
 
 export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   readonly kind = 'rabbitmq' as const;
+  /** AMQP connections, one per broker URL and TLS setting. */
   private readonly connections = new ClientMap<AmqpQueueClient>();
+  /** Management API clients, one per TLS setting (CA, verification), shared by every queue. */
+  private readonly managementClients = new ClientMap<HttpClient>();
   private readonly amqpClientFactory: AmqpClientFactory;
-  private readonly managementGet: ManagementGet;
+  private readonly managementClientFactory: (tls: HttpTls) => HttpClient;
+  private readonly managementGet: ManagementGet | undefined;
 
   constructor(options: RabbitmqDriverOptions) {
     const { logger, timeoutMs } = options;
-    this.amqpClientFactory = options.amqpClientFactory ?? ((url) => new AmqpConnection(url, logger, timeoutMs));
-    this.managementGet = options.managementGet ?? fetchGet;
+    this.amqpClientFactory = options.amqpClientFactory ?? ((url, tls) => amqpConnection(url, tls, logger, timeoutMs));
+    this.managementClientFactory = options.managementClientFactory ?? ((tls) => nodeHttpClient(tls, managementWords));
+    this.managementGet = options.managementGet;
   }
 
   identity(config: RabbitmqSourceConfig): string {
+    // The TLS settings are in it: triggers that differ there never share a connection or a cache entry.
     return [
       'rabbitmq',
       config.protocol,
-      secretHash(config.host),
+      secretHash(config.host, config.ca, String(config.unsafeSsl)),
       vhostOf(config),
       config.queueName,
       config.excludeUnacknowledged ? 'ready' : 'all',
@@ -176,15 +213,17 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   create(config: RabbitmqSourceConfig): Source {
     const where = label(config);
-    const read =
-      config.protocol === 'amqp' ? this.amqpReader(config, where) : (signal: AbortSignal) => this.readHttp(config, where, signal);
+    const read = config.protocol === 'amqp' ? this.amqpReader(config, where) : this.httpReader(config, where);
     return { identity: this.identity(config), label: where, kind: 'rabbitmq', read };
   }
 
   private amqpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const url = amqpUrl(config);
+    const tls = url.startsWith('amqps:') ? { ca: config.ca, unsafeSsl: config.unsafeSsl } : undefined;
+    // The CA hashed once, not at every read.
+    const key = tls === undefined ? url : `${url}|${secretHash(tls.ca)}|${String(tls.unsafeSsl)}`;
     return async (signal) => {
-      const connection = this.connections.get(url, () => this.amqpClientFactory(url));
+      const connection = this.connections.get(key, () => this.amqpClientFactory(url, tls));
       try {
         const { messageCount, consumerCount } = await connection.checkQueue(config.queueName, signal);
         // checkQueue counts ready messages only: they are the backlog and all of it waits.
@@ -195,17 +234,35 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     };
   }
 
-  private async readHttp(config: RabbitmqSourceConfig, where: string, signal: AbortSignal): Promise<SourceReading> {
+  private httpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
+    const get = this.managementGet ?? this.sharedGet(config, where);
+    return (signal) => this.readHttp(config, where, get, signal);
+  }
+
+  /** A GET through the management client of the source's TLS setting, got at each read (closeIdle sees its use). */
+  private sharedGet(config: RabbitmqSourceConfig, where: string): ManagementGet {
+    const { tls, key } = httpTlsFor(new URL(config.host).protocol, config);
+    return async (url, headers, signal) => {
+      const client = this.managementClients.get(key, () => this.managementClientFactory(tls));
+      const answer = await client.get({ url: new URL(url), headers }, signal, where);
+      return { status: answer.httpStatus, json: async () => JSON.parse(answer.body) as unknown };
+    };
+  }
+
+  private async readHttp(
+    config: RabbitmqSourceConfig,
+    where: string,
+    get: ManagementGet,
+    signal: AbortSignal,
+  ): Promise<SourceReading> {
     const { url, authorization } = managementQueueUrl(config);
     let response: ManagementAnswer;
     try {
-      response = await this.managementGet(
-        url,
-        { accept: 'application/json', ...(authorization ? { authorization } : {}) },
-        signal,
-      );
+      response = await get(url, { accept: 'application/json', ...(authorization ? { authorization } : {}) }, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
+      // The shared client's errors are typed already, and name the server and the TLS keys.
+      if (err instanceof ScalerError) throw err;
       throw new SourceUnavailable(
         `${where}: management API unreachable (${errorMessage((err as { cause?: unknown }).cause ?? err)})`,
       );
@@ -261,10 +318,13 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
   }
 
   async closeIdle(idleMs: number): Promise<void> {
-    await this.connections.closeIdle(idleMs, (c) => c.close());
+    await Promise.all([
+      this.connections.closeIdle(idleMs, (c) => c.close()),
+      this.managementClients.closeIdle(idleMs, (c) => c.close()),
+    ]);
   }
 
   async close(): Promise<void> {
-    await this.connections.close((c) => c.close());
+    await Promise.all([this.connections.close((c) => c.close()), this.managementClients.close((c) => c.close())]);
   }
 }

@@ -268,6 +268,20 @@ const rabbitmqFields = {
     description: 'auto picks amqp or http from the host URL scheme.',
   }),
   excludeUnacknowledged: bool('http only: count ready messages only, not unacknowledged ones.', false),
+  ca: field({
+    lineage: false,
+    schema: kinds.pemCertificate,
+    allowed: 'a PEM CA certificate (-----BEGIN CERTIFICATE----- ...)',
+    description:
+      'CA that signed the certificate of the broker (amqps://) or of the management API (https://), added to the public roots.',
+    fromEnv: true,
+    maxChars: LONG_VALUE_CHARS,
+    routesCredentials: true,
+  }),
+  unsafeSsl: {
+    ...bool("Skip verification of the broker's (amqps://) or the management API's (https://) certificate.", false, false),
+    routesCredentials: true,
+  },
 } as const;
 
 const sqsFields = {

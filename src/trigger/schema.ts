@@ -311,6 +311,21 @@ const rabbitmqRules: Rule<RabbitmqValues>[] = [
       }
     },
   },
+  {
+    says: '`rabbitmq.ca` and `rabbitmq.unsafeSsl` true need an amqps:// or https:// `rabbitmq.host`.',
+    check: (v, issues) => {
+      const { scheme } = rabbitmqProtocol(v);
+      if (scheme === 'amqps' || scheme === 'https') return;
+      // Without TLS they would be silently ignored.
+      const refuse = (key: 'ca' | 'unsafeSsl') =>
+        issues.add(
+          `rabbitmq.${key}`,
+          `applies only with TLS, not to rabbitmq.host's ${scheme}:// URL; allowed: an amqps:// or https:// rabbitmq.host, or leave it out`,
+        );
+      if (v.ca !== undefined) refuse('ca');
+      if (v.unsafeSsl) refuse('unsafeSsl');
+    },
+  },
 ];
 
 function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
@@ -322,6 +337,8 @@ function buildRabbitmq(v: RabbitmqValues): RabbitmqSourceConfig {
     vhostName: v.vhostName === undefined || v.vhostName.trim() === '' ? undefined : v.vhostName,
     protocol: rabbitmqProtocol(v).protocol,
     excludeUnacknowledged: v.excludeUnacknowledged,
+    ca: v.ca,
+    unsafeSsl: v.unsafeSsl,
   };
 }
 

@@ -21,6 +21,9 @@ export interface RabbitmqSourceConfig {
   readonly vhostName: string | undefined;
   readonly protocol: 'amqp' | 'http';
   readonly excludeUnacknowledged: boolean;
+  /** PEM CA for an amqps:// broker or an https:// management API, added to the public roots. */
+  readonly ca: string | undefined;
+  readonly unsafeSsl: boolean;
 }
 
 export interface SqsSourceConfig {

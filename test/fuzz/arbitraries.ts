@@ -159,6 +159,8 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     'rabbitmq.vhostName': fc.oneof(fc.constantFrom('/', '', '%', 'a/b'), unicodeText),
     'rabbitmq.protocol': fc.constant('auto'),
     'rabbitmq.excludeUnacknowledged': fc.constant('false'),
+    'rabbitmq.ca': pem('CERTIFICATE'),
+    'rabbitmq.unsafeSsl': bool,
 
     'sqs.connection': profile,
     'sqs.queueURL': fc

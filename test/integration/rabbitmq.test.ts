@@ -263,6 +263,8 @@ describe('closing', () => {
       vhostName: undefined,
       protocol: 'amqp',
       excludeUnacknowledged: false,
+      ca: undefined,
+      unsafeSsl: false,
     };
     expect(await driver.create(config).read(AbortSignal.timeout(5000))).toMatchObject({ backlog: 1 });
     await proxy.stop();

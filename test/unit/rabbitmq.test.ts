@@ -1,6 +1,9 @@
 // RabbitMQ source through its client seams (a fake amqp client, a fake management GET): what a
-// read reports, how broker errors map to typed errors, and one client per broker URL.
-import { describe, expect, it } from 'vitest';
+// read reports, how broker errors map to typed errors, and one client per broker URL and TLS
+// setting; and the management API over https with a private CA, on a local server.
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   SourceBadAnswer,
   SourceNotFound,
@@ -9,9 +12,12 @@ import {
   SourceUnavailable,
   errorCode,
 } from '../../src/errors.ts';
-import { type AmqpQueueClient, type ManagementGet, RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
+import type { HttpClient, HttpTls } from '../../src/sources/httpClient.ts';
+import { type AmqpQueueClient, type AmqpTls, type ManagementGet, RabbitmqDriver } from '../../src/sources/rabbitmq.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import { PEM_CERTIFICATE_STUB } from '../fixtures/pem.ts';
+import { CertDir } from '../support/certs.ts';
 
 function config(overrides: Partial<RabbitmqSourceConfig> = {}): RabbitmqSourceConfig {
   return {
@@ -21,6 +27,8 @@ function config(overrides: Partial<RabbitmqSourceConfig> = {}): RabbitmqSourceCo
     vhostName: undefined,
     protocol: 'amqp',
     excludeUnacknowledged: false,
+    ca: undefined,
+    unsafeSsl: false,
     ...overrides,
   };
 }
@@ -49,14 +57,14 @@ class FakeAmqp implements AmqpQueueClient {
 }
 
 function amqpDriver() {
-  const made: { url: string; client: FakeAmqp }[] = [];
+  const made: { url: string; tls: AmqpTls | undefined; client: FakeAmqp }[] = [];
   const driver = new RabbitmqDriver({
     logger: silentLogger(),
     timeoutMs: 1000,
-    amqpClientFactory: (url) => {
+    amqpClientFactory: (url, tls) => {
       const client = new FakeAmqp();
       client.queues = { jobs: { messageCount: 7, consumerCount: 2 }, other: { messageCount: 0, consumerCount: 0 } };
-      made.push({ url, client });
+      made.push({ url, tls, client });
       return client;
     },
   });
@@ -299,5 +307,149 @@ describe('RabbitmqDriver over the management API', () => {
     const reason = new SourceTimeout('deadline');
     controller.abort(reason);
     await expect(driver.create(http()).read(controller.signal)).rejects.toBe(reason);
+  });
+});
+
+describe('RabbitmqDriver over TLS (amqps://, https://)', () => {
+  const amqps = (overrides: Partial<RabbitmqSourceConfig> = {}) =>
+    config({ host: 'amqps://user:s3cret@rabbit:5671/', ...overrides });
+  const otherCa = `${PEM_CERTIFICATE_STUB}y`;
+
+  it('gives sources that differ only in rabbitmq.ca or rabbitmq.unsafeSsl identities of their own, without the CA', () => {
+    const { driver } = amqpDriver();
+    for (const base of [amqps(), http()]) {
+      const ids = [
+        base,
+        { ...base, ca: PEM_CERTIFICATE_STUB },
+        { ...base, ca: otherCa },
+        { ...base, unsafeSsl: true },
+        { ...base, ca: PEM_CERTIFICATE_STUB, unsafeSsl: true },
+      ].map((c) => driver.identity(c));
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const id of ids) expect(id).not.toMatch(/BEGIN|s3cret/);
+    }
+  });
+
+  it('opens one amqps connection per broker URL and TLS setting, the TLS setting given to it; none for amqp://', async () => {
+    const { driver, made } = amqpDriver();
+    for (const c of [
+      config(),
+      amqps(),
+      amqps({ queueName: 'other' }),
+      amqps({ ca: PEM_CERTIFICATE_STUB }),
+      amqps({ ca: PEM_CERTIFICATE_STUB, queueName: 'other' }),
+      amqps({ ca: otherCa }),
+      amqps({ unsafeSsl: true }),
+    ])
+      await read(driver, c);
+    expect(made.map((m) => [m.url, m.tls])).toEqual([
+      ['amqp://user:s3cret@rabbit:5672/?heartbeat=10', undefined],
+      ['amqps://user:s3cret@rabbit:5671/?heartbeat=10', { ca: undefined, unsafeSsl: false }],
+      ['amqps://user:s3cret@rabbit:5671/?heartbeat=10', { ca: PEM_CERTIFICATE_STUB, unsafeSsl: false }],
+      ['amqps://user:s3cret@rabbit:5671/?heartbeat=10', { ca: otherCa, unsafeSsl: false }],
+      ['amqps://user:s3cret@rabbit:5671/?heartbeat=10', { ca: undefined, unsafeSsl: true }],
+    ]);
+    expect(made.map((m) => m.client.asked.length)).toEqual([1, 2, 2, 1, 1]);
+    await driver.close();
+    expect(made.map((m) => m.client.closed)).toEqual([1, 1, 1, 1, 1]);
+  });
+
+  it('maps a broker certificate that fails verification to UNAVAILABLE naming rabbitmq.ca and rabbitmq.unsafeSsl', async () => {
+    const { driver, made } = amqpDriver();
+    const source = driver.create(amqps());
+    await source.read(AbortSignal.timeout(5000));
+    made[0]!.client.fail = () =>
+      Object.assign(new Error('unable to verify the first certificate'), { code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    const got = await failure(source.read(AbortSignal.timeout(5000)));
+    expect(got).toBeInstanceOf(SourceUnavailable);
+    expect(got.message).toBe(
+      'rabbitmq queue "jobs" (vhost "/") at amqps://rabbit:5671: broker unreachable (unable to verify the first certificate, ' +
+        'UNABLE_TO_VERIFY_LEAF_SIGNATURE); set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)',
+    );
+  });
+
+  it('makes one management client per TLS setting, shared by every queue, and closes each once', async () => {
+    const made: { tls: HttpTls; asked: string[]; closed: number }[] = [];
+    const driver = new RabbitmqDriver({
+      logger: silentLogger(),
+      timeoutMs: 1000,
+      managementClientFactory: (tls) => {
+        const entry = { tls, asked: [] as string[], closed: 0 };
+        made.push(entry);
+        const client: HttpClient = {
+          get: (request) => {
+            entry.asked.push(request.url.toString());
+            return Promise.resolve({ httpStatus: 200, body: JSON.stringify(queueObject) });
+          },
+          close: () => void entry.closed++,
+        };
+        return client;
+      },
+    });
+    for (const c of [
+      http({ host: 'http://user:s3cret@rabbit:15672/' }),
+      http({ host: 'http://user:s3cret@other:15672/', queueName: 'other' }),
+      http(),
+      http({ queueName: 'other' }),
+      http({ ca: PEM_CERTIFICATE_STUB }),
+      http({ unsafeSsl: true }),
+    ])
+      expect(await read(driver, c)).toMatchObject({ backlog: 16 });
+    expect(made.map((m) => m.tls)).toEqual([
+      { https: false, ca: undefined, unsafeSsl: false },
+      { https: true, ca: undefined, unsafeSsl: false },
+      { https: true, ca: PEM_CERTIFICATE_STUB, unsafeSsl: false },
+      { https: true, ca: undefined, unsafeSsl: true },
+    ]);
+    expect(made.map((m) => m.asked.length)).toEqual([2, 2, 1, 1]);
+    await driver.closeIdle(-1);
+    await driver.close();
+    expect(made.map((m) => m.closed)).toEqual([1, 1, 1, 1]);
+  });
+
+  describe('the management API on a local https server with a private CA', () => {
+    const certs = new CertDir('kis-rabbitmq-tls-');
+    let server: https.Server;
+    let host = '';
+    let ca = '';
+    let foreignCa = '';
+
+    beforeAll(async () => {
+      certs.selfSigned('ca');
+      certs.signed('server', 'ca', 'subjectAltName=IP:127.0.0.1\n');
+      certs.selfSigned('foreign');
+      ca = certs.read('ca.crt');
+      foreignCa = certs.read('foreign.crt');
+      server = https.createServer({ key: certs.read('server.key'), cert: certs.read('server.crt') }, (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(queueObject));
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      host = `https://user:s3cret@127.0.0.1:${(server.address() as AddressInfo).port}/`;
+    });
+    afterAll(async () => {
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      certs.remove();
+    });
+
+    it('reads the queue with rabbitmq.ca, and with rabbitmq.unsafeSsl and no CA', async () => {
+      const driver = new RabbitmqDriver({ logger: silentLogger(), timeoutMs: 2000 });
+      expect(await read(driver, http({ host, ca }))).toMatchObject({ backlog: 16, waiting: 12 });
+      expect(await read(driver, http({ host, unsafeSsl: true }))).toMatchObject({ backlog: 16 });
+      await driver.close();
+    });
+
+    it('gives UNAVAILABLE with the hint naming rabbitmq.ca without the CA or with another, never quoting the CA', async () => {
+      const driver = new RabbitmqDriver({ logger: silentLogger(), timeoutMs: 2000 });
+      for (const c of [http({ host }), http({ host, ca: foreignCa })]) {
+        const got = await failure(read(driver, c));
+        expect(errorCode(got)).toBe('UNAVAILABLE');
+        expect(got.message).toMatch(
+          /^rabbitmq queue "jobs" \(vhost "\/"\) at https:\/\/127\.0\.0\.1:\d+: management API unreachable \(.*\); set rabbitmq\.ca to the CA that signed its certificate \(or rabbitmq\.unsafeSsl=true\)$/,
+        );
+        expect(got.message).not.toMatch(/BEGIN|s3cret/);
+      }
+      await driver.close();
+    });
   });
 });

@@ -57,6 +57,8 @@ describe('trigger schema', () => {
         vhostName: undefined,
         protocol: 'amqp',
         excludeUnacknowledged: false,
+        ca: undefined,
+        unsafeSsl: false,
       },
     ]);
     expect(t.scaling).toMatchObject({
@@ -472,6 +474,51 @@ describe('trigger schema', () => {
     },
   );
 
+  describe('RabbitMQ over TLS', () => {
+    const pem = PEM_CERTIFICATE_STUB;
+    it.each(['amqps://u:pw@rabbit:5671/', 'https://u:pw@rabbit:15671/', 'AMQPS://rabbit'])(
+      'takes rabbitmq.ca and rabbitmq.unsafeSsl with %s',
+      (host) => {
+        const t = parse({ ...rabbit, 'rabbitmq.host': host, 'rabbitmq.ca': pem, 'rabbitmq.unsafeSsl': 'true' });
+        expect(t.sources[0]).toMatchObject({ ca: pem, unsafeSsl: true });
+      },
+    );
+
+    it.each([
+      ['amqp://u:pw@rabbit:5672/', 'amqp'],
+      ['http://u:pw@rabbit:15672/', 'http'],
+    ])('refuses rabbitmq.ca and rabbitmq.unsafeSsl true with %s, naming the key and what is allowed', (host, scheme) => {
+      const refusal = (key: string) =>
+        `${key}: applies only with TLS, not to rabbitmq.host's ${scheme}:// URL; allowed: an amqps:// or https:// rabbitmq.host, or leave it out`;
+      expect(issuesOf({ ...rabbit, 'rabbitmq.host': host, 'rabbitmq.ca': pem, 'rabbitmq.unsafeSsl': 'true' })).toEqual([
+        refusal('rabbitmq.ca'),
+        refusal('rabbitmq.unsafeSsl'),
+      ]);
+      // Named as written; false says nothing, and is taken.
+      expect(issuesOf({ ...rabbit, 'rabbitmq.host': host, 'rabbitmq.caFromEnv': pem })).toEqual([refusal('rabbitmq.caFromEnv')]);
+      expect(parse({ ...rabbit, 'rabbitmq.host': host, 'rabbitmq.unsafeSsl': 'false' }).sources[0]).toMatchObject({
+        unsafeSsl: false,
+      });
+    });
+
+    it("takes them from a connection profile, and refuses a trigger's own beside a profile's password", () => {
+      const profiles = {
+        rabbitmq: { main: { host: 'amqps://u:pw@rabbit:5671/', ca: pem }, plain: { host: 'amqp://rabbit/', ca: pem } },
+      };
+      const t = parse({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'q' }, { profiles });
+      expect(t.sources[0]).toMatchObject({ host: 'amqps://u:pw@rabbit:5671/', ca: pem, unsafeSsl: false });
+      for (const key of ['ca', 'unsafeSsl']) {
+        const value = key === 'ca' ? pem : 'true';
+        expect(
+          issuesOf({ 'rabbitmq.connection': 'main', 'rabbitmq.queueName': 'q', [`rabbitmq.${key}`]: value }, { profiles })[0],
+        ).toMatch(new RegExp(`^rabbitmq\\.${key}: set by the trigger, and connection profile "main" holds credentials`));
+      }
+      expect(issuesOf({ 'rabbitmq.connection': 'plain', 'rabbitmq.queueName': 'q' }, { profiles })).toEqual([
+        "rabbitmq.ca (from connection profile plain): applies only with TLS, not to rabbitmq.host's amqp:// URL; allowed: an amqps:// or https:// rabbitmq.host, or leave it out",
+      ]);
+    });
+  });
+
   it('parses SQS with the region from the URL', () => {
     const t = parse({ 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs' });
     expect(t.sources[0]).toMatchObject({ kind: 'sqs', awsRegion: 'eu-west-1', scaleOnInFlight: true, scaleOnDelayed: false });
@@ -718,6 +765,13 @@ describe('the rules between keys that docs/metadata.md lists', () => {
       broken: { ...rabbit, 'rabbitmq.excludeUnacknowledged': 'true' },
       names: 'rabbitmq.excludeUnacknowledged',
       kept: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': 'q', 'rabbitmq.excludeUnacknowledged': 'true' },
+    },
+    {
+      group: 'rabbitmq',
+      rule: 2,
+      broken: { ...rabbit, 'rabbitmq.ca': pem },
+      names: 'rabbitmq.ca',
+      kept: { 'rabbitmq.host': 'amqps://broker', 'rabbitmq.queueName': 'q', 'rabbitmq.ca': pem },
     },
     { group: 'sqs', rule: 0, broken: sqs, names: 'sqs.awsRegion', kept: { ...sqs, 'sqs.awsRegion': 'eu-west-1' } },
     {
