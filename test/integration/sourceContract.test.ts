@@ -1,6 +1,6 @@
 // Every source against the one contract (test/support/sourceContract.ts), on the real servers of
-// the test bed: RabbitMQ over amqp and over the management API, the SQS-compatible server, Kafka
-// over SASL, and Prometheus behind a bearer-token proxy.
+// the test bed: RabbitMQ over amqp and over the management API, each also over TLS with rabbitmq.ca,
+// the SQS-compatible server, Kafka over SASL, and Prometheus behind a bearer-token proxy.
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
 import type { ISocketFactory } from 'kafkajs';
@@ -11,7 +11,7 @@ import { SqsDriver } from '../../src/sources/sqs.ts';
 import type { GpuSourceConfig, KafkaSourceConfig, RabbitmqSourceConfig, SqsSourceConfig } from '../../src/trigger/types.ts';
 import { BearerProxy } from '../support/bearerProxy.ts';
 import { KafkaFixture, secureKafka } from '../support/kafka.ts';
-import { RabbitFixture, RabbitUser } from '../support/rabbitmq.ts';
+import { RabbitFixture, RabbitUser, secureRabbit } from '../support/rabbitmq.ts';
 import { requireService, services } from '../support/scaler.ts';
 import { type SourceBed, describeSourceContract, sourceConfig } from '../support/sourceContract.ts';
 import { SQS_TEST_REGION, SqsFixture } from '../support/sqs.ts';
@@ -22,19 +22,32 @@ function hostPort(url: string): { host: string; port: number } {
   return { host: u.hostname, port: Number(u.port) };
 }
 
-function rabbitBed(protocol: 'amqp' | 'http'): SourceBed<RabbitmqSourceConfig> {
+/** RabbitMQ over `protocol`; with `tls`, on the broker's amqps or https listener, its CA as rabbitmq.ca. */
+function rabbitBed(protocol: 'amqp' | 'http', tls = false): SourceBed<RabbitmqSourceConfig> {
   let rabbit: RabbitFixture;
   let user: RabbitUser;
   let server = '';
+  let ca: string | undefined;
   const config = (host: string, queue: string) =>
-    sourceConfig<RabbitmqSourceConfig>({ 'rabbitmq.host': host, 'rabbitmq.queueName': queue, 'rabbitmq.protocol': protocol });
+    sourceConfig<RabbitmqSourceConfig>({
+      'rabbitmq.host': host,
+      'rabbitmq.queueName': queue,
+      'rabbitmq.protocol': protocol,
+      ...(ca !== undefined ? { 'rabbitmq.ca': ca } : {}),
+    });
   const holding = async (host: string, n: number) => ({
     config: config(host, await rabbit.queue(n, 'kis-contract')),
     expected: { backlog: n, waiting: n },
   });
   return {
     async open() {
-      server = requireService(protocol === 'amqp' ? 'RABBITMQ_URL' : 'RABBITMQ_MANAGEMENT_URL');
+      const secure = tls ? secureRabbit(services()) : undefined;
+      server = secure
+        ? protocol === 'amqp'
+          ? secure.url
+          : secure.managementUrl
+        : requireService(protocol === 'amqp' ? 'RABBITMQ_URL' : 'RABBITMQ_MANAGEMENT_URL');
+      ca = secure?.ca;
       rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
       user = await RabbitUser.create(requireService('RABBITMQ_MANAGEMENT_URL'));
     },
@@ -200,6 +213,8 @@ function gpuBed(): SourceBed<GpuSourceConfig> {
 
 describeSourceContract('rabbitmq (amqp)', rabbitBed('amqp'));
 describeSourceContract('rabbitmq (http, management API)', rabbitBed('http'));
+describeSourceContract('rabbitmq (amqps, rabbitmq.ca)', rabbitBed('amqp', true));
+describeSourceContract('rabbitmq (https, management API, rabbitmq.ca)', rabbitBed('http', true));
 describeSourceContract('sqs', sqsBed());
 describeSourceContract('kafka (SASL)', kafkaBed());
 describeSourceContract('gpu (Prometheus)', gpuBed());
