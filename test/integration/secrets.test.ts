@@ -48,6 +48,8 @@ const secret = {
   invalidRawSlash: `zqInvSlash/SlashTail-${tag}`,
   emailUser: `zqEmailUser-${tag}`,
   aws: `zqAwsSecretKey-${tag}`,
+  /** In an endpoint URL (a proxy's credentials): the client's debug line logged it whole until 2026-12-06. */
+  sqsEndpoint: `zqSqsEndpoint-${tag}`,
   store: `zqStore-${tag}`,
 };
 /** What leaks when a password written raw is masked only up to its first "@", or not at all at a "/". */
@@ -202,6 +204,15 @@ beforeAll(async () => {
     {
       name: 'sqs-unreachable',
       metadata: { 'sqs.queueURL': `http://${closed}/000000000000/jobs`, 'sqs.awsRegion': 'eu-west-1' },
+      read: 'UNAVAILABLE',
+    },
+    {
+      name: 'sqs-endpoint-password',
+      metadata: {
+        'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/000000000000/jobs',
+        'sqs.awsRegion': 'eu-west-1',
+        'sqs.awsEndpoint': `http://proxyuser:${enc(secret.sqsEndpoint)}@${closed}`,
+      },
       read: 'UNAVAILABLE',
     },
     // Refused by the schema: the issue quotes the value of a key that is not a secret, masked.
