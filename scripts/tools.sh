@@ -56,13 +56,26 @@ fi
 crds_dir="$BIN_DIR/crds-keda-$KEDA_VERSION-po-$PROMETHEUS_OPERATOR_VERSION-cm-$CERT_MANAGER_VERSION"
 if [[ ! -d "$crds_dir" ]]; then
   log "downloading the CRDs of KEDA $KEDA_VERSION, Prometheus Operator $PROMETHEUS_OPERATOR_VERSION, cert-manager $CERT_MANAGER_VERSION"
-  module_dir() { (cd / && go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])'); }
+  # The module's folder in Go's module cache; go puts a failure in the JSON's Error, said here.
+  module_dir() {
+    (cd / && go mod download -json "$1" || true) | python3 -c '
+import json, sys
+answer = json.load(sys.stdin)
+if answer.get("Error") or not answer.get("Dir"):
+    sys.exit("tools: go mod download %s: %s" % (sys.argv[1], answer.get("Error", "no folder")))
+print(answer["Dir"])' "$1"
+  }
   tmp=$(mktemp -d)
-  cp "$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")"/config/crd/bases/keda.sh_*.yaml "$tmp"
-  cp "$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$tmp"
-  cp "$(module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")"/deploy/crds/cert-manager.io_{certificates,issuers,clusterissuers}.yaml "$tmp"
+  trap 'rm -rf "$tmp"' EXIT
+  keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+  operator=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  certmanager=$(module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+  cp "$keda"/config/crd/bases/keda.sh_*.yaml "$tmp"
+  cp "$operator"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$tmp"
+  cp "$certmanager"/deploy/crds/cert-manager.io_{certificates,issuers,clusterissuers}.yaml "$tmp"
   chmod u+w "$tmp"/*.yaml
   mv "$tmp" "$crds_dir"
+  trap - EXIT
 fi
 
 echo "HELM=$helm_bin"

@@ -242,7 +242,11 @@ export class ExternalScalerService {
         send(evaluation);
       },
       failed: (err) => {
-        if (this.logDefect('StreamIsActive', err)) return;
+        // A defect in a check is counted where the InternalErrors alert looks; a source's failure is not.
+        if (this.logDefect('StreamIsActive', err)) {
+          metrics.requests.inc({ method: 'StreamIsActive', code: 'INTERNAL' });
+          return;
+        }
         const message = errorMessage(err);
         // At debug: the source's failure is said at warn once per source (SourceFailureLog), where
         // this would say it again for every stream on it (500 lines for 500 triggers on one broker).

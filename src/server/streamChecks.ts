@@ -88,12 +88,21 @@ export class StreamChecks {
     try {
       result = this.options.check(options);
     } catch (err) {
-      this.options.failed(err);
+      this.report(err);
       this.next();
       return;
     }
-    if (result instanceof Promise) result.catch(this.options.failed).finally(this.next);
+    if (result instanceof Promise) result.catch(this.report).finally(this.next);
     else this.next();
+  };
+
+  /** `failed`, whose own failure must neither stop the checks nor reject unhandled. */
+  private report = (err: unknown): void => {
+    try {
+      this.options.failed(err);
+    } catch {
+      // Nothing left to tell it to: the next check runs all the same.
+    }
   };
 }
 

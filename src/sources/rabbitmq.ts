@@ -16,7 +16,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash } from './common.ts';
-import { type HttpClient, type HttpTls, httpTlsFor, nodeHttpClient, tlsFailure, tlsHint, tlsOptions } from './httpClient.ts';
+import { type HttpClient, type HttpTls, httpTlsFor, nodeHttpClient, tlsFailureHint, tlsOptions } from './httpClient.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 import { AmqpConnection } from './amqpConnection.ts';
 
@@ -83,10 +83,12 @@ function label(config: RabbitmqSourceConfig): string {
 function amqpError(where: string, err: unknown): Error {
   const message = errorMessage(err);
   const code = (err as { code?: unknown }).code;
-  // The socket's own error, as amqplib passes it on: an amqps:// broker whose certificate fails verification.
-  if (typeof code === 'string' && tlsFailure.test(code)) {
+  // The socket's own error, as amqplib passes it on: an amqps:// broker whose certificate fails
+  // verification, or a plain port.
+  const hint = typeof code === 'string' ? tlsFailureHint(code, 'rabbitmq') : '';
+  if (hint !== '') {
     return new SourceUnavailable(
-      `${where}: broker unreachable (${message}${message.includes(code) ? '' : `, ${code}`})${tlsHint('rabbitmq')}`,
+      `${where}: broker unreachable (${message}${message.includes(code as string) ? '' : `, ${code as string}`})${hint}`,
     );
   }
   if (code === 404 || /NOT_FOUND/.test(message)) return new SourceNotFound(`${where}: not found (${message})`);
@@ -122,7 +124,7 @@ export interface AmqpTls {
 /** Makes the client of one broker URL (vhost and heartbeat applied); the driver shares it per URL and TLS setting. */
 export type AmqpClientFactory = (url: string, tls: AmqpTls | undefined) => AmqpQueueClient;
 
-/** The management API's answer to a GET (the testing seam for protocol http; fetch's Response is one). */
+/** The management API's answer to a GET (the testing seam for protocol http). */
 export interface ManagementAnswer {
   readonly status: number;
   json(): Promise<unknown>;
@@ -151,7 +153,8 @@ const managementWords = { server: 'management API', keyPrefix: 'rabbitmq', large
 /** The amqplib connection of one broker URL, with an amqps:// broker's TLS settings. */
 function amqpConnection(url: string, tls: AmqpTls | undefined, logger: Logger, timeoutMs: number): AmqpConnection {
   if (tls === undefined) return new AmqpConnection(url, logger, timeoutMs);
-  return new AmqpConnection(url, logger, timeoutMs, (u, options) => amqplib.connect(u, { ...options, ...tlsOptions(tls) }));
+  const socket = tlsOptions(tls);
+  return new AmqpConnection(url, logger, timeoutMs, (u, options) => amqplib.connect(u, { ...options, ...socket }));
 }
 
 interface ManagementQueue {
@@ -276,6 +279,13 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
       throw new SourceBadAnswer(
         `${where}: management API refused the request (HTTP ${response.status}); check rabbitmq.host and its path prefix`,
+      );
+    }
+    // A redirect (an ingress that sends http to https, a login page) is not followed: the address is
+    // the wrong one, which time does not mend.
+    if (response.status >= 300 && response.status < 400) {
+      throw new SourceBadAnswer(
+        `${where}: management API redirected the request (HTTP ${response.status}); set rabbitmq.host to the address it redirects to`,
       );
     }
     if (response.status < 200 || response.status > 299)

@@ -50,7 +50,7 @@ export class ScalerMetrics {
     const registers = [registry];
     this.requests = new Counter({
       name: `${PREFIX}grpc_requests_total`,
-      help: 'gRPC requests answered, by method and status code.',
+      help: 'gRPC requests answered, by method and status code (a stream once when opened, and again with INTERNAL for each check that fails with a defect).',
       labelNames: ['method', 'code'],
       registers,
     });

@@ -45,4 +45,31 @@ describe('the logger redacts URL credentials', () => {
     expect(lines[0]!.msg).toBe('connect to redis://default:***@redis:6379 failed');
     expect(err.message).toContain('TopSecret');
   });
+
+  // Found by review: causes, aggregated errors and nested fields printed in clear, and an error whose
+  // fields are getters on its prototype (DOMException: every abort reason) made the logger throw.
+  it('in causes, aggregated errors, nested fields and URL objects; never throwing on an odd error', () => {
+    const { sink, lines } = logLines();
+    const logger = createLogger('info', sink);
+    logger.error({ err: new Error('read failed', { cause: new Error(`connect ${url}`) }) }, 'wrapped');
+    logger.error({ err: new AggregateError([new Error(`connect ${url}`)], 'all failed') }, 'aggregated');
+    logger.warn({ source: { config: { urls: [url] } }, at: new URL(url) }, 'nested');
+    expect(() => logger.error({ err: new DOMException('stopped', 'AbortError') }, 'aborted')).not.toThrow();
+    const odd = new Error('odd');
+    Object.defineProperty(odd, 'detail', {
+      enumerable: true,
+      get: () => {
+        throw new Error('no');
+      },
+    });
+    expect(() => logger.error({ err: odd }, 'odd')).not.toThrow();
+    const cyclic: Record<string, unknown> = { url };
+    cyclic.self = cyclic;
+    expect(() => logger.warn({ cyclic }, 'cyclic')).not.toThrow();
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain('TopSecret');
+    expect(lines.map((l) => l.msg)).toEqual(['wrapped', 'aggregated', 'nested', 'aborted', 'odd', 'cyclic']);
+    expect((lines[0]!.err as { message: string }).message).toBe('read failed: connect redis://default:***@redis:6379');
+    expect((lines[3]!.err as { name: string }).name).toBe('AbortError');
+  });
 });

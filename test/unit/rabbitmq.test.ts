@@ -282,7 +282,8 @@ describe('RabbitmqDriver over the management API', () => {
     [401, SourceUnauthenticated, /refused the credentials \(HTTP 401\)/],
     [403, SourceUnauthenticated, /refused the credentials \(HTTP 403\)/],
     [500, SourceUnavailable, /answered HTTP 500/],
-    [302, SourceUnavailable, /answered HTTP 302/],
+    // Found by review: a redirect (not followed since the client is node's http) read as an outage.
+    [302, SourceBadAnswer, /redirected the request \(HTTP 302\); set rabbitmq.host to the address it redirects to/],
     // Found by review: a 400 (a path prefix that is none) read as an outage.
     [400, SourceBadAnswer, /management API refused the request \(HTTP 400\); check rabbitmq.host/],
     [405, SourceBadAnswer, /refused the request \(HTTP 405\)/],

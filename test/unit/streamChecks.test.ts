@@ -48,7 +48,9 @@ class FakeTimers implements Timers {
   }
 }
 
-function schedule(options: { random?: number; check?: (o: EvaluateOptions) => void | Promise<void> } = {}) {
+function schedule(
+  options: { random?: number; check?: (o: EvaluateOptions) => void | Promise<void>; failedThrows?: boolean } = {},
+) {
   const timers = new FakeTimers();
   const calls: { atMs: number; options: EvaluateOptions }[] = [];
   const failures: unknown[] = [];
@@ -60,7 +62,10 @@ function schedule(options: { random?: number; check?: (o: EvaluateOptions) => vo
       calls.push({ atMs: timers.ms, options: o });
       return options.check?.(o);
     },
-    failed: (err) => failures.push(err),
+    failed: (err) => {
+      failures.push(err);
+      if (options.failedThrows === true) throw new Error('the report failed too');
+    },
   });
   return { timers, calls, failures, checks };
 }
@@ -108,6 +113,20 @@ describe('StreamChecks', () => {
     checks.start();
     await timers.run(2500);
     expect(failures.map((e) => (e as Error).message)).toEqual(['bad', 'down']);
+    expect(calls.length).toBe(4);
+  });
+
+  it('goes on checking when the report of a failure throws itself (found by review: the checks stopped)', async () => {
+    const { timers, calls, failures, checks } = schedule({
+      failedThrows: true,
+      check: () => {
+        if (calls.length === 1) throw new Error('bad');
+        return Promise.reject(new Error('down'));
+      },
+    });
+    checks.start();
+    await timers.run(2500);
+    expect(failures.map((e) => (e as Error).message)).toEqual(['bad', 'down', 'down', 'down']);
     expect(calls.length).toBe(4);
   });
 

@@ -1,0 +1,41 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { tlsFailureHint, tlsOptions } from '../../src/sources/httpClient.ts';
+import { PEM_CERTIFICATE_STUB } from '../fixtures/pem.ts';
+import { CertDir } from '../support/certs.ts';
+
+describe('tlsFailureHint: what a connection error adds, by Node error code', () => {
+  it.each([
+    ['SELF_SIGNED_CERT_IN_CHAIN', '; set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', '; set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)'],
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', '; set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', '; set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)'],
+    ['CERT_HAS_EXPIRED', '; set rabbitmq.ca to the CA that signed its certificate (or rabbitmq.unsafeSsl=true)'],
+    // Found by review: an amqps:// URL on the plain port was told to set a CA.
+    ['ERR_SSL_WRONG_VERSION_NUMBER', '; no TLS handshake there: check that the scheme and port are the TLS ones'],
+    ['ERR_SSL_PACKET_LENGTH_TOO_LONG', '; no TLS handshake there: check that the scheme and port are the TLS ones'],
+    ['ECONNREFUSED', ''],
+    ['ECONNRESET', ''],
+    ['', ''],
+  ])('%s', (code, hint) => {
+    expect(tlsFailureHint(code, 'rabbitmq')).toBe(hint);
+  });
+});
+
+describe('tlsOptions', () => {
+  const certs = new CertDir('kis-tls-options-');
+  afterAll(() => certs.remove());
+
+  it('makes one TLS context for a private CA (as a list of CAs, Node made one per socket), none without', () => {
+    certs.selfSigned('ca');
+    const options = tlsOptions({ ca: certs.read('ca.crt'), unsafeSsl: false });
+    expect(options.secureContext).toBeDefined();
+    expect(options).not.toHaveProperty('ca');
+    expect(options.rejectUnauthorized).toBe(true);
+    expect(tlsOptions({ ca: undefined, unsafeSsl: false })).toEqual({ rejectUnauthorized: true });
+    expect(tlsOptions({ ca: undefined, unsafeSsl: true })).toEqual({ rejectUnauthorized: false });
+  });
+
+  it('makes a context for a CA OpenSSL cannot read too: the connections then fail verification, not the client', () => {
+    expect(tlsOptions({ ca: PEM_CERTIFICATE_STUB, unsafeSsl: false }).secureContext).toBeDefined();
+  });
+});
