@@ -22,8 +22,8 @@ import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
 import { LoopAdmission } from './loopAdmission.ts';
-import { STREAM_OPEN_STEP, paceStreamOpens } from './streamPacing.ts';
-import { ReloadingServerCredentials } from './tls.ts';
+import { STREAM_OPEN_STEP, http2ServersOf, paceStreamOpens } from './streamPacing.ts';
+import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
 const UNARY_STREAMS_PER_CONNECTION = 1000;
@@ -125,7 +125,10 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   const credentials = serverCredentials(config, logger);
   const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials, 'GRPC_PORT');
   paceStreamOpens(grpcServer, { step: STREAM_OPEN_STEP, max: streamsPerConnection(config) });
-  if (credentials instanceof ReloadingServerCredentials) credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
+  if (credentials instanceof ReloadingServerCredentials) {
+    credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
+    logRefusedHandshakes(http2ServersOf(grpcServer).keys(), logger);
+  }
 
   let healthServer: grpc.Server | undefined;
   let healthPort: number | undefined;

@@ -55,17 +55,27 @@ interface GrpcServerInternals {
 }
 
 /**
+ * The HTTP/2 servers of a bound grpc-js server and their sessions. grpc-js exposes no hook for
+ * them; its private map is read here (the one place), and a grpc-js without it fails the start.
+ */
+export function http2ServersOf(
+  server: grpc.Server,
+): ReadonlyMap<Http2Server | Http2SecureServer, { readonly sessions: Set<ServerHttp2Session> }> {
+  const servers = (server as unknown as GrpcServerInternals).http2Servers;
+  if (!(servers instanceof Map) || servers.size === 0) {
+    throw new Error('grpc-js keeps no map of its HTTP/2 servers: stream opens cannot be paced (see src/server/streamPacing.ts)');
+  }
+  return servers;
+}
+
+/**
  * Paces every connection of a bound grpc-js server: those it has, and those to come. grpc-js
  * exposes no hook for its HTTP/2 sessions; its map of them is read here, and a grpc-js that no
  * longer has it fails the start (connections left at the first step would hold KEDA below its
  * streams).
  */
 export function paceStreamOpens(server: grpc.Server, pacing: Pacing): void {
-  const servers = (server as unknown as GrpcServerInternals).http2Servers;
-  if (!(servers instanceof Map) || servers.size === 0) {
-    throw new Error('grpc-js keeps no map of its HTTP/2 servers: stream opens cannot be paced (see src/server/streamPacing.ts)');
-  }
-  for (const [http2Server, { sessions }] of servers) {
+  for (const [http2Server, { sessions }] of http2ServersOf(server)) {
     for (const session of sessions) paceSession(session, pacing);
     http2Server.on('session', (session: ServerHttp2Session) => paceSession(session, pacing));
   }

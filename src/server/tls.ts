@@ -1,7 +1,9 @@
 // Server TLS for the gRPC port, with certificate reload: cert-manager (or any Secret update)
 // rewrites the mounted files, and new connections get the new certificate without a restart.
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
+import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/logger.ts';
@@ -27,12 +29,51 @@ function load(files: TlsFiles): Loaded {
   // Throws on a key that does not match the certificate, or on unreadable PEM: better here than
   // at the first handshake.
   createSecureContext(options);
+  if (ca !== undefined) checkClientCa(ca);
   const fingerprint = createHash('sha256')
     .update(cert)
     .update(key)
     .update(ca ?? '')
     .digest('hex');
   return { options, fingerprint };
+}
+
+/**
+ * A client CA that holds no certificate, or one that does not parse, is refused: Node takes an
+ * empty or garbage CA without a word and then trusts nobody, so mutual TLS refused every client,
+ * KEDA included (found by review: an empty ca.crt, which some issuers write, was reloaded).
+ */
+function checkClientCa(ca: Buffer): void {
+  const blocks = ca.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new Error('the client CA file holds no PEM certificate');
+  for (const block of blocks) new X509Certificate(block);
+}
+
+/** How often one kind of refused handshake is logged. */
+const REFUSED_LOG_MS = 60_000;
+
+/**
+ * Logs handshakes the TLS port refuses (no client certificate under mutual TLS, a TLS version or
+ * cipher it does not take), once a minute per reason: grpc-js reports none of them. A client
+ * certificate from another CA is refused by Node after the handshake without any event, so it shows
+ * only on the client's side (grpc-go: "tls: certificate required").
+ */
+export function logRefusedHandshakes(
+  servers: Iterable<Http2Server | Http2SecureServer>,
+  logger: Logger,
+  nowMs: () => number = () => performance.now(),
+): void {
+  const loggedAt = new Map<string, number>();
+  for (const server of servers) {
+    server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
+      const reason = err.code ?? err.message;
+      const at = nowMs();
+      if (at - (loggedAt.get(reason) ?? Number.NEGATIVE_INFINITY) < REFUSED_LOG_MS) return;
+      if (loggedAt.size >= 64) loggedAt.clear();
+      loggedAt.set(reason, at);
+      logger.warn({ reason, err: err.message, peer: socket.remoteAddress }, 'TLS handshake refused');
+    });
+  }
 }
 
 /**

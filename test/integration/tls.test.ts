@@ -1,10 +1,12 @@
 // TLS and mutual TLS on the gRPC port, as the Helm chart configures them, with real certificates
 // made by the openssl CLI; the plaintext health port for kubelet probes; certificate reload.
-import { copyFileSync, readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startScaler } from '../../src/server/server.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { logLines } from '../support/logLines.ts';
 import { CertDir } from '../support/certs.ts';
 import { freePort } from '../support/process.ts';
 import { listServices } from '../support/reflection.ts';
@@ -76,6 +78,44 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
       expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.UNAVAILABLE);
       expect(await callStatus(address, tlsTo('ca', 'client-other'))).toBe(grpc.status.UNAVAILABLE);
       expect(await callStatus(address, grpc.credentials.createInsecure())).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      await scaler.stop();
+    }
+  });
+
+  // Found by review: Node takes an empty or garbage CA without a word and then trusts nobody, and
+  // grpc-js logs no refused handshake at all.
+  it('refuses to start on a client CA with no certificate, keeps the last one when a reload brings such a file, and logs refused handshakes', async () => {
+    writeFileSync(file('empty-ca.crt'), '');
+    await expect(
+      startScaler(
+        testConfig({
+          TLS_CERT_FILE: file('server.crt'),
+          TLS_KEY_FILE: file('server.key'),
+          TLS_CLIENT_CA_FILE: file('empty-ca.crt'),
+        }),
+      ),
+    ).rejects.toThrow(/no PEM certificate/);
+
+    copyFileSync(file('ca.crt'), file('live-client-ca.crt'));
+    const { sink, lines } = logLines<{ level: string; msg: string; reason?: string }>();
+    const scaler = await startScaler(
+      testConfig({
+        TLS_CERT_FILE: file('server.crt'),
+        TLS_KEY_FILE: file('server.key'),
+        TLS_CLIENT_CA_FILE: file('live-client-ca.crt'),
+      }),
+      { tlsReloadIntervalMs: 100, logger: createLogger('info', sink) },
+    );
+    const address = `127.0.0.1:${scaler.grpcPort}`;
+    try {
+      writeFileSync(file('live-client-ca.crt'), 'not a certificate\n');
+      await eventually(async () => (lines.some((l) => l.msg.startsWith('TLS files unreadable')) ? true : undefined), 5000);
+      expect(await callStatus(address, tlsTo('ca', 'client'))).toBe(grpc.status.OK);
+      // A client without a certificate: refused, and said in the log.
+      expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.UNAVAILABLE);
+      await eventually(async () => (lines.some((l) => l.msg === 'TLS handshake refused') ? true : undefined), 5000);
+      expect(lines.find((l) => l.msg === 'TLS handshake refused')).toMatchObject({ level: 'warn' });
     } finally {
       await scaler.stop();
     }
