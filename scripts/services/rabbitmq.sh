@@ -68,8 +68,12 @@ rabbitmq_alive() { pid_alive "$RMQ_PIDFILE"; }
 rabbitmq_tls_ports_open() { port_open "$RABBITMQ_TLS_PORT" && port_open "$RABBITMQ_MANAGEMENT_TLS_PORT"; }
 
 rabbitmq_conf() {
-  local tls="$RMQ_DIR/tls"
+  local tls="$RMQ_DIR/tls" certs
+  # The certificates' digest: made again (their folder deleted), they differ from what a running
+  # node loaded, and the configuration with them, so the node is restarted on them.
+  certs="$(cat "$tls/ca.pem" "$tls/server.pem" | sha256sum | cut -c1-16)"
   cat <<CONF
+# certificates $certs
 listeners.tcp.default = 127.0.0.1:$RABBITMQ_PORT
 listeners.ssl.default = 127.0.0.1:$RABBITMQ_TLS_PORT
 ssl_options.cacertfile = $tls/ca.pem
