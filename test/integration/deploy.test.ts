@@ -137,7 +137,10 @@ describe('Helm chart', () => {
 
   it.each(valuesFiles)('renders with %s custom resources whose every field their CRD defines', (_l, args) => {
     const crds = loadCrdSchemas(tools.CRDS);
-    const custom = parseManifests(template(...(args as string[])).stdout).filter((m) => !builtIn(m));
+    // The chart's custom resources are off by default: on in every row, so that each has them.
+    const on = ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.prometheusRule.enabled=true'];
+    const custom = parseManifests(template(...(args as string[]), ...on).stdout).filter((m) => !builtIn(m));
+    expect(custom.map((m) => m.kind).sort()).toEqual(['PrometheusRule', 'ServiceMonitor']);
     for (const m of custom) {
       const schema = crds.get(`${m.apiVersion} ${m.kind}`);
       expect(schema, `a CRD for ${name(m)}`).toBeDefined();

@@ -36,15 +36,16 @@ afterAll(() => certs?.remove());
 /** One GetMetricSpec on a fresh channel; resolves to the gRPC status code (0 = OK). */
 async function callStatus(address: string, credentials: grpc.ChannelCredentials): Promise<number> {
   const client = new KedaClient(address, credentials);
+  let response;
   try {
-    const response = await client.getMetricSpec(ref(metadata));
-    expect(response.metricSpecs[0]?.metricName).toBe('inference-desired-replicas');
-    return grpc.status.OK;
+    response = await client.getMetricSpec(ref(metadata));
   } catch (err) {
     return (err as grpc.ServiceError).code;
   } finally {
     client.close();
   }
+  expect(response.metricSpecs[0]?.metricName).toBe('inference-desired-replicas');
+  return grpc.status.OK;
 }
 
 const tlsTo = (ca: string, client?: string) =>
@@ -165,8 +166,10 @@ describe('certificate reload', () => {
     const live = (name: string) => certs.file(`live-${name}`);
     copyFileSync(file('server.crt'), live('tls.crt'));
     copyFileSync(file('server.key'), live('tls.key'));
+    const { sink, lines } = logLines<{ msg: string }>();
     const scaler = await startScaler(testConfig({ TLS_CERT_FILE: live('tls.crt'), TLS_KEY_FILE: live('tls.key') }), {
       tlsReloadIntervalMs: 100,
+      logger: createLogger('info', sink),
     });
     const address = `127.0.0.1:${scaler.grpcPort}`;
     try {
@@ -174,7 +177,7 @@ describe('certificate reload', () => {
 
       // Certificate replaced, key not yet: the pair does not match, the old certificate stays.
       copyFileSync(file('server-other.crt'), live('tls.crt'));
-      await new Promise((r) => setTimeout(r, 400));
+      await eventually(async () => (lines.some((l) => l.msg.startsWith('TLS files unreadable')) ? true : undefined), 5000);
       expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.OK);
 
       copyFileSync(file('server-other.key'), live('tls.key'));

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { connect, createServer } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tlsFailureHint, tlsOptions } from '../../src/sources/httpClient.ts';
 import { PEM_CERTIFICATE_STUB } from '../fixtures/pem.ts';
@@ -35,7 +37,22 @@ describe('tlsOptions', () => {
     expect(tlsOptions({ ca: undefined, unsafeSsl: true })).toEqual({ rejectUnauthorized: false });
   });
 
-  it('makes a context for a CA OpenSSL cannot read too: the connections then fail verification, not the client', () => {
-    expect(tlsOptions({ ca: PEM_CERTIFICATE_STUB, unsafeSsl: false }).secureContext).toBeDefined();
+  it('makes a context for a CA OpenSSL cannot read too: a connection then fails verification, the client is made', async () => {
+    certs.selfSigned('server');
+    const server = createServer({ key: certs.read('server.key'), cert: certs.read('server.crt') }, (socket) => socket.end());
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const options = tlsOptions({ ca: PEM_CERTIFICATE_STUB, unsafeSsl: false });
+      expect(options.secureContext).toBeDefined();
+      const code = await new Promise<string>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ...options }, () =>
+          resolve('connected'),
+        );
+        socket.on('error', (err: Error & { code?: string }) => resolve(err.code ?? err.message));
+      });
+      expect(code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY/);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidTrigger } from '../../src/errors.ts';
-import { LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
+import { DECIMAL_NUMBER, LONG_VALUE_CHARS, MAX_VALUE_CHARS } from '../../src/trigger/fields.ts';
 import { defaultGpuQuery, parseTrigger, rulesBetweenKeys } from '../../src/trigger/schema.ts';
 import { PEM_CERTIFICATE_STUB, PEM_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
 import { regionInQueueUrl } from '../../src/trigger/sqsUrl.ts';
@@ -189,18 +189,24 @@ describe('trigger schema', () => {
     expect(parse({ ...rabbit, messagesPerReplica: value }).scaling.messagesPerReplica).toBe(Number(value));
   });
 
-  it.each(['1'.repeat(100_000), `${'1'.repeat(100_000)}x`, `${'1'.repeat(100_000)}.${'1'.repeat(100_000)}e`])(
-    'reads or rejects a number of 100,000 digits within milliseconds (%#)',
-    (value) => {
-      const startedMs = performance.now();
-      try {
-        parse({ ...rabbit, activationBacklog: value });
-      } catch {
-        // Only the time matters here.
-      }
-      expect(performance.now() - startedMs).toBeLessThan(200);
-    },
-  );
+  // A number pattern that backtracked held the event loop for seconds on 100,000 digits (5456157).
+  // Such values never reach it through a trigger (refused as too long first): the pattern itself is
+  // tested, and a slow one runs into the test's timeout.
+  it.each([
+    ['1'.repeat(100_000), true],
+    [`${'1'.repeat(100_000)}x`, false],
+    [`${'1'.repeat(100_000)}.${'1'.repeat(100_000)}e`, false],
+    [`${'1'.repeat(100_000)}.${'1'.repeat(100_000)}e5`, true],
+  ])('the number pattern on 100,000 digits (%#) reads %j', (value, matches) => {
+    expect(DECIMAL_NUMBER.test(value)).toBe(matches);
+  });
+
+  it('reads a number as long as a value may be, and refuses a longer one as too long', () => {
+    expect(parse({ ...rabbit, activationBacklog: `${'0'.repeat(8000)}7` }).scaling.activationBacklog).toBe(7);
+    expect(issuesOf({ ...rabbit, activationBacklog: '1'.repeat(100_000) }).join('\n')).toMatch(
+      /activationBacklog: .*100000 chars/,
+    );
+  });
 
   it.each(['toString', '__proto__', 'constructor', 'rabbitmq.constructor', 'rabbitmq.hasOwnProperty'])(
     'treats the inherited object key %s as unknown',
