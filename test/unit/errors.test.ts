@@ -3,13 +3,6 @@ import { describe, expect, it } from 'vitest';
 import { InvalidTrigger, MAX_DETAILS_CHARS, SourceNotFound, clip, errorCode, quote, redact } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
 
-/** Milliseconds `fn` takes. */
-function timed(fn: () => void): number {
-  const startedMs = performance.now();
-  fn();
-  return performance.now() - startedMs;
-}
-
 describe('redact', () => {
   it.each([
     ['amqp://user:pass@host', 'amqp://user:***@host'],
@@ -31,15 +24,22 @@ describe('redact', () => {
     expect(redact(text)).toBe(expected);
   });
 
+  // A pattern that backtracked took seconds to minutes on these: a slow one runs into the test's
+  // timeout; what each gives is asserted.
   it.each([
-    ['letters', 'a'.repeat(1_000_000)],
-    ['schemes', 'a://'.repeat(250_000)],
-    ['user parts', 'a://b:'.repeat(200_000)],
-    ['a password without @', `http://u:${'p'.repeat(1_000_000)}`],
-    ['a password of @s', `http://u:${'p@'.repeat(500_000)}`],
-    ['users of @s without a password', 'a://b@c:'.repeat(125_000)],
-  ])('takes linear time over a megabyte of %s', (_, text) => {
-    expect(timed(() => redact(text))).toBeLessThan(200);
+    ['letters', 'a'.repeat(1_000_000), 'a'.repeat(1_000_000)],
+    ['schemes', 'a://'.repeat(250_000), 'a://'.repeat(250_000)],
+    ['user parts', 'a://b:'.repeat(200_000), 'a://b:'.repeat(200_000)],
+    ['a password without @', `http://u:${'p'.repeat(1_000_000)}`, `http://u:${'p'.repeat(1_000_000)}`],
+    ['users of @s without a password', 'a://b@c:'.repeat(125_000), 'a://b@c:'.repeat(125_000)],
+  ])('gives a megabyte of %s back as it is', (_, text, expected) => {
+    expect(redact(text)).toBe(expected);
+  });
+
+  it('masks a megabyte-long password of @s whole', () => {
+    const masked = redact(`http://u:${'p@'.repeat(500_000)}host`);
+    expect(masked.startsWith('http://u:***@')).toBe(true);
+    expect(masked).not.toContain('p@p@');
   });
 });
 

@@ -9,8 +9,8 @@ import { type TestScaler, grpcError, ref, startTestScaler } from '../support/sca
 /** What a status may carry: its details, and the same percent-encoded as the trailer sends it. */
 const MAX_DETAILS_BYTES = 1000;
 const MAX_TRAILER_BYTES = 4096;
-/** "Promptly": the broken server took 15 s or never answered. */
-const PROMPT_MS = 500;
+// "Promptly": within the test client's 5 s deadline (the broken server took 15 s or never
+// answered); how fast is bench/'s to say, not a unit test's.
 
 const KB_100 = 'a'.repeat(100 * 1024);
 
@@ -51,18 +51,16 @@ afterAll(async () => {
 
 /** One GetMetricSpec that must fail, and how long its answer took. */
 async function rejected(metadata: Metadata) {
-  const startedMs = performance.now();
-  const err = await grpcError(t.client.getMetricSpec(ref(metadata)));
-  return { err, ms: performance.now() - startedMs };
+  return { err: await grpcError(t.client.getMetricSpec(ref(metadata))) };
 }
 
 describe('GetMetricSpec with large invalid metadata', () => {
   it.each(cases)(
     'answers %s with a short INVALID_ARGUMENT, and the connection answers the next call',
     async (_, metadata, key) => {
-      const { err, ms } = await rejected(metadata);
+      // A call left unanswered (what the defect did) runs into the client's 5 s deadline instead.
+      const { err } = await rejected(metadata);
       expect(err.code, err.details).toBe(status.INVALID_ARGUMENT);
-      expect(ms).toBeLessThan(PROMPT_MS);
       expect(Buffer.byteLength(err.details)).toBeLessThanOrEqual(MAX_DETAILS_BYTES);
       expect(Buffer.byteLength(encodeURI(err.details))).toBeLessThanOrEqual(MAX_TRAILER_BYTES);
       expect(err.details.startsWith(`invalid trigger metadata: ${key}: `)).toBe(true);
@@ -76,10 +74,7 @@ describe('GetMetricSpec with large invalid metadata', () => {
     const calls = cases.slice(0, 48).map(([, metadata]) => metadata);
     for (let i = 0; i < calls.length; i += 8) {
       const answers = await Promise.all(calls.slice(i, i + 8).map(rejected));
-      for (const { err, ms } of answers) {
-        expect(err.code, err.details).toBe(status.INVALID_ARGUMENT);
-        expect(ms).toBeLessThan(4 * PROMPT_MS);
-      }
+      for (const { err } of answers) expect(err.code, err.details).toBe(status.INVALID_ARGUMENT);
     }
     await expect(t.client.getMetricSpec(ref(valid.kafka))).resolves.toMatchObject({ metricSpecs: [{ targetSize: 1 }] });
   });
