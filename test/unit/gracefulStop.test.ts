@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
 import { ExternalScalerService } from '../../src/server/externalScaler.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
-import { silentLogger } from '../../src/telemetry/logger.ts';
+import { createLogger, silentLogger } from '../../src/telemetry/logger.ts';
+import { logLines } from '../support/logLines.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { ref, startTestScaler } from '../support/scaler.ts';
@@ -55,12 +56,18 @@ describe('stopping the scaler', () => {
     }
   });
 
-  it('finishes within SHUTDOWN_TIMEOUT_MS when a source never finishes closing', async () => {
-    const t = await startTestScaler({ SHUTDOWN_TIMEOUT_MS: 1000 }, { drivers: () => [fakeRabbit(true) as SourceDriver] });
+  it('finishes when a source never finishes closing, leaving that close to the exit and saying so', async () => {
+    // A stop that waited for the close would never end: the test's own timeout (5 s) is the bound.
+    const { sink, lines } = logLines<{ level: string; msg: string }>();
+    const t = await startTestScaler(
+      { SHUTDOWN_TIMEOUT_MS: 1000 },
+      { drivers: () => [fakeRabbit(true) as SourceDriver], logger: createLogger('info', sink) },
+    );
     await t.client.getMetrics(ref(metadata));
-    const started = performance.now();
     await t.scaler.stop();
-    expect(performance.now() - started).toBeLessThan(1000);
+    expect(lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toContainEqual(
+      expect.stringMatching(/did not finish within the shutdown budget; leaving it to the exit$/),
+    );
     t.client.close();
   });
 });
