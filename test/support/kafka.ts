@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { type Admin, Kafka, Partitioners, type Producer, logLevel } from 'kafkajs';
 import { patchIdleRequestQueue } from '../../src/sources/kafkajsRequestQueue.ts';
-import { OPTIONAL_SERVICE_KEYS, type ServiceEnv } from './services.ts';
+import { type ServiceEnv, optionalListeners } from './services.ts';
 
 // The fixture's own connections get the product's fix too (no 1 ms loop, no warning).
 patchIdleRequestQueue();
@@ -21,19 +21,9 @@ export interface SecureKafka {
   readonly clientKey: string;
 }
 
-/** Kafka's secure listeners: the optional services named KAFKA_. */
-const secureKeys = OPTIONAL_SERVICE_KEYS.filter((k) => k.startsWith('KAFKA_'));
-
 /** The secure listeners from `scripts/services.sh up`; fails with directions when they are not there. */
 export function secureKafka(services: ServiceEnv): SecureKafka {
-  const missing = secureKeys.filter((k) => services[k] === undefined);
-  if (missing.length > 0) {
-    throw new Error(
-      `missing ${missing.join(', ')}: the test Kafka has no SASL/SSL listeners. Run \`scripts/services.sh up kafka\` ` +
-        '(it restarts a broker started with an older configuration), or set these variables',
-    );
-  }
-  const get = (key: (typeof secureKeys)[number]) => services[key]!;
+  const get = optionalListeners(services, 'KAFKA_', 'Kafka', 'SASL/SSL listeners');
   return {
     saslBrokers: get('KAFKA_SASL_BROKERS'),
     username: get('KAFKA_SASL_USERNAME'),

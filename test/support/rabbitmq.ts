@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import amqplib, { type ChannelModel, type ConfirmChannel } from 'amqplib';
-import type { ServiceEnv } from './services.ts';
+import { type ServiceEnv, optionalListeners } from './services.ts';
 
 /** The test broker's amqps and https listeners, and the PEM of the CA that signed their certificate. */
 export interface SecureRabbit {
@@ -12,21 +12,13 @@ export interface SecureRabbit {
   readonly ca: string;
 }
 
-const tlsKeys = ['RABBITMQ_TLS_URL', 'RABBITMQ_TLS_MANAGEMENT_URL', 'RABBITMQ_TLS_CA_FILE'] as const;
-
 /** The TLS listeners from `scripts/services.sh up`; fails with directions when they are not there. */
 export function secureRabbit(services: ServiceEnv): SecureRabbit {
-  const missing = tlsKeys.filter((k) => services[k] === undefined);
-  if (missing.length > 0) {
-    throw new Error(
-      `missing ${missing.join(', ')}: the test RabbitMQ has no TLS listeners. Run \`scripts/services.sh up rabbitmq\` ` +
-        '(it restarts a node started with an older configuration), or set these variables',
-    );
-  }
+  const get = optionalListeners(services, 'RABBITMQ_TLS_', 'RabbitMQ', 'TLS listeners');
   return {
-    url: services.RABBITMQ_TLS_URL!,
-    managementUrl: services.RABBITMQ_TLS_MANAGEMENT_URL!,
-    ca: readFileSync(services.RABBITMQ_TLS_CA_FILE!, 'utf8'),
+    url: get('RABBITMQ_TLS_URL'),
+    managementUrl: get('RABBITMQ_TLS_MANAGEMENT_URL'),
+    ca: readFileSync(get('RABBITMQ_TLS_CA_FILE'), 'utf8'),
   };
 }
 

@@ -13,7 +13,7 @@ export const SERVICE_KEYS = [
   'STATE_STORE_URL',
 ] as const;
 /** Read when present, not required: the tests that use them fail with directions when absent. */
-export const OPTIONAL_SERVICE_KEYS = [
+const OPTIONAL_SERVICE_KEYS = [
   'KAFKA_SASL_BROKERS',
   'KAFKA_SASL_USERNAME',
   'KAFKA_SASL_PASSWORD',
@@ -25,8 +25,29 @@ export const OPTIONAL_SERVICE_KEYS = [
   'RABBITMQ_TLS_MANAGEMENT_URL',
   'RABBITMQ_TLS_CA_FILE',
 ] as const;
-type ServiceKey = (typeof SERVICE_KEYS)[number] | (typeof OPTIONAL_SERVICE_KEYS)[number];
+type OptionalServiceKey = (typeof OPTIONAL_SERVICE_KEYS)[number];
+type ServiceKey = (typeof SERVICE_KEYS)[number] | OptionalServiceKey;
 export type ServiceEnv = Partial<Record<ServiceKey, string>>;
+
+/**
+ * A service's optional listeners (the keys starting with `prefix`), as a getter; fails with
+ * directions when `scripts/services.sh up SERVICE` has not written them (`what`: what is missing).
+ */
+export function optionalListeners(
+  services: ServiceEnv,
+  prefix: string,
+  service: string,
+  what: string,
+): (key: OptionalServiceKey) => string {
+  const missing = OPTIONAL_SERVICE_KEYS.filter((k) => k.startsWith(prefix) && services[k] === undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `missing ${missing.join(', ')}: the test ${service} has no ${what}. Run \`scripts/services.sh up ${service.toLowerCase()}\` ` +
+        '(it restarts one started with an older configuration), or set these variables',
+    );
+  }
+  return (key) => services[key]!;
+}
 
 const servicesEnvFile = fileURLToPath(new URL('../../.services/env', import.meta.url));
 
