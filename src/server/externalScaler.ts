@@ -8,6 +8,7 @@ import { InvalidTrigger, TooManyStreams, errorCode, errorMessage } from '../erro
 import { toServiceError } from './status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
+import { Throttle } from '../telemetry/throttle.ts';
 import type { Trigger } from '../trigger/types.ts';
 import type {
   GetMetricSpecResponse,
@@ -63,12 +64,10 @@ type Stream<Req, Res> = grpc.ServerWritableStream<Req, Res>;
 export class ExternalScalerService {
   private readonly options: ExternalScalerOptions;
   private readonly streams = new Set<Stream<ScaledObjectRef, unknown>>();
-  /** When a refused stream was last logged: a flood of them logs once a minute. */
-  private refusedLoggedAtMs = Number.NEGATIVE_INFINITY;
+  /** Refused streams and INTERNAL answers (per method): a flood of either logs once a minute. */
+  private readonly logged = new Throttle(60_000);
   /** Set by endStreams: a stream that arrives while the server stops ends at once. */
   private stopping = false;
-  /** When an INTERNAL failure was last logged, per method: a flood of one defect logs once a minute. */
-  private readonly defectLoggedAtMs = new Map<string, number>();
 
   constructor(options: ExternalScalerOptions) {
     this.options = options;
@@ -148,9 +147,7 @@ export class ExternalScalerService {
    */
   private logDefect(method: string, err: unknown): boolean {
     if (errorCode(err) !== 'INTERNAL') return false;
-    const nowMs = performance.now();
-    if (nowMs - (this.defectLoggedAtMs.get(method) ?? Number.NEGATIVE_INFINITY) >= 60_000) {
-      this.defectLoggedAtMs.set(method, nowMs);
+    if (this.logged.allows(`defect ${method}`)) {
       this.options.logger.error({ method, err }, 'internal error: a defect of the scaler, please report it');
     }
     return true;
@@ -161,19 +158,26 @@ export class ExternalScalerService {
    * that opened 20,000 took the heap to exhaustion. Returns true when refused.
    */
   private refuseOverLimit(method: string, call: Stream<ScaledObjectRef, unknown>): boolean {
-    const { maxOpenStreams, metrics, logger } = this.options;
+    const { maxOpenStreams, logger } = this.options;
     if (this.streams.size < maxOpenStreams) return false;
-    const err = new TooManyStreams(
-      `${this.streams.size} streams are open, the most this scaler holds (GRPC_MAX_OPEN_STREAMS=${maxOpenStreams}); retry later or raise it`,
-    );
-    metrics.requests.inc({ method, code: errorCode(err) });
-    const nowMs = performance.now();
-    if (nowMs - this.refusedLoggedAtMs >= 60_000) {
-      this.refusedLoggedAtMs = nowMs;
+    if (this.logged.allows('refused stream')) {
       logger.warn({ method, open: this.streams.size, maxOpenStreams }, 'stream refused: too many open streams');
     }
-    call.emit('error', toServiceError(err));
+    this.failStream(
+      method,
+      call,
+      new TooManyStreams(
+        `${this.streams.size} streams are open, the most this scaler holds (GRPC_MAX_OPEN_STREAMS=${maxOpenStreams}); retry later or raise it`,
+      ),
+    );
     return true;
+  }
+
+  /** Ends a stream that could not start with `err`'s status, counted (and logged when a defect). */
+  private failStream(method: string, call: Stream<ScaledObjectRef, unknown>, err: unknown): void {
+    this.logDefect(method, err);
+    this.options.metrics.requests.inc({ method, code: errorCode(err) });
+    call.emit('error', toServiceError(err));
   }
 
   private track(method: string, call: Stream<ScaledObjectRef, unknown>, onEnd: () => void): void {
@@ -218,9 +222,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(ref);
     } catch (err) {
-      this.logDefect('StreamIsActive', err);
-      metrics.requests.inc({ method: 'StreamIsActive', code: errorCode(err) });
-      call.emit('error', toServiceError(err));
+      this.failStream('StreamIsActive', call, err);
       return;
     }
     metrics.requests.inc({ method: 'StreamIsActive', code: 'OK' });
@@ -274,9 +276,7 @@ export class ExternalScalerService {
     try {
       trigger = engine.trigger(toRef(call.request));
     } catch (err) {
-      this.logDefect('StreamMetricSpec', err);
-      metrics.requests.inc({ method: 'StreamMetricSpec', code: errorCode(err) });
-      call.emit('error', toServiceError(err));
+      this.failStream('StreamMetricSpec', call, err);
       return;
     }
     metrics.requests.inc({ method: 'StreamMetricSpec', code: 'OK' });

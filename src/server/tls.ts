@@ -7,6 +7,7 @@ import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../telemetry/logger.ts';
+import { Throttle } from '../telemetry/throttle.ts';
 
 export interface TlsFiles {
   readonly certFile: string;
@@ -63,14 +64,11 @@ export function logRefusedHandshakes(
   logger: Logger,
   nowMs: () => number = () => performance.now(),
 ): void {
-  const loggedAt = new Map<string, number>();
+  const throttle = new Throttle(REFUSED_LOG_MS, nowMs);
   for (const server of servers) {
     server.on('tlsClientError', (err: Error & { code?: string }, socket: Socket) => {
       const reason = err.code ?? err.message;
-      const at = nowMs();
-      if (at - (loggedAt.get(reason) ?? Number.NEGATIVE_INFINITY) < REFUSED_LOG_MS) return;
-      if (loggedAt.size >= 64) loggedAt.clear();
-      loggedAt.set(reason, at);
+      if (!throttle.allows(reason)) return;
       logger.warn({ reason, err: err.message, peer: socket.remoteAddress }, 'TLS handshake refused');
     });
   }

@@ -7,6 +7,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { clip, redact } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
+import { Throttle } from '../telemetry/throttle.ts';
 import { type StoreAddress, describeStore } from './address.ts';
 import { MAX_STORED_AHEAD_MS, Rejections, decodeRecord, encodeRecord } from './codec.ts';
 import { StateStoreUnavailable } from './errors.ts';
@@ -81,7 +82,7 @@ export class RedisStateStore<T> implements StateStore<T> {
   private lastLeaseSweepMs = 0;
   private state: StoreHealth = 'degraded';
   /** When each kind of refusal (op and the reply's first word) was last warned about. */
-  private readonly refusalsWarned = new Map<string, number>();
+  private readonly refusalsWarned = new Throttle(REFUSAL_WARN_MS, () => Date.now());
   private reported = false;
   private lastError = 'not connected yet';
   private closing = false;
@@ -381,11 +382,7 @@ export class RedisStateStore<T> implements StateStore<T> {
     consequence = 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
   ): void {
     const word = message.split(' ', 1)[0] ?? '';
-    const kind = `${op} ${word} ${consequence}`;
-    const nowMs = Date.now();
-    if (nowMs - (this.refusalsWarned.get(kind) ?? -Infinity) < REFUSAL_WARN_MS) return;
-    if (this.refusalsWarned.size >= 64) this.refusalsWarned.clear();
-    this.refusalsWarned.set(kind, nowMs);
+    if (!this.refusalsWarned.allows(`${op} ${word} ${consequence}`)) return;
     this.options.logger.warn({ store: this.description, op, reason: clip(redact(message), 300) }, consequence);
   }
 
