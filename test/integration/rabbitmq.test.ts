@@ -201,8 +201,11 @@ describe('StreamIsActive', () => {
     await rabbit.publish(queue, 1);
     const woke = await eventually(async () => answers.find((a) => a.result), 5000, 10);
     expect(woke.atMs - publishedAt).toBeLessThan(2000);
-    // A change, not every tick: no further true while the queue stays non-empty.
-    await new Promise((r) => setTimeout(r, 800));
+    // A change, not every tick: no further true while the queue stays non-empty, through the
+    // stream's checks (250 ms) of two more broker readings (a second each: the third is asked for
+    // only once the second has expired, long after its checks answered).
+    const queries = t.scaler.engine.cache.queryCount;
+    await eventually(async () => (t.scaler.engine.cache.queryCount >= queries + 3 ? true : undefined), 6000, 20);
     expect(answers.filter((a) => a.result)).toHaveLength(1);
     stream.cancel();
   });

@@ -87,13 +87,13 @@ async function replica(
 }
 
 /** Replicas a and b on the cluster at `address`, both up, b hearing every record announced. */
-async function listeningPair(space: string, address: ReturnType<typeof parseStoreUrl>) {
+async function listeningPair(space: string, address: ReturnType<typeof parseStoreUrl>, nodeUrls: string[]) {
   const a = await replica('replica-a', space, { address, cluster: true });
   const b = await replica('replica-b', space, { address, cluster: true });
   expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
   const heard: string[] = [];
   b.store.subscribe((key) => heard.push(key));
-  await new Promise((r) => setTimeout(r, 300)); // its SUBSCRIBE under way
+  await subscribed(`${space}records`, { urls: nodeUrls });
   return { a, b, heard };
 }
 
@@ -103,14 +103,25 @@ async function metric(r: Replica, name: string): Promise<string> {
   return r.registry.getSingleMetricAsString(`keda_inference_scaler_${name}`);
 }
 
-/** Until the shared server has a subscriber on the channel. */
-async function subscribed(channel: string): Promise<void> {
-  using raw = rawClient(requireService('STATE_STORE_URL'));
-  await eventually(
-    async () => (Number(((await raw.pubsub('NUMSUB', channel)) as unknown[])[1]) > 0 ? true : undefined),
-    3000,
-    20,
-  );
+/**
+ * Until the servers at `urls` (a cluster's nodes: each counts only its own) have `count`
+ * subscribers on the channel between them, instead of sleeping while a SUBSCRIBE is under way.
+ */
+async function subscribed(
+  channel: string,
+  { count = 1, urls = [requireService('STATE_STORE_URL')] }: { count?: number; urls?: string[] } = {},
+): Promise<void> {
+  const clients = urls.map((url) => rawClient(url));
+  const numsub = async (raw: (typeof clients)[number]) => Number(((await raw.pubsub('NUMSUB', channel)) as unknown[])[1]);
+  try {
+    await eventually(
+      async () => ((await Promise.all(clients.map(numsub))).reduce((a, b) => a + b, 0) >= count ? true : undefined),
+      3000,
+      20,
+    );
+  } finally {
+    for (const raw of clients) raw.disconnect();
+  }
 }
 
 /** Milliseconds the promise takes to settle, and how. */
@@ -244,7 +255,7 @@ describe('records', () => {
     const heardByA: string[] = [];
     b.store.subscribe((key, record) => heardByB.push([key, record]));
     a.store.subscribe((key) => heardByA.push(key));
-    await new Promise((r) => setTimeout(r, 200)); // the subscriptions reach the server
+    await subscribed(`${space}records`, { count: 2 });
     await a.store.acquireLease('ns/so:with:colons');
     await a.store.publish('ns/so:with:colons', sample, 1);
     await a.store.publish('ns/so:with:colons', { ...sample, lastDesiredReplicas: 5 }, 2);
@@ -444,7 +455,7 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     const b = await replica('replica-b', space);
     const heard: string[] = [];
     b.store.subscribe((key) => heard.push(key));
-    await new Promise((r) => setTimeout(r, 200));
+    await subscribed(`${space}records`);
     using raw = rawClient(requireService('STATE_STORE_URL'));
     await raw.publish(`${space}records`, 'no key here');
     await raw.publish(`${space}records`, `1:k{"format":1}`);
@@ -529,10 +540,10 @@ describe('the store goes away and comes back', () => {
   });
 
   it('blackholed: a call waits at most the timeout, later ones fail at once; healed: it recovers and hears records again', async () => {
-    const { proxy, a, b } = await behindProxy();
+    const { proxy, a, b, space } = await behindProxy();
     const heard: number[] = [];
     a.store.subscribe((_key, record) => heard.push(record.atMs));
-    await new Promise((r) => setTimeout(r, 200));
+    await subscribed(`${space}records`);
     await b.store.acquireLease('k');
     await b.store.publish('k', sample, 1);
     await eventually(async () => (heard.length === 1 ? true : undefined), 3000, 20);
@@ -743,7 +754,11 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
   it('shares leases, records and announcements of keys on every node between two replicas', async () => {
     await using cluster = await OwnRedisCluster.start();
     const space = keySpace();
-    const { a, b, heard } = await listeningPair(space, parseStoreUrl(cluster.url));
+    const { a, b, heard } = await listeningPair(
+      space,
+      parseStoreUrl(cluster.url),
+      cluster.nodes.map((n) => n.url),
+    );
     const keys = Array.from({ length: 30 }, (_, i) => `ns/so-${i}/t`);
     for (const [i, key] of keys.entries()) {
       expect(await a.store.acquireLease(key)).toBe(true);
@@ -864,7 +879,11 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     const url = new URL(cluster.url);
     url.username = 'scaler';
     url.password = 'secret';
-    const { a, b, heard } = await listeningPair(space, parseStoreUrl(url.toString()));
+    const { a, b, heard } = await listeningPair(
+      space,
+      parseStoreUrl(url.toString()),
+      cluster.nodes.map((n) => n.url),
+    );
     const keys = Array.from({ length: 10 }, (_, i) => `ns/so-${i}/t`);
     for (const key of keys) {
       expect(await a.store.acquireLease(key)).toBe(true);

@@ -546,19 +546,28 @@ describe('SharedState: a re-read asked for during a renewal', () => {
   // Found by review: the re-read asked for during a renewal ran after the trigger was forgotten,
   // and took its lease again (held, never renewed, by a replica that no longer tracks it).
   it('is not run for a trigger forgotten meanwhile: its lease stays given up', async () => {
-    const clock = { ms: 4_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const writer = replica(cluster, 'w', driver, slowStore(cluster.client('w'), undefined, true));
-    const id = writer.engine.trigger(ref).id;
-    await writer.shared.track(id);
-    expect(writer.shared.view(id)?.role).toBe('writer');
-    const renewal = writer.shared.refresh(false);
-    const reread = writer.shared.refresh(true); // waits for the renewal under way
-    writer.shared.forget(id);
-    await Promise.all([renewal, reread]);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // a follow-up's round trip would be done
-    expect(writer.shared.size).toBe(0);
-    expect(cluster.leases.get(id)).toBeUndefined();
+    vi.useFakeTimers();
+    try {
+      const clock = { ms: 4_000_000 };
+      const cluster = new StateCluster(() => clock.ms);
+      const writer = replica(cluster, 'w', driver, slowStore(cluster.client('w'), undefined, true));
+      const id = writer.engine.trigger(ref).id;
+      const tracked = writer.shared.track(id);
+      await vi.advanceTimersByTimeAsync(100);
+      await tracked;
+      expect(writer.shared.view(id)?.role).toBe('writer');
+      const renewal = writer.shared.refresh(false);
+      const reread = writer.shared.refresh(true); // waits for the renewal under way
+      writer.shared.forget(id);
+      // Every store answer (20 ms each), a follow-up's included, however many there are.
+      await vi.advanceTimersByTimeAsync(1000);
+      await Promise.all([renewal, reread]);
+      expect(vi.getTimerCount()).toBe(0);
+      expect(writer.shared.size).toBe(0);
+      expect(cluster.leases.get(id)).toBeUndefined();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -56,6 +56,17 @@ async function start(): Promise<Bed> {
   };
 }
 
+/**
+ * Two PING round trips: the first acknowledged once the server has taken in every frame sent
+ * before it; the second once the client has taken in every frame the server sent after that,
+ * including the SETTINGS of a raise one loop turn later. A barrier instead of a quiet window.
+ */
+async function settled(client: ClientHttp2Session): Promise<void> {
+  for (let i = 0; i < 2; i++) {
+    await new Promise<void>((resolve, reject) => client.ping((err) => (err ? reject(err) : resolve())));
+  }
+}
+
 /** Opens `n` streams that stay open (no end of request). */
 function open(client: ClientHttp2Session, n: number): ClientHttp2Stream[] {
   return Array.from({ length: n }, () => {
@@ -81,8 +92,8 @@ describe('stream pacing', () => {
     open(bed.client, 50);
     const b = bed;
     await eventually(async () => (b.held.length === MAX ? true : undefined), 5000, 10);
-    // Nothing past the cap arrives, however long the client waits.
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    // Nothing past the cap arrives: no raise past it, and no stream after the last one.
+    await settled(bed.client);
     expect(bed.held).toHaveLength(MAX);
     expect(bed.limits.at(-1)).toBe(MAX);
     for (let i = 1; i < bed.limits.length; i++) {
@@ -101,7 +112,7 @@ describe('stream pacing', () => {
     await eventually(async () => (b.closed() === 4 ? true : undefined), 5000, 10);
     open(bed.client, 4);
     await eventually(async () => (b.held.length === 8 ? true : undefined), 5000, 10);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await settled(bed.client);
     expect(bed.limits).toEqual([STEP]);
   });
 });
