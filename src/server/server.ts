@@ -22,7 +22,7 @@ import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
 import { LoopAdmission } from './loopAdmission.ts';
-import { STREAM_OPEN_STEP, http2ServersOf, paceStreamOpens } from './streamPacing.ts';
+import { STREAM_OPEN_STEP, http2ServersOf, paceStreamOpens, sessionCloser } from './streamPacing.ts';
 import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
@@ -191,8 +191,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // Calls in flight get the budget but a reserve for closing what they read from.
       // Reads still waiting for room start now: their calls are among those in flight.
       admission.close();
-      await shutdown(grpcServer, Math.max(1, budgetMs - closeReserveMs(budgetMs)));
-      if (healthServer !== undefined) await shutdown(healthServer, Math.min(1000, left()));
+      await shutdown(grpcServer, Math.max(1, budgetMs - closeReserveMs(budgetMs)), 'the gRPC server', logger);
+      if (healthServer !== undefined) await shutdown(healthServer, Math.min(1000, left()), 'the health server', logger);
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
         http.closeAllConnections();
@@ -276,10 +276,15 @@ async function within(work: Promise<void>, timeoutMs: number, what: string, logg
     logger.warn({ timeoutMs }, `${what} did not finish within the shutdown budget; leaving it to the exit`);
 }
 
-function shutdown(server: grpc.Server, timeoutMs: number): Promise<void> {
+function shutdown(server: grpc.Server, timeoutMs: number, what: string, logger: Logger): Promise<void> {
+  const closeSessions = sessionCloser(server);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
+      // Calls still in flight are cancelled (KEDA asks again at its next poll): a drain that needs
+      // this every rollout wants a longer SHUTDOWN_TIMEOUT_MS, or a source that answers sooner.
+      logger.warn({ timeoutMs }, `${what} still had calls in flight after the shutdown budget; closed by force`);
       server.forceShutdown();
+      closeSessions();
       resolve();
     }, timeoutMs);
     server.tryShutdown(() => {

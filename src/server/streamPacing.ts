@@ -6,7 +6,7 @@
 // server's option) and is given a step more, one loop turn later, each time its open streams fill
 // half of its room: a client opens about a step per read, other connections are served in
 // between, and no connection is held below what it uses. Up to the configured cap.
-import type { Http2SecureServer, Http2Server, ServerHttp2Session } from 'node:http2';
+import { type Http2SecureServer, type Http2Server, type ServerHttp2Session, constants } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 
 /** Streams a connection may open before its next raise. */
@@ -66,6 +66,20 @@ export function http2ServersOf(
     throw new Error('grpc-js keeps no map of its HTTP/2 servers: stream opens cannot be paced (see src/server/streamPacing.ts)');
   }
   return servers;
+}
+
+/**
+ * Ends every connection of a bound grpc-js server at once, its calls in flight cancelled.
+ * grpc-js' forceShutdown destroys only the sessions it tracks for channelz (1.14), none with
+ * channelz off as here (`grpc.enable_channelz` 0): a call in flight then waited for its client's
+ * deadline however the stop was forced.
+ */
+export function sessionCloser(server: grpc.Server): () => void {
+  const holders = [...http2ServersOf(server).values()];
+  return () => {
+    for (const { sessions } of holders)
+      for (const session of sessions) if (!session.destroyed) session.destroy(undefined, constants.NGHTTP2_CANCEL);
+  };
 }
 
 /**
