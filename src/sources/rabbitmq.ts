@@ -239,7 +239,10 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   private httpReader(config: RabbitmqSourceConfig, where: string): (signal: AbortSignal) => Promise<SourceReading> {
     const get = this.managementGet ?? this.sharedGet(config, where);
-    return (signal) => this.readHttp(config, where, get, signal);
+    // The queue's URL and credentials built once, not at every read.
+    const { url, authorization } = managementQueueUrl(config);
+    const headers = { accept: 'application/json', ...(authorization ? { authorization } : {}) };
+    return (signal) => this.readHttp(config, { url, headers }, where, get, signal);
   }
 
   /** A GET through the management client of the source's TLS setting, got at each read (closeIdle sees its use). */
@@ -254,14 +257,14 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   private async readHttp(
     config: RabbitmqSourceConfig,
+    { url, headers }: { readonly url: string; readonly headers: Readonly<Record<string, string>> },
     where: string,
     get: ManagementGet,
     signal: AbortSignal,
   ): Promise<SourceReading> {
-    const { url, authorization } = managementQueueUrl(config);
     let response: ManagementAnswer;
     try {
-      response = await get(url, { accept: 'application/json', ...(authorization ? { authorization } : {}) }, signal);
+      response = await get(url, headers, signal);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       // The shared client's errors are typed already, and name the server and the TLS keys.
