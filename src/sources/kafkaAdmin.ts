@@ -13,9 +13,11 @@ import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, 
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
 import { ClientMap } from './common.ts';
+import { patchListOffsetsIsolation } from './kafkajsListOffsets.ts';
 import { patchIdleRequestQueue } from './kafkajsRequestQueue.ts';
 
 patchIdleRequestQueue();
+patchListOffsetsIsolation();
 
 /** The calls the Kafka source makes; offsets as kafkajs gives them (strings, "-1" = none). */
 export interface KafkaAdminClient {

@@ -119,6 +119,23 @@ describe('Kafka consumer-group lag', () => {
     expect(await metrics(t, zero, 'k-past-zero')).toMatchObject({ backlog: 0 });
   });
 
+  // Found by review: kafkajs's admin asked ListOffsets for the last stable offset, which an open
+  // transaction holds back; a group reading uncommitted commits past it, and that read as a reset.
+  it('measures lag to the high watermark, as KEDA does, while a transaction is open', async () => {
+    const topic = await kafka.topic([5]);
+    const group = KafkaFixture.uniqueName('kis-txn-group');
+    const txn = await kafka.openTransaction(topic, 4); // offsets 5-8: high watermark 9, last stable 5
+    try {
+      await kafka.commit(group, topic, [7]); // a consumer reading uncommitted, 2 messages behind
+      const idle = { messagesPerReplica: '1', 'kafka.allowIdleConsumers': 'true' };
+      const earliest = trigger(topic, group, { ...idle, 'kafka.offsetResetPolicy': 'earliest' });
+      expect(await metrics(t, earliest, 'k-txn-earliest')).toMatchObject({ backlog: 2 });
+      expect(await metrics(t, trigger(topic, group, idle), 'k-txn-latest')).toMatchObject({ backlog: 2 });
+    } finally {
+      await txn.abort();
+    }
+  });
+
   it('sums a topic list, and reads every topic the group committed on when no topic is given', async () => {
     const a = await kafka.topic([5, 5]);
     const b = await kafka.topic([2, 2, 2]);

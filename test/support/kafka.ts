@@ -75,6 +75,33 @@ export class KafkaFixture implements AsyncDisposable {
     if (messages.length > 0) await this.producer.send({ topic, acks: -1, messages });
   }
 
+  /**
+   * Writes `n` messages to partition 0 of the topic in a transaction left open (a Flink or Kafka
+   * Streams exactly-once producer mid-transaction): the high watermark moves past them, the last
+   * stable offset stays before them. Abort it when done.
+   */
+  async openTransaction(topic: string, n: number): Promise<{ abort(): Promise<void> }> {
+    const producer = this.kafka.producer({
+      transactionalId: KafkaFixture.uniqueName('kis-txn'),
+      idempotent: true,
+      maxInFlightRequests: 1,
+      createPartitioner: Partitioners.DefaultPartitioner,
+    });
+    await producer.connect();
+    try {
+      const txn = await producer.transaction();
+      await txn.send({ topic, acks: -1, messages: Array.from({ length: n }, (_, i) => ({ partition: 0, value: `txn ${i}` })) });
+      return {
+        abort: async () => {
+          await txn.abort().finally(() => producer.disconnect());
+        },
+      };
+    } catch (err) {
+      await producer.disconnect();
+      throw err;
+    }
+  }
+
   /** Commits `offsets[i]` for partition i (undefined: no commit there) for the group. */
   async commit(group: string, topic: string, offsets: readonly (number | undefined)[]): Promise<void> {
     const partitions = offsets.flatMap((offset, partition) =>
