@@ -50,6 +50,7 @@ async function readOffsets(
   admin: KafkaAdminClient,
   config: KafkaSourceConfig,
   where: string,
+  named: (topics: readonly string[]) => void,
 ): Promise<{ partitions: PartitionOffsets[]; consumers: number | undefined }> {
   const group = config.consumerGroup;
   let topics = [...config.topics];
@@ -65,6 +66,7 @@ async function readOffsets(
       );
     }
   }
+  named(topics);
   const members = admin.groupMembers(group).catch(() => undefined);
   const readEnds = (names: readonly string[]) =>
     Promise.all(names.map(async (topic) => ({ topic, partitions: await admin.topicOffsets(topic) })));
@@ -151,7 +153,9 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
       aborted.catch(() => undefined);
       const attempt = async () => {
         try {
-          const { partitions, consumers } = await this.pool.withAdmin(config, (admin) => readOffsets(admin, config, where));
+          const { partitions, consumers } = await this.pool.withAdmin(config, (admin, named) =>
+            readOffsets(admin, config, where, named),
+          );
           return kafkaReading(partitions, config, consumers);
         } catch (err) {
           if (err instanceof UnknownTopics) {

@@ -236,23 +236,27 @@ export class KafkaAdminPool<C extends KafkaConnection> {
 
   /**
    * Runs `fn` on the shared client for `config`. On UNKNOWN_TOPIC_OR_PARTITION it lists the
-   * cluster's topics: topics the read named that are missing become UnknownTopics. If they all
+   * cluster's topics: topics the read named (`fn` tells them to `named`: a trigger without a topic
+   * list reads those its group committed on) that are missing become UnknownTopics. If they all
    * exist, the client's metadata is poisoned (see above) or a topic is not served yet (just
    * created): the client is replaced and `fn` runs again, then once more after a pause, before
    * giving up with TopicsNotReady.
    */
   async withAdmin<T>(
-    config: C & { readonly topics: readonly string[] },
-    fn: (client: KafkaAdminClient) => Promise<T>,
+    config: C,
+    fn: (client: KafkaAdminClient, named: (topics: readonly string[]) => void) => Promise<T>,
   ): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const entry = this.entry(config);
+      let topics: readonly string[] = [];
       try {
-        return await fn(entry.client);
+        return await fn(entry.client, (named) => {
+          topics = named;
+        });
       } catch (err) {
         if (!isUnknownTopic(err)) throw err;
         const existing = new Set(await entry.client.listTopics());
-        const missing = config.topics.filter((t) => !existing.has(t));
+        const missing = topics.filter((t) => !existing.has(t));
         if (missing.length > 0) throw new UnknownTopics(missing);
         if (attempt >= 2) throw new TopicsNotReady(errorMessage(err));
         if (attempt === 0) this.replace(config, entry);

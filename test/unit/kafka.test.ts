@@ -323,6 +323,18 @@ describe('KafkaDriver', () => {
     expect(admins).toHaveLength(1);
   });
 
+  // Found by review: without a topic list the missing topics were looked for in the (empty) list of
+  // the trigger, so a deleted topic the group still had offsets on read as a poisoned client: the
+  // client replaced, a pause, then UNAVAILABLE "topic not served yet".
+  it('without a topic list, names a committed-on topic that no longer exists in a NOT_FOUND, and keeps the client', async () => {
+    const { read, admins, cluster } = setup();
+    cluster.commits.set('leftover', new Map([['gone/0', 3]]));
+    const missing = read(kafkaConfig({ topics: [], consumerGroup: 'leftover' }));
+    await expect(missing).rejects.toThrow(SourceNotFound);
+    await expect(missing).rejects.toThrow(/topic\(s\) "gone" do not exist/);
+    expect(admins).toHaveLength(1);
+  });
+
   it('replaces a client whose metadata a deleted topic poisoned, and answers for the live topics at once', async () => {
     // The fake fails every call once a topic it read is gone, as kafkajs does.
     const { read, admins, cluster } = setup();
