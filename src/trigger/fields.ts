@@ -117,7 +117,12 @@ const kinds = {
   // PEM text, not a file's path: Node ignores a CA that holds no certificate, and a certificate or
   // key that is not PEM fails only at the connection, where it reads as brokers that are down.
   pemCertificate: text.refine((s) => /-----BEGIN (TRUSTED )?CERTIFICATE-----/.test(s)),
-  pemPrivateKey: text.refine((s) => /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(s)),
+  // Unencrypted: no key names a passphrase (KEDA's keyPassword), and Node's refusal of an encrypted
+  // key came only at the connection, as brokers that are down (found by review).
+  pemPrivateKey: text.refine(
+    (s) =>
+      /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(s) && !/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/.test(s),
+  ),
   list: text
     .transform((s) =>
       s
@@ -389,7 +394,7 @@ const kafkaFields = {
   key: field({
     lineage: false,
     schema: kinds.pemPrivateKey,
-    allowed: 'a PEM private key (-----BEGIN ... PRIVATE KEY----- ...)',
+    allowed: 'a PEM private key, not encrypted (-----BEGIN ... PRIVATE KEY----- ...)',
     description: 'Client key.',
     fromEnv: true,
     secret: true,

@@ -17,7 +17,12 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
 import { logLines } from '../support/logLines.ts';
-import { PEM_CERTIFICATE_STUB, PEM_EC_PRIVATE_KEY_STUB } from '../fixtures/pem.ts';
+import {
+  PEM_CERTIFICATE_STUB,
+  PEM_EC_PRIVATE_KEY_STUB,
+  PEM_ENCRYPTED_PRIVATE_KEY_STUB,
+  PEM_LEGACY_ENCRYPTED_KEY_STUB,
+} from '../fixtures/pem.ts';
 
 const p = (logStart: number, logEnd: number, committed: number | undefined, partition = 0, topic = 't'): PartitionOffsets => ({
   topic,
@@ -550,6 +555,15 @@ describe('kafka trigger metadata', () => {
     [
       { 'kafka.tls': 'enable', 'kafka.cert': PEM_CERTIFICATE_STUB, 'kafka.key': '/etc/kafka/tls.key' },
       /^kafka\.key: got \(redacted\); allowed: a PEM private key/,
+    ],
+    // Found by review: an encrypted key was taken, and failed every read as brokers unreachable.
+    [
+      { 'kafka.tls': 'enable', 'kafka.cert': PEM_CERTIFICATE_STUB, 'kafka.key': PEM_ENCRYPTED_PRIVATE_KEY_STUB },
+      /^kafka\.key: got \(redacted\); allowed: a PEM private key, not encrypted/,
+    ],
+    [
+      { 'kafka.tls': 'enable', 'kafka.cert': PEM_CERTIFICATE_STUB, 'kafka.key': PEM_LEGACY_ENCRYPTED_KEY_STUB },
+      /^kafka\.key: got \(redacted\); allowed: a PEM private key, not encrypted/,
     ],
     [{ 'kafka.sasl': 'scram_sha512', 'kafka.username': 'u' }, /^kafka\.password: is required/],
   ])('rejects %o', (extra, message) => {
