@@ -84,7 +84,15 @@ const credentialNames = new Set([
   'AccessDenied',
   'AccessDeniedException',
   'KMS.AccessDeniedException',
+  // STS, assuming a role for a web identity (IRSA, EKS pod identity's token): the token's issuer
+  // unknown to the account, or its claims refused (found by review: "SQS rejected the request").
+  'InvalidIdentityToken',
+  'InvalidIdentityTokenException',
+  'IDPRejectedClaim',
+  'IDPRejectedClaimException',
 ]);
+/** STS could not reach the identity provider: passes with time. */
+const transientNames = new Set(['IDPCommunicationError', 'IDPCommunicationErrorException']);
 
 interface AwsErrorShape {
   name?: unknown;
@@ -109,20 +117,30 @@ export function sqsError(where: string, err: unknown): Error {
       `${where}: the endpoint answered HTTP ${status} with no SQS response (${message.split(/\n|\\u000a/)[0]}); check sqs.awsEndpoint / the queue URL`,
     );
   }
+  if (names.some((n) => transientNames.has(n))) {
+    return new SourceUnavailable(`${where}: AWS STS could not reach the identity provider (${names[0]}: ${message})`);
+  }
   if (names.some((n) => credentialNames.has(n)) || status === 401 || status === 403) {
-    // AccessDenied is a permission, not a credential: say which the identity needs.
-    const denied = names.some((n) => /AccessDenied/.test(n));
-    return new SourceUnauthenticated(
-      denied
-        ? `${where}: AWS refused the request: the scaler's identity lacks sqs:GetQueueAttributes on the queue (or the KMS key), or has no credentials (${names[0] ?? status}: ${message})`
-        : `${where}: AWS refused or found no credentials (${names[0] ?? status}: ${message})`,
-    );
+    return new SourceUnauthenticated(`${where}: ${refusal(names, message)} (${names[0] ?? status}: ${message})`);
   }
   if (status !== undefined && status >= 400 && status < 500 && !/Throttl|RequestThrottled|OverLimit/i.test(names.join(' '))) {
     return new SourceBadAnswer(`${where}: SQS rejected the request (${names[0] ?? status}: ${message})`);
   }
   const code = typeof e.code === 'string' ? `${e.code}: ` : '';
   return new SourceUnavailable(`${where}: SQS unreachable or failing (${code}${message})`);
+}
+
+/** What an AWS refusal means, for the one who fixes it. */
+function refusal(names: readonly string[], message: string): string {
+  // Assuming the role itself refused: its trust policy, not the queue's permissions.
+  if (/AssumeRole/.test(message) || names.some((n) => /IdentityToken|IDPRejectedClaim/.test(n))) {
+    return "AWS refused to let the scaler assume its role: check the role's trust policy (the cluster's OIDC provider, the service account in its condition) and the service account's role annotation";
+  }
+  // AccessDenied is a permission, not a credential: say which the identity needs.
+  if (names.some((n) => /AccessDenied/.test(n))) {
+    return "AWS refused the request: the scaler's identity lacks sqs:GetQueueAttributes on the queue (or the KMS key), or has no credentials";
+  }
+  return 'AWS refused or found no credentials';
 }
 
 /**

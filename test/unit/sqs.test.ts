@@ -145,6 +145,10 @@ describe('sqsError', () => {
     [awsError('InternalFailure', 500), SourceUnavailable],
     [Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED', $metadata: {} }), SourceUnavailable],
     [awsError('TimeoutError'), SourceUnavailable],
+    // STS, assuming the role for a web identity token (IRSA).
+    [awsError('InvalidIdentityTokenException', 400), SourceUnauthenticated],
+    [awsError('IDPRejectedClaimException', 403), SourceUnauthenticated],
+    [awsError('IDPCommunicationErrorException', 400), SourceUnavailable],
   ])('%s -> %o', (err, type) => {
     const mapped = sqsError('sqs queue "jobs" (eu-west-1)', err);
     expect(mapped).toBeInstanceOf(type);
@@ -155,6 +159,14 @@ describe('sqsError', () => {
     expect(sqsError('q', awsError('AccessDenied', 403)).message).toMatch(/lacks sqs:GetQueueAttributes on the queue/);
     expect(sqsError('q', awsError('KMS.AccessDeniedException', 400)).message).toMatch(/lacks sqs:GetQueueAttributes/);
     expect(sqsError('q', awsError('InvalidClientTokenId', 403)).message).toMatch(/AWS refused or found no credentials/);
+  });
+
+  it("points at the role's trust policy when assuming the role is what AWS refused", () => {
+    const notAssumable = Object.assign(awsError('AccessDenied', 403), {
+      message: 'Not authorized to perform sts:AssumeRoleWithWebIdentity',
+    });
+    expect(sqsError('q', notAssumable).message).toMatch(/assume its role: check the role's trust policy/);
+    expect(sqsError('q', awsError('InvalidIdentityTokenException', 400)).message).toMatch(/trust policy/);
   });
 });
 
