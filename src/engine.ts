@@ -5,7 +5,7 @@
 // settings were edited starts from what the last trigger of its lineage learned (Trigger.lineage).
 import { setNewest } from './cache/boundedMap.ts';
 import { type Observation, ReadCache, type ReadAdmission } from './cache/readCache.ts';
-import { decide, emptyHistory, sameDecision } from './model/decide.ts';
+import { decide, emptyHistory, learnedAtMomentOf, sameDecision } from './model/decide.ts';
 import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import { type SourceSignals, sumSignals } from './model/signals.ts';
@@ -100,6 +100,27 @@ interface TriggerState {
   gpuSilenceLoggedMs?: number;
   /** The trigger of its lineage whose history it started from (its settings were edited). */
   learnedUnder?: string;
+  /**
+   * Its last decisions were made alone (the store out of reach) and no record was taken since: a
+   * record older than them gives what it learned, not its moment (olderThanOwn).
+   */
+  decidedAlone?: boolean;
+}
+
+/** How far the scalers' clocks may disagree (the state codec refuses records further ahead). */
+const CLOCK_TOLERANCE_MS = 60_000;
+
+/**
+ * Whether a shared record is older than what the replica decided alone while the store was out of
+ * reach: a first sight retried once the store is back reads the record another replica wrote
+ * before the outage, and its idea of the moment (idle since then, a keep-warm window long over)
+ * answered inactive for a workload busy since (found by review). Its learning is taken, the
+ * moment kept (learnedAtMomentOf); a record newer than them (another replica went on meanwhile) is
+ * taken whole.
+ */
+function olderThanOwn(record: RecordStamp, state: TriggerState): boolean {
+  const own = state.history.lastDecisionAtMs;
+  return state.decidedAlone === true && own !== undefined && record.atMs < own - CLOCK_TOLERANCE_MS;
 }
 
 /**
@@ -323,15 +344,18 @@ export class Engine {
     const record = view?.record;
     const own = state.history.lastDecisionAtMs;
     const unseen = !sameRecord(record, state.recordSeen);
-    const fromRecord =
+    const taken =
       record !== undefined &&
       unseen &&
       (own === undefined || view!.role === 'follower' || record.writerId !== this.options.shared!.store.writerId);
+    const stale = taken && olderThanOwn(record, state);
+    const fromRecord = taken && !stale;
     // None of its own and none published for it (its settings just edited, on a replica that never
     // saw the trigger before): the state of its lineage's latest trigger, read when it was first seen.
-    const lineage = fromRecord || own !== undefined ? undefined : view?.lineageRecord;
+    const lineage = taken || own !== undefined ? undefined : view?.lineageRecord;
     const known = fromRecord ? record : lineage;
-    const base = known?.payload.history ?? state.history;
+    const base = stale ? learnedAtMomentOf(record.payload.history, state.history) : (known?.payload.history ?? state.history);
+    // A stale record's rates are older than the replica's own: those go on.
     if (known?.payload.rates !== undefined) this.carryOnRates(sources, observations, known.payload.rates);
     if (lineage?.payload.trigger !== undefined && lineage.payload.trigger !== trigger.id) {
       state.learnedUnder ??= lineage.payload.trigger;
@@ -354,8 +378,11 @@ export class Engine {
     state.history = history;
     state.observations = observations;
     // A follower going on from the record it last took still decides from that record's state.
-    if (fromRecord) state.baseAtMs = record.atMs;
+    if (taken) state.baseAtMs = record.atMs;
     else if (view?.role !== 'follower') state.baseAtMs = undefined;
+    // Alone while the store is out of reach; no longer once a record is taken or its own is published.
+    if (view?.role === 'local') state.decidedAlone = true;
+    else if (taken || view?.role === 'writer') state.decidedAlone = undefined;
     if (unseen) state.recordSeen = record === undefined ? undefined : stampOf(record);
     state.lastSeenMs = nowMs;
     state.lastEvaluation = evaluation;

@@ -239,6 +239,23 @@ export function resumedHistory(history: TriggerHistory): TriggerHistory {
   return lasting === undefined ? without(learned, ['riseWatch']) : { ...learned, riseWatch: { lasting } };
 }
 
+/** What a history says of the workload's last work and idle period: learned, but of its moment. */
+const ACTIVITY: readonly (keyof TriggerHistory)[] = ['lastWorkAtMs', 'idleSinceMs', 'lastActive'];
+
+/**
+ * What `learned` knows of the workload (service, throughput, cold starts, idle gaps, bursts, the
+ * steady rate), at the moment `current` is in: its fleet, readings and counters, and when the
+ * workload last worked and went idle. For a replica that decided alone while the shared store was
+ * out of reach, given the record another replica wrote before: the record's learning, not its
+ * idea of the moment (idle since before the outage, a keep-warm window long over).
+ */
+export function learnedAtMomentOf(learned: TriggerHistory, current: TriggerHistory): TriggerHistory {
+  const moment = [...MOMENT, ...ACTIVITY];
+  const merged: Partial<Record<keyof TriggerHistory, unknown>> = without(learned, moment);
+  for (const key of moment) if (current[key] !== undefined) merged[key] = current[key];
+  return merged as TriggerHistory;
+}
+
 export function decide({ signals: reported, scaling, history: given, nowMs }: ModelInput): ModelOutput {
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;

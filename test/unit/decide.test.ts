@@ -5,6 +5,7 @@ import {
   ceilSafe,
   decide,
   emptyHistory,
+  learnedAtMomentOf,
   resumedHistory,
   sameDecision,
   slidingMax,
@@ -1190,6 +1191,49 @@ describe('decide after a silence (a paused ScaledObject resumed): resumedHistory
     expect(out.history.gapHeads).toHaveLength(resumed ? 2 : 3);
     expect(out.history.coldStartSamples ?? history.coldStartSamples).toEqual([31, 44]);
     expect(out.history.idleGapsSeconds).toEqual([40, 300]);
+  });
+
+  // A replica that decided alone while the shared store was out of reach, given the record another
+  // wrote before the outage (engine.ts, olderThanOwn).
+  it.each([
+    { what: 'busy since', current: { ...emptyHistory(), lastWorkAtMs: 9_000, lastActive: true, lastDecisionAtMs: 9_500 } },
+    {
+      what: 'idle since, its fleet asked for',
+      current: {
+        ...emptyHistory(),
+        idleSinceMs: 9_200,
+        lastWorkAtMs: 9_100,
+        lastActive: false,
+        lastDesiredReplicas: 2,
+        lastDecisionAtMs: 9_500,
+      },
+    },
+  ])("learnedAtMomentOf: what the record learned, the replica's own moment ($what)", ({ current }) => {
+    const merged = learnedAtMomentOf(history, current);
+    // The record's learning...
+    expect(merged).toMatchObject({
+      idleGapsSeconds: [40, 300],
+      steadyArrivalRatePerSecond: 2.5,
+      learnedThroughputPerReplica: 2.2,
+      coldStartSamples: [31, 44],
+      busyPeaks: [5, 6],
+      gapHeads: [3, 9],
+    });
+    // ...and nothing of its moment or its last work and idle period, only the replica's own.
+    for (const key of [
+      'lastWorkAtMs',
+      'idleSinceMs',
+      'lastActive',
+      'lastDesiredReplicas',
+      'lastDecisionAtMs',
+      'recentAsks',
+      'pendingStarts',
+      'arrivalMarks',
+      'lastServedTotal',
+      'lastReady',
+    ] as const) {
+      expect(merged[key], key).toEqual(current[key as keyof typeof current]);
+    }
   });
 
   it('leaves a workload idle before and after the silence at zero', () => {

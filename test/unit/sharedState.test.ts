@@ -432,6 +432,49 @@ describe('replicas on one shared store', () => {
   });
 });
 
+describe('a replica that decided alone while the store was out of reach', () => {
+  // Found by review: the record read once the store was back was the one written before the
+  // outage, taken whole, and its moment (idle since then, the keep-warm window long over) answered
+  // inactive for a workload busy all through the outage, 3 s after its work stopped.
+  it('takes what the record learned, not its moment: still warm after 20 minutes busy, with the learned window', async () => {
+    const clock = { ms: 4_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    // Gaps of 6 s, shorter than the cold start (10 s): a learns to keep the workload warm through them.
+    for (let i = 0; i < 8 * 9; i++) {
+      broker.backlog = i % 9 < 3 ? 10 : 0;
+      clock.ms += 1000;
+      await a.engine.evaluate(a.engine.trigger(ref));
+      if (i % 3 === 0) await a.shared.refresh(true);
+    }
+    const learned = (await a.engine.evaluate(a.engine.trigger(ref))).decision.explanation.details;
+    expect(learned).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: expect.any(Number) as number });
+    expect(learned.keepWarmSeconds).toBeGreaterThan(5);
+    await a.shared.close();
+    cluster.setHealth('degraded');
+    const b = replica(cluster, 'b');
+    const id = b.engine.trigger(ref).id;
+    broker.backlog = 10;
+    for (let i = 0; i < 80; i++) {
+      clock.ms += 15_000; // 20 minutes busy, asked every 15 s
+      await b.engine.evaluate(b.engine.trigger(ref));
+    }
+    expect(b.shared.view(id)?.role).toBe('local');
+    broker.backlog = 0;
+    clock.ms += 2000;
+    expect((await b.engine.evaluate(b.engine.trigger(ref))).decision.active).toBe(true);
+    cluster.setHealth('up');
+    await b.shared.refresh(true);
+    expect(b.shared.view(id)?.record?.writerId).toBe('a');
+    clock.ms += 1000;
+    const after = (await b.engine.evaluate(b.engine.trigger(ref))).decision;
+    expect(after.active).toBe(true);
+    expect(after.explanation.details.resumedAfterSilenceSeconds).toBeUndefined();
+    // The window a learned before the outage (b saw no gap: busy all through it).
+    expect(after.explanation.details).toMatchObject({ keepWarmSource: 'learned', keepWarmSeconds: learned.keepWarmSeconds });
+  });
+});
+
 describe('SharedState.roles', () => {
   it('counts the triggers it tracks by role, for the state_triggers gauge', async () => {
     const { a, b, cluster } = await writerAndFollower(7_000_000);
