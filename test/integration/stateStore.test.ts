@@ -27,6 +27,9 @@ import { OwnRedis, OwnRedisCluster, OwnRedisSentinel, rawClient } from '../suppo
 import { eventually, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
+/** A writer's time near the store's: a record written far behind the store's clock is refused (state/codec.ts). */
+const T0 = Date.now();
+
 const execFileAsync = promisify(execFile);
 
 const history = z.object({ idleGapsSeconds: z.array(z.number()), lastDesiredReplicas: z.number().int() });
@@ -209,17 +212,22 @@ describe('records', () => {
     const b = await replica('replica-b', space);
     expect(await b.store.read('ns/so/abc')).toBeUndefined();
     await a.store.acquireLease('ns/so/abc');
-    // The writer's clock a year behind: the store's time is the record's place in the order all the same.
-    const published = await a.store.publish('ns/so/abc', sample, 1_700_000_000_123);
+    // The writer's clock 80 s behind: the store's time is the record's place in the order all the same.
+    const atMs = Date.now() - 80_000;
+    const published = await a.store.publish('ns/so/abc', sample, atMs);
     expect(published).toEqual({ outcome: 'published', storedAtMs: expect.closeTo(Date.now(), -4) as number });
     expect(await b.store.read('ns/so/abc')).toEqual({
       format: 1,
       scalerVersion: '0.1.0',
       writerId: 'replica-a',
-      atMs: 1_700_000_000_123,
+      atMs,
       storedAtMs: (published as { storedAtMs: number }).storedAtMs,
       payload: sample,
     });
+    // A year behind: its idle periods would be a year old to every reader (state/codec.ts).
+    await a.store.publish('ns/so/abc', sample, 1_700_000_000_123);
+    expect(await b.store.read('ns/so/abc')).toBeUndefined();
+    expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['ns/so/abc', 'clock']]);
   });
 
   it("orders a new record after the last one when the store's clock is behind it (a failover), and ignores a garbage time", async () => {
@@ -232,18 +240,25 @@ describe('records', () => {
     const written = (storedAtMs: number) =>
       raw.set(
         `${space}{k}:record`,
-        JSON.stringify({ storedAtMs, format: 1, scalerVersion: '0.1.0', writerId: 'old-primary', atMs: 1, payload: sample }),
+        JSON.stringify({
+          storedAtMs,
+          format: 1,
+          scalerVersion: '0.1.0',
+          writerId: 'old-primary',
+          atMs: storedAtMs,
+          payload: sample,
+        }),
       );
     // The last record stored by a primary whose clock ran 30 s ahead of the one now serving.
     await written(storeMs + 30_000);
     expect((await b.store.read('k'))?.storedAtMs).toBe(storeMs + 30_000);
     await a.store.acquireLease('k');
-    expect(await a.store.publish('k', sample, 2)).toEqual({ outcome: 'published', storedAtMs: storeMs + 30_001 });
+    expect(await a.store.publish('k', sample, T0 + 2)).toEqual({ outcome: 'published', storedAtMs: storeMs + 30_001 });
     // A time three days ahead is garbage: not read, and not followed.
     await written(storeMs + 3 * 86_400_000);
     expect(await b.store.read('k')).toBeUndefined();
     expect(warnings(b).map((l) => [l.key, l.reason])).toEqual([['k', 'clock']]);
-    const next = await a.store.publish('k', sample, 3);
+    const next = await a.store.publish('k', sample, T0 + 3);
     expect(next).toEqual({ outcome: 'published', storedAtMs: expect.closeTo(storeMs, -4) as number });
   });
 
@@ -257,12 +272,12 @@ describe('records', () => {
     a.store.subscribe((key) => heardByA.push(key));
     await subscribed(`${space}records`, { count: 2 });
     await a.store.acquireLease('ns/so:with:colons');
-    await a.store.publish('ns/so:with:colons', sample, 1);
-    await a.store.publish('ns/so:with:colons', { ...sample, lastDesiredReplicas: 5 }, 2);
+    await a.store.publish('ns/so:with:colons', sample, T0 + 1);
+    await a.store.publish('ns/so:with:colons', { ...sample, lastDesiredReplicas: 5 }, T0 + 2);
     await eventually(async () => (heardByB.length === 2 ? true : undefined), 3000, 20);
     expect(heardByB.map(([key, r]) => [key, r.writerId, r.atMs, r.payload.lastDesiredReplicas])).toEqual([
-      ['ns/so:with:colons', 'replica-a', 1, 3],
-      ['ns/so:with:colons', 'replica-a', 2, 5],
+      ['ns/so:with:colons', 'replica-a', T0 + 1, 3],
+      ['ns/so:with:colons', 'replica-a', T0 + 2, 5],
     ]);
     expect(heardByA).toEqual([]);
   });
@@ -337,14 +352,14 @@ describe('records', () => {
     const a = await replica('replica-a', space, { maxRecordBytes: 1024 });
     await a.store.acquireLease('k');
     const huge = { idleGapsSeconds: Array.from({ length: 300 }, (_, i) => i), lastDesiredReplicas: 1 };
-    expect(await a.store.publish('k', huge, 1)).toEqual({ outcome: 'too-large' });
-    expect(await a.store.publish('k', huge, 2)).toEqual({ outcome: 'too-large' });
+    expect(await a.store.publish('k', huge, T0 + 1)).toEqual({ outcome: 'too-large' });
+    expect(await a.store.publish('k', huge, T0 + 2)).toEqual({ outcome: 'too-large' });
     expect(await a.store.read('k')).toBeUndefined();
     expect(warnings(a).map((l) => [l.msg, l.key, l.reason])).toEqual([
       ['state record not published: over the bound per record', 'k', 'too-large'],
     ]);
     expect(await metric(a, 'state_records_rejected_total')).toContain('reason="too-large"} 2');
-    expect(await a.store.publish('k', sample, 3)).toMatchObject({ outcome: 'published' });
+    expect(await a.store.publish('k', sample, T0 + 3)).toMatchObject({ outcome: 'published' });
   });
 });
 
@@ -392,7 +407,7 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     expect(a.store.health).toBe('up');
     // The writer's next record replaces it.
     await a.store.acquireLease('ns/so/abc');
-    expect(await a.store.publish('ns/so/abc', sample, 7)).toMatchObject({ outcome: 'published' });
+    expect(await a.store.publish('ns/so/abc', sample, T0 + 7)).toMatchObject({ outcome: 'published' });
     expect((await a.store.read('ns/so/abc'))?.payload).toEqual(sample);
   });
 
@@ -404,10 +419,10 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     const read = await timed(a.store.read('big'));
     expect(read).toMatchObject({ value: undefined });
     expect(warnings(a).map((l) => [l.key, l.reason, l.detail])).toEqual([['big', 'oversized', 'over 2048 bytes']]);
-    // A record at the bound (1,020 bytes published) is read: the store's time makes it longer than the bound.
+    // A record at the bound (1,016 bytes published) is read: the store's time makes it longer than the bound.
     await a.store.acquireLease('fits');
-    const fits = { idleGapsSeconds: Array.from({ length: 194 }, (_, i) => i * 1.5), lastDesiredReplicas: 1 };
-    expect(await a.store.publish('fits', fits, 1)).toMatchObject({ outcome: 'published' });
+    const fits = { idleGapsSeconds: Array.from({ length: 191 }, (_, i) => i * 1.5), lastDesiredReplicas: 1 };
+    expect(await a.store.publish('fits', fits, T0 + 1)).toMatchObject({ outcome: 'published' });
     expect(await raw.strlen(`${space}{fits}:record`)).toBeGreaterThan(1024);
     expect((await a.store.read('fits'))?.payload).toEqual(fits);
   });
@@ -478,7 +493,7 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
     await raw.publish(`${space}records`, `8:unwanted{"format":1}`);
     for (const key of ['unwanted', 'wanted']) {
       await a.store.acquireLease(key);
-      await a.store.publish(key, sample, 1);
+      await a.store.publish(key, sample, T0 + 1);
     }
     await raw.publish(`${space}records`, `6:wanted{"format":1}`);
     await eventually(async () => (warnings(b).length === 1 ? true : undefined), 3000, 20);
@@ -515,7 +530,7 @@ describe('the store goes away and comes back', () => {
     await eventually(async () => (a.store.health === 'degraded' ? true : undefined), 3000, 20);
     for (let i = 0; i < 20; i++) {
       await expectFastFailure(a.store.read('k'), 200);
-      await expectFastFailure(a.store.publish('k', sample, i), 200);
+      await expectFastFailure(a.store.publish('k', sample, i), T0 + 200);
       await expectFastFailure(a.store.acquireLease('k'), 200);
     }
     expect(await metric(a, 'state_store_up')).toMatch(/ 0$/m);
@@ -535,8 +550,8 @@ describe('the store goes away and comes back', () => {
     // Converged: its lease lapsed meanwhile, so whoever takes it writes, and the other reads that.
     const holder = (await a.store.acquireLease('k')) ? a : b;
     if (holder === b) expect(await b.store.acquireLease('k')).toBe(true);
-    expect(await holder.store.publish('k', sample, 99)).toMatchObject({ outcome: 'published' });
-    expect((await (holder === a ? b : a).store.read('k'))?.atMs).toBe(99);
+    expect(await holder.store.publish('k', sample, T0 + 99)).toMatchObject({ outcome: 'published' });
+    expect((await (holder === a ? b : a).store.read('k'))?.atMs).toBe(T0 + 99);
   });
 
   it('blackholed: a call waits at most the timeout, later ones fail at once; healed: it recovers and hears records again', async () => {
@@ -545,7 +560,7 @@ describe('the store goes away and comes back', () => {
     a.store.subscribe((_key, record) => heard.push(record.atMs));
     await subscribed(`${space}records`);
     await b.store.acquireLease('k');
-    await b.store.publish('k', sample, 1);
+    await b.store.publish('k', sample, T0 + 1);
     await eventually(async () => (heard.length === 1 ? true : undefined), 3000, 20);
 
     proxy.blackhole();
@@ -566,11 +581,11 @@ describe('the store goes away and comes back', () => {
 
     proxy.heal();
     await eventually(async () => (a.store.health === 'up' ? true : undefined), 15_000, 50);
-    expect((await a.store.read('k'))?.atMs).toBe(1);
+    expect((await a.store.read('k'))?.atMs).toBe(T0 + 1);
     // The subscription came back too: b's next record reaches a without a restart.
     expect(await b.store.acquireLease('k')).toBe(true);
-    expect(await b.store.publish('k', sample, 2)).toMatchObject({ outcome: 'published' });
-    await eventually(async () => (heard.includes(2) ? true : undefined), 15_000, 50);
+    expect(await b.store.publish('k', sample, T0 + 2)).toMatchObject({ outcome: 'published' });
+    await eventually(async () => (heard.includes(T0 + 2) ? true : undefined), 15_000, 50);
   }, 60_000);
 
   it('stalled for a second or two (no reconnect): degraded at the command timeout, up again once it answers', async () => {
@@ -726,10 +741,10 @@ describe('a store behind an ACL', () => {
       const a = await replica('replica-a', space, { address: parseStoreUrl(url) });
       const b = await replica('replica-b', space);
       await a.store.acquireLease('k');
-      // Without TIME, the writer's time (1, 2, 3 here) and the order of the key's records.
+      // Without TIME, the writer's time (T0 + 1, 2, 3 here) and the order of the key's records.
       const stored = [];
-      for (let i = 1; i <= 3; i++) stored.push(await a.store.publish('k', { ...sample, lastDesiredReplicas: i }, i));
-      expect(stored).toEqual([1, 2, 3].map((storedAtMs) => ({ outcome: 'published', storedAtMs })));
+      for (let i = 1; i <= 3; i++) stored.push(await a.store.publish('k', { ...sample, lastDesiredReplicas: i }, T0 + i));
+      expect(stored).toEqual([1, 2, 3].map((i) => ({ outcome: 'published', storedAtMs: T0 + i })));
       expect((await b.store.read('k'))?.payload).toEqual({ ...sample, lastDesiredReplicas: 3 });
       const refusals = warnings(a).filter(
         (l) => l.msg === 'state store refuses to announce records: replicas read them every few seconds instead',
@@ -763,8 +778,8 @@ describe('a Redis cluster (STATE_STORE_CLUSTER=true)', () => {
     for (const [i, key] of keys.entries()) {
       expect(await a.store.acquireLease(key)).toBe(true);
       expect(await b.store.acquireLease(key)).toBe(false);
-      expect(await b.store.publish(key, sample, i)).toEqual({ outcome: 'not-writer' });
-      expect(await a.store.publish(key, { ...sample, lastDesiredReplicas: i }, i)).toMatchObject({ outcome: 'published' });
+      expect(await b.store.publish(key, sample, T0 + i)).toEqual({ outcome: 'not-writer' });
+      expect(await a.store.publish(key, { ...sample, lastDesiredReplicas: i }, T0 + i)).toMatchObject({ outcome: 'published' });
       expect((await b.store.read(key))?.payload.lastDesiredReplicas).toBe(i);
     }
     await eventually(async () => (heard.length === keys.length ? true : undefined), 3000, 20);
@@ -989,12 +1004,12 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
     const b = await replica('replica-b', space, viaSentinel);
     expect([a.store.health, b.store.health]).toEqual(['up', 'up']);
     expect(await a.store.acquireLease('k')).toBe(true);
-    expect(await a.store.publish('k', sample, 1)).toMatchObject({ outcome: 'published' });
+    expect(await a.store.publish('k', sample, T0 + 1)).toMatchObject({ outcome: 'published' });
     expect((await b.store.read('k'))?.payload).toEqual(sample);
     // The master goes; the Sentinel promotes its replica, and both stores follow it there.
     await set.master[Symbol.asyncDispose]();
     await eventually(async () => ((await a.store.acquireLease('k').catch(() => false)) ? true : undefined), 20_000, 250);
-    expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: 7 }, 2)).toMatchObject({ outcome: 'published' });
+    expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: 7 }, T0 + 2)).toMatchObject({ outcome: 'published' });
     await eventually(
       async () => ((await b.store.read('k').catch(() => undefined))?.payload.lastDesiredReplicas === 7 ? true : undefined),
       20_000,
@@ -1024,7 +1039,7 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
     opened.push(store);
     expect(store.health).toBe('up');
     expect(await store.acquireLease('from-env')).toBe(true);
-    expect(await store.publish('from-env', sample, 3)).toMatchObject({ outcome: 'published' });
+    expect(await store.publish('from-env', sample, T0 + 3)).toMatchObject({ outcome: 'published' });
     expect((await store.read('from-env'))?.payload).toEqual(sample);
   });
 });
