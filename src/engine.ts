@@ -641,9 +641,13 @@ export class Engine {
       const own = this.rates.get(source.identity);
       if (published == null || observation === undefined) return;
       if (own?.previousAtMs !== undefined && published.atMs <= own.previousAtMs) return;
-      // A published estimate as new as this reading, or newer, is taken as it is.
+      // A published estimate as new as this reading, or newer, is taken as it is, but dated no later
+      // than the reading: stamped by a writer's clock ahead of this replica's, the next reading here
+      // would come before it and start the estimate over (found by review).
       const carried =
-        published.atMs < observation.atMs ? updateRates(published, observation.reading, observation.atMs) : published;
+        published.atMs < observation.atMs
+          ? updateRates(published, observation.reading, observation.atMs)
+          : { ...published, atMs: observation.atMs };
       this.rates.set(source.identity, carried);
     });
   }

@@ -381,6 +381,40 @@ describe('replicas on one shared store', () => {
     }
   });
 
+  // Found by review: the writer's estimate, stamped by a clock ahead of the follower's, was kept
+  // with that stamp, and the follower's next reading (earlier by its clock) started the estimate
+  // over: no arrival rate at all on some calls.
+  it("keeps the writer's estimate going at a follower whose clock is 20 s behind the writer's", async () => {
+    const clock = { ms: 2_800_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const ahead = () => clock.ms + 20_000;
+    const a = { shared: new SharedState(cluster.client('a'), { logger: silentLogger(), publishIntervalMs: 5000, now: ahead }) };
+    const writer = { ...a, engine: engineOn(ahead, driver, a.shared) };
+    const b = replica(cluster, 'b');
+    const rateOf = async (r: { engine: Engine }) =>
+      (await r.engine.evaluate(r.engine.trigger(ref))).decision.explanation.signals.arrivalRatePerSecond;
+    broker.backlog = 2;
+    broker.arrived = 0;
+    try {
+      await rateOf(writer);
+      const followed: (number | undefined)[] = [];
+      for (let s = 0; s < 120; s++) {
+        clock.ms += 1000;
+        broker.arrived += 3;
+        if (s % 3 === 0) await Promise.all([writer, b].map((x) => x.shared.refresh(true)));
+        const rate = await rateOf(s % 2 === 0 ? writer : b);
+        if (s % 2 === 1 && s > 60) followed.push(rate);
+      }
+      expect(b.shared.view(b.engine.trigger(ref).id)?.role).toBe('follower');
+      expect(followed.filter((r) => r === undefined)).toEqual([]);
+      // About the 3 a second the broker counts (the writer's reading it goes on from is a second older
+      // than its stamp here says).
+      for (const r of followed) expect(Math.abs(r! - 3)).toBeLessThan(0.25);
+    } finally {
+      delete broker.arrived;
+    }
+  });
+
   it('goes on from its own state while the store is down, and follows the writer again when it is back', async () => {
     const clock = { ms: 3_000_000 };
     const cluster = new StateCluster(() => clock.ms);
