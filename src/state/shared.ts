@@ -427,9 +427,13 @@ export class SharedState<T extends { readonly trigger?: string }> {
     }
     batch.forEach(([key, entry], i) => {
       const mine = held?.[i];
-      entry.role = mine === undefined ? 'local' : mine ? 'writer' : 'follower';
+      // A follower that won the lease (its writer's lapsed) writes only once it has read the record:
+      // the announcements it would have heard a newer one by may have been lost (a subscriber's node
+      // gone, a pub/sub buffer past its limit). It stays a follower until renewOne has read it.
+      const takenOver = mine === true && entry.role === 'follower';
+      entry.role = mine === undefined ? 'local' : mine && !takenOver ? 'writer' : 'follower';
       entry.renewing = false;
-      if (entry.rereadWanted || (mine === false && reread)) {
+      if (entry.rereadWanted || (mine === false && reread) || takenOver) {
         // A writer that lost its lease in a round that re-reads: read its new writer's record.
         entry.rereadWanted = false;
         void this.renewOne(key, entry, true);
@@ -464,12 +468,15 @@ export class SharedState<T extends { readonly trigger?: string }> {
       try {
         const held = await this.store.acquireLease(key);
         await sight;
-        entry.role = held ? 'writer' : 'follower';
         // The record read beside the lease counts when the lease is won too: a replica taking over
-        // must not write over a newer record it missed (found by review). Unread then, it writes on.
+        // must not write over a newer record it missed (found by review), nor write before it is read.
         if (held) {
           if (read !== undefined) this.seen(key, await read.catch(() => undefined));
-        } else if (reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));
+          entry.role = 'writer';
+        } else {
+          entry.role = 'follower';
+          if (reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));
+        }
       } catch {
         entry.role = 'local';
       }

@@ -956,6 +956,30 @@ describe('a replica that takes the lease in a re-read round', () => {
   });
 });
 
+describe('a replica that takes the lease in a plain renewal round', () => {
+  // Found by review: the batched renewal (two rounds in three) made a follower that won the lease a
+  // writer without reading the record, and it wrote over a newer one whose announcement it missed.
+  it('reads the record before it writes: the writer it replaces published one it did not hear', async () => {
+    const { clock, cluster, a, b, id } = await writerAndFollower(8_500_000);
+    const bClient = b.shared.store as ReturnType<StateCluster['client']>;
+    cluster.clients.delete(bClient);
+    clock.ms += 6000;
+    await a.shared.refresh(false);
+    broker.backlog = 12;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    const last = (await cluster.client('c').read(id))!;
+    await a.shared.close();
+    cluster.clients.add(bClient);
+    expect(b.shared.view(id)?.record?.storedAtMs).not.toBe(last.storedAtMs);
+    await b.shared.refresh(false);
+    // A writer only once it has read a's last record, which it decides on from.
+    await vi.waitFor(() => expect(b.shared.role(id)).toBe('writer'));
+    expect(b.shared.view(id)?.record?.storedAtMs).toBe(last.storedAtMs);
+    await b.shared.close();
+    broker.backlog = 0;
+  });
+});
+
 describe('the store back after an outage', () => {
   it('re-reads every trigger in a round of ticks, not all at once as it comes back', async () => {
     vi.useFakeTimers();
