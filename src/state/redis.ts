@@ -79,6 +79,8 @@ export class RedisStateStore<T> implements StateStore<T> {
   private readonly maxReadBytes: number;
   /** Leases this replica holds, with when they run out unless renewed (this process's clock). */
   private readonly held = new Map<string, number>();
+  /** Lease calls under way (leaseCall). */
+  private readonly leaseCalls = new Set<Promise<unknown>>();
   private lastLeaseSweepMs = 0;
   private state: StoreHealth = 'degraded';
   /** When each kind of refusal (op and the reply's first word) was last warned about. */
@@ -154,12 +156,24 @@ export class RedisStateStore<T> implements StateStore<T> {
   async acquireLease(key: string): Promise<boolean> {
     const startedMs = Date.now();
     this.sweepLeases(startedMs);
-    const held = await this.run(
-      'lease',
-      () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]),
-      key,
+    const held = await this.leaseCall(() =>
+      this.run('lease', () => ACQUIRE.run(this.client, [this.leaseKey(key)], [this.writerId, this.leaseMs]), key),
     );
     return this.leaseAnswer(key, held as number, startedMs) === true;
+  }
+
+  /**
+   * A lease taken or extended, counted while under way: close() waits for them, since a lease won
+   * after it listed those to give up would stay for its whole term (found by review).
+   */
+  private leaseCall<R>(call: () => Promise<R>): Promise<R> {
+    const pending = call();
+    this.leaseCalls.add(pending);
+    pending.then(
+      () => this.leaseCalls.delete(pending),
+      () => this.leaseCalls.delete(pending),
+    );
+    return pending;
   }
 
   /**
@@ -178,8 +192,8 @@ export class RedisStateStore<T> implements StateStore<T> {
       const startedMs = Date.now();
       this.sweepLeases(startedMs);
       const leaseKeys = chunk.map((key) => this.leaseKey(key));
-      const codes = (await this.run('lease', () =>
-        ACQUIRE_MANY.run(this.client, leaseKeys, [this.writerId, this.leaseMs]),
+      const codes = (await this.leaseCall(() =>
+        this.run('lease', () => ACQUIRE_MANY.run(this.client, leaseKeys, [this.writerId, this.leaseMs])),
       )) as number[];
       chunk.forEach((key, i) => out.push(this.leaseAnswer(key, codes[i]!, startedMs)));
     }
@@ -279,6 +293,8 @@ export class RedisStateStore<T> implements StateStore<T> {
     clearInterval(this.heartbeat);
     clearInterval(this.probe);
     clearTimeout(this.downCheck);
+    // Bounded by the command timeout: a store that does not answer fails them.
+    await Promise.allSettled([...this.leaseCalls]);
     const nowMs = Date.now();
     const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
     await Promise.allSettled(mine.map((key) => this.releaseLease(key)));

@@ -449,6 +449,18 @@ describe('unknown or stale state is ignored with a warning, never a crash or a w
 
   // Found by review: a lease that lost its expiry (a restore that dropped TTLs, a PERSIST, a SET by
   // hand) was held by nobody for ever, and no record was published again, without a word.
+  // Found by review: close() gave up the leases it knew it held, and one whose acquisition was
+  // still under way was won after that, to stay for its whole term.
+  it('gives up at close a lease whose acquisition was still under way', async () => {
+    const space = keySpace();
+    const a = await replica('replica-a', space, { leaseMs: 60_000 });
+    using raw = rawClient(requireService('STATE_STORE_URL'));
+    const acquiring = a.store.acquireLease('k');
+    await a.store.close();
+    expect(await acquiring).toBe(true);
+    expect(await raw.exists(`${space}{k}:lease`)).toBe(0);
+  });
+
   it('a lease without an expiry: taken over, with an expiry, warned once and counted', async () => {
     const space = keySpace();
     const a = await replica('replica-a', space, { leaseMs: 300 });
