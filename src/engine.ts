@@ -261,10 +261,19 @@ export class Engine {
     return evaluation;
   }
 
-  /** Keeps the error a trigger was answered with, for /explain; returns it. */
+  /**
+   * Keeps the error a trigger was answered with, for /explain; returns it. A trigger answered with
+   * an error was asked about all the same: the idle sweep must not take it for one KEDA left, and
+   * let what it learned go while KEDA still asks (found by review: a GPU-only trigger whose
+   * exporter went away lost its history to the sweep after 30 minutes of NOT_FOUND, and was then
+   * answered inactive).
+   */
   private failed(trigger: Trigger, err: unknown): unknown {
-    const failure = { trigger, atMs: this.now(), code: errorCode(err), message: errorMessage(err) };
+    const nowMs = this.now();
+    const failure = { trigger, atMs: nowMs, code: errorCode(err), message: errorMessage(err) };
     setNewest(this.failures, trigger.id, failure, PARSE_MEMO_LIMITS.maxEntries);
+    const state = this.triggers.get(trigger.id);
+    if (state !== undefined) state.lastSeenMs = nowMs;
     return err;
   }
 
@@ -334,6 +343,9 @@ export class Engine {
     const carried = this.inherited(trigger, state);
     if (state === undefined) state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
     else if (carried !== undefined) Object.assign(state, carried);
+    // Kept before anything below can refuse to answer: a history revived or carried over from a
+    // lineage is taken out of where it was, and would be lost with the refusal (found by review).
+    this.triggers.set(trigger.id, state);
     // The state to decide from: a record that came after this replica's last decision, for a
     // follower (the writer's progress), a process with none of its own (just started), or one
     // another replica published since (it took the lease over from a writer that went on without
@@ -672,7 +684,9 @@ export class Engine {
    */
   private sweep(nowMs: number, asked?: Trigger): void {
     const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
-    if (nowMs - this.lastSweepMs < idle / 10) return;
+    // A clock stepped back since the last sweep sweeps now, not once it has caught up (found by review).
+    const sinceMs = nowMs - this.lastSweepMs;
+    if (sinceMs >= 0 && sinceMs < idle / 10) return;
     this.lastSweepMs = nowMs;
     const retentionMs = this.retentionMs();
     for (const [id, state] of this.triggers) {

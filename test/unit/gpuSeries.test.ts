@@ -192,6 +192,25 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     expect((await evaluate('gpu-only', {})).decision.active).toBe(false);
   });
 
+  // Found by review: each NOT_FOUND left the trigger as last seen before it, so after the idle
+  // window the sweep retired its history while KEDA still asked; the next call revived it and threw
+  // again, losing it, and the one after answered from nothing: inactive, the GPUs busy.
+  it('GPU only, series gone for 40 minutes while KEDA asks every 30 s: NOT_FOUND throughout, never inactive', async () => {
+    busy = '2';
+    expect((await evaluate('gone-long', {})).decision.active).toBe(true);
+    busy = undefined;
+    const answers = new Set<string>();
+    for (let i = 0; i < 80; i++) {
+      clock.ms += 30_000 - 1100;
+      const answer = await evaluate('gone-long', {}).then(
+        (e) => `active ${e.decision.active}`,
+        (err: unknown) => (err instanceof SourceNotFound ? 'NOT_FOUND' : String(err)),
+      );
+      answers.add(answer);
+    }
+    expect([...answers]).toEqual(['NOT_FOUND']);
+  });
+
   it('after a silence (a paused ScaledObject resumed) the last answer still counts: a running workload whose series are gone is NOT_FOUND', async () => {
     busy = '2';
     expect((await evaluate('paused', {})).decision.active).toBe(true);
