@@ -94,7 +94,16 @@ export class ReadCache {
     if (settled !== undefined && youngerThan(entry, now, maxAgeMs)) {
       return settled.ok ? Promise.resolve(settled.value) : Promise.reject(settled.error);
     }
-    if (entry.inflight === undefined) entry.inflight = this.query(source, entry);
+    if (entry.inflight === undefined) {
+      const inflight = this.query(source, entry);
+      entry.inflight = inflight;
+      // Cleared here too: a source that throws as it is called settles its query before the line
+      // above sets it, and that flight would then stand for good, the source never read again.
+      const landed = () => {
+        if (entry.inflight === inflight) entry.inflight = undefined;
+      };
+      inflight.then(landed, landed);
+    }
     return entry.inflight;
   }
 
@@ -143,7 +152,9 @@ export class ReadCache {
 
   private sweep(now: number): void {
     const idle = this.options.idleEvictMs ?? 10 * 60_000;
-    if (now - this.lastSweepMs < idle / 4) return;
+    // A clock stepped back since the last sweep sweeps now, not once it has caught up.
+    const since = now - this.lastSweepMs;
+    if (since >= 0 && since < idle / 4) return;
     this.lastSweepMs = now;
     for (const [key, entry] of this.entries) {
       if (entry.inflight === undefined && now - entry.lastAskedMs > idle) this.entries.delete(key);

@@ -58,6 +58,28 @@ describe('ReadCache', () => {
     expect(cache.fresh(source)?.reading.backlog).toBe(500);
   });
 
+  // Found by review: a read that throws as it is called settled its query before the cache noted
+  // it in flight, and that flight then stood for good: the same error for ever, the source never
+  // asked again.
+  it('asks again after the ttl a source whose read threw as it was called', async () => {
+    let now = 0;
+    let fail = true;
+    const source = {
+      ...fakeSource(async () => ({ backlog: 4 })),
+      read: () => {
+        source.calls++;
+        if (fail) throw new Error('sync boom');
+        return Promise.resolve({ backlog: 4 });
+      },
+    };
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000, now: () => now });
+    await expect(cache.read(source)).rejects.toThrow(/sync boom/);
+    fail = false;
+    now = 1000;
+    expect((await cache.read(source)).reading.backlog).toBe(4);
+    expect(source.calls).toBe(2);
+  });
+
   it('remembers a failure for the ttl instead of hammering the source', async () => {
     let now = 0;
     const source = fakeSource(async () => {
