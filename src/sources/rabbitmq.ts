@@ -97,7 +97,14 @@ function amqpError(where: string, err: unknown): Error {
   // for one the user has no permission on; amqplib keeps neither the code nor the text of that
   // close ("Expected ConnectionOpenOk; got <ConnectionClose channel:0>"), so the two cannot be told
   // apart over amqp (the management API can: 404 and 401).
-  if (/530|NOT_ALLOWED|Expected ConnectionOpenOk; got <ConnectionClose/i.test(message)) {
+  // A socket's error (ECONNREFUSED to port 5300, a host named rabbitmq-530) is none of that.
+  const refusedOpen =
+    typeof code !== 'string' && /\b530\b|NOT.ALLOWED|Expected ConnectionOpenOk; got <ConnectionClose/i.test(message);
+  // The same close for a vhost's or user's connection limit: capacity, which passes with time.
+  if (refusedOpen && /connection limit/i.test(message)) {
+    return new SourceUnavailable(`${where}: the broker refused the connection: a connection limit is reached (${message})`);
+  }
+  if (refusedOpen) {
     return new SourceNotFound(
       `${where}: the broker refused to open the virtual host: it does not exist, or the user has no permission on it (${message})`,
     );

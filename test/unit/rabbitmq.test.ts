@@ -123,6 +123,24 @@ describe('RabbitmqDriver over amqp', () => {
       Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5672'), { code: 'ECONNREFUSED' }),
       SourceUnavailable,
     ],
+    // Found by review: "530" anywhere in the text read as a vhost refused.
+    [
+      'a refused connection to port 5300',
+      Object.assign(new Error('connect ECONNREFUSED 10.0.0.7:5300'), { code: 'ECONNREFUSED' }),
+      SourceUnavailable,
+    ],
+    [
+      'a host whose name holds 530 not found',
+      Object.assign(new Error('getaddrinfo ENOTFOUND rabbitmq-530.prod.svc'), { code: 'ENOTFOUND' }),
+      SourceUnavailable,
+    ],
+    [
+      "a vhost's connection limit reached (530, a capacity that passes)",
+      new Error(
+        "Connection closed: 530 (NOT-ALLOWED) with message \"NOT_ALLOWED - access to vhost '/' refused for user 'scaler': connection limit (10) is reached\"",
+      ),
+      SourceUnavailable,
+    ],
   ])('maps %s to %s, naming the queue', async (_name, err, type) => {
     const { driver, made } = amqpDriver();
     const source = driver.create(config());
