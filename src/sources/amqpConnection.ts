@@ -11,8 +11,34 @@ import type { Logger } from '../telemetry/logger.ts';
 /** Channels per connection, far under channel_max: on the test bed 16 answered 3,600 checkQueue/s, 64 answered 7,400/s. */
 export const MAX_CHANNELS = 64;
 
+/** What the connection is opened with beside its URL. */
+interface ConnectOptions {
+  readonly timeout: number;
+  /** The URL's user and password, decoded as UTF-8 (amqplib decodes the URL's as Latin-1). */
+  readonly credentials?: ReturnType<typeof amqplib.credentials.plain>;
+  readonly clientProperties: { readonly connection_name: string };
+}
+
 /** The part of amqplib this module uses (the seam for unit tests). */
-export type Connect = (url: string, options: { timeout: number }) => Promise<ChannelModel>;
+export type Connect = (url: string, options: ConnectOptions) => Promise<ChannelModel>;
+
+/** What the broker's management UI names the scaler's connections. */
+const CONNECTION_NAME = 'keda-inference-scaler';
+
+type QueueCount = { messageCount: number; consumerCount: number };
+
+/**
+ * The URL's credentials as amqplib must get them: it reads the URL's user and password with
+ * `unescape`, so a password with a non-ASCII letter (`p%C3%A4ss`) reached the broker as Latin-1,
+ * refused, where the management API and KEDA decode UTF-8 (found by review).
+ */
+function connectOptions(url: string, timeout: number): ConnectOptions {
+  const { username, password } = new URL(url);
+  const clientProperties = { connection_name: CONNECTION_NAME };
+  if (username === '' && password === '') return { timeout, clientProperties };
+  const credentials = amqplib.credentials.plain(decodeURIComponent(username), decodeURIComponent(password));
+  return { timeout, credentials, clientProperties };
+}
 
 interface Waiter {
   /** Called when a channel is free, or a slot to open one: the waiter asks again. */
@@ -29,6 +55,8 @@ export class AmqpConnection {
   /** Channels being opened: their slots are taken before the broker answers. */
   private creating = 0;
   private readonly waiting: Waiter[] = [];
+  /** The passive declare under way per queue: a queue that never answers holds one channel, not all. */
+  private readonly checking = new Map<string, Promise<QueueCount>>();
   private readonly url: string;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
@@ -48,17 +76,23 @@ export class AmqpConnection {
 
   private connection(): Promise<ChannelModel> {
     if (this.connecting === undefined) {
-      const attempt = this.connect(this.url, { timeout: this.timeoutMs }).then((conn) => {
+      const attempt = this.connect(this.url, connectOptions(this.url, this.timeoutMs)).then((conn) => {
         const forget = (err?: unknown) => {
-          if (this.connecting === attempt) this.connecting = undefined;
+          // An earlier connection's late close (amqplib emits 'error' at once and 'close' once the
+          // broker answers) would empty the pool of the one made since (found by review).
+          if (this.connecting !== attempt) return;
+          this.connecting = undefined;
           this.idle.length = 0;
           this.open.clear();
           this.wakeAll();
-          if (err !== undefined)
-            this.logger.warn({ broker: redact(this.url), err: errorMessage(err) }, 'rabbitmq connection lost');
+          // A broker that closes the connection (a restart: 320 CONNECTION_FORCED) gives 'close' alone.
+          this.logger.warn(
+            { broker: redact(this.url), ...(err !== undefined && { err: errorMessage(err) }) },
+            'rabbitmq connection lost',
+          );
         };
         conn.on('error', forget);
-        conn.on('close', () => forget());
+        conn.on('close', (err?: unknown) => forget(err));
         conn.on('blocked', (reason: unknown) =>
           this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'),
         );
@@ -77,7 +111,24 @@ export class AmqpConnection {
    * closes that channel, so it is never pooled again and its slot goes to the next waiter. Rejects
    * with the signal's reason if it aborts first (the read's deadline).
    */
-  async checkQueue(queue: string, signal?: AbortSignal): Promise<{ messageCount: number; consumerCount: number }> {
+  checkQueue(queue: string, signal?: AbortSignal): Promise<QueueCount> {
+    // A read of a queue whose last declare is still under way waits for that one: a queue process
+    // that never answers (busy, paging) held a channel per read past its deadline, and after 64
+    // reads every other queue on the broker waited for a channel (found by review).
+    let check = this.checking.get(queue);
+    if (check === undefined) {
+      check = this.declare(queue, signal);
+      this.checking.set(queue, check);
+      const done = () => {
+        if (this.checking.get(queue) === check) this.checking.delete(queue);
+      };
+      check.then(done, done);
+    }
+    // The broker does not answer a declare's abort: the read leaves at its deadline, the declare stays.
+    return untilAborted(check, signal);
+  }
+
+  private async declare(queue: string, signal?: AbortSignal): Promise<QueueCount> {
     for (;;) {
       signal?.throwIfAborted();
       const conn = await this.connection();
@@ -87,7 +138,7 @@ export class AmqpConnection {
         await this.turn(signal);
         continue;
       }
-      let reply: { messageCount: number; consumerCount: number };
+      let reply: QueueCount;
       try {
         reply = await channel.checkQueue(queue);
       } catch (err) {
@@ -174,4 +225,24 @@ export class AmqpConnection {
       // already closed or never opened
     }
   }
+}
+
+/** `promise`, or the signal's reason once it aborts (a read that joined another's declare). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }

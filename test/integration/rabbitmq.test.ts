@@ -83,6 +83,32 @@ describe('GetMetrics and IsActive over amqp', () => {
   });
 });
 
+// Found by review: amqplib decodes a URL's user and password as Latin-1, so a password with a
+// letter outside ASCII was refused over amqp and taken over http.
+describe('a password with letters outside ASCII', () => {
+  it.each(['amqp', 'http'] as const)('is taken over %s, as the broker has it', async (protocol) => {
+    await using user = await RabbitUser.create(managementUrl, 'pässwörd-');
+    const queue = await rabbit.queue(3);
+    const host = user.in(protocol === 'amqp' ? amqpUrl : managementUrl);
+    const metadata = trigger(queue, { 'rabbitmq.host': host, 'rabbitmq.protocol': protocol, messagesPerReplica: '1' });
+    // Over http once the broker's statistics count the new queue's messages (FAILED_PRECONDITION,
+    // then fewer, until then); a refused password would be UNAUTHENTICATED all along.
+    const name = `utf8-${protocol}`;
+    const backlog = await eventually(
+      async () => {
+        await t.client.getMetrics(ref(metadata, name)).catch((err: ServiceError) => {
+          if (err.code === status.UNAUTHENTICATED) throw new Error(err.details);
+        });
+        const signals = t.scaler.engine.lastEvaluations().find((x) => x.trigger.name === name)?.decision.explanation.signals;
+        return signals?.backlog === 3 ? signals.backlog : undefined;
+      },
+      10_000,
+      250,
+    );
+    expect(backlog).toBe(3);
+  });
+});
+
 describe('a vhost the user may not open, and one that does not exist', () => {
   // The management API tells them apart (401, 404); over amqp RabbitMQ closes the handshake alike
   // for both, and the answer names both causes. Never UNAVAILABLE: the broker is up.

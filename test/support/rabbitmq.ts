@@ -119,17 +119,19 @@ export async function managementCounts(managementUrl: string, queue: string, rea
  */
 export class RabbitUser implements AsyncDisposable {
   readonly username = `kis-contract-${randomUUID().slice(0, 8)}`;
-  readonly password = `pw-${randomUUID()}`;
+  readonly password: string;
   private readonly api: string;
   private readonly authorization: string;
   private readonly vhosts: string[] = [];
 
-  private constructor(managementUrl: string) {
+  private constructor(managementUrl: string, password: string) {
     ({ api: this.api, authorization: this.authorization } = managementApi(managementUrl));
+    this.password = password;
   }
 
-  static async create(managementUrl: string): Promise<RabbitUser> {
-    const user = new RabbitUser(managementUrl);
+  /** A user of the root vhost; `passwordPrefix` starts its password (letters outside ASCII, say). */
+  static async create(managementUrl: string, passwordPrefix = 'pw-'): Promise<RabbitUser> {
+    const user = new RabbitUser(managementUrl, `${passwordPrefix}${randomUUID()}`);
     await user.call('PUT', `/users/${user.username}`, { password: user.password, tags: 'management' });
     await user.call('PUT', `/permissions/%2F/${user.username}`, { configure: '.*', write: '.*', read: '.*' });
     return user;

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel } from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { AmqpConnection, MAX_CHANNELS } from '../../src/sources/amqpConnection.ts';
+import { AmqpConnection, type Connect, MAX_CHANNELS } from '../../src/sources/amqpConnection.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 
 /** A broker with queues `q0` ... and their message counts; answers each checkQueue on the next tick. */
@@ -91,10 +91,11 @@ describe('AmqpConnection', () => {
 
   it('rejects a waiting read with its deadline, and takes it out of the queue', async () => {
     const broker = new FakeBroker();
+    for (let i = 0; i <= MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
     broker.queues.set('jobs', 1);
     broker.hold = true;
     const amqp = pool(broker);
-    const busy = Array.from({ length: MAX_CHANNELS }, () => amqp.checkQueue('jobs'));
+    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
     await new Promise((r) => setImmediate(r));
     const deadline = new AbortController();
     const waiting = amqp.checkQueue('jobs', deadline.signal);
@@ -111,16 +112,16 @@ describe('AmqpConnection', () => {
   // connection that nothing would close.
   it('ends the reads waiting for a channel when closed, and opens no connection for them', async () => {
     const broker = new FakeBroker();
-    broker.queues.set('jobs', 1);
+    for (let i = 0; i < MAX_CHANNELS + 5; i++) broker.queues.set(`q${i}`, 1);
     broker.hold = true;
     let connects = 0;
     const amqp = new AmqpConnection('amqp://user:s3cret@broker', silentLogger(), 1000, async () => {
       connects++;
       return broker.connection();
     });
-    const busy = Array.from({ length: MAX_CHANNELS }, () => amqp.checkQueue('jobs'));
+    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
     await new Promise((r) => setImmediate(r));
-    const waiting = Array.from({ length: 5 }, () => amqp.checkQueue('jobs'));
+    const waiting = Array.from({ length: 5 }, (_, i) => amqp.checkQueue(`q${MAX_CHANNELS + i}`));
     await new Promise((r) => setImmediate(r));
     expect(amqp.queued).toBe(5);
     await amqp.close();
@@ -132,5 +133,69 @@ describe('AmqpConnection', () => {
     expect(connects).toBe(1);
     for (const answer of broker.held.splice(0)) answer();
     await Promise.allSettled(busy);
+  });
+
+  // Found by review: each read of a queue whose declare never answered (a busy or paging queue
+  // process) held a channel past its deadline; after 64 reads every queue on the broker waited.
+  it('holds one channel for a queue whose declare never answers, however many reads time out on it', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('stuck', 1);
+    broker.queues.set('other', 2);
+    broker.hold = true;
+    const amqp = pool(broker);
+    for (let i = 0; i < 3 * MAX_CHANNELS; i++) {
+      const deadline = new AbortController();
+      const read = amqp.checkQueue('stuck', deadline.signal);
+      await new Promise((r) => setImmediate(r));
+      deadline.abort(new Error('no answer within 1000 ms'));
+      await expect(read).rejects.toThrow('no answer within 1000 ms');
+    }
+    expect(broker.channelsOpen).toBe(1);
+    broker.hold = false;
+    expect(await amqp.checkQueue('other')).toEqual({ messageCount: 2, consumerCount: 0 });
+    for (const answer of broker.held.splice(0)) answer();
+  });
+
+  // Found by review: amqplib decodes the URL's user and password as Latin-1 (unescape).
+  it("opens the connection with the URL's credentials decoded as UTF-8, and names it", async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('jobs', 1);
+    const seen: Parameters<Connect>[1][] = [];
+    const amqp = new AmqpConnection(
+      'amqp://sc%C3%A4ler:p%C3%A4ss%40word@broker/ml',
+      silentLogger(),
+      1000,
+      async (_url, options) => {
+        seen.push(options);
+        return broker.connection();
+      },
+    );
+    await amqp.checkQueue('jobs');
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.clientProperties).toEqual({ connection_name: 'keda-inference-scaler' });
+    expect(seen[0]!.credentials?.username).toBe('scäler');
+    expect(seen[0]!.credentials?.password).toBe('päss@word');
+  });
+
+  // Found by review: amqplib emits 'error' at once and 'close' once the broker answers; the old
+  // connection's late 'close' emptied the pool of the connection made since, whose channels were
+  // then never reused nor counted (128 open against a cap of 64).
+  it("keeps the new connection's pool when the old connection's close comes late", async () => {
+    const broker = new FakeBroker();
+    for (let i = 0; i < 2 * MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
+    const connections: EventEmitter[] = [];
+    const amqp = new AmqpConnection('amqp://broker', silentLogger(), 1000, async () => {
+      const conn = broker.connection();
+      connections.push(conn as unknown as EventEmitter);
+      return conn;
+    });
+    await Promise.all(Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`)));
+    connections[0]!.emit('error', new Error('Frame on unknown channel'));
+    await Promise.all(Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`)));
+    expect(connections).toHaveLength(2);
+    connections[0]!.emit('close');
+    await Promise.all(Array.from({ length: 2 * MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`)));
+    // The old connection's channels, and at most the cap on the new one.
+    expect(broker.channelsOpened).toBe(2 * MAX_CHANNELS);
   });
 });
