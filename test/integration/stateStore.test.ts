@@ -1018,8 +1018,20 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
     expect(await a.store.acquireLease('k')).toBe(true);
     expect(await a.store.publish('k', sample, T0 + 1)).toMatchObject({ outcome: 'published' });
     expect((await b.store.read('k'))?.payload).toEqual(sample);
-    // The master goes; the Sentinel promotes its replica, and both stores follow it there.
+    // The master goes; the Sentinel promotes its replica (the test bed's part: a second to call the
+    // master down, then the promotion, slower on a loaded machine), and both stores follow it there.
     await set.master[Symbol.asyncDispose]();
+    const sentinelUrl = new URL(set.sentinel.url);
+    sentinelUrl.password = 'sentinel-secret';
+    using sentinel = rawClient(sentinelUrl.toString());
+    await eventually(
+      async () => {
+        const [, port] = (await sentinel.call('SENTINEL', 'get-master-addr-by-name', set.name)) as [string, string];
+        return Number(port) === set.replica.port ? true : undefined;
+      },
+      40_000,
+      250,
+    );
     await eventually(async () => ((await a.store.acquireLease('k').catch(() => false)) ? true : undefined), 20_000, 250);
     expect(await a.store.publish('k', { ...sample, lastDesiredReplicas: 7 }, T0 + 2)).toMatchObject({ outcome: 'published' });
     await eventually(
@@ -1053,7 +1065,7 @@ describe('a Sentinel-managed store (STATE_STORE_SENTINEL_MASTER)', () => {
     expect(await store.acquireLease('from-env')).toBe(true);
     expect(await store.publish('from-env', sample, T0 + 3)).toMatchObject({ outcome: 'published' });
     expect((await store.read('from-env'))?.payload).toEqual(sample);
-  });
+  }, 120_000);
 });
 
 describe('a Sentinel-managed store that cannot name a master', () => {
