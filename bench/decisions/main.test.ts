@@ -4,7 +4,22 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OBJECTIVES, SEEDS, jobs, parseArgs, table, takeTimelines, traceFiles } from './main.ts';
 import { builtInTraceSpecs, loadTrace, policies } from './matrix.ts';
+import { describeSetting, kedaGrid } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, describeScaledObject } from './recommended.ts';
+
+describe("keda-tuned's grid", () => {
+  it("tries KEDA's default pollingInterval alone, and each of --tuned-polling beside it when given", () => {
+    expect(kedaGrid()).toHaveLength(180);
+    expect(kedaGrid().every((s) => s.pollingSeconds === undefined)).toBe(true);
+    const both = kedaGrid(parseArgs(['--tuned-polling', '10,30']).tunedPolling);
+    expect(both).toHaveLength(360);
+    expect(both.filter((s) => s.pollingSeconds === 10)).toHaveLength(180);
+    expect(describeSetting(both.find((s) => s.pollingSeconds === 10)!)).toMatch(/, pollingInterval 10 s$/);
+    expect(jobs([{ synthetic: 'poisson-steady' }], parseArgs(['--tuned-polling', '10']))[0]!.tunedPolling).toEqual([10]);
+    expect(() => parseArgs(['--tuned-polling', '0'])).toThrow(/--tuned-polling "0": want whole seconds from 1 to 300/);
+    expect(() => parseArgs(['--tuned-polling', '10,x'])).toThrow(/want whole seconds/);
+  });
+});
 
 describe('bench:decisions arguments', () => {
   it('defaults to the built-in traces, seeds 1-3 and objectives 60, 30 and 15 s', () => {
@@ -25,6 +40,7 @@ describe('bench:decisions arguments', () => {
       pauseAtS: [],
       retentionS: undefined,
       replicas: undefined,
+      tunedPolling: [],
     });
     expect(SEEDS).toEqual([1, 2, 3]);
     expect(OBJECTIVES).toEqual([60, 30, 15]);
@@ -61,6 +77,7 @@ describe('bench:decisions arguments', () => {
       pauseAtS: [],
       retentionS: undefined,
       replicas: undefined,
+      tunedPolling: [],
     });
     expect(parseArgs(['--ablation', '--seed', '2']).ablation).toBe(true);
     expect(parseArgs(['--objective', '2.5']).objectives).toEqual([2.5]);

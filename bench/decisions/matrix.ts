@@ -1,6 +1,6 @@
 // The runs behind bench:decisions: every (trace, seed) is one job that replays the trace under each
 // policy once, the model once per objective (its drainSeconds is the objective), and KEDA's queue
-// trigger under every setting of KEDA_GRID, for keda-tuned (tuned.ts). Jobs run on worker threads.
+// trigger under every setting of keda-tuned's grid (kedaGrid), for keda-tuned (verdict.ts). Jobs run on worker threads.
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { type Deployed, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
-  KEDA_GRID,
+  kedaGrid,
   KEDA_QUEUE_DEFAULT,
   type QueueSetting,
   alwaysOn,
@@ -80,8 +80,10 @@ export interface Job {
   readonly ablation: boolean;
   /** Extra trigger metadata for the model (e.g. lateRequestCost). */
   readonly model?: Readonly<Record<string, string>>;
-  /** Run KEDA_GRID too (for keda-tuned). */
+  /** Run keda-tuned's grid too (kedaGrid). */
   readonly grid: boolean;
+  /** The pollingIntervals keda-tuned's grid tries (KEDA's default alone when absent). */
+  readonly tunedPolling?: readonly number[];
   /** The cold starts' distribution (the production one when absent). */
   readonly coldStart?: ColdStartSpec;
   /** Requests one replica serves at once (CONCURRENCY when absent). */
@@ -233,7 +235,7 @@ export async function runJob(job: Job): Promise<Row[]> {
     }
   }
   if (job.grid) {
-    for (const setting of KEDA_GRID) {
+    for (const setting of kedaGrid(job.tunedPolling)) {
       if (describeSetting(setting) === describeSetting(KEDA_QUEUE_DEFAULT)) continue;
       await add(kedaQueueWith(setting, `${GRID_PREFIX}${describeSetting(setting)}`), job.objectives, setting);
     }

@@ -107,6 +107,8 @@ export interface QueueSetting {
   readonly activation: number;
   /** The HPA behavior the model's ScaledObject recommends (recommended.ts); none: KEDA's default, behavior nil. */
   readonly recommendedHpa?: true;
+  /** pollingInterval, when not KEDA's default (POLLING_INTERVAL_S): how soon a ScaledObject at zero wakes. */
+  readonly pollingSeconds?: number;
 }
 
 /**
@@ -118,32 +120,46 @@ export const KEDA_QUEUE_DEFAULT: QueueSetting = { queueLength: QUEUE_LENGTH, coo
 /**
  * The settings keda-tuned picks from in hindsight: queueLength 1-50, cooldownPeriod 30-600 s,
  * activation 0 or 5, each with KEDA's default HPA (behavior nil) and with the HPA behavior the
- * model's ScaledObject recommends (a user who tunes by hand may set it too); pollingInterval 30 s.
- * Includes KEDA_QUEUE_DEFAULT.
+ * model's ScaledObject recommends (a user who tunes by hand may set it too); pollingInterval 30 s,
+ * KEDA's default, or each of `pollings` (`--tuned-polling`: the issue's grid leaves it at the
+ * default, and a shorter one wakes a ScaledObject at zero sooner). Includes KEDA_QUEUE_DEFAULT.
  */
-export const KEDA_GRID: readonly QueueSetting[] = [1, 2, 3, 5, 8, 12, 20, 30, 50].flatMap((queueLength) =>
-  [30, 60, 120, 300, 600].flatMap((cooldownSeconds) =>
-    [0, 5].flatMap((activation) => [
-      { queueLength, cooldownSeconds, activation },
-      { queueLength, cooldownSeconds, activation, recommendedHpa: true as const },
-    ]),
-  ),
-);
+export function kedaGrid(pollings: readonly number[] = [POLLING_INTERVAL_S]): QueueSetting[] {
+  return [1, 2, 3, 5, 8, 12, 20, 30, 50].flatMap((queueLength) =>
+    [30, 60, 120, 300, 600].flatMap((cooldownSeconds) =>
+      [0, 5].flatMap((activation) =>
+        pollings.flatMap((polling) => {
+          const pollingSeconds = polling === POLLING_INTERVAL_S ? {} : { pollingSeconds: polling };
+          return [
+            { queueLength, cooldownSeconds, activation, ...pollingSeconds },
+            { queueLength, cooldownSeconds, activation, recommendedHpa: true as const, ...pollingSeconds },
+          ];
+        }),
+      ),
+    ),
+  );
+}
 
 export function describeSetting(s: QueueSetting): string {
   const hpa = s.recommendedHpa === true ? ", the model's HPA behavior" : '';
-  return `queueLength ${s.queueLength}, cooldown ${s.cooldownSeconds} s, activation ${s.activation}${hpa}`;
+  const polling = s.pollingSeconds === undefined ? '' : `, pollingInterval ${s.pollingSeconds} s`;
+  return `queueLength ${s.queueLength}, cooldown ${s.cooldownSeconds} s, activation ${s.activation}${hpa}${polling}`;
 }
 
 /** KEDA's built-in queue trigger with `setting`, pollingInterval 30 s, and KEDA's default HPA unless the setting says. */
 export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${describeSetting(setting)})`): Policy {
   const { queueLength, cooldownSeconds, activation } = setting;
+  const polling = setting.pollingSeconds ?? POLLING_INTERVAL_S;
   const hpa =
     setting.recommendedHpa === true ? "the HPA behavior the model's ScaledObject recommends" : "no HPA behavior (KEDA's default)";
   return kedaPolicy(
     name,
-    `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${POLLING_INTERVAL_S} s, cooldownPeriod ${cooldownSeconds} s, ${hpa}`,
-    { cooldownSeconds, ...(setting.recommendedHpa === true && { behavior: RECOMMENDED_SCALED_OBJECT.behavior }) },
+    `built-in queue trigger: queueLength ${queueLength}, activationQueueLength ${activation}; pollingInterval ${polling} s, cooldownPeriod ${cooldownSeconds} s, ${hpa}`,
+    {
+      cooldownSeconds,
+      ...(setting.pollingSeconds !== undefined && { pollingIntervalSeconds: setting.pollingSeconds }),
+      ...(setting.recommendedHpa === true && { behavior: RECOMMENDED_SCALED_OBJECT.behavior }),
+    },
     (ctx) => ({
       isActive: () => backlog(ctx) > activation,
       metrics: () => [{ value: backlog(ctx), target: queueLength }],

@@ -1,6 +1,6 @@
 // keda-tuned and the bar, from the rows of bench:decisions (matrix.ts).
 //
-// keda-tuned: per trace and objective, the KEDA_GRID setting that leaves no more requests over the
+// keda-tuned: per trace and objective, the grid's setting (kedaGrid) that leaves no more requests over the
 // objective than keda-queue (queueLength 5) on any seed, and costs the fewest GPU-seconds over the
 // seeds: the queue trigger a user would have tuned by hand, knowing the traffic in hindsight.
 //
