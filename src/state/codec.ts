@@ -28,16 +28,6 @@ export function encodeRecord(record: StateRecord<unknown>): string {
 const MAX_CLOCK_AHEAD_MS = 60_000;
 
 /**
- * How far behind the store's clock a record's writer may be (storedAtMs, the store's time as it
- * wrote, against atMs, the writer's at its decision, which a publish follows within its round
- * trip): the clocks' tolerance, and half a minute for a publish slow to land. A writer further
- * behind dates its history's idle periods and keep-warm windows that much in the past for every
- * replica that reads it, which then answered inactive through a window still open (found by
- * review: a writer 5 minutes behind).
- */
-const MAX_CLOCK_BEHIND_MS = MAX_CLOCK_AHEAD_MS + 30_000;
-
-/**
  * How far ahead of this replica's clock a record's place in the order (storedAtMs, the store's
  * clock) may be: far enough for a store whose clock is off, not for a garbage time that would
  * outrank every record to come.
@@ -78,13 +68,6 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
       ok: false,
       reason: 'clock',
       detail: `written ${Math.round((atMs - nowMs) / 1000)} s ahead of this replica's clock by ${writerId}`,
-    };
-  }
-  if (storedAtMs !== undefined && storedAtMs - atMs > MAX_CLOCK_BEHIND_MS) {
-    return {
-      ok: false,
-      reason: 'clock',
-      detail: `written ${Math.round((storedAtMs - atMs) / 1000)} s behind the store's clock by ${writerId} (its clock or the store's is off)`,
     };
   }
   if (storedAtMs !== undefined && storedAtMs > nowMs + MAX_STORED_AHEAD_MS) {
