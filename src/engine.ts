@@ -653,13 +653,20 @@ export class Engine {
       const own = this.rates.get(source.identity);
       if (published == null || observation === undefined) return;
       if (own?.previousAtMs !== undefined && published.atMs <= own.previousAtMs) return;
-      // A published estimate as new as this reading, or newer, is taken as it is, but dated no later
-      // than the reading: stamped by a writer's clock ahead of this replica's, the next reading here
-      // would come before it and start the estimate over (found by review).
-      const carried =
-        published.atMs < observation.atMs
-          ? updateRates(published, observation.reading, observation.atMs)
-          : { ...published, atMs: observation.atMs };
+      // A published estimate as new as this reading, or newer, is taken for its rates, with this
+      // reading's counters and time: stamped by a writer's clock ahead of this replica's, the next
+      // reading here would come before it and start the estimate over (found by review), and the
+      // writer's counters would pair with this replica's clock.
+      let carried: RateState;
+      if (published.atMs < observation.atMs) carried = updateRates(published, observation.reading, observation.atMs);
+      else {
+        const fresh = updateRates(undefined, observation.reading, observation.atMs);
+        carried = {
+          ...fresh,
+          arrivalRatePerSecond: published.arrivalRatePerSecond ?? fresh.arrivalRatePerSecond,
+          serviceRatePerSecond: published.serviceRatePerSecond ?? fresh.serviceRatePerSecond,
+        };
+      }
       this.rates.set(source.identity, carried);
     });
   }

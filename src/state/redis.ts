@@ -167,6 +167,8 @@ export class RedisStateStore<T> implements StateStore<T> {
    * after it listed those to give up would stay for its whole term (found by review).
    */
   private leaseCall<R>(call: () => Promise<R>): Promise<R> {
+    // None once closing: close() gives up what it holds, and a lease won after would stay its term.
+    if (this.closing) return Promise.reject(new StateStoreUnavailable('lease', 'closing'));
     const pending = call();
     this.leaseCalls.add(pending);
     pending.then(
@@ -293,8 +295,9 @@ export class RedisStateStore<T> implements StateStore<T> {
     clearInterval(this.heartbeat);
     clearInterval(this.probe);
     clearTimeout(this.downCheck);
-    // Bounded by the command timeout: a store that does not answer fails them.
-    await Promise.allSettled([...this.leaseCalls]);
+    // Bounded by the command timeout: a store that does not answer fails them. A slice past one
+    // script call sends its next call after the one before: until none is left.
+    while (this.leaseCalls.size > 0) await Promise.allSettled([...this.leaseCalls]);
     const nowMs = Date.now();
     const mine = [...this.held].filter(([, untilMs]) => untilMs > nowMs).map(([key]) => key);
     await Promise.allSettled(mine.map((key) => this.releaseLease(key)));

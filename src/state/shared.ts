@@ -427,10 +427,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
     }
     batch.forEach(([key, entry], i) => {
       const mine = held?.[i];
-      // A follower that won the lease (its writer's lapsed) writes only once it has read the record:
-      // the announcements it would have heard a newer one by may have been lost (a subscriber's node
-      // gone, a pub/sub buffer past its limit). It stays a follower until renewOne has read it.
-      const takenOver = mine === true && entry.role === 'follower';
+      // A replica that won a lease it did not hold (its writer's lapsed; or its own last renewal
+      // failed, the entry left local) writes only once it has read the record: the announcements it
+      // would have heard a newer one by may have been lost (a subscriber's node gone, a pub/sub
+      // buffer past its limit). It stays a follower until renewOne has read it.
+      const takenOver = mine === true && entry.role !== 'writer';
       entry.role = mine === undefined ? 'local' : mine && !takenOver ? 'writer' : 'follower';
       entry.renewing = false;
       if (entry.rereadWanted || (mine === false && reread) || takenOver) {
