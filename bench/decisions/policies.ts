@@ -121,14 +121,15 @@ export const KEDA_QUEUE_DEFAULT: QueueSetting = { queueLength: QUEUE_LENGTH, coo
  * The settings keda-tuned picks from in hindsight: queueLength 1-50, cooldownPeriod 30-600 s,
  * activation 0 or 5, each with KEDA's default HPA (behavior nil) and with the HPA behavior the
  * model's ScaledObject recommends (a user who tunes by hand may set it too); pollingInterval 30 s,
- * KEDA's default, or each of `pollings` (`--tuned-polling`: the issue's grid leaves it at the
- * default, and a shorter one wakes a ScaledObject at zero sooner). Includes KEDA_QUEUE_DEFAULT.
+ * KEDA's default, and each of `pollings` beside it (`--tuned-polling`: the issue's grid leaves it at
+ * the default, and a shorter one wakes a ScaledObject at zero sooner). Includes KEDA_QUEUE_DEFAULT.
  */
-export function kedaGrid(pollings: readonly number[] = [POLLING_INTERVAL_S]): QueueSetting[] {
+export function kedaGrid(pollings: readonly number[] = []): QueueSetting[] {
+  const tried = [...new Set([POLLING_INTERVAL_S, ...pollings])];
   return [1, 2, 3, 5, 8, 12, 20, 30, 50].flatMap((queueLength) =>
     [30, 60, 120, 300, 600].flatMap((cooldownSeconds) =>
       [0, 5].flatMap((activation) =>
-        pollings.flatMap((polling) => {
+        tried.flatMap((polling) => {
           const pollingSeconds = polling === POLLING_INTERVAL_S ? {} : { pollingSeconds: polling };
           return [
             { queueLength, cooldownSeconds, activation, ...pollingSeconds },

@@ -56,7 +56,7 @@ export class AmqpConnection {
   private creating = 0;
   private readonly waiting: Waiter[] = [];
   /** The passive declare under way per queue: a queue that never answers holds one channel, not all. */
-  private readonly checking = new Map<string, Promise<QueueCount>>();
+  private readonly checking = new Map<string, Declare>();
   private readonly url: string;
   private readonly logger: Logger;
   private readonly timeoutMs: number;
@@ -84,6 +84,9 @@ export class AmqpConnection {
           this.connecting = undefined;
           this.idle.length = 0;
           this.open.clear();
+          // Declares on the lost connection settle as their channels end (or never, a CloseOk that
+          // never comes): reads from now on declare on the next connection.
+          this.checking.clear();
           this.wakeAll();
           // A broker that closes the connection (a restart: 320 CONNECTION_FORCED) gives 'close' alone.
           this.logger.warn(
@@ -112,25 +115,41 @@ export class AmqpConnection {
    * with the signal's reason if it aborts first (the read's deadline).
    */
   checkQueue(queue: string, signal?: AbortSignal): Promise<QueueCount> {
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     // A read of a queue whose last declare is still under way waits for that one: a queue process
     // that never answers (busy, paging) held a channel per read past its deadline, and after 64
-    // reads every other queue on the broker waited for a channel (found by review).
-    let check = this.checking.get(queue);
-    if (check === undefined) {
-      check = this.declare(queue, signal);
-      this.checking.set(queue, check);
-      const done = () => {
-        if (this.checking.get(queue) === check) this.checking.delete(queue);
-      };
-      check.then(done, done);
+    // reads every other queue on the broker waited for a channel (found by review). One given no
+    // answer for ABANDON_AFTER_TIMEOUTS deadlines is given up, its channel closed.
+    let declare = this.checking.get(queue);
+    if (declare !== undefined && performance.now() - declare.startedMs > ABANDON_AFTER_TIMEOUTS * this.timeoutMs) {
+      this.checking.delete(queue);
+      declare.channel?.close().catch(() => undefined);
+      declare = undefined;
     }
-    // The broker does not answer a declare's abort: the read leaves at its deadline, the declare stays.
-    return untilAborted(check, signal);
+    declare ??= this.startDeclare(queue);
+    return declare.wait(signal);
   }
 
-  private async declare(queue: string, signal?: AbortSignal): Promise<QueueCount> {
+  private startDeclare(queue: string): Declare {
+    const declare = new Declare();
+    this.checking.set(queue, declare);
+    this.declare(queue, declare).then(
+      (reply) => this.settle(queue, declare, { ok: true, reply }),
+      (err: unknown) => this.settle(queue, declare, { ok: false, err }),
+    );
+    return declare;
+  }
+
+  private settle(queue: string, declare: Declare, outcome: Outcome): void {
+    if (this.checking.get(queue) === declare) this.checking.delete(queue);
+    declare.settle(outcome);
+  }
+
+  /** A passive declare on a pooled channel; it waits for a channel only while a read waits for it. */
+  private async declare(queue: string, declare: Declare): Promise<QueueCount> {
+    const signal = declare.abandoned.signal;
     for (;;) {
-      signal?.throwIfAborted();
+      signal.throwIfAborted();
       const conn = await this.connection();
       const channel =
         this.idle.pop() ?? (this.open.size + this.creating < MAX_CHANNELS ? await this.createChannel(conn) : undefined);
@@ -138,6 +157,7 @@ export class AmqpConnection {
         await this.turn(signal);
         continue;
       }
+      declare.channel = channel;
       let reply: QueueCount;
       try {
         reply = await channel.checkQueue(queue);
@@ -145,6 +165,8 @@ export class AmqpConnection {
         // The broker closes the channel on an error; make sure of it, so its slot is given back.
         channel.close().catch(() => undefined);
         throw err;
+      } finally {
+        declare.channel = undefined;
       }
       this.release(channel);
       return reply;
@@ -213,6 +235,7 @@ export class AmqpConnection {
     this.connecting = undefined;
     this.idle.length = 0;
     this.open.clear();
+    this.checking.clear();
     // Reads waiting for a channel end here: woken, they would open a connection nobody closes.
     const closed = new SourceUnavailable(`rabbitmq connection to ${redact(this.url)} closed while the read waited for a channel`);
     for (const waiter of this.waiting.splice(0)) waiter.fail(closed);
@@ -227,22 +250,48 @@ export class AmqpConnection {
   }
 }
 
-/** `promise`, or the signal's reason once it aborts (a read that joined another's declare). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err as Error);
-      },
-    );
-  });
+/** Deadlines a declare may go unanswered before a read gives it up and declares again. */
+const ABANDON_AFTER_TIMEOUTS = 10;
+
+type Outcome = { readonly ok: true; readonly reply: QueueCount } | { readonly ok: false; readonly err: unknown };
+
+interface Reader {
+  readonly resolve: (reply: QueueCount) => void;
+  readonly reject: (err: unknown) => void;
+  readonly leave: () => void;
+}
+
+/**
+ * One queue's passive declare and the reads waiting for it. A read leaves at its own deadline,
+ * holding nothing after; once none is left, the declare stops waiting for a channel (it may not
+ * have one yet). A declare the broker holds goes on: the next read joins it.
+ */
+class Declare {
+  readonly startedMs = performance.now();
+  readonly abandoned = new AbortController();
+  /** Its channel while the broker has the declare. */
+  channel: Channel | undefined;
+  private readonly readers = new Set<Reader>();
+
+  wait(signal: AbortSignal | undefined): Promise<QueueCount> {
+    return new Promise<QueueCount>((resolve, reject) => {
+      const onAbort = () => {
+        this.readers.delete(reader);
+        if (this.readers.size === 0) this.abandoned.abort(signal!.reason);
+        reject(signal!.reason as Error);
+      };
+      const reader: Reader = { resolve, reject, leave: () => signal?.removeEventListener('abort', onAbort) };
+      this.readers.add(reader);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  settle(outcome: Outcome): void {
+    for (const reader of this.readers) {
+      reader.leave();
+      if (outcome.ok) reader.resolve(outcome.reply);
+      else reader.reject(outcome.err);
+    }
+    this.readers.clear();
+  }
 }

@@ -4,7 +4,7 @@
 // the queue.
 import { EventEmitter } from 'node:events';
 import type { Channel, ChannelModel } from 'amqplib';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AmqpConnection, type Connect, MAX_CHANNELS } from '../../src/sources/amqpConnection.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 
@@ -197,5 +197,78 @@ describe('AmqpConnection', () => {
     await Promise.all(Array.from({ length: 2 * MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`)));
     // The old connection's channels, and at most the cap on the new one.
     expect(broker.channelsOpened).toBe(2 * MAX_CHANNELS);
+  });
+
+  // Found by review of the shared declare: it waited for a channel on the first read's deadline, and
+  // every read that joined it failed with that read's deadline, not its own.
+  it('keeps a shared declare waiting for a channel while any read of it still waits', async () => {
+    const broker = new FakeBroker();
+    for (let i = 0; i < MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
+    broker.queues.set('jobs', 7);
+    broker.hold = true;
+    const amqp = pool(broker);
+    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
+    await new Promise((r) => setImmediate(r));
+    const first = new AbortController();
+    const firstRead = amqp.checkQueue('jobs', first.signal);
+    const secondRead = amqp.checkQueue('jobs', new AbortController().signal);
+    await new Promise((r) => setImmediate(r));
+    first.abort(new Error('no answer within 1000 ms'));
+    await expect(firstRead).rejects.toThrow('no answer within 1000 ms');
+    broker.hold = false;
+    for (const answer of broker.held.splice(0)) answer();
+    expect(await secondRead).toEqual({ messageCount: 7, consumerCount: 0 });
+    await Promise.all(busy);
+  });
+
+  it('declares on the new connection a queue whose declare the lost one still holds', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('jobs', 2);
+    broker.hold = true;
+    const connections: EventEmitter[] = [];
+    const amqp = new AmqpConnection('amqp://broker', silentLogger(), 1000, async () => {
+      const conn = broker.connection();
+      connections.push(conn as unknown as EventEmitter);
+      return conn;
+    });
+    const stuck = new AbortController();
+    const read = amqp.checkQueue('jobs', stuck.signal);
+    await new Promise((r) => setImmediate(r));
+    stuck.abort(new Error('no answer within 1000 ms'));
+    await expect(read).rejects.toThrow('no answer within 1000 ms');
+    // amqplib's 'error' at once; the broker's CloseOk, and with it 'close', may never come.
+    connections[0]!.emit('error', new Error('Unexpected frame on channel 0'));
+    broker.hold = false;
+    expect(await amqp.checkQueue('jobs')).toEqual({ messageCount: 2, consumerCount: 0 });
+    expect(connections).toHaveLength(2);
+  });
+
+  it('gives up a declare the broker left unanswered for ten deadlines, closing its channel', async () => {
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      const broker = new FakeBroker();
+      broker.queues.set('jobs', 2);
+      broker.hold = true;
+      const amqp = pool(broker);
+      const first = new AbortController();
+      const read = amqp.checkQueue('jobs', first.signal);
+      await vi.waitFor(() => expect(broker.held).toHaveLength(1));
+      first.abort(new Error('no answer within 1000 ms'));
+      await expect(read).rejects.toThrow('no answer within 1000 ms');
+      vi.advanceTimersByTime(9_000);
+      const joined = new AbortController();
+      const second = amqp.checkQueue('jobs', joined.signal);
+      await new Promise((r) => setImmediate(r));
+      expect(broker.channelsOpened).toBe(1); // joined, still within ten deadlines
+      joined.abort(new Error('no answer within 1000 ms'));
+      await expect(second).rejects.toThrow('no answer within 1000 ms');
+      vi.advanceTimersByTime(2_000);
+      broker.hold = false;
+      expect(await amqp.checkQueue('jobs')).toEqual({ messageCount: 2, consumerCount: 0 });
+      expect(broker.channelsOpened).toBe(2);
+      expect(broker.channelsOpen).toBe(1); // the stuck one closed
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

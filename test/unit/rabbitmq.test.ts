@@ -135,6 +135,7 @@ describe('RabbitmqDriver over amqp', () => {
       SourceUnavailable,
     ],
     [
+      // As RabbitMQ words it where an error carries its text; amqplib 2.3's handshake error does not.
       "a vhost's connection limit reached (530, a capacity that passes)",
       new Error(
         "Connection closed: 530 (NOT-ALLOWED) with message \"NOT_ALLOWED - access to vhost '/' refused for user 'scaler': connection limit (10) is reached\"",
