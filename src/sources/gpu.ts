@@ -35,11 +35,15 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
   // and the credentials would go there.
   const url = new URL(base.href);
   url.pathname = `${withoutTrailingSlashes(base.pathname)}/api/v1/query`;
-  url.search = '';
+  // The address's own parameters go with every query (Thanos' dedup, a tenant's); they were dropped.
   url.hash = '';
   url.searchParams.set('query', config.query);
   // Lets Prometheus stop evaluating when we stop waiting.
   if (timeoutMs !== undefined) url.searchParams.set('timeout', `${Math.max(1, Math.round(timeoutMs))}ms`);
+  // Thanos answers with a store missing as a success with a warning, by default: busy GPUs read
+  // low or as none, and a workload may be let go. A query that cannot see everything fails instead
+  // (Prometheus and Mimir ignore the parameter; an address that sets it keeps its own).
+  if (!url.searchParams.has('partial_response')) url.searchParams.set('partial_response', 'false');
   const headers: Record<string, string> = { accept: 'application/json' };
   const user = config.username ?? urlUser;
   if (config.bearerToken !== undefined) headers.authorization = `Bearer ${config.bearerToken}`;
@@ -95,6 +99,13 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
     );
   }
   if (httpStatus === 400 || httpStatus === 422) return new SourceBadAnswer(`${where}: Prometheus refused the query (${said})`);
+  // A redirect (an ingress that sends http to https, a login page) is not followed: the address is
+  // the wrong one, which time does not mend.
+  if (httpStatus >= 300 && httpStatus < 400) {
+    return new SourceBadAnswer(
+      `${where}: Prometheus redirected the request (HTTP ${httpStatus}); set gpu.serverAddress to the address it redirects to`,
+    );
+  }
   return new SourceUnavailable(`${where}: Prometheus answered ${said}`);
 }
 
@@ -118,9 +129,12 @@ function sampleValue(where: string, value: unknown): number {
   return n;
 }
 
+/**
+ * A series by its label names alone: the values (another tenant's pods, namespaces) would travel
+ * into KEDA's events and /explain for anyone whose trigger names a shared profile (found by review).
+ */
 function seriesName(sample: VectorSample): string {
-  const labels = Object.entries(sample.metric ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
-  return `{${labels.join(',')}}`;
+  return `{${Object.keys(sample.metric ?? {}).join(',')}}`;
 }
 
 /** What one answer says: busy GPU-equivalents, or that the query matched no series. */

@@ -249,9 +249,13 @@ function withProfile(
     issues.tell(`${kind}.*`);
     return group;
   }
-  // A profile's secret goes only where, and as safely as, the profile says.
+  // A profile's secret goes only where, and as safely as, the profile says: a secret key, or an
+  // address with credentials in it (gpu.serverAddress with user:password@, found by review).
   const table: FieldTable = sourceFields[kind];
-  if (Object.keys(profile).some((key) => table[key]?.secret === true)) {
+  const holdsCredentials = Object.entries(profile).some(
+    ([key, value]) => table[key]?.secret === true || (table[key]?.routesCredentials === true && hasUserInfo(value)),
+  );
+  if (holdsCredentials) {
     for (const key of Object.keys(group)) {
       if (table[key]?.routesCredentials !== true) continue;
       issues.add(
@@ -265,6 +269,16 @@ function withProfile(
     if (group[key] === undefined) issues.writtenAs(`${kind}.${key}`, `${kind}.${key} (from connection profile ${keyText(name)})`);
   }
   return { ...profile, ...group };
+}
+
+/** Whether `value` is a URL with a user or password in it. */
+function hasUserInfo(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
 }
 
 /** A rule between a group's keys: what docs/metadata.md says of it, and its check. */
@@ -474,6 +488,31 @@ const gpuRules: Rule<GpuValues>[] = [
           'gpu.username and gpu.password go together; allowed: both or neither',
         );
       }
+    },
+  },
+  {
+    says: 'A password in `gpu.serverAddress` needs a user name there too.',
+    check: (v, issues) => {
+      const { username, password } = new URL(v.serverAddress);
+      // Without a user no Authorization header is sent, and the password was dropped without a word.
+      if (password !== '' && username === '') {
+        issues.add('gpu.serverAddress', 'holds a password but no user name; allowed: https://user:password@host, or neither');
+      }
+    },
+  },
+  {
+    says: '`gpu.ca` and `gpu.unsafeSsl` true need an https:// `gpu.serverAddress`.',
+    check: (v, issues) => {
+      const scheme = new URL(v.serverAddress).protocol.replace(/:$/, '');
+      if (scheme === 'https') return;
+      // Without TLS they would be silently ignored.
+      const refuse = (key: 'ca' | 'unsafeSsl') =>
+        issues.add(
+          `gpu.${key}`,
+          `applies only with TLS, not to gpu.serverAddress's ${scheme}:// URL; allowed: an https:// gpu.serverAddress, or leave it out`,
+        );
+      if (v.ca !== undefined) refuse('ca');
+      if (v.unsafeSsl) refuse('unsafeSsl');
     },
   },
 ];

@@ -480,6 +480,24 @@ describe('trigger schema', () => {
     },
   );
 
+  // Found by review: a profile whose basic auth is in gpu.serverAddress (user:password@, as
+  // docs/gpu.md offers) held no key marked secret, and a trigger could turn its TLS off.
+  it.each([
+    ['unsafeSsl', 'true'],
+    ['ca', PEM_CERTIFICATE_STUB],
+  ])("refuses a trigger's gpu.%s beside a profile with credentials in its address", (key, value) => {
+    const profiles = { gpu: { shared: { serverAddress: 'https://op:s3cret@prom:9091' } } };
+    const issues = issuesOf({ 'gpu.connection': 'shared', 'gpu.namespace': 'llm', [`gpu.${key}`]: value }, { profiles });
+    expect(issues).toEqual([
+      expect.stringMatching(new RegExp(`^gpu\\.${key}: set by the trigger, and connection profile "shared" holds credentials`)),
+    ]);
+    expect(issues.join()).not.toContain('s3cret');
+    const open = { gpu: { shared: { serverAddress: 'https://prom:9091' } } };
+    expect(() =>
+      parse({ 'gpu.connection': 'shared', 'gpu.namespace': 'llm', [`gpu.${key}`]: value }, { profiles: open }),
+    ).not.toThrow();
+  });
+
   describe('RabbitMQ over TLS', () => {
     const pem = PEM_CERTIFICATE_STUB;
     it.each(['amqps://u:pw@rabbit:5671/', 'https://u:pw@rabbit:15671/', 'AMQPS://rabbit'])(
@@ -814,6 +832,22 @@ describe('the rules between keys that docs/metadata.md lists', () => {
       broken: { ...gpu, 'gpu.namespace': 'ml', 'gpu.bearerToken': 't', 'gpu.username': 'u', 'gpu.password': 'p' },
       names: 'gpu.bearerToken',
       kept: { ...gpu, 'gpu.namespace': 'ml', 'gpu.username': 'u', 'gpu.password': 'p' },
+    },
+    // Found by review: the password was dropped without a word, and no Authorization sent.
+    {
+      group: 'gpu',
+      rule: 2,
+      broken: { ...gpu, 'gpu.namespace': 'ml', 'gpu.serverAddress': 'http://:pw@prom:9090' },
+      names: 'gpu.serverAddress',
+      kept: { ...gpu, 'gpu.namespace': 'ml', 'gpu.serverAddress': 'http://u:pw@prom:9090' },
+    },
+    // Found by review: taken with an http:// address, and ignored.
+    {
+      group: 'gpu',
+      rule: 3,
+      broken: { ...gpu, 'gpu.namespace': 'ml', 'gpu.unsafeSsl': 'true' },
+      names: 'gpu.unsafeSsl',
+      kept: { ...gpu, 'gpu.namespace': 'ml', 'gpu.serverAddress': 'https://prom:9090', 'gpu.unsafeSsl': 'true' },
     },
   ];
   // No AWS_REGION from the test's own environment.
