@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { errorMessage } from './errors.ts';
 import { StoreUrlError, parseStoreUrl } from './state/address.ts';
 import { type SourceKind, sourceFields, sourceKinds } from './trigger/fields.ts';
 import { profileIssues } from './trigger/schema.ts';
@@ -213,6 +214,21 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
 }
 
 /**
+ * What a CONFIG_FILE that cannot be read or parsed says: the yaml library's message quotes the lines
+ * around a syntax error, which hold the profiles' passwords (found by review): its code and where,
+ * not the excerpt.
+ */
+function yamlErrorText(err: unknown): string {
+  const e = err as { code?: unknown; linePos?: readonly { line: number; col: number }[]; message?: unknown };
+  if (typeof e.code === 'string' && Array.isArray(e.linePos) && e.linePos.length > 0) {
+    const { line, col } = e.linePos[0]!;
+    return `YAML ${e.code} at line ${line}, column ${col}`;
+  }
+  // An unreadable file (ENOENT, EACCES): Node's message names the path only.
+  return errorMessage(err);
+}
+
+/**
  * A CONFIG_FILE's text, every value as the text written (YAML's failsafe schema): under the core
  * schema an unquoted 00042 was read as 42 and 0x1F2E as 7982, a user name or password rewritten.
  */
@@ -276,7 +292,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     try {
       raw = readConfigYaml(readFileSync(config.CONFIG_FILE, 'utf8'));
     } catch (err) {
-      throw new ConfigError(`CONFIG_FILE ${config.CONFIG_FILE}: ${(err as Error).message}`);
+      throw new ConfigError(`CONFIG_FILE ${config.CONFIG_FILE}: ${yamlErrorText(err)}`);
     }
   }
   return { ...config, profiles: parseProfiles(raw, env) };

@@ -252,6 +252,30 @@ describe('parseProfiles: values checked at start-up', () => {
     );
   });
 
+  // Found by review: the yaml library's message on a syntax error quotes the lines around it, which
+  // went to stderr with the profile's password in them.
+  it.each([
+    ['a bad indent', 'connections:\n  kafka:\n    e:\n      password: s3cretPa55\n     username: u\n'],
+    ['an unclosed quote', 'connections:\n  kafka:\n    e:\n      password: s3cretPa55\n      username: "u\n'],
+    ['a duplicate key', 'connections:\n  rabbitmq:\n    m:\n      host: http://u:s3cretPa55@r\n      host: x\n'],
+  ])('says where a CONFIG_FILE with %s is wrong, not what it holds', (_what, text) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-config-'));
+    const file = join(dir, 'config.yaml');
+    try {
+      writeFileSync(file, text);
+      let message = '';
+      try {
+        loadConfig({ CONFIG_FILE: file });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toMatch(new RegExp(`^CONFIG_FILE ${file}: YAML [A-Z_]+ at line \\d+, column \\d+$`));
+      expect(message).not.toContain('s3cret');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   // Found by review: YAML's core schema rewrote unquoted values (00042 read as 42, 0x1F2E as
   // 7982), and a profile with both host and hostFromEnv took whichever came last.
   it('reads every value of the file as written, and refuses a key given both ways', () => {
