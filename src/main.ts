@@ -38,8 +38,19 @@ async function main(): Promise<void> {
     info: (...a: unknown[]) => grpcLog.info(line(a)),
     debug: (...a: unknown[]) => grpcLog.debug(line(a)),
   });
-  process.on('unhandledRejection', (reason) => logger.error({ err: String(reason) }, 'unhandled rejection'));
-  process.on('uncaughtException', (err) => logger.error({ err: err.message, stack: err.stack }, 'uncaught exception'));
+  // The logger serializes an error with its stack (and redacts it), and logs a thrown non-Error as
+  // it is: String() of one dropped the stack, and err.message of a string was nothing.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
+  // A signal while starting (a store that takes its time, a rollout that changes its mind) ends the
+  // process: nothing is served yet to drain. Without a handler, node as PID 1 (the image's) ignored
+  // it, and ran until the kubelet's SIGKILL (found by review).
+  const duringStart = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'signal while starting: exiting');
+    exitAfterLog(logger, 0);
+  };
+  process.on('SIGTERM', duringStart);
+  process.on('SIGINT', duringStart);
   let scaler;
   try {
     scaler = await startScaler(config, { logger });
@@ -49,6 +60,9 @@ async function main(): Promise<void> {
     logger.fatal({ err: errorMessage(err) }, 'start failed');
     exitAfterLog(logger, 1);
     return;
+  } finally {
+    process.off('SIGTERM', duringStart);
+    process.off('SIGINT', duringStart);
   }
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

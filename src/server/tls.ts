@@ -6,6 +6,7 @@ import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
+import { errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { Throttle } from '../telemetry/throttle.ts';
 
@@ -21,16 +22,26 @@ interface Loaded {
   readonly fingerprint: string;
 }
 
+/** `what` done, or an error naming the variables and files it was about (Node's names neither). */
+function naming<T>(what: string, files: string, work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    throw new Error(`${what} (${files}): ${errorMessage(err)}`, { cause: err });
+  }
+}
+
 function load(files: TlsFiles): Loaded {
-  const cert = readFileSync(files.certFile);
-  const key = readFileSync(files.keyFile);
+  const cert = naming('TLS_CERT_FILE', files.certFile, () => readFileSync(files.certFile));
+  const key = naming('TLS_KEY_FILE', files.keyFile, () => readFileSync(files.keyFile));
   // Mutual TLS: the private CA is given explicitly; without it Node would trust the public roots.
-  const ca = files.clientCaFile === undefined ? undefined : readFileSync(files.clientCaFile);
+  const caFile = files.clientCaFile;
+  const ca = caFile === undefined ? undefined : naming('TLS_CLIENT_CA_FILE', caFile, () => readFileSync(caFile));
   const options: SecureContextOptions = { cert, key, ...(ca === undefined ? {} : { ca }) };
   // Throws on a key that does not match the certificate, or on unreadable PEM: better here than
   // at the first handshake.
-  createSecureContext(options);
-  if (ca !== undefined) checkClientCa(ca);
+  naming('TLS_CERT_FILE and TLS_KEY_FILE', `${files.certFile}, ${files.keyFile}`, () => createSecureContext(options));
+  if (ca !== undefined && caFile !== undefined) naming('TLS_CLIENT_CA_FILE', caFile, () => checkClientCa(ca));
   const fingerprint = createHash('sha256')
     .update(cert)
     .update(key)

@@ -96,7 +96,15 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
           TLS_CLIENT_CA_FILE: file('empty-ca.crt'),
         }),
       ),
-    ).rejects.toThrow(/no PEM certificate/);
+    ).rejects.toThrow(/^TLS_CLIENT_CA_FILE \(.*empty-ca\.crt\): the client CA file holds no PEM certificate$/);
+    // Found by review: Node's own errors named no variable nor file (a key that does not match
+    // the certificate, the two swapped, a file missing).
+    await expect(
+      startScaler(testConfig({ TLS_CERT_FILE: file('server.key'), TLS_KEY_FILE: file('server.crt') })),
+    ).rejects.toThrow(/^TLS_CERT_FILE and TLS_KEY_FILE \(.*server\.key, .*server\.crt\): /);
+    await expect(
+      startScaler(testConfig({ TLS_CERT_FILE: file('missing.crt'), TLS_KEY_FILE: file('server.key') })),
+    ).rejects.toThrow(/^TLS_CERT_FILE \(.*missing\.crt\): .*ENOENT/);
 
     copyFileSync(file('ca.crt'), file('live-client-ca.crt'));
     const { sink, lines } = logLines<{ level: string; msg: string; reason?: string }>();
