@@ -6,6 +6,9 @@ import type { Engine, Evaluation, TriggerFailure } from '../engine.ts';
 import type { Trigger } from '../trigger/types.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 
+/** Triggers one /explain answer shows at most; past it, the caller names a namespace. */
+export const EXPLAIN_MAX_TRIGGERS = 500;
+
 /**
  * A trigger as shown to people: source labels instead of configs, so no secret leaves. Its last
  * decision (null before one was made), and `lastFailure` when its last answer was an error: KEDA
@@ -94,14 +97,20 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpO
         const wanted = (t: { readonly namespace: string; readonly name: string }) =>
           (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
         const failures = new Map(engine.lastFailures().map((f) => [f.trigger.id, f]));
-        const matches = engine
-          .lastEvaluations()
-          .filter((e) => wanted(e.trigger))
-          .map((e) => {
-            const failure = failures.get(e.trigger.id);
-            failures.delete(e.trigger.id);
-            return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
-          });
+        const evaluations = engine.lastEvaluations().filter((e) => wanted(e.trigger));
+        // One answer is built whole (some 1.2 KB a trigger): at thousands of triggers, a few
+        // unread ones took the heap past the chart's limit (found by review).
+        if (evaluations.length > EXPLAIN_MAX_TRIGGERS) {
+          return send(
+            400,
+            `${evaluations.length} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`,
+          );
+        }
+        const matches = evaluations.map((e) => {
+          const failure = failures.get(e.trigger.id);
+          failures.delete(e.trigger.id);
+          return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
+        });
         // Triggers that never got an answer: only their error.
         for (const f of failures.values())
           if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
