@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { type Engine, type Evaluation, settle } from '../engine.ts';
 import { StreamChecks } from './streamChecks.ts';
 import type { TriggerRef } from '../trigger/types.ts';
-import { InvalidTrigger, TooManyStreams, errorCode, errorMessage } from '../errors.ts';
+import { InvalidTrigger, TooManyStreams, clip, errorCode, errorMessage } from '../errors.ts';
 import { toServiceError } from './status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
@@ -110,12 +110,12 @@ export class ExternalScalerService {
       this.options.metrics.requests.inc(answered);
       callback(null, response);
     };
-    const fail = (startedMs: number, err: unknown, callback: grpc.sendUnaryData<Res>) => {
+    const fail = (startedMs: number, err: unknown, callback: grpc.sendUnaryData<Res>, request: Req) => {
       const { metrics, logger } = this.options;
       metrics.requestSeconds.observe(labels, (performance.now() - startedMs) / 1000);
       const serviceError = toServiceError(err);
       metrics.requests.inc({ method, code: errorCode(err) });
-      if (!this.logDefect(method, err) && !(err instanceof InvalidTrigger)) {
+      if (!this.logDefect(method, err, request) && !(err instanceof InvalidTrigger)) {
         logger.debug({ method, code: errorCode(err), err: serviceError.details }, 'request failed');
       }
       callback(serviceError, null);
@@ -127,7 +127,7 @@ export class ExternalScalerService {
       try {
         response = handle(call.request);
       } catch (err) {
-        fail(startedMs, err, callback);
+        fail(startedMs, err, callback, call.request);
         return;
       }
       // Answered from the cache (nearly always): no promise, no closure.
@@ -135,7 +135,7 @@ export class ExternalScalerService {
       else
         response.then(
           (value) => respond(startedMs, value, callback),
-          (err: unknown) => fail(startedMs, err, callback),
+          (err: unknown) => fail(startedMs, err, callback, call.request),
         );
     };
   }
@@ -145,10 +145,14 @@ export class ExternalScalerService {
    * (the KedaInferenceScalerInternalErrors alert points here), once a minute per method. Returns
    * whether `err` was one.
    */
-  private logDefect(method: string, err: unknown): boolean {
+  private logDefect(method: string, err: unknown, request?: unknown): boolean {
     if (errorCode(err) !== 'INTERNAL') return false;
     if (this.logged.allows(`defect ${method}`)) {
-      this.options.logger.error({ method, err }, 'internal error: a defect of the scaler, please report it');
+      // Which ScaledObject it was asked about, for the report (found by review: the line named none).
+      this.options.logger.error(
+        { method, ...scaledObjectOf(request), err },
+        'internal error: a defect of the scaler, please report it',
+      );
     }
     return true;
   }
@@ -283,4 +287,14 @@ export class ExternalScalerService {
     this.track('StreamMetricSpec', call, () => undefined);
     call.write(metricSpec(trigger));
   }
+}
+
+/** The namespace and name of the ScaledObject a request names, clipped, if it names one. */
+function scaledObjectOf(request: unknown): { namespace?: string; name?: string } {
+  const r = request as { scaledObjectRef?: unknown; namespace?: unknown; name?: unknown } | undefined;
+  const so = (r?.scaledObjectRef ?? r) as { namespace?: unknown; name?: unknown } | undefined;
+  return {
+    ...(typeof so?.namespace === 'string' && { namespace: clip(so.namespace, 63) }),
+    ...(typeof so?.name === 'string' && { name: clip(so.name, 253) }),
+  };
 }

@@ -53,6 +53,9 @@ describe('an INTERNAL answer', () => {
     expect(lines[0]).toMatchObject({
       level: 'error',
       method: 'IsActive',
+      // Which ScaledObject, for the report (found by review: the line named none).
+      namespace: ref({}).namespace,
+      name: ref({}).name,
       msg: 'internal error: a defect of the scaler, please report it',
     });
     expect(lines[0]!.err!.type).toBe('TypeError');
