@@ -16,7 +16,15 @@ import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
-import { type HttpAnswer, type HttpClient, type HttpRequest, type HttpTls, httpTlsFor, nodeHttpClient } from './httpClient.ts';
+import {
+  type HttpAnswer,
+  type HttpClient,
+  type HttpRequest,
+  type HttpTls,
+  httpTlsFor,
+  nodeHttpClient,
+  redirectRefusal,
+} from './httpClient.ts';
 import type { Source, SourceDriver } from './source.ts';
 
 const MAX_QUERY_IN_LABEL = 160;
@@ -99,14 +107,10 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
     );
   }
   if (httpStatus === 400 || httpStatus === 422) return new SourceBadAnswer(`${where}: Prometheus refused the query (${said})`);
-  // A redirect (an ingress that sends http to https, a login page) is not followed: the address is
-  // the wrong one, which time does not mend.
-  if (httpStatus >= 300 && httpStatus < 400) {
-    return new SourceBadAnswer(
-      `${where}: Prometheus redirected the request (HTTP ${httpStatus}); set gpu.serverAddress to the address it redirects to`,
-    );
-  }
-  return new SourceUnavailable(`${where}: Prometheus answered ${said}`);
+  return (
+    redirectRefusal(where, httpStatus, 'Prometheus', 'gpu.serverAddress') ??
+    new SourceUnavailable(`${where}: Prometheus answered ${said}`)
+  );
 }
 
 /** One sample's value ([time, "text"]) as a number of busy GPU-equivalents. */

@@ -61,6 +61,23 @@ export function tlsFailureHint(code: string, keyPrefix: string): string {
 }
 
 /**
+ * A redirect a source's server answered (an ingress that sends http to https, a login page): not
+ * followed, since the address is the wrong one, which time does not mend. Undefined for any other
+ * status.
+ */
+export function redirectRefusal(
+  where: string,
+  httpStatus: number,
+  server: string,
+  addressKey: string,
+): SourceBadAnswer | undefined {
+  if (httpStatus < 300 || httpStatus >= 400) return undefined;
+  return new SourceBadAnswer(
+    `${where}: ${server} redirected the request (HTTP ${httpStatus}); set ${addressKey} to the address it redirects to`,
+  );
+}
+
+/**
  * Node's TLS options for a source's `ca` and `unsafeSsl`: a private CA is added to the public roots,
  * as Go's clients (and so KEDA) do, in one context made here: given as a list of CAs instead, Node
  * built a context for every new socket (about 7 ms of event loop each; found by review: 200 first

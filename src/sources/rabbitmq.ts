@@ -16,7 +16,15 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash } from './common.ts';
-import { type HttpClient, type HttpTls, httpTlsFor, nodeHttpClient, tlsFailureHint, tlsOptions } from './httpClient.ts';
+import {
+  type HttpClient,
+  type HttpTls,
+  httpTlsFor,
+  nodeHttpClient,
+  redirectRefusal,
+  tlsFailureHint,
+  tlsOptions,
+} from './httpClient.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 import { AmqpConnection } from './amqpConnection.ts';
 
@@ -291,13 +299,8 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
         `${where}: management API refused the request (HTTP ${response.status}); check rabbitmq.host and its path prefix`,
       );
     }
-    // A redirect (an ingress that sends http to https, a login page) is not followed: the address is
-    // the wrong one, which time does not mend.
-    if (response.status >= 300 && response.status < 400) {
-      throw new SourceBadAnswer(
-        `${where}: management API redirected the request (HTTP ${response.status}); set rabbitmq.host to the address it redirects to`,
-      );
-    }
+    const redirected = redirectRefusal(where, response.status, 'management API', 'rabbitmq.host');
+    if (redirected !== undefined) throw redirected;
     if (response.status < 200 || response.status > 299)
       throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     // A 200 that is no queue object (an OAuth proxy's login page, null) is an unusable answer.
