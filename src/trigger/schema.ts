@@ -281,6 +281,27 @@ function hasUserInfo(value: string): boolean {
   }
 }
 
+/**
+ * Refuses `ca` and a true `unsafeSsl` beside an address (`hostKey`, e.g. `gpu.serverAddress`) whose
+ * scheme has no TLS: they would be silently ignored. `tlsSchemes` says which schemes have it.
+ */
+function refuseTlsKeys(
+  hostKey: string,
+  scheme: string,
+  tlsSchemes: string,
+  v: { readonly ca?: string | undefined; readonly unsafeSsl: boolean },
+  issues: Issues,
+): void {
+  const prefix = hostKey.slice(0, hostKey.indexOf('.'));
+  const refuse = (key: 'ca' | 'unsafeSsl') =>
+    issues.add(
+      `${prefix}.${key}`,
+      `applies only with TLS, not to ${hostKey}'s ${scheme}:// URL; allowed: ${tlsSchemes} ${hostKey}, or leave it out`,
+    );
+  if (v.ca !== undefined) refuse('ca');
+  if (v.unsafeSsl) refuse('unsafeSsl');
+}
+
 /** A rule between a group's keys: what docs/metadata.md says of it, and its check. */
 interface Rule<V> {
   readonly says: string;
@@ -329,15 +350,7 @@ const rabbitmqRules: Rule<RabbitmqValues>[] = [
     says: '`rabbitmq.ca` and `rabbitmq.unsafeSsl` true need an amqps:// or https:// `rabbitmq.host`.',
     check: (v, issues) => {
       const { scheme } = rabbitmqProtocol(v);
-      if (scheme === 'amqps' || scheme === 'https') return;
-      // Without TLS they would be silently ignored.
-      const refuse = (key: 'ca' | 'unsafeSsl') =>
-        issues.add(
-          `rabbitmq.${key}`,
-          `applies only with TLS, not to rabbitmq.host's ${scheme}:// URL; allowed: an amqps:// or https:// rabbitmq.host, or leave it out`,
-        );
-      if (v.ca !== undefined) refuse('ca');
-      if (v.unsafeSsl) refuse('unsafeSsl');
+      if (scheme !== 'amqps' && scheme !== 'https') refuseTlsKeys('rabbitmq.host', scheme, 'an amqps:// or https://', v, issues);
     },
   },
 ];
@@ -504,15 +517,7 @@ const gpuRules: Rule<GpuValues>[] = [
     says: '`gpu.ca` and `gpu.unsafeSsl` true need an https:// `gpu.serverAddress`.',
     check: (v, issues) => {
       const scheme = new URL(v.serverAddress).protocol.replace(/:$/, '');
-      if (scheme === 'https') return;
-      // Without TLS they would be silently ignored.
-      const refuse = (key: 'ca' | 'unsafeSsl') =>
-        issues.add(
-          `gpu.${key}`,
-          `applies only with TLS, not to gpu.serverAddress's ${scheme}:// URL; allowed: an https:// gpu.serverAddress, or leave it out`,
-        );
-      if (v.ca !== undefined) refuse('ca');
-      if (v.unsafeSsl) refuse('unsafeSsl');
+      if (scheme !== 'https') refuseTlsKeys('gpu.serverAddress', scheme, 'an https://', v, issues);
     },
   },
 ];
