@@ -12,6 +12,7 @@ import { type SourceSignals, sumSignals } from './model/signals.ts';
 import type { Decision, Signals, TriggerHistory } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
+import { MAX_CLOCK_AHEAD_MS } from './state/codec.ts';
 import type { SharedSourceRates, SharedTriggerState } from './state/payload.ts';
 import { type RecordStamp, type Role, type SharedState, sameRecord, stampOf } from './state/shared.ts';
 import type { Logger } from './telemetry/logger.ts';
@@ -102,13 +103,11 @@ interface TriggerState {
   learnedUnder?: string;
   /**
    * Its last decisions were made alone (the store out of reach) and no record was taken since: a
-   * record older than them gives what it learned, not its moment (olderThanOwn).
+   * record older than them (by more than the clocks may differ, as the state codec bounds it) gives
+   * what it learned, not its moment (olderThanOwn).
    */
   decidedAlone?: boolean;
 }
-
-/** How far the scalers' clocks may disagree (the state codec refuses records further ahead). */
-const CLOCK_TOLERANCE_MS = 60_000;
 
 /**
  * Whether a shared record is older than what the replica decided alone while the store was out of
@@ -120,7 +119,7 @@ const CLOCK_TOLERANCE_MS = 60_000;
  */
 function olderThanOwn(record: RecordStamp, state: TriggerState): boolean {
   const own = state.history.lastDecisionAtMs;
-  return state.decidedAlone === true && own !== undefined && record.atMs < own - CLOCK_TOLERANCE_MS;
+  return state.decidedAlone === true && own !== undefined && record.atMs < own - MAX_CLOCK_AHEAD_MS;
 }
 
 /**

@@ -25,7 +25,7 @@ export function encodeRecord(record: StateRecord<unknown>): string {
  * history's: one far ahead (a node's clock wrong, or a garbage time) would be taken for newer than
  * any state of a replica's own, and the model would count the gap as time still to come.
  */
-const MAX_CLOCK_AHEAD_MS = 60_000;
+export const MAX_CLOCK_AHEAD_MS = 60_000;
 
 /**
  * How far ahead of this replica's clock a record's place in the order (storedAtMs, the store's
