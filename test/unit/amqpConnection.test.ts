@@ -62,6 +62,15 @@ function pool(broker: FakeBroker): AmqpConnection {
   return new AmqpConnection('amqp://broker', silentLogger(), 1000, async () => broker.connection());
 }
 
+/** Every channel of `amqp` held by a read of `q0` ... the broker does not answer yet; those reads. */
+async function holdEveryChannel(broker: FakeBroker, amqp: AmqpConnection): Promise<Promise<unknown>[]> {
+  for (let i = 0; i < MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
+  broker.hold = true;
+  const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
+  await new Promise((r) => setImmediate(r));
+  return busy;
+}
+
 describe('AmqpConnection', () => {
   it(`answers 2,000 concurrent reads of distinct queues on at most ${MAX_CHANNELS} channels`, async () => {
     const broker = new FakeBroker();
@@ -91,12 +100,9 @@ describe('AmqpConnection', () => {
 
   it('rejects a waiting read with its deadline, and takes it out of the queue', async () => {
     const broker = new FakeBroker();
-    for (let i = 0; i <= MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
     broker.queues.set('jobs', 1);
-    broker.hold = true;
     const amqp = pool(broker);
-    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
-    await new Promise((r) => setImmediate(r));
+    const busy = await holdEveryChannel(broker, amqp);
     const deadline = new AbortController();
     const waiting = amqp.checkQueue('jobs', deadline.signal);
     await new Promise((r) => setImmediate(r));
@@ -112,15 +118,13 @@ describe('AmqpConnection', () => {
   // connection that nothing would close.
   it('ends the reads waiting for a channel when closed, and opens no connection for them', async () => {
     const broker = new FakeBroker();
-    for (let i = 0; i < MAX_CHANNELS + 5; i++) broker.queues.set(`q${i}`, 1);
-    broker.hold = true;
+    for (let i = MAX_CHANNELS; i < MAX_CHANNELS + 5; i++) broker.queues.set(`q${i}`, 1);
     let connects = 0;
     const amqp = new AmqpConnection('amqp://user:s3cret@broker', silentLogger(), 1000, async () => {
       connects++;
       return broker.connection();
     });
-    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
-    await new Promise((r) => setImmediate(r));
+    const busy = await holdEveryChannel(broker, amqp);
     const waiting = Array.from({ length: 5 }, (_, i) => amqp.checkQueue(`q${MAX_CHANNELS + i}`));
     await new Promise((r) => setImmediate(r));
     expect(amqp.queued).toBe(5);
@@ -203,12 +207,9 @@ describe('AmqpConnection', () => {
   // every read that joined it failed with that read's deadline, not its own.
   it('keeps a shared declare waiting for a channel while any read of it still waits', async () => {
     const broker = new FakeBroker();
-    for (let i = 0; i < MAX_CHANNELS; i++) broker.queues.set(`q${i}`, 1);
     broker.queues.set('jobs', 7);
-    broker.hold = true;
     const amqp = pool(broker);
-    const busy = Array.from({ length: MAX_CHANNELS }, (_, i) => amqp.checkQueue(`q${i}`));
-    await new Promise((r) => setImmediate(r));
+    const busy = await holdEveryChannel(broker, amqp);
     const first = new AbortController();
     const firstRead = amqp.checkQueue('jobs', first.signal);
     const secondRead = amqp.checkQueue('jobs', new AbortController().signal);
