@@ -9,7 +9,13 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { Config } from '../config.ts';
 import { Engine } from '../engine.ts';
 import { createStateStore } from '../state/index.ts';
-import { PUBLISH_INTERVAL_MS, STATE_FORMAT, type SharedTriggerState, sharedStateSchema } from '../state/payload.ts';
+import {
+  PUBLISH_INTERVAL_MS,
+  STATE_FORMAT,
+  type SharedTriggerState,
+  sharedStateSchema,
+  shiftSharedState,
+} from '../state/payload.ts';
 import { SharedState } from '../state/shared.ts';
 import { type LazySourceDriver, SourceRegistry } from '../sources/index.ts';
 import type { SourceDriver } from '../sources/source.ts';
@@ -84,6 +90,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   const store = await createStateStore<SharedTriggerState>(config, {
     format: STATE_FORMAT,
     schema: sharedStateSchema,
+    shift: shiftSharedState,
     logger,
     metrics: metrics.stateStore,
   });

@@ -15,7 +15,9 @@ export function encodeRecord(record: StateRecord<unknown>): string {
     format: record.format,
     scalerVersion: record.scalerVersion,
     writerId: record.writerId,
+    // After atMs: a replica tells its own records by `"writerId":…,"atMs":` (redis.ts).
     atMs: record.atMs,
+    ...(record.clockOffsetMs !== undefined && { clockOffsetMs: Math.round(record.clockOffsetMs) }),
     payload: record.payload,
   });
 }
@@ -34,7 +36,40 @@ export const MAX_CLOCK_AHEAD_MS = 60_000;
  */
 export const MAX_STORED_AHEAD_MS = 24 * 60 * 60_000;
 
-export function decodeRecord<T>(text: string, format: number, schema: PayloadSchema<T>, nowMs = Date.now()): Decoded<T> {
+/**
+ * Writers' clocks that differ from the reader's by less than this are read as they are: within
+ * one reading (CACHE_TTL_MS), and a measurement's own error stays far below it.
+ */
+const CLOCK_SHIFT_MIN_MS = 1000;
+
+/** The reader's clock against the store's, and how its payloads' times move to it. */
+export interface ReaderClock<T> {
+  /** The store's clock less this replica's; undefined while not measured. */
+  readonly offsetMs: number | undefined;
+  /** This replica's writerId: its own records are on its clock already. */
+  readonly writerId: string;
+  /** The payload with every time in it `ms` later. */
+  readonly shift: (payload: T, ms: number) => T;
+}
+
+/**
+ * How far the record's times are moved to the reader's clock: the writer's offset from the
+ * store's clock less the reader's (a writer 30 s behind: +30 s); 0 where either is unknown, the
+ * writer is the reader, or they differ by less than CLOCK_SHIFT_MIN_MS.
+ */
+function clockShiftMs<T>(writerId: string, writerOffsetMs: number | undefined, reader: ReaderClock<T> | undefined): number {
+  if (reader?.offsetMs === undefined || writerOffsetMs === undefined || writerId === reader.writerId) return 0;
+  const shift = writerOffsetMs - reader.offsetMs;
+  return Math.abs(shift) < CLOCK_SHIFT_MIN_MS ? 0 : shift;
+}
+
+export function decodeRecord<T>(
+  text: string,
+  format: number,
+  schema: PayloadSchema<T>,
+  nowMs = Date.now(),
+  reader?: ReaderClock<T>,
+): Decoded<T> {
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -54,15 +89,23 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
       detail: `format ${envelope.format} (this scaler reads ${format}), written by ${typeof envelope.scalerVersion === 'string' ? clip(envelope.scalerVersion, 64) : 'an unknown version'}`,
     };
   }
-  const { scalerVersion, writerId, atMs, storedAtMs } = envelope;
+  const { scalerVersion, writerId, atMs: writtenAtMs, storedAtMs, clockOffsetMs } = envelope;
   if (
     typeof scalerVersion !== 'string' ||
     typeof writerId !== 'string' ||
-    !finiteNumber(atMs) ||
-    (storedAtMs !== undefined && !finiteNumber(storedAtMs))
+    !finiteNumber(writtenAtMs) ||
+    (storedAtMs !== undefined && !finiteNumber(storedAtMs)) ||
+    (clockOffsetMs !== undefined && !(finiteNumber(clockOffsetMs) && Math.abs(clockOffsetMs) <= MAX_STORED_AHEAD_MS))
   ) {
-    return { ok: false, reason: 'envelope', detail: 'scalerVersion, writerId, atMs or storedAtMs missing or of the wrong type' };
+    return {
+      ok: false,
+      reason: 'envelope',
+      detail: 'scalerVersion, writerId, atMs, storedAtMs or clockOffsetMs missing or of the wrong type',
+    };
   }
+  const shiftMs = clockShiftMs(writerId, clockOffsetMs, reader);
+  // On this replica's clock: a writer whose clock is off, and says by how much, is read as it meant.
+  const atMs = writtenAtMs + shiftMs;
   if (atMs > nowMs + MAX_CLOCK_AHEAD_MS) {
     return {
       ok: false,
@@ -84,8 +127,19 @@ export function decodeRecord<T>(text: string, format: number, schema: PayloadSch
     parsed = { success: false, error: { message: err instanceof Error ? err.message : String(err) } };
   }
   if (!parsed.success) return { ok: false, reason: 'payload', detail: parsed.error.message };
-  const record = { format, scalerVersion, writerId, atMs, payload: parsed.data };
-  return { ok: true, record: storedAtMs === undefined ? record : { ...record, storedAtMs } };
+  const payload = shiftMs === 0 || reader === undefined ? parsed.data : reader.shift(parsed.data, shiftMs);
+  // On the reader's clock throughout: the writer's offset is not passed on.
+  return {
+    ok: true,
+    record: {
+      format,
+      scalerVersion,
+      writerId,
+      atMs,
+      ...(storedAtMs !== undefined && { storedAtMs }),
+      payload,
+    },
+  };
 }
 
 function finiteNumber(value: unknown): value is number {

@@ -33,6 +33,8 @@ export interface CreateStateStoreOptions<T> {
   readonly leaseMs?: number;
   /** Default: STATE_RETENTION_MS (a record not published again for this long expires, as the engine forgets its trigger). */
   readonly recordTtlMs?: number;
+  /** How a payload's times move to another clock (RedisStateStoreOptions.shift). */
+  readonly shift?: (payload: T, ms: number) => T;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
       },
     }),
     schema: options.schema,
+    ...(options.shift !== undefined && { shift: options.shift }),
     logger: options.logger,
   });
   // A failure is logged by the store (one line) and counted; it goes on reconnecting.

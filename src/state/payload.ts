@@ -2,6 +2,7 @@
 // of SharedTriggerState changes: a replica of another version then ignores the record (warned
 // once, counted) instead of reading one it does not understand.
 import { z } from 'zod';
+import { shiftHistory } from '../model/historyClock.ts';
 import { triggerHistorySchema } from '../model/historySchema.ts';
 import type { RateState } from '../model/rates.ts';
 import { MAX_COUNTER_BASIS_CHARS, type TriggerHistory } from '../model/types.ts';
@@ -61,3 +62,14 @@ export const sharedStateSchema: PayloadSchema<SharedTriggerState> = z
 
 /** A writer publishes a trigger's state at most this often, unless its answer changed. */
 export const PUBLISH_INTERVAL_MS = 5000;
+
+/** The state with every time in it `ms` later: a record read on another clock than its writer's (redis.ts). */
+export function shiftSharedState(state: SharedTriggerState, ms: number): SharedTriggerState {
+  return {
+    ...state,
+    history: shiftHistory(state.history, ms),
+    ...(state.rates !== undefined && {
+      rates: state.rates.map((rates) => (rates === null ? null : { ...rates, atMs: rates.atMs + ms })),
+    }),
+  };
+}

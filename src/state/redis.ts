@@ -48,7 +48,28 @@ export interface RedisStateStoreOptions<T> {
   readonly keyPrefix?: string;
   readonly logger: Logger;
   readonly metrics: StateStoreMetrics;
+  /**
+   * The payload with every time in it `ms` later: how a record of a writer whose clock differs
+   * from this replica's is read on this one's (measured against the store's clock). Without it,
+   * records are read on their writers' clocks.
+   */
+  readonly shift?: (payload: T, ms: number) => T;
+  /** This replica's clock (default Date.now): tests run replicas on clocks apart. */
+  readonly now?: () => number;
 }
+
+/** What a connection is made from. */
+type ConnectionOptions = Pick<
+  RedisStateStoreOptions<unknown>,
+  'address' | 'tlsCa' | 'cluster' | 'sentinel' | 'timeoutMs' | 'writerId'
+>;
+
+/** The store's clock is read this often, to tell this replica's clock from the writers' (readClock). */
+const CLOCK_CHECK_MS = 60_000;
+/** A reading of the store's clock that took longer than this is not used: its midpoint is no better than that. */
+const CLOCK_CHECK_MAX_ROUND_TRIP_MS = 250;
+/** A clock that far from the store's, or farther, is warned about (at most every REFUSAL_WARN_MS). */
+const CLOCK_WARN_MS = 1000;
 
 /** A kind of refusal (an error reply) is warned about at most this often. */
 const REFUSAL_WARN_MS = 10 * 60_000;
@@ -92,9 +113,15 @@ export class RedisStateStore<T> implements StateStore<T> {
   private answeredAtMs = 0;
   /** A cluster that stopped answering: whether it answers again within two timeouts (noAnswer). */
   private downCheck: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
+  /** The store's clock less this replica's, read every CLOCK_CHECK_MS; undefined before the first reading. */
+  private clockOffsetMs: number | undefined;
+  private clockCheck: NodeJS.Timeout | undefined;
+  private readonly clockWarned = new Throttle(REFUSAL_WARN_MS);
 
   constructor(options: RedisStateStoreOptions<T>) {
     this.options = options;
+    this.now = options.now ?? Date.now;
     this.writerId = options.writerId;
     this.ownWriterField = `"writerId":${JSON.stringify(options.writerId)},"atMs":`;
     this.leaseMs = options.leaseMs;
@@ -115,7 +142,10 @@ export class RedisStateStore<T> implements StateStore<T> {
       this.lastError = 'the connection closed';
       if (this.client instanceof Cluster) this.confirmUp();
       else this.setHealth('up');
+      void this.readClock();
     });
+    this.clockCheck = setInterval(() => void this.readClock(), CLOCK_CHECK_MS);
+    this.clockCheck.unref();
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     // A cluster tells a node's errors apart from its own.
     this.client.on('node error', (err: Error) => (this.lastError = err.message));
@@ -228,7 +258,14 @@ export class RedisStateStore<T> implements StateStore<T> {
 
   async publish(key: string, payload: T, atMs: number): Promise<PublishResult> {
     const { format, scalerVersion, recordTtlMs } = this.options;
-    const text = encodeRecord({ format, scalerVersion, writerId: this.writerId, atMs, payload });
+    const text = encodeRecord({
+      format,
+      scalerVersion,
+      writerId: this.writerId,
+      atMs,
+      ...(this.clockOffsetMs !== undefined && { clockOffsetMs: this.clockOffsetMs }),
+      payload,
+    });
     const bytes = Buffer.byteLength(text);
     if (bytes > this.maxRecordBytes) {
       this.rejections.reject(key, 'too-large', `${bytes} bytes, bound ${this.maxRecordBytes}`);
@@ -292,6 +329,7 @@ export class RedisStateStore<T> implements StateStore<T> {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.clockCheck);
     clearInterval(this.heartbeat);
     clearInterval(this.probe);
     clearTimeout(this.downCheck);
@@ -313,8 +351,38 @@ export class RedisStateStore<T> implements StateStore<T> {
     );
   }
 
+  /**
+   * Reads the store's clock (TIME) against this replica's, by the midpoint of the round trip: what
+   * the records this replica writes say (clockOffsetMs), and how the others' are moved to its clock.
+   * A store that refuses TIME (an ACL), or does not answer, leaves the last reading: records are
+   * then read on their writers' clocks, as before. Never throws.
+   */
+  private async readClock(): Promise<void> {
+    if (this.closing) return;
+    try {
+      const sentMs = this.now();
+      const [seconds, micros] = await this.client.time();
+      const receivedMs = this.now();
+      if (receivedMs - sentMs > CLOCK_CHECK_MAX_ROUND_TRIP_MS) return;
+      const offsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentMs + receivedMs) / 2;
+      if (!Number.isFinite(offsetMs)) return;
+      this.clockOffsetMs = offsetMs;
+      this.options.metrics.clockOffset.set(offsetMs / 1000);
+      if (Math.abs(offsetMs) >= CLOCK_WARN_MS && this.clockWarned.allows('offset')) {
+        this.options.logger.warn(
+          { offsetSeconds: Math.round(offsetMs / 100) / 10 },
+          "this replica's clock is off the state store's: records are moved between the replicas' clocks, but keep the nodes' clocks synchronized (NTP)",
+        );
+      }
+    } catch {
+      // Refused or unanswered: the last reading stands (run() reports the store's own outages).
+    }
+  }
+
   private decode(key: string, text: string): StateRecord<T> | undefined {
-    const decoded = decodeRecord(text, this.options.format, this.options.schema);
+    const { shift } = this.options;
+    const reader = shift === undefined ? undefined : { offsetMs: this.clockOffsetMs, writerId: this.writerId, shift };
+    const decoded = decodeRecord(text, this.options.format, this.options.schema, this.now(), reader);
     if (decoded.ok) return decoded.record;
     this.rejections.reject(key, decoded.reason, decoded.detail);
     return undefined;
@@ -567,7 +635,7 @@ interface NodeAddress {
  * (cluster) to the cluster a node of which the address names. Commands fail at once while disconnected (no offline queue: a command is refused, not
  * held); a subscriber queues its SUBSCRIBE until connected and waits for replies as long as it takes.
  */
-function connection(options: RedisStateStoreOptions<unknown>, subscriber = false, at?: NodeAddress): Redis | Cluster {
+function connection(options: ConnectionOptions, subscriber = false, at?: NodeAddress): Redis | Cluster {
   const { host, port } = at ?? options.address;
   const { db } = options.address;
   const perServer = serverOptions(options);
@@ -621,7 +689,7 @@ function reconnectDelay(times: number): number {
 }
 
 /** What each connection to a server of the store is made with. */
-function serverOptions(options: RedisStateStoreOptions<unknown>): RedisOptions {
+function serverOptions(options: ConnectionOptions): RedisOptions {
   const { address } = options;
   const timeoutMs = options.timeoutMs ?? 1000;
   return {

@@ -25,6 +25,12 @@ export interface StateRecord<T> {
    * of scalers before it; those are ordered by atMs.
    */
   readonly storedAtMs?: number;
+  /**
+   * The store's clock less the writer's, as the writer measured it (absent where it could not:
+   * records of scalers before it, a store that refuses TIME). A reader whose own differs by a
+   * second or more reads the record's times moved to its own clock (atMs included).
+   */
+  readonly clockOffsetMs?: number;
   readonly payload: T;
 }
 

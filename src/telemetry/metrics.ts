@@ -232,6 +232,7 @@ export class StateStoreMetrics {
   readonly up: Gauge;
   readonly errors: Counter<'op'>;
   readonly recordsRejected: Counter<'reason'>;
+  readonly clockOffset: Gauge;
   /** Where state_leases_held reads the number of leases held at scrape time. */
   readonly observeLeases: (count: () => number) => void;
   /** Where state_triggers reads how many triggers hold each role at scrape time. */
@@ -254,6 +255,11 @@ export class StateStoreMetrics {
       name: `${PREFIX}state_records_rejected_total`,
       help: "State records not used: unreadable, envelope, format (another scaler version), payload (fails validation), clock (written more than a minute ahead of this replica's clock), too-large (not published), oversized (over twice the bound, not read), lease (another type under a lease key).",
       labelNames: ['reason'],
+      registers,
+    });
+    this.clockOffset = new Gauge({
+      name: `${PREFIX}state_store_clock_offset_seconds`,
+      help: "The state store's clock less this replica's, read every minute. Replicas whose figures differ by a second or more read each other's records moved to their own clocks; keep the nodes' clocks synchronized all the same.",
       registers,
     });
     this.observeLeases = readAtScrape(

@@ -9,7 +9,7 @@ import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { TriggerHistory } from '../../src/model/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
-import { sharedStateSchema } from '../../src/state/payload.ts';
+import { sharedStateSchema, shiftSharedState } from '../../src/state/payload.ts';
 import { SharedState, lineageKey, newerRecord } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
@@ -729,6 +729,21 @@ describe('the shared history’s schema', () => {
     ['more sources than a trigger has', new Array(9).fill(null), false],
   ])('reads the sources’ rate estimates: %s', (_name, rates, ok) => {
     expect(sharedStateSchema.safeParse({ history: emptyHistory(), ...(rates !== undefined && { rates }) }).success).toBe(ok);
+  });
+
+  it("moves the history's times and each rate estimate's reading to another clock, and nothing else", () => {
+    const state = {
+      trigger: 't1',
+      history: { ...emptyHistory(), lastWorkAtMs: 1000, idleGapsSeconds: [30] },
+      rates: [{ atMs: 900, backlog: 2, arrivedTotal: 90, arrivalRatePerSecond: 3 }, null],
+    };
+    expect(shiftSharedState(state, 30_000)).toEqual({
+      trigger: 't1',
+      history: { ...emptyHistory(), lastWorkAtMs: 31_000, idleGapsSeconds: [30] },
+      rates: [{ atMs: 30_900, backlog: 2, arrivedTotal: 90, arrivalRatePerSecond: 3 }, null],
+    });
+    const { rates: _, ...withoutRates } = state;
+    expect(shiftSharedState(withoutRates, -500)).toEqual({ ...withoutRates, history: { ...state.history, lastWorkAtMs: 500 } });
   });
 });
 

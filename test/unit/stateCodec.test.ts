@@ -70,6 +70,65 @@ describe('decodeRecord', () => {
     expect(decoded).toMatchObject({ ok: false, reason });
   });
 
+  describe("a writer's clock against the reader's, both measured against the store's", () => {
+    // The payload's times, as a payload's shift moves them: here its idle gaps stand for times.
+    const reader = (offsetMs: number | undefined) => ({
+      offsetMs,
+      writerId: 'pod-b-000000',
+      shift: (p: Payload, ms: number): Payload => ({ ...p, idleGapsSeconds: p.idleGapsSeconds.map((t) => t + ms) }),
+    });
+    const writtenBehind = encodeRecord({ ...record, clockOffsetMs: 30_000 });
+
+    it('writes the offset after atMs, where a replica tells its own records', () => {
+      expect(writtenBehind).toContain(`"writerId":"${record.writerId}","atMs":${record.atMs},"clockOffsetMs":30000,"payload":`);
+    });
+
+    it.each([
+      ['a writer 30 s behind, a reader on the store clock', 30_000, 0, 30_000],
+      ['a writer 30 s behind, a reader 10 s behind', 30_000, 10_000, 20_000],
+      ['a writer on the store clock, a reader 5 s ahead', 0, -5_000, 5_000],
+      ['a writer 2 minutes ahead (refused before it said so)', -120_000, 0, -120_000],
+      ['clocks within a second of each other: read as written', 30_000, 29_200, 0],
+      ['a reader that has not read the store clock yet', 30_000, undefined, 0],
+    ])('%s: times moved by the difference', (_name, writerOffsetMs, readerOffsetMs, movedMs) => {
+      const text = encodeRecord({ ...record, atMs: record.atMs - writerOffsetMs, clockOffsetMs: writerOffsetMs });
+      const decoded = decodeRecord(text, 3, schema, record.atMs + 10_000, reader(readerOffsetMs));
+      expect(decoded).toEqual({
+        ok: true,
+        record: {
+          ...record,
+          atMs: record.atMs - writerOffsetMs + movedMs,
+          payload: { ...record.payload, idleGapsSeconds: record.payload.idleGapsSeconds.map((t) => t + movedMs) },
+        },
+      });
+    });
+
+    it('reads records of writers that said nothing of their clock as written', () => {
+      expect(decodeRecord(encodeRecord(record), 3, schema, record.atMs, reader(45_000))).toEqual({ ok: true, record });
+    });
+
+    it('reads its own records as written, whatever its offset now (they are on its clock)', () => {
+      const own = encodeRecord({ ...record, writerId: 'pod-b-000000', clockOffsetMs: 30_000 });
+      const decoded = decodeRecord(own, 3, schema, record.atMs, reader(0));
+      expect(decoded.ok && decoded.record.atMs).toBe(record.atMs);
+    });
+
+    it("checks the clock on the reader's time: a writer a minute behind the store and ahead of it says so", () => {
+      const ahead = encodeRecord({ ...record, atMs: record.atMs + 600_000, clockOffsetMs: -600_000 });
+      expect(decodeRecord(ahead, 3, schema, record.atMs, reader(0)).ok).toBe(true);
+      expect(decodeRecord(ahead, 3, schema, record.atMs, reader(undefined))).toMatchObject({ ok: false, reason: 'clock' });
+    });
+
+    it.each([
+      ['no number', '"30000"'],
+      ['null', 'null'],
+      ['past a day', String(25 * 3600_000)],
+    ])('rejects an offset that is %s as envelope', (_name, value) => {
+      const text = writtenBehind.replace('"clockOffsetMs":30000', `"clockOffsetMs":${value}`);
+      expect(decodeRecord(text, 3, schema, record.atMs, reader(0))).toMatchObject({ ok: false, reason: 'envelope' });
+    });
+  });
+
   it("rejects a record written more than a minute ahead of this replica's clock (it would outrank every record after it)", () => {
     const now = record.atMs;
     expect(decodeRecord(encodeRecord({ ...record, atMs: now + 30_000 }), 3, schema, now).ok).toBe(true);
