@@ -65,13 +65,18 @@ const SHIFTS = {
   counterBasis: false,
 } satisfies { [K in keyof TriggerHistory]-?: Shift<NonNullable<TriggerHistory[K]>> | false };
 
+/** The fields that hold times, with how each moves. */
+const TIMED = Object.entries(SHIFTS as Record<string, Shift<unknown> | false>).filter(
+  (entry): entry is [string, Shift<unknown>] => entry[1] !== false,
+);
+
 /** The history with every time in it `ms` later (earlier when negative); durations and counts as they are. */
 export function shiftHistory(history: TriggerHistory, ms: number): TriggerHistory {
   if (ms === 0) return history;
   const out: Record<string, unknown> = { ...history };
-  for (const [field, shift] of Object.entries(SHIFTS)) {
+  for (const [field, shift] of TIMED) {
     const value = out[field];
-    if (shift !== false && value !== undefined) out[field] = (shift as Shift<unknown>)(value, ms);
+    if (value !== undefined) out[field] = shift(value, ms);
   }
   return out as unknown as TriggerHistory;
 }

@@ -44,8 +44,8 @@ const CLOCK_SHIFT_MIN_MS = 1000;
 
 /** The reader's clock against the store's, and how its payloads' times move to it. */
 export interface ReaderClock<T> {
-  /** The store's clock less this replica's; undefined while not measured. */
-  readonly offsetMs: number | undefined;
+  /** The store's clock less this replica's. */
+  readonly offsetMs: number;
   /** This replica's writerId: its own records are on its clock already. */
   readonly writerId: string;
   /** The payload with every time in it `ms` later. */
@@ -58,8 +58,10 @@ export interface ReaderClock<T> {
  * writer is the reader, or they differ by less than CLOCK_SHIFT_MIN_MS.
  */
 function clockShiftMs<T>(writerId: string, writerOffsetMs: number | undefined, reader: ReaderClock<T> | undefined): number {
-  if (reader?.offsetMs === undefined || writerOffsetMs === undefined || writerId === reader.writerId) return 0;
-  const shift = writerOffsetMs - reader.offsetMs;
+  if (reader === undefined || writerOffsetMs === undefined || writerId === reader.writerId) return 0;
+  // A day or more off is no clock of a node but garbage: read as written, as without an offset.
+  if (Math.abs(writerOffsetMs) > MAX_STORED_AHEAD_MS) return 0;
+  const shift = Math.round(writerOffsetMs - reader.offsetMs);
   return Math.abs(shift) < CLOCK_SHIFT_MIN_MS ? 0 : shift;
 }
 
@@ -95,7 +97,7 @@ export function decodeRecord<T>(
     typeof writerId !== 'string' ||
     !finiteNumber(writtenAtMs) ||
     (storedAtMs !== undefined && !finiteNumber(storedAtMs)) ||
-    (clockOffsetMs !== undefined && !(finiteNumber(clockOffsetMs) && Math.abs(clockOffsetMs) <= MAX_STORED_AHEAD_MS))
+    (clockOffsetMs !== undefined && !finiteNumber(clockOffsetMs))
   ) {
     return {
       ok: false,

@@ -9,7 +9,7 @@ import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
 import { Throttle } from '../telemetry/throttle.ts';
 import { type StoreAddress, describeStore } from './address.ts';
-import { MAX_STORED_AHEAD_MS, Rejections, decodeRecord, encodeRecord } from './codec.ts';
+import { MAX_STORED_AHEAD_MS, type ReaderClock, Rejections, decodeRecord, encodeRecord } from './codec.ts';
 import { StateStoreUnavailable } from './errors.ts';
 import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth, StoreOp } from './types.ts';
 
@@ -66,8 +66,19 @@ type ConnectionOptions = Pick<
 
 /** The store's clock is read this often, to tell this replica's clock from the writers' (readClock). */
 const CLOCK_CHECK_MS = 60_000;
-/** A reading of the store's clock that took longer than this is not used: its midpoint is no better than that. */
-const CLOCK_CHECK_MAX_ROUND_TRIP_MS = 250;
+/** Sooner while no reading is had, or the last one was not used. */
+const CLOCK_RETRY_MS = 5_000;
+/**
+ * A reading of the store's clock whose round trip took longer than this is not used: its midpoint
+ * may be off by half of it, and what the offsets are for is a second.
+ */
+const CLOCK_CHECK_MAX_ROUND_TRIP_MS = 1_000;
+/**
+ * The offset in use moves only when a reading differs from it by this much: each reading differs
+ * from the last by the round trip's jitter, and a record's times move with the offset (a record
+ * read again with times a millisecond later would be taken for another one).
+ */
+const CLOCK_HYSTERESIS_MS = 250;
 /** A clock that far from the store's, or farther, is warned about (at most every REFUSAL_WARN_MS). */
 const CLOCK_WARN_MS = 1000;
 
@@ -114,8 +125,10 @@ export class RedisStateStore<T> implements StateStore<T> {
   /** A cluster that stopped answering: whether it answers again within two timeouts (noAnswer). */
   private downCheck: NodeJS.Timeout | undefined;
   private readonly now: () => number;
-  /** The store's clock less this replica's, read every CLOCK_CHECK_MS; undefined before the first reading. */
+  /** The store's clock less this replica's (whole ms), read every CLOCK_CHECK_MS; undefined before the first reading. */
   private clockOffsetMs: number | undefined;
+  /** How records are moved to this replica's clock (decodeRecord); none without options.shift. */
+  private readerClock: ReaderClock<T> | undefined;
   private clockCheck: NodeJS.Timeout | undefined;
   private readonly clockWarned = new Throttle(REFUSAL_WARN_MS);
 
@@ -144,8 +157,6 @@ export class RedisStateStore<T> implements StateStore<T> {
       else this.setHealth('up');
       void this.readClock();
     });
-    this.clockCheck = setInterval(() => void this.readClock(), CLOCK_CHECK_MS);
-    this.clockCheck.unref();
     this.client.on('error', (err: Error) => (this.lastError = err.message));
     // A cluster tells a node's errors apart from its own.
     this.client.on('node error', (err: Error) => (this.lastError = err.message));
@@ -329,7 +340,7 @@ export class RedisStateStore<T> implements StateStore<T> {
 
   async close(): Promise<void> {
     this.closing = true;
-    clearInterval(this.clockCheck);
+    clearTimeout(this.clockCheck);
     clearInterval(this.heartbeat);
     clearInterval(this.probe);
     clearTimeout(this.downCheck);
@@ -352,37 +363,52 @@ export class RedisStateStore<T> implements StateStore<T> {
   }
 
   /**
-   * Reads the store's clock (TIME) against this replica's, by the midpoint of the round trip: what
-   * the records this replica writes say (clockOffsetMs), and how the others' are moved to its clock.
-   * A store that refuses TIME (an ACL), or does not answer, leaves the last reading: records are
-   * then read on their writers' clocks, as before. Never throws.
+   * Reads the store's clock (TIME, on the node of one key: a cluster's nodes each have their own)
+   * against this replica's, by the midpoint of the round trip: what the records this replica
+   * writes say (clockOffsetMs), and how the others' are moved to its clock. Then again in
+   * CLOCK_CHECK_MS, or CLOCK_RETRY_MS while no reading was used. A store that does not answer
+   * leaves the last reading, and one that refuses TIME (an ACL) is said once: records are then
+   * read on their writers' clocks. Never throws.
    */
   private async readClock(): Promise<void> {
+    clearTimeout(this.clockCheck);
     if (this.closing) return;
+    let used = false;
     try {
       const sentMs = this.now();
-      const [seconds, micros] = await this.client.time();
+      const [seconds, micros] = (await CLOCK.run(this.client, [`${this.prefix}clock`], [])) as [number, number];
       const receivedMs = this.now();
-      if (receivedMs - sentMs > CLOCK_CHECK_MAX_ROUND_TRIP_MS) return;
-      const offsetMs = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentMs + receivedMs) / 2;
-      if (!Number.isFinite(offsetMs)) return;
-      this.clockOffsetMs = offsetMs;
-      this.options.metrics.clockOffset.set(offsetMs / 1000);
-      if (Math.abs(offsetMs) >= CLOCK_WARN_MS && this.clockWarned.allows('offset')) {
-        this.options.logger.warn(
-          { offsetSeconds: Math.round(offsetMs / 100) / 10 },
-          "this replica's clock is off the state store's: records are moved between the replicas' clocks, but keep the nodes' clocks synchronized (NTP)",
-        );
-      }
-    } catch {
-      // Refused or unanswered: the last reading stands (run() reports the store's own outages).
+      const offsetMs = Math.round(Number(seconds) * 1000 + Number(micros) / 1000 - (sentMs + receivedMs) / 2);
+      used = !this.closing && receivedMs - sentMs <= CLOCK_CHECK_MAX_ROUND_TRIP_MS && Number.isFinite(offsetMs);
+      if (used) this.clockRead(offsetMs);
+    } catch (err) {
+      // An ACL's refusal is the user's to lift; other replies (MOVED, READONLY, OOM) the store's
+      // other commands report.
+      const message = err instanceof Error ? err.message : String(err);
+      if (/NOPERM|permission|can.t run this command/i.test(message))
+        this.refused('read', message, "state store refuses TIME: records are read on their writers' clocks");
+    }
+    if (this.closing) return;
+    this.clockCheck = setTimeout(() => void this.readClock(), used ? CLOCK_CHECK_MS : CLOCK_RETRY_MS);
+    this.clockCheck.unref();
+  }
+
+  private clockRead(offsetMs: number): void {
+    this.options.metrics.clockOffset.set(offsetMs / 1000);
+    if (this.clockOffsetMs !== undefined && Math.abs(offsetMs - this.clockOffsetMs) < CLOCK_HYSTERESIS_MS) return;
+    this.clockOffsetMs = offsetMs;
+    const { shift } = this.options;
+    if (shift !== undefined) this.readerClock = { offsetMs, writerId: this.writerId, shift };
+    if (Math.abs(offsetMs) >= CLOCK_WARN_MS && this.clockWarned.allows('offset')) {
+      this.options.logger.warn(
+        { offsetSeconds: Math.round(offsetMs / 100) / 10 },
+        "this replica's clock is off the state store's: records are moved between the replicas' clocks, but keep the nodes' clocks synchronized (NTP)",
+      );
     }
   }
 
   private decode(key: string, text: string): StateRecord<T> | undefined {
-    const { shift } = this.options;
-    const reader = shift === undefined ? undefined : { offsetMs: this.clockOffsetMs, writerId: this.writerId, shift };
-    const decoded = decodeRecord(text, this.options.format, this.options.schema, this.now(), reader);
+    const decoded = decodeRecord(text, this.options.format, this.options.schema, this.now(), this.readerClock);
     if (decoded.ok) return decoded.record;
     this.rejections.reject(key, decoded.reason, decoded.detail);
     return undefined;
@@ -749,6 +775,9 @@ class Script {
     }
   }
 }
+
+/** The store's clock, on the node of the key given (TIME alone goes to any node of a cluster). */
+const CLOCK = new Script(`return redis.call('TIME')`);
 
 /** Takes a free lease or extends one this writer holds: 1 when the caller holds it afterwards. */
 const ACQUIRE = new Script(`

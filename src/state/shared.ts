@@ -63,19 +63,24 @@ export function stampOf(record: RecordStamp): RecordStamp {
   return storedAtMs === undefined ? { writerId, atMs } : { writerId, atMs, storedAtMs };
 }
 
-/** Whether two stamps name the same record. */
+/**
+ * Whether two stamps name the same record: its writer and its place in the order where both have
+ * one (a record read again after this replica's clock offset moved has its times moved too:
+ * codec.ts), else its writer's time.
+ */
 export function sameRecord(a: RecordStamp | undefined, b: RecordStamp | undefined): boolean {
-  return (
-    a === b ||
-    (a !== undefined && b !== undefined && a.writerId === b.writerId && a.atMs === b.atMs && a.storedAtMs === b.storedAtMs)
-  );
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.writerId !== b.writerId || a.storedAtMs !== b.storedAtMs) return false;
+  return a.storedAtMs !== undefined || a.atMs === b.atMs;
 }
 
 /**
  * Whether a record is newer than another: by the store's clock where both have its time (one clock
- * for every writer), else by their writers' (records of scalers before storedAtMs).
+ * for every writer), else by their writers' (records of scalers before storedAtMs, or two writers'
+ * stored in the same millisecond). Never the same record (sameRecord).
  */
 export function newerRecord(a: RecordStamp, b: RecordStamp): boolean {
+  if (sameRecord(a, b)) return false;
   if (a.storedAtMs === undefined || b.storedAtMs === undefined || a.storedAtMs === b.storedAtMs) return a.atMs > b.atMs;
   return a.storedAtMs > b.storedAtMs;
 }

@@ -259,9 +259,10 @@ export class StateStoreMetrics {
     });
     this.clockOffset = new Gauge({
       name: `${PREFIX}state_store_clock_offset_seconds`,
-      help: "The state store's clock less this replica's, read every minute. Replicas whose figures differ by a second or more read each other's records moved to their own clocks; keep the nodes' clocks synchronized all the same.",
+      help: "The state store's clock less this replica's, read every minute (NaN until read: the in-memory store, or a store that refuses TIME). Replicas whose figures differ by a second or more read each other's records moved to their own clocks; keep the nodes' clocks synchronized all the same.",
       registers,
     });
+    this.clockOffset.set(Number.NaN);
     this.observeLeases = readAtScrape(
       'state_leases_held',
       'Keys (triggers) whose lease this replica holds: it is their writer.',

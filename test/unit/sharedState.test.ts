@@ -10,7 +10,7 @@ import type { TriggerHistory } from '../../src/model/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { sharedStateSchema, shiftSharedState } from '../../src/state/payload.ts';
-import { SharedState, lineageKey, newerRecord } from '../../src/state/shared.ts';
+import { SharedState, lineageKey, newerRecord, sameRecord } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
@@ -521,21 +521,26 @@ describe('SharedState.roles', () => {
 // Found by review: records were ordered by their writers' clocks, so after a change of writer a
 // follower kept the last writer's record for as long as that writer's clock was ahead of the next's.
 describe("SharedState: records in the store's order, whatever their writers' clocks", () => {
-  const at = (atMs: number, storedAtMs?: number) => ({
-    writerId: 'w',
+  const at = (atMs: number, storedAtMs?: number, writerId = 'w') => ({
+    writerId,
     atMs,
     payload: {},
     ...(storedAtMs !== undefined && { storedAtMs }),
   });
   it.each([
-    ["stored later, its writer's clock behind", at(1_000, 2_001), at(9_000, 2_000), true],
-    ["stored earlier, its writer's clock ahead", at(9_000, 2_000), at(1_000, 2_001), false],
-    ["stored in the same millisecond: the writers' clocks decide", at(1_001, 2_000), at(1_000, 2_000), true],
-    ["one from a scaler before the store's time: the writers' clocks decide", at(1_000, 2_001), at(9_000), false],
-    ["neither with the store's time", at(9_000), at(1_000), true],
-    ['the same record', at(1_000, 2_000), at(1_000, 2_000), false],
-  ])('%s', (_name, a, b, newer) => {
+    ["stored later, its writer's clock behind", at(1_000, 2_001), at(9_000, 2_000), true, false],
+    ["stored earlier, its writer's clock ahead", at(9_000, 2_000), at(1_000, 2_001), false, false],
+    ["two writers' stored in the same millisecond: their clocks decide", at(1_001, 2_000, 'v'), at(1_000, 2_000), true, false],
+    ["one from a scaler before the store's time: the writers' clocks decide", at(1_000, 2_001), at(9_000), false, false],
+    ["neither with the store's time", at(9_000), at(1_000), true, false],
+    ['the same record', at(1_000, 2_000), at(1_000, 2_000), false, true],
+    // Found by review: each reading of the store's clock moved the record's times by its jitter, and
+    // the record read again was taken for a newer one.
+    ['the same record read on a clock offset that moved', at(1_300, 2_000), at(1_000, 2_000), false, true],
+    ['the same writer without the store time, at another time', at(1_300), at(1_000), true, false],
+  ])('%s', (_name, a, b, newer, same) => {
     expect(newerRecord(a, b)).toBe(newer);
+    expect(sameRecord(a, b)).toBe(same);
   });
 
   it("a follower takes the next writer's record though that writer's clock is 10 s behind the last one's", async () => {
