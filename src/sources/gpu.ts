@@ -52,14 +52,16 @@ export function prometheusRequest(config: GpuSourceConfig, timeoutMs?: number): 
   // low or as none, and a workload may be let go. A query that cannot see everything fails instead
   // (Prometheus and Mimir ignore the parameter; an address that sets it keeps its own).
   if (!url.searchParams.has('partial_response')) url.searchParams.set('partial_response', 'false');
-  const headers: Record<string, string> = { accept: 'application/json' };
+  // A Map: a header named __proto__ is a token too.
+  const headers = new Map<string, string>(config.customHeaders?.map(([name, value]) => [name.toLowerCase(), value]));
+  headers.set('accept', 'application/json');
   const user = config.username ?? urlUser;
-  if (config.bearerToken !== undefined) headers.authorization = `Bearer ${config.bearerToken}`;
+  if (config.bearerToken !== undefined) headers.set('authorization', `Bearer ${config.bearerToken}`);
   else if (user !== undefined) {
     const password = config.password ?? urlPassword;
-    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    headers.set('authorization', `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`);
   }
-  return { url, headers };
+  return { url, headers: Object.fromEntries(headers) };
 }
 
 function label(config: GpuSourceConfig): string {
@@ -232,6 +234,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
       config.password,
       config.ca,
       String(config.unsafeSsl),
+      JSON.stringify(config.customHeaders ?? []),
     );
     return ['gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query].join('|');
   }

@@ -131,7 +131,55 @@ const kinds = {
         .filter((x) => x.length > 0),
     )
     .refine((l) => l.length > 0),
+  headers: text.transform(headerList).refine((h) => h !== undefined),
 };
+
+/** An HTTP header name (RFC 9110's token). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value this scaler sends: printable ASCII (no line break, no control character). */
+const HEADER_VALUE = /^[\x20-\x7e]*$/;
+/**
+ * Headers a trigger may not set: the credentials have keys of their own (and are kept out of
+ * logs as such), the rest are the request's own or the connection's.
+ */
+const RESERVED_HEADERS: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'host',
+  'accept',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+]);
+/** More headers than this on one query is no tenant header but a mistake (or abuse). */
+const MAX_CUSTOM_HEADERS = 32;
+
+/**
+ * KEDA's customHeaders, `Name=value,Name2=value2` (spaces around each trimmed), as name-value
+ * pairs; undefined when a pair is no header this scaler may send, or a name comes twice (any case).
+ */
+function headerList(text: string): readonly (readonly [string, string])[] | undefined {
+  const pairs: [string, string][] = [];
+  const seen = new Set<string>();
+  for (const item of text.split(',')) {
+    if (item.trim() === '') continue;
+    const at = item.indexOf('=');
+    if (at < 0) return undefined;
+    const name = item.slice(0, at).trim();
+    const value = item.slice(at + 1).trim();
+    const lower = name.toLowerCase();
+    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(value) || RESERVED_HEADERS.has(lower) || seen.has(lower)) return undefined;
+    seen.add(lower);
+    pairs.push([name, value]);
+  }
+  return pairs.length > 0 && pairs.length <= MAX_CUSTOM_HEADERS ? pairs : undefined;
+}
 
 /** A table entry, its literal `required` and `default` kept so that ValuesOf types the parsed values. */
 function field<T, const F extends Field<T>>(f: F & Field<T>): F {
@@ -463,6 +511,15 @@ const gpuFields = {
     description: 'Basic auth password.',
     fromEnv: true,
     secret: true,
+  }),
+  customHeaders: field({
+    schema: kinds.headers,
+    allowed: `Name=value pairs separated by commas (X-Scope-OrgID=team-a), at most ${MAX_CUSTOM_HEADERS}: names HTTP tokens, each once; values printable ASCII without commas; not Authorization (gpu.bearerToken, gpu.username), Host, Accept, Content-* or a connection header`,
+    description:
+      "Headers sent with every query (KEDA's customHeaders): the tenant of Mimir or Cortex (X-Scope-OrgID), a key for a gateway. Kept out of logs, labels and /explain, as a secret.",
+    fromEnv: true,
+    secret: true,
+    maxChars: LONG_VALUE_CHARS,
   }),
   ca: field({
     lineage: false,

@@ -533,6 +533,7 @@ function buildGpu(v: GpuValues): GpuSourceConfig {
     bearerToken: v.bearerToken,
     username: v.username,
     password: v.password,
+    customHeaders: v.customHeaders,
     ca: v.ca,
     unsafeSsl: v.unsafeSsl,
   };

@@ -65,6 +65,8 @@ export interface GpuSourceConfig {
   readonly bearerToken: string | undefined;
   readonly username: string | undefined;
   readonly password: string | undefined;
+  /** Headers sent with every query (gpu.customHeaders), name and value. */
+  readonly customHeaders: readonly (readonly [string, string])[] | undefined;
   readonly ca: string | undefined;
   readonly unsafeSsl: boolean;
 }

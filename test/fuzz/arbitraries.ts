@@ -206,6 +206,14 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     'gpu.bearerToken': fc.stringMatching(/^[A-Za-z0-9._~+/-]{1,40}=*$/),
     'gpu.username': name,
     'gpu.password': name,
+    // Names apart in any case: a name twice is refused.
+    'gpu.customHeaders': fc
+      .uniqueArray(fc.tuple(fc.stringMatching(/^X-[A-Za-z0-9-]{1,20}$/), fc.stringMatching(/^[A-Za-z0-9 |._-]{0,30}$/)), {
+        minLength: 1,
+        maxLength: 4,
+        selector: ([header]) => header.toLowerCase(),
+      })
+      .map((pairs) => pairs.map(([header, value]) => `${header}=${value}`).join(',')),
     'gpu.ca': pem('CERTIFICATE'),
     'gpu.unsafeSsl': bool,
   };
@@ -283,7 +291,14 @@ function valid(t: Targets, good: Record<string, fc.Arbitrary<string>>): fc.Arbit
     gpu: fc
       .tuple(
         pick('gpu.serverAddress', 'gpu.query'),
-        optional('gpu.targetUtilization', 'gpu.activationThreshold', 'gpu.ignoreNullValues', 'gpu.unsafeSsl', 'gpu.ca'),
+        optional(
+          'gpu.targetUtilization',
+          'gpu.activationThreshold',
+          'gpu.ignoreNullValues',
+          'gpu.unsafeSsl',
+          'gpu.ca',
+          'gpu.customHeaders',
+        ),
         fc.option(fc.oneof(pick('gpu.bearerToken'), pick('gpu.username', 'gpu.password')), { nil: {} }),
       )
       .map((parts) => Object.assign({}, ...parts) as Metadata),

@@ -51,6 +51,8 @@ const secret = {
   /** In an endpoint URL (a proxy's credentials): the client's debug line logged it whole until 2026-12-06. */
   sqsEndpoint: `zqSqsEndpoint-${tag}`,
   store: `zqStore-${tag}`,
+  header: `zqHeaderKey-${tag}`,
+  headerInvalid: `zqHeaderInvalid-${tag}`,
 };
 /** What leaks when a password written raw is masked only up to its first "@", or not at all at a "/". */
 const rawTails = [`AmqpTail-${tag}`, `InvTail-${tag}`, `SlashTail-${tag}`];
@@ -196,6 +198,11 @@ beforeAll(async () => {
       'gpu.bearerTokenFromEnv': secret.bearerUnreachable,
     }),
     gpuCase('bearer-bad-query', 'INVALID_ARGUMENT', { 'gpu.bearerToken': secret.bearer, 'gpu.query': 'sum(' }),
+    // A gateway's key in a custom header (Prometheus itself ignores it), and one refused by the schema.
+    gpuCase('custom-headers', 'OK', { 'gpu.customHeaders': `X-Scope-OrgID=ml,X-Api-Key=${secret.header}` }),
+    gpuCase('custom-headers-refused', 'INVALID_ARGUMENT', {
+      'gpu.customHeaders': `Authorization=Bearer ${secret.headerInvalid}`,
+    }),
     {
       name: 'sqs-ok',
       metadata: { 'sqs.queueURL': sqsQueue, 'sqs.awsRegion': 'us-east-1', 'sqs.awsEndpoint': requireService('SQS_ENDPOINT') },

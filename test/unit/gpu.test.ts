@@ -51,6 +51,7 @@ const config = (overrides: Partial<GpuSourceConfig> = {}): GpuSourceConfig => ({
   bearerToken: undefined,
   username: undefined,
   password: undefined,
+  customHeaders: undefined,
   ca: undefined,
   unsafeSsl: false,
   ...overrides,
@@ -182,6 +183,25 @@ describe('the instant-query request', () => {
     expect(prometheusRequest(config({ bearerToken: 'tok' })).headers.authorization).toBe('Bearer tok');
   });
 
+  it("sends gpu.customHeaders (a tenant's X-Scope-OrgID) beside its own, a header named __proto__ as a header", () => {
+    const { headers } = prometheusRequest(
+      config({
+        bearerToken: 'tok',
+        customHeaders: [
+          ['X-Scope-OrgID', 'team-a'],
+          ['__proto__', 'x'],
+        ],
+      }),
+    );
+    expect(headers).toEqual({
+      'x-scope-orgid': 'team-a',
+      ['__proto__']: 'x',
+      accept: 'application/json',
+      authorization: 'Bearer tok',
+    });
+    expect(Object.getPrototypeOf(headers)).toBe(Object.prototype);
+  });
+
   it('sends basic auth, also when written into the URL, and takes it out of the URL', () => {
     const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     expect(prometheusRequest(config({ username: 'u', password: 'p w' })).headers.authorization).toBe(basic('u', 'p w'));
@@ -287,6 +307,20 @@ describe('GpuDriver', () => {
     const source = driver.create(config({ serverAddress: address, bearerToken: 'tok' }));
     expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 2.5 });
     expect(seen.at(-1)?.authorization).toBe('Bearer tok');
+    await driver.close();
+  });
+
+  it('sends gpu.customHeaders with every query, and reads triggers of two tenants apart', async () => {
+    const driver = new GpuDriver({ logger, timeoutMs: 2000 });
+    answer = { status: 200, body: vector('1') };
+    const tenant = (name: string) => config({ serverAddress: address, customHeaders: [['X-Scope-OrgID', name]] });
+    const [a, b] = [driver.create(tenant('team-a')), driver.create(tenant('team-b'))];
+    expect(a.identity).not.toBe(b.identity);
+    expect(`${a.identity} ${a.label}`).not.toContain('team-a');
+    await a.read(AbortSignal.timeout(5000));
+    expect(seen.at(-1)?.['x-scope-orgid']).toBe('team-a');
+    await b.read(AbortSignal.timeout(5000));
+    expect(seen.at(-1)?.['x-scope-orgid']).toBe('team-b');
     await driver.close();
   });
 

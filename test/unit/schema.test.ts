@@ -587,6 +587,52 @@ describe('trigger schema', () => {
     );
   });
 
+  describe("gpu.customHeaders (KEDA's customHeaders)", () => {
+    const gpu = { 'gpu.serverAddress': 'http://mimir:8080/prometheus', 'gpu.query': 'sum(up)' };
+    it.each([
+      ['one tenant', 'X-Scope-OrgID=team-a', [['X-Scope-OrgID', 'team-a']]],
+      [
+        'several, spaces around, an empty value, a trailing comma',
+        ' X-Scope-OrgID = team-a|team-b , X-Empty=, ',
+        [
+          ['X-Scope-OrgID', 'team-a|team-b'],
+          ['X-Empty', ''],
+        ],
+      ],
+      ['a value with = in it', 'X-Key=a=b', [['X-Key', 'a=b']]],
+    ])('reads %s', (_name, value, pairs) => {
+      expect(parse({ ...gpu, 'gpu.customHeaders': value }).sources[0]).toMatchObject({ kind: 'gpu', customHeaders: pairs });
+    });
+
+    it.each([
+      ['no = in a pair', 'X-Scope-OrgID'],
+      ['a name that is no token', 'X Scope=a'],
+      ['an empty name', '=a'],
+      ['a line break in a value', 'X-A=a\r\nX-B: b'],
+      ['a name twice, in another case', 'X-A=1,x-a=2'],
+      ['Authorization (gpu.bearerToken is for that)', 'Authorization=Bearer t'],
+      ['Host', 'host=evil'],
+      ['a connection header', 'Transfer-Encoding=chunked'],
+      ['nothing but commas', ' , ,'],
+      ['33 headers', Array.from({ length: 33 }, (_, i) => `X-${i}=v`).join(',')],
+    ])('refuses %s, naming the key, the value redacted', (_name, value) => {
+      const issues = issuesOf({ ...gpu, 'gpu.customHeaders': value });
+      expect(issues).toEqual([expect.stringMatching(/^gpu\.customHeaders: got \(redacted\); allowed: Name=value pairs/)]);
+    });
+
+    it("takes them from the workload's environment too (gpu.customHeadersFromEnv, resolved by KEDA)", () => {
+      const t = parse({ ...gpu, 'gpu.customHeadersFromEnv': 'X-Scope-OrgID=ml' });
+      expect(t.sources[0]).toMatchObject({ customHeaders: [['X-Scope-OrgID', 'ml']] });
+    });
+
+    it('keeps them out of the trigger id, as a secret: a changed tenant is the same workload (the reads are apart: gpu.test.ts)', () => {
+      const a = parse({ ...gpu, 'gpu.customHeaders': 'X-Scope-OrgID=team-a' });
+      const b = parse({ ...gpu, 'gpu.customHeaders': 'X-Scope-OrgID=team-b' });
+      expect([b.id, b.lineage]).toEqual([a.id, a.lineage]);
+      expect(JSON.stringify(a.id)).not.toContain('team-a');
+    });
+  });
+
   it('builds the default GPU query from namespace and pod selector', () => {
     const t = parse({ 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vllm-.*' });
     expect(t.sources[0]).toMatchObject({ kind: 'gpu', query: defaultGpuQuery('ml', 'vllm-.*'), targetUtilization: 0.8 });
