@@ -467,7 +467,11 @@ const gpuFields = {
     description: 'PromQL giving busy GPU-equivalents; built from namespace and podSelector when absent.',
     maxChars: LONG_VALUE_CHARS,
   }),
-  namespace: field({ schema: kinds.text, allowed: 'a namespace', description: 'Namespace of the workload pods.' }),
+  namespace: field({
+    schema: kinds.text,
+    allowed: 'a namespace',
+    description: "Namespace of the workload pods (with gpu.podSelector alone: the ScaledObject's).",
+  }),
   podSelector: field({
     schema: kinds.text,
     allowed: 'a regular expression over pod names',

@@ -522,11 +522,17 @@ const gpuRules: Rule<GpuValues>[] = [
   },
 ];
 
-function buildGpu(v: GpuValues): GpuSourceConfig {
+/**
+ * The GPU source. The default query's namespace is the ScaledObject's when only gpu.podSelector is
+ * set: its pods are where the scale target is, and a selector alone summed the pods of that name in
+ * every namespace (another team's `vllm-.*` counted as this workload's busy GPUs).
+ */
+function buildGpu(v: GpuValues, scaledObjectNamespace: string): GpuSourceConfig {
+  const namespace = v.namespace ?? (scaledObjectNamespace === '' ? undefined : scaledObjectNamespace);
   return {
     kind: 'gpu',
     serverAddress: v.serverAddress,
-    query: v.query ?? defaultGpuQuery(v.namespace, v.podSelector),
+    query: v.query ?? defaultGpuQuery(namespace, v.podSelector),
     targetUtilization: v.targetUtilization,
     activationThreshold: v.activationThreshold,
     ignoreNullValues: v.ignoreNullValues,
@@ -566,12 +572,18 @@ export const rulesBetweenKeys: Readonly<Record<'scaling' | keyof typeof sourceFi
 
 /** Each kind's cross-field rules and builder, over values typed from its field table. */
 const sourceKindsBuild: {
-  readonly [K in SourceKind]: (raw: Record<string, string>, issues: Issues, env: ParseOptions['env']) => SourceConfig | undefined;
+  readonly [K in SourceKind]: (
+    raw: Record<string, string>,
+    issues: Issues,
+    env: ParseOptions['env'],
+    namespace: string,
+  ) => SourceConfig | undefined;
 } = {
   rabbitmq: (raw, issues, env) => built(sourceFields.rabbitmq, raw, 'rabbitmq.', issues, env, rabbitmqRules, buildRabbitmq),
   sqs: (raw, issues, env) => built(sourceFields.sqs, raw, 'sqs.', issues, env, sqsRules, (v) => buildSqs(v, env)),
   kafka: (raw, issues, env) => built(sourceFields.kafka, raw, 'kafka.', issues, env, kafkaRules, buildKafka),
-  gpu: (raw, issues, env) => built(sourceFields.gpu, raw, 'gpu.', issues, env, gpuRules, buildGpu),
+  gpu: (raw, issues, env, namespace) =>
+    built(sourceFields.gpu, raw, 'gpu.', issues, env, gpuRules, (v) => buildGpu(v, namespace)),
 };
 
 /** Reads a group, checks its rules and builds it; undefined when anything in it was wrong. */
@@ -655,7 +667,12 @@ export function parseTrigger(
   for (const kind of sourceKinds) {
     const rawGroup = groups.get(kind);
     if (rawGroup === undefined) continue;
-    const source = sourceKindsBuild[kind](withProfile(kind, rawGroup, options.profiles, issues), issues, options.env);
+    const source = sourceKindsBuild[kind](
+      withProfile(kind, rawGroup, options.profiles, issues),
+      issues,
+      options.env,
+      ref.namespace,
+    );
     if (source !== undefined) sources.push(source);
   }
   if (groups.size === 0 && issues.total === 0) {

@@ -633,6 +633,18 @@ describe('trigger schema', () => {
     });
   });
 
+  // Found by review: a selector alone summed the pods of that name in every namespace.
+  it("builds the default GPU query in the ScaledObject's namespace when only the pod selector is set", () => {
+    const query = (metadata: Record<string, string>, namespace = 'ns') =>
+      parseTrigger({ name: 'so', namespace, metadata: { 'gpu.serverAddress': 'http://prom:9090', ...metadata } }).sources[0];
+    expect(query({ 'gpu.podSelector': 'vllm-.*' })).toMatchObject({ query: defaultGpuQuery('ns', 'vllm-.*') });
+    expect(query({ 'gpu.podSelector': 'vllm-.*', 'gpu.namespace': 'ml' })).toMatchObject({
+      query: defaultGpuQuery('ml', 'vllm-.*'),
+    });
+    expect(query({ 'gpu.namespace': 'ml' })).toMatchObject({ query: defaultGpuQuery('ml', undefined) });
+    expect(query({ 'gpu.podSelector': 'vllm-.*' }, '')).toMatchObject({ query: defaultGpuQuery(undefined, 'vllm-.*') });
+  });
+
   it('builds the default GPU query from namespace and pod selector', () => {
     const t = parse({ 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vllm-.*' });
     expect(t.sources[0]).toMatchObject({ kind: 'gpu', query: defaultGpuQuery('ml', 'vllm-.*'), targetUtilization: 0.8 });
