@@ -5,6 +5,7 @@ import { Readable, pipeline } from 'node:stream';
 import type { Engine, Evaluation, TriggerFailure } from '../engine.ts';
 import type { Trigger } from '../trigger/types.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
+import type { Logger } from '../telemetry/logger.ts';
 
 /** Triggers one /explain answer shows at most; past it, the caller names a namespace. */
 export const EXPLAIN_MAX_TRIGGERS = 500;
@@ -55,35 +56,50 @@ function explainView(
 
 export interface HttpOptions {
   readonly metrics: ScalerMetrics;
+  /** Where a scrape that fails is said (once its status is sent, Prometheus sees a cut response only). */
+  readonly logger?: Logger;
   readonly engine: Engine;
   readonly ready: () => boolean;
   readonly sourceLabels: (trigger: Trigger) => readonly string[];
 }
 
-export function createHttpServer({ metrics, engine, ready, sourceLabels }: HttpOptions): Server {
+export function createHttpServer({ metrics, engine, ready, sourceLabels, logger }: HttpOptions): Server {
   return createServer((req, res) => {
-    const send = (code: number, body: string, type = 'text/plain; charset=utf-8') => {
-      res.writeHead(code, { 'content-type': type });
+    const send = (code: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}) => {
+      res.writeHead(code, { 'content-type': type, ...headers });
+      // Node sends no body to a HEAD request, whatever is written.
       res.end(body);
     };
     // A request target that is no URL path ("GET http://[oops") would throw here, in the handler.
     const url = URL.parse(req.url ?? '/', 'http://localhost');
     if (url === null) return send(400, 'bad request target\n');
-    if (req.method !== 'GET') return send(405, 'method not allowed\n');
+    // HEAD as GET without the body (RFC 9110: every general-purpose server supports both), and a
+    // 405 says what is allowed.
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return send(405, 'method not allowed\n', undefined, { allow: 'GET, HEAD' });
     switch (url.pathname) {
       case '/metrics': {
+        // A HEAD asks whether the scrape would answer: its text is not built.
+        if (req.method === 'HEAD') return send(200, '', metrics.registry.contentType);
         // Streamed with backpressure, one chunk read ahead of the socket: at 10,000 triggers the
         // text is some 10 MB, of which no more than a couple of 64 KB chunks is held at a time.
         // The first chunk (the registry's families) decides the status; a failure after it cuts
-        // the response, which Prometheus counts as a failed scrape.
+        // the response, which Prometheus counts as a failed scrape, and the log says why.
         const chunks = metrics.exposition();
         chunks.next().then(
           (first) => {
             res.writeHead(200, { 'content-type': metrics.registry.contentType });
             if (first.done !== true) res.write(first.value);
-            pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, () => {});
+            pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, (err) => {
+              // A scraper that hangs up (its timeout) is no failure of ours.
+              if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
+                logger?.warn({ err }, '/metrics scrape failed after its first chunk: the response was cut');
+            });
           },
-          (err: unknown) => send(500, `${String(err)}\n`),
+          (err: unknown) => {
+            logger?.warn({ err }, '/metrics scrape failed');
+            send(500, `${String(err)}\n`);
+          },
         );
         return;
       }

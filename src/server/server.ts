@@ -153,6 +153,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   let serving = true;
   const http: HttpServer = createHttpServer({
     metrics,
+    logger,
     engine,
     ready: () => serving,
     sourceLabels: (trigger) => engine.sourceLabels(trigger),

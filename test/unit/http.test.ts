@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { request } from 'node:http';
 import { connect } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
 import type { Decision } from '../../src/model/types.ts';
@@ -13,8 +14,15 @@ afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
+/** What the HTTP server logged (warn and above), as JSON lines. */
+const logged: Record<string, unknown>[] = [];
+const logger = pino({ level: 'warn' }, { write: (line: string) => logged.push(JSON.parse(line) as Record<string, unknown>) });
+afterEach(() => {
+  logged.length = 0;
+});
+
 /** A scaler's HTTP port whose metrics hold `triggers` evaluated triggers; /metrics reads no engine. */
-async function serve(triggers: number): Promise<string> {
+async function serve(triggers: number, failAfterFirstChunk = false): Promise<string> {
   const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
   const evaluations = Array.from({ length: triggers }, (_, i) => ({
     trigger: { id: `ns/so-${i}/h${i}`, namespace: 'ns', name: `so-${i}`, sources: [{ kind: 'rabbitmq' }] } as unknown as Trigger,
@@ -24,8 +32,11 @@ async function serve(triggers: number): Promise<string> {
       explanation: { signals: { backlog: i }, demands: { backlog: 1 + (i % 3) }, winner: 'backlog', details: {} },
     } as unknown as Decision,
   }));
-  metrics.observeTriggers(() => evaluations);
-  const server = createHttpServer({ metrics, engine: {} as Engine, ready: () => true, sourceLabels: () => [] });
+  metrics.observeTriggers(() => {
+    if (failAfterFirstChunk) throw new Error('triggers unreadable');
+    return evaluations;
+  });
+  const server = createHttpServer({ metrics, logger, engine: {} as Engine, ready: () => true, sourceLabels: () => [] });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -64,6 +75,35 @@ describe('GET /metrics', () => {
     expect((await res.text()).split('\n').filter((l) => l.startsWith('keda_inference_scaler_trigger_active{'))).toHaveLength(
       20_000,
     );
+    // A scraper's hang-up is no failure of the scaler's: nothing logged.
+    expect(logged).toEqual([]);
+  });
+
+  it('says in the log why a scrape was cut after its first chunk (Prometheus sees a cut response only)', async () => {
+    const base = await serve(10, true);
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    await expect(res.text()).rejects.toThrow();
+    expect(logged.map((l) => [l.msg, (l.err as { message?: string } | undefined)?.message])).toEqual([
+      ['/metrics scrape failed after its first chunk: the response was cut', 'triggers unreadable'],
+    ]);
+  });
+});
+
+describe('methods', () => {
+  it.each(['/metrics', '/healthz', '/readyz'])('HEAD %s answers as GET would, without a body', async (path) => {
+    const base = await serve(10);
+    const head = await fetch(`${base}${path}`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+    expect(head.headers.get('content-type')).toBe((await fetch(`${base}${path}`)).headers.get('content-type'));
+  });
+
+  it('refuses other methods with 405 and says which are allowed', async () => {
+    const base = await serve(1);
+    const res = await fetch(`${base}/metrics`, { method: 'POST', body: 'x' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD');
   });
 });
 
