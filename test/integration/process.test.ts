@@ -3,6 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -166,6 +167,49 @@ describe('the scaler process', () => {
     clearTimeout(timer);
     expect(code).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  // Found by review (fixed before this test): node as PID 1 ignored a signal that came while it started.
+  it('exits 0 on SIGTERM while it starts (a state store that does not answer yet), serving nothing', async () => {
+    // A store that accepts and never answers: the start waits for it, up to its bound.
+    const sockets: Socket[] = [];
+    let connected: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => (connected = resolve));
+    const store = createNetServer((socket) => {
+      sockets.push(socket);
+      connected();
+    });
+    await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
+    try {
+      const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        env: {
+          ...process.env,
+          GRPC_PORT: '0',
+          METRICS_PORT: '0',
+          BIND_ADDRESS: '127.0.0.1',
+          LOG_LEVEL: 'info',
+          STATE_STORE_URL: `redis://127.0.0.1:${(store.address() as AddressInfo).port}`,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      await reached;
+      const started = Date.now();
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+      const code = await exited;
+      clearTimeout(timer);
+      expect(code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(out).toMatch(/"signal":"SIGTERM","msg":"signal while starting: exiting"/);
+      expect(out).not.toContain('listening');
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => store.close(() => resolve()));
+    }
   });
 
   it("README's run command (npm start) stops the scaler when npm gets SIGTERM, leaving no process behind", async () => {
