@@ -347,6 +347,24 @@ const rabbitmqRules: Rule<RabbitmqValues>[] = [
     },
   },
   {
+    // Found by review: a queue named ".." read GET /api/queues/ (every queue of every vhost), as
+    // the WHATWG URL every Node client takes removes such a segment, "%2E%2E" too.
+    says: 'Over http, `rabbitmq.queueName` and `rabbitmq.vhostName` are not `.` or `..` (a URL drops such path segments).',
+    check: (v, issues) => {
+      if (rabbitmqProtocol(v).protocol !== 'http') return;
+      for (const [key, value] of [
+        ['rabbitmq.queueName', v.queueName],
+        ['rabbitmq.vhostName', v.vhostName],
+      ] as const) {
+        if (value === '.' || value === '..')
+          issues.add(
+            key,
+            `got "${value}", which the management API cannot be asked for (a URL drops the path segment); allowed: another name, or protocol amqp`,
+          );
+      }
+    },
+  },
+  {
     says: '`rabbitmq.ca` and `rabbitmq.unsafeSsl` true need an amqps:// or https:// `rabbitmq.host`.',
     check: (v, issues) => {
       const { scheme } = rabbitmqProtocol(v);

@@ -88,6 +88,18 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ host: 'amqp://u:p@h:5672/v' });
   });
 
+  it.each([
+    ['rabbitmq.queueName', '..'],
+    ['rabbitmq.queueName', '.'],
+    ['rabbitmq.vhostName', '..'],
+  ])('refuses %s "%s" over http (a URL drops the segment: ".." read every queue), not over amqp', (key, value) => {
+    const http = { 'rabbitmq.host': 'http://guest:guest@rabbit:15672/', 'rabbitmq.queueName': 'q', [key]: value };
+    expect(issuesOf(http)).toEqual([
+      `${key}: got "${value}", which the management API cannot be asked for (a URL drops the path segment); allowed: another name, or protocol amqp`,
+    ]);
+    expect(parse({ ...http, 'rabbitmq.host': 'amqp://guest:guest@rabbit:5672/' }).sources[0]).toMatchObject({ kind: 'rabbitmq' });
+  });
+
   it('reads an empty rabbitmq.vhostName as none, as KEDA does (a Helm template with nothing to put there)', () => {
     // Over amqp it read the root vhost, not the URL's, and gave that queue's count.
     const [source] = parse({
@@ -851,6 +863,13 @@ describe('the rules between keys that docs/metadata.md lists', () => {
     {
       group: 'rabbitmq',
       rule: 2,
+      broken: { 'rabbitmq.host': 'http://broker:15672', 'rabbitmq.queueName': '..' },
+      names: 'rabbitmq.queueName',
+      kept: { ...rabbit, 'rabbitmq.queueName': '..' },
+    },
+    {
+      group: 'rabbitmq',
+      rule: 3,
       broken: { ...rabbit, 'rabbitmq.ca': pem },
       names: 'rabbitmq.ca',
       kept: { 'rabbitmq.host': 'amqps://broker', 'rabbitmq.queueName': 'q', 'rabbitmq.ca': pem },
