@@ -3,6 +3,7 @@
 import { type Server, createServer } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
 import type { Engine, Evaluation, TriggerFailure } from '../engine.ts';
+import { redact } from '../errors.ts';
 import type { Trigger } from '../trigger/types.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 import type { Logger } from '../telemetry/logger.ts';
@@ -79,8 +80,6 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
       return send(405, 'method not allowed\n', undefined, { allow: 'GET, HEAD' });
     switch (url.pathname) {
       case '/metrics': {
-        // A HEAD asks whether the scrape would answer: its text is not built.
-        if (req.method === 'HEAD') return send(200, '', metrics.registry.contentType);
         // Streamed with backpressure, one chunk read ahead of the socket: at 10,000 triggers the
         // text is some 10 MB, of which no more than a couple of 64 KB chunks is held at a time.
         // The first chunk (the registry's families) decides the status; a failure after it cuts
@@ -88,6 +87,13 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
         const chunks = metrics.exposition();
         chunks.next().then(
           (first) => {
+            // A HEAD gets the status the first chunk decides, not the per-trigger text; a scraper
+            // gone while it was built gets nothing (piping to it throws on Node 24).
+            if (req.method === 'HEAD' || res.destroyed) {
+              void chunks.return();
+              if (!res.destroyed) send(200, '', metrics.registry.contentType);
+              return;
+            }
             res.writeHead(200, { 'content-type': metrics.registry.contentType });
             if (first.done !== true) res.write(first.value);
             pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, (err) => {
@@ -98,7 +104,7 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
           },
           (err: unknown) => {
             logger?.warn({ err }, '/metrics scrape failed');
-            send(500, `${String(err)}\n`);
+            send(500, `${redact(String(err))}\n`);
           },
         );
         return;

@@ -90,7 +90,7 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
   const said = text !== undefined ? `${type ?? 'error'}: ${text}` : `HTTP ${httpStatus}`;
   if (httpStatus === 401 || httpStatus === 403) {
     return new SourceUnauthenticated(
-      `${where}: Prometheus refused the credentials (HTTP ${httpStatus}); check gpu.bearerToken or gpu.username/gpu.password`,
+      `${where}: Prometheus refused the credentials (HTTP ${httpStatus}); check gpu.bearerToken or gpu.username/gpu.password, and a multi-tenant store's tenant (gpu.customHeaders X-Scope-OrgID)`,
     );
   }
   // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's

@@ -147,8 +147,10 @@ const RESERVED_HEADERS: ReadonlySet<string> = new Set([
   'proxy-authorization',
   'host',
   'accept',
-  'content-length',
-  'content-type',
+  // Node's client decompresses nothing and reads the whole answer: a compressed or partial one
+  // would fail every read as a bad answer, not the trigger's metadata.
+  'accept-encoding',
+  'range',
   'transfer-encoding',
   'connection',
   'keep-alive',
@@ -174,7 +176,8 @@ function headerList(text: string): readonly (readonly [string, string])[] | unde
     const name = item.slice(0, at).trim();
     const value = item.slice(at + 1).trim();
     const lower = name.toLowerCase();
-    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(value) || RESERVED_HEADERS.has(lower) || seen.has(lower)) return undefined;
+    const reserved = RESERVED_HEADERS.has(lower) || lower.startsWith('content-');
+    if (!HEADER_NAME.test(name) || !HEADER_VALUE.test(value) || reserved || seen.has(lower)) return undefined;
     seen.add(lower);
     pairs.push([name, value]);
   }
@@ -518,12 +521,14 @@ const gpuFields = {
   }),
   customHeaders: field({
     schema: kinds.headers,
-    allowed: `Name=value pairs separated by commas (X-Scope-OrgID=team-a), at most ${MAX_CUSTOM_HEADERS}: names HTTP tokens, each once; values printable ASCII without commas; not Authorization (gpu.bearerToken, gpu.username), Host, Accept, Content-* or a connection header`,
+    allowed: `Name=value pairs separated by commas (X-Scope-OrgID=team-a), at most ${MAX_CUSTOM_HEADERS}: names HTTP tokens, each once; values printable ASCII without commas; not Authorization (gpu.bearerToken, gpu.username), Host, Accept, Accept-Encoding, Range, Content-* or a connection header`,
     description:
       "Headers sent with every query (KEDA's customHeaders): the tenant of Mimir or Cortex (X-Scope-OrgID), a key for a gateway. Kept out of logs, labels and /explain, as a secret.",
     fromEnv: true,
     secret: true,
     maxChars: LONG_VALUE_CHARS,
+    // The tenant a profile's token reads: a trigger may not pick another one (found by review).
+    routesCredentials: true,
   }),
   ca: field({
     lineage: false,

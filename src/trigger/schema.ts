@@ -653,14 +653,15 @@ function triggerKeys(name: string, namespace: string, metadata: Readonly<Record<
 }
 
 /**
- * Whether all of a key's value is a secret (`kafka.password`; not `kafka.passwordFromEnv`, a name,
- * nor `rabbitmq.host`, a URL whose password alone is: redact() masks it). Told by the field, not the
- * value (found by review: a password with '://' in it was taken for a URL, and its unsalted hash
- * went into the trigger label).
+ * Whether all of a key's value is a secret (`kafka.password`, and `kafka.passwordFromEnv`, whose
+ * value KEDA resolves from the workload's environment and sends; not `rabbitmq.host`, a URL whose
+ * password alone is: redact() masks it). Told by the field, not the value (found by review: a
+ * password with '://' in it was taken for a URL, and its unsalted hash went into the trigger
+ * label; later, the FromEnv form's value went in whole, read as a variable's name).
  */
 function wholeSecret(rawKey: string): boolean {
   const key = sourceKey(rawKey);
-  const field = key?.table[key.name];
+  const field = key === undefined ? undefined : key.table[fieldName(key.table, key.name)];
   return field?.secret === true && field.secretInUrl !== true;
 }
 
