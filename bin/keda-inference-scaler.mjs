@@ -90,11 +90,26 @@ async function main() {
   const url = new URL('explain', base.endsWith('/') ? base : `${base}/`);
   url.searchParams.set('namespace', args.namespace);
   url.searchParams.set('name', args.name);
+  // A user and password in --url go as basic auth (a proxy in front), not in the URL: fetch refuses
+  // such a URL with an error that quotes it, password and all (found by review).
+  const headers = {};
+  if (url.username !== '' || url.password !== '') {
+    const user = decodeURIComponent(url.username);
+    const password = decodeURIComponent(url.password);
+    headers.authorization = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    url.username = '';
+    url.password = '';
+  }
   let views;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+    if (!res.ok) {
+      // What the scaler (or a proxy in front) said: "add ?namespace=", "no endpoints available".
+      const said = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 200);
+      throw new Error(`HTTP ${res.status}${said === '' ? '' : `: ${said}`}`);
+    }
     views = await res.json();
+    if (!Array.isArray(views)) throw new Error("the answer is not a list of triggers: is --url the scaler's metrics port?");
   } catch (err) {
     stderr.write(`cannot ask the scaler at ${url.origin}: ${err.cause?.message ?? err.message}\n`);
     exit(1);

@@ -225,9 +225,11 @@ export class Engine {
         if (err instanceof InvalidTrigger) this.refusals.add(ref, err.message);
         throw err;
       }
-      this.refusals.clear(ref);
       this.parsed.set(ref, trigger);
     }
+    // Taken: its refusal is over, also when the metadata was parsed before it (an edit reverted;
+    // found by review: /explain kept the refusal beside the live decision). A size check while none.
+    this.refusals.clear(ref);
     return trigger;
   }
 

@@ -118,14 +118,18 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
         const name = url.searchParams.get('name');
         const wanted = (t: { readonly namespace: string; readonly name: string }) =>
           (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
-        const failures = new Map(engine.lastFailures().map((f) => [f.trigger.id, f]));
+        const failures = new Map(engine.lastFailures().flatMap((f) => (wanted(f.trigger) ? [[f.trigger.id, f] as const] : [])));
         const evaluations = engine.lastEvaluations().filter((e) => wanted(e.trigger));
+        const refusals = engine.lastRefusals().filter((r) => wanted(r));
         // One answer is built whole (some 1.2 KB a trigger): at thousands of triggers, a few
-        // unread ones took the heap past the chart's limit (found by review).
-        if (evaluations.length > EXPLAIN_MAX_TRIGGERS) {
+        // unread ones took the heap past the chart's limit (found by review). Every entry counts:
+        // triggers that never got an answer too (a broker down at start), and refusals.
+        let entries = evaluations.length + refusals.length + failures.size;
+        for (const e of evaluations) if (failures.has(e.trigger.id)) entries--;
+        if (entries > EXPLAIN_MAX_TRIGGERS) {
           return send(
             400,
-            `${evaluations.length} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`,
+            `${entries} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`,
           );
         }
         const matches = evaluations.map((e) => {
@@ -134,16 +138,12 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
           return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
         });
         // Triggers that never got an answer: only their error.
-        for (const f of failures.values())
-          if (wanted(f.trigger)) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
+        for (const f of failures.values()) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
         // Metadata KEDA sent and the scaler refused: the ScaledObject and what KEDA was told.
-        const refused: object[] = engine
-          .lastRefusals()
-          .filter((r) => wanted(r))
-          .map((r) => ({
-            trigger: { namespace: r.namespace, name: r.name },
-            refused: { at: new Date(r.atMs).toISOString(), code: 'INVALID_ARGUMENT', message: r.message, calls: r.refusals },
-          }));
+        const refused: object[] = refusals.map((r) => ({
+          trigger: { namespace: r.namespace, name: r.name },
+          refused: { at: new Date(r.atMs).toISOString(), code: 'INVALID_ARGUMENT', message: r.message, calls: r.refusals },
+        }));
         return send(200, `${JSON.stringify([...matches, ...refused], null, 2)}\n`, 'application/json');
       }
       default:

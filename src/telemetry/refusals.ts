@@ -10,6 +10,11 @@ import { REMIND_EVERY_MS } from './sourceFailures.ts';
 
 /** ScaledObjects whose refusal is kept at most (the oldest forgotten first). */
 const MAX_TRACKED = 10_000;
+/**
+ * A refusal not repeated for this long is forgotten (a deleted ScaledObject), as the engine
+ * forgets a trigger no one asks about: KEDA repeats a refused call every polling interval.
+ */
+const KEPT_MS = 30 * 60_000;
 /** Warnings at most per minute over all ScaledObjects: distinct names by the thousand (a broken
  * client, a fuzzer) cost a line each otherwise. What is left out is counted in the next line. */
 const LINES_PER_MINUTE = 60;
@@ -92,9 +97,15 @@ export class RefusalLog {
     this.refused.delete(`${ref.namespace}/${ref.name}`);
   }
 
-  /** The last refusal of each ScaledObject still refused, for /explain. */
+  /** The last refusal of each ScaledObject still refused, for /explain; those not repeated for KEPT_MS forgotten. */
   list(): Refusal[] {
-    return [...this.refused.values()].map(({ lastLoggedMs: _, ...refusal }) => refusal);
+    const cutoffMs = this.now() - KEPT_MS;
+    const out: Refusal[] = [];
+    for (const [key, { lastLoggedMs: _, ...refusal }] of this.refused) {
+      if (refusal.atMs < cutoffMs) this.refused.delete(key);
+      else out.push(refusal);
+    }
+    return out;
   }
 
   private takeLine(nowMs: number): boolean {

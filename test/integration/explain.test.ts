@@ -213,6 +213,40 @@ describe('keda-inference-scaler explain', () => {
     expect(err.stderr).toContain('usage: keda-inference-scaler explain');
   });
 
+  // Found by review: the CLI printed "HTTP 400" alone, a stack trace for JSON that is no list, and
+  // fetch's error for a URL with a password in it quoted the URL, password and all.
+  it("says what a server that is not the scaler's answered, sends --url's user as basic auth, and echoes no password", async () => {
+    const seen: (string | undefined)[] = [];
+    const answers: Record<string, [number, string]> = {
+      limited: [400, '612 triggers match; at most 500 in one answer: add ?namespace= (and ?name=)\n'],
+      object: [200, '{"kind":"Status","code":403}'],
+    };
+    const server = createServer((req, res) => {
+      seen.push(req.headers.authorization);
+      const [status, body] = answers[new URL(req.url ?? '/', 'http://x').searchParams.get('name') ?? ''] ?? [404, 'no'];
+      res.writeHead(status).end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://viewer:s3cr%40t-pw@127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const failed = async (name: string) =>
+        (await run(process.execPath, [cli, 'explain', '--namespace', 'a', '--name', name, '--url', url]).catch(
+          (e: unknown) => e,
+        )) as { code: number; stderr: string };
+      const limited = await failed('limited');
+      expect(limited.code).toBe(1);
+      expect(limited.stderr).toContain('HTTP 400: 612 triggers match; at most 500 in one answer: add ?namespace= (and ?name=)');
+      const object = await failed('object');
+      expect(object.code).toBe(1);
+      expect(object.stderr).toContain("the answer is not a list of triggers: is --url the scaler's metrics port?");
+      for (const err of [limited, object]) expect(err.stderr).not.toMatch(/s3cr|TypeError|\n\s+at /);
+      const basic = `Basic ${Buffer.from('viewer:s3cr@t-pw').toString('base64')}`;
+      expect(seen).toEqual([basic, basic]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('fails with exit code 2, not a stack trace, on a --url that is not an http(s) URL', async () => {
     const err = (await run(process.execPath, [
       cli,

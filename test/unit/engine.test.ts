@@ -131,6 +131,18 @@ describe('Engine: one decision per reading', () => {
     expect(memo.size).toBe(1);
   });
 
+  // Found by review: metadata parsed before (an edit reverted) skipped the parse, and its clear.
+  it("forgets a ScaledObject's refusal once its metadata is taken again, also metadata it parsed before", () => {
+    const { driver } = fakeRabbit({ q: 1 });
+    const { engine } = engineWith(driver, { ms: 1_000_000 });
+    const good = ref('so', 'q');
+    engine.trigger(good);
+    expect(() => engine.trigger(ref('so', 'q', { drainSeconds: 'ten' }))).toThrow(/drainSeconds/);
+    expect(engine.lastRefusals().map((r) => r.name)).toEqual(['so']);
+    engine.trigger(good);
+    expect(engine.lastRefusals()).toEqual([]);
+  });
+
   it('answers from fresh cached readings without a promise, and reads stale or failed ones', async () => {
     const backlog = { q: 23 };
     const { driver, reads } = fakeRabbit(backlog);

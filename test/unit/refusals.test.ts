@@ -67,6 +67,19 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 66_000, message: worse, refusals: 1 }]);
   });
 
+  // Found by review: a deleted ScaledObject's refusal stayed in /explain for ever.
+  it('forgets a refusal not repeated for 30 minutes (KEDA repeats a refused call every polling interval)', () => {
+    const { log, at } = bed();
+    at(1_000);
+    log.add({ namespace: 'ml', name: 'gone' }, bad);
+    at(20 * 60_000);
+    log.add({ namespace: 'ml', name: 'still' }, bad);
+    at(30 * 60_000 + 1_000);
+    expect(log.list().map((r) => r.name)).toEqual(['gone', 'still']);
+    at(30 * 60_000 + 1_001);
+    expect(log.list().map((r) => r.name)).toEqual(['still']);
+  });
+
   // Found by review: 300 refused calls with 200 KB names, each kept whole, exhausted the chart's heap.
   it("keeps a name no ScaledObject has clipped to Kubernetes' length, and clears it by the same name", () => {
     const { log, lines } = bed();
