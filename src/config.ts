@@ -2,6 +2,7 @@
 // with connection profiles. Validated once at start-up; a bad value stops the process with a
 // message naming the variable.
 import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { errorMessage } from './errors.ts';
@@ -43,12 +44,22 @@ function flag(fallback: 'true' | 'false') {
     .transform((v) => v === 'true');
 }
 
+/**
+ * Every address of the pod: `::` where the host has IPv6 (Linux then takes IPv4 on it too), else
+ * `0.0.0.0`. Found by review: `0.0.0.0` alone left an IPv6-only cluster's kubelet probes and KEDA
+ * without an answer, the pod never ready.
+ */
+export function defaultBindAddress(interfaces = networkInterfaces()): string {
+  const ipv6 = Object.values(interfaces).some((addresses) => addresses?.some((a) => a.family === 'IPv6'));
+  return ipv6 ? '::' : '0.0.0.0';
+}
+
 const envSchema = z.object({
   GRPC_PORT: port.default(9090),
   METRICS_PORT: port.default(8080),
   /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
   HEALTH_PORT: port.default(0),
-  BIND_ADDRESS: z.string().min(1).default('0.0.0.0'),
+  BIND_ADDRESS: z.string().min(1).default(defaultBindAddress),
   // Words in any case (DEBUG, False), as trigger metadata takes them.
   LOG_LEVEL: z
     .string()

@@ -241,6 +241,15 @@ describe('Helm chart', () => {
     expect(prometheus.ports).toEqual([{ port: 'metrics', protocol: 'TCP' }]);
   });
 
+  // Found by review: Helm merged a user's selector with the default one, and a pod had to match both.
+  it("NetworkPolicy takes a KEDA pod selector of the user's in place of the default, not beside it", () => {
+    const policy = find(
+      rendered('--set', 'networkPolicy.keda.podSelector.matchLabels.app\\.kubernetes\\.io/name=keda-operator'),
+      'NetworkPolicy',
+    );
+    expect(policy.spec.ingress[0].from[0].podSelector).toEqual({ matchLabels: { 'app.kubernetes.io/name': 'keda-operator' } });
+  });
+
   it('full values: mutual TLS from Secrets, probes on the plaintext health port, secrets as env, IRSA, ServiceMonitor, alerts, dashboard', () => {
     const ms = rendered('-f', fullValues);
     const pod = find(ms, 'Deployment').spec.template.spec;
@@ -676,6 +685,18 @@ describe('Helm chart', () => {
     ],
     ['a port cleared (null)', ['--set', 'service.grpcPort=null'], /grpcPort/],
     ['a setting cleared (null), which rendered 0 or <nil>', ['--set', 'config.cacheTtlMs=null'], /cacheTtlMs/],
+    // Found by review (2026-12-07): Valkey killed at its limit before it evicts, the shared state with it.
+    [
+      'a Valkey maxmemory past its memory limit',
+      ['--set', 'valkey.enabled=true', '--set', 'valkey.maxmemory=1gb'],
+      /valkey.maxmemory 1gb leaves no room under valkey.resources.limits.memory 256Mi/,
+    ],
+    ['connection profiles cleared (null): the scaler read the string "null"', ['--set', 'connections=null'], /connections/],
+    [
+      'the pod security context cleared (null): the TLS files unreadable',
+      ['--set', 'podSecurityContext=null'],
+      /podSecurityContext/,
+    ],
   ])('rejects %s at install time', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);

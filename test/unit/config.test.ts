@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseProfiles } from '../../src/config.ts';
+import { ConfigError, defaultBindAddress, loadConfig, parseProfiles } from '../../src/config.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 
 describe('loadConfig: TRIGGER_METRICS', () => {
@@ -319,5 +319,23 @@ describe('loadConfig: LOG_LEVEL', () => {
     expect(loadConfig({}).LOG_LEVEL).toBe('info');
     expect(loadConfig({ LOG_LEVEL: 'DEBUG' }).LOG_LEVEL).toBe('debug');
     expect(() => loadConfig({ LOG_LEVEL: 'verbose' })).toThrow(/LOG_LEVEL: .*"trace".*"silent"/);
+  });
+});
+
+// Found by review: 0.0.0.0 alone left an IPv6-only cluster's probes and KEDA without an answer.
+describe('loadConfig: BIND_ADDRESS', () => {
+  const v4 = { family: 'IPv4', address: '10.0.0.5' } as const;
+  const v6 = { family: 'IPv6', address: 'fd00::5' } as const;
+  it.each([
+    ['a host with IPv6 (dual stack, or IPv6 only)', { eth0: [v4, v6] }, '::'],
+    ['an IPv6-only host', { eth0: [v6] }, '::'],
+    ['a host without IPv6 (disabled in its kernel)', { eth0: [v4] }, '0.0.0.0'],
+  ])('defaults to every address of %s', (_name, interfaces, address) => {
+    expect(defaultBindAddress(interfaces as unknown as Parameters<typeof defaultBindAddress>[0])).toBe(address);
+  });
+
+  it('takes the address it is given', () => {
+    expect(loadConfig({ BIND_ADDRESS: '127.0.0.1' }).BIND_ADDRESS).toBe('127.0.0.1');
+    expect(loadConfig({}).BIND_ADDRESS).toBe(defaultBindAddress());
   });
 });

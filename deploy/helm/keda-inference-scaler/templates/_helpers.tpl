@@ -184,6 +184,17 @@ A memory quantity in MiB, as a decimal string: plain bytes or a binary (Ki, Mi, 
 {{- end }}
 {{- end }}
 
+{{/* A Valkey/Redis memory setting ("192mb", "1gb", "500000000") in MiB, as a float; empty when unreadable. */}}
+{{- define "kis.redisMemoryMiB" -}}
+{{- $q := lower (toString .) }}
+{{- if regexMatch "^[0-9]+(b|k|kb|m|mb|g|gb)?$" $q }}
+{{- $number := float64 (regexReplaceAll "[a-z]+$" $q "") }}
+{{- $unit := regexReplaceAll "^[0-9]+" $q "" }}
+{{- $bytes := dict "" 1.0 "b" 1.0 "k" 1000.0 "kb" 1024.0 "m" 1000000.0 "mb" 1048576.0 "g" 1000000000.0 "gb" 1073741824.0 }}
+{{- divf (mulf $number (get $bytes $unit)) 1048576.0 }}
+{{- end }}
+{{- end }}
+
 {{/* The variables the chart sets from its values; extraEnv and secretEnv may not set them again. */}}
 {{- define "kis.env" -}}
 {{- with .Values.nodeHeapMb }}
