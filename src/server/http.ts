@@ -1,6 +1,6 @@
 // The HTTP side port: /metrics for Prometheus, /healthz and /readyz for humans and probes that
 // do not speak gRPC, and /explain for the `explain` CLI.
-import { type Server, createServer } from 'node:http';
+import { type Server, type ServerResponse, createServer } from 'node:http';
 import { Readable, pipeline } from 'node:stream';
 import type { Engine, Evaluation, TriggerFailure } from '../engine.ts';
 import { redact } from '../errors.ts';
@@ -64,9 +64,12 @@ export interface HttpOptions {
   readonly sourceLabels: (trigger: Trigger) => readonly string[];
 }
 
+/** Writes a whole answer: status, content type (and more headers), body; no body to a HEAD. */
+type Send = (code: number, body: string, type?: string, headers?: Record<string, string>) => void;
+
 export function createHttpServer({ metrics, engine, ready, sourceLabels, logger }: HttpOptions): Server {
   return createServer((req, res) => {
-    const send = (code: number, body: string, type = 'text/plain; charset=utf-8', headers: Record<string, string> = {}) => {
+    const send: Send = (code, body, type = 'text/plain; charset=utf-8', headers = {}) => {
       res.writeHead(code, { 'content-type': type, ...headers });
       // Node sends no body to a HEAD request, whatever is written.
       res.end(body);
@@ -79,75 +82,81 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
     if (req.method !== 'GET' && req.method !== 'HEAD')
       return send(405, 'method not allowed\n', undefined, { allow: 'GET, HEAD' });
     switch (url.pathname) {
-      case '/metrics': {
-        // Streamed with backpressure, one chunk read ahead of the socket: at 10,000 triggers the
-        // text is some 10 MB, of which no more than a couple of 64 KB chunks is held at a time.
-        // The first chunk (the registry's families) decides the status; a failure after it cuts
-        // the response, which Prometheus counts as a failed scrape, and the log says why.
-        const chunks = metrics.exposition();
-        chunks.next().then(
-          (first) => {
-            // A HEAD gets the status the first chunk decides, not the per-trigger text; a scraper
-            // gone while it was built gets nothing (piping to it throws on Node 24).
-            if (req.method === 'HEAD' || res.destroyed) {
-              void chunks.return();
-              if (!res.destroyed) send(200, '', metrics.registry.contentType);
-              return;
-            }
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
-            if (first.done !== true) res.write(first.value);
-            pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, (err) => {
-              // A scraper that hangs up (its timeout) is no failure of ours.
-              if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
-                logger?.warn({ err }, '/metrics scrape failed after its first chunk: the response was cut');
-            });
-          },
-          (err: unknown) => {
-            logger?.warn({ err }, '/metrics scrape failed');
-            send(500, `${redact(String(err))}\n`);
-          },
-        );
-        return;
-      }
+      case '/metrics':
+        return serveMetrics(metrics, req.method === 'HEAD', res, send, logger);
       case '/healthz':
         return send(200, 'ok\n');
       case '/readyz':
         return ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
-      case '/explain': {
-        const namespace = url.searchParams.get('namespace');
-        const name = url.searchParams.get('name');
-        const wanted = (t: { readonly namespace: string; readonly name: string }) =>
-          (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
-        const failures = new Map(engine.lastFailures().flatMap((f) => (wanted(f.trigger) ? [[f.trigger.id, f] as const] : [])));
-        const evaluations = engine.lastEvaluations().filter((e) => wanted(e.trigger));
-        const refusals = engine.lastRefusals().filter((r) => wanted(r));
-        // One answer is built whole (some 1.2 KB a trigger): at thousands of triggers, a few
-        // unread ones took the heap past the chart's limit (found by review). Every entry counts:
-        // triggers that never got an answer too (a broker down at start), and refusals.
-        let entries = evaluations.length + refusals.length + failures.size;
-        for (const e of evaluations) if (failures.has(e.trigger.id)) entries--;
-        if (entries > EXPLAIN_MAX_TRIGGERS) {
-          return send(
-            400,
-            `${entries} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`,
-          );
-        }
-        const matches = evaluations.map((e) => {
-          const failure = failures.get(e.trigger.id);
-          failures.delete(e.trigger.id);
-          return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
-        });
-        // Triggers that never got an answer: only their error.
-        for (const f of failures.values()) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
-        // Metadata KEDA sent and the scaler refused: the ScaledObject and what KEDA was told.
-        const refused: object[] = refusals.map((r) => ({
-          trigger: { namespace: r.namespace, name: r.name },
-          refused: { at: new Date(r.atMs).toISOString(), code: 'INVALID_ARGUMENT', message: r.message, calls: r.refusals },
-        }));
-        return send(200, `${JSON.stringify([...matches, ...refused], null, 2)}\n`, 'application/json');
-      }
+      case '/explain':
+        return serveExplain(url.searchParams, engine, sourceLabels, send);
       default:
         return send(404, 'not found\n');
     }
   });
+}
+
+/**
+ * Streamed with backpressure, one chunk read ahead of the socket: at 10,000 triggers the text is
+ * some 10 MB, of which no more than a couple of 64 KB chunks is held at a time. The first chunk
+ * (the registry's families) decides the status; a failure after it cuts the response, which
+ * Prometheus counts as a failed scrape, and the log says why.
+ */
+function serveMetrics(metrics: ScalerMetrics, head: boolean, res: ServerResponse, send: Send, logger: Logger | undefined): void {
+  const chunks = metrics.exposition();
+  chunks.next().then(
+    (first) => {
+      // A HEAD gets the status the first chunk decides, not the per-trigger text; a scraper
+      // gone while it was built gets nothing (piping to it throws on Node 24).
+      if (head || res.destroyed) {
+        void chunks.return();
+        if (!res.destroyed) send(200, '', metrics.registry.contentType);
+        return;
+      }
+      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      if (first.done !== true) res.write(first.value);
+      pipeline(Readable.from(chunks, { highWaterMark: 1 }), res, (err) => {
+        // A scraper that hangs up (its timeout) is no failure of ours.
+        if (err !== undefined && err !== null && (err as NodeJS.ErrnoException).code !== 'ERR_STREAM_PREMATURE_CLOSE')
+          logger?.warn({ err }, '/metrics scrape failed after its first chunk: the response was cut');
+      });
+    },
+    (err: unknown) => {
+      logger?.warn({ err }, '/metrics scrape failed');
+      send(500, `${redact(String(err))}\n`);
+    },
+  );
+}
+
+/** The triggers of `?namespace=` and `?name=` (each optional): decisions, errors alone, refusals. */
+function serveExplain(query: URLSearchParams, engine: Engine, sourceLabels: HttpOptions['sourceLabels'], send: Send): void {
+  const namespace = query.get('namespace');
+  const name = query.get('name');
+  const wanted = (t: { readonly namespace: string; readonly name: string }) =>
+    (namespace === null || t.namespace === namespace) && (name === null || t.name === name);
+  const failures = new Map(engine.lastFailures().flatMap((f) => (wanted(f.trigger) ? [[f.trigger.id, f] as const] : [])));
+  const evaluations = engine.lastEvaluations().filter((e) => wanted(e.trigger));
+  const refusals = engine.lastRefusals().filter((r) => wanted(r));
+  // One answer is built whole (some 1.2 KB a trigger): at thousands of triggers, a few unread ones
+  // took the heap past the chart's limit (found by review). Every entry counts: triggers that
+  // never got an answer too (a broker down at start), and refusals.
+  let entries = evaluations.length + refusals.length + failures.size;
+  for (const e of evaluations) if (failures.has(e.trigger.id)) entries--;
+  if (entries > EXPLAIN_MAX_TRIGGERS) {
+    send(400, `${entries} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`);
+    return;
+  }
+  const matches = evaluations.map((e) => {
+    const failure = failures.get(e.trigger.id);
+    failures.delete(e.trigger.id);
+    return explainView(e.trigger, sourceLabels(e.trigger), e, failure, engine);
+  });
+  // Triggers that never got an answer: only their error.
+  for (const f of failures.values()) matches.push(explainView(f.trigger, sourceLabels(f.trigger), undefined, f, engine));
+  // Metadata KEDA sent and the scaler refused: the ScaledObject and what KEDA was told.
+  const refused: object[] = refusals.map((r) => ({
+    trigger: { namespace: r.namespace, name: r.name },
+    refused: { at: new Date(r.atMs).toISOString(), code: 'INVALID_ARGUMENT', message: r.message, calls: r.refusals },
+  }));
+  send(200, `${JSON.stringify([...matches, ...refused], null, 2)}\n`, 'application/json');
 }
