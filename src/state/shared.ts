@@ -48,6 +48,11 @@ export interface SharedStateOptions {
   readonly logger: Logger;
   /** A writer publishes a trigger's state at most this often, unless its answer changed. */
   readonly publishIntervalMs: number;
+  /**
+   * The clock its intervals are measured on (when a trigger was last asked about, published, a
+   * round began); none is a record's time. Default: monotonic, so a wall clock stepped forward
+   * (an NTP step, a VM resumed) does not read as minutes unasked and give every lease up.
+   */
   readonly now?: () => number;
 }
 
@@ -121,6 +126,11 @@ interface Entry<T> {
   rereadWanted: boolean;
 }
 
+/** Milliseconds that only move forward (performance.now() from the process's start on the epoch). */
+function monotonicNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 export class SharedState<T extends { readonly trigger?: string }> {
   readonly store: StateStore<T>;
   private readonly options: SharedStateOptions;
@@ -139,7 +149,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
   constructor(store: StateStore<T>, options: SharedStateOptions) {
     this.store = store;
     this.options = options;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? monotonicNow;
     this.unsubscribe = store.subscribe(
       (key, record) => this.seen(key, record),
       (key) => this.entries.has(key),

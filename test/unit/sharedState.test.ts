@@ -784,6 +784,35 @@ describe('SharedState lease renewals', () => {
   });
 });
 
+// Found by review: the intervals read the wall clock, so a step forward past 3 minutes (an NTP
+// step, a VM resumed) took every trigger for unasked and gave its lease up.
+describe('SharedState on a wall clock stepped forward', () => {
+  it('keeps renewing the leases of triggers asked about a moment ago (its own clock is monotonic)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'] });
+    try {
+      const cluster = new StateCluster(() => performance.timeOrigin + performance.now());
+      const store = cluster.client('a');
+      const released: string[] = [];
+      const release = store.releaseLease.bind(store);
+      store.releaseLease = (key: string) => {
+        released.push(key);
+        return release(key);
+      };
+      const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000 });
+      await shared.track('k');
+      shared.start();
+      await vi.advanceTimersByTimeAsync(1000);
+      vi.setSystemTime(Date.now() + 10 * 60_000);
+      await vi.advanceTimersByTimeAsync(2000);
+      expect(released).toEqual([]);
+      expect(shared.role('k')).toBe('writer');
+      await shared.close();
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
+
 describe('SharedState lease renewals in one call', () => {
   it('take each answer for its own trigger: a lease held, one another holds, one the store refused', async () => {
     const clock = { ms: 6_000_000 };
