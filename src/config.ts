@@ -39,7 +39,7 @@ function flag(fallback: 'true' | 'false') {
     .string()
     .trim()
     .toLowerCase()
-    .pipe(z.enum(['true', 'false']))
+    .pipe(z.enum(['true', 'false'], { error: 'allowed: true or false' }))
     .default(fallback)
     .transform((v) => v === 'true');
 }
@@ -54,18 +54,27 @@ export function defaultBindAddress(interfaces = networkInterfaces()): string {
   return ipv6 ? '::' : '0.0.0.0';
 }
 
+/** A variable that may not be set empty (a Helm template with nothing to put there): says what goes there. */
+function filled(allowed: string) {
+  return z.string().min(1, { error: `empty; allowed: ${allowed}` });
+}
+
 const envSchema = z.object({
   GRPC_PORT: port.default(9090),
   METRICS_PORT: port.default(8080),
   /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
   HEALTH_PORT: port.default(0),
-  BIND_ADDRESS: z.string().min(1).default(defaultBindAddress),
+  BIND_ADDRESS: filled('an address to listen on (::, 0.0.0.0, 127.0.0.1)').default(defaultBindAddress),
   // Words in any case (DEBUG, False), as trigger metadata takes them.
   LOG_LEVEL: z
     .string()
     .trim()
     .toLowerCase()
-    .pipe(z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']))
+    .pipe(
+      z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], {
+        error: 'allowed: trace, debug, info, warn, error, fatal or silent',
+      }),
+    )
     .default('info'),
   CACHE_TTL_MS: positiveMs.default(1000),
   SOURCE_TIMEOUT_MS: positiveMs.default(2000),
@@ -108,20 +117,20 @@ const envSchema = z.object({
    * shows every trigger).
    */
   TRIGGER_METRICS: flag('true'),
-  TLS_CERT_FILE: z.string().min(1).optional(),
-  TLS_KEY_FILE: z.string().min(1).optional(),
+  TLS_CERT_FILE: filled("a PEM certificate file's path").optional(),
+  TLS_KEY_FILE: filled("a PEM private key file's path").optional(),
   /** CA that client certificates must chain to; setting it turns on mutual TLS. */
-  TLS_CLIENT_CA_FILE: z.string().min(1).optional(),
-  CONFIG_FILE: z.string().min(1).optional(),
+  TLS_CLIENT_CA_FILE: filled("a PEM CA file's path").optional(),
+  CONFIG_FILE: filled("a YAML file's path, or unset").optional(),
   /**
    * Where replicas share learned state: redis://[user@]host:port[/db] or rediss://... (TLS), Redis
    * or Valkey. Unset: state stays in this process (one replica). Never logged with its password.
    */
-  STATE_STORE_URL: z.string().min(1).optional(),
+  STATE_STORE_URL: filled('a redis:// or rediss:// URL, or unset (in memory)').optional(),
   /** The store's password (from a Secret); it takes the place of one in STATE_STORE_URL. */
-  STATE_STORE_PASSWORD: z.string().min(1).optional(),
+  STATE_STORE_PASSWORD: filled('a password, or unset').optional(),
   /** PEM file of the CA that the store's certificate chains to (rediss://); the system's roots when unset. */
-  STATE_STORE_TLS_CA_FILE: z.string().min(1).optional(),
+  STATE_STORE_TLS_CA_FILE: filled("a PEM CA file's path, or unset").optional(),
   /**
    * "true": STATE_STORE_URL is one node of a Redis or Valkey cluster (cluster mode: ElastiCache
    * or MemoryDB with cluster mode on, ElastiCache Serverless), found from there.
@@ -136,7 +145,7 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,128}$/, 'a Sentinel master group name: letters, digits, ".", "_" or "-", at most 128')
     .optional(),
   /** The Sentinels' password (from a Secret), where they have one of their own. */
-  STATE_STORE_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  STATE_STORE_SENTINEL_PASSWORD: filled('a password, or unset').optional(),
   /**
    * How long what a trigger learned is kept after KEDA last asked about it (a paused ScaledObject,
    * every scaler replica down): in this process past its 30-minute idle sweep, and as the life of
