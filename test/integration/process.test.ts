@@ -9,7 +9,7 @@ import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RabbitFixture } from '../support/rabbitmq.ts';
 import { listServices } from '../support/reflection.ts';
-import { ScalerProcess, shippedNodeArgs } from '../support/process.ts';
+import { ScalerProcess, shippedNodeArgs, spawnScaler, stopWithSigterm } from '../support/process.ts';
 import { KedaClient, eventually, grpcError, ref, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -131,10 +131,9 @@ describe('the scaler process', () => {
       stream.on('error', (e: grpc.ServiceError) => resolve(`error ${e.code}`));
     });
     const exited = new Promise<number | null>((resolve) => scaler.child.once('exit', (code) => resolve(code)));
-    const started = Date.now();
-    scaler.child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
+    const { code, ms } = await stopWithSigterm(scaler.child, exited);
+    expect(code).toBe(0);
+    expect(ms).toBeLessThan(5000);
     expect(await streamEnded).toBe('end');
     expect(scaler.logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
     client.close();
@@ -144,12 +143,7 @@ describe('the scaler process', () => {
   // and the process never ended, a second signal included.
   it('stops on SIGTERM when whatever read its stdout has gone', async () => {
     // No state store: its close takes long enough for pino to see the EPIPE of an earlier line.
-    const { STATE_STORE_URL: _store, ...env } = process.env;
-    const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
-      cwd: fileURLToPath(new URL('../..', import.meta.url)),
-      env: { ...env, GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'ignore'],
-    });
+    const child = spawnScaler({ STATE_STORE_URL: undefined }, 'ignore');
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     let out = '';
     await new Promise<void>((resolve) =>
@@ -160,13 +154,9 @@ describe('the scaler process', () => {
     );
     child.stdout.destroy(); // the reader goes: the scaler's next writes fail with EPIPE
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const started = Date.now();
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
-    const code = await exited;
-    clearTimeout(timer);
+    const { code, ms } = await stopWithSigterm(child, exited);
     expect(code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
+    expect(ms).toBeLessThan(5000);
   });
 
   // Found by review (fixed before this test): node as PID 1 ignored a signal that came while it started.
@@ -181,29 +171,14 @@ describe('the scaler process', () => {
     });
     await new Promise<void>((resolve) => store.listen(0, '127.0.0.1', resolve));
     try {
-      const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
-        cwd: fileURLToPath(new URL('../..', import.meta.url)),
-        env: {
-          ...process.env,
-          GRPC_PORT: '0',
-          METRICS_PORT: '0',
-          BIND_ADDRESS: '127.0.0.1',
-          LOG_LEVEL: 'info',
-          STATE_STORE_URL: `redis://127.0.0.1:${(store.address() as AddressInfo).port}`,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawnScaler({ STATE_STORE_URL: `redis://127.0.0.1:${(store.address() as AddressInfo).port}` });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       await reached;
-      const started = Date.now();
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
-      const code = await exited;
-      clearTimeout(timer);
+      const { code, ms } = await stopWithSigterm(child, exited);
       expect(code).toBe(0);
-      expect(Date.now() - started).toBeLessThan(3000);
+      expect(ms).toBeLessThan(3000);
       expect(out).toMatch(/"signal":"SIGTERM","msg":"signal while starting: exiting"/);
       expect(out).not.toContain('listening');
     } finally {

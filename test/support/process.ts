@@ -1,9 +1,10 @@
 // The scaler as a child process, the way it runs in a pod: ports from the environment, JSON logs
 // kept for the test to read, a KEDA client, and the metrics port for /metrics and /explain.
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type ExplainView, KedaClient, explainViews } from './scaler.ts';
 
@@ -26,6 +27,38 @@ export function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * `src/main.ts` with the shipped node flags, as `npm start` runs it: ports the kernel gives,
+ * loopback, info logs, then `env` over the test's environment (a variable set undefined is left
+ * out); stdout piped, stderr piped or ignored.
+ */
+export function spawnScaler(
+  env: Record<string, string | undefined> = {},
+  stderr: 'pipe' | 'ignore' = 'pipe',
+): ChildProcessByStdio<null, Readable, Readable | null> {
+  return spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', stderr],
+  }) as ChildProcessByStdio<null, Readable, Readable | null>;
+}
+
+/**
+ * Sends SIGTERM and waits for the exit (SIGKILL after 8 s, so a test never hangs): the exit code,
+ * null when a signal ended it, and how long it took.
+ */
+export async function stopWithSigterm(
+  child: ChildProcess,
+  exited: Promise<number | null>,
+): Promise<{ code: number | null; ms: number }> {
+  const started = Date.now();
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 8000);
+  const code = await exited;
+  clearTimeout(timer);
+  return { code, ms: Date.now() - started };
 }
 
 /** The ports of a scaler's "listening" log line, once it is written whole. */
@@ -64,18 +97,7 @@ export class ScalerProcess implements AsyncDisposable {
    * binds it.
    */
   static async start(env: Record<string, string | undefined> = {}, timeoutMs = 20_000): Promise<ScalerProcess> {
-    const child = spawn(process.execPath, [...shippedNodeArgs(), 'src/main.ts'], {
-      cwd: root,
-      env: {
-        ...process.env,
-        GRPC_PORT: '0',
-        METRICS_PORT: '0',
-        BIND_ADDRESS: '127.0.0.1',
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawnScaler(env);
     const logs = { text: '' };
     let collect: (d: Buffer) => void = () => undefined;
     let onExit: (code: number | null) => void = () => undefined;
