@@ -1044,7 +1044,9 @@ describe('Dockerfile', () => {
         ['-c', entrypoint[2]!.replace(/^exec node /, `exec ${process.execPath} `), ...entrypoint.slice(3)],
         {
           cwd: dir,
-          env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.1' },
+          // An address of its own, not 127.0.0.1: the HEALTHCHECK must ask where the server listens
+          // (found by review: it asked 127.0.0.1 whatever BIND_ADDRESS said, and failed).
+          env: { PATH: process.env.PATH, NODE_ENV: 'production', GRPC_PORT: '0', METRICS_PORT: '0', BIND_ADDRESS: '127.0.0.2' },
           stdio: ['ignore', 'pipe', 'pipe'],
         },
       );
@@ -1056,9 +1058,16 @@ describe('Dockerfile', () => {
         return line === undefined ? undefined : (JSON.parse(line) as { grpcPort: number; metricsPort: number });
       }, 20_000);
       expect(listening.grpcPort).toBeGreaterThan(0);
-      // The HEALTHCHECK's request.
-      const ready = await fetch(`http://127.0.0.1:${listening.metricsPort}/readyz`);
-      expect(ready.status).toBe(200);
+      // The HEALTHCHECK's command as it is, its node this test's: healthy, and unhealthy where
+      // nothing answers.
+      const healthcheck = JSON.parse(/^HEALTHCHECK .*\\\n\s+CMD (\[.*\])$/m.exec(dockerfile)?.[1] ?? '[]') as string[];
+      expect(healthcheck.slice(0, 2)).toEqual(['node', '-e']);
+      const check = (env: Record<string, string>) =>
+        spawnSync(process.execPath, healthcheck.slice(1), { env: { PATH: process.env.PATH, ...env }, timeout: 10_000 }).status;
+      const port = String(listening.metricsPort);
+      expect(check({ METRICS_PORT: port, BIND_ADDRESS: '127.0.0.2' })).toBe(0);
+      expect(check({ METRICS_PORT: port, BIND_ADDRESS: '127.0.0.3' })).toBe(1);
+      expect(check({ METRICS_PORT: port })).toBe(1);
       const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
