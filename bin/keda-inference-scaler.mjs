@@ -2,7 +2,9 @@
 // keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080]
 // Asks a running scaler (its metrics port, /explain) why it answers what it answers for a
 // ScaledObject's triggers, and prints the inputs, each demand, the winner and activity.
+import { realpathSync } from 'node:fs';
 import { argv, exit, stdout, stderr } from 'node:process';
+import { fileURLToPath } from 'node:url';
 
 const USAGE = 'usage: keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080] [--json]';
 
@@ -29,7 +31,15 @@ export function parseArgs(args) {
   return out;
 }
 
-const fmt = (v) => (typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : String(v));
+// Three decimals, or three significant digits under 1: a rate of one request an hour (0.000278 a
+// second) must not print as 0.
+const fmt = (v) => {
+  if (typeof v !== 'number') return String(v);
+  return String(Math.abs(v) >= 1 || v === 0 || !Number.isFinite(v) ? Math.round(v * 1000) / 1000 : Number(v.toPrecision(3)));
+};
+
+/** A trigger KEDA has not asked about for this long is likely one it left (a poll is 30 s by default). */
+const UNASKED_S = 120;
 
 export function render(view) {
   if (view.refused !== undefined) {
@@ -52,6 +62,21 @@ export function render(view) {
       e === null
         ? '  (no decision yet: every answer so far was an error; KEDA keeps the replicas, or uses the fallback)'
         : '  (KEDA got that error and keeps the replicas, or uses the fallback; the decision below is the one before it)',
+    );
+  }
+  if (view.lastAskedAt !== undefined) {
+    const ago = view.secondsSinceAsked;
+    head.push(
+      `  last asked: ${view.lastAskedAt} (${ago} s before this answer)${
+        ago > UNASKED_S && view.replacedBy === undefined
+          ? ': KEDA has not asked since (a paused or deleted ScaledObject, or its calls go to another scaler replica), so what follows is not what it gets'
+          : ''
+      }`,
+    );
+  }
+  if (view.replacedBy !== undefined) {
+    head.push(
+      `  replaced by: trigger ${view.replacedBy}, after its settings were edited; KEDA gets that trigger's answers, not this one's (kept until 30 minutes unasked)`,
     );
   }
   if (view.learnedUnder !== undefined) {
@@ -114,8 +139,10 @@ async function main() {
     stderr.write(`cannot ask the scaler at ${url.origin}: ${err.cause?.message ?? err.message}\n`);
     exit(1);
   }
+  // Exit 3 when the scaler has nothing on the ScaledObject, with --json (an empty list) too.
   if (args.json) {
     stdout.write(`${JSON.stringify(views, null, 2)}\n`);
+    if (views.length === 0) exit(3);
     return;
   }
   if (views.length === 0) {
@@ -127,4 +154,5 @@ async function main() {
   stdout.write(`${views.map(render).join('\n\n')}\n`);
 }
 
-await main();
+// Run as the command (npx's link resolved), not when a test imports render.
+if (argv[1] !== undefined && realpathSync(argv[1]) === fileURLToPath(import.meta.url)) await main();

@@ -480,6 +480,19 @@ export class Engine {
   }
 
   /**
+   * When KEDA last asked about a trigger (an answer or an error), and the trigger of its lineage
+   * that answers now when an edit replaced it; for /explain, where a decision KEDA stopped asking
+   * for (a paused ScaledObject, an edit, calls gone to another replica) would read as current.
+   */
+  lastAsked(trigger: Trigger): { readonly atMs: number; readonly agoMs: number; readonly replacedBy?: string } | undefined {
+    const atMs = this.triggers.get(trigger.id)?.lastSeenMs ?? this.failures.get(trigger.id)?.atMs;
+    if (atMs === undefined) return undefined;
+    const agoMs = Math.max(0, this.now() - atMs);
+    const latest = this.lineages.get(trigger.lineage);
+    return latest === undefined || latest === trigger.id ? { atMs, agoMs } : { atMs, agoMs, replacedBy: latest };
+  }
+
+  /**
    * A trigger that reads GPUs and no queue takes a query that matches no series as a workload at
    * zero (model/gpuSeries.ts: nothing else tells it the workload runs), and asks for no replicas;
    * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,

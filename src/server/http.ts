@@ -25,6 +25,7 @@ function explainView(
 ) {
   const shared = engine.sharedState(trigger);
   const learnedUnder = engine.learnedUnder(trigger);
+  const asked = engine.lastAsked(trigger);
   return {
     trigger: {
       id: trigger.id,
@@ -37,6 +38,14 @@ function explainView(
     active: evaluation?.decision.active ?? null,
     metricValue: evaluation?.metricValue ?? null,
     explanation: evaluation?.decision.explanation ?? null,
+    // When KEDA last asked (the decision above may be older: an answer that did not change keeps
+    // it), and by this process's clock how long ago: a trigger KEDA left looks current otherwise.
+    ...(asked !== undefined && {
+      lastAskedAt: new Date(asked.atMs).toISOString(),
+      secondsSinceAsked: Math.round(asked.agoMs / 1000),
+    }),
+    // Its settings were edited: the trigger that answers KEDA now (this one goes at the idle sweep).
+    ...(asked?.replacedBy !== undefined && { replacedBy: asked.replacedBy }),
     ...(failure !== undefined && {
       lastFailure: { at: new Date(failure.atMs).toISOString(), code: failure.code, message: failure.message },
     }),

@@ -76,6 +76,7 @@ describe('keda-inference-scaler explain', () => {
     expect(stdout).toMatch(/\* backlog = 5/);
     expect(stdout).toContain('winner: backlog');
     expect(stdout).toContain('why active: backlog 23 > activationBacklog 0');
+    expect(stdout).toMatch(/\n {2}last asked: \d{4}-\d\d-\d\dT[\d:.]+Z \(\d+ s before this answer\)\n/);
     expect(stdout).not.toContain(requireService('RABBITMQ_URL'));
 
     const json = JSON.parse((await explain('--namespace', 'explain-ns', '--name', 'explain-so', '--json')).stdout) as {

@@ -396,6 +396,23 @@ describe('Engine: a trigger whose settings are edited', () => {
     expect(await scaledObjects()).toBe(2);
   });
 
+  it('says when KEDA last asked about each trigger, and which trigger an edit replaced it with, for /explain', async () => {
+    const { engine, clock } = await learnIdle();
+    const original = engine.trigger(ref('so', 'q', { keepWarm: '600' }));
+    const askedAt = clock.ms - 2000;
+    expect(engine.lastAsked(original)).toEqual({ atMs: askedAt, agoMs: 2000 });
+    const edited = engine.trigger(ref('so', 'q', { keepWarm: '600', maxReplicas: '7' }));
+    clock.ms += 5000;
+    await engine.evaluate(edited);
+    clock.ms += 1000;
+    expect(engine.lastAsked(original)).toEqual({ atMs: askedAt, agoMs: 8000, replacedBy: edited.id });
+    expect(engine.lastAsked(edited)).toEqual({ atMs: clock.ms - 1000, agoMs: 1000 });
+    // An answer served from the cache is a call KEDA made too, though the decision is the last one.
+    await engine.evaluate(edited);
+    expect(engine.lastAsked(edited)?.agoMs).toBe(0);
+    expect(engine.lastAsked(engine.trigger(ref('never', 'q')))).toBeUndefined();
+  });
+
   it.each([
     ['another queue', ref('so', 'r', { keepWarm: '600' })],
     ['another ScaledObject', ref('other', 'q', { keepWarm: '600' })],

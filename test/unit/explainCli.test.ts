@@ -1,0 +1,50 @@
+// The explain CLI's text for a trigger: what it says of when KEDA last asked, of an edit that
+// replaced the trigger, and of small figures.
+import { describe, expect, it } from 'vitest';
+// @ts-expect-error: plain JavaScript, shipped as the package's bin without types
+import { render } from '../../bin/keda-inference-scaler.mjs';
+
+const view = (extra: Record<string, unknown> = {}) => ({
+  trigger: { id: 't1', namespace: 'ns', name: 'so', sources: ['rabbitmq queue jobs'] },
+  desiredReplicas: 2,
+  active: true,
+  metricValue: 2,
+  explanation: {
+    activeReason: 'backlog 3 > activationBacklog 0',
+    signals: { backlog: 3, arrivalRatePerSecond: 1 / 3600 },
+    demands: { backlog: 2, hold: 1 },
+    winner: 'backlog',
+    details: { serviceSeconds: 1.23456, noiseMessages: 0, throughputPerReplica: 0.0001234 },
+  },
+  lastAskedAt: '2026-12-07T06:00:00.000Z',
+  secondsSinceAsked: 4,
+  ...extra,
+});
+
+const renderView = render as (v: object) => string;
+
+describe('explain CLI', () => {
+  it('prints figures under 1 to three significant digits, the rest to three decimals', () => {
+    const text = renderView(view());
+    expect(text).toContain('arrivalRatePerSecond = 0.000278');
+    expect(text).toContain('throughputPerReplica = 0.000123');
+    expect(text).toContain('serviceSeconds = 1.235');
+    expect(text).toContain('noiseMessages = 0');
+  });
+
+  it.each([
+    [4, false],
+    [120, false],
+    [121, true],
+  ])('says when KEDA last asked (%i s before), and past two minutes that it seems to have stopped: %s', (ago, stopped) => {
+    const text = renderView(view({ secondsSinceAsked: ago }));
+    expect(text).toContain(`last asked: 2026-12-07T06:00:00.000Z (${ago} s before this answer)`);
+    expect(text.includes('KEDA has not asked since')).toBe(stopped);
+  });
+
+  it('names the trigger an edit replaced this one with, instead of calling it stopped', () => {
+    const text = renderView(view({ secondsSinceAsked: 600, replacedBy: 't2' }));
+    expect(text).toContain("replaced by: trigger t2, after its settings were edited; KEDA gets that trigger's answers");
+    expect(text).not.toContain('KEDA has not asked since');
+  });
+});
