@@ -6,6 +6,15 @@ export function secretHash(...parts: readonly (string | undefined)[]): string {
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex').slice(0, 16);
 }
 
+/**
+ * A source's cache identity from its parts, each kept apart: joined by a separator, a vhost or a
+ * region holding it made two sources one (found by review: vhost `a`, queue `b|c` read vhost `a|b`,
+ * queue `c`).
+ */
+export function sourceIdentity(kind: string, ...parts: readonly string[]): string {
+  return JSON.stringify([kind, ...parts]);
+}
+
 /** A URL path without its trailing slashes. A loop: `/\/+$/` scans a long run of slashes once per slash. */
 export function withoutTrailingSlashes(path: string): string {
   let end = path.length;

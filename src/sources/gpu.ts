@@ -15,7 +15,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
-import { ClientMap, secretHash, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, secretHash, sourceIdentity, withoutTrailingSlashes } from './common.ts';
 import {
   type HttpAnswer,
   type HttpClient,
@@ -236,7 +236,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
       String(config.unsafeSsl),
       JSON.stringify(config.customHeaders ?? []),
     );
-    return ['gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query].join('|');
+    return sourceIdentity('gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query);
   }
 
   create(config: GpuSourceConfig): Source {

@@ -6,7 +6,7 @@ import type { ISocketFactory } from 'kafkajs';
 import { QUOTED_CHARS, SourceBadAnswer, SourceNotFound, SourceUnavailable, clip, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
-import { secretHash } from './common.ts';
+import { secretHash, sourceIdentity } from './common.ts';
 import {
   KafkaAdminPool,
   type KafkaAdminClient,
@@ -131,7 +131,7 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
   }
 
   identity(config: KafkaSourceConfig): string {
-    return [
+    return sourceIdentity(
       'kafka',
       connectionKey(config),
       config.consumerGroup,
@@ -139,7 +139,7 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
       config.offsetResetPolicy,
       config.scaleToZeroOnInvalidOffset ? 'zero-on-invalid' : 'one-on-invalid',
       config.allowIdleConsumers ? 'idle-ok' : 'cap',
-    ].join('|');
+    );
   }
 
   create(config: KafkaSourceConfig): Source {

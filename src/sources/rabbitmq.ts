@@ -15,7 +15,7 @@ import {
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { RabbitmqSourceConfig } from '../trigger/types.ts';
-import { ClientMap, secretHash } from './common.ts';
+import { ClientMap, secretHash, sourceIdentity } from './common.ts';
 import {
   type HttpClient,
   type HttpTls,
@@ -219,14 +219,14 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
 
   identity(config: RabbitmqSourceConfig): string {
     // The TLS settings are in it: triggers that differ there never share a connection or a cache entry.
-    return [
+    return sourceIdentity(
       'rabbitmq',
       config.protocol,
       secretHash(config.host, config.ca, String(config.unsafeSsl)),
       vhostOf(config),
       config.queueName,
       config.excludeUnacknowledged ? 'ready' : 'all',
-    ].join('|');
+    );
   }
 
   create(config: RabbitmqSourceConfig): Source {

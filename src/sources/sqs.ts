@@ -16,7 +16,7 @@ import {
 import type { Logger } from '../telemetry/logger.ts';
 import { isAwsHost } from '../trigger/sqsUrl.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
-import { ClientMap, withoutTrailingSlashes } from './common.ts';
+import { ClientMap, sourceIdentity, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 const VISIBLE: QueueAttributeName = 'ApproximateNumberOfMessages';
@@ -228,7 +228,7 @@ export class SqsDriver implements SourceDriver<SqsSourceConfig> {
 
   identity(config: SqsSourceConfig): string {
     const counted = `${config.scaleOnInFlight ? '+inflight' : ''}${config.scaleOnDelayed ? '+delayed' : ''}`;
-    return ['sqs', config.awsRegion, sqsEndpoint(config) ?? '', config.queueURL, `visible${counted}`].join('|');
+    return sourceIdentity('sqs', config.awsRegion, sqsEndpoint(config) ?? '', config.queueURL, `visible${counted}`);
   }
 
   /** The shared client for (region, endpoint), made on first use. */

@@ -335,6 +335,16 @@ describe('RabbitmqDriver over TLS (amqps://, https://)', () => {
     config({ host: 'amqps://user:s3cret@rabbit:5671/', ...overrides });
   const otherCa = `${PEM_CERTIFICATE_STUB}y`;
 
+  // Found by review: the parts were joined by '|', which a vhost or a queue name may hold.
+  it('gives (vhost a, queue b|c) and (vhost a|b, queue c) identities of their own: one must not read the other', () => {
+    const { driver } = amqpDriver();
+    for (const base of [config(), http()]) {
+      const one = driver.identity({ ...base, vhostName: 'a', queueName: 'b|c' });
+      expect(one).not.toBe(driver.identity({ ...base, vhostName: 'a|b', queueName: 'c' }));
+      expect(one).toBe(driver.identity({ ...base, vhostName: 'a', queueName: 'b|c' }));
+    }
+  });
+
   it('gives sources that differ only in rabbitmq.ca or rabbitmq.unsafeSsl identities of their own, without the CA', () => {
     const { driver } = amqpDriver();
     for (const base of [amqps(), http()]) {

@@ -234,6 +234,11 @@ describe('SqsDriver', () => {
     expect(driver.identity(config())).not.toBe(driver.identity(config({ scaleOnDelayed: true })));
     expect(driver.identity(config())).not.toBe(driver.identity(config({ scaleOnInFlight: false })));
     expect(driver.identity(config())).not.toBe(driver.identity(config({ awsEndpoint: 'http://127.0.0.1:9324' })));
+    // Found by review: joined by '|', a region holding one named another endpoint's queue.
+    const queueURL = 'https://sqs.eu-west-1.amazonaws.com/1/jobs';
+    expect(driver.identity(config({ awsRegion: 'eu-west-1|http://other:1/', awsEndpoint: undefined, queueURL }))).not.toBe(
+      driver.identity(config({ awsRegion: 'eu-west-1', awsEndpoint: 'http://other:1/|', queueURL })),
+    );
   });
 
   it('turns client errors into typed errors that name the queue', async () => {
