@@ -40,7 +40,21 @@ export interface Refusal {
 
 interface Tracked extends Refusal {
   lastLoggedMs: number;
+  /** Metadata of the ScaledObject was last taken then (another of its triggers, or an edit). */
+  acceptedMs?: number;
 }
+
+/**
+ * Taken since its last refusal: an edit fixed it, or another trigger of the ScaledObject parses.
+ * /explain leaves it out; the log goes on counting it when it comes again (the other trigger's).
+ */
+const taken = (r: Tracked) => r.acceptedMs !== undefined && r.acceptedMs >= r.atMs;
+
+/**
+ * A refusal that comes again after this long taken starts over in the log ("refused", not "still
+ * refused"): the ScaledObject broken again by an edit, not its other trigger refused each poll.
+ */
+const STARTS_OVER_MS = 5 * 60_000;
 
 export class RefusalLog {
   private readonly refused = new Map<string, Tracked>();
@@ -63,7 +77,7 @@ export class RefusalLog {
     const ref = clipped(given);
     const key = `${ref.namespace}/${ref.name}`;
     const known = this.refused.get(key);
-    const same = known !== undefined && known.message === message;
+    const same = known !== undefined && known.message === message && !(taken(known) && nowMs - known.atMs > STARTS_OVER_MS);
     const refusal: Tracked = {
       namespace: ref.namespace,
       name: ref.name,
@@ -90,20 +104,28 @@ export class RefusalLog {
     );
   }
 
-  /** The ScaledObject's metadata was taken: its refusal is over. */
+  /**
+   * The ScaledObject's metadata was taken: its refusal is over, unless it comes again. Kept, not
+   * deleted: a ScaledObject with two triggers, one refused, is taken and refused every poll, and
+   * each refusal logged as new (found by review: a warning every poll, the line budget spent).
+   */
   clear(given: { readonly namespace: string; readonly name: string }): void {
     if (this.refused.size === 0) return;
     const ref = clipped(given);
-    this.refused.delete(`${ref.namespace}/${ref.name}`);
+    const known = this.refused.get(`${ref.namespace}/${ref.name}`);
+    if (known !== undefined) known.acceptedMs = this.now();
   }
 
   /** The last refusal of each ScaledObject still refused, for /explain; those not repeated for KEPT_MS forgotten. */
   list(): Refusal[] {
     const cutoffMs = this.now() - KEPT_MS;
     const out: Refusal[] = [];
-    for (const [key, { lastLoggedMs: _, ...refusal }] of this.refused) {
-      if (refusal.atMs < cutoffMs) this.refused.delete(key);
-      else out.push(refusal);
+    for (const [key, tracked] of this.refused) {
+      if (tracked.atMs < cutoffMs) this.refused.delete(key);
+      else if (!taken(tracked)) {
+        const { lastLoggedMs: _, acceptedMs: __, ...refusal } = tracked;
+        out.push(refusal);
+      }
     }
     return out;
   }

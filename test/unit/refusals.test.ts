@@ -112,6 +112,44 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list().map((r) => r.name)).toEqual(['other']);
   });
 
+  // Found by review: each accepted call of the other trigger cleared the refusal, so every poll
+  // logged it as new, and /explain showed it or not by which trigger KEDA asked last.
+  it('a ScaledObject with one trigger refused and another taken: reminders a minute apart, counted on', () => {
+    const { log, at, shown } = bed();
+    for (let poll = 0; poll <= 4; poll++) {
+      at(poll * 30_000);
+      log.add(so, bad);
+      at(poll * 30_000 + 5);
+      log.clear(so);
+      at(poll * 30_000 + 10);
+      log.clear(so); // GetMetrics and IsActive both
+    }
+    expect(shown().map((l) => [l.msg, l.refusals])).toEqual([
+      ['trigger metadata refused', 1],
+      ['trigger metadata still refused', 3],
+      ['trigger metadata still refused', 5],
+    ]);
+    expect(log.list()).toEqual([]);
+    at(150_000);
+    log.add(so, bad);
+    expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 150_000, message: bad, refusals: 6 }]);
+  });
+
+  it('a ScaledObject broken again by an edit minutes after it was fixed is refused anew', () => {
+    const { log, at, shown } = bed();
+    log.add(so, bad);
+    for (let s = 1; s <= 600; s += 15) {
+      at(s * 1000);
+      log.clear(so);
+    }
+    at(601_000);
+    log.add(so, bad);
+    expect(shown().map((l) => [l.msg, l.refusals])).toEqual([
+      ['trigger metadata refused', 1],
+      ['trigger metadata refused', 1],
+    ]);
+  });
+
   it('logs at most 60 lines a minute over all ScaledObjects, and counts the rest in the next line', () => {
     const { log, at, lines, shown } = bed();
     for (let i = 0; i < 200; i++) log.add({ namespace: 'fuzz', name: `so-${i}` }, bad);
