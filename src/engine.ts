@@ -312,14 +312,16 @@ export class Engine {
     const sources = found instanceof Promise ? await found : found;
     // First sight of the trigger with a shared store: its lease and record, before its first
     // answer, so a replica that just started answers from what was learned (bounded by the store).
-    // A call that comes while another's first sight is under way waits for the same one.
-    const { shared } = this.options;
-    if (shared !== undefined) await shared.track(trigger.id, trigger.lineage);
+    // A call that comes while another's first sight is under way waits for the same one. Beside
+    // the reads, not before them: a slow store and a slow broker one after the other took a first
+    // answer past KEDA's deadline (found by review). It never rejects; the reads are awaited first.
+    const tracked = this.options.shared?.track(trigger.id, trigger.lineage);
     // All or nothing: a partial sum would look smaller than the truth.
     const observations =
       sources.length === 1
         ? [await this.cache.read(sources[0]!.source, options.maxAgeMs)]
         : await Promise.all(sources.map(({ source }) => this.cache.read(source, options.maxAgeMs)));
+    if (tracked !== undefined) await tracked;
     return this.decideOn(trigger, sources, observations);
   }
 

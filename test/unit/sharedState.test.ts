@@ -263,6 +263,40 @@ describe('replicas on one shared store', () => {
     expect(fresh.engine.sharedState(trigger)).toMatchObject({ role: 'writer', decidedFromRecordAtMs: expect.any(Number) });
   });
 
+  // Found by review: the first sight went before the reads, so a slow store and a slow broker
+  // added up, past KEDA's deadline for a first answer.
+  it('reads the sources of a first call while its first sight in the store is under way, and answers from what was learned', async () => {
+    const { clock, cluster, before } = await learnedThenGone(2_500_000);
+    let open = () => {};
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    let readWhileStoreAway = false;
+    let storeAway = true;
+    const slowDriver = fakeRabbitDriver(async () => {
+      readWhileStoreAway ||= storeAway;
+      return { backlog: 0, waiting: 0, inFlight: 0, consumers: broker.consumers };
+    });
+    const client = cluster.client('a3');
+    const held = new Proxy(client, {
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if ((key !== 'acquireLease' && key !== 'read') || typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          await gate;
+          return (await (value as (...a: unknown[]) => unknown).apply(target, args)) as unknown;
+        };
+      },
+    });
+    const fresh = replica(cluster, 'a3', slowDriver, held);
+    clock.ms += 1000;
+    const answer = fresh.engine.evaluate(fresh.engine.trigger(ref));
+    await vi.waitFor(() => expect(readWhileStoreAway).toBe(true));
+    storeAway = false;
+    open();
+    const { decision } = await answer;
+    expect(decision.active).toBe(before.active);
+    expect(decision.explanation.details.keepWarmSource).toBe('learned');
+  });
+
   // Found by review: a follower started every decision again from a record its writer, not asked
   // any more, no longer moved; a replica that took the lease over kept its own older state and
   // wrote it over the newer record.
