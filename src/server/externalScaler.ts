@@ -63,7 +63,8 @@ type Stream<Req, Res> = grpc.ServerWritableStream<Req, Res>;
 
 export class ExternalScalerService {
   private readonly options: ExternalScalerOptions;
-  private readonly streams = new Set<Stream<ScaledObjectRef, unknown>>();
+  /** Open streams, each with what ends it from this side (its checks stopped first). */
+  private readonly streams = new Map<Stream<ScaledObjectRef, unknown>, () => void>();
   /** Refused streams and INTERNAL answers (per method): a flood of either logs once a minute. */
   private readonly logged = new Throttle(60_000);
   /** Set by endStreams: a stream that arrives while the server stops ends at once. */
@@ -98,7 +99,7 @@ export class ExternalScalerService {
   /** Ends every open stream (KEDA re-opens them), for a graceful shutdown. */
   endStreams(): void {
     this.stopping = true;
-    for (const call of this.streams) call.end();
+    for (const finish of [...this.streams.values()]) finish();
     this.streams.clear();
   }
 
@@ -192,11 +193,7 @@ export class ExternalScalerService {
       onEnd();
       return;
     }
-    this.streams.add(call);
     metrics.openStreams.inc({ method });
-    // Spread over a fifth of the age: streams opened together (KEDA re-opening all of them after
-    // a restart) do not all end, and come back, in the same second.
-    const aged = setTimeout(() => call.end(), Math.min(Math.round(maxStreamAgeMs * (0.8 + 0.2 * Math.random())), 2 ** 31 - 1));
     let ended = false;
     const end = () => {
       if (ended) return;
@@ -206,6 +203,16 @@ export class ExternalScalerService {
       metrics.openStreams.dec({ method });
       onEnd();
     };
+    // Ended from this side (its age, a shutdown): its checks stop before the status goes, so none
+    // writes after it (grpc-js would turn the OK that KEDA re-opens on into an error).
+    const finish = () => {
+      end();
+      call.end();
+    };
+    this.streams.set(call, finish);
+    // Spread over a fifth of the age: streams opened together (KEDA re-opening all of them after
+    // a restart) do not all end, and come back, in the same second.
+    const aged = setTimeout(finish, Math.min(Math.round(maxStreamAgeMs * (0.8 + 0.2 * Math.random())), 2 ** 31 - 1));
     call.on('cancelled', end);
     call.on('close', end);
     call.on('finish', end);
