@@ -107,7 +107,7 @@ export function sqsError(where: string, err: unknown): Error {
   const e = (err ?? {}) as AwsErrorShape;
   const names = [e.name, e.Code].filter((n): n is string => typeof n === 'string');
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
-  const message = errorMessage(err);
+  const message = withoutSignedText(errorMessage(err));
   if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
   if (status !== undefined && status >= 200 && status < 300) {
     // A success status with an answer the SDK could not read (an HTML page from a proxy, another
@@ -128,6 +128,16 @@ export function sqsError(where: string, err: unknown): Error {
   }
   const code = typeof e.code === 'string' ? `${e.code}: ` : '';
   return new SourceUnavailable(`${where}: SQS unreachable or failing (${code}${message})`);
+}
+
+/**
+ * A SignatureDoesNotMatch of AWS's Query services spells out the canonical request and the
+ * string to sign it expected: the request's headers, X-Amz-Security-Token among them. Cut there
+ * (with the newlines before it, which errorMessage has escaped).
+ */
+function withoutSignedText(message: string): string {
+  const cut = message.search(/(?:\s|\\u000a)*The (?:Canonical String for this request|String-to-Sign) should have been/i);
+  return cut < 0 ? message : `${message.slice(0, cut)} (the request AWS expected left out)`;
 }
 
 /** What an AWS refusal means, for the one who fixes it. */

@@ -161,6 +161,26 @@ describe('sqsError', () => {
     expect(sqsError('q', awsError('InvalidClientTokenId', 403)).message).toMatch(/AWS refused or found no credentials/);
   });
 
+  // Found by review: AWS's Query services spell the expected canonical request out, headers and all.
+  it('leaves out the canonical request a SignatureDoesNotMatch spells out, with its session token', () => {
+    const token = 'IQoJb3JpZ2luX2VjEXAMPLETOKEN';
+    const signature = Object.assign(awsError('SignatureDoesNotMatch', 403), {
+      message:
+        'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.\n\n' +
+        `The Canonical String for this request should have been\n'POST\n/\n\nhost:sqs.eu-west-1.amazonaws.com\nx-amz-security-token:${token}\n'\n\n` +
+        `The String-to-Sign should have been\n'AWS4-HMAC-SHA256\n20261207T070000Z'`,
+    });
+    const { message } = sqsError('q', signature);
+    expect(message).not.toContain(token);
+    expect(message).toMatch(
+      /does not match the signature you provided\. Check your AWS Secret Access Key and signing method\. \(the request AWS expected left out\)\)$/,
+    );
+    const stringToSign = Object.assign(awsError('SignatureDoesNotMatch', 403), {
+      message: `Signature expired.\nThe String-to-Sign should have been 'AWS4-HMAC-SHA256\n${token}'`,
+    });
+    expect(sqsError('q', stringToSign).message).not.toContain(token);
+  });
+
   it("points at the role's trust policy when assuming the role is what AWS refused", () => {
     const notAssumable = Object.assign(awsError('AccessDenied', 403), {
       message: 'Not authorized to perform sts:AssumeRoleWithWebIdentity',
