@@ -114,7 +114,7 @@ function amqpError(where: string, err: unknown): Error {
   }
   if (refusedOpen) {
     return new SourceNotFound(
-      `${where}: the broker refused to open the virtual host: it does not exist, or the user has no permission on it (${message})`,
+      `${where}: the broker refused to open the virtual host: it does not exist, the user has no permission on it, or a connection limit of the vhost or the user is reached (${message})`,
     );
   }
   return new SourceUnavailable(`${where}: ${message}`);

@@ -167,6 +167,10 @@ describe('RabbitmqDriver over amqp', () => {
     const got = await failure(source.read(AbortSignal.timeout(5000)));
     expect(got).toBeInstanceOf(SourceNotFound);
     expect(got.message).toContain(`(vhost ${JSON.stringify(vhost)})`);
+    // amqplib drops RabbitMQ's text: the message names each close that reads so.
+    expect(got.message).toContain(
+      'it does not exist, the user has no permission on it, or a connection limit of the vhost or the user is reached',
+    );
     expect(source.label).toContain(`(vhost ${JSON.stringify(vhost)})`);
   });
 
