@@ -98,7 +98,7 @@ export function createHttpServer({ metrics, engine, ready, sourceLabels, logger 
       case '/readyz':
         return ready() ? send(200, 'ready\n') : send(503, 'not ready\n');
       case '/explain':
-        return serveExplain(url.searchParams, engine, sourceLabels, send);
+        return serveExplain(url.searchParams, req.method === 'HEAD', engine, sourceLabels, send);
       default:
         return send(404, 'not found\n');
     }
@@ -138,7 +138,13 @@ function serveMetrics(metrics: ScalerMetrics, head: boolean, res: ServerResponse
 }
 
 /** The triggers of `?namespace=` and `?name=` (each optional): decisions, errors alone, refusals. */
-function serveExplain(query: URLSearchParams, engine: Engine, sourceLabels: HttpOptions['sourceLabels'], send: Send): void {
+function serveExplain(
+  query: URLSearchParams,
+  head: boolean,
+  engine: Engine,
+  sourceLabels: HttpOptions['sourceLabels'],
+  send: Send,
+): void {
   const namespace = query.get('namespace');
   const name = query.get('name');
   const wanted = (t: { readonly namespace: string; readonly name: string }) =>
@@ -155,6 +161,8 @@ function serveExplain(query: URLSearchParams, engine: Engine, sourceLabels: Http
     send(400, `${entries} triggers match; at most ${EXPLAIN_MAX_TRIGGERS} in one answer: add ?namespace= (and ?name=)\n`);
     return;
   }
+  // A HEAD gets the status and type without the answer built (Node would drop its body anyway).
+  if (head) return send(200, '', 'application/json');
   const matches = evaluations.map((e) => {
     const failure = failures.get(e.trigger.id);
     failures.delete(e.trigger.id);

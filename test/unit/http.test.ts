@@ -99,6 +99,31 @@ describe('methods', () => {
     expect(head.headers.get('content-type')).toBe((await fetch(`${base}${path}`)).headers.get('content-type'));
   });
 
+  it('HEAD /explain answers as GET would, without building the answer', async () => {
+    const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
+    const trigger = { id: 'ns/so/h1', namespace: 'ns', name: 'so', scaling: {} } as unknown as Trigger;
+    const decision = { desiredReplicas: 2, active: true, explanation: {} } as unknown as Decision;
+    const engine = {
+      lastFailures: () => [],
+      lastEvaluations: () => [{ trigger, decision, metricValue: 2 }],
+      lastRefusals: () => [],
+      sharedState: () => undefined,
+      learnedUnder: () => undefined,
+      lastAsked: () => ({ atMs: 0, agoMs: 1000 }),
+    } as unknown as Engine;
+    let built = 0;
+    const sourceLabels = () => (built++, ['rabbitmq queue "q"']);
+    const server = createHttpServer({ metrics, logger, engine, ready: () => true, sourceLabels });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    servers.push(server);
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/explain?namespace=ns`;
+    const head = await fetch(url, { method: 'HEAD' });
+    expect([head.status, head.headers.get('content-type'), await head.text(), built]).toEqual([200, 'application/json', '', 0]);
+    const get = await fetch(url);
+    expect([get.status, get.headers.get('content-type'), built]).toEqual([200, 'application/json', 1]);
+    expect(((await get.json()) as { secondsSinceAsked: number }[]).map((v) => v.secondsSinceAsked)).toEqual([1]);
+  });
+
   it('refuses other methods with 405 and says which are allowed', async () => {
     const base = await serve(1);
     const res = await fetch(`${base}/metrics`, { method: 'POST', body: 'x' });
