@@ -187,6 +187,37 @@ describe('the scaler process', () => {
     }
   });
 
+  // Found by review: the handlers came after every module had loaded (half a second or more), and
+  // node as PID 1 (the image's) drops a signal it has no handler for.
+  it('has its SIGTERM handler before its modules load, and takes a SIGTERM then: exits 0 and says so', async () => {
+    const probe = fileURLToPath(new URL('../support/signalProbe.mjs', import.meta.url));
+    const child = spawnScaler({ NODE_OPTIONS: `--import=${probe}` });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const said = await eventually(async () => /signal probe: .*/.exec(err)?.[0], 10_000, 5);
+    expect(said).toBe('signal probe: @grpc/grpc-js loads with 1 SIGTERM listeners');
+    const { code } = await stopWithSigterm(child, exited);
+    expect(code).toBe(0);
+    expect(out).toMatch(/"signal":"SIGTERM","msg":"signal while starting: exiting"/);
+    expect(out).not.toContain('listening');
+  });
+
+  // Found by review: Ctrl-C on `npm start` reaches node twice (the terminal's and npm's), which read
+  // as a second signal and skipped the drain.
+  it('takes the same signal twice within 250 ms as one (a Ctrl-C that npm passes on too): drains and exits 0', async () => {
+    const running = await ScalerProcess.start();
+    const exited = new Promise<number | null>((resolve) => running.child.once('exit', (code) => resolve(code)));
+    running.child.kill('SIGINT');
+    running.child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(running.logs).toMatch(/"signal":"SIGINT","msg":"shutting down"/);
+    expect(running.logs).toMatch(/"msg":"keda-inference-scaler stopped"/);
+    expect(running.logs).not.toContain('second signal');
+  });
+
   it("README's run command (npm start) stops the scaler when npm gets SIGTERM, leaving no process behind", async () => {
     // A shell between npm and node died on the signal and left the scaler running, orphaned.
     const npm = spawn('npm', ['start'], {

@@ -1,0 +1,92 @@
+// The scaler's life in a process: configuration from the environment, start, and a graceful stop
+// on SIGTERM/SIGINT (main.ts takes the signals before this module loads and hands them over).
+import * as grpc from '@grpc/grpc-js';
+import { ConfigError, loadConfig } from './config.ts';
+import { errorMessage } from './errors.ts';
+import { startScaler } from './server/server.ts';
+import { type Logger, createLogger } from './telemetry/logger.ts';
+
+/**
+ * Exits once the log's last lines are written, a second at the most. At exit pino writes what is
+ * left synchronously, and its writer (sonic-boom) retries a write that fails for good forever: with
+ * stdout a pipe whose reader went away (EPIPE), the process never ended, a second signal
+ * included. The write under way ends first (on EPIPE pino stops writing), then what is left is
+ * flushed, asynchronously.
+ */
+function exitAfterLog(logger: Logger, code: number): void {
+  const exit = () => process.exit(code);
+  setTimeout(exit, 1000);
+  setTimeout(() => logger.flush(exit), 100);
+}
+
+export type SignalHandler = (signal: NodeJS.Signals) => void;
+
+/** A repeat of the first signal this soon is the same Ctrl-C (the terminal's and npm's), not a second. */
+const SAME_SIGNAL_MS = 250;
+
+/** Runs the scaler; `onSignals` takes the handler for every SIGTERM and SIGINT from then on. */
+export async function run(onSignals: (handler: SignalHandler) => void): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`keda-inference-scaler: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.LOG_LEVEL);
+  // grpc-js writes its own lines ("E No address added ...") to stderr: into the JSON log instead.
+  const grpcLog = logger.child({ component: 'grpc-js' });
+  const line = (a: unknown[]) => a.map(String).join(' ');
+  grpc.setLogger({
+    error: (...a: unknown[]) => grpcLog.warn(line(a)),
+    info: (...a: unknown[]) => grpcLog.info(line(a)),
+    debug: (...a: unknown[]) => grpcLog.debug(line(a)),
+  });
+  // The logger serializes an error with its stack (and redacts it), and logs a thrown non-Error as
+  // it is: String() of one dropped the stack, and err.message of a string was nothing.
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
+  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
+  // A signal while starting (a store that takes its time, a rollout that changes its mind) ends the
+  // process: nothing is served yet to drain. Once serving, the first stops it gracefully and a
+  // second (not the first's echo) forces.
+  let scaler: Awaited<ReturnType<typeof startScaler>> | undefined;
+  let first: { readonly signal: NodeJS.Signals; readonly atMs: number } | undefined;
+  onSignals((signal) => {
+    const nowMs = performance.now();
+    if (first !== undefined) {
+      if (signal === first.signal && nowMs - first.atMs < SAME_SIGNAL_MS) return;
+      logger.warn({ signal }, 'second signal: exiting now');
+      exitAfterLog(logger, 1);
+      return;
+    }
+    first = { signal, atMs: nowMs };
+    if (scaler === undefined) {
+      logger.info({ signal }, 'signal while starting: exiting');
+      // The start goes on until the exit: its "listening" line would read as a scaler that serves.
+      logger.level = 'silent';
+      exitAfterLog(logger, 0);
+      return;
+    }
+    logger.info({ signal }, 'shutting down');
+    scaler.stop().then(
+      () => exitAfterLog(logger, 0),
+      (err: unknown) => {
+        logger.error({ err: String(err) }, 'shutdown failed');
+        exitAfterLog(logger, 1);
+      },
+    );
+  });
+  try {
+    const started = await startScaler(config, { logger });
+    // A signal while it started: exiting already.
+    if (first === undefined) scaler = started;
+  } catch (err) {
+    // A port taken, a certificate unreadable: exit, so that the pod restarts and says why, instead
+    // of staying up serving nothing.
+    logger.fatal({ err: errorMessage(err) }, 'start failed');
+    exitAfterLog(logger, 1);
+  }
+}
