@@ -20,7 +20,7 @@
 // - prewarm: regular gaps (periodic batches) and a cold start that would leave requests late.
 // Scale to zero waits for the keep-warm window learned from idle gaps (keepWarm.ts). What one
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
-import type { ScalingConfig } from '../trigger/types.ts';
+import { MAX_REPLICAS, type ScalingConfig } from '../trigger/types.ts';
 import {
   arrivalsWithin,
   countRises,
@@ -117,7 +117,10 @@ export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, win
  */
 function withAsk(asks: readonly ReplicaMark[], ask: ReplicaMark): readonly ReplicaMark[] {
   const next = [...asks, ask];
-  if (next.length > MAX_MARKS) next.splice(0, 2, { atMs: next[1]!.atMs, replicas: next[0]!.replicas + next[1]!.replicas });
+  // At most MAX_REPLICAS (what a history holds): a trigger that flaps at a large fleet summed past what a history
+  // may hold (found by review); what is starting counts up to the fleet asked for anyway.
+  if (next.length > MAX_MARKS)
+    next.splice(0, 2, { atMs: next[1]!.atMs, replicas: Math.min(MAX_REPLICAS, next[0]!.replicas + next[1]!.replicas) });
   return next;
 }
 
@@ -256,7 +259,25 @@ export function learnedAtMomentOf(learned: TriggerHistory, current: TriggerHisto
   return merged as TriggerHistory;
 }
 
-export function decide({ signals: reported, scaling, history: given, nowMs }: ModelInput): ModelOutput {
+/**
+ * The counts of a moment (backlog, waiting, in flight, consumers) at 0 at the least: RabbitMQ has
+ * reported a negative unacknowledged count, which went into the history and made it one the
+ * shared store's schema refuses, for days (found by review). The same object when none is below 0.
+ */
+function countsAtLeastZero(signals: Signals): Signals {
+  const { backlog, waiting, inFlight, consumers } = signals;
+  if (backlog >= 0 && !(waiting! < 0) && !(inFlight! < 0) && !(consumers! < 0)) return signals;
+  return {
+    ...signals,
+    backlog: Math.max(0, backlog),
+    ...(waiting !== undefined && { waiting: Math.max(0, waiting) }),
+    ...(inFlight !== undefined && { inFlight: Math.max(0, inFlight) }),
+    ...(consumers !== undefined && { consumers: Math.max(0, consumers) }),
+  };
+}
+
+export function decide({ signals: sourced, scaling, history: given, nowMs }: ModelInput): ModelOutput {
+  const reported = countsAtLeastZero(sourced);
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
   const kept = steppedBack ? steppedBackBy(given, -sinceLastMs) : given;

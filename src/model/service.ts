@@ -272,7 +272,12 @@ function learnFromSaturation(signals: Signals, saturatedAt: number, history: Tri
       stretch = open;
       if (served >= MIN_SERVED_TO_LEARN && seconds > 0) current = served / (open.consumers * seconds);
     } else {
-      if (open !== undefined && seconds >= MIN_STRETCH_SECONDS && served >= 0) add(served, open.consumers * seconds, seconds);
+      // Closed at its last busy reading, the one before this: the interval since is the fleet
+      // leaving saturation, or a jump of the served counter that is no service (a consumer group's
+      // offsets reset to the latest: found by review, μ learned 13 times too high for an hour).
+      const closedSeconds = seconds - dtSeconds;
+      const closedServed = history.lastServedTotal === undefined || open === undefined ? -1 : history.lastServedTotal - open.servedTotal;
+      if (closedSeconds >= MIN_STRETCH_SECONDS && closedServed >= 0) add(closedServed, open!.consumers * closedSeconds, closedSeconds);
       if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
     }
   }

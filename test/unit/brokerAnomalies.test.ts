@@ -1,0 +1,92 @@
+// Counts and counters a broker gets wrong now and then, through the model: what it learns must not
+// keep the mistake, and its history must stay one the shared store reads back (found by review).
+import { describe, expect, it } from 'vitest';
+import { decide, emptyHistory } from '../../src/model/decide.ts';
+import { triggerHistorySchema } from '../../src/model/historySchema.ts';
+import type { Signals, TriggerHistory } from '../../src/model/types.ts';
+import { MAX_REPLICAS } from '../../src/trigger/types.ts';
+import { scaling } from '../support/scaling.ts';
+
+/** The history as the store reads it back: the schema's issues, none when it parses. */
+const issues = (h: TriggerHistory) =>
+  triggerHistorySchema.safeParse(JSON.parse(JSON.stringify(h))).error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ??
+  [];
+
+describe('a negative count (RabbitMQ has reported negative unacknowledged messages)', () => {
+  it.each([
+    ['in flight', { backlog: -4, waiting: 0, inFlight: -4 }],
+    ['waiting', { backlog: 6, waiting: -4, inFlight: 10 }],
+    ['consumers', { backlog: 6, waiting: 2, inFlight: 4, consumers: -1 }],
+  ] as const)('once, %s: every history after it is one the store reads back', (_, odd) => {
+    let history = emptyHistory();
+    for (let i = 0; i < 20; i++) {
+      const signals: Signals = {
+        backlog: 0,
+        waiting: 0,
+        inFlight: 0,
+        consumers: 1,
+        arrivedTotal: 100 + i,
+        servedTotal: 100 + i,
+        ...(i === 3 && odd),
+      };
+      const out = decide({ signals, scaling, history, nowMs: 1.7e12 + i * 15_000 });
+      expect(issues(out.history), `decision ${i}`).toEqual([]);
+      expect(out.decision.desiredReplicas).toBeGreaterThanOrEqual(scaling.minReplicas);
+      history = out.history;
+    }
+  });
+});
+
+describe("a Kafka consumer group's offsets reset to the latest", () => {
+  it('is no throughput: μ learned from the saturated stretches stays what they served', () => {
+    const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
+    let history = emptyHistory();
+    let nowMs = 1.7e12;
+    let [arrived, served, backlog] = [1_000_000, 900_000, 100_000];
+    const read = (consumers: number, servedNow: number, arrivedNow: number) => {
+      nowMs += 15_000;
+      arrived += arrivedNow;
+      served += servedNow;
+      backlog += arrivedNow - servedNow;
+      const signals: Signals = {
+        backlog,
+        arrivedTotal: arrived,
+        servedTotal: served,
+        orderedQueues: 1,
+        counterBasis: 'p',
+        consumers,
+      };
+      const out = decide({ signals, scaling: kafka, history, nowMs });
+      history = out.history;
+      return out.decision.explanation.details.throughputPerReplica;
+    };
+    // Saturated at 2 a second a consumer: 4 consumers, then 5.
+    for (let i = 0; i < 40; i++) read(4, 120, 120);
+    read(5, 120, 120);
+    for (let i = 0; i < 40; i++) read(5, 150, 150);
+    const before = read(5, 150, 150);
+    expect(before).toBeCloseTo(2, 1);
+    // kafka-consumer-groups --reset-offsets --to-latest: the whole lag "served" in one interval.
+    read(5, backlog, 0);
+    const after = read(5, 150, 150);
+    expect(after).toBeCloseTo(2, 1);
+  });
+});
+
+describe('asks a large fleet flaps through', () => {
+  it(`are remembered as at most ${MAX_REPLICAS} replicas: the history stays one the store reads back`, () => {
+    const flapping = {
+      ...scaling,
+      messagesPerReplica: 1,
+      maxReplicas: MAX_REPLICAS,
+      coldStartSeconds: 300 as const,
+      keepWarm: 0 as const,
+    };
+    let history = emptyHistory();
+    for (let i = 0; i < 200; i++) {
+      const signals: Signals = { backlog: i % 2 === 0 ? MAX_REPLICAS : 0 };
+      history = decide({ signals, scaling: flapping, history, nowMs: 1.7e12 + i * 1000 }).history;
+      expect(issues(history), `decision ${i}`).toEqual([]);
+    }
+  });
+});
