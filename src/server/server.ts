@@ -127,8 +127,13 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   const grpcServer = new grpc.Server(grpcServerOptions(config));
   grpcServer.addService(externalScalerService, scaler.handlers());
   health.addToServer(grpcServer);
-  // Reflection describes every service served here, health included (grpcurl, grpc_cli).
-  new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(grpcServer);
+  // Reflection describes every service served here, health included (grpcurl, grpc_cli). Its
+  // streams are tracked: one left open (grpcui, a client that keeps it) held a stop for the whole
+  // budget, then the server was closed by force (found by review).
+  const reflectionStreams = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(
+    trackingStreams(grpcServer, reflectionStreams),
+  );
   const credentials = serverCredentials(config, logger);
   const grpcPort = await bind(grpcServer, hostPort(config.BIND_ADDRESS, config.GRPC_PORT), credentials, 'GRPC_PORT');
   paceStreamOpens(grpcServer, { step: STREAM_OPEN_STEP, max: streamsPerConnection(config) });
@@ -196,6 +201,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // and the health Watches, which have just said NOT_SERVING.
       scaler.endStreams();
       health.endWatches();
+      for (const call of reflectionStreams) call.end();
+      reflectionStreams.clear();
       // Calls in flight get the budget but a reserve for closing what they read from.
       // Reads still waiting for room start now: their calls are among those in flight.
       admission.close();
@@ -213,6 +220,35 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     return stopping;
   };
   return { grpcPort, metricsPort, healthPort, engine, metrics, stop };
+}
+
+/**
+ * `server` to add a service to, whose streaming calls are kept in `open` while they last, so that
+ * a stop can end them (tryShutdown waits for every call).
+ */
+function trackingStreams(
+  server: grpc.Server,
+  open: Set<grpc.ServerDuplexStream<unknown, unknown>>,
+): Pick<grpc.Server, 'addService'> {
+  return {
+    addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
+      const tracked: grpc.UntypedServiceImplementation = {};
+      for (const [name, handler] of Object.entries(handlers)) {
+        tracked[name] = !service[name]?.responseStream
+          ? handler
+          : (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+              open.add(call);
+              const done = () => open.delete(call);
+              call.on('close', done);
+              call.on('finish', done);
+              call.on('cancelled', done);
+              call.on('error', done);
+              (handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
+            };
+      }
+      server.addService(service, tracked);
+    },
+  };
 }
 
 /** The longest delay a Node timer takes (a longer one fires at once). */

@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader';
 
 type ListAnswer = { list_services_response?: { service: { name: string }[] } };
 
-const ServerReflection = (
+export const ServerReflection = (
   grpc.loadPackageDefinition(
     protoLoader.loadSync(
       fileURLToPath(

@@ -16,6 +16,7 @@ import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { ref, startTestScaler } from '../support/scaler.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
+import { ServerReflection } from '../support/reflection.ts';
 
 interface HealthClient extends grpc.Client {
   Watch(req: { service: string }): grpc.ClientReadableStream<{ status: string }>;
@@ -56,6 +57,35 @@ describe('stopping the scaler', () => {
       expect(lines.at(-1)?.msg).toBe('keda-inference-scaler stopped');
     } finally {
       health.close();
+      await t[Symbol.asyncDispose]();
+    }
+  });
+
+  // Found by review: an open reflection stream (grpcui, a client that keeps it) held the stop for the
+  // whole budget, then the server was closed by force.
+  it('ends an open server reflection stream with OK instead of waiting out the timeout', async () => {
+    const { sink, lines } = logLines<{ level: string; msg: string }>();
+    const t = await startTestScaler(
+      { SHUTDOWN_TIMEOUT_MS: 8000 },
+      { drivers: () => [fakeRabbit(false) as SourceDriver], logger: createLogger('info', sink) },
+    );
+    const client = new ServerReflection(t.address, grpc.credentials.createInsecure());
+    try {
+      const call = (
+        client as unknown as { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, unknown> }
+      ).ServerReflectionInfo();
+      call.on('error', () => undefined); // 'status' says how it ended
+      const answered = new Promise((resolve) => call.once('data', resolve));
+      const ended = new Promise<string>((resolve) => call.on('status', (s: grpc.StatusObject) => resolve(grpc.status[s.code]!)));
+      call.write({ list_services: '' });
+      await answered;
+      const started = performance.now();
+      await t.scaler.stop();
+      expect(performance.now() - started).toBeLessThan(2000);
+      expect(await ended).toBe('OK');
+      expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+    } finally {
+      client.close();
       await t[Symbol.asyncDispose]();
     }
   });
