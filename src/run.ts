@@ -85,8 +85,9 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
     if (first === undefined) scaler = started;
   } catch (err) {
     // A port taken, a certificate unreadable: exit, so that the pod restarts and says why, instead
-    // of staying up serving nothing.
+    // of staying up serving nothing. A setting found wrong only now (a store's CA file) exits as a
+    // wrong setting found at once does, 2.
     logger.fatal({ err: errorMessage(err) }, 'start failed');
-    exitAfterLog(logger, 1);
+    exitAfterLog(logger, err instanceof ConfigError ? 2 : 1);
   }
 }

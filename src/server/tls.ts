@@ -1,12 +1,13 @@
 // Server TLS for the gRPC port, with certificate reload: cert-manager (or any Secret update)
 // rewrites the mounted files, and new connections get the new certificate without a restart.
-import { X509Certificate, createHash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../errors.ts';
+import { checkCaBundle } from '../pem.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { Throttle } from '../telemetry/throttle.ts';
 
@@ -51,14 +52,17 @@ function load(files: TlsFiles): Loaded {
 }
 
 /**
- * A client CA that holds no certificate, or one that does not parse, is refused: Node takes an
- * empty or garbage CA without a word and then trusts nobody, so mutual TLS refused every client,
- * KEDA included (found by review: an empty ca.crt, which some issuers write, was reloaded).
+ * A client CA that holds no certificate, one that does not parse, or one cut short is refused: Node
+ * takes an empty or garbage CA without a word and then trusts nobody, so mutual TLS refused every
+ * client, KEDA included (found by review: an empty ca.crt, which some issuers write, was reloaded;
+ * later, a bundle caught half-written dropped its last CA's clients until the next reload).
  */
 function checkClientCa(ca: Buffer): void {
-  const blocks = ca.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) throw new Error('the client CA file holds no PEM certificate');
-  for (const block of blocks) new X509Certificate(block);
+  try {
+    checkCaBundle(ca.toString('utf8'));
+  } catch (err) {
+    throw new Error(`the client CA file: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 /** How often one kind of refused handshake is logged. */

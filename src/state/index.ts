@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { type Config, ConfigError, DEFAULT_STATE_RETENTION_MS } from '../config.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { StateStoreMetrics } from '../telemetry/metrics.ts';
+import { checkCaBundle } from '../pem.ts';
 import { parseStoreUrl } from './address.ts';
 import { MemoryStateStore } from './memory.ts';
 import { RedisStateStore } from './redis.ts';
@@ -73,9 +74,15 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
   return store;
 }
 
+/**
+ * The store's CA, refused at start when it is no CA bundle: Node takes an empty or garbage one, and
+ * the scaler ran on as if the store were down (found by review).
+ */
 function readCa(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    const ca = readFileSync(file, 'utf8');
+    checkCaBundle(ca);
+    return ca;
   } catch (err) {
     throw new ConfigError(`STATE_STORE_TLS_CA_FILE ${file}: ${(err as Error).message}`);
   }

@@ -2,7 +2,9 @@
 // reflection, JSON logs, and a clean stop on SIGTERM with a stream open.
 import * as grpc from '@grpc/grpc-js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { service as healthService } from 'grpc-health-check';
@@ -71,6 +73,22 @@ describe('the scaler process', () => {
     await expect(start).rejects.toThrow(
       /scaler exited 1: [\s\S]*"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(METRICS_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
     );
+  });
+
+  it('exits 2, as for any wrong setting, when STATE_STORE_TLS_CA_FILE is no CA bundle (found by review: it ran on, the store "down")', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-ca-'));
+    try {
+      writeFileSync(join(dir, 'garbage.crt'), 'not a certificate\n');
+      const start = ScalerProcess.start({
+        STATE_STORE_URL: 'rediss://127.0.0.1:1',
+        STATE_STORE_TLS_CA_FILE: join(dir, 'garbage.crt'),
+      });
+      await expect(start).rejects.toThrow(
+        /scaler exited 2: [\s\S]*"level":"fatal".*"err":"STATE_STORE_TLS_CA_FILE .*garbage\.crt: it holds no PEM certificate".*"msg":"start failed"/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("names GRPC_PORT when the gRPC port is taken, and logs only JSON lines (grpc-js' own among them)", async () => {

@@ -1251,6 +1251,11 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
     await expect(storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'missing.crt') })).rejects.toThrow(
       /STATE_STORE_TLS_CA_FILE .*missing\.crt/,
     );
+    // Found by review: Node takes an empty or garbage CA, and the scaler ran on as if the store were down.
+    writeFileSync(join(dir, 'garbage.crt'), 'not a certificate\n');
+    await expect(storeFor({ STATE_STORE_URL: server.url, STATE_STORE_TLS_CA_FILE: join(dir, 'garbage.crt') })).rejects.toThrow(
+      /^STATE_STORE_TLS_CA_FILE .*garbage\.crt: it holds no PEM certificate$/,
+    );
     // Without TLS the server does not answer at all.
     const plain = await storeFor({ STATE_STORE_URL: server.url.replace('rediss:', 'redis:') });
     expect(plain.store.health).toBe('degraded');

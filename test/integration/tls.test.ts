@@ -96,7 +96,7 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
           TLS_CLIENT_CA_FILE: file('empty-ca.crt'),
         }),
       ),
-    ).rejects.toThrow(/^TLS_CLIENT_CA_FILE \(.*empty-ca\.crt\): the client CA file holds no PEM certificate$/);
+    ).rejects.toThrow(/^TLS_CLIENT_CA_FILE \(.*empty-ca\.crt\): the client CA file: it holds no PEM certificate$/);
     // Found by review: Node's own errors named no variable nor file (a key that does not match
     // the certificate, the two swapped, a file missing).
     await expect(

@@ -1,0 +1,34 @@
+// CA bundles read from files (TLS_CLIENT_CA_FILE, STATE_STORE_TLS_CA_FILE): Node takes an empty,
+// garbage or cut bundle without a word, so the scaler checks one before it uses it.
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkCaBundle } from '../../src/pem.ts';
+import { CertDir } from '../support/certs.ts';
+
+const certs = new CertDir('kis-pem-');
+certs.selfSigned('ca1');
+certs.selfSigned('ca2');
+afterAll(() => certs.remove());
+
+const [ca1, ca2] = [certs.read('ca1.crt'), certs.read('ca2.crt')];
+
+describe('checkCaBundle', () => {
+  it.each([
+    ['one CA', ca1],
+    ['a bundle of two', ca1 + ca2],
+    ['a bundle with blank lines and CRLFs', `\r\n${ca1.replace(/\n/g, '\r\n')}\n\n${ca2}\n`],
+  ])('takes %s', (_, text) => {
+    expect(() => checkCaBundle(text)).not.toThrow();
+  });
+
+  it.each([
+    ['an empty file', '', /holds no PEM certificate/],
+    ['garbage', 'not a certificate\n', /holds no PEM certificate/],
+    // Found by review: Node drops a cut last block, and the second CA's clients were refused.
+    ['a bundle caught half-written', ca1 + ca2.slice(0, ca2.length / 2), /1 of its 2 certificates is cut short/],
+    ['a key beside the CA', `${ca1}${certs.read('ca1.key')}`, /1 of its 2 certificates is cut short or not a certificate/],
+    ['text outside the certificates', `${ca1}trailing words\n`, /text outside its PEM certificates/],
+    ['a certificate that does not parse', ca1.replace(/\n[A-Za-z0-9+/]{8}/, '\n********'), /certificate 1 does not parse/],
+  ])('refuses %s, saying what is wrong', (_, text, said) => {
+    expect(() => checkCaBundle(text)).toThrow(said);
+  });
+});
