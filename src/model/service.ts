@@ -276,8 +276,10 @@ function learnFromSaturation(signals: Signals, saturatedAt: number, history: Tri
       // leaving saturation, or a jump of the served counter that is no service (a consumer group's
       // offsets reset to the latest: found by review, μ learned 13 times too high for an hour).
       const closedSeconds = seconds - dtSeconds;
-      const closedServed = history.lastServedTotal === undefined || open === undefined ? -1 : history.lastServedTotal - open.servedTotal;
-      if (closedSeconds >= MIN_STRETCH_SECONDS && closedServed >= 0) add(closedServed, open!.consumers * closedSeconds, closedSeconds);
+      const closedServed =
+        history.lastServedTotal === undefined || open === undefined ? -1 : history.lastServedTotal - open.servedTotal;
+      if (closedSeconds >= MIN_STRETCH_SECONDS && closedServed >= 0)
+        add(closedServed, open!.consumers * closedSeconds, closedSeconds);
       if (busy) stretch = { startMs: nowMs, servedTotal: signals.servedTotal, consumers: signals.consumers! };
     }
   }
