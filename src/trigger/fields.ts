@@ -83,9 +83,14 @@ const MAX_SECONDS = 30 * 86_400;
  */
 const MAX_PER_REPLICA = 1_000_000;
 
+/**
+ * The least messages one replica may hold or serve a second: far below it a backlog or a service
+ * time divided by it overflowed to Infinity in the explanation (found by review: 1e-306).
+ */
+const MIN_PER_REPLICA = 0.000001;
+
 const kinds = {
-  positiveNumber: numberFrom((n) => n > 0),
-  perReplica: numberFrom((n) => n > 0 && n <= MAX_PER_REPLICA),
+  perReplica: numberFrom((n) => n >= MIN_PER_REPLICA && n <= MAX_PER_REPLICA),
   perReplicaInt: numberFrom((n) => n > 0 && Number.isInteger(n) && n <= MAX_PER_REPLICA),
   seconds: numberFrom((n) => n >= 0 && n <= MAX_SECONDS),
   positiveSeconds: numberFrom((n) => n > 0 && n <= MAX_SECONDS),
@@ -218,14 +223,14 @@ const connection = field({
 export const scalingFields = {
   messagesPerReplica: field({
     schema: kinds.perReplica,
-    allowed: `a number > 0 and <= ${MAX_PER_REPLICA}`,
+    allowed: `a number from ${MIN_PER_REPLICA} to ${MAX_PER_REPLICA}`,
     default: 5,
     description:
       "Backlog one replica should hold (KEDA's queueLength / lagThreshold): KEDA's rule while the per-replica throughput is unknown, and the requests one replica serves at once until in-flight counts show them.",
   }),
   throughputPerReplica: field({
-    schema: kinds.positiveNumber,
-    allowed: 'a number > 0 (messages per second)',
+    schema: kinds.perReplica,
+    allowed: `a number from ${MIN_PER_REPLICA} to ${MAX_PER_REPLICA} (messages per second)`,
     description:
       "Messages per second one warm replica serves. Learned from the brokers when absent; SQS and RabbitMQ over amqp count no served messages, so set it for them; Kafka learns it only while every replica is busy, reading long requests low, so a load test's figure serves it better.",
   }),

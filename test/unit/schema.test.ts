@@ -125,11 +125,19 @@ describe('trigger schema', () => {
   });
 
   it.each([
-    ['messagesPerReplica', 'abc', /messagesPerReplica: got "abc"; allowed: a number > 0/],
-    ['messagesPerReplica', '', /messagesPerReplica: got ""; allowed: a number > 0/],
-    ['messagesPerReplica', '0', /allowed: a number > 0/],
-    // Found by review: a replica said to hold 1e16 messages held the event loop for ever.
-    ['messagesPerReplica', '1e16', /messagesPerReplica: got "1e16"; allowed: a number > 0 and <= 1000000/],
+    ['messagesPerReplica', 'abc', /messagesPerReplica: got "abc"; allowed: a number from 0.000001 to 1000000$/],
+    ['messagesPerReplica', '', /messagesPerReplica: got ""; allowed: a number from 0.000001/],
+    ['messagesPerReplica', '0', /allowed: a number from 0.000001 to 1000000/],
+    // Found by review: a replica said to hold 1e16 messages held the event loop for ever; one said
+    // to hold 1e-306, or to serve 1e308 a second, made the explanation's figures Infinity.
+    ['messagesPerReplica', '1e16', /messagesPerReplica: got "1e16"; allowed: a number from 0.000001 to 1000000/],
+    ['messagesPerReplica', '1e-306', /messagesPerReplica: got "1e-306"; allowed: a number from 0.000001 to 1000000/],
+    [
+      'throughputPerReplica',
+      '1e308',
+      /throughputPerReplica: got "1e308"; allowed: a number from 0.000001 to 1000000 \(messages per second\)/,
+    ],
+    ['throughputPerReplica', '0', /throughputPerReplica: got "0"; allowed: a number from 0.000001/],
     ['concurrencyPerReplica', '1000001', /concurrencyPerReplica: got "1000001"; allowed: an integer > 0 and <= 1000000/],
     ['minReplicas', '1.5', /minReplicas: got "1.5"; allowed: an integer from 1 to 100000/],
     ['maxReplicas', '1e300', /maxReplicas: got "1e300"; allowed: an integer from 1 to 100000/],
