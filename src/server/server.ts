@@ -182,6 +182,15 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     },
     'keda-inference-scaler listening',
   );
+  // A stop cuts what is still reading when its drain is over: KEDA sees INTERNAL ("call ended
+  // without gRPC status") instead of an answer or a source's error (found by review).
+  const drainMs = drainBudgetMs(config.SHUTDOWN_TIMEOUT_MS);
+  if (drainMs < config.SOURCE_TIMEOUT_MS) {
+    logger.warn(
+      { SHUTDOWN_TIMEOUT_MS: config.SHUTDOWN_TIMEOUT_MS, SOURCE_TIMEOUT_MS: config.SOURCE_TIMEOUT_MS, drainMs },
+      'SHUTDOWN_TIMEOUT_MS leaves calls less time to drain than a source read may take (SOURCE_TIMEOUT_MS): a call reading a slow source when a stop begins is cut',
+    );
+  }
 
   let stopping: Promise<void> | undefined;
   const stop = () => {
@@ -189,7 +198,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // One budget for the whole stop, less a moment for the exit itself: a broker or store that
       // never answers a close (blackholed) must not keep the process from exiting (amqplib waits
       // for a CloseOk forever).
-      const budgetMs = config.SHUTDOWN_TIMEOUT_MS - exitReserveMs(config.SHUTDOWN_TIMEOUT_MS);
+      const budgetMs = stopBudgetMs(config.SHUTDOWN_TIMEOUT_MS);
       const deadlineMs = Date.now() + budgetMs;
       const left = () => Math.max(1, deadlineMs - Date.now());
       serving = false;
@@ -206,7 +215,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // Calls in flight get the budget but a reserve for closing what they read from.
       // Reads still waiting for room start now: their calls are among those in flight.
       admission.close();
-      await shutdown(grpcServer, Math.max(1, budgetMs - closeReserveMs(budgetMs)), 'the gRPC server', logger);
+      await shutdown(grpcServer, drainMs, 'the gRPC server', logger);
       if (healthServer !== undefined) await shutdown(healthServer, Math.min(1000, left()), 'the health server', logger);
       await new Promise<void>((resolve) => {
         http.close(() => resolve());
@@ -297,6 +306,17 @@ function closeReserveMs(budgetMs: number): number {
  */
 function exitReserveMs(shutdownTimeoutMs: number): number {
   return Math.min(1000, Math.floor(shutdownTimeoutMs / 10));
+}
+
+/** The stop's budget: SHUTDOWN_TIMEOUT_MS less the exit's reserve. */
+function stopBudgetMs(shutdownTimeoutMs: number): number {
+  return shutdownTimeoutMs - exitReserveMs(shutdownTimeoutMs);
+}
+
+/** What of the stop's budget calls in flight get to finish: all but the close's reserve. */
+function drainBudgetMs(shutdownTimeoutMs: number): number {
+  const budgetMs = stopBudgetMs(shutdownTimeoutMs);
+  return Math.max(1, budgetMs - closeReserveMs(budgetMs));
 }
 
 /** Waits for `work` at most `timeoutMs`; past that, logs and goes on (the exit closes the sockets). */

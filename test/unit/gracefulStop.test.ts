@@ -61,6 +61,25 @@ describe('stopping the scaler', () => {
     }
   });
 
+  // Found by review: a drain shorter than a source read cut calls that KEDA saw as INTERNAL.
+  it.each([
+    [1000, true],
+    [10_000, false],
+  ])(
+    'with SHUTDOWN_TIMEOUT_MS %i, says at start whether a stop may cut a call still reading a source: %s',
+    async (timeoutMs, warned) => {
+      const { sink, lines } = logLines<{ level: string; msg: string; drainMs?: number }>();
+      const t = await startTestScaler(
+        { SHUTDOWN_TIMEOUT_MS: timeoutMs, SOURCE_TIMEOUT_MS: 2000 },
+        { drivers: () => [fakeRabbit(false) as SourceDriver], logger: createLogger('info', sink) },
+      );
+      await t[Symbol.asyncDispose]();
+      const warning = lines.find((l) => l.msg.startsWith('SHUTDOWN_TIMEOUT_MS leaves calls less time to drain'));
+      expect(warning !== undefined).toBe(warned);
+      if (warned) expect(warning!.drainMs).toBe(720);
+    },
+  );
+
   // Found by review: an open reflection stream (grpcui, a client that keeps it) held the stop for the
   // whole budget, then the server was closed by force.
   it('ends an open server reflection stream with OK instead of waiting out the timeout', async () => {
