@@ -2,19 +2,19 @@
 // bundle without a word (a cut last block is dropped) and then trusts fewer or none.
 import { X509Certificate } from 'node:crypto';
 
+const BEGIN = '-----BEGIN CERTIFICATE-----';
 const BLOCK = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 /**
- * Throws, saying what is wrong, unless `text` is one or more PEM certificates that parse and
- * nothing else: none, a block begun and not ended (a file caught half-written), or other text.
+ * Throws, saying what is wrong, unless `text` holds one or more PEM certificates that parse, each
+ * whole: none, or one begun and not ended (a file caught half-written). Text around them (curl's
+ * and RHEL's comments, openssl's "Bag Attributes") and other blocks are left, as Node leaves them.
  */
 export function checkCaBundle(text: string): void {
   const blocks = text.match(BLOCK) ?? [];
   if (blocks.length === 0) throw new Error('it holds no PEM certificate');
-  const begun = text.split('-----BEGIN ').length - 1;
-  if (begun !== blocks.length)
-    throw new Error(`${begun - blocks.length} of its ${begun} certificates is cut short or not a certificate`);
-  if (text.replace(BLOCK, '').trim() !== '') throw new Error('it holds text outside its PEM certificates');
+  const begun = text.split(BEGIN).length - 1;
+  if (begun !== blocks.length) throw new Error(`${begun - blocks.length} of its ${begun} certificates is cut short`);
   blocks.forEach((block, i) => {
     try {
       new X509Certificate(block);
