@@ -116,6 +116,21 @@ describe('awsSdkLogger', () => {
       { level: 40, msg: 'an odd one', component: 'aws-sdk', command: undefined, error: undefined },
     ]);
   });
+
+  // Found by review: the error's cut went to KEDA, and the SDK's own line at debug kept the token.
+  it('leaves out the request AWS says it expected, with its session token, at debug too', () => {
+    const { sink, lines } = logLines<{ error?: string; msg: string }>();
+    const log = awsSdkLogger(pino({ level: 'debug' }, sink));
+    const token = 'IQoJb3JpZ2luX2VjEXAMPLETOKEN';
+    const message = `Signature mismatch.\n\nThe Canonical String for this request should have been\n'POST\nx-amz-security-token:${token}\n'`;
+    log.error({
+      commandName: 'GetQueueAttributesCommand',
+      error: Object.assign(awsError('SignatureDoesNotMatch', 403), { message }),
+    });
+    log.warn(message);
+    expect(lines).toHaveLength(2);
+    expect(JSON.stringify(lines)).not.toContain(token);
+  });
 });
 
 describe('sqsEndpoint', () => {
@@ -234,6 +249,14 @@ describe('SqsDriver', () => {
   it('keeps one client per (region, endpoint), shared by the queues that name them', async () => {
     const { driver, made } = driverWithFakes();
     const signal = new AbortController().signal;
+    // Found by review: the client's key joined the two by '|', which a region may hold.
+    const queueURL = 'https://sqs.eu-west-1.amazonaws.com/1/x';
+    await driver.create(config({ awsRegion: 'eu-west-1|http://other:1/', queueURL })).read(signal);
+    await driver.create(config({ awsRegion: 'eu-west-1', awsEndpoint: 'http://other:1/|', queueURL })).read(signal);
+    expect(made.splice(0).map((m) => [m.region, m.endpoint])).toEqual([
+      ['eu-west-1|http://other:1/', undefined],
+      ['eu-west-1', 'http://other:1/|'],
+    ]);
     await driver.create(config()).read(signal);
     await driver.create(config({ queueURL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/other' })).read(signal);
     await driver.create(config({ awsEndpoint: 'http://127.0.0.1:9324' })).read(signal);
