@@ -2,9 +2,7 @@
 // keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080]
 // Asks a running scaler (its metrics port, /explain) why it answers what it answers for a
 // ScaledObject's triggers, and prints the inputs, each demand, the winner and activity.
-import { realpathSync } from 'node:fs';
 import { argv, exit, stdout, stderr } from 'node:process';
-import { fileURLToPath } from 'node:url';
 
 const USAGE = 'usage: keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080] [--json]';
 
@@ -154,5 +152,5 @@ async function main() {
   stdout.write(`${views.map(render).join('\n\n')}\n`);
 }
 
-// Run as the command (npx's link resolved), not when a test imports render.
-if (argv[1] !== undefined && realpathSync(argv[1]) === fileURLToPath(import.meta.url)) await main();
+// Run as the command, not when a test imports render (Node 22.18 and 24.2 on: the engines').
+if (import.meta.main) await main();

@@ -275,7 +275,9 @@ function learnFromSaturation(signals: Signals, saturatedAt: number, history: Tri
       // Closed at its last busy reading, the one before this: the interval since is the fleet
       // leaving saturation, or a jump of the served counter that is no service (a consumer group's
       // offsets reset to the latest: found by review, μ learned 13 times too high for an hour).
-      const closedSeconds = seconds - dtSeconds;
+      // The previous reading's time, not now − dt: dt is 0 after a clock stepped back a little.
+      const closedSeconds =
+        open === undefined || history.lastDecisionAtMs === undefined ? 0 : (history.lastDecisionAtMs - open.startMs) / 1000;
       const closedServed =
         history.lastServedTotal === undefined || open === undefined ? -1 : history.lastServedTotal - open.servedTotal;
       if (closedSeconds >= MIN_STRETCH_SECONDS && closedServed >= 0)

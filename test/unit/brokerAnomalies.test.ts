@@ -73,6 +73,35 @@ describe("a Kafka consumer group's offsets reset to the latest", () => {
   });
 });
 
+describe('a saturated stretch that closes just after the clock stepped back a little', () => {
+  // Found by review of the stretch's close: dt is 0 then, and the stretch closed at this reading.
+  it.each([0, 60_000, 110_000])('is measured to its last busy reading (stepped back %i ms): μ what it served', (stepMs) => {
+    const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
+    let history = emptyHistory();
+    let nowMs = 1.7e12;
+    let [served, backlog] = [900_000, 100_000];
+    let mu: number | undefined;
+    const read = (consumers: number, servedNow: number, stepMsNow = 15_000) => {
+      nowMs += stepMsNow;
+      served += servedNow;
+      const signals: Signals = {
+        backlog,
+        arrivedTotal: served + backlog,
+        servedTotal: served,
+        orderedQueues: 1,
+        counterBasis: 'p',
+        consumers,
+      };
+      const out = decide({ signals, scaling: kafka, history, nowMs });
+      history = out.history;
+      mu = out.decision.explanation.details.throughputPerReplica;
+    };
+    for (let i = 0; i < 40; i++) read(4, 120);
+    read(5, 120, -stepMs);
+    expect(mu).toBeCloseTo(2, 1);
+  });
+});
+
 describe('asks a large fleet flaps through', () => {
   it(`are remembered as at most ${MAX_REPLICAS} replicas: the history stays one the store reads back`, () => {
     const flapping = {
