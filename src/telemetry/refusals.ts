@@ -42,6 +42,8 @@ interface Tracked extends Refusal {
   lastLoggedMs: number;
   /** Metadata of the ScaledObject was last taken then (another of its triggers, or an edit). */
   acceptedMs?: number;
+  /** The longest gap between two of its refusals so far: about KEDA's polling interval. */
+  gapMs: number;
 }
 
 /**
@@ -51,10 +53,13 @@ interface Tracked extends Refusal {
 const taken = (r: Tracked) => r.acceptedMs !== undefined && r.acceptedMs >= r.atMs;
 
 /**
- * A refusal that comes again after this long taken starts over in the log ("refused", not "still
- * refused"): the ScaledObject broken again by an edit, not its other trigger refused each poll.
+ * A refusal that comes again after this long taken, or twice its longest gap (a pollingInterval
+ * past it), starts over in the log ("refused", not "still refused"): the ScaledObject broken again
+ * by an edit, not its other trigger refused each poll (found by review: with polls 6 minutes
+ * apart every one was logged as new). Such an entry is let go at the next call taken.
  */
 const STARTS_OVER_MS = 5 * 60_000;
+const over = (r: Tracked, nowMs: number) => taken(r) && nowMs - r.atMs > Math.max(STARTS_OVER_MS, 2 * r.gapMs);
 
 export class RefusalLog {
   private readonly refused = new Map<string, Tracked>();
@@ -77,7 +82,7 @@ export class RefusalLog {
     const ref = clipped(given);
     const key = `${ref.namespace}/${ref.name}`;
     const known = this.refused.get(key);
-    const same = known !== undefined && known.message === message && !(taken(known) && nowMs - known.atMs > STARTS_OVER_MS);
+    const same = known !== undefined && known.message === message && !over(known, nowMs);
     const refusal: Tracked = {
       namespace: ref.namespace,
       name: ref.name,
@@ -85,6 +90,8 @@ export class RefusalLog {
       message,
       refusals: same ? known.refusals + 1 : 1,
       lastLoggedMs: same ? known.lastLoggedMs : -Infinity,
+      // Kept when it starts over: the first gap of polls 6 minutes apart looks like an edit.
+      gapMs: known !== undefined && known.message === message ? Math.max(known.gapMs, nowMs - known.atMs) : 0,
     };
     setNewest(this.refused, key, refusal, MAX_TRACKED);
     if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;
@@ -113,7 +120,11 @@ export class RefusalLog {
     if (this.refused.size === 0) return;
     const ref = clipped(given);
     const known = this.refused.get(`${ref.namespace}/${ref.name}`);
-    if (known !== undefined) known.acceptedMs = this.now();
+    if (known === undefined) return;
+    const nowMs = this.now();
+    // Over (not refused for long): let go, so that calls find the map empty again.
+    if (over(known, nowMs)) this.refused.delete(`${ref.namespace}/${ref.name}`);
+    else known.acceptedMs = nowMs;
   }
 
   /** The last refusal of each ScaledObject still refused, for /explain; those not repeated for KEPT_MS forgotten. */
@@ -123,7 +134,7 @@ export class RefusalLog {
     for (const [key, tracked] of this.refused) {
       if (tracked.atMs < cutoffMs) this.refused.delete(key);
       else if (!taken(tracked)) {
-        const { lastLoggedMs: _, acceptedMs: __, ...refusal } = tracked;
+        const { lastLoggedMs: _, acceptedMs: __, gapMs: ___, ...refusal } = tracked;
         out.push(refusal);
       }
     }

@@ -135,6 +135,34 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 150_000, message: bad, refusals: 6 }]);
   });
 
+  // Found by review of the above: polls more than 5 minutes apart were each logged as new again.
+  it('the same with a pollingInterval of 6 minutes: counted on from its second poll, a reminder each poll', () => {
+    const { log, at, shown } = bed();
+    for (let poll = 0; poll <= 3; poll++) {
+      at(poll * 360_000);
+      log.add(so, bad);
+      at(poll * 360_000 + 5);
+      log.clear(so);
+    }
+    // Its first gap is unknown and longer than an edit's: that poll starts over, once.
+    expect(shown().map((l) => [l.msg, l.refusals])).toEqual([
+      ['trigger metadata refused', 1],
+      ['trigger metadata refused', 1],
+      ['trigger metadata still refused', 2],
+      ['trigger metadata still refused', 3],
+    ]);
+  });
+
+  it('lets a fixed refusal go at the first call taken once it is over, so that calls find no entry', () => {
+    const { log, at } = bed();
+    log.add(so, bad);
+    at(1000);
+    log.clear(so);
+    at(301_001);
+    log.clear(so);
+    expect((log as unknown as { refused: Map<string, unknown> }).refused.size).toBe(0);
+  });
+
   it('a ScaledObject broken again by an edit minutes after it was fixed is refused anew', () => {
     const { log, at, shown } = bed();
     log.add(so, bad);
