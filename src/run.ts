@@ -22,7 +22,29 @@ function exitAfterLog(logger: Logger, code: number): void {
 export type SignalHandler = (signal: NodeJS.Signals) => void;
 
 /** A repeat of the first signal this soon is the same Ctrl-C (the terminal's and npm's), not a second. */
-const SAME_SIGNAL_MS = 250;
+export const SAME_SIGNAL_MS = 250;
+
+/**
+ * What a signal does. The first: exit at once while starting (nothing is served yet to drain: a
+ * store that takes its time, a rollout that changes its mind), else stop gracefully. Then the same
+ * signal within SAME_SIGNAL_MS is the first's echo; any other forces the exit.
+ */
+export class SignalPolicy {
+  private first: { readonly signal: NodeJS.Signals; readonly atMs: number } | undefined;
+
+  next(signal: NodeJS.Signals, nowMs: number, serving: boolean): 'exit' | 'stop' | 'echo' | 'force' {
+    if (this.first === undefined) {
+      this.first = { signal, atMs: nowMs };
+      return serving ? 'stop' : 'exit';
+    }
+    return signal === this.first.signal && nowMs - this.first.atMs < SAME_SIGNAL_MS ? 'echo' : 'force';
+  }
+
+  /** Whether a signal came. */
+  get signalled(): boolean {
+    return this.first !== undefined;
+  }
+}
 
 /** Runs the scaler; `onSignals` takes the handler for every SIGTERM and SIGINT from then on. */
 export async function run(onSignals: (handler: SignalHandler) => void): Promise<void> {
@@ -49,21 +71,17 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
   // it is: String() of one dropped the stack, and err.message of a string was nothing.
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
   process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
-  // A signal while starting (a store that takes its time, a rollout that changes its mind) ends the
-  // process: nothing is served yet to drain. Once serving, the first stops it gracefully and a
-  // second (not the first's echo) forces.
   let scaler: Awaited<ReturnType<typeof startScaler>> | undefined;
-  let first: { readonly signal: NodeJS.Signals; readonly atMs: number } | undefined;
+  const signals = new SignalPolicy();
   onSignals((signal) => {
-    const nowMs = performance.now();
-    if (first !== undefined) {
-      if (signal === first.signal && nowMs - first.atMs < SAME_SIGNAL_MS) return;
+    const action = signals.next(signal, performance.now(), scaler !== undefined);
+    if (action === 'echo') return;
+    if (action === 'force') {
       logger.warn({ signal }, 'second signal: exiting now');
       exitAfterLog(logger, 1);
       return;
     }
-    first = { signal, atMs: nowMs };
-    if (scaler === undefined) {
+    if (action === 'exit' || scaler === undefined) {
       logger.info({ signal }, 'signal while starting: exiting');
       // The start goes on until the exit: its "listening" line would read as a scaler that serves.
       logger.level = 'silent';
@@ -82,7 +100,7 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
   try {
     const started = await startScaler(config, { logger });
     // A signal while it started: exiting already.
-    if (first === undefined) scaler = started;
+    if (!signals.signalled) scaler = started;
   } catch (err) {
     // A port taken, a certificate unreadable: exit, so that the pod restarts and says why, instead
     // of staying up serving nothing. A setting found wrong only now (a store's CA file) exits as a

@@ -229,6 +229,8 @@ describe('the scaler process', () => {
     const running = await ScalerProcess.start();
     const exited = new Promise<number | null>((resolve) => running.child.once('exit', (code) => resolve(code)));
     running.child.kill('SIGINT');
+    // The second once the first is handled (two sent at once merge while the first is pending).
+    await eventually(async () => (running.logs.includes('"msg":"shutting down"') ? true : undefined), 5000, 1);
     running.child.kill('SIGINT');
     expect(await exited).toBe(0);
     expect(running.logs).toMatch(/"signal":"SIGINT","msg":"shutting down"/);

@@ -79,7 +79,8 @@ describe('a saturated stretch that closes just after the clock stepped back a li
     const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
     let history = emptyHistory();
     let nowMs = 1.7e12;
-    let [served, backlog] = [900_000, 100_000];
+    const backlog = 100_000;
+    let served = 900_000;
     let mu: number | undefined;
     const read = (consumers: number, servedNow: number, stepMsNow = 15_000) => {
       nowMs += stepMsNow;
@@ -94,7 +95,7 @@ describe('a saturated stretch that closes just after the clock stepped back a li
       };
       const out = decide({ signals, scaling: kafka, history, nowMs });
       history = out.history;
-      mu = out.decision.explanation.details.throughputPerReplica;
+      mu = out.decision.explanation.details.throughputPerReplica as number | undefined;
     };
     for (let i = 0; i < 40; i++) read(4, 120);
     read(5, 120, -stepMs);

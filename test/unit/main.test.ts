@@ -1,7 +1,9 @@
 // The entry point takes SIGTERM and SIGINT before any module loads: node as PID 1 (the image's)
-// drops a signal it has no handler for, and the modules take half a second or more to load.
+// drops a signal it has no handler for, and the modules take half a second or more to load. Then
+// what each signal does.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { SignalPolicy } from '../../src/run.ts';
 
 const main = readFileSync(new URL('../../src/main.ts', import.meta.url), 'utf8');
 
@@ -14,5 +16,55 @@ describe('src/main.ts', () => {
     expect(main.indexOf("process.on('SIGTERM'")).toBeGreaterThan(0);
     expect(main.indexOf("process.on('SIGINT'")).toBeGreaterThan(0);
     expect(main.indexOf('await import(')).toBeGreaterThan(handlers);
+  });
+});
+
+describe('SignalPolicy', () => {
+  it.each([
+    // [signals as (signal, ms), serving, actions]
+    ['SIGTERM while starting', [['SIGTERM', 0]], false, ['exit']],
+    ['SIGTERM while serving', [['SIGTERM', 0]], true, ['stop']],
+    // Found by review: Ctrl-C on `npm start` reaches node twice (the terminal's and npm's).
+    [
+      'a Ctrl-C that npm passes on',
+      [
+        ['SIGINT', 0],
+        ['SIGINT', 40],
+      ],
+      true,
+      ['stop', 'echo'],
+    ],
+    [
+      'the same signal again past 250 ms',
+      [
+        ['SIGINT', 0],
+        ['SIGINT', 250],
+      ],
+      true,
+      ['stop', 'force'],
+    ],
+    [
+      'another signal at once',
+      [
+        ['SIGINT', 0],
+        ['SIGTERM', 10],
+      ],
+      true,
+      ['stop', 'force'],
+    ],
+    [
+      'a third after an echo',
+      [
+        ['SIGTERM', 0],
+        ['SIGTERM', 100],
+        ['SIGTERM', 900],
+      ],
+      true,
+      ['stop', 'echo', 'force'],
+    ],
+  ] as const)('%s', (_, signals, serving, actions) => {
+    const policy = new SignalPolicy();
+    expect(signals.map(([signal, ms]) => policy.next(signal, ms, serving))).toEqual(actions);
+    expect(policy.signalled).toBe(true);
   });
 });
