@@ -130,7 +130,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   // Reflection describes every service served here, health included (grpcurl, grpc_cli). Its
   // streams are tracked: one left open (grpcui, a client that keeps it) held a stop for the whole
   // budget, then the server was closed by force (found by review).
-  const reflectionStreams = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  const reflectionStreams: TrackedStreams = { open: new Set(), ending: false };
   new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(
     trackingStreams(grpcServer, reflectionStreams),
   );
@@ -210,8 +210,9 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // and the health Watches, which have just said NOT_SERVING.
       scaler.endStreams();
       health.endWatches();
-      for (const call of reflectionStreams) call.end();
-      reflectionStreams.clear();
+      reflectionStreams.ending = true;
+      for (const call of reflectionStreams.open) call.end();
+      reflectionStreams.open.clear();
       // Calls in flight get the budget but a reserve for closing what they read from.
       // Reads still waiting for room start now: their calls are among those in flight.
       admission.close();
@@ -231,14 +232,16 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   return { grpcPort, metricsPort, healthPort, engine, metrics, stop };
 }
 
-/**
- * `server` to add a service to, whose streaming calls are kept in `open` while they last, so that
- * a stop can end them (tryShutdown waits for every call).
- */
-function trackingStreams(
-  server: grpc.Server,
-  open: Set<grpc.ServerDuplexStream<unknown, unknown>>,
-): Pick<grpc.Server, 'addService'> {
+/** Streaming calls kept while they last, so that a stop can end them (tryShutdown waits for every call). */
+interface TrackedStreams {
+  readonly open: Set<grpc.ServerDuplexStream<unknown, unknown>>;
+  /** Once set, a call that comes is ended at once (between the stop's end and the server refusing new calls). */
+  ending: boolean;
+}
+
+/** `server` to add a service to, whose streaming calls are kept in `streams`. */
+function trackingStreams(server: grpc.Server, streams: TrackedStreams): Pick<grpc.Server, 'addService'> {
+  const { open } = streams;
   return {
     addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
       const tracked: grpc.UntypedServiceImplementation = {};
@@ -246,6 +249,10 @@ function trackingStreams(
         tracked[name] = !service[name]?.responseStream
           ? handler
           : (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+              if (streams.ending) {
+                call.end();
+                return;
+              }
               open.add(call);
               const done = () => open.delete(call);
               call.on('close', done);
