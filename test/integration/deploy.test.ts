@@ -163,6 +163,8 @@ describe('Helm chart', () => {
     expect(deployment.spec.replicas).toBe(1);
     // One pod, and one eviction allowed: a node drain goes on (KEDA retries while it moves).
     expect(find(ms, 'PodDisruptionBudget').spec.maxUnavailable).toBe(1);
+    // Pods that are not ready (crash-looping on a bad setting) may go whatever the budget.
+    expect(find(ms, 'PodDisruptionBudget').spec.unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
     expect(ms.filter((m) => m.kind === 'Deployment')).toHaveLength(1);
     expect(Object.keys(envOf(deployment.spec.template.spec.containers[0])).filter((n) => n.startsWith('STATE_STORE'))).toEqual(
       [],
@@ -692,6 +694,45 @@ describe('Helm chart', () => {
       /valkey.maxmemory 1gb leaves no room under valkey.resources.limits.memory 256Mi/,
     ],
     ['connection profiles cleared (null): the scaler read the string "null"', ['--set', 'connections=null'], /connections/],
+    // Found by review (2026-12-07, later): each rendered, and failed at the API server or later.
+    [
+      'a memory limit raised without the heap cap (V8 stops at 160 MB of 1 GiB)',
+      ['--set', 'resources.limits.memory=1Gi'],
+      /resources.limits.memory 1Gi is more than twice what nodeHeapMb 160 lets the scaler use \(about 256 MiB\)/,
+    ],
+    [
+      'a memory request above the limit',
+      ['--set', 'resources.limits.memory=128Mi', '--set', 'nodeHeapMb=null'],
+      /resources.requests.memory 192Mi is above resources.limits.memory 128Mi: Kubernetes refuses such a pod/,
+    ],
+    ['a memory limit in millibytes', ['--set', 'resources.limits.memory=300m'], /resources.limits.memory 300m is in millibytes/],
+    [
+      'a Valkey memory request above its limit',
+      ['--set', 'valkey.enabled=true', '--set', 'valkey.resources.requests.memory=512Mi'],
+      /valkey.resources.requests.memory 512Mi is above valkey.resources.limits.memory 256Mi/,
+    ],
+    [
+      'a Valkey maxmemory of 0 (no limit at all)',
+      ['--set', 'valkey.enabled=true', '--set', 'valkey.maxmemory=0mb'],
+      /valkey\/maxmemory/,
+    ],
+    [
+      'a scrape timeout past its interval',
+      [
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+        '--set',
+        'metrics.serviceMonitor.interval=10s',
+        '--set',
+        'metrics.serviceMonitor.scrapeTimeout=1m',
+      ],
+      /scrapeTimeout 1m is longer than its interval 10s/,
+    ],
+    [
+      'a scrape interval the Operator refuses (1.5s)',
+      ['--set', 'metrics.serviceMonitor.enabled=true', '--set', 'metrics.serviceMonitor.interval=1.5s'],
+      /serviceMonitor\/interval/,
+    ],
     [
       'the pod security context cleared (null): the TLS files unreadable',
       ['--set', 'podSecurityContext=null'],
@@ -769,6 +810,48 @@ describe('Helm chart', () => {
     expect(valkey?.spec.template.spec.imagePullSecrets).toEqual([{ name: 'mirror' }]);
     // A nil list crashed concat ("invalid memory address or nil pointer dereference").
     expect(find(rendered('--set', 'extraEnv=null', '--set', 'secretEnv=null'), 'Deployment').kind).toBe('Deployment');
+  });
+
+  it("found by review (2026-12-07, later): durations and memory as their owners write them, a topology selector of the user's left whole", () => {
+    const monitor = find(
+      rendered(
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+        '--set',
+        'metrics.serviceMonitor.interval=1m30s',
+        '--set',
+        'metrics.serviceMonitor.scrapeTimeout=1m',
+      ),
+      'ServiceMonitor',
+    ).spec.endpoints[0];
+    expect(monitor).toMatchObject({ interval: '1m30s', scrapeTimeout: '1m' });
+    const valkey = rendered(
+      '-f',
+      valkeyValues,
+      '--set',
+      'valkey.maxmemory=100MB',
+      '--set',
+      'valkey.resources.limits.memory=256Mi',
+    );
+    expect(valkey.some((m) => m.kind === 'Deployment' && m.metadata.name.endsWith('-valkey'))).toBe(true);
+    const own = { matchExpressions: [{ key: 'tier', operator: 'In', values: ['gpu-scaler'] }] };
+    const spread = find(
+      rendered(
+        '--set-json',
+        `topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"zone","whenUnsatisfiable":"DoNotSchedule","labelSelector":${JSON.stringify(own)}}]`,
+      ),
+      'Deployment',
+    ).spec.template.spec.topologySpreadConstraints;
+    expect(spread).toEqual([{ maxSkew: 1, topologyKey: 'zone', whenUnsatisfiable: 'DoNotSchedule', labelSelector: own }]);
+    // Without a selector of its own, the entry gets the chart's.
+    const filled = find(
+      rendered(
+        '--set-json',
+        'topologySpreadConstraints=[{"maxSkew":1,"topologyKey":"zone","whenUnsatisfiable":"DoNotSchedule"}]',
+      ),
+      'Deployment',
+    ).spec.template.spec.topologySpreadConstraints[0];
+    expect(filled.labelSelector.matchLabels).toMatchObject({ 'app.kubernetes.io/name': 'keda-inference-scaler' });
   });
 
   it('takes a broker URL without a password, and secrets as <key>FromEnv', () => {

@@ -184,6 +184,40 @@ A memory quantity in MiB, as a decimal string: plain bytes or a binary (Ki, Mi, 
 {{- end }}
 {{- end }}
 
+{{/*
+Fails, naming the values, where a container's memory request is above its limit (Kubernetes
+refuses the pod) or a limit is written in millibytes ("300m": meant 300Mi). `.resources` is the
+container's resources, `.key` where they are in the values.
+*/}}
+{{- define "kis.checkMemory" -}}
+{{- $quantity := dict }}
+{{- range $kind := list "requests" "limits" }}
+{{- $q := dig $kind "memory" "" $.resources }}
+{{- /* A number in a values file is a float64, whose toString is an exponent (2.097152e+08). */}}
+{{- $q = ternary (printf "%.0f" (float64 $q)) (toString $q) (kindIs "float64" $q) }}
+{{- if regexMatch "^[0-9.]+m$" $q }}
+{{- fail (printf "%s.%s.memory %s is in millibytes (m): write Mi (or M)" $.key $kind $q) }}
+{{- end }}
+{{- $_ := set $quantity $kind $q }}
+{{- end }}
+{{- $requestMiB := include "kis.memoryMiB" $quantity.requests }}
+{{- $limitMiB := include "kis.memoryMiB" $quantity.limits }}
+{{- if and $requestMiB $limitMiB (gt (float64 $requestMiB) (float64 $limitMiB)) }}
+{{- fail (printf "%s.requests.memory %s is above %s.limits.memory %s: Kubernetes refuses such a pod" $.key $quantity.requests $.key $quantity.limits) }}
+{{- end }}
+{{- end }}
+
+{{/* A Prometheus duration (1m30s, 1d, 500ms; the Operator's CRD pattern) in milliseconds. */}}
+{{- define "kis.durationMs" -}}
+{{- $ms := dict "y" 31536000000 "w" 604800000 "d" 86400000 "h" 3600000 "m" 60000 "s" 1000 "ms" 1 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|[ywdhms])" (toString .) -1 }}
+{{- $n := regexFind "^[0-9]+" . }}
+{{- $total = add $total (mul (int64 $n) (get $ms (trimPrefix $n .))) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
 {{/* A Valkey/Redis memory setting ("192mb", "1gb", "500000000") in MiB, as a float; empty when unreadable. */}}
 {{- define "kis.redisMemoryMiB" -}}
 {{- $q := lower (toString .) }}
