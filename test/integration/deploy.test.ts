@@ -424,12 +424,15 @@ describe('Helm chart', () => {
     });
   });
 
+  const profile = ['--set', 'connections.rabbitmq.main.hostFromEnv=RABBITMQ_MAIN_URL'];
   it.each([
-    ['plaintext', [], undefined],
-    ['TLS', ['--set', 'tls.enabled=true', '--set', 'tls.secretName=keda-inference-scaler-tls'], 'caCert'],
+    ['plaintext', profile, undefined],
+    // Found by review: the notes named a profile `main` whatever the connections held.
+    ['no profiles', [], undefined],
+    ['TLS', [...profile, '--set', 'tls.enabled=true', '--set', 'tls.secretName=keda-inference-scaler-tls'], 'caCert'],
     [
       'mutual TLS',
-      ['--set', 'tls.enabled=true', '--set', 'tls.secretName=x', '--set', 'tls.clientCA.enabled=true'],
+      [...profile, '--set', 'tls.enabled=true', '--set', 'tls.secretName=x', '--set', 'tls.clientCA.enabled=true'],
       'tlsClientKey',
     ],
   ])('the install notes (%s) print a trigger that parses as KEDA reads it', (_l, args, auth) => {
@@ -459,9 +462,11 @@ describe('Helm chart', () => {
       const snippet = /^ {2}triggers:\n(?: {4}.*\n)+/m.exec(notes)?.[0];
       expect(snippet, notes).toBeDefined();
       const [trigger] = (parseYaml(snippet!) as { triggers: Record<string, any>[] }).triggers; // eslint-disable-line @typescript-eslint/no-explicit-any
+      const named = args.length === 0 ? 'rabbitmq.hostFromEnv' : 'rabbitmq.connection';
       expect(Object.keys(trigger!.metadata as object)).toEqual(
-        expect.arrayContaining(['scalerAddress', 'rabbitmq.connection', 'rabbitmq.queueName', 'drainSeconds']),
+        expect.arrayContaining(['scalerAddress', named, 'rabbitmq.queueName', 'drainSeconds']),
       );
+      if (named === 'rabbitmq.connection') expect(trigger!.metadata[named]).toBe('main');
       expect(trigger!.metadata.scalerAddress).toMatch(/^keda-inference-scaler\.keda\.svc\.cluster\.local:9090$/);
       if (auth === undefined) {
         expect(trigger!.authenticationRef).toBeUndefined();
