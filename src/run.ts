@@ -22,7 +22,7 @@ function exitAfterLog(logger: Logger, code: number): void {
 export type SignalHandler = (signal: NodeJS.Signals) => void;
 
 /** A repeat of the first signal this soon is the same Ctrl-C (the terminal's and npm's), not a second. */
-export const SAME_SIGNAL_MS = 250;
+const SAME_SIGNAL_MS = 250;
 
 /**
  * What a signal does. The first: exit at once while starting (nothing is served yet to drain: a

@@ -37,69 +37,56 @@ describe('a negative count (RabbitMQ has reported negative unacknowledged messag
   });
 });
 
+/**
+ * A Kafka consumer group read every 15 s (or `stepMs` later) through the model: `read` gives μ as
+ * the model then explains it.
+ */
+function kafkaGroup() {
+  const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
+  let history = emptyHistory();
+  let nowMs = 1.7e12;
+  const group = { arrived: 1_000_000, served: 900_000, backlog: 100_000 };
+  const read = (consumers: number, servedNow: number, arrivedNow = servedNow, stepMs = 15_000) => {
+    nowMs += stepMs;
+    group.arrived += arrivedNow;
+    group.served += servedNow;
+    group.backlog += arrivedNow - servedNow;
+    const { backlog, arrived, served } = group;
+    const signals: Signals = {
+      backlog,
+      arrivedTotal: arrived,
+      servedTotal: served,
+      orderedQueues: 1,
+      counterBasis: 'p',
+      consumers,
+    };
+    const out = decide({ signals, scaling: kafka, history, nowMs });
+    history = out.history;
+    return out.decision.explanation.details.throughputPerReplica;
+  };
+  return { group, read };
+}
+
 describe("a Kafka consumer group's offsets reset to the latest", () => {
   it('is no throughput: μ learned from the saturated stretches stays what they served', () => {
-    const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
-    let history = emptyHistory();
-    let nowMs = 1.7e12;
-    let [arrived, served, backlog] = [1_000_000, 900_000, 100_000];
-    const read = (consumers: number, servedNow: number, arrivedNow: number) => {
-      nowMs += 15_000;
-      arrived += arrivedNow;
-      served += servedNow;
-      backlog += arrivedNow - servedNow;
-      const signals: Signals = {
-        backlog,
-        arrivedTotal: arrived,
-        servedTotal: served,
-        orderedQueues: 1,
-        counterBasis: 'p',
-        consumers,
-      };
-      const out = decide({ signals, scaling: kafka, history, nowMs });
-      history = out.history;
-      return out.decision.explanation.details.throughputPerReplica;
-    };
+    const { group, read } = kafkaGroup();
     // Saturated at 2 a second a consumer: 4 consumers, then 5.
-    for (let i = 0; i < 40; i++) read(4, 120, 120);
-    read(5, 120, 120);
-    for (let i = 0; i < 40; i++) read(5, 150, 150);
-    const before = read(5, 150, 150);
-    expect(before).toBeCloseTo(2, 1);
+    for (let i = 0; i < 40; i++) read(4, 120);
+    read(5, 120);
+    for (let i = 0; i < 40; i++) read(5, 150);
+    expect(read(5, 150)).toBeCloseTo(2, 1);
     // kafka-consumer-groups --reset-offsets --to-latest: the whole lag "served" in one interval.
-    read(5, backlog, 0);
-    const after = read(5, 150, 150);
-    expect(after).toBeCloseTo(2, 1);
+    read(5, group.backlog, 0);
+    expect(read(5, 150)).toBeCloseTo(2, 1);
   });
 });
 
 describe('a saturated stretch that closes just after the clock stepped back a little', () => {
   // Found by review of the stretch's close: dt is 0 then, and the stretch closed at this reading.
   it.each([0, 60_000, 110_000])('is measured to its last busy reading (stepped back %i ms): μ what it served', (stepMs) => {
-    const kafka = { ...scaling, coldStartSeconds: 60 as const, keepWarm: 0 as const };
-    let history = emptyHistory();
-    let nowMs = 1.7e12;
-    const backlog = 100_000;
-    let served = 900_000;
-    let mu: number | undefined;
-    const read = (consumers: number, servedNow: number, stepMsNow = 15_000) => {
-      nowMs += stepMsNow;
-      served += servedNow;
-      const signals: Signals = {
-        backlog,
-        arrivedTotal: served + backlog,
-        servedTotal: served,
-        orderedQueues: 1,
-        counterBasis: 'p',
-        consumers,
-      };
-      const out = decide({ signals, scaling: kafka, history, nowMs });
-      history = out.history;
-      mu = out.decision.explanation.details.throughputPerReplica as number | undefined;
-    };
+    const { read } = kafkaGroup();
     for (let i = 0; i < 40; i++) read(4, 120);
-    read(5, 120, -stepMs);
-    expect(mu).toBeCloseTo(2, 1);
+    expect(read(5, 120, 120, -stepMs)).toBeCloseTo(2, 1);
   });
 });
 
