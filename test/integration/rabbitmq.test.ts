@@ -258,7 +258,7 @@ describe('bad metadata', () => {
   it.each([
     [
       { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', messagesPerReplica: 'lots' },
-      /messagesPerReplica: got "lots"; allowed: a number > 0/,
+      /messagesPerReplica: got "lots"; allowed: a number from 0.000001 to 1000000/,
     ],
     [
       { 'rabbitmq.queueName': 'q', 'rabbitmq.host': 'amqp://h', 'rabbitmq.protocol': 'mqtt' },
