@@ -56,9 +56,11 @@ const taken = (r: Tracked) => r.acceptedMs !== undefined && r.acceptedMs >= r.at
  * A refusal that comes again after this long taken, or twice its longest gap (a pollingInterval
  * past it), starts over in the log ("refused", not "still refused"): the ScaledObject broken again
  * by an edit, not its other trigger refused each poll (found by review: with polls 6 minutes
- * apart every one was logged as new). Such an entry is let go at the next call taken.
+ * apart every one was logged as new).
  */
 const STARTS_OVER_MS = 5 * 60_000;
+/** The longest gap taken for KEDA's polling interval. */
+const MAX_GAP_MS = 15 * 60_000;
 const over = (r: Tracked, nowMs: number) => taken(r) && nowMs - r.atMs > Math.max(STARTS_OVER_MS, 2 * r.gapMs);
 
 export class RefusalLog {
@@ -91,7 +93,9 @@ export class RefusalLog {
       refusals: same ? known.refusals + 1 : 1,
       lastLoggedMs: same ? known.lastLoggedMs : -Infinity,
       // Kept when it starts over: the first gap of polls 6 minutes apart looks like an edit.
-      gapMs: known !== undefined && known.message === message ? Math.max(known.gapMs, nowMs - known.atMs) : 0,
+      // At most MAX_GAP_MS: one long pause of KEDA's would otherwise keep an edit's refusal "still".
+      gapMs:
+        known !== undefined && known.message === message ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs)) : 0,
     };
     setNewest(this.refused, key, refusal, MAX_TRACKED);
     if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;
@@ -122,8 +126,9 @@ export class RefusalLog {
     const known = this.refused.get(`${ref.namespace}/${ref.name}`);
     if (known === undefined) return;
     const nowMs = this.now();
-    // Over (not refused for long): let go, so that calls find the map empty again.
-    if (over(known, nowMs)) this.refused.delete(`${ref.namespace}/${ref.name}`);
+    // Let go once not repeated for KEPT_MS, as list() does: sooner, its gap went with it, and polls
+    // farther apart than 5 minutes were each logged as new again (found by review).
+    if (nowMs - known.atMs > KEPT_MS) this.refused.delete(`${ref.namespace}/${ref.name}`);
     else known.acceptedMs = nowMs;
   }
 

@@ -141,8 +141,11 @@ describe('refused trigger metadata in the log and /explain', () => {
     for (let poll = 0; poll <= 3; poll++) {
       at(poll * 360_000);
       log.add(so, bad);
-      at(poll * 360_000 + 5);
-      log.clear(so);
+      // The other trigger's GetMetrics, every 15 s between the polls.
+      for (let ms = 5; ms < 360_000; ms += 15_000) {
+        at(poll * 360_000 + ms);
+        log.clear(so);
+      }
     }
     // Its first gap is unknown and longer than an edit's: that poll starts over, once.
     expect(shown().map((l) => [l.msg, l.refusals])).toEqual([
@@ -153,14 +156,18 @@ describe('refused trigger metadata in the log and /explain', () => {
     ]);
   });
 
-  it('lets a fixed refusal go at the first call taken once it is over, so that calls find no entry', () => {
+  it('lets a fixed refusal go at the first call taken 30 minutes on, so that calls find no entry', () => {
     const { log, at } = bed();
+    const entries = () => (log as unknown as { refused: Map<string, unknown> }).refused.size;
     log.add(so, bad);
     at(1000);
     log.clear(so);
-    at(301_001);
+    at(30 * 60_000);
     log.clear(so);
-    expect((log as unknown as { refused: Map<string, unknown> }).refused.size).toBe(0);
+    expect(entries()).toBe(1);
+    at(30 * 60_000 + 1);
+    log.clear(so);
+    expect(entries()).toBe(0);
   });
 
   it('a ScaledObject broken again by an edit minutes after it was fixed is refused anew', () => {
