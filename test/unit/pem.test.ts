@@ -35,7 +35,10 @@ describe('checkCaBundle', () => {
     ['an empty file', '', /holds no PEM certificate/],
     ['garbage', 'not a certificate\n', /holds no PEM certificate/],
     // Found by review: Node drops a cut last block, and the second CA's clients were refused.
-    ['a bundle caught half-written', ca1 + ca2.slice(0, ca2.length / 2), /1 of its 2 certificates is cut short/],
+    ['a bundle caught half-written', ca1 + ca2.slice(0, ca2.length / 2), /a PEM block in it is cut short/],
+    // Found by review: cut inside the next block's marker, it was taken, one CA short.
+    ['a bundle cut inside a marker', `${ca1}-----BEGIN CERT`, /a PEM block in it is cut short/],
+    ['a bundle cut at the start of a marker', `${ca1}-----`, /a PEM block in it is cut short/],
     ['a certificate that does not parse', ca1.replace(/\n[A-Za-z0-9+/]{8}/, '\n********'), /certificate 1 does not parse/],
   ])('refuses %s, saying what is wrong', (_, text, said) => {
     expect(() => checkCaBundle(text)).toThrow(said);
