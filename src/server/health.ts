@@ -24,6 +24,8 @@ export class Health {
   private readonly implementation: HealthImplementation;
   private readonly services: ReadonlySet<string>;
   private readonly watches = new Set<grpc.ServerWritableStream<HealthRequest, unknown>>();
+  /** Set by endWatches: a Watch that comes after is answered NOT_SERVING and ended. */
+  private ending = false;
   private readonly maxWatches: number;
 
   constructor(statuses: Record<string, ServingStatus>, maxWatches = MAX_HEALTH_WATCHES) {
@@ -39,6 +41,7 @@ export class Health {
   /** Adds Check, Watch and List to `server`, with unknown names answered here and every Watch tracked. */
   addToServer(server: grpc.Server): void {
     const { watches, services, maxWatches } = this;
+    const ending = () => this.ending;
     const tracking = {
       addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
         const check = handlers.check as grpc.handleUnaryCall<HealthRequest, unknown>;
@@ -63,6 +66,12 @@ export class Health {
               });
               return;
             }
+            // After endWatches (a stop): it would hold the stop until its budget (found by review).
+            if (ending()) {
+              call.write({ status: 'NOT_SERVING' });
+              call.end();
+              return;
+            }
             watches.add(call);
             const forget = () => watches.delete(call);
             call.on('cancelled', forget);
@@ -75,8 +84,9 @@ export class Health {
     this.implementation.addToServer(tracking as unknown as grpc.Server);
   }
 
-  /** Ends every open Watch with OK; a client watching health then sees the server go. */
+  /** Ends every open Watch with OK, and any that comes after; a client watching health then sees the server go. */
   endWatches(): void {
+    this.ending = true;
     for (const call of this.watches) call.end();
     this.watches.clear();
   }

@@ -16,9 +16,12 @@ afterEach(() => {
   for (const stop of stops.splice(0)) stop();
 });
 
-async function serve(maxWatches: number): Promise<HealthClient> {
+async function serve(
+  maxWatches: number,
+  health = new Health({ '': 'SERVING', 'externalscaler.ExternalScaler': 'SERVING' }, maxWatches),
+): Promise<HealthClient> {
   const server = new grpc.Server();
-  new Health({ '': 'SERVING', 'externalscaler.ExternalScaler': 'SERVING' }, maxWatches).addToServer(server);
+  health.addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
   );
@@ -77,5 +80,17 @@ describe('health', () => {
     const again = watch(client, '');
     await expect.poll(() => again.seen).toEqual(['SERVING']);
     expect(again.ended.code).toBeUndefined();
+  });
+
+  // Found by review: a Watch that came after the stop ended the others was held open until the
+  // stop's budget ran out, and the server was closed by force.
+  it('answers a Watch that comes after endWatches NOT_SERVING and ends it with OK at once', async () => {
+    const health = new Health({ '': 'SERVING' }, 10);
+    const client = await serve(10, health);
+    health.setStatus('', 'NOT_SERVING');
+    health.endWatches();
+    const late = watch(client, '');
+    await expect.poll(() => late.ended.code).toBe(grpc.status.OK);
+    expect(late.seen).toEqual(['NOT_SERVING']);
   });
 });
