@@ -2,7 +2,9 @@
 // keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080]
 // Asks a running scaler (its metrics port, /explain) why it answers what it answers for a
 // ScaledObject's triggers, and prints the inputs, each demand, the winner and activity.
+import { realpathSync } from 'node:fs';
 import { argv, exit, stdout, stderr } from 'node:process';
+import { pathToFileURL } from 'node:url';
 
 const USAGE = 'usage: keda-inference-scaler explain --namespace NS --name SO [--url http://127.0.0.1:8080] [--json]';
 
@@ -152,5 +154,14 @@ async function main() {
   stdout.write(`${views.map(render).join('\n\n')}\n`);
 }
 
-// Run as the command, not when a test imports render (Node 22.18 and 24.2 on: the engines').
-if (import.meta.main) await main();
+// Run as the command, not when a test imports render: import.meta.main from Node 22.18 and 24.2;
+// before (23.x, 24.0-24.1) undefined, and then the script's own path stands in.
+function invoked() {
+  if (import.meta.main !== undefined) return import.meta.main;
+  try {
+    return argv[1] !== undefined && pathToFileURL(realpathSync(argv[1])).href === import.meta.url;
+  } catch {
+    return false;
+  }
+}
+if (invoked()) await main();
