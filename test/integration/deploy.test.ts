@@ -830,6 +830,25 @@ describe('Helm chart', () => {
       'ServiceMonitor',
     ).spec.endpoints[0];
     expect(monitor).toMatchObject({ interval: '1m30s', scrapeTimeout: '1m' });
+    // No interval: Prometheus's global one, which the chart cannot compare; durations stay strings.
+    const global = find(
+      rendered(
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+        '--set',
+        'metrics.serviceMonitor.interval=',
+        '--set',
+        'metrics.serviceMonitor.scrapeTimeout=10s',
+      ),
+      'ServiceMonitor',
+    ).spec.endpoints[0];
+    expect(global).not.toHaveProperty('interval');
+    expect(global.scrapeTimeout).toBe('10s');
+    const zero = find(
+      rendered('--set', 'metrics.serviceMonitor.enabled=true', '--set-string', 'metrics.serviceMonitor.interval=0'),
+      'ServiceMonitor',
+    ).spec.endpoints[0];
+    expect(zero.interval).toBe('0');
     const valkey = rendered(
       '-f',
       valkeyValues,
@@ -1019,9 +1038,9 @@ describe('compose trial content against the real brokers (what `docker compose u
     await using rabbit = await RabbitFixture.connect(requireService('RABBITMQ_URL'));
     await using sqs = new SqsFixture(requireService('SQS_ENDPOINT'));
     await using kafka = await KafkaFixture.connect(requireService('KAFKA_BROKERS'));
-    const queue = await rabbit.queue(30, 'compose-trial');
+    const queue = await rabbit.queue(6, 'compose-trial');
     // The compose profile reads the management API, whose figures follow at its next emission.
-    await managementCounts(requireService('RABBITMQ_MANAGEMENT_URL'), queue, 30);
+    await managementCounts(requireService('RABBITMQ_MANAGEMENT_URL'), queue, 6);
     const queueURL = await sqs.queue('compose-trial');
     await sqs.send(queueURL, 25);
     const topic = await kafka.topic([10, 10, 10, 10], 'compose-trial');
@@ -1058,7 +1077,8 @@ describe('compose trial content against the real brokers (what `docker compose u
       const lines = probe.stdout.trim().split('\n');
       expect(lines).toHaveLength(objects.length);
       for (const line of lines) expect(line).toMatch(/active=true\s+desired replicas=[1-9]/);
-      // Before any rate is learned, backlog / messagesPerReplica (10): 30 -> 3, 25 -> 3, Kafka lag 40 -> 4.
+      // Before any rate is learned, backlog / messagesPerReplica: the worker's 6 / 2 (its concurrency)
+      // -> 3, SQS 25 / 10 -> 3, Kafka lag 40 / 10 -> 4.
       expect(probe.stdout).toMatch(/demo\/worker\s+active=true\s+desired replicas=3 /);
       expect(probe.stdout).toMatch(/demo\/batch-jobs\s+active=true\s+desired replicas=3 /);
       expect(probe.stdout).toMatch(/demo\/event-scorer\s+active=true\s+desired replicas=4 /);
