@@ -99,33 +99,38 @@ async function handle(channel, message) {
   }
 }
 
-/** Connects and consumes until the broker closes the session; resolves then (or on a stop). */
+/** Connects and consumes until the broker closes the session, or a stop comes; then closes it. */
 async function consume() {
   const connection = await amqp.connect(url);
-  const channel = await connection.createChannel();
-  const lost = new Promise((resolve) => {
-    for (const emitter of [connection, channel]) {
-      emitter.on('error', (err) => log('broker session error', { err: String(err) }));
-      emitter.on('close', resolve);
-    }
-  });
-  await channel.assertQueue(queue, { durable: true });
-  await channel.prefetch(concurrency);
-  const { consumerTag } = await channel.consume(queue, (message) => {
-    // The broker cancelled the consumer (its queue moved or was deleted): start over.
-    if (message === null) {
-      log('consumer cancelled by the broker');
-      connection.close().catch(() => {});
-      return;
-    }
-    void handle(channel, message);
-  });
-  session = { connection, channel, consumerTag };
-  consuming = true;
-  log('consuming', { queue, concurrency, serviceMs });
-  await lost;
-  consuming = false;
-  session = undefined;
+  const lost = new Promise((resolve) => connection.on('close', resolve));
+  connection.on('error', (err) => log('broker connection error', { err: String(err) }));
+  try {
+    const channel = await connection.createChannel();
+    channel.on('error', (err) => log('broker channel error', { err: String(err) }));
+    channel.on('close', () => connection.close().catch(() => {}));
+    await channel.assertQueue(queue, { durable: true });
+    await channel.prefetch(concurrency);
+    if (stopping) return;
+    const { consumerTag } = await channel.consume(queue, (message) => {
+      // The broker cancelled the consumer (its queue moved or was deleted): start over.
+      if (message === null) {
+        log('consumer cancelled by the broker');
+        connection.close().catch(() => {});
+        return;
+      }
+      void handle(channel, message);
+    });
+    session = { channel, consumerTag };
+    if (stopping) return;
+    consuming = true;
+    log('consuming', { queue, concurrency, serviceMs });
+    await lost;
+  } finally {
+    consuming = false;
+    session = undefined;
+    // A setup that failed (the queue declared otherwise, no permission) leaves its connection open.
+    await connection.close().catch(() => {});
+  }
 }
 
 const report = setInterval(() => log('progress', { served, failed, inFlight, consuming }), 10_000);
@@ -135,23 +140,28 @@ stop = async (signal) => {
   stopping = true;
   loaded = false;
   log('stopping: no new requests, finishing in-flight ones', { signal, inFlight });
-  const current = session;
-  await current?.channel.cancel(current.consumerTag).catch(() => {});
+  // A session being set up sees the stop itself, and closes without consuming.
+  await session?.channel.cancel(session.consumerTag).catch(() => {});
   while (inFlight > 0) await sleep(100);
   clearInterval(report);
-  await current?.connection.close().catch(() => {});
   health.close();
   log('stopped', { served, failed });
   process.exit(0);
 };
 
-// The model stays loaded across broker restarts: connect again, backing off up to 30 s.
+// The model stays loaded across broker restarts: connect again, backing off up to 30 s (from 1 s
+// again once a session lasted a minute). What the lost session held is redelivered by the broker:
+// it is let finish first, so the GPU never runs more than CONCURRENCY requests.
 for (let attempt = 0; !stopping;) {
+  const startedMs = Date.now();
   try {
     await consume();
-    attempt = 0;
   } catch (err) {
-    log('cannot consume', { err: String(err), retryInSeconds: Math.min(30, 2 ** attempt) });
+    log('cannot consume', { err: String(err) });
   }
-  if (!stopping) await sleep(Math.min(30, 2 ** attempt++) * 1000);
+  if (Date.now() - startedMs > 60_000) attempt = 0;
+  while (inFlight > 0 && !stopping) await sleep(100);
+  const waitS = Math.min(30, 2 ** attempt++);
+  if (!stopping) log('connecting again', { inSeconds: waitS });
+  if (!stopping) await sleep(waitS * 1000);
 }

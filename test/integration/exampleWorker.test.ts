@@ -100,17 +100,39 @@ describe('the example worker against a real RabbitMQ', () => {
       const { code } = await stopWithSigterm(worker.child, worker.exited);
       expect(code).toBe(0);
       expect(worker.logged('stopped')).toHaveLength(1);
-      // Nothing was left unacknowledged (it would be ready again now that the worker is gone).
+    } finally {
+      worker.child.kill('SIGKILL');
+    }
+  });
+
+  it('on SIGTERM finishes the requests it holds before it exits: none goes back to the queue', async () => {
+    const worker = await startWorker({ SERVICE_MS: '1500' });
+    try {
+      await eventually(async () => (worker.logged('consuming').length === 1 ? true : undefined), 15_000);
+      await publish(['slow 1', 'slow 2']);
+      // Both taken (none ready), and at work.
+      await eventually(async () => ((await queueNow()).messageCount === 0 ? true : undefined), 10_000);
+      const { code } = await stopWithSigterm(worker.child, worker.exited);
+      expect(code).toBe(0);
+      expect(worker.output()).toMatch(/"msg":"stopping: no new requests, finishing in-flight ones".*"inFlight":2/);
+      // Acknowledged before it went: a worker that exited with them would have them ready again.
       expect((await queueNow()).messageCount).toBe(0);
     } finally {
       worker.child.kill('SIGKILL');
     }
   });
 
-  it('goes at once, exit 0, when stopped while its model loads', async () => {
-    const worker = await startWorker({ MODEL_LOAD_SECONDS: '60' });
+  it('has its SIGTERM handler before amqplib loads, and goes at once, exit 0, when stopped while its model loads', async () => {
+    const probe = fileURLToPath(new URL('../support/signalProbe.mjs', import.meta.url));
+    const worker = await startWorker({
+      MODEL_LOAD_SECONDS: '60',
+      NODE_OPTIONS: `--import=${probe}`,
+      SIGNAL_PROBE_MODULE: 'amqplib',
+    });
     try {
       await eventually(async () => (worker.output().includes('loading model') ? true : undefined), 10_000);
+      // Node as a container's PID 1 drops a signal it has no handler for.
+      expect(worker.output()).toContain('signal probe: amqplib loads with 1 SIGTERM listeners');
       const { code, ms } = await stopWithSigterm(worker.child, worker.exited);
       expect(code).toBe(0);
       expect(ms).toBeLessThan(2000);

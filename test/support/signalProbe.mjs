@@ -1,13 +1,15 @@
-// Preloaded (--import) into a scaler by test/integration/process.test.ts: says on stderr how many
-// SIGTERM listeners the process has when its first heavy module (@grpc/grpc-js) is resolved.
+// Preloaded (--import) into a process by the integration tests: says on stderr how many SIGTERM
+// listeners it has when its first heavy module (SIGNAL_PROBE_MODULE, @grpc/grpc-js unless set) is
+// resolved.
 import { registerHooks } from 'node:module';
 
+const heavy = process.env.SIGNAL_PROBE_MODULE ?? '@grpc/grpc-js';
 let said = false;
 registerHooks({
   resolve(specifier, context, next) {
-    if (!said && specifier === '@grpc/grpc-js') {
+    if (!said && specifier === heavy) {
       said = true;
-      process.stderr.write(`signal probe: @grpc/grpc-js loads with ${process.listenerCount('SIGTERM')} SIGTERM listeners\n`);
+      process.stderr.write(`signal probe: ${heavy} loads with ${process.listenerCount('SIGTERM')} SIGTERM listeners\n`);
     }
     return next(specifier, context);
   },
