@@ -10,6 +10,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { quote } from '../errors.ts';
+import { OpenCalls } from './openCalls.ts';
 
 type ServingStatus = 'SERVING' | 'NOT_SERVING';
 
@@ -23,9 +24,7 @@ interface HealthRequest {
 export class Health {
   private readonly implementation: HealthImplementation;
   private readonly services: ReadonlySet<string>;
-  private readonly watches = new Set<grpc.ServerWritableStream<HealthRequest, unknown>>();
-  /** Set by endWatches: a Watch that comes after is answered NOT_SERVING and ended. */
-  private ending = false;
+  private readonly watches = new OpenCalls<grpc.ServerWritableStream<HealthRequest, unknown>>();
   private readonly maxWatches: number;
 
   constructor(statuses: Record<string, ServingStatus>, maxWatches = MAX_HEALTH_WATCHES) {
@@ -41,7 +40,6 @@ export class Health {
   /** Adds Check, Watch and List to `server`, with unknown names answered here and every Watch tracked. */
   addToServer(server: grpc.Server): void {
     const { watches, services, maxWatches } = this;
-    const ending = () => this.ending;
     const tracking = {
       addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
         const check = handlers.check as grpc.handleUnaryCall<HealthRequest, unknown>;
@@ -67,15 +65,11 @@ export class Health {
               return;
             }
             // After endWatches (a stop): it would hold the stop until its budget (found by review).
-            if (ending()) {
+            if (!watches.admit(call)) {
               call.write({ status: 'NOT_SERVING' });
               call.end();
               return;
             }
-            watches.add(call);
-            const forget = () => watches.delete(call);
-            call.on('cancelled', forget);
-            call.on('finish', forget);
             watch(call);
           },
         });
@@ -86,8 +80,6 @@ export class Health {
 
   /** Ends every open Watch with OK, and any that comes after; a client watching health then sees the server go. */
   endWatches(): void {
-    this.ending = true;
-    for (const call of this.watches) call.end();
-    this.watches.clear();
+    this.watches.endAll();
   }
 }

@@ -28,6 +28,7 @@ import { errorMessage } from '../errors.ts';
 import { PROTO_PATH, SERVICE_NAME, externalScalerService } from './protocol.ts';
 import { type DriverOptions, defaultDrivers } from '../sources/drivers.ts';
 import { LoopAdmission } from './loopAdmission.ts';
+import { OpenCalls } from './openCalls.ts';
 import { STREAM_OPEN_STEP, http2ServersOf, paceStreamOpens, sessionCloser } from './streamPacing.ts';
 import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
 
@@ -130,7 +131,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   // Reflection describes every service served here, health included (grpcurl, grpc_cli). Its
   // streams are tracked: one left open (grpcui, a client that keeps it) held a stop for the whole
   // budget, then the server was closed by force (found by review).
-  const reflectionStreams: TrackedStreams = { open: new Set(), ending: false };
+  const reflectionStreams = new OpenCalls<grpc.ServerDuplexStream<unknown, unknown>>();
   new ReflectionService(protoLoader.loadSync([PROTO_PATH, healthProtoPath], { keepCase: true })).addToServer(
     trackingStreams(grpcServer, reflectionStreams),
   );
@@ -210,9 +211,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
       // and the health Watches, which have just said NOT_SERVING.
       scaler.endStreams();
       health.endWatches();
-      reflectionStreams.ending = true;
-      for (const call of reflectionStreams.open) call.end();
-      reflectionStreams.open.clear();
+      reflectionStreams.endAll();
       // Calls in flight get the budget but a reserve for closing what they read from.
       // Reads still waiting for room start now: their calls are among those in flight.
       admission.close();
@@ -232,16 +231,11 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   return { grpcPort, metricsPort, healthPort, engine, metrics, stop };
 }
 
-/** Streaming calls kept while they last, so that a stop can end them (tryShutdown waits for every call). */
-interface TrackedStreams {
-  readonly open: Set<grpc.ServerDuplexStream<unknown, unknown>>;
-  /** Once set, a call that comes is ended at once (between the stop's end and the server refusing new calls). */
-  ending: boolean;
-}
-
 /** `server` to add a service to, whose streaming calls are kept in `streams`. */
-function trackingStreams(server: grpc.Server, streams: TrackedStreams): Pick<grpc.Server, 'addService'> {
-  const { open } = streams;
+function trackingStreams(
+  server: grpc.Server,
+  streams: OpenCalls<grpc.ServerDuplexStream<unknown, unknown>>,
+): Pick<grpc.Server, 'addService'> {
   return {
     addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
       const tracked: grpc.UntypedServiceImplementation = {};
@@ -249,17 +243,8 @@ function trackingStreams(server: grpc.Server, streams: TrackedStreams): Pick<grp
         tracked[name] = !service[name]?.responseStream
           ? handler
           : (call: grpc.ServerDuplexStream<unknown, unknown>) => {
-              if (streams.ending) {
-                call.end();
-                return;
-              }
-              open.add(call);
-              const done = () => open.delete(call);
-              call.on('close', done);
-              call.on('finish', done);
-              call.on('cancelled', done);
-              call.on('error', done);
-              (handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
+              if (streams.admit(call)) (handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
+              else call.end();
             };
       }
       server.addService(service, tracked);
