@@ -117,8 +117,8 @@ export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, win
  */
 function withAsk(asks: readonly ReplicaMark[], ask: ReplicaMark): readonly ReplicaMark[] {
   const next = [...asks, ask];
-  // At most MAX_REPLICAS (what a history holds): a trigger that flaps at a large fleet summed past what a history
-  // may hold (found by review); what is starting counts up to the fleet asked for anyway.
+  // At most MAX_REPLICAS, what a history holds: a trigger that flaps at a large fleet summed past it
+  // (found by review); what is starting counts up to the fleet asked for anyway.
   if (next.length > MAX_MARKS)
     next.splice(0, 2, { atMs: next[1]!.atMs, replicas: Math.min(MAX_REPLICAS, next[0]!.replicas + next[1]!.replicas) });
   return next;
