@@ -44,13 +44,21 @@ interface Tracked extends Refusal {
   acceptedMs?: number;
   /** The longest gap between two of its refusals so far: about KEDA's polling interval. */
   gapMs: number;
+  /** Refused again, unchanged, after it was taken: another trigger of the ScaledObject parses. */
+  alongside: boolean;
 }
 
 /**
  * Taken since its last refusal: an edit fixed it, or another trigger of the ScaledObject parses.
- * /explain leaves it out; the log goes on counting it when it comes again (the other trigger's).
+ * The log goes on counting it when it comes again (the other trigger's).
  */
 const taken = (r: Tracked) => r.acceptedMs !== undefined && r.acceptedMs >= r.atMs;
+/**
+ * Still refused for /explain: not taken since, or refused alongside a trigger that parses and
+ * within two of its gaps (KEDA asks for both every poll; a fix stops the refusals). Found by
+ * review: /explain showed it or not by which of the two KEDA had asked last.
+ */
+const standing = (r: Tracked, nowMs: number) => !taken(r) || (r.alongside && nowMs - r.atMs <= 2 * r.gapMs);
 
 /**
  * A refusal that comes again after this long taken, or twice its longest gap (a pollingInterval
@@ -96,6 +104,7 @@ export class RefusalLog {
       // At most MAX_GAP_MS: one long pause of KEDA's would otherwise keep an edit's refusal "still".
       gapMs:
         known !== undefined && known.message === message ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs)) : 0,
+      alongside: same && (known.alongside || taken(known)),
     };
     setNewest(this.refused, key, refusal, MAX_TRACKED);
     if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;
@@ -134,12 +143,12 @@ export class RefusalLog {
 
   /** The last refusal of each ScaledObject still refused, for /explain; those not repeated for KEPT_MS forgotten. */
   list(): Refusal[] {
-    const cutoffMs = this.now() - KEPT_MS;
+    const nowMs = this.now();
     const out: Refusal[] = [];
     for (const [key, tracked] of this.refused) {
-      if (tracked.atMs < cutoffMs) this.refused.delete(key);
-      else if (!taken(tracked)) {
-        const { lastLoggedMs: _, acceptedMs: __, gapMs: ___, ...refusal } = tracked;
+      if (tracked.atMs < nowMs - KEPT_MS) this.refused.delete(key);
+      else if (standing(tracked, nowMs)) {
+        const { lastLoggedMs: _, acceptedMs: __, gapMs: ___, alongside: ____, ...refusal } = tracked;
         out.push(refusal);
       }
     }

@@ -129,10 +129,32 @@ describe('refused trigger metadata in the log and /explain', () => {
       ['trigger metadata still refused', 3],
       ['trigger metadata still refused', 5],
     ]);
-    expect(log.list()).toEqual([]);
+    // /explain shows it whichever of the two KEDA asked last.
+    const listed = [{ namespace: 'ml', name: 'llm', atMs: 120_000, message: bad, refusals: 5 }];
+    expect(log.list()).toEqual(listed);
     at(150_000);
     log.add(so, bad);
     expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 150_000, message: bad, refusals: 6 }]);
+  });
+
+  // Found by review: /explain showed the refused one or not by which of the two KEDA asked last.
+  it('/explain lists a trigger refused beside one taken until two polls pass without its refusal (an edit fixed it)', () => {
+    const { log, at } = bed();
+    const listedAt = (ms: number) => (at(ms), log.list().map((r) => r.atMs));
+    for (let poll = 0; poll <= 3; poll++) {
+      at(poll * 30_000);
+      log.add(so, bad);
+      at(poll * 30_000 + 10);
+      log.clear(so);
+      expect(listedAt(poll * 30_000 + 20_000)).toEqual(poll === 0 ? [] : [poll * 30_000]);
+    }
+    // The edit: the other trigger goes on being taken, this one no longer refused.
+    for (let ms = 100_000; ms <= 160_000; ms += 15_000) {
+      at(ms);
+      log.clear(so);
+    }
+    expect(listedAt(150_000)).toEqual([90_000]);
+    expect(listedAt(150_001)).toEqual([]);
   });
 
   // Found by review of the above: polls more than 5 minutes apart were each logged as new again.
