@@ -25,6 +25,8 @@ const READ_BOUND_FACTOR = 2;
 const MAX_KEY_CHARS = 2048;
 /** Keys and the channel start with this; v1 is the layout of keys and envelope, not the payload's format. */
 const KEY_PREFIX = 'kis:v1:';
+/** A store that wants a password and got none (NOAUTH) or a wrong one (WRONGPASS): a setting, not an outage. */
+const LOGIN_REFUSED = /\b(NOAUTH|WRONGPASS)\b/;
 
 export interface RedisStateStoreOptions<T> {
   readonly address: StoreAddress;
@@ -532,7 +534,9 @@ export class RedisStateStore<T> implements StateStore<T> {
     else {
       logger.warn(
         { store: this.description, reason: clip(redact(reason ?? ''), 300) },
-        'state store unreachable: each replica evaluates on its own state until it is back',
+        LOGIN_REFUSED.test(reason ?? '')
+          ? 'state store refused the login: give its password in STATE_STORE_PASSWORD (the chart: stateStore.existingSecret under its passwordKey) or its user and password in the URL; each replica evaluates on its own state until it logs in'
+          : 'state store unreachable: each replica evaluates on its own state until it is back',
       );
     }
     for (const listener of this.healthListeners) listener(health);

@@ -1235,8 +1235,12 @@ describe('credentials: STATE_STORE_PASSWORD and rediss:// with STATE_STORE_TLS_C
     const wrong = await storeFor({ STATE_STORE_URL: `redis://:wrong-${password}@127.0.0.1:${server.port}` });
     expect(wrong.store.health).toBe('degraded');
     await expect(wrong.store.read('k')).rejects.toBeInstanceOf(StateStoreUnavailable);
-    for (const { logs } of [fromEnv, inUrl, wrong]) expect(logs).not.toContain(password);
-    expect(wrong.logs).toMatch(/state store unreachable/);
+    const none = await storeFor({ STATE_STORE_URL: server.url });
+    expect(none.store.health).toBe('degraded');
+    for (const { logs } of [fromEnv, inUrl, wrong, none]) expect(logs).not.toContain(password);
+    // Said as a setting to fix, not an outage (a chart whose passwordKey names no key of the Secret).
+    for (const { logs } of [wrong, none])
+      expect(logs).toMatch(/state store refused the login: give its password in STATE_STORE_PASSWORD/);
   });
 
   it('speaks TLS to a rediss:// store whose certificate chains to STATE_STORE_TLS_CA_FILE, and refuses one that does not', async () => {
