@@ -7,6 +7,8 @@
 //
 //   node probe.mjs scaledobjects.yaml
 //   SCALER_ADDRESS=127.0.0.1:9090 node examples/keda-probe/probe.mjs examples/scaledobject-rabbitmq.yaml
+// (that ScaledObject names a profile of examples/scaler-config.yaml: examples/README.md says how
+// to start the scaler with it)
 // Environment: SCALER_ADDRESS (overrides each trigger's scalerAddress), INTERVAL_SECONDS (5),
 // PROTO (the image's /app/proto/externalscaler.proto, else the checkout's), ONCE=1 (one round,
 // exit 1 on any error).
