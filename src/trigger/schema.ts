@@ -250,11 +250,14 @@ function withProfile(
     return group;
   }
   // A profile's secret goes only where, and as safely as, the profile says: a secret key, or an
-  // address with credentials in it (gpu.serverAddress with user:password@, found by review).
+  // address with credentials in it (gpu.serverAddress with user:password@, found by review). A key
+  // secret for the credentials its URL may hold (rabbitmq.host) is one only when it holds some.
   const table: FieldTable = sourceFields[kind];
-  const holdsCredentials = Object.entries(profile).some(
-    ([key, value]) => table[key]?.secret === true || (table[key]?.routesCredentials === true && hasUserInfo(value)),
-  );
+  const holdsCredentials = Object.entries(profile).some(([key, value]) => {
+    const field = table[key];
+    if (field?.secret === true) return field.secretInUrl !== true || hasUserInfo(value);
+    return field?.routesCredentials === true && hasUserInfo(value);
+  });
   if (holdsCredentials) {
     for (const key of Object.keys(group)) {
       if (table[key]?.routesCredentials !== true) continue;

@@ -563,6 +563,19 @@ describe('trigger schema', () => {
         "rabbitmq.ca (from connection profile plain): applies only with TLS, not to rabbitmq.host's amqp:// URL; allowed: an amqps:// or https:// rabbitmq.host, or leave it out",
       ]);
     });
+
+    // Found by review: docs/deploy.md says a profile holding a password, key or token; one whose
+    // host has no user:password@ (a management API behind its own network rules) held none, and
+    // was refused as if it did.
+    it("takes a trigger's own rabbitmq.ca and rabbitmq.unsafeSsl beside a profile whose host holds no credentials", () => {
+      const profiles = { rabbitmq: { open: { host: 'https://rabbit:15671/' }, closed: { host: 'https://u:pw@rabbit:15671/' } } };
+      const own = { 'rabbitmq.queueName': 'q', 'rabbitmq.ca': pem, 'rabbitmq.unsafeSsl': 'true' };
+      expect(parse({ 'rabbitmq.connection': 'open', ...own }, { profiles }).sources[0]).toMatchObject({
+        ca: pem,
+        unsafeSsl: true,
+      });
+      expect(issuesOf({ 'rabbitmq.connection': 'closed', ...own }, { profiles })).toHaveLength(2);
+    });
   });
 
   it('parses SQS with the region from the URL', () => {
