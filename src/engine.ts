@@ -376,7 +376,11 @@ export class Engine {
       state.learnedUnder ??= lineage.payload.trigger;
     }
     const signals = this.signals(sources, observations);
-    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base);
+    const workloadActive =
+      signals.gpuSourcesWithoutSeries !== undefined && base.lastActive === undefined
+        ? this.workloadLastActive(trigger)
+        : undefined;
+    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base, workloadActive);
     if (unanswerable !== undefined) {
       const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
       throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
@@ -500,6 +504,22 @@ export class Engine {
    * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,
    * and every hour after while it lasts.
    */
+  /**
+   * The latest answer of another trigger of the ScaledObject (its settings before an edit): whether
+   * its workload ran, for a trigger with no answer of its own whose GPU query matched no series.
+   * A query edited into a typo would read as a workload at zero otherwise (found by review). A scan,
+   * on that path alone.
+   */
+  private workloadLastActive(trigger: Trigger): boolean | undefined {
+    let latest: TriggerHistory | undefined;
+    for (const { trigger: other, history } of this.triggers.values()) {
+      if (other.id === trigger.id || other.name !== trigger.name || other.namespace !== trigger.namespace) continue;
+      if (history.lastActive !== undefined && (history.lastDecisionAtMs ?? 0) >= (latest?.lastDecisionAtMs ?? 0))
+        latest = history;
+    }
+    return latest?.lastActive;
+  }
+
   private noteGpuSilence(
     trigger: Trigger,
     sources: readonly TriggerSource[],

@@ -618,6 +618,33 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
     return { engine, trigger, silence };
   }
 
+  // Found by review: the edit starts a new lineage, whose trigger had no answer of its own, and
+  // read the typo's empty answer as a workload at zero (inactive, minReplicas) while it ran busy.
+  it("takes the ScaledObject's last answer for a trigger edited into a query that matches nothing: NOT_FOUND while it ran", async () => {
+    const reading = { current: { backlog: 0, busyGpus: 6 } as SourceReading };
+    const clock = { ms: 0 };
+    const { engine, trigger } = gpuEngine(reading, clock);
+    expect((await engine.evaluate(trigger)).decision.active).toBe(true);
+    const edited = engine.trigger({
+      name: 'vision',
+      namespace: 'ml',
+      metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vison-typo-.*' },
+    });
+    expect(edited.lineage).not.toBe(trigger.lineage);
+    clock.ms = 15_000;
+    reading.current = { backlog: 0, noSeries: true };
+    const refused = await Promise.resolve(engine.evaluate(edited)).catch((err: unknown) => err);
+    expect(refused).toBeInstanceOf(SourceNotFound);
+    expect((refused as Error).message).toMatch(/the ScaledObject's last, before its settings were edited, was active/);
+    // Another ScaledObject's answers say nothing of this one's workload.
+    const other = engine.trigger({
+      name: 'other',
+      namespace: 'ml',
+      metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'other-.*' },
+    });
+    expect((await engine.evaluate(other)).decision.active).toBe(false);
+  });
+
   it('answers as a workload at zero, and warns once that has lasted 10 minutes, then hourly, until a series comes', async () => {
     const reading = { current: { backlog: 0, noSeries: true } as SourceReading };
     const clock = { ms: 0 };

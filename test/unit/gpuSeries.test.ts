@@ -88,9 +88,31 @@ describe('unanswerableWithoutGpuSeries', () => {
     { name: 'no series, running, another GPU source busy', signals: { ...none, busyGpus: 2 }, history: running, answer: true },
     { name: 'no series, running, another GPU source idle', signals: { ...none, busyGpus: 0.1 }, history: running, answer: false },
     { name: 'no series, running, nothing else shows work', signals: none, history: running, answer: false },
+    {
+      name: "no series, no answer yet, the ScaledObject's last (before an edit) active",
+      signals: none,
+      history: emptyHistory(),
+      workloadActive: true,
+      answer: false,
+    },
+    {
+      name: "no series, no answer yet, the ScaledObject's last (before an edit) inactive",
+      signals: { ...none, consumers: 2 },
+      history: emptyHistory(),
+      workloadActive: false,
+      answer: true,
+    },
+    {
+      name: "no series, last answer inactive, the ScaledObject's other trigger active",
+      signals: none,
+      history: atZero,
+      workloadActive: true,
+      answer: true,
+    },
   ])('$name: answerable $answer', ({ signals, history, answer, ...rest }) => {
     const overrides = 'scaling' in rest ? rest.scaling : {};
-    const why = unanswerableWithoutGpuSeries(signals, { ...scaling, ...overrides }, history);
+    const workloadActive = 'workloadActive' in rest ? rest.workloadActive : undefined;
+    const why = unanswerableWithoutGpuSeries(signals, { ...scaling, ...overrides }, history, workloadActive);
     if (answer) expect(why).toBeUndefined();
     else expect(why).toMatch(/matched no series while the workload is running .*not read as idle GPUs/i);
   });
