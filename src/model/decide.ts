@@ -35,6 +35,7 @@ import {
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
 import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
+import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import {
@@ -443,6 +444,17 @@ export function decide({ signals: sourced, scaling, history: given, nowMs }: Mod
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
+  }
+  // A GPU query that matched no series while the workload runs is answered only where a queue
+  // shows work (gpuSeries.ts): its GPUs were not read, so the fleet they kept up is not lowered on
+  // their strength, and the queue may still raise it. Found by review: the GPU demand dropped out,
+  // and a saturated fleet shrank to the queue's a hold later.
+  if (signals.gpuSourcesWithoutSeries !== undefined && workloadRuns(signals, history)) {
+    const fleetNow = Math.max(askedFleet, signals.consumers ?? 0);
+    if (fleetNow > (demands.gpu ?? 0)) {
+      demands.gpu = fleetNow;
+      details.gpuHeldAtFleetWithoutSeries = fleetNow;
+    }
   }
   const unheld = Math.max(demands.backlog, demands.gpu ?? 0);
   // The hold keeps what was needed, not what a trend forecast: the replicas a trend that fades

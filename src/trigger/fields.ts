@@ -500,7 +500,7 @@ const gpuFields = {
     description: 'Busy GPU-equivalents above which the workload counts as active (idle GPUs read a few percent).',
   }),
   ignoreNullValues: bool(
-    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, no GPU demand, and NOT_FOUND unless a queue of the trigger has work (never idle GPUs). false: always NOT_FOUND.',
+    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, NOT_FOUND unless a queue of the trigger has work, and then the GPU demand held at the fleet asked for (never idle GPUs). false: always NOT_FOUND.',
     true,
     false,
   ),

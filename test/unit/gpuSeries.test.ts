@@ -201,6 +201,26 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     expect(read.decision.explanation.demands.gpu).toBe(2);
   });
 
+  // Found by review: the GPU demand dropped out, and a saturated fleet shrank to the queue's one
+  // hold later (10 replicas to 2 within 30 s), without an error.
+  it('ignoreNullValues true: busy GPUs whose series vanish while the queue has work keep the fleet they asked for', async () => {
+    busy = '8';
+    queue.backlog = 4;
+    const saturated = await evaluate('saturated', blended);
+    expect(saturated.decision.explanation.demands.gpu).toBe(saturated.metricValue);
+    expect(saturated.metricValue).toBeGreaterThan(2);
+    busy = undefined;
+    for (let i = 0; i < 120; i++) {
+      const blind = await evaluate('saturated', blended);
+      expect(blind.metricValue).toBe(saturated.metricValue);
+      expect(blind.decision.explanation.details.gpuHeldAtFleetWithoutSeries).toBe(saturated.metricValue);
+    }
+    // The queue may still raise it.
+    queue.backlog = 400;
+    expect((await evaluate('saturated', blended)).metricValue).toBeGreaterThan(saturated.metricValue);
+    queue.backlog = 0;
+  });
+
   it('ignoreNullValues true, GPU only: busy GPUs whose series vanish are NOT_FOUND until they return', async () => {
     busy = '2';
     expect((await evaluate('gpu-only', {})).decision.active).toBe(true);
