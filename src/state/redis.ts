@@ -64,7 +64,10 @@ export interface RedisStateStoreOptions<T> {
 type ConnectionOptions = Pick<
   RedisStateStoreOptions<unknown>,
   'address' | 'tlsCa' | 'cluster' | 'sentinel' | 'timeoutMs' | 'writerId'
->;
+> & {
+  /** Whether a failover's reply (failoverReply) reconnects now: the store spaces them out. */
+  readonly reconnectForFailover?: () => boolean;
+};
 
 /** The store's clock is read this often, to tell this replica's clock from the writers' (readClock). */
 const CLOCK_CHECK_MS = 60_000;
@@ -86,6 +89,15 @@ const CLOCK_WARN_MS = 1000;
 
 /** A kind of refusal (an error reply) is warned about at most this often. */
 const REFUSAL_WARN_MS = 10 * 60_000;
+/**
+ * Reconnects for a failover's reply (failoverReply): the first at once, then at least this long
+ * apart, doubling to FAILOVER_RECONNECT_MAX_MS while the replies go on, and at once again after a
+ * quiet FAILOVER_RECONNECT_MAX_MS. A failover is over in seconds; a URL that names a replica (a
+ * reader endpoint) refuses writes for good, and each reconnect marked the store down and up again
+ * (found by review: 45 health changes in 5 s, a warning and a new connection each).
+ */
+const FAILOVER_RECONNECT_MIN_MS = 1000;
+const FAILOVER_RECONNECT_MAX_MS = 60_000;
 
 export class RedisStateStore<T> implements StateStore<T> {
   readonly kind = 'redis';
@@ -122,6 +134,13 @@ export class RedisStateStore<T> implements StateStore<T> {
   private reported = false;
   private lastError = 'not connected yet';
   private closing = false;
+  /** The last reconnect for a failover's reply, and the least gap before the next one. */
+  private failoverReconnect = { atMs: -Infinity, gapMs: 0 };
+  /**
+   * Until then the connection is being made again for a failover's reply: the store answered, and
+   * its close and the commands refused meanwhile are no outage (a connect's timeout, twice).
+   */
+  private failoverGraceUntilMs = 0;
   /** When the store last answered a command (an error reply included). */
   private answeredAtMs = 0;
   /** A cluster that stopped answering: whether it answers again within two timeouts (noAnswer). */
@@ -152,9 +171,10 @@ export class RedisStateStore<T> implements StateStore<T> {
           : '';
     this.description = `${describeStore(options.address)}${mode}`;
     this.rejections = new Rejections(options.logger, options.metrics);
-    this.client = connection(options);
+    this.client = connection({ ...options, reconnectForFailover: () => this.reconnectForFailover() });
     this.client.on('ready', () => {
       this.lastError = 'the connection closed';
+      this.failoverGraceUntilMs = 0;
       if (this.client instanceof Cluster) this.confirmUp();
       else this.setHealth('up');
       void this.readClock();
@@ -448,6 +468,7 @@ export class RedisStateStore<T> implements StateStore<T> {
    * failing over, or ioredis reconnecting to read the slots again, is not the store down).
    */
   private noAnswer(reason: string): void {
+    if (Date.now() < this.failoverGraceUntilMs) return;
     if (!(this.client instanceof Cluster)) {
       this.setHealth('degraded', reason);
       return;
@@ -462,6 +483,19 @@ export class RedisStateStore<T> implements StateStore<T> {
       }, windowMs);
       this.downCheck.unref();
     }
+  }
+
+  /** Whether a failover's reply reconnects now (FAILOVER_RECONNECT_MIN_MS): ioredis asks on each such reply. */
+  private reconnectForFailover(): boolean {
+    const nowMs = Date.now();
+    const { atMs, gapMs } = this.failoverReconnect;
+    const sinceMs = nowMs - atMs;
+    if (sinceMs < gapMs) return false;
+    const gap = sinceMs > FAILOVER_RECONNECT_MAX_MS ? FAILOVER_RECONNECT_MIN_MS : Math.min(2 * gapMs, FAILOVER_RECONNECT_MAX_MS);
+    this.failoverReconnect = { atMs: nowMs, gapMs: gap };
+    // A cluster's node reconnects alone, under noAnswer's window for clusters.
+    if (!(this.client instanceof Cluster)) this.failoverGraceUntilMs = nowMs + 2 * (this.options.timeoutMs ?? 1000);
+    return true;
   }
 
   /** An error reply to an operation on `key`: said in the log (or as a rejected record), once per kind. */
@@ -496,8 +530,7 @@ export class RedisStateStore<T> implements StateStore<T> {
     message: string,
     consequence = 'state store refuses commands: replicas share nothing it refuses until it accepts them again',
   ): void {
-    const word = message.split(' ', 1)[0] ?? '';
-    if (!this.refusalsWarned.allows(`${op} ${word} ${consequence}`)) return;
+    if (!this.refusalsWarned.allows(`${op} ${replyCode(message)} ${consequence}`)) return;
     this.options.logger.warn({ store: this.description, op, reason: clip(redact(message), 300) }, consequence);
   }
 
@@ -746,7 +779,7 @@ function serverOptions(options: ConnectionOptions): RedisOptions {
     // A failover behind one address (Sentinel, ElastiCache): the old primary, now a replica,
     // refuses writes with READONLY for as long as the connection lasts. Reconnect, and reach the
     // new primary; the command fails as before and the next tick retries it.
-    reconnectOnError: (err) => failoverReply(err.message),
+    reconnectOnError: (err) => failoverReply(err.message) && (options.reconnectForFailover?.() ?? true),
   };
 }
 
@@ -758,6 +791,16 @@ function serverOptions(options: ConnectionOptions): RedisOptions {
  */
 export function failoverReply(message: string): boolean {
   return /(^|-)(READONLY|MASTERDOWN|LOADING)\b/.test(message);
+}
+
+/**
+ * An error reply's code: its first word, or, for an error inside a script before Redis 7 ("ERR
+ * Error running script ... -OOM ..."), the code quoted after the "-". Found by review: every such
+ * refusal was "ERR", and the first one's warning hid the others' (a NOPERM behind an OOM) for
+ * ten minutes.
+ */
+export function replyCode(message: string): string {
+  return /^ERR Error running script\b.*?-([A-Z]+)\b/.exec(message)?.[1] ?? message.split(' ', 1)[0] ?? '';
 }
 
 /** A Lua script sent once and then called by its digest. */

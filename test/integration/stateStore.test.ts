@@ -746,6 +746,34 @@ describe('a store that refuses commands (an error reply: the server is there)', 
     await admin.config('SET', 'maxmemory', '0');
     expect(await a.store.acquireLease('k0')).toBe(true);
   });
+
+  // Found by review: each READONLY reconnected at once (ioredis resets its backoff once ready), and
+  // each reconnect marked the store down and up again: 45 health changes in 5 s, a warning and a
+  // new connection each, where a failover behind one address needs one reconnect.
+  it('a URL that names a replica (READONLY for good): the store stays up, one warning, reconnects spaced out', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-readonly-'));
+    try {
+      await using master = await OwnRedis.start({ dir });
+      await using readOnly = await OwnRedis.start({ replicaOf: master.port, dir });
+      using admin = rawClient(readOnly.url);
+      const connections = async () => Number(/total_connections_received:(\d+)/.exec(await admin.info('stats'))![1]);
+      const a = await replica('replica-a', keySpace(), { address: parseStoreUrl(readOnly.url) });
+      const health: string[] = [];
+      a.store.onHealthChange((h) => health.push(h));
+      const before = await connections();
+      for (const until = Date.now() + 6000; Date.now() < until;) {
+        await expect(a.store.acquireLease('k')).rejects.toBeInstanceOf(StateStoreUnavailable);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(health).toEqual([]);
+      expect(a.store.health).toBe('up');
+      // At 0, 1, 3 s (the gaps doubling): 3 in 6 s, and the PINGs' connection.
+      expect((await connections()) - before).toBeLessThanOrEqual(4);
+      expect(warnings(a).map((l) => String(l.msg).split(':')[0])).toEqual(['state store refuses commands']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('a store behind an ACL', () => {
