@@ -316,7 +316,11 @@ export function decide({ signals: sourced, scaling, history: given, nowMs }: Mod
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
   const backlogActive = signals.backlog > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
-  const working = backlogActive || gpuActive;
+  // Messages a replica holds keep it at work where the backlog leaves them out
+  // (excludeUnacknowledged, scaleOnInFlight false) or under activationBacklog: scaled to zero, its
+  // requests would be cut off and served again (found by review).
+  const inFlightActive = !backlogActive && (signals.inFlight ?? 0) > 0;
+  const working = backlogActive || gpuActive || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
   // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
@@ -622,6 +626,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs }: Mod
   if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive)
     activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
+  else if (inFlightActive) activeReason = `${signals.inFlight} in flight: a workload at work is not scaled to zero`;
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {

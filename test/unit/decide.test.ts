@@ -142,6 +142,24 @@ describe('decide without rates (KEDA queue rule)', () => {
     expect(run({ backlog: 11 }, { activationBacklog: 10 }).active).toBe(true);
   });
 
+  // Found by review: with the messages in flight left out of the backlog (excludeUnacknowledged,
+  // scaleOnInFlight false) or under activationBacklog, a replica at work read as idle, and KEDA
+  // could scale it to zero mid-request once the keep-warm window ran out.
+  it.each([
+    { what: 'left out of the backlog, nothing ready', signals: { backlog: 0, waiting: 0, inFlight: 4 }, overrides: {} },
+    { what: 'within activationBacklog', signals: { backlog: 2, waiting: 0, inFlight: 2 }, overrides: { activationBacklog: 5 } },
+  ])('stays active while messages are in flight, $what, past the keep-warm window', ({ signals, overrides }) => {
+    const cfg = { ...scaling, keepWarm: 0, ...overrides };
+    let history = decide({ signals: { backlog: 20 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
+    const busy = decide({ signals, scaling: cfg, history, nowMs: 60_000 });
+    expect(busy.decision.active).toBe(true);
+    expect(busy.decision.explanation.activeReason).toBe(
+      `${signals.inFlight} in flight: a workload at work is not scaled to zero`,
+    );
+    history = busy.history;
+    expect(decide({ signals: { ...signals, inFlight: 0 }, scaling: cfg, history, nowMs: 61_000 }).decision.active).toBe(false);
+  });
+
   it('caps at the replica cap and says so', () => {
     const d = run({ backlog: 100, replicaCap: 3 });
     expect(d.desiredReplicas).toBe(3);
