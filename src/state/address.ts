@@ -27,6 +27,7 @@ export function parseStoreUrl(url: string): StoreAddress {
   if (parsed.search !== '' || parsed.hash !== '') {
     throw new StoreUrlError('query parameters are not read: set STATE_STORE_PASSWORD and STATE_STORE_TLS_CA_FILE instead');
   }
+  if (parsed.port === '0') throw new StoreUrlError('port 0 names no server');
   const path = parsed.pathname.replace(/^\//, '');
   if (path !== '' && !/^\d{1,2}$/.test(path)) throw new StoreUrlError('the path must be a database number (/0 ... /99) or empty');
   // WHATWG URL keeps IPv6 hosts in brackets; net.connect wants them bare.

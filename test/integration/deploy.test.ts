@@ -533,6 +533,11 @@ describe('Helm chart', () => {
     ['a stateStore.url that is not redis:// or rediss://', ['--set', 'stateStore.url=http://cache:6379'], /stateStore\/url/],
     // Found by review: any five digits passed, and the scaler refused the URL at start-up.
     ['a stateStore.url port past 65535', ['--set', 'stateStore.url=redis://cache:65536'], /stateStore\/url/],
+    // Found by review: the scaler refuses each of these at start-up (exit 2, a crash loop).
+    ['a stateStore.url with a query', ['--set-string', 'stateStore.url=redis://cache?db=1'], /stateStore\/url/],
+    ['a stateStore.url with a fragment', ['--set-string', 'stateStore.url=redis://cache#a'], /stateStore\/url/],
+    ['a stateStore.url user with a stray %', ['--set-string', 'stateStore.url=redis://%zz@cache'], /stateStore\/url/],
+    ['a stateStore.url on port 0', ['--set-string', 'stateStore.url=redis://cache:0'], /stateStore\/url/],
     [
       'the bundled Valkey and an external store at once',
       ['--set', 'valkey.enabled=true', '--set', 'stateStore.url=redis://cache:6379'],

@@ -15,7 +15,7 @@ describe('parseStoreUrl', () => {
     expect(parseStoreUrl(url)).toEqual(expected);
   });
 
-  it.each(['valkey:6379', 'redis://', 'redis://h:6379/db', 'redis://h:6379/0?tls=true', 'unix:///tmp/redis.sock'])(
+  it.each(['valkey:6379', 'redis://', 'redis://h:6379/db', 'redis://h:6379/0?tls=true', 'unix:///tmp/redis.sock', 'redis://h:0'])(
     'refuses %s',
     (url) => {
       expect(() => parseStoreUrl(url)).toThrow(StoreUrlError);
