@@ -15,7 +15,7 @@ import {
   UnknownTopics,
   kafkaError,
 } from './kafkaAdmin.ts';
-import { type PartitionOffsets, kafkaReading, parseOffset } from './kafkaLag.ts';
+import { type PartitionOffsets, RetentionSkips, kafkaReading, parseOffset } from './kafkaLag.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
 
 export { kafkaReading, partitionLag, type PartitionOffsets } from './kafkaLag.ts';
@@ -144,6 +144,7 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
 
   create(config: KafkaSourceConfig): Source {
     const where = label(config);
+    const skips = new RetentionSkips();
     const read = async (signal: AbortSignal): Promise<SourceReading> => {
       // kafkajs takes no AbortSignal: race it, so a timed-out read gives its slot back at once.
       const aborted = new Promise<never>((_, reject) => {
@@ -156,7 +157,7 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
           const { partitions, consumers } = await this.pool.withAdmin(config, (admin, named) =>
             readOffsets(admin, config, where, named),
           );
-          return kafkaReading(partitions, config, consumers);
+          return kafkaReading(partitions, config, consumers, skips);
         } catch (err) {
           if (err instanceof UnknownTopics) {
             throw new SourceNotFound(

@@ -51,8 +51,40 @@ function servedOffset(p: PartitionOffsets, rules: Pick<LagRules, 'offsetResetPol
   return rules.offsetResetPolicy === 'earliest' ? p.logStart : p.logEnd;
 }
 
+/**
+ * Partitions where the group's committed offset is behind the earliest retained one (retention
+ * deleted what it had not read): its consumer resets past the deleted messages, and the committed
+ * offset, the served counter, jumps by messages nobody served. Each such jump puts the counters on
+ * a new basis (SourceReading.counterBasis), so that the model reads no completions from it. Found
+ * by review: the jump read as throughput, μ learned thousands of times too high under the backlog
+ * that had outrun retention. One per source: a process that starts again starts on a new basis.
+ */
+export class RetentionSkips {
+  private behind: ReadonlySet<string> = new Set();
+  private skips = 0;
+
+  /** The counters' basis for a read: its partitions', and how many skips were seen so far. */
+  basis(partitions: readonly PartitionOffsets[]): string {
+    let behind: Set<string> | undefined;
+    for (const p of partitions) {
+      const committed = p.committed;
+      const key = `${p.topic}/${p.partition}`;
+      if (committed !== undefined && committed < p.logStart) (behind ??= new Set()).add(key);
+      else if (this.behind.has(key)) this.skips++;
+    }
+    if (behind !== undefined || this.behind.size > 0) this.behind = behind ?? new Set();
+    const set = partitionSet(partitions);
+    return this.skips === 0 ? set : `${set}/skips:${this.skips}`;
+  }
+}
+
 /** B, the partition cap and the arrival/service counters for one read. */
-export function kafkaReading(partitions: readonly PartitionOffsets[], rules: LagRules, consumers?: number): SourceReading {
+export function kafkaReading(
+  partitions: readonly PartitionOffsets[],
+  rules: LagRules,
+  consumers?: number,
+  skips?: RetentionSkips,
+): SourceReading {
   let backlog = 0;
   let arrivedTotal = 0;
   let servedTotal = 0;
@@ -66,7 +98,7 @@ export function kafkaReading(partitions: readonly PartitionOffsets[], rules: Lag
     arrivedTotal,
     orderedQueues: partitions.length,
     servedTotal,
-    counterBasis: partitionSet(partitions),
+    counterBasis: skips?.basis(partitions) ?? partitionSet(partitions),
     ...(rules.allowIdleConsumers ? {} : { replicaCap: partitions.length }),
     ...(consumers !== undefined ? { consumers } : {}),
   };

@@ -12,7 +12,8 @@ import {
   partitionLag,
 } from '../../src/sources/kafka.ts';
 import { kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
-import { parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
+import { RetentionSkips, parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
+import { updateRates } from '../../src/model/rates.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 import type { KafkaSourceConfig } from '../../src/trigger/types.ts';
@@ -59,6 +60,40 @@ describe('partitionLag', () => {
     ['no commit, earliest, scaleToZeroOnInvalidOffset', p(0, 10, undefined), earliestZero, 0],
   ] as const)('%s: %o under %o -> %d', (_, offsets, rules, lag) => {
     expect(partitionLag(offsets, rules)).toBe(lag);
+  });
+});
+
+// Found by review: a group behind the earliest retained offset resets past the deleted messages,
+// and its committed offset (the served counter) jumped by them: read as completions, μ was learned
+// thousands of times too high under exactly the backlog that had outrun retention.
+describe('kafkaReading: a group that retention left behind', () => {
+  const rules = { offsetResetPolicy: 'earliest', scaleToZeroOnInvalidOffset: false, allowIdleConsumers: false } as const;
+
+  it('puts the counters on a new basis when its committed offset jumps past the deleted messages, once', () => {
+    const skips = new RetentionSkips();
+    const behind = kafkaReading([p(50, 80, 10), p(0, 5, 5, 1)], rules, 1, skips);
+    expect(kafkaReading([p(60, 80, 10), p(0, 5, 5, 1)], rules, 1, skips).counterBasis).toBe(behind.counterBasis);
+    const reset = kafkaReading([p(60, 80, 60), p(0, 5, 5, 1)], rules, 1, skips);
+    expect(reset.backlog).toBe(behind.backlog - 10); // 10 more deleted, none served
+    expect(reset.counterBasis).not.toBe(behind.counterBasis);
+    expect(kafkaReading([p(60, 90, 70), p(0, 5, 5, 1)], rules, 1, skips).counterBasis).toBe(reset.counterBasis);
+    // Its offsets expired while behind (nothing committed: served read as S) is such a jump too.
+    const again = kafkaReading([p(60, 90, 20), p(0, 5, 5, 1)], rules, 1, skips);
+    expect(kafkaReading([p(60, 90, undefined), p(0, 5, 5, 1)], rules, 1, skips).counterBasis).not.toBe(again.counterBasis);
+  });
+
+  it('gives the rates no completions from the jump', () => {
+    const skips = new RetentionSkips();
+    const at = (s: number, offsets: PartitionOffsets) => ({ reading: kafkaReading([offsets], rules, 1, skips), atMs: s * 1000 });
+    let state = updateRates(undefined, at(0, p(1e6, 1e6 + 30, 10)).reading, 0);
+    for (let s = 1; s <= 30; s++) {
+      const { reading, atMs } = at(s, p(1e6, 1e6 + 30 + 10 * s, 10 + 10 * s));
+      state = updateRates(state, reading, atMs);
+    }
+    const before = state.serviceRatePerSecond!;
+    expect(before).toBeGreaterThan(5);
+    const { reading, atMs } = at(31, p(1e6, 1e6 + 340, 1e6 + 10));
+    expect(updateRates(state, reading, atMs).serviceRatePerSecond).toBe(before);
   });
 });
 
