@@ -22,7 +22,7 @@ export { kafkaReading, partitionLag, type PartitionOffsets } from './kafkaLag.ts
 export type { KafkaAdminClient } from './kafkaAdmin.ts';
 
 /** Same key for every trigger that reaches the same brokers with the same credentials. */
-export function connectionKey(config: KafkaConnection): string {
+function connectionKey(config: KafkaConnection): string {
   return secretHash(
     [...config.bootstrapServers].sort().join(','),
     config.sasl,
@@ -124,10 +124,20 @@ export interface KafkaDriverOptions {
 
 export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
   readonly kind = 'kafka' as const;
-  private readonly pool: KafkaAdminPool<KafkaConnection>;
+  private readonly pool: KafkaAdminPool<KafkaSourceConfig>;
 
   constructor(options: KafkaDriverOptions) {
-    this.pool = new KafkaAdminPool(options, connectionKey);
+    // A client per brokers, credentials and topics (the group's, without kafka.topic): kafkajs asks
+    // for the metadata of every topic a client ever read, and fails the whole request on one
+    // partition's error, so one client shared by the cluster's triggers failed them all for one
+    // topic with a partition offline, or whose Describe was revoked (found by review). KEDA's
+    // scaler keeps a client per trigger too.
+    this.pool = new KafkaAdminPool(options, (config: KafkaSourceConfig) =>
+      JSON.stringify([
+        connectionKey(config),
+        config.topics.length > 0 ? [...config.topics].sort() : { group: config.consumerGroup },
+      ]),
+    );
   }
 
   identity(config: KafkaSourceConfig): string {
