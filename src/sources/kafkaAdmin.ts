@@ -1,5 +1,6 @@
-// kafkajs behind a narrow client interface (the testing seam), one admin client per broker list +
-// credentials, kafkajs's logs routed to ours, and kafkajs errors mapped to typed errors.
+// kafkajs behind a narrow client interface (the testing seam), a pool of admin clients under the
+// driver's key (brokers, credentials and topics: kafka.ts), kafkajs's logs routed to ours, and
+// kafkajs errors mapped to typed errors.
 //
 // kafkajs traps handled here: fetchOffsets returns string offsets ("-1" = none committed) and is
 // never called with resolveOffsets (that would commit offsets for the group). And a kafkajs client
