@@ -14,7 +14,6 @@ import {
   quote,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
-import { isAwsHost } from '../trigger/sqsUrl.ts';
 import type { SqsSourceConfig } from '../trigger/types.ts';
 import { ClientMap, sourceIdentity, withoutTrailingSlashes } from './common.ts';
 import type { Source, SourceDriver, SourceReading } from './source.ts';
@@ -123,7 +122,17 @@ export function sqsError(where: string, err: unknown): Error {
   if (names.some((n) => credentialNames.has(n)) || status === 401 || status === 403) {
     return new SourceUnauthenticated(`${where}: ${refusal(names, message)} (${names[0] ?? status}: ${message})`);
   }
-  if (status !== undefined && status >= 400 && status < 500 && !/Throttl|RequestThrottled|OverLimit/i.test(names.join(' '))) {
+  // A file the credential chain reads (the web identity token of IRSA, a profile's) missing or
+  // unreadable (an fsGroup that leaves the token root's): no credentials, not an outage (found by
+  // review: "SQS unreachable").
+  if (typeof e.code === 'string' && /^(ENOENT|EACCES|EPERM)$/.test(e.code) && names.every((n) => n === 'Error')) {
+    return new SourceUnauthenticated(
+      `${where}: AWS credentials could not be read from a file (${e.code}: ${message}); check AWS_WEB_IDENTITY_TOKEN_FILE and the pod's access to it`,
+    );
+  }
+  // 429 is throttling whatever the error's name (found by review: "SQS rejected the request").
+  const throttled = status === 429 || /Throttl|RequestThrottled|OverLimit/i.test(names.join(' '));
+  if (status !== undefined && status >= 400 && status < 500 && !throttled) {
     return new SourceBadAnswer(`${where}: SQS rejected the request (${names[0] ?? status}: ${message})`);
   }
   const code = typeof e.code === 'string' ? `${e.code}: ` : '';
@@ -153,14 +162,20 @@ function refusal(names: readonly string[], message: string): string {
   return 'AWS refused or found no credentials';
 }
 
+/** The hosts the SDK's regional endpoint stands for: sqs.<region> and the legacy <region>.queue. */
+const REGIONAL_SQS_HOST = /^(sqs\.[a-z0-9-]+|[a-z0-9-]+\.queue)\.amazonaws\.com(\.cn)?$/;
+
 /**
- * The endpoint a read goes to: sqs.awsEndpoint, else the queue URL's own origin when it is not an
- * AWS host (a local or private server), else the SDK's regional endpoint.
+ * The endpoint a read goes to: sqs.awsEndpoint, else the SDK's regional endpoint for a queue URL
+ * on it, else the queue URL's own origin: a local or private server, a VPC endpoint
+ * (vpce-....sqs.<region>.vpce.amazonaws.com) or a FIPS one (sqs-fips.<region>), which the
+ * regional endpoint would have bypassed (found by review: a VPC without private DNS read nothing,
+ * a FIPS requirement was silently not met).
  */
 export function sqsEndpoint(config: Pick<SqsSourceConfig, 'queueURL' | 'awsEndpoint'>): string | undefined {
   if (config.awsEndpoint !== undefined) return config.awsEndpoint;
   const url = new URL(config.queueURL);
-  return isAwsHost(url.hostname) ? undefined : url.origin;
+  return REGIONAL_SQS_HOST.test(url.hostname) ? undefined : url.origin;
 }
 
 /**

@@ -2,7 +2,7 @@
 // the trigger's schema (the region) and the SQS source (the endpoint).
 
 /** An AWS host: amazonaws.com, or amazonaws.com.cn in China. */
-export function isAwsHost(hostname: string): boolean {
+function isAwsHost(hostname: string): boolean {
   return /(^|\.)amazonaws\.com(\.cn)?$/.test(hostname);
 }
 

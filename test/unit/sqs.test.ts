@@ -144,6 +144,16 @@ describe('sqsEndpoint', () => {
     expect(sqsEndpoint({ queueURL: aws, awsEndpoint: 'https://vpce-1.sqs.eu-west-1.vpce.amazonaws.com' })).toBe(
       'https://vpce-1.sqs.eu-west-1.vpce.amazonaws.com',
     );
+    expect(sqsEndpoint({ queueURL: 'https://eu-west-1.queue.amazonaws.com/1/jobs', awsEndpoint: undefined })).toBeUndefined();
+  });
+
+  // Found by review: both were sent to sqs.<region>.amazonaws.com, which a VPC without private DNS
+  // cannot reach, and which is not FIPS.
+  it.each([
+    'https://vpce-0a1b2c-d3e4.sqs.eu-west-1.vpce.amazonaws.com/123456789012/jobs',
+    'https://sqs-fips.us-east-1.amazonaws.com/123456789012/jobs',
+  ])("sends a read for %s to the queue URL's own host", (queueURL) => {
+    expect(sqsEndpoint({ queueURL, awsEndpoint: undefined })).toBe(new URL(queueURL).origin);
   });
 });
 
@@ -164,6 +174,22 @@ describe('sqsError', () => {
     [awsError('InvalidIdentityTokenException', 400), SourceUnauthenticated],
     [awsError('IDPRejectedClaimException', 403), SourceUnauthenticated],
     [awsError('IDPCommunicationErrorException', 400), SourceUnavailable],
+    // Found by review: a 429 without a throttling name read as a request refused, and the web
+    // identity token's file missing (or unreadable) as an outage.
+    [awsError('Unknown', 429), SourceUnavailable],
+    [
+      Object.assign(
+        new Error("ENOENT: no such file or directory, open '/var/run/secrets/eks.amazonaws.com/serviceaccount/token'"),
+        {
+          code: 'ENOENT',
+        },
+      ),
+      SourceUnauthenticated,
+    ],
+    [
+      Object.assign(new Error("EACCES: permission denied, open '/var/run/secrets/token'"), { code: 'EACCES' }),
+      SourceUnauthenticated,
+    ],
   ])('%s -> %o', (err, type) => {
     const mapped = sqsError('sqs queue "jobs" (eu-west-1)', err);
     expect(mapped).toBeInstanceOf(type);
