@@ -34,6 +34,9 @@ import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
 const UNARY_STREAMS_PER_CONNECTION = 1000;
+/** The plaintext health port's bounds: a Check or Watch names a service (at most a few hundred bytes). */
+const HEALTH_MAX_RECEIVE_BYTES = 16 * 1024;
+const HEALTH_MAX_STREAMS = 100;
 
 /** The most streams one connection may hold (its HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, once raised). */
 function streamsPerConnection(config: Pick<Config, 'GRPC_MAX_OPEN_STREAMS'>): number {
@@ -146,7 +149,12 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   let healthServer: grpc.Server | undefined;
   let healthPort: number | undefined;
   if (config.HEALTH_PORT > 0) {
-    healthServer = new grpc.Server();
+    // Health alone, without TLS: a probe's request is a service name, and a probe needs a stream
+    // or two (found by review: 4 MiB messages and any number of streams were taken here).
+    healthServer = new grpc.Server({
+      'grpc.max_receive_message_length': HEALTH_MAX_RECEIVE_BYTES,
+      'grpc.max_concurrent_streams': HEALTH_MAX_STREAMS,
+    });
     health.addToServer(healthServer);
     healthPort = await bind(
       healthServer,

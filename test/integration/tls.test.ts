@@ -156,6 +156,9 @@ describe('mutual TLS (TLS_CLIENT_CA_FILE), as KEDA with caCert, tlsClientCert an
       expect(scaler.healthPort).toBe(healthPort);
       expect(await check('')).toBe('SERVING');
       expect(await check('externalscaler.ExternalScaler')).toBe('SERVING');
+      // A request no probe sends is refused from its length (found by review: 4 MiB were read).
+      await expect(check('x'.repeat(100_000))).rejects.toMatchObject({ code: grpc.status.RESOURCE_EXHAUSTED });
+      expect(await check('')).toBe('SERVING');
       // Only health is served there: the scaler itself and server reflection stay behind mutual TLS.
       expect(await callStatus(`127.0.0.1:${healthPort}`, grpc.credentials.createInsecure())).toBe(grpc.status.UNIMPLEMENTED);
       expect((await listServices(`127.0.0.1:${healthPort}`)).code).toBe(grpc.status.UNIMPLEMENTED);

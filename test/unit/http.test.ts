@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Engine } from '../../src/engine.ts';
 import type { Decision } from '../../src/model/types.ts';
-import { createHttpServer } from '../../src/server/http.ts';
+import { type HttpLimits, createHttpServer } from '../../src/server/http.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { Trigger } from '../../src/trigger/types.ts';
 
@@ -22,7 +22,7 @@ afterEach(() => {
 });
 
 /** A scaler's HTTP port whose metrics hold `triggers` evaluated triggers; /metrics reads no engine. */
-async function serve(triggers: number, failAfterFirstChunk = false): Promise<string> {
+async function serve(triggers: number, failAfterFirstChunk = false, limits?: HttpLimits): Promise<string> {
   const metrics = new ScalerMetrics(undefined, { defaultMetrics: false });
   const evaluations = Array.from({ length: triggers }, (_, i) => ({
     trigger: { id: `ns/so-${i}/h${i}`, namespace: 'ns', name: `so-${i}`, sources: [{ kind: 'rabbitmq' }] } as unknown as Trigger,
@@ -36,7 +36,14 @@ async function serve(triggers: number, failAfterFirstChunk = false): Promise<str
     if (failAfterFirstChunk) throw new Error('triggers unreadable');
     return evaluations;
   });
-  const server = createHttpServer({ metrics, logger, engine: {} as Engine, ready: () => true, sourceLabels: () => [] });
+  const server = createHttpServer({
+    metrics,
+    logger,
+    engine: {} as Engine,
+    ready: () => true,
+    sourceLabels: () => [],
+    ...(limits && { limits }),
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   servers.push(server);
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -87,6 +94,40 @@ describe('GET /metrics', () => {
     expect(logged.map((l) => [l.msg, (l.err as { message?: string } | undefined)?.message])).toEqual([
       ['/metrics scrape failed after its first chunk: the response was cut', 'triggers unreadable'],
     ]);
+  });
+});
+
+// Found by review: the port kept an answer for every client that asked and read nothing, for as
+// long as it stayed (40 such at 10,000 triggers: 104 MB of heap).
+describe('clients that ask and read nothing', () => {
+  /** A client that asks for `path` and reads none of the answer. */
+  function unread(base: string, path: string) {
+    const { port } = new URL(base);
+    const socket = connect(Number(port), '127.0.0.1');
+    socket.pause();
+    socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`);
+    socket.on('error', () => undefined);
+    return socket;
+  }
+
+  it('sends at most `answers` large answers at once (503 past them), and lets go of a client idle for `idleMs`', async () => {
+    const base = await serve(20_000, false, { answers: 2, idleMs: 1000, connections: 256 });
+    const stuck = [unread(base, '/metrics'), unread(base, '/metrics')];
+    await new Promise((r) => setTimeout(r, 300));
+    const busy = await fetch(`${base}/metrics`);
+    expect(busy.status).toBe(503);
+    expect(busy.headers.get('retry-after')).toBe('1');
+    expect(await busy.text()).toMatch(/2 answers of \/metrics or \/explain are being sent/);
+    expect((await fetch(`${base}/healthz`)).status).toBe(200);
+    // Let go once idle for a second (its last bytes into the socket's buffers, then nothing): answered again.
+    let again = busy;
+    for (const until = Date.now() + 8000; again.status === 503 && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 200));
+      again = await fetch(`${base}/metrics`);
+      await again.text();
+    }
+    expect(again.status).toBe(200);
+    for (const socket of stuck) socket.destroy();
   });
 });
 
