@@ -10,13 +10,17 @@ import type { Logger } from './logger.ts';
 export const REMIND_EVERY_MS = 60_000;
 /** Failing sources tracked at most (the oldest forgotten first: a trigger gone, its source unread). */
 const MAX_TRACKED = 10_000;
+/** Codes remembered per failing source (there are a handful). */
+const MAX_CODES = 8;
 
 interface Failing {
   readonly sinceMs: number;
-  readonly code: string;
+  code: string;
   lastLoggedMs: number;
   /** Failures since the source started failing with this code. */
   failures: number;
+  /** The codes it failed with since it started failing (a few: each new one is said at once). */
+  readonly codes: string[];
 }
 
 interface Named {
@@ -38,8 +42,11 @@ export class SourceFailureLog {
   failed(source: Named, code: string, message: string): void {
     const nowMs = this.now();
     const known = this.failing.get(source.identity);
-    if (known !== undefined && known.code === code) {
+    // A code it already failed with since it started failing is no news: a broker that flaps
+    // between two (UNAVAILABLE, DEADLINE_EXCEEDED) was a warning per read (found by review).
+    if (known !== undefined && known.codes.includes(code)) {
       known.failures++;
+      known.code = code;
       if (nowMs - known.lastLoggedMs < REMIND_EVERY_MS) return;
       known.lastLoggedMs = nowMs;
       this.logger.warn(
@@ -48,7 +55,9 @@ export class SourceFailureLog {
       );
       return;
     }
-    setNewest(this.failing, source.identity, { sinceMs: nowMs, code, lastLoggedMs: nowMs, failures: 1 }, MAX_TRACKED);
+    const codes = known === undefined ? [code] : [...known.codes, code].slice(-MAX_CODES);
+    const sinceMs = known?.sinceMs ?? nowMs;
+    setNewest(this.failing, source.identity, { sinceMs, code, lastLoggedMs: nowMs, failures: 1, codes }, MAX_TRACKED);
     this.logger.warn(
       { source: source.label, code, err: message, ...(known !== undefined && { previousCode: known.code }) },
       'source query failed',

@@ -49,6 +49,23 @@ describe('source failures in the log', () => {
     if (extra === 1) expect(shown()[1]).toMatchObject({ code, previousCode: 'UNAVAILABLE', failures: undefined });
   });
 
+  // Found by review: each change of code was a warning, so a broker flapping between two was one a read.
+  it('a source flapping between codes it already failed with: each code said once, then reminders a minute apart', () => {
+    const { log, at, shown } = bed();
+    for (let s = 0; s < 120; s++) {
+      at(s * 1000);
+      log.failed(queue, s % 2 === 0 ? 'UNAVAILABLE' : 'DEADLINE_EXCEEDED', 'flapping');
+    }
+    at(120_000);
+    log.failed(queue, 'UNAUTHENTICATED', 'refused');
+    expect(shown().map((l) => [l.msg, l.code, l.previousCode])).toEqual([
+      ['source query failed', 'UNAVAILABLE', undefined],
+      ['source query failed', 'DEADLINE_EXCEEDED', 'UNAVAILABLE'],
+      ['source query still failing', 'DEADLINE_EXCEEDED', undefined],
+      ['source query failed', 'UNAUTHENTICATED', 'DEADLINE_EXCEEDED'],
+    ]);
+  });
+
   it('tracks each source apart, and a success of one source says nothing of another', () => {
     const { log, at, shown } = bed();
     log.failed(queue, 'UNAVAILABLE', 'down');
