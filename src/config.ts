@@ -64,7 +64,10 @@ const envSchema = z.object({
   METRICS_PORT: port.default(8080),
   /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
   HEALTH_PORT: port.default(0),
-  BIND_ADDRESS: filled('an address to listen on (::, 0.0.0.0, 127.0.0.1)').default(defaultBindAddress),
+  // An IPv6 address as URLs write it ([::1]) is taken bare (found by review: it listened on "[[::1]]").
+  BIND_ADDRESS: filled('an address to listen on (::, 0.0.0.0, 127.0.0.1)')
+    .transform((address) => address.trim().replace(/^\[(.*)\]$/, '$1'))
+    .default(defaultBindAddress),
   // Words in any case (DEBUG, False), as trigger metadata takes them.
   LOG_LEVEL: z
     .string()
@@ -305,6 +308,13 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   if (config.TLS_CLIENT_CA_FILE !== undefined && config.TLS_CERT_FILE === undefined) {
     throw new ConfigError('environment: TLS_CLIENT_CA_FILE (mutual TLS) needs TLS_CERT_FILE and TLS_KEY_FILE');
+  }
+  // Found by review: the same port twice failed at bind, exit 1 and "address in use", as if taken.
+  const ports = (['GRPC_PORT', 'METRICS_PORT', 'HEALTH_PORT'] as const).filter((name) => config[name] !== 0);
+  for (const [i, name] of ports.entries()) {
+    const before = ports.slice(0, i).find((other) => config[other] === config[name]);
+    if (before !== undefined)
+      throw new ConfigError(`environment: ${name} is ${config[name]}, as ${before} is; allowed: a port of its own`);
   }
   checkStateStore(config);
   let raw: unknown = {};

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { ConfigError, loadConfig } from './config.ts';
 import { errorMessage } from './errors.ts';
-import { startScaler } from './server/server.ts';
+import { EXIT_LOG_WAIT_MS, startScaler } from './server/server.ts';
 import { type Logger, createLogger } from './telemetry/logger.ts';
 
 /**
@@ -16,7 +16,7 @@ import { type Logger, createLogger } from './telemetry/logger.ts';
 function exitAfterLog(logger: Logger, code: number): void {
   const exit = () => process.exit(code);
   setTimeout(exit, 1000);
-  setTimeout(() => logger.flush(exit), 100);
+  setTimeout(() => logger.flush(exit), EXIT_LOG_WAIT_MS);
 }
 
 export type SignalHandler = (signal: NodeJS.Signals) => void;

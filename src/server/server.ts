@@ -34,6 +34,8 @@ import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
 const UNARY_STREAMS_PER_CONNECTION = 1000;
+/** A connection age under this is a setting in seconds read as milliseconds, most likely: warned about. */
+const SHORT_CONNECTION_AGE_MS = 10_000;
 /** The plaintext health port's bounds: a Check or Watch names a service (at most a few hundred bytes). */
 const HEALTH_MAX_RECEIVE_BYTES = 16 * 1024;
 const HEALTH_MAX_STREAMS = 100;
@@ -76,7 +78,7 @@ function serverCredentials(config: ServerConfig, logger: Logger): grpc.ServerCre
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials, variable: string): Promise<number> {
   return new Promise((resolve, reject) => {
     server.bindAsync(address, credentials, (err, port) =>
-      err ? reject(new Error(`cannot listen on ${address} (${variable}): ${err.message}`)) : resolve(port),
+      err ? reject(new Error(`cannot listen on ${address} (BIND_ADDRESS, ${variable}): ${err.message}`)) : resolve(port),
     );
   });
 }
@@ -174,7 +176,11 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', (err) =>
-      reject(new Error(`cannot listen on ${hostPort(config.BIND_ADDRESS, config.METRICS_PORT)} (METRICS_PORT): ${err.message}`)),
+      reject(
+        new Error(
+          `cannot listen on ${hostPort(config.BIND_ADDRESS, config.METRICS_PORT)} (BIND_ADDRESS, METRICS_PORT): ${err.message}`,
+        ),
+      ),
     );
     http.listen(config.METRICS_PORT, config.BIND_ADDRESS, () => resolve());
   });
@@ -198,6 +204,14 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     logger.warn(
       { SHUTDOWN_TIMEOUT_MS: config.SHUTDOWN_TIMEOUT_MS, SOURCE_TIMEOUT_MS: config.SOURCE_TIMEOUT_MS, drainMs },
       'SHUTDOWN_TIMEOUT_MS leaves calls less time to drain than a source read may take (SOURCE_TIMEOUT_MS): a call reading a slow source when a stop begins is cut',
+    );
+  }
+
+  // Found by review: 300 (seconds meant) ended KEDA's streams every quarter second, without a word.
+  if (config.GRPC_MAX_CONNECTION_AGE_MS < SHORT_CONNECTION_AGE_MS) {
+    logger.warn(
+      { GRPC_MAX_CONNECTION_AGE_MS: config.GRPC_MAX_CONNECTION_AGE_MS },
+      "GRPC_MAX_CONNECTION_AGE_MS is under 10 s: KEDA's connections and streams end that often (it is in milliseconds)",
     );
   }
 
@@ -299,13 +313,18 @@ function closeReserveMs(budgetMs: number): number {
   return Math.min(2000, Math.floor(budgetMs / 5));
 }
 
+/** How long the exit waits for the last log lines before it flushes them and exits (run.ts). */
+export const EXIT_LOG_WAIT_MS = 100;
+
 /**
  * What SHUTDOWN_TIMEOUT_MS keeps for the signal to reach the handler and the process to exit after
- * the stop: a tenth, at most 1 s. Less left a loaded node's exit at the very end of the timeout
- * (bench:shutdown; docs/reliability.md).
+ * the stop: a tenth, at most 1 s, and room for the exit's wait for the log unless that is more
+ * than half. Less left a loaded node's exit at the very end of the timeout (bench:shutdown;
+ * docs/reliability.md), and a timeout under 2 s past it (found by review: 387 ms for 300).
  */
 function exitReserveMs(shutdownTimeoutMs: number): number {
-  return Math.min(1000, Math.floor(shutdownTimeoutMs / 10));
+  const forTheLog = Math.min(2 * EXIT_LOG_WAIT_MS, Math.floor(shutdownTimeoutMs / 2));
+  return Math.min(1000, Math.max(Math.floor(shutdownTimeoutMs / 10), forTheLog));
 }
 
 /** The stop's budget: SHUTDOWN_TIMEOUT_MS less the exit's reserve. */

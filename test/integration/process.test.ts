@@ -71,7 +71,7 @@ describe('the scaler process', () => {
     // without a server until something killed it.
     const start = ScalerProcess.start({ METRICS_PORT: String(scaler.metricsPort) });
     await expect(start).rejects.toThrow(
-      /scaler exited 1: [\s\S]*"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(METRICS_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
+      /scaler exited 1: [\s\S]*"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(BIND_ADDRESS, METRICS_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
     );
   });
 
@@ -98,7 +98,7 @@ describe('the scaler process', () => {
     );
     const output = failed?.message.replace(/^scaler exited 1: /, '') ?? '';
     expect(output).toMatch(
-      /"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(GRPC_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
+      /"level":"fatal".*"err":"cannot listen on 127\.0\.0\.1:\d+ \(BIND_ADDRESS, GRPC_PORT\): .*EADDRINUSE.*"msg":"start failed"/,
     );
     const lines = output.trim().split('\n');
     for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();

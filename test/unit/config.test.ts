@@ -126,6 +126,28 @@ describe('loadConfig: numbers', () => {
   });
 });
 
+// Found by review: the same port twice failed at bind (exit 1, "address in use"), as if another
+// process held it.
+describe('loadConfig: the ports', () => {
+  it.each([
+    [{ GRPC_PORT: '8080' }, 'METRICS_PORT is 8080, as GRPC_PORT is'],
+    [{ HEALTH_PORT: '9090' }, 'HEALTH_PORT is 9090, as GRPC_PORT is'],
+    [{ HEALTH_PORT: '8080', GRPC_PORT: '9091' }, 'HEALTH_PORT is 8080, as METRICS_PORT is'],
+  ])('refuses %o: %s', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(new ConfigError(`environment: ${message}; allowed: a port of its own`));
+  });
+
+  it('takes an IPv6 BIND_ADDRESS as URLs write it, bare', () => {
+    expect(loadConfig({ BIND_ADDRESS: '[::1]' }).BIND_ADDRESS).toBe('::1');
+    expect(loadConfig({ BIND_ADDRESS: '127.0.0.1' }).BIND_ADDRESS).toBe('127.0.0.1');
+  });
+
+  it('takes ports of their own, and 0 (a free one) for any number of them', () => {
+    expect(loadConfig({ HEALTH_PORT: '9092' })).toMatchObject({ GRPC_PORT: 9090, METRICS_PORT: 8080, HEALTH_PORT: 9092 });
+    expect(loadConfig({ GRPC_PORT: '0', METRICS_PORT: '0' })).toMatchObject({ GRPC_PORT: 0, METRICS_PORT: 0, HEALTH_PORT: 0 });
+  });
+});
+
 describe('loadConfig: GRPC_MAX_RECEIVE_MESSAGE_BYTES', () => {
   it("is 256 KiB unless set: far above a real ScaledObjectRef, far below grpc-js's 4 MiB", () => {
     expect(loadConfig({}).GRPC_MAX_RECEIVE_MESSAGE_BYTES).toBe(262_144);
