@@ -42,6 +42,9 @@ function load(files: TlsFiles): Loaded {
   // Throws on a key that does not match the certificate, or on unreadable PEM: better here than
   // at the first handshake.
   naming('TLS_CERT_FILE and TLS_KEY_FILE', `${files.certFile}, ${files.keyFile}`, () => createSecureContext(options));
+  // A chain caught half-written, its intermediate begun and cut, is taken by Node without it: the
+  // server then sent no intermediate until the next reload (found by review).
+  naming('TLS_CERT_FILE', files.certFile, () => checkCaBundle(cert.toString('utf8')));
   if (ca !== undefined && caFile !== undefined) naming('TLS_CLIENT_CA_FILE', caFile, () => checkClientCa(ca));
   const fingerprint = createHash('sha256')
     .update(cert)
