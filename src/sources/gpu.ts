@@ -76,6 +76,8 @@ interface ApiAnswer {
   errorType?: unknown;
   error?: unknown;
   data?: { resultType?: unknown; result?: unknown };
+  /** VictoriaMetrics: some storage nodes did not answer. */
+  isPartial?: unknown;
 }
 
 interface VectorSample {
@@ -84,7 +86,7 @@ interface VectorSample {
 }
 
 /** Why Prometheus (or a proxy in front of it) refused the query, as a typed error. */
-function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined): Error {
+function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined, queryFrom: string | undefined): Error {
   const type = typeof body?.errorType === 'string' ? body.errorType : undefined;
   const text = typeof body?.error === 'string' ? body.error : undefined;
   const said = text !== undefined ? `${type ?? 'error'}: ${text}` : `HTTP ${httpStatus}`;
@@ -96,6 +98,12 @@ function apiError(where: string, httpStatus: number, body: ApiAnswer | undefined
   // bad_data: the expression itself cannot run, whatever the state of Prometheus: the trigger's
   // metadata is wrong, and only the user can fix it.
   if (type === 'bad_data') {
+    // Built from the selector (found by review: "llm-(" was blamed on a gpu.query nobody set).
+    if (queryFrom !== undefined) {
+      return new InvalidTrigger([
+        `${queryFrom}: Prometheus rejected the query built from them at ${where} (${said}); allowed: a namespace, and a regular expression (RE2) for gpu.podSelector`,
+      ]);
+    }
     return new InvalidTrigger([
       `gpu.query: Prometheus rejected the query at ${where} (${said}); allowed: a PromQL expression Prometheus can run`,
     ]);
@@ -150,7 +158,12 @@ export type GpuAnswer = number | 'no series';
  * Reads one /api/v1/query answer: the busy GPU-equivalents, or a typed error. A scalar or a
  * one-element vector is a value; an empty vector is 'no series' with ignoreNullValues, else NOT_FOUND.
  */
-export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreNullValues: boolean): GpuAnswer {
+export function interpretAnswer(
+  where: string,
+  answer: PrometheusAnswer,
+  ignoreNullValues: boolean,
+  queryFrom?: string,
+): GpuAnswer {
   let body: ApiAnswer | undefined;
   try {
     body = JSON.parse(answer.body) as ApiAnswer;
@@ -158,11 +171,16 @@ export function interpretAnswer(where: string, answer: PrometheusAnswer, ignoreN
     body = undefined;
   }
   const ok = answer.httpStatus >= 200 && answer.httpStatus < 300;
-  if (!ok || body?.status === 'error') throw apiError(where, answer.httpStatus, body);
+  if (!ok || body?.status === 'error') throw apiError(where, answer.httpStatus, body, queryFrom);
   if (body === null || typeof body !== 'object' || body.status !== 'success') {
     throw new SourceBadAnswer(
       `${where}: the answer is not a Prometheus API answer (is gpu.serverAddress a Prometheus base URL?)`,
     );
+  }
+  // VictoriaMetrics' cluster with a storage node down answers what the others hold: busy GPUs read
+  // low, a fleet shrunk or let go on them (found by review). Thanos is asked for no partial answer.
+  if (body.isPartial === true) {
+    throw new SourceUnavailable(`${where}: the answer is partial (a storage node did not answer); not read as fewer busy GPUs`);
   }
   const resultType = body.data?.resultType;
   const result = body.data?.result;
@@ -249,7 +267,7 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
       kind: 'gpu',
       read: async (signal) => {
         const answer = await client().get(request, signal, where);
-        const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues);
+        const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues, config.queryFrom);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
         return busyGpus === 'no series' ? { backlog: 0, noSeries: true } : { backlog: 0, busyGpus };
       },

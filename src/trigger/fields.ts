@@ -413,7 +413,15 @@ const kafkaFields = {
     description: 'SASL mechanism.',
     routesCredentials: true,
   }),
-  username: field({ lineage: false, schema: kinds.text, allowed: 'a user name', description: 'SASL user.', fromEnv: true }),
+  // Whom the profile's password is presented as: a trigger's own beside it refused (found by review).
+  username: field({
+    lineage: false,
+    schema: kinds.text,
+    allowed: 'a user name',
+    description: 'SASL user.',
+    fromEnv: true,
+    routesCredentials: true,
+  }),
   password: field({
     lineage: false,
     schema: kinds.text,
@@ -515,7 +523,16 @@ const gpuFields = {
     secret: true,
     maxChars: LONG_VALUE_CHARS,
   }),
-  username: field({ lineage: false, schema: kinds.text, allowed: 'a user name', description: 'Basic auth user.', fromEnv: true }),
+  // Whom the profile's password is presented as: the tenant of Grafana Cloud and Mimir's basic
+  // auth, which a trigger beside the profile chose (found by review).
+  username: field({
+    lineage: false,
+    schema: kinds.text,
+    allowed: 'a user name',
+    description: 'Basic auth user.',
+    fromEnv: true,
+    routesCredentials: true,
+  }),
   password: field({
     lineage: false,
     schema: kinds.text,

@@ -554,6 +554,11 @@ function buildGpu(v: GpuValues, scaledObjectNamespace: string): GpuSourceConfig 
     kind: 'gpu',
     serverAddress: v.serverAddress,
     query: v.query ?? defaultGpuQuery(namespace, v.podSelector),
+    ...(v.query === undefined && {
+      queryFrom: [v.namespace !== undefined && 'gpu.namespace', v.podSelector !== undefined && 'gpu.podSelector']
+        .filter(Boolean)
+        .join(' and '),
+    }),
     targetUtilization: v.targetUtilization,
     activationThreshold: v.activationThreshold,
     ignoreNullValues: v.ignoreNullValues,

@@ -59,6 +59,8 @@ export interface GpuSourceConfig {
   readonly serverAddress: string;
   /** PromQL returning busy GPU-equivalents (one series or a scalar). */
   readonly query: string;
+  /** The keys the query was built from, when gpu.query did not give it (what an error names). */
+  readonly queryFrom?: string;
   readonly targetUtilization: number;
   readonly activationThreshold: number;
   readonly ignoreNullValues: boolean;

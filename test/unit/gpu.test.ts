@@ -122,6 +122,51 @@ describe('Prometheus answers', () => {
     expect(err.details).toMatch(/gpu\.query: Prometheus rejected the query .*unclosed left parenthesis/);
   });
 
+  // Found by review: a selector Prometheus cannot read ("llm-(") was blamed on a gpu.query nobody set.
+  it('names the keys the query was built from when Prometheus refuses it', () => {
+    const body = failure('bad_data', '1:40: parse error: error parsing regexp: missing closing ): `^(?:llm-()$`');
+    const trigger = parseTrigger({
+      name: 'so',
+      namespace: 'ml',
+      metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.podSelector': 'llm-(' },
+    });
+    const built = trigger.sources[0] as GpuSourceConfig;
+    expect(built.queryFrom).toBe('gpu.podSelector');
+    const err = codeOf(() => interpretAnswer(where, { httpStatus: 400, body }, true, built.queryFrom));
+    expect(err.code).toBe(status.INVALID_ARGUMENT);
+    expect(err.details).toMatch(
+      /^invalid trigger metadata: gpu\.podSelector: Prometheus rejected the query built from them .*missing closing/,
+    );
+    const given = parseTrigger({
+      name: 'so',
+      namespace: 'ml',
+      metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.query': 'up' },
+    });
+    expect((given.sources[0] as GpuSourceConfig).queryFrom).toBeUndefined();
+  });
+
+  // Found by review: VictoriaMetrics' cluster with a storage node down answered what the others held.
+  it('refuses a partial answer (isPartial) as UNAVAILABLE, not fewer busy GPUs', () => {
+    const body = JSON.stringify({
+      status: 'success',
+      isPartial: true,
+      data: { resultType: 'vector', result: [{ metric: {}, value: [1, '0.1'] }] },
+    });
+    const err = codeOf(() => read(200, body));
+    expect(err.code).toBe(status.UNAVAILABLE);
+    expect(err.details).toMatch(/partial/);
+    expect(
+      read(
+        200,
+        JSON.stringify({
+          status: 'success',
+          isPartial: false,
+          data: { resultType: 'vector', result: [{ metric: {}, value: [1, '0.1'] }] },
+        }),
+      ),
+    ).toBe(0.1);
+  });
+
   it.each([
     [422, failure('execution', 'many-to-many matching not allowed'), status.FAILED_PRECONDITION, /many-to-many/],
     [503, failure('timeout', 'query timed out in expression evaluation'), status.DEADLINE_EXCEEDED, /timed out/],

@@ -484,6 +484,8 @@ describe('trigger schema', () => {
     ['gpu', { serverAddress: 'https://prom:9090', username: 'u', password: 'pw' }, 'unsafeSsl', 'true'],
     // The tenant the profile's token reads (found by review: a trigger could pick another tenant's).
     ['gpu', { serverAddress: 'https://mimir:8080', bearerToken: 'token' }, 'customHeaders', 'X-Scope-OrgID=finance'],
+    // Whom the password is presented as (found by review).
+    ['kafka', scram, 'username', 'someone-else'],
   ] as const)(
     "refuses a trigger that sends %s profile credentials elsewhere (%o, the trigger's %s)",
     (kind, profile, key, value) => {
@@ -501,6 +503,20 @@ describe('trigger schema', () => {
       expect(() => parse({ [`${kind}.connection`]: 'shared', ...own }, { profiles })).not.toThrow();
     },
   );
+
+  // Found by review: Grafana Cloud's and Mimir's basic-auth user is the tenant, and a trigger beside
+  // a profile with a password chose it; with its own password, it may.
+  it("refuses a trigger's gpu.username beside a profile's password, and takes it with the trigger's own", () => {
+    const profiles = { gpu: { shared: { serverAddress: 'https://prom:9090', username: '111', password: 'glc_secret' } } };
+    const issues = issuesOf({ 'gpu.connection': 'shared', 'gpu.namespace': 'llm', 'gpu.username': '999' }, { profiles });
+    expect(issues).toEqual([
+      expect.stringMatching(/^gpu\.username: set by the trigger, and connection profile "shared" holds credentials/),
+    ]);
+    expect(issues.join()).not.toContain('glc_secret');
+    const open = { gpu: { shared: { serverAddress: 'https://prom:9090' } } };
+    const own = { 'gpu.connection': 'shared', 'gpu.namespace': 'llm', 'gpu.username': '999', 'gpu.password': 'mine' };
+    expect(() => parse(own, { profiles: open })).not.toThrow();
+  });
 
   // Found by review: a profile whose basic auth is in gpu.serverAddress (user:password@, as
   // docs/gpu.md offers) held no key marked secret, and a trigger could turn its TLS off.
