@@ -9,7 +9,7 @@ import { decide, emptyHistory, learnedAtMomentOf, sameDecision } from './model/d
 import { unanswerableWithoutGpuSeries } from './model/gpuSeries.ts';
 import { type RateState, updateRates } from './model/rates.ts';
 import { type SourceSignals, sumSignals } from './model/signals.ts';
-import type { Decision, Signals, TriggerHistory } from './model/types.ts';
+import type { Decision, Signals, TriggerHistory, Workload } from './model/types.ts';
 import type { SourceRegistry } from './sources/index.ts';
 import type { Source } from './sources/source.ts';
 import { MAX_CLOCK_AHEAD_MS } from './state/codec.ts';
@@ -376,16 +376,20 @@ export class Engine {
       state.learnedUnder ??= lineage.payload.trigger;
     }
     const signals = this.signals(sources, observations);
-    const workloadActive =
-      signals.gpuSourcesWithoutSeries !== undefined && base.lastActive === undefined
-        ? this.workloadLastActive(trigger)
-        : undefined;
-    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base, workloadActive);
+    const workload =
+      signals.gpuSourcesWithoutSeries !== undefined && base.lastActive === undefined ? this.workload(trigger) : undefined;
+    const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base, workload?.active);
     if (unanswerable !== undefined) {
       const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
       throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
     }
-    const { decision, history } = decide({ signals, scaling: trigger.scaling, history: base, nowMs });
+    const { decision, history } = decide({
+      signals,
+      scaling: trigger.scaling,
+      history: base,
+      nowMs,
+      ...(workload && { workload }),
+    });
     if (state.prefetchLogged !== true) state.prefetchLogged = this.loggedPrefetch(trigger, decision);
     this.noteGpuSilence(trigger, sources, signals, state, nowMs);
     // A decision that says what the last one said keeps the last one: it has lived long enough to
@@ -499,27 +503,29 @@ export class Engine {
   }
 
   /**
-   * A trigger that reads GPUs and no queue takes a query that matches no series as a workload at
-   * zero (model/gpuSeries.ts: nothing else tells it the workload runs), and asks for no replicas;
-   * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,
-   * and every hour after while it lasts.
+   * The workload as another trigger of the ScaledObject (its settings before an edit) last answered
+   * for it: whether it ran and on how many replicas, for a trigger with no answer of its own whose
+   * GPU query matched no series. A query edited into a typo read as a workload at zero otherwise,
+   * and a fleet the GPUs kept up shrank to its queue's (found by review). A scan, on that path alone.
    */
-  /**
-   * The latest answer of another trigger of the ScaledObject (its settings before an edit): whether
-   * its workload ran, for a trigger with no answer of its own whose GPU query matched no series.
-   * A query edited into a typo would read as a workload at zero otherwise (found by review). A scan,
-   * on that path alone.
-   */
-  private workloadLastActive(trigger: Trigger): boolean | undefined {
+  private workload(trigger: Trigger): Workload | undefined {
     let latest: TriggerHistory | undefined;
     for (const { trigger: other, history } of this.triggers.values()) {
       if (other.id === trigger.id || other.name !== trigger.name || other.namespace !== trigger.namespace) continue;
       if (history.lastActive !== undefined && (history.lastDecisionAtMs ?? 0) >= (latest?.lastDecisionAtMs ?? 0))
         latest = history;
     }
-    return latest?.lastActive;
+    return latest?.lastActive === undefined
+      ? undefined
+      : { active: latest.lastActive, replicas: latest.lastDesiredReplicas ?? 0 };
   }
 
+  /**
+   * A trigger that reads GPUs and no queue takes a query that matches no series as a workload at
+   * zero (model/gpuSeries.ts: nothing else tells it the workload runs), and asks for no replicas;
+   * a label typo would be silent forever. Said in a warning once that has lasted GPU_SILENCE_MS,
+   * and every hour after while it lasts.
+   */
   private noteGpuSilence(
     trigger: Trigger,
     sources: readonly TriggerSource[],

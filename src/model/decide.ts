@@ -277,7 +277,7 @@ function countsAtLeastZero(signals: Signals): Signals {
   };
 }
 
-export function decide({ signals: sourced, scaling, history: given, nowMs }: ModelInput): ModelOutput {
+export function decide({ signals: sourced, scaling, history: given, nowMs, workload }: ModelInput): ModelOutput {
   const reported = countsAtLeastZero(sourced);
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
@@ -453,8 +453,10 @@ export function decide({ signals: sourced, scaling, history: given, nowMs }: Mod
   // shows work (gpuSeries.ts): its GPUs were not read, so the fleet they kept up is not lowered on
   // their strength, and the queue may still raise it. Found by review: the GPU demand dropped out,
   // and a saturated fleet shrank to the queue's a hold later.
-  if (signals.gpuSourcesWithoutSeries !== undefined && workloadRuns(signals, history)) {
-    const fleetNow = Math.max(askedFleet, signals.consumers ?? 0);
+  if (signals.gpuSourcesWithoutSeries !== undefined && workloadRuns(signals, history, workload?.active)) {
+    // With no answer of its own (its settings just edited), the fleet its ScaledObject asked for.
+    const before = history.lastActive === undefined && workload?.active === true ? workload.replicas : 0;
+    const fleetNow = Math.min(scaling.maxReplicas, Math.max(askedFleet, signals.consumers ?? 0, before));
     if (fleetNow > (demands.gpu ?? 0)) {
       demands.gpu = fleetNow;
       details.gpuHeldAtFleetWithoutSeries = fleetNow;

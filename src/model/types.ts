@@ -204,11 +204,23 @@ export interface Decision {
   readonly explanation: Explanation;
 }
 
+/** The workload as another trigger of its ScaledObject last answered for it (the one before an edit). */
+export interface Workload {
+  readonly active: boolean;
+  /** The replicas it asked for. */
+  readonly replicas: number;
+}
+
 export interface ModelInput {
   readonly signals: Signals;
   readonly scaling: ScalingConfig;
   readonly history: TriggerHistory;
   readonly nowMs: number;
+  /**
+   * For a trigger with no answer of its own whose GPU query matched no series: whether the workload
+   * runs, and on how many replicas (gpuSeries.ts). A fact of the workload, not of the trigger.
+   */
+  readonly workload?: Workload;
 }
 
 export interface ModelOutput {

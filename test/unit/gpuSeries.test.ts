@@ -221,6 +221,23 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     queue.backlog = 0;
   });
 
+  // Found by review: a query edited into a typo is a trigger with no fleet of its own: beside a
+  // queue that counts no consumers, its answers came from the backlog alone (10 replicas to 1).
+  it('ignoreNullValues true: a query edited into one that matches nothing keeps the fleet its ScaledObject asked for', async () => {
+    busy = '8';
+    queue.backlog = 4;
+    queue.consumers = undefined;
+    const before = await evaluate('edited-blind', blended);
+    expect(before.metricValue).toBeGreaterThan(2);
+    busy = undefined;
+    for (let i = 0; i < 60; i++) {
+      const after = await evaluate('edited-blind', { ...blended, 'gpu.query': 'q-typo' });
+      expect(after.metricValue).toBe(before.metricValue);
+      expect(after.decision.explanation.details.gpuHeldAtFleetWithoutSeries).toBe(before.metricValue);
+    }
+    queue.backlog = 0;
+  });
+
   it('ignoreNullValues true, GPU only: busy GPUs whose series vanish are NOT_FOUND until they return', async () => {
     busy = '2';
     expect((await evaluate('gpu-only', {})).decision.active).toBe(true);
