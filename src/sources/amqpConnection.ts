@@ -11,6 +11,16 @@ import type { Logger } from '../telemetry/logger.ts';
 /** Channels per connection, far under channel_max: on the test bed 16 answered 3,600 checkQueue/s, 64 answered 7,400/s. */
 export const MAX_CHANNELS = 64;
 
+/**
+ * Channels the pool opens on `conn`: MAX_CHANNELS, or fewer where the broker's channel_max says so
+ * (0: no limit). Past it amqplib has no channel to give, and a burst of reads failed UNAVAILABLE
+ * (found by review).
+ */
+function channelLimit(conn: ChannelModel): number {
+  const negotiated = (conn as { connection?: { channelMax?: unknown } }).connection?.channelMax;
+  return typeof negotiated === 'number' && negotiated > 0 ? Math.min(MAX_CHANNELS, negotiated) : MAX_CHANNELS;
+}
+
 /** What the connection is opened with beside its URL. */
 interface ConnectOptions {
   readonly timeout: number;
@@ -55,6 +65,8 @@ export class AmqpConnection {
   /** Channels being opened: their slots are taken before the broker answers. */
   private creating = 0;
   private readonly waiting: Waiter[] = [];
+  /** Channels given up on (abandon) on the current connection. */
+  private abandoned = 0;
   /** The passive declare under way per queue: a queue that never answers holds one channel, not all. */
   private readonly checking = new Map<string, Declare>();
   private readonly url: string;
@@ -76,6 +88,7 @@ export class AmqpConnection {
 
   private connection(): Promise<ChannelModel> {
     if (this.connecting === undefined) {
+      this.abandoned = 0;
       const attempt = this.connect(this.url, connectOptions(this.url, this.timeoutMs)).then((conn) => {
         const forget = (err?: unknown) => {
           // An earlier connection's late close (amqplib emits 'error' at once and 'close' once the
@@ -123,7 +136,7 @@ export class AmqpConnection {
     let declare = this.checking.get(queue);
     if (declare !== undefined && performance.now() - declare.startedMs > ABANDON_AFTER_TIMEOUTS * this.timeoutMs) {
       this.checking.delete(queue);
-      declare.channel?.close().catch(() => undefined);
+      if (declare.channel !== undefined) this.abandon(declare.channel);
       declare = undefined;
     }
     declare ??= this.startDeclare(queue);
@@ -152,7 +165,7 @@ export class AmqpConnection {
       signal.throwIfAborted();
       const conn = await this.connection();
       const channel =
-        this.idle.pop() ?? (this.open.size + this.creating < MAX_CHANNELS ? await this.createChannel(conn) : undefined);
+        this.idle.pop() ?? (this.open.size + this.creating < channelLimit(conn) ? await this.createChannel(conn) : undefined);
       if (channel === undefined) {
         await this.turn(signal);
         continue;
@@ -195,6 +208,34 @@ export class AmqpConnection {
       this.waiting.shift()?.wake();
     });
     return channel;
+  }
+
+  /**
+   * A channel given up on: closed, and its slot freed now. amqplib frees it once the broker confirms
+   * the close, which a channel stuck behind a queue that never answers never does: one such queue
+   * took a slot per give-up, all MAX_CHANNELS in some 20 minutes, and then every queue on the
+   * broker waited (found by review). The channel numbers such channels keep are the connection's:
+   * past MAX_ABANDONED_CHANNELS of them it is made again.
+   */
+  private abandon(channel: Channel): void {
+    channel.close().catch(() => undefined);
+    if (!this.open.delete(channel)) return;
+    const i = this.idle.indexOf(channel);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.waiting.shift()?.wake();
+    if (++this.abandoned < MAX_ABANDONED_CHANNELS) return;
+    const stale = this.connecting;
+    if (stale === undefined) return;
+    this.connecting = undefined;
+    this.idle.length = 0;
+    this.open.clear();
+    this.checking.clear();
+    this.wakeAll();
+    stale.then((conn) => Promise.race([conn.close(), once(conn, 'close')])).catch(() => undefined);
+    this.logger.warn(
+      { broker: redact(this.url), abandonedChannels: MAX_ABANDONED_CHANNELS },
+      'rabbitmq connection made again: its channels given up on (a queue that never answers) were never closed',
+    );
   }
 
   private release(channel: Channel): void {
@@ -252,6 +293,8 @@ export class AmqpConnection {
 
 /** Deadlines a declare may go unanswered before a read gives it up and declares again. */
 const ABANDON_AFTER_TIMEOUTS = 10;
+/** Channels given up on that a connection keeps before it is made again (abandon). */
+const MAX_ABANDONED_CHANNELS = 16;
 
 type Outcome = { readonly ok: true; readonly reply: QueueCount } | { readonly ok: false; readonly err: unknown };
 

@@ -17,11 +17,19 @@ class FakeBroker {
   /** checkQueue calls that have not answered yet (set `hold` to keep them waiting). */
   readonly held: (() => void)[] = [];
   hold = false;
+  /** Connections made. */
+  connections = 0;
+  /** The channel_max the connection negotiated (amqplib's connection.channelMax), if any. */
+  channelMax: number | undefined;
+  /** A close the broker never confirms (a channel stuck behind a queue that never answers), as amqplib then waits. */
+  closesHang = false;
 
   connection(): ChannelModel {
+    this.connections++;
     const conn = new EventEmitter() as EventEmitter & { createChannel(): Promise<Channel>; close(): Promise<void> };
     conn.createChannel = async () => this.channel();
     conn.close = async () => undefined;
+    if (this.channelMax !== undefined) Object.assign(conn, { connection: { channelMax: this.channelMax } });
     return conn as unknown as ChannelModel;
   }
 
@@ -40,7 +48,7 @@ class FakeBroker {
       this.channelsOpen--;
       channel.emit('close');
     };
-    channel.close = async () => close();
+    channel.close = () => (this.closesHang ? new Promise<void>(() => undefined) : Promise.resolve(close()));
     channel.checkQueue = (q) =>
       new Promise((resolve, reject) => {
         const answer = () => {
@@ -81,6 +89,17 @@ describe('AmqpConnection', () => {
     expect(broker.maxChannelsOpen).toBe(MAX_CHANNELS);
     expect(broker.channelsOpened).toBe(MAX_CHANNELS);
     expect(amqp.queued).toBe(0);
+  });
+
+  // Found by review: past a broker's channel_max amqplib has no channel to give.
+  it("opens no more channels than the broker's channel_max, when it is below the pool's", async () => {
+    const broker = new FakeBroker();
+    broker.channelMax = 5;
+    for (let i = 0; i < 200; i++) broker.queues.set(`q${i}`, i);
+    const amqp = pool(broker);
+    const replies = await Promise.all(Array.from({ length: 200 }, (_, i) => amqp.checkQueue(`q${i}`)));
+    expect(replies).toHaveLength(200);
+    expect(broker.maxChannelsOpen).toBe(5);
   });
 
   it('gives the slot of a channel that a 404 closed to the next read', async () => {
@@ -157,6 +176,30 @@ describe('AmqpConnection', () => {
     expect(broker.channelsOpen).toBe(1);
     broker.hold = false;
     expect(await amqp.checkQueue('other')).toEqual({ messageCount: 2, consumerCount: 0 });
+    for (const answer of broker.held.splice(0)) answer();
+  });
+
+  // Found by review: amqplib frees a channel's slot once the broker confirms its close, which a
+  // channel stuck behind a queue that never answers never does: each give-up kept one, and after 64
+  // every queue on the broker waited for a channel.
+  it('frees the slot of a channel given up on at once, and makes the connection again past 16 of them', async () => {
+    const broker = new FakeBroker();
+    broker.queues.set('stuck', 1);
+    broker.queues.set('other', 2);
+    broker.hold = true;
+    broker.closesHang = true;
+    const amqp = new AmqpConnection('amqp://broker', silentLogger(), 1, async () => broker.connection());
+    for (let i = 0; i < MAX_CHANNELS + 8; i++) {
+      const deadline = new AbortController();
+      const read = amqp.checkQueue('stuck', deadline.signal);
+      await new Promise((r) => setTimeout(r, 12)); // past 10 deadlines of 1 ms: the next read gives it up
+      deadline.abort(new Error('deadline'));
+      await expect(read).rejects.toThrow('deadline');
+    }
+    expect(broker.connections).toBeGreaterThan(1);
+    broker.hold = false;
+    const other = await Promise.race([amqp.checkQueue('other'), new Promise((r) => setTimeout(() => r('no channel'), 500))]);
+    expect(other).toEqual({ messageCount: 2, consumerCount: 0 });
     for (const answer of broker.held.splice(0)) answer();
   });
 
