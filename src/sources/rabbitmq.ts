@@ -173,6 +173,7 @@ function amqpConnection(url: string, tls: AmqpTls | undefined, logger: Logger, t
 }
 
 interface ManagementQueue {
+  type?: unknown;
   messages_ready?: unknown;
   messages_unacknowledged?: unknown;
   consumers?: unknown;
@@ -307,6 +308,12 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     const body = (await response.json().catch(() => undefined)) as ManagementQueue | null | undefined;
     if (typeof body !== 'object' || body === null) {
       throw new SourceBadAnswer(`${where}: management API answered HTTP ${response.status} with no queue object`);
+    }
+    // A stream keeps what its consumers read: its length is its log, never drained (found by review).
+    if (body.type === 'stream') {
+      throw new SourceBadAnswer(
+        `${where}: a stream queue keeps the messages its consumers read, so its length is no backlog; measure its consumers' offsets instead`,
+      );
     }
     const ready = finite(body.messages_ready);
     const unackedCount = finite(body.messages_unacknowledged);

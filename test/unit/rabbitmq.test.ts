@@ -217,6 +217,15 @@ const queueObject = {
 };
 
 describe('RabbitmqDriver over the management API', () => {
+  // Found by review: a stream's length was read as a backlog that never drains.
+  it('refuses a stream queue as FAILED_PRECONDITION: its length is no backlog', async () => {
+    const { driver } = httpDriver(() => ({ status: 200, body: { ...queueObject, type: 'stream' } }));
+    await expect(read(driver, http())).rejects.toThrow(SourceBadAnswer);
+    await expect(read(driver, http())).rejects.toThrow(/a stream queue keeps the messages its consumers read/);
+    const quorum = httpDriver(() => ({ status: 200, body: { ...queueObject, type: 'quorum' } }));
+    expect(await read(quorum.driver, http())).toMatchObject({ backlog: 16 });
+  });
+
   it('GETs the queue object with basic auth and reads ready + unacknowledged, the consumers, the rates and the counters', async () => {
     const { driver, asked } = httpDriver(() => ({ status: 200, body: queueObject }));
     expect(await read(driver, http())).toEqual({
