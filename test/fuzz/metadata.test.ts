@@ -174,6 +174,22 @@ function oracle(ref: ScaledObjectRef): Trigger | InvalidTrigger {
  * DEADLINE_EXCEEDED; the stand-in NOT_FOUND for a query without series under gpu.ignoreNullValues
  * false (with true, a workload never active reads as no work). Empty: every source answers, OK.
  */
+/**
+ * Whether a GPU query of the trigger matches no series under gpu.ignoreNullValues true: then another
+ * trigger of its ScaledObject (namespace and name: the fuzzed refs share some) that answered active
+ * says the workload runs, and the answer is NOT_FOUND (gpuSeries.ts) where alone it reads as no work.
+ */
+function gpuUnseenBesideSiblings(trigger: Trigger): boolean {
+  return trigger.sources.some(
+    (s) =>
+      s.kind === 'gpu' &&
+      s.serverAddress === `http://127.0.0.1:${targets.prometheusPort}` &&
+      s.ignoreNullValues &&
+      standIn(s.query) === 'none',
+  );
+}
+const SIBLING_RAN = /before its settings were edited, was active/;
+
 function readErrors(trigger: Trigger): Set<grpc.status> {
   const errors = new Set<grpc.status>();
   for (const s of trigger.sources) {
@@ -323,7 +339,8 @@ async function check(rpc: Rpc, names: { name: string; namespace: string }, metad
     case 'StreamIsActive':
       // A source that cannot be read sends nothing (never a false); sources that answer, the activity.
       expect(grpc.status[outcome.code], context).toBe('OK');
-      if (errors.size === 0) expect(outcome.value, context).toEqual({ result: expect.any(Boolean) });
+      if (errors.size === 0 && !(gpuUnseenBesideSiblings(expected) && outcome.details === '(no message)'))
+        expect(outcome.value, context).toEqual({ result: expect.any(Boolean) });
       else expect(outcome.details, context).toBe('(no message)');
       return;
     default:
@@ -334,6 +351,10 @@ async function check(rpc: Rpc, names: { name: string; namespace: string }, metad
       // The stand-in answers at once, but on a loaded runner its answer may come after the source
       // timeout: DEADLINE_EXCEEDED then, and only after that long.
       if (outcome.code === grpc.status.DEADLINE_EXCEEDED && outcome.ms >= SOURCE_TIMEOUT_MS) return;
+      if (outcome.code === grpc.status.NOT_FOUND && gpuUnseenBesideSiblings(expected)) {
+        expect(outcome.details, context).toMatch(SIBLING_RAN);
+        return;
+      }
       expect(grpc.status[outcome.code], context).toBe('OK');
       if (rpc === 'IsActive') expect(outcome.value, context).toEqual({ result: expect.any(Boolean) });
       else checkMetric(outcome.value as GetMetricsResponse, expected, context);
