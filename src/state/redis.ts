@@ -451,8 +451,11 @@ export class RedisStateStore<T> implements StateStore<T> {
       if (this.state === 'degraded' && this.client.status === 'ready') this.setHealth('up');
       return result;
     } catch (err) {
-      this.options.metrics.errors.inc({ op });
       const message = err instanceof Error ? err.message : String(err);
+      // Another kind of value under a key is a rejected record or lease (counted there, replied):
+      // counted as an error too, it fired the store-errors alert, whose runbook (an ACL, a read-only
+      // replica) is not that one's (found by review).
+      if (!/(^|-)WRONGTYPE\b/.test(message)) this.options.metrics.errors.inc({ op });
       // A cluster that says it is down (CLUSTERDOWN) answers nothing of use.
       if ((err as Error | undefined)?.name === 'ReplyError' && !/^CLUSTERDOWN\b/.test(message)) {
         this.answeredAtMs = Date.now();

@@ -533,6 +533,19 @@ describe('Helm chart', () => {
     ['a stateStore.url that is not redis:// or rediss://', ['--set', 'stateStore.url=http://cache:6379'], /stateStore\/url/],
     // Found by review: any five digits passed, and the scaler refused the URL at start-up.
     ['a stateStore.url port past 65535', ['--set', 'stateStore.url=redis://cache:65536'], /stateStore\/url/],
+    // Found by review: the alerts' windows (2m, 5m) had no samples, and never fired.
+    [
+      'a scrape interval above 1m with the alerts on',
+      [
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set',
+        'metrics.serviceMonitor.enabled=true',
+        '--set',
+        'metrics.serviceMonitor.interval=2m',
+      ],
+      /the rules read windows of 2m and 5m/,
+    ],
     // Found by review: the scaler refuses each of these at start-up (exit 2, a crash loop).
     ['a stateStore.url with a query', ['--set-string', 'stateStore.url=redis://cache?db=1'], /stateStore\/url/],
     ['a stateStore.url with a fragment', ['--set-string', 'stateStore.url=redis://cache#a'], /stateStore\/url/],
