@@ -313,7 +313,9 @@ async function check(rpc: Rpc, names: { name: string; namespace: string }, metad
       outcome = await stream(
         rpc,
         ref,
-        valid && rpc === 'StreamIsActive' && readErrors(expected).size > 0 ? STREAM_WATCH_MS : MAX_CALL_MS,
+        valid && rpc === 'StreamIsActive' && (readErrors(expected).size > 0 || gpuUnseenBesideSiblings(expected))
+          ? STREAM_WATCH_MS
+          : MAX_CALL_MS,
       );
   }
   stats.add(outcome);
