@@ -134,8 +134,7 @@ export class RedisStateStore<T> implements StateStore<T> {
   private reported = false;
   private lastError = 'not connected yet';
   private closing = false;
-  /** The last reconnect for a failover's reply, and the least gap before the next one. */
-  private failoverReconnect = { atMs: -Infinity, gapMs: 0 };
+  private readonly failoverReconnects = new FailoverReconnects();
   /**
    * Until then the connection is being made again for a failover's reply: the store answered, and
    * its close and the commands refused meanwhile are no outage (a connect's timeout, twice).
@@ -491,11 +490,7 @@ export class RedisStateStore<T> implements StateStore<T> {
   /** Whether a failover's reply reconnects now (FAILOVER_RECONNECT_MIN_MS): ioredis asks on each such reply. */
   private reconnectForFailover(): boolean {
     const nowMs = Date.now();
-    const { atMs, gapMs } = this.failoverReconnect;
-    const sinceMs = nowMs - atMs;
-    if (sinceMs < gapMs) return false;
-    const gap = sinceMs > FAILOVER_RECONNECT_MAX_MS ? FAILOVER_RECONNECT_MIN_MS : Math.min(2 * gapMs, FAILOVER_RECONNECT_MAX_MS);
-    this.failoverReconnect = { atMs: nowMs, gapMs: gap };
+    if (!this.failoverReconnects.allow(nowMs)) return false;
     // A cluster's node reconnects alone, under noAnswer's window for clusters.
     if (!(this.client instanceof Cluster)) this.failoverGraceUntilMs = nowMs + 2 * (this.options.timeoutMs ?? 1000);
     return true;
@@ -804,6 +799,29 @@ export function failoverReply(message: string): boolean {
  */
 export function replyCode(message: string): string {
   return /^ERR Error running script\b.*?-([A-Z]+)\b/.exec(message)?.[1] ?? message.split(' ', 1)[0] ?? '';
+}
+
+/**
+ * When a failover's replies reconnect (FAILOVER_RECONNECT_MIN_MS .. MAX_MS): the first at once,
+ * then gaps doubling while the replies go on, and at once again after replies quiet for the
+ * longest gap.
+ */
+export class FailoverReconnects {
+  private atMs = -Infinity;
+  private gapMs = 0;
+  private repliedAtMs = -Infinity;
+
+  /** A failover's reply now: whether it reconnects. */
+  allow(nowMs: number): boolean {
+    // Quiet since the last such reply, not the last reconnect: replies that go on at the longest
+    // gap started it over at 1 s each time otherwise (found by review).
+    const quiet = nowMs - this.repliedAtMs > FAILOVER_RECONNECT_MAX_MS;
+    this.repliedAtMs = nowMs;
+    if (!quiet && nowMs - this.atMs < this.gapMs) return false;
+    this.gapMs = quiet ? FAILOVER_RECONNECT_MIN_MS : Math.min(2 * this.gapMs, FAILOVER_RECONNECT_MAX_MS);
+    this.atMs = nowMs;
+    return true;
+  }
 }
 
 /** A Lua script sent once and then called by its digest. */
