@@ -54,27 +54,30 @@ function servedOffset(p: PartitionOffsets, rules: Pick<LagRules, 'offsetResetPol
 /**
  * Partitions where the group's committed offset is behind the earliest retained one (retention
  * deleted what it had not read): its consumer resets past the deleted messages, and the committed
- * offset, the served counter, jumps by messages nobody served. Each such jump puts the counters on
- * a new basis (SourceReading.counterBasis), so that the model reads no completions from it. Found
- * by review: the jump read as throughput, μ learned thousands of times too high under the backlog
- * that had outrun retention. One per source: a process that starts again starts on a new basis.
+ * offset, the served counter, jumps by messages nobody served. The read that sees such a jump has
+ * its counters on a basis of their own (SourceReading.counterBasis), so that the model reads no
+ * completions from it, and the next is on the partitions' again. Found by review: the jump read as
+ * throughput, μ learned thousands of times too high under the backlog that had outrun retention.
+ * Only the jump's read is marked: a basis that counted the skips seen would differ between
+ * processes that saw different ones, and a follower's counters would never compare with the
+ * writer's (found by review of the first version).
  */
 export class RetentionSkips {
   private behind: ReadonlySet<string> = new Set();
-  private skips = 0;
 
-  /** The counters' basis for a read: its partitions', and how many skips were seen so far. */
+  /** The counters' basis for a read: its partitions', marked on a read where a group skipped. */
   basis(partitions: readonly PartitionOffsets[]): string {
     let behind: Set<string> | undefined;
+    let skipped = false;
     for (const p of partitions) {
       const committed = p.committed;
       const key = `${p.topic}/${p.partition}`;
       if (committed !== undefined && committed < p.logStart) (behind ??= new Set()).add(key);
-      else if (this.behind.has(key)) this.skips++;
+      else if (this.behind.has(key)) skipped = true;
     }
     if (behind !== undefined || this.behind.size > 0) this.behind = behind ?? new Set();
     const set = partitionSet(partitions);
-    return this.skips === 0 ? set : `${set}/skips:${this.skips}`;
+    return skipped ? `${set}/skipped` : set;
   }
 }
 
