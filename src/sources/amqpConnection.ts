@@ -67,6 +67,8 @@ export class AmqpConnection {
   private readonly waiting: Waiter[] = [];
   /** Channels given up on (abandon) on the current connection. */
   private abandoned = 0;
+  /** The connection the pool's channels are on, once made. */
+  private current: ChannelModel | undefined;
   /** The passive declare under way per queue: a queue that never answers holds one channel, not all. */
   private readonly checking = new Map<string, Declare>();
   private readonly url: string;
@@ -95,6 +97,7 @@ export class AmqpConnection {
           // broker answers) would empty the pool of the one made since (found by review).
           if (this.connecting !== attempt) return;
           this.connecting = undefined;
+          this.current = undefined;
           this.idle.length = 0;
           this.open.clear();
           // Declares on the lost connection settle as their channels end (or never, a CloseOk that
@@ -112,6 +115,7 @@ export class AmqpConnection {
         conn.on('blocked', (reason: unknown) =>
           this.logger.warn({ broker: redact(this.url), reason }, 'rabbitmq connection blocked'),
         );
+        if (this.connecting === attempt) this.current = conn;
         return conn;
       });
       attempt.catch(() => {
@@ -164,8 +168,9 @@ export class AmqpConnection {
     for (;;) {
       signal.throwIfAborted();
       const conn = await this.connection();
-      const channel =
-        this.idle.pop() ?? (this.open.size + this.creating < channelLimit(conn) ? await this.createChannel(conn) : undefined);
+      // Channels given up on keep their numbers on the connection: fewer left under channel_max.
+      const room = channelLimit(conn) - this.abandoned;
+      const channel = this.idle.pop() ?? (this.open.size + this.creating < room ? await this.createChannel(conn) : undefined);
       if (channel === undefined) {
         await this.turn(signal);
         continue;
@@ -198,6 +203,11 @@ export class AmqpConnection {
     } finally {
       this.creating--;
     }
+    // Made on a connection replaced meanwhile (abandon): not this pool's.
+    if (this.current !== conn) {
+      channel.close().catch(() => undefined);
+      throw new SourceUnavailable(`rabbitmq connection to ${redact(this.url)} was made again while a channel opened`);
+    }
     this.open.add(channel);
     // Without an 'error' listener, a channel error takes the whole connection down.
     channel.on('error', () => undefined);
@@ -223,17 +233,20 @@ export class AmqpConnection {
     const i = this.idle.indexOf(channel);
     if (i >= 0) this.idle.splice(i, 1);
     this.waiting.shift()?.wake();
-    if (++this.abandoned < MAX_ABANDONED_CHANNELS) return;
+    // Past half the room under a low channel_max too: the pool would be left no channel to give.
+    const limit = this.current === undefined ? MAX_CHANNELS : channelLimit(this.current);
+    if (++this.abandoned < Math.min(MAX_ABANDONED_CHANNELS, Math.max(1, Math.floor(limit / 2)))) return;
     const stale = this.connecting;
     if (stale === undefined) return;
     this.connecting = undefined;
+    this.current = undefined;
     this.idle.length = 0;
     this.open.clear();
     this.checking.clear();
     this.wakeAll();
     stale.then((conn) => Promise.race([conn.close(), once(conn, 'close')])).catch(() => undefined);
     this.logger.warn(
-      { broker: redact(this.url), abandonedChannels: MAX_ABANDONED_CHANNELS },
+      { broker: redact(this.url), abandonedChannels: this.abandoned },
       'rabbitmq connection made again: its channels given up on (a queue that never answers) were never closed',
     );
   }
@@ -274,6 +287,7 @@ export class AmqpConnection {
   async close(): Promise<void> {
     const pending = this.connecting;
     this.connecting = undefined;
+    this.current = undefined;
     this.idle.length = 0;
     this.open.clear();
     this.checking.clear();

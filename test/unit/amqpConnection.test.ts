@@ -34,6 +34,8 @@ class FakeBroker {
   }
 
   private channel(): Channel {
+    // As amqplib: a channel not closed yet keeps its number.
+    if (this.channelMax !== undefined && this.channelsOpen >= this.channelMax) throw new Error('No channels left to allocate');
     this.channelsOpened++;
     this.channelsOpen++;
     this.maxChannelsOpen = Math.max(this.maxChannelsOpen, this.channelsOpen);
@@ -200,6 +202,31 @@ describe('AmqpConnection', () => {
     broker.hold = false;
     const other = await Promise.race([amqp.checkQueue('other'), new Promise((r) => setTimeout(() => r('no channel'), 500))]);
     expect(other).toEqual({ messageCount: 2, consumerCount: 0 });
+    for (const answer of broker.held.splice(0)) answer();
+  });
+
+  // Found by review of the above: under a channel_max of 5, one channel given up on left the pool
+  // counting a slot amqplib had no number for, and reads failed "No channels left to allocate".
+  it('under a low channel_max, counts channels given up on against it, and makes the connection again sooner', async () => {
+    const broker = new FakeBroker();
+    broker.channelMax = 5;
+    broker.queues.set('stuck', 1);
+    for (let i = 0; i < 20; i++) broker.queues.set(`q${i}`, i);
+    broker.hold = true;
+    broker.closesHang = true;
+    const amqp = new AmqpConnection('amqp://broker', silentLogger(), 1, async () => broker.connection());
+    const deadline = new AbortController();
+    const stuck = amqp.checkQueue('stuck', deadline.signal);
+    await new Promise((r) => setTimeout(r, 12));
+    deadline.abort(new Error('deadline'));
+    await expect(stuck).rejects.toThrow('deadline');
+    // Given up on by the next read of it; then a burst of other queues.
+    const next = new AbortController();
+    const again = amqp.checkQueue('stuck', next.signal);
+    broker.hold = false;
+    const burst = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => amqp.checkQueue(`q${i}`)));
+    expect(burst.filter((r) => r.status === 'rejected')).toEqual([]);
+    await Promise.allSettled([again]);
     for (const answer of broker.held.splice(0)) answer();
   });
 
