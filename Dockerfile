@@ -53,8 +53,9 @@ USER 1000:1000
 EXPOSE 9090 8080
 # Docker's own check: /readyz on the metrics port turns 503 when the server is shutting down.
 # Kubernetes probes the gRPC health service instead (grpc.health.v1, see the Helm chart). It asks
-# the address the server listens on: loopback when that is every address, else BIND_ADDRESS itself.
+# the address the server listens on: loopback when that is every address, else BIND_ADDRESS itself
+# (an IPv6 one in brackets or bare, as the scaler takes it).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["node", "-e", "const a=process.env.BIND_ADDRESS||'';const h=a===''||a==='::'||a==='0.0.0.0'?'127.0.0.1':a.includes(':')?'['+a+']':a;fetch('http://'+h+':'+(process.env.METRICS_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+  CMD ["node", "-e", "const a=(process.env.BIND_ADDRESS||'').trim().replace(/^\\[(.*)\\]$/,'$1');const h=a===''||a==='::'||a==='0.0.0.0'?'127.0.0.1':a.includes(':')?'['+a+']':a;fetch('http://'+h+':'+(process.env.METRICS_PORT||8080)+'/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # exec: node replaces the shell, so it is PID 1 and gets the signals.
 ENTRYPOINT ["/bin/sh", "-c", "exec node --enable-source-maps $(cat node.flags) dist/main.js \"$@\"", "keda-inference-scaler"]

@@ -1,7 +1,7 @@
 // Kafka consumer-group lag: B = sum over the topics' partitions of (log-end - committed offset),
 // with KEDA's rules for partitions the group has not committed on. One kafkajs admin client per
-// broker list + credentials, kept connected (kafkajs reconnects by itself); the pure lag rules
-// live in ./kafkaLag.ts.
+// broker list, credentials and topics, kept connected (kafkajs reconnects by itself); the pure lag
+// rules live in ./kafkaLag.ts.
 import type { ISocketFactory } from 'kafkajs';
 import { QUOTED_CHARS, SourceBadAnswer, SourceNotFound, SourceUnavailable, clip, errorMessage, quote } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';

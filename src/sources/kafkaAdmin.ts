@@ -35,7 +35,7 @@ export interface KafkaAdminClient {
   close(): Promise<void>;
 }
 
-/** What a connection to the brokers depends on: one admin client per distinct value. */
+/** What a connection to the brokers depends on (with the topics: the pool's key, kafka.ts). */
 export type KafkaConnection = Pick<
   KafkaSourceConfig,
   'bootstrapServers' | 'sasl' | 'username' | 'password' | 'tls' | 'ca' | 'cert' | 'key' | 'unsafeSsl'

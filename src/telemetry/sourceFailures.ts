@@ -17,7 +17,7 @@ interface Failing {
   readonly sinceMs: number;
   code: string;
   lastLoggedMs: number;
-  /** Failures since the source started failing with this code. */
+  /** Failures since the source started failing (whatever the code). */
   failures: number;
   /** The codes it failed with since it started failing (a few: each new one is said at once). */
   readonly codes: string[];
@@ -57,7 +57,8 @@ export class SourceFailureLog {
     }
     const codes = known === undefined ? [code] : [...known.codes, code].slice(-MAX_CODES);
     const sinceMs = known?.sinceMs ?? nowMs;
-    setNewest(this.failing, source.identity, { sinceMs, code, lastLoggedMs: nowMs, failures: 1, codes }, MAX_TRACKED);
+    const failures = (known?.failures ?? 0) + 1;
+    setNewest(this.failing, source.identity, { sinceMs, code, lastLoggedMs: nowMs, failures, codes }, MAX_TRACKED);
     this.logger.warn(
       { source: source.label, code, err: message, ...(known !== undefined && { previousCode: known.code }) },
       'source query failed',

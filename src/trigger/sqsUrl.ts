@@ -1,5 +1,5 @@
-// What an SQS queue URL's host says: whether it is AWS's, and which region it names. Pure; read by
-// the trigger's schema (the region) and the SQS source (the endpoint).
+// What an SQS queue URL's host says: which region it names, if it is AWS's. Pure; read by the
+// trigger's schema.
 
 /** An AWS host: amazonaws.com, or amazonaws.com.cn in China. */
 function isAwsHost(hostname: string): boolean {

@@ -64,6 +64,8 @@ describe('source failures in the log', () => {
       ['source query still failing', 'DEADLINE_EXCEEDED', undefined],
       ['source query failed', 'UNAUTHENTICATED', 'DEADLINE_EXCEEDED'],
     ]);
+    // The reminder counts every failure since it started failing, as its duration does.
+    expect(shown()[2]!.failures).toBe(62); // 0 s to 61 s, a minute after the second code
   });
 
   it('tracks each source apart, and a success of one source says nothing of another', () => {
