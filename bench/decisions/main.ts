@@ -36,13 +36,22 @@
 // AzurePublicDataset, CC-BY 4.0: Patel et al., "Splitwise: Efficient generative LLM inference
 // using phase splitting", ISCA 2024.
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
 import type { Ack } from './fleet.ts';
 import type { Pause } from './policies.ts';
-import { type Job, type Row, type TraceSpec, builtInTraceSpecs, jobDeployment, policies, runJobs } from './matrix.ts';
+import {
+  AZURE_TRACE,
+  type Job,
+  type Row,
+  type TraceSpec,
+  builtInTraceSpecs,
+  jobDeployment,
+  policies,
+  runJobs,
+} from './matrix.ts';
 import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, LATE_EPISODES_KEPT, LATE_EPISODE_GAP_S, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
@@ -359,7 +368,13 @@ export function traceFiles(paths: readonly string[]): string[] {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const specs: TraceSpec[] =
-    args.traces.length > 0 ? traceFiles(args.traces).map((file) => ({ file })) : builtInTraceSpecs(args.hours);
+    args.traces.length > 0
+      ? // The Azure trace under its own name given with --trace too: the bar's 1.3x oracle clause is its
+        // (found by review: named after its file, the clause was left out without a word).
+        traceFiles(args.traces).map((file) =>
+          resolve(file) === resolve(AZURE_TRACE) ? { file, name: 'azure-code-2023' } : { file },
+        )
+      : builtInTraceSpecs(args.hours);
   const started = performance.now();
   const { rows: replayed, timelines } = takeTimelines((await runJobs(jobs(specs, args), args.threads)).flat());
   const rows = withKedaTuned(replayed);
