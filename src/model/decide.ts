@@ -184,7 +184,7 @@ const HISTORY_FIELDS = {
   busyStretch: 'counter',
   backlogMinute: 'counter',
   backlogSecondsPerServed: 'learned',
-  backlogRises: 'learned',
+  backlogRises: 'counter',
   arrivalMarks: 'counter',
   gapHeads: 'learned',
   headStart: 'counter',

@@ -1,0 +1,101 @@
+// A replica that decided alone while the shared store was out of reach, then takes the record from
+// before the outage: what it learned comes from the record, what it counted stays its own. Found by
+// review: the backlog's rises summed (the arrival counter of a source without one) came from the
+// record while the arrival marks compared with it stayed the replica's, and the difference of the
+// two totals read as arrivals of the last seconds: maxReplicas for 15 s, and a burst of need 112
+// learned and published to every replica.
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import { Engine, type EngineOptions } from '../../src/engine.ts';
+import { SourceRegistry } from '../../src/sources/index.ts';
+import type { SourceDriver } from '../../src/sources/source.ts';
+import { SharedState } from '../../src/state/shared.ts';
+import { silentLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import type { TriggerRef } from '../../src/trigger/types.ts';
+import { fakeRabbitDriver } from '../support/fakeDriver.ts';
+import { StateCluster } from '../support/stateCluster.ts';
+
+/** A queue read without arrival counters (as over amqp, or SQS): the model sums the backlog's rises. */
+const broker = { backlog: 0, inFlight: 0 };
+const driver = fakeRabbitDriver(async () => ({
+  backlog: broker.backlog + broker.inFlight,
+  waiting: broker.backlog,
+  inFlight: broker.inFlight,
+  consumers: 1,
+}));
+
+function engineOn(now: () => number, shared?: EngineOptions['shared']): Engine {
+  return new Engine({
+    registry: new SourceRegistry([driver as unknown as SourceDriver]),
+    cacheTtlMs: 1000,
+    sourceTimeoutMs: 2000,
+    logger: silentLogger(),
+    metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+    now,
+    ...(shared !== undefined && { shared }),
+  });
+}
+
+const ref: TriggerRef = {
+  name: 'so',
+  namespace: 'ns',
+  metadata: {
+    'rabbitmq.host': 'http://broker:15672',
+    'rabbitmq.queueName': 'q',
+    coldStartSeconds: '10',
+    drainSeconds: '5',
+    throughputPerReplica: '2',
+    maxReplicas: '50',
+  },
+};
+
+describe('a replica that decided alone takes the record from before the outage', () => {
+  it('counts no arrivals from the record: no fleet above what one process alone asks for, no burst learned', async () => {
+    const clock = { ms: 4_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const replica = (name: string) => {
+      const shared = new SharedState(cluster.client(name), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+      return { engine: engineOn(cluster.now, shared), shared };
+    };
+    // The writer learns for 10 minutes: bursts of 40 messages, served.
+    const a = replica('a');
+    for (let i = 0; i < 600; i++) {
+      const phase = i % 20;
+      broker.backlog = phase < 3 ? 40 - phase * 13 : 0;
+      broker.inFlight = phase < 5 ? 1 : 0;
+      clock.ms += 1000;
+      await a.engine.evaluate(a.engine.trigger(ref));
+      if (i % 3 === 0) await a.shared.refresh(true);
+    }
+    await a.shared.close();
+    // The store out of reach: another replica, started meanwhile, decides alone for 20 minutes.
+    cluster.setHealth('degraded');
+    const b = replica('b');
+    const lone = engineOn(() => clock.ms);
+    broker.backlog = 5;
+    broker.inFlight = 1;
+    for (let i = 0; i < 80; i++) {
+      clock.ms += 15_000;
+      await b.engine.evaluate(b.engine.trigger(ref));
+      await lone.evaluate(lone.trigger(ref));
+    }
+    // Back: it takes the record, and goes on.
+    cluster.setHealth('up');
+    await b.shared.refresh(true);
+    const above: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      clock.ms += 1000;
+      broker.backlog = 5 + (i % 2);
+      if (i % 3 === 0) await b.shared.refresh(true);
+      const shared = await b.engine.evaluate(b.engine.trigger(ref));
+      const alone = await lone.evaluate(lone.trigger(ref));
+      if (shared.decision.desiredReplicas > alone.decision.desiredReplicas + 2) above.push(i);
+    }
+    expect(above).toEqual([]);
+    const record = await cluster.client('z').read(b.engine.trigger(ref).id);
+    const needs = (record?.payload.history.bursts ?? []).map((burst) => burst.need);
+    expect(Math.max(0, ...needs)).toBeLessThan(10);
+    await b.shared.close();
+  });
+});
