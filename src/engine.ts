@@ -459,7 +459,12 @@ export class Engine {
         'trigger settings edited: it carries on from what was learned under its previous settings',
       );
     }
-    return { history: before.history, learnedUnder: id };
+    // The previous settings' newest state: another replica's record of them where newer than this
+    // replica's own (KEDA asked that one meanwhile). Found by review: the edit's first call on the
+    // replica not asked carried its stale history on, and published it as the new trigger's.
+    const record = this.options.shared?.newestRecord(before.trigger.id);
+    const newer = record !== undefined && (record.payload.history.lastDecisionAtMs ?? 0) > (before.history.lastDecisionAtMs ?? 0);
+    return { history: newer ? record.payload.history : before.history, learnedUnder: id };
   }
 
   /**

@@ -180,6 +180,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
     return this.entries.get(key)?.role;
   }
 
+  /** The newest record seen of a trigger another replica wrote, without marking it asked (view does). */
+  newestRecord(key: string): KnownState<T> | undefined {
+    return this.entries.get(key)?.record;
+  }
+
   /** The trigger's role and newest record, as KEDA asks for it. Local maps only: for the request path. */
   view(
     key: string,
@@ -360,6 +365,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
     if (entry === undefined) return;
     if (entry.newest === undefined || newerRecord(stamp, entry.newest)) {
       entry.record = record;
+      // A record of its own now: the lineage's, a start for a trigger with none, is done with.
+      entry.lineageRecord = undefined;
       // A record's own fields would keep its state alive: its stamp is copied.
       entry.newest = record === undefined ? stamp : stampOf(record);
     }

@@ -1,3 +1,6 @@
+// Which history a replica goes on from when the shared store holds another's: after deciding alone
+// through an outage, and after an edit of the trigger's settings.
+//
 // A replica that decided alone while the shared store was out of reach, then takes the record from
 // before the outage: what it learned comes from the record, what it counted stays its own. Found by
 // review: the backlog's rises summed (the arrival counter of a source without one) came from the
@@ -97,5 +100,50 @@ describe('a replica that decided alone takes the record from before the outage',
     const needs = (record?.payload.history.bursts ?? []).map((burst) => burst.need);
     expect(Math.max(0, ...needs)).toBeLessThan(10);
     await b.shared.close();
+  });
+});
+
+// Found by review: the first call after an edit landed on the replica KEDA had not been asking (its
+// connection stayed on the other for minutes), which carried on its own stale history of the old
+// settings instead of the newer record it held, published that as the edited trigger's, and the
+// other replica then took it: what was learned meanwhile lost on both.
+describe('an edit whose first call lands on the replica KEDA was not asking', () => {
+  it("carries on from the other replica's newer record of the previous settings", async () => {
+    const clock = { ms: 15_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const replica = (name: string) => {
+      const shared = new SharedState(cluster.client(name), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+      return { engine: engineOn(cluster.now, shared), shared };
+    };
+    const a = replica('a');
+    const b = replica('b');
+    const metadata = {
+      'rabbitmq.host': 'http://broker:15672',
+      'rabbitmq.queueName': 'q',
+      coldStartSeconds: '10',
+      drainSeconds: '60',
+    };
+    const before: TriggerRef = { name: 'edited', namespace: 'ns', metadata };
+    const after: TriggerRef = { name: 'edited', namespace: 'ns', metadata: { ...metadata, maxReplicas: '40' } };
+    broker.inFlight = 0;
+    broker.backlog = 10;
+    clock.ms += 1000;
+    await a.engine.evaluate(a.engine.trigger(before));
+    await b.engine.evaluate(b.engine.trigger(before));
+    // KEDA's connection on b for 10 minutes: b learns idle gaps of 20 s.
+    for (let s = 0; s < 600; s++) {
+      broker.backlog = s % 25 < 5 ? 10 : 0;
+      clock.ms += 1000;
+      await Promise.all([a.shared.refresh(s % 3 === 0), b.shared.refresh(s % 3 === 0)]);
+      await b.engine.evaluate(b.engine.trigger(before));
+    }
+    broker.backlog = 0;
+    clock.ms += 2000;
+    const onB = await b.engine.evaluate(b.engine.trigger(before));
+    expect(onB.decision.explanation.details.keepWarmSource).toBe('learned');
+    const edited = await a.engine.evaluate(a.engine.trigger(after));
+    expect(edited.decision.explanation.details.keepWarmSource).toBe('learned');
+    expect(a.engine.learnedUnder(a.engine.trigger(after))).toBe(a.engine.trigger(before).id);
+    await Promise.all([a, b].map((r) => r.shared.close()));
   });
 });
