@@ -21,6 +21,11 @@ function channelLimit(conn: ChannelModel): number {
   return typeof negotiated === 'number' && negotiated > 0 ? Math.min(MAX_CHANNELS, negotiated) : MAX_CHANNELS;
 }
 
+/** Closes a connection: amqplib's close() never settles when the socket drops at that moment; its 'close' event still comes. */
+async function closeConnection(conn: ChannelModel): Promise<void> {
+  await Promise.race([conn.close(), once(conn, 'close')]);
+}
+
 /** What the connection is opened with beside its URL. */
 interface ConnectOptions {
   readonly timeout: number;
@@ -96,13 +101,7 @@ export class AmqpConnection {
           // An earlier connection's late close (amqplib emits 'error' at once and 'close' once the
           // broker answers) would empty the pool of the one made since (found by review).
           if (this.connecting !== attempt) return;
-          this.connecting = undefined;
-          this.current = undefined;
-          this.idle.length = 0;
-          this.open.clear();
-          // Declares on the lost connection settle as their channels end (or never, a CloseOk that
-          // never comes): reads from now on declare on the next connection.
-          this.checking.clear();
+          this.dropConnection();
           this.wakeAll();
           // A broker that closes the connection (a restart: 320 CONNECTION_FORCED) gives 'close' alone.
           this.logger.warn(
@@ -238,17 +237,26 @@ export class AmqpConnection {
     if (++this.abandoned < Math.min(MAX_ABANDONED_CHANNELS, Math.max(1, Math.floor(limit / 2)))) return;
     const stale = this.connecting;
     if (stale === undefined) return;
+    this.dropConnection();
+    this.wakeAll();
+    stale.then(closeConnection).catch(() => undefined);
+    this.logger.warn(
+      { broker: redact(this.url), abandonedChannels: this.abandoned },
+      'rabbitmq connection made again: its channels given up on (a queue that never answers) were never closed',
+    );
+  }
+
+  /**
+   * Forgets the connection and the pool on it: the next read makes another. Declares on it settle
+   * as their channels end (or never, a CloseOk that never comes): reads from now on declare on the
+   * next connection.
+   */
+  private dropConnection(): void {
     this.connecting = undefined;
     this.current = undefined;
     this.idle.length = 0;
     this.open.clear();
     this.checking.clear();
-    this.wakeAll();
-    stale.then((conn) => Promise.race([conn.close(), once(conn, 'close')])).catch(() => undefined);
-    this.logger.warn(
-      { broker: redact(this.url), abandonedChannels: this.abandoned },
-      'rabbitmq connection made again: its channels given up on (a queue that never answers) were never closed',
-    );
   }
 
   private release(channel: Channel): void {
@@ -286,19 +294,13 @@ export class AmqpConnection {
 
   async close(): Promise<void> {
     const pending = this.connecting;
-    this.connecting = undefined;
-    this.current = undefined;
-    this.idle.length = 0;
-    this.open.clear();
-    this.checking.clear();
+    this.dropConnection();
     // Reads waiting for a channel end here: woken, they would open a connection nobody closes.
     const closed = new SourceUnavailable(`rabbitmq connection to ${redact(this.url)} closed while the read waited for a channel`);
     for (const waiter of this.waiting.splice(0)) waiter.fail(closed);
     if (pending === undefined) return;
     try {
-      const conn = await pending;
-      // amqplib's close() never settles when the socket drops at that moment; its 'close' event still comes.
-      await Promise.race([conn.close(), once(conn, 'close')]);
+      await closeConnection(await pending);
     } catch {
       // already closed or never opened
     }
