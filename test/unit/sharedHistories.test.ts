@@ -7,16 +7,10 @@
 // record while the arrival marks compared with it stayed the replica's, and the difference of the
 // two totals read as arrivals of the last seconds: maxReplicas for 15 s, and a burst of need 112
 // learned and published to every replica.
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { Engine, type EngineOptions } from '../../src/engine.ts';
-import { SourceRegistry } from '../../src/sources/index.ts';
-import type { SourceDriver } from '../../src/sources/source.ts';
-import { SharedState } from '../../src/state/shared.ts';
-import { silentLogger } from '../../src/telemetry/logger.ts';
-import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
+import { engineOn, replicaOn } from '../support/replicas.ts';
 import { StateCluster } from '../support/stateCluster.ts';
 
 /** A queue read without arrival counters (as over amqp, or SQS): the model sums the backlog's rises. */
@@ -27,18 +21,6 @@ const driver = fakeRabbitDriver(async () => ({
   inFlight: broker.inFlight,
   consumers: 1,
 }));
-
-function engineOn(now: () => number, shared?: EngineOptions['shared']): Engine {
-  return new Engine({
-    registry: new SourceRegistry([driver as unknown as SourceDriver]),
-    cacheTtlMs: 1000,
-    sourceTimeoutMs: 2000,
-    logger: silentLogger(),
-    metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-    now,
-    ...(shared !== undefined && { shared }),
-  });
-}
 
 const ref: TriggerRef = {
   name: 'so',
@@ -57,10 +39,7 @@ describe('a replica that decided alone takes the record from before the outage',
   it('counts no arrivals from the record: no fleet above what one process alone asks for, no burst learned', async () => {
     const clock = { ms: 4_000_000 };
     const cluster = new StateCluster(() => clock.ms);
-    const replica = (name: string) => {
-      const shared = new SharedState(cluster.client(name), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
-      return { engine: engineOn(cluster.now, shared), shared };
-    };
+    const replica = (name: string) => replicaOn(cluster, name, driver);
     // The writer learns for 10 minutes: bursts of 40 messages, served.
     const a = replica('a');
     for (let i = 0; i < 600; i++) {
@@ -75,7 +54,7 @@ describe('a replica that decided alone takes the record from before the outage',
     // The store out of reach: another replica, started meanwhile, decides alone for 20 minutes.
     cluster.setHealth('degraded');
     const b = replica('b');
-    const lone = engineOn(() => clock.ms);
+    const lone = engineOn(() => clock.ms, driver);
     broker.backlog = 5;
     broker.inFlight = 1;
     for (let i = 0; i < 80; i++) {
@@ -111,10 +90,7 @@ describe('an edit whose first call lands on the replica KEDA was not asking', ()
   it("carries on from the other replica's newer record of the previous settings", async () => {
     const clock = { ms: 15_000_000 };
     const cluster = new StateCluster(() => clock.ms);
-    const replica = (name: string) => {
-      const shared = new SharedState(cluster.client(name), { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
-      return { engine: engineOn(cluster.now, shared), shared };
-    };
+    const replica = (name: string) => replicaOn(cluster, name, driver);
     const a = replica('a');
     const b = replica('b');
     const metadata = {

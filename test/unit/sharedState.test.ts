@@ -1,20 +1,18 @@
 // Two replicas' engines on one shared store (test/support/stateCluster.ts: leases, records and
 // subscriptions, as Redis keeps them): they answer alike, the writer's state is what followers decide from, a new
 // process starts from what was learned, and a store that goes away leaves each on its own.
-import { Registry } from 'prom-client';
 import { describe, expect, it, vi } from 'vitest';
 import { Engine, type EngineOptions } from '../../src/engine.ts';
 import { emptyHistory } from '../../src/model/decide.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { TriggerHistory } from '../../src/model/types.ts';
-import { SourceRegistry } from '../../src/sources/index.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { sharedStateSchema, shiftSharedState } from '../../src/state/payload.ts';
 import { SharedState, lineageKey, newerRecord, sameRecord } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
-import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { RabbitmqSourceConfig, TriggerRef } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
+import { engineOn as sharedEngineOn, replicaOn } from '../support/replicas.ts';
 import { StateCluster } from '../support/stateCluster.ts';
 
 /** One queue whose backlog (and, when set, arrival counter) the test sets; every replica reads the same broker. */
@@ -34,25 +32,12 @@ function replica(
   source: SourceDriver<RabbitmqSourceConfig> = driver,
   client: ReturnType<StateCluster['client']> = cluster.client(name),
 ) {
-  const shared = new SharedState(client, {
-    logger: silentLogger(),
-    publishIntervalMs: 5000,
-    now: cluster.now,
-  });
-  return { engine: engineOn(cluster.now, source, shared), shared };
+  return replicaOn(cluster, name, source, client);
 }
 
-/** An engine on the clock `now`, its sources read by `source`, with `shared` when given (else a scaler alone). */
+/** An engine on the clock `now`, its sources read by `source` (the broker above unless given), with `shared` when given. */
 function engineOn(now: () => number, source: SourceDriver<RabbitmqSourceConfig> = driver, shared?: EngineOptions['shared']) {
-  return new Engine({
-    registry: new SourceRegistry([source as unknown as SourceDriver]),
-    cacheTtlMs: 1000,
-    sourceTimeoutMs: 2000,
-    logger: silentLogger(),
-    metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
-    now,
-    ...(shared !== undefined && { shared }),
-  });
+  return sharedEngineOn(now, source, shared);
 }
 
 /** Replicas a and b on a store of their own, each asked once while 10 messages wait: a writes, b follows. */
