@@ -74,12 +74,15 @@ function serverCredentials(config: ServerConfig, logger: Logger): grpc.ServerCre
   );
 }
 
+/** A port that could not be taken, naming the variables that chose it. */
+function cannotListen(address: string, variable: string, err: Error): Error {
+  return new Error(`cannot listen on ${address} (BIND_ADDRESS, ${variable}): ${err.message}`);
+}
+
 /** Binds `address`; a failure names the address and the variable that set its port. */
 function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials, variable: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, credentials, (err, port) =>
-      err ? reject(new Error(`cannot listen on ${address} (BIND_ADDRESS, ${variable}): ${err.message}`)) : resolve(port),
-    );
+    server.bindAsync(address, credentials, (err, port) => (err ? reject(cannotListen(address, variable, err)) : resolve(port)));
   });
 }
 
@@ -175,13 +178,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
     sourceLabels: (trigger) => engine.sourceLabels(trigger),
   });
   await new Promise<void>((resolve, reject) => {
-    http.once('error', (err) =>
-      reject(
-        new Error(
-          `cannot listen on ${hostPort(config.BIND_ADDRESS, config.METRICS_PORT)} (BIND_ADDRESS, METRICS_PORT): ${err.message}`,
-        ),
-      ),
-    );
+    http.once('error', (err) => reject(cannotListen(hostPort(config.BIND_ADDRESS, config.METRICS_PORT), 'METRICS_PORT', err)));
     http.listen(config.METRICS_PORT, config.BIND_ADDRESS, () => resolve());
   });
   const metricsPort = (http.address() as AddressInfo).port;

@@ -25,6 +25,8 @@ const READ_BOUND_FACTOR = 2;
 const MAX_KEY_CHARS = 2048;
 /** Keys and the channel start with this; v1 is the layout of keys and envelope, not the payload's format. */
 const KEY_PREFIX = 'kis:v1:';
+/** Another kind of value under a key (in a script's error before Redis 7, after its "-"): garbage, not a refusal. */
+const WRONG_TYPE = /(^|-)WRONGTYPE\b/;
 /** A store that wants a password and got none (NOAUTH) or a wrong one (WRONGPASS): a setting, not an outage. */
 const LOGIN_REFUSED = /\b(NOAUTH|WRONGPASS)\b/;
 
@@ -454,7 +456,7 @@ export class RedisStateStore<T> implements StateStore<T> {
       // Another kind of value under a key is a rejected record or lease (counted there, replied):
       // counted as an error too, it fired the store-errors alert, whose runbook (an ACL, a read-only
       // replica) is not that one's (found by review).
-      if (!/(^|-)WRONGTYPE\b/.test(message)) this.options.metrics.errors.inc({ op });
+      if (!WRONG_TYPE.test(message)) this.options.metrics.errors.inc({ op });
       // A cluster that says it is down (CLUSTERDOWN) answers nothing of use.
       if ((err as Error | undefined)?.name === 'ReplyError' && !/^CLUSTERDOWN\b/.test(message)) {
         this.answeredAtMs = Date.now();
@@ -504,7 +506,7 @@ export class RedisStateStore<T> implements StateStore<T> {
       if (this.client instanceof Cluster) void this.client.refreshSlotsCache();
       // A cluster's node, reached as one server: the keys of its slots work, the others never do.
       else this.refused(op, message, 'state store is a cluster: set STATE_STORE_CLUSTER=true (chart: stateStore.cluster)');
-    } else if (/(^|-)WRONGTYPE\b/.test(message)) {
+    } else if (WRONG_TYPE.test(message)) {
       // Another kind of value under our key: garbage there, a rejected record (read) or a lease
       // nobody can hold (the trigger is shared no more).
       if (key === undefined) return;
