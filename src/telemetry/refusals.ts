@@ -148,8 +148,8 @@ export class RefusalLog {
     for (const [key, tracked] of this.refused) {
       if (tracked.atMs < nowMs - KEPT_MS) this.refused.delete(key);
       else if (standing(tracked, nowMs)) {
-        const { lastLoggedMs: _, acceptedMs: __, gapMs: ___, alongside: ____, ...refusal } = tracked;
-        out.push(refusal);
+        const { namespace, name, atMs, message, refusals } = tracked;
+        out.push({ namespace, name, atMs, message, refusals });
       }
     }
     return out;
