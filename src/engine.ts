@@ -287,10 +287,10 @@ export class Engine {
   private cached(trigger: Trigger, options: EvaluateOptions): Evaluation | undefined {
     const sources = this.triggerSources.get(trigger);
     if (sources === undefined) return undefined;
-    // Its first sight in the shared store is under way (another call's): wait for it, async.
-    if (this.options.shared?.firstSightUnderWay(trigger.id) !== undefined) return undefined;
     const nowMs = this.now();
     this.sweep(nowMs, trigger);
+    // Not tracked in the shared store (new, or just swept), or its first sight under way (another call's): async.
+    if (this.options.shared !== undefined && !this.options.shared.settled(trigger.id)) return undefined;
     const state = this.triggers.get(trigger.id);
     const last =
       state?.lastEvaluation !== undefined && state.observations?.length === sources.length ? state.observations : undefined;
@@ -421,9 +421,7 @@ export class Engine {
         last === undefined ||
         last.decision.desiredReplicas !== decision.desiredReplicas ||
         last.decision.active !== decision.active;
-      const payload = { trigger: trigger.id, history, rates: this.sharedRates(sources) };
-      const note = { trigger: trigger.id, history: NOTE_HISTORY };
-      this.options.shared!.offer(trigger.id, payload, nowMs, changed, { lineage: trigger.lineage, note });
+      this.offerShared(trigger, sources, history, nowMs, changed);
     }
     if (this.options.logger.isLevelEnabled('debug')) {
       this.options.logger.debug(
@@ -687,6 +685,39 @@ export class Engine {
   }
 
   /** The sources' rate estimates, to publish with the trigger's history. */
+  /** A writer's state, offered to the shared store (published when due: SharedState.offer). */
+  private offerShared(
+    trigger: Trigger,
+    sources: readonly TriggerSource[],
+    history: TriggerHistory,
+    atMs: number,
+    changed: boolean,
+  ): void {
+    const payload = { trigger: trigger.id, history, rates: this.sharedRates(sources) };
+    const note = { trigger: trigger.id, history: NOTE_HISTORY };
+    this.options.shared!.offer(trigger.id, payload, atMs, changed, { lineage: trigger.lineage, note });
+  }
+
+  /**
+   * Publishes what this replica learned as writer since its last publish (a few seconds at most),
+   * and waits for it to land: a replica that stops (a rollout) leaves the newest state for the one
+   * that takes its leases over, not one up to publishIntervalMs older.
+   */
+  async publishOwed(): Promise<void> {
+    const shared = this.options.shared;
+    if (shared === undefined) return;
+    // Twice: a trigger whose publish was in flight at the first pass offers again once it landed.
+    for (let pass = 0; pass < 2; pass++) {
+      for (const id of shared.owed()) {
+        const state = this.triggers.get(id);
+        const sources = state && this.triggerSources.get(state.trigger);
+        const atMs = state?.history.lastDecisionAtMs;
+        if (sources !== undefined && atMs !== undefined) this.offerShared(state!.trigger, sources, state!.history, atMs, true);
+      }
+      await shared.publishesLanded();
+    }
+  }
+
   private sharedRates(sources: readonly TriggerSource[]): (SharedSourceRates | null)[] {
     // previousAtMs is this process's: the schema leaves it out of what others read.
     return sources.map(({ source }) => this.rates.get(source.identity) ?? null);

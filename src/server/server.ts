@@ -241,7 +241,8 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
         http.closeAllConnections();
       });
       await within(registry.close(), left(), 'closing the sources', logger);
-      // Gives up this replica's leases, so another writer takes over at once.
+      // What it learned since its last publishes, then its leases given up, so another writer takes over at once.
+      await within(engine.publishOwed(), left() / 2, 'publishing the learned state', logger);
       await within(shared?.close() ?? store.close(), left(), 'closing the state store', logger);
       logger.info('keda-inference-scaler stopped');
     })();

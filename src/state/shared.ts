@@ -101,6 +101,16 @@ interface Entry<T> {
   newest: RecordStamp | undefined;
   lastPublishMs: number;
   publishing: boolean;
+  /**
+   * A writer's decision not yet in the store: its time (offer) until a publish of it or a later one
+   * lands. What a replica that stops publishes before it goes (publishOwed).
+   */
+  unpublishedAtMs: number | undefined;
+  /**
+   * A changed answer came while a publish was in flight: the next offer publishes whatever the
+   * interval says (dropped, the change waited for the interval: found by review).
+   */
+  changeOwed: boolean;
   /** When this replica last noted the trigger in its lineage's key (offer). */
   lastLineageNoteMs: number;
   /** When this replica was last asked about the trigger (view). */
@@ -136,6 +146,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private readonly options: SharedStateOptions;
   private readonly now: () => number;
   private readonly entries = new Map<string, Entry<T>>();
+  /** Publishes under way (offer), for a replica that stops to wait for (publishesLanded). */
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly unsubscribe: () => void;
   private readonly removeHealthListener: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -209,6 +221,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
       newest: undefined,
       lastPublishMs: -Infinity,
       publishing: false,
+      unpublishedAtMs: undefined,
+      changeOwed: false,
       lastLineageNoteMs: -Infinity,
       askedAtMs: this.now(),
       renewing: false,
@@ -224,11 +238,14 @@ export class SharedState<T extends { readonly trigger?: string }> {
   }
 
   /**
-   * Whether the trigger's first sight is still under way (track): a call then waits for it rather
-   * than decide from nothing and make that the trigger's own history. Local maps only.
+   * Whether the trigger is tracked and its first sight done: else a call goes the async way (track),
+   * rather than decide from nothing and make that the trigger's own history, or decide a trigger
+   * forgotten by the idle sweep without tracking it again (found by review: a trigger swept, then
+   * asked again while another trigger kept its reading fresh, was never shared again). Local maps only.
    */
-  firstSightUnderWay(key: string): Promise<void> | undefined {
-    return this.entries.get(key)?.tracking;
+  settled(key: string): boolean {
+    const entry = this.entries.get(key);
+    return entry !== undefined && entry.tracking === undefined;
   }
 
   private async firstSight(key: string, entry: Entry<T>): Promise<void> {
@@ -264,17 +281,24 @@ export class SharedState<T extends { readonly trigger?: string }> {
    */
   offer(key: string, payload: T, atMs: number, changed: boolean, lineage?: LineageNote<T>): void {
     const entry = this.entries.get(key);
-    if (entry === undefined || entry.role !== 'writer' || entry.publishing) return;
+    if (entry === undefined || entry.role !== 'writer') return;
+    entry.unpublishedAtMs = atMs;
+    if (entry.publishing) {
+      entry.changeOwed ||= changed;
+      return;
+    }
     const nowMs = this.now();
     const sincePublishMs = nowMs - entry.lastPublishMs;
-    if (!changed && sincePublishMs >= 0 && sincePublishMs < this.options.publishIntervalMs) return;
+    if (!changed && !entry.changeOwed && sincePublishMs >= 0 && sincePublishMs < this.options.publishIntervalMs) return;
     entry.publishing = true;
+    entry.changeOwed = false;
     entry.lastPublishMs = nowMs;
-    this.store.publish(key, payload, atMs).then(
+    const publish = this.store.publish(key, payload, atMs).then(
       (result) => {
         entry.publishing = false;
         if (result.outcome === 'not-writer') entry.role = 'follower';
         else if (result.outcome === 'published') {
+          if (entry.unpublishedAtMs === atMs) entry.unpublishedAtMs = undefined;
           this.published(key, { writerId: this.store.writerId, atMs, storedAtMs: result.storedAtMs });
           if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
             entry.lastLineageNoteMs = nowMs;
@@ -287,6 +311,23 @@ export class SharedState<T extends { readonly trigger?: string }> {
         entry.role = 'local';
       },
     );
+    this.inFlight.add(publish);
+    void publish.finally(() => this.inFlight.delete(publish));
+  }
+
+  /**
+   * The triggers whose writer here decided since its last publish (at most publishIntervalMs of
+   * learning, unless a publish failed): what a replica about to stop publishes first (Engine.publishOwed).
+   */
+  owed(): string[] {
+    const keys: string[] = [];
+    for (const [key, entry] of this.entries) if (entry.role === 'writer' && entry.unpublishedAtMs !== undefined) keys.push(key);
+    return keys;
+  }
+
+  /** Every publish under way has landed (or failed). */
+  async publishesLanded(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
   /**

@@ -9,9 +9,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ScaledObjectRef } from '../../src/server/protocol.ts';
 import { KafkaFixture } from '../support/kafka.ts';
-import { ScalerProcess } from '../support/process.ts';
+import { ScalerProcess, stopWithSigterm } from '../support/process.ts';
 import { RabbitFixture } from '../support/rabbitmq.ts';
-import { OwnRedisCluster } from '../support/redis.ts';
+import { OwnRedisCluster, rawClient } from '../support/redis.ts';
 import { eventually, ref, requireService } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
 
@@ -232,6 +232,33 @@ describe('two scaler replicas on one shared store', () => {
       so = before;
     }
   }, 60_000);
+});
+
+describe('a replica stopped by SIGTERM (a rollout)', () => {
+  it('publishes what it decided since its last publish before it goes, not a state up to 5 s older', async () => {
+    const c = await ScalerProcess.start(env);
+    const lone = ref({ ...so.scalerMetadata }, 'replicas-stop', 'kis');
+    const record = async () => {
+      using raw = rawClient(requireService('STATE_STORE_URL'));
+      const [key] = await raw.keys('kis:v1:{kis/replicas-stop/*}:record');
+      return JSON.parse((await raw.get(key!))!) as { writerId: string; atMs: number };
+    };
+    try {
+      await c.client.getMetrics(lone);
+      const first = await eventually(async () => (await record().catch(() => undefined))?.atMs, 5000, 50);
+      // A second decision 2 s later (its reading 1 s old at most), the same answer: not yet published.
+      await new Promise((r) => setTimeout(r, 2000));
+      const decidedAfterMs = Date.now();
+      await c.client.getMetrics(lone);
+      expect((await record()).atMs).toBe(first);
+      const exited = new Promise<number | null>((resolve) => c.child.once('exit', resolve));
+      expect((await stopWithSigterm(c.child, exited)).code).toBe(0);
+      // The record's time is the writer's, moved by its offset to the store's clock: the same host here.
+      expect((await record()).atMs).toBeGreaterThanOrEqual(decidedAfterMs - 100);
+    } finally {
+      await c.kill();
+    }
+  }, 30_000);
 });
 
 describe('a restarted replica, on a source whose rates the scaler counts itself (Kafka)', () => {

@@ -1094,3 +1094,100 @@ describe('the store back after an outage', () => {
     }
   });
 });
+
+describe('a writer that publishes', () => {
+  /** `client` whose publishes land only when the test opens the gate (`open`), as on a store far away. */
+  function gatedPublishes(client: ReturnType<StateCluster['client']>) {
+    const gate = { open: () => undefined as void, opened: Promise.resolve() };
+    gate.opened = new Promise<void>((resolve) => (gate.open = resolve));
+    const publish = client.publish.bind(client);
+    client.publish = async (...args) => {
+      await gate.opened;
+      return publish(...args);
+    };
+    return gate;
+  }
+
+  // Found by review: a changed answer that came while a publish was in flight was dropped, and the
+  // record stayed at the answer before it until the interval (5 s) let the next one through.
+  it('publishes a changed answer that came while its last publish was in flight at the next decision', async () => {
+    const clock = { ms: 9_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const client = cluster.client('a');
+    const gate = gatedPublishes(client);
+    const a = replica(cluster, 'a', driver, client);
+    const id = a.engine.trigger(ref).id;
+    broker.backlog = 0;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    expect(a.shared.role(id)).toBe('writer');
+    // The first publish is in flight; the answer changes (work arrives), then stays.
+    clock.ms += 1500;
+    broker.backlog = 40;
+    const changed = (await a.engine.evaluate(a.engine.trigger(ref))).decision;
+    gate.open();
+    await a.shared.publishesLanded();
+    expect((await cluster.client('c').read(id))!.payload.history.lastDesiredReplicas).not.toBe(changed.desiredReplicas);
+    clock.ms += 1500;
+    await a.shared.refresh(false);
+    await a.engine.evaluate(a.engine.trigger(ref));
+    await a.shared.publishesLanded();
+    const record = (await cluster.client('c').read(id))!;
+    expect(record.atMs).toBe(clock.ms);
+    expect(record.payload.history.lastDesiredReplicas).toBe(changed.desiredReplicas);
+    await a.shared.close();
+  });
+
+  it('publishes what it decided since its last publish before it stops (publishOwed), not up to 5 s older', async () => {
+    const clock = { ms: 9_100_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    const id = a.engine.trigger(ref).id;
+    broker.backlog = 10;
+    const before = await a.engine.evaluate(a.engine.trigger(ref));
+    await a.shared.publishesLanded();
+    const first = (await cluster.client('c').read(id))!.atMs;
+    // A reading 2 s later with the same answer: within the interval, not published.
+    clock.ms += 2000;
+    const again = await a.engine.evaluate(a.engine.trigger(ref));
+    expect([again.decision.desiredReplicas, again.decision.active]).toEqual([
+      before.decision.desiredReplicas,
+      before.decision.active,
+    ]);
+    await a.shared.publishesLanded();
+    expect((await cluster.client('c').read(id))!.atMs).toBe(first);
+    await a.engine.publishOwed();
+    expect((await cluster.client('c').read(id))!.atMs).toBe(clock.ms);
+    // Nothing more owed: a second call publishes nothing.
+    const calls = vi.spyOn(a.shared.store, 'publish');
+    await a.engine.publishOwed();
+    expect(calls).not.toHaveBeenCalled();
+    await a.shared.close();
+  });
+
+  // Found by review: the engine's answer from fresh cached readings did not track a trigger in the
+  // store, so one the idle sweep had forgotten, asked again while another trigger on its queue kept
+  // the reading fresh, was decided on its own from then on, never shared again.
+  it('tracks again a trigger the idle sweep forgot, asked again while another trigger keeps its queue fresh', async () => {
+    const clock = { ms: 9_200_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    const other: TriggerRef = { ...ref, name: 'other' };
+    const id = a.engine.trigger(ref).id;
+    broker.backlog = 3;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    expect(a.shared.role(id)).toBe('writer');
+    // 34 minutes of calls for the other trigger only (its lease renewed): the first is swept.
+    for (let m = 1; m <= 34; m++) {
+      clock.ms += 60_000;
+      await a.shared.refresh(false);
+      await a.engine.evaluate(a.engine.trigger(other));
+    }
+    expect(a.shared.role(id)).toBeUndefined();
+    // Asked again in the same second as the other, whose call left the queue's reading fresh.
+    await a.engine.evaluate(a.engine.trigger(ref));
+    expect(a.shared.role(id)).toBe('writer');
+    await a.shared.publishesLanded();
+    expect((await cluster.client('c').read(id))!.atMs).toBe(clock.ms);
+    await a.shared.close();
+  });
+});
