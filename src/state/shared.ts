@@ -103,9 +103,11 @@ interface Entry<T> {
   publishing: boolean;
   /**
    * A writer's decision not yet in the store: its time (offer) until a publish of it or a later one
-   * lands. What a replica that stops publishes before it goes (publishOwed).
+   * lands, or another writer's record is taken. What a replica that stops publishes before it goes
+   * (owed), if it was made within publishIntervalMs of then (unpublishedSinceMs, on this clock).
    */
   unpublishedAtMs: number | undefined;
+  unpublishedSinceMs: number;
   /**
    * A changed answer came while a publish was in flight: the next offer publishes whatever the
    * interval says (dropped, the change waited for the interval: found by review).
@@ -134,6 +136,12 @@ interface Entry<T> {
   renewing: boolean;
   /** A re-read asked for while a renewal without one was under way (the store back up): run after it. */
   rereadWanted: boolean;
+}
+
+/** A decision of this replica's no longer to publish (its lease lost, or another writer's record newer). */
+function owedNothing(entry: Pick<Entry<unknown>, 'unpublishedAtMs' | 'changeOwed'>): void {
+  entry.unpublishedAtMs = undefined;
+  entry.changeOwed = false;
 }
 
 /** Milliseconds that only move forward (performance.now() from the process's start on the epoch). */
@@ -222,6 +230,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       lastPublishMs: -Infinity,
       publishing: false,
       unpublishedAtMs: undefined,
+      unpublishedSinceMs: -Infinity,
       changeOwed: false,
       lastLineageNoteMs: -Infinity,
       askedAtMs: this.now(),
@@ -282,12 +291,13 @@ export class SharedState<T extends { readonly trigger?: string }> {
   offer(key: string, payload: T, atMs: number, changed: boolean, lineage?: LineageNote<T>): void {
     const entry = this.entries.get(key);
     if (entry === undefined || entry.role !== 'writer') return;
+    const nowMs = this.now();
     entry.unpublishedAtMs = atMs;
+    entry.unpublishedSinceMs = nowMs;
     if (entry.publishing) {
       entry.changeOwed ||= changed;
       return;
     }
-    const nowMs = this.now();
     const sincePublishMs = nowMs - entry.lastPublishMs;
     if (!changed && !entry.changeOwed && sincePublishMs >= 0 && sincePublishMs < this.options.publishIntervalMs) return;
     entry.publishing = true;
@@ -296,8 +306,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
     const publish = this.store.publish(key, payload, atMs).then(
       (result) => {
         entry.publishing = false;
-        if (result.outcome === 'not-writer') entry.role = 'follower';
-        else if (result.outcome === 'published') {
+        if (result.outcome === 'not-writer') {
+          entry.role = 'follower';
+          owedNothing(entry);
+        } else if (result.outcome === 'published') {
           if (entry.unpublishedAtMs === atMs) entry.unpublishedAtMs = undefined;
           this.published(key, { writerId: this.store.writerId, atMs, storedAtMs: result.storedAtMs });
           if (lineage !== undefined && nowMs - entry.lastLineageNoteMs >= LINEAGE_NOTE_INTERVAL_MS) {
@@ -309,6 +321,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       () => {
         entry.publishing = false;
         entry.role = 'local';
+        owedNothing(entry);
       },
     );
     this.inFlight.add(publish);
@@ -316,12 +329,24 @@ export class SharedState<T extends { readonly trigger?: string }> {
   }
 
   /**
-   * The triggers whose writer here decided since its last publish (at most publishIntervalMs of
-   * learning, unless a publish failed): what a replica about to stop publishes first (Engine.publishOwed).
+   * The triggers whose writer here decided since its last publish, within publishIntervalMs of now:
+   * what a replica about to stop publishes first (Engine.publishOwed). Not an older decision: stored
+   * now, a record is newer than any before it, and the replicas KEDA asked meanwhile (followers,
+   * learning as they answer) would go back to it (found by review).
    */
   owed(): string[] {
+    const nowMs = this.now();
     const keys: string[] = [];
-    for (const [key, entry] of this.entries) if (entry.role === 'writer' && entry.unpublishedAtMs !== undefined) keys.push(key);
+    for (const [key, entry] of this.entries) {
+      const sinceMs = nowMs - entry.unpublishedSinceMs;
+      if (
+        entry.role === 'writer' &&
+        entry.unpublishedAtMs !== undefined &&
+        sinceMs >= 0 &&
+        sinceMs <= this.options.publishIntervalMs
+      )
+        keys.push(key);
+    }
     return keys;
   }
 
@@ -405,6 +430,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
     const entry = this.entries.get(key);
     if (entry === undefined) return;
     if (entry.newest === undefined || newerRecord(stamp, entry.newest)) {
+      // Another writer's record, newer than this replica's decision not yet published: nothing owed.
+      if (record !== undefined) owedNothing(entry);
       entry.record = record;
       // A record of its own now: the lineage's, a start for a trigger with none, is done with.
       entry.lineageRecord = undefined;

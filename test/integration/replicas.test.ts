@@ -237,10 +237,12 @@ describe('two scaler replicas on one shared store', () => {
 describe('a replica stopped by SIGTERM (a rollout)', () => {
   it('publishes what it decided since its last publish before it goes, not a state up to 5 s older', async () => {
     const c = await ScalerProcess.start(env);
-    const lone = ref({ ...so.scalerMetadata }, 'replicas-stop', 'kis');
+    // A name of this run's: the store keeps records of earlier runs for their retention.
+    const name = `replicas-stop-${Date.now()}`;
+    const lone = ref({ ...so.scalerMetadata }, name, 'kis');
     const record = async () => {
       using raw = rawClient(requireService('STATE_STORE_URL'));
-      const [key] = await raw.keys('kis:v1:{kis/replicas-stop/*}:record');
+      const [key] = await raw.keys(`kis:v1:{kis/${name}/*}:record`);
       return JSON.parse((await raw.get(key!))!) as { writerId: string; atMs: number };
     };
     try {
@@ -255,6 +257,38 @@ describe('a replica stopped by SIGTERM (a rollout)', () => {
       expect((await stopWithSigterm(c.child, exited)).code).toBe(0);
       // The record's time is the writer's, moved by its offset to the store's clock: the same host here.
       expect((await record()).atMs).toBeGreaterThanOrEqual(decidedAfterMs - 100);
+    } finally {
+      await c.kill();
+    }
+  }, 30_000);
+
+  // Found by review: the leases were given up after the sources closed, and a broker that never
+  // answers the close took the whole budget: the process exited holding them, and no replica could
+  // write the trigger's state for a lease.
+  it('gives its leases up though its broker never answers the close', async () => {
+    await using amqp = TcpProxy.forUrl(requireService('RABBITMQ_URL'));
+    await amqp.start();
+    const c = await ScalerProcess.start({ ...env, SHUTDOWN_TIMEOUT_MS: '3000' });
+    const held = ref(
+      { 'rabbitmq.host': amqp.rewrite(requireService('RABBITMQ_URL')), 'rabbitmq.queueName': queue },
+      'replicas-held',
+      'kis',
+    );
+    const leases = async () => {
+      using raw = rawClient(requireService('STATE_STORE_URL'));
+      return (await raw.keys('kis:v1:{kis/replicas-held/*}:lease')).length;
+    };
+    try {
+      await c.client.getMetrics(held);
+      expect(await leases()).toBe(1);
+      amqp.blackhole();
+      const exited = new Promise<number | null>((resolve) => c.child.once('exit', resolve));
+      const stopped = stopWithSigterm(c.child, exited);
+      const sigtermMs = Date.now();
+      // Given up once the calls have drained (none here), not once the sources' close gave up (3 s).
+      await eventually(async () => ((await leases()) === 0 ? true : undefined), 3000, 20);
+      expect(Date.now() - sigtermMs).toBeLessThan(1500);
+      expect((await stopped).code).toBe(0);
     } finally {
       await c.kill();
     }

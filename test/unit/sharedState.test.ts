@@ -1095,6 +1095,16 @@ describe('the store back after an outage', () => {
   });
 });
 
+/** writerAndFollower, then a decides again a second later with the same answer: owed, not yet published. */
+async function aOwesOne(startMs: number) {
+  const pair = await writerAndFollower(startMs);
+  await pair.a.shared.publishesLanded();
+  pair.clock.ms += 1000;
+  await pair.a.engine.evaluate(pair.a.engine.trigger(ref));
+  expect(pair.a.shared.owed()).toEqual([pair.id]);
+  return pair;
+}
+
 describe('a writer that publishes', () => {
   /** `client` whose publishes land only when the test opens the gate (`open`), as on a store far away. */
   function gatedPublishes(client: ReturnType<StateCluster['client']>) {
@@ -1162,6 +1172,44 @@ describe('a writer that publishes', () => {
     await a.engine.publishOwed();
     expect(calls).not.toHaveBeenCalled();
     await a.shared.close();
+  });
+
+  // Found by review of publishOwed: stored at the stop, a writer's decision made minutes before (KEDA
+  // asking the other replica meanwhile) was the newest record, and the follower went back to it.
+  it('publishes at its stop no decision older than the publish interval: the replicas asked since learned past it', async () => {
+    const { clock, cluster, a, b, id } = await aOwesOne(9_300_000);
+    // Only b is asked for 100 s.
+    const stored = (await cluster.client('c').read(id))!;
+    for (let s = 0; s < 100; s++) {
+      clock.ms += 1000;
+      await Promise.all([a, b].map((x) => x.shared.refresh(false)));
+      await b.engine.evaluate(b.engine.trigger(ref));
+    }
+    expect(a.shared.role(id)).toBe('writer');
+    expect(a.shared.owed()).toEqual([]);
+    await a.engine.publishOwed();
+    expect((await cluster.client('c').read(id))!.storedAtMs).toBe(stored.storedAtMs);
+    await Promise.all([a, b].map((x) => x.shared.close()));
+  });
+
+  // Found by review of publishOwed: a decision left unpublished when the lease went to another
+  // replica stayed owed, and with the lease back the replica stored it over that writer's newer record.
+  it("owes nothing once another writer's newer record is taken, its lease back or not", async () => {
+    const { clock, cluster, a, b, id } = await aOwesOne(9_400_000);
+    // a paused past its lease: b takes it over and publishes; a hears it.
+    clock.ms += cluster.leaseMs + 1;
+    await b.shared.refresh(false);
+    broker.backlog = 14;
+    await b.engine.evaluate(b.engine.trigger(ref));
+    await b.shared.publishesLanded();
+    expect(a.shared.view(id)?.record?.writerId).toBe('b');
+    // b goes; a takes the lease back, within the interval of its own unpublished decision.
+    await b.shared.close();
+    await a.shared.refresh(true);
+    expect(a.shared.role(id)).toBe('writer');
+    expect(a.shared.owed()).toEqual([]);
+    await a.shared.close();
+    broker.backlog = 0;
   });
 
   // Found by review: the engine's answer from fresh cached readings did not track a trigger in the
