@@ -199,7 +199,16 @@ export function meanColdStartSeconds(
  * OUTLIER_FACTOR times their median are not cold starts.
  */
 function weighed(samples: readonly number[], prior: number, statistic: (kept: readonly number[]) => number): number {
-  return prior + (samples.length / MAX_SAMPLES) * (statistic(keptSamples(samples)) - prior);
+  return prior + sampleWeight(samples) * (statistic(keptSamples(samples)) - prior);
+}
+
+/**
+ * How far the samples move a statistic from the prior: by how full their list is, all the way from
+ * MAX_SAMPLES. Never past it: a record of another writer's with more (the store's schema takes up to
+ * 64) moved C past its samples, to −100 s for 64 samples of 10 s and a prior of 60 (found by review).
+ */
+function sampleWeight(samples: readonly number[]): number {
+  return Math.min(1, samples.length / MAX_SAMPLES);
 }
 
 /** The samples sorted, those above OUTLIER_FACTOR times their median left out. */
@@ -229,7 +238,7 @@ export function excessLateShare(
   const prior = (offset: number) => (bound > objectiveSeconds + offset ? 1 : 0);
   if (setting !== 'auto' || samples.length === 0) return prior;
   const kept = keptSamples(samples);
-  const weight = samples.length / MAX_SAMPLES;
+  const weight = sampleWeight(samples);
   // Prefix sums: a share is then two binary searches (the floor's search asks for hundreds a decision).
   const sums = [0];
   for (const c of kept) sums.push(sums.at(-1)! + c);

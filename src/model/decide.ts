@@ -318,8 +318,11 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   // Messages a replica holds keep it at work where the backlog leaves them out
   // (excludeUnacknowledged, scaleOnInFlight false) or under activationBacklog: scaled to zero, its
-  // requests would be cut off and served again (found by review).
-  const inFlightActive = !backlogActive && (signals.inFlight ?? 0) > 0;
+  // requests would be cut off and served again (found by review). What the broker reports in
+  // flight, before it is read as waiting inside the replicas (acknowledged before the work, or past
+  // the concurrency): a replica holding prefetched messages is at work on others (found by review).
+  const heldInFlight = reported.inFlight ?? 0;
+  const inFlightActive = !backlogActive && heldInFlight > 0;
   const working = backlogActive || gpuActive || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
@@ -628,7 +631,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive)
     activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
-  else if (inFlightActive) activeReason = `${signals.inFlight} in flight: a workload at work is not scaled to zero`;
+  else if (inFlightActive) activeReason = `${heldInFlight} in flight: a workload at work is not scaled to zero`;
   else if (idleSeconds !== undefined && idleSeconds < window.seconds) {
     activeReason = `idle since ${instant(idleSinceMs!)}: keep warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
   } else {
@@ -743,9 +746,12 @@ function bound(demands: Demands, signals: Signals, scaling: ScalingConfig) {
   let desired = 0;
   let winner: DemandTerm = 'backlog';
   for (const term of DEMAND_SOURCES) {
-    const value = demands[term];
+    // A demand the model could not compute (NaN) asks for all it may, never nothing: dropped, it
+    // left the fleet at minReplicas with a queue waiting (found by review).
+    const value = Number.isNaN(demands[term]) ? Number.POSITIVE_INFINITY : demands[term];
     if (value !== undefined && value > desired) {
-      desired = value;
+      // Whole replicas: a record of another writer's may hold a fraction (found by review: 2.5 to KEDA).
+      desired = Math.ceil(value);
       winner = term;
     }
   }

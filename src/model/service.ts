@@ -14,7 +14,7 @@
 // most λ·min(that, k / μ): Kafka's lag counts those messages with the waiting ones.
 // A consumer that prefetches past what it serves at once shows it in its throughput, which stops
 // growing with what it holds (detectConcurrency); the messages past that count as waiting.
-import type { ScalingConfig } from '../trigger/types.ts';
+import { MAX_PER_REPLICA, MIN_PER_REPLICA, type ScalingConfig } from '../trigger/types.ts';
 import { appendBounded } from './keepWarm.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
@@ -237,7 +237,10 @@ export function learnService(signals: Signals, scaling: ScalingConfig, history: 
   });
   if (scaling.throughputPerReplica !== undefined)
     return service(scaling.throughputPerReplica, k / scaling.throughputPerReplica, 'configured');
-  if (littleS !== undefined) return service(k / littleS, littleS, 'in-flight');
+  if (littleS !== undefined) {
+    const mu = perReplica(k / littleS);
+    return service(mu, k / mu, 'in-flight');
+  }
   if (saturation.learned !== undefined) return service(saturation.learned, k / saturation.learned, 'saturation');
   return service(undefined, undefined, undefined);
 }
@@ -286,8 +289,19 @@ function learnFromSaturation(signals: Signals, saturatedAt: number, history: Tri
     }
   }
   const trusted = evidence !== undefined && evidence.served >= MIN_SERVED_TO_LEARN && evidence.replicaSeconds > 0;
-  const learned = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
+  const mu = trusted ? evidence!.served / evidence!.replicaSeconds : history.learnedThroughputPerReplica;
+  const learned = mu === undefined ? undefined : perReplica(mu);
   return { learned, evidence, stretch, current };
+}
+
+/**
+ * A throughput learned per replica, within what a setting may say (MIN_PER_REPLICA to
+ * MAX_PER_REPLICA): evidence from another writer's record at the edge of what the store's schema
+ * takes (1e300 served over 1e-10 replica-seconds) made it Infinity, every demand NaN, and the fleet
+ * minReplicas with a queue of hundreds (found by review).
+ */
+function perReplica(mu: number): number {
+  return Math.min(MAX_PER_REPLICA, Math.max(MIN_PER_REPLICA, mu));
 }
 
 /** A minute being summed: its start and the served counter then (and the sums). */

@@ -2,7 +2,7 @@
 // default and the words that tell a user what is allowed. The parser (schema.ts) and the docs'
 // metadata table are both driven from these tables, so they cannot drift apart.
 import { z } from 'zod';
-import { MAX_REPLICAS } from './types.ts';
+import { MAX_PER_REPLICA, MAX_REPLICAS, MIN_PER_REPLICA } from './types.ts';
 
 export interface Field<T = unknown> {
   /** Value schema for the raw string; must reject what is not allowed. */
@@ -75,19 +75,6 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  * made a demand NaN, dropped without a word) and mean nothing.
  */
 const MAX_SECONDS = 30 * 86_400;
-
-/**
- * The most requests or messages one replica may be said to hold: past every inference server's
- * batch. Far past it the model's sums over a replica's slots held the event loop (1e13: a second
- * per decision; 1e16: for ever, as i + 1 === i in doubles).
- */
-const MAX_PER_REPLICA = 1_000_000;
-
-/**
- * The least messages one replica may hold or serve a second: far below it a backlog or a service
- * time divided by it overflowed to Infinity in the explanation (found by review: 1e-306).
- */
-const MIN_PER_REPLICA = 0.000001;
 
 const kinds = {
   perReplica: numberFrom((n) => n >= MIN_PER_REPLICA && n <= MAX_PER_REPLICA),

@@ -6,6 +6,19 @@
  */
 export const MAX_REPLICAS = 100_000;
 
+/**
+ * The most requests or messages one replica may be said to hold or serve a second: past every
+ * inference server's batch. Far past it the model's sums over a replica's slots held the event loop
+ * (1e13: a second per decision; 1e16: for ever, as i + 1 === i in doubles).
+ */
+export const MAX_PER_REPLICA = 1_000_000;
+
+/**
+ * The least messages one replica may hold or serve a second: far below it a backlog or a service
+ * time divided by it overflowed to Infinity in the explanation (found by review: 1e-306).
+ */
+export const MIN_PER_REPLICA = 0.000001;
+
 /** What KEDA sends with every call: the ScaledObject's name and namespace and the trigger's metadata. */
 export interface TriggerRef {
   readonly name: string;

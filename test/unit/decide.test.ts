@@ -148,6 +148,17 @@ describe('decide without rates (KEDA queue rule)', () => {
   it.each([
     { what: 'left out of the backlog, nothing ready', signals: { backlog: 0, waiting: 0, inFlight: 4 }, overrides: {} },
     { what: 'within activationBacklog', signals: { backlog: 2, waiting: 0, inFlight: 2 }, overrides: { activationBacklog: 5 } },
+    // Found by review: in flight read as waiting inside the replicas, none was left to keep them active.
+    {
+      what: 'acknowledged before the work (all of it read as waiting inside the replicas)',
+      signals: { backlog: 4, waiting: 0, inFlight: 4, consumers: 1 },
+      overrides: { activationBacklog: 5, acknowledgement: 'before-work' as const },
+    },
+    {
+      what: 'past the concurrency, the consumers read as none (basic.get workers)',
+      signals: { backlog: 0, waiting: 0, inFlight: 4, consumers: 0 },
+      overrides: { concurrencyPerReplica: 2 },
+    },
   ])('stays active while messages are in flight, $what, past the keep-warm window', ({ signals, overrides }) => {
     const cfg = { ...scaling, keepWarm: 0, ...overrides };
     let history = decide({ signals: { backlog: 20 }, scaling: cfg, history: emptyHistory(), nowMs: 0 }).history;
@@ -1343,5 +1354,49 @@ describe('a remembered fleet past maxReplicas', () => {
     // 20 asked for, 2 of them ready: 18 starting, not 99,999,998.
     expect(decision.explanation.details.startingReplicas).toBe(18);
     expect(decision.desiredReplicas).toBeLessThanOrEqual(20);
+  });
+});
+
+// Found by review: records another writer stored that the store's schema takes, at its edges, made
+// the model answer wrong (a negative C, an Infinity μ and NaN demands, a fraction of a replica).
+describe("decide: a record of another writer's at the edges of what the store takes", () => {
+  const NOW = 1.7e12;
+  const waiting: Signals = { backlog: 500, waiting: 492, inFlight: 8, consumers: 2, arrivalRatePerSecond: 2 };
+  it.each([
+    {
+      what: '64 cold-start samples (the model keeps 20): C within the samples and the prior, as with 20',
+      history: { coldStartSamples: Array<number>(64).fill(10) },
+      sane: { coldStartSamples: Array<number>(20).fill(10) },
+      overrides: { coldStartSeconds: 'auto' as const, coldStartPriorSeconds: 60, throughputPerReplica: 1 },
+    },
+    {
+      what: 'throughput evidence of 1e300 served over 1e-10 replica-seconds: μ at most what a setting may say',
+      history: { throughputEvidence: { served: 1e300, replicaSeconds: 1e-10 } },
+      sane: { throughputEvidence: { served: 1e6 * 600, replicaSeconds: 600 } },
+      overrides: { coldStartSeconds: 60 },
+    },
+  ])('$what', ({ history, sane, overrides }) => {
+    const cfg: ScalingConfig = { ...scaling, ...overrides };
+    const edge = decide({ signals: waiting, scaling: cfg, history: { ...emptyHistory(), ...history }, nowMs: NOW });
+    const bounded = decide({ signals: waiting, scaling: cfg, history: { ...emptyHistory(), ...sane }, nowMs: NOW });
+    expect(triggerHistorySchema.safeParse({ ...emptyHistory(), ...history }).success).toBe(true);
+    expect(edge.decision.desiredReplicas).toBe(bounded.decision.desiredReplicas);
+    expect(edge.decision.explanation.details.coldStartSeconds).toBe(bounded.decision.explanation.details.coldStartSeconds);
+    // What it writes back, the store takes: its readers do not reject the trigger's records from then on.
+    expect(triggerHistorySchema.safeParse(JSON.parse(JSON.stringify(edge.history))).success).toBe(true);
+  });
+
+  it('asks for whole replicas when the hold it read holds a fraction', () => {
+    const cfg: ScalingConfig = { ...scaling, coldStartSeconds: 60 };
+    const history: TriggerHistory = {
+      ...emptyHistory(),
+      lastDecisionAtMs: NOW - 15_000,
+      lastActive: true,
+      lastDesiredReplicas: 2.5,
+      recentDemands: [{ atMs: NOW - 15_000, replicas: 2.5 }],
+    };
+    expect(triggerHistorySchema.safeParse(history).success).toBe(true);
+    const d = decide({ signals: { backlog: 1 }, scaling: cfg, history, nowMs: NOW }).decision;
+    expect(d.desiredReplicas).toBe(3);
   });
 });
