@@ -18,7 +18,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { parseAllDocuments } from 'yaml';
 
-const file = process.argv[2] ?? '/probe/scaledobjects.yaml';
+const file = process.argv[2] ?? '/app/probe/scaledobjects.yaml';
 const intervalMs = Number(process.env.INTERVAL_SECONDS ?? 5) * 1000;
 const inImage = '/app/proto/externalscaler.proto';
 const protoPath =
