@@ -102,6 +102,9 @@ interface TriggerState {
   /** A trigger that reads no queue: since when its GPU query has matched no series, and when that was last logged. */
   gpuSilentSinceMs?: number;
   gpuSilenceLoggedMs?: number;
+  /** Since when its GPU query has matched no series while the workload runs (NOT_FOUND), and when that was last logged. */
+  gpuUnanswerableSinceMs?: number;
+  gpuUnanswerableLoggedMs?: number;
   /** The trigger of its lineage whose history it started from (its settings were edited). */
   learnedUnder?: string;
   /** Its ScaledObject's workload as last looked up (Engine.workload), and when: at most once a second. */
@@ -144,6 +147,13 @@ const METRICS_UNASKED_MS = 10 * 60_000;
 /** How long a GPU query of a trigger that reads no queue matches nothing before a warning, and how often it repeats. */
 const GPU_SILENCE_MS = 10 * 60_000;
 const GPU_SILENCE_REMIND_MS = 60 * 60_000;
+/**
+ * A trigger answered NOT_FOUND for a GPU query without series while its workload runs is said once
+ * that has lasted GPU_UNANSWERABLE_MS (past the scrape or two after a wake before the exporter
+ * labels a new pod's GPUs: docs/gpu.md), then every GPU_UNANSWERABLE_REMIND_MS while it lasts.
+ */
+const GPU_UNANSWERABLE_MS = 2 * 60_000;
+const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
 const TRIGGER_IDLE_MS = 30 * 60_000;
@@ -386,7 +396,18 @@ export class Engine {
     const unanswerable = unanswerableWithoutGpuSeries(signals, trigger.scaling, base, workload?.active);
     if (unanswerable !== undefined) {
       const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
-      throw new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
+      const err = new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
+      this.noteGpuUnanswerable(trigger, state, err, nowMs);
+      throw err;
+    }
+    if (state.gpuUnanswerableSinceMs !== undefined) {
+      if (state.gpuUnanswerableLoggedMs !== undefined) {
+        this.options.logger.info(
+          { trigger: trigger.id, failedForSeconds: Math.round((nowMs - state.gpuUnanswerableSinceMs) / 1000) },
+          "the trigger's GPU query matches series again: answered again",
+        );
+      }
+      state.gpuUnanswerableSinceMs = state.gpuUnanswerableLoggedMs = undefined;
     }
     const { decision, history } = decide({
       signals,
@@ -532,6 +553,30 @@ export class Engine {
       latest?.lastActive === undefined ? undefined : { active: latest.lastActive, replicas: latest.lastDesiredReplicas ?? 0 };
     state.workloadSeen = { atMs: nowMs, workload };
     return workload;
+  }
+
+  /**
+   * A GPU query that matches no series while the workload runs is answered NOT_FOUND (the query
+   * itself succeeded, so no source failure says it): counted as a GPU source error, which the
+   * SourceFailing alert reads, and said in a warning (GPU_UNANSWERABLE_MS) while it lasts (found by
+   * review: 1,800 NOT_FOUND answers in 33 minutes, not a line above debug).
+   */
+  private noteGpuUnanswerable(trigger: Trigger, state: TriggerState, err: SourceNotFound, nowMs: number): void {
+    this.options.metrics.sourceErrors.inc({ kind: 'gpu', code: 'NOT_FOUND' });
+    const since = (state.gpuUnanswerableSinceMs ??= nowMs);
+    const logged = state.gpuUnanswerableLoggedMs;
+    if (logged === undefined ? nowMs - since < GPU_UNANSWERABLE_MS : nowMs - logged < GPU_UNANSWERABLE_REMIND_MS) return;
+    this.options.logger.warn(
+      {
+        trigger: trigger.id,
+        err: err.message,
+        failingForSeconds: Math.round((nowMs - since) / 1000),
+      },
+      logged === undefined
+        ? "the trigger's GPU query matches no series while its workload runs: answered NOT_FOUND (KEDA keeps the replicas, or applies the fallback)"
+        : "the trigger's GPU query still matches no series while its workload runs: answered NOT_FOUND",
+    );
+    state.gpuUnanswerableLoggedMs = nowMs;
   }
 
   /**

@@ -46,7 +46,15 @@ interface Tracked extends Refusal {
   gapMs: number;
   /** Refused again, unchanged, after it was taken: another trigger of the ScaledObject parses. */
   alongside: boolean;
+  /**
+   * The issues it was refused with since it started (MAX_ISSUES at most): two triggers of one
+   * ScaledObject refused for different issues take turns, and each turn was news (found by review:
+   * a warning a call, the line budget spent and other ScaledObjects' refusals not logged).
+   */
+  issues: readonly string[];
 }
+
+const MAX_ISSUES = 4;
 
 /**
  * Taken since its last refusal: an edit fixed it, or another trigger of the ScaledObject parses.
@@ -92,7 +100,8 @@ export class RefusalLog {
     const ref = clipped(given);
     const key = `${ref.namespace}/${ref.name}`;
     const known = this.refused.get(key);
-    const same = known !== undefined && known.message === message && !over(known, nowMs);
+    const ongoing = known !== undefined && !over(known, nowMs);
+    const same = ongoing && known.issues.includes(message);
     const refusal: Tracked = {
       namespace: ref.namespace,
       name: ref.name,
@@ -103,8 +112,11 @@ export class RefusalLog {
       // Kept when it starts over: the first gap of polls 6 minutes apart looks like an edit.
       // At most MAX_GAP_MS: one long pause of KEDA's would otherwise keep an edit's refusal "still".
       gapMs:
-        known !== undefined && known.message === message ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs)) : 0,
+        known !== undefined && known.issues.includes(message)
+          ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs))
+          : 0,
       alongside: same && (known.alongside || taken(known)),
+      issues: same ? known.issues : ongoing ? [...known.issues, message].slice(-MAX_ISSUES) : [message],
     };
     setNewest(this.refused, key, refusal, MAX_TRACKED);
     if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;

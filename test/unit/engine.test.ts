@@ -600,13 +600,14 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
       closeIdle: () => Promise.resolve(),
       close: () => Promise.resolve(),
     };
-    const { sink, lines } = logLines<{ msg: string; silentForMinutes?: number; sources?: string[] }>();
+    const { sink, lines } = logLines<{ msg: string; level: number; silentForMinutes?: number; sources?: string[] }>();
+    const registry = new Registry();
     const engine = new Engine({
       registry: new SourceRegistry([driver]),
       cacheTtlMs: 1000,
       sourceTimeoutMs: 2000,
-      logger: pino({ level: 'warn' }, sink),
-      metrics: new ScalerMetrics(new Registry(), { defaultMetrics: false }),
+      logger: pino({ level: 'info' }, sink),
+      metrics: new ScalerMetrics(registry, { defaultMetrics: false }),
       now: () => clock.ms,
     });
     const trigger = engine.trigger({
@@ -615,7 +616,7 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
       metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'vison-.*' },
     });
     const silence = () => lines.filter((l) => l.msg.includes('GPU query has matched no series'));
-    return { engine, trigger, silence };
+    return { engine, trigger, silence, lines, registry };
   }
 
   // Found by review: the edit starts a new lineage, whose trigger had no answer of its own, and
@@ -643,6 +644,37 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
       metadata: { 'gpu.serverAddress': 'http://prom:9090', 'gpu.namespace': 'ml', 'gpu.podSelector': 'other-.*' },
     });
     expect((await engine.evaluate(other)).decision.active).toBe(false);
+  });
+
+  // Found by review: the query succeeds, so no source failure said it; NOT_FOUND went to KEDA for
+  // half an hour with nothing above debug in the log and no alert.
+  it('says a GPU query without series while the workload runs once it lasts 2 minutes, every 10 minutes on, and when series are back; counted for the alert', async () => {
+    const reading = { current: { backlog: 0, busyGpus: 6 } as SourceReading };
+    const clock = { ms: 0 };
+    const { engine, trigger, lines, registry } = gpuEngine(reading, clock);
+    expect((await engine.evaluate(trigger)).decision.active).toBe(true);
+    // A scrape or two without series (a new pod's GPUs not yet labelled after a wake): not said.
+    reading.current = { backlog: 0, noSeries: true };
+    clock.ms = 5_000;
+    await expect(Promise.resolve(engine.evaluate(trigger))).rejects.toBeInstanceOf(SourceNotFound);
+    reading.current = { backlog: 0, busyGpus: 6 };
+    clock.ms = 10_000;
+    expect((await engine.evaluate(trigger)).decision.active).toBe(true);
+    expect(lines.filter((l) => l.msg.includes('series'))).toEqual([]);
+    reading.current = { backlog: 0, noSeries: true };
+    for (let s = 15; s <= 25 * 60; s += 15) {
+      clock.ms = s * 1000;
+      await expect(Promise.resolve(engine.evaluate(trigger))).rejects.toBeInstanceOf(SourceNotFound);
+    }
+    const said = () => lines.filter((l) => l.msg.includes('matches no series while its workload runs')).map((l) => l.msg);
+    expect(said()).toHaveLength(3); // once it has lasted 2 minutes, then 10 and 20 minutes on
+    expect(said()[0]).toMatch(/^the trigger's GPU query matches no series/);
+    const errors = (await registry.getSingleMetric('keda_inference_scaler_source_errors_total')!.get()).values;
+    expect(errors.find((v) => v.labels.kind === 'gpu' && v.labels.code === 'NOT_FOUND')?.value).toBe(101);
+    reading.current = { backlog: 0, busyGpus: 6 };
+    clock.ms += 15_000;
+    expect((await engine.evaluate(trigger)).decision.active).toBe(true);
+    expect(lines.at(-1)).toMatchObject({ level: 30, msg: "the trigger's GPU query matches series again: answered again" });
   });
 
   it('answers as a workload at zero, and warns once that has lasted 10 minutes, then hourly, until a series comes', async () => {

@@ -137,6 +137,27 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(log.list()).toEqual([{ namespace: 'ml', name: 'llm', atMs: 150_000, message: bad, refusals: 6 }]);
   });
 
+  // Found by review: each turn of two triggers refused for different issues was news, a warning a
+  // call, and ten such ScaledObjects spent the line budget before a newly broken one was logged.
+  it('a ScaledObject with two triggers refused for different issues: each issue once, then reminders a minute apart', () => {
+    const { log, at, shown } = bed();
+    for (let poll = 0; poll < 20; poll++) {
+      for (const [i, issue] of [bad, worse, bad, worse].entries()) {
+        at(poll * 30_000 + i); // GetMetrics and IsActive for each trigger
+        log.add(so, issue);
+      }
+    }
+    const lines = shown().map((l) => l.msg);
+    expect(lines.slice(0, 2)).toEqual(['trigger metadata refused', 'trigger metadata refused']);
+    expect(
+      shown()
+        .slice(0, 2)
+        .map((l) => l.err),
+    ).toEqual([bad, worse]);
+    // 9.5 minutes of polls: a reminder a minute.
+    expect(lines.slice(2)).toEqual(Array.from({ length: 9 }, () => 'trigger metadata still refused'));
+  });
+
   // Found by review: /explain showed the refused one or not by which of the two KEDA asked last.
   it('/explain lists a trigger refused beside one taken until two polls pass without its refusal (an edit fixed it)', () => {
     const { log, at } = bed();

@@ -76,12 +76,40 @@ describe('source failures in the log', () => {
     log.succeeded(other);
     log.failed(queue, 'UNAVAILABLE', 'down');
     log.failed(other, 'NOT_FOUND', 'no queue');
+    // other failing again within a minute of its recovery is the same failure (below); queue's goes on.
     expect(shown().map((l) => `${l.msg} ${l.source}`)).toEqual([
       `source query failed ${queue.label}`,
       `source query failed ${other.label}`,
       `source query recovered ${other.label}`,
-      `source query failed ${other.label}`,
     ]);
+  });
+
+  // Found by review: a source slower than SOURCE_TIMEOUT_MS one read in two logged a warning and a
+  // recovery a read (100 queues on such a broker: 100 lines a second).
+  it('a source failing on and off: one failure, one recovery, then a line of each a minute at most', () => {
+    const { log, at, shown, lines } = bed();
+    for (let s = 0; s < 150; s++) {
+      at(s * 1000);
+      if (s % 2 === 0) log.failed(queue, 'DEADLINE_EXCEEDED', 'timeout');
+      else log.succeeded(queue);
+    }
+    expect(shown().map((l) => l.msg)).toEqual([
+      'source query failed',
+      'source query recovered',
+      'source query still failing',
+      'source query recovered',
+      'source query still failing',
+      'source query recovered',
+    ]);
+    expect(lines[2]).toMatchObject({ failures: 31, readAgainAndFailedAgain: 30 });
+    // Reading for over a minute: over, and a failure after that is news again.
+    for (let s = 150; s <= 215; s++) {
+      at(s * 1000);
+      log.succeeded(queue);
+    }
+    at(216_000);
+    log.failed(queue, 'DEADLINE_EXCEEDED', 'timeout');
+    expect(shown().at(-1)).toMatchObject({ msg: 'source query failed', failures: undefined });
   });
 
   it('a source that reads is not logged at all', () => {
