@@ -149,6 +149,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
   if (credentials instanceof ReloadingServerCredentials) {
     credentials.startWatching(options.tlsReloadIntervalMs ?? 30_000);
     logRefusedHandshakes(http2ServersOf(grpcServer).keys(), logger);
+    metrics.observeTls(credentials);
   }
 
   let healthServer: grpc.Server | undefined;

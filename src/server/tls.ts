@@ -1,6 +1,6 @@
 // Server TLS for the gRPC port, with certificate reload: cert-manager (or any Secret update)
 // rewrites the mounted files, and new connections get the new certificate without a restart.
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -21,6 +21,8 @@ export interface TlsFiles {
 interface Loaded {
   readonly options: SecureContextOptions;
   readonly fingerprint: string;
+  /** When the served certificate (the chain's first) expires. */
+  readonly notAfterMs: number;
 }
 
 /** `what` done, or an error naming the variables and files it was about (Node's names neither). */
@@ -51,7 +53,7 @@ function load(files: TlsFiles): Loaded {
     .update(key)
     .update(ca ?? '')
     .digest('hex');
-  return { options, fingerprint };
+  return { options, fingerprint, notAfterMs: Date.parse(new X509Certificate(cert).validTo) };
 }
 
 /**
@@ -92,26 +94,48 @@ export function logRefusedHandshakes(
   }
 }
 
+/** While TLS files stay unreadable, a reminder this often. */
+const RELOAD_FAILING_REMIND_MS = 10 * 60_000;
+
 /**
  * Server credentials whose certificate, key and client CA are re-read from their files every
  * `intervalMs`. grpc-js applies an update to its listening sockets with setSecureContext, so
  * connections opened after the change use it and open ones keep theirs. A half-written or
- * mismatched update is ignored (the previous certificate stays) and retried at the next tick.
+ * mismatched update is ignored (the previous certificate stays) and retried at the next tick:
+ * said at once, every RELOAD_FAILING_REMIND_MS while it lasts, and when the files read again, and
+ * counted (reloadFailures), beside the served certificate's expiry (found by review: a warning
+ * every tick and no metric, so a renewal never taken showed only when the certificate expired).
  */
 export class ReloadingServerCredentials extends grpc.ServerCredentials {
   readonly #files: TlsFiles;
   readonly #logger: Logger;
+  readonly #now: () => number;
   #fingerprint: string;
+  #notAfterMs: number;
+  #failing: { readonly sinceMs: number; failures: number; loggedMs: number } | undefined;
+  #reloadFailures = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(files: TlsFiles, logger: Logger) {
+  constructor(files: TlsFiles, logger: Logger, now: () => number = Date.now) {
     const initial = load(files);
     const mutual = files.clientCaFile !== undefined;
     // requestCert with Node's default rejectUnauthorized: a client without a certificate from the CA is refused.
     super({ requestCert: mutual, rejectUnauthorized: mutual }, initial.options);
     this.#files = files;
     this.#logger = logger;
+    this.#now = now;
     this.#fingerprint = initial.fingerprint;
+    this.#notAfterMs = initial.notAfterMs;
+  }
+
+  /** When the certificate in use expires (epoch ms). */
+  get expiresAtMs(): number {
+    return this.#notAfterMs;
+  }
+
+  /** Reloads that found the files unreadable or inconsistent, since start. */
+  get reloadFailures(): number {
+    return this.#reloadFailures;
   }
 
   /** Re-reads the files; true when a new certificate was taken into use. */
@@ -120,14 +144,43 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
     try {
       next = load(this.#files);
     } catch (err) {
-      this.#logger.warn({ err: (err as Error).message }, 'TLS files unreadable or inconsistent; keeping the current certificate');
+      this.#failed((err as Error).message);
       return false;
+    }
+    if (this.#failing !== undefined) {
+      const { failures, sinceMs } = this.#failing;
+      this.#failing = undefined;
+      this.#logger.info({ failures, failedForSeconds: Math.round((this.#now() - sinceMs) / 1000) }, 'TLS files readable again');
     }
     if (next.fingerprint === this.#fingerprint) return false;
     this.#fingerprint = next.fingerprint;
+    this.#notAfterMs = next.notAfterMs;
     this.updateSecureContextOptions(next.options);
-    this.#logger.info({ certFile: this.#files.certFile }, 'TLS certificate reloaded');
+    this.#logger.info(
+      { certFile: this.#files.certFile, expiresAt: new Date(next.notAfterMs).toISOString() },
+      'TLS certificate reloaded',
+    );
     return true;
+  }
+
+  #failed(message: string): void {
+    this.#reloadFailures++;
+    const nowMs = this.#now();
+    const failing = (this.#failing ??= { sinceMs: nowMs, failures: 0, loggedMs: -Infinity });
+    failing.failures++;
+    if (nowMs - failing.loggedMs < RELOAD_FAILING_REMIND_MS) return;
+    const first = failing.loggedMs === -Infinity;
+    failing.loggedMs = nowMs;
+    this.#logger.warn(
+      {
+        err: message,
+        ...(!first && { failures: failing.failures, failingForSeconds: Math.round((nowMs - failing.sinceMs) / 1000) }),
+        certificateExpiresAt: new Date(this.#notAfterMs).toISOString(),
+      },
+      first
+        ? 'TLS files unreadable or inconsistent; keeping the current certificate'
+        : 'TLS files still unreadable or inconsistent; keeping the current certificate',
+    );
   }
 
   startWatching(intervalMs: number): void {

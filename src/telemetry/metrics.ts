@@ -41,6 +41,31 @@ export class ScalerMetrics {
   readonly observeReadsWaiting: (count: () => number) => void;
   /** Where triggers_retained reads how many forgotten triggers' learned histories are kept, at scrape time. */
   readonly observeRetained: (count: () => number) => void;
+  /**
+   * With TLS on the gRPC port: the served certificate's expiry and the reloads that failed, read at
+   * scrape time (a renewal the scaler cannot take shows before the certificate expires).
+   */
+  observeTls(tls: { readonly expiresAtMs: number; readonly reloadFailures: number }): void {
+    new Gauge({
+      name: `${PREFIX}tls_certificate_expiry_timestamp_seconds`,
+      help: 'When the certificate the gRPC port serves expires (Unix seconds); a renewed one taken by the reload moves it.',
+      registers: [this.registry],
+      collect() {
+        this.set(tls.expiresAtMs / 1000);
+      },
+    });
+    let counted = 0;
+    new Counter({
+      name: `${PREFIX}tls_reload_failures_total`,
+      help: 'Reloads of TLS_CERT_FILE / TLS_KEY_FILE / TLS_CLIENT_CA_FILE that found them unreadable or inconsistent (the current certificate kept).',
+      registers: [this.registry],
+      collect() {
+        this.inc(tls.reloadFailures - counted);
+        counted = tls.reloadFailures;
+      },
+    });
+  }
+
   private evaluations: () => Iterable<TriggerEvaluation> = () => [];
   private readonly triggerFamilies: readonly TriggerFamily[] = [];
 

@@ -191,6 +191,39 @@ const CASES: Case[] = [
     fires: [],
   },
   {
+    name: 'a served certificate that expires in 2 days',
+    alert: 'KedaInferenceScalerCertificateExpiring',
+    // promtool's clock starts at 0: 2 hours on, the certificate has 2 days left.
+    series: {
+      'keda_inference_scaler_tls_certificate_expiry_timestamp_seconds{namespace="keda",pod="kis-0"}': `${2 * 3600 + 2 * 86400}x120`,
+    },
+    at: '2h',
+    fires: [pod],
+  },
+  {
+    name: 'a served certificate with 60 days left',
+    alert: 'KedaInferenceScalerCertificateExpiring',
+    series: {
+      'keda_inference_scaler_tls_certificate_expiry_timestamp_seconds{namespace="keda",pod="kis-0"}': `${60 * 86400}x120`,
+    },
+    at: '2h',
+    fires: [],
+  },
+  {
+    name: 'TLS reloads failing for an hour',
+    alert: 'KedaInferenceScalerTlsReloadFailing',
+    series: { 'keda_inference_scaler_tls_reload_failures_total{namespace="keda",pod="kis-0"}': growing(2, 60) },
+    at: '60m',
+    fires: [pod],
+  },
+  {
+    name: 'a reload that failed for 5 minutes while a certificate was half written',
+    alert: 'KedaInferenceScalerTlsReloadFailing',
+    series: { 'keda_inference_scaler_tls_reload_failures_total{namespace="keda",pod="kis-0"}': growing(2, 5, 55) },
+    at: '60m',
+    fires: [],
+  },
+  {
     name: 'records of another version for an hour',
     alert: 'KedaInferenceScalerStateRecordsRejected',
     series: {
@@ -373,7 +406,9 @@ describe('the metrics they read', () => {
     expect(read.size).toBeGreaterThanOrEqual(15);
     for (const name of read) {
       const family = name.replace(/_bucket$/, '');
-      expect(families.has(family), `${name} is not on /metrics`).toBe(true);
+      // The TLS families are there with TLS on the gRPC port alone: tls.test.ts checks them there.
+      if (family.startsWith('keda_inference_scaler_tls_')) expect(families.has(family)).toBe(false);
+      else expect(families.has(family), `${name} is not on /metrics`).toBe(true);
     }
     expect(text).toMatch(
       /^keda_inference_scaler_trigger_winning_term\{namespace="ml",scaled_object="capped",trigger="\w+",term="maxReplicas"\} 1$/m,

@@ -1,5 +1,6 @@
 // TLS and mutual TLS on the gRPC port, as the Helm chart configures them, with real certificates
 // made by the openssl CLI; the plaintext health port for kubelet probes; certificate reload.
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { service as healthService } from 'grpc-health-check';
@@ -186,14 +187,26 @@ describe('certificate reload', () => {
     try {
       expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.OK);
 
+      const metric = async (name: string) => {
+        const text = await scaler.metrics.registry.getSingleMetricAsString(`keda_inference_scaler_${name}`);
+        return Number(new RegExp(`^keda_inference_scaler_${name} (\\S+)$`, 'm').exec(text)![1]);
+      };
+      const notAfter = (name: string) => Date.parse(new X509Certificate(pem(name)).validTo) / 1000;
+      expect(await metric('tls_certificate_expiry_timestamp_seconds')).toBe(notAfter('server.crt'));
+      expect(await metric('tls_reload_failures_total')).toBe(0);
+
       // Certificate replaced, key not yet: the pair does not match, the old certificate stays.
+      // Said once (a reload every 100 ms here), counted each time.
       copyFileSync(file('server-other.crt'), live('tls.crt'));
-      await eventually(async () => (lines.some((l) => l.msg.startsWith('TLS files unreadable')) ? true : undefined), 5000);
+      await eventually(async () => ((await metric('tls_reload_failures_total')) >= 3 ? true : undefined), 5000);
+      expect(lines.filter((l) => l.msg.includes('TLS files unreadable'))).toHaveLength(1);
       expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.OK);
 
       copyFileSync(file('server-other.key'), live('tls.key'));
       await eventually(async () => ((await callStatus(address, tlsTo('other-ca'))) === grpc.status.OK ? true : undefined), 5000);
       expect(await callStatus(address, tlsTo('ca'))).toBe(grpc.status.UNAVAILABLE);
+      expect(lines.map((l) => l.msg)).toContain('TLS files readable again');
+      expect(await metric('tls_certificate_expiry_timestamp_seconds')).toBe(notAfter('server-other.crt'));
 
       // A chain caught half-written (its next block begun and cut): refused, not served without
       // it (found by review: Node takes it, and drops the cut block).
