@@ -155,6 +155,9 @@ const GPU_SILENCE_REMIND_MS = 60 * 60_000;
 const GPU_UNANSWERABLE_MS = 2 * 60_000;
 const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
 
+/** ScaledObjects named at most in a source failure's log line (the count says how many in all). */
+const MAX_READERS_NAMED = 5;
+
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
 const TRIGGER_IDLE_MS = 30 * 60_000;
 
@@ -201,7 +204,7 @@ export class Engine {
     this.now = options.now ?? Date.now;
     this.refusals = new RefusalLog(options.logger, this.now);
     const { metrics } = options;
-    const sourceFailures = new SourceFailureLog(options.logger, this.now);
+    const sourceFailures = new SourceFailureLog(options.logger, this.now, (identity) => this.readersOf(identity));
     this.cache = new ReadCache({
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
@@ -269,6 +272,18 @@ export class Engine {
           (err: unknown) => Promise.reject(this.failed(trigger, err)),
         )
       : this.answered(trigger, answer);
+  }
+
+  /** The ScaledObjects (namespace/name) whose triggers read the source: the first few, and how many. */
+  private readersOf(identity: string): { scaledObjects: string[]; count: number } {
+    const names = new Set<string>();
+    const note = (trigger: Trigger) => {
+      if ((this.triggerSources.get(trigger) ?? []).some(({ source }) => source.identity === identity))
+        names.add(`${trigger.namespace}/${trigger.name}`);
+    };
+    for (const state of this.triggers.values()) note(state.trigger);
+    for (const failure of this.failures.values()) note(failure.trigger);
+    return { scaledObjects: [...names].slice(0, MAX_READERS_NAMED), count: names.size };
   }
 
   /** An answer clears the error the trigger had before it. */

@@ -44,9 +44,28 @@ export class SourceFailureLog {
   private readonly logger: Logger;
   private readonly now: () => number;
 
-  constructor(logger: Logger, now: () => number) {
+  /**
+   * The ScaledObjects that read a source (a few, and how many in all), for the lines that start or
+   * remind of a failure: asked only when one is logged (found by review: the on-call had to go to
+   * /explain to learn which workloads a failing queue held).
+   */
+  private readonly readers: (identity: string) => { readonly scaledObjects: string[]; readonly count: number } | undefined;
+
+  constructor(
+    logger: Logger,
+    now: () => number,
+    readers: (identity: string) => { readonly scaledObjects: string[]; readonly count: number } | undefined = () => undefined,
+  ) {
     this.logger = logger;
     this.now = now;
+    this.readers = readers;
+  }
+
+  /** The fields naming who reads `source`, when anyone is known to. */
+  private readBy(source: Named): { scaledObjects?: string[]; scaledObjectCount?: number } {
+    const found = this.readers(source.identity);
+    if (found === undefined || found.count === 0) return {};
+    return { scaledObjects: found.scaledObjects, scaledObjectCount: found.count };
   }
 
   failed(source: Named, code: string, message: string): void {
@@ -69,6 +88,7 @@ export class SourceFailureLog {
       this.logger.warn(
         {
           source: source.label,
+          ...this.readBy(source),
           code,
           err: message,
           failures: known.failures,
@@ -91,7 +111,13 @@ export class SourceFailureLog {
       MAX_TRACKED,
     );
     this.logger.warn(
-      { source: source.label, code, err: message, ...(known !== undefined && { previousCode: known.code }) },
+      {
+        source: source.label,
+        ...this.readBy(source),
+        code,
+        err: message,
+        ...(known !== undefined && { previousCode: known.code }),
+      },
       'source query failed',
     );
   }

@@ -252,6 +252,30 @@ describe('Engine: one decision per reading', () => {
     ]);
   });
 
+  // Found by review: the line named the queue, not the workloads it held up.
+  it("names the ScaledObjects that read a failing source in the log's line", async () => {
+    const down = { q: false };
+    const driver = fakeDriver(async (queueName) => {
+      if (queueName === 'q' && down.q) throw new SourceUnavailable('fake q: connection refused');
+      return { backlog: 1 };
+    });
+    const { sink, lines } = logLines<{ msg: string; scaledObjects?: string[]; scaledObjectCount?: number }>();
+    const clock = { ms: 2_000_000 };
+    const { engine } = engineWith(driver, clock, pino({ level: 'warn' }, sink));
+    for (const [name, queue] of [
+      ['a', 'q'],
+      ['b', 'q'],
+      ['c', 'r'],
+    ] as const)
+      await engine.evaluate(engine.trigger(ref(name, queue)));
+    down.q = true;
+    clock.ms += 1500;
+    await expect(engine.evaluate(engine.trigger(ref('a', 'q')))).rejects.toThrow(SourceUnavailable);
+    expect(lines.filter((l) => l.msg === 'source query failed')).toEqual([
+      expect.objectContaining({ scaledObjects: ['ns/a', 'ns/b'], scaledObjectCount: 2 }),
+    ]);
+  });
+
   // Found by review: a trigger whose queue was deleted (every answer NOT_FOUND) or that KEDA no
   // longer asked about kept its last decision on /metrics, and the at-maxReplicas alert fired on it.
   it('leaves out of the per-trigger metrics a trigger whose last answer was an error, and one not asked about for 10 minutes', async () => {
