@@ -18,6 +18,7 @@ import { type RecordStamp, type Role, type SharedState, sameRecord, stampOf } fr
 import type { Logger } from './telemetry/logger.ts';
 import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { type Refusal, RefusalLog } from './telemetry/refusals.ts';
+import { Episode } from './telemetry/episode.ts';
 import { SourceFailureLog } from './telemetry/sourceFailures.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
@@ -99,12 +100,12 @@ interface TriggerState {
   lastSeenMs: number;
   /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
   prefetchLogged?: boolean;
-  /** A trigger that reads no queue: since when its GPU query has matched no series, and when that was last logged. */
-  gpuSilentSinceMs?: number;
-  gpuSilenceLoggedMs?: number;
-  /** Since when its GPU query has matched no series while the workload runs (NOT_FOUND), and when that was last logged. */
-  gpuUnanswerableSinceMs?: number;
-  gpuUnanswerableLoggedMs?: number;
+  /** A trigger that reads no queue: its GPU query matching no series (noteGpuSilence). */
+  gpuSilence?: Episode;
+  /** Its GPU query matching no series while the workload runs: answered NOT_FOUND (noteGpuUnanswerable). */
+  gpuUnanswerable?: Episode;
+  /** The readings its last NOT_FOUND was counted for: a GPU source error is counted once per reading, not per call. */
+  gpuUnanswerableCounted?: readonly Observation[];
   /** The trigger of its lineage whose history it started from (its settings were edited). */
   learnedUnder?: string;
   /** Its ScaledObject's workload as last looked up (Engine.workload), and when: at most once a second. */
@@ -195,6 +196,13 @@ export class Engine {
   /** What forgotten triggers learned, by lineage, oldest first. */
   private readonly retired = new Map<string, Retired>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
+  /**
+   * Source identity -> trigger id -> its ScaledObject (namespace/name): who reads each source, for
+   * a source failure's log line. Added to as sources are looked up, made again from the triggers
+   * kept at each sweep; a lookup then touches one source's readers, not every trigger (walking
+   * them all at each line held the loop 3-7 s with 10,000 triggers and their broker down).
+   */
+  private readers = new Map<string, Map<string, string>>();
   /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
   private readonly failures = new Map<string, TriggerFailure>();
   private lastSweepMs = 0;
@@ -276,14 +284,17 @@ export class Engine {
 
   /** The ScaledObjects (namespace/name) whose triggers read the source: the first few, and how many. */
   private readersOf(identity: string): { scaledObjects: string[]; count: number } {
-    const names = new Set<string>();
-    const note = (trigger: Trigger) => {
-      if ((this.triggerSources.get(trigger) ?? []).some(({ source }) => source.identity === identity))
-        names.add(`${trigger.namespace}/${trigger.name}`);
-    };
-    for (const state of this.triggers.values()) note(state.trigger);
-    for (const failure of this.failures.values()) note(failure.trigger);
+    const names = new Set(this.readers.get(identity)?.values());
     return { scaledObjects: [...names].slice(0, MAX_READERS_NAMED), count: names.size };
+  }
+
+  /** Notes that the trigger reads `sources` (readersOf): from its first look-up, before its first read answers. */
+  private noteReaders(trigger: Trigger, sources: readonly TriggerSource[]): void {
+    for (const { source } of sources) {
+      let readers = this.readers.get(source.identity);
+      if (readers === undefined) this.readers.set(source.identity, (readers = new Map()));
+      readers.set(trigger.id, `${trigger.namespace}/${trigger.name}`);
+    }
   }
 
   /** An answer clears the error the trigger had before it. */
@@ -412,17 +423,17 @@ export class Engine {
     if (unanswerable !== undefined) {
       const empty = sources.filter((_, i) => observations[i]!.reading.noSeries === true).map(({ source }) => source.label);
       const err = new SourceNotFound(`${empty.join('; ')}: ${unanswerable}`);
-      this.noteGpuUnanswerable(trigger, state, err, nowMs);
+      this.noteGpuUnanswerable(trigger, state, err, observations, nowMs);
       throw err;
     }
-    if (state.gpuUnanswerableSinceMs !== undefined) {
-      if (state.gpuUnanswerableLoggedMs !== undefined) {
+    if (state.gpuUnanswerable !== undefined) {
+      if (state.gpuUnanswerable.said) {
         this.options.logger.info(
-          { trigger: trigger.id, failedForSeconds: Math.round((nowMs - state.gpuUnanswerableSinceMs) / 1000) },
+          { trigger: trigger.id, failedForSeconds: state.gpuUnanswerable.seconds(nowMs) },
           "the trigger's GPU query matches series again: answered again",
         );
       }
-      state.gpuUnanswerableSinceMs = state.gpuUnanswerableLoggedMs = undefined;
+      state.gpuUnanswerable = state.gpuUnanswerableCounted = undefined;
     }
     const { decision, history } = decide({
       signals,
@@ -571,27 +582,30 @@ export class Engine {
   }
 
   /**
-   * A GPU query that matches no series while the workload runs is answered NOT_FOUND (the query
-   * itself succeeded, so no source failure says it): counted as a GPU source error, which the
-   * SourceFailing alert reads, and said in a warning (GPU_UNANSWERABLE_MS) while it lasts (found by
-   * review: 1,800 NOT_FOUND answers in 33 minutes, not a line above debug).
+   * A GPU query that matches no series while the workload runs is answered NOT_FOUND, and the query
+   * itself succeeded, so no source failure says it: counted here as a GPU source error (the
+   * SourceFailing alert reads those), once per reading, and said in a warning (GPU_UNANSWERABLE_MS).
    */
-  private noteGpuUnanswerable(trigger: Trigger, state: TriggerState, err: SourceNotFound, nowMs: number): void {
-    this.options.metrics.sourceErrors.inc({ kind: 'gpu', code: 'NOT_FOUND' });
-    const since = (state.gpuUnanswerableSinceMs ??= nowMs);
-    const logged = state.gpuUnanswerableLoggedMs;
-    if (logged === undefined ? nowMs - since < GPU_UNANSWERABLE_MS : nowMs - logged < GPU_UNANSWERABLE_REMIND_MS) return;
+  private noteGpuUnanswerable(
+    trigger: Trigger,
+    state: TriggerState,
+    err: SourceNotFound,
+    observations: readonly Observation[],
+    nowMs: number,
+  ): void {
+    if (!sameObservations(state.gpuUnanswerableCounted, observations)) {
+      this.options.metrics.sourceErrors.inc({ kind: 'gpu', code: 'NOT_FOUND' });
+      state.gpuUnanswerableCounted = observations;
+    }
+    const episode = (state.gpuUnanswerable ??= new Episode(nowMs, GPU_UNANSWERABLE_MS, GPU_UNANSWERABLE_REMIND_MS));
+    const line = episode.note(nowMs);
+    if (line === undefined) return;
     this.options.logger.warn(
-      {
-        trigger: trigger.id,
-        err: err.message,
-        failingForSeconds: Math.round((nowMs - since) / 1000),
-      },
-      logged === undefined
+      { trigger: trigger.id, err: err.message, failingForSeconds: episode.seconds(nowMs) },
+      line === 'first'
         ? "the trigger's GPU query matches no series while its workload runs: answered NOT_FOUND (KEDA keeps the replicas, or applies the fallback)"
         : "the trigger's GPU query still matches no series while its workload runs: answered NOT_FOUND",
     );
-    state.gpuUnanswerableLoggedMs = nowMs;
   }
 
   /**
@@ -608,18 +622,16 @@ export class Engine {
     nowMs: number,
   ): void {
     if (signals.gpuSourcesWithoutSeries === undefined || sources.some(({ config }) => config.kind !== 'gpu')) {
-      state.gpuSilentSinceMs = state.gpuSilenceLoggedMs = undefined;
+      state.gpuSilence = undefined;
       return;
     }
-    state.gpuSilentSinceMs ??= nowMs;
-    const lastLoggedMs = state.gpuSilenceLoggedMs ?? state.gpuSilentSinceMs - GPU_SILENCE_REMIND_MS + GPU_SILENCE_MS;
-    if (nowMs - lastLoggedMs < GPU_SILENCE_REMIND_MS) return;
-    state.gpuSilenceLoggedMs = nowMs;
+    const episode = (state.gpuSilence ??= new Episode(nowMs, GPU_SILENCE_MS, GPU_SILENCE_REMIND_MS));
+    if (episode.note(nowMs) === undefined) return;
     this.options.logger.warn(
       {
         trigger: trigger.id,
         sources: sources.map(({ source }) => source.label),
-        silentForMinutes: Math.round((nowMs - state.gpuSilentSinceMs) / 60_000),
+        silentForMinutes: Math.round(episode.seconds(nowMs) / 60),
       },
       "the trigger's GPU query has matched no series, and it reads no queue: taken as a workload at zero (no GPU work, no replicas asked for). If the workload runs, the GPU exporter is gone or gpu.query / gpu.namespace / gpu.podSelector do not match its series",
     );
@@ -655,6 +667,7 @@ export class Engine {
       const nowMs = this.now();
       sources = trigger.sources.map((config) => ({ config, source: registry.sourceFor(config, nowMs) }));
       this.triggerSources.set(trigger, sources);
+      this.noteReaders(trigger, sources);
     }
     return sources;
   }
@@ -744,7 +757,6 @@ export class Engine {
     );
   }
 
-  /** The sources' rate estimates, to publish with the trigger's history. */
   /** A writer's state, offered to the shared store (published when due: SharedState.offer). */
   private offerShared(
     trigger: Trigger,
@@ -778,6 +790,7 @@ export class Engine {
     }
   }
 
+  /** The sources' rate estimates, to publish with the trigger's history. */
   private sharedRates(sources: readonly TriggerSource[]): (SharedSourceRates | null)[] {
     // previousAtMs is this process's: the schema leaves it out of what others read.
     return sources.map(({ source }) => this.rates.get(source.identity) ?? null);
@@ -875,8 +888,11 @@ export class Engine {
     const kept = (id: string) => id === asked?.id || this.triggers.has(id) || this.failures.has(id);
     this.options.shared?.forgetExcept(kept);
     const live = new Set<string>();
+    this.readers = new Map();
     const reads = (trigger: Trigger) => {
-      for (const { source } of this.triggerSources.get(trigger) ?? []) live.add(source.identity);
+      const sources = this.triggerSources.get(trigger) ?? [];
+      for (const { source } of sources) live.add(source.identity);
+      this.noteReaders(trigger, sources);
     };
     if (asked !== undefined) reads(asked);
     for (const state of this.triggers.values()) reads(state.trigger);

@@ -34,7 +34,7 @@ import {
   watchRises,
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
-import { type Details, backlogDemand, ceilSafe, fleetView, round } from './demand.ts';
+import { type Details, backlogDemand, ceilSafe, computedDemand, computedDemands, fleetView, round } from './demand.ts';
 import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -447,7 +447,12 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // Where the queue could run, why it does not: what /explain says.
   if (queueable && onQueue === undefined) details.offQueueBecause = unsteady ?? 'queue head undated over several queues';
   const demands: Demands & { backlog: number } = {
-    backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
+    backlog: computedDemand(
+      backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
+      'backlog',
+      scaling.maxReplicas,
+      details,
+    ),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -481,7 +486,15 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const holdRates = riseNotHeld ? { fast: rates.steady, steady: rates.steady } : rates;
   const needed =
     trend > 0 || riseNotHeld
-      ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, undefined), demands.gpu ?? 0)
+      ? Math.max(
+          computedDemand(
+            backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, undefined),
+            'backlog',
+            scaling.maxReplicas,
+            details,
+          ),
+          demands.gpu ?? 0,
+        )
       : unheld;
   if (working) {
     // What is remembered is at most what KEDA may run (a record past MAX_REPLICAS is not read back).
@@ -658,7 +671,8 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
     }
   }
 
-  const { desired, winner } = bound(demands, signals, scaling);
+  const computed = computedDemands(demands, scaling.maxReplicas, details);
+  const { desired, winner } = bound(computed, signals, scaling);
   const asked = active ? desired : 0;
   const nextAsks = asked > askedFleet ? withAsk(asks, { atMs: nowMs, replicas: asked - askedFleet }) : asks;
   let retractedStart = history.retractedStart;
@@ -668,7 +682,11 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
     retractedStart = tracked.retracted;
   }
   return {
-    decision: { desiredReplicas: desired, active, explanation: { signals: reported, demands, winner, activeReason, details } },
+    decision: {
+      desiredReplicas: desired,
+      active,
+      explanation: { signals: reported, demands: computed, winner, activeReason, details },
+    },
     history: {
       ...history,
       ...service.history,
@@ -684,9 +702,9 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       holdDips: dips,
       // A prewarmed fleet is held like any demand: the work it was asked for comes within C.
       recentDemands:
-        demands.prewarm === undefined
+        computed.prewarm === undefined
           ? recentDemands
-          : slidingMax(recentDemands, { atMs: nowMs, replicas: demands.prewarm }, C * 1000),
+          : slidingMax(recentDemands, { atMs: nowMs, replicas: computed.prewarm }, C * 1000),
       lastThroughputKnown: throughputKnown,
       heldGuesses: guesses,
       steadyArrivalRatePerSecond: steadyRate,
@@ -746,11 +764,9 @@ function bound(demands: Demands, signals: Signals, scaling: ScalingConfig) {
   let desired = 0;
   let winner: DemandTerm = 'backlog';
   for (const term of DEMAND_SOURCES) {
-    // A demand the model could not compute (NaN) asks for all it may, never nothing: dropped, it
-    // left the fleet at minReplicas with a queue waiting (found by review).
-    const value = Number.isNaN(demands[term]) ? Number.POSITIVE_INFINITY : demands[term];
+    const value = demands[term];
     if (value !== undefined && value > desired) {
-      // Whole replicas: a record of another writer's may hold a fraction (found by review: 2.5 to KEDA).
+      // Whole replicas: a record of another writer's may hold a fraction, and KEDA takes the value as is.
       desired = Math.ceil(value);
       winner = term;
     }

@@ -32,7 +32,7 @@ import { HPA_SYNC_SECONDS, hpaStep } from './coldStart.ts';
 import { landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
-import type { ReplicaMark, Signals } from './types.ts';
+import { DEMAND_SOURCES, type DemandTerm, type Demands, type ReplicaMark, type Signals } from './types.ts';
 
 /** Standard deviations of the arrivals over a cold start that the queue is sized to absorb. */
 const ARRIVAL_NOISE_SD = 2;
@@ -281,4 +281,27 @@ export function pileUp(noise: number, lambda: number, spare: number, C: number):
 
 export function round(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/**
+ * A demand the model could not compute (NaN) asks for maxReplicas, and `details.uncomputedDemand`
+ * says which: never dropped, as the largest-demand rule drops a NaN, which left the fleet at
+ * minReplicas with a queue waiting, and wrote the NaN into the history the store then refused.
+ */
+export function computedDemand(value: number, term: DemandTerm, maxReplicas: number, details: Details): number {
+  if (!Number.isNaN(value)) return value;
+  details.uncomputedDemand = term;
+  return maxReplicas;
+}
+
+/** computedDemand for every term of `demands`: the same object when each was computed. */
+export function computedDemands<D extends Demands>(demands: D, maxReplicas: number, details: Details): D {
+  let out: D | undefined;
+  for (const term of DEMAND_SOURCES) {
+    const value = demands[term];
+    if (value === undefined || !Number.isNaN(value)) continue;
+    out ??= { ...demands };
+    out[term] = computedDemand(value, term, maxReplicas, details);
+  }
+  return out ?? demands;
 }

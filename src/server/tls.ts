@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../errors.ts';
 import { checkCaBundle } from '../pem.ts';
+import { Episode } from '../telemetry/episode.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import { Throttle } from '../telemetry/throttle.ts';
 
@@ -103,8 +104,8 @@ const RELOAD_FAILING_REMIND_MS = 10 * 60_000;
  * connections opened after the change use it and open ones keep theirs. A half-written or
  * mismatched update is ignored (the previous certificate stays) and retried at the next tick:
  * said at once, every RELOAD_FAILING_REMIND_MS while it lasts, and when the files read again, and
- * counted (reloadFailures), beside the served certificate's expiry (found by review: a warning
- * every tick and no metric, so a renewal never taken showed only when the certificate expired).
+ * counted (reloadFailures) beside the served certificate's expiry, so that a renewal the scaler
+ * cannot take shows before the certificate expires and KEDA can no longer connect.
  */
 export class ReloadingServerCredentials extends grpc.ServerCredentials {
   readonly #files: TlsFiles;
@@ -112,7 +113,7 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   readonly #now: () => number;
   #fingerprint: string;
   #notAfterMs: number;
-  #failing: { readonly sinceMs: number; failures: number; loggedMs: number } | undefined;
+  #failing: Episode | undefined;
   #reloadFailures = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -148,9 +149,9 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
       return false;
     }
     if (this.#failing !== undefined) {
-      const { failures, sinceMs } = this.#failing;
+      const failing = this.#failing;
       this.#failing = undefined;
-      this.#logger.info({ failures, failedForSeconds: Math.round((this.#now() - sinceMs) / 1000) }, 'TLS files readable again');
+      this.#logger.info({ failures: failing.count, failedForSeconds: failing.seconds(this.#now()) }, 'TLS files readable again');
     }
     if (next.fingerprint === this.#fingerprint) return false;
     this.#fingerprint = next.fingerprint;
@@ -166,15 +167,14 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
   #failed(message: string): void {
     this.#reloadFailures++;
     const nowMs = this.#now();
-    const failing = (this.#failing ??= { sinceMs: nowMs, failures: 0, loggedMs: -Infinity });
-    failing.failures++;
-    if (nowMs - failing.loggedMs < RELOAD_FAILING_REMIND_MS) return;
-    const first = failing.loggedMs === -Infinity;
-    failing.loggedMs = nowMs;
+    const failing = (this.#failing ??= new Episode(nowMs, 0, RELOAD_FAILING_REMIND_MS));
+    const line = failing.note(nowMs);
+    if (line === undefined) return;
+    const first = line === 'first';
     this.#logger.warn(
       {
         err: message,
-        ...(!first && { failures: failing.failures, failingForSeconds: Math.round((nowMs - failing.sinceMs) / 1000) }),
+        ...(!first && { failures: failing.count, failingForSeconds: failing.seconds(nowMs) }),
         certificateExpiresAt: new Date(this.#notAfterMs).toISOString(),
       },
       first

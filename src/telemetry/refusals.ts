@@ -47,14 +47,21 @@ interface Tracked extends Refusal {
   /** Refused again, unchanged, after it was taken: another trigger of the ScaledObject parses. */
   alongside: boolean;
   /**
-   * The issues it was refused with since it started (MAX_ISSUES at most): two triggers of one
-   * ScaledObject refused for different issues take turns, and each turn was news (found by review:
-   * a warning a call, the line budget spent and other ScaledObjects' refusals not logged).
+   * The issues it was refused with since it started, as hashes (MAX_ISSUES at most): triggers of
+   * one ScaledObject refused for different issues take turns, and each turn would be news.
    */
-  issues: readonly string[];
+  issues: readonly number[];
 }
 
-const MAX_ISSUES = 4;
+/** Issues remembered per ScaledObject: past its triggers (a ScaledObject has a handful). */
+const MAX_ISSUES = 32;
+
+/** A message's 32-bit FNV-1a hash: an issue remembered in 8 bytes, not its text. */
+function issueOf(message: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < message.length; i++) hash = Math.imul(hash ^ message.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
+}
 
 /**
  * Taken since its last refusal: an edit fixed it, or another trigger of the ScaledObject parses.
@@ -100,8 +107,9 @@ export class RefusalLog {
     const ref = clipped(given);
     const key = `${ref.namespace}/${ref.name}`;
     const known = this.refused.get(key);
+    const issue = issueOf(message);
     const ongoing = known !== undefined && !over(known, nowMs);
-    const same = ongoing && known.issues.includes(message);
+    const same = ongoing && known.issues.includes(issue);
     const refusal: Tracked = {
       namespace: ref.namespace,
       name: ref.name,
@@ -112,11 +120,9 @@ export class RefusalLog {
       // Kept when it starts over: the first gap of polls 6 minutes apart looks like an edit.
       // At most MAX_GAP_MS: one long pause of KEDA's would otherwise keep an edit's refusal "still".
       gapMs:
-        known !== undefined && known.issues.includes(message)
-          ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs))
-          : 0,
+        known !== undefined && known.issues.includes(issue) ? Math.min(MAX_GAP_MS, Math.max(known.gapMs, nowMs - known.atMs)) : 0,
       alongside: same && (known.alongside || taken(known)),
-      issues: same ? known.issues : ongoing ? [...known.issues, message].slice(-MAX_ISSUES) : [message],
+      issues: same ? known.issues : ongoing ? [...known.issues, issue].slice(-MAX_ISSUES) : [issue],
     };
     setNewest(this.refused, key, refusal, MAX_TRACKED);
     if (nowMs - refusal.lastLoggedMs < REMIND_EVERY_MS || !this.takeLine(nowMs)) return;

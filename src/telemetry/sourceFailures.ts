@@ -24,10 +24,10 @@ interface Failing {
   /**
    * It read again then: kept for REMIND_EVERY_MS, so that a source failing on and off (reads past
    * SOURCE_TIMEOUT_MS one time in two) goes on as one failure, not a warning and a recovery a read
-   * (found by review: 100 queues on such a broker, 100 lines a second).
+   * (on a broker of 100 queues, 100 lines a second).
    */
   recoveredAtMs?: number;
-  /** When its recovery was last said: at most once per REMIND_EVERY_MS. */
+  /** When its recovery was last said (again only after a failure line since). */
   recoveryLoggedMs: number;
   /** Times it read again and failed again within REMIND_EVERY_MS. */
   relapses: number;
@@ -46,8 +46,8 @@ export class SourceFailureLog {
 
   /**
    * The ScaledObjects that read a source (a few, and how many in all), for the lines that start or
-   * remind of a failure: asked only when one is logged (found by review: the on-call had to go to
-   * /explain to learn which workloads a failing queue held).
+   * remind of a failure, so the on-call knows which workloads it holds up; asked only when a line
+   * is logged.
    */
   private readonly readers: (identity: string) => { readonly scaledObjects: string[]; readonly count: number } | undefined;
 
@@ -132,7 +132,9 @@ export class SourceFailureLog {
       return;
     }
     known.recoveredAtMs = nowMs;
-    if (nowMs - known.recoveryLoggedMs < REMIND_EVERY_MS) return;
+    // Said again only after a failure line since the last one said: a line each a minute at most
+    // while it fails on and off, and never a "still failing" left as the last word.
+    if (known.lastLoggedMs < known.recoveryLoggedMs) return;
     known.recoveryLoggedMs = nowMs;
     this.logger.info(
       {

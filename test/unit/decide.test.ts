@@ -11,7 +11,7 @@ import {
   slidingMax,
   within,
 } from '../../src/model/decide.ts';
-import { pileUp } from '../../src/model/demand.ts';
+import { computedDemands, pileUp } from '../../src/model/demand.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
@@ -1398,5 +1398,30 @@ describe("decide: a record of another writer's at the edges of what the store ta
     expect(triggerHistorySchema.safeParse(history).success).toBe(true);
     const d = decide({ signals: { backlog: 1 }, scaling: cfg, history, nowMs: NOW }).decision;
     expect(d.desiredReplicas).toBe(3);
+  });
+});
+
+describe('computedDemands: a demand the model could not compute asks for maxReplicas, never nothing', () => {
+  it.each([
+    {
+      what: 'every demand computed: the same object',
+      demands: { backlog: 3, gpu: 2 },
+      out: { backlog: 3, gpu: 2 },
+      said: undefined,
+    },
+    { what: 'a NaN backlog demand', demands: { backlog: Number.NaN, gpu: 2 }, out: { backlog: 40, gpu: 2 }, said: 'backlog' },
+    {
+      what: 'a NaN prewarm beside a computed backlog',
+      demands: { backlog: 1, prewarm: Number.NaN },
+      out: { backlog: 1, prewarm: 40 },
+      said: 'prewarm',
+    },
+    { what: 'a term not computed at all (undefined) stays so', demands: { backlog: 0 }, out: { backlog: 0 }, said: undefined },
+  ])('$what', ({ demands, out, said }) => {
+    const details: Record<string, number | string | boolean> = {};
+    const computed = computedDemands(demands, 40, details);
+    expect(computed).toEqual(out);
+    if (said === undefined) expect(computed).toBe(demands);
+    expect(details.uncomputedDemand).toBe(said);
   });
 });

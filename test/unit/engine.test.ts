@@ -254,9 +254,9 @@ describe('Engine: one decision per reading', () => {
 
   // Found by review: the line named the queue, not the workloads it held up.
   it("names the ScaledObjects that read a failing source in the log's line", async () => {
-    const down = { q: false };
+    const down: Record<string, boolean> = { q: false };
     const driver = fakeDriver(async (queueName) => {
-      if (queueName === 'q' && down.q) throw new SourceUnavailable('fake q: connection refused');
+      if (down[queueName] === true) throw new SourceUnavailable(`fake ${queueName}: connection refused`);
       return { backlog: 1 };
     });
     const { sink, lines } = logLines<{ msg: string; scaledObjects?: string[]; scaledObjectCount?: number }>();
@@ -274,6 +274,13 @@ describe('Engine: one decision per reading', () => {
     expect(lines.filter((l) => l.msg === 'source query failed')).toEqual([
       expect.objectContaining({ scaledObjects: ['ns/a', 'ns/b'], scaledObjectCount: 2 }),
     ]);
+    // A ScaledObject whose very first read fails is named in that read's line too.
+    down.z = true;
+    await expect(engine.evaluate(engine.trigger(ref('typo', 'z')))).rejects.toThrow(SourceUnavailable);
+    expect(lines.filter((l) => l.msg === 'source query failed').at(-1)).toMatchObject({
+      scaledObjects: ['ns/typo'],
+      scaledObjectCount: 1,
+    });
   });
 
   // Found by review: a trigger whose queue was deleted (every answer NOT_FOUND) or that KEDA no
@@ -693,8 +700,16 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
     const said = () => lines.filter((l) => l.msg.includes('matches no series while its workload runs')).map((l) => l.msg);
     expect(said()).toHaveLength(3); // once it has lasted 2 minutes, then 10 and 20 minutes on
     expect(said()[0]).toMatch(/^the trigger's GPU query matches no series/);
-    const errors = (await registry.getSingleMetric('keda_inference_scaler_source_errors_total')!.get()).values;
-    expect(errors.find((v) => v.labels.kind === 'gpu' && v.labels.code === 'NOT_FOUND')?.value).toBe(101);
+    const counted = async () =>
+      (await registry.getSingleMetric('keda_inference_scaler_source_errors_total')!.get()).values.find(
+        (v) => v.labels.kind === 'gpu' && v.labels.code === 'NOT_FOUND',
+      )?.value;
+    // Once per reading (a call every 15 s, a reading each), not per call: more calls on the same reading count nothing.
+    expect(await counted()).toBe(101);
+    // (From fresh cached readings the refusal is thrown at once, not returned in a promise.)
+    for (let i = 0; i < 5; i++)
+      await expect(Promise.resolve().then(() => engine.evaluate(trigger))).rejects.toBeInstanceOf(SourceNotFound);
+    expect(await counted()).toBe(101);
     reading.current = { backlog: 0, busyGpus: 6 };
     clock.ms += 15_000;
     expect((await engine.evaluate(trigger)).decision.active).toBe(true);

@@ -158,6 +158,22 @@ describe('refused trigger metadata in the log and /explain', () => {
     expect(lines.slice(2)).toEqual(Array.from({ length: 9 }, () => 'trigger metadata still refused'));
   });
 
+  it('the same with a ScaledObject of eight triggers, each refused for its own issue', () => {
+    const { log, at, shown } = bed();
+    const issues = Array.from({ length: 8 }, (_, i) => `invalid trigger metadata: k${i}: got "x"; allowed: a number`);
+    for (let poll = 0; poll < 4; poll++) {
+      for (const [i, issue] of issues.entries()) {
+        at(poll * 30_000 + i);
+        log.add(so, issue);
+      }
+    }
+    // Each issue once at the first poll, one reminder at the third (a minute on).
+    expect(shown().map((l) => l.msg)).toEqual([
+      ...issues.map(() => 'trigger metadata refused'),
+      'trigger metadata still refused',
+    ]);
+  });
+
   // Found by review: /explain showed the refused one or not by which of the two KEDA asked last.
   it('/explain lists a trigger refused beside one taken until two polls pass without its refusal (an edit fixed it)', () => {
     const { log, at } = bed();

@@ -112,6 +112,28 @@ describe('source failures in the log', () => {
     expect(shown().at(-1)).toMatchObject({ msg: 'source query failed', failures: undefined });
   });
 
+  // Found by review: a recovery within a minute of the last one said was not said, though a
+  // "still failing" came between: that was the last word while the source read for good.
+  it('says a recovery that follows a reminder, however soon after the last recovery', () => {
+    const { log, at, shown } = bed();
+    at(0);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    at(50_000);
+    log.succeeded(queue);
+    at(55_000);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    at(61_000);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    at(65_000);
+    log.succeeded(queue);
+    expect(shown().map((l) => l.msg)).toEqual([
+      'source query failed',
+      'source query recovered',
+      'source query still failing',
+      'source query recovered',
+    ]);
+  });
+
   it('a source that reads is not logged at all', () => {
     const { log, shown } = bed();
     log.succeeded(queue);
