@@ -158,6 +158,8 @@ const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
 
 /** ScaledObjects named at most in a source failure's log line (the count says how many in all). */
 const MAX_READERS_NAMED = 5;
+/** Sources in the index of who reads them, and triggers per source, at most (Engine.noteReaders). */
+const MAX_READERS = PARSE_MEMO_LIMITS.maxEntries;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
 const TRIGGER_IDLE_MS = 30 * 60_000;
@@ -288,12 +290,17 @@ export class Engine {
     return { scaledObjects: [...names].slice(0, MAX_READERS_NAMED), count: names.size };
   }
 
-  /** Notes that the trigger reads `sources` (readersOf): from its first look-up, before its first read answers. */
+  /**
+   * Notes that the trigger reads `sources` (readersOf), at each read it starts: before the read
+   * answers, and again after a sweep made the index anew without it. Bounded as the parse memo is
+   * (MAX_READERS sources, each with its MAX_READERS latest triggers): metadata by the thousand on
+   * one queue (a broken client) holds no more.
+   */
   private noteReaders(trigger: Trigger, sources: readonly TriggerSource[]): void {
     for (const { source } of sources) {
       let readers = this.readers.get(source.identity);
-      if (readers === undefined) this.readers.set(source.identity, (readers = new Map()));
-      readers.set(trigger.id, `${trigger.namespace}/${trigger.name}`);
+      if (readers === undefined) setNewest(this.readers, source.identity, (readers = new Map()), MAX_READERS);
+      if (!readers.has(trigger.id)) setNewest(readers, trigger.id, `${trigger.namespace}/${trigger.name}`, MAX_READERS);
     }
   }
 
@@ -351,6 +358,7 @@ export class Engine {
     const found = this.sourcesOf(trigger);
     // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
     const sources = found instanceof Promise ? await found : found;
+    this.noteReaders(trigger, sources);
     // First sight of the trigger with a shared store: its lease and record, before its first
     // answer, so a replica that just started answers from what was learned (bounded by the store).
     // A call that comes while another's first sight is under way waits for the same one. Beside
@@ -631,7 +639,7 @@ export class Engine {
       {
         trigger: trigger.id,
         sources: sources.map(({ source }) => source.label),
-        silentForMinutes: Math.round(episode.seconds(nowMs) / 60),
+        silentForMinutes: Math.round((nowMs - episode.sinceMs) / 60_000),
       },
       "the trigger's GPU query has matched no series, and it reads no queue: taken as a workload at zero (no GPU work, no replicas asked for). If the workload runs, the GPU exporter is gone or gpu.query / gpu.namespace / gpu.podSelector do not match its series",
     );
@@ -667,7 +675,6 @@ export class Engine {
       const nowMs = this.now();
       sources = trigger.sources.map((config) => ({ config, source: registry.sourceFor(config, nowMs) }));
       this.triggerSources.set(trigger, sources);
-      this.noteReaders(trigger, sources);
     }
     return sources;
   }

@@ -27,8 +27,8 @@ interface Failing {
    * (on a broker of 100 queues, 100 lines a second).
    */
   recoveredAtMs?: number;
-  /** When its recovery was last said (again only after a failure line since). */
-  recoveryLoggedMs: number;
+  /** A failure line was said since its recovery was last said (or none was): the next recovery is said. */
+  failureSaid: boolean;
   /** Times it read again and failed again within REMIND_EVERY_MS. */
   relapses: number;
 }
@@ -85,6 +85,7 @@ export class SourceFailureLog {
       known.code = code;
       if (nowMs - known.lastLoggedMs < REMIND_EVERY_MS) return;
       known.lastLoggedMs = nowMs;
+      known.failureSaid = true;
       this.logger.warn(
         {
           source: source.label,
@@ -102,12 +103,11 @@ export class SourceFailureLog {
     const codes = known === undefined ? [code] : [...known.codes, code].slice(-MAX_CODES);
     const sinceMs = known?.sinceMs ?? nowMs;
     const failures = (known?.failures ?? 0) + 1;
-    const recoveryLoggedMs = known?.recoveryLoggedMs ?? -Infinity;
     const relapses = known?.relapses ?? 0;
     setNewest(
       this.failing,
       source.identity,
-      { sinceMs, code, lastLoggedMs: nowMs, failures, codes, recoveryLoggedMs, relapses },
+      { sinceMs, code, lastLoggedMs: nowMs, failures, codes, failureSaid: true, relapses },
       MAX_TRACKED,
     );
     this.logger.warn(
@@ -134,8 +134,8 @@ export class SourceFailureLog {
     known.recoveredAtMs = nowMs;
     // Said again only after a failure line since the last one said: a line each a minute at most
     // while it fails on and off, and never a "still failing" left as the last word.
-    if (known.lastLoggedMs < known.recoveryLoggedMs) return;
-    known.recoveryLoggedMs = nowMs;
+    if (!known.failureSaid) return;
+    known.failureSaid = false;
     this.logger.info(
       {
         source: source.label,

@@ -281,6 +281,30 @@ describe('Engine: one decision per reading', () => {
       scaledObjects: ['ns/typo'],
       scaledObjectCount: 1,
     });
+    // One swept as idle and asked again (its parsed trigger and sources kept) is named again too.
+    clock.ms += 31 * 60_000;
+    engine.sweepIdle();
+    down.r = true;
+    await expect(engine.evaluate(engine.trigger(ref('c', 'r')))).rejects.toThrow(SourceUnavailable);
+    expect(lines.filter((l) => l.msg === 'source query failed').at(-1)).toMatchObject({
+      scaledObjects: ['ns/c'],
+      scaledObjectCount: 1,
+    });
+  });
+
+  it('keeps the index of who reads a source bounded: 25,000 distinct triggers on one failing queue', async () => {
+    const driver = fakeDriver(async () => {
+      throw new SourceUnavailable('fake q: connection refused');
+    });
+    const { sink, lines } = logLines<{ msg: string; scaledObjectCount?: number }>();
+    const clock = { ms: 3_000_000 };
+    const { engine } = engineWith(driver, clock, pino({ level: 'warn' }, sink));
+    for (let i = 0; i < 25_000; i++) {
+      await expect(engine.evaluate(engine.trigger(ref(`so-${i}`, 'q')))).rejects.toThrow(SourceUnavailable);
+      clock.ms += 1001; // a read each
+    }
+    const counts = lines.filter((l) => l.scaledObjectCount !== undefined).map((l) => l.scaledObjectCount!);
+    expect(Math.max(...counts)).toBe(20_000);
   });
 
   // Found by review: a trigger whose queue was deleted (every answer NOT_FOUND) or that KEDA no

@@ -112,6 +112,18 @@ describe('source failures in the log', () => {
     expect(shown().at(-1)).toMatchObject({ msg: 'source query failed', failures: undefined });
   });
 
+  it('says a recovery once when nothing was said of a relapse, its failure and recovery in one millisecond', () => {
+    const { log, at, shown } = bed();
+    at(0);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    log.succeeded(queue);
+    at(500);
+    log.failed(queue, 'UNAVAILABLE', 'down');
+    at(1000);
+    log.succeeded(queue);
+    expect(shown().map((l) => l.msg)).toEqual(['source query failed', 'source query recovered']);
+  });
+
   // Found by review: a recovery within a minute of the last one said was not said, though a
   // "still failing" came between: that was the last word while the source read for good.
   it('says a recovery that follows a reminder, however soon after the last recovery', () => {
