@@ -158,7 +158,7 @@ const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
 
 /** ScaledObjects named at most in a source failure's log line (the count says how many in all). */
 const MAX_READERS_NAMED = 5;
-/** Sources in the index of who reads them, and triggers per source, at most (Engine.noteReaders). */
+/** (Source, trigger) pairs in the index of who reads each source, at most (Engine.noteReaders). */
 const MAX_READERS = PARSE_MEMO_LIMITS.maxEntries;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
@@ -205,6 +205,8 @@ export class Engine {
    * them all at each line held the loop 3-7 s with 10,000 triggers and their broker down).
    */
   private readers = new Map<string, Map<string, string>>();
+  /** The index's (source, trigger) pairs in the order they were noted, oldest first: its bound. */
+  private readerOrder = new Map<string, readonly [string, string]>();
   /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
   private readonly failures = new Map<string, TriggerFailure>();
   private lastSweepMs = 0;
@@ -292,15 +294,25 @@ export class Engine {
 
   /**
    * Notes that the trigger reads `sources` (readersOf), at each read it starts: before the read
-   * answers, and again after a sweep made the index anew without it. Bounded as the parse memo is
-   * (MAX_READERS sources, each with its MAX_READERS latest triggers): metadata by the thousand on
-   * one queue (a broken client) holds no more.
+   * answers, and again after a sweep made the index anew without it. At most MAX_READERS (source,
+   * trigger) pairs, as the parse memo holds at most that many triggers: distinct metadata by the
+   * thousand (a broken client) holds no more.
    */
   private noteReaders(trigger: Trigger, sources: readonly TriggerSource[]): void {
     for (const { source } of sources) {
       let readers = this.readers.get(source.identity);
-      if (readers === undefined) setNewest(this.readers, source.identity, (readers = new Map()), MAX_READERS);
-      if (!readers.has(trigger.id)) setNewest(readers, trigger.id, `${trigger.namespace}/${trigger.name}`, MAX_READERS);
+      if (readers?.has(trigger.id)) continue;
+      if (readers === undefined) this.readers.set(source.identity, (readers = new Map()));
+      readers.set(trigger.id, `${trigger.namespace}/${trigger.name}`);
+      // The oldest pair goes first past the bound, from whichever source it was noted under.
+      if (this.readerOrder.size >= MAX_READERS) {
+        const [key, [identity, id]] = this.readerOrder.entries().next().value!;
+        this.readerOrder.delete(key);
+        const theirs = this.readers.get(identity);
+        theirs?.delete(id);
+        if (theirs?.size === 0) this.readers.delete(identity);
+      }
+      this.readerOrder.set(`${source.identity}\n${trigger.id}`, [source.identity, trigger.id]);
     }
   }
 
@@ -896,6 +908,7 @@ export class Engine {
     this.options.shared?.forgetExcept(kept);
     const live = new Set<string>();
     this.readers = new Map();
+    this.readerOrder = new Map();
     const reads = (trigger: Trigger) => {
       const sources = this.triggerSources.get(trigger) ?? [];
       for (const { source } of sources) live.add(source.identity);
