@@ -35,8 +35,8 @@
 // The built-in set includes the Azure LLM inference trace 2023 (code), from Microsoft's
 // AzurePublicDataset, CC-BY 4.0: Patel et al., "Splitwise: Efficient generative LLM inference
 // using phase splitting", ISCA 2024.
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
@@ -161,6 +161,9 @@ function seedRange(raw: string | undefined): number[] | undefined {
   return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
 
+/** The longest objective: the model's drainSeconds takes no more (30 days). */
+const MAX_OBJECTIVE_S = 30 * 86_400;
+
 export function parseArgs(argv: readonly string[]): Args {
   let values;
   try {
@@ -199,7 +202,12 @@ export function parseArgs(argv: readonly string[]): Args {
   const seed = numberFlag('seed', values.seed, Number.isSafeInteger, 'an integer');
   const seeds = seedRange(values.seeds);
   if (seed !== undefined && seeds !== undefined) throw new Error(`--seed and --seeds: give one; ${USAGE}`);
-  const objective = numberFlag('objective', values.objective, (n) => Number.isFinite(n) && n > 0, 'a number of seconds > 0');
+  const objective = numberFlag(
+    'objective',
+    values.objective,
+    (n) => Number.isFinite(n) && n > 0 && n <= MAX_OBJECTIVE_S,
+    `a number of seconds > 0 and at most ${MAX_OBJECTIVE_S} (the model's drainSeconds)`,
+  );
   const metadata: Record<string, string> = {};
   for (const v of values.model ?? []) {
     const eq = v.indexOf('=');
@@ -352,6 +360,39 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
   );
 }
 
+/**
+ * The traces of --trace's files, each named after its file; files of one name in different folders
+ * after their folder too (found by review: two `trace.csv` were one trace, and the bar compared one
+ * file's model with the other's keda-queue). The Azure trace under its own name: the bar's 1.3x
+ * oracle clause is its (named after its file, the clause was left out without a word).
+ */
+export function traceSpecs(files: readonly string[]): TraceSpec[] {
+  const base = (file: string) => basename(file).replace(/\.csv$/, '');
+  const named = files.map((file) => {
+    if (resolve(file) === resolve(AZURE_TRACE)) return { file, name: 'azure-code-2023' };
+    const shared = files.some((other) => other !== file && base(other) === base(file));
+    return { file, name: shared ? `${basename(dirname(resolve(file)))}/${base(file)}` : base(file) };
+  });
+  const seen = new Set<string>();
+  for (const { file, name } of named) {
+    if (seen.has(name))
+      throw new Error(`--trace ${JSON.stringify(file)}: a second trace named ${name}; give each file its own name`);
+    seen.add(name);
+  }
+  return named;
+}
+
+/** A file the run will write: its folder must be there and writable, now rather than after the run. */
+export function checkOutput(flag: string, path: string | undefined): void {
+  if (path === undefined) return;
+  try {
+    if (existsSync(path) && statSync(path).isDirectory()) throw new Error('a folder');
+    accessSync(dirname(resolve(path)), constants.W_OK);
+  } catch (err) {
+    throw new Error(`--${flag} ${JSON.stringify(path)}: cannot be written (${(err as Error).message})`, { cause: err });
+  }
+}
+
 /** --trace paths: a file as given, a folder as the CSVs in it (sorted; one tenant each, say). */
 export function traceFiles(paths: readonly string[]): string[] {
   return paths.flatMap((path) => {
@@ -366,15 +407,15 @@ export function traceFiles(paths: readonly string[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
-  const specs: TraceSpec[] =
-    args.traces.length > 0
-      ? // The Azure trace under its own name given with --trace too: the bar's 1.3x oracle clause is its
-        // (found by review: named after its file, the clause was left out without a word).
-        traceFiles(args.traces).map((file) =>
-          resolve(file) === resolve(AZURE_TRACE) ? { file, name: 'azure-code-2023' } : { file },
-        )
-      : builtInTraceSpecs(args.hours);
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help') || argv.includes('-h')) {
+    console.log(`${USAGE}\n\nWhat each flag does, and the figures: docs/model.md, "How it compares: the decisions simulator".`);
+    return;
+  }
+  const args = parseArgs(argv);
+  checkOutput('json', args.json);
+  checkOutput('timeline', args.timeline);
+  const specs: TraceSpec[] = args.traces.length > 0 ? traceSpecs(traceFiles(args.traces)) : builtInTraceSpecs(args.hours);
   const started = performance.now();
   const { rows: replayed, timelines } = takeTimelines((await runJobs(jobs(specs, args), args.threads)).flat());
   const rows = withKedaTuned(replayed);

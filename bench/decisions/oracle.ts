@@ -46,7 +46,9 @@ export function oracle(): Policy {
     setup: `offline: sized to drain the outstanding work within ${WINDOW_S} s, warm through gaps shorter than the cold start, prewarmed exactly one cold start ahead`,
     start(ctx) {
       const needed = neededPerSecond(ctx);
-      const slots = Math.max(0, ...needed);
+      // A loop, not a spread: a trace of days has more seconds than a call takes arguments.
+      let slots = 0;
+      for (const n of needed) if (n > slots) slots = n;
       for (let slot = 1; slot <= slots; slot++) {
         // Busy intervals of this slot, [from, to) in seconds.
         const intervals: [number, number][] = [];

@@ -286,6 +286,45 @@ describe('traces and draws', () => {
     ]);
   });
 
+  // Found by review: one bad cell was read as 0 or NaN and changed every policy's figures without a
+  // word (always-on at 0 replicas), a quoted field with a comma split the row, a month 13 rolled
+  // over into the next year, and an offset was dropped.
+  const H = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+  it.each([
+    [
+      'a token count that is not a number',
+      `${H}\n2023-11-16 18:17:03.5,n/a,9\n`,
+      /^t\.csv:2: ContextTokens "n\/a": want a whole number/,
+    ],
+    ['an empty token cell', `${H}\n2023-11-16 18:17:03.5,100,\n`, /^t\.csv:2: GeneratedTokens "": want a whole number/],
+    ['a negative token count', `${H}\n2023-11-16 18:17:03.5,-50000,9\n`, /^t\.csv:2: ContextTokens "-50000"/],
+    ['a row short of a field', `${H}\n2023-11-16 18:17:03.5,100\n`, /^t\.csv:2: 2 fields where the header has 3/],
+    ['a month 13', `${H}\n2023-13-45 18:17:05.0,1,1\n`, /^t\.csv:2: TIMESTAMP "2023-13-45 18:17:05.0": no such date or time/],
+    ['a second 99', `${H}\n2023-11-16 18:17:99,1,1\n`, /no such date or time/],
+    [
+      'a date in another format',
+      `${H}\n\n17.11.2023 10:50:42.6,1,1\n`,
+      /^t\.csv:3: TIMESTAMP "17\.11\.2023 10:50:42\.6": want YYYY-MM-DD/,
+    ],
+    ['a header and no rows', `${H}\n`, /^t\.csv: no requests/],
+    ['a quote not closed', `${H}\n"2023-11-16 18:17:03.5,1,1\n`, /^t\.csv:2: a quote is not closed/],
+  ])('refuses %s, naming the file and the line', (_what, csv, error) => {
+    expect(() => parseAzureCsv('t.csv', csv)).toThrow(error);
+  });
+
+  it('reads quoted fields, a BOM, and times with offsets as the instants they name', () => {
+    const t = parseAzureCsv(
+      't',
+      `\uFEFF"TIMESTAMP","model",ContextTokens,GeneratedTokens\n` +
+        `"2023-11-16T19:17:04.5+01:00","llama, 13b",4000,25\n` +
+        `2023-11-16 18:17:03.5Z,"say ""hi""",0,50\n`,
+    );
+    expect(t.requests).toEqual([
+      { arrivalS: 0, serviceS: 2 },
+      { arrivalS: 1, serviceS: 2 },
+    ]);
+  });
+
   it('draws cold starts with p50 about 23 s and p99 about 52 s', () => {
     const draw = coldStartSampler(7);
     const xs = Array.from({ length: 20_000 }, draw).sort((a, b) => a - b);

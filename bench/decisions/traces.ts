@@ -20,35 +20,104 @@ export function serviceSeconds(contextTokens: number, generatedTokens: number): 
   return contextTokens / PREFILL_TOKENS_PER_SECOND + generatedTokens / DECODE_TOKENS_PER_SECOND;
 }
 
-/** "2023-11-16 18:17:03.9799600" -> epoch seconds (UTC), keeping the sub-second digits. */
+/**
+ * "2023-11-16 18:17:03.9799600" (the Azure trace's), or ISO 8601 with a "T", and "Z" or a "+hh:mm"
+ * offset -> epoch seconds, keeping the sub-second digits. Without an offset the time is UTC. A date
+ * or time that does not exist (month 13, second 99) is refused, not rolled over.
+ */
 function parseTimestamp(text: string): number {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?/.exec(text.trim());
-  if (m === null) throw new Error(`bad TIMESTAMP ${JSON.stringify(text)}`);
-  const whole = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) / 1000;
-  return whole + (m[7] ? Number(`0.${m[7]}`) : 0);
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
+  if (m === null) throw new Error(`TIMESTAMP ${JSON.stringify(text)}: want YYYY-MM-DD HH:MM:SS[.fraction][Z|+hh:mm]`);
+  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i]));
+  const whole = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!);
+  const back = new Date(whole);
+  if (back.getUTCMonth() !== month! - 1 || back.getUTCDate() !== day! || hour! > 23 || minute! > 59 || second! > 59)
+    throw new Error(`TIMESTAMP ${JSON.stringify(text)}: no such date or time`);
+  const offset = m[8] === undefined || m[8] === 'Z' ? 0 : offsetMinutes(m[8]);
+  return (whole - offset * 60_000) / 1000 + (m[7] ? Number(`0.${m[7]}`) : 0);
 }
 
-/** Parses a CSV in the Azure trace format (CRLF tolerated); times start at 0. */
-export function parseAzureCsv(name: string, text: string): Trace {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines[0]?.split(',').map((h) => h.trim()) ?? [];
+/** "+01:00" or "-0530" -> minutes east of UTC. */
+function offsetMinutes(text: string): number {
+  const digits = text.replace(':', '');
+  const minutes = Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5));
+  return digits.startsWith('-') ? -minutes : minutes;
+}
+
+/** A token count: a whole number from 0 to a million (no model's context or output is longer). */
+function parseTokens(column: string, text: string | undefined): number {
+  const value = Number(text?.trim());
+  if (text === undefined || text.trim() === '' || !Number.isInteger(value) || value < 0 || value > 1_000_000)
+    throw new Error(`${column} ${JSON.stringify(text ?? '')}: want a whole number of tokens from 0 to 1000000`);
+  return value;
+}
+
+/** One CSV line's fields, quotes as RFC 4180 has them ("a, b" one field, "" a quote within one). */
+function csvFields(line: string): string[] {
+  const fields: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quoted) {
+      if (c === '"' && line[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      fields.push(field);
+      field = '';
+    } else field += c;
+  }
+  if (quoted) throw new Error('a quote is not closed');
+  fields.push(field);
+  return fields;
+}
+
+/**
+ * Parses a CSV in the Azure trace format (TIMESTAMP,ContextTokens,GeneratedTokens, in any order,
+ * other columns left alone; CRLF, a BOM and quoted fields tolerated); times start at 0. A row that
+ * cannot be read stops it with the file's name, the line and what is wrong: one bad cell read as
+ * 0 or NaN changed every policy's figures without a word.
+ */
+export function parseAzureCsv(name: string, text: string, source = name): Trace {
+  const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
+  const first = lines.findIndex((l) => l.trim() !== '');
+  const at = (i: number, err: unknown) => new Error(`${source}:${i + 1}: ${(err as Error).message}`);
+  let header: string[] = [];
+  try {
+    header = first < 0 ? [] : csvFields(lines[first]!).map((h) => h.trim());
+  } catch (err) {
+    throw at(first, err);
+  }
   const col = (key: string) => {
     const i = header.indexOf(key);
-    if (i < 0) throw new Error(`${name}: no ${key} column (want TIMESTAMP,ContextTokens,GeneratedTokens)`);
+    if (i < 0) throw new Error(`${source}: no ${key} column (want TIMESTAMP,ContextTokens,GeneratedTokens)`);
     return i;
   };
   const [ti, ci, gi] = [col('TIMESTAMP'), col('ContextTokens'), col('GeneratedTokens')];
-  const rows = lines.slice(1).map((line) => {
-    const cells = line.split(',');
-    return { at: parseTimestamp(cells[ti] ?? ''), service: serviceSeconds(Number(cells[ci]), Number(cells[gi])) };
-  });
+  const rows: { at: number; service: number }[] = [];
+  for (let i = first + 1; i < lines.length; i++) {
+    if (lines[i]!.trim() === '') continue;
+    try {
+      const cells = csvFields(lines[i]!);
+      if (cells.length !== header.length) throw new Error(`${cells.length} fields where the header has ${header.length}`);
+      const service = serviceSeconds(parseTokens('ContextTokens', cells[ci]), parseTokens('GeneratedTokens', cells[gi]));
+      rows.push({ at: parseTimestamp(cells[ti]!), service });
+    } catch (err) {
+      throw at(i, err);
+    }
+  }
+  if (rows.length === 0) throw new Error(`${source}: no requests (a header and no rows)`);
   rows.sort((a, b) => a.at - b.at);
-  const t0 = rows[0]?.at ?? 0;
+  const t0 = rows[0]!.at;
   return { name, requests: rows.map((r) => ({ arrivalS: r.at - t0, serviceS: r.service })) };
 }
 
 export function loadAzureCsv(path: string, name = path.replace(/^.*\//, '').replace(/\.csv$/, '')): Trace {
-  return parseAzureCsv(name, readFileSync(path, 'utf8'));
+  return parseAzureCsv(name, readFileSync(path, 'utf8'), path);
 }
 
 /** Token counts: lognormal context and output lengths, each capped. */
