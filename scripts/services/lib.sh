@@ -34,6 +34,8 @@ SERVICES_LIB_LOADED=1
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 log() { printf '[services] %s\n' "$*" >&2; }
+# shellcheck source=scripts/retried.sh
+. "$REPO_ROOT/scripts/retried.sh"
 die() { log "ERROR: $*"; exit 1; }
 
 # ---------------------------------------------------------------------------- processes
@@ -249,7 +251,7 @@ apt_install() { # packages...
     POLICY_RC_D_OURS=1
     trap cleanup_policy_rc_d EXIT # also when this runs in a background subshell
   fi
-  local apt=("${SUDO[@]}" apt-get -y -q -o DPkg::Lock::Timeout=300)
+  local apt=("${SUDO[@]}" apt-get -y -q -o DPkg::Lock::Timeout=300 -o Acquire::Retries=3)
   # shellcheck disable=SC2143 # the candidate is the output of the pipe, not its status
   if [ -z "$(apt-cache policy "${missing[0]}" 2>/dev/null | awk '/Candidate:/ {print $2}' | grep -v '(none)')" ]; then
     "${apt[@]}" update >&2 || die "apt-get update failed"
@@ -293,7 +295,7 @@ $deps
 </project>
 EOF
     rm -rf "$dir/jars"
-    if ! (cd "$dir" && mvn -B -q -ntp dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime </dev/null >"$dir/mvn.log" 2>&1); then
+    if ! (cd "$dir" && retried mvn -B -q -ntp dependency:copy-dependencies -DoutputDirectory=jars -DincludeScope=runtime </dev/null >"$dir/mvn.log" 2>&1); then
       log "maven: fetching $name failed"
       log_tail "$dir/mvn.log"
       exit 1
@@ -318,7 +320,7 @@ pip_venv_install() { # dir requirement
     if ! python3 -m venv "$dir/venv" >"$dir/pip.log" 2>&1; then
       log "python3 -m venv failed (Debian: apt-get install python3-venv)"; log_tail "$dir/pip.log"; exit 1
     fi
-    if ! "$dir/venv/bin/pip" install -q --cache-dir "$CACHE_DIR/pip" "$requirement" </dev/null >>"$dir/pip.log" 2>&1; then
+    if ! retried "$dir/venv/bin/pip" install -q --cache-dir "$CACHE_DIR/pip" "$requirement" </dev/null >>"$dir/pip.log" 2>&1; then
       log "pip install $requirement failed"; log_tail "$dir/pip.log"; exit 1
     fi
     touch "$dir/.complete"
