@@ -312,6 +312,19 @@ describe('traces and draws', () => {
     expect(() => parseAzureCsv('t.csv', csv)).toThrow(error);
   });
 
+  it('reads trailing commas, a lowercase z, an offset of hours alone, and a space before it', () => {
+    const t = parseAzureCsv(
+      't',
+      `TIMESTAMP,ContextTokens,GeneratedTokens,\n2023-11-16T23:17:04.5+05,4000,25,\n2023-11-16 18:17:03.5 z,0,50\n`,
+    );
+    expect(t.requests).toEqual([
+      { arrivalS: 0, serviceS: 2 },
+      { arrivalS: 1, serviceS: 2 },
+    ]);
+    expect(() => parseAzureCsv('t.csv', `${H}\n2023-11-16 18:17:03.5+99:99,1,1\n`)).toThrow(/^t\.csv:2: .*no such offset/);
+    expect(() => parseAzureCsv('t.csv', `\nTIMESTAMP,Context,GeneratedTokens\n`)).toThrow(/^t\.csv:2: no ContextTokens column/);
+  });
+
   it('reads quoted fields, a BOM, and times with offsets as the instants they name', () => {
     const t = parseAzureCsv(
       't',

@@ -26,22 +26,23 @@ export function serviceSeconds(contextTokens: number, generatedTokens: number): 
  * or time that does not exist (month 13, second 99) is refused, not rolled over.
  */
 function parseTimestamp(text: string): number {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$/.exec(text.trim());
+  const m = /^(\d{4})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s*([zZ]|[+-]\d{2}(?::?\d{2})?)?$/.exec(text.trim());
   if (m === null) throw new Error(`TIMESTAMP ${JSON.stringify(text)}: want YYYY-MM-DD HH:MM:SS[.fraction][Z|+hh:mm]`);
   const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i]));
   const whole = Date.UTC(year!, month! - 1, day!, hour!, minute!, second!);
   const back = new Date(whole);
   if (back.getUTCMonth() !== month! - 1 || back.getUTCDate() !== day! || hour! > 23 || minute! > 59 || second! > 59)
     throw new Error(`TIMESTAMP ${JSON.stringify(text)}: no such date or time`);
-  const offset = m[8] === undefined || m[8] === 'Z' ? 0 : offsetMinutes(m[8]);
+  const offset = m[8] === undefined || /^[zZ]$/.test(m[8]) ? 0 : offsetMinutes(m[8], text);
   return (whole - offset * 60_000) / 1000 + (m[7] ? Number(`0.${m[7]}`) : 0);
 }
 
-/** "+01:00" or "-0530" -> minutes east of UTC. */
-function offsetMinutes(text: string): number {
-  const digits = text.replace(':', '');
-  const minutes = Number(digits.slice(1, 3)) * 60 + Number(digits.slice(3, 5));
-  return digits.startsWith('-') ? -minutes : minutes;
+/** "+01:00", "-0530" or "+05" -> minutes east of UTC; hours past 23 or minutes past 59 refused. */
+function offsetMinutes(offset: string, timestamp: string): number {
+  const digits = offset.replace(':', '');
+  const [hours, minutes] = [Number(digits.slice(1, 3)), Number(digits.slice(3, 5) || '0')];
+  if (hours > 23 || minutes > 59) throw new Error(`TIMESTAMP ${JSON.stringify(timestamp)}: no such offset`);
+  return (digits.startsWith('-') ? -1 : 1) * (hours * 60 + minutes);
 }
 
 /** A token count: a whole number from 0 to a million (no model's context or output is longer). */
@@ -76,6 +77,12 @@ function csvFields(line: string): string[] {
   return fields;
 }
 
+/** The fields with empty ones at the end left out down to `keep` (a trailing comma on the header or the rows). */
+function withoutTrailingEmpty(fields: string[], keep = 1): string[] {
+  while (fields.length > keep && fields.at(-1)!.trim() === '') fields.pop();
+  return fields;
+}
+
 /**
  * Parses a CSV in the Azure trace format (TIMESTAMP,ContextTokens,GeneratedTokens, in any order,
  * other columns left alone; CRLF, a BOM and quoted fields tolerated); times start at 0. A row that
@@ -88,13 +95,13 @@ export function parseAzureCsv(name: string, text: string, source = name): Trace 
   const at = (i: number, err: unknown) => new Error(`${source}:${i + 1}: ${(err as Error).message}`);
   let header: string[] = [];
   try {
-    header = first < 0 ? [] : csvFields(lines[first]!).map((h) => h.trim());
+    header = first < 0 ? [] : withoutTrailingEmpty(csvFields(lines[first]!)).map((h) => h.trim());
   } catch (err) {
     throw at(first, err);
   }
   const col = (key: string) => {
     const i = header.indexOf(key);
-    if (i < 0) throw new Error(`${source}: no ${key} column (want TIMESTAMP,ContextTokens,GeneratedTokens)`);
+    if (i < 0) throw at(first, new Error(`no ${key} column (want TIMESTAMP,ContextTokens,GeneratedTokens)`));
     return i;
   };
   const [ti, ci, gi] = [col('TIMESTAMP'), col('ContextTokens'), col('GeneratedTokens')];
@@ -102,7 +109,7 @@ export function parseAzureCsv(name: string, text: string, source = name): Trace 
   for (let i = first + 1; i < lines.length; i++) {
     if (lines[i]!.trim() === '') continue;
     try {
-      const cells = csvFields(lines[i]!);
+      const cells = withoutTrailingEmpty(csvFields(lines[i]!), header.length);
       if (cells.length !== header.length) throw new Error(`${cells.length} fields where the header has ${header.length}`);
       const service = serviceSeconds(parseTokens('ContextTokens', cells[ci]), parseTokens('GeneratedTokens', cells[gi]));
       rows.push({ at: parseTimestamp(cells[ti]!), service });
