@@ -20,6 +20,7 @@ import type { ScalerMetrics } from './telemetry/metrics.ts';
 import { type Refusal, RefusalLog } from './telemetry/refusals.ts';
 import { Episode } from './telemetry/episode.ts';
 import { SourceFailureLog } from './telemetry/sourceFailures.ts';
+import { SourceReaders } from './telemetry/sourceReaders.ts';
 import { RefMemo } from './trigger/memo.ts';
 import { parseTrigger } from './trigger/schema.ts';
 import type { ConnectionProfiles, Trigger, TriggerRef } from './trigger/types.ts';
@@ -158,7 +159,7 @@ const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
 
 /** ScaledObjects named at most in a source failure's log line (the count says how many in all). */
 const MAX_READERS_NAMED = 5;
-/** (Source, trigger) pairs in the index of who reads each source, at most (Engine.noteReaders). */
+/** (Source, trigger) pairs in the index of who reads each source, at most (SourceReaders). */
 const MAX_READERS = PARSE_MEMO_LIMITS.maxEntries;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
@@ -198,15 +199,8 @@ export class Engine {
   /** What forgotten triggers learned, by lineage, oldest first. */
   private readonly retired = new Map<string, Retired>();
   private readonly triggerSources = new WeakMap<Trigger, readonly TriggerSource[]>();
-  /**
-   * Source identity -> trigger id -> its ScaledObject (namespace/name): who reads each source, for
-   * a source failure's log line. Added to as sources are looked up, made again from the triggers
-   * kept at each sweep; a lookup then touches one source's readers, not every trigger (walking
-   * them all at each line held the loop 3-7 s with 10,000 triggers and their broker down).
-   */
-  private readers = new Map<string, Map<string, string>>();
-  /** The index's (source, trigger) pairs in the order they were noted, oldest first: its bound. */
-  private readerOrder = new Map<string, readonly [string, string]>();
+  /** Who reads each source, for a source failure's log line: noted at each read started, made anew at each sweep. */
+  private readonly readers = new SourceReaders(MAX_READERS);
   /** Triggers whose last answer was an error (for /explain), by id; dropped by their next answer. */
   private readonly failures = new Map<string, TriggerFailure>();
   private lastSweepMs = 0;
@@ -216,7 +210,9 @@ export class Engine {
     this.now = options.now ?? Date.now;
     this.refusals = new RefusalLog(options.logger, this.now);
     const { metrics } = options;
-    const sourceFailures = new SourceFailureLog(options.logger, this.now, (identity) => this.readersOf(identity));
+    const sourceFailures = new SourceFailureLog(options.logger, this.now, (identity) =>
+      this.readers.of(identity, MAX_READERS_NAMED),
+    );
     this.cache = new ReadCache({
       ttlMs: options.cacheTtlMs,
       timeoutMs: options.sourceTimeoutMs,
@@ -286,36 +282,6 @@ export class Engine {
       : this.answered(trigger, answer);
   }
 
-  /** The ScaledObjects (namespace/name) whose triggers read the source: the first few, and how many. */
-  private readersOf(identity: string): { scaledObjects: string[]; count: number } {
-    const names = new Set(this.readers.get(identity)?.values());
-    return { scaledObjects: [...names].slice(0, MAX_READERS_NAMED), count: names.size };
-  }
-
-  /**
-   * Notes that the trigger reads `sources` (readersOf), at each read it starts: before the read
-   * answers, and again after a sweep made the index anew without it. At most MAX_READERS (source,
-   * trigger) pairs, as the parse memo holds at most that many triggers: distinct metadata by the
-   * thousand (a broken client) holds no more.
-   */
-  private noteReaders(trigger: Trigger, sources: readonly TriggerSource[]): void {
-    for (const { source } of sources) {
-      let readers = this.readers.get(source.identity);
-      if (readers?.has(trigger.id)) continue;
-      if (readers === undefined) this.readers.set(source.identity, (readers = new Map()));
-      readers.set(trigger.id, `${trigger.namespace}/${trigger.name}`);
-      // The oldest pair goes first past the bound, from whichever source it was noted under.
-      if (this.readerOrder.size >= MAX_READERS) {
-        const [key, [identity, id]] = this.readerOrder.entries().next().value!;
-        this.readerOrder.delete(key);
-        const theirs = this.readers.get(identity);
-        theirs?.delete(id);
-        if (theirs?.size === 0) this.readers.delete(identity);
-      }
-      this.readerOrder.set(`${source.identity}\n${trigger.id}`, [source.identity, trigger.id]);
-    }
-  }
-
   /** An answer clears the error the trigger had before it. */
   private answered(trigger: Trigger, evaluation: Evaluation): Evaluation {
     if (this.failures.size > 0) this.failures.delete(trigger.id);
@@ -370,7 +336,7 @@ export class Engine {
     const found = this.sourcesOf(trigger);
     // A promise only while a driver is imported (first trigger of its kind): no await otherwise.
     const sources = found instanceof Promise ? await found : found;
-    this.noteReaders(trigger, sources);
+    this.readers.note(trigger, sources);
     // First sight of the trigger with a shared store: its lease and record, before its first
     // answer, so a replica that just started answers from what was learned (bounded by the store).
     // A call that comes while another's first sight is under way waits for the same one. Beside
@@ -907,12 +873,11 @@ export class Engine {
     const kept = (id: string) => id === asked?.id || this.triggers.has(id) || this.failures.has(id);
     this.options.shared?.forgetExcept(kept);
     const live = new Set<string>();
-    this.readers = new Map();
-    this.readerOrder = new Map();
+    this.readers.clear();
     const reads = (trigger: Trigger) => {
       const sources = this.triggerSources.get(trigger) ?? [];
       for (const { source } of sources) live.add(source.identity);
-      this.noteReaders(trigger, sources);
+      this.readers.note(trigger, sources);
     };
     if (asked !== undefined) reads(asked);
     for (const state of this.triggers.values()) reads(state.trigger);
