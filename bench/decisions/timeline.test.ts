@@ -1,26 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { runJob } from './matrix.ts';
 import { type TimelineEntry, timelineCsv } from './timeline.ts';
-
-/** RFC 4180 fields of one CSV line (quoted fields may hold commas and doubled quotes). */
-function fields(line: string): string[] {
-  const out: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (quoted && c === '"' && line[i + 1] === '"') {
-      field += '"';
-      i++;
-    } else if (c === '"') quoted = !quoted;
-    else if (c === ',' && !quoted) {
-      out.push(field);
-      field = '';
-    } else field += c;
-  }
-  out.push(field);
-  return out;
-}
+import { csvFields as fields } from './traces.ts';
 
 const entry = (over: Partial<TimelineEntry>): TimelineEntry => ({
   timeS: 22,

@@ -54,7 +54,7 @@ function parseTokens(column: string, text: string | undefined): number {
 }
 
 /** One CSV line's fields, quotes as RFC 4180 has them ("a, b" one field, "" a quote within one). */
-function csvFields(line: string): string[] {
+export function csvFields(line: string): string[] {
   const fields: string[] = [];
   let field = '';
   let quoted = false;
