@@ -35,11 +35,16 @@ const ref: TriggerRef = {
   },
 };
 
+/** A store of its own on a clock the test moves, and replicas on it reading the broker above. */
+function onOneStore(startMs: number) {
+  const clock = { ms: startMs };
+  const cluster = new StateCluster(() => clock.ms);
+  return { clock, cluster, replica: (name: string) => replicaOn(cluster, name, driver) };
+}
+
 describe('a replica that decided alone takes the record from before the outage', () => {
   it('counts no arrivals from the record: no fleet above what one process alone asks for, no burst learned', async () => {
-    const clock = { ms: 4_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const replica = (name: string) => replicaOn(cluster, name, driver);
+    const { clock, cluster, replica } = onOneStore(4_000_000);
     // The writer learns for 10 minutes: bursts of 40 messages, served.
     const a = replica('a');
     for (let i = 0; i < 600; i++) {
@@ -88,9 +93,7 @@ describe('a replica that decided alone takes the record from before the outage',
 // other replica then took it: what was learned meanwhile lost on both.
 describe('an edit whose first call lands on the replica KEDA was not asking', () => {
   it("carries on from the other replica's newer record of the previous settings", async () => {
-    const clock = { ms: 15_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const replica = (name: string) => replicaOn(cluster, name, driver);
+    const { clock, replica } = onOneStore(15_000_000);
     const a = replica('a');
     const b = replica('b');
     const metadata = {
