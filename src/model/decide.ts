@@ -34,7 +34,7 @@ import {
   watchRises,
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
-import { type Details, backlogDemand, ceilSafe, computedDemand, computedDemands, fleetView, round } from './demand.ts';
+import { type Details, backlogDemand, ceilSafe, computedDemands, fleetView, round } from './demand.ts';
 import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -447,12 +447,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // Where the queue could run, why it does not: what /explain says.
   if (queueable && onQueue === undefined) details.offQueueBecause = unsteady ?? 'queue head undated over several queues';
   const demands: Demands & { backlog: number } = {
-    backlog: computedDemand(
-      backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
-      'backlog',
-      scaling.maxReplicas,
-      details,
-    ),
+    backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
@@ -486,15 +481,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const holdRates = riseNotHeld ? { fast: rates.steady, steady: rates.steady } : rates;
   const needed =
     trend > 0 || riseNotHeld
-      ? Math.max(
-          computedDemand(
-            backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, undefined),
-            'backlog',
-            scaling.maxReplicas,
-            details,
-          ),
-          demands.gpu ?? 0,
-        )
+      ? Math.max(backlogDemand(demandSignals, scaling, service, fleet, holdRates, C, undefined), demands.gpu ?? 0)
       : unheld;
   if (working) {
     // What is remembered is at most what KEDA may run (a record past MAX_REPLICAS is not read back).

@@ -84,11 +84,11 @@ export function fleetView(
 }
 
 /** The fleet may run on its queue (onQueue.ts): how old the queue's head is, when known. */
-export interface OnQueue {
+interface OnQueue {
   readonly headAgeSeconds: number | undefined;
 }
 
-export interface RateView {
+interface RateView {
   /** The 30 s average. */
   readonly fast: number | undefined;
   /** Averaged over about 100 arrivals (arrivals.ts). */
@@ -99,7 +99,13 @@ export interface RateView {
  * D_backlog, with the figures behind it in `details` (none when it is undefined: a demand asked
  * again under other terms), for the objective T (`drainSeconds` unless told).
  */
-export function backlogDemand(
+export function backlogDemand(...args: Parameters<typeof fluidDemand>): number {
+  const [, scaling, , , , , details] = args;
+  return computedDemand(fluidDemand(...args), 'backlog', scaling.maxReplicas, details);
+}
+
+/** backlogDemand before a demand it could not compute is read as maxReplicas. */
+function fluidDemand(
   signals: Signals,
   scaling: ScalingConfig,
   service: Service,
@@ -288,9 +294,9 @@ export function round(x: number): number {
  * says which: never dropped, as the largest-demand rule drops a NaN, which left the fleet at
  * minReplicas with a queue waiting, and wrote the NaN into the history the store then refused.
  */
-export function computedDemand(value: number, term: DemandTerm, maxReplicas: number, details: Details): number {
+function computedDemand(value: number, term: DemandTerm, maxReplicas: number, details: Details | undefined): number {
   if (!Number.isNaN(value)) return value;
-  details.uncomputedDemand = term;
+  if (details !== undefined) details.uncomputedDemand = term;
   return maxReplicas;
 }
 

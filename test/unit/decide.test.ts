@@ -11,7 +11,7 @@ import {
   slidingMax,
   within,
 } from '../../src/model/decide.ts';
-import { computedDemands, pileUp } from '../../src/model/demand.ts';
+import { backlogDemand, computedDemands, pileUp } from '../../src/model/demand.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
@@ -1423,5 +1423,26 @@ describe('computedDemands: a demand the model could not compute asks for maxRepl
     expect(computed).toEqual(out);
     if (said === undefined) expect(computed).toBe(demands);
     expect(details.uncomputedDemand).toBe(said);
+  });
+});
+
+describe('backlogDemand: one it could not compute asks for maxReplicas, at every caller', () => {
+  it('reads a NaN (a cold start not a number) as maxReplicas, and says so when it keeps details', () => {
+    const signals: Signals = { backlog: 50, waiting: 50, consumers: 2, arrivalRatePerSecond: 1 };
+    const service = {
+      throughputPerReplica: 1,
+      serviceSeconds: 4,
+      slotsPerReplica: 4,
+      source: 'configured',
+      history: {},
+    } as const;
+    const fleet = { ready: 2, startingSecondsLeft: [] };
+    const rates = { fast: 1, steady: 1 };
+    const cfg: ScalingConfig = { ...scaling, maxReplicas: 40 };
+    const details: Record<string, number | string | boolean> = {};
+    expect(backlogDemand(signals, cfg, service, fleet, rates, Number.NaN, details)).toBe(40);
+    expect(details.uncomputedDemand).toBe('backlog');
+    expect(backlogDemand(signals, cfg, service, fleet, rates, Number.NaN, undefined, 30)).toBe(40);
+    expect(backlogDemand(signals, cfg, service, fleet, rates, 10, undefined)).toBeLessThan(40);
   });
 });
