@@ -37,7 +37,8 @@ export interface Field<T = unknown> {
 }
 
 /** What a URL key allows besides its schemes: the %-escapes a source decodes must decode. */
-const URL_ESCAPES = '(user, password and path %-escapes must decode as UTF-8)';
+const URL_ESCAPES =
+  '(written out as scheme://host, with no spaces or control characters; user, password and path %-escapes must decode as UTF-8)';
 
 /** Longest value of a key: names, URLs and broker lists fit many times over. */
 export const MAX_VALUE_CHARS = 8192;
@@ -76,6 +77,10 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  */
 const MAX_SECONDS = 30 * 86_400;
 
+/** A scheme, then `//`, and nothing a parser would drop or percent-encode behind the user's back. */
+// eslint-disable-next-line no-control-regex
+const WRITTEN_OUT_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s\x00-\x1f\x7f\\]*$/;
+
 const kinds = {
   perReplica: numberFrom((n) => n >= MIN_PER_REPLICA && n <= MAX_PER_REPLICA),
   perReplicaInt: numberFrom((n) => n > 0 && Number.isInteger(n) && n <= MAX_PER_REPLICA),
@@ -90,6 +95,11 @@ const kinds = {
   text,
   url: (schemes: readonly string[]) =>
     text.refine((s) => {
+      // Written out, as Go's url.Parse in KEDA's own scalers needs too: the WHATWG parser also takes
+      // `http:user:pw@host`, a password with a space or a tab in it, which the masking of passwords
+      // (redact: `scheme://user:***@`) does not see, and their unsalted hash went into the trigger's
+      // id, a metric label (found by review).
+      if (!WRITTEN_OUT_URL.test(s)) return false;
       try {
         const url = new URL(s);
         // The sources decode the user, password and path (vhost, queue name): a %-escape that does
@@ -376,8 +386,16 @@ const kafkaFields = {
     schema: kinds.list.refine((l) => l.every((t) => /^[a-zA-Z0-9._-]{1,249}$/.test(t) && t !== '.' && t !== '..')),
     allowed: 'a topic name (letters, digits, ".", "_", "-"; at most 249) or a comma-separated list of them',
     description: 'Topic(s); all topics the group has offsets for when absent.',
+    // KEDA's Kafka scaler takes both from the workload's environment too (found by review).
+    fromEnv: true,
   }),
-  consumerGroup: field({ schema: kinds.text, allowed: 'a consumer group id', required: true, description: 'Consumer group.' }),
+  consumerGroup: field({
+    schema: kinds.text,
+    allowed: 'a consumer group id',
+    required: true,
+    description: 'Consumer group.',
+    fromEnv: true,
+  }),
   offsetResetPolicy: field({
     schema: kinds.oneOf(['latest', 'earliest']),
     allowed: 'latest or earliest (any case)',

@@ -409,6 +409,20 @@ const sqsRules: Rule<SqsValues>[] = [
       }
     },
   },
+  // Found by review: the client then asks another region's endpoint for the queue, and the
+  // answer reads as a queue that does not exist.
+  {
+    says: '`sqs.awsRegion`, when the queue URL is an AWS one naming a region and no `sqs.awsEndpoint` is set, is that region.',
+    check: (v, issues) => {
+      const named = regionInQueueUrl(v.queueURL);
+      if (v.awsRegion !== undefined && v.awsEndpoint === undefined && named !== undefined && v.awsRegion !== named) {
+        issues.add(
+          'sqs.awsRegion',
+          `got ${JSON.stringify(v.awsRegion)}, but sqs.queueURL names region ${named}; allowed: ${named}, or leave sqs.awsRegion out`,
+        );
+      }
+    },
+  },
 ];
 
 function buildSqs(v: SqsValues, env: ParseOptions['env']): SqsSourceConfig {

@@ -88,6 +88,12 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ host: 'amqp://u:p@h:5672/v' });
   });
 
+  // Found by review: KEDA's Kafka scaler reads both from the workload's environment too.
+  it('takes kafka.topicFromEnv and kafka.consumerGroupFromEnv', () => {
+    const t = parse({ 'kafka.bootstrapServers': 'k:9092', 'kafka.topicFromEnv': 'a,b', 'kafka.consumerGroupFromEnv': 'g' });
+    expect(t.sources[0]).toMatchObject({ kind: 'kafka', topics: ['a', 'b'], consumerGroup: 'g' });
+  });
+
   it.each([
     ['rabbitmq.queueName', '..'],
     ['rabbitmq.queueName', '.'],
@@ -335,7 +341,7 @@ describe('trigger schema', () => {
   ])('masks the password of a URL that does not parse, written with %s', (_, serverAddress, quoted) => {
     const text = issuesOf({ 'gpu.serverAddress': serverAddress, 'gpu.query': 'up' })[0];
     expect(text).toBe(
-      `gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (user, password and path %-escapes must decode as UTF-8)`,
+      `gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (written out as scheme://host, with no spaces or control characters; user, password and path %-escapes must decode as UTF-8)`,
     );
   });
 
@@ -614,6 +620,18 @@ describe('trigger schema', () => {
     expect(regionInQueueUrl(url)).toBe(region);
   });
 
+  // Found by review: the client asked the other region for the queue, which read as "does not exist".
+  it('refuses an sqs.awsRegion other than the one the AWS queue URL names, unless an endpoint is set', () => {
+    const url = 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs';
+    expect(issuesOf({ 'sqs.queueURL': url, 'sqs.awsRegion': 'us-east-1' })).toEqual([
+      'sqs.awsRegion: got "us-east-1", but sqs.queueURL names region eu-west-1; allowed: eu-west-1, or leave sqs.awsRegion out',
+    ]);
+    expect(() => parse({ 'sqs.queueURL': url, 'sqs.awsRegion': 'eu-west-1' })).not.toThrow();
+    expect(() =>
+      parse({ 'sqs.queueURL': url, 'sqs.awsRegion': 'us-east-1', 'sqs.awsEndpoint': 'http://127.0.0.1:9324' }),
+    ).not.toThrow();
+  });
+
   it("names the scaler's AWS_REGION beside sqs.awsRegion when neither it nor the URL gives a region", () => {
     expect(issuesOf({ 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/jobs' })).toEqual([
       'sqs.awsRegion: is required when the queue URL names no region and the scaler has neither AWS_REGION nor AWS_DEFAULT_REGION; allowed: an AWS region such as eu-west-1',
@@ -858,6 +876,34 @@ describe('URLs whose %-escapes the sources decode', () => {
     expect(issuesOf(metadata)[0]).toMatch(new RegExp(`^${key.replace('.', '\\.')}: got .*; allowed: .*%-escapes must decode`));
   });
 
+  // Found by review: the URL parser takes these too (a password with a space percent-encoded for
+  // it, `http:` without `//`), the masking of passwords did not see them, and a password went into
+  // the trigger's id, a metric label, as an unsalted hash. KEDA's Go url.Parse refuses them as well.
+  it.each([
+    ['a space in the password', 'gpu.serverAddress', 'http://promuser:correct horse@prom:9090'],
+    ['a tab in the user', 'gpu.serverAddress', 'http://prom\tuser:correcthorse@prom:9090'],
+    ['no // after the scheme', 'gpu.serverAddress', 'http:promuser:correcthorse@prom:9090'],
+    ['one / after the scheme', 'rabbitmq.host', 'http:/guest:correcthorse@127.0.0.1:15672/'],
+    ['backslashes after the scheme', 'rabbitmq.host', 'http:\\\\guest:correcthorse@127.0.0.1:15672/'],
+    ['a space in an amqp password', 'rabbitmq.host', 'amqp://guest:correct horse@127.0.0.1:5672/'],
+    ['no // in an endpoint', 'sqs.awsEndpoint', 'http:key:correcthorse@127.0.0.1:9324'],
+  ])('refuses a URL with %s, without quoting its password', (_, key, value) => {
+    const base: Record<string, string> = key.startsWith('gpu.')
+      ? { 'gpu.query': 'sum(up)' }
+      : key.startsWith('sqs.')
+        ? { 'sqs.queueURL': 'http://127.0.0.1:9324/000000000000/q', 'sqs.awsRegion': 'eu-west-1' }
+        : { 'rabbitmq.queueName': 'q' };
+    const issues = issuesOf({ ...base, [key]: value });
+    expect(issues[0]).toMatch(new RegExp(`^${key.replace('.', '\\.')}: got .*; allowed: .*written out as scheme://host`));
+    expect(issues.join('\n')).not.toMatch(/correct/);
+  });
+
+  it('takes a URL with spaces around it, as every text value', () => {
+    expect(parse({ ...rabbit, 'rabbitmq.host': ' amqp://guest:guest@127.0.0.1:5672/\n' }).sources[0]).toMatchObject({
+      kind: 'rabbitmq',
+    });
+  });
+
   it('takes escapes that decode', () => {
     expect(parse({ ...rabbit, 'rabbitmq.host': 'amqp://u%40x:p%25w@127.0.0.1:5672/%2F' }).sources[0]).toMatchObject({
       kind: 'rabbitmq',
@@ -934,6 +980,13 @@ describe('the rules between keys that docs/metadata.md lists', () => {
       kept: { 'rabbitmq.host': 'amqps://broker', 'rabbitmq.queueName': 'q', 'rabbitmq.ca': pem },
     },
     { group: 'sqs', rule: 0, broken: sqs, names: 'sqs.awsRegion', kept: { ...sqs, 'sqs.awsRegion': 'eu-west-1' } },
+    {
+      group: 'sqs',
+      rule: 1,
+      broken: { 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs', 'sqs.awsRegion': 'us-east-1' },
+      names: 'sqs.awsRegion',
+      kept: { 'sqs.queueURL': 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs', 'sqs.awsRegion': 'us-east-1' },
+    },
     {
       group: 'kafka',
       rule: 0,
