@@ -25,7 +25,8 @@ export function parseArgs(args) {
   // The scaler's metrics port, e.g. http://127.0.0.1:8080: a host:port alone is not a URL.
   if (!/^https?:\/\//i.test(out.url) || !URL.canParse(out.url)) {
     throw new Error(
-      `--url: want the scaler's metrics address as an http:// or https:// URL, got ${JSON.stringify(out.url)}\n${USAGE}`,
+      // Up to the last "@" masked: a user:password the URL may carry (found by review).
+      `--url: want the scaler's metrics address as an http:// or https:// URL, got ${JSON.stringify(out.url.replace(/^.*@/s, '***@'))}\n${USAGE}`,
     );
   }
   return out;

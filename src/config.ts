@@ -3,7 +3,7 @@
 // message naming the variable.
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { errorMessage } from './errors.ts';
 import { StoreUrlError, parseStoreUrl } from './state/address.ts';
@@ -199,7 +199,7 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
   if (!parsed.success) throw new ConfigError(`config file: ${formatIssues(parsed.error, '')}`);
   const profiles: ConnectionProfiles = {};
   for (const [kind, named] of Object.entries(parsed.data.connections)) {
-    const table = sourceFields[kind as keyof typeof sourceFields] as Record<string, { fromEnv?: boolean }>;
+    const table = sourceFields[kind as keyof typeof sourceFields] as Record<string, { fromEnv?: boolean; secret?: boolean }>;
     const out: Record<string, Record<string, string>> = {};
     for (const [name, values] of Object.entries(named ?? {})) {
       const profile: Record<string, string> = {};
@@ -218,8 +218,14 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
         }
         if (key !== base) {
           const resolved = env[String(value)];
+          // Named only when it reads as a variable's name, for a secret's key as one in capitals (the
+          // convention, and no password's look): a password pasted here was quoted (found by review).
+          const name = String(value);
+          const named = (table[base]?.secret === true ? SECRET_ENV_NAME : ENV_NAME).test(name);
           if (resolved === undefined)
-            throw new ConfigError(`config file: ${where}: environment variable ${String(value)} is not set`);
+            throw new ConfigError(
+              `config file: ${where}: ${named ? `environment variable ${name}` : 'the environment variable it names'} is not set`,
+            );
           profile[base] = resolved;
         } else {
           profile[base] = String(value);
@@ -235,6 +241,10 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
   }
   return profiles;
 }
+
+/** What a <key>FromEnv may name: a POSIX-style variable name, at most 128 characters. */
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const SECRET_ENV_NAME = /^[A-Z_][A-Z0-9_]{0,127}$/;
 
 /**
  * What a CONFIG_FILE that cannot be read or parsed says: the yaml library's message quotes the lines
@@ -254,9 +264,15 @@ function yamlErrorText(err: unknown): string {
 /**
  * A CONFIG_FILE's text, every value as the text written (YAML's failsafe schema): under the core
  * schema an unquoted 00042 was read as 42 and 0x1F2E as 7982, a user name or password rewritten.
+ * A warning (an unresolved tag, an unknown directive) refuses the file as an error does: the yaml
+ * library's parse() printed it to stderr with the lines around it, a profile's password in them
+ * (found by review).
  */
 export function readConfigYaml(text: string): unknown {
-  return parseYaml(text, { schema: 'failsafe' });
+  const doc = parseDocument(text, { schema: 'failsafe' });
+  const problem = doc.errors[0] ?? doc.warnings[0];
+  if (problem !== undefined) throw problem;
+  return doc.toJS();
 }
 
 /** The settings of a state store, which mean nothing without STATE_STORE_URL. */

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, defaultBindAddress, loadConfig, parseProfiles } from '../../src/config.ts';
 import { parseTrigger } from '../../src/trigger/schema.ts';
 
@@ -268,6 +268,25 @@ describe('parseProfiles: values checked at start-up', () => {
     expect(parseTrigger({ name: 'n', namespace: 'ns', metadata }, { profiles }).sources[0]).toMatchObject({ ca: bundle.trim() });
   });
 
+  // Found by review: a password pasted where a variable's name goes was quoted as one.
+  it('names a <key>FromEnv variable that is not set, unless the key is a secret or the value no name', () => {
+    expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromEnv: 'RABBIT_URL' } } } }, {})).toThrow(
+      'config file: connections.rabbitmq.main.hostFromEnv: environment variable RABBIT_URL is not set',
+    );
+    for (const [kind, key, value] of [
+      ['kafka', 'passwordFromEnv', 'zqPasted'],
+      ['rabbitmq', 'hostFromEnv', 'amqp://u:zqPasted@rabbit'],
+    ] as const) {
+      let message = '';
+      try {
+        parseProfiles({ connections: { [kind]: { main: { [key]: value } } } }, {});
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message).toBe(`config file: connections.${kind}.main.${key}: the environment variable it names is not set`);
+    }
+  });
+
   it('names the <key>FromEnv spellings beside an unknown key', () => {
     expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromenv: 'URL' } } } }, {})).toThrow(
       /hostFromenv: unknown key; allowed: host, queueName, .*each also as <key>FromEnv/,
@@ -280,7 +299,11 @@ describe('parseProfiles: values checked at start-up', () => {
     ['a bad indent', 'connections:\n  kafka:\n    e:\n      password: s3cretPa55\n     username: u\n'],
     ['an unclosed quote', 'connections:\n  kafka:\n    e:\n      password: s3cretPa55\n      username: "u\n'],
     ['a duplicate key', 'connections:\n  rabbitmq:\n    m:\n      host: http://u:s3cretPa55@r\n      host: x\n'],
+    // Found by review: warnings went to stderr through process.emitWarning, the line quoted.
+    ['an unresolved tag', 'connections:\n  kafka:\n    e:\n      password: !secret s3cretPa55\n'],
+    ['an unknown directive', '%FOO bar\n---\nconnections:\n  kafka:\n    e:\n      password: s3cretPa55\n'],
   ])('says where a CONFIG_FILE with %s is wrong, not what it holds', (_what, text) => {
+    const warned = vi.spyOn(process, 'emitWarning');
     const dir = mkdtempSync(join(tmpdir(), 'kis-config-'));
     const file = join(dir, 'config.yaml');
     try {
@@ -293,8 +316,10 @@ describe('parseProfiles: values checked at start-up', () => {
       }
       expect(message).toMatch(new RegExp(`^CONFIG_FILE ${file}: YAML [A-Z_]+ at line \\d+, column \\d+$`));
       expect(message).not.toContain('s3cret');
+      expect(warned).not.toHaveBeenCalled();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+      warned.mockRestore();
     }
   });
 

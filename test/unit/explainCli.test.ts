@@ -2,7 +2,7 @@
 // replaced the trigger, and of small figures.
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: plain JavaScript, shipped as the package's bin without types
-import { render } from '../../bin/keda-inference-scaler.mjs';
+import { parseArgs, render } from '../../bin/keda-inference-scaler.mjs';
 
 const view = (extra: Record<string, unknown> = {}) => ({
   trigger: { id: 't1', namespace: 'ns', name: 'so', sources: ['rabbitmq queue jobs'] },
@@ -24,6 +24,16 @@ const view = (extra: Record<string, unknown> = {}) => ({
 const renderView = render as (v: object) => string;
 
 describe('explain CLI', () => {
+  // Found by review: the refusal quoted the URL whole, its password too.
+  it.each(['http://admin:Sup3rS3cret@scaler:99999', 'admin:Sup3rS3cret@scaler:8080'])(
+    'refuses --url %s without its password',
+    (url) => {
+      expect(() => parseArgs(['explain', '--namespace', 'ns', '--name', 'so', '--url', url])).toThrow(
+        /^--url: want .*, got "\*\*\*@scaler:\d+"/,
+      );
+    },
+  );
+
   it('prints figures under 1 to three significant digits, the rest to three decimals', () => {
     const text = renderView(view());
     expect(text).toContain('arrivalRatePerSecond = 0.000278');
