@@ -321,8 +321,12 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // requests would be cut off and served again (found by review). What the broker reports in
   // flight, before it is read as waiting inside the replicas (acknowledged before the work, or past
   // the concurrency): a replica holding prefetched messages is at work on others (found by review).
+  // Only while the workload runs (gpuSeries.ts): at zero, what is in flight is another consumer's
+  // (or a dead one's, which SQS shows in flight until its visibility timeout, up to 12 hours), and
+  // no replica woken for it could take it (found by review: with scaleOnInFlight false it woke the
+  // workload from zero, where KEDA's own trigger counts none of it).
   const heldInFlight = reported.inFlight ?? 0;
-  const inFlightActive = !backlogActive && heldInFlight > 0;
+  const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
   const working = backlogActive || gpuActive || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);

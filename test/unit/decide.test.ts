@@ -171,6 +171,35 @@ describe('decide without rates (KEDA queue rule)', () => {
     expect(decide({ signals: { ...signals, inFlight: 0 }, scaling: cfg, history, nowMs: 61_000 }).decision.active).toBe(false);
   });
 
+  // Found by review: at zero, what is in flight is another consumer's or a dead one's (SQS keeps it
+  // in flight until its visibility timeout); with scaleOnInFlight false it woke the workload.
+  it.each([
+    {
+      what: 'scaled to zero before',
+      history: { ...emptyHistory(), lastActive: false },
+      signals: { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 },
+    },
+    {
+      what: 'no answer before and no consumers reported (SQS)',
+      history: emptyHistory(),
+      signals: { backlog: 0, waiting: 0, inFlight: 3 },
+    },
+  ])('does not wake a workload for messages in flight alone, $what', ({ history, signals }) => {
+    const d = decide({ signals, scaling: { ...scaling, keepWarm: 0 }, history, nowMs: 60_000 }).decision;
+    expect(d.active).toBe(false);
+    expect(d.explanation.activeReason).not.toMatch(/in flight/);
+  });
+
+  it('keeps a workload that the brokers see consuming active for what it holds, with no answer before', () => {
+    const d = decide({
+      signals: { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 },
+      scaling,
+      history: emptyHistory(),
+      nowMs: 0,
+    });
+    expect(d.decision.active).toBe(true);
+  });
+
   it('caps at the replica cap and says so', () => {
     const d = run({ backlog: 100, replicaCap: 3 });
     expect(d.desiredReplicas).toBe(3);
