@@ -283,8 +283,8 @@ export function grpcServerOptions(
   config: Pick<ServerConfig, 'GRPC_MAX_CONNECTION_AGE_MS' | 'GRPC_MAX_RECEIVE_MESSAGE_BYTES' | 'GRPC_MAX_OPEN_STREAMS'>,
 ): grpc.ServerOptions {
   return {
-    // KEDA keeps one round_robin connection per address (until its last user goes, from v2.21): a
-    // maximum age lets new replicas take a share.
+    // KEDA keeps one round_robin connection per address for the operator's life: a maximum age
+    // lets new replicas take a share.
     'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
     // Past its age a connection takes no new calls; the streams on it end themselves within one
     // more age (maxStreamAgeMs) with OK, which KEDA re-opens after 2 s. A shorter grace cut them
