@@ -471,8 +471,13 @@ describe('Helm chart', () => {
       if (auth === undefined) {
         expect(trigger!.authenticationRef).toBeUndefined();
         expect(trigger!.metadata.enableTLS).toBeUndefined();
+        expect(notes).not.toContain('dnsNames');
       } else {
         expect(trigger!.metadata.enableTLS).toBe('true');
+        // Found by review: the example certificate names the default release and namespace only.
+        expect(notes.replace(/\s+/g, ' ')).toContain(
+          `dnsNames must hold ${String(trigger!.metadata.scalerAddress).split(':')[0]}`,
+        );
         // The TriggerAuthentication of the examples, which gives what the comment says.
         const example = parseYaml(readFileSync(join(root, 'examples/triggerauthentication-mtls.yaml'), 'utf8')) as {
           kind: string;
@@ -761,6 +766,15 @@ describe('Helm chart', () => {
       ['--set', 'podSecurityContext=null'],
       /podSecurityContext/,
     ],
+    // Found by review: the store's URL read "svc.%!s(<nil>)" and the scaler crash-looped.
+    ['the cluster domain cleared (null)', ['--set', 'clusterDomain=null', '--set', 'valkey.enabled=true'], /clusterDomain/],
+    ['the pull policy cleared (null)', ['--set', 'image.pullPolicy=null'], /pullPolicy/],
+    // Found by review: compared in whole seconds, 29999 ms passed under 30 s, the SIGKILL mid-shutdown.
+    [
+      'a grace period without 2 s past the shutdown timeout',
+      ['--set', 'config.shutdownTimeoutMs=29999'],
+      /terminationGracePeriodSeconds 30 must be at least config.shutdownTimeoutMs 29999 plus 2 s .*: 32 or more/,
+    ],
   ])('rejects %s at install time', (_l, args, message) => {
     const r = template(...(args as string[]));
     expect(r.status).not.toBe(0);
@@ -802,6 +816,36 @@ describe('Helm chart', () => {
     expect(r.stderr).toMatch(message as RegExp);
     // The refusal names the key, never the secret it refused.
     expect(r.stderr).not.toMatch(/s3cret|hunter2|u:p@|=abc/);
+  });
+
+  // Found by review: unquoted, YAML read these as a boolean or a number, and Kubernetes refused the
+  // manifests ("cannot unmarshal bool into ... secretName").
+  it('renders names that YAML reads as booleans or numbers as strings (release 2024, namespace on, Secrets y and no)', () => {
+    const args = [
+      ...['--set', 'tls.enabled=true', '--set', 'tls.secretName=y', '--set', 'tls.clientCA.enabled=true'],
+      ...[
+        '--set',
+        'tls.clientCA.secretName=no',
+        '--set',
+        'networkPolicy.enabled=true',
+        '--set',
+        'networkPolicy.keda.namespace=on',
+      ],
+      ...['--set', 'replicaCount=2', '--set-string', 'stateStore.existingSecret=2024', '--set', 'priorityClassName=yes'],
+    ];
+    const out = run(tools.HELM, ['template', '2024', chart, '-n', 'on', '--kube-version', KUBE_VERSION, ...args]);
+    expect(out.status, out.stderr).toBe(0);
+    const checked = run(tools.VALIDATE, ['k8s', '-'], out.stdout);
+    expect(checked.stderr).toBe('');
+    expect(checked.status).toBe(0);
+    const ms = parseManifests(out.stdout);
+    const pod = find(ms, 'Deployment').spec.template.spec;
+    expect(pod.volumes.map((v: { secret?: { secretName: unknown } }) => v.secret?.secretName).filter(Boolean)).toEqual([
+      'y',
+      'no',
+    ]);
+    expect(find(ms, 'Deployment').metadata.namespace).toBe('on');
+    expect(find(ms, 'Deployment').metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': '2024' });
   });
 
   it('takes what --set gives as strings where a number is meant, and an IPv6 store', () => {

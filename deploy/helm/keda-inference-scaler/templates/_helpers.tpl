@@ -23,7 +23,7 @@
 
 {{- define "kis.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "kis.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "kis.labels" -}}
@@ -32,7 +32,7 @@ helm.sh/chart: {{ include "kis.chart" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: external-scaler
 app.kubernetes.io/part-of: keda
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- with .Values.commonLabels }}
 {{- include "kis.ownLabelKeys" (dict "values" . "name" "commonLabels") }}
 {{ toYaml . }}
@@ -92,7 +92,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* Its own name label: the scaler's Service, PDB and spread select by kis.selectorLabels, never Valkey. */}}
 {{- define "kis.valkeySelectorLabels" -}}
 app.kubernetes.io/name: {{ printf "%s-valkey" (include "kis.name" . | trunc 56 | trimSuffix "-") }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "kis.valkeyLabels" -}}
@@ -101,7 +101,7 @@ helm.sh/chart: {{ include "kis.chart" . }}
 app.kubernetes.io/version: {{ .Values.valkey.image.tag | quote }}
 app.kubernetes.io/component: state-store
 app.kubernetes.io/part-of: keda
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- with .Values.commonLabels }}
 {{ toYaml . }}
 {{- end }}
@@ -125,8 +125,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: STATE_STORE_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ . }}
-      key: {{ $.Values.valkey.passwordKey }}
+      name: {{ . | quote }}
+      key: {{ $.Values.valkey.passwordKey | quote }}
 {{- end }}
 {{- else }}
 {{- if $store.url }}
@@ -136,20 +136,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: STATE_STORE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ $store.existingSecret }}
-      key: {{ $store.urlKey }}
+      name: {{ $store.existingSecret | quote }}
+      key: {{ $store.urlKey | quote }}
 {{- end }}
 {{- if $store.existingSecret }}
 - name: STATE_STORE_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $store.existingSecret }}
-      key: {{ $store.passwordKey }}
+      name: {{ $store.existingSecret | quote }}
+      key: {{ $store.passwordKey | quote }}
       optional: true
 {{- end }}
 {{- if $store.tls.caSecret }}
 - name: STATE_STORE_TLS_CA_FILE
-  value: /etc/keda-inference-scaler/state-store-ca/{{ $store.tls.caKey }}
+  value: {{ printf "/etc/keda-inference-scaler/state-store-ca/%s" $store.tls.caKey | quote }}
 {{- end }}
 {{- if $store.cluster }}
 - name: STATE_STORE_CLUSTER
@@ -162,8 +162,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - name: STATE_STORE_SENTINEL_PASSWORD
   valueFrom:
     secretKeyRef:
-      name: {{ $store.existingSecret }}
-      key: {{ $store.sentinel.passwordKey }}
+      name: {{ $store.existingSecret | quote }}
+      key: {{ $store.sentinel.passwordKey | quote }}
       optional: true
 {{- end }}
 {{- end }}
