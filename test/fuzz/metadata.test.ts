@@ -37,7 +37,12 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 10_000);
 const LOOPS = 16;
 const SEED = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
 const SOURCE_TIMEOUT_MS = 1000;
-/** How long a stream for a valid trigger is watched: its first check has failed well before. */
+/**
+ * How long a stream for a valid trigger whose source cannot be read is watched: a RabbitMQ refusal
+ * at a closed port comes within it, a Kafka or SQS one often does not (37, 396 and 54 ms measured),
+ * so the watch proves no hang or crash more than the silence; that a failing source never streams
+ * false is streamFailure.test.ts's (found by an audit).
+ */
 const STREAM_WATCH_MS = 60;
 
 /** Bounds, measured on a loaded 2-core machine and set with margin (docs/reliability.md says how). */

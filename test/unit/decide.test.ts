@@ -1247,7 +1247,7 @@ describe('decide after a silence (a paused ScaledObject resumed): resumedHistory
     // The busy period's head being counted is closed (a third head) only in a history as it was;
     // what was learned stays either way.
     expect(out.history.gapHeads).toHaveLength(resumed ? 2 : 3);
-    expect(out.history.coldStartSamples ?? history.coldStartSamples).toEqual([31, 44]);
+    expect(out.history.coldStartSamples).toEqual([31, 44]);
     expect(out.history.idleGapsSeconds).toEqual([40, 300]);
   });
 

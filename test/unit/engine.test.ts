@@ -190,13 +190,19 @@ describe('Engine: one decision per reading', () => {
     }
   });
 
-  it('never answers from the cache while the source fails: evaluate rejects', async () => {
+  // An audit found the first version vacuous: its source never read, there was no answer to fall back on.
+  it('never answers from the cache while the source fails: evaluate rejects, past an answer it had', async () => {
     const clock = { ms: 1_000_000 };
+    let down = false;
     const driver = fakeDriver(async () => {
-      throw new Error('connection refused');
+      if (down) throw new Error('connection refused');
+      return { backlog: 12 };
     });
     const { engine } = engineWith(driver, clock);
     const trigger = engine.trigger(ref('so', 'q'));
+    expect((await engine.evaluate(trigger)).decision.explanation.signals.backlog).toBe(12);
+    down = true;
+    clock.ms += 5_000;
     await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
     await expect(engine.evaluate(trigger)).rejects.toThrow(/connection refused/);
   });

@@ -153,6 +153,29 @@ describe('replicas on one shared store', () => {
     expect([...cluster.records.keys()].sort()).toEqual([trigger.id, lineageKey(trigger.lineage)].sort());
   });
 
+  // An audit found the test above blind to a follower ignoring the writer's record: both read the
+  // same broker, and round robin taught each the gaps. Here only the writer saw them.
+  it("a follower that never read the queue while the gaps were learned decides from the writer's record", async () => {
+    const clock = { ms: 1_500_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const a = replica(cluster, 'a');
+    await learnGaps([a], clock, 4);
+    const b = replica(cluster, 'b');
+    broker.backlog = 0;
+    clock.ms += 2000;
+    const ea = await a.engine.evaluate(a.engine.trigger(ref));
+    const trigger = b.engine.trigger(ref);
+    const eb = await b.engine.evaluate(trigger);
+    expect(b.shared.view(trigger.id)?.role).toBe('follower');
+    expect(ea.decision.explanation.details.keepWarmSource).toBe('learned');
+    expect(eb.decision.explanation.details).toMatchObject({
+      keepWarmSource: 'learned',
+      keepWarmSeconds: ea.decision.explanation.details.keepWarmSeconds,
+    });
+    expect(b.engine.sharedState(trigger)?.decidedFromRecordAtMs).toBeDefined();
+    expect([eb.decision.active, eb.metricValue]).toEqual([ea.decision.active, ea.metricValue]);
+  });
+
   it('starts an edited trigger on a process that never saw it from the record of the trigger its lineage names', async () => {
     const clock = { ms: 2_500_000 };
     const cluster = new StateCluster(() => clock.ms);
@@ -448,17 +471,23 @@ describe('replicas on one shared store', () => {
     for (const r of [a, b]) {
       const e = await r.engine.evaluate(r.engine.trigger(ref));
       expect(e.decision.active).toBe(true);
-      expect(e.metricValue).toBeGreaterThan(0);
+      // 10 waiting at 5 a replica: what a lone scaler would answer (an audit found `> 0` vacuous: minReplicas is 1).
+      expect(e.metricValue).toBe(2);
     }
     cluster.setHealth('up');
     await Promise.all([a.shared.refresh(true), b.shared.refresh(true)]);
     expect([a.shared.view(id)?.role, b.shared.view(id)?.role].sort()).toEqual(['follower', 'writer']);
-    await learnGaps([a, b], clock, 1);
+    // A gap the writer alone saw: the follower decides from its record (an audit found the gaps
+    // learned by both in turns let a follower that ignored the record pass).
+    const [writer, follower] = a.shared.view(id)?.role === 'writer' ? [a, b] : [b, a];
+    await learnGaps([writer], clock, 1);
+    await follower.shared.refresh(true);
     broker.backlog = 0;
     clock.ms += 2000;
     const [ea, eb] = [await a.engine.evaluate(a.engine.trigger(ref)), await b.engine.evaluate(b.engine.trigger(ref))];
     expect(eb.decision.explanation.details.keepWarmSeconds).toBe(ea.decision.explanation.details.keepWarmSeconds);
     expect(eb.decision.active).toBe(ea.decision.active);
+    expect(follower.engine.sharedState(follower.engine.trigger(ref))?.decidedFromRecordAtMs).toBeDefined();
   });
 
   // Found by review: a replica whose first read the store did not answer took the lease when it
