@@ -98,6 +98,17 @@ export class Fleet {
     return sum;
   }
 
+  /**
+   * NVML's utilisation (DCGM_FI_DEV_GPU_UTIL / 100) summed: the share of time any kernel ran, which
+   * an LLM server's decode keeps near 1 while one request is in its hands (docs/gpu.md): each ready
+   * GPU with a request counts whole.
+   */
+  get busyGpusAnyKernel(): number {
+    let sum = 0;
+    for (const r of this.live.values()) if (r.ready && r.busy > 0) sum += 1;
+    return sum;
+  }
+
   arrive(nowS: number, request: Request): void {
     this.arrived++;
     this.queue.push(request);

@@ -152,10 +152,19 @@ describe('bench:decisions arguments', () => {
     expect(() => parseArgs(['--model', '=5'])).toThrow('--model "=5": want KEY=VALUE');
   });
 
+  it('blends the GPUs read as --gpu says into the model alone, in every job', () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--gpu', 'nvml']))[0]!.gpu).toBe('nvml');
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.gpu).toBeUndefined();
+    const setups = Object.fromEntries(policies(60, false, {}, { gpu: 'nvml' }).map((p) => [p.name, p.setup]));
+    expect(setups.model).toContain('with the GPUs read as nvml');
+    expect(setups['keda-queue']).not.toContain('nvml');
+    expect(() => parseArgs(['--gpu', 'dcgm'])).toThrow('--gpu "dcgm": want one of share, nvml');
+  });
+
   it('reads the queue as --source reports it in every job, the model alone', () => {
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--source', 'sqs']))[0]!.source).toBe('sqs');
     expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.source).toBeUndefined();
-    const setups = Object.fromEntries(policies(60, false, {}, 'sqs').map((p) => [p.name, p.setup]));
+    const setups = Object.fromEntries(policies(60, false, {}, { source: 'sqs' }).map((p) => [p.name, p.setup]));
     expect(setups.model).toContain('reading the queue as sqs reports it');
     expect(setups['keda-queue']).not.toContain('sqs');
     expect(() => parseArgs(['--source', 'nats'])).toThrow(

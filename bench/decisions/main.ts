@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -17,7 +17,9 @@
 // ones unacknowledged, and its ack counter counts starts). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-stats, the same figures moving every 5 s as a broker's statistics do; rabbitmq-amqp,
-// sqs, kafka; modelPolicy.ts). --restart-at S,... replaces the scaler's process at
+// sqs, kafka; modelPolicy.ts). --gpu share|nvml blends a GPU source into the model's trigger (the
+// default query), reading each ready GPU's busy slots over its slots, or NVML's utilisation, a GPU
+// whole while any request runs on it, scraped every 15 s. --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --edit-at S,... edits the
 // trigger's settings at those moments (its coldStartPriorSeconds), --pause-at S:D,... pauses the
 // ScaledObject at S for D seconds (KEDA's paused annotation: nothing asked, the replicas kept),
@@ -52,7 +54,7 @@ import {
   policies,
   runJobs,
 } from './matrix.ts';
-import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
+import { SIMULATED_GPU, SIMULATED_SOURCES, type SimulatedGpu, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, LATE_EPISODES_KEPT, LATE_EPISODE_GAP_S, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { type Timeline, timelineCsv } from './timeline.ts';
@@ -95,6 +97,8 @@ export interface Args {
   readonly metadata: Readonly<Record<string, string>>;
   /** What the model's source reports (the management API's RabbitMQ when undefined). */
   readonly source: SimulatedSource | undefined;
+  /** A GPU source beside the model's queue, reading the GPUs so (none when undefined). */
+  readonly gpu: SimulatedGpu | undefined;
   /** How long the synthetic traces run (an hour when undefined). */
   readonly hours: number | undefined;
   /** Moments (seconds into each trace) to restart the scaler at; none when empty. */
@@ -112,7 +116,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -184,6 +188,7 @@ export function parseArgs(argv: readonly string[]): Args {
         ack: { type: 'string' },
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
+        gpu: { type: 'string' },
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
         'edit-at': { type: 'string' },
@@ -221,6 +226,10 @@ export function parseArgs(argv: readonly string[]): Args {
   if (source !== undefined && !Object.hasOwn(SIMULATED_SOURCES, source)) {
     throw new Error(`--source ${JSON.stringify(source)}: want one of ${Object.keys(SIMULATED_SOURCES).join(', ')}`);
   }
+  const gpu = values.gpu;
+  if (gpu !== undefined && !Object.hasOwn(SIMULATED_GPU, gpu)) {
+    throw new Error(`--gpu ${JSON.stringify(gpu)}: want one of ${Object.keys(SIMULATED_GPU).join(', ')}`);
+  }
   if (values.ack !== undefined && values.ack !== 'before' && values.ack !== 'after') {
     throw new Error(`--ack ${JSON.stringify(values.ack)}: want before (as a replica starts a message) or after (once served)`);
   }
@@ -254,6 +263,7 @@ export function parseArgs(argv: readonly string[]): Args {
     ack: values.ack as Ack | undefined,
     metadata,
     source: source as SimulatedSource | undefined,
+    gpu: gpu as SimulatedGpu | undefined,
     hours: numberFlag(
       'hours',
       values.hours,
@@ -349,6 +359,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.prefetch !== undefined && { prefetch: args.prefetch }),
       ...(args.ack !== undefined && { ack: args.ack }),
       ...(args.source !== undefined && { source: args.source }),
+      ...(args.gpu !== undefined && { gpu: args.gpu }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.editAtS.length > 0 && { editAtS: args.editAtS }),
       ...(args.pauseAtS.length > 0 && { pauseAtS: args.pauseAtS }),
@@ -425,7 +436,13 @@ async function main(): Promise<void> {
       `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   const deployed = jobDeployment(args);
-  for (const p of policies(args.objectives[0], args.ablation, modelMetadata(args), args.source, deployed))
+  for (const p of policies(
+    args.objectives[0],
+    args.ablation,
+    modelMetadata(args),
+    { source: args.source, gpu: args.gpu },
+    deployed,
+  ))
     console.log(`  ${p.name}: ${p.setup}`);
   console.log(
     `  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5, pollingInterval ${args.tunedPolling.length > 0 ? `${args.tunedPolling.join(' or ')} s` : '30 s'}) that leaves no more requests over the objective than keda-queue on any seed`,

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type Deployed, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
+import { type Deployed, type ModelReads, type SimulatedGpu, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   kedaGrid,
@@ -94,6 +94,8 @@ export interface Job {
   readonly ack?: Ack;
   /** What the model's source reports of the queue (the management API's RabbitMQ when absent). */
   readonly source?: SimulatedSource;
+  /** A GPU source beside the model's queue, reading the GPUs so (none when absent). */
+  readonly gpu?: SimulatedGpu;
   /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
   readonly restartAtS?: readonly number[];
   /** Moments (seconds) the trigger's settings are edited at, for the deployed policies (none when absent). */
@@ -123,10 +125,10 @@ export const GRID_PREFIX = 'grid:';
 function modelAt(
   objectiveS: number,
   model: Readonly<Record<string, string>> = {},
-  source?: SimulatedSource,
+  reads: ModelReads = {},
   onSync?: (entry: TimelineEntry) => void,
 ): Policy {
-  return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { source, ...(onSync && { onSync }) });
+  return modelPolicy({ ...model, drainSeconds: String(objectiveS) }, { ...reads, ...(onSync && { onSync }) });
 }
 
 /** The deployed policy's name: `model-2-replicas`, `model-restarted`, `model-2-replicas-restarted`, `model-edited`, `model-paused`, and `-store` with a store. */
@@ -144,12 +146,12 @@ function deployedAt(
   objectiveS: number,
   deployed: Deployed,
   model: Readonly<Record<string, string>> = {},
-  source?: SimulatedSource,
+  reads: ModelReads = {},
 ): Policy[] {
   return [false, true].map((store) =>
     modelPolicy(
       { ...model, drainSeconds: String(objectiveS) },
-      { source, name: deployedName(deployed, store), deployment: { ...deployed, store } },
+      { ...reads, name: deployedName(deployed, store), deployment: { ...deployed, store } },
     ),
   );
 }
@@ -158,10 +160,10 @@ function deployedAt(
 function modelPolicies(
   objectiveS: number,
   model: Readonly<Record<string, string>> = {},
-  source?: SimulatedSource,
+  reads: ModelReads = {},
   deployed?: Deployed,
 ): Policy[] {
-  return [modelAt(objectiveS, model, source), ...(deployed !== undefined ? deployedAt(objectiveS, deployed, model, source) : [])];
+  return [modelAt(objectiveS, model, reads), ...(deployed !== undefined ? deployedAt(objectiveS, deployed, model, reads) : [])];
 }
 
 /** The policies of the comparison (keda-tuned is picked from KEDA's grid afterwards); with `ablation`, also keda-queue-tuned. */
@@ -169,14 +171,14 @@ export function policies(
   objectiveS = 60,
   ablation = false,
   model: Readonly<Record<string, string>> = {},
-  source?: SimulatedSource,
+  reads: ModelReads = {},
   deployed?: Deployed,
 ): Policy[] {
   return [
     kedaQueue(),
     kedaQueueGpu(),
     ...(ablation ? [kedaQueueTuned()] : []),
-    ...modelPolicies(objectiveS, model, source, deployed),
+    ...modelPolicies(objectiveS, model, reads, deployed),
     alwaysOn(),
     oracle(),
   ];
@@ -221,14 +223,15 @@ export async function runJob(job: Job): Promise<Row[]> {
   };
   // The report's policies, in its order; the model's once per objective (its drainSeconds).
   const deployed = jobDeployment(job);
-  for (const policy of policies(job.objectives[0], job.ablation, job.model, job.source, deployed)) {
+  const reads: ModelReads = { source: job.source, gpu: job.gpu };
+  for (const policy of policies(job.objectives[0], job.ablation, job.model, reads, deployed)) {
     if (policy.name === 'model') {
       for (const objectiveS of job.objectives) {
         const timeline: TimelineEntry[] | undefined = job.timeline === true ? [] : undefined;
-        const alone = modelAt(objectiveS, job.model, job.source, timeline && ((entry) => timeline.push(entry)));
+        const alone = modelAt(objectiveS, job.model, reads, timeline && ((entry) => timeline.push(entry)));
         await add(alone, [objectiveS], undefined, timeline);
         if (deployed !== undefined)
-          for (const each of deployedAt(objectiveS, deployed, job.model, job.source)) await add(each, [objectiveS]);
+          for (const each of deployedAt(objectiveS, deployed, job.model, reads)) await add(each, [objectiveS]);
       }
     } else if (!isDeployed(policy.name)) {
       await add(policy, job.objectives, policy.name === 'keda-queue' ? KEDA_QUEUE_DEFAULT : undefined);

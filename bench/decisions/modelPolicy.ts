@@ -14,7 +14,7 @@ import { PUBLISH_INTERVAL_MS } from '../../src/state/payload.ts';
 import { SharedState } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import type { GpuSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import type { Fleet } from './fleet.ts';
 import { type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
@@ -113,6 +113,55 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
   async close(): Promise<void> {}
 }
 
+/**
+ * What Prometheus reports of the fleet's GPUs, scraped every SCRAPE_INTERVAL_S: `share`, each
+ * ready GPU's busy slots over its slots (a signal that grows with the load); `nvml`,
+ * DCGM_FI_DEV_GPU_UTIL as NVML measures it, a GPU counting whole while any request runs on it.
+ */
+export const SIMULATED_GPU = {
+  share: (f: Fleet) => f.busyGpus,
+  nvml: (f: Fleet) => f.busyGpusAnyKernel,
+} as const;
+export type SimulatedGpu = keyof typeof SIMULATED_GPU;
+
+/** Prometheus' scrape of the exporter (as keda-queue-gpu's, policies.ts). */
+const GPU_SCRAPE_INTERVAL_S = 15;
+
+/** A GPU source reading the simulated fleet's busy GPU-equivalents as Prometheus last scraped them. */
+class SimulatedGpuDriver implements SourceDriver<GpuSourceConfig> {
+  readonly kind = 'gpu' as const;
+  private scraped = 0;
+
+  constructor(ctx: SimContext, gpu: SimulatedGpu) {
+    ctx.every(0, GPU_SCRAPE_INTERVAL_S, () => {
+      this.scraped = SIMULATED_GPU[gpu](ctx.fleet);
+    });
+  }
+
+  identity(): string {
+    return 'simulated|gpus';
+  }
+
+  create(): Source {
+    return {
+      identity: this.identity(),
+      label: 'simulated GPUs',
+      kind: 'gpu',
+      read: async (): Promise<SourceReading> => ({ backlog: 0, busyGpus: this.scraped }),
+    };
+  }
+
+  async closeIdle(): Promise<void> {}
+
+  async close(): Promise<void> {}
+}
+
+/** The GPU keys of a trigger that blends the queue with the simulated GPUs (the default query's target and activation). */
+const GPU_METADATA: Readonly<Record<string, string>> = {
+  'gpu.serverAddress': 'http://simulated-prometheus:9090',
+  'gpu.query': 'sum(DCGM_FI_DEV_GPU_UTIL) / 100',
+};
+
 /** The trigger's metadata in the simulator (the defaults, on a simulated RabbitMQ queue). */
 const MODEL_METADATA: Readonly<Record<string, string>> = {
   'rabbitmq.host': 'http://simulated:15672',
@@ -135,7 +184,12 @@ export interface ModelPolicyOptions {
   readonly deployment?: Deployment;
   /** Told what the model answered at each HPA sync (--timeline). */
   readonly onSync?: (entry: TimelineEntry) => void;
+  /** A GPU source beside the queue, reading the simulated GPUs so (none by default). */
+  readonly gpu?: SimulatedGpu;
 }
+
+/** What the model's trigger reads of the simulated fleet: its queue as a source reports it, and the GPUs. */
+export type ModelReads = Pick<ModelPolicyOptions, 'source' | 'gpu'>;
 
 export interface Deployment {
   /** Scaler processes behind KEDA's round robin. */
@@ -172,16 +226,16 @@ const LEASE_ROUND_S = 1;
 
 export function modelPolicy(
   overrides: Record<string, string> = {},
-  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment, onSync }: ModelPolicyOptions = {},
+  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment, onSync, gpu }: ModelPolicyOptions = {},
 ): Policy {
-  const metadata = { ...MODEL_METADATA, ...overrides };
+  const metadata = { ...MODEL_METADATA, ...(gpu !== undefined && GPU_METADATA), ...overrides };
   const shown = Object.entries(metadata)
     .filter(([k]) => !k.startsWith('rabbitmq.'))
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   return kedaPolicy(
     name,
-    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
+    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${gpu === undefined ? '' : `, with the GPUs read as ${gpu} (scraped every ${GPU_SCRAPE_INTERVAL_S} s)`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
     {
       cooldownSeconds: so.cooldownSeconds,
       behavior: so.behavior,
@@ -192,7 +246,10 @@ export function modelPolicy(
       const { replicas = 1, restartAtS = [], editAtS = [], store = false, retentionS } = deployment ?? {};
       const retentionMs = retentionS === undefined ? DEFAULT_STATE_RETENTION_MS : retentionS * 1000;
       const now = () => Math.round(ctx.now() * 1000);
-      const registry = new SourceRegistry([new SimulatedQueueDriver(ctx, source) as SourceDriver]);
+      const registry = new SourceRegistry([
+        new SimulatedQueueDriver(ctx, source) as SourceDriver,
+        ...(gpu !== undefined ? [new SimulatedGpuDriver(ctx, gpu) as SourceDriver] : []),
+      ]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
       const cluster = store ? new StateCluster(now, undefined, retentionMs) : undefined;
       let started = 0;
