@@ -327,7 +327,10 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // workload from zero, where KEDA's own trigger counts none of it).
   const heldInFlight = reported.inFlight ?? 0;
   const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
-  const working = backlogActive || gpuActive || inFlightActive;
+  // Busy GPUs keep the answer active, but are work (idle gaps, busy peaks) only where the queues do
+  // not see the messages in service: where they do, an empty queue with nothing in flight is idle,
+  // and a GPU reading a scrape late ended the gaps the keep-warm learns 15 s late.
+  const working = backlogActive || (gpuActive && signals.inServiceCounted !== true) || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
   // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
@@ -453,14 +456,25 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };
+  // The GPUs size the fleet only where the queues do not see the messages in service (a passive
+  // declare's ready count, workers that acknowledge before the work, no queue at all): where they
+  // do, the service they measure (μ, k) is what the GPUs deliver, and busy GPUs say nothing more.
+  // NVML's utilisation (DCGM_FI_DEV_GPU_UTIL, the default query) reads a GPU whole while one request
+  // of its k runs, so busy GPUs over the target asked for a quarter more replicas than had work,
+  // each new one busy in turn: 2 to 5.6 times the GPU-seconds, to maxReplicas; a signal that grows
+  // with the load still cost 5-85 % more for no request less late at lateRequestCost (docs/gpu.md,
+  // "Busy GPUs and the queue"). They keep the workload active either way.
+  const gpuSizes = signals.inServiceCounted !== true;
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
-    demands.gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
+    const gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
+    if (gpuSizes) demands.gpu = gpu;
+    else details.gpuReplicasNotSizing = gpu;
   }
   // A GPU query that matched no series while the workload runs is answered only where a queue
   // shows work (gpuSeries.ts): its GPUs were not read, so the fleet they kept up is not lowered on
   // their strength, and the queue may still raise it. Found by review: the GPU demand dropped out,
   // and a saturated fleet shrank to the queue's a hold later.
-  if (signals.gpuSourcesWithoutSeries !== undefined && workloadRuns(signals, history, workload?.active)) {
+  if (gpuSizes && signals.gpuSourcesWithoutSeries !== undefined && workloadRuns(signals, history, workload?.active)) {
     // With no answer of its own (its settings just edited), the fleet its ScaledObject asked for.
     const before = history.lastActive === undefined && workload?.active === true ? workload.replicas : 0;
     const fleetNow = Math.min(scaling.maxReplicas, Math.max(askedFleet, signals.consumers ?? 0, before));

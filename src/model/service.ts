@@ -106,8 +106,15 @@ export function inFlightPastConcurrency(signals: Signals, k: number | undefined)
  */
 export function acknowledgedBeforeWork(signals: Signals): Signals {
   const { inFlight, ...rest } = signals;
-  if (inFlight === undefined && signals.waiting === undefined) return signals;
-  return { ...rest, waiting: Math.max(0, signals.backlog), ...(inFlight !== undefined && { prefetched: inFlight }) };
+  // Kafka's lag of a consumer that commits before the work: the messages in service are past it.
+  if (inFlight === undefined && signals.waiting === undefined)
+    return signals.inServiceCounted === true ? { ...signals, inServiceCounted: false } : signals;
+  return {
+    ...rest,
+    waiting: Math.max(0, signals.backlog),
+    ...(inFlight !== undefined && { prefetched: inFlight }),
+    ...(signals.inServiceCounted !== undefined && { inServiceCounted: false }),
+  };
 }
 
 /**

@@ -213,6 +213,58 @@ describe('decide without rates (KEDA queue rule)', () => {
     expect(d.active).toBe(true);
     expect(run({ backlog: 0, busyGpus: 0.1, gpuTargetUtilization: 0.7, gpuActivationThreshold: 0.2 }).active).toBe(false);
   });
+
+  // Busy GPUs size the fleet only where the queues do not see the messages in service: NVML's
+  // utilisation counts a GPU whole while one request of its slots runs (docs/gpu.md).
+  const gpus = { busyGpus: 8, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.2 };
+  it.each([
+    {
+      what: 'the queue counts them in flight (management API, SQS): read, not sizing',
+      signals: { backlog: 6, waiting: 2, inFlight: 4, consumers: 1, inServiceCounted: true, ...gpus },
+      overrides: {},
+      sizes: false,
+    },
+    {
+      what: "the queue counts them in its backlog (Kafka's lag): read, not sizing",
+      signals: { backlog: 6, inServiceCounted: true, ...gpus },
+      overrides: {},
+      sizes: false,
+    },
+    {
+      what: 'ready messages alone (a passive declare): sizing',
+      signals: { backlog: 2, waiting: 2, consumers: 1, inServiceCounted: false, ...gpus },
+      overrides: {},
+      sizes: true,
+    },
+    {
+      what: 'workers that acknowledge before the work (what is in flight waits): sizing',
+      signals: { backlog: 6, waiting: 2, inFlight: 4, consumers: 1, inServiceCounted: true, ...gpus },
+      overrides: { acknowledgement: 'before-work' as const },
+      sizes: true,
+    },
+    { what: 'no queue: sizing', signals: { backlog: 0, ...gpus }, overrides: {}, sizes: true },
+  ])('busy GPUs, $what', ({ signals, overrides, sizes }) => {
+    const d = run(signals, overrides);
+    expect(d.explanation.demands.gpu).toBe(sizes ? 10 : undefined);
+    expect(d.explanation.details.gpuReplicasNotSizing).toBe(sizes ? undefined : 10);
+    expect(d.desiredReplicas).toBe(sizes ? 10 : d.explanation.demands.backlog);
+    expect(d.active).toBe(true);
+  });
+
+  it.each([
+    { counted: true, idle: true },
+    { counted: false, idle: false },
+  ])(
+    'keeps a workload active while its GPUs are busy, the queue empty; idle for its gaps only where the queue counts what is in service ($counted)',
+    ({ counted, idle }) => {
+      const history = { ...emptyHistory(), lastWorkAtMs: 50_000, lastActive: true, lastDecisionAtMs: 59_000 };
+      const signals = { backlog: 0, waiting: 0, inFlight: 0, consumers: 1, inServiceCounted: counted, ...gpus };
+      const out = decide({ signals, scaling, history, nowMs: 60_000 });
+      expect(out.decision.active).toBe(true);
+      expect(out.decision.explanation.activeReason).toMatch(/^busy GPUs 8/);
+      expect(out.history.idleSinceMs).toBe(idle ? 60_000 : undefined);
+    },
+  );
 });
 
 describe("decide: messages prefetched past a replica's concurrency (concurrencyPerReplica)", () => {

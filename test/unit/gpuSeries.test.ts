@@ -118,9 +118,17 @@ describe('unanswerableWithoutGpuSeries', () => {
   });
 });
 
-/** A RabbitMQ-kind driver whose one queue holds `queue.backlog` messages. */
-function fakeQueue(queue: { backlog: number }): SourceDriver<RabbitmqSourceConfig> {
-  return fakeRabbitDriver(async () => ({ ...queue }));
+/**
+ * A RabbitMQ-kind driver whose one queue holds `queue.backlog` messages, read as a passive declare
+ * reads them (ready messages alone): the queue does not see the messages in service, so the GPUs
+ * size the fleet (decide.ts); with `inFlight`, as the management API reads it, they do not.
+ */
+function fakeQueue(queue: { backlog: number; inFlight?: number }): SourceDriver<RabbitmqSourceConfig> {
+  return fakeRabbitDriver(async () =>
+    queue.inFlight === undefined
+      ? { ...queue, waiting: queue.backlog }
+      : { ...queue, backlog: queue.backlog + queue.inFlight, waiting: queue.backlog },
+  );
 }
 
 describe('the engine, with the real GPU driver against a Prometheus stand-in', () => {
@@ -128,7 +136,7 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
   let address = '';
   /** The stand-in's one series: busy GPU-equivalents, or none (exporter gone, pods gone). */
   let busy: string | undefined;
-  const queue: { backlog: number; consumers?: number } = { backlog: 0 };
+  const queue: { backlog: number; consumers?: number; inFlight?: number } = { backlog: 0 };
   const clock = { ms: 1_000_000 };
   const logger = silentLogger();
   let engine: Engine;
@@ -219,6 +227,29 @@ describe('the engine, with the real GPU driver against a Prometheus stand-in', (
     queue.backlog = 400;
     expect((await evaluate('saturated', blended)).metricValue).toBeGreaterThan(saturated.metricValue);
     queue.backlog = 0;
+  });
+
+  // Where the queue counts the messages in service (the management API), busy GPUs size nothing:
+  // what they serve is what the queue measures. Their series vanishing then holds no fleet either.
+  it('ignoreNullValues true: beside a queue that counts what is in service, busy GPUs and their series vanishing size nothing', async () => {
+    busy = '8';
+    queue.backlog = 4;
+    queue.inFlight = 4;
+    queue.consumers = 1;
+    try {
+      const read = await evaluate('counted', blended);
+      expect(read.decision.explanation.demands.gpu).toBeUndefined();
+      expect(read.decision.explanation.details.gpuReplicasNotSizing).toBe(10);
+      expect(read.metricValue).toBe(read.decision.explanation.demands.backlog);
+      busy = undefined;
+      const blind = await evaluate('counted', blended);
+      expect(blind.decision.explanation.details.gpuHeldAtFleetWithoutSeries).toBeUndefined();
+      expect(blind.metricValue).toBe(blind.decision.explanation.demands.backlog);
+    } finally {
+      queue.backlog = 0;
+      queue.inFlight = undefined;
+      queue.consumers = undefined;
+    }
   });
 
   // Found by review: a query edited into a typo is a trigger with no fleet of its own: beside a

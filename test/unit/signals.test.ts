@@ -8,7 +8,7 @@ describe('sumSignals', () => {
     {
       name: 'one queue: its reading',
       sources: [queue({ backlog: 7, waiting: 5, inFlight: 2, consumers: 3, arrivalRatePerSecond: 1.5 })],
-      signals: { backlog: 7, waiting: 5, inFlight: 2, consumers: 3, arrivalRatePerSecond: 1.5 },
+      signals: { backlog: 7, waiting: 5, inFlight: 2, consumers: 3, arrivalRatePerSecond: 1.5, inServiceCounted: true },
     },
     {
       name: 'two queues: backlogs and counts add, consumers are the larger',
@@ -16,12 +16,12 @@ describe('sumSignals', () => {
         queue({ backlog: 7, waiting: 5, inFlight: 2, consumers: 3, servedTotal: 10 }),
         queue({ backlog: 4, waiting: 4, inFlight: 0, consumers: 5, servedTotal: 1 }),
       ],
-      signals: { backlog: 11, waiting: 9, inFlight: 2, consumers: 5, servedTotal: 11 },
+      signals: { backlog: 11, waiting: 9, inFlight: 2, consumers: 5, servedTotal: 11, inServiceCounted: true },
     },
     {
       name: 'a count one queue lacks is left out, never summed partially',
       sources: [queue({ backlog: 7, waiting: 5, inFlight: 2, replicaCap: 6 }), queue({ backlog: 4, waiting: 4 })],
-      signals: { backlog: 11, waiting: 9 },
+      signals: { backlog: 11, waiting: 9, inServiceCounted: false },
     },
     {
       name: 'GPU sources: busy GPUs add, the first target applies; no queue, backlog 0',
@@ -37,10 +37,42 @@ describe('sumSignals', () => {
         queue({ backlog: 3, arrivedTotal: 100 }),
         { kind: 'gpu', backlog: 0, busyGpus: 0.25, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
       ] as SourceSignals[],
-      signals: { backlog: 3, arrivedTotal: 100, busyGpus: 0.25, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
+      signals: {
+        backlog: 3,
+        arrivedTotal: 100,
+        busyGpus: 0.25,
+        gpuTargetUtilization: 0.8,
+        gpuActivationThreshold: 0.1,
+        inServiceCounted: true,
+      },
     },
   ])('$name', ({ sources, signals }) => {
     expect(sumSignals(sources)).toEqual(signals);
+  });
+});
+
+// Whether the queues see the messages in service, which decides whether busy GPUs size the fleet (decide.ts).
+describe('sumSignals: the messages in service counted', () => {
+  it.each([
+    {
+      name: "in flight apart (RabbitMQ's management API, SQS)",
+      sources: [queue({ backlog: 3, waiting: 1, inFlight: 2 })],
+      counted: true,
+    },
+    { name: "in the backlog, no waiting count apart (Kafka's lag)", sources: [queue({ backlog: 3 })], counted: true },
+    { name: "ready messages alone (RabbitMQ's passive declare)", sources: [queue({ backlog: 3, waiting: 3 })], counted: false },
+    {
+      name: 'one queue of two that does not see them',
+      sources: [queue({ backlog: 3, waiting: 1, inFlight: 2 }), queue({ backlog: 3, waiting: 3 })],
+      counted: false,
+    },
+    {
+      name: 'no queue: said by nothing',
+      sources: [{ kind: 'gpu', backlog: 0, busyGpus: 1, gpuTargetUtilization: 0.8 }] as SourceSignals[],
+      counted: undefined,
+    },
+  ])('$name: $counted', ({ sources, counted }) => {
+    expect(sumSignals(sources).inServiceCounted).toBe(counted);
   });
 });
 
