@@ -95,6 +95,11 @@ export function render(view) {
     ...Object.entries(e.signals).map(([k, v]) => `    ${k} = ${fmt(v)}`),
     '  demands (replicas, before bounds):',
     ...Object.entries(e.demands).map(([k, v]) => `    ${k === e.winner ? '*' : ' '} ${k} = ${fmt(v)}`),
+    ...(e.details.gpuReplicasNotSizing === undefined
+      ? []
+      : [
+          `      gpu = ${fmt(e.details.gpuReplicasNotSizing)}, not sizing: the queues count the messages in service, which measure what the GPUs serve (docs/gpu.md)`,
+        ]),
     `  winner: ${e.winner}`,
     '  details:',
     ...Object.entries(e.details).map(([k, v]) => `    ${k} = ${fmt(v)}`),

@@ -52,6 +52,13 @@ describe('explain CLI', () => {
     expect(text.includes('KEDA has not asked since')).toBe(stopped);
   });
 
+  it('says the busy GPUs size nothing where the queues count the messages in service, and only then', () => {
+    const base = view().explanation;
+    const text = renderView(view({ explanation: { ...base, details: { ...base.details, gpuReplicasNotSizing: 10 } } }));
+    expect(text).toContain('      gpu = 10, not sizing: the queues count the messages in service');
+    expect(renderView(view())).not.toContain('not sizing');
+  });
+
   it('names the trigger an edit replaced this one with, instead of calling it stopped', () => {
     const text = renderView(view({ secondsSinceAsked: 600, replacedBy: 't2' }));
     expect(text).toContain("replaced by: trigger t2, after its settings were edited; KEDA gets that trigger's answers");
