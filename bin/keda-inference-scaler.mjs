@@ -98,7 +98,7 @@ export function render(view) {
     ...(e.details.gpuReplicasNotSizing === undefined
       ? []
       : [
-          `      gpu = ${fmt(e.details.gpuReplicasNotSizing)}, not sizing: the queues count the messages in service, which measure what the GPUs serve (docs/gpu.md)`,
+          `      gpu = ${fmt(e.details.gpuReplicasNotSizing)}, not sizing: the queues count the messages in service, and the backlog demand sizes for them (docs/gpu.md)`,
         ]),
     `  winner: ${e.winner}`,
     '  details:',

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { errorMessage } from './errors.ts';
+import { clip, errorMessage, redact } from './errors.ts';
 import { StoreUrlError, parseStoreUrl } from './state/address.ts';
 import { type SourceKind, sourceFields, sourceKinds } from './trigger/fields.ts';
 import { profileIssues } from './trigger/schema.ts';
@@ -205,7 +205,8 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
       const profile: Record<string, string> = {};
       for (const [key, value] of Object.entries(values)) {
         const base = key.endsWith('FromEnv') ? key.slice(0, -'FromEnv'.length) : key;
-        const where = `connections.${kind}.${name}.${key}`;
+        // A key may be a mapping stringified (`? {host: amqp://u:pw@h}`): quoted masked and clipped (found by review).
+        const where = clip(redact(`connections.${kind}.${name}.${key}`), 200);
         if (!Object.hasOwn(table, base) || base === 'connection') {
           throw new ConfigError(
             `config file: ${where}: unknown key; allowed: ${Object.keys(table)
@@ -269,7 +270,8 @@ function yamlErrorText(err: unknown): string {
  * (found by review).
  */
 export function readConfigYaml(text: string): unknown {
-  const doc = parseDocument(text, { schema: 'failsafe' });
+  // logLevel error: toJS() printed its warnings too (a mapping used as a key, stringified whole).
+  const doc = parseDocument(text, { schema: 'failsafe', logLevel: 'error' });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem !== undefined) throw problem;
   return doc.toJS();

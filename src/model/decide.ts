@@ -327,10 +327,16 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // workload from zero, where KEDA's own trigger counts none of it).
   const heldInFlight = reported.inFlight ?? 0;
   const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
-  // Busy GPUs keep the answer active, but are work (idle gaps, busy peaks) only where the queues do
-  // not see the messages in service: where they do, an empty queue with nothing in flight is idle,
-  // and a GPU reading a scrape late ended the gaps the keep-warm learns 15 s late.
-  const working = backlogActive || (gpuActive && signals.inServiceCounted !== true) || inFlightActive;
+  // The GPUs size the fleet only where the queues do not count the messages in service (a passive
+  // declare's ready count, a backlog that leaves them out, workers that acknowledge before the work,
+  // no queue at all): where they do, the queue sizes for them, and NVML's utilisation (the default
+  // query) reads a GPU whole while one request of its k runs: busy GPUs over the target asked for
+  // more replicas than had work, each new one busy in turn (docs/gpu.md, "Busy GPUs and the queue").
+  // They keep the answer active either way, but are work (idle gaps, busy peaks) only where they
+  // size: there an empty queue with nothing in flight is idle, where a GPU read a scrape late ended
+  // the gaps the keep-warm learns late.
+  const gpuSizes = signals.inServiceCounted !== true;
+  const working = backlogActive || (gpuActive && gpuSizes) || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.
   const lateWindowSeconds = Math.max(0, C - T);
   // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
@@ -456,15 +462,6 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const demands: Demands & { backlog: number } = {
     backlog: backlogDemand(demandSignals, scaling, service, fleet, trending, C, details, T, onQueue),
   };
-  // The GPUs size the fleet only where the queues do not see the messages in service (a passive
-  // declare's ready count, workers that acknowledge before the work, no queue at all): where they
-  // do, the service they measure (μ, k) is what the GPUs deliver, and busy GPUs say nothing more.
-  // NVML's utilisation (DCGM_FI_DEV_GPU_UTIL, the default query) reads a GPU whole while one request
-  // of its k runs, so busy GPUs over the target asked for a quarter more replicas than had work,
-  // each new one busy in turn: 2 to 5.6 times the GPU-seconds, to maxReplicas; a signal that grows
-  // with the load still cost 5-85 % more for no request less late at lateRequestCost (docs/gpu.md,
-  // "Busy GPUs and the queue"). They keep the workload active either way.
-  const gpuSizes = signals.inServiceCounted !== true;
   if (signals.busyGpus !== undefined && signals.gpuTargetUtilization !== undefined) {
     const gpu = ceilSafe(Math.max(0, signals.busyGpus) / signals.gpuTargetUtilization);
     if (gpuSizes) demands.gpu = gpu;
@@ -690,7 +687,17 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
     decision: {
       desiredReplicas: desired,
       active,
-      explanation: { signals: reported, demands: computed, winner, activeReason, details },
+      // What counted the messages in service as the decision read them (acknowledged before the work: not).
+      explanation: {
+        signals:
+          read.inServiceCounted === reported.inServiceCounted
+            ? reported
+            : { ...reported, inServiceCounted: read.inServiceCounted },
+        demands: computed,
+        winner,
+        activeReason,
+        details,
+      },
     },
     history: {
       ...history,

@@ -9,10 +9,12 @@ import type { Signals, TriggerHistory } from './types.ts';
  * Whether the workload runs, as far as the scaler can tell: the trigger's last answer was active;
  * with none (a scaler that just started without a state store, or settings just edited into a new
  * trigger), the last answer of another trigger of its ScaledObject (`workloadActive`: the one
- * before the edit), else whether a queue of the trigger sees consumers.
+ * before the edit), else whether a queue of the trigger sees consumers or messages in flight (a
+ * scaler restarted without a state store beside an SQS workload at work, which counts no consumers:
+ * read as at zero, it was answered inactive and scaled to zero mid-request; found by review).
  */
 export function workloadRuns(signals: Signals, history: TriggerHistory, workloadActive?: boolean): boolean {
-  return history.lastActive ?? workloadActive ?? (signals.consumers ?? 0) > 0;
+  return history.lastActive ?? workloadActive ?? ((signals.consumers ?? 0) > 0 || (signals.inFlight ?? 0) > 0);
 }
 
 /**
@@ -32,6 +34,8 @@ export function unanswerableWithoutGpuSeries(
   if (signals.gpuSourcesWithoutSeries === undefined) return undefined;
   if (!workloadRuns(signals, history, workloadActive)) return undefined;
   if (signals.backlog > scaling.activationBacklog) return undefined;
+  // Messages in flight are work the queue sees: active from them (decide.ts).
+  if ((signals.inFlight ?? 0) > 0) return undefined;
   if (signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0)) return undefined;
   const why =
     history.lastActive !== undefined

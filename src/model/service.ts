@@ -106,14 +106,14 @@ export function inFlightPastConcurrency(signals: Signals, k: number | undefined)
  */
 export function acknowledgedBeforeWork(signals: Signals): Signals {
   const { inFlight, ...rest } = signals;
-  // Kafka's lag of a consumer that commits before the work: the messages in service are past it.
-  if (inFlight === undefined && signals.waiting === undefined)
-    return signals.inServiceCounted === true ? { ...signals, inServiceCounted: false } : signals;
+  // None is in service where it is counted (Kafka's lag of a consumer that commits first: past it).
+  const uncounted = signals.inServiceCounted !== undefined && { inServiceCounted: false };
+  if (inFlight === undefined && signals.waiting === undefined) return uncounted ? { ...signals, ...uncounted } : signals;
   return {
     ...rest,
     waiting: Math.max(0, signals.backlog),
     ...(inFlight !== undefined && { prefetched: inFlight }),
-    ...(signals.inServiceCounted !== undefined && { inServiceCounted: false }),
+    ...uncounted,
   };
 }
 

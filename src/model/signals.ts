@@ -3,7 +3,7 @@
 //   cap adds only when every queue source reports it (a partial sum would look smaller than the
 //   truth); consumers are the largest any source sees (the same replicas consume every queue).
 //   Their counters' bases join into one (another basis, and the summed counters do not compare).
-//   Whether they see the messages in service: each counts them, apart (in flight) or in its backlog.
+//   Whether they see the messages in service: each counts them in its backlog.
 //   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply. A GPU
 //   source whose query matched no series adds nothing and is counted in gpuSourcesWithoutSeries:
 //   the sum is then a lower bound, absent when no GPU source was read (gpuSeries.ts says when the
@@ -54,9 +54,14 @@ const SUMMED: readonly Summed[] = [
 export function sumSignals(sources: readonly SourceSignals[]): Signals {
   const out: { -readonly [K in keyof Signals]: Signals[K] } = { backlog: 0 };
   const queues = sources.filter((s) => s.kind === 'queue');
-  // In flight apart (RabbitMQ's management API, SQS), or no waiting count apart: the backlog counts
-  // them with the waiting ones (Kafka's lag). Not a passive declare's ready messages alone.
-  if (queues.length > 0) out.inServiceCounted = queues.every((s) => s.inFlight !== undefined || s.waiting === undefined);
+  // In the backlog: in flight apart and counted in it (RabbitMQ's management API, SQS with
+  // scaleOnInFlight), or no waiting count apart (Kafka's lag). Not a passive declare's ready
+  // messages, nor a backlog that leaves what is in flight out (excludeUnacknowledged, scaleOnInFlight
+  // false: SQS never learns μ, and KEDA's rule on its backlog sees none of them; found by review).
+  if (queues.length > 0)
+    out.inServiceCounted = queues.every((s) =>
+      s.inFlight !== undefined ? s.backlog >= (s.waiting ?? 0) + s.inFlight : s.waiting === undefined,
+    );
   for (const s of queues) {
     out.backlog += s.backlog;
     if (s.consumers !== undefined) out.consumers = Math.max(out.consumers ?? 0, s.consumers);

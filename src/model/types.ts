@@ -36,8 +36,9 @@ export interface Signals {
   /** What the counters count, where a source says (SourceReading.counterBasis): another basis, and they do not compare. */
   readonly counterBasis?: string;
   /**
-   * Whether the queue sources count the messages in service (in flight apart, or inside the
-   * backlog: Kafka's lag), so that what the replicas hold is seen; absent without a queue source.
+   * Whether every queue source counts the messages in service in its backlog (in flight apart and
+   * in it, or inside its lag: Kafka), so that what the replicas hold is sized; absent without a
+   * queue source.
    */
   readonly inServiceCounted?: boolean;
   /** Replicas the brokers see consuming (consumers / group members), when known. */

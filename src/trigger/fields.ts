@@ -38,7 +38,7 @@ export interface Field<T = unknown> {
 
 /** What a URL key allows besides its schemes: the %-escapes a source decodes must decode. */
 const URL_ESCAPES =
-  '(written out as scheme://host, with no spaces or control characters; user, password and path %-escapes must decode as UTF-8)';
+  '(written out as scheme://host, no spaces or control characters before the path and none of the latter after; user, password and path %-escapes must decode as UTF-8)';
 
 /** Longest value of a key: names, URLs and broker lists fit many times over. */
 export const MAX_VALUE_CHARS = 8192;
@@ -77,9 +77,14 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  */
 const MAX_SECONDS = 30 * 86_400;
 
-/** A scheme, then `//`, and nothing a parser would drop or percent-encode behind the user's back. */
+/**
+ * A scheme, `//`, an authority with no whitespace, control character or backslash (the user and
+ * password are masked there), then a path, query or fragment with no control character (a parser
+ * drops tabs and newlines) or backslash (read as "/" by http); spaces there are percent-encoded as
+ * Go's url.Parse takes them (a vhost "my vhost"; found by review).
+ */
 // eslint-disable-next-line no-control-regex
-const WRITTEN_OUT_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s\x00-\x1f\x7f\\]*$/;
+const WRITTEN_OUT_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s\x00-\x1f\x7f\\/?#]*(?:[/?#][^\x00-\x1f\x7f\\]*)?$/;
 
 const kinds = {
   perReplica: numberFrom((n) => n >= MIN_PER_REPLICA && n <= MAX_PER_REPLICA),
@@ -503,7 +508,8 @@ const gpuFields = {
     schema: kinds.fraction,
     allowed: 'a number > 0 and <= 1',
     default: 0.8,
-    description: 'Target busy share per GPU.',
+    description:
+      "Target busy share per GPU: the GPU demand is ceil(busy GPU-equivalents / this), used where the trigger's queues do not count the messages in service (RabbitMQ over amqp, a backlog that leaves them out, acknowledgement before-work, no queue).",
   }),
   activationThreshold: field({
     lineage: false,
@@ -513,7 +519,7 @@ const gpuFields = {
     description: 'Busy GPU-equivalents above which the workload counts as active (idle GPUs read a few percent).',
   }),
   ignoreNullValues: bool(
-    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, NOT_FOUND unless a queue of the trigger has work, and then the GPU demand held at the fleet asked for (never idle GPUs). false: always NOT_FOUND.',
+    'An empty query result (no series). true: no GPUs while the workload is at zero (the last answer inactive); while it runs, NOT_FOUND unless a queue of the trigger has work or messages in flight, and then, where the GPUs size the fleet, their demand held at the fleet asked for (never idle GPUs). false: always NOT_FOUND.',
     true,
     false,
   ),

@@ -268,6 +268,22 @@ describe('parseProfiles: values checked at start-up', () => {
     expect(parseTrigger({ name: 'n', namespace: 'ns', metadata }, { profiles }).sources[0]).toMatchObject({ ca: bundle.trim() });
   });
 
+  // Found by review: toJS() warned of a mapping used as a key with the key whole, and the unknown key quoted it.
+  it('refuses a mapping used as a key without quoting its password, and prints nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kis-config-'));
+    const file = join(dir, 'config.yaml');
+    const warned = vi.spyOn(process, 'emitWarning');
+    try {
+      writeFileSync(file, 'connections:\n  rabbitmq:\n    m:\n      ? {host: "amqp://u:s3cretPa55@h"}\n      : x\n');
+      expect(() => loadConfig({ CONFIG_FILE: file })).toThrow(/connections\.rabbitmq\.m\..*: unknown key/);
+      expect(() => loadConfig({ CONFIG_FILE: file })).not.toThrow(/s3cret/);
+      expect(warned).not.toHaveBeenCalled();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      warned.mockRestore();
+    }
+  });
+
   // Found by review: a password pasted where a variable's name goes was quoted as one.
   it('names a <key>FromEnv variable that is not set, unless the key is a secret or the value no name', () => {
     expect(() => parseProfiles({ connections: { rabbitmq: { main: { hostFromEnv: 'RABBIT_URL' } } } }, {})).toThrow(

@@ -173,31 +173,27 @@ describe('decide without rates (KEDA queue rule)', () => {
 
   // Found by review: at zero, what is in flight is another consumer's or a dead one's (SQS keeps it
   // in flight until its visibility timeout); with scaleOnInFlight false it woke the workload.
-  it.each([
-    {
-      what: 'scaled to zero before',
+  it('does not wake a workload scaled to zero for messages in flight alone', () => {
+    const signals = { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 };
+    const d = decide({
+      signals,
+      scaling: { ...scaling, keepWarm: 0 },
       history: { ...emptyHistory(), lastActive: false },
-      signals: { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 },
-    },
-    {
-      what: 'no answer before and no consumers reported (SQS)',
-      history: emptyHistory(),
-      signals: { backlog: 0, waiting: 0, inFlight: 3 },
-    },
-  ])('does not wake a workload for messages in flight alone, $what', ({ history, signals }) => {
-    const d = decide({ signals, scaling: { ...scaling, keepWarm: 0 }, history, nowMs: 60_000 }).decision;
-    expect(d.active).toBe(false);
-    expect(d.explanation.activeReason).not.toMatch(/in flight/);
+      nowMs: 60_000,
+    });
+    expect(d.decision.active).toBe(false);
+    expect(d.decision.explanation.activeReason).not.toMatch(/in flight/);
   });
 
-  it('keeps a workload that the brokers see consuming active for what it holds, with no answer before', () => {
-    const d = decide({
-      signals: { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 },
-      scaling,
-      history: emptyHistory(),
-      nowMs: 0,
-    });
+  // Found by review: a scaler restarted without a state store read an SQS workload at work (no
+  // consumers counted) as at zero, answered inactive, and KEDA scaled it to zero mid-request.
+  it.each([
+    { what: 'consumers seen', signals: { backlog: 0, waiting: 0, inFlight: 3, consumers: 1 } },
+    { what: 'no consumers counted (SQS)', signals: { backlog: 0, waiting: 0, inFlight: 3 } },
+  ])('keeps a workload holding messages active with no answer before, $what', ({ signals }) => {
+    const d = decide({ signals, scaling, history: emptyHistory(), nowMs: 0 });
     expect(d.decision.active).toBe(true);
+    expect(d.decision.explanation.activeReason).toBe('3 in flight: a workload at work is not scaled to zero');
   });
 
   it('caps at the replica cap and says so', () => {
@@ -245,6 +241,8 @@ describe('decide without rates (KEDA queue rule)', () => {
     { what: 'no queue: sizing', signals: { backlog: 0, ...gpus }, overrides: {}, sizes: true },
   ])('busy GPUs, $what', ({ signals, overrides, sizes }) => {
     const d = run(signals, overrides);
+    // The explanation says what the decision read, not what the broker counts (found by review).
+    if ('inServiceCounted' in signals) expect(d.explanation.signals.inServiceCounted).toBe(!sizes);
     expect(d.explanation.demands.gpu).toBe(sizes ? 10 : undefined);
     expect(d.explanation.details.gpuReplicasNotSizing).toBe(sizes ? undefined : 10);
     expect(d.desiredReplicas).toBe(sizes ? 10 : d.explanation.demands.backlog);

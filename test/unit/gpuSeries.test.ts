@@ -71,6 +71,13 @@ describe('unanswerableWithoutGpuSeries', () => {
       history: emptyHistory(),
       answer: false,
     },
+    // Found by review: in flight is work the queue sees, answered active from it (decide.ts).
+    {
+      name: 'no series, running, the queue empty but messages in flight',
+      signals: { ...none, inFlight: 3 },
+      history: running,
+      answer: true,
+    },
     {
       name: 'no series, last answer inactive though consumers linger (scaling to zero)',
       signals: { ...none, consumers: 2 },

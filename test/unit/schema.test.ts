@@ -341,7 +341,7 @@ describe('trigger schema', () => {
   ])('masks the password of a URL that does not parse, written with %s', (_, serverAddress, quoted) => {
     const text = issuesOf({ 'gpu.serverAddress': serverAddress, 'gpu.query': 'up' })[0];
     expect(text).toBe(
-      `gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (written out as scheme://host, with no spaces or control characters; user, password and path %-escapes must decode as UTF-8)`,
+      `gpu.serverAddress: got ${quoted}; allowed: an http(s):// Prometheus base URL (written out as scheme://host, no spaces or control characters before the path and none of the latter after; user, password and path %-escapes must decode as UTF-8)`,
     );
   });
 
@@ -896,6 +896,22 @@ describe('URLs whose %-escapes the sources decode', () => {
     const issues = issuesOf({ ...base, [key]: value });
     expect(issues[0]).toMatch(new RegExp(`^${key.replace('.', '\\.')}: got .*; allowed: .*written out as scheme://host`));
     expect(issues.join('\n')).not.toMatch(/correct/);
+  });
+
+  it.each([
+    ['a tab in the path', 'amqp://guest:guest@127.0.0.1:5672/my\tvhost'],
+    ['a backslash in the path', 'http://guest:guest@127.0.0.1:15672/a\\b'],
+  ])('refuses a URL with %s (a parser drops the one, reads the other as "/")', (_, host) => {
+    expect(issuesOf({ ...rabbit, 'rabbitmq.host': host })[0]).toMatch(
+      /^rabbitmq\.host: got .*; allowed: .*written out as scheme:\/\/host/,
+    );
+  });
+
+  // Found by review: a vhost with a space worked before the rule above, and Go's url.Parse takes it.
+  it('takes a space in the path (a vhost "my vhost")', () => {
+    expect(parse({ ...rabbit, 'rabbitmq.host': 'amqp://guest:guest@127.0.0.1:5672/my vhost' }).sources[0]).toMatchObject({
+      kind: 'rabbitmq',
+    });
   });
 
   it('takes a URL with spaces around it, as every text value', () => {

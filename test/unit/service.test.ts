@@ -75,9 +75,10 @@ describe('acknowledgedBeforeWork: what the broker counts in flight waits, none o
     expect(out.consumers).toBe(signals.consumers);
   });
 
-  it('leaves a reading without in-flight or waiting counts (Kafka) as it is', () => {
+  it('leaves a reading without in-flight or waiting counts (Kafka) as it is, but for what is in service, past the lag', () => {
     const lag: Signals = { backlog: 64, consumers: 4, servedTotal: 10 };
     expect(acknowledgedBeforeWork(lag)).toBe(lag);
+    expect(acknowledgedBeforeWork({ ...lag, inServiceCounted: true })).toEqual({ ...lag, inServiceCounted: false });
   });
 
   it("μ from the stretches with every replica busy, not from Little's law on the held messages", () => {

@@ -61,6 +61,12 @@ describe('sumSignals: the messages in service counted', () => {
     },
     { name: "in the backlog, no waiting count apart (Kafka's lag)", sources: [queue({ backlog: 3 })], counted: true },
     { name: "ready messages alone (RabbitMQ's passive declare)", sources: [queue({ backlog: 3, waiting: 3 })], counted: false },
+    // Found by review: SQS never learns μ, and KEDA's rule on a backlog without them sized none.
+    {
+      name: 'in flight apart but left out of the backlog (excludeUnacknowledged, scaleOnInFlight false)',
+      sources: [queue({ backlog: 1, waiting: 1, inFlight: 2 })],
+      counted: false,
+    },
     {
       name: 'one queue of two that does not see them',
       sources: [queue({ backlog: 3, waiting: 1, inFlight: 2 }), queue({ backlog: 3, waiting: 3 })],
