@@ -820,7 +820,7 @@ describe('Helm chart', () => {
 
   // Found by review: unquoted, YAML read these as a boolean or a number, and Kubernetes refused the
   // manifests ("cannot unmarshal bool into ... secretName").
-  it('renders names that YAML reads as booleans or numbers as strings (release 2024, namespace on, Secrets y and no)', () => {
+  it('renders names that YAML reads as booleans or numbers as strings (release 2024, namespace on, Secrets y and no, overrides 2025 and yes)', () => {
     const args = [
       ...['--set', 'tls.enabled=true', '--set', 'tls.secretName=y', '--set', 'tls.clientCA.enabled=true'],
       ...[
@@ -832,6 +832,7 @@ describe('Helm chart', () => {
         'networkPolicy.keda.namespace=on',
       ],
       ...['--set', 'replicaCount=2', '--set-string', 'stateStore.existingSecret=2024', '--set', 'priorityClassName=yes'],
+      ...['--set-string', 'fullnameOverride=2025', '--set-string', 'nameOverride=yes'],
     ];
     const out = run(tools.HELM, ['template', '2024', chart, '-n', 'on', '--kube-version', KUBE_VERSION, ...args]);
     expect(out.status, out.stderr).toBe(0);
@@ -845,7 +846,10 @@ describe('Helm chart', () => {
       'no',
     ]);
     expect(find(ms, 'Deployment').metadata.namespace).toBe('on');
-    expect(find(ms, 'Deployment').metadata.labels).toMatchObject({ 'app.kubernetes.io/instance': '2024' });
+    expect(find(ms, 'Deployment').metadata).toMatchObject({
+      name: '2025',
+      labels: { 'app.kubernetes.io/instance': '2024', 'app.kubernetes.io/name': 'yes' },
+    });
   });
 
   it('takes what --set gives as strings where a number is meant, and an IPv6 store', () => {

@@ -22,12 +22,12 @@
 {{- end }}
 
 {{- define "kis.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "kis.name" . }}
+app.kubernetes.io/name: {{ include "kis.name" . | quote }}
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "kis.labels" -}}
-helm.sh/chart: {{ include "kis.chart" . }}
+helm.sh/chart: {{ include "kis.chart" . | quote }}
 {{ include "kis.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/component: external-scaler
@@ -96,7 +96,7 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end }}
 
 {{- define "kis.valkeyLabels" -}}
-helm.sh/chart: {{ include "kis.chart" . }}
+helm.sh/chart: {{ include "kis.chart" . | quote }}
 {{ include "kis.valkeySelectorLabels" . }}
 app.kubernetes.io/version: {{ .Values.valkey.image.tag | quote }}
 app.kubernetes.io/component: state-store
