@@ -240,3 +240,14 @@ export class Fleet {
     });
   }
 }
+
+/**
+ * What Prometheus reports of the fleet's GPUs: `share`, each ready GPU's busy slots over its slots
+ * (a signal that grows with the load); `nvml`, DCGM_FI_DEV_GPU_UTIL as NVML measures it, a GPU
+ * counting whole while any request runs on it.
+ */
+export const SIMULATED_GPU = {
+  share: (f: Fleet) => f.busyGpus,
+  nvml: (f: Fleet) => f.busyGpusAnyKernel,
+} as const;
+export type SimulatedGpu = keyof typeof SIMULATED_GPU;

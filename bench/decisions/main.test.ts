@@ -158,7 +158,16 @@ describe('bench:decisions arguments', () => {
     const setups = Object.fromEntries(policies(60, false, {}, { gpu: 'nvml' }).map((p) => [p.name, p.setup]));
     expect(setups.model).toContain('with the GPUs read as nvml');
     expect(setups['keda-queue']).not.toContain('nvml');
+    expect(setups['keda-queue-gpu']).toContain('the GPUs read as nvml');
     expect(() => parseArgs(['--gpu', 'dcgm'])).toThrow('--gpu "dcgm": want one of share, nvml');
+  });
+
+  it("counts --consumers-per-replica consumers a replica in the model's source, in every job", () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--consumers-per-replica', '4']))[0]!.consumersPerReplica).toBe(4);
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.consumersPerReplica).toBeUndefined();
+    const setups = Object.fromEntries(policies(60, false, {}, { consumersPerReplica: 4 }).map((p) => [p.name, p.setup]));
+    expect(setups.model).toContain('4 consumers a replica on the queue');
+    expect(() => parseArgs(['--consumers-per-replica', '0'])).toThrow(/--consumers-per-replica/);
   });
 
   it('reads the queue as --source reports it in every job, the model alone', () => {

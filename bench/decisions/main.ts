@@ -1,4 +1,4 @@
-// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
@@ -19,7 +19,9 @@
 // rabbitmq-stats, the same figures moving every 5 s as a broker's statistics do; rabbitmq-amqp,
 // sqs, kafka; modelPolicy.ts). --gpu share|nvml blends a GPU source into the model's trigger (the
 // default query), reading each ready GPU's busy slots over its slots, or NVML's utilisation, a GPU
-// whole while any request runs on it, scraped every 15 s. --restart-at S,... replaces the scaler's process at
+// whole while any request runs on it, scraped every 15 s. --consumers-per-replica N: the broker
+// counts N consumers a ready replica (a worker with a channel per thread; the model is told with
+// --model consumersPerReplica=N). --restart-at S,... replaces the scaler's process at
 // those moments (seconds into each trace: a rollout, an eviction), --edit-at S,... edits the
 // trigger's settings at those moments (its coldStartPriorSeconds), --pause-at S:D,... pauses the
 // ScaledObject at S for D seconds (KEDA's paused annotation: nothing asked, the replicas kept),
@@ -54,7 +56,8 @@ import {
   policies,
   runJobs,
 } from './matrix.ts';
-import { SIMULATED_GPU, SIMULATED_SOURCES, type SimulatedGpu, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
+import { SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
+import { SIMULATED_SOURCES, type SimulatedSource, describeDeployment } from './modelPolicy.ts';
 import { type ColdStartSpec, LATE_EPISODES_KEPT, LATE_EPISODE_GAP_S, PRODUCTION_COLD_START } from './simulate.ts';
 import { CONCURRENCY, DECODE_TOKENS_PER_SECOND, PREFILL_TOKENS_PER_SECOND } from './traces.ts';
 import { type Timeline, timelineCsv } from './timeline.ts';
@@ -99,6 +102,8 @@ export interface Args {
   readonly source: SimulatedSource | undefined;
   /** A GPU source beside the model's queue, reading the GPUs so (none when undefined). */
   readonly gpu: SimulatedGpu | undefined;
+  /** Consumers each replica opens on the queue, as the model's source counts them (1 when undefined). */
+  readonly consumersPerReplica: number | undefined;
   /** How long the synthetic traces run (an hour when undefined). */
   readonly hours: number | undefined;
   /** Moments (seconds into each trace) to restart the scaler at; none when empty. */
@@ -116,7 +121,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -189,6 +194,7 @@ export function parseArgs(argv: readonly string[]): Args {
         model: { type: 'string', multiple: true },
         source: { type: 'string' },
         gpu: { type: 'string' },
+        'consumers-per-replica': { type: 'string' },
         hours: { type: 'string' },
         'restart-at': { type: 'string' },
         'edit-at': { type: 'string' },
@@ -264,6 +270,12 @@ export function parseArgs(argv: readonly string[]): Args {
     metadata,
     source: source as SimulatedSource | undefined,
     gpu: gpu as SimulatedGpu | undefined,
+    consumersPerReplica: numberFlag(
+      'consumers-per-replica',
+      values['consumers-per-replica'],
+      (n) => Number.isSafeInteger(n) && n >= 1,
+      'an integer >= 1',
+    ),
     hours: numberFlag(
       'hours',
       values.hours,
@@ -360,6 +372,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ...(args.ack !== undefined && { ack: args.ack }),
       ...(args.source !== undefined && { source: args.source }),
       ...(args.gpu !== undefined && { gpu: args.gpu }),
+      ...(args.consumersPerReplica !== undefined && { consumersPerReplica: args.consumersPerReplica }),
       ...(args.restartAtS.length > 0 && { restartAtS: args.restartAtS }),
       ...(args.editAtS.length > 0 && { editAtS: args.editAtS }),
       ...(args.pauseAtS.length > 0 && { pauseAtS: args.pauseAtS }),
@@ -440,7 +453,7 @@ async function main(): Promise<void> {
     args.objectives[0],
     args.ablation,
     modelMetadata(args),
-    { source: args.source, gpu: args.gpu },
+    { source: args.source, gpu: args.gpu, consumersPerReplica: args.consumersPerReplica },
     deployed,
   ))
     console.log(`  ${p.name}: ${p.setup}`);

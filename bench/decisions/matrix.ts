@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type Deployed, type ModelReads, type SimulatedGpu, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
+import type { SimulatedGpu } from './fleet.ts';
+import { type Deployed, type ModelReads, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   kedaGrid,
@@ -96,6 +97,8 @@ export interface Job {
   readonly source?: SimulatedSource;
   /** A GPU source beside the model's queue, reading the GPUs so (none when absent). */
   readonly gpu?: SimulatedGpu;
+  /** Consumers each replica opens on the queue, as the model's source counts them (1 when absent). */
+  readonly consumersPerReplica?: number;
   /** Moments (seconds) a rollout replaces the scaler at, for the deployed policies (none when absent). */
   readonly restartAtS?: readonly number[];
   /** Moments (seconds) the trigger's settings are edited at, for the deployed policies (none when absent). */
@@ -176,7 +179,7 @@ export function policies(
 ): Policy[] {
   return [
     kedaQueue(),
-    kedaQueueGpu(),
+    kedaQueueGpu(reads.gpu),
     ...(ablation ? [kedaQueueTuned()] : []),
     ...modelPolicies(objectiveS, model, reads, deployed),
     alwaysOn(),
@@ -223,7 +226,7 @@ export async function runJob(job: Job): Promise<Row[]> {
   };
   // The report's policies, in its order; the model's once per objective (its drainSeconds).
   const deployed = jobDeployment(job);
-  const reads: ModelReads = { source: job.source, gpu: job.gpu };
+  const reads: ModelReads = { source: job.source, gpu: job.gpu, consumersPerReplica: job.consumersPerReplica };
   for (const policy of policies(job.objectives[0], job.ablation, job.model, reads, deployed)) {
     if (policy.name === 'model') {
       for (const objectiveS of job.objectives) {

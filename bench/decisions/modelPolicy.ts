@@ -15,7 +15,7 @@ import { SharedState } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { GpuSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
-import type { Fleet } from './fleet.ts';
+import { type Fleet, SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
 import { type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
@@ -70,9 +70,13 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
   /** rabbitmq-stats: the figures of the last statistics emission. */
   private emitted: SourceReading | undefined;
 
-  constructor(ctx: SimContext, source: SimulatedSource) {
+  /** Consumers each ready replica opens (a channel per thread): the broker counts them all. */
+  private readonly consumersPerReplica: number;
+
+  constructor(ctx: SimContext, source: SimulatedSource, consumersPerReplica = 1) {
     this.fleet = ctx.fleet;
     this.source = source;
+    this.consumersPerReplica = consumersPerReplica;
     if (source === 'rabbitmq-stats') {
       this.emitted = SIMULATED_RABBITMQ(ctx.fleet);
       // A phase of the run's own, from its seed: the broker's timer is not the trace's. With each
@@ -104,7 +108,12 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
       identity: this.identity(config),
       label: `simulated queue "${config.queueName}"`,
       kind: 'rabbitmq',
-      read: async (): Promise<SourceReading> => this.emitted ?? reading(fleet),
+      read: async (): Promise<SourceReading> => {
+        const r = this.emitted ?? reading(fleet);
+        return this.consumersPerReplica === 1 || r.consumers === undefined
+          ? r
+          : { ...r, consumers: r.consumers * this.consumersPerReplica };
+      },
     };
   }
 
@@ -112,17 +121,6 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
 
   async close(): Promise<void> {}
 }
-
-/**
- * What Prometheus reports of the fleet's GPUs, scraped every SCRAPE_INTERVAL_S: `share`, each
- * ready GPU's busy slots over its slots (a signal that grows with the load); `nvml`,
- * DCGM_FI_DEV_GPU_UTIL as NVML measures it, a GPU counting whole while any request runs on it.
- */
-export const SIMULATED_GPU = {
-  share: (f: Fleet) => f.busyGpus,
-  nvml: (f: Fleet) => f.busyGpusAnyKernel,
-} as const;
-export type SimulatedGpu = keyof typeof SIMULATED_GPU;
 
 /** Prometheus' scrape of the exporter (as keda-queue-gpu's, policies.ts). */
 const GPU_SCRAPE_INTERVAL_S = 15;
@@ -186,10 +184,12 @@ export interface ModelPolicyOptions {
   readonly onSync?: (entry: TimelineEntry) => void;
   /** A GPU source beside the queue, reading the simulated GPUs so (none by default). */
   readonly gpu?: SimulatedGpu;
+  /** Consumers each replica opens on the queue, as the broker counts them (1 by default). */
+  readonly consumersPerReplica?: number;
 }
 
 /** What the model's trigger reads of the simulated fleet: its queue as a source reports it, and the GPUs. */
-export type ModelReads = Pick<ModelPolicyOptions, 'source' | 'gpu'>;
+export type ModelReads = Pick<ModelPolicyOptions, 'source' | 'gpu' | 'consumersPerReplica'>;
 
 export interface Deployment {
   /** Scaler processes behind KEDA's round robin. */
@@ -226,7 +226,15 @@ const LEASE_ROUND_S = 1;
 
 export function modelPolicy(
   overrides: Record<string, string> = {},
-  { so = RECOMMENDED_SCALED_OBJECT, name = 'model', source = 'rabbitmq', deployment, onSync, gpu }: ModelPolicyOptions = {},
+  {
+    so = RECOMMENDED_SCALED_OBJECT,
+    name = 'model',
+    source = 'rabbitmq',
+    deployment,
+    onSync,
+    gpu,
+    consumersPerReplica = 1,
+  }: ModelPolicyOptions = {},
 ): Policy {
   const metadata = { ...MODEL_METADATA, ...(gpu !== undefined && GPU_METADATA), ...overrides };
   const shown = Object.entries(metadata)
@@ -235,7 +243,7 @@ export function modelPolicy(
     .join(', ');
   return kedaPolicy(
     name,
-    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${gpu === undefined ? '' : `, with the GPUs read as ${gpu} (scraped every ${GPU_SCRAPE_INTERVAL_S} s)`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
+    `this scaler (Engine + model), external-push, ${shown}${source === 'rabbitmq' ? '' : `, reading the queue as ${source} reports it`}${gpu === undefined ? '' : `, with the GPUs read as ${gpu} (scraped every ${GPU_SCRAPE_INTERVAL_S} s)`}${consumersPerReplica === 1 ? '' : `, ${consumersPerReplica} consumers a replica on the queue`}${deployment === undefined ? '' : `, ${describeDeployment(deployment)}`}; ${describeScaledObject(so)}`,
     {
       cooldownSeconds: so.cooldownSeconds,
       behavior: so.behavior,
@@ -247,7 +255,7 @@ export function modelPolicy(
       const retentionMs = retentionS === undefined ? DEFAULT_STATE_RETENTION_MS : retentionS * 1000;
       const now = () => Math.round(ctx.now() * 1000);
       const registry = new SourceRegistry([
-        new SimulatedQueueDriver(ctx, source) as SourceDriver,
+        new SimulatedQueueDriver(ctx, source, consumersPerReplica) as SourceDriver,
         ...(gpu !== undefined ? [new SimulatedGpuDriver(ctx, gpu) as SourceDriver] : []),
       ]);
       const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });

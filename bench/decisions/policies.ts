@@ -1,6 +1,7 @@
 // The baseline policies: KEDA's built-in queue trigger (alone, and with a GPU-utilization
 // Prometheus trigger), and an always-on fleet sized for the peak. Each KEDA policy is the same
 // machinery (KedaLoop for 0 <-> 1, Hpa for 1 <-> N) around a different set of triggers.
+import { SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
 import { Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
@@ -190,15 +191,16 @@ export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJ
 
 const GPU_UTILIZATION_THRESHOLD = 70;
 
-export function kedaQueueGpu(): Policy {
+/** KEDA's queue trigger beside its prometheus trigger on the GPUs, read as `gpu` says (busy slots over slots by default; --gpu). */
+export function kedaQueueGpu(gpu: SimulatedGpu = 'share'): Policy {
   return kedaPolicy(
     'keda-queue-gpu',
-    `keda-queue plus a prometheus trigger: sum(DCGM_FI_DEV_GPU_UTIL) threshold ${GPU_UTILIZATION_THRESHOLD} (scraped every ${SCRAPE_INTERVAL_S} s)`,
+    `keda-queue plus a prometheus trigger: sum(DCGM_FI_DEV_GPU_UTIL) threshold ${GPU_UTILIZATION_THRESHOLD} (scraped every ${SCRAPE_INTERVAL_S} s, the GPUs read as ${gpu})`,
     { cooldownSeconds: 300 },
     (ctx) => {
       let scraped = 0;
       ctx.every(0, SCRAPE_INTERVAL_S, () => {
-        scraped = ctx.fleet.busyGpus * 100;
+        scraped = SIMULATED_GPU[gpu](ctx.fleet) * 100;
       });
       return {
         isActive: () => backlog(ctx) > 0 || scraped > 0,
