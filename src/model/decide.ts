@@ -265,6 +265,16 @@ export function learnedAtMomentOf(learned: TriggerHistory, current: TriggerHisto
  * reported a negative unacknowledged count, which went into the history and made it one the
  * shared store's schema refuses, for days (found by review). The same object when none is below 0.
  */
+/**
+ * The brokers' consumers as replicas: a worker with a channel per thread shows several a pod, which
+ * read as replicas made k a quarter of its slots and sized 2-3 times the fleet (found by a review of
+ * the simulator's assumptions, `--consumers-per-replica`).
+ */
+function perReplica(signals: Signals, consumersPerReplica: number): Signals {
+  if (consumersPerReplica === 1 || signals.consumers === undefined) return signals;
+  return { ...signals, consumers: signals.consumers / consumersPerReplica };
+}
+
 function countsAtLeastZero(signals: Signals): Signals {
   const { backlog, waiting, inFlight, consumers } = signals;
   if (backlog >= 0 && !(waiting! < 0) && !(inFlight! < 0) && !(consumers! < 0)) return signals;
@@ -278,7 +288,7 @@ function countsAtLeastZero(signals: Signals): Signals {
 }
 
 export function decide({ signals: sourced, scaling, history: given, nowMs, workload }: ModelInput): ModelOutput {
-  const reported = countsAtLeastZero(sourced);
+  const reported = perReplica(countsAtLeastZero(sourced), scaling.consumersPerReplica);
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
   const kept = steppedBack ? steppedBackBy(given, -sinceLastMs) : given;

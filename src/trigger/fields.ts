@@ -243,6 +243,14 @@ export const scalingFields = {
     description:
       "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),
+  consumersPerReplica: field({
+    lineage: true,
+    schema: kinds.perReplicaInt,
+    allowed: `an integer > 0 and <= ${MAX_PER_REPLICA}`,
+    default: 1,
+    description:
+      "Consumers each replica opens on the queue (a worker with a channel per thread or process opens several): the brokers' consumer count over this is the replicas the model reads (how many serve, what each holds, when a new one starts). Read where the source reports consumers (RabbitMQ, Kafka's group members).",
+  }),
   acknowledgement: field({
     lineage: true,
     schema: kinds.oneOf(['after-work', 'before-work']),

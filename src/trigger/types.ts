@@ -93,6 +93,8 @@ export interface ScalingConfig {
   readonly throughputPerReplica: number | undefined;
   /** Requests a replica serves at once, when its consumer prefetches more (in flight past it waits). */
   readonly concurrencyPerReplica: number | undefined;
+  /** Consumers each replica opens on the queue: the brokers' consumer count over this is the replicas. */
+  readonly consumersPerReplica: number;
   /** When the workers acknowledge a message: after serving it (in flight = in service), or before (in flight waits). */
   readonly acknowledgement: 'after-work' | 'before-work';
   /** Seconds, or learned from the brokers' consumers (auto). */

@@ -143,6 +143,7 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     messagesPerReplica: positiveNumber,
     throughputPerReplica: positiveNumber,
     concurrencyPerReplica: positiveInt,
+    consumersPerReplica: positiveInt,
     acknowledgement: fc.constantFrom('after-work', 'before-work'),
     coldStartSeconds: fc.oneof(fc.constant('auto'), nonNegativeSeconds),
     coldStartPriorSeconds: positiveSeconds,

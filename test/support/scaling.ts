@@ -6,6 +6,7 @@ export const scaling: ScalingConfig = {
   messagesPerReplica: 5,
   throughputPerReplica: undefined,
   concurrencyPerReplica: undefined,
+  consumersPerReplica: 1,
   acknowledgement: 'after-work',
   coldStartSeconds: 60,
   coldStartPriorSeconds: 60,

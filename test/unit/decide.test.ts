@@ -265,6 +265,45 @@ describe('decide without rates (KEDA queue rule)', () => {
   );
 });
 
+// Found by a review of the simulator's assumptions: a worker with a channel per thread shows several
+// consumers a replica, which the model read as replicas.
+describe('decide: several consumers a replica (consumersPerReplica)', () => {
+  it.each([
+    {
+      what: 'messages waiting, every slot busy',
+      signals: { backlog: 40, waiting: 24, inFlight: 16, consumers: 4, arrivalRatePerSecond: 2 },
+    },
+    { what: 'none waiting', signals: { backlog: 6, waiting: 0, inFlight: 6, consumers: 4, arrivalRatePerSecond: 1 } },
+  ])('reads C consumers a replica as one replica: $what', ({ signals }) => {
+    let one = emptyHistory();
+    let four = emptyHistory();
+    for (let i = 0; i < 90; i++) {
+      const nowMs = 1e12 + i * 1000;
+      const a = decide({ signals, scaling, history: one, nowMs });
+      const b = decide({
+        signals: { ...signals, consumers: signals.consumers * 4 },
+        scaling: { ...scaling, consumersPerReplica: 4 },
+        history: four,
+        nowMs,
+      });
+      expect(b.decision.desiredReplicas).toBe(a.decision.desiredReplicas);
+      expect(b.decision.explanation.details).toEqual(a.decision.explanation.details);
+      [one, four] = [a.history, b.history];
+    }
+  });
+
+  it('reads them as replicas without it: k a quarter of the slots', () => {
+    const signals = { backlog: 40, waiting: 24, inFlight: 16, consumers: 16, arrivalRatePerSecond: 2 };
+    let history = emptyHistory();
+    for (let i = 0; i < 30; i++) history = decide({ signals, scaling, history, nowMs: 1e12 + i * 1000 }).history;
+    expect(history.slotsPerReplica).toBeCloseTo(1, 5);
+    history = emptyHistory();
+    const four = { ...scaling, consumersPerReplica: 4 };
+    for (let i = 0; i < 30; i++) history = decide({ signals, scaling: four, history, nowMs: 1e12 + i * 1000 }).history;
+    expect(history.slotsPerReplica).toBeCloseTo(4, 5);
+  });
+});
+
 describe("decide: messages prefetched past a replica's concurrency (concurrencyPerReplica)", () => {
   // 4 replicas whose consumers hold 16 each and serve 4 at once; none ready in the broker.
   const signals: Signals = { backlog: 64, waiting: 0, inFlight: 64, consumers: 4, arrivalRatePerSecond: 1 };

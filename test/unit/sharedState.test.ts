@@ -709,6 +709,7 @@ describe('the shared history’s schema', () => {
       messagesPerReplica: 4,
       throughputPerReplica: undefined,
       concurrencyPerReplica: undefined,
+      consumersPerReplica: 1,
       acknowledgement: 'after-work' as const,
       coldStartSeconds: 60,
       coldStartPriorSeconds: 60,
