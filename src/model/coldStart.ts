@@ -63,9 +63,14 @@ export interface ColdStartState {
   readonly samples: readonly number[];
 }
 
+/** ceil without the float noise of fractions summed (3.75 + 0.25 read 4.000000000000001). */
+function wholeCeil(x: number): number {
+  return Math.ceil(x - 1e-9);
+}
+
 /**
  * Matches a rise of the ready count from `before` to `ready` to the oldest pending asks: one
- * sample per replica matched. Unchanged state when nothing rose.
+ * sample per whole replica matched. Unchanged state when nothing rose.
  */
 export function observeReady(state: ColdStartState, before: number | undefined, ready: number, nowMs: number): ColdStartState {
   let rise = before === undefined ? 0 : ready - before;
@@ -76,7 +81,9 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
   while (rise > 0 && pending.length > 0) {
     const oldest = pending[0]!;
     const matched = Math.min(rise, oldest.replicas);
-    const added = Math.min(matched, room);
+    // Whole replicas: a replica counted in its consumers (consumersPerReplica) rises a channel at a
+    // time, and a sample a channel moved C four times too fast (found by review).
+    const added = Math.min(wholeCeil(oldest.replicas) - wholeCeil(oldest.replicas - matched), room);
     for (let i = 0; i < added; i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
     room -= added;
     rise -= matched;

@@ -261,20 +261,26 @@ export function learnedAtMomentOf(learned: TriggerHistory, current: TriggerHisto
 }
 
 /**
+ * The brokers' consumers as replicas: a worker with a channel per thread shows several a pod, which
+ * read as replicas made k a quarter of its slots (docs/model.md, "Several consumers a replica"; found by
+ * a review of the simulator's assumptions). The explanation shows the consumers so read.
+ */
+function perReplica(signals: Signals, consumersPerReplica: number): Signals {
+  if (consumersPerReplica === 1) return signals;
+  const { consumers, replicaCap } = signals;
+  return {
+    ...signals,
+    ...(consumers !== undefined && { consumers: consumers / consumersPerReplica }),
+    // Kafka's partitions cap the group's members: a replica's C members take C of them (found by review).
+    ...(replicaCap !== undefined && { replicaCap: Math.ceil(replicaCap / consumersPerReplica) }),
+  };
+}
+
+/**
  * The counts of a moment (backlog, waiting, in flight, consumers) at 0 at the least: RabbitMQ has
  * reported a negative unacknowledged count, which went into the history and made it one the
  * shared store's schema refuses, for days (found by review). The same object when none is below 0.
  */
-/**
- * The brokers' consumers as replicas: a worker with a channel per thread shows several a pod, which
- * read as replicas made k a quarter of its slots and sized 2-3 times the fleet (found by a review of
- * the simulator's assumptions, `--consumers-per-replica`).
- */
-function perReplica(signals: Signals, consumersPerReplica: number): Signals {
-  if (consumersPerReplica === 1 || signals.consumers === undefined) return signals;
-  return { ...signals, consumers: signals.consumers / consumersPerReplica };
-}
-
 function countsAtLeastZero(signals: Signals): Signals {
   const { backlog, waiting, inFlight, consumers } = signals;
   if (backlog >= 0 && !(waiting! < 0) && !(inFlight! < 0) && !(consumers! < 0)) return signals;
@@ -301,7 +307,8 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const history = rebased ? without(base, COUNTER) : base;
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
   // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
-  // what the sources reported, and says how many it counted waiting). The concurrency is the
+  // what the sources reported, but for the consumers, read as replicas, and says how many it
+  // counted waiting). The concurrency is the
   // configured one, else what the consumers' throughput says when they prefetch past it.
   // Acknowledged before the work, none of what is in flight is in service: the whole backlog waits.
   const read = scaling.acknowledgement === 'before-work' ? acknowledgedBeforeWork(reported) : reported;
@@ -334,7 +341,10 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // Only while the workload runs (gpuSeries.ts): at zero, what is in flight is another consumer's
   // (or a dead one's, which SQS shows in flight until its visibility timeout, up to 12 hours), and
   // no replica woken for it could take it (found by review: with scaleOnInFlight false it woke the
-  // workload from zero, where KEDA's own trigger counts none of it).
+  // workload from zero, where KEDA's own trigger counts none of it). With no answer before (a
+  // scaler started without a state store), messages in flight say it runs: a workload at work
+  // scaled to zero mid-request costs more than a dead consumer's message keeping one replica up to
+  // its visibility timeout.
   const heldInFlight = reported.inFlight ?? 0;
   const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
   // The GPUs size the fleet only where the queues do not count the messages in service (a passive

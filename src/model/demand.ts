@@ -70,7 +70,9 @@ export function fleetView(
   nowMs: number,
 ): FleetView {
   const asked = asks.reduce((n, a) => n + a.replicas, 0);
-  const starting = signals.consumers !== undefined ? Math.max(0, askedFleet - signals.consumers) : Math.min(askedFleet, asked);
+  // A replica with some of its consumers up (consumersPerReplica) is no longer starting.
+  const starting =
+    signals.consumers !== undefined ? Math.max(0, askedFleet - Math.ceil(signals.consumers - 1e-9)) : Math.min(askedFleet, asked);
   const ready = signals.consumers ?? askedFleet - starting;
   const left: number[] = [];
   for (const ask of [...asks].reverse()) {

@@ -16,6 +16,8 @@ export interface SourceSignals {
   readonly backlog: number;
   readonly waiting?: number;
   readonly inFlight?: number;
+  /** Whether the backlog counts the in-flight messages (the trigger's settings: scaleOnInFlight, excludeUnacknowledged); absent: it does. */
+  readonly inFlightInBacklog?: boolean;
   readonly arrivedTotal?: number;
   readonly orderedQueues?: number;
   readonly servedTotal?: number;
@@ -56,11 +58,11 @@ export function sumSignals(sources: readonly SourceSignals[]): Signals {
   const queues = sources.filter((s) => s.kind === 'queue');
   // In the backlog: in flight apart and counted in it (RabbitMQ's management API, SQS with
   // scaleOnInFlight), or no waiting count apart (Kafka's lag). Not a passive declare's ready
-  // messages, nor a backlog that leaves what is in flight out (excludeUnacknowledged, scaleOnInFlight
+  // messages, nor a backlog the settings leave them out of (excludeUnacknowledged, scaleOnInFlight
   // false: SQS never learns μ, and KEDA's rule on its backlog sees none of them; found by review).
   if (queues.length > 0)
     out.inServiceCounted = queues.every((s) =>
-      s.inFlight !== undefined ? s.backlog >= (s.waiting ?? 0) + s.inFlight : s.waiting === undefined,
+      s.inFlight !== undefined ? s.inFlightInBacklog !== false : s.waiting === undefined,
     );
   for (const s of queues) {
     out.backlog += s.backlog;

@@ -241,7 +241,7 @@ export const scalingFields = {
     schema: kinds.perReplicaInt,
     allowed: `an integer > 0 and <= ${MAX_PER_REPLICA}`,
     description:
-      "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per consumer wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
+      "Requests one replica serves at once, when its consumer takes more from the queue than that (a prefetch above its concurrency: Celery's default is 4 per process): the messages in flight beyond this many per replica (per consumer, unless consumersPerReplica says a replica opens several) wait inside the replicas, and count as waiting. Read where the source reports messages in flight and consumers (RabbitMQ's management API). When absent, the in-flight messages per consumer say it, which holds when the prefetch is the concurrency; a prefetch past it shows in the consumers' throughput, which stops growing with what they hold, and is read from that once what they hold has varied enough (docs/model.md); setting this is surer.",
   }),
   consumersPerReplica: field({
     lineage: true,

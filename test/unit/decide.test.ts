@@ -268,28 +268,62 @@ describe('decide without rates (KEDA queue rule)', () => {
 // Found by a review of the simulator's assumptions: a worker with a channel per thread shows several
 // consumers a replica, which the model read as replicas.
 describe('decide: several consumers a replica (consumersPerReplica)', () => {
-  it.each([
-    {
-      what: 'messages waiting, every slot busy',
-      signals: { backlog: 40, waiting: 24, inFlight: 16, consumers: 4, arrivalRatePerSecond: 2 },
-    },
-    { what: 'none waiting', signals: { backlog: 6, waiting: 0, inFlight: 6, consumers: 4, arrivalRatePerSecond: 1 } },
-  ])('reads C consumers a replica as one replica: $what', ({ signals }) => {
-    let one = emptyHistory();
-    let four = emptyHistory();
-    for (let i = 0; i < 90; i++) {
-      const nowMs = 1e12 + i * 1000;
-      const a = decide({ signals, scaling, history: one, nowMs });
-      const b = decide({
-        signals: { ...signals, consumers: signals.consumers * 4 },
-        scaling: { ...scaling, consumersPerReplica: 4 },
-        history: four,
-        nowMs,
-      });
-      expect(b.decision.desiredReplicas).toBe(a.decision.desiredReplicas);
-      expect(b.decision.explanation.details).toEqual(a.decision.explanation.details);
-      [one, four] = [a.history, b.history];
+  // A fleet that grows from 1 replica to 2 at 60 s while 2 a second arrive and are served, read
+  // with the brokers counting `consumers(t)`.
+  const grow = (consumers: (t: number) => number, s: ScalingConfig) => {
+    let history = emptyHistory();
+    const out: ReturnType<typeof decide>[] = [];
+    for (let t = 0; t < 180; t++) {
+      const signals = {
+        backlog: 40,
+        waiting: 32,
+        inFlight: 8,
+        consumers: consumers(t),
+        arrivedTotal: 2 * t,
+        servedTotal: 2 * t,
+        orderedQueues: 1,
+      };
+      const o = decide({ signals, scaling: s, history, nowMs: 1e12 + t * 1000 });
+      out.push(o);
+      history = o.history;
     }
+    return out;
+  };
+  const auto = { ...scaling, coldStartSeconds: 'auto' as const };
+
+  it('reads C consumers a replica as one replica: the same decisions and history, μ, k and cold starts learned', () => {
+    const one = grow((t) => (t < 60 ? 1 : 2), auto);
+    const four = grow((t) => (t < 60 ? 4 : 8), { ...auto, consumersPerReplica: 4 });
+    for (let i = 0; i < one.length; i++) {
+      expect(four[i]!.decision.desiredReplicas).toBe(one[i]!.decision.desiredReplicas);
+      expect(four[i]!.history).toEqual(one[i]!.history);
+    }
+    const last = one.at(-1)!.history;
+    expect(last.serviceEvidence).toBeDefined();
+    expect(last.slotsPerReplica).toBeGreaterThan(1);
+    expect(last.coldStartSamples?.length).toBeGreaterThan(0);
+    // Untold, the same brokers' counts read as four times the replicas: another history.
+    expect(grow((t) => (t < 60 ? 4 : 8), auto).at(-1)!.history).not.toEqual(last);
+  });
+
+  // Found by review: a replica's channels connecting one by one each made a cold-start sample.
+  it('takes one cold-start sample for a replica whose consumers connect one by one', () => {
+    const told = { ...auto, consumersPerReplica: 4 };
+    const whole = grow((t) => (t < 60 ? 4 : 8), told).at(-1)!.history.coldStartSamples;
+    const staggered = grow((t) => (t < 60 ? 4 : Math.min(8, 5 + (t - 60))), told).at(-1)!.history.coldStartSamples;
+    expect(whole!.length).toBeGreaterThan(0);
+    expect(staggered).toHaveLength(whole!.length);
+  });
+
+  // Found by review: Kafka's partitions cap the group's members, and a replica's C members take C.
+  it("caps the replicas at the partitions over C: two replicas' eight members take eight partitions", () => {
+    const d = decide({
+      signals: { backlog: 100_000, consumers: 8, replicaCap: 8 },
+      scaling: { ...scaling, consumersPerReplica: 4 },
+      history: emptyHistory(),
+      nowMs: 0,
+    }).decision;
+    expect([d.desiredReplicas, d.explanation.winner]).toEqual([2, 'replicaCap']);
   });
 
   it('reads them as replicas without it: k a quarter of the slots', () => {
