@@ -9,6 +9,7 @@
 // as docs/model.md advises a user who sets it by hand: the model plans with it that a replica asked
 // for now serves within C, and one that takes longer leaves requests late.
 import type { ScalingConfig } from '../trigger/types.ts';
+import { ceilSafe } from './snap.ts';
 import type { ReplicaMark, RetractedAsk } from './types.ts';
 
 /** How C is set: seconds, or auto, learned from coldStartPriorSeconds. */
@@ -63,11 +64,6 @@ export interface ColdStartState {
   readonly samples: readonly number[];
 }
 
-/** ceil without the float noise of fractions summed (3.75 + 0.25 read 4.000000000000001). */
-function wholeCeil(x: number): number {
-  return Math.ceil(x - 1e-9);
-}
-
 /**
  * Matches a rise of the ready count from `before` to `ready` to the oldest pending asks: one
  * sample per whole replica matched. Unchanged state when nothing rose.
@@ -83,7 +79,7 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
     const matched = Math.min(rise, oldest.replicas);
     // Whole replicas: a replica counted in its consumers (consumersPerReplica) rises a channel at a
     // time, and a sample a channel moved C four times too fast (found by review).
-    const added = Math.min(wholeCeil(oldest.replicas) - wholeCeil(oldest.replicas - matched), room);
+    const added = Math.min(ceilSafe(oldest.replicas) - ceilSafe(oldest.replicas - matched), room);
     for (let i = 0; i < added; i++) samples.push(Math.max(0, (nowMs - oldest.atMs) / 1000));
     room -= added;
     rise -= matched;

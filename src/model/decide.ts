@@ -34,7 +34,8 @@ import {
   watchRises,
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
-import { type Details, backlogDemand, ceilSafe, computedDemands, fleetView, round } from './demand.ts';
+import { type Details, backlogDemand, computedDemands, fleetView, round } from './demand.ts';
+import { ceilSafe } from './snap.ts';
 import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
@@ -62,7 +63,7 @@ import {
   type TriggerHistory,
 } from './types.ts';
 
-export { ceilSafe } from './demand.ts';
+export { ceilSafe } from './snap.ts';
 
 export function emptyHistory(): TriggerHistory {
   return { idleGapsSeconds: [] };
@@ -306,10 +307,10 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // The history's counter readings (COUNTER) do not compare with these.
   const history = rebased ? without(base, COUNTER) : base;
   const dtSeconds = history.lastDecisionAtMs === undefined ? 0 : Math.max(0, nowMs - history.lastDecisionAtMs) / 1000;
-  // What the model reads: in flight past a replica's concurrency waits (the explanation keeps
-  // what the sources reported, but for the consumers, read as replicas, and says how many it
-  // counted waiting). The concurrency is the
-  // configured one, else what the consumers' throughput says when they prefetch past it.
+  // What the model reads: in flight past a replica's concurrency waits (the explanation keeps what
+  // the sources reported, but for the consumers, read as replicas, and says how many it counted
+  // waiting). The concurrency is the configured one, else what the consumers' throughput says when
+  // they prefetch past it.
   // Acknowledged before the work, none of what is in flight is in service: the whole backlog waits.
   const read = scaling.acknowledgement === 'before-work' ? acknowledgedBeforeWork(reported) : reported;
   const occupancy = scaling.concurrencyPerReplica === undefined ? detectConcurrency(read, history, nowMs, dtSeconds) : undefined;
@@ -338,23 +339,16 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // requests would be cut off and served again (found by review). What the broker reports in
   // flight, before it is read as waiting inside the replicas (acknowledged before the work, or past
   // the concurrency): a replica holding prefetched messages is at work on others (found by review).
-  // Only while the workload runs (gpuSeries.ts): at zero, what is in flight is another consumer's
-  // (or a dead one's, which SQS shows in flight until its visibility timeout, up to 12 hours), and
-  // no replica woken for it could take it (found by review: with scaleOnInFlight false it woke the
-  // workload from zero, where KEDA's own trigger counts none of it). With no answer before (a
-  // scaler started without a state store), messages in flight say it runs: a workload at work
-  // scaled to zero mid-request costs more than a dead consumer's message keeping one replica up to
-  // its visibility timeout.
+  // Only while the workload runs (gpuSeries.ts): at zero, what is in flight is another consumer's or
+  // a dead one's (SQS: until its visibility timeout), which no woken replica could take (found by
+  // review); with no answer before (a restart without a state store), in flight says it runs.
   const heldInFlight = reported.inFlight ?? 0;
   const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
-  // The GPUs size the fleet only where the queues do not count the messages in service (a passive
-  // declare's ready count, a backlog that leaves them out, workers that acknowledge before the work,
-  // no queue at all): where they do, the queue sizes for them, and NVML's utilisation (the default
-  // query) reads a GPU whole while one request of its k runs: busy GPUs over the target asked for
-  // more replicas than had work, each new one busy in turn (docs/gpu.md, "Busy GPUs and the queue").
-  // They keep the answer active either way, but are work (idle gaps, busy peaks) only where they
-  // size: there an empty queue with nothing in flight is idle, where a GPU read a scrape late ended
-  // the gaps the keep-warm learns late.
+  // The GPUs size the fleet only where the queues do not count the messages in service: NVML's
+  // utilisation (the default query) reads a GPU whole with one request of its k, and sizing on it
+  // grew the fleet until replicas sat idle (docs/gpu.md, "Busy GPUs and the queue"). They keep the
+  // answer active either way, but are work for the idle gaps only where they size (read a scrape
+  // late, they ended the gaps the keep-warm learns late).
   const gpuSizes = signals.inServiceCounted !== true;
   const working = backlogActive || (gpuActive && gpuSizes) || inFlightActive;
   // A cold start longer than the objective leaves the requests of its first C − T seconds late.

@@ -29,6 +29,7 @@
 import type { ScalingConfig } from '../trigger/types.ts';
 import { pricedReplicas } from './capacity.ts';
 import { HPA_SYNC_SECONDS, hpaStep } from './coldStart.ts';
+import { ceilSafe, floorSafe } from './snap.ts';
 import { landings, longestWait } from './onQueue.ts';
 import { risen } from './arrivals.ts';
 import type { Service } from './service.ts';
@@ -38,22 +39,6 @@ import { DEMAND_SOURCES, type DemandTerm, type Demands, type ReplicaMark, type S
 const ARRIVAL_NOISE_SD = 2;
 
 export type Details = Record<string, number | string | boolean>;
-
-/** x rounded when within float noise of an integer, else `step(x)`. */
-function snapped(x: number, step: (x: number) => number): number {
-  const rounded = Math.round(x);
-  return Math.abs(x - rounded) < 1e-9 ? rounded : step(x);
-}
-
-/** ceil that ignores float noise: 7 / 0.7 is 10.000000000000002, and must give 10, not 11. */
-export function ceilSafe(x: number): number {
-  return snapped(x, Math.ceil);
-}
-
-/** floor that ignores float noise: 0.3 / 0.1 is 2.9999999999999996, and must give 3, not 2. */
-function floorSafe(x: number): number {
-  return snapped(x, Math.floor);
-}
 
 export interface FleetView {
   readonly ready: number;
@@ -72,7 +57,7 @@ export function fleetView(
   const asked = asks.reduce((n, a) => n + a.replicas, 0);
   // A replica with some of its consumers up (consumersPerReplica) is no longer starting.
   const starting =
-    signals.consumers !== undefined ? Math.max(0, askedFleet - Math.ceil(signals.consumers - 1e-9)) : Math.min(askedFleet, asked);
+    signals.consumers !== undefined ? Math.max(0, askedFleet - ceilSafe(signals.consumers)) : Math.min(askedFleet, asked);
   const ready = signals.consumers ?? askedFleet - starting;
   const left: number[] = [];
   for (const ask of [...asks].reverse()) {
