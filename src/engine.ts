@@ -735,9 +735,6 @@ export class Engine {
         return {
           kind: 'queue',
           ...reading,
-          // What the trigger's settings leave out of the backlog, not what a reading's numbers say (found by review).
-          inFlightInBacklog:
-            config.kind === 'sqs' ? config.scaleOnInFlight : config.kind === 'rabbitmq' ? !config.excludeUnacknowledged : true,
           arrivalRatePerSecond: rates?.arrivalRatePerSecond,
           serviceRatePerSecond: rates?.serviceRatePerSecond,
         };

@@ -16,8 +16,8 @@ export interface SourceSignals {
   readonly backlog: number;
   readonly waiting?: number;
   readonly inFlight?: number;
-  /** Whether the backlog counts the in-flight messages (the trigger's settings: scaleOnInFlight, excludeUnacknowledged); absent: it does. */
-  readonly inFlightInBacklog?: boolean;
+  /** false where the source's formula leaves the in-flight messages out of its backlog (scaleOnInFlight, excludeUnacknowledged): not what a reading's numbers say, which flickered with the count (found by review). */
+  readonly inFlightInBacklog?: false;
   readonly arrivedTotal?: number;
   readonly orderedQueues?: number;
   readonly servedTotal?: number;

@@ -339,6 +339,7 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
       backlog,
       waiting: ready,
       ...(unackedCount !== undefined ? { inFlight: unackedCount } : {}),
+      ...(config.excludeUnacknowledged && { inFlightInBacklog: false as const }),
       consumers: finite(body.consumers),
       ...(publish !== undefined ? { arrivalRatePerSecond: publish } : {}),
       ...(served !== undefined ? { serviceRatePerSecond: served } : {}),

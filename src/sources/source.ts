@@ -10,6 +10,8 @@ export interface SourceReading {
   readonly waiting?: number;
   /** Messages delivered to consumers and not yet acknowledged, when the broker reports them (counted in backlog or not). */
   readonly inFlight?: number;
+  /** false where the source's formula leaves the in-flight messages out of the backlog (absent: counted in it). */
+  readonly inFlightInBacklog?: false;
   /** Busy GPU-equivalents (GPU source only). */
   readonly busyGpus?: number;
   /**

@@ -66,7 +66,12 @@ export function sqsReading(
   const visible = count(VISIBLE);
   const inFlight = count(IN_FLIGHT);
   const waiting = visible + (flags.scaleOnDelayed ? count(DELAYED) : 0);
-  return { backlog: waiting + (flags.scaleOnInFlight ? inFlight : 0), waiting, inFlight };
+  return {
+    backlog: waiting + (flags.scaleOnInFlight ? inFlight : 0),
+    waiting,
+    inFlight,
+    ...(!flags.scaleOnInFlight && { inFlightInBacklog: false as const }),
+  };
 }
 
 const notFoundNames = new Set(['QueueDoesNotExist', 'AWS.SimpleQueueService.NonExistentQueue', 'InvalidAddress']);

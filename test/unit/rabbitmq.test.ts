@@ -255,6 +255,7 @@ describe('RabbitmqDriver over the management API', () => {
       backlog: 12,
       waiting: 12,
       inFlight: 4,
+      inFlightInBacklog: false,
       consumers: 3,
       serviceRatePerSecond: 9,
     });

@@ -64,7 +64,12 @@ describe('sqsReading', () => {
     (scaleOnInFlight, scaleOnDelayed, backlog, waiting, names) => {
       const flags = { scaleOnInFlight, scaleOnDelayed };
       expect(sqsAttributeNames(flags)).toEqual(names);
-      expect(sqsReading(counts, flags, 'q')).toEqual({ backlog, waiting, inFlight: 3 });
+      expect(sqsReading(counts, flags, 'q')).toEqual({
+        backlog,
+        waiting,
+        inFlight: 3,
+        ...(!scaleOnInFlight && { inFlightInBacklog: false }),
+      });
     },
   );
 
