@@ -152,34 +152,49 @@ describe('bench:decisions arguments', () => {
     expect(() => parseArgs(['--model', '=5'])).toThrow('--model "=5": want KEY=VALUE');
   });
 
-  it('blends the GPUs read as --gpu says into the model alone, in every job', () => {
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--gpu', 'nvml']))[0]!.gpu).toBe('nvml');
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.gpu).toBeUndefined();
-    const setups = Object.fromEntries(policies(60, false, {}, { gpu: 'nvml' }).map((p) => [p.name, p.setup]));
-    expect(setups.model).toContain('with the GPUs read as nvml');
-    expect(setups['keda-queue']).not.toContain('nvml');
-    expect(setups['keda-queue-gpu']).toContain('the GPUs read as nvml');
-    expect(() => parseArgs(['--gpu', 'dcgm'])).toThrow('--gpu "dcgm": want one of share, nvml');
-  });
-
-  it("counts --consumers-per-replica consumers a replica in the model's source, in every job", () => {
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--consumers-per-replica', '4']))[0]!.consumersPerReplica).toBe(4);
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.consumersPerReplica).toBeUndefined();
-    const setups = Object.fromEntries(policies(60, false, {}, { consumersPerReplica: 4 }).map((p) => [p.name, p.setup]));
-    expect(setups.model).toContain('4 consumers a replica on the queue');
-    expect(() => parseArgs(['--consumers-per-replica', '0'])).toThrow(/--consumers-per-replica/);
-  });
-
-  it('reads the queue as --source reports it in every job, the model alone', () => {
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--source', 'sqs']))[0]!.source).toBe('sqs');
-    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.source).toBeUndefined();
-    const setups = Object.fromEntries(policies(60, false, {}, { source: 'sqs' }).map((p) => [p.name, p.setup]));
-    expect(setups.model).toContain('reading the queue as sqs reports it');
-    expect(setups['keda-queue']).not.toContain('sqs');
-    expect(() => parseArgs(['--source', 'nats'])).toThrow(
-      '--source "nats": want one of rabbitmq, rabbitmq-stats, rabbitmq-amqp, sqs, kafka',
-    );
-  });
+  // What the model's trigger reads of the simulated fleet: each flag sets it in every job, for the model alone.
+  it.each([
+    {
+      flag: '--source',
+      value: 'sqs',
+      key: 'source',
+      expected: 'sqs',
+      reads: { source: 'sqs' as const },
+      said: { model: 'reading the queue as sqs reports it' },
+      unsaid: 'sqs',
+      refused: ['nats', '--source "nats": want one of rabbitmq, rabbitmq-stats, rabbitmq-amqp, sqs, kafka'],
+    },
+    {
+      flag: '--gpu',
+      value: 'nvml',
+      key: 'gpu',
+      expected: 'nvml',
+      reads: { gpu: 'nvml' as const },
+      said: { model: 'with the GPUs read as nvml', 'keda-queue-gpu': 'the GPUs read as nvml' },
+      unsaid: 'nvml',
+      refused: ['dcgm', '--gpu "dcgm": want one of share, nvml'],
+    },
+    {
+      flag: '--consumers-per-replica',
+      value: '4',
+      key: 'consumersPerReplica',
+      expected: 4,
+      reads: { consumersPerReplica: 4 },
+      said: { model: '4 consumers a replica on the queue' },
+      unsaid: 'consumers a replica',
+      refused: ['0', /--consumers-per-replica/],
+    },
+  ] as const)(
+    "$flag $value: in every job, said in the model's setup",
+    ({ flag, value, key, expected, reads, said, unsaid, refused }) => {
+      expect(jobs([{ synthetic: 'sessions' }], parseArgs([flag, value]))[0]![key]).toBe(expected);
+      expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]![key]).toBeUndefined();
+      const setups = Object.fromEntries(policies(60, false, {}, reads).map((p) => [p.name, p.setup]));
+      for (const [policy, text] of Object.entries(said)) expect(setups[policy]).toContain(text);
+      expect(setups['keda-queue']).not.toContain(unsaid);
+      expect(() => parseArgs([flag, refused[0]])).toThrow(refused[1]);
+    },
+  );
 
   it('restarts the scaler at --restart-at S,... in two more policies, state in memory and in a store', () => {
     const args = parseArgs(['--restart-at', '1800,2400']);

@@ -266,7 +266,7 @@ export function learnedAtMomentOf(learned: TriggerHistory, current: TriggerHisto
  * read as replicas made k a quarter of its slots (docs/model.md, "Several consumers a replica"; found by
  * a review of the simulator's assumptions). The explanation shows the consumers so read.
  */
-function perReplica(signals: Signals, consumersPerReplica: number): Signals {
+function consumersAsReplicas(signals: Signals, consumersPerReplica: number): Signals {
   if (consumersPerReplica === 1) return signals;
   const { consumers, replicaCap } = signals;
   return {
@@ -295,7 +295,7 @@ function countsAtLeastZero(signals: Signals): Signals {
 }
 
 export function decide({ signals: sourced, scaling, history: given, nowMs, workload }: ModelInput): ModelOutput {
-  const reported = perReplica(countsAtLeastZero(sourced), scaling.consumersPerReplica);
+  const reported = consumersAsReplicas(countsAtLeastZero(sourced), scaling.consumersPerReplica);
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
   const steppedBack = sinceLastMs !== undefined && sinceLastMs < -CLOCK_STEP_BACK_MS;
   const kept = steppedBack ? steppedBackBy(given, -sinceLastMs) : given;
