@@ -101,6 +101,11 @@ export function render(view) {
           `      gpu = ${fmt(e.details.gpuReplicasNotSizing)}, not sizing: the queues count the messages in service, and the backlog demand sizes for them (docs/gpu.md)`,
         ]),
     `  winner: ${e.winner}`,
+    ...(e.details.consumersPerReplicaSuggested === undefined
+      ? []
+      : [
+          `  hint: consumersPerReplica ${fmt(e.details.consumersPerReplicaSuggested)}? For ten minutes the queues counted about ${fmt(e.details.consumersPerReplicaSuggested)} consumers for each replica asked for: if each replica opens several, set it, or the fleet is sized several times too large; if minReplicaCount, another trigger or another deployment holds them, nothing is wrong (docs/model.md, "Several consumers a replica")`,
+        ]),
     '  details:',
     ...Object.entries(e.details).map(([k, v]) => `    ${k} = ${fmt(v)}`),
   ];

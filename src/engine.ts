@@ -99,8 +99,8 @@ interface TriggerState {
    */
   recordSeen?: RecordStamp;
   lastSeenMs: number;
-  /** Whether its consumers' prefetch past their concurrency, read by the model, was logged. */
-  prefetchLogged?: boolean;
+  /** The SETTING_HINTS its log has said, a bit each (each once per trigger). */
+  hintsLogged?: number;
   /** A trigger that reads no queue: its GPU query matching no series (noteGpuSilence). */
   gpuSilence?: Episode;
   /** Its GPU query matching no series while the workload runs: answered NOT_FOUND (noteGpuUnanswerable). */
@@ -156,6 +156,25 @@ const GPU_SILENCE_REMIND_MS = 60 * 60_000;
  */
 const GPU_UNANSWERABLE_MS = 2 * 60_000;
 const GPU_UNANSWERABLE_REMIND_MS = 10 * 60_000;
+
+/**
+ * Settings the model read for itself, or found at odds with what the brokers report: a detail of
+ * the decision that says a setting would do better, logged once per trigger at warn.
+ */
+const SETTING_HINTS = [
+  // docs/model.md, "A prefetch past the concurrency"
+  {
+    detail: 'detectedConcurrencyPerReplica',
+    message:
+      "consumers hold more messages than they serve at once (a prefetch past their concurrency): the model counts those past the concurrency it reads from their throughput as waiting; set the trigger's concurrencyPerReplica, or the workers' prefetch to their concurrency",
+  },
+  // docs/model.md, "Several consumers a replica" (model/consumerRatio.ts)
+  {
+    detail: 'consumersPerReplicaSuggested',
+    message:
+      "for ten minutes the queues counted about consumersPerReplicaSuggested consumers for each replica this trigger asked for: if each replica opens several consumers (a channel per worker thread), set the trigger's consumersPerReplica to that number, or the model sizes a fleet that many times too large; if the ScaledObject's minReplicaCount, another of its triggers or another deployment on the queue holds them, nothing is wrong",
+  },
+] as const;
 
 /** ScaledObjects named at most in a source failure's log line (the count says how many in all). */
 const MAX_READERS_NAMED = 5;
@@ -428,7 +447,7 @@ export class Engine {
       nowMs,
       ...(workload && { workload }),
     });
-    if (state.prefetchLogged !== true) state.prefetchLogged = this.loggedPrefetch(trigger, decision);
+    this.logHints(trigger, decision, state);
     this.noteGpuSilence(trigger, sources, signals, state, nowMs);
     // A decision that says what the last one said keeps the last one: it has lived long enough to
     // be in V8's old generation, where a new copy would go too, to die there at the next reading.
@@ -623,20 +642,18 @@ export class Engine {
     );
   }
 
-  /**
-   * Logs, once per trigger, that its consumers hold more messages than they serve at once and the
-   * model read the concurrency for itself: telling it does better (docs/model.md, "A prefetch past
-   * the concurrency"). Whether it did.
-   */
-  private loggedPrefetch(trigger: Trigger, decision: Decision): boolean {
+  /** Logs each of SETTING_HINTS the decision's details give, once per trigger. */
+  private logHints(trigger: Trigger, decision: Decision, state: TriggerState): void {
     const { details, signals } = decision.explanation;
-    const detected = details.detectedConcurrencyPerReplica;
-    if (detected === undefined) return false;
-    this.options.logger.warn(
-      { trigger: trigger.id, detectedConcurrencyPerReplica: detected, inFlight: signals.inFlight, consumers: signals.consumers },
-      "consumers hold more messages than they serve at once (a prefetch past their concurrency): the model counts those past the concurrency it reads from their throughput as waiting; set the trigger's concurrencyPerReplica, or the workers' prefetch to their concurrency",
-    );
-    return true;
+    SETTING_HINTS.forEach(({ detail, message }, i) => {
+      const value = details[detail];
+      if (value === undefined || ((state.hintsLogged ?? 0) & (1 << i)) !== 0) return;
+      state.hintsLogged = (state.hintsLogged ?? 0) | (1 << i);
+      this.options.logger.warn(
+        { trigger: trigger.id, [detail]: value, inFlight: signals.inFlight, consumers: signals.consumers },
+        message,
+      );
+    });
   }
 
   /**

@@ -35,6 +35,7 @@ const DETAILS = [
   'slotsPerReplica',
   'coldStartSeconds',
   'keepWarmSeconds',
+  'consumersPerReplicaSuggested',
 ] as const;
 
 export function timelineEntry(timeS: number, fleet: Fleet, { decision }: Evaluation): TimelineEntry {

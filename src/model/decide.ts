@@ -39,6 +39,8 @@ import { ceilSafe } from './snap.ts';
 import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
+import { slidingMax, within } from './marks.ts';
+import { readConsumers } from './consumerRatio.ts';
 import {
   type ColdStartState,
   coldStartSeconds,
@@ -78,40 +80,6 @@ const NO_MARKS: readonly ReplicaMark[] = Object.freeze([]);
 const NO_PEAKS: readonly number[] = Object.freeze([]);
 const NO_BURSTS: readonly Burst[] = Object.freeze([]);
 const NO_DIPS: readonly Dip[] = Object.freeze([]);
-
-/** The marks less than `windowMs` old: the same list when none has expired (no copy per call). */
-export function within(marks: readonly ReplicaMark[], nowMs: number, windowMs: number): readonly ReplicaMark[] {
-  // Counted in an indexed loop: the common case (none expired) allocates nothing.
-  let expired = 0;
-  for (let i = 0; i < marks.length; i++) if (nowMs - marks[i]!.atMs >= windowMs) expired++;
-  if (expired === 0) return marks;
-  return expired === marks.length ? NO_MARKS : marks.filter((m) => nowMs - m.atMs < windowMs);
-}
-
-/**
- * The marks that can still be the largest within the last `windowMs`, after adding `mark`:
- * replicas strictly decreasing from oldest to newest, so the first is the window's maximum. A
- * mark followed by one at least as large can never be the maximum again and is dropped, so the
- * list stays short however often the trigger is evaluated.
- */
-export function slidingMax(marks: readonly ReplicaMark[], mark: ReplicaMark, windowMs: number): ReplicaMark[] {
-  const kept = within(marks, mark.atMs, windowMs);
-  // The marks the new one outdoes trail (replicas decrease from oldest to newest).
-  let end = kept.length;
-  while (end > 0 && kept[end - 1]!.replicas <= mark.replicas) end--;
-  // One list of the exact length (filter and push would grow a spare backing store per call).
-  const next = kept.slice(0, end).concat(mark);
-  if (next.length <= MAX_MARKS) return next;
-  // A demand falling a little at each of many decisions within the window (a queue drained over a
-  // long cold start): the two neighbours closest in size become one, the larger held until the
-  // later one's time, which holds no less than before.
-  let at = 0;
-  for (let i = 1; i < next.length - 1; i++) {
-    if (next[i]!.replicas - next[i + 1]!.replicas < next[at]!.replicas - next[at + 1]!.replicas) at = i;
-  }
-  next.splice(at, 2, { atMs: next[at + 1]!.atMs, replicas: next[at]!.replicas });
-  return next;
-}
 
 /**
  * `asks` and one more, at most MAX_MARKS: past it, the two oldest become one at the later time
@@ -202,6 +170,8 @@ const HISTORY_FIELDS = {
   occupancyMinutes: 'learned',
   lastReady: 'moment',
   counterBasis: 'moment',
+  askPeaks: 'moment',
+  consumerRatio: 'learned',
 } as const satisfies Record<keyof TriggerHistory, 'learned' | 'moment' | 'counter'>;
 
 const fieldsOf = (...kinds: readonly string[]) =>
@@ -407,6 +377,16 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // a record from elsewhere from sizing the model's work (lastDesiredReplicas 1e8).
   const askedFleet = history.lastActive === true ? Math.min(history.lastDesiredReplicas ?? 0, scaling.maxReplicas) : 0;
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
+  const consumersRead = readConsumers(
+    signals.consumers,
+    askedFleet,
+    scaling.consumersPerReplica,
+    history.askPeaks ?? NO_MARKS,
+    history.consumerRatio,
+    nowMs,
+    dtSeconds,
+  );
+  if (consumersRead.suggested !== undefined) details.consumersPerReplicaSuggested = consumersRead.suggested;
   const fleet = fleetView(signals, askedFleet, asks, C, nowMs);
 
   const steadyRate = steadyArrivalRate(history.steadyArrivalRatePerSecond, signals.arrivalRatePerSecond, dtSeconds);
@@ -746,6 +726,8 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       busyBacklogPeaks: backlogPeaks,
       lastReady: signals.consumers,
       counterBasis: reported.counterBasis,
+      askPeaks: consumersRead.askPeaks,
+      consumerRatio: consumersRead.ratio,
       occupancyMinute: occupancy?.minute,
       occupancyMinutes: occupancy?.minutes,
       ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, retractedStart } : {}),

@@ -63,6 +63,8 @@ const SHIFTS = {
   occupancyMinutes: false,
   lastReady: false,
   counterBasis: false,
+  askPeaks: each<ReplicaMark>(),
+  consumerRatio: false,
 } satisfies { [K in keyof TriggerHistory]-?: Shift<NonNullable<TriggerHistory[K]>> | false };
 
 /** The fields that hold times, with how each moves. */

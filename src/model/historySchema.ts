@@ -77,5 +77,10 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
       z.object({ serviceSeconds: nonNegative, servedPerConsumer: nonNegative, inFlightPerConsumer: nonNegative }).readonly(),
       16,
     ).optional(),
+    askPeaks: list(mark, MAX_MARKS).optional(),
+    consumerRatio: z
+      .object({ log2: finite.min(-64).max(64), seconds: nonNegative })
+      .readonly()
+      .optional(),
   })
   .readonly();

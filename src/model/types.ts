@@ -175,6 +175,16 @@ export interface TriggerHistory {
   readonly lastReady?: number;
   /** The counters' basis at the previous decision (Signals.counterBasis). */
   readonly counterBasis?: string;
+  /** The asks that can still be the largest of the last 5 minutes (consumerRatio.ts; oldest first, strictly decreasing). */
+  readonly askPeaks?: readonly ReplicaMark[];
+  /** The consumers read against the replicas asked, at those peaks (consumerRatio.ts). */
+  readonly consumerRatio?: ConsumerRatio;
+}
+
+/** The consumers read against the replicas asked: log2 of their ratio, averaged, and the seconds it was read. */
+export interface ConsumerRatio {
+  readonly log2: number;
+  readonly seconds: number;
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */

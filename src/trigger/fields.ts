@@ -249,7 +249,7 @@ export const scalingFields = {
     allowed: `an integer > 0 and <= ${MAX_PER_REPLICA}`,
     default: 1,
     description:
-      "Consumers each replica opens on the queue (a worker with a channel per thread or process opens several): the brokers' consumer count over this is the replicas the model reads (how many serve, what each holds, when a new one starts). Read where the source reports consumers (RabbitMQ, Kafka's group members).",
+      "Consumers each replica opens on the queue (a worker with a channel per thread or process opens several): the brokers' consumer count over this is the replicas the model reads (how many serve, what each holds, when a new one starts). Read where the source reports consumers (RabbitMQ, Kafka's group members). When the queues count about twice the replicas asked for or more, for ten minutes, the scaler says the number it reads in a warning and in the explanation (`consumersPerReplicaSuggested`).",
   }),
   acknowledgement: field({
     lineage: true,

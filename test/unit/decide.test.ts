@@ -8,9 +8,8 @@ import {
   learnedAtMomentOf,
   resumedHistory,
   sameDecision,
-  slidingMax,
-  within,
 } from '../../src/model/decide.ts';
+import { slidingMax, within } from '../../src/model/marks.ts';
 import { backlogDemand, computedDemands, pileUp } from '../../src/model/demand.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';

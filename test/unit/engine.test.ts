@@ -412,6 +412,41 @@ describe('Engine: consumers that prefetch past their concurrency', () => {
   });
 });
 
+describe('Engine: more consumers than replicas asked', () => {
+  /** Two replicas asked (minReplicas = maxReplicas = 2), eight consumers on the queue: a reading a second for `seconds`. */
+  async function run(seconds: number, extra: Record<string, string> = {}) {
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const clock = { ms: 1_000_000 };
+    const driver = fakeDriver(async () => ({ backlog: 2, waiting: 0, inFlight: 2, consumers: 8 }));
+    const { engine } = engineWith(driver, clock, logger);
+    const trigger = engine.trigger(ref('so', 'q', { minReplicas: '2', maxReplicas: '2', ...extra }));
+    let evaluation;
+    for (let t = 0; t <= seconds; t++) {
+      clock.ms = 1_000_000 + t * 1000;
+      evaluation = await engine.evaluate(trigger);
+    }
+    return { lines, details: evaluation!.decision.explanation.details };
+  }
+
+  it('says once, after ten minutes, the consumersPerReplica the consumers suggest', async () => {
+    const early = await run(540);
+    expect(early.details.consumersPerReplicaSuggested).toBeUndefined();
+    expect(early.lines).toEqual([]);
+    const { lines, details } = await run(900);
+    expect(details.consumersPerReplicaSuggested).toBe(4);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, consumersPerReplicaSuggested: 4, consumers: 8 });
+    expect(lines[0]!.msg).toContain('consumersPerReplica');
+  });
+
+  it('says nothing when told the consumers a replica opens', async () => {
+    const told = await run(900, { consumersPerReplica: '4' });
+    expect(told.details.consumersPerReplicaSuggested).toBeUndefined();
+    expect(told.lines).toEqual([]);
+  });
+});
+
 describe('Engine: a trigger whose settings are edited', () => {
   /** Busy, then idle: the old trigger learns that the workload went idle at `idleAtMs`. */
   async function learnIdle(extra: Record<string, string> = {}) {

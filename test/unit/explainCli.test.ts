@@ -59,6 +59,15 @@ describe('explain CLI', () => {
     expect(renderView(view())).not.toContain('not sizing');
   });
 
+  it('asks whether each replica opens several consumers when the model suggests consumersPerReplica, and only then', () => {
+    const base = view().explanation;
+    const text = renderView(view({ explanation: { ...base, details: { ...base.details, consumersPerReplicaSuggested: 4 } } }));
+    expect(text).toContain(
+      '  hint: consumersPerReplica 4? For ten minutes the queues counted about 4 consumers for each replica asked for',
+    );
+    expect(renderView(view())).not.toContain('hint:');
+  });
+
   it('names the trigger an edit replaced this one with, instead of calling it stopped', () => {
     const text = renderView(view({ secondsSinceAsked: 600, replacedBy: 't2' }));
     expect(text).toContain("replaced by: trigger t2, after its settings were edited; KEDA gets that trigger's answers");

@@ -48,6 +48,8 @@ const full: Required<TriggerHistory> = {
   occupancyMinutes: [{ serviceSeconds: 1.6, servedPerConsumer: 2.4, inFlightPerConsumer: 3.9 }],
   lastReady: 2,
   counterBasis: 'queue:jobs',
+  askPeaks: [{ atMs: T + 20, replicas: 3 }],
+  consumerRatio: { log2: 1.5, seconds: 600 },
 };
 
 /** Every number in the value that is a time (T + something), in the order met. */
@@ -66,9 +68,9 @@ function rest(value: unknown): unknown {
 }
 
 describe('shiftHistory', () => {
-  it('the fixture is a history the schema takes, with its 19 times', () => {
+  it('the fixture is a history the schema takes, with its 20 times', () => {
     expect(triggerHistorySchema.safeParse(full).success).toBe(true);
-    expect(times(full)).toHaveLength(19);
+    expect(times(full)).toHaveLength(20);
   });
 
   it.each([
