@@ -24,6 +24,9 @@ export interface Replica {
   /** Delivered to this replica's consumer (prefetched), not started: they wait for one of its slots. */
   readonly held: Request[];
   removing: boolean;
+  /** Messages it served, and of those the ones its consumer has committed (Kafka: Fleet.commit). */
+  served: number;
+  committed: number;
 }
 
 /** When a replica's consumer acknowledges a message: after serving it, or as it starts it. */
@@ -48,6 +51,8 @@ export class Fleet {
   coldStarts = 0;
   arrived = 0;
   served = 0;
+  /** Served by replicas now gone: their consumers committed it as they closed. */
+  private retiredCommitted = 0;
   inService = 0;
   /** Prefetched and not started, over every replica. */
   held = 0;
@@ -144,6 +149,8 @@ export class Fleet {
       busy: 0,
       held: [],
       removing: false,
+      served: 0,
+      committed: 0,
     };
     this.live.set(replica.id, replica);
     this.coldStarts++;
@@ -183,7 +190,27 @@ export class Fleet {
     this.waitArrivals.push(request.arrivalS);
   }
 
+  /**
+   * The consumers' committed offsets, summed: what Kafka's lag counts as done. Each consumer
+   * commits what it served every `intervalS` from when it started (Fleet.commit), and all of it as
+   * it closes.
+   */
+  get committed(): number {
+    let sum = this.retiredCommitted;
+    for (const r of this.live.values()) sum += r.committed;
+    return sum;
+  }
+
+  /** Commits, for each consumer whose `intervalS` came round between `sinceS` and `nowS`, what it served. */
+  commit(sinceS: number, nowS: number, intervalS: number): void {
+    for (const r of this.live.values()) {
+      if (r.ready && Math.floor((nowS - r.readyS) / intervalS) > Math.floor((sinceS - r.readyS) / intervalS))
+        r.committed = r.served;
+    }
+  }
+
   private retire(nowS: number, replica: Replica): void {
+    this.retiredCommitted += replica.served;
     this.gpuSeconds += nowS - replica.askedS;
     this.live.delete(replica.id);
   }
@@ -227,6 +254,7 @@ export class Fleet {
       replica.busy--;
       this.inService--;
       this.served++;
+      replica.served++;
       if (replica.removing) {
         if (replica.busy === 0) this.retire(doneS, replica);
       } else {

@@ -162,7 +162,7 @@ describe('bench:decisions arguments', () => {
       reads: { source: 'sqs' as const },
       said: { model: 'reading the queue as sqs reports it' },
       unsaid: 'sqs',
-      refused: ['nats', '--source "nats": want one of rabbitmq, rabbitmq-stats, rabbitmq-amqp, sqs, kafka'],
+      refused: ['nats', '--source "nats": want one of rabbitmq, rabbitmq-stats, rabbitmq-amqp, sqs, kafka, kafka-commits'],
     },
     {
       flag: '--gpu',

@@ -17,7 +17,7 @@
 // ones unacknowledged, and its ack counter counts starts). --source KIND: what the model's source
 // reports of the queue, as each source reports it (rabbitmq, the management API, by default;
 // rabbitmq-stats, the same figures moving every 5 s as a broker's statistics do; rabbitmq-amqp,
-// sqs, kafka; modelPolicy.ts). --gpu share|nvml blends a GPU source into the model's trigger (the
+// sqs, kafka; kafka-commits, the lag as consumers that commit every 5 s leave it; modelPolicy.ts). --gpu share|nvml blends a GPU source into the model's trigger (the
 // default query), reading each ready GPU's busy slots over its slots, or NVML's utilisation, a GPU
 // whole while any request runs on it, scraped every 15 s. --consumers-per-replica N: the broker
 // counts N consumers a ready replica (a worker with a channel per thread; the model is told with

@@ -14,7 +14,7 @@ import { PUBLISH_INTERVAL_MS } from '../../src/state/payload.ts';
 import { SharedState } from '../../src/state/shared.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { GpuSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import type { GpuSourceConfig, KafkaSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { type Fleet, SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
 import { type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
@@ -32,6 +32,9 @@ const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
   servedTotal: f.acked,
   consumers: f.readyCount,
 });
+
+/** The Java client's and librdkafka's default auto.commit.interval.ms, in seconds. */
+const KAFKA_COMMIT_INTERVAL_S = 5;
 
 /** RabbitMQ's default collect_statistics_interval: how often the management API's figures move. */
 const RABBITMQ_STATISTICS_INTERVAL_S = 5;
@@ -58,13 +61,26 @@ export const SIMULATED_SOURCES = {
     servedTotal: f.served,
     consumers: f.readyCount,
   }),
+  // Kafka as its consumers commit: the Java client and librdkafka (confluent-kafka-python) commit
+  // every 5 s by default (auto.commit.interval.ms), each from when it joined, and what a consumer
+  // served since its last commit counts in the lag (SimulatedQueueDriver).
+  'kafka-commits': (f: Fleet): SourceReading => ({
+    backlog: f.arrived - f.committed,
+    arrivedTotal: f.arrived,
+    orderedQueues: 1,
+    servedTotal: f.committed,
+    consumers: f.readyCount,
+  }),
 } as const satisfies Readonly<Record<string, (fleet: Fleet) => SourceReading>>;
 
 export type SimulatedSource = keyof typeof SIMULATED_SOURCES;
 
-/** A broker that reports the simulated queue as `source` does (the trigger's metadata stays RabbitMQ's: only the reading differs). */
-export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> {
-  readonly kind = 'rabbitmq' as const;
+/** Whether the simulated source is Kafka: the model's trigger is then a Kafka trigger (QUEUE_METADATA), else RabbitMQ's. */
+const isKafka = (source: SimulatedSource): boolean => source.startsWith('kafka');
+
+/** A broker that reports the simulated queue as `source` does (the trigger's metadata is RabbitMQ's, or Kafka's for Kafka: only the reading differs). */
+export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig | KafkaSourceConfig> {
+  readonly kind: 'rabbitmq' | 'kafka';
   private readonly fleet: Fleet;
   private readonly source: SimulatedSource;
   /** rabbitmq-stats: the figures of the last statistics emission. */
@@ -76,7 +92,15 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
   constructor(ctx: SimContext, source: SimulatedSource, consumersPerReplica = 1) {
     this.fleet = ctx.fleet;
     this.source = source;
+    this.kind = isKafka(source) ? 'kafka' : 'rabbitmq';
     this.consumersPerReplica = consumersPerReplica;
+    if (source === 'kafka-commits') {
+      let sinceS = 0;
+      ctx.every(1, 1, () => {
+        ctx.fleet.commit(sinceS, ctx.now(), KAFKA_COMMIT_INTERVAL_S);
+        sinceS = ctx.now();
+      });
+    }
     if (source === 'rabbitmq-stats') {
       this.emitted = SIMULATED_RABBITMQ(ctx.fleet);
       // A phase of the run's own, from its seed: the broker's timer is not the trace's. With each
@@ -97,17 +121,17 @@ export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig> 
     }
   }
 
-  identity(config: RabbitmqSourceConfig): string {
-    return `simulated|${config.queueName}`;
+  identity(): string {
+    return `simulated|${this.kind}`;
   }
 
-  create(config: RabbitmqSourceConfig): Source {
+  create(): Source {
     const { fleet } = this;
     const reading = SIMULATED_SOURCES[this.source];
     return {
-      identity: this.identity(config),
-      label: `simulated queue "${config.queueName}"`,
-      kind: 'rabbitmq',
+      identity: this.identity(),
+      label: `simulated ${this.kind} queue`,
+      kind: this.kind,
       read: async (): Promise<SourceReading> => {
         const r = this.emitted ?? reading(fleet);
         return this.consumersPerReplica === 1 || r.consumers === undefined
@@ -160,10 +184,14 @@ const GPU_METADATA: Readonly<Record<string, string>> = {
   'gpu.query': 'sum(DCGM_FI_DEV_GPU_UTIL) / 100',
 };
 
-/** The trigger's metadata in the simulator (the defaults, on a simulated RabbitMQ queue). */
+/** The simulated queue's keys in the trigger, RabbitMQ's or Kafka's (isKafka). */
+const QUEUE_METADATA = {
+  rabbitmq: { 'rabbitmq.host': 'http://simulated:15672', 'rabbitmq.queueName': 'requests' },
+  kafka: { 'kafka.bootstrapServers': 'simulated:9092', 'kafka.consumerGroup': 'workers', 'kafka.topic': 'requests' },
+} as const;
+
+/** The trigger's metadata in the simulator (the defaults, on the simulated queue: QUEUE_METADATA). */
 const MODEL_METADATA: Readonly<Record<string, string>> = {
-  'rabbitmq.host': 'http://simulated:15672',
-  'rabbitmq.queueName': 'requests',
   drainSeconds: '60',
   keepWarm: 'auto',
   maxReplicas: String(MAX_REPLICAS),
@@ -236,9 +264,15 @@ export function modelPolicy(
     consumersPerReplica = 1,
   }: ModelPolicyOptions = {},
 ): Policy {
-  const metadata = { ...MODEL_METADATA, ...(gpu !== undefined && GPU_METADATA), ...overrides };
+  const queue = QUEUE_METADATA[isKafka(source) ? 'kafka' : 'rabbitmq'];
+  const metadata: Readonly<Record<string, string>> = {
+    ...queue,
+    ...MODEL_METADATA,
+    ...(gpu !== undefined && GPU_METADATA),
+    ...overrides,
+  };
   const shown = Object.entries(metadata)
-    .filter(([k]) => !k.startsWith('rabbitmq.'))
+    .filter(([k]) => !Object.hasOwn(queue, k))
     .map(([k, v]) => `${k} ${v}`)
     .join(', ');
   return kedaPolicy(

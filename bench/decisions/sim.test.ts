@@ -11,7 +11,6 @@ import { SYNTHETIC } from './matrix.ts';
 import { chatSteady, parseAzureCsv, serviceSeconds } from './traces.ts';
 import { kedaPolicy } from './policies.ts';
 import type { SimContext } from './simulate.ts';
-import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 
 describe('EventQueue', () => {
   it('pops by time, and in insertion order at equal times', () => {
@@ -161,7 +160,7 @@ describe('the management API as a broker serves it (--source rabbitmq-stats)', (
       },
     } as unknown as SimContext;
     const driver = new SimulatedQueueDriver(ctx, 'rabbitmq-stats');
-    const source = driver.create({ kind: 'rabbitmq', host: 'http://simulated:15672', queueName: 'q' } as RabbitmqSourceConfig);
+    const source = driver.create();
     expect(firstS).toBeGreaterThanOrEqual(0);
     expect(firstS).toBeLessThan(5);
     for (let i = 0; i < 10; i++) fleet.arrive(i, { arrivalS: i, serviceS: 60 });
@@ -177,6 +176,52 @@ describe('the management API as a broker serves it (--source rabbitmq-stats)', (
     });
     fleet.arrive(10, { arrivalS: 10, serviceS: 60 });
     expect((await source.read(new AbortController().signal)).arrivedTotal).toBe(10);
+  });
+});
+
+describe('Kafka as its consumers commit (--source kafka-commits)', () => {
+  it('counts in the lag what each consumer served since its last commit, every 5 s from when it started, and all of it as it closes', async () => {
+    const q = new EventQueue<() => void>();
+    const fleet = new Fleet(1, { at: (t, run) => q.push(t, run) });
+    const runUntil = (t: number) => {
+      for (let e = q.peek(); e !== undefined && e.atS <= t; e = q.peek()) q.pop()!.event();
+    };
+    let now = 0;
+    const ticks: (() => void | Promise<void>)[] = [];
+    const ctx = {
+      fleet,
+      seed: 1,
+      now: () => now,
+      every: (_first: number, everyS: number, run: () => void | Promise<void>) => {
+        expect(everyS).toBe(1);
+        ticks.push(run);
+      },
+    } as unknown as SimContext;
+    const source = new SimulatedQueueDriver(ctx, 'kafka-commits').create();
+    const read = () => source.read(new AbortController().signal);
+    // Two replicas, ready at 10 and 12 s; six one-second requests.
+    fleet.scaleTo(
+      0,
+      2,
+      (() => {
+        const starts = [10, 12];
+        return () => starts.shift()!;
+      })(),
+    );
+    for (let i = 0; i < 6; i++) fleet.arrive(0, { arrivalS: 0, serviceS: 1 });
+    const step = async (t: number) => {
+      runUntil(t);
+      now = t;
+      for (const tick of ticks) await tick();
+    };
+    for (let t = 1; t <= 14; t++) await step(t);
+    // Served by 14 s: 4 on the first (10-14 s), 2 on the second (12-14 s); nothing committed yet.
+    expect(fleet.served).toBe(6);
+    expect(await read()).toMatchObject({ backlog: 6, servedTotal: 0, arrivedTotal: 6, consumers: 2 });
+    await step(15); // the first's 5 s since it started: its 4
+    expect(await read()).toMatchObject({ backlog: 2, servedTotal: 4 });
+    fleet.scaleTo(15, 1, () => 0); // the second goes, committing its 2 as it closes
+    expect(await read()).toMatchObject({ backlog: 0, servedTotal: 6, consumers: 1 });
   });
 });
 
