@@ -752,6 +752,8 @@ export class Engine {
         return {
           kind: 'queue',
           ...reading,
+          ...(config.kind === 'kafka' &&
+            config.commitIntervalSeconds > 0 && { commitIntervalSeconds: config.commitIntervalSeconds }),
           arrivalRatePerSecond: rates?.arrivalRatePerSecond,
           serviceRatePerSecond: rates?.serviceRatePerSecond,
         };

@@ -40,6 +40,7 @@ import { workloadRuns } from './gpuSeries.ts';
 import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { slidingMax, within } from './marks.ts';
+import { wholeBacklog } from './signals.ts';
 import { readConsumers } from './consumerRatio.ts';
 import {
   type ColdStartState,
@@ -302,7 +303,9 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   if (rebased) details.countersRebased = true;
   if (signals.prefetched !== undefined) details.prefetchedWaiting = round(signals.prefetched);
   if (detected !== undefined) details.detectedConcurrencyPerReplica = round(detected);
-  const backlogActive = signals.backlog > scaling.activationBacklog;
+  // The whole backlog: what consumers served and have not committed is work until it is (signals.ts).
+  const lag = wholeBacklog(signals);
+  const backlogActive = lag > scaling.activationBacklog;
   const gpuActive = signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0);
   // Messages a replica holds keep it at work where the backlog leaves them out
   // (excludeUnacknowledged, scaleOnInFlight false) or under activationBacklog: scaled to zero, its
@@ -637,7 +640,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
 
   let activeReason: string;
   let active = true;
-  if (backlogActive) activeReason = `backlog ${signals.backlog} > activationBacklog ${scaling.activationBacklog}`;
+  if (backlogActive) activeReason = `backlog ${lag} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive)
     activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
   else if (inFlightActive) activeReason = `${heldInFlight} in flight: a workload at work is not scaled to zero`;
@@ -662,7 +665,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       active = false;
       activeReason =
         idleSeconds === undefined
-          ? `backlog ${signals.backlog} <= activationBacklog ${scaling.activationBacklog}`
+          ? `backlog ${lag} <= activationBacklog ${scaling.activationBacklog}`
           : `idle since ${instant(idleSinceMs!)}: kept warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
     }
   }

@@ -3,6 +3,7 @@
 // its exporter or never matched it (a label typo), and its GPUs may be busy: reading that as
 // idle would let KEDA scale a busy workload to zero. Pure.
 import type { ScalingConfig } from '../trigger/types.ts';
+import { wholeBacklog } from './signals.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
 /**
@@ -33,7 +34,7 @@ export function unanswerableWithoutGpuSeries(
 ): string | undefined {
   if (signals.gpuSourcesWithoutSeries === undefined) return undefined;
   if (!workloadRuns(signals, history, workloadActive)) return undefined;
-  if (signals.backlog > scaling.activationBacklog) return undefined;
+  if (wholeBacklog(signals) > scaling.activationBacklog) return undefined;
   // Messages in flight are work the queue sees: active from them (decide.ts).
   if ((signals.inFlight ?? 0) > 0) return undefined;
   if (signals.busyGpus !== undefined && signals.busyGpus > (signals.gpuActivationThreshold ?? 0)) return undefined;

@@ -3,6 +3,9 @@
 //   cap adds only when every queue source reports it (a partial sum would look smaller than the
 //   truth); consumers are the largest any source sees (the same replicas consume every queue).
 //   Their counters' bases join into one (another basis, and the summed counters do not compare).
+//   A source whose consumers commit every so often (Kafka, commitIntervalSeconds) counts in its
+//   backlog what they served since: up to its served rate times the interval, left out of the
+//   backlog and said apart (uncommittedServed).
 //   Whether they see the messages in service: each counts them in its backlog.
 //   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply. A GPU
 //   source whose query matched no series adds nothing and is counted in gpuSourcesWithoutSeries:
@@ -24,6 +27,8 @@ export interface SourceSignals {
   readonly counterBasis?: string;
   readonly consumers?: number;
   readonly replicaCap?: number;
+  /** Seconds between its consumers' commits (Kafka: kafka.commitIntervalSeconds), when above 0. */
+  readonly commitIntervalSeconds?: number;
   readonly arrivalRatePerSecond?: number;
   readonly serviceRatePerSecond?: number;
   readonly busyGpus?: number;
@@ -53,6 +58,11 @@ const SUMMED: readonly Summed[] = [
   'serviceRatePerSecond',
 ];
 
+/** The backlog with what its consumers served and have not committed: all of it is work until it is. */
+export function wholeBacklog(signals: Signals): number {
+  return signals.backlog + (signals.uncommittedServed ?? 0);
+}
+
 export function sumSignals(sources: readonly SourceSignals[]): Signals {
   const out: { -readonly [K in keyof Signals]: Signals[K] } = { backlog: 0 };
   const queues = sources.filter((s) => s.kind === 'queue');
@@ -65,7 +75,15 @@ export function sumSignals(sources: readonly SourceSignals[]): Signals {
       s.inFlight !== undefined ? s.inFlightInBacklog !== false : s.waiting === undefined,
     );
   for (const s of queues) {
-    out.backlog += s.backlog;
+    // The top of a consumer's sawtooth, not its middle: taking half out, a busy period's served
+    // rate read as a saturated fleet at each peak, and learned μ far too low (the diurnal trace at
+    // 60 s: 30,001 GPU-s against 18,392 with commits at each message, 19,645 taking it all out).
+    const uncommitted =
+      s.commitIntervalSeconds !== undefined && s.serviceRatePerSecond !== undefined
+        ? Math.min(Math.max(0, s.backlog), s.serviceRatePerSecond * s.commitIntervalSeconds)
+        : 0;
+    if (uncommitted > 0) out.uncommittedServed = (out.uncommittedServed ?? 0) + uncommitted;
+    out.backlog += s.backlog - uncommitted;
     if (s.consumers !== undefined) out.consumers = Math.max(out.consumers ?? 0, s.consumers);
   }
   if (queues.length > 0) {

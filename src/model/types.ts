@@ -11,8 +11,14 @@ export const MAX_MARKS = 64;
 
 /** What the sources of one trigger say now, summed over its sources. */
 export interface Signals {
-  /** B: messages waiting, summed over the trigger's queue sources. */
+  /** B: messages waiting, summed over the trigger's queue sources (uncommittedServed left out). */
   readonly backlog: number;
+  /**
+   * Messages the sources' backlogs counted that their consumers had served and not yet committed
+   * (Kafka's lag, kafka.commitIntervalSeconds): estimated, and left out of the backlog; whether the
+   * workload is active reads them too.
+   */
+  readonly uncommittedServed?: number;
   /** W: messages not yet handed to a consumer, when every queue source tells them apart from in-flight ones. */
   readonly waiting?: number;
   /** I: messages handed to consumers and not yet acknowledged, when every queue source reports them. */

@@ -415,6 +415,13 @@ const kafkaFields = {
     default: 'latest' as const,
     description: 'How a partition without a committed offset counts: earliest = its whole retained log, latest = 1.',
   }),
+  commitIntervalSeconds: field({
+    schema: kinds.seconds,
+    allowed: `a number >= 0 and at most ${MAX_SECONDS} (seconds)`,
+    default: 0,
+    description:
+      "How often the group's consumers commit their offsets: auto.commit.interval.ms of the Java client, librdkafka and confluent-kafka-python (5,000 ms by default: 5), Sarama's Offsets.AutoCommit.Interval (1 s); 0 where they commit each message or batch (kafkajs by default). What a consumer served since its last commit still counts in the lag, up to this many seconds of its work: the model takes the group's served rate times this out of the lag it sizes and learns from (docs/sources.md); whether the workload is active reads the whole lag.",
+  }),
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),
   sasl: field({

@@ -482,6 +482,7 @@ function buildKafka(v: KafkaValues): KafkaSourceConfig {
     topics: [...new Set(v.topic ?? [])],
     consumerGroup: v.consumerGroup,
     offsetResetPolicy: v.offsetResetPolicy,
+    commitIntervalSeconds: v.commitIntervalSeconds,
     allowIdleConsumers: v.allowIdleConsumers,
     scaleToZeroOnInvalidOffset: v.scaleToZeroOnInvalidOffset,
     sasl: v.sasl,

@@ -55,6 +55,8 @@ export interface KafkaSourceConfig {
   readonly topics: readonly string[];
   readonly consumerGroup: string;
   readonly offsetResetPolicy: 'latest' | 'earliest';
+  /** How often the group's consumers commit (0: each message or batch): what they served since counts in the lag. */
+  readonly commitIntervalSeconds: number;
   readonly allowIdleConsumers: boolean;
   readonly scaleToZeroOnInvalidOffset: boolean;
   readonly sasl: 'none' | 'plain' | 'scram_sha256' | 'scram_sha512';

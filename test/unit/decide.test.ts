@@ -1597,3 +1597,17 @@ describe('backlogDemand: one it could not compute asks for maxReplicas, at every
     expect(backlogDemand(signals, cfg, service, fleet, rates, 10, undefined)).toBeLessThan(40);
   });
 });
+
+describe('decide: what Kafka consumers served and have not committed (uncommittedServed)', () => {
+  it('sizes from the backlog without it, and reads it as work for the activity', () => {
+    const without = run({ backlog: 10 });
+    const withIt = run({ backlog: 10, uncommittedServed: 20 });
+    expect(withIt.desiredReplicas).toBe(without.desiredReplicas);
+    expect(withIt.explanation.demands).toEqual(without.explanation.demands);
+    // All the lag served and uncommitted: still work until committed, never a false inactive.
+    const onlyUncommitted = run({ backlog: 0, uncommittedServed: 3 });
+    expect(onlyUncommitted.active).toBe(true);
+    expect(onlyUncommitted.explanation.activeReason).toBe('backlog 3 > activationBacklog 0');
+    expect(run({ backlog: 0 }).active).toBe(false);
+  });
+});

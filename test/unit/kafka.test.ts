@@ -226,6 +226,7 @@ function kafkaConfig(overrides: Partial<KafkaSourceConfig> = {}): KafkaSourceCon
     topics: ['jobs'],
     consumerGroup: 'workers',
     offsetResetPolicy: 'latest',
+    commitIntervalSeconds: 0,
     allowIdleConsumers: false,
     scaleToZeroOnInvalidOffset: false,
     sasl: 'none',

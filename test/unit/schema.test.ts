@@ -648,6 +648,12 @@ describe('trigger schema', () => {
       topics: ['t1', 't2'],
       offsetResetPolicy: 'latest',
     });
+    expect(t.sources[0]).toMatchObject({ commitIntervalSeconds: 0 });
+    const commits = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': '5' });
+    expect(commits.sources[0]).toMatchObject({ commitIntervalSeconds: 5 });
+    expect(
+      issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': '-5' }),
+    ).toContainEqual(expect.stringMatching(/^kafka\.commitIntervalSeconds: .*a number >= 0/));
     // A topic named twice is read once (its partitions counted twice doubled the backlog and the cap).
     const twice = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.topic': 't1, t2,t1', 'kafka.consumerGroup': 'g' });
     expect(twice.sources[0]).toMatchObject({ topics: ['t1', 't2'] });

@@ -24,6 +24,29 @@ describe('sumSignals', () => {
       signals: { backlog: 11, waiting: 9, inServiceCounted: false },
     },
     {
+      name: 'Kafka whose consumers commit every 5 s: the served rate times 5 s of its lag left out, said apart',
+      sources: [queue({ backlog: 30, serviceRatePerSecond: 4, commitIntervalSeconds: 5 })],
+      signals: { backlog: 10, uncommittedServed: 20, serviceRatePerSecond: 4, inServiceCounted: true },
+    },
+    {
+      name: 'no more than its lag',
+      sources: [queue({ backlog: 8, serviceRatePerSecond: 4, commitIntervalSeconds: 5 })],
+      signals: { backlog: 0, uncommittedServed: 8, serviceRatePerSecond: 4, inServiceCounted: true },
+    },
+    {
+      name: 'none before a served rate is known, nor from a source whose consumers commit as they serve',
+      sources: [queue({ backlog: 30, commitIntervalSeconds: 5 }), queue({ backlog: 6, serviceRatePerSecond: 2 })],
+      signals: { backlog: 36, inServiceCounted: true },
+    },
+    {
+      name: 'each source at its own rate and interval',
+      sources: [
+        queue({ backlog: 30, serviceRatePerSecond: 4, commitIntervalSeconds: 5 }),
+        queue({ backlog: 6, serviceRatePerSecond: 2, commitIntervalSeconds: 1 }),
+      ],
+      signals: { backlog: 14, uncommittedServed: 22, serviceRatePerSecond: 6, inServiceCounted: true },
+    },
+    {
       name: 'GPU sources: busy GPUs add, the first target applies; no queue, backlog 0',
       sources: [
         { kind: 'gpu', backlog: 0, busyGpus: 1.5, gpuTargetUtilization: 0.8, gpuActivationThreshold: 0.1 },
