@@ -6,7 +6,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SimulatedGpu } from './fleet.ts';
-import { type Deployed, type ModelReads, type SimulatedSource, modelPolicy } from './modelPolicy.ts';
+import { type Deployed, type ModelReads, type SimulatedSource, kedaBacklogFor, modelPolicy } from './modelPolicy.ts';
 import { oracle } from './oracle.ts';
 import {
   kedaGrid,
@@ -177,10 +177,12 @@ export function policies(
   reads: ModelReads = {},
   deployed?: Deployed,
 ): Policy[] {
+  // KEDA's triggers read the queue as its own trigger for the model's source would (Kafka: the lag).
+  const backlog = kedaBacklogFor(reads.source);
   return [
-    kedaQueue(),
-    kedaQueueGpu(reads.gpu),
-    ...(ablation ? [kedaQueueTuned()] : []),
+    kedaQueue(backlog),
+    kedaQueueGpu(reads.gpu, backlog),
+    ...(ablation ? [kedaQueueTuned(undefined, backlog)] : []),
     ...modelPolicies(objectiveS, model, reads, deployed),
     alwaysOn(),
     oracle(),
@@ -243,7 +245,11 @@ export async function runJob(job: Job): Promise<Row[]> {
   if (job.grid) {
     for (const setting of kedaGrid(job.tunedPolling)) {
       if (describeSetting(setting) === describeSetting(KEDA_QUEUE_DEFAULT)) continue;
-      await add(kedaQueueWith(setting, `${GRID_PREFIX}${describeSetting(setting)}`), job.objectives, setting);
+      await add(
+        kedaQueueWith(setting, `${GRID_PREFIX}${describeSetting(setting)}`, kedaBacklogFor(job.source)),
+        job.objectives,
+        setting,
+      );
     }
   }
   return rows;

@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
 import type { GpuSourceConfig, KafkaSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { type Fleet, SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
-import { type Pause, kedaPolicy } from './policies.ts';
+import { type KedaBacklog, type Pause, kedaPolicy } from './policies.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 import { StateCluster } from '../../test/support/stateCluster.ts';
@@ -77,6 +77,16 @@ export type SimulatedSource = keyof typeof SIMULATED_SOURCES;
 
 /** Whether the simulated source is Kafka: the model's trigger is then a Kafka trigger (QUEUE_METADATA), else RabbitMQ's. */
 const isKafka = (source: SimulatedSource): boolean => source.startsWith('kafka');
+
+/**
+ * What KEDA's own trigger reads as the backlog where the model reads `source`: Kafka's trigger the
+ * same lag (committed offsets: with kafka-commits, the served and uncommitted messages too); the
+ * queue triggers waiting and in flight as they are (undefined: policies.ts's own).
+ */
+export function kedaBacklogFor(source: SimulatedSource = 'rabbitmq'): KedaBacklog | undefined {
+  const reading = SIMULATED_SOURCES[source];
+  return isKafka(source) ? (fleet) => reading(fleet).backlog : undefined;
+}
 
 /** A broker that reports the simulated queue as `source` does (the trigger's metadata is RabbitMQ's, or Kafka's for Kafka: only the reading differs). */
 export class SimulatedQueueDriver implements SourceDriver<RabbitmqSourceConfig | KafkaSourceConfig> {

@@ -1,7 +1,7 @@
 // The baseline policies: KEDA's built-in queue trigger (alone, and with a GPU-utilization
 // Prometheus trigger), and an always-on fleet sized for the peak. Each KEDA policy is the same
 // machinery (KedaLoop for 0 <-> 1, Hpa for 1 <-> N) around a different set of triggers.
-import { SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
+import { type Fleet, SIMULATED_GPU, type SimulatedGpu } from './fleet.ts';
 import { Hpa, type HpaBehavior, type MetricSample } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
@@ -93,10 +93,11 @@ export function kedaPolicy(
   };
 }
 
+/** What KEDA's trigger reads as the backlog. */
+export type KedaBacklog = (fleet: Fleet) => number;
+
 /** Backlog as KEDA's queue triggers count it: waiting plus in flight (unacknowledged). */
-function backlog(ctx: SimContext): number {
-  return ctx.fleet.waiting + ctx.fleet.unacked;
-}
+const QUEUE_BACKLOG: KedaBacklog = (fleet) => fleet.waiting + fleet.unacked;
 
 const QUEUE_LENGTH = 5;
 
@@ -149,7 +150,11 @@ export function describeSetting(s: QueueSetting): string {
 }
 
 /** KEDA's built-in queue trigger with `setting`, pollingInterval 30 s, and KEDA's default HPA unless the setting says. */
-export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${describeSetting(setting)})`): Policy {
+export function kedaQueueWith(
+  setting: QueueSetting,
+  name = `keda-queue (${describeSetting(setting)})`,
+  backlog: KedaBacklog = QUEUE_BACKLOG,
+): Policy {
   const { queueLength, cooldownSeconds, activation } = setting;
   const polling = setting.pollingSeconds ?? POLLING_INTERVAL_S;
   const hpa =
@@ -163,28 +168,28 @@ export function kedaQueueWith(setting: QueueSetting, name = `keda-queue (${descr
       ...(setting.recommendedHpa === true && { behavior: RECOMMENDED_SCALED_OBJECT.behavior }),
     },
     (ctx) => ({
-      isActive: () => backlog(ctx) > activation,
-      metrics: () => [{ value: backlog(ctx), target: queueLength }],
+      isActive: () => backlog(ctx.fleet) > activation,
+      metrics: () => [{ value: backlog(ctx.fleet), target: queueLength }],
     }),
   );
 }
 
-export function kedaQueue(): Policy {
-  return kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue');
+export function kedaQueue(backlog?: KedaBacklog): Policy {
+  return kedaQueueWith(KEDA_QUEUE_DEFAULT, 'keda-queue', backlog);
 }
 
 /**
  * Ablation: KEDA's queue trigger (as keda-queue) with the ScaledObject settings recommended for
  * this scaler (cooldownPeriod and HPA behavior). What is left between it and 'model' is the model.
  */
-export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT): Policy {
+export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJECT, backlog = QUEUE_BACKLOG): Policy {
   return kedaPolicy(
     'keda-queue-tuned',
     `keda-queue's trigger (queueLength ${QUEUE_LENGTH}, activationQueueLength 0) with the model's ScaledObject settings: ${describeScaledObject(so)}`,
     { cooldownSeconds: so.cooldownSeconds, behavior: so.behavior, pollingIntervalSeconds: so.pollingIntervalSeconds },
     (ctx) => ({
-      isActive: () => backlog(ctx) > 0,
-      metrics: () => [{ value: backlog(ctx), target: QUEUE_LENGTH }],
+      isActive: () => backlog(ctx.fleet) > 0,
+      metrics: () => [{ value: backlog(ctx.fleet), target: QUEUE_LENGTH }],
     }),
   );
 }
@@ -192,7 +197,7 @@ export function kedaQueueTuned(so: ScaledObjectSettings = RECOMMENDED_SCALED_OBJ
 const GPU_UTILIZATION_THRESHOLD = 70;
 
 /** KEDA's queue trigger beside its prometheus trigger on the GPUs, read as `gpu` says (busy slots over slots by default; --gpu). */
-export function kedaQueueGpu(gpu: SimulatedGpu = 'share'): Policy {
+export function kedaQueueGpu(gpu: SimulatedGpu = 'share', backlog = QUEUE_BACKLOG): Policy {
   return kedaPolicy(
     'keda-queue-gpu',
     `keda-queue plus a prometheus trigger: sum(DCGM_FI_DEV_GPU_UTIL) threshold ${GPU_UTILIZATION_THRESHOLD} (scraped every ${SCRAPE_INTERVAL_S} s, the GPUs read as ${gpu})`,
@@ -203,9 +208,9 @@ export function kedaQueueGpu(gpu: SimulatedGpu = 'share'): Policy {
         scraped = SIMULATED_GPU[gpu](ctx.fleet) * 100;
       });
       return {
-        isActive: () => backlog(ctx) > 0 || scraped > 0,
+        isActive: () => backlog(ctx.fleet) > 0 || scraped > 0,
         metrics: () => [
-          { value: backlog(ctx), target: QUEUE_LENGTH },
+          { value: backlog(ctx.fleet), target: QUEUE_LENGTH },
           { value: scraped, target: GPU_UTILIZATION_THRESHOLD },
         ],
       };
