@@ -172,7 +172,7 @@ const SETTING_HINTS = [
   {
     detail: 'consumersPerReplicaSuggested',
     message:
-      "for ten minutes the queues counted about consumersPerReplicaSuggested consumers for each replica this trigger asked for: if each replica opens several consumers (a channel per worker thread), set the trigger's consumersPerReplica to that number, or the model sizes a fleet that many times too large; if the ScaledObject's minReplicaCount, another of its triggers or another deployment on the queue holds them, nothing is wrong",
+      "for ten minutes the queues have counted about consumersPerReplicaSuggested consumers for each replica this trigger asked for, where its consumersPerReplica says fewer: if each replica opens that many (a channel per worker thread), set consumersPerReplica to it, or the model sizes a fleet several times too large; if the ScaledObject's minReplicaCount, another of its triggers, another deployment on the queue or Kafka members of pods already gone hold them, nothing is wrong",
   },
 ] as const;
 
@@ -649,9 +649,12 @@ export class Engine {
       const value = details[detail];
       if (value === undefined || ((state.hintsLogged ?? 0) & (1 << i)) !== 0) return;
       state.hintsLogged = (state.hintsLogged ?? 0) | (1 << i);
+      // The consumers as the brokers count them, and the setting that divides them into replicas.
+      const { consumersPerReplica } = trigger.scaling;
+      const consumers = signals.consumers === undefined ? undefined : signals.consumers * consumersPerReplica;
       this.options.logger.warn(
-        { trigger: trigger.id, [detail]: value, inFlight: signals.inFlight, consumers: signals.consumers },
-        message,
+        { trigger: trigger.id, [detail]: value, inFlight: signals.inFlight, consumers, consumersPerReplica },
+        message.replace(detail, String(value)),
       );
     });
   }

@@ -6,15 +6,13 @@
 // queue hold more consumers too, and only the user knows which. Pure.
 //
 // Read where the fleet is what the trigger asked for: at moments its ask is near the largest of
-// the last ASK_PEAK_WINDOW_MS, since an HPA keeps the largest recommendation of its scale-down
-// stabilization window (300 s by default) and no much smaller ask made since has shrunk the fleet
-// yet. There, as many consumers a replica as the trigger says read at most 1 / PEAK_SHARE times the
-// replicas asked (fewer while some start); k times as many read about k times them once they are
-// up. The ratio's logarithm is averaged over about RATIO_TAU_SECONDS of such moments, and said once
-// HINT_AFTER_SECONDS of them read it at HINT_RATIO or more. Measured in the simulator on the
-// built-in traces, seeds 1-3, objectives 60, 30 and 15 s, with the recommended HPA and KEDA's
-// default one (docs/model.md): never said of one consumer a replica, nor of 4 told; said of 4 untold
-// on 70 and 81 of the 99 runs (a median of 15 minutes in), of 2 untold on 50 and 66.
+// the last ASK_PEAK_WINDOW_MS (an HPA keeps the largest recommendation of its scale-down
+// stabilization window, 300 s by default) and the consumers have not fallen within it (a fleet
+// still shrinking). There, as many consumers a replica as the trigger says read at most
+// 1 / PEAK_SHARE times the replicas asked (fewer while some start); k times as many read about k
+// times them once they are up. The ratio's logarithm is averaged over about RATIO_TAU_SECONDS of
+// such moments, and said once it has stayed at HINT_RATIO or more for HINT_AFTER_SECONDS of them
+// in a row. Measured in the simulator (docs/model.md, "Several consumers a replica").
 import { slidingMax } from './marks.ts';
 import type { ConsumerRatio, ReplicaMark } from './types.ts';
 
@@ -27,7 +25,7 @@ export const ASK_PEAK_WINDOW_MS = 300_000;
 const PEAK_SHARE = 2 / 3;
 /** The average's time constant, in seconds read at a peak. */
 const RATIO_TAU_SECONDS = 300;
-/** Seconds read at a peak before the ratio is said. */
+/** Seconds read in a row with the average at HINT_RATIO or more before it is said. */
 export const HINT_AFTER_SECONDS = 600;
 /** Consumers a replica asked, over what the trigger says, from which it is said. */
 const HINT_RATIO = 1.75;
@@ -44,10 +42,12 @@ export interface ConsumerReading {
 
 /**
  * One decision's reading: `replicas` the consumers read as replicas (over the trigger's
- * consumersPerReplica, `perReplica`), `asked` the replicas the last answer asked for.
+ * consumersPerReplica, `perReplica`), `before` those of the previous decision, `asked` the replicas
+ * the last answer asked for.
  */
 export function readConsumers(
   replicas: number | undefined,
+  before: number | undefined,
   asked: number,
   perReplica: number,
   askPeaks: readonly ReplicaMark[],
@@ -55,24 +55,31 @@ export function readConsumers(
   nowMs: number,
   dtSeconds: number,
 ): ConsumerReading {
-  // Kafka and SQS report no consumers: nothing to read, nor any list kept.
+  // SQS reports no consumers (RabbitMQ its consumers, Kafka its group's members): nothing to read.
   if (replicas === undefined) return { askPeaks, ratio, suggested: undefined };
   const peaks = slidingMax(askPeaks, { atMs: nowMs, replicas: asked }, ASK_PEAK_WINDOW_MS);
+  // A fall of the consumers is a fleet still shrinking: an HPA whose behavior gives replicas back
+  // more slowly than its window (a Pods policy of one a minute) keeps more than the ask for longer
+  // (found by review: 4 suggested of one consumer a replica, 14 pods kept for an ask of 2).
+  let fellAtMs = ratio?.fellAtMs;
+  if (before !== undefined && replicas < before) fellAtMs = nowMs;
+  const settled = fellAtMs === undefined || nowMs - fellAtMs >= ASK_PEAK_WINDOW_MS;
   // Near the window's largest ask, the fleet an HPA keeps is at most 1 / PEAK_SHARE times it.
   const atPeak = asked >= PEAK_SHARE * peaks[0]!.replicas;
-  let next = ratio;
-  if (asked >= 1 && atPeak && dtSeconds > 0) {
+  let log2 = ratio?.log2 ?? 0;
+  let aboveSeconds = ratio?.aboveSeconds ?? 0;
+  if (asked >= 1 && atPeak && settled && dtSeconds > 0) {
     const step = Math.min(dtSeconds, MAX_STEP_SECONDS);
     // Half a replica at the least: none up yet reads as a small ratio, not minus infinity.
     const x = Math.log2(Math.max(replicas, 0.5) / asked);
-    next =
-      ratio === undefined
-        ? { log2: x, seconds: step }
-        : {
-            log2: ratio.log2 + (1 - Math.exp(-step / RATIO_TAU_SECONDS)) * (x - ratio.log2),
-            seconds: Math.min(HINT_AFTER_SECONDS, ratio.seconds + step),
-          };
+    log2 += (1 - Math.exp(-step / RATIO_TAU_SECONDS)) * (x - log2);
+    // Seconds in a row at the ratio or above: a run of them is what is said, not their sum.
+    aboveSeconds = 2 ** log2 >= HINT_RATIO ? Math.min(HINT_AFTER_SECONDS, aboveSeconds + step) : 0;
   }
-  const said = next !== undefined && next.seconds >= HINT_AFTER_SECONDS && 2 ** next.log2 >= HINT_RATIO;
-  return { askPeaks: peaks, ratio: next, suggested: said ? Math.round(perReplica * 2 ** next!.log2) : undefined };
+  const next: ConsumerRatio | undefined =
+    ratio === undefined && log2 === 0 && fellAtMs === undefined
+      ? undefined
+      : { log2, aboveSeconds, ...(fellAtMs !== undefined && { fellAtMs }) };
+  const said = aboveSeconds >= HINT_AFTER_SECONDS;
+  return { askPeaks: peaks, ratio: next, suggested: said ? Math.round(perReplica * 2 ** log2) : undefined };
 }

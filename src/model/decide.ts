@@ -265,6 +265,14 @@ function countsAtLeastZero(signals: Signals): Signals {
   };
 }
 
+/** The backlog the activity reads, in words: with what consumers served and have not committed, when any. */
+function lagWords(signals: Signals): string {
+  const { backlog, uncommittedServed } = signals;
+  return uncommittedServed === undefined
+    ? `backlog ${backlog}`
+    : `lag ${round(backlog + uncommittedServed)} (backlog ${round(backlog)} + ${round(uncommittedServed)} served, not committed)`;
+}
+
 export function decide({ signals: sourced, scaling, history: given, nowMs, workload }: ModelInput): ModelOutput {
   const reported = consumersAsReplicas(countsAtLeastZero(sourced), scaling.consumersPerReplica);
   const sinceLastMs = given.lastDecisionAtMs === undefined ? undefined : nowMs - given.lastDecisionAtMs;
@@ -329,7 +337,8 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // Arrivals counted by the broker, or (SQS, RabbitMQ over amqp) the backlog's rises summed. A
   // trigger whose source starts or stops counting starts its marks and head over: the two counts
   // do not compare.
-  const rises = signals.arrivedTotal === undefined ? countRises(history.backlogRises, signals.backlog) : undefined;
+  // On the whole lag: the backlog without what was served and not committed moves with the served rate.
+  const rises = signals.arrivedTotal === undefined ? countRises(history.backlogRises, lag) : undefined;
   const arrivedTotal = signals.arrivedTotal ?? rises!.total;
   const recount = (rises === undefined) !== (history.backlogRises === undefined);
   const previousMarks = recount ? undefined : history.arrivalMarks;
@@ -382,6 +391,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const consumersRead = readConsumers(
     signals.consumers,
+    history.lastReady,
     askedFleet,
     scaling.consumersPerReplica,
     history.askPeaks ?? NO_MARKS,
@@ -640,7 +650,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
 
   let activeReason: string;
   let active = true;
-  if (backlogActive) activeReason = `backlog ${lag} > activationBacklog ${scaling.activationBacklog}`;
+  if (backlogActive) activeReason = `${lagWords(signals)} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive)
     activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
   else if (inFlightActive) activeReason = `${heldInFlight} in flight: a workload at work is not scaled to zero`;
@@ -665,7 +675,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       active = false;
       activeReason =
         idleSeconds === undefined
-          ? `backlog ${lag} <= activationBacklog ${scaling.activationBacklog}`
+          ? `${lagWords(signals)} <= activationBacklog ${scaling.activationBacklog}`
           : `idle since ${instant(idleSinceMs!)}: kept warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
     }
   }

@@ -4,7 +4,7 @@
 // field say so), so none is left on the writer's clock.
 import type { ArrivalMark, RateMark, RiseWatch } from './arrivals.ts';
 import type { Burst } from './bursts.ts';
-import type { ReplicaMark, TriggerHistory } from './types.ts';
+import type { ConsumerRatio, ReplicaMark, TriggerHistory } from './types.ts';
 
 type Shift<V> = (value: V, ms: number) => V;
 
@@ -64,7 +64,8 @@ const SHIFTS = {
   lastReady: false,
   counterBasis: false,
   askPeaks: each<ReplicaMark>(),
-  consumerRatio: false,
+  consumerRatio: (ratio: ConsumerRatio, ms: number): ConsumerRatio =>
+    ratio.fellAtMs === undefined ? ratio : { ...ratio, fellAtMs: ratio.fellAtMs + ms },
 } satisfies { [K in keyof TriggerHistory]-?: Shift<NonNullable<TriggerHistory[K]>> | false };
 
 /** The fields that hold times, with how each moves. */

@@ -79,7 +79,7 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     ).optional(),
     askPeaks: list(mark, MAX_MARKS).optional(),
     consumerRatio: z
-      .object({ log2: finite.min(-64).max(64), seconds: nonNegative })
+      .object({ log2: finite.min(-64).max(64), aboveSeconds: nonNegative, fellAtMs: finite.optional() })
       .readonly()
       .optional(),
   })

@@ -187,10 +187,14 @@ export interface TriggerHistory {
   readonly consumerRatio?: ConsumerRatio;
 }
 
-/** The consumers read against the replicas asked: log2 of their ratio, averaged, and the seconds it was read. */
+/** The consumers read against the replicas asked (consumerRatio.ts). */
 export interface ConsumerRatio {
+  /** log2 of their ratio, averaged over the moments read (0 before any). */
   readonly log2: number;
-  readonly seconds: number;
+  /** Seconds read in a row with the average at the hint's ratio or above. */
+  readonly aboveSeconds: number;
+  /** When the consumers last fell (the fleet shrinking): moments within the window after are not read. */
+  readonly fellAtMs?: number;
 }
 
 /** Every term that can fix the desired count, in the order the explanation lists them. */

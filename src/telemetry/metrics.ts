@@ -1,6 +1,7 @@
 // Prometheus metrics of the scaler, on an injected Registry (no global state).
 import { setImmediate } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { wholeBacklog } from '../model/signals.ts';
 import { DEMAND_TERMS, type Decision, type DemandTerm } from '../model/types.ts';
 import type { Trigger } from '../trigger/types.ts';
 
@@ -131,7 +132,8 @@ export class ScalerMetrics {
           'trigger_backlog',
           'Backlog (messages) of the trigger at its last evaluation (triggers with a queue only).',
           (e, put) => {
-            if (e.trigger.sources.some((source) => source.kind !== 'gpu')) put(e.decision.explanation.signals.backlog);
+            // The whole lag, as the brokers' own tools show it (with what consumers served and have not committed).
+            if (e.trigger.sources.some((source) => source.kind !== 'gpu')) put(wholeBacklog(e.decision.explanation.signals));
           },
         ),
         family('trigger_desired_replicas', 'Desired replicas (D) answered for the trigger.', (e, put) =>

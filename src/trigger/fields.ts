@@ -76,6 +76,8 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  * made a demand NaN, dropped without a word) and mean nothing.
  */
 const MAX_SECONDS = 30 * 86_400;
+/** kafka.commitIntervalSeconds at most: max.poll.interval.ms' default, 5 minutes. */
+const MAX_COMMIT_INTERVAL_SECONDS = 300;
 
 /**
  * A scheme, `//`, an authority with no whitespace, control character or backslash (the user and
@@ -249,7 +251,7 @@ export const scalingFields = {
     allowed: `an integer > 0 and <= ${MAX_PER_REPLICA}`,
     default: 1,
     description:
-      "Consumers each replica opens on the queue (a worker with a channel per thread or process opens several): the brokers' consumer count over this is the replicas the model reads (how many serve, what each holds, when a new one starts). Read where the source reports consumers (RabbitMQ, Kafka's group members). When the queues count about twice the replicas asked for or more, for ten minutes, the scaler says the number it reads in a warning and in the explanation (`consumersPerReplicaSuggested`).",
+      "Consumers each replica opens on the queue (a worker with a channel per thread or process opens several): the brokers' consumer count over this is the replicas the model reads (how many serve, what each holds, when a new one starts). Read where the source reports consumers (RabbitMQ, Kafka's group members). When, for ten minutes in a row, the queues count 1.75 times the replicas asked for or more (read while the fleet is settled), the scaler says the number it reads in a warning and in the explanation (`consumersPerReplicaSuggested`).",
   }),
   acknowledgement: field({
     lineage: true,
@@ -416,11 +418,13 @@ const kafkaFields = {
     description: 'How a partition without a committed offset counts: earliest = its whole retained log, latest = 1.',
   }),
   commitIntervalSeconds: field({
-    schema: kinds.seconds,
-    allowed: `a number >= 0 and at most ${MAX_SECONDS} (seconds)`,
+    // At most max.poll.interval.ms' default: a consumer that commits less often is one Kafka has
+    // already dropped. 5000 is auto.commit.interval.ms copied in milliseconds (found by review).
+    schema: numberFrom((n) => n >= 0 && n <= MAX_COMMIT_INTERVAL_SECONDS),
+    allowed: `a number of seconds >= 0 and at most ${MAX_COMMIT_INTERVAL_SECONDS} (auto.commit.interval.ms 5000 is 5)`,
     default: 0,
     description:
-      "How often the group's consumers commit their offsets: auto.commit.interval.ms of the Java client, librdkafka and confluent-kafka-python (5,000 ms by default: 5), Sarama's Offsets.AutoCommit.Interval (1 s); 0 where they commit each message or batch (kafkajs by default). What a consumer served since its last commit still counts in the lag, up to this many seconds of its work: the model takes the group's served rate times this out of the lag it sizes and learns from (docs/sources.md); whether the workload is active reads the whole lag.",
+      "How often the group's consumers commit their offsets when they commit on a timer after serving (kafka-python and the Java client every 5 s by default, Sarama 1 s): what they served since still counts in the lag, and the model takes the group's served rate times this out of the lag it sizes and learns from; whether the workload is active reads the whole lag. 0 (the lag as KEDA reads it) for consumers that commit each message or batch (kafkajs), or whose requests outlast the interval; docs/sources.md, \"Commits\", says which interval each client's defaults call for.",
   }),
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),

@@ -1607,7 +1607,7 @@ describe('decide: what Kafka consumers served and have not committed (uncommitte
     // All the lag served and uncommitted: still work until committed, never a false inactive.
     const onlyUncommitted = run({ backlog: 0, uncommittedServed: 3 });
     expect(onlyUncommitted.active).toBe(true);
-    expect(onlyUncommitted.explanation.activeReason).toBe('backlog 3 > activationBacklog 0');
+    expect(onlyUncommitted.explanation.activeReason).toBe('lag 3 (backlog 0 + 3 served, not committed) > activationBacklog 0');
     expect(run({ backlog: 0 }).active).toBe(false);
   });
 });

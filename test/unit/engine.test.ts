@@ -436,8 +436,8 @@ describe('Engine: more consumers than replicas asked', () => {
     const { lines, details } = await run(900);
     expect(details.consumersPerReplicaSuggested).toBe(4);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatchObject({ level: 40, consumersPerReplicaSuggested: 4, consumers: 8 });
-    expect(lines[0]!.msg).toContain('consumersPerReplica');
+    expect(lines[0]).toMatchObject({ level: 40, consumersPerReplicaSuggested: 4, consumers: 8, consumersPerReplica: 1 });
+    expect(lines[0]!.msg).toContain('counted about 4 consumers for each replica');
   });
 
   it('says nothing when told the consumers a replica opens', async () => {

@@ -86,6 +86,12 @@ describe('unanswerableWithoutGpuSeries', () => {
     },
     { name: 'no series, running, the queue has work', signals: { ...none, backlog: 3 }, history: running, answer: true },
     {
+      name: 'no series, running, a Kafka lag of messages served and not yet committed (work until committed)',
+      signals: { ...none, uncommittedServed: 5 },
+      history: running,
+      answer: true,
+    },
+    {
       name: 'no series, running, backlog within activationBacklog',
       signals: { ...none, backlog: 3 },
       history: running,

@@ -49,7 +49,7 @@ const full: Required<TriggerHistory> = {
   lastReady: 2,
   counterBasis: 'queue:jobs',
   askPeaks: [{ atMs: T + 20, replicas: 3 }],
-  consumerRatio: { log2: 1.5, seconds: 600 },
+  consumerRatio: { log2: 1.5, aboveSeconds: 600, fellAtMs: T + 21 },
 };
 
 /** Every number in the value that is a time (T + something), in the order met. */
@@ -68,9 +68,9 @@ function rest(value: unknown): unknown {
 }
 
 describe('shiftHistory', () => {
-  it('the fixture is a history the schema takes, with its 20 times', () => {
+  it('the fixture is a history the schema takes, with its 21 times', () => {
     expect(triggerHistorySchema.safeParse(full).success).toBe(true);
-    expect(times(full)).toHaveLength(20);
+    expect(times(full)).toHaveLength(21);
   });
 
   it.each([

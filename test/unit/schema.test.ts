@@ -651,9 +651,15 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ commitIntervalSeconds: 0 });
     const commits = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': '5' });
     expect(commits.sources[0]).toMatchObject({ commitIntervalSeconds: 5 });
-    expect(
-      issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': '-5' }),
-    ).toContainEqual(expect.stringMatching(/^kafka\.commitIntervalSeconds: .*a number >= 0/));
+    // Negative, or auto.commit.interval.ms copied in milliseconds (found by review: 5,000 s took the whole lag out).
+    for (const bad of ['-5', '5000'])
+      expect(
+        issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': bad }),
+      ).toContainEqual(
+        expect.stringMatching(
+          /^kafka\.commitIntervalSeconds: .*a number of seconds >= 0 and at most 300 \(auto\.commit\.interval\.ms 5000 is 5\)/,
+        ),
+      );
     // A topic named twice is read once (its partitions counted twice doubled the backlog and the cap).
     const twice = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.topic': 't1, t2,t1', 'kafka.consumerGroup': 'g' });
     expect(twice.sources[0]).toMatchObject({ topics: ['t1', 't2'] });
