@@ -162,6 +162,36 @@ describe('Kafka consumer-group lag', () => {
     expect(await metrics(t, idle, 'k-no-cap')).toEqual({ desired: 36, backlog: 36, cap: undefined });
   });
 
+  it('takes what consumers that commit every 5 s served and have not committed out of the lag it sizes from, told their interval', async () => {
+    const topic = await kafka.topic([100]);
+    const group = KafkaFixture.uniqueName('kis-commits');
+    const told = trigger(topic, group, { 'kafka.commitIntervalSeconds': '5' });
+    const untold = trigger(topic, group);
+    await kafka.commit(group, topic, [0]);
+    await t.client.getMetrics(ref(told, 'k-commits'));
+    // A consumer's commit: the served rate the scaler measures from the committed offsets.
+    await kafka.commit(group, topic, [20]);
+    const signals = (name: string) =>
+      t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision.explanation.signals;
+    const read = await eventually(
+      async () => {
+        await t.client.getMetrics(ref(told, 'k-commits'));
+        await t.client.getMetrics(ref(untold, 'k-commits-untold'));
+        const s = signals('k-commits');
+        return (s?.uncommittedServed ?? 0) > 0 ? s : undefined;
+      },
+      15_000,
+      300,
+    );
+    // The lag is 80: of it, the served rate times 5 s counted apart, the rest the backlog sized from.
+    expect(read!.backlog + read!.uncommittedServed!).toBeCloseTo(80, 6);
+    expect(read!.backlog).toBeLessThan(80);
+    expect(signals('k-commits-untold')).toMatchObject({ backlog: 80 });
+    expect(signals('k-commits-untold')!.uncommittedServed).toBeUndefined();
+    // Served and uncommitted is work: active whatever is left of the backlog.
+    expect((await t.client.isActive(ref(told, 'k-commits'))).result).toBe(true);
+  });
+
   it('counts the members of the group', async () => {
     const topic = await kafka.topic([1, 1, 1]);
     const group = KafkaFixture.uniqueName('kis-live-group');
