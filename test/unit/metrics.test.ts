@@ -86,6 +86,13 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(await values(metrics, 'trigger_winning_term')).toEqual({ minReplicas: 1 });
   });
 
+  it("exports a Kafka lag whole, with what its consumers served and have not committed (the brokers' tools show that lag)", async () => {
+    const { metrics, record } = withTriggers();
+    const lagging = decision(4, 3, 'backlog');
+    record(trigger, { ...lagging, explanation: { ...lagging.explanation, signals: { backlog: 4, uncommittedServed: 20 } } });
+    expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 24 });
+  });
+
   it('exports the cold start the model plans with, when the decision names one', async () => {
     const { metrics, record } = withTriggers();
     record(trigger, decision(12, 3, 'backlog'));
