@@ -174,6 +174,15 @@ export class ScalerMetrics {
             if (typeof coldStartSeconds === 'number') put(coldStartSeconds);
           },
         ),
+        // A hint, for the triggers that have one: an alert or a table over many triggers finds them.
+        family(
+          'trigger_consumers_per_replica_suggested',
+          "consumersPerReplica the brokers' consumers suggest, where they count 1.75 times the replicas asked or more for ten minutes (model/consumerRatio.ts).",
+          (e, put) => {
+            const { consumersPerReplicaSuggested } = e.decision.explanation.details;
+            if (typeof consumersPerReplicaSuggested === 'number') put(consumersPerReplicaSuggested);
+          },
+        ),
       ];
     }
     this.stateStore = new StateStoreMetrics(registry);

@@ -93,6 +93,15 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 24 });
   });
 
+  it('exports the consumersPerReplica the consumers suggest, only where the decision suggests one', async () => {
+    const { metrics, record } = withTriggers();
+    record(trigger, decision(12, 3, 'backlog'));
+    expect(await values(metrics, 'trigger_consumers_per_replica_suggested')).toEqual({});
+    const hinted = decision(12, 3, 'backlog');
+    record(trigger, { ...hinted, explanation: { ...hinted.explanation, details: { consumersPerReplicaSuggested: 4 } } });
+    expect(await values(metrics, 'trigger_consumers_per_replica_suggested')).toEqual({ '': 4 });
+  });
+
   it('exports the cold start the model plans with, when the decision names one', async () => {
     const { metrics, record } = withTriggers();
     record(trigger, decision(12, 3, 'backlog'));
