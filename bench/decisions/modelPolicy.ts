@@ -33,7 +33,7 @@ const SIMULATED_RABBITMQ = (f: Fleet): SourceReading => ({
   consumers: f.readyCount,
 });
 
-/** The Java client's and librdkafka's default auto.commit.interval.ms, in seconds. */
+/** The Java client's and kafka-python's default auto.commit.interval.ms, in seconds. */
 const KAFKA_COMMIT_INTERVAL_S = 5;
 
 /** RabbitMQ's default collect_statistics_interval: how often the management API's figures move. */
@@ -61,9 +61,10 @@ export const SIMULATED_SOURCES = {
     servedTotal: f.served,
     consumers: f.readyCount,
   }),
-  // Kafka as its consumers commit: the Java client and librdkafka (confluent-kafka-python) commit
-  // every 5 s by default (auto.commit.interval.ms), each from when it joined, and what a consumer
-  // served since its last commit counts in the lag (SimulatedQueueDriver).
+  // Kafka as consumers leave it that commit what they served every 5 s (the Java client's and
+  // kafka-python's auto.commit.interval.ms, with requests served within it: docs/sources.md,
+  // "Commits"), each from when it joined: what a consumer served since its last commit counts in
+  // the lag (SimulatedQueueDriver). KEDA's triggers read this lag too (kedaBacklogFor).
   'kafka-commits': (f: Fleet): SourceReading => ({
     backlog: f.arrived - f.committed,
     arrivedTotal: f.arrived,

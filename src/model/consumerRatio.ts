@@ -43,12 +43,13 @@ export interface ConsumerReading {
 /**
  * One decision's reading: `replicas` the consumers read as replicas (over the trigger's
  * consumersPerReplica, `perReplica`), `before` those of the previous decision, `asked` the replicas
- * the last answer asked for.
+ * the last answer asked for, `starting` whether some asked for are still starting.
  */
 export function readConsumers(
   replicas: number | undefined,
   before: number | undefined,
   asked: number,
+  starting: boolean,
   perReplica: number,
   askPeaks: readonly ReplicaMark[],
   ratio: ConsumerRatio | undefined,
@@ -60,21 +61,30 @@ export function readConsumers(
   const peaks = slidingMax(askPeaks, { atMs: nowMs, replicas: asked }, ASK_PEAK_WINDOW_MS);
   // A fall of the consumers is a fleet still shrinking: an HPA whose behavior gives replicas back
   // more slowly than its window (a Pods policy of one a minute) keeps more than the ask for longer
-  // (found by review: 4 suggested of one consumer a replica, 14 pods kept for an ask of 2).
-  let fellAtMs = ratio?.fellAtMs;
-  if (before !== undefined && replicas < before) fellAtMs = nowMs;
+  // (found by review: 2 suggested of one consumer a replica, 14 pods kept for an ask of 2). The
+  // run of moments above the ratio is broken too. A fall dated after now (a clock stepped back)
+  // counts from now.
+  let fellAtMs = ratio?.fellAtMs === undefined ? undefined : Math.min(ratio.fellAtMs, nowMs);
+  let aboveSeconds = ratio?.aboveSeconds ?? 0;
+  if (before !== undefined && replicas < before) {
+    fellAtMs = nowMs;
+    aboveSeconds = 0;
+  }
   const settled = fellAtMs === undefined || nowMs - fellAtMs >= ASK_PEAK_WINDOW_MS;
-  // Near the window's largest ask, the fleet an HPA keeps is at most 1 / PEAK_SHARE times it.
+  // Near the window's largest ask, the fleet an HPA keeps is at most 1 / PEAK_SHARE times it; with
+  // none still starting, the consumers are the fleet's whole.
   const atPeak = asked >= PEAK_SHARE * peaks[0]!.replicas;
   let log2 = ratio?.log2 ?? 0;
-  let aboveSeconds = ratio?.aboveSeconds ?? 0;
-  if (asked >= 1 && atPeak && settled && dtSeconds > 0) {
+  if (asked >= 1 && atPeak && settled && !starting && dtSeconds > 0) {
     const step = Math.min(dtSeconds, MAX_STEP_SECONDS);
     // Half a replica at the least: none up yet reads as a small ratio, not minus infinity.
     const x = Math.log2(Math.max(replicas, 0.5) / asked);
     log2 += (1 - Math.exp(-step / RATIO_TAU_SECONDS)) * (x - log2);
-    // Seconds in a row at the ratio or above: a run of them is what is said, not their sum.
-    aboveSeconds = 2 ** log2 >= HINT_RATIO ? Math.min(HINT_AFTER_SECONDS, aboveSeconds + step) : 0;
+    // Seconds in a row with the moment and the average at the ratio or above: the average alone
+    // stays above for minutes after the moments fall under it (found by review: a fleet held 600 s
+    // by a longer stabilization window, then 1 a replica, was said 2 a replica).
+    const above = 2 ** x >= HINT_RATIO && 2 ** log2 >= HINT_RATIO;
+    aboveSeconds = above ? Math.min(HINT_AFTER_SECONDS, aboveSeconds + step) : 0;
   }
   const next: ConsumerRatio | undefined =
     ratio === undefined && log2 === 0 && fellAtMs === undefined

@@ -393,6 +393,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
     signals.consumers,
     history.lastReady,
     askedFleet,
+    asks.length > 0,
     scaling.consumersPerReplica,
     history.askPeaks ?? NO_MARKS,
     history.consumerRatio,

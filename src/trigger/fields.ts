@@ -76,7 +76,7 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  * made a demand NaN, dropped without a word) and mean nothing.
  */
 const MAX_SECONDS = 30 * 86_400;
-/** kafka.commitIntervalSeconds at most: max.poll.interval.ms' default, 5 minutes. */
+/** kafka.commitIntervalSeconds at most: 5 minutes. */
 const MAX_COMMIT_INTERVAL_SECONDS = 300;
 
 /**
@@ -418,13 +418,13 @@ const kafkaFields = {
     description: 'How a partition without a committed offset counts: earliest = its whole retained log, latest = 1.',
   }),
   commitIntervalSeconds: field({
-    // At most max.poll.interval.ms' default: a consumer that commits less often is one Kafka has
-    // already dropped. 5000 is auto.commit.interval.ms copied in milliseconds (found by review).
+    // Commit intervals are seconds; a larger number is auto.commit.interval.ms copied in
+    // milliseconds (5000: found by review, it took the whole lag out).
     schema: numberFrom((n) => n >= 0 && n <= MAX_COMMIT_INTERVAL_SECONDS),
     allowed: `a number of seconds >= 0 and at most ${MAX_COMMIT_INTERVAL_SECONDS} (auto.commit.interval.ms 5000 is 5)`,
     default: 0,
     description:
-      "How often the group's consumers commit their offsets when they commit on a timer after serving (kafka-python and the Java client every 5 s by default, Sarama 1 s): what they served since still counts in the lag, and the model takes the group's served rate times this out of the lag it sizes and learns from; whether the workload is active reads the whole lag. 0 (the lag as KEDA reads it) for consumers that commit each message or batch (kafkajs), or whose requests outlast the interval; docs/sources.md, \"Commits\", says which interval each client's defaults call for.",
+      "How often the group's consumers commit their offsets when they commit on a timer after serving (kafka-python and the Java client every 5 s by default, Sarama 1 s): what they served since still counts in the lag, and the model takes the group's served rate times this out of the lag it sizes and learns from; whether the workload is active reads the whole lag. 0 (the lag as KEDA reads it) for consumers that commit each message, or whose requests outlast the interval; docs/sources.md, \"Commits\", says which interval each client's defaults call for (kafkajs: commit a message at a time, and 0).",
   }),
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),
