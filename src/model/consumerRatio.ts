@@ -13,7 +13,7 @@
 // times them once they are up. The ratio's logarithm is averaged over about RATIO_TAU_SECONDS of
 // such moments, and said once it has stayed at HINT_RATIO or more for HINT_AFTER_SECONDS of them
 // in a row. Measured in the simulator (docs/model.md, "Several consumers a replica").
-import { slidingMax } from './marks.ts';
+import { slidingMax, within } from './marks.ts';
 import type { ConsumerRatio, ReplicaMark } from './types.ts';
 
 /** The longest an HPA keeps a larger recommendation (its default scale-down stabilization). */
@@ -58,7 +58,12 @@ export function readConsumers(
 ): ConsumerReading {
   // SQS reports no consumers (RabbitMQ its consumers, Kafka its group's members): nothing to read.
   if (replicas === undefined) return { askPeaks, ratio, suggested: undefined };
-  const peaks = slidingMax(askPeaks, { atMs: nowMs, replicas: asked }, ASK_PEAK_WINDOW_MS);
+  // An ask of 0 is never the window's largest while another is in it, and is read as nothing: not
+  // kept, so a trigger at zero keeps no list.
+  const peaks =
+    asked > 0
+      ? slidingMax(askPeaks, { atMs: nowMs, replicas: asked }, ASK_PEAK_WINDOW_MS)
+      : within(askPeaks, nowMs, ASK_PEAK_WINDOW_MS);
   // A fall of the consumers is a fleet still shrinking: an HPA whose behavior gives replicas back
   // more slowly than its window (a Pods policy of one a minute) keeps more than the ask for longer
   // (found by review: 2 suggested of one consumer a replica, 14 pods kept for an ask of 2). The
@@ -73,7 +78,7 @@ export function readConsumers(
   const settled = fellAtMs === undefined || nowMs - fellAtMs >= ASK_PEAK_WINDOW_MS;
   // Near the window's largest ask, the fleet an HPA keeps is at most 1 / PEAK_SHARE times it; with
   // none still starting, the consumers are the fleet's whole.
-  const atPeak = asked >= PEAK_SHARE * peaks[0]!.replicas;
+  const atPeak = asked >= PEAK_SHARE * (peaks[0]?.replicas ?? 0);
   let log2 = ratio?.log2 ?? 0;
   if (asked >= 1 && atPeak && settled && !starting && dtSeconds > 0) {
     const step = Math.min(dtSeconds, MAX_STEP_SECONDS);
