@@ -7,10 +7,10 @@
 //
 // Read where the fleet is what the trigger asked for: at moments its ask is near the largest of
 // the last ASK_PEAK_WINDOW_MS (an HPA keeps the largest recommendation of its scale-down
-// stabilization window, 300 s by default) and the consumers have not fallen within it (a fleet
-// still shrinking). There, as many consumers a replica as the trigger says read at most
-// 1 / PEAK_SHARE times the replicas asked (fewer while some start); k times as many read about k
-// times them once they are up. The ratio's logarithm is averaged over about RATIO_TAU_SECONDS of
+// stabilization window, 300 s by default), none of the replicas asked for is still starting, and
+// the consumers have not fallen within the window (a fleet still shrinking). There, as many
+// consumers a replica as the trigger says read at most 1 / PEAK_SHARE times the replicas asked; k
+// times as many read about k times them. The ratio's logarithm is averaged over about RATIO_TAU_SECONDS of
 // such moments, and said once it has stayed at HINT_RATIO or more for HINT_AFTER_SECONDS of them
 // in a row. Measured in the simulator (docs/model.md, "Several consumers a replica").
 import { slidingMax, within } from './marks.ts';
@@ -40,17 +40,22 @@ export interface ConsumerReading {
   readonly suggested: number | undefined;
 }
 
-/**
- * One decision's reading: `replicas` the consumers read as replicas (over the trigger's
- * consumersPerReplica, `perReplica`), `before` those of the previous decision, `asked` the replicas
- * the last answer asked for, `starting` whether some asked for are still starting.
- */
+/** What one decision reads the consumers against. */
+export interface ConsumerMoment {
+  /** The consumers read as replicas (over the trigger's consumersPerReplica, `perReplica`), if reported. */
+  readonly replicas: number | undefined;
+  /** Those of the previous decision. */
+  readonly before: number | undefined;
+  /** The replicas the last answer asked for. */
+  readonly asked: number;
+  /** Whether some of them are still starting. */
+  readonly starting: boolean;
+  readonly perReplica: number;
+}
+
+/** One decision's reading, from the history's `askPeaks` and `ratio`. */
 export function readConsumers(
-  replicas: number | undefined,
-  before: number | undefined,
-  asked: number,
-  starting: boolean,
-  perReplica: number,
+  { replicas, before, asked, starting, perReplica }: ConsumerMoment,
   askPeaks: readonly ReplicaMark[],
   ratio: ConsumerRatio | undefined,
   nowMs: number,

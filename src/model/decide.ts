@@ -390,11 +390,13 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const askedFleet = history.lastActive === true ? Math.min(history.lastDesiredReplicas ?? 0, scaling.maxReplicas) : 0;
   const asks = within(history.recentAsks ?? NO_MARKS, nowMs, C * 1000);
   const consumersRead = readConsumers(
-    signals.consumers,
-    history.lastReady,
-    askedFleet,
-    asks.length > 0,
-    scaling.consumersPerReplica,
+    {
+      replicas: signals.consumers,
+      before: history.lastReady,
+      asked: askedFleet,
+      starting: asks.length > 0,
+      perReplica: scaling.consumersPerReplica,
+    },
     history.askPeaks ?? NO_MARKS,
     history.consumerRatio,
     nowMs,

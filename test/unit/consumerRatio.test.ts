@@ -14,7 +14,7 @@ function readAll(steps: readonly (readonly [seconds: number, replicas: number, a
   for (const [seconds, replicas, asked] of steps) {
     for (let i = 0; i < seconds; i++) {
       s++;
-      const read = readConsumers(replicas, before, asked, false, perReplica, peaks, ratio, s * 1000, 1);
+      const read = readConsumers({ replicas, before, asked, starting: false, perReplica }, peaks, ratio, s * 1000, 1);
       peaks = read.askPeaks;
       ratio = read.ratio;
       before = replicas;
@@ -63,18 +63,30 @@ describe('readConsumers: consumers read against the replicas asked', () => {
 
   it('reads nothing while nothing is asked, nor where the sources count no consumers', () => {
     expect(readAll([[1200, 4, 0]]).ratio).toBeUndefined();
-    const none = readConsumers(undefined, undefined, 2, false, 1, [], undefined, 1000, 1);
+    const none = readConsumers(
+      { replicas: undefined, before: undefined, asked: 2, starting: false, perReplica: 1 },
+      [],
+      undefined,
+      1000,
+      1,
+    );
     expect(none).toEqual({ askPeaks: [], ratio: undefined, suggested: undefined });
   });
 
   it('reads only while the ask is near the largest of the window: a fleet the HPA still holds from a larger one is no evidence', () => {
     // Asked 8 a minute ago, 2 now: the HPA may keep 8 for its stabilization window.
     const peaks = [{ atMs: 0, replicas: 8 }];
-    const held = readConsumers(8, 8, 2, false, 1, peaks, undefined, 60_000, 1);
+    const held = readConsumers({ replicas: 8, before: 8, asked: 2, starting: false, perReplica: 1 }, peaks, undefined, 60_000, 1);
     expect(held.ratio).toBeUndefined();
     expect(held.askPeaks).toEqual([...peaks, { atMs: 60_000, replicas: 2 }]);
     // Once the larger ask has left the window, the smaller one is the fleet's size.
-    const after = readConsumers(8, 8, 2, false, 1, held.askPeaks, undefined, ASK_PEAK_WINDOW_MS + 1, 1);
+    const after = readConsumers(
+      { replicas: 8, before: 8, asked: 2, starting: false, perReplica: 1 },
+      held.askPeaks,
+      undefined,
+      ASK_PEAK_WINDOW_MS + 1,
+      1,
+    );
     expect(after.ratio!.log2).toBeGreaterThan(0);
   });
 
@@ -100,15 +112,35 @@ describe('readConsumers: consumers read against the replicas asked', () => {
   });
 
   it('reads nothing while replicas asked for are still starting, and a fall dated after now (a clock stepped back) from now', () => {
-    expect(readConsumers(8, 8, 2, true, 1, [], undefined, 1000, 1).ratio).toBeUndefined();
-    const stepped = readConsumers(8, 8, 2, false, 1, [], { log2: 1, aboveSeconds: 0, fellAtMs: 3_600_000 }, 1000, 1);
+    expect(
+      readConsumers({ replicas: 8, before: 8, asked: 2, starting: true, perReplica: 1 }, [], undefined, 1000, 1).ratio,
+    ).toBeUndefined();
+    const stepped = readConsumers(
+      { replicas: 8, before: 8, asked: 2, starting: false, perReplica: 1 },
+      [],
+      { log2: 1, aboveSeconds: 0, fellAtMs: 3_600_000 },
+      1000,
+      1,
+    );
     expect(stepped.ratio).toEqual({ log2: 1, aboveSeconds: 0, fellAtMs: 1000 });
-    const later = readConsumers(8, 8, 2, false, 1, [], stepped.ratio, 1000 + ASK_PEAK_WINDOW_MS, 1);
+    const later = readConsumers(
+      { replicas: 8, before: 8, asked: 2, starting: false, perReplica: 1 },
+      [],
+      stepped.ratio,
+      1000 + ASK_PEAK_WINDOW_MS,
+      1,
+    );
     expect(later.ratio!.log2).toBeGreaterThan(1);
   });
 
   it('takes a silence as a minute at most', () => {
-    const read = readConsumers(8, 8, 2, false, 1, [], { log2: 0, aboveSeconds: 0 }, 1_000_000, 900);
+    const read = readConsumers(
+      { replicas: 8, before: 8, asked: 2, starting: false, perReplica: 1 },
+      [],
+      { log2: 0, aboveSeconds: 0 },
+      1_000_000,
+      900,
+    );
     expect(read.ratio!.log2).toBeCloseTo(2 * (1 - Math.exp(-60 / 300)), 6);
   });
 });
