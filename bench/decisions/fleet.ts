@@ -10,6 +10,23 @@
 // starts it: the broker then counts only what waits inside a replica unacknowledged, and its ack
 // counter counts starts.
 
+/**
+ * GPUs billed per node (--nodes), a node per replica: a replica gone leaves its node idle for
+ * `retainS` (the Cluster Autoscaler's scale-down-unneeded-time, 10 minutes by default), where the
+ * next replica asked for starts without a node of its own; asked for with none idle, a replica
+ * waits `bootS` for a new node before its cold start. Billed from a node's boot to its release.
+ */
+export interface NodeBilling {
+  readonly retainS: number;
+  readonly bootS: number;
+}
+
+/** A GPU node under NodeBilling: billed from `createdS`; idle until `releaseS` once its replica is gone. */
+interface Node {
+  readonly createdS: number;
+  releaseS?: number;
+}
+
 export interface Request {
   readonly arrivalS: number;
   readonly serviceS: number;
@@ -24,6 +41,8 @@ export interface Replica {
   /** Delivered to this replica's consumer (prefetched), not started: they wait for one of its slots. */
   readonly held: Request[];
   removing: boolean;
+  /** Its node, under NodeBilling. */
+  readonly node?: Node;
   /** Messages it served, and of those the ones its consumer has committed (Kafka: Fleet.commit). */
   served: number;
   committed: number;
@@ -43,6 +62,9 @@ export class Fleet {
   readonly prefetch: number;
   readonly ack: Ack;
   private readonly hooks: FleetHooks;
+  private readonly nodes: NodeBilling | undefined;
+  /** Nodes whose replica is gone, within their retention, latest released last. */
+  private readonly idleNodes: Node[] = [];
   private readonly live = new Map<number, Replica>();
   private readonly queue: Request[] = [];
   private queueHead = 0;
@@ -60,12 +82,18 @@ export class Fleet {
   /** When each request of `waits` arrived, in the same order. */
   readonly waitArrivals: number[] = [];
 
-  constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency, ack: Ack = 'after') {
+  constructor(concurrency: number, hooks: FleetHooks, prefetch = concurrency, ack: Ack = 'after', nodes?: NodeBilling) {
     if (prefetch < concurrency) throw new Error(`prefetch ${prefetch} below concurrency ${concurrency}`);
     this.concurrency = concurrency;
     this.prefetch = prefetch;
     this.ack = ack;
     this.hooks = hooks;
+    this.nodes = nodes;
+  }
+
+  /** What a replica asked for with no idle node waits before its cold start (NodeBilling; 0 billed per replica). */
+  get bootSeconds(): number {
+    return this.nodes?.bootS ?? 0;
   }
 
   /** Replicas asked for and not being removed: what Deployment.spec.replicas says. */
@@ -140,11 +168,14 @@ export class Fleet {
     }
   }
 
-  add(nowS: number, coldStartS: number): Replica {
+  /** A replica asked for at `nowS`; `provisioned`: its node was there before (an always-on fleet's). */
+  add(nowS: number, coldStartS: number, provisioned = false): Replica {
+    const { node, booted } = this.nodeFor(nowS, provisioned);
     const replica: Replica = {
       id: this.nextId++,
       askedS: nowS,
-      readyS: nowS + coldStartS,
+      readyS: nowS + (booted ? this.nodes!.bootS : 0) + coldStartS,
+      ...(node !== undefined && { node }),
       ready: false,
       busy: 0,
       held: [],
@@ -173,10 +204,13 @@ export class Fleet {
     if (replica.busy === 0) this.retire(nowS, replica);
   }
 
-  /** Bills every replica still alive up to `endS`. */
+  /** Bills every replica (or node) still alive up to `endS`. */
   close(endS: number): void {
+    this.releaseIdle(endS);
+    for (const node of this.idleNodes) this.gpuSeconds += Math.min(node.releaseS!, endS) - node.createdS;
+    this.idleNodes.length = 0;
     for (const r of this.live.values()) {
-      this.gpuSeconds += Math.max(0, endS - r.askedS);
+      this.gpuSeconds += Math.max(0, endS - (r.node?.createdS ?? r.askedS));
       for (const request of r.held) this.waited(request, endS);
     }
     this.held = 0;
@@ -211,8 +245,39 @@ export class Fleet {
 
   private retire(nowS: number, replica: Replica): void {
     this.retiredCommitted += replica.served;
-    this.gpuSeconds += nowS - replica.askedS;
+    const { node } = replica;
+    if (node === undefined) this.gpuSeconds += nowS - replica.askedS;
+    else {
+      // Billed on: idle for the retention, or until the next replica takes it.
+      node.releaseS = nowS + this.nodes!.retainS;
+      this.idleNodes.push(node);
+    }
     this.live.delete(replica.id);
+  }
+
+  /**
+   * Under NodeBilling, the node a replica asked for at `nowS` runs on: an idle one (the latest
+   * idled), else a new one, which boots unless `provisioned`.
+   */
+  private nodeFor(nowS: number, provisioned: boolean): { node?: Node; booted: boolean } {
+    if (this.nodes === undefined) return { booted: false };
+    this.releaseIdle(nowS);
+    const idle = this.idleNodes.pop();
+    if (idle !== undefined) {
+      idle.releaseS = undefined;
+      return { node: idle, booted: false };
+    }
+    return { node: { createdS: nowS }, booted: !provisioned };
+  }
+
+  /** Releases the idle nodes whose retention ended by `nowS`, billing each to its release. */
+  private releaseIdle(nowS: number): void {
+    for (let i = this.idleNodes.length - 1; i >= 0; i--) {
+      const node = this.idleNodes[i]!;
+      if (node.releaseS! > nowS) continue;
+      this.gpuSeconds += node.releaseS! - node.createdS;
+      this.idleNodes.splice(i, 1);
+    }
   }
 
   private dispatch(nowS: number): void {

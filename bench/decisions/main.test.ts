@@ -289,6 +289,13 @@ describe('bench:decisions arguments', () => {
     }
   });
 
+  it('bills GPU nodes with --nodes RETAIN,BOOT in every job, and per replica without', () => {
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--nodes', '600,180']))[0]!.nodes).toEqual({ retainS: 600, bootS: 180 });
+    expect(jobs([{ synthetic: 'sessions' }], parseArgs([]))[0]!.nodes).toBeUndefined();
+    for (const bad of ['600', '600,180,1', '600,-1', '600,', 'a,b'])
+      expect(() => parseArgs(['--nodes', bad])).toThrow(`--nodes "${bad}": want RETAIN,BOOT in seconds, each >= 0`);
+  });
+
   it('draws cold starts from --cold-start P50,P99 in every job', () => {
     expect(jobs([{ synthetic: 'sessions' }], parseArgs(['--cold-start', '60,120']))[0]!.coldStart).toEqual({ p50: 60, p99: 120 });
     for (const bad of ['60', '120,60', '0,10', '60,120,180', 'a,b', '60,']) {

@@ -1,11 +1,15 @@
-// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
+// npm run bench:decisions [-- --trace FILE.csv|DIR ...] [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--nodes RETAIN,BOOT] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]
 // Replays traces through every policy and prints GPU-seconds, cold starts, queue waits and the
 // share of requests that waited longer than the objective, then the bar the model is held to
 // (verdict.ts). By default: the Azure code trace and the synthetic family, seeds 1-3, objectives
 // 60, 30 and 15 s; --seed and --objective pick one. The objective is also the model's
 // drainSeconds (the product's latency objective); KEDA's triggers have no such knob, keda-tuned is
 // tuned per objective in hindsight. --cold-start draws the replicas' cold starts from another
-// lognormal (seconds; default 23,52), for workloads whose model loads slower. --slots serves N
+// lognormal (seconds; default 23,52), for workloads whose model loads slower. --nodes RETAIN,BOOT
+// bills GPU nodes, one a replica, instead of replicas: a node stays RETAIN s after its replica is
+// gone (the Cluster Autoscaler's scale-down-unneeded-time: 600), where the next replica starts
+// without a node of its own, and a replica asked for with none idle waits BOOT s for a node
+// first (fleet.ts NodeBilling); the report's GPU-seconds are then node-seconds. --slots serves N
 // requests at once per replica (default 4), and tells the model so (messagesPerReplica N, as a
 // user sets it to the replica's prefetch). --model KEY=VALUE sets any trigger metadata of the
 // model (after the others: `--slots 16 --model messagesPerReplica=5` replays a trigger whose
@@ -44,7 +48,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
-import type { Ack } from './fleet.ts';
+import type { Ack, NodeBilling } from './fleet.ts';
 import type { Pause } from './policies.ts';
 import {
   AZURE_TRACE,
@@ -90,6 +94,8 @@ export interface Args {
   /** The model's lateRequestCost (its default when undefined). */
   readonly lateCost: number | undefined;
   readonly coldStart: ColdStartSpec;
+  /** GPUs billed per node (--nodes), or per replica when undefined. */
+  readonly nodes: NodeBilling | undefined;
   /** Requests one replica serves at once (CONCURRENCY when undefined). */
   readonly slots: number | undefined;
   /** Messages a replica's consumer prefetches (its slots when undefined). */
@@ -121,7 +127,7 @@ export interface Args {
 }
 
 const USAGE =
-  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
+  'usage: main.ts [--trace FILE.csv|DIR]... [--json FILE] [--seed N | --seeds FROM-TO] [--objective SECONDS] [--late-cost GPU_SECONDS] [--cold-start P50,P99] [--nodes RETAIN,BOOT] [--slots N] [--prefetch N] [--ack before|after] [--model KEY=VALUE]... [--source KIND] [--gpu share|nvml] [--consumers-per-replica N] [--hours N] [--restart-at S[,S...]] [--edit-at S[,S...]] [--pause-at S:D[,S:D...]] [--retention S] [--replicas N] [--timeline FILE.csv] [--ablation] [--tuned-polling S[,S...]] [--threads N]';
 
 /** A flag's value as a number that passes `check`, or undefined when the flag is absent. */
 function numberFlag(name: string, raw: string | undefined, check: (n: number) => boolean, allowed: string): number | undefined {
@@ -188,6 +194,7 @@ export function parseArgs(argv: readonly string[]): Args {
         objective: { type: 'string' },
         'late-cost': { type: 'string' },
         'cold-start': { type: 'string' },
+        nodes: { type: 'string' },
         slots: { type: 'string' },
         prefetch: { type: 'string' },
         ack: { type: 'string' },
@@ -248,6 +255,17 @@ export function parseArgs(argv: readonly string[]): Args {
     }
     coldStart = { p50: p50!, p99: p99! };
   }
+  let nodes: NodeBilling | undefined;
+  if (values.nodes !== undefined) {
+    const v = values.nodes;
+    const [retainS, bootS, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
+    if (rest.length > 0 || !(retainS! >= 0) || !(bootS! >= 0) || !Number.isFinite(retainS! + bootS!)) {
+      throw new Error(
+        `--nodes ${JSON.stringify(v)}: want RETAIN,BOOT in seconds, each >= 0 (the Cluster Autoscaler's defaults: 600,180)`,
+      );
+    }
+    nodes = { retainS: retainS!, bootS: bootS! };
+  }
   const slots = numberFlag('slots', values.slots, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1');
   return {
     traces: values.trace ?? [],
@@ -259,6 +277,7 @@ export function parseArgs(argv: readonly string[]): Args {
     threads: numberFlag('threads', values.threads, (n) => Number.isSafeInteger(n) && n >= 1, 'an integer >= 1'),
     lateCost: numberFlag('late-cost', values['late-cost'], (n) => Number.isFinite(n) && n >= 0, 'a number of GPU-seconds >= 0'),
     coldStart,
+    nodes,
     slots,
     prefetch: numberFlag(
       'prefetch',
@@ -366,6 +385,7 @@ export function jobs(specs: readonly TraceSpec[], args: Args): Job[] {
       ablation: args.ablation,
       grid: true,
       coldStart: args.coldStart,
+      ...(args.nodes !== undefined && { nodes: args.nodes }),
       ...(Object.keys(model).length > 0 && { model }),
       ...(args.slots !== undefined && { slots: args.slots }),
       ...(args.prefetch !== undefined && { prefetch: args.prefetch }),
@@ -446,7 +466,7 @@ async function main(): Promise<void> {
   const firstSeed = args.seeds[0]!;
   console.log(
     `Service time = ContextTokens / ${PREFILL_TOKENS_PER_SECOND} tok/s + GeneratedTokens / ${DECODE_TOKENS_PER_SECOND} tok/s; ${args.slots ?? CONCURRENCY} requests per replica${args.slots === undefined ? '' : ` (the model's messagesPerReplica ${args.slots})`}${args.prefetch === undefined ? '' : `, ${args.prefetch} prefetched by each replica's consumer`}${args.ack === 'before' ? ', each acknowledged as its replica starts it' : ''}; ` +
-      `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
+      `cold start lognormal (p50 ${args.coldStart.p50} s, p99 ${args.coldStart.p99} s); ${args.nodes === undefined ? '' : `GPU-seconds billed per node, a node a replica, kept ${args.nodes.retainS} s after its replica, ${args.nodes.bootS} s to boot one; `}${args.hours === undefined ? '' : `synthetic traces ${args.hours} h long; `}objectives ${args.objectives.join(', ')} s (the model's drainSeconds); seeds ${args.seeds.join(', ')}.`,
   );
   const deployed = jobDeployment(args);
   for (const p of policies(

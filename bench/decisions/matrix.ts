@@ -22,7 +22,7 @@ import {
 } from './policies.ts';
 import { type ColdStartSpec, type Policy, type Result, run, summarize } from './simulate.ts';
 import type { TimelineEntry } from './timeline.ts';
-import type { Ack } from './fleet.ts';
+import type { Ack, NodeBilling } from './fleet.ts';
 import {
   type Trace,
   chatMix,
@@ -87,6 +87,8 @@ export interface Job {
   readonly tunedPolling?: readonly number[];
   /** The cold starts' distribution (the production one when absent). */
   readonly coldStart?: ColdStartSpec;
+  /** GPUs billed per node (per replica when absent). */
+  readonly nodes?: NodeBilling;
   /** Requests one replica serves at once (CONCURRENCY when absent). */
   readonly slots?: number;
   /** Messages a replica's consumer holds at once (slots when absent). */
@@ -216,7 +218,7 @@ export async function runJob(job: Job): Promise<Row[]> {
     setting?: QueueSetting,
     timeline?: readonly TimelineEntry[],
   ) => {
-    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots, job.prefetch ?? job.slots, job.ack);
+    const outcome = await run(trace, policy, job.seed, job.coldStart, job.slots, job.prefetch ?? job.slots, job.ack, job.nodes);
     for (const objectiveS of objectives)
       rows.push({
         ...summarize(outcome, objectiveS),

@@ -66,9 +66,11 @@ export function oracle(): Policy {
           // Bridge the following gaps while they are shorter than a cold start.
           while (i + 1 < intervals.length && intervals[i + 1]![0] - to < coldStart) to = intervals[++i]![1];
           i++;
-          const askedS = Math.max(0, from - coldStart);
+          // Billed per node (--nodes), a node's boot ahead of that too: ready by `from` even when
+          // no idle node is left (one is, and it is ready sooner).
+          const askedS = Math.max(0, from - coldStart - ctx.fleet.bootSeconds);
           ctx.at(askedS, () => {
-            const replica = ctx.fleet.add(askedS, from - askedS);
+            const replica = ctx.fleet.add(askedS, Math.max(0, from - askedS - ctx.fleet.bootSeconds));
             ctx.at(to, () => ctx.fleet.remove(to, replica));
           });
         }

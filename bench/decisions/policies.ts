@@ -238,7 +238,7 @@ export function alwaysOn(): Policy {
     setup: 'fixed fleet sized for the busiest minute of the trace, warm from the start',
     start(ctx) {
       const n = peakReplicas(ctx);
-      for (let i = 0; i < n; i++) ctx.fleet.add(0, 0);
+      for (let i = 0; i < n; i++) ctx.fleet.add(0, 0, true);
       ctx.fleet.coldStarts = 0;
     },
   };

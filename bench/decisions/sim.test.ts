@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EventQueue } from './eventQueue.ts';
-import { type Ack, Fleet } from './fleet.ts';
+import { type Ack, Fleet, type NodeBilling } from './fleet.ts';
 import { DEFAULT_BEHAVIOR, Hpa, averageValueReplicas } from './hpa.ts';
 import { KedaLoop } from './keda.ts';
 import { lognormalFromP50P99 } from './random.ts';
@@ -176,6 +176,50 @@ describe('the management API as a broker serves it (--source rabbitmq-stats)', (
     });
     fleet.arrive(10, { arrivalS: 10, serviceS: 60 });
     expect((await source.read(new AbortController().signal)).arrivedTotal).toBe(10);
+  });
+});
+
+describe('GPUs billed per node (--nodes)', () => {
+  const harness = (nodes: NodeBilling) => {
+    const q = new EventQueue<() => void>();
+    const fleet = new Fleet(1, { at: (t, run) => q.push(t, run) }, 1, 'after', nodes);
+    const runUntil = (t: number) => {
+      for (let e = q.peek(); e !== undefined && e.atS <= t; e = q.peek()) q.pop()!.event();
+    };
+    return { fleet, runUntil };
+  };
+
+  it('boots a node for a replica with none idle, keeps it RETAIN s after the replica, and starts the next one on it without a boot', () => {
+    const { fleet, runUntil } = harness({ retainS: 600, bootS: 180 });
+    const first = fleet.add(0, 30);
+    expect(first.readyS).toBe(210); // 180 s to boot, then the cold start
+    fleet.scaleTo(300, 0, () => 30); // gone at 300 s: its node idle until 900 s
+    const second = fleet.add(500, 30);
+    expect(second.readyS).toBe(530); // on the idle node: the cold start alone
+    fleet.scaleTo(700, 0, () => 30);
+    runUntil(2000);
+    fleet.close(2000);
+    // One node, from 0 s to 700 s + 600 s.
+    expect(fleet.gpuSeconds).toBe(1300);
+  });
+
+  it('releases an idle node at the end of its retention: the next replica boots one, and both are billed', () => {
+    const { fleet } = harness({ retainS: 60, bootS: 180 });
+    fleet.add(0, 30);
+    fleet.scaleTo(300, 0, () => 30); // idle until 360 s
+    const late = fleet.add(400, 30);
+    expect(late.readyS).toBe(610);
+    fleet.close(1000);
+    expect(fleet.gpuSeconds).toBe(360 + 600);
+  });
+
+  it('bills what a fleet billed per replica when nodes are neither kept nor booted', () => {
+    const { fleet } = harness({ retainS: 0, bootS: 0 });
+    fleet.add(0, 30);
+    fleet.scaleTo(300, 0, () => 30);
+    fleet.add(300, 30);
+    fleet.close(1000);
+    expect(fleet.gpuSeconds).toBe(300 + 700);
   });
 });
 

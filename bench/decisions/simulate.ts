@@ -2,7 +2,7 @@
 // and reports what it cost and how long requests waited.
 import { firstAbove } from '../../src/model/coldStart.ts';
 import { EventQueue } from './eventQueue.ts';
-import { type Ack, Fleet } from './fleet.ts';
+import { type Ack, Fleet, type NodeBilling } from './fleet.ts';
 import { lognormal, lognormalFromP50P99, rng } from './random.ts';
 import { CONCURRENCY, type Trace } from './traces.ts';
 
@@ -144,11 +144,12 @@ export async function run(
   slots: number = CONCURRENCY,
   prefetch: number = slots,
   ack: Ack = 'after',
+  nodes?: NodeBilling,
 ): Promise<Outcome> {
   const queue = new EventQueue<() => void | Promise<void>>();
   let now = 0;
   const at = (atS: number, run: () => void | Promise<void>) => queue.push(atS, run);
-  const fleet = new Fleet(slots, { at }, prefetch, ack);
+  const fleet = new Fleet(slots, { at }, prefetch, ack, nodes);
   const lastArrival = trace.requests.at(-1)?.arrivalS ?? 0;
   const endS = lastArrival + TAIL_S;
   const coldStart = coldStartSampler(seed, coldStarts);
