@@ -21,9 +21,10 @@ export interface NodeBilling {
   readonly bootS: number;
 }
 
-/** A GPU node under NodeBilling: billed from `createdS`; idle until `releaseS` once its replica is gone. */
+/** A GPU node under NodeBilling: billed from `createdS`, up from `upS`; idle until `releaseS` once its replica is gone. */
 interface Node {
   readonly createdS: number;
+  readonly upS: number;
   releaseS?: number;
 }
 
@@ -170,11 +171,12 @@ export class Fleet {
 
   /** A replica asked for at `nowS`; `provisioned`: its node was there before (an always-on fleet's). */
   add(nowS: number, coldStartS: number, provisioned = false): Replica {
-    const { node, booted } = this.nodeFor(nowS, provisioned);
+    const node = this.nodeFor(nowS, provisioned);
     const replica: Replica = {
       id: this.nextId++,
       askedS: nowS,
-      readyS: nowS + (booted ? this.nodes!.bootS : 0) + coldStartS,
+      // On a node still booting (asked for by a replica given back before it was up), from when it is up.
+      readyS: Math.max(nowS, node?.upS ?? nowS) + coldStartS,
       ...(node !== undefined && { node }),
       ready: false,
       busy: 0,
@@ -259,15 +261,15 @@ export class Fleet {
    * Under NodeBilling, the node a replica asked for at `nowS` runs on: an idle one (the latest
    * idled), else a new one, which boots unless `provisioned`.
    */
-  private nodeFor(nowS: number, provisioned: boolean): { node?: Node; booted: boolean } {
-    if (this.nodes === undefined) return { booted: false };
+  private nodeFor(nowS: number, provisioned: boolean): Node | undefined {
+    if (this.nodes === undefined) return undefined;
     this.releaseIdle(nowS);
     const idle = this.idleNodes.pop();
     if (idle !== undefined) {
       idle.releaseS = undefined;
-      return { node: idle, booted: false };
+      return idle;
     }
-    return { node: { createdS: nowS }, booted: !provisioned };
+    return { createdS: nowS, upS: nowS + (provisioned ? 0 : this.nodes.bootS) };
   }
 
   /** Releases the idle nodes whose retention ended by `nowS`, billing each to its release. */

@@ -213,6 +213,14 @@ describe('GPUs billed per node (--nodes)', () => {
     expect(fleet.gpuSeconds).toBe(360 + 600);
   });
 
+  it('starts a replica on a node still booting (its replica given back before it was up) once the node is up', () => {
+    const { fleet } = harness({ retainS: 600, bootS: 180 });
+    fleet.add(0, 30);
+    fleet.scaleTo(60, 0, () => 30); // given back while its node boots (up at 180 s)
+    expect(fleet.add(100, 30).readyS).toBe(210);
+    expect(fleet.add(300, 30).readyS).toBe(510); // none idle: a node of its own
+  });
+
   it('bills what a fleet billed per replica when nodes are neither kept nor booted', () => {
     const { fleet } = harness({ retainS: 0, bootS: 0 });
     fleet.add(0, 30);
