@@ -12,9 +12,12 @@
 
 /**
  * GPUs billed per node (--nodes), a node per replica: a replica gone leaves its node idle for
- * `retainS` (the Cluster Autoscaler's scale-down-unneeded-time, 10 minutes by default), where the
- * next replica asked for starts without a node of its own; asked for with none idle, a replica
- * waits `bootS` for a new node before its cold start. Billed from a node's boot to its release.
+ * `retainS` (the Cluster Autoscaler's scale-down-unneeded-time, 10 minutes by default; its
+ * scale-down-delay-after-add holds every node 10 minutes after a scale-up too, which this leaves
+ * out), where the next replica asked for starts without a node of its own (the one idled last: the
+ * cheapest pick, where a scheduler picks any); asked for with none idle, a replica waits `bootS`
+ * for a new node before its cold start (minutes for a GPU node; no autoscaler default). Billed from
+ * a node's boot to its release.
  */
 export interface NodeBilling {
   readonly retainS: number;
@@ -250,8 +253,9 @@ export class Fleet {
     const { node } = replica;
     if (node === undefined) this.gpuSeconds += nowS - replica.askedS;
     else {
-      // Billed on: idle for the retention, or until the next replica takes it.
-      node.releaseS = nowS + this.nodes!.retainS;
+      // Billed on: idle for the retention, or until the next replica takes it; a node still booting
+      // comes up first (neither the Cluster Autoscaler nor Karpenter removes a node not yet ready).
+      node.releaseS = Math.max(nowS, node.upS) + this.nodes!.retainS;
       this.idleNodes.push(node);
     }
     this.live.delete(replica.id);

@@ -261,7 +261,7 @@ export function parseArgs(argv: readonly string[]): Args {
     const [retainS, bootS, ...rest] = v.split(',').map((x) => (x.trim() === '' ? Number.NaN : Number(x)));
     if (rest.length > 0 || !(retainS! >= 0) || !(bootS! >= 0) || !Number.isFinite(retainS! + bootS!)) {
       throw new Error(
-        `--nodes ${JSON.stringify(v)}: want RETAIN,BOOT in seconds, each >= 0 (the Cluster Autoscaler's defaults: 600,180)`,
+        `--nodes ${JSON.stringify(v)}: want RETAIN,BOOT in seconds, each >= 0 (e.g. 600,180: the Cluster Autoscaler's scale-down-unneeded-time, and 3 minutes for a GPU node to join)`,
       );
     }
     nodes = { retainS: retainS!, bootS: bootS! };

@@ -221,6 +221,28 @@ describe('GPUs billed per node (--nodes)', () => {
     expect(fleet.add(300, 30).readyS).toBe(510); // none idle: a node of its own
   });
 
+  // Found by review: a node retained for less than its boot was released before it was up.
+  it('keeps a node given back while it boots for the retention from when it is up', () => {
+    const { fleet } = harness({ retainS: 60, bootS: 180 });
+    fleet.add(0, 30);
+    fleet.scaleTo(10, 0, () => 30); // its node up at 180 s, idle until 240 s
+    expect(fleet.add(200, 30).readyS).toBe(230);
+    fleet.close(400);
+    expect(fleet.gpuSeconds).toBe(400);
+  });
+
+  it("bills a busy replica's node until it has served, then the retention; idle and live nodes at the end", () => {
+    const { fleet, runUntil } = harness({ retainS: 600, bootS: 180 });
+    fleet.add(0, 30); // ready at 210 s
+    runUntil(210);
+    fleet.arrive(210, { arrivalS: 210, serviceS: 100 });
+    fleet.scaleTo(250, 0, () => 30); // removed while it serves: done at 310 s, idle until 910 s
+    runUntil(400);
+    fleet.add(1000, 30); // none idle by then: a node of its own from 1,000 s
+    fleet.close(1500);
+    expect(fleet.gpuSeconds).toBe(910 + 500);
+  });
+
   it('bills what a fleet billed per replica when nodes are neither kept nor booted', () => {
     const { fleet } = harness({ retainS: 0, bootS: 0 });
     fleet.add(0, 30);
