@@ -218,10 +218,10 @@ export function parseProfiles(raw: unknown, env: Readonly<Record<string, string 
           throw new ConfigError(`config file: ${where}: set either ${base} or ${key}, not both`);
         }
         if (key !== base) {
-          const resolved = env[String(value)];
+          const name = String(value);
+          const resolved = env[name];
           // Named only when it reads as a variable's name, for a secret's key as one in capitals (the
           // convention, and no password's look): a password pasted here was quoted (found by review).
-          const name = String(value);
           const named = (table[base]?.secret === true ? SECRET_ENV_NAME : ENV_NAME).test(name);
           if (resolved === undefined)
             throw new ConfigError(

@@ -265,12 +265,11 @@ function countsAtLeastZero(signals: Signals): Signals {
   };
 }
 
-/** The backlog the activity reads, in words: with what consumers served and have not committed, when any. */
-function lagWords(signals: Signals): string {
-  const { backlog, uncommittedServed } = signals;
+/** The backlog the activity reads (`lag`: wholeBacklog), in words: with what consumers served and have not committed, when any. */
+function lagWords({ backlog, uncommittedServed }: Signals, lag: number): string {
   return uncommittedServed === undefined
     ? `backlog ${backlog}`
-    : `lag ${round(backlog + uncommittedServed)} (backlog ${round(backlog)} + ${round(uncommittedServed)} served, not committed)`;
+    : `lag ${round(lag)} (backlog ${round(backlog)} + ${round(uncommittedServed)} served, not committed)`;
 }
 
 export function decide({ signals: sourced, scaling, history: given, nowMs, workload }: ModelInput): ModelOutput {
@@ -653,7 +652,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
 
   let activeReason: string;
   let active = true;
-  if (backlogActive) activeReason = `${lagWords(signals)} > activationBacklog ${scaling.activationBacklog}`;
+  if (backlogActive) activeReason = `${lagWords(signals, lag)} > activationBacklog ${scaling.activationBacklog}`;
   else if (gpuActive)
     activeReason = `busy GPUs ${signals.busyGpus} > activation threshold ${signals.gpuActivationThreshold ?? 0}`;
   else if (inFlightActive) activeReason = `${heldInFlight} in flight: a workload at work is not scaled to zero`;
@@ -678,7 +677,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       active = false;
       activeReason =
         idleSeconds === undefined
-          ? `${lagWords(signals)} <= activationBacklog ${scaling.activationBacklog}`
+          ? `${lagWords(signals, lag)} <= activationBacklog ${scaling.activationBacklog}`
           : `idle since ${instant(idleSinceMs!)}: kept warm until ${instant(idleSinceMs! + window.seconds * 1000)} (${round(window.seconds)} s, ${window.source})`;
     }
   }

@@ -126,6 +126,12 @@ export class ScalerMetrics {
         throw new Error(`per-trigger metrics need a registry in the Prometheus text format, not ${registry.contentType}`);
       }
       const family = (name: string, help: string, values: TriggerValues) => new TriggerFamily(`${PREFIX}${name}`, help, values);
+      // A figure of the explanation's details, for the triggers whose decision has it.
+      const detail = (name: string, help: string, key: string) =>
+        family(name, help, (e, put) => {
+          const value = e.decision.explanation.details[key];
+          if (typeof value === 'number') put(value);
+        });
       this.triggerFamilies = [
         // Only for a trigger with a queue: a GPU-only one has no backlog, and a 0 would read as an empty queue.
         family(
@@ -166,22 +172,16 @@ export class ScalerMetrics {
           const { arrivalRatePerSecond } = e.decision.explanation.signals;
           if (arrivalRatePerSecond !== undefined) put(arrivalRatePerSecond);
         }),
-        family(
+        detail(
           'trigger_cold_start_seconds',
           'Cold start the model plans with (seconds from a replica asked for to serving): learned from the consumers, or configured.',
-          (e, put) => {
-            const { coldStartSeconds } = e.decision.explanation.details;
-            if (typeof coldStartSeconds === 'number') put(coldStartSeconds);
-          },
+          'coldStartSeconds',
         ),
         // A hint, for the triggers that have one: an alert or a table over many triggers finds them.
-        family(
+        detail(
           'trigger_consumers_per_replica_suggested',
           "consumersPerReplica the brokers' consumers suggest, where they count 1.75 times the replicas asked or more for ten minutes (model/consumerRatio.ts).",
-          (e, put) => {
-            const { consumersPerReplicaSuggested } = e.decision.explanation.details;
-            if (typeof consumersPerReplicaSuggested === 'number') put(consumersPerReplicaSuggested);
-          },
+          'consumersPerReplicaSuggested',
         ),
       ];
     }

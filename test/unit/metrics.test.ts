@@ -93,22 +93,17 @@ describe('ScalerMetrics per-trigger families', () => {
     expect(await values(metrics, 'trigger_backlog')).toEqual({ '': 24 });
   });
 
-  it('exports the consumersPerReplica the consumers suggest, only where the decision suggests one', async () => {
+  it.each([
+    // the cold start the model plans with; the consumersPerReplica the consumers suggest
+    { family: 'trigger_cold_start_seconds', detail: 'coldStartSeconds', value: 41.5 },
+    { family: 'trigger_consumers_per_replica_suggested', detail: 'consumersPerReplicaSuggested', value: 4 },
+  ])('exports $family only where the decision has $detail', async ({ family, detail, value }) => {
     const { metrics, record } = withTriggers();
     record(trigger, decision(12, 3, 'backlog'));
-    expect(await values(metrics, 'trigger_consumers_per_replica_suggested')).toEqual({});
-    const hinted = decision(12, 3, 'backlog');
-    record(trigger, { ...hinted, explanation: { ...hinted.explanation, details: { consumersPerReplicaSuggested: 4 } } });
-    expect(await values(metrics, 'trigger_consumers_per_replica_suggested')).toEqual({ '': 4 });
-  });
-
-  it('exports the cold start the model plans with, when the decision names one', async () => {
-    const { metrics, record } = withTriggers();
-    record(trigger, decision(12, 3, 'backlog'));
-    expect(await values(metrics, 'trigger_cold_start_seconds')).toEqual({});
-    const planned = decision(12, 3, 'backlog');
-    record(trigger, { ...planned, explanation: { ...planned.explanation, details: { coldStartSeconds: 41.5 } } });
-    expect(await values(metrics, 'trigger_cold_start_seconds')).toEqual({ '': 41.5 });
+    expect(await values(metrics, family)).toEqual({});
+    const named = decision(12, 3, 'backlog');
+    record(trigger, { ...named, explanation: { ...named.explanation, details: { [detail]: value } } });
+    expect(await values(metrics, family)).toEqual({ '': value });
   });
 
   it('keeps one winning_term series per trigger: the current winner', async () => {
