@@ -31,6 +31,8 @@ export const HINT_AFTER_SECONDS = 600;
 const HINT_RATIO = 1.75;
 /** A step's weight is at most a minute's: a silence is no evidence. */
 const MAX_STEP_SECONDS = 60;
+/** The ratio a record may hold, as log2: a million consumers a replica, or a millionth (historySchema). */
+export const MAX_RATIO_LOG2 = 20;
 
 export interface ConsumerReading {
   /** The asks that can still be the largest of the window (marks.ts slidingMax). */
@@ -87,8 +89,9 @@ export function readConsumers(
   let log2 = ratio?.log2 ?? 0;
   if (asked >= 1 && atPeak && settled && !starting && dtSeconds > 0) {
     const step = Math.min(dtSeconds, MAX_STEP_SECONDS);
-    // Half a replica at the least: none up yet reads as a small ratio, not minus infinity.
-    const x = Math.log2(Math.max(replicas, 0.5) / asked);
+    // Half a replica at the least: none up yet reads as a small ratio, not minus infinity; within
+    // what a record holds (a broker's count past a million a replica is not kept as one).
+    const x = Math.min(MAX_RATIO_LOG2, Math.max(-MAX_RATIO_LOG2, Math.log2(Math.max(replicas, 0.5) / asked)));
     log2 += (1 - Math.exp(-step / RATIO_TAU_SECONDS)) * (x - log2);
     // Seconds in a row with the moment and the average at the ratio or above: the average alone
     // stays above for minutes after the moments fall under it (found by review: a fleet held 600 s
@@ -100,6 +103,8 @@ export function readConsumers(
     ratio === undefined && log2 === 0 && fellAtMs === undefined
       ? undefined
       : { log2, aboveSeconds, ...(fellAtMs !== undefined && { fellAtMs }) };
-  const said = aboveSeconds >= HINT_AFTER_SECONDS;
+  // The average too: a record from elsewhere (another version, garbage the schema passed) may hold a
+  // full count beside a ratio under HINT_RATIO (found by review: "set consumersPerReplica to 0").
+  const said = aboveSeconds >= HINT_AFTER_SECONDS && 2 ** log2 >= HINT_RATIO;
   return { askPeaks: peaks, ratio: next, suggested: said ? Math.round(perReplica * 2 ** log2) : undefined };
 }

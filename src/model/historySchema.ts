@@ -3,6 +3,7 @@
 // reaching the model). Bounds keep one record's size bounded whatever wrote it.
 import { z } from 'zod';
 import { MAX_REPLICAS } from '../trigger/types.ts';
+import { HINT_AFTER_SECONDS, MAX_RATIO_LOG2 } from './consumerRatio.ts';
 import { MAX_DIPS } from './hold.ts';
 import { MAX_COUNTER_BASIS_CHARS, MAX_MARKS, type TriggerHistory } from './types.ts';
 
@@ -79,7 +80,11 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     ).optional(),
     askPeaks: list(mark, MAX_MARKS).optional(),
     consumerRatio: z
-      .object({ log2: finite.min(-64).max(64), aboveSeconds: nonNegative, fellAtMs: finite.optional() })
+      .object({
+        log2: finite.min(-MAX_RATIO_LOG2).max(MAX_RATIO_LOG2),
+        aboveSeconds: nonNegative.max(HINT_AFTER_SECONDS),
+        fellAtMs: finite.optional(),
+      })
       .readonly()
       .optional(),
   })

@@ -4,8 +4,8 @@
 //   truth); consumers are the largest any source sees (the same replicas consume every queue).
 //   Their counters' bases join into one (another basis, and the summed counters do not compare).
 //   A source whose consumers commit every so often (Kafka, commitIntervalSeconds) counts in its
-//   backlog what they served since: up to its served rate times the interval, left out of the
-//   backlog and said apart (uncommittedServed).
+//   backlog what they served since: up to its served rate times the interval (none while the group
+//   has no members), left out of the backlog and said apart (uncommittedServed).
 //   Whether they see the messages in service: each counts them in its backlog.
 //   GPU sources: busy GPU-equivalents add; the first GPU source's target and activation apply. A GPU
 //   source whose query matched no series adds nothing and is counted in gpuSourcesWithoutSeries:
@@ -78,8 +78,12 @@ export function sumSignals(sources: readonly SourceSignals[]): Signals {
     // The top of a consumer's sawtooth, not its middle: taking half out, a busy period's served
     // rate read as a saturated fleet at each peak, and learned μ far too low (the diurnal trace at
     // 60 s: 30,001 GPU-s against 18,392 with commits at each message, 19,645 taking it all out).
+    // A group with no members holds nothing uncommitted: what a consumer that left served and did
+    // not commit is served again, and a served rate then is one that lingers after the pods went,
+    // or a partition without a commit whose log end counts as served (found by review: 250 of a
+    // lag of 256 left out, and the wake asked for 2 replicas instead of 52).
     const uncommitted =
-      s.commitIntervalSeconds !== undefined && s.serviceRatePerSecond !== undefined
+      s.commitIntervalSeconds !== undefined && s.serviceRatePerSecond !== undefined && s.consumers !== 0
         ? Math.min(Math.max(0, s.backlog), s.serviceRatePerSecond * s.commitIntervalSeconds)
         : 0;
     if (uncommitted > 0) out.uncommittedServed = (out.uncommittedServed ?? 0) + uncommitted;

@@ -76,8 +76,13 @@ function numberFrom(check: (n: number) => boolean): z.ZodType<number, string> {
  * made a demand NaN, dropped without a word) and mean nothing.
  */
 const MAX_SECONDS = 30 * 86_400;
-/** kafka.commitIntervalSeconds at most: 5 minutes. */
-const MAX_COMMIT_INTERVAL_SECONDS = 300;
+/**
+ * kafka.commitIntervalSeconds at most: the time the served rate is averaged over (rates.ts, 30 s).
+ * The rate comes from the committed offsets, so commits further apart make it jump at each one and
+ * fall toward 0 before the next, and the served messages left out of the lag swing with it (found
+ * by review: at 60 s the backlog read 0, 0, 0, 256 in turn; at 300 s 0 for 105 s, then all of it).
+ */
+const MAX_COMMIT_INTERVAL_SECONDS = 30;
 
 /**
  * A scheme, `//`, an authority with no whitespace, control character or backslash (the user and
@@ -424,7 +429,7 @@ const kafkaFields = {
     allowed: `a number of seconds >= 0 and at most ${MAX_COMMIT_INTERVAL_SECONDS} (auto.commit.interval.ms 5000 is 5)`,
     default: 0,
     description:
-      "How often the group's consumers commit their offsets when they commit on a timer after serving (kafka-python and the Java client every 5 s by default, Sarama 1 s): what they served since still counts in the lag, and the model takes the group's served rate times this out of the lag it sizes and learns from; whether the workload is active reads the whole lag. 0 (the lag as KEDA reads it) for consumers that commit each message, or whose requests outlast the interval; docs/sources.md, \"Commits\", says which interval each client's defaults call for (kafkajs: commit a message at a time, and 0).",
+      "How often the group's consumers commit their offsets when they commit on a timer after serving (kafka-python and the Java client every 5 s by default, Sarama 1 s): what they served since still counts in the lag, and the model takes the group's served rate times this out of the lag it sizes and learns from (at most the lag, and none while the group has no members); whether the workload is active reads the whole lag. At most 30: the served rate is averaged over 30 s, and commits further apart make it swing between them. 0 (the lag as KEDA reads it) for consumers that commit each message, or whose requests outlast the interval; docs/sources.md, \"Commits\", says which interval each client's defaults call for (kafkajs: commit a message at a time, and 0).",
   }),
   allowIdleConsumers: bool('Let the replica count exceed the partition count.', false),
   scaleToZeroOnInvalidOffset: bool('A partition without a committed offset counts 0 (under either policy).', false),

@@ -182,7 +182,7 @@ export function goodValues(t: Targets): Record<string, fc.Arbitrary<string>> {
     'kafka.topic': fc.array(fc.stringMatching(/^[a-zA-Z0-9._-]{1,30}$/), { minLength: 1, maxLength: 3 }).map((l) => l.join(',')),
     'kafka.consumerGroup': name,
     'kafka.offsetResetPolicy': fc.constantFrom('latest', 'earliest'),
-    'kafka.commitIntervalSeconds': fc.oneof(int(0, 300), num(0, 300), fc.constantFrom('5.', '.5', '+3', ' 7 ', '0', '-0')),
+    'kafka.commitIntervalSeconds': fc.oneof(int(0, 30), num(0, 30), fc.constantFrom('5.', '.5', '+3', ' 7 ', '0', '-0')),
     'kafka.allowIdleConsumers': bool,
     'kafka.scaleToZeroOnInvalidOffset': bool,
     'kafka.sasl': fc.constant('none'),

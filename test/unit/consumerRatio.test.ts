@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ASK_PEAK_WINDOW_MS, HINT_AFTER_SECONDS, readConsumers } from '../../src/model/consumerRatio.ts';
+import { ASK_PEAK_WINDOW_MS, HINT_AFTER_SECONDS, MAX_RATIO_LOG2, readConsumers } from '../../src/model/consumerRatio.ts';
 import { decide, emptyHistory } from '../../src/model/decide.ts';
 import type { ConsumerRatio, ReplicaMark, Signals, TriggerHistory } from '../../src/model/types.ts';
 import { scaling } from '../support/scaling.ts';
@@ -131,6 +131,27 @@ describe('readConsumers: consumers read against the replicas asked', () => {
       1,
     );
     expect(later.ratio!.log2).toBeGreaterThan(1);
+  });
+
+  // Found by review: a record from elsewhere with a full count beside a ratio under HINT_RATIO was
+  // said as "set consumersPerReplica to 0", and a broker's count past any replica's as 1.8e19.
+  it('says only a ratio at HINT_RATIO or more, whatever count a record brings, and keeps the ratio within what a record holds', () => {
+    const low = readConsumers(
+      { replicas: 1, before: 1, asked: 8, starting: false, perReplica: 1 },
+      [],
+      { log2: -3, aboveSeconds: HINT_AFTER_SECONDS },
+      1_000_000,
+      1,
+    );
+    expect(low.suggested).toBeUndefined();
+    const huge = readConsumers(
+      { replicas: 1e12, before: 1e12, asked: 1, starting: false, perReplica: 1 },
+      [],
+      { log2: MAX_RATIO_LOG2, aboveSeconds: 0 },
+      1_000_000,
+      60,
+    );
+    expect(huge.ratio!.log2).toBe(MAX_RATIO_LOG2);
   });
 
   it('takes a silence as a minute at most', () => {

@@ -8,7 +8,7 @@ import { SourceRegistry } from '../../src/sources/index.ts';
 import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import type { KafkaSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
 import { fakeRabbitDriver as fakeDriver } from '../support/fakeDriver.ts';
 import { logLines } from '../support/logLines.ts';
 
@@ -805,5 +805,47 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
     expect(silence()).toHaveLength(2);
     await minute(82);
     expect(silence()).toHaveLength(3);
+  });
+});
+
+describe('Engine: a Kafka group that commits on a timer', () => {
+  /** A Kafka-kind driver: a lag of 100, two members, 4 messages served (committed) a second. */
+  function kafkaDriver(): SourceDriver<KafkaSourceConfig> {
+    let served = 0;
+    return {
+      kind: 'kafka',
+      identity: (c) => `fake:${c.topics.join(',')}`,
+      create: (c): Source => ({
+        identity: `fake:${c.topics.join(',')}`,
+        label: 'fake kafka',
+        kind: 'kafka',
+        read: async (): Promise<SourceReading> => ({ backlog: 100, consumers: 2, servedTotal: (served += 4) }),
+      }),
+      closeIdle: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+  }
+
+  const kafkaRef = (extra: Record<string, string>): TriggerRef => ({
+    name: 'so',
+    namespace: 'ns',
+    metadata: { 'kafka.bootstrapServers': 'broker:9092', 'kafka.consumerGroup': 'g', 'kafka.topic': 't', ...extra },
+  });
+
+  async function signalsAfter(extra: Record<string, string>) {
+    const clock = { ms: 1_000_000 };
+    const { engine } = engineWith(kafkaDriver() as unknown as SourceDriver<RabbitmqSourceConfig>, clock);
+    let evaluation;
+    for (let t = 0; t < 10; t++, clock.ms += 1000) evaluation = await engine.evaluate(engine.trigger(kafkaRef(extra)));
+    return evaluation!.decision.explanation.signals;
+  }
+
+  it('takes the served rate times the interval out of the lag it sizes, the whole lag still counted as work', async () => {
+    const told = await signalsAfter({ 'kafka.commitIntervalSeconds': '5' });
+    expect(told.uncommittedServed).toBeGreaterThan(0);
+    expect(told.backlog + told.uncommittedServed!).toBe(100);
+    const untold = await signalsAfter({});
+    expect(untold.uncommittedServed).toBeUndefined();
+    expect(untold.backlog).toBe(100);
   });
 });

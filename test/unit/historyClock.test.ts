@@ -74,6 +74,13 @@ describe('shiftHistory', () => {
   });
 
   it.each([
+    ['a ratio past a million consumers a replica', { log2: 21, aboveSeconds: 0 }],
+    ['more seconds in a row than a hint waits for', { log2: 1, aboveSeconds: 601 }],
+  ])('refuses a consumer ratio with %s (garbage, or another version)', (_name, consumerRatio) => {
+    expect(triggerHistorySchema.safeParse({ ...full, consumerRatio }).success).toBe(false);
+  });
+
+  it.each([
     ['a writer 30 s behind the reader', 30_000],
     ['a writer 2 minutes ahead', -120_000],
     ['a second and a half', 1_500],

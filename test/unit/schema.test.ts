@@ -651,13 +651,14 @@ describe('trigger schema', () => {
     expect(t.sources[0]).toMatchObject({ commitIntervalSeconds: 0 });
     const commits = parse({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': '5' });
     expect(commits.sources[0]).toMatchObject({ commitIntervalSeconds: 5 });
-    // Negative, or auto.commit.interval.ms copied in milliseconds (found by review: 5,000 s took the whole lag out).
-    for (const bad of ['-5', '5000'])
+    // Negative, auto.commit.interval.ms copied in milliseconds (found by review: 5,000 s took the whole
+    // lag out), or past the 30 s the served rate is averaged over (the rate then swings between commits).
+    for (const bad of ['-5', '5000', '31'])
       expect(
         issuesOf({ 'kafka.bootstrapServers': 'a:9092', 'kafka.consumerGroup': 'g', 'kafka.commitIntervalSeconds': bad }),
       ).toContainEqual(
         expect.stringMatching(
-          /^kafka\.commitIntervalSeconds: .*a number of seconds >= 0 and at most 300 \(auto\.commit\.interval\.ms 5000 is 5\)/,
+          /^kafka\.commitIntervalSeconds: .*a number of seconds >= 0 and at most 30 \(auto\.commit\.interval\.ms 5000 is 5\)/,
         ),
       );
     // A topic named twice is read once (its partitions counted twice doubled the backlog and the cap).

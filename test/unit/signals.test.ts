@@ -29,6 +29,11 @@ describe('sumSignals', () => {
       signals: { backlog: 10, uncommittedServed: 20, serviceRatePerSecond: 4, inServiceCounted: true },
     },
     {
+      name: 'none while the group has no members: what a consumer that left did not commit is served again',
+      sources: [queue({ backlog: 256, consumers: 0, serviceRatePerSecond: 50, commitIntervalSeconds: 5 })],
+      signals: { backlog: 256, consumers: 0, serviceRatePerSecond: 50, inServiceCounted: true },
+    },
+    {
       name: 'no more than its lag',
       sources: [queue({ backlog: 8, serviceRatePerSecond: 4, commitIntervalSeconds: 5 })],
       signals: { backlog: 0, uncommittedServed: 8, serviceRatePerSecond: 4, inServiceCounted: true },
