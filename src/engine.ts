@@ -253,6 +253,7 @@ export class Engine {
     metrics.observeCacheSize(() => this.cache.size);
     metrics.observeRetained(() => this.retired.size);
     metrics.observeTriggers(() => this.evaluations(true));
+    options.shared?.onTakeover((id) => this.publishTakenOver(id));
   }
 
   /**
@@ -775,6 +776,24 @@ export class Engine {
     const payload = { trigger: trigger.id, history, rates: this.sharedRates(sources) };
     const note = { trigger: trigger.id, history: NOTE_HISTORY };
     this.options.shared!.offer(trigger.id, payload, atMs, changed, { lineage: trigger.lineage, note });
+  }
+
+  /**
+   * A lease taken over (SharedState.onTakeover): what this replica decided as a follower since the
+   * newest record is published at once, where that record is the one its decisions went on from
+   * (or its own): one it never took would be written over.
+   */
+  private publishTakenOver(id: string): void {
+    const shared = this.options.shared!;
+    const state = this.triggers.get(id);
+    const sources = state && this.triggerSources.get(state.trigger);
+    const atMs = state?.history.lastDecisionAtMs;
+    if (sources === undefined || atMs === undefined) return;
+    const newest = shared.newestStamp(id);
+    const wentOn =
+      newest === undefined ||
+      (atMs > newest.atMs && (newest.writerId === shared.store.writerId || sameRecord(newest, state!.recordSeen)));
+    if (wentOn) this.offerShared(state!.trigger, sources, state!.history, atMs, true);
   }
 
   /**

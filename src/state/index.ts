@@ -30,12 +30,25 @@ export interface CreateStateStoreOptions<T> {
   readonly writerId?: string;
   /** Default: package.json's version. */
   readonly scalerVersion?: string;
-  /** Default: three cache intervals, so a writer that stops is replaced within about three readings. */
+  /** Default: leaseMsFor(CACHE_TTL_MS). */
   readonly leaseMs?: number;
   /** Default: STATE_RETENTION_MS (a record not published again for this long expires, as the engine forgets its trigger). */
   readonly recordTtlMs?: number;
   /** How a payload's times move to another clock (RedisStateStoreOptions.shift). */
   readonly shift?: (payload: T, ms: number) => T;
+}
+
+/** A lease at the least: three of the store's command timeouts (1 s), and of a renewal round's floor (100 ms). */
+const MIN_LEASE_MS = 3000;
+
+/**
+ * A trigger's lease: three cache intervals, so a writer that stops is replaced within about three
+ * readings, and no shorter than MIN_LEASE_MS. Renewed every third of it, a lease shorter than a
+ * store's command could answer in lapsed between renewals (CACHE_TTL_MS 20: a trigger's writer
+ * changed 28 times in 1.5 s, its publishes refused in the gaps; found by review).
+ */
+export function leaseMsFor(cacheTtlMs: number): number {
+  return Math.max(MIN_LEASE_MS, 3 * cacheTtlMs);
 }
 
 /**
@@ -48,7 +61,7 @@ export async function createStateStore<T>(config: StateStoreConfig, options: Cre
     writerId: options.writerId ?? `${hostname()}-${randomBytes(3).toString('hex')}`,
     scalerVersion: options.scalerVersion ?? scalerVersion(),
     format: options.format,
-    leaseMs: options.leaseMs ?? 3 * config.CACHE_TTL_MS,
+    leaseMs: options.leaseMs ?? leaseMsFor(config.CACHE_TTL_MS),
     recordTtlMs: options.recordTtlMs ?? config.STATE_RETENTION_MS ?? DEFAULT_STATE_RETENTION_MS,
     metrics: options.metrics,
   };

@@ -165,6 +165,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private round = 0;
   private roundMs = 0;
   private roundStartedMs = -Infinity;
+  /** Told of each trigger whose lease this replica takes over (onTakeover). */
+  private takenOver: ((key: string) => void) | undefined;
 
   constructor(store: StateStore<T>, options: SharedStateOptions) {
     this.store = store;
@@ -193,6 +195,23 @@ export class SharedState<T extends { readonly trigger?: string }> {
     this.roundMs = roundMs;
     this.timer = setInterval(() => this.tick(), roundMs / TICKS_PER_ROUND);
     this.timer.unref();
+  }
+
+  /**
+   * `listener` is told of each trigger whose lease this replica takes over, once it has read the
+   * record: the engine publishes then what it decided as a follower, if that is newer. Where KEDA
+   * asks each replica less often than UNASKED_LEASE_MS (a ScaledObject at zero, polled every few
+   * minutes), the writer has given its lease up by the time the next call comes, the replica asked
+   * is a follower then and takes the lease only after it answered, and nothing was ever published
+   * again: the replicas drifted apart and the record expired (found by review).
+   */
+  onTakeover(listener: (key: string) => void): void {
+    this.takenOver = listener;
+  }
+
+  /** The newest record's stamp a replica knows of a trigger, its own publishes included. */
+  newestStamp(key: string): RecordStamp | undefined {
+    return this.entries.get(key)?.newest;
   }
 
   /** The trigger's role, for the explain endpoint: reading it is not being asked (view). */
@@ -541,6 +560,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       return;
     }
     entry.renewing = true;
+    const wasWriter = entry.role === 'writer';
     try {
       // Not asked here lately (KEDA's calls for it go to another replica): its lease goes to the
       // one asked, whose decisions would otherwise rest on this replica's frozen record.
@@ -560,10 +580,20 @@ export class SharedState<T extends { readonly trigger?: string }> {
         const held = await this.store.acquireLease(key);
         await sight;
         // The record read beside the lease counts when the lease is won too: a replica taking over
-        // must not write over a newer record it missed (found by review), nor write before it is read.
+        // must not write over a newer record it missed (found by review), nor write before it is
+        // read: a read that failed leaves it a follower, to read again at the next round's renewal.
         if (held) {
-          if (read !== undefined) this.seen(key, await read.catch(() => undefined));
-          entry.role = 'writer';
+          const readBack =
+            read === undefined ||
+            (await read.then(
+              (found) => {
+                this.seen(key, found);
+                return true;
+              },
+              () => false,
+            ));
+          entry.role = readBack ? 'writer' : 'follower';
+          if (readBack && !wasWriter) this.takenOver?.(key);
         } else {
           entry.role = 'follower';
           if (reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));

@@ -947,6 +947,70 @@ describe('a writer KEDA stopped asking (its calls go to the other replica)', () 
   });
 });
 
+// Found by review: KEDA asking each replica less often than the 3 minutes a writer keeps an unasked
+// lease (a ScaledObject at zero polled every pollingInterval) left the replica asked a follower at
+// each call, taking the lease only after it answered: nothing was published again, and the record
+// froze, then expired.
+describe('replicas KEDA asks less often than a writer keeps an unasked lease', () => {
+  it.each([
+    ['one replica asked every 200 s', 1, 200],
+    ['two replicas in turn, every 100 s', 2, 100],
+  ])('%s: the replica that takes the lease over publishes what it decided as a follower', async (_name, count, everyS) => {
+    const clock = { ms: 7_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const replicas = ['a', 'b'].slice(0, count).map((name) => replica(cluster, name));
+    const id = replicas[0]!.engine.trigger(ref).id;
+    broker.backlog = 3;
+    for (let call = 0; call < 8; call++) {
+      const r = replicas[call % count]!;
+      await r.engine.evaluate(r.engine.trigger(ref));
+      // Leases renewed every second until the next call.
+      for (let s = 0; s < everyS; s++) {
+        clock.ms += 1000;
+        await Promise.all(replicas.map((x) => x.shared.refresh(false)));
+      }
+    }
+    // Within one interval between calls of the last: not the first call's record of 1,400 s before.
+    expect(clock.ms - (await cluster.client('c').read(id))!.atMs).toBeLessThanOrEqual(everyS * 1000);
+    await Promise.all(replicas.map((x) => x.shared.close()));
+  });
+});
+
+// Found by review: the lease won beside a read that failed made the replica writer all the same,
+// free to publish over a newer record it never saw.
+describe('a replica whose read fails as it wins the lease', () => {
+  it('stays a follower until it has read the record, then writes', async () => {
+    const clock = { ms: 8_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    let readsFail = false;
+    const client = cluster.client('b');
+    const failing = new Proxy(client, {
+      get: (target, key, receiver) => {
+        const value = Reflect.get(target, key, receiver) as unknown;
+        if (key !== 'read' || typeof value !== 'function') return value;
+        return (...args: unknown[]) =>
+          readsFail ? Promise.reject(new Error('read timed out')) : (value as (...a: unknown[]) => unknown).apply(target, args);
+      },
+    });
+    const a = replica(cluster, 'a');
+    const b = replica(cluster, 'b', driver, failing);
+    broker.backlog = 10;
+    clock.ms += 1000;
+    await a.engine.evaluate(a.engine.trigger(ref));
+    await b.engine.evaluate(b.engine.trigger(ref));
+    const id = a.engine.trigger(ref).id;
+    expect(b.shared.role(id)).toBe('follower');
+    await a.shared.close();
+    readsFail = true;
+    await b.shared.refresh(true);
+    expect(b.shared.role(id)).toBe('follower');
+    readsFail = false;
+    await b.shared.refresh(true);
+    expect(b.shared.role(id)).toBe('writer');
+    await b.shared.close();
+  });
+});
+
 // Found by review: a round began only once the clock passed the last round's start plus a round,
 // so a clock stepped back an hour stopped every renewal for the hour, the role still 'writer'.
 describe('SharedState with the wall clock stepped back', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { StoreUrlError, describeStore, parseStoreUrl } from '../../src/state/address.ts';
+import { leaseMsFor } from '../../src/state/index.ts';
 
 describe('parseStoreUrl', () => {
   it.each([
@@ -35,5 +36,17 @@ describe('describeStore', () => {
   it('shows where the store is, never who logs in or with what', () => {
     expect(describeStore(parseStoreUrl('rediss://scaler:s3cret@cache:6380/1'))).toBe('rediss://cache:6380/1');
     expect(describeStore(parseStoreUrl('redis://[::1]'))).toBe('redis://[::1]:6379/0');
+  });
+});
+
+describe('leaseMsFor', () => {
+  it.each([
+    [1000, 3000],
+    [5000, 15_000],
+    // A cache interval of 20 ms: leases of 60 ms lapsed between renewals, and writers changed many times a second.
+    [20, 3000],
+    [1, 3000],
+  ])('CACHE_TTL_MS %d: a lease of %d ms', (cacheTtlMs, leaseMs) => {
+    expect(leaseMsFor(cacheTtlMs)).toBe(leaseMs);
   });
 });
