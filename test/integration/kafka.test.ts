@@ -3,7 +3,7 @@
 // lists, the partition cap, and the errors KEDA must see (never a 0).
 import { status } from '@grpc/grpc-js';
 import { Kafka, logLevel } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { KafkaFixture } from '../support/kafka.ts';
 import { type TestScaler, eventually, grpcError, ref, requireService, startTestScaler } from '../support/scaler.ts';
 import { TcpProxy } from '../support/tcpProxy.ts';
@@ -170,8 +170,23 @@ describe('Kafka consumer-group lag', () => {
     const untold = trigger(topic, group);
     await kafka.commit(group, topic, [0]);
     await t.client.getMetrics(ref(told, 'k-commits'));
-    // A consumer's commit: the served rate the scaler measures from the committed offsets.
-    await kafka.commit(group, topic, [20]);
+    // A member of the group that commits what it served (a group with none holds nothing
+    // uncommitted): it commits nothing of its own, and the test commits 20 for it, the served rate
+    // the scaler measures from the committed offsets.
+    const consumer = new Kafka({
+      clientId: 'kis-test-committer',
+      brokers: brokers.split(','),
+      logLevel: logLevel.NOTHING,
+    }).consumer({
+      groupId: group,
+    });
+    const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ autoCommit: false, eachMessage: () => Promise.resolve() });
+    await joined;
+    await consumer.commitOffsets([{ topic, partition: 0, offset: '20' }]);
+    onTestFinished(() => consumer.disconnect());
     const signals = (name: string) =>
       t.scaler.engine.lastEvaluations().find((e) => e.trigger.name === name)?.decision.explanation.signals;
     const read = await eventually(
