@@ -43,7 +43,12 @@ sqs_require_known_emulator() {
   esac
 }
 
-sqs_packages() { :; }
+# moto runs from a venv (pip_venv_install), and so does scripts/tools.sh's hadolint after it:
+# Debian's python3 has no venv without python3-venv (found by review: a fresh machine stopped there).
+sqs_packages() {
+  command -v python3 >/dev/null 2>&1 || echo python3
+  python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
+}
 # (runs in the foreground before any install: the place to refuse an unknown emulator)
 sqs_install_needs() {
   sqs_require_known_emulator
