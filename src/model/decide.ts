@@ -431,14 +431,17 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   if (stepped) details.recentArrivalRateFloorPerSecond = round(vouched);
   // A backlog that counts the messages in service with the waiting ones, none reported in flight
   // (Kafka's lag): when T < C, at most λ·S of it is in service (service.ts), which the fleet would
-  // otherwise drain a second time. At T ≥ C the fleet keeps a queue on purpose, the bound reads its
-  // waits, and the whole backlog stays the count (docs/model.md, "What each source tells the model").
+  // otherwise drain a second time, and at most what the consumers there hold at once (found by review:
+  // a lag of 24 with no member read as all in service). At T ≥ C the fleet keeps a queue on purpose,
+  // the bound reads its waits, and the whole backlog stays the count (docs/model.md, "What each
+  // source tells the model").
   const inServiceBound = service.inServiceBoundSeconds;
   const lambdaSteady = rates.steady ?? rates.fast;
   let demandSignals = signals;
   if (T < C && inServiceBound !== undefined && signals.waiting === undefined && lambdaSteady !== undefined) {
     const backlog = Math.max(0, signals.backlog);
-    const inService = Math.min(backlog, lambdaSteady * inServiceBound);
+    const slots = signals.consumers === undefined ? Number.POSITIVE_INFINITY : service.slotsPerReplica * signals.consumers;
+    const inService = Math.min(backlog, lambdaSteady * inServiceBound, slots);
     demandSignals = { ...signals, waiting: backlog - inService };
     details.inServiceEstimate = round(inService);
   }
@@ -739,7 +742,8 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       busyPeaks,
       busyPeakBacklog: backlogPeak,
       busyBacklogPeaks: backlogPeaks,
-      lastReady: signals.consumers,
+      // At most what a record holds (historySchema): a broker's count past it was a history the store refused.
+      lastReady: signals.consumers === undefined ? undefined : Math.min(MAX_REPLICAS, signals.consumers),
       counterBasis: reported.counterBasis,
       askPeaks: consumersRead.askPeaks,
       consumerRatio: consumersRead.ratio,

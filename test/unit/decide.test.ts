@@ -184,6 +184,29 @@ describe('decide without rates (KEDA queue rule)', () => {
     expect(d.decision.explanation.activeReason).not.toMatch(/in flight/);
   });
 
+  // Found by review: answered inactive, the replica stays for KEDA's cooldownPeriod (300 s by
+  // default) and takes what comes; a message it held under activationBacklog (or left out of the
+  // backlog) was answered inactive, and KEDA scaled the replica to zero mid-request.
+  it.each([
+    { what: 'left out of the backlog', signals: { backlog: 0, waiting: 0, inFlight: 2, consumers: 1 }, overrides: {} },
+    {
+      what: 'within activationBacklog',
+      signals: { backlog: 3, waiting: 0, inFlight: 3, consumers: 1 },
+      overrides: { activationBacklog: 5 },
+    },
+  ])('keeps a replica answered inactive and not yet gone active while it holds messages, $what', ({ signals, overrides }) => {
+    const cfg = { ...scaling, keepWarm: 0, ...overrides };
+    const idle = { backlog: 0, waiting: 0, inFlight: 0, consumers: 1 };
+    const inactive = decide({ signals: idle, scaling: cfg, history: { ...emptyHistory(), lastActive: true }, nowMs: 0 });
+    expect(inactive.decision.active).toBe(false);
+    const taken = decide({ signals, scaling: cfg, history: inactive.history, nowMs: 120_000 });
+    expect(taken.decision.active).toBe(true);
+    expect(taken.decision.explanation.activeReason).toMatch(/in flight: a workload at work is not scaled to zero$/);
+    // Scaled to zero (no consumers at a decision), consumers back without an answer of this trigger's are another workload's.
+    const gone = decide({ signals: { ...idle, consumers: 0 }, scaling: cfg, history: inactive.history, nowMs: 120_000 });
+    expect(decide({ signals, scaling: cfg, history: gone.history, nowMs: 180_000 }).decision.active).toBe(false);
+  });
+
   // Found by review: a scaler restarted without a state store read an SQS workload at work (no
   // consumers counted) as at zero, answered inactive, and KEDA scaled it to zero mid-request.
   it.each([
@@ -193,6 +216,13 @@ describe('decide without rates (KEDA queue rule)', () => {
     const d = decide({ signals, scaling, history: emptyHistory(), nowMs: 0 });
     expect(d.decision.active).toBe(true);
     expect(d.decision.explanation.activeReason).toBe('3 in flight: a workload at work is not scaled to zero');
+  });
+
+  // Found by fuzzing (review): a broker's count past what a record holds made a history the store refused.
+  it('keeps the consumers it remembers within what a record holds', () => {
+    const { history } = decide({ signals: { backlog: 5, consumers: 250_000 }, scaling, history: emptyHistory(), nowMs: 0 });
+    expect(history.lastReady).toBe(100_000);
+    expect(triggerHistorySchema.safeParse(history).success).toBe(true);
   });
 
   it('caps at the replica cap and says so', () => {
@@ -836,26 +866,32 @@ describe('decide with rates: the fluid queue (demand.ts)', () => {
   });
 
   it.each([
-    // [objective T, cold start C, what is in service by the estimate: λ·min(lowest minute, k / μ)]
-    [15, 60, 40],
-    [60, 30, undefined],
-  ])('a lag that counts what is in service (Kafka): T %d s, C %d s -> %s in service, not waiting', (T, C, inService) => {
-    // 4 arrive and 4 are served a second, 40 in the lag, μ 0.4 and k 5 (S 12.5 s): a minute's
-    // backlog-seconds per message 10 s, so about 4·10 = 40 are in service and none waits.
-    const cfg = { ...scaling, throughputPerReplica: 0.4, drainSeconds: T, coldStartSeconds: C };
-    let history = emptyHistory();
-    const signals = (t: number): Signals => ({
-      backlog: 40,
-      arrivedTotal: 4 * t,
-      servedTotal: 4 * t,
-      arrivalRatePerSecond: 4,
-      consumers: 10,
-    });
-    for (let t = 0; t <= 240; t++) history = decide({ signals: signals(t), scaling: cfg, history, nowMs: t * 1000 }).history;
-    const d = decide({ signals: signals(241), scaling: cfg, history, nowMs: 241_000 }).decision;
-    expect(d.explanation.details.inServiceEstimate).toBe(inService);
-    expect(d.explanation.details.waiting).toBe(inService === undefined ? 40 : 0);
-  });
+    // [objective T, cold start C, what is in service by the estimate: λ·min(lowest minute, k / μ),
+    // at most k per consumer there (found by review: a lag of 24 with no member was all in service)]
+    [15, 60, 10, 40],
+    [15, 60, 2, 10],
+    [15, 60, 0, 0],
+    [60, 30, 10, undefined],
+  ])(
+    'a lag that counts what is in service (Kafka): T %d s, C %d s, %d members -> %s in service, not waiting',
+    (T, C, members, inService) => {
+      // 4 arrive and 4 are served a second, 40 in the lag, μ 0.4 and k 5 (S 12.5 s): a minute's
+      // backlog-seconds per message 10 s, so about 4·10 = 40 are in service and none waits.
+      const cfg = { ...scaling, throughputPerReplica: 0.4, drainSeconds: T, coldStartSeconds: C };
+      let history = emptyHistory();
+      const signals = (t: number): Signals => ({
+        backlog: 40,
+        arrivedTotal: 4 * t,
+        servedTotal: 4 * t,
+        arrivalRatePerSecond: 4,
+        consumers: 10,
+      });
+      for (let t = 0; t <= 240; t++) history = decide({ signals: signals(t), scaling: cfg, history, nowMs: t * 1000 }).history;
+      const d = decide({ signals: { ...signals(241), consumers: members }, scaling: cfg, history, nowMs: 241_000 }).decision;
+      expect(d.explanation.details.inServiceEstimate).toBe(inService);
+      expect(d.explanation.details.waiting).toBe(40 - (inService ?? 0));
+    },
+  );
 
   it('reads no arrivals nor completions from a jump of counters that now count other partitions (counterBasis)', () => {
     // A Kafka group without kafka.topic starts committing on an old topic: 4e8 offsets join both sums.
