@@ -8,7 +8,8 @@ import type { Signals, TriggerHistory } from './types.ts';
 
 /**
  * Whether the workload runs, as far as the scaler can tell: the trigger's last answer was active,
- * or inactive with the consumers of the decision before still there (KEDA's cooldownPeriod); with none (a scaler that just started without a state store, or settings just edited into a new
+ * or inactive with the consumers of the decision before still there (KEDA's cooldownPeriod); with
+ * none (a scaler that just started without a state store, or settings just edited into a new
  * trigger), the last answer of another trigger of its ScaledObject (`workloadActive`: the one
  * before the edit), else whether a queue of the trigger sees consumers or messages in flight (a
  * scaler restarted without a state store beside an SQS workload at work, which counts no consumers:
