@@ -258,6 +258,7 @@ export async function startScaler(config: ServerConfig, options: StartOptions = 
 function trackingStreams(
   server: grpc.Server,
   streams: OpenCalls<grpc.ServerDuplexStream<unknown, unknown>>,
+  max = MAX_REFLECTION_STREAMS,
 ): Pick<grpc.Server, 'addService'> {
   return {
     addService(service: grpc.ServiceDefinition, handlers: grpc.UntypedServiceImplementation): void {
@@ -266,6 +267,13 @@ function trackingStreams(
         tracked[name] = !service[name]?.responseStream
           ? handler
           : (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+              if (streams.size >= max) {
+                call.emit('error', {
+                  code: grpc.status.RESOURCE_EXHAUSTED,
+                  details: `${max} reflection streams are open; allowed: fewer at once`,
+                });
+                return;
+              }
               if (streams.admit(call)) (handler as grpc.handleBidiStreamingCall<unknown, unknown>)(call);
               else call.end();
             };
@@ -275,8 +283,21 @@ function trackingStreams(
   };
 }
 
+/**
+ * Reflection streams open at most, over all clients (grpcurl and grpc_cli open one a call): GRPC_MAX_OPEN_STREAMS
+ * counts the scaler's own, and 600 reflection streams on one connection were all kept (found by
+ * review: about 7 KB each, a few connections of them past the chart's heap).
+ */
+const MAX_REFLECTION_STREAMS = 100;
+
 /** The longest delay a Node timer takes (a longer one fires at once). */
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A connection age grpc-js's up to 10 % of jitter keeps within a timer: past it the timer fired at
+ * once and every connection was sent GOAWAY as it opened (found by review). MAX_TIMER_MS itself
+ * is grpc-js's "no age".
+ */
+const MAX_JITTERED_AGE_MS = Math.floor(MAX_TIMER_MS / 1.1);
 
 /** The gRPC server's channel options, from the configuration. */
 export function grpcServerOptions(
@@ -285,7 +306,8 @@ export function grpcServerOptions(
   return {
     // KEDA keeps one round_robin connection per address for the operator's life: a maximum age
     // lets new replicas take a share.
-    'grpc.max_connection_age_ms': config.GRPC_MAX_CONNECTION_AGE_MS,
+    'grpc.max_connection_age_ms':
+      config.GRPC_MAX_CONNECTION_AGE_MS > MAX_JITTERED_AGE_MS ? MAX_TIMER_MS : config.GRPC_MAX_CONNECTION_AGE_MS,
     // Past its age a connection takes no new calls; the streams on it end themselves within one
     // more age (maxStreamAgeMs) with OK, which KEDA re-opens after 2 s. A shorter grace cut them
     // with UNAVAILABLE, after which KEDA backs off longer every time (2 s, 4 s, ... 1 min).

@@ -22,8 +22,9 @@ export interface TlsFiles {
 interface Loaded {
   readonly options: SecureContextOptions;
   readonly fingerprint: string;
-  /** When the served certificate (the chain's first) expires. */
+  /** When the served certificate (the chain's first) expires, and when it became valid. */
   readonly notAfterMs: number;
+  readonly notBeforeMs: number;
 }
 
 /** `what` done, or an error naming the variables and files it was about (Node's names neither). */
@@ -54,7 +55,8 @@ function load(files: TlsFiles): Loaded {
     .update(key)
     .update(ca ?? '')
     .digest('hex');
-  return { options, fingerprint, notAfterMs: Date.parse(new X509Certificate(cert).validTo) };
+  const x509 = new X509Certificate(cert);
+  return { options, fingerprint, notAfterMs: Date.parse(x509.validTo), notBeforeMs: Date.parse(x509.validFrom) };
 }
 
 /**
@@ -97,6 +99,8 @@ export function logRefusedHandshakes(
 
 /** While TLS files stay unreadable, a reminder this often. */
 const RELOAD_FAILING_REMIND_MS = 10 * 60_000;
+/** A certificate valid this soon counts as valid: the clocks of its issuer and of this node differ by seconds. */
+const NOT_YET_VALID_SKEW_MS = 5 * 60_000;
 
 /**
  * Server credentials whose certificate, key and client CA are re-read from their files every
@@ -146,6 +150,17 @@ export class ReloadingServerCredentials extends grpc.ServerCredentials {
       next = load(this.#files);
     } catch (err) {
       this.#failed((err as Error).message);
+      return false;
+    }
+    // An expired certificate, or one not valid for minutes yet, does not replace one that is valid
+    // (an old Secret restored: found by review, it was taken with an info line); the next reload
+    // reads the files again.
+    const nowMs = this.#now();
+    const outside =
+      next.notAfterMs <= nowMs ? 'expired' : next.notBeforeMs > nowMs + NOT_YET_VALID_SKEW_MS ? 'not valid yet' : undefined;
+    if (outside !== undefined && this.#notAfterMs > nowMs && next.fingerprint !== this.#fingerprint) {
+      const validity = `${new Date(next.notBeforeMs).toISOString()} to ${new Date(next.notAfterMs).toISOString()}`;
+      this.#failed(`TLS_CERT_FILE (${this.#files.certFile}): the certificate is ${outside} (valid ${validity})`);
       return false;
     }
     if (this.#failing !== undefined) {

@@ -1,5 +1,5 @@
 // Test certificates made by the openssl CLI in a scratch folder: self-signed ones (a CA, or a
-// certificate no one trusts) and leaves a CA signs, all EC P-256, valid for 2 days.
+// certificate no one trusts) and leaves a CA signs, all EC P-256, valid for 2 days unless told.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,14 +22,14 @@ export class CertDir {
     return readFileSync(this.file(name), 'utf8');
   }
 
-  /** NAME.key and a self-signed NAME.crt with CN=NAME. */
-  selfSigned(name: string): void {
+  /** NAME.key and a self-signed NAME.crt with CN=NAME, valid for `days` from now. */
+  selfSigned(name: string, days = 2): void {
     this.openssl(
       'req',
       '-x509',
       ...EC_KEY,
       '-days',
-      '2',
+      String(days),
       '-subj',
       `/CN=${name}`,
       '-keyout',

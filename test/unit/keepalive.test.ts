@@ -68,6 +68,23 @@ describe('keepalive pings and a connection past its maximum age', () => {
     expect(await streamOutcome(port, 1300)).not.toBe('open');
   });
 
+  // Found by review: grpc-js adds up to 10 % of jitter to the age, and past a Node timer's longest
+  // delay the timer fired at once: every connection was sent GOAWAY as it opened.
+  it.each([
+    [5 * 60_000, 5 * 60_000],
+    [1_952_257_860, 1_952_257_860],
+    [1_952_257_861, 2 ** 31 - 1],
+    [2 ** 31 - 1, 2 ** 31 - 1],
+  ])('a connection age of %d ms goes to grpc-js as %d (2^31 - 1: no age)', (age, sent) => {
+    const options = grpcServerOptions({
+      GRPC_MAX_CONNECTION_AGE_MS: age,
+      GRPC_MAX_RECEIVE_MESSAGE_BYTES: 256 * 1024,
+      GRPC_MAX_OPEN_STREAMS: 100,
+    });
+    expect(options['grpc.max_connection_age_ms']).toBe(sent);
+    expect(sent === 2 ** 31 - 1 || sent * 1.1 <= 2 ** 31 - 1).toBe(true);
+  });
+
   it('the same stream outlives that moment without the pings, as the scaler serves it', async () => {
     const options = grpcServerOptions({
       GRPC_MAX_CONNECTION_AGE_MS: AGE_MS,

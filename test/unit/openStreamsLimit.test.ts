@@ -3,10 +3,11 @@
 // closes makes room for the next. Unary calls are never refused. Each connection is told its limit
 // a step at a time as its streams open (streamPacing.ts).
 import { connect } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
 import { status } from '@grpc/grpc-js';
-import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STREAM_OPEN_STEP, paceStreamOpens } from '../../src/server/streamPacing.ts';
+import { ServerReflection } from '../support/reflection.ts';
 import { type TestScaler, eventually, ref, startTestScaler } from '../support/scaler.ts';
 
 const LIMIT = 3;
@@ -95,5 +96,34 @@ describe('the per-connection stream limit', () => {
 
   it('refuses to start on a grpc-js whose HTTP/2 sessions it cannot reach', () => {
     expect(() => paceStreamOpens({} as grpc.Server, { step: 1, max: 2 })).toThrow(/cannot be paced/);
+  });
+});
+
+// Found by review: GRPC_MAX_OPEN_STREAMS counts the scaler's own streams, and 600 reflection
+// streams on one connection were all kept (about 7 KB each: a few connections past the heap).
+describe('server reflection streams', () => {
+  it('refuses the 101st open at once with RESOURCE_EXHAUSTED, and makes room when one closes', async () => {
+    const client = new ServerReflection(t.address, grpc.credentials.createInsecure());
+    type Reflection = { ServerReflectionInfo(): grpc.ClientDuplexStream<unknown, unknown> };
+    const open = () => {
+      const call = (client as unknown as Reflection).ServerReflectionInfo();
+      call.write({ list_services: '' });
+      return new Promise<{ call: grpc.ClientDuplexStream<unknown, unknown>; err?: grpc.ServiceError }>((resolve) => {
+        call.once('data', () => resolve({ call }));
+        call.once('error', (err: grpc.ServiceError) => resolve({ call, err }));
+      });
+    };
+    try {
+      const held = await Promise.all(Array.from({ length: 100 }, open));
+      expect(held.filter((h) => h.err !== undefined)).toEqual([]);
+      const refused = await open();
+      expect(refused.err?.code).toBe(status.RESOURCE_EXHAUSTED);
+      expect(refused.err?.details).toBe('100 reflection streams are open; allowed: fewer at once');
+      held[0]!.call.end();
+      await eventually(async () => ((await open()).err === undefined ? true : undefined), 3000, 50);
+      for (const h of held) h.call.cancel();
+    } finally {
+      client.close();
+    }
   });
 });
