@@ -292,7 +292,8 @@ export class ExternalScalerService {
     }
     metrics.requests.inc({ method: 'StreamMetricSpec', code: 'OK' });
     this.track('StreamMetricSpec', call, () => undefined);
-    call.write(metricSpec(trigger));
+    // Ended by track (a stop under way): nothing is written after the end (found by review).
+    if (!this.stopping) call.write(metricSpec(trigger));
   }
 }
 
