@@ -56,8 +56,10 @@ export function sqsReading(
   where: string,
 ): SourceReading {
   const count = (name: QueueAttributeName) => {
-    const raw = attributes?.[name];
-    const n = raw === undefined || raw.trim() === '' ? Number.NaN : Number(raw);
+    // A string, as SQS sends it; an emulator that sends a JSON number had it fail as `raw.trim is
+    // not a function` (UNAVAILABLE; found by review): a number is read, anything else refused.
+    const raw = attributes?.[name] as unknown;
+    const n = typeof raw === 'number' ? raw : typeof raw !== 'string' || raw.trim() === '' ? Number.NaN : Number(raw);
     if (!Number.isInteger(n) || n < 0) {
       throw new SourceBadAnswer(`${where}: GetQueueAttributes gave ${name}=${JSON.stringify(raw ?? null)}, not a count`);
     }

@@ -81,6 +81,14 @@ describe('sqsReading', () => {
     );
     expect(() => sqsReading({ ...counts, ApproximateNumberOfMessages: '' }, flags, 'q')).toThrow(SourceBadAnswer);
     expect(() => sqsReading(undefined, flags, 'q')).toThrow(SourceBadAnswer);
+    // Found by review: an emulator's JSON numbers failed as `raw.trim is not a function`; read as counts.
+    const numbers = { ApproximateNumberOfMessages: 4, ApproximateNumberOfMessagesNotVisible: 1 } as unknown as Record<
+      string,
+      string
+    >;
+    expect(sqsReading(numbers, flags, 'q')).toMatchObject({ backlog: 5, waiting: 4, inFlight: 1 });
+    const wrong = { ...counts, ApproximateNumberOfMessages: true } as unknown as Record<string, string>;
+    expect(() => sqsReading(wrong, flags, 'q')).toThrow(SourceBadAnswer);
     // The in-flight count is read even when B does not count it.
     expect(() =>
       sqsReading({ ApproximateNumberOfMessages: '4' }, { scaleOnInFlight: false, scaleOnDelayed: false }, 'q'),
