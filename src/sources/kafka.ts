@@ -38,6 +38,8 @@ function connectionKey(config: KafkaConnection): string {
 
 /** Room for a few topics or host:port pairs (cloud broker names run to 60 characters each). */
 const LIST_CHARS = 4 * QUOTED_CHARS;
+/** A read joins the attempt under way for at most this long after it started (KafkaDriver.create). */
+const JOIN_ATTEMPT_MS = 30_000;
 
 function label(config: KafkaSourceConfig): string {
   const topics =
@@ -155,6 +157,12 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
   create(config: KafkaSourceConfig): Source {
     const where = label(config);
     const skips = new RetentionSkips();
+    // One attempt at a time: kafkajs takes no signal, so a read that timed out leaves its attempt
+    // running (its retries can outlast several timeouts), and the next read joins it rather than
+    // start another beside it (found by review: five reads of one source at once on a slow broker).
+    // One older than JOIN_ATTEMPT_MS is left to itself: an attempt that never settled would hold the
+    // source for good.
+    let running: { readonly reading: Promise<SourceReading>; readonly startedMs: number } | undefined;
     const read = async (signal: AbortSignal): Promise<SourceReading> => {
       // kafkajs takes no AbortSignal: race it, so a timed-out read gives its slot back at once.
       const aborted = new Promise<never>((_, reject) => {
@@ -178,7 +186,16 @@ export class KafkaDriver implements SourceDriver<KafkaSourceConfig> {
           throw kafkaError(where, err);
         }
       };
-      return Promise.race([attempt(), aborted]);
+      const nowMs = performance.now();
+      if (running === undefined || nowMs - running.startedMs > JOIN_ATTEMPT_MS) {
+        const started = { reading: attempt(), startedMs: nowMs };
+        const settled = () => {
+          if (running === started) running = undefined;
+        };
+        started.reading.then(settled, settled);
+        running = started;
+      }
+      return Promise.race([running.reading, aborted]);
     };
     return { identity: this.identity(config), label: where, kind: 'kafka', read };
   }

@@ -467,6 +467,31 @@ describe('KafkaDriver', () => {
     controller.abort(new Error('deadline'));
     await expect(pending).rejects.toThrow('deadline');
   });
+
+  // Found by review: each read that timed out left its kafkajs work running, and the cache's next
+  // read started another beside it: five of one source at once on a slow broker.
+  it('runs one attempt at a time: a read after one that timed out joins its attempt', async () => {
+    const { driver, admins } = setup();
+    const source = driver.create(kafkaConfig());
+    await source.read(new AbortController().signal);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const offsets = admins[0]!.topicOffsets.bind(admins[0]!);
+    let attempts = 0;
+    admins[0]!.topicOffsets = (topic: string) => {
+      attempts++;
+      return gate.then(() => offsets(topic));
+    };
+    const timedOut = new AbortController();
+    const first = source.read(timedOut.signal);
+    timedOut.abort(new Error('deadline'));
+    await expect(first).rejects.toThrow('deadline');
+    const second = source.read(new AbortController().signal);
+    release();
+    await expect(second).resolves.toMatchObject({ backlog: 7 });
+    expect(attempts).toBe(1);
+    await expect(source.read(new AbortController().signal)).resolves.toMatchObject({ backlog: 7 });
+  });
 });
 
 describe('kafkaError', () => {
