@@ -142,6 +142,12 @@ export class AmqpConnection {
       if (declare.channel !== undefined) this.abandon(declare.channel);
       declare = undefined;
     }
+    // One its readers all left before it reached the broker is ending: a read that joined it was
+    // rejected with another read's deadline (found by review).
+    if (declare !== undefined && declare.abandoned.signal.aborted && declare.channel === undefined) {
+      this.checking.delete(queue);
+      declare = undefined;
+    }
     declare ??= this.startDeclare(queue);
     return declare.wait(signal);
   }
@@ -164,9 +170,17 @@ export class AmqpConnection {
   /** A passive declare on a pooled channel; it waits for a channel only while a read waits for it. */
   private async declare(queue: string, declare: Declare): Promise<QueueCount> {
     const signal = declare.abandoned.signal;
-    for (;;) {
+    // Given up after a wake (a channel free, or a slot to open one), it passes the wake on: kept, the
+    // next waiter slept with a channel free (found by review, after a connect slower than the reads).
+    const giveUpIfAborted = (woken: boolean) => {
+      if (!signal.aborted) return;
+      if (woken) this.waiting.shift()?.wake();
       signal.throwIfAborted();
+    };
+    for (let woken = false; ; woken = true) {
+      giveUpIfAborted(woken);
       const conn = await this.connection();
+      giveUpIfAborted(woken);
       // Channels given up on keep their numbers on the connection: fewer left under channel_max.
       const room = channelLimit(conn) - this.abandoned;
       const channel = this.idle.pop() ?? (this.open.size + this.creating < room ? await this.createChannel(conn) : undefined);
@@ -267,6 +281,8 @@ export class AmqpConnection {
 
   /** Waits until a channel is released or a slot frees, or the signal aborts. */
   private turn(signal: AbortSignal | undefined): Promise<void> {
+    // Aborted already: a waiter queued now would take a wake it cannot use.
+    if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         wake: () => {

@@ -343,3 +343,43 @@ describe('AmqpConnection', () => {
     }
   });
 });
+
+// Found by review: with more queues than channels and a connect slower than the reads' deadlines,
+// every declare was given up while it waited for the connection; those that then found no channel
+// waited on a signal already fired, and each channel released woke one of them and was lost: a live
+// read stayed queued with a channel free. A read that joined a given-up declare got another read's
+// deadline.
+describe('a connect slower than the reads', () => {
+  it('answers a live read at once, with the first channel released at the latest', async () => {
+    const broker = new FakeBroker();
+    const count = MAX_CHANNELS + 6;
+    for (let i = 0; i <= count; i++) broker.queues.set(`q${i}`, i);
+    broker.hold = true;
+    let connected: () => void = () => undefined;
+    const slow = new Promise<void>((resolve) => (connected = resolve));
+    const amqp = new AmqpConnection('amqp://broker', silentLogger(), 1000, async () => {
+      await slow;
+      return broker.connection();
+    });
+    const deadlines = Array.from({ length: count }, () => new AbortController());
+    const reads = deadlines.map((d, i) => amqp.checkQueue(`q${i}`, d.signal));
+    for (const r of reads) r.catch(() => undefined);
+    for (const d of deadlines) d.abort(new Error('old deadline'));
+    connected();
+    await Promise.allSettled(reads);
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    broker.hold = false;
+    const live = amqp.checkQueue(`q${count}`, AbortSignal.timeout(2000));
+    let done = false;
+    void live.then(() => (done = true));
+    await new Promise((r) => setImmediate(r));
+    broker.held.shift()?.();
+    await vi.waitFor(() => expect(done).toBe(true), { timeout: 500 });
+    expect((await live).messageCount).toBe(count);
+    // A read of a queue whose declare was given up before it reached the broker declares again.
+    const again = amqp.checkQueue(`q${MAX_CHANNELS + 1}`, AbortSignal.timeout(2000));
+    for (const answer of broker.held.splice(0)) answer();
+    expect((await again).messageCount).toBe(MAX_CHANNELS + 1);
+    await amqp.close();
+  });
+});
