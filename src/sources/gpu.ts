@@ -13,6 +13,7 @@ import {
   quote,
 } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
+import { Throttle } from '../telemetry/throttle.ts';
 import { DECIMAL_NUMBER } from '../trigger/fields.ts';
 import type { GpuSourceConfig } from '../trigger/types.ts';
 import { ClientMap, secretHash, sourceIdentity, withoutTrailingSlashes } from './common.ts';
@@ -78,6 +79,8 @@ interface ApiAnswer {
   data?: { resultType?: unknown; result?: unknown };
   /** VictoriaMetrics: some storage nodes did not answer. */
   isPartial?: unknown;
+  /** What the server warns of beside the answer (a remote read that failed, a proxy's partial data). */
+  warnings?: unknown;
 }
 
 interface VectorSample {
@@ -163,6 +166,7 @@ export function interpretAnswer(
   answer: PrometheusAnswer,
   ignoreNullValues: boolean,
   queryFrom?: string,
+  onWarnings?: (warnings: readonly string[]) => void,
 ): GpuAnswer {
   let body: ApiAnswer | undefined;
   try {
@@ -181,6 +185,12 @@ export function interpretAnswer(
   // low, a fleet shrunk or let go on them (found by review). Thanos is asked for no partial answer.
   if (body.isPartial === true) {
     throw new SourceUnavailable(`${where}: the answer is partial (a storage node did not answer); not read as fewer busy GPUs`);
+  }
+  // Said, not refused: Prometheus warns of a failed remote read beside its local data, which holds
+  // the exporter's recent samples; a front end that answers partial data with a warning alone
+  // (promxy) shows here (found by review: they were dropped unsaid).
+  if (onWarnings !== undefined && Array.isArray(body.warnings) && body.warnings.length > 0) {
+    onWarnings(body.warnings.slice(0, 3).map((w) => clip(String(w), WARNING_CHARS)));
   }
   const resultType = body.data?.resultType;
   const result = body.data?.result;
@@ -217,6 +227,10 @@ export type PrometheusClient = HttpClient;
 export type PrometheusTls = HttpTls;
 
 export type PrometheusClientFactory = (tls: PrometheusTls) => PrometheusClient;
+
+/** A warning quoted to this many characters, and said again this often while they last. */
+const WARNING_CHARS = 200;
+const WARNINGS_REMIND_MS = 10 * 60_000;
 
 /** What the shared HTTP client's messages say of Prometheus. */
 const prometheusWords = { server: 'Prometheus', keyPrefix: 'gpu', largeAnswerGuess: 'a query giving many series?' };
@@ -261,13 +275,18 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
     const where = label(config);
     const request = prometheusRequest(config, this.timeoutMs);
     const client = this.clientFor(request.url.protocol, config);
+    // The server's warnings, once per WARNINGS_REMIND_MS a source while they last.
+    const warned = new Throttle(WARNINGS_REMIND_MS);
+    const onWarnings = (warnings: readonly string[]) => {
+      if (warned.allows('warnings')) this.logger.warn({ source: where, warnings }, 'Prometheus answered with warnings');
+    };
     return {
       identity: this.identity(config),
       label: where,
       kind: 'gpu',
       read: async (signal) => {
         const answer = await client().get(request, signal, where);
-        const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues, config.queryFrom);
+        const busyGpus = interpretAnswer(where, answer, config.ignoreNullValues, config.queryFrom, onWarnings);
         this.logger.trace({ source: where, busyGpus }, 'gpu reading');
         return busyGpus === 'no series' ? { backlog: 0, noSeries: true } : { backlog: 0, busyGpus };
       },

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { logLines } from '../support/logLines.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidTrigger, ScalerError, SourceBadAnswer, SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import { toServiceError } from '../../src/server/status.ts';
@@ -290,6 +291,34 @@ describe('GpuDriver through its client seam', () => {
     expect(url.searchParams.get('timeout')).toBe('1500ms');
     expect(url.username).toBe('');
     expect(made[0]!.asked[0]!.headers.authorization).toBe(`Basic ${Buffer.from('u:pw').toString('base64')}`);
+  });
+
+  // Found by review: a warning beside the answer (a remote read that failed, a proxy's partial data)
+  // was dropped unsaid.
+  it('reads an answer that comes with warnings, and says them once per ten minutes a source', async () => {
+    const { sink, lines } = logLines<{ level: number; msg: string; warnings?: string[] }>();
+    const answer = {
+      status: 'success',
+      warnings: ['remote_read: store B unreachable'],
+      data: { resultType: 'vector', result: [{ metric: {}, value: [0, '2'] }] },
+    };
+    const driver = new GpuDriver({
+      logger: pino({ level: 'info' }, sink),
+      timeoutMs: 1500,
+      clientFactory: () => ({
+        get: () => Promise.resolve({ httpStatus: 200, body: JSON.stringify(answer) }),
+        close: () => undefined,
+      }),
+    });
+    const source = driver.create(config());
+    expect(await source.read(AbortSignal.timeout(5000))).toEqual({ backlog: 0, busyGpus: 2 });
+    await source.read(AbortSignal.timeout(5000));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      level: 40,
+      msg: 'Prometheus answered with warnings',
+      warnings: ['remote_read: store B unreachable'],
+    });
   });
 
   it('makes one client per TLS setting, shared by every query, and closes each once', async () => {
