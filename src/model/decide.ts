@@ -322,8 +322,16 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // Only while the workload runs (gpuSeries.ts): at zero, what is in flight is another consumer's or
   // a dead one's (SQS: until its visibility timeout), which no woken replica could take (found by
   // review); with no answer before (a restart without a state store), in flight says it runs.
+  // Answered inactive, the replicas stay for KEDA's cooldownPeriod: consumers seen at the decision
+  // before and still there are they, at work on what they take (found by review: a message taken
+  // then was answered inactive, and KEDA scaled the replica to zero mid-request). Consumers back after
+  // none were seen are another workload's on the same queue. Not for the GPU rule (gpuSeries.ts): a
+  // consumer that died uncleanly stays counted until the broker's heartbeat gives up, its pod's GPU
+  // series gone, which would read as a running workload whose exporter is lost.
+  const stillUp = history.lastActive === false && (reported.consumers ?? 0) > 0 && (history.lastReady ?? 0) > 0;
   const heldInFlight = reported.inFlight ?? 0;
-  const inFlightActive = !backlogActive && heldInFlight > 0 && workloadRuns(reported, history, workload?.active);
+  const inFlightActive =
+    !backlogActive && heldInFlight > 0 && (stillUp || workloadRuns(reported, history, workload?.active));
   // The GPUs size the fleet only where the queues do not count the messages in service: NVML's
   // utilisation (the default query) reads a GPU whole with one request of its k, and sizing on it
   // grew the fleet until replicas sat idle (docs/gpu.md, "Busy GPUs and the queue"). They keep the

@@ -7,21 +7,14 @@ import { wholeBacklog } from './signals.ts';
 import type { Signals, TriggerHistory } from './types.ts';
 
 /**
- * Whether the workload runs, as far as the scaler can tell: the trigger's last answer was active,
- * or inactive with the consumers of the decision before still there (KEDA's cooldownPeriod); with
- * none (a scaler that just started without a state store, or settings just edited into a new
+ * Whether the workload runs, as far as the scaler can tell: the trigger's last answer was active;
+ * with none (a scaler that just started without a state store, or settings just edited into a new
  * trigger), the last answer of another trigger of its ScaledObject (`workloadActive`: the one
  * before the edit), else whether a queue of the trigger sees consumers or messages in flight (a
  * scaler restarted without a state store beside an SQS workload at work, which counts no consumers:
  * read as at zero, it was answered inactive and scaled to zero mid-request; found by review).
  */
 export function workloadRuns(signals: Signals, history: TriggerHistory, workloadActive?: boolean): boolean {
-  // Answered inactive, the replicas stay for KEDA's cooldownPeriod: consumers seen at the last
-  // decision and still there are they, at work on what they take (found by review: a message taken
-  // then, under activationBacklog or left out of the backlog, was answered inactive, and KEDA scaled
-  // the replica to zero mid-request). Consumers back after none were seen are no replica of this
-  // answer's: another workload's on the same queue.
-  if (history.lastActive === false && (signals.consumers ?? 0) > 0 && (history.lastReady ?? 0) > 0) return true;
   return history.lastActive ?? workloadActive ?? ((signals.consumers ?? 0) > 0 || (signals.inFlight ?? 0) > 0);
 }
 

@@ -84,6 +84,14 @@ describe('unanswerableWithoutGpuSeries', () => {
       history: atZero,
       answer: true,
     },
+    // A consumer that died uncleanly stays counted until the broker's heartbeat gives up, its GPU
+    // series gone: still the workload at zero, not one that lost its exporter.
+    {
+      name: 'no series, last answer inactive, consumers counted at the decision before too',
+      signals: { ...none, consumers: 2 },
+      history: { ...atZero, lastReady: 2 },
+      answer: true,
+    },
     { name: 'no series, running, the queue has work', signals: { ...none, backlog: 3 }, history: running, answer: true },
     {
       name: 'no series, running, a Kafka lag of messages served and not yet committed (work until committed)',
