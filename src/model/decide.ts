@@ -330,8 +330,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // series gone, which would read as a running workload whose exporter is lost.
   const stillUp = history.lastActive === false && (reported.consumers ?? 0) > 0 && (history.lastReady ?? 0) > 0;
   const heldInFlight = reported.inFlight ?? 0;
-  const inFlightActive =
-    !backlogActive && heldInFlight > 0 && (stillUp || workloadRuns(reported, history, workload?.active));
+  const inFlightActive = !backlogActive && heldInFlight > 0 && (stillUp || workloadRuns(reported, history, workload?.active));
   // The GPUs size the fleet only where the queues do not count the messages in service: NVML's
   // utilisation (the default query) reads a GPU whole with one request of its k, and sizing on it
   // grew the fleet until replicas sat idle (docs/gpu.md, "Busy GPUs and the queue"). They keep the
