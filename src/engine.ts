@@ -384,7 +384,7 @@ export class Engine {
     let state = this.triggers.get(trigger.id);
     if (
       state?.lastEvaluation !== undefined &&
-      sameObservations(state.observations, observations) &&
+      (sameObservations(state.observations, observations) || olderObservations(state.observations, observations)) &&
       !this.newerShared(trigger.id, state)
     ) {
       state.lastSeenMs = nowMs;
@@ -931,4 +931,14 @@ export class Engine {
 
 function sameObservations(a: readonly Observation[] | undefined, b: readonly Observation[]): boolean {
   return a !== undefined && a.length === b.length && a.every((o, i) => o === b[i]);
+}
+
+/**
+ * Whether `b` holds a reading older than the one `a` (the last decision's) holds for the same
+ * source: reads of a trigger's sources that finish out of order (a slow one awaited by a call that
+ * started first) would step the history back, and count a backlog's fall and rise again as arrivals
+ * (found by review). That call gets the last evaluation.
+ */
+function olderObservations(a: readonly Observation[] | undefined, b: readonly Observation[]): boolean {
+  return a !== undefined && a.length === b.length && a.some((o, i) => b[i]!.seq < o.seq);
 }

@@ -9,6 +9,8 @@ export interface Observation {
   readonly reading: SourceReading;
   /** When the query that produced the reading finished (clock ms). */
   readonly atMs: number;
+  /** The order readings finished in, over every source of the cache: a clock stepped back does not reorder it. */
+  readonly seq: number;
 }
 
 export interface ReadCacheOptions {
@@ -48,6 +50,8 @@ export class ReadCache {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
   private queries = 0;
+  /** Readings settled so far: each one's seq. */
+  private readings = 0;
   private lastSweepMs = 0;
 
   private readonly options: ReadCacheOptions;
@@ -134,7 +138,7 @@ export class ReadCache {
     let settled: Settled;
     try {
       const reading = await Promise.race([source.read(controller.signal), deadline]);
-      settled = { ok: true, value: { reading, atMs: this.now() } };
+      settled = { ok: true, value: { reading, atMs: this.now(), seq: ++this.readings } };
     } catch (err) {
       settled = { ok: false, error: asScalerError(source, err) };
     } finally {

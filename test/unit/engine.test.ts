@@ -849,3 +849,57 @@ describe('Engine: a Kafka group that commits on a timer', () => {
     expect(untold.backlog).toBe(100);
   });
 });
+
+// Found by review: a trigger's reads that finish out of order (a slow one, awaited by a call that
+// started before another call decided on newer readings) stepped its history back to an older one.
+describe('Engine: readings that finish out of order', () => {
+  it('decides no call on a reading older than the one its last decision used', async () => {
+    let rabbitRead: (backlog: number) => void = () => undefined;
+    let rabbitSlow = false;
+    const rabbit = fakeDriver(async () =>
+      rabbitSlow ? new Promise<SourceReading>((resolve) => (rabbitRead = (backlog) => resolve({ backlog }))) : { backlog: 10 },
+    );
+    let sqsBacklog = 1;
+    const sqs: SourceDriver = {
+      kind: 'sqs',
+      identity: () => 'fake:sqs',
+      create: (): Source => ({
+        identity: 'fake:sqs',
+        label: 'fake sqs',
+        kind: 'sqs',
+        read: async () => ({ backlog: sqsBacklog }),
+      }),
+      closeIdle: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    };
+    const clock = { ms: 1_000_000 };
+    const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
+    const engine = new Engine({
+      registry: new SourceRegistry([rabbit as unknown as SourceDriver, sqs]),
+      cacheTtlMs: 1000,
+      sourceTimeoutMs: 2000,
+      logger: silentLogger(),
+      metrics,
+      now: () => clock.ms,
+    });
+    const both = engine.trigger(ref('so', 'q', { 'sqs.queueURL': 'https://sqs.eu-west-1.amazonaws.com/111122223333/batch' }));
+    await engine.evaluate(both);
+    clock.ms += 500;
+    rabbitSlow = true;
+    sqsBacklog = 2;
+    const c1 = engine.evaluate(both, { maxAgeMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    clock.ms += 200;
+    sqsBacklog = 3;
+    const c3 = engine.evaluate(both, { maxAgeMs: 100 });
+    await new Promise((r) => setImmediate(r));
+    // The queue's old reading is fresh to a call that takes the TTL: it decides on the newest SQS one.
+    const c2 = await engine.evaluate(both);
+    expect(c2.decision.explanation.signals.backlog).toBe(13);
+    rabbitRead(20);
+    const [first, third] = await Promise.all([c1, c3]);
+    // c1's SQS reading (2) is older than the one c2 decided on (3): c1 gets the last evaluation.
+    expect(first.decision.explanation.signals.backlog).toBe(13);
+    expect(third.decision.explanation.signals.backlog).toBe(23);
+  });
+});
