@@ -53,6 +53,8 @@ export interface EngineOptions {
   readonly now?: () => number;
   /** Triggers, and rates of sources, not seen for this long are forgotten. */
   readonly triggerIdleMs?: number;
+  /** Triggers kept at most (MAX_TRIGGERS: as many as parsed ones). */
+  readonly maxTriggers?: number;
   /**
    * What a forgotten trigger learned is kept this long after KEDA last asked about it, for when
    * it is asked about again (a paused ScaledObject resumed; its lineage's, edited meanwhile);
@@ -183,6 +185,12 @@ const MAX_READERS = PARSE_MEMO_LIMITS.maxEntries;
 
 /** Idle triggers are forgotten after this long (EngineOptions.triggerIdleMs). */
 const TRIGGER_IDLE_MS = 30 * 60_000;
+/**
+ * Triggers kept at most, as many as parsed ones: past it the tenth least recently asked are
+ * forgotten as the sweep forgets idle ones (found by review: 60,000 names churned within the idle
+ * window kept 60,000 states, some 274 MB of heap).
+ */
+const MAX_TRIGGERS = PARSE_MEMO_LIMITS.maxEntries;
 
 /**
  * Forgotten triggers whose learned history is kept (EngineOptions.retentionMs), the most recently
@@ -391,8 +399,10 @@ export class Engine {
       return state.lastEvaluation;
     }
     const carried = this.inherited(trigger, state);
-    if (state === undefined) state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
-    else if (carried !== undefined) Object.assign(state, carried);
+    if (state === undefined) {
+      if (this.triggers.size >= (this.options.maxTriggers ?? MAX_TRIGGERS)) this.forgetLeastAsked(nowMs);
+      state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
+    } else if (carried !== undefined) Object.assign(state, carried);
     // Kept before anything below can refuse to answer: a history revived or carried over from a
     // lineage is taken out of where it was, and would be lost with the refusal (found by review).
     this.triggers.set(trigger.id, state);
@@ -884,16 +894,7 @@ export class Engine {
     if (sinceMs >= 0 && sinceMs < idle / 10) return;
     this.lastSweepMs = nowMs;
     const retentionMs = this.retentionMs();
-    for (const [id, state] of this.triggers) {
-      if (nowMs - state.lastSeenMs > idle) {
-        this.triggers.delete(id);
-        this.options.shared?.forget(id);
-        const { lineage } = state.trigger;
-        if (retentionMs > idle && this.lineages.get(lineage) === id && state.history.lastDecisionAtMs !== undefined) {
-          setNewest(this.retired, lineage, { id, history: state.history, lastSeenMs: state.lastSeenMs }, MAX_RETIRED);
-        }
-      }
-    }
+    for (const [id, state] of this.triggers) if (nowMs - state.lastSeenMs > idle) this.forget(id, state, retentionMs > idle);
     for (const [lineage, retired] of this.retired) {
       // In the order they were forgotten, about oldest first: one left a sweep late at most.
       if (nowMs - retired.lastSeenMs <= retentionMs) break;
@@ -903,6 +904,29 @@ export class Engine {
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
     for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
     this.releaseLeftovers(asked, idle, nowMs);
+  }
+
+  /** Forgets a trigger's state (its learned history kept by lineage when `retain`, as the sweep does). */
+  private forget(id: string, state: TriggerState, retain: boolean): void {
+    this.triggers.delete(id);
+    this.options.shared?.forget(id);
+    const { lineage } = state.trigger;
+    if (retain && this.lineages.get(lineage) === id && state.history.lastDecisionAtMs !== undefined) {
+      setNewest(this.retired, lineage, { id, history: state.history, lastSeenMs: state.lastSeenMs }, MAX_RETIRED);
+    }
+    if (this.lineages.get(lineage) === id) this.lineages.delete(lineage);
+  }
+
+  /** At MAX_TRIGGERS: the tenth least recently asked forgotten at once, so the scan runs one new trigger in thousands. */
+  private forgetLeastAsked(nowMs: number): void {
+    const byAge = [...this.triggers].sort(([, a], [, b]) => a.lastSeenMs - b.lastSeenMs);
+    const retain = this.retentionMs() > (this.options.triggerIdleMs ?? TRIGGER_IDLE_MS);
+    const count = Math.ceil((this.options.maxTriggers ?? MAX_TRIGGERS) / 10);
+    for (const [id, state] of byAge.slice(0, count)) this.forget(id, state, retain);
+    this.options.logger.debug(
+      { triggers: this.triggers.size, nowMs },
+      'at the trigger limit: the least recently asked forgotten',
+    );
   }
 
   /**
