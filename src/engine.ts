@@ -732,6 +732,13 @@ export class Engine {
    */
   private *evaluations(latestOnly = false): Generator<Evaluation> {
     const nowMs = latestOnly ? this.now() : 0;
+    // Its ScaledObject edited into a trigger whose every answer failed: KEDA gets those errors, not
+    // this decision (found by review: the old answer plotted as current for ten minutes).
+    const failedSince = new Map<string, number>();
+    if (latestOnly) {
+      for (const { trigger, atMs } of this.failures.values())
+        failedSince.set(trigger.lineage, Math.max(failedSince.get(trigger.lineage) ?? -Infinity, atMs));
+    }
     for (const [id, state] of this.triggers) {
       if (state.lastEvaluation === undefined) continue;
       if (!latestOnly) yield state.lastEvaluation;
@@ -741,7 +748,8 @@ export class Engine {
       else if (
         this.lineages.get(state.trigger.lineage) === id &&
         !this.failures.has(id) &&
-        nowMs - state.lastSeenMs <= METRICS_UNASKED_MS
+        nowMs - state.lastSeenMs <= METRICS_UNASKED_MS &&
+        !((failedSince.get(state.trigger.lineage) ?? -Infinity) > state.lastSeenMs)
       )
         yield state.lastEvaluation;
     }

@@ -355,6 +355,13 @@ describe('Engine: one decision per reading', () => {
         .map((e) => e.trigger.name)
         .sort(),
     ).toEqual(['a', 'b']);
+    // Found by review: a's ScaledObject edited (drainSeconds: what it learned carries on) just as
+    // its queue was deleted: KEDA gets the edited trigger's errors, and a's last answer was shown as
+    // current until it was ten minutes unasked.
+    backlog.q = undefined;
+    clock.ms += 1500;
+    await expect(engine.evaluate(engine.trigger(ref('a', 'q', { drainSeconds: '45' })))).rejects.toThrow(SourceNotFound);
+    expect(await shown()).toEqual([]);
   });
 });
 
