@@ -42,6 +42,37 @@ const fmt = (v) => {
 /** A trigger KEDA has not asked about for this long is likely one it left (a poll is 30 s by default). */
 const UNASKED_S = 120;
 
+/** Whether `answer` is what /explain serves: a list of trigger views. */
+export function isViews(answer) {
+  return (
+    Array.isArray(answer) &&
+    answer.every(
+      (v) =>
+        v !== null &&
+        typeof v === 'object' &&
+        typeof v.trigger === 'object' &&
+        v.trigger !== null &&
+        (v.refused !== undefined || (Array.isArray(v.trigger.sources) && typeof v.explanation === 'object')),
+    )
+  );
+}
+
+/**
+ * Why a request failed, in words: fetch's cause, where it has some. A name that resolves to several
+ * addresses none of which answer (localhost: ::1 and 127.0.0.1) fails with an AggregateError whose
+ * message is empty: its errors say it (found by review: the line ended in nothing).
+ */
+export function reason(err) {
+  const cause = err?.cause;
+  const inner = Array.isArray(cause?.errors)
+    ? cause.errors
+        .map((e) => e?.message)
+        .filter(Boolean)
+        .join('; ')
+    : '';
+  return cause?.message || inner || cause?.code || err?.message || String(err);
+}
+
 export function render(view) {
   if (view.refused !== undefined) {
     const r = view.refused;
@@ -144,10 +175,15 @@ async function main() {
       const said = (await res.text().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 200);
       throw new Error(`HTTP ${res.status}${said === '' ? '' : `: ${said}`}`);
     }
-    views = await res.json();
-    if (!Array.isArray(views)) throw new Error("the answer is not a list of triggers: is --url the scaler's metrics port?");
+    // Something else on the port (a proxy's login page, another server's JSON) is said as such, not
+    // a JSON parse error or a TypeError with a stack (found by review).
+    const notViews = new Error("the answer is not a list of triggers: is --url the scaler's metrics port?");
+    views = await res.json().catch(() => {
+      throw notViews;
+    });
+    if (!isViews(views)) throw notViews;
   } catch (err) {
-    stderr.write(`cannot ask the scaler at ${url.origin}: ${err.cause?.message ?? err.message}\n`);
+    stderr.write(`cannot ask the scaler at ${url.origin}: ${reason(err)}\n`);
     exit(1);
   }
   // Exit 3 when the scaler has nothing on the ScaledObject, with --json (an empty list) too.

@@ -65,8 +65,11 @@ const envSchema = z.object({
   /** Plaintext port serving only grpc.health.v1 (for kubelet probes when the main port uses TLS); 0 = none. */
   HEALTH_PORT: port.default(0),
   // An IPv6 address as URLs write it ([::1]) is taken bare (found by review: it listened on "[[::1]]").
-  BIND_ADDRESS: filled('an address to listen on (::, 0.0.0.0, 127.0.0.1)')
+  // Blanks or `[]` are empty once trimmed and unbracketed: refused here, not at the bind (found by review).
+  BIND_ADDRESS: z
+    .string()
     .transform((address) => address.trim().replace(/^\[(.*)\]$/, '$1'))
+    .pipe(filled('an address to listen on (::, 0.0.0.0, 127.0.0.1)'))
     .default(defaultBindAddress),
   // Words in any case (DEBUG, False), as trigger metadata takes them.
   LOG_LEVEL: z

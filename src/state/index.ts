@@ -40,6 +40,8 @@ export interface CreateStateStoreOptions<T> {
 
 /** A lease at the least: three of the store's command timeouts (1 s), and of a renewal round's floor (100 ms). */
 const MIN_LEASE_MS = 3000;
+/** The longest delay a Node timer takes (a longer one fires at once). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A trigger's lease: three cache intervals, so a writer that stops is replaced within about three
@@ -48,7 +50,9 @@ const MIN_LEASE_MS = 3000;
  * changed 28 times in 1.5 s, its publishes refused in the gaps; found by review).
  */
 export function leaseMsFor(cacheTtlMs: number): number {
-  return Math.max(MIN_LEASE_MS, 3 * cacheTtlMs);
+  // At most a timer's longest delay: the heartbeat runs every lease, and a longer delay fires every
+  // millisecond (CACHE_TTL_MS past 715,827,882: a thousand PINGs a second; found by review).
+  return Math.min(MAX_TIMER_MS, Math.max(MIN_LEASE_MS, 3 * cacheTtlMs));
 }
 
 /**

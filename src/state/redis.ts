@@ -593,7 +593,7 @@ export class RedisStateStore<T> implements StateStore<T> {
         'state store subscription failed',
       );
     });
-    this.heartbeat = setInterval(() => this.checkSubscriber(subscriber), Math.max(1000, this.leaseMs));
+    this.heartbeat = setInterval(() => this.checkSubscriber(subscriber), Math.min(2 ** 31 - 1, Math.max(1000, this.leaseMs)));
     this.heartbeat.unref();
   }
 

@@ -414,4 +414,10 @@ describe('loadConfig: BIND_ADDRESS', () => {
     expect(loadConfig({ BIND_ADDRESS: '127.0.0.1' }).BIND_ADDRESS).toBe('127.0.0.1');
     expect(loadConfig({}).BIND_ADDRESS).toBe(defaultBindAddress());
   });
+
+  // Found by review: blanks and `[]` passed the emptiness check, and the bind failed late with
+  // "No addresses resolved for port [object Object]".
+  it.each(['   ', '[]', ' [] '])('refuses %j, empty once trimmed and unbracketed', (address) => {
+    expect(() => loadConfig({ BIND_ADDRESS: address })).toThrow('BIND_ADDRESS: empty; allowed: an address to listen on');
+  });
 });

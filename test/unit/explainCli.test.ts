@@ -2,7 +2,7 @@
 // replaced the trigger, and of small figures.
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: plain JavaScript, shipped as the package's bin without types
-import { parseArgs, render } from '../../bin/keda-inference-scaler.mjs';
+import { isViews, parseArgs, reason, render } from '../../bin/keda-inference-scaler.mjs';
 
 const view = (extra: Record<string, unknown> = {}) => ({
   trigger: { id: 't1', namespace: 'ns', name: 'so', sources: ['rabbitmq queue jobs'] },
@@ -72,5 +72,31 @@ describe('explain CLI', () => {
     const text = renderView(view({ secondsSinceAsked: 600, replacedBy: 't2' }));
     expect(text).toContain("replaced by: trigger t2, after its settings were edited; KEDA gets that trigger's answers");
     expect(text).not.toContain('KEDA has not asked since');
+  });
+});
+
+// Found by review: another server's JSON on the port ended in a TypeError with a stack, and a name
+// whose every address refused (localhost: ::1 and 127.0.0.1) printed an empty reason.
+describe('the explain CLI on answers that are not the scaler', () => {
+  it.each([
+    [[], true],
+    [[{ trigger: { namespace: 'ns', name: 'a', id: 'x', sources: [] }, explanation: null }], true],
+    [[{ trigger: { namespace: 'ns', name: 'a' }, refused: { code: 'INVALID_ARGUMENT' } }], true],
+    [[1], false],
+    [[{ trigger: {} }], false],
+    [{ items: [] }, false],
+    [null, false],
+  ])('%j is a list of trigger views: %s', (answer, views) => {
+    expect(isViews(answer)).toBe(views);
+  });
+
+  it('says why a request failed, from the errors of an AggregateError with an empty message', () => {
+    const refused = (address: string) => Object.assign(new Error(`connect ECONNREFUSED ${address}`), { code: 'ECONNREFUSED' });
+    const aggregate = new AggregateError([refused('::1:8080'), refused('127.0.0.1:8080')], '');
+    expect(reason(new TypeError('fetch failed', { cause: aggregate }))).toBe(
+      'connect ECONNREFUSED ::1:8080; connect ECONNREFUSED 127.0.0.1:8080',
+    );
+    expect(reason(new TypeError('fetch failed', { cause: refused('10.0.0.1:8080') }))).toBe('connect ECONNREFUSED 10.0.0.1:8080');
+    expect(reason(new Error('HTTP 503'))).toBe('HTTP 503');
   });
 });

@@ -46,6 +46,8 @@ describe('leaseMsFor', () => {
     // A cache interval of 20 ms: leases of 60 ms lapsed between renewals, and writers changed many times a second.
     [20, 3000],
     [1, 3000],
+    // At most a timer's longest delay: past it the store's heartbeat fired every millisecond.
+    [715_827_883, 2 ** 31 - 1],
   ])('CACHE_TTL_MS %d: a lease of %d ms', (cacheTtlMs, leaseMs) => {
     expect(leaseMsFor(cacheTtlMs)).toBe(leaseMs);
   });
