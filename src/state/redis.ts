@@ -258,10 +258,17 @@ export class RedisStateStore<T> implements StateStore<T> {
       const startedMs = Date.now();
       this.sweepLeases(startedMs);
       const leaseKeys = chunk.map((key) => this.leaseKey(key));
-      const codes = (await this.leaseCall(() =>
-        this.run('lease', () => ACQUIRE_MANY.run(this.client, leaseKeys, [this.writerId, this.leaseMs])),
-      )) as number[];
-      chunk.forEach((key, i) => out.push(this.leaseAnswer(key, codes[i]!, startedMs)));
+      // A chunk that fails leaves its own keys unknown, not the chunks before it, whose leases
+      // were taken (found by review: the whole slice went local for a round).
+      let codes: number[] | undefined;
+      try {
+        codes = (await this.leaseCall(() =>
+          this.run('lease', () => ACQUIRE_MANY.run(this.client, leaseKeys, [this.writerId, this.leaseMs])),
+        )) as number[];
+      } catch {
+        codes = undefined;
+      }
+      chunk.forEach((key, i) => out.push(codes === undefined ? undefined : this.leaseAnswer(key, codes[i]!, startedMs)));
     }
     return out;
   }
@@ -445,8 +452,17 @@ export class RedisStateStore<T> implements StateStore<T> {
    * triggers of the others shared, and the failing ones local, each on its own (SharedState).
    */
   private async run<R>(op: StoreOp, call: () => Promise<R>, key?: string): Promise<R> {
+    // A deadline of its own from when it is issued: ioredis's command timeout runs from when the
+    // command is sent, and auto-pipelining holds a command back while the batch before it is out
+    // (a stall: 2 s, not 1), and on a cluster that never loaded its slots until the next reconnect
+    // (3 s; found by review).
+    const timeoutMs = this.options.timeoutMs ?? 1000;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
     try {
-      const result = await call();
+      const result = await Promise.race([call(), deadline]);
       this.answeredAtMs = Date.now();
       // An answer: a stall that ended without a reconnect (no 'ready' event) is over.
       if (this.state === 'degraded' && this.client.status === 'ready') this.setHealth('up');
@@ -463,6 +479,8 @@ export class RedisStateStore<T> implements StateStore<T> {
         this.replied(op, message, key);
       } else this.noAnswer(message);
       throw new StateStoreUnavailable(op, clip(redact(message), 300), { cause: err });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -587,6 +605,10 @@ export class RedisStateStore<T> implements StateStore<T> {
     subscriber.on('error', () => {}); // its state shows in the main connection's health
     subscriber.on('message', (_channel: string, message: string) => this.onMessage(message));
     subscriber.subscribe(this.channel).catch((err: unknown) => {
+      // Refused by the server (an ACL without the channel), not timed out while the store was away:
+      // ioredis sends a queued SUBSCRIBE once connected, and that one subscribes (found by review:
+      // "subscription failed" was said of a subscription that worked).
+      if ((err as Error | undefined)?.name !== 'ReplyError') return;
       this.options.metrics.errors.inc({ op: 'subscribe' });
       this.options.logger.warn(
         { store: this.description, err: clip(redact(String(err)), 300) },

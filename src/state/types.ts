@@ -90,8 +90,8 @@ export interface StateStore<T> {
   /**
    * acquireLease for several keys at once, in as few round trips as the store allows (a renewal
    * round's slice). One answer per key, in order: undefined for a key whose lease the store refused
-   * (another kind of value under it), or, where each key is a call of its own (Redis Cluster), whose
-   * call failed. Throws StateStoreUnavailable as acquireLease does where the keys go in one call.
+   * (another kind of value under it), or whose call failed (each key a call of its own on Redis
+   * Cluster, a call per chunk of keys on one server: the chunks before a failed one keep their answers).
    */
   acquireLeases(keys: readonly string[]): Promise<(boolean | undefined)[]>;
   /** Gives up the key's lease if this replica holds it (on shutdown), so another takes over at once. */
