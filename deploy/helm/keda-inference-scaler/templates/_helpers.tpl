@@ -29,7 +29,8 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- define "kis.labels" -}}
 helm.sh/chart: {{ include "kis.chart" . | quote }}
 {{ include "kis.selectorLabels" . }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- /* The version the pod runs: the image's tag when one is set (it was the chart's appVersion whatever ran). */}}
+app.kubernetes.io/version: {{ default .Chart.AppVersion .Values.image.tag | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: external-scaler
 app.kubernetes.io/part-of: keda
 app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
