@@ -28,6 +28,7 @@ const chart = join(root, 'deploy/helm/keda-inference-scaler');
 const fullValues = join(chart, 'ci/full-values.yaml');
 const valkeyValues = join(chart, 'ci/valkey-values.yaml');
 const composeFile = join(root, 'deploy/compose/docker-compose.yaml');
+const chartAppVersion = (parseYaml(readFileSync(join(chart, 'Chart.yaml'), 'utf8')) as { appVersion: string }).appVersion;
 const KUBE_VERSION = '1.33.0';
 
 let tools: Record<'HELM' | 'VALIDATE' | 'HADOLINT' | 'CRDS', string>;
@@ -219,6 +220,13 @@ describe('Helm chart', () => {
       'topology.kubernetes.io/zone',
       'kubernetes.io/hostname',
     ]);
+    // This revision's pods only: during a rollout the old ones counted (found by review).
+    for (const c of pod.topologySpreadConstraints) expect(c.matchLabelKeys).toEqual(['pod-template-hash']);
+    // The version the pod runs: the image tag when set (found by review: the chart's appVersion whatever ran).
+    expect((deployment.metadata.labels as Record<string, string>)['app.kubernetes.io/version']).toBe(chartAppVersion);
+    const tagged = find(rendered('--set', 'image.tag=0.2.3'), 'Deployment');
+    expect((tagged.metadata.labels as Record<string, string>)['app.kubernetes.io/version']).toBe('0.2.3');
+    expect(tagged.spec.template.spec.containers[0].image).toMatch(/:0\.2\.3$/);
     const service = find(ms, 'Service');
     expect(service.spec.clusterIP).toBe('None');
     expect(service.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)).toEqual([
