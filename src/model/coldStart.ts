@@ -90,8 +90,9 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
 }
 
 /**
- * The pending asks after a decision that asks for `asked` replicas with `ready` serving. The
- * HPA's target is the ready replicas and the pending ones; it moves only when the ask leaves its
+ * The pending asks after a decision that asks for `asked` replicas with `ready` serving, after
+ * one that asked for `previousAsk` (a mark is for no more than the rise of the ask). The HPA's
+ * target is the ready replicas and the pending ones; it moves only when the ask leaves its
  * tolerance (10 % either way, the HPA's default), so an ask within it starts nothing and is no
  * mark (it would be matched, minutes later, to a replica a larger ask started). Above: a mark for
  * the replicas beyond the target. Below: the newest dropped (the HPA removes pods not ready first);
@@ -109,6 +110,7 @@ export function trackAsks(
   asked: number,
   nowMs: number,
   retracted?: RetractedAsk,
+  previousAsk = 0,
 ): AskMarks {
   const syncMs = HPA_SYNC_SECONDS * 1000;
   const recent = retracted !== undefined && nowMs - retracted.retractedAtMs < syncMs ? retracted : undefined;
@@ -117,7 +119,15 @@ export function trackAsks(
   let waiting = 0;
   for (const mark of pending) waiting += mark.replicas;
   const target = ready + waiting;
-  const started = startedBy(asked, target);
+  // No more than the model asks beyond its last ask: a consumer that reconnects, or replicas a
+  // quota holds back, leave the ask where it was. Marked by ready and pending alone, the dip of a
+  // reconnect was a new ask of a replica, its return a sample of seconds, and C fell from 40 s to
+  // 5 s in an hour; an ask never served was dated anew once it expired, and C rose to 20 minutes
+  // (found by review).
+  const started = Math.min(
+    startedBy(asked, target),
+    previousAsk > 0 ? Math.max(0, asked - previousAsk) : Number.POSITIVE_INFINITY,
+  );
   if (started > 0) {
     const again = Math.min(recent?.replicas ?? 0, started);
     // Asked again within a sync of being taken back: dated from when it was first made.

@@ -698,7 +698,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const nextAsks = asked > askedFleet ? withAsk(asks, { atMs: nowMs, replicas: asked - askedFleet }) : asks;
   let retractedStart = history.retractedStart;
   if (learnsColdStart) {
-    const tracked = trackAsks(starts.pending, signals.consumers!, asked, nowMs, retractedStart);
+    const tracked = trackAsks(starts.pending, signals.consumers!, asked, nowMs, retractedStart, askedFleet);
     starts = { ...starts, pending: tracked.pending };
     retractedStart = tracked.retracted;
   }

@@ -88,8 +88,39 @@ describe('trackAsks: the replicas asked for and not serving yet', () => {
       nowS: 1801,
       after: [mark(1801, 10)],
     },
-  ])('$why', ({ pending, ready, asked, nowS, after }) => {
-    expect(trackAsks(pending, ready, asked, nowS * 1000).pending).toEqual(after);
+    // Found by review: the target is at least what was asked last. A consumer that reconnects read
+    // as an ask of a replica (its return a sample of seconds: C from 40 s to 5 s in an hour), and an
+    // ask a quota never served was dated anew once it expired (C to 20 minutes).
+    {
+      why: 'a consumer reconnecting (1 of the 2 asked): no ask',
+      pending: [],
+      ready: 1,
+      asked: 2,
+      nowS: 9,
+      previousAsk: 2,
+      after: [],
+    },
+    {
+      why: 'an ask never served, expired: not dated anew while the same is asked',
+      pending: [mark(0, 3)],
+      ready: 5,
+      asked: 8,
+      nowS: 1801,
+      previousAsk: 8,
+      after: [],
+    },
+    {
+      why: 'more than was asked last: the rest',
+      pending: [],
+      ready: 5,
+      asked: 12,
+      nowS: 9,
+      previousAsk: 8,
+      after: [mark(9, 4)],
+    },
+  ])('$why', ({ pending, ready, asked, nowS, after, ...rest }) => {
+    const previousAsk = 'previousAsk' in rest ? rest.previousAsk : undefined;
+    expect(trackAsks(pending, ready, asked, nowS * 1000, undefined, previousAsk).pending).toEqual(after);
   });
 });
 
