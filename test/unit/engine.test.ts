@@ -5,11 +5,11 @@ import { Engine, MAX_RETIRED } from '../../src/engine.ts';
 import { SourceNotFound, SourceUnavailable } from '../../src/errors.ts';
 import type { TriggerRef } from '../../src/trigger/types.ts';
 import { SourceRegistry } from '../../src/sources/index.ts';
-import type { Source, SourceDriver, SourceReading } from '../../src/sources/source.ts';
+import type { SourceDriver, SourceReading } from '../../src/sources/source.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
 import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
-import type { KafkaSourceConfig, RabbitmqSourceConfig } from '../../src/trigger/types.ts';
-import { fakeRabbitDriver as fakeDriver } from '../support/fakeDriver.ts';
+import type { RabbitmqSourceConfig } from '../../src/trigger/types.ts';
+import { fakeRabbitDriver as fakeDriver, fakeSourceDriver } from '../support/fakeDriver.ts';
 import { logLines } from '../support/logLines.ts';
 
 /** A RabbitMQ-kind driver whose queues hold `backlog[queue]` messages; counts the reads. */
@@ -691,18 +691,7 @@ describe('Engine: a trigger no one asks about for longer than triggerIdleMs (a p
 // a workload at zero on every call, and nothing said so.
 describe('Engine: a GPU query that matches nothing, on a trigger that reads no queue', () => {
   function gpuEngine(reading: { current: SourceReading }, clock: { ms: number }) {
-    const driver: SourceDriver = {
-      kind: 'gpu',
-      identity: () => 'fake-gpu',
-      create: (): Source => ({
-        identity: 'fake-gpu',
-        label: 'fake gpu',
-        kind: 'gpu',
-        read: () => Promise.resolve(reading.current),
-      }),
-      closeIdle: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    const driver = fakeSourceDriver('gpu', () => Promise.resolve(reading.current));
     const { sink, lines } = logLines<{ msg: string; level: number; silentForMinutes?: number; sources?: string[] }>();
     const registry = new Registry();
     const engine = new Engine({
@@ -817,20 +806,9 @@ describe('Engine: a GPU query that matches nothing, on a trigger that reads no q
 
 describe('Engine: a Kafka group that commits on a timer', () => {
   /** A Kafka-kind driver: a lag of 100, two members, 4 messages served (committed) a second. */
-  function kafkaDriver(): SourceDriver<KafkaSourceConfig> {
+  function kafkaDriver(): SourceDriver {
     let served = 0;
-    return {
-      kind: 'kafka',
-      identity: (c) => `fake:${c.topics.join(',')}`,
-      create: (c): Source => ({
-        identity: `fake:${c.topics.join(',')}`,
-        label: 'fake kafka',
-        kind: 'kafka',
-        read: async (): Promise<SourceReading> => ({ backlog: 100, consumers: 2, servedTotal: (served += 4) }),
-      }),
-      closeIdle: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    return fakeSourceDriver('kafka', async () => ({ backlog: 100, consumers: 2, servedTotal: (served += 4) }));
   }
 
   const kafkaRef = (extra: Record<string, string>): TriggerRef => ({
@@ -867,18 +845,7 @@ describe('Engine: readings that finish out of order', () => {
       rabbitSlow ? new Promise<SourceReading>((resolve) => (rabbitRead = (backlog) => resolve({ backlog }))) : { backlog: 10 },
     );
     let sqsBacklog = 1;
-    const sqs: SourceDriver = {
-      kind: 'sqs',
-      identity: () => 'fake:sqs',
-      create: (): Source => ({
-        identity: 'fake:sqs',
-        label: 'fake sqs',
-        kind: 'sqs',
-        read: async () => ({ backlog: sqsBacklog }),
-      }),
-      closeIdle: () => Promise.resolve(),
-      close: () => Promise.resolve(),
-    };
+    const sqs = fakeSourceDriver('sqs', async () => ({ backlog: sqsBacklog }));
     const clock = { ms: 1_000_000 };
     const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
     const engine = new Engine({
