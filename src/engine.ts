@@ -908,13 +908,15 @@ export class Engine {
       if (nowMs - retired.lastSeenMs <= retentionMs) break;
       this.retired.delete(lineage);
     }
-    for (const [lineage, id] of this.lineages) if (!this.triggers.has(id)) this.lineages.delete(lineage);
     for (const [identity, rates] of this.rates) if (nowMs - rates.atMs > idle) this.rates.delete(identity);
     for (const [id, failure] of this.failures) if (nowMs - failure.atMs > idle) this.failures.delete(id);
     this.releaseLeftovers(asked, idle, nowMs);
   }
 
-  /** Forgets a trigger's state (its learned history kept by lineage when `retain`, as the sweep does). */
+  /**
+   * Forgets a trigger's state (its learned history kept by lineage when `retain`, as the sweep
+   * does), and its lineage's pointer to it: the one place a trigger goes, so no lineage names one gone.
+   */
   private forget(id: string, state: TriggerState, retain: boolean): void {
     this.triggers.delete(id);
     this.options.shared?.forget(id);
