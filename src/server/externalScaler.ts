@@ -260,6 +260,16 @@ export class ExternalScalerService {
           metrics.requests.inc({ method: 'StreamIsActive', code: 'INTERNAL' });
           return;
         }
+        // Metadata the source itself refuses (a Prometheus query it cannot parse) will not read on
+        // a later check: the stream ends with the status, which KEDA logs and re-opens on after its
+        // backoff, where an open stream that sends nothing hides it (found by review).
+        if (errorCode(err) === 'INVALID_ARGUMENT') {
+          if (!open) return;
+          open = false;
+          checks.stop();
+          this.failStream('StreamIsActive', call, err);
+          return;
+        }
         const message = errorMessage(err);
         // At debug: the source's failure is said at warn once per source (SourceFailureLog), where
         // this would say it again for every stream on it (500 lines for 500 triggers on one broker).

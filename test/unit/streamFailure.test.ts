@@ -1,8 +1,10 @@
 // A StreamIsActive whose source cannot be read sends nothing: KEDA keeps the last answer it had (a
 // streamed false would let it scale the workload to zero). An audit found this guarded only by the
 // fuzzer, whose 60 ms watch ended before a Kafka or SQS read failed, and by the integration faults.
+// Metadata the source refuses when read is another matter: it will not read later, and the stream
+// ends with INVALID_ARGUMENT (found by review: it stayed open and silent).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SourceUnavailable } from '../../src/errors.ts';
+import { InvalidTrigger, SourceUnavailable } from '../../src/errors.ts';
 import type { SourceDriver } from '../../src/sources/source.ts';
 import { fakeRabbitDriver } from '../support/fakeDriver.ts';
 import { type TestScaler, ref, startTestScaler } from '../support/scaler.ts';
@@ -10,7 +12,9 @@ import { type TestScaler, ref, startTestScaler } from '../support/scaler.ts';
 const INTERVAL_MS = 50;
 const queue = { down: true, backlog: 0 };
 let reads = 0;
-const driver = fakeRabbitDriver(async () => {
+const driver = fakeRabbitDriver(async (queueName) => {
+  // A query the source refuses as malformed (Prometheus' bad_data), found only when read.
+  if (queueName === 'refused') throw new InvalidTrigger(['gpu.query: Prometheus refused it: parse error']);
   reads++;
   if (queue.down) throw new SourceUnavailable('rabbitmq queue "jobs": connection refused');
   return { backlog: queue.backlog };
@@ -58,5 +62,22 @@ describe('a StreamIsActive whose source fails', () => {
     queue.down = false;
     await expect.poll(() => sent, { timeout: 2000 }).toEqual([true, false]);
     stream.cancel();
+  });
+});
+
+describe('a StreamIsActive whose source refuses the metadata when read', () => {
+  it('ends with INVALID_ARGUMENT naming the key, instead of staying open and silent', async () => {
+    const sent: boolean[] = [];
+    const stream = t.client.streamIsActive(ref({ ...metadata, 'rabbitmq.queueName': 'refused' }, 'refused'));
+    stream.on('data', (m: { result: boolean }) => sent.push(m.result));
+    const ended = await new Promise<{ code: number; details: string }>((resolve) => stream.on('error', resolve));
+    expect(ended.code).toBe(3);
+    expect(ended.details).toContain('gpu.query');
+    expect(sent).toEqual([]);
+    const counted = (await t.scaler.metrics.requests.get()).values.find(
+      (v) => v.labels.method === 'StreamIsActive' && v.labels.code === 'INVALID_ARGUMENT',
+    );
+    expect(counted?.value).toBe(1);
+    expect((await t.scaler.metrics.openStreams.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(0);
   });
 });
