@@ -311,7 +311,16 @@ describe('bench:decisions arguments', () => {
   });
 
   it('takes the timelines out of the rows, named by trace, objective and seed', () => {
-    const base = { gpuSeconds: 1, coldStarts: 0, waitP50: 0, waitP95: 0, waitP99: 0, overObjectiveShare: 0, lateRequests: 0 };
+    const base = {
+      gpuSeconds: 1,
+      coldStarts: 0,
+      waitP50: 0,
+      waitP95: 0,
+      waitP99: 0,
+      overObjectiveShare: 0,
+      lateRequests: 0,
+      requests: 100,
+    };
     const entry = {
       timeS: 7,
       replicas: 1,
@@ -433,8 +442,8 @@ describe('bench:decisions tables', () => {
     const row = { trace: 't', objectiveS: 15, seed: 1, coldStarts: 3, waitP50: 0, waitP95: 1, waitP99: 20 };
     const out = table(
       [
-        { ...row, policy: 'keda-queue', gpuSeconds: 6838, overObjectiveShare: 0.005, lateRequests: 3 },
-        { ...row, policy: 'model', gpuSeconds: 5446, overObjectiveShare: 0.0116, lateRequests: 7 },
+        { ...row, policy: 'keda-queue', gpuSeconds: 6838, overObjectiveShare: 0.005, lateRequests: 3, requests: 600 },
+        { ...row, policy: 'model', gpuSeconds: 5446, overObjectiveShare: 0.0116, lateRequests: 7, requests: 600 },
       ],
       15,
       10,

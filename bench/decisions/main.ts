@@ -49,7 +49,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs as parseFlags } from 'node:util';
 import { scalingFields } from '../../src/trigger/fields.ts';
 import type { Ack, NodeBilling } from './fleet.ts';
-import type { Pause } from './policies.ts';
+import { POLLING_INTERVAL_S, type Pause } from './policies.ts';
 import {
   AZURE_TRACE,
   type Job,
@@ -478,7 +478,7 @@ async function main(): Promise<void> {
   ))
     console.log(`  ${p.name}: ${p.setup}`);
   console.log(
-    `  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5, pollingInterval ${args.tunedPolling.length > 0 ? `${args.tunedPolling.join(' or ')} s` : '30 s'}) that leaves no more requests over the objective than keda-queue on any seed`,
+    `  keda-tuned: keda-queue with the cheapest setting of a grid (queueLength 1-50, cooldownPeriod 30-600 s, activation 0 or 5, pollingInterval ${[...new Set([POLLING_INTERVAL_S, ...args.tunedPolling])].join(' or ')} s, KEDA's default HPA or the model's HPA behavior) that leaves no more requests over the objective than keda-queue on any seed`,
   );
   for (const objectiveS of args.objectives) {
     console.log(`\n## objective ${objectiveS} s, seed ${firstSeed}\n`);

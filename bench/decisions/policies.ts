@@ -7,7 +7,7 @@ import { KedaLoop } from './keda.ts';
 import { RECOMMENDED_SCALED_OBJECT, type ScaledObjectSettings, describeScaledObject } from './recommended.ts';
 import { MAX_REPLICAS, type Policy, type SimContext } from './simulate.ts';
 
-const POLLING_INTERVAL_S = 30;
+export const POLLING_INTERVAL_S = 30;
 const HPA_SYNC_S = 15;
 /** Prometheus scrapes DCGM every 15 s; a query sees the last scrape. */
 const SCRAPE_INTERVAL_S = 15;

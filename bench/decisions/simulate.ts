@@ -47,9 +47,12 @@ export interface Result {
   readonly waitP50: number;
   readonly waitP95: number;
   readonly waitP99: number;
+  /** lateRequests over requests, to 4 decimals (for the reader: verdicts compare the counts). */
   readonly overObjectiveShare: number;
   /** Requests that waited past the objective. */
   readonly lateRequests: number;
+  /** Requests served. */
+  readonly requests: number;
   /** The late requests by when they arrived: the largest runs of them, in time order. */
   readonly lateEpisodes?: readonly LateEpisode[];
 }
@@ -108,6 +111,7 @@ export function summarize(outcome: Outcome, objectiveS: number): Result {
     waitP99: round(percentile(waits, 99)),
     overObjectiveShare: round(waits.length === 0 ? 0 : late / waits.length, 4),
     lateRequests: late,
+    requests: waits.length,
     ...(late > 0 && outcome.started !== undefined && { lateEpisodes: lateEpisodes(lateArrivals(outcome.started, objectiveS)) }),
   };
 }

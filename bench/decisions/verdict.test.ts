@@ -14,7 +14,8 @@ const row = (policy: string, seed: number, gpuSeconds: number, overObjectiveShar
   waitP95: 0,
   waitP99: 0,
   overObjectiveShare,
-  lateRequests: Math.round(overObjectiveShare * 1000),
+  lateRequests: Math.round(overObjectiveShare * 10_000),
+  requests: 10_000,
   ...(setting && { setting }),
 });
 const DEFAULT = { queueLength: 5, cooldownSeconds: 300, activation: 0 };
@@ -67,6 +68,24 @@ describe('verdicts', () => {
     expect(v!.pass).toBe(ok.every(Boolean));
   });
 
+  it('judges the late requests by their counts, not the shares rounded to 4 decimals (found by review)', () => {
+    // 71,292 requests (high-rate, seed 1): the bar allows 71 more late than keda-queue; 72 and 74 read 0.10 % alike.
+    const big = (policy: string, lateRequests: number, setting?: Row['setting']): Row => ({
+      ...row(policy, 1, policy === 'oracle' ? 200 : 600, Math.round((lateRequests / 71_292) * 10_000) / 10_000, setting),
+      lateRequests,
+      requests: 71_292,
+    });
+    const judged = (late: number) => verdicts([big('keda-queue', 0, DEFAULT), big('oracle', 0), big('model', late)])[0]!.late;
+    expect([judged(71), judged(72)]).toEqual([true, false]);
+    // A grid setting one request later than keda-queue is not keda-tuned, though both round to 0.01 %.
+    const tuned = withKedaTuned([
+      big('keda-queue', 7, DEFAULT),
+      big('keda-queue-gpu', 0),
+      { ...big(`${GRID_PREFIX}lean`, 8, LEAN), gpuSeconds: 300 },
+    ]);
+    expect(tuned.filter((r) => r.policy === 'keda-tuned').map((r) => r.lateRequests)).toEqual([7]);
+  });
+
   it('counts, over many seeds, the runs that hold each part of the bar', () => {
     const seed = (n: number, gpu: number, late: number) => [
       row('keda-queue', n, 1000, 0.01, DEFAULT),
@@ -89,7 +108,7 @@ describe('verdicts', () => {
     };
     const kedaQueue: Row = { ...base[0]!, lateEpisodes: [{ fromS: 0, toS: 0, requests: 10 }] };
     expect(lateEpisodeLines(verdicts([kedaQueue, ...base.slice(1), model]))).toEqual([
-      't at 30 s, seed 1: model 0 s (5), 90-104 s (15) of 20; keda-queue 0 s (10) of 10',
+      't at 30 s, seed 1: model 0 s (5), 90-104 s (15) of 200; keda-queue 0 s (10) of 100',
     ]);
     expect(lateEpisodeLines(verdicts([...base, row('model', 1, 600, 0.01)]))).toEqual([]);
   });
