@@ -63,7 +63,7 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
   const grpcLog = logger.child({ component: 'grpc-js' });
   const line = (a: unknown[]) => a.map(String).join(' ');
   grpc.setLogger({
-    error: (...a: unknown[]) => grpcLog.warn(line(a)),
+    error: (...a: unknown[]) => grpcLog.error(line(a)),
     info: (...a: unknown[]) => grpcLog.info(line(a)),
     debug: (...a: unknown[]) => grpcLog.debug(line(a)),
   });

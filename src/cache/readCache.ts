@@ -124,7 +124,9 @@ export class ReadCache {
 
   private async queryNow(source: Source, entry: Entry): Promise<Observation> {
     this.queries++;
-    const started = this.now();
+    // Timed on the monotonic clock: the wall clock (this.now, which dates the readings) may step
+    // back mid-read, and a negative latency lowers the histogram's _sum (found by review).
+    const started = performance.now();
     const controller = new AbortController();
     const timeoutMs = this.options.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -148,7 +150,7 @@ export class ReadCache {
     entry.settled = settled;
     entry.settledAtMs = finished;
     entry.inflight = undefined;
-    this.options.onQuery?.(source, finished - started, settled.ok ? undefined : settled.error);
+    this.options.onQuery?.(source, performance.now() - started, settled.ok ? undefined : settled.error);
     if (!settled.ok) throw settled.error;
     this.options.onReading?.(source, settled.value);
     return settled.value;

@@ -113,7 +113,7 @@ export class ScalerMetrics {
     });
     this.sourceErrors = new Counter({
       name: `${PREFIX}source_errors_total`,
-      help: 'Failed source queries, by gRPC status code they map to.',
+      help: 'Failed source queries, by gRPC status code they map to; a GPU query without series while its workload runs counts NOT_FOUND once per trigger and reading.',
       labelNames: ['kind', 'code'],
       registers,
     });

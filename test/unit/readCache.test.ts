@@ -29,6 +29,20 @@ describe('ReadCache', () => {
     expect(results.every((r) => r.reading.backlog === 7)).toBe(true);
   });
 
+  it('times a query on the monotonic clock: a wall clock stepped back mid-read gives no negative latency (found by review)', async () => {
+    let now = 3_600_000;
+    const durations: number[] = [];
+    const source = fakeSource(async () => {
+      now -= 3_600_000; // NTP steps the clock back an hour while the broker answers
+      return { backlog: 1 };
+    });
+    const cache = new ReadCache({ ttlMs: 1000, timeoutMs: 1000, now: () => now, onQuery: (_s, ms) => durations.push(ms) });
+    await cache.read(source);
+    expect(durations).toHaveLength(1);
+    expect(durations[0]).toBeGreaterThanOrEqual(0);
+    expect(durations[0]).toBeLessThan(1000);
+  });
+
   it('serves a fresh value from memory and asks again once it is older than the ttl', async () => {
     let now = 0;
     let backlog = 1;
