@@ -5,6 +5,7 @@ import { ConfigError, loadConfig } from './config.ts';
 import { errorMessage } from './errors.ts';
 import { EXIT_LOG_WAIT_MS, startScaler } from './server/server.ts';
 import { type Logger, createLogger } from './telemetry/logger.ts';
+import { UNCAUGHT_KINDS, type UncaughtKind } from './telemetry/metrics.ts';
 
 /**
  * Exits once the log's last lines are written, a second at the most. At exit pino writes what is
@@ -17,6 +18,33 @@ function exitAfterLog(logger: Logger, code: number): void {
   const exit = () => process.exit(code);
   setTimeout(exit, 1000);
   setTimeout(() => logger.flush(exit), EXIT_LOG_WAIT_MS);
+}
+
+/**
+ * Errors nothing caught: logged at error (with the stack; a thrown non-Error as it is), counted in
+ * uncaught_errors_total, and the process kept serving what it can. Those before the metrics exist
+ * are counted once they do.
+ */
+export class UncaughtErrors {
+  private readonly before: Record<UncaughtKind, number> = { exception: 0, rejection: 0 };
+  private counter: { inc(labels: { kind: UncaughtKind }, value?: number): void } | undefined;
+
+  private readonly logger: Logger;
+
+  constructor(logger: Logger) {
+    this.logger = logger;
+  }
+
+  record(kind: UncaughtKind, err: unknown): void {
+    this.logger.error({ err }, kind === 'exception' ? 'uncaught exception' : 'unhandled rejection');
+    if (this.counter === undefined) this.before[kind]++;
+    else this.counter.inc({ kind });
+  }
+
+  attach(counter: NonNullable<UncaughtErrors['counter']>): void {
+    this.counter = counter;
+    for (const kind of UNCAUGHT_KINDS) if (this.before[kind] > 0) counter.inc({ kind }, this.before[kind]);
+  }
 }
 
 export type SignalHandler = (signal: NodeJS.Signals) => void;
@@ -69,8 +97,9 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
   });
   // The logger serializes an error with its stack (and redacts it), and logs a thrown non-Error as
   // it is: String() of one dropped the stack, and err.message of a string was nothing.
-  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
-  process.on('uncaughtException', (err) => logger.error({ err }, 'uncaught exception'));
+  const uncaught = new UncaughtErrors(logger);
+  process.on('unhandledRejection', (reason) => uncaught.record('rejection', reason));
+  process.on('uncaughtException', (err) => uncaught.record('exception', err));
   let scaler: Awaited<ReturnType<typeof startScaler>> | undefined;
   const signals = new SignalPolicy();
   onSignals((signal) => {
@@ -99,6 +128,7 @@ export async function run(onSignals: (handler: SignalHandler) => void): Promise<
   });
   try {
     const started = await startScaler(config, { logger });
+    uncaught.attach(started.metrics.uncaughtErrors);
     // A signal while it started: exiting already.
     if (!signals.signalled) scaler = started;
   } catch (err) {

@@ -27,6 +27,10 @@ function readAtScrape(name: string, help: string, registers: Registry[]): (read:
   };
 }
 
+/** What an uncaught error was: a thrown exception, or a rejected promise nobody awaited. */
+export const UNCAUGHT_KINDS = ['exception', 'rejection'] as const;
+export type UncaughtKind = (typeof UNCAUGHT_KINDS)[number];
+
 export class ScalerMetrics {
   readonly registry: Registry;
   readonly requests: Counter<'method' | 'code'>;
@@ -35,6 +39,7 @@ export class ScalerMetrics {
   readonly sourceQueries: Counter<'kind' | 'result'>;
   readonly sourceQuerySeconds: Histogram<'kind'>;
   readonly sourceErrors: Counter<'kind' | 'code'>;
+  readonly uncaughtErrors: Counter<'kind'>;
   readonly stateStore: StateStoreMetrics;
   /** Where cached_sources reads the read cache's size at scrape time. */
   readonly observeCacheSize: (size: () => number) => void;
@@ -92,6 +97,13 @@ export class ScalerMetrics {
       buckets: [0.00005, 0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });
+    this.uncaughtErrors = new Counter({
+      name: `${PREFIX}uncaught_errors_total`,
+      help: 'Errors nothing caught (kind: exception, rejection), logged at error with the process kept serving: a defect.',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of UNCAUGHT_KINDS) this.uncaughtErrors.inc({ kind }, 0);
     this.openStreams = new Gauge({
       name: `${PREFIX}grpc_open_streams`,
       help: 'Server streams open now, by method.',

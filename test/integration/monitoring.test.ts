@@ -112,6 +112,20 @@ const CASES: Case[] = [
     fires: [],
   },
   {
+    name: 'an uncaught exception two minutes ago',
+    alert: 'KedaInferenceScalerUncaughtErrors',
+    series: { 'keda_inference_scaler_uncaught_errors_total{namespace="keda",pod="kis-0",kind="exception"}': '0 0 0 1 1 1 1' },
+    at: '5m',
+    fires: [pod],
+  },
+  {
+    name: 'an unhandled rejection twenty minutes ago',
+    alert: 'KedaInferenceScalerUncaughtErrors',
+    series: { 'keda_inference_scaler_uncaught_errors_total{namespace="keda",pod="kis-0",kind="rejection"}': '0 0 0 1x20' },
+    at: '22m',
+    fires: [],
+  },
+  {
     name: 'streams refused two minutes ago',
     alert: 'KedaInferenceScalerStreamsRefused',
     series: { [requests('StreamIsActive', 'RESOURCE_EXHAUSTED')]: '0 0 0 40 40 40 40' },

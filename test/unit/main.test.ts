@@ -2,8 +2,12 @@
 // drops a signal it has no handler for, and the modules take half a second or more to load. Then
 // what each signal does.
 import { readFileSync } from 'node:fs';
+import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { SignalPolicy } from '../../src/run.ts';
+import { SignalPolicy, UncaughtErrors } from '../../src/run.ts';
+import { createLogger } from '../../src/telemetry/logger.ts';
+import { ScalerMetrics } from '../../src/telemetry/metrics.ts';
+import { logLines } from '../support/logLines.ts';
 
 const main = readFileSync(new URL('../../src/main.ts', import.meta.url), 'utf8');
 
@@ -66,5 +70,25 @@ describe('SignalPolicy', () => {
     const policy = new SignalPolicy();
     expect(signals.map(([signal, ms]) => policy.next(signal, ms, serving))).toEqual(actions);
     expect(policy.signalled).toBe(true);
+  });
+});
+
+describe('errors nothing caught', () => {
+  it('are logged at error with their kind, and counted in uncaught_errors_total, those before the metrics exist too', async () => {
+    const { sink, lines } = logLines();
+    const uncaught = new UncaughtErrors(createLogger('info', sink));
+    uncaught.record('rejection', 'a string nobody awaited');
+    const metrics = new ScalerMetrics(new Registry(), { defaultMetrics: false });
+    uncaught.attach(metrics.uncaughtErrors);
+    uncaught.record('exception', new Error('boom'));
+    uncaught.record('exception', new Error('boom again'));
+    const counted = Object.fromEntries((await metrics.uncaughtErrors.get()).values.map((v) => [v.labels.kind, v.value]));
+    expect(counted).toEqual({ exception: 2, rejection: 1 });
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['error', 'unhandled rejection'],
+      ['error', 'uncaught exception'],
+      ['error', 'uncaught exception'],
+    ]);
+    expect(lines[0]!.err).toBe('a string nobody awaited');
   });
 });
