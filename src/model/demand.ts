@@ -272,8 +272,9 @@ export function pileUp(noise: number, lambda: number, spare: number, C: number):
   return peakAt < C ? (z2 * lambda) / (4 * spare) : noise - spare * C;
 }
 
+/** Three decimals, or three significant digits under 1: a rate of one request an hour (0.000278 a second) is not 0 (found by review). */
 export function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
+  return Math.abs(x) >= 1 || x === 0 || !Number.isFinite(x) ? Math.round(x * 1000) / 1000 : Number(x.toPrecision(3));
 }
 
 /**

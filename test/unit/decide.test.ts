@@ -10,7 +10,7 @@ import {
   sameDecision,
 } from '../../src/model/decide.ts';
 import { slidingMax, within } from '../../src/model/marks.ts';
-import { backlogDemand, computedDemands, pileUp } from '../../src/model/demand.ts';
+import { backlogDemand, computedDemands, pileUp, round } from '../../src/model/demand.ts';
 import { triggerHistorySchema } from '../../src/model/historySchema.ts';
 import type { Signals, TriggerHistory } from '../../src/model/types.ts';
 import type { ScalingConfig } from '../../src/trigger/types.ts';
@@ -1645,5 +1645,41 @@ describe('decide: what Kafka consumers served and have not committed (uncommitte
     expect(onlyUncommitted.active).toBe(true);
     expect(onlyUncommitted.explanation.activeReason).toBe('lag 3 (backlog 0 + 3 served, not committed) > activationBacklog 0');
     expect(run({ backlog: 0 }).active).toBe(false);
+  });
+});
+
+describe('the explanation keeps small figures', () => {
+  it.each([
+    { x: 0.000278, shown: 0.000278 }, // one request an hour, a second
+    { x: 0.0123456, shown: 0.0123 },
+    { x: 0.5, shown: 0.5 },
+    { x: 2.34567, shown: 2.346 },
+    { x: 0, shown: 0 },
+    { x: -0.00041234, shown: -0.000412 },
+  ])('round($x) = $shown: three decimals, or three significant digits under 1 (found by review)', ({ x, shown }) => {
+    expect(round(x)).toBe(shown);
+  });
+
+  it("shows a rate of one request an hour in the backlog demand's details, not 0", () => {
+    const signals: Signals = { backlog: 1, waiting: 1, consumers: 1, arrivalRatePerSecond: 1 / 3600 };
+    const service = {
+      throughputPerReplica: 0.0002,
+      serviceSeconds: 20_000,
+      slotsPerReplica: 4,
+      source: 'configured',
+      history: {},
+    } as const;
+    const details: Record<string, number | string | boolean> = {};
+    backlogDemand(
+      signals,
+      scaling,
+      service,
+      { ready: 1, startingSecondsLeft: [] },
+      { fast: 1 / 3600, steady: 1 / 3600 },
+      60,
+      details,
+    );
+    expect(details.arrivalRatePerSecond).toBe(0.000278);
+    expect(details.readyServedPerSecond).toBe(0.0002);
   });
 });
