@@ -148,6 +148,21 @@ interface KafkajsOptions {
   readonly socketFactory?: ISocketFactory;
 }
 
+/**
+ * The members a described group counts, or undefined when the answer cannot say. kafkajs speaks
+ * the classic DescribeGroups only; a group of the new consumer protocol (KIP-848, generally
+ * available in Kafka 4.0) is answered `Dead` with no members while its consumers serve (found by
+ * review: read as 0, no replica was ever seen up and μ never learned). A classic group with
+ * commits and no members is `Empty`, so `Dead` (no classic group: that protocol's, or none yet)
+ * says nothing of its members.
+ */
+export function groupMemberCount(
+  group: { readonly state: string; readonly members: readonly unknown[] } | undefined,
+): number | undefined {
+  if (group === undefined || group.state === 'Dead') return undefined;
+  return group.members.length;
+}
+
 /** The real client: a kafkajs admin, connected on first use; kafkajs reconnects by itself after a broker outage. */
 function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): KafkaAdminClient {
   const kafka = new Kafka({
@@ -194,7 +209,7 @@ function kafkajsAdmin(config: KafkaConnection, options: KafkajsOptions): KafkaAd
     async groupMembers(groupId) {
       await ready();
       const { groups } = await admin.describeGroups([groupId]);
-      return groups.find((g) => g.groupId === groupId)?.members.length;
+      return groupMemberCount(groups.find((g) => g.groupId === groupId));
     },
     async listTopics() {
       await ready();

@@ -11,7 +11,7 @@ import {
   kafkaReading,
   partitionLag,
 } from '../../src/sources/kafka.ts';
-import { kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
+import { groupMemberCount, kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
 import { RetentionSkips, parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
 import { updateRates } from '../../src/model/rates.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
@@ -665,5 +665,17 @@ describe('kafka trigger metadata', () => {
       password: 'from-secret',
       tls: true,
     });
+  });
+});
+
+describe('groupMemberCount: the members a described group counts', () => {
+  it.each([
+    { what: 'a classic group at work', group: { state: 'Stable', members: [{}, {}] }, count: 2 },
+    { what: 'a classic group with commits and no members', group: { state: 'Empty', members: [] }, count: 0 },
+    // KIP-848: the classic DescribeGroups answers a consumer-protocol group Dead, with no members (found by review)
+    { what: 'a group of the new consumer protocol (or none yet)', group: { state: 'Dead', members: [] }, count: undefined },
+    { what: 'not in the answer', group: undefined, count: undefined },
+  ])('$what: $count', ({ group, count }) => {
+    expect(groupMemberCount(group)).toBe(count);
   });
 });
