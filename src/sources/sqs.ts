@@ -115,6 +115,15 @@ export function sqsError(where: string, err: unknown): Error {
   const status = typeof e.$metadata?.httpStatusCode === 'number' ? e.$metadata.httpStatusCode : undefined;
   const message = withoutSignedText(errorMessage(err));
   if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
+  // 429 is throttling whatever the error's name (found by review: "SQS rejected the request"), and
+  // SQS's own RequestThrottled comes with 403 (found by review: read as refused credentials).
+  const throttled = status === 429 || /Throttl|RequestThrottled|OverLimit/i.test(names.join(' '));
+  if (throttled) return new SourceUnavailable(`${where}: SQS throttled the request (${names[0] ?? status}: ${message})`);
+  // An answer cut off after its status (the connection reset mid-body): an outage, whatever the
+  // status said (found by review: read as a wrong endpoint).
+  const cutOff =
+    (typeof e.code === 'string' && /^(ECONNRESET|EPIPE|ERR_STREAM_PREMATURE_CLOSE)$/.test(e.code)) || /^aborted\b/.test(message);
+  if (cutOff) return new SourceUnavailable(`${where}: SQS's answer was cut off (${message})`);
   if (status !== undefined && status >= 200 && status < 300) {
     // A success status with an answer the SDK could not read (an HTML page from a proxy, another
     // service at the endpoint): a bad answer, as RabbitMQ's and Prometheus' are, not an outage.
@@ -137,9 +146,7 @@ export function sqsError(where: string, err: unknown): Error {
       `${where}: AWS credentials could not be read from a file (${e.code}: ${message}); check AWS_WEB_IDENTITY_TOKEN_FILE and the pod's access to it`,
     );
   }
-  // 429 is throttling whatever the error's name (found by review: "SQS rejected the request").
-  const throttled = status === 429 || /Throttl|RequestThrottled|OverLimit/i.test(names.join(' '));
-  if (status !== undefined && status >= 400 && status < 500 && !throttled) {
+  if (status !== undefined && status >= 400 && status < 500) {
     return new SourceBadAnswer(`${where}: SQS rejected the request (${names[0] ?? status}: ${message})`);
   }
   const code = typeof e.code === 'string' ? `${e.code}: ` : '';

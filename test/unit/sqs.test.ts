@@ -190,6 +190,10 @@ describe('sqsError', () => {
     // Found by review: a 429 without a throttling name read as a request refused, and the web
     // identity token's file missing (or unreadable) as an outage.
     [awsError('Unknown', 429), SourceUnavailable],
+    // Found by review: SQS's own throttling error comes with 403 (the SDK's model), read as refused
+    // credentials; an answer cut off after its 200 status read as a wrong endpoint.
+    [awsError('RequestThrottled', 403), SourceUnavailable],
+    [Object.assign(new Error('aborted'), { code: 'ECONNRESET', $metadata: { httpStatusCode: 200 } }), SourceUnavailable],
     [
       Object.assign(
         new Error("ENOENT: no such file or directory, open '/var/run/secrets/eks.amazonaws.com/serviceaccount/token'"),
