@@ -150,8 +150,9 @@ function sampleValue(where: string, value: unknown): number {
  * A series by its label names alone: the values (another tenant's pods, namespaces) would travel
  * into KEDA's events and /explain for anyone whose trigger names a shared profile (found by review).
  */
-function seriesName(sample: VectorSample): string {
-  return `{${Object.keys(sample.metric ?? {}).join(',')}}`;
+function seriesName(sample: VectorSample | null | undefined): string {
+  const metric = typeof sample === 'object' && sample !== null ? sample.metric : undefined;
+  return `{${Object.keys(typeof metric === 'object' && metric !== null ? metric : {}).join(',')}}`;
 }
 
 /** What one answer says: busy GPU-equivalents, or that the query matched no series. */
@@ -217,7 +218,9 @@ export function interpretAnswer(
       `${where}: the query gave ${result.length} series (${names}${result.length > 3 ? ', ...' : ''}); allowed: one, e.g. wrap it in sum(...)`,
     );
   }
-  return sampleValue(where, (result[0] as VectorSample).value);
+  // A sample that is no object (a proxy's null) is a bad answer, not a defect (found by review: INTERNAL).
+  const sample = result[0] as VectorSample | null;
+  return sampleValue(where, typeof sample === 'object' && sample !== null ? sample.value : sample);
 }
 
 /** The one call the source makes (the testing seam): GET an instant query and give back any HTTP answer. */
@@ -268,7 +271,15 @@ export class GpuDriver implements SourceDriver<GpuSourceConfig> {
       String(config.unsafeSsl),
       JSON.stringify(config.customHeaders ?? []),
     );
-    return sourceIdentity('gpu', secrets, config.ignoreNullValues ? 'null=0' : 'null=error', config.query);
+    // Where the query came from too: an error names the setting to fix (gpu.query, or the selector
+    // a built query came from), so one written like a built one is a source of its own (found by review).
+    return sourceIdentity(
+      'gpu',
+      secrets,
+      config.ignoreNullValues ? 'null=0' : 'null=error',
+      config.query,
+      config.queryFrom ?? '',
+    );
   }
 
   create(config: GpuSourceConfig): Source {

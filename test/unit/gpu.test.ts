@@ -412,6 +412,9 @@ describe('GpuDriver', () => {
     expect(driver.identity(a)).toBe(driver.identity({ ...a, targetUtilization: 0.5, activationThreshold: 1 }));
     expect(driver.identity(a)).not.toBe(driver.identity({ ...a, bearerToken: 'other' }));
     expect(driver.identity(a)).not.toBe(driver.identity({ ...a, ignoreNullValues: false }));
+    // Found by review: a gpu.query written like a built one shared its source, and a refusal of the
+    // built one's selector blamed gpu.query.
+    expect(driver.identity(a)).not.toBe(driver.identity({ ...a, queryFrom: 'gpu.podSelector' }));
     const withPassword = config({ serverAddress: 'http://u:hunter2@prom:9090', bearerToken: 'secret-token' });
     const source = driver.create(withPassword);
     expect(`${source.identity} ${source.label}`).not.toMatch(/hunter2|secret-token/);
@@ -590,6 +593,10 @@ describe('GPU trigger metadata', () => {
       /gpu\.bearerToken: set either/,
     );
     expect(issues({ ...gpu, 'gpu.username': 'u' })).toMatch(/gpu\.password: gpu\.username and gpu\.password go together/);
+    // Found by review: a user:password in the address beside a token sent the token alone, without a word.
+    expect(issues({ ...gpu, 'gpu.serverAddress': 'http://u:pw@prom:9090', 'gpu.bearerToken': 't' })).toMatch(
+      /gpu\.bearerToken: set either/,
+    );
   });
 
   // Found by the metadata fuzzer: a token with a control character failed every read as UNAVAILABLE.
@@ -609,5 +616,15 @@ describe('GPU trigger metadata', () => {
     expect(issues({ ...gpu, 'gpu.password': 'hunter2', 'gpu.username': 'u', 'gpu.targetUtilization': '0' })).not.toMatch(
       /hunter2/,
     );
+  });
+});
+
+describe('interpretAnswer: a sample that is no object (found by review: INTERNAL)', () => {
+  it.each([
+    ['a null sample', success({ resultType: 'vector', result: [null] })],
+    ['two null samples', success({ resultType: 'vector', result: [null, null] })],
+    ['a number for a sample', success({ resultType: 'vector', result: [7] })],
+  ])('%s: FAILED_PRECONDITION', (_what, body) => {
+    expect(codeOf(() => read(200, body)).code).toBe(status.FAILED_PRECONDITION);
   });
 });

@@ -15,6 +15,15 @@ describe('tlsFailureHint: what a connection error adds, by Node error code', () 
     // Found by review: an amqps:// URL on the plain port was told to set a CA.
     ['ERR_SSL_WRONG_VERSION_NUMBER', '; no TLS handshake there: check that the scheme and port are the TLS ones'],
     ['ERR_SSL_PACKET_LENGTH_TOO_LONG', '; no TLS handshake there: check that the scheme and port are the TLS ones'],
+    // Found by review: a server that asks for a client certificate was told to set a CA.
+    [
+      'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+      '; the server asks for a client certificate (mutual TLS), which this source does not send: let the scaler in without one (a proxy, or a listener without client authentication)',
+    ],
+    [
+      'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+      '; the server asks for a client certificate (mutual TLS), which this source does not send: let the scaler in without one (a proxy, or a listener without client authentication)',
+    ],
     ['ECONNREFUSED', ''],
     ['ECONNRESET', ''],
     ['', ''],
