@@ -247,6 +247,43 @@ describe('RabbitmqDriver over the management API', () => {
     });
   });
 
+  // Found by review: the broker reports ack (0) beside the rest once a queue has delivered
+  // anything, and the served rate read acknowledgements alone; and a negative count (a known
+  // broker fault) reached the model as a negative backlog.
+  it('reads the served rate as the counter counts: acknowledged, and delivered or got without an acknowledgement', async () => {
+    const message_stats = {
+      publish: 600,
+      ack: 0,
+      deliver_no_ack: 500,
+      get_no_ack: 0,
+      publish_details: { rate: 5 },
+      ack_details: { rate: 0 },
+      deliver_no_ack_details: { rate: 5 },
+      get_no_ack_details: { rate: 0 },
+      deliver_get_details: { rate: 5 },
+    };
+    const { driver } = httpDriver(() => ({ status: 200, body: { ...queueObject, message_stats } }));
+    expect(await read(driver, http())).toMatchObject({ serviceRatePerSecond: 5, servedTotal: 500 });
+    const mixed = httpDriver(() => ({
+      status: 200,
+      body: {
+        ...queueObject,
+        message_stats: { ...message_stats, ack_details: { rate: 2 }, deliver_no_ack_details: { rate: 3 } },
+      },
+    }));
+    expect(await read(mixed.driver, http())).toMatchObject({ serviceRatePerSecond: 5 });
+  });
+
+  it('reads a negative count or rate, a broker fault, as 0', async () => {
+    const body = {
+      ...queueObject,
+      messages_ready: -4,
+      message_stats: { ...queueObject.message_stats, publish_details: { rate: -1.5 } },
+    };
+    const { driver } = httpDriver(() => ({ status: 200, body }));
+    expect(await read(driver, http())).toMatchObject({ backlog: 4, waiting: 0, arrivalRatePerSecond: 0 });
+  });
+
   it('leaves unacknowledged messages out with excludeUnacknowledged, and falls back to the deliver rate', async () => {
     const { message_stats: _stats, ...counts } = queueObject;
     const body = { ...counts, message_stats: { deliver_get_details: { rate: 9 } } };
