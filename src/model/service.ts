@@ -278,7 +278,11 @@ function learnFromSaturation(signals: Signals, saturatedAt: number, history: Tri
     const open = history.busyStretch;
     const seconds = open === undefined ? 0 : (nowMs - open.startMs) / 1000;
     const served = open === undefined ? 0 : signals.servedTotal - open.servedTotal;
-    if (busy && open !== undefined && open.consumers === signals.consumers) {
+    // A counter that went back (the broker's statistics reset, a node restarted under the same
+    // consumers) ends the stretch at its last reading: counted on, it served less than nothing, and
+    // once climbing again too little (found by review: μ learned low).
+    const wentBack = history.lastServedTotal !== undefined && signals.servedTotal < history.lastServedTotal;
+    if (busy && open !== undefined && open.consumers === signals.consumers && !wentBack) {
       stretch = open;
       if (served >= MIN_SERVED_TO_LEARN && seconds > 0) current = served / (open.consumers * seconds);
     } else {

@@ -358,6 +358,20 @@ describe('learnService: what each replica served over the current saturated stre
     else expect(s.saturatedPerReplica).toBeCloseTo(perReplica, 6);
   });
 
+  // Found by review: a counter that went back (statistics reset under the same consumers) left the
+  // stretch counting from before it, serving less than nothing, then too little once it climbed.
+  it('starts over when the served counter goes back, the consumers unchanged', () => {
+    const reset = feed(40, (t) => ({
+      backlog: 40,
+      waiting: 16,
+      inFlight: 24,
+      servedTotal: t < 20 ? 5000 + 12 * t : 12 * (t - 20),
+      consumers: 6,
+    }));
+    // 12 a second since the reset, 2 per replica; counted from before it, 0.9.
+    expect(reset.saturatedPerReplica).toBeCloseTo(2, 6);
+  });
+
   it('starts over when the consumers change, and has none while the fleet is not saturated', () => {
     const grown = feed(60, (t) => ({ backlog: 40, waiting: 16, inFlight: 24, servedTotal: 3 * t, consumers: t < 50 ? 6 : 7 }));
     expect(grown.saturatedPerReplica).toBeUndefined(); // 30 served since the 7th joined
