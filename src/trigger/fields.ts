@@ -333,14 +333,7 @@ const rabbitmqFields = {
     secret: true,
     secretInUrl: true,
   }),
-  // As written: RabbitMQ takes a name that begins or ends with a space, and KEDA reads it so (found by
-  // review: trimmed, " jobs" read the queue "jobs").
-  queueName: field({
-    schema: z.string().min(1, 'must not be empty'),
-    allowed: 'a queue name',
-    required: true,
-    description: 'Queue to watch, as written (a space at either end is part of the name).',
-  }),
+  queueName: field({ schema: kinds.text, allowed: 'a queue name', required: true, description: 'Queue to watch.' }),
   vhostName: field({
     schema: z.string(),
     allowed: 'a virtual host name',

@@ -524,14 +524,12 @@ const gpuRules: Rule<GpuValues>[] = [
     },
   },
   {
-    says: '`gpu.bearerToken` or basic auth (`gpu.username` with `gpu.password`, which go together, or a user in `gpu.serverAddress`), not both.',
+    says: '`gpu.bearerToken` or basic auth (`gpu.username` with `gpu.password`, which go together), not both.',
     check: (v, issues) => {
-      // A user in the address is basic auth too: with a token beside it, only the token was sent (found by review).
-      const urlUser = URL.canParse(v.serverAddress) && new URL(v.serverAddress).username !== '';
-      if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined || urlUser)) {
+      if (v.bearerToken !== undefined && (v.username !== undefined || v.password !== undefined)) {
         issues.add(
           'gpu.bearerToken',
-          'set either gpu.bearerToken or gpu.username/gpu.password (basic auth, or user:password in gpu.serverAddress), not both; allowed: one of the two',
+          'set either gpu.bearerToken or gpu.username/gpu.password (basic auth), not both; allowed: one of the two',
         );
       } else if ((v.username === undefined) !== (v.password === undefined)) {
         issues.add(

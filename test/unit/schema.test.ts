@@ -106,12 +106,6 @@ describe('trigger schema', () => {
     expect(parse({ ...http, 'rabbitmq.host': 'amqp://guest:guest@rabbit:5672/' }).sources[0]).toMatchObject({ kind: 'rabbitmq' });
   });
 
-  // Found by review: trimmed, " jobs " read the queue "jobs".
-  it('keeps rabbitmq.queueName as written, spaces included, as KEDA does', () => {
-    expect(parse({ ...rabbit, 'rabbitmq.queueName': ' jobs ' }).sources[0]).toMatchObject({ queueName: ' jobs ' });
-    expect(issuesOf({ ...rabbit, 'rabbitmq.queueName': '' })[0]).toMatch(/^rabbitmq\.queueName: got ""/);
-  });
-
   it('reads an empty rabbitmq.vhostName as none, as KEDA does (a Helm template with nothing to put there)', () => {
     // Over amqp it read the root vhost, not the URL's, and gave that queue's count.
     const [source] = parse({
