@@ -5,7 +5,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { type SecureContext, createSecureContext, rootCertificates } from 'node:tls';
 import { SourceBadAnswer, SourceUnavailable, errorMessage } from '../errors.ts';
-import { secretHash } from './common.ts';
+import { REFUSED_CLIENT_CERT, secretHash } from './common.ts';
 
 /** Answers larger than this are refused: the sources read one number or one object per request. */
 const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
@@ -44,6 +44,9 @@ export interface HttpServerWords {
   readonly largeAnswerGuess: string;
 }
 
+const CLIENT_CERT_WANTED =
+  'the server asks for a client certificate (mutual TLS), which this source does not send: let the scaler in without one (a proxy, or a listener without client authentication)';
+
 /** Node's codes for a certificate that fails verification (no CA, another CA, another name, expired). */
 const certificateFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/;
 
@@ -54,9 +57,11 @@ const certificateFailure = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)/;
  */
 export function tlsFailureHint(code: string, keyPrefix: string): string {
   // The server asked for a client certificate, which these sources do not send: no CA setting
-  // helps (found by review: told to set the CA).
-  if (/ALERT_CERTIFICATE_REQUIRED|ALERT_BAD_CERTIFICATE/.test(code)) {
-    return '; the server asks for a client certificate (mutual TLS), which this source does not send: let the scaler in without one (a proxy, or a listener without client authentication)';
+  // helps (found by review: told to set the CA). Over TLS 1.2 most servers say only
+  // handshake_failure, which a cipher shared by neither side says too.
+  if (REFUSED_CLIENT_CERT.test(code)) return `; ${CLIENT_CERT_WANTED}`;
+  if (/ALERT_HANDSHAKE_FAILURE$/.test(code)) {
+    return '; the server refused the handshake: it may ask for a client certificate (mutual TLS), which this source does not send, or share no cipher with the scaler';
   }
   if (certificateFailure.test(code)) {
     return `; set ${keyPrefix}.ca to the CA that signed its certificate (or ${keyPrefix}.unsafeSsl=true)`;

@@ -112,7 +112,12 @@ async function readOffsets(
   if (partitions.length === 0) {
     throw new SourceBadAnswer(`${where}: the brokers listed no partitions for ${clip(topics.join(','), LIST_CHARS)}`);
   }
-  return { partitions, consumers: await members };
+  // No classic group: a group of the new consumer protocol where it has commits (its members
+  // unknown to the classic call), else one with no member yet.
+  const described = await members;
+  const consumers =
+    described === 'no classic group' ? (partitions.some((p) => p.committed !== undefined) ? undefined : 0) : described;
+  return { partitions, consumers };
 }
 
 export interface KafkaDriverOptions {

@@ -13,6 +13,7 @@ import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel }
 import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
+import { REFUSED_CLIENT_CERT } from './common.ts';
 import { ClientMap } from './common.ts';
 import { patchListOffsetsIsolation } from './kafkajsListOffsets.ts';
 import { patchIdleRequestQueue } from './kafkajsRequestQueue.ts';
@@ -29,8 +30,8 @@ export interface KafkaAdminClient {
     groupId: string,
     topics?: readonly string[],
   ): Promise<readonly { topic: string; partitions: readonly { partition: number; offset: string }[] }[]>;
-  /** Members of the group now (undefined when the broker does not say). */
-  groupMembers(groupId: string): Promise<number | undefined>;
+  /** Members of the group now (undefined when the broker does not say; groupMemberCount). */
+  groupMembers(groupId: string): Promise<GroupMembers | undefined>;
   listTopics(): Promise<readonly string[]>;
   close(): Promise<void>;
 }
@@ -74,9 +75,6 @@ const saslInterrupted = /Closed connection|timed out|ECONNRESET|ECONNREFUSED|ETI
 /** Node's codes for a broker certificate that fails verification (unknown CA, wrong name, expired). */
 const untrustedCertTag =
   /^(UNABLE_TO_(GET_ISSUER_CERT(_LOCALLY)?|VERIFY_LEAF_SIGNATURE)|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_(HAS_EXPIRED|NOT_YET_VALID|UNTRUSTED|SIGNATURE_FAILURE|REJECTED)|ERR_TLS_CERT_ALTNAME_INVALID)$/;
-/** TLS alerts the brokers send when they refuse our client certificate (or want one). */
-const refusedClientCertTag =
-  /ALERT_(CERTIFICATE_UNKNOWN|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
 
 /** Maps a kafkajs error to a typed error; `where` names group, topics and brokers (never credentials). */
 export function kafkaError(where: string, err: unknown): Error {
@@ -98,7 +96,7 @@ export function kafkaError(where: string, err: unknown): Error {
         'set kafka.ca to the PEM of the CA that signed it (or kafka.unsafeSsl to true to skip verification)',
     );
   }
-  const refused = tags.find((t) => refusedClientCertTag.test(t));
+  const refused = tags.find((t) => REFUSED_CLIENT_CERT.test(t));
   if (refused !== undefined) {
     return new SourceUnauthenticated(
       `${where}: TLS: the brokers refused the client certificate (${refused}); ` +
@@ -148,19 +146,22 @@ interface KafkajsOptions {
   readonly socketFactory?: ISocketFactory;
 }
 
+/** A described group's member count, or that the broker knows no classic group of that name. */
+export type GroupMembers = number | 'no classic group';
+
 /**
- * The members a described group counts, or undefined when the answer cannot say. kafkajs speaks
- * the classic DescribeGroups only; a group of the new consumer protocol (KIP-848, generally
- * available in Kafka 4.0) is answered `Dead` with no members while its consumers serve (found by
- * review: read as 0, no replica was ever seen up and μ never learned). A classic group with
- * commits and no members is `Empty`, so `Dead` (no classic group: that protocol's, or none yet)
- * says nothing of its members.
+ * The members a described group counts. kafkajs speaks the classic DescribeGroups only; a group
+ * of the new consumer protocol (KIP-848, generally available in Kafka 4.0) is answered `Dead`
+ * with no members while its consumers serve (found by review: read as 0, no replica was ever
+ * seen up and μ never learned), as is a group that does not exist yet. Which one it is, the
+ * group's commits tell (readOffsets in kafka.ts): a classic group with commits and no members is
+ * `Empty`.
  */
 export function groupMemberCount(
   group: { readonly state: string; readonly members: readonly unknown[] } | undefined,
-): number | undefined {
-  if (group === undefined || group.state === 'Dead') return undefined;
-  return group.members.length;
+): GroupMembers | undefined {
+  if (group === undefined) return undefined;
+  return group.state === 'Dead' ? 'no classic group' : group.members.length;
 }
 
 /** The real client: a kafkajs admin, connected on first use; kafkajs reconnects by itself after a broker outage. */

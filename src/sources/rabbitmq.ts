@@ -1,6 +1,6 @@
 // RabbitMQ backlog. amqp: passive queue declare (checkQueue) on a shared connection per broker,
 // ready messages and consumers, freshest for waking. http: the management API's queue object,
-// ready (+ unacknowledged) messages, the broker's publish/ack rates and counters (messages
+// ready (+ unacknowledged) messages, the broker's publish and served rates and counters (messages
 // published into the queue, and served: acknowledged or delivered without ack), lagging by the
 // broker's statistics interval. Both over TLS (amqps://, https://) with rabbitmq.ca and unsafeSsl.
 import amqplib from 'amqplib';

@@ -122,7 +122,9 @@ export function sqsError(where: string, err: unknown): Error {
   // An answer cut off after its status (the connection reset mid-body): an outage, whatever the
   // status said (found by review: read as a wrong endpoint).
   const cutOff =
-    (typeof e.code === 'string' && /^(ECONNRESET|EPIPE|ERR_STREAM_PREMATURE_CLOSE)$/.test(e.code)) || /^aborted\b/.test(message);
+    status !== undefined &&
+    ((typeof e.code === 'string' && /^(ECONNRESET|EPIPE|ERR_STREAM_PREMATURE_CLOSE)$/.test(e.code)) ||
+      /^aborted\b/.test(message));
   if (cutOff) return new SourceUnavailable(`${where}: SQS's answer was cut off (${message})`);
   if (status !== undefined && status >= 200 && status < 300) {
     // A success status with an answer the SDK could not read (an HTML page from a proxy, another

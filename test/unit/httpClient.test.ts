@@ -24,6 +24,10 @@ describe('tlsFailureHint: what a connection error adds, by Node error code', () 
       'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
       '; the server asks for a client certificate (mutual TLS), which this source does not send: let the scaler in without one (a proxy, or a listener without client authentication)',
     ],
+    [
+      'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+      '; the server refused the handshake: it may ask for a client certificate (mutual TLS), which this source does not send, or share no cipher with the scaler',
+    ],
     ['ECONNREFUSED', ''],
     ['ECONNRESET', ''],
     ['', ''],

@@ -11,7 +11,7 @@ import {
   kafkaReading,
   partitionLag,
 } from '../../src/sources/kafka.ts';
-import { groupMemberCount, kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
+import { type GroupMembers, groupMemberCount, kafkaError, kafkajsLogCreator } from '../../src/sources/kafkaAdmin.ts';
 import { RetentionSkips, parseOffset, partitionSet } from '../../src/sources/kafkaLag.ts';
 import { updateRates } from '../../src/model/rates.ts';
 import { silentLogger } from '../../src/telemetry/logger.ts';
@@ -156,7 +156,7 @@ function protocolError(type: string): Error {
 interface FakeCluster {
   topics: Map<string, { high: number; low: number }[]>;
   commits: Map<string, Map<string, number>>;
-  members: Map<string, number>;
+  members: Map<string, GroupMembers>;
   /** Topics that exist but answer UNKNOWN_TOPIC_OR_PARTITION this many more times (just created). */
   notReady: Map<string, number>;
 }
@@ -281,6 +281,15 @@ function setup() {
 }
 
 describe('KafkaDriver', () => {
+  // Found by review: a group of the new consumer protocol read 0 members while it served.
+  it('reads no classic group as members unknown where it has commits (KIP-848), and as none where it has none', async () => {
+    const { cluster, read } = setup();
+    cluster.members.set('workers', 'no classic group');
+    expect((await read(kafkaConfig())).consumers).toBeUndefined();
+    cluster.commits.delete('workers');
+    expect((await read(kafkaConfig())).consumers).toBe(0);
+  });
+
   it('reads lag over every partition of the topic, with the group size and the partition cap', async () => {
     const { read } = setup();
     // jobs/0: 10-4, jobs/1: no commit under latest = 1, jobs/2: 5-5
@@ -673,7 +682,11 @@ describe('groupMemberCount: the members a described group counts', () => {
     { what: 'a classic group at work', group: { state: 'Stable', members: [{}, {}] }, count: 2 },
     { what: 'a classic group with commits and no members', group: { state: 'Empty', members: [] }, count: 0 },
     // KIP-848: the classic DescribeGroups answers a consumer-protocol group Dead, with no members (found by review)
-    { what: 'a group of the new consumer protocol (or none yet)', group: { state: 'Dead', members: [] }, count: undefined },
+    {
+      what: 'no classic group: of the new consumer protocol, or none yet',
+      group: { state: 'Dead', members: [] },
+      count: 'no classic group',
+    },
     { what: 'not in the answer', group: undefined, count: undefined },
   ])('$what: $count', ({ group, count }) => {
     expect(groupMemberCount(group)).toBe(count);

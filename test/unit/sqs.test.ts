@@ -194,6 +194,7 @@ describe('sqsError', () => {
     // credentials; an answer cut off after its 200 status read as a wrong endpoint.
     [awsError('RequestThrottled', 403), SourceUnavailable],
     [Object.assign(new Error('aborted'), { code: 'ECONNRESET', $metadata: { httpStatusCode: 200 } }), SourceUnavailable],
+    [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET', $metadata: {} }), SourceUnavailable],
     [
       Object.assign(
         new Error("ENOENT: no such file or directory, open '/var/run/secrets/eks.amazonaws.com/serviceaccount/token'"),
