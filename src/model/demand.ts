@@ -274,7 +274,10 @@ export function pileUp(noise: number, lambda: number, spare: number, C: number):
 
 /** Three decimals, or three significant digits under 1: a rate of one request an hour (0.000278 a second) is not 0 (found by review). */
 export function round(x: number): number {
-  return Math.abs(x) >= 1 || x === 0 || !Number.isFinite(x) ? Math.round(x * 1000) / 1000 : Number(x.toPrecision(3));
+  if (Math.abs(x) >= 1 || x === 0 || !Number.isFinite(x)) return Math.round(x * 1000) / 1000;
+  // Arithmetic, not toPrecision: its string cost 15 times as much on the decision path (found by review).
+  const scale = 10 ** (2 - Math.floor(Math.log10(Math.abs(x))));
+  return Math.round(x * scale) / scale;
 }
 
 /**
