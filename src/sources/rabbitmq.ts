@@ -10,6 +10,7 @@ import {
   SourceNotFound,
   SourceUnauthenticated,
   SourceUnavailable,
+  clip,
   errorMessage,
   quote,
 } from '../errors.ts';
@@ -327,8 +328,13 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
       throw new SourceUnavailable(`${where}: management API answered HTTP ${response.status}`);
     // A 200 that is no queue object (an OAuth proxy's login page, null) is an unusable answer.
     const body = (await response.json().catch(() => undefined)) as ManagementQueue | null | undefined;
-    if (typeof body !== 'object' || body === null) {
-      throw new SourceBadAnswer(`${where}: management API answered HTTP ${response.status} with no queue object`);
+    // A list (the queues of a vhost: a path that named none) or an error object is no queue object
+    // either, and says so (found by review: "statistics not collected yet?").
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || 'error' in body) {
+      const said = typeof body === 'object' && body !== null && 'error' in body ? `: ${clip(JSON.stringify(body), 120)}` : '';
+      throw new SourceBadAnswer(
+        `${where}: management API answered HTTP ${response.status} with no queue object${Array.isArray(body) ? ' (a list: does the URL name the queue?)' : said}`,
+      );
     }
     // A stream keeps what its consumers read: its length is its log, never drained (found by review).
     if (body.type === 'stream') {

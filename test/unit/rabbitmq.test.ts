@@ -274,6 +274,13 @@ describe('RabbitmqDriver over the management API', () => {
     expect(await read(mixed.driver, http())).toMatchObject({ serviceRatePerSecond: 5 });
   });
 
+  it('says what a 200 that is no queue object holds: a list, or an error object (found by review: "statistics not collected yet?")', async () => {
+    const list = httpDriver(() => ({ status: 200, body: [queueObject] }));
+    await expect(read(list.driver, http())).rejects.toThrow(/with no queue object \(a list: does the URL name the queue\?\)/);
+    const error = httpDriver(() => ({ status: 200, body: { error: 'Object Not Found', reason: 'Not Found' } }));
+    await expect(read(error.driver, http())).rejects.toThrow(/with no queue object: \{"error":"Object Not Found"/);
+  });
+
   it('reads a negative count or rate, a broker fault, as 0', async () => {
     const body = {
       ...queueObject,
