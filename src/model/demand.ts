@@ -184,7 +184,20 @@ function fluidDemand(
           scaling.maxReplicas,
         )
       : 0;
-  const steadyFleet = Math.max(rate, keep, add);
+  // At T > C the messages waiting now start within T of now at the latest (the youngest of them
+  // arrived by now): each replica ready now starts k at once and μ a second through T, one
+  // starting does from when it is up, and one asked now only from C on. The conditions above size
+  // the queue at C as if its messages had just arrived.
+  let forWaiting = 0;
+  if (T > C && waiting > 0) {
+    const m = Math.min(...perReplica);
+    let capacity = fleet.ready * (k + m * budget);
+    for (const left of fleet.startingSecondsLeft) capacity += k + m * Math.max(0, budget - left);
+    const short = waiting - capacity;
+    if (short > 0) forWaiting = fleetSize + ceilSafe(short / (k + m * Math.max(0, budget - C)));
+    if (details !== undefined && forWaiting > 0) details.waitingStartedWithinT = forWaiting;
+  }
+  const steadyFleet = Math.max(rate, keep, add, forWaiting);
   // On the queue (when decide.ts allows it, T < C): the fewest replicas below that whose longest
   // wait stays within T until the correction the next decision asks for serves: the smallest step
   // the HPA takes (a replica, or past its tolerance), and no fewer than it needs to keep up with λ

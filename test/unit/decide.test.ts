@@ -1683,3 +1683,52 @@ describe('the explanation keeps small figures', () => {
     expect(details.readyServedPerSecond).toBe(0.0002);
   });
 });
+
+describe('backlogDemand at T > C: the messages waiting now start within T of now', () => {
+  // μ 2.5 a replica (S 1.6 s, k 4), T 60 s, C 40 s, no arrivals after now: the fluid conditions
+  // alone size a queue at C as if its messages had just arrived.
+  const service = {
+    throughputPerReplica: 2.5,
+    serviceSeconds: 1.6,
+    slotsPerReplica: 4,
+    source: 'configured',
+    history: {},
+  } as const;
+  const rates = { fast: 0, steady: 0 };
+  it.each([
+    // waiting, ready, starting (seconds left), replicas asked (waitingStartedWithinT, or none when the fleet there starts them)
+    { waiting: 100, ready: 1, starting: [], asked: undefined }, // one ready starts 4 + 150 within T
+    { waiting: 300, ready: 1, starting: [], asked: 1 + Math.ceil((300 - 154) / (4 + 2.5 * 20)) }, // 3 more, up after C
+    { waiting: 300, ready: 0, starting: [10], asked: 1 + Math.ceil((300 - (4 + 2.5 * 50)) / 54) }, // one starting, up in 10 s
+    { waiting: 300, ready: 3, starting: [], asked: undefined }, // 3 · 154 ≥ 300
+  ])('$waiting waiting, $ready ready, starting $starting: $asked', ({ waiting, ready, starting, asked }) => {
+    const signals: Signals = { backlog: waiting, waiting, consumers: ready, arrivalRatePerSecond: 0 };
+    const details: Record<string, number | string | boolean> = {};
+    const n = backlogDemand(
+      signals,
+      { ...scaling, drainSeconds: 60, maxReplicas: 100 },
+      service,
+      { ready, startingSecondsLeft: starting },
+      rates,
+      40,
+      details,
+    );
+    expect(details.waitingStartedWithinT).toBe(asked);
+    if (asked !== undefined) expect(n).toBeGreaterThanOrEqual(asked);
+  });
+
+  it('not at T ≤ C: replicas asked now start none of them in time', () => {
+    const signals: Signals = { backlog: 300, waiting: 300, consumers: 1, arrivalRatePerSecond: 0 };
+    const details: Record<string, number | string | boolean> = {};
+    backlogDemand(
+      signals,
+      { ...scaling, drainSeconds: 30, maxReplicas: 100 },
+      service,
+      { ready: 1, startingSecondsLeft: [] },
+      rates,
+      40,
+      details,
+    );
+    expect(details.waitingStartedWithinT).toBeUndefined();
+  });
+});
