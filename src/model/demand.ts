@@ -184,17 +184,18 @@ function fluidDemand(
           scaling.maxReplicas,
         )
       : 0;
-  // At T > C the messages waiting now start within T of now at the latest (the youngest of them
-  // arrived by now): each replica ready now starts k at once and μ a second through T, one
-  // starting does from when it is up, and one asked now only from C on. The conditions above size
-  // the queue at C as if its messages had just arrived.
+  // The messages waiting now start within T of now at the latest (the youngest of them arrived by
+  // now): each replica ready now starts k at once and μ a second through T, one starting does from
+  // when it is up, and one asked now only from C on; where the budget (T, less what waits inside
+  // the replicas) outlasts C. The conditions above size the queue at C as if its messages had just
+  // arrived.
   let forWaiting = 0;
-  if (T > C && waiting > 0) {
+  if (budget > C && waiting > 0) {
     const m = Math.min(...perReplica);
     let capacity = fleet.ready * (k + m * budget);
     for (const left of fleet.startingSecondsLeft) capacity += k + m * Math.max(0, budget - left);
     const short = waiting - capacity;
-    if (short > 0) forWaiting = fleetSize + ceilSafe(short / (k + m * Math.max(0, budget - C)));
+    if (short > 0) forWaiting = fleetSize + ceilSafe(short / (k + m * (budget - C)));
     if (details !== undefined && forWaiting > 0) details.waitingStartedWithinT = forWaiting;
   }
   const steadyFleet = Math.max(rate, keep, add, forWaiting);

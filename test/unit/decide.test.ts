@@ -1717,6 +1717,24 @@ describe('backlogDemand at T > C: the messages waiting now start within T of now
     if (asked !== undefined) expect(n).toBeGreaterThanOrEqual(asked);
   });
 
+  it('not where the budget, T less what waits inside the replicas, is within C', () => {
+    // Messages prefetched past the slots: the queue's share of T is T less one service time (30 s).
+    const slow = { ...service, throughputPerReplica: 4 / 30, serviceSeconds: 30 };
+    const signals: Signals = { backlog: 300, waiting: 300, consumers: 1, prefetched: 4, arrivalRatePerSecond: 0 };
+    const details: Record<string, number | string | boolean> = {};
+    backlogDemand(
+      signals,
+      { ...scaling, drainSeconds: 60, maxReplicas: 100 },
+      slow,
+      { ready: 1, startingSecondsLeft: [] },
+      rates,
+      40,
+      details,
+    );
+    expect(details.queueBudgetSeconds).toBe(30);
+    expect(details.waitingStartedWithinT).toBeUndefined();
+  });
+
   it('not at T ≤ C: replicas asked now start none of them in time', () => {
     const signals: Signals = { backlog: 300, waiting: 300, consumers: 1, arrivalRatePerSecond: 0 };
     const details: Record<string, number | string | boolean> = {};
