@@ -1717,36 +1717,41 @@ describe('backlogDemand at T > C: the messages waiting now start within T of now
     if (asked !== undefined) expect(n).toBeGreaterThanOrEqual(asked);
   });
 
-  it('not where the budget, T less what waits inside the replicas, is within C', () => {
-    // Messages prefetched past the slots: the queue's share of T is T less one service time (30 s).
-    const slow = { ...service, throughputPerReplica: 4 / 30, serviceSeconds: 30 };
-    const signals: Signals = { backlog: 300, waiting: 300, consumers: 1, prefetched: 4, arrivalRatePerSecond: 0 };
+  it.each([
+    {
+      what: 'T ≤ C: replicas asked now start none of them in time',
+      T: 30,
+      serving: service,
+      prefetched: undefined,
+      budget: undefined,
+    },
+    {
+      // Messages prefetched past the slots: the queue's share of T is T less one service time (30 s).
+      what: 'the budget, T less what waits inside the replicas, within C',
+      T: 60,
+      serving: { ...service, throughputPerReplica: 4 / 30, serviceSeconds: 30 },
+      prefetched: 4,
+      budget: 30,
+    },
+  ])('not where $what', ({ T, serving, prefetched, budget }) => {
+    const signals: Signals = {
+      backlog: 300,
+      waiting: 300,
+      consumers: 1,
+      arrivalRatePerSecond: 0,
+      ...(prefetched && { prefetched }),
+    };
     const details: Record<string, number | string | boolean> = {};
     backlogDemand(
       signals,
-      { ...scaling, drainSeconds: 60, maxReplicas: 100 },
-      slow,
+      { ...scaling, drainSeconds: T, maxReplicas: 100 },
+      serving,
       { ready: 1, startingSecondsLeft: [] },
       rates,
       40,
       details,
     );
-    expect(details.queueBudgetSeconds).toBe(30);
-    expect(details.waitingStartedWithinT).toBeUndefined();
-  });
-
-  it('not at T ≤ C: replicas asked now start none of them in time', () => {
-    const signals: Signals = { backlog: 300, waiting: 300, consumers: 1, arrivalRatePerSecond: 0 };
-    const details: Record<string, number | string | boolean> = {};
-    backlogDemand(
-      signals,
-      { ...scaling, drainSeconds: 30, maxReplicas: 100 },
-      service,
-      { ready: 1, startingSecondsLeft: [] },
-      rates,
-      40,
-      details,
-    );
+    expect(details.queueBudgetSeconds).toBe(budget);
     expect(details.waitingStartedWithinT).toBeUndefined();
   });
 });
