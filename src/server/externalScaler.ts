@@ -9,6 +9,7 @@ import { toServiceError } from './status.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { ScalerMetrics } from '../telemetry/metrics.ts';
 import { Throttle } from '../telemetry/throttle.ts';
+import { MAX_TIMER_MS } from '../timers.ts';
 import type { Trigger } from '../trigger/types.ts';
 import type {
   GetMetricSpecResponse,
@@ -212,7 +213,7 @@ export class ExternalScalerService {
     this.streams.set(call, finish);
     // Spread over a fifth of the age: streams opened together (KEDA re-opening all of them after
     // a restart) do not all end, and come back, in the same second.
-    const aged = setTimeout(finish, Math.min(Math.round(maxStreamAgeMs * (0.8 + 0.2 * Math.random())), 2 ** 31 - 1));
+    const aged = setTimeout(finish, Math.min(Math.round(maxStreamAgeMs * (0.8 + 0.2 * Math.random())), MAX_TIMER_MS));
     call.on('cancelled', end);
     call.on('close', end);
     call.on('finish', end);

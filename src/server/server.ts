@@ -31,6 +31,7 @@ import { LoopAdmission } from './loopAdmission.ts';
 import { OpenCalls } from './openCalls.ts';
 import { STREAM_OPEN_STEP, http2ServersOf, paceStreamOpens, sessionCloser } from './streamPacing.ts';
 import { ReloadingServerCredentials, logRefusedHandshakes } from './tls.ts';
+import { MAX_TIMER_MS } from '../timers.ts';
 
 /** Streams a connection may hold beyond GRPC_MAX_OPEN_STREAMS: unary calls in flight beside its streams. */
 const UNARY_STREAMS_PER_CONNECTION = 1000;
@@ -290,8 +291,6 @@ function trackingStreams(
  */
 const MAX_REFLECTION_STREAMS = 100;
 
-/** The longest delay a Node timer takes (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /**
  * A connection age grpc-js's up to 10 % of jitter keeps within a timer: past it the timer fired at
  * once and every connection was sent GOAWAY as it opened (found by review). MAX_TIMER_MS itself

@@ -10,6 +10,7 @@ import { checkCaBundle } from '../pem.ts';
 import { parseStoreUrl } from './address.ts';
 import { MemoryStateStore } from './memory.ts';
 import { RedisStateStore } from './redis.ts';
+import { MAX_TIMER_MS } from '../timers.ts';
 import type { PayloadSchema, StateStore } from './types.ts';
 
 export type StateStoreConfig = Pick<
@@ -40,8 +41,6 @@ export interface CreateStateStoreOptions<T> {
 
 /** A lease at the least: three of the store's command timeouts (1 s), and of a renewal round's floor (100 ms). */
 const MIN_LEASE_MS = 3000;
-/** The longest delay a Node timer takes (a longer one fires at once). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A trigger's lease: three cache intervals, so a writer that stops is replaced within about three

@@ -12,6 +12,7 @@ import { type StoreAddress, describeStore } from './address.ts';
 import { MAX_STORED_AHEAD_MS, type ReaderClock, Rejections, decodeRecord, encodeRecord } from './codec.ts';
 import { StateStoreUnavailable } from './errors.ts';
 import type { PayloadSchema, PublishResult, StateRecord, StateStore, StoreHealth, StoreOp } from './types.ts';
+import { MAX_TIMER_MS } from '../timers.ts';
 
 /** Bound per record: a trigger's history is a few KB of JSON; four times that leaves room to grow. */
 const MAX_RECORD_BYTES = 16 * 1024;
@@ -615,7 +616,7 @@ export class RedisStateStore<T> implements StateStore<T> {
         'state store subscription failed',
       );
     });
-    this.heartbeat = setInterval(() => this.checkSubscriber(subscriber), Math.min(2 ** 31 - 1, Math.max(1000, this.leaseMs)));
+    this.heartbeat = setInterval(() => this.checkSubscriber(subscriber), Math.min(MAX_TIMER_MS, Math.max(1000, this.leaseMs)));
     this.heartbeat.unref();
   }
 
