@@ -138,6 +138,8 @@ function fluidDemand(
   // Replicas serving m per second each (a request k / m seconds): by μ, and by the stretch's rate
   // when it is lower.
   const perReplica = servedPerReplica === undefined ? [mu] : [mu, servedPerReplica];
+  // The slower of them, what the checks of one rate below plan on.
+  const slowest = servedPerReplica ?? mu;
   const secondsAt = (m: number) => (m === mu ? S : k / m);
   // The two conditions, as replicas, for `queued` waiting and a margin on top of it: started
   // within T, and drained within T after C.
@@ -191,11 +193,10 @@ function fluidDemand(
   // arrived.
   let forWaiting = 0;
   if (budget > C && waiting > 0) {
-    const m = Math.min(...perReplica);
-    let capacity = fleet.ready * (k + m * budget);
-    for (const left of fleet.startingSecondsLeft) capacity += k + m * Math.max(0, budget - left);
+    let capacity = fleet.ready * (k + slowest * budget);
+    for (const left of fleet.startingSecondsLeft) capacity += k + slowest * Math.max(0, budget - left);
     const short = waiting - capacity;
-    if (short > 0) forWaiting = fleetSize + ceilSafe(short / (k + m * (budget - C)));
+    if (short > 0) forWaiting = fleetSize + ceilSafe(short / (k + slowest * (budget - C)));
     if (details !== undefined && forWaiting > 0) details.waitingStartedWithinT = forWaiting;
   }
   const steadyFleet = Math.max(rate, keep, add, forWaiting);
@@ -208,12 +209,16 @@ function fluidDemand(
   let onQueueFleet: number | undefined;
   let onQueueWait = 0;
   if (onQueue !== undefined && T < C && lambda > 0 && steadyFleet > 1) {
-    const m = Math.min(...perReplica);
-    const view = { waiting, headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda, arrivalRate: lambda, perReplica: m };
+    const view = {
+      waiting,
+      headAgeSeconds: onQueue.headAgeSeconds ?? waiting / lambda,
+      arrivalRate: lambda,
+      perReplica: slowest,
+    };
     const limit = Math.min(steadyFleet, scaling.maxReplicas, signals.replicaCap ?? Number.POSITIVE_INFINITY);
     const step = (n: number) => Math.min(hpaStep(n), limit - n);
     // The replicas λ keeps busy: the fleet with the correction must be more.
-    const busy = floorSafe(lambda / m);
+    const busy = floorSafe(lambda / slowest);
     let low = Math.max(queueStands ? fleetSize : 1, 1, busy + 1 - step(busy));
     let high = limit - 1;
     if (low <= high) {
