@@ -400,7 +400,7 @@ export class Engine {
     }
     const carried = this.inherited(trigger, state);
     if (state === undefined) {
-      if (this.triggers.size >= (this.options.maxTriggers ?? MAX_TRIGGERS)) this.forgetLeastAsked(nowMs);
+      if (this.triggers.size >= this.maxTriggers()) this.forgetLeastAsked(nowMs);
       state = { trigger, lastSeenMs: nowMs, ...(carried ?? { history: emptyHistory() }) };
     } else if (carried !== undefined) Object.assign(state, carried);
     // Kept before anything below can refuse to answer: a history revived or carried over from a
@@ -551,7 +551,7 @@ export class Engine {
   }
 
   private retentionMs(): number {
-    const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
+    const idle = this.idleMs();
     return Math.max(idle, this.options.retentionMs ?? idle);
   }
 
@@ -896,7 +896,7 @@ export class Engine {
    * they leave behind.
    */
   private sweep(nowMs: number, asked?: Trigger): void {
-    const idle = this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
+    const idle = this.idleMs();
     // A clock stepped back since the last sweep sweeps now, not once it has caught up (found by review).
     const sinceMs = nowMs - this.lastSweepMs;
     if (sinceMs >= 0 && sinceMs < idle / 10) return;
@@ -927,11 +927,21 @@ export class Engine {
     if (this.lineages.get(lineage) === id) this.lineages.delete(lineage);
   }
 
+  /** How long a trigger no one asks about is kept (TRIGGER_IDLE_MS unless told). */
+  private idleMs(): number {
+    return this.options.triggerIdleMs ?? TRIGGER_IDLE_MS;
+  }
+
+  /** Triggers kept at most (MAX_TRIGGERS unless told). */
+  private maxTriggers(): number {
+    return this.options.maxTriggers ?? MAX_TRIGGERS;
+  }
+
   /** At MAX_TRIGGERS: the tenth least recently asked forgotten at once, so the scan runs one new trigger in thousands. */
   private forgetLeastAsked(nowMs: number): void {
     const byAge = [...this.triggers].sort(([, a], [, b]) => a.lastSeenMs - b.lastSeenMs);
-    const retain = this.retentionMs() > (this.options.triggerIdleMs ?? TRIGGER_IDLE_MS);
-    const count = Math.ceil((this.options.maxTriggers ?? MAX_TRIGGERS) / 10);
+    const retain = this.retentionMs() > this.idleMs();
+    const count = Math.ceil(this.maxTriggers() / 10);
     for (const [id, state] of byAge.slice(0, count)) this.forget(id, state, retain);
     this.options.logger.debug(
       { triggers: this.triggers.size, nowMs },
