@@ -1,6 +1,7 @@
 // The scaler's life in a process: configuration from the environment, start, and a graceful stop
 // on SIGTERM/SIGINT (main.ts takes the signals before this module loads and hands them over).
 import * as grpc from '@grpc/grpc-js';
+import type { Counter } from 'prom-client';
 import { ConfigError, loadConfig } from './config.ts';
 import { errorMessage } from './errors.ts';
 import { EXIT_LOG_WAIT_MS, startScaler } from './server/server.ts';
@@ -27,7 +28,7 @@ function exitAfterLog(logger: Logger, code: number): void {
  */
 export class UncaughtErrors {
   private readonly before: Record<UncaughtKind, number> = { exception: 0, rejection: 0 };
-  private counter: { inc(labels: { kind: UncaughtKind }, value?: number): void } | undefined;
+  private counter: Counter<'kind'> | undefined;
 
   private readonly logger: Logger;
 
@@ -41,7 +42,7 @@ export class UncaughtErrors {
     else this.counter.inc({ kind });
   }
 
-  attach(counter: NonNullable<UncaughtErrors['counter']>): void {
+  attach(counter: Counter<'kind'>): void {
     this.counter = counter;
     for (const kind of UNCAUGHT_KINDS) if (this.before[kind] > 0) counter.inc({ kind }, this.before[kind]);
   }

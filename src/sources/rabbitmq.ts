@@ -331,10 +331,13 @@ export class RabbitmqDriver implements SourceDriver<RabbitmqSourceConfig> {
     // A list (the queues of a vhost: a path that named none) or an error object is no queue object
     // either, and says so (found by review: "statistics not collected yet?").
     if (typeof body !== 'object' || body === null || Array.isArray(body) || 'error' in body) {
-      const said = typeof body === 'object' && body !== null && 'error' in body ? `: ${clip(JSON.stringify(body), 120)}` : '';
-      throw new SourceBadAnswer(
-        `${where}: management API answered HTTP ${response.status} with no queue object${Array.isArray(body) ? ' (a list: does the URL name the queue?)' : said}`,
-      );
+      // An object here, not a list, is one that holds `error`.
+      const said = Array.isArray(body)
+        ? ' (a list: does the URL name the queue?)'
+        : typeof body === 'object' && body !== null
+          ? `: ${clip(JSON.stringify(body), 120)}`
+          : '';
+      throw new SourceBadAnswer(`${where}: management API answered HTTP ${response.status} with no queue object${said}`);
     }
     // A stream keeps what its consumers read: its length is its log, never drained (found by review).
     if (body.type === 'stream') {

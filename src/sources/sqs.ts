@@ -117,7 +117,7 @@ export function sqsError(where: string, err: unknown): Error {
   if (names.some((n) => notFoundNames.has(n))) return new SourceNotFound(`${where}: queue does not exist (${message})`);
   // 429 is throttling whatever the error's name (found by review: "SQS rejected the request"), and
   // SQS's own RequestThrottled comes with 403 (found by review: read as refused credentials).
-  const throttled = status === 429 || /Throttl|RequestThrottled|OverLimit/i.test(names.join(' '));
+  const throttled = status === 429 || /Throttl|OverLimit/i.test(names.join(' '));
   if (throttled) return new SourceUnavailable(`${where}: SQS throttled the request (${names[0] ?? status}: ${message})`);
   // An answer cut off after its status (the connection reset mid-body): an outage, whatever the
   // status said (found by review: read as a wrong endpoint).
