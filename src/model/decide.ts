@@ -22,6 +22,7 @@
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import { MAX_REPLICAS, type ScalingConfig } from '../trigger/types.ts';
 import {
+  arrivalsBeganAtMs,
   arrivalsWithin,
   countRises,
   fallen,
@@ -538,7 +539,11 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const arrivedWithin = arrivalsWithin(arrivalMarks, arrivedTotal);
   if (service.serviceSeconds !== undefined) {
     const need = burstNeed(arrivedWithin, service.serviceSeconds, service.slotsPerReplica, T);
-    bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
+    // Where μ was not known a decision ago, the need was not read before: a burst found now began
+    // when its arrivals did, not now (found on periodic batches: the first one dated 25 s late, the
+    // gap to the next read 19 s short, and the floor kept for it given back 8 s before it).
+    const beganAtMs = history.lastThroughputKnown === true ? nowMs : arrivalsBeganAtMs(arrivalMarks, nowMs);
+    bursts = trackBursts(bursts, need, arrivedWithin, nowMs, beganAtMs);
     details.burstNeedReplicas = round(need);
   }
   // A burst's requests beyond the warm replicas wait for the ones it asks for: late as far as those
