@@ -7,10 +7,7 @@
 // model takes back before they serve are dropped (newest first). A ready replica nobody asked for
 // (a restarted pod, minReplicaCount) gives no sample. C is a high quantile of the recent samples,
 // as docs/model.md advises a user who sets it by hand: the model plans with it that a replica asked
-// for now serves within C, and one that takes longer leaves requests late. A replica taken back
-// before it served is a cold start longer than its age then (right-censored): the HPA removes the
-// pods not ready first, so those are the slow ones, and the samples read with them (Kaplan-Meier).
-import { appendBounded } from './keepWarm.ts';
+// for now serves within C, and one that takes longer leaves requests late.
 import type { ScalingConfig } from '../trigger/types.ts';
 import { ceilSafe } from './snap.ts';
 import type { ReplicaMark, RetractedAsk } from './types.ts';
@@ -65,18 +62,6 @@ export interface ColdStartState {
   readonly pending: readonly ReplicaMark[];
   /** Seconds from ask to serving of recent replicas, newest last. */
   readonly samples: readonly number[];
-  /** Seconds recent replicas taken back before they served had waited, newest last: each cold start was longer. */
-  readonly censored: readonly number[];
-}
-
-/** Replicas taken back remembered, as many as samples. */
-const MAX_CENSORED = MAX_SAMPLES;
-
-/** `censored` with the ages of the replicas `tracked` took back, at most MAX_CENSORED (the newest). */
-export function withCensored(censored: readonly number[], taken: readonly number[] | undefined): readonly number[] {
-  let list = censored;
-  for (const age of taken ?? []) list = appendBounded(list, age, MAX_CENSORED);
-  return list;
 }
 
 /**
@@ -101,7 +86,7 @@ export function observeReady(state: ColdStartState, before: number | undefined, 
     if (matched === oldest.replicas) pending.shift();
     else pending[0] = { atMs: oldest.atMs, replicas: oldest.replicas - matched };
   }
-  return { ...state, pending, samples: samples.slice(-MAX_SAMPLES) };
+  return { pending, samples: samples.slice(-MAX_SAMPLES) };
 }
 
 /**
@@ -170,27 +155,19 @@ export function trackAsks(
     };
   }
   const kept: ReplicaMark[] = [];
-  const censored: number[] = [];
   for (const mark of pending) {
+    if (keep === 0) break;
     const n = Math.min(keep, mark.replicas);
-    if (n > 0) kept.push(n === mark.replicas ? mark : { atMs: mark.atMs, replicas: n });
+    kept.push(n === mark.replicas ? mark : { atMs: mark.atMs, replicas: n });
     keep -= n;
-    // Taken back, each replica a cold start longer than its age: whole replicas, as observeReady
-    // counts them, at most a quarter of the window at once (one moment's, like a rise's). Not those
-    // younger than a sync, which the HPA may never have read.
-    const ageSeconds = (nowMs - mark.atMs) / 1000;
-    if (ageSeconds < HPA_SYNC_SECONDS) continue;
-    const whole = Math.min(ceilSafe(mark.replicas) - ceilSafe(n), MAX_SAMPLES_PER_RISE - censored.length);
-    for (let i = 0; i < whole; i++) censored.push(ageSeconds);
   }
-  return { pending: kept, retracted: taken, ...(censored.length > 0 && { censored }) };
+  return { pending: kept, retracted: taken };
 }
 
-/** trackAsks' result: the pending asks, an ask taken back within the last sync, if any, and the ages of replicas taken back, if any. */
+/** trackAsks' result: the pending asks, and an ask taken back within the last sync, if any. */
 export interface AskMarks {
   readonly pending: readonly ReplicaMark[];
   readonly retracted?: RetractedAsk;
-  readonly censored?: readonly number[];
 }
 
 export interface ColdStart {
@@ -207,33 +184,35 @@ export interface ColdStart {
 export function coldStartSeconds(
   { coldStartSeconds: setting, coldStartPriorSeconds: prior }: ColdStartSetting,
   samples: readonly number[],
-  censored: readonly number[] = NONE,
 ): ColdStart {
   if (setting !== 'auto') return { seconds: setting, source: 'configured' };
   if (samples.length === 0) return { seconds: prior, source: 'default' };
-  const seconds =
-    prior + sampleWeight(samples) * (weightedQuantile(distribution(samples, censored), COLD_START_QUANTILE) - prior);
+  const seconds = weighed(samples, prior, (kept) => sortedQuantile(kept, COLD_START_QUANTILE));
   return { seconds, source: 'learned' };
 }
 
 /**
  * What a cold start costs on average, in GPU-seconds of a replica loading: the configured C (no
- * more is known), else the mean of the samples (the replicas taken back read with them), moved
- * from the prior as if it were MEAN_PRIOR_SAMPLES samples. Keep-warm's price of a wake that leaves
- * nobody late (decide.ts).
+ * more is known), else the mean of the samples, moved from the prior as if it were
+ * MEAN_PRIOR_SAMPLES samples. Keep-warm's price of a wake that leaves nobody late (decide.ts).
  */
 export function meanColdStartSeconds(
   { coldStartSeconds: setting, coldStartPriorSeconds: prior }: ColdStartSetting,
   samples: readonly number[],
-  censored: readonly number[] = NONE,
 ): number {
   if (setting !== 'auto') return setting;
-  if (samples.length === 0) return prior;
-  const { values, weights, total } = distribution(samples, censored);
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += weights[i]! * values[i]!;
-  // The samples' mean, counted as samples.length of them against the prior's MEAN_PRIOR_SAMPLES.
-  return (prior * MEAN_PRIOR_SAMPLES + (sum / total) * samples.length) / (samples.length + MEAN_PRIOR_SAMPLES);
+  let sum = prior * MEAN_PRIOR_SAMPLES;
+  for (const x of samples) sum += x;
+  return sum / (samples.length + MEAN_PRIOR_SAMPLES);
+}
+
+/**
+ * A statistic of the samples (sorted, outliers left out) moved from the prior by how full the
+ * sample list is: a few samples from one scale-up say little about the tail. Samples above
+ * OUTLIER_FACTOR times their median are not cold starts.
+ */
+function weighed(samples: readonly number[], prior: number, statistic: (kept: readonly number[]) => number): number {
+  return prior + sampleWeight(samples) * (statistic(keptSamples(samples)) - prior);
 }
 
 /**
@@ -245,67 +224,12 @@ function sampleWeight(samples: readonly number[]): number {
   return Math.min(1, samples.length / MAX_SAMPLES);
 }
 
-const NONE: readonly number[] = Object.freeze([]);
-
-/** The cold starts as a distribution: values ascending, each with its weight (of `total`). */
-interface Distribution {
-  readonly values: readonly number[];
-  readonly weights: readonly number[];
-  readonly total: number;
-}
-
-/**
- * The samples and the replicas taken back before they served (`censored`, each a cold start longer
- * than it) as one distribution, the Kaplan-Meier estimate by redistribution to the right: each one
- * taken back gives its weight to the observations longer than it in equal parts, and the last one,
- * with none longer, keeps it (a lower bound). Without any taken back, every sample weighs 1. Found
- * measuring the simulator: the HPA removes the pods not ready first, the slow ones, and the samples
- * alone put the 95th percentile at 76 s where the cold starts' was 98 s (at 38-40 s where it was 41).
- * Samples above OUTLIER_FACTOR times their median are not cold starts (a pod restart matched to a
- * stale ask), nor ages past it (an ask a quota held back).
- */
-function distribution(samples: readonly number[], censored: readonly number[]): Distribution {
+/** The samples sorted, those above OUTLIER_FACTOR times their median left out. */
+function keptSamples(samples: readonly number[]): readonly number[] {
+  // Sorted once: the median, the outliers (at its end) and the statistic all read the same list.
   const sorted = [...samples].sort((a, b) => a - b);
   const limit = OUTLIER_FACTOR * sortedQuantile(sorted, 0.5);
-  const events = sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
-  const longer = censored.filter((x) => x <= limit && x >= events[0]!);
-  if (longer.length === 0) return { values: events, weights: events.map(() => 1), total: events.length };
-  // Ascending; a sample before an age it equals (taken back at t, its cold start was longer than t).
-  const observations = [...events.map((t) => ({ t, event: true })), ...longer.map((t) => ({ t, event: false }))].sort(
-    (a, b) => a.t - b.t || Number(b.event) - Number(a.event),
-  );
-  const values: number[] = [];
-  const weights: number[] = [];
-  let extra = 0;
-  const n = observations.length;
-  for (let i = 0; i < n; i++) {
-    const { t, event } = observations[i]!;
-    const weight = 1 + extra;
-    if (!event && i < n - 1) {
-      extra += weight / (n - 1 - i);
-      continue;
-    }
-    values.push(t);
-    weights.push(weight);
-  }
-  return { values, weights, total: n };
-}
-
-/**
- * The q-quantile of a distribution, as quantile() reads a list where a value of weight w is w copies
- * of it (every weight is at least 1: redistribution only adds): with every weight 1, the same.
- */
-function weightedQuantile({ values, weights, total }: Distribution, q: number): number {
-  const at = q * (total - 1);
-  let position = 0;
-  for (let i = 0; i < values.length - 1; i++) {
-    const lastCopy = position + weights[i]! - 1;
-    if (at <= lastCopy) return values[i]!;
-    position += weights[i]!;
-    // Between the last copy of this value and the first of the next, one position apart.
-    if (at < position) return values[i]! + (values[i + 1]! - values[i]!) * (at - lastCopy);
-  }
-  return values.at(-1)!;
+  return sorted.at(-1)! > limit ? sorted.filter((x) => x <= limit) : sorted;
 }
 
 /**
@@ -322,29 +246,23 @@ export function excessLateShare(
   { coldStartSeconds: setting, coldStartPriorSeconds: priorSeconds }: ColdStartSetting,
   samples: readonly number[],
   objectiveSeconds: number,
-  censored: readonly number[] = NONE,
 ): (offsetSeconds: number) => number {
   const bound = setting === 'auto' ? priorSeconds : setting;
   const prior = (offset: number) => (bound > objectiveSeconds + offset ? 1 : 0);
   if (setting !== 'auto' || samples.length === 0) return prior;
-  const { values, weights, total } = distribution(samples, censored);
+  const kept = keptSamples(samples);
   const weight = sampleWeight(samples);
-  // Prefix sums of the weights and of weight times value: a share is then two binary searches (the
-  // floor's search asks for hundreds a decision).
-  const mass = [0];
+  // Prefix sums: a share is then two binary searches (the floor's search asks for hundreds a decision).
   const sums = [0];
-  for (let i = 0; i < values.length; i++) {
-    mass.push(mass.at(-1)! + weights[i]!);
-    sums.push(sums.at(-1)! + weights[i]! * values[i]!);
-  }
+  for (const c of kept) sums.push(sums.at(-1)! + c);
   return (offset) => {
-    // Cold starts up to `from` start all of it in time, those from `from + H` on none of it.
+    // Samples up to `from` start all of it in time, those from `from + H` on none of it.
     const from = objectiveSeconds + offset - HPA_SYNC_SECONDS;
-    const lo = firstAbove(values, from);
-    const hi = firstAbove(values, from + HPA_SYNC_SECONDS - 1e-9);
-    const late = total - mass[hi]! + (sums[hi]! - sums[lo]! - from * (mass[hi]! - mass[lo]!)) / HPA_SYNC_SECONDS;
+    const lo = firstAbove(kept, from);
+    const hi = firstAbove(kept, from + HPA_SYNC_SECONDS - 1e-9);
+    const late = kept.length - hi + (sums[hi]! - sums[lo]! - from * (hi - lo)) / HPA_SYNC_SECONDS;
     const p = prior(offset);
-    return p + weight * (late / total - p);
+    return p + weight * (late / kept.length - p);
   };
 }
 

@@ -50,7 +50,6 @@ import {
   meanColdStartSeconds,
   observeReady,
   trackAsks,
-  withCensored,
 } from './coldStart.ts';
 import { otherBasis } from './rates.ts';
 import { acknowledgedBeforeWork, detectConcurrency, inFlightPastConcurrency, learnService } from './service.ts';
@@ -168,7 +167,6 @@ const HISTORY_FIELDS = {
   busyBacklogPeaks: 'learned',
   pendingStarts: 'moment',
   coldStartSamples: 'learned',
-  coldStartCensored: 'learned',
   retractedStart: 'moment',
   occupancyMinute: 'counter',
   occupancyMinutes: 'learned',
@@ -299,23 +297,15 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const signals = inFlightPastConcurrency(read, scaling.concurrencyPerReplica ?? detected);
   // C: configured, or learned from the asks the brokers saw served (coldStart.ts).
   const learnsColdStart = scaling.coldStartSeconds === 'auto' && signals.consumers !== undefined;
-  let starts: ColdStartState = {
-    pending: history.pendingStarts ?? NO_MARKS,
-    samples: history.coldStartSamples ?? NO_PEAKS,
-    censored: history.coldStartCensored ?? NO_PEAKS,
-  };
+  let starts: ColdStartState = { pending: history.pendingStarts ?? NO_MARKS, samples: history.coldStartSamples ?? NO_PEAKS };
   if (learnsColdStart) starts = observeReady(starts, history.lastReady, signals.consumers!, nowMs);
-  const coldStart = coldStartSeconds(scaling, starts.samples, starts.censored);
+  const coldStart = coldStartSeconds(scaling, starts.samples);
   const C = coldStart.seconds;
   const T = scaling.drainSeconds;
   const X = scaling.lateRequestCost;
   const details: Details = { coldStartSeconds: round(C), coldStartSource: coldStart.source };
   // How much of C is evidence: the prior weighs less with each sample, nothing from the twentieth.
-  if (learnsColdStart) {
-    details.coldStartSamples = starts.samples.length;
-    // Replicas taken back before they served, read with the samples as cold starts longer than their age.
-    if (starts.censored.length > 0) details.coldStartTakenBack = starts.censored.length;
-  }
+  if (learnsColdStart) details.coldStartSamples = starts.samples.length;
   if (steppedBack) details.clockSteppedBackSeconds = round(-sinceLastMs! / 1000);
   else if (resumed) details.resumedAfterSilenceSeconds = round(sinceLastMs! / 1000);
   if (rebased) details.countersRebased = true;
@@ -553,7 +543,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   let excessShare: ((offsetSeconds: number) => number) | undefined;
   const pricing = {
     objectiveSeconds: T,
-    share: (offset: number) => (excessShare ??= excessLateShare(scaling, starts.samples, T, starts.censored))(offset),
+    share: (offset: number) => (excessShare ??= excessLateShare(scaling, starts.samples, T))(offset),
   };
   let floor = 0;
   if (bursts.bursts.length > 0) {
@@ -587,8 +577,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const warm = Math.max(1, floor);
   const headCost = (head: number) => (lateWindowSeconds > 0 ? (X * head) / warm : 0);
   const startsAtOnce = backlogPeaks.length > 0 && Math.max(...backlogPeaks) <= service.slotsPerReplica;
-  const wake =
-    lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling, starts.samples, starts.censored)) : C;
+  const wake = lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling, starts.samples)) : C;
   if (wake !== C) details.meanColdStartSeconds = round(wake);
   const wakeCosts = gaps.map((g, i) =>
     next !== undefined && covers(next, g, T) ? wake : wake + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
@@ -715,7 +704,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   let retractedStart = history.retractedStart;
   if (learnsColdStart) {
     const tracked = trackAsks(starts.pending, signals.consumers!, asked, nowMs, retractedStart, askedFleet);
-    starts = { ...starts, pending: tracked.pending, censored: withCensored(starts.censored, tracked.censored) };
+    starts = { ...starts, pending: tracked.pending };
     retractedStart = tracked.retracted;
   }
   return {
@@ -772,9 +761,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       consumerRatio: consumersRead.ratio,
       occupancyMinute: occupancy?.minute,
       occupancyMinutes: occupancy?.minutes,
-      ...(learnsColdStart
-        ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, coldStartCensored: starts.censored, retractedStart }
-        : {}),
+      ...(learnsColdStart ? { pendingStarts: starts.pending, coldStartSamples: starts.samples, retractedStart } : {}),
     },
   };
 }

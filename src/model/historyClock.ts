@@ -58,7 +58,6 @@ const SHIFTS = {
   busyBacklogPeaks: false,
   pendingStarts: each<ReplicaMark>(),
   coldStartSamples: false,
-  coldStartCensored: false,
   retractedStart: (ask, ms) => ({ ...ask, atMs: ask.atMs + ms, retractedAtMs: ask.retractedAtMs + ms }),
   occupancyMinute: start,
   occupancyMinutes: false,

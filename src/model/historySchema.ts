@@ -67,7 +67,6 @@ export const triggerHistorySchema: z.ZodType<TriggerHistory> = z
     busyBacklogPeaks: list(nonNegative).optional(),
     pendingStarts: list(mark).optional(),
     coldStartSamples: list(nonNegative).optional(),
-    coldStartCensored: list(nonNegative).optional(),
     retractedStart: z.object({ atMs: finite, replicas, retractedAtMs: finite }).readonly().optional(),
     lastReady: replicas.optional(),
     counterBasis: z.string().max(MAX_COUNTER_BASIS_CHARS).optional(),

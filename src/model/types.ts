@@ -166,8 +166,6 @@ export interface TriggerHistory {
   /** With coldStartSeconds auto: replicas asked for and not serving yet (oldest first), and seconds from ask to serving of recent ones (newest last) (coldStart.ts). */
   readonly pendingStarts?: readonly ReplicaMark[];
   readonly coldStartSamples?: readonly number[];
-  /** With coldStartSeconds auto: seconds recent replicas taken back before they served had waited (newest last), cold starts longer than that (coldStart.ts). */
-  readonly coldStartCensored?: readonly number[];
   /** An ask of the last HPA sync taken back within its tolerance (coldStart.ts, trackAsks). */
   readonly retractedStart?: RetractedAsk;
   /** With in-flight counts, consumers and a served counter, the minute being summed for the concurrency (service.ts, detectConcurrency): its start, the served counter then, message-seconds in flight and consumer-seconds. */

@@ -7,7 +7,6 @@ import {
   excessLateShare,
   quantile,
   trackAsks,
-  withCensored,
 } from '../../src/model/coldStart.ts';
 import { decide, emptyHistory } from '../../src/model/decide.ts';
 import type { ReplicaMark, Signals, TriggerHistory } from '../../src/model/types.ts';
@@ -166,7 +165,7 @@ describe('trackAsks: an ask taken back within one HPA sync', () => {
 });
 
 describe('observeReady: a rise of the ready count matched to the oldest asks', () => {
-  const state = (pending: ReplicaMark[], samples: number[] = []): ColdStartState => ({ pending, samples, censored: [] });
+  const state = (pending: ReplicaMark[], samples: number[] = []): ColdStartState => ({ pending, samples });
   it.each([
     { why: 'one rise, one sample', s: state([mark(0, 1)]), before: 0, ready: 1, nowS: 30, after: state([], [30]) },
     {
@@ -294,81 +293,6 @@ describe('coldStartSeconds: configured, or the 95th percentile weighed against t
     [[10, 20], 0.95, 19.5],
     [[4, 1, 3, 2], 1, 4],
   ])('quantile(%j, %d) = %d', (list, q, expected) => expect(quantile(list, q)).toBeCloseTo(expected, 9));
-});
-
-describe('replicas taken back before they served: cold starts longer than their age (Kaplan-Meier)', () => {
-  const twenty = Array.from({ length: 20 }, (_, i) => 20 + i); // 20..39
-  const auto = settingOf('auto', PRIOR);
-  it.each([
-    { why: 'none taken back: the samples’ quantile', samples: twenty, censored: [], seconds: 38.05 },
-    {
-      // Each of the two weighs on what is longer than it: the first gives its weight to the second,
-      // which keeps 2 at 45 s, a lower bound; read as 22 cold starts, 20..39, 45 and 45.
-      why: 'two taken back at 45 s, past every sample: the tail they stand for',
-      samples: twenty,
-      censored: [45, 45],
-      seconds: 44.7, // 39 + 0.95 of the step to 45
-    },
-    {
-      // 20..30 weigh 1, 31..39 each 1 + 1/9: the 95th percentile, 19 of 20 positions, is 1/9 past 38.
-      why: 'one taken back at 30 s: its weight to the nine longer samples',
-      samples: twenty,
-      censored: [30],
-      seconds: 38 + 1 / 9,
-    },
-    { why: 'taken back sooner than any sample came: nothing moves', samples: twenty, censored: [10, 15], seconds: 38.05 },
-    { why: 'one past 4 times the median (an ask a quota held back): left out', samples: twenty, censored: [500], seconds: 38.05 },
-    { why: 'taken back, nothing served: the prior', samples: [], censored: [45], seconds: PRIOR },
-  ])('C: $why', ({ samples, censored, seconds }) => {
-    expect(coldStartSeconds(auto, samples, censored).seconds).toBeCloseTo(seconds, 9);
-  });
-
-  it('moves the mean cold start and the share a burst’s excess leaves late', () => {
-    // 20, 20 and a replica taken back at 40 s (the last, it keeps its weight): a mean of 80 / 3,
-    // counted as the two samples against the prior's two.
-    expect(meanColdStartSeconds(auto, [20, 20], [40])).toBeCloseTo((2 * PRIOR + 2 * (80 / 3)) / 4, 9);
-    // Twenty of 20 s (1/3 of their excess late at T = 30) and one taken back at 35 s (all of it).
-    const twentyOf20 = Array<number>(20).fill(20);
-    expect(excessLateShare(auto, twentyOf20, 30, [35])(0)).toBeCloseTo((20 / 3 + 1) / 21, 9);
-    expect(excessLateShare(auto, twentyOf20, 30)(0)).toBeCloseTo(1 / 3, 9);
-  });
-
-  it.each([
-    {
-      why: 'below the tolerance: the newest taken back, each its age',
-      pending: [mark(0, 4)],
-      ready: 2,
-      asked: 3,
-      nowS: 40,
-      censored: [40, 40, 40],
-    },
-    {
-      why: 'younger than a sync: maybe never read, no bound',
-      pending: [mark(0, 4)],
-      ready: 2,
-      asked: 3,
-      nowS: 10,
-      censored: undefined,
-    },
-    { why: 'the newest ask first', pending: [mark(0, 2), mark(20, 3)], ready: 0, asked: 2, nowS: 40, censored: [20, 20, 20] },
-    {
-      why: 'at most a quarter of the window at once',
-      pending: [mark(0, 10)],
-      ready: 0,
-      asked: 1,
-      nowS: 30,
-      censored: [30, 30, 30, 30, 30],
-    },
-    { why: 'nothing taken back', pending: [mark(0, 4)], ready: 2, asked: 6, nowS: 40, censored: undefined },
-  ])('trackAsks: $why', ({ pending, ready, asked, nowS, censored }) => {
-    expect(trackAsks(pending, ready, asked, nowS * 1000).censored).toEqual(censored);
-  });
-
-  it('remembers at most twenty, the newest', () => {
-    const ages = Array.from({ length: 25 }, (_, i) => 100 + i);
-    expect(withCensored([], ages)).toEqual(ages.slice(5));
-    expect(withCensored([1, 2], undefined)).toEqual([1, 2]);
-  });
 });
 
 describe('meanColdStartSeconds: configured, or the mean with the prior counted as two samples', () => {
@@ -525,20 +449,6 @@ describe('decide with coldStartSeconds auto', () => {
     expect(history.coldStartSamples!.every((s) => s === 30)).toBe(true);
     const details = step(history, t + 2000, { backlog: 0, waiting: 0, consumers: 0 }).decision.explanation.details;
     expect(details).toMatchObject({ coldStartSeconds: 30, coldStartSource: 'learned', coldStartSamples: 20 });
-  });
-
-  it('remembers the replicas taken back before they served, each its age, and says how many', () => {
-    // A backlog asks from zero (KEDA's rule: μ is not known), and is gone 30 s later, before any
-    // replica serves: the guesses are dropped with it.
-    let out = step(emptyHistory(), 1000, { backlog: 400, waiting: 400, consumers: 0 });
-    const asked = out.decision.desiredReplicas;
-    expect(asked).toBeGreaterThan(1);
-    out = step(out.history, 1030, { backlog: 0, waiting: 0, consumers: 0 });
-    const taken = asked - out.decision.desiredReplicas;
-    expect(taken).toBeGreaterThan(0);
-    expect(out.history.coldStartCensored).toEqual(Array<number>(Math.min(taken, 5)).fill(30));
-    const next = step(out.history, 1031, { backlog: 0, waiting: 0, consumers: 0 }).decision.explanation.details;
-    expect(next).toMatchObject({ coldStartTakenBack: Math.min(taken, 5), coldStartSamples: 0, coldStartSource: 'default' });
   });
 
   it('starts from coldStartPriorSeconds, and each replica that comes moves C from it', () => {

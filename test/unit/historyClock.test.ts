@@ -43,7 +43,6 @@ const full: Required<TriggerHistory> = {
   busyBacklogPeaks: [60],
   pendingStarts: [{ atMs: T + 16, replicas: 1 }],
   coldStartSamples: [31, 44],
-  coldStartCensored: [50],
   retractedStart: { atMs: T + 17, replicas: 1, retractedAtMs: T + 18 },
   occupancyMinute: { startMs: T + 19, servedTotal: 980, inFlightSeconds: 400, consumerSeconds: 120 },
   occupancyMinutes: [{ serviceSeconds: 1.6, servedPerConsumer: 2.4, inFlightPerConsumer: 3.9 }],
