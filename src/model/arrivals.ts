@@ -66,18 +66,6 @@ export function markArrivals(
   return drop === 0 ? list : list.slice(drop);
 }
 
-/**
- * When the arrivals within about the last T began: the latest mark that counted none of them (the
- * oldest mark when none did), or now without marks.
- */
-export function arrivalsBeganAtMs(marks: readonly ArrivalMark[], nowMs: number): number {
-  const first = marks[0];
-  if (first === undefined) return nowMs;
-  let atMs = first.atMs;
-  for (const m of marks) if (m.total <= first.total) atMs = m.atMs;
-  return atMs;
-}
-
 /** Arrivals within about the last T seconds: since the oldest mark (none before any mark). */
 export function arrivalsWithin(marks: readonly ArrivalMark[], total: number): number {
   return Math.max(0, total - (marks[0]?.total ?? total));

@@ -52,14 +52,11 @@ export function burstNeed(
   return (arrivedWithinT * serviceSeconds) / (slotsPerReplica * (objectiveSeconds + serviceSeconds));
 }
 
-/**
- * Follows the current episode, and closes it into the list when the need falls below half its
- * peak. One opened now began at `beganAtMs` (now unless the need could not be read before it).
- */
-export function trackBursts(state: BurstState, need: number, size: number, nowMs: number, beganAtMs = nowMs): BurstState {
+/** Follows the current episode, and closes it into the list when the need falls below half its peak. */
+export function trackBursts(state: BurstState, need: number, size: number, nowMs: number): BurstState {
   let { episode, bursts } = state;
   if (need >= 2 && (episode === undefined || need > episode.need)) {
-    const atMs = episode?.atMs ?? beganAtMs;
+    const atMs = episode?.atMs ?? nowMs;
     // Never negative: the episode may have begun on another replica whose clock runs ahead.
     episode = { atMs, need, size, riseSeconds: Math.max(0, nowMs - atMs) / 1000 };
   } else if (episode !== undefined && need < episode.need / 2) {

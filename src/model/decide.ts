@@ -22,7 +22,6 @@
 // replica serves is learned from the brokers (service.ts); the rates from arrivals.ts.
 import { MAX_REPLICAS, type ScalingConfig } from '../trigger/types.ts';
 import {
-  arrivalsBeganAtMs,
   arrivalsWithin,
   countRises,
   fallen,
@@ -529,11 +528,7 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const arrivedWithin = arrivalsWithin(arrivalMarks, arrivedTotal);
   if (service.serviceSeconds !== undefined) {
     const need = burstNeed(arrivedWithin, service.serviceSeconds, service.slotsPerReplica, T);
-    // Where μ was not known a decision ago, the need was not read before: a burst found now began
-    // when its arrivals did, not now (found on periodic batches: the first one dated 25 s late, the
-    // gap to the next read 19 s short, and the floor kept for it given back 8 s before it).
-    const beganAtMs = history.lastThroughputKnown === true ? nowMs : arrivalsBeganAtMs(arrivalMarks, nowMs);
-    bursts = trackBursts(bursts, need, arrivedWithin, nowMs, beganAtMs);
+    bursts = trackBursts(bursts, need, arrivedWithin, nowMs);
     details.burstNeedReplicas = round(need);
   }
   // A burst's requests beyond the warm replicas wait for the ones it asks for: late as far as those

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   type RateMark,
-  arrivalsBeganAtMs,
   arrivalsWithin,
   countRises,
   fallen,
@@ -51,20 +50,6 @@ describe('markArrivals and arrivalsWithin', () => {
     expect(arrivalsWithin(marks, 26)).toBe(6);
     expect(arrivalsWithin([], 10)).toBe(0);
   });
-});
-
-describe('arrivalsBeganAtMs: when the arrivals within about the last T began', () => {
-  const mark = (atS: number, total: number) => ({ atMs: atS * 1000, total });
-  it.each([
-    { why: 'no marks: now', marks: [], atS: 50 },
-    { why: 'arrivals since the oldest mark: its time', marks: [mark(20, 0), mark(25, 10), mark(30, 40)], atS: 20 },
-    {
-      why: 'none until a later mark: the last that counted none',
-      marks: [mark(20, 7), mark(25, 7), mark(30, 7), mark(35, 90)],
-      atS: 30,
-    },
-    { why: 'none at all: the last mark', marks: [mark(20, 7), mark(25, 7)], atS: 25 },
-  ])('$why', ({ marks, atS }) => expect(arrivalsBeganAtMs(marks, 50_000)).toBe(atS * 1000));
 });
 
 describe('recentRateFloor: the rate the arrival counter vouches for over the last T / 2 to T', () => {

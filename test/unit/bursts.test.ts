@@ -41,13 +41,6 @@ describe('trackBursts', () => {
     expect(trackBursts(begun, 5, 50, 3000).episode?.riseSeconds).toBe(0);
   });
 
-  it('dates an episode opened where the need was not read before from when its arrivals began', () => {
-    const found = trackBursts({ episode: undefined, bursts: [] }, 3.6, 300, 85_000, 61_000);
-    expect(found.episode).toEqual({ atMs: 61_000, need: 3.6, size: 300, riseSeconds: 24 });
-    // An episode already open keeps its start.
-    expect(trackBursts(found, 4, 320, 90_000, 80_000).episode).toMatchObject({ atMs: 61_000, riseSeconds: 29 });
-  });
-
   it('keeps the same state object when nothing changes (no copy per call)', () => {
     const state = { episode: undefined, bursts: [] };
     expect(trackBursts(state, 1, 10, 0)).toBe(state);
