@@ -227,6 +227,10 @@ describe('Helm chart', () => {
     const tagged = find(rendered('--set', 'image.tag=0.2.3'), 'Deployment');
     expect((tagged.metadata.labels as Record<string, string>)['app.kubernetes.io/version']).toBe('0.2.3');
     expect(tagged.spec.template.spec.containers[0].image).toMatch(/:0\.2\.3$/);
+    // A tag written as a number (`tag: 8` in a values file is one): refused by the schema before (found by review).
+    const numbered = find(rendered('--set-json', 'image.tag=2'), 'Deployment');
+    expect((numbered.metadata.labels as Record<string, string>)['app.kubernetes.io/version']).toBe('2');
+    expect(numbered.spec.template.spec.containers[0].image).toMatch(/:2$/);
     const service = find(ms, 'Service');
     expect(service.spec.clusterIP).toBe('None');
     expect(service.spec.ports.map((p: { name: string; port: number }) => `${p.name}:${p.port}`)).toEqual([
@@ -645,8 +649,16 @@ describe('Helm chart', () => {
     [
       'a variable the chart sets, again in extraEnv',
       ['--set', 'extraEnv[0].name=GRPC_PORT', '--set', 'extraEnv[0].value=9999'],
-      /extraEnv or secretEnv sets GRPC_PORT, which the chart already sets from its values/,
+      /extraEnv or secretEnv sets GRPC_PORT, which the chart owns/,
     ],
+    // Found by review (2026-12-08): with tls.enabled false the scaler served TLS on the port the
+    // kubelet probes in plaintext, and the pod never became ready.
+    [
+      'a variable the chart owns but does not set (TLS off), in extraEnv',
+      ['--set', 'extraEnv[0].name=TLS_CERT_FILE', '--set', 'extraEnv[0].value=/tls/tls.crt'],
+      /extraEnv or secretEnv sets TLS_CERT_FILE, which the chart owns/,
+    ],
+    ['a TLS key name a Secret cannot hold', ['--set', 'tls.enabled=true', '--set', 'tls.certKey=a/b'], /certKey/],
     [
       'a variable the chart sets, again in secretEnv',
       ['--set', 'secretEnv[0].name=NODE_OPTIONS', '--set', 'secretEnv[0].secretName=s', '--set', 'secretEnv[0].key=k'],
@@ -729,6 +741,19 @@ describe('Helm chart', () => {
       ['--set', 'valkey.enabled=true', '--set', 'valkey.maxmemory=1gb'],
       /valkey.maxmemory 1gb leaves no room under valkey.resources.limits.memory 256Mi/,
     ],
+    // Found by review (2026-12-08): a limit written as a number (a float64 in the values) skipped the check.
+    [
+      'a Valkey maxmemory past a memory limit written in bytes',
+      [
+        '--set',
+        'valkey.enabled=true',
+        '--set-json',
+        'valkey.resources.limits.memory=134217728',
+        '--set',
+        'valkey.maxmemory=192mb',
+      ],
+      /valkey.maxmemory 192mb leaves no room under valkey.resources.limits.memory 134217728/,
+    ],
     ['connection profiles cleared (null): the scaler read the string "null"', ['--set', 'connections=null'], /connections/],
     // Found by review (2026-12-07, later): each rendered, and failed at the API server or later.
     [
@@ -739,7 +764,7 @@ describe('Helm chart', () => {
     [
       'a memory request above the limit',
       ['--set', 'resources.limits.memory=128Mi', '--set', 'nodeHeapMb=null'],
-      /resources.requests.memory 192Mi is above resources.limits.memory 128Mi: Kubernetes refuses such a pod/,
+      /resources.requests.memory 224Mi is above resources.limits.memory 128Mi: Kubernetes refuses such a pod/,
     ],
     ['a memory limit in millibytes', ['--set', 'resources.limits.memory=300m'], /resources.limits.memory 300m is in millibytes/],
     [

@@ -30,7 +30,7 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 helm.sh/chart: {{ include "kis.chart" . | quote }}
 {{ include "kis.selectorLabels" . }}
 {{- /* The version the pod runs: the image's tag when one is set (it was the chart's appVersion whatever ran). */}}
-app.kubernetes.io/version: {{ default .Chart.AppVersion .Values.image.tag | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/version: {{ toString (default .Chart.AppVersion .Values.image.tag) | trunc 63 | trimSuffix "-" | quote }}
 app.kubernetes.io/component: external-scaler
 app.kubernetes.io/part-of: keda
 app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
@@ -59,7 +59,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end }}
 
 {{- define "kis.image" -}}
-{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- /* toString: a tag written as a number (`tag: 8`) is one in the values. */}}
+{{- $tag := toString (default .Chart.AppVersion .Values.image.tag) }}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
@@ -99,7 +100,7 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- define "kis.valkeyLabels" -}}
 helm.sh/chart: {{ include "kis.chart" . | quote }}
 {{ include "kis.valkeySelectorLabels" . }}
-app.kubernetes.io/version: {{ .Values.valkey.image.tag | quote }}
+app.kubernetes.io/version: {{ toString .Values.valkey.image.tag | quote }}
 app.kubernetes.io/component: state-store
 app.kubernetes.io/part-of: keda
 app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
@@ -112,7 +113,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- if .Values.valkey.image.digest }}
 {{- printf "%s@%s" .Values.valkey.image.repository .Values.valkey.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.valkey.image.repository .Values.valkey.image.tag }}
+{{- printf "%s:%s" .Values.valkey.image.repository (toString .Values.valkey.image.tag) }}
 {{- end }}
 {{- end }}
 
@@ -176,7 +177,8 @@ A memory quantity in MiB, as a decimal string: plain bytes or a binary (Ki, Mi, 
 (k, M, G, T) suffix. Empty for a form it does not read (an exponent), which the caller skips.
 */}}
 {{- define "kis.memoryMiB" -}}
-{{- $q := toString . }}
+{{- /* A number in a values file is a float64, whose toString is an exponent (1.34217728e+08). */}}
+{{- $q := ternary (printf "%.0f" (float64 .)) (toString .) (kindIs "float64" .) }}
 {{- if regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q }}
 {{- $number := float64 (regexReplaceAll "[A-Za-z]+$" $q "") }}
 {{- $unit := regexReplaceAll "^[0-9.]+" $q "" }}
