@@ -118,6 +118,13 @@ interface Entry<T> {
   /** When this replica was last asked about the trigger (view). */
   askedAtMs: number;
   /**
+   * Until when this replica's lease surely held, on its clock: the start of its last call that won
+   * it, plus the lease's term. A win after that is the lease taken anew, whatever the role says:
+   * another replica may have held it and published meanwhile (found by review: a writer paused past
+   * its lease, whose successor published and gave it up, won it back free and wrote without reading).
+   */
+  heldUntilMs?: number;
+  /**
    * The record of the trigger its lineage's note names, read at first sight when the trigger had
    * none (track): a state to start from for a replica that has none of its own, never one that
    * overrides its own.
@@ -278,8 +285,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
 
   private async firstSight(key: string, entry: Entry<T>): Promise<void> {
     try {
+      const startedMs = this.now();
       const [held] = await Promise.all([this.store.acquireLease(key), this.sight(key, entry)]);
       entry.role = held ? 'writer' : 'follower';
+      if (held) entry.heldUntilMs = startedMs + this.store.leaseMs;
     } catch {
       // The store logged and counted it; the trigger stays local until it answers.
     }
@@ -528,6 +537,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
   private async renewMany(batch: readonly (readonly [string, Entry<T>])[], reread: boolean): Promise<void> {
     if (batch.length === 0) return;
     for (const [, entry] of batch) entry.renewing = true;
+    const startedMs = this.now();
     let held: readonly (boolean | undefined)[] | undefined;
     try {
       held = await this.store.acquireLeases(batch.map(([key]) => key));
@@ -540,7 +550,10 @@ export class SharedState<T extends { readonly trigger?: string }> {
       // failed, the entry left local) writes only once it has read the record: the announcements it
       // would have heard a newer one by may have been lost (a subscriber's node gone, a pub/sub
       // buffer past its limit). It stays a follower until renewOne has read it.
-      const takenOver = mine === true && entry.role !== 'writer';
+      // So does a writer whose lease lapsed since its last win (lapsed): it may have been another's.
+      const lapsed = entry.heldUntilMs === undefined || startedMs > entry.heldUntilMs;
+      const takenOver = mine === true && (entry.role !== 'writer' || lapsed);
+      if (mine === true) entry.heldUntilMs = startedMs + this.store.leaseMs;
       entry.role = mine === undefined ? 'local' : mine && !takenOver ? 'writer' : 'follower';
       entry.renewing = false;
       if (entry.rereadWanted || (mine === false && reread) || takenOver) {
@@ -573,8 +586,11 @@ export class SharedState<T extends { readonly trigger?: string }> {
       // writes only once it has read what was stored, never over it from nothing.
       const sight = entry.sighted ? undefined : this.sight(key, entry);
       sight?.catch(() => undefined);
-      // A follower's read goes beside its lease, not after it: one round trip, not two.
-      const read = reread && entry.role !== 'writer' && sight === undefined ? this.store.read(key) : undefined;
+      // A follower's read goes beside its lease, not after it: one round trip, not two; so does a
+      // writer's whose lease lapsed since its last win (heldUntilMs).
+      const startedMs = this.now();
+      const lapsed = wasWriter && (entry.heldUntilMs === undefined || startedMs > entry.heldUntilMs);
+      const read = ((reread && !wasWriter) || lapsed) && sight === undefined ? this.store.read(key) : undefined;
       read?.catch(() => undefined);
       try {
         const held = await this.store.acquireLease(key);
@@ -593,7 +609,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
               () => false,
             ));
           entry.role = readBack ? 'writer' : 'follower';
-          if (readBack && !wasWriter) this.takenOver?.(key);
+          entry.heldUntilMs = startedMs + this.store.leaseMs;
+          if (readBack && (!wasWriter || lapsed)) this.takenOver?.(key);
         } else {
           entry.role = 'follower';
           if (reread && sight === undefined) this.seen(key, await (read ?? this.store.read(key)));

@@ -877,7 +877,16 @@ describe('SharedState lease renewals in one call', () => {
     store.acquireLeases = async (keys) => (await acquire(keys)).map((held, i) => (keys[i] === 'refused' ? undefined : held));
     const before = store.leaseCalls;
     await shared.refresh(false);
-    expect(store.leaseCalls - before).toBe(1);
+    // One call for the three, and one more for 'mine': its lease lapsed with a's too, so winning it
+    // back is taking it anew, after a read (another replica may have held it and published meanwhile).
+    await vi.waitFor(() =>
+      expect(['mine', 'theirs', 'refused'].map((k) => shared.role(k))).toEqual(['writer', 'follower', 'local']),
+    );
+    expect(store.leaseCalls - before).toBe(2);
+    // Within its lease, one call for all.
+    const within = store.leaseCalls;
+    await shared.refresh(false);
+    expect(store.leaseCalls - within).toBe(1);
     expect(['mine', 'theirs', 'refused'].map((k) => shared.role(k))).toEqual(['writer', 'follower', 'local']);
     // The store not answering: every trigger of the call on its own state.
     store.acquireLeases = () => Promise.reject(new Error('store down'));
@@ -901,6 +910,25 @@ describe('SharedState lease renewals in one call', () => {
     expect(a.shared.role(id)).toBe('follower');
     await vi.waitFor(() => expect(a.shared.view(id)?.record?.writerId).toBe('b'));
     await Promise.all([a, b].map((x) => x.shared.close()));
+  });
+
+  it("a writer paused past its lease that wins it back free reads its successor's record before writing", async () => {
+    // Found by review (2026-12-08): b took the lease over, published and gave it up (a rollout)
+    // while a was paused with its subscription lost; a's plain renewal won the free lease as if it
+    // had kept it, stayed the writer, and published its own history over b's unread.
+    const pair = await writerAndFollower(7_500_000);
+    const { cluster, a, b, id } = pair;
+    const aClient = a.shared.store as ReturnType<StateCluster['client']>;
+    cluster.clients.delete(aClient);
+    await bTakesOver(pair, 12);
+    await b.shared.close();
+    cluster.clients.add(aClient);
+    expect(a.shared.role(id)).toBe('writer');
+    expect(a.shared.view(id)?.record?.writerId).not.toBe('b');
+    await a.shared.refresh(false);
+    await vi.waitFor(() => expect(a.shared.view(id)?.record?.writerId).toBe('b'));
+    expect(a.shared.role(id)).toBe('writer');
+    await a.shared.close();
   });
 });
 
