@@ -404,11 +404,20 @@ export class SharedState<T extends { readonly trigger?: string }> {
     return named === undefined || named === key ? undefined : this.store.read(named);
   }
 
+  /**
+   * Whether this replica may hold the entry's lease: its writer, or one that won it and has not
+   * written yet (a takeover whose read is under way, a publish that timed out), within its term.
+   * Given up, it is another's at once, not after its term (found by review).
+   */
+  private holds(entry: Entry<T>): boolean {
+    return entry.role === 'writer' || (entry.heldUntilMs !== undefined && this.now() < entry.heldUntilMs);
+  }
+
   /** A trigger no one asks about any more: give its lease up so it expires everywhere. */
   forget(key: string): void {
     const entry = this.entries.get(key);
     this.entries.delete(key);
-    if (entry?.role === 'writer') this.store.releaseLease(key).catch(() => undefined);
+    if (entry !== undefined && this.holds(entry)) this.store.releaseLease(key).catch(() => undefined);
   }
 
   /**
@@ -578,7 +587,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       // Not asked here lately (KEDA's calls for it go to another replica): its lease goes to the
       // one asked, whose decisions would otherwise rest on this replica's frozen record.
       if (this.now() - entry.askedAtMs > UNASKED_LEASE_MS) {
-        if (entry.role === 'writer') await this.store.releaseLease(key).catch(() => undefined);
+        if (this.holds(entry)) await this.store.releaseLease(key).catch(() => undefined);
         entry.role = 'follower';
         return;
       }

@@ -932,6 +932,28 @@ describe('SharedState lease renewals in one call', () => {
   });
 });
 
+describe('giving a lease up', () => {
+  it('gives up a lease it won and has not written under (its read failed), not only a writer’s', async () => {
+    // Found by review (2026-12-08): only the writer's role gave its lease up, and one won during a
+    // takeover whose read failed stayed until its term ran out, the next replica kept waiting.
+    const clock = { ms: 9_000_000 };
+    const cluster = new StateCluster(() => clock.ms);
+    const store = cluster.client('a');
+    const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+    await shared.track('k');
+    expect(shared.role('k')).toBe('writer');
+    clock.ms += cluster.leaseMs + 1;
+    store.read = () => Promise.reject(new Error('a read the store did not answer'));
+    await shared.refresh(false);
+    // Won back after its term: a takeover, whose read failed: a follower holding the lease.
+    await vi.waitFor(() => expect(shared.role('k')).toBe('follower'));
+    expect(await cluster.client('b').acquireLease('k')).toBe(false);
+    shared.forget('k');
+    await vi.waitFor(async () => expect(await cluster.client('b').acquireLease('k')).toBe(true));
+    await shared.close();
+  });
+});
+
 describe('what a writer keeps of the records', () => {
   it("not its own once published (its history is newer), and the next writer's once it takes over", async () => {
     const pair = await writerAndFollower(8_000_000);
