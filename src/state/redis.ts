@@ -132,6 +132,9 @@ export class RedisStateStore<T> implements StateStore<T> {
   private readonly leaseCalls = new Set<Promise<unknown>>();
   private lastLeaseSweepMs = 0;
   private state: StoreHealth = 'degraded';
+  /** When the health last changed, and how many times in a row it went down within STABLE_UP_MS of coming up. */
+  private healthSinceMs = 0;
+  private flaps = 0;
   /** When each kind of refusal (op and the reply's first word) was last warned about. */
   private readonly refusalsWarned = new Throttle(REFUSAL_WARN_MS, () => Date.now());
   private reported = false;
@@ -466,7 +469,7 @@ export class RedisStateStore<T> implements StateStore<T> {
       const result = await Promise.race([call(), deadline]);
       this.answeredAtMs = Date.now();
       // An answer: a stall that ended without a reconnect (no 'ready' event) is over.
-      if (this.state === 'degraded' && this.client.status === 'ready') this.setHealth('up');
+      if (this.state === 'degraded' && this.client.status === 'ready') this.answeredAgain();
       return result;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -561,12 +564,27 @@ export class RedisStateStore<T> implements StateStore<T> {
     const answered = this.client instanceof Cluster ? this.client.getrange(`${this.prefix}probe`, 0, 0) : this.client.ping();
     answered.then(() => {
       this.answeredAtMs = Date.now();
-      this.setHealth('up');
+      this.answeredAgain();
     }, noop);
+  }
+
+  /**
+   * Up again on a connection that stayed open, unless the store went down again soon after each
+   * of its last recoveries: then only after a wait that doubles with each such turn (up to a
+   * minute). A store whose latency sits near the command timeout flapped every second or two,
+   * each turn a log line and a re-read of every trigger (found by review). A reconnect is up at once.
+   */
+  private answeredAgain(): void {
+    const waitMs = this.flaps === 0 ? 0 : Math.min(MAX_FLAP_WAIT_MS, 1000 * 2 ** this.flaps);
+    if (Date.now() - this.healthSinceMs >= waitMs) this.setHealth('up');
   }
 
   private setHealth(health: StoreHealth, reason?: string): void {
     if (this.closing || (health === this.state && this.reported)) return;
+    const nowMs = Date.now();
+    if (health === 'degraded' && this.state === 'up')
+      this.flaps = nowMs - this.healthSinceMs < STABLE_UP_MS ? Math.min(this.flaps + 1, MAX_FLAPS) : 0;
+    this.healthSinceMs = nowMs;
     this.state = health;
     this.reported = true;
     // A command that timed out on a connection that stays open (a store stalled for a second or
@@ -871,6 +889,12 @@ class Script {
 
 /** The store's clock, on the node of the key given (TIME alone goes to any node of a cluster). */
 const CLOCK = new Script(`return redis.call('TIME')`);
+
+/** Up for less than this before going down again is a flap (answeredAgain). */
+const STABLE_UP_MS = 60_000;
+/** The longest wait before a flapping store counts as up again, and the flaps that reach it. */
+const MAX_FLAP_WAIT_MS = 60_000;
+const MAX_FLAPS = 6;
 
 /** Takes a free lease or extends one this writer holds: 1 when the caller holds it afterwards. */
 const ACQUIRE = new Script(`

@@ -673,6 +673,28 @@ describe('the store goes away and comes back', () => {
     expect(await a.store.acquireLease('k')).toBe(true);
   });
 
+  it('stalled again soon after each recovery: up again later each time, not every second', async () => {
+    // Found by review (2026-12-08): a store whose latency sits near the command timeout flapped
+    // between up and degraded every second or two, each turn a log line and a re-read of every trigger.
+    const { proxy, a } = await behindProxy();
+    expect(await a.store.acquireLease('k')).toBe(true);
+    const stall = async () => {
+      proxy.blackhole();
+      await expectFastFailure(a.store.read('k'), 1500);
+      expect(a.store.health).toBe('degraded');
+      const healedMs = Date.now();
+      proxy.heal();
+      await eventually(async () => (a.store.health === 'up' ? true : undefined), 15_000, 50);
+      return Date.now() - healedMs;
+    };
+    // Up for seconds only before each stall: the first recovery waits 2 s, the next 4 s.
+    const first = await stall();
+    const second = await stall();
+    expect(second).toBeGreaterThan(2500);
+    expect(second).toBeGreaterThan(first);
+    expect(await metric(a, 'state_store_up')).toMatch(/ 1$/m);
+  }, 60_000);
+
   it('a store that is down at start: createStateStore returns within the timeout, degraded, and connects once it is there', async () => {
     const url = requireService('STATE_STORE_URL');
     const proxy = TcpProxy.forUrl(url);
