@@ -173,12 +173,19 @@ app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
 {{- end }}
 
 {{/*
+A quantity from the values as a string: a number in a values file is a float64, whose toString is
+an exponent (2.097152e+08), so whole numbers are printed as such; anything else as it is.
+*/}}
+{{- define "kis.quantity" -}}
+{{- ternary (printf "%.0f" (float64 .)) (toString .) (kindIs "float64" .) }}
+{{- end }}
+
+{{/*
 A memory quantity in MiB, as a decimal string: plain bytes or a binary (Ki, Mi, Gi, Ti) or decimal
 (k, M, G, T) suffix. Empty for a form it does not read (an exponent), which the caller skips.
 */}}
 {{- define "kis.memoryMiB" -}}
-{{- /* A number in a values file is a float64, whose toString is an exponent (1.34217728e+08). */}}
-{{- $q := ternary (printf "%.0f" (float64 .)) (toString .) (kindIs "float64" .) }}
+{{- $q := include "kis.quantity" . }}
 {{- if regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$" $q }}
 {{- $number := float64 (regexReplaceAll "[A-Za-z]+$" $q "") }}
 {{- $unit := regexReplaceAll "^[0-9.]+" $q "" }}
@@ -196,8 +203,7 @@ container's resources, `.key` where they are in the values.
 {{- $quantity := dict }}
 {{- range $kind := list "requests" "limits" }}
 {{- $q := dig $kind "memory" "" $.resources }}
-{{- /* A number in a values file is a float64, whose toString is an exponent (2.097152e+08). */}}
-{{- $q = ternary (printf "%.0f" (float64 $q)) (toString $q) (kindIs "float64" $q) }}
+{{- $q = include "kis.quantity" $q }}
 {{- if regexMatch "^[0-9.]+m$" $q }}
 {{- fail (printf "%s.%s.memory %s is in millibytes (m): write Mi (or M)" $.key $kind $q) }}
 {{- end }}
