@@ -7,17 +7,17 @@ export function secretHash(...parts: readonly (string | undefined)[]): string {
 }
 
 /**
- * A source's cache identity from its parts, each kept apart: joined by a separator, a vhost or a
- * region holding it made two sources one (found by review: vhost `a`, queue `b|c` read vhost `a|b`,
- * queue `c`).
- */
-/**
  * TLS alerts a server sends when it refuses the client's certificate, or wants one it was not
  * given: Node's error codes end with them (ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED).
  */
 export const REFUSED_CLIENT_CERT =
   /ALERT_(CERTIFICATE_UNKNOWN|BAD_CERTIFICATE|UNKNOWN_CA|CERTIFICATE_REQUIRED|CERTIFICATE_EXPIRED|CERTIFICATE_REVOKED|UNSUPPORTED_CERTIFICATE)$/;
 
+/**
+ * A source's cache identity from its parts, each kept apart: joined by a separator, a vhost or a
+ * region holding it made two sources one (found by review: vhost `a`, queue `b|c` read vhost `a|b`,
+ * queue `c`).
+ */
 export function sourceIdentity(kind: string, ...parts: readonly string[]): string {
   return JSON.stringify([kind, ...parts]);
 }

@@ -13,8 +13,7 @@ import { Kafka, type ISocketFactory, type LogEntry, type SASLOptions, logLevel }
 import { ScalerError, SourceNotFound, SourceUnauthenticated, SourceUnavailable, errorMessage } from '../errors.ts';
 import type { Logger } from '../telemetry/logger.ts';
 import type { KafkaSourceConfig } from '../trigger/types.ts';
-import { REFUSED_CLIENT_CERT } from './common.ts';
-import { ClientMap } from './common.ts';
+import { ClientMap, REFUSED_CLIENT_CERT } from './common.ts';
 import { patchListOffsetsIsolation } from './kafkajsListOffsets.ts';
 import { patchIdleRequestQueue } from './kafkajsRequestQueue.ts';
 
