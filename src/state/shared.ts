@@ -288,7 +288,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       const startedMs = this.now();
       const [held] = await Promise.all([this.store.acquireLease(key), this.sight(key, entry)]);
       entry.role = held ? 'writer' : 'follower';
-      if (held) entry.heldUntilMs = startedMs + this.store.leaseMs;
+      if (held) this.won(entry, startedMs);
     } catch {
       // The store logged and counted it; the trigger stays local until it answers.
     }
@@ -411,6 +411,16 @@ export class SharedState<T extends { readonly trigger?: string }> {
    */
   private holds(entry: Entry<T>): boolean {
     return entry.role === 'writer' || (entry.heldUntilMs !== undefined && this.now() < entry.heldUntilMs);
+  }
+
+  /** Whether the entry's lease may have run out by `atMs` (heldUntilMs): a win then is a takeover. */
+  private lapsed(entry: Entry<T>, atMs: number): boolean {
+    return entry.heldUntilMs === undefined || atMs > entry.heldUntilMs;
+  }
+
+  /** A call that started at `startedMs` won the entry's lease: it holds until a term after that. */
+  private won(entry: Entry<T>, startedMs: number): void {
+    entry.heldUntilMs = startedMs + this.store.leaseMs;
   }
 
   /** A trigger no one asks about any more: give its lease up so it expires everywhere. */
@@ -560,9 +570,8 @@ export class SharedState<T extends { readonly trigger?: string }> {
       // would have heard a newer one by may have been lost (a subscriber's node gone, a pub/sub
       // buffer past its limit). It stays a follower until renewOne has read it.
       // So does a writer whose lease lapsed since its last win (lapsed): it may have been another's.
-      const lapsed = entry.heldUntilMs === undefined || startedMs > entry.heldUntilMs;
-      const takenOver = mine === true && (entry.role !== 'writer' || lapsed);
-      if (mine === true) entry.heldUntilMs = startedMs + this.store.leaseMs;
+      const takenOver = mine === true && (entry.role !== 'writer' || this.lapsed(entry, startedMs));
+      if (mine === true) this.won(entry, startedMs);
       entry.role = mine === undefined ? 'local' : mine && !takenOver ? 'writer' : 'follower';
       entry.renewing = false;
       if (entry.rereadWanted || (mine === false && reread) || takenOver) {
@@ -598,7 +607,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
       // A follower's read goes beside its lease, not after it: one round trip, not two; so does a
       // writer's whose lease lapsed since its last win (heldUntilMs).
       const startedMs = this.now();
-      const lapsed = wasWriter && (entry.heldUntilMs === undefined || startedMs > entry.heldUntilMs);
+      const lapsed = wasWriter && this.lapsed(entry, startedMs);
       const read = ((reread && !wasWriter) || lapsed) && sight === undefined ? this.store.read(key) : undefined;
       read?.catch(() => undefined);
       try {
@@ -618,7 +627,7 @@ export class SharedState<T extends { readonly trigger?: string }> {
               () => false,
             ));
           entry.role = readBack ? 'writer' : 'follower';
-          entry.heldUntilMs = startedMs + this.store.leaseMs;
+          this.won(entry, startedMs);
           if (readBack && (!wasWriter || lapsed)) this.takenOver?.(key);
         } else {
           entry.role = 'follower';

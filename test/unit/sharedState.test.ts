@@ -41,6 +41,15 @@ function engineOn(now: () => number, source: SourceDriver<RabbitmqSourceConfig> 
 }
 
 /** Replicas a and b on a store of their own, each asked once while 10 messages wait: a writes, b follows. */
+/** One replica's SharedState on a cluster of its own, on a clock the test moves. */
+function sharedAlone(startMs: number) {
+  const clock = { ms: startMs };
+  const cluster = new StateCluster(() => clock.ms);
+  const store = cluster.client('a');
+  const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+  return { clock, cluster, store, shared };
+}
+
 async function writerAndFollower(startMs: number) {
   const clock = { ms: startMs };
   const cluster = new StateCluster(() => clock.ms);
@@ -864,10 +873,7 @@ describe('SharedState on a wall clock stepped forward', () => {
 
 describe('SharedState lease renewals in one call', () => {
   it('take each answer for its own trigger: a lease held, one another holds, one the store refused', async () => {
-    const clock = { ms: 6_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const store = cluster.client('a');
-    const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+    const { clock, cluster, store, shared } = sharedAlone(6_000_000);
     for (const key of ['mine', 'theirs', 'refused']) await shared.track(key);
     expect(['mine', 'theirs', 'refused'].map((k) => shared.role(k))).toEqual(['writer', 'writer', 'writer']);
     // b takes 'theirs' once a's lease lapsed; the store refuses 'refused' (another kind of value under it).
@@ -936,10 +942,7 @@ describe('giving a lease up', () => {
   it('gives up a lease it won and has not written under (its read failed), not only a writer’s', async () => {
     // Found by review (2026-12-08): only the writer's role gave its lease up, and one won during a
     // takeover whose read failed stayed until its term ran out, the next replica kept waiting.
-    const clock = { ms: 9_000_000 };
-    const cluster = new StateCluster(() => clock.ms);
-    const store = cluster.client('a');
-    const shared = new SharedState(store, { logger: silentLogger(), publishIntervalMs: 5000, now: cluster.now });
+    const { clock, cluster, store, shared } = sharedAlone(9_000_000);
     await shared.track('k');
     expect(shared.role('k')).toBe('writer');
     clock.ms += cluster.leaseMs + 1;
