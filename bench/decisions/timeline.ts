@@ -23,7 +23,7 @@ export interface TimelineEntry {
   readonly details: Readonly<Record<string, number | string | boolean>>;
 }
 
-/** The explanation's figures that get a column: the backlog demand's rule and inputs, and what was learned. */
+/** The explanation's figures that get a column: the backlog demand's rule and inputs, what was learned, and the hold's. */
 const DETAILS = [
   'rule',
   'arrivalRatePerSecond',
@@ -36,6 +36,13 @@ const DETAILS = [
   'coldStartSeconds',
   'keepWarmSeconds',
   'consumersPerReplicaSuggested',
+  'waitingStartedWithinT',
+  'keptBusyAtArrivalRate',
+  // The hold's: how long, why, and the queue head's floor.
+  'holdSource',
+  'holdSeconds',
+  'queueHeadAgeSeconds',
+  'queueHeadReplicas',
 ] as const;
 
 export function timelineEntry(timeS: number, fleet: Fleet, { decision }: Evaluation): TimelineEntry {

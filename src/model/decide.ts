@@ -34,10 +34,10 @@ import {
   watchRises,
 } from './arrivals.ts';
 import { type Burst, type BurstState, burstFloor, burstNeed, burstRate, lateWith, prewarmSize, trackBursts } from './bursts.ts';
-import { type Details, backlogDemand, computedDemands, fleetView, round } from './demand.ts';
+import { type Details, backlogDemand, computedDemands, fleetView, queueStands, round } from './demand.ts';
 import { ceilSafe } from './snap.ts';
 import { workloadRuns } from './gpuSeries.ts';
-import { type Hold, MAX_DIPS, endedDips, learnedHold, queueHeadAge } from './hold.ts';
+import { type Hold, MAX_DIPS, QUEUE_DECIDES, endedDips, learnedHold, queueHeadAge } from './hold.ts';
 import { MAX_GAPS, appendBounded, covers, keepWarmWindow, predictGap } from './keepWarm.ts';
 import { slidingMax, within } from './marks.ts';
 import { wholeBacklog } from './signals.ts';
@@ -630,7 +630,12 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // those requests at lateRequestCost (docs/model.md, "hold"). While KEDA's guesses are held, C.
   let hold: Hold = { seconds: C, source: 'cold start' };
   let heldReplicas = recentDemands[0]!.replicas;
-  const learned = guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
+  // At T ≥ C while a queue stands, the fluid queue decides: a replica held then serves the queue
+  // rather than idles (the dips price idling), the next one it needs lands within T, and the dips
+  // are the hold's own doing (held, a replica drains the queue, and its level is not asked for
+  // again until the queue regrows). Under the queue head's floor below, as any hold.
+  const queueDecides = T >= C && queueStands(signals, service.slotsPerReplica, fleet.ready);
+  const learned = guesses === undefined && heldReplicas > unheld ? (queueDecides ? QUEUE_DECIDES : learnedHold(dips, C)) : hold;
   if (learned.seconds < C) {
     hold = learned;
     // The largest demand within the learned hold: the first mark that recent (they decrease).

@@ -70,6 +70,14 @@ export function fleetView(
   return { ready, startingSecondsLeft: left };
 }
 
+/**
+ * Whether messages wait for a slot: some waiting, or where the backlog counts the messages in
+ * service too (Kafka's lag), more of it than the ready replicas' slots.
+ */
+export function queueStands(signals: Signals, slotsPerReplica: number, ready: number): boolean {
+  return signals.waiting !== undefined ? signals.waiting > 0 : signals.backlog > slotsPerReplica * ready;
+}
+
 /** The fleet may run on its queue (onQueue.ts): how old the queue's head is, when known. */
 interface OnQueue {
   readonly headAgeSeconds: number | undefined;
@@ -163,9 +171,10 @@ function fluidDemand(
   // At T >= C the fleet may run on its queue, but while one stands it keeps the replicas λ keeps
   // busy: one given back then leaves the rest short of λ, and the queue grows until the second
   // condition asks for it again a cold start later, a cold start per turn of that cycle. A backlog
-  // that counts the messages in service too (Kafka's lag) stands once it is past the ready slots.
-  const queueStands = signals.waiting !== undefined ? waiting > 0 : backlog > k * fleet.ready;
-  const busyAtRate = T >= C && queueStands ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
+  // that counts the messages in service too (Kafka's lag) stands once it is past the ready slots
+  // (queueStands).
+  const stands = queueStands(signals, k, fleet.ready);
+  const busyAtRate = T >= C && stands ? Math.min(fleetSize, floorSafe(steady / mu)) : 0;
   if (busyAtRate > keep) {
     keep = busyAtRate;
     if (details !== undefined) details.keptBusyAtArrivalRate = busyAtRate;
@@ -219,7 +228,7 @@ function fluidDemand(
     const step = (n: number) => Math.min(hpaStep(n), limit - n);
     // The replicas λ keeps busy: the fleet with the correction must be more.
     const busy = floorSafe(lambda / slowest);
-    let low = Math.max(queueStands ? fleetSize : 1, 1, busy + 1 - step(busy));
+    let low = Math.max(stands ? fleetSize : 1, 1, busy + 1 - step(busy));
     let high = limit - 1;
     if (low <= high) {
       const starting = [...fleet.startingSecondsLeft].sort((a, b) => a - b);

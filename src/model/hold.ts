@@ -23,8 +23,11 @@ const MIN_DIPS_TO_LEARN = 3;
 
 export interface Hold {
   readonly seconds: number;
-  readonly source: 'cold start' | 'learned';
+  readonly source: 'cold start' | 'learned' | 'queue';
 }
+
+/** No hold while the fluid queue decides (decide.ts: T ≥ C and a queue stands). */
+export const QUEUE_DECIDES: Hold = Object.freeze({ seconds: 0, source: 'queue' });
 
 /**
  * The dips that end when the demand is `demand` at `nowMs`, read from the sliding maximum `marks`

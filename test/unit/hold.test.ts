@@ -156,6 +156,7 @@ describe('decide: the hold, learned, and while a queue stands no less than start
     holdDips,
   });
   const longDips = [200, 200, 200].map((seconds) => ({ seconds, replicas: 3 }));
+  const shortDips = [15, 35, 15, 80].map((seconds) => ({ seconds, replicas: 1 }));
   it.each([
     {
       what: 'no dips seen: held for C',
@@ -177,17 +178,39 @@ describe('decide: the hold, learned, and while a queue stands no less than start
       source: 'learned',
       age: undefined,
     },
-    // 10 waiting, the oldest after the mark of 15 s: one replica starts it within the 45 s left.
-    { what: 'a short young queue: let go', dips: longDips, waiting: 10, T: 60, desired: 1, hold: 0, source: 'learned', age: 15 },
+    // The dips of steady noise, 15-35 s, bridged: the 4 replicas of 30 s ago held for 35 s.
+    {
+      what: 'short dips, no queue: held through them',
+      dips: shortDips,
+      waiting: 0,
+      T: 60,
+      desired: 4,
+      hold: 35,
+      source: 'learned',
+      age: undefined,
+    },
+    // T ≥ C and a queue stands: the fluid queue decides, whatever the dips. 10 waiting, the oldest
+    // after the mark of 15 s: one replica starts it within the 45 s left.
+    { what: 'a short young queue: let go', dips: longDips, waiting: 10, T: 60, desired: 1, hold: 0, source: 'queue', age: 15 },
+    {
+      what: 'short dips, a short young queue: let go',
+      dips: shortDips,
+      waiting: 10,
+      T: 60,
+      desired: 1,
+      hold: 0,
+      source: 'queue',
+      age: 15,
+    },
     // 150 waiting, the oldest 15 s old: the fluid queue for T = 60 keeps 1, for the 45 s left 2.
     {
       what: 'a queue whose head waited: what starts it in time',
-      dips: longDips,
+      dips: shortDips,
       waiting: 150,
       T: 60,
       desired: 2,
       hold: 0,
-      source: 'learned',
+      source: 'queue',
       age: 15,
     },
   ] as const)('$what', ({ dips, waiting, T, desired, hold, source, age }) => {
@@ -218,7 +241,7 @@ describe('decide: the hold, learned, and while a queue stands no less than start
     // ago held).
     {
       what: 'short dips: held through them',
-      dips: [15, 35, 15, 80].map((seconds) => ({ seconds, replicas: 1 })),
+      dips: shortDips,
       desired: 4,
       hold: 35,
       source: 'learned',
