@@ -2,15 +2,18 @@
 // a gap not bridged costs a cold start: its C GPU-seconds of loading, plus, when C is longer than
 // the objective, the requests that arrive in its first C − T seconds (they wait past T), at
 // lateRequestCost each. From the idle gaps a trigger has seen, pick the keep-warm window that would
-// have cost least (the rent-or-buy problem with a learned gap distribution); with too few gaps,
-// or past the longest gap seen, keep warm for the break-even K, which is never worse than twice
-// the offline optimum. When gaps are regular (periodic batches), also say when to wake one cold
+// have cost least (the rent-or-buy problem with a learned gap distribution), from the first gap
+// on; before it, or past the longest gap seen, keep warm for the break-even K, which is never worse
+// than twice the offline optimum. When gaps are regular (periodic batches), also say when to wake one cold
 // start early.
 
 /** Gaps remembered per trigger. */
 export const MAX_GAPS = 32;
-/** Fewer gaps than this: not enough to learn from. */
-const MIN_GAPS_TO_LEARN = 3;
+/**
+ * Fewer gaps than this: nothing to learn from. One is enough: the break-even is paid in full on
+ * every long gap, at T < C with the late head priced in (docs/model-experiments.md).
+ */
+const MIN_GAPS_TO_LEARN = 1;
 /** Gaps count as regular when the last ones are this close to their median (relative). */
 const REGULAR_SPREAD = 0.15;
 const REGULAR_GAPS = 2;
@@ -36,7 +39,7 @@ export function keepWarmCost(gaps: readonly number[], w: number, coldStartCostSe
 
 /**
  * How long to stay warm after the last work, with K per gap (or one for all) and `breakEven`, the
- * wake cost when no gap says more. While too few gaps are known: `breakEven`. When bridging every
+ * wake cost when no gap says more. Before the first gap: `breakEven`. When bridging every
  * gap seen is cheapest, the window runs `breakEven` past the longest: beyond the gaps seen nothing
  * is known, and rent-or-buy's break-even is never worse than twice the best in hindsight there.
  */

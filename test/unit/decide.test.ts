@@ -1203,13 +1203,15 @@ describe('keep-warm and prewarm', () => {
     t -= 590;
     const at = (idle: number, backlog = 0) =>
       decide({ signals: { backlog, arrivedTotal: arrived + backlog }, scaling: tight, history, nowMs: (t + idle) * 1000 });
-    // Two regular gaps: the next wake costs the cold start alone (60 s), not 60 + 10 · 20 late.
-    expect(at(59).decision.explanation.details).toMatchObject({
+    // Two regular gaps: the next wake costs the cold start alone (60 s), not 60 + 10 · 20 late, and
+    // gaps of 590 s are not worth bridging at that price: no window.
+    expect(at(1).decision.explanation.details).toMatchObject({
       coldStartCostSeconds: 60,
-      keepWarmSeconds: 60,
+      keepWarmSeconds: 0,
+      keepWarmSource: 'learned',
       expectedGapSeconds: 590,
     });
-    expect(at(61).decision.active).toBe(false);
+    expect(at(1).decision.active).toBe(false);
     // One cold start before the expected end: the fleet of the last batches, held when the batch comes.
     const prewarm = at(535);
     expect(prewarm.decision).toMatchObject({ active: true, desiredReplicas: 4 });

@@ -27,7 +27,10 @@ describe('keepWarmWindow', () => {
     // setting, gaps, K (one for all, or per gap), break-even, window, source
     { setting: 45, gaps: [10, 10, 10], K: 120, breakEven: 120, seconds: 45, source: 'fixed' }, // keepWarm: <seconds> overrides
     { setting: 'auto', gaps: [], K: 60, breakEven: 60, seconds: 60, source: 'break-even' }, // ski rental: rent until the rent paid K
-    { setting: 'auto', gaps: [100, 200], K: 300, breakEven: 300, seconds: 300, source: 'break-even' },
+    // From the first gap on, learned: one longer than K goes at once, one shorter is bridged and K past it.
+    { setting: 'auto', gaps: [600], K: 300, breakEven: 300, seconds: 0, source: 'learned' },
+    { setting: 'auto', gaps: [100], K: 300, breakEven: 300, seconds: 400, source: 'learned' },
+    { setting: 'auto', gaps: [100, 200], K: 300, breakEven: 300, seconds: 500, source: 'learned' },
     // Every short gap is worth bridging: the longest, then the break-even past it (nothing is known beyond).
     { setting: 'auto', gaps: [20, 25, 30], K: 120, breakEven: 120, seconds: 150, source: 'learned' },
     { setting: 'auto', gaps: [900, 1300, 2000], K: 120, breakEven: 120, seconds: 0, source: 'learned' }, // long gaps: go at once
