@@ -7,10 +7,11 @@
 // picked is the one that would have cost least over the recent dips, each weighted by the replicas
 // it left: 0 on periodic batches (the next one is minutes away, past C), about the noise's dips on
 // steady traffic. decide.ts uses it at any T (with T < C a replica missing also leaves requests
-// late, which the dips do not price: measured, they cost less than the holds) but while a queue
-// stands at T ≥ C (QUEUE_DECIDES), and while a queue stands keeps at least the replicas that start
-// its oldest message within what is left of T: the fluid queue sizes a queue as if its messages
-// had just arrived, and those of a drained burst waited already.
+// late, which the dips do not price: measured, they cost less than the holds), except at T ≥ C
+// while a queue stands, where the fluid queue decides (QUEUE_DECIDES); and while a queue stands it
+// keeps at least the replicas that start its oldest message within what is left of T: the fluid
+// queue sizes a queue as if its messages had just arrived, and those of a drained burst waited
+// already.
 import { type ArrivalMark, queueHeadAgeSeconds } from './arrivals.ts';
 import type { Dip, ReplicaMark, Signals } from './types.ts';
 

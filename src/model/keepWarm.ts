@@ -3,9 +3,9 @@
 // the objective, the requests that arrive in its first C − T seconds (they wait past T), at
 // lateRequestCost each. From the idle gaps a trigger has seen, pick the keep-warm window that would
 // have cost least (the rent-or-buy problem with a learned gap distribution), from the first gap
-// on; before it, or past the longest gap seen, keep warm for the break-even K, which is never worse
-// than twice the offline optimum. When gaps are regular (periodic batches), also say when to wake one cold
-// start early.
+// on; before it, or past the longest gap seen, keep warm for the break-even K, which is never
+// worse than twice the offline optimum. When gaps are regular (periodic batches), also say when to
+// wake one cold start early.
 
 /** Gaps remembered per trigger. */
 export const MAX_GAPS = 32;
