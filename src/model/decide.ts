@@ -378,6 +378,10 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
     };
     idleSinceMs = undefined;
   } else if (!working && idleSinceMs === undefined && history.lastWorkAtMs !== undefined) {
+    // A busy period shorter than C − T has all its arrivals in its head: counted now, before the
+    // gap that follows is priced with it (found by review: priced as one request while the count
+    // stayed open, keep-warm let a batch's fleet go, then asked for it back when the count closed).
+    closeHead();
     idleSinceMs = nowMs;
     if (busyPeak !== undefined) busyPeaks = appendBounded(busyPeaks, busyPeak, MAX_PEAKS);
     if (backlogPeak !== undefined) backlogPeaks = appendBounded(backlogPeaks, backlogPeak, MAX_PEAKS);
@@ -574,8 +578,13 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   const startsAtOnce = backlogPeaks.length > 0 && Math.max(...backlogPeaks) <= service.slotsPerReplica;
   const wake = lateWindowSeconds === 0 && startsAtOnce ? Math.min(C, meanColdStartSeconds(scaling, starts.samples)) : C;
   if (wake !== C) details.meanColdStartSeconds = round(wake);
+  // Gap i is priced with the head of the busy period it ended, the newest one's while still counted
+  // (at work) by the mean of the others.
+  const open = headStart !== undefined ? 1 : 0;
   const wakeCosts = gaps.map((g, i) =>
-    next !== undefined && covers(next, g, T) ? wake : wake + headCost(heads[i - (gaps.length - heads.length)] ?? mean(heads, 1)),
+    next !== undefined && covers(next, g, T)
+      ? wake
+      : wake + headCost(heads[i + heads.length + open - gaps.length] ?? mean(heads, 1)),
   );
   const breakEven = next !== undefined ? wake : wake + headCost(mean(heads, 1));
   const window = keepWarmWindow(scaling.keepWarm, gaps, wakeCosts, breakEven);
@@ -630,12 +639,19 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // those requests at lateRequestCost (docs/model.md, "hold"). While KEDA's guesses are held, C.
   let hold: Hold = { seconds: C, source: 'cold start' };
   let heldReplicas = recentDemands[0]!.replicas;
+  const oldestAge = waitingNow > 0 ? queueHeadAge(signals, arrivalMarks, waitingNow, nowMs) : undefined;
   // At T ≥ C while a queue stands, the fluid queue decides: a replica held then serves the queue
   // rather than idles (the dips price idling), the next one it needs lands within T, and the dips
   // are the hold's own doing (held, a replica drains the queue, and its level is not asked for
-  // again until the queue regrows). Under the queue head's floor below, as any hold.
-  const queueDecides = T >= C && queueStands(signals, service.slotsPerReplica, fleet.ready);
-  const learned = guesses === undefined && heldReplicas > unheld ? (queueDecides ? QUEUE_DECIDES : learnedHold(dips, C)) : hold;
+  // again until the queue regrows). Under the queue head's floor below, so only where the counters
+  // date the head and it is younger than T: elsewhere that floor keeps the whole fleet asked for.
+  const queueDecides =
+    guesses === undefined &&
+    T >= C &&
+    oldestAge !== undefined &&
+    oldestAge < T &&
+    queueStands(signals, service.slotsPerReplica, fleet.ready);
+  const learned = queueDecides ? QUEUE_DECIDES : guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
   if (learned.seconds < C) {
     hold = learned;
     // The largest demand within the learned hold: the first mark that recent (they decrease).
@@ -647,13 +663,12 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
       }
     }
     let queueHead = 0;
-    if (waitingNow > 0 && learnedMax < heldReplicas) {
-      const age = queueHeadAge(signals, arrivalMarks, waitingNow, nowMs);
+    if (waitingNow > 0 && learnedMax < heldReplicas && heldReplicas > unheld) {
       queueHead =
-        age === undefined || age >= T
+        oldestAge === undefined || oldestAge >= T
           ? askedFleet
-          : backlogDemand(demandSignals, scaling, service, fleet, trending, C, undefined, T - age);
-      if (age !== undefined) details.queueHeadAgeSeconds = round(age);
+          : backlogDemand(demandSignals, scaling, service, fleet, trending, C, undefined, T - oldestAge);
+      if (oldestAge !== undefined) details.queueHeadAgeSeconds = round(oldestAge);
       details.queueHeadReplicas = queueHead;
     }
     heldReplicas = Math.min(heldReplicas, Math.max(learnedMax, queueHead));

@@ -1,7 +1,7 @@
 // The scale-down hold, learned. A replica the demand no longer asks for is kept for h seconds: if
 // the demand wants it back within h, it was there; if not, it cost h and the next one costs a cold
 // start C. With h = C (rent-or-buy's break-even) that is never worse than twice the best in
-// hindsight, and it is what the hold is until enough dips are seen. A dip is the time a replica
+// hindsight, and it is what the hold is until enough dips are seen (but where the queue decides). A dip is the time a replica
 // level spent not asked for: from the last decision that asked for it to the one that asks for it
 // again, or past the window if none does (then longer than any hold that would pay). The hold
 // picked is the one that would have cost least over the recent dips, each weighted by the replicas

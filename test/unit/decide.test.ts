@@ -1188,6 +1188,31 @@ describe('keep-warm and prewarm', () => {
     expect(ask(651).active).toBe(false); // gave up one cold start after the longest gap
   });
 
+  // Found by review: a busy period shorter than C − T (a batch drained in 10 s, C 60, T 15) left its
+  // head's count open into the gap after it, which was priced as one late request: keep-warm let the
+  // fleet go at once, and asked for it back when the count closed (the hold's 60 replicas).
+  it('counts a short busy period’s head when it ends, so the gap after it is priced with it', () => {
+    let history = emptyHistory();
+    const step = (t: number, backlog: number, arrived: number) =>
+      decide({ signals: { backlog, arrivedTotal: arrived }, scaling: tight, history, nowMs: t * 1000 });
+    for (const [t, backlog, arrived] of [
+      [0, 300, 300],
+      [10, 0, 300],
+      [600, 300, 600],
+      [610, 0, 600],
+    ] as const) {
+      history = step(t, backlog, arrived).history;
+    }
+    expect(history.gapHeads).toEqual([300]);
+    const idle = (t: number) => decide({ signals: { backlog: 0, arrivedTotal: 600 }, scaling: tight, history, nowMs: t * 1000 });
+    // The gap of 590 s whose wake left 300 requests late (3,000 GPU-s) is worth bridging, from the
+    // moment the batch is drained to after the 45 s its head is counted over.
+    for (const t of [611, 650]) {
+      expect(idle(t).decision.active).toBe(true);
+      expect(idle(t).decision.explanation.details.keepWarmSeconds).toBeGreaterThan(590);
+    }
+  });
+
   it('prices a wake at C when the gaps predict it, so a late head does not keep the fleet warm through regular gaps', () => {
     // Batches every 600 s: 20 requests each (4 replicas by KEDA's rule), all in the first C − T s.
     let history = emptyHistory();

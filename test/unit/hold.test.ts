@@ -288,6 +288,9 @@ describe('decide: the hold, learned, and while a queue stands no less than start
       expect(d.explanation.details.queueHeadAgeSeconds).toBeUndefined();
       expect(d.explanation.details.queueHeadReplicas).toBe(4);
       expect(d.desiredReplicas).toBe(4);
+      // T ≥ C, but the queue does not decide where its head is not dated (found by review: the
+      // explanation said no hold while the floor kept the whole fleet): the learned hold, as said.
+      expect(d.explanation.details.holdSource).toBe('learned');
     },
   );
 
