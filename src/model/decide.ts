@@ -639,19 +639,18 @@ export function decide({ signals: sourced, scaling, history: given, nowMs, workl
   // those requests at lateRequestCost (docs/model.md, "hold"). While KEDA's guesses are held, C.
   let hold: Hold = { seconds: C, source: 'cold start' };
   let heldReplicas = recentDemands[0]!.replicas;
-  const oldestAge = waitingNow > 0 ? queueHeadAge(signals, arrivalMarks, waitingNow, nowMs) : undefined;
+  // Read only where it is used: the queue deciding (T ≥ C) or the floor under a hold.
+  const oldestAge =
+    waitingNow > 0 && (T >= C || heldReplicas > unheld) ? queueHeadAge(signals, arrivalMarks, waitingNow, nowMs) : undefined;
   // At T ≥ C while a queue stands, the fluid queue decides: a replica held then serves the queue
   // rather than idles (the dips price idling), the next one it needs lands within T, and the dips
   // are the hold's own doing (held, a replica drains the queue, and its level is not asked for
   // again until the queue regrows). Under the queue head's floor below, so only where the counters
   // date the head and it is younger than T: elsewhere that floor keeps the whole fleet asked for.
   const queueDecides =
-    guesses === undefined &&
-    T >= C &&
-    oldestAge !== undefined &&
-    oldestAge < T &&
-    queueStands(signals, service.slotsPerReplica, fleet.ready);
-  const learned = queueDecides ? QUEUE_DECIDES : guesses === undefined && heldReplicas > unheld ? learnedHold(dips, C) : hold;
+    T >= C && oldestAge !== undefined && oldestAge < T && queueStands(signals, service.slotsPerReplica, fleet.ready);
+  const learned =
+    guesses !== undefined ? hold : queueDecides ? QUEUE_DECIDES : heldReplicas > unheld ? learnedHold(dips, C) : hold;
   if (learned.seconds < C) {
     hold = learned;
     // The largest demand within the learned hold: the first mark that recent (they decrease).
